@@ -1,0 +1,486 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * dispatch.c - the request side of eventfold-stored: worker threads, one
+ * nng context each on the rep socket, decode a request, check its
+ * version and shape, and call the handler for its op. Reads are served
+ * here, straight from the mapped journal; appends are validated (the
+ * checks that need no state) and handed to the writer.
+ *
+ * A malformed request gets an error reply naming what was wrong; no
+ * input makes a worker stop.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client.h"
+#include "log.h"
+#include "stored.h"
+
+#include <nng/protocol/reqrep0/rep.h>
+
+struct worker {
+	struct stored *sd;
+	nng_ctx ctx;
+	nng_aio *aio;
+	pthread_t thr;
+	struct ipc_out out;
+	uint64_t *pos;     /* scratch for stream reads */
+	uint64_t pos_cap;
+};
+
+static nng_socket rep_sock;
+static struct worker *workers;
+static uint64_t nworkers;
+
+typedef void (*handler_fn)(struct worker *, const struct ipc_in *);
+
+static void
+reply_error(struct worker *w, int status, const char *fmt, ...)
+    EF_PRINTF(3, 4);
+
+static void
+reply_error(struct worker *w, int status, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	ipc_out_reset(&w->out);
+	ipc_reply_begin(&w->out, status, msg);
+	ipc_nil(&w->out);
+}
+
+static int
+ids_cmp(const void *a, const void *b)
+{
+	return memcmp(a, b, UUID_LEN);
+}
+
+static void
+handle_append(struct worker *w, const struct ipc_in *in)
+{
+	struct stored *sd = w->sd;
+	struct ipc_append_req req;
+	struct append_job job;
+	uint8_t (*sorted)[UUID_LEN] = NULL;
+	const char *why = "";
+	char ebuf[UUID_STR_LEN];
+	uint64_t total = 0;
+	uint32_t i;
+
+	memset(&job, 0, sizeof(job));
+	if (ipc_append_req_decode(in->body, &req, &why) != 0) {
+		reply_error(w, EF_S_BAD_REQUEST, "append: bad field: %s", why);
+		return;
+	}
+	if (uuid_parse(req.stream_id.ptr, req.stream_id.len,
+	    job.stream_id) != 0) {
+		reply_error(w, EF_S_BAD_UUID, "stream_id: malformed uuid "
+		    "\"%.*s\"", (int)(req.stream_id.len > 64 ? 64 :
+		    req.stream_id.len), req.stream_id.ptr);
+		goto out;
+	}
+	if (req.nevents == 0) {
+		reply_error(w, EF_S_EMPTY_BATCH, "append: no events in batch");
+		goto out;
+	}
+	job.ids = calloc(req.nevents, UUID_LEN);
+	sorted = calloc(req.nevents, UUID_LEN);
+	if (job.ids == NULL || sorted == NULL)
+		fatal("calloc");
+	for (i = 0; i < req.nevents; i++) {
+		const struct ipc_proposed *p = &req.events[i];
+
+		if (uuid_parse(p->event_id.ptr, p->event_id.len,
+		    job.ids[i]) != 0) {
+			reply_error(w, EF_S_BAD_UUID, "event %u: event_id: "
+			    "malformed uuid \"%.*s\"", i,
+			    (int)(p->event_id.len > 64 ? 64 : p->event_id.len),
+			    p->event_id.ptr);
+			goto out;
+		}
+		total += record_size(p->type.len, p->metadata_len,
+		    p->payload_len);
+	}
+	memcpy(sorted, job.ids, (size_t)req.nevents * UUID_LEN);
+	qsort(sorted, req.nevents, UUID_LEN, ids_cmp);
+	for (i = 1; i < req.nevents; i++)
+		if (memcmp(sorted[i - 1], sorted[i], UUID_LEN) == 0) {
+			reply_error(w, EF_S_DUPLICATE_EVENT_ID, "duplicate "
+			    "event id %s in batch", uuid_format(sorted[i],
+			    ebuf));
+			goto out;
+		}
+	if (total > sd->conf.max_append_bytes) {
+		reply_error(w, EF_S_BATCH_TOO_LARGE, "append of %" PRIu64
+		    " bytes is over max_append_bytes %" PRIu64, total,
+		    sd->conf.max_append_bytes);
+		goto out;
+	}
+	job.req = &req;
+	pthread_mutex_init(&job.mu, NULL);
+	pthread_cond_init(&job.cv, NULL);
+	writer_submit(sd, &job);
+	pthread_mutex_destroy(&job.mu);
+	pthread_cond_destroy(&job.cv);
+	ipc_out_reset(&w->out);
+	ipc_reply_begin(&w->out, job.status, job.status == EF_S_OK ? "ok" :
+	    job.msg);
+	if (job.status == EF_S_OK)
+		ipc_append_rep_encode(&w->out, &job.rep);
+	else if (job.status == EF_S_VERSION_CONFLICT)
+		ipc_conflict_encode(&w->out, &job.conflict);
+	else
+		ipc_nil(&w->out);
+	if (job.status != EF_S_OK)
+		log_debug("append refused: %s", job.msg);
+out:
+	free(sorted);
+	free(job.ids);
+	ipc_append_req_free(&req);
+}
+
+static uint64_t
+read_cap(const struct stored *sd, uint64_t max)
+{
+	return max < sd->conf.max_read_count ? max : sd->conf.max_read_count;
+}
+
+/* Encodes the events at positions pos[0..n) (offsets looked up). */
+static void
+encode_positions(struct worker *w, const uint64_t *pos, uint64_t n,
+    uint64_t head, bool has_last, uint64_t last)
+{
+	struct stored *sd = w->sd;
+	struct ef_event ev;
+	uint64_t i, bytes = 0, keep = 0;
+	size_t len;
+	int bad = 0;
+
+	/* whole events only, up to max_read_bytes (at least one) */
+	for (i = 0; i < n; i++) {
+		const uint8_t *rec = journal_at(&sd->journal,
+		    index_offset(&sd->index, pos[i]));
+		uint64_t sz = record_len(rec, RECORD_HDR) + 64;
+
+		if (keep > 0 && bytes + sz > sd->conf.max_read_bytes)
+			break;
+		bytes += sz;
+		keep++;
+	}
+	ipc_out_reset(&w->out);
+	ipc_reply_begin(&w->out, EF_S_OK, "ok");
+	ipc_read_rep_begin(&w->out, (uint32_t)keep);
+	for (i = 0; i < keep; i++) {
+		const uint8_t *rec = journal_at(&sd->journal,
+		    index_offset(&sd->index, pos[i]));
+
+		if (record_decode(rec, RECORD_MAX, &ev, &len, 1) != REC_OK) {
+			bad = 1;
+			break;
+		}
+		ipc_event_encode(&w->out, &ev);
+	}
+	if (bad) {
+		log_warnx("journal: checksum mismatch at position %" PRIu64,
+		    pos[i]);
+		reply_error(w, EF_S_DATA_LOSS, "checksum mismatch reading "
+		    "position %" PRIu64, pos[i]);
+		return;
+	}
+	ipc_read_rep_end(&w->out, head, has_last, last);
+}
+
+static uint64_t *
+scratch(struct worker *w, uint64_t n)
+{
+	if (n > w->pos_cap) {
+		free(w->pos);
+		if ((w->pos = calloc(n, sizeof(*w->pos))) == NULL)
+			fatal("calloc");
+		w->pos_cap = n;
+	}
+	return w->pos;
+}
+
+static void
+handle_read_all(struct worker *w, const struct ipc_in *in)
+{
+	struct ipc_read_all_req r;
+	const char *why = "";
+	uint64_t head, n = 0, i, from, *pos;
+
+	if (ipc_read_all_req_decode(in->body, &r, &why) != 0) {
+		reply_error(w, EF_S_BAD_REQUEST, "read_all: bad field: %s",
+		    why);
+		return;
+	}
+	head = index_head(&w->sd->index);
+	r.max_count = read_cap(w->sd, r.max_count);
+	if (r.direction == EF_FORWARD) {
+		if (r.from < head)
+			n = head - r.from < r.max_count ? head - r.from :
+			    r.max_count;
+		pos = scratch(w, n ? n : 1);
+		for (i = 0; i < n; i++)
+			pos[i] = r.from + i;
+	} else {
+		from = r.from >= head ? head - 1 : r.from;
+		if (head > 0)
+			n = from + 1 < r.max_count ? from + 1 : r.max_count;
+		pos = scratch(w, n ? n : 1);
+		for (i = 0; i < n; i++)
+			pos[i] = from - i;
+	}
+	encode_positions(w, pos, n, head, false, 0);
+}
+
+static void
+handle_read_stream(struct worker *w, const struct ipc_in *in)
+{
+	struct stored *sd = w->sd;
+	struct ipc_read_stream_req r;
+	struct stream *s;
+	uint8_t sid[UUID_LEN];
+	const char *why = "";
+	uint64_t head, n = 0, i, from, last = 0, *pos;
+
+	if (ipc_read_stream_req_decode(in->body, &r, &why) != 0) {
+		reply_error(w, EF_S_BAD_REQUEST, "read_stream: bad field: %s",
+		    why);
+		return;
+	}
+	if (uuid_parse(r.stream_id.ptr, r.stream_id.len, sid) != 0) {
+		reply_error(w, EF_S_BAD_UUID, "stream_id: malformed uuid "
+		    "\"%.*s\"", (int)(r.stream_id.len > 64 ? 64 :
+		    r.stream_id.len), r.stream_id.ptr);
+		return;
+	}
+	r.max_count = read_cap(sd, r.max_count);
+	pos = scratch(w, r.max_count ? r.max_count : 1);
+	pthread_rwlock_rdlock(&sd->index.lock);
+	head = index_head(&sd->index);
+	s = index_stream(&sd->index, sid);
+	if (s != NULL) {
+		last = s->n - 1;
+		if (r.direction == EF_FORWARD) {
+			if (r.from < s->n)
+				n = s->n - r.from < r.max_count ?
+				    s->n - r.from : r.max_count;
+			for (i = 0; i < n; i++)
+				pos[i] = s->pos[r.from + i];
+		} else {
+			from = r.from >= s->n ? s->n - 1 : r.from;
+			n = from + 1 < r.max_count ? from + 1 : r.max_count;
+			for (i = 0; i < n; i++)
+				pos[i] = s->pos[from - i];
+		}
+	}
+	pthread_rwlock_unlock(&sd->index.lock);
+	if (s == NULL) {
+		char ubuf[UUID_STR_LEN];
+
+		ipc_out_reset(&w->out);
+		snprintf(ubuf, sizeof(ubuf), "%s", "");
+		{
+			char msg[128];
+
+			snprintf(msg, sizeof(msg), "stream %s not found",
+			    uuid_format(sid, ubuf));
+			ipc_reply_begin(&w->out, EF_S_STREAM_NOT_FOUND, msg);
+		}
+		ipc_read_rep_begin(&w->out, 0);
+		ipc_read_rep_end(&w->out, head, false, 0);
+		return;
+	}
+	encode_positions(w, pos, n, head, true, last);
+}
+
+static void
+handle_list_streams(struct worker *w, const struct ipc_in *in)
+{
+	struct ipc_list_req r;
+	struct ipc_stream_info *out;
+	uint8_t after[UUID_LEN];
+	const char *why = "";
+	uint64_t n, i, max;
+	bool more;
+
+	if (ipc_list_req_decode(in->body, &r, &why) != 0) {
+		reply_error(w, EF_S_BAD_REQUEST, "list_streams: bad field: %s",
+		    why);
+		return;
+	}
+	if (r.has_after && uuid_parse(r.after.ptr, r.after.len, after) != 0) {
+		reply_error(w, EF_S_BAD_UUID, "after: malformed uuid");
+		return;
+	}
+	max = read_cap(w->sd, r.max_count);
+	if ((out = calloc(max ? max : 1, sizeof(*out))) == NULL)
+		fatal("calloc");
+	n = index_list(&w->sd->index, r.has_after ? after : NULL, max, out,
+	    &more);
+	ipc_out_reset(&w->out);
+	ipc_reply_begin(&w->out, EF_S_OK, "ok");
+	ipc_list_rep_begin(&w->out, (uint32_t)n);
+	for (i = 0; i < n; i++)
+		ipc_stream_info_encode(&w->out, &out[i]);
+	ipc_list_rep_end(&w->out, more);
+	free(out);
+}
+
+static void
+handle_status(struct worker *w, const struct ipc_in *in)
+{
+	struct stored *sd = w->sd;
+	struct ipc_status_rep st;
+
+	(void)in;
+	memset(&st, 0, sizeof(st));
+	pthread_rwlock_rdlock(&sd->index.lock);
+	st.head = index_head(&sd->index);
+	st.streams = sd->index.nstreams;
+	st.index_bytes = sd->index.bytes;
+	pthread_rwlock_unlock(&sd->index.lock);
+	st.log_bytes = __atomic_load_n(&sd->journal.end, __ATOMIC_RELAXED);
+	st.uptime_ms = mono_ms() - sd->stats.start_ms;
+	st.commits = __atomic_load_n(&sd->stats.commits, __ATOMIC_RELAXED);
+	st.fsyncs = __atomic_load_n(&sd->stats.fsyncs, __ATOMIC_RELAXED);
+	st.events_written = __atomic_load_n(&sd->stats.events_written,
+	    __ATOMIC_RELAXED);
+	st.recover_ms = sd->stats.recover_ms;
+	st.recovered_events = sd->stats.recovered_events;
+	ipc_out_reset(&w->out);
+	ipc_reply_begin(&w->out, EF_S_OK, "ok");
+	ipc_status_rep_encode(&w->out, &st);
+}
+
+static const struct {
+	int op;
+	handler_fn fn;
+} handlers[] = {
+	{ EF_OP_APPEND, handle_append },
+	{ EF_OP_READ_STREAM, handle_read_stream },
+	{ EF_OP_READ_ALL, handle_read_all },
+	{ EF_OP_LIST_STREAMS, handle_list_streams },
+	{ EF_OP_STATUS, handle_status },
+};
+
+static void
+dispatch_one(struct worker *w, nng_msg *m)
+{
+	struct ipc_in in;
+	const char *why = "";
+	size_t i;
+	int rc;
+
+	rc = ipc_request_open(&in, nng_msg_body(m), nng_msg_len(m), &why);
+	if (rc != 0) {
+		reply_error(w, rc, "%s%s", why, rc == EF_S_BAD_VERSION ?
+		    " (this stored speaks version 1)" : "");
+		goto out;
+	}
+	if (__atomic_load_n(&w->sd->stopping, __ATOMIC_RELAXED) &&
+	    in.op == EF_OP_APPEND) {
+		reply_error(w, EF_S_UNAVAILABLE, "stored is shutting down");
+		goto out;
+	}
+	for (i = 0; i < sizeof(handlers) / sizeof(handlers[0]); i++)
+		if (handlers[i].op == (int)in.op) {
+			handlers[i].fn(w, &in);
+			goto out;
+		}
+	reply_error(w, EF_S_UNKNOWN_OP, "unknown operation %u", in.op);
+out:
+	ipc_in_close(&in);
+}
+
+static void *
+worker_main(void *arg)
+{
+	struct worker *w = arg;
+	nng_msg *m, *r;
+	int rv;
+
+	while (!__atomic_load_n(&w->sd->stopping, __ATOMIC_RELAXED)) {
+		rv = nngx_recv(w->ctx, w->aio, &m, 100);
+		if (rv == NNG_ETIMEDOUT)
+			continue;
+		if (rv != 0)
+			break;
+		dispatch_one(w, m);
+		/* reuse the request message for the reply */
+		nng_msg_clear(m);
+		r = m;
+		if (nng_msg_append(r, w->out.buf, w->out.len) != 0) {
+			nng_msg_free(r);
+			continue;
+		}
+		if (nngx_send(w->ctx, w->aio, r, 5000) != 0)
+			nng_msg_free(r);
+		if (w->out.cap > (8u << 20)) {
+			/* do not keep a huge buffer per worker */
+			ipc_out_free(&w->out);
+			ipc_out_init(&w->out);
+		}
+	}
+	return NULL;
+}
+
+int
+dispatch_start(struct stored *sd, const char *url)
+{
+	nng_listener l;
+	uint64_t i;
+	int rv;
+
+	if ((rv = nng_rep0_open(&rep_sock)) != 0)
+		return rv;
+	nng_socket_set_size(rep_sock, NNG_OPT_RECVMAXSZ, IPC_MAX_MSG);
+	if ((rv = nng_listener_create(&l, rep_sock, url)) != 0)
+		return rv;
+	if (strncmp(url, "ipc://", 6) == 0)
+		nng_listener_set_int(l, NNG_OPT_IPC_PERMISSIONS, 0660);
+	if ((rv = nng_listener_start(l, 0)) != 0)
+		return rv;
+	nworkers = sd->conf.workers ? sd->conf.workers : 1;
+	if ((workers = calloc(nworkers, sizeof(*workers))) == NULL)
+		fatal("calloc");
+	for (i = 0; i < nworkers; i++) {
+		struct worker *w = &workers[i];
+
+		w->sd = sd;
+		ipc_out_init(&w->out);
+		if ((rv = nng_ctx_open(&w->ctx, rep_sock)) != 0)
+			return rv;
+		if (nng_aio_alloc(&w->aio, NULL, NULL) != 0)
+			fatal("nng_aio_alloc");
+		if (pthread_create(&w->thr, NULL, worker_main, w) != 0)
+			fatal("pthread_create");
+	}
+	return 0;
+}
+
+void
+dispatch_stop(struct stored *sd)
+{
+	uint64_t i;
+
+	(void)sd;
+	/* workers notice `stopping` within their receive timeout and exit
+	 * after answering what they hold */
+	for (i = 0; i < nworkers; i++)
+		pthread_join(workers[i].thr, NULL);
+	nng_close(rep_sock);
+	for (i = 0; i < nworkers; i++) {
+		ipc_out_free(&workers[i].out);
+		nng_aio_free(workers[i].aio);
+		free(workers[i].pos);
+	}
+	free(workers);
+	workers = NULL;
+}

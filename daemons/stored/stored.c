@@ -1,0 +1,252 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * stored.c - eventfold-stored: main, configuration, lifecycle, signals.
+ *
+ * Start: parse config and flags, lock and recover the journal (building
+ * the index), start the writer, listen on the pub and rep sockets, then
+ * tell systemd READY=1. SIGTERM/SIGINT: stop taking requests, finish the
+ * appends in flight, fsync, exit 0. SIGHUP: reload the limits from the
+ * config file if it parses. See eventfold-stored(8).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <systemd/sd-daemon.h>
+
+#include "client.h"
+#include "conf.h"
+#include "log.h"
+#include "stored.h"
+
+#include <nng/protocol/pubsub0/pub.h>
+
+#define OFF(f) offsetof(struct stored_conf, f)
+
+static const struct conf_key stored_keys[] = {
+	{ "data_dir", CONF_STR, OFF(data_dir), "/var/lib/eventfold",
+	    "directory of the event log and its lock" },
+	{ "runtime_dir", CONF_STR, OFF(runtime_dir), "/run/eventfold",
+	    "directory of the IPC sockets" },
+	{ "store_url", CONF_STR, OFF(store_url), "",
+	    "nng URL of the request socket (default ipc://RUNTIME_DIR/"
+	    "store.sock)" },
+	{ "events_url", CONF_STR, OFF(events_url), "",
+	    "nng URL of the publish socket (default ipc://RUNTIME_DIR/"
+	    "store-events.sock)" },
+	{ "workers", CONF_U64, OFF(workers), "64",
+	    "request contexts (threads) serving clients" },
+	{ "max_read_count", CONF_U64, OFF(max_read_count), "4096",
+	    "most events one read returns (clients page)" },
+	{ "max_read_bytes", CONF_SIZE, OFF(max_read_bytes), "4M",
+	    "most bytes of events one read returns (at least one event)" },
+	{ "max_append_bytes", CONF_SIZE, OFF(max_append_bytes), "16M",
+	    "largest append accepted" },
+	{ "max_pub_bytes", CONF_SIZE, OFF(max_pub_bytes), "1M",
+	    "batches larger than this are published without their events" },
+	{ "repair", CONF_BOOL, OFF(repair), "no",
+	    "cut the log at the first corrupt batch instead of refusing to "
+	    "start" },
+	{ NULL, 0, 0, NULL, NULL },
+};
+
+static const char usage[] =
+    "usage: eventfold-stored [-dnv] [-f file] [--key value ...]\n"
+    "The eventfold storage daemon: owns the event log and serves it over "
+    "nng.\n\n";
+
+static struct stored sd;
+
+static void
+visit(void *arg, const struct ef_event *ev, uint64_t off)
+{
+	struct index *ix = arg;
+
+	index_add(ix, ev, off);
+	ix->head = ev->global_position + 1;
+}
+
+static int
+mkdir_p(const char *dir)
+{
+	char buf[4096], *p;
+
+	snprintf(buf, sizeof(buf), "%s", dir);
+	for (p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+			return -1;
+		*p = '/';
+	}
+	if (mkdir(buf, 0750) != 0 && errno != EEXIST)
+		return -1;
+	return 0;
+}
+
+static void
+reload(const char *file, int argc, char **argv)
+{
+	struct stored_conf nc;
+	struct conf_opts o;
+	char *av[argc + 1];
+	int ac = argc;
+
+	(void)file;
+	memcpy(av, argv, sizeof(char *) * (size_t)(argc + 1));
+	memset(&nc, 0, sizeof(nc));
+	if (conf_load(stored_keys, "stored", &nc, &ac, av, &o, usage) != 0) {
+		log_warnx("reload: configuration has errors, keeping the "
+		    "current one");
+		conf_free(stored_keys, &nc);
+		return;
+	}
+	sd.conf.max_read_count = nc.max_read_count;
+	sd.conf.max_read_bytes = nc.max_read_bytes;
+	sd.conf.max_append_bytes = nc.max_append_bytes;
+	sd.conf.max_pub_bytes = nc.max_pub_bytes;
+	log_info("reload: limits updated (directories, URLs and workers "
+	    "need a restart)");
+	conf_free(stored_keys, &nc);
+}
+
+int
+main(int argc, char **argv)
+{
+	struct conf_opts opts;
+	char store_url[4200], events_url[4200], **argv_copy;
+	uint64_t t0, bad_off = 0, wd_usec = 0;
+	nng_listener pl;
+	sigset_t set;
+	struct timespec ts;
+	int rc, sig, i, orig_argc = argc;
+
+	/* keep a copy of argv for SIGHUP (conf_load compacts argv) */
+	argv_copy = calloc((size_t)argc + 1, sizeof(char *));
+	for (i = 0; i < argc; i++)
+		argv_copy[i] = argv[i];
+	log_init("eventfold-stored", 0);
+	if (conf_load(stored_keys, "stored", &sd.conf, &argc, argv, &opts,
+	    usage) != 0)
+		return 1;
+	if (argc > 1) {
+		fprintf(stderr, "eventfold-stored: unexpected argument %s "
+		    "(see --help)\n", argv[1]);
+		return 1;
+	}
+	if (sd.conf.max_read_count == 0)
+		sd.conf.max_read_count = 1;
+	if (opts.check) {
+		if (opts.verbose)
+			conf_print(stdout, stored_keys, "stored", &sd.conf);
+		else
+			printf("configuration OK\n");
+		return 0;
+	}
+	log_setverbose(opts.verbose);
+
+	/* Signals are taken synchronously by the main thread only. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	client_url(store_url, sizeof(store_url), sd.conf.runtime_dir,
+	    STORE_SOCK, sd.conf.store_url);
+	client_url(events_url, sizeof(events_url), sd.conf.runtime_dir,
+	    STORE_EVENTS_SOCK, sd.conf.events_url);
+	if ((!*sd.conf.store_url || !*sd.conf.events_url) &&
+	    mkdir_p(sd.conf.runtime_dir) != 0)
+		fatal("runtime dir %s", sd.conf.runtime_dir);
+	if (mkdir_p(sd.conf.data_dir) != 0)
+		fatal("data dir %s", sd.conf.data_dir);
+
+	sd.stats.start_ms = mono_ms();
+	index_init(&sd.index, &sd.journal);
+	t0 = mono_ms();
+	rc = journal_open(&sd.journal, sd.conf.data_dir, sd.conf.repair,
+	    visit, &sd.index, &bad_off);
+	if (rc == -EEXIST)
+		fatalx("%s is in use by another eventfold-stored (lock held "
+		    "on %s/LOCK)", sd.conf.data_dir, sd.conf.data_dir);
+	if (rc == -EBADMSG)
+		fatalx("%s/events.log: corrupt at offset %" PRIu64 "; not "
+		    "starting (run eventfoldctl verify, or start with "
+		    "--repair yes to cut the log there)", sd.conf.data_dir,
+		    bad_off);
+	if (rc != 0) {
+		errno = -rc;
+		fatal("open journal in %s", sd.conf.data_dir);
+	}
+	sd.stats.recover_ms = mono_ms() - t0;
+	sd.stats.recovered_events = sd.index.head;
+	log_info("recovered %" PRIu64 " events (%" PRIu64 " bytes) in %"
+	    PRIu64 " ms (%.0f events/s)", sd.index.head, sd.journal.end,
+	    sd.stats.recover_ms, sd.stats.recover_ms ?
+	    (double)sd.index.head * 1000.0 / (double)sd.stats.recover_ms :
+	    (double)sd.index.head * 1000.0);
+
+	if (writer_start(&sd) != 0)
+		fatalx("cannot start the writer thread");
+	if (nng_pub0_open(&sd.pub) != 0)
+		fatalx("cannot open the publish socket");
+	nng_socket_set_int(sd.pub, NNG_OPT_SENDBUF, 8192);
+	if ((rc = nng_listener_create(&pl, sd.pub, events_url)) != 0)
+		fatalx("%s: %s", events_url, nng_strerror(rc));
+	if (strncmp(events_url, "ipc://", 6) == 0)
+		nng_listener_set_int(pl, NNG_OPT_IPC_PERMISSIONS, 0660);
+	if ((rc = nng_listener_start(pl, 0)) != 0)
+		fatalx("listen %s: %s", events_url, nng_strerror(rc));
+	if ((rc = dispatch_start(&sd, store_url)) != 0)
+		fatalx("listen %s: %s", store_url, nng_strerror(rc));
+	log_info("serving %s, publishing on %s", store_url, events_url);
+	sd_notifyf(0, "READY=1\nSTATUS=serving, %" PRIu64 " events",
+	    sd.index.head);
+
+	if (sd_watchdog_enabled(0, &wd_usec) <= 0)
+		wd_usec = 0;
+	for (;;) {
+		ts.tv_sec = 0;
+		ts.tv_nsec = 500 * 1000 * 1000;
+		if (wd_usec) {
+			uint64_t half = wd_usec / 2;
+
+			if (half < 500000) {
+				ts.tv_sec = 0;
+				ts.tv_nsec = (long)half * 1000;
+			}
+		}
+		sig = sigtimedwait(&set, NULL, &ts);
+		if (wd_usec)
+			sd_notify(0, "WATCHDOG=1");
+		if (sig == SIGHUP) {
+			reload(opts.file, orig_argc, argv_copy);
+			continue;
+		}
+		if (sig == SIGTERM || sig == SIGINT)
+			break;
+	}
+	log_info("stopping: finishing in-flight commits");
+	sd_notify(0, "STOPPING=1");
+	__atomic_store_n(&sd.stopping, 1, __ATOMIC_RELAXED);
+	dispatch_stop(&sd);
+	writer_stop(&sd);
+	nng_close(sd.pub);
+	journal_close(&sd.journal);
+	index_free(&sd.index);
+	conf_free(stored_keys, &sd.conf);
+	free(argv_copy);
+	nng_fini();
+	log_info("stopped");
+	return 0;
+}

@@ -1,0 +1,550 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * writer.c - group commit: the one thread that appends to the journal.
+ *
+ * Workers queue validated APPEND jobs. The writer takes everything that
+ * is waiting, checks each job in arrival order (idempotent replay,
+ * expected version, type and size) against the index and against the
+ * jobs before it in the same batch, assigns positions, encodes all the
+ * accepted events as one batch frame, writes it with one write and one
+ * fdatasync, then updates the index, publishes the new head, answers
+ * every job and publishes the batch on the pub socket. Nothing is
+ * answered before it is durable.
+ *
+ * A write that fails (disk full) is cut back and every job of the batch
+ * gets an error; a failed fdatasync is fatal, since the state of the page
+ * cache can no longer be trusted: recovery on restart decides.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <xxhash.h>
+
+#include "log.h"
+#include "stored.h"
+
+#define BATCH_SOFT_MAX (32u << 20) /* stop taking jobs past this */
+
+/* Small per-batch map from a 16-byte id to a value. */
+struct bmap {
+	struct bslot {
+		uint8_t id[UUID_LEN];
+		uint64_t val;
+		int used;
+	} *slots;
+	uint64_t cap, n;
+};
+
+static void
+bmap_reset(struct bmap *m, uint64_t want)
+{
+	uint64_t cap = 64;
+
+	while (cap < want * 2)
+		cap *= 2;
+	if (cap > m->cap) {
+		free(m->slots);
+		if ((m->slots = calloc(cap, sizeof(*m->slots))) == NULL)
+			fatal("calloc");
+		m->cap = cap;
+	} else if (m->n > 0)
+		memset(m->slots, 0, m->cap * sizeof(*m->slots));
+	m->n = 0;
+}
+
+static struct bslot *
+bmap_find(struct bmap *m, const uint8_t id[UUID_LEN], int create)
+{
+	uint64_t mask = m->cap - 1, i = XXH3_64bits(id, UUID_LEN) & mask;
+
+	while (m->slots[i].used) {
+		if (memcmp(m->slots[i].id, id, UUID_LEN) == 0)
+			return &m->slots[i];
+		i = (i + 1) & mask;
+	}
+	if (!create)
+		return NULL;
+	if ((m->n + 1) * 2 > m->cap) {
+		/* grow: rehash */
+		struct bmap nm = { 0 };
+		uint64_t j;
+
+		bmap_reset(&nm, m->cap);
+		for (j = 0; j < m->cap; j++)
+			if (m->slots[j].used) {
+				struct bslot *s = bmap_find(&nm,
+				    m->slots[j].id, 1);
+
+				s->val = m->slots[j].val;
+			}
+		free(m->slots);
+		*m = nm;
+		return bmap_find(m, id, 1);
+	}
+	memcpy(m->slots[i].id, id, UUID_LEN);
+	m->slots[i].used = 1;
+	m->slots[i].val = 0;
+	m->n++;
+	return &m->slots[i];
+}
+
+struct wbatch {
+	uint8_t *buf;
+	size_t len, cap;
+	uint64_t first_pos, next_pos;
+	uint64_t *rec_off; /* offset in buf of each position's record */
+	uint64_t nrec, rec_cap;
+	struct bmap ids;     /* event id -> position, this batch */
+	struct bmap streams; /* stream id -> event count after batch */
+	uint64_t recorded_at;
+};
+
+uint64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+uint64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void
+wb_reserve(struct wbatch *b, size_t more)
+{
+	size_t ncap;
+
+	if (b->len + more <= b->cap)
+		return;
+	ncap = b->cap ? b->cap : 1u << 16;
+	while (ncap < b->len + more)
+		ncap *= 2;
+	if ((b->buf = realloc(b->buf, ncap)) == NULL)
+		fatal("realloc");
+	b->cap = ncap;
+}
+
+/* The record of position pos: in this batch's buffer, or in the journal. */
+static const uint8_t *
+record_of(struct stored *sd, struct wbatch *b, uint64_t pos)
+{
+	if (pos >= b->first_pos)
+		return b->buf + b->rec_off[pos - b->first_pos];
+	return journal_at(&sd->journal, index_offset(&sd->index, pos));
+}
+
+static int
+utf8_valid(const uint8_t *s, size_t n)
+{
+	size_t i = 0, k;
+	uint32_t c;
+
+	while (i < n) {
+		if (s[i] < 0x80) {
+			i++;
+			continue;
+		}
+		if ((s[i] & 0xe0) == 0xc0) {
+			k = 1;
+			c = s[i] & 0x1f;
+		} else if ((s[i] & 0xf0) == 0xe0) {
+			k = 2;
+			c = s[i] & 0x0f;
+		} else if ((s[i] & 0xf8) == 0xf0) {
+			k = 3;
+			c = s[i] & 0x07;
+		} else
+			return 0;
+		if (i + k >= n)
+			return 0;
+		for (size_t j = 1; j <= k; j++) {
+			if ((s[i + j] & 0xc0) != 0x80)
+				return 0;
+			c = c << 6 | (s[i + j] & 0x3f);
+		}
+		if ((k == 1 && c < 0x80) || (k == 2 && c < 0x800) ||
+		    (k == 3 && (c < 0x10000 || c > 0x10ffff)) ||
+		    (c >= 0xd800 && c <= 0xdfff))
+			return 0;
+		i += k + 1;
+	}
+	return 1;
+}
+
+static void
+job_fail(struct append_job *job, int status, const char *fmt, ...)
+    EF_PRINTF(3, 4);
+
+static void
+job_fail(struct append_job *job, int status, const char *fmt, ...)
+{
+	va_list ap;
+
+	job->status = status;
+	va_start(ap, fmt);
+	vsnprintf(job->msg, sizeof(job->msg), fmt, ap);
+	va_end(ap);
+}
+
+/* Does the stored event at rec equal proposed event p of stream sid? */
+static int
+same_event(const uint8_t *rec, const uint8_t sid[UUID_LEN],
+    const struct ipc_proposed *p)
+{
+	struct ef_event ev;
+	size_t len;
+
+	if (record_decode(rec, RECORD_MAX, &ev, &len, 0) != REC_OK)
+		return 0;
+	return memcmp(ev.stream_id, sid, UUID_LEN) == 0 &&
+	    ev.type_len == p->type.len &&
+	    memcmp(ev.type, p->type.ptr, p->type.len) == 0 &&
+	    ev.metadata_len == p->metadata_len &&
+	    (p->metadata_len == 0 ||
+	        memcmp(ev.metadata, p->metadata, p->metadata_len) == 0) &&
+	    ev.payload_len == p->payload_len &&
+	    (p->payload_len == 0 ||
+	        memcmp(ev.payload, p->payload, p->payload_len) == 0);
+}
+
+static uint64_t
+stream_count(struct stored *sd, struct wbatch *b, const uint8_t sid[UUID_LEN])
+{
+	struct bslot *s = bmap_find(&b->streams, sid, 0);
+	struct stream *st;
+
+	if (s != NULL)
+		return s->val;
+	/* the writer is the only mutator: no lock needed to read */
+	st = index_stream(&sd->index, sid);
+	return st ? st->n : 0;
+}
+
+static void
+writer_process(struct stored *sd, struct wbatch *b, struct append_job *job)
+{
+	const struct ipc_append_req *r = job->req;
+	char ebuf[UUID_STR_LEN], abuf[32];
+	uint64_t n = r->nevents, found = 0, i, count, first = 0;
+	int64_t pos;
+	struct bslot *bs;
+	struct ef_event ev;
+	const uint8_t *rec;
+
+	/* 1. idempotent replay */
+	for (i = 0; i < n; i++) {
+		bs = bmap_find(&b->ids, job->ids[i], 0);
+		pos = bs ? (int64_t)bs->val : index_event(&sd->index,
+		    job->ids[i]);
+		if (pos < 0)
+			continue;
+		if (found != i) {
+			job_fail(job, EF_S_EVENT_ID_REUSED,
+			    "batch mixes stored and new event ids (%s is "
+			    "already stored)", uuid_format(job->ids[i], ebuf));
+			return;
+		}
+		if (i == 0)
+			first = (uint64_t)pos;
+		if ((uint64_t)pos != first + i ||
+		    !same_event(record_of(sd, b, (uint64_t)pos), job->stream_id,
+		        &r->events[i])) {
+			job_fail(job, EF_S_EVENT_ID_REUSED,
+			    "event id %s was already used for a different "
+			    "event", uuid_format(job->ids[i], ebuf));
+			return;
+		}
+		found++;
+	}
+	if (found == n) {
+		size_t len;
+
+		rec = record_of(sd, b, first);
+		(void)record_decode(rec, RECORD_MAX, &ev, &len, 0);
+		job->status = EF_S_OK;
+		job->rep.first_pos = first;
+		job->rep.last_pos = first + n - 1;
+		job->rep.first_version = ev.stream_version;
+		job->rep.last_version = ev.stream_version + n - 1;
+		return;
+	}
+	if (found > 0) {
+		job_fail(job, EF_S_EVENT_ID_REUSED,
+		    "batch mixes stored and new event ids (%s is already "
+		    "stored)", uuid_format(job->ids[0], ebuf));
+		return;
+	}
+
+	/* 2. expected version */
+	count = stream_count(sd, b, job->stream_id);
+	if ((r->kind == EF_EXPECT_NO_STREAM && count != 0) ||
+	    (r->kind == EF_EXPECT_EXACT &&
+	        (count == 0 || count - 1 != r->version))) {
+		if (count == 0)
+			snprintf(abuf, sizeof(abuf), "no stream");
+		else
+			snprintf(abuf, sizeof(abuf), "%" PRIu64, count - 1);
+		if (r->kind == EF_EXPECT_NO_STREAM)
+			job_fail(job, EF_S_VERSION_CONFLICT,
+			    "wrong expected version: expected no stream, "
+			    "actual %s", abuf);
+		else
+			job_fail(job, EF_S_VERSION_CONFLICT,
+			    "wrong expected version: expected %" PRIu64
+			    ", actual %s", r->version, abuf);
+		job->conflict.exists = count != 0;
+		job->conflict.actual = count ? count - 1 : 0;
+		return;
+	}
+
+	/* 3. type and size */
+	for (i = 0; i < n; i++) {
+		const struct ipc_proposed *p = &r->events[i];
+		size_t sz = record_size(p->type.len, p->metadata_len,
+		    p->payload_len);
+
+		if (p->type.len < 1 || p->type.len > RECORD_TYPE_MAX ||
+		    !utf8_valid((const uint8_t *)p->type.ptr, p->type.len)) {
+			job_fail(job, EF_S_BAD_EVENT_TYPE, "event %" PRIu64
+			    ": event type must be 1..%d bytes of UTF-8 (got %u"
+			    " bytes)", i, RECORD_TYPE_MAX, p->type.len);
+			return;
+		}
+		if (sz > RECORD_MAX) {
+			job_fail(job, EF_S_RECORD_TOO_LARGE, "event %" PRIu64
+			    ": record of %zu bytes is over the %d-byte limit",
+			    i, sz, RECORD_MAX);
+			return;
+		}
+	}
+
+	/* 4. accept: assign positions, encode */
+	job->status = EF_S_OK;
+	job->rep.first_pos = b->next_pos;
+	job->rep.last_pos = b->next_pos + n - 1;
+	job->rep.first_version = count;
+	job->rep.last_version = count + n - 1;
+	if (b->nrec + n > b->rec_cap) {
+		while (b->rec_cap < b->nrec + n)
+			b->rec_cap = b->rec_cap ? b->rec_cap * 2 : 1024;
+		b->rec_off = realloc(b->rec_off,
+		    b->rec_cap * sizeof(*b->rec_off));
+		if (b->rec_off == NULL)
+			fatal("realloc");
+	}
+	for (i = 0; i < n; i++) {
+		const struct ipc_proposed *p = &r->events[i];
+
+		memcpy(ev.event_id, job->ids[i], UUID_LEN);
+		memcpy(ev.stream_id, job->stream_id, UUID_LEN);
+		ev.stream_version = count + i;
+		ev.global_position = b->next_pos;
+		ev.recorded_at = b->recorded_at;
+		ev.type = p->type.ptr;
+		ev.type_len = p->type.len;
+		ev.metadata = p->metadata;
+		ev.metadata_len = p->metadata_len;
+		ev.payload = p->payload;
+		ev.payload_len = p->payload_len;
+		wb_reserve(b, record_size(ev.type_len, ev.metadata_len,
+		    ev.payload_len));
+		b->rec_off[b->nrec++] = b->len;
+		b->len += record_encode(b->buf + b->len, &ev);
+		bmap_find(&b->ids, job->ids[i], 1)->val = b->next_pos;
+		b->next_pos++;
+	}
+	bmap_find(&b->streams, job->stream_id, 1)->val = count + n;
+}
+
+static void
+job_finish(struct append_job *job)
+{
+	pthread_mutex_lock(&job->mu);
+	job->done = 1;
+	pthread_cond_signal(&job->cv);
+	pthread_mutex_unlock(&job->mu);
+}
+
+static void
+writer_publish(struct stored *sd, struct wbatch *b)
+{
+	struct ipc_out o;
+	struct ef_event ev;
+	uint64_t i, wire = 0;
+	size_t len;
+	nng_msg *m;
+
+	for (i = 0; i < b->nrec; i++)
+		wire += record_len(b->buf + b->rec_off[i], 4) + 64;
+	ipc_out_init(&o);
+	ipc_pub_begin(&o, b->first_pos, b->next_pos - 1,
+	    wire > sd->conf.max_pub_bytes ? 0 : (uint32_t)b->nrec);
+	if (wire <= sd->conf.max_pub_bytes)
+		for (i = 0; i < b->nrec; i++) {
+			(void)record_decode(b->buf + b->rec_off[i], RECORD_MAX,
+			    &ev, &len, 0);
+			ipc_event_encode(&o, &ev);
+		}
+	if (nng_msg_alloc(&m, 0) == 0) {
+		if (nng_msg_append(m, o.buf, o.len) != 0 ||
+		    nng_sendmsg(sd->pub, m, NNG_FLAG_NONBLOCK) != 0)
+			nng_msg_free(m);
+	}
+	ipc_out_free(&o);
+}
+
+static void
+writer_commit(struct stored *sd, struct wbatch *b, struct append_job *jobs)
+{
+	struct append_job *j, *next;
+	struct batch_hdr h;
+	struct ef_event ev;
+	uint64_t off, i;
+	size_t len;
+	int rc = 0;
+
+	if (b->nrec > 0) {
+		h.count = (uint32_t)b->nrec;
+		h.body_len = (uint32_t)(b->len - BATCH_HDR);
+		h.first_pos = b->first_pos;
+		batch_hdr_encode(b->buf, &h);
+		off = sd->journal.end;
+		rc = journal_append(&sd->journal, b->buf, b->len);
+		if (rc == 0) {
+			pthread_rwlock_wrlock(&sd->index.lock);
+			for (i = 0; i < b->nrec; i++) {
+				(void)record_decode(b->buf + b->rec_off[i],
+				    RECORD_MAX, &ev, &len, 0);
+				index_add(&sd->index, &ev,
+				    off + b->rec_off[i]);
+			}
+			pthread_rwlock_unlock(&sd->index.lock);
+			index_publish(&sd->index, b->next_pos);
+			__atomic_add_fetch(&sd->stats.fsyncs, 1,
+			    __ATOMIC_RELAXED);
+			__atomic_add_fetch(&sd->stats.events_written, b->nrec,
+			    __ATOMIC_RELAXED);
+		} else
+			log_warnx("journal: write of %zu bytes failed: %s; "
+			    "batch refused", b->len, strerror(-rc));
+	}
+	for (j = jobs; j != NULL; j = next) {
+		next = j->next;
+		if (rc != 0 && j->status == EF_S_OK &&
+		    j->rep.first_pos >= b->first_pos) {
+			job_fail(j, EF_S_INTERNAL, "write failed: %s",
+			    strerror(-rc));
+		} else if (j->status == EF_S_OK)
+			__atomic_add_fetch(&sd->stats.commits, 1,
+			    __ATOMIC_RELAXED);
+		job_finish(j);
+	}
+	if (rc == 0 && b->nrec > 0)
+		writer_publish(sd, b);
+}
+
+static void *
+writer_main(void *arg)
+{
+	struct stored *sd = arg;
+	struct append_job *jobs, *j, *last;
+	struct wbatch b;
+	uint64_t nev;
+
+	memset(&b, 0, sizeof(b));
+	for (;;) {
+		pthread_mutex_lock(&sd->qmu);
+		while (sd->qhead == NULL && !sd->writer_exit)
+			pthread_cond_wait(&sd->qcv, &sd->qmu);
+		if (sd->qhead == NULL && sd->writer_exit) {
+			pthread_mutex_unlock(&sd->qmu);
+			break;
+		}
+		jobs = sd->qhead;
+		sd->qhead = NULL;
+		sd->qtail = &sd->qhead;
+		pthread_mutex_unlock(&sd->qmu);
+
+		nev = 0;
+		for (j = jobs; j != NULL; j = j->next)
+			nev += j->req->nevents;
+		b.len = BATCH_HDR;
+		wb_reserve(&b, 0);
+		b.nrec = 0;
+		b.first_pos = b.next_pos = index_head(&sd->index);
+		b.recorded_at = now_ms();
+		bmap_reset(&b.ids, nev);
+		bmap_reset(&b.streams, nev);
+		for (j = jobs, last = NULL; j != NULL; last = j, j = j->next) {
+			if (b.len > BATCH_SOFT_MAX) {
+				/* put the rest back at the front */
+				pthread_mutex_lock(&sd->qmu);
+				last->next = NULL;
+				struct append_job *t = j;
+				while (t->next != NULL)
+					t = t->next;
+				t->next = sd->qhead;
+				if (sd->qhead == NULL)
+					sd->qtail = &t->next;
+				sd->qhead = j;
+				pthread_mutex_unlock(&sd->qmu);
+				break;
+			}
+			writer_process(sd, &b, j);
+		}
+		writer_commit(sd, &b, jobs);
+	}
+	free(b.buf);
+	free(b.rec_off);
+	free(b.ids.slots);
+	free(b.streams.slots);
+	return NULL;
+}
+
+int
+writer_start(struct stored *sd)
+{
+	pthread_mutex_init(&sd->qmu, NULL);
+	pthread_cond_init(&sd->qcv, NULL);
+	sd->qhead = NULL;
+	sd->qtail = &sd->qhead;
+	return -pthread_create(&sd->writer, NULL, writer_main, sd);
+}
+
+void
+writer_submit(struct stored *sd, struct append_job *job)
+{
+	job->done = 0;
+	job->next = NULL;
+	pthread_mutex_lock(&sd->qmu);
+	*sd->qtail = job;
+	sd->qtail = &job->next;
+	pthread_cond_signal(&sd->qcv);
+	pthread_mutex_unlock(&sd->qmu);
+
+	pthread_mutex_lock(&job->mu);
+	while (!job->done)
+		pthread_cond_wait(&job->cv, &job->mu);
+	pthread_mutex_unlock(&job->mu);
+}
+
+void
+writer_stop(struct stored *sd)
+{
+	pthread_mutex_lock(&sd->qmu);
+	sd->writer_exit = 1;
+	pthread_cond_signal(&sd->qcv);
+	pthread_mutex_unlock(&sd->qmu);
+	pthread_join(sd->writer, NULL);
+}

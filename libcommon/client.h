@@ -1,0 +1,109 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * client.h - the small synchronous client every program uses to talk to
+ * eventfold-stored (and, with the same envelope, to runnerd) over nng
+ * req/rep, and the catch-up-then-live subscription built on it.
+ *
+ * One struct ef_client may be shared by threads: every call opens its own
+ * nng context. Calls time out after the client's timeout and then report
+ * EF_S_UNAVAILABLE; nng redials a restarted daemon by itself.
+ */
+#ifndef EF_CLIENT_H
+#define EF_CLIENT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <nng/nng.h>
+
+#include "ipc.h"
+
+#define STORE_SOCK        "store.sock"
+#define STORE_EVENTS_SOCK "store-events.sock"
+#define RUNNER_SOCK       "runner.sock"
+
+struct ef_client {
+	nng_socket sock;
+	int timeout_ms;
+	uint64_t next_id;
+};
+
+/*
+ * A reply: in is the decoded envelope, valid (with every pointer into it)
+ * until client_reply_free(). When the call itself failed, in.status is
+ * EF_S_UNAVAILABLE or EF_S_BAD_REQUEST and in.message says why.
+ */
+struct client_reply {
+	struct ipc_in in;
+	nng_msg *msg;
+};
+
+/*
+ * Builds "ipc://DIR/NAME" into buf, or copies url if it is given (a
+ * configured nng URL such as tcp://host:port wins over runtime_dir).
+ */
+const char *client_url(char *buf, size_t len, const char *runtime_dir,
+    const char *name, const char *url);
+
+/* Dials url (non-blocking: the daemon may come later). 0 or -errno. */
+int client_open(struct ef_client *c, const char *url, int timeout_ms);
+void client_close(struct ef_client *c);
+
+/*
+ * Sends the request in req (built with ipc_request_begin and a body
+ * encoder) and waits for the reply. Returns rep->in.status; the caller
+ * must client_reply_free(rep) whatever the result.
+ */
+int client_call(struct ef_client *c, const struct ipc_out *req,
+    struct client_reply *rep);
+void client_reply_free(struct client_reply *rep);
+
+/*
+ * Synchronous send and receive on an nng context (nng 1.5 has only the
+ * aio forms). aio is the caller's, reused between calls. On a failed
+ * send the message stays the caller's. Return 0 or an nng error.
+ */
+int nngx_send(nng_ctx ctx, nng_aio *aio, nng_msg *m, int timeout_ms);
+int nngx_recv(nng_ctx ctx, nng_aio *aio, nng_msg **mp, int timeout_ms);
+
+/* Next request id for this client (for ipc_request_begin). */
+uint64_t client_request_id(struct ef_client *c);
+
+/* Convenience wrappers; each returns the status and fills rep. */
+int client_append(struct ef_client *c, const struct ipc_append_req *r,
+    struct client_reply *rep);
+int client_read_all(struct ef_client *c, uint64_t from, uint64_t max,
+    int direction, struct client_reply *rep, struct ipc_read_rep *rr);
+int client_read_stream(struct ef_client *c, const char *stream_id,
+    uint64_t from, uint64_t max, int direction, struct client_reply *rep,
+    struct ipc_read_rep *rr);
+int client_status(struct ef_client *c, struct client_reply *rep,
+    struct ipc_status_rep *st);
+
+/*
+ * Subscription: catch-up then live, in order, without gaps or repeats.
+ *
+ * sub_run() connects a sub socket to events_url first, then reads pages
+ * from the store (READ_ALL, or READ_STREAM when stream_id is set) until
+ * it reaches the head, calls caught_up once, then follows the published
+ * batches: positions already delivered are skipped, and a gap (a batch
+ * starting past the next expected position, a batch published without
+ * its events, a quiet period, or a store restart) is filled by reading
+ * again. Returns when a callback returns non-zero (that value), when
+ * *stop becomes non-zero (0), or on a fatal error (negative).
+ */
+struct sub_params {
+	const char *store_url;
+	const char *events_url;
+	const char *stream_id;  /* NULL: the whole log */
+	uint64_t from;          /* first position (or stream version) */
+	uint32_t page;          /* events per catch-up read; 0: 1000 */
+	int (*on_event)(void *arg, const struct ef_event *ev);
+	int (*on_caught_up)(void *arg);
+	void *arg;
+	volatile int *stop;
+};
+
+int sub_run(const struct sub_params *p);
+
+#endif

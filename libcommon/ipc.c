@@ -1,0 +1,847 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ipc.c - msgpack encoders and strict decoders for every IPC message
+ * (see ipc.h and proto/IPC.md). Before msgpack-c builds an object tree,
+ * ipc_precheck() walks the raw bytes and refuses any count that the
+ * message is too short to hold, so a hostile peer cannot make the
+ * unpacker allocate far more than it sent.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "ipc.h"
+#include "log.h"
+
+#define IPC_MAX_OBJECTS (4u << 20)
+
+static const struct {
+	const char *name;
+	const char *text;
+	int grpc;
+} status_table[EF_S__COUNT] = {
+#define X(name, num, grpc, str) [num] = { #name, str, grpc },
+	EF_STATUSES(X)
+#undef X
+};
+
+const char *
+ipc_op_name(int op)
+{
+	switch (op) {
+#define X(name, num, str)                                                     \
+	case num:                                                             \
+		return str;
+		EF_OPS(X)
+#undef X
+	}
+	return "?";
+}
+
+const char *
+ipc_status_name(int s)
+{
+	if (s < 0 || s >= EF_S__COUNT || status_table[s].name == NULL)
+		return "UNKNOWN";
+	return status_table[s].name;
+}
+
+const char *
+ipc_status_text(int s)
+{
+	if (s < 0 || s >= EF_S__COUNT || status_table[s].text == NULL)
+		return "unknown status";
+	return status_table[s].text;
+}
+
+int
+ipc_status_grpc(int s)
+{
+	if (s < 0 || s >= EF_S__COUNT || status_table[s].name == NULL)
+		return 2;
+	return status_table[s].grpc;
+}
+
+static uint32_t
+get_be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+	    (uint32_t)p[2] << 8 | p[3];
+}
+
+/*
+ * Walks one msgpack object (and everything inside it) at buf. Fails if
+ * any length or count runs past the end, if a container claims more
+ * elements than bytes remain, or if the total object count is too high.
+ * Returns 0 and the bytes consumed in *used, or -1.
+ */
+static int
+ipc_precheck(const uint8_t *buf, size_t len, size_t *used)
+{
+	size_t off = 0, pending = 1, objects = 0;
+	uint64_t n, skip;
+	uint8_t b;
+
+#define NEED(k)                                                               \
+	do {                                                                  \
+		if (len - off < (k))                                          \
+			return -1;                                            \
+	} while (0)
+
+	while (pending > 0) {
+		NEED(1);
+		b = buf[off++];
+		pending--;
+		if (++objects > IPC_MAX_OBJECTS)
+			return -1;
+		n = 0;
+		skip = 0;
+		if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 ||
+		    b == 0xc3)
+			continue;
+		if ((b & 0xf0) == 0x80) {
+			n = 2u * (b & 0x0f);
+		} else if ((b & 0xf0) == 0x90) {
+			n = b & 0x0f;
+		} else if ((b & 0xe0) == 0xa0) {
+			skip = b & 0x1f;
+		} else {
+			switch (b) {
+			case 0xc4: case 0xd9:
+				NEED(1); skip = buf[off]; off += 1; break;
+			case 0xc5: case 0xda:
+				NEED(2); skip = (uint64_t)buf[off] << 8 | buf[off + 1];
+				off += 2; break;
+			case 0xc6: case 0xdb:
+				NEED(4); skip = get_be32(buf + off); off += 4; break;
+			case 0xc7:
+				NEED(1); skip = 1u + buf[off]; off += 1; break;
+			case 0xc8:
+				NEED(2); skip = 1u + ((uint64_t)buf[off] << 8 | buf[off + 1]);
+				off += 2; break;
+			case 0xc9:
+				NEED(4); skip = 1u + (uint64_t)get_be32(buf + off); off += 4; break;
+			case 0xca: skip = 4; break;
+			case 0xcb: skip = 8; break;
+			case 0xcc: case 0xd0: skip = 1; break;
+			case 0xcd: case 0xd1: skip = 2; break;
+			case 0xce: case 0xd2: skip = 4; break;
+			case 0xcf: case 0xd3: skip = 8; break;
+			case 0xd4: skip = 2; break;
+			case 0xd5: skip = 3; break;
+			case 0xd6: skip = 5; break;
+			case 0xd7: skip = 9; break;
+			case 0xd8: skip = 17; break;
+			case 0xdc:
+				NEED(2); n = (uint64_t)buf[off] << 8 | buf[off + 1]; off += 2; break;
+			case 0xdd:
+				NEED(4); n = get_be32(buf + off); off += 4; break;
+			case 0xde:
+				NEED(2); n = 2u * ((uint64_t)buf[off] << 8 | buf[off + 1]); off += 2; break;
+			case 0xdf:
+				NEED(4); n = 2u * (uint64_t)get_be32(buf + off); off += 4; break;
+			default:
+				return -1; /* 0xc1 */
+			}
+		}
+		if (skip > len - off)
+			return -1;
+		off += skip;
+		if (n > len - off || pending + n > len - off)
+			return -1;
+		pending += n;
+	}
+	*used = off;
+	return 0;
+#undef NEED
+}
+
+static int
+ipc_unpack(struct ipc_in *in, const void *buf, size_t len, const char **why)
+{
+	size_t used = 0, off = 0;
+
+	memset(in, 0, sizeof(*in));
+	if (len > IPC_MAX_MSG) {
+		*why = "message too large";
+		return EF_S_BAD_REQUEST;
+	}
+	if (ipc_precheck(buf, len, &used) != 0 || used != len) {
+		*why = "not a well-formed msgpack message";
+		return EF_S_BAD_REQUEST;
+	}
+	msgpack_unpacked_init(&in->up);
+	in->opened = 1;
+	if (msgpack_unpack_next(&in->up, buf, len, &off) !=
+	    MSGPACK_UNPACK_SUCCESS) {
+		*why = "not a well-formed msgpack message";
+		return EF_S_BAD_REQUEST;
+	}
+	return 0;
+}
+
+void
+ipc_in_close(struct ipc_in *in)
+{
+	if (in == NULL || !in->opened)
+		return;
+	msgpack_unpacked_destroy(&in->up);
+	in->opened = 0;
+}
+
+/* Field helpers: each returns 0 or -1 and sets *why to the field name. */
+static int
+get_array(const msgpack_object *o, uint32_t want, const char *name,
+    const char **why)
+{
+	if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != want) {
+		*why = name;
+		return -1;
+	}
+	return 0;
+}
+
+static int
+get_u64(const msgpack_object *o, uint64_t *v, const char *name,
+    const char **why)
+{
+	if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
+		*why = name;
+		return -1;
+	}
+	*v = o->via.u64;
+	return 0;
+}
+
+static int
+get_bool(const msgpack_object *o, bool *v, const char *name, const char **why)
+{
+	if (o->type != MSGPACK_OBJECT_BOOLEAN) {
+		*why = name;
+		return -1;
+	}
+	*v = o->via.boolean;
+	return 0;
+}
+
+static int
+get_str(const msgpack_object *o, struct ipc_str *s, uint32_t max,
+    const char *name, const char **why)
+{
+	if (o->type != MSGPACK_OBJECT_STR || o->via.str.size > max) {
+		*why = name;
+		return -1;
+	}
+	s->ptr = o->via.str.ptr;
+	s->len = o->via.str.size;
+	return 0;
+}
+
+static int
+get_bin(const msgpack_object *o, const uint8_t **p, uint32_t *len,
+    uint32_t max, const char *name, const char **why)
+{
+	if (o->type == MSGPACK_OBJECT_NIL) {
+		*p = NULL;
+		*len = 0;
+		return 0;
+	}
+	if (o->type != MSGPACK_OBJECT_BIN || o->via.bin.size > max) {
+		*why = name;
+		return -1;
+	}
+	*p = (const uint8_t *)o->via.bin.ptr;
+	*len = o->via.bin.size;
+	return 0;
+}
+
+static int
+get_uuid(const msgpack_object *o, uint8_t out[UUID_LEN], const char *name,
+    const char **why)
+{
+	if (o->type != MSGPACK_OBJECT_BIN || o->via.bin.size != UUID_LEN) {
+		*why = name;
+		return -1;
+	}
+	memcpy(out, o->via.bin.ptr, UUID_LEN);
+	return 0;
+}
+
+static int
+get_list(const msgpack_object *o, uint32_t max, const char *name,
+    const char **why)
+{
+	if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size > max) {
+		*why = name;
+		return -1;
+	}
+	return 0;
+}
+
+#define FIELD(x)                                                              \
+	do {                                                                  \
+		if ((x) != 0)                                                 \
+			return EF_S_BAD_REQUEST;                              \
+	} while (0)
+
+int
+ipc_request_open(struct ipc_in *in, const void *buf, size_t len,
+    const char **why)
+{
+	const msgpack_object *a;
+	uint64_t v, op;
+	int rc;
+
+	if ((rc = ipc_unpack(in, buf, len, why)) != 0)
+		return rc;
+	a = &in->up.data;
+	if (a->type != MSGPACK_OBJECT_ARRAY || a->via.array.size < 1) {
+		*why = "envelope";
+		return EF_S_BAD_REQUEST;
+	}
+	FIELD(get_u64(&a->via.array.ptr[0], &v, "version", why));
+	in->version = v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+	if (v != EF_PROTO_VERSION) {
+		*why = "protocol version mismatch";
+		return EF_S_BAD_VERSION;
+	}
+	FIELD(get_array(a, 4, "envelope", why));
+	FIELD(get_u64(&a->via.array.ptr[1], &op, "op", why));
+	in->op = op > UINT32_MAX ? UINT32_MAX : (uint32_t)op;
+	FIELD(get_u64(&a->via.array.ptr[2], &in->request_id, "request_id",
+	    why));
+	in->body = &a->via.array.ptr[3];
+	return 0;
+}
+
+int
+ipc_reply_open(struct ipc_in *in, const void *buf, size_t len,
+    const char **why)
+{
+	const msgpack_object *a;
+	uint64_t st;
+	int rc;
+
+	if ((rc = ipc_unpack(in, buf, len, why)) != 0)
+		return rc;
+	a = &in->up.data;
+	FIELD(get_array(a, 3, "reply envelope", why));
+	FIELD(get_u64(&a->via.array.ptr[0], &st, "status", why));
+	if (st >= EF_S__COUNT) {
+		*why = "status";
+		return EF_S_BAD_REQUEST;
+	}
+	in->status = (int)st;
+	FIELD(get_str(&a->via.array.ptr[1], &in->message, IPC_MAX_STRLEN,
+	    "message", why));
+	in->body = &a->via.array.ptr[2];
+	return 0;
+}
+
+int
+ipc_pub_open(struct ipc_in *in, const void *buf, size_t len,
+    struct ipc_pub *pub, const char **why)
+{
+	const msgpack_object *a;
+	uint64_t v;
+	int rc;
+
+	if ((rc = ipc_unpack(in, buf, len, why)) != 0)
+		return rc;
+	a = &in->up.data;
+	FIELD(get_array(a, 4, "publish envelope", why));
+	FIELD(get_u64(&a->via.array.ptr[0], &v, "version", why));
+	if (v != EF_PROTO_VERSION) {
+		*why = "protocol version mismatch";
+		return EF_S_BAD_VERSION;
+	}
+	FIELD(get_u64(&a->via.array.ptr[1], &pub->first_pos, "first", why));
+	FIELD(get_u64(&a->via.array.ptr[2], &pub->last_pos, "last", why));
+	if (pub->last_pos < pub->first_pos) {
+		*why = "last";
+		return EF_S_BAD_REQUEST;
+	}
+	if (a->via.array.ptr[3].type == MSGPACK_OBJECT_NIL) {
+		pub->events = NULL;
+		pub->nevents = 0;
+		return 0;
+	}
+	FIELD(get_list(&a->via.array.ptr[3], IPC_MAX_EVENTS, "events", why));
+	pub->events = &a->via.array.ptr[3];
+	pub->nevents = pub->events->via.array.size;
+	if (pub->nevents != pub->last_pos - pub->first_pos + 1) {
+		*why = "events";
+		return EF_S_BAD_REQUEST;
+	}
+	return 0;
+}
+
+int
+ipc_append_req_decode(const msgpack_object *b, struct ipc_append_req *r,
+    const char **why)
+{
+	const msgpack_object *evs, *e;
+	uint64_t kind;
+	uint32_t i;
+
+	memset(r, 0, sizeof(*r));
+	FIELD(get_array(b, 4, "append body", why));
+	FIELD(get_str(&b->via.array.ptr[0], &r->stream_id, IPC_MAX_STRLEN,
+	    "stream_id", why));
+	FIELD(get_u64(&b->via.array.ptr[1], &kind, "expected kind", why));
+	if (kind > EF_EXPECT_EXACT) {
+		*why = "expected kind";
+		return EF_S_BAD_REQUEST;
+	}
+	r->kind = (uint8_t)kind;
+	FIELD(get_u64(&b->via.array.ptr[2], &r->version, "expected version",
+	    why));
+	evs = &b->via.array.ptr[3];
+	FIELD(get_list(evs, IPC_MAX_EVENTS, "events", why));
+	r->nevents = evs->via.array.size;
+	if (r->nevents == 0)
+		return 0;
+	r->events = calloc(r->nevents, sizeof(*r->events));
+	if (r->events == NULL)
+		fatal("calloc");
+	for (i = 0; i < r->nevents; i++) {
+		struct ipc_proposed *p = &r->events[i];
+
+		e = &evs->via.array.ptr[i];
+		if (get_array(e, 4, "event", why) != 0 ||
+		    get_str(&e->via.array.ptr[0], &p->event_id,
+		        IPC_MAX_STRLEN, "event_id", why) != 0 ||
+		    get_str(&e->via.array.ptr[1], &p->type, IPC_MAX_STRLEN,
+		        "event_type", why) != 0 ||
+		    get_bin(&e->via.array.ptr[2], &p->metadata,
+		        &p->metadata_len, IPC_MAX_MSG, "metadata", why) != 0 ||
+		    get_bin(&e->via.array.ptr[3], &p->payload, &p->payload_len,
+		        IPC_MAX_MSG, "payload", why) != 0) {
+			ipc_append_req_free(r);
+			return EF_S_BAD_REQUEST;
+		}
+	}
+	return 0;
+}
+
+void
+ipc_append_req_free(struct ipc_append_req *r)
+{
+	if (r == NULL)
+		return;
+	free(r->events);
+	r->events = NULL;
+	r->nevents = 0;
+}
+
+int
+ipc_append_rep_decode(const msgpack_object *b, struct ipc_append_rep *r,
+    const char **why)
+{
+	FIELD(get_array(b, 4, "append reply", why));
+	FIELD(get_u64(&b->via.array.ptr[0], &r->first_version, "first_version",
+	    why));
+	FIELD(get_u64(&b->via.array.ptr[1], &r->last_version, "last_version",
+	    why));
+	FIELD(get_u64(&b->via.array.ptr[2], &r->first_pos, "first_position",
+	    why));
+	FIELD(get_u64(&b->via.array.ptr[3], &r->last_pos, "last_position",
+	    why));
+	return 0;
+}
+
+int
+ipc_conflict_decode(const msgpack_object *b, struct ipc_conflict *c,
+    const char **why)
+{
+	FIELD(get_array(b, 2, "conflict body", why));
+	FIELD(get_bool(&b->via.array.ptr[0], &c->exists, "exists", why));
+	FIELD(get_u64(&b->via.array.ptr[1], &c->actual, "actual", why));
+	return 0;
+}
+
+static int
+get_direction(const msgpack_object *o, uint8_t *d, const char **why)
+{
+	uint64_t v;
+
+	FIELD(get_u64(o, &v, "direction", why));
+	if (v > EF_BACKWARD) {
+		*why = "direction";
+		return EF_S_BAD_REQUEST;
+	}
+	*d = (uint8_t)v;
+	return 0;
+}
+
+int
+ipc_read_stream_req_decode(const msgpack_object *b,
+    struct ipc_read_stream_req *r, const char **why)
+{
+	FIELD(get_array(b, 4, "read_stream body", why));
+	FIELD(get_str(&b->via.array.ptr[0], &r->stream_id, IPC_MAX_STRLEN,
+	    "stream_id", why));
+	FIELD(get_u64(&b->via.array.ptr[1], &r->from, "from_version", why));
+	FIELD(get_u64(&b->via.array.ptr[2], &r->max_count, "max_count", why));
+	return get_direction(&b->via.array.ptr[3], &r->direction, why);
+}
+
+int
+ipc_read_all_req_decode(const msgpack_object *b, struct ipc_read_all_req *r,
+    const char **why)
+{
+	FIELD(get_array(b, 3, "read_all body", why));
+	FIELD(get_u64(&b->via.array.ptr[0], &r->from, "from_position", why));
+	FIELD(get_u64(&b->via.array.ptr[1], &r->max_count, "max_count", why));
+	return get_direction(&b->via.array.ptr[2], &r->direction, why);
+}
+
+int
+ipc_read_rep_decode(const msgpack_object *b, struct ipc_read_rep *r,
+    const char **why)
+{
+	const msgpack_object *lv;
+
+	FIELD(get_array(b, 3, "read reply", why));
+	FIELD(get_list(&b->via.array.ptr[0], IPC_MAX_OBJECTS, "events", why));
+	r->events = &b->via.array.ptr[0];
+	r->nevents = r->events->via.array.size;
+	FIELD(get_u64(&b->via.array.ptr[1], &r->head, "head", why));
+	lv = &b->via.array.ptr[2];
+	r->has_last_version = lv->type != MSGPACK_OBJECT_NIL;
+	r->last_version = 0;
+	if (r->has_last_version)
+		FIELD(get_u64(lv, &r->last_version, "last_version", why));
+	return 0;
+}
+
+int
+ipc_event_decode(const msgpack_object *e, struct ef_event *ev,
+    const char **why)
+{
+	struct ipc_str t;
+
+	FIELD(get_array(e, 8, "event", why));
+	FIELD(get_uuid(&e->via.array.ptr[0], ev->event_id, "event_id", why));
+	FIELD(get_uuid(&e->via.array.ptr[1], ev->stream_id, "stream_id", why));
+	FIELD(get_u64(&e->via.array.ptr[2], &ev->stream_version,
+	    "stream_version", why));
+	FIELD(get_u64(&e->via.array.ptr[3], &ev->global_position,
+	    "global_position", why));
+	FIELD(get_str(&e->via.array.ptr[4], &t, RECORD_TYPE_MAX, "event_type",
+	    why));
+	ev->type = t.ptr;
+	ev->type_len = t.len;
+	FIELD(get_bin(&e->via.array.ptr[5], &ev->metadata, &ev->metadata_len,
+	    RECORD_MAX, "metadata", why));
+	FIELD(get_bin(&e->via.array.ptr[6], &ev->payload, &ev->payload_len,
+	    RECORD_MAX, "payload", why));
+	FIELD(get_u64(&e->via.array.ptr[7], &ev->recorded_at, "recorded_at",
+	    why));
+	return 0;
+}
+
+int
+ipc_list_req_decode(const msgpack_object *b, struct ipc_list_req *r,
+    const char **why)
+{
+	const msgpack_object *a;
+
+	FIELD(get_array(b, 2, "list_streams body", why));
+	a = &b->via.array.ptr[0];
+	r->has_after = a->type != MSGPACK_OBJECT_NIL;
+	r->after.ptr = NULL;
+	r->after.len = 0;
+	if (r->has_after)
+		FIELD(get_str(a, &r->after, IPC_MAX_STRLEN, "after", why));
+	FIELD(get_u64(&b->via.array.ptr[1], &r->max_count, "max_count", why));
+	return 0;
+}
+
+int
+ipc_list_rep_decode(const msgpack_object *b, struct ipc_list_rep *r,
+    const char **why)
+{
+	FIELD(get_array(b, 2, "list_streams reply", why));
+	FIELD(get_list(&b->via.array.ptr[0], IPC_MAX_OBJECTS, "streams", why));
+	r->streams = &b->via.array.ptr[0];
+	r->nstreams = r->streams->via.array.size;
+	FIELD(get_bool(&b->via.array.ptr[1], &r->more, "more", why));
+	return 0;
+}
+
+int
+ipc_stream_info_decode(const msgpack_object *o, struct ipc_stream_info *s,
+    const char **why)
+{
+	FIELD(get_array(o, 3, "stream info", why));
+	FIELD(get_uuid(&o->via.array.ptr[0], s->stream_id, "stream_id", why));
+	FIELD(get_u64(&o->via.array.ptr[1], &s->event_count, "event_count",
+	    why));
+	FIELD(get_u64(&o->via.array.ptr[2], &s->latest_version,
+	    "latest_version", why));
+	return 0;
+}
+
+#define STATUS_FIELDS(X)                                                      \
+	X(head) X(streams) X(log_bytes) X(uptime_ms) X(commits) X(fsyncs)     \
+	X(events_written) X(recover_ms) X(recovered_events) X(index_bytes)
+
+int
+ipc_status_rep_decode(const msgpack_object *b, struct ipc_status_rep *r,
+    const char **why)
+{
+	uint32_t i = 0;
+
+	FIELD(get_array(b, 10, "status reply", why));
+#define X(f) FIELD(get_u64(&b->via.array.ptr[i++], &r->f, #f, why));
+	STATUS_FIELDS(X)
+#undef X
+	return 0;
+}
+
+/* Encoders. */
+
+static int
+ipc_out_write(void *data, const char *buf, size_t len)
+{
+	struct ipc_out *o = data;
+	size_t ncap;
+	char *nb;
+
+	if (o->len + len > o->cap) {
+		ncap = o->cap ? o->cap : 256;
+		while (ncap < o->len + len)
+			ncap *= 2;
+		if ((nb = realloc(o->buf, ncap)) == NULL)
+			fatal("realloc");
+		o->buf = nb;
+		o->cap = ncap;
+	}
+	memcpy(o->buf + o->len, buf, len);
+	o->len += len;
+	return 0;
+}
+
+void
+ipc_out_init(struct ipc_out *o)
+{
+	memset(o, 0, sizeof(*o));
+	msgpack_packer_init(&o->pk, o, ipc_out_write);
+}
+
+void
+ipc_out_reset(struct ipc_out *o)
+{
+	o->len = 0;
+}
+
+void
+ipc_out_free(struct ipc_out *o)
+{
+	if (o == NULL)
+		return;
+	free(o->buf);
+	o->buf = NULL;
+	o->len = o->cap = 0;
+}
+
+static void
+pack_str(msgpack_packer *pk, const char *s, size_t len)
+{
+	msgpack_pack_str(pk, len);
+	msgpack_pack_str_body(pk, s, len);
+}
+
+static void
+pack_bin(msgpack_packer *pk, const void *p, size_t len)
+{
+	msgpack_pack_bin(pk, len);
+	if (len)
+		msgpack_pack_bin_body(pk, p, len);
+}
+
+void
+ipc_request_begin(struct ipc_out *o, int op, uint64_t request_id)
+{
+	msgpack_pack_array(&o->pk, 4);
+	msgpack_pack_uint32(&o->pk, EF_PROTO_VERSION);
+	msgpack_pack_uint32(&o->pk, (uint32_t)op);
+	msgpack_pack_uint64(&o->pk, request_id);
+}
+
+void
+ipc_reply_begin(struct ipc_out *o, int status, const char *message)
+{
+	if (message == NULL)
+		message = ipc_status_text(status);
+	msgpack_pack_array(&o->pk, 3);
+	msgpack_pack_uint32(&o->pk, (uint32_t)status);
+	pack_str(&o->pk, message, strnlen(message, IPC_MAX_STRLEN));
+}
+
+void
+ipc_pub_begin(struct ipc_out *o, uint64_t first, uint64_t last,
+    uint32_t nevents)
+{
+	msgpack_pack_array(&o->pk, 4);
+	msgpack_pack_uint32(&o->pk, EF_PROTO_VERSION);
+	msgpack_pack_uint64(&o->pk, first);
+	msgpack_pack_uint64(&o->pk, last);
+	if (nevents == 0)
+		msgpack_pack_nil(&o->pk);
+	else
+		msgpack_pack_array(&o->pk, nevents);
+}
+
+void
+ipc_nil(struct ipc_out *o)
+{
+	msgpack_pack_nil(&o->pk);
+}
+
+void
+ipc_append_req_encode(struct ipc_out *o, const struct ipc_append_req *r)
+{
+	uint32_t i;
+
+	msgpack_pack_array(&o->pk, 4);
+	pack_str(&o->pk, r->stream_id.ptr, r->stream_id.len);
+	msgpack_pack_uint8(&o->pk, r->kind);
+	msgpack_pack_uint64(&o->pk, r->version);
+	msgpack_pack_array(&o->pk, r->nevents);
+	for (i = 0; i < r->nevents; i++) {
+		const struct ipc_proposed *p = &r->events[i];
+
+		msgpack_pack_array(&o->pk, 4);
+		pack_str(&o->pk, p->event_id.ptr, p->event_id.len);
+		pack_str(&o->pk, p->type.ptr, p->type.len);
+		pack_bin(&o->pk, p->metadata, p->metadata_len);
+		pack_bin(&o->pk, p->payload, p->payload_len);
+	}
+}
+
+void
+ipc_append_rep_encode(struct ipc_out *o, const struct ipc_append_rep *r)
+{
+	msgpack_pack_array(&o->pk, 4);
+	msgpack_pack_uint64(&o->pk, r->first_version);
+	msgpack_pack_uint64(&o->pk, r->last_version);
+	msgpack_pack_uint64(&o->pk, r->first_pos);
+	msgpack_pack_uint64(&o->pk, r->last_pos);
+}
+
+void
+ipc_conflict_encode(struct ipc_out *o, const struct ipc_conflict *c)
+{
+	msgpack_pack_array(&o->pk, 2);
+	if (c->exists)
+		msgpack_pack_true(&o->pk);
+	else
+		msgpack_pack_false(&o->pk);
+	msgpack_pack_uint64(&o->pk, c->actual);
+}
+
+void
+ipc_read_stream_req_encode(struct ipc_out *o,
+    const struct ipc_read_stream_req *r)
+{
+	msgpack_pack_array(&o->pk, 4);
+	pack_str(&o->pk, r->stream_id.ptr, r->stream_id.len);
+	msgpack_pack_uint64(&o->pk, r->from);
+	msgpack_pack_uint64(&o->pk, r->max_count);
+	msgpack_pack_uint8(&o->pk, r->direction);
+}
+
+void
+ipc_read_all_req_encode(struct ipc_out *o, const struct ipc_read_all_req *r)
+{
+	msgpack_pack_array(&o->pk, 3);
+	msgpack_pack_uint64(&o->pk, r->from);
+	msgpack_pack_uint64(&o->pk, r->max_count);
+	msgpack_pack_uint8(&o->pk, r->direction);
+}
+
+void
+ipc_read_rep_begin(struct ipc_out *o, uint32_t nevents)
+{
+	msgpack_pack_array(&o->pk, 3);
+	msgpack_pack_array(&o->pk, nevents);
+}
+
+void
+ipc_event_encode(struct ipc_out *o, const struct ef_event *ev)
+{
+	msgpack_pack_array(&o->pk, 8);
+	pack_bin(&o->pk, ev->event_id, UUID_LEN);
+	pack_bin(&o->pk, ev->stream_id, UUID_LEN);
+	msgpack_pack_uint64(&o->pk, ev->stream_version);
+	msgpack_pack_uint64(&o->pk, ev->global_position);
+	pack_str(&o->pk, ev->type, ev->type_len);
+	pack_bin(&o->pk, ev->metadata, ev->metadata_len);
+	pack_bin(&o->pk, ev->payload, ev->payload_len);
+	msgpack_pack_uint64(&o->pk, ev->recorded_at);
+}
+
+size_t
+ipc_event_wire_size(uint32_t type_len, uint32_t md_len, uint32_t payload_len)
+{
+	/* array hdr, 2 bin16, 3 uint64 (9 each), str and 2 bin headers */
+	return 1 + 2 * 18 + 3 * 9 + 5 + type_len + 5 + md_len + 5 +
+	    payload_len;
+}
+
+void
+ipc_read_rep_end(struct ipc_out *o, uint64_t head, bool has_last,
+    uint64_t last_version)
+{
+	msgpack_pack_uint64(&o->pk, head);
+	if (has_last)
+		msgpack_pack_uint64(&o->pk, last_version);
+	else
+		msgpack_pack_nil(&o->pk);
+}
+
+void
+ipc_list_req_encode(struct ipc_out *o, const struct ipc_list_req *r)
+{
+	msgpack_pack_array(&o->pk, 2);
+	if (r->has_after)
+		pack_str(&o->pk, r->after.ptr, r->after.len);
+	else
+		msgpack_pack_nil(&o->pk);
+	msgpack_pack_uint64(&o->pk, r->max_count);
+}
+
+void
+ipc_list_rep_begin(struct ipc_out *o, uint32_t nstreams)
+{
+	msgpack_pack_array(&o->pk, 2);
+	msgpack_pack_array(&o->pk, nstreams);
+}
+
+void
+ipc_stream_info_encode(struct ipc_out *o, const struct ipc_stream_info *s)
+{
+	msgpack_pack_array(&o->pk, 3);
+	pack_bin(&o->pk, s->stream_id, UUID_LEN);
+	msgpack_pack_uint64(&o->pk, s->event_count);
+	msgpack_pack_uint64(&o->pk, s->latest_version);
+}
+
+void
+ipc_list_rep_end(struct ipc_out *o, bool more)
+{
+	if (more)
+		msgpack_pack_true(&o->pk);
+	else
+		msgpack_pack_false(&o->pk);
+}
+
+void
+ipc_status_rep_encode(struct ipc_out *o, const struct ipc_status_rep *r)
+{
+	msgpack_pack_array(&o->pk, 10);
+#define X(f) msgpack_pack_uint64(&o->pk, r->f);
+	STATUS_FIELDS(X)
+#undef X
+}

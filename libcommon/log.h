@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * log.h - the one logging API of every eventfold program.
+ *
+ * Lines go to stderr with a syslog priority prefix ("<4>") so that the
+ * journal files them by level; in the foreground (-d) the prefix is
+ * replaced by a readable level name and debug lines are shown.
+ *
+ * Levels:
+ *   fatal/fatalx  startup errors and broken invariants only; exits 1.
+ *   log_warn      an operation failed; appends strerror(errno).
+ *   log_warnx     an operation failed; no errno involved.
+ *   log_info      lifecycle: started, recovered, stopping.
+ *   log_debug     per-request detail, shown only with -d or verbose.
+ */
+#ifndef EF_LOG_H
+#define EF_LOG_H
+
+#include <stdarg.h>
+
+#define EF_PRINTF(a, b) __attribute__((format(printf, a, b)))
+
+/* Sets the program name and whether debug lines are shown. */
+void log_init(const char *progname, int verbose);
+void log_setverbose(int verbose);
+int log_getverbose(void);
+
+void log_warn(const char *fmt, ...) EF_PRINTF(1, 2);
+void log_warnx(const char *fmt, ...) EF_PRINTF(1, 2);
+void log_info(const char *fmt, ...) EF_PRINTF(1, 2);
+void log_debug(const char *fmt, ...) EF_PRINTF(1, 2);
+void fatal(const char *fmt, ...) EF_PRINTF(1, 2) __attribute__((noreturn));
+void fatalx(const char *fmt, ...) EF_PRINTF(1, 2) __attribute__((noreturn));
+
+#endif

@@ -1,0 +1,137 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * record.c - encode and verify log records, batch headers and the file
+ * header (format in record.h). Checksums come from zlib.
+ */
+#include <string.h>
+#include <zlib.h>
+
+#include "record.h"
+
+uint32_t
+ef_crc32(const void *p, size_t len)
+{
+	return (uint32_t)crc32_z(0L, p, len);
+}
+
+size_t
+record_encode(uint8_t *buf, const struct ef_event *ev)
+{
+	size_t len = record_size(ev->type_len, ev->metadata_len,
+	    ev->payload_len);
+	uint8_t *p = buf + RECORD_HDR;
+
+	put_le32(buf, (uint32_t)len);
+	put_le64(buf + 8, ev->global_position);
+	put_le64(buf + 16, ev->stream_version);
+	put_le64(buf + 24, ev->recorded_at);
+	memcpy(buf + 32, ev->stream_id, UUID_LEN);
+	memcpy(buf + 48, ev->event_id, UUID_LEN);
+	put_le16(buf + 64, (uint16_t)ev->type_len);
+	put_le16(buf + 66, 0);
+	put_le32(buf + 68, ev->metadata_len);
+	memcpy(p, ev->type, ev->type_len);
+	p += ev->type_len;
+	if (ev->metadata_len)
+		memcpy(p, ev->metadata, ev->metadata_len);
+	p += ev->metadata_len;
+	if (ev->payload_len)
+		memcpy(p, ev->payload, ev->payload_len);
+	put_le32(buf + 4, ef_crc32(buf + 8, len - 8));
+	return len;
+}
+
+uint32_t
+record_len(const uint8_t *buf, size_t avail)
+{
+	return avail < 4 ? 0 : get_le32(buf);
+}
+
+enum record_status
+record_decode(const uint8_t *buf, size_t avail, struct ef_event *ev,
+    size_t *lenp, int verify)
+{
+	uint32_t len, tlen, mlen;
+
+	if (avail < RECORD_HDR)
+		return REC_SHORT;
+	len = get_le32(buf);
+	if (len < RECORD_HDR + 1 || len > RECORD_MAX)
+		return REC_BADLEN;
+	tlen = get_le16(buf + 64);
+	mlen = get_le32(buf + 68);
+	if (tlen < 1 || tlen > RECORD_TYPE_MAX ||
+	    (uint64_t)RECORD_HDR + tlen + mlen > len)
+		return avail < len ? REC_SHORT : REC_BADLEN;
+	if (avail < len)
+		return REC_SHORT;
+	if (verify && ef_crc32(buf + 8, len - 8) != get_le32(buf + 4))
+		return REC_BADCRC;
+	ev->global_position = get_le64(buf + 8);
+	ev->stream_version = get_le64(buf + 16);
+	ev->recorded_at = get_le64(buf + 24);
+	memcpy(ev->stream_id, buf + 32, UUID_LEN);
+	memcpy(ev->event_id, buf + 48, UUID_LEN);
+	ev->type = (const char *)buf + RECORD_HDR;
+	ev->type_len = tlen;
+	ev->metadata = buf + RECORD_HDR + tlen;
+	ev->metadata_len = mlen;
+	ev->payload = buf + RECORD_HDR + tlen + mlen;
+	ev->payload_len = len - RECORD_HDR - tlen - mlen;
+	*lenp = len;
+	return REC_OK;
+}
+
+void
+batch_hdr_encode(uint8_t buf[BATCH_HDR], const struct batch_hdr *h)
+{
+	put_le32(buf, BATCH_MAGIC);
+	put_le32(buf + 8, h->count);
+	put_le32(buf + 12, h->body_len);
+	put_le64(buf + 16, h->first_pos);
+	put_le64(buf + 24, 0);
+	put_le32(buf + 4, ef_crc32(buf + 8, BATCH_HDR - 8));
+}
+
+enum record_status
+batch_hdr_decode(const uint8_t *buf, size_t avail, struct batch_hdr *h)
+{
+	if (avail < BATCH_HDR)
+		return REC_SHORT;
+	if (get_le32(buf) != BATCH_MAGIC)
+		return REC_BADMAGIC;
+	if (ef_crc32(buf + 8, BATCH_HDR - 8) != get_le32(buf + 4))
+		return REC_BADCRC;
+	h->count = get_le32(buf + 8);
+	h->body_len = get_le32(buf + 12);
+	h->first_pos = get_le64(buf + 16);
+	if (h->count == 0 || (uint64_t)h->body_len <
+	    (uint64_t)h->count * (RECORD_HDR + 1))
+		return REC_BADLEN;
+	return REC_OK;
+}
+
+void
+logfile_hdr_encode(uint8_t buf[LOGFILE_HDR], uint64_t base)
+{
+	memset(buf, 0, LOGFILE_HDR);
+	memcpy(buf, LOGFILE_MAGIC, 8);
+	put_le32(buf + 8, LOGFILE_VERSION);
+	put_le64(buf + 16, base);
+	put_le32(buf + 12, ef_crc32(buf + 16, LOGFILE_HDR - 16));
+}
+
+enum record_status
+logfile_hdr_decode(const uint8_t *buf, size_t avail, uint64_t *base)
+{
+	if (avail < LOGFILE_HDR)
+		return REC_SHORT;
+	if (memcmp(buf, LOGFILE_MAGIC, 8) != 0)
+		return REC_BADMAGIC;
+	if (get_le32(buf + 8) != LOGFILE_VERSION)
+		return REC_BADLEN;
+	if (ef_crc32(buf + 16, LOGFILE_HDR - 16) != get_le32(buf + 12))
+		return REC_BADCRC;
+	*base = get_le64(buf + 16);
+	return REC_OK;
+}

@@ -1,0 +1,235 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * sub.c - catch-up-then-live subscription (see client.h, DESIGN.md
+ * "Subscriptions across processes"). The pub socket is only a hint:
+ * what is delivered always follows the next expected position, and
+ * anything the hint skipped is read again over req/rep.
+ */
+#include <string.h>
+
+#include "client.h"
+
+#include <nng/protocol/pubsub0/sub.h>
+#include <nng/supplemental/util/platform.h>
+#include "log.h"
+
+#define SUB_IDLE_MS  250 /* poll the store after this long without news */
+#define SUB_RETRY_MS 100
+
+struct sub_state {
+	const struct sub_params *p;
+	struct ef_client store;
+	uint64_t next;        /* next global position to deliver (all) */
+	uint64_t next_ver;    /* next stream version (stream mode) */
+	uint64_t seen_global; /* stream mode: all positions < this seen */
+	uint8_t stream[UUID_LEN];
+};
+
+static int
+stopped(const struct sub_params *p)
+{
+	return p->stop != NULL && __atomic_load_n(p->stop, __ATOMIC_RELAXED);
+}
+
+/*
+ * Reads pages until the head. Returns 0 when caught up, a callback's
+ * non-zero value, 1 when stopped, or EF_S_UNAVAILABLE-style positive
+ * statuses as negatives (-status) for retry.
+ */
+static int
+sub_catch_up(struct sub_state *s)
+{
+	const struct sub_params *p = s->p;
+	struct client_reply rep;
+	struct ipc_read_rep rr;
+	struct ef_event ev;
+	const char *why;
+	uint32_t page = p->page ? p->page : 1000, i;
+	int st, rc;
+
+	for (;;) {
+		if (stopped(p))
+			return 1;
+		if (p->stream_id != NULL)
+			st = client_read_stream(&s->store, p->stream_id,
+			    s->next_ver, page, EF_FORWARD, &rep, &rr);
+		else
+			st = client_read_all(&s->store, s->next, page,
+			    EF_FORWARD, &rep, &rr);
+		if (st != EF_S_OK && !(st == EF_S_STREAM_NOT_FOUND &&
+		    rep.in.body != NULL)) {
+			log_debug("subscription read: %.*s",
+			    (int)rep.in.message.len, rep.in.message.ptr);
+			client_reply_free(&rep);
+			return -st;
+		}
+		for (i = 0; i < rr.nevents; i++) {
+			if (ipc_event_decode(&rr.events->via.array.ptr[i], &ev,
+			    &why) != 0) {
+				client_reply_free(&rep);
+				return -EF_S_INTERNAL;
+			}
+			if (p->stream_id != NULL) {
+				if (ev.stream_version != s->next_ver)
+					continue;
+				s->next_ver++;
+			} else {
+				if (ev.global_position != s->next)
+					continue;
+				s->next++;
+			}
+			if ((rc = p->on_event(p->arg, &ev)) != 0) {
+				client_reply_free(&rep);
+				return rc;
+			}
+		}
+		if (p->stream_id != NULL) {
+			/* The reply is one snapshot: nothing below head is
+			 * missing once a short page came back. */
+			if (rr.nevents < page) {
+				if (rr.head > s->seen_global)
+					s->seen_global = rr.head;
+				client_reply_free(&rep);
+				return 0;
+			}
+		} else if (rr.nevents == 0 || s->next >= rr.head) {
+			if (s->next > rr.head) {
+				/* from is past the head: wait there. */
+			}
+			client_reply_free(&rep);
+			return 0;
+		}
+		client_reply_free(&rep);
+	}
+}
+
+/* Delivers the events of one published batch that are new. */
+static int
+sub_deliver_pub(struct sub_state *s, const struct ipc_pub *pub)
+{
+	const struct sub_params *p = s->p;
+	struct ef_event ev;
+	const char *why;
+	uint32_t i;
+	int rc;
+
+	for (i = 0; i < pub->nevents; i++) {
+		if (ipc_event_decode(&pub->events->via.array.ptr[i], &ev,
+		    &why) != 0)
+			return -EF_S_INTERNAL;
+		if (p->stream_id != NULL) {
+			if (ev.global_position < s->seen_global ||
+			    memcmp(ev.stream_id, s->stream, UUID_LEN) != 0)
+				continue;
+			if (ev.stream_version != s->next_ver)
+				continue;
+			s->next_ver++;
+		} else {
+			if (ev.global_position != s->next)
+				continue;
+			s->next++;
+		}
+		if ((rc = p->on_event(p->arg, &ev)) != 0)
+			return rc;
+	}
+	if (p->stream_id != NULL && pub->last_pos + 1 > s->seen_global)
+		s->seen_global = pub->last_pos + 1;
+	return 0;
+}
+
+int
+sub_run(const struct sub_params *p)
+{
+	struct sub_state s;
+	nng_socket sub;
+	nng_msg *m;
+	struct ipc_in in;
+	struct ipc_pub pub;
+	const char *why;
+	int rc, rv, caught_up = 0, need_read = 1;
+	uint64_t have;
+
+	memset(&s, 0, sizeof(s));
+	s.p = p;
+	if (p->stream_id != NULL) {
+		if (uuid_parse(p->stream_id, strlen(p->stream_id), s.stream))
+			return -EF_S_BAD_UUID;
+		s.next_ver = p->from;
+	} else
+		s.next = p->from;
+	if (nng_sub0_open(&sub) != 0)
+		return -EF_S_INTERNAL;
+	nng_socket_set(sub, NNG_OPT_SUB_SUBSCRIBE, "", 0);
+	nng_socket_set_int(sub, NNG_OPT_RECVBUF, 8192);
+	nng_socket_set_size(sub, NNG_OPT_RECVMAXSZ, IPC_MAX_MSG);
+	nng_socket_set_ms(sub, NNG_OPT_RECVTIMEO, SUB_IDLE_MS);
+	nng_socket_set_ms(sub, NNG_OPT_RECONNMINT, 10);
+	nng_socket_set_ms(sub, NNG_OPT_RECONNMAXT, 200);
+	if (nng_dial(sub, p->events_url, NULL, NNG_FLAG_NONBLOCK) != 0) {
+		nng_close(sub);
+		return -EF_S_INVALID;
+	}
+	if (client_open(&s.store, p->store_url, 2000) != 0) {
+		nng_close(sub);
+		return -EF_S_INVALID;
+	}
+	rc = 0;
+	while (!stopped(p)) {
+		if (need_read) {
+			rc = sub_catch_up(&s);
+			if (rc < 0) {
+				/* store away: retry, keep our position */
+				nng_msleep(SUB_RETRY_MS);
+				rc = 0;
+				continue;
+			}
+			if (rc != 0)
+				break;
+			need_read = 0;
+			if (!caught_up) {
+				caught_up = 1;
+				if (p->on_caught_up != NULL &&
+				    (rc = p->on_caught_up(p->arg)) != 0)
+					break;
+			}
+		}
+		rv = nng_recvmsg(sub, &m, 0);
+		if (rv == NNG_ETIMEDOUT) {
+			need_read = 1; /* quiet: check for anything dropped */
+			continue;
+		}
+		if (rv != 0) {
+			rc = -EF_S_INTERNAL;
+			break;
+		}
+		rv = ipc_pub_open(&in, nng_msg_body(m), nng_msg_len(m), &pub,
+		    &why);
+		if (rv != 0) {
+			log_warnx("subscription: bad publish message: %s", why);
+			ipc_in_close(&in);
+			nng_msg_free(m);
+			need_read = 1;
+			continue;
+		}
+		have = p->stream_id != NULL ? s.seen_global : s.next;
+		if (pub.last_pos < have) {
+			/* already delivered */
+		} else if (pub.first_pos > have || pub.events == NULL) {
+			need_read = 1; /* gap: fill it by reading */
+		} else if ((rc = sub_deliver_pub(&s, &pub)) != 0) {
+			ipc_in_close(&in);
+			nng_msg_free(m);
+			if (rc < 0) {
+				need_read = 1;
+				rc = 0;
+				continue;
+			}
+			break;
+		}
+		ipc_in_close(&in);
+		nng_msg_free(m);
+	}
+	client_close(&s.store);
+	nng_close(sub);
+	return rc;
+}
