@@ -4,6 +4,7 @@
  * header (format in record.h). Checksums come from zlib.
  */
 #include <string.h>
+#include <sys/types.h>
 #include <zlib.h>
 
 #include "record.h"
@@ -135,3 +136,55 @@ logfile_hdr_decode(const uint8_t *buf, size_t avail, uint64_t *base)
 	*base = get_le64(buf + 16);
 	return REC_OK;
 }
+
+int
+batch_verify(const uint8_t *map, uint64_t size, uint64_t off,
+    uint64_t expect_pos, int check_pos, uint64_t *len)
+{
+	struct batch_hdr h;
+	struct ef_event ev;
+	uint64_t p, end;
+	size_t rlen;
+	uint32_t i;
+
+	if (batch_hdr_decode(map + off, size - off, &h) != REC_OK)
+		return -1;
+	if (h.body_len > size - off - BATCH_HDR)
+		return -1;
+	if (check_pos && h.first_pos != expect_pos)
+		return -1;
+	p = off + BATCH_HDR;
+	end = p + h.body_len;
+	for (i = 0; i < h.count; i++) {
+		if (p >= end || record_decode(map + p, end - p, &ev, &rlen, 1) !=
+		    REC_OK)
+			return -1;
+		if (ev.global_position != h.first_pos + i)
+			return -1;
+		p += rlen;
+	}
+	if (p != end)
+		return -1;
+	*len = BATCH_HDR + h.body_len;
+	return 0;
+}
+
+int
+batch_find_after(const uint8_t *map, uint64_t size, uint64_t off)
+{
+	static const uint8_t magic[4] = { 0x01, 0x7c, 0xba, 0xef };
+	const uint8_t *p = map + off + 1, *end = map + size;
+	uint64_t len;
+
+	while (p < end) {
+		p = memmem(p, (size_t)(end - p), magic, sizeof(magic));
+		if (p == NULL)
+			return 0;
+		if (batch_verify(map, size, (uint64_t)(p - map), 0, 0,
+		    &len) == 0)
+			return 1;
+		p++;
+	}
+	return 0;
+}
+

@@ -109,6 +109,18 @@ void logfile_hdr_encode(uint8_t buf[LOGFILE_HDR], uint64_t base);
 enum record_status logfile_hdr_decode(const uint8_t *buf, size_t avail,
     uint64_t *base);
 
+/*
+ * Checks the batch frame at off in a log image of size bytes: intact
+ * header, body within the image, every record's checksum, consecutive
+ * global positions (starting at expect_pos when check_pos is set).
+ * Returns 0 and the frame's size in *len, or -1.
+ */
+int batch_verify(const uint8_t *img, uint64_t size, uint64_t off,
+    uint64_t expect_pos, int check_pos, uint64_t *len);
+
+/* Is there an intact batch frame anywhere after off? (1 or 0) */
+int batch_find_after(const uint8_t *img, uint64_t size, uint64_t off);
+
 /* zlib crc32 of len bytes. */
 uint32_t ef_crc32(const void *p, size_t len);
 

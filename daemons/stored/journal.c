@@ -35,62 +35,6 @@
 #define LOCK_NAME    "LOCK"
 #define MAP_RESERVE  (1ull << 40)
 
-/*
- * Checks the batch at off. Returns 0 and its total size in *len when
- * intact, -1 otherwise. expect_pos is checked when check_pos is set.
- */
-static int
-batch_check(const uint8_t *map, uint64_t size, uint64_t off,
-    uint64_t expect_pos, int check_pos, uint64_t *len)
-{
-	struct batch_hdr h;
-	struct ef_event ev;
-	uint64_t p, end;
-	size_t rlen;
-	uint32_t i;
-
-	if (batch_hdr_decode(map + off, size - off, &h) != REC_OK)
-		return -1;
-	if (h.body_len > size - off - BATCH_HDR)
-		return -1;
-	if (check_pos && h.first_pos != expect_pos)
-		return -1;
-	p = off + BATCH_HDR;
-	end = p + h.body_len;
-	for (i = 0; i < h.count; i++) {
-		if (p >= end || record_decode(map + p, end - p, &ev, &rlen, 1) !=
-		    REC_OK)
-			return -1;
-		if (ev.global_position != h.first_pos + i)
-			return -1;
-		p += rlen;
-	}
-	if (p != end)
-		return -1;
-	*len = BATCH_HDR + h.body_len;
-	return 0;
-}
-
-/* Is there an intact batch starting anywhere after off? */
-static int
-batch_after(const uint8_t *map, uint64_t size, uint64_t off)
-{
-	static const uint8_t magic[4] = { 0x01, 0x7c, 0xba, 0xef };
-	const uint8_t *p = map + off + 1, *end = map + size;
-	uint64_t len;
-
-	while (p < end) {
-		p = memmem(p, (size_t)(end - p), magic, sizeof(magic));
-		if (p == NULL)
-			return 0;
-		if (batch_check(map, size, (uint64_t)(p - map), 0, 0,
-		    &len) == 0)
-			return 1;
-		p++;
-	}
-	return 0;
-}
-
 static int
 fsync_dir(const char *dir)
 {
@@ -178,7 +122,7 @@ journal_open(struct journal *j, const char *data_dir, int repair,
 	pos = j->base;
 	off = LOGFILE_HDR;
 	while (off < size) {
-		if (batch_check(j->map, size, off, pos, 1, &len) != 0)
+		if (batch_verify(j->map, size, off, pos, 1, &len) != 0)
 			break;
 		(void)batch_hdr_decode(j->map + off, size - off, &h);
 		p = off + BATCH_HDR;
@@ -192,7 +136,7 @@ journal_open(struct journal *j, const char *data_dir, int repair,
 	}
 	madvise((void *)j->map, size, MADV_NORMAL);
 	if (off < size) {
-		if (batch_after(j->map, size, off)) {
+		if (batch_find_after(j->map, size, off)) {
 			*bad_off = off;
 			if (!repair) {
 				log_warnx("%s: corrupt batch at offset %" PRIu64
