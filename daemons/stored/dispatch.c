@@ -74,7 +74,9 @@ handle_append(struct worker *w, const struct ipc_in *in)
 
 	memset(&job, 0, sizeof(job));
 	if (ipc_append_req_decode(in->body, &req, &why) != 0) {
-		reply_error(w, EF_S_BAD_REQUEST, "append: bad field: %s", why);
+		reply_error(w, strcmp(why, "expected kind") == 0 ?
+		    EF_S_BAD_EXPECTED_VERSION : EF_S_BAD_REQUEST,
+		    "append: bad field: %s", why);
 		return;
 	}
 	if (uuid_parse(req.stream_id.ptr, req.stream_id.len,

@@ -105,9 +105,16 @@ journal_open(struct journal *j, const char *data_dir, int repair,
 		sb.st_size = LOGFILE_HDR;
 	}
 	size = (uint64_t)sb.st_size;
-	j->map_cap = MAP_RESERVE;
-	j->map = mmap(NULL, j->map_cap, PROT_READ, MAP_SHARED, j->fd, 0);
-	if (j->map == MAP_FAILED) {
+	/* as large a reservation as the address space allows (valgrind and
+	 * ulimit -v allow less than 1 TiB) */
+	for (j->map_cap = MAP_RESERVE; j->map_cap >= size + (1ull << 28);
+	    j->map_cap /= 4) {
+		j->map = mmap(NULL, j->map_cap, PROT_READ, MAP_SHARED, j->fd,
+		    0);
+		if (j->map != MAP_FAILED)
+			break;
+	}
+	if (j->map == MAP_FAILED || j->map == NULL) {
 		j->map = NULL;
 		rc = -errno;
 		goto fail;
@@ -173,6 +180,9 @@ journal_append(struct journal *j, const void *buf, size_t len)
 	size_t done = 0;
 	ssize_t n;
 	int err;
+
+	if (j->end + len > j->map_cap)
+		return -EFBIG; /* beyond what readers can map */
 
 	while (done < len) {
 		n = pwrite(j->fd, p + done, len - done,
