@@ -1,15 +1,20 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * dispatch.c - the request side of eventfold-stored: worker threads, one
- * nng context each on the rep socket, decode a request, check its
- * version and shape, and call the handler for its op. Reads are served
- * here, straight from the mapped journal; appends are validated (the
- * checks that need no state) and handed to the writer.
+ * dispatch.c - the request side of eventfold-stored. Each of `workers`
+ * nng contexts on the rep socket is a small state machine driven by its
+ * aio callback (as in nng's demo/async server): receive, decode, check
+ * version and shape, call the handler for the op, send, receive again.
+ * Reads are answered in the callback, straight from the mapped journal.
+ * Appends are validated (the checks that need no state) and queued for
+ * the writer, whose completion callback sends the reply: no thread waits
+ * for an fsync, and a request costs no thread hand-offs beyond nng's own
+ * and the one to the writer.
  *
  * A malformed request gets an error reply naming what was wrong; no
- * input makes a worker stop.
+ * input stops a context.
  */
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,22 +24,35 @@
 #include "stored.h"
 
 #include <nng/protocol/reqrep0/rep.h>
+#include <nng/supplemental/util/platform.h>
+
+enum { RC_RECV, RC_SEND };
 
 struct worker {
 	struct stored *sd;
 	nng_ctx ctx;
 	nng_aio *aio;
-	pthread_t thr;
+	int state;
+	nng_msg *msg;            /* the request, reused for the reply */
+	struct ipc_in in;        /* decoded request, valid with msg */
+	struct ipc_append_req req;
+	struct append_job job;
+	uint8_t (*sorted)[UUID_LEN];
 	struct ipc_out out;
-	uint64_t *pos;     /* scratch for stream reads */
+	uint64_t *pos;           /* scratch for reads */
 	uint64_t pos_cap;
 };
+
+#define HANDLED 0
+#define PENDING 1 /* queued for the writer; it sends the reply */
 
 static nng_socket rep_sock;
 static struct worker *workers;
 static uint64_t nworkers;
+static int closing;
+static uint64_t inflight; /* appends queued and not yet answered */
 
-typedef void (*handler_fn)(struct worker *, const struct ipc_in *);
+typedef int (*handler_fn)(struct worker *, const struct ipc_in *);
 
 static void
 reply_error(struct worker *w, int status, const char *fmt, ...)
@@ -61,89 +79,115 @@ ids_cmp(const void *a, const void *b)
 }
 
 static void
+append_free(struct worker *w)
+{
+	free(w->sorted);
+	w->sorted = NULL;
+	free(w->job.ids);
+	w->job.ids = NULL;
+	ipc_append_req_free(&w->req);
+}
+
+static void rctx_send(struct worker *w);
+
+/* Writer thread: the append is durable or refused; send the reply. */
+static void
+append_done(struct append_job *job)
+{
+	struct worker *w = (struct worker *)((char *)job -
+	    offsetof(struct worker, job));
+
+	ipc_out_reset(&w->out);
+	ipc_reply_begin(&w->out, job->status, job->status == EF_S_OK ? "ok" :
+	    job->msg);
+	if (job->status == EF_S_OK)
+		ipc_append_rep_encode(&w->out, &job->rep);
+	else if (job->status == EF_S_VERSION_CONFLICT)
+		ipc_conflict_encode(&w->out, &job->conflict);
+	else
+		ipc_nil(&w->out);
+	if (job->status != EF_S_OK)
+		log_debug("append refused: %s", job->msg);
+	append_free(w);
+	rctx_send(w);
+	__atomic_sub_fetch(&inflight, 1, __ATOMIC_RELEASE);
+}
+
+static int
 handle_append(struct worker *w, const struct ipc_in *in)
 {
 	struct stored *sd = w->sd;
-	struct ipc_append_req req;
-	struct append_job job;
-	uint8_t (*sorted)[UUID_LEN] = NULL;
+	struct ipc_append_req *req = &w->req;
+	struct append_job *job = &w->job;
 	const char *why = "";
 	char ebuf[UUID_STR_LEN];
 	uint64_t total = 0;
 	uint32_t i;
 
-	memset(&job, 0, sizeof(job));
-	if (ipc_append_req_decode(in->body, &req, &why) != 0) {
+	memset(job, 0, sizeof(*job));
+	if (ipc_append_req_decode(in->body, req, &why) != 0) {
 		reply_error(w, strcmp(why, "expected kind") == 0 ?
 		    EF_S_BAD_EXPECTED_VERSION : EF_S_BAD_REQUEST,
 		    "append: bad field: %s", why);
-		return;
+		return HANDLED;
 	}
-	if (uuid_parse(req.stream_id.ptr, req.stream_id.len,
-	    job.stream_id) != 0) {
+	if (uuid_parse(req->stream_id.ptr, req->stream_id.len,
+	    job->stream_id) != 0) {
 		reply_error(w, EF_S_BAD_UUID, "stream_id: malformed uuid "
-		    "\"%.*s\"", (int)(req.stream_id.len > 64 ? 64 :
-		    req.stream_id.len), req.stream_id.ptr);
-		goto out;
+		    "\"%.*s\"", (int)(req->stream_id.len > 64 ? 64 :
+		    req->stream_id.len), req->stream_id.ptr);
+		goto refused;
 	}
-	if (req.nevents == 0) {
+	if (req->nevents == 0) {
 		reply_error(w, EF_S_EMPTY_BATCH, "append: no events in batch");
-		goto out;
+		goto refused;
 	}
-	job.ids = calloc(req.nevents, UUID_LEN);
-	sorted = calloc(req.nevents, UUID_LEN);
-	if (job.ids == NULL || sorted == NULL)
+	job->ids = calloc(req->nevents, UUID_LEN);
+	if (job->ids == NULL)
 		fatal("calloc");
-	for (i = 0; i < req.nevents; i++) {
-		const struct ipc_proposed *p = &req.events[i];
+	for (i = 0; i < req->nevents; i++) {
+		const struct ipc_proposed *p = &req->events[i];
 
 		if (uuid_parse(p->event_id.ptr, p->event_id.len,
-		    job.ids[i]) != 0) {
+		    job->ids[i]) != 0) {
 			reply_error(w, EF_S_BAD_UUID, "event %u: event_id: "
 			    "malformed uuid \"%.*s\"", i,
 			    (int)(p->event_id.len > 64 ? 64 : p->event_id.len),
 			    p->event_id.ptr);
-			goto out;
+			goto refused;
 		}
 		total += record_size(p->type.len, p->metadata_len,
 		    p->payload_len);
 	}
-	memcpy(sorted, job.ids, (size_t)req.nevents * UUID_LEN);
-	qsort(sorted, req.nevents, UUID_LEN, ids_cmp);
-	for (i = 1; i < req.nevents; i++)
-		if (memcmp(sorted[i - 1], sorted[i], UUID_LEN) == 0) {
-			reply_error(w, EF_S_DUPLICATE_EVENT_ID, "duplicate "
-			    "event id %s in batch", uuid_format(sorted[i],
-			    ebuf));
-			goto out;
-		}
+	if (req->nevents > 1) {
+		w->sorted = calloc(req->nevents, UUID_LEN);
+		if (w->sorted == NULL)
+			fatal("calloc");
+		memcpy(w->sorted, job->ids, (size_t)req->nevents * UUID_LEN);
+		qsort(w->sorted, req->nevents, UUID_LEN, ids_cmp);
+		for (i = 1; i < req->nevents; i++)
+			if (memcmp(w->sorted[i - 1], w->sorted[i],
+			    UUID_LEN) == 0) {
+				reply_error(w, EF_S_DUPLICATE_EVENT_ID,
+				    "duplicate event id %s in batch",
+				    uuid_format(w->sorted[i], ebuf));
+				goto refused;
+			}
+	}
 	if (total > sd->conf.max_append_bytes) {
 		reply_error(w, EF_S_BATCH_TOO_LARGE, "append of %" PRIu64
 		    " bytes is over max_append_bytes %" PRIu64, total,
 		    sd->conf.max_append_bytes);
-		goto out;
+		goto refused;
 	}
-	job.req = &req;
-	pthread_mutex_init(&job.mu, NULL);
-	pthread_cond_init(&job.cv, NULL);
-	writer_submit(sd, &job);
-	pthread_mutex_destroy(&job.mu);
-	pthread_cond_destroy(&job.cv);
-	ipc_out_reset(&w->out);
-	ipc_reply_begin(&w->out, job.status, job.status == EF_S_OK ? "ok" :
-	    job.msg);
-	if (job.status == EF_S_OK)
-		ipc_append_rep_encode(&w->out, &job.rep);
-	else if (job.status == EF_S_VERSION_CONFLICT)
-		ipc_conflict_encode(&w->out, &job.conflict);
-	else
-		ipc_nil(&w->out);
-	if (job.status != EF_S_OK)
-		log_debug("append refused: %s", job.msg);
-out:
-	free(sorted);
-	free(job.ids);
-	ipc_append_req_free(&req);
+	job->req = req;
+	job->complete = append_done;
+	__atomic_add_fetch(&inflight, 1, __ATOMIC_ACQUIRE);
+	writer_submit(sd, job);
+	return PENDING;
+refused:
+	append_free(w);
+	return HANDLED;
 }
 
 static uint64_t
@@ -209,7 +253,7 @@ scratch(struct worker *w, uint64_t n)
 	return w->pos;
 }
 
-static void
+static int
 handle_read_all(struct worker *w, const struct ipc_in *in)
 {
 	struct ipc_read_all_req r;
@@ -219,7 +263,7 @@ handle_read_all(struct worker *w, const struct ipc_in *in)
 	if (ipc_read_all_req_decode(in->body, &r, &why) != 0) {
 		reply_error(w, EF_S_BAD_REQUEST, "read_all: bad field: %s",
 		    why);
-		return;
+		return HANDLED;
 	}
 	head = index_head(&w->sd->index);
 	r.max_count = read_cap(w->sd, r.max_count);
@@ -239,9 +283,10 @@ handle_read_all(struct worker *w, const struct ipc_in *in)
 			pos[i] = from - i;
 	}
 	encode_positions(w, pos, n, head, false, 0);
+	return HANDLED;
 }
 
-static void
+static int
 handle_read_stream(struct worker *w, const struct ipc_in *in)
 {
 	struct stored *sd = w->sd;
@@ -254,13 +299,13 @@ handle_read_stream(struct worker *w, const struct ipc_in *in)
 	if (ipc_read_stream_req_decode(in->body, &r, &why) != 0) {
 		reply_error(w, EF_S_BAD_REQUEST, "read_stream: bad field: %s",
 		    why);
-		return;
+		return HANDLED;
 	}
 	if (uuid_parse(r.stream_id.ptr, r.stream_id.len, sid) != 0) {
 		reply_error(w, EF_S_BAD_UUID, "stream_id: malformed uuid "
 		    "\"%.*s\"", (int)(r.stream_id.len > 64 ? 64 :
 		    r.stream_id.len), r.stream_id.ptr);
-		return;
+		return HANDLED;
 	}
 	r.max_count = read_cap(sd, r.max_count);
 	pos = scratch(w, r.max_count ? r.max_count : 1);
@@ -297,12 +342,13 @@ handle_read_stream(struct worker *w, const struct ipc_in *in)
 		}
 		ipc_read_rep_begin(&w->out, 0);
 		ipc_read_rep_end(&w->out, head, false, 0);
-		return;
+		return HANDLED;
 	}
 	encode_positions(w, pos, n, head, true, last);
+	return HANDLED;
 }
 
-static void
+static int
 handle_list_streams(struct worker *w, const struct ipc_in *in)
 {
 	struct ipc_list_req r;
@@ -315,11 +361,11 @@ handle_list_streams(struct worker *w, const struct ipc_in *in)
 	if (ipc_list_req_decode(in->body, &r, &why) != 0) {
 		reply_error(w, EF_S_BAD_REQUEST, "list_streams: bad field: %s",
 		    why);
-		return;
+		return HANDLED;
 	}
 	if (r.has_after && uuid_parse(r.after.ptr, r.after.len, after) != 0) {
 		reply_error(w, EF_S_BAD_UUID, "after: malformed uuid");
-		return;
+		return HANDLED;
 	}
 	max = read_cap(w->sd, r.max_count);
 	if ((out = calloc(max ? max : 1, sizeof(*out))) == NULL)
@@ -333,9 +379,10 @@ handle_list_streams(struct worker *w, const struct ipc_in *in)
 		ipc_stream_info_encode(&w->out, &out[i]);
 	ipc_list_rep_end(&w->out, more);
 	free(out);
+	return HANDLED;
 }
 
-static void
+static int
 handle_status(struct worker *w, const struct ipc_in *in)
 {
 	struct stored *sd = w->sd;
@@ -359,6 +406,7 @@ handle_status(struct worker *w, const struct ipc_in *in)
 	ipc_out_reset(&w->out);
 	ipc_reply_begin(&w->out, EF_S_OK, "ok");
 	ipc_status_rep_encode(&w->out, &st);
+	return HANDLED;
 }
 
 static const struct {
@@ -372,65 +420,92 @@ static const struct {
 	{ EF_OP_STATUS, handle_status },
 };
 
-static void
-dispatch_one(struct worker *w, nng_msg *m)
+/* Decodes and handles the request in w->msg; HANDLED or PENDING. */
+static int
+dispatch_one(struct worker *w)
 {
-	struct ipc_in in;
 	const char *why = "";
 	size_t i;
 	int rc;
 
-	rc = ipc_request_open(&in, nng_msg_body(m), nng_msg_len(m), &why);
+	rc = ipc_request_open(&w->in, nng_msg_body(w->msg),
+	    nng_msg_len(w->msg), &why);
 	if (rc != 0) {
 		reply_error(w, rc, "%s%s", why, rc == EF_S_BAD_VERSION ?
 		    " (this stored speaks version 1)" : "");
-		goto out;
+		return HANDLED;
 	}
 	if (__atomic_load_n(&w->sd->stopping, __ATOMIC_RELAXED) &&
-	    in.op == EF_OP_APPEND) {
+	    w->in.op == EF_OP_APPEND) {
 		reply_error(w, EF_S_UNAVAILABLE, "stored is shutting down");
-		goto out;
+		return HANDLED;
 	}
 	for (i = 0; i < sizeof(handlers) / sizeof(handlers[0]); i++)
-		if (handlers[i].op == (int)in.op) {
-			handlers[i].fn(w, &in);
-			goto out;
-		}
-	reply_error(w, EF_S_UNKNOWN_OP, "unknown operation %u", in.op);
-out:
-	ipc_in_close(&in);
+		if (handlers[i].op == (int)w->in.op)
+			return handlers[i].fn(w, &w->in);
+	reply_error(w, EF_S_UNKNOWN_OP, "unknown operation %u", w->in.op);
+	return HANDLED;
 }
 
-static void *
-worker_main(void *arg)
+static void
+rctx_recv(struct worker *w)
+{
+	w->state = RC_RECV;
+	nng_ctx_recv(w->ctx, w->aio);
+}
+
+/* Sends w->out as the reply, reusing the request message. */
+static void
+rctx_send(struct worker *w)
+{
+	nng_msg *m = w->msg;
+
+	ipc_in_close(&w->in);
+	w->msg = NULL;
+	nng_msg_clear(m);
+	if (nng_msg_append(m, w->out.buf, w->out.len) != 0) {
+		nng_msg_free(m);
+		rctx_recv(w);
+		return;
+	}
+	if (w->out.cap > (8u << 20)) {
+		/* do not keep a huge buffer per context */
+		ipc_out_free(&w->out);
+		ipc_out_init(&w->out);
+	}
+	w->state = RC_SEND;
+	nng_aio_set_msg(w->aio, m);
+	nng_ctx_send(w->ctx, w->aio);
+}
+
+static void
+rctx_cb(void *arg)
 {
 	struct worker *w = arg;
-	nng_msg *m, *r;
-	int rv;
+	int rv = nng_aio_result(w->aio);
 
-	while (!__atomic_load_n(&w->sd->stopping, __ATOMIC_RELAXED)) {
-		rv = nngx_recv(w->ctx, w->aio, &m, 100);
-		if (rv == NNG_ETIMEDOUT)
-			continue;
+	switch (w->state) {
+	case RC_RECV:
+		if (rv != 0) {
+			if (rv == NNG_ECLOSED || rv == NNG_ECANCELED ||
+			    __atomic_load_n(&closing, __ATOMIC_RELAXED))
+				return;
+			rctx_recv(w);
+			return;
+		}
+		w->msg = nng_aio_get_msg(w->aio);
+		if (dispatch_one(w) == PENDING)
+			return;
+		rctx_send(w);
+		return;
+	case RC_SEND:
 		if (rv != 0)
-			break;
-		dispatch_one(w, m);
-		/* reuse the request message for the reply */
-		nng_msg_clear(m);
-		r = m;
-		if (nng_msg_append(r, w->out.buf, w->out.len) != 0) {
-			nng_msg_free(r);
-			continue;
-		}
-		if (nngx_send(w->ctx, w->aio, r, 5000) != 0)
-			nng_msg_free(r);
-		if (w->out.cap > (8u << 20)) {
-			/* do not keep a huge buffer per worker */
-			ipc_out_free(&w->out);
-			ipc_out_init(&w->out);
-		}
+			nng_msg_free(nng_aio_get_msg(w->aio));
+		if (__atomic_load_n(&closing, __ATOMIC_RELAXED))
+			return;
+		rctx_recv(w);
+		return;
 	}
-	return NULL;
 }
 
 int
@@ -447,8 +522,6 @@ dispatch_start(struct stored *sd, const char *url)
 		return rv;
 	if (strncmp(url, "ipc://", 6) == 0)
 		nng_listener_set_int(l, NNG_OPT_IPC_PERMISSIONS, 0660);
-	if ((rv = nng_listener_start(l, 0)) != 0)
-		return rv;
 	nworkers = sd->conf.workers ? sd->conf.workers : 1;
 	if ((workers = calloc(nworkers, sizeof(*workers))) == NULL)
 		fatal("calloc");
@@ -459,11 +532,13 @@ dispatch_start(struct stored *sd, const char *url)
 		ipc_out_init(&w->out);
 		if ((rv = nng_ctx_open(&w->ctx, rep_sock)) != 0)
 			return rv;
-		if (nng_aio_alloc(&w->aio, NULL, NULL) != 0)
-			fatal("nng_aio_alloc");
-		if (pthread_create(&w->thr, NULL, worker_main, w) != 0)
-			fatal("pthread_create");
+		if ((rv = nng_aio_alloc(&w->aio, rctx_cb, w)) != 0)
+			return rv;
 	}
+	if ((rv = nng_listener_start(l, 0)) != 0)
+		return rv;
+	for (i = 0; i < nworkers; i++)
+		rctx_recv(&workers[i]);
 	return 0;
 }
 
@@ -471,18 +546,34 @@ void
 dispatch_stop(struct stored *sd)
 {
 	uint64_t i;
+	int waited;
 
 	(void)sd;
-	/* workers notice `stopping` within their receive timeout and exit
-	 * after answering what they hold */
-	for (i = 0; i < nworkers; i++)
-		pthread_join(workers[i].thr, NULL);
-	nng_close(rep_sock);
+	/* `stopping` is set: new appends are refused. Let the queued ones
+	 * be committed and answered before the socket goes. */
+	for (waited = 0; waited < 30000 &&
+	    __atomic_load_n(&inflight, __ATOMIC_ACQUIRE) > 0; waited++)
+		nng_msleep(1);
+	__atomic_store_n(&closing, 1, __ATOMIC_RELAXED);
 	for (i = 0; i < nworkers; i++) {
-		ipc_out_free(&workers[i].out);
-		nng_aio_free(workers[i].aio);
-		free(workers[i].pos);
+		struct worker *w = &workers[i];
+
+		/* cancel, and wait for a running callback; it re-arms nothing
+		 * once `closing` is set */
+		nng_aio_stop(w->aio);
+		nng_ctx_close(w->ctx);
+		nng_aio_free(w->aio);
+		if (w->msg != NULL)
+			nng_msg_free(w->msg);
+		ipc_in_close(&w->in);
+		ipc_out_free(&w->out);
+		free(w->pos);
 	}
+	/*
+	 * The socket itself is left to process exit: nng 1.5.2's nng_close()
+	 * can deadlock while peers are still connected (nng issues #1543,
+	 * #1813), and nothing durable depends on it.
+	 */
 	free(workers);
 	workers = NULL;
 }

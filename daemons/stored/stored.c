@@ -241,12 +241,11 @@ main(int argc, char **argv)
 	__atomic_store_n(&sd.stopping, 1, __ATOMIC_RELAXED);
 	dispatch_stop(&sd);
 	writer_stop(&sd);
-	nng_close(sd.pub);
+	/* sockets are not closed: see dispatch_stop() */
 	journal_close(&sd.journal);
 	index_free(&sd.index);
 	conf_free(stored_keys, &sd.conf);
 	free(argv_copy);
-	nng_fini();
 	log_info("stopped");
 	return 0;
 }

@@ -3,9 +3,10 @@
  * stored.h - private structures of eventfold-stored.
  *
  * Threads: one writer (writer.c) is the only one that appends to the
- * journal and changes the index; many workers (dispatch.c), one per nng
- * context, decode requests, serve reads straight from the mapped journal
- * and hand appends to the writer. Readers see only what is committed:
+ * journal and changes the index. Requests are handled in nng aio
+ * callbacks (dispatch.c), one state machine per nng context: reads are
+ * served straight from the mapped journal; appends are handed to the
+ * writer, which sends their replies itself once they are durable. Readers see only what is committed:
  * index.head is published (release) after the batch is durable and the
  * index updated.
  */
@@ -151,10 +152,9 @@ struct append_job {
 	char msg[256];
 	struct ipc_append_rep rep;
 	struct ipc_conflict conflict;
-	/* sync */
-	int done;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
+	/* called by the writer thread once the job is committed or refused;
+	 * the writer touches the job no more after it */
+	void (*complete)(struct append_job *job);
 	struct append_job *next;
 };
 
@@ -184,11 +184,11 @@ struct stored {
 };
 
 int writer_start(struct stored *sd);
-/* Queues job and waits until it is committed or refused. */
+/* Queues job; job->complete runs on the writer thread when it is done. */
 void writer_submit(struct stored *sd, struct append_job *job);
 void writer_stop(struct stored *sd);
 
-/* dispatch.c: workers on the rep socket. */
+/* dispatch.c: contexts on the rep socket. */
 int dispatch_start(struct stored *sd, const char *url);
 void dispatch_stop(struct stored *sd);
 

@@ -370,10 +370,7 @@ writer_process(struct stored *sd, struct wbatch *b, struct append_job *job)
 static void
 job_finish(struct append_job *job)
 {
-	pthread_mutex_lock(&job->mu);
-	job->done = 1;
-	pthread_cond_signal(&job->cv);
-	pthread_mutex_unlock(&job->mu);
+	job->complete(job);
 }
 
 static void
@@ -525,18 +522,12 @@ writer_start(struct stored *sd)
 void
 writer_submit(struct stored *sd, struct append_job *job)
 {
-	job->done = 0;
 	job->next = NULL;
 	pthread_mutex_lock(&sd->qmu);
 	*sd->qtail = job;
 	sd->qtail = &job->next;
 	pthread_cond_signal(&sd->qcv);
 	pthread_mutex_unlock(&sd->qmu);
-
-	pthread_mutex_lock(&job->mu);
-	while (!job->done)
-		pthread_cond_wait(&job->cv, &job->mu);
-	pthread_mutex_unlock(&job->mu);
 }
 
 void
