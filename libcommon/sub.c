@@ -15,6 +15,7 @@
 
 #define SUB_IDLE_MS  250 /* poll the store after this long without news */
 #define SUB_RETRY_MS 100
+#define SUB_GAP      (-1000) /* internal: re-read from the store */
 
 struct sub_state {
 	const struct sub_params *p;
@@ -84,18 +85,18 @@ sub_catch_up(struct sub_state *s)
 			}
 		}
 		if (p->stream_id != NULL) {
-			/* The reply is one snapshot: nothing below head is
-			 * missing once a short page came back. */
-			if (rr.nevents < page) {
+			/* Each reply is one snapshot: once every version up
+			 * to the stream's last of that moment is delivered,
+			 * nothing of this stream below head is missing. */
+			if (rr.nevents == 0 || !rr.has_last_version ||
+			    s->next_ver > rr.last_version) {
 				if (rr.head > s->seen_global)
 					s->seen_global = rr.head;
 				client_reply_free(&rep);
 				return 0;
 			}
 		} else if (rr.nevents == 0 || s->next >= rr.head) {
-			if (s->next > rr.head) {
-				/* from is past the head: wait there. */
-			}
+			/* caught up (or from is past the head: wait there) */
 			client_reply_free(&rep);
 			return 0;
 		}
@@ -121,8 +122,10 @@ sub_deliver_pub(struct sub_state *s, const struct ipc_pub *pub)
 			if (ev.global_position < s->seen_global ||
 			    memcmp(ev.stream_id, s->stream, UUID_LEN) != 0)
 				continue;
-			if (ev.stream_version != s->next_ver)
+			if (ev.stream_version < s->next_ver)
 				continue;
+			if (ev.stream_version > s->next_ver)
+				return SUB_GAP; /* missed some: read them */
 			s->next_ver++;
 		} else {
 			if (ev.global_position != s->next)
