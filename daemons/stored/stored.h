@@ -176,6 +176,7 @@ struct stored {
 	pthread_mutex_t qmu;
 	pthread_cond_t qcv;
 	struct append_job *qhead, **qtail;
+	uint64_t qlen;     /* jobs in the queue */
 	int stopping;      /* no new requests */
 	int writer_exit;   /* writer: drain and exit */
 	pthread_t writer;
