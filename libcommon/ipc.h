@@ -41,7 +41,16 @@
 	X(READ_STREAM, 2, "read_stream")                                      \
 	X(READ_ALL, 3, "read_all")                                            \
 	X(LIST_STREAMS, 4, "list_streams")                                    \
-	X(STATUS, 5, "status")
+	X(STATUS, 5, "status")                                                \
+	X(EXECUTE, 32, "execute")                                             \
+	X(GET_STATE, 33, "get_state")                                         \
+	X(QUERY, 34, "query")                                                 \
+	X(RUNNER_STATUS, 35, "runner_status")                                 \
+	X(REBUILD, 36, "rebuild")                                             \
+	X(RESET, 37, "reset")                                                 \
+	X(REPLAY, 38, "replay")                                               \
+	X(DEAD_LETTERS, 39, "dead_letters")                                   \
+	X(PLUGINS, 40, "plugins")
 
 enum ef_op {
 #define X(name, num, str) EF_OP_##name = num,

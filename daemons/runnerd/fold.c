@@ -1,0 +1,851 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fold.c - the engine under projections and process managers ("folds").
+ *
+ * Each fold has a subscription thread (a "pipe") running sub_run() from
+ * the fold's checkpoint, catch-up then live with the design's gap
+ * filling, which copies every event into a bounded queue; and a fold
+ * thread that takes what is queued, applies it and commits the
+ * checkpoint. For a projection, the writes of a batch and its
+ * checkpoint are one LMDB transaction, so a kill -9 at any moment
+ * neither repeats nor skips an event. Batches grow with the load (all
+ * that is queued, up to fold_batch) and shrink to one event when quiet,
+ * so a lone event is visible after one commit.
+ *
+ * Control requests (reset, the swap at the end of a rebuild, quit) are
+ * handled by the fold thread between batches, with the pipe stopped:
+ * it is then restarted from the new checkpoint. A rebuild runs a
+ * second pipe and applier into generation gen + 1 until it has caught
+ * up with the log, then asks for the swap: one transaction points the
+ * checkpoint at the new generation and drops the old database.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "runnerd.h"
+
+#define Q_MAX_EVENTS 65536
+#define Q_MAX_BYTES  (64u << 20)
+
+static struct fold **folds;
+static size_t nfolds;
+
+/* The queue. */
+
+static void
+evq_init(struct evq *q)
+{
+	memset(q, 0, sizeof(*q));
+	pthread_mutex_init(&q->mu, NULL);
+	pthread_cond_init(&q->cv_put, NULL);
+	pthread_cond_init(&q->cv_get, NULL);
+}
+
+static void
+evq_free_list(struct qev *e)
+{
+	struct qev *n;
+
+	for (; e != NULL; e = n) {
+		n = e->next;
+		free(e);
+	}
+}
+
+static void
+evq_clear(struct evq *q)
+{
+	pthread_mutex_lock(&q->mu);
+	evq_free_list(q->head);
+	q->head = q->tail = NULL;
+	q->n = q->bytes = 0;
+	pthread_cond_broadcast(&q->cv_put);
+	pthread_mutex_unlock(&q->mu);
+}
+
+static void
+abs_deadline(struct timespec *ts, uint64_t ms)
+{
+	clock_gettime(CLOCK_REALTIME, ts);
+	ts->tv_sec += (time_t)(ms / 1000);
+	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
+/* Copies ev into the queue; waits while it is full. 1 if stopped. */
+static int
+evq_push(struct evq *q, const struct ef_event *ev, volatile int *stop)
+{
+	struct qev *e;
+	size_t size = ev->type_len + ev->metadata_len + ev->payload_len;
+	struct timespec ts;
+	uint8_t *p;
+
+	if ((e = malloc(sizeof(*e) + size)) == NULL)
+		fatal("malloc");
+	e->next = NULL;
+	e->size = size;
+	e->ev = *ev;
+	p = e->data;
+	memcpy(p, ev->type, ev->type_len);
+	e->ev.type = (const char *)p;
+	p += ev->type_len;
+	if (ev->metadata_len)
+		memcpy(p, ev->metadata, ev->metadata_len);
+	e->ev.metadata = p;
+	p += ev->metadata_len;
+	if (ev->payload_len)
+		memcpy(p, ev->payload, ev->payload_len);
+	e->ev.payload = p;
+	pthread_mutex_lock(&q->mu);
+	while ((q->n >= Q_MAX_EVENTS || q->bytes >= Q_MAX_BYTES) &&
+	    !__atomic_load_n(stop, __ATOMIC_RELAXED)) {
+		abs_deadline(&ts, 100);
+		pthread_cond_timedwait(&q->cv_put, &q->mu, &ts);
+	}
+	if (__atomic_load_n(stop, __ATOMIC_RELAXED)) {
+		pthread_mutex_unlock(&q->mu);
+		free(e);
+		return 1;
+	}
+	if (q->tail != NULL)
+		q->tail->next = e;
+	else
+		q->head = e;
+	q->tail = e;
+	q->n++;
+	q->bytes += size;
+	pthread_cond_signal(&q->cv_get);
+	pthread_mutex_unlock(&q->mu);
+	return 0;
+}
+
+/* Takes up to max queued events, waiting up to ms for the first. */
+static struct qev *
+evq_take(struct evq *q, size_t max, uint64_t ms, size_t *n)
+{
+	struct qev *head, *e;
+	struct timespec ts;
+	size_t k = 0;
+
+	*n = 0;
+	pthread_mutex_lock(&q->mu);
+	if (q->head == NULL) {
+		abs_deadline(&ts, ms);
+		pthread_cond_timedwait(&q->cv_get, &q->mu, &ts);
+	}
+	head = q->head;
+	for (e = head; e != NULL && k < max; e = e->next) {
+		k++;
+		q->bytes -= e->size;
+		if (k == max || e->next == NULL)
+			break;
+	}
+	if (head != NULL) {
+		q->head = e->next;
+		if (q->head == NULL)
+			q->tail = NULL;
+		e->next = NULL;
+		q->n -= k;
+		pthread_cond_broadcast(&q->cv_put);
+	}
+	pthread_mutex_unlock(&q->mu);
+	*n = k;
+	return head;
+}
+
+/* Pipes. */
+
+static int
+pipe_on_event(void *arg, const struct ef_event *ev)
+{
+	struct pipe *p = arg;
+
+	if (evq_push(&p->q, ev, &p->stop))
+		return 1;
+	__atomic_store_n(&p->delivered, ev->global_position + 1,
+	    __ATOMIC_RELEASE);
+	return 0;
+}
+
+static int
+pipe_on_caught_up(void *arg)
+{
+	struct pipe *p = arg;
+
+	__atomic_store_n(&p->caught_up, 1, __ATOMIC_RELEASE);
+	return 0;
+}
+
+static void *
+pipe_main(void *arg)
+{
+	struct pipe *p = arg;
+	struct sub_params sp;
+	int rc;
+
+	memset(&sp, 0, sizeof(sp));
+	sp.store_url = rd.store_url;
+	sp.events_url = rd.events_url;
+	sp.page = (uint32_t)rd.conf.page;
+	sp.on_event = pipe_on_event;
+	sp.on_caught_up = pipe_on_caught_up;
+	sp.arg = p;
+	sp.stop = &p->stop;
+	while (!__atomic_load_n(&p->stop, __ATOMIC_RELAXED)) {
+		sp.from = __atomic_load_n(&p->delivered, __ATOMIC_ACQUIRE);
+		rc = sub_run(&sp);
+		if (rc == 0 || rc == 1)
+			continue;
+		log_warnx("%s: subscription failed (%d), retrying",
+		    p->f->name, rc);
+		nap_ms(500);
+	}
+	return NULL;
+}
+
+static void
+pipe_start(struct pipe *p, struct fold *f, uint64_t from)
+{
+	p->f = f;
+	p->stop = 0;
+	p->from = from;
+	p->delivered = from;
+	p->caught_up = 0;
+	evq_clear(&p->q);
+	if (pthread_create(&p->thr, NULL, pipe_main, p) != 0)
+		fatal("pthread_create");
+	p->running = 1;
+}
+
+static void
+pipe_stop(struct pipe *p)
+{
+	if (!p->running)
+		return;
+	__atomic_store_n(&p->stop, 1, __ATOMIC_RELAXED);
+	evq_clear(&p->q); /* wakes a blocked push */
+	pthread_join(p->thr, NULL);
+	p->running = 0;
+	evq_clear(&p->q);
+}
+
+/* Folds. */
+
+static struct fold *
+fold_new(const char *name, int kind, struct plugin *pl)
+{
+	struct fold *f, **nf;
+
+	if ((f = calloc(1, sizeof(*f))) == NULL ||
+	    (f->name = strdup(name)) == NULL)
+		fatal("calloc");
+	f->kind = kind;
+	f->plugin = pl;
+	pthread_mutex_init(&f->mu, NULL);
+	pthread_cond_init(&f->cv, NULL);
+	pthread_rwlock_init(&f->dbi_lock, NULL);
+	evq_init(&f->pipe.q);
+	evq_init(&f->rb_pipe.q);
+	if ((nf = realloc(folds, (nfolds + 1) * sizeof(*nf))) == NULL)
+		fatal("realloc");
+	folds = nf;
+	folds[nfolds++] = f;
+	return f;
+}
+
+int
+fold_add_projection(const struct efp_projection *p, struct plugin *pl)
+{
+	struct fold *f = fold_new(p->name, EF_FOLD_PROJECTION, pl);
+
+	f->proj = p;
+	return 0;
+}
+
+int
+fold_add_manager(const struct efp_manager *m, struct plugin *pl)
+{
+	struct fold *f = fold_new(m->name, EF_FOLD_MANAGER, pl);
+
+	f->mgr = m;
+	return 0;
+}
+
+struct fold *
+fold_find(const char *name, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < nfolds; i++)
+		if (strlen(folds[i]->name) == len &&
+		    !memcmp(folds[i]->name, name, len))
+			return folds[i];
+	return NULL;
+}
+
+size_t
+fold_count(void)
+{
+	return nfolds;
+}
+
+struct fold *
+fold_at(size_t i)
+{
+	return i < nfolds ? folds[i] : NULL;
+}
+
+static void
+gen_name(char *buf, size_t len, const struct fold *f, uint64_t gen)
+{
+	snprintf(buf, len, "fold/%s/%" PRIu64, f->name, gen);
+}
+
+static void
+fold_set_error(struct fold *f, uint64_t pos, const char *msg)
+{
+	pthread_mutex_lock(&f->mu);
+	f->stopped = 1;
+	f->err_pos = pos;
+	snprintf(f->err, sizeof(f->err), "%s", msg);
+	pthread_cond_broadcast(&f->cv);
+	pthread_mutex_unlock(&f->mu);
+	log_warnx("%s %s stopped at position %" PRIu64 ": %s",
+	    f->kind == EF_FOLD_PROJECTION ? "projection" : "process manager",
+	    f->name, pos, msg);
+}
+
+/*
+ * Projections: applies events of list (n of them, from position next)
+ * into dbi and, if ckpt, the checkpoint, in one transaction. Returns the
+ * number applied and committed; on an apply failure at event k, events
+ * before k are committed and *failed is set with msg.
+ */
+static size_t
+proj_batch(struct fold *f, MDB_dbi dbi, uint64_t gen, int ckpt,
+    struct qev *list, size_t n, uint64_t next, int *failed, uint64_t *fpos,
+    char *msg, size_t ml)
+{
+	MDB_txn *txn;
+	struct qev *e;
+	size_t k, limit = n;
+	int rc;
+
+	*failed = 0;
+again:
+	if ((rc = state_begin(0, &txn)) != 0) {
+		snprintf(msg, ml, "LMDB: %s", mdb_strerror(rc));
+		*failed = 1;
+		*fpos = next;
+		return 0;
+	}
+	for (k = 0, e = list; k < limit; k++, e = e->next) {
+		if (e->ev.global_position != next + k) {
+			snprintf(msg, ml, "internal: event at position %"
+			    PRIu64 " where %" PRIu64 " was expected",
+			    e->ev.global_position, next + k);
+			rc = -1;
+		} else
+			rc = projection_apply(f, txn, dbi, &e->ev, msg, ml);
+		if (rc != 0) {
+			mdb_txn_abort(txn);
+			*failed = 1;
+			*fpos = next + k;
+			if (k == 0)
+				return 0;
+			limit = k; /* redo what went well, then stop */
+			goto again;
+		}
+	}
+	if (ckpt && (rc = state_checkpoint_put(txn, f->name, gen,
+	    next + limit)) != 0) {
+		mdb_txn_abort(txn);
+		snprintf(msg, ml, "LMDB checkpoint: %s", mdb_strerror(rc));
+		*failed = 1;
+		*fpos = next;
+		return 0;
+	}
+	if ((rc = state_commit(txn, f->name)) != 0) {
+		snprintf(msg, ml, "LMDB commit: %s%s", mdb_strerror(rc),
+		    rc == MDB_MAP_FULL ? " (raise map_size)" : "");
+		*failed = 1;
+		*fpos = next;
+		return 0;
+	}
+	return limit;
+}
+
+static int
+mgr_checkpoint(struct fold *f, uint64_t next)
+{
+	MDB_txn *txn;
+	int rc;
+
+	if ((rc = state_begin(0, &txn)) != 0)
+		return rc;
+	if ((rc = state_checkpoint_put(txn, f->name, f->gen, next)) != 0) {
+		mdb_txn_abort(txn);
+		return rc;
+	}
+	return state_commit(txn, f->name);
+}
+
+/* Managers: one event at a time; the checkpoint once per batch. */
+static size_t
+mgr_batch(struct fold *f, struct qev *list, size_t n, uint64_t next,
+    int *failed, uint64_t *fpos, int *interrupted, char *msg, size_t ml)
+{
+	struct qev *e;
+	size_t k;
+	int rc;
+
+	*failed = 0;
+	*interrupted = 0;
+	for (k = 0, e = list; k < n; k++, e = e->next) {
+		if (e->ev.global_position != next + k) {
+			snprintf(msg, ml, "internal: event at position %"
+			    PRIu64 " where %" PRIu64 " was expected",
+			    e->ev.global_position, next + k);
+			*failed = 1;
+			*fpos = next + k;
+			break;
+		}
+		rc = procmgr_event(f, &e->ev, msg, ml);
+		if (rc < 0) {
+			*interrupted = 1;
+			break;
+		}
+		if (rc > 0) {
+			*failed = 1;
+			*fpos = next + k;
+			break;
+		}
+	}
+	if (k > 0 && (rc = mgr_checkpoint(f, next + k)) != 0) {
+		snprintf(msg, ml, "LMDB checkpoint: %s", mdb_strerror(rc));
+		*failed = 1;
+		*fpos = next;
+		return 0;
+	}
+	return k;
+}
+
+static int
+fold_load(struct fold *f)
+{
+	MDB_txn *txn;
+	char name[IPC_NAME_MAX + 32];
+	MDB_dbi old;
+	int rc;
+
+	if ((rc = state_begin(0, &txn)) != 0)
+		return rc;
+	rc = state_checkpoint_get(txn, f->name, &f->gen, &f->next);
+	if (rc == MDB_NOTFOUND) {
+		f->gen = 0;
+		f->next = 0;
+		rc = state_checkpoint_put(txn, f->name, 0, 0);
+	}
+	if (rc != 0) {
+		mdb_txn_abort(txn);
+		return rc;
+	}
+	if ((rc = state_commit(txn, f->name)) != 0)
+		return rc;
+	if (f->kind == EF_FOLD_PROJECTION) {
+		gen_name(name, sizeof(name), f, f->gen);
+		if ((rc = state_dbi(name, 1, &f->dbi)) != 0)
+			return rc;
+		/* a rebuild that did not finish before a crash */
+		gen_name(name, sizeof(name), f, f->gen + 1);
+		if (state_dbi(name, 0, &old) == 0)
+			state_drop(old, 1);
+	}
+	return 0;
+}
+
+static int
+fold_do_reset(struct fold *f)
+{
+	MDB_txn *txn;
+	int rc;
+
+	pthread_rwlock_wrlock(&f->dbi_lock);
+	if ((rc = state_begin(0, &txn)) == 0) {
+		if (f->kind == EF_FOLD_PROJECTION)
+			rc = mdb_drop(txn, f->dbi, 0);
+		if (rc == 0)
+			rc = state_checkpoint_put(txn, f->name, f->gen, 0);
+		if (rc == 0)
+			rc = state_commit(txn, f->name);
+		else
+			mdb_txn_abort(txn);
+	}
+	pthread_rwlock_unlock(&f->dbi_lock);
+	if (rc != 0)
+		return rc;
+	pthread_mutex_lock(&f->mu);
+	f->next = 0;
+	f->stopped = 0;
+	f->err[0] = '\0';
+	pthread_mutex_unlock(&f->mu);
+	log_info("%s: reset to position 0", f->name);
+	return 0;
+}
+
+/* Joins a finished rebuild thread, if there is one. */
+static void
+rb_reap(struct fold *f)
+{
+	int j;
+
+	pthread_mutex_lock(&f->mu);
+	j = f->rb_joinable;
+	f->rb_joinable = 0;
+	pthread_mutex_unlock(&f->mu);
+	if (j)
+		pthread_join(f->rb_thr, NULL);
+}
+
+static int
+fold_do_swap(struct fold *f)
+{
+	MDB_txn *txn;
+	MDB_dbi old = f->dbi;
+	int rc;
+
+	rb_reap(f);
+	pthread_rwlock_wrlock(&f->dbi_lock);
+	if ((rc = state_begin(0, &txn)) == 0) {
+		rc = state_checkpoint_put(txn, f->name, f->gen + 1,
+		    f->rb_next);
+		if (rc == 0)
+			rc = mdb_drop(txn, old, 1);
+		if (rc == 0)
+			rc = state_commit(txn, f->name);
+		else
+			mdb_txn_abort(txn);
+	}
+	if (rc == 0) {
+		pthread_mutex_lock(&f->mu);
+		f->dbi = f->rb_dbi;
+		f->gen++;
+		f->next = f->rb_next;
+		f->stopped = 0;
+		f->err[0] = '\0';
+		f->rebuilding = 0;
+		pthread_mutex_unlock(&f->mu);
+	}
+	pthread_rwlock_unlock(&f->dbi_lock);
+	if (rc == 0)
+		log_info("%s: rebuild swapped in at position %" PRIu64
+		    " (generation %" PRIu64 ")", f->name, f->next, f->gen);
+	else
+		log_warnx("%s: rebuild swap failed: %s", f->name,
+		    mdb_strerror(rc));
+	return rc;
+}
+
+static void *
+fold_main(void *arg)
+{
+	struct fold *f = arg;
+	struct qev *list;
+	char msg[512];
+	size_t n, done, last_n = 0;
+	uint64_t fpos, last_commit = 0;
+	int req, failed, intr, rc;
+
+	for (;;) {
+		pthread_mutex_lock(&f->mu);
+		while (f->stopped && f->req == REQ_NONE)
+			pthread_cond_wait(&f->cv, &f->mu);
+		req = f->req;
+		pthread_mutex_unlock(&f->mu);
+		if (req == REQ_QUIT)
+			break;
+		if (req != REQ_NONE) {
+			rc = req == REQ_RESET ? fold_do_reset(f) :
+			    fold_do_swap(f);
+			pthread_mutex_lock(&f->mu);
+			f->req = REQ_NONE;
+			f->req_done++;
+			if (rc != 0)
+				snprintf(f->err, sizeof(f->err), "%s",
+				    mdb_strerror(rc));
+			pthread_cond_broadcast(&f->cv);
+			pthread_mutex_unlock(&f->mu);
+			continue;
+		}
+		pthread_mutex_lock(&f->mu);
+		f->live = 0;
+		pthread_mutex_unlock(&f->mu);
+		pipe_start(&f->pipe, f, f->next);
+		for (;;) {
+			if (__atomic_load_n(&f->req, __ATOMIC_ACQUIRE) !=
+			    REQ_NONE)
+				break;
+			if (!f->live && __atomic_load_n(&f->pipe.caught_up,
+			    __ATOMIC_ACQUIRE) &&
+			    __atomic_load_n(&f->pipe.q.n, __ATOMIC_RELAXED) ==
+			    0) {
+				pthread_mutex_lock(&f->mu);
+				f->live = 1;
+				pthread_mutex_unlock(&f->mu);
+			}
+			/* group commits under load, one at once when quiet */
+			if (last_n < rd.conf.fold_batch)
+				commit_pace(last_commit, &f->req, &f->hurry);
+			__atomic_store_n(&f->hurry, 0, __ATOMIC_RELAXED);
+			list = evq_take(&f->pipe.q, rd.conf.fold_batch, 100,
+			    &n);
+			if (list == NULL)
+				continue;
+			intr = 0;
+			if (f->kind == EF_FOLD_PROJECTION)
+				done = proj_batch(f, f->dbi, f->gen, 1, list,
+				    n, f->next, &failed, &fpos, msg,
+				    sizeof(msg));
+			else
+				done = mgr_batch(f, list, n, f->next, &failed,
+				    &fpos, &intr, msg, sizeof(msg));
+			evq_free_list(list);
+			last_commit = now_ms();
+			last_n = n;
+			pthread_mutex_lock(&f->mu);
+			f->next += done;
+			f->applied += done;
+			pthread_cond_broadcast(&f->cv);
+			pthread_mutex_unlock(&f->mu);
+			if (failed) {
+				fold_set_error(f, fpos, msg);
+				break;
+			}
+			if (intr)
+				break;
+		}
+		pipe_stop(&f->pipe);
+	}
+	pipe_stop(&f->pipe);
+	return NULL;
+}
+
+int
+fold_start_all(void)
+{
+	size_t i;
+	int rc;
+
+	for (i = 0; i < nfolds; i++) {
+		if ((rc = fold_load(folds[i])) != 0) {
+			log_warnx("%s: cannot open its state: %s",
+			    folds[i]->name, mdb_strerror(rc));
+			return -1;
+		}
+		log_info("%s %s: starting at position %" PRIu64,
+		    folds[i]->kind == EF_FOLD_PROJECTION ? "projection" :
+		    "process manager", folds[i]->name, folds[i]->next);
+	}
+	for (i = 0; i < nfolds; i++)
+		if (pthread_create(&folds[i]->thr, NULL, fold_main,
+		    folds[i]) != 0)
+			fatal("pthread_create");
+	return 0;
+}
+
+void
+fold_stop_all(void)
+{
+	struct fold *f;
+	size_t i;
+
+	for (i = 0; i < nfolds; i++) {
+		f = folds[i];
+		pthread_mutex_lock(&f->mu);
+		f->rb_stop = 1;
+		pthread_cond_broadcast(&f->cv);
+		pthread_mutex_unlock(&f->mu);
+		rb_reap(f);
+		pthread_mutex_lock(&f->mu);
+		f->req = REQ_QUIT;
+		pthread_cond_broadcast(&f->cv);
+		pthread_mutex_unlock(&f->mu);
+	}
+	for (i = 0; i < nfolds; i++)
+		pthread_join(folds[i]->thr, NULL);
+	for (i = 0; i < nfolds; i++) {
+		f = folds[i];
+		evq_clear(&f->pipe.q);
+		evq_clear(&f->rb_pipe.q);
+		free(f->name);
+		free(f);
+	}
+	free(folds);
+	folds = NULL;
+	nfolds = 0;
+}
+
+int
+fold_request(struct fold *f, int req, char *msg, size_t ml)
+{
+	uint64_t done;
+	int rc = EF_S_OK;
+
+	pthread_mutex_lock(&f->mu);
+	if (f->rebuilding) {
+		pthread_mutex_unlock(&f->mu);
+		snprintf(msg, ml, "%s is being rebuilt; try again when it is "
+		    "done", f->name);
+		return EF_S_ABORTED;
+	}
+	while (f->req != REQ_NONE)
+		pthread_cond_wait(&f->cv, &f->mu);
+	f->req = req;
+	done = f->req_done;
+	pthread_cond_broadcast(&f->cv);
+	while (f->req_done == done)
+		pthread_cond_wait(&f->cv, &f->mu);
+	if (f->stopped && f->err[0] != '\0' && req == REQ_RESET &&
+	    f->next != 0) {
+		snprintf(msg, ml, "%s", f->err);
+		rc = EF_S_INTERNAL;
+	}
+	pthread_mutex_unlock(&f->mu);
+	return rc;
+}
+
+/* The rebuild: its own pipe and applier, then the swap. */
+static void *
+rebuild_main(void *arg)
+{
+	struct fold *f = arg;
+	struct pipe *p = &f->rb_pipe;
+	struct qev *list;
+	char msg[512];
+	size_t n, done;
+	uint64_t next = 0, fpos, caught;
+	int failed = 0;
+
+	pipe_start(p, f, 0);
+	for (;;) {
+		if (__atomic_load_n(&f->rb_stop, __ATOMIC_RELAXED))
+			break;
+		list = evq_take(&p->q, rd.conf.fold_batch, 100, &n);
+		if (list != NULL) {
+			done = proj_batch(f, f->rb_dbi, f->gen + 1, 0, list, n,
+			    next, &failed, &fpos, msg, sizeof(msg));
+			evq_free_list(list);
+			next += done;
+			__atomic_store_n(&f->rb_next, next, __ATOMIC_RELAXED);
+			if (failed)
+				break;
+		}
+		if (__atomic_load_n(&p->caught_up, __ATOMIC_ACQUIRE)) {
+			caught = __atomic_load_n(&p->delivered,
+			    __ATOMIC_ACQUIRE);
+			if (next >= caught && __atomic_load_n(&p->q.n,
+			    __ATOMIC_RELAXED) == 0)
+				break;
+		}
+	}
+	pipe_stop(p);
+	if (failed || __atomic_load_n(&f->rb_stop, __ATOMIC_RELAXED)) {
+		if (failed)
+			log_warnx("%s: rebuild failed at position %" PRIu64
+			    ": %s", f->name, fpos, msg);
+		state_drop(f->rb_dbi, 1);
+		pthread_mutex_lock(&f->mu);
+		if (failed) {
+			snprintf(f->err, sizeof(f->err), "rebuild failed at "
+			    "position %" PRIu64 ": %.400s", fpos, msg);
+			f->err_pos = fpos;
+		}
+		f->rebuilding = 0;
+		pthread_cond_broadcast(&f->cv);
+		pthread_mutex_unlock(&f->mu);
+		return NULL;
+	}
+	pthread_mutex_lock(&f->mu);
+	f->rb_next = next;
+	while (f->req != REQ_NONE && !f->rb_stop)
+		pthread_cond_wait(&f->cv, &f->mu);
+	if (f->rb_stop) {
+		f->rebuilding = 0;
+		pthread_mutex_unlock(&f->mu);
+		state_drop(f->rb_dbi, 1);
+		return NULL;
+	}
+	f->req = REQ_SWAP; /* the fold thread joins us */
+	pthread_cond_broadcast(&f->cv);
+	pthread_mutex_unlock(&f->mu);
+	return NULL;
+}
+
+int
+fold_rebuild(struct fold *f, char *msg, size_t ml)
+{
+	char name[IPC_NAME_MAX + 32];
+	int rc;
+
+	if (f->kind != EF_FOLD_PROJECTION) {
+		snprintf(msg, ml, "%s is a process manager: it has no read "
+		    "model to rebuild (reset re-reacts from 0)", f->name);
+		return EF_S_INVALID;
+	}
+	pthread_mutex_lock(&f->mu);
+	if (f->rebuilding || f->req != REQ_NONE) {
+		pthread_mutex_unlock(&f->mu);
+		snprintf(msg, ml, "%s is already being rebuilt", f->name);
+		return EF_S_ABORTED;
+	}
+	f->rebuilding = 1;
+	f->rb_next = 0;
+	f->rb_stop = 0;
+	pthread_mutex_unlock(&f->mu);
+	rb_reap(f); /* the previous, failed, rebuild */
+	gen_name(name, sizeof(name), f, f->gen + 1);
+	if ((rc = state_dbi(name, 1, &f->rb_dbi)) != 0 ||
+	    (rc = state_drop(f->rb_dbi, 0)) != 0) {
+		pthread_mutex_lock(&f->mu);
+		f->rebuilding = 0;
+		pthread_mutex_unlock(&f->mu);
+		snprintf(msg, ml, "LMDB: %s", mdb_strerror(rc));
+		return EF_S_INTERNAL;
+	}
+	pthread_mutex_lock(&f->mu);
+	if (pthread_create(&f->rb_thr, NULL, rebuild_main, f) != 0)
+		fatal("pthread_create");
+	f->rb_joinable = 1;
+	pthread_mutex_unlock(&f->mu);
+	log_info("%s: rebuild started into generation %" PRIu64, f->name,
+	    f->gen + 1);
+	return EF_S_OK;
+}
+
+void
+fold_rates(uint64_t now)
+{
+	struct fold *f;
+	uint64_t a;
+	size_t i;
+
+	for (i = 0; i < nfolds; i++) {
+		f = folds[i];
+		pthread_mutex_lock(&f->mu);
+		a = f->applied;
+		if (f->rate_ms != 0 && now > f->rate_ms)
+			f->rate = (a - f->rate_prev) * 1000 /
+			    (now - f->rate_ms);
+		f->rate_prev = a;
+		f->rate_ms = now;
+		pthread_mutex_unlock(&f->mu);
+	}
+}

@@ -1,0 +1,253 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * runnerd.c - eventfold-runnerd: main, configuration, lifecycle,
+ * signals and housekeeping.
+ *
+ * Start: parse config and flags, load the plugins, open the LMDB
+ * environment (DATA_DIR/runner/, after any fork), connect to stored,
+ * start the aggregate writer, the folds (projections and process
+ * managers) and the workers on runner.sock, then tell systemd READY=1.
+ * The main thread then waits for signals and, twice a second, computes
+ * fold rates and evicts idle aggregate instances. SIGTERM/SIGINT: stop
+ * taking requests, finish those in flight, stop the folds at a batch
+ * boundary, flush the writer, close LMDB, exit 0. See
+ * eventfold-runnerd(8).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <systemd/sd-daemon.h>
+
+#include "conf.h"
+#include "log.h"
+#include "runnerd.h"
+
+#ifndef EF_PLUGIN_DIR
+#define EF_PLUGIN_DIR "/usr/lib/eventfold/plugins"
+#endif
+
+#define OFF(f) offsetof(struct runner_conf, f)
+
+static const struct conf_key runner_keys[] = {
+	{ "data_dir", CONF_STR, OFF(data_dir), "/var/lib/eventfold",
+	    "runnerd keeps its LMDB environment in DATA_DIR/runner" },
+	{ "runtime_dir", CONF_STR, OFF(runtime_dir), "/run/eventfold",
+	    "directory of the IPC sockets" },
+	{ "plugin_dir", CONF_STR, OFF(plugin_dir), EF_PLUGIN_DIR,
+	    "directory of the plugins (*.so) to load" },
+	{ "runner_url", CONF_STR, OFF(runner_url), "",
+	    "nng URL of the request socket (default ipc://RUNTIME_DIR/"
+	    "runner.sock)" },
+	{ "store_url", CONF_STR, OFF(store_url), "",
+	    "nng URL of stored's request socket" },
+	{ "events_url", CONF_STR, OFF(events_url), "",
+	    "nng URL of stored's publish socket" },
+	{ "workers", CONF_U64, OFF(workers), "16",
+	    "request contexts (threads) serving clients" },
+	{ "map_size", CONF_SIZE, OFF(map_size), "16G",
+	    "LMDB map size (reserved, sparse)" },
+	{ "max_retries", CONF_U64, OFF(max_retries), "10",
+	    "EXECUTE retries after a version conflict before ABORTED" },
+	{ "snapshot_every", CONF_U64, OFF(snapshot_every), "16",
+	    "events between snapshots of an aggregate instance (0: never)" },
+	{ "idle_evict_s", CONF_U64, OFF(idle_evict_s), "300",
+	    "seconds before an idle aggregate instance leaves memory" },
+	{ "pm_retries", CONF_U64, OFF(pm_retries), "5",
+	    "attempts of a process manager's command before a dead letter" },
+	{ "pm_backoff_ms", CONF_U64, OFF(pm_backoff_ms), "100",
+	    "first retry delay of a process manager's command (doubles)" },
+	{ "fold_batch", CONF_U64, OFF(fold_batch), "8192",
+	    "most events in one projection transaction" },
+	{ "commit_interval_ms", CONF_U64, OFF(commit_interval_ms), "10",
+	    "least time between two LMDB commits of a fold or of the "
+	    "aggregate writer while busy (a quiet fold commits at once)" },
+	{ "page", CONF_U64, OFF(page), "4096",
+	    "events per catch-up read from stored" },
+	{ NULL, 0, 0, NULL, NULL },
+};
+
+static const char usage[] =
+    "usage: eventfold-runnerd [-dnv] [-f file] [--key value ...]\n"
+    "The eventfold runner: aggregates, projections and process managers "
+    "from plugins,\nwith their state in LMDB.\n\n";
+
+struct runner rd;
+
+uint64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+uint64_t
+wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+int
+nap_ms(uint64_t ms)
+{
+	uint64_t end = now_ms() + ms;
+	struct timespec ts;
+
+	while (!rd.stopping && now_ms() < end) {
+		ts.tv_sec = 0;
+		ts.tv_nsec = 20 * 1000 * 1000;
+		nanosleep(&ts, NULL);
+	}
+	return rd.stopping != 0;
+}
+
+void
+commit_pace(uint64_t since, const volatile int *f1, const volatile int *f2)
+{
+	struct timespec ts = { 0, 500 * 1000 };
+	uint64_t end = since + rd.conf.commit_interval_ms;
+
+	while (now_ms() < end && !rd.stopping &&
+	    (f1 == NULL || !__atomic_load_n(f1, __ATOMIC_RELAXED)) &&
+	    (f2 == NULL || !__atomic_load_n(f2, __ATOMIC_RELAXED)))
+		nanosleep(&ts, NULL);
+}
+
+static int
+mkdir_p(const char *dir, mode_t last)
+{
+	char buf[4096], *p;
+
+	snprintf(buf, sizeof(buf), "%s", dir);
+	for (p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+			return -1;
+		*p = '/';
+	}
+	if (mkdir(buf, last) != 0 && errno != EEXIST)
+		return -1;
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct conf_opts opts;
+	char dir[4200];
+	uint64_t wd_usec = 0, last_evict = 0, t;
+	sigset_t set;
+	struct timespec ts;
+	int rc, sig, nplugins;
+
+	log_init("eventfold-runnerd", 0);
+	if (conf_load(runner_keys, "runnerd", &rd.conf, &argc, argv, &opts,
+	    usage) != 0)
+		return 1;
+	if (argc > 1) {
+		fprintf(stderr, "eventfold-runnerd: unexpected argument %s "
+		    "(see --help)\n", argv[1]);
+		return 1;
+	}
+	if (rd.conf.fold_batch == 0)
+		rd.conf.fold_batch = 1;
+	if (rd.conf.page == 0)
+		rd.conf.page = 1000;
+	if (rd.conf.pm_retries == 0)
+		rd.conf.pm_retries = 1;
+	if (opts.check) {
+		if (opts.verbose)
+			conf_print(stdout, runner_keys, "runnerd", &rd.conf);
+		else
+			printf("configuration OK\n");
+		return 0;
+	}
+	log_setverbose(opts.verbose);
+	rd.start_ms = now_ms();
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	client_url(rd.store_url, sizeof(rd.store_url), rd.conf.runtime_dir,
+	    STORE_SOCK, rd.conf.store_url);
+	client_url(rd.events_url, sizeof(rd.events_url), rd.conf.runtime_dir,
+	    STORE_EVENTS_SOCK, rd.conf.events_url);
+	client_url(rd.runner_url, sizeof(rd.runner_url), rd.conf.runtime_dir,
+	    RUNNER_SOCK, rd.conf.runner_url);
+	if (!*rd.conf.runner_url && mkdir_p(rd.conf.runtime_dir, 0750) != 0)
+		fatal("runtime dir %s", rd.conf.runtime_dir);
+	snprintf(dir, sizeof(dir), "%s/runner", rd.conf.data_dir);
+	if (mkdir_p(dir, 0750) != 0)
+		fatal("data dir %s", dir);
+
+	nplugins = plugin_load_dir(rd.conf.plugin_dir);
+	log_info("%d plugins loaded from %s", nplugins, rd.conf.plugin_dir);
+
+	/* LMDB after any fork (there is none: -d only keeps us verbose). */
+	if (state_open(dir, rd.conf.map_size) != 0)
+		fatalx("cannot open the LMDB environment in %s", dir);
+	if (client_open(&rd.store, rd.store_url, 5000) != 0)
+		fatalx("bad store URL %s", rd.store_url);
+	if (aggregate_start() != 0)
+		fatalx("cannot start the aggregate writer");
+	if (fold_start_all() != 0)
+		fatalx("cannot start the projections and process managers");
+	if ((rc = dispatch_start(rd.runner_url, rd.conf.workers)) != 0)
+		fatalx("listen %s: %s", rd.runner_url, nng_strerror(rc));
+	log_info("serving %s (store %s)", rd.runner_url, rd.store_url);
+	sd_notifyf(0, "READY=1\nSTATUS=serving, %d plugins", nplugins);
+
+	if (sd_watchdog_enabled(0, &wd_usec) <= 0)
+		wd_usec = 0;
+	for (;;) {
+		ts.tv_sec = 0;
+		ts.tv_nsec = 500 * 1000 * 1000;
+		if (wd_usec && wd_usec / 2 < 500000)
+			ts.tv_nsec = (long)(wd_usec / 2) * 1000;
+		sig = sigtimedwait(&set, NULL, &ts);
+		if (wd_usec)
+			sd_notify(0, "WATCHDOG=1");
+		if (sig == SIGTERM || sig == SIGINT)
+			break;
+		if (sig == SIGHUP)
+			log_info("SIGHUP: nothing to reload (restart to load "
+			    "new plugins or settings)");
+		t = now_ms();
+		fold_rates(t);
+		if (t - last_evict >= 5000) {
+			aggregate_evict(t);
+			last_evict = t;
+		}
+	}
+	log_info("stopping");
+	sd_notify(0, "STOPPING=1");
+	rd.stopping = 1;
+	dispatch_stop();
+	fold_stop_all();
+	aggregate_stop();
+	client_close(&rd.store);
+	state_close();
+	plugin_unload_all();
+	conf_free(runner_keys, &rd.conf);
+	nng_fini();
+	log_info("stopped");
+	return 0;
+}
