@@ -1,0 +1,637 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * grpc_bench.c - the gRPC benchmark of eventfold-gatewayd, a client on
+ * the gRPC C core API (the Python client is far slower than the
+ * gateway, so it cannot measure it).
+ *
+ *   grpc_bench [-t ADDR] [-s SECS] [append N...] [sub SUBS RATE]
+ *
+ * append N: N client threads, each with its own channel, append one
+ * event (a 200-byte payload, like the Redis XADD peer) per call, with
+ * expected version any, for SECS seconds. Prints
+ *   grpc_append_cN events_per_s=... p50_us=... p99_us=...
+ * (latency of one Append call, durable commit included).
+ *
+ * sub SUBS RATE: SUBS SubscribeAll streams from the head, while four
+ * appender threads write RATE events/s in batches of 10 for SECS
+ * seconds. Latency is commit -> delivery: from the moment the append
+ * reply (the durable commit) reached the appender to the moment each
+ * subscriber received the event, clamped at 0 when delivery wins. Prints
+ *   grpc_sub_SUBSx_RATE events_per_s=... p50_us=... p99_us=...
+ * where events_per_s is the delivered rate over all subscribers.
+ *
+ * Without modes it runs: append 1, append 8, append 32, sub 100 10000.
+ * Start stored and gatewayd first (bench/run.sh or by hand).
+ */
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
+#include <grpc/support/time.h>
+
+#include "eventfold.pb-c.h"
+#include "uuid.h"
+
+#define PAYLOAD_LEN 200
+#define SUB_BATCH   10
+#define APPENDERS   4
+
+static const char *target = "127.0.0.1:2113";
+static double secs = 5.0;
+
+static uint64_t
+now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static grpc_channel *
+bench_channel(void)
+{
+	grpc_channel_credentials *cr = grpc_insecure_credentials_create();
+	grpc_arg arg;
+	grpc_channel_args args;
+	grpc_channel *ch;
+
+	/* a channel of its own per client: no shared subchannel */
+	memset(&arg, 0, sizeof(arg));
+	arg.type = GRPC_ARG_INTEGER;
+	arg.key = (char *)GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL;
+	arg.value.integer = 1;
+	args.num_args = 1;
+	args.args = &arg;
+	ch = grpc_channel_create(target, cr, &args);
+	grpc_channel_credentials_release(cr);
+	return ch;
+}
+
+static grpc_byte_buffer *
+bb_from(const uint8_t *p, size_t n)
+{
+	grpc_slice s = grpc_slice_from_copied_buffer((const char *)p, n);
+	grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&s, 1);
+
+	grpc_slice_unref(s);
+	return bb;
+}
+
+static grpc_slice
+bb_read(grpc_byte_buffer *bb)
+{
+	grpc_byte_buffer_reader r;
+	grpc_slice s;
+
+	grpc_byte_buffer_reader_init(&r, bb);
+	s = grpc_byte_buffer_reader_readall(&r);
+	grpc_byte_buffer_reader_destroy(&r);
+	return s;
+}
+
+/*
+ * One unary call, synchronous on cq (pluck). Returns the gRPC status;
+ * *resp gets the reply (caller destroys) when not NULL.
+ */
+static int
+unary(grpc_channel *ch, grpc_completion_queue *cq, void *method,
+    const uint8_t *req, size_t len, grpc_byte_buffer **resp)
+{
+	grpc_op ops[6], *op = ops;
+	grpc_metadata_array imd, tmd;
+	grpc_byte_buffer *sendbb = bb_from(req, len), *recvbb = NULL;
+	grpc_status_code st = GRPC_STATUS_UNKNOWN;
+	grpc_slice details;
+	grpc_call *call;
+	grpc_event ev;
+
+	grpc_metadata_array_init(&imd);
+	grpc_metadata_array_init(&tmd);
+	call = grpc_channel_create_registered_call(ch, NULL,
+	    GRPC_PROPAGATE_DEFAULTS, cq, method,
+	    gpr_time_add(gpr_now(GPR_CLOCK_REALTIME),
+	    gpr_time_from_seconds(30, GPR_TIMESPAN)), NULL);
+	memset(ops, 0, sizeof(ops));
+	op->op = GRPC_OP_SEND_INITIAL_METADATA;
+	op++;
+	op->op = GRPC_OP_SEND_MESSAGE;
+	op->data.send_message.send_message = sendbb;
+	op++;
+	op->op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+	op++;
+	op->op = GRPC_OP_RECV_INITIAL_METADATA;
+	op->data.recv_initial_metadata.recv_initial_metadata = &imd;
+	op++;
+	op->op = GRPC_OP_RECV_MESSAGE;
+	op->data.recv_message.recv_message = &recvbb;
+	op++;
+	op->op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+	op->data.recv_status_on_client.trailing_metadata = &tmd;
+	op->data.recv_status_on_client.status = &st;
+	op->data.recv_status_on_client.status_details = &details;
+	op++;
+	grpc_call_start_batch(call, ops, (size_t)(op - ops), call, NULL);
+	ev = grpc_completion_queue_pluck(cq, call,
+	    gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+	if (!ev.success)
+		st = GRPC_STATUS_UNKNOWN;
+	grpc_slice_unref(details);
+	grpc_metadata_array_destroy(&imd);
+	grpc_metadata_array_destroy(&tmd);
+	grpc_byte_buffer_destroy(sendbb);
+	if (resp != NULL)
+		*resp = recvbb;
+	else if (recvbb != NULL)
+		grpc_byte_buffer_destroy(recvbb);
+	grpc_call_unref(call);
+	return (int)st;
+}
+
+/* An AppendRequest of n events on stream sid, expected version any. */
+static size_t
+append_req(uint8_t **buf, const char *sid, int n, const uint8_t *payload,
+    size_t plen)
+{
+	Eventfold__AppendRequest r = EVENTFOLD__APPEND_REQUEST__INIT;
+	Eventfold__ExpectedVersion ev = EVENTFOLD__EXPECTED_VERSION__INIT;
+	Eventfold__Empty empty = EVENTFOLD__EMPTY__INIT;
+	Eventfold__ProposedEvent pe[SUB_BATCH], *pp[SUB_BATCH];
+	char ids[SUB_BATCH][UUID_STR_LEN];
+	uint8_t u[UUID_LEN];
+	size_t len;
+	int i;
+
+	ev.kind_case = EVENTFOLD__EXPECTED_VERSION__KIND_ANY;
+	ev.any = &empty;
+	r.stream_id = (char *)sid;
+	r.expected_version = &ev;
+	for (i = 0; i < n; i++) {
+		eventfold__proposed_event__init(&pe[i]);
+		uuid_random(u);
+		uuid_format(u, ids[i]);
+		pe[i].event_id = ids[i];
+		pe[i].event_type = (char *)"BenchEvent";
+		pe[i].payload.data = (uint8_t *)payload;
+		pe[i].payload.len = plen;
+		pp[i] = &pe[i];
+	}
+	r.n_events = (size_t)n;
+	r.events = pp;
+	len = eventfold__append_request__get_packed_size(&r);
+	*buf = realloc(*buf, len);
+	eventfold__append_request__pack(&r, *buf);
+	return len;
+}
+
+static int
+cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static uint64_t
+pct(uint64_t *v, size_t n, double p)
+{
+	size_t i;
+
+	if (n == 0)
+		return 0;
+	i = (size_t)(p * (double)(n - 1) + 0.5);
+	return v[i];
+}
+
+/* append mode */
+
+struct appender {
+	pthread_t thr;
+	uint64_t *lat;
+	size_t n, cap;
+	int errors;
+	uint64_t deadline;
+};
+
+static void *
+append_main(void *arg)
+{
+	struct appender *a = arg;
+	grpc_channel *ch = bench_channel();
+	grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(
+	    NULL);
+	void *m = grpc_channel_register_call(ch,
+	    "/eventfold.EventStore/Append", NULL, NULL);
+	uint8_t payload[PAYLOAD_LEN], *req = NULL, u[UUID_LEN];
+	char sid[UUID_STR_LEN];
+	uint64_t t0;
+	size_t len;
+
+	memset(payload, 'x', sizeof(payload));
+	uuid_random(u);
+	uuid_format(u, sid);
+	while ((t0 = now_ns()) < a->deadline) {
+		len = append_req(&req, sid, 1, payload, sizeof(payload));
+		t0 = now_ns();
+		if (unary(ch, cq, m, req, len, NULL) != 0) {
+			a->errors++;
+			continue;
+		}
+		if (a->n == a->cap) {
+			a->cap = a->cap ? a->cap * 2 : 65536;
+			a->lat = realloc(a->lat, a->cap * sizeof(*a->lat));
+		}
+		a->lat[a->n++] = (now_ns() - t0) / 1000;
+	}
+	free(req);
+	grpc_completion_queue_shutdown(cq);
+	while (grpc_completion_queue_pluck(cq, NULL,
+	    gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
+	    GRPC_QUEUE_SHUTDOWN)
+		;
+	grpc_completion_queue_destroy(cq);
+	grpc_channel_destroy(ch);
+	return NULL;
+}
+
+static void
+bench_append(int clients)
+{
+	struct appender *as = calloc((size_t)clients, sizeof(*as));
+	uint64_t start, *all = NULL, elapsed;
+	size_t n = 0;
+	int i, errors = 0;
+
+	/* warm up one connection and the server */
+	start = now_ns();
+	for (i = 0; i < clients; i++) {
+		as[i].deadline = start + (uint64_t)(secs * 1e9);
+		pthread_create(&as[i].thr, NULL, append_main, &as[i]);
+	}
+	for (i = 0; i < clients; i++) {
+		pthread_join(as[i].thr, NULL);
+		all = realloc(all, (n + as[i].n) * sizeof(*all) + 1);
+		memcpy(all + n, as[i].lat, as[i].n * sizeof(*all));
+		n += as[i].n;
+		errors += as[i].errors;
+		free(as[i].lat);
+	}
+	elapsed = now_ns() - start;
+	qsort(all, n, sizeof(*all), cmp_u64);
+	printf("grpc_append_c%d events_per_s=%.0f p50_us=%" PRIu64 " p99_us=%"
+	    PRIu64 " calls=%zu errors=%d\n", clients,
+	    (double)n * 1e9 / (double)elapsed, pct(all, n, 0.50),
+	    pct(all, n, 0.99), n, errors);
+	fflush(stdout);
+	free(all);
+	free(as);
+}
+
+/* subscription latency mode */
+
+static uint64_t *ack_ns;       /* by position - base: commit ack time */
+static uint64_t ack_base, ack_cap;
+static uint64_t last_pos_written; /* + 1; 0 = none; atomic */
+static int appenders_done;         /* atomic */
+
+struct subscriber {
+	pthread_t thr;
+	uint64_t from;
+	uint64_t *lat;
+	size_t n, cap;
+	uint64_t got;
+	int caught_up;
+	volatile int *ready;
+};
+
+static void *
+sub_main(void *arg)
+{
+	struct subscriber *s = arg;
+	grpc_channel *ch = bench_channel();
+	grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(
+	    NULL);
+	Eventfold__SubscribeAllRequest r = EVENTFOLD__SUBSCRIBE_ALL_REQUEST__INIT;
+	Eventfold__SubscribeResponse *m;
+	grpc_metadata_array imd, tmd;
+	grpc_byte_buffer *sendbb, *recvbb;
+	grpc_status_code st;
+	grpc_slice details, sl;
+	grpc_op ops[4];
+	grpc_call *call;
+	uint8_t buf[32];
+	uint64_t t, pos = 0, a, drain_end = 0, lw;
+	int done;
+	int tag = 1;
+
+	grpc_metadata_array_init(&imd);
+	grpc_metadata_array_init(&tmd);
+	r.from_position = s->from;
+	sendbb = bb_from(buf, eventfold__subscribe_all_request__pack(&r, buf));
+	call = grpc_channel_create_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq,
+	    grpc_slice_from_static_string("/eventfold.EventStore/SubscribeAll"),
+	    NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+	memset(ops, 0, sizeof(ops));
+	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+	ops[1].op = GRPC_OP_SEND_MESSAGE;
+	ops[1].data.send_message.send_message = sendbb;
+	ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+	ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
+	ops[3].data.recv_initial_metadata.recv_initial_metadata = &imd;
+	grpc_call_start_batch(call, ops, 4, &tag, NULL);
+	grpc_completion_queue_pluck(cq, &tag,
+	    gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+	for (;;) {
+		recvbb = NULL;
+		memset(ops, 0, sizeof(ops));
+		ops[0].op = GRPC_OP_RECV_MESSAGE;
+		ops[0].data.recv_message.recv_message = &recvbb;
+		grpc_call_start_batch(call, ops, 1, &tag, NULL);
+		if (!grpc_completion_queue_pluck(cq, &tag,
+		    gpr_time_add(gpr_now(GPR_CLOCK_REALTIME),
+		    gpr_time_from_seconds(10, GPR_TIMESPAN)), NULL).success ||
+		    recvbb == NULL)
+			break;
+		t = now_ns();
+		sl = bb_read(recvbb);
+		grpc_byte_buffer_destroy(recvbb);
+		m = eventfold__subscribe_response__unpack(NULL,
+		    GRPC_SLICE_LENGTH(sl), GRPC_SLICE_START_PTR(sl));
+		grpc_slice_unref(sl);
+		if (m == NULL)
+			break;
+		if (m->content_case ==
+		    EVENTFOLD__SUBSCRIBE_RESPONSE__CONTENT_CAUGHT_UP) {
+			s->caught_up = 1;
+			__atomic_add_fetch(s->ready, 1, __ATOMIC_RELAXED);
+		} else if (m->content_case ==
+		    EVENTFOLD__SUBSCRIBE_RESPONSE__CONTENT_EVENT) {
+			pos = m->event->global_position;
+			s->got++;
+			if (pos >= ack_base && pos - ack_base < ack_cap) {
+				/* wait for the appender to record the ack */
+				while ((a = __atomic_load_n(&ack_ns[pos -
+				    ack_base], __ATOMIC_ACQUIRE)) == 0 &&
+				    now_ns() - t < 2000000000ull)
+					;
+				if (s->n == s->cap) {
+					s->cap = s->cap ? s->cap * 2 : 65536;
+					s->lat = realloc(s->lat,
+					    s->cap * sizeof(*s->lat));
+				}
+				s->lat[s->n++] = a && t > a ? (t - a) / 1000 :
+				    0;
+			}
+		}
+		eventfold__subscribe_response__free_unpacked(m, NULL);
+		done = __atomic_load_n(&appenders_done, __ATOMIC_ACQUIRE);
+		lw = __atomic_load_n(&last_pos_written, __ATOMIC_RELAXED);
+		if (done && lw && pos + 1 >= lw)
+			break;
+		if (done && drain_end == 0)
+			drain_end = now_ns() + 10000000000ull;
+		if (drain_end && now_ns() > drain_end)
+			break;
+	}
+	grpc_call_cancel(call, NULL);
+	memset(ops, 0, sizeof(ops));
+	ops[0].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+	ops[0].data.recv_status_on_client.trailing_metadata = &tmd;
+	ops[0].data.recv_status_on_client.status = &st;
+	ops[0].data.recv_status_on_client.status_details = &details;
+	grpc_call_start_batch(call, ops, 1, &tag, NULL);
+	grpc_completion_queue_pluck(cq, &tag,
+	    gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+	grpc_slice_unref(details);
+	grpc_metadata_array_destroy(&imd);
+	grpc_metadata_array_destroy(&tmd);
+	grpc_byte_buffer_destroy(sendbb);
+	grpc_call_unref(call);
+	grpc_completion_queue_shutdown(cq);
+	while (grpc_completion_queue_pluck(cq, NULL,
+	    gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
+	    GRPC_QUEUE_SHUTDOWN)
+		;
+	grpc_completion_queue_destroy(cq);
+	grpc_channel_destroy(ch);
+	return NULL;
+}
+
+struct paced {
+	pthread_t thr;
+	double rate; /* events/s for this thread */
+	uint64_t deadline;
+	int errors;
+};
+
+static void *
+paced_main(void *arg)
+{
+	struct paced *p = arg;
+	grpc_channel *ch = bench_channel();
+	grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(
+	    NULL);
+	void *m = grpc_channel_register_call(ch,
+	    "/eventfold.EventStore/Append", NULL, NULL);
+	Eventfold__AppendResponse *r;
+	grpc_byte_buffer *resp;
+	uint8_t payload[PAYLOAD_LEN], *req = NULL, u[UUID_LEN];
+	char sid[UUID_STR_LEN];
+	uint64_t start = now_ns(), sent = 0, due, t, pos, last, cur;
+	grpc_slice sl;
+	size_t len;
+
+	memset(payload, 'x', sizeof(payload));
+	uuid_random(u);
+	uuid_format(u, sid);
+	while ((t = now_ns()) < p->deadline) {
+		due = start + (uint64_t)((double)sent * 1e9 / p->rate);
+		if (t < due) {
+			usleep((useconds_t)((due - t) / 1000));
+			continue;
+		}
+		len = append_req(&req, sid, SUB_BATCH, payload,
+		    sizeof(payload));
+		resp = NULL;
+		if (unary(ch, cq, m, req, len, &resp) != 0 || resp == NULL) {
+			p->errors++;
+			if (resp != NULL)
+				grpc_byte_buffer_destroy(resp);
+			continue;
+		}
+		t = now_ns();
+		sl = bb_read(resp);
+		grpc_byte_buffer_destroy(resp);
+		r = eventfold__append_response__unpack(NULL,
+		    GRPC_SLICE_LENGTH(sl), GRPC_SLICE_START_PTR(sl));
+		grpc_slice_unref(sl);
+		if (r != NULL) {
+			for (pos = r->first_global_position;
+			    pos <= r->last_global_position; pos++)
+				if (pos >= ack_base && pos - ack_base < ack_cap)
+					__atomic_store_n(&ack_ns[pos -
+					    ack_base], t, __ATOMIC_RELEASE);
+			last = r->last_global_position + 1;
+			cur = __atomic_load_n(&last_pos_written,
+			    __ATOMIC_RELAXED);
+			while (last > cur && !__atomic_compare_exchange_n(
+			    &last_pos_written, &cur, last, 0, __ATOMIC_RELAXED,
+			    __ATOMIC_RELAXED))
+				;
+			eventfold__append_response__free_unpacked(r, NULL);
+		}
+		sent += SUB_BATCH;
+	}
+	free(req);
+	grpc_completion_queue_shutdown(cq);
+	while (grpc_completion_queue_pluck(cq, NULL,
+	    gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
+	    GRPC_QUEUE_SHUTDOWN)
+		;
+	grpc_completion_queue_destroy(cq);
+	grpc_channel_destroy(ch);
+	return NULL;
+}
+
+static void
+bench_sub(int nsubs, double rate)
+{
+	struct subscriber *ss = calloc((size_t)nsubs, sizeof(*ss));
+	struct paced ps[APPENDERS];
+	volatile int ready = 0;
+	uint64_t head, start, elapsed, *all = NULL, got = 0;
+	uint8_t *req = NULL, payload[PAYLOAD_LEN];
+	grpc_channel *ch = bench_channel();
+	grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(
+	    NULL);
+	void *m = grpc_channel_register_call(ch,
+	    "/eventfold.EventStore/Append", NULL, NULL);
+	Eventfold__AppendResponse *r;
+	grpc_byte_buffer *resp = NULL;
+	grpc_slice sl;
+	size_t len, n = 0;
+	int i, errors = 0;
+
+	/* the head: append one event and read its position */
+	memset(payload, 'x', sizeof(payload));
+	len = append_req(&req, "00000000-0000-4000-8000-000000000001", 1,
+	    payload, sizeof(payload));
+	if (unary(ch, cq, m, req, len, &resp) != 0 || resp == NULL) {
+		fprintf(stderr, "grpc_bench: cannot append to %s\n", target);
+		exit(1);
+	}
+	sl = bb_read(resp);
+	grpc_byte_buffer_destroy(resp);
+	r = eventfold__append_response__unpack(NULL, GRPC_SLICE_LENGTH(sl),
+	    GRPC_SLICE_START_PTR(sl));
+	grpc_slice_unref(sl);
+	head = r->last_global_position + 1;
+	eventfold__append_response__free_unpacked(r, NULL);
+	free(req);
+
+	ack_base = head;
+	ack_cap = (uint64_t)(rate * secs * 1.5) + 10000;
+	ack_ns = calloc(ack_cap, sizeof(*ack_ns));
+	last_pos_written = 0;
+	appenders_done = 0;
+	for (i = 0; i < nsubs; i++) {
+		ss[i].from = head;
+		ss[i].ready = &ready;
+		pthread_create(&ss[i].thr, NULL, sub_main, &ss[i]);
+	}
+	while (__atomic_load_n(&ready, __ATOMIC_RELAXED) < nsubs)
+		usleep(1000);
+	start = now_ns();
+	for (i = 0; i < APPENDERS; i++) {
+		ps[i].rate = rate / APPENDERS;
+		ps[i].deadline = start + (uint64_t)(secs * 1e9);
+		ps[i].errors = 0;
+		pthread_create(&ps[i].thr, NULL, paced_main, &ps[i]);
+	}
+	for (i = 0; i < APPENDERS; i++) {
+		pthread_join(ps[i].thr, NULL);
+		errors += ps[i].errors;
+	}
+	__atomic_store_n(&appenders_done, 1, __ATOMIC_RELEASE);
+	for (i = 0; i < nsubs; i++) {
+		pthread_join(ss[i].thr, NULL);
+		all = realloc(all, (n + ss[i].n) * sizeof(*all) + 1);
+		memcpy(all + n, ss[i].lat, ss[i].n * sizeof(*all));
+		n += ss[i].n;
+		got += ss[i].got;
+		free(ss[i].lat);
+	}
+	elapsed = now_ns() - start;
+	qsort(all, n, sizeof(*all), cmp_u64);
+	printf("grpc_sub_%dx%.0f events_per_s=%.0f p50_us=%" PRIu64
+	    " p99_us=%" PRIu64 " written=%" PRIu64 " delivered=%" PRIu64
+	    " errors=%d\n", nsubs, rate, (double)got * 1e9 / (double)elapsed,
+	    pct(all, n, 0.50), pct(all, n, 0.99),
+	    last_pos_written > head ? last_pos_written - head : 0, got,
+	    errors);
+	fflush(stdout);
+	free(all);
+	free(ss);
+	free(ack_ns);
+	grpc_completion_queue_shutdown(cq);
+	while (grpc_completion_queue_pluck(cq, NULL,
+	    gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
+	    GRPC_QUEUE_SHUTDOWN)
+		;
+	grpc_completion_queue_destroy(cq);
+	grpc_channel_destroy(ch);
+}
+
+static void
+usage(void)
+{
+	fprintf(stderr, "usage: grpc_bench [-t ADDR] [-s SECS] "
+	    "[append N ...] [sub SUBS RATE ...]\n");
+	exit(2);
+}
+
+int
+main(int argc, char **argv)
+{
+	int c, i, ran = 0;
+
+	while ((c = getopt(argc, argv, "t:s:h")) != -1) {
+		switch (c) {
+		case 't':
+			target = optarg;
+			break;
+		case 's':
+			secs = atof(optarg);
+			break;
+		default:
+			usage();
+		}
+	}
+	grpc_init();
+	for (i = optind; i < argc; i++) {
+		if (strcmp(argv[i], "append") == 0 && i + 1 < argc) {
+			bench_append(atoi(argv[++i]));
+			ran = 1;
+		} else if (strcmp(argv[i], "sub") == 0 && i + 2 < argc) {
+			bench_sub(atoi(argv[i + 1]), atof(argv[i + 2]));
+			i += 2;
+			ran = 1;
+		} else
+			usage();
+	}
+	if (!ran) {
+		bench_append(1);
+		bench_append(8);
+		bench_append(32);
+		bench_sub(100, 10000);
+	}
+	grpc_shutdown();
+	return 0;
+}

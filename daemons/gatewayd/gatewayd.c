@@ -1,0 +1,226 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * gatewayd.c - eventfold-gatewayd: main, configuration, lifecycle and
+ * signals of the gRPC front door (see eventfold-gatewayd(8)).
+ *
+ * Start: configuration from defaults, /etc/eventfold/eventfold.conf
+ * section [gatewayd], EventfoldDB's environment variables and flags (in
+ * that order, the last winning); grpc_init (no fork after it); the gRPC
+ * listeners and call slots (server.c); /metrics (metrics.c); the health
+ * poller (health.c); then READY=1 to systemd. The gateway holds no
+ * durable state: --data-dir is accepted and unused.
+ *
+ * SIGTERM/SIGINT: health NOT_SERVING, stop taking calls, end the
+ * streams cleanly (status OK), let unary calls in flight finish (up to
+ * shutdown_grace_ms, then cancel them), exit 0.
+ */
+#include <stddef.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <grpc/grpc.h>
+#include <systemd/sd-daemon.h>
+
+#include "conf.h"
+#include "gatewayd.h"
+#include "log.h"
+
+#define OFF(f) offsetof(struct gw_conf, f)
+
+static const struct conf_key gw_keys[] = {
+	{ "data_dir", CONF_STR, OFF(data_dir), "/var/lib/eventfold",
+	    "accepted for symmetry; the gateway keeps no durable state" },
+	{ "runtime_dir", CONF_STR, OFF(runtime_dir), "/run/eventfold",
+	    "directory of stored's sockets (store.sock, store-events.sock)" },
+	{ "store_url", CONF_STR, OFF(store_url), "",
+	    "nng URL of stored's request socket (default ipc://RUNTIME_DIR/"
+	    "store.sock)" },
+	{ "events_url", CONF_STR, OFF(events_url), "",
+	    "nng URL of stored's publish socket (default ipc://RUNTIME_DIR/"
+	    "store-events.sock)" },
+	{ "listen", CONF_STR, OFF(listen), "[::]:2113",
+	    "gRPC addresses, comma-separated: HOST:PORT or unix:PATH "
+	    "(env EVENTFOLD_LISTEN)" },
+	{ "metrics_listen", CONF_STR, OFF(metrics_listen), "[::]:9090",
+	    "HOST:PORT of the Prometheus /metrics listener, empty: off "
+	    "(env EVENTFOLD_METRICS_LISTEN)" },
+	{ "tls_cert", CONF_STR, OFF(tls_cert), "",
+	    "PEM certificate chain: serve TLS (env EVENTFOLD_TLS_CERT)" },
+	{ "tls_key", CONF_STR, OFF(tls_key), "",
+	    "PEM private key of tls_cert (env EVENTFOLD_TLS_KEY)" },
+	{ "tls_ca", CONF_STR, OFF(tls_ca), "",
+	    "PEM CA bundle: require client certificates, mTLS "
+	    "(env EVENTFOLD_TLS_CA)" },
+	{ "jwt_secret", CONF_STR, OFF(jwt_secret), "",
+	    "HS256 secret: require bearer JWTs on EventStore calls "
+	    "(env EVENTFOLD_JWT_SECRET)" },
+	{ "threads", CONF_U64, OFF(threads), "0",
+	    "completion queues, one thread each (0: one per CPU)" },
+	{ "slots", CONF_U64, OFF(slots), "64",
+	    "concurrent calls per unary method and queue" },
+	{ "max_request_bytes", CONF_SIZE, OFF(max_request_bytes), "4M",
+	    "largest request message accepted" },
+	{ "max_response_bytes", CONF_SIZE, OFF(max_response_bytes), "4M",
+	    "largest read response; clients page (at least 128K)" },
+	{ "store_timeout_ms", CONF_U64, OFF(store_timeout_ms), "5000",
+	    "how long a call waits for stored before UNAVAILABLE" },
+	{ "health_interval_ms", CONF_U64, OFF(health_interval_ms), "500",
+	    "how often stored's health is checked" },
+	{ "shutdown_grace_ms", CONF_U64, OFF(shutdown_grace_ms), "5000",
+	    "on SIGTERM, how long calls may take to finish" },
+	{ NULL, 0, 0, NULL, NULL },
+};
+
+static const char usage[] =
+    "usage: eventfold-gatewayd [-dnv] [-f file] [--key value ...]\n"
+    "The gRPC front door of eventfold (eventfold.EventStore and "
+    "grpc.health.v1.Health).\n"
+    "Environment overrides (below flags): EVENTFOLD_LISTEN, "
+    "EVENTFOLD_METRICS_LISTEN,\n"
+    "EVENTFOLD_TLS_CERT, EVENTFOLD_TLS_KEY, EVENTFOLD_TLS_CA, "
+    "EVENTFOLD_JWT_SECRET.\n\n";
+
+static const struct {
+	const char *env;
+	const char *flag;
+} env_keys[] = {
+	{ "EVENTFOLD_LISTEN", "--listen" },
+	{ "EVENTFOLD_METRICS_LISTEN", "--metrics-listen" },
+	{ "EVENTFOLD_TLS_CERT", "--tls-cert" },
+	{ "EVENTFOLD_TLS_KEY", "--tls-key" },
+	{ "EVENTFOLD_TLS_CA", "--tls-ca" },
+	{ "EVENTFOLD_JWT_SECRET", "--jwt-secret" },
+};
+#define NENV (sizeof(env_keys) / sizeof(env_keys[0]))
+
+static struct gw gateway;
+struct gw *gw_global = &gateway;
+
+/*
+ * EventfoldDB's environment variables become flags placed before the
+ * command line's, so they override the file and the flags override them.
+ */
+static char **
+env_argv(int argc, char **argv, int *nargc)
+{
+	char **av;
+	const char *v;
+	size_t i;
+	int n = 0, j;
+
+	if ((av = calloc((size_t)argc + 2 * NENV + 1, sizeof(*av))) == NULL)
+		fatal("calloc");
+	av[n++] = argv[0];
+	for (i = 0; i < NENV; i++)
+		if ((v = getenv(env_keys[i].env)) != NULL) {
+			av[n++] = (char *)env_keys[i].flag;
+			av[n++] = (char *)v;
+		}
+	for (j = 1; j < argc; j++)
+		av[n++] = argv[j];
+	av[n] = NULL;
+	*nargc = n;
+	return av;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct gw *gw = &gateway;
+	struct conf_opts opts;
+	char err[512], **av;
+	sigset_t set;
+	struct timespec ts;
+	long ncpu;
+	int ac, sig;
+
+	log_init("eventfold-gatewayd", 0);
+	av = env_argv(argc, argv, &ac);
+	if (conf_load(gw_keys, "gatewayd", &gw->conf, &ac, av, &opts,
+	    usage) != 0)
+		return 1;
+	if (ac > 1) {
+		fprintf(stderr, "eventfold-gatewayd: unexpected argument %s "
+		    "(see --help)\n", av[1]);
+		return 1;
+	}
+	if (gw->conf.threads == 0) {
+		ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+		gw->conf.threads = ncpu > 0 ? (uint64_t)ncpu : 1;
+	}
+	if (gw->conf.threads > 64)
+		gw->conf.threads = 64;
+	if (gw->conf.slots == 0)
+		gw->conf.slots = 1;
+	if (gw->conf.max_response_bytes < (128u << 10))
+		gw->conf.max_response_bytes = 128u << 10;
+	if (gw->conf.max_request_bytes > (64u << 20))
+		gw->conf.max_request_bytes = 64u << 20;
+	if (gw->conf.store_timeout_ms == 0)
+		gw->conf.store_timeout_ms = 5000;
+	if (opts.check) {
+		if (opts.verbose)
+			conf_print(stdout, gw_keys, "gatewayd", &gw->conf);
+		else
+			printf("configuration OK\n");
+		return 0;
+	}
+	log_setverbose(opts.verbose);
+
+	/* Signals are taken synchronously by the main thread only. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	client_url(gw->store_url, sizeof(gw->store_url), gw->conf.runtime_dir,
+	    STORE_SOCK, gw->conf.store_url);
+	client_url(gw->events_url, sizeof(gw->events_url),
+	    gw->conf.runtime_dir, STORE_EVENTS_SOCK, gw->conf.events_url);
+	if (*gw->conf.jwt_secret != '\0') {
+		gw->jwt_secret = gw->conf.jwt_secret;
+		gw->jwt_secret_len = strlen(gw->conf.jwt_secret);
+	}
+
+	grpc_init();
+	if (server_start(gw, err, sizeof(err)) != 0)
+		fatalx("%s", err);
+	if (metrics_start(gw, err, sizeof(err)) != 0)
+		fatalx("%s", err);
+	if (health_start(gw) != 0)
+		fatalx("cannot start the health thread");
+	log_info("serving eventfold.EventStore for %s (%llu threads%s)",
+	    gw->store_url, (unsigned long long)gw->conf.threads,
+	    gw->jwt_secret ? ", JWT required" : "");
+	sd_notify(0, "READY=1\nSTATUS=listening");
+
+	for (;;) {
+		ts.tv_sec = 1;
+		ts.tv_nsec = 0;
+		sig = sigtimedwait(&set, NULL, &ts);
+		if (sig == SIGHUP) {
+			log_info("SIGHUP: the gateway has nothing to reload; "
+			    "restart it to change its configuration");
+			continue;
+		}
+		if (sig == SIGTERM || sig == SIGINT)
+			break;
+	}
+	log_info("stopping: NOT_SERVING, ending streams");
+	sd_notify(0, "STOPPING=1");
+	health_shutdown(gw);
+	server_stop(gw);
+	health_stop(gw);
+	metrics_stop(gw);
+	grpc_shutdown();
+	nng_fini();
+	conf_free(gw_keys, &gw->conf);
+	free(av);
+	log_info("stopped");
+	return 0;
+}

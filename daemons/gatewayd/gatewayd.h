@@ -1,0 +1,240 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * gatewayd.h - private structures of eventfold-gatewayd, the gRPC front
+ * door of eventfold.
+ *
+ * Threads: `threads` completion-queue threads (server.c) run every gRPC
+ * event; unary EventStore calls go to eventfold-stored over nng req/rep
+ * asynchronously (each call slot owns one nng context and aio, so the
+ * slots are the pool of contexts), and their replies are finished from
+ * nng's callback threads. Each open subscription has one thread running
+ * sub_run() from libcommon (catch-up, caught_up, live, gap filling); a
+ * health thread polls stored's STATUS; libmicrohttpd serves /metrics
+ * from its own thread. There is no lock on the unary hot path.
+ *
+ * Every CQ tag is a struct gw_tag: the completion calls tag->fn.
+ */
+#ifndef EF_GATEWAYD_H
+#define EF_GATEWAYD_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <grpc/grpc.h>
+#include <grpc/byte_buffer.h>
+#include <grpc/slice.h>
+#include <nng/nng.h>
+
+#include "client.h"
+#include "ipc.h"
+
+/* gRPC status codes we use (grpc/status.h names them too). */
+#define GW_OK                  0
+#define GW_CANCELLED           1
+#define GW_UNKNOWN             2
+#define GW_INVALID_ARGUMENT    3
+#define GW_NOT_FOUND           5
+#define GW_FAILED_PRECONDITION 9
+#define GW_UNIMPLEMENTED       12
+#define GW_INTERNAL            13
+#define GW_UNAVAILABLE         14
+#define GW_UNAUTHENTICATED     16
+
+struct gw_conf {
+	char *data_dir;       /* accepted, unused: no durable state */
+	char *runtime_dir;
+	char *store_url;
+	char *events_url;
+	char *listen;         /* comma-separated gRPC addresses */
+	char *metrics_listen; /* "" disables /metrics */
+	char *tls_cert;
+	char *tls_key;
+	char *tls_ca;         /* set: clients must present a cert (mTLS) */
+	char *jwt_secret;     /* set: HS256 bearer tokens required */
+	uint64_t threads;     /* completion queues, one thread each */
+	uint64_t slots;       /* outstanding calls per method and queue */
+	uint64_t max_request_bytes;
+	uint64_t max_response_bytes;
+	uint64_t store_timeout_ms;
+	uint64_t health_interval_ms;
+	uint64_t shutdown_grace_ms;
+};
+
+struct gw_tag {
+	void (*fn)(struct gw_tag *t, int ok);
+};
+
+/* Histogram of append latency (seconds); bounds in metrics.c. */
+#define METRICS_BUCKETS 14
+
+struct metrics {
+	uint64_t appends_total;
+	uint64_t events_total;
+	uint64_t append_buckets[METRICS_BUCKETS + 1]; /* last: +Inf */
+	uint64_t append_sum_ns;
+	uint64_t append_count;
+	uint64_t reads_read_stream;
+	uint64_t reads_read_all;
+	int64_t subscriptions_active;
+	/* from stored's STATUS, refreshed by the health thread */
+	uint64_t global_position;
+	uint64_t streams_total;
+	uint64_t log_bytes;
+	uint64_t fsyncs_total;
+	uint64_t store_events_written;
+	uint64_t batch_size_milli; /* events per fsync * 1000, last interval */
+	uint64_t store_up;
+};
+
+struct method;
+struct gw;
+
+/* A protobuf message being built (bytes, grown with pbuf_reserve). */
+struct pbuf {
+	uint8_t *buf;
+	size_t len, cap;
+};
+
+/*
+ * A call slot: one outstanding request for one method on one queue. It
+ * owns an nng context on the store socket. Unary calls keep the slot
+ * until the reply is sent; streaming calls hand the call off and re-arm.
+ */
+struct call {
+	struct gw_tag tag;
+	struct gw *gw;
+	const struct method *m;
+	grpc_completion_queue *cq;
+	int state;
+	grpc_call *call;
+	grpc_call_details details; /* generic (unimplemented) slots only */
+	gpr_timespec deadline;
+	grpc_metadata_array md;
+	grpc_byte_buffer *payload;
+	/* reply */
+	grpc_byte_buffer *resp;
+	grpc_slice details_slice;
+	int cancelled;
+	/* store round trip */
+	nng_ctx ctx;
+	nng_aio *aio;
+	int aio_stage;
+	void (*store_done)(struct call *, struct client_reply *);
+	struct ipc_out req;
+	/* response being built */
+	struct pbuf out;
+	/* per-RPC progress */
+	uint64_t from, remaining, t0;
+	char stream_id[UUID_STR_LEN];
+	char after[UUID_STR_LEN];
+	bool has_after;
+};
+
+enum call_kind {
+	KIND_UNARY,
+	KIND_STREAM, /* handler takes the call over */
+};
+
+struct method {
+	const char *path;
+	enum call_kind kind;
+	bool auth;   /* JWT required when configured */
+	void (*begin)(struct call *c, const uint8_t *req, size_t len);
+	void *handle; /* from grpc_server_register_method */
+};
+
+struct gw {
+	struct gw_conf conf;
+	char store_url[4200];
+	char events_url[4200];
+	grpc_server *server;
+	grpc_completion_queue **cqs;
+	pthread_t *cq_threads;
+	struct call *calls;     /* every slot */
+	size_t ncalls;
+	grpc_completion_queue *shutdown_cq;
+	int stopping;           /* atomic */
+	/* store */
+	nng_socket store;
+	int store_pipes;        /* atomic: connected pipes to stored */
+	/* health */
+	int serving;            /* atomic: stored answered the last poll */
+	pthread_t health_thr;
+	/* metrics */
+	struct metrics mx;
+	void *mhd;
+	/* auth */
+	const char *jwt_secret;
+	size_t jwt_secret_len;
+};
+
+extern struct gw *gw_global;
+
+/* server.c */
+int server_start(struct gw *gw, char *err, size_t errlen);
+void server_stop(struct gw *gw);
+/* Sends a unary reply (resp may be NULL for an error) and re-arms. */
+void call_finish(struct call *c, int code, const char *msg);
+/* Sends c->out as the reply message, status OK. */
+void call_reply(struct call *c);
+/*
+ * For streaming handlers: takes the call over and re-arms the slot. The
+ * slot's metadata and payload are released; the returned call is the
+ * caller's (grpc_call_unref when done).
+ */
+grpc_call *call_detach(struct call *c);
+void call_errorf(struct call *c, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Starts a store round trip of c->req; done runs on an nng thread. */
+void call_store(struct call *c,
+    void (*done)(struct call *, struct client_reply *));
+/* Room for more bytes; appends the key and length of a
+ * length-delimited field; frees a buffer that grew past keep. */
+void pbuf_reserve(struct pbuf *pb, size_t more);
+void pbuf_field(struct pbuf *pb, uint32_t field, size_t len);
+void pbuf_trim(struct pbuf *pb, size_t keep);
+/* Makes a byte buffer of (p, len); the caller destroys it. */
+grpc_byte_buffer *buffer_from(const void *p, size_t len);
+/* Reads a whole byte buffer into a malloc'd block (*len); NULL on OOM. */
+uint8_t *buffer_read(grpc_byte_buffer *bb, size_t *len);
+int utf8_valid(const char *s, size_t n);
+uint64_t gw_mono_ns(void);
+bool store_up(struct gw *gw);
+
+/* rpc.c: the unary EventStore methods. */
+void rpc_append(struct call *c, const uint8_t *req, size_t len);
+void rpc_read_stream(struct call *c, const uint8_t *req, size_t len);
+void rpc_read_all(struct call *c, const uint8_t *req, size_t len);
+void rpc_list_streams(struct call *c, const uint8_t *req, size_t len);
+/* Packs ev as a RecordedEvent into pb as field `field`; returns 0, or
+ * 1 if pb is not empty and it would pass limit (nothing added then). */
+int rpc_pack_event(struct pbuf *pb, uint32_t field, const struct ef_event *ev,
+    size_t limit);
+
+/* subscribe.c */
+void subscribe_all(struct call *c, const uint8_t *req, size_t len);
+void subscribe_stream(struct call *c, const uint8_t *req, size_t len);
+void subscribe_stop_all(void);
+void subscribe_wait_all(uint64_t timeout_ms);
+uint64_t subscribe_max_lag(uint64_t head);
+
+/* health.c */
+void health_check(struct call *c, const uint8_t *req, size_t len);
+void health_watch(struct call *c, const uint8_t *req, size_t len);
+int health_start(struct gw *gw);
+void health_set(struct gw *gw, int serving);
+void health_shutdown(struct gw *gw);
+void health_stop(struct gw *gw);
+
+/* metrics.c */
+int metrics_start(struct gw *gw, char *err, size_t errlen);
+void metrics_stop(struct gw *gw);
+void metrics_append(struct gw *gw, uint64_t ns, uint64_t events,
+    uint64_t last_pos);
+
+/* auth.c: 0, or GW_UNAUTHENTICATED with why set. */
+int auth_check(struct gw *gw, const grpc_metadata_array *md, char *why,
+    size_t whylen);
+
+#endif

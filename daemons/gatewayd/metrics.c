@@ -1,0 +1,281 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * metrics.c - Prometheus text exposition at GET /metrics on its own
+ * listener (libmicrohttpd, one internal thread), metrics_listen.
+ *
+ * EventfoldDB's names, all present from the start:
+ *   eventfold_appends_total            successful Append calls
+ *   eventfold_events_total             events those calls wrote
+ *   eventfold_append_duration_seconds  Append latency through stored
+ *   eventfold_reads_total{rpc}         ReadStream / ReadAll calls
+ *   eventfold_subscriptions_active     open Subscribe* streams
+ *   eventfold_global_position          next global position (log length)
+ *   eventfold_streams_total            streams in the log
+ *   eventfold_log_bytes                bytes of the active log file
+ * and ours: eventfold_fsyncs_total, eventfold_batch_size_events (events
+ * per group commit over the last health interval),
+ * eventfold_subscriber_lag_events (the furthest a SubscribeAll stream is
+ * behind the head), eventfold_store_up. Counters are relaxed atomics:
+ * the hot path never takes a lock for them.
+ */
+#include <arpa/inet.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <microhttpd.h>
+
+#include "gatewayd.h"
+#include "log.h"
+
+static const double bucket_le[METRICS_BUCKETS] = {
+	0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+	0.1, 0.25, 0.5, 1.0, 2.5,
+};
+
+#define LD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
+
+void
+metrics_append(struct gw *gw, uint64_t ns, uint64_t events, uint64_t last_pos)
+{
+	struct metrics *mx = &gw->mx;
+	double s = (double)ns / 1e9;
+	uint64_t gp;
+	int i;
+
+	for (i = 0; i < METRICS_BUCKETS; i++)
+		if (s <= bucket_le[i])
+			break;
+	__atomic_add_fetch(&mx->append_buckets[i], 1, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&mx->append_sum_ns, ns, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&mx->append_count, 1, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&mx->appends_total, 1, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&mx->events_total, events, __ATOMIC_RELAXED);
+	gp = LD(mx->global_position);
+	while (last_pos + 1 > gp && !__atomic_compare_exchange_n(
+	    &mx->global_position, &gp, last_pos + 1, 0, __ATOMIC_RELAXED,
+	    __ATOMIC_RELAXED))
+		;
+}
+
+struct text {
+	char *buf;
+	size_t len, cap;
+};
+
+static void text_printf(struct text *t, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+text_printf(struct text *t, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	for (;;) {
+		va_start(ap, fmt);
+		n = vsnprintf(t->buf + t->len, t->cap - t->len, fmt, ap);
+		va_end(ap);
+		if (n >= 0 && (size_t)n < t->cap - t->len) {
+			t->len += (size_t)n;
+			return;
+		}
+		t->cap = t->cap * 2 + (size_t)(n > 0 ? n : 0) + 256;
+		if ((t->buf = realloc(t->buf, t->cap)) == NULL)
+			fatal("realloc");
+	}
+}
+
+static void
+metric(struct text *t, const char *name, const char *type, const char *help,
+    uint64_t v)
+{
+	text_printf(t, "# HELP %s %s\n# TYPE %s %s\n%s %" PRIu64 "\n", name,
+	    help, name, type, name, v);
+}
+
+static char *
+metrics_render(struct gw *gw, size_t *len)
+{
+	struct metrics *mx = &gw->mx;
+	struct text t = { NULL, 0, 0 };
+	uint64_t cum = 0, head;
+	int64_t subs;
+	int i;
+
+	t.cap = 4096;
+	if ((t.buf = malloc(t.cap)) == NULL)
+		fatal("malloc");
+	metric(&t, "eventfold_appends_total", "counter",
+	    "Successful Append calls.", LD(mx->appends_total));
+	metric(&t, "eventfold_events_total", "counter",
+	    "Events written by successful Append calls.", LD(mx->events_total));
+	text_printf(&t, "# HELP eventfold_append_duration_seconds Append "
+	    "latency through eventfold-stored (durable commit included).\n"
+	    "# TYPE eventfold_append_duration_seconds histogram\n");
+	for (i = 0; i < METRICS_BUCKETS; i++) {
+		cum += LD(mx->append_buckets[i]);
+		text_printf(&t, "eventfold_append_duration_seconds_bucket"
+		    "{le=\"%g\"} %" PRIu64 "\n", bucket_le[i], cum);
+	}
+	cum += LD(mx->append_buckets[METRICS_BUCKETS]);
+	text_printf(&t, "eventfold_append_duration_seconds_bucket{le=\"+Inf\"} "
+	    "%" PRIu64 "\n", cum);
+	text_printf(&t, "eventfold_append_duration_seconds_sum %.9f\n",
+	    (double)LD(mx->append_sum_ns) / 1e9);
+	text_printf(&t, "eventfold_append_duration_seconds_count %" PRIu64
+	    "\n", cum);
+	text_printf(&t, "# HELP eventfold_reads_total Read calls by RPC.\n"
+	    "# TYPE eventfold_reads_total counter\n"
+	    "eventfold_reads_total{rpc=\"read_stream\"} %" PRIu64 "\n"
+	    "eventfold_reads_total{rpc=\"read_all\"} %" PRIu64 "\n",
+	    LD(mx->reads_read_stream), LD(mx->reads_read_all));
+	subs = LD(mx->subscriptions_active);
+	metric(&t, "eventfold_subscriptions_active", "gauge",
+	    "Open SubscribeAll and SubscribeStream calls.",
+	    subs > 0 ? (uint64_t)subs : 0);
+	head = LD(mx->global_position);
+	metric(&t, "eventfold_global_position", "gauge",
+	    "Next global position to be written (events in the log).", head);
+	metric(&t, "eventfold_streams_total", "gauge", "Streams in the log.",
+	    LD(mx->streams_total));
+	metric(&t, "eventfold_log_bytes", "gauge",
+	    "Bytes of the active log file.", LD(mx->log_bytes));
+	metric(&t, "eventfold_fsyncs_total", "counter",
+	    "Group commits of eventfold-stored (one fdatasync each).",
+	    LD(mx->fsyncs_total));
+	text_printf(&t, "# HELP eventfold_batch_size_events Events per group "
+	    "commit over the last health interval.\n"
+	    "# TYPE eventfold_batch_size_events gauge\n"
+	    "eventfold_batch_size_events %.3f\n",
+	    (double)LD(mx->batch_size_milli) / 1000.0);
+	metric(&t, "eventfold_subscriber_lag_events", "gauge",
+	    "Events the furthest-behind SubscribeAll stream has yet to get.",
+	    subscribe_max_lag(head));
+	metric(&t, "eventfold_store_up", "gauge",
+	    "1 while eventfold-stored answers, else 0.", LD(mx->store_up));
+	*len = t.len;
+	return t.buf;
+}
+
+static enum MHD_Result
+metrics_handler(void *cls, struct MHD_Connection *conn, const char *url,
+    const char *method, const char *version, const char *upload,
+    size_t *upload_len, void **ctx)
+{
+	struct gw *gw = cls;
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+	static const char nf[] = "not found; try /metrics\n";
+	char *body;
+	size_t len;
+
+	(void)version;
+	(void)upload;
+	(void)upload_len;
+	(void)ctx;
+	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
+		r = MHD_create_response_from_buffer(0, (void *)"",
+		    MHD_RESPMEM_PERSISTENT);
+		ret = MHD_queue_response(conn, MHD_HTTP_METHOD_NOT_ALLOWED, r);
+		MHD_destroy_response(r);
+		return ret;
+	}
+	if (strcmp(url, "/metrics") != 0) {
+		r = MHD_create_response_from_buffer(sizeof(nf) - 1,
+		    (void *)nf, MHD_RESPMEM_PERSISTENT);
+		ret = MHD_queue_response(conn, MHD_HTTP_NOT_FOUND, r);
+		MHD_destroy_response(r);
+		return ret;
+	}
+	body = metrics_render(gw, &len);
+	r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+	MHD_add_response_header(r, "Content-Type",
+	    "text/plain; version=0.0.4");
+	ret = MHD_queue_response(conn, MHD_HTTP_OK, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+/* Splits "host:port", "[v6]:port" or ":port" into its parts. */
+static int
+split_hostport(const char *s, char *host, size_t hostlen, char *port,
+    size_t portlen)
+{
+	const char *colon;
+
+	if (*s == '[') {
+		const char *end = strchr(s, ']');
+
+		if (end == NULL || end[1] != ':')
+			return -1;
+		snprintf(host, hostlen, "%.*s", (int)(end - s - 1), s + 1);
+		snprintf(port, portlen, "%s", end + 2);
+		return 0;
+	}
+	if ((colon = strrchr(s, ':')) == NULL)
+		return -1;
+	snprintf(host, hostlen, "%.*s", (int)(colon - s), s);
+	snprintf(port, portlen, "%s", colon + 1);
+	return 0;
+}
+
+int
+metrics_start(struct gw *gw, char *err, size_t errlen)
+{
+	struct addrinfo hints, *ai = NULL;
+	char host[256], port[32];
+	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD |
+	    MHD_USE_ERROR_LOG;
+	struct sockaddr_in6 *sin6;
+	int rc;
+
+	if (*gw->conf.metrics_listen == '\0') {
+		log_info("metrics endpoint disabled");
+		return 0;
+	}
+	if (split_hostport(gw->conf.metrics_listen, host, sizeof(host), port,
+	    sizeof(port)) != 0 || *port == '\0') {
+		snprintf(err, errlen, "metrics_listen %s: expected HOST:PORT",
+		    gw->conf.metrics_listen);
+		return -1;
+	}
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	if ((rc = getaddrinfo(*host ? host : NULL, port, &hints, &ai)) != 0) {
+		snprintf(err, errlen, "metrics_listen %s: %s",
+		    gw->conf.metrics_listen, gai_strerror(rc));
+		return -1;
+	}
+	if (ai->ai_family == AF_INET6) {
+		flags |= MHD_USE_IPv6;
+		sin6 = (struct sockaddr_in6 *)ai->ai_addr;
+		if (IN6_IS_ADDR_UNSPECIFIED(&sin6->sin6_addr))
+			flags |= MHD_USE_DUAL_STACK;
+	}
+	gw->mhd = MHD_start_daemon(flags, (uint16_t)atoi(port), NULL, NULL,
+	    metrics_handler, gw, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+	    MHD_OPTION_CONNECTION_LIMIT, (unsigned int)64,
+	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)10, MHD_OPTION_END);
+	freeaddrinfo(ai);
+	if (gw->mhd == NULL) {
+		snprintf(err, errlen, "cannot listen on %s for /metrics",
+		    gw->conf.metrics_listen);
+		return -1;
+	}
+	log_info("metrics on http://%s/metrics", gw->conf.metrics_listen);
+	return 0;
+}
+
+void
+metrics_stop(struct gw *gw)
+{
+	if (gw->mhd != NULL)
+		MHD_stop_daemon(gw->mhd);
+	gw->mhd = NULL;
+}

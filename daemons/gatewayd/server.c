@@ -1,0 +1,803 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * server.c - the gRPC C core server of eventfold-gatewayd: listeners
+ * (TCP, unix:, TLS), method registration, completion-queue threads and
+ * the call slots.
+ *
+ * Every registered method has `slots` outstanding request_call slots on
+ * each completion queue; a generic slot per queue answers any other
+ * method UNIMPLEMENTED (without it such a call would hang until the
+ * client's deadline). A unary slot keeps its call until the reply is
+ * sent and owns one nng context to eventfold-stored, so the slots are
+ * the gateway's pool of store contexts and nothing on the unary path
+ * takes a shared lock. Streaming handlers take the call over and the
+ * slot re-arms at once.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <grpc/grpc_security.h>
+#include <grpc/support/alloc.h>
+#include <grpc/support/time.h>
+#include <grpc/byte_buffer_reader.h>
+
+#include "gatewayd.h"
+#include "log.h"
+
+#include <nng/protocol/reqrep0/req.h>
+
+enum call_state {
+	CALL_IDLE,
+	CALL_REQUESTED,
+	CALL_ACTIVE,
+	CALL_FINISHING,
+	CALL_DEAD,
+};
+
+enum { STAGE_SEND = 1, STAGE_RECV = 2 };
+
+static struct method methods[] = {
+	{ "/eventfold.EventStore/Append", KIND_UNARY, true, rpc_append, NULL },
+	{ "/eventfold.EventStore/ReadStream", KIND_UNARY, true,
+	    rpc_read_stream, NULL },
+	{ "/eventfold.EventStore/ReadAll", KIND_UNARY, true, rpc_read_all,
+	    NULL },
+	{ "/eventfold.EventStore/ListStreams", KIND_UNARY, true,
+	    rpc_list_streams, NULL },
+	{ "/eventfold.EventStore/SubscribeAll", KIND_STREAM, true,
+	    subscribe_all, NULL },
+	{ "/eventfold.EventStore/SubscribeStream", KIND_STREAM, true,
+	    subscribe_stream, NULL },
+	{ "/grpc.health.v1.Health/Check", KIND_UNARY, false, health_check,
+	    NULL },
+	{ "/grpc.health.v1.Health/Watch", KIND_STREAM, false, health_watch,
+	    NULL },
+};
+#define NMETHODS (sizeof(methods) / sizeof(methods[0]))
+#define STREAM_SLOTS  4 /* streaming slots re-arm at once: few suffice */
+#define GENERIC_SLOTS 2
+
+struct shutdown_wait {
+	struct gw_tag tag;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int done;
+};
+
+static struct shutdown_wait sdw = {
+	.mu = PTHREAD_MUTEX_INITIALIZER,
+	.cv = PTHREAD_COND_INITIALIZER,
+};
+
+static void call_event(struct gw_tag *t, int ok);
+static void call_arm(struct call *c);
+
+uint64_t
+gw_mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+int
+utf8_valid(const char *str, size_t n)
+{
+	const uint8_t *s = (const uint8_t *)str;
+	size_t i = 0, j, k;
+	uint32_t c;
+
+	while (i < n) {
+		if (s[i] < 0x80) {
+			i++;
+			continue;
+		}
+		if ((s[i] & 0xe0) == 0xc0) {
+			k = 1;
+			c = s[i] & 0x1f;
+		} else if ((s[i] & 0xf0) == 0xe0) {
+			k = 2;
+			c = s[i] & 0x0f;
+		} else if ((s[i] & 0xf8) == 0xf0) {
+			k = 3;
+			c = s[i] & 0x07;
+		} else
+			return 0;
+		if (i + k >= n)
+			return 0;
+		for (j = 1; j <= k; j++) {
+			if ((s[i + j] & 0xc0) != 0x80)
+				return 0;
+			c = c << 6 | (s[i + j] & 0x3f);
+		}
+		if ((k == 1 && c < 0x80) || (k == 2 && c < 0x800) ||
+		    (k == 3 && (c < 0x10000 || c > 0x10ffff)) ||
+		    (c >= 0xd800 && c <= 0xdfff))
+			return 0;
+		i += k + 1;
+	}
+	return 1;
+}
+
+bool
+store_up(struct gw *gw)
+{
+	return __atomic_load_n(&gw->store_pipes, __ATOMIC_RELAXED) > 0;
+}
+
+grpc_byte_buffer *
+buffer_from(const void *p, size_t len)
+{
+	grpc_slice s = grpc_slice_from_copied_buffer(p, len);
+	grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&s, 1);
+
+	grpc_slice_unref(s);
+	return bb;
+}
+
+uint8_t *
+buffer_read(grpc_byte_buffer *bb, size_t *len)
+{
+	grpc_byte_buffer_reader r;
+	grpc_slice s;
+	uint8_t *p;
+
+	if (!grpc_byte_buffer_reader_init(&r, bb))
+		return NULL;
+	s = grpc_byte_buffer_reader_readall(&r);
+	grpc_byte_buffer_reader_destroy(&r);
+	*len = GRPC_SLICE_LENGTH(s);
+	if ((p = malloc(*len ? *len : 1)) != NULL)
+		memcpy(p, GRPC_SLICE_START_PTR(s), *len);
+	grpc_slice_unref(s);
+	return p;
+}
+
+void
+pbuf_reserve(struct pbuf *pb, size_t more)
+{
+	size_t ncap;
+	uint8_t *nb;
+
+	if (pb->len + more <= pb->cap)
+		return;
+	ncap = pb->cap ? pb->cap : 4096;
+	while (ncap < pb->len + more)
+		ncap *= 2;
+	if ((nb = realloc(pb->buf, ncap)) == NULL)
+		fatal("realloc");
+	pb->buf = nb;
+	pb->cap = ncap;
+}
+
+void
+pbuf_field(struct pbuf *pb, uint32_t field, size_t len)
+{
+	uint64_t v = (uint64_t)field << 3 | 2;
+
+	pbuf_reserve(pb, 20);
+	do {
+		pb->buf[pb->len++] = (uint8_t)(v & 0x7f) | (v > 0x7f ? 0x80 : 0);
+		v >>= 7;
+	} while (v != 0);
+	v = len;
+	do {
+		pb->buf[pb->len++] = (uint8_t)(v & 0x7f) | (v > 0x7f ? 0x80 : 0);
+		v >>= 7;
+	} while (v != 0);
+}
+
+void
+pbuf_trim(struct pbuf *pb, size_t keep)
+{
+	pb->len = 0;
+	if (pb->cap > keep) {
+		free(pb->buf);
+		pb->buf = NULL;
+		pb->cap = 0;
+	}
+}
+
+/* Releases what one call used and re-arms the slot. */
+static void
+call_reset(struct call *c)
+{
+	if (c->call != NULL)
+		grpc_call_unref(c->call);
+	c->call = NULL;
+	if (c->payload != NULL)
+		grpc_byte_buffer_destroy(c->payload);
+	c->payload = NULL;
+	if (c->resp != NULL)
+		grpc_byte_buffer_destroy(c->resp);
+	c->resp = NULL;
+	grpc_slice_unref(c->details_slice);
+	c->details_slice = grpc_empty_slice();
+	grpc_metadata_array_destroy(&c->md);
+	grpc_metadata_array_init(&c->md);
+	if (c->m == NULL) {
+		grpc_call_details_destroy(&c->details);
+		grpc_call_details_init(&c->details);
+	}
+	pbuf_trim(&c->out, 256u << 10);
+	if (c->req.cap > (256u << 10)) {
+		ipc_out_free(&c->req);
+		ipc_out_init(&c->req);
+	}
+	call_arm(c);
+}
+
+void
+call_finish(struct call *c, int code, const char *msg)
+{
+	grpc_op ops[4], *op = ops;
+	grpc_call_error err;
+
+	memset(ops, 0, sizeof(ops));
+	op->op = GRPC_OP_SEND_INITIAL_METADATA;
+	op++;
+	if (code == GW_OK && c->resp != NULL) {
+		op->op = GRPC_OP_SEND_MESSAGE;
+		op->data.send_message.send_message = c->resp;
+		op++;
+	}
+	grpc_slice_unref(c->details_slice);
+	c->details_slice = grpc_slice_from_copied_string(msg ? msg : "");
+	op->op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+	op->data.send_status_from_server.status = (grpc_status_code)code;
+	op->data.send_status_from_server.status_details = &c->details_slice;
+	op++;
+	op->op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+	op->data.recv_close_on_server.cancelled = &c->cancelled;
+	op++;
+	c->state = CALL_FINISHING;
+	err = grpc_call_start_batch(c->call, ops, (size_t)(op - ops), &c->tag,
+	    NULL);
+	if (err != GRPC_CALL_OK) {
+		log_warnx("grpc: cannot finish call: error %d", err);
+		call_reset(c);
+	}
+}
+
+void
+call_errorf(struct call *c, int code, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	call_finish(c, code, msg);
+}
+
+void
+call_reply(struct call *c)
+{
+	c->resp = buffer_from(c->out.buf, c->out.len);
+	call_finish(c, GW_OK, "");
+}
+
+static void
+store_fail(struct call *c, int status, const char *why)
+{
+	struct client_reply rep;
+
+	memset(&rep, 0, sizeof(rep));
+	rep.in.status = status;
+	rep.in.message.ptr = why;
+	rep.in.message.len = (uint32_t)strlen(why);
+	c->store_done(c, &rep);
+}
+
+static void
+store_cb(void *arg)
+{
+	struct call *c = arg;
+	struct client_reply rep;
+	const char *why = NULL;
+	int rv = nng_aio_result(c->aio);
+
+	if (c->aio_stage == STAGE_SEND) {
+		if (rv != 0) {
+			nng_msg_free(nng_aio_get_msg(c->aio));
+			store_fail(c, EF_S_UNAVAILABLE,
+			    "eventfold-stored is unreachable");
+			return;
+		}
+		c->aio_stage = STAGE_RECV;
+		nng_ctx_recv(c->ctx, c->aio);
+		return;
+	}
+	if (rv != 0) {
+		store_fail(c, EF_S_UNAVAILABLE, rv == NNG_ETIMEDOUT ?
+		    "eventfold-stored did not answer in time" :
+		    "eventfold-stored is unreachable");
+		return;
+	}
+	memset(&rep, 0, sizeof(rep));
+	rep.msg = nng_aio_get_msg(c->aio);
+	if (ipc_reply_open(&rep.in, nng_msg_body(rep.msg),
+	    nng_msg_len(rep.msg), &why) != 0) {
+		ipc_in_close(&rep.in);
+		nng_msg_free(rep.msg);
+		log_warnx("malformed reply from eventfold-stored: %s", why);
+		store_fail(c, EF_S_INTERNAL, "malformed reply from "
+		    "eventfold-stored");
+		return;
+	}
+	/* done may start the next round trip on this aio: free first what
+	 * it no longer needs only after it returns */
+	c->store_done(c, &rep);
+	client_reply_free(&rep);
+}
+
+void
+call_store(struct call *c, void (*done)(struct call *, struct client_reply *))
+{
+	nng_msg *m = NULL;
+
+	c->store_done = done;
+	if (!store_up(c->gw)) {
+		store_fail(c, EF_S_UNAVAILABLE, "eventfold-stored is "
+		    "unreachable");
+		return;
+	}
+	if (nng_msg_alloc(&m, 0) != 0 ||
+	    nng_msg_append(m, c->req.buf, c->req.len) != 0) {
+		nng_msg_free(m);
+		store_fail(c, EF_S_INTERNAL, "out of memory");
+		return;
+	}
+	c->aio_stage = STAGE_SEND;
+	nng_aio_set_msg(c->aio, m);
+	nng_aio_set_timeout(c->aio, (nng_duration)c->gw->conf.store_timeout_ms);
+	nng_ctx_send(c->ctx, c->aio);
+}
+
+static void
+call_arm(struct call *c)
+{
+	struct gw *gw = c->gw;
+	grpc_call_error err;
+
+	if (__atomic_load_n(&gw->stopping, __ATOMIC_ACQUIRE)) {
+		c->state = CALL_DEAD;
+		return;
+	}
+	c->state = CALL_REQUESTED;
+	c->call = NULL;
+	c->payload = NULL;
+	c->cancelled = 0;
+	if (c->m == NULL)
+		err = grpc_server_request_call(gw->server, &c->call,
+		    &c->details, &c->md, c->cq, c->cq, &c->tag);
+	else
+		err = grpc_server_request_registered_call(gw->server,
+		    c->m->handle, &c->call, &c->deadline, &c->md, &c->payload,
+		    c->cq, c->cq, &c->tag);
+	if (err != GRPC_CALL_OK) {
+		log_debug("grpc: request_call: error %d", err);
+		c->state = CALL_DEAD;
+	}
+}
+
+grpc_call *
+call_detach(struct call *c)
+{
+	grpc_call *gc = c->call;
+
+	c->call = NULL;
+	call_reset(c);
+	return gc;
+}
+
+static void
+call_begin(struct call *c)
+{
+	grpc_byte_buffer_reader r;
+	grpc_slice s;
+	char why[256];
+
+	c->state = CALL_ACTIVE;
+	if (c->m == NULL) {
+		char path[256];
+		size_t n = GRPC_SLICE_LENGTH(c->details.method);
+
+		if (n >= sizeof(path))
+			n = sizeof(path) - 1;
+		memcpy(path, GRPC_SLICE_START_PTR(c->details.method), n);
+		path[n] = '\0';
+		for (size_t i = 0; i < n; i++)
+			if ((unsigned char)path[i] < 0x20 ||
+			    (unsigned char)path[i] >= 0x7f)
+				path[i] = '?';
+		call_errorf(c, GW_UNIMPLEMENTED, "unknown method %s", path);
+		return;
+	}
+	if (c->m->auth && c->gw->jwt_secret != NULL &&
+	    auth_check(c->gw, &c->md, why, sizeof(why)) != 0) {
+		call_finish(c, GW_UNAUTHENTICATED, why);
+		return;
+	}
+	if (c->payload == NULL) {
+		call_finish(c, GW_INVALID_ARGUMENT, "missing request message");
+		return;
+	}
+	if (!grpc_byte_buffer_reader_init(&r, c->payload)) {
+		call_finish(c, GW_INVALID_ARGUMENT, "cannot read request "
+		    "message");
+		return;
+	}
+	s = grpc_byte_buffer_reader_readall(&r);
+	grpc_byte_buffer_reader_destroy(&r);
+	c->t0 = gw_mono_ns();
+	c->m->begin(c, GRPC_SLICE_START_PTR(s), GRPC_SLICE_LENGTH(s));
+	grpc_slice_unref(s);
+}
+
+static void
+call_event(struct gw_tag *t, int ok)
+{
+	struct call *c = (struct call *)t;
+
+	switch (c->state) {
+	case CALL_REQUESTED:
+		if (!ok) {
+			/* the server is shutting down */
+			c->state = CALL_DEAD;
+			return;
+		}
+		call_begin(c);
+		break;
+	case CALL_FINISHING:
+		call_reset(c);
+		break;
+	default:
+		log_warnx("grpc: completion for a slot in state %d", c->state);
+		break;
+	}
+}
+
+static void *
+cq_main(void *arg)
+{
+	grpc_completion_queue *cq = arg;
+	grpc_event ev;
+
+	for (;;) {
+		ev = grpc_completion_queue_next(cq,
+		    gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
+		if (ev.type == GRPC_QUEUE_SHUTDOWN)
+			break;
+		if (ev.type == GRPC_OP_COMPLETE && ev.tag != NULL)
+			((struct gw_tag *)ev.tag)->fn(ev.tag, ev.success);
+	}
+	return NULL;
+}
+
+static void
+pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	struct gw *gw = arg;
+
+	(void)p;
+	if (ev == NNG_PIPE_EV_ADD_POST)
+		__atomic_add_fetch(&gw->store_pipes, 1, __ATOMIC_RELAXED);
+	else if (ev == NNG_PIPE_EV_REM_POST)
+		__atomic_sub_fetch(&gw->store_pipes, 1, __ATOMIC_RELAXED);
+}
+
+static char *
+read_file(const char *path, char *err, size_t errlen)
+{
+	FILE *fp;
+	char *buf = NULL;
+	long n;
+
+	if ((fp = fopen(path, "r")) == NULL) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	if (fseek(fp, 0, SEEK_END) != 0 || (n = ftell(fp)) < 0 ||
+	    n > (16l << 20) || fseek(fp, 0, SEEK_SET) != 0 ||
+	    (buf = calloc(1, (size_t)n + 1)) == NULL ||
+	    fread(buf, 1, (size_t)n, fp) != (size_t)n) {
+		snprintf(err, errlen, "%s: cannot read", path);
+		free(buf);
+		buf = NULL;
+	}
+	fclose(fp);
+	return buf;
+}
+
+static grpc_server_credentials *
+server_creds(struct gw *gw, char *err, size_t errlen)
+{
+	grpc_ssl_pem_key_cert_pair pair;
+	grpc_server_credentials *cr = NULL;
+	char *cert = NULL, *key = NULL, *ca = NULL;
+	const struct gw_conf *cf = &gw->conf;
+
+	if (*cf->tls_cert == '\0' && *cf->tls_key == '\0') {
+		if (*cf->tls_ca != '\0') {
+			snprintf(err, errlen, "tls_ca needs tls_cert and "
+			    "tls_key");
+			return NULL;
+		}
+		return grpc_insecure_server_credentials_create();
+	}
+	if (*cf->tls_cert == '\0' || *cf->tls_key == '\0') {
+		snprintf(err, errlen, "TLS needs both tls_cert and tls_key");
+		return NULL;
+	}
+	if ((cert = read_file(cf->tls_cert, err, errlen)) == NULL ||
+	    (key = read_file(cf->tls_key, err, errlen)) == NULL)
+		goto fail;
+	if (*cf->tls_ca != '\0' &&
+	    (ca = read_file(cf->tls_ca, err, errlen)) == NULL)
+		goto fail;
+	pair.private_key = key;
+	pair.cert_chain = cert;
+	cr = grpc_ssl_server_credentials_create_ex(ca, &pair, 1, ca != NULL ?
+	    GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY :
+	    GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE, NULL);
+	if (cr == NULL)
+		snprintf(err, errlen, "cannot build TLS credentials");
+fail:
+	free(cert);
+	free(key);
+	free(ca);
+	return cr;
+}
+
+/* gRPC takes over a live unix: path: a lock file next to it says who
+ * owns it. The descriptor stays open (and locked) until exit. */
+static int
+unix_lock(const char *addr, char *err, size_t errlen)
+{
+	char lock[4200];
+	const char *path = addr + 5;
+	int fd;
+
+	if (strncmp(path, "//", 2) == 0)
+		path += 2;
+	if (*path == '\0' || strlen(path) > 4000) {
+		snprintf(err, errlen, "%s: bad unix: address", addr);
+		return -1;
+	}
+	snprintf(lock, sizeof(lock), "%s.lock", path);
+	if ((fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0) {
+		snprintf(err, errlen, "%s: %s", lock, strerror(errno));
+		return -1;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		snprintf(err, errlen, "%s is in use by another "
+		    "eventfold-gatewayd (lock held on %s)", path, lock);
+		close(fd);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+shutdown_done(struct gw_tag *t, int ok)
+{
+	(void)t;
+	(void)ok;
+	pthread_mutex_lock(&sdw.mu);
+	sdw.done = 1;
+	pthread_cond_broadcast(&sdw.cv);
+	pthread_mutex_unlock(&sdw.mu);
+}
+
+static void
+slot_init(struct gw *gw, struct call *c, const struct method *m,
+    grpc_completion_queue *cq, bool store)
+{
+	c->tag.fn = call_event;
+	c->gw = gw;
+	c->m = m;
+	c->cq = cq;
+	c->details_slice = grpc_empty_slice();
+	grpc_metadata_array_init(&c->md);
+	grpc_call_details_init(&c->details);
+	ipc_out_init(&c->req);
+	if (store) {
+		if (nng_ctx_open(&c->ctx, gw->store) != 0 ||
+		    nng_aio_alloc(&c->aio, store_cb, c) != 0)
+			fatalx("cannot open an nng context to stored");
+	}
+}
+
+int
+server_start(struct gw *gw, char *err, size_t errlen)
+{
+	grpc_arg args[3];
+	grpc_channel_args ca;
+	grpc_server_credentials *creds;
+	char *addrs = NULL, *addr, *save = NULL;
+	size_t i, j, k, n, nslots;
+	int rc = -1;
+
+	memset(args, 0, sizeof(args));
+	args[0].type = GRPC_ARG_INTEGER;
+	args[0].key = (char *)GRPC_ARG_ALLOW_REUSEPORT;
+	args[0].value.integer = 0;
+	args[1].type = GRPC_ARG_INTEGER;
+	args[1].key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
+	args[1].value.integer = (int)gw->conf.max_request_bytes;
+	args[2].type = GRPC_ARG_INTEGER;
+	args[2].key = (char *)GRPC_ARG_MAX_SEND_MESSAGE_LENGTH;
+	args[2].value.integer = -1;
+	ca.num_args = 3;
+	ca.args = args;
+
+	/* the store socket first: slots open contexts on it */
+	if (nng_req0_open(&gw->store) != 0) {
+		snprintf(err, errlen, "cannot open the store socket");
+		return -1;
+	}
+	nng_socket_set_size(gw->store, NNG_OPT_RECVMAXSZ, IPC_MAX_MSG);
+	nng_socket_set_ms(gw->store, NNG_OPT_RECONNMINT, 10);
+	nng_socket_set_ms(gw->store, NNG_OPT_RECONNMAXT, 200);
+	nng_socket_set_ms(gw->store, NNG_OPT_REQ_RESENDTIME,
+	    NNG_DURATION_INFINITE);
+	nng_pipe_notify(gw->store, NNG_PIPE_EV_ADD_POST, pipe_cb, gw);
+	nng_pipe_notify(gw->store, NNG_PIPE_EV_REM_POST, pipe_cb, gw);
+	if ((rc = nng_dial(gw->store, gw->store_url, NULL,
+	    NNG_FLAG_NONBLOCK)) != 0) {
+		snprintf(err, errlen, "%s: %s", gw->store_url,
+		    nng_strerror(rc));
+		return -1;
+	}
+	rc = -1;
+
+	gw->server = grpc_server_create(&ca, NULL);
+	for (i = 0; i < NMETHODS; i++) {
+		methods[i].handle = grpc_server_register_method(gw->server,
+		    methods[i].path, NULL,
+		    GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
+		if (methods[i].handle == NULL)
+			fatalx("cannot register %s", methods[i].path);
+	}
+	n = gw->conf.threads ? gw->conf.threads : 1;
+	gw->cqs = calloc(n, sizeof(*gw->cqs));
+	gw->cq_threads = calloc(n, sizeof(*gw->cq_threads));
+	if (gw->cqs == NULL || gw->cq_threads == NULL)
+		fatal("calloc");
+	for (i = 0; i < n; i++) {
+		gw->cqs[i] = grpc_completion_queue_create_for_next(NULL);
+		grpc_server_register_completion_queue(gw->server, gw->cqs[i],
+		    NULL);
+	}
+	if ((creds = server_creds(gw, err, errlen)) == NULL)
+		return -1;
+	if ((addrs = strdup(gw->conf.listen)) == NULL)
+		fatal("strdup");
+	for (addr = strtok_r(addrs, ",", &save); addr != NULL;
+	    addr = strtok_r(NULL, ",", &save)) {
+		while (*addr == ' ')
+			addr++;
+		if (strncmp(addr, "unix:", 5) == 0 &&
+		    unix_lock(addr, err, errlen) != 0)
+			goto fail;
+		if (grpc_server_add_http2_port(gw->server, addr, creds) == 0) {
+			snprintf(err, errlen, "cannot listen on %s (in use, or "
+			    "not an address?)", addr);
+			goto fail;
+		}
+		log_info("listening on %s%s", addr, *gw->conf.tls_cert ?
+		    (*gw->conf.tls_ca ? " (mTLS)" : " (TLS)") : "");
+	}
+	grpc_server_start(gw->server);
+
+	nslots = 0;
+	for (i = 0; i < NMETHODS; i++)
+		nslots += methods[i].kind == KIND_UNARY ? gw->conf.slots :
+		    STREAM_SLOTS;
+	nslots += GENERIC_SLOTS;
+	gw->ncalls = nslots * n;
+	if ((gw->calls = calloc(gw->ncalls, sizeof(*gw->calls))) == NULL)
+		fatal("calloc");
+	k = 0;
+	for (i = 0; i < n; i++) {
+		for (j = 0; j < NMETHODS; j++) {
+			size_t s, ns = methods[j].kind == KIND_UNARY ?
+			    gw->conf.slots : STREAM_SLOTS;
+
+			for (s = 0; s < ns; s++)
+				slot_init(gw, &gw->calls[k++], &methods[j],
+				    gw->cqs[i], methods[j].kind == KIND_UNARY &&
+				    methods[j].auth);
+		}
+		for (j = 0; j < GENERIC_SLOTS; j++)
+			slot_init(gw, &gw->calls[k++], NULL, gw->cqs[i],
+			    false);
+	}
+	for (k = 0; k < gw->ncalls; k++)
+		call_arm(&gw->calls[k]);
+	for (i = 0; i < n; i++)
+		if (pthread_create(&gw->cq_threads[i], NULL, cq_main,
+		    gw->cqs[i]) != 0)
+			fatal("pthread_create");
+	rc = 0;
+fail:
+	free(addrs);
+	grpc_server_credentials_release(creds);
+	return rc;
+}
+
+void
+server_stop(struct gw *gw)
+{
+	struct timespec ts;
+	size_t i, n = gw->conf.threads ? gw->conf.threads : 1;
+	int timed_out = 0;
+
+	if (gw->server == NULL)
+		return;
+	__atomic_store_n(&gw->stopping, 1, __ATOMIC_RELEASE);
+	sdw.tag.fn = shutdown_done;
+	grpc_server_shutdown_and_notify(gw->server, gw->cqs[0], &sdw.tag);
+	/* end the streams cleanly, then wait for every call to finish */
+	subscribe_stop_all();
+	health_stop(gw);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += (time_t)(gw->conf.shutdown_grace_ms / 1000);
+	ts.tv_nsec += (long)(gw->conf.shutdown_grace_ms % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&sdw.mu);
+	while (!sdw.done && !timed_out)
+		timed_out = pthread_cond_timedwait(&sdw.cv, &sdw.mu, &ts) ==
+		    ETIMEDOUT;
+	pthread_mutex_unlock(&sdw.mu);
+	if (timed_out) {
+		log_warnx("calls still open after %llu ms: cancelling them",
+		    (unsigned long long)gw->conf.shutdown_grace_ms);
+		grpc_server_cancel_all_calls(gw->server);
+		pthread_mutex_lock(&sdw.mu);
+		while (!sdw.done)
+			pthread_cond_wait(&sdw.cv, &sdw.mu);
+		pthread_mutex_unlock(&sdw.mu);
+	}
+	subscribe_wait_all(gw->conf.shutdown_grace_ms);
+	grpc_server_destroy(gw->server);
+	gw->server = NULL;
+	for (i = 0; i < n; i++)
+		grpc_completion_queue_shutdown(gw->cqs[i]);
+	for (i = 0; i < n; i++) {
+		pthread_join(gw->cq_threads[i], NULL);
+		grpc_completion_queue_destroy(gw->cqs[i]);
+	}
+	nng_close(gw->store);
+	for (i = 0; i < gw->ncalls; i++) {
+		struct call *c = &gw->calls[i];
+
+		if (c->aio != NULL)
+			nng_aio_free(c->aio);
+		if (c->call != NULL)
+			grpc_call_unref(c->call);
+		if (c->payload != NULL)
+			grpc_byte_buffer_destroy(c->payload);
+		grpc_metadata_array_destroy(&c->md);
+		grpc_call_details_destroy(&c->details);
+		grpc_slice_unref(c->details_slice);
+		ipc_out_free(&c->req);
+		free(c->out.buf);
+	}
+	free(gw->calls);
+	free(gw->cqs);
+	free(gw->cq_threads);
+}
