@@ -13,12 +13,30 @@
 
 static const char *log_prog = "eventfold";
 static int log_verbose;
+static int log_journal = -1; /* stderr is the journal: use <N> prefixes */
 
 void
 log_init(const char *progname, int verbose)
 {
 	log_prog = progname;
 	log_verbose = verbose;
+	/* systemd sets JOURNAL_STREAM when stderr is connected to it */
+	log_journal = getenv("JOURNAL_STREAM") != NULL;
+}
+
+static const char *
+log_level_name(int prio)
+{
+	switch (prio) {
+	case 2:
+		return "fatal";
+	case 4:
+		return "warning";
+	case 6:
+		return "info";
+	default:
+		return "debug";
+	}
 }
 
 void
@@ -39,7 +57,11 @@ log_emit(int prio, const char *errstr, const char *fmt, va_list ap)
 	char line[1024];
 	int n, m;
 
-	n = snprintf(line, sizeof(line), "<%d>%s: ", prio, log_prog);
+	if (log_journal == 1)
+		n = snprintf(line, sizeof(line), "<%d>%s: ", prio, log_prog);
+	else
+		n = snprintf(line, sizeof(line), "%s: %s: ", log_prog,
+		    log_level_name(prio));
 	if (n < 0 || (size_t)n >= sizeof(line))
 		return;
 	m = vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);

@@ -2,9 +2,11 @@
 /*
  * log.h - the one logging API of every eventfold program.
  *
- * Lines go to stderr with a syslog priority prefix ("<4>") so that the
- * journal files them by level; in the foreground (-d) the prefix is
- * replaced by a readable level name and debug lines are shown.
+ * Lines go to stderr. When stderr is the journal (systemd sets
+ * JOURNAL_STREAM) each line has a syslog priority prefix ("<4>") so the
+ * journal files it by level; otherwise (a terminal, a log file, -d) the
+ * level is written as a word: "eventfold-stored: warning: ...". Debug
+ * lines are shown only with -d or -v.
  *
  * Levels:
  *   fatal/fatalx  startup errors and broken invariants only; exits 1.
