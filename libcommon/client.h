@@ -98,6 +98,8 @@ struct sub_params {
 	const char *stream_id;  /* NULL: the whole log */
 	uint64_t from;          /* first position (or stream version) */
 	uint32_t page;          /* events per catch-up read; 0: 1000 */
+	int timeout_ms;         /* per store request; 0: 2000 */
+	int recv_buf;           /* messages the sub socket queues; 0: 8192 */
 	int (*on_event)(void *arg, const struct ef_event *ev);
 	int (*on_caught_up)(void *arg);
 	void *arg;

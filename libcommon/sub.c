@@ -163,7 +163,8 @@ sub_run(const struct sub_params *p)
 	if (nng_sub0_open(&sub) != 0)
 		return -EF_S_INTERNAL;
 	nng_socket_set(sub, NNG_OPT_SUB_SUBSCRIBE, "", 0);
-	nng_socket_set_int(sub, NNG_OPT_RECVBUF, 8192);
+	nng_socket_set_int(sub, NNG_OPT_RECVBUF, p->recv_buf > 0 ?
+	    p->recv_buf : 8192);
 	nng_socket_set_size(sub, NNG_OPT_RECVMAXSZ, IPC_MAX_MSG);
 	nng_socket_set_ms(sub, NNG_OPT_RECVTIMEO, SUB_IDLE_MS);
 	nng_socket_set_ms(sub, NNG_OPT_RECONNMINT, 10);
@@ -172,7 +173,8 @@ sub_run(const struct sub_params *p)
 		nng_close(sub);
 		return -EF_S_INVALID;
 	}
-	if (client_open(&s.store, p->store_url, 2000) != 0) {
+	if (client_open(&s.store, p->store_url, p->timeout_ms > 0 ?
+	    p->timeout_ms : 2000) != 0) {
 		nng_close(sub);
 		return -EF_S_INVALID;
 	}

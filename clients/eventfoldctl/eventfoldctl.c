@@ -122,6 +122,13 @@ main(int argc, char **argv)
 	int i, gargc = 1, cmd = -1, rc;
 
 	log_init("eventfoldctl", 0);
+	for (i = 1; i < argc && argv[i][0] == '-'; i++)
+		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+			fputs(usage, stdout);
+			conf_usage(stdout, ctl_keys);
+			usage_cmds(stdout);
+			return CTL_OK;
+		}
 	/* Global options come before the command word. */
 	gargv = calloc((size_t)argc + 1, sizeof(char *));
 	if (gargv == NULL)
@@ -147,6 +154,15 @@ main(int argc, char **argv)
 	    != 0) {
 		usage_cmds(stderr);
 		return CTL_USAGE;
+	}
+	if (opts.check) {
+		if (opts.verbose)
+			conf_print(stdout, ctl_keys, "ctl", &c.conf);
+		else
+			printf("configuration OK\n");
+		conf_free(ctl_keys, &c.conf);
+		free(gargv);
+		return CTL_OK;
 	}
 	if (cmd < 0) {
 		fputs(usage, stderr);

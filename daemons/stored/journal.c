@@ -120,10 +120,29 @@ journal_open(struct journal *j, const char *data_dir, int repair,
 		goto fail;
 	}
 	if (logfile_hdr_decode(j->map, size, &j->base) != REC_OK) {
+		struct batch_hdr bh;
+		uint8_t hdr[LOGFILE_HDR];
+
 		*bad_off = 0;
-		log_warnx("%s: bad file header", path);
-		rc = -EBADMSG;
-		goto fail;
+		if (!repair) {
+			log_warnx("%s: bad file header", path);
+			rc = -EBADMSG;
+			goto fail;
+		}
+		/* rewrite it; the base is the first intact batch's position */
+		j->base = 0;
+		if (batch_verify(j->map, size, LOGFILE_HDR, 0, 0, &len) == 0 &&
+		    batch_hdr_decode(j->map + LOGFILE_HDR, size - LOGFILE_HDR,
+		    &bh) == REC_OK)
+			j->base = bh.first_pos;
+		logfile_hdr_encode(hdr, j->base);
+		if (pwrite(j->fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr) ||
+		    fdatasync(j->fd) != 0) {
+			rc = -errno;
+			goto fail;
+		}
+		log_warnx("%s: REPAIR: bad file header rewritten (base "
+		    "position %" PRIu64 ")", path, j->base);
 	}
 	madvise((void *)j->map, size, MADV_SEQUENTIAL);
 	pos = j->base;

@@ -42,7 +42,7 @@ static const struct conf_key stored_keys[] = {
 	    "nng URL of the publish socket (default ipc://RUNTIME_DIR/"
 	    "store-events.sock)" },
 	{ "workers", CONF_U64, OFF(workers), "64",
-	    "request contexts (threads) serving clients" },
+	    "nng contexts, each able to hold one request at a time" },
 	{ "max_read_count", CONF_U64, OFF(max_read_count), "4096",
 	    "most events one read returns (clients page)" },
 	{ "max_read_bytes", CONF_SIZE, OFF(max_read_bytes), "4M",
@@ -71,6 +71,25 @@ visit(void *arg, const struct ef_event *ev, uint64_t off)
 
 	index_add(ix, ev, off);
 	ix->head = ev->global_position + 1;
+}
+
+/*
+ * The watchdog is fed only while the writer makes progress: appends are
+ * waiting and its last commit is older than limit_ms means it is stuck
+ * (a hung disk), and systemd should restart us through recovery.
+ */
+static int
+writer_alive(uint64_t limit_ms)
+{
+	uint64_t waiting, beat;
+
+	pthread_mutex_lock(&sd.qmu);
+	waiting = sd.qlen;
+	pthread_mutex_unlock(&sd.qmu);
+	beat = __atomic_load_n(&sd.writer_beat, __ATOMIC_RELAXED);
+	if (waiting == 0 || beat == 0)
+		return 1;
+	return mono_ms() - beat < limit_ms;
 }
 
 static int
@@ -109,7 +128,7 @@ reload(const char *file, int argc, char **argv)
 		conf_free(stored_keys, &nc);
 		return;
 	}
-	sd.conf.max_read_count = nc.max_read_count;
+	sd.conf.max_read_count = nc.max_read_count ? nc.max_read_count : 1;
 	sd.conf.max_read_bytes = nc.max_read_bytes;
 	sd.conf.max_append_bytes = nc.max_append_bytes;
 	sd.conf.max_pub_bytes = nc.max_pub_bytes;
@@ -227,7 +246,7 @@ main(int argc, char **argv)
 			}
 		}
 		sig = sigtimedwait(&set, NULL, &ts);
-		if (wd_usec)
+		if (wd_usec && writer_alive(wd_usec / 2000))
 			sd_notify(0, "WATCHDOG=1");
 		if (sig == SIGHUP) {
 			reload(opts.file, orig_argc, argv_copy);

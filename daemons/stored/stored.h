@@ -32,7 +32,6 @@ struct stored_conf {
 	uint64_t max_read_bytes;
 	uint64_t max_append_bytes;
 	uint64_t max_pub_bytes;
-	uint64_t watchdog_ms;
 	int repair;
 };
 
@@ -177,6 +176,7 @@ struct stored {
 	pthread_cond_t qcv;
 	struct append_job *qhead, **qtail;
 	uint64_t qlen;     /* jobs in the queue */
+	uint64_t writer_beat; /* mono_ms() of the writer's last commit */
 	int stopping;      /* no new requests */
 	int writer_exit;   /* writer: drain and exit */
 	pthread_t writer;

@@ -546,6 +546,7 @@ writer_main(void *arg)
 		t0 = mono_us();
 		writer_commit(sd, &b, jobs);
 		t1 = mono_us();
+		__atomic_store_n(&sd->writer_beat, t1 / 1000, __ATOMIC_RELAXED);
 		/* Concurrency estimate for the next batch: the callers just
 		 * answered (they come back within a round trip) plus those
 		 * already waiting. */
@@ -567,6 +568,7 @@ writer_start(struct stored *sd)
 {
 	pthread_mutex_init(&sd->qmu, NULL);
 	pthread_cond_init(&sd->qcv, NULL);
+	sd->writer_beat = mono_ms();
 	sd->qhead = NULL;
 	sd->qtail = &sd->qhead;
 	return -pthread_create(&sd->writer, NULL, writer_main, sd);
