@@ -34,13 +34,17 @@ static const struct conf_key gw_keys[] = {
 	{ "data_dir", CONF_STR, OFF(data_dir), "/var/lib/eventfold",
 	    "accepted for symmetry; the gateway keeps no durable state" },
 	{ "runtime_dir", CONF_STR, OFF(runtime_dir), "/run/eventfold",
-	    "directory of stored's sockets (store.sock, store-events.sock)" },
+	    "directory of the IPC sockets (store.sock, store-events.sock, "
+	    "runner.sock)" },
 	{ "store_url", CONF_STR, OFF(store_url), "",
 	    "nng URL of stored's request socket (default ipc://RUNTIME_DIR/"
 	    "store.sock)" },
 	{ "events_url", CONF_STR, OFF(events_url), "",
 	    "nng URL of stored's publish socket (default ipc://RUNTIME_DIR/"
 	    "store-events.sock)" },
+	{ "runner_url", CONF_STR, OFF(runner_url), "",
+	    "nng URL of runnerd's request socket, for eventfold.Runner "
+	    "(default ipc://RUNTIME_DIR/runner.sock)" },
 	{ "listen", CONF_STR, OFF(listen), "[::]:2113",
 	    "gRPC addresses, comma-separated: HOST:PORT or unix:PATH "
 	    "(env EVENTFOLD_LISTEN)" },
@@ -76,8 +80,8 @@ static const struct conf_key gw_keys[] = {
 
 static const char usage[] =
     "usage: eventfold-gatewayd [-dnv] [-f file] [--key value ...]\n"
-    "The gRPC front door of eventfold (eventfold.EventStore and "
-    "grpc.health.v1.Health).\n"
+    "The gRPC front door of eventfold (eventfold.EventStore, "
+    "eventfold.Runner and\ngrpc.health.v1.Health).\n"
     "Environment overrides (below flags): EVENTFOLD_LISTEN, "
     "EVENTFOLD_METRICS_LISTEN,\n"
     "EVENTFOLD_TLS_CERT, EVENTFOLD_TLS_KEY, EVENTFOLD_TLS_CA, "
@@ -182,6 +186,8 @@ main(int argc, char **argv)
 	    STORE_SOCK, gw->conf.store_url);
 	client_url(gw->events_url, sizeof(gw->events_url),
 	    gw->conf.runtime_dir, STORE_EVENTS_SOCK, gw->conf.events_url);
+	client_url(gw->runner_url, sizeof(gw->runner_url),
+	    gw->conf.runtime_dir, RUNNER_SOCK, gw->conf.runner_url);
 	if (*gw->conf.jwt_secret != '\0') {
 		gw->jwt_secret = gw->conf.jwt_secret;
 		gw->jwt_secret_len = strlen(gw->conf.jwt_secret);
@@ -194,8 +200,9 @@ main(int argc, char **argv)
 		fatalx("%s", err);
 	if (health_start(gw) != 0)
 		fatalx("cannot start the health thread");
-	log_info("serving eventfold.EventStore for %s (%llu threads%s)",
-	    gw->store_url, (unsigned long long)gw->conf.threads,
+	log_info("serving eventfold.EventStore for %s and eventfold.Runner "
+	    "for %s (%llu threads%s)", gw->store_url, gw->runner_url,
+	    (unsigned long long)gw->conf.threads,
 	    gw->jwt_secret ? ", JWT required" : "");
 	sd_notify(0, "READY=1\nSTATUS=listening");
 

@@ -7,9 +7,12 @@
  * event; unary EventStore calls go to eventfold-stored over nng req/rep
  * asynchronously (each call slot owns one nng context and aio, so the
  * slots are the pool of contexts), and their replies are finished from
- * nng's callback threads. Each open subscription has one thread running
- * sub_run() from libcommon (catch-up, caught_up, live, gap filling); a
- * health thread polls stored's STATUS; libmicrohttpd serves /metrics
+ * nng's callback threads. The eventfold.Runner calls (runner.c) work
+ * the same way against eventfold-runnerd's runner.sock.
+ * Subscriptions (subscribe.c) share one feed thread on stored's publish
+ * socket and a ring of recent events; each is a state machine on the
+ * completion queues and its own nng context, with no thread of its
+ * own. A health thread polls stored's STATUS; libmicrohttpd serves /metrics
  * from its own thread. There is no lock on the unary hot path.
  *
  * Every CQ tag is a struct gw_tag: the completion calls tag->fn.
@@ -34,6 +37,7 @@
 #define GW_CANCELLED           1
 #define GW_UNKNOWN             2
 #define GW_INVALID_ARGUMENT    3
+#define GW_DEADLINE_EXCEEDED   4
 #define GW_NOT_FOUND           5
 #define GW_FAILED_PRECONDITION 9
 #define GW_UNIMPLEMENTED       12
@@ -46,6 +50,7 @@ struct gw_conf {
 	char *runtime_dir;
 	char *store_url;
 	char *events_url;
+	char *runner_url;
 	char *listen;         /* comma-separated gRPC addresses */
 	char *metrics_listen; /* "" disables /metrics */
 	char *tls_cert;
@@ -90,6 +95,13 @@ struct metrics {
 struct method;
 struct gw;
 
+/* Which daemon a unary method's slots talk to. */
+enum call_peer {
+	PEER_STORE,
+	PEER_RUNNER,
+	PEER_NONE,
+};
+
 /* A protobuf message being built (bytes, grown with pbuf_reserve). */
 struct pbuf {
 	uint8_t *buf;
@@ -120,6 +132,7 @@ struct call {
 	nng_ctx ctx;
 	nng_aio *aio;
 	int aio_stage;
+	enum call_peer peer;
 	void (*store_done)(struct call *, struct client_reply *);
 	struct ipc_out req;
 	/* response being built */
@@ -140,6 +153,7 @@ struct method {
 	const char *path;
 	enum call_kind kind;
 	bool auth;   /* JWT required when configured */
+	enum call_peer peer;
 	void (*begin)(struct call *c, const uint8_t *req, size_t len);
 	void *handle; /* from grpc_server_register_method */
 };
@@ -148,6 +162,7 @@ struct gw {
 	struct gw_conf conf;
 	char store_url[4200];
 	char events_url[4200];
+	char runner_url[4200];
 	grpc_server *server;
 	grpc_completion_queue **cqs;
 	pthread_t *cq_threads;
@@ -158,6 +173,9 @@ struct gw {
 	/* store */
 	nng_socket store;
 	int store_pipes;        /* atomic: connected pipes to stored */
+	/* runner */
+	nng_socket runner;
+	int runner_pipes;       /* atomic: connected pipes to runnerd */
 	/* health */
 	int serving;            /* atomic: stored answered the last poll */
 	pthread_t health_thr;
@@ -189,6 +207,15 @@ void call_errorf(struct call *c, int code, const char *fmt, ...)
 /* Starts a store round trip of c->req; done runs on an nng thread. */
 void call_store(struct call *c,
     void (*done)(struct call *, struct client_reply *));
+/*
+ * Starts a round trip of c->req to the slot's peer (stored or runnerd)
+ * that may take up to timeout_ms; done runs on an nng thread, with
+ * EF_S_UNAVAILABLE when the peer is not connected or does not answer.
+ */
+void call_peer(struct call *c,
+    void (*done)(struct call *, struct client_reply *), uint64_t timeout_ms);
+/* Milliseconds left before the call's deadline (UINT64_MAX: none). */
+uint64_t call_ms_left(const struct call *c);
 /* Room for more bytes; appends the key and length of a
  * length-delimited field; frees a buffer that grew past keep. */
 void pbuf_reserve(struct pbuf *pb, size_t more);
@@ -201,6 +228,7 @@ uint8_t *buffer_read(grpc_byte_buffer *bb, size_t *len);
 int utf8_valid(const char *s, size_t n);
 uint64_t gw_mono_ns(void);
 bool store_up(struct gw *gw);
+bool runner_up(struct gw *gw);
 
 /* rpc.c: the unary EventStore methods. */
 void rpc_append(struct call *c, const uint8_t *req, size_t len);
@@ -211,6 +239,13 @@ void rpc_list_streams(struct call *c, const uint8_t *req, size_t len);
  * 1 if pb is not empty and it would pass limit (nothing added then). */
 int rpc_pack_event(struct pbuf *pb, uint32_t field, const struct ef_event *ev,
     size_t limit);
+
+/* runner.c: the unary eventfold.Runner methods. */
+void runner_execute(struct call *c, const uint8_t *req, size_t len);
+void runner_get_state(struct call *c, const uint8_t *req, size_t len);
+void runner_query(struct call *c, const uint8_t *req, size_t len);
+void runner_list_projections(struct call *c, const uint8_t *req,
+    size_t len);
 
 /* subscribe.c */
 void subscribe_all(struct call *c, const uint8_t *req, size_t len);

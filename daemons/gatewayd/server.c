@@ -10,8 +10,9 @@
  * client's deadline). A unary slot keeps its call until the reply is
  * sent and owns one nng context to eventfold-stored, so the slots are
  * the gateway's pool of store contexts and nothing on the unary path
- * takes a shared lock. Streaming handlers take the call over and the
- * slot re-arms at once.
+ * takes a shared lock. eventfold.Runner slots own a context on
+ * runnerd's socket (runner.sock, or runner_url) instead. Streaming
+ * handlers take the call over and the slot re-arms at once.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -44,21 +45,30 @@ enum call_state {
 enum { STAGE_SEND = 1, STAGE_RECV = 2 };
 
 static struct method methods[] = {
-	{ "/eventfold.EventStore/Append", KIND_UNARY, true, rpc_append, NULL },
-	{ "/eventfold.EventStore/ReadStream", KIND_UNARY, true,
+	{ "/eventfold.EventStore/Append", KIND_UNARY, true, PEER_STORE,
+	    rpc_append, NULL },
+	{ "/eventfold.EventStore/ReadStream", KIND_UNARY, true, PEER_STORE,
 	    rpc_read_stream, NULL },
-	{ "/eventfold.EventStore/ReadAll", KIND_UNARY, true, rpc_read_all,
-	    NULL },
-	{ "/eventfold.EventStore/ListStreams", KIND_UNARY, true,
+	{ "/eventfold.EventStore/ReadAll", KIND_UNARY, true, PEER_STORE,
+	    rpc_read_all, NULL },
+	{ "/eventfold.EventStore/ListStreams", KIND_UNARY, true, PEER_STORE,
 	    rpc_list_streams, NULL },
-	{ "/eventfold.EventStore/SubscribeAll", KIND_STREAM, true,
+	{ "/eventfold.EventStore/SubscribeAll", KIND_STREAM, true, PEER_NONE,
 	    subscribe_all, NULL },
 	{ "/eventfold.EventStore/SubscribeStream", KIND_STREAM, true,
-	    subscribe_stream, NULL },
-	{ "/grpc.health.v1.Health/Check", KIND_UNARY, false, health_check,
-	    NULL },
-	{ "/grpc.health.v1.Health/Watch", KIND_STREAM, false, health_watch,
-	    NULL },
+	    PEER_NONE, subscribe_stream, NULL },
+	{ "/eventfold.Runner/Execute", KIND_UNARY, true, PEER_RUNNER,
+	    runner_execute, NULL },
+	{ "/eventfold.Runner/GetState", KIND_UNARY, true, PEER_RUNNER,
+	    runner_get_state, NULL },
+	{ "/eventfold.Runner/Query", KIND_UNARY, true, PEER_RUNNER,
+	    runner_query, NULL },
+	{ "/eventfold.Runner/ListProjections", KIND_UNARY, true, PEER_RUNNER,
+	    runner_list_projections, NULL },
+	{ "/grpc.health.v1.Health/Check", KIND_UNARY, false, PEER_NONE,
+	    health_check, NULL },
+	{ "/grpc.health.v1.Health/Watch", KIND_STREAM, false, PEER_NONE,
+	    health_watch, NULL },
 };
 #define NMETHODS (sizeof(methods) / sizeof(methods[0]))
 #define STREAM_SLOTS  4 /* streaming slots re-arm at once: few suffice */
@@ -131,6 +141,29 @@ bool
 store_up(struct gw *gw)
 {
 	return __atomic_load_n(&gw->store_pipes, __ATOMIC_RELAXED) > 0;
+}
+
+bool
+runner_up(struct gw *gw)
+{
+	return __atomic_load_n(&gw->runner_pipes, __ATOMIC_RELAXED) > 0;
+}
+
+uint64_t
+call_ms_left(const struct call *c)
+{
+	gpr_timespec now, dl;
+	int64_t ms;
+
+	dl = gpr_convert_clock_type(c->deadline, GPR_CLOCK_MONOTONIC);
+	if (gpr_time_cmp(dl, gpr_inf_future(GPR_CLOCK_MONOTONIC)) == 0 ||
+	    dl.tv_sec > INT64_MAX / 2000)
+		return UINT64_MAX;
+	now = gpr_now(GPR_CLOCK_MONOTONIC);
+	if (gpr_time_cmp(dl, now) <= 0)
+		return 0;
+	ms = gpr_time_to_millis(gpr_time_sub(dl, now));
+	return ms > 0 ? (uint64_t)ms : 0;
 }
 
 grpc_byte_buffer *
@@ -298,19 +331,28 @@ store_fail(struct call *c, int status, const char *why)
 	c->store_done(c, &rep);
 }
 
+static const char *
+peer_name(const struct call *c)
+{
+	return c->peer == PEER_RUNNER ? "eventfold-runnerd" :
+	    "eventfold-stored";
+}
+
 static void
 store_cb(void *arg)
 {
 	struct call *c = arg;
 	struct client_reply rep;
 	const char *why = NULL;
+	char msg[128];
 	int rv = nng_aio_result(c->aio);
 
 	if (c->aio_stage == STAGE_SEND) {
 		if (rv != 0) {
 			nng_msg_free(nng_aio_get_msg(c->aio));
-			store_fail(c, EF_S_UNAVAILABLE,
-			    "eventfold-stored is unreachable");
+			snprintf(msg, sizeof(msg), "%s is unreachable",
+			    peer_name(c));
+			store_fail(c, EF_S_UNAVAILABLE, msg);
 			return;
 		}
 		c->aio_stage = STAGE_RECV;
@@ -318,9 +360,10 @@ store_cb(void *arg)
 		return;
 	}
 	if (rv != 0) {
-		store_fail(c, EF_S_UNAVAILABLE, rv == NNG_ETIMEDOUT ?
-		    "eventfold-stored did not answer in time" :
-		    "eventfold-stored is unreachable");
+		snprintf(msg, sizeof(msg), rv == NNG_ETIMEDOUT ?
+		    "%s did not answer in time" : "%s is unreachable",
+		    peer_name(c));
+		store_fail(c, EF_S_UNAVAILABLE, msg);
 		return;
 	}
 	memset(&rep, 0, sizeof(rep));
@@ -329,9 +372,10 @@ store_cb(void *arg)
 	    nng_msg_len(rep.msg), &why) != 0) {
 		ipc_in_close(&rep.in);
 		nng_msg_free(rep.msg);
-		log_warnx("malformed reply from eventfold-stored: %s", why);
-		store_fail(c, EF_S_INTERNAL, "malformed reply from "
-		    "eventfold-stored");
+		log_warnx("malformed reply from %s: %s", peer_name(c), why);
+		snprintf(msg, sizeof(msg), "malformed reply from %s",
+		    peer_name(c));
+		store_fail(c, EF_S_INTERNAL, msg);
 		return;
 	}
 	/* done may start the next round trip on this aio: free first what
@@ -343,14 +387,25 @@ store_cb(void *arg)
 void
 call_store(struct call *c, void (*done)(struct call *, struct client_reply *))
 {
+	call_peer(c, done, c->gw->conf.store_timeout_ms);
+}
+
+void
+call_peer(struct call *c, void (*done)(struct call *, struct client_reply *),
+    uint64_t timeout_ms)
+{
+	char msg[128];
 	nng_msg *m = NULL;
 
 	c->store_done = done;
-	if (!store_up(c->gw)) {
-		store_fail(c, EF_S_UNAVAILABLE, "eventfold-stored is "
-		    "unreachable");
+	if (c->peer == PEER_NONE || !(c->peer == PEER_RUNNER ?
+	    runner_up(c->gw) : store_up(c->gw))) {
+		snprintf(msg, sizeof(msg), "%s is unreachable", peer_name(c));
+		store_fail(c, EF_S_UNAVAILABLE, msg);
 		return;
 	}
+	if (timeout_ms > INT32_MAX)
+		timeout_ms = INT32_MAX;
 	if (nng_msg_alloc(&m, 0) != 0 ||
 	    nng_msg_append(m, c->req.buf, c->req.len) != 0) {
 		nng_msg_free(m);
@@ -359,7 +414,7 @@ call_store(struct call *c, void (*done)(struct call *, struct client_reply *))
 	}
 	c->aio_stage = STAGE_SEND;
 	nng_aio_set_msg(c->aio, m);
-	nng_aio_set_timeout(c->aio, (nng_duration)c->gw->conf.store_timeout_ms);
+	nng_aio_set_timeout(c->aio, (nng_duration)timeout_ms);
 	nng_ctx_send(c->ctx, c->aio);
 }
 
@@ -487,13 +542,37 @@ cq_main(void *arg)
 static void
 pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 {
-	struct gw *gw = arg;
+	int *pipes = arg;
 
 	(void)p;
 	if (ev == NNG_PIPE_EV_ADD_POST)
-		__atomic_add_fetch(&gw->store_pipes, 1, __ATOMIC_RELAXED);
+		__atomic_add_fetch(pipes, 1, __ATOMIC_RELAXED);
 	else if (ev == NNG_PIPE_EV_REM_POST)
-		__atomic_sub_fetch(&gw->store_pipes, 1, __ATOMIC_RELAXED);
+		__atomic_sub_fetch(pipes, 1, __ATOMIC_RELAXED);
+}
+
+/* Opens a req socket dialing url (the daemon may come later). */
+static int
+peer_open(nng_socket *s, const char *url, int *pipes, char *err,
+    size_t errlen)
+{
+	int rc;
+
+	if (nng_req0_open(s) != 0) {
+		snprintf(err, errlen, "cannot open a req socket for %s", url);
+		return -1;
+	}
+	nng_socket_set_size(*s, NNG_OPT_RECVMAXSZ, IPC_MAX_MSG);
+	nng_socket_set_ms(*s, NNG_OPT_RECONNMINT, 10);
+	nng_socket_set_ms(*s, NNG_OPT_RECONNMAXT, 200);
+	nng_socket_set_ms(*s, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
+	nng_pipe_notify(*s, NNG_PIPE_EV_ADD_POST, pipe_cb, pipes);
+	nng_pipe_notify(*s, NNG_PIPE_EV_REM_POST, pipe_cb, pipes);
+	if ((rc = nng_dial(*s, url, NULL, NNG_FLAG_NONBLOCK)) != 0) {
+		snprintf(err, errlen, "%s: %s", url, nng_strerror(rc));
+		return -1;
+	}
+	return 0;
 }
 
 static char *
@@ -601,7 +680,7 @@ shutdown_done(struct gw_tag *t, int ok)
 
 static void
 slot_init(struct gw *gw, struct call *c, const struct method *m,
-    grpc_completion_queue *cq, bool store)
+    grpc_completion_queue *cq)
 {
 	c->tag.fn = call_event;
 	c->gw = gw;
@@ -611,10 +690,12 @@ slot_init(struct gw *gw, struct call *c, const struct method *m,
 	grpc_metadata_array_init(&c->md);
 	grpc_call_details_init(&c->details);
 	ipc_out_init(&c->req);
-	if (store) {
-		if (nng_ctx_open(&c->ctx, gw->store) != 0 ||
-		    nng_aio_alloc(&c->aio, store_cb, c) != 0)
-			fatalx("cannot open an nng context to stored");
+	c->peer = m != NULL && m->kind == KIND_UNARY ? m->peer : PEER_NONE;
+	if (c->peer != PEER_NONE) {
+		if (nng_ctx_open(&c->ctx, c->peer == PEER_RUNNER ? gw->runner :
+		    gw->store) != 0 || nng_aio_alloc(&c->aio, store_cb, c) != 0)
+			fatalx("cannot open an nng context to %s",
+			    peer_name(c));
 	}
 }
 
@@ -641,25 +722,11 @@ server_start(struct gw *gw, char *err, size_t errlen)
 	ca.num_args = 3;
 	ca.args = args;
 
-	/* the store socket first: slots open contexts on it */
-	if (nng_req0_open(&gw->store) != 0) {
-		snprintf(err, errlen, "cannot open the store socket");
+	/* the peer sockets first: slots open contexts on them */
+	if (peer_open(&gw->store, gw->store_url, &gw->store_pipes, err,
+	    errlen) != 0 || peer_open(&gw->runner, gw->runner_url,
+	    &gw->runner_pipes, err, errlen) != 0)
 		return -1;
-	}
-	nng_socket_set_size(gw->store, NNG_OPT_RECVMAXSZ, IPC_MAX_MSG);
-	nng_socket_set_ms(gw->store, NNG_OPT_RECONNMINT, 10);
-	nng_socket_set_ms(gw->store, NNG_OPT_RECONNMAXT, 200);
-	nng_socket_set_ms(gw->store, NNG_OPT_REQ_RESENDTIME,
-	    NNG_DURATION_INFINITE);
-	nng_pipe_notify(gw->store, NNG_PIPE_EV_ADD_POST, pipe_cb, gw);
-	nng_pipe_notify(gw->store, NNG_PIPE_EV_REM_POST, pipe_cb, gw);
-	if ((rc = nng_dial(gw->store, gw->store_url, NULL,
-	    NNG_FLAG_NONBLOCK)) != 0) {
-		snprintf(err, errlen, "%s: %s", gw->store_url,
-		    nng_strerror(rc));
-		return -1;
-	}
-	rc = -1;
 
 	gw->server = grpc_server_create(&ca, NULL);
 	for (i = 0; i < NMETHODS; i++) {
@@ -716,12 +783,10 @@ server_start(struct gw *gw, char *err, size_t errlen)
 
 			for (s = 0; s < ns; s++)
 				slot_init(gw, &gw->calls[k++], &methods[j],
-				    gw->cqs[i], methods[j].kind == KIND_UNARY &&
-				    methods[j].auth);
+				    gw->cqs[i]);
 		}
 		for (j = 0; j < GENERIC_SLOTS; j++)
-			slot_init(gw, &gw->calls[k++], NULL, gw->cqs[i],
-			    false);
+			slot_init(gw, &gw->calls[k++], NULL, gw->cqs[i]);
 	}
 	for (k = 0; k < gw->ncalls; k++)
 		call_arm(&gw->calls[k]);
@@ -782,6 +847,7 @@ server_stop(struct gw *gw)
 		grpc_completion_queue_destroy(gw->cqs[i]);
 	}
 	nng_close(gw->store);
+	nng_close(gw->runner);
 	for (i = 0; i < gw->ncalls; i++) {
 		struct call *c = &gw->calls[i];
 

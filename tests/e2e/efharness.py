@@ -3,7 +3,8 @@
 # efharness.py - shared pieces of the end-to-end tests: a TAP result
 # class for unittest, Python stubs generated at test time from proto/
 # with `protoc --python_out`, and a Cluster that starts a real
-# eventfold-stored and eventfold-gatewayd in a fresh temporary
+# eventfold-stored and eventfold-gatewayd (and, on request,
+# eventfold-runnerd with the example plugins) in a fresh temporary
 # directory, on free ports, and kills them at the end.
 #
 # Run with /usr/bin/python3 (Debian's, which has grpcio and protobuf).
@@ -30,6 +31,8 @@ SRC = os.environ.get("EF_SOURCE_ROOT") or os.path.normpath(
 BUILD = os.environ.get("EF_BUILD_ROOT") or os.path.join(SRC, "build-gw")
 STORED = os.path.join(BUILD, "daemons", "stored", "eventfold-stored")
 GATEWAYD = os.path.join(BUILD, "daemons", "gatewayd", "eventfold-gatewayd")
+RUNNERD = os.path.join(BUILD, "daemons", "runnerd", "eventfold-runnerd")
+PLUGINS = os.path.join(BUILD, "examples", "plugins")
 
 
 def _gen_stubs():
@@ -37,14 +40,15 @@ def _gen_stubs():
     atexit.register(shutil.rmtree, out, True)
     subprocess.check_call([
         "protoc", "--python_out=" + out, "-I", os.path.join(SRC, "proto"),
-        "eventfold.proto", "health.proto"])
+        "eventfold.proto", "health.proto", "runner.proto"])
     sys.path.insert(0, out)
     import eventfold_pb2
     import health_pb2
-    return out, eventfold_pb2, health_pb2
+    import runner_pb2
+    return out, eventfold_pb2, health_pb2, runner_pb2
 
 
-_STUBS, pb, hpb = _gen_stubs()
+_STUBS, pb, hpb, rpb = _gen_stubs()
 
 SERVING = 1
 NOT_SERVING = 2
@@ -183,6 +187,14 @@ class Client:
         return self._watch(hpb.HealthCheckRequest(service=service),
                            timeout=timeout)
 
+    def runner(self, method, req, resp, timeout=10):
+        """One eventfold.Runner call (rpb messages)."""
+        call = self.channel.unary_unary(
+            "/eventfold.Runner/" + method,
+            request_serializer=type(req).SerializeToString,
+            response_deserializer=resp.FromString)
+        return call(req, timeout=timeout, metadata=self.metadata)
+
     def raw_unary(self, method, payload, timeout=10):
         """Sends raw bytes (possibly invalid protobuf) to a method."""
         call = self.channel.unary_unary(method)
@@ -207,6 +219,7 @@ class Cluster:
         self.gw_env = gw_env
         self.stored = None
         self.gateway = None
+        self.runnerd = None
         self.channels = []
         if start:
             self.start_stored()
@@ -228,6 +241,31 @@ class Cluster:
             self.stored.send_signal(sig)
             self.stored.wait(30)
             self.stored = None
+
+    def start_runnerd(self):
+        """eventfold-runnerd with the example plugins (todo, ...)."""
+        sock = os.path.join(self.run, "runner.sock")
+        self.runnerd = subprocess.Popen(
+            [RUNNERD, "-d", "-f", self.conf, "--data-dir", self.data,
+             "--runtime-dir", self.run, "--plugin-dir", PLUGINS],
+            stdout=self._log("runnerd"), stderr=subprocess.STDOUT)
+
+        def up():
+            if self.runnerd.poll() is not None:
+                raise RuntimeError("runnerd exited with %s; log:\n%s" % (
+                    self.runnerd.returncode, self.log("runnerd")))
+            return os.path.exists(sock)
+        wait_for(up, what="runner.sock")
+
+    def stop_runnerd(self, sig=signal.SIGTERM):
+        if self.runnerd is not None:
+            self.runnerd.send_signal(sig)
+            try:
+                self.runnerd.wait(30)
+            except subprocess.TimeoutExpired:
+                self.runnerd.kill()
+                self.runnerd.wait()
+            self.runnerd = None
 
     def start_gateway(self, wait=True):
         env = dict(os.environ)
@@ -331,11 +369,11 @@ class Cluster:
         for ch in self.channels:
             ch.close()
         self.channels = []
-        for p in (self.gateway, self.stored):
+        for p in (self.gateway, self.runnerd, self.stored):
             if p is not None and p.poll() is None:
                 p.kill()
                 p.wait()
-        self.gateway = self.stored = None
+        self.gateway = self.runnerd = self.stored = None
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
