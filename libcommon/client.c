@@ -36,9 +36,15 @@ client_open(struct ef_client *c, const char *url, int timeout_ms)
 	nng_socket_set_size(c->sock, NNG_OPT_RECVMAXSZ, IPC_MAX_MSG);
 	nng_socket_set_ms(c->sock, NNG_OPT_RECONNMINT, 10);
 	nng_socket_set_ms(c->sock, NNG_OPT_RECONNMAXT, 200);
-	/* No blind re-sends: callers decide (appends are idempotent anyway). */
-	nng_socket_set_ms(c->sock, NNG_OPT_REQ_RESENDTIME,
-	    NNG_DURATION_INFINITE);
+	/*
+	 * A request whose connection breaks (a daemon restart, a listener
+	 * re-created) is sent again at once on the next connection; nng
+	 * does that only when a resend time is set, so set one no shorter
+	 * than the call's own timeout (no blind re-sends while a reply is
+	 * merely slow). Every request is idempotent: appends by event id,
+	 * commands by command id.
+	 */
+	nng_socket_set_ms(c->sock, NNG_OPT_REQ_RESENDTIME, c->timeout_ms + 1000);
 	if ((rv = nng_dial(c->sock, url, NULL, NNG_FLAG_NONBLOCK)) != 0) {
 		nng_close(c->sock);
 		return rv == NNG_EADDRINVAL ? -EINVAL : -EIO;

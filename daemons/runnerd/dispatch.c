@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "listen.h"
 #include "log.h"
 #include "runnerd.h"
 
@@ -26,6 +27,7 @@ struct worker {
 };
 
 static nng_socket rep_sock;
+static struct ef_listener rep_listener;
 static struct worker *workers;
 static uint64_t nworkers;
 static volatile int dispatch_stopping;
@@ -441,21 +443,24 @@ worker_main(void *arg)
 	return NULL;
 }
 
+/* Probes runner.sock's listener and re-creates it if nng 1.5 wedged it. */
+void
+dispatch_check(void)
+{
+	(void)listener_check(&rep_listener, 500);
+}
+
 int
 dispatch_start(const char *url, uint64_t n)
 {
-	nng_listener l;
 	uint64_t i;
 	int rv;
 
 	if ((rv = nng_rep0_open(&rep_sock)) != 0)
 		return rv;
 	nng_socket_set_size(rep_sock, NNG_OPT_RECVMAXSZ, IPC_MAX_MSG);
-	if ((rv = nng_listener_create(&l, rep_sock, url)) != 0)
-		return rv;
-	if (strncmp(url, "ipc://", 6) == 0)
-		nng_listener_set_int(l, NNG_OPT_IPC_PERMISSIONS, 0660);
-	if ((rv = nng_listener_start(l, 0)) != 0)
+	if ((rv = listener_open(&rep_listener, rep_sock, url, 0660,
+	    SP_PROTO_REQ0)) != 0)
 		return rv;
 	nworkers = n ? n : 1;
 	if ((workers = calloc(nworkers, sizeof(*workers))) == NULL)

@@ -232,6 +232,7 @@ main(int argc, char **argv)
 			    "new plugins or settings)");
 		t = now_ms();
 		fold_rates(t);
+		dispatch_check(); /* heal a listener wedged by nng 1.5 */
 		if (t - last_evict >= 5000) {
 			aggregate_evict(t);
 			last_evict = t;

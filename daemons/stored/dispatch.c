@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "client.h"
+#include "listen.h"
 #include "log.h"
 #include "stored.h"
 
@@ -47,6 +48,7 @@ struct worker {
 #define PENDING 1 /* queued for the writer; it sends the reply */
 
 static nng_socket rep_sock;
+static struct ef_listener rep_listener;
 static struct worker *workers;
 static uint64_t nworkers;
 static int closing;
@@ -110,7 +112,7 @@ append_done(struct append_job *job)
 		log_debug("append refused: %s", job->msg);
 	append_free(w);
 	rctx_send(w);
-	__atomic_sub_fetch(&inflight, 1, __ATOMIC_RELEASE);
+	__atomic_sub_fetch(&inflight, 1, __ATOMIC_SEQ_CST);
 }
 
 static int
@@ -182,7 +184,6 @@ handle_append(struct worker *w, const struct ipc_in *in)
 	}
 	job->req = req;
 	job->complete = append_done;
-	__atomic_add_fetch(&inflight, 1, __ATOMIC_ACQUIRE);
 	writer_submit(sd, job);
 	return PENDING;
 refused:
@@ -413,7 +414,6 @@ static const struct {
 	int op;
 	handler_fn fn;
 } handlers[] = {
-	{ EF_OP_APPEND, handle_append },
 	{ EF_OP_READ_STREAM, handle_read_stream },
 	{ EF_OP_READ_ALL, handle_read_all },
 	{ EF_OP_LIST_STREAMS, handle_list_streams },
@@ -435,9 +435,20 @@ dispatch_one(struct worker *w)
 		    " (this stored speaks version 1)" : "");
 		return HANDLED;
 	}
-	if (__atomic_load_n(&w->sd->stopping, __ATOMIC_RELAXED) &&
-	    w->in.op == EF_OP_APPEND) {
-		reply_error(w, EF_S_UNAVAILABLE, "stored is shutting down");
+	if (w->in.op == EF_OP_APPEND) {
+		/* counted before `stopping` is read, so dispatch_stop(),
+		 * which sets `stopping` and then waits for the count to
+		 * drop, cannot miss an append that is being queued */
+		__atomic_add_fetch(&inflight, 1, __ATOMIC_SEQ_CST);
+		if (__atomic_load_n(&w->sd->stopping, __ATOMIC_SEQ_CST)) {
+			__atomic_sub_fetch(&inflight, 1, __ATOMIC_SEQ_CST);
+			reply_error(w, EF_S_UNAVAILABLE,
+			    "stored is shutting down");
+			return HANDLED;
+		}
+		if (handle_append(w, &w->in) == PENDING)
+			return PENDING;
+		__atomic_sub_fetch(&inflight, 1, __ATOMIC_SEQ_CST);
 		return HANDLED;
 	}
 	for (i = 0; i < sizeof(handlers) / sizeof(handlers[0]); i++)
@@ -511,17 +522,12 @@ rctx_cb(void *arg)
 int
 dispatch_start(struct stored *sd, const char *url)
 {
-	nng_listener l;
 	uint64_t i;
 	int rv;
 
 	if ((rv = nng_rep0_open(&rep_sock)) != 0)
 		return rv;
 	nng_socket_set_size(rep_sock, NNG_OPT_RECVMAXSZ, IPC_MAX_MSG);
-	if ((rv = nng_listener_create(&l, rep_sock, url)) != 0)
-		return rv;
-	if (strncmp(url, "ipc://", 6) == 0)
-		nng_listener_set_int(l, NNG_OPT_IPC_PERMISSIONS, 0660);
 	nworkers = sd->conf.workers ? sd->conf.workers : 1;
 	if ((workers = calloc(nworkers, sizeof(*workers))) == NULL)
 		fatal("calloc");
@@ -535,11 +541,18 @@ dispatch_start(struct stored *sd, const char *url)
 		if ((rv = nng_aio_alloc(&w->aio, rctx_cb, w)) != 0)
 			return rv;
 	}
-	if ((rv = nng_listener_start(l, 0)) != 0)
+	if ((rv = listener_open(&rep_listener, rep_sock, url, 0660,
+	    SP_PROTO_REQ0)) != 0)
 		return rv;
 	for (i = 0; i < nworkers; i++)
 		rctx_recv(&workers[i]);
 	return 0;
+}
+
+void
+dispatch_check(void)
+{
+	(void)listener_check(&rep_listener, LISTEN_PROBE_MS);
 }
 
 void
@@ -552,7 +565,7 @@ dispatch_stop(struct stored *sd)
 	/* `stopping` is set: new appends are refused. Let the queued ones
 	 * be committed and answered before the socket goes. */
 	for (waited = 0; waited < 30000 &&
-	    __atomic_load_n(&inflight, __ATOMIC_ACQUIRE) > 0; waited++)
+	    __atomic_load_n(&inflight, __ATOMIC_SEQ_CST) > 0; waited++)
 		nng_msleep(1);
 	__atomic_store_n(&closing, 1, __ATOMIC_RELAXED);
 	for (i = 0; i < nworkers; i++) {

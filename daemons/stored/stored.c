@@ -23,6 +23,7 @@
 
 #include "client.h"
 #include "conf.h"
+#include "listen.h"
 #include "log.h"
 #include "stored.h"
 
@@ -143,7 +144,8 @@ main(int argc, char **argv)
 	struct conf_opts opts;
 	char store_url[4200], events_url[4200], **argv_copy;
 	uint64_t t0, bad_off = 0, wd_usec = 0;
-	nng_listener pl;
+	struct ef_listener pl;
+	unsigned tick = 0;
 	sigset_t set;
 	struct timespec ts;
 	int rc, sig, i, orig_argc = argc;
@@ -220,11 +222,8 @@ main(int argc, char **argv)
 	if (nng_pub0_open(&sd.pub) != 0)
 		fatalx("cannot open the publish socket");
 	nng_socket_set_int(sd.pub, NNG_OPT_SENDBUF, 8192);
-	if ((rc = nng_listener_create(&pl, sd.pub, events_url)) != 0)
-		fatalx("%s: %s", events_url, nng_strerror(rc));
-	if (strncmp(events_url, "ipc://", 6) == 0)
-		nng_listener_set_int(pl, NNG_OPT_IPC_PERMISSIONS, 0660);
-	if ((rc = nng_listener_start(pl, 0)) != 0)
+	if ((rc = listener_open(&pl, sd.pub, events_url, 0660,
+	    SP_PROTO_SUB0)) != 0)
 		fatalx("listen %s: %s", events_url, nng_strerror(rc));
 	if ((rc = dispatch_start(&sd, store_url)) != 0)
 		fatalx("listen %s: %s", store_url, nng_strerror(rc));
@@ -254,6 +253,11 @@ main(int argc, char **argv)
 		}
 		if (sig == SIGTERM || sig == SIGINT)
 			break;
+		if (++tick % 2 == 0) {
+			/* every ~1 s: heal a listener wedged by nng 1.5 */
+			dispatch_check();
+			(void)listener_check(&pl, LISTEN_PROBE_MS);
+		}
 	}
 	log_info("stopping: finishing in-flight commits");
 	sd_notify(0, "STOPPING=1");
