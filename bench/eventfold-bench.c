@@ -1,0 +1,984 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * eventfold-bench.c - load generator and measurements for
+ * eventfold-stored, which it reaches only through libcommon's client
+ * (client.h): the same requests any program sends.
+ *
+ * Subcommands (see usage below): append, status, read-all, recover,
+ * index-mem.
+ * Each prints one line per case on stdout, in the format of the peer
+ * baselines in ../shared/peers, so bench/run.sh can put both side by
+ * side:
+ *
+ *   NAME events_per_s=N p50_us=N p99_us=N [key=value ...]
+ *
+ * Latency is per request (what a caller waits for). Unless --runtime-dir
+ * names a running stored, the bench starts its own eventfold-stored on a
+ * fresh data dir in a temp dir (server.c), and stops it and removes the
+ * dir when done, on error, or on SIGINT/SIGTERM. Every wait is bounded.
+ * Benchmarks are programs: nothing here asserts a timing.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bench.h"
+#include "client.h"
+#include "ipc.h"
+#include "log.h"
+
+#define EVENT_TYPE      "BenchEvent"
+#define CALL_TIMEOUT_MS 10000
+
+static const char usage_text[] =
+    "usage: eventfold-bench [options] COMMAND [options]\n"
+    "\n"
+    "  append     --clients C --batch B --payload BYTES --seconds S\n"
+    "             C threads append B events per request to their own\n"
+    "             stream (expected version any) for S seconds\n"
+    "  status     --clients C --seconds S  the same load of STATUS\n"
+    "             round trips: the IPC alone, no disk\n"
+    "  read-all   [--events N]  append up to N events, then read the\n"
+    "             whole log in READ_ALL pages, decoding every event\n"
+    "  recover    [--events N]  build a log of N events, then time\n"
+    "             restarts of stored until it answers STATUS (warm page\n"
+    "             cache, then cold: the log evicted with fadvise)\n"
+    "  index-mem  [--events N] [--streams K]  RSS growth of stored per\n"
+    "             event appended, beside STATUS index_bytes\n"
+    "\n"
+    "options:\n"
+    "  --runtime-dir DIR  use the stored listening in DIR (append,\n"
+    "                     status, read-all); default: start one on a\n"
+    "                     fresh data dir in a temp dir\n"
+    "  --data-dir DIR     data dir for the stored the bench starts\n"
+    "                     (append, status, read-all, recover); kept\n"
+    "                     afterwards, and events already there count\n"
+    "  --stored PATH      eventfold-stored to start (default: the one of\n"
+    "                     this build tree, next to this program, or PATH)\n"
+    "  --clients C        threads (append, status; default 1)\n"
+    "  --batch B          events per append request (default 1)\n"
+    "  --payload BYTES    payload size (default 200)\n"
+    "  --seconds S        measured time (append, status; default 5)\n"
+    "  --warmup S         unmeasured time before it (default 0.5)\n"
+    "  --shared-client    all threads share one client (one socket)\n"
+    "  --events N         events (read-all 1000000, recover 5000000,\n"
+    "                     index-mem 2000000)\n"
+    "  --streams K        streams the loaded events are spread over\n"
+    "                     (default 1000)\n"
+    "  --repeat R         passes/restarts measured (default 3)\n"
+    "  --page N           events per READ_ALL request (default 4096)\n"
+    "  --readers R        read-all: R threads read alternate pages, to\n"
+    "                     overlap decoding with serving (default 1)\n"
+    "  --name NAME        case name printed instead of the default\n";
+
+struct opts {
+	const char *stored;
+	const char *runtime_dir;
+	const char *data_dir;
+	const char *name;
+	unsigned clients;
+	unsigned batch;
+	unsigned payload;
+	double seconds;
+	double warmup;
+	uint64_t events;
+	unsigned streams;
+	unsigned repeat;
+	unsigned page;
+	unsigned readers;
+	int shared;
+};
+
+static void
+on_signal(int sig)
+{
+	(void)sig;
+	interrupted = 1;
+}
+
+static int
+status_of(const char *url, struct ipc_status_rep *st)
+{
+	struct client_reply rep;
+	struct ef_client c;
+	int rc;
+
+	if (client_open(&c, url, CALL_TIMEOUT_MS) != 0)
+		return -1;
+	rc = client_status(&c, &rep, st);
+	if (rc != EF_S_OK)
+		log_warnx("STATUS: %s: %.*s", ipc_status_name(rc),
+		    (int)rep.in.message.len, rep.in.message.ptr);
+	client_reply_free(&rep);
+	client_close(&c);
+	return rc == EF_S_OK ? 0 : -1;
+}
+
+/* ---- append load -------------------------------------------------------- */
+
+/* The request one thread sends again and again, with fresh event ids. */
+struct appendreq {
+	struct ipc_append_req req;
+	char (*ids)[UUID_STR_LEN];
+	char stream[UUID_STR_LEN];
+};
+
+static uint8_t *payload_buf;
+
+static void
+payload_init(unsigned bytes)
+{
+	unsigned i;
+
+	if ((payload_buf = malloc(bytes + 1)) == NULL)
+		fatal("malloc");
+	/* JSON when there is room for it: {"k":"xxx..."} */
+	for (i = 0; i < bytes; i++)
+		payload_buf[i] = 'x';
+	if (bytes >= 8) {
+		memcpy(payload_buf, "{\"k\":\"", 6);
+		memcpy(payload_buf + bytes - 2, "\"}", 2);
+	}
+}
+
+static void
+appendreq_init(struct appendreq *a, unsigned batch, unsigned payload,
+    uint64_t *rng)
+{
+	static const uint8_t none[1];
+	unsigned i;
+
+	memset(a, 0, sizeof(*a));
+	rand_uuid_str(rng, a->stream);
+	a->req.stream_id.ptr = a->stream;
+	a->req.stream_id.len = UUID_STR_LEN - 1;
+	a->req.kind = EF_EXPECT_ANY;
+	a->req.nevents = batch;
+	a->req.events = calloc(batch, sizeof(*a->req.events));
+	a->ids = calloc(batch, UUID_STR_LEN);
+	if (a->req.events == NULL || a->ids == NULL)
+		fatal("calloc");
+	for (i = 0; i < batch; i++) {
+		struct ipc_proposed *p = &a->req.events[i];
+
+		p->event_id.ptr = a->ids[i];
+		p->event_id.len = UUID_STR_LEN - 1;
+		p->type.ptr = EVENT_TYPE;
+		p->type.len = sizeof(EVENT_TYPE) - 1;
+		p->metadata = none;
+		p->metadata_len = 0;
+		p->payload = payload_buf;
+		p->payload_len = payload;
+	}
+}
+
+static void
+appendreq_fresh_ids(struct appendreq *a, uint64_t *rng)
+{
+	uint32_t i;
+
+	for (i = 0; i < a->req.nevents; i++)
+		rand_uuid_str(rng, a->ids[i]);
+}
+
+static void
+appendreq_free(struct appendreq *a)
+{
+	free(a->req.events);
+	free(a->ids);
+}
+
+enum { PHASE_WARMUP, PHASE_MEASURE, PHASE_STOP };
+
+struct appender {
+	pthread_t thr;
+	const struct opts *o;
+	const char *url;
+	struct ef_client *shared;
+	int status_only;   /* STATUS round trips instead of appends */
+	int *phase;
+	pthread_barrier_t *start;
+	uint64_t rng;
+	struct lat lat;
+	uint64_t events, requests, errors;
+	char lasterr[160];
+};
+
+static void *
+appender_main(void *arg)
+{
+	struct appender *t = arg;
+	struct ef_client own, *c = t->shared;
+	struct client_reply rep;
+	struct appendreq a;
+	uint64_t t0, t1;
+	int rc, ph;
+
+	if (c == NULL) {
+		if (client_open(&own, t->url, CALL_TIMEOUT_MS) != 0)
+			fatalx("client_open %s", t->url);
+		c = &own;
+	}
+	appendreq_init(&a, t->o->batch, t->o->payload, &t->rng);
+	pthread_barrier_wait(t->start);
+	while ((ph = __atomic_load_n(t->phase, __ATOMIC_ACQUIRE)) !=
+	    PHASE_STOP && !interrupted) {
+		if (t->status_only) {
+			struct ipc_status_rep st;
+
+			t0 = now_ns();
+			rc = client_status(c, &rep, &st);
+			t1 = now_ns();
+		} else {
+			appendreq_fresh_ids(&a, &t->rng);
+			t0 = now_ns();
+			rc = client_append(c, &a.req, &rep);
+			t1 = now_ns();
+		}
+		if (rc != EF_S_OK && t->errors++ == 0)
+			snprintf(t->lasterr, sizeof(t->lasterr), "%s: %.*s",
+			    ipc_status_name(rc), (int)rep.in.message.len,
+			    rep.in.message.ptr);
+		client_reply_free(&rep);
+		/* counted if it completed inside the measured window */
+		if (__atomic_load_n(t->phase, __ATOMIC_ACQUIRE) !=
+		    PHASE_MEASURE || ph != PHASE_MEASURE)
+			continue;
+		t->requests++;
+		if (rc == EF_S_OK) {
+			t->events += t->status_only ? 1 : a.req.nevents;
+			lat_add(&t->lat, (double)(t1 - t0) / 1e3);
+		}
+	}
+	appendreq_free(&a);
+	if (c == &own)
+		client_close(&own);
+	return NULL;
+}
+
+/*
+ * append, or with status_only the same load of STATUS round trips: the
+ * cost of the IPC alone, with no disk in the path.
+ */
+static int
+cmd_append(const struct opts *o, int status_only)
+{
+	struct server srv, *s = NULL;
+	struct appender *th;
+	struct ef_client shared;
+	struct ipc_status_rep st0, st1;
+	pthread_barrier_t start;
+	struct lat all = { 0 };
+	char name[128], url[PATH_MAX + 32];
+	uint64_t t0, t1, events = 0, requests = 0, errors = 0;
+	double secs, cpu0 = 0, cpu1 = 0, self0, self1;
+	int phase = PHASE_WARMUP, have_status;
+	unsigned i;
+
+	if (o->runtime_dir != NULL)
+		client_url(url, sizeof(url), o->runtime_dir, STORE_SOCK, NULL);
+	else {
+		server_init(&srv, "append", o->data_dir);
+		if (server_start(&srv, NULL) != 0)
+			return 1;
+		s = &srv;
+		snprintf(url, sizeof(url), "%s", srv.url);
+	}
+	if (o->name)
+		snprintf(name, sizeof(name), "%s", o->name);
+	else if (status_only)
+		snprintf(name, sizeof(name), "stored_status_c%u", o->clients);
+	else
+		snprintf(name, sizeof(name), "stored_append_c%u_b%u",
+		    o->clients, o->batch);
+	payload_init(o->payload);
+	if (o->shared && client_open(&shared, url, CALL_TIMEOUT_MS) != 0)
+		fatalx("client_open %s", url);
+	if ((th = calloc(o->clients, sizeof(*th))) == NULL)
+		fatal("calloc");
+	pthread_barrier_init(&start, NULL, o->clients + 1);
+	for (i = 0; i < o->clients; i++) {
+		th[i].o = o;
+		th[i].url = url;
+		th[i].shared = o->shared ? &shared : NULL;
+		th[i].status_only = status_only;
+		th[i].phase = &phase;
+		th[i].start = &start;
+		th[i].rng = seed();
+		if (pthread_create(&th[i].thr, NULL, appender_main, &th[i]))
+			fatal("pthread_create");
+	}
+	pthread_barrier_wait(&start);
+	sleep_s(o->warmup);
+	have_status = status_of(url, &st0) == 0;
+	if (s)
+		cpu0 = proc_cpu_s(s->pid);
+	self0 = self_cpu_s();
+	t0 = now_ns();
+	__atomic_store_n(&phase, PHASE_MEASURE, __ATOMIC_RELEASE);
+	sleep_s(o->seconds);
+	__atomic_store_n(&phase, PHASE_STOP, __ATOMIC_RELEASE);
+	t1 = now_ns();
+	if (s)
+		cpu1 = proc_cpu_s(s->pid);
+	self1 = self_cpu_s();
+	have_status = have_status && status_of(url, &st1) == 0;
+	for (i = 0; i < o->clients; i++) {
+		pthread_join(th[i].thr, NULL);
+		events += th[i].events;
+		requests += th[i].requests;
+		errors += th[i].errors;
+		if (th[i].errors)
+			log_warnx("client %u: %" PRIu64 " errors, first: %s", i,
+			    th[i].errors, th[i].lasterr);
+		lat_merge(&all, &th[i].lat);
+		lat_free(&th[i].lat);
+	}
+	secs = (double)(t1 - t0) / 1e9;
+	printf("%s events_per_s=%.0f p50_us=%.0f p99_us=%.0f clients=%u",
+	    name, (double)events / secs, lat_pct(&all, 0.50),
+	    lat_pct(&all, 0.99), o->clients);
+	if (!status_only)
+		printf(" batch=%u payload=%u", o->batch, o->payload);
+	printf(" requests=%" PRIu64 " errors=%" PRIu64, requests, errors);
+	if (have_status && st1.fsyncs > st0.fsyncs) {
+		/* the writer's batching: events per fdatasync */
+		uint64_t f = st1.fsyncs - st0.fsyncs;
+
+		printf(" fsyncs_per_s=%.0f events_per_fsync=%.1f",
+		    (double)f / secs,
+		    (double)(st1.events_written - st0.events_written) /
+		    (double)f);
+	}
+	if (s && cpu0 >= 0 && cpu1 >= 0)
+		printf(" stored_cpu_pct=%.0f", 100 * (cpu1 - cpu0) / secs);
+	printf(" bench_cpu_pct=%.0f secs=%.1f\n", 100 * (self1 - self0) / secs,
+	    secs);
+	fflush(stdout);
+	lat_free(&all);
+	free(th);
+	if (o->shared)
+		client_close(&shared);
+	free(payload_buf);
+	payload_buf = NULL;
+	if (s)
+		server_stop(s);
+	return interrupted || events == 0 ? 1 : 0;
+}
+
+/*
+ * Bulk load: n events of payload bytes over streams streams, in appends
+ * of batch events, from threads threads (each its own client). Fills
+ * *lat with per-request latency if lat is set. Returns the events/s of
+ * the load, or -1 on an error.
+ */
+struct loader {
+	pthread_t thr;
+	const char *url;
+	uint64_t *left;
+	unsigned batch, payload, nstreams, first, step;
+	char (*streams)[UUID_STR_LEN];
+	struct lat lat;
+	uint64_t rng;
+	int failed;
+};
+
+static void *
+loader_main(void *arg)
+{
+	struct loader *t = arg;
+	struct client_reply rep;
+	struct ef_client c;
+	struct appendreq a;
+	uint64_t take, left, t0;
+	unsigned k = t->first;
+	int rc;
+
+	if (client_open(&c, t->url, CALL_TIMEOUT_MS) != 0)
+		fatalx("client_open %s", t->url);
+	appendreq_init(&a, t->batch, t->payload, &t->rng);
+	while (!interrupted) {
+		left = __atomic_load_n(t->left, __ATOMIC_RELAXED);
+		do {
+			if (left == 0)
+				goto out;
+			take = left < t->batch ? left : t->batch;
+		} while (!__atomic_compare_exchange_n(t->left, &left,
+		    left - take, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED));
+		a.req.nevents = (uint32_t)take;
+		a.req.stream_id.ptr = t->streams[k];
+		k = (k + t->step) % t->nstreams;
+		appendreq_fresh_ids(&a, &t->rng);
+		t0 = now_ns();
+		rc = client_append(&c, &a.req, &rep);
+		lat_add(&t->lat, (double)(now_ns() - t0) / 1e3);
+		if (rc != EF_S_OK) {
+			log_warnx("load: append: %s: %.*s",
+			    ipc_status_name(rc), (int)rep.in.message.len,
+			    rep.in.message.ptr);
+			client_reply_free(&rep);
+			t->failed = 1;
+			break;
+		}
+		client_reply_free(&rep);
+	}
+out:
+	appendreq_free(&a);
+	client_close(&c);
+	return NULL;
+}
+
+static double
+load(const char *url, uint64_t n, unsigned nstreams, unsigned batch,
+    unsigned payload, unsigned threads, struct lat *lat)
+{
+	char (*streams)[UUID_STR_LEN];
+	struct loader *th;
+	uint64_t left = n, rng = seed(), t0;
+	double secs;
+	unsigned i;
+	int failed = 0;
+
+	if (n == 0)
+		return 0;
+	if (nstreams == 0)
+		nstreams = 1;
+	if (threads > nstreams)
+		threads = nstreams;
+	payload_init(payload);
+	if ((streams = calloc(nstreams, UUID_STR_LEN)) == NULL ||
+	    (th = calloc(threads, sizeof(*th))) == NULL)
+		fatal("calloc");
+	for (i = 0; i < nstreams; i++)
+		rand_uuid_str(&rng, streams[i]);
+	t0 = now_ns();
+	for (i = 0; i < threads; i++) {
+		th[i].url = url;
+		th[i].left = &left;
+		th[i].batch = batch;
+		th[i].payload = payload;
+		th[i].nstreams = nstreams;
+		th[i].first = i;
+		th[i].step = threads;
+		th[i].streams = streams;
+		th[i].rng = seed();
+		if (pthread_create(&th[i].thr, NULL, loader_main, &th[i]))
+			fatal("pthread_create");
+	}
+	for (i = 0; i < threads; i++) {
+		pthread_join(th[i].thr, NULL);
+		failed |= th[i].failed;
+		if (lat)
+			lat_merge(lat, &th[i].lat);
+		lat_free(&th[i].lat);
+	}
+	secs = (double)(now_ns() - t0) / 1e9;
+	free(th);
+	free(streams);
+	free(payload_buf);
+	payload_buf = NULL;
+	if (failed || interrupted)
+		return -1;
+	return (double)n / secs;
+}
+
+/* ---- read-all ----------------------------------------------------------- */
+
+/*
+ * One reader of a read-all pass: pages k, k + R, k + 2R, ... of the
+ * log (R readers), each read with READ_ALL and every event decoded and
+ * checked for its position. A short page (max_read_bytes) is finished
+ * before the reader moves on.
+ */
+struct reader {
+	pthread_t thr;
+	const char *url;
+	uint64_t head;
+	unsigned page, k, nreaders;
+	struct lat lat;
+	uint64_t bytes, sum, events;
+	int bad;
+};
+
+static void *
+reader_main(void *arg)
+{
+	struct reader *t = arg;
+	struct client_reply rep;
+	struct ipc_read_rep rr;
+	struct ef_event ev;
+	struct ef_client c;
+	uint64_t base, from, end, p0;
+	const char *why;
+	uint32_t i;
+	int rc;
+
+	if (client_open(&c, t->url, CALL_TIMEOUT_MS) != 0)
+		fatalx("client_open %s", t->url);
+	for (base = (uint64_t)t->k * t->page; base < t->head && !t->bad &&
+	    !interrupted; base += (uint64_t)t->nreaders * t->page) {
+		end = base + t->page < t->head ? base + t->page : t->head;
+		for (from = base; from < end && !interrupted;) {
+			p0 = now_ns();
+			rc = client_read_all(&c, from, end - from, EF_FORWARD,
+			    &rep, &rr);
+			if (rc != EF_S_OK || rr.nevents == 0) {
+				log_warnx("READ_ALL from %" PRIu64 ": %s: %.*s",
+				    from, ipc_status_name(rc),
+				    (int)rep.in.message.len,
+				    rep.in.message.ptr);
+				client_reply_free(&rep);
+				t->bad = 1;
+				break;
+			}
+			/* decode every event fully, and check the order */
+			for (i = 0; i < rr.nevents; i++) {
+				if (ipc_event_decode(&rr.events->via.array.ptr[i],
+				    &ev, &why) != 0 ||
+				    ev.global_position != from + i) {
+					log_warnx("READ_ALL: bad event at %"
+					    PRIu64, from + i);
+					t->bad = 1;
+					break;
+				}
+				t->bytes += ev.payload_len + ev.metadata_len +
+				    ev.type_len;
+				t->sum += ev.payload_len ? ev.payload[0] : 0;
+				t->sum += ev.stream_version + ev.recorded_at;
+			}
+			client_reply_free(&rep);
+			lat_add(&t->lat, (double)(now_ns() - p0) / 1e3);
+			if (t->bad)
+				break;
+			t->events += rr.nevents;
+			from += rr.nevents;
+		}
+	}
+	client_close(&c);
+	return NULL;
+}
+
+static int
+cmd_read_all(const struct opts *o)
+{
+	struct server srv, *s = NULL;
+	struct ipc_status_rep st;
+	struct reader *rd;
+	struct lat pages = { 0 }, passes = { 0 };
+	char name[128], cnt[32], url[PATH_MAX + 32];
+	uint64_t head, t0, t1, bytes = 0, sum = 0, got;
+	double load_rate = 0, best = 0, self0, self1, cpu0 = 0, cpu1 = 0;
+	double rtime = 0;
+	unsigned r, k;
+	int bad = 0, rc = 1;
+
+	if (o->runtime_dir != NULL)
+		client_url(url, sizeof(url), o->runtime_dir, STORE_SOCK, NULL);
+	else {
+		server_init(&srv, "readall", o->data_dir);
+		if (server_start(&srv, NULL) != 0)
+			return 1;
+		s = &srv;
+		snprintf(url, sizeof(url), "%s", srv.url);
+	}
+	if ((rd = calloc(o->readers, sizeof(*rd))) == NULL)
+		fatal("calloc");
+	if (status_of(url, &st) != 0)
+		goto out;
+	if (st.head < o->events) {
+		load_rate = load(url, o->events - st.head, o->streams, 1000,
+		    o->payload, 2, NULL);
+		if (load_rate < 0 || status_of(url, &st) != 0)
+			goto out;
+	}
+	head = st.head;
+	self0 = self_cpu_s();
+	if (s)
+		cpu0 = proc_cpu_s(s->pid);
+	for (r = 0; r < o->repeat && !interrupted && !bad; r++) {
+		t0 = now_ns();
+		for (k = 0; k < o->readers; k++) {
+			memset(&rd[k], 0, sizeof(rd[k]));
+			rd[k].url = url;
+			rd[k].head = head;
+			rd[k].page = o->page;
+			rd[k].k = k;
+			rd[k].nreaders = o->readers;
+			if (pthread_create(&rd[k].thr, NULL, reader_main,
+			    &rd[k]) != 0)
+				fatal("pthread_create");
+		}
+		got = 0;
+		for (k = 0; k < o->readers; k++) {
+			pthread_join(rd[k].thr, NULL);
+			bad |= rd[k].bad;
+			got += rd[k].events;
+			bytes += rd[k].bytes;
+			sum += rd[k].sum;
+			lat_merge(&pages, &rd[k].lat);
+			lat_free(&rd[k].lat);
+		}
+		t1 = now_ns();
+		if (bad || got != head)
+			break;
+		lat_add(&passes, (double)head / ((double)(t1 - t0) / 1e9));
+		rtime += (double)(t1 - t0) / 1e9;
+	}
+	self1 = self_cpu_s();
+	if (s)
+		cpu1 = proc_cpu_s(s->pid);
+	if (passes.n == 0 || bad)
+		goto out;
+	best = passes.v[0];
+	for (k = 1; k < passes.n; k++)
+		if (passes.v[k] > best)
+			best = passes.v[k];
+	if (o->name)
+		snprintf(name, sizeof(name), "%s", o->name);
+	else
+		snprintf(name, sizeof(name), "stored_read_all_%s%s",
+		    short_count(head, cnt), o->readers > 1 ? "_r" : "");
+	if (!o->name && o->readers > 1)
+		snprintf(name + strlen(name), sizeof(name) - strlen(name),
+		    "%u", o->readers);
+	/* events_per_s: median pass; p50/p99: per READ_ALL request */
+	printf("%s events_per_s=%.0f p50_us=%.0f p99_us=%.0f events=%" PRIu64
+	    " page=%u readers=%u passes=%zu best_events_per_s=%.0f "
+	    "mb_per_s=%.0f", name, lat_pct(&passes, 0.5),
+	    lat_pct(&pages, 0.5), lat_pct(&pages, 0.99), head, o->page,
+	    o->readers, passes.n, best, (double)bytes / rtime / 1e6);
+	if (s && cpu0 >= 0 && cpu1 >= 0)
+		printf(" stored_cpu_pct=%.0f", 100 * (cpu1 - cpu0) / rtime);
+	printf(" bench_cpu_pct=%.0f", 100 * (self1 - self0) / rtime);
+	if (load_rate > 0)
+		printf(" load_events_per_s=%.0f", load_rate);
+	printf(" check=%" PRIu64 "\n", sum % 1000);
+	fflush(stdout);
+	rc = 0;
+out:
+	free(rd);
+	lat_free(&pages);
+	lat_free(&passes);
+	if (s)
+		server_stop(s);
+	return rc;
+}
+
+/* ---- recover ------------------------------------------------------------ */
+
+/* Drops the journal's pages from the page cache (clean after stop). */
+static void
+evict_log(const char *data_dir)
+{
+	char path[PATH_MAX + 32];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/events.log", data_dir);
+	if ((fd = open(path, O_RDONLY)) < 0) {
+		log_warn("open %s", path);
+		return;
+	}
+	(void)fdatasync(fd);
+	if ((errno = posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED)) != 0)
+		log_warn("posix_fadvise %s", path);
+	close(fd);
+}
+
+/* Restarts s repeat times; prints one line. cold: evict the log first. */
+static int
+recover_case(struct server *s, const struct opts *o, uint64_t n, int cold,
+    uint64_t log_bytes, double build_rate)
+{
+	struct lat wall = { 0 }, rec = { 0 };
+	struct ipc_status_rep st;
+	char name[128], cnt[32];
+	uint64_t t0;
+	unsigned r;
+
+	for (r = 0; r < o->repeat && !interrupted; r++) {
+		if (cold)
+			evict_log(s->data_dir);
+		t0 = now_ns();
+		if (server_start(s, &st) != 0)
+			return -1;
+		lat_add(&wall, (double)(now_ns() - t0) / 1e3);
+		lat_add(&rec, (double)st.recover_ms);
+		if (st.recovered_events != n || st.head != n)
+			log_warnx("recovered %" PRIu64 " events, head %" PRIu64
+			    ", expected %" PRIu64, st.recovered_events, st.head,
+			    n);
+		server_stop(s);
+	}
+	if (wall.n == 0)
+		return -1;
+	if (o->name)
+		snprintf(name, sizeof(name), "%s%s", o->name,
+		    cold ? "_cold" : "");
+	else
+		snprintf(name, sizeof(name), "stored_recover_%s%s",
+		    short_count(n, cnt), cold ? "_cold" : "");
+	/* p50/p99 here: median and worst of the restarts */
+	printf("%s events_per_s=%.0f p50_us=%.0f p99_us=%.0f events=%" PRIu64
+	    " open_s=%.3f recover_ms=%.0f restarts=%zu log_mb=%.0f "
+	    "page_cache=%s build_events_per_s=%.0f\n", name,
+	    (double)n / (lat_pct(&wall, 0.5) / 1e6), lat_pct(&wall, 0.5),
+	    lat_pct(&wall, 1.0), n, lat_pct(&wall, 0.5) / 1e6,
+	    lat_pct(&rec, 0.5), wall.n, (double)log_bytes / 1e6,
+	    cold ? "cold" : "warm", build_rate);
+	fflush(stdout);
+	lat_free(&wall);
+	lat_free(&rec);
+	return 0;
+}
+
+static int
+cmd_recover(const struct opts *o)
+{
+	struct server srv;
+	struct ipc_status_rep st;
+	double rate;
+	int rc = 1;
+
+	server_init(&srv, "recover", o->data_dir);
+	if (server_start(&srv, &st) != 0)
+		return 1;
+	if (st.head < o->events) {
+		rate = load(srv.url, o->events - st.head, o->streams, 2048,
+		    o->payload, 2, NULL);
+		if (rate < 0)
+			goto out;
+	} else
+		rate = 0;
+	if (status_of(srv.url, &st) != 0)
+		goto out;
+	server_stop(&srv);
+	if (recover_case(&srv, o, st.head, 0, st.log_bytes, rate) != 0 ||
+	    recover_case(&srv, o, st.head, 1, st.log_bytes, rate) != 0)
+		goto out;
+	rc = 0;
+out:
+	server_stop(&srv);
+	return rc;
+}
+
+/* ---- index-mem ---------------------------------------------------------- */
+
+static int
+cmd_index_mem(const struct opts *o)
+{
+	struct server srv;
+	struct ipc_status_rep st0, st1;
+	struct lat lat = { 0 };
+	char name[128], cnt[32];
+	uint64_t rss0, rss1, anon0, anon1, n = o->events;
+	double rate;
+	int rc = 1;
+
+	server_init(&srv, "indexmem", NULL);
+	if (server_start(&srv, &st0) != 0)
+		return 1;
+	rss0 = proc_status_bytes(srv.pid, "VmRSS");
+	anon0 = proc_status_bytes(srv.pid, "RssAnon");
+	rate = load(srv.url, n, o->streams, 500, o->payload, 2, &lat);
+	if (rate < 0 || status_of(srv.url, &st1) != 0)
+		goto out;
+	sleep_ms(200);
+	rss1 = proc_status_bytes(srv.pid, "VmRSS");
+	anon1 = proc_status_bytes(srv.pid, "RssAnon");
+	if (o->name)
+		snprintf(name, sizeof(name), "%s", o->name);
+	else
+		snprintf(name, sizeof(name), "stored_index_mem_%s",
+		    short_count(n, cnt));
+	/* events_per_s and latency: of the bulk load (appends of 500) */
+	printf("%s events_per_s=%.0f p50_us=%.0f p99_us=%.0f events=%" PRIu64
+	    " streams=%u rss_bytes_per_event=%.1f anon_bytes_per_event=%.1f "
+	    "index_bytes_per_event=%.1f rss_mb=%.0f anon_mb=%.0f "
+	    "index_mb=%.0f\n", name, rate, lat_pct(&lat, 0.5),
+	    lat_pct(&lat, 0.99), n, o->streams,
+	    ((double)rss1 - (double)rss0) / (double)n,
+	    ((double)anon1 - (double)anon0) / (double)n,
+	    ((double)st1.index_bytes - (double)st0.index_bytes) / (double)n,
+	    (double)rss1 / 1e6, (double)anon1 / 1e6,
+	    (double)st1.index_bytes / 1e6);
+	fflush(stdout);
+	rc = 0;
+out:
+	lat_free(&lat);
+	server_stop(&srv);
+	return rc;
+}
+
+/* ---- main ---------------------------------------------------------------- */
+
+static uint64_t
+parse_u64(const char *flag, const char *v)
+{
+	char *end;
+	unsigned long long x;
+
+	errno = 0;
+	x = strtoull(v, &end, 10);
+	if (errno != 0 || end == v || *end != '\0')
+		fatalx("%s: not a number: %s", flag, v);
+	return x;
+}
+
+static double
+parse_secs(const char *flag, const char *v)
+{
+	char *end;
+	double x = strtod(v, &end);
+
+	if (end == v || *end != '\0' || x < 0 || x > 3600)
+		fatalx("%s: not a number of seconds (0..3600): %s", flag, v);
+	return x;
+}
+
+int
+main(int argc, char **argv)
+{
+	enum { O_CLIENTS = 256, O_BATCH, O_PAYLOAD, O_SECONDS, O_WARMUP,
+	    O_RUNTIME, O_DATA, O_STORED, O_EVENTS, O_STREAMS, O_REPEAT,
+	    O_PAGE, O_NAME, O_SHARED, O_READERS };
+	static const struct option longopts[] = {
+		{ "clients", required_argument, NULL, O_CLIENTS },
+		{ "batch", required_argument, NULL, O_BATCH },
+		{ "payload", required_argument, NULL, O_PAYLOAD },
+		{ "seconds", required_argument, NULL, O_SECONDS },
+		{ "warmup", required_argument, NULL, O_WARMUP },
+		{ "runtime-dir", required_argument, NULL, O_RUNTIME },
+		{ "data-dir", required_argument, NULL, O_DATA },
+		{ "stored", required_argument, NULL, O_STORED },
+		{ "events", required_argument, NULL, O_EVENTS },
+		{ "streams", required_argument, NULL, O_STREAMS },
+		{ "repeat", required_argument, NULL, O_REPEAT },
+		{ "page", required_argument, NULL, O_PAGE },
+		{ "readers", required_argument, NULL, O_READERS },
+		{ "name", required_argument, NULL, O_NAME },
+		{ "shared-client", no_argument, NULL, O_SHARED },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct opts o = {
+		.clients = 1, .batch = 1, .payload = 200, .seconds = 5,
+		.warmup = 0.5, .streams = 1000, .repeat = 3, .page = 4096,
+		.readers = 1,
+	};
+	struct sigaction sa;
+	const char *cmd;
+	int ch, rc, events_set = 0;
+
+	log_init("eventfold-bench", 0);
+	/* options may come before or after the command (GNU getopt) */
+	while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (ch) {
+		case O_CLIENTS:
+			o.clients = (unsigned)parse_u64("--clients", optarg);
+			break;
+		case O_BATCH:
+			o.batch = (unsigned)parse_u64("--batch", optarg);
+			break;
+		case O_PAYLOAD:
+			o.payload = (unsigned)parse_u64("--payload", optarg);
+			break;
+		case O_SECONDS:
+			o.seconds = parse_secs("--seconds", optarg);
+			break;
+		case O_WARMUP:
+			o.warmup = parse_secs("--warmup", optarg);
+			break;
+		case O_RUNTIME:
+			o.runtime_dir = optarg;
+			break;
+		case O_DATA:
+			o.data_dir = optarg;
+			break;
+		case O_STORED:
+			o.stored = optarg;
+			break;
+		case O_EVENTS:
+			o.events = parse_u64("--events", optarg);
+			events_set = 1;
+			break;
+		case O_STREAMS:
+			o.streams = (unsigned)parse_u64("--streams", optarg);
+			break;
+		case O_REPEAT:
+			o.repeat = (unsigned)parse_u64("--repeat", optarg);
+			break;
+		case O_PAGE:
+			o.page = (unsigned)parse_u64("--page", optarg);
+			break;
+		case O_READERS:
+			o.readers = (unsigned)parse_u64("--readers", optarg);
+			break;
+		case O_NAME:
+			o.name = optarg;
+			break;
+		case O_SHARED:
+			o.shared = 1;
+			break;
+		case 'h':
+			fputs(usage_text, stdout);
+			return 0;
+		default:
+			fputs(usage_text, stderr);
+			return 2;
+		}
+	}
+	if (optind >= argc) {
+		fputs(usage_text, stderr);
+		return 2;
+	}
+	cmd = argv[optind];
+	if (optind + 1 < argc)
+		fatalx("unexpected argument %s (see --help)", argv[optind + 1]);
+	if (o.clients < 1 || o.clients > 4096 || o.batch < 1 ||
+	    o.batch > IPC_MAX_EVENTS || o.payload > 60000 || o.streams < 1 ||
+	    o.repeat < 1 || o.page < 1 || o.readers < 1 || o.readers > 64)
+		fatalx("an option is out of range (see --help)");
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	server_find_stored(o.stored);
+	atexit(server_cleanup);
+
+	if (!strcmp(cmd, "append"))
+		rc = cmd_append(&o, 0);
+	else if (!strcmp(cmd, "status"))
+		rc = cmd_append(&o, 1);
+	else if (!strcmp(cmd, "read-all")) {
+		if (!events_set)
+			o.events = 1000000;
+		rc = cmd_read_all(&o);
+	} else if (!strcmp(cmd, "recover")) {
+		if (!events_set)
+			o.events = 5000000;
+		rc = cmd_recover(&o);
+	} else if (!strcmp(cmd, "index-mem")) {
+		if (!events_set)
+			o.events = 2000000;
+		if (o.events == 0)
+			fatalx("index-mem: --events must be at least 1");
+		rc = cmd_index_mem(&o);
+	} else {
+		fprintf(stderr, "eventfold-bench: unknown command %s\n\n%s", cmd,
+		    usage_text);
+		rc = 2;
+	}
+	server_cleanup();
+	nng_fini();
+	return interrupted ? 130 : rc;
+}
