@@ -229,10 +229,40 @@ index_add(struct index *ix, const struct ef_event *ev, uint64_t off)
 	}
 	s->pos[s->n++] = pos;
 
+	if (ix->bulk)
+		return;
 	if ((ix->etab_n + 1) * 4 > ix->etab_cap * 3)
 		etab_grow(ix);
 	etab_put(ix->etab, ix->etab_cap, id_hash(ev->event_id), pos);
 	ix->etab_n++;
+}
+
+void
+index_bulk_begin(struct index *ix)
+{
+	ix->bulk = 1;
+}
+
+void
+index_bulk_end(struct index *ix, uint64_t head)
+{
+	uint64_t cap = ix->etab_cap, pos;
+	const uint8_t *rec;
+
+	ix->bulk = 0;
+	while ((head + 1) * 4 > cap * 3)
+		cap *= 2;
+	if (cap != ix->etab_cap) {
+		free(ix->etab);
+		ix->etab = xcalloc(cap, sizeof(*ix->etab));
+		ix->bytes += (cap - ix->etab_cap) * sizeof(*ix->etab);
+		ix->etab_cap = cap;
+	}
+	for (pos = ix->journal->base; pos < head; pos++) {
+		rec = journal_at(ix->journal, index_offset(ix, pos));
+		etab_put(ix->etab, ix->etab_cap, id_hash(rec + 48), pos);
+	}
+	ix->etab_n = head > ix->journal->base ? head - ix->journal->base : 0;
 }
 
 void

@@ -195,6 +195,7 @@ main(int argc, char **argv)
 	sd.stats.start_ms = mono_ms();
 	index_init(&sd.index, &sd.journal);
 	t0 = mono_ms();
+	index_bulk_begin(&sd.index);
 	rc = journal_open(&sd.journal, sd.conf.data_dir, sd.conf.repair,
 	    visit, &sd.index, &bad_off);
 	if (rc == -EEXIST)
@@ -209,6 +210,7 @@ main(int argc, char **argv)
 		errno = -rc;
 		fatal("open journal in %s", sd.conf.data_dir);
 	}
+	index_bulk_end(&sd.index, sd.index.head);
 	sd.stats.recover_ms = mono_ms() - t0;
 	sd.stats.recovered_events = sd.index.head;
 	log_info("recovered %" PRIu64 " events (%" PRIu64 " bytes) in %"

@@ -100,6 +100,7 @@ struct index {
 	uint64_t etab_cap;
 	uint64_t etab_n;
 	uint64_t bytes;          /* memory held, for STATUS */
+	int bulk;                /* recovery: event ids indexed at the end */
 	/* sorted view of streams for LIST_STREAMS */
 	pthread_mutex_t sort_lock;
 	struct stream **sorted;
@@ -131,6 +132,15 @@ int64_t index_event(const struct index *ix, const uint8_t id[UUID_LEN]);
  */
 void index_add(struct index *ix, const struct ef_event *ev, uint64_t off);
 void index_publish(struct index *ix, uint64_t head);
+
+/*
+ * Recovery: index_bulk_begin() makes index_add() skip the event-id table;
+ * index_bulk_end() then sizes it once for every event below head and
+ * fills it in one sequential pass (instead of growing it a dozen times,
+ * re-reading every id from the log each time).
+ */
+void index_bulk_begin(struct index *ix);
+void index_bulk_end(struct index *ix, uint64_t head);
 
 /*
  * LIST_STREAMS: up to max streams with id > after (all if after is
