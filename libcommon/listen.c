@@ -148,8 +148,13 @@ listener_check(struct ef_listener *el, int timeout_ms)
 
 	if (strncmp(el->url, "ipc://", 6) != 0)
 		return 0;
-	if (probe_ipc(el, el->url + 6, el->peer_proto, timeout_ms) != 0)
+	if (probe_ipc(el, el->url + 6, el->peer_proto, timeout_ms) != 0) {
+		el->strikes = 0;
 		return 0;
+	}
+	if (++el->strikes < 2)
+		return 0;
+	el->strikes = 0;
 	log_warnx("%s: listener stopped accepting (nng 1.5 handshake bug); "
 	    "re-creating it", el->url);
 	nng_listener_close(el->l);

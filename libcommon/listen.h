@@ -14,8 +14,8 @@
  * the peer protocol, and waits for nng to report the new pipe on the
  * socket (a pipe-add notification), then hangs up. The wedged listener
  * still completes the handshake but never adds the pipe; if no pipe is
- * added within the probe timeout, the listener is closed and created
- * again on the same URL (its connected peers redial by themselves;
+ * added within the probe timeout twice in a row (a busy machine can be
+ * slow once), the listener is closed and created again on the same URL (its connected peers redial by themselves;
  * requests are idempotent or retried by their callers). tcp:// listeners
  * are not probed. The guard owns the socket's NNG_PIPE_EV_ADD_POST
  * notification.
@@ -38,6 +38,7 @@ struct ef_listener {
 	int perms;          /* ipc file mode, 0 to leave it */
 	uint16_t peer_proto;
 	uint64_t added;     /* pipes added to the socket (atomic) */
+	int strikes;        /* consecutive failed probes */
 	uint64_t restarts;
 };
 

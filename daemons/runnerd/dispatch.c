@@ -447,7 +447,7 @@ worker_main(void *arg)
 void
 dispatch_check(void)
 {
-	(void)listener_check(&rep_listener, 500);
+	(void)listener_check(&rep_listener, 2000);
 }
 
 int
