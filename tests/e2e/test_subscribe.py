@@ -22,6 +22,7 @@ class Collector:
     def __init__(self, call, delay=None):
         self.call = call
         self.items = []
+        self.nevents = 0  # events in items, kept so waits are O(1)
         self.error = None
         self.done = False
         self.cv = threading.Condition()
@@ -39,6 +40,7 @@ class Collector:
                         self.items.append("caught_up")
                     else:
                         self.items.append(m.event)
+                        self.nevents += 1
                     self.cv.notify_all()
         except grpc.RpcError as e:
             self.error = e
@@ -63,7 +65,7 @@ class Collector:
                 self.cv.wait(min(left, 0.5))
 
     def wait_events(self, n, timeout=30):
-        self.wait(lambda it: sum(1 for x in it if x != "caught_up") >= n,
+        self.wait(lambda it: self.nevents >= n,
                   timeout, "%d events" % n)
         return self.events()
 
