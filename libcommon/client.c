@@ -38,8 +38,8 @@ client_open(struct ef_client *c, const char *url, int timeout_ms)
 	nng_socket_set_size(c->sock, NNG_OPT_RECVMAXSZ, IPC_MAX_MSG);
 	nng_socket_set_ms(c->sock, NNG_OPT_RECONNMINT, 10);
 	nng_socket_set_ms(c->sock, NNG_OPT_RECONNMAXT, 200);
-	/* No resends inside nng (its close can then hang, nng #1813):
-	 * client_call() itself sends again when a connection breaks. */
+	/* No resends inside nng: with them, closing the socket can hang
+	 * (nng #1813). A broken connection fails the call; callers retry. */
 	nng_socket_set_ms(c->sock, NNG_OPT_REQ_RESENDTIME,
 	    NNG_DURATION_INFINITE);
 	if ((rv = nng_dial(c->sock, url, NULL, NNG_FLAG_NONBLOCK)) != 0) {
@@ -97,26 +97,18 @@ client_fail(struct client_reply *rep, int status, const char *why)
 	return status;
 }
 
-static int64_t
-mono_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /*
  * One request, one reply. A request whose connection breaks before the
- * reply (a daemon restart, a listener re-created) is sent again on the
- * next connection until the timeout: every request is idempotent
- * (appends by event id, commands by command id).
+ * reply gets EF_S_UNAVAILABLE at once: callers retry (every request is
+ * idempotent). Not retried here: closing a socket while another thread
+ * is inside a call on it can deadlock nng 1.5 (nng #1813), and a call
+ * that kept retrying against a dead daemon would hold callers there.
  */
 int
 client_call(struct ef_client *c, const struct ipc_out *req,
     struct client_reply *rep)
 {
-	int64_t deadline = mono_now_ms() + c->timeout_ms, left;
 	nng_ctx ctx;
 	nng_aio *aio = NULL;
 	nng_msg *m = NULL;
@@ -126,42 +118,32 @@ client_call(struct ef_client *c, const struct ipc_out *req,
 	memset(rep, 0, sizeof(*rep));
 	if (nng_aio_alloc(&aio, NULL, NULL) != 0)
 		return client_fail(rep, EF_S_INTERNAL, "out of memory");
-	for (;;) {
-		left = deadline - mono_now_ms();
-		if (left <= 0) {
-			rv = NNG_ETIMEDOUT;
-			break;
-		}
-		if (nng_ctx_open(&ctx, c->sock) != 0) {
-			nng_aio_free(aio);
-			return client_fail(rep, EF_S_UNAVAILABLE,
-			    "cannot open context");
-		}
-		if (nng_msg_alloc(&m, 0) != 0 ||
-		    nng_msg_append(m, req->buf, req->len) != 0) {
-			nng_msg_free(m);
-			nng_ctx_close(ctx);
-			nng_aio_free(aio);
-			return client_fail(rep, EF_S_INTERNAL, "out of memory");
-		}
-		if ((rv = nngx_send(ctx, aio, m, (int)left)) != 0) {
-			nng_msg_free(m);
-			nng_ctx_close(ctx);
-			break;
-		}
-		rv = nngx_recv(ctx, aio, &rep->msg, (int)(deadline -
-		    mono_now_ms() > 0 ? deadline - mono_now_ms() : 1));
-		nng_ctx_close(ctx);
-		if (rv != NNG_ECONNRESET && rv != NNG_ECONNSHUT &&
-		    rv != NNG_ECLOSED)
-			break;
-		nng_msleep(10); /* the connection broke: send it again */
+	if (nng_ctx_open(&ctx, c->sock) != 0) {
+		nng_aio_free(aio);
+		return client_fail(rep, EF_S_UNAVAILABLE, "cannot open context");
 	}
+	if (nng_msg_alloc(&m, 0) != 0 ||
+	    nng_msg_append(m, req->buf, req->len) != 0) {
+		nng_msg_free(m);
+		nng_ctx_close(ctx);
+		nng_aio_free(aio);
+		return client_fail(rep, EF_S_INTERNAL, "out of memory");
+	}
+	if ((rv = nngx_send(ctx, aio, m, c->timeout_ms)) != 0) {
+		nng_msg_free(m);
+		nng_ctx_close(ctx);
+		nng_aio_free(aio);
+		return client_fail(rep, EF_S_UNAVAILABLE,
+		    rv == NNG_ETIMEDOUT ? "daemon did not answer in time" :
+		    "daemon unreachable");
+	}
+	rv = nngx_recv(ctx, aio, &rep->msg, c->timeout_ms);
+	nng_ctx_close(ctx);
 	nng_aio_free(aio);
 	if (rv != 0)
 		return client_fail(rep, EF_S_UNAVAILABLE,
 		    rv == NNG_ETIMEDOUT ? "no reply in time (daemon down?)" :
-		    "daemon unreachable");
+		    "daemon unreachable (connection lost)");
 	rv = ipc_reply_open(&rep->in, nng_msg_body(rep->msg),
 	    nng_msg_len(rep->msg), &why);
 	if (rv != 0) {

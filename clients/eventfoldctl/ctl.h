@@ -53,6 +53,9 @@ extern const struct ctl_cmd ctl_runner_cmds[];
 int ctl_err(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Maps a reply status to an exit code and prints its message. */
 int ctl_status_exit(int status, const struct ipc_str *msg);
+/* Reads all of stdin (at most about max bytes) into a malloc'd buffer;
+ * NULL on error or if it is larger. */
+uint8_t *ctl_read_stdin(size_t *len, size_t max);
 /* Parses a non-negative integer argument; -1 if it is not one. */
 int ctl_parse_u64(const char *s, uint64_t *v);
 

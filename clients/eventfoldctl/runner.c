@@ -53,30 +53,6 @@ json_print(json_t *o)
 	json_decref(o);
 }
 
-static uint8_t *
-read_stdin(size_t *len)
-{
-	size_t cap = 4096, n = 0;
-	uint8_t *buf = malloc(cap), *nb;
-	ssize_t r;
-
-	if (buf == NULL)
-		return NULL;
-	while ((r = read(STDIN_FILENO, buf + n, cap - n)) > 0) {
-		n += (size_t)r;
-		if (n == cap) {
-			if (cap >= IPC_PAYLOAD_MAX * 2 ||
-			    (nb = realloc(buf, cap * 2)) == NULL) {
-				free(buf);
-				return NULL;
-			}
-			buf = nb;
-			cap *= 2;
-		}
-	}
-	*len = n;
-	return buf;
-}
 
 /* Opens a client to runnerd and makes the call; prints failures. */
 static int
@@ -156,7 +132,7 @@ cmd_exec(struct ctl *c, int argc, char **argv)
 	r.instance_id = ipc_cstr(pos[1]);
 	r.type = ipc_cstr(pos[2]);
 	if (np == 4 && !strcmp(pos[3], "-")) {
-		if ((in = read_stdin(&plen)) == NULL)
+		if ((in = ctl_read_stdin(&plen, IPC_PAYLOAD_MAX * 2)) == NULL)
 			return ctl_err(CTL_USAGE, "cannot read the payload "
 			    "from stdin");
 		r.payload = in;

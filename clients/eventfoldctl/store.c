@@ -19,9 +19,8 @@
 
 #include "ctl.h"
 
-/* Reads all of stdin into a malloc'd buffer. */
-static uint8_t *
-read_stdin(size_t *len)
+uint8_t *
+ctl_read_stdin(size_t *len, size_t max)
 {
 	size_t cap = 4096, n = 0;
 	uint8_t *buf = malloc(cap), *nb;
@@ -32,7 +31,7 @@ read_stdin(size_t *len)
 	while ((r = read(STDIN_FILENO, buf + n, cap - n)) > 0) {
 		n += (size_t)r;
 		if (n == cap) {
-			if (cap >= (64u << 20) || (nb = realloc(buf, cap * 2)) == NULL) {
+			if (cap >= max || (nb = realloc(buf, cap * 2)) == NULL) {
 				free(buf);
 				return NULL;
 			}
@@ -98,7 +97,7 @@ cmd_append(struct ctl *c, int argc, char **argv)
 		    "[PAYLOAD|-] [--expect any|no-stream|N] [--event-id UUID] "
 		    "[--metadata TEXT]");
 	if (payload != NULL && !strcmp(payload, "-")) {
-		if ((stdin_buf = read_stdin(&plen)) == NULL)
+		if ((stdin_buf = ctl_read_stdin(&plen, 64u << 20)) == NULL)
 			return ctl_err(CTL_USAGE, "cannot read the payload "
 			    "from stdin");
 		ev.payload = stdin_buf;

@@ -31,6 +31,7 @@
 
 #include "client.h"
 #include "ipc.h"
+#include "utf8.h"
 
 /* gRPC status codes we use (grpc/status.h names them too). */
 #define GW_OK                  0
@@ -225,7 +226,6 @@ void pbuf_trim(struct pbuf *pb, size_t keep);
 grpc_byte_buffer *buffer_from(const void *p, size_t len);
 /* Reads a whole byte buffer into a malloc'd block (*len); NULL on OOM. */
 uint8_t *buffer_read(grpc_byte_buffer *bb, size_t *len);
-int utf8_valid(const char *s, size_t n);
 uint64_t gw_mono_ns(void);
 bool store_up(struct gw *gw);
 bool runner_up(struct gw *gw);

@@ -25,6 +25,7 @@
 
 #include "log.h"
 #include "stored.h"
+#include "utf8.h"
 
 #define BATCH_SOFT_MAX (32u << 20) /* stop taking jobs past this */
 #define GATHER_MAX_US  1000        /* longest wait for more callers */
@@ -145,43 +146,6 @@ record_of(struct stored *sd, struct wbatch *b, uint64_t pos)
 	return journal_at(&sd->journal, index_offset(&sd->index, pos));
 }
 
-static int
-utf8_valid(const uint8_t *s, size_t n)
-{
-	size_t i = 0, k;
-	uint32_t c;
-
-	while (i < n) {
-		if (s[i] < 0x80) {
-			i++;
-			continue;
-		}
-		if ((s[i] & 0xe0) == 0xc0) {
-			k = 1;
-			c = s[i] & 0x1f;
-		} else if ((s[i] & 0xf0) == 0xe0) {
-			k = 2;
-			c = s[i] & 0x0f;
-		} else if ((s[i] & 0xf8) == 0xf0) {
-			k = 3;
-			c = s[i] & 0x07;
-		} else
-			return 0;
-		if (i + k >= n)
-			return 0;
-		for (size_t j = 1; j <= k; j++) {
-			if ((s[i + j] & 0xc0) != 0x80)
-				return 0;
-			c = c << 6 | (s[i + j] & 0x3f);
-		}
-		if ((k == 1 && c < 0x80) || (k == 2 && c < 0x800) ||
-		    (k == 3 && (c < 0x10000 || c > 0x10ffff)) ||
-		    (c >= 0xd800 && c <= 0xdfff))
-			return 0;
-		i += k + 1;
-	}
-	return 1;
-}
 
 static void
 job_fail(struct append_job *job, int status, const char *fmt, ...)
@@ -316,7 +280,7 @@ writer_process(struct stored *sd, struct wbatch *b, struct append_job *job)
 		    p->payload_len);
 
 		if (p->type.len < 1 || p->type.len > RECORD_TYPE_MAX ||
-		    !utf8_valid((const uint8_t *)p->type.ptr, p->type.len)) {
+		    !utf8_valid(p->type.ptr, p->type.len)) {
 			job_fail(job, EF_S_BAD_EVENT_TYPE, "event %" PRIu64
 			    ": event type must be 1..%d bytes of UTF-8 (got %u"
 			    " bytes)", i, RECORD_TYPE_MAX, p->type.len);

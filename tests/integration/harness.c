@@ -833,11 +833,14 @@ h_load_stop(struct h_load *l)
 {
 	uint32_t i;
 
+	/* join before closing: closing a socket while a thread is inside a
+	 * call on it can deadlock nng 1.5 (nng #1813); each call ends fast
+	 * (a reply, or UNAVAILABLE once the daemon is gone) */
 	__atomic_store_n(&l->stop, 1, __ATOMIC_RELAXED);
 	for (i = 0; i < l->nthreads; i++)
-		client_close(&l->t[i].client);
-	for (i = 0; i < l->nthreads; i++)
 		pthread_join(l->t[i].thr, NULL);
+	for (i = 0; i < l->nthreads; i++)
+		client_close(&l->t[i].client);
 	for (i = 0; i < l->nthreads; i++)
 		cr_assert_eq(l->t[i].errors, 0, "%s", l->t[i].error);
 }
