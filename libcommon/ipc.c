@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "ipc.h"
+#include "ipc_field.h"
 #include "log.h"
 
 #define IPC_MAX_OBJECTS (4u << 20)
@@ -189,8 +190,8 @@ ipc_in_close(struct ipc_in *in)
 }
 
 /* Field helpers: each returns 0 or -1 and sets *why to the field name. */
-static int
-get_array(const msgpack_object *o, uint32_t want, const char *name,
+int
+ipcf_array(const msgpack_object *o, uint32_t want, const char *name,
     const char **why)
 {
 	if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != want) {
@@ -200,8 +201,8 @@ get_array(const msgpack_object *o, uint32_t want, const char *name,
 	return 0;
 }
 
-static int
-get_u64(const msgpack_object *o, uint64_t *v, const char *name,
+int
+ipcf_u64(const msgpack_object *o, uint64_t *v, const char *name,
     const char **why)
 {
 	if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
@@ -212,8 +213,8 @@ get_u64(const msgpack_object *o, uint64_t *v, const char *name,
 	return 0;
 }
 
-static int
-get_bool(const msgpack_object *o, bool *v, const char *name, const char **why)
+int
+ipcf_bool(const msgpack_object *o, bool *v, const char *name, const char **why)
 {
 	if (o->type != MSGPACK_OBJECT_BOOLEAN) {
 		*why = name;
@@ -223,8 +224,8 @@ get_bool(const msgpack_object *o, bool *v, const char *name, const char **why)
 	return 0;
 }
 
-static int
-get_str(const msgpack_object *o, struct ipc_str *s, uint32_t max,
+int
+ipcf_str(const msgpack_object *o, struct ipc_str *s, uint32_t max,
     const char *name, const char **why)
 {
 	if (o->type != MSGPACK_OBJECT_STR || o->via.str.size > max) {
@@ -254,8 +255,8 @@ get_bin(const msgpack_object *o, const uint8_t **p, uint32_t *len,
 	return 0;
 }
 
-static int
-get_uuid(const msgpack_object *o, uint8_t out[UUID_LEN], const char *name,
+int
+ipcf_uuid(const msgpack_object *o, uint8_t out[UUID_LEN], const char *name,
     const char **why)
 {
 	if (o->type != MSGPACK_OBJECT_BIN || o->via.bin.size != UUID_LEN) {
@@ -266,8 +267,8 @@ get_uuid(const msgpack_object *o, uint8_t out[UUID_LEN], const char *name,
 	return 0;
 }
 
-static int
-get_list(const msgpack_object *o, uint32_t max, const char *name,
+int
+ipcf_list(const msgpack_object *o, uint32_t max, const char *name,
     const char **why)
 {
 	if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size > max) {
@@ -298,16 +299,16 @@ ipc_request_open(struct ipc_in *in, const void *buf, size_t len,
 		*why = "envelope";
 		return EF_S_BAD_REQUEST;
 	}
-	FIELD(get_u64(&a->via.array.ptr[0], &v, "version", why));
+	FIELD(ipcf_u64(&a->via.array.ptr[0], &v, "version", why));
 	in->version = v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
 	if (v != EF_PROTO_VERSION) {
 		*why = "protocol version mismatch";
 		return EF_S_BAD_VERSION;
 	}
-	FIELD(get_array(a, 4, "envelope", why));
-	FIELD(get_u64(&a->via.array.ptr[1], &op, "op", why));
+	FIELD(ipcf_array(a, 4, "envelope", why));
+	FIELD(ipcf_u64(&a->via.array.ptr[1], &op, "op", why));
 	in->op = op > UINT32_MAX ? UINT32_MAX : (uint32_t)op;
-	FIELD(get_u64(&a->via.array.ptr[2], &in->request_id, "request_id",
+	FIELD(ipcf_u64(&a->via.array.ptr[2], &in->request_id, "request_id",
 	    why));
 	in->body = &a->via.array.ptr[3];
 	return 0;
@@ -324,14 +325,14 @@ ipc_reply_open(struct ipc_in *in, const void *buf, size_t len,
 	if ((rc = ipc_unpack(in, buf, len, why)) != 0)
 		return rc;
 	a = &in->up.data;
-	FIELD(get_array(a, 3, "reply envelope", why));
-	FIELD(get_u64(&a->via.array.ptr[0], &st, "status", why));
+	FIELD(ipcf_array(a, 3, "reply envelope", why));
+	FIELD(ipcf_u64(&a->via.array.ptr[0], &st, "status", why));
 	if (st >= EF_S__COUNT) {
 		*why = "status";
 		return EF_S_BAD_REQUEST;
 	}
 	in->status = (int)st;
-	FIELD(get_str(&a->via.array.ptr[1], &in->message, IPC_MAX_STRLEN,
+	FIELD(ipcf_str(&a->via.array.ptr[1], &in->message, IPC_MAX_STRLEN,
 	    "message", why));
 	in->body = &a->via.array.ptr[2];
 	return 0;
@@ -348,14 +349,14 @@ ipc_pub_open(struct ipc_in *in, const void *buf, size_t len,
 	if ((rc = ipc_unpack(in, buf, len, why)) != 0)
 		return rc;
 	a = &in->up.data;
-	FIELD(get_array(a, 4, "publish envelope", why));
-	FIELD(get_u64(&a->via.array.ptr[0], &v, "version", why));
+	FIELD(ipcf_array(a, 4, "publish envelope", why));
+	FIELD(ipcf_u64(&a->via.array.ptr[0], &v, "version", why));
 	if (v != EF_PROTO_VERSION) {
 		*why = "protocol version mismatch";
 		return EF_S_BAD_VERSION;
 	}
-	FIELD(get_u64(&a->via.array.ptr[1], &pub->first_pos, "first", why));
-	FIELD(get_u64(&a->via.array.ptr[2], &pub->last_pos, "last", why));
+	FIELD(ipcf_u64(&a->via.array.ptr[1], &pub->first_pos, "first", why));
+	FIELD(ipcf_u64(&a->via.array.ptr[2], &pub->last_pos, "last", why));
 	if (pub->last_pos < pub->first_pos) {
 		*why = "last";
 		return EF_S_BAD_REQUEST;
@@ -365,7 +366,7 @@ ipc_pub_open(struct ipc_in *in, const void *buf, size_t len,
 		pub->nevents = 0;
 		return 0;
 	}
-	FIELD(get_list(&a->via.array.ptr[3], IPC_MAX_EVENTS, "events", why));
+	FIELD(ipcf_list(&a->via.array.ptr[3], IPC_MAX_EVENTS, "events", why));
 	pub->events = &a->via.array.ptr[3];
 	pub->nevents = pub->events->via.array.size;
 	if (pub->nevents != pub->last_pos - pub->first_pos + 1) {
@@ -384,19 +385,19 @@ ipc_append_req_decode(const msgpack_object *b, struct ipc_append_req *r,
 	uint32_t i;
 
 	memset(r, 0, sizeof(*r));
-	FIELD(get_array(b, 4, "append body", why));
-	FIELD(get_str(&b->via.array.ptr[0], &r->stream_id, IPC_MAX_STRLEN,
+	FIELD(ipcf_array(b, 4, "append body", why));
+	FIELD(ipcf_str(&b->via.array.ptr[0], &r->stream_id, IPC_MAX_STRLEN,
 	    "stream_id", why));
-	FIELD(get_u64(&b->via.array.ptr[1], &kind, "expected kind", why));
+	FIELD(ipcf_u64(&b->via.array.ptr[1], &kind, "expected kind", why));
 	if (kind > EF_EXPECT_EXACT) {
 		*why = "expected kind";
 		return EF_S_BAD_REQUEST;
 	}
 	r->kind = (uint8_t)kind;
-	FIELD(get_u64(&b->via.array.ptr[2], &r->version, "expected version",
+	FIELD(ipcf_u64(&b->via.array.ptr[2], &r->version, "expected version",
 	    why));
 	evs = &b->via.array.ptr[3];
-	FIELD(get_list(evs, IPC_MAX_EVENTS, "events", why));
+	FIELD(ipcf_list(evs, IPC_MAX_EVENTS, "events", why));
 	r->nevents = evs->via.array.size;
 	if (r->nevents == 0)
 		return 0;
@@ -407,10 +408,10 @@ ipc_append_req_decode(const msgpack_object *b, struct ipc_append_req *r,
 		struct ipc_proposed *p = &r->events[i];
 
 		e = &evs->via.array.ptr[i];
-		if (get_array(e, 4, "event", why) != 0 ||
-		    get_str(&e->via.array.ptr[0], &p->event_id,
+		if (ipcf_array(e, 4, "event", why) != 0 ||
+		    ipcf_str(&e->via.array.ptr[0], &p->event_id,
 		        IPC_MAX_STRLEN, "event_id", why) != 0 ||
-		    get_str(&e->via.array.ptr[1], &p->type, IPC_MAX_STRLEN,
+		    ipcf_str(&e->via.array.ptr[1], &p->type, IPC_MAX_STRLEN,
 		        "event_type", why) != 0 ||
 		    get_bin(&e->via.array.ptr[2], &p->metadata,
 		        &p->metadata_len, IPC_MAX_MSG, "metadata", why) != 0 ||
@@ -437,14 +438,14 @@ int
 ipc_append_rep_decode(const msgpack_object *b, struct ipc_append_rep *r,
     const char **why)
 {
-	FIELD(get_array(b, 4, "append reply", why));
-	FIELD(get_u64(&b->via.array.ptr[0], &r->first_version, "first_version",
+	FIELD(ipcf_array(b, 4, "append reply", why));
+	FIELD(ipcf_u64(&b->via.array.ptr[0], &r->first_version, "first_version",
 	    why));
-	FIELD(get_u64(&b->via.array.ptr[1], &r->last_version, "last_version",
+	FIELD(ipcf_u64(&b->via.array.ptr[1], &r->last_version, "last_version",
 	    why));
-	FIELD(get_u64(&b->via.array.ptr[2], &r->first_pos, "first_position",
+	FIELD(ipcf_u64(&b->via.array.ptr[2], &r->first_pos, "first_position",
 	    why));
-	FIELD(get_u64(&b->via.array.ptr[3], &r->last_pos, "last_position",
+	FIELD(ipcf_u64(&b->via.array.ptr[3], &r->last_pos, "last_position",
 	    why));
 	return 0;
 }
@@ -453,9 +454,9 @@ int
 ipc_conflict_decode(const msgpack_object *b, struct ipc_conflict *c,
     const char **why)
 {
-	FIELD(get_array(b, 2, "conflict body", why));
-	FIELD(get_bool(&b->via.array.ptr[0], &c->exists, "exists", why));
-	FIELD(get_u64(&b->via.array.ptr[1], &c->actual, "actual", why));
+	FIELD(ipcf_array(b, 2, "conflict body", why));
+	FIELD(ipcf_bool(&b->via.array.ptr[0], &c->exists, "exists", why));
+	FIELD(ipcf_u64(&b->via.array.ptr[1], &c->actual, "actual", why));
 	return 0;
 }
 
@@ -464,7 +465,7 @@ get_direction(const msgpack_object *o, uint8_t *d, const char **why)
 {
 	uint64_t v;
 
-	FIELD(get_u64(o, &v, "direction", why));
+	FIELD(ipcf_u64(o, &v, "direction", why));
 	if (v > EF_BACKWARD) {
 		*why = "direction";
 		return EF_S_BAD_REQUEST;
@@ -477,11 +478,11 @@ int
 ipc_read_stream_req_decode(const msgpack_object *b,
     struct ipc_read_stream_req *r, const char **why)
 {
-	FIELD(get_array(b, 4, "read_stream body", why));
-	FIELD(get_str(&b->via.array.ptr[0], &r->stream_id, IPC_MAX_STRLEN,
+	FIELD(ipcf_array(b, 4, "read_stream body", why));
+	FIELD(ipcf_str(&b->via.array.ptr[0], &r->stream_id, IPC_MAX_STRLEN,
 	    "stream_id", why));
-	FIELD(get_u64(&b->via.array.ptr[1], &r->from, "from_version", why));
-	FIELD(get_u64(&b->via.array.ptr[2], &r->max_count, "max_count", why));
+	FIELD(ipcf_u64(&b->via.array.ptr[1], &r->from, "from_version", why));
+	FIELD(ipcf_u64(&b->via.array.ptr[2], &r->max_count, "max_count", why));
 	return get_direction(&b->via.array.ptr[3], &r->direction, why);
 }
 
@@ -489,9 +490,9 @@ int
 ipc_read_all_req_decode(const msgpack_object *b, struct ipc_read_all_req *r,
     const char **why)
 {
-	FIELD(get_array(b, 3, "read_all body", why));
-	FIELD(get_u64(&b->via.array.ptr[0], &r->from, "from_position", why));
-	FIELD(get_u64(&b->via.array.ptr[1], &r->max_count, "max_count", why));
+	FIELD(ipcf_array(b, 3, "read_all body", why));
+	FIELD(ipcf_u64(&b->via.array.ptr[0], &r->from, "from_position", why));
+	FIELD(ipcf_u64(&b->via.array.ptr[1], &r->max_count, "max_count", why));
 	return get_direction(&b->via.array.ptr[2], &r->direction, why);
 }
 
@@ -501,16 +502,16 @@ ipc_read_rep_decode(const msgpack_object *b, struct ipc_read_rep *r,
 {
 	const msgpack_object *lv;
 
-	FIELD(get_array(b, 3, "read reply", why));
-	FIELD(get_list(&b->via.array.ptr[0], IPC_MAX_OBJECTS, "events", why));
+	FIELD(ipcf_array(b, 3, "read reply", why));
+	FIELD(ipcf_list(&b->via.array.ptr[0], IPC_MAX_OBJECTS, "events", why));
 	r->events = &b->via.array.ptr[0];
 	r->nevents = r->events->via.array.size;
-	FIELD(get_u64(&b->via.array.ptr[1], &r->head, "head", why));
+	FIELD(ipcf_u64(&b->via.array.ptr[1], &r->head, "head", why));
 	lv = &b->via.array.ptr[2];
 	r->has_last_version = lv->type != MSGPACK_OBJECT_NIL;
 	r->last_version = 0;
 	if (r->has_last_version)
-		FIELD(get_u64(lv, &r->last_version, "last_version", why));
+		FIELD(ipcf_u64(lv, &r->last_version, "last_version", why));
 	return 0;
 }
 
@@ -520,14 +521,14 @@ ipc_event_decode(const msgpack_object *e, struct ef_event *ev,
 {
 	struct ipc_str t;
 
-	FIELD(get_array(e, 8, "event", why));
-	FIELD(get_uuid(&e->via.array.ptr[0], ev->event_id, "event_id", why));
-	FIELD(get_uuid(&e->via.array.ptr[1], ev->stream_id, "stream_id", why));
-	FIELD(get_u64(&e->via.array.ptr[2], &ev->stream_version,
+	FIELD(ipcf_array(e, 8, "event", why));
+	FIELD(ipcf_uuid(&e->via.array.ptr[0], ev->event_id, "event_id", why));
+	FIELD(ipcf_uuid(&e->via.array.ptr[1], ev->stream_id, "stream_id", why));
+	FIELD(ipcf_u64(&e->via.array.ptr[2], &ev->stream_version,
 	    "stream_version", why));
-	FIELD(get_u64(&e->via.array.ptr[3], &ev->global_position,
+	FIELD(ipcf_u64(&e->via.array.ptr[3], &ev->global_position,
 	    "global_position", why));
-	FIELD(get_str(&e->via.array.ptr[4], &t, RECORD_TYPE_MAX, "event_type",
+	FIELD(ipcf_str(&e->via.array.ptr[4], &t, RECORD_TYPE_MAX, "event_type",
 	    why));
 	ev->type = t.ptr;
 	ev->type_len = t.len;
@@ -535,7 +536,7 @@ ipc_event_decode(const msgpack_object *e, struct ef_event *ev,
 	    RECORD_MAX, "metadata", why));
 	FIELD(get_bin(&e->via.array.ptr[6], &ev->payload, &ev->payload_len,
 	    RECORD_MAX, "payload", why));
-	FIELD(get_u64(&e->via.array.ptr[7], &ev->recorded_at, "recorded_at",
+	FIELD(ipcf_u64(&e->via.array.ptr[7], &ev->recorded_at, "recorded_at",
 	    why));
 	return 0;
 }
@@ -546,14 +547,14 @@ ipc_list_req_decode(const msgpack_object *b, struct ipc_list_req *r,
 {
 	const msgpack_object *a;
 
-	FIELD(get_array(b, 2, "list_streams body", why));
+	FIELD(ipcf_array(b, 2, "list_streams body", why));
 	a = &b->via.array.ptr[0];
 	r->has_after = a->type != MSGPACK_OBJECT_NIL;
 	r->after.ptr = NULL;
 	r->after.len = 0;
 	if (r->has_after)
-		FIELD(get_str(a, &r->after, IPC_MAX_STRLEN, "after", why));
-	FIELD(get_u64(&b->via.array.ptr[1], &r->max_count, "max_count", why));
+		FIELD(ipcf_str(a, &r->after, IPC_MAX_STRLEN, "after", why));
+	FIELD(ipcf_u64(&b->via.array.ptr[1], &r->max_count, "max_count", why));
 	return 0;
 }
 
@@ -561,11 +562,11 @@ int
 ipc_list_rep_decode(const msgpack_object *b, struct ipc_list_rep *r,
     const char **why)
 {
-	FIELD(get_array(b, 2, "list_streams reply", why));
-	FIELD(get_list(&b->via.array.ptr[0], IPC_MAX_OBJECTS, "streams", why));
+	FIELD(ipcf_array(b, 2, "list_streams reply", why));
+	FIELD(ipcf_list(&b->via.array.ptr[0], IPC_MAX_OBJECTS, "streams", why));
 	r->streams = &b->via.array.ptr[0];
 	r->nstreams = r->streams->via.array.size;
-	FIELD(get_bool(&b->via.array.ptr[1], &r->more, "more", why));
+	FIELD(ipcf_bool(&b->via.array.ptr[1], &r->more, "more", why));
 	return 0;
 }
 
@@ -573,11 +574,11 @@ int
 ipc_stream_info_decode(const msgpack_object *o, struct ipc_stream_info *s,
     const char **why)
 {
-	FIELD(get_array(o, 3, "stream info", why));
-	FIELD(get_uuid(&o->via.array.ptr[0], s->stream_id, "stream_id", why));
-	FIELD(get_u64(&o->via.array.ptr[1], &s->event_count, "event_count",
+	FIELD(ipcf_array(o, 3, "stream info", why));
+	FIELD(ipcf_uuid(&o->via.array.ptr[0], s->stream_id, "stream_id", why));
+	FIELD(ipcf_u64(&o->via.array.ptr[1], &s->event_count, "event_count",
 	    why));
-	FIELD(get_u64(&o->via.array.ptr[2], &s->latest_version,
+	FIELD(ipcf_u64(&o->via.array.ptr[2], &s->latest_version,
 	    "latest_version", why));
 	return 0;
 }
@@ -592,8 +593,8 @@ ipc_status_rep_decode(const msgpack_object *b, struct ipc_status_rep *r,
 {
 	uint32_t i = 0;
 
-	FIELD(get_array(b, 10, "status reply", why));
-#define X(f) FIELD(get_u64(&b->via.array.ptr[i++], &r->f, #f, why));
+	FIELD(ipcf_array(b, 10, "status reply", why));
+#define X(f) FIELD(ipcf_u64(&b->via.array.ptr[i++], &r->f, #f, why));
 	STATUS_FIELDS(X)
 #undef X
 	return 0;
@@ -645,15 +646,16 @@ ipc_out_free(struct ipc_out *o)
 	o->len = o->cap = 0;
 }
 
-static void
-pack_str(msgpack_packer *pk, const char *s, size_t len)
+void
+ipcf_pack_str(msgpack_packer *pk, const char *s, size_t len)
 {
 	msgpack_pack_str(pk, len);
-	msgpack_pack_str_body(pk, s, len);
+	if (len)
+		msgpack_pack_str_body(pk, s, len);
 }
 
-static void
-pack_bin(msgpack_packer *pk, const void *p, size_t len)
+void
+ipcf_pack_bin(msgpack_packer *pk, const void *p, size_t len)
 {
 	msgpack_pack_bin(pk, len);
 	if (len)
@@ -676,7 +678,7 @@ ipc_reply_begin(struct ipc_out *o, int status, const char *message)
 		message = ipc_status_text(status);
 	msgpack_pack_array(&o->pk, 3);
 	msgpack_pack_uint32(&o->pk, (uint32_t)status);
-	pack_str(&o->pk, message, strnlen(message, IPC_MAX_STRLEN));
+	ipcf_pack_str(&o->pk, message, strnlen(message, IPC_MAX_STRLEN));
 }
 
 void
@@ -705,7 +707,7 @@ ipc_append_req_encode(struct ipc_out *o, const struct ipc_append_req *r)
 	uint32_t i;
 
 	msgpack_pack_array(&o->pk, 4);
-	pack_str(&o->pk, r->stream_id.ptr, r->stream_id.len);
+	ipcf_pack_str(&o->pk, r->stream_id.ptr, r->stream_id.len);
 	msgpack_pack_uint8(&o->pk, r->kind);
 	msgpack_pack_uint64(&o->pk, r->version);
 	msgpack_pack_array(&o->pk, r->nevents);
@@ -713,10 +715,10 @@ ipc_append_req_encode(struct ipc_out *o, const struct ipc_append_req *r)
 		const struct ipc_proposed *p = &r->events[i];
 
 		msgpack_pack_array(&o->pk, 4);
-		pack_str(&o->pk, p->event_id.ptr, p->event_id.len);
-		pack_str(&o->pk, p->type.ptr, p->type.len);
-		pack_bin(&o->pk, p->metadata, p->metadata_len);
-		pack_bin(&o->pk, p->payload, p->payload_len);
+		ipcf_pack_str(&o->pk, p->event_id.ptr, p->event_id.len);
+		ipcf_pack_str(&o->pk, p->type.ptr, p->type.len);
+		ipcf_pack_bin(&o->pk, p->metadata, p->metadata_len);
+		ipcf_pack_bin(&o->pk, p->payload, p->payload_len);
 	}
 }
 
@@ -746,7 +748,7 @@ ipc_read_stream_req_encode(struct ipc_out *o,
     const struct ipc_read_stream_req *r)
 {
 	msgpack_pack_array(&o->pk, 4);
-	pack_str(&o->pk, r->stream_id.ptr, r->stream_id.len);
+	ipcf_pack_str(&o->pk, r->stream_id.ptr, r->stream_id.len);
 	msgpack_pack_uint64(&o->pk, r->from);
 	msgpack_pack_uint64(&o->pk, r->max_count);
 	msgpack_pack_uint8(&o->pk, r->direction);
@@ -772,13 +774,13 @@ void
 ipc_event_encode(struct ipc_out *o, const struct ef_event *ev)
 {
 	msgpack_pack_array(&o->pk, 8);
-	pack_bin(&o->pk, ev->event_id, UUID_LEN);
-	pack_bin(&o->pk, ev->stream_id, UUID_LEN);
+	ipcf_pack_bin(&o->pk, ev->event_id, UUID_LEN);
+	ipcf_pack_bin(&o->pk, ev->stream_id, UUID_LEN);
 	msgpack_pack_uint64(&o->pk, ev->stream_version);
 	msgpack_pack_uint64(&o->pk, ev->global_position);
-	pack_str(&o->pk, ev->type, ev->type_len);
-	pack_bin(&o->pk, ev->metadata, ev->metadata_len);
-	pack_bin(&o->pk, ev->payload, ev->payload_len);
+	ipcf_pack_str(&o->pk, ev->type, ev->type_len);
+	ipcf_pack_bin(&o->pk, ev->metadata, ev->metadata_len);
+	ipcf_pack_bin(&o->pk, ev->payload, ev->payload_len);
 	msgpack_pack_uint64(&o->pk, ev->recorded_at);
 }
 
@@ -806,7 +808,7 @@ ipc_list_req_encode(struct ipc_out *o, const struct ipc_list_req *r)
 {
 	msgpack_pack_array(&o->pk, 2);
 	if (r->has_after)
-		pack_str(&o->pk, r->after.ptr, r->after.len);
+		ipcf_pack_str(&o->pk, r->after.ptr, r->after.len);
 	else
 		msgpack_pack_nil(&o->pk);
 	msgpack_pack_uint64(&o->pk, r->max_count);
@@ -823,7 +825,7 @@ void
 ipc_stream_info_encode(struct ipc_out *o, const struct ipc_stream_info *s)
 {
 	msgpack_pack_array(&o->pk, 3);
-	pack_bin(&o->pk, s->stream_id, UUID_LEN);
+	ipcf_pack_bin(&o->pk, s->stream_id, UUID_LEN);
 	msgpack_pack_uint64(&o->pk, s->event_count);
 	msgpack_pack_uint64(&o->pk, s->latest_version);
 }

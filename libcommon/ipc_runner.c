@@ -6,6 +6,7 @@
  */
 #include <string.h>
 
+#include "ipc_field.h"
 #include "ipc_runner.h"
 
 static int
@@ -13,34 +14,6 @@ fail(const char **why, const char *name)
 {
 	*why = name;
 	return -1;
-}
-
-static int
-get_array(const msgpack_object *o, uint32_t want, const char *name,
-    const char **why)
-{
-	if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != want)
-		return fail(why, name);
-	return 0;
-}
-
-static int
-get_list(const msgpack_object *o, uint32_t max, const char *name,
-    const char **why)
-{
-	if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size > max)
-		return fail(why, name);
-	return 0;
-}
-
-static int
-get_u64(const msgpack_object *o, uint64_t *v, const char *name,
-    const char **why)
-{
-	if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
-		return fail(why, name);
-	*v = o->via.u64;
-	return 0;
 }
 
 static int
@@ -52,27 +25,7 @@ get_optu64(const msgpack_object *o, bool *has, uint64_t *v, const char *name,
 	if (o->type == MSGPACK_OBJECT_NIL)
 		return 0;
 	*has = true;
-	return get_u64(o, v, name, why);
-}
-
-static int
-get_bool(const msgpack_object *o, bool *v, const char *name, const char **why)
-{
-	if (o->type != MSGPACK_OBJECT_BOOLEAN)
-		return fail(why, name);
-	*v = o->via.boolean;
-	return 0;
-}
-
-static int
-get_str(const msgpack_object *o, struct ipc_str *s, uint32_t max,
-    const char *name, const char **why)
-{
-	if (o->type != MSGPACK_OBJECT_STR || o->via.str.size > max)
-		return fail(why, name);
-	s->ptr = o->via.str.ptr;
-	s->len = o->via.str.size;
-	return 0;
+	return ipcf_u64(o, v, name, why);
 }
 
 /* A string of 1..max bytes. */
@@ -80,7 +33,7 @@ static int
 get_name(const msgpack_object *o, struct ipc_str *s, uint32_t max,
     const char *name, const char **why)
 {
-	if (get_str(o, s, max, name, why) != 0 || s->len == 0)
+	if (ipcf_str(o, s, max, name, why) != 0 || s->len == 0)
 		return fail(why, name);
 	return 0;
 }
@@ -93,7 +46,7 @@ get_optstr(const msgpack_object *o, struct ipc_str *s, uint32_t max,
 	s->len = 0;
 	if (o->type == MSGPACK_OBJECT_NIL)
 		return 0;
-	return get_str(o, s, max, name, why);
+	return ipcf_str(o, s, max, name, why);
 }
 
 static int
@@ -120,16 +73,6 @@ get_optbin(const msgpack_object *o, bool *has, const uint8_t **p,
 	return get_bin(o, p, len, max, name, why);
 }
 
-static int
-get_uuid(const msgpack_object *o, uint8_t out[UUID_LEN], const char *name,
-    const char **why)
-{
-	if (o->type != MSGPACK_OBJECT_BIN || o->via.bin.size != UUID_LEN)
-		return fail(why, name);
-	memcpy(out, o->via.bin.ptr, UUID_LEN);
-	return 0;
-}
-
 #define FIELD(x)                                                              \
 	do {                                                                  \
 		if ((x) != 0)                                                 \
@@ -152,7 +95,7 @@ ipc_exec_req_decode(const msgpack_object *b, struct ipc_exec_req *r,
 	bool has;
 
 	memset(r, 0, sizeof(*r));
-	FIELD(get_array(b, 9, "execute body", why));
+	FIELD(ipcf_array(b, 9, "execute body", why));
 	FIELD(get_name(F(b, 0), &r->aggregate_type, IPC_NAME_MAX,
 	    "aggregate_type", why));
 	FIELD(get_name(F(b, 1), &r->instance_id, IPC_ID_MAX, "instance_id",
@@ -179,13 +122,13 @@ ipc_exec_rep_decode(const msgpack_object *b, struct ipc_exec_rep *r,
 	bool h1, h2;
 
 	memset(r, 0, sizeof(*r));
-	FIELD(get_array(b, 6, "execute reply", why));
-	FIELD(get_uuid(F(b, 0), r->stream_id, "stream_id", why));
+	FIELD(ipcf_array(b, 6, "execute reply", why));
+	FIELD(ipcf_uuid(F(b, 0), r->stream_id, "stream_id", why));
 	FIELD(get_optu64(F(b, 1), &r->exists, &r->version, "version", why));
-	FIELD(get_u64(F(b, 2), &r->count, "event_count", why));
+	FIELD(ipcf_u64(F(b, 2), &r->count, "event_count", why));
 	FIELD(get_optu64(F(b, 3), &h1, &r->first_pos, "first_position", why));
 	FIELD(get_optu64(F(b, 4), &h2, &r->last_pos, "last_position", why));
-	FIELD(get_bool(F(b, 5), &r->duplicate, "duplicate", why));
+	FIELD(ipcf_bool(F(b, 5), &r->duplicate, "duplicate", why));
 	if ((r->count > 0) != h1 || h1 != h2 || (r->count > 0 && !r->exists))
 		FIELD(fail(why, "event_count"));
 	return 0;
@@ -195,7 +138,7 @@ int
 ipc_state_req_decode(const msgpack_object *b, struct ipc_state_req *r,
     const char **why)
 {
-	FIELD(get_array(b, 2, "get_state body", why));
+	FIELD(ipcf_array(b, 2, "get_state body", why));
 	FIELD(get_name(F(b, 0), &r->aggregate_type, IPC_NAME_MAX,
 	    "aggregate_type", why));
 	FIELD(get_name(F(b, 1), &r->instance_id, IPC_ID_MAX, "instance_id",
@@ -207,8 +150,8 @@ int
 ipc_state_rep_decode(const msgpack_object *b, struct ipc_state_rep *r,
     const char **why)
 {
-	FIELD(get_array(b, 3, "get_state reply", why));
-	FIELD(get_uuid(F(b, 0), r->stream_id, "stream_id", why));
+	FIELD(ipcf_array(b, 3, "get_state reply", why));
+	FIELD(ipcf_uuid(F(b, 0), r->stream_id, "stream_id", why));
 	FIELD(get_optu64(F(b, 1), &r->exists, &r->version, "version", why));
 	FIELD(get_bin(F(b, 2), &r->state, &r->state_len, IPC_MAX_MSG, "state",
 	    why));
@@ -222,10 +165,10 @@ ipc_query_req_decode(const msgpack_object *b, struct ipc_query_req *r,
 	uint64_t mode;
 
 	memset(r, 0, sizeof(*r));
-	FIELD(get_array(b, 8, "query body", why));
+	FIELD(ipcf_array(b, 8, "query body", why));
 	FIELD(get_name(F(b, 0), &r->projection, IPC_NAME_MAX, "projection",
 	    why));
-	FIELD(get_u64(F(b, 1), &mode, "mode", why));
+	FIELD(ipcf_u64(F(b, 1), &mode, "mode", why));
 	if (mode > EF_QUERY_RANGE)
 		FIELD(fail(why, "mode"));
 	r->mode = (uint8_t)mode;
@@ -235,12 +178,12 @@ ipc_query_req_decode(const msgpack_object *b, struct ipc_query_req *r,
 	    IPC_KEY_MAX, "end", why));
 	FIELD(get_optbin(F(b, 4), &r->has_after, &r->after, &r->after_len,
 	    IPC_KEY_MAX, "after", why));
-	FIELD(get_u64(F(b, 5), &r->limit, "limit", why));
+	FIELD(ipcf_u64(F(b, 5), &r->limit, "limit", why));
 	if (r->limit > IPC_QUERY_LIMIT)
 		FIELD(fail(why, "limit"));
 	FIELD(get_optu64(F(b, 6), &r->has_min_position, &r->min_position,
 	    "min_position", why));
-	FIELD(get_u64(F(b, 7), &r->wait_ms, "wait_ms", why));
+	FIELD(ipcf_u64(F(b, 7), &r->wait_ms, "wait_ms", why));
 	if (r->wait_ms > IPC_WAIT_MAX_MS)
 		FIELD(fail(why, "wait_ms"));
 	if (r->mode == EF_QUERY_KEY && (!r->has_key || r->key_len == 0))
@@ -254,7 +197,7 @@ int
 ipc_kv_decode(const msgpack_object *o, const uint8_t **k, uint32_t *kl,
     const uint8_t **v, uint32_t *vl, const char **why)
 {
-	FIELD(get_array(o, 2, "item", why));
+	FIELD(ipcf_array(o, 2, "item", why));
 	FIELD(get_bin(F(o, 0), k, kl, IPC_KEY_MAX, "key", why));
 	FIELD(get_bin(F(o, 1), v, vl, IPC_MAX_MSG, "value", why));
 	return 0;
@@ -264,9 +207,9 @@ int
 ipc_query_rep_decode(const msgpack_object *b, struct ipc_query_rep *r,
     const char **why)
 {
-	FIELD(get_array(b, 3, "query reply", why));
-	FIELD(get_u64(F(b, 0), &r->position, "position", why));
-	FIELD(get_list(F(b, 1), IPC_QUERY_LIMIT, "items", why));
+	FIELD(ipcf_array(b, 3, "query reply", why));
+	FIELD(ipcf_u64(F(b, 0), &r->position, "position", why));
+	FIELD(ipcf_list(F(b, 1), IPC_QUERY_LIMIT, "items", why));
 	r->items = F(b, 1);
 	r->nitems = r->items->via.array.size;
 	FIELD(get_optbin(F(b, 2), &r->has_next, &r->next, &r->next_len,
@@ -281,23 +224,23 @@ ipc_fold_info_decode(const msgpack_object *o, struct ipc_fold_info *f,
 	uint64_t kind;
 
 	memset(f, 0, sizeof(*f));
-	FIELD(get_array(o, 11, "fold", why));
-	FIELD(get_str(F(o, 0), &f->name, IPC_NAME_MAX, "name", why));
-	FIELD(get_str(F(o, 1), &f->plugin, IPC_MAX_STRLEN, "plugin", why));
-	FIELD(get_u64(F(o, 2), &kind, "kind", why));
+	FIELD(ipcf_array(o, 11, "fold", why));
+	FIELD(ipcf_str(F(o, 0), &f->name, IPC_NAME_MAX, "name", why));
+	FIELD(ipcf_str(F(o, 1), &f->plugin, IPC_MAX_STRLEN, "plugin", why));
+	FIELD(ipcf_u64(F(o, 2), &kind, "kind", why));
 	if (kind > EF_FOLD_MANAGER)
 		FIELD(fail(why, "kind"));
 	f->kind = (uint8_t)kind;
-	FIELD(get_str(F(o, 3), &f->state, IPC_NAME_MAX, "state", why));
-	FIELD(get_u64(F(o, 4), &f->position, "position", why));
+	FIELD(ipcf_str(F(o, 3), &f->state, IPC_NAME_MAX, "state", why));
+	FIELD(ipcf_u64(F(o, 4), &f->position, "position", why));
 	FIELD(get_optu64(F(o, 5), &f->has_lag, &f->lag, "lag", why));
-	FIELD(get_u64(F(o, 6), &f->events_per_s, "events_per_s", why));
+	FIELD(ipcf_u64(F(o, 6), &f->events_per_s, "events_per_s", why));
 	FIELD(get_optu64(F(o, 7), &f->has_error, &f->error_position,
 	    "error_position", why));
 	FIELD(get_optstr(F(o, 8), &f->error, IPC_MAX_STRLEN, "error", why));
 	FIELD(get_optu64(F(o, 9), &f->rebuilding, &f->rebuild_position,
 	    "rebuild_position", why));
-	FIELD(get_u64(F(o, 10), &f->dead_letters, "dead_letters", why));
+	FIELD(ipcf_u64(F(o, 10), &f->dead_letters, "dead_letters", why));
 	return 0;
 }
 
@@ -305,11 +248,11 @@ int
 ipc_agg_info_decode(const msgpack_object *o, struct ipc_agg_info *a,
     const char **why)
 {
-	FIELD(get_array(o, 4, "aggregate", why));
-	FIELD(get_str(F(o, 0), &a->type, IPC_NAME_MAX, "type", why));
-	FIELD(get_str(F(o, 1), &a->plugin, IPC_MAX_STRLEN, "plugin", why));
-	FIELD(get_u64(F(o, 2), &a->cached, "cached", why));
-	FIELD(get_u64(F(o, 3), &a->commands, "commands", why));
+	FIELD(ipcf_array(o, 4, "aggregate", why));
+	FIELD(ipcf_str(F(o, 0), &a->type, IPC_NAME_MAX, "type", why));
+	FIELD(ipcf_str(F(o, 1), &a->plugin, IPC_MAX_STRLEN, "plugin", why));
+	FIELD(ipcf_u64(F(o, 2), &a->cached, "cached", why));
+	FIELD(ipcf_u64(F(o, 3), &a->commands, "commands", why));
 	return 0;
 }
 
@@ -317,13 +260,13 @@ int
 ipc_runner_status_rep_decode(const msgpack_object *b,
     struct ipc_runner_status_rep *r, const char **why)
 {
-	FIELD(get_array(b, 4, "runner status", why));
-	FIELD(get_u64(F(b, 0), &r->uptime_ms, "uptime_ms", why));
+	FIELD(ipcf_array(b, 4, "runner status", why));
+	FIELD(ipcf_u64(F(b, 0), &r->uptime_ms, "uptime_ms", why));
 	FIELD(get_optu64(F(b, 1), &r->has_head, &r->head, "head", why));
-	FIELD(get_list(F(b, 2), 65536, "folds", why));
+	FIELD(ipcf_list(F(b, 2), 65536, "folds", why));
 	r->folds = F(b, 2);
 	r->nfolds = r->folds->via.array.size;
-	FIELD(get_list(F(b, 3), 65536, "aggregates", why));
+	FIELD(ipcf_list(F(b, 3), 65536, "aggregates", why));
 	r->aggs = F(b, 3);
 	r->naggs = r->aggs->via.array.size;
 	return 0;
@@ -333,7 +276,7 @@ int
 ipc_name_req_decode(const msgpack_object *b, struct ipc_name_req *r,
     const char **why)
 {
-	FIELD(get_array(b, 1, "body", why));
+	FIELD(ipcf_array(b, 1, "body", why));
 	FIELD(get_name(F(b, 0), &r->name, IPC_NAME_MAX, "name", why));
 	return 0;
 }
@@ -342,11 +285,11 @@ int
 ipc_replay_req_decode(const msgpack_object *b, struct ipc_replay_req *r,
     const char **why)
 {
-	FIELD(get_array(b, 3, "replay body", why));
+	FIELD(ipcf_array(b, 3, "replay body", why));
 	FIELD(get_name(F(b, 0), &r->projection, IPC_NAME_MAX, "projection",
 	    why));
-	FIELD(get_u64(F(b, 1), &r->until, "until", why));
-	FIELD(get_u64(F(b, 2), &r->limit, "limit", why));
+	FIELD(ipcf_u64(F(b, 1), &r->until, "until", why));
+	FIELD(ipcf_u64(F(b, 2), &r->limit, "limit", why));
 	if (r->limit > IPC_QUERY_LIMIT)
 		FIELD(fail(why, "limit"));
 	return 0;
@@ -356,12 +299,12 @@ int
 ipc_replay_rep_decode(const msgpack_object *b, struct ipc_replay_rep *r,
     const char **why)
 {
-	FIELD(get_array(b, 3, "replay reply", why));
-	FIELD(get_u64(F(b, 0), &r->position, "position", why));
-	FIELD(get_list(F(b, 1), IPC_QUERY_LIMIT, "items", why));
+	FIELD(ipcf_array(b, 3, "replay reply", why));
+	FIELD(ipcf_u64(F(b, 0), &r->position, "position", why));
+	FIELD(ipcf_list(F(b, 1), IPC_QUERY_LIMIT, "items", why));
 	r->items = F(b, 1);
 	r->nitems = r->items->via.array.size;
-	FIELD(get_bool(F(b, 2), &r->truncated, "truncated", why));
+	FIELD(ipcf_bool(F(b, 2), &r->truncated, "truncated", why));
 	return 0;
 }
 
@@ -371,8 +314,8 @@ ipc_dl_req_decode(const msgpack_object *b, struct ipc_dl_req *r,
 {
 	uint64_t a;
 
-	FIELD(get_array(b, 3, "dead_letters body", why));
-	FIELD(get_u64(F(b, 0), &a, "action", why));
+	FIELD(ipcf_array(b, 3, "dead_letters body", why));
+	FIELD(ipcf_u64(F(b, 0), &a, "action", why));
 	if (a > EF_DL_DROP)
 		FIELD(fail(why, "action"));
 	r->action = (uint8_t)a;
@@ -388,20 +331,20 @@ int
 ipc_dead_letter_decode(const msgpack_object *o, struct ipc_dead_letter *d,
     const char **why)
 {
-	FIELD(get_array(o, 10, "dead letter", why));
-	FIELD(get_str(F(o, 0), &d->manager, IPC_NAME_MAX, "manager", why));
-	FIELD(get_str(F(o, 1), &d->command_id, IPC_ID_MAX, "command_id", why));
-	FIELD(get_str(F(o, 2), &d->aggregate_type, IPC_NAME_MAX,
+	FIELD(ipcf_array(o, 10, "dead letter", why));
+	FIELD(ipcf_str(F(o, 0), &d->manager, IPC_NAME_MAX, "manager", why));
+	FIELD(ipcf_str(F(o, 1), &d->command_id, IPC_ID_MAX, "command_id", why));
+	FIELD(ipcf_str(F(o, 2), &d->aggregate_type, IPC_NAME_MAX,
 	    "aggregate_type", why));
-	FIELD(get_str(F(o, 3), &d->instance_id, IPC_ID_MAX, "instance_id",
+	FIELD(ipcf_str(F(o, 3), &d->instance_id, IPC_ID_MAX, "instance_id",
 	    why));
-	FIELD(get_str(F(o, 4), &d->type, 256, "type", why));
+	FIELD(ipcf_str(F(o, 4), &d->type, 256, "type", why));
 	FIELD(get_bin(F(o, 5), &d->payload, &d->payload_len, IPC_MAX_MSG,
 	    "payload", why));
-	FIELD(get_str(F(o, 6), &d->error, IPC_MAX_STRLEN, "error", why));
-	FIELD(get_u64(F(o, 7), &d->attempts, "attempts", why));
-	FIELD(get_u64(F(o, 8), &d->event_position, "event_position", why));
-	FIELD(get_u64(F(o, 9), &d->parked_at, "parked_at", why));
+	FIELD(ipcf_str(F(o, 6), &d->error, IPC_MAX_STRLEN, "error", why));
+	FIELD(ipcf_u64(F(o, 7), &d->attempts, "attempts", why));
+	FIELD(ipcf_u64(F(o, 8), &d->event_position, "event_position", why));
+	FIELD(ipcf_u64(F(o, 9), &d->parked_at, "parked_at", why));
 	return 0;
 }
 
@@ -409,8 +352,8 @@ int
 ipc_dl_list_decode(const msgpack_object *b, const msgpack_object **list,
     uint32_t *n, const char **why)
 {
-	FIELD(get_array(b, 1, "dead_letters reply", why));
-	FIELD(get_list(F(b, 0), 1u << 20, "dead letters", why));
+	FIELD(ipcf_array(b, 1, "dead_letters reply", why));
+	FIELD(ipcf_list(F(b, 0), 1u << 20, "dead letters", why));
 	*list = F(b, 0);
 	*n = (*list)->via.array.size;
 	return 0;
@@ -422,9 +365,9 @@ ipc_counts_decode(const msgpack_object *b, uint64_t *v, uint32_t n,
 {
 	uint32_t i;
 
-	FIELD(get_array(b, n, "counts", why));
+	FIELD(ipcf_array(b, n, "counts", why));
 	for (i = 0; i < n; i++)
-		FIELD(get_u64(F(b, i), &v[i], "count", why));
+		FIELD(ipcf_u64(F(b, i), &v[i], "count", why));
 	return 0;
 }
 
@@ -434,13 +377,13 @@ ipc_plugin_info_decode(const msgpack_object *o, struct ipc_plugin_info *p,
 {
 	uint32_t i, k;
 
-	FIELD(get_array(o, 7, "plugin", why));
-	FIELD(get_str(F(o, 0), &p->file, IPC_MAX_STRLEN, "file", why));
-	FIELD(get_str(F(o, 1), &p->name, IPC_NAME_MAX, "name", why));
-	FIELD(get_str(F(o, 2), &p->version, IPC_NAME_MAX, "version", why));
-	FIELD(get_u64(F(o, 3), &p->abi, "abi", why));
+	FIELD(ipcf_array(o, 7, "plugin", why));
+	FIELD(ipcf_str(F(o, 0), &p->file, IPC_MAX_STRLEN, "file", why));
+	FIELD(ipcf_str(F(o, 1), &p->name, IPC_NAME_MAX, "name", why));
+	FIELD(ipcf_str(F(o, 2), &p->version, IPC_NAME_MAX, "version", why));
+	FIELD(ipcf_u64(F(o, 3), &p->abi, "abi", why));
 	for (k = 4; k < 7; k++) {
-		FIELD(get_list(F(o, k), 65536, "names", why));
+		FIELD(ipcf_list(F(o, k), 65536, "names", why));
 		for (i = 0; i < F(o, k)->via.array.size; i++)
 			if (F(o, k)->via.array.ptr[i].type !=
 			    MSGPACK_OBJECT_STR)
@@ -456,7 +399,7 @@ int
 ipc_plugins_rep_decode(const msgpack_object *b, const msgpack_object **list,
     uint32_t *n, const char **why)
 {
-	FIELD(get_list(b, 65536, "plugins", why));
+	FIELD(ipcf_list(b, 65536, "plugins", why));
 	*list = b;
 	*n = b->via.array.size;
 	return 0;
@@ -465,28 +408,12 @@ ipc_plugins_rep_decode(const msgpack_object *b, const msgpack_object **list,
 /* Encoders. */
 
 static void
-pack_str(msgpack_packer *pk, const char *s, size_t len)
-{
-	msgpack_pack_str(pk, len);
-	if (len)
-		msgpack_pack_str_body(pk, s, len);
-}
-
-static void
 pack_optstr(msgpack_packer *pk, const struct ipc_str *s)
 {
 	if (s->ptr == NULL)
 		msgpack_pack_nil(pk);
 	else
-		pack_str(pk, s->ptr, s->len);
-}
-
-static void
-pack_bin(msgpack_packer *pk, const void *p, size_t len)
-{
-	msgpack_pack_bin(pk, len);
-	if (len)
-		msgpack_pack_bin_body(pk, p, len);
+		ipcf_pack_str(pk, s->ptr, s->len);
 }
 
 static void
@@ -495,7 +422,7 @@ pack_optbin(msgpack_packer *pk, bool has, const void *p, size_t len)
 	if (!has)
 		msgpack_pack_nil(pk);
 	else
-		pack_bin(pk, p, len);
+		ipcf_pack_bin(pk, p, len);
 }
 
 static void
@@ -519,7 +446,7 @@ pack_bool(msgpack_packer *pk, bool v)
 void
 ipc_str_encode(struct ipc_out *o, const char *s, size_t len)
 {
-	pack_str(&o->pk, s, len);
+	ipcf_pack_str(&o->pk, s, len);
 }
 
 void
@@ -528,11 +455,11 @@ ipc_exec_req_encode(struct ipc_out *o, const struct ipc_exec_req *r)
 	msgpack_packer *pk = &o->pk;
 
 	msgpack_pack_array(pk, 9);
-	pack_str(pk, r->aggregate_type.ptr, r->aggregate_type.len);
-	pack_str(pk, r->instance_id.ptr, r->instance_id.len);
-	pack_str(pk, r->type.ptr, r->type.len);
+	ipcf_pack_str(pk, r->aggregate_type.ptr, r->aggregate_type.len);
+	ipcf_pack_str(pk, r->instance_id.ptr, r->instance_id.len);
+	ipcf_pack_str(pk, r->type.ptr, r->type.len);
 	pack_optbin(pk, r->payload != NULL, r->payload, r->payload_len);
-	pack_str(pk, r->command_id.ptr, r->command_id.len);
+	ipcf_pack_str(pk, r->command_id.ptr, r->command_id.len);
 	pack_optstr(pk, &r->actor);
 	pack_optstr(pk, &r->correlation_id);
 	pack_optstr(pk, &r->causation_id);
@@ -545,7 +472,7 @@ ipc_exec_rep_encode(struct ipc_out *o, const struct ipc_exec_rep *r)
 	msgpack_packer *pk = &o->pk;
 
 	msgpack_pack_array(pk, 6);
-	pack_bin(pk, r->stream_id, UUID_LEN);
+	ipcf_pack_bin(pk, r->stream_id, UUID_LEN);
 	pack_optu64(pk, r->exists, r->version);
 	msgpack_pack_uint64(pk, r->count);
 	pack_optu64(pk, r->count > 0, r->first_pos);
@@ -557,17 +484,17 @@ void
 ipc_state_req_encode(struct ipc_out *o, const struct ipc_state_req *r)
 {
 	msgpack_pack_array(&o->pk, 2);
-	pack_str(&o->pk, r->aggregate_type.ptr, r->aggregate_type.len);
-	pack_str(&o->pk, r->instance_id.ptr, r->instance_id.len);
+	ipcf_pack_str(&o->pk, r->aggregate_type.ptr, r->aggregate_type.len);
+	ipcf_pack_str(&o->pk, r->instance_id.ptr, r->instance_id.len);
 }
 
 void
 ipc_state_rep_encode(struct ipc_out *o, const struct ipc_state_rep *r)
 {
 	msgpack_pack_array(&o->pk, 3);
-	pack_bin(&o->pk, r->stream_id, UUID_LEN);
+	ipcf_pack_bin(&o->pk, r->stream_id, UUID_LEN);
 	pack_optu64(&o->pk, r->exists, r->version);
-	pack_bin(&o->pk, r->state, r->state_len);
+	ipcf_pack_bin(&o->pk, r->state, r->state_len);
 }
 
 void
@@ -576,7 +503,7 @@ ipc_query_req_encode(struct ipc_out *o, const struct ipc_query_req *r)
 	msgpack_packer *pk = &o->pk;
 
 	msgpack_pack_array(pk, 8);
-	pack_str(pk, r->projection.ptr, r->projection.len);
+	ipcf_pack_str(pk, r->projection.ptr, r->projection.len);
 	msgpack_pack_uint8(pk, r->mode);
 	pack_optbin(pk, r->has_key, r->key, r->key_len);
 	pack_optbin(pk, r->has_end, r->end, r->end_len);
@@ -599,8 +526,8 @@ ipc_kv_encode(struct ipc_out *o, const void *k, size_t kl, const void *v,
     size_t vl)
 {
 	msgpack_pack_array(&o->pk, 2);
-	pack_bin(&o->pk, k, kl);
-	pack_bin(&o->pk, v, vl);
+	ipcf_pack_bin(&o->pk, k, kl);
+	ipcf_pack_bin(&o->pk, v, vl);
 }
 
 void
@@ -637,16 +564,16 @@ ipc_fold_info_encode(struct ipc_out *o, const struct ipc_fold_info *f)
 	msgpack_packer *pk = &o->pk;
 
 	msgpack_pack_array(pk, 11);
-	pack_str(pk, f->name.ptr, f->name.len);
-	pack_str(pk, f->plugin.ptr, f->plugin.len);
+	ipcf_pack_str(pk, f->name.ptr, f->name.len);
+	ipcf_pack_str(pk, f->plugin.ptr, f->plugin.len);
 	msgpack_pack_uint8(pk, f->kind);
-	pack_str(pk, f->state.ptr, f->state.len);
+	ipcf_pack_str(pk, f->state.ptr, f->state.len);
 	msgpack_pack_uint64(pk, f->position);
 	pack_optu64(pk, f->has_lag, f->lag);
 	msgpack_pack_uint64(pk, f->events_per_s);
 	pack_optu64(pk, f->has_error, f->error_position);
 	if (f->has_error)
-		pack_str(pk, f->error.ptr, f->error.len);
+		ipcf_pack_str(pk, f->error.ptr, f->error.len);
 	else
 		msgpack_pack_nil(pk);
 	pack_optu64(pk, f->rebuilding, f->rebuild_position);
@@ -663,8 +590,8 @@ void
 ipc_agg_info_encode(struct ipc_out *o, const struct ipc_agg_info *a)
 {
 	msgpack_pack_array(&o->pk, 4);
-	pack_str(&o->pk, a->type.ptr, a->type.len);
-	pack_str(&o->pk, a->plugin.ptr, a->plugin.len);
+	ipcf_pack_str(&o->pk, a->type.ptr, a->type.len);
+	ipcf_pack_str(&o->pk, a->plugin.ptr, a->plugin.len);
 	msgpack_pack_uint64(&o->pk, a->cached);
 	msgpack_pack_uint64(&o->pk, a->commands);
 }
@@ -673,14 +600,14 @@ void
 ipc_name_req_encode(struct ipc_out *o, const struct ipc_name_req *r)
 {
 	msgpack_pack_array(&o->pk, 1);
-	pack_str(&o->pk, r->name.ptr, r->name.len);
+	ipcf_pack_str(&o->pk, r->name.ptr, r->name.len);
 }
 
 void
 ipc_replay_req_encode(struct ipc_out *o, const struct ipc_replay_req *r)
 {
 	msgpack_pack_array(&o->pk, 3);
-	pack_str(&o->pk, r->projection.ptr, r->projection.len);
+	ipcf_pack_str(&o->pk, r->projection.ptr, r->projection.len);
 	msgpack_pack_uint64(&o->pk, r->until);
 	msgpack_pack_uint64(&o->pk, r->limit);
 }
@@ -707,13 +634,13 @@ ipc_dead_letter_encode(struct ipc_out *o, const struct ipc_dead_letter *d)
 	msgpack_packer *pk = &o->pk;
 
 	msgpack_pack_array(pk, 10);
-	pack_str(pk, d->manager.ptr, d->manager.len);
-	pack_str(pk, d->command_id.ptr, d->command_id.len);
-	pack_str(pk, d->aggregate_type.ptr, d->aggregate_type.len);
-	pack_str(pk, d->instance_id.ptr, d->instance_id.len);
-	pack_str(pk, d->type.ptr, d->type.len);
-	pack_bin(pk, d->payload, d->payload_len);
-	pack_str(pk, d->error.ptr, d->error.len);
+	ipcf_pack_str(pk, d->manager.ptr, d->manager.len);
+	ipcf_pack_str(pk, d->command_id.ptr, d->command_id.len);
+	ipcf_pack_str(pk, d->aggregate_type.ptr, d->aggregate_type.len);
+	ipcf_pack_str(pk, d->instance_id.ptr, d->instance_id.len);
+	ipcf_pack_str(pk, d->type.ptr, d->type.len);
+	ipcf_pack_bin(pk, d->payload, d->payload_len);
+	ipcf_pack_str(pk, d->error.ptr, d->error.len);
 	msgpack_pack_uint64(pk, d->attempts);
 	msgpack_pack_uint64(pk, d->event_position);
 	msgpack_pack_uint64(pk, d->parked_at);
@@ -740,9 +667,9 @@ ipc_plugin_info_begin(struct ipc_out *o, const char *file, const char *name,
     const char *version, uint64_t abi)
 {
 	msgpack_pack_array(&o->pk, 7);
-	pack_str(&o->pk, file, strlen(file));
-	pack_str(&o->pk, name, strlen(name));
-	pack_str(&o->pk, version, strlen(version));
+	ipcf_pack_str(&o->pk, file, strlen(file));
+	ipcf_pack_str(&o->pk, name, strlen(name));
+	ipcf_pack_str(&o->pk, version, strlen(version));
 	msgpack_pack_uint64(&o->pk, abi);
 }
 
