@@ -9,17 +9,21 @@
  * refused, and the startup cleanup of what a crash leaves.
  */
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <criterion/criterion.h>
 #include <xxhash.h>
+#define ZSTD_STATIC_LINKING_ONLY /* ZSTD_getFrameHeader */
 #include <zstd.h>
 
 #include "archive.h"
@@ -267,9 +271,27 @@ archive_and_check(const struct seg *s, const char *name, uint32_t frame_size)
 static void
 zstd_d_matches(const char *zname, const struct seg *s)
 {
+	struct archive_frame_info fi;
+	ZSTD_frameHeader zfh;
+	struct archive *a;
 	char cmd[512];
-	uint8_t *out;
-	size_t n;
+	uint8_t *out, *z;
+	size_t n, zn;
+	uint32_t k;
+
+	/* every frame carries its content size and its own checksum */
+	z = read_file(zname, &zn);
+	cr_assert_eq(archive_open(path(zname), NULL, &a, NULL), 0);
+	for (k = 0; archive_frame_info(a, k, &fi) == 0; k++) {
+		cr_assert_eq(ZSTD_getFrameHeader(&zfh, z + fi.file_off,
+		    fi.comp_len), 0);
+		cr_assert_eq(zfh.frameType, ZSTD_frame);
+		cr_assert_eq(zfh.checksumFlag, 1);
+		cr_assert_eq(zfh.frameContentSize, fi.len);
+	}
+	cr_assert_gt(k, 0);
+	archive_close(a);
+	free(z);
 
 	snprintf(cmd, sizeof(cmd), "zstd -d -q -c '%s' > '%s'",
 	    path(zname), path("zstd-out"));
@@ -871,5 +893,83 @@ Test(archive, cleanup_after_crashes)
 	/* nothing left to do the second time */
 	cr_assert_eq(archive_cleanup(dirfd_, &removed), 0);
 	cr_assert_eq(removed, 0);
+	seg_free(&s);
+}
+
+static double
+now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/*
+ * archive_write killed (SIGKILL) at random moments, then the startup
+ * cleanup: exactly one of the plain segment and the archive remains,
+ * and it holds the segment whole. (A process crash only: the page
+ * cache survives it; power loss is the power-loss test's business.)
+ */
+Test(archive, killed_mid_write_leaves_one_whole_copy, .timeout = 60)
+{
+	uint32_t sizes[3000];
+	struct archive_opts o = { .frame_size = 16384 };
+	struct archive_frame *fr;
+	struct archive_stats st;
+	struct archive *a;
+	struct seg s;
+	uint8_t *back;
+	double t0, full;
+	size_t i, n;
+	pid_t pid;
+	int it, status, removed, kept_plain = 0, kept_archive = 0;
+	uint32_t k;
+
+	for (i = 0; i < 3000; i++)
+		sizes[i] = 1 + (uint32_t)(rnd() % 8);
+	seg_build(&s, 0, sizes, 3000, 300);
+	write_file("c", s.img, s.len);
+	t0 = now();
+	cr_assert_eq(archive_write(dirfd_, "c", &o, NULL, NULL), 0);
+	full = now() - t0;
+	for (it = 0; it < 40; it++) {
+		(void)unlinkat(dirfd_, "c.zst", 0);
+		write_file("c", s.img, s.len);
+		if ((pid = fork()) == 0)
+			_exit(archive_write(dirfd_, "c", &o, NULL, NULL) == 0 ?
+			    0 : 1);
+		cr_assert_gt(pid, 0);
+		usleep((useconds_t)(full * 1.2e6 * (double)(rnd() % 1000) /
+		    1000.0));
+		kill(pid, SIGKILL);
+		cr_assert_eq(waitpid(pid, &status, 0), pid);
+		cr_assert(WIFSIGNALED(status) || WEXITSTATUS(status) == 0);
+
+		cr_assert_eq(archive_cleanup(dirfd_, &removed), 0);
+		cr_assert_not(exists("c.zst.tmp"));
+		cr_assert_neq(exists("c"), exists("c.zst"),
+		    "iteration %d: not exactly one copy", it);
+		if (exists("c")) {
+			back = read_file("c", &n);
+			cr_assert_eq(n, s.len);
+			cr_assert_arr_eq(back, s.img, n);
+			free(back);
+			kept_plain++;
+			continue;
+		}
+		kept_archive++;
+		cr_assert_eq(archive_verify(path("c.zst"), &st, NULL), 0);
+		cr_assert_eq(st.raw_bytes, s.len);
+		cr_assert_eq(archive_open(path("c.zst"), NULL, &a, NULL), 0);
+		for (k = 0; k < st.frames; k++) {
+			cr_assert_eq(archive_read_frame(a, k, &fr, NULL), 0);
+			cr_assert_arr_eq(fr->data, s.img + fr->doff, fr->len);
+			archive_frame_release(a, fr);
+		}
+		archive_close(a);
+	}
+	cr_log_info("killed 40 times: %d left the plain segment, %d the "
+	    "archive", kept_plain, kept_archive);
 	seg_free(&s);
 }
