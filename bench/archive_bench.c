@@ -83,7 +83,8 @@ make_event(struct ef_event *ev, uint64_t pos, char *pl, size_t plcap,
 	for (i = 0; i < UUID_LEN; i++)
 		ev->event_id[i] = (uint8_t)rnd();
 	for (i = 0; i < UUID_LEN; i++)
-		ev->stream_id[i] = (uint8_t)((order * 2654435761u) >> (i % 4 * 8));
+		ev->stream_id[i] = (uint8_t)((order * 2654435761u) >>
+		    (i % 4 * 8));
 	ev->global_position = pos;
 	ev->stream_version = pos % 17;
 	ev->recorded_at = 1764547200000ull + pos * 3 + rnd() % 3;
@@ -94,7 +95,8 @@ make_event(struct ef_event *ev, uint64_t pos, char *pl, size_t plcap,
 	    "\"tier\":%d},\"status\":\"%s\",\"items\":[", order, cust,
 	    cities[cust % 8], (int)(cust % 3), statuses[rnd() % 6]);
 	for (i = 0; i < items; i++)
-		n += snprintf(pl + n, plcap - (size_t)n, "%s{\"sku\":\"SKU-%05d\","
+		n += snprintf(pl + n, plcap - (size_t)n,
+		    "%s{\"sku\":\"SKU-%05d\","
 		    "\"qty\":%d,\"price\":%d.%02d}", i ? "," : "",
 		    (int)(rnd() % 30000), 1 + (int)(rnd() % 5),
 		    (int)(rnd() % 300), (int)(rnd() % 100));
@@ -135,7 +137,8 @@ build_segment(const char *path, uint64_t nev, uint64_t **offsp)
 			count = (uint32_t)(nev - pos);
 		len = BATCH_HDR;
 		for (k = 0; k < count; k++) {
-			make_event(&ev, pos + k, pl, sizeof(pl), md, sizeof(md));
+			make_event(&ev, pos + k, pl, sizeof(pl), md,
+			    sizeof(md));
 			offs[pos + k] = off + len;
 			len += record_encode(buf + len, &ev);
 		}
@@ -230,17 +233,32 @@ main(int argc, char **argv)
 
 	while ((ch = getopt(argc, argv, "n:f:l:c:r:d:k")) != -1) {
 		switch (ch) {
-		case 'n': nev = strtoull(optarg, NULL, 10); break;
-		case 'f': o.frame_size = (uint32_t)strtoul(optarg, NULL, 10); break;
-		case 'l': o.level = atoi(optarg); break;
-		case 'c': cache_mib = strtoull(optarg, NULL, 10); break;
-		case 'r': nreads = atoi(optarg); break;
-		case 'd': dir = optarg; break;
-		case 'k': keep = 1; break;
+		case 'n':
+			nev = strtoull(optarg, NULL, 10);
+			break;
+		case 'f':
+			o.frame_size = (uint32_t)strtoul(optarg, NULL, 10);
+			break;
+		case 'l':
+			o.level = atoi(optarg);
+			break;
+		case 'c':
+			cache_mib = strtoull(optarg, NULL, 10);
+			break;
+		case 'r':
+			nreads = atoi(optarg);
+			break;
+		case 'd':
+			dir = optarg;
+			break;
+		case 'k':
+			keep = 1;
+			break;
 		default:
-			fprintf(stderr, "usage: eventfold-archive-bench [-n events]"
-			    " [-f frame_bytes] [-l level] [-c cache_mib]"
-			    " [-r random_reads] [-d dir] [-k]\n");
+			fprintf(stderr, "usage: eventfold-archive-bench"
+			    " [-n events] [-f frame_bytes] [-l level]"
+			    " [-c cache_mib] [-r random_reads] [-d dir]"
+			    " [-k]\n");
 			return 1;
 		}
 	}

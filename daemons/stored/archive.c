@@ -186,7 +186,8 @@ writer_frame(struct writer *w, const uint8_t *src, size_t len)
 		w->out_cap = bound;
 	}
 	if (w->table_len + ARCHIVE_ENTRY > w->table_cap) {
-		size_t cap = w->table_cap ? w->table_cap * 2 : 64 * ARCHIVE_ENTRY;
+		size_t cap = w->table_cap ? w->table_cap * 2 :
+		    64 * ARCHIVE_ENTRY;
 
 		if ((p = realloc(w->table, cap)) == NULL)
 			return -ENOMEM;
@@ -872,7 +873,7 @@ archive_verify(const char *path, struct archive_stats *st,
 			if (batch_verify(buf, len, off, pos, 1, &blen) != 0) {
 				rc = set_fault(fault, i, a->coff[i],
 				    a->dstart[i] + off,
-				    "bad batch (or a batch split across frames)");
+				    "bad batch (or one split across frames)");
 				goto fail;
 			}
 			(void)batch_hdr_decode(buf + off, len - off, &h);

@@ -119,9 +119,11 @@ seg_build(struct seg *s, uint64_t base, const uint32_t *sizes, size_t nb,
 			ev.type = type;
 			ev.type_len = (uint32_t)strlen(type);
 			plen = payload / 2 + (payload ? rnd() % payload : 0);
-			plen = snprintf(pl, sizeof(pl), "{\"n\":%llu,\"pad\":\"",
+			plen = snprintf(pl, sizeof(pl),
+			    "{\"n\":%llu,\"pad\":\"",
 			    (unsigned long long)pos) + plen;
-			for (j = strlen(pl); j < plen && j < sizeof(pl) - 3; j++)
+			for (j = strlen(pl); j < plen && j < sizeof(pl) - 3;
+			    j++)
 				pl[j] = "abcdefgh"[rnd() % 8];
 			pl[j++] = '"';
 			pl[j++] = '}';
@@ -454,7 +456,7 @@ reader(void *p)
 		    rlen) != 0)
 			r->bad++;
 		if (k % 3 == 0)
-			sched_yield(); /* hold the frame across others' evictions */
+			sched_yield(); /* hold it across others' evictions */
 		archive_frame_release(r->a, fr);
 	}
 	return NULL;
