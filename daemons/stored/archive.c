@@ -70,6 +70,13 @@ struct archive_cache {
 	int ndctx;
 };
 
+void (*archive_crash_point)(const char *name);
+
+#define CRASH_POINT(name) do {						\
+	if (archive_crash_point != NULL)				\
+		archive_crash_point(name);				\
+} while (0)
+
 struct archive {
 	int fd;
 	struct archive_cache *cache;
@@ -208,6 +215,7 @@ writer_frame(struct writer *w, const uint8_t *src, size_t len)
 	w->table_len += ARCHIVE_ENTRY;
 	w->frames++;
 	w->comp_bytes += r;
+	CRASH_POINT("archive.frame");
 	return 0;
 }
 
@@ -306,6 +314,7 @@ archive_write(int dirfd, const char *plain, const struct archive_opts *o,
 		goto fail;
 	}
 	tmp_made = 1;
+	CRASH_POINT("archive.tmp_open");
 
 	/* frames of whole batches; the file header rides in the first */
 	pos = base;
@@ -333,6 +342,7 @@ archive_write(int dirfd, const char *plain, const struct archive_opts *o,
 		goto fail;
 	if ((rc = writer_table(&w)) != 0)
 		goto fail;
+	CRASH_POINT("archive.table");
 
 	/* durable under the temp name, then under the final one */
 	if (fsync(w.fd) != 0) {
@@ -345,17 +355,20 @@ archive_write(int dirfd, const char *plain, const struct archive_opts *o,
 		goto fail;
 	}
 	w.fd = -1;
+	CRASH_POINT("archive.fsync");
 	if (renameat(dirfd, tmp, dirfd, name) != 0) {
 		rc = -errno;
 		goto fail;
 	}
 	tmp_made = 0;
+	CRASH_POINT("archive.rename");
 	if (fsync(dirfd) != 0) {
 		/* the rename may or may not survive a crash; the plain
 		 * segment must stay, and cleanup settles it at startup */
 		rc = -errno;
 		goto fail;
 	}
+	CRASH_POINT("archive.dir_fsync");
 	if (st != NULL) {
 		st->comp_bytes = w.comp_bytes;
 		st->raw_bytes = size;

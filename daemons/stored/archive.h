@@ -127,6 +127,16 @@ int archive_write(int dirfd, const char *plain, const struct archive_opts *o,
     struct archive_stats *st, uint64_t *bad_off);
 
 /*
+ * Crash points, for failure injection: when set (tests only; NULL in
+ * stored), archive_write calls it with each step's name as it passes:
+ * "archive.tmp_open", "archive.frame" (after each frame), "archive.table",
+ * "archive.fsync", "archive.rename", "archive.dir_fsync". A hook that
+ * _exit()s there leaves what a crash at that step would. Set it before
+ * any archiving starts.
+ */
+extern void (*archive_crash_point)(const char *name);
+
+/*
  * Removes leftovers under dirfd as described above. *removed (may be
  * NULL) counts the files removed. 0 or a negative errno.
  */

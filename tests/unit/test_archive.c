@@ -907,6 +907,86 @@ now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+static const char *crash_at;
+static int crash_nth;
+
+static void
+crash_hook(const char *name)
+{
+	if (strcmp(name, crash_at) == 0 && --crash_nth == 0)
+		_exit(99);
+}
+
+/*
+ * A crash at every named step of archive_write (a child _exits there),
+ * then the startup cleanup: exactly one whole copy remains, and which
+ * one is fixed by the step.
+ */
+Test(archive, crash_at_every_step)
+{
+	static const struct {
+		const char *point;
+		int nth;
+		int archive_stays;
+	} steps[] = {
+		{ "archive.tmp_open", 1, 0 },
+		{ "archive.frame", 1, 0 },
+		{ "archive.frame", 3, 0 },
+		{ "archive.table", 1, 0 },
+		{ "archive.fsync", 1, 0 },
+		{ "archive.rename", 1, 1 },
+		{ "archive.dir_fsync", 1, 1 },
+	};
+	uint32_t sizes[200];
+	struct archive_opts o = { .frame_size = 4096 };
+	struct archive_stats st;
+	struct seg s;
+	uint8_t *back;
+	size_t i, n;
+	pid_t pid;
+	int status, removed;
+
+	for (i = 0; i < 200; i++)
+		sizes[i] = 1 + (uint32_t)(rnd() % 8);
+	seg_build(&s, 0, sizes, 200, 200);
+	for (i = 0; i < sizeof(steps) / sizeof(*steps); i++) {
+		(void)unlinkat(dirfd_, "c.zst", 0);
+		write_file("c", s.img, s.len);
+		if ((pid = fork()) == 0) {
+			crash_at = steps[i].point;
+			crash_nth = steps[i].nth;
+			archive_crash_point = crash_hook;
+			(void)archive_write(dirfd_, "c", &o, NULL, NULL);
+			_exit(0);
+		}
+		cr_assert_gt(pid, 0);
+		cr_assert_eq(waitpid(pid, &status, 0), pid);
+		cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 99,
+		    "%s did not crash", steps[i].point);
+		cr_assert_eq(exists("c.zst.tmp"), !steps[i].archive_stays,
+		    "%s", steps[i].point);
+		cr_assert_eq(archive_cleanup(dirfd_, &removed), 0);
+		cr_assert_eq(removed, 1, "%s", steps[i].point);
+		cr_assert_not(exists("c.zst.tmp"));
+		cr_assert_eq(exists("c.zst"), steps[i].archive_stays,
+		    "%s", steps[i].point);
+		cr_assert_eq(exists("c"), !steps[i].archive_stays,
+		    "%s", steps[i].point);
+		if (steps[i].archive_stays) {
+			cr_assert_eq(archive_verify(path("c.zst"), &st, NULL),
+			    0);
+			cr_assert_eq(st.raw_bytes, s.len);
+			zstd_d_matches("c.zst", &s);
+		} else {
+			back = read_file("c", &n);
+			cr_assert_eq(n, s.len);
+			cr_assert_arr_eq(back, s.img, n);
+			free(back);
+		}
+	}
+	seg_free(&s);
+}
+
 /*
  * archive_write killed (SIGKILL) at random moments, then the startup
  * cleanup: exactly one of the plain segment and the archive remains,
