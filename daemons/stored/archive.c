@@ -21,6 +21,9 @@
  * and the counters; decompression happens outside it. A cached frame
  * holds one reference of its own, each reader one more; the last
  * reference frees it, so eviction never pulls bytes from under a reader.
+ * A frame being loaded sits in its slot (not yet in the LRU) marked
+ * loading; readers that find it take a reference and wait on the
+ * condition variable, so one decompression serves them all.
  */
 #include <sys/mman.h>
 #include <sys/queue.h>
@@ -51,7 +54,10 @@ struct cframe {
 	struct archive_frame pub; /* first: handles are cast back */
 	struct archive *a;
 	uint32_t refs;            /* the cache's (while cached) + readers' */
-	int cached;
+	int cached;               /* in the LRU */
+	int loading;              /* in its slot, being decompressed */
+	int err;                  /* the load failed: waiters return it */
+	struct archive_fault fault;
 	TAILQ_ENTRY(cframe) lru;
 	uint8_t *buf;
 };
@@ -59,6 +65,7 @@ TAILQ_HEAD(cframe_list, cframe);
 
 struct archive_cache {
 	pthread_mutex_t mtx;
+	pthread_cond_t cv;        /* a load finished */
 	struct cframe_list lru;   /* most recently used first */
 	uint64_t budget;
 	uint64_t bytes;
@@ -659,69 +666,119 @@ cache_unlink(struct archive_cache *c, struct cframe *e)
 	return --e->refs == 0 ? e : NULL;
 }
 
+/*
+ * Under c->mtx, with a reference taken on e: waits out its loading, then
+ * hands it over. 0, or the loader's error (and its fault).
+ */
+static int
+cache_take(struct archive_cache *c, struct cframe *e,
+    struct archive_frame **fp, struct archive_fault *fault,
+    struct cframe **dead)
+{
+	while (e->loading)
+		pthread_cond_wait(&c->cv, &c->mtx);
+	if (e->err != 0) {
+		if (fault != NULL)
+			*fault = e->fault;
+		if (--e->refs == 0)
+			*dead = e;
+		return e->err;
+	}
+	if (e->cached) {
+		TAILQ_REMOVE(&c->lru, e, lru);
+		TAILQ_INSERT_HEAD(&c->lru, e, lru);
+	}
+	c->hits++;
+	*fp = &e->pub;
+	return 0;
+}
+
 int
 archive_read_frame(struct archive *a, uint32_t idx,
     struct archive_frame **fp, struct archive_fault *fault)
 {
 	struct archive_cache *c = a->cache;
-	struct cframe *e = NULL, *old, *t;
-	struct cframe_list dead = TAILQ_HEAD_INITIALIZER(dead);
-	ZSTD_DCtx *dctx = NULL;
+	struct cframe *e = NULL, *old, *t, *dead = NULL;
+	struct cframe_list evicted = TAILQ_HEAD_INITIALIZER(evicted);
+	ZSTD_DCtx *dctx;
+	size_t len;
 	int rc;
 
 	if (idx >= a->nframes)
 		return -ERANGE;
-	if (c != NULL) {
-		pthread_mutex_lock(&c->mtx);
-		if ((old = a->slot[idx]) != NULL) {
-			old->refs++;
-			TAILQ_REMOVE(&c->lru, old, lru);
-			TAILQ_INSERT_HEAD(&c->lru, old, lru);
-			c->hits++;
+	len = (size_t)(a->dstart[idx + 1] - a->dstart[idx]);
+	for (;;) {
+		if (c != NULL) {
+			pthread_mutex_lock(&c->mtx);
+			if ((old = a->slot[idx]) != NULL) {
+				/* cached, or being loaded by another reader:
+				 * one decompression serves both */
+				old->refs++;
+				rc = cache_take(c, old, fp, fault, &dead);
+				pthread_mutex_unlock(&c->mtx);
+				cframe_free(dead);
+				cframe_free(e);
+				return rc;
+			}
+			if (e != NULL) {
+				e->loading = 1;
+				a->slot[idx] = e;
+				c->misses++;
+				pthread_mutex_unlock(&c->mtx);
+				break;
+			}
 			pthread_mutex_unlock(&c->mtx);
-			*fp = &old->pub;
-			return 0;
+		} else if (e != NULL)
+			break;
+		if ((e = calloc(1, sizeof(*e))) == NULL ||
+		    (e->buf = malloc(len)) == NULL) {
+			cframe_free(e);
+			return -ENOMEM;
 		}
-		c->misses++;
-		pthread_mutex_unlock(&c->mtx);
+		e->a = a;
+		e->refs = 1;
+		e->pub.data = e->buf;
+		e->pub.len = len;
+		e->pub.doff = a->dstart[idx];
+		e->pub.idx = idx;
 	}
-	if ((e = calloc(1, sizeof(*e))) == NULL ||
-	    (e->buf = malloc(a->dstart[idx + 1] - a->dstart[idx])) == NULL ||
-	    (dctx = dctx_get(c)) == NULL) {
+
+	if ((dctx = dctx_get(c)) == NULL)
 		rc = -ENOMEM;
-		goto fail;
+	else {
+		rc = frame_load(a, idx, dctx, e->buf, &e->fault);
+		dctx_put(c, dctx);
 	}
-	rc = frame_load(a, idx, dctx, e->buf, fault);
-	dctx_put(c, dctx);
-	if (rc != 0)
-		goto fail;
-	e->a = a;
-	e->refs = 1;
-	e->pub.data = e->buf;
-	e->pub.len = a->dstart[idx + 1] - a->dstart[idx];
-	e->pub.doff = a->dstart[idx];
-	e->pub.idx = idx;
 	if (c == NULL) {
+		if (rc != 0) {
+			if (fault != NULL && rc == -EBADMSG)
+				*fault = e->fault;
+			cframe_free(e);
+			return rc;
+		}
 		*fp = &e->pub;
 		return 0;
 	}
 
 	pthread_mutex_lock(&c->mtx);
-	if ((old = a->slot[idx]) != NULL) {
-		/* another reader loaded it meanwhile: share theirs */
-		old->refs++;
-		TAILQ_REMOVE(&c->lru, old, lru);
-		TAILQ_INSERT_HEAD(&c->lru, old, lru);
+	e->loading = 0;
+	if (rc != 0) {
+		/* waiters see the error; the next reader tries afresh */
+		e->err = rc;
+		a->slot[idx] = NULL;
+		if (fault != NULL && rc == -EBADMSG)
+			*fault = e->fault;
+		if (--e->refs == 0)
+			dead = e;
+		pthread_cond_broadcast(&c->cv);
 		pthread_mutex_unlock(&c->mtx);
-		cframe_free(e);
-		*fp = &old->pub;
-		return 0;
+		cframe_free(dead);
+		return rc;
 	}
-	e->refs++;
+	e->refs++; /* the cache's own */
 	e->cached = 1;
 	TAILQ_INSERT_HEAD(&c->lru, e, lru);
-	a->slot[idx] = e;
-	c->bytes += e->pub.len;
+	c->bytes += len;
 	c->entries++;
 	/* may evict e itself when one frame exceeds the budget: the
 	 * caller's reference keeps it alive until released */
@@ -729,18 +786,16 @@ archive_read_frame(struct archive *a, uint32_t idx,
 	    cframe_list)) != NULL) {
 		c->evictions++;
 		if (cache_unlink(c, t) != NULL)
-			TAILQ_INSERT_TAIL(&dead, t, lru);
+			TAILQ_INSERT_TAIL(&evicted, t, lru);
 	}
+	pthread_cond_broadcast(&c->cv);
 	pthread_mutex_unlock(&c->mtx);
-	while ((t = TAILQ_FIRST(&dead)) != NULL) {
-		TAILQ_REMOVE(&dead, t, lru);
+	while ((t = TAILQ_FIRST(&evicted)) != NULL) {
+		TAILQ_REMOVE(&evicted, t, lru);
 		cframe_free(t);
 	}
 	*fp = &e->pub;
 	return 0;
-fail:
-	cframe_free(e);
-	return rc;
 }
 
 int
@@ -815,6 +870,11 @@ archive_cache_new(uint64_t budget)
 		free(c);
 		return NULL;
 	}
+	if (pthread_cond_init(&c->cv, NULL) != 0) {
+		pthread_mutex_destroy(&c->mtx);
+		free(c);
+		return NULL;
+	}
 	TAILQ_INIT(&c->lru);
 	c->budget = budget;
 	return c;
@@ -829,6 +889,7 @@ archive_cache_free(struct archive_cache *c)
 		return;
 	for (i = 0; i < c->ndctx; i++)
 		ZSTD_freeDCtx(c->dctx[i]);
+	pthread_cond_destroy(&c->cv);
 	pthread_mutex_destroy(&c->mtx);
 	free(c);
 }

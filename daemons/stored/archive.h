@@ -49,8 +49,9 @@
  *
  * Caveats: a frame handle pins its bytes; frames pinned by readers are
  * not counted against the budget once evicted, so memory is bounded by
- * budget + (frames held at once) x (frame size). Two threads missing on
- * the same frame may both decompress it; one copy is kept.
+ * budget + (frames held at once) x (frame size). Readers missing on
+ * the same frame at once wait for one decompression and share it (or
+ * its error); a failed load is not cached, so the next read retries.
  */
 #ifndef EF_ARCHIVE_H
 #define EF_ARCHIVE_H

@@ -552,6 +552,114 @@ Test(archive, lru_keeps_recent_frames)
 	seg_free(&s);
 }
 
+/* Readers started together on the same frames, in the same order. */
+struct flight_arg {
+	struct archive *a;
+	pthread_barrier_t *bar;
+	uint32_t frames;
+	int ok;
+	int bad;
+	uint32_t bad_frame;
+};
+
+static void *
+flight_reader(void *p)
+{
+	struct flight_arg *r = p;
+	struct archive_frame *fr;
+	struct archive_fault f;
+	uint32_t k;
+
+	pthread_barrier_wait(r->bar);
+	for (k = 0; k < r->frames; k++) {
+		memset(&f, 0, sizeof(f));
+		if (archive_read_frame(r->a, k, &fr, &f) == 0) {
+			r->ok++;
+			archive_frame_release(r->a, fr);
+		} else {
+			r->bad++;
+			r->bad_frame = f.frame;
+		}
+	}
+	return NULL;
+}
+
+static void
+flight_run(const char *zname, struct archive_cache *c, struct flight_arg *args)
+{
+	pthread_barrier_t bar;
+	pthread_t t[4];
+	struct archive *a;
+	struct archive_stats st;
+	int i;
+
+	cr_assert_eq(archive_open(path(zname), c, &a, NULL), 0);
+	archive_stat(a, &st);
+	cr_assert_eq(pthread_barrier_init(&bar, NULL, 4), 0);
+	for (i = 0; i < 4; i++) {
+		args[i] = (struct flight_arg){ a, &bar, st.frames, 0, 0, 0 };
+		cr_assert_eq(pthread_create(&t[i], NULL, flight_reader,
+		    &args[i]), 0);
+	}
+	for (i = 0; i < 4; i++)
+		pthread_join(t[i], NULL);
+	pthread_barrier_destroy(&bar);
+	archive_close(a);
+}
+
+/* Readers missing on one frame at once share one decompression, and
+ * share its failure too. */
+Test(archive, concurrent_misses_decompress_once)
+{
+	uint32_t sizes[200];
+	struct archive_opts o = { .frame_size = 4096 };
+	struct archive_cache_stats cs;
+	struct archive_stats st;
+	struct archive_frame_info fi;
+	struct archive_cache *c;
+	struct archive *a;
+	struct flight_arg args[4];
+	struct seg s;
+	uint8_t *z;
+	size_t i, n;
+
+	for (i = 0; i < 200; i++)
+		sizes[i] = 1 + (uint32_t)(rnd() % 8);
+	seg_build(&s, 0, sizes, 200, 200);
+	write_file("f", s.img, s.len);
+	cr_assert_eq(archive_write(dirfd_, "f", &o, &st, NULL), 0);
+	cr_assert_not_null(c = archive_cache_new(1ull << 30));
+	flight_run("f.zst", c, args);
+	archive_cache_stat(c, &cs);
+	for (i = 0; i < 4; i++)
+		cr_assert_eq(args[i].ok, (int)st.frames);
+	cr_assert_eq(cs.misses, st.frames);
+	cr_assert_eq(cs.hits, 3ull * st.frames);
+	archive_cache_free(c);
+
+	/* frame 3 damaged: every reader gets the error, then a later
+	 * read tries again rather than keep a failure around */
+	z = read_file("f.zst", &n);
+	cr_assert_eq(archive_open(path("f.zst"), NULL, &a, NULL), 0);
+	cr_assert_eq(archive_frame_info(a, 3, &fi), 0);
+	archive_close(a);
+	z[fi.file_off + fi.comp_len / 2] ^= 0x10;
+	write_file("g.zst", z, n);
+	free(z);
+	cr_assert_not_null(c = archive_cache_new(1ull << 30));
+	flight_run("g.zst", c, args);
+	for (i = 0; i < 4; i++) {
+		cr_assert_eq(args[i].bad, 1);
+		cr_assert_eq(args[i].bad_frame, 3);
+		cr_assert_eq(args[i].ok, (int)st.frames - 1);
+	}
+	archive_cache_stat(c, &cs);
+	cr_assert_eq(cs.entries, 0); /* closed */
+	cr_assert_geq(cs.misses, st.frames);
+	archive_cache_free(c);
+	seg_free(&s);
+}
+
 /* Archive "v" of a small multi-frame segment; returns its bytes. */
 static uint8_t *
 small_archive(struct seg *s, size_t *n, uint32_t *frames)
