@@ -1,0 +1,1201 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * plfs.c - a FUSE filesystem that forgets, on command, everything not yet
+ * made durable: the power-loss test's disk. kill -9 cannot show a missing
+ * fsync because the kernel's page cache outlives the process; plfs keeps
+ * every file in its own memory, in two versions, so a "power cut" can
+ * throw the volatile one away (the idea of Jepsen's LazyFS, written here
+ * from the rules below, with libfuse3's path API).
+ *
+ * What is modelled (the rules a daemon may rely on, and no more):
+ *   - File data. A write changes the file's current contents at once
+ *     (every reader, mmap included, sees it). fsync or fdatasync of that
+ *     file makes its current data and size durable. Nothing else does:
+ *     not close, not a directory fsync, not time passing.
+ *   - Directory entries. create, mkdir, rename, unlink and rmdir change
+ *     the current namespace at once; fsync of a directory makes that
+ *     directory's current entries durable. A renamed file is durable in
+ *     its new place only once the new directory is fsynced; an unlinked
+ *     one stays until its directory is.
+ *   - A power cut ("cut" written to /.plfs), in one of two modes:
+ *       drop  every file's data and size go back to what was last made
+ *             durable, every directory's entries likewise: new files
+ *             vanish, renames revert, unlinked files come back;
+ *       torn  what a real disk may also do: each file's size is either
+ *             its durable or its current size, and each 4 KiB page
+ *             written since the last fsync is independently either its
+ *             new or its old contents (holes read as zeros); each
+ *             directory independently keeps all its unsynced entry
+ *             changes or none. Seeded, so a failure can be replayed.
+ *     After a cut, what is left is both current and durable.
+ *   - A flush takes time: "fsync_delay_us N" makes every fsync wait N
+ *     microseconds before it takes effect, as a disk's flush would, so
+ *     that a kill lands inside one about as often as on a real machine.
+ *     An fsync whose caller gets SIGKILL meanwhile never takes effect:
+ *     the power went while the disk was flushing.
+ *   - Not modelled: metadata other than size (modes, times, owners are
+ *     kept but never lost), hard links (refused), xattrs, and cross-
+ *     directory renames are lost or duplicated per directory (the
+ *     pessimistic reading; eventfold renames within one directory).
+ *
+ * The caller's side (tests/powerloss/test_powerloss.c): kill the daemon
+ * with SIGKILL first, so that it cannot write after the cut, then write
+ * "cut" or "cut torn SEED" to MOUNT/.plfs; reading MOUNT/.plfs gives
+ * counters (and what the last cut dropped). The kernel must not serve
+ * stale pages after a cut: files are opened without keep_cache (the
+ * kernel drops a file's cached pages at every open) and attributes and
+ * entries are never cached, so the restarted daemon reads plfs's state.
+ * Files are not direct_io, so stored's read-only MAP_SHARED mapping
+ * works and stays coherent with its pwrites (both go through the same
+ * kernel page cache, written through to plfs).
+ *
+ * Usage: plfs MOUNTPOINT [libfuse options]; runs in the foreground and
+ * unmounts on SIGTERM/SIGINT. Exits 77 when the mount itself fails (no
+ * FUSE here), so a test can skip rather than fail.
+ *
+ * Caveats: one global lock serialises every operation; contents live in
+ * RAM (copy-on-write 4 KiB pages shared between the two versions, so an
+ * fsync costs a pass over the file's page table, not a copy).
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#define FUSE_USE_VERSION 31
+
+#include <errno.h>
+#include <fcntl.h>
+#include <fuse.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define PG        4096u
+#define CTL_PATH  "/.plfs"
+#define CTL_FH    1 /* fi->fh of the control file; nodes are pointers */
+#define EXIT_SKIP 77
+
+struct page {
+	unsigned refs;
+	uint8_t data[PG];
+};
+
+/* A file's contents: a page table (NULL pages are zeros) and a size. */
+struct content {
+	struct page **pg;
+	size_t npg, cap;
+	uint64_t size;
+};
+
+struct dent {
+	char *name;
+	struct node *node;
+};
+
+struct dents {
+	struct dent *v;
+	size_t n, cap;
+};
+
+struct node {
+	struct node *next, *prev; /* every node, for cuts and collection */
+	mode_t mode;               /* S_IFREG or S_IFDIR, and permissions */
+	uint64_t ino;
+	unsigned opens;
+	bool mark;
+	struct timespec mtime, ctime;
+	struct content cur, dur;   /* files */
+	struct dents ents, dents;  /* directories: current, durable */
+};
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static struct node all = { .next = &all, .prev = &all };
+static struct node *root;
+static uint64_t next_ino = 1;
+
+/* Counters, for the control file and the cut log line. */
+/* How long an fsync takes (microseconds), as a disk's flush would: set
+ * with "fsync_delay_us N". Kills land mostly inside it, as they would. */
+static unsigned fsync_delay_us;
+
+static struct {
+	uint64_t writes, write_bytes, fsyncs, dirsyncs, cuts, killed_syncs;
+	uint64_t nodes, pages;
+	/* the last cut */
+	uint64_t lost_pages, kept_pages, resized, reverted_dirs, kept_dirs;
+	char mode[8];
+	unsigned seed;
+} st;
+
+static void
+die(const char *what)
+{
+	fprintf(stderr, "plfs: %s: out of memory\n", what);
+	abort();
+}
+
+static struct page *
+page_get(struct page *p)
+{
+	if (p != NULL)
+		p->refs++;
+	return p;
+}
+
+static void
+page_put(struct page *p)
+{
+	if (p != NULL && --p->refs == 0) {
+		free(p);
+		st.pages--;
+	}
+}
+
+static struct page *
+page_new(const struct page *from)
+{
+	struct page *p = malloc(sizeof(*p));
+
+	if (p == NULL)
+		die("page");
+	if (from != NULL)
+		memcpy(p->data, from->data, PG);
+	else
+		memset(p->data, 0, PG);
+	p->refs = 1;
+	st.pages++;
+	return p;
+}
+
+/* Grows or shrinks c's page table to n entries (new ones NULL). */
+static void
+content_resize(struct content *c, size_t n)
+{
+	size_t i;
+
+	for (i = n; i < c->npg; i++)
+		page_put(c->pg[i]);
+	if (n > c->cap || n < c->cap / 4) {
+		size_t cap = n < 16 ? 16 : n + n / 2;
+		struct page **pg = realloc(c->pg, cap * sizeof(*pg));
+
+		if (pg == NULL)
+			die("page table");
+		c->pg = pg;
+		c->cap = cap;
+	}
+	for (i = c->npg; i < n; i++)
+		c->pg[i] = NULL;
+	c->npg = n;
+}
+
+/* Page i of c, private to c and allocated, ready to be written. */
+static uint8_t *
+content_wpage(struct content *c, size_t i)
+{
+	struct page *p = c->pg[i];
+
+	if (p == NULL || p->refs > 1) {
+		c->pg[i] = page_new(p);
+		page_put(p);
+	}
+	return c->pg[i]->data;
+}
+
+/* Sets c's size; bytes past it in the last page become zeros, so that
+ * growing the file later shows zeros, as on a disk. */
+static void
+content_set_size(struct content *c, uint64_t size)
+{
+	size_t n = (size_t)((size + PG - 1) / PG);
+
+	if (n < c->npg)
+		content_resize(c, n);
+	if (size % PG != 0 && n <= c->npg && c->pg[n - 1] != NULL &&
+	    size < c->size) {
+		uint8_t *d = content_wpage(c, n - 1);
+
+		memset(d + size % PG, 0, PG - size % PG);
+	}
+	c->size = size;
+}
+
+/* dst becomes a copy of src that shares its pages. */
+static void
+content_share(struct content *dst, const struct content *src)
+{
+	size_t i;
+
+	content_resize(dst, src->npg);
+	for (i = 0; i < src->npg; i++)
+		if (dst->pg[i] != src->pg[i]) {
+			page_put(dst->pg[i]);
+			dst->pg[i] = page_get(src->pg[i]);
+		}
+	dst->size = src->size;
+}
+
+static void
+content_free(struct content *c)
+{
+	content_resize(c, 0);
+	free(c->pg);
+	memset(c, 0, sizeof(*c));
+}
+
+static void
+dents_clear(struct dents *d)
+{
+	size_t i;
+
+	for (i = 0; i < d->n; i++)
+		free(d->v[i].name);
+	d->n = 0;
+}
+
+static void
+dents_add(struct dents *d, const char *name, struct node *n)
+{
+	if (d->n == d->cap) {
+		size_t cap = d->cap ? d->cap * 2 : 8;
+		struct dent *v = realloc(d->v, cap * sizeof(*v));
+
+		if (v == NULL)
+			die("directory");
+		d->v = v;
+		d->cap = cap;
+	}
+	if ((d->v[d->n].name = strdup(name)) == NULL)
+		die("name");
+	d->v[d->n++].node = n;
+}
+
+static void
+dents_copy(struct dents *dst, const struct dents *src)
+{
+	size_t i;
+
+	dents_clear(dst);
+	for (i = 0; i < src->n; i++)
+		dents_add(dst, src->v[i].name, src->v[i].node);
+}
+
+static struct dent *
+dents_find(const struct dents *d, const char *name, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < d->n; i++)
+		if (strlen(d->v[i].name) == len &&
+		    memcmp(d->v[i].name, name, len) == 0)
+			return &d->v[i];
+	return NULL;
+}
+
+static void
+dents_del(struct dents *d, struct dent *e)
+{
+	free(e->name);
+	*e = d->v[--d->n];
+}
+
+static struct node *
+node_new(mode_t mode)
+{
+	struct node *n = calloc(1, sizeof(*n));
+
+	if (n == NULL)
+		die("node");
+	n->mode = mode;
+	n->ino = next_ino++;
+	clock_gettime(CLOCK_REALTIME, &n->mtime);
+	n->ctime = n->mtime;
+	n->next = &all;
+	n->prev = all.prev;
+	all.prev->next = n;
+	all.prev = n;
+	st.nodes++;
+	return n;
+}
+
+static void
+node_free(struct node *n)
+{
+	n->prev->next = n->next;
+	n->next->prev = n->prev;
+	content_free(&n->cur);
+	content_free(&n->dur);
+	dents_clear(&n->ents);
+	dents_clear(&n->dents);
+	free(n->ents.v);
+	free(n->dents.v);
+	free(n);
+	st.nodes--;
+}
+
+static void
+mark(struct node *n)
+{
+	size_t i;
+
+	if (n->mark)
+		return;
+	n->mark = true;
+	for (i = 0; i < n->ents.n; i++)
+		mark(n->ents.v[i].node);
+	for (i = 0; i < n->dents.n; i++)
+		mark(n->dents.v[i].node);
+}
+
+/* Frees the nodes that no current or durable entry names and that
+ * nobody has open. */
+static void
+collect(void)
+{
+	struct node *n, *next;
+
+	for (n = all.next; n != &all; n = n->next)
+		n->mark = false;
+	mark(root);
+	for (n = all.next; n != &all; n = n->next)
+		if (n->opens > 0)
+			mark(n);
+	for (n = all.next; n != &all; n = next) {
+		next = n->next;
+		if (!n->mark)
+			node_free(n);
+	}
+}
+
+/* The node at path in the current namespace, or NULL. */
+static struct node *
+resolve(const char *path)
+{
+	struct node *n = root;
+	struct dent *e;
+	const char *p = path, *q;
+
+	while (*p == '/')
+		p++;
+	while (*p != '\0') {
+		if (!S_ISDIR(n->mode))
+			return NULL;
+		for (q = p; *q != '\0' && *q != '/'; q++)
+			;
+		if ((e = dents_find(&n->ents, p, (size_t)(q - p))) == NULL)
+			return NULL;
+		n = e->node;
+		for (p = q; *p == '/'; p++)
+			;
+	}
+	return n;
+}
+
+/* The directory holding path's last component, and that component. */
+static int
+resolve_parent(const char *path, struct node **dir, const char **name)
+{
+	char buf[4096];
+	const char *slash = strrchr(path, '/');
+	size_t len;
+
+	if (slash == NULL || slash[1] == '\0')
+		return -EINVAL;
+	len = (size_t)(slash - path);
+	if (len >= sizeof(buf))
+		return -ENAMETOOLONG;
+	memcpy(buf, path, len);
+	buf[len] = '\0';
+	*dir = resolve(buf);
+	if (*dir == NULL)
+		return -ENOENT;
+	if (!S_ISDIR((*dir)->mode))
+		return -ENOTDIR;
+	*name = slash + 1;
+	if (strlen(*name) > 255)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+static bool
+is_ctl(const char *path, const struct fuse_file_info *fi)
+{
+	if (fi != NULL && fi->fh == CTL_FH)
+		return true;
+	return path != NULL && strcmp(path, CTL_PATH) == 0;
+}
+
+static struct node *
+fh_node(const char *path, struct fuse_file_info *fi)
+{
+	if (fi != NULL && fi->fh != 0 && fi->fh != CTL_FH)
+		return (struct node *)(uintptr_t)fi->fh;
+	return path != NULL ? resolve(path) : NULL;
+}
+
+static void
+touch(struct node *n)
+{
+	clock_gettime(CLOCK_REALTIME, &n->mtime);
+	n->ctime = n->mtime;
+}
+
+/* Power cut. */
+
+static unsigned
+rnd(unsigned *seed)
+{
+	*seed = *seed * 1103515245u + 12345u;
+	return (*seed >> 16) & 0x7fff;
+}
+
+static void
+cut_file(struct node *n, bool torn, unsigned *seed)
+{
+	struct content *c = &n->cur, *d = &n->dur;
+	uint64_t size = d->size;
+	size_t i;
+
+	if (torn && c->size != d->size && rnd(seed) % 2)
+		size = c->size;
+	if (size != c->size || size != d->size)
+		st.resized++;
+	/* the result is built in d: durable pages, some dirty ones kept */
+	if (c->npg > d->npg)
+		content_resize(d, c->npg);
+	for (i = 0; i < d->npg; i++) {
+		struct page *p = i < c->npg ? c->pg[i] : NULL;
+
+		if (p == d->pg[i])
+			continue;
+		if (torn && rnd(seed) % 2) {
+			page_put(d->pg[i]);
+			d->pg[i] = page_get(p);
+			st.kept_pages++;
+		} else
+			st.lost_pages++;
+	}
+	d->size = d->npg * (uint64_t)PG; /* so that set_size zeroes the tail */
+	content_set_size(d, size);
+	content_share(c, d);
+}
+
+static void
+cut_dir(struct node *n, bool torn, unsigned *seed)
+{
+	bool same = n->ents.n == n->dents.n;
+	size_t i;
+
+	for (i = 0; same && i < n->ents.n; i++) {
+		struct dent *e = dents_find(&n->dents, n->ents.v[i].name,
+		    strlen(n->ents.v[i].name));
+
+		same = e != NULL && e->node == n->ents.v[i].node;
+	}
+	if (same)
+		return;
+	if (torn && rnd(seed) % 2) {
+		dents_copy(&n->dents, &n->ents);
+		st.kept_dirs++;
+	} else {
+		dents_copy(&n->ents, &n->dents);
+		st.reverted_dirs++;
+	}
+}
+
+static void
+power_cut(bool torn, unsigned seed)
+{
+	struct node *n;
+
+	st.lost_pages = st.kept_pages = st.resized = 0;
+	st.reverted_dirs = st.kept_dirs = 0;
+	snprintf(st.mode, sizeof(st.mode), "%s", torn ? "torn" : "drop");
+	st.seed = seed;
+	for (n = all.next; n != &all; n = n->next) {
+		if (S_ISDIR(n->mode))
+			cut_dir(n, torn, &seed);
+		else
+			cut_file(n, torn, &seed);
+	}
+	st.cuts++;
+	collect();
+	fprintf(stderr, "plfs: cut %" PRIu64 " (%s, seed %u): %" PRIu64
+	    " unsynced pages lost, %" PRIu64 " kept, %" PRIu64 " sizes "
+	    "changed, %" PRIu64 " directories reverted, %" PRIu64 " kept\n",
+	    st.cuts, st.mode, st.seed, st.lost_pages, st.kept_pages,
+	    st.resized, st.reverted_dirs, st.kept_dirs);
+}
+
+/* The control file. */
+
+static int
+ctl_text(char *buf, size_t cap)
+{
+	return snprintf(buf, cap,
+	    "writes %" PRIu64 "\nwrite_bytes %" PRIu64 "\nfsyncs %" PRIu64
+	    "\ndirsyncs %" PRIu64 "\nkilled_syncs %" PRIu64 "\ncuts %"
+	    PRIu64 "\nnodes %" PRIu64
+	    "\npages %" PRIu64 "\nlast_mode %s\nlast_seed %u\n"
+	    "last_lost_pages %" PRIu64 "\nlast_kept_pages %" PRIu64
+	    "\nlast_resized %" PRIu64 "\nlast_reverted_dirs %" PRIu64
+	    "\nlast_kept_dirs %" PRIu64 "\n", st.writes, st.write_bytes,
+	    st.fsyncs, st.dirsyncs, st.killed_syncs, st.cuts, st.nodes,
+	    st.pages,
+	    st.mode[0] ? st.mode : "none", st.seed, st.lost_pages,
+	    st.kept_pages, st.resized, st.reverted_dirs, st.kept_dirs);
+}
+
+static int
+ctl_command(const char *buf, size_t len)
+{
+	char cmd[64];
+	unsigned seed = 0;
+
+	if (len >= sizeof(cmd))
+		return -EINVAL;
+	memcpy(cmd, buf, len);
+	cmd[len] = '\0';
+	cmd[strcspn(cmd, "\n")] = '\0';
+	if (strcmp(cmd, "cut") == 0 || strcmp(cmd, "cut drop") == 0)
+		power_cut(false, 0);
+	else if (sscanf(cmd, "cut torn %u", &seed) == 1)
+		power_cut(true, seed);
+	else if (sscanf(cmd, "fsync_delay_us %u", &seed) == 1)
+		fsync_delay_us = seed;
+	else {
+		fprintf(stderr, "plfs: unknown command \"%s\" (cut, cut "
+		    "drop, cut torn SEED, fsync_delay_us N)\n", cmd);
+		return -EINVAL;
+	}
+	return (int)len;
+}
+
+/* FUSE operations; each takes the lock for its whole duration. */
+
+static void *
+pl_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
+{
+	/* the kernel must never answer from what plfs may have dropped */
+	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+	cfg->entry_timeout = 0;
+	cfg->attr_timeout = 0;
+	cfg->negative_timeout = 0;
+	cfg->kernel_cache = 0;
+	cfg->direct_io = 0;
+	cfg->use_ino = 1;
+	cfg->hard_remove = 1;
+	cfg->nullpath_ok = 1;
+	return NULL;
+}
+
+static void
+fill_stat(const struct node *n, struct stat *sb)
+{
+	memset(sb, 0, sizeof(*sb));
+	sb->st_ino = n->ino;
+	sb->st_mode = n->mode;
+	sb->st_nlink = S_ISDIR(n->mode) ? 2 : 1;
+	sb->st_uid = getuid();
+	sb->st_gid = getgid();
+	sb->st_size = S_ISDIR(n->mode) ? 4096 : (off_t)n->cur.size;
+	sb->st_blksize = PG;
+	sb->st_blocks = (blkcnt_t)(n->cur.npg * (PG / 512));
+	sb->st_mtim = n->mtime;
+	sb->st_ctim = n->ctime;
+	sb->st_atim = n->mtime;
+}
+
+static int
+pl_getattr(const char *path, struct stat *sb, struct fuse_file_info *fi)
+{
+	struct node *n;
+
+	if (is_ctl(path, fi)) {
+		memset(sb, 0, sizeof(*sb));
+		sb->st_mode = S_IFREG | 0600;
+		sb->st_nlink = 1;
+		sb->st_size = 4096;
+		sb->st_ino = UINT32_MAX;
+		return 0;
+	}
+	pthread_mutex_lock(&lock);
+	if ((n = fh_node(path, fi)) != NULL)
+		fill_stat(n, sb);
+	pthread_mutex_unlock(&lock);
+	return n != NULL ? 0 : -ENOENT;
+}
+
+static int
+pl_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t off,
+    struct fuse_file_info *fi, enum fuse_readdir_flags flags)
+{
+	struct node *n;
+	size_t i;
+	int rc = 0;
+
+	(void)off;
+	(void)flags;
+	pthread_mutex_lock(&lock);
+	if ((n = fh_node(path, fi)) == NULL)
+		rc = -ENOENT;
+	else if (!S_ISDIR(n->mode))
+		rc = -ENOTDIR;
+	else {
+		fill(buf, ".", NULL, 0, 0);
+		fill(buf, "..", NULL, 0, 0);
+		for (i = 0; i < n->ents.n; i++)
+			fill(buf, n->ents.v[i].name, NULL, 0, 0);
+	}
+	pthread_mutex_unlock(&lock);
+	return rc;
+}
+
+/* A new entry name in path's parent: a new node of the given mode. */
+static int
+add_entry(const char *path, mode_t mode, struct node **out)
+{
+	struct node *dir, *n;
+	const char *name;
+	int rc;
+
+	if ((rc = resolve_parent(path, &dir, &name)) != 0)
+		return rc;
+	if (dents_find(&dir->ents, name, strlen(name)) != NULL)
+		return -EEXIST;
+	n = node_new(mode);
+	dents_add(&dir->ents, name, n);
+	touch(dir);
+	*out = n;
+	return 0;
+}
+
+static int
+pl_mkdir(const char *path, mode_t mode)
+{
+	struct node *n;
+	int rc;
+
+	pthread_mutex_lock(&lock);
+	rc = add_entry(path, S_IFDIR | (mode & 07777), &n);
+	pthread_mutex_unlock(&lock);
+	return rc;
+}
+
+static int
+pl_create(const char *path, mode_t mode, struct fuse_file_info *fi)
+{
+	struct node *n;
+	int rc;
+
+	if (strcmp(path, CTL_PATH) == 0)
+		return -EEXIST;
+	pthread_mutex_lock(&lock);
+	if ((rc = add_entry(path, S_IFREG | (mode & 07777), &n)) == 0) {
+		n->opens++;
+		fi->fh = (uint64_t)(uintptr_t)n;
+	}
+	pthread_mutex_unlock(&lock);
+	return rc;
+}
+
+static int
+pl_open(const char *path, struct fuse_file_info *fi)
+{
+	struct node *n;
+	int rc = 0;
+
+	if (strcmp(path, CTL_PATH) == 0) {
+		fi->fh = CTL_FH;
+		fi->direct_io = 1;
+		return 0;
+	}
+	pthread_mutex_lock(&lock);
+	if ((n = resolve(path)) == NULL)
+		rc = -ENOENT;
+	else if (S_ISDIR(n->mode))
+		rc = -EISDIR;
+	else {
+		if (fi->flags & O_TRUNC) {
+			content_set_size(&n->cur, 0);
+			touch(n);
+		}
+		n->opens++;
+		fi->fh = (uint64_t)(uintptr_t)n;
+		fi->keep_cache = 0; /* drop the kernel's pages: see the top */
+	}
+	pthread_mutex_unlock(&lock);
+	return rc;
+}
+
+static int
+pl_opendir(const char *path, struct fuse_file_info *fi)
+{
+	struct node *n;
+	int rc = 0;
+
+	pthread_mutex_lock(&lock);
+	if ((n = resolve(path)) == NULL)
+		rc = -ENOENT;
+	else if (!S_ISDIR(n->mode))
+		rc = -ENOTDIR;
+	else {
+		n->opens++;
+		fi->fh = (uint64_t)(uintptr_t)n;
+	}
+	pthread_mutex_unlock(&lock);
+	return rc;
+}
+
+static int
+pl_release(const char *path, struct fuse_file_info *fi)
+{
+	struct node *n;
+
+	(void)path;
+	if (fi->fh == CTL_FH)
+		return 0;
+	pthread_mutex_lock(&lock);
+	n = (struct node *)(uintptr_t)fi->fh;
+	n->opens--;
+	if (n->opens == 0)
+		collect();
+	pthread_mutex_unlock(&lock);
+	return 0;
+}
+
+static int
+pl_read(const char *path, char *buf, size_t len, off_t off,
+    struct fuse_file_info *fi)
+{
+	struct node *n;
+	size_t done = 0, i, o, k;
+
+	if (fi->fh == CTL_FH) {
+		char text[1024];
+		int tl;
+
+		pthread_mutex_lock(&lock);
+		tl = ctl_text(text, sizeof(text));
+		pthread_mutex_unlock(&lock);
+		if (off >= tl)
+			return 0;
+		k = (size_t)(tl - off) < len ? (size_t)(tl - off) : len;
+		memcpy(buf, text + off, k);
+		return (int)k;
+	}
+	pthread_mutex_lock(&lock);
+	if ((n = fh_node(path, fi)) == NULL) {
+		pthread_mutex_unlock(&lock);
+		return -EBADF;
+	}
+	if ((uint64_t)off < n->cur.size) {
+		if (len > n->cur.size - (uint64_t)off)
+			len = (size_t)(n->cur.size - (uint64_t)off);
+		while (done < len) {
+			i = (size_t)(((uint64_t)off + done) / PG);
+			o = (size_t)(((uint64_t)off + done) % PG);
+			k = PG - o < len - done ? PG - o : len - done;
+			if (i < n->cur.npg && n->cur.pg[i] != NULL)
+				memcpy(buf + done, n->cur.pg[i]->data + o, k);
+			else
+				memset(buf + done, 0, k);
+			done += k;
+		}
+	}
+	pthread_mutex_unlock(&lock);
+	return (int)done;
+}
+
+/* Writes len bytes at off into n's current contents. */
+static void
+node_write(struct node *n, const char *buf, size_t len, uint64_t off)
+{
+	size_t done = 0, i, o, k, need = (size_t)((off + len + PG - 1) / PG);
+
+	if (need > n->cur.npg)
+		content_resize(&n->cur, need);
+	while (done < len) {
+		i = (size_t)((off + done) / PG);
+		o = (size_t)((off + done) % PG);
+		k = PG - o < len - done ? PG - o : len - done;
+		memcpy(content_wpage(&n->cur, i) + o, buf + done, k);
+		done += k;
+	}
+	if (off + len > n->cur.size)
+		n->cur.size = off + len;
+	touch(n);
+	st.writes++;
+	st.write_bytes += len;
+}
+
+static int
+pl_write(const char *path, const char *buf, size_t len, off_t off,
+    struct fuse_file_info *fi)
+{
+	struct node *n;
+
+	if (fi->fh == CTL_FH) {
+		int rc;
+
+		pthread_mutex_lock(&lock);
+		rc = ctl_command(buf, len);
+		pthread_mutex_unlock(&lock);
+		return rc;
+	}
+	pthread_mutex_lock(&lock);
+	if ((n = fh_node(path, fi)) == NULL) {
+		pthread_mutex_unlock(&lock);
+		return -EBADF;
+	}
+	node_write(n, buf, len, (uint64_t)off);
+	pthread_mutex_unlock(&lock);
+	return (int)len;
+}
+
+static int
+pl_truncate(const char *path, off_t size, struct fuse_file_info *fi)
+{
+	struct node *n;
+	int rc = 0;
+
+	if (is_ctl(path, fi))
+		return 0;
+	pthread_mutex_lock(&lock);
+	if ((n = fh_node(path, fi)) == NULL)
+		rc = -ENOENT;
+	else if (S_ISDIR(n->mode))
+		rc = -EISDIR;
+	else {
+		content_set_size(&n->cur, (uint64_t)size);
+		touch(n);
+	}
+	pthread_mutex_unlock(&lock);
+	return rc;
+}
+
+static int
+pl_fallocate(const char *path, int mode, off_t off, off_t len,
+    struct fuse_file_info *fi)
+{
+	struct node *n;
+	int rc = 0;
+
+	if (mode != 0)
+		return -EOPNOTSUPP;
+	pthread_mutex_lock(&lock);
+	if ((n = fh_node(path, fi)) == NULL)
+		rc = -EBADF;
+	else if ((uint64_t)(off + len) > n->cur.size) {
+		/* allocation is a size change; the new bytes are zeros */
+		content_resize(&n->cur, (size_t)(((uint64_t)(off + len) +
+		    PG - 1) / PG));
+		n->cur.size = (uint64_t)(off + len);
+		touch(n);
+	}
+	pthread_mutex_unlock(&lock);
+	return rc;
+}
+
+/* Is SIGKILL pending for thread tid (so it will never see our answer)? */
+static bool
+being_killed(pid_t tid)
+{
+	char path[64], line[256];
+	unsigned long long mask;
+	bool killed = false;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)tid);
+	if ((f = fopen(path, "re")) == NULL)
+		return true; /* gone already */
+	while (fgets(line, sizeof(line), f) != NULL)
+		if ((sscanf(line, "SigPnd: %llx", &mask) == 1 ||
+		    sscanf(line, "ShdPnd: %llx", &mask) == 1) &&
+		    (mask & (1ull << (SIGKILL - 1))))
+			killed = true;
+	fclose(f);
+	return killed;
+}
+
+/*
+ * The flush of a disk takes time (fsync_delay_us). A SIGKILL that
+ * arrives meanwhile models a power cut in the middle of the flush: the
+ * fsync does not happen (the caller is gone and never learns of it).
+ * 0 to go on with the fsync, -EINTR if the caller is being killed.
+ */
+static int
+fsync_wait(void)
+{
+	pid_t tid = fuse_get_context()->pid;
+	uint64_t waited = 0, delay = fsync_delay_us;
+	struct timespec step = { 0, 200 * 1000 };
+
+	while (waited < delay) {
+		if (being_killed(tid)) {
+			pthread_mutex_lock(&lock);
+			st.killed_syncs++;
+			pthread_mutex_unlock(&lock);
+			return -EINTR;
+		}
+		nanosleep(&step, NULL);
+		waited += 200;
+	}
+	return 0;
+}
+
+static int
+pl_fsync(const char *path, int datasync, struct fuse_file_info *fi)
+{
+	struct node *n;
+	int rc;
+
+	(void)datasync; /* fdatasync covers data and size: all we model */
+	if (fi != NULL && fi->fh == CTL_FH)
+		return 0;
+	if ((rc = fsync_wait()) != 0)
+		return rc;
+	pthread_mutex_lock(&lock);
+	if ((n = fh_node(path, fi)) != NULL) {
+		content_share(&n->dur, &n->cur);
+		st.fsyncs++;
+	}
+	pthread_mutex_unlock(&lock);
+	return n != NULL ? 0 : -EBADF;
+}
+
+static int
+pl_fsyncdir(const char *path, int datasync, struct fuse_file_info *fi)
+{
+	struct node *n;
+	int rc;
+
+	(void)datasync;
+	if ((rc = fsync_wait()) != 0)
+		return rc;
+	pthread_mutex_lock(&lock);
+	if ((n = fh_node(path, fi)) != NULL && S_ISDIR(n->mode)) {
+		dents_copy(&n->dents, &n->ents);
+		st.dirsyncs++;
+	}
+	pthread_mutex_unlock(&lock);
+	return n != NULL ? 0 : -ENOENT;
+}
+
+static int
+remove_entry(const char *path, bool want_dir)
+{
+	struct node *dir;
+	struct dent *e;
+	const char *name;
+	int rc;
+
+	if ((rc = resolve_parent(path, &dir, &name)) != 0)
+		return rc;
+	if ((e = dents_find(&dir->ents, name, strlen(name))) == NULL)
+		return -ENOENT;
+	if (want_dir && !S_ISDIR(e->node->mode))
+		return -ENOTDIR;
+	if (!want_dir && S_ISDIR(e->node->mode))
+		return -EISDIR;
+	if (want_dir && e->node->ents.n > 0)
+		return -ENOTEMPTY;
+	dents_del(&dir->ents, e);
+	touch(dir);
+	collect();
+	return 0;
+}
+
+static int
+pl_unlink(const char *path)
+{
+	int rc;
+
+	if (strcmp(path, CTL_PATH) == 0)
+		return -EPERM;
+	pthread_mutex_lock(&lock);
+	rc = remove_entry(path, false);
+	pthread_mutex_unlock(&lock);
+	return rc;
+}
+
+static int
+pl_rmdir(const char *path)
+{
+	int rc;
+
+	pthread_mutex_lock(&lock);
+	rc = remove_entry(path, true);
+	pthread_mutex_unlock(&lock);
+	return rc;
+}
+
+static int
+do_rename(const char *from, const char *to, unsigned flags)
+{
+	struct node *fdir, *tdir, *n;
+	struct dent *fe, *te;
+	const char *fname, *tname;
+	int rc;
+
+	if (flags & ~(unsigned)RENAME_NOREPLACE)
+		return -EINVAL;
+	if ((rc = resolve_parent(from, &fdir, &fname)) != 0 ||
+	    (rc = resolve_parent(to, &tdir, &tname)) != 0)
+		return rc;
+	if ((fe = dents_find(&fdir->ents, fname, strlen(fname))) == NULL)
+		return -ENOENT;
+	n = fe->node;
+	if ((te = dents_find(&tdir->ents, tname, strlen(tname))) != NULL) {
+		if (te->node == n)
+			return 0;
+		if (flags & RENAME_NOREPLACE)
+			return -EEXIST;
+		if (S_ISDIR(te->node->mode) != S_ISDIR(n->mode))
+			return S_ISDIR(n->mode) ? -ENOTDIR : -EISDIR;
+		if (S_ISDIR(te->node->mode) && te->node->ents.n > 0)
+			return -ENOTEMPTY;
+		te->node = n;
+		fe = dents_find(&fdir->ents, fname, strlen(fname));
+		dents_del(&fdir->ents, fe);
+	} else {
+		dents_del(&fdir->ents, fe);
+		dents_add(&tdir->ents, tname, n);
+	}
+	touch(fdir);
+	touch(tdir);
+	collect();
+	return 0;
+}
+
+static int
+pl_rename(const char *from, const char *to, unsigned flags)
+{
+	int rc;
+
+	if (strcmp(from, CTL_PATH) == 0 || strcmp(to, CTL_PATH) == 0)
+		return -EPERM;
+	pthread_mutex_lock(&lock);
+	rc = do_rename(from, to, flags);
+	pthread_mutex_unlock(&lock);
+	return rc;
+}
+
+static int
+pl_link(const char *from, const char *to)
+{
+	(void)from;
+	(void)to;
+	return -EPERM; /* hard links are not modelled */
+}
+
+static int
+pl_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
+{
+	struct node *n;
+
+	pthread_mutex_lock(&lock);
+	if ((n = fh_node(path, fi)) != NULL)
+		n->mode = (n->mode & S_IFMT) | (mode & 07777);
+	pthread_mutex_unlock(&lock);
+	return n != NULL ? 0 : -ENOENT;
+}
+
+static int
+pl_chown(const char *path, uid_t uid, gid_t gid, struct fuse_file_info *fi)
+{
+	(void)path;
+	(void)uid;
+	(void)gid;
+	(void)fi;
+	return 0; /* owners are not modelled */
+}
+
+static int
+pl_utimens(const char *path, const struct timespec tv[2],
+    struct fuse_file_info *fi)
+{
+	struct node *n;
+
+	(void)tv;
+	pthread_mutex_lock(&lock);
+	if ((n = fh_node(path, fi)) != NULL)
+		touch(n);
+	pthread_mutex_unlock(&lock);
+	return n != NULL ? 0 : -ENOENT;
+}
+
+static int
+pl_statfs(const char *path, struct statvfs *sv)
+{
+	(void)path;
+	memset(sv, 0, sizeof(*sv));
+	sv->f_bsize = sv->f_frsize = PG;
+	sv->f_blocks = 1u << 20;
+	sv->f_bfree = sv->f_bavail = (1u << 20) - (fsblkcnt_t)st.pages;
+	sv->f_files = sv->f_ffree = 1u << 20;
+	sv->f_namemax = 255;
+	return 0;
+}
+
+static const struct fuse_operations pl_ops = {
+	.init = pl_init,
+	.getattr = pl_getattr,
+	.readdir = pl_readdir,
+	.mkdir = pl_mkdir,
+	.rmdir = pl_rmdir,
+	.create = pl_create,
+	.open = pl_open,
+	.release = pl_release,
+	.opendir = pl_opendir,
+	.releasedir = pl_release,
+	.read = pl_read,
+	.write = pl_write,
+	.truncate = pl_truncate,
+	.fallocate = pl_fallocate,
+	.fsync = pl_fsync,
+	.fsyncdir = pl_fsyncdir,
+	.unlink = pl_unlink,
+	.rename = pl_rename,
+	.link = pl_link,
+	.chmod = pl_chmod,
+	.chown = pl_chown,
+	.utimens = pl_utimens,
+	.statfs = pl_statfs,
+};
+
+int
+main(int argc, char **argv)
+{
+	char *args[64];
+	int n = 0, i, rc;
+
+	if (argc < 2) {
+		fprintf(stderr, "usage: plfs MOUNTPOINT [libfuse options]\n");
+		return 2;
+	}
+	root = node_new(S_IFDIR | 0755);
+	args[n++] = argv[0];
+	args[n++] = (char *)"-f";
+	args[n++] = (char *)"-o";
+	args[n++] = (char *)"fsname=plfs,subtype=plfs,max_threads=8";
+	for (i = 1; i < argc && n < 63; i++)
+		args[n++] = argv[i];
+	args[n] = NULL;
+	rc = fuse_main(n, args, &pl_ops, NULL);
+	if (rc == 3 || rc == 4) {
+		/* fuse_main: 3 = setup failed, 4 = mount failed */
+		fprintf(stderr, "plfs: cannot mount %s (is FUSE available "
+		    "here? /dev/fuse, and root or fusermount3)\n", argv[1]);
+		return EXIT_SKIP;
+	}
+	return rc;
+}
