@@ -1186,7 +1186,7 @@ main(int argc, char **argv)
 	args[n++] = argv[0];
 	args[n++] = (char *)"-f";
 	args[n++] = (char *)"-o";
-	args[n++] = (char *)"fsname=plfs,subtype=plfs,max_threads=8";
+	args[n++] = (char *)"fsname=plfs,subtype=plfs";
 	for (i = 1; i < argc && n < 63; i++)
 		args[n++] = argv[i];
 	args[n] = NULL;
