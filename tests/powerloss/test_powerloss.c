@@ -24,6 +24,9 @@
  * first (EF_PL_CYCLES and EF_PL_SEED override the count and the seed, to
  * replay a failure; EF_PL_FSYNC_US the length of a flush).
  *
+ * A first, quick test checks plfs's own rules (a power-loss test on a
+ * filesystem that forgets nothing would pass anything).
+ *
  * If this machine cannot mount FUSE (no /dev/fuse, no privilege), or
  * plfs was not built (no libfuse3-dev), the test is skipped and says
  * why. The data directory is created by the test and its parent
@@ -38,8 +41,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/mount.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -47,150 +48,32 @@
 #include <criterion/criterion.h>
 
 #include "harness.h"
+#include "plharness.h"
 
 #define PL_THREADS   8
 #define PL_PAD       300
 #define PL_CYCLES    30
 #define PL_BUDGET_MS 50000
-/* a disk flush of 1 ms: most kills land inside one, so most cuts find an
- * unsynced batch to lose or tear (without it they almost never would) */
+/* a disk flush of 1 ms: many kills land inside one, so about half the
+ * cuts find an unsynced batch to lose or tear (with no delay almost none
+ * would, and the test would only ever cut between batches) */
 #define PL_FSYNC_US  1000
 
 static struct h_stored s;
 static struct h_load load;
-static char mnt[H_PATH - 16]; /* so that mnt/data fits a data_dir */
-static pid_t plfs_pid;
+static const char *mnt; /* plfs's mount point */
 
 /* Stops stored, then plfs (which unmounts), then the harness cleanup. */
 static void
-pl_fini(void)
+fini(void)
 {
 	if (s.pid > 0)
 		(void)h_stored_stop(&s, SIGKILL, 10000);
-	if (plfs_pid > 0) {
-		kill(plfs_pid, SIGTERM);
-		if (h_wait_pid(plfs_pid, 10000) == -1) {
-			(void)umount2(mnt, MNT_DETACH);
-			kill(plfs_pid, SIGKILL);
-			(void)h_wait_pid(plfs_pid, 5000);
-		}
-		plfs_pid = 0;
-	}
+	pl_unmount();
 	h_cleanup();
 }
 
-TestSuite(powerloss, .fini = pl_fini, .timeout = 110);
-
-/* Skips the test, saying why on stderr; .fini does not run then. */
-#define SKIP(...) do {                                                 \
-		fprintf(stderr, "# skip: " __VA_ARGS__);                 \
-		fprintf(stderr, "\n");                                    \
-		h_cleanup();                                             \
-		cr_skip_test(__VA_ARGS__);                               \
-	} while (0)
-
-/* The first line of what plfs said on stderr, for a skip message. */
-static void
-first_line(const char *path, char *buf, size_t cap)
-{
-	char *text = h_read_file(path, NULL);
-
-	snprintf(buf, cap, "%s", text != NULL ? text : "(no output)");
-	buf[strcspn(buf, "\n")] = '\0';
-	free(text);
-}
-
-/*
- * Mounts plfs on dir/mnt, its stderr in dir/plfs.log. Skips the test if
- * FUSE is not usable here; fails it if plfs runs but never mounts.
- */
-static void
-plfs_start(const char *dir)
-{
-	const char *bin = getenv("EF_PLFS");
-	char log[H_PATH + 16], ctl[H_PATH + 16], why[256];
-	uint64_t deadline;
-	struct stat sb;
-	int fd, st;
-
-	if (bin == NULL || *bin == '\0')
-		SKIP("plfs was not built (libfuse3-dev missing when meson "
-		    "configured)");
-	if (access("/dev/fuse", R_OK | W_OK) != 0)
-		SKIP("no usable /dev/fuse: %s", strerror(errno));
-	cr_assert_lt(strlen(dir) + 4, sizeof(mnt), "%s: too long", dir);
-	snprintf(mnt, sizeof(mnt), "%s/mnt", dir);
-	snprintf(log, sizeof(log), "%s/plfs.log", dir);
-	snprintf(ctl, sizeof(ctl), "%s/.plfs", mnt);
-	cr_assert_eq(mkdir(mnt, 0755), 0, "mkdir %s: %s", mnt,
-	    strerror(errno));
-	if ((fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-	    0644)) < 0)
-		cr_assert_fail("open %s: %s", log, strerror(errno));
-	if ((plfs_pid = fork()) == 0) {
-		/* SIGTERM makes libfuse unmount on the way out */
-		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		dup2(fd, 1);
-		dup2(fd, 2);
-		execl(bin, "plfs", mnt, (char *)NULL);
-		_exit(127);
-	}
-	close(fd);
-	cr_assert_gt(plfs_pid, 0, "fork: %s", strerror(errno));
-	deadline = h_now_ms() + 10000;
-	while (stat(ctl, &sb) != 0) {
-		if (waitpid(plfs_pid, &st, WNOHANG) == plfs_pid) {
-			plfs_pid = 0;
-			first_line(log, why, sizeof(why));
-			if (WIFEXITED(st) && WEXITSTATUS(st) == 77)
-				SKIP("FUSE cannot mount here: %s", why);
-			cr_assert_fail("plfs exited (status 0x%x): %s", st,
-			    why);
-		}
-		cr_assert_lt(h_now_ms(), deadline, "plfs did not mount %s",
-		    mnt);
-		h_sleep_ms(10);
-	}
-}
-
-/* Writes one command to plfs's control file. */
-static void
-plfs_command(const char *cmd)
-{
-	char ctl[H_PATH + 16];
-	size_t len = strlen(cmd);
-	int fd;
-
-	snprintf(ctl, sizeof(ctl), "%s/.plfs", mnt);
-	fd = open(ctl, O_WRONLY | O_CLOEXEC);
-	cr_assert_geq(fd, 0, "open %s: %s", ctl, strerror(errno));
-	cr_assert_eq(write(fd, cmd, len), (ssize_t)len, "plfs: %s: %s", cmd,
-	    strerror(errno));
-	close(fd);
-}
-
-/* One counter from plfs's control file. */
-static uint64_t
-plfs_stat(const char *name)
-{
-	char ctl[H_PATH + 16], key[64], *text, *p;
-	unsigned long long v = 0;
-
-	snprintf(ctl, sizeof(ctl), "%s/.plfs", mnt);
-	text = h_read_file(ctl, NULL);
-	cr_assert_not_null(text, "cannot read %s", ctl);
-	snprintf(key, sizeof(key), "%s ", name);
-	for (p = text; p != NULL && *p != '\0'; p = strchr(p, '\n')) {
-		if (*p == '\n')
-			p++;
-		if (strncmp(p, key, strlen(key)) == 0) {
-			v = strtoull(p + strlen(key), NULL, 10);
-			break;
-		}
-	}
-	free(text);
-	return v;
-}
+TestSuite(powerloss, .fini = fini, .timeout = 110);
 
 /* Creates mnt/data and makes its entry durable. */
 static void
@@ -334,7 +217,7 @@ Test(powerloss, plfs_forgets_what_was_not_synced)
 	size_t len, i;
 	int fd, seed, kept[3] = { 0, 0, 0 }, grew = 0;
 
-	plfs_start(h_tmpdir());
+	mnt = pl_mount(h_tmpdir());
 	cr_assert_eq(mkdir(mnt_path("d"), 0750), 0);
 	dir_sync(".");
 	/* data: only what fdatasync covered survives */
@@ -364,7 +247,7 @@ Test(powerloss, plfs_forgets_what_was_not_synced)
 	cr_assert_eq(unlink(mnt_path("d/unlinked")), 0);
 	cr_assert_eq(rename(mnt_path("d/final"), mnt_path("d/final2")), 0);
 
-	plfs_command("cut drop\n");
+	pl_command("cut drop\n");
 	expect("d/a", "one"); /* through the open: stale pages dropped */
 	cr_assert_eq(memcmp(map, "one\0", 4), 0, "a mapping made before the "
 	    "cut still shows dropped data");
@@ -396,7 +279,7 @@ Test(powerloss, plfs_forgets_what_was_not_synced)
 		file_put(fd, fill[2], 8192);
 		close(fd);
 		snprintf(fill[0], sizeof(fill[0]), "cut torn %d\n", seed);
-		plfs_command(fill[0]);
+		pl_command(fill[0]);
 		img = h_read_file(mnt_path("d/x"), &len);
 		cr_assert(len == 8192 || len == 12288, "torn size %zu", len);
 		for (i = 0; i < len; i += 4096) {
@@ -422,7 +305,7 @@ Test(powerloss, plfs_forgets_what_was_not_synced)
 
 	/* a flush the power cut interrupts never happens; one that ends
 	 * does */
-	plfs_command("fsync_delay_us 300000\n");
+	pl_command("fsync_delay_us 300000\n");
 	for (seed = 0; seed < 2; seed++) {
 		pid_t pid;
 		int st;
@@ -439,7 +322,7 @@ Test(powerloss, plfs_forgets_what_was_not_synced)
 		cr_assert(seed ? WIFEXITED(st) && WEXITSTATUS(st) == 0 :
 		    WIFSIGNALED(st), "fsync child: status 0x%x", st);
 		close(fd);
-		plfs_command("cut drop\n");
+		pl_command("cut drop\n");
 		expect("d/a", seed ? "ONE" : "one");
 	}
 }
@@ -464,13 +347,13 @@ Test(powerloss, cut_power_under_append_load)
 	unsigned cycle, wait_ms;
 	int st;
 
-	plfs_start(dir);
+	mnt = pl_mount(dir);
 	h_stored_init(&s, dir, stored_has_segments() ? seg : NULL);
 	snprintf(s.data_dir, sizeof(s.data_dir), "%s/data", mnt);
 	make_data_dir(s.data_dir);
 	snprintf(cmd, sizeof(cmd), "fsync_delay_us %u\n",
 	    env_uint("EF_PL_FSYNC_US", PL_FSYNC_US));
-	plfs_command(cmd);
+	pl_command(cmd);
 	h_load_init(&load, &s, PL_THREADS, PL_PAD);
 	srand(seed);
 	fprintf(stderr, "# seed %u (EF_PL_SEED to replay), up to %u cycles, "
@@ -506,11 +389,11 @@ Test(powerloss, cut_power_under_append_load)
 		else
 			snprintf(cmd, sizeof(cmd), "cut torn %u\n",
 			    (unsigned)rand());
-		plfs_command(cmd);
-		n = plfs_stat("last_lost_pages") + plfs_stat("last_kept_pages");
-		lost += plfs_stat("last_lost_pages");
+		pl_command(cmd);
+		n = pl_stat("last_lost_pages") + pl_stat("last_kept_pages");
+		lost += pl_stat("last_lost_pages");
 		hit += n > 0;
-		cr_assert_gt(plfs_stat("fsyncs"), 0, "stored's fsyncs do not "
+		cr_assert_gt(pl_stat("fsyncs"), 0, "stored's fsyncs do not "
 		    "reach plfs: is the data directory on it?");
 		verify_offline((int)cycle);
 		fprintf(stderr, "# cycle %u: cut after %u ms (%.*s): %llu "
@@ -518,8 +401,8 @@ Test(powerloss, cut_power_under_append_load)
 		    "%llu kept\n", cycle, wait_ms, (int)strcspn(cmd, "\n"),
 		    cmd, (unsigned long long)__atomic_load_n(&load.acked,
 		    __ATOMIC_RELAXED),
-		    (unsigned long long)plfs_stat("last_lost_pages"),
-		    (unsigned long long)plfs_stat("last_kept_pages"));
+		    (unsigned long long)pl_stat("last_lost_pages"),
+		    (unsigned long long)pl_stat("last_kept_pages"));
 	}
 	/* a test whose cuts never find anything unsynced tests nothing */
 	cr_assert_gt(hit, 0, "no power cut in %u landed on unsynced data",
@@ -544,9 +427,9 @@ Test(powerloss, cut_power_under_append_load)
 	    "%llu directory fsyncs\n", cycle,
 	    (unsigned long long)(h_now_ms() - start), (unsigned long long)n,
 	    (unsigned long long)hit, (unsigned long long)lost,
-	    (unsigned long long)plfs_stat("writes"),
-	    (unsigned long long)plfs_stat("fsyncs"),
-	    (unsigned long long)plfs_stat("killed_syncs"),
-	    (unsigned long long)plfs_stat("dirsyncs"));
+	    (unsigned long long)pl_stat("writes"),
+	    (unsigned long long)pl_stat("fsyncs"),
+	    (unsigned long long)pl_stat("killed_syncs"),
+	    (unsigned long long)pl_stat("dirsyncs"));
 	h_load_free(&load);
 }
