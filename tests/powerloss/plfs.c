@@ -33,10 +33,19 @@
  *     that a kill lands inside one about as often as on a real machine.
  *     An fsync whose caller gets SIGKILL meanwhile never takes effect:
  *     the power went while the disk was flushing.
+ *   - A 4 KiB page is the unit a disk writes whole or not at all (real
+ *     disks promise 512 B or 4 KiB sectors); bytes of a page already
+ *     durable are never damaged by a later unsynced write to that page.
+ *   - O_SYNC/O_DSYNC writes are durable: the kernel follows each with an
+ *     fsync request. sync(2) and syncfs(2) make nothing durable here
+ *     (libfuse's path API has no syncfs): a daemon must fsync its files.
  *   - Not modelled: metadata other than size (modes, times, owners are
- *     kept but never lost), hard links (refused), xattrs, and cross-
- *     directory renames are lost or duplicated per directory (the
- *     pessimistic reading; eventfold renames within one directory).
+ *     kept but never lost), hard links (refused), xattrs, O_TMPFILE,
+ *     and cross-directory renames are lost or duplicated per directory
+ *     (the pessimistic reading; eventfold renames within one directory).
+ *     Writable shared mappings: their dirty pages reach plfs when the
+ *     kernel writes them back, which may be after a cut; stored maps
+ *     read-only.
  *
  * The caller's side (tests/powerloss/test_powerloss.c): kill the daemon
  * with SIGKILL first, so that it cannot write after the cut, then write
