@@ -303,6 +303,14 @@ Test(powerloss, plfs_forgets_what_was_not_synced)
 	cr_assert(grew > 0 && grew < 24, "torn cuts should keep the new "
 	    "size sometimes (%d of 24)", grew);
 
+	/* O_DSYNC writes are durable (the kernel fsyncs after each) */
+	fd = file_open("d/a", O_RDWR | O_DSYNC);
+	file_put(fd, "two", 0);
+	close(fd);
+	pl_command("cut drop\n");
+	expect("d/a", "two");
+	make_file("d/a", "one");
+
 	/* a flush the power cut interrupts never happens; one that ends
 	 * does */
 	pl_command("fsync_delay_us 300000\n");
