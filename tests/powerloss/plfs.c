@@ -1195,7 +1195,8 @@ main(int argc, char **argv)
 	args[n++] = argv[0];
 	args[n++] = (char *)"-f";
 	args[n++] = (char *)"-o";
-	args[n++] = (char *)"fsname=plfs,subtype=plfs";
+	/* max_idle_threads set: libfuse 3.14 warns when it is left unset */
+	args[n++] = (char *)"fsname=plfs,subtype=plfs,max_idle_threads=8";
 	for (i = 1; i < argc && n < 63; i++)
 		args[n++] = argv[i];
 	args[n] = NULL;
