@@ -30,7 +30,8 @@
  *     After a cut, what is left is both current and durable.
  *   - A flush takes time: "fsync_delay_us N" makes every fsync wait N
  *     microseconds before it takes effect, as a disk's flush would, so
- *     that a kill lands inside one about as often as on a real machine.
+ *     that kills land inside flushes (in RAM an fsync is so quick that
+ *     they almost never would).
  *     An fsync whose caller gets SIGKILL meanwhile never takes effect:
  *     the power went while the disk was flushing.
  *   - A 4 KiB page is the unit a disk writes whole or not at all (real
@@ -47,13 +48,14 @@
  *     kernel writes them back, which may be after a cut; stored maps
  *     read-only.
  *
- * The caller's side (tests/powerloss/test_powerloss.c): kill the daemon
- * with SIGKILL first, so that it cannot write after the cut, then write
- * "cut" or "cut torn SEED" to MOUNT/.plfs; reading MOUNT/.plfs gives
- * counters (and what the last cut dropped). The kernel must not serve
- * stale pages after a cut: files are opened without keep_cache (the
- * kernel drops a file's cached pages at every open) and attributes and
- * entries are never cached, so the restarted daemon reads plfs's state.
+ * The caller's side (tests/powerloss/plharness.h, used by
+ * test_powerloss.c): kill the daemon with SIGKILL first, so that it
+ * cannot write after the cut, then write "cut" or "cut torn SEED" to
+ * MOUNT/.plfs; reading MOUNT/.plfs gives counters (and what the last cut
+ * dropped). The kernel must not serve stale pages after a cut: files are
+ * opened without keep_cache (the kernel drops a file's cached pages at
+ * every open) and attributes and entries are never cached, so the
+ * restarted daemon reads plfs's state.
  * Files are not direct_io, so stored's read-only MAP_SHARED mapping
  * works and stays coherent with its pwrites (both go through the same
  * kernel page cache, written through to plfs).
@@ -62,9 +64,10 @@
  * unmounts on SIGTERM/SIGINT. Exits 77 when the mount itself fails (no
  * FUSE here), so a test can skip rather than fail.
  *
- * Caveats: one global lock serialises every operation; contents live in
- * RAM (copy-on-write 4 KiB pages shared between the two versions, so an
- * fsync costs a pass over the file's page table, not a copy).
+ * Caveats: one global lock serialises every operation (an fsync's delay
+ * is waited outside it); contents live in RAM (copy-on-write 4 KiB pages
+ * shared between the two versions, so an fsync costs a pass over the
+ * file's page table, not a copy).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
