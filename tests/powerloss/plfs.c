@@ -64,6 +64,10 @@
  * unmounts on SIGTERM/SIGINT. Exits 77 when the mount itself fails (no
  * FUSE here), so a test can skip rather than fail.
  *
+ * The tree of files and directories in their two versions, and the cut
+ * itself, are in plstate.c; this file is the FUSE side, the control file
+ * and main.
+ *
  * Caveats: one global lock serialises every operation (an fsync's delay
  * is waited outside it); contents live in RAM (copy-on-write 4 KiB pages
  * shared between the two versions, so an fsync costs a pass over the
@@ -80,7 +84,6 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -90,353 +93,19 @@
 #include <time.h>
 #include <unistd.h>
 
-#define PG        4096u
+#include "plstate.h"
+
 #define CTL_PATH  "/.plfs"
 #define CTL_FH    1 /* fi->fh of the control file; nodes are pointers */
 #define EXIT_SKIP 77
 
-struct page {
-	unsigned refs;
-	uint8_t data[PG];
-};
-
-/* A file's contents: a page table (NULL pages are zeros) and a size. */
-struct content {
-	struct page **pg;
-	size_t npg, cap;
-	uint64_t size;
-};
-
-struct dent {
-	char *name;
-	struct node *node;
-};
-
-struct dents {
-	struct dent *v;
-	size_t n, cap;
-};
-
-struct node {
-	struct node *next, *prev; /* every node, for cuts and collection */
-	mode_t mode;               /* S_IFREG or S_IFDIR, and permissions */
-	uint64_t ino;
-	unsigned opens;
-	bool mark;
-	struct timespec mtime, ctime;
-	struct content cur, dur;   /* files */
-	struct dents ents, dents;  /* directories: current, durable */
-};
-
+/* Every operation on plstate.c's tree holds it. */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static struct node all = { .next = &all, .prev = &all };
-static struct node *root;
-static uint64_t next_ino = 1;
-
-/* Counters, for the control file and the cut log line. */
 /* How long an fsync takes (microseconds), as a disk's flush would: set
- * with "fsync_delay_us N". Kills land mostly inside it, as they would. */
+ * with "fsync_delay_us N" on the control file. */
 static unsigned fsync_delay_us;
 
-static struct {
-	uint64_t writes, write_bytes, fsyncs, dirsyncs, cuts, killed_syncs;
-	uint64_t nodes, pages;
-	/* the last cut */
-	uint64_t lost_pages, kept_pages, resized, reverted_dirs, kept_dirs;
-	char mode[8];
-	unsigned seed;
-} st;
-
-static void
-die(const char *what)
-{
-	fprintf(stderr, "plfs: %s: out of memory\n", what);
-	abort();
-}
-
-static struct page *
-page_get(struct page *p)
-{
-	if (p != NULL)
-		p->refs++;
-	return p;
-}
-
-static void
-page_put(struct page *p)
-{
-	if (p != NULL && --p->refs == 0) {
-		free(p);
-		st.pages--;
-	}
-}
-
-static struct page *
-page_new(const struct page *from)
-{
-	struct page *p = malloc(sizeof(*p));
-
-	if (p == NULL)
-		die("page");
-	if (from != NULL)
-		memcpy(p->data, from->data, PG);
-	else
-		memset(p->data, 0, PG);
-	p->refs = 1;
-	st.pages++;
-	return p;
-}
-
-/* Grows or shrinks c's page table to n entries (new ones NULL). */
-static void
-content_resize(struct content *c, size_t n)
-{
-	size_t i;
-
-	for (i = n; i < c->npg; i++)
-		page_put(c->pg[i]);
-	if (n > c->cap || n < c->cap / 4) {
-		size_t cap = n < 16 ? 16 : n + n / 2;
-		struct page **pg = realloc(c->pg, cap * sizeof(*pg));
-
-		if (pg == NULL)
-			die("page table");
-		c->pg = pg;
-		c->cap = cap;
-	}
-	for (i = c->npg; i < n; i++)
-		c->pg[i] = NULL;
-	c->npg = n;
-}
-
-/* Page i of c, private to c and allocated, ready to be written. */
-static uint8_t *
-content_wpage(struct content *c, size_t i)
-{
-	struct page *p = c->pg[i];
-
-	if (p == NULL || p->refs > 1) {
-		c->pg[i] = page_new(p);
-		page_put(p);
-	}
-	return c->pg[i]->data;
-}
-
-/* Sets c's size; bytes past it in the last page become zeros, so that
- * growing the file later shows zeros, as on a disk. */
-static void
-content_set_size(struct content *c, uint64_t size)
-{
-	size_t n = (size_t)((size + PG - 1) / PG);
-
-	if (n < c->npg)
-		content_resize(c, n);
-	if (size % PG != 0 && n <= c->npg && c->pg[n - 1] != NULL &&
-	    size < c->size) {
-		uint8_t *d = content_wpage(c, n - 1);
-
-		memset(d + size % PG, 0, PG - size % PG);
-	}
-	c->size = size;
-}
-
-/* dst becomes a copy of src that shares its pages. */
-static void
-content_share(struct content *dst, const struct content *src)
-{
-	size_t i;
-
-	content_resize(dst, src->npg);
-	for (i = 0; i < src->npg; i++)
-		if (dst->pg[i] != src->pg[i]) {
-			page_put(dst->pg[i]);
-			dst->pg[i] = page_get(src->pg[i]);
-		}
-	dst->size = src->size;
-}
-
-static void
-content_free(struct content *c)
-{
-	content_resize(c, 0);
-	free(c->pg);
-	memset(c, 0, sizeof(*c));
-}
-
-static void
-dents_clear(struct dents *d)
-{
-	size_t i;
-
-	for (i = 0; i < d->n; i++)
-		free(d->v[i].name);
-	d->n = 0;
-}
-
-static void
-dents_add(struct dents *d, const char *name, struct node *n)
-{
-	if (d->n == d->cap) {
-		size_t cap = d->cap ? d->cap * 2 : 8;
-		struct dent *v = realloc(d->v, cap * sizeof(*v));
-
-		if (v == NULL)
-			die("directory");
-		d->v = v;
-		d->cap = cap;
-	}
-	if ((d->v[d->n].name = strdup(name)) == NULL)
-		die("name");
-	d->v[d->n++].node = n;
-}
-
-static void
-dents_copy(struct dents *dst, const struct dents *src)
-{
-	size_t i;
-
-	dents_clear(dst);
-	for (i = 0; i < src->n; i++)
-		dents_add(dst, src->v[i].name, src->v[i].node);
-}
-
-static struct dent *
-dents_find(const struct dents *d, const char *name, size_t len)
-{
-	size_t i;
-
-	for (i = 0; i < d->n; i++)
-		if (strlen(d->v[i].name) == len &&
-		    memcmp(d->v[i].name, name, len) == 0)
-			return &d->v[i];
-	return NULL;
-}
-
-static void
-dents_del(struct dents *d, struct dent *e)
-{
-	free(e->name);
-	*e = d->v[--d->n];
-}
-
-static struct node *
-node_new(mode_t mode)
-{
-	struct node *n = calloc(1, sizeof(*n));
-
-	if (n == NULL)
-		die("node");
-	n->mode = mode;
-	n->ino = next_ino++;
-	clock_gettime(CLOCK_REALTIME, &n->mtime);
-	n->ctime = n->mtime;
-	n->next = &all;
-	n->prev = all.prev;
-	all.prev->next = n;
-	all.prev = n;
-	st.nodes++;
-	return n;
-}
-
-static void
-node_free(struct node *n)
-{
-	n->prev->next = n->next;
-	n->next->prev = n->prev;
-	content_free(&n->cur);
-	content_free(&n->dur);
-	dents_clear(&n->ents);
-	dents_clear(&n->dents);
-	free(n->ents.v);
-	free(n->dents.v);
-	free(n);
-	st.nodes--;
-}
-
-static void
-mark(struct node *n)
-{
-	size_t i;
-
-	if (n->mark)
-		return;
-	n->mark = true;
-	for (i = 0; i < n->ents.n; i++)
-		mark(n->ents.v[i].node);
-	for (i = 0; i < n->dents.n; i++)
-		mark(n->dents.v[i].node);
-}
-
-/* Frees the nodes that no current or durable entry names and that
- * nobody has open. */
-static void
-collect(void)
-{
-	struct node *n, *next;
-
-	for (n = all.next; n != &all; n = n->next)
-		n->mark = false;
-	mark(root);
-	for (n = all.next; n != &all; n = n->next)
-		if (n->opens > 0)
-			mark(n);
-	for (n = all.next; n != &all; n = next) {
-		next = n->next;
-		if (!n->mark)
-			node_free(n);
-	}
-}
-
-/* The node at path in the current namespace, or NULL. */
-static struct node *
-resolve(const char *path)
-{
-	struct node *n = root;
-	struct dent *e;
-	const char *p = path, *q;
-
-	while (*p == '/')
-		p++;
-	while (*p != '\0') {
-		if (!S_ISDIR(n->mode))
-			return NULL;
-		for (q = p; *q != '\0' && *q != '/'; q++)
-			;
-		if ((e = dents_find(&n->ents, p, (size_t)(q - p))) == NULL)
-			return NULL;
-		n = e->node;
-		for (p = q; *p == '/'; p++)
-			;
-	}
-	return n;
-}
-
-/* The directory holding path's last component, and that component. */
-static int
-resolve_parent(const char *path, struct node **dir, const char **name)
-{
-	char buf[4096];
-	const char *slash = strrchr(path, '/');
-	size_t len;
-
-	if (slash == NULL || slash[1] == '\0')
-		return -EINVAL;
-	len = (size_t)(slash - path);
-	if (len >= sizeof(buf))
-		return -ENAMETOOLONG;
-	memcpy(buf, path, len);
-	buf[len] = '\0';
-	*dir = resolve(buf);
-	if (*dir == NULL)
-		return -ENOENT;
-	if (!S_ISDIR((*dir)->mode))
-		return -ENOTDIR;
-	*name = slash + 1;
-	if (strlen(*name) > 255)
-		return -ENAMETOOLONG;
-	return 0;
-}
-
+/* The control file, by path or by handle. */
 static bool
 is_ctl(const char *path, const struct fuse_file_info *fi)
 {
@@ -445,106 +114,13 @@ is_ctl(const char *path, const struct fuse_file_info *fi)
 	return path != NULL && strcmp(path, CTL_PATH) == 0;
 }
 
+/* The node an operation is about: its open handle's, or path's. */
 static struct node *
 fh_node(const char *path, struct fuse_file_info *fi)
 {
 	if (fi != NULL && fi->fh != 0 && fi->fh != CTL_FH)
 		return (struct node *)(uintptr_t)fi->fh;
 	return path != NULL ? resolve(path) : NULL;
-}
-
-static void
-touch(struct node *n)
-{
-	clock_gettime(CLOCK_REALTIME, &n->mtime);
-	n->ctime = n->mtime;
-}
-
-/* Power cut. */
-
-static unsigned
-rnd(unsigned *seed)
-{
-	*seed = *seed * 1103515245u + 12345u;
-	return (*seed >> 16) & 0x7fff;
-}
-
-static void
-cut_file(struct node *n, bool torn, unsigned *seed)
-{
-	struct content *c = &n->cur, *d = &n->dur;
-	uint64_t size = d->size;
-	size_t i;
-
-	if (torn && c->size != d->size && rnd(seed) % 2)
-		size = c->size;
-	if (size != c->size || size != d->size)
-		st.resized++;
-	/* the result is built in d: durable pages, some dirty ones kept */
-	if (c->npg > d->npg)
-		content_resize(d, c->npg);
-	for (i = 0; i < d->npg; i++) {
-		struct page *p = i < c->npg ? c->pg[i] : NULL;
-
-		if (p == d->pg[i])
-			continue;
-		if (torn && rnd(seed) % 2) {
-			page_put(d->pg[i]);
-			d->pg[i] = page_get(p);
-			st.kept_pages++;
-		} else
-			st.lost_pages++;
-	}
-	d->size = d->npg * (uint64_t)PG; /* so that set_size zeroes the tail */
-	content_set_size(d, size);
-	content_share(c, d);
-}
-
-static void
-cut_dir(struct node *n, bool torn, unsigned *seed)
-{
-	bool same = n->ents.n == n->dents.n;
-	size_t i;
-
-	for (i = 0; same && i < n->ents.n; i++) {
-		struct dent *e = dents_find(&n->dents, n->ents.v[i].name,
-		    strlen(n->ents.v[i].name));
-
-		same = e != NULL && e->node == n->ents.v[i].node;
-	}
-	if (same)
-		return;
-	if (torn && rnd(seed) % 2) {
-		dents_copy(&n->dents, &n->ents);
-		st.kept_dirs++;
-	} else {
-		dents_copy(&n->ents, &n->dents);
-		st.reverted_dirs++;
-	}
-}
-
-static void
-power_cut(bool torn, unsigned seed)
-{
-	struct node *n;
-
-	st.lost_pages = st.kept_pages = st.resized = 0;
-	st.reverted_dirs = st.kept_dirs = 0;
-	snprintf(st.mode, sizeof(st.mode), "%s", torn ? "torn" : "drop");
-	st.seed = seed;
-	for (n = all.next; n != &all; n = n->next) {
-		if (S_ISDIR(n->mode))
-			cut_dir(n, torn, &seed);
-		else
-			cut_file(n, torn, &seed);
-	}
-	st.cuts++;
-	collect();
-	fprintf(stderr, "plfs: cut %" PRIu64 " (%s, seed %u): %" PRIu64
-	    " unsynced pages lost, %" PRIu64 " kept, %" PRIu64 " sizes "
-	    "changed, %" PRIu64 " directories reverted, %" PRIu64 " kept\n",
-	    st.cuts, st.mode, st.seed, st.lost_pages, st.kept_pages,
-	    st.resized, st.reverted_dirs, st.kept_dirs);
 }
 
 /* The control file. */
@@ -559,11 +135,11 @@ ctl_text(char *buf, size_t cap)
 	    "\npages %" PRIu64 "\nlast_mode %s\nlast_seed %u\n"
 	    "last_lost_pages %" PRIu64 "\nlast_kept_pages %" PRIu64
 	    "\nlast_resized %" PRIu64 "\nlast_reverted_dirs %" PRIu64
-	    "\nlast_kept_dirs %" PRIu64 "\n", st.writes, st.write_bytes,
-	    st.fsyncs, st.dirsyncs, st.killed_syncs, st.cuts, st.nodes,
-	    st.pages,
-	    st.mode[0] ? st.mode : "none", st.seed, st.lost_pages,
-	    st.kept_pages, st.resized, st.reverted_dirs, st.kept_dirs);
+	    "\nlast_kept_dirs %" PRIu64 "\n", stats.writes, stats.write_bytes,
+	    stats.fsyncs, stats.dirsyncs, stats.killed_syncs, stats.cuts, stats.nodes,
+	    stats.pages,
+	    stats.mode[0] ? stats.mode : "none", stats.seed, stats.lost_pages,
+	    stats.kept_pages, stats.resized, stats.reverted_dirs, stats.kept_dirs);
 }
 
 static int
@@ -827,28 +403,6 @@ pl_read(const char *path, char *buf, size_t len, off_t off,
 	return (int)done;
 }
 
-/* Writes len bytes at off into n's current contents. */
-static void
-node_write(struct node *n, const char *buf, size_t len, uint64_t off)
-{
-	size_t done = 0, i, o, k, need = (size_t)((off + len + PG - 1) / PG);
-
-	if (need > n->cur.npg)
-		content_resize(&n->cur, need);
-	while (done < len) {
-		i = (size_t)((off + done) / PG);
-		o = (size_t)((off + done) % PG);
-		k = PG - o < len - done ? PG - o : len - done;
-		memcpy(content_wpage(&n->cur, i) + o, buf + done, k);
-		done += k;
-	}
-	if (off + len > n->cur.size)
-		n->cur.size = off + len;
-	touch(n);
-	st.writes++;
-	st.write_bytes += len;
-}
-
 static int
 pl_write(const char *path, const char *buf, size_t len, off_t off,
     struct fuse_file_info *fi)
@@ -954,7 +508,7 @@ fsync_wait(void)
 	while (waited < delay) {
 		if (being_killed(tid)) {
 			pthread_mutex_lock(&lock);
-			st.killed_syncs++;
+			stats.killed_syncs++;
 			pthread_mutex_unlock(&lock);
 			return -EINTR;
 		}
@@ -978,7 +532,7 @@ pl_fsync(const char *path, int datasync, struct fuse_file_info *fi)
 	pthread_mutex_lock(&lock);
 	if ((n = fh_node(path, fi)) != NULL) {
 		content_share(&n->dur, &n->cur);
-		st.fsyncs++;
+		stats.fsyncs++;
 	}
 	pthread_mutex_unlock(&lock);
 	return n != NULL ? 0 : -EBADF;
@@ -996,7 +550,7 @@ pl_fsyncdir(const char *path, int datasync, struct fuse_file_info *fi)
 	pthread_mutex_lock(&lock);
 	if ((n = fh_node(path, fi)) != NULL && S_ISDIR(n->mode)) {
 		dents_copy(&n->dents, &n->ents);
-		st.dirsyncs++;
+		stats.dirsyncs++;
 	}
 	pthread_mutex_unlock(&lock);
 	return n != NULL ? 0 : -ENOENT;
@@ -1152,7 +706,7 @@ pl_statfs(const char *path, struct statvfs *sv)
 	memset(sv, 0, sizeof(*sv));
 	sv->f_bsize = sv->f_frsize = PG;
 	sv->f_blocks = 1u << 20;
-	sv->f_bfree = sv->f_bavail = (1u << 20) - (fsblkcnt_t)st.pages;
+	sv->f_bfree = sv->f_bavail = (1u << 20) - (fsblkcnt_t)stats.pages;
 	sv->f_files = sv->f_ffree = 1u << 20;
 	sv->f_namemax = 255;
 	return 0;
