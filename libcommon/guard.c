@@ -164,6 +164,12 @@ guard_shutdown(void)
  * every other client: listen.h).
  */
 #define DIALER_STILL_MS 150
+/*
+ * A connection that has not finished its handshake after this long has
+ * landed in a listener that no longer accepts (a wedged one, or an old
+ * generation: listen.h): give up on it and dial again.
+ */
+#define DIALER_STUCK_MS 500
 
 static void
 dialer_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
@@ -206,16 +212,17 @@ dialer_check(struct guard_entry *g, nng_stat *stats, uint64_t now)
 		ed->suspect = 1;
 	if (other != ed->other)
 		ed->suspect = 1;
-	if (activity != ed->activity || other != ed->other) {
-		ed->activity = activity;
-		ed->other = other;
+	if (activity != ed->activity || other != ed->other ||
+	    __atomic_load_n(&ed->pipes, __ATOMIC_RELAXED) > 0)
 		ed->still_since = now;
-	}
+	ed->activity = activity;
+	ed->other = other;
 	if (__atomic_load_n(&ed->pipes, __ATOMIC_RELAXED) > 0) {
 		ed->suspect = 0;
 		return;
 	}
-	if (!ed->suspect || now - ed->still_since < DIALER_STILL_MS)
+	if (now - ed->still_since < (ed->suspect ? DIALER_STILL_MS :
+	    DIALER_STUCK_MS))
 		return;
 	/* closing a dialer ends only its own connection attempt */
 	nng_dialer_close(ed->d);
@@ -242,6 +249,7 @@ dialer_open(struct ef_dialer *ed, nng_socket sock, const char *url)
 	memset(ed, 0, sizeof(*ed));
 	ed->sock = sock;
 	ed->g.check = dialer_check;
+	ed->still_since = guard_now_ms();
 	snprintf(ed->url, sizeof(ed->url), "%s", url);
 	nng_pipe_notify(sock, NNG_PIPE_EV_ADD_POST, dialer_pipe_cb, ed);
 	nng_pipe_notify(sock, NNG_PIPE_EV_REM_POST, dialer_pipe_cb, ed);

@@ -11,13 +11,10 @@
 #     asynchronous calls to stored and runnerd);
 #   - `eventfoldctl tail --json` following the whole log.
 # Checks: every call returns within its timeout plus a margin; after
-# each restart every client has a successful call within RECOVER_LIMIT_S
-# of the daemon answering again (the goal is RECOVER_TARGET_S: the
-# recovery times are printed, and on this 2-core VM a few restarts in a
-# hundred take longer than the goal, when a restart lands on an nng
-# handshake and a listener must be re-created; the limit keeps the test
-# steady while still catching a client that never recovers); the tail
-# sees positions 0..head-1 exactly once, in order.
+# each restart every client has a call that began after the kill and
+# succeeded within RECOVER_LIMIT_S of the daemon answering again (the
+# distribution is printed); the tail sees positions 0..head-1 exactly
+# once, in order.
 import json
 import os
 import signal
@@ -36,8 +33,7 @@ import efharness as h
 RESTARTS = int(os.environ.get("EF_RESTARTS", "40"))
 CALL_TIMEOUT_MS = 2000
 MARGIN_S = 0.5
-RECOVER_TARGET_S = 1.0  # the goal, reported
-RECOVER_LIMIT_S = 5.0   # what the test enforces (see the note below)
+RECOVER_LIMIT_S = 1.0   # calls succeed again within this of a restart
 CALLER = os.path.join(h.BUILD, "tests", "tools", "ef-caller")
 CTL = os.path.join(h.BUILD, "clients", "eventfoldctl", "eventfoldctl")
 
@@ -94,7 +90,14 @@ class GrpcCaller:
 
 
 def successes_after(calls, t):
+    """OK calls started at or after t."""
     return sum(1 for (t0, _, st) in list(calls) if t0 >= t and st == "OK")
+
+
+def first_success_end(calls, t):
+    """When the first OK call started at or after t ended, or None."""
+    ends = [t0 + d for (t0, d, st) in list(calls) if t0 >= t and st == "OK"]
+    return min(ends) if ends else None
 
 
 class RestartTest(unittest.TestCase):
@@ -127,6 +130,7 @@ class RestartTest(unittest.TestCase):
         """kill -9, start again, wait until it answers a new client, then
         until every long-lived client has succeeded; returns how long each
         took (RECOVER_LIMIT_S when it did not)."""
+        killed = time.monotonic()
         if which == "stored":
             self.cl.stop_stored(signal.SIGKILL)
             self.cl.start_stored()
@@ -140,11 +144,15 @@ class RestartTest(unittest.TestCase):
         ready = time.monotonic()
         took = {}
         for c in clients:
-            while successes_after(c.calls, ready) == 0:
+            # a call that began after the kill and succeeded: the client
+            # works again (time counted from the daemon answering)
+            while first_success_end(c.calls, killed) is None:
                 if time.monotonic() - ready > RECOVER_LIMIT_S:
                     break
-                time.sleep(0.005)
-            took[c.name] = time.monotonic() - ready
+                time.sleep(0.01)
+            end = first_success_end(c.calls, killed)
+            took[c.name] = (max(0.0, end - ready) if end is not None
+                            else RECOVER_LIMIT_S)
         return took
 
     def test_kill9_restarts_under_callers(self):
@@ -189,12 +197,10 @@ class RestartTest(unittest.TestCase):
                 c.stop()
         recover.sort()
         print("# recovery after %d restarts x clients: p50 %.3f s, p99 %.3f "
-              "s, max %.3f s (%s); %d over the %.1f s goal" % (
+              "s, max %.3f s (%s)" % (
                   len(recover), recover[len(recover) // 2][0],
                   recover[len(recover) * 99 // 100][0], recover[-1][0],
-                  "%s after %s#%d" % recover[-1][1:],
-                  sum(1 for r in recover if r[0] > RECOVER_TARGET_S),
-                  RECOVER_TARGET_S), flush=True)
+                  "%s after %s#%d" % recover[-1][1:]), flush=True)
         for c in everyone:
             d = sorted(x[1] for x in c.calls)
             print("# %s: %d calls, %d ok, longest %.3f s" % (
