@@ -34,6 +34,7 @@
 #include "client.h"
 #include "ipc.h"
 #include "log.h"
+#include "segfile.h"
 
 #define EVENT_TYPE      "BenchEvent"
 #define CALL_TIMEOUT_MS 10000
@@ -674,22 +675,33 @@ out:
 
 /* ---- recover ------------------------------------------------------------ */
 
-/* Drops the journal's pages from the page cache (clean after stop). */
+/* Drops the log's pages from the page cache (clean after stop): every
+ * segment file of the data directory. */
 static void
 evict_log(const char *data_dir)
 {
-	char path[PATH_MAX + 32];
+	char path[PATH_MAX + 64], name[SEGFILE_NAME_MAX];
+	uint64_t *bases = NULL;
+	size_t n = 0, i;
 	int fd;
 
-	snprintf(path, sizeof(path), "%s/events.log", data_dir);
-	if ((fd = open(path, O_RDONLY)) < 0) {
-		log_warn("open %s", path);
+	if ((errno = -segfile_list(data_dir, &bases, &n)) != 0) {
+		log_warn("list %s", data_dir);
 		return;
 	}
-	(void)fdatasync(fd);
-	if ((errno = posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED)) != 0)
-		log_warn("posix_fadvise %s", path);
-	close(fd);
+	for (i = 0; i < n; i++) {
+		snprintf(path, sizeof(path), "%s/%s", data_dir,
+		    segfile_name(name, sizeof(name), bases[i]));
+		if ((fd = open(path, O_RDONLY)) < 0) {
+			log_warn("open %s", path);
+			continue;
+		}
+		(void)fdatasync(fd);
+		if ((errno = posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED)) != 0)
+			log_warn("posix_fadvise %s", path);
+		close(fd);
+	}
+	free(bases);
 }
 
 /* Restarts s repeat times; prints one line. cold: evict the log first. */

@@ -115,6 +115,42 @@ append_done(struct append_job *job)
 	__atomic_sub_fetch(&inflight, 1, __ATOMIC_SEQ_CST);
 }
 
+/* Writer thread: the rotation is done or failed; send the reply. */
+static void
+rotate_done(struct append_job *job)
+{
+	struct worker *w = (struct worker *)((char *)job -
+	    offsetof(struct worker, job));
+
+	ipc_out_reset(&w->out);
+	ipc_reply_begin(&w->out, job->status, job->status == EF_S_OK ? "ok" :
+	    job->msg);
+	if (job->status == EF_S_OK)
+		ipc_rotate_rep_encode(&w->out, &job->rot);
+	else
+		ipc_nil(&w->out);
+	rctx_send(w);
+	__atomic_sub_fetch(&inflight, 1, __ATOMIC_SEQ_CST);
+}
+
+/* ROTATE: the writer seals the hot segment between two batches. */
+static int
+handle_rotate(struct worker *w, const struct ipc_in *in)
+{
+	struct append_job *job = &w->job;
+
+	if (in->body->type != MSGPACK_OBJECT_NIL) {
+		reply_error(w, EF_S_BAD_REQUEST, "rotate: the body must be "
+		    "nil");
+		return HANDLED;
+	}
+	memset(job, 0, sizeof(*job));
+	job->op = EF_OP_ROTATE;
+	job->complete = rotate_done;
+	writer_submit(w->sd, job);
+	return PENDING;
+}
+
 static int
 handle_append(struct worker *w, const struct ipc_in *in)
 {
@@ -127,6 +163,7 @@ handle_append(struct worker *w, const struct ipc_in *in)
 	uint32_t i;
 
 	memset(job, 0, sizeof(*job));
+	job->op = EF_OP_APPEND;
 	if (ipc_append_req_decode(in->body, req, &why) != 0) {
 		reply_error(w, strcmp(why, "expected kind") == 0 ?
 		    EF_S_BAD_EXPECTED_VERSION : EF_S_BAD_REQUEST,
@@ -396,7 +433,10 @@ handle_status(struct worker *w, const struct ipc_in *in)
 	st.streams = sd->index.nstreams;
 	st.index_bytes = sd->index.bytes;
 	pthread_rwlock_unlock(&sd->index.lock);
-	st.log_bytes = __atomic_load_n(&sd->journal.end, __ATOMIC_RELAXED);
+	st.log_bytes = __atomic_load_n(&sd->journal.bytes, __ATOMIC_RELAXED);
+	st.segments = journal_nsegs(&sd->journal);
+	st.sealed_bytes = __atomic_load_n(&sd->journal.sealed_bytes,
+	    __ATOMIC_RELAXED);
 	st.uptime_ms = mono_ms() - sd->stats.start_ms;
 	st.commits = __atomic_load_n(&sd->stats.commits, __ATOMIC_RELAXED);
 	st.fsyncs = __atomic_load_n(&sd->stats.fsyncs, __ATOMIC_RELAXED);
@@ -410,10 +450,56 @@ handle_status(struct worker *w, const struct ipc_in *in)
 	return HANDLED;
 }
 
+/* SEGMENTS: each segment's range, size and state, oldest first. */
+static int
+handle_segments(struct worker *w, const struct ipc_in *in)
+{
+	const struct journal *j = &w->sd->journal;
+	struct ipc_segments_req r;
+	struct ipc_segment_info si;
+	const struct segment *s;
+	const char *why = "";
+	uint64_t n = journal_nsegs(j), lo = 0, hi = n, mid, max, cnt, i;
+
+	if (ipc_segments_req_decode(in->body, &r, &why) != 0) {
+		reply_error(w, EF_S_BAD_REQUEST, "segments: bad field: %s",
+		    why);
+		return HANDLED;
+	}
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (j->segs[mid]->base < r.from)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	max = read_cap(w->sd, r.max_count);
+	cnt = n - lo < max ? n - lo : max;
+	ipc_out_reset(&w->out);
+	ipc_reply_begin(&w->out, EF_S_OK, "ok");
+	ipc_segments_rep_begin(&w->out, (uint32_t)cnt);
+	for (i = lo; i < lo + cnt; i++) {
+		s = j->segs[i];
+		/* the writer may be appending: next before end, both read
+		 * once; a sealed segment no longer changes */
+		si.base = s->base;
+		si.events = __atomic_load_n(&s->next, __ATOMIC_ACQUIRE) -
+		    s->base;
+		si.bytes = __atomic_load_n(&s->end, __ATOMIC_ACQUIRE);
+		si.state.ptr = __atomic_load_n(&s->sealed, __ATOMIC_ACQUIRE) ?
+		    "sealed" : "hot";
+		si.state.len = (uint32_t)strlen(si.state.ptr);
+		ipc_segment_info_encode(&w->out, &si);
+	}
+	ipc_segments_rep_end(&w->out, lo + cnt < n);
+	return HANDLED;
+}
+
 static const struct {
 	int op;
 	handler_fn fn;
 } handlers[] = {
+	{ EF_OP_SEGMENTS, handle_segments },
 	{ EF_OP_READ_STREAM, handle_read_stream },
 	{ EF_OP_READ_ALL, handle_read_all },
 	{ EF_OP_LIST_STREAMS, handle_list_streams },
@@ -432,10 +518,11 @@ dispatch_one(struct worker *w)
 	    nng_msg_len(w->msg), &why);
 	if (rc != 0) {
 		reply_error(w, rc, "%s%s", why, rc == EF_S_BAD_VERSION ?
-		    " (this stored speaks version 1)" : "");
+		    " (this stored speaks version " EF_STR(EF_PROTO_VERSION)
+		    ")" : "");
 		return HANDLED;
 	}
-	if (w->in.op == EF_OP_APPEND) {
+	if (w->in.op == EF_OP_APPEND || w->in.op == EF_OP_ROTATE) {
 		/* counted before `stopping` is read, so dispatch_stop(),
 		 * which sets `stopping` and then waits for the count to
 		 * drop, cannot miss an append that is being queued */
@@ -446,7 +533,8 @@ dispatch_one(struct worker *w)
 			    "stored is shutting down");
 			return HANDLED;
 		}
-		if (handle_append(w, &w->in) == PENDING)
+		if ((w->in.op == EF_OP_APPEND ? handle_append(w, &w->in) :
+		    handle_rotate(w, &w->in)) == PENDING)
 			return PENDING;
 		__atomic_sub_fetch(&inflight, 1, __ATOMIC_SEQ_CST);
 		return HANDLED;

@@ -25,6 +25,7 @@
 #include "conf.h"
 #include "listen.h"
 #include "log.h"
+#include "segfile.h"
 #include "stored.h"
 
 #include <nng/protocol/pubsub0/pub.h>
@@ -52,6 +53,9 @@ static const struct conf_key stored_keys[] = {
 	    "largest append accepted" },
 	{ "max_pub_bytes", CONF_SIZE, OFF(max_pub_bytes), "1M",
 	    "batches larger than this are published without their events" },
+	{ "segment_size", CONF_SIZE, OFF(segment_size), "256M",
+	    "seal the segment being written once it passes this size (at "
+	    "least 4K)" },
 	{ "repair", CONF_BOOL, OFF(repair), "no",
 	    "cut the log at the first corrupt batch instead of refusing to "
 	    "start" },
@@ -66,11 +70,11 @@ static const char usage[] =
 static struct stored sd;
 
 static void
-visit(void *arg, const struct ef_event *ev, uint64_t off)
+visit(void *arg, const struct ef_event *ev, uint64_t loc)
 {
 	struct index *ix = arg;
 
-	index_add(ix, ev, off);
+	index_add(ix, ev, loc);
 	ix->head = ev->global_position + 1;
 }
 
@@ -133,7 +137,11 @@ reload(const char *file, int argc, char **argv)
 	sd.conf.max_read_bytes = nc.max_read_bytes;
 	sd.conf.max_append_bytes = nc.max_append_bytes;
 	sd.conf.max_pub_bytes = nc.max_pub_bytes;
-	log_info("reload: limits updated (directories, URLs and workers "
+	if (nc.segment_size >= SEGMENT_SIZE_MIN &&
+	    nc.segment_size <= JOURNAL_OFF_MASK / 2)
+		__atomic_store_n(&sd.journal.segment_size, nc.segment_size,
+		    __ATOMIC_RELAXED);
+	log_info("reload: limits and segment_size updated (directories, URLs and workers "
 	    "need a restart)");
 	conf_free(stored_keys, &nc);
 }
@@ -143,7 +151,8 @@ main(int argc, char **argv)
 {
 	struct conf_opts opts;
 	char store_url[4200], events_url[4200], **argv_copy;
-	uint64_t t0, bad_off = 0, wd_usec = 0;
+	uint64_t t0, wd_usec = 0;
+	struct journal_bad bad;
 	struct ef_listener pl;
 	unsigned tick = 0;
 	sigset_t set;
@@ -165,6 +174,13 @@ main(int argc, char **argv)
 	}
 	if (sd.conf.max_read_count == 0)
 		sd.conf.max_read_count = 1;
+	if (sd.conf.segment_size < SEGMENT_SIZE_MIN ||
+	    sd.conf.segment_size > JOURNAL_OFF_MASK / 2) {
+		fprintf(stderr, "eventfold-stored: segment_size %" PRIu64
+		    " is out of range (%u .. %llu)\n", sd.conf.segment_size,
+		    SEGMENT_SIZE_MIN, JOURNAL_OFF_MASK / 2);
+		return 1;
+	}
 	if (opts.check) {
 		if (opts.verbose)
 			conf_print(stdout, stored_keys, "stored", &sd.conf);
@@ -196,25 +212,35 @@ main(int argc, char **argv)
 	index_init(&sd.index, &sd.journal);
 	t0 = mono_ms();
 	index_bulk_begin(&sd.index);
-	rc = journal_open(&sd.journal, sd.conf.data_dir, sd.conf.repair,
-	    visit, &sd.index, &bad_off);
+	rc = journal_open(&sd.journal, sd.conf.data_dir, sd.conf.segment_size,
+	    sd.conf.repair, visit, &sd.index, &bad);
 	if (rc == -EEXIST)
 		fatalx("%s is in use by another eventfold-stored (lock held "
 		    "on %s/LOCK)", sd.conf.data_dir, sd.conf.data_dir);
 	if (rc == -EBADMSG)
-		fatalx("%s/events.log: corrupt at offset %" PRIu64 "; not "
-		    "starting (run eventfoldctl verify, or start with "
-		    "--repair yes to cut the log there)", sd.conf.data_dir,
-		    bad_off);
+		fatalx("%s: corrupt at offset %" PRIu64 "; not starting (run "
+		    "eventfoldctl verify, or start with --repair yes to cut "
+		    "the log there)", bad.file, bad.off);
+	if (rc == -ENOTUNIQ)
+		fatalx("%s holds both %s and segment files; not starting",
+		    sd.conf.data_dir, LEGACY_LOG_NAME);
 	if (rc != 0) {
 		errno = -rc;
 		fatal("open journal in %s", sd.conf.data_dir);
 	}
 	index_bulk_end(&sd.index, sd.index.head);
+	/* a hot segment that passed segment_size before the restart (or a
+	 * large events.log just taken over) is sealed before serving */
+	if (journal_hot(&sd.journal)->end >= sd.journal.segment_size &&
+	    (rc = journal_rotate(&sd.journal)) < 0) {
+		errno = -rc;
+		fatal("start a new segment in %s", sd.conf.data_dir);
+	}
 	sd.stats.recover_ms = mono_ms() - t0;
 	sd.stats.recovered_events = sd.index.head;
-	log_info("recovered %" PRIu64 " events (%" PRIu64 " bytes) in %"
-	    PRIu64 " ms (%.0f events/s)", sd.index.head, sd.journal.end,
+	log_info("recovered %" PRIu64 " events (%" PRIu64 " bytes in %"
+	    PRIu64 " segments) in %" PRIu64 " ms (%.0f events/s)",
+	    sd.index.head, sd.journal.bytes, journal_nsegs(&sd.journal),
 	    sd.stats.recover_ms, sd.stats.recover_ms ?
 	    (double)sd.index.head * 1000.0 / (double)sd.stats.recover_ms :
 	    (double)sd.index.head * 1000.0);

@@ -32,47 +32,137 @@ struct stored_conf {
 	uint64_t max_read_bytes;
 	uint64_t max_append_bytes;
 	uint64_t max_pub_bytes;
+	uint64_t segment_size;
 	int repair;
 };
 
-/* journal.c: the active log file, mapped read-only for readers. */
+/*
+ * journal.c: the log as a sequence of segment files (segfile.h), each
+ * mapped read-only for readers. Only the newest, the hot segment, is
+ * written; the others are sealed and never change.
+ *
+ * A location names a record: the segment's index in segs[] in the high
+ * bits, the byte offset in that segment in the low JOURNAL_OFF_BITS.
+ * The index stores locations; readers turn one into bytes with
+ * journal_at(), the one place that knows how a segment is held.
+ */
+#define JOURNAL_OFF_BITS 40
+#define JOURNAL_OFF_MASK ((1ull << JOURNAL_OFF_BITS) - 1)
+#define JOURNAL_MAX_SEGS (1u << 24)
+#define SEGMENT_SIZE_MIN 4096
+
+struct segment {
+	uint64_t base;      /* global position of its first event (its name) */
+	uint64_t end;       /* committed bytes; atomic, written by the writer */
+	uint64_t next;      /* position after its last event; atomic */
+	int sealed;         /* atomic; set once, never cleared */
+	int fd;             /* the hot segment's, -1 once sealed */
+	const uint8_t *map; /* PROT_READ view; valid bytes are [0, end) */
+	uint64_t map_cap;   /* size of the mapping */
+	char *path;
+};
+
 struct journal {
-	int fd;
 	int lockfd;
 	int dirfd;
-	char *path;
-	const uint8_t *map; /* PROT_READ view of the whole reservation */
-	uint64_t map_cap;
-	uint64_t end;       /* committed bytes; written only by the writer */
-	uint64_t base;      /* global position of the file's first event */
+	char *dir;
+	uint64_t segment_size;
+	/* JOURNAL_MAX_SEGS slots, virtual until touched, never moved: a
+	 * slot is filled before any location in it is published */
+	struct segment **segs;
+	uint64_t nsegs;        /* atomic (release by the writer) */
+	uint64_t bytes;        /* all segment files; atomic */
+	uint64_t sealed_bytes; /* atomic */
+	uint64_t base;         /* the first segment's base */
+};
+
+/* Where recovery found damage it refuses to pass (for the message). */
+struct journal_bad {
+	char file[4200];
+	uint64_t off;
 };
 
 /*
  * Called by journal_open() for every intact record, in order, with its
- * file offset; the index is built from these.
+ * location; the index is built from these.
  */
 typedef void (*journal_visit_fn)(void *arg, const struct ef_event *ev,
-    uint64_t off);
+    uint64_t loc);
 
 /*
- * Opens (creating if needed) data_dir's journal, takes the lock file,
- * verifies every batch, truncates a torn tail, and calls visit for each
- * event. Returns 0; -EEXIST if another stored holds the lock; -EBADMSG
- * if corruption precedes the tail (*bad_off says where) and repair is 0;
- * another negative errno on I/O failure.
+ * Opens (creating if needed) data_dir's log, takes the lock file, takes
+ * over a single events.log from before segments, verifies every batch of
+ * every segment, truncates a torn tail of the last one, and calls visit
+ * for each event. segment_size 0 means the default. Returns 0; -EEXIST if
+ * another stored holds the lock; -EBADMSG if there is corruption that is
+ * not a torn tail of the last segment (bad says where) and repair is 0;
+ * -ENOTUNIQ if events.log and segment files are both present; another
+ * negative errno on I/O failure.
  */
-int journal_open(struct journal *j, const char *data_dir, int repair,
-    journal_visit_fn visit, void *arg, uint64_t *bad_off);
+int journal_open(struct journal *j, const char *data_dir,
+    uint64_t segment_size, int repair, journal_visit_fn visit, void *arg,
+    struct journal_bad *bad);
 
-/* Appends len bytes at the end and makes them durable (fdatasync).
- * 0, or -errno; on a write error the tail is cut back. */
+/*
+ * Appends one batch frame (len bytes, its header first) to the hot
+ * segment and makes it durable (fdatasync). 0, -EFBIG if it does not fit
+ * the hot segment's mapping (rotate first), or -errno; on a write error
+ * the tail is cut back.
+ */
 int journal_append(struct journal *j, const void *buf, size_t len);
 
-/* The record bytes at off (within the committed area). */
-static inline const uint8_t *
-journal_at(const struct journal *j, uint64_t off)
+/*
+ * Writer only, between batches: seals the hot segment and starts the
+ * next, named next_pos. The new file is written with its header,
+ * fsynced, renamed into place and the directory fsynced before this
+ * returns, so no batch is acknowledged in a segment a crash could lose.
+ * Returns 1 if rotated, 0 if the hot segment holds no event (nothing
+ * done), or a negative errno (the hot segment stays hot).
+ */
+int journal_rotate(struct journal *j);
+
+/* The segment being written. */
+static inline struct segment *
+journal_hot(const struct journal *j)
 {
-	return j->map + off;
+	return j->segs[__atomic_load_n(&j->nsegs, __ATOMIC_ACQUIRE) - 1];
+}
+
+/* Segments now (acquire): slots below are safe to read. */
+static inline uint64_t
+journal_nsegs(const struct journal *j)
+{
+	return __atomic_load_n(&j->nsegs, __ATOMIC_ACQUIRE);
+}
+
+/* Writer: the location the next batch will be written at. */
+static inline uint64_t
+journal_tail(const struct journal *j)
+{
+	uint64_t n = journal_nsegs(j) - 1;
+
+	return n << JOURNAL_OFF_BITS | j->segs[n]->end;
+}
+
+/*
+ * The bytes of the record at a committed location. Every reader (reads,
+ * subscriptions' catch-up, idempotency checks) comes through here, so
+ * this is where a segment that is not a plain mapping plugs in: an
+ * archived (zstd seekable) segment will be read by decompressing the
+ * frame that holds off into a cache and returning a pointer into it
+ * (valid until the reply is sent). Today every segment is mapped.
+ */
+static inline const uint8_t *
+segment_at(const struct segment *s, uint64_t off)
+{
+	return s->map + off;
+}
+
+static inline const uint8_t *
+journal_at(const struct journal *j, uint64_t loc)
+{
+	return segment_at(j->segs[loc >> JOURNAL_OFF_BITS],
+	    loc & JOURNAL_OFF_MASK);
 }
 
 void journal_close(struct journal *j);
@@ -87,7 +177,7 @@ struct stream {
 
 struct index {
 	pthread_rwlock_t lock;   /* streams; offsets are lock-free */
-	uint64_t **chunks;       /* position -> journal offset */
+	uint64_t **chunks;       /* position -> journal location */
 	uint64_t head;           /* next position; atomic, release/acquire */
 	/* streams by id (open addressing), and in creation order */
 	struct stream **stab;
@@ -111,7 +201,7 @@ struct index {
 void index_init(struct index *ix, const struct journal *j);
 void index_free(struct index *ix);
 
-/* Readers: position -> offset for position < head. */
+/* Readers: position -> journal location for position < head. */
 uint64_t index_offset(const struct index *ix, uint64_t pos);
 static inline uint64_t
 index_head(const struct index *ix)
@@ -128,9 +218,9 @@ int64_t index_event(const struct index *ix, const uint8_t id[UUID_LEN]);
 
 /*
  * Writer only, under ix->lock (write), in position order: records an
- * event at off. Does not publish head; index_publish() does.
+ * event at location loc. Does not publish head; index_publish() does.
  */
-void index_add(struct index *ix, const struct ef_event *ev, uint64_t off);
+void index_add(struct index *ix, const struct ef_event *ev, uint64_t loc);
 void index_publish(struct index *ix, uint64_t head);
 
 /*
@@ -152,6 +242,7 @@ uint64_t index_list(struct index *ix, const uint8_t *after, uint64_t max,
 
 /* writer.c: group commit. */
 struct append_job {
+	int op;            /* EF_OP_APPEND, or EF_OP_ROTATE (no req) */
 	/* in: validated request (pointers valid until the reply is sent) */
 	const struct ipc_append_req *req;
 	uint8_t stream_id[UUID_LEN];
@@ -161,6 +252,7 @@ struct append_job {
 	char msg[256];
 	struct ipc_append_rep rep;
 	struct ipc_conflict conflict;
+	struct ipc_rotate_rep rot; /* EF_OP_ROTATE */
 	/* called by the writer thread once the job is committed or refused;
 	 * the writer touches the job no more after it */
 	void (*complete)(struct append_job *job);
@@ -195,7 +287,11 @@ struct stored {
 };
 
 int writer_start(struct stored *sd);
-/* Queues job; job->complete runs on the writer thread when it is done. */
+/*
+ * Queues job; job->complete runs on the writer thread when it is done.
+ * An EF_OP_ROTATE job seals the hot segment after the batch it is taken
+ * with (see journal_rotate); its outcome is in job->rot.
+ */
 void writer_submit(struct stored *sd, struct append_job *job);
 void writer_stop(struct stored *sd);
 
