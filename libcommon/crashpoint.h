@@ -15,7 +15,9 @@
  * Names in use: rotate.before_create, rotate.after_create (file renamed
  * into place, directory not yet fsynced), rotate.after_dirsync (before
  * the first batch in the new segment), takeover.before_rename,
- * takeover.after_rename (before the directory fsync).
+ * takeover.after_rename (before the directory fsync),
+ * index.before_commit (a sealed segment's LMDB transaction built, not
+ * committed), index.after_commit (committed, RAM not yet trimmed).
  */
 #ifndef EF_CRASHPOINT_H
 #define EF_CRASHPOINT_H

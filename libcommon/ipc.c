@@ -586,8 +586,8 @@ ipc_stream_info_decode(const msgpack_object *o, struct ipc_stream_info *s,
 #define STATUS_FIELDS(X)                                                      \
 	X(head) X(streams) X(log_bytes) X(uptime_ms) X(commits) X(fsyncs)     \
 	X(events_written) X(recover_ms) X(recovered_events) X(index_bytes)     \
-	X(segments) X(sealed_bytes)
-#define STATUS_NFIELDS 12
+	X(segments) X(sealed_bytes) X(indexed_to)
+#define STATUS_NFIELDS 13
 
 int
 ipc_status_rep_decode(const msgpack_object *b, struct ipc_status_rep *r,

@@ -216,6 +216,7 @@ struct ipc_status_rep {
 	uint64_t index_bytes;   /* memory held by the index */
 	uint64_t segments;      /* segment files, the hot one included */
 	uint64_t sealed_bytes;  /* bytes in sealed segments */
+	uint64_t indexed_to;    /* positions below are indexed on disk */
 };
 
 /* ROTATE body: nil (no fields). */

@@ -427,11 +427,12 @@ cmd_status(struct ctl *c, int argc, char **argv)
 		    ",\"events_written\":%" PRIu64 ",\"avg_batch\":%.2f"
 		    ",\"recover_ms\":%" PRIu64 ",\"recovered_events\":%" PRIu64
 		    ",\"index_bytes\":%" PRIu64 ",\"segments\":%" PRIu64
-		    ",\"sealed_bytes\":%" PRIu64 "}\n", s.head, s.streams,
+		    ",\"sealed_bytes\":%" PRIu64 ",\"indexed_to\":%" PRIu64
+		    "}\n", s.head, s.streams,
 		    s.log_bytes, s.uptime_ms, s.commits, s.fsyncs,
 		    s.events_written, s.fsyncs ? (double)s.events_written /
 		    (double)s.fsyncs : 0.0, s.recover_ms, s.recovered_events,
-		    s.index_bytes, s.segments, s.sealed_bytes);
+		    s.index_bytes, s.segments, s.sealed_bytes, s.indexed_to);
 	} else {
 		printf("head position     %" PRIu64 "\n"
 		       "streams           %" PRIu64 "\n"
@@ -443,12 +444,13 @@ cmd_status(struct ctl *c, int argc, char **argv)
 		       "average batch     %.2f events per fsync\n"
 		       "recovery          %" PRIu64 " events in %" PRIu64 " ms\n"
 		       "index memory      %" PRIu64 " bytes\n"
-		       "segments          %" PRIu64 " (%" PRIu64 " bytes sealed)\n",
+		       "segments          %" PRIu64 " (%" PRIu64 " bytes sealed)\n"
+		       "indexed on disk   below position %" PRIu64 "\n",
 		    s.head, s.streams, s.log_bytes, (double)s.uptime_ms / 1000.0,
 		    s.commits, s.fsyncs, s.events_written, s.fsyncs ?
 		    (double)s.events_written / (double)s.fsyncs : 0.0,
 		    s.recovered_events, s.recover_ms, s.index_bytes,
-		    s.segments, s.sealed_bytes);
+		    s.segments, s.sealed_bytes, s.indexed_to);
 	}
 	client_reply_free(&cr);
 	client_close(&cl);

@@ -40,7 +40,8 @@ struct worker {
 	struct append_job job;
 	uint8_t (*sorted)[UUID_LEN];
 	struct ipc_out out;
-	uint64_t *pos;           /* scratch for reads */
+	uint64_t *pos;           /* scratch for reads: positions ... */
+	uint64_t *loc;           /* ... and their locations */
 	uint64_t pos_cap;
 };
 
@@ -245,10 +246,15 @@ encode_positions(struct worker *w, const uint64_t *pos, uint64_t n,
 	size_t len;
 	int bad = 0;
 
+	/* positions to locations, under the lock (the tail's offsets may be
+	 * trimmed meanwhile); locations stay valid */
+	pthread_rwlock_rdlock(&sd->index.lock);
+	for (i = 0; i < n; i++)
+		w->loc[i] = index_offset(&sd->index, pos[i]);
+	pthread_rwlock_unlock(&sd->index.lock);
 	/* whole events only, up to max_read_bytes (at least one) */
 	for (i = 0; i < n; i++) {
-		const uint8_t *rec = journal_at(&sd->journal,
-		    index_offset(&sd->index, pos[i]));
+		const uint8_t *rec = journal_at(&sd->journal, w->loc[i]);
 		uint64_t sz = record_len(rec, RECORD_HDR) + 64;
 
 		if (keep > 0 && bytes + sz > sd->conf.max_read_bytes)
@@ -260,8 +266,7 @@ encode_positions(struct worker *w, const uint64_t *pos, uint64_t n,
 	ipc_reply_begin(&w->out, EF_S_OK, "ok");
 	ipc_read_rep_begin(&w->out, (uint32_t)keep);
 	for (i = 0; i < keep; i++) {
-		const uint8_t *rec = journal_at(&sd->journal,
-		    index_offset(&sd->index, pos[i]));
+		const uint8_t *rec = journal_at(&sd->journal, w->loc[i]);
 
 		if (record_decode(rec, RECORD_MAX, &ev, &len, 1) != REC_OK) {
 			bad = 1;
@@ -284,7 +289,9 @@ scratch(struct worker *w, uint64_t n)
 {
 	if (n > w->pos_cap) {
 		free(w->pos);
-		if ((w->pos = calloc(n, sizeof(*w->pos))) == NULL)
+		free(w->loc);
+		if ((w->pos = calloc(n, sizeof(*w->pos))) == NULL ||
+		    (w->loc = calloc(n, sizeof(*w->loc))) == NULL)
 			fatal("calloc");
 		w->pos_cap = n;
 	}
@@ -332,7 +339,7 @@ handle_read_stream(struct worker *w, const struct ipc_in *in)
 	struct stream *s;
 	uint8_t sid[UUID_LEN];
 	const char *why = "";
-	uint64_t head, n = 0, i, from, last = 0, *pos;
+	uint64_t head, n = 0, i, from, last = 0, cnt, *pos;
 
 	if (ipc_read_stream_req_decode(in->body, &r, &why) != 0) {
 		reply_error(w, EF_S_BAD_REQUEST, "read_stream: bad field: %s",
@@ -350,23 +357,26 @@ handle_read_stream(struct worker *w, const struct ipc_in *in)
 	pthread_rwlock_rdlock(&sd->index.lock);
 	head = index_head(&sd->index);
 	s = index_stream(&sd->index, sid);
-	if (s != NULL) {
-		last = s->n - 1;
+	cnt = index_stream_count(&sd->index, sid);
+	if (cnt > 0) {
+		last = cnt - 1;
 		if (r.direction == EF_FORWARD) {
-			if (r.from < s->n)
-				n = s->n - r.from < r.max_count ?
-				    s->n - r.from : r.max_count;
+			if (r.from < cnt)
+				n = cnt - r.from < r.max_count ?
+				    cnt - r.from : r.max_count;
 			for (i = 0; i < n; i++)
-				pos[i] = s->pos[r.from + i];
+				pos[i] = index_stream_pos(&sd->index, s, sid,
+				    r.from + i);
 		} else {
-			from = r.from >= s->n ? s->n - 1 : r.from;
+			from = r.from >= cnt ? cnt - 1 : r.from;
 			n = from + 1 < r.max_count ? from + 1 : r.max_count;
 			for (i = 0; i < n; i++)
-				pos[i] = s->pos[from - i];
+				pos[i] = index_stream_pos(&sd->index, s, sid,
+				    from - i);
 		}
 	}
 	pthread_rwlock_unlock(&sd->index.lock);
-	if (s == NULL) {
+	if (cnt == 0) {
 		char ubuf[UUID_STR_LEN];
 
 		ipc_out_reset(&w->out);
@@ -430,13 +440,15 @@ handle_status(struct worker *w, const struct ipc_in *in)
 	memset(&st, 0, sizeof(st));
 	pthread_rwlock_rdlock(&sd->index.lock);
 	st.head = index_head(&sd->index);
-	st.streams = sd->index.nstreams;
+	st.streams = index_nstreams(&sd->index);
 	st.index_bytes = sd->index.bytes;
 	pthread_rwlock_unlock(&sd->index.lock);
 	st.log_bytes = __atomic_load_n(&sd->journal.bytes, __ATOMIC_RELAXED);
 	st.segments = journal_nsegs(&sd->journal);
 	st.sealed_bytes = __atomic_load_n(&sd->journal.sealed_bytes,
 	    __ATOMIC_RELAXED);
+	st.indexed_to = __atomic_load_n(&sd->disk.indexed_to,
+	    __ATOMIC_ACQUIRE);
 	st.uptime_ms = mono_ms() - sd->stats.start_ms;
 	st.commits = __atomic_load_n(&sd->stats.commits, __ATOMIC_RELAXED);
 	st.fsyncs = __atomic_load_n(&sd->stats.fsyncs, __ATOMIC_RELAXED);
@@ -669,6 +681,7 @@ dispatch_stop(struct stored *sd)
 		ipc_in_close(&w->in);
 		ipc_out_free(&w->out);
 		free(w->pos);
+		free(w->loc);
 	}
 	/*
 	 * The socket itself is left to process exit: nng 1.5.2's nng_close()

@@ -86,6 +86,7 @@ segment_free(struct segment *s)
 		munmap((void *)s->map, s->map_cap);
 	if (s->fd >= 0)
 		close(s->fd);
+	free(s->bloom);
 	free(s->path);
 	free(s);
 }
@@ -337,10 +338,25 @@ note_bad(struct journal_bad *bad, const struct segment *s, uint64_t off)
 	bad->off = off;
 }
 
+uint64_t
+journal_find(const struct journal *j, uint64_t base)
+{
+	uint64_t lo = 0, hi = journal_nsegs(j), mid;
+
+	while (hi - lo > 1) {
+		mid = lo + (hi - lo) / 2;
+		if (j->segs[mid]->base <= base)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
 int
 journal_open(struct journal *j, const char *data_dir,
-    uint64_t segment_size, int repair, journal_visit_fn visit, void *arg,
-    struct journal_bad *bad)
+    uint64_t segment_size, int repair, uint64_t skip_to,
+    journal_visit_fn visit, void *arg, struct journal_bad *bad)
 {
 	char path[4200];
 	struct batch_hdr h;
@@ -373,7 +389,13 @@ journal_open(struct journal *j, const char *data_dir,
 		rc = -errno;
 		goto fail;
 	}
-	if ((j->segs = calloc(JOURNAL_MAX_SEGS, sizeof(*j->segs))) == NULL) {
+	/* a reservation of zero pages, touched only as segments come (not
+	 * malloc: MALLOC_PERTURB_ would fill all of it on free) */
+	j->segs = mmap(NULL, JOURNAL_MAX_SEGS * sizeof(*j->segs),
+	    PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS |
+	    MAP_NORESERVE, -1, 0);
+	if (j->segs == MAP_FAILED) {
+		j->segs = NULL;
 		rc = -ENOMEM;
 		goto fail;
 	}
@@ -403,6 +425,17 @@ journal_open(struct journal *j, const char *data_dir,
 		if ((rc = segment_load(j, bases[i], &s, &size)) != 0)
 			goto fail;
 		j->segs[n++] = s;
+		if (!last && bases[i + 1] <= skip_to && size >= LOGFILE_HDR) {
+			/* indexed on disk: checked when it was indexed; the
+			 * start reads only the tail */
+			if ((rc = segment_map(j, s, size, 0)) != 0)
+				goto fail;
+			s->end = size;
+			s->next = pos = bases[i + 1];
+			if (i == 0)
+				j->base = s->base;
+			continue;
+		}
 		if (size < LOGFILE_HDR && last) {
 			/* a creation (of an older release) was interrupted:
 			 * no events yet */
@@ -611,7 +644,7 @@ journal_close(struct journal *j)
 				(void)fdatasync(j->segs[i]->fd);
 			segment_free(j->segs[i]);
 		}
-		free(j->segs);
+		munmap(j->segs, JOURNAL_MAX_SEGS * sizeof(*j->segs));
 	}
 	if (j->dirfd >= 0)
 		close(j->dirfd);

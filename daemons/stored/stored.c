@@ -209,11 +209,18 @@ main(int argc, char **argv)
 		fatal("data dir %s", sd.conf.data_dir);
 
 	sd.stats.start_ms = mono_ms();
-	index_init(&sd.index, &sd.journal);
 	t0 = mono_ms();
+	/* the index of sealed segments: the start reads only what is past
+	 * it (LMDB is opened here, after any fork: stored never forks) */
+	if ((rc = diskindex_open(&sd.disk, sd.conf.data_dir)) != 0) {
+		errno = -rc;
+		fatal("open the index in %s/index (delete that directory to "
+		    "rebuild it)", sd.conf.data_dir);
+	}
+	index_init(&sd.index, &sd.journal, &sd.disk);
 	index_bulk_begin(&sd.index);
 	rc = journal_open(&sd.journal, sd.conf.data_dir, sd.conf.segment_size,
-	    sd.conf.repair, visit, &sd.index, &bad);
+	    sd.conf.repair, sd.disk.indexed_to, visit, &sd.index, &bad);
 	if (rc == -EEXIST)
 		fatalx("%s is in use by another eventfold-stored (lock held "
 		    "on %s/LOCK)", sd.conf.data_dir, sd.conf.data_dir);
@@ -229,6 +236,18 @@ main(int argc, char **argv)
 		fatal("open journal in %s", sd.conf.data_dir);
 	}
 	index_bulk_end(&sd.index, sd.index.head);
+	for (i = 0; (uint64_t)i < journal_nsegs(&sd.journal) &&
+	    sd.journal.segs[i]->sealed &&
+	    sd.journal.segs[i]->next <= sd.disk.indexed_to; i++) {
+		if ((rc = diskindex_load_bloom(&sd.disk,
+		    sd.journal.segs[i])) != 0)
+			fatalx("%s/index: no filter for %s (%s); delete that "
+			    "directory to rebuild the index", sd.conf.data_dir,
+			    sd.journal.segs[i]->path, strerror(-rc));
+		sd.index.bloom_bytes += sd.journal.segs[i]->bloom->nbits / 8 +
+		    sizeof(struct bloom);
+	}
+	sd.index.bytes += sd.index.bloom_bytes;
 	/* a hot segment that passed segment_size before the restart (or a
 	 * large events.log just taken over) is sealed before serving */
 	if (journal_hot(&sd.journal)->end >= sd.journal.segment_size &&
@@ -237,14 +256,15 @@ main(int argc, char **argv)
 		fatal("start a new segment in %s", sd.conf.data_dir);
 	}
 	sd.stats.recover_ms = mono_ms() - t0;
-	sd.stats.recovered_events = sd.index.head;
+	sd.stats.recovered_events = sd.index.head - sd.index.floor;
 	log_info("recovered %" PRIu64 " events (%" PRIu64 " bytes in %"
-	    PRIu64 " segments) in %" PRIu64 " ms (%.0f events/s)",
-	    sd.index.head, sd.journal.bytes, journal_nsegs(&sd.journal),
-	    sd.stats.recover_ms, sd.stats.recover_ms ?
-	    (double)sd.index.head * 1000.0 / (double)sd.stats.recover_ms :
-	    (double)sd.index.head * 1000.0);
+	    PRIu64 " segments) in %" PRIu64 " ms; read %" PRIu64 " from the "
+	    "log, %" PRIu64 " are indexed on disk", sd.index.head,
+	    sd.journal.bytes, journal_nsegs(&sd.journal), sd.stats.recover_ms,
+	    sd.stats.recovered_events, sd.index.floor);
 
+	if (indexer_start(&sd) != 0)
+		fatalx("cannot start the indexer thread");
 	if (writer_start(&sd) != 0)
 		fatalx("cannot start the writer thread");
 	if (nng_pub0_open(&sd.pub) != 0)
@@ -292,9 +312,11 @@ main(int argc, char **argv)
 	__atomic_store_n(&sd.stopping, 1, __ATOMIC_RELAXED);
 	dispatch_stop(&sd);
 	writer_stop(&sd);
+	indexer_stop(&sd);
 	/* sockets are not closed: see dispatch_stop() */
-	journal_close(&sd.journal);
 	index_free(&sd.index);
+	journal_close(&sd.journal);
+	diskindex_close(&sd.disk);
 	conf_free(stored_keys, &sd.conf);
 	free(argv_copy);
 	log_info("stopped");

@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <lmdb.h>
 #include <nng/nng.h>
 
 #include "ipc.h"
@@ -51,7 +52,14 @@ struct stored_conf {
 #define JOURNAL_MAX_SEGS (1u << 24)
 #define SEGMENT_SIZE_MIN 4096
 
+/* A Bloom filter of a sealed segment's event ids (diskindex.c). */
+struct bloom {
+	uint64_t nbits;
+	uint64_t bits[];
+};
+
 struct segment {
+	struct bloom *bloom; /* once indexed on disk (atomic), else NULL */
 	uint64_t base;      /* global position of its first event (its name) */
 	uint64_t end;       /* committed bytes; atomic, written by the writer */
 	uint64_t next;      /* position after its last event; atomic */
@@ -93,15 +101,20 @@ typedef void (*journal_visit_fn)(void *arg, const struct ef_event *ev,
  * Opens (creating if needed) data_dir's log, takes the lock file, takes
  * over a single events.log from before segments, verifies every batch of
  * every segment, truncates a torn tail of the last one, and calls visit
- * for each event. segment_size 0 means the default. Returns 0; -EEXIST if
+ * for each event. Segments that end at or below skip_to (the on-disk
+ * index covers them) are mapped but neither read nor visited.
+ * segment_size 0 means the default. Returns 0; -EEXIST if
  * another stored holds the lock; -EBADMSG if there is corruption that is
  * not a torn tail of the last segment (bad says where) and repair is 0;
  * -ENOTUNIQ if events.log and segment files are both present; another
  * negative errno on I/O failure.
  */
 int journal_open(struct journal *j, const char *data_dir,
-    uint64_t segment_size, int repair, journal_visit_fn visit, void *arg,
-    struct journal_bad *bad);
+    uint64_t segment_size, int repair, uint64_t skip_to,
+    journal_visit_fn visit, void *arg, struct journal_bad *bad);
+
+/* The index in segs[] of the segment named base (which must exist). */
+uint64_t journal_find(const struct journal *j, uint64_t base);
 
 /*
  * Appends one batch frame (len bytes, its header first) to the hot
@@ -167,18 +180,75 @@ journal_at(const struct journal *j, uint64_t loc)
 
 void journal_close(struct journal *j);
 
-/* index.c: locations only, never event bodies. */
+/*
+ * diskindex.c: the index of sealed segments in LMDB (data_dir/index).
+ * Lookups open their own read transaction and may run on any thread;
+ * only the indexer thread writes. Functions return 0 or a negative
+ * errno (-ENOENT: no such key); LMDB codes are translated there.
+ */
+struct diskindex {
+	MDB_env *env;
+	MDB_dbi meta, pos, sver, streams, ids, blooms;
+	uint64_t map_size;
+	uint64_t indexed_to;   /* positions below are indexed (atomic) */
+	uint64_t last_base;    /* the last segment indexed ... */
+	uint64_t last_bytes;   /* ... and its size */
+	int has_last;
+};
+
+/* Opens (creating) data_dir/index; empties it if it does not match the
+ * segments in data_dir (logged). Open after any fork. */
+int diskindex_open(struct diskindex *d, const char *data_dir);
+void diskindex_close(struct diskindex *d);
+/* Indexer: indexes sealed segment s in one durable transaction (which
+ * moves indexed_to to its end), then sets s->bloom. */
+int diskindex_add_segment(struct diskindex *d, struct segment *s);
+/* Start: reads s's Bloom filter back into s->bloom. */
+int diskindex_load_bloom(struct diskindex *d, struct segment *s);
+/* The batch holding pos: its segment's base and frame offset. */
+int diskindex_batch_of(struct diskindex *d, uint64_t pos,
+    uint64_t *seg_base, uint64_t *off);
+/* Events of a stream on disk (0 if none); fatal on an LMDB error. */
+uint64_t diskindex_stream_count(struct diskindex *d,
+    const uint8_t sid[UUID_LEN]);
+int diskindex_stream_pos(struct diskindex *d, const uint8_t sid[UUID_LEN],
+    uint64_t version, uint64_t *pos);
+int diskindex_event(struct diskindex *d, const uint8_t id[UUID_LEN],
+    uint64_t *pos);
+uint64_t diskindex_nstreams(struct diskindex *d);
+/* Up to max streams with id > after (or from the first), sorted. */
+int diskindex_list(struct diskindex *d, const uint8_t *after, uint64_t max,
+    struct ipc_stream_info *out, uint64_t *n);
+
+struct bloom *bloom_new(uint64_t nitems);
+void bloom_add(struct bloom *b, const uint8_t id[UUID_LEN]);
+int bloom_maybe(const struct bloom *b, const uint8_t id[UUID_LEN]);
+
+/*
+ * index.c: locations only, never event bodies. Two tiers: positions at
+ * or above `floor` (the tail: the hot segment and sealed segments not
+ * yet indexed on disk) are indexed here; those below are in the
+ * diskindex. A stream is held here only while it has events in the tail;
+ * its versions below `base` are on disk.
+ */
 struct stream {
 	uint8_t id[UUID_LEN];
 	uint64_t n;        /* events; version of the last is n - 1 */
+	uint64_t base;     /* versions below are on disk */
 	uint64_t cap;
-	uint64_t *pos;     /* global position of each version */
+	uint64_t *pos;     /* global position of versions base .. n - 1 */
 };
 
 struct index {
-	pthread_rwlock_t lock;   /* streams; offsets are lock-free */
+	pthread_rwlock_t lock;   /* streams, and offsets below head */
+	struct diskindex *disk;  /* NULL: everything in RAM */
+	uint64_t floor;          /* positions below are on disk */
+	uint64_t disk_streams;   /* streams on disk at floor */
+	uint64_t new_streams;    /* streams here with base 0 */
+	uint64_t bloom_bytes;
 	uint64_t **chunks;       /* position -> journal location */
 	uint64_t head;           /* next position; atomic, release/acquire */
+	uint64_t added;          /* next position index_add() will see */
 	/* streams by id (open addressing), and in creation order */
 	struct stream **stab;
 	uint64_t stab_cap;
@@ -198,10 +268,14 @@ struct index {
 	const struct journal *journal; /* to confirm event ids */
 };
 
-void index_init(struct index *ix, const struct journal *j);
+void index_init(struct index *ix, const struct journal *j,
+    struct diskindex *disk);
 void index_free(struct index *ix);
 
-/* Readers: position -> journal location for position < head. */
+/*
+ * Position -> journal location for position < head: lock-free below
+ * floor (on disk), under ix->lock (read) or on the writer thread above.
+ */
 uint64_t index_offset(const struct index *ix, uint64_t pos);
 static inline uint64_t
 index_head(const struct index *ix)
@@ -213,8 +287,24 @@ index_head(const struct index *ix)
 struct stream *index_stream(const struct index *ix,
     const uint8_t id[UUID_LEN]);
 
-/* Writer only: the position of an event id, or -1. */
+/* Writer only: the position of an event id, or -1. Tail first, then the
+ * Bloom filters of sealed segments, and LMDB only on a filter hit. */
 int64_t index_event(const struct index *ix, const uint8_t id[UUID_LEN]);
+
+/* Under ix->lock (read): a stream's events, RAM or disk (0: none). */
+uint64_t index_stream_count(const struct index *ix,
+    const uint8_t id[UUID_LEN]);
+/* Under ix->lock (read): the position of version v < count. */
+uint64_t index_stream_pos(const struct index *ix, const struct stream *s,
+    const uint8_t id[UUID_LEN], uint64_t v);
+/* Streams in all (RAM and disk). Under ix->lock (read). */
+uint64_t index_nstreams(const struct index *ix);
+
+/*
+ * Indexer, after diskindex_add_segment: drops what is below new_floor
+ * from RAM (offsets, streams' old versions, event ids). Takes the lock.
+ */
+void index_trim(struct index *ix, uint64_t new_floor, uint64_t disk_streams);
 
 /*
  * Writer only, under ix->lock (write), in position order: records an
@@ -264,13 +354,14 @@ struct stats {
 	uint64_t fsyncs;
 	uint64_t events_written;
 	uint64_t recover_ms;
-	uint64_t recovered_events;
+	uint64_t recovered_events; /* read from the log at start */
 	uint64_t start_ms;
 };
 
 struct stored {
 	struct stored_conf conf;
 	struct journal journal;
+	struct diskindex disk;
 	struct index index;
 	struct stats stats;
 	/* writer queue */
@@ -284,7 +375,18 @@ struct stored {
 	pthread_t writer;
 	/* publish socket, used by the writer only */
 	nng_socket pub;
+	/* indexer thread (indexer.c) */
+	pthread_t indexer;
+	pthread_mutex_t imu;
+	pthread_cond_t icv;
+	int indexer_exit;
+	int indexer_running;
 };
+
+/* indexer.c: indexes sealed segments on disk in the background. */
+int indexer_start(struct stored *sd);
+void indexer_wake(struct stored *sd); /* a segment was sealed */
+void indexer_stop(struct stored *sd);
 
 int writer_start(struct stored *sd);
 /*

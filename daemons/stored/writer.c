@@ -169,6 +169,8 @@ writer_rotate(struct stored *sd, int force)
 	if ((rc = journal_rotate(&sd->journal)) < 0)
 		log_warnx("journal: cannot start a new segment after %s: %s; "
 		    "writing on in it", hot->path, strerror(-rc));
+	if (rc == 1)
+		indexer_wake(sd);
 	return rc;
 }
 
@@ -213,13 +215,11 @@ static uint64_t
 stream_count(struct stored *sd, struct wbatch *b, const uint8_t sid[UUID_LEN])
 {
 	struct bslot *s = bmap_find(&b->streams, sid, 0);
-	struct stream *st;
 
 	if (s != NULL)
 		return s->val;
-	/* the writer is the only mutator: no lock needed to read */
-	st = index_stream(&sd->index, sid);
-	return st ? st->n : 0;
+	/* under the index lock (read), taken by writer_main */
+	return index_stream_count(&sd->index, sid);
 }
 
 static void
@@ -555,6 +555,9 @@ writer_main(void *arg)
 		b.recorded_at = now_ms();
 		bmap_reset(&b.ids, nev);
 		bmap_reset(&b.streams, nev);
+		/* the indexer may trim the index meanwhile: read under the lock
+		 * (what is read stays true: trimming moves, never changes) */
+		pthread_rwlock_rdlock(&sd->index.lock);
 		for (j = jobs, last = NULL; j != NULL; last = j, j = j->next) {
 			if (b.len > BATCH_SOFT_MAX) {
 				/* put the rest back at the front */
@@ -577,6 +580,7 @@ writer_main(void *arg)
 			if (j->op == EF_OP_APPEND)
 				writer_process(sd, &b, j);
 		}
+		pthread_rwlock_unlock(&sd->index.lock);
 		t0 = mono_us();
 		writer_commit(sd, &b, jobs);
 		writer_after(sd, jobs);

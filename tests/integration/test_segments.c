@@ -633,9 +633,33 @@ flip(const char *path, uint64_t at)
 	free(img);
 }
 
+/* Polls STATUS until positions below `to` are indexed on disk. */
+static void
+wait_indexed(uint64_t to)
+{
+	uint64_t deadline = h_now_ms() + 30000;
+
+	while (status().indexed_to < to) {
+		cr_assert_lt(h_now_ms(), deadline, "positions below %llu were "
+		    "not indexed", (unsigned long long)to);
+		h_sleep_ms(20);
+	}
+}
+
+static void
+rm_index(void)
+{
+	char cmd[H_PATH + 64];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s/index'", sd.data_dir);
+	cr_assert_eq(system(cmd), 0);
+}
+
 Test(segments, flipped_byte_in_a_sealed_segment)
 {
 	char stream[UUID_STR_LEN], path[H_PATH + 64], want[H_PATH + 128];
+	struct client_reply rep;
+	struct ipc_read_rep rr;
 	char *out = NULL, *log;
 	uint64_t off[8];
 	uint8_t *img;
@@ -643,6 +667,7 @@ Test(segments, flipped_byte_in_a_sealed_segment)
 	int rc;
 
 	three_segments(stream);
+	wait_indexed(10);
 	stop(SIGTERM);
 	verify_ok(13);
 	seg_file(path, sizeof(path), 5);
@@ -651,6 +676,27 @@ Test(segments, flipped_byte_in_a_sealed_segment)
 	free(img);
 	/* the last batch of a sealed segment: never a torn tail */
 	flip(path, off[4] + BATCH_HDR + RECORD_HDR + 3);
+	rc = ctl((const char *const[]){ "verify", NULL }, &out);
+	cr_assert_eq(rc, 5, "verify exit %d: %s", rc, out);
+	snprintf(want, sizeof(want), "%s: CORRUPT at offset %llu", path,
+	    (unsigned long long)off[4]);
+	cr_assert(strstr(out, want) != NULL, "no \"%s\" in:\n%s", want, out);
+	free(out);
+
+	/* indexed on disk: the start reads only the tail, and a read of the
+	 * damaged event is refused */
+	start();
+	cr_assert_eq(status().recovered_events, 3);
+	cr_assert_eq(client_read_all(&cl, 9, 1, EF_FORWARD, &rep, &rr),
+	    EF_S_DATA_LOSS);
+	client_reply_free(&rep);
+	cr_assert_eq(client_read_all(&cl, 8, 1, EF_FORWARD, &rep, &rr),
+	    EF_S_OK);
+	client_reply_free(&rep);
+	stop(SIGTERM);
+
+	/* without the index every segment is read: the start refuses */
+	rm_index();
 	h_stored_spawn(&sd);
 	cr_assert_eq(h_stored_wait_ready(&sd, 15000), -1, "stored started "
 	    "on a corrupt sealed segment");
@@ -660,12 +706,6 @@ Test(segments, flipped_byte_in_a_sealed_segment)
 	cr_assert(log != NULL && strstr(log, want) != NULL, "no \"%s\" in:\n%s",
 	    want, log);
 	free(log);
-	rc = ctl((const char *const[]){ "verify", NULL }, &out);
-	cr_assert_eq(rc, 5, "verify exit %d: %s", rc, out);
-	snprintf(want, sizeof(want), "%s: CORRUPT at offset %llu", path,
-	    (unsigned long long)off[4]);
-	cr_assert(strstr(out, want) != NULL, "no \"%s\" in:\n%s", want, out);
-	free(out);
 
 	/* undone: starts with everything */
 	flip(path, off[4] + BATCH_HDR + RECORD_HDR + 3);
@@ -675,6 +715,7 @@ Test(segments, flipped_byte_in_a_sealed_segment)
 
 	/* --repair yes cuts there: the segment after goes, 9 events stay */
 	flip(path, off[4] + BATCH_HDR + RECORD_HDR + 3);
+	rm_index();
 	sd.extra[0] = "--repair";
 	sd.extra[1] = "yes";
 	sd.extra[2] = NULL;
@@ -683,7 +724,6 @@ Test(segments, flipped_byte_in_a_sealed_segment)
 	cr_assert_eq(status().segments, 2);
 	cr_assert_eq(append_n(stream, 1), 9);
 	stop(SIGTERM);
-	seg_file(path, sizeof(path), 10);
 	cr_assert(!file_exists(sd.data_dir, "seg-00000000000000000010.log"));
 	verify_ok(10);
 }

@@ -96,7 +96,7 @@ open_fresh(void)
 {
 	struct journal_bad bad;
 
-	cr_assert_eq(journal_open(&jr, dir, 0, 0, visit, &ix, &bad), 0);
+	cr_assert_eq(journal_open(&jr, dir, 0, 0, 0, visit, &ix, &bad), 0);
 }
 
 /*
@@ -241,8 +241,8 @@ reopen(void)
 
 	index_free(&ix);
 	journal_close(&jr);
-	index_init(&ix, &jr);
-	cr_assert_eq(journal_open(&jr, dir, 0, 0, visit, &ix, &bad), 0);
+	index_init(&ix, &jr, NULL);
+	cr_assert_eq(journal_open(&jr, dir, 0, 0, 0, visit, &ix, &bad), 0);
 	index_publish(&ix, ix.head);
 }
 
@@ -252,7 +252,7 @@ Test(index, empty)
 	struct ipc_stream_info out[4];
 	bool more = true;
 
-	index_init(&ix, &jr);
+	index_init(&ix, &jr, NULL);
 	ix_live = 1;
 	open_fresh();
 	cr_assert_eq(journal_hot(&jr)->end, LOGFILE_HDR);
@@ -272,7 +272,7 @@ Test(index, small_log_and_reopen)
 	static const uint32_t b1[] = { 0, 1, 0 }, b2[] = { 2 },
 	    b3[] = { 1, 0, 0, 2, 1 };
 
-	index_init(&ix, &jr);
+	index_init(&ix, &jr, NULL);
 	ix_live = 1;
 	open_fresh();
 	write_batch(3, b1);
@@ -308,7 +308,7 @@ Test(index, list_sorted_and_paged)
 	uint64_t n, got = 0, k;
 	bool more;
 
-	index_init(&ix, &jr);
+	index_init(&ix, &jr, NULL);
 	ix_live = 1;
 	open_fresh();
 	/* stream k gets k % 3 + 1 events */
@@ -388,7 +388,7 @@ Test(index, grows_past_every_table)
 	uint32_t streams[B];
 	uint64_t p = 0, k;
 
-	index_init(&ix, &jr);
+	index_init(&ix, &jr, NULL);
 	ix_live = 1;
 	open_fresh();
 	while (p < N) {
@@ -434,7 +434,7 @@ three_batches(uint64_t off[4])
 {
 	static const uint32_t s[] = { 0, 1, 0, 1 };
 
-	index_init(&ix, &jr);
+	index_init(&ix, &jr, NULL);
 	ix_live = 1;
 	open_fresh();
 	off[0] = journal_hot(&jr)->end;
@@ -490,7 +490,7 @@ Test(journal, torn_tail_is_cut)
 		cr_assert_geq(fd, 0);
 		cr_assert_eq(write(fd, orig, cut), (ssize_t)cut);
 		close(fd);
-		cr_assert_eq(journal_open(&jr, dir, 0, 0, count_visit, &cnt, &bad),
+		cr_assert_eq(journal_open(&jr, dir, 0, 0, 0, count_visit, &cnt, &bad),
 		    0, "cut at %llu", (unsigned long long)cut);
 		cr_assert_eq(journal_hot(&jr)->end, off[2]);
 		cr_assert_eq(cnt.n, 5);
@@ -519,16 +519,16 @@ Test(journal, corruption_before_the_tail_is_refused)
 	cr_assert_eq(pwrite(fd, &b, 1, (off_t)(off[1] + 50)), 1);
 	close(fd);
 
-	index_init(&ix, &jr);
+	index_init(&ix, &jr, NULL);
 	ix_live = 1;
-	cr_assert_eq(journal_open(&jr, dir, 0, 0, visit, &ix, &bad), -EBADMSG);
+	cr_assert_eq(journal_open(&jr, dir, 0, 0, 0, visit, &ix, &bad), -EBADMSG);
 	cr_assert_eq(bad.off, off[1]);
 	cr_assert_eq(file_size("seg-00000000000000000000.log"), off[3], "nothing was cut");
 	index_free(&ix);
 
 	/* the explicit repair cuts there */
-	index_init(&ix, &jr);
-	cr_assert_eq(journal_open(&jr, dir, 0, 1, visit, &ix, &bad), 0);
+	index_init(&ix, &jr, NULL);
+	cr_assert_eq(journal_open(&jr, dir, 0, 1, 0, visit, &ix, &bad), 0);
 	cr_assert_eq(bad.off, off[1]);
 	cr_assert_eq(journal_hot(&jr)->end, off[1]);
 	cr_assert_eq(ix.head, 2);
@@ -540,12 +540,12 @@ Test(journal, lock_is_exclusive)
 	struct journal other;
 	struct journal_bad bad;
 
-	index_init(&ix, &jr);
+	index_init(&ix, &jr, NULL);
 	ix_live = 1;
 	open_fresh();
-	cr_assert_eq(journal_open(&other, dir, 0, 0, visit, &ix, &bad), -EEXIST);
+	cr_assert_eq(journal_open(&other, dir, 0, 0, 0, visit, &ix, &bad), -EEXIST);
 	journal_close(&jr);
-	cr_assert_eq(journal_open(&other, dir, 0, 0, visit, &ix, &bad), 0);
+	cr_assert_eq(journal_open(&other, dir, 0, 0, 0, visit, &ix, &bad), 0);
 	journal_close(&other);
 }
 
@@ -562,14 +562,14 @@ Test(journal, bad_or_short_file_header)
 	cr_assert_geq(fd, 0);
 	cr_assert_eq(pwrite(fd, "X", 1, 3), 1);
 	close(fd);
-	index_init(&ix, &jr);
+	index_init(&ix, &jr, NULL);
 	ix_live = 1;
-	cr_assert_eq(journal_open(&jr, dir, 0, 0, visit, &ix, &bad), -EBADMSG);
+	cr_assert_eq(journal_open(&jr, dir, 0, 0, 0, visit, &ix, &bad), -EBADMSG);
 	cr_assert_eq(bad.off, 0);
 
 	/* shorter than a header: a creation that never finished */
 	cr_assert_eq(truncate(path, 10), 0);
-	cr_assert_eq(journal_open(&jr, dir, 0, 0, visit, &ix, &bad), 0);
+	cr_assert_eq(journal_open(&jr, dir, 0, 0, 0, visit, &ix, &bad), 0);
 	cr_assert_eq(journal_hot(&jr)->end, LOGFILE_HDR);
 	cr_assert_eq(ix.head, 0);
 }

@@ -116,7 +116,7 @@ build_samples(void)
 	struct ipc_read_all_req ra = { 5, 100, EF_BACKWARD };
 	struct ipc_list_req lr;
 	struct ipc_stream_info si;
-	struct ipc_status_rep st = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12 };
+	struct ipc_status_rep st = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13 };
 	struct ef_event ev;
 	int i = 0, k;
 
@@ -1421,10 +1421,11 @@ Test(ipc, every_field_of_every_body)
 
 	b = sample_body(sample_index("status reply"), &in);
 	check_schema("status", d_status_rep, b,
-	    (const unsigned[]){ U, U, U, U, U, U, U, U, U, U, U, U },
+	    (const unsigned[]){ U, U, U, U, U, U, U, U, U, U, U, U, U },
 	    (const char *const[]){ "head", "streams", "log_bytes", "uptime_ms",
 	    "commits", "fsyncs", "events_written", "recover_ms",
-	    "recovered_events", "index_bytes", "segments", "sealed_bytes" });
+	    "recovered_events", "index_bytes", "segments", "sealed_bytes",
+	    "indexed_to" });
 	ipc_in_close(&in);
 
 	b = sample_body(sample_index("rotate reply"), &in);

@@ -1,0 +1,581 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * diskindex.c - the on-disk index of sealed segments, in LMDB (an
+ * environment in data_dir/index), written by one background thread and
+ * read by the writer and the request handlers.
+ *
+ * The log stays the truth: this is a cache of it. Delete the directory
+ * and stored rebuilds it from the segments. Named databases:
+ *
+ *   meta     "state" -> indexed_to, last_base, last_bytes (le64 each)
+ *   pos      be64 first position of a batch -> le64 segment base,
+ *            le64 offset of the batch frame (sparse: one per batch)
+ *   sver     stream id + be64 version -> le64 position
+ *   streams  stream id -> le64 event count (keys sort: ListStreams)
+ *   ids      event id -> le64 position
+ *   blooms   be64 segment base -> the segment's Bloom filter of event ids
+ *
+ * Durability rules:
+ *   - A sealed segment is indexed in one write transaction that also
+ *     moves `indexed_to` to the segment's end and names the segment
+ *     (base and size) as the last one indexed; LMDB's commit is durable
+ *     (no MDB_NOSYNC), so after a crash the index covers whole segments
+ *     exactly up to indexed_to, or it is not trusted.
+ *   - At start, the last indexed segment must exist, be sealed, have the
+ *     recorded size, and be followed by a segment starting at indexed_to;
+ *     otherwise the index is emptied and rebuilt (logged).
+ *   - RAM entries for positions below indexed_to are dropped only after
+ *     the commit (by the writer, see index_trim).
+ *
+ * Caveats: open LMDB after any fork, never before (stored does not
+ * fork). The map is large and sparse; MDB_MAP_FULL aborts the
+ * transaction, grows the map (no transaction open) and retries.
+ * Crash points: index.before_commit, index.after_commit.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <xxhash.h>
+
+#include "crashpoint.h"
+#include "log.h"
+#include "segfile.h"
+#include "stored.h"
+
+#define MAP_INITIAL   (1ull << 30)
+#define BLOOM_BITS    10 /* per event: about 1% false positives */
+#define BLOOM_K       7
+
+/* Translates an LMDB code into a negative errno (once, here). */
+static int
+mdb_err(int rc)
+{
+	switch (rc) {
+	case MDB_SUCCESS:
+		return 0;
+	case MDB_NOTFOUND:
+		return -ENOENT;
+	case MDB_MAP_FULL:
+		return -ENOSPC;
+	case MDB_CORRUPTED:
+	case MDB_PAGE_NOTFOUND:
+	case MDB_INVALID:
+	case MDB_VERSION_MISMATCH:
+		return -EBADMSG;
+	case MDB_READERS_FULL:
+		return -EAGAIN;
+	default:
+		return rc > 0 ? -rc : -EIO;
+	}
+}
+
+static void
+be64(uint8_t *p, uint64_t v)
+{
+	int i;
+
+	for (i = 7; i >= 0; i--, v >>= 8)
+		p[i] = (uint8_t)v;
+}
+
+static uint64_t
+get_be64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	int i;
+
+	for (i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+/* ---- Bloom filters ---------------------------------------------------- */
+
+struct bloom *
+bloom_new(uint64_t nitems)
+{
+	struct bloom *b;
+	uint64_t words = (nitems * BLOOM_BITS + 63) / 64;
+
+	if (words == 0)
+		words = 1;
+	if ((b = calloc(1, sizeof(*b) + words * 8)) == NULL)
+		fatal("calloc");
+	b->nbits = words * 64;
+	return b;
+}
+
+void
+bloom_add(struct bloom *b, const uint8_t id[UUID_LEN])
+{
+	XXH128_hash_t h = XXH3_128bits(id, UUID_LEN);
+	uint64_t i, bit;
+
+	for (i = 0; i < BLOOM_K; i++) {
+		bit = (h.low64 + i * h.high64) % b->nbits;
+		b->bits[bit / 64] |= 1ull << (bit % 64);
+	}
+}
+
+int
+bloom_maybe(const struct bloom *b, const uint8_t id[UUID_LEN])
+{
+	XXH128_hash_t h = XXH3_128bits(id, UUID_LEN);
+	uint64_t i, bit;
+
+	for (i = 0; i < BLOOM_K; i++) {
+		bit = (h.low64 + i * h.high64) % b->nbits;
+		if (!(b->bits[bit / 64] >> (bit % 64) & 1))
+			return 0;
+	}
+	return 1;
+}
+
+/* ---- open, check, reset ---------------------------------------------- */
+
+static int
+read_meta(struct diskindex *d, MDB_txn *t)
+{
+	MDB_val k = { 5, (void *)"state" }, v;
+	const uint8_t *p;
+	int rc;
+
+	if ((rc = mdb_get(t, d->meta, &k, &v)) == MDB_NOTFOUND) {
+		d->indexed_to = d->last_base = d->last_bytes = 0;
+		d->has_last = 0;
+		return 0;
+	}
+	if (rc != 0)
+		return mdb_err(rc);
+	if (v.mv_size != 24)
+		return -EBADMSG;
+	p = v.mv_data;
+	d->indexed_to = get_le64(p);
+	d->last_base = get_le64(p + 8);
+	d->last_bytes = get_le64(p + 16);
+	d->has_last = 1;
+	return 0;
+}
+
+static int
+open_dbs(struct diskindex *d)
+{
+	MDB_txn *t;
+	int rc;
+
+	if ((rc = mdb_txn_begin(d->env, NULL, 0, &t)) != 0)
+		return mdb_err(rc);
+	if ((rc = mdb_dbi_open(t, "meta", MDB_CREATE, &d->meta)) != 0 ||
+	    (rc = mdb_dbi_open(t, "pos", MDB_CREATE, &d->pos)) != 0 ||
+	    (rc = mdb_dbi_open(t, "sver", MDB_CREATE, &d->sver)) != 0 ||
+	    (rc = mdb_dbi_open(t, "streams", MDB_CREATE, &d->streams)) != 0 ||
+	    (rc = mdb_dbi_open(t, "ids", MDB_CREATE, &d->ids)) != 0 ||
+	    (rc = mdb_dbi_open(t, "blooms", MDB_CREATE, &d->blooms)) != 0)
+		goto fail;
+	if ((rc = read_meta(d, t)) != 0) {
+		mdb_txn_abort(t);
+		return rc;
+	}
+	if ((rc = mdb_txn_commit(t)) != 0)
+		return mdb_err(rc);
+	return 0;
+fail:
+	mdb_txn_abort(t);
+	return mdb_err(rc);
+}
+
+/* Empties every database (the index is rebuilt from the log). */
+static int
+reset(struct diskindex *d)
+{
+	MDB_txn *t;
+	int rc;
+
+	if ((rc = mdb_txn_begin(d->env, NULL, 0, &t)) != 0)
+		return mdb_err(rc);
+	if ((rc = mdb_drop(t, d->meta, 0)) != 0 ||
+	    (rc = mdb_drop(t, d->pos, 0)) != 0 ||
+	    (rc = mdb_drop(t, d->sver, 0)) != 0 ||
+	    (rc = mdb_drop(t, d->streams, 0)) != 0 ||
+	    (rc = mdb_drop(t, d->ids, 0)) != 0 ||
+	    (rc = mdb_drop(t, d->blooms, 0)) != 0) {
+		mdb_txn_abort(t);
+		return mdb_err(rc);
+	}
+	if ((rc = mdb_txn_commit(t)) != 0)
+		return mdb_err(rc);
+	d->indexed_to = d->last_base = d->last_bytes = 0;
+	d->has_last = 0;
+	return 0;
+}
+
+/*
+ * Is the last indexed segment as recorded? It must exist with the
+ * recorded size, and a segment must start at indexed_to (so it is
+ * sealed). Looks at the directory only, before the journal is opened.
+ */
+static int
+matches_log(struct diskindex *d, const char *data_dir)
+{
+	char path[4200], name[SEGFILE_NAME_MAX];
+	uint64_t *bases = NULL;
+	size_t n = 0, i;
+	struct stat sb;
+	int ok = 0;
+
+	if (segfile_list(data_dir, &bases, &n) != 0)
+		return 0;
+	for (i = 0; i + 1 < n; i++) {
+		if (bases[i] != d->last_base)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", data_dir,
+		    segfile_name(name, sizeof(name), bases[i]));
+		ok = stat(path, &sb) == 0 &&
+		    (uint64_t)sb.st_size == d->last_bytes &&
+		    bases[i + 1] == d->indexed_to;
+		break;
+	}
+	free(bases);
+	return ok;
+}
+
+int
+diskindex_open(struct diskindex *d, const char *data_dir)
+{
+	char dir[4200];
+	int rc;
+
+	memset(d, 0, sizeof(*d));
+	snprintf(dir, sizeof(dir), "%s/index", data_dir);
+	if (mkdir(dir, 0750) != 0 && errno != EEXIST)
+		return -errno;
+	d->map_size = MAP_INITIAL;
+	if ((rc = mdb_env_create(&d->env)) != 0)
+		return mdb_err(rc);
+	if ((rc = mdb_env_set_maxdbs(d->env, 8)) != 0 ||
+	    (rc = mdb_env_set_maxreaders(d->env, 1024)) != 0 ||
+	    (rc = mdb_env_set_mapsize(d->env, (size_t)d->map_size)) != 0 ||
+	    (rc = mdb_env_open(d->env, dir, MDB_NOTLS | MDB_NORDAHEAD,
+	    0640)) != 0) {
+		rc = mdb_err(rc);
+		goto fail;
+	}
+	/* the environment may have been grown before */
+	{
+		MDB_envinfo info;
+
+		if (mdb_env_info(d->env, &info) == 0 &&
+		    info.me_mapsize > d->map_size)
+			d->map_size = info.me_mapsize;
+	}
+	if ((rc = open_dbs(d)) != 0)
+		goto fail;
+	if (d->has_last && !matches_log(d, data_dir)) {
+		log_warnx("%s: the index does not match the log (last indexed "
+		    "segment %" PRIu64 ", %" PRIu64 " bytes, up to position %"
+		    PRIu64 "); rebuilding it from the segments", dir,
+		    d->last_base, d->last_bytes, d->indexed_to);
+		if ((rc = reset(d)) != 0)
+			goto fail;
+	}
+	if (!d->has_last)
+		log_info("%s: empty index; sealed segments are indexed in the "
+		    "background", dir);
+	return 0;
+fail:
+	mdb_env_close(d->env);
+	d->env = NULL;
+	return rc;
+}
+
+void
+diskindex_close(struct diskindex *d)
+{
+	if (d->env != NULL)
+		mdb_env_close(d->env);
+	d->env = NULL;
+}
+
+/* ---- indexing a sealed segment --------------------------------------- */
+
+static int
+put_segment(struct diskindex *d, MDB_txn *t, const struct segment *s,
+    struct bloom *bl)
+{
+	uint8_t kb[UUID_LEN + 8], vb[24];
+	MDB_val k, v;
+	struct batch_hdr h;
+	struct ef_event ev;
+	uint64_t off = LOGFILE_HDR, p, len;
+	size_t rlen;
+	uint32_t i;
+	int rc;
+
+	while (off < s->end) {
+		if (batch_verify(s->map, s->end, off, 0, 0, &len) != 0 ||
+		    batch_hdr_decode(s->map + off, s->end - off, &h) != REC_OK)
+			return -EBADMSG;
+		be64(kb, h.first_pos);
+		put_le64(vb, s->base);
+		put_le64(vb + 8, off);
+		k = (MDB_val){ 8, kb };
+		v = (MDB_val){ 16, vb };
+		if ((rc = mdb_put(t, d->pos, &k, &v, 0)) != 0)
+			return mdb_err(rc);
+		p = off + BATCH_HDR;
+		for (i = 0; i < h.count; i++) {
+			(void)record_decode(s->map + p, s->end - p, &ev, &rlen,
+			    0);
+			put_le64(vb, ev.global_position);
+			v = (MDB_val){ 8, vb };
+			memcpy(kb, ev.stream_id, UUID_LEN);
+			be64(kb + UUID_LEN, ev.stream_version);
+			k = (MDB_val){ UUID_LEN + 8, kb };
+			if ((rc = mdb_put(t, d->sver, &k, &v, 0)) != 0)
+				return mdb_err(rc);
+			k = (MDB_val){ UUID_LEN, ev.event_id };
+			if ((rc = mdb_put(t, d->ids, &k, &v, 0)) != 0)
+				return mdb_err(rc);
+			/* log order: the last write is the stream's count */
+			put_le64(vb + 8, ev.stream_version + 1);
+			k = (MDB_val){ UUID_LEN, ev.stream_id };
+			v = (MDB_val){ 8, vb + 8 };
+			if ((rc = mdb_put(t, d->streams, &k, &v, 0)) != 0)
+				return mdb_err(rc);
+			bloom_add(bl, ev.event_id);
+			p += rlen;
+		}
+		off += len;
+	}
+	be64(kb, s->base);
+	k = (MDB_val){ 8, kb };
+	v = (MDB_val){ bl->nbits / 8, bl->bits };
+	if ((rc = mdb_put(t, d->blooms, &k, &v, 0)) != 0)
+		return mdb_err(rc);
+	put_le64(vb, s->next);
+	put_le64(vb + 8, s->base);
+	put_le64(vb + 16, s->end);
+	k = (MDB_val){ 5, (void *)"state" };
+	v = (MDB_val){ 24, vb };
+	if ((rc = mdb_put(t, d->meta, &k, &v, 0)) != 0)
+		return mdb_err(rc);
+	return 0;
+}
+
+int
+diskindex_add_segment(struct diskindex *d, struct segment *s)
+{
+	struct bloom *bl;
+	MDB_txn *t;
+	int rc;
+
+	for (;;) {
+		bl = bloom_new(s->next - s->base);
+		if ((rc = mdb_txn_begin(d->env, NULL, 0, &t)) != 0) {
+			free(bl);
+			return mdb_err(rc);
+		}
+		rc = put_segment(d, t, s, bl);
+		if (rc == 0) {
+			crashpoint("index.before_commit");
+			rc = mdb_err(mdb_txn_commit(t));
+		} else
+			mdb_txn_abort(t);
+		if (rc != -ENOSPC)
+			break;
+		free(bl);
+		/* MDB_MAP_FULL: grow with no transaction open, retry */
+		d->map_size *= 2;
+		if ((rc = mdb_env_set_mapsize(d->env, (size_t)d->map_size)) !=
+		    0)
+			return mdb_err(rc);
+		log_info("index: map grown to %" PRIu64 " MiB",
+		    d->map_size >> 20);
+	}
+	if (rc != 0) {
+		free(bl);
+		return rc;
+	}
+	crashpoint("index.after_commit");
+	__atomic_store_n(&s->bloom, bl, __ATOMIC_RELEASE);
+	d->last_base = s->base;
+	d->last_bytes = s->end;
+	d->has_last = 1;
+	__atomic_store_n(&d->indexed_to, s->next, __ATOMIC_RELEASE);
+	return 0;
+}
+
+int
+diskindex_load_bloom(struct diskindex *d, struct segment *s)
+{
+	uint8_t kb[8];
+	MDB_val k = { 8, kb }, v;
+	struct bloom *bl;
+	MDB_txn *t;
+	int rc;
+
+	be64(kb, s->base);
+	if ((rc = mdb_txn_begin(d->env, NULL, MDB_RDONLY, &t)) != 0)
+		return mdb_err(rc);
+	if ((rc = mdb_get(t, d->blooms, &k, &v)) != 0) {
+		mdb_txn_abort(t);
+		return mdb_err(rc);
+	}
+	if (v.mv_size == 0 || v.mv_size % 8 != 0) {
+		mdb_txn_abort(t);
+		return -EBADMSG;
+	}
+	if ((bl = calloc(1, sizeof(*bl) + v.mv_size)) == NULL)
+		fatal("calloc");
+	bl->nbits = v.mv_size * 8;
+	memcpy(bl->bits, v.mv_data, v.mv_size);
+	mdb_txn_abort(t);
+	s->bloom = bl;
+	return 0;
+}
+
+/* ---- lookups ---------------------------------------------------------- */
+
+int
+diskindex_batch_of(struct diskindex *d, uint64_t pos, uint64_t *seg_base,
+    uint64_t *off)
+{
+	uint8_t kb[8];
+	MDB_val k = { 8, kb }, v;
+	MDB_cursor *c;
+	MDB_txn *t;
+	int rc;
+
+	be64(kb, pos);
+	if ((rc = mdb_txn_begin(d->env, NULL, MDB_RDONLY, &t)) != 0)
+		return mdb_err(rc);
+	if ((rc = mdb_cursor_open(t, d->pos, &c)) != 0)
+		goto out;
+	rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+	if (rc == MDB_NOTFOUND)
+		rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
+	else if (rc == 0 && get_be64(k.mv_data) > pos)
+		rc = mdb_cursor_get(c, &k, &v, MDB_PREV);
+	if (rc == 0 && (k.mv_size != 8 || v.mv_size != 16))
+		rc = MDB_CORRUPTED;
+	if (rc == 0) {
+		*seg_base = get_le64(v.mv_data);
+		*off = get_le64((const uint8_t *)v.mv_data + 8);
+	}
+	mdb_cursor_close(c);
+out:
+	mdb_txn_abort(t);
+	return mdb_err(rc);
+}
+
+static int
+get_u64(struct diskindex *d, MDB_dbi dbi, const void *key, size_t klen,
+    uint64_t *val)
+{
+	MDB_val k = { klen, (void *)key }, v;
+	MDB_txn *t;
+	int rc;
+
+	if ((rc = mdb_txn_begin(d->env, NULL, MDB_RDONLY, &t)) != 0)
+		return mdb_err(rc);
+	rc = mdb_get(t, dbi, &k, &v);
+	if (rc == 0 && v.mv_size != 8)
+		rc = MDB_CORRUPTED;
+	if (rc == 0)
+		*val = get_le64(v.mv_data);
+	mdb_txn_abort(t);
+	return mdb_err(rc);
+}
+
+uint64_t
+diskindex_stream_count(struct diskindex *d, const uint8_t sid[UUID_LEN])
+{
+	uint64_t n = 0;
+	int rc;
+
+	if (__atomic_load_n(&d->indexed_to, __ATOMIC_ACQUIRE) == 0)
+		return 0;
+	rc = get_u64(d, d->streams, sid, UUID_LEN, &n);
+	if (rc != 0 && rc != -ENOENT)
+		fatalx("index: stream lookup: %s", strerror(-rc));
+	return rc == 0 ? n : 0;
+}
+
+int
+diskindex_stream_pos(struct diskindex *d, const uint8_t sid[UUID_LEN],
+    uint64_t version, uint64_t *pos)
+{
+	uint8_t kb[UUID_LEN + 8];
+
+	memcpy(kb, sid, UUID_LEN);
+	be64(kb + UUID_LEN, version);
+	return get_u64(d, d->sver, kb, sizeof(kb), pos);
+}
+
+int
+diskindex_event(struct diskindex *d, const uint8_t id[UUID_LEN],
+    uint64_t *pos)
+{
+	return get_u64(d, d->ids, id, UUID_LEN, pos);
+}
+
+uint64_t
+diskindex_nstreams(struct diskindex *d)
+{
+	MDB_stat st;
+	MDB_txn *t;
+	uint64_t n = 0;
+
+	if (mdb_txn_begin(d->env, NULL, MDB_RDONLY, &t) != 0)
+		return 0;
+	if (mdb_stat(t, d->streams, &st) == 0)
+		n = st.ms_entries;
+	mdb_txn_abort(t);
+	return n;
+}
+
+int
+diskindex_list(struct diskindex *d, const uint8_t *after, uint64_t max,
+    struct ipc_stream_info *out, uint64_t *n)
+{
+	uint8_t kb[UUID_LEN];
+	MDB_val k, v;
+	MDB_cursor *c;
+	MDB_txn *t;
+	int rc;
+
+	*n = 0;
+	if (max == 0)
+		return 0;
+	if ((rc = mdb_txn_begin(d->env, NULL, MDB_RDONLY, &t)) != 0)
+		return mdb_err(rc);
+	if ((rc = mdb_cursor_open(t, d->streams, &c)) != 0) {
+		mdb_txn_abort(t);
+		return mdb_err(rc);
+	}
+	if (after != NULL) {
+		memcpy(kb, after, UUID_LEN);
+		k = (MDB_val){ UUID_LEN, kb };
+		rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+		if (rc == 0 && memcmp(k.mv_data, after, UUID_LEN) == 0)
+			rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+	} else
+		rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+	while (rc == 0 && *n < max) {
+		if (k.mv_size != UUID_LEN || v.mv_size != 8) {
+			rc = MDB_CORRUPTED;
+			break;
+		}
+		memcpy(out[*n].stream_id, k.mv_data, UUID_LEN);
+		out[*n].event_count = get_le64(v.mv_data);
+		out[*n].latest_version = out[*n].event_count - 1;
+		(*n)++;
+		rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+	}
+	mdb_cursor_close(c);
+	mdb_txn_abort(t);
+	return rc == MDB_NOTFOUND ? 0 : mdb_err(rc);
+}
