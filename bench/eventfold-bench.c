@@ -59,7 +59,8 @@ static const char usage_text[] =
     "             index them all on disk, then time restarts until STATUS\n"
     "             (only the tail is read), and as the baseline restarts\n"
     "             with the index deleted (every segment read, as the\n"
-    "             single-file log was); RSS per sealed event\n"
+    "             single-file log was); RSS per sealed event (above\n"
+    "             that of the store before the load)\n"
     "\n"
     "options:\n"
     "  --runtime-dir DIR  use the stored listening in DIR (append,\n"
@@ -834,6 +835,8 @@ rm_index(const char *data_dir)
 }
 
 /* Restarts s repeat times (the index deleted first: baseline). */
+static uint64_t rss_empty; /* of a stored with an empty log */
+
 static int
 restart_case(struct server *s, const struct opts *o, uint64_t n,
     int baseline)
@@ -866,10 +869,12 @@ restart_case(struct server *s, const struct opts *o, uint64_t n,
 	(void)cnt;
 	printf("%s_%s first_status_ms_p50=%.1f first_status_ms_max=%.1f "
 	    "events=%" PRIu64 " read_from_log=%" PRIu64 " restarts=%zu "
-	    "rss_mb=%.1f rss_bytes_per_event=%.2f index_bytes=%" PRIu64
-	    " index_bytes_per_event=%.2f\n", name, short_count(n, cnt),
-	    lat_pct(&wall, 0.5) / 1e3, lat_pct(&wall, 1.0) / 1e3, n, read,
-	    wall.n, (double)rss / 1e6, n ? (double)rss / (double)n : 0.0, ixb,
+	    "rss_mb=%.1f rss_empty_mb=%.1f rss_bytes_per_event=%.2f "
+	    "index_bytes=%" PRIu64 " index_bytes_per_event=%.2f\n", name,
+	    short_count(n, cnt), lat_pct(&wall, 0.5) / 1e3,
+	    lat_pct(&wall, 1.0) / 1e3, n, read, wall.n, (double)rss / 1e6,
+	    (double)rss_empty / 1e6, n && rss > rss_empty ?
+	    (double)(rss - rss_empty) / (double)n : 0.0, ixb,
 	    n ? (double)ixb / (double)n : 0.0);
 	fflush(stdout);
 	lat_free(&wall);
@@ -887,6 +892,9 @@ cmd_restart(const struct opts *o, const char *segment_size)
 	srv.segment_size = segment_size;
 	if (server_start(&srv, &st) != 0)
 		return 1;
+	/* the resident set of a store with nothing in it, for reference
+	 * (when --data-dir already holds events, of that store instead) */
+	rss_empty = proc_status_bytes(srv.pid, "VmRSS");
 	if (st.head < o->events &&
 	    load(srv.url, o->events - st.head, o->streams, 2048, o->payload, 2,
 	    NULL) < 0)

@@ -37,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <xxhash.h>
 
@@ -252,6 +253,9 @@ diskindex_open(struct diskindex *d, const char *data_dir)
 	snprintf(dir, sizeof(dir), "%s/index", data_dir);
 	if (mkdir(dir, 0750) != 0 && errno != EEXIST)
 		return -errno;
+	/* as the kernel names the file in /proc/self/maps */
+	if (realpath(dir, d->dir) == NULL)
+		snprintf(d->dir, sizeof(d->dir), "%s", dir);
 	d->map_size = MAP_INITIAL;
 	if ((rc = mdb_env_create(&d->env)) != 0)
 		return mdb_err(rc);
@@ -289,6 +293,36 @@ fail:
 	mdb_env_close(d->env);
 	d->env = NULL;
 	return rc;
+}
+
+void
+diskindex_release(struct diskindex *d)
+{
+	char line[4500], want[4300];
+	unsigned long lo, hi;
+	size_t wl;
+	FILE *fp;
+
+	/*
+	 * LMDB does not say where its map is (me_mapaddr is only set with
+	 * MDB_FIXEDMAP): find data.mdb's mapping in /proc/self/maps. The map
+	 * is read-only (no MDB_WRITEMAP), so dropping our page table entries
+	 * is safe while readers run; pages refault from the page cache.
+	 */
+	if (d->env == NULL || (fp = fopen("/proc/self/maps", "r")) == NULL)
+		return;
+	snprintf(want, sizeof(want), "%s/data.mdb", d->dir);
+	wl = strlen(want);
+	while (fgets(line, sizeof(line), fp) != NULL) {
+		size_t n = strcspn(line, "\n");
+
+		line[n] = '\0';
+		if (n < wl || strcmp(line + n - wl, want) != 0 ||
+		    sscanf(line, "%lx-%lx", &lo, &hi) != 2)
+			continue;
+		(void)madvise((void *)lo, hi - lo, MADV_DONTNEED);
+	}
+	fclose(fp);
 }
 
 void
@@ -505,14 +539,45 @@ diskindex_stream_count(struct diskindex *d, const uint8_t sid[UUID_LEN])
 }
 
 int
-diskindex_stream_pos(struct diskindex *d, const uint8_t sid[UUID_LEN],
-    uint64_t version, uint64_t *pos)
+diskindex_stream_range(struct diskindex *d, const uint8_t sid[UUID_LEN],
+    uint64_t from, uint64_t n, int backward, uint64_t *out)
 {
 	uint8_t kb[UUID_LEN + 8];
+	MDB_val k = { sizeof(kb), kb }, v;
+	MDB_cursor *c;
+	MDB_txn *t;
+	uint64_t i;
+	int rc;
 
+	if (n == 0)
+		return 0;
 	memcpy(kb, sid, UUID_LEN);
-	be64(kb + UUID_LEN, version);
-	return get_u64(d, d->sver, kb, sizeof(kb), pos);
+	be64(kb + UUID_LEN, from);
+	if ((rc = mdb_txn_begin(d->env, NULL, MDB_RDONLY, &t)) != 0)
+		return mdb_err(rc);
+	if ((rc = mdb_cursor_open(t, d->sver, &c)) != 0) {
+		mdb_txn_abort(t);
+		return mdb_err(rc);
+	}
+	rc = mdb_cursor_get(c, &k, &v, MDB_SET_KEY);
+	for (i = 0; rc == 0; ) {
+		if (k.mv_size != sizeof(kb) || v.mv_size != 8 ||
+		    memcmp(k.mv_data, sid, UUID_LEN) != 0 ||
+		    get_be64((const uint8_t *)k.mv_data + UUID_LEN) !=
+		    (backward ? from - i : from + i)) {
+			rc = MDB_CORRUPTED; /* a version is missing */
+			break;
+		}
+		out[i] = get_le64(v.mv_data);
+		if (++i == n)
+			break;
+		rc = mdb_cursor_get(c, &k, &v, backward ? MDB_PREV : MDB_NEXT);
+	}
+	mdb_cursor_close(c);
+	mdb_txn_abort(t);
+	if (rc == MDB_NOTFOUND)
+		rc = MDB_CORRUPTED;
+	return mdb_err(rc);
 }
 
 int

@@ -339,7 +339,7 @@ handle_read_stream(struct worker *w, const struct ipc_in *in)
 	struct stream *s;
 	uint8_t sid[UUID_LEN];
 	const char *why = "";
-	uint64_t head, n = 0, i, from, last = 0, cnt, *pos;
+	uint64_t head, n = 0, from, last = 0, cnt, *pos;
 
 	if (ipc_read_stream_req_decode(in->body, &r, &why) != 0) {
 		reply_error(w, EF_S_BAD_REQUEST, "read_stream: bad field: %s",
@@ -364,15 +364,13 @@ handle_read_stream(struct worker *w, const struct ipc_in *in)
 			if (r.from < cnt)
 				n = cnt - r.from < r.max_count ?
 				    cnt - r.from : r.max_count;
-			for (i = 0; i < n; i++)
-				pos[i] = index_stream_pos(&sd->index, s, sid,
-				    r.from + i);
+			index_stream_positions(&sd->index, s, sid, r.from, n,
+			    0, pos);
 		} else {
 			from = r.from >= cnt ? cnt - 1 : r.from;
 			n = from + 1 < r.max_count ? from + 1 : r.max_count;
-			for (i = 0; i < n; i++)
-				pos[i] = index_stream_pos(&sd->index, s, sid,
-				    from - i);
+			index_stream_positions(&sd->index, s, sid, from, n, 1,
+			    pos);
 		}
 	}
 	pthread_rwlock_unlock(&sd->index.lock);

@@ -268,19 +268,34 @@ index_stream_count(const struct index *ix, const uint8_t id[UUID_LEN])
 	    diskindex_stream_count(ix->disk, id) : 0;
 }
 
-uint64_t
-index_stream_pos(const struct index *ix, const struct stream *s,
-    const uint8_t id[UUID_LEN], uint64_t v)
+void
+index_stream_positions(const struct index *ix, const struct stream *s,
+    const uint8_t id[UUID_LEN], uint64_t from, uint64_t n, int backward,
+    uint64_t *out)
 {
-	uint64_t pos;
+	uint64_t base = s != NULL ? s->base : UINT64_MAX, i, nd, v0;
 	int rc;
 
-	if (s != NULL && v >= s->base)
-		return s->pos[v - s->base];
-	if ((rc = diskindex_stream_pos(ix->disk, id, v, &pos)) != 0)
-		fatalx("index: version %" PRIu64 " of a stream is not on disk: "
-		    "%s", v, strerror(-rc));
-	return pos;
+	/* versions below base are on disk: a contiguous run at the start
+	 * (forward) or at the end (backward) of the range */
+	if (!backward) {
+		nd = from >= base ? 0 : (base - from < n ? base - from : n);
+		v0 = from;
+	} else {
+		nd = from < base ? n : (from - base + 1 < n ?
+		    n - (from - base + 1) : 0);
+		v0 = from - (n - nd);
+	}
+	if (nd > 0 && (rc = diskindex_stream_range(ix->disk, id, v0, nd,
+	    backward, backward ? out + (n - nd) : out)) != 0)
+		fatalx("index: versions %" PRIu64 ".. of a stream are not on "
+		    "disk: %s", v0, strerror(-rc));
+	for (i = 0; i < n; i++) {
+		uint64_t v = backward ? from - i : from + i;
+
+		if (v >= base)
+			out[i] = s->pos[v - base];
+	}
 }
 
 uint64_t
@@ -376,7 +391,7 @@ index_bulk_end(struct index *ix, uint64_t head)
 	const uint8_t *rec;
 
 	ix->bulk = 0;
-	while ((head + 1) * 4 > cap * 3)
+	while ((head - ix->floor + 1) * 4 > cap * 3)
 		cap *= 2;
 	if (cap != ix->etab_cap) {
 		free(ix->etab);

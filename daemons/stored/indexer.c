@@ -91,6 +91,7 @@ indexer_main(void *arg)
 		/* the pass mapped the whole segment into our resident set:
 		 * give the pages back (they stay in the page cache) */
 		(void)madvise((void *)s->map, s->map_cap, MADV_DONTNEED);
+		diskindex_release(&sd->disk);
 		index_trim(&sd->index, s->next, diskindex_nstreams(&sd->disk));
 		done++;
 		if (total > 1)

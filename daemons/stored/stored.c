@@ -248,6 +248,7 @@ main(int argc, char **argv)
 		    sizeof(struct bloom);
 	}
 	sd.index.bytes += sd.index.bloom_bytes;
+	diskindex_release(&sd.disk);
 	/* a hot segment that passed segment_size before the restart (or a
 	 * large events.log just taken over) is sealed before serving */
 	if (journal_hot(&sd.journal)->end >= sd.journal.segment_size &&

@@ -187,6 +187,7 @@ void journal_close(struct journal *j);
  * errno (-ENOENT: no such key); LMDB codes are translated there.
  */
 struct diskindex {
+	char dir[4200];
 	MDB_env *env;
 	MDB_dbi meta, pos, sver, streams, ids, blooms;
 	uint64_t map_size;
@@ -200,6 +201,8 @@ struct diskindex {
  * segments in data_dir (logged). Open after any fork. */
 int diskindex_open(struct diskindex *d, const char *data_dir);
 void diskindex_close(struct diskindex *d);
+/* Gives back the resident pages of the LMDB map (they stay cached). */
+void diskindex_release(struct diskindex *d);
 /* Indexer: indexes sealed segment s in one durable transaction (which
  * moves indexed_to to its end), then sets s->bloom. */
 int diskindex_add_segment(struct diskindex *d, struct segment *s);
@@ -211,8 +214,9 @@ int diskindex_batch_of(struct diskindex *d, uint64_t pos,
 /* Events of a stream on disk (0 if none); fatal on an LMDB error. */
 uint64_t diskindex_stream_count(struct diskindex *d,
     const uint8_t sid[UUID_LEN]);
-int diskindex_stream_pos(struct diskindex *d, const uint8_t sid[UUID_LEN],
-    uint64_t version, uint64_t *pos);
+/* Positions of versions from, from +- 1, ... (n of them) into out. */
+int diskindex_stream_range(struct diskindex *d, const uint8_t sid[UUID_LEN],
+    uint64_t from, uint64_t n, int backward, uint64_t *out);
 int diskindex_event(struct diskindex *d, const uint8_t id[UUID_LEN],
     uint64_t *pos);
 uint64_t diskindex_nstreams(struct diskindex *d);
@@ -294,9 +298,14 @@ int64_t index_event(const struct index *ix, const uint8_t id[UUID_LEN]);
 /* Under ix->lock (read): a stream's events, RAM or disk (0: none). */
 uint64_t index_stream_count(const struct index *ix,
     const uint8_t id[UUID_LEN]);
-/* Under ix->lock (read): the position of version v < count. */
-uint64_t index_stream_pos(const struct index *ix, const struct stream *s,
-    const uint8_t id[UUID_LEN], uint64_t v);
+/*
+ * Under ix->lock (read): positions of n versions from `from` on (down
+ * with backward), all below the stream's count, into out; the part on
+ * disk in one LMDB cursor pass.
+ */
+void index_stream_positions(const struct index *ix, const struct stream *s,
+    const uint8_t id[UUID_LEN], uint64_t from, uint64_t n, int backward,
+    uint64_t *out);
 /* Streams in all (RAM and disk). Under ix->lock (read). */
 uint64_t index_nstreams(const struct index *ix);
 

@@ -33,6 +33,8 @@ TestSuite(segments, .fini = h_cleanup, .timeout = 300);
 static struct h_stored sd;
 static struct ef_client cl;
 
+static void wait_indexed(uint64_t to);
+
 static void
 stop(int sig)
 {
@@ -369,6 +371,23 @@ Test(segments, reads_across_every_boundary)
 		if (a == 20)
 			rotate(); /* again: nothing to seal */
 	}
+	/* every stream also in the hot segment, the older versions in
+	 * sealed segments indexed on disk: reads cross that boundary too */
+	rotate();
+	for (s = 0; s < RB_STREAMS; s++) {
+		memset(evs, 0, sizeof(evs));
+		evs[0].event_id.ptr = h_uuid(ids[0]);
+		evs[0].event_id.len = 36;
+		evs[0].type.ptr = "Hot";
+		evs[0].type.len = 3;
+		cr_assert_eq(h_append(&cl, rb_streams[s], EF_EXPECT_ANY, 0, evs,
+		    1, &r), EF_S_OK, "%s", r.msg);
+		uuid_parse(ids[0], 36, rb[rb_n].id);
+		rb[rb_n].stream = s;
+		rb[rb_n].version = versions[s]++;
+		rb_n++;
+	}
+	wait_indexed(rb_n - RB_STREAMS);
 	nseg = segments(segs, 256, rb_n);
 	cr_assert_geq(nseg, 20, "%zu segments", nseg);
 	read_everything();
