@@ -16,8 +16,9 @@
  * into place, directory not yet fsynced), rotate.after_dirsync (before
  * the first batch in the new segment), takeover.before_rename,
  * takeover.after_rename (before the directory fsync),
- * index.before_commit (a sealed segment's LMDB transaction built, not
- * committed), index.after_commit (committed, RAM not yet trimmed).
+ * index.between_chunks (a sealed segment partly indexed), index.
+ * before_commit (its last LMDB transaction built, not committed),
+ * index.after_commit (committed, RAM not yet trimmed).
  */
 #ifndef EF_CRASHPOINT_H
 #define EF_CRASHPOINT_H
