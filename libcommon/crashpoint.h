@@ -18,7 +18,8 @@
  * takeover.after_rename (before the directory fsync),
  * index.between_chunks (a sealed segment partly indexed), index.
  * before_commit (its last LMDB transaction built, not committed),
- * index.after_commit (committed, RAM not yet trimmed).
+ * index.after_commit (committed, RAM not yet trimmed). Test builds also
+ * read EVENTFOLD_INDEX_CHUNK: events per LMDB transaction of the indexer.
  */
 #ifndef EF_CRASHPOINT_H
 #define EF_CRASHPOINT_H

@@ -360,17 +360,27 @@ diskindex_close(struct diskindex *d)
 /*
  * Events per write transaction: LMDB keeps a transaction's dirty pages in
  * a list of bounded length (MDB_TXN_FULL past it), and every event dirties
- * up to four random leaf pages. Test builds use tiny transactions so that
- * every segment of the tests is indexed in several.
+ * up to four random leaf pages. Test builds take another number from
+ * EVENTFOLD_INDEX_CHUNK, so that tests with tiny segments can index each
+ * in several transactions.
  */
-#ifdef EF_CRASHPOINTS
-#define CHUNK_EVENTS 16
-#else
 #define CHUNK_EVENTS 20000
+
+static uint64_t
+chunk_events(void)
+{
+#ifdef EF_CRASHPOINTS
+	const char *e = getenv("EVENTFOLD_INDEX_CHUNK");
+	unsigned long long v;
+
+	if (e != NULL && (v = strtoull(e, NULL, 10)) > 0)
+		return v;
 #endif
+	return CHUNK_EVENTS;
+}
 
 /*
- * Puts the batches of s from *off on, whole batches, until CHUNK_EVENTS
+ * Puts the batches of s from *off on, whole batches, until chunk_events()
  * events are in or the segment ends; advances *off. What these write
  * before the segment's last transaction commits are true facts about the
  * log at positions at or above indexed_to, which nothing asks the disk
@@ -385,12 +395,12 @@ put_batches(struct diskindex *d, MDB_txn *t, const struct segment *s,
 	MDB_val k, v;
 	struct batch_hdr h;
 	struct ef_event ev;
-	uint64_t off = *offp, p, len, n = 0;
+	uint64_t off = *offp, p, len, n = 0, max = chunk_events();
 	size_t rlen;
 	uint32_t i;
 	int rc;
 
-	while (off < s->end && n < CHUNK_EVENTS) {
+	while (off < s->end && n < max) {
 		if (batch_verify(s->map, s->end, off, 0, 0, &len) != 0 ||
 		    batch_hdr_decode(s->map + off, s->end - off, &h) != REC_OK)
 			return -EBADMSG;

@@ -343,7 +343,10 @@ Test(diskindex, deleted_then_rebuilt)
 
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s/index'", sd.data_dir);
 	cr_assert_eq(system(cmd), 0);
+	/* rebuilt in transactions of 5 events (test builds only) */
+	setenv("EVENTFOLD_INDEX_CHUNK", "5", 1);
 	start();
+	unsetenv("EVENTFOLD_INDEX_CHUNK");
 	st = status();
 	cr_assert_eq(st.recovered_events, head, "without an index the start "
 	    "reads everything");
@@ -389,6 +392,8 @@ Test(diskindex, killed_at_every_indexing_crash_point, .timeout = 400)
 		h_load_init(&load, &sd, 8, 200);
 		snprintf(env, sizeof(env), "%s:3", points[p]);
 		setenv("EVENTFOLD_CRASHPOINT", env, 1);
+		/* several LMDB transactions per (16 KiB) segment */
+		setenv("EVENTFOLD_INDEX_CHUNK", "16", 1);
 		h_stored_spawn(&sd);
 		unsetenv("EVENTFOLD_CRASHPOINT");
 		cr_assert_eq(h_stored_wait_ready(&sd, 15000), 0);
@@ -402,6 +407,7 @@ Test(diskindex, killed_at_every_indexing_crash_point, .timeout = 400)
 		acked = __atomic_load_n(&load.acked, __ATOMIC_RELAXED);
 		cr_assert(log_has(points[p]), "not killed at %s", points[p]);
 		start();
+		unsetenv("EVENTFOLD_INDEX_CHUNK");
 		/* two segments were indexed before the kill; the third is
 		 * indexed again (before_commit) or was (after_commit) */
 		head = h_load_verify(&load, &cl);
