@@ -29,6 +29,7 @@ struct server {
 	char runtime_dir[PATH_MAX];
 	char log[PATH_MAX];
 	char url[PATH_MAX + 32];
+	const char *segment_size; /* --segment-size for stored, or NULL */
 };
 
 /* Latency samples in microseconds. */

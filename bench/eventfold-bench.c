@@ -34,6 +34,7 @@
 #include "client.h"
 #include "ipc.h"
 #include "log.h"
+#include "segfile.h"
 
 #define EVENT_TYPE      "BenchEvent"
 #define CALL_TIMEOUT_MS 10000
@@ -53,6 +54,13 @@ static const char usage_text[] =
     "             cache, then cold: the log evicted with fadvise)\n"
     "  index-mem  [--events N] [--streams K]  RSS growth of stored per\n"
     "             event appended, beside STATUS index_bytes\n"
+    "  restart    [--events N] [--segment-size S]  build a log of N\n"
+    "             events in segments of S bytes (default 64M), seal and\n"
+    "             index them all on disk, then time restarts until STATUS\n"
+    "             (only the tail is read), and as the baseline restarts\n"
+    "             with the index deleted (every segment read, as the\n"
+    "             single-file log was); RSS per sealed event (above\n"
+    "             that of the store before the load)\n"
     "\n"
     "options:\n"
     "  --runtime-dir DIR  use the stored listening in DIR (append,\n"
@@ -674,22 +682,33 @@ out:
 
 /* ---- recover ------------------------------------------------------------ */
 
-/* Drops the journal's pages from the page cache (clean after stop). */
+/* Drops the log's pages from the page cache (clean after stop): every
+ * segment file of the data directory. */
 static void
 evict_log(const char *data_dir)
 {
-	char path[PATH_MAX + 32];
+	char path[PATH_MAX + 64], name[SEGFILE_NAME_MAX];
+	uint64_t *bases = NULL;
+	size_t n = 0, i;
 	int fd;
 
-	snprintf(path, sizeof(path), "%s/events.log", data_dir);
-	if ((fd = open(path, O_RDONLY)) < 0) {
-		log_warn("open %s", path);
+	if ((errno = -segfile_list(data_dir, &bases, &n)) != 0) {
+		log_warn("list %s", data_dir);
 		return;
 	}
-	(void)fdatasync(fd);
-	if ((errno = posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED)) != 0)
-		log_warn("posix_fadvise %s", path);
-	close(fd);
+	for (i = 0; i < n; i++) {
+		snprintf(path, sizeof(path), "%s/%s", data_dir,
+		    segfile_name(name, sizeof(name), bases[i]));
+		if ((fd = open(path, O_RDONLY)) < 0) {
+			log_warn("open %s", path);
+			continue;
+		}
+		(void)fdatasync(fd);
+		if ((errno = posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED)) != 0)
+			log_warn("posix_fadvise %s", path);
+		close(fd);
+	}
+	free(bases);
 }
 
 /* Restarts s repeat times; prints one line. cold: evict the log first. */
@@ -762,6 +781,132 @@ cmd_recover(const struct opts *o)
 	server_stop(&srv);
 	if (recover_case(&srv, o, st.head, 0, st.log_bytes, rate) != 0 ||
 	    recover_case(&srv, o, st.head, 1, st.log_bytes, rate) != 0)
+		goto out;
+	rc = 0;
+out:
+	server_stop(&srv);
+	return rc;
+}
+
+/* ---- restart ------------------------------------------------------------ */
+
+/* Sends ROTATE, then polls STATUS until everything sealed is indexed. */
+static int
+seal_and_index(const char *url, struct ipc_status_rep *st)
+{
+	struct ef_client c;
+	struct client_reply rep;
+	struct ipc_out o;
+	uint64_t t0 = now_ns();
+	int rc;
+
+	if (client_open(&c, url, CALL_TIMEOUT_MS) != 0)
+		return -1;
+	ipc_out_init(&o);
+	ipc_request_begin(&o, EF_OP_ROTATE, client_request_id(&c));
+	ipc_nil(&o);
+	rc = client_call(&c, &o, &rep);
+	client_reply_free(&rep);
+	ipc_out_free(&o);
+	client_close(&c);
+	if (rc != EF_S_OK) {
+		log_warnx("rotate: %s", ipc_status_name(rc));
+		return -1;
+	}
+	for (;;) {
+		if (status_of(url, st) != 0 || interrupted)
+			return -1;
+		if (st->indexed_to >= st->head)
+			break;
+		sleep_ms(100);
+	}
+	log_info("sealed and indexed %" PRIu64 " events in %.1f s", st->head,
+	    (double)(now_ns() - t0) / 1e9);
+	return 0;
+}
+
+static int
+rm_index(const char *data_dir)
+{
+	char cmd[PATH_MAX + 64];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s/index'", data_dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+/* Restarts s repeat times (the index deleted first: baseline). */
+static uint64_t rss_empty; /* of a stored with an empty log */
+
+static int
+restart_case(struct server *s, const struct opts *o, uint64_t n,
+    int baseline)
+{
+	struct lat wall = { 0 };
+	struct ipc_status_rep st;
+	char name[128], cnt[32];
+	uint64_t t0, rss = 0, read = 0, ixb = 0;
+	unsigned r;
+
+	for (r = 0; r < o->repeat && !interrupted; r++) {
+		if (baseline && rm_index(s->data_dir) != 0)
+			return -1;
+		t0 = now_ns();
+		if (server_start(s, &st) != 0)
+			return -1;
+		lat_add(&wall, (double)(now_ns() - t0) / 1e3);
+		rss = proc_status_bytes(s->pid, "VmRSS");
+		read = st.recovered_events;
+		ixb = st.index_bytes;
+		if (st.head != n)
+			log_warnx("head %" PRIu64 ", expected %" PRIu64,
+			    st.head, n);
+		server_stop(s);
+	}
+	if (wall.n == 0)
+		return -1;
+	snprintf(name, sizeof(name), "%s_%s", o->name ? o->name :
+	    "stored_restart", baseline ? "noindex" : "sealed");
+	(void)cnt;
+	printf("%s_%s first_status_ms_p50=%.1f first_status_ms_max=%.1f "
+	    "events=%" PRIu64 " read_from_log=%" PRIu64 " restarts=%zu "
+	    "rss_mb=%.1f rss_empty_mb=%.1f rss_bytes_per_event=%.2f "
+	    "index_bytes=%" PRIu64 " index_bytes_per_event=%.2f\n", name,
+	    short_count(n, cnt), lat_pct(&wall, 0.5) / 1e3,
+	    lat_pct(&wall, 1.0) / 1e3, n, read, wall.n, (double)rss / 1e6,
+	    (double)rss_empty / 1e6, n && rss > rss_empty ?
+	    (double)(rss - rss_empty) / (double)n : 0.0, ixb,
+	    n ? (double)ixb / (double)n : 0.0);
+	fflush(stdout);
+	lat_free(&wall);
+	return 0;
+}
+
+static int
+cmd_restart(const struct opts *o, const char *segment_size)
+{
+	struct server srv;
+	struct ipc_status_rep st;
+	int rc = 1;
+
+	server_init(&srv, "restart", o->data_dir);
+	srv.segment_size = segment_size;
+	if (server_start(&srv, &st) != 0)
+		return 1;
+	/* the resident set of a store with nothing in it, for reference
+	 * (when --data-dir already holds events, of that store instead) */
+	rss_empty = proc_status_bytes(srv.pid, "VmRSS");
+	if (st.head < o->events &&
+	    load(srv.url, o->events - st.head, o->streams, 2048, o->payload, 2,
+	    NULL) < 0)
+		goto out;
+	if (seal_and_index(srv.url, &st) != 0)
+		goto out;
+	server_stop(&srv);
+	if (restart_case(&srv, o, st.head, 0) != 0 ||
+	    restart_case(&srv, o, st.head, 1) != 0)
+		goto out;
+	/* leave it indexed for the next run on the same --data-dir */
+	if (server_start(&srv, &st) != 0 || seal_and_index(srv.url, &st) != 0)
 		goto out;
 	rc = 0;
 out:
@@ -848,7 +993,7 @@ main(int argc, char **argv)
 {
 	enum { O_CLIENTS = 256, O_BATCH, O_PAYLOAD, O_SECONDS, O_WARMUP,
 	    O_RUNTIME, O_DATA, O_STORED, O_EVENTS, O_STREAMS, O_REPEAT,
-	    O_PAGE, O_NAME, O_SHARED, O_READERS };
+	    O_PAGE, O_NAME, O_SHARED, O_READERS, O_SEGMENT };
 	static const struct option longopts[] = {
 		{ "clients", required_argument, NULL, O_CLIENTS },
 		{ "batch", required_argument, NULL, O_BATCH },
@@ -865,6 +1010,7 @@ main(int argc, char **argv)
 		{ "readers", required_argument, NULL, O_READERS },
 		{ "name", required_argument, NULL, O_NAME },
 		{ "shared-client", no_argument, NULL, O_SHARED },
+		{ "segment-size", required_argument, NULL, O_SEGMENT },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -874,7 +1020,7 @@ main(int argc, char **argv)
 		.readers = 1,
 	};
 	struct sigaction sa;
-	const char *cmd;
+	const char *cmd, *segment_size = NULL;
 	int ch, rc, events_set = 0;
 
 	log_init("eventfold-bench", 0);
@@ -927,6 +1073,9 @@ main(int argc, char **argv)
 		case O_SHARED:
 			o.shared = 1;
 			break;
+		case O_SEGMENT:
+			segment_size = optarg;
+			break;
 		case 'h':
 			fputs(usage_text, stdout);
 			return 0;
@@ -967,6 +1116,10 @@ main(int argc, char **argv)
 		if (!events_set)
 			o.events = 5000000;
 		rc = cmd_recover(&o);
+	} else if (!strcmp(cmd, "restart")) {
+		if (!events_set)
+			o.events = 5000000;
+		rc = cmd_restart(&o, segment_size ? segment_size : "64M");
 	} else if (!strcmp(cmd, "index-mem")) {
 		if (!events_set)
 			o.events = 2000000;

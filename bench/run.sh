@@ -82,6 +82,7 @@ step "eventfold status c32 (IPC alone, no disk)" 90 "${B[@]}" status --clients 3
 step "eventfold read-all" 180 "${B[@]}" read-all --events 1000000 --repeat 3
 step "eventfold read-all, 2 readers" 180 "${B[@]}" read-all --events 1000000 --repeat 3 --readers 2
 step "eventfold recover" 300 "${B[@]}" recover --events "$RECOVER_EVENTS" --repeat 3
+step "eventfold restart, sealed and indexed vs no index" 600 "${B[@]}" restart --events "$RECOVER_EVENTS" --segment-size 64M --repeat 3
 step "eventfold index-mem" 180 "${B[@]}" index-mem --events 2000000 --streams 1000
 
 echo "## summary" | tee -a "$RESULTS"

@@ -142,7 +142,8 @@ server_spawn(struct server *s)
 		/* -f /dev/null: the defaults, not whatever /etc holds */
 		execlp(stored_bin, "eventfold-stored", "-d", "-f", "/dev/null",
 		    "--data-dir", s->data_dir, "--runtime-dir", s->runtime_dir,
-		    (char *)NULL);
+		    s->segment_size ? "--segment-size" : (char *)NULL,
+		    s->segment_size, (char *)NULL);
 		dprintf(STDERR_FILENO, "exec %s: %s\n", stored_bin,
 		    strerror(errno));
 		_exit(127);

@@ -585,7 +585,9 @@ ipc_stream_info_decode(const msgpack_object *o, struct ipc_stream_info *s,
 
 #define STATUS_FIELDS(X)                                                      \
 	X(head) X(streams) X(log_bytes) X(uptime_ms) X(commits) X(fsyncs)     \
-	X(events_written) X(recover_ms) X(recovered_events) X(index_bytes)
+	X(events_written) X(recover_ms) X(recovered_events) X(index_bytes)     \
+	X(segments) X(sealed_bytes) X(indexed_to)
+#define STATUS_NFIELDS 13
 
 int
 ipc_status_rep_decode(const msgpack_object *b, struct ipc_status_rep *r,
@@ -593,10 +595,60 @@ ipc_status_rep_decode(const msgpack_object *b, struct ipc_status_rep *r,
 {
 	uint32_t i = 0;
 
-	FIELD(ipcf_array(b, 10, "status reply", why));
+	FIELD(ipcf_array(b, STATUS_NFIELDS, "status reply", why));
 #define X(f) FIELD(ipcf_u64(&b->via.array.ptr[i++], &r->f, #f, why));
 	STATUS_FIELDS(X)
 #undef X
+	return 0;
+}
+
+int
+ipc_rotate_rep_decode(const msgpack_object *b, struct ipc_rotate_rep *r,
+    const char **why)
+{
+	FIELD(ipcf_array(b, 4, "rotate reply", why));
+	FIELD(ipcf_bool(&b->via.array.ptr[0], &r->rotated, "rotated", why));
+	FIELD(ipcf_u64(&b->via.array.ptr[1], &r->sealed_base, "sealed_base",
+	    why));
+	FIELD(ipcf_u64(&b->via.array.ptr[2], &r->sealed_events,
+	    "sealed_events", why));
+	FIELD(ipcf_u64(&b->via.array.ptr[3], &r->hot_base, "hot_base", why));
+	return 0;
+}
+
+int
+ipc_segments_req_decode(const msgpack_object *b, struct ipc_segments_req *r,
+    const char **why)
+{
+	FIELD(ipcf_array(b, 2, "segments body", why));
+	FIELD(ipcf_u64(&b->via.array.ptr[0], &r->from, "from_base", why));
+	FIELD(ipcf_u64(&b->via.array.ptr[1], &r->max_count, "max_count", why));
+	return 0;
+}
+
+int
+ipc_segments_rep_decode(const msgpack_object *b, struct ipc_segments_rep *r,
+    const char **why)
+{
+	FIELD(ipcf_array(b, 2, "segments reply", why));
+	FIELD(ipcf_list(&b->via.array.ptr[0], IPC_MAX_OBJECTS, "segments",
+	    why));
+	r->segments = &b->via.array.ptr[0];
+	r->nsegments = r->segments->via.array.size;
+	FIELD(ipcf_bool(&b->via.array.ptr[1], &r->more, "more", why));
+	return 0;
+}
+
+int
+ipc_segment_info_decode(const msgpack_object *o, struct ipc_segment_info *s,
+    const char **why)
+{
+	FIELD(ipcf_array(o, 4, "segment info", why));
+	FIELD(ipcf_u64(&o->via.array.ptr[0], &s->base, "base", why));
+	FIELD(ipcf_u64(&o->via.array.ptr[1], &s->events, "events", why));
+	FIELD(ipcf_u64(&o->via.array.ptr[2], &s->bytes, "bytes", why));
+	FIELD(ipcf_str(&o->via.array.ptr[3], &s->state, IPC_SEGMENT_STATE_MAX,
+	    "state", why));
 	return 0;
 }
 
@@ -842,8 +894,55 @@ ipc_list_rep_end(struct ipc_out *o, bool more)
 void
 ipc_status_rep_encode(struct ipc_out *o, const struct ipc_status_rep *r)
 {
-	msgpack_pack_array(&o->pk, 10);
+	msgpack_pack_array(&o->pk, STATUS_NFIELDS);
 #define X(f) msgpack_pack_uint64(&o->pk, r->f);
 	STATUS_FIELDS(X)
 #undef X
+}
+
+void
+ipc_rotate_rep_encode(struct ipc_out *o, const struct ipc_rotate_rep *r)
+{
+	msgpack_pack_array(&o->pk, 4);
+	if (r->rotated)
+		msgpack_pack_true(&o->pk);
+	else
+		msgpack_pack_false(&o->pk);
+	msgpack_pack_uint64(&o->pk, r->sealed_base);
+	msgpack_pack_uint64(&o->pk, r->sealed_events);
+	msgpack_pack_uint64(&o->pk, r->hot_base);
+}
+
+void
+ipc_segments_req_encode(struct ipc_out *o, const struct ipc_segments_req *r)
+{
+	msgpack_pack_array(&o->pk, 2);
+	msgpack_pack_uint64(&o->pk, r->from);
+	msgpack_pack_uint64(&o->pk, r->max_count);
+}
+
+void
+ipc_segments_rep_begin(struct ipc_out *o, uint32_t nsegments)
+{
+	msgpack_pack_array(&o->pk, 2);
+	msgpack_pack_array(&o->pk, nsegments);
+}
+
+void
+ipc_segment_info_encode(struct ipc_out *o, const struct ipc_segment_info *s)
+{
+	msgpack_pack_array(&o->pk, 4);
+	msgpack_pack_uint64(&o->pk, s->base);
+	msgpack_pack_uint64(&o->pk, s->events);
+	msgpack_pack_uint64(&o->pk, s->bytes);
+	ipcf_pack_str(&o->pk, s->state.ptr, s->state.len);
+}
+
+void
+ipc_segments_rep_end(struct ipc_out *o, bool more)
+{
+	if (more)
+		msgpack_pack_true(&o->pk);
+	else
+		msgpack_pack_false(&o->pk);
 }

@@ -28,7 +28,9 @@
 
 #include "record.h"
 
-#define EF_PROTO_VERSION 1
+#define EF_PROTO_VERSION 2
+#define EF_XSTR(x) #x
+#define EF_STR(x)  EF_XSTR(x) /* EF_STR(EF_PROTO_VERSION) is "2" */
 
 /* Bounds enforced by every decoder. */
 #define IPC_MAX_MSG      (64u << 20) /* a whole message */
@@ -42,6 +44,8 @@
 	X(READ_ALL, 3, "read_all")                                            \
 	X(LIST_STREAMS, 4, "list_streams")                                    \
 	X(STATUS, 5, "status")                                                \
+	X(ROTATE, 6, "rotate")                                                \
+	X(SEGMENTS, 7, "segments")                                            \
 	X(EXECUTE, 32, "execute")                                             \
 	X(GET_STATE, 33, "get_state")                                         \
 	X(QUERY, 34, "query")                                                 \
@@ -210,6 +214,46 @@ struct ipc_status_rep {
 	uint64_t recover_ms;    /* time the last start spent in recovery */
 	uint64_t recovered_events;
 	uint64_t index_bytes;   /* memory held by the index */
+	uint64_t segments;      /* segment files, the hot one included */
+	uint64_t sealed_bytes;  /* bytes in sealed segments */
+	uint64_t indexed_to;    /* positions below are indexed on disk */
+};
+
+/* ROTATE body: nil (no fields). */
+/*
+ * ROTATE reply body: [rotated bool, sealed_base, sealed_events, hot_base]
+ * rotated is false when the hot segment held no event (nothing to seal);
+ * sealed_* describe the segment just sealed; hot_base is the first
+ * position of the segment now being written.
+ */
+struct ipc_rotate_rep {
+	bool rotated;
+	uint64_t sealed_base;
+	uint64_t sealed_events;
+	uint64_t hot_base;
+};
+
+/* SEGMENTS body: [from_base, max_count]: segments whose base >= from. */
+struct ipc_segments_req {
+	uint64_t from;
+	uint64_t max_count;
+};
+
+#define IPC_SEGMENT_STATE_MAX 16
+
+/* One segment: [base, events, bytes, state str ("hot", "sealed")]. */
+struct ipc_segment_info {
+	uint64_t base;       /* its first global position (its name) */
+	uint64_t events;     /* positions base .. base + events - 1 */
+	uint64_t bytes;      /* file size */
+	struct ipc_str state;
+};
+
+/* SEGMENTS reply body: [[segment...], more bool] */
+struct ipc_segments_rep {
+	const msgpack_object *segments;
+	uint32_t nsegments;
+	bool more;
 };
 
 /* Publish message of stored: one per committed batch. */
@@ -275,6 +319,14 @@ int ipc_stream_info_decode(const msgpack_object *o, struct ipc_stream_info *s,
     const char **why);
 int ipc_status_rep_decode(const msgpack_object *body, struct ipc_status_rep *r,
     const char **why);
+int ipc_rotate_rep_decode(const msgpack_object *body, struct ipc_rotate_rep *r,
+    const char **why);
+int ipc_segments_req_decode(const msgpack_object *body,
+    struct ipc_segments_req *r, const char **why);
+int ipc_segments_rep_decode(const msgpack_object *body,
+    struct ipc_segments_rep *r, const char **why);
+int ipc_segment_info_decode(const msgpack_object *o,
+    struct ipc_segment_info *s, const char **why);
 
 /*
  * Building messages. ipc_out packs straight into a growing buffer that
@@ -316,6 +368,13 @@ void ipc_stream_info_encode(struct ipc_out *o,
     const struct ipc_stream_info *s);
 void ipc_list_rep_end(struct ipc_out *o, bool more);
 void ipc_status_rep_encode(struct ipc_out *o, const struct ipc_status_rep *r);
+void ipc_rotate_rep_encode(struct ipc_out *o, const struct ipc_rotate_rep *r);
+void ipc_segments_req_encode(struct ipc_out *o,
+    const struct ipc_segments_req *r);
+void ipc_segments_rep_begin(struct ipc_out *o, uint32_t nsegments);
+void ipc_segment_info_encode(struct ipc_out *o,
+    const struct ipc_segment_info *s);
+void ipc_segments_rep_end(struct ipc_out *o, bool more);
 void ipc_nil(struct ipc_out *o);
 
 /* Size on the wire of an event encoded by ipc_event_encode (upper bound). */

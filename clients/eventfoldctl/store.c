@@ -18,6 +18,7 @@
 #include <jansson.h>
 
 #include "ctl.h"
+#include "segfile.h"
 
 uint8_t *
 ctl_read_stdin(size_t *len, size_t max)
@@ -428,11 +429,13 @@ cmd_status(struct ctl *c, int argc, char **argv)
 		    ",\"commits\":%" PRIu64 ",\"fsyncs\":%" PRIu64
 		    ",\"events_written\":%" PRIu64 ",\"avg_batch\":%.2f"
 		    ",\"recover_ms\":%" PRIu64 ",\"recovered_events\":%" PRIu64
-		    ",\"index_bytes\":%" PRIu64 "}\n", s.head, s.streams,
+		    ",\"index_bytes\":%" PRIu64 ",\"segments\":%" PRIu64
+		    ",\"sealed_bytes\":%" PRIu64 ",\"indexed_to\":%" PRIu64
+		    "}\n", s.head, s.streams,
 		    s.log_bytes, s.uptime_ms, s.commits, s.fsyncs,
 		    s.events_written, s.fsyncs ? (double)s.events_written /
 		    (double)s.fsyncs : 0.0, s.recover_ms, s.recovered_events,
-		    s.index_bytes);
+		    s.index_bytes, s.segments, s.sealed_bytes, s.indexed_to);
 	} else {
 		printf("head position     %" PRIu64 "\n"
 		       "streams           %" PRIu64 "\n"
@@ -443,82 +446,293 @@ cmd_status(struct ctl *c, int argc, char **argv)
 		       "events written    %" PRIu64 "\n"
 		       "average batch     %.2f events per fsync\n"
 		       "recovery          %" PRIu64 " events in %" PRIu64 " ms\n"
-		       "index memory      %" PRIu64 " bytes\n",
+		       "index memory      %" PRIu64 " bytes\n"
+		       "segments          %" PRIu64 " (%" PRIu64 " bytes sealed)\n"
+		       "indexed on disk   below position %" PRIu64 "\n",
 		    s.head, s.streams, s.log_bytes, (double)s.uptime_ms / 1000.0,
 		    s.commits, s.fsyncs, s.events_written, s.fsyncs ?
 		    (double)s.events_written / (double)s.fsyncs : 0.0,
-		    s.recovered_events, s.recover_ms, s.index_bytes);
+		    s.recovered_events, s.recover_ms, s.index_bytes,
+		    s.segments, s.sealed_bytes, s.indexed_to);
 	}
 	client_reply_free(&cr);
 	client_close(&cl);
 	return rc;
 }
 
-static int
-cmd_verify(struct ctl *c, int argc, char **argv)
+/* What verify_file() found in one segment file. */
+struct vres {
+	uint64_t base;    /* from the header */
+	uint64_t next;    /* position after the last intact event */
+	uint64_t batches;
+	uint64_t size;
+	int corrupt;
+};
+
+/*
+ * Checks one segment file: header (base expect_base), then batch after
+ * batch. last: the hot segment, which may end in a torn tail; in a
+ * sealed segment any damage is corruption. Prints one line.
+ */
+static void
+verify_file(const char *path, uint64_t expect_base, int check_base,
+    int last, struct vres *v)
 {
-	char path[4200];
 	struct stat sb;
 	const uint8_t *img;
-	uint64_t base, off, len, size, batches = 0, events = 0, pos;
-	int fd, rc;
+	uint64_t off, len, size, pos;
+	int fd;
 
-	if (argc > 1)
-		return ctl_err(CTL_USAGE, "usage: verify (checks "
-		    "--data-dir's events.log)");
-	snprintf(path, sizeof(path), "%s/events.log", c->conf.data_dir);
-	if ((fd = open(path, O_RDONLY)) < 0)
-		return ctl_err(CTL_NOT_FOUND, "%s: %s", path, strerror(errno));
-	if (fstat(fd, &sb) != 0) {
-		close(fd);
-		return ctl_err(CTL_INTERNAL, "%s: %s", path, strerror(errno));
+	memset(v, 0, sizeof(*v));
+	v->base = v->next = expect_base;
+	if ((fd = open(path, O_RDONLY)) < 0 || fstat(fd, &sb) != 0) {
+		printf("%s: CORRUPT: cannot read: %s\n", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		v->corrupt = 1;
+		return;
 	}
-	if (sb.st_size < LOGFILE_HDR) {
-		/* stored's creation was interrupted: it writes it again */
+	v->size = size = (uint64_t)sb.st_size;
+	if (size < LOGFILE_HDR) {
 		close(fd);
-		printf("%s: OK: no events (%lld bytes, shorter than the "
-		    "header: an interrupted creation stored redoes on start)\n",
-		    path, (long long)sb.st_size);
-		return CTL_OK;
+		if (last) {
+			/* an older stored's creation was interrupted: it
+			 * writes the header again */
+			printf("%s: OK: no events (%" PRIu64 " bytes, shorter "
+			    "than the header: an interrupted creation stored "
+			    "redoes on start)\n", path, size);
+			return;
+		}
+		printf("%s: CORRUPT at offset 0: %" PRIu64 " bytes, shorter "
+		    "than the file header, in a sealed segment\n", path, size);
+		v->corrupt = 1;
+		return;
 	}
-	size = (uint64_t)sb.st_size;
 	img = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
 	close(fd);
-	if (img == MAP_FAILED)
-		return ctl_err(CTL_INTERNAL, "mmap %s: %s", path,
-		    strerror(errno));
-	if (logfile_hdr_decode(img, size, &base) != REC_OK) {
-		munmap((void *)img, size);
-		return ctl_err(CTL_CORRUPT, "%s: bad file header", path);
+	if (img == MAP_FAILED) {
+		printf("%s: CORRUPT: cannot map: %s\n", path, strerror(errno));
+		v->corrupt = 1;
+		return;
 	}
-	pos = base;
+	if (logfile_hdr_decode(img, size, &v->base) != REC_OK ||
+	    (check_base && v->base != expect_base)) {
+		printf("%s: CORRUPT at offset 0: bad file header (not a "
+		    "segment starting at position %" PRIu64 ")\n", path,
+		    expect_base);
+		v->corrupt = 1;
+		munmap((void *)img, size);
+		return;
+	}
+	pos = v->base;
 	for (off = LOGFILE_HDR; off < size; off += len) {
 		if (batch_verify(img, size, off, pos, 1, &len) != 0)
 			break;
 		pos += get_le32(img + off + 8);
-		batches++;
+		v->batches++;
 	}
-	events = pos - base;
+	v->next = pos;
 	if (off == size) {
 		printf("%s: OK: %" PRIu64 " events in %" PRIu64 " batches, %"
-		    PRIu64 " bytes\n", path, events, batches, size);
-		rc = CTL_OK;
-	} else if (!batch_find_after(img, size, off)) {
+		    PRIu64 " bytes\n", path, pos - v->base, v->batches, size);
+	} else if (last && !batch_find_after(img, size, off)) {
 		printf("%s: OK: %" PRIu64 " events in %" PRIu64 " batches; "
 		    "torn tail of %" PRIu64 " bytes at offset %" PRIu64
 		    " (an unacknowledged write; stored truncates it on "
-		    "start)\n", path, events, batches, size - off, off);
-		rc = CTL_OK;
+		    "start)\n", path, pos - v->base, v->batches, size - off,
+		    off);
 	} else {
 		printf("%s: CORRUPT at offset %" PRIu64 " (after %" PRIu64
-		    " intact events); intact data follows. Start stored with "
-		    "--repair yes to cut the log there (drops %" PRIu64
-		    " bytes), or restore from a backup.\n", path, off, events,
-		    size - off);
-		rc = CTL_CORRUPT;
+		    " intact events)%s. Start stored with --repair yes to cut "
+		    "the log there (drops %" PRIu64 " bytes%s), or restore "
+		    "from a backup.\n", path, off, pos - v->base, last ?
+		    "; intact data follows" : " in a sealed segment",
+		    size - off, last ? "" : " and every later segment");
+		v->corrupt = 1;
 	}
 	munmap((void *)img, size);
-	(void)c;
+}
+
+static int
+cmd_verify(struct ctl *c, int argc, char **argv)
+{
+	char path[4200], name[SEGFILE_NAME_MAX];
+	uint64_t *bases = NULL, events = 0, bytes = 0, pos = 0;
+	size_t n = 0, i;
+	struct vres v;
+	struct stat sb;
+	int legacy, bad = 0, rc;
+
+	if (argc > 1)
+		return ctl_err(CTL_USAGE, "usage: verify (checks every "
+		    "segment of --data-dir's log)");
+	snprintf(path, sizeof(path), "%s/%s", c->conf.data_dir,
+	    LEGACY_LOG_NAME);
+	legacy = stat(path, &sb) == 0;
+	if ((rc = segfile_list(c->conf.data_dir, &bases, &n)) != 0)
+		return ctl_err(CTL_NOT_FOUND, "%s: %s", c->conf.data_dir,
+		    strerror(-rc));
+	if (legacy && n > 0) {
+		free(bases);
+		printf("%s: CORRUPT: both %s and segment files are present "
+		    "(stored will not start; which is the log?)\n",
+		    c->conf.data_dir, LEGACY_LOG_NAME);
+		return CTL_CORRUPT;
+	}
+	if (legacy) {
+		/* a release before segments; stored takes it over */
+		verify_file(path, 0, 0, 1, &v);
+		return v.corrupt ? CTL_CORRUPT : CTL_OK;
+	}
+	if (n == 0) {
+		free(bases);
+		return ctl_err(CTL_NOT_FOUND, "%s: no segment files (no log "
+		    "here)", c->conf.data_dir);
+	}
+	for (i = 0; i < n; i++) {
+		snprintf(path, sizeof(path), "%s/%s", c->conf.data_dir,
+		    segfile_name(name, sizeof(name), bases[i]));
+		if (i > 0 && !bad && bases[i] != pos) {
+			printf("%s: CORRUPT at offset 0: starts at position %"
+			    PRIu64 " but the previous segment ends before %"
+			    PRIu64 "\n", path, bases[i], pos);
+			bad = 1;
+			continue;
+		}
+		verify_file(path, bases[i], 1, i == n - 1, &v);
+		bad |= v.corrupt;
+		events += v.next - v.base;
+		bytes += v.size;
+		pos = v.next;
+	}
+	free(bases);
+	if (bad) {
+		printf("%s: CORRUPT: see above\n", c->conf.data_dir);
+		return CTL_CORRUPT;
+	}
+	printf("%s: OK: %" PRIu64 " events in %zu segments, %" PRIu64
+	    " bytes\n", c->conf.data_dir, events, n, bytes);
+	return CTL_OK;
+}
+
+static int
+cmd_rotate(struct ctl *c, int argc, char **argv)
+{
+	char sealed[SEGFILE_NAME_MAX], hot[SEGFILE_NAME_MAX];
+	struct ipc_rotate_rep rr;
+	struct client_reply cr;
+	struct ef_client cl;
+	struct ipc_out o;
+	const char *why = "";
+	int st, rc = CTL_OK;
+
+	if (argc > 1 && !strcmp(argv[1], "--json"))
+		c->json = 1;
+	else if (argc > 1)
+		return ctl_err(CTL_USAGE, "usage: rotate [--json]");
+	if (client_open(&cl, c->store_url, (int)c->conf.timeout_ms) != 0)
+		return ctl_err(CTL_USAGE, "bad store URL %s", c->store_url);
+	ipc_out_init(&o);
+	ipc_request_begin(&o, EF_OP_ROTATE, client_request_id(&cl));
+	ipc_nil(&o);
+	st = client_call(&cl, &o, &cr);
+	if (st != EF_S_OK)
+		rc = ctl_status_exit(st, &cr.in.message);
+	else if (ipc_rotate_rep_decode(cr.in.body, &rr, &why) != 0)
+		rc = ctl_err(CTL_INTERNAL, "malformed reply: %s", why);
+	else if (c->json)
+		printf("{\"rotated\":%s,\"sealed_base\":%" PRIu64
+		    ",\"sealed_events\":%" PRIu64 ",\"hot_base\":%" PRIu64
+		    "}\n", rr.rotated ? "true" : "false", rr.sealed_base,
+		    rr.sealed_events, rr.hot_base);
+	else if (rr.rotated)
+		printf("sealed %s (positions %" PRIu64 "..%" PRIu64 "); "
+		    "writing %s\n", segfile_name(sealed, sizeof(sealed),
+		    rr.sealed_base), rr.sealed_base, rr.sealed_base +
+		    rr.sealed_events - 1, segfile_name(hot, sizeof(hot),
+		    rr.hot_base));
+	else
+		printf("nothing to seal: %s holds no event yet\n",
+		    segfile_name(hot, sizeof(hot), rr.hot_base));
+	client_reply_free(&cr);
+	ipc_out_free(&o);
+	client_close(&cl);
+	return rc;
+}
+
+static int
+cmd_segments(struct ctl *c, int argc, char **argv)
+{
+	char name[SEGFILE_NAME_MAX], last[32];
+	struct ipc_segments_req r = { 0, 4096 };
+	struct ipc_segments_rep sr;
+	struct ipc_segment_info si;
+	struct client_reply cr;
+	struct ef_client cl;
+	struct ipc_out o;
+	const char *why = "";
+	uint32_t k;
+	int i, st, rc = CTL_OK;
+
+	for (i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--json"))
+			c->json = 1;
+		else
+			return ctl_err(CTL_USAGE, "usage: segments [--json]");
+	}
+	if (client_open(&cl, c->store_url, (int)c->conf.timeout_ms) != 0)
+		return ctl_err(CTL_USAGE, "bad store URL %s", c->store_url);
+	if (!c->json)
+		printf("%-28s %20s %20s %12s %7s\n", "SEGMENT", "FIRST", "LAST",
+		    "BYTES", "STATE");
+	ipc_out_init(&o);
+	for (;;) {
+		ipc_out_reset(&o);
+		ipc_request_begin(&o, EF_OP_SEGMENTS, client_request_id(&cl));
+		ipc_segments_req_encode(&o, &r);
+		st = client_call(&cl, &o, &cr);
+		if (st != EF_S_OK) {
+			rc = ctl_status_exit(st, &cr.in.message);
+			client_reply_free(&cr);
+			break;
+		}
+		if (ipc_segments_rep_decode(cr.in.body, &sr, &why) != 0) {
+			rc = ctl_err(CTL_INTERNAL, "malformed reply: %s", why);
+			client_reply_free(&cr);
+			break;
+		}
+		for (k = 0; k < sr.nsegments; k++) {
+			if (ipc_segment_info_decode(&sr.segments->via.array.ptr[k],
+			    &si, &why) != 0) {
+				rc = ctl_err(CTL_INTERNAL, "malformed reply: "
+				    "%s", why);
+				break;
+			}
+			segfile_name(name, sizeof(name), si.base);
+			if (si.events > 0)
+				snprintf(last, sizeof(last), "%" PRIu64,
+				    si.base + si.events - 1);
+			else
+				snprintf(last, sizeof(last), c->json ? "null" :
+				    "-");
+			if (c->json)
+				printf("{\"segment\":\"%s\",\"first\":%" PRIu64
+				    ",\"last\":%s,\"events\":%" PRIu64
+				    ",\"bytes\":%" PRIu64 ",\"state\":\"%.*s\"}\n",
+				    name, si.base, last, si.events, si.bytes,
+				    (int)si.state.len, si.state.ptr);
+			else
+				printf("%-28s %20" PRIu64 " %20s %12" PRIu64
+				    " %7.*s\n", name, si.base, last, si.bytes,
+				    (int)si.state.len, si.state.ptr);
+			r.from = si.base + 1;
+		}
+		client_reply_free(&cr);
+		if (rc != CTL_OK || !sr.more || sr.nsegments == 0)
+			break;
+	}
+	ipc_out_free(&o);
+	client_close(&cl);
 	return rc;
 }
 
@@ -530,6 +744,11 @@ const struct ctl_cmd ctl_store_cmds[] = {
 	{ "tail", cmd_tail, "tail [all|STREAM] [--from N] [--count N]" },
 	{ "streams", cmd_streams, "streams [--after UUID] [--count N]" },
 	{ "status", cmd_status, "status" },
-	{ "verify", cmd_verify, "verify   (offline check of --data-dir's log)" },
+	{ "segments", cmd_segments, "segments [--json]   (each segment's "
+	    "positions, bytes, state)" },
+	{ "rotate", cmd_rotate, "rotate [--json]   (seal the segment being "
+	    "written now)" },
+	{ "verify", cmd_verify, "verify   (offline check of every segment of "
+	    "--data-dir's log)" },
 	{ NULL, NULL, NULL },
 };

@@ -396,7 +396,7 @@ dispatch_one(struct worker *w, nng_msg *m)
 	rc = ipc_request_open(&in, nng_msg_body(m), nng_msg_len(m), &why);
 	if (rc != 0) {
 		reply_error(w, rc, "%s%s", why, rc == EF_S_BAD_VERSION ?
-		    " (this runnerd speaks version 1)" : "");
+		    " (this runnerd speaks version " EF_STR(EF_PROTO_VERSION) ")" : "");
 		goto out;
 	}
 	if (rd.stopping) {

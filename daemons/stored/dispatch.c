@@ -40,7 +40,8 @@ struct worker {
 	struct append_job job;
 	uint8_t (*sorted)[UUID_LEN];
 	struct ipc_out out;
-	uint64_t *pos;           /* scratch for reads */
+	uint64_t *pos;           /* scratch for reads: positions ... */
+	uint64_t *loc;           /* ... and their locations */
 	uint64_t pos_cap;
 };
 
@@ -115,6 +116,42 @@ append_done(struct append_job *job)
 	__atomic_sub_fetch(&inflight, 1, __ATOMIC_SEQ_CST);
 }
 
+/* Writer thread: the rotation is done or failed; send the reply. */
+static void
+rotate_done(struct append_job *job)
+{
+	struct worker *w = (struct worker *)((char *)job -
+	    offsetof(struct worker, job));
+
+	ipc_out_reset(&w->out);
+	ipc_reply_begin(&w->out, job->status, job->status == EF_S_OK ? "ok" :
+	    job->msg);
+	if (job->status == EF_S_OK)
+		ipc_rotate_rep_encode(&w->out, &job->rot);
+	else
+		ipc_nil(&w->out);
+	rctx_send(w);
+	__atomic_sub_fetch(&inflight, 1, __ATOMIC_SEQ_CST);
+}
+
+/* ROTATE: the writer seals the hot segment between two batches. */
+static int
+handle_rotate(struct worker *w, const struct ipc_in *in)
+{
+	struct append_job *job = &w->job;
+
+	if (in->body->type != MSGPACK_OBJECT_NIL) {
+		reply_error(w, EF_S_BAD_REQUEST, "rotate: the body must be "
+		    "nil");
+		return HANDLED;
+	}
+	memset(job, 0, sizeof(*job));
+	job->op = EF_OP_ROTATE;
+	job->complete = rotate_done;
+	writer_submit(w->sd, job);
+	return PENDING;
+}
+
 static int
 handle_append(struct worker *w, const struct ipc_in *in)
 {
@@ -127,6 +164,7 @@ handle_append(struct worker *w, const struct ipc_in *in)
 	uint32_t i;
 
 	memset(job, 0, sizeof(*job));
+	job->op = EF_OP_APPEND;
 	if (ipc_append_req_decode(in->body, req, &why) != 0) {
 		reply_error(w, strcmp(why, "expected kind") == 0 ?
 		    EF_S_BAD_EXPECTED_VERSION : EF_S_BAD_REQUEST,
@@ -208,10 +246,15 @@ encode_positions(struct worker *w, const uint64_t *pos, uint64_t n,
 	size_t len;
 	int bad = 0;
 
+	/* positions to locations, under the lock (the tail's offsets may be
+	 * trimmed meanwhile); locations stay valid */
+	pthread_rwlock_rdlock(&sd->index.lock);
+	for (i = 0; i < n; i++)
+		w->loc[i] = index_offset(&sd->index, pos[i]);
+	pthread_rwlock_unlock(&sd->index.lock);
 	/* whole events only, up to max_read_bytes (at least one) */
 	for (i = 0; i < n; i++) {
-		const uint8_t *rec = journal_at(&sd->journal,
-		    index_offset(&sd->index, pos[i]));
+		const uint8_t *rec = journal_at(&sd->journal, w->loc[i]);
 		uint64_t sz = record_len(rec, RECORD_HDR) + 64;
 
 		if (keep > 0 && bytes + sz > sd->conf.max_read_bytes)
@@ -223,8 +266,7 @@ encode_positions(struct worker *w, const uint64_t *pos, uint64_t n,
 	ipc_reply_begin(&w->out, EF_S_OK, "ok");
 	ipc_read_rep_begin(&w->out, (uint32_t)keep);
 	for (i = 0; i < keep; i++) {
-		const uint8_t *rec = journal_at(&sd->journal,
-		    index_offset(&sd->index, pos[i]));
+		const uint8_t *rec = journal_at(&sd->journal, w->loc[i]);
 
 		if (record_decode(rec, RECORD_MAX, &ev, &len, 1) != REC_OK) {
 			bad = 1;
@@ -247,7 +289,9 @@ scratch(struct worker *w, uint64_t n)
 {
 	if (n > w->pos_cap) {
 		free(w->pos);
-		if ((w->pos = calloc(n, sizeof(*w->pos))) == NULL)
+		free(w->loc);
+		if ((w->pos = calloc(n, sizeof(*w->pos))) == NULL ||
+		    (w->loc = calloc(n, sizeof(*w->loc))) == NULL)
 			fatal("calloc");
 		w->pos_cap = n;
 	}
@@ -295,7 +339,7 @@ handle_read_stream(struct worker *w, const struct ipc_in *in)
 	struct stream *s;
 	uint8_t sid[UUID_LEN];
 	const char *why = "";
-	uint64_t head, n = 0, i, from, last = 0, *pos;
+	uint64_t head, n = 0, from, last = 0, cnt, *pos;
 
 	if (ipc_read_stream_req_decode(in->body, &r, &why) != 0) {
 		reply_error(w, EF_S_BAD_REQUEST, "read_stream: bad field: %s",
@@ -313,23 +357,24 @@ handle_read_stream(struct worker *w, const struct ipc_in *in)
 	pthread_rwlock_rdlock(&sd->index.lock);
 	head = index_head(&sd->index);
 	s = index_stream(&sd->index, sid);
-	if (s != NULL) {
-		last = s->n - 1;
+	cnt = index_stream_count(&sd->index, sid);
+	if (cnt > 0) {
+		last = cnt - 1;
 		if (r.direction == EF_FORWARD) {
-			if (r.from < s->n)
-				n = s->n - r.from < r.max_count ?
-				    s->n - r.from : r.max_count;
-			for (i = 0; i < n; i++)
-				pos[i] = s->pos[r.from + i];
+			if (r.from < cnt)
+				n = cnt - r.from < r.max_count ?
+				    cnt - r.from : r.max_count;
+			index_stream_positions(&sd->index, s, sid, r.from, n,
+			    0, pos);
 		} else {
-			from = r.from >= s->n ? s->n - 1 : r.from;
+			from = r.from >= cnt ? cnt - 1 : r.from;
 			n = from + 1 < r.max_count ? from + 1 : r.max_count;
-			for (i = 0; i < n; i++)
-				pos[i] = s->pos[from - i];
+			index_stream_positions(&sd->index, s, sid, from, n, 1,
+			    pos);
 		}
 	}
 	pthread_rwlock_unlock(&sd->index.lock);
-	if (s == NULL) {
+	if (cnt == 0) {
 		char ubuf[UUID_STR_LEN];
 
 		ipc_out_reset(&w->out);
@@ -393,10 +438,15 @@ handle_status(struct worker *w, const struct ipc_in *in)
 	memset(&st, 0, sizeof(st));
 	pthread_rwlock_rdlock(&sd->index.lock);
 	st.head = index_head(&sd->index);
-	st.streams = sd->index.nstreams;
+	st.streams = index_nstreams(&sd->index);
 	st.index_bytes = sd->index.bytes;
 	pthread_rwlock_unlock(&sd->index.lock);
-	st.log_bytes = __atomic_load_n(&sd->journal.end, __ATOMIC_RELAXED);
+	st.log_bytes = __atomic_load_n(&sd->journal.bytes, __ATOMIC_RELAXED);
+	st.segments = journal_nsegs(&sd->journal);
+	st.sealed_bytes = __atomic_load_n(&sd->journal.sealed_bytes,
+	    __ATOMIC_RELAXED);
+	st.indexed_to = __atomic_load_n(&sd->disk.indexed_to,
+	    __ATOMIC_ACQUIRE);
 	st.uptime_ms = mono_ms() - sd->stats.start_ms;
 	st.commits = __atomic_load_n(&sd->stats.commits, __ATOMIC_RELAXED);
 	st.fsyncs = __atomic_load_n(&sd->stats.fsyncs, __ATOMIC_RELAXED);
@@ -410,10 +460,56 @@ handle_status(struct worker *w, const struct ipc_in *in)
 	return HANDLED;
 }
 
+/* SEGMENTS: each segment's range, size and state, oldest first. */
+static int
+handle_segments(struct worker *w, const struct ipc_in *in)
+{
+	const struct journal *j = &w->sd->journal;
+	struct ipc_segments_req r;
+	struct ipc_segment_info si;
+	const struct segment *s;
+	const char *why = "";
+	uint64_t n = journal_nsegs(j), lo = 0, hi = n, mid, max, cnt, i;
+
+	if (ipc_segments_req_decode(in->body, &r, &why) != 0) {
+		reply_error(w, EF_S_BAD_REQUEST, "segments: bad field: %s",
+		    why);
+		return HANDLED;
+	}
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (j->segs[mid]->base < r.from)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	max = read_cap(w->sd, r.max_count);
+	cnt = n - lo < max ? n - lo : max;
+	ipc_out_reset(&w->out);
+	ipc_reply_begin(&w->out, EF_S_OK, "ok");
+	ipc_segments_rep_begin(&w->out, (uint32_t)cnt);
+	for (i = lo; i < lo + cnt; i++) {
+		s = j->segs[i];
+		/* the writer may be appending: next before end, both read
+		 * once; a sealed segment no longer changes */
+		si.base = s->base;
+		si.events = __atomic_load_n(&s->next, __ATOMIC_ACQUIRE) -
+		    s->base;
+		si.bytes = __atomic_load_n(&s->end, __ATOMIC_ACQUIRE);
+		si.state.ptr = __atomic_load_n(&s->sealed, __ATOMIC_ACQUIRE) ?
+		    "sealed" : "hot";
+		si.state.len = (uint32_t)strlen(si.state.ptr);
+		ipc_segment_info_encode(&w->out, &si);
+	}
+	ipc_segments_rep_end(&w->out, lo + cnt < n);
+	return HANDLED;
+}
+
 static const struct {
 	int op;
 	handler_fn fn;
 } handlers[] = {
+	{ EF_OP_SEGMENTS, handle_segments },
 	{ EF_OP_READ_STREAM, handle_read_stream },
 	{ EF_OP_READ_ALL, handle_read_all },
 	{ EF_OP_LIST_STREAMS, handle_list_streams },
@@ -432,10 +528,11 @@ dispatch_one(struct worker *w)
 	    nng_msg_len(w->msg), &why);
 	if (rc != 0) {
 		reply_error(w, rc, "%s%s", why, rc == EF_S_BAD_VERSION ?
-		    " (this stored speaks version 1)" : "");
+		    " (this stored speaks version " EF_STR(EF_PROTO_VERSION)
+		    ")" : "");
 		return HANDLED;
 	}
-	if (w->in.op == EF_OP_APPEND) {
+	if (w->in.op == EF_OP_APPEND || w->in.op == EF_OP_ROTATE) {
 		/* counted before `stopping` is read, so dispatch_stop(),
 		 * which sets `stopping` and then waits for the count to
 		 * drop, cannot miss an append that is being queued */
@@ -446,7 +543,8 @@ dispatch_one(struct worker *w)
 			    "stored is shutting down");
 			return HANDLED;
 		}
-		if (handle_append(w, &w->in) == PENDING)
+		if ((w->in.op == EF_OP_APPEND ? handle_append(w, &w->in) :
+		    handle_rotate(w, &w->in)) == PENDING)
 			return PENDING;
 		__atomic_sub_fetch(&inflight, 1, __ATOMIC_SEQ_CST);
 		return HANDLED;
@@ -575,6 +673,7 @@ dispatch_stop(struct stored *sd)
 		ipc_in_close(&w->in);
 		ipc_out_free(&w->out);
 		free(w->pos);
+		free(w->loc);
 	}
 	/*
 	 * The socket itself is left to process exit: nng 1.5.2's nng_close()

@@ -12,9 +12,18 @@
  *                                against the event id in the journal
  *
  * That is about 8 + 8 + 8/load bytes an event, plus each stream's
- * header. Only the writer changes the index; stream structures are read
- * under the rwlock, offsets below the published head without one.
+ * header, for the tail only: positions at or above `floor`. Below it,
+ * the diskindex (LMDB) answers, and RAM keeps one Bloom filter of event
+ * ids per sealed segment (about 1.25 bytes an event) so that a new event
+ * id costs no disk read. The indexer moves `floor` up after each sealed
+ * segment it commits to LMDB (index_trim).
+ *
+ * Only the writer adds to the index, only the indexer trims it, both
+ * under the rwlock (write); readers take it to read. The writer reads
+ * while it checks a batch under the lock (read) too.
  */
+#include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <xxhash.h>
@@ -45,12 +54,18 @@ id_hash(const uint8_t id[UUID_LEN])
 }
 
 void
-index_init(struct index *ix, const struct journal *j)
+index_init(struct index *ix, const struct journal *j, struct diskindex *disk)
 {
 	memset(ix, 0, sizeof(*ix));
 	pthread_rwlock_init(&ix->lock, NULL);
 	pthread_mutex_init(&ix->sort_lock, NULL);
 	ix->journal = j;
+	ix->disk = disk;
+	if (disk != NULL) {
+		ix->floor = ix->head = ix->added = disk->indexed_to;
+		ix->disk_streams = disk->indexed_to ? diskindex_nstreams(disk) :
+		    0;
+	}
 	/* virtual until touched: calloc of a large block maps zero pages */
 	ix->chunks = xcalloc(MAX_CHUNKS, sizeof(*ix->chunks));
 	ix->stab_cap = 1024;
@@ -67,7 +82,7 @@ index_free(struct index *ix)
 	uint64_t i;
 
 	if (ix->chunks != NULL)
-		for (i = 0; i < MAX_CHUNKS && ix->chunks[i] != NULL; i++)
+		for (i = 0; i < MAX_CHUNKS; i++)
 			free(ix->chunks[i]);
 	free(ix->chunks);
 	for (i = 0; i < ix->nstreams; i++) {
@@ -83,9 +98,61 @@ index_free(struct index *ix)
 	memset(ix, 0, sizeof(*ix));
 }
 
+/*
+ * A sealed, indexed position: LMDB gives the batch, the records of the
+ * batch are walked. A per-thread cursor makes reading on in the same
+ * batch (ReadAll pages) cost no LMDB lookup; sealed segments never
+ * change, so it never goes stale.
+ */
+static __thread struct {
+	uint64_t first, count; /* the batch */
+	uint64_t rec0;         /* location of its first record */
+	uint64_t pos, loc;     /* a record in it */
+	int valid;
+} dcache;
+
+static uint64_t
+disk_offset(const struct index *ix, uint64_t pos)
+{
+	uint64_t base, off, seg, loc;
+	struct batch_hdr h;
+	const uint8_t *p;
+	int rc;
+
+	if (!dcache.valid || pos < dcache.first ||
+	    pos >= dcache.first + dcache.count) {
+		if ((rc = diskindex_batch_of(ix->disk, pos, &base, &off)) != 0)
+			fatalx("index: position %" PRIu64 " is not on disk: %s",
+			    pos, strerror(-rc));
+		seg = journal_find(ix->journal, base);
+		loc = seg << JOURNAL_OFF_BITS | off;
+		p = journal_at(ix->journal, loc);
+		if (batch_hdr_decode(p, BATCH_HDR, &h) != REC_OK ||
+		    pos < h.first_pos || pos >= h.first_pos + h.count)
+			fatalx("index: batch at %" PRIu64 ":%" PRIu64 " does not "
+			    "hold position %" PRIu64, base, off, pos);
+		dcache.first = dcache.pos = h.first_pos;
+		dcache.count = h.count;
+		dcache.rec0 = dcache.loc = loc + BATCH_HDR;
+		dcache.valid = 1;
+	} else if (pos < dcache.pos) {
+		/* back to the start of the batch */
+		dcache.pos = dcache.first;
+		dcache.loc = dcache.rec0;
+	}
+	while (dcache.pos < pos) {
+		p = journal_at(ix->journal, dcache.loc);
+		dcache.loc += record_len(p, RECORD_HDR);
+		dcache.pos++;
+	}
+	return dcache.loc;
+}
+
 uint64_t
 index_offset(const struct index *ix, uint64_t pos)
 {
+	if (pos < ix->floor)
+		return disk_offset(ix, pos);
 	return ix->chunks[pos >> CHUNK_BITS][pos & (CHUNK_SIZE - 1)];
 }
 
@@ -158,7 +225,9 @@ int64_t
 index_event(const struct index *ix, const uint8_t id[UUID_LEN])
 {
 	uint64_t h = id_hash(id), mask = ix->etab_cap - 1, i = h & mask;
-	uint64_t fp = h >> POS_BITS, slot;
+	uint64_t fp = h >> POS_BITS, slot, n, k, pos;
+	const struct bloom *bl;
+	int rc;
 
 	while ((slot = ix->etab[i]) != 0) {
 		if (slot >> POS_BITS == fp &&
@@ -166,7 +235,73 @@ index_event(const struct index *ix, const uint8_t id[UUID_LEN])
 			return (int64_t)((slot & POS_MASK) - 1);
 		i = (i + 1) & mask;
 	}
-	return -1;
+	if (ix->disk == NULL || ix->floor == 0)
+		return -1;
+	/* below the floor: a new id is turned away by the filters */
+	n = journal_nsegs(ix->journal);
+	for (k = 0; k < n; k++) {
+		bl = __atomic_load_n(&ix->journal->segs[k]->bloom,
+		    __ATOMIC_ACQUIRE);
+		if (bl == NULL)
+			break;
+		if (bloom_maybe(bl, id))
+			break;
+	}
+	if (k == n || bl == NULL)
+		return -1;
+	rc = diskindex_event(ix->disk, id, &pos);
+	if (rc == -ENOENT)
+		return -1;
+	if (rc != 0)
+		fatalx("index: event id lookup: %s", strerror(-rc));
+	return (int64_t)pos;
+}
+
+uint64_t
+index_stream_count(const struct index *ix, const uint8_t id[UUID_LEN])
+{
+	struct stream *s = index_stream(ix, id);
+
+	if (s != NULL)
+		return s->n;
+	return ix->disk != NULL && ix->floor > 0 ?
+	    diskindex_stream_count(ix->disk, id) : 0;
+}
+
+void
+index_stream_positions(const struct index *ix, const struct stream *s,
+    const uint8_t id[UUID_LEN], uint64_t from, uint64_t n, int backward,
+    uint64_t *out)
+{
+	uint64_t base = s != NULL ? s->base : UINT64_MAX, i, nd, v0;
+	int rc;
+
+	/* versions below base are on disk: a contiguous run at the start
+	 * (forward) or at the end (backward) of the range */
+	if (!backward) {
+		nd = from >= base ? 0 : (base - from < n ? base - from : n);
+		v0 = from;
+	} else {
+		nd = from < base ? n : (from - base + 1 < n ?
+		    n - (from - base + 1) : 0);
+		v0 = from - (n - nd);
+	}
+	if (nd > 0 && (rc = diskindex_stream_range(ix->disk, id, v0, nd,
+	    backward, backward ? out + (n - nd) : out)) != 0)
+		fatalx("index: versions %" PRIu64 ".. of a stream are not on "
+		    "disk: %s", v0, strerror(-rc));
+	for (i = 0; i < n; i++) {
+		uint64_t v = backward ? from - i : from + i;
+
+		if (v >= base)
+			out[i] = s->pos[v - base];
+	}
+}
+
+uint64_t
+index_nstreams(const struct index *ix)
+{
+	return ix->disk_streams + ix->new_streams;
 }
 
 static void
@@ -215,10 +350,19 @@ index_add(struct index *ix, const struct ef_event *ev, uint64_t off)
 		ix->bytes += CHUNK_SIZE * sizeof(uint64_t);
 	}
 	ix->chunks[c][pos & (CHUNK_SIZE - 1)] = off;
+	ix->added = pos + 1;
 
-	if ((s = index_stream(ix, ev->stream_id)) == NULL)
+	if ((s = index_stream(ix, ev->stream_id)) == NULL) {
 		s = stream_create(ix, ev->stream_id);
-	if (s->n == s->cap) {
+		/* its older versions, if any, are on disk; a new stream is
+		 * counted unless a partly indexed segment (a crash while it
+		 * was being indexed) already put it there */
+		s->base = s->n = ev->stream_version;
+		if (s->base == 0 && (ix->disk == NULL ||
+		    diskindex_stream_count(ix->disk, ev->stream_id) == 0))
+			ix->new_streams++;
+	}
+	if (s->n - s->base == s->cap) {
 		uint64_t ncap = s->cap < 4 ? 4 : s->cap + s->cap / 2;
 
 		s->pos = realloc(s->pos, ncap * sizeof(*s->pos));
@@ -227,7 +371,7 @@ index_add(struct index *ix, const struct ef_event *ev, uint64_t off)
 		ix->bytes += (ncap - s->cap) * sizeof(*s->pos);
 		s->cap = ncap;
 	}
-	s->pos[s->n++] = pos;
+	s->pos[s->n++ - s->base] = pos;
 
 	if (ix->bulk)
 		return;
@@ -250,7 +394,7 @@ index_bulk_end(struct index *ix, uint64_t head)
 	const uint8_t *rec;
 
 	ix->bulk = 0;
-	while ((head + 1) * 4 > cap * 3)
+	while ((head - ix->floor + 1) * 4 > cap * 3)
 		cap *= 2;
 	if (cap != ix->etab_cap) {
 		free(ix->etab);
@@ -258,11 +402,11 @@ index_bulk_end(struct index *ix, uint64_t head)
 		ix->bytes += (cap - ix->etab_cap) * sizeof(*ix->etab);
 		ix->etab_cap = cap;
 	}
-	for (pos = ix->journal->base; pos < head; pos++) {
+	for (pos = ix->floor; pos < head; pos++) {
 		rec = journal_at(ix->journal, index_offset(ix, pos));
 		etab_put(ix->etab, ix->etab_cap, id_hash(rec + 48), pos);
 	}
-	ix->etab_n = head > ix->journal->base ? head - ix->journal->base : 0;
+	ix->etab_n = head > ix->floor ? head - ix->floor : 0;
 }
 
 void
@@ -308,8 +452,10 @@ uint64_t
 index_list(struct index *ix, const uint8_t *after, uint64_t max,
     struct ipc_stream_info *out, bool *more)
 {
-	uint64_t lo = 0, hi, mid, n = 0;
+	struct ipc_stream_info *disk = NULL;
+	uint64_t lo = 0, hi, mid, n = 0, nd = 0, di = 0;
 	struct stream *s;
+	int rc, c;
 
 	pthread_mutex_lock(&ix->sort_lock);
 	pthread_rwlock_rdlock(&ix->lock);
@@ -325,14 +471,112 @@ index_list(struct index *ix, const uint8_t *after, uint64_t max,
 				hi = mid;
 		}
 	}
-	for (; lo < ix->nsorted && n < max; lo++, n++) {
-		s = ix->sorted[lo];
-		memcpy(out[n].stream_id, s->id, UUID_LEN);
-		out[n].event_count = s->n;
-		out[n].latest_version = s->n - 1;
+	/* streams on disk, merged in id order with those here (whose counts
+	 * are the whole truth when a stream is in both) */
+	if (ix->disk != NULL && ix->floor > 0 && max > 0) {
+		if ((disk = calloc(max + 1, sizeof(*disk))) == NULL)
+			fatal("calloc");
+		if ((rc = diskindex_list(ix->disk, after, max + 1, disk,
+		    &nd)) != 0)
+			fatalx("index: list streams: %s", strerror(-rc));
 	}
-	*more = lo < ix->nsorted;
+	while (n < max && (lo < ix->nsorted || di < nd)) {
+		s = lo < ix->nsorted ? ix->sorted[lo] : NULL;
+		c = s == NULL ? 1 : di == nd ? -1 :
+		    memcmp(s->id, disk[di].stream_id, UUID_LEN);
+		if (c <= 0) {
+			memcpy(out[n].stream_id, s->id, UUID_LEN);
+			out[n].event_count = s->n;
+			out[n].latest_version = s->n - 1;
+			lo++;
+			if (c == 0)
+				di++;
+		} else
+			out[n] = disk[di++];
+		n++;
+	}
+	*more = lo < ix->nsorted || di < nd;
 	pthread_rwlock_unlock(&ix->lock);
 	pthread_mutex_unlock(&ix->sort_lock);
+	free(disk);
 	return n;
+}
+
+/* Recomputes ix->bytes from what is held now. */
+static void
+index_measure(struct index *ix)
+{
+	uint64_t b = 0, i;
+
+	for (i = 0; i < MAX_CHUNKS; i++)
+		if (ix->chunks[i] != NULL)
+			b += CHUNK_SIZE * sizeof(uint64_t);
+	b += ix->stab_cap * sizeof(*ix->stab) + ix->order_cap *
+	    sizeof(*ix->order) + ix->etab_cap * sizeof(*ix->etab);
+	for (i = 0; i < ix->nstreams; i++)
+		b += sizeof(struct stream) + ix->order[i]->cap *
+		    sizeof(uint64_t);
+	ix->bytes = b + ix->bloom_bytes;
+}
+
+void
+index_trim(struct index *ix, uint64_t new_floor, uint64_t disk_streams)
+{
+	struct stream *s;
+	uint64_t c, i, k, kept = 0, cap, pos, head;
+	const uint8_t *rec;
+
+	pthread_mutex_lock(&ix->sort_lock);
+	pthread_rwlock_wrlock(&ix->lock);
+	if (new_floor <= ix->floor)
+		goto out;
+	head = ix->added;
+	/* offsets: whole chunks below the new floor */
+	for (c = ix->floor >> CHUNK_BITS; (c + 1) << CHUNK_BITS <= new_floor;
+	    c++) {
+		free(ix->chunks[c]);
+		ix->chunks[c] = NULL;
+	}
+	ix->floor = new_floor;
+	ix->disk_streams = disk_streams;
+	/* streams: keep the tail versions of those that have any */
+	ix->new_streams = 0;
+	memset(ix->stab, 0, ix->stab_cap * sizeof(*ix->stab));
+	for (i = 0; i < ix->nstreams; i++) {
+		s = ix->order[i];
+		for (k = 0; k < s->n - s->base && s->pos[k] < new_floor; k++)
+			;
+		if (k == s->n - s->base) {
+			free(s->pos);
+			free(s);
+			continue;
+		}
+		memmove(s->pos, s->pos + k, (s->n - s->base - k) *
+		    sizeof(*s->pos));
+		s->base += k;
+		if (s->base == 0)
+			ix->new_streams++;
+		ix->order[kept++] = s;
+		stab_insert(ix->stab, ix->stab_cap, s);
+	}
+	ix->nstreams = kept;
+	free(ix->sorted);
+	ix->sorted = NULL;
+	ix->nsorted = 0;
+	/* event ids of the tail only */
+	cap = 1u << 16;
+	while ((head - new_floor + 1) * 4 > cap * 3)
+		cap *= 2;
+	free(ix->etab);
+	ix->etab = xcalloc(cap, sizeof(*ix->etab));
+	ix->etab_cap = cap;
+	for (pos = new_floor; pos < head; pos++) {
+		rec = journal_at(ix->journal, index_offset(ix, pos));
+		etab_put(ix->etab, ix->etab_cap, id_hash(rec + 48), pos);
+	}
+	ix->etab_n = head - new_floor;
+	index_measure(ix);
+out:
+	pthread_rwlock_unlock(&ix->lock);
+	pthread_mutex_unlock(&ix->sort_lock);
 }

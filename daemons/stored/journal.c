@@ -1,25 +1,47 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * journal.c - the active log file of eventfold-stored: lock, open,
- * recover, append durably, map for readers. Format in record.h.
+ * journal.c - the event log of eventfold-stored as segment files: lock,
+ * take over the old single file, open, recover, append durably, rotate,
+ * map for readers. Formats in record.h, names in segfile.h.
  *
- * Recovery treats a batch (one group commit) as the unit. Scanning from
- * the file header, every batch must have an intact header, lie within
- * the file, and hold records with good checksums and consecutive global
- * positions. At the first batch that does not:
- *   - if no intact batch follows anywhere in the file, what remains is a
- *     torn tail of a write that was never acknowledged: it is cut off
- *     and the cut logged;
- *   - otherwise the log is corrupt before its tail: stored refuses to
- *     start and names the offset, unless started with --repair yes,
- *     which cuts the log there (dropping everything after, loudly).
+ * Durability rules, each proved by a test in tests/integration/
+ * test_segments.c (crash points in crashpoint.h):
+ *   - Only the last segment (the hot one) is ever written. A segment is
+ *     sealed between two batches, so a batch never spans two segments.
+ *   - The next segment is written to a temporary name with its header,
+ *     fdatasync'ed, renamed to its final name, and the directory fsynced,
+ *     all before the first batch in it is written, let alone answered.
+ *     A crash before the rename leaves a ".tmp" that startup removes; a
+ *     crash after it leaves an empty last segment, which is a valid log.
+ *     A failure after the rename is fatal (like a failed fdatasync): the
+ *     directory's state is unknown and recovery decides.
+ *   - Take-over of a pre-segment data directory: events.log is
+ *     fdatasync'ed, renamed to the first segment's name (its header's
+ *     base) and the directory fsynced. Either name is a startable
+ *     directory, so a crash at any step is harmless.
  *
- * Caveats: the mapping reserves a large range of address space beyond
- * the file so that it never moves; only bytes below `end` are read.
+ * Recovery treats a batch (one group commit) as the unit and checks every
+ * segment: an intact file header whose base is the segment's name, and
+ * batches with intact headers, good record checksums and global
+ * positions that continue from the previous segment. At the first batch
+ * that does not verify:
+ *   - in the last segment, if no intact batch follows anywhere in it,
+ *     what remains is a torn tail of a write that was never acknowledged:
+ *     it is cut off and the cut logged;
+ *   - otherwise (anywhere in a sealed segment, or before intact data in
+ *     the last one) the log is corrupt: stored refuses to start and names
+ *     the file and offset, unless started with --repair yes, which cuts
+ *     the log there (truncating that segment and deleting every later
+ *     one, loudly).
+ *
+ * Caveats: the hot segment's mapping reserves address space beyond the
+ * file so that it never moves while it grows; sealing shrinks it in
+ * place. Only bytes below a segment's `end` are ever read.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,166 +50,508 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "crashpoint.h"
 #include "log.h"
+#include "segfile.h"
 #include "stored.h"
 
-#define JOURNAL_NAME "events.log"
-#define LOCK_NAME    "LOCK"
-#define MAP_RESERVE  (1ull << 40)
+#define LOCK_NAME            "LOCK"
+#define SEGMENT_SIZE_DEFAULT (256ull << 20)
+#define HOT_SLACK            (256ull << 20) /* room past segment_size */
+#define TMP_SUFFIX           ".tmp"
 
 static int
-fsync_dir(const char *dir)
+fsync_dirfd(struct journal *j)
 {
-	int fd, rc = 0;
+	return fsync(j->dirfd) == 0 ? 0 : -errno;
+}
 
-	if ((fd = open(dir, O_RDONLY | O_DIRECTORY)) < 0)
-		return -errno;
-	if (fsync(fd) != 0)
+static char *
+seg_path(const struct journal *j, uint64_t base, const char *suffix)
+{
+	char name[SEGFILE_NAME_MAX], *p;
+
+	segfile_name(name, sizeof(name), base);
+	if (asprintf(&p, "%s/%s%s", j->dir, name, suffix) < 0)
+		return NULL;
+	return p;
+}
+
+static void
+segment_free(struct segment *s)
+{
+	if (s == NULL)
+		return;
+	if (s->map != NULL)
+		munmap((void *)s->map, s->map_cap);
+	if (s->fd >= 0)
+		close(s->fd);
+	free(s->bloom);
+	free(s->path);
+	free(s);
+}
+
+/*
+ * Maps s (size bytes now). A hot segment gets a reservation it can grow
+ * into: at least segment_size plus HOT_SLACK, less when the address
+ * space does not allow it (valgrind, ulimit -v).
+ */
+static int
+segment_map(struct journal *j, struct segment *s, uint64_t size, int hot)
+{
+	uint64_t cap, min;
+
+	if (s->map != NULL) {
+		munmap((void *)s->map, s->map_cap);
+		s->map = NULL;
+	}
+	if (!hot) {
+		s->map = mmap(NULL, size, PROT_READ, MAP_SHARED, s->fd, 0);
+		if (s->map == MAP_FAILED) {
+			s->map = NULL;
+			return -errno;
+		}
+		s->map_cap = size;
+		return 0;
+	}
+	cap = (size > j->segment_size ? size : j->segment_size) + HOT_SLACK;
+	min = size + (16ull << 20);
+	for (; cap >= min; cap /= 2) {
+		s->map = mmap(NULL, cap, PROT_READ, MAP_SHARED, s->fd, 0);
+		if (s->map != MAP_FAILED)
+			break;
+	}
+	if (s->map == MAP_FAILED || s->map == NULL) {
+		s->map = NULL;
+		return -ENOMEM;
+	}
+	s->map_cap = cap;
+	return 0;
+}
+
+/* Opens the segment file named base (read-write); not mapped yet. */
+static int
+segment_load(struct journal *j, uint64_t base, struct segment **out,
+    uint64_t *size)
+{
+	struct segment *s;
+	struct stat sb;
+	int rc;
+
+	*out = NULL;
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return -ENOMEM;
+	s->fd = -1;
+	s->base = s->next = base;
+	if ((s->path = seg_path(j, base, "")) == NULL) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	if ((s->fd = open(s->path, O_RDWR | O_CLOEXEC)) < 0 ||
+	    fstat(s->fd, &sb) != 0) {
 		rc = -errno;
-	close(fd);
+		goto fail;
+	}
+	*size = (uint64_t)sb.st_size;
+	*out = s;
+	return 0;
+fail:
+	segment_free(s);
 	return rc;
 }
 
+/*
+ * Creates the segment file named base, durably: temp file with the
+ * header, fdatasync, rename, directory fsync (see the rules above).
+ * Returns 0 or a negative errno if nothing was renamed; a failure after
+ * the rename is fatal.
+ */
 static int
-journal_create(struct journal *j, const char *data_dir)
+segment_create(struct journal *j, uint64_t base)
+{
+	uint8_t hdr[LOGFILE_HDR];
+	char *tmp = NULL, *final = NULL;
+	int fd = -1, rc;
+
+	crashpoint("rotate.before_create");
+	if ((tmp = seg_path(j, base, TMP_SUFFIX)) == NULL ||
+	    (final = seg_path(j, base, "")) == NULL) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	logfile_hdr_encode(hdr, base);
+	if ((fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC,
+	    0640)) < 0) {
+		rc = -errno;
+		goto fail;
+	}
+	if (pwrite(fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr)) {
+		rc = errno ? -errno : -EIO;
+		goto fail;
+	}
+	if (fdatasync(fd) != 0) {
+		rc = -errno;
+		goto fail;
+	}
+	close(fd);
+	fd = -1;
+	if (rename(tmp, final) != 0) {
+		rc = -errno;
+		goto fail;
+	}
+	crashpoint("rotate.after_create");
+	if (fsync_dirfd(j) != 0)
+		fatal("journal: fsync of %s after creating %s (directory state "
+		    "unknown, restarting through recovery)", j->dir, final);
+	crashpoint("rotate.after_dirsync");
+	free(tmp);
+	free(final);
+	return 0;
+fail:
+	if (fd >= 0)
+		close(fd);
+	if (tmp != NULL)
+		(void)unlink(tmp);
+	free(tmp);
+	free(final);
+	return rc;
+}
+
+/* Removes the temporary files of segment creations a crash cut short. */
+static void
+remove_leftovers(struct journal *j)
+{
+	struct dirent *de;
+	size_t n, sl = strlen(TMP_SUFFIX);
+	DIR *d;
+
+	if ((d = opendir(j->dir)) == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		n = strlen(de->d_name);
+		if (strncmp(de->d_name, SEGFILE_PREFIX,
+		    strlen(SEGFILE_PREFIX)) != 0 || n <= sl ||
+		    strcmp(de->d_name + n - sl, TMP_SUFFIX) != 0)
+			continue;
+		if (unlinkat(j->dirfd, de->d_name, 0) == 0)
+			log_warnx("%s/%s: removed (a segment creation that a "
+			    "crash interrupted; it held no event)", j->dir,
+			    de->d_name);
+	}
+	closedir(d);
+}
+
+/*
+ * Takes over the events.log of a release before segments, if there is
+ * one: it becomes the first segment under its header's base.
+ */
+static int
+takeover(struct journal *j, size_t nsegs)
+{
+	char old[4200], name[SEGFILE_NAME_MAX], *final = NULL;
+	uint8_t hdr[LOGFILE_HDR];
+	uint64_t base = 0;
+	int fd, rc;
+
+	snprintf(old, sizeof(old), "%s/%s", j->dir, LEGACY_LOG_NAME);
+	if ((fd = open(old, O_RDWR | O_CLOEXEC)) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (nsegs > 0) {
+		close(fd);
+		log_warnx("%s: both %s and segment files are present; which "
+		    "is the log? Move one away", j->dir, LEGACY_LOG_NAME);
+		return -ENOTUNIQ;
+	}
+	if (pread(fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr) ||
+	    logfile_hdr_decode(hdr, sizeof(hdr), &base) != REC_OK)
+		base = 0; /* short or damaged: recovery judges it below */
+	if (fdatasync(fd) != 0) {
+		rc = -errno;
+		close(fd);
+		return rc;
+	}
+	close(fd);
+	if ((final = seg_path(j, base, "")) == NULL)
+		return -ENOMEM;
+	crashpoint("takeover.before_rename");
+	if (rename(old, final) != 0) {
+		rc = -errno;
+		free(final);
+		return rc;
+	}
+	crashpoint("takeover.after_rename");
+	free(final);
+	if ((rc = fsync_dirfd(j)) != 0)
+		return rc;
+	log_info("%s: took over %s from a release before segments as %s",
+	    j->dir, LEGACY_LOG_NAME, segfile_name(name, sizeof(name), base));
+	return 0;
+}
+
+/* Rewrites s's file header (repair, or an interrupted creation). */
+static int
+rewrite_header(struct segment *s)
 {
 	uint8_t hdr[LOGFILE_HDR];
 
-	logfile_hdr_encode(hdr, 0);
-	if (ftruncate(j->fd, 0) != 0 ||
-	    pwrite(j->fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr) ||
-	    fdatasync(j->fd) != 0)
-		return -errno ? -errno : -EIO;
-	return fsync_dir(data_dir);
+	logfile_hdr_encode(hdr, s->base);
+	if (pwrite(s->fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr) ||
+	    fdatasync(s->fd) != 0)
+		return errno ? -errno : -EIO;
+	return 0;
+}
+
+/*
+ * Repair: deletes the segment files bases[from..nb) and frees those of
+ * them that are loaded (below *n, which becomes from).
+ */
+static int
+drop_from(struct journal *j, const uint64_t *bases, uint64_t from,
+    uint64_t nb, uint64_t *n)
+{
+	uint64_t i;
+	char *path;
+
+	for (i = from; i < nb; i++) {
+		if ((path = seg_path(j, bases[i], "")) == NULL)
+			return -ENOMEM;
+		log_warnx("%s: REPAIR: deleting the segment (after the cut)",
+		    path);
+		if (unlink(path) != 0) {
+			free(path);
+			return -errno;
+		}
+		free(path);
+	}
+	for (i = from; i < *n; i++) {
+		segment_free(j->segs[i]);
+		j->segs[i] = NULL;
+	}
+	*n = from;
+	return fsync_dirfd(j);
+}
+
+static void
+note_bad(struct journal_bad *bad, const struct segment *s, uint64_t off)
+{
+	snprintf(bad->file, sizeof(bad->file), "%s", s->path);
+	bad->off = off;
+}
+
+uint64_t
+journal_find(const struct journal *j, uint64_t base)
+{
+	uint64_t lo = 0, hi = journal_nsegs(j), mid;
+
+	while (hi - lo > 1) {
+		mid = lo + (hi - lo) / 2;
+		if (j->segs[mid]->base <= base)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return lo;
 }
 
 int
-journal_open(struct journal *j, const char *data_dir, int repair,
-    journal_visit_fn visit, void *arg, uint64_t *bad_off)
+journal_open(struct journal *j, const char *data_dir,
+    uint64_t segment_size, int repair, uint64_t skip_to,
+    journal_visit_fn visit, void *arg, struct journal_bad *bad)
 {
-	char path[4096];
-	struct stat sb;
+	char path[4200];
 	struct batch_hdr h;
 	struct ef_event ev;
-	uint64_t off, size, len, pos = 0, p;
-	size_t rlen;
-	uint32_t i;
-	int rc;
+	struct segment *s;
+	uint64_t *bases = NULL, off, size, len, pos = 0, p, base, i, n = 0;
+	size_t rlen, nb = 0;
+	uint32_t k;
+	int rc, last, cut = 0;
 
 	memset(j, 0, sizeof(*j));
-	j->fd = j->lockfd = j->dirfd = -1;
+	memset(bad, 0, sizeof(*bad));
+	j->lockfd = j->dirfd = -1;
+	j->segment_size = segment_size ? segment_size : SEGMENT_SIZE_DEFAULT;
 	if (mkdir(data_dir, 0750) != 0 && errno != EEXIST)
 		return -errno;
+	if ((j->dir = strdup(data_dir)) == NULL)
+		return -ENOMEM;
 	snprintf(path, sizeof(path), "%s/%s", data_dir, LOCK_NAME);
-	if ((j->lockfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640)) < 0)
-		return -errno;
+	if ((j->lockfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640)) < 0) {
+		rc = -errno;
+		goto fail;
+	}
 	if (flock(j->lockfd, LOCK_EX | LOCK_NB) != 0) {
 		rc = errno == EWOULDBLOCK ? -EEXIST : -errno;
 		goto fail;
 	}
-	snprintf(path, sizeof(path), "%s/%s", data_dir, JOURNAL_NAME);
-	if ((j->path = strdup(path)) == NULL) {
+	if ((j->dirfd = open(data_dir, O_RDONLY | O_DIRECTORY |
+	    O_CLOEXEC)) < 0) {
+		rc = -errno;
+		goto fail;
+	}
+	/* a reservation of zero pages, touched only as segments come (not
+	 * malloc: MALLOC_PERTURB_ would fill all of it on free) */
+	j->segs = mmap(NULL, JOURNAL_MAX_SEGS * sizeof(*j->segs),
+	    PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS |
+	    MAP_NORESERVE, -1, 0);
+	if (j->segs == MAP_FAILED) {
+		j->segs = NULL;
 		rc = -ENOMEM;
 		goto fail;
 	}
-	if ((j->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640)) < 0) {
-		rc = -errno;
+	remove_leftovers(j);
+	if ((rc = segfile_list(data_dir, &bases, &nb)) != 0)
 		goto fail;
-	}
-	if (fstat(j->fd, &sb) != 0) {
-		rc = -errno;
+	if ((rc = takeover(j, nb)) != 0)
 		goto fail;
-	}
-	if ((uint64_t)sb.st_size < LOGFILE_HDR) {
-		/* new, or its creation was interrupted: no events yet */
-		if ((rc = journal_create(j, data_dir)) != 0)
+	free(bases);
+	if ((rc = segfile_list(data_dir, &bases, &nb)) != 0)
+		goto fail;
+	if (nb == 0) {
+		/* a new log */
+		if ((rc = segment_create(j, 0)) != 0)
 			goto fail;
-		sb.st_size = LOGFILE_HDR;
+		free(bases);
+		if ((rc = segfile_list(data_dir, &bases, &nb)) != 0)
+			goto fail;
 	}
-	size = (uint64_t)sb.st_size;
-	/* as large a reservation as the address space allows (valgrind and
-	 * ulimit -v allow less than 1 TiB) */
-	for (j->map_cap = MAP_RESERVE; j->map_cap >= size + (1ull << 28);
-	    j->map_cap /= 4) {
-		j->map = mmap(NULL, j->map_cap, PROT_READ, MAP_SHARED, j->fd,
-		    0);
-		if (j->map != MAP_FAILED)
-			break;
-	}
-	if (j->map == MAP_FAILED || j->map == NULL) {
-		j->map = NULL;
-		rc = -errno;
+	if (nb > JOURNAL_MAX_SEGS) {
+		rc = -EFBIG;
 		goto fail;
 	}
-	if (logfile_hdr_decode(j->map, size, &j->base) != REC_OK) {
-		struct batch_hdr bh;
-		uint8_t hdr[LOGFILE_HDR];
 
-		*bad_off = 0;
-		if (!repair) {
-			log_warnx("%s: bad file header", path);
-			rc = -EBADMSG;
+	for (i = 0; i < nb; i++) {
+		last = i == nb - 1;
+		if ((rc = segment_load(j, bases[i], &s, &size)) != 0)
 			goto fail;
+		j->segs[n++] = s;
+		if (!last && bases[i + 1] <= skip_to && size >= LOGFILE_HDR) {
+			/* indexed on disk: checked when it was indexed; the
+			 * start reads only the tail */
+			if ((rc = segment_map(j, s, size, 0)) != 0)
+				goto fail;
+			s->end = size;
+			s->next = pos = bases[i + 1];
+			if (i == 0)
+				j->base = s->base;
+			continue;
 		}
-		/* rewrite it; the base is the first intact batch's position */
-		j->base = 0;
-		if (batch_verify(j->map, size, LOGFILE_HDR, 0, 0, &len) == 0 &&
-		    batch_hdr_decode(j->map + LOGFILE_HDR, size - LOGFILE_HDR,
-		    &bh) == REC_OK)
-			j->base = bh.first_pos;
-		logfile_hdr_encode(hdr, j->base);
-		if (pwrite(j->fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr) ||
-		    fdatasync(j->fd) != 0) {
-			rc = -errno;
+		if (size < LOGFILE_HDR && last) {
+			/* a creation (of an older release) was interrupted:
+			 * no events yet */
+			if ((rc = rewrite_header(s)) != 0)
+				goto fail;
+			size = LOGFILE_HDR;
+		}
+		if (size >= LOGFILE_HDR &&
+		    (rc = segment_map(j, s, size, last)) != 0)
 			goto fail;
-		}
-		log_warnx("%s: REPAIR: bad file header rewritten (base "
-		    "position %" PRIu64 ")", path, j->base);
-	}
-	madvise((void *)j->map, size, MADV_SEQUENTIAL);
-	pos = j->base;
-	off = LOGFILE_HDR;
-	while (off < size) {
-		if (batch_verify(j->map, size, off, pos, 1, &len) != 0)
-			break;
-		(void)batch_hdr_decode(j->map + off, size - off, &h);
-		p = off + BATCH_HDR;
-		for (i = 0; i < h.count; i++) {
-			(void)record_decode(j->map + p, size - p, &ev, &rlen, 0);
-			visit(arg, &ev, p);
-			p += rlen;
-		}
-		pos += h.count;
-		off += len;
-	}
-	madvise((void *)j->map, size, MADV_NORMAL);
-	if (off < size) {
-		if (batch_find_after(j->map, size, off)) {
-			*bad_off = off;
-			if (!repair) {
-				log_warnx("%s: corrupt batch at offset %" PRIu64
-				    " with intact data after it; refusing to "
-				    "start (see eventfoldctl verify, or "
-				    "--repair yes to cut the log there)",
-				    path, off);
+		if (size < LOGFILE_HDR ||
+		    logfile_hdr_decode(s->map, size, &base) != REC_OK ||
+		    base != s->base) {
+			note_bad(bad, s, 0);
+			if (!repair || size < LOGFILE_HDR) {
+				log_warnx("%s: bad file header (not a segment "
+				    "starting at position %" PRIu64 ")",
+				    s->path, s->base);
 				rc = -EBADMSG;
 				goto fail;
 			}
+			if ((rc = rewrite_header(s)) != 0)
+				goto fail;
+			log_warnx("%s: REPAIR: bad file header rewritten (base "
+			    "position %" PRIu64 ")", s->path, s->base);
+		}
+		if (i > 0 && s->base != pos) {
+			note_bad(bad, s, 0);
+			log_warnx("%s: starts at position %" PRIu64 " but the "
+			    "previous segment ends before %" PRIu64, s->path,
+			    s->base, pos);
+			if (!repair) {
+				rc = -EBADMSG;
+				goto fail;
+			}
+			/* cut before this segment */
+			if ((rc = drop_from(j, bases, i, nb, &n)) != 0)
+				goto fail;
+			cut = 1;
+			break;
+		}
+		pos = s->base;
+		if (i == 0)
+			j->base = s->base;
+		madvise((void *)s->map, size, MADV_SEQUENTIAL);
+		off = LOGFILE_HDR;
+		while (off < size) {
+			if (batch_verify(s->map, size, off, pos, 1, &len) != 0)
+				break;
+			(void)batch_hdr_decode(s->map + off, size - off, &h);
+			p = off + BATCH_HDR;
+			for (k = 0; k < h.count; k++) {
+				(void)record_decode(s->map + p, size - p, &ev,
+				    &rlen, 0);
+				visit(arg, &ev, i << JOURNAL_OFF_BITS | p);
+				p += rlen;
+			}
+			pos += h.count;
+			off += len;
+		}
+		madvise((void *)s->map, size, MADV_NORMAL);
+		s->end = off;
+		s->next = pos;
+		if (off == size)
+			continue;
+		note_bad(bad, s, off);
+		if (last && !batch_find_after(s->map, size, off)) {
+			log_warnx("%s: torn tail at offset %" PRIu64 " (%"
+			    PRIu64 " bytes of an unacknowledged write) "
+			    "truncated", s->path, off, size - off);
+		} else if (!repair) {
+			log_warnx("%s: corrupt batch at offset %" PRIu64 "%s; "
+			    "refusing to start (see eventfoldctl verify, or "
+			    "--repair yes to cut the log there)", s->path,
+			    off, last ? " with intact data after it" :
+			    " of a sealed segment");
+			rc = -EBADMSG;
+			goto fail;
+		} else {
 			log_warnx("%s: REPAIR: cutting the log at corrupt "
-			    "offset %" PRIu64 ", dropping %" PRIu64 " bytes",
-			    path, off, size - off);
-		} else
-			log_warnx("%s: torn tail at offset %" PRIu64
-			    " (%" PRIu64 " bytes of an unacknowledged write)"
-			    " truncated", path, off, size - off);
-		if (ftruncate(j->fd, (off_t)off) != 0 || fdatasync(j->fd) != 0) {
+			    "offset %" PRIu64 ", dropping %" PRIu64 " bytes%s",
+			    s->path, off, size - off, last ? "" :
+			    " and every later segment");
+			if ((rc = drop_from(j, bases, i + 1, nb, &n)) != 0)
+				goto fail;
+			cut = 1;
+		}
+		if (ftruncate(s->fd, (off_t)off) != 0 || fdatasync(s->fd) != 0) {
 			rc = -errno;
 			goto fail;
 		}
+		if (cut)
+			break;
 	}
-	j->end = off;
+	if (cut) {
+		/* the last segment kept becomes the hot one */
+		s = j->segs[n - 1];
+		if ((rc = segment_map(j, s, s->end, 1)) != 0)
+			goto fail;
+	}
+	for (i = 0; i < n; i++) {
+		s = j->segs[i];
+		j->bytes += s->end;
+		if (i == n - 1)
+			break;
+		s->sealed = 1;
+		close(s->fd);
+		s->fd = -1;
+		j->sealed_bytes += s->end;
+	}
+	__atomic_store_n(&j->nsegs, n, __ATOMIC_RELEASE);
+	free(bases);
 	return 0;
 fail:
+	free(bases);
+	j->nsegs = n;
 	journal_close(j);
 	return rc;
 }
@@ -195,47 +559,98 @@ fail:
 int
 journal_append(struct journal *j, const void *buf, size_t len)
 {
+	struct segment *s = journal_hot(j);
 	const uint8_t *p = buf;
+	struct batch_hdr h;
 	size_t done = 0;
 	ssize_t n;
 	int err;
 
-	if (j->end + len > j->map_cap)
-		return -EFBIG; /* beyond what readers can map */
+	if (batch_hdr_decode(buf, len, &h) != REC_OK)
+		return -EINVAL;
+	if (s->end + len > s->map_cap)
+		return -EFBIG; /* beyond what readers can map: rotate */
 
 	while (done < len) {
-		n = pwrite(j->fd, p + done, len - done,
-		    (off_t)(j->end + done));
+		n = pwrite(s->fd, p + done, len - done,
+		    (off_t)(s->end + done));
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
 			err = n < 0 ? errno : EIO;
 			/* nothing of this batch may stay: cut it off */
-			if (ftruncate(j->fd, (off_t)j->end) != 0)
+			if (ftruncate(s->fd, (off_t)s->end) != 0)
 				fatal("journal: cannot cut failed write");
 			return -err;
 		}
 		done += (size_t)n;
 	}
-	if (fdatasync(j->fd) != 0)
+	if (fdatasync(s->fd) != 0)
 		fatal("journal: fdatasync (page cache state unknown, "
 		    "restarting through recovery)");
-	j->end += len;
+	__atomic_store_n(&s->end, s->end + len, __ATOMIC_RELEASE);
+	__atomic_store_n(&s->next, s->next + h.count, __ATOMIC_RELEASE);
+	__atomic_add_fetch(&j->bytes, len, __ATOMIC_RELAXED);
 	return 0;
+}
+
+int
+journal_rotate(struct journal *j)
+{
+	uint64_t n = journal_nsegs(j), size, keep;
+	struct segment *old = j->segs[n - 1], *s;
+	void *m;
+	int rc;
+
+	if (old->next == old->base)
+		return 0;
+	if (n >= JOURNAL_MAX_SEGS)
+		return -EFBIG;
+	if ((rc = segment_create(j, old->next)) != 0)
+		return rc;
+	if ((rc = segment_load(j, old->next, &s, &size)) != 0 ||
+	    (rc = segment_map(j, s, size, 1)) != 0) {
+		errno = -rc;
+		fatal("journal: cannot open the segment just created");
+	}
+	s->end = size;
+	j->segs[n] = s;
+	/* seal: no more writes; give back the reservation past the end */
+	keep = (old->end + 4095) & ~4095ull;
+	if (keep < old->map_cap &&
+	    (m = mremap((void *)old->map, old->map_cap, keep, 0)) !=
+	    MAP_FAILED && m == old->map)
+		old->map_cap = keep;
+	close(old->fd);
+	old->fd = -1;
+	__atomic_store_n(&old->sealed, 1, __ATOMIC_RELEASE);
+	__atomic_add_fetch(&j->sealed_bytes, old->end, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&j->bytes, size, __ATOMIC_RELAXED);
+	__atomic_store_n(&j->nsegs, n + 1, __ATOMIC_RELEASE);
+	log_info("sealed %s (positions %" PRIu64 "..%" PRIu64 ", %" PRIu64
+	    " bytes); writing %s", old->path, old->base, old->next - 1,
+	    old->end, s->path);
+	return 1;
 }
 
 void
 journal_close(struct journal *j)
 {
-	if (j->map != NULL)
-		munmap((void *)j->map, j->map_cap);
-	if (j->fd >= 0) {
-		(void)fdatasync(j->fd);
-		close(j->fd);
+	uint64_t i;
+
+	if (j->segs != NULL) {
+		for (i = 0; i < j->nsegs; i++) {
+			if (j->segs[i] != NULL && j->segs[i]->fd >= 0)
+				(void)fdatasync(j->segs[i]->fd);
+			segment_free(j->segs[i]);
+		}
+		munmap(j->segs, JOURNAL_MAX_SEGS * sizeof(*j->segs));
 	}
+	if (j->dirfd >= 0)
+		close(j->dirfd);
 	if (j->lockfd >= 0)
 		close(j->lockfd);
-	free(j->path);
+	free(j->dir);
 	memset(j, 0, sizeof(*j));
-	j->fd = j->lockfd = j->dirfd = -1;
+	j->lockfd = j->dirfd = -1;
 }

@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <lmdb.h>
 #include <nng/nng.h>
 
 #include "ipc.h"
@@ -32,63 +33,226 @@ struct stored_conf {
 	uint64_t max_read_bytes;
 	uint64_t max_append_bytes;
 	uint64_t max_pub_bytes;
+	uint64_t segment_size;
 	int repair;
 };
 
-/* journal.c: the active log file, mapped read-only for readers. */
+/*
+ * journal.c: the log as a sequence of segment files (segfile.h), each
+ * mapped read-only for readers. Only the newest, the hot segment, is
+ * written; the others are sealed and never change.
+ *
+ * A location names a record: the segment's index in segs[] in the high
+ * bits, the byte offset in that segment in the low JOURNAL_OFF_BITS.
+ * The index stores locations; readers turn one into bytes with
+ * journal_at(), the one place that knows how a segment is held.
+ */
+#define JOURNAL_OFF_BITS 40
+#define JOURNAL_OFF_MASK ((1ull << JOURNAL_OFF_BITS) - 1)
+#define JOURNAL_MAX_SEGS (1u << 24)
+#define SEGMENT_SIZE_MIN 4096
+
+/* A Bloom filter of a sealed segment's event ids (diskindex.c). */
+struct bloom {
+	uint64_t nbits;
+	uint64_t bits[];
+};
+
+struct segment {
+	struct bloom *bloom; /* once indexed on disk (atomic), else NULL */
+	uint64_t base;      /* global position of its first event (its name) */
+	uint64_t end;       /* committed bytes; atomic, written by the writer */
+	uint64_t next;      /* position after its last event; atomic */
+	int sealed;         /* atomic; set once, never cleared */
+	int fd;             /* the hot segment's, -1 once sealed */
+	const uint8_t *map; /* PROT_READ view; valid bytes are [0, end) */
+	uint64_t map_cap;   /* size of the mapping */
+	char *path;
+};
+
 struct journal {
-	int fd;
 	int lockfd;
 	int dirfd;
-	char *path;
-	const uint8_t *map; /* PROT_READ view of the whole reservation */
-	uint64_t map_cap;
-	uint64_t end;       /* committed bytes; written only by the writer */
-	uint64_t base;      /* global position of the file's first event */
+	char *dir;
+	uint64_t segment_size;
+	/* JOURNAL_MAX_SEGS slots, virtual until touched, never moved: a
+	 * slot is filled before any location in it is published */
+	struct segment **segs;
+	uint64_t nsegs;        /* atomic (release by the writer) */
+	uint64_t bytes;        /* all segment files; atomic */
+	uint64_t sealed_bytes; /* atomic */
+	uint64_t base;         /* the first segment's base */
+};
+
+/* Where recovery found damage it refuses to pass (for the message). */
+struct journal_bad {
+	char file[4200];
+	uint64_t off;
 };
 
 /*
  * Called by journal_open() for every intact record, in order, with its
- * file offset; the index is built from these.
+ * location; the index is built from these.
  */
 typedef void (*journal_visit_fn)(void *arg, const struct ef_event *ev,
-    uint64_t off);
+    uint64_t loc);
 
 /*
- * Opens (creating if needed) data_dir's journal, takes the lock file,
- * verifies every batch, truncates a torn tail, and calls visit for each
- * event. Returns 0; -EEXIST if another stored holds the lock; -EBADMSG
- * if corruption precedes the tail (*bad_off says where) and repair is 0;
- * another negative errno on I/O failure.
+ * Opens (creating if needed) data_dir's log, takes the lock file, takes
+ * over a single events.log from before segments, verifies every batch of
+ * every segment, truncates a torn tail of the last one, and calls visit
+ * for each event. Segments that end at or below skip_to (the on-disk
+ * index covers them) are mapped but neither read nor visited.
+ * segment_size 0 means the default. Returns 0; -EEXIST if
+ * another stored holds the lock; -EBADMSG if there is corruption that is
+ * not a torn tail of the last segment (bad says where) and repair is 0;
+ * -ENOTUNIQ if events.log and segment files are both present; another
+ * negative errno on I/O failure.
  */
-int journal_open(struct journal *j, const char *data_dir, int repair,
-    journal_visit_fn visit, void *arg, uint64_t *bad_off);
+int journal_open(struct journal *j, const char *data_dir,
+    uint64_t segment_size, int repair, uint64_t skip_to,
+    journal_visit_fn visit, void *arg, struct journal_bad *bad);
 
-/* Appends len bytes at the end and makes them durable (fdatasync).
- * 0, or -errno; on a write error the tail is cut back. */
+/* The index in segs[] of the segment named base (which must exist). */
+uint64_t journal_find(const struct journal *j, uint64_t base);
+
+/*
+ * Appends one batch frame (len bytes, its header first) to the hot
+ * segment and makes it durable (fdatasync). 0, -EFBIG if it does not fit
+ * the hot segment's mapping (rotate first), or -errno; on a write error
+ * the tail is cut back.
+ */
 int journal_append(struct journal *j, const void *buf, size_t len);
 
-/* The record bytes at off (within the committed area). */
-static inline const uint8_t *
-journal_at(const struct journal *j, uint64_t off)
+/*
+ * Writer only, between batches: seals the hot segment and starts the
+ * next, named next_pos. The new file is written with its header,
+ * fsynced, renamed into place and the directory fsynced before this
+ * returns, so no batch is acknowledged in a segment a crash could lose.
+ * Returns 1 if rotated, 0 if the hot segment holds no event (nothing
+ * done), or a negative errno (the hot segment stays hot).
+ */
+int journal_rotate(struct journal *j);
+
+/* The segment being written. */
+static inline struct segment *
+journal_hot(const struct journal *j)
 {
-	return j->map + off;
+	return j->segs[__atomic_load_n(&j->nsegs, __ATOMIC_ACQUIRE) - 1];
+}
+
+/* Segments now (acquire): slots below are safe to read. */
+static inline uint64_t
+journal_nsegs(const struct journal *j)
+{
+	return __atomic_load_n(&j->nsegs, __ATOMIC_ACQUIRE);
+}
+
+/* Writer: the location the next batch will be written at. */
+static inline uint64_t
+journal_tail(const struct journal *j)
+{
+	uint64_t n = journal_nsegs(j) - 1;
+
+	return n << JOURNAL_OFF_BITS | j->segs[n]->end;
+}
+
+/*
+ * The bytes of the record at a committed location. Every reader (reads,
+ * subscriptions' catch-up, idempotency checks) comes through here, so
+ * this is where a segment that is not a plain mapping plugs in: an
+ * archived (zstd seekable) segment will be read by decompressing the
+ * frame that holds off into a cache and returning a pointer into it
+ * (valid until the reply is sent). Today every segment is mapped.
+ */
+static inline const uint8_t *
+segment_at(const struct segment *s, uint64_t off)
+{
+	return s->map + off;
+}
+
+static inline const uint8_t *
+journal_at(const struct journal *j, uint64_t loc)
+{
+	return segment_at(j->segs[loc >> JOURNAL_OFF_BITS],
+	    loc & JOURNAL_OFF_MASK);
 }
 
 void journal_close(struct journal *j);
 
-/* index.c: locations only, never event bodies. */
+/*
+ * diskindex.c: the index of sealed segments in LMDB (data_dir/index).
+ * Lookups open their own read transaction and may run on any thread;
+ * only the indexer thread writes. Functions return 0 or a negative
+ * errno (-ENOENT: no such key); LMDB codes are translated there.
+ */
+struct diskindex {
+	char dir[4200];
+	MDB_env *env;
+	MDB_dbi meta, pos, sver, streams, ids, blooms;
+	uint64_t map_size;
+	uint64_t indexed_to;   /* positions below are indexed (atomic) */
+	uint64_t last_base;    /* the last segment indexed ... */
+	uint64_t last_bytes;   /* ... and its size */
+	int has_last;
+};
+
+/* Opens (creating) data_dir/index; empties it if it does not match the
+ * segments in data_dir (logged). Open after any fork. */
+int diskindex_open(struct diskindex *d, const char *data_dir);
+void diskindex_close(struct diskindex *d);
+/* Gives back the resident pages of the LMDB map (they stay cached). */
+void diskindex_release(struct diskindex *d);
+/* Indexer: indexes sealed segment s in one durable transaction (which
+ * moves indexed_to to its end), then sets s->bloom. */
+int diskindex_add_segment(struct diskindex *d, struct segment *s);
+/* Start: reads s's Bloom filter back into s->bloom. */
+int diskindex_load_bloom(struct diskindex *d, struct segment *s);
+/* The batch holding pos: its segment's base and frame offset. */
+int diskindex_batch_of(struct diskindex *d, uint64_t pos,
+    uint64_t *seg_base, uint64_t *off);
+/* Events of a stream on disk (0 if none); fatal on an LMDB error. */
+uint64_t diskindex_stream_count(struct diskindex *d,
+    const uint8_t sid[UUID_LEN]);
+/* Positions of versions from, from +- 1, ... (n of them) into out. */
+int diskindex_stream_range(struct diskindex *d, const uint8_t sid[UUID_LEN],
+    uint64_t from, uint64_t n, int backward, uint64_t *out);
+int diskindex_event(struct diskindex *d, const uint8_t id[UUID_LEN],
+    uint64_t *pos);
+uint64_t diskindex_nstreams(struct diskindex *d);
+/* Up to max streams with id > after (or from the first), sorted. */
+int diskindex_list(struct diskindex *d, const uint8_t *after, uint64_t max,
+    struct ipc_stream_info *out, uint64_t *n);
+
+struct bloom *bloom_new(uint64_t nitems);
+void bloom_add(struct bloom *b, const uint8_t id[UUID_LEN]);
+int bloom_maybe(const struct bloom *b, const uint8_t id[UUID_LEN]);
+
+/*
+ * index.c: locations only, never event bodies. Two tiers: positions at
+ * or above `floor` (the tail: the hot segment and sealed segments not
+ * yet indexed on disk) are indexed here; those below are in the
+ * diskindex. A stream is held here only while it has events in the tail;
+ * its versions below `base` are on disk.
+ */
 struct stream {
 	uint8_t id[UUID_LEN];
 	uint64_t n;        /* events; version of the last is n - 1 */
+	uint64_t base;     /* versions below are on disk */
 	uint64_t cap;
-	uint64_t *pos;     /* global position of each version */
+	uint64_t *pos;     /* global position of versions base .. n - 1 */
 };
 
 struct index {
-	pthread_rwlock_t lock;   /* streams; offsets are lock-free */
-	uint64_t **chunks;       /* position -> journal offset */
+	pthread_rwlock_t lock;   /* streams, and offsets below head */
+	struct diskindex *disk;  /* NULL: everything in RAM */
+	uint64_t floor;          /* positions below are on disk */
+	uint64_t disk_streams;   /* streams on disk at floor */
+	uint64_t new_streams;    /* streams here with base 0 */
+	uint64_t bloom_bytes;
+	uint64_t **chunks;       /* position -> journal location */
 	uint64_t head;           /* next position; atomic, release/acquire */
+	uint64_t added;          /* next position index_add() will see */
 	/* streams by id (open addressing), and in creation order */
 	struct stream **stab;
 	uint64_t stab_cap;
@@ -108,10 +272,14 @@ struct index {
 	const struct journal *journal; /* to confirm event ids */
 };
 
-void index_init(struct index *ix, const struct journal *j);
+void index_init(struct index *ix, const struct journal *j,
+    struct diskindex *disk);
 void index_free(struct index *ix);
 
-/* Readers: position -> offset for position < head. */
+/*
+ * Position -> journal location for position < head: lock-free below
+ * floor (on disk), under ix->lock (read) or on the writer thread above.
+ */
 uint64_t index_offset(const struct index *ix, uint64_t pos);
 static inline uint64_t
 index_head(const struct index *ix)
@@ -123,14 +291,35 @@ index_head(const struct index *ix)
 struct stream *index_stream(const struct index *ix,
     const uint8_t id[UUID_LEN]);
 
-/* Writer only: the position of an event id, or -1. */
+/* Writer only: the position of an event id, or -1. Tail first, then the
+ * Bloom filters of sealed segments, and LMDB only on a filter hit. */
 int64_t index_event(const struct index *ix, const uint8_t id[UUID_LEN]);
+
+/* Under ix->lock (read): a stream's events, RAM or disk (0: none). */
+uint64_t index_stream_count(const struct index *ix,
+    const uint8_t id[UUID_LEN]);
+/*
+ * Under ix->lock (read): positions of n versions from `from` on (down
+ * with backward), all below the stream's count, into out; the part on
+ * disk in one LMDB cursor pass.
+ */
+void index_stream_positions(const struct index *ix, const struct stream *s,
+    const uint8_t id[UUID_LEN], uint64_t from, uint64_t n, int backward,
+    uint64_t *out);
+/* Streams in all (RAM and disk). Under ix->lock (read). */
+uint64_t index_nstreams(const struct index *ix);
+
+/*
+ * Indexer, after diskindex_add_segment: drops what is below new_floor
+ * from RAM (offsets, streams' old versions, event ids). Takes the lock.
+ */
+void index_trim(struct index *ix, uint64_t new_floor, uint64_t disk_streams);
 
 /*
  * Writer only, under ix->lock (write), in position order: records an
- * event at off. Does not publish head; index_publish() does.
+ * event at location loc. Does not publish head; index_publish() does.
  */
-void index_add(struct index *ix, const struct ef_event *ev, uint64_t off);
+void index_add(struct index *ix, const struct ef_event *ev, uint64_t loc);
 void index_publish(struct index *ix, uint64_t head);
 
 /*
@@ -152,6 +341,7 @@ uint64_t index_list(struct index *ix, const uint8_t *after, uint64_t max,
 
 /* writer.c: group commit. */
 struct append_job {
+	int op;            /* EF_OP_APPEND, or EF_OP_ROTATE (no req) */
 	/* in: validated request (pointers valid until the reply is sent) */
 	const struct ipc_append_req *req;
 	uint8_t stream_id[UUID_LEN];
@@ -161,6 +351,7 @@ struct append_job {
 	char msg[256];
 	struct ipc_append_rep rep;
 	struct ipc_conflict conflict;
+	struct ipc_rotate_rep rot; /* EF_OP_ROTATE */
 	/* called by the writer thread once the job is committed or refused;
 	 * the writer touches the job no more after it */
 	void (*complete)(struct append_job *job);
@@ -172,13 +363,14 @@ struct stats {
 	uint64_t fsyncs;
 	uint64_t events_written;
 	uint64_t recover_ms;
-	uint64_t recovered_events;
+	uint64_t recovered_events; /* read from the log at start */
 	uint64_t start_ms;
 };
 
 struct stored {
 	struct stored_conf conf;
 	struct journal journal;
+	struct diskindex disk;
 	struct index index;
 	struct stats stats;
 	/* writer queue */
@@ -192,10 +384,25 @@ struct stored {
 	pthread_t writer;
 	/* publish socket, used by the writer only */
 	nng_socket pub;
+	/* indexer thread (indexer.c) */
+	pthread_t indexer;
+	pthread_mutex_t imu;
+	pthread_cond_t icv;
+	int indexer_exit;
+	int indexer_running;
 };
 
+/* indexer.c: indexes sealed segments on disk in the background. */
+int indexer_start(struct stored *sd);
+void indexer_wake(struct stored *sd); /* a segment was sealed */
+void indexer_stop(struct stored *sd);
+
 int writer_start(struct stored *sd);
-/* Queues job; job->complete runs on the writer thread when it is done. */
+/*
+ * Queues job; job->complete runs on the writer thread when it is done.
+ * An EF_OP_ROTATE job seals the hot segment after the batch it is taken
+ * with (see journal_rotate); its outcome is in job->rot.
+ */
 void writer_submit(struct stored *sd, struct append_job *job);
 void writer_stop(struct stored *sd);
 

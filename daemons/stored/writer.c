@@ -14,6 +14,14 @@
  * A write that fails (disk full) is cut back and every job of the batch
  * gets an error; a failed fdatasync is fatal, since the state of the page
  * cache can no longer be trusted: recovery on restart decides.
+ *
+ * Segments: between two batches, never inside one, the writer seals the
+ * hot segment once it has passed segment_size (or when a ROTATE job came
+ * with the batch, or when the next batch would not fit its mapping) and
+ * starts the next (journal_rotate: the new file and the directory are
+ * durable before any batch goes into it). A rotation that fails before
+ * its file exists (disk full) leaves the hot segment hot; it is tried
+ * again after the next batch.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -146,6 +154,26 @@ record_of(struct stored *sd, struct wbatch *b, uint64_t pos)
 	return journal_at(&sd->journal, index_offset(&sd->index, pos));
 }
 
+/*
+ * Seals the hot segment if asked to (force) or if it has passed
+ * segment_size. Returns journal_rotate()'s result, or 0 if not due.
+ */
+static int
+writer_rotate(struct stored *sd, int force)
+{
+	struct segment *hot = journal_hot(&sd->journal);
+	int rc;
+
+	if (!force && hot->end < sd->journal.segment_size)
+		return 0;
+	if ((rc = journal_rotate(&sd->journal)) < 0)
+		log_warnx("journal: cannot start a new segment after %s: %s; "
+		    "writing on in it", hot->path, strerror(-rc));
+	if (rc == 1)
+		indexer_wake(sd);
+	return rc;
+}
+
 
 static void
 job_fail(struct append_job *job, int status, const char *fmt, ...)
@@ -187,13 +215,11 @@ static uint64_t
 stream_count(struct stored *sd, struct wbatch *b, const uint8_t sid[UUID_LEN])
 {
 	struct bslot *s = bmap_find(&b->streams, sid, 0);
-	struct stream *st;
 
 	if (s != NULL)
 		return s->val;
-	/* the writer is the only mutator: no lock needed to read */
-	st = index_stream(&sd->index, sid);
-	return st ? st->n : 0;
+	/* under the index lock (read), taken by writer_main */
+	return index_stream_count(&sd->index, sid);
 }
 
 static void
@@ -381,7 +407,12 @@ writer_commit(struct stored *sd, struct wbatch *b, struct append_job *jobs)
 		h.body_len = (uint32_t)(b->len - BATCH_HDR);
 		h.first_pos = b->first_pos;
 		batch_hdr_encode(b->buf, &h);
-		off = sd->journal.end;
+		/* a batch never spans two segments: one that would not fit
+		 * the hot segment's mapping goes into the next */
+		if (journal_hot(&sd->journal)->end + b->len >
+		    journal_hot(&sd->journal)->map_cap)
+			(void)writer_rotate(sd, 1);
+		off = journal_tail(&sd->journal);
 		rc = journal_append(&sd->journal, b->buf, b->len);
 		if (rc == 0) {
 			pthread_rwlock_wrlock(&sd->index.lock);
@@ -403,6 +434,8 @@ writer_commit(struct stored *sd, struct wbatch *b, struct append_job *jobs)
 	}
 	for (j = jobs; j != NULL; j = next) {
 		next = j->next;
+		if (j->op == EF_OP_ROTATE)
+			continue; /* answered after the rotation */
 		if (rc != 0 && j->status == EF_S_OK &&
 		    j->rep.first_pos >= b->first_pos) {
 			job_fail(j, EF_S_INTERNAL, "write failed: %s",
@@ -414,6 +447,41 @@ writer_commit(struct stored *sd, struct wbatch *b, struct append_job *jobs)
 	}
 	if (rc == 0 && b->nrec > 0)
 		writer_publish(sd, b);
+}
+
+/*
+ * After a batch: seals the hot segment if it is due or if a ROTATE job
+ * came with the batch, then answers the ROTATE jobs.
+ */
+static void
+writer_after(struct stored *sd, struct append_job *jobs)
+{
+	struct append_job *j, *next;
+	struct segment *hot = journal_hot(&sd->journal);
+	uint64_t base = hot->base, events = hot->next - hot->base;
+	int force = 0, rc;
+
+	for (j = jobs; j != NULL; j = j->next)
+		if (j->op == EF_OP_ROTATE)
+			force = 1;
+	rc = writer_rotate(sd, force);
+	for (j = jobs; j != NULL; j = next) {
+		next = j->next;
+		if (j->op != EF_OP_ROTATE)
+			continue;
+		memset(&j->rot, 0, sizeof(j->rot));
+		j->rot.hot_base = journal_hot(&sd->journal)->base;
+		if (rc < 0) {
+			job_fail(j, EF_S_INTERNAL, "cannot start a new "
+			    "segment: %s", strerror(-rc));
+		} else {
+			j->status = EF_S_OK;
+			j->rot.rotated = rc == 1;
+			j->rot.sealed_base = rc == 1 ? base : 0;
+			j->rot.sealed_events = rc == 1 ? events : 0;
+		}
+		job_finish(j);
+	}
 }
 
 static uint64_t
@@ -478,7 +546,8 @@ writer_main(void *arg)
 
 		nev = 0;
 		for (j = jobs; j != NULL; j = j->next)
-			nev += j->req->nevents;
+			if (j->op == EF_OP_APPEND)
+				nev += j->req->nevents;
 		b.len = BATCH_HDR;
 		wb_reserve(&b, 0);
 		b.nrec = 0;
@@ -486,6 +555,9 @@ writer_main(void *arg)
 		b.recorded_at = now_ms();
 		bmap_reset(&b.ids, nev);
 		bmap_reset(&b.streams, nev);
+		/* the indexer may trim the index meanwhile: read under the lock
+		 * (what is read stays true: trimming moves, never changes) */
+		pthread_rwlock_rdlock(&sd->index.lock);
 		for (j = jobs, last = NULL; j != NULL; last = j, j = j->next) {
 			if (b.len > BATCH_SOFT_MAX) {
 				/* put the rest back at the front */
@@ -505,10 +577,13 @@ writer_main(void *arg)
 				pthread_mutex_unlock(&sd->qmu);
 				break;
 			}
-			writer_process(sd, &b, j);
+			if (j->op == EF_OP_APPEND)
+				writer_process(sd, &b, j);
 		}
+		pthread_rwlock_unlock(&sd->index.lock);
 		t0 = mono_us();
 		writer_commit(sd, &b, jobs);
+		writer_after(sd, jobs);
 		t1 = mono_us();
 		__atomic_store_n(&sd->writer_beat, t1 / 1000, __ATOMIC_RELAXED);
 		/* Concurrency estimate for the next batch: the callers just

@@ -195,7 +195,7 @@ batch_offsets(const uint8_t *img, size_t size, uint64_t *off, size_t max)
 static char *
 log_path(char *buf, size_t len)
 {
-	snprintf(buf, len, "%s/events.log", sd.data_dir);
+	snprintf(buf, len, "%s/seg-00000000000000000000.log", sd.data_dir);
 	return buf;
 }
 

@@ -46,7 +46,7 @@ setup(void)
 	    access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
 	cr_assert_not_null(mkdtemp(dir));
 	memset(&jr, 0, sizeof(jr));
-	jr.fd = jr.lockfd = jr.dirfd = -1;
+	jr.lockfd = jr.dirfd = -1;
 	ix_live = 0;
 }
 
@@ -94,9 +94,9 @@ visit(void *arg, const struct ef_event *ev, uint64_t off)
 static void
 open_fresh(void)
 {
-	uint64_t bad = 0;
+	struct journal_bad bad;
 
-	cr_assert_eq(journal_open(&jr, dir, 0, visit, &ix, &bad), 0);
+	cr_assert_eq(journal_open(&jr, dir, 0, 0, 0, visit, &ix, &bad), 0);
 }
 
 /*
@@ -149,9 +149,9 @@ write_batch(uint32_t n, const uint32_t *streams)
 	h.body_len = (uint32_t)(len - BATCH_HDR);
 	h.first_pos = first;
 	batch_hdr_encode(buf, &h);
-	off = jr.end;
+	off = journal_hot(&jr)->end;
 	cr_assert_eq(journal_append(&jr, buf, len), 0);
-	cr_assert_eq(jr.end, off + len);
+	cr_assert_eq(journal_hot(&jr)->end, off + len);
 	pthread_rwlock_wrlock(&ix.lock);
 	for (k = 0; k < n; k++) {
 		cr_assert_eq(record_decode(buf + rec_off[k], len - rec_off[k],
@@ -191,8 +191,8 @@ check_index(uint32_t nstreams)
 	for (p = 0; p < npos; p++) {
 		uint64_t off = index_offset(&ix, p);
 
-		cr_assert_lt(off, jr.end);
-		cr_assert_eq(record_decode(journal_at(&jr, off), jr.end - off,
+		cr_assert_lt(off, journal_hot(&jr)->end);
+		cr_assert_eq(record_decode(journal_at(&jr, off), journal_hot(&jr)->end - off,
 		    &ev, &len, 1), REC_OK, "position %llu",
 		    (unsigned long long)p);
 		cr_assert_eq(ev.global_position, p);
@@ -237,12 +237,12 @@ check_index(uint32_t nstreams)
 static void
 reopen(void)
 {
-	uint64_t bad = 0;
+	struct journal_bad bad;
 
 	index_free(&ix);
 	journal_close(&jr);
-	index_init(&ix, &jr);
-	cr_assert_eq(journal_open(&jr, dir, 0, visit, &ix, &bad), 0);
+	index_init(&ix, &jr, NULL);
+	cr_assert_eq(journal_open(&jr, dir, 0, 0, 0, visit, &ix, &bad), 0);
 	index_publish(&ix, ix.head);
 }
 
@@ -252,10 +252,10 @@ Test(index, empty)
 	struct ipc_stream_info out[4];
 	bool more = true;
 
-	index_init(&ix, &jr);
+	index_init(&ix, &jr, NULL);
 	ix_live = 1;
 	open_fresh();
-	cr_assert_eq(jr.end, LOGFILE_HDR);
+	cr_assert_eq(journal_hot(&jr)->end, LOGFILE_HDR);
 	cr_assert_eq(jr.base, 0);
 	cr_assert_eq(index_head(&ix), 0);
 	stream_id(id, 0);
@@ -272,7 +272,7 @@ Test(index, small_log_and_reopen)
 	static const uint32_t b1[] = { 0, 1, 0 }, b2[] = { 2 },
 	    b3[] = { 1, 0, 0, 2, 1 };
 
-	index_init(&ix, &jr);
+	index_init(&ix, &jr, NULL);
 	ix_live = 1;
 	open_fresh();
 	write_batch(3, b1);
@@ -308,7 +308,7 @@ Test(index, list_sorted_and_paged)
 	uint64_t n, got = 0, k;
 	bool more;
 
-	index_init(&ix, &jr);
+	index_init(&ix, &jr, NULL);
 	ix_live = 1;
 	open_fresh();
 	/* stream k gets k % 3 + 1 events */
@@ -388,7 +388,7 @@ Test(index, grows_past_every_table)
 	uint32_t streams[B];
 	uint64_t p = 0, k;
 
-	index_init(&ix, &jr);
+	index_init(&ix, &jr, NULL);
 	ix_live = 1;
 	open_fresh();
 	while (p < N) {
@@ -425,7 +425,7 @@ file_size(const char *name)
 static void
 log_path(char *buf, size_t len)
 {
-	snprintf(buf, len, "%s/events.log", dir);
+	snprintf(buf, len, "%s/seg-00000000000000000000.log", dir);
 }
 
 /* Three batches, closed; returns their offsets in off[0..3] (3 = end). */
@@ -434,16 +434,16 @@ three_batches(uint64_t off[4])
 {
 	static const uint32_t s[] = { 0, 1, 0, 1 };
 
-	index_init(&ix, &jr);
+	index_init(&ix, &jr, NULL);
 	ix_live = 1;
 	open_fresh();
-	off[0] = jr.end;
+	off[0] = journal_hot(&jr)->end;
 	write_batch(2, s);
-	off[1] = jr.end;
+	off[1] = journal_hot(&jr)->end;
 	write_batch(3, s);
-	off[2] = jr.end;
+	off[2] = journal_hot(&jr)->end;
 	write_batch(4, s);
-	off[3] = jr.end;
+	off[3] = journal_hot(&jr)->end;
 	index_free(&ix);
 	ix_live = 0;
 	journal_close(&jr);
@@ -468,7 +468,8 @@ count_visit(void *arg, const struct ef_event *ev, uint64_t off)
 
 Test(journal, torn_tail_is_cut)
 {
-	uint64_t off[4], bad = 0, cut;
+	uint64_t off[4], cut;
+	struct journal_bad bad;
 	char path[128];
 	uint8_t *orig;
 	int fd;
@@ -489,12 +490,12 @@ Test(journal, torn_tail_is_cut)
 		cr_assert_geq(fd, 0);
 		cr_assert_eq(write(fd, orig, cut), (ssize_t)cut);
 		close(fd);
-		cr_assert_eq(journal_open(&jr, dir, 0, count_visit, &cnt, &bad),
+		cr_assert_eq(journal_open(&jr, dir, 0, 0, 0, count_visit, &cnt, &bad),
 		    0, "cut at %llu", (unsigned long long)cut);
-		cr_assert_eq(jr.end, off[2]);
+		cr_assert_eq(journal_hot(&jr)->end, off[2]);
 		cr_assert_eq(cnt.n, 5);
 		cr_assert_eq(cnt.bad, 0);
-		cr_assert_eq(file_size("events.log"), off[2]);
+		cr_assert_eq(file_size("seg-00000000000000000000.log"), off[2]);
 		journal_close(&jr);
 	}
 	free(orig);
@@ -502,7 +503,8 @@ Test(journal, torn_tail_is_cut)
 
 Test(journal, corruption_before_the_tail_is_refused)
 {
-	uint64_t off[4], bad = 0;
+	uint64_t off[4];
+	struct journal_bad bad;
 	char path[128];
 	int fd;
 	uint8_t b;
@@ -517,40 +519,40 @@ Test(journal, corruption_before_the_tail_is_refused)
 	cr_assert_eq(pwrite(fd, &b, 1, (off_t)(off[1] + 50)), 1);
 	close(fd);
 
-	index_init(&ix, &jr);
+	index_init(&ix, &jr, NULL);
 	ix_live = 1;
-	cr_assert_eq(journal_open(&jr, dir, 0, visit, &ix, &bad), -EBADMSG);
-	cr_assert_eq(bad, off[1]);
-	cr_assert_eq(file_size("events.log"), off[3], "nothing was cut");
+	cr_assert_eq(journal_open(&jr, dir, 0, 0, 0, visit, &ix, &bad), -EBADMSG);
+	cr_assert_eq(bad.off, off[1]);
+	cr_assert_eq(file_size("seg-00000000000000000000.log"), off[3], "nothing was cut");
 	index_free(&ix);
 
 	/* the explicit repair cuts there */
-	index_init(&ix, &jr);
-	bad = 0;
-	cr_assert_eq(journal_open(&jr, dir, 1, visit, &ix, &bad), 0);
-	cr_assert_eq(bad, off[1]);
-	cr_assert_eq(jr.end, off[1]);
+	index_init(&ix, &jr, NULL);
+	cr_assert_eq(journal_open(&jr, dir, 0, 1, 0, visit, &ix, &bad), 0);
+	cr_assert_eq(bad.off, off[1]);
+	cr_assert_eq(journal_hot(&jr)->end, off[1]);
 	cr_assert_eq(ix.head, 2);
-	cr_assert_eq(file_size("events.log"), off[1]);
+	cr_assert_eq(file_size("seg-00000000000000000000.log"), off[1]);
 }
 
 Test(journal, lock_is_exclusive)
 {
 	struct journal other;
-	uint64_t bad = 0;
+	struct journal_bad bad;
 
-	index_init(&ix, &jr);
+	index_init(&ix, &jr, NULL);
 	ix_live = 1;
 	open_fresh();
-	cr_assert_eq(journal_open(&other, dir, 0, visit, &ix, &bad), -EEXIST);
+	cr_assert_eq(journal_open(&other, dir, 0, 0, 0, visit, &ix, &bad), -EEXIST);
 	journal_close(&jr);
-	cr_assert_eq(journal_open(&other, dir, 0, visit, &ix, &bad), 0);
+	cr_assert_eq(journal_open(&other, dir, 0, 0, 0, visit, &ix, &bad), 0);
 	journal_close(&other);
 }
 
 Test(journal, bad_or_short_file_header)
 {
-	uint64_t off[4], bad = 1;
+	uint64_t off[4];
+	struct journal_bad bad;
 	char path[128];
 	int fd;
 
@@ -560,14 +562,14 @@ Test(journal, bad_or_short_file_header)
 	cr_assert_geq(fd, 0);
 	cr_assert_eq(pwrite(fd, "X", 1, 3), 1);
 	close(fd);
-	index_init(&ix, &jr);
+	index_init(&ix, &jr, NULL);
 	ix_live = 1;
-	cr_assert_eq(journal_open(&jr, dir, 0, visit, &ix, &bad), -EBADMSG);
-	cr_assert_eq(bad, 0);
+	cr_assert_eq(journal_open(&jr, dir, 0, 0, 0, visit, &ix, &bad), -EBADMSG);
+	cr_assert_eq(bad.off, 0);
 
 	/* shorter than a header: a creation that never finished */
 	cr_assert_eq(truncate(path, 10), 0);
-	cr_assert_eq(journal_open(&jr, dir, 0, visit, &ix, &bad), 0);
-	cr_assert_eq(jr.end, LOGFILE_HDR);
+	cr_assert_eq(journal_open(&jr, dir, 0, 0, 0, visit, &ix, &bad), 0);
+	cr_assert_eq(journal_hot(&jr)->end, LOGFILE_HDR);
 	cr_assert_eq(ix.head, 0);
 }

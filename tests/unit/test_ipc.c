@@ -103,7 +103,7 @@ struct sample_msg {
 	struct ipc_out out;
 };
 
-#define NSAMPLES 14
+#define NSAMPLES 17
 static struct sample_msg samples[NSAMPLES];
 
 static void
@@ -116,7 +116,7 @@ build_samples(void)
 	struct ipc_read_all_req ra = { 5, 100, EF_BACKWARD };
 	struct ipc_list_req lr;
 	struct ipc_stream_info si;
-	struct ipc_status_rep st = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 };
+	struct ipc_status_rep st = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13 };
 	struct ef_event ev;
 	int i = 0, k;
 
@@ -234,6 +234,33 @@ build_samples(void)
 		ipc_reply_begin(o, EF_S_STREAM_NOT_FOUND, "stream not found");
 		ipc_read_rep_begin(o, 0);
 		ipc_read_rep_end(o, 0, false, 0);
+	}
+	{
+		struct ipc_out *o = NEXT("rotate reply", M_REPLY);
+		struct ipc_rotate_rep rr = { true, 100, 50, 150 };
+
+		ipc_reply_begin(o, EF_S_OK, "ok");
+		ipc_rotate_rep_encode(o, &rr);
+	}
+	{
+		struct ipc_out *o = NEXT("segments request", M_REQUEST);
+		struct ipc_segments_req sr = { 7, 100 };
+
+		ipc_request_begin(o, EF_OP_SEGMENTS, 9);
+		ipc_segments_req_encode(o, &sr);
+	}
+	{
+		struct ipc_out *o = NEXT("segments reply", M_REPLY);
+		struct ipc_segment_info sg = { 0, 10, 4096, { "sealed", 6 } };
+
+		ipc_reply_begin(o, EF_S_OK, "ok");
+		ipc_segments_rep_begin(o, 2);
+		ipc_segment_info_encode(o, &sg);
+		sg.base = 10;
+		sg.state.ptr = "hot";
+		sg.state.len = 3;
+		ipc_segment_info_encode(o, &sg);
+		ipc_segments_rep_end(o, false);
 	}
 #undef NEXT
 	cr_assert_eq(i, NSAMPLES);
@@ -1096,6 +1123,34 @@ d_stream_info(const msgpack_object *o, const char **why)
 	return ipc_stream_info_decode(o, &s, why);
 }
 static int
+d_rotate_rep(const msgpack_object *o, const char **why)
+{
+	struct ipc_rotate_rep r;
+
+	return ipc_rotate_rep_decode(o, &r, why);
+}
+static int
+d_segments_req(const msgpack_object *o, const char **why)
+{
+	struct ipc_segments_req r;
+
+	return ipc_segments_req_decode(o, &r, why);
+}
+static int
+d_segments_rep(const msgpack_object *o, const char **why)
+{
+	struct ipc_segments_rep r;
+
+	return ipc_segments_rep_decode(o, &r, why);
+}
+static int
+d_segment_info(const msgpack_object *o, const char **why)
+{
+	struct ipc_segment_info r;
+
+	return ipc_segment_info_decode(o, &r, why);
+}
+static int
 d_status_rep(const msgpack_object *o, const char **why)
 {
 	struct ipc_status_rep r;
@@ -1366,10 +1421,33 @@ Test(ipc, every_field_of_every_body)
 
 	b = sample_body(sample_index("status reply"), &in);
 	check_schema("status", d_status_rep, b,
-	    (const unsigned[]){ U, U, U, U, U, U, U, U, U, U },
+	    (const unsigned[]){ U, U, U, U, U, U, U, U, U, U, U, U, U },
 	    (const char *const[]){ "head", "streams", "log_bytes", "uptime_ms",
 	    "commits", "fsyncs", "events_written", "recover_ms",
-	    "recovered_events", "index_bytes" });
+	    "recovered_events", "index_bytes", "segments", "sealed_bytes",
+	    "indexed_to" });
+	ipc_in_close(&in);
+
+	b = sample_body(sample_index("rotate reply"), &in);
+	check_schema("rotate reply", d_rotate_rep, b,
+	    (const unsigned[]){ T_BOOL, U, U, U }, (const char *const[]){
+	    "rotated", "sealed_base", "sealed_events", "hot_base" });
+	ipc_in_close(&in);
+
+	b = sample_body(sample_index("segments request"), &in);
+	check_schema("segments", d_segments_req, b,
+	    (const unsigned[]){ U, U }, (const char *const[]){ "from_base",
+	    "max_count" });
+	ipc_in_close(&in);
+
+	b = sample_body(sample_index("segments reply"), &in);
+	check_schema("segments reply", d_segments_rep, b,
+	    (const unsigned[]){ A, T_BOOL }, (const char *const[]){
+	    "segments", "more" });
+	check_schema("segment info", d_segment_info,
+	    &b->via.array.ptr[0].via.array.ptr[0],
+	    (const unsigned[]){ U, U, U, S }, (const char *const[]){
+	    "base", "events", "bytes", "state" });
 	ipc_in_close(&in);
 
 	/* the envelopes themselves (their bodies may be anything) */

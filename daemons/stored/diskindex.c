@@ -1,0 +1,726 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * diskindex.c - the on-disk index of sealed segments, in LMDB (an
+ * environment in data_dir/index), written by one background thread and
+ * read by the writer and the request handlers.
+ *
+ * The log stays the truth: this is a cache of it. Delete the directory
+ * and stored rebuilds it from the segments. Named databases:
+ *
+ *   meta     "state" -> indexed_to, last_base, last_bytes (le64 each)
+ *   pos      be64 first position of a batch -> le64 segment base,
+ *            le64 offset of the batch frame (sparse: one per batch)
+ *   sver     stream id + be64 version -> le64 position
+ *   streams  stream id -> le64 event count (keys sort: ListStreams)
+ *   ids      event id -> le64 position
+ *   blooms   be64 segment base -> le64 size, le64 next position, then
+ *            the segment's Bloom filter of event ids (one per segment)
+ *
+ * Durability rules:
+ *   - A sealed segment is indexed in transactions of a bounded size; the
+ *     last one writes its Bloom filter, moves `indexed_to` to the
+ *     segment's end and names the segment (base and size) as the last
+ *     one indexed. LMDB's commits are durable (no MDB_NOSYNC), so after a
+ *     crash the index covers whole segments exactly up to indexed_to, plus
+ *     perhaps true facts about positions past it that nothing asks it
+ *     (they are in the RAM tier) and that indexing them again rewrites;
+ *     a stream first seen there is not counted twice (index_add asks).
+ *   - At start, every indexed segment must be in the directory with the
+ *     size it had and followed by the segment starting where it ended, the
+ *     last one by a segment starting at indexed_to (a stat per segment, no
+ *     read); otherwise the index is emptied and rebuilt (logged).
+ *   - RAM entries for positions below indexed_to are dropped only after
+ *     the commit (by the writer, see index_trim).
+ *
+ * Caveats: open LMDB after any fork, never before (stored does not
+ * fork). The map is large and sparse; MDB_MAP_FULL aborts the
+ * transaction, grows the map (no transaction open) and retries.
+ * Crash points: index.between_chunks, index.before_commit (the last
+ * transaction of a segment), index.after_commit.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <xxhash.h>
+
+#include "crashpoint.h"
+#include "log.h"
+#include "segfile.h"
+#include "stored.h"
+
+#define MAP_INITIAL   (1ull << 30)
+#define BLOOM_BITS    10 /* per event: about 1% false positives */
+#define BLOOM_K       7
+
+/* Translates an LMDB code into a negative errno (once, here). */
+static int
+mdb_err(int rc)
+{
+	switch (rc) {
+	case MDB_SUCCESS:
+		return 0;
+	case MDB_NOTFOUND:
+		return -ENOENT;
+	case MDB_MAP_FULL:
+		return -ENOSPC;
+	case MDB_CORRUPTED:
+	case MDB_PAGE_NOTFOUND:
+	case MDB_INVALID:
+	case MDB_VERSION_MISMATCH:
+		return -EBADMSG;
+	case MDB_READERS_FULL:
+		return -EAGAIN;
+	default:
+		return rc > 0 ? -rc : -EIO;
+	}
+}
+
+static void
+be64(uint8_t *p, uint64_t v)
+{
+	int i;
+
+	for (i = 7; i >= 0; i--, v >>= 8)
+		p[i] = (uint8_t)v;
+}
+
+static uint64_t
+get_be64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	int i;
+
+	for (i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+/* ---- Bloom filters ---------------------------------------------------- */
+
+struct bloom *
+bloom_new(uint64_t nitems)
+{
+	struct bloom *b;
+	uint64_t words = (nitems * BLOOM_BITS + 63) / 64;
+
+	if (words == 0)
+		words = 1;
+	if ((b = calloc(1, sizeof(*b) + words * 8)) == NULL)
+		fatal("calloc");
+	b->nbits = words * 64;
+	return b;
+}
+
+void
+bloom_add(struct bloom *b, const uint8_t id[UUID_LEN])
+{
+	XXH128_hash_t h = XXH3_128bits(id, UUID_LEN);
+	uint64_t i, bit;
+
+	for (i = 0; i < BLOOM_K; i++) {
+		bit = (h.low64 + i * h.high64) % b->nbits;
+		b->bits[bit / 64] |= 1ull << (bit % 64);
+	}
+}
+
+int
+bloom_maybe(const struct bloom *b, const uint8_t id[UUID_LEN])
+{
+	XXH128_hash_t h = XXH3_128bits(id, UUID_LEN);
+	uint64_t i, bit;
+
+	for (i = 0; i < BLOOM_K; i++) {
+		bit = (h.low64 + i * h.high64) % b->nbits;
+		if (!(b->bits[bit / 64] >> (bit % 64) & 1))
+			return 0;
+	}
+	return 1;
+}
+
+/* ---- open, check, reset ---------------------------------------------- */
+
+static int
+read_meta(struct diskindex *d, MDB_txn *t)
+{
+	MDB_val k = { 5, (void *)"state" }, v;
+	const uint8_t *p;
+	int rc;
+
+	if ((rc = mdb_get(t, d->meta, &k, &v)) == MDB_NOTFOUND) {
+		d->indexed_to = d->last_base = d->last_bytes = 0;
+		d->has_last = 0;
+		return 0;
+	}
+	if (rc != 0)
+		return mdb_err(rc);
+	if (v.mv_size != 24)
+		return -EBADMSG;
+	p = v.mv_data;
+	d->indexed_to = get_le64(p);
+	d->last_base = get_le64(p + 8);
+	d->last_bytes = get_le64(p + 16);
+	d->has_last = 1;
+	return 0;
+}
+
+static int
+open_dbs(struct diskindex *d)
+{
+	MDB_txn *t;
+	int rc;
+
+	if ((rc = mdb_txn_begin(d->env, NULL, 0, &t)) != 0)
+		return mdb_err(rc);
+	if ((rc = mdb_dbi_open(t, "meta", MDB_CREATE, &d->meta)) != 0 ||
+	    (rc = mdb_dbi_open(t, "pos", MDB_CREATE, &d->pos)) != 0 ||
+	    (rc = mdb_dbi_open(t, "sver", MDB_CREATE, &d->sver)) != 0 ||
+	    (rc = mdb_dbi_open(t, "streams", MDB_CREATE, &d->streams)) != 0 ||
+	    (rc = mdb_dbi_open(t, "ids", MDB_CREATE, &d->ids)) != 0 ||
+	    (rc = mdb_dbi_open(t, "blooms", MDB_CREATE, &d->blooms)) != 0)
+		goto fail;
+	if ((rc = read_meta(d, t)) != 0) {
+		mdb_txn_abort(t);
+		return rc;
+	}
+	if ((rc = mdb_txn_commit(t)) != 0)
+		return mdb_err(rc);
+	return 0;
+fail:
+	mdb_txn_abort(t);
+	return mdb_err(rc);
+}
+
+/* Empties every database (the index is rebuilt from the log). */
+static int
+reset(struct diskindex *d)
+{
+	MDB_txn *t;
+	int rc;
+
+	if ((rc = mdb_txn_begin(d->env, NULL, 0, &t)) != 0)
+		return mdb_err(rc);
+	if ((rc = mdb_drop(t, d->meta, 0)) != 0 ||
+	    (rc = mdb_drop(t, d->pos, 0)) != 0 ||
+	    (rc = mdb_drop(t, d->sver, 0)) != 0 ||
+	    (rc = mdb_drop(t, d->streams, 0)) != 0 ||
+	    (rc = mdb_drop(t, d->ids, 0)) != 0 ||
+	    (rc = mdb_drop(t, d->blooms, 0)) != 0) {
+		mdb_txn_abort(t);
+		return mdb_err(rc);
+	}
+	if ((rc = mdb_txn_commit(t)) != 0)
+		return mdb_err(rc);
+	d->indexed_to = d->last_base = d->last_bytes = 0;
+	d->has_last = 0;
+	return 0;
+}
+
+/*
+ * Are the indexed segments in data_dir as they were indexed? Each must
+ * have its recorded size and be followed by the segment starting where
+ * it ended, and the last (at indexed_to) must be followed too, so it is
+ * sealed. Looks at the directory only, before the journal is opened.
+ */
+static int
+matches_log(struct diskindex *d, const char *data_dir)
+{
+	char path[4200], name[SEGFILE_NAME_MAX];
+	uint8_t kb[8];
+	uint64_t *bases = NULL;
+	size_t n = 0, i, seen = 0;
+	struct stat sb;
+	MDB_stat ms;
+	MDB_val k = { 8, kb }, v;
+	MDB_txn *t;
+	int ok = 0;
+
+	if (segfile_list(data_dir, &bases, &n) != 0)
+		return 0;
+	if (mdb_txn_begin(d->env, NULL, MDB_RDONLY, &t) != 0) {
+		free(bases);
+		return 0;
+	}
+	for (i = 0; i + 1 < n && bases[i] < d->indexed_to; i++, seen++) {
+		snprintf(path, sizeof(path), "%s/%s", data_dir,
+		    segfile_name(name, sizeof(name), bases[i]));
+		be64(kb, bases[i]);
+		if (mdb_get(t, d->blooms, &k, &v) != 0 || v.mv_size < 24 ||
+		    stat(path, &sb) != 0 ||
+		    (uint64_t)sb.st_size != get_le64(v.mv_data) ||
+		    bases[i + 1] != get_le64((const uint8_t *)v.mv_data + 8)) {
+			log_warnx("%s: not as it was indexed", path);
+			goto out;
+		}
+	}
+	ok = (i == 0 || bases[i] == d->indexed_to) &&
+	    mdb_stat(t, d->blooms, &ms) == 0 && ms.ms_entries == seen &&
+	    i > 0 && bases[i - 1] == d->last_base;
+out:
+	mdb_txn_abort(t);
+	free(bases);
+	return ok;
+}
+
+int
+diskindex_open(struct diskindex *d, const char *data_dir)
+{
+	char dir[4200];
+	int rc;
+
+	memset(d, 0, sizeof(*d));
+	snprintf(dir, sizeof(dir), "%s/index", data_dir);
+	if (mkdir(dir, 0750) != 0 && errno != EEXIST)
+		return -errno;
+	/* as the kernel names the file in /proc/self/maps */
+	if (realpath(dir, d->dir) == NULL)
+		snprintf(d->dir, sizeof(d->dir), "%s", dir);
+	d->map_size = MAP_INITIAL;
+	if ((rc = mdb_env_create(&d->env)) != 0)
+		return mdb_err(rc);
+	if ((rc = mdb_env_set_maxdbs(d->env, 8)) != 0 ||
+	    (rc = mdb_env_set_maxreaders(d->env, 1024)) != 0 ||
+	    (rc = mdb_env_set_mapsize(d->env, (size_t)d->map_size)) != 0 ||
+	    (rc = mdb_env_open(d->env, dir, MDB_NOTLS | MDB_NORDAHEAD,
+	    0640)) != 0) {
+		rc = mdb_err(rc);
+		goto fail;
+	}
+	/* the environment may have been grown before */
+	{
+		MDB_envinfo info;
+
+		if (mdb_env_info(d->env, &info) == 0 &&
+		    info.me_mapsize > d->map_size)
+			d->map_size = info.me_mapsize;
+	}
+	if ((rc = open_dbs(d)) != 0)
+		goto fail;
+	if (d->has_last && !matches_log(d, data_dir)) {
+		log_warnx("%s: the index does not match the log (indexed up to "
+		    "position %" PRIu64 ", the last segment at %" PRIu64 " with %"
+		    PRIu64 " bytes); rebuilding it from the segments", dir,
+		    d->indexed_to, d->last_base, d->last_bytes);
+		if ((rc = reset(d)) != 0)
+			goto fail;
+	}
+	if (!d->has_last)
+		log_info("%s: empty index; sealed segments are indexed in the "
+		    "background", dir);
+	return 0;
+fail:
+	mdb_env_close(d->env);
+	d->env = NULL;
+	return rc;
+}
+
+void
+diskindex_release(struct diskindex *d)
+{
+	char line[4500], want[4300];
+	unsigned long lo, hi;
+	size_t wl;
+	FILE *fp;
+
+	/*
+	 * LMDB does not say where its map is (me_mapaddr is only set with
+	 * MDB_FIXEDMAP): find data.mdb's mapping in /proc/self/maps. The map
+	 * is read-only (no MDB_WRITEMAP), so dropping our page table entries
+	 * is safe while readers run; pages refault from the page cache.
+	 */
+	if (d->env == NULL || (fp = fopen("/proc/self/maps", "r")) == NULL)
+		return;
+	snprintf(want, sizeof(want), "%s/data.mdb", d->dir);
+	wl = strlen(want);
+	while (fgets(line, sizeof(line), fp) != NULL) {
+		size_t n = strcspn(line, "\n");
+
+		line[n] = '\0';
+		if (n < wl || strcmp(line + n - wl, want) != 0 ||
+		    sscanf(line, "%lx-%lx", &lo, &hi) != 2)
+			continue;
+		(void)madvise((void *)lo, hi - lo, MADV_DONTNEED);
+	}
+	fclose(fp);
+}
+
+void
+diskindex_close(struct diskindex *d)
+{
+	if (d->env != NULL)
+		mdb_env_close(d->env);
+	d->env = NULL;
+}
+
+/* ---- indexing a sealed segment --------------------------------------- */
+
+/*
+ * Events per write transaction: LMDB keeps a transaction's dirty pages in
+ * a list of bounded length (MDB_TXN_FULL past it), and every event dirties
+ * up to four random leaf pages. Test builds take another number from
+ * EVENTFOLD_INDEX_CHUNK, so that tests with tiny segments can index each
+ * in several transactions.
+ */
+#define CHUNK_EVENTS 20000
+
+static uint64_t
+chunk_events(void)
+{
+#ifdef EF_CRASHPOINTS
+	const char *e = getenv("EVENTFOLD_INDEX_CHUNK");
+	unsigned long long v;
+
+	if (e != NULL && (v = strtoull(e, NULL, 10)) > 0)
+		return v;
+#endif
+	return CHUNK_EVENTS;
+}
+
+/*
+ * Puts the batches of s from *off on, whole batches, until chunk_events()
+ * events are in or the segment ends; advances *off. What these write
+ * before the segment's last transaction commits are true facts about the
+ * log at positions at or above indexed_to, which nothing asks the disk
+ * about (those positions are in the RAM tier), and a retry writes the
+ * same again.
+ */
+static int
+put_batches(struct diskindex *d, MDB_txn *t, const struct segment *s,
+    uint64_t *offp, struct bloom *bl)
+{
+	uint8_t kb[UUID_LEN + 8], vb[16];
+	MDB_val k, v;
+	struct batch_hdr h;
+	struct ef_event ev;
+	uint64_t off = *offp, p, len, n = 0, max = chunk_events();
+	size_t rlen;
+	uint32_t i;
+	int rc;
+
+	while (off < s->end && n < max) {
+		if (batch_verify(s->map, s->end, off, 0, 0, &len) != 0 ||
+		    batch_hdr_decode(s->map + off, s->end - off, &h) != REC_OK)
+			return -EBADMSG;
+		be64(kb, h.first_pos);
+		put_le64(vb, s->base);
+		put_le64(vb + 8, off);
+		k = (MDB_val){ 8, kb };
+		v = (MDB_val){ 16, vb };
+		if ((rc = mdb_put(t, d->pos, &k, &v, 0)) != 0)
+			return mdb_err(rc);
+		p = off + BATCH_HDR;
+		for (i = 0; i < h.count; i++) {
+			(void)record_decode(s->map + p, s->end - p, &ev, &rlen,
+			    0);
+			put_le64(vb, ev.global_position);
+			v = (MDB_val){ 8, vb };
+			memcpy(kb, ev.stream_id, UUID_LEN);
+			be64(kb + UUID_LEN, ev.stream_version);
+			k = (MDB_val){ UUID_LEN + 8, kb };
+			if ((rc = mdb_put(t, d->sver, &k, &v, 0)) != 0)
+				return mdb_err(rc);
+			k = (MDB_val){ UUID_LEN, ev.event_id };
+			if ((rc = mdb_put(t, d->ids, &k, &v, 0)) != 0)
+				return mdb_err(rc);
+			/* log order: the last write is the stream's count */
+			put_le64(vb + 8, ev.stream_version + 1);
+			k = (MDB_val){ UUID_LEN, ev.stream_id };
+			v = (MDB_val){ 8, vb + 8 };
+			if ((rc = mdb_put(t, d->streams, &k, &v, 0)) != 0)
+				return mdb_err(rc);
+			bloom_add(bl, ev.event_id);
+			p += rlen;
+		}
+		n += h.count;
+		off += len;
+	}
+	*offp = off;
+	return 0;
+}
+
+/* The segment's last transaction: its filter and indexed_to. */
+static int
+put_final(struct diskindex *d, MDB_txn *t, const struct segment *s,
+    const struct bloom *bl)
+{
+	uint8_t kb[8], vb[24];
+	MDB_val k, v;
+	int rc;
+
+	be64(kb, s->base);
+	k = (MDB_val){ 8, kb };
+	v = (MDB_val){ 16 + bl->nbits / 8, NULL };
+	if ((rc = mdb_put(t, d->blooms, &k, &v, MDB_RESERVE)) != 0)
+		return mdb_err(rc);
+	put_le64(v.mv_data, s->end);
+	put_le64((uint8_t *)v.mv_data + 8, s->next);
+	memcpy((uint8_t *)v.mv_data + 16, bl->bits, bl->nbits / 8);
+	put_le64(vb, s->next);
+	put_le64(vb + 8, s->base);
+	put_le64(vb + 16, s->end);
+	k = (MDB_val){ 5, (void *)"state" };
+	v = (MDB_val){ 24, vb };
+	if ((rc = mdb_put(t, d->meta, &k, &v, 0)) != 0)
+		return mdb_err(rc);
+	return 0;
+}
+
+int
+diskindex_add_segment(struct diskindex *d, struct segment *s)
+{
+	uint64_t off = LOGFILE_HDR, start;
+	struct bloom *bl = bloom_new(s->next - s->base);
+	MDB_txn *t;
+	int rc, last;
+
+	for (;;) {
+		start = off;
+		if ((rc = mdb_txn_begin(d->env, NULL, 0, &t)) != 0) {
+			rc = mdb_err(rc);
+			goto fail;
+		}
+		rc = put_batches(d, t, s, &off, bl);
+		last = rc == 0 && off >= s->end;
+		if (rc == 0 && last)
+			rc = put_final(d, t, s, bl);
+		if (rc == 0) {
+			if (last)
+				crashpoint("index.before_commit");
+			rc = mdb_err(mdb_txn_commit(t));
+		} else
+			mdb_txn_abort(t);
+		if (rc == -ENOSPC) {
+			/* MDB_MAP_FULL: grow with no transaction open, redo
+			 * this transaction's batches */
+			d->map_size *= 2;
+			if ((rc = mdb_env_set_mapsize(d->env,
+			    (size_t)d->map_size)) != 0) {
+				rc = mdb_err(rc);
+				goto fail;
+			}
+			log_info("index: map grown to %" PRIu64 " MiB",
+			    d->map_size >> 20);
+			off = start;
+			continue;
+		}
+		if (rc != 0)
+			goto fail;
+		if (last)
+			break;
+		crashpoint("index.between_chunks");
+	}
+	crashpoint("index.after_commit");
+	__atomic_store_n(&s->bloom, bl, __ATOMIC_RELEASE);
+	d->last_base = s->base;
+	d->last_bytes = s->end;
+	d->has_last = 1;
+	__atomic_store_n(&d->indexed_to, s->next, __ATOMIC_RELEASE);
+	return 0;
+fail:
+	free(bl);
+	return rc;
+}
+
+int
+diskindex_load_bloom(struct diskindex *d, struct segment *s)
+{
+	uint8_t kb[8];
+	MDB_val k = { 8, kb }, v;
+	struct bloom *bl;
+	MDB_txn *t;
+	int rc;
+
+	be64(kb, s->base);
+	if ((rc = mdb_txn_begin(d->env, NULL, MDB_RDONLY, &t)) != 0)
+		return mdb_err(rc);
+	if ((rc = mdb_get(t, d->blooms, &k, &v)) != 0) {
+		mdb_txn_abort(t);
+		return mdb_err(rc);
+	}
+	if (v.mv_size < 24 || v.mv_size % 8 != 0) {
+		mdb_txn_abort(t);
+		return -EBADMSG;
+	}
+	if ((bl = calloc(1, sizeof(*bl) + v.mv_size - 16)) == NULL)
+		fatal("calloc");
+	bl->nbits = (v.mv_size - 16) * 8;
+	memcpy(bl->bits, (const uint8_t *)v.mv_data + 16, v.mv_size - 16);
+	mdb_txn_abort(t);
+	s->bloom = bl;
+	return 0;
+}
+
+/* ---- lookups ---------------------------------------------------------- */
+
+int
+diskindex_batch_of(struct diskindex *d, uint64_t pos, uint64_t *seg_base,
+    uint64_t *off)
+{
+	uint8_t kb[8];
+	MDB_val k = { 8, kb }, v;
+	MDB_cursor *c;
+	MDB_txn *t;
+	int rc;
+
+	be64(kb, pos);
+	if ((rc = mdb_txn_begin(d->env, NULL, MDB_RDONLY, &t)) != 0)
+		return mdb_err(rc);
+	if ((rc = mdb_cursor_open(t, d->pos, &c)) != 0)
+		goto out;
+	rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+	if (rc == MDB_NOTFOUND)
+		rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
+	else if (rc == 0 && get_be64(k.mv_data) > pos)
+		rc = mdb_cursor_get(c, &k, &v, MDB_PREV);
+	if (rc == 0 && (k.mv_size != 8 || v.mv_size != 16))
+		rc = MDB_CORRUPTED;
+	if (rc == 0) {
+		*seg_base = get_le64(v.mv_data);
+		*off = get_le64((const uint8_t *)v.mv_data + 8);
+	}
+	mdb_cursor_close(c);
+out:
+	mdb_txn_abort(t);
+	return mdb_err(rc);
+}
+
+static int
+get_u64(struct diskindex *d, MDB_dbi dbi, const void *key, size_t klen,
+    uint64_t *val)
+{
+	MDB_val k = { klen, (void *)key }, v;
+	MDB_txn *t;
+	int rc;
+
+	if ((rc = mdb_txn_begin(d->env, NULL, MDB_RDONLY, &t)) != 0)
+		return mdb_err(rc);
+	rc = mdb_get(t, dbi, &k, &v);
+	if (rc == 0 && v.mv_size != 8)
+		rc = MDB_CORRUPTED;
+	if (rc == 0)
+		*val = get_le64(v.mv_data);
+	mdb_txn_abort(t);
+	return mdb_err(rc);
+}
+
+uint64_t
+diskindex_stream_count(struct diskindex *d, const uint8_t sid[UUID_LEN])
+{
+	uint64_t n = 0;
+	int rc;
+
+	rc = get_u64(d, d->streams, sid, UUID_LEN, &n);
+	if (rc != 0 && rc != -ENOENT)
+		fatalx("index: stream lookup: %s", strerror(-rc));
+	return rc == 0 ? n : 0;
+}
+
+int
+diskindex_stream_range(struct diskindex *d, const uint8_t sid[UUID_LEN],
+    uint64_t from, uint64_t n, int backward, uint64_t *out)
+{
+	uint8_t kb[UUID_LEN + 8];
+	MDB_val k = { sizeof(kb), kb }, v;
+	MDB_cursor *c;
+	MDB_txn *t;
+	uint64_t i;
+	int rc;
+
+	if (n == 0)
+		return 0;
+	memcpy(kb, sid, UUID_LEN);
+	be64(kb + UUID_LEN, from);
+	if ((rc = mdb_txn_begin(d->env, NULL, MDB_RDONLY, &t)) != 0)
+		return mdb_err(rc);
+	if ((rc = mdb_cursor_open(t, d->sver, &c)) != 0) {
+		mdb_txn_abort(t);
+		return mdb_err(rc);
+	}
+	rc = mdb_cursor_get(c, &k, &v, MDB_SET_KEY);
+	for (i = 0; rc == 0; ) {
+		if (k.mv_size != sizeof(kb) || v.mv_size != 8 ||
+		    memcmp(k.mv_data, sid, UUID_LEN) != 0 ||
+		    get_be64((const uint8_t *)k.mv_data + UUID_LEN) !=
+		    (backward ? from - i : from + i)) {
+			rc = MDB_CORRUPTED; /* a version is missing */
+			break;
+		}
+		out[i] = get_le64(v.mv_data);
+		if (++i == n)
+			break;
+		rc = mdb_cursor_get(c, &k, &v, backward ? MDB_PREV : MDB_NEXT);
+	}
+	mdb_cursor_close(c);
+	mdb_txn_abort(t);
+	if (rc == MDB_NOTFOUND)
+		rc = MDB_CORRUPTED;
+	return mdb_err(rc);
+}
+
+int
+diskindex_event(struct diskindex *d, const uint8_t id[UUID_LEN],
+    uint64_t *pos)
+{
+	return get_u64(d, d->ids, id, UUID_LEN, pos);
+}
+
+uint64_t
+diskindex_nstreams(struct diskindex *d)
+{
+	MDB_stat st;
+	MDB_txn *t;
+	uint64_t n = 0;
+
+	if (mdb_txn_begin(d->env, NULL, MDB_RDONLY, &t) != 0)
+		return 0;
+	if (mdb_stat(t, d->streams, &st) == 0)
+		n = st.ms_entries;
+	mdb_txn_abort(t);
+	return n;
+}
+
+int
+diskindex_list(struct diskindex *d, const uint8_t *after, uint64_t max,
+    struct ipc_stream_info *out, uint64_t *n)
+{
+	uint8_t kb[UUID_LEN];
+	MDB_val k, v;
+	MDB_cursor *c;
+	MDB_txn *t;
+	int rc;
+
+	*n = 0;
+	if (max == 0)
+		return 0;
+	if ((rc = mdb_txn_begin(d->env, NULL, MDB_RDONLY, &t)) != 0)
+		return mdb_err(rc);
+	if ((rc = mdb_cursor_open(t, d->streams, &c)) != 0) {
+		mdb_txn_abort(t);
+		return mdb_err(rc);
+	}
+	if (after != NULL) {
+		memcpy(kb, after, UUID_LEN);
+		k = (MDB_val){ UUID_LEN, kb };
+		rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+		if (rc == 0 && memcmp(k.mv_data, after, UUID_LEN) == 0)
+			rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+	} else
+		rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+	while (rc == 0 && *n < max) {
+		if (k.mv_size != UUID_LEN || v.mv_size != 8) {
+			rc = MDB_CORRUPTED;
+			break;
+		}
+		memcpy(out[*n].stream_id, k.mv_data, UUID_LEN);
+		out[*n].event_count = get_le64(v.mv_data);
+		out[*n].latest_version = out[*n].event_count - 1;
+		(*n)++;
+		rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+	}
+	mdb_cursor_close(c);
+	mdb_txn_abort(t);
+	return rc == MDB_NOTFOUND ? 0 : mdb_err(rc);
+}

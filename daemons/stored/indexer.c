@@ -1,0 +1,146 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * indexer.c - the background thread that indexes sealed segments on
+ * disk (diskindex.c), oldest first, one durable LMDB transaction per
+ * segment, and then trims the in-memory index of what is now on disk
+ * (index_trim). Woken by the writer whenever it seals a segment; at
+ * start it catches up on every sealed segment past the indexed position
+ * (all of them after the index was deleted: a rebuild, logged with its
+ * progress).
+ *
+ * Nothing here is on the append path: the writer never waits for it.
+ * An indexing failure (disk full) is logged and retried later; what is
+ * not indexed stays in RAM, so nothing is ever unanswerable.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+
+#include "log.h"
+#include "stored.h"
+
+#define RETRY_MS 5000
+
+/* The next sealed segment to index, or NULL. */
+static struct segment *
+next_sealed(struct stored *sd)
+{
+	const struct journal *j = &sd->journal;
+	uint64_t n = journal_nsegs(j), to, k;
+	struct segment *s;
+
+	to = __atomic_load_n(&sd->disk.indexed_to, __ATOMIC_ACQUIRE);
+	k = journal_find(j, to);
+	if (k >= n)
+		return NULL;
+	s = j->segs[k];
+	if (s->base != to || !__atomic_load_n(&s->sealed, __ATOMIC_ACQUIRE))
+		return NULL;
+	return s;
+}
+
+static uint64_t
+unindexed(struct stored *sd)
+{
+	uint64_t n = journal_nsegs(&sd->journal), k, c = 0;
+
+	for (k = 0; k < n; k++)
+		if (sd->journal.segs[k]->bloom == NULL &&
+		    __atomic_load_n(&sd->journal.segs[k]->sealed,
+		    __ATOMIC_ACQUIRE))
+			c++;
+	return c;
+}
+
+static void *
+indexer_main(void *arg)
+{
+	struct stored *sd = arg;
+	struct segment *s = NULL;
+	struct timespec dl;
+	uint64_t t0, total = unindexed(sd), done = 0;
+	int rc;
+
+	if (total > 1)
+		log_info("index: %" PRIu64 " sealed segments to index",
+		    total);
+	for (;;) {
+		pthread_mutex_lock(&sd->imu);
+		while (!sd->indexer_exit && (s = next_sealed(sd)) == NULL)
+			pthread_cond_wait(&sd->icv, &sd->imu);
+		pthread_mutex_unlock(&sd->imu);
+		if (sd->indexer_exit)
+			break;
+		t0 = mono_ms();
+		rc = diskindex_add_segment(&sd->disk, s);
+		if (rc != 0) {
+			log_warnx("index: %s: %s; retrying in %d s", s->path,
+			    strerror(-rc), RETRY_MS / 1000);
+			pthread_mutex_lock(&sd->imu);
+			clock_gettime(CLOCK_REALTIME, &dl);
+			dl.tv_sec += RETRY_MS / 1000;
+			if (!sd->indexer_exit)
+				pthread_cond_timedwait(&sd->icv, &sd->imu, &dl);
+			pthread_mutex_unlock(&sd->imu);
+			continue;
+		}
+		__atomic_add_fetch(&sd->index.bloom_bytes, s->bloom->nbits / 8 +
+		    sizeof(*s->bloom), __ATOMIC_RELAXED);
+		/* the pass mapped the whole segment into our resident set:
+		 * give the pages back (they stay in the page cache) */
+		(void)madvise((void *)s->map, s->map_cap, MADV_DONTNEED);
+		diskindex_release(&sd->disk);
+		index_trim(&sd->index, s->next, diskindex_nstreams(&sd->disk));
+		done++;
+		if (total > 1)
+			log_info("index: %s indexed (%" PRIu64 " events in %"
+			    PRIu64 " ms); %" PRIu64 " of %" PRIu64 " segments",
+			    s->path, s->next - s->base, mono_ms() - t0, done,
+			    total);
+		else
+			log_debug("index: %s indexed (%" PRIu64 " events in %"
+			    PRIu64 " ms)", s->path, s->next - s->base,
+			    mono_ms() - t0);
+		if (done >= total)
+			total = 0; /* caught up: quieter from now on */
+	}
+	return NULL;
+}
+
+int
+indexer_start(struct stored *sd)
+{
+	int rc;
+
+	pthread_mutex_init(&sd->imu, NULL);
+	pthread_cond_init(&sd->icv, NULL);
+	if ((rc = pthread_create(&sd->indexer, NULL, indexer_main, sd)) != 0)
+		return -rc;
+	sd->indexer_running = 1;
+	return 0;
+}
+
+void
+indexer_wake(struct stored *sd)
+{
+	if (!sd->indexer_running)
+		return;
+	pthread_mutex_lock(&sd->imu);
+	pthread_cond_signal(&sd->icv);
+	pthread_mutex_unlock(&sd->imu);
+}
+
+void
+indexer_stop(struct stored *sd)
+{
+	if (!sd->indexer_running)
+		return;
+	pthread_mutex_lock(&sd->imu);
+	sd->indexer_exit = 1;
+	pthread_cond_signal(&sd->icv);
+	pthread_mutex_unlock(&sd->imu);
+	pthread_join(sd->indexer, NULL);
+	sd->indexer_running = 0;
+}

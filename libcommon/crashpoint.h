@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * crashpoint.h - named places where a test build can kill its own
+ * process, so that tests can prove what a crash at exactly that step
+ * leaves behind (e.g. between creating a segment file and fsyncing its
+ * directory).
+ *
+ * Compiled in only with `meson setup -Dcrashpoints=true` (./dev does it
+ * for its development and test builds); otherwise crashpoint() is
+ * nothing. When compiled in, crashpoint(NAME) kills the process with
+ * SIGKILL, writing no buffer and running no handler, if the environment
+ * variable EVENTFOLD_CRASHPOINT equals NAME. "NAME:N" kills at the Nth
+ * time the point is reached (1 is the first).
+ *
+ * Names in use: rotate.before_create, rotate.after_create (file renamed
+ * into place, directory not yet fsynced), rotate.after_dirsync (before
+ * the first batch in the new segment), takeover.before_rename,
+ * takeover.after_rename (before the directory fsync),
+ * index.between_chunks (a sealed segment partly indexed), index.
+ * before_commit (its last LMDB transaction built, not committed),
+ * index.after_commit (committed, RAM not yet trimmed). Test builds also
+ * read EVENTFOLD_INDEX_CHUNK: events per LMDB transaction of the indexer.
+ */
+#ifndef EF_CRASHPOINT_H
+#define EF_CRASHPOINT_H
+
+#ifdef EF_CRASHPOINTS
+void crashpoint(const char *name);
+#define CRASHPOINTS_ENABLED 1
+#else
+#define crashpoint(name) ((void)0)
+#define CRASHPOINTS_ENABLED 0
+#endif
+
+#endif

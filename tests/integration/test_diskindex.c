@@ -1,0 +1,482 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_diskindex.c - the on-disk (LMDB) index of sealed segments, with a
+ * real eventfold-stored: idempotent retries and expected-version checks
+ * against streams and event ids that live only in sealed, indexed
+ * segments, ReadStream and ListStreams (sorted, paged) and STATUS for
+ * them, before and after a restart; a restart that reads only the tail
+ * (STATUS recovered_events, and the log line); the index deleted and
+ * rebuilt from the segments (progress logged) with the same answers; and
+ * stored killed at each indexing crash point under load: every
+ * acknowledged event there exactly once, in order, and the index catches
+ * up.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include <criterion/criterion.h>
+
+#include "harness.h"
+
+TestSuite(diskindex, .fini = h_cleanup, .timeout = 300);
+
+static struct h_stored sd;
+static struct ef_client cl;
+
+static void
+stop(int sig)
+{
+	int st;
+
+	client_close(&cl);
+	st = h_stored_stop(&sd, sig, 15000);
+	if (sig == SIGTERM)
+		cr_assert(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+		    "SIGTERM: wait status 0x%x", st);
+	else
+		cr_assert(st != -1 && WIFSIGNALED(st), "wait status 0x%x", st);
+}
+
+static void
+start(void)
+{
+	h_stored_start(&sd);
+	h_client(&cl, &sd, 10000);
+}
+
+static struct ipc_status_rep
+status(void)
+{
+	struct client_reply rep;
+	struct ipc_status_rep st;
+
+	cr_assert_eq(client_status(&cl, &rep, &st), EF_S_OK);
+	client_reply_free(&rep);
+	return st;
+}
+
+static void
+rotate(void)
+{
+	struct client_reply rep;
+	struct ipc_rotate_rep rr;
+	struct ipc_out o;
+	const char *why;
+
+	ipc_out_init(&o);
+	ipc_request_begin(&o, EF_OP_ROTATE, client_request_id(&cl));
+	ipc_nil(&o);
+	cr_assert_eq(client_call(&cl, &o, &rep), EF_S_OK);
+	cr_assert_eq(ipc_rotate_rep_decode(rep.in.body, &rr, &why), 0);
+	client_reply_free(&rep);
+	ipc_out_free(&o);
+}
+
+/* Polls STATUS until positions below `to` are indexed on disk. */
+static void
+wait_indexed(uint64_t to)
+{
+	uint64_t deadline = h_now_ms() + 60000;
+
+	while (status().indexed_to < to) {
+		cr_assert_lt(h_now_ms(), deadline, "positions below %llu were "
+		    "not indexed (%llu)", (unsigned long long)to,
+		    (unsigned long long)status().indexed_to);
+		h_sleep_ms(20);
+	}
+}
+
+static int
+log_has(const char *needle)
+{
+	char *log = h_read_file(sd.log, NULL);
+	int r = log != NULL && strstr(log, needle) != NULL;
+
+	free(log);
+	return r;
+}
+
+/* ------------------------------------------------------------------ */
+
+#define NS 40 /* streams */
+
+static char streams[NS][UUID_STR_LEN];
+static char ids[NS][4][UUID_STR_LEN];
+
+static int
+stream_cmp(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+/* Stream i gets 1 + i % 4 events, one append each, payload "i/k". */
+static void
+write_history(void)
+{
+	char payload[32];
+	struct h_result r;
+	int i, k;
+
+	for (i = 0; i < NS; i++)
+		h_uuid(streams[i]);
+	for (k = 0; k < 4; k++)
+		for (i = 0; i < NS; i++) {
+			if (k > i % 4)
+				continue;
+			snprintf(payload, sizeof(payload), "\"%d/%d\"", i, k);
+			cr_assert_eq(h_append1(&cl, streams[i], k == 0 ?
+			    EF_EXPECT_NO_STREAM : EF_EXPECT_EXACT,
+			    (uint64_t)k - 1, h_uuid(ids[i][k]), "Hist", payload,
+			    &r), EF_S_OK, "%s", r.msg);
+		}
+}
+
+/* Everything the store says about the history, as it must be. */
+static void
+check_history(uint64_t extra_events)
+{
+	char payload[32], sorted[NS][UUID_STR_LEN], id[UUID_STR_LEN];
+	struct ipc_stream_info si;
+	struct client_reply rep;
+	struct ipc_list_rep lr;
+	struct ipc_list_req lq;
+	struct ipc_out o;
+	struct h_event *evs;
+	struct h_result r;
+	const char *why;
+	uint64_t head = status().head;
+	size_t n, total;
+	int i, k, page;
+
+	/* idempotent retry of every event: the original positions, nothing
+	 * written; a reused id, and a mix of stored and new ids, refused */
+	for (i = 0; i < NS; i++)
+		for (k = 0; k <= i % 4; k++) {
+			snprintf(payload, sizeof(payload), "\"%d/%d\"", i, k);
+			cr_assert_eq(h_append1(&cl, streams[i], EF_EXPECT_ANY,
+			    0, ids[i][k], "Hist", payload, &r), EF_S_OK,
+			    "retry %d/%d: %s", i, k, r.msg);
+			cr_assert_eq(r.rep.first_version, (uint64_t)k);
+			cr_assert_lt(r.rep.first_pos, head);
+			cr_assert_eq(h_append1(&cl, streams[i], EF_EXPECT_ANY,
+			    0, ids[i][k], "Hist", "\"other\"", &r),
+			    EF_S_EVENT_ID_REUSED, "%d/%d: %s", i, k, r.msg);
+		}
+	{
+		struct ipc_proposed evs2[2];
+
+		memset(evs2, 0, sizeof(evs2));
+		evs2[0].event_id.ptr = ids[0][0];
+		evs2[0].event_id.len = 36;
+		evs2[1].event_id.ptr = h_uuid(id);
+		evs2[1].event_id.len = 36;
+		evs2[0].type.ptr = evs2[1].type.ptr = "Hist";
+		evs2[0].type.len = evs2[1].type.len = 4;
+		evs2[0].payload = (const uint8_t *)"\"0/0\"";
+		evs2[0].payload_len = 5;
+		cr_assert_eq(h_append(&cl, streams[0], EF_EXPECT_ANY, 0, evs2,
+		    2, &r), EF_S_EVENT_ID_REUSED, "%s", r.msg);
+	}
+	cr_assert_eq(status().head, head, "a retry wrote something");
+
+	/* expected versions: wrong ones refused with the actual version */
+	for (i = 0; i < NS; i++) {
+		cr_assert_eq(h_append1(&cl, streams[i], EF_EXPECT_NO_STREAM, 0,
+		    h_uuid(id), "No", "{}", &r), EF_S_VERSION_CONFLICT);
+		cr_assert(r.has_conflict && r.conflict.exists);
+		cr_assert_eq(r.conflict.actual, (uint64_t)(i % 4) +
+		    (i == 1 ? extra_events : 0),
+		    "stream %d: actual %llu", i,
+		    (unsigned long long)r.conflict.actual);
+		cr_assert_eq(h_append1(&cl, streams[i], EF_EXPECT_EXACT,
+		    (uint64_t)(i % 4) + 7, h_uuid(id), "No", "{}", &r),
+		    EF_S_VERSION_CONFLICT);
+	}
+
+	/* ReadStream: every version, in order */
+	for (i = 0; i < NS; i++) {
+		cr_assert_eq(h_read_stream(&cl, streams[i], 0, &evs, &n),
+		    EF_S_OK);
+		cr_assert_eq(n, (size_t)(i % 4 + 1) + (i == 1 ? extra_events :
+		    0), "stream %d: %zu events", i, n);
+		for (k = 0; k <= i % 4; k++) {
+			snprintf(payload, sizeof(payload), "\"%d/%d\"", i, k);
+			cr_assert_eq(evs[k].version, (uint64_t)k);
+			cr_assert_eq(evs[k].payload_len, strlen(payload));
+			cr_assert_arr_eq(evs[k].payload, payload,
+			    strlen(payload));
+		}
+		h_events_free(evs, n);
+	}
+
+	/* ListStreams, one page of 3 at a time: sorted, exact counts */
+	memcpy(sorted, streams, sizeof(sorted));
+	qsort(sorted, NS, UUID_STR_LEN, stream_cmp);
+	memset(&lq, 0, sizeof(lq));
+	lq.max_count = 3;
+	ipc_out_init(&o);
+	for (total = 0, page = 0; page < NS; page++) {
+		ipc_out_reset(&o);
+		ipc_request_begin(&o, EF_OP_LIST_STREAMS,
+		    client_request_id(&cl));
+		ipc_list_req_encode(&o, &lq);
+		cr_assert_eq(client_call(&cl, &o, &rep), EF_S_OK);
+		cr_assert_eq(ipc_list_rep_decode(rep.in.body, &lr, &why), 0);
+		for (k = 0; k < (int)lr.nstreams; k++, total++) {
+			cr_assert_eq(ipc_stream_info_decode(
+			    &lr.streams->via.array.ptr[k], &si, &why), 0);
+			uuid_format(si.stream_id, id);
+			cr_assert_str_eq(id, sorted[total]);
+			for (i = 0; i < NS && strcmp(streams[i], id); i++)
+				;
+			cr_assert_eq(si.event_count, (uint64_t)(i % 4 + 1) +
+			    (i == 1 ? extra_events : 0), "%s", id);
+		}
+		lq.has_after = true;
+		lq.after.ptr = sorted[total - 1];
+		lq.after.len = 36;
+		client_reply_free(&rep);
+		if (!lr.more)
+			break;
+	}
+	ipc_out_free(&o);
+	cr_assert_eq(total, NS);
+	cr_assert_eq(status().streams, NS);
+}
+
+Test(diskindex, streams_and_ids_only_in_sealed_segments)
+{
+	const char *const extra[] = { "--segment-size", "4K", NULL };
+	struct ipc_status_rep st;
+	struct h_result r;
+	char id[UUID_STR_LEN];
+	uint64_t head;
+
+	h_stored_init(&sd, h_tmpdir(), extra);
+	start();
+	write_history();
+	rotate();
+	head = status().head;
+	wait_indexed(head);
+	/* now nothing of the history is in RAM any more */
+	check_history(0);
+	/* appends go on where the streams were */
+	cr_assert_eq(h_append1(&cl, streams[1], EF_EXPECT_EXACT, 1, h_uuid(id),
+	    "More", "{}", &r), EF_S_OK, "%s", r.msg);
+	cr_assert_eq(r.rep.first_version, 2);
+	cr_assert_eq(r.rep.first_pos, head);
+
+	stop(SIGTERM);
+	start();
+	st = status();
+	cr_assert_eq(st.head, head + 1);
+	cr_assert_eq(st.recovered_events, 1, "the start read %llu events",
+	    (unsigned long long)st.recovered_events);
+	check_history(1);
+}
+
+Test(diskindex, restart_reads_only_the_tail)
+{
+	static struct h_load load;
+	const char *const extra[] = { "--segment-size", "16K", NULL };
+	struct ipc_status_rep st;
+	uint64_t head, sealed;
+	char want[128];
+
+	h_stored_init(&sd, h_tmpdir(), extra);
+	start();
+	h_load_init(&load, &sd, 8, 200);
+	h_load_start(&load);
+	cr_assert_eq(h_load_wait_acked(&load, 3000, 60000), 0);
+	h_load_stop(&load);
+	head = h_load_verify(&load, &cl);
+	st = status();
+	cr_assert_gt(st.segments, 10);
+	/* the hot segment's first position */
+	sealed = head;
+	{
+		struct h_result r;
+		char id[UUID_STR_LEN], other[UUID_STR_LEN];
+
+		rotate();
+		cr_assert_eq(h_append1(&cl, h_uuid(other), EF_EXPECT_ANY, 0,
+		    h_uuid(id), "Tail", "{}", &r), EF_S_OK);
+	}
+	wait_indexed(sealed);
+	stop(SIGTERM);
+	start();
+	st = status();
+	cr_assert_eq(st.head, head + 1);
+	cr_assert_eq(st.indexed_to, sealed);
+	cr_assert_eq(st.recovered_events, 1, "the start read %llu of %llu "
+	    "events", (unsigned long long)st.recovered_events,
+	    (unsigned long long)st.head);
+	snprintf(want, sizeof(want), "read 1 from the log, %llu are indexed "
+	    "on disk", (unsigned long long)sealed);
+	cr_assert(log_has(want), "no \"%s\" in the log", want);
+	/* and everything reads back */
+	cr_assert_geq(h_load_verify(&load, &cl), head);
+	h_load_retry_pending(&load, &cl);
+	h_load_free(&load);
+}
+
+Test(diskindex, deleted_then_rebuilt)
+{
+	const char *const extra[] = { "--segment-size", "4K", NULL };
+	struct h_event *before, *after;
+	struct ipc_status_rep st;
+	char cmd[H_PATH + 64];
+	uint64_t head;
+	size_t n, m, i;
+
+	h_stored_init(&sd, h_tmpdir(), extra);
+	start();
+	write_history();
+	rotate();
+	head = status().head;
+	wait_indexed(head);
+	cr_assert_eq(h_read_all(&cl, 0, &before, &n), EF_S_OK);
+	stop(SIGTERM);
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s/index'", sd.data_dir);
+	cr_assert_eq(system(cmd), 0);
+	/* rebuilt in transactions of 5 events (test builds only) */
+	setenv("EVENTFOLD_INDEX_CHUNK", "5", 1);
+	start();
+	unsetenv("EVENTFOLD_INDEX_CHUNK");
+	st = status();
+	cr_assert_eq(st.recovered_events, head, "without an index the start "
+	    "reads everything");
+	wait_indexed(head);
+	cr_assert(log_has("empty index"), "the rebuild was not logged");
+	cr_assert(log_has("segments to index"), "no rebuild progress logged");
+	cr_assert(log_has(" indexed ("), "no rebuild progress logged");
+	cr_assert_eq(h_read_all(&cl, 0, &after, &m), EF_S_OK);
+	cr_assert_eq(m, n);
+	for (i = 0; i < n; i++) {
+		cr_assert_arr_eq(after[i].event_id, before[i].event_id,
+		    UUID_LEN);
+		cr_assert_eq(after[i].pos, before[i].pos);
+		cr_assert_eq(after[i].version, before[i].version);
+	}
+	h_events_free(before, n);
+	h_events_free(after, m);
+	check_history(0);
+	/* the rebuilt index serves the next start */
+	stop(SIGTERM);
+	start();
+	cr_assert_eq(status().recovered_events, 0);
+	check_history(0);
+}
+
+Test(diskindex, killed_at_every_indexing_crash_point, .timeout = 400)
+{
+	static const char *const points[] = { "index.before_commit",
+		"index.after_commit", "index.between_chunks" };
+	static struct h_load load;
+	const char *const extra[] = { "--segment-size", "16K", NULL };
+	uint64_t head, acked;
+	size_t p, i;
+	int st;
+
+	if (strcmp(getenv("EF_CRASHPOINTS") ? getenv("EF_CRASHPOINTS") : "",
+	    "1") != 0)
+		cr_skip_test("built without -Dcrashpoints=true");
+	for (p = 0; p < 3; p++) {
+		char env[64];
+
+		h_stored_init(&sd, h_tmpdir(), extra);
+		h_load_init(&load, &sd, 8, 200);
+		snprintf(env, sizeof(env), "%s:3", points[p]);
+		setenv("EVENTFOLD_CRASHPOINT", env, 1);
+		/* several LMDB transactions per (16 KiB) segment */
+		setenv("EVENTFOLD_INDEX_CHUNK", "16", 1);
+		h_stored_spawn(&sd);
+		unsetenv("EVENTFOLD_CRASHPOINT");
+		cr_assert_eq(h_stored_wait_ready(&sd, 15000), 0);
+		h_load_start(&load);
+		st = h_wait_pid(sd.pid, 60000);
+		sd.pid = 0;
+		cr_assert(st != -1 && WIFSIGNALED(st) &&
+		    WTERMSIG(st) == SIGKILL, "%s: stored was not killed there "
+		    "(0x%x)", points[p], st);
+		h_load_stop(&load);
+		acked = __atomic_load_n(&load.acked, __ATOMIC_RELAXED);
+		cr_assert(log_has(points[p]), "not killed at %s", points[p]);
+		start();
+		unsetenv("EVENTFOLD_INDEX_CHUNK");
+		/* two segments were indexed before the kill; the third is
+		 * indexed again (before_commit) or was (after_commit) */
+		head = h_load_verify(&load, &cl);
+		cr_assert_geq(head, acked);
+		/* a stream is counted once, even one that a partly indexed
+		 * segment already put on disk */
+		cr_assert_eq(status().streams, load.nthreads);
+		h_load_retry_pending(&load, &cl);
+		h_load_start(&load);
+		cr_assert_eq(h_load_wait_acked(&load, acked + 500, 60000), 0);
+		h_load_stop(&load);
+		for (i = 0; i < load.nthreads; i++)
+			cr_assert_eq(load.t[i].errors, 0, "%s",
+			    load.t[i].error);
+		h_load_retry_pending(&load, &cl);
+		rotate();
+		head = h_load_verify(&load, &cl);
+		wait_indexed(head);
+		/* the ids the index holds still make retries idempotent */
+		h_load_retry_pending(&load, &cl);
+		cr_assert_eq(status().head, head);
+		stop(SIGTERM);
+		start();
+		cr_assert_eq(h_load_verify(&load, &cl), head);
+		cr_assert_eq(status().recovered_events, 0);
+		cr_assert_eq(status().streams, load.nthreads);
+		stop(SIGTERM);
+		h_load_free(&load);
+	}
+}
+
+Test(diskindex, a_sealed_segment_changed_behind_its_back)
+{
+	const char *const extra[] = { "--segment-size", "4K", NULL };
+	char path[H_PATH + 64], want[H_PATH + 128], *log;
+	uint64_t head;
+	size_t size;
+	uint8_t *img;
+
+	h_stored_init(&sd, h_tmpdir(), extra);
+	start();
+	write_history();
+	rotate();
+	head = status().head;
+	wait_indexed(head);
+	stop(SIGTERM);
+	/* bytes appended to the first sealed (and indexed) segment: the
+	 * index no longer matches, every segment is read, and that one is
+	 * found corrupt where the appended bytes begin */
+	snprintf(path, sizeof(path), "%s/seg-00000000000000000000.log",
+	    sd.data_dir);
+	img = (uint8_t *)h_read_file(path, &size);
+	cr_assert_not_null(img);
+	img = realloc(img, size + 100);
+	memset(img + size, 0x5a, 100);
+	cr_assert_eq(h_write_file(path, img, size + 100), 0);
+	h_stored_spawn(&sd);
+	cr_assert_eq(h_stored_wait_ready(&sd, 15000), -1, "stored started");
+	cr_assert(log_has("does not match the log"), "the mismatch was not "
+	    "noticed");
+	snprintf(want, sizeof(want), "%s: corrupt at offset %zu", path, size);
+	log = h_read_file(sd.log, NULL);
+	cr_assert(log != NULL && strstr(log, want) != NULL, "no \"%s\" in:\n%s",
+	    want, log);
+	free(log);
+	/* put back as it was: starts, rebuilds, answers as before */
+	cr_assert_eq(h_write_file(path, img, size), 0);
+	free(img);
+	start();
+	wait_indexed(head);
+	check_history(0);
+}

@@ -1,0 +1,812 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_segments.c - the log as segment files, with a real
+ * eventfold-stored: rotation by size under a 8-client load and by
+ * `eventfoldctl rotate`, with every acknowledged event readable exactly
+ * once and in order across many segments; ReadAll and ReadStream pages
+ * (forward and backward, every page size from 1 to 7) across every
+ * boundary, before and after a restart; take-over of a data directory in
+ * the single-file layout of the previous release (written here with the
+ * record codec), also when killed in the middle of it; a torn tail in the
+ * last segment is cut; a flipped byte in a sealed segment refuses start
+ * and `eventfoldctl verify` names the file and offset (and --repair yes
+ * cuts there); and stored killed at every rotation crash point under
+ * load comes back with every acknowledged event, exactly once, in order,
+ * with verify agreeing.
+ */
+#include <dirent.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <criterion/criterion.h>
+#include <jansson.h>
+
+#include "harness.h"
+#include "segfile.h"
+
+TestSuite(segments, .fini = h_cleanup, .timeout = 300);
+
+static struct h_stored sd;
+static struct ef_client cl;
+
+static void wait_indexed(uint64_t to);
+
+static void
+stop(int sig)
+{
+	int st;
+
+	client_close(&cl);
+	st = h_stored_stop(&sd, sig, 15000);
+	if (sig == SIGTERM)
+		cr_assert(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+		    "SIGTERM: wait status 0x%x", st);
+	else
+		cr_assert(st != -1 && WIFSIGNALED(st), "wait status 0x%x", st);
+}
+
+static void
+start(void)
+{
+	h_stored_start(&sd);
+	h_client(&cl, &sd, 10000);
+}
+
+static struct ipc_status_rep
+status(void)
+{
+	struct client_reply rep;
+	struct ipc_status_rep st;
+
+	cr_assert_eq(client_status(&cl, &rep, &st), EF_S_OK);
+	client_reply_free(&rep);
+	return st;
+}
+
+/* Runs eventfoldctl against sd; returns its exit code, *out malloc'd. */
+static int
+ctl(const char *const *args, char **out)
+{
+	const char *argv[16];
+	char *err = NULL;
+	int n = 0, i, rc;
+
+	argv[n++] = "--runtime-dir";
+	argv[n++] = sd.run_dir;
+	argv[n++] = "--data-dir";
+	argv[n++] = sd.data_dir;
+	for (i = 0; args[i] != NULL && n < 15; i++)
+		argv[n++] = args[i];
+	argv[n] = NULL;
+	rc = h_ctl(sd.dir, argv, NULL, 0, 20000, out, &err);
+	free(err);
+	return rc;
+}
+
+static void
+rotate(void)
+{
+	char *out = NULL;
+	int rc = ctl((const char *const[]){ "rotate", NULL }, &out);
+
+	cr_assert_eq(rc, 0, "eventfoldctl rotate: %d %s", rc, out);
+	free(out);
+}
+
+/* `eventfoldctl segments --json`, checked for contiguity from 0 to head:
+ * every segment sealed but the last, which is hot. Returns the count. */
+struct seginfo {
+	uint64_t first, events, bytes;
+	int sealed;
+};
+
+static size_t
+segments(struct seginfo *segs, size_t max, uint64_t head)
+{
+	char *out = NULL, *line, *save = NULL;
+	json_t *j, *last;
+	size_t n = 0;
+	uint64_t next = 0;
+	int rc;
+
+	rc = ctl((const char *const[]){ "segments", "--json", NULL }, &out);
+	cr_assert_eq(rc, 0, "eventfoldctl segments: %d", rc);
+	for (line = strtok_r(out, "\n", &save); line != NULL;
+	    line = strtok_r(NULL, "\n", &save)) {
+		cr_assert_lt(n, max);
+		j = json_loads(line, 0, NULL);
+		cr_assert_not_null(j, "not JSON: %s", line);
+		segs[n].first = json_integer_value(json_object_get(j, "first"));
+		segs[n].events = json_integer_value(json_object_get(j,
+		    "events"));
+		segs[n].bytes = json_integer_value(json_object_get(j, "bytes"));
+		segs[n].sealed = strcmp(json_string_value(json_object_get(j,
+		    "state")), "sealed") == 0;
+		last = json_object_get(j, "last");
+		if (segs[n].events > 0)
+			cr_assert_eq(json_integer_value(last), segs[n].first +
+			    segs[n].events - 1, "%s", line);
+		else
+			cr_assert(json_is_null(last), "%s", line);
+		cr_assert_eq(segs[n].first, next, "segment %zu starts at %llu, "
+		    "expected %llu", n, (unsigned long long)segs[n].first,
+		    (unsigned long long)next);
+		next = segs[n].first + segs[n].events;
+		json_decref(j);
+		n++;
+	}
+	free(out);
+	cr_assert_gt(n, 0);
+	for (size_t i = 0; i + 1 < n; i++) {
+		cr_assert(segs[i].sealed, "segment %zu is not sealed", i);
+		cr_assert_gt(segs[i].events, 0, "sealed segment %zu is empty",
+		    i);
+	}
+	cr_assert(!segs[n - 1].sealed, "the last segment is not hot");
+	cr_assert_eq(next, head, "the segments hold %llu events, head %llu",
+	    (unsigned long long)next, (unsigned long long)head);
+	return n;
+}
+
+static void
+verify_ok(uint64_t events)
+{
+	char *out = NULL, want[96];
+	int rc = ctl((const char *const[]){ "verify", NULL }, &out);
+
+	cr_assert_eq(rc, 0, "eventfoldctl verify: %d\n%s", rc, out);
+	snprintf(want, sizeof(want), ": OK: %llu events in ",
+	    (unsigned long long)events);
+	cr_assert(strstr(out, want) != NULL, "%s", out);
+	free(out);
+}
+
+static char *
+seg_file(char *buf, size_t len, uint64_t base)
+{
+	char name[SEGFILE_NAME_MAX];
+
+	snprintf(buf, len, "%s/%s", sd.data_dir, segfile_name(name,
+	    sizeof(name), base));
+	return buf;
+}
+
+/* ------------------------------------------------------------------ */
+
+Test(segments, rotation_under_load)
+{
+	static struct h_load load;
+	static struct seginfo segs[4096];
+	const char *const extra[] = { "--segment-size", "64K", NULL };
+	struct ipc_status_rep st;
+	uint64_t head, sealed = 0;
+	size_t n, i;
+	int r;
+
+	h_stored_init(&sd, h_tmpdir(), extra);
+	start();
+	h_load_init(&load, &sd, 8, 300);
+	h_load_start(&load);
+	/* rotations asked for by the operator, between size rotations */
+	for (r = 0; r < 5; r++) {
+		cr_assert_eq(h_load_wait_acked(&load, 600 * (uint64_t)(r + 1),
+		    60000), 0, "the load does not get going");
+		rotate();
+	}
+	cr_assert_eq(h_load_wait_acked(&load, 4000, 60000), 0);
+	h_load_stop(&load);
+	for (i = 0; i < load.nthreads; i++)
+		cr_assert_eq(load.t[i].errors, 0, "%s", load.t[i].error);
+	head = h_load_verify(&load, &cl);
+	n = segments(segs, 4096, head);
+	cr_assert_geq(n, 10, "only %zu segments for %llu events", n,
+	    (unsigned long long)head);
+	for (i = 0; i + 1 < n; i++)
+		sealed += segs[i].bytes;
+	st = status();
+	cr_assert_eq(st.segments, n);
+	cr_assert_eq(st.sealed_bytes, sealed);
+	cr_assert_eq(st.log_bytes, sealed + segs[n - 1].bytes);
+	fprintf(stderr, "# %llu events in %zu segments\n",
+	    (unsigned long long)head, n);
+
+	/* the same after a restart, which reads every segment */
+	stop(SIGTERM);
+	verify_ok(head);
+	start();
+	cr_assert_eq(h_load_verify(&load, &cl), head);
+	cr_assert_eq(segments(segs, 4096, head), n);
+	h_load_free(&load);
+}
+
+/* ------------------------------------------------------------------ */
+
+#define RB_STREAMS 3
+#define RB_MAX     200
+
+struct rb_event {
+	uint8_t id[UUID_LEN];
+	int stream;
+	uint64_t version;
+};
+
+static struct rb_event rb[RB_MAX];
+static uint64_t rb_n;
+static char rb_streams[RB_STREAMS][UUID_STR_LEN];
+
+/* Checks a read reply's events against rb (positions want[0..n)). */
+static void
+check_page(const struct ipc_read_rep *rr, const uint64_t *want, uint32_t n,
+    const char *what)
+{
+	struct ef_event ev;
+	const char *why = "";
+	uint8_t sid[UUID_LEN];
+	uint32_t i;
+
+	cr_assert_eq(rr->nevents, n, "%s: %u events, expected %u", what,
+	    rr->nevents, n);
+	for (i = 0; i < n; i++) {
+		cr_assert_eq(ipc_event_decode(&rr->events->via.array.ptr[i],
+		    &ev, &why), 0, "%s", why);
+		cr_assert_eq(ev.global_position, want[i], "%s: event %u at "
+		    "position %llu, expected %llu", what, i,
+		    (unsigned long long)ev.global_position,
+		    (unsigned long long)want[i]);
+		cr_assert_arr_eq(ev.event_id, rb[want[i]].id, UUID_LEN, "%s",
+		    what);
+		uuid_parse(rb_streams[rb[want[i]].stream], 36, sid);
+		cr_assert_arr_eq(ev.stream_id, sid, UUID_LEN);
+		cr_assert_eq(ev.stream_version, rb[want[i]].version);
+	}
+}
+
+/* Every page size, both directions, ReadAll and each ReadStream. */
+static void
+read_everything(void)
+{
+	struct client_reply rep;
+	struct ipc_read_rep rr;
+	uint64_t want[8], from, pos[RB_MAX], np, k;
+	uint32_t page, m;
+	char what[96];
+	int s, dir;
+
+	for (page = 1; page <= 7; page++) {
+		for (dir = 0; dir < 2; dir++) {
+			/* ReadAll */
+			from = dir == EF_FORWARD ? 0 : EF_FROM_END;
+			for (k = 0; k < rb_n; k += m) {
+				m = (uint32_t)(rb_n - k < page ? rb_n - k :
+				    page);
+				for (uint32_t i = 0; i < m; i++)
+					want[i] = dir == EF_FORWARD ? k + i :
+					    rb_n - 1 - k - i;
+				cr_assert_eq(client_read_all(&cl, from, page,
+				    dir, &rep, &rr), EF_S_OK);
+				snprintf(what, sizeof(what), "read_all page %u "
+				    "dir %d at %llu", page, dir,
+				    (unsigned long long)k);
+				check_page(&rr, want, m, what);
+				client_reply_free(&rep);
+				from = dir == EF_FORWARD ? want[m - 1] + 1 :
+				    want[m - 1] - 1;
+			}
+			/* ReadStream of each stream */
+			for (s = 0; s < RB_STREAMS; s++) {
+				for (np = 0, k = 0; k < rb_n; k++)
+					if (rb[k].stream == s)
+						pos[np++] = k;
+				from = dir == EF_FORWARD ? 0 : EF_FROM_END;
+				for (k = 0; k < np; k += m) {
+					m = (uint32_t)(np - k < page ? np - k :
+					    page);
+					for (uint32_t i = 0; i < m; i++)
+						want[i] = dir == EF_FORWARD ?
+						    pos[k + i] :
+						    pos[np - 1 - k - i];
+					cr_assert_eq(client_read_stream(&cl,
+					    rb_streams[s], from, page, dir,
+					    &rep, &rr), EF_S_OK);
+					snprintf(what, sizeof(what), "stream "
+					    "%d page %u dir %d at %llu", s,
+					    page, dir, (unsigned long long)k);
+					check_page(&rr, want, m, what);
+					client_reply_free(&rep);
+					from = rb[want[m - 1]].version +
+					    (dir == EF_FORWARD ? 1 : 0) -
+					    (dir == EF_FORWARD ? 0 : 1);
+				}
+			}
+		}
+	}
+}
+
+Test(segments, reads_across_every_boundary)
+{
+	static struct seginfo segs[256];
+	struct ipc_proposed evs[3];
+	char ids[3][UUID_STR_LEN];
+	uint64_t versions[RB_STREAMS] = { 0 };
+	struct h_result r;
+	uint32_t k, n;
+	int a, s;
+	size_t nseg;
+
+	h_stored_init(&sd, h_tmpdir(), NULL);
+	start();
+	for (s = 0; s < RB_STREAMS; s++)
+		h_uuid(rb_streams[s]);
+	rb_n = 0;
+	/* 60 appends of 1..3 events; a rotation after appends 0, 2, 5,
+	 * 9, ... so that boundaries fall after every batch size, twice in
+	 * a row (an empty hot segment: nothing to seal) included */
+	for (a = 0; a < 60; a++) {
+		n = 1 + (uint32_t)(a * 7 % 3);
+		s = a * 5 % RB_STREAMS;
+		memset(evs, 0, sizeof(evs));
+		for (k = 0; k < n; k++) {
+			evs[k].event_id.ptr = h_uuid(ids[k]);
+			evs[k].event_id.len = 36;
+			evs[k].type.ptr = "Boundary";
+			evs[k].type.len = 8;
+			evs[k].payload = (const uint8_t *)"{}";
+			evs[k].payload_len = 2;
+		}
+		cr_assert_eq(h_append(&cl, rb_streams[s], EF_EXPECT_ANY, 0, evs,
+		    n, &r), EF_S_OK, "%s", r.msg);
+		cr_assert_eq(r.rep.first_pos, rb_n);
+		for (k = 0; k < n; k++) {
+			uuid_parse(ids[k], 36, rb[rb_n].id);
+			rb[rb_n].stream = s;
+			rb[rb_n].version = versions[s]++;
+			rb_n++;
+		}
+		if (a % 4 == 0 || a % 7 == 3)
+			rotate();
+		if (a == 20)
+			rotate(); /* again: nothing to seal */
+	}
+	/* every stream also in the hot segment, the older versions in
+	 * sealed segments indexed on disk: reads cross that boundary too */
+	rotate();
+	for (s = 0; s < RB_STREAMS; s++) {
+		memset(evs, 0, sizeof(evs));
+		evs[0].event_id.ptr = h_uuid(ids[0]);
+		evs[0].event_id.len = 36;
+		evs[0].type.ptr = "Hot";
+		evs[0].type.len = 3;
+		cr_assert_eq(h_append(&cl, rb_streams[s], EF_EXPECT_ANY, 0, evs,
+		    1, &r), EF_S_OK, "%s", r.msg);
+		uuid_parse(ids[0], 36, rb[rb_n].id);
+		rb[rb_n].stream = s;
+		rb[rb_n].version = versions[s]++;
+		rb_n++;
+	}
+	wait_indexed(rb_n - RB_STREAMS);
+	nseg = segments(segs, 256, rb_n);
+	cr_assert_geq(nseg, 20, "%zu segments", nseg);
+	read_everything();
+	stop(SIGTERM);
+	start();
+	cr_assert_eq(segments(segs, 256, rb_n), nseg);
+	read_everything();
+	verify_ok(rb_n);
+}
+
+/* ------------------------------------------------------------------ */
+
+static uint64_t legacy_versions[2]; /* events per stream written */
+
+/* Writes a single-file log of the previous release into dir/data:
+ * 30 events in batches of 1..3 over two streams, 400-byte payloads. */
+static uint64_t
+write_legacy(const char *data_dir, uint8_t (*ids)[UUID_LEN],
+    uint8_t sids[2][UUID_LEN])
+{
+	static uint8_t buf[1 << 16];
+	char path[H_PATH + 32], payload[400];
+	struct batch_hdr h;
+	struct ef_event ev;
+	uint64_t pos = 0, *ver = legacy_versions;
+	size_t len, total = 0;
+	uint8_t *img = malloc(1 << 20);
+	int b, k, n;
+
+	cr_assert_not_null(img);
+	ver[0] = ver[1] = 0;
+	mkdir(data_dir, 0750);
+	logfile_hdr_encode(img, 0);
+	total = LOGFILE_HDR;
+	memset(payload, 'p', sizeof(payload));
+	for (b = 0; pos < 30; b++) {
+		n = 1 + b % 3;
+		len = BATCH_HDR;
+		for (k = 0; k < n; k++) {
+			memset(&ev, 0, sizeof(ev));
+			uuid_parse(h_uuid(path), 36, ids[pos]);
+			memcpy(ev.event_id, ids[pos], UUID_LEN);
+			memcpy(ev.stream_id, sids[b % 2], UUID_LEN);
+			ev.stream_version = ver[b % 2]++;
+			ev.global_position = pos++;
+			ev.recorded_at = 1700000000000ull + pos;
+			ev.type = "Legacy";
+			ev.type_len = 6;
+			ev.payload = (const uint8_t *)payload;
+			ev.payload_len = sizeof(payload);
+			len += record_encode(buf + len, &ev);
+		}
+		h.count = (uint32_t)n;
+		h.body_len = (uint32_t)(len - BATCH_HDR);
+		h.first_pos = pos - (uint64_t)n;
+		batch_hdr_encode(buf, &h);
+		memcpy(img + total, buf, len);
+		total += len;
+	}
+	snprintf(path, sizeof(path), "%s/%s", data_dir, LEGACY_LOG_NAME);
+	cr_assert_eq(h_write_file(path, img, total), 0);
+	free(img);
+	return pos;
+}
+
+static void
+check_legacy_events(uint8_t (*ids)[UUID_LEN], uint64_t n)
+{
+	struct h_event *evs;
+	size_t m, i;
+
+	cr_assert_eq(h_read_all(&cl, 0, &evs, &m), EF_S_OK);
+	cr_assert_geq(m, n);
+	for (i = 0; i < n; i++) {
+		cr_assert_arr_eq(evs[i].event_id, ids[i], UUID_LEN,
+		    "event %zu", i);
+		cr_assert_eq(evs[i].pos, i);
+		cr_assert_eq(evs[i].recorded_at, 1700000000000ull + i + 1);
+		cr_assert_eq(evs[i].payload_len, 400);
+	}
+	h_events_free(evs, m);
+}
+
+static int
+file_exists(const char *dir, const char *name)
+{
+	char path[H_PATH + 64];
+	struct stat sb;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	return stat(path, &sb) == 0;
+}
+
+Test(segments, takeover_of_a_single_file_data_dir)
+{
+	static struct seginfo segs[64];
+	const char *const extra[] = { "--segment-size", "4K", NULL };
+	uint8_t ids[64][UUID_LEN], sids[2][UUID_LEN];
+	char sid_txt[UUID_STR_LEN], id[UUID_STR_LEN], *log;
+	struct h_result r;
+	uint64_t n;
+
+	h_stored_init(&sd, h_tmpdir(), extra);
+	uuid_parse(h_uuid(sid_txt), 36, sids[0]);
+	uuid_parse(h_uuid(sid_txt), 36, sids[1]);
+	n = write_legacy(sd.data_dir, ids, sids);
+	start();
+	check_legacy_events(ids, n);
+	cr_assert(!file_exists(sd.data_dir, LEGACY_LOG_NAME),
+	    "events.log is still there");
+	cr_assert(file_exists(sd.data_dir, "seg-00000000000000000000.log"));
+	log = h_read_file(sd.log, NULL);
+	cr_assert(log != NULL && strstr(log, "took over events.log") != NULL,
+	    "the take-over was not logged:\n%s", log);
+	free(log);
+	/* the 13 KB file was over segment_size: sealed at start */
+	cr_assert_eq(segments(segs, 64, n), 2);
+	cr_assert_eq(status().streams, 2);
+	/* streams go on where they were */
+	uuid_format(sids[1], sid_txt);
+	cr_assert_eq(h_append1(&cl, sid_txt, EF_EXPECT_EXACT,
+	    legacy_versions[1] - 1, h_uuid(id), "After", "{}", &r), EF_S_OK,
+	    "%s", r.msg);
+	cr_assert_eq(r.rep.first_pos, n);
+	cr_assert_eq(r.rep.first_version, legacy_versions[1]);
+	stop(SIGKILL);
+	verify_ok(n + 1);
+	start();
+	check_legacy_events(ids, n);
+	cr_assert_eq(status().head, n + 1);
+}
+
+Test(segments, takeover_killed_at_each_step)
+{
+	static const char *const points[] = { "takeover.before_rename",
+		"takeover.after_rename" };
+	uint8_t ids[64][UUID_LEN], sids[2][UUID_LEN];
+	char sid_txt[UUID_STR_LEN];
+	uint64_t n;
+	size_t p;
+	int st;
+
+	if (strcmp(getenv("EF_CRASHPOINTS") ? getenv("EF_CRASHPOINTS") : "",
+	    "1") != 0)
+		cr_skip_test("built without -Dcrashpoints=true");
+	for (p = 0; p < 2; p++) {
+		h_stored_init(&sd, h_tmpdir(), NULL);
+		uuid_parse(h_uuid(sid_txt), 36, sids[0]);
+		uuid_parse(h_uuid(sid_txt), 36, sids[1]);
+		n = write_legacy(sd.data_dir, ids, sids);
+		setenv("EVENTFOLD_CRASHPOINT", points[p], 1);
+		h_stored_spawn(&sd);
+		unsetenv("EVENTFOLD_CRASHPOINT");
+		st = h_wait_pid(sd.pid, 15000);
+		sd.pid = 0;
+		cr_assert(st != -1 && WIFSIGNALED(st) &&
+		    WTERMSIG(st) == SIGKILL, "%s: stored was not killed there "
+		    "(0x%x)", points[p], st);
+		cr_assert_eq(file_exists(sd.data_dir, LEGACY_LOG_NAME),
+		    p == 0, "%s", points[p]);
+		start();
+		check_legacy_events(ids, n);
+		cr_assert_eq(status().head, n);
+		stop(SIGTERM);
+		verify_ok(n);
+	}
+}
+
+/* ------------------------------------------------------------------ */
+
+/* Appends n single events to stream; returns the last position. */
+static uint64_t
+append_n(const char *stream, int n)
+{
+	struct h_result r;
+	char id[UUID_STR_LEN];
+	int i;
+
+	for (i = 0; i < n; i++)
+		cr_assert_eq(h_append1(&cl, stream, EF_EXPECT_ANY, 0, h_uuid(id),
+		    "E", "{\"x\":\"0123456789\"}", &r), EF_S_OK, "%s", r.msg);
+	return r.rep.last_pos;
+}
+
+/* Three segments: positions 0..4, 5..9 sealed, 10..12 hot. */
+static void
+three_segments(char *stream)
+{
+	h_stored_init(&sd, h_tmpdir(), NULL);
+	start();
+	h_uuid(stream);
+	append_n(stream, 5);
+	rotate();
+	append_n(stream, 5);
+	rotate();
+	append_n(stream, 3);
+}
+
+/* Offsets of the batch frames of a segment image; returns the count. */
+static size_t
+batch_offsets(const uint8_t *img, size_t size, uint64_t *off, size_t max)
+{
+	uint64_t o = LOGFILE_HDR, len;
+	size_t n = 0;
+
+	while (o < size && n < max) {
+		cr_assert_eq(batch_verify(img, size, o, 0, 0, &len), 0);
+		off[n++] = o;
+		o += len;
+	}
+	cr_assert_eq(o, size);
+	return n;
+}
+
+Test(segments, torn_tail_in_the_last_segment)
+{
+	char stream[UUID_STR_LEN], path[H_PATH + 64], *out = NULL;
+	struct h_event *evs;
+	uint64_t off[8];
+	uint8_t *img;
+	size_t size, m, cut;
+
+	three_segments(stream);
+	stop(SIGTERM);
+	seg_file(path, sizeof(path), 10);
+	img = (uint8_t *)h_read_file(path, &size);
+	cr_assert_not_null(img);
+	cr_assert_eq(batch_offsets(img, size, off, 8), 3);
+	/* cuts through the last batch (every 5th byte) */
+	for (cut = off[2] + 1; cut < size; cut += 5) {
+		cr_assert_eq(h_write_file(path, img, cut), 0);
+		cr_assert_eq(ctl((const char *const[]){ "verify", NULL }, &out),
+		    0, "%s", out);
+		cr_assert(strstr(out, "torn tail") != NULL, "%s", out);
+		free(out);
+		start();
+		cr_assert_eq(status().head, 12, "cut at %zu", cut);
+		cr_assert_eq(h_read_all(&cl, 0, &evs, &m), EF_S_OK);
+		cr_assert_eq(m, 12);
+		h_events_free(evs, m);
+		/* appends go on right after the good data */
+		cr_assert_eq(append_n(stream, 1), 12);
+		stop(SIGKILL);
+	}
+	start();
+	cr_assert_eq(status().head, 13);
+	cr_assert_eq(status().segments, 3);
+	free(img);
+}
+
+/* Flips one bit of the byte at `at` of path. */
+static void
+flip(const char *path, uint64_t at)
+{
+	size_t size;
+	uint8_t *img = (uint8_t *)h_read_file(path, &size);
+
+	cr_assert_not_null(img);
+	cr_assert_lt(at, size);
+	img[at] ^= 0x04;
+	cr_assert_eq(h_write_file(path, img, size), 0);
+	free(img);
+}
+
+/* Polls STATUS until positions below `to` are indexed on disk. */
+static void
+wait_indexed(uint64_t to)
+{
+	uint64_t deadline = h_now_ms() + 30000;
+
+	while (status().indexed_to < to) {
+		cr_assert_lt(h_now_ms(), deadline, "positions below %llu were "
+		    "not indexed", (unsigned long long)to);
+		h_sleep_ms(20);
+	}
+}
+
+static void
+rm_index(void)
+{
+	char cmd[H_PATH + 64];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s/index'", sd.data_dir);
+	cr_assert_eq(system(cmd), 0);
+}
+
+Test(segments, flipped_byte_in_a_sealed_segment)
+{
+	char stream[UUID_STR_LEN], path[H_PATH + 64], want[H_PATH + 128];
+	struct client_reply rep;
+	struct ipc_read_rep rr;
+	char *out = NULL, *log;
+	uint64_t off[8];
+	uint8_t *img;
+	size_t size;
+	int rc;
+
+	three_segments(stream);
+	wait_indexed(10);
+	stop(SIGTERM);
+	verify_ok(13);
+	seg_file(path, sizeof(path), 5);
+	img = (uint8_t *)h_read_file(path, &size);
+	cr_assert_eq(batch_offsets(img, size, off, 8), 5);
+	free(img);
+	/* the last batch of a sealed segment: never a torn tail */
+	flip(path, off[4] + BATCH_HDR + RECORD_HDR + 3);
+	rc = ctl((const char *const[]){ "verify", NULL }, &out);
+	cr_assert_eq(rc, 5, "verify exit %d: %s", rc, out);
+	snprintf(want, sizeof(want), "%s: CORRUPT at offset %llu", path,
+	    (unsigned long long)off[4]);
+	cr_assert(strstr(out, want) != NULL, "no \"%s\" in:\n%s", want, out);
+	free(out);
+
+	/* indexed on disk: the start reads only the tail, and a read of the
+	 * damaged event is refused */
+	start();
+	cr_assert_eq(status().recovered_events, 3);
+	cr_assert_eq(client_read_all(&cl, 9, 1, EF_FORWARD, &rep, &rr),
+	    EF_S_DATA_LOSS);
+	client_reply_free(&rep);
+	cr_assert_eq(client_read_all(&cl, 8, 1, EF_FORWARD, &rep, &rr),
+	    EF_S_OK);
+	client_reply_free(&rep);
+	stop(SIGTERM);
+
+	/* without the index every segment is read: the start refuses */
+	rm_index();
+	h_stored_spawn(&sd);
+	cr_assert_eq(h_stored_wait_ready(&sd, 15000), -1, "stored started "
+	    "on a corrupt sealed segment");
+	log = h_read_file(sd.log, NULL);
+	snprintf(want, sizeof(want), "%s: corrupt at offset %llu", path,
+	    (unsigned long long)off[4]);
+	cr_assert(log != NULL && strstr(log, want) != NULL, "no \"%s\" in:\n%s",
+	    want, log);
+	free(log);
+
+	/* undone: starts with everything */
+	flip(path, off[4] + BATCH_HDR + RECORD_HDR + 3);
+	start();
+	cr_assert_eq(status().head, 13);
+	stop(SIGTERM);
+
+	/* --repair yes cuts there: the segment after goes, 9 events stay */
+	flip(path, off[4] + BATCH_HDR + RECORD_HDR + 3);
+	rm_index();
+	sd.extra[0] = "--repair";
+	sd.extra[1] = "yes";
+	sd.extra[2] = NULL;
+	start();
+	cr_assert_eq(status().head, 9);
+	cr_assert_eq(status().segments, 2);
+	cr_assert_eq(append_n(stream, 1), 9);
+	stop(SIGTERM);
+	cr_assert(!file_exists(sd.data_dir, "seg-00000000000000000010.log"));
+	verify_ok(10);
+}
+
+/* ------------------------------------------------------------------ */
+
+Test(segments, killed_at_every_rotation_crash_point, .timeout = 560)
+{
+	static const char *const points[] = { "rotate.before_create",
+		"rotate.after_create", "rotate.after_dirsync" };
+	static struct h_load load;
+	static struct seginfo segs[4096];
+	const char *const extra[] = { "--segment-size", "16K", NULL };
+	uint64_t head, acked;
+	size_t p, i;
+	int st;
+
+	if (strcmp(getenv("EF_CRASHPOINTS") ? getenv("EF_CRASHPOINTS") : "",
+	    "1") != 0)
+		cr_skip_test("built without -Dcrashpoints=true");
+	for (p = 0; p < 3; p++) {
+		h_stored_init(&sd, h_tmpdir(), extra);
+		h_load_init(&load, &sd, 8, 200);
+		/* the third rotation, under load */
+		setenv("EVENTFOLD_CRASHPOINT", p == 0 ?
+		    "rotate.before_create:3" : p == 1 ?
+		    "rotate.after_create:3" : "rotate.after_dirsync:3", 1);
+		h_stored_spawn(&sd);
+		unsetenv("EVENTFOLD_CRASHPOINT");
+		cr_assert_eq(h_stored_wait_ready(&sd, 15000), 0);
+		h_load_start(&load);
+		st = h_wait_pid(sd.pid, 60000);
+		sd.pid = 0;
+		cr_assert(st != -1 && WIFSIGNALED(st) &&
+		    WTERMSIG(st) == SIGKILL, "%s: stored was not killed there "
+		    "(0x%x)", points[p], st);
+		h_load_stop(&load);
+		acked = __atomic_load_n(&load.acked, __ATOMIC_RELAXED);
+		cr_assert_gt(acked, 0);
+		{
+			char *log = h_read_file(sd.log, NULL);
+
+			cr_assert(log != NULL && strstr(log, points[p]) != NULL,
+			    "not killed at %s:\n%s", points[p], log);
+			free(log);
+		}
+		start();
+		head = h_load_verify(&load, &cl);
+		cr_assert_geq(head, acked);
+		h_load_retry_pending(&load, &cl);
+		head = h_load_verify(&load, &cl);
+		cr_assert_geq(segments(segs, 4096, head), 3);
+		/* and it goes on rotating */
+		h_load_start(&load);
+		cr_assert_eq(h_load_wait_acked(&load, acked + 500, 60000), 0);
+		h_load_stop(&load);
+		for (i = 0; i < load.nthreads; i++)
+			cr_assert_eq(load.t[i].errors, 0, "%s",
+			    load.t[i].error);
+		head = h_load_verify(&load, &cl);
+		stop(SIGTERM);
+		verify_ok(head);
+		fprintf(stderr, "# %s: %llu events after the restart\n",
+		    points[p], (unsigned long long)head);
+		h_load_free(&load);
+	}
+}
