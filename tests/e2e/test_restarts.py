@@ -15,9 +15,15 @@
 # succeeded within RECOVER_LIMIT_S of the daemon answering again (the
 # distribution is printed); the tail sees positions 0..head-1 exactly
 # once, in order.
+#
+# A second case storms runner.sock with 1,000 peers that hang up during
+# the handshake (nng 1.5's listener bug) while clients keep calling
+# runnerd: no call may fail (stored's sockets get the same storm in
+# tests/integration/test_handshake.c).
 import json
 import os
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -247,6 +253,43 @@ class RestartTest(unittest.TestCase):
         self.assertEqual(pos, list(range(len(pos))), "tail: positions "
                          "out of order, repeated or missing")
         self.assertGreaterEqual(len(pos), head)
+
+    def test_rude_peers_on_runner_sock(self):
+        """1,000 peers hang up during the handshake on runner.sock while
+        a libcommon client and gRPC Execute keep calling runnerd: no call
+        fails, and a new client is answered at once afterwards."""
+        r = h.rpb
+
+        def grpc_execute(timeout):
+            self.client.runner("Execute", r.ExecuteRequest(
+                aggregate_type="todo", instance_id=h.new_id(),
+                command_type="Add", payload=b'{"title":"x"}',
+                command_id=h.new_id()), r.ExecuteResponse, timeout=timeout)
+
+        clients = [Caller("runner", self.runner_url, "runner"),
+                   GrpcCaller("grpc-execute", grpc_execute)]
+        path = os.path.join(self.cl.run, "runner.sock")
+        try:
+            h.wait_for(lambda: all(successes_after(c.calls, 0) > 0
+                                   for c in clients), what="first calls")
+            for _ in range(1000):
+                s = socket.socket(socket.AF_UNIX)
+                try:
+                    s.connect(path)
+                except OSError:
+                    pass  # a name being swapped: fine for a rude peer
+                s.close()
+            t0 = time.monotonic()
+            self.assertTrue(self.runner_ok(), "a new client after the storm")
+            print("# a new client after 1,000 rude peers answered in %.3f s"
+                  % (time.monotonic() - t0), flush=True)
+        finally:
+            for c in clients:
+                c.stop()
+        for c in clients:
+            bad = [st for (_, _, st) in c.calls if st != "OK"]
+            self.assertEqual(bad, [], "%s: failed calls during the storm"
+                             % c.name)
 
 
 if __name__ == "__main__":
