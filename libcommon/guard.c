@@ -284,6 +284,10 @@ dialer_close(struct ef_dialer *ed)
 		return;
 	guard_remove(&ed->g);
 	ed->g.check = NULL;
+	/* closing the socket next removes its pipes: their callbacks must
+	 * not reach ed, which may be gone by then */
+	nng_pipe_notify(ed->sock, NNG_PIPE_EV_ADD_POST, NULL, NULL);
+	nng_pipe_notify(ed->sock, NNG_PIPE_EV_REM_POST, NULL, NULL);
 }
 
 int

@@ -104,7 +104,10 @@ struct ef_dialer {
 
 /* Dials url without blocking and guards the dialer. 0 or an nng error. */
 int dialer_open(struct ef_dialer *ed, nng_socket sock, const char *url);
-/* Stops guarding (the socket keeps its dialer; close the socket next). */
+/*
+ * Stops guarding and counting pipes (the socket keeps its dialer; close
+ * the socket next).
+ */
 void dialer_close(struct ef_dialer *ed);
 /* Pipes connected now. */
 int dialer_pipes(const struct ef_dialer *ed);

@@ -266,6 +266,8 @@ listener_close(struct ef_listener *el)
 		return;
 	guard_remove(&el->g);
 	el->g.check = NULL;
+	nng_pipe_notify(el->sock, NNG_PIPE_EV_ADD_POST, NULL, NULL);
+	nng_pipe_notify(el->sock, NNG_PIPE_EV_REM_POST, NULL, NULL);
 	/* new clients find no name and fail at once; the generations go
 	 * with the socket */
 	if (el->path[0] != '\0')
