@@ -5,7 +5,9 @@
  * client can serve many threads.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -37,12 +39,13 @@ client_open(struct ef_client *c, const char *url, int timeout_ms)
 		return -EIO;
 	nng_socket_set_size(c->sock, NNG_OPT_RECVMAXSZ, IPC_MAX_MSG);
 	nng_socket_set_ms(c->sock, NNG_OPT_RECONNMINT, 10);
-	nng_socket_set_ms(c->sock, NNG_OPT_RECONNMAXT, 200);
+	nng_socket_set_ms(c->sock, NNG_OPT_RECONNMAXT, 100);
 	/* No resends inside nng: with them, closing the socket can hang
-	 * (nng #1813). A broken connection fails the call; callers retry. */
+	 * (nng #1813). client_call() resends on a new connection itself. */
 	nng_socket_set_ms(c->sock, NNG_OPT_REQ_RESENDTIME,
 	    NNG_DURATION_INFINITE);
-	if ((rv = nng_dial(c->sock, url, NULL, NNG_FLAG_NONBLOCK)) != 0) {
+	if ((rv = dialer_open(&c->dialer, c->sock, url)) != 0) {
+		dialer_close(&c->dialer);
 		nng_close(c->sock);
 		return rv == NNG_EADDRINVAL ? -EINVAL : -EIO;
 	}
@@ -55,6 +58,7 @@ client_close(struct ef_client *c)
 {
 	if (c == NULL)
 		return;
+	dialer_close(&c->dialer);
 	nng_close(c->sock);
 }
 
@@ -62,6 +66,146 @@ uint64_t
 client_request_id(struct ef_client *c)
 {
 	return __atomic_fetch_add(&c->next_id, 1, __ATOMIC_RELAXED);
+}
+
+/*
+ * One round trip as a small state machine on an aio callback, so that
+ * the caller can wait on its own clock. Ownership: the caller owns the
+ * trip until it gives up on it (abandoned); from then on the callback
+ * frees it when nng finally completes the aio.
+ */
+struct trip {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	nng_ctx ctx;
+	nng_aio *aio;
+	uint64_t deadline;
+	int stage;          /* 0 send, 1 receive */
+	int done;
+	int abandoned;
+	int rv;
+	nng_msg *reply;
+};
+
+static nng_duration
+ms_until(uint64_t deadline)
+{
+	uint64_t now = guard_now_ms();
+
+	if (now >= deadline)
+		return 1; /* nng: 0 would mean "no timeout" on some paths */
+	return deadline - now > INT32_MAX ? INT32_MAX :
+	    (nng_duration)(deadline - now);
+}
+
+static void
+trip_free(struct trip *t)
+{
+	if (t->reply != NULL)
+		nng_msg_free(t->reply);
+	pthread_cond_destroy(&t->cv);
+	pthread_mutex_destroy(&t->mu);
+	free(t);
+}
+
+static void
+trip_cb(void *arg)
+{
+	struct trip *t = arg;
+	int rv = nng_aio_result(t->aio), abandoned;
+
+	if (t->stage == 0) {
+		if (rv == 0) {
+			t->stage = 1;
+			nng_aio_set_timeout(t->aio, ms_until(t->deadline));
+			nng_ctx_recv(t->ctx, t->aio);
+			return;
+		}
+		nng_msg_free(nng_aio_get_msg(t->aio));
+		nng_aio_set_msg(t->aio, NULL);
+	} else if (rv == 0)
+		t->reply = nng_aio_get_msg(t->aio);
+	pthread_mutex_lock(&t->mu);
+	t->rv = rv;
+	t->done = 1;
+	abandoned = t->abandoned;
+	pthread_cond_signal(&t->cv);
+	pthread_mutex_unlock(&t->mu);
+	if (abandoned) {
+		/* the caller is gone: end the trip here */
+		nng_ctx_close(t->ctx);
+		nng_aio_reap(t->aio);
+		trip_free(t);
+	}
+}
+
+int
+client_roundtrip(struct ef_client *c, const void *req, size_t len,
+    uint64_t send_by, uint64_t deadline, nng_msg **reply)
+{
+	struct trip *t;
+	struct timespec until;
+	pthread_condattr_t ca;
+	nng_msg *m = NULL;
+	uint64_t wait_end = deadline + CLIENT_GRACE_MS;
+	int rv;
+
+	*reply = NULL;
+	if ((t = calloc(1, sizeof(*t))) == NULL)
+		return NNG_ENOMEM;
+	pthread_mutex_init(&t->mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&t->cv, &ca);
+	pthread_condattr_destroy(&ca);
+	t->deadline = deadline;
+	if ((rv = nng_aio_alloc(&t->aio, trip_cb, t)) != 0) {
+		trip_free(t);
+		return rv;
+	}
+	if ((rv = nng_ctx_open(&t->ctx, c->sock)) != 0) {
+		nng_aio_free(t->aio);
+		trip_free(t);
+		return rv;
+	}
+	if ((rv = nng_msg_alloc(&m, 0)) != 0 ||
+	    (rv = nng_msg_append(m, req, len)) != 0) {
+		nng_msg_free(m);
+		nng_ctx_close(t->ctx);
+		nng_aio_free(t->aio);
+		trip_free(t);
+		return rv;
+	}
+	nng_aio_set_msg(t->aio, m);
+	nng_aio_set_timeout(t->aio, ms_until(send_by < deadline ? send_by :
+	    deadline));
+	nng_ctx_send(t->ctx, t->aio);
+
+	until.tv_sec = (time_t)(wait_end / 1000);
+	until.tv_nsec = (long)(wait_end % 1000) * 1000000L;
+	pthread_mutex_lock(&t->mu);
+	while (!t->done)
+		if (pthread_cond_timedwait(&t->cv, &t->mu, &until) ==
+		    ETIMEDOUT && !t->done)
+			break;
+	if (!t->done) {
+		/* nng did not end the call by its deadline: give the trip
+		 * to its callback, and re-dial in case the socket is stuck */
+		t->abandoned = 1;
+		pthread_mutex_unlock(&t->mu);
+		nng_aio_cancel(t->aio);
+		__atomic_add_fetch(&c->abandoned, 1, __ATOMIC_RELAXED);
+		dialer_kick(&c->dialer);
+		return NNG_ETIMEDOUT;
+	}
+	pthread_mutex_unlock(&t->mu);
+	rv = t->rv;
+	*reply = t->reply;
+	t->reply = NULL;
+	nng_ctx_close(t->ctx);
+	nng_aio_free(t->aio);
+	trip_free(t);
+	return rv;
 }
 
 int
@@ -98,51 +242,44 @@ client_fail(struct client_reply *rep, int status, const char *why)
 }
 
 
+/* A failure after which the same request may go again on a new pipe. */
+static int
+connection_lost(int rv)
+{
+	return rv == NNG_ECONNRESET || rv == NNG_ECONNSHUT ||
+	    rv == NNG_ECONNREFUSED || rv == NNG_ECONNABORTED;
+}
+
 /*
- * One request, one reply. A request whose connection breaks before the
- * reply gets EF_S_UNAVAILABLE at once: callers retry (every request is
- * idempotent). Not retried here: closing a socket while another thread
- * is inside a call on it can deadlock nng 1.5 (nng #1813), and a call
- * that kept retrying against a dead daemon would hold callers there.
+ * One request, one reply, by the client's timeout. A request whose
+ * connection breaks is sent again (see client.h) if a new connection
+ * comes within CLIENT_RECONNECT_MS: a restart or a re-created listener
+ * reconnects in milliseconds, a daemon that died does not, and its
+ * callers learn it then rather than at their deadline.
  */
 int
 client_call(struct ef_client *c, const struct ipc_out *req,
     struct client_reply *rep)
 {
-	nng_ctx ctx;
-	nng_aio *aio = NULL;
-	nng_msg *m = NULL;
+	uint64_t deadline = guard_now_ms() + (uint64_t)c->timeout_ms;
+	uint64_t send_by = deadline;
 	const char *why = NULL;
 	int rv;
 
 	memset(rep, 0, sizeof(*rep));
-	if (nng_aio_alloc(&aio, NULL, NULL) != 0)
-		return client_fail(rep, EF_S_INTERNAL, "out of memory");
-	if (nng_ctx_open(&ctx, c->sock) != 0) {
-		nng_aio_free(aio);
-		return client_fail(rep, EF_S_UNAVAILABLE, "cannot open context");
+	for (;;) {
+		rv = client_roundtrip(c, req->buf, req->len, send_by,
+		    deadline, &rep->msg);
+		if (!connection_lost(rv) || guard_now_ms() + 5 >= deadline)
+			break;
+		__atomic_add_fetch(&c->resends, 1, __ATOMIC_RELAXED);
+		nng_msleep(2);
+		send_by = guard_now_ms() + CLIENT_RECONNECT_MS;
 	}
-	if (nng_msg_alloc(&m, 0) != 0 ||
-	    nng_msg_append(m, req->buf, req->len) != 0) {
-		nng_msg_free(m);
-		nng_ctx_close(ctx);
-		nng_aio_free(aio);
-		return client_fail(rep, EF_S_INTERNAL, "out of memory");
-	}
-	if ((rv = nngx_send(ctx, aio, m, c->timeout_ms)) != 0) {
-		nng_msg_free(m);
-		nng_ctx_close(ctx);
-		nng_aio_free(aio);
-		return client_fail(rep, EF_S_UNAVAILABLE,
-		    rv == NNG_ETIMEDOUT ? "daemon did not answer in time" :
-		    "daemon unreachable");
-	}
-	rv = nngx_recv(ctx, aio, &rep->msg, c->timeout_ms);
-	nng_ctx_close(ctx);
-	nng_aio_free(aio);
 	if (rv != 0)
 		return client_fail(rep, EF_S_UNAVAILABLE,
-		    rv == NNG_ETIMEDOUT ? "no reply in time (daemon down?)" :
+		    rv == NNG_ETIMEDOUT ? "daemon did not answer in time" :
+		    rv == NNG_ECLOSED ? "client closed" :
 		    "daemon unreachable (connection lost)");
 	rv = ipc_reply_open(&rep->in, nng_msg_body(rep->msg),
 	    nng_msg_len(rep->msg), &why);

@@ -5,8 +5,19 @@
  * req/rep, and the catch-up-then-live subscription built on it.
  *
  * One struct ef_client may be shared by threads: every call opens its own
- * nng context. Calls time out after the client's timeout and then report
- * EF_S_UNAVAILABLE; nng redials a restarted daemon by itself.
+ * nng context.
+ *
+ * Every call ends by its deadline (the client's timeout from the call's
+ * start), whatever nng does: the caller waits on its own clock, and a
+ * call nng has not finished GRACE_MS after the deadline is cancelled and
+ * abandoned (its resources are freed whenever nng lets go of them) and
+ * reported as EF_S_UNAVAILABLE. A request whose connection breaks (the
+ * daemon restarted, or its listener was re-created: listen.h) is sent
+ * again on the next connection if one comes within CLIENT_RECONNECT_MS
+ * and the deadline allows: every request is idempotent (appends by
+ * event id, commands by command id). The dialer
+ * is guarded (guard.h): a daemon killed while we were connecting does
+ * not leave the client unable to connect again.
  */
 #ifndef EF_CLIENT_H
 #define EF_CLIENT_H
@@ -16,16 +27,23 @@
 
 #include <nng/nng.h>
 
+#include "guard.h"
 #include "ipc.h"
 
 #define STORE_SOCK        "store.sock"
 #define STORE_EVENTS_SOCK "store-events.sock"
 #define RUNNER_SOCK       "runner.sock"
 
+#define CLIENT_GRACE_MS     250  /* past the deadline: abandon the call */
+#define CLIENT_RECONNECT_MS 1000 /* resend only if reconnected by then */
+
 struct ef_client {
 	nng_socket sock;
+	struct ef_dialer dialer;
 	int timeout_ms;
 	uint64_t next_id;
+	uint64_t resends;    /* requests sent again after a lost pipe */
+	uint64_t abandoned;  /* calls nng did not end by their deadline */
 };
 
 /*
@@ -45,9 +63,22 @@ struct client_reply {
 const char *client_url(char *buf, size_t len, const char *runtime_dir,
     const char *name, const char *url);
 
-/* Dials url (non-blocking: the daemon may come later). 0 or -errno. */
+/*
+ * Dials url (non-blocking: the daemon may come later). 0 or -errno.
+ * The struct must stay at its address until client_close().
+ */
 int client_open(struct ef_client *c, const char *url, int timeout_ms);
 void client_close(struct ef_client *c);
+
+/*
+ * One round trip on an nng context by an absolute deadline (guard_now_ms()
+ * clock), enforced by the caller's own clock as described above; the
+ * request must have gone to a connection by send_by. On 0, *reply is
+ * the caller's. Returns 0 or an nng error: NNG_ETIMEDOUT past a
+ * deadline, NNG_ECONNRESET if the connection broke, ...
+ */
+int client_roundtrip(struct ef_client *c, const void *req, size_t len,
+    uint64_t send_by, uint64_t deadline, nng_msg **reply);
 
 /*
  * Sends the request in req (built with ipc_request_begin and a body

@@ -1,168 +1,275 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * listen.c - self-healing nng listeners (see listen.h for why).
+ * listen.c - self-healing nng listeners in generations (see listen.h
+ * and guard.h).
+ *
+ * Locking: el->mu guards gens[]; nng's pipe callbacks take it to count a
+ * generation's pipes. nng_listener_close() runs without it (it may call
+ * the callbacks).
  */
+#include <dirent.h>
 #include <errno.h>
-#include <poll.h>
+#include <fcntl.h>
+#include <libgen.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <time.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include "listen.h"
 #include "log.h"
 
-static int
-listener_start(struct ef_listener *el)
+/* The private path of generation gen: DIR/.BASE.PID.GEN */
+static void
+gen_path(const struct ef_listener *el, uint64_t gen, char *buf, size_t len,
+    int relative)
 {
-	int rv;
+	char d[4096], b[4096];
 
-	if ((rv = nng_listener_create(&el->l, el->sock, el->url)) != 0)
-		return rv;
-	if (el->perms && strncmp(el->url, "ipc://", 6) == 0)
-		nng_listener_set_int(el->l, NNG_OPT_IPC_PERMISSIONS, el->perms);
-	if ((rv = nng_listener_start(el->l, 0)) != 0) {
-		nng_listener_close(el->l);
-		return rv;
+	snprintf(d, sizeof(d), "%s", el->path);
+	snprintf(b, sizeof(b), "%s", el->path);
+	if (relative)
+		snprintf(buf, len, ".%s.%ld.%llu", basename(b), (long)getpid(),
+		    (unsigned long long)gen);
+	else
+		snprintf(buf, len, "%s/.%s.%ld.%llu", dirname(d), basename(b),
+		    (long)getpid(), (unsigned long long)gen);
+}
+
+/* Points the public name at generation gen (atomically). 0 or -errno. */
+static int
+gen_publish(struct ef_listener *el, uint64_t gen)
+{
+	char target[4200], tmp[4200];
+
+	gen_path(el, gen, target, sizeof(target), 1);
+	gen_path(el, gen, tmp, sizeof(tmp), 0);
+	strncat(tmp, ".lnk", sizeof(tmp) - strlen(tmp) - 1);
+	(void)unlink(tmp);
+	if (symlink(target, tmp) != 0)
+		return -errno;
+	if (rename(tmp, el->path) != 0) {
+		int rc = -errno;
+
+		(void)unlink(tmp);
+		return rc;
 	}
 	return 0;
 }
 
+/*
+ * Under el->mu: starts a new current generation (ipc), or the one
+ * listener (other schemes). 0 or an nng error.
+ */
+static int
+gen_start(struct ef_listener *el)
+{
+	char url[4300], priv[4200];
+	struct listen_gen *g;
+	nng_listener l;
+	uint64_t gen = el->next_gen++;
+	int rv, i;
+
+	if (el->ngens == LISTEN_GENS)
+		return NNG_ENOMEM;
+	if (el->path[0] != '\0') {
+		gen_path(el, gen, priv, sizeof(priv), 0);
+		snprintf(url, sizeof(url), "ipc://%s", priv);
+	} else
+		snprintf(url, sizeof(url), "%s", el->url);
+	if ((rv = nng_listener_create(&l, el->sock, url)) != 0)
+		return rv;
+	if (el->perms && el->path[0] != '\0')
+		nng_listener_set_int(l, NNG_OPT_IPC_PERMISSIONS, el->perms);
+	if ((rv = nng_listener_start(l, 0)) != 0) {
+		nng_listener_close(l);
+		return rv;
+	}
+	if (el->path[0] != '\0' && (rv = gen_publish(el, gen)) != 0) {
+		log_warnx("%s: cannot point %s at %s: %s", el->url, el->path,
+		    priv, strerror(-rv));
+		nng_listener_close(l);
+		return NNG_EADDRINUSE;
+	}
+	for (i = 0; i < el->ngens; i++)
+		el->gens[i].current = 0;
+	g = &el->gens[el->ngens++];
+	memset(g, 0, sizeof(*g));
+	g->l = l;
+	g->id = (uint32_t)nng_listener_id(l);
+	g->current = 1;
+	return 0;
+}
+
+static struct listen_gen *
+gen_find(struct ef_listener *el, uint32_t id)
+{
+	int i;
+
+	for (i = 0; i < el->ngens; i++)
+		if (el->gens[i].id == id)
+			return &el->gens[i];
+	return NULL;
+}
+
 static void
-listener_pipe_added(nng_pipe p, nng_pipe_ev ev, void *arg)
+listener_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 {
 	struct ef_listener *el = arg;
+	struct listen_gen *g;
+	uint32_t id = (uint32_t)nng_listener_id(nng_pipe_listener(p));
 
-	(void)p;
-	(void)ev;
-	__atomic_add_fetch(&el->added, 1, __ATOMIC_RELEASE);
+	if (ev == NNG_PIPE_EV_ADD_POST)
+		__atomic_add_fetch(&el->added, 1, __ATOMIC_RELAXED);
+	pthread_mutex_lock(&el->mu);
+	if ((g = gen_find(el, id)) != NULL)
+		g->pipes += ev == NNG_PIPE_EV_ADD_POST ? 1 : -1;
+	pthread_mutex_unlock(&el->mu);
+}
+
+/*
+ * Guard tick. A moved "other" counter on the current generation is an
+ * accept that ended with an error nng does not recover from (the
+ * handshake bug, or resource exhaustion): a new generation takes the
+ * name. Old generations go once their last client has.
+ */
+static void
+listener_check(struct guard_entry *ge, nng_stat *stats, uint64_t now)
+{
+	struct ef_listener *el = (struct ef_listener *)ge;
+	nng_listener gone[LISTEN_GENS];
+	int ngone = 0, i, rv, wedged = 0;
+	uint64_t other;
+
+	(void)now;
+	pthread_mutex_lock(&el->mu);
+	for (i = 0; i < el->ngens; i++) {
+		struct listen_gen *g = &el->gens[i];
+
+		other = guard_counter(guard_find(stats, "listener", g->id),
+		    "other");
+		if (other != g->other && g->current)
+			wedged = 1;
+		g->other = other;
+	}
+	if (wedged) {
+		if (el->path[0] == '\0') {
+			/* tcp: close and listen again, clients reconnect */
+			gone[ngone++] = el->gens[0].l;
+			el->ngens = 0;
+		} else if (el->ngens == LISTEN_GENS) {
+			/* too many old ones: the oldest goes with its clients */
+			gone[ngone++] = el->gens[0].l;
+			memmove(&el->gens[0], &el->gens[1],
+			    sizeof(el->gens[0]) * (size_t)--el->ngens);
+		}
+		if ((rv = gen_start(el)) != 0)
+			log_warnx("%s: cannot listen again: %s", el->url,
+			    nng_strerror(rv));
+		else {
+			__atomic_add_fetch(&el->restarts, 1, __ATOMIC_RELAXED);
+			log_debug("%s: a peer hung up during the handshake, "
+			    "which stops nng 1.5's listener; a new one took "
+			    "its name", el->url);
+		}
+	}
+	for (i = 0; i < el->ngens;) {
+		if (!el->gens[i].current && el->gens[i].pipes <= 0) {
+			gone[ngone++] = el->gens[i].l;
+			el->gens[i] = el->gens[--el->ngens];
+		} else
+			i++;
+	}
+	pthread_mutex_unlock(&el->mu);
+	for (i = 0; i < ngone; i++)
+		nng_listener_close(gone[i]);
+}
+
+/*
+ * ipc: takes the name's lock and removes what a dead predecessor left
+ * (the public name, its private sockets and links).
+ */
+static int
+listener_claim(struct ef_listener *el)
+{
+	char lock[4200], d[4096], b[4096], pre[4200], f[8400];
+	const char *dn;
+	struct dirent *de;
+	DIR *dir;
+
+	snprintf(lock, sizeof(lock), "%s.lock", el->path);
+	if ((el->lockfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0660)) < 0)
+		return NNG_EPERM;
+	if (flock(el->lockfd, LOCK_EX | LOCK_NB) != 0) {
+		close(el->lockfd);
+		el->lockfd = -1;
+		return NNG_EADDRINUSE;
+	}
+	(void)unlink(el->path);
+	snprintf(d, sizeof(d), "%s", el->path);
+	snprintf(b, sizeof(b), "%s", el->path);
+	snprintf(pre, sizeof(pre), ".%s.", basename(b));
+	dn = dirname(d);
+	if ((dir = opendir(dn)) == NULL)
+		return 0;
+	while ((de = readdir(dir)) != NULL)
+		if (strncmp(de->d_name, pre, strlen(pre)) == 0) {
+			snprintf(f, sizeof(f), "%s/%s", dn, de->d_name);
+			(void)unlink(f);
+		}
+	closedir(dir);
+	return 0;
 }
 
 int
 listener_open(struct ef_listener *el, nng_socket sock, const char *url,
-    int perms, uint16_t peer_proto)
-{
-	memset(el, 0, sizeof(*el));
-	el->sock = sock;
-	snprintf(el->url, sizeof(el->url), "%s", url);
-	el->perms = perms;
-	el->peer_proto = peer_proto;
-	nng_pipe_notify(sock, NNG_PIPE_EV_ADD_POST, listener_pipe_added, el);
-	return listener_start(el);
-}
-
-static int
-ms_left(const struct timespec *end)
-{
-	struct timespec now;
-	long ms;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	ms = (end->tv_sec - now.tv_sec) * 1000 +
-	    (end->tv_nsec - now.tv_nsec) / 1000000;
-	return ms < 0 ? 0 : (int)ms;
-}
-
-/*
- * Connects to the ipc path, reads the listener's 8-byte SP header,
- * sends ours as the peer protocol (so the pipe is fully established and
- * our hang-up is an ordinary disconnect, not the handshake failure that
- * triggers the bug), and closes. 1 if the listener answered, 0 if not,
- * -1 if the probe itself could not run.
- */
-static int
-probe_ipc(struct ef_listener *el, const char *path, uint16_t proto,
-    int timeout_ms)
-{
-	struct sockaddr_un sa;
-	struct timespec end;
-	struct pollfd pfd;
-	uint8_t mine[8] = { 0, 'S', 'P', 0, (uint8_t)(proto >> 8),
-		(uint8_t)proto, 0, 0 };
-	uint8_t theirs[8];
-	uint64_t before = __atomic_load_n(&el->added, __ATOMIC_ACQUIRE);
-	size_t got = 0;
-	ssize_t n;
-	int fd, ok = 0;
-
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return -1;
-	memset(&sa, 0, sizeof(sa));
-	sa.sun_family = AF_UNIX;
-	memcpy(sa.sun_path, path, strlen(path));
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
-	    0)) < 0)
-		return -1;
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-		/* no such path (being re-created) or refused: not wedged by
-		 * the bug; the caller's next check will tell */
-		close(fd);
-		return errno == EAGAIN ? 0 : -1;
-	}
-	if (write(fd, mine, sizeof(mine)) != (ssize_t)sizeof(mine)) {
-		close(fd);
-		return -1;
-	}
-	clock_gettime(CLOCK_MONOTONIC, &end);
-	end.tv_sec += timeout_ms / 1000;
-	end.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
-	if (end.tv_nsec >= 1000000000L) {
-		end.tv_sec++;
-		end.tv_nsec -= 1000000000L;
-	}
-	pfd.fd = fd;
-	pfd.events = POLLIN;
-	while (got < sizeof(theirs)) {
-		if (poll(&pfd, 1, ms_left(&end)) <= 0)
-			break;
-		n = read(fd, theirs + got, sizeof(theirs) - got);
-		if (n <= 0) {
-			if (n < 0 && errno == EAGAIN)
-				continue;
-			break;
-		}
-		got += (size_t)n;
-	}
-	/* the handshake alone proves nothing: wait for the pipe to reach
-	 * the socket */
-	while (got == sizeof(theirs) && theirs[0] == 0 && theirs[1] == 'S' &&
-	    theirs[2] == 'P') {
-		if (__atomic_load_n(&el->added, __ATOMIC_ACQUIRE) != before) {
-			ok = 1;
-			break;
-		}
-		if (ms_left(&end) == 0)
-			break;
-		usleep(2000);
-	}
-	close(fd);
-	return ok;
-}
-
-int
-listener_check(struct ef_listener *el, int timeout_ms)
+    int perms)
 {
 	int rv;
 
-	if (strncmp(el->url, "ipc://", 6) != 0)
-		return 0;
-	if (probe_ipc(el, el->url + 6, el->peer_proto, timeout_ms) != 0) {
-		el->strikes = 0;
-		return 0;
+	memset(el, 0, sizeof(*el));
+	el->sock = sock;
+	el->g.check = listener_check;
+	el->lockfd = -1;
+	snprintf(el->url, sizeof(el->url), "%s", url);
+	if (strncmp(url, "ipc://", 6) == 0) {
+		char priv[4200];
+
+		snprintf(el->path, sizeof(el->path), "%s", url + 6);
+		/* a private name too long for a unix socket: one listener on
+		 * the public name, healed as tcp's are */
+		gen_path(el, UINT32_MAX, priv, sizeof(priv), 0);
+		if (strlen(priv) + 4 >= 108)
+			el->path[0] = '\0';
 	}
-	if (++el->strikes < 2)
-		return 0;
-	el->strikes = 0;
-	log_warnx("%s: listener stopped accepting (nng 1.5 handshake bug); "
-	    "re-creating it", el->url);
-	nng_listener_close(el->l);
-	if ((rv = listener_start(el)) != 0) {
-		log_warnx("%s: cannot listen again: %s", el->url,
-		    nng_strerror(rv));
+	el->perms = perms;
+	pthread_mutex_init(&el->mu, NULL);
+	if (el->path[0] != '\0' && (rv = listener_claim(el)) != 0)
 		return rv;
-	}
-	el->restarts++;
-	return 1;
+	nng_pipe_notify(sock, NNG_PIPE_EV_ADD_POST, listener_pipe_cb, el);
+	nng_pipe_notify(sock, NNG_PIPE_EV_REM_POST, listener_pipe_cb, el);
+	pthread_mutex_lock(&el->mu);
+	rv = gen_start(el);
+	pthread_mutex_unlock(&el->mu);
+	if (rv != 0)
+		return rv;
+	if (guard_add(&el->g) != 0)
+		return NNG_ENOMEM;
+	return 0;
+}
+
+void
+listener_close(struct ef_listener *el)
+{
+	if (el == NULL || el->g.check == NULL)
+		return;
+	guard_remove(&el->g);
+	el->g.check = NULL;
+	/* new clients find no name and fail at once; the generations go
+	 * with the socket */
+	if (el->path[0] != '\0')
+		(void)unlink(el->path);
+	if (el->lockfd >= 0)
+		close(el->lockfd);
+	el->lockfd = -1;
 }

@@ -1,56 +1,76 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * listen.h - nng listeners that heal themselves.
+ * listen.h - nng listeners that heal themselves, without dropping the
+ * clients they already serve.
  *
- * nng 1.5.2 (Debian 12) has a bug (nng issue #1518, fixed in 1.6.0): a
- * peer that connects and hangs up during the SP handshake - a port
- * scanner, `socat`, a client killed at the wrong moment, a second daemon
- * probing whether a socket path is live - makes the listener stop
- * handing new connections to the socket. Established connections go on
- * working; new clients wait forever.
+ * nng 1.5.2 (Debian 12) stops a listener for good when a peer hangs up
+ * during the SP handshake (nng #1518; guard.h tells the whole story):
+ * established connections go on working, new clients wait forever. Such
+ * a failure moves the listener's "other" counter, which the guard thread
+ * reads every GUARD_TICK_MS.
  *
- * A guarded listener is probed from time to time by listener_check():
- * it connects to its own ipc:// path, completes a proper handshake as
- * the peer protocol, and waits for nng to report the new pipe on the
- * socket (a pipe-add notification), then hangs up. The wedged listener
- * still completes the handshake but never adds the pipe; if no pipe is
- * added within the probe timeout twice in a row (a busy machine can be
- * slow once), the listener is closed and created again on the same URL (its connected peers redial by themselves;
- * requests are idempotent or retried by their callers). tcp:// listeners
- * are not probed. The guard owns the socket's NNG_PIPE_EV_ADD_POST
- * notification.
+ * Generations. Re-creating the listener on its path would close every
+ * connection it accepted (nng closes a listener's pipes with it, and
+ * unlinks its path), so one rude peer would cost every client a
+ * reconnection. Instead an ipc:// listener lives on a private path next
+ * to the public one,
+ *
+ *     RUN/.store.sock.PID.GEN      the socket nng listens on
+ *     RUN/store.sock -> .store.sock.PID.GEN   what clients dial
+ *
+ * and a wedged generation is replaced by a new one behind the public
+ * name (a new symlink renamed over the old: atomic). The old generation
+ * keeps serving the clients it accepted and is closed once it has none.
+ * RUN/store.sock.lock (flock) keeps a second daemon off the public name;
+ * the holder removes leftovers of a dead predecessor at start.
+ *
+ * tcp:// listeners cannot be swapped under a name: a wedged one is
+ * closed and created again (its clients reconnect and resend).
+ *
+ * The listener owns the socket's NNG_PIPE_EV_ADD_POST and _REM_POST
+ * notifications.
  */
 #ifndef EF_LISTEN_H
 #define EF_LISTEN_H
 
+#include <pthread.h>
 #include <stdint.h>
 
 #include <nng/nng.h>
 
-/* SP protocol numbers of the peers we probe as. */
-#define SP_PROTO_SUB0 0x21 /* peer of pub0 */
-#define SP_PROTO_REQ0 0x30 /* peer of rep0 */
+#include "guard.h"
+
+#define LISTEN_GENS 64 /* generations alive at once (old ones with clients) */
 
 struct ef_listener {
+	struct guard_entry g;
 	nng_socket sock;
-	nng_listener l;
-	char url[4200];
+	char url[4200];     /* as configured */
+	char path[4096];    /* ipc: the public path; "" for other schemes */
 	int perms;          /* ipc file mode, 0 to leave it */
-	uint16_t peer_proto;
+	int lockfd;
+	uint64_t next_gen;
+	pthread_mutex_t mu; /* gens, against the pipe callbacks */
+	struct listen_gen {
+		nng_listener l;
+		uint32_t id;
+		int pipes;
+		uint64_t other;
+		int current;
+	} gens[LISTEN_GENS];
+	int ngens;
 	uint64_t added;     /* pipes added to the socket (atomic) */
-	int strikes;        /* consecutive failed probes */
-	uint64_t restarts;
+	uint64_t restarts;  /* generations replaced (atomic) */
 };
 
-/* Creates and starts the listener. 0 or an nng error. */
-int listener_open(struct ef_listener *el, nng_socket sock, const char *url,
-    int perms, uint16_t peer_proto);
-
 /*
- * Probes the listener (blocks up to timeout_ms) and re-creates it if it
- * no longer accepts. Returns 0 if healthy, 1 if it was re-created, or
- * an nng error if re-creating failed (the caller logs and retries).
+ * Creates and starts the listener and guards it. 0 or an nng error
+ * (NNG_EADDRINUSE: another process holds the name).
  */
-int listener_check(struct ef_listener *el, int timeout_ms);
+int listener_open(struct ef_listener *el, nng_socket sock, const char *url,
+    int perms);
+
+/* Stops guarding it; the caller closes the socket next. */
+void listener_close(struct ef_listener *el);
 
 #endif

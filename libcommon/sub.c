@@ -144,6 +144,7 @@ int
 sub_run(const struct sub_params *p)
 {
 	struct sub_state s;
+	struct ef_dialer dialer;
 	nng_socket sub;
 	nng_msg *m;
 	struct ipc_in in;
@@ -168,13 +169,15 @@ sub_run(const struct sub_params *p)
 	nng_socket_set_size(sub, NNG_OPT_RECVMAXSZ, IPC_MAX_MSG);
 	nng_socket_set_ms(sub, NNG_OPT_RECVTIMEO, SUB_IDLE_MS);
 	nng_socket_set_ms(sub, NNG_OPT_RECONNMINT, 10);
-	nng_socket_set_ms(sub, NNG_OPT_RECONNMAXT, 200);
-	if (nng_dial(sub, p->events_url, NULL, NNG_FLAG_NONBLOCK) != 0) {
+	nng_socket_set_ms(sub, NNG_OPT_RECONNMAXT, 100);
+	if (dialer_open(&dialer, sub, p->events_url) != 0) {
+		dialer_close(&dialer);
 		nng_close(sub);
 		return -EF_S_INVALID;
 	}
 	if (client_open(&s.store, p->store_url, p->timeout_ms > 0 ?
 	    p->timeout_ms : 2000) != 0) {
+		dialer_close(&dialer);
 		nng_close(sub);
 		return -EF_S_INVALID;
 	}
@@ -235,6 +238,7 @@ sub_run(const struct sub_params *p)
 		nng_msg_free(m);
 	}
 	client_close(&s.store);
+	dialer_close(&dialer);
 	nng_close(sub);
 	return rc;
 }

@@ -261,6 +261,9 @@ tail_caught_up(void *arg)
 {
 	(void)arg;
 	fflush(stdout);
+	/* live events reach a pipe (tail | grep) as they come; the
+	 * catch-up before this went in large writes */
+	setvbuf(stdout, NULL, _IOLBF, 0);
 	fprintf(stderr, "eventfoldctl: caught up; following live events\n");
 	return 0;
 }

@@ -225,6 +225,7 @@ main(int argc, char **argv)
 	health_stop(gw);
 	metrics_stop(gw);
 	grpc_shutdown();
+	guard_shutdown();
 	nng_fini();
 	conf_free(gw_keys, &gw->conf);
 	free(av);

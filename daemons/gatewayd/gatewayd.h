@@ -133,6 +133,7 @@ struct call {
 	nng_ctx ctx;
 	nng_aio *aio;
 	int aio_stage;
+	uint64_t peer_deadline; /* atomic: mono ms, 0 when no trip runs */
 	enum call_peer peer;
 	void (*store_done)(struct call *, struct client_reply *);
 	struct ipc_out req;
@@ -173,10 +174,12 @@ struct gw {
 	int stopping;           /* atomic */
 	/* store */
 	nng_socket store;
-	int store_pipes;        /* atomic: connected pipes to stored */
+	struct ef_dialer store_dialer;
+	uint64_t store_down_ms; /* atomic: since when stored has no pipe */
 	/* runner */
 	nng_socket runner;
-	int runner_pipes;       /* atomic: connected pipes to runnerd */
+	struct ef_dialer runner_dialer;
+	uint64_t runner_down_ms;
 	/* health */
 	int serving;            /* atomic: stored answered the last poll */
 	pthread_t health_thr;
@@ -229,6 +232,8 @@ uint8_t *buffer_read(grpc_byte_buffer *bb, size_t *len);
 uint64_t gw_mono_ns(void);
 bool store_up(struct gw *gw);
 bool runner_up(struct gw *gw);
+/* Cancels peer round trips nng has not ended by their deadline. */
+void server_sweep(struct gw *gw);
 
 /* rpc.c: the unary EventStore methods. */
 void rpc_append(struct call *c, const uint8_t *req, size_t len);

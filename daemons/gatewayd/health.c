@@ -58,6 +58,8 @@ static int health_down;      /* shutdown: NOT_SERVING for good */
 static int health_stopping;  /* poll thread: exit */
 static pthread_mutex_t poll_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t poll_cv = PTHREAD_COND_INITIALIZER;
+/* how often the health thread sweeps for overdue peer calls */
+#define SWEEP_MS 100
 
 static int
 health_status(struct gw *gw)
@@ -334,7 +336,7 @@ health_main(void *arg)
 	struct timespec ts;
 	uint64_t iv = gw->conf.health_interval_ms ?
 	    gw->conf.health_interval_ms : 500;
-	uint64_t wd_usec = 0, last_wd = 0, now;
+	uint64_t wd_usec = 0, last_wd = 0, last_poll = 0, now;
 
 	if (sd_watchdog_enabled(0, &wd_usec) <= 0)
 		wd_usec = 0;
@@ -347,8 +349,12 @@ health_main(void *arg)
 	pthread_mutex_lock(&poll_mu);
 	while (!health_stopping) {
 		pthread_mutex_unlock(&poll_mu);
-		health_poll(gw, &cl);
 		now = gw_mono_ns() / 1000;
+		if (now - last_poll >= (gw->serving ? iv : 100) * 1000) {
+			health_poll(gw, &cl);
+			last_poll = gw_mono_ns() / 1000;
+		}
+		server_sweep(gw);
 		if (wd_usec && now - last_wd >= wd_usec / 2) {
 			sd_notify(0, "WATCHDOG=1");
 			last_wd = now;
@@ -356,11 +362,10 @@ health_main(void *arg)
 		pthread_mutex_lock(&poll_mu);
 		if (health_stopping)
 			break;
+		/* wake every SWEEP_MS for the sweep; polls keep their pace */
 		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += (long)((gw->serving ? iv : 100) % 1000) *
-		    1000000;
-		ts.tv_sec += (time_t)((gw->serving ? iv : 100) / 1000) +
-		    ts.tv_nsec / 1000000000;
+		ts.tv_nsec += SWEEP_MS * 1000000L;
+		ts.tv_sec += ts.tv_nsec / 1000000000;
 		ts.tv_nsec %= 1000000000;
 		pthread_cond_timedwait(&poll_cv, &poll_mu, &ts);
 	}

@@ -16,6 +16,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,7 +43,20 @@ enum call_state {
 	CALL_DEAD,
 };
 
-enum { STAGE_SEND = 1, STAGE_RECV = 2 };
+enum { STAGE_SEND = 1, STAGE_RECV = 2, STAGE_PAUSE = 3 };
+
+/*
+ * Round trips to stored and runnerd end by their deadline: nng's aio
+ * timeout is set to what is left, a connection that breaks (a daemon
+ * restart, a listener re-created after nng 1.5's handshake bug) makes
+ * the request go again on the next connection if one comes within
+ * PEER_RECONNECT_MS and time is left (every request is idempotent), and server_sweep() cancels a trip nng has not
+ * ended PEER_GRACE_MS after its deadline. A peer without a connection
+ * for PEER_DOWN_MS fails calls at once instead of queueing them.
+ */
+#define PEER_GRACE_MS     250
+#define PEER_DOWN_MS      2000
+#define PEER_RECONNECT_MS 1000
 
 static struct method methods[] = {
 	{ "/eventfold.EventStore/Append", KIND_UNARY, true, PEER_STORE,
@@ -99,16 +113,59 @@ gw_mono_ns(void)
 }
 
 
+/*
+ * Up: connected, or disconnected for less than PEER_DOWN_MS (a restart
+ * or a re-created listener: calls wait for the new connection).
+ */
+static bool
+peer_up(const struct ef_dialer *ed, uint64_t *down_since)
+{
+	uint64_t now, since;
+
+	if (dialer_pipes(ed) > 0) {
+		__atomic_store_n(down_since, 0, __ATOMIC_RELAXED);
+		return true;
+	}
+	now = guard_now_ms();
+	since = __atomic_load_n(down_since, __ATOMIC_RELAXED);
+	if (since == 0) {
+		__atomic_store_n(down_since, now, __ATOMIC_RELAXED);
+		since = now;
+	}
+	return now - since < PEER_DOWN_MS;
+}
+
 bool
 store_up(struct gw *gw)
 {
-	return __atomic_load_n(&gw->store_pipes, __ATOMIC_RELAXED) > 0;
+	return peer_up(&gw->store_dialer, &gw->store_down_ms);
 }
 
 bool
 runner_up(struct gw *gw)
 {
-	return __atomic_load_n(&gw->runner_pipes, __ATOMIC_RELAXED) > 0;
+	return peer_up(&gw->runner_dialer, &gw->runner_down_ms);
+}
+
+void
+server_sweep(struct gw *gw)
+{
+	uint64_t now = guard_now_ms(), dl;
+	size_t i;
+
+	for (i = 0; i < gw->ncalls; i++) {
+		struct call *c = &gw->calls[i];
+
+		if (c->aio == NULL)
+			continue;
+		dl = __atomic_load_n(&c->peer_deadline, __ATOMIC_RELAXED);
+		if (dl != 0 && now > dl + PEER_GRACE_MS) {
+			log_warnx("%s: a call outlived its deadline by %" PRIu64
+			    " ms; cancelled", c->m != NULL ? c->m->path : "?",
+			    now - dl);
+			nng_aio_cancel(c->aio);
+		}
+	}
 }
 
 uint64_t
@@ -300,6 +357,48 @@ peer_name(const struct call *c)
 	    "eventfold-stored";
 }
 
+static int
+connection_lost(int rv)
+{
+	return rv == NNG_ECONNRESET || rv == NNG_ECONNSHUT ||
+	    rv == NNG_ECONNREFUSED || rv == NNG_ECONNABORTED;
+}
+
+static nng_duration
+peer_ms_left(const struct call *c)
+{
+	uint64_t now = guard_now_ms();
+	uint64_t dl = __atomic_load_n(&c->peer_deadline, __ATOMIC_RELAXED);
+
+	if (dl <= now)
+		return 1;
+	return dl - now > INT32_MAX ? INT32_MAX : (nng_duration)(dl - now);
+}
+
+/*
+ * Sends c->req on the call's context, by the trip's deadline; a resend
+ * must find a connection within PEER_RECONNECT_MS.
+ */
+static void
+peer_send(struct call *c, bool resend)
+{
+	nng_duration left = peer_ms_left(c);
+	nng_msg *m = NULL;
+
+	if (nng_msg_alloc(&m, 0) != 0 ||
+	    nng_msg_append(m, c->req.buf, c->req.len) != 0) {
+		nng_msg_free(m);
+		__atomic_store_n(&c->peer_deadline, 0, __ATOMIC_RELAXED);
+		store_fail(c, EF_S_INTERNAL, "out of memory");
+		return;
+	}
+	c->aio_stage = STAGE_SEND;
+	nng_aio_set_msg(c->aio, m);
+	nng_aio_set_timeout(c->aio, resend && left > PEER_RECONNECT_MS ?
+	    PEER_RECONNECT_MS : left);
+	nng_ctx_send(c->ctx, c->aio);
+}
+
 static void
 store_cb(void *arg)
 {
@@ -309,22 +408,35 @@ store_cb(void *arg)
 	char msg[128];
 	int rv = nng_aio_result(c->aio);
 
-	if (c->aio_stage == STAGE_SEND) {
+	switch (c->aio_stage) {
+	case STAGE_PAUSE:
+		peer_send(c, true);
+		return;
+	case STAGE_SEND:
 		if (rv != 0) {
 			nng_msg_free(nng_aio_get_msg(c->aio));
-			snprintf(msg, sizeof(msg), "%s is unreachable",
-			    peer_name(c));
-			store_fail(c, EF_S_UNAVAILABLE, msg);
-			return;
+			nng_aio_set_msg(c->aio, NULL);
+			break;
 		}
 		c->aio_stage = STAGE_RECV;
+		nng_aio_set_timeout(c->aio, peer_ms_left(c));
 		nng_ctx_recv(c->ctx, c->aio);
 		return;
+	default:
+		break;
 	}
+	if (connection_lost(rv) && peer_ms_left(c) > 5) {
+		/* the connection broke under the request: send it again on
+		 * the next one, after a pause for the dialer */
+		c->aio_stage = STAGE_PAUSE;
+		nng_sleep_aio(2, c->aio);
+		return;
+	}
+	__atomic_store_n(&c->peer_deadline, 0, __ATOMIC_RELAXED);
 	if (rv != 0) {
-		snprintf(msg, sizeof(msg), rv == NNG_ETIMEDOUT ?
-		    "%s did not answer in time" : "%s is unreachable",
-		    peer_name(c));
+		snprintf(msg, sizeof(msg), rv == NNG_ETIMEDOUT ||
+		    rv == NNG_ECANCELED ? "%s did not answer in time" :
+		    "%s is unreachable", peer_name(c));
 		store_fail(c, EF_S_UNAVAILABLE, msg);
 		return;
 	}
@@ -357,7 +469,6 @@ call_peer(struct call *c, void (*done)(struct call *, struct client_reply *),
     uint64_t timeout_ms)
 {
 	char msg[128];
-	nng_msg *m = NULL;
 
 	c->store_done = done;
 	if (c->peer == PEER_NONE || !(c->peer == PEER_RUNNER ?
@@ -368,16 +479,9 @@ call_peer(struct call *c, void (*done)(struct call *, struct client_reply *),
 	}
 	if (timeout_ms > INT32_MAX)
 		timeout_ms = INT32_MAX;
-	if (nng_msg_alloc(&m, 0) != 0 ||
-	    nng_msg_append(m, c->req.buf, c->req.len) != 0) {
-		nng_msg_free(m);
-		store_fail(c, EF_S_INTERNAL, "out of memory");
-		return;
-	}
-	c->aio_stage = STAGE_SEND;
-	nng_aio_set_msg(c->aio, m);
-	nng_aio_set_timeout(c->aio, (nng_duration)timeout_ms);
-	nng_ctx_send(c->ctx, c->aio);
+	__atomic_store_n(&c->peer_deadline, guard_now_ms() + timeout_ms,
+	    __ATOMIC_RELAXED);
+	peer_send(c, false);
 }
 
 static void
@@ -501,21 +605,9 @@ cq_main(void *arg)
 	return NULL;
 }
 
-static void
-pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
-{
-	int *pipes = arg;
-
-	(void)p;
-	if (ev == NNG_PIPE_EV_ADD_POST)
-		__atomic_add_fetch(pipes, 1, __ATOMIC_RELAXED);
-	else if (ev == NNG_PIPE_EV_REM_POST)
-		__atomic_sub_fetch(pipes, 1, __ATOMIC_RELAXED);
-}
-
 /* Opens a req socket dialing url (the daemon may come later). */
 static int
-peer_open(nng_socket *s, const char *url, int *pipes, char *err,
+peer_open(nng_socket *s, const char *url, struct ef_dialer *ed, char *err,
     size_t errlen)
 {
 	int rc;
@@ -526,11 +618,9 @@ peer_open(nng_socket *s, const char *url, int *pipes, char *err,
 	}
 	nng_socket_set_size(*s, NNG_OPT_RECVMAXSZ, IPC_MAX_MSG);
 	nng_socket_set_ms(*s, NNG_OPT_RECONNMINT, 10);
-	nng_socket_set_ms(*s, NNG_OPT_RECONNMAXT, 200);
+	nng_socket_set_ms(*s, NNG_OPT_RECONNMAXT, 100);
 	nng_socket_set_ms(*s, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
-	nng_pipe_notify(*s, NNG_PIPE_EV_ADD_POST, pipe_cb, pipes);
-	nng_pipe_notify(*s, NNG_PIPE_EV_REM_POST, pipe_cb, pipes);
-	if ((rc = nng_dial(*s, url, NULL, NNG_FLAG_NONBLOCK)) != 0) {
+	if ((rc = dialer_open(ed, *s, url)) != 0) {
 		snprintf(err, errlen, "%s: %s", url, nng_strerror(rc));
 		return -1;
 	}
@@ -685,9 +775,9 @@ server_start(struct gw *gw, char *err, size_t errlen)
 	ca.args = args;
 
 	/* the peer sockets first: slots open contexts on them */
-	if (peer_open(&gw->store, gw->store_url, &gw->store_pipes, err,
+	if (peer_open(&gw->store, gw->store_url, &gw->store_dialer, err,
 	    errlen) != 0 || peer_open(&gw->runner, gw->runner_url,
-	    &gw->runner_pipes, err, errlen) != 0)
+	    &gw->runner_dialer, err, errlen) != 0)
 		return -1;
 
 	gw->server = grpc_server_create(&ca, NULL);
@@ -808,6 +898,8 @@ server_stop(struct gw *gw)
 		pthread_join(gw->cq_threads[i], NULL);
 		grpc_completion_queue_destroy(gw->cqs[i]);
 	}
+	dialer_close(&gw->store_dialer);
+	dialer_close(&gw->runner_dialer);
 	nng_close(gw->store);
 	nng_close(gw->runner);
 	for (i = 0; i < gw->ncalls; i++) {

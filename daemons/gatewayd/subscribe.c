@@ -298,6 +298,7 @@ feed_main(void *arg)
 	struct ipc_pub pub;
 	struct pbuf pb = { NULL, 0, 0 };
 	nng_socket sock;
+	struct ef_dialer dialer;
 	nng_msg *m;
 	const char *why;
 	uint64_t quiet = gw_mono_ns(), hi;
@@ -313,9 +314,8 @@ feed_main(void *arg)
 	nng_socket_set_size(sock, NNG_OPT_RECVMAXSZ, IPC_MAX_MSG);
 	nng_socket_set_ms(sock, NNG_OPT_RECVTIMEO, 100);
 	nng_socket_set_ms(sock, NNG_OPT_RECONNMINT, 10);
-	nng_socket_set_ms(sock, NNG_OPT_RECONNMAXT, 200);
-	if ((rv = nng_dial(sock, gw->events_url, NULL,
-	    NNG_FLAG_NONBLOCK)) != 0)
+	nng_socket_set_ms(sock, NNG_OPT_RECONNMAXT, 100);
+	if ((rv = dialer_open(&dialer, sock, gw->events_url)) != 0)
 		fatalx("feed: %s: %s", gw->events_url, nng_strerror(rv));
 	while (!__atomic_load_n(&feed_stop, __ATOMIC_RELAXED)) {
 		if ((rv = nng_recvmsg(sock, &m, 0)) != 0) {
@@ -352,6 +352,7 @@ feed_main(void *arg)
 		ipc_in_close(&in);
 		nng_msg_free(m);
 	}
+	dialer_close(&dialer);
 	nng_close(sock);
 	client_close(&cl);
 	ipc_out_free(&o);

@@ -443,13 +443,6 @@ worker_main(void *arg)
 	return NULL;
 }
 
-/* Probes runner.sock's listener and re-creates it if nng 1.5 wedged it. */
-void
-dispatch_check(void)
-{
-	(void)listener_check(&rep_listener, 2000);
-}
-
 int
 dispatch_start(const char *url, uint64_t n)
 {
@@ -459,8 +452,7 @@ dispatch_start(const char *url, uint64_t n)
 	if ((rv = nng_rep0_open(&rep_sock)) != 0)
 		return rv;
 	nng_socket_set_size(rep_sock, NNG_OPT_RECVMAXSZ, IPC_MAX_MSG);
-	if ((rv = listener_open(&rep_listener, rep_sock, url, 0660,
-	    SP_PROTO_REQ0)) != 0)
+	if ((rv = listener_open(&rep_listener, rep_sock, url, 0660)) != 0)
 		return rv;
 	nworkers = n ? n : 1;
 	if ((workers = calloc(nworkers, sizeof(*workers))) == NULL)
@@ -487,6 +479,7 @@ dispatch_stop(void)
 	dispatch_stopping = 1;
 	for (i = 0; i < nworkers; i++)
 		pthread_join(workers[i].thr, NULL);
+	listener_close(&rep_listener);
 	nng_close(rep_sock);
 	for (i = 0; i < nworkers; i++) {
 		ipc_out_free(&workers[i].out);

@@ -232,7 +232,6 @@ main(int argc, char **argv)
 			    "new plugins or settings)");
 		t = now_ms();
 		fold_rates(t);
-		dispatch_check(); /* heal a listener wedged by nng 1.5 */
 		if (t - last_evict >= 5000) {
 			aggregate_evict(t);
 			last_evict = t;
@@ -248,6 +247,7 @@ main(int argc, char **argv)
 	state_close();
 	plugin_unload_all();
 	conf_free(runner_keys, &rd.conf);
+	guard_shutdown();
 	nng_fini();
 	log_info("stopped");
 	return 0;

@@ -323,7 +323,6 @@ uint64_t procmgr_count_dead(const char *manager);
 /* dispatch.c */
 int dispatch_start(const char *url, uint64_t workers);
 void dispatch_stop(void);
-void dispatch_check(void);
 
 /* runnerd.c */
 struct runner {

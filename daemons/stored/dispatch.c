@@ -639,18 +639,11 @@ dispatch_start(struct stored *sd, const char *url)
 		if ((rv = nng_aio_alloc(&w->aio, rctx_cb, w)) != 0)
 			return rv;
 	}
-	if ((rv = listener_open(&rep_listener, rep_sock, url, 0660,
-	    SP_PROTO_REQ0)) != 0)
+	if ((rv = listener_open(&rep_listener, rep_sock, url, 0660)) != 0)
 		return rv;
 	for (i = 0; i < nworkers; i++)
 		rctx_recv(&workers[i]);
 	return 0;
-}
-
-void
-dispatch_check(void)
-{
-	(void)listener_check(&rep_listener, LISTEN_PROBE_MS);
 }
 
 void
@@ -666,6 +659,7 @@ dispatch_stop(struct stored *sd)
 	    __atomic_load_n(&inflight, __ATOMIC_SEQ_CST) > 0; waited++)
 		nng_msleep(1);
 	__atomic_store_n(&closing, 1, __ATOMIC_RELAXED);
+	listener_close(&rep_listener);
 	for (i = 0; i < nworkers; i++) {
 		struct worker *w = &workers[i];
 

@@ -154,7 +154,6 @@ main(int argc, char **argv)
 	uint64_t t0, wd_usec = 0;
 	struct journal_bad bad;
 	struct ef_listener pl;
-	unsigned tick = 0;
 	sigset_t set;
 	struct timespec ts;
 	int rc, sig, i, orig_argc = argc;
@@ -271,8 +270,7 @@ main(int argc, char **argv)
 	if (nng_pub0_open(&sd.pub) != 0)
 		fatalx("cannot open the publish socket");
 	nng_socket_set_int(sd.pub, NNG_OPT_SENDBUF, 8192);
-	if ((rc = listener_open(&pl, sd.pub, events_url, 0660,
-	    SP_PROTO_SUB0)) != 0)
+	if ((rc = listener_open(&pl, sd.pub, events_url, 0660)) != 0)
 		fatalx("listen %s: %s", events_url, nng_strerror(rc));
 	if ((rc = dispatch_start(&sd, store_url)) != 0)
 		fatalx("listen %s: %s", store_url, nng_strerror(rc));
@@ -302,16 +300,13 @@ main(int argc, char **argv)
 		}
 		if (sig == SIGTERM || sig == SIGINT)
 			break;
-		if (++tick % 2 == 0) {
-			/* every ~1 s: heal a listener wedged by nng 1.5 */
-			dispatch_check();
-			(void)listener_check(&pl, LISTEN_PROBE_MS);
-		}
 	}
 	log_info("stopping: finishing in-flight commits");
 	sd_notify(0, "STOPPING=1");
 	__atomic_store_n(&sd.stopping, 1, __ATOMIC_RELAXED);
 	dispatch_stop(&sd);
+	listener_close(&pl);
+	guard_shutdown();
 	writer_stop(&sd);
 	indexer_stop(&sd);
 	/* sockets are not closed: see dispatch_stop() */

@@ -407,10 +407,7 @@ void writer_submit(struct stored *sd, struct append_job *job);
 void writer_stop(struct stored *sd);
 
 /* dispatch.c: contexts on the rep socket. */
-#define LISTEN_PROBE_MS 2000
 int dispatch_start(struct stored *sd, const char *url);
-/* Probes the request listener and re-creates it if it is wedged. */
-void dispatch_check(void);
 void dispatch_stop(struct stored *sd);
 
 uint64_t now_ms(void);

@@ -12,7 +12,9 @@
  * Established connections keep working, so only new clients notice.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -98,6 +100,7 @@ static bool
 new_subscriber_served(void)
 {
 	struct ef_client c;
+	struct ef_dialer d;
 	struct h_result r;
 	nng_socket sub;
 	nng_msg *m;
@@ -110,7 +113,8 @@ new_subscriber_served(void)
 	nng_socket_set_ms(sub, NNG_OPT_RECVTIMEO, 200);
 	nng_socket_set_ms(sub, NNG_OPT_RECONNMINT, 10);
 	nng_socket_set_ms(sub, NNG_OPT_RECONNMAXT, 100);
-	cr_assert_eq(nng_dial(sub, sd.events_url, NULL, NNG_FLAG_NONBLOCK), 0);
+	/* guarded, like every subscriber of ours (guard.h) */
+	cr_assert_eq(dialer_open(&d, sub, sd.events_url), 0);
 	h_client(&c, &sd, 10000);
 	h_uuid(sid);
 	/* pub/sub has no "connected" signal: publish until one arrives */
@@ -124,6 +128,7 @@ new_subscriber_served(void)
 		}
 	}
 	client_close(&c);
+	dialer_close(&d);
 	nng_close(sub);
 	return got;
 }
@@ -174,4 +179,157 @@ Test(handshake, second_stored_on_the_same_sockets)
 	cr_assert(new_subscriber_served(), "the first stored no longer takes "
 	    "new subscribers after a second one probed its socket (nng 1.5.2: "
 	    "nng issue #1518)");
+}
+
+/*
+ * A storm: RUDE_N peers hang up during the handshake on each socket
+ * while clients keep appending and a subscriber keeps following. Every
+ * call must succeed (a re-created listener drops the clients' pipes;
+ * they reconnect and resend), the subscriber must see every event once
+ * and in order, and a new client is answered as soon as the storm ends.
+ */
+#define RUDE_N   1000
+#define CALLERS  4
+
+struct caller {
+	pthread_t thr;
+	struct ef_client c;
+	volatile int *stop;
+	uint64_t ok, failed;
+	char why[600];
+};
+
+static void *
+caller_main(void *arg)
+{
+	struct caller *cl = arg;
+	struct h_result r;
+	char sid[UUID_STR_LEN], id[UUID_STR_LEN];
+	int st;
+
+	h_uuid(sid);
+	while (!*cl->stop) {
+		st = h_append1(&cl->c, sid, EF_EXPECT_ANY, 0, h_uuid(id),
+		    "Storm", "{}", &r);
+		if (st == EF_S_OK)
+			__atomic_add_fetch(&cl->ok, 1, __ATOMIC_RELAXED);
+		else if (cl->failed++ == 0)
+			snprintf(cl->why, sizeof(cl->why), "%s: %s",
+			    ipc_status_name(st), r.msg);
+	}
+	return NULL;
+}
+
+/* Connects and hangs up; a refused connect (a listener being
+ * re-created) is fine for a rude peer. */
+static void
+rude_connect(const char *path)
+{
+	struct sockaddr_un sa;
+	int fd;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	memcpy(sa.sun_path, path, strlen(path));
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+		return;
+	(void)connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+	close(fd);
+}
+
+static volatile int sub_stop;
+static uint64_t sub_next, sub_bad;
+
+static int
+sub_event(void *arg, const struct ef_event *ev)
+{
+	(void)arg;
+	if (ev->global_position != sub_next)
+		sub_bad++;
+	sub_next = ev->global_position + 1;
+	return 0;
+}
+
+static void *
+sub_main(void *arg)
+{
+	struct sub_params *p = arg;
+
+	(void)sub_run(p);
+	return NULL;
+}
+
+Test(handshake, rude_storm_while_clients_call)
+{
+	static struct caller cl[CALLERS];
+	struct sub_params sp;
+	struct ef_client c;
+	pthread_t subthr;
+	char store_path[H_PATH + 32], events_path[H_PATH + 32];
+	volatile int stop = 0;
+	uint64_t head, t0, ok = 0;
+	int i;
+
+	h_stored_init(&sd, h_tmpdir(), NULL);
+	h_stored_start(&sd);
+	snprintf(store_path, sizeof(store_path), "%s/store.sock", sd.run_dir);
+	snprintf(events_path, sizeof(events_path), "%s/store-events.sock",
+	    sd.run_dir);
+	memset(&sp, 0, sizeof(sp));
+	sp.store_url = sd.store_url;
+	sp.events_url = sd.events_url;
+	sp.on_event = sub_event;
+	sp.stop = &sub_stop;
+	cr_assert_eq(pthread_create(&subthr, NULL, sub_main, &sp), 0);
+	for (i = 0; i < CALLERS; i++) {
+		h_client(&cl[i].c, &sd, 5000);
+		cl[i].stop = &stop;
+		cr_assert_eq(pthread_create(&cl[i].thr, NULL, caller_main,
+		    &cl[i]), 0);
+	}
+	/* the clients are connected and calling before the storm; a new
+	 * client is tried after it */
+	for (i = 0; i < CALLERS; i++)
+		while (__atomic_load_n(&cl[i].ok, __ATOMIC_RELAXED) == 0 &&
+		    cl[i].failed == 0)
+			h_sleep_ms(1);
+	for (i = 0; i < RUDE_N; i++) {
+		rude_connect(store_path);
+		rude_connect(events_path);
+	}
+	stop = 1;
+	for (i = 0; i < CALLERS; i++) {
+		pthread_join(cl[i].thr, NULL);
+		client_close(&cl[i].c);
+		ok += cl[i].ok;
+		cr_expect_eq(cl[i].failed, 0, "caller %d: %llu of %llu calls "
+		    "failed, first: %s", i, (unsigned long long)cl[i].failed,
+		    (unsigned long long)(cl[i].failed + cl[i].ok), cl[i].why);
+	}
+	cr_assert_gt(ok, 0, "no call succeeded during the storm");
+	/* one more rude peer, then a new client */
+	rude_connect(store_path);
+	t0 = h_now_ms();
+	h_client(&c, &sd, 5000);
+	head = h_head(&c);
+	fprintf(stderr, "# %llu appends during %d rude peers per socket; "
+	    "a new client after one more was answered in %llu ms\n",
+	    (unsigned long long)ok, RUDE_N,
+	    (unsigned long long)(h_now_ms() - t0));
+	cr_assert_neq(head, UINT64_MAX, "a new client gets no answer");
+	client_close(&c);
+	cr_assert_eq(head, ok, "the log holds %llu events, %llu appends "
+	    "were acknowledged", (unsigned long long)head,
+	    (unsigned long long)ok);
+	/* the subscriber: every event once, in order */
+	t0 = h_now_ms();
+	while (__atomic_load_n(&sub_next, __ATOMIC_RELAXED) < head &&
+	    h_now_ms() - t0 < 30000)
+		h_sleep_ms(10);
+	sub_stop = 1;
+	pthread_join(subthr, NULL);
+	cr_assert_eq(sub_next, head, "the subscriber reached %llu of %llu",
+	    (unsigned long long)sub_next, (unsigned long long)head);
+	cr_assert_eq(sub_bad, 0, "the subscriber saw %llu events out of "
+	    "order", (unsigned long long)sub_bad);
 }

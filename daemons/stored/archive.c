@@ -1,0 +1,1077 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * archive.c - compress sealed segments into the zstd seekable layout and
+ * read them back a frame at a time (layout, durability rules and
+ * ownership in archive.h). Talks to libzstd and xxhash only; stored's
+ * archiver thread calls archive_write, its readers archive_get.
+ *
+ * The rules, as the code keeps them:
+ *   - The plain segment is checked batch by batch while it is compressed;
+ *     a damaged segment is never archived (it stays for verify/repair).
+ *   - Temp file, fsync, rename, directory fsync, in that order; the temp
+ *     file is removed on any failure, and archive_cleanup removes what a
+ *     crash left.
+ *   - Nothing read from an archive is trusted: the seek table's count and
+ *     sizes are bounded by the file's size and ARCHIVE_*_MAX before any
+ *     allocation; each frame must be exactly one zstd frame of the size
+ *     the table says, decompress to exactly the size it says, and match
+ *     both checksums.
+ *
+ * The cache: one mutex guards the LRU list, every archive's slot array
+ * and the counters; decompression happens outside it. A cached frame
+ * holds one reference of its own, each reader one more; the last
+ * reference frees it, so eviction never pulls bytes from under a reader.
+ * A frame being loaded sits in its slot (not yet in the LRU) marked
+ * loading; readers that find it take a reference and wait on the
+ * condition variable, so one decompression serves them all.
+ */
+#include <sys/mman.h>
+#include <sys/queue.h>
+#include <sys/stat.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <xxhash.h>
+#include <zstd.h>
+#include <zstd_errors.h>
+
+#include "archive.h"
+#include "log.h"
+#include "record.h"
+
+#define DCTX_POOL      8
+#define FRAME_SIZE_MAX (64u << 20)
+
+struct cframe {
+	struct archive_frame pub; /* first: handles are cast back */
+	struct archive *a;
+	uint32_t refs;            /* the cache's (while cached) + readers' */
+	int cached;               /* in the LRU */
+	int loading;              /* in its slot, being decompressed */
+	int err;                  /* the load failed: waiters return it */
+	struct archive_fault fault;
+	TAILQ_ENTRY(cframe) lru;
+	uint8_t *buf;
+};
+TAILQ_HEAD(cframe_list, cframe);
+
+struct archive_cache {
+	pthread_mutex_t mtx;
+	pthread_cond_t cv;        /* a load finished */
+	struct cframe_list lru;   /* most recently used first */
+	uint64_t budget;
+	uint64_t bytes;
+	uint64_t entries;
+	uint64_t hits;
+	uint64_t misses;
+	uint64_t evictions;
+	ZSTD_DCtx *dctx[DCTX_POOL];
+	int ndctx;
+};
+
+void (*archive_crash_point)(const char *name);
+
+#define CRASH_POINT(name) do {						\
+	if (archive_crash_point != NULL)				\
+		archive_crash_point(name);				\
+} while (0)
+
+struct archive {
+	int fd;
+	struct archive_cache *cache;
+	uint32_t nframes;
+	int has_csum;
+	uint64_t file_size;
+	uint64_t max_dsize;
+	uint64_t *coff;       /* nframes + 1 file offsets */
+	uint64_t *dstart;     /* nframes + 1 segment offsets */
+	uint32_t *csum;       /* nframes, if has_csum */
+	struct cframe **slot; /* nframes; under cache->mtx */
+};
+
+static int
+set_fault(struct archive_fault *f, uint32_t frame, uint64_t file_off,
+    uint64_t doff, const char *what)
+{
+	if (f != NULL) {
+		f->frame = frame;
+		f->file_off = file_off;
+		f->doff = doff;
+		f->what = what;
+	}
+	return -EBADMSG;
+}
+
+static int
+write_all(int fd, const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+	ssize_t n;
+
+	while (len > 0) {
+		n = write(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* 0, -errno, or 1 if the file ended first. */
+static int
+pread_all(int fd, void *buf, size_t len, uint64_t off)
+{
+	uint8_t *p = buf;
+	ssize_t n;
+
+	while (len > 0) {
+		n = pread(fd, p, len, (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return 1;
+		p += n;
+		off += (uint64_t)n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int
+zstd_errno(size_t r)
+{
+	switch (ZSTD_getErrorCode(r)) {
+	case ZSTD_error_memory_allocation:
+		return -ENOMEM;
+	case ZSTD_error_parameter_outOfBound:
+	case ZSTD_error_parameter_unsupported:
+		return -EINVAL;
+	case ZSTD_error_dstSize_tooSmall:
+		return -ENOBUFS;
+	default:
+		return -EIO;
+	}
+}
+
+/*
+ * Writing.
+ */
+
+struct writer {
+	int fd;
+	ZSTD_CCtx *cctx;
+	uint8_t *out;
+	size_t out_cap;
+	uint8_t *table; /* seek table entries */
+	size_t table_len;
+	size_t table_cap;
+	uint32_t frames;
+	uint64_t comp_bytes;
+};
+
+static int
+writer_frame(struct writer *w, const uint8_t *src, size_t len)
+{
+	size_t bound = ZSTD_compressBound(len), r;
+	uint8_t *p;
+	int rc;
+
+	if (len > ARCHIVE_DFRAME_MAX)
+		return -EFBIG;
+	if (w->frames >= ARCHIVE_FRAMES_MAX)
+		return -EFBIG;
+	if (bound > w->out_cap) {
+		if ((p = realloc(w->out, bound)) == NULL)
+			return -ENOMEM;
+		w->out = p;
+		w->out_cap = bound;
+	}
+	if (w->table_len + ARCHIVE_ENTRY > w->table_cap) {
+		size_t cap = w->table_cap ? w->table_cap * 2 :
+		    64 * ARCHIVE_ENTRY;
+
+		if ((p = realloc(w->table, cap)) == NULL)
+			return -ENOMEM;
+		w->table = p;
+		w->table_cap = cap;
+	}
+	r = ZSTD_compress2(w->cctx, w->out, w->out_cap, src, len);
+	if (ZSTD_isError(r))
+		return zstd_errno(r);
+	if (r > UINT32_MAX)
+		return -EFBIG;
+	if ((rc = write_all(w->fd, w->out, r)) != 0)
+		return rc;
+	p = w->table + w->table_len;
+	put_le32(p, (uint32_t)r);
+	put_le32(p + 4, (uint32_t)len);
+	put_le32(p + 8, (uint32_t)XXH64(src, len, 0));
+	w->table_len += ARCHIVE_ENTRY;
+	w->frames++;
+	w->comp_bytes += r;
+	CRASH_POINT("archive.frame");
+	return 0;
+}
+
+static int
+writer_table(struct writer *w)
+{
+	uint8_t hdr[8], foot[ARCHIVE_FOOTER];
+	int rc;
+
+	put_le32(hdr, ARCHIVE_SKIP_MAGIC);
+	put_le32(hdr + 4, (uint32_t)(w->table_len + ARCHIVE_FOOTER));
+	put_le32(foot, w->frames);
+	foot[4] = 0x80; /* checksums present */
+	put_le32(foot + 5, ARCHIVE_SEEK_MAGIC);
+	if ((rc = write_all(w->fd, hdr, sizeof(hdr))) != 0 ||
+	    (rc = write_all(w->fd, w->table, w->table_len)) != 0 ||
+	    (rc = write_all(w->fd, foot, sizeof(foot))) != 0)
+		return rc;
+	w->comp_bytes += sizeof(hdr) + w->table_len + sizeof(foot);
+	return 0;
+}
+
+int
+archive_write(int dirfd, const char *plain, const struct archive_opts *o,
+    struct archive_stats *st, uint64_t *bad_off)
+{
+	struct writer w = { .fd = -1 };
+	struct batch_hdr h;
+	struct stat sb;
+	char name[4096], tmp[4096];
+	const uint8_t *map = NULL;
+	uint64_t size = 0, off, start, pos, len, base;
+	uint32_t frame_size = ARCHIVE_FRAME_SIZE;
+	int level = ARCHIVE_LEVEL, src = -1, rc, tmp_made = 0;
+	size_t r;
+
+	if (o != NULL && o->frame_size != 0)
+		frame_size = o->frame_size;
+	if (o != NULL && o->level != 0)
+		level = o->level;
+	if (frame_size > FRAME_SIZE_MAX || level < ZSTD_minCLevel() ||
+	    level > ZSTD_maxCLevel())
+		return -EINVAL;
+	if ((size_t)snprintf(name, sizeof(name), "%s%s", plain,
+	    ARCHIVE_SUFFIX) >= sizeof(name) ||
+	    (size_t)snprintf(tmp, sizeof(tmp), "%s%s", plain,
+	    ARCHIVE_TMP_SUFFIX) >= sizeof(tmp))
+		return -ENAMETOOLONG;
+
+	if ((src = openat(dirfd, plain, O_RDONLY | O_CLOEXEC)) < 0) {
+		rc = -errno;
+		goto fail;
+	}
+	if (fstat(src, &sb) != 0) {
+		rc = -errno;
+		goto fail;
+	}
+	size = (uint64_t)sb.st_size;
+	if (size < LOGFILE_HDR) {
+		if (bad_off != NULL)
+			*bad_off = 0;
+		rc = -EBADMSG;
+		goto fail;
+	}
+	map = mmap(NULL, size, PROT_READ, MAP_SHARED, src, 0);
+	if (map == MAP_FAILED) {
+		map = NULL;
+		rc = -errno;
+		goto fail;
+	}
+	(void)madvise((void *)map, size, MADV_SEQUENTIAL);
+	if (logfile_hdr_decode(map, size, &base) != REC_OK) {
+		if (bad_off != NULL)
+			*bad_off = 0;
+		rc = -EBADMSG;
+		goto fail;
+	}
+
+	if ((w.cctx = ZSTD_createCCtx()) == NULL) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	if (ZSTD_isError(r = ZSTD_CCtx_setParameter(w.cctx,
+	    ZSTD_c_compressionLevel, level)) ||
+	    ZSTD_isError(r = ZSTD_CCtx_setParameter(w.cctx,
+	    ZSTD_c_checksumFlag, 1)) ||
+	    ZSTD_isError(r = ZSTD_CCtx_setParameter(w.cctx,
+	    ZSTD_c_contentSizeFlag, 1))) {
+		rc = zstd_errno(r);
+		goto fail;
+	}
+	w.fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+	    0640);
+	if (w.fd < 0) {
+		rc = -errno;
+		goto fail;
+	}
+	tmp_made = 1;
+	CRASH_POINT("archive.tmp_open");
+
+	/* frames of whole batches; the file header rides in the first */
+	pos = base;
+	start = 0;
+	off = LOGFILE_HDR;
+	while (off < size) {
+		if (batch_verify(map, size, off, pos, 1, &len) != 0) {
+			if (bad_off != NULL)
+				*bad_off = off;
+			rc = -EBADMSG;
+			goto fail;
+		}
+		(void)batch_hdr_decode(map + off, size - off, &h);
+		pos += h.count;
+		off += len;
+		if (off - start >= frame_size) {
+			if ((rc = writer_frame(&w, map + start,
+			    (size_t)(off - start))) != 0)
+				goto fail;
+			start = off;
+		}
+	}
+	if (off > start &&
+	    (rc = writer_frame(&w, map + start, (size_t)(off - start))) != 0)
+		goto fail;
+	if ((rc = writer_table(&w)) != 0)
+		goto fail;
+	CRASH_POINT("archive.table");
+
+	/* durable under the temp name, then under the final one */
+	if (fsync(w.fd) != 0) {
+		rc = -errno;
+		goto fail;
+	}
+	if (close(w.fd) != 0) {
+		w.fd = -1;
+		rc = -errno;
+		goto fail;
+	}
+	w.fd = -1;
+	CRASH_POINT("archive.fsync");
+	if (renameat(dirfd, tmp, dirfd, name) != 0) {
+		rc = -errno;
+		goto fail;
+	}
+	tmp_made = 0;
+	CRASH_POINT("archive.rename");
+	if (fsync(dirfd) != 0) {
+		/* the rename may or may not survive a crash; the plain
+		 * segment must stay, and cleanup settles it at startup */
+		rc = -errno;
+		goto fail;
+	}
+	CRASH_POINT("archive.dir_fsync");
+	if (st != NULL) {
+		st->comp_bytes = w.comp_bytes;
+		st->raw_bytes = size;
+		st->frames = w.frames;
+	}
+	rc = 0;
+fail:
+	if (w.fd >= 0)
+		close(w.fd);
+	if (tmp_made)
+		(void)unlinkat(dirfd, tmp, 0);
+	ZSTD_freeCCtx(w.cctx);
+	free(w.out);
+	free(w.table);
+	if (map != NULL)
+		munmap((void *)map, size);
+	if (src >= 0)
+		close(src);
+	return rc;
+}
+
+/*
+ * Reading.
+ */
+
+static int
+archive_openfd(int fd, struct archive_cache *cache, struct archive **ap,
+    struct archive_fault *fault)
+{
+	struct archive *a;
+	struct stat sb;
+	uint8_t foot[ARCHIVE_FOOTER], hdr[8], *tab = NULL, *e;
+	uint64_t size, tsize, toff, co, doff;
+	uint32_t n, i, esz, csize, dsize;
+	int rc;
+
+	if ((a = calloc(1, sizeof(*a))) == NULL) {
+		close(fd);
+		return -ENOMEM;
+	}
+	a->fd = fd;
+	a->cache = cache;
+	if (fstat(fd, &sb) != 0) {
+		rc = -errno;
+		goto fail;
+	}
+	size = a->file_size = (uint64_t)sb.st_size;
+	if (size < 8 + ARCHIVE_FOOTER) {
+		rc = set_fault(fault, UINT32_MAX, 0, 0,
+		    "file too short for a seek table");
+		goto fail;
+	}
+	if ((rc = pread_all(fd, foot, sizeof(foot), size - sizeof(foot))) != 0)
+		goto fail_read;
+	if (get_le32(foot + 5) != ARCHIVE_SEEK_MAGIC) {
+		rc = set_fault(fault, UINT32_MAX, size - sizeof(foot), 0,
+		    "no seek table footer");
+		goto fail;
+	}
+	if ((foot[4] & 0x7f) != 0) {
+		rc = set_fault(fault, UINT32_MAX, size - sizeof(foot), 0,
+		    "unknown seek table descriptor bits");
+		goto fail;
+	}
+	a->has_csum = (foot[4] & 0x80) != 0;
+	esz = a->has_csum ? 12 : 8;
+	n = get_le32(foot);
+	tsize = (uint64_t)n * esz + ARCHIVE_FOOTER;
+	if (n == 0 || n > ARCHIVE_FRAMES_MAX || tsize + 8 > size) {
+		rc = set_fault(fault, UINT32_MAX, size - sizeof(foot), 0,
+		    "seek table frame count out of bounds");
+		goto fail;
+	}
+	toff = size - tsize - 8;
+	if ((rc = pread_all(fd, hdr, sizeof(hdr), toff)) != 0)
+		goto fail_read;
+	if (get_le32(hdr) != ARCHIVE_SKIP_MAGIC ||
+	    get_le32(hdr + 4) != tsize) {
+		rc = set_fault(fault, UINT32_MAX, toff, 0,
+		    "bad seek table frame header");
+		goto fail;
+	}
+	a->nframes = n;
+	if ((tab = malloc(tsize)) == NULL ||
+	    (a->coff = calloc(n + 1, sizeof(*a->coff))) == NULL ||
+	    (a->dstart = calloc(n + 1, sizeof(*a->dstart))) == NULL ||
+	    (a->csum = calloc(n, sizeof(*a->csum))) == NULL ||
+	    (cache != NULL &&
+	    (a->slot = calloc(n, sizeof(*a->slot))) == NULL)) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	if ((rc = pread_all(fd, tab, tsize, toff + 8)) != 0)
+		goto fail_read;
+	co = doff = 0;
+	for (i = 0; i < n; i++) {
+		e = tab + (uint64_t)i * esz;
+		csize = get_le32(e);
+		dsize = get_le32(e + 4);
+		if (csize == 0 || dsize == 0 || dsize > ARCHIVE_DFRAME_MAX ||
+		    co + csize > toff) {
+			rc = set_fault(fault, i, toff + 8 + (uint64_t)i * esz,
+			    doff, "bad seek table entry");
+			goto fail;
+		}
+		a->coff[i] = co;
+		a->dstart[i] = doff;
+		if (a->has_csum)
+			a->csum[i] = get_le32(e + 8);
+		if (dsize > a->max_dsize)
+			a->max_dsize = dsize;
+		co += csize;
+		doff += dsize;
+	}
+	if (co != toff) {
+		rc = set_fault(fault, UINT32_MAX, toff, doff,
+		    "frames do not reach the seek table");
+		goto fail;
+	}
+	a->coff[n] = co;
+	a->dstart[n] = doff;
+	free(tab);
+	*ap = a;
+	return 0;
+fail_read:
+	if (rc > 0)
+		rc = set_fault(fault, UINT32_MAX, size, 0, "file shrank");
+fail:
+	free(tab);
+	archive_close(a);
+	return rc;
+}
+
+int
+archive_open(const char *path, struct archive_cache *cache,
+    struct archive **ap, struct archive_fault *fault)
+{
+	int fd;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return -errno;
+	return archive_openfd(fd, cache, ap, fault);
+}
+
+void
+archive_stat(const struct archive *a, struct archive_stats *st)
+{
+	st->comp_bytes = a->file_size;
+	st->raw_bytes = a->dstart[a->nframes];
+	st->frames = a->nframes;
+}
+
+int
+archive_frame_info(const struct archive *a, uint32_t idx,
+    struct archive_frame_info *fi)
+{
+	if (idx >= a->nframes)
+		return -ERANGE;
+	fi->file_off = a->coff[idx];
+	fi->comp_len = (uint32_t)(a->coff[idx + 1] - a->coff[idx]);
+	fi->doff = a->dstart[idx];
+	fi->len = (uint32_t)(a->dstart[idx + 1] - a->dstart[idx]);
+	return 0;
+}
+
+int
+archive_find(const struct archive *a, uint64_t doff, uint32_t *idx)
+{
+	uint32_t lo = 0, hi = a->nframes, mid;
+
+	if (doff >= a->dstart[a->nframes])
+		return -ERANGE;
+	/* the last frame starting at or before doff */
+	while (hi - lo > 1) {
+		mid = lo + (hi - lo) / 2;
+		if (a->dstart[mid] <= doff)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	*idx = lo;
+	return 0;
+}
+
+/* Reads, checks and decompresses frame idx into out (its dsize bytes). */
+static int
+frame_load(struct archive *a, uint32_t idx, ZSTD_DCtx *dctx, uint8_t *out,
+    struct archive_fault *fault)
+{
+	uint64_t coff = a->coff[idx], doff = a->dstart[idx];
+	size_t csize = (size_t)(a->coff[idx + 1] - coff);
+	size_t dsize = (size_t)(a->dstart[idx + 1] - doff), r;
+	uint8_t *cbuf;
+	int rc;
+
+	if ((cbuf = malloc(csize)) == NULL)
+		return -ENOMEM;
+	if ((rc = pread_all(a->fd, cbuf, csize, coff)) != 0) {
+		if (rc > 0)
+			rc = set_fault(fault, idx, coff, doff, "file shrank");
+		goto fail;
+	}
+	r = ZSTD_findFrameCompressedSize(cbuf, csize);
+	if (ZSTD_isError(r) || r != csize) {
+		rc = set_fault(fault, idx, coff, doff,
+		    "frame size does not match the seek table");
+		goto fail;
+	}
+	if (ZSTD_getFrameContentSize(cbuf, csize) != dsize) {
+		rc = set_fault(fault, idx, coff, doff,
+		    "frame content size does not match the seek table");
+		goto fail;
+	}
+	r = ZSTD_decompressDCtx(dctx, out, dsize, cbuf, csize);
+	if (ZSTD_isError(r)) {
+		if (ZSTD_getErrorCode(r) == ZSTD_error_memory_allocation)
+			rc = -ENOMEM;
+		else if (ZSTD_getErrorCode(r) == ZSTD_error_checksum_wrong)
+			rc = set_fault(fault, idx, coff, doff,
+			    "frame checksum mismatch");
+		else
+			rc = set_fault(fault, idx, coff, doff,
+			    "frame does not decompress");
+		goto fail;
+	}
+	if (r != dsize) {
+		rc = set_fault(fault, idx, coff, doff,
+		    "frame decompresses to the wrong size");
+		goto fail;
+	}
+	if (a->has_csum && (uint32_t)XXH64(out, dsize, 0) != a->csum[idx]) {
+		rc = set_fault(fault, idx, coff, doff,
+		    "seek table checksum mismatch");
+		goto fail;
+	}
+	rc = 0;
+fail:
+	free(cbuf);
+	return rc;
+}
+
+static void
+cframe_free(struct cframe *e)
+{
+	if (e != NULL) {
+		free(e->buf);
+		free(e);
+	}
+}
+
+static ZSTD_DCtx *
+dctx_get(struct archive_cache *c)
+{
+	ZSTD_DCtx *d = NULL;
+
+	if (c != NULL) {
+		pthread_mutex_lock(&c->mtx);
+		if (c->ndctx > 0)
+			d = c->dctx[--c->ndctx];
+		pthread_mutex_unlock(&c->mtx);
+	}
+	return d != NULL ? d : ZSTD_createDCtx();
+}
+
+static void
+dctx_put(struct archive_cache *c, ZSTD_DCtx *d)
+{
+	if (c != NULL) {
+		pthread_mutex_lock(&c->mtx);
+		if (c->ndctx < DCTX_POOL) {
+			c->dctx[c->ndctx++] = d;
+			d = NULL;
+		}
+		pthread_mutex_unlock(&c->mtx);
+	}
+	ZSTD_freeDCtx(d);
+}
+
+/* Under c->mtx: takes e out of the LRU; returns it if now unreferenced. */
+static struct cframe *
+cache_unlink(struct archive_cache *c, struct cframe *e)
+{
+	TAILQ_REMOVE(&c->lru, e, lru);
+	e->cached = 0;
+	e->a->slot[e->pub.idx] = NULL;
+	c->bytes -= e->pub.len;
+	c->entries--;
+	return --e->refs == 0 ? e : NULL;
+}
+
+/*
+ * Under c->mtx, with a reference taken on e: waits out its loading, then
+ * hands it over. 0, or the loader's error (and its fault).
+ */
+static int
+cache_take(struct archive_cache *c, struct cframe *e,
+    struct archive_frame **fp, struct archive_fault *fault,
+    struct cframe **dead)
+{
+	while (e->loading)
+		pthread_cond_wait(&c->cv, &c->mtx);
+	if (e->err != 0) {
+		if (fault != NULL)
+			*fault = e->fault;
+		if (--e->refs == 0)
+			*dead = e;
+		return e->err;
+	}
+	if (e->cached) {
+		TAILQ_REMOVE(&c->lru, e, lru);
+		TAILQ_INSERT_HEAD(&c->lru, e, lru);
+	}
+	c->hits++;
+	*fp = &e->pub;
+	return 0;
+}
+
+int
+archive_read_frame(struct archive *a, uint32_t idx,
+    struct archive_frame **fp, struct archive_fault *fault)
+{
+	struct archive_cache *c = a->cache;
+	struct cframe *e = NULL, *old, *t, *dead = NULL;
+	struct cframe_list evicted = TAILQ_HEAD_INITIALIZER(evicted);
+	ZSTD_DCtx *dctx;
+	size_t len;
+	int rc;
+
+	if (idx >= a->nframes)
+		return -ERANGE;
+	len = (size_t)(a->dstart[idx + 1] - a->dstart[idx]);
+	for (;;) {
+		if (c != NULL) {
+			pthread_mutex_lock(&c->mtx);
+			if ((old = a->slot[idx]) != NULL) {
+				/* cached, or being loaded by another reader:
+				 * one decompression serves both */
+				old->refs++;
+				rc = cache_take(c, old, fp, fault, &dead);
+				pthread_mutex_unlock(&c->mtx);
+				cframe_free(dead);
+				cframe_free(e);
+				return rc;
+			}
+			if (e != NULL) {
+				e->loading = 1;
+				a->slot[idx] = e;
+				c->misses++;
+				pthread_mutex_unlock(&c->mtx);
+				break;
+			}
+			pthread_mutex_unlock(&c->mtx);
+		} else if (e != NULL)
+			break;
+		if ((e = calloc(1, sizeof(*e))) == NULL ||
+		    (e->buf = malloc(len)) == NULL) {
+			cframe_free(e);
+			return -ENOMEM;
+		}
+		e->a = a;
+		e->refs = 1;
+		e->pub.data = e->buf;
+		e->pub.len = len;
+		e->pub.doff = a->dstart[idx];
+		e->pub.idx = idx;
+	}
+
+	if ((dctx = dctx_get(c)) == NULL)
+		rc = -ENOMEM;
+	else {
+		rc = frame_load(a, idx, dctx, e->buf, &e->fault);
+		dctx_put(c, dctx);
+	}
+	if (c == NULL) {
+		if (rc != 0) {
+			if (fault != NULL && rc == -EBADMSG)
+				*fault = e->fault;
+			cframe_free(e);
+			return rc;
+		}
+		*fp = &e->pub;
+		return 0;
+	}
+
+	pthread_mutex_lock(&c->mtx);
+	e->loading = 0;
+	if (rc != 0) {
+		/* waiters see the error; the next reader tries afresh */
+		e->err = rc;
+		a->slot[idx] = NULL;
+		if (fault != NULL && rc == -EBADMSG)
+			*fault = e->fault;
+		if (--e->refs == 0)
+			dead = e;
+		pthread_cond_broadcast(&c->cv);
+		pthread_mutex_unlock(&c->mtx);
+		cframe_free(dead);
+		return rc;
+	}
+	e->refs++; /* the cache's own */
+	e->cached = 1;
+	TAILQ_INSERT_HEAD(&c->lru, e, lru);
+	c->bytes += len;
+	c->entries++;
+	/* may evict e itself when one frame exceeds the budget: the
+	 * caller's reference keeps it alive until released */
+	while (c->bytes > c->budget && (t = TAILQ_LAST(&c->lru,
+	    cframe_list)) != NULL) {
+		c->evictions++;
+		if (cache_unlink(c, t) != NULL)
+			TAILQ_INSERT_TAIL(&evicted, t, lru);
+	}
+	pthread_cond_broadcast(&c->cv);
+	pthread_mutex_unlock(&c->mtx);
+	while ((t = TAILQ_FIRST(&evicted)) != NULL) {
+		TAILQ_REMOVE(&evicted, t, lru);
+		cframe_free(t);
+	}
+	*fp = &e->pub;
+	return 0;
+}
+
+int
+archive_get(struct archive *a, uint64_t doff, struct archive_frame **fp,
+    struct archive_fault *fault)
+{
+	uint32_t idx;
+	int rc;
+
+	if ((rc = archive_find(a, doff, &idx)) != 0)
+		return rc;
+	return archive_read_frame(a, idx, fp, fault);
+}
+
+void
+archive_frame_release(struct archive *a, struct archive_frame *f)
+{
+	struct cframe *e = (struct cframe *)f;
+	struct archive_cache *c = a->cache;
+	uint32_t left;
+
+	if (e == NULL)
+		return;
+	if (c == NULL) {
+		cframe_free(e);
+		return;
+	}
+	pthread_mutex_lock(&c->mtx);
+	left = --e->refs;
+	pthread_mutex_unlock(&c->mtx);
+	if (left == 0)
+		cframe_free(e);
+}
+
+void
+archive_close(struct archive *a)
+{
+	struct archive_cache *c;
+	struct cframe *e;
+	uint32_t i;
+
+	if (a == NULL)
+		return;
+	c = a->cache;
+	if (c != NULL && a->slot != NULL) {
+		pthread_mutex_lock(&c->mtx);
+		for (i = 0; i < a->nframes; i++) {
+			if ((e = a->slot[i]) != NULL) {
+				e = cache_unlink(c, e);
+				cframe_free(e); /* NULL if a reader holds it */
+			}
+		}
+		pthread_mutex_unlock(&c->mtx);
+	}
+	if (a->fd >= 0)
+		close(a->fd);
+	free(a->coff);
+	free(a->dstart);
+	free(a->csum);
+	free(a->slot);
+	free(a);
+}
+
+struct archive_cache *
+archive_cache_new(uint64_t budget)
+{
+	struct archive_cache *c;
+
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return NULL;
+	if (pthread_mutex_init(&c->mtx, NULL) != 0) {
+		free(c);
+		return NULL;
+	}
+	if (pthread_cond_init(&c->cv, NULL) != 0) {
+		pthread_mutex_destroy(&c->mtx);
+		free(c);
+		return NULL;
+	}
+	TAILQ_INIT(&c->lru);
+	c->budget = budget;
+	return c;
+}
+
+void
+archive_cache_free(struct archive_cache *c)
+{
+	int i;
+
+	if (c == NULL)
+		return;
+	for (i = 0; i < c->ndctx; i++)
+		ZSTD_freeDCtx(c->dctx[i]);
+	pthread_cond_destroy(&c->cv);
+	pthread_mutex_destroy(&c->mtx);
+	free(c);
+}
+
+void
+archive_cache_stat(struct archive_cache *c, struct archive_cache_stats *st)
+{
+	pthread_mutex_lock(&c->mtx);
+	st->budget = c->budget;
+	st->bytes = c->bytes;
+	st->entries = c->entries;
+	st->hits = c->hits;
+	st->misses = c->misses;
+	st->evictions = c->evictions;
+	pthread_mutex_unlock(&c->mtx);
+}
+
+/*
+ * Verification and startup cleanup.
+ */
+
+int
+archive_verify(const char *path, struct archive_stats *st,
+    struct archive_fault *fault)
+{
+	struct archive *a = NULL;
+	struct batch_hdr h;
+	ZSTD_DCtx *dctx = NULL;
+	uint8_t *buf = NULL;
+	uint64_t pos = 0, off, blen, len;
+	uint32_t i;
+	int rc;
+
+	if ((rc = archive_open(path, NULL, &a, fault)) != 0)
+		return rc;
+	if ((dctx = ZSTD_createDCtx()) == NULL ||
+	    (buf = malloc(a->max_dsize)) == NULL) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	for (i = 0; i < a->nframes; i++) {
+		if ((rc = frame_load(a, i, dctx, buf, fault)) != 0)
+			goto fail;
+		len = a->dstart[i + 1] - a->dstart[i];
+		off = 0;
+		if (i == 0) {
+			if (logfile_hdr_decode(buf, len, &pos) != REC_OK) {
+				rc = set_fault(fault, 0, 0, 0,
+				    "bad segment file header");
+				goto fail;
+			}
+			off = LOGFILE_HDR;
+		}
+		while (off < len) {
+			if (batch_verify(buf, len, off, pos, 1, &blen) != 0) {
+				rc = set_fault(fault, i, a->coff[i],
+				    a->dstart[i] + off,
+				    "bad batch (or one split across frames)");
+				goto fail;
+			}
+			(void)batch_hdr_decode(buf + off, len - off, &h);
+			pos += h.count;
+			off += blen;
+		}
+	}
+	if (st != NULL)
+		archive_stat(a, st);
+	rc = 0;
+fail:
+	free(buf);
+	ZSTD_freeDCtx(dctx);
+	archive_close(a);
+	return rc;
+}
+
+/* Settles "X" and "X.zst" both present (see archive.h). */
+static int
+cleanup_pair(int dirfd, const char *zname, int *removed)
+{
+	struct archive *a = NULL;
+	struct archive_fault f;
+	struct stat sb;
+	char plain[NAME_MAX + 1];
+	size_t n = strlen(zname) - strlen(ARCHIVE_SUFFIX);
+	int fd, rc;
+
+	memcpy(plain, zname, n);
+	plain[n] = '\0';
+	if (fstatat(dirfd, plain, &sb, 0) != 0)
+		return errno == ENOENT ? 0 : -errno;
+	if ((fd = openat(dirfd, zname, O_RDONLY | O_CLOEXEC)) < 0)
+		return -errno;
+	rc = archive_openfd(fd, NULL, &a, &f);
+	if (rc == 0 && a->dstart[a->nframes] == (uint64_t)sb.st_size) {
+		log_info("archive %s is complete; removing plain %s", zname,
+		    plain);
+		rc = unlinkat(dirfd, plain, 0) == 0 ? 0 : -errno;
+	} else if (rc == 0 || rc == -EBADMSG) {
+		log_warnx("archive %s does not match plain %s (%s); removing "
+		    "the archive", zname, plain,
+		    rc == 0 ? "size differs" : f.what);
+		rc = unlinkat(dirfd, zname, 0) == 0 ? 0 : -errno;
+	}
+	if (rc == 0)
+		(*removed)++;
+	archive_close(a);
+	return rc;
+}
+
+static int
+has_suffix(const char *s, const char *suf)
+{
+	size_t n = strlen(s), m = strlen(suf);
+
+	return n > m && strcmp(s + n - m, suf) == 0;
+}
+
+int
+archive_cleanup(int dirfd, int *removedp)
+{
+	struct dirent *de;
+	DIR *d = NULL;
+	char **pairs = NULL, **p;
+	size_t npairs = 0, i;
+	int fd, rc = 0, removed = 0;
+
+	if ((fd = dup(dirfd)) < 0)
+		return -errno;
+	if ((d = fdopendir(fd)) == NULL) {
+		rc = -errno;
+		close(fd);
+		goto fail;
+	}
+	rewinddir(d);
+	while ((errno = 0, de = readdir(d)) != NULL) {
+		if (has_suffix(de->d_name, ARCHIVE_TMP_SUFFIX)) {
+			log_info("removing interrupted archive %s",
+			    de->d_name);
+			if (unlinkat(dirfd, de->d_name, 0) != 0 &&
+			    errno != ENOENT) {
+				rc = -errno;
+				goto fail;
+			}
+			removed++;
+		} else if (has_suffix(de->d_name, ARCHIVE_SUFFIX)) {
+			if ((p = reallocarray(pairs, npairs + 1,
+			    sizeof(*pairs))) == NULL) {
+				rc = -ENOMEM;
+				goto fail;
+			}
+			pairs = p;
+			if ((pairs[npairs] = strdup(de->d_name)) == NULL) {
+				rc = -ENOMEM;
+				goto fail;
+			}
+			npairs++;
+		}
+	}
+	if (errno != 0) {
+		rc = -errno;
+		goto fail;
+	}
+	/* a rename seen now may not be durable yet: make it so before
+	 * any plain segment goes */
+	if (npairs > 0 && fsync(dirfd) != 0) {
+		rc = -errno;
+		goto fail;
+	}
+	for (i = 0; i < npairs; i++)
+		if ((rc = cleanup_pair(dirfd, pairs[i], &removed)) != 0)
+			goto fail;
+	if (removed > 0 && fsync(dirfd) != 0) {
+		rc = -errno;
+		goto fail;
+	}
+fail:
+	if (d != NULL)
+		closedir(d);
+	for (i = 0; i < npairs; i++)
+		free(pairs[i]);
+	free(pairs);
+	if (removedp != NULL)
+		*removedp = removed;
+	return rc;
+}

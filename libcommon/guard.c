@@ -1,0 +1,282 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * guard.c - the thread that keeps nng endpoints alive, and dialers that
+ * re-dial themselves (see guard.h for why).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "guard.h"
+#include "log.h"
+
+/*
+ * The thread runs while there are endpoints: removing the last one (or
+ * guard_shutdown()) stops it and waits for it, so that a process may
+ * close its last socket and call nng_fini() or exit at once.
+ */
+static pthread_mutex_t guard_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t guard_cv = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t guard_done_cv = PTHREAD_COND_INITIALIZER;
+static struct guard_entry *guard_list;
+static pthread_t guard_thr;
+static int guard_running;
+static int guard_stopping;
+
+uint64_t
+guard_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+uint64_t
+guard_counter(nng_stat *s, const char *name)
+{
+	nng_stat *c;
+
+	if (s == NULL || (c = nng_stat_find(s, name)) == NULL)
+		return 0;
+	return nng_stat_value(c);
+}
+
+/*
+ * nng 1.5.2's nng_stat_find_listener() and nng_stat_find_dialer() return
+ * the first scope of their kind whatever the endpoint: look by id.
+ */
+nng_stat *
+guard_find(nng_stat *root, const char *kind, uint64_t id)
+{
+	nng_stat *s, *c;
+
+	for (s = nng_stat_child(root); s != NULL; s = nng_stat_next(s)) {
+		if (nng_stat_type(s) != NNG_STAT_SCOPE ||
+		    strcmp(nng_stat_name(s), kind) != 0)
+			continue;
+		if ((c = nng_stat_find(s, "id")) != NULL &&
+		    nng_stat_value(c) == id)
+			return s;
+	}
+	return NULL;
+}
+
+static void *
+guard_main(void *arg)
+{
+	struct guard_entry *e;
+	struct timespec until;
+	nng_stat *stats;
+
+	(void)arg;
+	pthread_mutex_lock(&guard_mu);
+	while (!guard_stopping && guard_list != NULL) {
+		if (nng_stats_get(&stats) == 0) {
+			uint64_t now = guard_now_ms();
+
+			for (e = guard_list; e != NULL; e = e->next)
+				e->check(e, stats, now);
+			nng_stats_free(stats);
+		}
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_nsec += GUARD_TICK_MS * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&guard_cv, &guard_mu, &until);
+	}
+	guard_running = 0;
+	pthread_cond_broadcast(&guard_done_cv);
+	pthread_mutex_unlock(&guard_mu);
+	return NULL;
+}
+
+/* Under guard_mu: stops the thread and waits until it has ended. */
+static void
+guard_stop_locked(void)
+{
+	guard_stopping = 1;
+	pthread_cond_broadcast(&guard_cv);
+	while (guard_running)
+		pthread_cond_wait(&guard_done_cv, &guard_mu);
+}
+
+int
+guard_add(struct guard_entry *e)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&guard_mu);
+	e->next = guard_list;
+	guard_list = e;
+	if (!guard_running) {
+		guard_stopping = 0;
+		if (pthread_create(&guard_thr, NULL, guard_main, NULL) != 0) {
+			guard_list = e->next;
+			rc = -EAGAIN;
+		} else {
+			pthread_detach(guard_thr);
+			guard_running = 1;
+		}
+	}
+	pthread_mutex_unlock(&guard_mu);
+	return rc;
+}
+
+void
+guard_remove(struct guard_entry *e)
+{
+	struct guard_entry **pp;
+
+	pthread_mutex_lock(&guard_mu);
+	for (pp = &guard_list; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == e) {
+			*pp = e->next;
+			break;
+		}
+	if (guard_list == NULL && guard_running)
+		guard_stop_locked();
+	pthread_mutex_unlock(&guard_mu);
+}
+
+void
+guard_shutdown(void)
+{
+	pthread_mutex_lock(&guard_mu);
+	guard_list = NULL;
+	if (guard_running)
+		guard_stop_locked();
+	pthread_mutex_unlock(&guard_mu);
+}
+
+/*
+ * Dialers. A wedged dialer has no pipe and has made no attempt since
+ * its "other" counter last moved; a live one retries within its
+ * reconnect time (at most 100 ms here), which moves a counter, or gets
+ * a pipe. So a dialer is re-dialed only after DIALER_STILL_MS without
+ * a pipe and without activity following a moved "other": re-dialing a
+ * live one would close a connection in the middle of its handshake,
+ * which is exactly what wedges the daemon's listener (and makes it drop
+ * every other client: listen.h).
+ */
+#define DIALER_STILL_MS 150
+/*
+ * A connection that has not finished its handshake after this long has
+ * landed in a listener that no longer accepts (a wedged one, or an old
+ * generation: listen.h): give up on it and dial again.
+ */
+#define DIALER_STUCK_MS 500
+
+static void
+dialer_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	struct ef_dialer *ed = arg;
+
+	(void)p;
+	if (ev == NNG_PIPE_EV_ADD_POST)
+		__atomic_add_fetch(&ed->pipes, 1, __ATOMIC_RELAXED);
+	else if (ev == NNG_PIPE_EV_REM_POST)
+		__atomic_sub_fetch(&ed->pipes, 1, __ATOMIC_RELAXED);
+}
+
+/* Sum of the dialer's counters: any attempt moves it. */
+static uint64_t
+dialer_activity(nng_stat *ds)
+{
+	nng_stat *c;
+	uint64_t sum = 0;
+
+	for (c = ds != NULL ? nng_stat_child(ds) : NULL; c != NULL;
+	    c = nng_stat_next(c))
+		if (nng_stat_type(c) == NNG_STAT_COUNTER)
+			sum += nng_stat_value(c);
+	return sum;
+}
+
+static void
+dialer_check(struct guard_entry *g, nng_stat *stats, uint64_t now)
+{
+	struct ef_dialer *ed = (struct ef_dialer *)g;
+	nng_stat *ds;
+	uint64_t other, activity;
+	int rv;
+
+	ds = guard_find(stats, "dialer", (uint64_t)nng_dialer_id(ed->d));
+	other = guard_counter(ds, "other");
+	activity = dialer_activity(ds);
+	if (__atomic_exchange_n(&ed->kick, 0, __ATOMIC_RELAXED))
+		ed->suspect = 1;
+	if (other != ed->other)
+		ed->suspect = 1;
+	if (activity != ed->activity || other != ed->other ||
+	    __atomic_load_n(&ed->pipes, __ATOMIC_RELAXED) > 0)
+		ed->still_since = now;
+	ed->activity = activity;
+	ed->other = other;
+	if (__atomic_load_n(&ed->pipes, __ATOMIC_RELAXED) > 0) {
+		ed->suspect = 0;
+		return;
+	}
+	if (now - ed->still_since < (ed->suspect ? DIALER_STILL_MS :
+	    DIALER_STUCK_MS))
+		return;
+	/* closing a dialer ends only its own connection attempt */
+	nng_dialer_close(ed->d);
+	ed->other = ed->activity = 0;
+	ed->suspect = 0;
+	ed->still_since = now;
+	if ((rv = nng_dial(ed->sock, ed->url, &ed->d,
+	    NNG_FLAG_NONBLOCK)) != 0) {
+		log_warnx("%s: cannot dial again: %s", ed->url,
+		    nng_strerror(rv));
+		ed->suspect = 1;
+		return;
+	}
+	__atomic_add_fetch(&ed->redials, 1, __ATOMIC_RELAXED);
+	log_debug("%s: connection attempts stopped after nng 1.5's "
+	    "handshake bug; dialing again", ed->url);
+}
+
+int
+dialer_open(struct ef_dialer *ed, nng_socket sock, const char *url)
+{
+	int rv;
+
+	memset(ed, 0, sizeof(*ed));
+	ed->sock = sock;
+	ed->g.check = dialer_check;
+	ed->still_since = guard_now_ms();
+	snprintf(ed->url, sizeof(ed->url), "%s", url);
+	nng_pipe_notify(sock, NNG_PIPE_EV_ADD_POST, dialer_pipe_cb, ed);
+	nng_pipe_notify(sock, NNG_PIPE_EV_REM_POST, dialer_pipe_cb, ed);
+	if ((rv = nng_dial(sock, url, &ed->d, NNG_FLAG_NONBLOCK)) != 0)
+		return rv;
+	if (guard_add(&ed->g) != 0)
+		return NNG_ENOMEM;
+	return 0;
+}
+
+void
+dialer_close(struct ef_dialer *ed)
+{
+	if (ed == NULL || ed->g.check == NULL)
+		return;
+	guard_remove(&ed->g);
+	ed->g.check = NULL;
+}
+
+int
+dialer_pipes(const struct ef_dialer *ed)
+{
+	return __atomic_load_n(&ed->pipes, __ATOMIC_RELAXED);
+}
+
+void
+dialer_kick(struct ef_dialer *ed)
+{
+	__atomic_store_n(&ed->kick, 1, __ATOMIC_RELAXED);
+}

@@ -1,0 +1,99 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * guard.h - keeps a process's nng endpoints alive despite nng 1.5.2.
+ *
+ * Why. nng 1.5.2 (Debian 12) ends an endpoint for good when a
+ * connection closes during the 8-byte SP handshake (nng #1518, fixed in
+ * 1.6.0). The transport hands NNG_ECLOSED, its word for "this endpoint
+ * was closed", to the endpoint's accept or connect callback, which then
+ * stops:
+ *   - a listener stops accepting: one local process that connects to
+ *     store.sock and hangs up at once (a port scanner, a client killed
+ *     while connecting, `eventfoldctl` exiting early) silences the
+ *     daemon for every new client;
+ *   - a dialer stops redialing: a client whose daemon was killed while
+ *     it was connecting (kill -9 and restart of stored or runnerd) never
+ *     connects again, and every later call times out. This is the
+ *     "call blocked forever after a daemon restart": the call was not
+ *     stuck in nng_aio_wait, its caller kept retrying on a socket that
+ *     would never have a pipe again.
+ * nng counts these failures in the endpoint's statistics (the counter
+ * "other"), so a wedge is visible at once, without probing.
+ *
+ * What. One thread per process (started with the first endpoint, ended
+ * by guard_shutdown()) takes nng's statistics every GUARD_TICK_MS and:
+ *   - re-creates a listener whose "other" counter moved (and, as a
+ *     backstop, probes ipc:// listeners every GUARD_PROBE_MS: listen.h);
+ *   - re-dials a dialer whose "other" counter moved and that has had
+ *     neither a pipe nor any further attempt for DIALER_STILL_MS (guard.c
+ *     says why it waits).
+ * Re-creating a listener closes the pipes it accepted; their clients
+ * redial and resend (client.c), so no call fails for it.
+ *
+ * Caveats: endpoints are checked under the guard's lock; removing one
+ * (listener_close(), dialer_close()) waits for a check in progress and
+ * must happen before the socket is closed and before nng_fini().
+ */
+#ifndef EF_GUARD_H
+#define EF_GUARD_H
+
+#include <stdint.h>
+
+#include <nng/nng.h>
+
+#define GUARD_TICK_MS  10
+#define GUARD_PROBE_MS 2000
+
+struct guard_entry {
+	/* called under the guard's lock with this tick's statistics */
+	void (*check)(struct guard_entry *, nng_stat *stats, uint64_t now_ms);
+	struct guard_entry *next;
+};
+
+/* Adds e to the checked endpoints (starts the thread). 0 or -errno. */
+int guard_add(struct guard_entry *e);
+/* Removes e; when it returns, e is checked no more. */
+void guard_remove(struct guard_entry *e);
+/* Stops the thread (endpoints still added are forgotten). */
+void guard_shutdown(void);
+
+/* The scope of the endpoint ("listener" or "dialer") with this id. */
+nng_stat *guard_find(nng_stat *root, const char *kind, uint64_t id);
+/* The value of counter name in stat scope s, 0 if absent. */
+uint64_t guard_counter(nng_stat *s, const char *name);
+
+/* Monotonic milliseconds. */
+uint64_t guard_now_ms(void);
+
+/*
+ * A dialer that re-dials itself. The dialer owns the socket's
+ * NNG_PIPE_EV_ADD_POST and NNG_PIPE_EV_REM_POST notifications (it
+ * counts pipes). Not for sockets with a guarded listener.
+ */
+struct ef_dialer {
+	struct guard_entry g;
+	nng_socket sock;
+	nng_dialer d;
+	char url[4200];
+	int pipes;          /* connected pipes (atomic) */
+	uint64_t other;     /* last seen "other" counter of d */
+	uint64_t activity;  /* last seen sum of d's counters */
+	uint64_t still_since; /* when activity last moved */
+	int suspect;        /* "other" moved (or kicked) since a pipe */
+	uint64_t redials;   /* times re-dialed (atomic) */
+	int kick;           /* suspect it at the next tick (atomic) */
+};
+
+/* Dials url without blocking and guards the dialer. 0 or an nng error. */
+int dialer_open(struct ef_dialer *ed, nng_socket sock, const char *url);
+/* Stops guarding (the socket keeps its dialer; close the socket next). */
+void dialer_close(struct ef_dialer *ed);
+/* Pipes connected now. */
+int dialer_pipes(const struct ef_dialer *ed);
+/*
+ * Treats the dialer as suspect (re-dialed if it stays without a pipe and
+ * still): a caller whose call went unanswered without nng saying why.
+ */
+void dialer_kick(struct ef_dialer *ed);
+
+#endif

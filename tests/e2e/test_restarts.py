@@ -1,0 +1,238 @@
+# SPDX-License-Identifier: MIT
+#
+# test_restarts.py - every call ends, and calls work again, through
+# kill -9 and restart of eventfold-stored, then of eventfold-runnerd,
+# RESTARTS times each, under clients that never stop calling:
+#   - long-lived libcommon clients (tests/tools/ef-caller): STATUS and
+#     APPEND to stored, RUNNER_STATUS to runnerd, one struct ef_client
+#     each for the whole test (the kind that hung forever when nng 1.5
+#     stopped its dialer after a restart);
+#   - gRPC Append and Execute through eventfold-gatewayd (its own
+#     asynchronous calls to stored and runnerd);
+#   - `eventfoldctl tail --json` following the whole log.
+# Checks: every call returns within its timeout plus a margin; after
+# each restart every client has a call that began after the kill and
+# succeeded within RECOVER_LIMIT_S of the daemon answering again (the
+# distribution is printed); the tail sees positions 0..head-1 exactly
+# once, in order.
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+import unittest
+
+import grpc
+
+import efharness as h
+
+# CI runs 40 of each (a minute or two); the full proof is
+#   EF_RESTARTS=200 meson test -C build e2e_restarts
+# (about 10 minutes on a busy 2-core VM).
+RESTARTS = int(os.environ.get("EF_RESTARTS", "40"))
+CALL_TIMEOUT_MS = 2000
+MARGIN_S = 0.5
+RECOVER_LIMIT_S = 1.0   # calls succeed again within this of a restart
+CALLER = os.path.join(h.BUILD, "tests", "tools", "ef-caller")
+CTL = os.path.join(h.BUILD, "clients", "eventfoldctl", "eventfoldctl")
+
+
+class Caller:
+    """An ef-caller process; its lines are (start, duration, status)."""
+
+    def __init__(self, name, url, op):
+        self.name = name
+        self.proc = subprocess.Popen(
+            [CALLER, url, op, str(CALL_TIMEOUT_MS), "2"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL, text=True)
+        self.calls = []
+        self.thr = threading.Thread(target=self._read, daemon=True)
+        self.thr.start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            t0, dur, st = line.split()
+            self.calls.append((int(t0) / 1000.0, int(dur) / 1000.0, st))
+
+    def stop(self):
+        self.proc.stdin.close()
+        self.proc.wait(30)
+        self.thr.join(30)
+
+
+class GrpcCaller:
+    """A thread calling one gRPC method in a loop."""
+
+    def __init__(self, name, fn):
+        self.name = name
+        self.fn = fn
+        self.calls = []
+        self.stopping = False
+        self.thr = threading.Thread(target=self._run, daemon=True)
+        self.thr.start()
+
+    def _run(self):
+        while not self.stopping:
+            t0 = time.monotonic()
+            try:
+                self.fn(CALL_TIMEOUT_MS / 1000.0)
+                st = "OK"
+            except grpc.RpcError as e:
+                st = e.code().name
+            self.calls.append((t0, time.monotonic() - t0, st))
+            time.sleep(0.002)
+
+    def stop(self):
+        self.stopping = True
+        self.thr.join(30)
+
+
+def successes_after(calls, t):
+    """OK calls started at or after t."""
+    return sum(1 for (t0, _, st) in list(calls) if t0 >= t and st == "OK")
+
+
+def first_success_end(calls, t):
+    """When the first OK call started at or after t ended, or None."""
+    ends = [t0 + d for (t0, d, st) in list(calls) if t0 >= t and st == "OK"]
+    return min(ends) if ends else None
+
+
+class RestartTest(unittest.TestCase):
+    def setUp(self):
+        self.cl = h.Cluster(start=False)
+        self.cl.start_stored()
+        self.cl.start_runnerd()
+        self.cl.start_gateway()
+        self.client = self.cl.client()
+        self.store_url = "ipc://" + os.path.join(self.cl.run, "store.sock")
+        self.runner_url = "ipc://" + os.path.join(self.cl.run,
+                                                  "runner.sock")
+
+    def tearDown(self):
+        self.cl.close()
+
+    def status_ok(self):
+        return subprocess.run(
+            [CTL, "--runtime-dir", self.cl.run, "status"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            timeout=10).returncode == 0
+
+    def runner_ok(self):
+        return subprocess.run(
+            [CTL, "--runtime-dir", self.cl.run, "plugins"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            timeout=10).returncode == 0
+
+    def restart(self, which, clients):
+        """kill -9, start again, wait until it answers a new client, then
+        until every long-lived client has succeeded; returns how long each
+        took (RECOVER_LIMIT_S when it did not)."""
+        killed = time.monotonic()
+        if which == "stored":
+            self.cl.stop_stored(signal.SIGKILL)
+            self.cl.start_stored()
+            h.wait_for(self.status_ok, timeout=20, interval=0.01,
+                       what="stored answering")
+        else:
+            self.cl.stop_runnerd(signal.SIGKILL)
+            self.cl.start_runnerd()
+            h.wait_for(self.runner_ok, timeout=20, interval=0.01,
+                       what="runnerd answering")
+        ready = time.monotonic()
+        took = {}
+        for c in clients:
+            # a call that began after the kill and succeeded: the client
+            # works again (time counted from the daemon answering)
+            while first_success_end(c.calls, killed) is None:
+                if time.monotonic() - ready > RECOVER_LIMIT_S:
+                    break
+                time.sleep(0.01)
+            end = first_success_end(c.calls, killed)
+            took[c.name] = (max(0.0, end - ready) if end is not None
+                            else RECOVER_LIMIT_S)
+        return took
+
+    def test_kill9_restarts_under_callers(self):
+        r = h.rpb
+
+        def grpc_append(timeout):
+            self.client.append(h.new_id(), h.any_(), h.events(1),
+                               timeout=timeout)
+
+        def grpc_execute(timeout):
+            self.client.runner("Execute", r.ExecuteRequest(
+                aggregate_type="todo", instance_id=h.new_id(),
+                command_type="Add", payload=b'{"title":"x"}',
+                command_id=h.new_id()), r.ExecuteResponse, timeout=timeout)
+
+        tail = subprocess.Popen(
+            [CTL, "--runtime-dir", self.cl.run, "tail", "--json"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        tail_lines = []
+        tail_thr = threading.Thread(
+            target=lambda: tail_lines.extend(tail.stdout), daemon=True)
+        tail_thr.start()
+        store_clients = [
+            Caller("status", self.store_url, "status"),
+            Caller("append", self.store_url, "append"),
+            GrpcCaller("grpc-append", grpc_append),
+        ]
+        runner_clients = [
+            Caller("runner", self.runner_url, "runner"),
+            GrpcCaller("grpc-execute", grpc_execute),
+        ]
+        everyone = store_clients + runner_clients
+        recover = []
+        try:
+            for which, clients in (("stored", store_clients + runner_clients),
+                                   ("runnerd", runner_clients)):
+                for i in range(RESTARTS):
+                    for name, t in self.restart(which, clients).items():
+                        recover.append((t, name, which, i))
+        finally:
+            for c in everyone:
+                c.stop()
+        recover.sort()
+        print("# recovery after %d restarts x clients: p50 %.3f s, p99 %.3f "
+              "s, max %.3f s (%s)" % (
+                  len(recover), recover[len(recover) // 2][0],
+                  recover[len(recover) * 99 // 100][0], recover[-1][0],
+                  "%s after %s#%d" % recover[-1][1:]), flush=True)
+        for c in everyone:
+            d = sorted(x[1] for x in c.calls)
+            print("# %s: %d calls, %d ok, longest %.3f s" % (
+                c.name, len(c.calls), successes_after(c.calls, 0), d[-1]),
+                flush=True)
+        # every call ended in time
+        for c in everyone:
+            slow = [(round(d, 3), st) for (_, d, st) in c.calls
+                    if d > CALL_TIMEOUT_MS / 1000.0 + MARGIN_S]
+            self.assertEqual(slow, [], "%s: calls that outlived their "
+                             "deadline (%d calls)" % (c.name, len(c.calls)))
+            self.assertGreater(successes_after(c.calls, 0), RESTARTS,
+                               c.name)
+        self.assertLess(recover[-1][0], RECOVER_LIMIT_S, "a client without "
+                        "a successful call %.1f s after a restart: %s after "
+                        "%s#%d" % ((RECOVER_LIMIT_S,) + recover[-1][1:]))
+        # the tail saw the whole log once, in order
+        out = subprocess.run([CTL, "--runtime-dir", self.cl.run, "--json",
+                              "status"], capture_output=True, text=True,
+                             timeout=10)
+        head = json.loads(out.stdout)["head"]
+        h.wait_for(lambda: len(tail_lines) >= head, timeout=60,
+                   what="the tail reaching the head")
+        tail.send_signal(signal.SIGTERM)
+        tail.wait(10)
+        tail_thr.join(10)
+        pos = [json.loads(l)["global_position"] for l in tail_lines
+               if l.startswith("{")]
+        self.assertEqual(pos, list(range(len(pos))), "tail: positions "
+                         "out of order, repeated or missing")
+        self.assertGreaterEqual(len(pos), head)
+
+
+if __name__ == "__main__":
+    h.main()
