@@ -17,7 +17,12 @@
  * the first batch in the new segment), takeover.before_rename,
  * takeover.after_rename (before the directory fsync),
  * index.before_commit (a sealed segment's LMDB transaction built, not
- * committed), index.after_commit (committed, RAM not yet trimmed).
+ * committed), index.after_commit (committed, RAM not yet trimmed);
+ * archiving (stored's archive.c through archive_crash_point, and
+ * archiver.c): archive.tmp_open, archive.frame (after each frame),
+ * archive.table, archive.fsync, archive.rename, archive.dir_fsync,
+ * archiver.before_unlink (archive in use, plain segment still there),
+ * archiver.after_unlink (directory not yet fsynced).
  */
 #ifndef EF_CRASHPOINT_H
 #define EF_CRASHPOINT_H

@@ -221,25 +221,23 @@ reset(struct diskindex *d)
 static int
 matches_log(struct diskindex *d, const char *data_dir)
 {
-	char path[4200], name[SEGFILE_NAME_MAX];
-	uint64_t *bases = NULL;
+	uint64_t *bases = NULL, size;
+	uint8_t *arcs = NULL;
 	size_t n = 0, i;
-	struct stat sb;
 	int ok = 0;
 
-	if (segfile_list(data_dir, &bases, &n) != 0)
+	/* the last indexed segment may be archived by now (archiver.c) */
+	if (segfile_list_all(data_dir, &bases, &arcs, &n) != 0)
 		return 0;
 	for (i = 0; i + 1 < n; i++) {
 		if (bases[i] != d->last_base)
 			continue;
-		snprintf(path, sizeof(path), "%s/%s", data_dir,
-		    segfile_name(name, sizeof(name), bases[i]));
-		ok = stat(path, &sb) == 0 &&
-		    (uint64_t)sb.st_size == d->last_bytes &&
-		    bases[i + 1] == d->indexed_to;
+		ok = archiver_segment_size(data_dir, bases[i], &size) == 0 &&
+		    size == d->last_bytes && bases[i + 1] == d->indexed_to;
 		break;
 	}
 	free(bases);
+	free(arcs);
 	return ok;
 }
 
