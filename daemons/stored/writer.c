@@ -534,7 +534,7 @@ static void *
 writer_main(void *arg)
 {
 	struct stored *sd = arg;
-	struct append_job *jobs, *j, *last;
+	struct append_job *jobs, *j, *last, *rot, **rtail, **jp;
 	struct wbatch b;
 	uint64_t nev, taken = 0, want = 0, wait_us = 0, t0, t1;
 
@@ -594,9 +594,24 @@ writer_main(void *arg)
 		pthread_rwlock_unlock(&sd->index.lock);
 		/* records read for the checks are no longer needed */
 		journal_unpin();
+		/* ROTATE jobs set apart: once writer_commit has answered an
+		 * append, its job (next included) belongs to its context
+		 * again, so writer_after must not walk past it */
+		rot = NULL;
+		rtail = &rot;
+		for (jp = &jobs; *jp != NULL;) {
+			if ((*jp)->op != EF_OP_ROTATE) {
+				jp = &(*jp)->next;
+				continue;
+			}
+			*rtail = *jp;
+			*jp = (*jp)->next;
+			rtail = &(*rtail)->next;
+			*rtail = NULL;
+		}
 		t0 = mono_us();
 		writer_commit(sd, &b, jobs);
-		writer_after(sd, jobs);
+		writer_after(sd, rot);
 		journal_unpin();
 		t1 = mono_us();
 		__atomic_store_n(&sd->writer_beat, t1 / 1000, __ATOMIC_RELAXED);
