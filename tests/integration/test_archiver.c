@@ -589,6 +589,19 @@ Test(archiver, flipped_byte_in_an_archived_frame)
 	cr_assert_eq(client_read_all(&cl, rb_n - 1, 1, EF_FORWARD, &rep, &rr),
 	    EF_S_OK);
 	client_reply_free(&rep);
+	/* a retry of the damaged event's id cannot be checked: DATA_LOSS
+	 * too, nothing written */
+	{
+		char id[UUID_STR_LEN];
+		struct h_result r;
+
+		uuid_format(rb[0].id, id);
+		cr_assert_eq(h_append1(&cl, rb_streams[0], EF_EXPECT_ANY, 0, id,
+		    "Boundary", "{}", &r), EF_S_DATA_LOSS, "%s", r.msg);
+		cr_assert(strstr(r.msg, ".zst: damaged at file offset 0") !=
+		    NULL, "%s", r.msg);
+		cr_assert_eq(status().head, rb_n);
+	}
 	/* segment 0 holds position 0 only */
 	cr_assert_eq(client_read_all(&cl, 1, 1, EF_FORWARD, &rep, &rr),
 	    EF_S_OK);
