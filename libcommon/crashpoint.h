@@ -16,9 +16,11 @@
  * into place, directory not yet fsynced), rotate.after_dirsync (before
  * the first batch in the new segment), takeover.before_rename,
  * takeover.after_rename (before the directory fsync),
- * index.before_commit (a sealed segment's LMDB transaction built, not
- * committed), index.after_commit (committed, RAM not yet trimmed);
- * archiving (stored's archive.c through archive_crash_point, and
+ * index.between_chunks (a sealed segment partly indexed), index.
+ * before_commit (its last LMDB transaction built, not committed),
+ * index.after_commit (committed, RAM not yet trimmed). Test builds also
+ * read EVENTFOLD_INDEX_CHUNK: events per LMDB transaction of the indexer.
+ * Archiving (stored's archive.c through archive_crash_point, and
  * archiver.c): archive.tmp_open, archive.frame (after each frame),
  * archive.table, archive.fsync, archive.rename, archive.dir_fsync,
  * archiver.before_unlink (archive in use, plain segment still there),

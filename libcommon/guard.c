@@ -171,16 +171,32 @@ guard_shutdown(void)
  */
 #define DIALER_STUCK_MS 500
 
+int
+pipeset_note(struct pipeset *ps, uint32_t id, int add)
+{
+	int i;
+
+	for (i = 0; i < ps->n; i++)
+		if (ps->ids[i] == id)
+			break;
+	if (add && i == ps->n && ps->n < PIPESET_MAX)
+		ps->ids[ps->n++] = id;
+	else if (!add && i < ps->n)
+		ps->ids[i] = ps->ids[--ps->n];
+	return ps->n;
+}
+
 static void
 dialer_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 {
 	struct ef_dialer *ed = arg;
+	int n;
 
-	(void)p;
-	if (ev == NNG_PIPE_EV_ADD_POST)
-		__atomic_add_fetch(&ed->pipes, 1, __ATOMIC_RELAXED);
-	else if (ev == NNG_PIPE_EV_REM_POST)
-		__atomic_sub_fetch(&ed->pipes, 1, __ATOMIC_RELAXED);
+	pthread_mutex_lock(&ed->mu);
+	n = pipeset_note(&ed->ps, (uint32_t)nng_pipe_id(p),
+	    ev == NNG_PIPE_EV_ADD_POST);
+	pthread_mutex_unlock(&ed->mu);
+	__atomic_store_n(&ed->pipes, n, __ATOMIC_RELAXED);
 }
 
 /* Sum of the dialer's counters: any attempt moves it. */
@@ -247,6 +263,7 @@ dialer_open(struct ef_dialer *ed, nng_socket sock, const char *url)
 	int rv;
 
 	memset(ed, 0, sizeof(*ed));
+	pthread_mutex_init(&ed->mu, NULL);
 	ed->sock = sock;
 	ed->g.check = dialer_check;
 	ed->still_since = guard_now_ms();

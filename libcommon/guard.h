@@ -37,6 +37,7 @@
 #ifndef EF_GUARD_H
 #define EF_GUARD_H
 
+#include <pthread.h>
 #include <stdint.h>
 
 #include <nng/nng.h>
@@ -66,6 +67,21 @@ uint64_t guard_counter(nng_stat *s, const char *name);
 uint64_t guard_now_ms(void);
 
 /*
+ * The pipes of an endpoint, by id. nng 1.5 can report a pipe's removal
+ * without its addition (a pipe closed between NNG_PIPE_EV_ADD_PRE and
+ * _ADD_POST), so a plain counter drifts below the truth for good (a
+ * gateway then thinks stored is down while it is connected). Not
+ * locked: callers serialise.
+ */
+#define PIPESET_MAX 64
+struct pipeset {
+	uint32_t ids[PIPESET_MAX];
+	int n;
+};
+/* Records an added (add 1) or removed (add 0) pipe; returns the count. */
+int pipeset_note(struct pipeset *ps, uint32_t id, int add);
+
+/*
  * A dialer that re-dials itself. The dialer owns the socket's
  * NNG_PIPE_EV_ADD_POST and NNG_PIPE_EV_REM_POST notifications (it
  * counts pipes). Not for sockets with a guarded listener.
@@ -75,6 +91,8 @@ struct ef_dialer {
 	nng_socket sock;
 	nng_dialer d;
 	char url[4200];
+	pthread_mutex_t mu; /* pipeset */
+	struct pipeset ps;
 	int pipes;          /* connected pipes (atomic) */
 	uint64_t other;     /* last seen "other" counter of d */
 	uint64_t activity;  /* last seen sum of d's counters */

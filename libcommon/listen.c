@@ -123,7 +123,8 @@ listener_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 		__atomic_add_fetch(&el->added, 1, __ATOMIC_RELAXED);
 	pthread_mutex_lock(&el->mu);
 	if ((g = gen_find(el, id)) != NULL)
-		g->pipes += ev == NNG_PIPE_EV_ADD_POST ? 1 : -1;
+		(void)pipeset_note(&g->ps, (uint32_t)nng_pipe_id(p),
+		    ev == NNG_PIPE_EV_ADD_POST);
 	pthread_mutex_unlock(&el->mu);
 }
 
@@ -174,7 +175,7 @@ listener_check(struct guard_entry *ge, nng_stat *stats, uint64_t now)
 		}
 	}
 	for (i = 0; i < el->ngens;) {
-		if (!el->gens[i].current && el->gens[i].pipes <= 0) {
+		if (!el->gens[i].current && el->gens[i].ps.n == 0) {
 			gone[ngone++] = el->gens[i].l;
 			el->gens[i] = el->gens[--el->ngens];
 		} else

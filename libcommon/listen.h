@@ -54,7 +54,7 @@ struct ef_listener {
 	struct listen_gen {
 		nng_listener l;
 		uint32_t id;
-		int pipes;
+		struct pipeset ps; /* its pipes, by id (guard.h) */
 		uint64_t other;
 		int current;
 	} gens[LISTEN_GENS];

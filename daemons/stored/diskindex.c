@@ -13,24 +13,30 @@
  *   sver     stream id + be64 version -> le64 position
  *   streams  stream id -> le64 event count (keys sort: ListStreams)
  *   ids      event id -> le64 position
- *   blooms   be64 segment base -> the segment's Bloom filter of event ids
+ *   blooms   be64 segment base -> le64 size, le64 next position, then
+ *            the segment's Bloom filter of event ids (one per segment)
  *
  * Durability rules:
- *   - A sealed segment is indexed in one write transaction that also
- *     moves `indexed_to` to the segment's end and names the segment
- *     (base and size) as the last one indexed; LMDB's commit is durable
- *     (no MDB_NOSYNC), so after a crash the index covers whole segments
- *     exactly up to indexed_to, or it is not trusted.
- *   - At start, the last indexed segment must exist, be sealed, have the
- *     recorded size, and be followed by a segment starting at indexed_to;
- *     otherwise the index is emptied and rebuilt (logged).
+ *   - A sealed segment is indexed in transactions of a bounded size; the
+ *     last one writes its Bloom filter, moves `indexed_to` to the
+ *     segment's end and names the segment (base and size) as the last
+ *     one indexed. LMDB's commits are durable (no MDB_NOSYNC), so after a
+ *     crash the index covers whole segments exactly up to indexed_to, plus
+ *     perhaps true facts about positions past it that nothing asks it
+ *     (they are in the RAM tier) and that indexing them again rewrites;
+ *     a stream first seen there is not counted twice (index_add asks).
+ *   - At start, every indexed segment must be in the directory with the
+ *     size it had and followed by the segment starting where it ended, the
+ *     last one by a segment starting at indexed_to (a stat per segment, no
+ *     read); otherwise the index is emptied and rebuilt (logged).
  *   - RAM entries for positions below indexed_to are dropped only after
  *     the commit (by the writer, see index_trim).
  *
  * Caveats: open LMDB after any fork, never before (stored does not
  * fork). The map is large and sparse; MDB_MAP_FULL aborts the
  * transaction, grows the map (no transaction open) and retries.
- * Crash points: index.before_commit, index.after_commit.
+ * Crash points: index.between_chunks, index.before_commit (the last
+ * transaction of a segment), index.after_commit.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -214,28 +220,50 @@ reset(struct diskindex *d)
 }
 
 /*
- * Is the last indexed segment as recorded? It must exist with the
- * recorded size, and a segment must start at indexed_to (so it is
- * sealed). Looks at the directory only, before the journal is opened.
+ * Are the indexed segments in data_dir as they were indexed? Each must
+ * have its recorded size and be followed by the segment starting where
+ * it ended, and the last (at indexed_to) must be followed too, so it is
+ * sealed. Looks at the directory only, before the journal is opened.
  */
 static int
 matches_log(struct diskindex *d, const char *data_dir)
 {
+	char path[4200], name[SEGFILE_NAME_MAX];
+	uint8_t kb[8], *arcs = NULL;
 	uint64_t *bases = NULL, size;
-	uint8_t *arcs = NULL;
-	size_t n = 0, i;
+	size_t n = 0, i, seen = 0;
+	MDB_stat ms;
+	MDB_val k = { 8, kb }, v;
+	MDB_txn *t;
 	int ok = 0;
 
-	/* the last indexed segment may be archived by now (archiver.c) */
+	/* a segment may be held only as its archive (archiver.c): its size
+	 * is then the one its seek table covers */
 	if (segfile_list_all(data_dir, &bases, &arcs, &n) != 0)
 		return 0;
-	for (i = 0; i + 1 < n; i++) {
-		if (bases[i] != d->last_base)
-			continue;
-		ok = archiver_segment_size(data_dir, bases[i], &size) == 0 &&
-		    size == d->last_bytes && bases[i + 1] == d->indexed_to;
-		break;
+	if (mdb_txn_begin(d->env, NULL, MDB_RDONLY, &t) != 0) {
+		free(bases);
+		free(arcs);
+		return 0;
 	}
+	for (i = 0; i + 1 < n && bases[i] < d->indexed_to; i++, seen++) {
+		snprintf(path, sizeof(path), "%s/%s%s", data_dir,
+		    segfile_name(name, sizeof(name), bases[i]), arcs[i] ?
+		    SEGFILE_ZST_SUFFIX : "");
+		be64(kb, bases[i]);
+		if (mdb_get(t, d->blooms, &k, &v) != 0 || v.mv_size < 24 ||
+		    archiver_segment_size(data_dir, bases[i], &size) != 0 ||
+		    size != get_le64(v.mv_data) ||
+		    bases[i + 1] != get_le64((const uint8_t *)v.mv_data + 8)) {
+			log_warnx("%s: not as it was indexed", path);
+			goto out;
+		}
+	}
+	ok = (i == 0 || bases[i] == d->indexed_to) &&
+	    mdb_stat(t, d->blooms, &ms) == 0 && ms.ms_entries == seen &&
+	    i > 0 && bases[i - 1] == d->last_base;
+out:
+	mdb_txn_abort(t);
 	free(bases);
 	free(arcs);
 	return ok;
@@ -276,10 +304,10 @@ diskindex_open(struct diskindex *d, const char *data_dir)
 	if ((rc = open_dbs(d)) != 0)
 		goto fail;
 	if (d->has_last && !matches_log(d, data_dir)) {
-		log_warnx("%s: the index does not match the log (last indexed "
-		    "segment %" PRIu64 ", %" PRIu64 " bytes, up to position %"
-		    PRIu64 "); rebuilding it from the segments", dir,
-		    d->last_base, d->last_bytes, d->indexed_to);
+		log_warnx("%s: the index does not match the log (indexed up to "
+		    "position %" PRIu64 ", the last segment at %" PRIu64 " with %"
+		    PRIu64 " bytes); rebuilding it from the segments", dir,
+		    d->indexed_to, d->last_base, d->last_bytes);
 		if ((rc = reset(d)) != 0)
 			goto fail;
 	}
@@ -333,20 +361,50 @@ diskindex_close(struct diskindex *d)
 
 /* ---- indexing a sealed segment --------------------------------------- */
 
-static int
-put_segment(struct diskindex *d, MDB_txn *t, const struct segment *s,
-    struct bloom *bl)
+/*
+ * Events per write transaction: LMDB keeps a transaction's dirty pages in
+ * a list of bounded length (MDB_TXN_FULL past it), and every event dirties
+ * up to four random leaf pages. Test builds take another number from
+ * EVENTFOLD_INDEX_CHUNK, so that tests with tiny segments can index each
+ * in several transactions.
+ */
+#define CHUNK_EVENTS 20000
+
+static uint64_t
+chunk_events(void)
 {
-	uint8_t kb[UUID_LEN + 8], vb[24];
+#ifdef EF_CRASHPOINTS
+	const char *e = getenv("EVENTFOLD_INDEX_CHUNK");
+	unsigned long long v;
+
+	if (e != NULL && (v = strtoull(e, NULL, 10)) > 0)
+		return v;
+#endif
+	return CHUNK_EVENTS;
+}
+
+/*
+ * Puts the batches of s from *off on, whole batches, until chunk_events()
+ * events are in or the segment ends; advances *off. What these write
+ * before the segment's last transaction commits are true facts about the
+ * log at positions at or above indexed_to, which nothing asks the disk
+ * about (those positions are in the RAM tier), and a retry writes the
+ * same again.
+ */
+static int
+put_batches(struct diskindex *d, MDB_txn *t, const struct segment *s,
+    uint64_t *offp, struct bloom *bl)
+{
+	uint8_t kb[UUID_LEN + 8], vb[16];
 	MDB_val k, v;
 	struct batch_hdr h;
 	struct ef_event ev;
-	uint64_t off = LOGFILE_HDR, p, len;
+	uint64_t off = *offp, p, len, n = 0, max = chunk_events();
 	size_t rlen;
 	uint32_t i;
 	int rc;
 
-	while (off < s->end) {
+	while (off < s->end && n < max) {
 		if (batch_verify(s->map, s->end, off, 0, 0, &len) != 0 ||
 		    batch_hdr_decode(s->map + off, s->end - off, &h) != REC_OK)
 			return -EBADMSG;
@@ -380,13 +438,30 @@ put_segment(struct diskindex *d, MDB_txn *t, const struct segment *s,
 			bloom_add(bl, ev.event_id);
 			p += rlen;
 		}
+		n += h.count;
 		off += len;
 	}
+	*offp = off;
+	return 0;
+}
+
+/* The segment's last transaction: its filter and indexed_to. */
+static int
+put_final(struct diskindex *d, MDB_txn *t, const struct segment *s,
+    const struct bloom *bl)
+{
+	uint8_t kb[8], vb[24];
+	MDB_val k, v;
+	int rc;
+
 	be64(kb, s->base);
 	k = (MDB_val){ 8, kb };
-	v = (MDB_val){ bl->nbits / 8, bl->bits };
-	if ((rc = mdb_put(t, d->blooms, &k, &v, 0)) != 0)
+	v = (MDB_val){ 16 + bl->nbits / 8, NULL };
+	if ((rc = mdb_put(t, d->blooms, &k, &v, MDB_RESERVE)) != 0)
 		return mdb_err(rc);
+	put_le64(v.mv_data, s->end);
+	put_le64((uint8_t *)v.mv_data + 8, s->next);
+	memcpy((uint8_t *)v.mv_data + 16, bl->bits, bl->nbits / 8);
 	put_le64(vb, s->next);
 	put_le64(vb + 8, s->base);
 	put_le64(vb + 16, s->end);
@@ -400,36 +475,46 @@ put_segment(struct diskindex *d, MDB_txn *t, const struct segment *s,
 int
 diskindex_add_segment(struct diskindex *d, struct segment *s)
 {
-	struct bloom *bl;
+	uint64_t off = LOGFILE_HDR, start;
+	struct bloom *bl = bloom_new(s->next - s->base);
 	MDB_txn *t;
-	int rc;
+	int rc, last;
 
 	for (;;) {
-		bl = bloom_new(s->next - s->base);
+		start = off;
 		if ((rc = mdb_txn_begin(d->env, NULL, 0, &t)) != 0) {
-			free(bl);
-			return mdb_err(rc);
+			rc = mdb_err(rc);
+			goto fail;
 		}
-		rc = put_segment(d, t, s, bl);
+		rc = put_batches(d, t, s, &off, bl);
+		last = rc == 0 && off >= s->end;
+		if (rc == 0 && last)
+			rc = put_final(d, t, s, bl);
 		if (rc == 0) {
-			crashpoint("index.before_commit");
+			if (last)
+				crashpoint("index.before_commit");
 			rc = mdb_err(mdb_txn_commit(t));
 		} else
 			mdb_txn_abort(t);
-		if (rc != -ENOSPC)
+		if (rc == -ENOSPC) {
+			/* MDB_MAP_FULL: grow with no transaction open, redo
+			 * this transaction's batches */
+			d->map_size *= 2;
+			if ((rc = mdb_env_set_mapsize(d->env,
+			    (size_t)d->map_size)) != 0) {
+				rc = mdb_err(rc);
+				goto fail;
+			}
+			log_info("index: map grown to %" PRIu64 " MiB",
+			    d->map_size >> 20);
+			off = start;
+			continue;
+		}
+		if (rc != 0)
+			goto fail;
+		if (last)
 			break;
-		free(bl);
-		/* MDB_MAP_FULL: grow with no transaction open, retry */
-		d->map_size *= 2;
-		if ((rc = mdb_env_set_mapsize(d->env, (size_t)d->map_size)) !=
-		    0)
-			return mdb_err(rc);
-		log_info("index: map grown to %" PRIu64 " MiB",
-		    d->map_size >> 20);
-	}
-	if (rc != 0) {
-		free(bl);
-		return rc;
+		crashpoint("index.between_chunks");
 	}
 	crashpoint("index.after_commit");
 	__atomic_store_n(&s->bloom, bl, __ATOMIC_RELEASE);
@@ -438,6 +523,9 @@ diskindex_add_segment(struct diskindex *d, struct segment *s)
 	d->has_last = 1;
 	__atomic_store_n(&d->indexed_to, s->next, __ATOMIC_RELEASE);
 	return 0;
+fail:
+	free(bl);
+	return rc;
 }
 
 int
@@ -456,14 +544,14 @@ diskindex_load_bloom(struct diskindex *d, struct segment *s)
 		mdb_txn_abort(t);
 		return mdb_err(rc);
 	}
-	if (v.mv_size == 0 || v.mv_size % 8 != 0) {
+	if (v.mv_size < 24 || v.mv_size % 8 != 0) {
 		mdb_txn_abort(t);
 		return -EBADMSG;
 	}
-	if ((bl = calloc(1, sizeof(*bl) + v.mv_size)) == NULL)
+	if ((bl = calloc(1, sizeof(*bl) + v.mv_size - 16)) == NULL)
 		fatal("calloc");
-	bl->nbits = v.mv_size * 8;
-	memcpy(bl->bits, v.mv_data, v.mv_size);
+	bl->nbits = (v.mv_size - 16) * 8;
+	memcpy(bl->bits, (const uint8_t *)v.mv_data + 16, v.mv_size - 16);
 	mdb_txn_abort(t);
 	s->bloom = bl;
 	return 0;
@@ -528,8 +616,6 @@ diskindex_stream_count(struct diskindex *d, const uint8_t sid[UUID_LEN])
 	uint64_t n = 0;
 	int rc;
 
-	if (__atomic_load_n(&d->indexed_to, __ATOMIC_ACQUIRE) == 0)
-		return 0;
 	rc = get_u64(d, d->streams, sid, UUID_LEN, &n);
 	if (rc != 0 && rc != -ENOENT)
 		fatalx("index: stream lookup: %s", strerror(-rc));

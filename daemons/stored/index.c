@@ -361,9 +361,12 @@ index_add(struct index *ix, const struct ef_event *ev, uint64_t off)
 
 	if ((s = index_stream(ix, ev->stream_id)) == NULL) {
 		s = stream_create(ix, ev->stream_id);
-		/* its older versions, if any, are on disk */
+		/* its older versions, if any, are on disk; a new stream is
+		 * counted unless a partly indexed segment (a crash while it
+		 * was being indexed) already put it there */
 		s->base = s->n = ev->stream_version;
-		if (s->base == 0)
+		if (s->base == 0 && (ix->disk == NULL ||
+		    diskindex_stream_count(ix->disk, ev->stream_id) == 0))
 			ix->new_streams++;
 	}
 	if (s->n - s->base == s->cap) {

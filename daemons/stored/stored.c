@@ -107,6 +107,35 @@ writer_alive(uint64_t limit_ms)
 	return mono_ms() - beat < limit_ms;
 }
 
+/*
+ * Creates dir and its missing parents. A directory created here is made
+ * durable in its parent (fsync of the parent) before anything is written
+ * in it: otherwise a power cut can take the data directory, and every
+ * acknowledged event in it, away (found by tests/powerloss).
+ */
+static int
+mkdir_durable(const char *path, mode_t mode)
+{
+	char parent[4096], *slash;
+	int fd, rc = 0;
+
+	if (mkdir(path, mode) != 0)
+		return errno == EEXIST ? 0 : -1;
+	snprintf(parent, sizeof(parent), "%s", path);
+	if ((slash = strrchr(parent, '/')) == NULL)
+		snprintf(parent, sizeof(parent), ".");
+	else if (slash == parent)
+		parent[1] = '\0';
+	else
+		*slash = '\0';
+	if ((fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return -1;
+	if (fsync(fd) != 0)
+		rc = -1;
+	close(fd);
+	return rc;
+}
+
 static int
 mkdir_p(const char *dir)
 {
@@ -117,13 +146,11 @@ mkdir_p(const char *dir)
 		if (*p != '/')
 			continue;
 		*p = '\0';
-		if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+		if (mkdir_durable(buf, 0755) != 0)
 			return -1;
 		*p = '/';
 	}
-	if (mkdir(buf, 0750) != 0 && errno != EEXIST)
-		return -1;
-	return 0;
+	return mkdir_durable(buf, 0750);
 }
 
 /* 0 if the archive keys are in range, else -1 (said on f if not NULL). */
@@ -368,5 +395,11 @@ main(int argc, char **argv)
 	conf_free(stored_keys, &sd.conf);
 	free(argv_copy);
 	log_info("stopped");
-	return 0;
+	/*
+	 * Everything durable is closed. The nng sockets are not (see
+	 * dispatch_stop), so nng's task threads still run: leave without
+	 * exit()'s library teardown under their feet (a SIGTERM exit was
+	 * seen dying of SIGSEGV in an nng task thread, once in ~100 runs).
+	 */
+	_exit(0);
 }

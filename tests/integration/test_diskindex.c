@@ -343,7 +343,10 @@ Test(diskindex, deleted_then_rebuilt)
 
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s/index'", sd.data_dir);
 	cr_assert_eq(system(cmd), 0);
+	/* rebuilt in transactions of 5 events (test builds only) */
+	setenv("EVENTFOLD_INDEX_CHUNK", "5", 1);
 	start();
+	unsetenv("EVENTFOLD_INDEX_CHUNK");
 	st = status();
 	cr_assert_eq(st.recovered_events, head, "without an index the start "
 	    "reads everything");
@@ -372,7 +375,7 @@ Test(diskindex, deleted_then_rebuilt)
 Test(diskindex, killed_at_every_indexing_crash_point, .timeout = 400)
 {
 	static const char *const points[] = { "index.before_commit",
-		"index.after_commit" };
+		"index.after_commit", "index.between_chunks" };
 	static struct h_load load;
 	const char *const extra[] = { "--segment-size", "16K", NULL };
 	uint64_t head, acked;
@@ -382,13 +385,15 @@ Test(diskindex, killed_at_every_indexing_crash_point, .timeout = 400)
 	if (strcmp(getenv("EF_CRASHPOINTS") ? getenv("EF_CRASHPOINTS") : "",
 	    "1") != 0)
 		cr_skip_test("built without -Dcrashpoints=true");
-	for (p = 0; p < 2; p++) {
+	for (p = 0; p < 3; p++) {
 		char env[64];
 
 		h_stored_init(&sd, h_tmpdir(), extra);
 		h_load_init(&load, &sd, 8, 200);
 		snprintf(env, sizeof(env), "%s:3", points[p]);
 		setenv("EVENTFOLD_CRASHPOINT", env, 1);
+		/* several LMDB transactions per (16 KiB) segment */
+		setenv("EVENTFOLD_INDEX_CHUNK", "16", 1);
 		h_stored_spawn(&sd);
 		unsetenv("EVENTFOLD_CRASHPOINT");
 		cr_assert_eq(h_stored_wait_ready(&sd, 15000), 0);
@@ -402,10 +407,14 @@ Test(diskindex, killed_at_every_indexing_crash_point, .timeout = 400)
 		acked = __atomic_load_n(&load.acked, __ATOMIC_RELAXED);
 		cr_assert(log_has(points[p]), "not killed at %s", points[p]);
 		start();
+		unsetenv("EVENTFOLD_INDEX_CHUNK");
 		/* two segments were indexed before the kill; the third is
 		 * indexed again (before_commit) or was (after_commit) */
 		head = h_load_verify(&load, &cl);
 		cr_assert_geq(head, acked);
+		/* a stream is counted once, even one that a partly indexed
+		 * segment already put on disk */
+		cr_assert_eq(status().streams, load.nthreads);
 		h_load_retry_pending(&load, &cl);
 		h_load_start(&load);
 		cr_assert_eq(h_load_wait_acked(&load, acked + 500, 60000), 0);
@@ -424,7 +433,50 @@ Test(diskindex, killed_at_every_indexing_crash_point, .timeout = 400)
 		start();
 		cr_assert_eq(h_load_verify(&load, &cl), head);
 		cr_assert_eq(status().recovered_events, 0);
+		cr_assert_eq(status().streams, load.nthreads);
 		stop(SIGTERM);
 		h_load_free(&load);
 	}
+}
+
+Test(diskindex, a_sealed_segment_changed_behind_its_back)
+{
+	const char *const extra[] = { "--segment-size", "4K", NULL };
+	char path[H_PATH + 64], want[H_PATH + 128], *log;
+	uint64_t head;
+	size_t size;
+	uint8_t *img;
+
+	h_stored_init(&sd, h_tmpdir(), extra);
+	start();
+	write_history();
+	rotate();
+	head = status().head;
+	wait_indexed(head);
+	stop(SIGTERM);
+	/* bytes appended to the first sealed (and indexed) segment: the
+	 * index no longer matches, every segment is read, and that one is
+	 * found corrupt where the appended bytes begin */
+	snprintf(path, sizeof(path), "%s/seg-00000000000000000000.log",
+	    sd.data_dir);
+	img = (uint8_t *)h_read_file(path, &size);
+	cr_assert_not_null(img);
+	img = realloc(img, size + 100);
+	memset(img + size, 0x5a, 100);
+	cr_assert_eq(h_write_file(path, img, size + 100), 0);
+	h_stored_spawn(&sd);
+	cr_assert_eq(h_stored_wait_ready(&sd, 15000), -1, "stored started");
+	cr_assert(log_has("does not match the log"), "the mismatch was not "
+	    "noticed");
+	snprintf(want, sizeof(want), "%s: corrupt at offset %zu", path, size);
+	log = h_read_file(sd.log, NULL);
+	cr_assert(log != NULL && strstr(log, want) != NULL, "no \"%s\" in:\n%s",
+	    want, log);
+	free(log);
+	/* put back as it was: starts, rebuilds, answers as before */
+	cr_assert_eq(h_write_file(path, img, size), 0);
+	free(img);
+	start();
+	wait_indexed(head);
+	check_history(0);
 }
