@@ -20,6 +20,11 @@
  * before_commit (its last LMDB transaction built, not committed),
  * index.after_commit (committed, RAM not yet trimmed). Test builds also
  * read EVENTFOLD_INDEX_CHUNK: events per LMDB transaction of the indexer.
+ * Archiving (stored's archive.c through archive_crash_point, and
+ * archiver.c): archive.tmp_open, archive.frame (after each frame),
+ * archive.table, archive.fsync, archive.rename, archive.dir_fsync,
+ * archiver.before_unlink (archive in use, plain segment still there),
+ * archiver.after_unlink (directory not yet fsynced).
  */
 #ifndef EF_CRASHPOINT_H
 #define EF_CRASHPOINT_H

@@ -586,8 +586,10 @@ ipc_stream_info_decode(const msgpack_object *o, struct ipc_stream_info *s,
 #define STATUS_FIELDS(X)                                                      \
 	X(head) X(streams) X(log_bytes) X(uptime_ms) X(commits) X(fsyncs)     \
 	X(events_written) X(recover_ms) X(recovered_events) X(index_bytes)     \
-	X(segments) X(sealed_bytes) X(indexed_to)
-#define STATUS_NFIELDS 13
+	X(segments) X(sealed_bytes) X(indexed_to) X(archived_segments)        \
+	X(archived_bytes) X(archived_raw) X(cache_hits) X(cache_misses)       \
+	X(cache_bytes)
+#define STATUS_NFIELDS 19
 
 int
 ipc_status_rep_decode(const msgpack_object *b, struct ipc_status_rep *r,
@@ -613,6 +615,20 @@ ipc_rotate_rep_decode(const msgpack_object *b, struct ipc_rotate_rep *r,
 	FIELD(ipcf_u64(&b->via.array.ptr[2], &r->sealed_events,
 	    "sealed_events", why));
 	FIELD(ipcf_u64(&b->via.array.ptr[3], &r->hot_base, "hot_base", why));
+	return 0;
+}
+
+int
+ipc_archive_rep_decode(const msgpack_object *b, struct ipc_archive_rep *r,
+    const char **why)
+{
+	FIELD(ipcf_array(b, 5, "archive reply", why));
+	FIELD(ipcf_bool(&b->via.array.ptr[0], &r->archived, "archived", why));
+	FIELD(ipcf_u64(&b->via.array.ptr[1], &r->base, "base", why));
+	FIELD(ipcf_u64(&b->via.array.ptr[2], &r->raw_bytes, "raw_bytes", why));
+	FIELD(ipcf_u64(&b->via.array.ptr[3], &r->comp_bytes, "comp_bytes",
+	    why));
+	FIELD(ipcf_u64(&b->via.array.ptr[4], &r->left, "left", why));
 	return 0;
 }
 
@@ -643,12 +659,14 @@ int
 ipc_segment_info_decode(const msgpack_object *o, struct ipc_segment_info *s,
     const char **why)
 {
-	FIELD(ipcf_array(o, 4, "segment info", why));
+	FIELD(ipcf_array(o, 5, "segment info", why));
 	FIELD(ipcf_u64(&o->via.array.ptr[0], &s->base, "base", why));
 	FIELD(ipcf_u64(&o->via.array.ptr[1], &s->events, "events", why));
 	FIELD(ipcf_u64(&o->via.array.ptr[2], &s->bytes, "bytes", why));
 	FIELD(ipcf_str(&o->via.array.ptr[3], &s->state, IPC_SEGMENT_STATE_MAX,
 	    "state", why));
+	FIELD(ipcf_u64(&o->via.array.ptr[4], &s->stored_bytes, "stored_bytes",
+	    why));
 	return 0;
 }
 
@@ -914,6 +932,20 @@ ipc_rotate_rep_encode(struct ipc_out *o, const struct ipc_rotate_rep *r)
 }
 
 void
+ipc_archive_rep_encode(struct ipc_out *o, const struct ipc_archive_rep *r)
+{
+	msgpack_pack_array(&o->pk, 5);
+	if (r->archived)
+		msgpack_pack_true(&o->pk);
+	else
+		msgpack_pack_false(&o->pk);
+	msgpack_pack_uint64(&o->pk, r->base);
+	msgpack_pack_uint64(&o->pk, r->raw_bytes);
+	msgpack_pack_uint64(&o->pk, r->comp_bytes);
+	msgpack_pack_uint64(&o->pk, r->left);
+}
+
+void
 ipc_segments_req_encode(struct ipc_out *o, const struct ipc_segments_req *r)
 {
 	msgpack_pack_array(&o->pk, 2);
@@ -931,11 +963,12 @@ ipc_segments_rep_begin(struct ipc_out *o, uint32_t nsegments)
 void
 ipc_segment_info_encode(struct ipc_out *o, const struct ipc_segment_info *s)
 {
-	msgpack_pack_array(&o->pk, 4);
+	msgpack_pack_array(&o->pk, 5);
 	msgpack_pack_uint64(&o->pk, s->base);
 	msgpack_pack_uint64(&o->pk, s->events);
 	msgpack_pack_uint64(&o->pk, s->bytes);
 	ipcf_pack_str(&o->pk, s->state.ptr, s->state.len);
+	msgpack_pack_uint64(&o->pk, s->stored_bytes);
 }
 
 void

@@ -28,9 +28,9 @@
 
 #include "record.h"
 
-#define EF_PROTO_VERSION 2
+#define EF_PROTO_VERSION 3
 #define EF_XSTR(x) #x
-#define EF_STR(x)  EF_XSTR(x) /* EF_STR(EF_PROTO_VERSION) is "2" */
+#define EF_STR(x)  EF_XSTR(x) /* EF_STR(EF_PROTO_VERSION) is "3" */
 
 /* Bounds enforced by every decoder. */
 #define IPC_MAX_MSG      (64u << 20) /* a whole message */
@@ -46,6 +46,7 @@
 	X(STATUS, 5, "status")                                                \
 	X(ROTATE, 6, "rotate")                                                \
 	X(SEGMENTS, 7, "segments")                                            \
+	X(ARCHIVE, 8, "archive")                                              \
 	X(EXECUTE, 32, "execute")                                             \
 	X(GET_STATE, 33, "get_state")                                         \
 	X(QUERY, 34, "query")                                                 \
@@ -217,6 +218,12 @@ struct ipc_status_rep {
 	uint64_t segments;      /* segment files, the hot one included */
 	uint64_t sealed_bytes;  /* bytes in sealed segments */
 	uint64_t indexed_to;    /* positions below are indexed on disk */
+	uint64_t archived_segments; /* sealed segments held as archives */
+	uint64_t archived_bytes;    /* their .zst files' bytes */
+	uint64_t archived_raw;      /* the segment bytes they hold */
+	uint64_t cache_hits;        /* archive frame cache */
+	uint64_t cache_misses;
+	uint64_t cache_bytes;       /* decompressed bytes held */
 };
 
 /* ROTATE body: nil (no fields). */
@@ -241,12 +248,27 @@ struct ipc_segments_req {
 
 #define IPC_SEGMENT_STATE_MAX 16
 
-/* One segment: [base, events, bytes, state str ("hot", "sealed")]. */
+/*
+ * One segment: [base, events, bytes, state str ("hot", "sealed",
+ * "archived"), stored_bytes].
+ */
 struct ipc_segment_info {
 	uint64_t base;       /* its first global position (its name) */
 	uint64_t events;     /* positions base .. base + events - 1 */
-	uint64_t bytes;      /* file size */
+	uint64_t bytes;      /* segment bytes (decompressed if archived) */
 	struct ipc_str state;
+	uint64_t stored_bytes; /* on disk: the .zst's size if archived */
+};
+
+/* ARCHIVE body: nil. Archives the oldest eligible segment, if any.
+ * Reply body: [archived bool, base, raw_bytes, comp_bytes, left]; left
+ * is how many eligible segments remain. */
+struct ipc_archive_rep {
+	bool archived;
+	uint64_t base;
+	uint64_t raw_bytes;
+	uint64_t comp_bytes;
+	uint64_t left;
 };
 
 /* SEGMENTS reply body: [[segment...], more bool] */
@@ -319,6 +341,8 @@ int ipc_stream_info_decode(const msgpack_object *o, struct ipc_stream_info *s,
     const char **why);
 int ipc_status_rep_decode(const msgpack_object *body, struct ipc_status_rep *r,
     const char **why);
+int ipc_archive_rep_decode(const msgpack_object *body,
+    struct ipc_archive_rep *r, const char **why);
 int ipc_rotate_rep_decode(const msgpack_object *body, struct ipc_rotate_rep *r,
     const char **why);
 int ipc_segments_req_decode(const msgpack_object *body,
@@ -369,6 +393,8 @@ void ipc_stream_info_encode(struct ipc_out *o,
 void ipc_list_rep_end(struct ipc_out *o, bool more);
 void ipc_status_rep_encode(struct ipc_out *o, const struct ipc_status_rep *r);
 void ipc_rotate_rep_encode(struct ipc_out *o, const struct ipc_rotate_rep *r);
+void ipc_archive_rep_encode(struct ipc_out *o,
+    const struct ipc_archive_rep *r);
 void ipc_segments_req_encode(struct ipc_out *o,
     const struct ipc_segments_req *r);
 void ipc_segments_rep_begin(struct ipc_out *o, uint32_t nsegments);

@@ -11,7 +11,8 @@
  * batch frames. `events.log` is the single file of releases before
  * segments; stored takes it over (renames it) on first start.
  * A name ending in ".tmp" is a segment being created, never part of the
- * log.
+ * log. A sealed segment may be held only as its zstd archive, the same
+ * name plus ".zst" ("seg-...log.zst"; ".zst.tmp" while being written).
  */
 #ifndef EF_SEGFILE_H
 #define EF_SEGFILE_H
@@ -35,5 +36,15 @@ int segfile_parse(const char *name, uint64_t *base);
  * caller frees it), *n of them. Returns 0 or a negative errno.
  */
 int segfile_list(const char *dir, uint64_t **bases, size_t *n);
+
+/*
+ * Like segfile_list, but also lists segments present only as their cold
+ * archive "<name>.zst" (eventfold-stored's archive.h): (*archived)[i] is
+ * 1 for those. A segment present both ways is listed once, as plain.
+ * Both arrays are malloc'd (the caller frees them). 0 or -errno.
+ */
+#define SEGFILE_ZST_SUFFIX ".zst"
+int segfile_list_all(const char *dir, uint64_t **bases, uint8_t **archived,
+    size_t *n);
 
 #endif

@@ -18,6 +18,7 @@
 #include <jansson.h>
 
 #include "ctl.h"
+#include "archive.h"
 #include "segfile.h"
 
 uint8_t *
@@ -431,11 +432,16 @@ cmd_status(struct ctl *c, int argc, char **argv)
 		    ",\"recover_ms\":%" PRIu64 ",\"recovered_events\":%" PRIu64
 		    ",\"index_bytes\":%" PRIu64 ",\"segments\":%" PRIu64
 		    ",\"sealed_bytes\":%" PRIu64 ",\"indexed_to\":%" PRIu64
-		    "}\n", s.head, s.streams,
+		    ",\"archived_segments\":%" PRIu64 ",\"archived_bytes\":%"
+		    PRIu64 ",\"archived_raw\":%" PRIu64 ",\"cache_hits\":%"
+		    PRIu64 ",\"cache_misses\":%" PRIu64 ",\"cache_bytes\":%"
+		    PRIu64 "}\n", s.head, s.streams,
 		    s.log_bytes, s.uptime_ms, s.commits, s.fsyncs,
 		    s.events_written, s.fsyncs ? (double)s.events_written /
 		    (double)s.fsyncs : 0.0, s.recover_ms, s.recovered_events,
-		    s.index_bytes, s.segments, s.sealed_bytes, s.indexed_to);
+		    s.index_bytes, s.segments, s.sealed_bytes, s.indexed_to,
+		    s.archived_segments, s.archived_bytes, s.archived_raw,
+		    s.cache_hits, s.cache_misses, s.cache_bytes);
 	} else {
 		printf("head position     %" PRIu64 "\n"
 		       "streams           %" PRIu64 "\n"
@@ -448,12 +454,20 @@ cmd_status(struct ctl *c, int argc, char **argv)
 		       "recovery          %" PRIu64 " events in %" PRIu64 " ms\n"
 		       "index memory      %" PRIu64 " bytes\n"
 		       "segments          %" PRIu64 " (%" PRIu64 " bytes sealed)\n"
-		       "indexed on disk   below position %" PRIu64 "\n",
+		       "indexed on disk   below position %" PRIu64 "\n"
+		       "archived          %" PRIu64 " segments, %" PRIu64
+		       " bytes holding %" PRIu64 " (ratio %.2f)\n"
+		       "frame cache       %" PRIu64 " hits, %" PRIu64 " misses, %"
+		       PRIu64 " bytes\n",
 		    s.head, s.streams, s.log_bytes, (double)s.uptime_ms / 1000.0,
 		    s.commits, s.fsyncs, s.events_written, s.fsyncs ?
 		    (double)s.events_written / (double)s.fsyncs : 0.0,
 		    s.recovered_events, s.recover_ms, s.index_bytes,
-		    s.segments, s.sealed_bytes, s.indexed_to);
+		    s.segments, s.sealed_bytes, s.indexed_to,
+		    s.archived_segments, s.archived_bytes, s.archived_raw,
+		    s.archived_bytes ? (double)s.archived_raw /
+		    (double)s.archived_bytes : 0.0, s.cache_hits,
+		    s.cache_misses, s.cache_bytes);
 	}
 	client_reply_free(&cr);
 	client_close(&cl);
@@ -553,11 +567,61 @@ verify_file(const char *path, uint64_t expect_base, int check_base,
 	munmap((void *)img, size);
 }
 
+/*
+ * Checks the archive of the sealed segment at path (path + ".zst"):
+ * archive_verify reads every frame (both checksums) and every batch in
+ * it. Its events are next_base - base (the next segment's name).
+ */
+static void
+verify_archive(const char *path, uint64_t base, uint64_t next_base,
+    int last, struct vres *v)
+{
+	char ap[4300];
+	struct archive_stats st;
+	struct archive_fault f;
+	int rc;
+
+	memset(v, 0, sizeof(*v));
+	memset(&f, 0, sizeof(f));
+	memset(&st, 0, sizeof(st));
+	v->base = v->next = base;
+	snprintf(ap, sizeof(ap), "%s%s", path, ARCHIVE_SUFFIX);
+	if (last) {
+		printf("%s: CORRUPT: the last segment exists only as an archive "
+		    "(its plain file, the one being written, is missing)\n",
+		    ap);
+		v->corrupt = 1;
+		return;
+	}
+	rc = archive_verify(ap, &st, &f);
+	if (rc == -EBADMSG) {
+		printf("%s: CORRUPT at file offset %" PRIu64 " (frame %" PRIu32
+		    ", segment offset %" PRIu64 "): %s. Restore this archive "
+		    "from a backup.\n", ap, f.file_off, f.frame, f.doff,
+		    f.what ? f.what : "damaged");
+		v->corrupt = 1;
+		return;
+	}
+	if (rc != 0) {
+		printf("%s: CORRUPT: cannot read: %s\n", ap, strerror(-rc));
+		v->corrupt = 1;
+		return;
+	}
+	v->next = next_base;
+	v->size = st.raw_bytes;
+	printf("%s: OK: archived, %" PRIu64 " events, %" PRIu64 " bytes in %"
+	    PRIu32 " frames, %" PRIu64 " on disk (ratio %.2f)\n", ap,
+	    next_base - base, st.raw_bytes, st.frames, st.comp_bytes,
+	    st.comp_bytes ? (double)st.raw_bytes / (double)st.comp_bytes :
+	    0.0);
+}
+
 static int
 cmd_verify(struct ctl *c, int argc, char **argv)
 {
 	char path[4200], name[SEGFILE_NAME_MAX];
 	uint64_t *bases = NULL, events = 0, bytes = 0, pos = 0;
+	uint8_t *arcs = NULL;
 	size_t n = 0, i;
 	struct vres v;
 	struct stat sb;
@@ -569,23 +633,26 @@ cmd_verify(struct ctl *c, int argc, char **argv)
 	snprintf(path, sizeof(path), "%s/%s", c->conf.data_dir,
 	    LEGACY_LOG_NAME);
 	legacy = stat(path, &sb) == 0;
-	if ((rc = segfile_list(c->conf.data_dir, &bases, &n)) != 0)
+	if ((rc = segfile_list_all(c->conf.data_dir, &bases, &arcs, &n)) != 0)
 		return ctl_err(CTL_NOT_FOUND, "%s: %s", c->conf.data_dir,
 		    strerror(-rc));
 	if (legacy && n > 0) {
 		free(bases);
+		free(arcs);
 		printf("%s: CORRUPT: both %s and segment files are present "
 		    "(stored will not start; which is the log?)\n",
 		    c->conf.data_dir, LEGACY_LOG_NAME);
 		return CTL_CORRUPT;
 	}
 	if (legacy) {
+		free(arcs);
 		/* a release before segments; stored takes it over */
 		verify_file(path, 0, 0, 1, &v);
 		return v.corrupt ? CTL_CORRUPT : CTL_OK;
 	}
 	if (n == 0) {
 		free(bases);
+		free(arcs);
 		return ctl_err(CTL_NOT_FOUND, "%s: no segment files (no log "
 		    "here)", c->conf.data_dir);
 	}
@@ -599,6 +666,15 @@ cmd_verify(struct ctl *c, int argc, char **argv)
 			bad = 1;
 			continue;
 		}
+		if (arcs[i]) {
+			verify_archive(path, bases[i], i + 1 < n ?
+			    bases[i + 1] : bases[i], i == n - 1, &v);
+			bad |= v.corrupt;
+			events += v.next - v.base;
+			bytes += v.size;
+			pos = v.next;
+			continue;
+		}
 		verify_file(path, bases[i], 1, i == n - 1, &v);
 		bad |= v.corrupt;
 		events += v.next - v.base;
@@ -606,6 +682,7 @@ cmd_verify(struct ctl *c, int argc, char **argv)
 		pos = v.next;
 	}
 	free(bases);
+	free(arcs);
 	if (bad) {
 		printf("%s: CORRUPT: see above\n", c->conf.data_dir);
 		return CTL_CORRUPT;
@@ -671,6 +748,7 @@ cmd_segments(struct ctl *c, int argc, char **argv)
 	struct ef_client cl;
 	struct ipc_out o;
 	const char *why = "";
+	double ratio;
 	uint32_t k;
 	int i, st, rc = CTL_OK;
 
@@ -683,8 +761,8 @@ cmd_segments(struct ctl *c, int argc, char **argv)
 	if (client_open(&cl, c->store_url, (int)c->conf.timeout_ms) != 0)
 		return ctl_err(CTL_USAGE, "bad store URL %s", c->store_url);
 	if (!c->json)
-		printf("%-28s %20s %20s %12s %7s\n", "SEGMENT", "FIRST", "LAST",
-		    "BYTES", "STATE");
+		printf("%-28s %20s %20s %12s %8s %6s\n", "SEGMENT", "FIRST",
+		    "LAST", "BYTES", "STATE", "RATIO");
 	ipc_out_init(&o);
 	for (;;) {
 		ipc_out_reset(&o);
@@ -715,22 +793,95 @@ cmd_segments(struct ctl *c, int argc, char **argv)
 			else
 				snprintf(last, sizeof(last), c->json ? "null" :
 				    "-");
+			/* ratio: segment bytes per byte on disk */
+			ratio = si.stored_bytes ? (double)si.bytes /
+			    (double)si.stored_bytes : 1.0;
 			if (c->json)
 				printf("{\"segment\":\"%s\",\"first\":%" PRIu64
 				    ",\"last\":%s,\"events\":%" PRIu64
-				    ",\"bytes\":%" PRIu64 ",\"state\":\"%.*s\"}\n",
+				    ",\"bytes\":%" PRIu64 ",\"stored_bytes\":%"
+				    PRIu64 ",\"ratio\":%.2f,\"state\":\"%.*s\"}\n",
 				    name, si.base, last, si.events, si.bytes,
-				    (int)si.state.len, si.state.ptr);
+				    si.stored_bytes, ratio, (int)si.state.len,
+				    si.state.ptr);
 			else
 				printf("%-28s %20" PRIu64 " %20s %12" PRIu64
-				    " %7.*s\n", name, si.base, last, si.bytes,
-				    (int)si.state.len, si.state.ptr);
+				    " %8.*s %6.2f\n", name, si.base, last,
+				    si.bytes, (int)si.state.len, si.state.ptr,
+				    ratio);
 			r.from = si.base + 1;
 		}
 		client_reply_free(&cr);
 		if (rc != CTL_OK || !sr.more || sr.nsegments == 0)
 			break;
 	}
+	ipc_out_free(&o);
+	client_close(&cl);
+	return rc;
+}
+
+/*
+ * ARCHIVE, one segment per call, until none is eligible: a line per
+ * segment as it is done.
+ */
+static int
+cmd_archive(struct ctl *c, int argc, char **argv)
+{
+	char name[SEGFILE_NAME_MAX];
+	struct ipc_archive_rep ar;
+	struct client_reply cr;
+	struct ef_client cl;
+	struct ipc_out o;
+	const char *why = "";
+	uint64_t n = 0, raw = 0, comp = 0;
+	int st, rc = CTL_OK;
+
+	if (argc > 1 && !strcmp(argv[1], "--json"))
+		c->json = 1;
+	else if (argc > 1)
+		return ctl_err(CTL_USAGE, "usage: archive [--json]");
+	if (client_open(&cl, c->store_url, (int)c->conf.timeout_ms) != 0)
+		return ctl_err(CTL_USAGE, "bad store URL %s", c->store_url);
+	ipc_out_init(&o);
+	for (;;) {
+		ipc_out_reset(&o);
+		ipc_request_begin(&o, EF_OP_ARCHIVE, client_request_id(&cl));
+		ipc_nil(&o);
+		st = client_call(&cl, &o, &cr);
+		if (st != EF_S_OK) {
+			rc = ctl_status_exit(st, &cr.in.message);
+			client_reply_free(&cr);
+			break;
+		}
+		if (ipc_archive_rep_decode(cr.in.body, &ar, &why) != 0) {
+			rc = ctl_err(CTL_INTERNAL, "malformed reply: %s", why);
+			client_reply_free(&cr);
+			break;
+		}
+		client_reply_free(&cr);
+		if (!ar.archived)
+			break;
+		n++;
+		raw += ar.raw_bytes;
+		comp += ar.comp_bytes;
+		segfile_name(name, sizeof(name), ar.base);
+		if (c->json)
+			printf("{\"segment\":\"%s\",\"bytes\":%" PRIu64
+			    ",\"stored_bytes\":%" PRIu64 ",\"left\":%" PRIu64
+			    "}\n", name, ar.raw_bytes, ar.comp_bytes, ar.left);
+		else
+			printf("archived %s: %" PRIu64 " -> %" PRIu64 " bytes "
+			    "(ratio %.2f); %" PRIu64 " left\n", name,
+			    ar.raw_bytes, ar.comp_bytes, ar.comp_bytes ?
+			    (double)ar.raw_bytes / (double)ar.comp_bytes : 0.0,
+			    ar.left);
+		fflush(stdout);
+		if (ar.left == 0)
+			break;
+	}
+	if (rc == CTL_OK && !c->json)
+		printf("%" PRIu64 " segments archived (%" PRIu64 " -> %" PRIu64
+		    " bytes)\n", n, raw, comp);
 	ipc_out_free(&o);
 	client_close(&cl);
 	return rc;
@@ -745,7 +896,9 @@ const struct ctl_cmd ctl_store_cmds[] = {
 	{ "streams", cmd_streams, "streams [--after UUID] [--count N]" },
 	{ "status", cmd_status, "status" },
 	{ "segments", cmd_segments, "segments [--json]   (each segment's "
-	    "positions, bytes, state)" },
+	    "positions, bytes, state, compression ratio)" },
+	{ "archive", cmd_archive, "archive [--json]   (compress every "
+	    "eligible sealed segment now, with progress)" },
 	{ "rotate", cmd_rotate, "rotate [--json]   (seal the segment being "
 	    "written now)" },
 	{ "verify", cmd_verify, "verify   (offline check of every segment of "

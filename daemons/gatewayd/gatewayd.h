@@ -90,6 +90,13 @@ struct metrics {
 	uint64_t fsyncs_total;
 	uint64_t store_events_written;
 	uint64_t batch_size_milli; /* events per fsync * 1000, last interval */
+	uint64_t segments;         /* segment files, the hot one included */
+	uint64_t index_lag;        /* head - indexed_to */
+	uint64_t archived_segments;
+	uint64_t archived_bytes;
+	uint64_t cache_hits;       /* archive frame cache */
+	uint64_t cache_misses;
+	uint64_t cache_bytes;
 	uint64_t store_up;
 };
 

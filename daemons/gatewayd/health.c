@@ -325,6 +325,17 @@ health_poll(struct gw *gw, struct ef_client *cl)
 		    (st.fsyncs - last_fsyncs), __ATOMIC_RELAXED);
 	last_fsyncs = st.fsyncs;
 	last_events = st.events_written;
+	__atomic_store_n(&mx->segments, st.segments, __ATOMIC_RELAXED);
+	__atomic_store_n(&mx->index_lag, st.head > st.indexed_to ? st.head -
+	    st.indexed_to : 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&mx->archived_segments, st.archived_segments,
+	    __ATOMIC_RELAXED);
+	__atomic_store_n(&mx->archived_bytes, st.archived_bytes,
+	    __ATOMIC_RELAXED);
+	__atomic_store_n(&mx->cache_hits, st.cache_hits, __ATOMIC_RELAXED);
+	__atomic_store_n(&mx->cache_misses, st.cache_misses,
+	    __ATOMIC_RELAXED);
+	__atomic_store_n(&mx->cache_bytes, st.cache_bytes, __ATOMIC_RELAXED);
 	health_set(gw, 1);
 }
 

@@ -15,7 +15,11 @@
  * and ours: eventfold_fsyncs_total, eventfold_batch_size_events (events
  * per group commit over the last health interval),
  * eventfold_subscriber_lag_events (the furthest a SubscribeAll stream is
- * behind the head), eventfold_store_up. Counters are relaxed atomics:
+ * behind the head), eventfold_store_up, and the log's:
+ * eventfold_segments, eventfold_index_lag_events (events not yet indexed
+ * on disk), eventfold_archived_segments, eventfold_archived_bytes,
+ * eventfold_archive_cache_{hits,misses}_total,
+ * eventfold_archive_cache_bytes. Counters are relaxed atomics:
  * the hot path never takes a lock for them.
  */
 #include <arpa/inet.h>
@@ -158,6 +162,27 @@ metrics_render(struct gw *gw, size_t *len)
 	    subscribe_max_lag(head));
 	metric(&t, "eventfold_store_up", "gauge",
 	    "1 while eventfold-stored answers, else 0.", LD(mx->store_up));
+	metric(&t, "eventfold_segments", "gauge",
+	    "Segment files of the log, the one being written included.",
+	    LD(mx->segments));
+	metric(&t, "eventfold_index_lag_events", "gauge",
+	    "Events not yet indexed on disk (the hot tail).",
+	    LD(mx->index_lag));
+	metric(&t, "eventfold_archived_segments", "gauge",
+	    "Sealed segments held in the cold archive (zstd).",
+	    LD(mx->archived_segments));
+	metric(&t, "eventfold_archived_bytes", "gauge",
+	    "Bytes on disk of the archived segments.",
+	    LD(mx->archived_bytes));
+	metric(&t, "eventfold_archive_cache_hits_total", "counter",
+	    "Reads of archived events served from the frame cache.",
+	    LD(mx->cache_hits));
+	metric(&t, "eventfold_archive_cache_misses_total", "counter",
+	    "Reads of archived events that decompressed a frame.",
+	    LD(mx->cache_misses));
+	metric(&t, "eventfold_archive_cache_bytes", "gauge",
+	    "Decompressed archive frames held in memory.",
+	    LD(mx->cache_bytes));
 	*len = t.len;
 	return t.buf;
 }

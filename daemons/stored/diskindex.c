@@ -229,28 +229,31 @@ static int
 matches_log(struct diskindex *d, const char *data_dir)
 {
 	char path[4200], name[SEGFILE_NAME_MAX];
-	uint8_t kb[8];
-	uint64_t *bases = NULL;
+	uint8_t kb[8], *arcs = NULL;
+	uint64_t *bases = NULL, size;
 	size_t n = 0, i, seen = 0;
-	struct stat sb;
 	MDB_stat ms;
 	MDB_val k = { 8, kb }, v;
 	MDB_txn *t;
 	int ok = 0;
 
-	if (segfile_list(data_dir, &bases, &n) != 0)
+	/* a segment may be held only as its archive (archiver.c): its size
+	 * is then the one its seek table covers */
+	if (segfile_list_all(data_dir, &bases, &arcs, &n) != 0)
 		return 0;
 	if (mdb_txn_begin(d->env, NULL, MDB_RDONLY, &t) != 0) {
 		free(bases);
+		free(arcs);
 		return 0;
 	}
 	for (i = 0; i + 1 < n && bases[i] < d->indexed_to; i++, seen++) {
-		snprintf(path, sizeof(path), "%s/%s", data_dir,
-		    segfile_name(name, sizeof(name), bases[i]));
+		snprintf(path, sizeof(path), "%s/%s%s", data_dir,
+		    segfile_name(name, sizeof(name), bases[i]), arcs[i] ?
+		    SEGFILE_ZST_SUFFIX : "");
 		be64(kb, bases[i]);
 		if (mdb_get(t, d->blooms, &k, &v) != 0 || v.mv_size < 24 ||
-		    stat(path, &sb) != 0 ||
-		    (uint64_t)sb.st_size != get_le64(v.mv_data) ||
+		    archiver_segment_size(data_dir, bases[i], &size) != 0 ||
+		    size != get_le64(v.mv_data) ||
 		    bases[i + 1] != get_le64((const uint8_t *)v.mv_data + 8)) {
 			log_warnx("%s: not as it was indexed", path);
 			goto out;
@@ -262,6 +265,7 @@ matches_log(struct diskindex *d, const char *data_dir)
 out:
 	mdb_txn_abort(t);
 	free(bases);
+	free(arcs);
 	return ok;
 }
 

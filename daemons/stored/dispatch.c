@@ -4,7 +4,9 @@
  * nng contexts on the rep socket is a small state machine driven by its
  * aio callback (as in nng's demo/async server): receive, decode, check
  * version and shape, call the handler for the op, send, receive again.
- * Reads are answered in the callback, straight from the mapped journal.
+ * Reads are answered in the callback, straight from the mapped journal
+ * or from archive frames (archiver.c), which the callback unpins once
+ * the reply is encoded.
  * Appends are validated (the checks that need no state) and queued for
  * the writer, whose completion callback sends the reply: no thread waits
  * for an fsync, and a request costs no thread hand-offs beyond nng's own
@@ -13,12 +15,14 @@
  * A malformed request gets an error reply naming what was wrong; no
  * input stops a context.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "archive.h"
 #include "client.h"
 #include "listen.h"
 #include "log.h"
@@ -252,27 +256,49 @@ encode_positions(struct worker *w, const uint64_t *pos, uint64_t n,
 	for (i = 0; i < n; i++)
 		w->loc[i] = index_offset(&sd->index, pos[i]);
 	pthread_rwlock_unlock(&sd->index.lock);
-	/* whole events only, up to max_read_bytes (at least one) */
+	/* whole events only, up to max_read_bytes (at least one). Records
+	 * of archived segments come from pinned frames: unpinned as we go
+	 * (what is encoded is copied), so a read holds few frames at once */
 	for (i = 0; i < n; i++) {
 		const uint8_t *rec = journal_at(&sd->journal, w->loc[i]);
-		uint64_t sz = record_len(rec, RECORD_HDR) + 64;
+		uint64_t sz;
 
+		if (rec == NULL) {
+			bad = 2;
+			break;
+		}
+		sz = record_len(rec, RECORD_HDR) + 64;
 		if (keep > 0 && bytes + sz > sd->conf.max_read_bytes)
 			break;
 		bytes += sz;
 		keep++;
+		if (journal_pinned() > 4)
+			journal_unpin();
 	}
+	journal_unpin();
 	ipc_out_reset(&w->out);
 	ipc_reply_begin(&w->out, EF_S_OK, "ok");
 	ipc_read_rep_begin(&w->out, (uint32_t)keep);
-	for (i = 0; i < keep; i++) {
+	for (i = 0; !bad && i < keep; i++) {
 		const uint8_t *rec = journal_at(&sd->journal, w->loc[i]);
 
+		if (rec == NULL) {
+			bad = 2;
+			break;
+		}
 		if (record_decode(rec, RECORD_MAX, &ev, &len, 1) != REC_OK) {
 			bad = 1;
 			break;
 		}
 		ipc_event_encode(&w->out, &ev);
+		if (journal_pinned() > 4)
+			journal_unpin();
+	}
+	journal_unpin();
+	if (bad == 2) {
+		reply_error(w, EF_S_DATA_LOSS, "reading position %" PRIu64
+		    ": %s", pos[i], journal_fault());
+		return;
 	}
 	if (bad) {
 		log_warnx("journal: checksum mismatch at position %" PRIu64,
@@ -454,6 +480,20 @@ handle_status(struct worker *w, const struct ipc_in *in)
 	    __ATOMIC_RELAXED);
 	st.recover_ms = sd->stats.recover_ms;
 	st.recovered_events = sd->stats.recovered_events;
+	st.archived_segments = __atomic_load_n(&sd->archived_segs,
+	    __ATOMIC_RELAXED);
+	st.archived_bytes = __atomic_load_n(&sd->archived_bytes,
+	    __ATOMIC_RELAXED);
+	st.archived_raw = __atomic_load_n(&sd->archived_raw,
+	    __ATOMIC_RELAXED);
+	{
+		struct archive_cache_stats cs;
+
+		archive_cache_stat(sd->journal.cache, &cs);
+		st.cache_hits = cs.hits;
+		st.cache_misses = cs.misses;
+		st.cache_bytes = cs.bytes;
+	}
 	ipc_out_reset(&w->out);
 	ipc_reply_begin(&w->out, EF_S_OK, "ok");
 	ipc_status_rep_encode(&w->out, &st);
@@ -496,8 +536,13 @@ handle_segments(struct worker *w, const struct ipc_in *in)
 		si.events = __atomic_load_n(&s->next, __ATOMIC_ACQUIRE) -
 		    s->base;
 		si.bytes = __atomic_load_n(&s->end, __ATOMIC_ACQUIRE);
-		si.state.ptr = __atomic_load_n(&s->sealed, __ATOMIC_ACQUIRE) ?
-		    "sealed" : "hot";
+		si.stored_bytes = si.bytes;
+		if (__atomic_load_n(&s->arc, __ATOMIC_ACQUIRE) != NULL) {
+			si.state.ptr = "archived";
+			si.stored_bytes = s->arc_bytes;
+		} else
+			si.state.ptr = __atomic_load_n(&s->sealed,
+			    __ATOMIC_ACQUIRE) ? "sealed" : "hot";
 		si.state.len = (uint32_t)strlen(si.state.ptr);
 		ipc_segment_info_encode(&w->out, &si);
 	}
@@ -505,10 +550,38 @@ handle_segments(struct worker *w, const struct ipc_in *in)
 	return HANDLED;
 }
 
+/*
+ * ARCHIVE: the oldest eligible segment archived now (archiver.c); the
+ * client repeats it for all, printing progress. Blocks this context
+ * (and its nng thread) while one segment is compressed.
+ */
+static int
+handle_archive(struct worker *w, const struct ipc_in *in)
+{
+	struct ipc_archive_rep rep;
+	int rc;
+
+	if (in->body->type != MSGPACK_OBJECT_NIL) {
+		reply_error(w, EF_S_BAD_REQUEST, "archive: body must be nil");
+		return HANDLED;
+	}
+	if ((rc = archiver_step(w->sd, &rep)) != 0) {
+		reply_error(w, rc == -ECANCELED ? EF_S_UNAVAILABLE :
+		    EF_S_INTERNAL, "archive: %s", rc == -ECANCELED ?
+		    "stored is shutting down" : strerror(-rc));
+		return HANDLED;
+	}
+	ipc_out_reset(&w->out);
+	ipc_reply_begin(&w->out, EF_S_OK, "ok");
+	ipc_archive_rep_encode(&w->out, &rep);
+	return HANDLED;
+}
+
 static const struct {
 	int op;
 	handler_fn fn;
 } handlers[] = {
+	{ EF_OP_ARCHIVE, handle_archive },
 	{ EF_OP_SEGMENTS, handle_segments },
 	{ EF_OP_READ_STREAM, handle_read_stream },
 	{ EF_OP_READ_ALL, handle_read_all },
@@ -603,7 +676,10 @@ rctx_cb(void *arg)
 			return;
 		}
 		w->msg = nng_aio_get_msg(w->aio);
-		if (dispatch_one(w) == PENDING)
+		rv = dispatch_one(w);
+		/* the reply is encoded (copied): what reads pinned goes */
+		journal_unpin();
+		if (rv == PENDING)
 			return;
 		rctx_send(w);
 		return;

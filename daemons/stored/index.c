@@ -126,7 +126,11 @@ disk_offset(const struct index *ix, uint64_t pos)
 			    pos, strerror(-rc));
 		seg = journal_find(ix->journal, base);
 		loc = seg << JOURNAL_OFF_BITS | off;
-		p = journal_at(ix->journal, loc);
+		/* NULL: a damaged archive frame; the reader says DATA_LOSS */
+		if ((p = journal_at(ix->journal, loc)) == NULL) {
+			dcache.valid = 0;
+			return JOURNAL_LOC_BAD;
+		}
 		if (batch_hdr_decode(p, BATCH_HDR, &h) != REC_OK ||
 		    pos < h.first_pos || pos >= h.first_pos + h.count)
 			fatalx("index: batch at %" PRIu64 ":%" PRIu64 " does not "
@@ -141,7 +145,10 @@ disk_offset(const struct index *ix, uint64_t pos)
 		dcache.loc = dcache.rec0;
 	}
 	while (dcache.pos < pos) {
-		p = journal_at(ix->journal, dcache.loc);
+		if ((p = journal_at(ix->journal, dcache.loc)) == NULL) {
+			dcache.valid = 0;
+			return JOURNAL_LOC_BAD;
+		}
 		dcache.loc += record_len(p, RECORD_HDR);
 		dcache.pos++;
 	}
@@ -218,7 +225,7 @@ event_matches(const struct index *ix, uint64_t pos,
 {
 	const uint8_t *rec = journal_at(ix->journal, index_offset(ix, pos));
 
-	return memcmp(rec + 48, id, UUID_LEN) == 0;
+	return rec != NULL && memcmp(rec + 48, id, UUID_LEN) == 0;
 }
 
 int64_t

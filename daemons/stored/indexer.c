@@ -89,10 +89,17 @@ indexer_main(void *arg)
 		__atomic_add_fetch(&sd->index.bloom_bytes, s->bloom->nbits / 8 +
 		    sizeof(*s->bloom), __ATOMIC_RELAXED);
 		/* the pass mapped the whole segment into our resident set:
-		 * give the pages back (they stay in the page cache) */
-		(void)madvise((void *)s->map, s->map_cap, MADV_DONTNEED);
+		 * give the pages back (they stay in the page cache); pinned,
+		 * since the archiver may take the segment (and its map) as
+		 * soon as its filter is set */
+		journal_pin(&sd->journal);
+		if (s->map != NULL && !s->zst_only)
+			(void)madvise((void *)s->map, s->map_cap,
+			    MADV_DONTNEED);
 		diskindex_release(&sd->disk);
 		index_trim(&sd->index, s->next, diskindex_nstreams(&sd->disk));
+		journal_unpin();
+		archiver_wake(sd);
 		done++;
 		if (total > 1)
 			log_info("index: %s indexed (%" PRIu64 " events in %"

@@ -50,6 +50,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "archive.h"
 #include "crashpoint.h"
 #include "log.h"
 #include "segfile.h"
@@ -86,6 +87,7 @@ segment_free(struct segment *s)
 		munmap((void *)s->map, s->map_cap);
 	if (s->fd >= 0)
 		close(s->fd);
+	archiver_segment_free(s);
 	free(s->bloom);
 	free(s->path);
 	free(s);
@@ -363,6 +365,7 @@ journal_open(struct journal *j, const char *data_dir,
 	struct ef_event ev;
 	struct segment *s;
 	uint64_t *bases = NULL, off, size, len, pos = 0, p, base, i, n = 0;
+	uint8_t *arcs = NULL;
 	size_t rlen, nb = 0;
 	uint32_t k;
 	int rc, last, cut = 0;
@@ -371,6 +374,9 @@ journal_open(struct journal *j, const char *data_dir,
 	memset(bad, 0, sizeof(*bad));
 	j->lockfd = j->dirfd = -1;
 	j->segment_size = segment_size ? segment_size : SEGMENT_SIZE_DEFAULT;
+	pthread_rwlock_init(&j->maplock, NULL);
+	if ((j->cache = archive_cache_new(archiver_cache_budget)) == NULL)
+		return -ENOMEM;
 	if (mkdir(data_dir, 0750) != 0 && errno != EEXIST)
 		return -errno;
 	if ((j->dir = strdup(data_dir)) == NULL)
@@ -400,19 +406,21 @@ journal_open(struct journal *j, const char *data_dir,
 		goto fail;
 	}
 	remove_leftovers(j);
-	if ((rc = segfile_list(data_dir, &bases, &nb)) != 0)
+	if ((rc = segfile_list_all(data_dir, &bases, &arcs, &nb)) != 0)
 		goto fail;
 	if ((rc = takeover(j, nb)) != 0)
 		goto fail;
 	free(bases);
-	if ((rc = segfile_list(data_dir, &bases, &nb)) != 0)
+	free(arcs);
+	if ((rc = segfile_list_all(data_dir, &bases, &arcs, &nb)) != 0)
 		goto fail;
 	if (nb == 0) {
 		/* a new log */
 		if ((rc = segment_create(j, 0)) != 0)
 			goto fail;
 		free(bases);
-		if ((rc = segfile_list(data_dir, &bases, &nb)) != 0)
+		free(arcs);
+		if ((rc = segfile_list_all(data_dir, &bases, &arcs, &nb)) != 0)
 			goto fail;
 	}
 	if (nb > JOURNAL_MAX_SEGS) {
@@ -422,13 +430,29 @@ journal_open(struct journal *j, const char *data_dir,
 
 	for (i = 0; i < nb; i++) {
 		last = i == nb - 1;
-		if ((rc = segment_load(j, bases[i], &s, &size)) != 0)
+		if (arcs[i] && last) {
+			/* the hot segment is never archived */
+			snprintf(bad->file, sizeof(bad->file), "%s/%s%s", j->dir,
+			    segfile_name(path, sizeof(path), bases[i]),
+			    SEGFILE_ZST_SUFFIX);
+			bad->off = 0;
+			log_warnx("%s: the last segment exists only as an "
+			    "archive; its plain file is missing", bad->file);
+			rc = -EBADMSG;
+			goto fail;
+		}
+		/* an archive (archiver.c) is opened, not read, when indexed;
+		 * else decompressed into memory and recovered like a file */
+		rc = arcs[i] ? archiver_load(j, bases[i], bases[i + 1] >
+		    skip_to, &s, &size, bad) : segment_load(j, bases[i], &s,
+		    &size);
+		if (rc != 0)
 			goto fail;
 		j->segs[n++] = s;
 		if (!last && bases[i + 1] <= skip_to && size >= LOGFILE_HDR) {
 			/* indexed on disk: checked when it was indexed; the
 			 * start reads only the tail */
-			if ((rc = segment_map(j, s, size, 0)) != 0)
+			if (s->fd >= 0 && (rc = segment_map(j, s, size, 0)) != 0)
 				goto fail;
 			s->end = size;
 			s->next = pos = bases[i + 1];
@@ -443,7 +467,7 @@ journal_open(struct journal *j, const char *data_dir,
 				goto fail;
 			size = LOGFILE_HDR;
 		}
-		if (size >= LOGFILE_HDR &&
+		if (size >= LOGFILE_HDR && s->fd >= 0 &&
 		    (rc = segment_map(j, s, size, last)) != 0)
 			goto fail;
 		if (size < LOGFILE_HDR ||
@@ -542,15 +566,18 @@ journal_open(struct journal *j, const char *data_dir,
 		if (i == n - 1)
 			break;
 		s->sealed = 1;
-		close(s->fd);
+		if (s->fd >= 0)
+			close(s->fd);
 		s->fd = -1;
 		j->sealed_bytes += s->end;
 	}
 	__atomic_store_n(&j->nsegs, n, __ATOMIC_RELEASE);
 	free(bases);
+	free(arcs);
 	return 0;
 fail:
 	free(bases);
+	free(arcs);
 	j->nsegs = n;
 	journal_close(j);
 	return rc;
@@ -645,6 +672,10 @@ journal_close(struct journal *j)
 			segment_free(j->segs[i]);
 		}
 		munmap(j->segs, JOURNAL_MAX_SEGS * sizeof(*j->segs));
+	}
+	if (j->cache != NULL) {
+		archive_cache_free(j->cache);
+		pthread_rwlock_destroy(&j->maplock);
 	}
 	if (j->dirfd >= 0)
 		close(j->dirfd);

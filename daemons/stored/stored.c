@@ -56,6 +56,16 @@ static const struct conf_key stored_keys[] = {
 	{ "segment_size", CONF_SIZE, OFF(segment_size), "256M",
 	    "seal the segment being written once it passes this size (at "
 	    "least 4K)" },
+	{ "hot_segments", CONF_U64, OFF(hot_segments), "2",
+	    "sealed segments kept plain after the hot one; older sealed, "
+	    "indexed segments are archived (zstd) in the background" },
+	{ "archive_frame_size", CONF_SIZE, OFF(archive_frame_size), "256K",
+	    "input bytes per zstd frame of an archive (a read decompresses "
+	    "one frame; 4K .. 64M)" },
+	{ "archive_level", CONF_U64, OFF(archive_level), "3",
+	    "zstd level of archives (1 .. 19)" },
+	{ "archive_cache_mb", CONF_U64, OFF(archive_cache_mb), "64",
+	    "MiB of decompressed archive frames kept for reads (LRU)" },
 	{ "repair", CONF_BOOL, OFF(repair), "no",
 	    "cut the log at the first corrupt batch instead of refusing to "
 	    "start" },
@@ -143,6 +153,26 @@ mkdir_p(const char *dir)
 	return mkdir_durable(buf, 0750);
 }
 
+/* 0 if the archive keys are in range, else -1 (said on f if not NULL). */
+static int
+archive_conf_check(const struct stored_conf *c, FILE *f)
+{
+	const char *what = NULL;
+
+	if (c->archive_frame_size < 4096 ||
+	    c->archive_frame_size > (64u << 20))
+		what = "archive_frame_size is out of range (4K .. 64M)";
+	else if (c->archive_level < 1 || c->archive_level > 19)
+		what = "archive_level is out of range (1 .. 19)";
+	else if (c->archive_cache_mb > (1u << 20))
+		what = "archive_cache_mb is out of range (0 .. 1048576)";
+	else if (c->hot_segments > JOURNAL_MAX_SEGS)
+		what = "hot_segments is out of range";
+	if (what != NULL && f != NULL)
+		fprintf(f, "eventfold-stored: %s\n", what);
+	return what == NULL ? 0 : -1;
+}
+
 static void
 reload(const char *file, int argc, char **argv)
 {
@@ -168,8 +198,17 @@ reload(const char *file, int argc, char **argv)
 	    nc.segment_size <= JOURNAL_OFF_MASK / 2)
 		__atomic_store_n(&sd.journal.segment_size, nc.segment_size,
 		    __ATOMIC_RELAXED);
-	log_info("reload: limits and segment_size updated (directories, URLs and workers "
-	    "need a restart)");
+	if (archive_conf_check(&nc, NULL) == 0) {
+		__atomic_store_n(&sd.conf.hot_segments, nc.hot_segments,
+		    __ATOMIC_RELAXED);
+		__atomic_store_n(&sd.conf.archive_level, nc.archive_level,
+		    __ATOMIC_RELAXED);
+		__atomic_store_n(&sd.conf.archive_frame_size,
+		    nc.archive_frame_size, __ATOMIC_RELAXED);
+	}
+	log_info("reload: limits, segment_size, hot_segments and archive "
+	    "settings updated (directories, URLs, workers and "
+	    "archive_cache_mb need a restart)");
 	conf_free(stored_keys, &nc);
 }
 
@@ -207,6 +246,8 @@ main(int argc, char **argv)
 		    SEGMENT_SIZE_MIN, JOURNAL_OFF_MASK / 2);
 		return 1;
 	}
+	if (archive_conf_check(&sd.conf, stderr) != 0)
+		return 1;
 	if (opts.check) {
 		if (opts.verbose)
 			conf_print(stdout, stored_keys, "stored", &sd.conf);
@@ -236,6 +277,13 @@ main(int argc, char **argv)
 
 	sd.stats.start_ms = mono_ms();
 	t0 = mono_ms();
+	/* interrupted archiving settled before any segment is listed: a
+	 * segment is then either plain or archived (archiver.c) */
+	if ((rc = archiver_cleanup(sd.conf.data_dir)) != 0) {
+		errno = -rc;
+		fatal("clean up interrupted archives in %s", sd.conf.data_dir);
+	}
+	archiver_cache_budget = sd.conf.archive_cache_mb << 20;
 	/* the index of sealed segments: the start reads only what is past
 	 * it (LMDB is opened here, after any fork: stored never forks) */
 	if ((rc = diskindex_open(&sd.disk, sd.conf.data_dir)) != 0) {
@@ -262,6 +310,7 @@ main(int argc, char **argv)
 		fatal("open journal in %s", sd.conf.data_dir);
 	}
 	index_bulk_end(&sd.index, sd.index.head);
+	journal_unpin(); /* what recovery read */
 	for (i = 0; (uint64_t)i < journal_nsegs(&sd.journal) &&
 	    sd.journal.segs[i]->sealed &&
 	    sd.journal.segs[i]->next <= sd.disk.indexed_to; i++) {
@@ -292,6 +341,8 @@ main(int argc, char **argv)
 
 	if (indexer_start(&sd) != 0)
 		fatalx("cannot start the indexer thread");
+	if (archiver_start(&sd) != 0)
+		fatalx("cannot start the archiver thread");
 	if (writer_start(&sd) != 0)
 		fatalx("cannot start the writer thread");
 	if (nng_pub0_open(&sd.pub) != 0)
@@ -335,6 +386,7 @@ main(int argc, char **argv)
 	listener_close(&pl);
 	guard_shutdown();
 	writer_stop(&sd);
+	archiver_stop(&sd);
 	indexer_stop(&sd);
 	/* sockets are not closed: see dispatch_stop() */
 	index_free(&sd.index);

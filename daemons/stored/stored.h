@@ -5,7 +5,8 @@
  * Threads: one writer (writer.c) is the only one that appends to the
  * journal and changes the index. Requests are handled in nng aio
  * callbacks (dispatch.c), one state machine per nng context: reads are
- * served straight from the mapped journal; appends are handed to the
+ * served straight from the mapped journal (or from decompressed frames
+ * of archived segments, archiver.c); appends are handed to the
  * writer, which sends their replies itself once they are durable. Readers see only what is committed:
  * index.head is published (release) after the batch is durable and the
  * index updated.
@@ -23,6 +24,9 @@
 #include "ipc.h"
 #include "record.h"
 
+struct archive;
+struct archive_cache;
+
 struct stored_conf {
 	char *data_dir;
 	char *runtime_dir;
@@ -35,6 +39,10 @@ struct stored_conf {
 	uint64_t max_pub_bytes;
 	uint64_t segment_size;
 	int repair;
+	uint64_t hot_segments;       /* sealed segments kept plain */
+	uint64_t archive_frame_size; /* zstd frame input (archive.h) */
+	uint64_t archive_level;
+	uint64_t archive_cache_mb;   /* decompressed frame cache budget */
 };
 
 /*
@@ -68,6 +76,13 @@ struct segment {
 	const uint8_t *map; /* PROT_READ view; valid bytes are [0, end) */
 	uint64_t map_cap;   /* size of the mapping */
 	char *path;
+	/* archiver.c: once set (under journal.maplock, write), the segment
+	 * is read through its archive and map is NULL. zst_only: the plain
+	 * file is gone; map, if set, is the archive decompressed in memory
+	 * for a rebuild of the index. */
+	struct archive *arc;
+	uint64_t arc_bytes;  /* size of the .zst file */
+	int zst_only;
 };
 
 struct journal {
@@ -82,6 +97,11 @@ struct journal {
 	uint64_t bytes;        /* all segment files; atomic */
 	uint64_t sealed_bytes; /* atomic */
 	uint64_t base;         /* the first segment's base */
+	/* archiver.c: readers of any segment hold it (read) from their
+	 * first journal_at() until journal_unpin(); the archiver takes it
+	 * (write) to switch a segment from its mapping to its archive */
+	pthread_rwlock_t maplock;
+	struct archive_cache *cache; /* frames of archived segments */
 };
 
 /* Where recovery found damage it refuses to pass (for the message). */
@@ -158,23 +178,47 @@ journal_tail(const struct journal *j)
 }
 
 /*
+ * archiver.c: reading a location. The first journal_at() of a thread
+ * pins the journal (maplock, read); frames of archived segments it
+ * decompresses stay pinned too. Everything journal_at() returned stays
+ * valid until that thread calls journal_unpin(), which every reader
+ * does once its reply is encoded (dispatch), its batch is checked
+ * (writer) or its pass is done (indexer, recovery). A thread must not
+ * wait for another reader while pinned.
+ */
+#define JOURNAL_LOC_BAD UINT64_MAX /* a location that could not be read */
+void journal_pin(const struct journal *j);
+void journal_unpin(void);
+/* Frames pinned by this thread (to unpin between records of a long read). */
+size_t journal_pinned(void);
+/* Why the last journal_at() of this thread returned NULL: file, offset. */
+const char *journal_fault(void);
+const uint8_t *segment_arc_at(const struct journal *j, struct segment *s,
+    uint64_t off);
+
+/*
  * The bytes of the record at a committed location. Every reader (reads,
- * subscriptions' catch-up, idempotency checks) comes through here, so
- * this is where a segment that is not a plain mapping plugs in: an
- * archived (zstd seekable) segment will be read by decompressing the
- * frame that holds off into a cache and returning a pointer into it
- * (valid until the reply is sent). Today every segment is mapped.
+ * subscriptions' catch-up, idempotency checks) comes through here: a
+ * plain segment is mapped, an archived one is read by decompressing the
+ * frame that holds off into the shared cache. NULL (only for an archived
+ * segment, or loc JOURNAL_LOC_BAD) if the data is damaged:
+ * journal_fault() names the file and offset.
  */
 static inline const uint8_t *
-segment_at(const struct segment *s, uint64_t off)
+segment_at(const struct journal *j, struct segment *s, uint64_t off)
 {
-	return s->map + off;
+	if (__atomic_load_n(&s->arc, __ATOMIC_ACQUIRE) == NULL)
+		return s->map + off;
+	return segment_arc_at(j, s, off);
 }
 
 static inline const uint8_t *
 journal_at(const struct journal *j, uint64_t loc)
 {
-	return segment_at(j->segs[loc >> JOURNAL_OFF_BITS],
+	if (loc == JOURNAL_LOC_BAD)
+		return NULL;
+	journal_pin(j);
+	return segment_at(j, j->segs[loc >> JOURNAL_OFF_BITS],
 	    loc & JOURNAL_OFF_MASK);
 }
 
@@ -390,7 +434,48 @@ struct stored {
 	pthread_cond_t icv;
 	int indexer_exit;
 	int indexer_running;
+	/* archiver thread (archiver.c) */
+	pthread_t archiver;
+	pthread_mutex_t amu;
+	pthread_cond_t acv;
+	int archiver_exit;
+	int archiver_running;
+	uint64_t archive_now;      /* ARCHIVE requests not yet served */
+	uint64_t archive_done;     /* ARCHIVE passes finished */
+	uint64_t archived_segs;    /* atomic, for STATUS */
+	uint64_t archived_bytes;   /* .zst bytes; atomic */
+	uint64_t archived_raw;     /* segment bytes they hold; atomic */
 };
+
+/*
+ * archiver.c: compresses sealed, indexed segments past the newest
+ * hot_segments into archives in the background (see the file's top
+ * comment for the durability rule).
+ */
+int archiver_start(struct stored *sd);
+void archiver_wake(struct stored *sd);  /* a segment was indexed */
+void archiver_stop(struct stored *sd);
+/* ARCHIVE: archives the oldest eligible segment now (the caller loops
+ * for all, reporting progress); blocks until done. 0 (rep->archived is
+ * false if none was eligible) or a negative errno. */
+int archiver_step(struct stored *sd, struct ipc_archive_rep *rep);
+/* The frame cache's budget, set before journal_open() creates it. */
+extern uint64_t archiver_cache_budget;
+/* Startup, before anything lists segments: archive_cleanup(). */
+int archiver_cleanup(const char *data_dir);
+/*
+ * journal_open: loads the segment named base that exists only as an
+ * archive. With expand, the archive is decompressed into memory (s->map)
+ * so that recovery and the indexer can read it as if it were plain (an
+ * index rebuild); otherwise it is read through its archive. 0, -EBADMSG
+ * (bad names the archive and offset), or -errno.
+ */
+int archiver_load(struct journal *j, uint64_t base, int expand,
+    struct segment **out, uint64_t *size, struct journal_bad *bad);
+/* The size of the segment named base in dir, plain or archived. */
+int archiver_segment_size(const char *dir, uint64_t base, uint64_t *size);
+/* Free the archive of a segment (segment_free). */
+void archiver_segment_free(struct segment *s);
 
 /* indexer.c: indexes sealed segments on disk in the background. */
 int indexer_start(struct stored *sd);

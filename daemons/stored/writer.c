@@ -248,9 +248,16 @@ writer_process(struct stored *sd, struct wbatch *b, struct append_job *job)
 		}
 		if (i == 0)
 			first = (uint64_t)pos;
+		if ((uint64_t)pos == first + i &&
+		    (rec = record_of(sd, b, (uint64_t)pos)) == NULL) {
+			/* a damaged archive frame (archiver.c) */
+			job_fail(job, EF_S_DATA_LOSS, "checking event id %s: "
+			    "%s", uuid_format(job->ids[i], ebuf),
+			    journal_fault());
+			return;
+		}
 		if ((uint64_t)pos != first + i ||
-		    !same_event(record_of(sd, b, (uint64_t)pos), job->stream_id,
-		        &r->events[i])) {
+		    !same_event(rec, job->stream_id, &r->events[i])) {
 			job_fail(job, EF_S_EVENT_ID_REUSED,
 			    "event id %s was already used for a different "
 			    "event", uuid_format(job->ids[i], ebuf));
@@ -261,7 +268,11 @@ writer_process(struct stored *sd, struct wbatch *b, struct append_job *job)
 	if (found == n) {
 		size_t len;
 
-		rec = record_of(sd, b, first);
+		if ((rec = record_of(sd, b, first)) == NULL) {
+			job_fail(job, EF_S_DATA_LOSS, "replaying position %"
+			    PRIu64 ": %s", first, journal_fault());
+			return;
+		}
 		(void)record_decode(rec, RECORD_MAX, &ev, &len, 0);
 		job->status = EF_S_OK;
 		job->rep.first_pos = first;
@@ -523,7 +534,7 @@ static void *
 writer_main(void *arg)
 {
 	struct stored *sd = arg;
-	struct append_job *jobs, *j, *last;
+	struct append_job *jobs, *j, *last, *rot, **rtail, **jp;
 	struct wbatch b;
 	uint64_t nev, taken = 0, want = 0, wait_us = 0, t0, t1;
 
@@ -581,9 +592,27 @@ writer_main(void *arg)
 				writer_process(sd, &b, j);
 		}
 		pthread_rwlock_unlock(&sd->index.lock);
+		/* records read for the checks are no longer needed */
+		journal_unpin();
+		/* ROTATE jobs set apart: once writer_commit has answered an
+		 * append, its job (next included) belongs to its context
+		 * again, so writer_after must not walk past it */
+		rot = NULL;
+		rtail = &rot;
+		for (jp = &jobs; *jp != NULL;) {
+			if ((*jp)->op != EF_OP_ROTATE) {
+				jp = &(*jp)->next;
+				continue;
+			}
+			*rtail = *jp;
+			*jp = (*jp)->next;
+			rtail = &(*rtail)->next;
+			*rtail = NULL;
+		}
 		t0 = mono_us();
 		writer_commit(sd, &b, jobs);
-		writer_after(sd, jobs);
+		writer_after(sd, rot);
+		journal_unpin();
 		t1 = mono_us();
 		__atomic_store_n(&sd->writer_beat, t1 / 1000, __ATOMIC_RELAXED);
 		/* Concurrency estimate for the next batch: the callers just

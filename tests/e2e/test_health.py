@@ -105,7 +105,13 @@ class HealthTest(unittest.TestCase):
                      "eventfold_global_position", "eventfold_streams_total",
                      "eventfold_log_bytes", "eventfold_fsyncs_total",
                      "eventfold_batch_size_events",
-                     "eventfold_subscriber_lag_events"):
+                     "eventfold_subscriber_lag_events",
+                     "eventfold_segments", "eventfold_index_lag_events",
+                     "eventfold_archived_segments",
+                     "eventfold_archived_bytes",
+                     "eventfold_archive_cache_hits_total",
+                     "eventfold_archive_cache_misses_total",
+                     "eventfold_archive_cache_bytes"):
             self.assertIn("\n" + name, "\n" + text, name)
         self.assertEqual(self.cl.metric("eventfold_appends_total"), 0)
         sids = [h.new_id() for _ in range(3)]

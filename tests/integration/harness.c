@@ -214,6 +214,10 @@ h_stored_spawn(struct h_stored *s)
 	argv[n++] = s->data_dir;
 	argv[n++] = (char *)"--runtime-dir";
 	argv[n++] = s->run_dir;
+	/* segments stay plain unless a test says otherwise (a later
+	 * --hot-segments in extra wins): test_archiver.c covers archives */
+	argv[n++] = (char *)"--hot-segments";
+	argv[n++] = (char *)"1000000";
 	for (i = 0; s->extra[i] != NULL; i++)
 		argv[n++] = (char *)s->extra[i];
 	argv[n] = NULL;

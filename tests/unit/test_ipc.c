@@ -103,7 +103,7 @@ struct sample_msg {
 	struct ipc_out out;
 };
 
-#define NSAMPLES 17
+#define NSAMPLES 18
 static struct sample_msg samples[NSAMPLES];
 
 static void
@@ -251,7 +251,8 @@ build_samples(void)
 	}
 	{
 		struct ipc_out *o = NEXT("segments reply", M_REPLY);
-		struct ipc_segment_info sg = { 0, 10, 4096, { "sealed", 6 } };
+		struct ipc_segment_info sg = { 0, 10, 4096, { "archived", 8 },
+		    1024 };
 
 		ipc_reply_begin(o, EF_S_OK, "ok");
 		ipc_segments_rep_begin(o, 2);
@@ -261,6 +262,13 @@ build_samples(void)
 		sg.state.len = 3;
 		ipc_segment_info_encode(o, &sg);
 		ipc_segments_rep_end(o, false);
+	}
+	{
+		struct ipc_out *o = NEXT("archive reply", M_REPLY);
+		struct ipc_archive_rep ar = { true, 10, 4096, 1024, 3 };
+
+		ipc_reply_begin(o, EF_S_OK, "ok");
+		ipc_archive_rep_encode(o, &ar);
 	}
 #undef NEXT
 	cr_assert_eq(i, NSAMPLES);
@@ -1151,6 +1159,13 @@ d_segment_info(const msgpack_object *o, const char **why)
 	return ipc_segment_info_decode(o, &r, why);
 }
 static int
+d_archive_rep(const msgpack_object *o, const char **why)
+{
+	struct ipc_archive_rep r;
+
+	return ipc_archive_rep_decode(o, &r, why);
+}
+static int
 d_status_rep(const msgpack_object *o, const char **why)
 {
 	struct ipc_status_rep r;
@@ -1421,11 +1436,13 @@ Test(ipc, every_field_of_every_body)
 
 	b = sample_body(sample_index("status reply"), &in);
 	check_schema("status", d_status_rep, b,
-	    (const unsigned[]){ U, U, U, U, U, U, U, U, U, U, U, U, U },
+	    (const unsigned[]){ U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U,
+	    U, U, U },
 	    (const char *const[]){ "head", "streams", "log_bytes", "uptime_ms",
 	    "commits", "fsyncs", "events_written", "recover_ms",
 	    "recovered_events", "index_bytes", "segments", "sealed_bytes",
-	    "indexed_to" });
+	    "indexed_to", "archived_segments", "archived_bytes",
+	    "archived_raw", "cache_hits", "cache_misses", "cache_bytes" });
 	ipc_in_close(&in);
 
 	b = sample_body(sample_index("rotate reply"), &in);
@@ -1446,8 +1463,14 @@ Test(ipc, every_field_of_every_body)
 	    "segments", "more" });
 	check_schema("segment info", d_segment_info,
 	    &b->via.array.ptr[0].via.array.ptr[0],
-	    (const unsigned[]){ U, U, U, S }, (const char *const[]){
-	    "base", "events", "bytes", "state" });
+	    (const unsigned[]){ U, U, U, S, U }, (const char *const[]){
+	    "base", "events", "bytes", "state", "stored_bytes" });
+	ipc_in_close(&in);
+
+	b = sample_body(sample_index("archive reply"), &in);
+	check_schema("archive reply", d_archive_rep, b,
+	    (const unsigned[]){ T_BOOL, U, U, U, U }, (const char *const[]){
+	    "archived", "base", "raw_bytes", "comp_bytes", "left" });
 	ipc_in_close(&in);
 
 	/* the envelopes themselves (their bodies may be anything) */
