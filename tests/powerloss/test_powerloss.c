@@ -363,7 +363,10 @@ env_uint(const char *name, unsigned dflt)
 
 Test(powerloss, cut_power_under_append_load)
 {
-	static const char *const seg[] = { "--segment-size", "65536", NULL };
+	/* small segments, and every sealed one archived as soon as it is
+	 * indexed: cuts land in rotation, indexing and archiving too */
+	static const char *const seg[] = { "--segment-size", "65536",
+	    "--hot-segments", "0", "--archive-frame-size", "4K", NULL };
 	const char *dir = h_tmpdir();
 	unsigned cycles = env_uint("EF_PL_CYCLES", PL_CYCLES);
 	unsigned seed = env_uint("EF_PL_SEED", (unsigned)time(NULL));
