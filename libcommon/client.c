@@ -147,7 +147,7 @@ client_roundtrip(struct ef_client *c, const void *req, size_t len,
 	struct timespec until;
 	pthread_condattr_t ca;
 	nng_msg *m = NULL;
-	uint64_t wait_end = deadline + CLIENT_GRACE_MS;
+	uint64_t wait_end = deadline + CLIENT_GRACE_MS, kick_at;
 	int rv;
 
 	*reply = NULL;
@@ -181,13 +181,26 @@ client_roundtrip(struct ef_client *c, const void *req, size_t len,
 	    deadline));
 	nng_ctx_send(t->ctx, t->aio);
 
-	until.tv_sec = (time_t)(wait_end / 1000);
-	until.tv_nsec = (long)(wait_end % 1000) * 1000000L;
+	/* a request still waiting for a connection after CLIENT_KICK_MS
+	 * makes the dialer suspect (guard.h): it is re-dialed if it has
+	 * stopped trying */
+	kick_at = guard_now_ms() + CLIENT_KICK_MS;
 	pthread_mutex_lock(&t->mu);
-	while (!t->done)
-		if (pthread_cond_timedwait(&t->cv, &t->mu, &until) ==
-		    ETIMEDOUT && !t->done)
+	while (!t->done) {
+		uint64_t until_ms = kick_at != 0 && kick_at < wait_end ?
+		    kick_at : wait_end;
+
+		until.tv_sec = (time_t)(until_ms / 1000);
+		until.tv_nsec = (long)(until_ms % 1000) * 1000000L;
+		if (pthread_cond_timedwait(&t->cv, &t->mu, &until) !=
+		    ETIMEDOUT || t->done)
+			continue;
+		if (until_ms == wait_end)
 			break;
+		kick_at = 0;
+		if (dialer_pipes(&c->dialer) == 0)
+			dialer_kick(&c->dialer);
+	}
 	if (!t->done) {
 		/* nng did not end the call by its deadline: give the trip
 		 * to its callback, and re-dial in case the socket is stuck */

@@ -36,6 +36,7 @@
 
 #define CLIENT_GRACE_MS     250  /* past the deadline: abandon the call */
 #define CLIENT_RECONNECT_MS 1000 /* resend only if reconnected by then */
+#define CLIENT_KICK_MS      300  /* no connection by then: suspect the dialer */
 
 struct ef_client {
 	nng_socket sock;

@@ -60,7 +60,8 @@ raw_connect(const char *path, int wait_header, const void *bytes,
 		got += (size_t)n;
 	}
 	if (len > 0)
-		(void)write(fd, bytes, len);
+		/* the daemon may have closed it already: no SIGPIPE */
+		(void)send(fd, bytes, len, MSG_NOSIGNAL);
 	close(fd);
 }
 
