@@ -194,6 +194,9 @@ class RestartTest(unittest.TestCase):
         tail = subprocess.Popen(
             [CTL, "--runtime-dir", self.cl.run, "tail", "--json"],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        # a failure below must not leave the tail running (it retries
+        # against the removed runtime directory forever)
+        self.addCleanup(lambda: tail.poll() is None and tail.kill())
         tail_lines = []
         tail_thr = threading.Thread(
             target=lambda: tail_lines.extend(tail.stdout), daemon=True)
