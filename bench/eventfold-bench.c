@@ -1132,6 +1132,6 @@ main(int argc, char **argv)
 		rc = 2;
 	}
 	server_cleanup();
-	nng_fini();
+	nngx_fini();
 	return interrupted ? 130 : rc;
 }

@@ -46,7 +46,7 @@ client_open(struct ef_client *c, const char *url, int timeout_ms)
 	    NNG_DURATION_INFINITE);
 	if ((rv = dialer_open(&c->dialer, c->sock, url)) != 0) {
 		dialer_close(&c->dialer);
-		nng_close(c->sock);
+		nngx_close(c->sock);
 		return rv == NNG_EADDRINVAL ? -EINVAL : -EIO;
 	}
 	c->next_id = 1;
@@ -59,7 +59,7 @@ client_close(struct ef_client *c)
 	if (c == NULL)
 		return;
 	dialer_close(&c->dialer);
-	nng_close(c->sock);
+	nngx_close(c->sock);
 }
 
 uint64_t
@@ -280,6 +280,11 @@ client_call(struct ef_client *c, const struct ipc_out *req,
 	int rv;
 
 	memset(rep, 0, sizeof(*rep));
+	/* the daemon would hang up on it, and in nng 1.5.2 a pipe closed in
+	 * the middle of a large send can wedge this process's nng (guard.h) */
+	if (req->len > IPC_MAX_MSG - 64)
+		return client_fail(rep, EF_S_BATCH_TOO_LARGE, "request over "
+		    "the 64 MiB message bound: send it in smaller batches");
 	for (;;) {
 		rv = client_roundtrip(c, req->buf, req->len, send_by,
 		    deadline, &rep->msg);

@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
 #include <time.h>
 
 #include "guard.h"
@@ -240,8 +241,14 @@ dialer_check(struct guard_entry *g, nng_stat *stats, uint64_t now)
 	if (now - ed->still_since < (ed->suspect ? DIALER_STILL_MS :
 	    DIALER_STUCK_MS))
 		return;
-	/* closing a dialer ends only its own connection attempt */
-	nng_dialer_close(ed->d);
+	/*
+	 * The old dialer is left as it is, not closed: in nng 1.5.2 closing
+	 * a dialer in this state wedges the process's reaper thread for
+	 * good, so that the next nng_close() of any socket hangs (seen: 1
+	 * test in 7 right after a re-dial under load; nng #1543, #1813).
+	 * A stopped dialer costs a few hundred bytes; one that was only
+	 * slow may still connect, and a second pipe is harmless to req.
+	 */
 	ed->other = ed->activity = 0;
 	ed->suspect = 0;
 	ed->still_since = now;
@@ -300,4 +307,100 @@ void
 dialer_kick(struct ef_dialer *ed)
 {
 	__atomic_store_n(&ed->kick, 1, __ATOMIC_RELAXED);
+}
+
+/* Closing sockets without hanging (guard.h). */
+struct closer {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	nng_socket sock;
+	int done;
+	int abandoned;
+};
+
+static int closes_hung; /* atomic */
+
+static void
+closer_free(struct closer *c)
+{
+	pthread_cond_destroy(&c->cv);
+	pthread_mutex_destroy(&c->mu);
+	free(c);
+}
+
+static void *
+closer_main(void *arg)
+{
+	struct closer *c = arg;
+	int abandoned;
+
+	nng_close(c->sock);
+	pthread_mutex_lock(&c->mu);
+	c->done = 1;
+	abandoned = c->abandoned;
+	pthread_cond_signal(&c->cv);
+	pthread_mutex_unlock(&c->mu);
+	if (abandoned)
+		closer_free(c);
+	return NULL;
+}
+
+int
+nngx_close(nng_socket s)
+{
+	struct closer *c;
+	pthread_condattr_t ca;
+	pthread_t thr;
+	struct timespec until;
+	uint64_t end;
+	int rc = 0;
+
+	if (nng_socket_id(s) <= 0)
+		return 0;
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		nng_close(s);
+		return 0;
+	}
+	pthread_mutex_init(&c->mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&c->cv, &ca);
+	pthread_condattr_destroy(&ca);
+	c->sock = s;
+	if (pthread_create(&thr, NULL, closer_main, c) != 0) {
+		closer_free(c);
+		nng_close(s);
+		return 0;
+	}
+	pthread_detach(thr);
+	end = guard_now_ms() + NNGX_CLOSE_WAIT_MS;
+	until.tv_sec = (time_t)(end / 1000);
+	until.tv_nsec = (long)(end % 1000) * 1000000L;
+	pthread_mutex_lock(&c->mu);
+	while (!c->done)
+		if (pthread_cond_timedwait(&c->cv, &c->mu, &until) ==
+		    ETIMEDOUT && !c->done)
+			break;
+	if (!c->done) {
+		c->abandoned = 1;
+		rc = -ETIMEDOUT;
+	}
+	pthread_mutex_unlock(&c->mu);
+	if (rc == 0) {
+		closer_free(c);
+		return 0;
+	}
+	__atomic_add_fetch(&closes_hung, 1, __ATOMIC_RELAXED);
+	log_warnx("nng did not close a socket in %d ms (nng 1.5's reaper "
+	    "is stuck); leaving it to the process's exit",
+	    NNGX_CLOSE_WAIT_MS);
+	return rc;
+}
+
+void
+nngx_fini(void)
+{
+	guard_shutdown();
+	if (__atomic_load_n(&closes_hung, __ATOMIC_RELAXED) == 0)
+		nng_fini();
 }

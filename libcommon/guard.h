@@ -26,7 +26,9 @@
  *     backstop, probes ipc:// listeners every GUARD_PROBE_MS: listen.h);
  *   - re-dials a dialer whose "other" counter moved and that has had
  *     neither a pipe nor any further attempt for DIALER_STILL_MS (guard.c
- *     says why it waits).
+ *     says why it waits). The old dialer is left open: closing a
+ *     stopped dialer wedges nng 1.5.2's reaper thread, after which every
+ *     nng_close() in the process hangs (nng #1543).
  * Re-creating a listener closes the pipes it accepted; their clients
  * redial and resend (client.c), so no call fails for it.
  *
@@ -57,6 +59,22 @@ int guard_add(struct guard_entry *e);
 void guard_remove(struct guard_entry *e);
 /* Stops the thread (endpoints still added are forgotten). */
 void guard_shutdown(void);
+
+/*
+ * Closing sockets. nng 1.5.2's nng_close() can wait forever: once a
+ * pipe's teardown has wedged nng's reaper thread (seen after a peer
+ * closed the connection in the middle of a large send, and after
+ * closing a stopped dialer; nng #1543, #1813), every later close and
+ * nng_fini() in the process hang. nngx_close() closes on a helper thread
+ * and waits at most NNGX_CLOSE_WAIT_MS: past that it logs, leaves the
+ * socket to the process's exit and returns -ETIMEDOUT (0 otherwise).
+ * Callbacks must no longer reach the caller's memory when it returns
+ * (unset pipe notifications first; aios must be ended or heap-owned).
+ */
+#define NNGX_CLOSE_WAIT_MS 1000
+int nngx_close(nng_socket s);
+/* guard_shutdown(), then nng_fini() unless a close has hung. */
+void nngx_fini(void);
 
 /* The scope of the endpoint ("listener" or "dialer") with this id. */
 nng_stat *guard_find(nng_stat *root, const char *kind, uint64_t id);

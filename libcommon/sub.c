@@ -172,13 +172,13 @@ sub_run(const struct sub_params *p)
 	nng_socket_set_ms(sub, NNG_OPT_RECONNMAXT, 100);
 	if (dialer_open(&dialer, sub, p->events_url) != 0) {
 		dialer_close(&dialer);
-		nng_close(sub);
+		nngx_close(sub);
 		return -EF_S_INVALID;
 	}
 	if (client_open(&s.store, p->store_url, p->timeout_ms > 0 ?
 	    p->timeout_ms : 2000) != 0) {
 		dialer_close(&dialer);
-		nng_close(sub);
+		nngx_close(sub);
 		return -EF_S_INVALID;
 	}
 	rc = 0;
@@ -239,6 +239,6 @@ sub_run(const struct sub_params *p)
 	}
 	client_close(&s.store);
 	dialer_close(&dialer);
-	nng_close(sub);
+	nngx_close(sub);
 	return rc;
 }

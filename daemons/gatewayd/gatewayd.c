@@ -225,8 +225,7 @@ main(int argc, char **argv)
 	health_stop(gw);
 	metrics_stop(gw);
 	grpc_shutdown();
-	guard_shutdown();
-	nng_fini();
+	nngx_fini();
 	conf_free(gw_keys, &gw->conf);
 	free(av);
 	log_info("stopped");

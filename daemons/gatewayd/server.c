@@ -900,8 +900,8 @@ server_stop(struct gw *gw)
 	}
 	dialer_close(&gw->store_dialer);
 	dialer_close(&gw->runner_dialer);
-	nng_close(gw->store);
-	nng_close(gw->runner);
+	nngx_close(gw->store);
+	nngx_close(gw->runner);
 	for (i = 0; i < gw->ncalls; i++) {
 		struct call *c = &gw->calls[i];
 

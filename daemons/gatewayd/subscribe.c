@@ -353,7 +353,7 @@ feed_main(void *arg)
 		nng_msg_free(m);
 	}
 	dialer_close(&dialer);
-	nng_close(sock);
+	nngx_close(sock);
 	client_close(&cl);
 	ipc_out_free(&o);
 	free(pb.buf);

@@ -480,7 +480,7 @@ dispatch_stop(void)
 	for (i = 0; i < nworkers; i++)
 		pthread_join(workers[i].thr, NULL);
 	listener_close(&rep_listener);
-	nng_close(rep_sock);
+	nngx_close(rep_sock);
 	for (i = 0; i < nworkers; i++) {
 		ipc_out_free(&workers[i].out);
 		nng_aio_free(workers[i].aio);

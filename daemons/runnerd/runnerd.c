@@ -247,8 +247,7 @@ main(int argc, char **argv)
 	state_close();
 	plugin_unload_all();
 	conf_free(runner_keys, &rd.conf);
-	guard_shutdown();
-	nng_fini();
+	nngx_fini();
 	log_info("stopped");
 	return 0;
 }

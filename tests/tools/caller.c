@@ -100,7 +100,6 @@ main(int argc, char **argv)
 		    ipc_status_name(s));
 	}
 	client_close(&c);
-	guard_shutdown();
-	nng_fini();
+	nngx_fini();
 	return 0;
 }
