@@ -559,6 +559,15 @@ diskindex_load_bloom(struct diskindex *d, struct segment *s)
 
 /* ---- lookups ---------------------------------------------------------- */
 
+/* A read transaction for a lookup (test builds can make it fail). */
+static int
+read_begin(struct diskindex *d, MDB_txn **t)
+{
+	if (faultpoint("index.read"))
+		return EIO;
+	return mdb_txn_begin(d->env, NULL, MDB_RDONLY, t);
+}
+
 int
 diskindex_batch_of(struct diskindex *d, uint64_t pos, uint64_t *seg_base,
     uint64_t *off)
@@ -570,7 +579,7 @@ diskindex_batch_of(struct diskindex *d, uint64_t pos, uint64_t *seg_base,
 	int rc;
 
 	be64(kb, pos);
-	if ((rc = mdb_txn_begin(d->env, NULL, MDB_RDONLY, &t)) != 0)
+	if ((rc = read_begin(d, &t)) != 0)
 		return mdb_err(rc);
 	if ((rc = mdb_cursor_open(t, d->pos, &c)) != 0)
 		goto out;
@@ -599,7 +608,7 @@ get_u64(struct diskindex *d, MDB_dbi dbi, const void *key, size_t klen,
 	MDB_txn *t;
 	int rc;
 
-	if ((rc = mdb_txn_begin(d->env, NULL, MDB_RDONLY, &t)) != 0)
+	if ((rc = read_begin(d, &t)) != 0)
 		return mdb_err(rc);
 	rc = mdb_get(t, dbi, &k, &v);
 	if (rc == 0 && v.mv_size != 8)
@@ -610,16 +619,15 @@ get_u64(struct diskindex *d, MDB_dbi dbi, const void *key, size_t klen,
 	return mdb_err(rc);
 }
 
-uint64_t
-diskindex_stream_count(struct diskindex *d, const uint8_t sid[UUID_LEN])
+int
+diskindex_stream_count(struct diskindex *d, const uint8_t sid[UUID_LEN],
+    uint64_t *n)
 {
-	uint64_t n = 0;
 	int rc;
 
-	rc = get_u64(d, d->streams, sid, UUID_LEN, &n);
-	if (rc != 0 && rc != -ENOENT)
-		fatalx("index: stream lookup: %s", strerror(-rc));
-	return rc == 0 ? n : 0;
+	*n = 0;
+	rc = get_u64(d, d->streams, sid, UUID_LEN, n);
+	return rc == -ENOENT ? 0 : rc;
 }
 
 int
@@ -637,7 +645,7 @@ diskindex_stream_range(struct diskindex *d, const uint8_t sid[UUID_LEN],
 		return 0;
 	memcpy(kb, sid, UUID_LEN);
 	be64(kb + UUID_LEN, from);
-	if ((rc = mdb_txn_begin(d->env, NULL, MDB_RDONLY, &t)) != 0)
+	if ((rc = read_begin(d, &t)) != 0)
 		return mdb_err(rc);
 	if ((rc = mdb_cursor_open(t, d->sver, &c)) != 0) {
 		mdb_txn_abort(t);
@@ -699,7 +707,7 @@ diskindex_list(struct diskindex *d, const uint8_t *after, uint64_t max,
 	*n = 0;
 	if (max == 0)
 		return 0;
-	if ((rc = mdb_txn_begin(d->env, NULL, MDB_RDONLY, &t)) != 0)
+	if ((rc = read_begin(d, &t)) != 0)
 		return mdb_err(rc);
 	if ((rc = mdb_cursor_open(t, d->streams, &c)) != 0) {
 		mdb_txn_abort(t);

@@ -480,3 +480,87 @@ Test(diskindex, a_sealed_segment_changed_behind_its_back)
 	wait_indexed(head);
 	check_history(0);
 }
+
+/*
+ * LMDB lookups that fail (an I/O error, a damaged index) get error
+ * replies naming the index, and stored keeps serving everything that
+ * does not need the failing lookup; once the index reads again, every
+ * request succeeds as before. Test builds turn the failure on and off
+ * with a fault point (crashpoint.h).
+ */
+Test(diskindex, index_read_errors_are_error_replies)
+{
+	const char *const extra[] = { "--segment-size", "4K", NULL };
+	struct h_event *evs;
+	struct h_result r;
+	struct client_reply rep;
+	struct ipc_out o;
+	struct ipc_list_req lq;
+	char fault[H_PATH + 16], id[UUID_STR_LEN], tail[UUID_STR_LEN];
+	uint64_t head;
+	size_t n;
+	int st;
+
+	if (strcmp(getenv("EF_CRASHPOINTS") ? getenv("EF_CRASHPOINTS") : "",
+	    "1") != 0)
+		cr_skip_test("built without -Dcrashpoints=true");
+	h_stored_init(&sd, h_tmpdir(), extra);
+	snprintf(fault, sizeof(fault), "%s/fault", sd.dir);
+	setenv("EVENTFOLD_FAULT_FILE", fault, 1);
+	start();
+	unsetenv("EVENTFOLD_FAULT_FILE");
+	write_history();
+	rotate();
+	head = status().head;
+	wait_indexed(head);
+	/* a stream that lives in the tail (RAM) */
+	cr_assert_eq(h_append1(&cl, h_uuid(tail), EF_EXPECT_NO_STREAM, 0,
+	    h_uuid(id), "Tail", "{}", &r), EF_S_OK, "%s", r.msg);
+
+	cr_assert_eq(h_write_file(fault, "index.read\n", 11), 0);
+	/* reads of sealed history: an error with the reason */
+	st = h_read_stream(&cl, streams[3], 0, &evs, &n);
+	cr_assert_eq(st, EF_S_INTERNAL, "read_stream: %s",
+	    ipc_status_name(st));
+	h_events_free(evs, n);
+	st = h_read_all(&cl, 0, &evs, &n);
+	cr_assert_eq(st, EF_S_DATA_LOSS, "read_all: %s", ipc_status_name(st));
+	h_events_free(evs, n);
+	memset(&lq, 0, sizeof(lq));
+	lq.max_count = 10;
+	ipc_out_init(&o);
+	ipc_request_begin(&o, EF_OP_LIST_STREAMS, client_request_id(&cl));
+	ipc_list_req_encode(&o, &lq);
+	st = client_call(&cl, &o, &rep);
+	cr_assert_eq(st, EF_S_INTERNAL, "list_streams: %s",
+	    ipc_status_name(st));
+	cr_assert(rep.in.message.len > 0 && memmem(rep.in.message.ptr,
+	    rep.in.message.len, "index", 5) != NULL, "reason: %.*s",
+	    (int)rep.in.message.len, rep.in.message.ptr);
+	client_reply_free(&rep);
+	ipc_out_free(&o);
+	/* appends that must look into the index: refused, nothing written */
+	cr_assert_eq(h_append1(&cl, streams[2], EF_EXPECT_ANY, 0, ids[2][0],
+	    "Hist", "\"2/0\"", &r), EF_S_INTERNAL, "replay: %s", r.msg);
+	cr_assert(strstr(r.msg, "index") != NULL, "%s", r.msg);
+	cr_assert_eq(h_append1(&cl, streams[5], EF_EXPECT_EXACT, 1,
+	    h_uuid(id), "More", "{}", &r), EF_S_INTERNAL, "expected "
+	    "version: %s", r.msg);
+	cr_assert_eq(status().head, head + 1, "a refused append wrote");
+	/* what does not need the index goes on */
+	cr_assert_eq(h_append1(&cl, tail, EF_EXPECT_EXACT, 0, h_uuid(id),
+	    "Tail", "{}", &r), EF_S_OK, "%s", r.msg);
+	cr_assert_eq(h_read_stream(&cl, tail, 0, &evs, &n), EF_S_OK);
+	cr_assert_eq(n, 2);
+	h_events_free(evs, n);
+
+	/* the index reads again: everything as before */
+	cr_assert_eq(unlink(fault), 0);
+	cr_assert_eq(h_append1(&cl, streams[5], EF_EXPECT_EXACT, 1,
+	    h_uuid(id), "More", "{}", &r), EF_S_OK, "%s", r.msg);
+	cr_assert_eq(h_read_all(&cl, 0, &evs, &n), EF_S_OK);
+	cr_assert_eq(n, head + 3);
+	h_events_free(evs, n);
+	cr_assert_eq(waitpid(sd.pid, &st, WNOHANG), 0, "stored exited");
+	stop(SIGTERM);
+}
