@@ -422,7 +422,7 @@ loader_main(void *arg)
 	struct appendreq a;
 	uint64_t take, left, t0;
 	unsigned k = t->first;
-	int rc;
+	int rc, tries;
 
 	if (client_open(&c, t->url, CALL_TIMEOUT_MS) != 0)
 		fatalx("client_open %s", t->url);
@@ -441,6 +441,15 @@ loader_main(void *arg)
 		appendreq_fresh_ids(&a, &t->rng);
 		t0 = now_ns();
 		rc = client_append(&c, &a.req, &rep);
+		/* a slow fdatasync (other writers on the disk) is not a
+		 * failure of the load: the same ids again are idempotent */
+		for (tries = 0; rc == EF_S_UNAVAILABLE && tries < 5 &&
+		    !interrupted; tries++) {
+			log_warnx("load: append: %.*s; sending it again",
+			    (int)rep.in.message.len, rep.in.message.ptr);
+			client_reply_free(&rep);
+			rc = client_append(&c, &a.req, &rep);
+		}
 		lat_add(&t->lat, (double)(now_ns() - t0) / 1e3);
 		if (rc != EF_S_OK) {
 			log_warnx("load: append: %s: %.*s",
