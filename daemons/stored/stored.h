@@ -238,6 +238,9 @@ struct diskindex {
 	MDB_env *env;
 	MDB_dbi meta, pos, sver, streams, ids, blooms;
 	uint64_t map_size;
+	/* read transactions hold it shared; growing the map takes it
+	 * exclusive (LMDB: no transaction may be open in the process) */
+	pthread_rwlock_t grow_lock;
 	uint64_t indexed_to;   /* positions below are indexed (atomic) */
 	uint64_t last_base;    /* the last segment indexed ... */
 	uint64_t last_bytes;   /* ... and its size */
