@@ -52,11 +52,9 @@ enum { STAGE_SEND = 1, STAGE_RECV = 2, STAGE_PAUSE = 3 };
  * the request go again on the next connection if one comes within
  * PEER_RECONNECT_MS and time is left (every request is idempotent), and server_sweep() cancels a trip nng has not
  * ended PEER_GRACE_MS after its deadline. A peer without a connection
- * for PEER_DOWN_MS fails calls at once instead of queueing them.
+ * for PEER_DOWN_MS fails calls at once instead of queueing them
+ * (the constants are in gatewayd.h: batch.c follows the same rules).
  */
-#define PEER_GRACE_MS     250
-#define PEER_DOWN_MS      2000
-#define PEER_RECONNECT_MS 1000
 
 static struct method methods[] = {
 	{ "/eventfold.EventStore/Append", KIND_UNARY, true, PEER_STORE,
@@ -166,6 +164,7 @@ server_sweep(struct gw *gw)
 			nng_aio_cancel(c->aio);
 		}
 	}
+	batch_sweep(gw);
 }
 
 uint64_t
@@ -338,8 +337,8 @@ call_reply(struct call *c)
 	call_finish(c, GW_OK, "");
 }
 
-static void
-store_fail(struct call *c, int status, const char *why)
+void
+call_store_fail(struct call *c, int status, const char *why)
 {
 	struct client_reply rep;
 
@@ -357,8 +356,8 @@ peer_name(const struct call *c)
 	    "eventfold-stored";
 }
 
-static int
-connection_lost(int rv)
+bool
+peer_connection_lost(int rv)
 {
 	return rv == NNG_ECONNRESET || rv == NNG_ECONNSHUT ||
 	    rv == NNG_ECONNREFUSED || rv == NNG_ECONNABORTED;
@@ -389,7 +388,7 @@ peer_send(struct call *c, bool resend)
 	    nng_msg_append(m, c->req.buf, c->req.len) != 0) {
 		nng_msg_free(m);
 		__atomic_store_n(&c->peer_deadline, 0, __ATOMIC_RELAXED);
-		store_fail(c, EF_S_INTERNAL, "out of memory");
+		call_store_fail(c, EF_S_INTERNAL, "out of memory");
 		return;
 	}
 	c->aio_stage = STAGE_SEND;
@@ -425,7 +424,7 @@ store_cb(void *arg)
 	default:
 		break;
 	}
-	if (connection_lost(rv) && peer_ms_left(c) > 5) {
+	if (peer_connection_lost(rv) && peer_ms_left(c) > 5) {
 		/* the connection broke under the request: send it again on
 		 * the next one, after a pause for the dialer */
 		c->aio_stage = STAGE_PAUSE;
@@ -437,7 +436,7 @@ store_cb(void *arg)
 		snprintf(msg, sizeof(msg), rv == NNG_ETIMEDOUT ||
 		    rv == NNG_ECANCELED ? "%s did not answer in time" :
 		    "%s is unreachable", peer_name(c));
-		store_fail(c, EF_S_UNAVAILABLE, msg);
+		call_store_fail(c, EF_S_UNAVAILABLE, msg);
 		return;
 	}
 	memset(&rep, 0, sizeof(rep));
@@ -449,7 +448,7 @@ store_cb(void *arg)
 		log_warnx("malformed reply from %s: %s", peer_name(c), why);
 		snprintf(msg, sizeof(msg), "malformed reply from %s",
 		    peer_name(c));
-		store_fail(c, EF_S_INTERNAL, msg);
+		call_store_fail(c, EF_S_INTERNAL, msg);
 		return;
 	}
 	/* done may start the next round trip on this aio: free first what
@@ -474,7 +473,7 @@ call_peer(struct call *c, void (*done)(struct call *, struct client_reply *),
 	if (c->peer == PEER_NONE || !(c->peer == PEER_RUNNER ?
 	    runner_up(c->gw) : store_up(c->gw))) {
 		snprintf(msg, sizeof(msg), "%s is unreachable", peer_name(c));
-		store_fail(c, EF_S_UNAVAILABLE, msg);
+		call_store_fail(c, EF_S_UNAVAILABLE, msg);
 		return;
 	}
 	if (timeout_ms > INT32_MAX)
@@ -779,6 +778,11 @@ server_start(struct gw *gw, char *err, size_t errlen)
 	    errlen) != 0 || peer_open(&gw->runner, gw->runner_url,
 	    &gw->runner_dialer, err, errlen) != 0)
 		return -1;
+	if (batch_start(gw) != 0) {
+		snprintf(err, errlen, "cannot open nng contexts to %s",
+		    gw->store_url);
+		return -1;
+	}
 
 	gw->server = grpc_server_create(&ca, NULL);
 	for (i = 0; i < NMETHODS; i++) {
@@ -898,6 +902,7 @@ server_stop(struct gw *gw)
 		pthread_join(gw->cq_threads[i], NULL);
 		grpc_completion_queue_destroy(gw->cqs[i]);
 	}
+	batch_stop(gw);
 	dialer_close(&gw->store_dialer);
 	dialer_close(&gw->runner_dialer);
 	nngx_close(gw->store);
