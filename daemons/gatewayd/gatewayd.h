@@ -9,8 +9,9 @@
  * slots are the pool of contexts), and their replies are finished from
  * nng's callback threads. The eventfold.Runner calls (runner.c) work
  * the same way against eventfold-runnerd's runner.sock. Appends are
- * the exception: they are coalesced (batch.c) into APPEND_MANY messages
- * on a few contexts of their own, behind one short-held mutex.
+ * the exception: they are coalesced into APPEND_MANY messages by one
+ * pipeline (libcommon/pipeline.h) on a few contexts of its own, behind
+ * one short-held mutex.
  * Subscriptions (subscribe.c) share one feed thread on stored's publish
  * socket and a ring of recent events; each is a state machine on the
  * completion queues and its own nng context, with no thread of its
@@ -33,6 +34,7 @@
 
 #include "client.h"
 #include "ipc.h"
+#include "pipeline.h"
 #include "utf8.h"
 
 /* gRPC status codes we use (grpc/status.h names them too). */
@@ -47,16 +49,6 @@
 #define GW_INTERNAL            13
 #define GW_UNAVAILABLE         14
 #define GW_UNAUTHENTICATED     16
-
-/*
- * Round trips to stored and runnerd (server.c, batch.c): a trip past its
- * deadline by PEER_GRACE_MS is cancelled; a peer without a connection
- * for PEER_DOWN_MS fails calls at once; a request whose connection broke
- * goes again only if a new one comes within PEER_RECONNECT_MS.
- */
-#define PEER_GRACE_MS     250
-#define PEER_DOWN_MS      2000
-#define PEER_RECONNECT_MS 1000
 
 struct gw_conf {
 	char *data_dir;       /* accepted, unused: no durable state */
@@ -88,7 +80,6 @@ struct gw_tag {
 
 struct metrics {
 	uint64_t appends_total;
-	uint64_t append_messages;  /* APPEND_MANY messages sent (batch.c) */
 	uint64_t events_total;
 	uint64_t append_buckets[METRICS_BUCKETS + 1]; /* last: +Inf */
 	uint64_t append_sum_ns;
@@ -157,9 +148,8 @@ struct call {
 	enum call_peer peer;
 	void (*store_done)(struct call *, struct client_reply *);
 	struct ipc_out req;
-	/* batch.c: the next Append in a coalesced message, its deadline */
-	struct call *bnext;
-	uint64_t bdeadline;
+	/* Append: its place in the store pipeline (call_store_append) */
+	struct pipeline_req preq;
 	/* response being built */
 	struct pbuf out;
 	/* per-RPC progress */
@@ -198,6 +188,7 @@ struct gw {
 	/* store */
 	nng_socket store;
 	struct ef_dialer store_dialer;
+	struct pipeline appends; /* Appends, coalesced (pipeline.h) */
 	uint64_t store_down_ms; /* atomic: since when stored has no pipe */
 	/* runner */
 	nng_socket runner;
@@ -241,10 +232,13 @@ void call_store(struct call *c,
  */
 void call_peer(struct call *c,
     void (*done)(struct call *, struct client_reply *), uint64_t timeout_ms);
-/* Ends a store round trip with status and why (calls store_done). */
-void call_store_fail(struct call *c, int status, const char *why);
-/* Did nng error rv mean the connection broke under a request? */
-bool peer_connection_lost(int rv);
+/*
+ * Appends go through the store pipeline instead (libcommon/pipeline.h):
+ * c->req holds an APPEND body (no envelope); done runs on an nng thread
+ * with that append's own result, or EF_S_UNAVAILABLE.
+ */
+void call_store_append(struct call *c,
+    void (*done)(struct call *, struct client_reply *));
 /* Milliseconds left before the call's deadline (UINT64_MAX: none). */
 uint64_t call_ms_left(const struct call *c);
 /* Room for more bytes; appends the key and length of a
@@ -261,17 +255,6 @@ bool store_up(struct gw *gw);
 bool runner_up(struct gw *gw);
 /* Cancels peer round trips nng has not ended by their deadline. */
 void server_sweep(struct gw *gw);
-
-/*
- * batch.c: Appends to stored coalesced into APPEND_MANY messages. c->req
- * holds an APPEND body (no envelope); done runs on an nng thread with
- * that append's own result, or EF_S_UNAVAILABLE.
- */
-int batch_start(struct gw *gw);
-void batch_append(struct call *c,
-    void (*done)(struct call *, struct client_reply *));
-void batch_sweep(struct gw *gw);
-void batch_stop(struct gw *gw);
 
 /* rpc.c: the unary EventStore methods. */
 void rpc_append(struct call *c, const uint8_t *req, size_t len);

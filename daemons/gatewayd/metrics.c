@@ -14,7 +14,7 @@
  *   eventfold_log_bytes                bytes of the active log file
  * and ours: eventfold_fsyncs_total, eventfold_batch_size_events (events
  * per group commit over the last health interval),
- * eventfold_append_messages_total (APPEND_MANY messages sent, batch.c),
+ * eventfold_append_messages_total (APPEND_MANY messages sent),
  * eventfold_subscriber_lag_events (the furthest a SubscribeAll stream is
  * behind the head), eventfold_store_up, and the log's:
  * eventfold_segments, eventfold_index_lag_events (events not yet indexed
@@ -155,7 +155,7 @@ metrics_render(struct gw *gw, size_t *len)
 	    LD(mx->fsyncs_total));
 	metric(&t, "eventfold_append_messages_total", "counter",
 	    "Messages that carried Appends to eventfold-stored.",
-	    LD(mx->append_messages));
+	    LD(gw->appends.messages));
 	text_printf(&t, "# HELP eventfold_batch_size_events Events per group "
 	    "commit over the last health interval.\n"
 	    "# TYPE eventfold_batch_size_events gauge\n"

@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,9 +53,13 @@ enum { STAGE_SEND = 1, STAGE_RECV = 2, STAGE_PAUSE = 3 };
  * the request go again on the next connection if one comes within
  * PEER_RECONNECT_MS and time is left (every request is idempotent), and server_sweep() cancels a trip nng has not
  * ended PEER_GRACE_MS after its deadline. A peer without a connection
- * for PEER_DOWN_MS fails calls at once instead of queueing them
- * (the constants are in gatewayd.h: batch.c follows the same rules).
+ * for PEER_DOWN_MS fails calls at once instead of queueing them.
+ * Appends go through a pipeline (libcommon/pipeline.h) that coalesces
+ * them into APPEND_MANY messages under the same rules.
  */
+#define PEER_GRACE_MS     250
+#define PEER_DOWN_MS      2000
+#define PEER_RECONNECT_MS 1000
 
 static struct method methods[] = {
 	{ "/eventfold.EventStore/Append", KIND_UNARY, true, PEER_STORE,
@@ -164,7 +169,7 @@ server_sweep(struct gw *gw)
 			nng_aio_cancel(c->aio);
 		}
 	}
-	batch_sweep(gw);
+	pipeline_sweep(&gw->appends);
 }
 
 uint64_t
@@ -337,8 +342,8 @@ call_reply(struct call *c)
 	call_finish(c, GW_OK, "");
 }
 
-void
-call_store_fail(struct call *c, int status, const char *why)
+static void
+store_fail(struct call *c, int status, const char *why)
 {
 	struct client_reply rep;
 
@@ -356,8 +361,8 @@ peer_name(const struct call *c)
 	    "eventfold-stored";
 }
 
-bool
-peer_connection_lost(int rv)
+static int
+connection_lost(int rv)
 {
 	return rv == NNG_ECONNRESET || rv == NNG_ECONNSHUT ||
 	    rv == NNG_ECONNREFUSED || rv == NNG_ECONNABORTED;
@@ -388,7 +393,7 @@ peer_send(struct call *c, bool resend)
 	    nng_msg_append(m, c->req.buf, c->req.len) != 0) {
 		nng_msg_free(m);
 		__atomic_store_n(&c->peer_deadline, 0, __ATOMIC_RELAXED);
-		call_store_fail(c, EF_S_INTERNAL, "out of memory");
+		store_fail(c, EF_S_INTERNAL, "out of memory");
 		return;
 	}
 	c->aio_stage = STAGE_SEND;
@@ -424,7 +429,7 @@ store_cb(void *arg)
 	default:
 		break;
 	}
-	if (peer_connection_lost(rv) && peer_ms_left(c) > 5) {
+	if (connection_lost(rv) && peer_ms_left(c) > 5) {
 		/* the connection broke under the request: send it again on
 		 * the next one, after a pause for the dialer */
 		c->aio_stage = STAGE_PAUSE;
@@ -436,7 +441,7 @@ store_cb(void *arg)
 		snprintf(msg, sizeof(msg), rv == NNG_ETIMEDOUT ||
 		    rv == NNG_ECANCELED ? "%s did not answer in time" :
 		    "%s is unreachable", peer_name(c));
-		call_store_fail(c, EF_S_UNAVAILABLE, msg);
+		store_fail(c, EF_S_UNAVAILABLE, msg);
 		return;
 	}
 	memset(&rep, 0, sizeof(rep));
@@ -448,13 +453,44 @@ store_cb(void *arg)
 		log_warnx("malformed reply from %s: %s", peer_name(c), why);
 		snprintf(msg, sizeof(msg), "malformed reply from %s",
 		    peer_name(c));
-		call_store_fail(c, EF_S_INTERNAL, msg);
+		store_fail(c, EF_S_INTERNAL, msg);
 		return;
 	}
 	/* done may start the next round trip on this aio: free first what
 	 * it no longer needs only after it returns */
 	c->store_done(c, &rep);
 	client_reply_free(&rep);
+}
+
+/* Pipeline callback: one Append's own result, as a reply to store_done. */
+static void
+append_result(struct pipeline_req *rq, const struct ipc_result *res)
+{
+	struct call *c = (struct call *)((char *)rq -
+	    offsetof(struct call, preq));
+	struct client_reply rep;
+
+	memset(&rep, 0, sizeof(rep));
+	rep.in.status = res->status;
+	rep.in.message = res->message;
+	rep.in.body = res->body;
+	c->store_done(c, &rep); /* nothing to free: rep owns nothing */
+}
+
+void
+call_store_append(struct call *c,
+    void (*done)(struct call *, struct client_reply *))
+{
+	c->store_done = done;
+	if (!store_up(c->gw)) {
+		store_fail(c, EF_S_UNAVAILABLE, "eventfold-stored is "
+		    "unreachable");
+		return;
+	}
+	c->preq.body = c->req.buf;
+	c->preq.len = c->req.len;
+	c->preq.done = append_result;
+	pipeline_submit(&c->gw->appends, &c->preq);
 }
 
 void
@@ -473,7 +509,7 @@ call_peer(struct call *c, void (*done)(struct call *, struct client_reply *),
 	if (c->peer == PEER_NONE || !(c->peer == PEER_RUNNER ?
 	    runner_up(c->gw) : store_up(c->gw))) {
 		snprintf(msg, sizeof(msg), "%s is unreachable", peer_name(c));
-		call_store_fail(c, EF_S_UNAVAILABLE, msg);
+		store_fail(c, EF_S_UNAVAILABLE, msg);
 		return;
 	}
 	if (timeout_ms > INT32_MAX)
@@ -778,7 +814,8 @@ server_start(struct gw *gw, char *err, size_t errlen)
 	    errlen) != 0 || peer_open(&gw->runner, gw->runner_url,
 	    &gw->runner_dialer, err, errlen) != 0)
 		return -1;
-	if (batch_start(gw) != 0) {
+	if (pipeline_init(&gw->appends, gw->store,
+	    gw->conf.store_timeout_ms) != 0) {
 		snprintf(err, errlen, "cannot open nng contexts to %s",
 		    gw->store_url);
 		return -1;
@@ -902,7 +939,8 @@ server_stop(struct gw *gw)
 		pthread_join(gw->cq_threads[i], NULL);
 		grpc_completion_queue_destroy(gw->cqs[i]);
 	}
-	batch_stop(gw);
+	/* every call has ended: nobody is left to answer */
+	pipeline_fini(&gw->appends, false);
 	dialer_close(&gw->store_dialer);
 	dialer_close(&gw->runner_dialer);
 	nngx_close(gw->store);
