@@ -310,6 +310,75 @@ pipeline_submit(struct pipeline *p, struct pipeline_req *rq)
 	}
 }
 
+/* pipeline_append_wait(): the result, copied out of the callback. */
+struct waiter {
+	struct pipeline_req rq;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool done;
+	struct ipc_out copy; /* a whole reply [status, message, body] */
+};
+
+static void
+waiter_done(struct pipeline_req *rq, const struct ipc_result *res)
+{
+	struct waiter *w = rq->arg;
+	char msg[IPC_MAX_STRLEN + 1];
+
+	snprintf(msg, sizeof(msg), "%.*s", (int)res->message.len,
+	    res->message.ptr ? res->message.ptr : "");
+	ipc_reply_begin(&w->copy, res->status, msg);
+	if (res->body != NULL)
+		msgpack_pack_object(&w->copy.pk, *res->body);
+	else
+		ipc_nil(&w->copy);
+	pthread_mutex_lock(&w->mu);
+	w->done = true;
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+}
+
+int
+pipeline_append_wait(struct pipeline *p, const struct ipc_append_req *r,
+    struct client_reply *rep)
+{
+	struct waiter w;
+	const char *why = "";
+	int rc = EF_S_OK;
+
+	memset(&w, 0, sizeof(w));
+	memset(rep, 0, sizeof(*rep));
+	pthread_mutex_init(&w.mu, NULL);
+	pthread_cond_init(&w.cv, NULL);
+	ipc_out_init(&w.rq.out);
+	ipc_out_init(&w.copy);
+	pipeline_req_set(&w.rq, r);
+	w.rq.done = waiter_done;
+	w.rq.arg = &w;
+	pipeline_submit(p, &w.rq);
+	/* the callback comes by the deadline: pipeline_sweep() sees to it */
+	pthread_mutex_lock(&w.mu);
+	while (!w.done)
+		pthread_cond_wait(&w.cv, &w.mu);
+	pthread_mutex_unlock(&w.mu);
+	if (nng_msg_alloc(&rep->msg, 0) != 0 ||
+	    nng_msg_append(rep->msg, w.copy.buf, w.copy.len) != 0 ||
+	    ipc_reply_open(&rep->in, nng_msg_body(rep->msg),
+	    nng_msg_len(rep->msg), &why) != 0) {
+		client_reply_free(rep);
+		memset(rep, 0, sizeof(*rep));
+		rep->in.status = rc = EF_S_INTERNAL;
+		rep->in.message.ptr = "out of memory";
+		rep->in.message.len = (uint32_t)strlen(rep->in.message.ptr);
+	} else
+		rc = rep->in.status;
+	ipc_out_free(&w.rq.out);
+	ipc_out_free(&w.copy);
+	pthread_mutex_destroy(&w.mu);
+	pthread_cond_destroy(&w.cv);
+	return rc;
+}
+
 void
 pipeline_sweep(struct pipeline *p)
 {

@@ -125,6 +125,13 @@ void pipeline_close(struct pipeline *p);
 void pipeline_req_set(struct pipeline_req *rq, const struct ipc_append_req *r);
 /* Queues rq (body, len, done set); its callback may run before return. */
 void pipeline_submit(struct pipeline *p, struct pipeline_req *rq);
+/*
+ * The synchronous form, for threads that share a pipeline: appends r and
+ * waits for its result, which is returned as client_append() would
+ * (rep->in valid until client_reply_free(rep)). Returns rep->in.status.
+ */
+int pipeline_append_wait(struct pipeline *p, const struct ipc_append_req *r,
+    struct client_reply *rep);
 /* Cancels trips nng has not ended CLIENT_GRACE_MS after their deadline. */
 void pipeline_sweep(struct pipeline *p);
 
