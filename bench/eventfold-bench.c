@@ -137,6 +137,27 @@ status_of(const char *url, struct ipc_status_rep *st)
 	return rc == EF_S_OK ? 0 : -1;
 }
 
+/*
+ * The stored to load: the one in --runtime-dir (*s NULL), or one started
+ * in srv on a fresh (or --data-dir) data dir (*s = srv). 0 or -1.
+ */
+static int
+store_target(const struct opts *o, const char *name, struct server *srv,
+    struct server **s, char *url, size_t len)
+{
+	*s = NULL;
+	if (o->runtime_dir != NULL) {
+		client_url(url, len, o->runtime_dir, STORE_SOCK, NULL);
+		return 0;
+	}
+	server_init(srv, name, o->data_dir);
+	if (server_start(srv, NULL) != 0)
+		return -1;
+	*s = srv;
+	snprintf(url, len, "%s", srv->url);
+	return 0;
+}
+
 /* ---- append load -------------------------------------------------------- */
 
 /* The request one thread sends again and again, with fresh event ids. */
@@ -298,15 +319,8 @@ cmd_append(const struct opts *o, int status_only)
 	int phase = PHASE_WARMUP, have_status;
 	unsigned i;
 
-	if (o->runtime_dir != NULL)
-		client_url(url, sizeof(url), o->runtime_dir, STORE_SOCK, NULL);
-	else {
-		server_init(&srv, "append", o->data_dir);
-		if (server_start(&srv, NULL) != 0)
-			return 1;
-		s = &srv;
-		snprintf(url, sizeof(url), "%s", srv.url);
-	}
+	if (store_target(o, "append", &srv, &s, url, sizeof(url)) != 0)
+		return 1;
 	if (o->name)
 		snprintf(name, sizeof(name), "%s", o->name);
 	else if (status_only)
@@ -468,15 +482,8 @@ cmd_pipeline(const struct opts *o)
 	double secs, cpu0 = 0, cpu1 = 0, self0, self1;
 	unsigned i;
 
-	if (o->runtime_dir != NULL)
-		client_url(url, sizeof(url), o->runtime_dir, STORE_SOCK, NULL);
-	else {
-		server_init(&srv, "pipeline", o->data_dir);
-		if (server_start(&srv, NULL) != 0)
-			return 1;
-		s = &srv;
-		snprintf(url, sizeof(url), "%s", srv.url);
-	}
+	if (store_target(o, "pipeline", &srv, &s, url, sizeof(url)) != 0)
+		return 1;
 	if (o->name)
 		snprintf(name, sizeof(name), "%s", o->name);
 	else

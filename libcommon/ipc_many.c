@@ -68,11 +68,8 @@ ipc_many_begin(struct ipc_out *o, uint32_t n)
 void
 ipc_result_begin(struct ipc_out *o, int status, const char *message)
 {
-	if (message == NULL)
-		message = ipc_status_text(status);
-	msgpack_pack_array(&o->pk, 3);
-	msgpack_pack_uint32(&o->pk, (uint32_t)status);
-	ipcf_pack_str(&o->pk, message, strnlen(message, IPC_MAX_STRLEN));
+	/* a result has the shape of a reply envelope */
+	ipc_reply_begin(o, status, message);
 }
 
 void

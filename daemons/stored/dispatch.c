@@ -173,21 +173,6 @@ handle_rotate(struct worker *w, const struct ipc_in *in)
 	return PENDING;
 }
 
-static void
-check_fail(struct append_job *job, int status, const char *fmt, ...)
-    EF_PRINTF(3, 4);
-
-static void
-check_fail(struct append_job *job, int status, const char *fmt, ...)
-{
-	va_list ap;
-
-	job->status = status;
-	va_start(ap, fmt);
-	vsnprintf(job->msg, sizeof(job->msg), fmt, ap);
-	va_end(ap);
-}
-
 /*
  * The checks of one append that need no state, in the contract's order
  * (proto/IPC.md): stream id, events non-empty, event ids, duplicates,
@@ -206,20 +191,20 @@ append_check(struct stored *sd, const msgpack_object *body,
 	uint32_t i;
 
 	if (ipc_append_req_decode(body, req, &why) != 0) {
-		check_fail(job, strcmp(why, "expected kind") == 0 ?
+		job_fail(job, strcmp(why, "expected kind") == 0 ?
 		    EF_S_BAD_EXPECTED_VERSION : EF_S_BAD_REQUEST,
 		    "append: bad field: %s", why);
 		return -1;
 	}
 	if (uuid_parse(req->stream_id.ptr, req->stream_id.len,
 	    job->stream_id) != 0) {
-		check_fail(job, EF_S_BAD_UUID, "stream_id: malformed uuid "
+		job_fail(job, EF_S_BAD_UUID, "stream_id: malformed uuid "
 		    "\"%.*s\"", (int)(req->stream_id.len > 64 ? 64 :
 		    req->stream_id.len), req->stream_id.ptr);
 		goto refused;
 	}
 	if (req->nevents == 0) {
-		check_fail(job, EF_S_EMPTY_BATCH, "append: no events in batch");
+		job_fail(job, EF_S_EMPTY_BATCH, "append: no events in batch");
 		goto refused;
 	}
 	if ((job->ids = calloc(req->nevents, UUID_LEN)) == NULL)
@@ -229,7 +214,7 @@ append_check(struct stored *sd, const msgpack_object *body,
 
 		if (uuid_parse(p->event_id.ptr, p->event_id.len,
 		    job->ids[i]) != 0) {
-			check_fail(job, EF_S_BAD_UUID, "event %u: event_id: "
+			job_fail(job, EF_S_BAD_UUID, "event %u: event_id: "
 			    "malformed uuid \"%.*s\"", i,
 			    (int)(p->event_id.len > 64 ? 64 : p->event_id.len),
 			    p->event_id.ptr);
@@ -245,7 +230,7 @@ append_check(struct stored *sd, const msgpack_object *body,
 		qsort(sorted, req->nevents, UUID_LEN, ids_cmp);
 		for (i = 1; i < req->nevents; i++)
 			if (memcmp(sorted[i - 1], sorted[i], UUID_LEN) == 0) {
-				check_fail(job, EF_S_DUPLICATE_EVENT_ID,
+				job_fail(job, EF_S_DUPLICATE_EVENT_ID,
 				    "duplicate event id %s in batch",
 				    uuid_format(sorted[i], ebuf));
 				goto refused;
@@ -254,7 +239,7 @@ append_check(struct stored *sd, const msgpack_object *body,
 		sorted = NULL;
 	}
 	if (total > sd->conf.max_append_bytes) {
-		check_fail(job, EF_S_BATCH_TOO_LARGE, "append of %" PRIu64
+		job_fail(job, EF_S_BATCH_TOO_LARGE, "append of %" PRIu64
 		    " bytes is over max_append_bytes %" PRIu64, total,
 		    sd->conf.max_append_bytes);
 		goto refused;

@@ -498,6 +498,9 @@ void writer_submit(struct stored *sd, struct append_job *job);
 void writer_submit_list(struct stored *sd, struct append_job *first,
     uint64_t n);
 void writer_stop(struct stored *sd);
+/* Refuses job: its status and message (printf-style). */
+void job_fail(struct append_job *job, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* dispatch.c: contexts on the rep socket. */
 int dispatch_start(struct stored *sd, const char *url);

@@ -175,11 +175,7 @@ writer_rotate(struct stored *sd, int force)
 }
 
 
-static void
-job_fail(struct append_job *job, int status, const char *fmt, ...)
-    EF_PRINTF(3, 4);
-
-static void
+void
 job_fail(struct append_job *job, int status, const char *fmt, ...)
 {
 	va_list ap;
