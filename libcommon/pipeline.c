@@ -34,16 +34,24 @@ connection_lost(int rv)
 	    rv == NNG_ECONNREFUSED || rv == NNG_ECONNABORTED;
 }
 
-/* Under p->mu: moves up to IPC_MAX_MANY waiting appends into s. */
+/*
+ * Under p->mu: moves waiting appends into s, in order: at most
+ * IPC_MAX_MANY, and no more than PIPELINE_MAX_BYTES but at least one
+ * (so that a message stays far below stored's IPC_MAX_MSG; what is left
+ * goes with a later message).
+ */
 static void
 slot_take(struct pipeline *p, struct pipeline_slot *s)
 {
 	struct pipeline_req *rq, **tp = &s->reqs;
 	uint64_t dl = 0;
+	size_t bytes = 0;
 
 	s->n = 0;
-	while (p->head != NULL && s->n < IPC_MAX_MANY) {
+	while (p->head != NULL && s->n < IPC_MAX_MANY && (s->n == 0 ||
+	    bytes + p->head->len <= PIPELINE_MAX_BYTES)) {
 		rq = p->head;
+		bytes += rq->len;
 		p->head = rq->next;
 		p->n--;
 		p->bytes -= rq->len;

@@ -10,7 +10,8 @@
  * those submitted while a message is in flight wait and go together, as
  * one APPEND_MANY, when its reply comes back. A queue that passes
  * PIPELINE_MAX_BYTES (or IPC_MAX_MANY appends) goes at once on another of
- * PIPELINE_SLOTS message slots. Threads that share a pipeline share its
+ * PIPELINE_SLOTS message slots; no message carries more than that (but
+ * at least one append), the rest waits for the next. Threads that share a pipeline share its
  * messages. eventfold-gatewayd puts its gRPC Appends through one.
  *
  * Every append ends: its callback runs exactly once, with its own result
@@ -44,7 +45,8 @@
 #include "ipc_many.h"
 
 #define PIPELINE_SLOTS     4
-#define PIPELINE_MAX_BYTES (4u << 20) /* a queue this large goes at once */
+#define PIPELINE_MAX_BYTES (4u << 20) /* a queue this large goes at once,
+                                         and a message takes no more */
 
 struct pipeline_req;
 

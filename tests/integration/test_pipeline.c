@@ -297,3 +297,70 @@ Test(pipeline, kill9_restart_under_load_own_result_or_unavailable)
 	cr_assert_gt(ok, 0);
 	pipeline_close(&pl);
 }
+
+/* Big appends: no message passes PIPELINE_MAX_BYTES (stored would hang
+ * up on one over IPC_MAX_MSG); all are written, in several messages. */
+static void
+big_done(struct pipeline_req *rq, const struct ipc_result *res)
+{
+	struct job *j = rq->arg;
+
+	j->status = res->status;
+	snprintf(j->msg, sizeof(j->msg), "%.*s", (int)res->message.len,
+	    res->message.ptr ? res->message.ptr : "");
+	sem_post(&j->done);
+}
+
+Test(pipeline, big_appends_are_split_across_messages)
+{
+	enum { N = 40, EV = 20, SZ = 60000 };
+	static struct job jobs[N];
+	static char ids[N][EV][UUID_STR_LEN], streams[N][UUID_STR_LEN];
+	struct ipc_proposed evs[EV];
+	struct ipc_append_req r;
+	uint8_t *payload;
+	uint64_t m0;
+	int i, k;
+
+	start(30000);
+	payload = malloc(SZ);
+	memset(payload, 'p', SZ);
+	m0 = pl.messages;
+	for (i = 0; i < N; i++) {
+		memset(evs, 0, sizeof(evs));
+		for (k = 0; k < EV; k++) {
+			evs[k].event_id.ptr = h_uuid(ids[i][k]);
+			evs[k].event_id.len = 36;
+			evs[k].type.ptr = "Big";
+			evs[k].type.len = 3;
+			evs[k].payload = payload;
+			evs[k].payload_len = SZ;
+		}
+		memset(&r, 0, sizeof(r));
+		r.stream_id.ptr = h_uuid(streams[i]);
+		r.stream_id.len = 36;
+		r.kind = EF_EXPECT_NO_STREAM;
+		r.nevents = EV;
+		r.events = evs;
+		sem_init(&jobs[i].done, 0, 0);
+		ipc_out_init(&jobs[i].rq.out);
+		jobs[i].rq.arg = &jobs[i];
+		jobs[i].rq.done = big_done;
+		pipeline_req_set(&jobs[i].rq, &r);
+	}
+	free(payload);
+	for (i = 0; i < N; i++)
+		pipeline_submit(&pl, &jobs[i].rq);
+	for (i = 0; i < N; i++) {
+		sem_wait(&jobs[i].done);
+		cr_assert_eq(jobs[i].status, EF_S_OK, "append %d: %s: %s", i,
+		    ipc_status_name(jobs[i].status), jobs[i].msg);
+		ipc_out_free(&jobs[i].rq.out);
+		sem_destroy(&jobs[i].done);
+	}
+	/* 40 x 1.2 MB: at least 12 messages of at most 4 MiB */
+	cr_assert_geq(pl.messages - m0, 12, "%llu messages",
+	    (unsigned long long)(pl.messages - m0));
+	cr_assert_eq(h_head(&cl), (uint64_t)N * EV);
+	pipeline_close(&pl);
+}
