@@ -34,21 +34,6 @@ start(void)
 	h_client(&cl, &sd, 10000);
 }
 
-static struct ipc_proposed
-ev(const char *id, const char *type, const char *payload)
-{
-	struct ipc_proposed p;
-
-	memset(&p, 0, sizeof(p));
-	p.event_id.ptr = id;
-	p.event_id.len = (uint32_t)strlen(id);
-	p.type.ptr = type;
-	p.type.len = (uint32_t)strlen(type);
-	p.payload = (const uint8_t *)payload;
-	p.payload_len = payload ? (uint32_t)strlen(payload) : 0;
-	return p;
-}
-
 static void
 add(struct ipc_out *o, const char *stream, int kind, uint64_t version,
     struct ipc_proposed *evs, uint32_t n)
@@ -159,14 +144,14 @@ Test(many, mixed_results_each_append_alone)
 	payload = malloc(5000);
 	memset(payload, 'x', 4999);
 	payload[4999] = '\0';
-	e0 = ev(ids[0], "A0", "{}");
-	e1 = ev(ids[1], "B0", "{}");
-	e2[0] = ev(ids[2], "A1", "{}");
-	e2[1] = ev(ids[2], "A1", "{}");
-	e3 = ev(ids[3], "B1", "{}");
-	e4[0] = ev(ids[4], "X", "{}");
-	e4[1] = ev("not-a-uuid", "X", "{}");
-	big = ev(ids[5], "Big", payload);
+	e0 = h_proposed(ids[0], "A0", "{}");
+	e1 = h_proposed(ids[1], "B0", "{}");
+	e2[0] = h_proposed(ids[2], "A1", "{}");
+	e2[1] = h_proposed(ids[2], "A1", "{}");
+	e3 = h_proposed(ids[3], "B1", "{}");
+	e4[0] = h_proposed(ids[4], "X", "{}");
+	e4[1] = h_proposed("not-a-uuid", "X", "{}");
+	big = h_proposed(ids[5], "Big", payload);
 	f0 = fsyncs();
 
 	begin(&o, 9);
@@ -222,7 +207,7 @@ Test(many, same_stream_in_one_message_in_arrival_order)
 	h_uuid(s);
 	for (i = 0; i < 6; i++) {
 		h_uuid(ids[i]);
-		e[i] = ev(ids[i], "T", "{}");
+		e[i] = h_proposed(ids[i], "T", "{}");
 	}
 	begin(&o, 5);
 	add(&o, s, EF_EXPECT_NO_STREAM, 0, &e[0], 1); /* v0 */
@@ -269,10 +254,10 @@ Test(many, idempotent_replays_inside_and_of_a_message)
 	h_uuid(x);
 	h_uuid(y);
 	h_uuid(z);
-	xy[0] = ev(x, "T", "{\"n\":1}");
-	xy[1] = ev(y, "T", "{\"n\":2}");
-	xother = ev(x, "T", "{\"n\":99}");
-	zz = ev(z, "U", "{}");
+	xy[0] = h_proposed(x, "T", "{\"n\":1}");
+	xy[1] = h_proposed(y, "T", "{\"n\":2}");
+	xother = h_proposed(x, "T", "{\"n\":99}");
+	zz = h_proposed(z, "U", "{}");
 	for (round = 0; round < 2; round++) {
 		begin(&o, 4);
 		add(&o, s, EF_EXPECT_NO_STREAM, 0, xy, 2); /* written */
@@ -327,7 +312,7 @@ Test(many, message_bounds)
 	begin(&o, IPC_MAX_MANY + 1);
 	for (i = 0; i <= IPC_MAX_MANY; i++) {
 		h_uuid(ids[i % IPC_MAX_MANY]);
-		e = ev(ids[i % IPC_MAX_MANY], "T", "{}");
+		e = h_proposed(ids[i % IPC_MAX_MANY], "T", "{}");
 		add(&o, s, EF_EXPECT_ANY, 0, &e, 1);
 	}
 	st = client_call(&cl, &o, &rep);
@@ -339,7 +324,7 @@ Test(many, message_bounds)
 	res = calloc(IPC_MAX_MANY, sizeof(*res));
 	begin(&o, IPC_MAX_MANY);
 	for (i = 0; i < IPC_MAX_MANY; i++) {
-		e = ev(ids[i], "T", "{}");
+		e = h_proposed(ids[i], "T", "{}");
 		add(&o, s, EF_EXPECT_EXACT, i - 1, &e, 1);
 		if (i == 0) {
 			/* the first must create the stream */
