@@ -4,8 +4,8 @@
  * eventfold-stored, which it reaches only through libcommon's client
  * (client.h): the same requests any program sends.
  *
- * Subcommands (see usage below): append, status, read-all, recover,
- * index-mem.
+ * Subcommands (see usage below): append, pipeline, status, read-all,
+ * recover, index-mem, restart.
  * Each prints one line per case on stdout, in the format of the peer
  * baselines in ../shared/peers, so bench/run.sh can put both side by
  * side:
@@ -34,6 +34,7 @@
 #include "client.h"
 #include "ipc.h"
 #include "log.h"
+#include "pipeline.h"
 #include "segfile.h"
 
 #define EVENT_TYPE      "BenchEvent"
@@ -45,6 +46,10 @@ static const char usage_text[] =
     "  append     --clients C --batch B --payload BYTES --seconds S\n"
     "             C threads append B events per request to their own\n"
     "             stream (expected version any) for S seconds\n"
+    "  pipeline   --inflight N --batch B --payload BYTES --seconds S\n"
+    "             one client keeps N appends in flight on the pipelined\n"
+    "             API (pipeline.h: one socket, coalesced APPEND_MANY\n"
+    "             messages), each to its own stream, for S seconds\n"
     "  status     --clients C --seconds S  the same load of STATUS\n"
     "             round trips: the IPC alone, no disk\n"
     "  read-all   [--events N]  append up to N events, then read the\n"
@@ -85,6 +90,7 @@ static const char usage_text[] =
     "  --seconds S        measured time (append, status; default 5)\n"
     "  --warmup S         unmeasured time before it (default 0.5)\n"
     "  --shared-client    all threads share one client (one socket)\n"
+    "  --inflight N       pipeline: appends in flight (default 32)\n"
     "  --events N         events (read-all 1000000, recover 5000000,\n"
     "                     index-mem 2000000, history 20000000)\n"
     "  --hot-segments H   history: sealed segments stored keeps plain\n"
@@ -114,6 +120,7 @@ struct opts {
 	unsigned repeat;
 	unsigned page;
 	unsigned readers;
+	unsigned inflight;
 	int shared;
 	unsigned hot_segments; /* history: sealed segments kept plain */
 	int baseline;          /* history: also restart without the index */
@@ -142,6 +149,27 @@ status_of(const char *url, struct ipc_status_rep *st)
 	client_reply_free(&rep);
 	client_close(&c);
 	return rc == EF_S_OK ? 0 : -1;
+}
+
+/*
+ * The stored to load: the one in --runtime-dir (*s NULL), or one started
+ * in srv on a fresh (or --data-dir) data dir (*s = srv). 0 or -1.
+ */
+static int
+store_target(const struct opts *o, const char *name, struct server *srv,
+    struct server **s, char *url, size_t len)
+{
+	*s = NULL;
+	if (o->runtime_dir != NULL) {
+		client_url(url, len, o->runtime_dir, STORE_SOCK, NULL);
+		return 0;
+	}
+	server_init(srv, name, o->data_dir);
+	if (server_start(srv, NULL) != 0)
+		return -1;
+	*s = srv;
+	snprintf(url, len, "%s", srv->url);
+	return 0;
 }
 
 /* ---- append load -------------------------------------------------------- */
@@ -305,15 +333,8 @@ cmd_append(const struct opts *o, int status_only)
 	int phase = PHASE_WARMUP, have_status;
 	unsigned i;
 
-	if (o->runtime_dir != NULL)
-		client_url(url, sizeof(url), o->runtime_dir, STORE_SOCK, NULL);
-	else {
-		server_init(&srv, "append", o->data_dir);
-		if (server_start(&srv, NULL) != 0)
-			return 1;
-		s = &srv;
-		snprintf(url, sizeof(url), "%s", srv.url);
-	}
+	if (store_target(o, "append", &srv, &s, url, sizeof(url)) != 0)
+		return 1;
 	if (o->name)
 		snprintf(name, sizeof(name), "%s", o->name);
 	else if (status_only)
@@ -394,6 +415,161 @@ cmd_append(const struct opts *o, int status_only)
 	if (s)
 		server_stop(s);
 	return interrupted || events == 0 ? 1 : 0;
+}
+
+/* ---- pipelined appends -------------------------------------------------- */
+
+/*
+ * One client, one pipeline (one socket), N appends in flight: each
+ * completion records its latency and submits the next append of its
+ * slot at once, from the callback. What the pipeline coalesces is
+ * whatever completes and resubmits while a message is in flight.
+ */
+struct pctx {
+	struct pipeline p;
+	int phase;               /* atomic */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	unsigned outstanding;    /* slots not yet stopped */
+	struct lat lat;
+	uint64_t events, requests, errors;
+	char lasterr[160];
+};
+
+struct pslot {
+	struct pipeline_req rq;
+	struct appendreq a;
+	struct pctx *ctx;
+	uint64_t t0, rng;
+	int ph0;                 /* phase at submission */
+};
+
+static void
+pslot_submit(struct pslot *ps)
+{
+	appendreq_fresh_ids(&ps->a, &ps->rng);
+	pipeline_req_set(&ps->rq, &ps->a.req);
+	ps->ph0 = __atomic_load_n(&ps->ctx->phase, __ATOMIC_ACQUIRE);
+	ps->t0 = now_ns();
+	pipeline_submit(&ps->ctx->p, &ps->rq);
+}
+
+static void
+pslot_done(struct pipeline_req *rq, const struct ipc_result *res)
+{
+	struct pslot *ps = rq->arg;
+	struct pctx *x = ps->ctx;
+	uint64_t t1 = now_ns();
+	int ph = __atomic_load_n(&x->phase, __ATOMIC_ACQUIRE);
+
+	pthread_mutex_lock(&x->mu);
+	if (res->status != EF_S_OK && x->errors++ == 0)
+		snprintf(x->lasterr, sizeof(x->lasterr), "%s: %.*s",
+		    ipc_status_name(res->status), (int)res->message.len,
+		    res->message.ptr);
+	/* counted if it completed inside the measured window */
+	if (ph == PHASE_MEASURE && ps->ph0 == PHASE_MEASURE) {
+		x->requests++;
+		if (res->status == EF_S_OK) {
+			x->events += ps->a.req.nevents;
+			lat_add(&x->lat, (double)(t1 - ps->t0) / 1e3);
+		}
+	}
+	if (ph == PHASE_STOP || interrupted) {
+		x->outstanding--;
+		pthread_cond_signal(&x->cv);
+		pthread_mutex_unlock(&x->mu);
+		return;
+	}
+	pthread_mutex_unlock(&x->mu);
+	pslot_submit(ps);
+}
+
+static int
+cmd_pipeline(const struct opts *o)
+{
+	struct server srv, *s = NULL;
+	struct pctx *x;
+	struct pslot *ps;
+	char name[128], url[PATH_MAX + 32];
+	uint64_t t0, t1, m0, m1;
+	double secs, cpu0 = 0, cpu1 = 0, self0, self1;
+	unsigned i;
+
+	if (store_target(o, "pipeline", &srv, &s, url, sizeof(url)) != 0)
+		return 1;
+	if (o->name)
+		snprintf(name, sizeof(name), "%s", o->name);
+	else
+		snprintf(name, sizeof(name), "stored_pipeline_n%u_b%u",
+		    o->inflight, o->batch);
+	payload_init(o->payload);
+	if ((x = calloc(1, sizeof(*x))) == NULL ||
+	    (ps = calloc(o->inflight, sizeof(*ps))) == NULL)
+		fatal("calloc");
+	pthread_mutex_init(&x->mu, NULL);
+	pthread_cond_init(&x->cv, NULL);
+	if (pipeline_open(&x->p, url, CALL_TIMEOUT_MS) != 0)
+		fatalx("pipeline_open %s", url);
+	x->phase = PHASE_WARMUP;
+	x->outstanding = o->inflight;
+	for (i = 0; i < o->inflight; i++) {
+		ps[i].ctx = x;
+		ps[i].rng = seed();
+		ps[i].rq.arg = &ps[i];
+		ps[i].rq.done = pslot_done;
+		ipc_out_init(&ps[i].rq.out);
+		appendreq_init(&ps[i].a, o->batch, o->payload, &ps[i].rng);
+	}
+	for (i = 0; i < o->inflight; i++)
+		pslot_submit(&ps[i]);
+	sleep_s(o->warmup);
+	if (s)
+		cpu0 = proc_cpu_s(s->pid);
+	self0 = self_cpu_s();
+	m0 = __atomic_load_n(&x->p.messages, __ATOMIC_RELAXED);
+	t0 = now_ns();
+	__atomic_store_n(&x->phase, PHASE_MEASURE, __ATOMIC_RELEASE);
+	sleep_s(o->seconds);
+	__atomic_store_n(&x->phase, PHASE_STOP, __ATOMIC_RELEASE);
+	t1 = now_ns();
+	m1 = __atomic_load_n(&x->p.messages, __ATOMIC_RELAXED);
+	if (s)
+		cpu1 = proc_cpu_s(s->pid);
+	self1 = self_cpu_s();
+	pthread_mutex_lock(&x->mu);
+	while (x->outstanding > 0)
+		pthread_cond_wait(&x->cv, &x->mu);
+	pthread_mutex_unlock(&x->mu);
+	pipeline_close(&x->p);
+	if (x->errors)
+		log_warnx("%" PRIu64 " errors, first: %s", x->errors,
+		    x->lasterr);
+	secs = (double)(t1 - t0) / 1e9;
+	printf("%s events_per_s=%.0f p50_us=%.0f p99_us=%.0f inflight=%u "
+	    "batch=%u payload=%u requests=%" PRIu64 " errors=%" PRIu64
+	    " messages_per_s=%.0f", name, (double)x->events / secs,
+	    lat_pct(&x->lat, 0.50), lat_pct(&x->lat, 0.99), o->inflight,
+	    o->batch, o->payload, x->requests, x->errors,
+	    (double)(m1 - m0) / secs);
+	if (s && cpu0 >= 0 && cpu1 >= 0)
+		printf(" stored_cpu_pct=%.0f", 100 * (cpu1 - cpu0) / secs);
+	printf(" bench_cpu_pct=%.0f secs=%.1f\n", 100 * (self1 - self0) / secs,
+	    secs);
+	fflush(stdout);
+	for (i = 0; i < o->inflight; i++) {
+		appendreq_free(&ps[i].a);
+		ipc_out_free(&ps[i].rq.out);
+	}
+	lat_free(&x->lat);
+	i = x->events == 0;
+	free(ps);
+	free(x);
+	free(payload_buf);
+	payload_buf = NULL;
+	if (s)
+		server_stop(s);
+	return interrupted || i ? 1 : 0;
 }
 
 /*
@@ -1271,7 +1447,7 @@ main(int argc, char **argv)
 	enum { O_CLIENTS = 256, O_BATCH, O_PAYLOAD, O_SECONDS, O_WARMUP,
 	    O_RUNTIME, O_DATA, O_STORED, O_EVENTS, O_STREAMS, O_REPEAT,
 	    O_PAGE, O_NAME, O_SHARED, O_READERS, O_SEGMENT, O_HOT,
-	    O_BASELINE };
+	    O_BASELINE, O_INFLIGHT };
 	static const struct option longopts[] = {
 		{ "clients", required_argument, NULL, O_CLIENTS },
 		{ "batch", required_argument, NULL, O_BATCH },
@@ -1291,13 +1467,14 @@ main(int argc, char **argv)
 		{ "segment-size", required_argument, NULL, O_SEGMENT },
 		{ "hot-segments", required_argument, NULL, O_HOT },
 		{ "baseline", no_argument, NULL, O_BASELINE },
+		{ "inflight", required_argument, NULL, O_INFLIGHT },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct opts o = {
 		.clients = 1, .batch = 1, .payload = 200, .seconds = 5,
 		.warmup = 0.5, .streams = 1000, .repeat = 3, .page = 4096,
-		.readers = 1, .hot_segments = 1,
+		.readers = 1, .hot_segments = 1, .inflight = 32,
 	};
 	struct sigaction sa;
 	const char *cmd, *segment_size = NULL;
@@ -1363,6 +1540,9 @@ main(int argc, char **argv)
 		case O_BASELINE:
 			o.baseline = 1;
 			break;
+		case O_INFLIGHT:
+			o.inflight = (unsigned)parse_u64("--inflight", optarg);
+			break;
 		case 'h':
 			fputs(usage_text, stdout);
 			return 0;
@@ -1380,7 +1560,8 @@ main(int argc, char **argv)
 		fatalx("unexpected argument %s (see --help)", argv[optind + 1]);
 	if (o.clients < 1 || o.clients > 4096 || o.batch < 1 ||
 	    o.batch > IPC_MAX_EVENTS || o.payload > 60000 || o.streams < 1 ||
-	    o.repeat < 1 || o.page < 1 || o.readers < 1 || o.readers > 64)
+	    o.repeat < 1 || o.page < 1 || o.readers < 1 || o.readers > 64 ||
+	    o.inflight < 1 || o.inflight > IPC_MAX_MANY)
 		fatalx("an option is out of range (see --help)");
 
 	memset(&sa, 0, sizeof(sa));
@@ -1393,6 +1574,8 @@ main(int argc, char **argv)
 
 	if (!strcmp(cmd, "append"))
 		rc = cmd_append(&o, 0);
+	else if (!strcmp(cmd, "pipeline"))
+		rc = cmd_pipeline(&o);
 	else if (!strcmp(cmd, "status"))
 		rc = cmd_append(&o, 1);
 	else if (!strcmp(cmd, "read-all")) {

@@ -20,6 +20,10 @@
  *   grpc_sub_SUBSx_RATE events_per_s=... p50_us=... p99_us=...
  * where events_per_s is the delivered rate over all subscribers.
  *
+ * check N: the same with the no-op RPC grpc.health.v1.Health/Check (an
+ * empty request, answered by the gateway without stored): the gRPC
+ * core's own ceiling on this machine, printed as grpc_check_cN.
+ *
  * Without modes it runs: append 1, append 8, append 32, sub 100 10000.
  * Start stored and gatewayd first (bench/run.sh or by hand).
  */
@@ -214,6 +218,7 @@ pct(uint64_t *v, size_t n, double p)
 
 struct appender {
 	pthread_t thr;
+	int check;      /* Health/Check instead of Append */
 	uint64_t *lat;
 	size_t n, cap;
 	int errors;
@@ -227,8 +232,9 @@ append_main(void *arg)
 	grpc_channel *ch = bench_channel();
 	grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(
 	    NULL);
-	void *m = grpc_channel_register_call(ch,
-	    "/eventfold.EventStore/Append", NULL, NULL);
+	void *m = grpc_channel_register_call(ch, a->check ?
+	    "/grpc.health.v1.Health/Check" : "/eventfold.EventStore/Append",
+	    NULL, NULL);
 	uint8_t payload[PAYLOAD_LEN], *req = NULL, u[UUID_LEN];
 	char sid[UUID_STR_LEN];
 	uint64_t t0;
@@ -238,7 +244,8 @@ append_main(void *arg)
 	uuid_random(u);
 	uuid_format(u, sid);
 	while ((t0 = now_ns()) < a->deadline) {
-		len = append_req(&req, sid, 1, payload, sizeof(payload));
+		len = a->check ? 0 : append_req(&req, sid, 1, payload,
+		    sizeof(payload));
 		t0 = now_ns();
 		if (unary(ch, cq, m, req, len, NULL) != 0) {
 			a->errors++;
@@ -262,7 +269,7 @@ append_main(void *arg)
 }
 
 static void
-bench_append(int clients)
+bench_append(int clients, int check)
 {
 	struct appender *as = calloc((size_t)clients, sizeof(*as));
 	uint64_t start, *all = NULL, elapsed;
@@ -273,6 +280,7 @@ bench_append(int clients)
 	start = now_ns();
 	for (i = 0; i < clients; i++) {
 		as[i].deadline = start + (uint64_t)(secs * 1e9);
+		as[i].check = check;
 		pthread_create(&as[i].thr, NULL, append_main, &as[i]);
 	}
 	for (i = 0; i < clients; i++) {
@@ -285,8 +293,8 @@ bench_append(int clients)
 	}
 	elapsed = now_ns() - start;
 	qsort(all, n, sizeof(*all), cmp_u64);
-	printf("grpc_append_c%d events_per_s=%.0f p50_us=%" PRIu64 " p99_us=%"
-	    PRIu64 " calls=%zu errors=%d\n", clients,
+	printf("grpc_%s_c%d events_per_s=%.0f p50_us=%" PRIu64 " p99_us=%"
+	    PRIu64 " calls=%zu errors=%d\n", check ? "check" : "append", clients,
 	    (double)n * 1e9 / (double)elapsed, pct(all, n, 0.50),
 	    pct(all, n, 0.99), n, errors);
 	fflush(stdout);
@@ -597,7 +605,7 @@ static void
 usage(void)
 {
 	fprintf(stderr, "usage: grpc_bench [-t ADDR] [-s SECS] "
-	    "[append N ...] [sub SUBS RATE ...]\n");
+	    "[append N ...] [check N ...] [sub SUBS RATE ...]\n");
 	exit(2);
 }
 
@@ -621,7 +629,10 @@ main(int argc, char **argv)
 	grpc_init();
 	for (i = optind; i < argc; i++) {
 		if (strcmp(argv[i], "append") == 0 && i + 1 < argc) {
-			bench_append(atoi(argv[++i]));
+			bench_append(atoi(argv[++i]), 0);
+			ran = 1;
+		} else if (strcmp(argv[i], "check") == 0 && i + 1 < argc) {
+			bench_append(atoi(argv[++i]), 1);
 			ran = 1;
 		} else if (strcmp(argv[i], "sub") == 0 && i + 2 < argc) {
 			bench_sub(atoi(argv[i + 1]), atof(argv[i + 2]));
@@ -631,9 +642,9 @@ main(int argc, char **argv)
 			usage();
 	}
 	if (!ran) {
-		bench_append(1);
-		bench_append(8);
-		bench_append(32);
+		bench_append(1, 0);
+		bench_append(8, 0);
+		bench_append(32, 0);
 		bench_sub(100, 10000);
 	}
 	grpc_shutdown();

@@ -77,6 +77,7 @@ step "eventfold append c1 b1" 90 "${B[@]}" append --clients 1 --batch 1 --payloa
 step "eventfold append c8 b1" 90 "${B[@]}" append --clients 8 --batch 1 --payload 200 --seconds "$SECS"
 step "eventfold append c32 b1" 90 "${B[@]}" append --clients 32 --batch 1 --payload 200 --seconds "$SECS"
 step "eventfold append c32 b64" 90 "${B[@]}" append --clients 32 --batch 64 --payload 200 --seconds "$SECS"
+step "eventfold pipeline n32 (one client, 32 in flight)" 90 "${B[@]}" pipeline --inflight 32 --batch 1 --payload 200 --seconds "$SECS"
 step "eventfold status c1 (IPC alone, no disk)" 90 "${B[@]}" status --clients 1 --seconds "$SECS"
 step "eventfold status c32 (IPC alone, no disk)" 90 "${B[@]}" status --clients 32 --seconds "$SECS"
 step "eventfold read-all" 180 "${B[@]}" read-all --events 1000000 --repeat 3

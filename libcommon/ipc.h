@@ -47,6 +47,7 @@
 	X(ROTATE, 6, "rotate")                                                \
 	X(SEGMENTS, 7, "segments")                                            \
 	X(ARCHIVE, 8, "archive")                                              \
+	X(APPEND_MANY, 12, "append_many")                                     \
 	X(EXECUTE, 32, "execute")                                             \
 	X(GET_STATE, 33, "get_state")                                         \
 	X(QUERY, 34, "query")                                                 \

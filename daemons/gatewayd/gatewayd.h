@@ -8,12 +8,15 @@
  * asynchronously (each call slot owns one nng context and aio, so the
  * slots are the pool of contexts), and their replies are finished from
  * nng's callback threads. The eventfold.Runner calls (runner.c) work
- * the same way against eventfold-runnerd's runner.sock.
+ * the same way against eventfold-runnerd's runner.sock. Appends are
+ * the exception: they are coalesced into APPEND_MANY messages by one
+ * pipeline (libcommon/pipeline.h) on a few contexts of its own, behind
+ * one short-held mutex.
  * Subscriptions (subscribe.c) share one feed thread on stored's publish
  * socket and a ring of recent events; each is a state machine on the
  * completion queues and its own nng context, with no thread of its
  * own. A health thread polls stored's STATUS; libmicrohttpd serves /metrics
- * from its own thread. There is no lock on the unary hot path.
+ * from its own thread. No other lock is on the unary hot path.
  *
  * Every CQ tag is a struct gw_tag: the completion calls tag->fn.
  */
@@ -31,6 +34,7 @@
 
 #include "client.h"
 #include "ipc.h"
+#include "pipeline.h"
 #include "utf8.h"
 
 /* gRPC status codes we use (grpc/status.h names them too). */
@@ -144,6 +148,8 @@ struct call {
 	enum call_peer peer;
 	void (*store_done)(struct call *, struct client_reply *);
 	struct ipc_out req;
+	/* Append: its place in the store pipeline (call_store_append) */
+	struct pipeline_req preq;
 	/* response being built */
 	struct pbuf out;
 	/* per-RPC progress */
@@ -182,6 +188,7 @@ struct gw {
 	/* store */
 	nng_socket store;
 	struct ef_dialer store_dialer;
+	struct pipeline appends; /* Appends, coalesced (pipeline.h) */
 	uint64_t store_down_ms; /* atomic: since when stored has no pipe */
 	/* runner */
 	nng_socket runner;
@@ -225,6 +232,13 @@ void call_store(struct call *c,
  */
 void call_peer(struct call *c,
     void (*done)(struct call *, struct client_reply *), uint64_t timeout_ms);
+/*
+ * Appends go through the store pipeline instead (libcommon/pipeline.h):
+ * c->req holds an APPEND body (no envelope); done runs on an nng thread
+ * with that append's own result, or EF_S_UNAVAILABLE.
+ */
+void call_store_append(struct call *c,
+    void (*done)(struct call *, struct client_reply *));
 /* Milliseconds left before the call's deadline (UINT64_MAX: none). */
 uint64_t call_ms_left(const struct call *c);
 /* Room for more bytes; appends the key and length of a

@@ -14,6 +14,7 @@
  *   eventfold_log_bytes                bytes of the active log file
  * and ours: eventfold_fsyncs_total, eventfold_batch_size_events (events
  * per group commit over the last health interval),
+ * eventfold_append_messages_total (APPEND_MANY messages sent),
  * eventfold_subscriber_lag_events (the furthest a SubscribeAll stream is
  * behind the head), eventfold_store_up, and the log's:
  * eventfold_segments, eventfold_index_lag_events (events not yet indexed
@@ -152,6 +153,9 @@ metrics_render(struct gw *gw, size_t *len)
 	metric(&t, "eventfold_fsyncs_total", "counter",
 	    "Group commits of eventfold-stored (one fdatasync each).",
 	    LD(mx->fsyncs_total));
+	metric(&t, "eventfold_append_messages_total", "counter",
+	    "Messages that carried Appends to eventfold-stored.",
+	    LD(gw->appends.messages));
 	text_printf(&t, "# HELP eventfold_batch_size_events Events per group "
 	    "commit over the last health interval.\n"
 	    "# TYPE eventfold_batch_size_events gauge\n"

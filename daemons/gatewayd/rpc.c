@@ -2,7 +2,9 @@
 /*
  * rpc.c - the unary methods of eventfold.EventStore: Append, ReadStream,
  * ReadAll and ListStreams. Each decodes its protobuf request, asks
- * eventfold-stored over the slot's nng context (call_store), and builds
+ * eventfold-stored over the slot's nng context (call_store; Appends are
+ * coalesced with others into APPEND_MANY messages, call_store_append),
+ * and builds
  * the protobuf reply; reads page through stored (which caps one reply)
  * until max_count, the end of the log or stream, or max_response_bytes.
  *
@@ -179,12 +181,12 @@ rpc_append(struct call *c, const uint8_t *buf, size_t len)
 		ar.events[i].payload = p->payload.data;
 		ar.events[i].payload_len = (uint32_t)p->payload.len;
 	}
+	/* the body only: the pipeline puts it in an APPEND_MANY */
 	ipc_out_reset(&c->req);
-	ipc_request_begin(&c->req, EF_OP_APPEND, 0);
 	ipc_append_req_encode(&c->req, &ar);
 	free(ar.events);
 	eventfold__append_request__free_unpacked(r, NULL);
-	call_store(c, append_done);
+	call_store_append(c, append_done);
 	return;
 out:
 	eventfold__append_request__free_unpacked(r, NULL);

@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,6 +54,8 @@ enum { STAGE_SEND = 1, STAGE_RECV = 2, STAGE_PAUSE = 3 };
  * PEER_RECONNECT_MS and time is left (every request is idempotent), and server_sweep() cancels a trip nng has not
  * ended PEER_GRACE_MS after its deadline. A peer without a connection
  * for PEER_DOWN_MS fails calls at once instead of queueing them.
+ * Appends go through a pipeline (libcommon/pipeline.h) that coalesces
+ * them into APPEND_MANY messages under the same rules.
  */
 #define PEER_GRACE_MS     250
 #define PEER_DOWN_MS      2000
@@ -166,6 +169,7 @@ server_sweep(struct gw *gw)
 			nng_aio_cancel(c->aio);
 		}
 	}
+	pipeline_sweep(&gw->appends);
 }
 
 uint64_t
@@ -456,6 +460,37 @@ store_cb(void *arg)
 	 * it no longer needs only after it returns */
 	c->store_done(c, &rep);
 	client_reply_free(&rep);
+}
+
+/* Pipeline callback: one Append's own result, as a reply to store_done. */
+static void
+append_result(struct pipeline_req *rq, const struct ipc_result *res)
+{
+	struct call *c = (struct call *)((char *)rq -
+	    offsetof(struct call, preq));
+	struct client_reply rep;
+
+	memset(&rep, 0, sizeof(rep));
+	rep.in.status = res->status;
+	rep.in.message = res->message;
+	rep.in.body = res->body;
+	c->store_done(c, &rep); /* nothing to free: rep owns nothing */
+}
+
+void
+call_store_append(struct call *c,
+    void (*done)(struct call *, struct client_reply *))
+{
+	c->store_done = done;
+	if (!store_up(c->gw)) {
+		store_fail(c, EF_S_UNAVAILABLE, "eventfold-stored is "
+		    "unreachable");
+		return;
+	}
+	c->preq.body = c->req.buf;
+	c->preq.len = c->req.len;
+	c->preq.done = append_result;
+	pipeline_submit(&c->gw->appends, &c->preq);
 }
 
 void
@@ -779,6 +814,12 @@ server_start(struct gw *gw, char *err, size_t errlen)
 	    errlen) != 0 || peer_open(&gw->runner, gw->runner_url,
 	    &gw->runner_dialer, err, errlen) != 0)
 		return -1;
+	if (pipeline_init(&gw->appends, gw->store,
+	    gw->conf.store_timeout_ms) != 0) {
+		snprintf(err, errlen, "cannot open nng contexts to %s",
+		    gw->store_url);
+		return -1;
+	}
 
 	gw->server = grpc_server_create(&ca, NULL);
 	for (i = 0; i < NMETHODS; i++) {
@@ -898,6 +939,8 @@ server_stop(struct gw *gw)
 		pthread_join(gw->cq_threads[i], NULL);
 		grpc_completion_queue_destroy(gw->cqs[i]);
 	}
+	/* every call has ended: nobody is left to answer */
+	pipeline_fini(&gw->appends, false);
 	dialer_close(&gw->store_dialer);
 	dialer_close(&gw->runner_dialer);
 	nngx_close(gw->store);

@@ -710,7 +710,9 @@ exec_attempt(struct instance *in, const struct exec_cmd *c, const char *meta,
 	ar.version = in->version;
 	ar.nevents = (uint32_t)ctx.nevents;
 	ar.events = ev;
-	s = client_append(&rd.store, &ar, &cr);
+	/* through the pipeline: commands executing at the same time share
+	 * APPEND_MANY messages to stored (libcommon/pipeline.h) */
+	s = pipeline_append_wait(&rd.appends, &ar, &cr);
 	if (s == EF_S_OK) {
 		if (ipc_append_rep_decode(cr.in.body, &ok, &why) != 0) {
 			snprintf(msg, ml, "stored sent a malformed append "

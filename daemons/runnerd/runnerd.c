@@ -204,7 +204,8 @@ main(int argc, char **argv)
 	/* LMDB after any fork (there is none: -d only keeps us verbose). */
 	if (state_open(dir, rd.conf.map_size) != 0)
 		fatalx("cannot open the LMDB environment in %s", dir);
-	if (client_open(&rd.store, rd.store_url, 5000) != 0)
+	if (client_open(&rd.store, rd.store_url, 5000) != 0 ||
+	    pipeline_open(&rd.appends, rd.store_url, 5000) != 0)
 		fatalx("bad store URL %s", rd.store_url);
 	if (aggregate_start() != 0)
 		fatalx("cannot start the aggregate writer");
@@ -243,6 +244,7 @@ main(int argc, char **argv)
 	dispatch_stop();
 	fold_stop_all();
 	aggregate_stop();
+	pipeline_close(&rd.appends);
 	client_close(&rd.store);
 	state_close();
 	plugin_unload_all();

@@ -28,6 +28,7 @@
 #include "client.h"
 #include "ipc.h"
 #include "ipc_runner.h"
+#include "pipeline.h"
 #include "record.h"
 
 #include "eventfold/plugin.h"
@@ -331,6 +332,7 @@ struct runner {
 	char events_url[4200];
 	char runner_url[4200];
 	struct ef_client store;
+	struct pipeline appends; /* Execute's appends, coalesced */
 	uint64_t start_ms;
 	volatile int stopping;
 };

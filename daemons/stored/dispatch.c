@@ -24,6 +24,7 @@
 
 #include "archive.h"
 #include "client.h"
+#include "ipc_many.h"
 #include "listen.h"
 #include "log.h"
 #include "stored.h"
@@ -32,6 +33,15 @@
 #include <nng/supplemental/util/platform.h>
 
 enum { RC_RECV, RC_SEND };
+
+struct worker;
+
+/* One append of an APPEND_MANY. */
+struct many_entry {
+	struct worker *w;
+	struct ipc_append_req req;
+	struct append_job job;
+};
 
 struct worker {
 	struct stored *sd;
@@ -42,8 +52,10 @@ struct worker {
 	struct ipc_in in;        /* decoded request, valid with msg */
 	struct ipc_append_req req;
 	struct append_job job;
-	uint8_t (*sorted)[UUID_LEN];
 	struct ipc_out out;
+	struct many_entry *many; /* APPEND_MANY: one per entry */
+	uint32_t nmany, many_cap;
+	uint32_t many_left;      /* entries the writer has not finished */
 	uint64_t *pos;           /* scratch for reads: positions ... */
 	uint64_t *loc;           /* ... and their locations */
 	uint64_t pos_cap;
@@ -88,14 +100,24 @@ ids_cmp(const void *a, const void *b)
 static void
 append_free(struct worker *w)
 {
-	free(w->sorted);
-	w->sorted = NULL;
 	free(w->job.ids);
 	w->job.ids = NULL;
 	ipc_append_req_free(&w->req);
 }
 
 static void rctx_send(struct worker *w);
+
+/* Packs an append's outcome: the positions, the conflict, or nil. */
+static void
+append_result_body(struct ipc_out *o, const struct append_job *job)
+{
+	if (job->status == EF_S_OK)
+		ipc_append_rep_encode(o, &job->rep);
+	else if (job->status == EF_S_VERSION_CONFLICT)
+		ipc_conflict_encode(o, &job->conflict);
+	else
+		ipc_nil(o);
+}
 
 /* Writer thread: the append is durable or refused; send the reply. */
 static void
@@ -107,12 +129,7 @@ append_done(struct append_job *job)
 	ipc_out_reset(&w->out);
 	ipc_reply_begin(&w->out, job->status, job->status == EF_S_OK ? "ok" :
 	    job->msg);
-	if (job->status == EF_S_OK)
-		ipc_append_rep_encode(&w->out, &job->rep);
-	else if (job->status == EF_S_VERSION_CONFLICT)
-		ipc_conflict_encode(&w->out, &job->conflict);
-	else
-		ipc_nil(&w->out);
+	append_result_body(&w->out, job);
 	if (job->status != EF_S_OK)
 		log_debug("append refused: %s", job->msg);
 	append_free(w);
@@ -156,45 +173,48 @@ handle_rotate(struct worker *w, const struct ipc_in *in)
 	return PENDING;
 }
 
+/*
+ * The checks of one append that need no state, in the contract's order
+ * (proto/IPC.md): stream id, events non-empty, event ids, duplicates,
+ * size. Returns 0 with req decoded and job ready for the writer (job->ids
+ * owned by job), or -1 with job->status and job->msg set and nothing
+ * left to free. body is an APPEND body (alone, or an APPEND_MANY entry).
+ */
 static int
-handle_append(struct worker *w, const struct ipc_in *in)
+append_check(struct stored *sd, const msgpack_object *body,
+    struct ipc_append_req *req, struct append_job *job)
 {
-	struct stored *sd = w->sd;
-	struct ipc_append_req *req = &w->req;
-	struct append_job *job = &w->job;
+	uint8_t (*sorted)[UUID_LEN] = NULL;
 	const char *why = "";
 	char ebuf[UUID_STR_LEN];
 	uint64_t total = 0;
 	uint32_t i;
 
-	memset(job, 0, sizeof(*job));
-	job->op = EF_OP_APPEND;
-	if (ipc_append_req_decode(in->body, req, &why) != 0) {
-		reply_error(w, strcmp(why, "expected kind") == 0 ?
+	if (ipc_append_req_decode(body, req, &why) != 0) {
+		job_fail(job, strcmp(why, "expected kind") == 0 ?
 		    EF_S_BAD_EXPECTED_VERSION : EF_S_BAD_REQUEST,
 		    "append: bad field: %s", why);
-		return HANDLED;
+		return -1;
 	}
 	if (uuid_parse(req->stream_id.ptr, req->stream_id.len,
 	    job->stream_id) != 0) {
-		reply_error(w, EF_S_BAD_UUID, "stream_id: malformed uuid "
+		job_fail(job, EF_S_BAD_UUID, "stream_id: malformed uuid "
 		    "\"%.*s\"", (int)(req->stream_id.len > 64 ? 64 :
 		    req->stream_id.len), req->stream_id.ptr);
 		goto refused;
 	}
 	if (req->nevents == 0) {
-		reply_error(w, EF_S_EMPTY_BATCH, "append: no events in batch");
+		job_fail(job, EF_S_EMPTY_BATCH, "append: no events in batch");
 		goto refused;
 	}
-	job->ids = calloc(req->nevents, UUID_LEN);
-	if (job->ids == NULL)
+	if ((job->ids = calloc(req->nevents, UUID_LEN)) == NULL)
 		fatal("calloc");
 	for (i = 0; i < req->nevents; i++) {
 		const struct ipc_proposed *p = &req->events[i];
 
 		if (uuid_parse(p->event_id.ptr, p->event_id.len,
 		    job->ids[i]) != 0) {
-			reply_error(w, EF_S_BAD_UUID, "event %u: event_id: "
+			job_fail(job, EF_S_BAD_UUID, "event %u: event_id: "
 			    "malformed uuid \"%.*s\"", i,
 			    (int)(p->event_id.len > 64 ? 64 : p->event_id.len),
 			    p->event_id.ptr);
@@ -204,33 +224,141 @@ handle_append(struct worker *w, const struct ipc_in *in)
 		    p->payload_len);
 	}
 	if (req->nevents > 1) {
-		w->sorted = calloc(req->nevents, UUID_LEN);
-		if (w->sorted == NULL)
+		if ((sorted = calloc(req->nevents, UUID_LEN)) == NULL)
 			fatal("calloc");
-		memcpy(w->sorted, job->ids, (size_t)req->nevents * UUID_LEN);
-		qsort(w->sorted, req->nevents, UUID_LEN, ids_cmp);
+		memcpy(sorted, job->ids, (size_t)req->nevents * UUID_LEN);
+		qsort(sorted, req->nevents, UUID_LEN, ids_cmp);
 		for (i = 1; i < req->nevents; i++)
-			if (memcmp(w->sorted[i - 1], w->sorted[i],
-			    UUID_LEN) == 0) {
-				reply_error(w, EF_S_DUPLICATE_EVENT_ID,
+			if (memcmp(sorted[i - 1], sorted[i], UUID_LEN) == 0) {
+				job_fail(job, EF_S_DUPLICATE_EVENT_ID,
 				    "duplicate event id %s in batch",
-				    uuid_format(w->sorted[i], ebuf));
+				    uuid_format(sorted[i], ebuf));
 				goto refused;
 			}
+		free(sorted);
+		sorted = NULL;
 	}
 	if (total > sd->conf.max_append_bytes) {
-		reply_error(w, EF_S_BATCH_TOO_LARGE, "append of %" PRIu64
+		job_fail(job, EF_S_BATCH_TOO_LARGE, "append of %" PRIu64
 		    " bytes is over max_append_bytes %" PRIu64, total,
 		    sd->conf.max_append_bytes);
 		goto refused;
 	}
 	job->req = req;
-	job->complete = append_done;
-	writer_submit(sd, job);
-	return PENDING;
+	return 0;
 refused:
-	append_free(w);
-	return HANDLED;
+	free(sorted);
+	free(job->ids);
+	job->ids = NULL;
+	ipc_append_req_free(req);
+	return -1;
+}
+
+static int
+handle_append(struct worker *w, const struct ipc_in *in)
+{
+	struct append_job *job = &w->job;
+
+	memset(job, 0, sizeof(*job));
+	job->op = EF_OP_APPEND;
+	if (append_check(w->sd, in->body, &w->req, job) != 0) {
+		reply_error(w, job->status, "%s", job->msg);
+		return HANDLED;
+	}
+	job->complete = append_done;
+	writer_submit(w->sd, job);
+	return PENDING;
+}
+
+/*
+ * APPEND_MANY (ipc_many.h): every entry is checked as an APPEND would
+ * be; those that pass go to the writer together, in order, so that they
+ * share a group commit (the writer checks each against the ones before
+ * it, as for appends from different callers). The last one the writer
+ * finishes sends the reply with every entry's result.
+ */
+static void
+many_reply(struct worker *w)
+{
+	uint32_t i;
+
+	ipc_out_reset(&w->out);
+	ipc_reply_begin(&w->out, EF_S_OK, "ok");
+	ipc_many_begin(&w->out, w->nmany);
+	for (i = 0; i < w->nmany; i++) {
+		struct many_entry *e = &w->many[i];
+
+		ipc_result_begin(&w->out, e->job.status, e->job.status ==
+		    EF_S_OK ? "ok" : e->job.msg);
+		append_result_body(&w->out, &e->job);
+		free(e->job.ids);
+		e->job.ids = NULL;
+		ipc_append_req_free(&e->req);
+	}
+	if (w->many_cap > 256) {
+		/* do not keep a large array per context */
+		free(w->many);
+		w->many = NULL;
+		w->many_cap = 0;
+	}
+}
+
+/* Writer thread: one entry of an APPEND_MANY is durable or refused. */
+static void
+many_done(struct append_job *job)
+{
+	struct many_entry *e = (struct many_entry *)((char *)job -
+	    offsetof(struct many_entry, job));
+	struct worker *w = e->w;
+
+	if (__atomic_sub_fetch(&w->many_left, 1, __ATOMIC_ACQ_REL) > 0)
+		return;
+	many_reply(w);
+	rctx_send(w);
+	__atomic_sub_fetch(&inflight, 1, __ATOMIC_SEQ_CST);
+}
+
+static int
+handle_append_many(struct worker *w, const struct ipc_in *in)
+{
+	struct append_job *first = NULL, **tail = &first;
+	const char *why = "";
+	uint32_t n, i, queued = 0;
+	int rc;
+
+	if ((rc = ipc_many_req_open(in->body, &n, &why)) != 0) {
+		reply_error(w, rc, "%s", why);
+		return HANDLED;
+	}
+	if (n > w->many_cap) {
+		free(w->many);
+		if ((w->many = calloc(n, sizeof(*w->many))) == NULL)
+			fatal("calloc");
+		w->many_cap = n;
+	}
+	memset(w->many, 0, n * sizeof(*w->many));
+	w->nmany = n;
+	for (i = 0; i < n; i++) {
+		struct many_entry *e = &w->many[i];
+
+		e->w = w;
+		e->job.op = EF_OP_APPEND;
+		if (append_check(w->sd, &in->body->via.array.ptr[i], &e->req,
+		    &e->job) != 0)
+			continue;
+		e->job.complete = many_done;
+		*tail = &e->job;
+		tail = &e->job.next;
+		queued++;
+	}
+	if (queued == 0) {
+		many_reply(w);
+		return HANDLED;
+	}
+	/* before the writer can finish any of them */
+	__atomic_store_n(&w->many_left, queued, __ATOMIC_RELEASE);
+	writer_submit_list(w->sd, first, queued);
+	return PENDING;
 }
 
 static uint64_t
@@ -623,7 +751,8 @@ dispatch_one(struct worker *w)
 		    ")" : "");
 		return HANDLED;
 	}
-	if (w->in.op == EF_OP_APPEND || w->in.op == EF_OP_ROTATE) {
+	if (w->in.op == EF_OP_APPEND || w->in.op == EF_OP_APPEND_MANY ||
+	    w->in.op == EF_OP_ROTATE) {
 		/* counted before `stopping` is read, so dispatch_stop(),
 		 * which sets `stopping` and then waits for the count to
 		 * drop, cannot miss an append that is being queued */
@@ -635,6 +764,8 @@ dispatch_one(struct worker *w)
 			return HANDLED;
 		}
 		if ((w->in.op == EF_OP_APPEND ? handle_append(w, &w->in) :
+		    w->in.op == EF_OP_APPEND_MANY ?
+		    handle_append_many(w, &w->in) :
 		    handle_rotate(w, &w->in)) == PENDING)
 			return PENDING;
 		__atomic_sub_fetch(&inflight, 1, __ATOMIC_SEQ_CST);
@@ -768,6 +899,7 @@ dispatch_stop(struct stored *sd)
 		ipc_out_free(&w->out);
 		free(w->pos);
 		free(w->loc);
+		free(w->many);
 	}
 	/*
 	 * The socket itself is left to process exit: nng 1.5.2's nng_close()

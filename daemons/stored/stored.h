@@ -418,6 +418,7 @@ struct append_job {
 	 * the writer touches the job no more after it */
 	void (*complete)(struct append_job *job);
 	struct append_job *next;
+	int caller; /* counts as a caller in qlen (the first of its message) */
 };
 
 struct stats {
@@ -439,7 +440,7 @@ struct stored {
 	pthread_mutex_t qmu;
 	pthread_cond_t qcv;
 	struct append_job *qhead, **qtail;
-	uint64_t qlen;     /* jobs in the queue */
+	uint64_t qlen;     /* callers (messages) in the queue */
 	uint64_t writer_beat; /* mono_ms() of the writer's last commit */
 	int stopping;      /* no new requests */
 	int writer_exit;   /* writer: drain and exit */
@@ -507,7 +508,17 @@ int writer_start(struct stored *sd);
  * with (see journal_rotate); its outcome is in job->rot.
  */
 void writer_submit(struct stored *sd, struct append_job *job);
+/*
+ * Queues the n jobs linked from first (by next) together and in order,
+ * as one caller: they are taken into the same batch unless it passes
+ * its size bound, and the gathering step counts them once.
+ */
+void writer_submit_list(struct stored *sd, struct append_job *first,
+    uint64_t n);
 void writer_stop(struct stored *sd);
+/* Refuses job: its status and message (printf-style). */
+void job_fail(struct append_job *job, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* dispatch.c: contexts on the rep socket. */
 int dispatch_start(struct stored *sd, const char *url);

@@ -175,11 +175,7 @@ writer_rotate(struct stored *sd, int force)
 }
 
 
-static void
-job_fail(struct append_job *job, int status, const char *fmt, ...)
-    EF_PRINTF(3, 4);
-
-static void
+void
 job_fail(struct append_job *job, int status, const char *fmt, ...)
 {
 	va_list ap;
@@ -592,8 +588,8 @@ writer_main(void *arg)
 					sd->qtail = &t->next;
 				sd->qhead = j;
 				for (t = j; t != NULL; t = t->next) {
-					sd->qlen++;
-					taken--;
+					sd->qlen += (uint64_t)t->caller;
+					taken -= (uint64_t)t->caller;
 				}
 				pthread_mutex_unlock(&sd->qmu);
 				break;
@@ -656,9 +652,24 @@ void
 writer_submit(struct stored *sd, struct append_job *job)
 {
 	job->next = NULL;
+	writer_submit_list(sd, job, 1);
+}
+
+void
+writer_submit_list(struct stored *sd, struct append_job *first, uint64_t n)
+{
+	struct append_job *last = first;
+	uint64_t i;
+
+	first->caller = 1;
+	for (i = 1; i < n; i++) {
+		last = last->next;
+		last->caller = 0;
+	}
+	last->next = NULL;
 	pthread_mutex_lock(&sd->qmu);
-	*sd->qtail = job;
-	sd->qtail = &job->next;
+	*sd->qtail = first;
+	sd->qtail = &last->next;
 	sd->qlen++;
 	pthread_cond_signal(&sd->qcv);
 	pthread_mutex_unlock(&sd->qmu);

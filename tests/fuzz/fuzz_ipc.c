@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "ipc.h"
+#include "ipc_many.h"
 
 static void
 bodies(const msgpack_object *b)
@@ -24,8 +25,9 @@ bodies(const msgpack_object *b)
 	struct ipc_status_rep st;
 	struct ipc_stream_info si;
 	struct ef_event ev;
+	struct ipc_result res;
 	const char *why;
-	uint32_t i;
+	uint32_t i, n;
 
 	if (ipc_append_req_decode(b, &ar, &why) == 0)
 		ipc_append_req_free(&ar);
@@ -43,6 +45,16 @@ bodies(const msgpack_object *b)
 			(void)ipc_stream_info_decode(
 			    &lr.streams->via.array.ptr[i], &si, &why);
 	(void)ipc_status_rep_decode(b, &st, &why);
+	if (ipc_many_req_open(b, &n, &why) == 0)
+		for (i = 0; i < n; i++)
+			if (ipc_append_req_decode(&b->via.array.ptr[i], &ar,
+			    &why) == 0)
+				ipc_append_req_free(&ar);
+	if (b->type == MSGPACK_OBJECT_ARRAY &&
+	    ipc_many_rep_open(b, b->via.array.size, &why) == 0)
+		for (i = 0; i < b->via.array.size; i++)
+			(void)ipc_result_decode(&b->via.array.ptr[i], &res,
+			    &why);
 }
 
 int

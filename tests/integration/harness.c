@@ -537,10 +537,8 @@ h_append(struct ef_client *c, const char *stream, int kind,
 	return st;
 }
 
-int
-h_append1(struct ef_client *c, const char *stream, int kind,
-    uint64_t version, const char *event_id, const char *type,
-    const char *payload, struct h_result *res)
+struct ipc_proposed
+h_proposed(const char *event_id, const char *type, const char *payload)
 {
 	struct ipc_proposed p;
 
@@ -551,6 +549,16 @@ h_append1(struct ef_client *c, const char *stream, int kind,
 	p.type.len = (uint32_t)strlen(type);
 	p.payload = (const uint8_t *)payload;
 	p.payload_len = payload ? (uint32_t)strlen(payload) : 0;
+	return p;
+}
+
+int
+h_append1(struct ef_client *c, const char *stream, int kind,
+    uint64_t version, const char *event_id, const char *type,
+    const char *payload, struct h_result *res)
+{
+	struct ipc_proposed p = h_proposed(event_id, type, payload);
+
 	return h_append(c, stream, kind, version, &p, 1, res);
 }
 

@@ -148,6 +148,11 @@ int h_append(struct ef_client *c, const char *stream, int kind,
     uint64_t version, const struct ipc_proposed *evs, uint32_t n,
     struct h_result *res);
 
+/* A proposed event of text id, type and payload (NULL: empty);
+ * metadata empty. Points at the strings given. */
+struct ipc_proposed h_proposed(const char *event_id, const char *type,
+    const char *payload);
+
 /* A single event with text id, type and payload; metadata empty. */
 int h_append1(struct ef_client *c, const char *stream, int kind,
     uint64_t version, const char *event_id, const char *type,
