@@ -280,6 +280,13 @@ void metrics_stop(struct gw *gw);
 void metrics_append(struct gw *gw, uint64_t ns, uint64_t events,
     uint64_t last_pos);
 
+/*
+ * pbcheck.c: 1 if a string field of the request of method path holds a
+ * NUL byte (why then names the field), else 0.
+ */
+int pbcheck_nul(const char *path, const uint8_t *buf, size_t len, char *why,
+    size_t whylen);
+
 /* auth.c: 0, or GW_UNAUTHENTICATED with why set. */
 int auth_check(struct gw *gw, const grpc_metadata_array *md, char *why,
     size_t whylen);

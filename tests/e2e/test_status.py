@@ -7,7 +7,8 @@
 # message text, byte for byte where EventfoldDB's text is fixed, the
 # fixed prefix where it carries a library's detail. Then the order in
 # which Append checks (the first failing check names the status), and
-# string fields with a NUL byte, which are refused, never cut short.
+# string fields with a NUL byte, refused in every method, never cut
+# short (metadata and payload are bytes: NUL there is data).
 import time
 import unittest
 
@@ -180,6 +181,76 @@ class StatusTest(unittest.TestCase):
         r2 = self.c.append(sid, h.exact(0), evs)
         self.assertEqual(r.first_global_position, r2.first_global_position)
         self.assertEqual(len(self.c.read_stream(sid)), 3)
+
+
+class NulTest(unittest.TestCase):
+    """A NUL byte in a string field is refused, never cut short."""
+
+    NUL_MSG = ": a string must not contain a NUL byte"
+
+    @classmethod
+    def setUpClass(cls):
+        cls.cl = h.Cluster()
+        cls.c = cls.cl.client()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.cl.close()
+
+    def head(self):
+        evs = self.c.read_all(0, 100000)
+        return len(evs)
+
+    def test_append_fields(self):
+        sid = h.new_id()
+        before = self.head()
+        ok = pb.ProposedEvent(event_id=h.new_id(), event_type="Order")
+        cases = [
+            (sid + "\x00", [ok], "stream_id"),
+            (sid, [ok, pb.ProposedEvent(event_id=h.new_id(),
+                                        event_type="Order\x00Placed")],
+             "events[1].event_type"),
+            (sid, [pb.ProposedEvent(event_id=h.new_id() + "\x00junk",
+                                    event_type="Order")],
+             "events[0].event_id"),
+            (sid, [pb.ProposedEvent(event_id=h.new_id(),
+                                    event_type="\x00")],
+             "events[0].event_type"),
+        ]
+        for s, evs, field in cases:
+            self.assertEqual(status(self.c.append, s, h.any_(), evs),
+                             (C.INVALID_ARGUMENT, field + self.NUL_MSG))
+        self.assertEqual(self.head(), before, "something was written")
+        # NUL bytes in metadata and payload are data, and come back whole
+        r = self.c.append(sid, h.any_(), [pb.ProposedEvent(
+            event_id=h.new_id(), event_type="Order", metadata=b"a\x00b",
+            payload=b"\x00\x00{}")])
+        got = self.c.read_all(r.first_global_position, 1)[0]
+        self.assertEqual((got.metadata, got.payload),
+                         (b"a\x00b", b"\x00\x00{}"))
+
+    def test_other_methods(self):
+        sid = h.new_id()
+        self.assertEqual(status(self.c.read_stream, sid + "\x00"),
+                         (C.INVALID_ARGUMENT, "stream_id" + self.NUL_MSG))
+        it = self.c.subscribe_stream(sid + "\x00", 0, timeout=10)
+        self.assertEqual(status(lambda: next(iter(it))),
+                         (C.INVALID_ARGUMENT, "stream_id" + self.NUL_MSG))
+        self.assertEqual(status(self.c.check, "x\x00"),
+                         (C.INVALID_ARGUMENT, "service" + self.NUL_MSG))
+        # refused before runnerd is asked (none runs here: UNAVAILABLE
+        # would be the answer otherwise)
+        req = h.rpb.ExecuteRequest(aggregate_type="todo\x00",
+                                   instance_id="a", command_type="Add",
+                                   command_id=h.new_id())
+        self.assertEqual(status(self.c.runner, "Execute", req,
+                                h.rpb.ExecuteResponse),
+                         (C.INVALID_ARGUMENT,
+                          "aggregate_type" + self.NUL_MSG))
+        req.aggregate_type = "todo"
+        code, _ = status(self.c.runner, "Execute", req,
+                         h.rpb.ExecuteResponse)
+        self.assertEqual(code, C.UNAVAILABLE)
 
 
 class AuthStatusTest(unittest.TestCase):

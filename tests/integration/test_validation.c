@@ -440,6 +440,83 @@ Test(validation, bad_expected_kind_is_refused)
 	ASSERT_HEAD(0);
 }
 
+/*
+ * A NUL byte in a string field is refused, never cut short: as a C
+ * string "Order\0Placed" would be "Order", and a stream id with a NUL
+ * after 36 good characters would name another stream.
+ */
+Test(validation, nul_in_strings_is_refused)
+{
+	static const char type[] = "Order\0Placed";
+	struct ipc_proposed p;
+	struct h_result r;
+	struct ipc_out o;
+	struct client_reply rep;
+	char sid[UUID_STR_LEN + 2], id[UUID_STR_LEN + 2];
+	int st;
+
+	start(NULL);
+	h_uuid(sid);
+	/* the type */
+	p = ev(h_uuid(id), "T", "{}");
+	p.type.ptr = type;
+	p.type.len = sizeof(type) - 1;
+	cr_assert_eq(h_append(&cl, sid, EF_EXPECT_ANY, 0, &p, 1, &r),
+	    EF_S_BAD_REQUEST, "%s", r.msg);
+	cr_assert(strstr(r.msg, "NUL") != NULL, "%s", r.msg);
+	/* the event id, a good uuid followed by a NUL and more */
+	p = ev(id, "T", "{}");
+	memcpy(id + 36, "\0x", 2);
+	p.event_id.len = 38;
+	cr_assert_eq(h_append(&cl, sid, EF_EXPECT_ANY, 0, &p, 1, &r),
+	    EF_S_BAD_REQUEST, "%s", r.msg);
+	cr_assert(strstr(r.msg, "NUL") != NULL, "%s", r.msg);
+	ASSERT_HEAD(0);
+	/* the stream id, on APPEND and READ_STREAM */
+	h_uuid(id);
+	p = ev(id, "T", "{}");
+	memcpy(sid + 36, "\0x", 2);
+	ipc_out_init(&o);
+	ipc_request_begin(&o, EF_OP_APPEND, 1);
+	msgpack_pack_array(&o.pk, 4);
+	msgpack_pack_str(&o.pk, 38);
+	msgpack_pack_str_body(&o.pk, sid, 38);
+	msgpack_pack_uint8(&o.pk, EF_EXPECT_ANY);
+	msgpack_pack_uint8(&o.pk, 0);
+	msgpack_pack_array(&o.pk, 1);
+	msgpack_pack_array(&o.pk, 4);
+	msgpack_pack_str(&o.pk, 36);
+	msgpack_pack_str_body(&o.pk, id, 36);
+	msgpack_pack_str(&o.pk, 1);
+	msgpack_pack_str_body(&o.pk, "T", 1);
+	msgpack_pack_nil(&o.pk);
+	msgpack_pack_nil(&o.pk);
+	st = client_call(&cl, &o, &rep);
+	cr_assert_eq(st, EF_S_BAD_REQUEST, "%s", ipc_status_name(st));
+	client_reply_free(&rep);
+	ipc_out_reset(&o);
+	ipc_request_begin(&o, EF_OP_READ_STREAM, 2);
+	msgpack_pack_array(&o.pk, 4);
+	msgpack_pack_str(&o.pk, 38);
+	msgpack_pack_str_body(&o.pk, sid, 38);
+	msgpack_pack_uint8(&o.pk, 0);
+	msgpack_pack_uint8(&o.pk, 10);
+	msgpack_pack_uint8(&o.pk, EF_FORWARD);
+	st = client_call(&cl, &o, &rep);
+	cr_assert_eq(st, EF_S_BAD_REQUEST, "%s", ipc_status_name(st));
+	cr_assert(rep.in.message.len > 0 && memmem(rep.in.message.ptr,
+	    rep.in.message.len, "NUL", 3) != NULL, "%.*s",
+	    (int)rep.in.message.len, rep.in.message.ptr);
+	client_reply_free(&rep);
+	ipc_out_free(&o);
+	ASSERT_HEAD(0);
+	/* the same without the NUL is fine */
+	sid[36] = '\0';
+	cr_assert_eq(h_append(&cl, sid, EF_EXPECT_ANY, 0, &p, 1, &r),
+	    EF_S_OK, "%s", r.msg);
+	ASSERT_HEAD(1);
+}
+
 /* ------------------------------------------------------------------ */
 /* Reads. */
 
