@@ -73,13 +73,16 @@ struct gw_tag {
 
 /* Histogram of append latency (seconds); bounds in metrics.c. */
 #define METRICS_BUCKETS 14
+/* Appends whose durations make the summary's quantiles. */
+#define DURATION_WINDOW 4096
 
 struct metrics {
-	uint64_t appends_total;
+	uint64_t appends_total;    /* from stored's STATUS: whole store */
 	uint64_t events_total;
 	uint64_t append_buckets[METRICS_BUCKETS + 1]; /* last: +Inf */
 	uint64_t append_sum_ns;
 	uint64_t append_count;
+	uint64_t recent_ns[DURATION_WINDOW]; /* ring, by append_count */
 	uint64_t reads_read_stream;
 	uint64_t reads_read_all;
 	int64_t subscriptions_active;
@@ -279,6 +282,8 @@ int metrics_start(struct gw *gw, char *err, size_t errlen);
 void metrics_stop(struct gw *gw);
 void metrics_append(struct gw *gw, uint64_t ns, uint64_t events,
     uint64_t last_pos);
+/* Takes the store's figures from a STATUS reply. */
+void metrics_status(struct gw *gw, const struct ipc_status_rep *st);
 
 /*
  * pbcheck.c: 1 if a string field of the request of method path holds a

@@ -275,6 +275,7 @@ writer_process(struct stored *sd, struct wbatch *b, struct append_job *job)
 		}
 		(void)record_decode(rec, RECORD_MAX, &ev, &len, 0);
 		job->status = EF_S_OK;
+		job->replay = true;
 		job->rep.first_pos = first;
 		job->rep.last_pos = first + n - 1;
 		job->rep.first_version = ev.stream_version;
@@ -462,7 +463,7 @@ writer_commit(struct stored *sd, struct wbatch *b, struct append_job *jobs)
 		    j->rep.first_pos >= b->first_pos) {
 			job_fail(j, EF_S_INTERNAL, "write failed: %s",
 			    strerror(-rc));
-		} else if (j->status == EF_S_OK)
+		} else if (j->status == EF_S_OK && !j->replay)
 			__atomic_add_fetch(&sd->stats.commits, 1,
 			    __ATOMIC_RELAXED);
 		job_finish(j);

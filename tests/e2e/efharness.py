@@ -325,6 +325,10 @@ class Cluster:
     def client(self, creds=None, metadata=None, options=None):
         return Client(self.channel(creds, options), metadata)
 
+    def client_for(self, addr):
+        """A client of another gateway (on addr) of this cluster."""
+        return Client(self.channel_to(addr))
+
     def wait_serving(self, client=None, timeout=20):
         c = client or self.client()
 
