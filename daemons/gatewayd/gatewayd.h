@@ -65,6 +65,7 @@ struct gw_conf {
 	uint64_t store_timeout_ms;
 	uint64_t health_interval_ms;
 	uint64_t shutdown_grace_ms;
+	uint64_t live_ring_events; /* the subscribers' shared ring */
 };
 
 struct gw_tag {
