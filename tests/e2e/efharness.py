@@ -109,6 +109,15 @@ def exact(n):
     return pb.ExpectedVersion(exact=n)
 
 
+def rpc_status(fn, *a, **kw):
+    """(code, details) of a call that must fail."""
+    try:
+        fn(*a, **kw)
+    except grpc.RpcError as e:
+        return e.code(), e.details()
+    raise AssertionError("the call succeeded")
+
+
 class Client:
     """Plain channel calls (no generated service stubs needed)."""
 

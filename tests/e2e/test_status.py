@@ -20,15 +20,12 @@ from efharness import pb
 C = grpc.StatusCode
 
 
-def status(fn, *a, **kw):
-    try:
-        fn(*a, **kw)
-    except grpc.RpcError as e:
-        return e.code(), e.details()
-    raise AssertionError("the call succeeded")
+status = h.rpc_status
 
 
-class StatusTest(unittest.TestCase):
+class OnCluster(unittest.TestCase):
+    """Tests on one stored and gateway of their own, per class."""
+
     @classmethod
     def setUpClass(cls):
         cls.cl = h.Cluster()
@@ -37,6 +34,9 @@ class StatusTest(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         cls.cl.close()
+
+
+class StatusTest(OnCluster):
 
     def ev(self, eid=None, etype="T", metadata=b"", payload=b"{}"):
         return pb.ProposedEvent(event_id=eid or h.new_id(), event_type=etype,
@@ -183,19 +183,10 @@ class StatusTest(unittest.TestCase):
         self.assertEqual(len(self.c.read_stream(sid)), 3)
 
 
-class NulTest(unittest.TestCase):
+class NulTest(OnCluster):
     """A NUL byte in a string field is refused, never cut short."""
 
     NUL_MSG = ": a string must not contain a NUL byte"
-
-    @classmethod
-    def setUpClass(cls):
-        cls.cl = h.Cluster()
-        cls.c = cls.cl.client()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.cl.close()
 
     def head(self):
         evs = self.c.read_all(0, 100000)
@@ -265,11 +256,14 @@ class AuthStatusTest(unittest.TestCase):
         cls.cl.close()
 
     def denied(self, auth):
-        from test_security import jwt  # noqa: F401 - shared helper
-        c = self.cl.client(metadata=None if auth is None else
-                           [("authorization", auth)])
+        # one channel, already connected, for every token
+        if not hasattr(self, "ch"):
+            type(self).ch = self.cl.channel()
+            h.Client(self.ch).check(timeout=10)
+        c = h.Client(self.ch, None if auth is None else
+                     [("authorization", auth)])
         code, msg = status(c.append, h.new_id(), h.any_(), h.events(1))
-        self.assertEqual(code, C.UNAUTHENTICATED)
+        self.assertEqual(code, C.UNAUTHENTICATED, msg)
         return msg
 
     def token(self, secret=None, **claims):

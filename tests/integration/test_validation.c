@@ -48,6 +48,31 @@ ev(const char *id, const char *type, const char *payload)
 	return p;
 }
 
+/*
+ * An APPEND of one event (id, type "T") packed by hand: the stream id
+ * may hold any bytes (sidlen of them) and kind any number, which the
+ * client's encoder would not send.
+ */
+static void
+pack_append1(struct ipc_out *o, const char *sid, uint32_t sidlen, int kind,
+    const char *id)
+{
+	ipc_request_begin(o, EF_OP_APPEND, 1);
+	msgpack_pack_array(&o->pk, 4);
+	msgpack_pack_str(&o->pk, sidlen);
+	msgpack_pack_str_body(&o->pk, sid, sidlen);
+	msgpack_pack_uint8(&o->pk, (uint8_t)kind);
+	msgpack_pack_uint8(&o->pk, 0);
+	msgpack_pack_array(&o->pk, 1);
+	msgpack_pack_array(&o->pk, 4);
+	msgpack_pack_str(&o->pk, 36);
+	msgpack_pack_str_body(&o->pk, id, 36);
+	msgpack_pack_str(&o->pk, 1);
+	msgpack_pack_str_body(&o->pk, "T", 1);
+	msgpack_pack_nil(&o->pk);
+	msgpack_pack_nil(&o->pk);
+}
+
 Test(validation, malformed_uuids)
 {
 	static const char *const bad[] = {
@@ -418,20 +443,7 @@ Test(validation, bad_expected_kind_is_refused)
 	h_uuid(sid);
 	h_uuid(id);
 	ipc_out_init(&o);
-	ipc_request_begin(&o, EF_OP_APPEND, 1);
-	msgpack_pack_array(&o.pk, 4);
-	msgpack_pack_str(&o.pk, 36);
-	msgpack_pack_str_body(&o.pk, sid, 36);
-	msgpack_pack_uint8(&o.pk, 3); /* no such kind */
-	msgpack_pack_uint8(&o.pk, 0);
-	msgpack_pack_array(&o.pk, 1);
-	msgpack_pack_array(&o.pk, 4);
-	msgpack_pack_str(&o.pk, 36);
-	msgpack_pack_str_body(&o.pk, id, 36);
-	msgpack_pack_str(&o.pk, 1);
-	msgpack_pack_str_body(&o.pk, "T", 1);
-	msgpack_pack_nil(&o.pk);
-	msgpack_pack_nil(&o.pk);
+	pack_append1(&o, sid, 36, 3 /* no such kind */, id);
 	st = client_call(&cl, &o, &rep);
 	cr_assert_eq(st, EF_S_BAD_EXPECTED_VERSION, "%s: %.*s",
 	    ipc_status_name(st), (int)rep.in.message.len, rep.in.message.ptr);
@@ -477,20 +489,7 @@ Test(validation, nul_in_strings_is_refused)
 	p = ev(id, "T", "{}");
 	memcpy(sid + 36, "\0x", 2);
 	ipc_out_init(&o);
-	ipc_request_begin(&o, EF_OP_APPEND, 1);
-	msgpack_pack_array(&o.pk, 4);
-	msgpack_pack_str(&o.pk, 38);
-	msgpack_pack_str_body(&o.pk, sid, 38);
-	msgpack_pack_uint8(&o.pk, EF_EXPECT_ANY);
-	msgpack_pack_uint8(&o.pk, 0);
-	msgpack_pack_array(&o.pk, 1);
-	msgpack_pack_array(&o.pk, 4);
-	msgpack_pack_str(&o.pk, 36);
-	msgpack_pack_str_body(&o.pk, id, 36);
-	msgpack_pack_str(&o.pk, 1);
-	msgpack_pack_str_body(&o.pk, "T", 1);
-	msgpack_pack_nil(&o.pk);
-	msgpack_pack_nil(&o.pk);
+	pack_append1(&o, sid, 38, EF_EXPECT_ANY, id);
 	st = client_call(&cl, &o, &rep);
 	cr_assert_eq(st, EF_S_BAD_REQUEST, "%s", ipc_status_name(st));
 	client_reply_free(&rep);
