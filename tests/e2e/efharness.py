@@ -313,8 +313,12 @@ class Cluster:
                 ("grpc.max_send_message_length", 64 << 20),
                 # daemons come and go in these tests: redial quickly
                 ("grpc.initial_reconnect_backoff_ms", 50),
-                ("grpc.min_reconnect_backoff_ms", 50),
                 ("grpc.max_reconnect_backoff_ms", 250),
+                # NOT the redial pace: gRPC core takes it as the least
+                # time a connection attempt gets to complete its HTTP/2
+                # handshake; at 50 ms a loaded machine failed calls with
+                # "timed out before receiving SETTINGS frame"
+                ("grpc.min_reconnect_backoff_ms", 5000),
                 ("grpc.use_local_subchannel_pool", 1)]
         opts += options or []
         if creds is None:

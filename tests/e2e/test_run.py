@@ -93,7 +93,7 @@ class RunTest(unittest.TestCase):
     def client(self):
         ch = grpc.insecure_channel("127.0.0.1:%d" % self.port, options=[
             ("grpc.initial_reconnect_backoff_ms", 50),
-            ("grpc.min_reconnect_backoff_ms", 50),
+            ("grpc.min_reconnect_backoff_ms", 5000),  # see efharness
             ("grpc.max_reconnect_backoff_ms", 250),
             ("grpc.use_local_subchannel_pool", 1)])
         self.channels.append(ch)
