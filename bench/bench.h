@@ -30,6 +30,7 @@ struct server {
 	char log[PATH_MAX];
 	char url[PATH_MAX + 32];
 	const char *segment_size; /* --segment-size for stored, or NULL */
+	const char *extra[8];     /* more flags for stored, NULL-ended */
 };
 
 /* Latency samples in microseconds. */

@@ -61,6 +61,14 @@ static const char usage_text[] =
     "             with the index deleted (every segment read, as the\n"
     "             single-file log was); RSS per sealed event (above\n"
     "             that of the store before the load)\n"
+    "  history    [--events N] [--segment-size S] [--hot-segments H]\n"
+    "             [--baseline]  a store of N events (default 20M) over\n"
+    "             N/1000 streams of 1000 events spread over the log, all\n"
+    "             sealed, indexed and archived but H sealed segments and\n"
+    "             a 100k-event tail: restart time, ReadAll, ReadStream of\n"
+    "             whole streams, appends (--clients x --batch) with the\n"
+    "             indexer and archiver at work beside an empty store's;\n"
+    "             --baseline: also a restart with the index deleted\n"
     "\n"
     "options:\n"
     "  --runtime-dir DIR  use the stored listening in DIR (append,\n"
@@ -78,7 +86,11 @@ static const char usage_text[] =
     "  --warmup S         unmeasured time before it (default 0.5)\n"
     "  --shared-client    all threads share one client (one socket)\n"
     "  --events N         events (read-all 1000000, recover 5000000,\n"
-    "                     index-mem 2000000)\n"
+    "                     index-mem 2000000, history 20000000)\n"
+    "  --hot-segments H   history: sealed segments stored keeps plain\n"
+    "                     (default 1); the rest are archived\n"
+    "  --baseline         history: also time a restart with the index\n"
+    "                     deleted\n"
     "  --streams K        streams the loaded events are spread over\n"
     "                     (default 1000)\n"
     "  --repeat R         passes/restarts measured (default 3)\n"
@@ -103,6 +115,8 @@ struct opts {
 	unsigned page;
 	unsigned readers;
 	int shared;
+	unsigned hot_segments; /* history: sealed segments kept plain */
+	int baseline;          /* history: also restart without the index */
 };
 
 static void
@@ -408,7 +422,7 @@ loader_main(void *arg)
 	struct appendreq a;
 	uint64_t take, left, t0;
 	unsigned k = t->first;
-	int rc;
+	int rc, tries;
 
 	if (client_open(&c, t->url, CALL_TIMEOUT_MS) != 0)
 		fatalx("client_open %s", t->url);
@@ -427,6 +441,15 @@ loader_main(void *arg)
 		appendreq_fresh_ids(&a, &t->rng);
 		t0 = now_ns();
 		rc = client_append(&c, &a.req, &rep);
+		/* a slow fdatasync (other writers on the disk) is not a
+		 * failure of the load: the same ids again are idempotent */
+		for (tries = 0; rc == EF_S_UNAVAILABLE && tries < 5 &&
+		    !interrupted; tries++) {
+			log_warnx("load: append: %.*s; sending it again",
+			    (int)rep.in.message.len, rep.in.message.ptr);
+			client_reply_free(&rep);
+			rc = client_append(&c, &a.req, &rep);
+		}
 		lat_add(&t->lat, (double)(now_ns() - t0) / 1e3);
 		if (rc != EF_S_OK) {
 			log_warnx("load: append: %s: %.*s",
@@ -443,6 +466,8 @@ out:
 	client_close(&c);
 	return NULL;
 }
+
+static uint64_t load_streams_seed; /* 0: new random streams each load */
 
 static double
 load(const char *url, uint64_t n, unsigned nstreams, unsigned batch,
@@ -465,8 +490,12 @@ load(const char *url, uint64_t n, unsigned nstreams, unsigned batch,
 	if ((streams = calloc(nstreams, UUID_STR_LEN)) == NULL ||
 	    (th = calloc(threads, sizeof(*th))) == NULL)
 		fatal("calloc");
+	/* the same streams at every load when load_streams_seed is set */
+	if (load_streams_seed != 0)
+		rng = load_streams_seed;
 	for (i = 0; i < nstreams; i++)
 		rand_uuid_str(&rng, streams[i]);
+	rng = seed();
 	t0 = now_ns();
 	for (i = 0; i < threads; i++) {
 		th[i].url = url;
@@ -914,6 +943,254 @@ out:
 	return rc;
 }
 
+/* ---- history ------------------------------------------------------------ */
+
+/*
+ * The figures of a store that has lived for a while, on one store of
+ * --events N (default 20M): built in appends of 50 events round-robin
+ * over N/1000 streams (so each stream's 1000 events are spread over the
+ * whole log), sealed, indexed and archived but for --hot-segments sealed
+ * segments, then HISTORY_TAIL more events left in the hot segment. Then:
+ * restarts (time to first STATUS), ReadAll of the whole log, ReadStream
+ * of whole streams, appends of --clients x --batch with the indexer and
+ * archiver at work beside the same on an empty store, and last the
+ * baseline restart with the index deleted (every segment read).
+ */
+#define HISTORY_TAIL 100000
+
+/* Polls STATUS until all sealed segments but hot are archived. */
+static int
+wait_archived(const char *url, unsigned hot, struct ipc_status_rep *st)
+{
+	uint64_t t0 = now_ns(), last = UINT64_MAX;
+
+	for (;;) {
+		if (status_of(url, st) != 0 || interrupted)
+			return -1;
+		/* segments counts the one being written */
+		if (st->archived_segments + hot + 1 >= st->segments)
+			break;
+		if (st->archived_segments != last)
+			log_info("archived %" PRIu64 " of %" PRIu64 " segments",
+			    st->archived_segments, st->segments - 1 - hot);
+		last = st->archived_segments;
+		sleep_ms(500);
+	}
+	log_info("archived %" PRIu64 " segments (%.0f MB as %.0f MB) in "
+	    "%.1f s", st->archived_segments, (double)st->archived_raw / 1e6,
+	    (double)st->archived_bytes / 1e6, (double)(now_ns() - t0) / 1e9);
+	return 0;
+}
+
+/* Up to max stream ids of the store, in id order, from LIST_STREAMS. */
+static size_t
+list_stream_ids(const char *url, char (*ids)[UUID_STR_LEN], size_t max,
+    uint64_t min_count)
+{
+	struct ef_client c;
+	struct client_reply rep;
+	struct ipc_list_req lr;
+	struct ipc_list_rep lp;
+	struct ipc_stream_info si;
+	struct ipc_out o;
+	char after[UUID_STR_LEN];
+	const char *why;
+	size_t n = 0;
+	uint32_t i;
+	int more = 1;
+
+	if (client_open(&c, url, CALL_TIMEOUT_MS) != 0)
+		return 0;
+	memset(&lr, 0, sizeof(lr));
+	while (more && n < max && !interrupted) {
+		lr.max_count = 1000;
+		ipc_out_init(&o);
+		ipc_request_begin(&o, EF_OP_LIST_STREAMS, client_request_id(&c));
+		ipc_list_req_encode(&o, &lr);
+		if (client_call(&c, &o, &rep) != EF_S_OK ||
+		    ipc_list_rep_decode(rep.in.body, &lp, &why) != 0) {
+			ipc_out_free(&o);
+			client_reply_free(&rep);
+			break;
+		}
+		ipc_out_free(&o);
+		more = lp.more && lp.nstreams > 0;
+		for (i = 0; i < lp.nstreams; i++) {
+			if (ipc_stream_info_decode(&lp.streams->via.array.ptr[i],
+			    &si, &why) != 0)
+				break;
+			uuid_format(si.stream_id, after);
+			if (si.event_count >= min_count && n < max)
+				memcpy(ids[n++], after, UUID_STR_LEN);
+		}
+		lr.has_after = true;
+		lr.after.ptr = after;
+		lr.after.len = 36;
+		client_reply_free(&rep);
+	}
+	client_close(&c);
+	return n;
+}
+
+/* Reads count whole streams of the store; prints latency per stream. */
+static int
+read_streams(const char *url, const char *name, unsigned count)
+{
+	char (*ids)[UUID_STR_LEN];
+	struct ef_client c;
+	struct client_reply rep;
+	struct ipc_read_rep rr;
+	struct ipc_status_rep st0, st1;
+	struct lat lat = { 0 };
+	uint64_t rng = seed(), t0, from, got, total = 0;
+	size_t n, i;
+	int rc = -1;
+
+	if ((ids = calloc(count * 8, UUID_STR_LEN)) == NULL)
+		fatal("calloc");
+	/* streams of at least 1000 events: the spread ones */
+	n = list_stream_ids(url, ids, (size_t)count * 8, 1000);
+	if (n == 0 || client_open(&c, url, CALL_TIMEOUT_MS) != 0) {
+		log_warnx("read-stream: no stream of 1000 events");
+		free(ids);
+		return -1;
+	}
+	(void)status_of(url, &st0);
+	for (i = 0; i < count && !interrupted; i++) {
+		const char *sid = ids[splitmix64(&rng) % n];
+
+		t0 = now_ns();
+		for (from = 0, got = 1; got > 0 && from < 1000; from += got) {
+			if (client_read_stream(&c, sid, from, 1000 - from,
+			    EF_FORWARD, &rep, &rr) != EF_S_OK) {
+				log_warnx("read-stream %s: %.*s", sid,
+				    (int)rep.in.message.len,
+				    rep.in.message.ptr);
+				client_reply_free(&rep);
+				goto out;
+			}
+			got = rr.nevents;
+			client_reply_free(&rep);
+		}
+		if (from != 1000) {
+			log_warnx("read-stream %s: %" PRIu64 " events, not 1000",
+			    sid, from);
+			goto out;
+		}
+		total += from;
+		lat_add(&lat, (double)(now_ns() - t0) / 1e3);
+	}
+	(void)status_of(url, &st1);
+	/* p50/p99: one whole 1000-event stream, all its requests */
+	printf("%s p50_us=%.0f p99_us=%.0f max_us=%.0f streams_read=%zu "
+	    "events=%" PRIu64 " cache_hits=%" PRIu64 " cache_misses=%" PRIu64
+	    "\n", name, lat_pct(&lat, 0.5), lat_pct(&lat, 0.99),
+	    lat_pct(&lat, 1.0), lat.n, total, st1.cache_hits - st0.cache_hits,
+	    st1.cache_misses - st0.cache_misses);
+	fflush(stdout);
+	rc = 0;
+out:
+	lat_free(&lat);
+	client_close(&c);
+	free(ids);
+	return rc;
+}
+
+static int
+cmd_history(const struct opts *o, const char *segment_size)
+{
+	struct server srv, empty;
+	struct ipc_status_rep st;
+	struct opts a = *o;
+	char hot[32];
+	uint64_t target = o->events, streams;
+	unsigned r;
+	int rc = 1;
+
+	snprintf(hot, sizeof(hot), "%u", o->hot_segments);
+	/* every load (and a later run on the same --data-dir) appends to
+	 * the same streams */
+	load_streams_seed = 0x5eed5eed5eedull;
+	server_init(&srv, "history", o->data_dir);
+	srv.segment_size = segment_size;
+	srv.extra[0] = "--hot-segments";
+	srv.extra[1] = hot;
+	if (server_start(&srv, &st) != 0)
+		return 1;
+	rss_empty = proc_status_bytes(srv.pid, "VmRSS");
+	streams = target / 1000 > 0 ? target / 1000 : 1;
+	if (st.head + HISTORY_TAIL < target) {
+		log_info("building %" PRIu64 " events over %" PRIu64
+		    " streams", target - HISTORY_TAIL - st.head, streams);
+		if (load(srv.url, target - HISTORY_TAIL - st.head,
+		    (unsigned)streams, 50, o->payload, 2, NULL) < 0)
+			goto out;
+	}
+	if (seal_and_index(srv.url, &st) != 0 ||
+	    wait_archived(srv.url, o->hot_segments, &st) != 0)
+		goto out;
+	if (st.head < target && load(srv.url, target - st.head,
+	    (unsigned)streams, 50, o->payload, 2, NULL) < 0)
+		goto out;
+	if (status_of(srv.url, &st) != 0)
+		goto out;
+	log_info("store: %" PRIu64 " events, %" PRIu64 " segments, %" PRIu64
+	    " archived, indexed to %" PRIu64, st.head, st.segments,
+	    st.archived_segments, st.indexed_to);
+	server_stop(&srv);
+	if (restart_case(&srv, o, st.head, 0) != 0)
+		goto out;
+
+	/* reads and appends on the store as it is after a restart */
+	if (server_start(&srv, &st) != 0)
+		goto out;
+	a.runtime_dir = srv.runtime_dir;
+	a.events = 0;
+	a.repeat = 1;
+	a.name = "history_read_all";
+	if (cmd_read_all(&a) != 0 ||
+	    read_streams(srv.url, "history_read_stream_1000", 200) != 0)
+		goto out;
+	/* appends here and on an empty store, alternated --repeat times
+	 * so that both see the same machine */
+	server_init(&empty, "history-empty", NULL);
+	empty.segment_size = segment_size;
+	empty.extra[0] = "--hot-segments";
+	empty.extra[1] = hot;
+	if (server_start(&empty, NULL) != 0)
+		goto out;
+	for (r = 0; r < o->repeat && !interrupted; r++) {
+		a.runtime_dir = srv.runtime_dir;
+		a.name = "history_append";
+		if (cmd_append(&a, 0) != 0)
+			break;
+		a.runtime_dir = empty.runtime_dir;
+		a.name = "empty_append";
+		if (cmd_append(&a, 0) != 0)
+			break;
+	}
+	server_stop(&empty);
+	server_stop(&srv);
+	if (r < o->repeat)
+		goto out;
+
+	/* the baseline: every segment read at start */
+	if (o->baseline) {
+		struct opts b = *o;
+
+		b.repeat = 1;
+		if (server_start(&srv, &st) != 0)
+			goto out;
+		server_stop(&srv);
+		if (restart_case(&srv, &b, st.head, 1) != 0)
+			goto out;
+	}
+	rc = 0;
+out:
+	server_stop(&srv);
+	return rc;
+}
+
 /* ---- index-mem ---------------------------------------------------------- */
 
 static int
@@ -993,7 +1270,8 @@ main(int argc, char **argv)
 {
 	enum { O_CLIENTS = 256, O_BATCH, O_PAYLOAD, O_SECONDS, O_WARMUP,
 	    O_RUNTIME, O_DATA, O_STORED, O_EVENTS, O_STREAMS, O_REPEAT,
-	    O_PAGE, O_NAME, O_SHARED, O_READERS, O_SEGMENT };
+	    O_PAGE, O_NAME, O_SHARED, O_READERS, O_SEGMENT, O_HOT,
+	    O_BASELINE };
 	static const struct option longopts[] = {
 		{ "clients", required_argument, NULL, O_CLIENTS },
 		{ "batch", required_argument, NULL, O_BATCH },
@@ -1011,13 +1289,15 @@ main(int argc, char **argv)
 		{ "name", required_argument, NULL, O_NAME },
 		{ "shared-client", no_argument, NULL, O_SHARED },
 		{ "segment-size", required_argument, NULL, O_SEGMENT },
+		{ "hot-segments", required_argument, NULL, O_HOT },
+		{ "baseline", no_argument, NULL, O_BASELINE },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct opts o = {
 		.clients = 1, .batch = 1, .payload = 200, .seconds = 5,
 		.warmup = 0.5, .streams = 1000, .repeat = 3, .page = 4096,
-		.readers = 1,
+		.readers = 1, .hot_segments = 1,
 	};
 	struct sigaction sa;
 	const char *cmd, *segment_size = NULL;
@@ -1076,6 +1356,13 @@ main(int argc, char **argv)
 		case O_SEGMENT:
 			segment_size = optarg;
 			break;
+		case O_HOT:
+			o.hot_segments = (unsigned)parse_u64("--hot-segments",
+			    optarg);
+			break;
+		case O_BASELINE:
+			o.baseline = 1;
+			break;
 		case 'h':
 			fputs(usage_text, stdout);
 			return 0;
@@ -1120,6 +1407,13 @@ main(int argc, char **argv)
 		if (!events_set)
 			o.events = 5000000;
 		rc = cmd_restart(&o, segment_size ? segment_size : "64M");
+	} else if (!strcmp(cmd, "history")) {
+		if (!events_set)
+			o.events = 20000000;
+		if (o.events < 2 * HISTORY_TAIL)
+			fatalx("history: --events must be at least %d",
+			    2 * HISTORY_TAIL);
+		rc = cmd_history(&o, segment_size ? segment_size : "64M");
 	} else if (!strcmp(cmd, "index-mem")) {
 		if (!events_set)
 			o.events = 2000000;

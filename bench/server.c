@@ -115,7 +115,8 @@ static int
 server_spawn(struct server *s)
 {
 	pid_t parent = getpid(), pid;
-	int fd;
+	const char *av[24];
+	int fd, i, n = 0;
 
 	/* a fresh runtime dir: no stale socket can answer for the new one */
 	if (mkdir(s->runtime_dir, 0750) != 0 && errno != EEXIST)
@@ -140,10 +141,22 @@ server_spawn(struct server *s)
 			close(fd);
 		}
 		/* -f /dev/null: the defaults, not whatever /etc holds */
-		execlp(stored_bin, "eventfold-stored", "-d", "-f", "/dev/null",
-		    "--data-dir", s->data_dir, "--runtime-dir", s->runtime_dir,
-		    s->segment_size ? "--segment-size" : (char *)NULL,
-		    s->segment_size, (char *)NULL);
+		av[n++] = "eventfold-stored";
+		av[n++] = "-d";
+		av[n++] = "-f";
+		av[n++] = "/dev/null";
+		av[n++] = "--data-dir";
+		av[n++] = s->data_dir;
+		av[n++] = "--runtime-dir";
+		av[n++] = s->runtime_dir;
+		if (s->segment_size != NULL) {
+			av[n++] = "--segment-size";
+			av[n++] = s->segment_size;
+		}
+		for (i = 0; i < 8 && s->extra[i] != NULL; i++)
+			av[n++] = s->extra[i];
+		av[n] = NULL;
+		execvp(stored_bin, (char *const *)av);
 		dprintf(STDERR_FILENO, "exec %s: %s\n", stored_bin,
 		    strerror(errno));
 		_exit(127);

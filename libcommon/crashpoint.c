@@ -2,6 +2,7 @@
 /*
  * crashpoint.c - see crashpoint.h. Test builds only.
  */
+#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,5 +33,28 @@ crashpoint(const char *name)
 	(void)!write(STDERR_FILENO, "\n", 1);
 	raise(SIGKILL);
 	_exit(137);
+}
+
+int
+faultpoint(const char *name)
+{
+	static const char *path;
+	static int looked;
+	char buf[512];
+	ssize_t n;
+	int fd;
+
+	if (!__atomic_load_n(&looked, __ATOMIC_ACQUIRE)) {
+		path = getenv("EVENTFOLD_FAULT_FILE");
+		__atomic_store_n(&looked, 1, __ATOMIC_RELEASE);
+	}
+	if (path == NULL || (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	return strstr(buf, name) != NULL;
 }
 #endif

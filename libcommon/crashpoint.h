@@ -29,11 +29,20 @@
 #ifndef EF_CRASHPOINT_H
 #define EF_CRASHPOINT_H
 
+/*
+ * Fault points, the same way: faultpoint(NAME) is true while the file
+ * named by the environment variable EVENTFOLD_FAULT_FILE exists and
+ * contains NAME, so that a test can make an operation fail and recover
+ * in a running daemon. Names in use: index.read (stored's LMDB lookups
+ * fail with EIO).
+ */
 #ifdef EF_CRASHPOINTS
 void crashpoint(const char *name);
+int faultpoint(const char *name);
 #define CRASHPOINTS_ENABLED 1
 #else
 #define crashpoint(name) ((void)0)
+#define faultpoint(name) 0
 #define CRASHPOINTS_ENABLED 0
 #endif
 

@@ -35,6 +35,7 @@
  * index rebuild decompresses archives, one at a time, into memory.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -110,6 +111,17 @@ const char *
 journal_fault(void)
 {
 	return tp.fault[0] ? tp.fault : "unreadable location";
+}
+
+void
+journal_set_fault(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(tp.fault, sizeof(tp.fault), fmt, ap);
+	va_end(ap);
+	log_warnx("%s", tp.fault);
 }
 
 const uint8_t *

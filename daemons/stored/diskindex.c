@@ -79,6 +79,39 @@ mdb_err(int rc)
 	}
 }
 
+/*
+ * Read transactions. Lookups run on any thread while the indexer may
+ * have to grow the map, which LMDB allows only with no transaction open
+ * in the process (growing it under a reader crashed stored in the
+ * 20M-event benchmark): readers hold grow_lock shared from begin to
+ * end. Test builds can make the lookups fail (crashpoint.h).
+ */
+static int
+read_begin_nofault(struct diskindex *d, MDB_txn **t)
+{
+	int rc;
+
+	pthread_rwlock_rdlock(&d->grow_lock);
+	if ((rc = mdb_txn_begin(d->env, NULL, MDB_RDONLY, t)) != 0)
+		pthread_rwlock_unlock(&d->grow_lock);
+	return rc;
+}
+
+static int
+read_begin(struct diskindex *d, MDB_txn **t)
+{
+	if (faultpoint("index.read"))
+		return EIO;
+	return read_begin_nofault(d, t);
+}
+
+static void
+read_end(struct diskindex *d, MDB_txn *t)
+{
+	mdb_txn_abort(t);
+	pthread_rwlock_unlock(&d->grow_lock);
+}
+
 static void
 be64(uint8_t *p, uint64_t v)
 {
@@ -269,20 +302,43 @@ out:
 	return ok;
 }
 
+/* The first map size; test builds take EVENTFOLD_INDEX_MAP_KB, so that
+ * a test can make the map grow often while lookups run. */
+static uint64_t
+map_initial(void)
+{
+#ifdef EF_CRASHPOINTS
+	const char *e = getenv("EVENTFOLD_INDEX_MAP_KB");
+	unsigned long long v;
+
+	if (e != NULL && (v = strtoull(e, NULL, 10)) >= 32)
+		return (uint64_t)v << 10;
+#endif
+	return MAP_INITIAL;
+}
+
 int
 diskindex_open(struct diskindex *d, const char *data_dir)
 {
+	pthread_rwlockattr_t ra;
 	char dir[4200];
 	int rc;
 
 	memset(d, 0, sizeof(*d));
+	/* writers first: a map to grow must not wait behind a stream of
+	 * lookups (no lookup takes it twice, so this cannot deadlock) */
+	pthread_rwlockattr_init(&ra);
+	pthread_rwlockattr_setkind_np(&ra,
+	    PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&d->grow_lock, &ra);
+	pthread_rwlockattr_destroy(&ra);
 	snprintf(dir, sizeof(dir), "%s/index", data_dir);
 	if (mkdir(dir, 0750) != 0 && errno != EEXIST)
 		return -errno;
 	/* as the kernel names the file in /proc/self/maps */
 	if (realpath(dir, d->dir) == NULL)
 		snprintf(d->dir, sizeof(d->dir), "%s", dir);
-	d->map_size = MAP_INITIAL;
+	d->map_size = map_initial();
 	if ((rc = mdb_env_create(&d->env)) != 0)
 		return mdb_err(rc);
 	if ((rc = mdb_env_set_maxdbs(d->env, 8)) != 0 ||
@@ -500,8 +556,10 @@ diskindex_add_segment(struct diskindex *d, struct segment *s)
 			/* MDB_MAP_FULL: grow with no transaction open, redo
 			 * this transaction's batches */
 			d->map_size *= 2;
-			if ((rc = mdb_env_set_mapsize(d->env,
-			    (size_t)d->map_size)) != 0) {
+			pthread_rwlock_wrlock(&d->grow_lock);
+			rc = mdb_env_set_mapsize(d->env, (size_t)d->map_size);
+			pthread_rwlock_unlock(&d->grow_lock);
+			if (rc != 0) {
 				rc = mdb_err(rc);
 				goto fail;
 			}
@@ -538,21 +596,21 @@ diskindex_load_bloom(struct diskindex *d, struct segment *s)
 	int rc;
 
 	be64(kb, s->base);
-	if ((rc = mdb_txn_begin(d->env, NULL, MDB_RDONLY, &t)) != 0)
+	if ((rc = read_begin_nofault(d, &t)) != 0)
 		return mdb_err(rc);
 	if ((rc = mdb_get(t, d->blooms, &k, &v)) != 0) {
-		mdb_txn_abort(t);
+		read_end(d, t);
 		return mdb_err(rc);
 	}
 	if (v.mv_size < 24 || v.mv_size % 8 != 0) {
-		mdb_txn_abort(t);
+		read_end(d, t);
 		return -EBADMSG;
 	}
 	if ((bl = calloc(1, sizeof(*bl) + v.mv_size - 16)) == NULL)
 		fatal("calloc");
 	bl->nbits = (v.mv_size - 16) * 8;
 	memcpy(bl->bits, (const uint8_t *)v.mv_data + 16, v.mv_size - 16);
-	mdb_txn_abort(t);
+	read_end(d, t);
 	s->bloom = bl;
 	return 0;
 }
@@ -570,7 +628,7 @@ diskindex_batch_of(struct diskindex *d, uint64_t pos, uint64_t *seg_base,
 	int rc;
 
 	be64(kb, pos);
-	if ((rc = mdb_txn_begin(d->env, NULL, MDB_RDONLY, &t)) != 0)
+	if ((rc = read_begin(d, &t)) != 0)
 		return mdb_err(rc);
 	if ((rc = mdb_cursor_open(t, d->pos, &c)) != 0)
 		goto out;
@@ -587,7 +645,7 @@ diskindex_batch_of(struct diskindex *d, uint64_t pos, uint64_t *seg_base,
 	}
 	mdb_cursor_close(c);
 out:
-	mdb_txn_abort(t);
+	read_end(d, t);
 	return mdb_err(rc);
 }
 
@@ -599,27 +657,26 @@ get_u64(struct diskindex *d, MDB_dbi dbi, const void *key, size_t klen,
 	MDB_txn *t;
 	int rc;
 
-	if ((rc = mdb_txn_begin(d->env, NULL, MDB_RDONLY, &t)) != 0)
+	if ((rc = read_begin(d, &t)) != 0)
 		return mdb_err(rc);
 	rc = mdb_get(t, dbi, &k, &v);
 	if (rc == 0 && v.mv_size != 8)
 		rc = MDB_CORRUPTED;
 	if (rc == 0)
 		*val = get_le64(v.mv_data);
-	mdb_txn_abort(t);
+	read_end(d, t);
 	return mdb_err(rc);
 }
 
-uint64_t
-diskindex_stream_count(struct diskindex *d, const uint8_t sid[UUID_LEN])
+int
+diskindex_stream_count(struct diskindex *d, const uint8_t sid[UUID_LEN],
+    uint64_t *n)
 {
-	uint64_t n = 0;
 	int rc;
 
-	rc = get_u64(d, d->streams, sid, UUID_LEN, &n);
-	if (rc != 0 && rc != -ENOENT)
-		fatalx("index: stream lookup: %s", strerror(-rc));
-	return rc == 0 ? n : 0;
+	*n = 0;
+	rc = get_u64(d, d->streams, sid, UUID_LEN, n);
+	return rc == -ENOENT ? 0 : rc;
 }
 
 int
@@ -637,10 +694,10 @@ diskindex_stream_range(struct diskindex *d, const uint8_t sid[UUID_LEN],
 		return 0;
 	memcpy(kb, sid, UUID_LEN);
 	be64(kb + UUID_LEN, from);
-	if ((rc = mdb_txn_begin(d->env, NULL, MDB_RDONLY, &t)) != 0)
+	if ((rc = read_begin(d, &t)) != 0)
 		return mdb_err(rc);
 	if ((rc = mdb_cursor_open(t, d->sver, &c)) != 0) {
-		mdb_txn_abort(t);
+		read_end(d, t);
 		return mdb_err(rc);
 	}
 	rc = mdb_cursor_get(c, &k, &v, MDB_SET_KEY);
@@ -658,7 +715,7 @@ diskindex_stream_range(struct diskindex *d, const uint8_t sid[UUID_LEN],
 		rc = mdb_cursor_get(c, &k, &v, backward ? MDB_PREV : MDB_NEXT);
 	}
 	mdb_cursor_close(c);
-	mdb_txn_abort(t);
+	read_end(d, t);
 	if (rc == MDB_NOTFOUND)
 		rc = MDB_CORRUPTED;
 	return mdb_err(rc);
@@ -678,11 +735,11 @@ diskindex_nstreams(struct diskindex *d)
 	MDB_txn *t;
 	uint64_t n = 0;
 
-	if (mdb_txn_begin(d->env, NULL, MDB_RDONLY, &t) != 0)
+	if (read_begin_nofault(d, &t) != 0)
 		return 0;
 	if (mdb_stat(t, d->streams, &st) == 0)
 		n = st.ms_entries;
-	mdb_txn_abort(t);
+	read_end(d, t);
 	return n;
 }
 
@@ -699,10 +756,10 @@ diskindex_list(struct diskindex *d, const uint8_t *after, uint64_t max,
 	*n = 0;
 	if (max == 0)
 		return 0;
-	if ((rc = mdb_txn_begin(d->env, NULL, MDB_RDONLY, &t)) != 0)
+	if ((rc = read_begin(d, &t)) != 0)
 		return mdb_err(rc);
 	if ((rc = mdb_cursor_open(t, d->streams, &c)) != 0) {
-		mdb_txn_abort(t);
+		read_end(d, t);
 		return mdb_err(rc);
 	}
 	if (after != NULL) {
@@ -725,6 +782,6 @@ diskindex_list(struct diskindex *d, const uint8_t *after, uint64_t max,
 		rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
 	}
 	mdb_cursor_close(c);
-	mdb_txn_abort(t);
+	read_end(d, t);
 	return rc == MDB_NOTFOUND ? 0 : mdb_err(rc);
 }

@@ -291,7 +291,11 @@ encode_positions(struct worker *w, const uint64_t *pos, uint64_t n,
 	 * trimmed meanwhile); locations stay valid */
 	pthread_rwlock_rdlock(&sd->index.lock);
 	for (i = 0; i < n; i++)
-		w->loc[i] = index_offset(&sd->index, pos[i]);
+		if ((w->loc[i] = index_offset(&sd->index, pos[i])) ==
+		    JOURNAL_LOC_BAD) {
+			n = i + 1; /* the reply is an error about this one */
+			break;
+		}
 	pthread_rwlock_unlock(&sd->index.lock);
 	/* whole events only, up to max_read_bytes (at least one). Records
 	 * of archived segments come from pinned frames: unpinned as we go
@@ -403,6 +407,7 @@ handle_read_stream(struct worker *w, const struct ipc_in *in)
 	uint8_t sid[UUID_LEN];
 	const char *why = "";
 	uint64_t head, n = 0, from, last = 0, cnt, *pos;
+	int err = 0;
 
 	if (ipc_read_stream_req_decode(in->body, &r, &why) != 0) {
 		reply_error(w, EF_S_BAD_REQUEST, "read_stream: bad field: %s",
@@ -421,22 +426,29 @@ handle_read_stream(struct worker *w, const struct ipc_in *in)
 	head = index_head(&sd->index);
 	s = index_stream(&sd->index, sid);
 	cnt = index_stream_count(&sd->index, sid);
-	if (cnt > 0) {
+	if (cnt == INDEX_ERR)
+		err = -1;
+	else if (cnt > 0) {
 		last = cnt - 1;
 		if (r.direction == EF_FORWARD) {
 			if (r.from < cnt)
 				n = cnt - r.from < r.max_count ?
 				    cnt - r.from : r.max_count;
-			index_stream_positions(&sd->index, s, sid, r.from, n,
-			    0, pos);
+			err = index_stream_positions(&sd->index, s, sid,
+			    r.from, n, 0, pos);
 		} else {
 			from = r.from >= cnt ? cnt - 1 : r.from;
 			n = from + 1 < r.max_count ? from + 1 : r.max_count;
-			index_stream_positions(&sd->index, s, sid, from, n, 1,
-			    pos);
+			err = index_stream_positions(&sd->index, s, sid, from,
+			    n, 1, pos);
 		}
 	}
 	pthread_rwlock_unlock(&sd->index.lock);
+	if (err != 0) {
+		reply_error(w, EF_S_INTERNAL, "read_stream: %s",
+		    journal_fault());
+		return HANDLED;
+	}
 	if (cnt == 0) {
 		char ubuf[UUID_STR_LEN];
 
@@ -481,6 +493,12 @@ handle_list_streams(struct worker *w, const struct ipc_in *in)
 		fatal("calloc");
 	n = index_list(&w->sd->index, r.has_after ? after : NULL, max, out,
 	    &more);
+	if (n == INDEX_ERR) {
+		free(out);
+		reply_error(w, EF_S_INTERNAL, "list_streams: %s",
+		    journal_fault());
+		return HANDLED;
+	}
 	ipc_out_reset(&w->out);
 	ipc_reply_begin(&w->out, EF_S_OK, "ok");
 	ipc_list_rep_begin(&w->out, (uint32_t)n);

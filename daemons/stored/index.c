@@ -121,9 +121,12 @@ disk_offset(const struct index *ix, uint64_t pos)
 
 	if (!dcache.valid || pos < dcache.first ||
 	    pos >= dcache.first + dcache.count) {
-		if ((rc = diskindex_batch_of(ix->disk, pos, &base, &off)) != 0)
-			fatalx("index: position %" PRIu64 " is not on disk: %s",
+		if ((rc = diskindex_batch_of(ix->disk, pos, &base, &off)) != 0) {
+			journal_set_fault("index: position %" PRIu64 ": %s",
 			    pos, strerror(-rc));
+			dcache.valid = 0;
+			return JOURNAL_LOC_BAD;
+		}
 		seg = journal_find(ix->journal, base);
 		loc = seg << JOURNAL_OFF_BITS | off;
 		/* NULL: a damaged archive frame; the reader says DATA_LOSS */
@@ -132,9 +135,14 @@ disk_offset(const struct index *ix, uint64_t pos)
 			return JOURNAL_LOC_BAD;
 		}
 		if (batch_hdr_decode(p, BATCH_HDR, &h) != REC_OK ||
-		    pos < h.first_pos || pos >= h.first_pos + h.count)
-			fatalx("index: batch at %" PRIu64 ":%" PRIu64 " does not "
-			    "hold position %" PRIu64, base, off, pos);
+		    pos < h.first_pos || pos >= h.first_pos + h.count) {
+			/* the index disagrees with the log */
+			journal_set_fault("index: batch at %" PRIu64 ":%" PRIu64
+			    " does not hold position %" PRIu64 " (delete the "
+			    "index to rebuild it)", base, off, pos);
+			dcache.valid = 0;
+			return JOURNAL_LOC_BAD;
+		}
 		dcache.first = dcache.pos = h.first_pos;
 		dcache.count = h.count;
 		dcache.rec0 = dcache.loc = loc + BATCH_HDR;
@@ -259,8 +267,10 @@ index_event(const struct index *ix, const uint8_t id[UUID_LEN])
 	rc = diskindex_event(ix->disk, id, &pos);
 	if (rc == -ENOENT)
 		return -1;
-	if (rc != 0)
-		fatalx("index: event id lookup: %s", strerror(-rc));
+	if (rc != 0) {
+		journal_set_fault("index: event id lookup: %s", strerror(-rc));
+		return -2;
+	}
 	return (int64_t)pos;
 }
 
@@ -268,14 +278,21 @@ uint64_t
 index_stream_count(const struct index *ix, const uint8_t id[UUID_LEN])
 {
 	struct stream *s = index_stream(ix, id);
+	uint64_t n;
+	int rc;
 
 	if (s != NULL)
 		return s->n;
-	return ix->disk != NULL && ix->floor > 0 ?
-	    diskindex_stream_count(ix->disk, id) : 0;
+	if (ix->disk == NULL || ix->floor == 0)
+		return 0;
+	if ((rc = diskindex_stream_count(ix->disk, id, &n)) != 0) {
+		journal_set_fault("index: stream lookup: %s", strerror(-rc));
+		return INDEX_ERR;
+	}
+	return n;
 }
 
-void
+int
 index_stream_positions(const struct index *ix, const struct stream *s,
     const uint8_t id[UUID_LEN], uint64_t from, uint64_t n, int backward,
     uint64_t *out)
@@ -294,15 +311,18 @@ index_stream_positions(const struct index *ix, const struct stream *s,
 		v0 = from - (n - nd);
 	}
 	if (nd > 0 && (rc = diskindex_stream_range(ix->disk, id, v0, nd,
-	    backward, backward ? out + (n - nd) : out)) != 0)
-		fatalx("index: versions %" PRIu64 ".. of a stream are not on "
-		    "disk: %s", v0, strerror(-rc));
+	    backward, backward ? out + (n - nd) : out)) != 0) {
+		journal_set_fault("index: versions %" PRIu64 ".. of a stream: "
+		    "%s", v0, strerror(-rc));
+		return -1;
+	}
 	for (i = 0; i < n; i++) {
 		uint64_t v = backward ? from - i : from + i;
 
 		if (v >= base)
 			out[i] = s->pos[v - base];
 	}
+	return 0;
 }
 
 uint64_t
@@ -344,7 +364,7 @@ etab_grow(struct index *ix)
 void
 index_add(struct index *ix, const struct ef_event *ev, uint64_t off)
 {
-	uint64_t pos = ev->global_position, c = pos >> CHUNK_BITS;
+	uint64_t pos = ev->global_position, c = pos >> CHUNK_BITS, on_disk;
 	struct stream *s;
 
 	if (c >= MAX_CHUNKS)
@@ -366,8 +386,9 @@ index_add(struct index *ix, const struct ef_event *ev, uint64_t off)
 		 * was being indexed) already put it there */
 		s->base = s->n = ev->stream_version;
 		if (s->base == 0 && (ix->disk == NULL ||
-		    diskindex_stream_count(ix->disk, ev->stream_id) == 0))
-			ix->new_streams++;
+		    diskindex_stream_count(ix->disk, ev->stream_id, &on_disk)
+		    != 0 || on_disk == 0))
+			ix->new_streams++; /* a count only: an error counts */
 	}
 	if (s->n - s->base == s->cap) {
 		uint64_t ncap = s->cap < 4 ? 4 : s->cap + s->cap / 2;
@@ -484,8 +505,14 @@ index_list(struct index *ix, const uint8_t *after, uint64_t max,
 		if ((disk = calloc(max + 1, sizeof(*disk))) == NULL)
 			fatal("calloc");
 		if ((rc = diskindex_list(ix->disk, after, max + 1, disk,
-		    &nd)) != 0)
-			fatalx("index: list streams: %s", strerror(-rc));
+		    &nd)) != 0) {
+			pthread_rwlock_unlock(&ix->lock);
+			pthread_mutex_unlock(&ix->sort_lock);
+			free(disk);
+			journal_set_fault("index: list streams: %s",
+			    strerror(-rc));
+			return INDEX_ERR;
+		}
 	}
 	while (n < max && (lo < ix->nsorted || di < nd)) {
 		s = lo < ix->nsorted ? ix->sorted[lo] : NULL;

@@ -193,6 +193,9 @@ void journal_unpin(void);
 size_t journal_pinned(void);
 /* Why the last journal_at() of this thread returned NULL: file, offset. */
 const char *journal_fault(void);
+/* Sets (and logs) this thread's fault: an index lookup that failed. */
+void journal_set_fault(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
 const uint8_t *segment_arc_at(const struct journal *j, struct segment *s,
     uint64_t off);
 
@@ -235,6 +238,9 @@ struct diskindex {
 	MDB_env *env;
 	MDB_dbi meta, pos, sver, streams, ids, blooms;
 	uint64_t map_size;
+	/* read transactions hold it shared; growing the map takes it
+	 * exclusive (LMDB: no transaction may be open in the process) */
+	pthread_rwlock_t grow_lock;
 	uint64_t indexed_to;   /* positions below are indexed (atomic) */
 	uint64_t last_base;    /* the last segment indexed ... */
 	uint64_t last_bytes;   /* ... and its size */
@@ -255,9 +261,9 @@ int diskindex_load_bloom(struct diskindex *d, struct segment *s);
 /* The batch holding pos: its segment's base and frame offset. */
 int diskindex_batch_of(struct diskindex *d, uint64_t pos,
     uint64_t *seg_base, uint64_t *off);
-/* Events of a stream on disk (0 if none); fatal on an LMDB error. */
-uint64_t diskindex_stream_count(struct diskindex *d,
-    const uint8_t sid[UUID_LEN]);
+/* Events of a stream on disk into *n (0 if none); 0 or -errno. */
+int diskindex_stream_count(struct diskindex *d, const uint8_t sid[UUID_LEN],
+    uint64_t *n);
 /* Positions of versions from, from +- 1, ... (n of them) into out. */
 int diskindex_stream_range(struct diskindex *d, const uint8_t sid[UUID_LEN],
     uint64_t from, uint64_t n, int backward, uint64_t *out);
@@ -335,19 +341,30 @@ index_head(const struct index *ix)
 struct stream *index_stream(const struct index *ix,
     const uint8_t id[UUID_LEN]);
 
-/* Writer only: the position of an event id, or -1. Tail first, then the
- * Bloom filters of sealed segments, and LMDB only on a filter hit. */
+/*
+ * Index lookups that reach LMDB can fail (an I/O error, a damaged
+ * index): they then set the thread's journal_fault() and return
+ * INDEX_ERR (or -1/-2 below); the request gets an error reply and
+ * stored keeps serving the others. The log stays the truth: deleting
+ * the index rebuilds it (diskindex.c).
+ */
+#define INDEX_ERR UINT64_MAX
+
+/* Writer only: the position of an event id, -1 if none, -2 if the
+ * index could not be read. Tail first, then the Bloom filters of sealed
+ * segments, and LMDB only on a filter hit. */
 int64_t index_event(const struct index *ix, const uint8_t id[UUID_LEN]);
 
-/* Under ix->lock (read): a stream's events, RAM or disk (0: none). */
+/* Under ix->lock (read): a stream's events, RAM or disk (0: none), or
+ * INDEX_ERR. */
 uint64_t index_stream_count(const struct index *ix,
     const uint8_t id[UUID_LEN]);
 /*
  * Under ix->lock (read): positions of n versions from `from` on (down
  * with backward), all below the stream's count, into out; the part on
- * disk in one LMDB cursor pass.
+ * disk in one LMDB cursor pass. 0, or -1 (journal_fault() says why).
  */
-void index_stream_positions(const struct index *ix, const struct stream *s,
+int index_stream_positions(const struct index *ix, const struct stream *s,
     const uint8_t id[UUID_LEN], uint64_t from, uint64_t n, int backward,
     uint64_t *out);
 /* Streams in all (RAM and disk). Under ix->lock (read). */
@@ -378,7 +395,8 @@ void index_bulk_end(struct index *ix, uint64_t head);
 /*
  * LIST_STREAMS: up to max streams with id > after (all if after is
  * NULL), sorted by id, into out (caller provides max slots). *more is
- * set if further streams exist. Takes the locks it needs.
+ * set if further streams exist. Takes the locks it needs. Returns how
+ * many, or INDEX_ERR (journal_fault() says why).
  */
 uint64_t index_list(struct index *ix, const uint8_t *after, uint64_t max,
     struct ipc_stream_info *out, bool *more);

@@ -238,6 +238,11 @@ writer_process(struct stored *sd, struct wbatch *b, struct append_job *job)
 		bs = bmap_find(&b->ids, job->ids[i], 0);
 		pos = bs ? (int64_t)bs->val : index_event(&sd->index,
 		    job->ids[i]);
+		if (pos == -2) {
+			job_fail(job, EF_S_INTERNAL, "checking event id %s: %s",
+			    uuid_format(job->ids[i], ebuf), journal_fault());
+			return;
+		}
 		if (pos < 0)
 			continue;
 		if (found != i) {
@@ -291,6 +296,11 @@ writer_process(struct stored *sd, struct wbatch *b, struct append_job *job)
 
 	/* 2. expected version */
 	count = stream_count(sd, b, job->stream_id);
+	if (count == INDEX_ERR) {
+		job_fail(job, EF_S_INTERNAL, "checking the expected version: "
+		    "%s", journal_fault());
+		return;
+	}
 	if ((r->kind == EF_EXPECT_NO_STREAM && count != 0) ||
 	    (r->kind == EF_EXPECT_EXACT &&
 	        (count == 0 || count - 1 != r->version))) {

@@ -342,14 +342,17 @@ class Cluster:
         """A client of another gateway (on addr) of this cluster."""
         return Client(self.channel_to(addr))
 
-    def wait_serving(self, client=None, timeout=20):
+    def wait_serving(self, client=None, timeout=30):
         c = client or self.client()
 
+        # 5 s a check: on a machine loaded far past its cores (seen at
+        # load 20-60 beside parallel builds) the client's own TCP
+        # connect missed a 2 s deadline ("tcp handshaker shutdown")
         def ok():
             if self.gateway.poll() is not None:
                 raise RuntimeError("gatewayd exited with %s; log:\n%s" % (
                     self.gateway.returncode, self.log("gatewayd")))
-            return c.check(timeout=2) == SERVING
+            return c.check(timeout=5) == SERVING
         wait_for(ok, timeout=timeout, what="health SERVING")
 
     def metrics(self):

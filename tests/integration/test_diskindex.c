@@ -11,6 +11,7 @@
  * acknowledged event there exactly once, in order, and the index catches
  * up.
  */
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -479,4 +480,189 @@ Test(diskindex, a_sealed_segment_changed_behind_its_back)
 	start();
 	wait_indexed(head);
 	check_history(0);
+}
+
+/*
+ * LMDB lookups that fail (an I/O error, a damaged index) get error
+ * replies naming the index, and stored keeps serving everything that
+ * does not need the failing lookup; once the index reads again, every
+ * request succeeds as before. Test builds turn the failure on and off
+ * with a fault point (crashpoint.h).
+ */
+Test(diskindex, index_read_errors_are_error_replies)
+{
+	const char *const extra[] = { "--segment-size", "4K", NULL };
+	struct h_event *evs;
+	struct h_result r;
+	struct client_reply rep;
+	struct ipc_out o;
+	struct ipc_list_req lq;
+	char fault[H_PATH + 16], id[UUID_STR_LEN], tail[UUID_STR_LEN];
+	uint64_t head;
+	size_t n;
+	int st;
+
+	if (strcmp(getenv("EF_CRASHPOINTS") ? getenv("EF_CRASHPOINTS") : "",
+	    "1") != 0)
+		cr_skip_test("built without -Dcrashpoints=true");
+	h_stored_init(&sd, h_tmpdir(), extra);
+	snprintf(fault, sizeof(fault), "%s/fault", sd.dir);
+	setenv("EVENTFOLD_FAULT_FILE", fault, 1);
+	start();
+	unsetenv("EVENTFOLD_FAULT_FILE");
+	write_history();
+	rotate();
+	head = status().head;
+	wait_indexed(head);
+	/* a stream that lives in the tail (RAM) */
+	cr_assert_eq(h_append1(&cl, h_uuid(tail), EF_EXPECT_NO_STREAM, 0,
+	    h_uuid(id), "Tail", "{}", &r), EF_S_OK, "%s", r.msg);
+
+	cr_assert_eq(h_write_file(fault, "index.read\n", 11), 0);
+	/* reads of sealed history: an error with the reason */
+	st = h_read_stream(&cl, streams[3], 0, &evs, &n);
+	cr_assert_eq(st, EF_S_INTERNAL, "read_stream: %s",
+	    ipc_status_name(st));
+	h_events_free(evs, n);
+	st = h_read_all(&cl, 0, &evs, &n);
+	cr_assert_eq(st, EF_S_DATA_LOSS, "read_all: %s", ipc_status_name(st));
+	h_events_free(evs, n);
+	memset(&lq, 0, sizeof(lq));
+	lq.max_count = 10;
+	ipc_out_init(&o);
+	ipc_request_begin(&o, EF_OP_LIST_STREAMS, client_request_id(&cl));
+	ipc_list_req_encode(&o, &lq);
+	st = client_call(&cl, &o, &rep);
+	cr_assert_eq(st, EF_S_INTERNAL, "list_streams: %s",
+	    ipc_status_name(st));
+	cr_assert(rep.in.message.len > 0 && memmem(rep.in.message.ptr,
+	    rep.in.message.len, "index", 5) != NULL, "reason: %.*s",
+	    (int)rep.in.message.len, rep.in.message.ptr);
+	client_reply_free(&rep);
+	ipc_out_free(&o);
+	/* appends that must look into the index: refused, nothing written */
+	cr_assert_eq(h_append1(&cl, streams[2], EF_EXPECT_ANY, 0, ids[2][0],
+	    "Hist", "\"2/0\"", &r), EF_S_INTERNAL, "replay: %s", r.msg);
+	cr_assert(strstr(r.msg, "index") != NULL, "%s", r.msg);
+	cr_assert_eq(h_append1(&cl, streams[5], EF_EXPECT_EXACT, 1,
+	    h_uuid(id), "More", "{}", &r), EF_S_INTERNAL, "expected "
+	    "version: %s", r.msg);
+	cr_assert_eq(status().head, head + 1, "a refused append wrote");
+	/* what does not need the index goes on */
+	cr_assert_eq(h_append1(&cl, tail, EF_EXPECT_EXACT, 0, h_uuid(id),
+	    "Tail", "{}", &r), EF_S_OK, "%s", r.msg);
+	cr_assert_eq(h_read_stream(&cl, tail, 0, &evs, &n), EF_S_OK);
+	cr_assert_eq(n, 2);
+	h_events_free(evs, n);
+
+	/* the index reads again: everything as before */
+	cr_assert_eq(unlink(fault), 0);
+	cr_assert_eq(h_append1(&cl, streams[5], EF_EXPECT_EXACT, 1,
+	    h_uuid(id), "More", "{}", &r), EF_S_OK, "%s", r.msg);
+	cr_assert_eq(h_read_all(&cl, 0, &evs, &n), EF_S_OK);
+	cr_assert_eq(n, head + 3);
+	h_events_free(evs, n);
+	cr_assert_eq(waitpid(sd.pid, &st, WNOHANG), 0, "stored exited");
+	stop(SIGTERM);
+}
+
+/*
+ * The LMDB map grows (doubling) while lookups run on other threads:
+ * LMDB allows that only with no transaction open in the process, and
+ * growing it under a reader crashed stored at 15M events in the
+ * benchmark. Test builds start the map at 64 KiB so that it grows
+ * several times here, under lookups that all reach LMDB.
+ */
+struct looker {
+	pthread_t thr;
+	int stop;     /* atomic */
+	uint64_t calls;
+	int errors;
+	char error[600];
+};
+
+static void *
+looker_main(void *arg)
+{
+	struct looker *lk = arg;
+	struct ef_client c;
+	struct h_event *evs;
+	struct h_result r;
+	char payload[32];
+	size_t n;
+	int i, st;
+
+	h_client(&c, &sd, 10000);
+	for (i = 0; !__atomic_load_n(&lk->stop, __ATOMIC_RELAXED); i++) {
+		int s = i % NS;
+
+		/* an idempotent retry: a Bloom hit, then an LMDB lookup */
+		snprintf(payload, sizeof(payload), "\"%d/0\"", s);
+		st = h_append1(&c, streams[s], EF_EXPECT_ANY, 0, ids[s][0],
+		    "Hist", payload, &r);
+		if (st == EF_S_OK && r.rep.first_version != 0)
+			st = -1;
+		if (st == EF_S_OK) {
+			st = h_read_stream(&c, streams[s], 0, &evs, &n);
+			if (st == EF_S_OK && n != (size_t)(s % 4 + 1))
+				st = -2;
+			h_events_free(evs, n);
+		}
+		lk->calls++;
+		if (st != EF_S_OK && lk->errors++ == 0)
+			snprintf(lk->error, sizeof(lk->error), "stream %d: "
+			    "status %d: %s", s, st, r.msg);
+	}
+	client_close(&c);
+	return NULL;
+}
+
+Test(diskindex, map_grows_under_lookups)
+{
+	const char *const extra[] = { "--segment-size", "16K", NULL };
+	static struct h_load load;
+	struct looker lk[2];
+	int i, st;
+
+	if (strcmp(getenv("EF_CRASHPOINTS") ? getenv("EF_CRASHPOINTS") : "",
+	    "1") != 0)
+		cr_skip_test("built without -Dcrashpoints=true");
+	h_stored_init(&sd, h_tmpdir(), extra);
+	setenv("EVENTFOLD_INDEX_MAP_KB", "64", 1);
+	setenv("EVENTFOLD_INDEX_CHUNK", "300", 1);
+	start();
+	unsetenv("EVENTFOLD_INDEX_MAP_KB");
+	unsetenv("EVENTFOLD_INDEX_CHUNK");
+	write_history();
+	rotate();
+	wait_indexed(status().head);
+	memset(lk, 0, sizeof(lk));
+	for (i = 0; i < 2; i++)
+		cr_assert_eq(pthread_create(&lk[i].thr, NULL, looker_main,
+		    &lk[i]), 0);
+	h_load_init(&load, &sd, 4, 200);
+	h_load_start(&load);
+	cr_assert_eq(h_load_wait_acked(&load, 8000, 120000), 0,
+	    "the load stalled at %llu events",
+	    (unsigned long long)__atomic_load_n(&load.acked,
+	    __ATOMIC_RELAXED));
+	h_load_stop(&load);
+	for (i = 0; i < 2; i++) {
+		__atomic_store_n(&lk[i].stop, 1, __ATOMIC_RELAXED);
+		pthread_join(lk[i].thr, NULL);
+	}
+	cr_assert_eq(waitpid(sd.pid, &st, WNOHANG), 0, "stored died (wait "
+	    "status 0x%x)", st);
+	for (i = 0; i < 2; i++) {
+		cr_assert_gt(lk[i].calls, 0);
+		cr_assert_eq(lk[i].errors, 0, "looker %d: %d errors, first: %s",
+		    i, lk[i].errors, lk[i].error);
+	}
+	h_load_retry_pending(&load, &cl);
+	rotate();
+	wait_indexed(status().head);
+	cr_assert(log_has("map grown"), "the map never grew");
+	h_load_verify(&load, &cl);
+	h_load_free(&load);
+	stop(SIGTERM);
 }
