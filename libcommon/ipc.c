@@ -6,6 +6,7 @@
  * message is too short to hold, so a hostile peer cannot make the
  * unpacker allocate far more than it sent.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -224,17 +225,48 @@ ipcf_bool(const msgpack_object *o, bool *v, const char *name, const char **why)
 	return 0;
 }
 
-int
-ipcf_str(const msgpack_object *o, struct ipc_str *s, uint32_t max,
-    const char *name, const char **why)
+/*
+ * A string with a NUL byte is a bad field: every string of the protocol
+ * is text that some daemon keeps or passes on as a C string, where it
+ * would be cut short at the NUL (an event type, a stream or plugin
+ * name). The exception is an event's type read back from the log
+ * (get_logged_str): what is stored is served as it is.
+ */
+static int
+get_str(const msgpack_object *o, struct ipc_str *s, uint32_t max,
+    const char *name, const char **why, bool nul_ok)
 {
+	static __thread char nulwhy[96];
+
 	if (o->type != MSGPACK_OBJECT_STR || o->via.str.size > max) {
 		*why = name;
+		return -1;
+	}
+	if (!nul_ok && memchr(o->via.str.ptr, '\0', o->via.str.size) !=
+	    NULL) {
+		/* valid until this thread's next decode */
+		snprintf(nulwhy, sizeof(nulwhy), "%s (contains a NUL byte)",
+		    name);
+		*why = nulwhy;
 		return -1;
 	}
 	s->ptr = o->via.str.ptr;
 	s->len = o->via.str.size;
 	return 0;
+}
+
+int
+ipcf_str(const msgpack_object *o, struct ipc_str *s, uint32_t max,
+    const char *name, const char **why)
+{
+	return get_str(o, s, max, name, why, false);
+}
+
+static int
+get_logged_str(const msgpack_object *o, struct ipc_str *s, uint32_t max,
+    const char *name, const char **why)
+{
+	return get_str(o, s, max, name, why, true);
 }
 
 static int
@@ -528,8 +560,8 @@ ipc_event_decode(const msgpack_object *e, struct ef_event *ev,
 	    "stream_version", why));
 	FIELD(ipcf_u64(&e->via.array.ptr[3], &ev->global_position,
 	    "global_position", why));
-	FIELD(ipcf_str(&e->via.array.ptr[4], &t, RECORD_TYPE_MAX, "event_type",
-	    why));
+	FIELD(get_logged_str(&e->via.array.ptr[4], &t, RECORD_TYPE_MAX,
+	    "event_type", why));
 	ev->type = t.ptr;
 	ev->type_len = t.len;
 	FIELD(get_bin(&e->via.array.ptr[5], &ev->metadata, &ev->metadata_len,

@@ -210,7 +210,7 @@ struct ipc_status_rep {
 	uint64_t streams;
 	uint64_t log_bytes;
 	uint64_t uptime_ms;
-	uint64_t commits;       /* appends committed */
+	uint64_t commits;       /* appends that wrote (replays excluded) */
 	uint64_t fsyncs;        /* group commits (one fdatasync each) */
 	uint64_t events_written;
 	uint64_t recover_ms;    /* time the last start spent in recovery */

@@ -25,6 +25,7 @@ int ipcf_u64(const msgpack_object *o, uint64_t *v, const char *name,
     const char **why);
 int ipcf_bool(const msgpack_object *o, bool *v, const char *name,
     const char **why);
+/* A str of at most max bytes, none of them NUL (*why then says so). */
 int ipcf_str(const msgpack_object *o, struct ipc_str *s, uint32_t max,
     const char *name, const char **why);
 int ipcf_uuid(const msgpack_object *o, uint8_t out[UUID_LEN],

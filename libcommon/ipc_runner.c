@@ -33,7 +33,9 @@ static int
 get_name(const msgpack_object *o, struct ipc_str *s, uint32_t max,
     const char *name, const char **why)
 {
-	if (ipcf_str(o, s, max, name, why) != 0 || s->len == 0)
+	if (ipcf_str(o, s, max, name, why) != 0)
+		return -1; /* *why set, perhaps with the reason */
+	if (s->len == 0)
 		return fail(why, name);
 	return 0;
 }

@@ -80,6 +80,21 @@ record_size(size_t type_len, size_t metadata_len, size_t payload_len)
 	return RECORD_HDR + type_len + metadata_len + payload_len;
 }
 
+/*
+ * The size EventfoldDB gives the same event in its own data file (74
+ * bytes of framing, two more than ours). Appends are limited by this one
+ * against RECORD_MAX, so that eventfold refuses exactly the events
+ * EventfoldDB refuses, with the same figure in the message, and every
+ * event accepted fits both formats.
+ */
+#define RECORD_API_HDR 74
+
+static inline size_t
+record_api_size(size_t type_len, size_t metadata_len, size_t payload_len)
+{
+	return RECORD_API_HDR + type_len + metadata_len + payload_len;
+}
+
 /* Encodes ev into buf, which has room for record_size(); returns it. */
 size_t record_encode(uint8_t *buf, const struct ef_event *ev);
 

@@ -7,6 +7,12 @@
  * string `sub`. Every failure is UNAUTHENTICATED. The health service is
  * never authenticated (server.c decides which methods need this).
  * Verification is libjwt's.
+ *
+ * The status messages are EventfoldDB's: "missing authorization token"
+ * when there is no bearer token, else the Display text of the Rust
+ * jsonwebtoken crate's error (InvalidToken, InvalidSignature,
+ * ExpiredSignature, InvalidAlgorithm, "Missing required claim: C"),
+ * libjwt's failures mapped onto those kinds.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -36,7 +42,7 @@ auth_check(struct gw *gw, const grpc_metadata_array *md, char *why,
 {
 	const grpc_metadata *auth = NULL;
 	char token[TOKEN_MAX + 1];
-	const char *sub;
+	const char *sub, *alg;
 	jwt_t *jwt = NULL;
 	size_t i, n;
 	long exp;
@@ -47,52 +53,54 @@ auth_check(struct gw *gw, const grpc_metadata_array *md, char *why,
 			auth = &md->metadata[i];
 			break;
 		}
-	if (auth == NULL) {
-		snprintf(why, whylen, "missing authorization header");
-		return rc;
-	}
-	n = GRPC_SLICE_LENGTH(auth->value);
-	if (n < 7 || memcmp(GRPC_SLICE_START_PTR(auth->value), "Bearer ",
+	n = auth == NULL ? 0 : GRPC_SLICE_LENGTH(auth->value);
+	if (n < 8 || memcmp(GRPC_SLICE_START_PTR(auth->value), "Bearer ",
 	    7) != 0) {
-		snprintf(why, whylen, "invalid authorization header format");
+		snprintf(why, whylen, "missing authorization token");
 		return rc;
 	}
 	n -= 7;
-	if (n == 0 || n > TOKEN_MAX) {
-		snprintf(why, whylen, "invalid token");
+	if (n > TOKEN_MAX) {
+		snprintf(why, whylen, "InvalidToken");
 		return rc;
 	}
 	memcpy(token, GRPC_SLICE_START_PTR(auth->value) + 7, n);
 	token[n] = '\0';
 	if (memchr(token, '\0', n) != NULL) {
-		snprintf(why, whylen, "invalid token");
+		snprintf(why, whylen, "InvalidToken");
 		return rc;
 	}
 	if (jwt_decode(&jwt, token, (const unsigned char *)gw->jwt_secret,
 	    (int)gw->jwt_secret_len) != 0 || jwt == NULL) {
-		snprintf(why, whylen, "invalid token (malformed or bad "
-		    "signature)");
+		/* well-formed without the key: the signature is wrong
+		 * (libjwt says alg none of a token read without a key,
+		 * hence the header) */
+		jwt = NULL;
+		if (jwt_decode(&jwt, token, NULL, 0) != 0 || jwt == NULL)
+			snprintf(why, whylen, "InvalidToken");
+		else if ((alg = jwt_get_header(jwt, "alg")) == NULL ||
+		    strcmp(alg, "HS256") != 0)
+			snprintf(why, whylen, "InvalidAlgorithm");
+		else
+			snprintf(why, whylen, "InvalidSignature");
 		goto fail;
 	}
 	if (jwt_get_alg(jwt) != JWT_ALG_HS256) {
-		snprintf(why, whylen, "invalid token: algorithm must be "
-		    "HS256");
+		snprintf(why, whylen, "InvalidAlgorithm");
 		goto fail;
 	}
 	errno = 0;
 	exp = jwt_get_grant_int(jwt, "exp");
 	if (errno != 0) {
-		snprintf(why, whylen, "invalid token: missing required claim "
-		    "exp");
+		snprintf(why, whylen, "Missing required claim: exp");
 		goto fail;
 	}
 	if ((long long)exp < (long long)time(NULL)) {
-		snprintf(why, whylen, "expired token");
+		snprintf(why, whylen, "ExpiredSignature");
 		goto fail;
 	}
 	if ((sub = jwt_get_grant(jwt, "sub")) == NULL) {
-		snprintf(why, whylen, "invalid token: missing required claim "
-		    "sub");
+		snprintf(why, whylen, "Missing required claim: sub");
 		goto fail;
 	}
 	rc = 0;

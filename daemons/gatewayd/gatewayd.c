@@ -25,6 +25,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "conf.h"
+#include "env.h"
 #include "gatewayd.h"
 #include "log.h"
 
@@ -75,6 +76,10 @@ static const struct conf_key gw_keys[] = {
 	    "how often stored's health is checked" },
 	{ "shutdown_grace_ms", CONF_U64, OFF(shutdown_grace_ms), "5000",
 	    "on SIGTERM, how long calls may take to finish" },
+	{ "live_ring_events", CONF_U64, OFF(live_ring_events), "32768",
+	    "recent events kept for live subscribers; one that falls "
+	    "further behind reads from the log (env "
+	    "EVENTFOLD_BROKER_CAPACITY)" },
 	{ NULL, 0, 0, NULL, NULL },
 };
 
@@ -85,50 +90,22 @@ static const char usage[] =
     "Environment overrides (below flags): EVENTFOLD_LISTEN, "
     "EVENTFOLD_METRICS_LISTEN,\n"
     "EVENTFOLD_TLS_CERT, EVENTFOLD_TLS_KEY, EVENTFOLD_TLS_CA, "
-    "EVENTFOLD_JWT_SECRET.\n\n";
+    "EVENTFOLD_JWT_SECRET,\nEVENTFOLD_BROKER_CAPACITY (live_ring_events), "
+    "EVENTFOLD_LOG_LEVEL or RUST_LOG\n(error, warn, info, debug).\n\n";
 
-static const struct {
-	const char *env;
-	const char *flag;
-} env_keys[] = {
+static const struct env_flag gw_env[] = {
 	{ "EVENTFOLD_LISTEN", "--listen" },
 	{ "EVENTFOLD_METRICS_LISTEN", "--metrics-listen" },
 	{ "EVENTFOLD_TLS_CERT", "--tls-cert" },
 	{ "EVENTFOLD_TLS_KEY", "--tls-key" },
 	{ "EVENTFOLD_TLS_CA", "--tls-ca" },
 	{ "EVENTFOLD_JWT_SECRET", "--jwt-secret" },
+	{ "EVENTFOLD_BROKER_CAPACITY", "--live-ring-events" },
+	{ NULL, NULL },
 };
-#define NENV (sizeof(env_keys) / sizeof(env_keys[0]))
 
 static struct gw gateway;
 struct gw *gw_global = &gateway;
-
-/*
- * EventfoldDB's environment variables become flags placed before the
- * command line's, so they override the file and the flags override them.
- */
-static char **
-env_argv(int argc, char **argv, int *nargc)
-{
-	char **av;
-	const char *v;
-	size_t i;
-	int n = 0, j;
-
-	if ((av = calloc((size_t)argc + 2 * NENV + 1, sizeof(*av))) == NULL)
-		fatal("calloc");
-	av[n++] = argv[0];
-	for (i = 0; i < NENV; i++)
-		if ((v = getenv(env_keys[i].env)) != NULL) {
-			av[n++] = (char *)env_keys[i].flag;
-			av[n++] = (char *)v;
-		}
-	for (j = 1; j < argc; j++)
-		av[n++] = argv[j];
-	av[n] = NULL;
-	*nargc = n;
-	return av;
-}
 
 int
 main(int argc, char **argv)
@@ -142,10 +119,21 @@ main(int argc, char **argv)
 	int ac, sig;
 
 	log_init("eventfold-gatewayd", 0);
-	av = env_argv(argc, argv, &ac);
+	/* EventfoldDB's variables as flags before ours: they override the
+	 * file and the command line overrides them */
+	av = env_argv(gw_env, argc, argv, &ac);
 	if (conf_load(gw_keys, "gatewayd", &gw->conf, &ac, av, &opts,
 	    usage) != 0)
 		return 1;
+	if (log_level_from_env() != 0)
+		return 1;
+	if (gw->conf.live_ring_events < 64 ||
+	    gw->conf.live_ring_events > (16u << 20)) {
+		fprintf(stderr, "eventfold-gatewayd: live_ring_events %llu is "
+		    "out of range (64 .. 16777216)\n",
+		    (unsigned long long)gw->conf.live_ring_events);
+		return 1;
+	}
 	if (ac > 1) {
 		fprintf(stderr, "eventfold-gatewayd: unexpected argument %s "
 		    "(see --help)\n", av[1]);
@@ -172,7 +160,8 @@ main(int argc, char **argv)
 			printf("configuration OK\n");
 		return 0;
 	}
-	log_setverbose(opts.verbose);
+	if (opts.verbose)
+		log_setverbose(1);
 
 	/* Signals are taken synchronously by the main thread only. */
 	sigemptyset(&set);
@@ -200,6 +189,8 @@ main(int argc, char **argv)
 		fatalx("%s", err);
 	if (health_start(gw) != 0)
 		fatalx("cannot start the health thread");
+	log_info("live ring of %llu events for subscribers",
+	    (unsigned long long)gw->conf.live_ring_events);
 	log_info("serving eventfold.EventStore for %s and eventfold.Runner "
 	    "for %s (%llu threads%s)", gw->store_url, gw->runner_url,
 	    (unsigned long long)gw->conf.threads,

@@ -69,6 +69,7 @@ struct gw_conf {
 	uint64_t store_timeout_ms;
 	uint64_t health_interval_ms;
 	uint64_t shutdown_grace_ms;
+	uint64_t live_ring_events; /* the subscribers' shared ring */
 };
 
 struct gw_tag {
@@ -77,13 +78,16 @@ struct gw_tag {
 
 /* Histogram of append latency (seconds); bounds in metrics.c. */
 #define METRICS_BUCKETS 14
+/* Appends whose durations make the summary's quantiles. */
+#define DURATION_WINDOW 4096
 
 struct metrics {
-	uint64_t appends_total;
+	uint64_t appends_total;    /* from stored's STATUS: whole store */
 	uint64_t events_total;
 	uint64_t append_buckets[METRICS_BUCKETS + 1]; /* last: +Inf */
 	uint64_t append_sum_ns;
 	uint64_t append_count;
+	uint64_t recent_ns[DURATION_WINDOW]; /* ring, by append_count */
 	uint64_t reads_read_stream;
 	uint64_t reads_read_all;
 	int64_t subscriptions_active;
@@ -293,6 +297,15 @@ int metrics_start(struct gw *gw, char *err, size_t errlen);
 void metrics_stop(struct gw *gw);
 void metrics_append(struct gw *gw, uint64_t ns, uint64_t events,
     uint64_t last_pos);
+/* Takes the store's figures from a STATUS reply. */
+void metrics_status(struct gw *gw, const struct ipc_status_rep *st);
+
+/*
+ * pbcheck.c: 1 if a string field of the request of method path holds a
+ * NUL byte (why then names the field), else 0.
+ */
+int pbcheck_nul(const char *path, const uint8_t *buf, size_t len, char *why,
+    size_t whylen);
 
 /* auth.c: 0, or GW_UNAUTHENTICATED with why set. */
 int auth_check(struct gw *gw, const grpc_metadata_array *md, char *why,

@@ -299,7 +299,6 @@ health_poll(struct gw *gw, struct ef_client *cl)
 	struct client_reply rep;
 	struct ipc_status_rep st;
 	struct metrics *mx = &gw->mx;
-	uint64_t gp;
 
 	memset(&st, 0, sizeof(st));
 	memset(&rep, 0, sizeof(rep));
@@ -309,33 +308,13 @@ health_poll(struct gw *gw, struct ef_client *cl)
 		return;
 	}
 	client_reply_free(&rep);
-	gp = __atomic_load_n(&mx->global_position, __ATOMIC_RELAXED);
-	while (st.head > gp && !__atomic_compare_exchange_n(
-	    &mx->global_position, &gp, st.head, 0, __ATOMIC_RELAXED,
-	    __ATOMIC_RELAXED))
-		;
-	__atomic_store_n(&mx->streams_total, st.streams, __ATOMIC_RELAXED);
-	__atomic_store_n(&mx->log_bytes, st.log_bytes, __ATOMIC_RELAXED);
-	__atomic_store_n(&mx->fsyncs_total, st.fsyncs, __ATOMIC_RELAXED);
-	__atomic_store_n(&mx->store_events_written, st.events_written,
-	    __ATOMIC_RELAXED);
+	metrics_status(gw, &st);
 	if (st.fsyncs > last_fsyncs && st.events_written >= last_events)
 		__atomic_store_n(&mx->batch_size_milli,
 		    (st.events_written - last_events) * 1000 /
 		    (st.fsyncs - last_fsyncs), __ATOMIC_RELAXED);
 	last_fsyncs = st.fsyncs;
 	last_events = st.events_written;
-	__atomic_store_n(&mx->segments, st.segments, __ATOMIC_RELAXED);
-	__atomic_store_n(&mx->index_lag, st.head > st.indexed_to ? st.head -
-	    st.indexed_to : 0, __ATOMIC_RELAXED);
-	__atomic_store_n(&mx->archived_segments, st.archived_segments,
-	    __ATOMIC_RELAXED);
-	__atomic_store_n(&mx->archived_bytes, st.archived_bytes,
-	    __ATOMIC_RELAXED);
-	__atomic_store_n(&mx->cache_hits, st.cache_hits, __ATOMIC_RELAXED);
-	__atomic_store_n(&mx->cache_misses, st.cache_misses,
-	    __ATOMIC_RELAXED);
-	__atomic_store_n(&mx->cache_bytes, st.cache_bytes, __ATOMIC_RELAXED);
 	health_set(gw, 1);
 }
 

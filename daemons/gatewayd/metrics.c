@@ -3,25 +3,41 @@
  * metrics.c - Prometheus text exposition at GET /metrics on its own
  * listener (libmicrohttpd, one internal thread), metrics_listen.
  *
- * EventfoldDB's names, all present from the start:
- *   eventfold_appends_total            successful Append calls
- *   eventfold_events_total             events those calls wrote
- *   eventfold_append_duration_seconds  Append latency through stored
+ * EventfoldDB's names, all present from the start, rendered as
+ * EventfoldDB renders them:
+ *   eventfold_appends_total            Appends that wrote (not replays)
+ *   eventfold_events_total             events those Appends wrote
+ *   eventfold_append_duration_seconds  a summary: quantiles 0, .5, .9,
+ *                                      .95, .99, .999, 1 over the last
+ *                                      DURATION_WINDOW Appends, _sum and
+ *                                      _count over all of them
  *   eventfold_reads_total{rpc}         ReadStream / ReadAll calls
  *   eventfold_subscriptions_active     open Subscribe* streams
  *   eventfold_global_position          next global position (log length)
  *   eventfold_streams_total            streams in the log
  *   eventfold_log_bytes                bytes of the active log file
- * and ours: eventfold_fsyncs_total, eventfold_batch_size_events (events
- * per group commit over the last health interval),
+ * and ours: eventfold_append_latency_seconds (the same durations as a
+ * histogram, which aggregates across gateways), eventfold_fsyncs_total,
  * eventfold_append_messages_total (APPEND_MANY messages sent),
- * eventfold_subscriber_lag_events (the furthest a SubscribeAll stream is
- * behind the head), eventfold_store_up, and the log's:
- * eventfold_segments, eventfold_index_lag_events (events not yet indexed
- * on disk), eventfold_archived_segments, eventfold_archived_bytes,
- * eventfold_archive_cache_{hits,misses}_total,
- * eventfold_archive_cache_bytes. Counters are relaxed atomics:
- * the hot path never takes a lock for them.
+ * eventfold_batch_size_events (events per group commit over the last
+ * health interval), eventfold_subscriber_lag_events (the furthest a
+ * SubscribeAll stream is behind the head), eventfold_store_up, and the
+ * log's: eventfold_segments, eventfold_index_lag_events (events not yet
+ * indexed on disk), eventfold_archived_segments,
+ * eventfold_archived_bytes, eventfold_archive_cache_{hits,misses}_total,
+ * eventfold_archive_cache_bytes.
+ *
+ * Whole store, current at the scrape: the appends and events counters
+ * and every figure of the log are stored's own (its STATUS), asked for
+ * when /metrics is read, so they count every gateway's and
+ * eventfoldctl's appends, and a dashboard that reads them right after an
+ * Append returns sees that Append. If stored does not answer within
+ * METRICS_STATUS_MS, the last figures the health poll got are served.
+ * The durations and read and subscription counts are this gateway's.
+ *
+ * A metrics address that cannot be bound is logged and the gateway goes
+ * on serving gRPC without /metrics, as EventfoldDB does. Counters are
+ * relaxed atomics: the hot path never takes a lock for them.
  */
 #include <arpa/inet.h>
 #include <inttypes.h>
@@ -42,29 +58,92 @@ static const double bucket_le[METRICS_BUCKETS] = {
 	0.1, 0.25, 0.5, 1.0, 2.5,
 };
 
+#define METRICS_STATUS_MS 1000
+
+/* EventfoldDB's summary quantiles. */
+static const double quantiles[] = { 0, 0.5, 0.9, 0.95, 0.99, 0.999, 1 };
+
 #define LD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
+#define ST(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
+
+static void
+max_store(uint64_t *p, uint64_t v)
+{
+	uint64_t cur = LD(*p);
+
+	while (v > cur && !__atomic_compare_exchange_n(p, &cur, v, 0,
+	    __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+		;
+}
 
 void
 metrics_append(struct gw *gw, uint64_t ns, uint64_t events, uint64_t last_pos)
 {
 	struct metrics *mx = &gw->mx;
 	double s = (double)ns / 1e9;
-	uint64_t gp;
+	uint64_t slot;
 	int i;
 
+	(void)events; /* counted by stored: replays are not appends */
 	for (i = 0; i < METRICS_BUCKETS; i++)
 		if (s <= bucket_le[i])
 			break;
 	__atomic_add_fetch(&mx->append_buckets[i], 1, __ATOMIC_RELAXED);
 	__atomic_add_fetch(&mx->append_sum_ns, ns, __ATOMIC_RELAXED);
-	__atomic_add_fetch(&mx->append_count, 1, __ATOMIC_RELAXED);
-	__atomic_add_fetch(&mx->appends_total, 1, __ATOMIC_RELAXED);
-	__atomic_add_fetch(&mx->events_total, events, __ATOMIC_RELAXED);
-	gp = LD(mx->global_position);
-	while (last_pos + 1 > gp && !__atomic_compare_exchange_n(
-	    &mx->global_position, &gp, last_pos + 1, 0, __ATOMIC_RELAXED,
-	    __ATOMIC_RELAXED))
-		;
+	slot = __atomic_fetch_add(&mx->append_count, 1, __ATOMIC_RELAXED);
+	ST(mx->recent_ns[slot % DURATION_WINDOW], ns);
+	max_store(&mx->global_position, last_pos + 1);
+}
+
+void
+metrics_status(struct gw *gw, const struct ipc_status_rep *st)
+{
+	struct metrics *mx = &gw->mx;
+
+	max_store(&mx->global_position, st->head);
+	ST(mx->appends_total, st->commits);
+	ST(mx->events_total, st->events_written);
+	ST(mx->streams_total, st->streams);
+	ST(mx->log_bytes, st->log_bytes);
+	ST(mx->fsyncs_total, st->fsyncs);
+	ST(mx->store_events_written, st->events_written);
+	ST(mx->segments, st->segments);
+	ST(mx->index_lag, st->head > st->indexed_to ? st->head -
+	    st->indexed_to : 0);
+	ST(mx->archived_segments, st->archived_segments);
+	ST(mx->archived_bytes, st->archived_bytes);
+	ST(mx->cache_hits, st->cache_hits);
+	ST(mx->cache_misses, st->cache_misses);
+	ST(mx->cache_bytes, st->cache_bytes);
+}
+
+/* Fresh figures from stored for a scrape (the MHD thread, one at once). */
+static void
+metrics_refresh(struct gw *gw)
+{
+	static struct ef_client cl;
+	struct client_reply rep;
+	struct ipc_status_rep st;
+
+	if (!store_up(gw))
+		return;
+	cl.sock = gw->store;
+	cl.timeout_ms = METRICS_STATUS_MS;
+	if (cl.next_id == 0)
+		cl.next_id = 1;
+	memset(&rep, 0, sizeof(rep));
+	memset(&st, 0, sizeof(st));
+	if (client_status(&cl, &rep, &st) == EF_S_OK)
+		metrics_status(gw, &st);
+	client_reply_free(&rep);
+}
+
+static int
+ns_cmp(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
 }
 
 struct text {
@@ -103,6 +182,44 @@ metric(struct text *t, const char *name, const char *type, const char *help,
 	    help, name, type, name, v);
 }
 
+/*
+ * eventfold_append_duration_seconds as EventfoldDB's summary: quantile q
+ * is the ceil(q * n)-th smallest of the last n <= DURATION_WINDOW
+ * durations (q 0 the smallest); NaN before the first Append, as the
+ * Prometheus client renders an empty summary.
+ */
+static void
+render_summary(struct text *t, struct metrics *mx)
+{
+	static uint64_t sorted[DURATION_WINDOW];
+	uint64_t count = LD(mx->append_count), n, k, i;
+	size_t q;
+
+	n = count < DURATION_WINDOW ? count : DURATION_WINDOW;
+	for (i = 0; i < n; i++)
+		sorted[i] = LD(mx->recent_ns[i]);
+	qsort(sorted, n, sizeof(sorted[0]), ns_cmp);
+	text_printf(t, "# HELP eventfold_append_duration_seconds Append "
+	    "latency through eventfold-stored (durable commit included).\n"
+	    "# TYPE eventfold_append_duration_seconds summary\n");
+	for (q = 0; q < sizeof(quantiles) / sizeof(quantiles[0]); q++) {
+		text_printf(t, "eventfold_append_duration_seconds{quantile=\""
+		    "%g\"} ", quantiles[q]);
+		if (n == 0) {
+			text_printf(t, "NaN\n");
+			continue;
+		}
+		k = (uint64_t)(quantiles[q] * (double)n);
+		if ((double)k < quantiles[q] * (double)n)
+			k++; /* ceil */
+		k = k == 0 ? 0 : k - 1;
+		text_printf(t, "%.9f\n", (double)sorted[k] / 1e9);
+	}
+	text_printf(t, "eventfold_append_duration_seconds_sum %.9f\n"
+	    "eventfold_append_duration_seconds_count %" PRIu64 "\n",
+	    (double)LD(mx->append_sum_ns) / 1e9, count);
+}
+
 static char *
 metrics_render(struct gw *gw, size_t *len)
 {
@@ -116,23 +233,26 @@ metrics_render(struct gw *gw, size_t *len)
 	if ((t.buf = malloc(t.cap)) == NULL)
 		fatal("malloc");
 	metric(&t, "eventfold_appends_total", "counter",
-	    "Successful Append calls.", LD(mx->appends_total));
+	    "Appends that wrote (replays excluded), whole store.",
+	    LD(mx->appends_total));
 	metric(&t, "eventfold_events_total", "counter",
-	    "Events written by successful Append calls.", LD(mx->events_total));
-	text_printf(&t, "# HELP eventfold_append_duration_seconds Append "
+	    "Events written by those appends, whole store.",
+	    LD(mx->events_total));
+	render_summary(&t, mx);
+	text_printf(&t, "# HELP eventfold_append_latency_seconds Append "
 	    "latency through eventfold-stored (durable commit included).\n"
-	    "# TYPE eventfold_append_duration_seconds histogram\n");
+	    "# TYPE eventfold_append_latency_seconds histogram\n");
 	for (i = 0; i < METRICS_BUCKETS; i++) {
 		cum += LD(mx->append_buckets[i]);
-		text_printf(&t, "eventfold_append_duration_seconds_bucket"
+		text_printf(&t, "eventfold_append_latency_seconds_bucket"
 		    "{le=\"%g\"} %" PRIu64 "\n", bucket_le[i], cum);
 	}
 	cum += LD(mx->append_buckets[METRICS_BUCKETS]);
-	text_printf(&t, "eventfold_append_duration_seconds_bucket{le=\"+Inf\"} "
+	text_printf(&t, "eventfold_append_latency_seconds_bucket{le=\"+Inf\"} "
 	    "%" PRIu64 "\n", cum);
-	text_printf(&t, "eventfold_append_duration_seconds_sum %.9f\n",
+	text_printf(&t, "eventfold_append_latency_seconds_sum %.9f\n",
 	    (double)LD(mx->append_sum_ns) / 1e9);
-	text_printf(&t, "eventfold_append_duration_seconds_count %" PRIu64
+	text_printf(&t, "eventfold_append_latency_seconds_count %" PRIu64
 	    "\n", cum);
 	text_printf(&t, "# HELP eventfold_reads_total Read calls by RPC.\n"
 	    "# TYPE eventfold_reads_total counter\n"
@@ -221,6 +341,7 @@ metrics_handler(void *cls, struct MHD_Connection *conn, const char *url,
 		MHD_destroy_response(r);
 		return ret;
 	}
+	metrics_refresh(gw);
 	body = metrics_render(gw, &len);
 	r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
 	MHD_add_response_header(r, "Content-Type",
@@ -293,9 +414,10 @@ metrics_start(struct gw *gw, char *err, size_t errlen)
 	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)10, MHD_OPTION_END);
 	freeaddrinfo(ai);
 	if (gw->mhd == NULL) {
-		snprintf(err, errlen, "cannot listen on %s for /metrics",
-		    gw->conf.metrics_listen);
-		return -1;
+		/* EventfoldDB's rule: gRPC matters more than /metrics */
+		log_warnx("cannot listen on %s for /metrics (in use?); serving "
+		    "gRPC without metrics", gw->conf.metrics_listen);
+		return 0;
 	}
 	log_info("metrics on http://%s/metrics", gw->conf.metrics_listen);
 	return 0;

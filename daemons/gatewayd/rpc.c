@@ -118,8 +118,8 @@ rpc_append(struct call *c, const uint8_t *buf, size_t len)
 		return;
 	}
 	if (!utf8_valid(r->stream_id, strlen(r->stream_id))) {
-		call_finish(c, GW_INVALID_ARGUMENT, "stream_id: invalid "
-		    "UTF-8");
+		call_finish(c, GW_INVALID_ARGUMENT, "invalid stream_id: "
+		    "invalid UTF-8");
 		goto out;
 	}
 	for (i = 0; i < r->n_events; i++)
@@ -134,14 +134,19 @@ rpc_append(struct call *c, const uint8_t *buf, size_t len)
 	/* 1. stream id; 2. expected version; the rest is stored's, in the
 	 * contract's order */
 	if (uuid_parse(r->stream_id, strlen(r->stream_id), sid) != 0) {
-		call_errorf(c, GW_INVALID_ARGUMENT, "stream_id: malformed uuid "
-		    "\"%.64s\"", r->stream_id);
+		call_errorf(c, GW_INVALID_ARGUMENT, "invalid stream_id: "
+		    "malformed uuid \"%.64s\"", r->stream_id);
 		goto out;
 	}
-	if (r->expected_version == NULL || r->expected_version->kind_case ==
+	if (r->expected_version == NULL) {
+		call_finish(c, GW_INVALID_ARGUMENT, "expected_version is "
+		    "required");
+		goto out;
+	}
+	if (r->expected_version->kind_case ==
 	    EVENTFOLD__EXPECTED_VERSION__KIND__NOT_SET) {
-		call_finish(c, GW_INVALID_ARGUMENT, "expected_version must be "
-		    "set (any, no_stream or exact)");
+		call_finish(c, GW_INVALID_ARGUMENT, "expected_version.kind is "
+		    "required");
 		goto out;
 	}
 	if (r->n_events > IPC_MAX_EVENTS) {
@@ -291,8 +296,8 @@ rpc_read_stream(struct call *c, const uint8_t *buf, size_t len)
 	}
 	if (!utf8_valid(r->stream_id, strlen(r->stream_id)) ||
 	    uuid_parse(r->stream_id, strlen(r->stream_id), sid) != 0) {
-		call_errorf(c, GW_INVALID_ARGUMENT, "stream_id: malformed uuid "
-		    "\"%.64s\"", r->stream_id);
+		call_errorf(c, GW_INVALID_ARGUMENT, "invalid stream_id: "
+		    "malformed uuid \"%.64s\"", r->stream_id);
 		eventfold__read_stream_request__free_unpacked(r, NULL);
 		return;
 	}

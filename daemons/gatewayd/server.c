@@ -595,6 +595,12 @@ call_begin(struct call *c)
 	}
 	s = grpc_byte_buffer_reader_readall(&r);
 	grpc_byte_buffer_reader_destroy(&r);
+	if (pbcheck_nul(c->m->path, GRPC_SLICE_START_PTR(s),
+	    GRPC_SLICE_LENGTH(s), why, sizeof(why))) {
+		grpc_slice_unref(s);
+		call_finish(c, GW_INVALID_ARGUMENT, why);
+		return;
+	}
 	c->t0 = gw_mono_ns();
 	c->m->begin(c, GRPC_SLICE_START_PTR(s), GRPC_SLICE_LENGTH(s));
 	grpc_slice_unref(s);

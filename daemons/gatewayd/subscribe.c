@@ -6,7 +6,9 @@
  *
  * The live feed: ONE thread with ONE nng sub socket on stored's publish
  * socket appends every published batch to a shared ring of the most
- * recent events (RING_CAP, contiguous global positions lo..hi-1), each
+ * recent events (ring_cap, live_ring_events of the configuration, or
+ * EventfoldDB's EVENTFOLD_BROKER_CAPACITY; contiguous global positions
+ * lo..hi-1), each
  * already encoded once as a SubscribeResponse in a refcounted gRPC
  * slice. A batch that does not start at hi (pub dropped something) or
  * came without its events, and a quiet second, make the feed read the
@@ -56,7 +58,6 @@
 
 #include <nng/protocol/pubsub0/sub.h>
 
-#define RING_CAP   32768u /* events in the shared ring */
 #define SUB_PAGE   512u   /* events per catch-up read */
 #define SUB_TAKE   256u   /* events taken from the ring per lock */
 #define SUB_SCAN   8192u  /* ring entries a stream subscription scans */
@@ -110,6 +111,7 @@ struct sub {
 /* The ring and its waiters. */
 static pthread_mutex_t ring_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct ring_ent *ring;
+static uint64_t ring_cap;     /* set once, before the feed starts */
 static uint64_t ring_lo, ring_hi;
 static bool ring_init;
 static struct sub *waiters;
@@ -161,7 +163,7 @@ ring_reset(uint64_t pos)
 	uint64_t p;
 
 	for (p = ring_lo; p < ring_hi; p++)
-		grpc_slice_unref(ring[p % RING_CAP].msg);
+		grpc_slice_unref(ring[p % ring_cap].msg);
 	ring_lo = ring_hi = pos;
 	ring_init = true;
 }
@@ -179,11 +181,11 @@ event_slice(struct pbuf *pb, const struct ef_event *ev)
 static void
 ring_push(const struct ring_ent *e)
 {
-	if (ring_hi - ring_lo == RING_CAP) {
-		grpc_slice_unref(ring[ring_lo % RING_CAP].msg);
+	if (ring_hi - ring_lo == ring_cap) {
+		grpc_slice_unref(ring[ring_lo % ring_cap].msg);
 		ring_lo++;
 	}
-	ring[ring_hi % RING_CAP] = *e;
+	ring[ring_hi % ring_cap] = *e;
 	ring_hi++;
 }
 
@@ -686,7 +688,7 @@ sub_take(struct sub *s)
 	end = ring_hi - s->next_pos > SUB_SCAN ? s->next_pos + SUB_SCAN :
 	    ring_hi;
 	for (p = s->next_pos; p < end && n < SUB_TAKE; p++) {
-		e = &ring[p % RING_CAP];
+		e = &ring[p % ring_cap];
 		if (s->is_stream) {
 			if (memcmp(e->sid, s->sid, UUID_LEN) != 0 ||
 			    e->ver < s->next_ver)
@@ -777,7 +779,8 @@ sub_start(struct call *c, bool is_stream, const uint8_t *sid,
 	}
 	if (!feed_started) {
 		pthread_mutex_lock(&ring_mu);
-		if ((ring = calloc(RING_CAP, sizeof(*ring))) == NULL)
+		ring_cap = gw->conf.live_ring_events;
+		if ((ring = calloc(ring_cap, sizeof(*ring))) == NULL)
 			fatal("calloc");
 		pthread_mutex_unlock(&ring_mu);
 		if (pthread_create(&feed_thr, NULL, feed_main, gw) != 0)
@@ -853,8 +856,8 @@ subscribe_stream(struct call *c, const uint8_t *buf, size_t len)
 	}
 	if (!utf8_valid(r->stream_id, strlen(r->stream_id)) ||
 	    uuid_parse(r->stream_id, strlen(r->stream_id), sid) != 0) {
-		call_errorf(c, GW_INVALID_ARGUMENT, "stream_id: malformed uuid "
-		    "\"%.64s\"", r->stream_id);
+		call_errorf(c, GW_INVALID_ARGUMENT, "invalid stream_id: "
+		    "malformed uuid \"%.64s\"", r->stream_id);
 		eventfold__subscribe_stream_request__free_unpacked(r, NULL);
 		return;
 	}
@@ -899,7 +902,7 @@ subscribe_wait_all(uint64_t timeout_ms)
 		feed_started = false;
 		if (subs == NULL) {
 			for (p = ring_lo; p < ring_hi; p++)
-				grpc_slice_unref(ring[p % RING_CAP].msg);
+				grpc_slice_unref(ring[p % ring_cap].msg);
 			free(ring);
 			ring = NULL;
 		}

@@ -27,6 +27,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "conf.h"
+#include "env.h"
 #include "log.h"
 #include "runnerd.h"
 
@@ -77,7 +78,16 @@ static const struct conf_key runner_keys[] = {
 static const char usage[] =
     "usage: eventfold-runnerd [-dnv] [-f file] [--key value ...]\n"
     "The eventfold runner: aggregates, projections and process managers "
-    "from plugins,\nwith their state in LMDB.\n\n";
+    "from plugins,\nwith their state in LMDB.\n"
+    "Environment (below flags): EVENTFOLD_DATA (data_dir, as for "
+    "eventfold-stored),\nEVENTFOLD_LOG_LEVEL or RUST_LOG (error, warn, "
+    "info, debug).\n\n";
+
+/* EventfoldDB's variables that stand for a flag of ours (env.h). */
+static struct env_flag runner_env[] = {
+	{ "EVENTFOLD_DATA", "--data-dir" }, /* only if a directory */
+	{ NULL, NULL },
+};
 
 struct runner rd;
 
@@ -148,16 +158,27 @@ int
 main(int argc, char **argv)
 {
 	struct conf_opts opts;
-	char dir[4200];
+	const char *envdir;
+	char dir[4200], err[1200];
 	uint64_t wd_usec = 0, last_evict = 0, t;
 	sigset_t set;
 	struct timespec ts;
 	int rc, sig, nplugins;
 
 	log_init("eventfold-runnerd", 0);
+	if (env_data_dir("", &envdir, err, sizeof(err)) != 0 || envdir == NULL)
+		runner_env[0].env = NULL;
+	argv = env_argv(runner_env, argc, argv, &argc);
 	if (conf_load(runner_keys, "runnerd", &rd.conf, &argc, argv, &opts,
 	    usage) != 0)
 		return 1;
+	if (log_level_from_env() != 0)
+		return 1;
+	if (env_data_dir(rd.conf.runtime_dir, &envdir, err, sizeof(err)) !=
+	    0) {
+		fprintf(stderr, "eventfold-runnerd: %s\n", err);
+		return 1;
+	}
 	if (argc > 1) {
 		fprintf(stderr, "eventfold-runnerd: unexpected argument %s "
 		    "(see --help)\n", argv[1]);
@@ -176,7 +197,8 @@ main(int argc, char **argv)
 			printf("configuration OK\n");
 		return 0;
 	}
-	log_setverbose(opts.verbose);
+	if (opts.verbose)
+		log_setverbose(1);
 	rd.start_ms = now_ms();
 
 	sigemptyset(&set);

@@ -97,6 +97,42 @@ ids_cmp(const void *a, const void *b)
 	return memcmp(a, b, UUID_LEN);
 }
 
+/*
+ * The first id, in request order, that an earlier event of the batch
+ * already has: the one EventfoldDB names (it checks event by event).
+ * sorted holds the same n ids sorted; at least one repeats.
+ */
+static const uint8_t *
+first_repeat(uint8_t (*ids)[UUID_LEN], uint8_t (*sorted)[UUID_LEN],
+    uint32_t n)
+{
+	const uint8_t *hit = ids[n - 1];
+	uint8_t *seen;
+	uint32_t i, lo, hi, mid;
+
+	if ((seen = calloc(n, 1)) == NULL)
+		fatal("calloc");
+	for (i = 0; i < n; i++) {
+		/* the first slot of ids[i]'s run in sorted */
+		lo = 0;
+		hi = n;
+		while (lo < hi) {
+			mid = lo + (hi - lo) / 2;
+			if (memcmp(sorted[mid], ids[i], UUID_LEN) < 0)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		if (seen[lo]) {
+			hit = ids[i];
+			break;
+		}
+		seen[lo] = 1;
+	}
+	free(seen);
+	return hit;
+}
+
 static void
 append_free(struct worker *w)
 {
@@ -198,13 +234,13 @@ append_check(struct stored *sd, const msgpack_object *body,
 	}
 	if (uuid_parse(req->stream_id.ptr, req->stream_id.len,
 	    job->stream_id) != 0) {
-		job_fail(job, EF_S_BAD_UUID, "stream_id: malformed uuid "
-		    "\"%.*s\"", (int)(req->stream_id.len > 64 ? 64 :
+		job_fail(job, EF_S_BAD_UUID, "invalid stream_id: malformed "
+		    "uuid \"%.*s\"", (int)(req->stream_id.len > 64 ? 64 :
 		    req->stream_id.len), req->stream_id.ptr);
 		goto refused;
 	}
 	if (req->nevents == 0) {
-		job_fail(job, EF_S_EMPTY_BATCH, "append: no events in batch");
+		job_fail(job, EF_S_EMPTY_BATCH, "events must not be empty");
 		goto refused;
 	}
 	if ((job->ids = calloc(req->nevents, UUID_LEN)) == NULL)
@@ -214,10 +250,10 @@ append_check(struct stored *sd, const msgpack_object *body,
 
 		if (uuid_parse(p->event_id.ptr, p->event_id.len,
 		    job->ids[i]) != 0) {
-			job_fail(job, EF_S_BAD_UUID, "event %u: event_id: "
-			    "malformed uuid \"%.*s\"", i,
+			job_fail(job, EF_S_BAD_UUID, "invalid event_id: "
+			    "malformed uuid \"%.*s\" (event %u)",
 			    (int)(p->event_id.len > 64 ? 64 : p->event_id.len),
-			    p->event_id.ptr);
+			    p->event_id.ptr, i);
 			goto refused;
 		}
 		total += record_size(p->type.len, p->metadata_len,
@@ -231,8 +267,9 @@ append_check(struct stored *sd, const msgpack_object *body,
 		for (i = 1; i < req->nevents; i++)
 			if (memcmp(sorted[i - 1], sorted[i], UUID_LEN) == 0) {
 				job_fail(job, EF_S_DUPLICATE_EVENT_ID,
-				    "duplicate event id %s in batch",
-				    uuid_format(sorted[i], ebuf));
+				    "duplicate event_id %s within batch",
+				    uuid_format(first_repeat(job->ids,
+				    sorted, req->nevents), ebuf));
 				goto refused;
 			}
 		free(sorted);
@@ -506,8 +543,8 @@ handle_read_stream(struct worker *w, const struct ipc_in *in)
 		return HANDLED;
 	}
 	if (uuid_parse(r.stream_id.ptr, r.stream_id.len, sid) != 0) {
-		reply_error(w, EF_S_BAD_UUID, "stream_id: malformed uuid "
-		    "\"%.*s\"", (int)(r.stream_id.len > 64 ? 64 :
+		reply_error(w, EF_S_BAD_UUID, "invalid stream_id: malformed "
+		    "uuid \"%.*s\"", (int)(r.stream_id.len > 64 ? 64 :
 		    r.stream_id.len), r.stream_id.ptr);
 		return HANDLED;
 	}
@@ -548,7 +585,7 @@ handle_read_stream(struct worker *w, const struct ipc_in *in)
 		{
 			char msg[128];
 
-			snprintf(msg, sizeof(msg), "stream %s not found",
+			snprintf(msg, sizeof(msg), "stream not found: %s",
 			    uuid_format(sid, ubuf));
 			ipc_reply_begin(&w->out, EF_S_STREAM_NOT_FOUND, msg);
 		}

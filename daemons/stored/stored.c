@@ -23,6 +23,7 @@
 
 #include "client.h"
 #include "conf.h"
+#include "env.h"
 #include "listen.h"
 #include "log.h"
 #include "segfile.h"
@@ -75,7 +76,17 @@ static const struct conf_key stored_keys[] = {
 static const char usage[] =
     "usage: eventfold-stored [-dnv] [-f file] [--key value ...]\n"
     "The eventfold storage daemon: owns the event log and serves it over "
-    "nng.\n\n";
+    "nng.\n"
+    "Environment (below flags): EVENTFOLD_DATA (data_dir; an EventfoldDB "
+    "data file is\nrefused with the command that imports it), "
+    "EVENTFOLD_DEDUP_CAPACITY (not needed:\nlogged), EVENTFOLD_LOG_LEVEL "
+    "or RUST_LOG (error, warn, info, debug).\n\n";
+
+/* EventfoldDB's variables that stand for a flag of ours (env.h). */
+static struct env_flag stored_env[] = {
+	{ "EVENTFOLD_DATA", "--data-dir" }, /* only if a directory */
+	{ NULL, NULL },
+};
 
 static struct stored sd;
 
@@ -222,6 +233,8 @@ main(int argc, char **argv)
 	struct ef_listener pl;
 	sigset_t set;
 	struct timespec ts;
+	const char *envdir, *v;
+	char err[1200];
 	int rc, sig, i, orig_argc = argc;
 
 	/* keep a copy of argv for SIGHUP (conf_load compacts argv) */
@@ -229,9 +242,20 @@ main(int argc, char **argv)
 	for (i = 0; i < argc; i++)
 		argv_copy[i] = argv[i];
 	log_init("eventfold-stored", 0);
+	/* EVENTFOLD_DATA is a data_dir only if it is not a file */
+	if (env_data_dir("", &envdir, err, sizeof(err)) != 0 || envdir == NULL)
+		stored_env[0].env = NULL;
+	argv = env_argv(stored_env, argc, argv, &argc);
 	if (conf_load(stored_keys, "stored", &sd.conf, &argc, argv, &opts,
 	    usage) != 0)
 		return 1;
+	if (log_level_from_env() != 0)
+		return 1;
+	if (env_data_dir(sd.conf.runtime_dir, &envdir, err, sizeof(err)) !=
+	    0) {
+		fprintf(stderr, "eventfold-stored: %s\n", err);
+		return 1;
+	}
 	if (argc > 1) {
 		fprintf(stderr, "eventfold-stored: unexpected argument %s "
 		    "(see --help)\n", argv[1]);
@@ -255,7 +279,12 @@ main(int argc, char **argv)
 			printf("configuration OK\n");
 		return 0;
 	}
-	log_setverbose(opts.verbose);
+	if (opts.verbose)
+		log_setverbose(1);
+	if ((v = getenv("EVENTFOLD_DEDUP_CAPACITY")) != NULL)
+		log_info("EVENTFOLD_DEDUP_CAPACITY=%s is not needed: eventfold "
+		    "recognises a retried append by its event ids for the "
+		    "whole log, not for the last N of them", v);
 
 	/* Signals are taken synchronously by the main thread only. */
 	sigemptyset(&set);

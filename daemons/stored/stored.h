@@ -410,6 +410,7 @@ struct append_job {
 	uint8_t (*ids)[UUID_LEN];
 	/* out */
 	int status;
+	bool replay;       /* OK without writing: the ids were stored */
 	char msg[256];
 	struct ipc_append_rep rep;
 	struct ipc_conflict conflict;
@@ -422,7 +423,7 @@ struct append_job {
 };
 
 struct stats {
-	uint64_t commits;
+	uint64_t commits;          /* appends that wrote; replays are not */
 	uint64_t fsyncs;
 	uint64_t events_written;
 	uint64_t recover_ms;

@@ -276,6 +276,7 @@ writer_process(struct stored *sd, struct wbatch *b, struct append_job *job)
 		}
 		(void)record_decode(rec, RECORD_MAX, &ev, &len, 0);
 		job->status = EF_S_OK;
+		job->replay = true;
 		job->rep.first_pos = first;
 		job->rep.last_pos = first + n - 1;
 		job->rep.first_version = ev.stream_version;
@@ -299,13 +300,15 @@ writer_process(struct stored *sd, struct wbatch *b, struct append_job *job)
 	if ((r->kind == EF_EXPECT_NO_STREAM && count != 0) ||
 	    (r->kind == EF_EXPECT_EXACT &&
 	        (count == 0 || count - 1 != r->version))) {
+		/* EventfoldDB's words, which its clients parse: a number or
+		 * NoStream on either side */
 		if (count == 0)
-			snprintf(abuf, sizeof(abuf), "no stream");
+			snprintf(abuf, sizeof(abuf), "NoStream");
 		else
 			snprintf(abuf, sizeof(abuf), "%" PRIu64, count - 1);
 		if (r->kind == EF_EXPECT_NO_STREAM)
 			job_fail(job, EF_S_VERSION_CONFLICT,
-			    "wrong expected version: expected no stream, "
+			    "wrong expected version: expected NoStream, "
 			    "actual %s", abuf);
 		else
 			job_fail(job, EF_S_VERSION_CONFLICT,
@@ -316,23 +319,32 @@ writer_process(struct stored *sd, struct wbatch *b, struct append_job *job)
 		return;
 	}
 
-	/* 3. type and size */
+	/* 3. type and size, event by event, in EventfoldDB's words; the
+	 * size counted as EventfoldDB counts its record (RECORD_API_MAX) */
 	for (i = 0; i < n; i++) {
 		const struct ipc_proposed *p = &r->events[i];
-		size_t sz = record_size(p->type.len, p->metadata_len,
+		size_t sz = record_api_size(p->type.len, p->metadata_len,
 		    p->payload_len);
 
-		if (p->type.len < 1 || p->type.len > RECORD_TYPE_MAX ||
-		    !utf8_valid(p->type.ptr, p->type.len)) {
-			job_fail(job, EF_S_BAD_EVENT_TYPE, "event %" PRIu64
-			    ": event type must be 1..%d bytes of UTF-8 (got %u"
-			    " bytes)", i, RECORD_TYPE_MAX, p->type.len);
+		if (p->type.len < 1) {
+			job_fail(job, EF_S_BAD_EVENT_TYPE, "event type must "
+			    "not be empty");
+			return;
+		}
+		if (p->type.len > RECORD_TYPE_MAX) {
+			job_fail(job, EF_S_BAD_EVENT_TYPE, "event type exceeds "
+			    "%d byte limit: %u bytes", RECORD_TYPE_MAX,
+			    p->type.len);
+			return;
+		}
+		if (!utf8_valid(p->type.ptr, p->type.len)) {
+			job_fail(job, EF_S_BAD_EVENT_TYPE, "event type is not "
+			    "valid UTF-8 (event %" PRIu64 ")", i);
 			return;
 		}
 		if (sz > RECORD_MAX) {
-			job_fail(job, EF_S_RECORD_TOO_LARGE, "event %" PRIu64
-			    ": record of %zu bytes is over the %d-byte limit",
-			    i, sz, RECORD_MAX);
+			job_fail(job, EF_S_RECORD_TOO_LARGE, "event too large: "
+			    "%zu bytes exceeds %d byte limit", sz, RECORD_MAX);
 			return;
 		}
 	}
@@ -457,7 +469,7 @@ writer_commit(struct stored *sd, struct wbatch *b, struct append_job *jobs)
 		    j->rep.first_pos >= b->first_pos) {
 			job_fail(j, EF_S_INTERNAL, "write failed: %s",
 			    strerror(-rc));
-		} else if (j->status == EF_S_OK)
+		} else if (j->status == EF_S_OK && !j->replay)
 			__atomic_add_fetch(&sd->stats.commits, 1,
 			    __ATOMIC_RELAXED);
 		job_finish(j);

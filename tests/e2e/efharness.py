@@ -109,6 +109,15 @@ def exact(n):
     return pb.ExpectedVersion(exact=n)
 
 
+def rpc_status(fn, *a, **kw):
+    """(code, details) of a call that must fail."""
+    try:
+        fn(*a, **kw)
+    except grpc.RpcError as e:
+        return e.code(), e.details()
+    raise AssertionError("the call succeeded")
+
+
 class Client:
     """Plain channel calls (no generated service stubs needed)."""
 
@@ -304,8 +313,12 @@ class Cluster:
                 ("grpc.max_send_message_length", 64 << 20),
                 # daemons come and go in these tests: redial quickly
                 ("grpc.initial_reconnect_backoff_ms", 50),
-                ("grpc.min_reconnect_backoff_ms", 50),
                 ("grpc.max_reconnect_backoff_ms", 250),
+                # NOT the redial pace: gRPC core takes it as the least
+                # time a connection attempt gets to complete its HTTP/2
+                # handshake; at 50 ms a loaded machine failed calls with
+                # "timed out before receiving SETTINGS frame"
+                ("grpc.min_reconnect_backoff_ms", 5000),
                 ("grpc.use_local_subchannel_pool", 1)]
         opts += options or []
         if creds is None:
@@ -324,6 +337,10 @@ class Cluster:
 
     def client(self, creds=None, metadata=None, options=None):
         return Client(self.channel(creds, options), metadata)
+
+    def client_for(self, addr):
+        """A client of another gateway (on addr) of this cluster."""
+        return Client(self.channel_to(addr))
 
     def wait_serving(self, client=None, timeout=30):
         c = client or self.client()

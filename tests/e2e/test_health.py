@@ -97,8 +97,9 @@ class HealthTest(unittest.TestCase):
     def test_metrics_scrape(self):
         text = self.cl.metrics()
         for name in ("eventfold_appends_total", "eventfold_events_total",
-                     "eventfold_append_duration_seconds_bucket",
+                     'eventfold_append_duration_seconds{quantile="0.5"}',
                      "eventfold_append_duration_seconds_count",
+                     "eventfold_append_latency_seconds_bucket",
                      'eventfold_reads_total{rpc="read_stream"}',
                      'eventfold_reads_total{rpc="read_all"}',
                      "eventfold_subscriptions_active",

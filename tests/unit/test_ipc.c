@@ -18,6 +18,7 @@
 #include <criterion/criterion.h>
 
 #include "ipc.h"
+#include "ipc_runner.h"
 
 static void
 cap_memory(void)
@@ -1794,4 +1795,79 @@ Test(ipc, mutation_fuzz, .timeout = 60)
 		decode_everything(buf, len);
 	}
 	free_samples();
+}
+
+/*
+ * A NUL byte inside any string of a request is a bad field, named in
+ * *why: stored and runnerd keep these strings as C strings, where the
+ * NUL would cut them short. An event type read back from the log is
+ * the exception: what is stored is served as stored.
+ */
+static void
+exec_with(struct ipc_exec_req *r, struct ipc_str *field, const char *s,
+    size_t len, bool want, const char *name)
+{
+	struct ipc_exec_req back;
+	struct ipc_out o;
+	struct ipc_in in;
+	const char *why = NULL;
+
+	field->ptr = s;
+	field->len = (uint32_t)len;
+	ipc_out_init(&o);
+	ipc_request_begin(&o, EF_OP_EXECUTE, 1);
+	ipc_exec_req_encode(&o, r);
+	cr_assert_eq(ipc_request_open(&in, o.buf, o.len, &why), 0, "%s", why);
+	cr_assert_eq(ipc_exec_req_decode(in.body, &back, &why) != 0, want,
+	    "%s: %s", name, why ? why : "");
+	if (want != 0)
+		cr_assert(strstr(why, name) != NULL && strstr(why, "NUL") !=
+		    NULL, "%s", why);
+	ipc_in_close(&in);
+	ipc_out_free(&o);
+}
+
+Test(ipc, nul_in_a_string_is_a_bad_field)
+{
+	struct ipc_exec_req r;
+	struct ipc_append_req ar, back;
+	struct ipc_proposed p;
+	struct ipc_out o;
+	struct ipc_in in;
+	const char *why = NULL;
+
+	memset(&r, 0, sizeof(r));
+	r.aggregate_type.ptr = "todo";
+	r.aggregate_type.len = 4;
+	r.instance_id.ptr = "a";
+	r.instance_id.len = 1;
+	r.type.ptr = "Add";
+	r.type.len = 3;
+	r.command_id.ptr = "c1";
+	r.command_id.len = 2;
+	exec_with(&r, &r.command_id, "c1", 2, 0, "command_id");
+	exec_with(&r, &r.aggregate_type, "to\0do", 5, 1, "aggregate_type");
+	exec_with(&r, &r.aggregate_type, "todo", 4, 0, "aggregate_type");
+	exec_with(&r, &r.instance_id, "a\0", 2, 1, "instance_id");
+	exec_with(&r, &r.instance_id, "a", 1, 0, "instance_id");
+	exec_with(&r, &r.actor, "\0root", 5, 1, "actor");
+
+	/* an append's event type */
+	memset(&ar, 0, sizeof(ar));
+	memset(&p, 0, sizeof(p));
+	ar.stream_id.ptr = "67e55044-10b1-426f-9247-bb680e5fe0c8";
+	ar.stream_id.len = 36;
+	p.event_id = ar.stream_id;
+	p.type.ptr = "Order\0Placed";
+	p.type.len = 12;
+	ar.events = &p;
+	ar.nevents = 1;
+	ipc_out_init(&o);
+	ipc_request_begin(&o, EF_OP_APPEND, 1);
+	ipc_append_req_encode(&o, &ar);
+	cr_assert_eq(ipc_request_open(&in, o.buf, o.len, &why), 0);
+	cr_assert_neq(ipc_append_req_decode(in.body, &back, &why), 0);
+	cr_assert(strstr(why, "NUL") != NULL, "%s", why);
+	ipc_in_close(&in);
+	ipc_out_free(&o);
 }
