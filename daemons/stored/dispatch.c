@@ -327,6 +327,8 @@ many_reply(struct worker *w)
 
 		ipc_result_begin(&w->out, e->job.status, e->job.status ==
 		    EF_S_OK ? "ok" : e->job.msg);
+		if (e->job.status != EF_S_OK)
+			log_debug("append refused: %s", e->job.msg);
 		append_result_body(&w->out, &e->job);
 		free(e->job.ids);
 		e->job.ids = NULL;
