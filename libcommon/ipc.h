@@ -47,6 +47,7 @@
 	X(ROTATE, 6, "rotate")                                                \
 	X(SEGMENTS, 7, "segments")                                            \
 	X(ARCHIVE, 8, "archive")                                              \
+	X(BACKUP, 9, "backup")                                                \
 	X(EXECUTE, 32, "execute")                                             \
 	X(GET_STATE, 33, "get_state")                                         \
 	X(QUERY, 34, "query")                                                 \
@@ -271,6 +272,30 @@ struct ipc_archive_rep {
 	uint64_t left;
 };
 
+/*
+ * BACKUP body: [dir str]: an absolute path on stored's host that does
+ * not exist yet (or is an empty directory). stored builds a data
+ * directory there (daemons/stored/backup.c) and answers once it is
+ * durable.
+ * Reply body: [position, segments, linked, copied, bytes, index_bytes]:
+ * the backup holds exactly the positions below `position` (the log's
+ * head when it was taken); `linked` segment files were hard-linked and
+ * `copied` copied, `bytes` in all; index_bytes is the size of the
+ * compacted copy of the LMDB index.
+ */
+struct ipc_backup_req {
+	struct ipc_str dir;
+};
+
+struct ipc_backup_rep {
+	uint64_t position;
+	uint64_t segments;
+	uint64_t linked;
+	uint64_t copied;
+	uint64_t bytes;
+	uint64_t index_bytes;
+};
+
 /* SEGMENTS reply body: [[segment...], more bool] */
 struct ipc_segments_rep {
 	const msgpack_object *segments;
@@ -351,6 +376,10 @@ int ipc_segments_rep_decode(const msgpack_object *body,
     struct ipc_segments_rep *r, const char **why);
 int ipc_segment_info_decode(const msgpack_object *o,
     struct ipc_segment_info *s, const char **why);
+int ipc_backup_req_decode(const msgpack_object *body,
+    struct ipc_backup_req *r, const char **why);
+int ipc_backup_rep_decode(const msgpack_object *body,
+    struct ipc_backup_rep *r, const char **why);
 
 /*
  * Building messages. ipc_out packs straight into a growing buffer that
@@ -401,6 +430,8 @@ void ipc_segments_rep_begin(struct ipc_out *o, uint32_t nsegments);
 void ipc_segment_info_encode(struct ipc_out *o,
     const struct ipc_segment_info *s);
 void ipc_segments_rep_end(struct ipc_out *o, bool more);
+void ipc_backup_req_encode(struct ipc_out *o, const struct ipc_backup_req *r);
+void ipc_backup_rep_encode(struct ipc_out *o, const struct ipc_backup_rep *r);
 void ipc_nil(struct ipc_out *o);
 
 /* Size on the wire of an event encoded by ipc_event_encode (upper bound). */

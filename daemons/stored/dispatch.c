@@ -17,6 +17,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -577,6 +578,110 @@ handle_archive(struct worker *w, const struct ipc_in *in)
 	return HANDLED;
 }
 
+/*
+ * BACKUP runs on a thread of its own (backup.c): it takes as long as
+ * copying the log takes, and must hold neither an nng callback thread
+ * nor the writer. The thread sends the reply itself, like the writer
+ * does for appends; dispatch_stop() waits for it (it stops early once
+ * `stopping` is set).
+ */
+static uint64_t backups; /* threads running; under backup_mu */
+static pthread_mutex_t backup_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t backup_cv = PTHREAD_COND_INITIALIZER;
+
+struct backup_arg {
+	struct worker *w;
+	char dir[IPC_MAX_STRLEN + 1];
+};
+
+static void *
+backup_main(void *arg)
+{
+	struct backup_arg *ba = arg;
+	struct worker *w = ba->w;
+	struct ipc_backup_rep rep;
+	char why[768];
+	int rc, st;
+
+	why[0] = '\0';
+	rc = backup_run(w->sd, ba->dir, &rep, why, sizeof(why));
+	ipc_out_reset(&w->out);
+	if (rc == 0) {
+		ipc_reply_begin(&w->out, EF_S_OK, "ok");
+		ipc_backup_rep_encode(&w->out, &rep);
+	} else {
+		switch (rc) {
+		case -EINVAL:
+		case -EEXIST:
+		case -ENOENT:
+		case -ENOTDIR:
+		case -EACCES:
+		case -EROFS:
+			st = EF_S_INVALID;
+			break;
+		case -EBUSY:
+			st = EF_S_ABORTED;
+			break;
+		case -ECANCELED:
+			st = EF_S_UNAVAILABLE;
+			break;
+		default:
+			st = EF_S_INTERNAL;
+		}
+		reply_error(w, st, "backup: %s", why);
+	}
+	free(ba);
+	rctx_send(w);
+	__atomic_sub_fetch(&inflight, 1, __ATOMIC_SEQ_CST);
+	pthread_mutex_lock(&backup_mu);
+	backups--;
+	pthread_cond_broadcast(&backup_cv);
+	pthread_mutex_unlock(&backup_mu);
+	return NULL;
+}
+
+static int
+handle_backup(struct worker *w, const struct ipc_in *in)
+{
+	struct ipc_backup_req r;
+	struct backup_arg *ba;
+	pthread_attr_t attr;
+	pthread_t thr;
+	const char *why = "";
+	int rc;
+
+	if (ipc_backup_req_decode(in->body, &r, &why) != 0) {
+		reply_error(w, EF_S_BAD_REQUEST, "backup: bad field: %s", why);
+		return HANDLED;
+	}
+	if (r.dir.len == 0 || memchr(r.dir.ptr, '\0', r.dir.len) != NULL) {
+		reply_error(w, EF_S_INVALID, "backup: the directory must be "
+		    "a non-empty path");
+		return HANDLED;
+	}
+	if ((ba = calloc(1, sizeof(*ba))) == NULL) {
+		reply_error(w, EF_S_INTERNAL, "backup: out of memory");
+		return HANDLED;
+	}
+	ba->w = w;
+	memcpy(ba->dir, r.dir.ptr, r.dir.len);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_mutex_lock(&backup_mu);
+	rc = pthread_create(&thr, &attr, backup_main, ba);
+	if (rc == 0)
+		backups++;
+	pthread_mutex_unlock(&backup_mu);
+	pthread_attr_destroy(&attr);
+	if (rc != 0) {
+		free(ba);
+		reply_error(w, EF_S_INTERNAL, "backup: no thread: %s",
+		    strerror(rc));
+		return HANDLED;
+	}
+	return PENDING;
+}
+
 static const struct {
 	int op;
 	handler_fn fn;
@@ -605,7 +710,8 @@ dispatch_one(struct worker *w)
 		    ")" : "");
 		return HANDLED;
 	}
-	if (w->in.op == EF_OP_APPEND || w->in.op == EF_OP_ROTATE) {
+	if (w->in.op == EF_OP_APPEND || w->in.op == EF_OP_ROTATE ||
+	    w->in.op == EF_OP_BACKUP) {
 		/* counted before `stopping` is read, so dispatch_stop(),
 		 * which sets `stopping` and then waits for the count to
 		 * drop, cannot miss an append that is being queued */
@@ -617,7 +723,8 @@ dispatch_one(struct worker *w)
 			return HANDLED;
 		}
 		if ((w->in.op == EF_OP_APPEND ? handle_append(w, &w->in) :
-		    handle_rotate(w, &w->in)) == PENDING)
+		    w->in.op == EF_OP_ROTATE ? handle_rotate(w, &w->in) :
+		    handle_backup(w, &w->in)) == PENDING)
 			return PENDING;
 		__atomic_sub_fetch(&inflight, 1, __ATOMIC_SEQ_CST);
 		return HANDLED;
@@ -734,6 +841,11 @@ dispatch_stop(struct stored *sd)
 	for (waited = 0; waited < 30000 &&
 	    __atomic_load_n(&inflight, __ATOMIC_SEQ_CST) > 0; waited++)
 		nng_msleep(1);
+	/* a backup sees `stopping` and ends soon; its reply is sent */
+	pthread_mutex_lock(&backup_mu);
+	while (backups > 0)
+		pthread_cond_wait(&backup_cv, &backup_mu);
+	pthread_mutex_unlock(&backup_mu);
 	__atomic_store_n(&closing, 1, __ATOMIC_RELAXED);
 	listener_close(&rep_listener);
 	for (i = 0; i < nworkers; i++) {

@@ -478,6 +478,17 @@ writer_after(struct stored *sd, struct append_job *jobs)
 	rc = writer_rotate(sd, force);
 	for (j = jobs; j != NULL; j = next) {
 		next = j->next;
+		if (j->op == EF_OP_BACKUP) {
+			/* between two batches: every position below head is
+			 * durable, in segments 0 .. nsegs - 1, the last of
+			 * which holds it below hot_end (backup.c) */
+			j->snap.head = index_head(&sd->index);
+			j->snap.nsegs = journal_nsegs(&sd->journal);
+			j->snap.hot_end = journal_hot(&sd->journal)->end;
+			j->status = EF_S_OK;
+			job_finish(j);
+			continue;
+		}
 		if (j->op != EF_OP_ROTATE)
 			continue;
 		memset(&j->rot, 0, sizeof(j->rot));
@@ -594,13 +605,14 @@ writer_main(void *arg)
 		pthread_rwlock_unlock(&sd->index.lock);
 		/* records read for the checks are no longer needed */
 		journal_unpin();
-		/* ROTATE jobs set apart: once writer_commit has answered an
-		 * append, its job (next included) belongs to its context
-		 * again, so writer_after must not walk past it */
+		/* ROTATE and BACKUP jobs set apart: once writer_commit has
+		 * answered an append, its job (next included) belongs to
+		 * its context again, so writer_after must not walk past it */
 		rot = NULL;
 		rtail = &rot;
 		for (jp = &jobs; *jp != NULL;) {
-			if ((*jp)->op != EF_OP_ROTATE) {
+			if ((*jp)->op != EF_OP_ROTATE &&
+			    (*jp)->op != EF_OP_BACKUP) {
 				jp = &(*jp)->next;
 				continue;
 			}
