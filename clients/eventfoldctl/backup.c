@@ -16,6 +16,7 @@
 #include <jansson.h>
 
 #include "ctl.h"
+#include "data.h"
 #include "guard.h"
 
 #define BACKUP_WAIT_S 3600 /* default --wait */
@@ -59,7 +60,7 @@ absolute_dir(const char *dir, char *out, size_t len)
 	return 0;
 }
 
-static int
+int
 cmd_backup(struct ctl *c, int argc, char **argv)
 {
 	char dir[PATH_MAX];
@@ -151,9 +152,3 @@ out:
 	client_close(&cl);
 	return rc;
 }
-
-const struct ctl_cmd ctl_data_cmds[] = {
-	{ "backup", cmd_backup, "backup DIR [--wait SECONDS] [--json]   "
-	    "(online consistent copy; prints its position)" },
-	{ NULL, NULL, NULL },
-};
