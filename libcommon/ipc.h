@@ -48,6 +48,7 @@
 	X(SEGMENTS, 7, "segments")                                            \
 	X(ARCHIVE, 8, "archive")                                              \
 	X(BACKUP, 9, "backup")                                                \
+	X(IMPORT, 10, "import")                                               \
 	X(EXECUTE, 32, "execute")                                             \
 	X(GET_STATE, 33, "get_state")                                         \
 	X(QUERY, 34, "query")                                                 \
@@ -296,6 +297,29 @@ struct ipc_backup_rep {
 	uint64_t index_bytes;
 };
 
+/*
+ * IMPORT body: [keep_positions bool, [event...]]: whole events as a read
+ * reply carries them (ipc_event_encode), in log order, appended as one
+ * batch with their event ids, stream ids, stream versions and
+ * recorded_at kept. Each stream version must be the stream's next; with
+ * keep_positions each global_position must be the log's next too (an
+ * import into an empty store keeps the source's positions), otherwise
+ * positions are assigned. If every event is already stored as it is
+ * here (a re-run), nothing is written and `skipped` counts them.
+ * Reply body: [first_position, count, skipped].
+ */
+struct ipc_import_req {
+	bool keep_positions;
+	const msgpack_object *events; /* array; use ipc_event_decode */
+	uint32_t nevents;
+};
+
+struct ipc_import_rep {
+	uint64_t first_pos;
+	uint64_t count;
+	uint64_t skipped;
+};
+
 /* SEGMENTS reply body: [[segment...], more bool] */
 struct ipc_segments_rep {
 	const msgpack_object *segments;
@@ -380,6 +404,10 @@ int ipc_backup_req_decode(const msgpack_object *body,
     struct ipc_backup_req *r, const char **why);
 int ipc_backup_rep_decode(const msgpack_object *body,
     struct ipc_backup_rep *r, const char **why);
+int ipc_import_req_decode(const msgpack_object *body,
+    struct ipc_import_req *r, const char **why);
+int ipc_import_rep_decode(const msgpack_object *body,
+    struct ipc_import_rep *r, const char **why);
 
 /*
  * Building messages. ipc_out packs straight into a growing buffer that
@@ -432,6 +460,10 @@ void ipc_segment_info_encode(struct ipc_out *o,
 void ipc_segments_rep_end(struct ipc_out *o, bool more);
 void ipc_backup_req_encode(struct ipc_out *o, const struct ipc_backup_req *r);
 void ipc_backup_rep_encode(struct ipc_out *o, const struct ipc_backup_rep *r);
+/* An import request: begin with the count, pack that many events. */
+void ipc_import_req_begin(struct ipc_out *o, bool keep_positions,
+    uint32_t nevents);
+void ipc_import_rep_encode(struct ipc_out *o, const struct ipc_import_rep *r);
 void ipc_nil(struct ipc_out *o);
 
 /* Size on the wire of an event encoded by ipc_event_encode (upper bound). */

@@ -14,6 +14,7 @@
 
 int cmd_backup(struct ctl *c, int argc, char **argv);
 int cmd_export(struct ctl *c, int argc, char **argv);
+int cmd_import(struct ctl *c, int argc, char **argv);
 
 /* A growing output buffer (export lines). */
 struct obuf {

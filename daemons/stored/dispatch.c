@@ -28,6 +28,7 @@
 #include "listen.h"
 #include "log.h"
 #include "stored.h"
+#include "utf8.h"
 
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/supplemental/util/platform.h>
@@ -231,6 +232,114 @@ handle_append(struct worker *w, const struct ipc_in *in)
 	return PENDING;
 refused:
 	append_free(w);
+	return HANDLED;
+}
+
+/* Writer thread: the import is durable or refused; send the reply. */
+static void
+import_done(struct append_job *job)
+{
+	struct worker *w = (struct worker *)((char *)job -
+	    offsetof(struct worker, job));
+
+	ipc_out_reset(&w->out);
+	ipc_reply_begin(&w->out, job->status, job->status == EF_S_OK ? "ok" :
+	    job->msg);
+	if (job->status == EF_S_OK)
+		ipc_import_rep_encode(&w->out, &job->irep);
+	else if (job->status == EF_S_VERSION_CONFLICT)
+		ipc_conflict_encode(&w->out, &job->conflict);
+	else
+		ipc_nil(&w->out);
+	if (job->status != EF_S_OK)
+		log_debug("import refused: %s", job->msg);
+	free((void *)job->imp);
+	job->imp = NULL;
+	free(w->sorted);
+	w->sorted = NULL;
+	rctx_send(w);
+	__atomic_sub_fetch(&inflight, 1, __ATOMIC_SEQ_CST);
+}
+
+/*
+ * IMPORT: whole events from another log (eventfoldctl import). What
+ * needs no state is checked here, as for APPEND: the shape of every
+ * event, types, sizes, ids unique in the request; the writer checks
+ * versions, positions and ids against the log (writer_import).
+ */
+static int
+handle_import(struct worker *w, const struct ipc_in *in)
+{
+	struct stored *sd = w->sd;
+	struct append_job *job = &w->job;
+	struct ipc_import_req r;
+	struct ef_event *evs = NULL;
+	const char *why = "";
+	char ebuf[UUID_STR_LEN];
+	uint64_t total = 0, sz;
+	uint32_t i;
+
+	memset(job, 0, sizeof(*job));
+	job->op = EF_OP_IMPORT;
+	if (ipc_import_req_decode(in->body, &r, &why) != 0) {
+		reply_error(w, EF_S_BAD_REQUEST, "import: bad field: %s", why);
+		return HANDLED;
+	}
+	if (r.nevents == 0) {
+		reply_error(w, EF_S_EMPTY_BATCH, "import: no events in batch");
+		return HANDLED;
+	}
+	if ((evs = calloc(r.nevents, sizeof(*evs))) == NULL ||
+	    (w->sorted = calloc(r.nevents, UUID_LEN)) == NULL)
+		fatal("calloc");
+	for (i = 0; i < r.nevents; i++) {
+		if (ipc_event_decode(&r.events->via.array.ptr[i], &evs[i],
+		    &why) != 0) {
+			reply_error(w, EF_S_BAD_REQUEST, "import: event %u: "
+			    "bad field: %s", i, why);
+			goto refused;
+		}
+		if (evs[i].type_len < 1 || evs[i].type_len > RECORD_TYPE_MAX ||
+		    !utf8_valid(evs[i].type, evs[i].type_len)) {
+			reply_error(w, EF_S_BAD_EVENT_TYPE, "event %u: event "
+			    "type must be 1..%d bytes of UTF-8 (got %u bytes)",
+			    i, RECORD_TYPE_MAX, evs[i].type_len);
+			goto refused;
+		}
+		sz = record_size(evs[i].type_len, evs[i].metadata_len,
+		    evs[i].payload_len);
+		if (sz > RECORD_MAX) {
+			reply_error(w, EF_S_RECORD_TOO_LARGE, "event %u: record "
+			    "of %" PRIu64 " bytes is over the %d-byte limit", i,
+			    sz, RECORD_MAX);
+			goto refused;
+		}
+		total += sz;
+		memcpy(w->sorted[i], evs[i].event_id, UUID_LEN);
+	}
+	qsort(w->sorted, r.nevents, UUID_LEN, ids_cmp);
+	for (i = 1; i < r.nevents; i++)
+		if (memcmp(w->sorted[i - 1], w->sorted[i], UUID_LEN) == 0) {
+			reply_error(w, EF_S_DUPLICATE_EVENT_ID, "duplicate event "
+			    "id %s in batch", uuid_format(w->sorted[i], ebuf));
+			goto refused;
+		}
+	if (total > sd->conf.max_append_bytes) {
+		reply_error(w, EF_S_BATCH_TOO_LARGE, "import of %" PRIu64
+		    " bytes is over max_append_bytes %" PRIu64, total,
+		    sd->conf.max_append_bytes);
+		goto refused;
+	}
+	job->imp = evs;
+	job->nimp = r.nevents;
+	job->keep_positions = r.keep_positions;
+	job->complete = import_done;
+	writer_submit(sd, job);
+	return PENDING;
+refused:
+	free(evs);
+	free(w->sorted);
+	w->sorted = NULL;
 	return HANDLED;
 }
 
@@ -711,7 +820,7 @@ dispatch_one(struct worker *w)
 		return HANDLED;
 	}
 	if (w->in.op == EF_OP_APPEND || w->in.op == EF_OP_ROTATE ||
-	    w->in.op == EF_OP_BACKUP) {
+	    w->in.op == EF_OP_BACKUP || w->in.op == EF_OP_IMPORT) {
 		/* counted before `stopping` is read, so dispatch_stop(),
 		 * which sets `stopping` and then waits for the count to
 		 * drop, cannot miss an append that is being queued */
@@ -723,6 +832,7 @@ dispatch_one(struct worker *w)
 			return HANDLED;
 		}
 		if ((w->in.op == EF_OP_APPEND ? handle_append(w, &w->in) :
+		    w->in.op == EF_OP_IMPORT ? handle_import(w, &w->in) :
 		    w->in.op == EF_OP_ROTATE ? handle_rotate(w, &w->in) :
 		    handle_backup(w, &w->in)) == PENDING)
 			return PENDING;

@@ -385,7 +385,8 @@ uint64_t index_list(struct index *ix, const uint8_t *after, uint64_t max,
 
 /* writer.c: group commit. */
 struct append_job {
-	int op;            /* EF_OP_APPEND, or EF_OP_ROTATE/BACKUP (no req) */
+	int op;            /* EF_OP_APPEND or _IMPORT, or EF_OP_ROTATE/BACKUP
+	                      (no req) */
 	/* in: validated request (pointers valid until the reply is sent) */
 	const struct ipc_append_req *req;
 	uint8_t stream_id[UUID_LEN];
@@ -396,6 +397,11 @@ struct append_job {
 	struct ipc_append_rep rep;
 	struct ipc_conflict conflict;
 	struct ipc_rotate_rep rot; /* EF_OP_ROTATE */
+	/* EF_OP_IMPORT: whole events (views into the request), and out */
+	const struct ef_event *imp;
+	uint32_t nimp;
+	bool keep_positions;
+	struct ipc_import_rep irep;
 	struct {                   /* EF_OP_BACKUP: the log between batches */
 		uint64_t head;     /* positions below are committed */
 		uint64_t nsegs;    /* segments then, the hot one last */
