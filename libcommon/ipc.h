@@ -304,8 +304,9 @@ struct ipc_backup_rep {
  * recorded_at kept. Each stream version must be the stream's next; with
  * keep_positions each global_position must be the log's next too (an
  * import into an empty store keeps the source's positions), otherwise
- * positions are assigned. If every event is already stored as it is
- * here (a re-run), nothing is written and `skipped` counts them.
+ * positions are assigned. Events already stored exactly as given, as
+ * a prefix of the batch (a re-run), are not written again: `skipped`
+ * counts them; first_position is then the first one's.
  * Reply body: [first_position, count, skipped].
  */
 struct ipc_import_req {

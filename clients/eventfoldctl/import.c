@@ -13,11 +13,11 @@
  * store whose event at the source's first position is the source's
  * first event is a kept-positions import being resumed.
  *
- * Re-runs: every batch is one IMPORT, committed whole or not at all, and
- * batches are cut the same way on every run (from the file's start), so
- * after an interruption (even kill -9) the batches already committed
- * come back from stored as "already stored, skipped" and nothing is
- * imported twice.
+ * Re-runs: every IMPORT is committed whole or not at all, and stored
+ * skips the events of an IMPORT that are already stored exactly as
+ * given (a prefix of it), so after an interruption (even kill -9) the
+ * same import run again skips what is there and nothing is imported
+ * twice, however the batches fall.
  *
  * Bad input: a line that is not a whole event of our export, an
  * EventfoldDB batch whose CRC or record does not check: everything
@@ -588,16 +588,37 @@ efdb_record(const uint8_t *p, size_t avail, struct ef_event *ev,
 	return size;
 }
 
+/*
+ * Whole EventfoldDB batches are gathered into one IMPORT up to
+ * BATCH_EVENTS events or BATCH_BYTES (an EventfoldDB batch is one
+ * client append, often a single event: one fdatasync each would cap the
+ * import at the disk's sync rate). A group only ever holds batches that
+ * were read and checked whole.
+ */
+static int
+efdb_flush(struct importer *im, struct ef_event *evs, size_t *n,
+    uint64_t first_off)
+{
+	char where[64];
+	int rc;
+
+	snprintf(where, sizeof(where), "batches from byte offset %" PRIu64,
+	    first_off);
+	rc = send_batch(im, evs, *n, where);
+	*n = 0;
+	return rc;
+}
+
 static int
 import_efdb(struct importer *im, const uint8_t *f, size_t size)
 {
 	struct ef_event *evs = NULL;
 	const char *why = NULL;
-	uint64_t off = EFDB_HDR, bstart, expect_pos = 0;
+	uint64_t off = EFDB_HDR, bstart = EFDB_HDR, expect_pos = 0;
+	uint64_t gstart = EFDB_HDR, gbytes = 0;
 	uint32_t count, k, version;
-	size_t cap = 0, rs;
-	char where[64];
-	int rc = CTL_OK;
+	size_t cap = 0, n = 0, rs;
+	int rc = CTL_OK, first = 1;
 
 	version = le32(f + 4);
 	if (version != 3) {
@@ -607,10 +628,8 @@ import_efdb(struct importer *im, const uint8_t *f, size_t size)
 	}
 	while (off < size) {
 		bstart = off;
-		if (size - off < EFDB_BHDR) {
-			why = NULL;
+		if (size - off < EFDB_BHDR)
 			goto torn;
-		}
 		if (memcmp(f + off, "EFBB", 4) != 0) {
 			why = "no batch header (EFBB)";
 			goto bad;
@@ -620,8 +639,8 @@ import_efdb(struct importer *im, const uint8_t *f, size_t size)
 			why = "impossible record count";
 			goto bad;
 		}
-		if (count > cap) {
-			cap = count;
+		if (n + count > cap) {
+			cap = (n + count) * 2;
 			if ((evs = realloc(evs, cap * sizeof(*evs))) == NULL)
 				return ctl_err(CTL_INTERNAL, "out of memory");
 		}
@@ -634,16 +653,15 @@ import_efdb(struct importer *im, const uint8_t *f, size_t size)
 			if (size - off < 4 || (uint64_t)le32(f + off) + 4 >
 			    size - off)
 				goto torn; /* the file ends in this batch */
-			if ((rs = efdb_record(f + off, size - off, &evs[k],
+			if ((rs = efdb_record(f + off, size - off, &evs[n + k],
 			    &why)) == 0)
 				goto bad;
-			if (evs[k].global_position != expect_pos + k &&
-			    !(bstart == EFDB_HDR && k == 0)) {
+			if (first && k == 0)
+				expect_pos = evs[n].global_position;
+			if (evs[n + k].global_position != expect_pos + k) {
 				why = "positions are not contiguous";
 				goto bad;
 			}
-			if (k == 0)
-				expect_pos = evs[0].global_position;
 			off += rs;
 		}
 		if (size - off < EFDB_BFTR)
@@ -658,21 +676,32 @@ import_efdb(struct importer *im, const uint8_t *f, size_t size)
 			goto bad;
 		}
 		off += EFDB_BFTR;
+		first = 0;
 		expect_pos += count;
+		n += count;
+		gbytes += off - bstart;
 		im->bytes = off;
-		snprintf(where, sizeof(where), "batch at byte offset %" PRIu64,
-		    bstart);
-		if ((rc = send_batch(im, evs, count, where)) != CTL_OK)
+		if ((n >= BATCH_EVENTS || gbytes >= BATCH_BYTES) &&
+		    (rc = efdb_flush(im, evs, &n, gstart)) != CTL_OK)
 			goto out;
+		if (n == 0) {
+			gstart = off;
+			gbytes = 0;
+		}
 	}
+	rc = efdb_flush(im, evs, &n, gstart);
 	goto out;
 torn:
+	if ((rc = efdb_flush(im, evs, &n, gstart)) != CTL_OK)
+		goto out;
 	fprintf(stderr, "eventfoldctl: %s: warning: the file ends inside the "
 	    "batch at byte offset %" PRIu64 " (%" PRIu64 " bytes): a torn "
 	    "last write, skipped as EventfoldDB's recovery would\n", im->file,
 	    bstart, (uint64_t)(size - bstart));
 	goto out;
 bad:
+	if ((rc = efdb_flush(im, evs, &n, gstart)) != CTL_OK)
+		goto out;
 	rc = ctl_err(CTL_CORRUPT, "%s: byte offset %" PRIu64 " (batch at %"
 	    PRIu64 "): %s; the %" PRIu64 " events before it are imported, "
 	    "nothing after it", im->file, off, bstart, why,

@@ -394,10 +394,12 @@ same_import(const uint8_t *rec, const struct ef_event *ev, int keep)
 
 /*
  * IMPORT: whole events with their ids, streams, versions and times
- * (dispatch.c checked types and sizes). A re-run of an import that was
- * committed (every event stored as it is here) writes nothing and
- * answers OK; a job that is partly stored is refused, as an append
- * would be. Otherwise every stream version must be its stream's next
+ * (dispatch.c checked types and sizes). Events already stored exactly
+ * as given, as a prefix of the job, are skipped: a re-run after an
+ * interruption, even one that groups the source's batches differently,
+ * writes nothing twice. An id stored anywhere else, or stored as another
+ * event, is refused. After the prefix, every stream version must be its
+ * stream's next
  * and, with keep_positions, every position the log's next: an import
  * never reorders or renumbers what the source says, it refuses.
  */
@@ -413,7 +415,7 @@ writer_import(struct stored *sd, struct wbatch *b, struct append_job *job)
 	struct bslot *bs;
 	int64_t pos;
 
-	/* 1. a re-run */
+	/* 1. a re-run: a prefix already stored as given is skipped */
 	for (i = 0; i < n; i++) {
 		ev = &job->imp[i];
 		bs = bmap_find(&b->ids, ev->event_id, 0);
@@ -451,22 +453,17 @@ writer_import(struct stored *sd, struct wbatch *b, struct append_job *job)
 		job->rep.first_pos = first;
 		return;
 	}
-	if (found > 0) {
-		job_fail(job, EF_S_EVENT_ID_REUSED, "import mixes stored and "
-		    "new event ids (%s is already stored)",
-		    uuid_format(job->imp[0].event_id, ebuf));
-		return;
-	}
 
-	/* 2. positions and versions, tracked within the job */
+	/* 2. positions and versions of the rest, tracked within the job */
 	bmap_reset(&imp_streams, n);
-	for (i = 0; i < n; i++) {
+	for (i = found; i < n; i++) {
 		ev = &job->imp[i];
 		if (job->keep_positions && ev->global_position !=
-		    b->next_pos + i) {
+		    b->next_pos + i - found) {
 			job_fail(job, EF_S_INVALID, "event %" PRIu64 ": position "
 			    "%" PRIu64 ", but the log's next position is %"
-			    PRIu64, i, ev->global_position, b->next_pos + i);
+			    PRIu64, i, ev->global_position,
+			    b->next_pos + i - found);
 			return;
 		}
 		bs = bmap_find(&imp_streams, ev->stream_id, 0);
@@ -486,9 +483,9 @@ writer_import(struct stored *sd, struct wbatch *b, struct append_job *job)
 
 	/* 3. accept */
 	job->status = EF_S_OK;
-	job->irep.first_pos = b->next_pos;
-	job->irep.count = n;
-	job->irep.skipped = 0;
+	job->irep.first_pos = found ? first : b->next_pos;
+	job->irep.count = n - found;
+	job->irep.skipped = found;
 	job->rep.first_pos = b->next_pos;
 	if (b->nrec + n > b->rec_cap) {
 		while (b->rec_cap < b->nrec + n)
@@ -498,7 +495,7 @@ writer_import(struct stored *sd, struct wbatch *b, struct append_job *job)
 		if (b->rec_off == NULL)
 			fatal("realloc");
 	}
-	for (i = 0; i < n; i++) {
+	for (i = found; i < n; i++) {
 		struct ef_event e = job->imp[i];
 
 		e.global_position = b->next_pos;
