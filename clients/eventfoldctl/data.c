@@ -16,8 +16,9 @@ const struct ctl_cmd ctl_data_cmds[] = {
 	{ "export", cmd_export, "export [--from P] [--to P] [--stream ID] "
 	    "[--zstd] [-o FILE] [--quiet]   (JSON lines, consistent "
 	    "snapshot)" },
-	{ "import", cmd_import, "import FILE [--quiet]   (an export, plain "
-	    "or zstd, or an EventfoldDB data file)" },
+	{ "import", cmd_import, "import FILE|DIR [--stream UUID | "
+	    "--stream-name NAME] [--quiet]   (an export, plain or zstd, an "
+	    "EventfoldDB data file, or an eventfold directory)" },
 	{ NULL, NULL, NULL },
 };
 

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * import.c - `eventfoldctl import FILE`: events from our own export
- * (JSON lines, plain or zstd) or from an EventfoldDB data file (format
- * 3, ../shared/formats/eventfolddb.md) into eventfold-stored, through
+ * import.c - `eventfoldctl import FILE|DIR`: events from our own export
+ * (JSON lines, plain or zstd), from an EventfoldDB data file (format
+ * 3, ../shared/formats/eventfolddb.md) or from an eventfold directory
+ * (../shared/formats/eventfold-jsonl.md) into eventfold-stored, through
  * IMPORT (proto/IPC.md): whole batches of whole events, with their ids,
  * streams, versions and recorded_at.
  *
@@ -43,6 +44,10 @@
 
 #include "ctl.h"
 #include "data.h"
+#include "uuid5.h"
+
+#define IMPORT_USAGE "usage: import FILE|DIR [--stream UUID | --stream-name " \
+	"NAME] [--quiet]"
 
 #define BATCH_EVENTS 4096        /* events per IMPORT from an export */
 #define BATCH_BYTES  (4u << 20)  /* and record bytes */
@@ -711,6 +716,273 @@ out:
 	return rc;
 }
 
+/* ---- an eventfold directory (../shared/formats/eventfold-jsonl.md) ---- */
+
+/* A whole file into memory (decompressed if zst); NULL and errno. */
+static char *
+slurp(const char *path, int zst, size_t *len)
+{
+	struct lines l;
+	int err = 0;
+
+	memset(&l, 0, sizeof(l));
+	if ((l.fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return NULL;
+	if (zst) {
+		l.z = ZSTD_createDCtx();
+		l.in_cap = ZSTD_DStreamInSize();
+		if (l.z == NULL || (l.in = malloc(l.in_cap)) == NULL)
+			err = -ENOMEM;
+	}
+	while (err == 0 && !l.eof)
+		err = lines_fill(&l);
+	if (err == 0 && l.z != NULL && l.in_pos < l.in_len)
+		err = -EBADMSG;
+	close(l.fd);
+	ZSTD_freeDCtx(l.z);
+	free(l.in);
+	if (err != 0) {
+		free(l.buf);
+		errno = -err;
+		return NULL;
+	}
+	*len = l.len;
+	return l.buf ? l.buf : calloc(1, 1);
+}
+
+struct span {
+	const char *p;
+	size_t len;
+};
+
+/* The complete lines of buf; *torn set if it ends without \n. */
+static struct span *
+split_lines(const char *buf, size_t len, size_t *n, int *torn)
+{
+	struct span *v = NULL;
+	size_t cap = 0, at = 0;
+	const char *nl;
+
+	*n = 0;
+	*torn = 0;
+	while (at < len) {
+		if ((nl = memchr(buf + at, '\n', len - at)) == NULL) {
+			*torn = 1;
+			break;
+		}
+		if (*n == cap) {
+			cap = cap ? cap * 2 : 1024;
+			if ((v = realloc(v, cap * sizeof(*v))) == NULL)
+				return NULL;
+		}
+		v[*n].p = buf + at;
+		v[(*n)++].len = (size_t)(nl - (buf + at));
+		at = (size_t)(nl - buf) + 1;
+	}
+	if (v == NULL)
+		v = calloc(1, sizeof(*v));
+	return v;
+}
+
+/*
+ * One eventfold line as event number k of stream sid: type -> type,
+ * data -> payload (compact JSON), ts -> recorded_at, id -> event id when
+ * it is a UUID, else the UUIDv5 of "k:" + the line's bytes (so a re-run
+ * derives the same ids); every other field (actor, meta, unknown ones)
+ * -> metadata, a JSON object, empty when there is none.
+ */
+static const char *
+ef_line(struct jbatch *b, const struct span *ln, const uint8_t sid[UUID_LEN],
+    uint64_t k)
+{
+	static const uint8_t ns[UUID_LEN] = { /* eventfoldctl import ids */
+		0x3c, 0x0f, 0x6a, 0x52, 0x9d, 0x41, 0x4e, 0x7b,
+		0xa8, 0x2e, 0x51, 0x6f, 0x0c, 0x93, 0xd4, 0x17 };
+	struct ef_event *ev;
+	json_error_t je;
+	json_t *o, *t, *ts, *id, *rest;
+	const char *key, *bad = NULL;
+	static char msg[256];
+	size_t *off;
+	char *d, name[32];
+	void *tmp;
+	int id_used;
+
+	if (b->n == b->cap) {
+		b->cap = b->cap ? b->cap * 2 : 1024;
+		b->ev = realloc(b->ev, b->cap * sizeof(*b->ev));
+		b->off = realloc(b->off, b->cap * 3 * sizeof(*b->off));
+		if (b->ev == NULL || b->off == NULL)
+			return "out of memory";
+	}
+	ev = &b->ev[b->n];
+	off = &b->off[b->n * 3];
+	memset(ev, 0, sizeof(*ev));
+	if ((o = json_loadb(ln->p, ln->len, 0, &je)) == NULL) {
+		snprintf(msg, sizeof(msg), "invalid JSON at column %d: %s",
+		    je.column, je.text);
+		return msg;
+	}
+	t = json_object_get(o, "type");
+	ts = json_object_get(o, "ts");
+	id = json_object_get(o, "id");
+	if (!json_is_object(o))
+		bad = "not a JSON object";
+	else if (!json_is_string(t) || json_string_length(t) < 1 ||
+	    json_string_length(t) > RECORD_TYPE_MAX)
+		bad = "type: not 1..256 bytes";
+	else if (!json_is_integer(ts) || json_integer_value(ts) < 0)
+		bad = "ts: not a time in ms";
+	else if (json_object_get(o, "data") == NULL)
+		bad = "no data";
+	if (bad != NULL) {
+		json_decref(o);
+		return bad;
+	}
+	memcpy(ev->stream_id, sid, UUID_LEN);
+	ev->stream_version = k;
+	ev->global_position = k;
+	ev->recorded_at = (uint64_t)json_integer_value(ts);
+	id_used = json_is_string(id) && uuid_parse(json_string_value(id),
+	    json_string_length(id), ev->event_id) == 0;
+	if (!id_used) {
+		int nl = snprintf(name, sizeof(name), "%" PRIu64 ":", k);
+		char *nm = malloc((size_t)nl + ln->len);
+
+		if (nm == NULL) {
+			json_decref(o);
+			return "out of memory";
+		}
+		memcpy(nm, name, (size_t)nl);
+		memcpy(nm + nl, ln->p, ln->len);
+		uuid_v5(ns, nm, (size_t)nl + ln->len, ev->event_id);
+		free(nm);
+	}
+	ev->type_len = (uint32_t)json_string_length(t);
+	off[0] = arena_put(b, json_string_value(t), ev->type_len);
+	d = json_dumps(json_object_get(o, "data"), JSON_COMPACT |
+	    JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
+	if (d == NULL) {
+		json_decref(o);
+		return "data: cannot encode";
+	}
+	ev->payload_len = (uint32_t)strlen(d);
+	off[2] = arena_put(b, d, ev->payload_len);
+	free(d);
+	rest = json_object();
+	json_object_foreach_safe(o, tmp, key, t) {
+		/* an id that is not a UUID is kept, in the metadata */
+		if (strcmp(key, "type") && strcmp(key, "data") &&
+		    strcmp(key, "ts") && (strcmp(key, "id") || !id_used))
+			json_object_set(rest, key, t);
+	}
+	off[1] = b->arena.len;
+	ev->metadata_len = 0;
+	if (json_object_size(rest) > 0) {
+		d = json_dumps(rest, JSON_COMPACT | JSON_PRESERVE_ORDER);
+		if (d != NULL) {
+			ev->metadata_len = (uint32_t)strlen(d);
+			off[1] = arena_put(b, d, ev->metadata_len);
+			free(d);
+		}
+	}
+	json_decref(rest);
+	json_decref(o);
+	b->n++;
+	return NULL;
+}
+
+static int
+import_efdir(struct importer *im, const char *dir, const uint8_t sid[UUID_LEN])
+{
+	char path[4200];
+	char *arc = NULL, *app = NULL;
+	size_t alen = 0, plen = 0, na = 0, np = 0, dup = 0, i, k;
+	struct span *al = NULL, *pl = NULL;
+	struct jbatch b;
+	const char *bad;
+	int torn_a = 0, torn_p = 0, rc = CTL_OK;
+	uint64_t ord = 0;
+
+	memset(&b, 0, sizeof(b));
+	snprintf(path, sizeof(path), "%s/archive.jsonl.zst", dir);
+	if ((arc = slurp(path, 1, &alen)) == NULL && errno != ENOENT) {
+		rc = ctl_err(CTL_CORRUPT, "%s: %s", path, errno == EBADMSG ?
+		    "damaged zstd data" : strerror(errno));
+		goto out;
+	}
+	snprintf(path, sizeof(path), "%s/app.jsonl", dir);
+	if ((app = slurp(path, 0, &plen)) == NULL && errno != ENOENT) {
+		rc = ctl_err(CTL_CORRUPT, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	if (arc == NULL && app == NULL) {
+		rc = ctl_err(CTL_REFUSED, "%s: neither archive.jsonl.zst nor "
+		    "app.jsonl (not an eventfold directory)", dir);
+		goto out;
+	}
+	if ((arc && (al = split_lines(arc, alen, &na, &torn_a)) == NULL) ||
+	    (app && (pl = split_lines(app, plen, &np, &torn_p)) == NULL)) {
+		rc = ctl_err(CTL_INTERNAL, "out of memory");
+		goto out;
+	}
+	if (torn_a) {
+		rc = ctl_err(CTL_CORRUPT, "%s/archive.jsonl.zst: its last "
+		    "line has no newline (a damaged archive)", dir);
+		goto out;
+	}
+	/* a rotation cut by a crash: the archive's last lines again at the
+	 * start of app.jsonl, byte for byte; the longest such run is kept
+	 * once */
+	for (k = na < np ? na : np; k > 0 && dup == 0; k--) {
+		for (i = 0; i < k; i++)
+			if (al[na - k + i].len != pl[i].len ||
+			    memcmp(al[na - k + i].p, pl[i].p, pl[i].len) != 0)
+				break;
+		if (i == k)
+			dup = k;
+	}
+	if (dup > 0 && !im->quiet)
+		fprintf(stderr, "eventfoldctl: %s: the first %zu lines of "
+		    "app.jsonl repeat the end of the archive (a rotation cut "
+		    "short); imported once\n", dir, dup);
+	if (torn_p && !im->quiet)
+		fprintf(stderr, "eventfoldctl: %s/app.jsonl: its last line has "
+		    "no newline (a torn write): skipped\n", dir);
+	b.first_line = 1;
+	for (i = 0; i < na + np; i++) {
+		const struct span *ln = i < na ? &al[i] : &pl[i - na];
+
+		if (i >= na && i - na < dup)
+			continue;
+		im->bytes += ln->len + 1;
+		if ((bad = ef_line(&b, ln, sid, ord)) != NULL) {
+			if ((rc = jbatch_send(im, &b, i)) != CTL_OK)
+				goto out;
+			rc = ctl_err(CTL_CORRUPT, "%s/%s: line %zu: %s; the %"
+			    PRIu64 " events before it are imported, nothing "
+			    "after it", dir, i < na ? "archive.jsonl.zst" :
+			    "app.jsonl", i < na ? i + 1 : i - na + 1, bad,
+			    im->imported + im->skipped);
+			goto out;
+		}
+		ord++;
+		if (b.n >= BATCH_EVENTS || b.arena.len >= BATCH_BYTES)
+			if ((rc = jbatch_send(im, &b, i + 1)) != CTL_OK)
+				goto out;
+	}
+	rc = jbatch_send(im, &b, na + np);
+out:
+	free(arc);
+	free(app);
+	free(al);
+	free(pl);
+	free(b.ev);
+	free(b.off);
+	free(b.arena.p);
+	return rc;
+}
+
 /* ---- the verb ---- */
 
 int
@@ -721,21 +993,34 @@ cmd_import(struct ctl *c, int argc, char **argv)
 	uint8_t head[8];
 	const uint8_t *map = NULL;
 	const char *file = NULL;
+	uint8_t sid[UUID_LEN];
 	ssize_t got;
-	int i, fd = -1, rc;
+	int i, fd = -1, rc, has_sid = 0;
 
 	memset(&im, 0, sizeof(im));
 	for (i = 1; i < argc; i++) {
+		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+
 		if (!strcmp(argv[i], "--quiet") || !strcmp(argv[i], "-q"))
 			im.quiet = 1;
-		else if (argv[i][0] != '-' && file == NULL)
+		else if (!strcmp(argv[i], "--stream") && v != NULL) {
+			if (uuid_parse(v, strlen(v), sid) != 0)
+				return ctl_err(CTL_USAGE, "--stream: malformed "
+				    "stream id \"%s\"", v);
+			has_sid = 1;
+			i++;
+		} else if (!strcmp(argv[i], "--stream-name") && v != NULL) {
+			/* eventfold-es's stream id of that name */
+			uuid_v5(uuid_ns_stream, v, strlen(v), sid);
+			has_sid = 1;
+			i++;
+		} else if (argv[i][0] != '-' && file == NULL)
 			file = argv[i];
 		else
-			return ctl_err(CTL_USAGE, "usage: import FILE "
-			    "[--quiet]");
+			return ctl_err(CTL_USAGE, "%s", IMPORT_USAGE);
 	}
 	if (file == NULL)
-		return ctl_err(CTL_USAGE, "usage: import FILE [--quiet]");
+		return ctl_err(CTL_USAGE, "%s", IMPORT_USAGE);
 	im.c = c;
 	im.file = file;
 	if ((fd = open(file, O_RDONLY | O_CLOEXEC)) < 0 ||
@@ -743,20 +1028,22 @@ cmd_import(struct ctl *c, int argc, char **argv)
 		rc = ctl_err(CTL_NOT_FOUND, "%s: %s", file, strerror(errno));
 		goto out;
 	}
-	if (S_ISDIR(sb.st_mode)) {
-		rc = ctl_err(CTL_REFUSED, "%s: a directory: eventfold "
-		    "directories (archive.jsonl.zst, app.jsonl) are not read "
-		    "yet", file);
+	if (S_ISDIR(sb.st_mode) && !has_sid) {
+		rc = ctl_err(CTL_USAGE, "%s: an eventfold directory: its events "
+		    "go to one stream: give --stream UUID or --stream-name "
+		    "NAME", file);
 		goto out;
 	}
-	got = pread(fd, head, sizeof(head), 0);
+	got = S_ISDIR(sb.st_mode) ? 0 : pread(fd, head, sizeof(head), 0);
 	if (client_open(&im.cl, c->store_url, (int)c->conf.timeout_ms) != 0) {
 		rc = ctl_err(CTL_USAGE, "bad store URL %s", c->store_url);
 		goto out;
 	}
 	ipc_out_init(&im.o);
 	progress_init(&im.pr, "import", im.quiet);
-	if (got >= 4 && le32(head) == 0xFD2FB528u) {
+	if (S_ISDIR(sb.st_mode)) {
+		rc = import_efdir(&im, file, sid);
+	} else if (got >= 4 && le32(head) == 0xFD2FB528u) {
 		rc = import_jsonl(&im, fd, 1);
 	} else if (got >= 8 && memcmp(head, "EFDB", 4) == 0) {
 		map = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE,

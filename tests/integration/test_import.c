@@ -15,7 +15,13 @@
  *     a bad record CRC) give the clear outcome each deserves, with
  *     nothing after the damage written and stored still serving;
  *   - a line of bad JSON in an export: an error naming the line, the
- *     events before it imported, none after.
+ *     events before it imported, none after;
+ *   - an eventfold directory made with the zstd tool: a two-frame
+ *     archive, then app.jsonl starting with a run the archive already
+ *     ends with (a rotation cut short) and ending with a torn line: every
+ *     event once, in order, in one stream (--stream-name: eventfold-es's
+ *     id), ids kept when they are UUIDs and derived the same way again
+ *     otherwise (a re-run imports nothing), other fields in metadata.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -31,6 +37,7 @@
 #include <criterion/criterion.h>
 
 #include "harness.h"
+#include "uuid5.h"
 
 TestSuite(import, .fini = h_cleanup, .timeout = 600);
 
@@ -532,4 +539,106 @@ Test(import, bad_json_line)
 	free(fa);
 	client_close(&ca);
 	client_close(&cb);
+}
+
+static void
+write_text(const char *path, const char *text)
+{
+	cr_assert_eq(h_write_file(path, text, strlen(text)), 0, "%s", path);
+}
+
+Test(import, eventfold_directory)
+{
+	struct h_stored s;
+	struct ef_client c;
+	struct h_event *e = NULL;
+	char dir[H_PATH + 32], p1[H_PATH + 32], p2[H_PATH + 32];
+	char app[H_PATH + 64], cmd[8 * H_PATH], id[UUID_STR_LEN];
+	char *out, *err;
+	size_t n = 0;
+	int rc;
+
+	start(&s, &c);
+	snprintf(dir, sizeof(dir), "%s/ef", s.dir);
+	cr_assert_eq(mkdir(dir, 0755), 0);
+	snprintf(p1, sizeof(p1), "%s/p1", s.dir);
+	snprintf(p2, sizeof(p2), "%s/p2", s.dir);
+	write_text(p1, "{\"type\":\"A\",\"data\":{\"n\":1},\"ts\":1000}\n"
+	    "{\"type\":\"B\",\"data\":[1, 2],\"ts\":1001,\"id\":"
+	    "\"5f0c6a52-7d3e-4b8a-9c1f-0e2d4a6b8c9d\",\"actor\":\"bob\"}\n");
+	write_text(p2, "{\"type\":\"C\",\"data\":\"x\",\"ts\":1002,\"id\":"
+	    "\"not-a-uuid\",\"meta\":{\"k\":1},\"extra\":true}\n"
+	    "{\"type\":\"D\",\"data\":null,\"ts\":1003}\n");
+	/* two frames, as two rotations leave them */
+	snprintf(cmd, sizeof(cmd), "zstd -q -c %s > %s/archive.jsonl.zst && "
+	    "zstd -q -c %s >> %s/archive.jsonl.zst", p1, dir, p2, dir);
+	cr_assert_eq(system(cmd), 0, "%s", cmd);
+	snprintf(app, sizeof(app), "%s/app.jsonl", dir);
+	write_text(app, "{\"type\":\"C\",\"data\":\"x\",\"ts\":1002,\"id\":"
+	    "\"not-a-uuid\",\"meta\":{\"k\":1},\"extra\":true}\n"
+	    "{\"type\":\"D\",\"data\":null,\"ts\":1003}\n"
+	    "{\"type\":\"E\",\"data\":{},\"ts\":1004}\n{\"type\":\"F\",\"da");
+
+	/* a stream is needed */
+	rc = ctl(&s, (const char *const[]){ "import", dir, NULL }, &out, &err);
+	cr_assert_eq(rc, 1, "%s", err);
+	free(out);
+	free(err);
+	rc = ctl(&s, (const char *const[]){ "import", dir, "--stream-name",
+	    "todo/1", NULL }, &out, &err);
+	cr_assert_eq(rc, 0, "%s", err);
+	cr_assert(strstr(out, "imported 5 events") != NULL, "%s", out);
+	cr_assert(strstr(err, "repeat the end of the archive") != NULL, "%s",
+	    err);
+	cr_assert(strstr(err, "torn write") != NULL, "%s", err);
+	free(out);
+	free(err);
+
+	cr_assert_eq(h_read_all(&c, 0, &e, &n), EF_S_OK);
+	cr_assert_eq(n, 5);
+	{
+		uint8_t sid[UUID_LEN];
+		static const char *types[] = { "A", "B", "C", "D", "E" };
+		static const char *payloads[] = { "{\"n\":1}", "[1,2]", "\"x\"",
+			"null", "{}" };
+		size_t i;
+
+		uuid_stream_id("todo", 4, "1", 1, sid);
+		for (i = 0; i < n; i++) {
+			cr_assert_eq(memcmp(e[i].stream_id, sid, UUID_LEN), 0);
+			cr_assert_eq(e[i].version, i);
+			cr_assert_eq(e[i].recorded_at, 1000 + i);
+			cr_assert_str_eq(e[i].type, types[i]);
+			cr_assert_eq(e[i].payload_len, strlen(payloads[i]));
+			cr_assert_eq(memcmp(e[i].payload, payloads[i],
+			    e[i].payload_len), 0, "payload %zu", i);
+		}
+		cr_assert_str_eq(uuid_format(e[1].event_id, id),
+		    "5f0c6a52-7d3e-4b8a-9c1f-0e2d4a6b8c9d");
+		cr_assert_eq(e[1].md_len, strlen("{\"actor\":\"bob\"}"));
+		cr_assert_eq(memcmp(e[2].md, "{\"id\":\"not-a-uuid\",\"meta\":"
+		    "{\"k\":1},\"extra\":true}", e[2].md_len), 0);
+		cr_assert_eq(e[0].md_len, 0);
+	}
+	h_events_free(e, n);
+
+	/* again: the derived ids are the same, nothing is imported */
+	rc = ctl(&s, (const char *const[]){ "import", dir, "--stream-name",
+	    "todo/1", "--quiet", NULL }, &out, &err);
+	cr_assert_eq(rc, 0, "%s", err);
+	free(out);
+	free(err);
+	cr_assert_eq(h_head(&c), 5);
+	/* after the torn line is completed and more is appended: only those */
+	write_text(app, "{\"type\":\"C\",\"data\":\"x\",\"ts\":1002,\"id\":"
+	    "\"not-a-uuid\",\"meta\":{\"k\":1},\"extra\":true}\n"
+	    "{\"type\":\"D\",\"data\":null,\"ts\":1003}\n"
+	    "{\"type\":\"E\",\"data\":{},\"ts\":1004}\n"
+	    "{\"type\":\"F\",\"data\":1,\"ts\":1005}\n");
+	out = ctl_ok(&s, (const char *const[]){ "import", dir, "--stream-name",
+	    "todo/1", NULL });
+	cr_assert(strstr(out, "imported 1 events") != NULL, "%s", out);
+	free(out);
+	cr_assert_eq(h_head(&c), 6);
+	client_close(&c);
 }
