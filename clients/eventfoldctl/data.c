@@ -5,10 +5,10 @@
  */
 #include <inttypes.h>
 #include <stdio.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "data.h"
+#include "guard.h"
 
 const struct ctl_cmd ctl_data_cmds[] = {
 	{ "backup", cmd_backup, "backup DIR [--wait SECONDS] [--json]   "
@@ -22,21 +22,12 @@ const struct ctl_cmd ctl_data_cmds[] = {
 	{ NULL, NULL, NULL },
 };
 
-uint64_t
-ctl_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 void
 progress_init(struct progress *p, const char *what, int quiet)
 {
 	p->on = !quiet && isatty(STDERR_FILENO);
 	p->what = what;
-	p->start_ms = ctl_now_ms();
+	p->start_ms = guard_now_ms();
 	p->next_ms = p->start_ms + 500;
 	p->total = 0;
 }
@@ -44,7 +35,7 @@ progress_init(struct progress *p, const char *what, int quiet)
 void
 progress(struct progress *p, uint64_t events, uint64_t bytes, int last)
 {
-	uint64_t now = ctl_now_ms(), el;
+	uint64_t now = guard_now_ms(), el;
 	double rate;
 
 	if (!p->on || (!last && now < p->next_ms))

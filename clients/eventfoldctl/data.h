@@ -38,6 +38,5 @@ struct progress {
 };
 void progress_init(struct progress *p, const char *what, int quiet);
 void progress(struct progress *p, uint64_t events, uint64_t bytes, int last);
-uint64_t ctl_now_ms(void);
 
 #endif

@@ -267,6 +267,22 @@ arena_put(struct jbatch *b, const void *p, size_t n)
 	return at;
 }
 
+/* The next event of b (zeroed) and its three offsets; NULL if no memory. */
+static struct ef_event *
+jbatch_slot(struct jbatch *b, size_t **off)
+{
+	if (b->n == b->cap) {
+		b->cap = b->cap ? b->cap * 2 : 1024;
+		b->ev = realloc(b->ev, b->cap * sizeof(*b->ev));
+		b->off = realloc(b->off, b->cap * 3 * sizeof(*b->off));
+		if (b->ev == NULL || b->off == NULL)
+			return NULL;
+	}
+	*off = &b->off[b->n * 3];
+	memset(&b->ev[b->n], 0, sizeof(b->ev[b->n]));
+	return &b->ev[b->n];
+}
+
 static int
 b64_decode(struct jbatch *b, const char *s, size_t n, size_t *at,
     uint32_t *len)
@@ -366,16 +382,8 @@ parse_line(struct jbatch *b, const char *s, size_t len)
 	static char msg[256];
 	size_t *off;
 
-	if (b->n == b->cap) {
-		b->cap = b->cap ? b->cap * 2 : 1024;
-		b->ev = realloc(b->ev, b->cap * sizeof(*b->ev));
-		b->off = realloc(b->off, b->cap * 3 * sizeof(*b->off));
-		if (b->ev == NULL || b->off == NULL)
-			return "out of memory";
-	}
-	ev = &b->ev[b->n];
-	off = &b->off[b->n * 3];
-	memset(ev, 0, sizeof(*ev));
+	if ((ev = jbatch_slot(b, &off)) == NULL)
+		return "out of memory";
 	if ((o = json_loadb(s, len, 0, &je)) == NULL) {
 		snprintf(msg, sizeof(msg), "invalid JSON at column %d: %s",
 		    je.column, je.text);
@@ -808,16 +816,8 @@ ef_line(struct jbatch *b, const struct span *ln, const uint8_t sid[UUID_LEN],
 	void *tmp;
 	int id_used;
 
-	if (b->n == b->cap) {
-		b->cap = b->cap ? b->cap * 2 : 1024;
-		b->ev = realloc(b->ev, b->cap * sizeof(*b->ev));
-		b->off = realloc(b->off, b->cap * 3 * sizeof(*b->off));
-		if (b->ev == NULL || b->off == NULL)
-			return "out of memory";
-	}
-	ev = &b->ev[b->n];
-	off = &b->off[b->n * 3];
-	memset(ev, 0, sizeof(*ev));
+	if ((ev = jbatch_slot(b, &off)) == NULL)
+		return "out of memory";
 	if ((o = json_loadb(ln->p, ln->len, 0, &je)) == NULL) {
 		snprintf(msg, sizeof(msg), "invalid JSON at column %d: %s",
 		    je.column, je.text);

@@ -99,9 +99,12 @@ append_free(struct worker *w)
 
 static void rctx_send(struct worker *w);
 
-/* Writer thread: the append is durable or refused; send the reply. */
+/*
+ * Writer thread: an APPEND or IMPORT is durable or refused; encode its
+ * reply (into w->out), free what the request held, and send it.
+ */
 static void
-append_done(struct append_job *job)
+job_reply(struct append_job *job)
 {
 	struct worker *w = (struct worker *)((char *)job -
 	    offsetof(struct worker, job));
@@ -109,15 +112,23 @@ append_done(struct append_job *job)
 	ipc_out_reset(&w->out);
 	ipc_reply_begin(&w->out, job->status, job->status == EF_S_OK ? "ok" :
 	    job->msg);
-	if (job->status == EF_S_OK)
+	if (job->status == EF_S_OK && job->op == EF_OP_IMPORT)
+		ipc_import_rep_encode(&w->out, &job->irep);
+	else if (job->status == EF_S_OK)
 		ipc_append_rep_encode(&w->out, &job->rep);
 	else if (job->status == EF_S_VERSION_CONFLICT)
 		ipc_conflict_encode(&w->out, &job->conflict);
 	else
 		ipc_nil(&w->out);
 	if (job->status != EF_S_OK)
-		log_debug("append refused: %s", job->msg);
-	append_free(w);
+		log_debug("%s refused: %s", ipc_op_name(job->op), job->msg);
+	if (job->op == EF_OP_IMPORT) {
+		free((void *)job->imp);
+		job->imp = NULL;
+		free(w->sorted);
+		w->sorted = NULL;
+	} else
+		append_free(w);
 	rctx_send(w);
 	__atomic_sub_fetch(&inflight, 1, __ATOMIC_SEQ_CST);
 }
@@ -227,38 +238,12 @@ handle_append(struct worker *w, const struct ipc_in *in)
 		goto refused;
 	}
 	job->req = req;
-	job->complete = append_done;
+	job->complete = job_reply;
 	writer_submit(sd, job);
 	return PENDING;
 refused:
 	append_free(w);
 	return HANDLED;
-}
-
-/* Writer thread: the import is durable or refused; send the reply. */
-static void
-import_done(struct append_job *job)
-{
-	struct worker *w = (struct worker *)((char *)job -
-	    offsetof(struct worker, job));
-
-	ipc_out_reset(&w->out);
-	ipc_reply_begin(&w->out, job->status, job->status == EF_S_OK ? "ok" :
-	    job->msg);
-	if (job->status == EF_S_OK)
-		ipc_import_rep_encode(&w->out, &job->irep);
-	else if (job->status == EF_S_VERSION_CONFLICT)
-		ipc_conflict_encode(&w->out, &job->conflict);
-	else
-		ipc_nil(&w->out);
-	if (job->status != EF_S_OK)
-		log_debug("import refused: %s", job->msg);
-	free((void *)job->imp);
-	job->imp = NULL;
-	free(w->sorted);
-	w->sorted = NULL;
-	rctx_send(w);
-	__atomic_sub_fetch(&inflight, 1, __ATOMIC_SEQ_CST);
 }
 
 /*
@@ -333,7 +318,7 @@ handle_import(struct worker *w, const struct ipc_in *in)
 	job->imp = evs;
 	job->nimp = r.nevents;
 	job->keep_positions = r.keep_positions;
-	job->complete = import_done;
+	job->complete = job_reply;
 	writer_submit(sd, job);
 	return PENDING;
 refused:

@@ -145,6 +145,19 @@ wb_reserve(struct wbatch *b, size_t more)
 	b->cap = ncap;
 }
 
+/* Room for n more record offsets. */
+static void
+wb_reserve_recs(struct wbatch *b, uint64_t n)
+{
+	if (b->nrec + n <= b->rec_cap)
+		return;
+	while (b->rec_cap < b->nrec + n)
+		b->rec_cap = b->rec_cap ? b->rec_cap * 2 : 1024;
+	b->rec_off = realloc(b->rec_off, b->rec_cap * sizeof(*b->rec_off));
+	if (b->rec_off == NULL)
+		fatal("realloc");
+}
+
 /* The record of position pos: in this batch's buffer, or in the journal. */
 static const uint8_t *
 record_of(struct stored *sd, struct wbatch *b, uint64_t pos)
@@ -337,14 +350,7 @@ writer_process(struct stored *sd, struct wbatch *b, struct append_job *job)
 	job->rep.last_pos = b->next_pos + n - 1;
 	job->rep.first_version = count;
 	job->rep.last_version = count + n - 1;
-	if (b->nrec + n > b->rec_cap) {
-		while (b->rec_cap < b->nrec + n)
-			b->rec_cap = b->rec_cap ? b->rec_cap * 2 : 1024;
-		b->rec_off = realloc(b->rec_off,
-		    b->rec_cap * sizeof(*b->rec_off));
-		if (b->rec_off == NULL)
-			fatal("realloc");
-	}
+	wb_reserve_recs(b, n);
 	for (i = 0; i < n; i++) {
 		const struct ipc_proposed *p = &r->events[i];
 
@@ -487,14 +493,7 @@ writer_import(struct stored *sd, struct wbatch *b, struct append_job *job)
 	job->irep.count = n - found;
 	job->irep.skipped = found;
 	job->rep.first_pos = b->next_pos;
-	if (b->nrec + n > b->rec_cap) {
-		while (b->rec_cap < b->nrec + n)
-			b->rec_cap = b->rec_cap ? b->rec_cap * 2 : 1024;
-		b->rec_off = realloc(b->rec_off,
-		    b->rec_cap * sizeof(*b->rec_off));
-		if (b->rec_off == NULL)
-			fatal("realloc");
-	}
+	wb_reserve_recs(b, n);
 	for (i = found; i < n; i++) {
 		struct ef_event e = job->imp[i];
 
