@@ -33,22 +33,6 @@
 TestSuite(backup, .fini = h_cleanup, .timeout = 300);
 
 /* Runs eventfoldctl against s; the exit code, *out and *err malloc'd. */
-static int
-ctl(const struct h_stored *s, const char *const *args, char **out,
-    char **err)
-{
-	const char *argv[16];
-	int n = 0, i;
-
-	argv[n++] = "--runtime-dir";
-	argv[n++] = s->run_dir;
-	argv[n++] = "--data-dir";
-	argv[n++] = s->data_dir;
-	for (i = 0; args[i] != NULL && n < 15; i++)
-		argv[n++] = args[i];
-	argv[n] = NULL;
-	return h_ctl(s->dir, argv, NULL, 0, 120000, out, err);
-}
 
 struct bk {
 	uint64_t position, segments, linked, copied;
@@ -64,7 +48,7 @@ backup(const struct h_stored *s, const char *dir)
 	struct bk b;
 	int rc;
 
-	rc = ctl(s, (const char *const[]){ "backup", dir, "--json", NULL },
+	rc = h_ctl_at(s, (const char *const[]){ "backup", dir, "--json", NULL },
 	    &out, &err);
 	cr_assert_eq(rc, 0, "backup %s: exit %d: %s%s", dir, rc, out, err);
 	j = json_loads(out, 0, &je);
@@ -87,7 +71,7 @@ static void
 verify_ok(const struct h_stored *s)
 {
 	char *out = NULL, *err = NULL;
-	int rc = ctl(s, (const char *const[]){ "verify", NULL }, &out, &err);
+	int rc = h_ctl_at(s, (const char *const[]){ "verify", NULL }, &out, &err);
 
 	cr_assert_eq(rc, 0, "verify %s: exit %d: %s%s", s->data_dir, rc, out,
 	    err);
@@ -188,7 +172,7 @@ under_load(const char *other_base)
 	cr_assert_eq(h_load_wait_acked(&load, 3000, 60000), 0);
 
 	/* some segments archived for sure (the rest may be meanwhile) */
-	rc = ctl(&sd, (const char *const[]){ "archive", NULL }, &out, &err);
+	rc = h_ctl_at(&sd, (const char *const[]){ "archive", NULL }, &out, &err);
 	cr_assert_eq(rc, 0, "archive: %d %s", rc, err);
 	free(out);
 	free(err);
@@ -305,7 +289,7 @@ Test(backup, bad_targets)
 	snprintf(path, sizeof(path), "%s/full/x", tmp);
 	cr_assert_eq(h_write_file(path, "x", 1), 0);
 	snprintf(path, sizeof(path), "%s/full", tmp);
-	rc = ctl(&sd, (const char *const[]){ "backup", path, NULL }, &out,
+	rc = h_ctl_at(&sd, (const char *const[]){ "backup", path, NULL }, &out,
 	    &err);
 	cr_assert_eq(rc, 3, "exit %d: %s", rc, err);
 	cr_assert(strstr(err, "exists and is not empty") != NULL, "%s", err);
@@ -314,7 +298,7 @@ Test(backup, bad_targets)
 
 	/* a file */
 	snprintf(path, sizeof(path), "%s/full/x", tmp);
-	rc = ctl(&sd, (const char *const[]){ "backup", path, NULL }, &out,
+	rc = h_ctl_at(&sd, (const char *const[]){ "backup", path, NULL }, &out,
 	    &err);
 	cr_assert_eq(rc, 3, "exit %d: %s", rc, err);
 	cr_assert(strstr(err, "not a directory") != NULL, "%s", err);
@@ -323,7 +307,7 @@ Test(backup, bad_targets)
 
 	/* a missing parent: refused before asking stored */
 	snprintf(path, sizeof(path), "%s/no/such/dir", tmp);
-	rc = ctl(&sd, (const char *const[]){ "backup", path, NULL }, &out,
+	rc = h_ctl_at(&sd, (const char *const[]){ "backup", path, NULL }, &out,
 	    &err);
 	cr_assert_eq(rc, 1, "exit %d: %s", rc, err);
 	cr_assert(strstr(err, "parent directory must exist") != NULL, "%s",

@@ -27,20 +27,6 @@
 
 TestSuite(export, .fini = h_cleanup, .timeout = 300);
 
-static int
-ctl(const struct h_stored *s, const char *const *args, char **out,
-    char **err)
-{
-	const char *argv[20];
-	int n = 0, i;
-
-	argv[n++] = "--runtime-dir";
-	argv[n++] = s->run_dir;
-	for (i = 0; args[i] != NULL && n < 19; i++)
-		argv[n++] = args[i];
-	argv[n] = NULL;
-	return h_ctl(s->dir, argv, NULL, 0, 120000, out, err);
-}
 
 /* The bytes a line holds under key (the rule of export.c); malloc'd. */
 static uint8_t *
@@ -194,7 +180,7 @@ Test(export, every_form_of_bytes_is_exact)
 	cr_assert_eq(h_read_all(&cl, 0, &evs, &n), EF_S_OK);
 	cr_assert_eq(n, 15);
 
-	rc = ctl(&sd, (const char *const[]){ "export", NULL }, &out, &err);
+	rc = h_ctl_at(&sd, (const char *const[]){ "export", NULL }, &out, &err);
 	cr_assert_eq(rc, 0, "export: %d %s", rc, err);
 	check_lines(out, evs, n);
 	cr_assert(strstr(err, "exported 15 events") != NULL, "%s", err);
@@ -204,7 +190,7 @@ Test(export, every_form_of_bytes_is_exact)
 	free(err);
 
 	/* bounds: positions 3 .. 9 */
-	rc = ctl(&sd, (const char *const[]){ "export", "--from", "3", "--to",
+	rc = h_ctl_at(&sd, (const char *const[]){ "export", "--from", "3", "--to",
 	    "10", "--quiet", NULL }, &out, &err);
 	cr_assert_eq(rc, 0, "%s", err);
 	check_lines(out, evs + 3, 7);
@@ -213,7 +199,7 @@ Test(export, every_form_of_bytes_is_exact)
 	free(err);
 
 	/* one stream, within bounds */
-	rc = ctl(&sd, (const char *const[]){ "export", "--stream", s1,
+	rc = h_ctl_at(&sd, (const char *const[]){ "export", "--stream", s1,
 	    "--from", "2", "--quiet", NULL }, &out, &err);
 	cr_assert_eq(rc, 0, "%s", err);
 	{
@@ -253,13 +239,13 @@ Test(export, zstd_and_output_file)
 	append_variety(&cl, h_uuid(s1), h_uuid(s2));
 	snprintf(path, sizeof(path), "%s/x.jsonl.zst", sd.dir);
 	snprintf(plain, sizeof(plain), "%s/x.jsonl", sd.dir);
-	rc = ctl(&sd, (const char *const[]){ "export", "--zstd", "-o", path,
+	rc = h_ctl_at(&sd, (const char *const[]){ "export", "--zstd", "-o", path,
 	    NULL }, &out, &err);
 	cr_assert_eq(rc, 0, "%s", err);
 	cr_assert_str_eq(out, "");
 	free(out);
 	free(err);
-	rc = ctl(&sd, (const char *const[]){ "export", "-o", plain, "--quiet",
+	rc = h_ctl_at(&sd, (const char *const[]){ "export", "-o", plain, "--quiet",
 	    NULL }, &out, &err);
 	cr_assert_eq(rc, 0, "%s", err);
 	free(out);
@@ -279,13 +265,13 @@ Test(export, zstd_and_output_file)
 	free(p);
 
 	/* bad arguments are refused before anything is written */
-	rc = ctl(&sd, (const char *const[]){ "export", "--stream", "nope",
+	rc = h_ctl_at(&sd, (const char *const[]){ "export", "--stream", "nope",
 	    NULL }, &out, &err);
 	cr_assert_eq(rc, 1);
 	cr_assert(strstr(err, "malformed stream id") != NULL, "%s", err);
 	free(out);
 	free(err);
-	rc = ctl(&sd, (const char *const[]){ "export", "--to", "x", NULL },
+	rc = h_ctl_at(&sd, (const char *const[]){ "export", "--to", "x", NULL },
 	    &out, &err);
 	cr_assert_eq(rc, 1);
 	free(out);
@@ -314,7 +300,7 @@ Test(export, consistent_under_load)
 	cr_assert_eq(h_load_wait_acked(&load, 5000, 60000), 0);
 	head0 = h_head(&cl);
 	snprintf(path, sizeof(path), "%s/load.jsonl", sd.dir);
-	rc = ctl(&sd, (const char *const[]){ "export", "-o", path, NULL },
+	rc = h_ctl_at(&sd, (const char *const[]){ "export", "-o", path, NULL },
 	    &out, &err);
 	cr_assert_eq(rc, 0, "%s", err);
 	free(out);

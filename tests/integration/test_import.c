@@ -41,29 +41,13 @@
 
 TestSuite(import, .fini = h_cleanup, .timeout = 600);
 
-static int
-ctl(const struct h_stored *s, const char *const *args, char **out,
-    char **err)
-{
-	const char *argv[20];
-	int n = 0, i;
-
-	argv[n++] = "--runtime-dir";
-	argv[n++] = s->run_dir;
-	argv[n++] = "--timeout-ms";
-	argv[n++] = "20000";
-	for (i = 0; args[i] != NULL && n < 19; i++)
-		argv[n++] = args[i];
-	argv[n] = NULL;
-	return h_ctl(s->dir, argv, NULL, 0, 300000, out, err);
-}
 
 /* Runs ctl, which must succeed; its stdout (malloc'd). */
 static char *
 ctl_ok(const struct h_stored *s, const char *const *args)
 {
 	char *out = NULL, *err = NULL;
-	int rc = ctl(s, args, &out, &err);
+	int rc = h_ctl_at(s, args, &out, &err);
 
 	cr_assert_eq(rc, 0, "eventfoldctl %s: exit %d: %s", args[0], rc, err);
 	free(err);
@@ -228,7 +212,7 @@ Test(import, sigkill_mid_import_then_rerun)
 	h_stored_start(&b);
 	h_client(&cb, &b, 20000);
 	head = h_head(&cb);
-	rc = ctl(&b, (const char *const[]){ "import", pa, NULL }, &out, &err);
+	rc = h_ctl_at(&b, (const char *const[]){ "import", pa, NULL }, &out, &err);
 	cr_assert_eq(rc, 0, "re-run: %s", err);
 	cr_assert(strstr(out, "already there, skipped") != NULL, "%s", out);
 	free(out);
@@ -433,7 +417,7 @@ Test(import, eventfolddb_file_and_damaged_copies)
 	start(&s, &c);
 	snprintf(path, sizeof(path), "%s/torn.dat", s.dir);
 	cr_assert_eq(h_write_file(path, f.buf, f.batch_off[39] + 30), 0);
-	rc = ctl(&s, (const char *const[]){ "import", path, NULL }, &out, &err);
+	rc = h_ctl_at(&s, (const char *const[]){ "import", path, NULL }, &out, &err);
 	cr_assert_eq(rc, 0, "%s", err);
 	cr_assert(strstr(err, "torn last write") != NULL, "%s", err);
 	free(out);
@@ -452,7 +436,7 @@ Test(import, eventfolddb_file_and_damaged_copies)
 		cr_assert_eq(h_write_file(path, copy, f.len), 0);
 		free(copy);
 	}
-	rc = ctl(&s, (const char *const[]){ "import", path, NULL }, &out, &err);
+	rc = h_ctl_at(&s, (const char *const[]){ "import", path, NULL }, &out, &err);
 	cr_assert_eq(rc, 5, "exit %d: %s", rc, err);
 	cr_assert(strstr(err, "batch CRC mismatch") != NULL, "%s", err);
 	{
@@ -477,7 +461,7 @@ Test(import, eventfolddb_file_and_damaged_copies)
 		cr_assert_eq(h_write_file(path, copy, f.len), 0);
 		free(copy);
 	}
-	rc = ctl(&s, (const char *const[]){ "import", path, NULL }, &out, &err);
+	rc = h_ctl_at(&s, (const char *const[]){ "import", path, NULL }, &out, &err);
 	cr_assert_eq(rc, 5, "exit %d: %s", rc, err);
 	cr_assert(strstr(err, "record CRC mismatch") != NULL, "%s", err);
 	free(out);
@@ -489,7 +473,7 @@ Test(import, eventfolddb_file_and_damaged_copies)
 	f.buf[4] = 2;
 	cr_assert_eq(h_write_file(path, f.buf, f.len), 0);
 	f.buf[4] = 3;
-	rc = ctl(&s, (const char *const[]){ "import", path, NULL }, &out, &err);
+	rc = h_ctl_at(&s, (const char *const[]){ "import", path, NULL }, &out, &err);
 	cr_assert_eq(rc, 3, "exit %d: %s", rc, err);
 	cr_assert(strstr(err, "format version 2") != NULL, "%s", err);
 	free(out);
@@ -529,7 +513,7 @@ Test(import, bad_json_line)
 	len = strlen(fa);
 	cr_assert_eq(h_write_file(pa, fa, len), 0);
 	start(&b, &cb);
-	rc = ctl(&b, (const char *const[]){ "import", pa, NULL }, &out, &err);
+	rc = h_ctl_at(&b, (const char *const[]){ "import", pa, NULL }, &out, &err);
 	cr_assert_eq(rc, 5, "exit %d: %s", rc, err);
 	cr_assert(strstr(err, "line 11 (byte offset") != NULL, "%s", err);
 	cr_assert(strstr(err, "invalid JSON") != NULL, "%s", err);
@@ -580,11 +564,11 @@ Test(import, eventfold_directory)
 	    "{\"type\":\"E\",\"data\":{},\"ts\":1004}\n{\"type\":\"F\",\"da");
 
 	/* a stream is needed */
-	rc = ctl(&s, (const char *const[]){ "import", dir, NULL }, &out, &err);
+	rc = h_ctl_at(&s, (const char *const[]){ "import", dir, NULL }, &out, &err);
 	cr_assert_eq(rc, 1, "%s", err);
 	free(out);
 	free(err);
-	rc = ctl(&s, (const char *const[]){ "import", dir, "--stream-name",
+	rc = h_ctl_at(&s, (const char *const[]){ "import", dir, "--stream-name",
 	    "todo/1", NULL }, &out, &err);
 	cr_assert_eq(rc, 0, "%s", err);
 	cr_assert(strstr(out, "imported 5 events") != NULL, "%s", out);
@@ -623,7 +607,7 @@ Test(import, eventfold_directory)
 	h_events_free(e, n);
 
 	/* again: the derived ids are the same, nothing is imported */
-	rc = ctl(&s, (const char *const[]){ "import", dir, "--stream-name",
+	rc = h_ctl_at(&s, (const char *const[]){ "import", dir, "--stream-name",
 	    "todo/1", "--quiet", NULL }, &out, &err);
 	cr_assert_eq(rc, 0, "%s", err);
 	free(out);
