@@ -70,8 +70,8 @@ cmd_backup(struct ctl *c, int argc, char **argv)
 	struct client_reply cr;
 	struct ef_client cl;
 	struct ipc_out o;
-	uint64_t wait_s = BACKUP_WAIT_S, now;
-	int i, rv, st, rc = CTL_OK;
+	uint64_t wait_s = BACKUP_WAIT_S;
+	int i, st, rc = CTL_OK;
 
 	for (i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--json"))
@@ -100,27 +100,20 @@ cmd_backup(struct ctl *c, int argc, char **argv)
 	r.dir.len = (uint32_t)strlen(dir);
 	ipc_backup_req_encode(&o, &r);
 	/*
-	 * Not client_call(): the request must reach stored within the usual
-	 * timeout, but the copy may take far longer; and a backup is not
-	 * re-sent on a broken connection (stored may have started it).
+	 * The request must reach stored within the usual timeout, but the
+	 * copy may take far longer. A connection that breaks is re-dialed
+	 * and the request sent again, as for any call (nng 1.5 re-creates a
+	 * wedged listener under our feet): if the first one had started,
+	 * the second is refused ("another backup is running") and the
+	 * first goes on; stored's log says how it ended.
 	 */
-	memset(&cr, 0, sizeof(cr));
-	now = guard_now_ms();
-	rv = client_roundtrip(&cl, o.buf, o.len, now + c->conf.timeout_ms,
-	    now + wait_s * 1000, &cr.msg);
-	if (rv != 0) {
-		rc = ctl_err(CTL_UNAVAILABLE, "UNAVAILABLE: %s", rv ==
-		    NNG_ETIMEDOUT ? "stored did not answer in time (the "
-		    "backup may still be running: see its log)" :
-		    "stored unreachable");
+	st = client_call_wait(&cl, &o, wait_s * 1000, &cr);
+	if (st == EF_S_UNAVAILABLE && cr.msg == NULL) {
+		rc = ctl_err(CTL_UNAVAILABLE, "UNAVAILABLE: %.*s (the backup "
+		    "may still be running: see stored's log)",
+		    (int)cr.in.message.len, cr.in.message.ptr);
 		goto out;
 	}
-	if (ipc_reply_open(&cr.in, nng_msg_body(cr.msg), nng_msg_len(cr.msg),
-	    &why) != 0) {
-		rc = ctl_err(CTL_INTERNAL, "malformed reply: %s", why);
-		goto out;
-	}
-	st = cr.in.status;
 	if (st != EF_S_OK)
 		rc = ctl_status_exit(st, &cr.in.message);
 	else if (ipc_backup_rep_decode(cr.in.body, &br, &why) != 0)
