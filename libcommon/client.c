@@ -274,8 +274,15 @@ int
 client_call(struct ef_client *c, const struct ipc_out *req,
     struct client_reply *rep)
 {
-	uint64_t deadline = guard_now_ms() + (uint64_t)c->timeout_ms;
-	uint64_t send_by = deadline;
+	return client_call_wait(c, req, (uint64_t)c->timeout_ms, rep);
+}
+
+int
+client_call_wait(struct ef_client *c, const struct ipc_out *req,
+    uint64_t wait_ms, struct client_reply *rep)
+{
+	uint64_t now = guard_now_ms(), deadline = now + wait_ms;
+	uint64_t send_by = now + (uint64_t)c->timeout_ms;
 	const char *why = NULL;
 	int rv;
 

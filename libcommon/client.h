@@ -89,6 +89,13 @@ int client_roundtrip(struct ef_client *c, const void *req, size_t len,
 int client_call(struct ef_client *c, const struct ipc_out *req,
     struct client_reply *rep);
 void client_reply_free(struct client_reply *rep);
+/*
+ * client_call for a request that may take long to answer (a backup): it
+ * must reach the daemon within the client's timeout, as client_call's,
+ * and the reply may take up to wait_ms.
+ */
+int client_call_wait(struct ef_client *c, const struct ipc_out *req,
+    uint64_t wait_ms, struct client_reply *rep);
 
 /*
  * Synchronous send and receive on an nng context (nng 1.5 has only the

@@ -1011,3 +1011,93 @@ ipc_segments_rep_end(struct ipc_out *o, bool more)
 	else
 		msgpack_pack_false(&o->pk);
 }
+
+int
+ipc_backup_req_decode(const msgpack_object *b, struct ipc_backup_req *r,
+    const char **why)
+{
+	FIELD(ipcf_array(b, 1, "backup body", why));
+	FIELD(ipcf_str(&b->via.array.ptr[0], &r->dir, IPC_MAX_STRLEN, "dir",
+	    why));
+	return 0;
+}
+
+int
+ipc_backup_rep_decode(const msgpack_object *b, struct ipc_backup_rep *r,
+    const char **why)
+{
+	FIELD(ipcf_array(b, 6, "backup reply", why));
+	FIELD(ipcf_u64(&b->via.array.ptr[0], &r->position, "position", why));
+	FIELD(ipcf_u64(&b->via.array.ptr[1], &r->segments, "segments", why));
+	FIELD(ipcf_u64(&b->via.array.ptr[2], &r->linked, "linked", why));
+	FIELD(ipcf_u64(&b->via.array.ptr[3], &r->copied, "copied", why));
+	FIELD(ipcf_u64(&b->via.array.ptr[4], &r->bytes, "bytes", why));
+	FIELD(ipcf_u64(&b->via.array.ptr[5], &r->index_bytes, "index_bytes",
+	    why));
+	return 0;
+}
+
+void
+ipc_backup_req_encode(struct ipc_out *o, const struct ipc_backup_req *r)
+{
+	msgpack_pack_array(&o->pk, 1);
+	ipcf_pack_str(&o->pk, r->dir.ptr, r->dir.len);
+}
+
+void
+ipc_backup_rep_encode(struct ipc_out *o, const struct ipc_backup_rep *r)
+{
+	msgpack_pack_array(&o->pk, 6);
+	msgpack_pack_uint64(&o->pk, r->position);
+	msgpack_pack_uint64(&o->pk, r->segments);
+	msgpack_pack_uint64(&o->pk, r->linked);
+	msgpack_pack_uint64(&o->pk, r->copied);
+	msgpack_pack_uint64(&o->pk, r->bytes);
+	msgpack_pack_uint64(&o->pk, r->index_bytes);
+}
+
+int
+ipc_import_req_decode(const msgpack_object *b, struct ipc_import_req *r,
+    const char **why)
+{
+	FIELD(ipcf_array(b, 2, "import body", why));
+	FIELD(ipcf_bool(&b->via.array.ptr[0], &r->keep_positions,
+	    "keep_positions", why));
+	FIELD(ipcf_list(&b->via.array.ptr[1], IPC_MAX_EVENTS, "events", why));
+	r->events = &b->via.array.ptr[1];
+	r->nevents = r->events->via.array.size;
+	return 0;
+}
+
+int
+ipc_import_rep_decode(const msgpack_object *b, struct ipc_import_rep *r,
+    const char **why)
+{
+	FIELD(ipcf_array(b, 3, "import reply", why));
+	FIELD(ipcf_u64(&b->via.array.ptr[0], &r->first_pos, "first_position",
+	    why));
+	FIELD(ipcf_u64(&b->via.array.ptr[1], &r->count, "count", why));
+	FIELD(ipcf_u64(&b->via.array.ptr[2], &r->skipped, "skipped", why));
+	return 0;
+}
+
+void
+ipc_import_req_begin(struct ipc_out *o, bool keep_positions,
+    uint32_t nevents)
+{
+	msgpack_pack_array(&o->pk, 2);
+	if (keep_positions)
+		msgpack_pack_true(&o->pk);
+	else
+		msgpack_pack_false(&o->pk);
+	msgpack_pack_array(&o->pk, nevents);
+}
+
+void
+ipc_import_rep_encode(struct ipc_out *o, const struct ipc_import_rep *r)
+{
+	msgpack_pack_array(&o->pk, 3);
+	msgpack_pack_uint64(&o->pk, r->first_pos);
+	msgpack_pack_uint64(&o->pk, r->count);
+	msgpack_pack_uint64(&o->pk, r->skipped);
+}

@@ -47,6 +47,8 @@
 	X(ROTATE, 6, "rotate")                                                \
 	X(SEGMENTS, 7, "segments")                                            \
 	X(ARCHIVE, 8, "archive")                                              \
+	X(BACKUP, 9, "backup")                                                \
+	X(IMPORT, 10, "import")                                               \
 	X(APPEND_MANY, 12, "append_many")                                     \
 	X(EXECUTE, 32, "execute")                                             \
 	X(GET_STATE, 33, "get_state")                                         \
@@ -272,6 +274,54 @@ struct ipc_archive_rep {
 	uint64_t left;
 };
 
+/*
+ * BACKUP body: [dir str]: an absolute path on stored's host that does
+ * not exist yet (or is an empty directory). stored builds a data
+ * directory there (daemons/stored/backup.c) and answers once it is
+ * durable.
+ * Reply body: [position, segments, linked, copied, bytes, index_bytes]:
+ * the backup holds exactly the positions below `position` (the log's
+ * head when it was taken); `linked` segment files were hard-linked and
+ * `copied` copied, `bytes` in all; index_bytes is the size of the
+ * compacted copy of the LMDB index.
+ */
+struct ipc_backup_req {
+	struct ipc_str dir;
+};
+
+struct ipc_backup_rep {
+	uint64_t position;
+	uint64_t segments;
+	uint64_t linked;
+	uint64_t copied;
+	uint64_t bytes;
+	uint64_t index_bytes;
+};
+
+/*
+ * IMPORT body: [keep_positions bool, [event...]]: whole events as a read
+ * reply carries them (ipc_event_encode), in log order, appended as one
+ * batch with their event ids, stream ids, stream versions and
+ * recorded_at kept. Each stream version must be the stream's next; with
+ * keep_positions each global_position must be the log's next too (an
+ * import into an empty store keeps the source's positions), otherwise
+ * positions are assigned. Events already stored exactly as given, as
+ * a prefix of the batch (a re-run), are not written again: `skipped`
+ * counts them; first_position is then the first one's.
+ * Reply body: [first_position, count, skipped].
+ */
+struct ipc_import_req {
+	bool keep_positions;
+	const msgpack_object *events; /* array; use ipc_event_decode */
+	uint32_t nevents;
+};
+
+struct ipc_import_rep {
+	uint64_t first_pos;
+	uint64_t count;
+	uint64_t skipped;
+};
+
 /* SEGMENTS reply body: [[segment...], more bool] */
 struct ipc_segments_rep {
 	const msgpack_object *segments;
@@ -352,6 +402,14 @@ int ipc_segments_rep_decode(const msgpack_object *body,
     struct ipc_segments_rep *r, const char **why);
 int ipc_segment_info_decode(const msgpack_object *o,
     struct ipc_segment_info *s, const char **why);
+int ipc_backup_req_decode(const msgpack_object *body,
+    struct ipc_backup_req *r, const char **why);
+int ipc_backup_rep_decode(const msgpack_object *body,
+    struct ipc_backup_rep *r, const char **why);
+int ipc_import_req_decode(const msgpack_object *body,
+    struct ipc_import_req *r, const char **why);
+int ipc_import_rep_decode(const msgpack_object *body,
+    struct ipc_import_rep *r, const char **why);
 
 /*
  * Building messages. ipc_out packs straight into a growing buffer that
@@ -402,6 +460,12 @@ void ipc_segments_rep_begin(struct ipc_out *o, uint32_t nsegments);
 void ipc_segment_info_encode(struct ipc_out *o,
     const struct ipc_segment_info *s);
 void ipc_segments_rep_end(struct ipc_out *o, bool more);
+void ipc_backup_req_encode(struct ipc_out *o, const struct ipc_backup_req *r);
+void ipc_backup_rep_encode(struct ipc_out *o, const struct ipc_backup_rep *r);
+/* An import request: begin with the count, pack that many events. */
+void ipc_import_req_begin(struct ipc_out *o, bool keep_positions,
+    uint32_t nevents);
+void ipc_import_rep_encode(struct ipc_out *o, const struct ipc_import_rep *r);
 void ipc_nil(struct ipc_out *o);
 
 /* Size on the wire of an event encoded by ipc_event_encode (upper bound). */

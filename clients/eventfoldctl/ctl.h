@@ -48,6 +48,8 @@ struct ctl_cmd {
 /* Command tables: store commands (store.c), runner commands (runner.c). */
 extern const struct ctl_cmd ctl_store_cmds[];
 extern const struct ctl_cmd ctl_runner_cmds[];
+/* backup, export, import (backup.c, ...) */
+extern const struct ctl_cmd ctl_data_cmds[];
 
 /* Prints "eventfoldctl: msg" to stderr and returns code. */
 int ctl_err(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -100,6 +100,8 @@ usage_cmds(FILE *fp)
 		fprintf(fp, "  %s\n", k->usage);
 	for (k = ctl_runner_cmds; k->name; k++)
 		fprintf(fp, "  %s\n", k->usage);
+	for (k = ctl_data_cmds; k->name; k++)
+		fprintf(fp, "  %s\n", k->usage);
 	fprintf(fp, "\nexit status: 0 ok, 1 usage, 2 daemon unreachable, "
 	    "3 refused, 4 not found,\n5 data corruption, 6 internal "
 	    "error. See eventfoldctl(8).\n");
@@ -181,6 +183,9 @@ main(int argc, char **argv)
 		if (!strcmp(k->name, argv[cmd]))
 			goto found;
 	for (k = ctl_runner_cmds; k->name; k++)
+		if (!strcmp(k->name, argv[cmd]))
+			goto found;
+	for (k = ctl_data_cmds; k->name; k++)
 		if (!strcmp(k->name, argv[cmd]))
 			goto found;
 	rc = ctl_err(CTL_USAGE, "unknown command \"%s\" (see --help)",

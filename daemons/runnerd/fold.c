@@ -332,10 +332,10 @@ fold_set_error(struct fold *f, uint64_t pos, const char *msg)
 static size_t
 proj_batch(struct fold *f, MDB_dbi dbi, uint64_t gen, int ckpt,
     struct qev *list, size_t n, uint64_t next, int *failed, uint64_t *fpos,
-    char *msg, size_t ml)
+    uint8_t last_id[UUID_LEN], char *msg, size_t ml)
 {
 	MDB_txn *txn;
-	struct qev *e;
+	struct qev *e, *last = NULL;
 	size_t k, limit = n;
 	int rc;
 
@@ -348,6 +348,7 @@ again:
 		return 0;
 	}
 	for (k = 0, e = list; k < limit; k++, e = e->next) {
+		last = e;
 		if (e->ev.global_position != next + k) {
 			snprintf(msg, ml, "internal: event at position %"
 			    PRIu64 " where %" PRIu64 " was expected",
@@ -366,7 +367,7 @@ again:
 		}
 	}
 	if (ckpt && (rc = state_checkpoint_put(txn, f->name, gen,
-	    next + limit)) != 0) {
+	    next + limit, last->ev.event_id)) != 0) {
 		mdb_txn_abort(txn);
 		snprintf(msg, ml, "LMDB checkpoint: %s", mdb_strerror(rc));
 		*failed = 1;
@@ -380,18 +381,19 @@ again:
 		*fpos = next;
 		return 0;
 	}
+	memcpy(last_id, last->ev.event_id, UUID_LEN);
 	return limit;
 }
 
 static int
-mgr_checkpoint(struct fold *f, uint64_t next)
+mgr_checkpoint(struct fold *f, uint64_t next, const uint8_t id[UUID_LEN])
 {
 	MDB_txn *txn;
 	int rc;
 
 	if ((rc = state_begin(0, &txn)) != 0)
 		return rc;
-	if ((rc = state_checkpoint_put(txn, f->name, f->gen, next)) != 0) {
+	if ((rc = state_checkpoint_put(txn, f->name, f->gen, next, id)) != 0) {
 		mdb_txn_abort(txn);
 		return rc;
 	}
@@ -401,9 +403,10 @@ mgr_checkpoint(struct fold *f, uint64_t next)
 /* Managers: one event at a time; the checkpoint once per batch. */
 static size_t
 mgr_batch(struct fold *f, struct qev *list, size_t n, uint64_t next,
-    int *failed, uint64_t *fpos, int *interrupted, char *msg, size_t ml)
+    int *failed, uint64_t *fpos, int *interrupted, uint8_t last_id[UUID_LEN],
+    char *msg, size_t ml)
 {
-	struct qev *e;
+	struct qev *e, *last = NULL;
 	size_t k;
 	int rc;
 
@@ -428,13 +431,17 @@ mgr_batch(struct fold *f, struct qev *list, size_t n, uint64_t next,
 			*fpos = next + k;
 			break;
 		}
+		last = e;
 	}
-	if (k > 0 && (rc = mgr_checkpoint(f, next + k)) != 0) {
+	if (k > 0 && (rc = mgr_checkpoint(f, next + k, last->ev.event_id)) !=
+	    0) {
 		snprintf(msg, ml, "LMDB checkpoint: %s", mdb_strerror(rc));
 		*failed = 1;
 		*fpos = next;
 		return 0;
 	}
+	if (k > 0)
+		memcpy(last_id, last->ev.event_id, UUID_LEN);
 	return k;
 }
 
@@ -448,11 +455,13 @@ fold_load(struct fold *f)
 
 	if ((rc = state_begin(0, &txn)) != 0)
 		return rc;
-	rc = state_checkpoint_get(txn, f->name, &f->gen, &f->next);
+	rc = state_checkpoint_get(txn, f->name, &f->gen, &f->next,
+	    f->last_id, &f->has_id);
 	if (rc == MDB_NOTFOUND) {
 		f->gen = 0;
 		f->next = 0;
-		rc = state_checkpoint_put(txn, f->name, 0, 0);
+		f->has_id = 0;
+		rc = state_checkpoint_put(txn, f->name, 0, 0, NULL);
 	}
 	if (rc != 0) {
 		mdb_txn_abort(txn);
@@ -483,7 +492,8 @@ fold_do_reset(struct fold *f)
 		if (f->kind == EF_FOLD_PROJECTION)
 			rc = mdb_drop(txn, f->dbi, 0);
 		if (rc == 0)
-			rc = state_checkpoint_put(txn, f->name, f->gen, 0);
+			rc = state_checkpoint_put(txn, f->name, f->gen, 0,
+			    NULL);
 		if (rc == 0)
 			rc = state_commit(txn, f->name);
 		else
@@ -494,6 +504,7 @@ fold_do_reset(struct fold *f)
 		return rc;
 	pthread_mutex_lock(&f->mu);
 	f->next = 0;
+	f->has_id = 0;
 	f->stopped = 0;
 	f->err[0] = '\0';
 	pthread_mutex_unlock(&f->mu);
@@ -526,7 +537,7 @@ fold_do_swap(struct fold *f)
 	pthread_rwlock_wrlock(&f->dbi_lock);
 	if ((rc = state_begin(0, &txn)) == 0) {
 		rc = state_checkpoint_put(txn, f->name, f->gen + 1,
-		    f->rb_next);
+		    f->rb_next, f->rb_next ? f->rb_last_id : NULL);
 		if (rc == 0)
 			rc = mdb_drop(txn, old, 1);
 		if (rc == 0)
@@ -539,6 +550,8 @@ fold_do_swap(struct fold *f)
 		f->dbi = f->rb_dbi;
 		f->gen++;
 		f->next = f->rb_next;
+		memcpy(f->last_id, f->rb_last_id, UUID_LEN);
+		f->has_id = f->rb_next > 0;
 		f->stopped = 0;
 		f->err[0] = '\0';
 		f->rebuilding = 0;
@@ -554,12 +567,79 @@ fold_do_swap(struct fold *f)
 	return rc;
 }
 
+static void
+rd_sleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
+
+	nanosleep(&ts, NULL);
+}
+
+/*
+ * Does the checkpoint match the log it is given? A log restored from an
+ * older backup ends before the checkpoint; a repaired or replaced one
+ * holds another event at the last applied position (its id is kept with
+ * the checkpoint). Either way skipping to the checkpoint would silently
+ * miss or misapply events, so the fold starts again from position 0
+ * (the caller resets it; a process manager re-reacts, and its commands
+ * carry ids derived from the events, so aggregates see repeats as
+ * repeats). 0 matches, 1 does not (logged), -1 stored did not answer
+ * (try again). A log that cannot be read there (DATA_LOSS) is logged
+ * and left to the fold, which stops at the damage as it would anyway.
+ */
+static int
+fold_check(struct fold *f, struct ef_client *store)
+{
+	struct client_reply cr;
+	struct ipc_read_rep rr;
+	struct ef_event ev;
+	char want[UUID_STR_LEN], got[UUID_STR_LEN];
+	const char *why = "", *what = f->kind == EF_FOLD_PROJECTION ?
+	    "projection" : "process manager";
+	int st, rc = 0;
+
+	if (f->next == 0)
+		return 0;
+	st = client_read_all(store, f->next - 1, 1, EF_FORWARD, &cr, &rr);
+	if (st == EF_S_UNAVAILABLE || st == EF_S_DEADLINE) {
+		client_reply_free(&cr);
+		return -1;
+	}
+	if (st != EF_S_OK) {
+		log_warnx("%s %s: cannot check the checkpoint at position %"
+		    PRIu64 " against the log: %s: %.*s", what, f->name,
+		    f->next, ipc_status_name(st), (int)cr.in.message.len,
+		    cr.in.message.ptr ? cr.in.message.ptr : "");
+		client_reply_free(&cr);
+		return 0;
+	}
+	if (rr.head < f->next) {
+		log_warnx("%s %s: its checkpoint (position %" PRIu64 ") is "
+		    "beyond the log's head (%" PRIu64 "): the log is older than "
+		    "the state (restored from a backup?); rebuilding from "
+		    "position 0", what, f->name, f->next, rr.head);
+		rc = 1;
+	} else if (f->has_id && (rr.nevents != 1 ||
+	    ipc_event_decode(&rr.events->via.array.ptr[0], &ev, &why) != 0 ||
+	    memcmp(ev.event_id, f->last_id, UUID_LEN) != 0)) {
+		log_warnx("%s %s: the event at position %" PRIu64 " is %s, not "
+		    "%s, the last one it applied: the log was repaired or "
+		    "replaced; rebuilding from position 0", what, f->name,
+		    f->next - 1, rr.nevents == 1 ? uuid_format(ev.event_id,
+		    got) : "missing", uuid_format(f->last_id, want));
+		rc = 1;
+	}
+	client_reply_free(&cr);
+	return rc;
+}
+
 static void *
 fold_main(void *arg)
 {
 	struct fold *f = arg;
 	struct qev *list;
 	char msg[512];
+	uint8_t last_id[UUID_LEN];
 	size_t n, done, last_n = 0;
 	uint64_t fpos, last_commit = 0;
 	int req, failed, intr, rc;
@@ -584,6 +664,17 @@ fold_main(void *arg)
 			pthread_cond_broadcast(&f->cv);
 			pthread_mutex_unlock(&f->mu);
 			continue;
+		}
+		if (!f->checked) {
+			/* once per start, before the first event */
+			if ((rc = fold_check(f, &rd.store)) < 0) {
+				rd_sleep_ms(200); /* stored not there yet */
+				continue;
+			}
+			f->checked = 1;
+			if (rc > 0 && fold_do_reset(f) != 0)
+				log_warnx("%s: reset after the mismatch failed",
+				    f->name);
 		}
 		pthread_mutex_lock(&f->mu);
 		f->live = 0;
@@ -612,15 +703,19 @@ fold_main(void *arg)
 			intr = 0;
 			if (f->kind == EF_FOLD_PROJECTION)
 				done = proj_batch(f, f->dbi, f->gen, 1, list,
-				    n, f->next, &failed, &fpos, msg,
+				    n, f->next, &failed, &fpos, last_id, msg,
 				    sizeof(msg));
 			else
 				done = mgr_batch(f, list, n, f->next, &failed,
-				    &fpos, &intr, msg, sizeof(msg));
+				    &fpos, &intr, last_id, msg, sizeof(msg));
 			evq_free_list(list);
 			last_commit = now_ms();
 			last_n = n;
 			pthread_mutex_lock(&f->mu);
+			if (done > 0) {
+				memcpy(f->last_id, last_id, UUID_LEN);
+				f->has_id = 1;
+			}
 			f->next += done;
 			f->applied += done;
 			pthread_cond_broadcast(&f->cv);
@@ -641,14 +736,31 @@ fold_main(void *arg)
 int
 fold_start_all(void)
 {
+	struct ef_client quick;
 	size_t i;
-	int rc;
+	int rc, down, opened, ret = -1;
 
+	/* a short timeout: a stored that is not up yet must not hold
+	 * runnerd's start; the fold threads check once it answers */
+	opened = client_open(&quick, rd.store_url, 1000) == 0;
+	down = !opened;
 	for (i = 0; i < nfolds; i++) {
 		if ((rc = fold_load(folds[i])) != 0) {
 			log_warnx("%s: cannot open its state: %s",
 			    folds[i]->name, mdb_strerror(rc));
-			return -1;
+			goto out;
+		}
+		/* checked now if stored answers, so that no reader sees a
+		 * state the log does not back */
+		if (!down && (rc = fold_check(folds[i], &quick)) < 0)
+			down = 1;
+		else if (!down) {
+			folds[i]->checked = 1;
+			if (rc > 0 && (rc = fold_do_reset(folds[i])) != 0) {
+				log_warnx("%s: cannot reset it: %s",
+				    folds[i]->name, mdb_strerror(rc));
+				goto out;
+			}
 		}
 		log_info("%s %s: starting at position %" PRIu64,
 		    folds[i]->kind == EF_FOLD_PROJECTION ? "projection" :
@@ -658,7 +770,11 @@ fold_start_all(void)
 		if (pthread_create(&folds[i]->thr, NULL, fold_main,
 		    folds[i]) != 0)
 			fatal("pthread_create");
-	return 0;
+	ret = 0;
+out:
+	if (opened)
+		client_close(&quick);
+	return ret;
 }
 
 void
@@ -741,7 +857,8 @@ rebuild_main(void *arg)
 		list = evq_take(&p->q, rd.conf.fold_batch, 100, &n);
 		if (list != NULL) {
 			done = proj_batch(f, f->rb_dbi, f->gen + 1, 0, list, n,
-			    next, &failed, &fpos, msg, sizeof(msg));
+			    next, &failed, &fpos, f->rb_last_id, msg,
+			    sizeof(msg));
 			evq_free_list(list);
 			next += done;
 			__atomic_store_n(&f->rb_next, next, __ATOMIC_RELAXED);

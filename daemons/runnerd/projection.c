@@ -122,7 +122,8 @@ projection_query(struct fold *f, const struct ipc_query_req *q,
 		fatal("calloc");
 	pthread_rwlock_rdlock(&f->dbi_lock);
 	if ((rc = state_begin(1, &txn)) != 0 ||
-	    (rc = state_checkpoint_get(txn, f->name, &gen, &next)) != 0 ||
+	    (rc = state_checkpoint_get(txn, f->name, &gen, &next, NULL,
+	    NULL)) != 0 ||
 	    (rc = mdb_cursor_open(txn, f->dbi, &cur)) != 0) {
 		snprintf(msg, ml, "LMDB: %s", mdb_strerror(rc));
 		s = EF_S_INTERNAL;

@@ -178,11 +178,18 @@ int state_drop(MDB_dbi dbi, int del);
 int state_begin(int rdonly, MDB_txn **txn);
 /* Commit; a failure is logged with what. 0 or the LMDB error. */
 int state_commit(MDB_txn *txn, const char *what);
-/* Fold checkpoint record: [gen u64][next u64] under "fold/NAME". */
+/*
+ * Fold checkpoint record under "fold/NAME": [gen u64][next u64]
+ * [last_id 16]: the event id at position next - 1 (zeros when next is
+ * 0), so that a log that is not the one the fold was applied to (an
+ * older backup, a repair) is noticed at start (fold.c). Records of 16
+ * bytes, from before the id was kept, are read with *has_id 0.
+ * last_id and has_id may be NULL.
+ */
 int state_checkpoint_get(MDB_txn *txn, const char *name, uint64_t *gen,
-    uint64_t *next);
+    uint64_t *next, uint8_t last_id[UUID_LEN], int *has_id);
 int state_checkpoint_put(MDB_txn *txn, const char *name, uint64_t gen,
-    uint64_t next);
+    uint64_t next, const uint8_t last_id[UUID_LEN]);
 
 extern struct state st;
 
@@ -263,6 +270,9 @@ struct fold {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;  /* progress, requests, their completion */
 	uint64_t next;      /* committed checkpoint: events applied */
+	uint8_t last_id[UUID_LEN]; /* event id at next - 1, if has_id */
+	int has_id;
+	int checked;        /* the checkpoint was checked against the log */
 	uint64_t gen;       /* generation of the data database */
 	MDB_dbi dbi;
 	int live;           /* caught up since the last (re)start */
@@ -281,6 +291,7 @@ struct fold {
 	/* rebuild: a second pipe folding into generation gen + 1 */
 	int rebuilding;
 	uint64_t rb_next;
+	uint8_t rb_last_id[UUID_LEN];
 	MDB_dbi rb_dbi;
 	pthread_t rb_thr;
 	int rb_joinable;    /* rb_thr to be joined (fold thread only) */

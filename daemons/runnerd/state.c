@@ -124,7 +124,7 @@ state_commit(MDB_txn *txn, const char *what)
 
 int
 state_checkpoint_get(MDB_txn *txn, const char *name, uint64_t *gen,
-    uint64_t *next)
+    uint64_t *next, uint8_t last_id[UUID_LEN], int *has_id)
 {
 	char key[IPC_NAME_MAX + 8];
 	MDB_val k, v;
@@ -134,24 +134,37 @@ state_checkpoint_get(MDB_txn *txn, const char *name, uint64_t *gen,
 	k.mv_data = key;
 	if ((rc = mdb_get(txn, st.meta, &k, &v)) != 0)
 		return rc;
-	if (v.mv_size != 16)
+	/* 16 bytes: a checkpoint from before the event id was kept */
+	if (v.mv_size != 16 && v.mv_size != 16 + UUID_LEN)
 		return MDB_CORRUPTED;
 	*gen = get_le64(v.mv_data);
 	*next = get_le64((const uint8_t *)v.mv_data + 8);
+	if (has_id != NULL)
+		*has_id = v.mv_size == 16 + UUID_LEN;
+	if (last_id != NULL) {
+		memset(last_id, 0, UUID_LEN);
+		if (v.mv_size == 16 + UUID_LEN)
+			memcpy(last_id, (const uint8_t *)v.mv_data + 16,
+			    UUID_LEN);
+	}
 	return 0;
 }
 
 int
 state_checkpoint_put(MDB_txn *txn, const char *name, uint64_t gen,
-    uint64_t next)
+    uint64_t next, const uint8_t last_id[UUID_LEN])
 {
 	char key[IPC_NAME_MAX + 8];
-	uint8_t val[16];
+	uint8_t val[16 + UUID_LEN];
 	MDB_val k, v = { sizeof(val), val };
 
 	k.mv_size = (size_t)snprintf(key, sizeof(key), "fold/%s", name);
 	k.mv_data = key;
 	put_le64(val, gen);
 	put_le64(val + 8, next);
+	if (last_id != NULL)
+		memcpy(val + 16, last_id, UUID_LEN);
+	else
+		memset(val + 16, 0, UUID_LEN);
 	return mdb_put(txn, st.meta, &k, &v, 0);
 }

@@ -524,7 +524,9 @@ archiver_main(void *arg)
 		memset(&st, 0, sizeof(st));
 		if (s != NULL) {
 			t0 = mono_ms();
+			pthread_mutex_lock(&sd->ahold);
 			rc = archive_one(sd, s, &st);
+			pthread_mutex_unlock(&sd->ahold);
 			if (rc != 0) {
 				log_warnx("archive: %s: %s; retrying in %d s",
 				    s->path, strerror(-rc), RETRY_MS / 1000);
@@ -597,6 +599,7 @@ archiver_start(struct stored *sd)
 #endif
 	count_archived(sd);
 	pthread_mutex_init(&sd->amu, NULL);
+	pthread_mutex_init(&sd->ahold, NULL);
 	pthread_cond_init(&sd->acv, NULL);
 	if ((rc = pthread_create(&sd->archiver, NULL, archiver_main, sd)) != 0)
 		return -rc;

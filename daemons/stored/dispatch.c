@@ -17,6 +17,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +29,7 @@
 #include "listen.h"
 #include "log.h"
 #include "stored.h"
+#include "utf8.h"
 
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/supplemental/util/platform.h>
@@ -53,6 +55,7 @@ struct worker {
 	struct ipc_append_req req;
 	struct append_job job;
 	struct ipc_out out;
+	uint8_t (*sorted)[UUID_LEN]; /* IMPORT: its event ids, sorted */
 	struct many_entry *many; /* APPEND_MANY: one per entry */
 	uint32_t nmany, many_cap;
 	uint32_t many_left;      /* entries the writer has not finished */
@@ -143,11 +146,14 @@ append_free(struct worker *w)
 
 static void rctx_send(struct worker *w);
 
-/* Packs an append's outcome: the positions, the conflict, or nil. */
+/* Packs an append's or import's outcome: the positions, the conflict,
+ * or nil. */
 static void
 append_result_body(struct ipc_out *o, const struct append_job *job)
 {
-	if (job->status == EF_S_OK)
+	if (job->status == EF_S_OK && job->op == EF_OP_IMPORT)
+		ipc_import_rep_encode(o, &job->irep);
+	else if (job->status == EF_S_OK)
 		ipc_append_rep_encode(o, &job->rep);
 	else if (job->status == EF_S_VERSION_CONFLICT)
 		ipc_conflict_encode(o, &job->conflict);
@@ -155,9 +161,12 @@ append_result_body(struct ipc_out *o, const struct append_job *job)
 		ipc_nil(o);
 }
 
-/* Writer thread: the append is durable or refused; send the reply. */
+/*
+ * Writer thread: an APPEND or IMPORT is durable or refused; encode its
+ * reply (into w->out), free what the request held, and send it.
+ */
 static void
-append_done(struct append_job *job)
+job_reply(struct append_job *job)
 {
 	struct worker *w = (struct worker *)((char *)job -
 	    offsetof(struct worker, job));
@@ -167,8 +176,14 @@ append_done(struct append_job *job)
 	    job->msg);
 	append_result_body(&w->out, job);
 	if (job->status != EF_S_OK)
-		log_debug("append refused: %s", job->msg);
-	append_free(w);
+		log_debug("%s refused: %s", ipc_op_name(job->op), job->msg);
+	if (job->op == EF_OP_IMPORT) {
+		free((void *)job->imp);
+		job->imp = NULL;
+		free(w->sorted);
+		w->sorted = NULL;
+	} else
+		append_free(w);
 	rctx_send(w);
 	__atomic_sub_fetch(&inflight, 1, __ATOMIC_SEQ_CST);
 }
@@ -302,7 +317,7 @@ handle_append(struct worker *w, const struct ipc_in *in)
 		reply_error(w, job->status, "%s", job->msg);
 		return HANDLED;
 	}
-	job->complete = append_done;
+	job->complete = job_reply;
 	writer_submit(w->sd, job);
 	return PENDING;
 }
@@ -398,6 +413,88 @@ handle_append_many(struct worker *w, const struct ipc_in *in)
 	__atomic_store_n(&w->many_left, queued, __ATOMIC_RELEASE);
 	writer_submit_list(w->sd, first, queued);
 	return PENDING;
+}
+
+/*
+ * IMPORT: whole events from another log (eventfoldctl import). What
+ * needs no state is checked here, as for APPEND: the shape of every
+ * event, types, sizes, ids unique in the request; the writer checks
+ * versions, positions and ids against the log (writer_import).
+ */
+static int
+handle_import(struct worker *w, const struct ipc_in *in)
+{
+	struct stored *sd = w->sd;
+	struct append_job *job = &w->job;
+	struct ipc_import_req r;
+	struct ef_event *evs = NULL;
+	const char *why = "";
+	char ebuf[UUID_STR_LEN];
+	uint64_t total = 0, sz;
+	uint32_t i;
+
+	memset(job, 0, sizeof(*job));
+	job->op = EF_OP_IMPORT;
+	if (ipc_import_req_decode(in->body, &r, &why) != 0) {
+		reply_error(w, EF_S_BAD_REQUEST, "import: bad field: %s", why);
+		return HANDLED;
+	}
+	if (r.nevents == 0) {
+		reply_error(w, EF_S_EMPTY_BATCH, "import: no events in batch");
+		return HANDLED;
+	}
+	if ((evs = calloc(r.nevents, sizeof(*evs))) == NULL ||
+	    (w->sorted = calloc(r.nevents, UUID_LEN)) == NULL)
+		fatal("calloc");
+	for (i = 0; i < r.nevents; i++) {
+		if (ipc_event_decode(&r.events->via.array.ptr[i], &evs[i],
+		    &why) != 0) {
+			reply_error(w, EF_S_BAD_REQUEST, "import: event %u: "
+			    "bad field: %s", i, why);
+			goto refused;
+		}
+		if (evs[i].type_len < 1 || evs[i].type_len > RECORD_TYPE_MAX ||
+		    !utf8_valid(evs[i].type, evs[i].type_len)) {
+			reply_error(w, EF_S_BAD_EVENT_TYPE, "event %u: event "
+			    "type must be 1..%d bytes of UTF-8 (got %u bytes)",
+			    i, RECORD_TYPE_MAX, evs[i].type_len);
+			goto refused;
+		}
+		sz = record_size(evs[i].type_len, evs[i].metadata_len,
+		    evs[i].payload_len);
+		if (sz > RECORD_MAX) {
+			reply_error(w, EF_S_RECORD_TOO_LARGE, "event %u: record "
+			    "of %" PRIu64 " bytes is over the %d-byte limit", i,
+			    sz, RECORD_MAX);
+			goto refused;
+		}
+		total += sz;
+		memcpy(w->sorted[i], evs[i].event_id, UUID_LEN);
+	}
+	qsort(w->sorted, r.nevents, UUID_LEN, ids_cmp);
+	for (i = 1; i < r.nevents; i++)
+		if (memcmp(w->sorted[i - 1], w->sorted[i], UUID_LEN) == 0) {
+			reply_error(w, EF_S_DUPLICATE_EVENT_ID, "duplicate event "
+			    "id %s in batch", uuid_format(w->sorted[i], ebuf));
+			goto refused;
+		}
+	if (total > sd->conf.max_append_bytes) {
+		reply_error(w, EF_S_BATCH_TOO_LARGE, "import of %" PRIu64
+		    " bytes is over max_append_bytes %" PRIu64, total,
+		    sd->conf.max_append_bytes);
+		goto refused;
+	}
+	job->imp = evs;
+	job->nimp = r.nevents;
+	job->keep_positions = r.keep_positions;
+	job->complete = job_reply;
+	writer_submit(sd, job);
+	return PENDING;
+refused:
+	free(evs);
+	free(w->sorted);
+	w->sorted = NULL;
+	return HANDLED;
 }
 
 static uint64_t
@@ -762,6 +859,110 @@ handle_archive(struct worker *w, const struct ipc_in *in)
 	return HANDLED;
 }
 
+/*
+ * BACKUP runs on a thread of its own (backup.c): it takes as long as
+ * copying the log takes, and must hold neither an nng callback thread
+ * nor the writer. The thread sends the reply itself, like the writer
+ * does for appends; dispatch_stop() waits for it (it stops early once
+ * `stopping` is set).
+ */
+static uint64_t backups; /* threads running; under backup_mu */
+static pthread_mutex_t backup_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t backup_cv = PTHREAD_COND_INITIALIZER;
+
+struct backup_arg {
+	struct worker *w;
+	char dir[IPC_MAX_STRLEN + 1];
+};
+
+static void *
+backup_main(void *arg)
+{
+	struct backup_arg *ba = arg;
+	struct worker *w = ba->w;
+	struct ipc_backup_rep rep;
+	char why[768];
+	int rc, st;
+
+	why[0] = '\0';
+	rc = backup_run(w->sd, ba->dir, &rep, why, sizeof(why));
+	ipc_out_reset(&w->out);
+	if (rc == 0) {
+		ipc_reply_begin(&w->out, EF_S_OK, "ok");
+		ipc_backup_rep_encode(&w->out, &rep);
+	} else {
+		switch (rc) {
+		case -EINVAL:
+		case -EEXIST:
+		case -ENOENT:
+		case -ENOTDIR:
+		case -EACCES:
+		case -EROFS:
+			st = EF_S_INVALID;
+			break;
+		case -EBUSY:
+			st = EF_S_ABORTED;
+			break;
+		case -ECANCELED:
+			st = EF_S_UNAVAILABLE;
+			break;
+		default:
+			st = EF_S_INTERNAL;
+		}
+		reply_error(w, st, "backup: %s", why);
+	}
+	free(ba);
+	rctx_send(w);
+	__atomic_sub_fetch(&inflight, 1, __ATOMIC_SEQ_CST);
+	pthread_mutex_lock(&backup_mu);
+	backups--;
+	pthread_cond_broadcast(&backup_cv);
+	pthread_mutex_unlock(&backup_mu);
+	return NULL;
+}
+
+static int
+handle_backup(struct worker *w, const struct ipc_in *in)
+{
+	struct ipc_backup_req r;
+	struct backup_arg *ba;
+	pthread_attr_t attr;
+	pthread_t thr;
+	const char *why = "";
+	int rc;
+
+	if (ipc_backup_req_decode(in->body, &r, &why) != 0) {
+		reply_error(w, EF_S_BAD_REQUEST, "backup: bad field: %s", why);
+		return HANDLED;
+	}
+	if (r.dir.len == 0 || memchr(r.dir.ptr, '\0', r.dir.len) != NULL) {
+		reply_error(w, EF_S_INVALID, "backup: the directory must be "
+		    "a non-empty path");
+		return HANDLED;
+	}
+	if ((ba = calloc(1, sizeof(*ba))) == NULL) {
+		reply_error(w, EF_S_INTERNAL, "backup: out of memory");
+		return HANDLED;
+	}
+	ba->w = w;
+	memcpy(ba->dir, r.dir.ptr, r.dir.len);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_mutex_lock(&backup_mu);
+	rc = pthread_create(&thr, &attr, backup_main, ba);
+	if (rc == 0)
+		backups++;
+	pthread_mutex_unlock(&backup_mu);
+	pthread_attr_destroy(&attr);
+	if (rc != 0) {
+		free(ba);
+		reply_error(w, EF_S_INTERNAL, "backup: no thread: %s",
+		    strerror(rc));
+		return HANDLED;
+	}
+	return PENDING;
+}
+
 static const struct {
 	int op;
 	handler_fn fn;
@@ -791,7 +992,8 @@ dispatch_one(struct worker *w)
 		return HANDLED;
 	}
 	if (w->in.op == EF_OP_APPEND || w->in.op == EF_OP_APPEND_MANY ||
-	    w->in.op == EF_OP_ROTATE) {
+	    w->in.op == EF_OP_ROTATE || w->in.op == EF_OP_BACKUP ||
+	    w->in.op == EF_OP_IMPORT) {
 		/* counted before `stopping` is read, so dispatch_stop(),
 		 * which sets `stopping` and then waits for the count to
 		 * drop, cannot miss an append that is being queued */
@@ -805,7 +1007,9 @@ dispatch_one(struct worker *w)
 		if ((w->in.op == EF_OP_APPEND ? handle_append(w, &w->in) :
 		    w->in.op == EF_OP_APPEND_MANY ?
 		    handle_append_many(w, &w->in) :
-		    handle_rotate(w, &w->in)) == PENDING)
+		    w->in.op == EF_OP_IMPORT ? handle_import(w, &w->in) :
+		    w->in.op == EF_OP_ROTATE ? handle_rotate(w, &w->in) :
+		    handle_backup(w, &w->in)) == PENDING)
 			return PENDING;
 		__atomic_sub_fetch(&inflight, 1, __ATOMIC_SEQ_CST);
 		return HANDLED;
@@ -922,6 +1126,11 @@ dispatch_stop(struct stored *sd)
 	for (waited = 0; waited < 30000 &&
 	    __atomic_load_n(&inflight, __ATOMIC_SEQ_CST) > 0; waited++)
 		nng_msleep(1);
+	/* a backup sees `stopping` and ends soon; its reply is sent */
+	pthread_mutex_lock(&backup_mu);
+	while (backups > 0)
+		pthread_cond_wait(&backup_cv, &backup_mu);
+	pthread_mutex_unlock(&backup_mu);
 	__atomic_store_n(&closing, 1, __ATOMIC_RELAXED);
 	listener_close(&rep_listener);
 	for (i = 0; i < nworkers; i++) {

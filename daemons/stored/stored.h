@@ -403,7 +403,8 @@ uint64_t index_list(struct index *ix, const uint8_t *after, uint64_t max,
 
 /* writer.c: group commit. */
 struct append_job {
-	int op;            /* EF_OP_APPEND, or EF_OP_ROTATE (no req) */
+	int op;            /* EF_OP_APPEND or _IMPORT, or EF_OP_ROTATE/BACKUP
+	                      (no req) */
 	/* in: validated request (pointers valid until the reply is sent) */
 	const struct ipc_append_req *req;
 	uint8_t stream_id[UUID_LEN];
@@ -415,6 +416,16 @@ struct append_job {
 	struct ipc_append_rep rep;
 	struct ipc_conflict conflict;
 	struct ipc_rotate_rep rot; /* EF_OP_ROTATE */
+	/* EF_OP_IMPORT: whole events (views into the request), and out */
+	const struct ef_event *imp;
+	uint32_t nimp;
+	bool keep_positions;
+	struct ipc_import_rep irep;
+	struct {                   /* EF_OP_BACKUP: the log between batches */
+		uint64_t head;     /* positions below are committed */
+		uint64_t nsegs;    /* segments then, the hot one last */
+		uint64_t hot_end;  /* its committed bytes */
+	} snap;
 	/* called by the writer thread once the job is committed or refused;
 	 * the writer touches the job no more after it */
 	void (*complete)(struct append_job *job);
@@ -460,6 +471,9 @@ struct stored {
 	pthread_cond_t acv;
 	int archiver_exit;
 	int archiver_running;
+	/* held by the archiver while it archives a segment, and by a
+	 * backup from start to end (backup.c): no segment changes form */
+	pthread_mutex_t ahold;
 	uint64_t archive_now;      /* ARCHIVE requests not yet served */
 	uint64_t archive_done;     /* ARCHIVE passes finished */
 	uint64_t archived_segs;    /* atomic, for STATUS */
@@ -496,6 +510,16 @@ int archiver_load(struct journal *j, uint64_t base, int expand,
 int archiver_segment_size(const char *dir, uint64_t base, uint64_t *size);
 /* Free the archive of a segment (segment_free). */
 void archiver_segment_free(struct segment *s);
+
+/*
+ * backup.c: BACKUP into dir (absolute; absent or an empty directory),
+ * on the caller's thread, which must not be the writer's. 0 with rep
+ * filled; or -EINVAL/-EEXIST (bad dir), -EBUSY (a backup is running),
+ * -ECANCELED (stored is stopping), another negative errno; why says
+ * what went wrong. Nothing is left at dir unless it succeeded.
+ */
+int backup_run(struct stored *sd, const char *dir, struct ipc_backup_rep *rep,
+    char *why, size_t whylen);
 
 /* indexer.c: indexes sealed segments on disk in the background. */
 int indexer_start(struct stored *sd);

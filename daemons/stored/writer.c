@@ -145,6 +145,19 @@ wb_reserve(struct wbatch *b, size_t more)
 	b->cap = ncap;
 }
 
+/* Room for n more record offsets. */
+static void
+wb_reserve_recs(struct wbatch *b, uint64_t n)
+{
+	if (b->nrec + n <= b->rec_cap)
+		return;
+	while (b->rec_cap < b->nrec + n)
+		b->rec_cap = b->rec_cap ? b->rec_cap * 2 : 1024;
+	b->rec_off = realloc(b->rec_off, b->rec_cap * sizeof(*b->rec_off));
+	if (b->rec_off == NULL)
+		fatal("realloc");
+}
+
 /* The record of position pos: in this batch's buffer, or in the journal. */
 static const uint8_t *
 record_of(struct stored *sd, struct wbatch *b, uint64_t pos)
@@ -355,14 +368,7 @@ writer_process(struct stored *sd, struct wbatch *b, struct append_job *job)
 	job->rep.last_pos = b->next_pos + n - 1;
 	job->rep.first_version = count;
 	job->rep.last_version = count + n - 1;
-	if (b->nrec + n > b->rec_cap) {
-		while (b->rec_cap < b->nrec + n)
-			b->rec_cap = b->rec_cap ? b->rec_cap * 2 : 1024;
-		b->rec_off = realloc(b->rec_off,
-		    b->rec_cap * sizeof(*b->rec_off));
-		if (b->rec_off == NULL)
-			fatal("realloc");
-	}
+	wb_reserve_recs(b, n);
 	for (i = 0; i < n; i++) {
 		const struct ipc_proposed *p = &r->events[i];
 
@@ -385,6 +391,140 @@ writer_process(struct stored *sd, struct wbatch *b, struct append_job *job)
 		b->next_pos++;
 	}
 	bmap_find(&b->streams, job->stream_id, 1)->val = count + n;
+}
+
+/* Is the stored event at rec the imported event ev (keep: same position)? */
+static int
+same_import(const uint8_t *rec, const struct ef_event *ev, int keep)
+{
+	struct ef_event s;
+	size_t len;
+
+	if (record_decode(rec, RECORD_MAX, &s, &len, 0) != REC_OK)
+		return 0;
+	return memcmp(s.stream_id, ev->stream_id, UUID_LEN) == 0 &&
+	    s.stream_version == ev->stream_version &&
+	    (!keep || s.global_position == ev->global_position) &&
+	    s.recorded_at == ev->recorded_at &&
+	    s.type_len == ev->type_len &&
+	    memcmp(s.type, ev->type, ev->type_len) == 0 &&
+	    s.metadata_len == ev->metadata_len &&
+	    (ev->metadata_len == 0 ||
+	        memcmp(s.metadata, ev->metadata, ev->metadata_len) == 0) &&
+	    s.payload_len == ev->payload_len &&
+	    (ev->payload_len == 0 ||
+	        memcmp(s.payload, ev->payload, ev->payload_len) == 0);
+}
+
+/*
+ * IMPORT: whole events with their ids, streams, versions and times
+ * (dispatch.c checked types and sizes). Events already stored exactly
+ * as given, as a prefix of the job, are skipped: a re-run after an
+ * interruption, even one that groups the source's batches differently,
+ * writes nothing twice. An id stored anywhere else, or stored as another
+ * event, is refused. After the prefix, every stream version must be its
+ * stream's next
+ * and, with keep_positions, every position the log's next: an import
+ * never reorders or renumbers what the source says, it refuses.
+ */
+static struct bmap imp_streams; /* writer thread only */
+
+static void
+writer_import(struct stored *sd, struct wbatch *b, struct append_job *job)
+{
+	char ebuf[UUID_STR_LEN];
+	uint64_t n = job->nimp, i, found = 0, count, first = 0;
+	const struct ef_event *ev;
+	const uint8_t *rec;
+	struct bslot *bs;
+	int64_t pos;
+
+	/* 1. a re-run: a prefix already stored as given is skipped */
+	for (i = 0; i < n; i++) {
+		ev = &job->imp[i];
+		bs = bmap_find(&b->ids, ev->event_id, 0);
+		pos = bs ? (int64_t)bs->val : index_event(&sd->index,
+		    ev->event_id);
+		if (pos < 0)
+			continue;
+		if (found != i) {
+			job_fail(job, EF_S_EVENT_ID_REUSED, "import mixes "
+			    "stored and new event ids (%s is already stored)",
+			    uuid_format(ev->event_id, ebuf));
+			return;
+		}
+		if (i == 0)
+			first = (uint64_t)pos;
+		if ((rec = record_of(sd, b, (uint64_t)pos)) == NULL) {
+			job_fail(job, EF_S_DATA_LOSS, "checking event id %s: "
+			    "%s", uuid_format(ev->event_id, ebuf),
+			    journal_fault());
+			return;
+		}
+		if (!same_import(rec, ev, job->keep_positions)) {
+			job_fail(job, EF_S_EVENT_ID_REUSED, "event id %s is "
+			    "already stored as a different event",
+			    uuid_format(ev->event_id, ebuf));
+			return;
+		}
+		found++;
+	}
+	if (found == n) {
+		job->status = EF_S_OK;
+		job->irep.first_pos = first;
+		job->irep.count = 0;
+		job->irep.skipped = n;
+		job->rep.first_pos = first;
+		return;
+	}
+
+	/* 2. positions and versions of the rest, tracked within the job */
+	bmap_reset(&imp_streams, n);
+	for (i = found; i < n; i++) {
+		ev = &job->imp[i];
+		if (job->keep_positions && ev->global_position !=
+		    b->next_pos + i - found) {
+			job_fail(job, EF_S_INVALID, "event %" PRIu64 ": position "
+			    "%" PRIu64 ", but the log's next position is %"
+			    PRIu64, i, ev->global_position,
+			    b->next_pos + i - found);
+			return;
+		}
+		bs = bmap_find(&imp_streams, ev->stream_id, 0);
+		count = bs ? bs->val : stream_count(sd, b, ev->stream_id);
+		if (ev->stream_version != count) {
+			job_fail(job, EF_S_VERSION_CONFLICT, "event %" PRIu64
+			    ": stream %s version %" PRIu64 ", but the stream's "
+			    "next version is %" PRIu64, i,
+			    uuid_format(ev->stream_id, ebuf),
+			    ev->stream_version, count);
+			job->conflict.exists = count != 0;
+			job->conflict.actual = count ? count - 1 : 0;
+			return;
+		}
+		bmap_find(&imp_streams, ev->stream_id, 1)->val = count + 1;
+	}
+
+	/* 3. accept */
+	job->status = EF_S_OK;
+	job->irep.first_pos = found ? first : b->next_pos;
+	job->irep.count = n - found;
+	job->irep.skipped = found;
+	job->rep.first_pos = b->next_pos;
+	wb_reserve_recs(b, n);
+	for (i = found; i < n; i++) {
+		struct ef_event e = job->imp[i];
+
+		e.global_position = b->next_pos;
+		wb_reserve(b, record_size(e.type_len, e.metadata_len,
+		    e.payload_len));
+		b->rec_off[b->nrec++] = b->len;
+		b->len += record_encode(b->buf + b->len, &e);
+		bmap_find(&b->ids, e.event_id, 1)->val = b->next_pos;
+		bmap_find(&b->streams, e.stream_id, 1)->val =
+		    e.stream_version + 1;
+		b->next_pos++;
+	}
 }
 
 static void
@@ -496,6 +636,17 @@ writer_after(struct stored *sd, struct append_job *jobs)
 	rc = writer_rotate(sd, force);
 	for (j = jobs; j != NULL; j = next) {
 		next = j->next;
+		if (j->op == EF_OP_BACKUP) {
+			/* between two batches: every position below head is
+			 * durable, in segments 0 .. nsegs - 1, the last of
+			 * which holds it below hot_end (backup.c) */
+			j->snap.head = index_head(&sd->index);
+			j->snap.nsegs = journal_nsegs(&sd->journal);
+			j->snap.hot_end = journal_hot(&sd->journal)->end;
+			j->status = EF_S_OK;
+			job_finish(j);
+			continue;
+		}
 		if (j->op != EF_OP_ROTATE)
 			continue;
 		memset(&j->rot, 0, sizeof(j->rot));
@@ -577,6 +728,8 @@ writer_main(void *arg)
 		for (j = jobs; j != NULL; j = j->next)
 			if (j->op == EF_OP_APPEND)
 				nev += j->req->nevents;
+			else if (j->op == EF_OP_IMPORT)
+				nev += j->nimp;
 		b.len = BATCH_HDR;
 		wb_reserve(&b, 0);
 		b.nrec = 0;
@@ -608,17 +761,20 @@ writer_main(void *arg)
 			}
 			if (j->op == EF_OP_APPEND)
 				writer_process(sd, &b, j);
+			else if (j->op == EF_OP_IMPORT)
+				writer_import(sd, &b, j);
 		}
 		pthread_rwlock_unlock(&sd->index.lock);
 		/* records read for the checks are no longer needed */
 		journal_unpin();
-		/* ROTATE jobs set apart: once writer_commit has answered an
-		 * append, its job (next included) belongs to its context
-		 * again, so writer_after must not walk past it */
+		/* ROTATE and BACKUP jobs set apart: once writer_commit has
+		 * answered an append, its job (next included) belongs to
+		 * its context again, so writer_after must not walk past it */
 		rot = NULL;
 		rtail = &rot;
 		for (jp = &jobs; *jp != NULL;) {
-			if ((*jp)->op != EF_OP_ROTATE) {
+			if ((*jp)->op != EF_OP_ROTATE &&
+			    (*jp)->op != EF_OP_BACKUP) {
 				jp = &(*jp)->next;
 				continue;
 			}

@@ -978,3 +978,22 @@ h_load_free(struct h_load *l)
 		l->t[i].nacks = l->t[i].cap = 0;
 	}
 }
+
+int
+h_ctl_at(const struct h_stored *s, const char *const *args, char **out,
+    char **err)
+{
+	const char *argv[24];
+	int n = 0, i;
+
+	argv[n++] = "--runtime-dir";
+	argv[n++] = s->run_dir;
+	argv[n++] = "--data-dir";
+	argv[n++] = s->data_dir;
+	argv[n++] = "--timeout-ms";
+	argv[n++] = "20000";
+	for (i = 0; args[i] != NULL && n < 20; i++)
+		argv[n++] = args[i];
+	argv[n] = NULL;
+	return h_ctl(s->dir, argv, NULL, 0, 300000, out, err);
+}

@@ -97,6 +97,13 @@ int h_ctl(const char *dir, const char *const *args, const void *in,
     size_t inlen, int timeout_ms, char **out, char **err);
 
 /*
+ * h_ctl against stored s: --runtime-dir, --data-dir and a 20 s
+ * --timeout-ms come first, then args (at most 14); 300 s to finish.
+ */
+int h_ctl_at(const struct h_stored *s, const char *const *args, char **out,
+    char **err);
+
+/*
  * Starts eventfoldctl with args (NULL-terminated) in the background:
  * its stdout is the read end returned in *out_fd (close it when done),
  * its stderr goes to err_path. Returns the pid (reap with h_wait_pid).

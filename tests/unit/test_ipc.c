@@ -104,7 +104,7 @@ struct sample_msg {
 	struct ipc_out out;
 };
 
-#define NSAMPLES 18
+#define NSAMPLES 22
 static struct sample_msg samples[NSAMPLES];
 
 static void
@@ -270,6 +270,38 @@ build_samples(void)
 
 		ipc_reply_begin(o, EF_S_OK, "ok");
 		ipc_archive_rep_encode(o, &ar);
+	}
+	{
+		struct ipc_out *o = NEXT("backup request", M_REQUEST);
+		struct ipc_backup_req br = { { "/srv/backup", 11 } };
+
+		ipc_request_begin(o, EF_OP_BACKUP, 12);
+		ipc_backup_req_encode(o, &br);
+	}
+	{
+		struct ipc_out *o = NEXT("backup reply", M_REPLY);
+		struct ipc_backup_rep br = { 1000, 3, 2, 1, 65536, 8192 };
+
+		ipc_reply_begin(o, EF_S_OK, "ok");
+		ipc_backup_rep_encode(o, &br);
+	}
+	{
+		struct ipc_out *o = NEXT("import request", M_REQUEST);
+		struct ef_event ev;
+
+		memset(&ev, 0, sizeof(ev));
+		ev.type = "T";
+		ev.type_len = 1;
+		ipc_request_begin(o, EF_OP_IMPORT, 13);
+		ipc_import_req_begin(o, true, 1);
+		ipc_event_encode(o, &ev);
+	}
+	{
+		struct ipc_out *o = NEXT("import reply", M_REPLY);
+		struct ipc_import_rep ir = { 100, 50, 0 };
+
+		ipc_reply_begin(o, EF_S_OK, "ok");
+		ipc_import_rep_encode(o, &ir);
 	}
 #undef NEXT
 	cr_assert_eq(i, NSAMPLES);
@@ -1132,6 +1164,34 @@ d_stream_info(const msgpack_object *o, const char **why)
 	return ipc_stream_info_decode(o, &s, why);
 }
 static int
+d_backup_req(const msgpack_object *o, const char **why)
+{
+	struct ipc_backup_req r;
+
+	return ipc_backup_req_decode(o, &r, why);
+}
+static int
+d_backup_rep(const msgpack_object *o, const char **why)
+{
+	struct ipc_backup_rep r;
+
+	return ipc_backup_rep_decode(o, &r, why);
+}
+static int
+d_import_req(const msgpack_object *o, const char **why)
+{
+	struct ipc_import_req r;
+
+	return ipc_import_req_decode(o, &r, why);
+}
+static int
+d_import_rep(const msgpack_object *o, const char **why)
+{
+	struct ipc_import_rep r;
+
+	return ipc_import_rep_decode(o, &r, why);
+}
+static int
 d_rotate_rep(const msgpack_object *o, const char **why)
 {
 	struct ipc_rotate_rep r;
@@ -1466,6 +1526,29 @@ Test(ipc, every_field_of_every_body)
 	    &b->via.array.ptr[0].via.array.ptr[0],
 	    (const unsigned[]){ U, U, U, S, U }, (const char *const[]){
 	    "base", "events", "bytes", "state", "stored_bytes" });
+	ipc_in_close(&in);
+
+	b = sample_body(sample_index("backup request"), &in);
+	check_schema("backup", d_backup_req, b, (const unsigned[]){ S },
+	    (const char *const[]){ "dir" });
+	ipc_in_close(&in);
+
+	b = sample_body(sample_index("backup reply"), &in);
+	check_schema("backup reply", d_backup_rep, b,
+	    (const unsigned[]){ U, U, U, U, U, U }, (const char *const[]){
+	    "position", "segments", "linked", "copied", "bytes",
+	    "index_bytes" });
+	ipc_in_close(&in);
+
+	b = sample_body(sample_index("import request"), &in);
+	check_schema("import", d_import_req, b, (const unsigned[]){ T_BOOL,
+	    A }, (const char *const[]){ "keep_positions", "events" });
+	ipc_in_close(&in);
+
+	b = sample_body(sample_index("import reply"), &in);
+	check_schema("import reply", d_import_rep, b,
+	    (const unsigned[]){ U, U, U }, (const char *const[]){
+	    "first_position", "count", "skipped" });
 	ipc_in_close(&in);
 
 	b = sample_body(sample_index("archive reply"), &in);

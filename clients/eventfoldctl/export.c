@@ -1,0 +1,568 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * export.c - `eventfoldctl export`: the log (or one stream) as JSON
+ * lines, plain or zstd-compressed, from a consistent snapshot.
+ *
+ * Snapshot: the log only grows, so the head that the first read answers
+ * with bounds the export; events appended meanwhile are left out, and
+ * --to (exclusive) can bound it lower, e.g. at a backup's position.
+ *
+ * One object per line, keys in this order:
+ *   global_position, stream_id, stream_version, event_id, event_type,
+ *   recorded_at, then metadata and payload, each as one of
+ *     "K": JSON      the bytes are exactly this JSON, compactly encoded
+ *                    (jansson, JSON_COMPACT | JSON_PRESERVE_ORDER);
+ *                    "K": null means no bytes at all
+ *     "K": JSON, "K_text": "..."
+ *                    valid JSON written differently (spaces, key
+ *                    order, escapes, or the text `null`): the JSON for
+ *                    tools, and the exact bytes as a string
+ *     "K_base64": "..."  anything else
+ * That is `read --json`'s rule (JSON embedded, else base64) plus the
+ * exact bytes where re-encoding would change them, so an import gives
+ * back byte-identical events (import.c), and export -> import -> export
+ * gives identical bytes.
+ *
+ * Speed: lines are built by hand into one buffer (jansson only parses
+ * and re-encodes payloads), and the next page is read while this one is
+ * written (a reader thread), so the store's reads and our formatting
+ * overlap.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <openssl/evp.h>
+#include <zstd.h>
+
+#include "ctl.h"
+#include "data.h"
+#include "jsonplain.h"
+
+#define OUT_FLUSH   (1u << 20)
+#define PAGE_EVENTS 65536 /* asked for; stored caps it (max_read_count) */
+
+/* ---- building lines ---- */
+
+void
+obuf_grow(struct obuf *b, size_t more)
+{
+	size_t cap = b->cap ? b->cap : 1 << 16;
+	char *p;
+
+	while (cap < b->len + more)
+		cap *= 2;
+	if (cap == b->cap)
+		return;
+	if ((p = realloc(b->p, cap)) == NULL) {
+		fprintf(stderr, "eventfoldctl: out of memory\n");
+		exit(CTL_INTERNAL);
+	}
+	b->p = p;
+	b->cap = cap;
+}
+
+static void
+obuf_put(struct obuf *b, const void *p, size_t n)
+{
+	obuf_grow(b, n);
+	memcpy(b->p + b->len, p, n);
+	b->len += n;
+}
+
+#define OBUF_LIT(b, s) obuf_put((b), (s), sizeof(s) - 1)
+
+static void
+obuf_u64(struct obuf *b, uint64_t v)
+{
+	char tmp[24];
+	int i = (int)sizeof(tmp);
+
+	do {
+		tmp[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	obuf_put(b, tmp + i, sizeof(tmp) - (size_t)i);
+}
+
+static void
+obuf_uuid(struct obuf *b, const uint8_t u[UUID_LEN])
+{
+	char s[UUID_STR_LEN];
+
+	uuid_format(u, s);
+	obuf_put(b, "\"", 1);
+	obuf_put(b, s, 36);
+	obuf_put(b, "\"", 1);
+}
+
+/*
+ * A JSON string of n bytes of UTF-8 (event types are checked UTF-8 by
+ * stored; the *_text fields hold bytes jansson accepted as JSON, so
+ * UTF-8 too). Written by hand, as jansson would escape it, because it
+ * runs for every event.
+ */
+static void
+obuf_jstr(struct obuf *b, const char *s, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t i;
+	char *o;
+
+	obuf_grow(b, n * 6 + 2);
+	o = b->p + b->len;
+	*o++ = '"';
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c == '"' || c == '\\') {
+			*o++ = '\\';
+			*o++ = (char)c;
+		} else if (c < 0x20) {
+			*o++ = '\\';
+			switch (c) {
+			case '\n': *o++ = 'n'; break;
+			case '\r': *o++ = 'r'; break;
+			case '\t': *o++ = 't'; break;
+			case '\b': *o++ = 'b'; break;
+			case '\f': *o++ = 'f'; break;
+			default:
+				*o++ = 'u';
+				*o++ = '0';
+				*o++ = '0';
+				*o++ = hex[c >> 4];
+				*o++ = hex[c & 15];
+			}
+		} else
+			*o++ = (char)c;
+	}
+	*o++ = '"';
+	b->len = (size_t)(o - b->p);
+}
+
+static int
+dump_cb(const char *buf, size_t size, void *data)
+{
+	obuf_put(data, buf, size);
+	return 0;
+}
+
+/* ,"key":... for metadata or payload (the rule at the top). */
+static void
+put_bytes(struct obuf *b, const char *key, const uint8_t *p, size_t n)
+{
+	size_t klen = strlen(key), at;
+	json_t *v;
+	int is_null;
+
+	obuf_put(b, ",\"", 2);
+	obuf_put(b, key, klen);
+	if (n == 0) {
+		OBUF_LIT(b, "\":null");
+		return;
+	}
+	if (json_plain(p, n)) {
+		obuf_put(b, "\":", 2);
+		obuf_put(b, p, n);
+		return;
+	}
+	v = json_loadb((const char *)p, n, JSON_DECODE_ANY | JSON_ALLOW_NUL,
+	    NULL);
+	if (v == NULL) {
+		obuf_put(b, "_base64\":\"", 10);
+		obuf_grow(b, 4 * ((n + 2) / 3) + 2);
+		b->len += (size_t)EVP_EncodeBlock((unsigned char *)b->p +
+		    b->len, p, (int)n);
+		obuf_put(b, "\"", 1);
+		return;
+	}
+	obuf_put(b, "\":", 2);
+	at = b->len;
+	json_dump_callback(v, dump_cb, b, JSON_COMPACT | JSON_ENCODE_ANY |
+	    JSON_PRESERVE_ORDER);
+	/* null alone stands for no bytes: the text "null" needs _text */
+	is_null = json_is_null(v);
+	json_decref(v);
+	if (is_null || b->len - at != n || memcmp(b->p + at, p, n) != 0) {
+		obuf_put(b, ",\"", 2);
+		obuf_put(b, key, klen);
+		obuf_put(b, "_text\":", 7);
+		obuf_jstr(b, (const char *)p, n);
+	}
+}
+
+void
+export_line(struct obuf *b, const struct ef_event *ev)
+{
+	OBUF_LIT(b, "{\"global_position\":");
+	obuf_u64(b, ev->global_position);
+	OBUF_LIT(b, ",\"stream_id\":");
+	obuf_uuid(b, ev->stream_id);
+	OBUF_LIT(b, ",\"stream_version\":");
+	obuf_u64(b, ev->stream_version);
+	OBUF_LIT(b, ",\"event_id\":");
+	obuf_uuid(b, ev->event_id);
+	OBUF_LIT(b, ",\"event_type\":");
+	obuf_jstr(b, ev->type, ev->type_len);
+	OBUF_LIT(b, ",\"recorded_at\":");
+	obuf_u64(b, ev->recorded_at);
+	put_bytes(b, "metadata", ev->metadata, ev->metadata_len);
+	put_bytes(b, "payload", ev->payload, ev->payload_len);
+	OBUF_LIT(b, "}\n");
+}
+
+/* ---- where lines go: a file or stdout, plain or zstd ---- */
+
+struct sink {
+	int fd;
+	ZSTD_CCtx *z;
+	char *zbuf;
+	size_t zcap;
+	uint64_t bytes; /* written to fd */
+};
+
+static int
+write_all(struct sink *s, const char *p, size_t n)
+{
+	ssize_t w;
+
+	while (n > 0) {
+		if ((w = write(s->fd, p, n)) < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += w;
+		n -= (size_t)w;
+		s->bytes += (uint64_t)w;
+	}
+	return 0;
+}
+
+/* Writes (compresses) b's bytes and empties it; end finishes a frame. */
+static int
+sink_put(struct sink *s, struct obuf *b, int end)
+{
+	ZSTD_inBuffer in = { b->p, b->len, 0 };
+	ZSTD_outBuffer out;
+	size_t left;
+	int rc = 0;
+
+	if (s->z == NULL) {
+		rc = write_all(s, b->p, b->len);
+		b->len = 0;
+		return rc;
+	}
+	do {
+		out.dst = s->zbuf;
+		out.size = s->zcap;
+		out.pos = 0;
+		left = ZSTD_compressStream2(s->z, &out, &in, end ?
+		    ZSTD_e_end : ZSTD_e_continue);
+		if (ZSTD_isError(left))
+			return -EIO;
+		if ((rc = write_all(s, s->zbuf, out.pos)) != 0)
+			return rc;
+	} while (end ? left != 0 : in.pos < in.size);
+	b->len = 0;
+	return 0;
+}
+
+/* ---- reading pages ahead ---- */
+
+struct page {
+	struct client_reply rep;
+	struct ipc_read_rep rr;
+	int st;
+};
+
+struct reader {
+	struct ef_client cl;
+	const char *stream;   /* NULL: the whole log */
+	uint64_t from;        /* next position (or stream version) */
+	pthread_t thr;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct page pg;
+	int full, want, busy, stop;
+};
+
+static void
+reader_fetch(struct reader *r, struct page *pg)
+{
+	memset(pg, 0, sizeof(*pg));
+	if (r->stream != NULL)
+		pg->st = client_read_stream(&r->cl, r->stream, r->from,
+		    PAGE_EVENTS, EF_FORWARD, &pg->rep, &pg->rr);
+	else
+		pg->st = client_read_all(&r->cl, r->from, PAGE_EVENTS,
+		    EF_FORWARD, &pg->rep, &pg->rr);
+}
+
+/* The position (version) after the last event of a page. */
+static uint64_t
+page_next(const struct reader *r, const struct page *pg, uint64_t cur)
+{
+	struct ef_event ev;
+	const char *why;
+
+	if (pg->st != EF_S_OK || pg->rr.nevents == 0 ||
+	    ipc_event_decode(&pg->rr.events->via.array.ptr[pg->rr.nevents -
+	    1], &ev, &why) != 0)
+		return cur;
+	return (r->stream ? ev.stream_version : ev.global_position) + 1;
+}
+
+static void *
+reader_main(void *arg)
+{
+	struct reader *r = arg;
+	struct page pg;
+
+	pthread_mutex_lock(&r->mu);
+	for (;;) {
+		while (!r->want && !r->stop)
+			pthread_cond_wait(&r->cv, &r->mu);
+		if (r->stop)
+			break;
+		r->want = 0;
+		r->busy = 1;
+		pthread_mutex_unlock(&r->mu);
+		reader_fetch(r, &pg);
+		pthread_mutex_lock(&r->mu);
+		r->from = page_next(r, &pg, r->from);
+		r->pg = pg;
+		r->full = 1;
+		r->busy = 0;
+		pthread_cond_broadcast(&r->cv);
+	}
+	pthread_mutex_unlock(&r->mu);
+	return NULL;
+}
+
+/* The next page (the caller frees it), and the one after requested. */
+static void
+reader_next(struct reader *r, struct page *pg, int more)
+{
+	pthread_mutex_lock(&r->mu);
+	while (!r->full)
+		pthread_cond_wait(&r->cv, &r->mu);
+	*pg = r->pg;
+	r->full = 0;
+	if (more && pg->st == EF_S_OK && pg->rr.nevents > 0) {
+		r->want = 1;
+		pthread_cond_broadcast(&r->cv);
+	}
+	pthread_mutex_unlock(&r->mu);
+}
+
+/* ---- the verb ---- */
+
+struct export_opts {
+	uint64_t from, to;
+	int has_to, zstd, quiet;
+	const char *stream, *out;
+};
+
+static int
+export_parse(int argc, char **argv, struct export_opts *o)
+{
+	uint8_t u[UUID_LEN];
+	int i;
+
+	memset(o, 0, sizeof(*o));
+	for (i = 1; i < argc; i++) {
+		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+
+		if (!strcmp(a, "--zstd"))
+			o->zstd = 1;
+		else if (!strcmp(a, "--quiet") || !strcmp(a, "-q"))
+			o->quiet = 1;
+		else if (!strcmp(a, "--from") && v != NULL) {
+			if (ctl_parse_u64(v, &o->from) != 0)
+				return ctl_err(CTL_USAGE, "--from: a position");
+			i++;
+		} else if (!strcmp(a, "--to") && v != NULL) {
+			if (ctl_parse_u64(v, &o->to) != 0)
+				return ctl_err(CTL_USAGE, "--to: a position");
+			o->has_to = 1;
+			i++;
+		} else if (!strcmp(a, "--stream") && v != NULL) {
+			if (uuid_parse(v, strlen(v), u) != 0)
+				return ctl_err(CTL_USAGE, "--stream: malformed "
+				    "stream id \"%s\"", v);
+			o->stream = v;
+			i++;
+		} else if (!strcmp(a, "-o") && v != NULL) {
+			o->out = v;
+			i++;
+		} else
+			return ctl_err(CTL_USAGE, "usage: export [--from P] "
+			    "[--to P] [--stream ID] [--zstd] [-o FILE] "
+			    "[--quiet]");
+	}
+	return CTL_OK;
+}
+
+/* Opens the sink: FILE.partial (renamed at the end) or stdout. */
+static int
+sink_open(struct sink *s, const struct export_opts *o, char *tmp,
+    size_t tmplen)
+{
+	memset(s, 0, sizeof(*s));
+	s->fd = STDOUT_FILENO;
+	if (o->out != NULL && strcmp(o->out, "-") != 0) {
+		snprintf(tmp, tmplen, "%s.partial", o->out);
+		s->fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+		    0644);
+		if (s->fd < 0)
+			return ctl_err(CTL_USAGE, "%s: %s", tmp,
+			    strerror(errno));
+	}
+	if (o->zstd) {
+		s->z = ZSTD_createCCtx();
+		s->zcap = ZSTD_CStreamOutSize();
+		if (s->z == NULL || (s->zbuf = malloc(s->zcap)) == NULL)
+			return ctl_err(CTL_INTERNAL, "out of memory");
+		ZSTD_CCtx_setParameter(s->z, ZSTD_c_compressionLevel, 3);
+		ZSTD_CCtx_setParameter(s->z, ZSTD_c_checksumFlag, 1);
+		/* a worker thread compresses while we format (if built in) */
+		ZSTD_CCtx_setParameter(s->z, ZSTD_c_nbWorkers, 1);
+	}
+	return CTL_OK;
+}
+
+int
+cmd_export(struct ctl *c, int argc, char **argv)
+{
+	struct export_opts o;
+	struct reader r;
+	struct page pg;
+	struct sink s;
+	struct obuf b = { 0 };
+	struct progress pr = { 0 };
+	struct ef_event ev;
+	const char *why = "";
+	char tmp[4200] = "";
+	uint64_t head = UINT64_MAX, n = 0, pos, k;
+	int rc, more = 1, started = 0;
+
+	if ((rc = export_parse(argc, argv, &o)) != CTL_OK)
+		return rc;
+	if ((rc = sink_open(&s, &o, tmp, sizeof(tmp))) != CTL_OK)
+		return rc;
+	memset(&r, 0, sizeof(r));
+	if (client_open(&r.cl, c->store_url, (int)c->conf.timeout_ms) != 0) {
+		rc = ctl_err(CTL_USAGE, "bad store URL %s", c->store_url);
+		goto out;
+	}
+	r.stream = o.stream;
+	r.from = o.stream ? 0 : o.from;
+	pthread_mutex_init(&r.mu, NULL);
+	pthread_cond_init(&r.cv, NULL);
+	r.want = 1;
+	if (pthread_create(&r.thr, NULL, reader_main, &r) != 0) {
+		rc = ctl_err(CTL_INTERNAL, "cannot start a thread");
+		goto out;
+	}
+	started = 1;
+	progress_init(&pr, "export", o.quiet);
+	while (more) {
+		reader_next(&r, &pg, 1);
+		if (pg.st != EF_S_OK) {
+			rc = ctl_status_exit(pg.st, &pg.rep.in.message);
+			client_reply_free(&pg.rep);
+			goto out;
+		}
+		if (head == UINT64_MAX) {
+			/* the snapshot: what is committed now */
+			head = pg.rr.head;
+			if (o.has_to && o.to < head)
+				head = o.to;
+			pr.total = head > o.from ? head - o.from : 0;
+		}
+		if (pg.rr.nevents == 0)
+			more = 0;
+		for (k = 0; k < pg.rr.nevents; k++) {
+			if (ipc_event_decode(&pg.rr.events->via.array.ptr[k],
+			    &ev, &why) != 0) {
+				rc = ctl_err(CTL_INTERNAL, "malformed event: %s",
+				    why);
+				client_reply_free(&pg.rep);
+				goto out;
+			}
+			pos = ev.global_position;
+			if (pos >= head) {
+				more = 0;
+				break;
+			}
+			if (pos < o.from)
+				continue;
+			export_line(&b, &ev);
+			n++;
+			if (b.len >= OUT_FLUSH && (rc = sink_put(&s, &b, 0)) !=
+			    0) {
+				client_reply_free(&pg.rep);
+				rc = ctl_err(CTL_INTERNAL, "write: %s",
+				    strerror(-rc));
+				goto out;
+			}
+		}
+		client_reply_free(&pg.rep);
+		progress(&pr, n, s.bytes, 0);
+	}
+	if ((rc = sink_put(&s, &b, 1)) != 0) {
+		rc = ctl_err(CTL_INTERNAL, "write: %s", strerror(-rc));
+		goto out;
+	}
+	if (tmp[0] != '\0') {
+		if (fsync(s.fd) != 0 || close(s.fd) != 0) {
+			s.fd = -1;
+			rc = ctl_err(CTL_INTERNAL, "%s: %s", tmp,
+			    strerror(errno));
+			goto out;
+		}
+		s.fd = -1;
+		if (rename(tmp, o.out) != 0) {
+			rc = ctl_err(CTL_INTERNAL, "rename %s: %s", tmp,
+			    strerror(errno));
+			goto out;
+		}
+		tmp[0] = '\0';
+	}
+	progress(&pr, n, s.bytes, 1);
+	if (!o.quiet)
+		fprintf(stderr, "eventfoldctl: exported %" PRIu64 " events "
+		    "(positions below %" PRIu64 ")%s%s\n", n, head,
+		    o.out ? " to " : "", o.out ? o.out : "");
+	rc = CTL_OK;
+out:
+	if (started) {
+		/* the reader may be fetching: take its page and stop it */
+		pthread_mutex_lock(&r.mu);
+		while (r.want || r.busy)
+			pthread_cond_wait(&r.cv, &r.mu);
+		r.stop = 1;
+		pthread_cond_broadcast(&r.cv);
+		pthread_mutex_unlock(&r.mu);
+		pthread_join(r.thr, NULL);
+		if (r.full)
+			client_reply_free(&r.pg.rep);
+		client_close(&r.cl);
+	}
+	if (s.fd >= 0 && s.fd != STDOUT_FILENO)
+		close(s.fd);
+	if (tmp[0] != '\0')
+		(void)unlink(tmp);
+	ZSTD_freeCCtx(s.z);
+	free(s.zbuf);
+	free(b.p);
+	return rc;
+}

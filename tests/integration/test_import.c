@@ -1,0 +1,628 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_import.c - `eventfoldctl import` into a real eventfold-stored:
+ *   - our export: export -> import into an empty store -> export gives
+ *     identical bytes (plain and zstd); a re-run imports nothing; into
+ *     a store that holds other events they are appended in order with
+ *     the offset reported, and a re-run imports nothing either;
+ *   - stored killed with SIGKILL in the middle of a large import: after
+ *     a restart a re-run completes it and the export is identical to
+ *     the source's (nothing lost, nothing twice);
+ *   - EventfoldDB data files (format 3) written here by a generator that
+ *     follows ../shared/formats/eventfolddb.md: positions, streams,
+ *     versions, ids, recorded_at and bytes preserved; damaged copies (a
+ *     torn last batch, a bad batch CRC in the middle, format version 2,
+ *     a bad record CRC) give the clear outcome each deserves, with
+ *     nothing after the damage written and stored still serving;
+ *   - a line of bad JSON in an export: an error naming the line, the
+ *     events before it imported, none after;
+ *   - an eventfold directory made with the zstd tool: a two-frame
+ *     archive, then app.jsonl starting with a run the archive already
+ *     ends with (a rotation cut short) and ending with a torn line: every
+ *     event once, in order, in one stream (--stream-name: eventfold-es's
+ *     id), ids kept when they are UUIDs and derived the same way again
+ *     otherwise (a re-run imports nothing), other fields in metadata.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <criterion/criterion.h>
+
+#include "harness.h"
+#include "uuid5.h"
+
+TestSuite(import, .fini = h_cleanup, .timeout = 600);
+
+
+/* Runs ctl, which must succeed; its stdout (malloc'd). */
+static char *
+ctl_ok(const struct h_stored *s, const char *const *args)
+{
+	char *out = NULL, *err = NULL;
+	int rc = h_ctl_at(s, args, &out, &err);
+
+	cr_assert_eq(rc, 0, "eventfoldctl %s: exit %d: %s", args[0], rc, err);
+	free(err);
+	return out;
+}
+
+static char *
+export_all(const struct h_stored *s, const char *path)
+{
+	size_t len;
+	char *f;
+
+	free(ctl_ok(s, (const char *const[]){ "export", "--quiet", "-o", path,
+	    NULL }));
+	f = h_read_file(path, &len);
+	cr_assert_not_null(f);
+	return f;
+}
+
+static void
+start(struct h_stored *s, struct ef_client *c)
+{
+	h_stored_init(s, h_tmpdir(), NULL);
+	h_stored_start(s);
+	h_client(c, s, 20000);
+}
+
+/* A source store with load from 4 threads plus odd bytes. */
+static void
+fill(struct h_stored *s, struct ef_client *c, uint64_t events)
+{
+	struct h_load load;
+	struct h_result res;
+	char id[UUID_STR_LEN], st[UUID_STR_LEN];
+
+	h_load_init(&load, s, 4, 64);
+	h_load_start(&load);
+	cr_assert_eq(h_load_wait_acked(&load, events, 120000), 0);
+	h_load_stop(&load);
+	h_load_free(&load);
+	cr_assert_eq(h_append1(c, h_uuid(st), EF_EXPECT_ANY, 0, h_uuid(id),
+	    "Spaced", "{\"a\": 1,  \"b\" : [ 1.50 ]}", &res), EF_S_OK);
+	cr_assert_eq(h_append1(c, st, EF_EXPECT_ANY, 0, h_uuid(id), "Null",
+	    "null", &res), EF_S_OK);
+}
+
+Test(import, export_round_trip_and_rerun)
+{
+	struct h_stored a, b, m;
+	struct ef_client ca, cb, cm;
+	struct h_result res;
+	char pa[H_PATH + 32], pz[H_PATH + 32], pb[H_PATH + 32], pm[H_PATH + 32];
+	char id[UUID_STR_LEN], st[UUID_STR_LEN], *fa, *fb, *out;
+	size_t la, lines = 0;
+
+	start(&a, &ca);
+	fill(&a, &ca, 3000);
+	snprintf(pa, sizeof(pa), "%s/a.jsonl", a.dir);
+	snprintf(pz, sizeof(pz), "%s/a.jsonl.zst", a.dir);
+	fa = export_all(&a, pa);
+	free(ctl_ok(&a, (const char *const[]){ "export", "--quiet", "--zstd",
+	    "-o", pz, NULL }));
+	la = strlen(fa);
+	for (size_t i = 0; i < la; i++)
+		lines += fa[i] == '\n';
+
+	/* into an empty store: the same export */
+	start(&b, &cb);
+	out = ctl_ok(&b, (const char *const[]){ "import", pa, NULL });
+	cr_assert(strstr(out, "positions kept") != NULL, "%s", out);
+	free(out);
+	snprintf(pb, sizeof(pb), "%s/b.jsonl", b.dir);
+	fb = export_all(&b, pb);
+	cr_assert_eq(strlen(fb), la);
+	cr_assert_eq(memcmp(fa, fb, la), 0, "export -> import -> export "
+	    "differs");
+	free(fb);
+	/* again, and from the zstd copy: nothing new */
+	out = ctl_ok(&b, (const char *const[]){ "import", pz, NULL });
+	cr_assert(strstr(out, "imported 0 events") != NULL, "%s", out);
+	free(out);
+	cr_assert_eq(h_head(&cb), lines);
+
+	/* into a store with other events: appended, offset reported */
+	start(&m, &cm);
+	cr_assert_eq(h_append1(&cm, h_uuid(st), EF_EXPECT_ANY, 0, h_uuid(id),
+	    "Before", "{}", &res), EF_S_OK);
+	out = ctl_ok(&m, (const char *const[]){ "import", pz, NULL });
+	cr_assert(strstr(out, "offset +1") != NULL, "%s", out);
+	free(out);
+	out = ctl_ok(&m, (const char *const[]){ "import", pa, NULL });
+	cr_assert(strstr(out, "imported 0 events") != NULL, "%s", out);
+	free(out);
+	cr_assert_eq(h_head(&cm), lines + 1);
+	snprintf(pm, sizeof(pm), "%s/m.jsonl", m.dir);
+	free(ctl_ok(&m, (const char *const[]){ "export", "--quiet", "--from",
+	    "1", "-o", pm, NULL }));
+	{
+		/* the same events, each position one further */
+		struct h_event *ea = NULL, *em = NULL;
+		size_t na = 0, nm = 0, i;
+
+		cr_assert_eq(h_read_all(&ca, 0, &ea, &na), EF_S_OK);
+		cr_assert_eq(h_read_all(&cm, 1, &em, &nm), EF_S_OK);
+		cr_assert_eq(na, nm);
+		for (i = 0; i < na; i++) {
+			cr_assert_eq(em[i].pos, ea[i].pos + 1);
+			cr_assert_eq(memcmp(em[i].event_id, ea[i].event_id,
+			    UUID_LEN), 0);
+			cr_assert_eq(em[i].version, ea[i].version);
+			cr_assert_eq(em[i].recorded_at, ea[i].recorded_at);
+			cr_assert_eq(em[i].payload_len, ea[i].payload_len);
+			cr_assert_eq(memcmp(em[i].payload, ea[i].payload,
+			    ea[i].payload_len), 0);
+		}
+		h_events_free(ea, na);
+		h_events_free(em, nm);
+	}
+	free(fa);
+	client_close(&ca);
+	client_close(&cb);
+	client_close(&cm);
+}
+
+Test(import, sigkill_mid_import_then_rerun)
+{
+	struct h_stored a, b;
+	struct ef_client ca, cb;
+	char pa[H_PATH + 32], pb[H_PATH + 32], errp[H_PATH + 32];
+	char *fa, *fb, *out, *err;
+	const char *args[8];
+	uint64_t head, deadline;
+	pid_t pid;
+	int fd, st, rc;
+
+	start(&a, &ca);
+	fill(&a, &ca, 40000);
+	snprintf(pa, sizeof(pa), "%s/a.jsonl", a.dir);
+	fa = export_all(&a, pa);
+
+	start(&b, &cb);
+	args[0] = "--runtime-dir";
+	args[1] = b.run_dir;
+	args[2] = "import";
+	args[3] = pa;
+	args[4] = NULL;
+	snprintf(errp, sizeof(errp), "%s/import.err", b.dir);
+	pid = h_ctl_spawn(args, &fd, errp);
+	/* kill stored once part of the import is committed */
+	deadline = h_now_ms() + 60000;
+	while (((head = h_head(&cb)) == 0 || head == UINT64_MAX) &&
+	    h_now_ms() < deadline)
+		h_sleep_ms(1);
+	cr_assert(head > 0 && head != UINT64_MAX, "the import did not start");
+	client_close(&cb);
+	cr_assert_neq(h_stored_stop(&b, SIGKILL, 10000), -1);
+	st = h_wait_pid(pid, 60000);
+	close(fd);
+	cr_assert(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) != 0,
+	    "the import went on without stored (status 0x%x)", st);
+
+	h_stored_start(&b);
+	h_client(&cb, &b, 20000);
+	head = h_head(&cb);
+	rc = h_ctl_at(&b, (const char *const[]){ "import", pa, NULL }, &out, &err);
+	cr_assert_eq(rc, 0, "re-run: %s", err);
+	cr_assert(strstr(out, "already there, skipped") != NULL, "%s", out);
+	free(out);
+	free(err);
+	snprintf(pb, sizeof(pb), "%s/b.jsonl", b.dir);
+	fb = export_all(&b, pb);
+	cr_assert_eq(strlen(fb), strlen(fa));
+	cr_assert_eq(memcmp(fa, fb, strlen(fa)), 0, "after kill -9 and a "
+	    "re-run the store differs from the source (head at restart %"
+	    PRIu64 ")", head);
+	free(fa);
+	free(fb);
+	client_close(&ca);
+	client_close(&cb);
+}
+
+/* ---- EventfoldDB data files, from ../shared/formats/eventfolddb.md ---- */
+
+struct efdb {
+	uint8_t *buf;
+	size_t len, cap;
+	uint64_t pos;                 /* next global position */
+	uint64_t vers[4];             /* next version of each stream */
+	size_t batch_off[64];         /* where each batch starts */
+	size_t nbatches;
+};
+
+static void
+put(struct efdb *f, const void *p, size_t n)
+{
+	if (f->len + n > f->cap) {
+		f->cap = (f->len + n) * 2;
+		f->buf = realloc(f->buf, f->cap);
+	}
+	memcpy(f->buf + f->len, p, n);
+	f->len += n;
+}
+
+static void
+put32(struct efdb *f, uint32_t v)
+{
+	uint8_t b[4] = { (uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16),
+		(uint8_t)(v >> 24) };
+
+	put(f, b, 4);
+}
+
+static void
+put64(struct efdb *f, uint64_t v)
+{
+	put32(f, (uint32_t)v);
+	put32(f, (uint32_t)(v >> 32));
+}
+
+static void
+sid_of(int s, uint8_t out[16])
+{
+	memset(out, 0, 16);
+	out[0] = 0x5e;
+	out[15] = (uint8_t)s;
+	out[6] = 0x40;
+	out[8] = 0x80;
+}
+
+static void
+eid_of(uint64_t pos, uint8_t out[16])
+{
+	memset(out, 0xe1, 16);
+	memcpy(out, &pos, 8);
+	out[6] = 0x40;
+	out[8] = 0x80;
+}
+
+/* A batch of n events of stream s (EventfoldDB: one stream a batch). */
+static void
+efdb_batch(struct efdb *f, int s, uint32_t n)
+{
+	size_t start = f->len, rec;
+	uint8_t u[16];
+	char type[32], payload[64];
+	uint32_t i, t, p;
+
+	f->batch_off[f->nbatches++] = start;
+	put(f, "EFBB", 4);
+	put32(f, n);
+	put64(f, f->pos);
+	for (i = 0; i < n; i++) {
+		snprintf(type, sizeof(type), "Type%u", i % 3);
+		snprintf(payload, sizeof(payload), i % 4 == 3 ? "\x01\x02%"
+		    PRIu64 : "{\"n\": %" PRIu64 "}", f->pos);
+		t = (uint32_t)strlen(type);
+		p = (uint32_t)strlen(payload);
+		rec = f->len;
+		put32(f, 70 + t + (i % 2 ? 7 : 0) + p);
+		put64(f, f->pos);
+		put64(f, 1700000000000ull + f->pos);
+		sid_of(s, u);
+		put(f, u, 16);
+		put64(f, f->vers[s]++);
+		eid_of(f->pos, u);
+		put(f, u, 16);
+		put(f, (uint8_t[]){ (uint8_t)t, 0 }, 2);
+		put(f, type, t);
+		put32(f, i % 2 ? 7 : 0);
+		if (i % 2)
+			put(f, "{\"m\":1}", 7);
+		put32(f, p);
+		put(f, payload, p);
+		put32(f, (uint32_t)crc32(0L, f->buf + rec + 4,
+		    (uInt)(f->len - rec - 4)));
+		f->pos++;
+	}
+	rec = f->len; /* the CRC covers the header and records only */
+	put(f, "EFBF", 4);
+	put32(f, (uint32_t)crc32(0L, f->buf + start, (uInt)(rec - start)));
+}
+
+static struct efdb
+efdb_make(void)
+{
+	struct efdb f;
+	int k;
+
+	memset(&f, 0, sizeof(f));
+	put(&f, "EFDB", 4);
+	put32(&f, 3);
+	for (k = 0; k < 40; k++)
+		efdb_batch(&f, k % 4, 1 + (uint32_t)(k * 7 % 50));
+	return f;
+}
+
+/* The store holds exactly the first n events of f, as f says. */
+static void
+check_efdb(struct ef_client *c, const struct efdb *f, uint64_t n)
+{
+	struct h_event *e = NULL;
+	uint64_t vers[4] = { 0 };
+	size_t ne = 0, i;
+	uint8_t u[16];
+
+	cr_assert_eq(h_read_all(c, 0, &e, &ne), EF_S_OK);
+	cr_assert_eq(ne, n, "%zu events in the store, expected %" PRIu64, ne,
+	    n);
+	for (i = 0; i < ne; i++) {
+		char want[64];
+		int s = e[i].stream_id[15];
+
+		cr_assert_eq(e[i].pos, i);
+		sid_of(s, u);
+		cr_assert_eq(memcmp(e[i].stream_id, u, 16), 0);
+		cr_assert_eq(e[i].version, vers[s]++, "position %zu", i);
+		eid_of(i, u);
+		cr_assert_eq(memcmp(e[i].event_id, u, 16), 0);
+		cr_assert_eq(e[i].recorded_at, 1700000000000ull + i);
+		cr_assert_eq(strncmp(e[i].type, "Type", 4), 0);
+		snprintf(want, sizeof(want), e[i].payload_len > 0 &&
+		    e[i].payload[0] == 1 ? "\x01\x02%zu" : "{\"n\": %zu}", i);
+		cr_assert_eq(e[i].payload_len, strlen(want));
+		cr_assert_eq(memcmp(e[i].payload, want, strlen(want)), 0);
+	}
+	(void)f;
+	h_events_free(e, ne);
+}
+
+/* Events in the first k batches of f. */
+static uint64_t
+events_before(const struct efdb *f, size_t k)
+{
+	const uint8_t *p = f->buf + f->batch_off[k] + 8;
+	uint64_t pos;
+
+	memcpy(&pos, p, 8);
+	return pos;
+}
+
+Test(import, eventfolddb_file_and_damaged_copies)
+{
+	struct h_stored s;
+	struct ef_client c;
+	struct efdb f = efdb_make();
+	char path[H_PATH + 32], *out, *err, *exp1, *exp2;
+	uint64_t total = f.pos;
+	int rc;
+
+	/* whole */
+	start(&s, &c);
+	snprintf(path, sizeof(path), "%s/efdb.dat", s.dir);
+	cr_assert_eq(h_write_file(path, f.buf, f.len), 0);
+	out = ctl_ok(&s, (const char *const[]){ "import", path, NULL });
+	cr_assert(strstr(out, "positions kept") != NULL, "%s", out);
+	free(out);
+	check_efdb(&c, &f, total);
+	/* a re-run imports nothing; an export of it round-trips */
+	out = ctl_ok(&s, (const char *const[]){ "import", path, NULL });
+	cr_assert(strstr(out, "imported 0 events") != NULL, "%s", out);
+	free(out);
+	snprintf(path, sizeof(path), "%s/e1.jsonl", s.dir);
+	exp1 = export_all(&s, path);
+	client_close(&c);
+
+	/* torn last batch: skipped with a warning, the rest imported */
+	start(&s, &c);
+	snprintf(path, sizeof(path), "%s/torn.dat", s.dir);
+	cr_assert_eq(h_write_file(path, f.buf, f.batch_off[39] + 30), 0);
+	rc = h_ctl_at(&s, (const char *const[]){ "import", path, NULL }, &out, &err);
+	cr_assert_eq(rc, 0, "%s", err);
+	cr_assert(strstr(err, "torn last write") != NULL, "%s", err);
+	free(out);
+	free(err);
+	check_efdb(&c, &f, events_before(&f, 39));
+	client_close(&c);
+
+	/* a bad batch CRC in the middle: an error with its offset */
+	start(&s, &c);
+	snprintf(path, sizeof(path), "%s/badcrc.dat", s.dir);
+	{
+		uint8_t *copy = malloc(f.len);
+
+		memcpy(copy, f.buf, f.len);
+		copy[f.batch_off[21] - 1] ^= 0x40; /* footer of batch 20 */
+		cr_assert_eq(h_write_file(path, copy, f.len), 0);
+		free(copy);
+	}
+	rc = h_ctl_at(&s, (const char *const[]){ "import", path, NULL }, &out, &err);
+	cr_assert_eq(rc, 5, "exit %d: %s", rc, err);
+	cr_assert(strstr(err, "batch CRC mismatch") != NULL, "%s", err);
+	{
+		char want[64];
+
+		snprintf(want, sizeof(want), "batch at %zu", f.batch_off[20]);
+		cr_assert(strstr(err, want) != NULL, "%s (want %s)", err, want);
+	}
+	free(out);
+	free(err);
+	check_efdb(&c, &f, events_before(&f, 20));
+	client_close(&c);
+
+	/* a bad record CRC */
+	start(&s, &c);
+	snprintf(path, sizeof(path), "%s/badrec.dat", s.dir);
+	{
+		uint8_t *copy = malloc(f.len);
+
+		memcpy(copy, f.buf, f.len);
+		copy[f.batch_off[5] + 16 + 30] ^= 1; /* inside its first record */
+		cr_assert_eq(h_write_file(path, copy, f.len), 0);
+		free(copy);
+	}
+	rc = h_ctl_at(&s, (const char *const[]){ "import", path, NULL }, &out, &err);
+	cr_assert_eq(rc, 5, "exit %d: %s", rc, err);
+	cr_assert(strstr(err, "record CRC mismatch") != NULL, "%s", err);
+	free(out);
+	free(err);
+	check_efdb(&c, &f, events_before(&f, 5));
+
+	/* format version 2: refused, nothing written, stored serves */
+	snprintf(path, sizeof(path), "%s/v2.dat", s.dir);
+	f.buf[4] = 2;
+	cr_assert_eq(h_write_file(path, f.buf, f.len), 0);
+	f.buf[4] = 3;
+	rc = h_ctl_at(&s, (const char *const[]){ "import", path, NULL }, &out, &err);
+	cr_assert_eq(rc, 3, "exit %d: %s", rc, err);
+	cr_assert(strstr(err, "format version 2") != NULL, "%s", err);
+	free(out);
+	free(err);
+	check_efdb(&c, &f, events_before(&f, 5));
+
+	/* the rest of the good file goes on top of the prefix: no twice */
+	snprintf(path, sizeof(path), "%s/efdb.dat", s.dir);
+	cr_assert_eq(h_write_file(path, f.buf, f.len), 0);
+	free(ctl_ok(&s, (const char *const[]){ "import", path, NULL }));
+	check_efdb(&c, &f, total);
+	snprintf(path, sizeof(path), "%s/e2.jsonl", s.dir);
+	exp2 = export_all(&s, path);
+	cr_assert_str_eq(exp1, exp2);
+	free(exp1);
+	free(exp2);
+	client_close(&c);
+	free(f.buf);
+}
+
+Test(import, bad_json_line)
+{
+	struct h_stored a, b;
+	struct ef_client ca, cb;
+	char pa[H_PATH + 32], *fa, *nl, *out, *err;
+	size_t len;
+	int rc, i;
+
+	start(&a, &ca);
+	fill(&a, &ca, 100);
+	snprintf(pa, sizeof(pa), "%s/a.jsonl", a.dir);
+	fa = export_all(&a, pa);
+	/* line 11 made invalid */
+	for (nl = fa, i = 0; i < 10; i++)
+		nl = strchr(nl, '\n') + 1;
+	nl[0] = '#';
+	len = strlen(fa);
+	cr_assert_eq(h_write_file(pa, fa, len), 0);
+	start(&b, &cb);
+	rc = h_ctl_at(&b, (const char *const[]){ "import", pa, NULL }, &out, &err);
+	cr_assert_eq(rc, 5, "exit %d: %s", rc, err);
+	cr_assert(strstr(err, "line 11 (byte offset") != NULL, "%s", err);
+	cr_assert(strstr(err, "invalid JSON") != NULL, "%s", err);
+	free(out);
+	free(err);
+	cr_assert_eq(h_head(&cb), 10);
+	free(fa);
+	client_close(&ca);
+	client_close(&cb);
+}
+
+static void
+write_text(const char *path, const char *text)
+{
+	cr_assert_eq(h_write_file(path, text, strlen(text)), 0, "%s", path);
+}
+
+Test(import, eventfold_directory)
+{
+	struct h_stored s;
+	struct ef_client c;
+	struct h_event *e = NULL;
+	char dir[H_PATH + 32], p1[H_PATH + 32], p2[H_PATH + 32];
+	char app[H_PATH + 64], cmd[8 * H_PATH], id[UUID_STR_LEN];
+	char *out, *err;
+	size_t n = 0;
+	int rc;
+
+	start(&s, &c);
+	snprintf(dir, sizeof(dir), "%s/ef", s.dir);
+	cr_assert_eq(mkdir(dir, 0755), 0);
+	snprintf(p1, sizeof(p1), "%s/p1", s.dir);
+	snprintf(p2, sizeof(p2), "%s/p2", s.dir);
+	write_text(p1, "{\"type\":\"A\",\"data\":{\"n\":1},\"ts\":1000}\n"
+	    "{\"type\":\"B\",\"data\":[1, 2],\"ts\":1001,\"id\":"
+	    "\"5f0c6a52-7d3e-4b8a-9c1f-0e2d4a6b8c9d\",\"actor\":\"bob\"}\n");
+	write_text(p2, "{\"type\":\"C\",\"data\":\"x\",\"ts\":1002,\"id\":"
+	    "\"not-a-uuid\",\"meta\":{\"k\":1},\"extra\":true}\n"
+	    "{\"type\":\"D\",\"data\":null,\"ts\":1003}\n");
+	/* two frames, as two rotations leave them */
+	snprintf(cmd, sizeof(cmd), "zstd -q -c %s > %s/archive.jsonl.zst && "
+	    "zstd -q -c %s >> %s/archive.jsonl.zst", p1, dir, p2, dir);
+	cr_assert_eq(system(cmd), 0, "%s", cmd);
+	snprintf(app, sizeof(app), "%s/app.jsonl", dir);
+	write_text(app, "{\"type\":\"C\",\"data\":\"x\",\"ts\":1002,\"id\":"
+	    "\"not-a-uuid\",\"meta\":{\"k\":1},\"extra\":true}\n"
+	    "{\"type\":\"D\",\"data\":null,\"ts\":1003}\n"
+	    "{\"type\":\"E\",\"data\":{},\"ts\":1004}\n{\"type\":\"F\",\"da");
+
+	/* a stream is needed */
+	rc = h_ctl_at(&s, (const char *const[]){ "import", dir, NULL }, &out, &err);
+	cr_assert_eq(rc, 1, "%s", err);
+	free(out);
+	free(err);
+	rc = h_ctl_at(&s, (const char *const[]){ "import", dir, "--stream-name",
+	    "todo/1", NULL }, &out, &err);
+	cr_assert_eq(rc, 0, "%s", err);
+	cr_assert(strstr(out, "imported 5 events") != NULL, "%s", out);
+	cr_assert(strstr(err, "repeat the end of the archive") != NULL, "%s",
+	    err);
+	cr_assert(strstr(err, "torn write") != NULL, "%s", err);
+	free(out);
+	free(err);
+
+	cr_assert_eq(h_read_all(&c, 0, &e, &n), EF_S_OK);
+	cr_assert_eq(n, 5);
+	{
+		uint8_t sid[UUID_LEN];
+		static const char *types[] = { "A", "B", "C", "D", "E" };
+		static const char *payloads[] = { "{\"n\":1}", "[1,2]", "\"x\"",
+			"null", "{}" };
+		size_t i;
+
+		uuid_stream_id("todo", 4, "1", 1, sid);
+		for (i = 0; i < n; i++) {
+			cr_assert_eq(memcmp(e[i].stream_id, sid, UUID_LEN), 0);
+			cr_assert_eq(e[i].version, i);
+			cr_assert_eq(e[i].recorded_at, 1000 + i);
+			cr_assert_str_eq(e[i].type, types[i]);
+			cr_assert_eq(e[i].payload_len, strlen(payloads[i]));
+			cr_assert_eq(memcmp(e[i].payload, payloads[i],
+			    e[i].payload_len), 0, "payload %zu", i);
+		}
+		cr_assert_str_eq(uuid_format(e[1].event_id, id),
+		    "5f0c6a52-7d3e-4b8a-9c1f-0e2d4a6b8c9d");
+		cr_assert_eq(e[1].md_len, strlen("{\"actor\":\"bob\"}"));
+		cr_assert_eq(memcmp(e[2].md, "{\"id\":\"not-a-uuid\",\"meta\":"
+		    "{\"k\":1},\"extra\":true}", e[2].md_len), 0);
+		cr_assert_eq(e[0].md_len, 0);
+	}
+	h_events_free(e, n);
+
+	/* again: the derived ids are the same, nothing is imported */
+	rc = h_ctl_at(&s, (const char *const[]){ "import", dir, "--stream-name",
+	    "todo/1", "--quiet", NULL }, &out, &err);
+	cr_assert_eq(rc, 0, "%s", err);
+	free(out);
+	free(err);
+	cr_assert_eq(h_head(&c), 5);
+	/* after the torn line is completed and more is appended: only those */
+	write_text(app, "{\"type\":\"C\",\"data\":\"x\",\"ts\":1002,\"id\":"
+	    "\"not-a-uuid\",\"meta\":{\"k\":1},\"extra\":true}\n"
+	    "{\"type\":\"D\",\"data\":null,\"ts\":1003}\n"
+	    "{\"type\":\"E\",\"data\":{},\"ts\":1004}\n"
+	    "{\"type\":\"F\",\"data\":1,\"ts\":1005}\n");
+	out = ctl_ok(&s, (const char *const[]){ "import", dir, "--stream-name",
+	    "todo/1", NULL });
+	cr_assert(strstr(out, "imported 1 events") != NULL, "%s", out);
+	free(out);
+	cr_assert_eq(h_head(&c), 6);
+	client_close(&c);
+}
