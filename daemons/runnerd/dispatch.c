@@ -197,7 +197,9 @@ handle_runner_status(struct worker *w, const struct ipc_in *in)
 	size_t i, n;
 
 	(void)in;
-	has_head = client_status(&rd.store, &cr, &sr) == EF_S_OK;
+	memset(&cr, 0, sizeof(cr));
+	has_head = store_connected(0) &&
+	    client_status(&rd.store, &cr, &sr) == EF_S_OK;
 	if (has_head)
 		head = sr.head;
 	client_reply_free(&cr);
@@ -214,8 +216,9 @@ handle_runner_status(struct worker *w, const struct ipc_in *in)
 		fi.kind = (uint8_t)f->kind;
 		pthread_mutex_lock(&f->mu);
 		fi.position = f->next;
-		state = f->stopped ? "stopped" : f->live ? "live" :
-		    "catching-up";
+		/* a fold without its store is not live, whatever it was */
+		state = f->stopped ? "stopped" : !has_head ?
+		    "waiting-for-store" : f->live ? "live" : "catching-up";
 		fi.events_per_s = f->rate;
 		fi.has_error = f->stopped || f->err[0] != '\0';
 		fi.error_position = f->err_pos;
@@ -401,6 +404,13 @@ dispatch_one(struct worker *w, nng_msg *m)
 	}
 	if (rd.stopping) {
 		reply_error(w, EF_S_UNAVAILABLE, "runnerd is shutting down");
+		goto out;
+	}
+	if ((in.op == EF_OP_EXECUTE || in.op == EF_OP_GET_STATE) &&
+	    !store_connected(STORE_WAIT_MS)) {
+		reply_error(w, EF_S_UNAVAILABLE, "eventfold-stored is "
+		    "unreachable at %s (runnerd keeps trying to connect)",
+		    rd.store_url);
 		goto out;
 	}
 	for (i = 0; i < sizeof(handlers) / sizeof(handlers[0]); i++)

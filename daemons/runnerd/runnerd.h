@@ -49,6 +49,7 @@ struct runner_conf {
 	uint64_t fold_batch;     /* most events in one fold transaction */
 	uint64_t commit_interval_ms; /* least time between busy commits */
 	uint64_t page;           /* events per catch-up read */
+	uint64_t store_wait_s;   /* at start: wait for stored, then exit */
 };
 
 /* plugin.c */
@@ -346,5 +347,13 @@ void commit_pace(uint64_t since, const volatile int *f1,
     const volatile int *f2);
 /* Sleeps ms, waking early (returning 1) if the daemon is stopping. */
 int nap_ms(uint64_t ms);
+/*
+ * Whether runnerd has a connection to stored, waiting up to wait_ms for
+ * one (a restarting stored is back within that). Requests that need the
+ * store are refused at once, naming it, rather than waiting out the
+ * client's timeout (runnerd.c).
+ */
+int store_connected(uint64_t wait_ms);
+#define STORE_WAIT_MS 1000
 
 #endif
