@@ -881,7 +881,7 @@ cmd_plugins(struct ctl *c, int argc, char **argv)
 	char file[IPC_MAX_STRLEN + 1], name[IPC_NAME_MAX + 1],
 	    ver[IPC_NAME_MAX + 1], abi[32], names[4096];
 	struct tbl t;
-	uint32_t n, i;
+	uint32_t n, i, nrefused = 0;
 	int st, rc;
 	json_t *j, *a;
 
@@ -912,6 +912,10 @@ cmd_plugins(struct ctl *c, int argc, char **argv)
 		if (ipc_plugin_info_decode(&list->via.array.ptr[i], &p,
 		    &why) != 0)
 			continue;
+		if (p.refused.ptr != NULL) {
+			nrefused++;
+			continue;
+		}
 		if (c->json) {
 			j = json_pack("{s:s%,s:s%,s:s%,s:I}", "file",
 			    p.file.ptr, (size_t)p.file.len, "name", p.name.ptr,
@@ -944,6 +948,29 @@ cmd_plugins(struct ctl *c, int argc, char **argv)
 	}
 	if (!c->json && tbl_rows(&t) == 0)
 		ctl_empty(c, "no plugins loaded");
+	tbl_print(&t);
+	tbl_free(&t);
+	/* then the files runnerd refused, with its reason */
+	tbl_init(&t, "ll", "REFUSED", "REASON");
+	for (i = 0; nrefused > 0 && i < n; i++) {
+		if (ipc_plugin_info_decode(&list->via.array.ptr[i], &p,
+		    &why) != 0 || p.refused.ptr == NULL)
+			continue;
+		if (c->json) {
+			j = json_pack("{s:s%,s:s%}", "file", p.file.ptr,
+			    (size_t)p.file.len, "refused", p.refused.ptr,
+			    (size_t)p.refused.len);
+			json_print(j);
+			continue;
+		}
+		snprintf(file, sizeof(file), "%.*s", (int)p.file.len,
+		    p.file.ptr);
+		snprintf(names, sizeof(names), "%.*s", (int)p.refused.len,
+		    p.refused.ptr);
+		tbl_row(&t, file, names);
+	}
+	if (tbl_rows(&t) > 0)
+		printf("\n");
 	tbl_print(&t);
 	tbl_free(&t);
 	rc = CTL_OK;

@@ -3,8 +3,8 @@
  * table.c - eventfoldctl's tables for people whose cells are of any
  * width (names, command ids, errors): rows are kept until the end, then
  * printed with each column as wide as its widest cell, so no value
- * pushes the columns after it out of line. The last column is never
- * padded. Tables of fixed-width values (events, streams) print as they
+ * pushes the columns after it out of line. A line ends at its last
+ * non-blank character. Tables of fixed-width values (events, streams) print as they
  * go instead (output.c).
  */
 #include <stdarg.h>
@@ -66,29 +66,34 @@ tbl_rows(const struct tbl *t)
 void
 tbl_print(struct tbl *t)
 {
-	size_t w[TBL_MAXCOLS], r, l;
+	size_t w[TBL_MAXCOLS], r, l, at;
+	char *line;
 	int i;
 
 	if (t->n == 0)
 		return;
-	for (i = 0; i < t->ncols; i++) {
+	for (i = 0, l = 0; i < t->ncols; i++) {
 		w[i] = strlen(t->hdr[i]);
 		for (r = 0; r < t->n; r++)
-			if ((l = strlen(t->rows[r][i])) > w[i])
-				w[i] = l;
+			if (strlen(t->rows[r][i]) > w[i])
+				w[i] = strlen(t->rows[r][i]);
+		l += w[i] + 1;
 	}
+	if ((line = malloc(l + 1)) == NULL)
+		abort();
 	for (r = 0; r <= t->n; r++) {
-		for (i = 0; i < t->ncols; i++) {
+		for (i = 0, at = 0; i < t->ncols; i++) {
 			const char *s = r == 0 ? t->hdr[i] : t->rows[r - 1][i];
 
-			if (i == t->ncols - 1)
-				printf("%s\n", s);
-			else if (t->align[i] == 'r')
-				printf("%*s ", (int)w[i], s);
-			else
-				printf("%-*s ", (int)w[i], s);
+			at += (size_t)sprintf(line + at, t->align[i] == 'r' ?
+			    "%*s " : "%-*s ", (int)w[i], s);
 		}
+		/* an empty last cell leaves no trailing blanks */
+		while (at > 0 && line[at - 1] == ' ')
+			at--;
+		printf("%.*s\n", (int)at, line);
 	}
+	free(line);
 }
 
 void

@@ -347,7 +347,7 @@ handle_plugins(struct worker *w, const struct ipc_in *in)
 		n++;
 	ipc_out_reset(&w->out);
 	ipc_reply_begin(&w->out, EF_S_OK, "ok");
-	ipc_plugins_rep_begin(&w->out, n);
+	ipc_plugins_rep_begin(&w->out, n + (uint32_t)plugin_nrefused());
 	for (p = plugin_list(); p != NULL; p = p->next) {
 		ipc_plugin_info_begin(&w->out, p->file, p->info->name,
 		    p->info->version, p->info->abi_version);
@@ -370,6 +370,16 @@ handle_plugins(struct worker *w, const struct ipc_in *in)
 					ipc_str_encode(&w->out, f->name,
 					    strlen(f->name));
 		}
+		ipc_plugin_info_end(&w->out, NULL);
+	}
+	for (i = 0; i < plugin_nrefused(); i++) {
+		const char *file, *why;
+
+		file = plugin_refused_at(i, &why);
+		ipc_plugin_info_begin(&w->out, file, "", "", 0);
+		for (k = 0; k < 3; k++)
+			ipc_str_list_begin(&w->out, 0);
+		ipc_plugin_info_end(&w->out, why);
 	}
 }
 

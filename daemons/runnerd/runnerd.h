@@ -156,6 +156,10 @@ struct agg_type *plugin_aggregate(const char *type, size_t len);
 extern const struct efp_host plugin_host;
 /* For PLUGINS and RUNNER_STATUS. */
 struct plugin *plugin_list(void);
+/* Files of the plugin directory refused at start: the file name (and
+ * *why, the reason), valid for the daemon's life. */
+size_t plugin_nrefused(void);
+const char *plugin_refused_at(size_t i, const char **why);
 size_t plugin_naggs(void);
 struct agg_type *plugin_agg_at(size_t i);
 

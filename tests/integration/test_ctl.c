@@ -49,12 +49,11 @@ kill_runnerd(void)
 /* Starts runnerd on s's directories with the example plugins (extra:
  * more flags, NULL-ended, may be NULL); log to dir/runnerd.log. */
 static pid_t
-runnerd_spawn(const struct h_stored *s, const char *run_dir,
-    const char *const *extra)
+runnerd_spawn_in(const struct h_stored *s, const char *run_dir,
+    const char *plugins, const char *const *extra)
 {
 	char log[H_PATH + 16], *argv[32];
-	const char *bin = getenv("EF_RUNNERD"), *plugins =
-	    getenv("EF_PLUGIN_DIR");
+	const char *bin = getenv("EF_RUNNERD");
 	pid_t parent = getpid(), pid;
 	int n = 0, i, fd;
 
@@ -91,6 +90,13 @@ runnerd_spawn(const struct h_stored *s, const char *run_dir,
 	}
 	close(fd);
 	return pid;
+}
+
+static pid_t
+runnerd_spawn(const struct h_stored *s, const char *run_dir,
+    const char *const *extra)
+{
+	return runnerd_spawn_in(s, run_dir, getenv("EF_PLUGIN_DIR"), extra);
 }
 
 /* Runs eventfoldctl --runtime-dir run_dir ARGS...; returns the exit
@@ -557,4 +563,49 @@ Test(ctl, runnerd_refuses_a_store_that_is_not_there)
 	text = h_read_file(log, NULL);
 	cr_expect(text && strstr(text, url), "runnerd.log: %s", text);
 	free(text);
+}
+
+Test(ctl, plugins_shows_refused_files_and_why)
+{
+	const char *dir = h_tmpdir();
+	char plugins[H_PATH + 16], path[H_PATH + 64], *out, *err, *text;
+	struct h_stored s;
+	size_t len;
+	int rc = -1, i;
+
+	/* the todo example and a file that is not a shared object */
+	snprintf(plugins, sizeof(plugins), "%s/plugins", dir);
+	cr_assert_eq(mkdir(plugins, 0755), 0);
+	snprintf(path, sizeof(path), "%s/todo.so", getenv("EF_PLUGIN_DIR"));
+	text = h_read_file(path, &len);
+	cr_assert_not_null(text, "%s", path);
+	snprintf(path, sizeof(path), "%s/todo.so", plugins);
+	cr_assert_eq(h_write_file(path, text, len), 0);
+	free(text);
+	snprintf(path, sizeof(path), "%s/broken.so", plugins);
+	cr_assert_eq(h_write_file(path, "not ELF\n", 8), 0);
+
+	h_stored_init(&s, dir, NULL);
+	h_stored_start(&s);
+	runnerd_pid = runnerd_spawn_in(&s, s.run_dir, plugins, NULL);
+	for (i = 0; i < 200; i++) {
+		rc = ctl_in(dir, s.run_dir, ARGS("plugins"), &out, &err);
+		if (rc == 0)
+			break;
+		free(out);
+		free(err);
+		h_sleep_ms(50);
+	}
+	cr_assert_eq(rc, 0, "runnerd did not come up");
+	cr_expect(strstr(out, "todo.so") && strstr(out, "REFUSED") &&
+	    strstr(out, "broken.so") && strstr(out, "cannot load"),
+	    "plugins: %s", out);
+	free(out);
+	free(err);
+	rc = ctl_in(dir, s.run_dir, ARGS("--json", "plugins"), &out, &err);
+	cr_expect(rc == 0 && strstr(out, "{\"file\":\"broken.so\","
+	    "\"refused\":\"cannot load: "), "plugins --json: %s", out);
+	free(out);
+	free(err);
+	kill_runnerd();
 }
