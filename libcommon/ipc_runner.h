@@ -141,7 +141,8 @@ struct ipc_fold_info {
 	struct ipc_str name;
 	struct ipc_str plugin;
 	uint8_t kind;
-	struct ipc_str state; /* "catching-up", "live", "stopped", "starting" */
+	struct ipc_str state; /* "catching-up", "live", "stopped",
+				 "waiting-for-store" */
 	uint64_t position;
 	bool has_lag;
 	uint64_t lag;

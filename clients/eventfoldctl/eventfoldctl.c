@@ -200,10 +200,6 @@ usage_cmds(FILE *fp)
 static void
 usage_opts(FILE *fp)
 {
-	const struct conf_key *k;
-	char flag[128];
-	size_t i;
-
 	fprintf(fp, "  -j, --json          JSON lines instead of tables\n"
 		    "  -v                  verbose (debug) logging\n"
 		    "  -f FILE             config file, its [ctl] and [global] "
@@ -212,17 +208,7 @@ usage_opts(FILE *fp)
 		    "  -n                  check that config file and exit "
 		    "(-nv: print it)\n"
 		    "  -h, --help          this help\n", CONF_DEFAULT_FILE);
-	for (k = ctl_keys; k->name != NULL; k++) {
-		snprintf(flag, sizeof(flag), "--%s %s", k->name,
-		    k->type == CONF_STR ? "STR" : "N");
-		for (i = 2; flag[i] != ' '; i++)
-			if (flag[i] == '_')
-				flag[i] = '-';
-		fprintf(fp, "  %-19s %s", flag, k->help);
-		if (k->def != NULL && *k->def != '\0')
-			fprintf(fp, " (default %s)", k->def);
-		fputc('\n', fp);
-	}
+	conf_usage_keys(fp, ctl_keys);
 }
 
 static const char usage[] =

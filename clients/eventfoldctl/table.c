@@ -4,8 +4,8 @@
  * width (names, command ids, errors): rows are kept until the end, then
  * printed with each column as wide as its widest cell, so no value
  * pushes the columns after it out of line. A line ends at its last
- * non-blank character. Tables of fixed-width values (events, streams) print as they
- * go instead (output.c).
+ * non-blank character. Tables of fixed-width values (events, streams)
+ * print as they go instead (output.c).
  */
 #include <stdarg.h>
 #include <stdio.h>

@@ -970,3 +970,21 @@ h_load_free(struct h_load *l)
 		l->t[i].nacks = l->t[i].cap = 0;
 	}
 }
+
+int
+h_wait_for_text(const char *path, const char *needle, int timeout_ms)
+{
+	uint64_t deadline = h_now_ms() + (uint64_t)timeout_ms;
+	char *s;
+
+	while (h_now_ms() < deadline) {
+		s = h_read_file(path, NULL);
+		if (s != NULL && strstr(s, needle) != NULL) {
+			free(s);
+			return 0;
+		}
+		free(s);
+		h_sleep_ms(5);
+	}
+	return -1;
+}
