@@ -24,6 +24,8 @@ struct worker {
 	nng_aio *aio;
 	pthread_t thr;
 	struct ipc_out out;
+	pthread_mutex_t mu; /* receiving, against dispatch_stop() */
+	int receiving;      /* waiting for a request: may be cancelled */
 };
 
 static nng_socket rep_sock;
@@ -441,8 +443,16 @@ worker_main(void *arg)
 	nng_msg *m;
 	int rv;
 
-	while (!dispatch_stopping) {
+	for (;;) {
+		pthread_mutex_lock(&w->mu);
+		w->receiving = !dispatch_stopping;
+		pthread_mutex_unlock(&w->mu);
+		if (!w->receiving)
+			break;
 		rv = nngx_recv(w->ctx, w->aio, &m, 100);
+		pthread_mutex_lock(&w->mu);
+		w->receiving = 0;
+		pthread_mutex_unlock(&w->mu);
 		if (rv == NNG_ETIMEDOUT)
 			continue;
 		if (rv != 0)
@@ -481,6 +491,7 @@ dispatch_start(const char *url, uint64_t n)
 		struct worker *w = &workers[i];
 
 		ipc_out_init(&w->out);
+		pthread_mutex_init(&w->mu, NULL);
 		if ((rv = nng_ctx_open(&w->ctx, rep_sock)) != 0)
 			return rv;
 		if (nng_aio_alloc(&w->aio, NULL, NULL) != 0)
@@ -496,7 +507,18 @@ dispatch_stop(void)
 {
 	uint64_t i;
 
-	dispatch_stopping = 1;
+	/*
+	 * A worker waiting for a request stops now; one busy with a request
+	 * finishes it, reply included (its send is never cancelled: it can
+	 * only be cancelled while receiving, under its lock).
+	 */
+	for (i = 0; i < nworkers; i++) {
+		pthread_mutex_lock(&workers[i].mu);
+		dispatch_stopping = 1;
+		if (workers[i].receiving)
+			nng_aio_cancel(workers[i].aio);
+		pthread_mutex_unlock(&workers[i].mu);
+	}
 	for (i = 0; i < nworkers; i++)
 		pthread_join(workers[i].thr, NULL);
 	listener_close(&rep_listener);
@@ -504,6 +526,7 @@ dispatch_stop(void)
 	for (i = 0; i < nworkers; i++) {
 		ipc_out_free(&workers[i].out);
 		nng_aio_free(workers[i].aio);
+		pthread_mutex_destroy(&workers[i].mu);
 	}
 	free(workers);
 	workers = NULL;
