@@ -65,6 +65,7 @@ ctl_note_not_json(const char *what, const char *key, const uint8_t *p,
 {
 	json_error_t e;
 	json_t *v;
+	size_t i;
 
 	if (len == 0)
 		return;
@@ -73,6 +74,10 @@ ctl_note_not_json(const char *what, const char *key, const uint8_t *p,
 		json_decref(v);
 		return;
 	}
+	/* jansson quotes the bad bytes: keep control bytes off the terminal */
+	for (i = 0; e.text[i] != '\0'; i++)
+		if ((unsigned char)e.text[i] < 0x20 || e.text[i] == 0x7f)
+			e.text[i] = '?';
 	if (key != NULL)
 		fprintf(stderr, "eventfoldctl: note: the %s is not JSON (%s, "
 		    "at byte %d): stored as given; JSON output shows it "
