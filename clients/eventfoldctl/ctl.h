@@ -39,6 +39,12 @@ struct ctl {
 	char runner_url[4200];
 };
 
+/*
+ * One row per command. usage is its one line in --help, in `help NAME`
+ * and in usage errors, starting with the name. A global option (such as
+ * --data-dir) after the command word is refused with "options go before
+ * the command word", unless usage names it: then it is the command's.
+ */
 struct ctl_cmd {
 	const char *name;
 	int (*fn)(struct ctl *, int argc, char **argv);

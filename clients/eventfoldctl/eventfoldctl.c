@@ -243,23 +243,41 @@ help(const char *name)
 	return CTL_OK;
 }
 
+/* Whether usage names the option opt (a whole word: "--from" is not
+ * "--from-x"). */
+static int
+usage_has(const char *usage, const char *opt)
+{
+	size_t n = strlen(opt);
+	const char *p;
+
+	for (p = usage; (p = strstr(p, opt)) != NULL; p += n)
+		if ((p == usage || p[-1] == ' ' || p[-1] == '[') &&
+		    strchr(" ]=|", p[n]) != NULL)
+			return 1;
+	return 0;
+}
+
 /*
  * A global option given after the command word (`status --runtime-dir
  * X`) is a common slip: say where it goes instead of a bare usage line.
+ * A command whose usage names the same option takes it as its own.
  * Returns the option, or NULL.
  */
 static const char *
-misplaced_option(int argc, char **argv)
+misplaced_option(const struct ctl_cmd *cmd, int argc, char **argv)
 {
+	static const char *const shorts[] = { "-f", "-v", "-n", "-d", NULL };
 	const struct conf_key *k;
 	char flag[64];
 	size_t i, n;
-	int a;
+	int a, j;
 
 	for (a = 1; a < argc; a++) {
-		if (!strcmp(argv[a], "-f") || !strcmp(argv[a], "-v") ||
-		    !strcmp(argv[a], "-n") || !strcmp(argv[a], "-d"))
-			return argv[a];
+		for (j = 0; shorts[j] != NULL; j++)
+			if (!strcmp(argv[a], shorts[j]) &&
+			    !usage_has(cmd->usage, shorts[j]))
+				return argv[a];
 		for (k = ctl_keys; k->name != NULL; k++) {
 			n = (size_t)snprintf(flag, sizeof(flag), "--%s",
 			    k->name);
@@ -267,7 +285,7 @@ misplaced_option(int argc, char **argv)
 				if (flag[i] == '_')
 					flag[i] = '-';
 			if (!strncmp(argv[a], flag, n) && (argv[a][n] == '\0' ||
-			    argv[a][n] == '='))
+			    argv[a][n] == '=') && !usage_has(cmd->usage, flag))
 				return argv[a];
 		}
 	}
@@ -352,7 +370,7 @@ main(int argc, char **argv)
 		    argv[cmd]);
 		goto out;
 	}
-	if ((bad = misplaced_option(argc - cmd, argv + cmd)) != NULL) {
+	if ((bad = misplaced_option(k, argc - cmd, argv + cmd)) != NULL) {
 		rc = ctl_err(CTL_USAGE, "%s after the command: options go "
 		    "before the command word (eventfoldctl [options] %s ...)",
 		    bad, k->name);
