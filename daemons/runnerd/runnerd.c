@@ -124,6 +124,12 @@ store_connected(uint64_t wait_ms)
 	struct timespec ts = { 0, 10 * 1000 * 1000 };
 
 	while (dialer_pipes(&rd.store.dialer) == 0) {
+		/*
+		 * No call goes out to notice a dialer nng 1.5 stopped
+		 * (guard.h), so say it is suspect, as an unanswered call
+		 * would; the guard re-dials it only if it stays still.
+		 */
+		dialer_kick(&rd.store.dialer);
 		if (now_ms() >= end || rd.stopping)
 			return 0;
 		nanosleep(&ts, NULL);
