@@ -10,9 +10,13 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "probe.h"
+
+#define PROBE_TRIES    3
+#define PROBE_PAUSE_MS 30
 
 /* SP header: "\0SP\0", protocol id (req0 = 0x30) big-endian, reserved. */
 static const uint8_t sp_req0[8] = { 0, 'S', 'P', 0, 0x00, 0x30, 0, 0 };
@@ -38,10 +42,11 @@ read_full(int fd, uint8_t *buf, size_t len, int timeout_ms)
 int
 probe_rep(const char *url, int timeout_ms, char *why, size_t len)
 {
+	struct timespec pause = { 0, PROBE_PAUSE_MS * 1000 * 1000 };
 	struct sockaddr_un sa;
 	const char *path;
 	uint8_t hdr[8];
-	int fd, rc;
+	int fd = -1, rc, try, err = 0;
 
 	if (strncmp(url, "ipc://", 6) != 0)
 		return PROBE_NOT_IPC;
@@ -53,25 +58,40 @@ probe_rep(const char *url, int timeout_ms, char *why, size_t len)
 		return PROBE_ERROR;
 	}
 	memcpy(sa.sun_path, path, strlen(path));
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0) {
-		snprintf(why, len, "socket: %s", strerror(errno));
-		return PROBE_ERROR;
+	/*
+	 * The public name is a symbolic link a daemon swings to a new
+	 * listener now and then (listen.h), closing the old one: a connect
+	 * that resolved the old target just before can find it gone. Only a
+	 * failure that lasts PROBE_TRIES attempts is an answer.
+	 */
+	for (try = 0; try < PROBE_TRIES; try++) {
+		if (try > 0)
+			nanosleep(&pause, NULL);
+		if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0) {
+			snprintf(why, len, "socket: %s", strerror(errno));
+			return PROBE_ERROR;
+		}
+		if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+			break;
+		err = errno;
+		close(fd);
+		fd = -1;
+		if (err != ENOENT && err != ECONNREFUSED)
+			break;
 	}
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-		if (errno == ENOENT) {
+	if (fd < 0) {
+		if (err == ENOENT) {
 			snprintf(why, len, "no socket at %s", path);
-			rc = PROBE_NO_FILE;
-		} else if (errno == ECONNREFUSED) {
+			return PROBE_NO_FILE;
+		}
+		if (err == ECONNREFUSED) {
 			snprintf(why, len, "nobody listens on %s (a socket "
 			    "left by a daemon that stopped)", path);
-			rc = PROBE_REFUSED;
-		} else {
-			snprintf(why, len, "cannot connect to %s: %s", path,
-			    strerror(errno));
-			rc = PROBE_ERROR;
+			return PROBE_REFUSED;
 		}
-		close(fd);
-		return rc;
+		snprintf(why, len, "cannot connect to %s: %s", path,
+		    strerror(err));
+		return PROBE_ERROR;
 	}
 	/*
 	 * Connected: finish the handshake as a req0 peer would, so the
