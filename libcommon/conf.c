@@ -181,10 +181,6 @@ conf_file(const struct conf_key *keys, const char *section, void *dst,
 void
 conf_usage(FILE *fp, const struct conf_key *keys)
 {
-	const struct conf_key *k;
-	char flag[128];
-	size_t i;
-
 	fprintf(fp, "  -d                  run in the foreground, verbose\n"
 		    "  -v                  verbose (debug) logging\n"
 		    "  -f FILE             config file (default %s)\n"
@@ -192,6 +188,16 @@ conf_usage(FILE *fp, const struct conf_key *keys)
 		    "(-nv: print it)\n"
 		    "  -h, --help          this help\n",
 	    CONF_DEFAULT_FILE);
+	conf_usage_keys(fp, keys);
+}
+
+void
+conf_usage_keys(FILE *fp, const struct conf_key *keys)
+{
+	const struct conf_key *k;
+	char flag[128];
+	size_t i;
+
 	for (k = keys; k->name != NULL; k++) {
 		snprintf(flag, sizeof(flag), "--%s %s", k->name,
 		    k->type == CONF_BOOL ? "yes|no" :

@@ -62,6 +62,8 @@ void conf_print(FILE *fp, const struct conf_key *keys, const char *section,
 
 /* Prints the flags with their defaults and help (for --help). */
 void conf_usage(FILE *fp, const struct conf_key *keys);
+/* Only the --key flags of keys (a client lists its own -d/-n/-v). */
+void conf_usage_keys(FILE *fp, const struct conf_key *keys);
 
 /* Frees the strings conf_load() allocated in dst. */
 void conf_free(const struct conf_key *keys, void *dst);

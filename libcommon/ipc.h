@@ -28,9 +28,9 @@
 
 #include "record.h"
 
-#define EF_PROTO_VERSION 3
+#define EF_PROTO_VERSION 4
 #define EF_XSTR(x) #x
-#define EF_STR(x)  EF_XSTR(x) /* EF_STR(EF_PROTO_VERSION) is "3" */
+#define EF_STR(x)  EF_XSTR(x) /* EF_STR(EF_PROTO_VERSION) is "4" */
 
 /* Bounds enforced by every decoder. */
 #define IPC_MAX_MSG      (64u << 20) /* a whole message */

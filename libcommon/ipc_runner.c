@@ -379,7 +379,7 @@ ipc_plugin_info_decode(const msgpack_object *o, struct ipc_plugin_info *p,
 {
 	uint32_t i, k;
 
-	FIELD(ipcf_array(o, 7, "plugin", why));
+	FIELD(ipcf_array(o, 8, "plugin", why));
 	FIELD(ipcf_str(F(o, 0), &p->file, IPC_MAX_STRLEN, "file", why));
 	FIELD(ipcf_str(F(o, 1), &p->name, IPC_NAME_MAX, "name", why));
 	FIELD(ipcf_str(F(o, 2), &p->version, IPC_NAME_MAX, "version", why));
@@ -394,6 +394,8 @@ ipc_plugin_info_decode(const msgpack_object *o, struct ipc_plugin_info *p,
 	p->aggs = F(o, 4);
 	p->projs = F(o, 5);
 	p->mgrs = F(o, 6);
+	FIELD(get_optstr(F(o, 7), &p->refused, IPC_MAX_STRLEN, "refused",
+	    why));
 	return 0;
 }
 
@@ -668,11 +670,20 @@ void
 ipc_plugin_info_begin(struct ipc_out *o, const char *file, const char *name,
     const char *version, uint64_t abi)
 {
-	msgpack_pack_array(&o->pk, 7);
+	msgpack_pack_array(&o->pk, 8);
 	ipcf_pack_str(&o->pk, file, strlen(file));
 	ipcf_pack_str(&o->pk, name, strlen(name));
 	ipcf_pack_str(&o->pk, version, strlen(version));
 	msgpack_pack_uint64(&o->pk, abi);
+}
+
+void
+ipc_plugin_info_end(struct ipc_out *o, const char *refused)
+{
+	if (refused == NULL)
+		msgpack_pack_nil(&o->pk);
+	else
+		ipcf_pack_str(&o->pk, refused, strlen(refused));
 }
 
 void

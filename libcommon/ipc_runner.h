@@ -141,7 +141,8 @@ struct ipc_fold_info {
 	struct ipc_str name;
 	struct ipc_str plugin;
 	uint8_t kind;
-	struct ipc_str state; /* "catching-up", "live", "stopped", "starting" */
+	struct ipc_str state; /* "catching-up", "live", "stopped",
+				 "waiting-for-store" */
 	uint64_t position;
 	bool has_lag;
 	uint64_t lag;
@@ -234,7 +235,9 @@ struct ipc_dead_letter {
 
 /*
  * PLUGINS reply body: [[file, name, version, abi, [aggregate types],
- *   [projections], [managers]]...]
+ *   [projections], [managers], refused]...]: loaded plugins with refused
+ * nil, then the files of the plugin directory runnerd refused, with
+ * empty name and version, abi 0, empty lists and refused the reason.
  */
 struct ipc_plugin_info {
 	struct ipc_str file;
@@ -244,6 +247,7 @@ struct ipc_plugin_info {
 	const msgpack_object *aggs; /* arrays of str */
 	const msgpack_object *projs;
 	const msgpack_object *mgrs;
+	struct ipc_str refused;     /* ptr NULL: loaded */
 };
 
 /* Decoders: 0 or EF_S_BAD_REQUEST with *why set. */
@@ -312,9 +316,11 @@ void ipc_dl_list_begin(struct ipc_out *o, uint32_t n);
 void ipc_dead_letter_encode(struct ipc_out *o, const struct ipc_dead_letter *d);
 void ipc_counts_encode(struct ipc_out *o, const uint64_t *v, uint32_t n);
 void ipc_plugins_rep_begin(struct ipc_out *o, uint32_t n);
-/* One plugin: its fields, then three name lists via ipc_str_list_*. */
+/* One plugin: its fields, then three name lists via ipc_str_list_*, then
+ * ipc_plugin_info_end() with why it was refused (NULL: loaded). */
 void ipc_plugin_info_begin(struct ipc_out *o, const char *file,
     const char *name, const char *version, uint64_t abi);
+void ipc_plugin_info_end(struct ipc_out *o, const char *refused);
 void ipc_str_list_begin(struct ipc_out *o, uint32_t n);
 void ipc_str_encode(struct ipc_out *o, const char *s, size_t len);
 

@@ -14,6 +14,8 @@
 #include "log.h"
 
 #define SUB_IDLE_MS  250 /* poll the store after this long without news */
+#define SUB_SLICE_MS 20  /* ...waiting in slices this long, so that *stop
+			    ends an idle subscription at once */
 #define SUB_RETRY_MS 100
 #define SUB_GAP      (-1000) /* internal: re-read from the store */
 
@@ -151,7 +153,7 @@ sub_run(const struct sub_params *p)
 	struct ipc_pub pub;
 	const char *why;
 	int rc, rv, caught_up = 0, need_read = 1;
-	uint64_t have;
+	uint64_t have, quiet_since = 0;
 
 	memset(&s, 0, sizeof(s));
 	s.p = p;
@@ -167,7 +169,7 @@ sub_run(const struct sub_params *p)
 	nng_socket_set_int(sub, NNG_OPT_RECVBUF, p->recv_buf > 0 ?
 	    p->recv_buf : 8192);
 	nng_socket_set_size(sub, NNG_OPT_RECVMAXSZ, IPC_MAX_MSG);
-	nng_socket_set_ms(sub, NNG_OPT_RECVTIMEO, SUB_IDLE_MS);
+	nng_socket_set_ms(sub, NNG_OPT_RECVTIMEO, SUB_SLICE_MS);
 	nng_socket_set_ms(sub, NNG_OPT_RECONNMINT, 10);
 	nng_socket_set_ms(sub, NNG_OPT_RECONNMAXT, 100);
 	if (dialer_open(&dialer, sub, p->events_url) != 0) {
@@ -194,6 +196,7 @@ sub_run(const struct sub_params *p)
 			if (rc != 0)
 				break;
 			need_read = 0;
+			quiet_since = guard_now_ms();
 			if (!caught_up) {
 				caught_up = 1;
 				if (p->on_caught_up != NULL &&
@@ -203,9 +206,12 @@ sub_run(const struct sub_params *p)
 		}
 		rv = nng_recvmsg(sub, &m, 0);
 		if (rv == NNG_ETIMEDOUT) {
-			need_read = 1; /* quiet: check for anything dropped */
+			/* quiet: check for anything dropped */
+			if (guard_now_ms() - quiet_since >= SUB_IDLE_MS)
+				need_read = 1;
 			continue;
 		}
+		quiet_since = guard_now_ms();
 		if (rv != 0) {
 			rc = -EF_S_INTERNAL;
 			break;

@@ -39,11 +39,20 @@ struct ctl {
 	char runner_url[4200];
 };
 
+/*
+ * One row per command. usage is its one line in --help, in `help NAME`
+ * and in usage errors, starting with the name. A global option (such as
+ * --data-dir) after the command word is refused with "options go before
+ * the command word", unless usage names it: then it is the command's.
+ */
 struct ctl_cmd {
 	const char *name;
 	int (*fn)(struct ctl *, int argc, char **argv);
 	const char *usage;
 };
+
+/* The daemons eventfoldctl talks to. */
+enum ctl_daemon { CTL_STORED, CTL_RUNNERD };
 
 /* Command tables: store commands (store.c), runner commands (runner.c). */
 extern const struct ctl_cmd ctl_store_cmds[];
@@ -53,13 +62,51 @@ extern const struct ctl_cmd ctl_data_cmds[];
 
 /* Prints "eventfoldctl: msg" to stderr and returns code. */
 int ctl_err(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Prints "usage: eventfoldctl [options] USAGE" of command name;
+ * returns CTL_USAGE. */
+int ctl_usage(const char *name);
+/* 0 if d's request socket can be dialled; else prints why, naming the
+ * path and the option that sets it, and returns CTL_UNAVAILABLE. */
+int ctl_reach(const struct ctl *c, enum ctl_daemon d);
+const char *ctl_daemon_name(enum ctl_daemon d);
+/* ctl_status_exit, naming the daemon when no reply came at all. */
+int ctl_call_exit(const struct ctl *c, enum ctl_daemon d, int status,
+    const struct client_reply *cr);
 /* Maps a reply status to an exit code and prints its message. */
 int ctl_status_exit(int status, const struct ipc_str *msg);
-/* Reads all of stdin (at most about max bytes) into a malloc'd buffer;
- * NULL on error or if it is larger. */
-uint8_t *ctl_read_stdin(size_t *len, size_t max);
+/* Reads all of stdin (at most max bytes) into a malloc'd buffer; NULL
+ * on error or if it is larger, with *why saying which. */
+uint8_t *ctl_read_stdin(size_t *len, size_t max, const char **why);
+/* Says on stderr that what (payload, metadata) is not JSON and goes as
+ * bytes, when p (len bytes, len > 0) does not parse as JSON; key: the
+ * JSON output key that will show it (NULL if it is not stored). */
+void ctl_note_not_json(const char *what, const char *key, const uint8_t *p,
+    size_t len);
 /* Parses a non-negative integer argument; -1 if it is not one. */
 int ctl_parse_u64(const char *s, uint64_t *v);
+
+/* Prints "eventfoldctl: what" on stderr for an empty table (nothing on
+ * stdout: a table's header is printed only above rows); silent with
+ * --json. */
+void ctl_empty(const struct ctl *c, const char *what);
+
+/* table.c: a table whose columns are as wide as their widest cell. */
+#define TBL_MAXCOLS 12
+struct tbl {
+	int ncols;
+	char align[TBL_MAXCOLS];   /* 'l' or 'r' per column */
+	const char *hdr[TBL_MAXCOLS];
+	char ***rows;
+	size_t n, cap;
+};
+/* align: one letter per column; then one header string per column. */
+void tbl_init(struct tbl *t, const char *align, ...);
+/* One string per column (copied; NULL is empty). */
+void tbl_row(struct tbl *t, ...);
+size_t tbl_rows(const struct tbl *t);
+/* Header and rows; prints nothing at all when there is no row. */
+void tbl_print(struct tbl *t);
+void tbl_free(struct tbl *t);
 
 /* output.c */
 void out_event(const struct ctl *c, const struct ef_event *ev);

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "conf.h"
+#include "probe.h"
 #include "ctl.h"
 #include "log.h"
 
@@ -78,6 +79,68 @@ ctl_status_exit(int status, const struct ipc_str *msg)
 	    msg ? (int)msg->len : 0, msg ? msg->ptr : "");
 }
 
+/*
+ * Fails at once, naming the socket and how to choose it, when nobody can
+ * answer at url: an nng dialer would retry a missing path silently until
+ * the timeout. Only rep sockets (store.sock, runner.sock) are probed.
+ */
+int
+ctl_reach(const struct ctl *c, enum ctl_daemon d)
+{
+	const char *url = d == CTL_STORED ? c->store_url : c->runner_url;
+	const char *key = d == CTL_STORED ? "store_url" : "runner_url";
+	const char *set = d == CTL_STORED ? c->conf.store_url :
+	    c->conf.runner_url;
+	char why[4400], flag[32];
+	size_t i;
+	int rc;
+
+	rc = probe_rep(url, (int)c->conf.timeout_ms, why, sizeof(why));
+	if (rc == PROBE_OK || rc == PROBE_NOT_IPC)
+		return 0;
+	snprintf(flag, sizeof(flag), "--%s", key);
+	for (i = 2; flag[i] != '\0'; i++)
+		if (flag[i] == '_')
+			flag[i] = '-';
+	if (set != NULL && *set != '\0')
+		return ctl_err(CTL_UNAVAILABLE, "UNAVAILABLE: %s: is %s "
+		    "running? The URL comes from %s (%s in eventfold.conf)",
+		    why, ctl_daemon_name(d), flag, key);
+	return ctl_err(CTL_UNAVAILABLE, "UNAVAILABLE: %s: is %s running "
+	    "with runtime directory %s? Choose the directory with "
+	    "--runtime-dir DIR (runtime_dir in eventfold.conf), or the URL "
+	    "with %s", why, ctl_daemon_name(d), c->conf.runtime_dir, flag);
+}
+
+const char *
+ctl_daemon_name(enum ctl_daemon d)
+{
+	return d == CTL_STORED ? "eventfold-stored" : "eventfold-runnerd";
+}
+
+/*
+ * A call that failed on this side (no reply at all) says which daemon
+ * did not answer; a reply's own status and message are printed as sent.
+ */
+int
+ctl_call_exit(const struct ctl *c, enum ctl_daemon d, int status,
+    const struct client_reply *cr)
+{
+	if (cr->msg == NULL && status == EF_S_UNAVAILABLE)
+		return ctl_err(CTL_UNAVAILABLE, "UNAVAILABLE: %s at %s: %.*s",
+		    ctl_daemon_name(d), d == CTL_STORED ? c->store_url :
+		    c->runner_url, (int)cr->in.message.len,
+		    cr->in.message.ptr ? cr->in.message.ptr : "");
+	return ctl_status_exit(status, &cr->in.message);
+}
+
+void
+ctl_empty(const struct ctl *c, const char *what)
+{
+	if (!c->json)
+		fprintf(stderr, "eventfoldctl: %s\n", what);
+}
+
 int
 ctl_parse_u64(const char *s, uint64_t *v)
 {
@@ -90,12 +153,40 @@ ctl_parse_u64(const char *s, uint64_t *v)
 	return (errno != 0 || *end != '\0') ? -1 : 0;
 }
 
+/* The command named name in either table, or NULL. */
+static const struct ctl_cmd *
+find_cmd(const char *name)
+{
+	const struct ctl_cmd *k;
+
+	for (k = ctl_store_cmds; k->name; k++)
+		if (!strcmp(k->name, name))
+			return k;
+	for (k = ctl_runner_cmds; k->name; k++)
+		if (!strcmp(k->name, name))
+			return k;
+	for (k = ctl_data_cmds; k->name; k++)
+		if (!strcmp(k->name, name))
+			return k;
+	return NULL;
+}
+
+int
+ctl_usage(const char *name)
+{
+	const struct ctl_cmd *k = find_cmd(name);
+
+	return ctl_err(CTL_USAGE, "usage: eventfoldctl [options] %s",
+	    k ? k->usage : name);
+}
+
 static void
 usage_cmds(FILE *fp)
 {
 	const struct ctl_cmd *k;
 
-	fprintf(fp, "\ncommands:\n");
+	fprintf(fp, "\ncommands (eventfoldctl help COMMAND, or COMMAND --help, "
+	    "for one):\n");
 	for (k = ctl_store_cmds; k->name; k++)
 		fprintf(fp, "  %s\n", k->usage);
 	for (k = ctl_runner_cmds; k->name; k++)
@@ -107,12 +198,104 @@ usage_cmds(FILE *fp)
 	    "error. See eventfoldctl(8).\n");
 }
 
+/*
+ * The client's own options. conf_usage() would also list a daemon's -d
+ * (foreground), which means nothing here; -d is still taken, as -v.
+ */
+static void
+usage_opts(FILE *fp)
+{
+	fprintf(fp, "  -j, --json          JSON lines instead of tables\n"
+		    "  -v                  verbose (debug) logging\n"
+		    "  -f FILE             config file, its [ctl] and [global] "
+		    "sections\n"
+		    "                      (default %s)\n"
+		    "  -n                  check that config file and exit "
+		    "(-nv: print it)\n"
+		    "  -h, --help          this help\n", CONF_DEFAULT_FILE);
+	conf_usage_keys(fp, ctl_keys);
+}
+
 static const char usage[] =
-    "usage: eventfoldctl [--json] [-f file] [--key value ...] command "
-    "[args]\n"
+    "usage: eventfoldctl [options] command [args]\n"
     "Talks to eventfold-stored and eventfold-runnerd over their IPC "
-    "sockets.\n\noptions:\n"
-    "  --json, -j          JSON lines instead of tables\n";
+    "sockets.\nOptions go before the command word.\n\noptions:\n";
+
+static void
+usage_all(FILE *fp)
+{
+	fputs(usage, fp);
+	usage_opts(fp);
+	usage_cmds(fp);
+}
+
+/* `eventfoldctl help [COMMAND]` and `COMMAND --help`: exit 0. */
+static int
+help(const char *name)
+{
+	const struct ctl_cmd *k;
+
+	if (name == NULL) {
+		usage_all(stdout);
+		return CTL_OK;
+	}
+	if ((k = find_cmd(name)) == NULL)
+		return ctl_err(CTL_USAGE, "unknown command \"%s\" (see --help)",
+		    name);
+	printf("usage: eventfoldctl [options] %s\n"
+	    "Options (eventfoldctl --help) go before the command word; "
+	    "see eventfoldctl(8).\n", k->usage);
+	return CTL_OK;
+}
+
+/* Whether usage names the option opt (a whole word: "--from" is not
+ * "--from-x"). */
+static int
+usage_has(const char *usage, const char *opt)
+{
+	size_t n = strlen(opt);
+	const char *p;
+
+	for (p = usage; (p = strstr(p, opt)) != NULL; p += n)
+		if ((p == usage || p[-1] == ' ' || p[-1] == '[') &&
+		    strchr(" ]=|", p[n]) != NULL)
+			return 1;
+	return 0;
+}
+
+/*
+ * A global option given after the command word (`status --runtime-dir
+ * X`) is a common slip: say where it goes instead of a bare usage line.
+ * A command whose usage names the same option takes it as its own.
+ * Returns the option, or NULL.
+ */
+static const char *
+misplaced_option(const struct ctl_cmd *cmd, int argc, char **argv)
+{
+	static const char *const shorts[] = { "-f", "-v", "-n", "-d", NULL };
+	const struct conf_key *k;
+	char flag[64];
+	size_t i, n;
+	int a, j;
+
+	for (a = 1; a < argc; a++) {
+		for (j = 0; shorts[j] != NULL; j++)
+			if (!strcmp(argv[a], shorts[j]) &&
+			    !usage_has(cmd->usage, shorts[j]))
+				return argv[a];
+		for (k = ctl_keys; k->name != NULL; k++) {
+			n = (size_t)snprintf(flag, sizeof(flag), "--%s",
+			    k->name);
+			for (i = 2; i < n; i++)
+				if (flag[i] == '_')
+					flag[i] = '-';
+			if (!strncmp(argv[a], flag, n) && (argv[a][n] == '\0' ||
+			    argv[a][n] == '=') && !usage_has(cmd->usage, flag))
+				return argv[a];
+		}
+	}
+	return NULL;
+}
 
 int
 main(int argc, char **argv)
@@ -120,17 +303,14 @@ main(int argc, char **argv)
 	static struct ctl c;
 	struct conf_opts opts;
 	const struct ctl_cmd *k;
+	const char *bad;
 	char **gargv;
 	int i, gargc = 1, cmd = -1, rc;
 
 	log_init("eventfoldctl", 0);
 	for (i = 1; i < argc && argv[i][0] == '-'; i++)
-		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-			fputs(usage, stdout);
-			conf_usage(stdout, ctl_keys);
-			usage_cmds(stdout);
-			return CTL_OK;
-		}
+		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help"))
+			return help(NULL);
 	/* Global options come before the command word. */
 	gargv = calloc((size_t)argc + 1, sizeof(char *));
 	if (gargv == NULL)
@@ -152,9 +332,21 @@ main(int argc, char **argv)
 		    strcmp(a, "--help"))) && i + 1 < argc)
 			gargv[gargc++] = argv[++i];
 	}
+	if (cmd >= 0 && !strcmp(argv[cmd], "help")) {
+		free(gargv);
+		return help(cmd + 1 < argc ? argv[cmd + 1] : NULL);
+	}
+	if (cmd >= 0 && (k = find_cmd(argv[cmd])) != NULL)
+		for (i = cmd + 1; i < argc; i++)
+			if (!strcmp(argv[i], "--help") ||
+			    !strcmp(argv[i], "-h")) {
+				free(gargv);
+				return help(k->name);
+			}
 	if (conf_load(ctl_keys, "ctl", &c.conf, &gargc, gargv, &opts, usage)
 	    != 0) {
-		usage_cmds(stderr);
+		fputs("(eventfoldctl --help lists the options)\n", stderr);
+		free(gargv);
 		return CTL_USAGE;
 	}
 	if (opts.check) {
@@ -167,33 +359,30 @@ main(int argc, char **argv)
 		return CTL_OK;
 	}
 	if (cmd < 0) {
-		fputs(usage, stderr);
-		conf_usage(stderr, ctl_keys);
-		usage_cmds(stderr);
+		usage_all(stderr);
+		free(gargv);
 		return CTL_USAGE;
 	}
-	log_setverbose(opts.verbose);
+	log_setverbose(opts.verbose || opts.foreground);
 	client_url(c.store_url, sizeof(c.store_url), c.conf.runtime_dir,
 	    STORE_SOCK, c.conf.store_url);
 	client_url(c.events_url, sizeof(c.events_url), c.conf.runtime_dir,
 	    STORE_EVENTS_SOCK, c.conf.events_url);
 	client_url(c.runner_url, sizeof(c.runner_url), c.conf.runtime_dir,
 	    RUNNER_SOCK, c.conf.runner_url);
-	for (k = ctl_store_cmds; k->name; k++)
-		if (!strcmp(k->name, argv[cmd]))
-			goto found;
-	for (k = ctl_runner_cmds; k->name; k++)
-		if (!strcmp(k->name, argv[cmd]))
-			goto found;
-	for (k = ctl_data_cmds; k->name; k++)
-		if (!strcmp(k->name, argv[cmd]))
-			goto found;
-	rc = ctl_err(CTL_USAGE, "unknown command \"%s\" (see --help)",
-	    argv[cmd]);
-	free(gargv);
-	return rc;
-found:
+	if ((k = find_cmd(argv[cmd])) == NULL) {
+		rc = ctl_err(CTL_USAGE, "unknown command \"%s\" (see --help)",
+		    argv[cmd]);
+		goto out;
+	}
+	if ((bad = misplaced_option(k, argc - cmd, argv + cmd)) != NULL) {
+		rc = ctl_err(CTL_USAGE, "%s after the command: options go "
+		    "before the command word (eventfoldctl [options] %s ...)",
+		    bad, k->name);
+		goto out;
+	}
 	rc = k->fn(&c, argc - cmd, argv + cmd);
+out:
 	conf_free(ctl_keys, &c.conf);
 	free(gargv);
 	return rc;

@@ -54,7 +54,11 @@ json_print(json_t *o)
 }
 
 
-/* Opens a client to runnerd and makes the call; prints failures. */
+/*
+ * Opens a client to runnerd and makes the call. Returns the reply's
+ * status, or minus the exit code after printing why no call was made
+ * (-CTL_USAGE: a bad URL; -CTL_UNAVAILABLE: nobody at runner.sock).
+ */
 static int
 runner_call(struct ctl *c, const struct ipc_out *req, struct client_reply *cr,
     uint64_t extra_ms)
@@ -63,10 +67,12 @@ runner_call(struct ctl *c, const struct ipc_out *req, struct client_reply *cr,
 	int st;
 
 	memset(cr, 0, sizeof(*cr));
+	if (ctl_reach(c, CTL_RUNNERD) != 0)
+		return -CTL_UNAVAILABLE;
 	if (client_open(&cl, c->runner_url, (int)(c->conf.timeout_ms +
 	    extra_ms)) != 0) {
 		ctl_err(CTL_USAGE, "bad runner URL %s", c->runner_url);
-		return -1;
+		return -CTL_USAGE;
 	}
 	st = client_call(&cl, req, cr);
 	client_close(&cl);
@@ -123,18 +129,16 @@ cmd_exec(struct ctl *c, int argc, char **argv)
 			return ctl_err(CTL_USAGE, "exec: too many arguments");
 	}
 	if (np < 3)
-		return ctl_err(CTL_USAGE, "usage: exec AGGREGATE_TYPE "
-		    "INSTANCE_ID COMMAND [PAYLOAD|-] [--command-id ID] "
-		    "[--actor A] [--correlation-id C] [--causation-id C] "
-		    "[--source-device D]");
+		return ctl_usage("exec");
 	memset(&r, 0, sizeof(r));
 	r.aggregate_type = ipc_cstr(pos[0]);
 	r.instance_id = ipc_cstr(pos[1]);
 	r.type = ipc_cstr(pos[2]);
 	if (np == 4 && !strcmp(pos[3], "-")) {
-		if ((in = ctl_read_stdin(&plen, IPC_PAYLOAD_MAX * 2)) == NULL)
+		if ((in = ctl_read_stdin(&plen, IPC_PAYLOAD_MAX * 2, &why)) ==
+		    NULL)
 			return ctl_err(CTL_USAGE, "cannot read the payload "
-			    "from stdin");
+			    "from stdin: %s", why);
 		r.payload = in;
 		r.payload_len = (uint32_t)plen;
 	} else if (np == 4) {
@@ -150,6 +154,7 @@ cmd_exec(struct ctl *c, int argc, char **argv)
 	r.correlation_id = ipc_cstr(corr);
 	r.causation_id = ipc_cstr(caus);
 	r.source_device = ipc_cstr(dev);
+	ctl_note_not_json("payload", NULL, r.payload, r.payload_len);
 	ipc_out_init(&o);
 	ipc_request_begin(&o, EF_OP_EXECUTE, 1);
 	ipc_exec_req_encode(&o, &r);
@@ -157,9 +162,9 @@ cmd_exec(struct ctl *c, int argc, char **argv)
 	ipc_out_free(&o);
 	free(in);
 	if (st < 0)
-		return CTL_USAGE;
+		return -st;
 	if (st != EF_S_OK) {
-		rc = ctl_status_exit(st, &cr.in.message);
+		rc = ctl_call_exit(c, CTL_RUNNERD, st, &cr);
 		goto out;
 	}
 	if (ipc_exec_rep_decode(cr.in.body, &rep, &why) != 0) {
@@ -220,8 +225,7 @@ cmd_state(struct ctl *c, int argc, char **argv)
 			return ctl_err(CTL_USAGE, "state: too many arguments");
 	}
 	if (np != 2)
-		return ctl_err(CTL_USAGE, "usage: state AGGREGATE_TYPE "
-		    "INSTANCE_ID");
+		return ctl_usage("state");
 	r.aggregate_type = ipc_cstr(pos[0]);
 	r.instance_id = ipc_cstr(pos[1]);
 	ipc_out_init(&o);
@@ -230,9 +234,9 @@ cmd_state(struct ctl *c, int argc, char **argv)
 	st = runner_call(c, &o, &cr, 0);
 	ipc_out_free(&o);
 	if (st < 0)
-		return CTL_USAGE;
+		return -st;
 	if (st != EF_S_OK) {
-		rc = ctl_status_exit(st, &cr.in.message);
+		rc = ctl_call_exit(c, CTL_RUNNERD, st, &cr);
 		goto out;
 	}
 	if (ipc_state_rep_decode(cr.in.body, &rep, &why) != 0) {
@@ -306,7 +310,7 @@ cmd_query(struct ctl *c, int argc, char **argv)
 	    *wait = NULL, *why;
 	uint8_t cursor[IPC_KEY_MAX];
 	uint32_t cursor_len = 0;
-	uint64_t v;
+	uint64_t v, shown = 0;
 	int i, st, rc = CTL_OK, t, all = 0, range = 0, have_cursor = 0;
 
 	memset(&r, 0, sizeof(r));
@@ -340,9 +344,7 @@ cmd_query(struct ctl *c, int argc, char **argv)
 			return ctl_err(CTL_USAGE, "query: too many arguments");
 	}
 	if (name == NULL || (key != NULL && (prefix || from || to || range)))
-		return ctl_err(CTL_USAGE, "usage: query PROJECTION [KEY | "
-		    "--prefix P | [--range] [--from K] [--to K]] [--after K] "
-		    "[--limit N] [--all] [--min-position P [--wait MS]]");
+		return ctl_usage("query");
 	r.projection = ipc_cstr(name);
 	if (key != NULL) {
 		r.mode = EF_QUERY_KEY;
@@ -403,9 +405,9 @@ cmd_query(struct ctl *c, int argc, char **argv)
 		st = runner_call(c, &o, &cr, r.wait_ms);
 		ipc_out_free(&o);
 		if (st < 0)
-			return CTL_USAGE;
+			return -st;
 		if (st != EF_S_OK) {
-			rc = ctl_status_exit(st, &cr.in.message);
+			rc = ctl_call_exit(c, CTL_RUNNERD, st, &cr);
 			client_reply_free(&cr);
 			break;
 		}
@@ -415,6 +417,7 @@ cmd_query(struct ctl *c, int argc, char **argv)
 			break;
 		}
 		print_items(c, rep.items, rep.nitems);
+		shown += rep.nitems;
 		if (!rep.has_next || !all || r.mode == EF_QUERY_KEY) {
 			if (rep.has_next && !c->json)
 				fprintf(stderr, "eventfoldctl: more; next page "
@@ -430,6 +433,8 @@ cmd_query(struct ctl *c, int argc, char **argv)
 		r.has_min_position = false;
 		client_reply_free(&cr);
 	}
+	if (rc == CTL_OK && shown == 0)
+		ctl_empty(c, key != NULL ? "no such key" : "no keys");
 	return rc;
 }
 
@@ -447,9 +452,9 @@ fetch_status(struct ctl *c, struct client_reply *cr,
 	st = runner_call(c, &o, cr, 0);
 	ipc_out_free(&o);
 	if (st < 0)
-		return -1;
+		return -st;
 	if (st != EF_S_OK)
-		return ctl_status_exit(st, &cr->in.message);
+		return ctl_call_exit(c, CTL_RUNNERD, st, cr);
 	if (ipc_runner_status_rep_decode(cr->in.body, sr, &why) != 0)
 		return ctl_err(CTL_INTERNAL, "malformed reply: %s", why);
 	return 0;
@@ -461,26 +466,27 @@ cmd_projections(struct ctl *c, int argc, char **argv)
 	struct client_reply cr;
 	struct ipc_runner_status_rep sr;
 	struct ipc_fold_info f;
+	struct tbl t;
 	const char *why;
-	char lag[32];
+	char name[IPC_NAME_MAX + 1], state[64], pos[32], lag[32], rate[32],
+	    dead[32], err[1200];
 	uint32_t i;
-	int rc;
+	int rc, n;
 	json_t *j;
 
 	for (rc = 1; rc < argc; rc++) {
 		if (!strcmp(argv[rc], "--json"))
 			c->json = 1;
 		else
-			return ctl_err(CTL_USAGE, "usage: projections");
+			return ctl_usage("projections");
 	}
 	if ((rc = fetch_status(c, &cr, &sr)) != 0) {
 		client_reply_free(&cr);
-		return rc < 0 ? CTL_USAGE : rc;
+		return rc;
 	}
-	if (!c->json)
-		printf("%-24s %-10s %-11s %10s %10s %8s %5s %s\n", "NAME",
-		    "KIND", "STATE", "POSITION", "LAG", "EV/S", "DEAD",
-		    "ERROR");
+	/* POSITION: the next global position the fold applies */
+	tbl_init(&t, "lllrrrrl", "NAME", "KIND", "STATE", "POSITION", "LAG",
+	    "EV/S", "DEAD", "ERROR");
 	for (i = 0; i < sr.nfolds; i++) {
 		if (ipc_fold_info_decode(&sr.folds->via.array.ptr[i], &f,
 		    &why) != 0)
@@ -515,19 +521,29 @@ cmd_projections(struct ctl *c, int argc, char **argv)
 			snprintf(lag, sizeof(lag), "%" PRIu64, f.lag);
 		else
 			snprintf(lag, sizeof(lag), "?");
-		printf("%-24.*s %-10s %-11.*s %10" PRIu64 " %10s %8" PRIu64
-		    " %5" PRIu64 " ", (int)f.name.len, f.name.ptr,
-		    f.kind == EF_FOLD_PROJECTION ? "projection" : "manager",
-		    (int)f.state.len, f.state.ptr, f.position, lag,
-		    f.events_per_s, f.dead_letters);
+		snprintf(name, sizeof(name), "%.*s", (int)f.name.len,
+		    f.name.ptr);
+		snprintf(state, sizeof(state), "%.*s", (int)f.state.len,
+		    f.state.ptr);
+		snprintf(pos, sizeof(pos), "%" PRIu64, f.position);
+		snprintf(rate, sizeof(rate), "%" PRIu64, f.events_per_s);
+		snprintf(dead, sizeof(dead), "%" PRIu64, f.dead_letters);
+		n = 0;
+		err[0] = '\0';
 		if (f.has_error)
-			printf("at %" PRIu64 ": %.*s", f.error_position,
-			    (int)f.error.len, f.error.ptr);
-		if (f.rebuilding)
-			printf("%srebuilding (%" PRIu64 ")", f.has_error ?
-			    "; " : "", f.rebuild_position);
-		printf("\n");
+			n = snprintf(err, sizeof(err), "at %" PRIu64 ": %.*s",
+			    f.error_position, (int)f.error.len, f.error.ptr);
+		if (f.rebuilding && n >= 0 && (size_t)n < sizeof(err))
+			snprintf(err + n, sizeof(err) - (size_t)n,
+			    "%srebuilding (%" PRIu64 ")", f.has_error ? "; " :
+			    "", f.rebuild_position);
+		tbl_row(&t, name, f.kind == EF_FOLD_PROJECTION ? "projection" :
+		    "manager", state, pos, lag, rate, dead, err);
 	}
+	if (!c->json && tbl_rows(&t) == 0)
+		ctl_empty(c, "no projections or process managers");
+	tbl_print(&t);
+	tbl_free(&t);
 	client_reply_free(&cr);
 	return CTL_OK;
 }
@@ -564,16 +580,15 @@ cmd_rebuild(struct ctl *c, int argc, char **argv)
 		else if (argv[k][0] != '-' && name == NULL)
 			name = argv[k];
 		else
-			return ctl_err(CTL_USAGE, "usage: rebuild NAME "
-			    "[--wait]");
+			return ctl_usage("rebuild");
 	}
 	if (name == NULL)
-		return ctl_err(CTL_USAGE, "usage: rebuild NAME [--wait]");
+		return ctl_usage("rebuild");
 	st = name_op(c, EF_OP_REBUILD, name, &cr);
 	if (st < 0)
-		return CTL_USAGE;
+		return -st;
 	if (st != EF_S_OK) {
-		rc = ctl_status_exit(st, &cr.in.message);
+		rc = ctl_call_exit(c, CTL_RUNNERD, st, &cr);
 		client_reply_free(&cr);
 		return rc;
 	}
@@ -586,7 +601,7 @@ cmd_rebuild(struct ctl *c, int argc, char **argv)
 		usleep(100 * 1000);
 		if ((rc = fetch_status(c, &cr, &sr)) != 0) {
 			client_reply_free(&cr);
-			return rc < 0 ? CTL_USAGE : rc;
+			return rc;
 		}
 		busy = 0;
 		for (i = 0; i < sr.nfolds; i++) {
@@ -619,12 +634,12 @@ cmd_reset(struct ctl *c, int argc, char **argv)
 	int st, rc;
 
 	if (argc != 2 || argv[1][0] == '-')
-		return ctl_err(CTL_USAGE, "usage: reset NAME");
+		return ctl_usage("reset");
 	st = name_op(c, EF_OP_RESET, argv[1], &cr);
 	if (st < 0)
-		return CTL_USAGE;
+		return -st;
 	if (st != EF_S_OK)
-		rc = ctl_status_exit(st, &cr.in.message);
+		rc = ctl_call_exit(c, CTL_RUNNERD, st, &cr);
 	else {
 		printf("%s reset to position 0\n", argv[1]);
 		rc = CTL_OK;
@@ -655,14 +670,15 @@ cmd_replay(struct ctl *c, int argc, char **argv)
 			c->json = 1;
 		else if (argv[i][0] != '-' && name == NULL)
 			name = argv[i];
-		else
-			return ctl_err(CTL_USAGE, "replay: unexpected %s",
+		else if (argv[i][0] == '-')
+			return ctl_err(CTL_USAGE, "replay: unknown option %s",
 			    argv[i]);
+		else
+			return ctl_err(CTL_USAGE, "replay: too many arguments");
 	}
 	if (name == NULL || until == NULL ||
 	    ctl_parse_u64(until, &r.until) != 0)
-		return ctl_err(CTL_USAGE, "usage: replay PROJECTION --until "
-		    "POSITION [--limit N]");
+		return ctl_usage("replay");
 	if (limit != NULL && (ctl_parse_u64(limit, &r.limit) != 0 ||
 	    r.limit > IPC_QUERY_LIMIT))
 		return ctl_err(CTL_USAGE, "--limit: 1..%u", IPC_QUERY_LIMIT);
@@ -673,9 +689,9 @@ cmd_replay(struct ctl *c, int argc, char **argv)
 	st = runner_call(c, &o, &cr, 60000);
 	ipc_out_free(&o);
 	if (st < 0)
-		return CTL_USAGE;
+		return -st;
 	if (st != EF_S_OK) {
-		rc = ctl_status_exit(st, &cr.in.message);
+		rc = ctl_call_exit(c, CTL_RUNNERD, st, &cr);
 		goto out;
 	}
 	if (ipc_replay_rep_decode(cr.in.body, &rep, &why) != 0) {
@@ -704,6 +720,7 @@ cmd_deadletters(struct ctl *c, int argc, char **argv)
 	const msgpack_object *list;
 	const char *action = "list", *why, *pos[2] = { 0 };
 	uint64_t counts[2];
+	struct tbl t;
 	uint32_t n, i;
 	int k, np = 0, st, rc;
 	json_t *j;
@@ -717,9 +734,7 @@ cmd_deadletters(struct ctl *c, int argc, char **argv)
 		else if (argv[k][0] != '-' && np < 2)
 			pos[np++] = argv[k];
 		else
-			return ctl_err(CTL_USAGE, "usage: deadletters "
-			    "[list [MANAGER] | retry MANAGER [COMMAND_ID] | "
-			    "drop MANAGER [COMMAND_ID]]");
+			return ctl_usage("deadletters");
 	}
 	memset(&r, 0, sizeof(r));
 	r.action = !strcmp(action, "list") ? EF_DL_LIST :
@@ -737,9 +752,9 @@ cmd_deadletters(struct ctl *c, int argc, char **argv)
 	st = runner_call(c, &o, &cr, 60000);
 	ipc_out_free(&o);
 	if (st < 0)
-		return CTL_USAGE;
+		return -st;
 	if (st != EF_S_OK) {
-		rc = ctl_status_exit(st, &cr.in.message);
+		rc = ctl_call_exit(c, CTL_RUNNERD, st, &cr);
 		goto out;
 	}
 	rc = CTL_OK;
@@ -748,26 +763,32 @@ cmd_deadletters(struct ctl *c, int argc, char **argv)
 			rc = ctl_err(CTL_INTERNAL, "malformed reply: %s", why);
 			goto out;
 		}
-		if (!c->json)
-			printf("%-16s %-48s %-24s %8s %s\n", "MANAGER",
-			    "COMMAND_ID", "TARGET", "ATTEMPTS", "ERROR");
+		tbl_init(&t, "lllrl", "MANAGER", "COMMAND_ID", "TARGET",
+		    "ATTEMPTS", "ERROR");
 		for (i = 0; i < n; i++) {
 			if (ipc_dead_letter_decode(&list->via.array.ptr[i], &d,
 			    &why) != 0)
 				continue;
 			if (!c->json) {
-				char target[400];
+				char target[400], mgr[IPC_NAME_MAX + 1],
+				    cid[IPC_NAME_MAX + 1], att[32], *e;
 
 				snprintf(target, sizeof(target), "%.*s %.*s/%.*s",
 				    (int)d.type.len, d.type.ptr,
 				    (int)d.aggregate_type.len,
 				    d.aggregate_type.ptr,
 				    (int)d.instance_id.len, d.instance_id.ptr);
-				printf("%-16.*s %-48.*s %-24s %8" PRIu64
-				    " %.*s\n", (int)d.manager.len,
-				    d.manager.ptr, (int)d.command_id.len,
-				    d.command_id.ptr, target, d.attempts,
-				    (int)d.error.len, d.error.ptr);
+				snprintf(mgr, sizeof(mgr), "%.*s",
+				    (int)d.manager.len, d.manager.ptr);
+				snprintf(cid, sizeof(cid), "%.*s",
+				    (int)d.command_id.len, d.command_id.ptr);
+				snprintf(att, sizeof(att), "%" PRIu64,
+				    d.attempts);
+				if ((e = strndup(d.error.ptr, d.error.len)) ==
+				    NULL)
+					abort();
+				tbl_row(&t, mgr, cid, target, att, e);
+				free(e);
 				continue;
 			}
 			j = json_pack("{s:s%,s:s%,s:s%,s:s%,s:s%}", "manager",
@@ -788,6 +809,10 @@ cmd_deadletters(struct ctl *c, int argc, char **argv)
 			    json_integer((json_int_t)d.parked_at));
 			json_print(j);
 		}
+		if (!c->json && tbl_rows(&t) == 0)
+			ctl_empty(c, "no dead letters");
+		tbl_print(&t);
+		tbl_free(&t);
 	} else if (r.action == EF_DL_RETRY) {
 		if (ipc_counts_decode(cr.in.body, counts, 2, &why) != 0) {
 			rc = ctl_err(CTL_INTERNAL, "malformed reply: %s", why);
@@ -814,9 +839,11 @@ out:
 	return rc;
 }
 
+/* Names into arr (JSON), or appended to buf (len) comma-separated. */
 static void
-print_names(const msgpack_object *a, json_t *arr)
+print_names(const msgpack_object *a, json_t *arr, char *buf, size_t len)
 {
+	size_t at = buf ? strlen(buf) : 0;
 	uint32_t i;
 
 	for (i = 0; i < a->via.array.size; i++) {
@@ -825,12 +852,22 @@ print_names(const msgpack_object *a, json_t *arr)
 		if (arr != NULL)
 			json_array_append_new(arr, json_stringn(s->via.str.ptr,
 			    s->via.str.size));
-		else
-			printf("%s%.*s", i ? "," : "", (int)s->via.str.size,
+		else if (at < len)
+			at += (size_t)snprintf(buf + at, len - at, "%s%.*s",
+			    i ? "," : "", (int)s->via.str.size,
 			    s->via.str.ptr);
 	}
-	if (arr == NULL && a->via.array.size == 0)
-		printf("-");
+	if (arr == NULL && a->via.array.size == 0 && at < len)
+		snprintf(buf + at, len - at, "-");
+}
+
+static void
+append_str(char *dst, const char *src, size_t len)
+{
+	size_t at = strlen(dst);
+
+	if (at < len)
+		snprintf(dst + at, len - at, "%s", src);
 }
 
 static int
@@ -841,7 +878,10 @@ cmd_plugins(struct ctl *c, int argc, char **argv)
 	struct ipc_out o;
 	const msgpack_object *list;
 	const char *why;
-	uint32_t n, i;
+	char file[IPC_MAX_STRLEN + 1], name[IPC_NAME_MAX + 1],
+	    ver[IPC_NAME_MAX + 1], abi[32], names[4096];
+	struct tbl t;
+	uint32_t n, i, nrefused = 0;
 	int st, rc;
 	json_t *j, *a;
 
@@ -849,7 +889,7 @@ cmd_plugins(struct ctl *c, int argc, char **argv)
 		if (!strcmp(argv[rc], "--json"))
 			c->json = 1;
 		else
-			return ctl_err(CTL_USAGE, "usage: plugins");
+			return ctl_usage("plugins");
 	}
 	ipc_out_init(&o);
 	ipc_request_begin(&o, EF_OP_PLUGINS, 1);
@@ -857,47 +897,82 @@ cmd_plugins(struct ctl *c, int argc, char **argv)
 	st = runner_call(c, &o, &cr, 0);
 	ipc_out_free(&o);
 	if (st < 0)
-		return CTL_USAGE;
+		return -st;
 	if (st != EF_S_OK) {
-		rc = ctl_status_exit(st, &cr.in.message);
+		rc = ctl_call_exit(c, CTL_RUNNERD, st, &cr);
 		goto out;
 	}
 	if (ipc_plugins_rep_decode(cr.in.body, &list, &n, &why) != 0) {
 		rc = ctl_err(CTL_INTERNAL, "malformed reply: %s", why);
 		goto out;
 	}
-	if (!c->json)
-		printf("%-16s %-12s %-8s %-9s %s\n", "FILE", "NAME", "VERSION",
-		    "ABI", "AGGREGATES / PROJECTIONS / MANAGERS");
+	tbl_init(&t, "lllll", "FILE", "NAME", "VERSION", "ABI",
+	    "AGGREGATES / PROJECTIONS / MANAGERS");
 	for (i = 0; i < n; i++) {
 		if (ipc_plugin_info_decode(&list->via.array.ptr[i], &p,
 		    &why) != 0)
 			continue;
+		if (p.refused.ptr != NULL) {
+			nrefused++;
+			continue;
+		}
 		if (c->json) {
 			j = json_pack("{s:s%,s:s%,s:s%,s:I}", "file",
 			    p.file.ptr, (size_t)p.file.len, "name", p.name.ptr,
 			    (size_t)p.name.len, "version", p.version.ptr,
 			    (size_t)p.version.len, "abi", (json_int_t)p.abi);
 			json_object_set_new(j, "aggregates", a = json_array());
-			print_names(p.aggs, a);
+			print_names(p.aggs, a, NULL, 0);
 			json_object_set_new(j, "projections",
 			    a = json_array());
-			print_names(p.projs, a);
+			print_names(p.projs, a, NULL, 0);
 			json_object_set_new(j, "managers", a = json_array());
-			print_names(p.mgrs, a);
+			print_names(p.mgrs, a, NULL, 0);
 			json_print(j);
 			continue;
 		}
-		printf("%-16.*s %-12.*s %-8.*s %-9" PRIu64 " ",
-		    (int)p.file.len, p.file.ptr, (int)p.name.len, p.name.ptr,
-		    (int)p.version.len, p.version.ptr, p.abi);
-		print_names(p.aggs, NULL);
-		printf(" / ");
-		print_names(p.projs, NULL);
-		printf(" / ");
-		print_names(p.mgrs, NULL);
-		printf("\n");
+		snprintf(file, sizeof(file), "%.*s", (int)p.file.len,
+		    p.file.ptr);
+		snprintf(name, sizeof(name), "%.*s", (int)p.name.len,
+		    p.name.ptr);
+		snprintf(ver, sizeof(ver), "%.*s", (int)p.version.len,
+		    p.version.ptr);
+		snprintf(abi, sizeof(abi), "%" PRIu64, p.abi);
+		names[0] = '\0';
+		print_names(p.aggs, NULL, names, sizeof(names));
+		append_str(names, " / ", sizeof(names));
+		print_names(p.projs, NULL, names, sizeof(names));
+		append_str(names, " / ", sizeof(names));
+		print_names(p.mgrs, NULL, names, sizeof(names));
+		tbl_row(&t, file, name, ver, abi, names);
 	}
+	if (!c->json && tbl_rows(&t) == 0)
+		ctl_empty(c, "no plugins loaded");
+	tbl_print(&t);
+	tbl_free(&t);
+	/* then the files runnerd refused, with its reason */
+	tbl_init(&t, "ll", "REFUSED", "REASON");
+	for (i = 0; nrefused > 0 && i < n; i++) {
+		if (ipc_plugin_info_decode(&list->via.array.ptr[i], &p,
+		    &why) != 0 || p.refused.ptr == NULL)
+			continue;
+		if (c->json) {
+			j = json_pack("{s:s%,s:s%}", "file", p.file.ptr,
+			    (size_t)p.file.len, "refused", p.refused.ptr,
+			    (size_t)p.refused.len);
+			json_print(j);
+			continue;
+		}
+		snprintf(file, sizeof(file), "%.*s", (int)p.file.len,
+		    p.file.ptr);
+		snprintf(names, sizeof(names), "%.*s", (int)p.refused.len,
+		    p.refused.ptr);
+		tbl_row(&t, file, names);
+	}
+	if (tbl_rows(&t) > 0)
+		printf("\n");
+	tbl_print(&t);
+	tbl_free(&t);
 	rc = CTL_OK;
 out:
 	client_reply_free(&cr);
@@ -909,9 +984,9 @@ const struct ctl_cmd ctl_runner_cmds[] = {
 	    "[PAYLOAD|-] [--command-id ID] [--actor A] [--correlation-id C] "
 	    "[--causation-id C] [--source-device D]" },
 	{ "state", cmd_state, "state AGGREGATE_TYPE INSTANCE_ID" },
-	{ "query", cmd_query, "query PROJECTION [KEY | --prefix P | --from K "
-	    "--to K] [--after K] [--limit N] [--all] [--min-position P "
-	    "[--wait MS]]" },
+	{ "query", cmd_query, "query PROJECTION [KEY | --prefix P | [--range] "
+	    "[--from K] [--to K]] [--after K] [--limit N] [--all] "
+	    "[--min-position P [--wait MS]]" },
 	{ "projections", cmd_projections, "projections   (status of "
 	    "projections and process managers)" },
 	{ "rebuild", cmd_rebuild, "rebuild PROJECTION [--wait]" },

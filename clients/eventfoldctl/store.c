@@ -22,18 +22,27 @@
 #include "segfile.h"
 
 uint8_t *
-ctl_read_stdin(size_t *len, size_t max)
+ctl_read_stdin(size_t *len, size_t max, const char **why)
 {
 	size_t cap = 4096, n = 0;
 	uint8_t *buf = malloc(cap), *nb;
 	ssize_t r;
 
+	*why = "out of memory";
 	if (buf == NULL)
 		return NULL;
+	/* one byte past max tells "exactly max" from "more" */
 	while ((r = read(STDIN_FILENO, buf + n, cap - n)) > 0) {
 		n += (size_t)r;
+		if (n > max) {
+			*why = max == (64u << 20) ? "more than 64 MiB (the "
+			    "most one request carries)" : "larger than the "
+			    "most one request carries";
+			free(buf);
+			return NULL;
+		}
 		if (n == cap) {
-			if (cap >= max || (nb = realloc(buf, cap * 2)) == NULL) {
+			if ((nb = realloc(buf, cap * 2)) == NULL) {
 				free(buf);
 				return NULL;
 			}
@@ -41,8 +50,41 @@ ctl_read_stdin(size_t *len, size_t max)
 			cap *= 2;
 		}
 	}
+	if (r < 0) {
+		*why = strerror(errno);
+		free(buf);
+		return NULL;
+	}
 	*len = n;
 	return buf;
+}
+
+void
+ctl_note_not_json(const char *what, const char *key, const uint8_t *p,
+    size_t len)
+{
+	json_error_t e;
+	json_t *v;
+	size_t i;
+
+	if (len == 0)
+		return;
+	if ((v = json_loadb((const char *)p, len, JSON_DECODE_ANY, &e)) !=
+	    NULL) {
+		json_decref(v);
+		return;
+	}
+	/* jansson quotes the bad bytes: keep control bytes off the terminal */
+	for (i = 0; e.text[i] != '\0'; i++)
+		if ((unsigned char)e.text[i] < 0x20 || e.text[i] == 0x7f)
+			e.text[i] = '?';
+	if (key != NULL)
+		fprintf(stderr, "eventfoldctl: note: the %s is not JSON (%s, "
+		    "at byte %d): stored as given; JSON output shows it "
+		    "base64-encoded as %s\n", what, e.text, e.position, key);
+	else
+		fprintf(stderr, "eventfoldctl: note: the %s is not JSON (%s, "
+		    "at byte %d): sent as given\n", what, e.text, e.position);
 }
 
 static int
@@ -95,13 +137,12 @@ cmd_append(struct ctl *c, int argc, char **argv)
 			return ctl_err(CTL_USAGE, "append: too many arguments");
 	}
 	if (stream == NULL || type == NULL)
-		return ctl_err(CTL_USAGE, "usage: append STREAM TYPE "
-		    "[PAYLOAD|-] [--expect any|no-stream|N] [--event-id UUID] "
-		    "[--metadata TEXT]");
+		return ctl_usage("append");
 	if (payload != NULL && !strcmp(payload, "-")) {
-		if ((stdin_buf = ctl_read_stdin(&plen, 64u << 20)) == NULL)
+		if ((stdin_buf = ctl_read_stdin(&plen, 64u << 20, &why)) ==
+		    NULL)
 			return ctl_err(CTL_USAGE, "cannot read the payload "
-			    "from stdin");
+			    "from stdin: %s", why);
 		ev.payload = stdin_buf;
 	} else if (payload != NULL) {
 		ev.payload = (const uint8_t *)payload;
@@ -122,13 +163,20 @@ cmd_append(struct ctl *c, int argc, char **argv)
 	r.stream_id.len = (uint32_t)strlen(stream);
 	r.nevents = 1;
 	r.events = &ev;
+	if ((rc = ctl_reach(c, CTL_STORED)) != 0) {
+		free(stdin_buf);
+		return rc;
+	}
 	if (client_open(&cl, c->store_url, (int)c->conf.timeout_ms) != 0) {
 		free(stdin_buf);
 		return ctl_err(CTL_USAGE, "bad store URL %s", c->store_url);
 	}
+	ctl_note_not_json("payload", "payload_base64", ev.payload, plen);
+	ctl_note_not_json("metadata", "metadata_base64", ev.metadata,
+	    ev.metadata_len);
 	st = client_append(&cl, &r, &cr);
 	if (st != EF_S_OK) {
-		rc = ctl_status_exit(st, &cr.in.message);
+		rc = ctl_call_exit(c, CTL_STORED, st, &cr);
 		goto out;
 	}
 	if (ipc_append_rep_decode(cr.in.body, &rep, &why) != 0) {
@@ -170,8 +218,9 @@ cmd_read(struct ctl *c, int argc, char **argv)
 				return ctl_err(CTL_USAGE, "--from: a number");
 			from_set = 1;
 		} else if (!strcmp(argv[i], "--count") && i + 1 < (uint64_t)argc) {
-			if (ctl_parse_u64(argv[++i], &count) != 0)
-				return ctl_err(CTL_USAGE, "--count: a number");
+			if (ctl_parse_u64(argv[++i], &count) != 0 || count == 0)
+				return ctl_err(CTL_USAGE, "--count: a number "
+				    "above 0");
 		} else if (!strcmp(argv[i], "--backward"))
 			backward = 1;
 		else if (!strcmp(argv[i], "--json"))
@@ -185,10 +234,11 @@ cmd_read(struct ctl *c, int argc, char **argv)
 			return ctl_err(CTL_USAGE, "read: too many arguments");
 	}
 	if (target == NULL)
-		return ctl_err(CTL_USAGE, "usage: read all|STREAM [--from N] "
-		    "[--count N] [--backward] [--json]");
+		return ctl_usage("read");
 	if (backward && !from_set)
 		from = EF_FROM_END;
+	if ((rc = ctl_reach(c, CTL_STORED)) != 0)
+		return rc;
 	if (client_open(&cl, c->store_url, (int)c->conf.timeout_ms) != 0)
 		return ctl_err(CTL_USAGE, "bad store URL %s", c->store_url);
 	while (done < count) {
@@ -199,11 +249,12 @@ cmd_read(struct ctl *c, int argc, char **argv)
 			st = client_read_stream(&cl, target, from, page,
 			    backward, &cr, &rr);
 		if (st != EF_S_OK) {
-			rc = ctl_status_exit(st, &cr.in.message);
+			rc = ctl_call_exit(c, CTL_STORED, st, &cr);
 			client_reply_free(&cr);
 			break;
 		}
-		if (done == 0 && !header) {
+		/* a table's header only above rows (eventfoldctl(8)) */
+		if (!header && rr.nevents > 0) {
 			out_event_header(c);
 			header = 1;
 		}
@@ -233,6 +284,8 @@ cmd_read(struct ctl *c, int argc, char **argv)
 	}
 	client_close(&cl);
 	fflush(stdout);
+	if (rc == CTL_OK && done == 0)
+		ctl_empty(c, "no events");
 	return rc;
 }
 
@@ -246,9 +299,15 @@ on_signal(int sig)
 	tail_stop = 1;
 }
 
+static int tail_header;
+
 static int
 tail_event(void *arg, const struct ef_event *ev)
 {
+	if (!tail_header) {
+		out_event_header(arg);
+		tail_header = 1;
+	}
 	out_event(arg, ev);
 	if (tail_left != UINT64_MAX && --tail_left == 0) {
 		fflush(stdout);
@@ -318,7 +377,10 @@ cmd_tail(struct ctl *c, int argc, char **argv)
 	p.timeout_ms = (int)c->conf.timeout_ms;
 	p.arg = c;
 	p.stop = &tail_stop;
-	out_event_header(c);
+	/* a follower waits for its store: say so, then keep trying */
+	if (ctl_reach(c, CTL_STORED) != 0)
+		fprintf(stderr, "eventfoldctl: tail: the store is unreachable; "
+		    "retrying until it answers (Ctrl-C to stop)\n");
 	rc = sub_run(&p);
 	fflush(stdout);
 	if (rc == -EF_S_INVALID)
@@ -351,18 +413,18 @@ cmd_streams(struct ctl *c, int argc, char **argv)
 			snprintf(after, sizeof(after), "%s", argv[++i]);
 			r.has_after = true;
 		} else if (!strcmp(argv[i], "--count") && i + 1 < argc) {
-			if (ctl_parse_u64(argv[++i], &count) != 0)
-				return ctl_err(CTL_USAGE, "--count: a number");
+			if (ctl_parse_u64(argv[++i], &count) != 0 || count == 0)
+				return ctl_err(CTL_USAGE, "--count: a number "
+				    "above 0");
 		} else if (!strcmp(argv[i], "--json"))
 			c->json = 1;
 		else
-			return ctl_err(CTL_USAGE, "usage: streams [--after "
-			    "UUID] [--count N] [--json]");
+			return ctl_usage("streams");
 	}
+	if ((rc = ctl_reach(c, CTL_STORED)) != 0)
+		return rc;
 	if (client_open(&cl, c->store_url, (int)c->conf.timeout_ms) != 0)
 		return ctl_err(CTL_USAGE, "bad store URL %s", c->store_url);
-	if (!c->json)
-		printf("%-36s %12s %14s\n", "STREAM", "EVENTS", "LATEST_VERSION");
 	ipc_out_init(&o);
 	while (done < count) {
 		r.after.ptr = after;
@@ -373,7 +435,7 @@ cmd_streams(struct ctl *c, int argc, char **argv)
 		ipc_list_req_encode(&o, &r);
 		st = client_call(&cl, &o, &cr);
 		if (st != EF_S_OK) {
-			rc = ctl_status_exit(st, &cr.in.message);
+			rc = ctl_call_exit(c, CTL_STORED, st, &cr);
 			client_reply_free(&cr);
 			break;
 		}
@@ -387,6 +449,9 @@ cmd_streams(struct ctl *c, int argc, char **argv)
 			    &si, &why) != 0)
 				break;
 			uuid_format(si.stream_id, sid);
+			if (!c->json && done == 0)
+				printf("%-36s %12s %14s\n", "STREAM", "EVENTS",
+				    "LATEST_VERSION");
 			if (c->json)
 				printf("{\"stream_id\":\"%s\",\"event_count\":%"
 				    PRIu64 ",\"latest_version\":%" PRIu64 "}\n",
@@ -404,6 +469,8 @@ cmd_streams(struct ctl *c, int argc, char **argv)
 	}
 	ipc_out_free(&o);
 	client_close(&cl);
+	if (rc == CTL_OK && done == 0)
+		ctl_empty(c, "no streams");
 	return rc;
 }
 
@@ -418,12 +485,14 @@ cmd_status(struct ctl *c, int argc, char **argv)
 	if (argc > 1 && !strcmp(argv[1], "--json"))
 		c->json = 1;
 	else if (argc > 1)
-		return ctl_err(CTL_USAGE, "usage: status [--json]");
+		return ctl_usage("status");
+	if ((rc = ctl_reach(c, CTL_STORED)) != 0)
+		return rc;
 	if (client_open(&cl, c->store_url, (int)c->conf.timeout_ms) != 0)
 		return ctl_err(CTL_USAGE, "bad store URL %s", c->store_url);
 	st = client_status(&cl, &cr, &s);
 	if (st != EF_S_OK) {
-		rc = ctl_status_exit(st, &cr.in.message);
+		rc = ctl_call_exit(c, CTL_STORED, st, &cr);
 	} else if (c->json) {
 		printf("{\"head\":%" PRIu64 ",\"streams\":%" PRIu64
 		    ",\"log_bytes\":%" PRIu64 ",\"uptime_ms\":%" PRIu64
@@ -628,8 +697,7 @@ cmd_verify(struct ctl *c, int argc, char **argv)
 	int legacy, bad = 0, rc;
 
 	if (argc > 1)
-		return ctl_err(CTL_USAGE, "usage: verify (checks every "
-		    "segment of --data-dir's log)");
+		return ctl_usage("verify");
 	snprintf(path, sizeof(path), "%s/%s", c->conf.data_dir,
 	    LEGACY_LOG_NAME);
 	legacy = stat(path, &sb) == 0;
@@ -706,7 +774,9 @@ cmd_rotate(struct ctl *c, int argc, char **argv)
 	if (argc > 1 && !strcmp(argv[1], "--json"))
 		c->json = 1;
 	else if (argc > 1)
-		return ctl_err(CTL_USAGE, "usage: rotate [--json]");
+		return ctl_usage("rotate");
+	if ((rc = ctl_reach(c, CTL_STORED)) != 0)
+		return rc;
 	if (client_open(&cl, c->store_url, (int)c->conf.timeout_ms) != 0)
 		return ctl_err(CTL_USAGE, "bad store URL %s", c->store_url);
 	ipc_out_init(&o);
@@ -714,7 +784,7 @@ cmd_rotate(struct ctl *c, int argc, char **argv)
 	ipc_nil(&o);
 	st = client_call(&cl, &o, &cr);
 	if (st != EF_S_OK)
-		rc = ctl_status_exit(st, &cr.in.message);
+		rc = ctl_call_exit(c, CTL_STORED, st, &cr);
 	else if (ipc_rotate_rep_decode(cr.in.body, &rr, &why) != 0)
 		rc = ctl_err(CTL_INTERNAL, "malformed reply: %s", why);
 	else if (c->json)
@@ -756,10 +826,13 @@ cmd_segments(struct ctl *c, int argc, char **argv)
 		if (!strcmp(argv[i], "--json"))
 			c->json = 1;
 		else
-			return ctl_err(CTL_USAGE, "usage: segments [--json]");
+			return ctl_usage("segments");
 	}
+	if ((rc = ctl_reach(c, CTL_STORED)) != 0)
+		return rc;
 	if (client_open(&cl, c->store_url, (int)c->conf.timeout_ms) != 0)
 		return ctl_err(CTL_USAGE, "bad store URL %s", c->store_url);
+	/* stored always has a segment being written: never empty */
 	if (!c->json)
 		printf("%-28s %20s %20s %12s %8s %6s\n", "SEGMENT", "FIRST",
 		    "LAST", "BYTES", "STATE", "RATIO");
@@ -770,7 +843,7 @@ cmd_segments(struct ctl *c, int argc, char **argv)
 		ipc_segments_req_encode(&o, &r);
 		st = client_call(&cl, &o, &cr);
 		if (st != EF_S_OK) {
-			rc = ctl_status_exit(st, &cr.in.message);
+			rc = ctl_call_exit(c, CTL_STORED, st, &cr);
 			client_reply_free(&cr);
 			break;
 		}
@@ -839,7 +912,9 @@ cmd_archive(struct ctl *c, int argc, char **argv)
 	if (argc > 1 && !strcmp(argv[1], "--json"))
 		c->json = 1;
 	else if (argc > 1)
-		return ctl_err(CTL_USAGE, "usage: archive [--json]");
+		return ctl_usage("archive");
+	if ((rc = ctl_reach(c, CTL_STORED)) != 0)
+		return rc;
 	if (client_open(&cl, c->store_url, (int)c->conf.timeout_ms) != 0)
 		return ctl_err(CTL_USAGE, "bad store URL %s", c->store_url);
 	ipc_out_init(&o);
@@ -849,7 +924,7 @@ cmd_archive(struct ctl *c, int argc, char **argv)
 		ipc_nil(&o);
 		st = client_call(&cl, &o, &cr);
 		if (st != EF_S_OK) {
-			rc = ctl_status_exit(st, &cr.in.message);
+			rc = ctl_call_exit(c, CTL_STORED, st, &cr);
 			client_reply_free(&cr);
 			break;
 		}

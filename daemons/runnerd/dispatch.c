@@ -24,6 +24,8 @@ struct worker {
 	nng_aio *aio;
 	pthread_t thr;
 	struct ipc_out out;
+	pthread_mutex_t mu; /* receiving, against dispatch_stop() */
+	int receiving;      /* waiting for a request: may be cancelled */
 };
 
 static nng_socket rep_sock;
@@ -197,7 +199,9 @@ handle_runner_status(struct worker *w, const struct ipc_in *in)
 	size_t i, n;
 
 	(void)in;
-	has_head = client_status(&rd.store, &cr, &sr) == EF_S_OK;
+	memset(&cr, 0, sizeof(cr));
+	has_head = store_connected(0) &&
+	    client_status(&rd.store, &cr, &sr) == EF_S_OK;
 	if (has_head)
 		head = sr.head;
 	client_reply_free(&cr);
@@ -214,8 +218,9 @@ handle_runner_status(struct worker *w, const struct ipc_in *in)
 		fi.kind = (uint8_t)f->kind;
 		pthread_mutex_lock(&f->mu);
 		fi.position = f->next;
-		state = f->stopped ? "stopped" : f->live ? "live" :
-		    "catching-up";
+		/* a fold without its store is not live, whatever it was */
+		state = f->stopped ? "stopped" : !has_head ?
+		    "waiting-for-store" : f->live ? "live" : "catching-up";
 		fi.events_per_s = f->rate;
 		fi.has_error = f->stopped || f->err[0] != '\0';
 		fi.error_position = f->err_pos;
@@ -344,7 +349,7 @@ handle_plugins(struct worker *w, const struct ipc_in *in)
 		n++;
 	ipc_out_reset(&w->out);
 	ipc_reply_begin(&w->out, EF_S_OK, "ok");
-	ipc_plugins_rep_begin(&w->out, n);
+	ipc_plugins_rep_begin(&w->out, n + (uint32_t)plugin_nrefused());
 	for (p = plugin_list(); p != NULL; p = p->next) {
 		ipc_plugin_info_begin(&w->out, p->file, p->info->name,
 		    p->info->version, p->info->abi_version);
@@ -367,6 +372,16 @@ handle_plugins(struct worker *w, const struct ipc_in *in)
 					ipc_str_encode(&w->out, f->name,
 					    strlen(f->name));
 		}
+		ipc_plugin_info_end(&w->out, NULL);
+	}
+	for (i = 0; i < plugin_nrefused(); i++) {
+		const char *file, *why;
+
+		file = plugin_refused_at(i, &why);
+		ipc_plugin_info_begin(&w->out, file, "", "", 0);
+		for (k = 0; k < 3; k++)
+			ipc_str_list_begin(&w->out, 0);
+		ipc_plugin_info_end(&w->out, why);
 	}
 }
 
@@ -403,6 +418,13 @@ dispatch_one(struct worker *w, nng_msg *m)
 		reply_error(w, EF_S_UNAVAILABLE, "runnerd is shutting down");
 		goto out;
 	}
+	if ((in.op == EF_OP_EXECUTE || in.op == EF_OP_GET_STATE) &&
+	    !store_connected(STORE_WAIT_MS)) {
+		reply_error(w, EF_S_UNAVAILABLE, "eventfold-stored is "
+		    "unreachable at %s (runnerd keeps trying to connect)",
+		    rd.store_url);
+		goto out;
+	}
 	for (i = 0; i < sizeof(handlers) / sizeof(handlers[0]); i++)
 		if (handlers[i].op == (int)in.op) {
 			handlers[i].fn(w, &in);
@@ -421,8 +443,16 @@ worker_main(void *arg)
 	nng_msg *m;
 	int rv;
 
-	while (!dispatch_stopping) {
+	for (;;) {
+		pthread_mutex_lock(&w->mu);
+		w->receiving = !dispatch_stopping;
+		pthread_mutex_unlock(&w->mu);
+		if (!w->receiving)
+			break;
 		rv = nngx_recv(w->ctx, w->aio, &m, 100);
+		pthread_mutex_lock(&w->mu);
+		w->receiving = 0;
+		pthread_mutex_unlock(&w->mu);
 		if (rv == NNG_ETIMEDOUT)
 			continue;
 		if (rv != 0)
@@ -461,6 +491,7 @@ dispatch_start(const char *url, uint64_t n)
 		struct worker *w = &workers[i];
 
 		ipc_out_init(&w->out);
+		pthread_mutex_init(&w->mu, NULL);
 		if ((rv = nng_ctx_open(&w->ctx, rep_sock)) != 0)
 			return rv;
 		if (nng_aio_alloc(&w->aio, NULL, NULL) != 0)
@@ -476,7 +507,18 @@ dispatch_stop(void)
 {
 	uint64_t i;
 
-	dispatch_stopping = 1;
+	/*
+	 * A worker waiting for a request stops now; one busy with a request
+	 * finishes it, reply included (its send is never cancelled: it can
+	 * only be cancelled while receiving, under its lock).
+	 */
+	for (i = 0; i < nworkers; i++) {
+		pthread_mutex_lock(&workers[i].mu);
+		dispatch_stopping = 1;
+		if (workers[i].receiving)
+			nng_aio_cancel(workers[i].aio);
+		pthread_mutex_unlock(&workers[i].mu);
+	}
 	for (i = 0; i < nworkers; i++)
 		pthread_join(workers[i].thr, NULL);
 	listener_close(&rep_listener);
@@ -484,6 +526,7 @@ dispatch_stop(void)
 	for (i = 0; i < nworkers; i++) {
 		ipc_out_free(&workers[i].out);
 		nng_aio_free(workers[i].aio);
+		pthread_mutex_destroy(&workers[i].mu);
 	}
 	free(workers);
 	workers = NULL;

@@ -794,6 +794,10 @@ fold_stop_all(void)
 		f->req = REQ_QUIT;
 		pthread_cond_broadcast(&f->cv);
 		pthread_mutex_unlock(&f->mu);
+		/* a fold waiting for events sees REQ_QUIT now */
+		pthread_mutex_lock(&f->pipe.q.mu);
+		pthread_cond_broadcast(&f->pipe.q.cv_get);
+		pthread_mutex_unlock(&f->pipe.q.mu);
 	}
 	for (i = 0; i < nfolds; i++)
 		pthread_join(folds[i]->thr, NULL);

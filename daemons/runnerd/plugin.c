@@ -701,7 +701,51 @@ plugin_name_taken(const char *name)
 	return 0;
 }
 
-/* Loads one file; 0, or -1 after logging why it was refused. */
+/*
+ * The files refused at start, with the reason, for PLUGINS: an operator
+ * sees them with `eventfoldctl plugins`, not only in the log.
+ */
+static struct refusal {
+	char *file;
+	char *why;
+} *refusals;
+static size_t nrefusals;
+
+size_t
+plugin_nrefused(void)
+{
+	return nrefusals;
+}
+
+const char *
+plugin_refused_at(size_t i, const char **why)
+{
+	*why = refusals[i].why;
+	return refusals[i].file;
+}
+
+/* Logs "plugin PATH: refused: REASON" and records it for file. */
+static void __attribute__((format(printf, 3, 4)))
+refuse(const char *path, const char *file, const char *fmt, ...)
+{
+	struct refusal *nr;
+	char why[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	log_warnx("plugin %s: refused: %s", path, why);
+	if ((nr = realloc(refusals, (nrefusals + 1) * sizeof(*nr))) == NULL)
+		fatal("realloc");
+	refusals = nr;
+	if ((nr[nrefusals].file = strdup(file)) == NULL ||
+	    (nr[nrefusals].why = strdup(why)) == NULL)
+		fatal("strdup");
+	nrefusals++;
+}
+
+/* Loads one file; 0, or -1 after refuse() said why. */
 static int
 plugin_load(const char *dir, const char *name)
 {
@@ -716,53 +760,52 @@ plugin_load(const char *dir, const char *name)
 
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	if (stat(path, &sb) != 0) {
-		log_warn("plugin %s: refused: stat", path);
+		refuse(path, name, "stat: %s", strerror(errno));
 		return -1;
 	}
 	if (!S_ISREG(sb.st_mode)) {
-		log_warnx("plugin %s: refused: not a regular file", path);
+		refuse(path, name, "not a regular file");
 		return -1;
 	}
 	if (sb.st_mode & S_IWOTH) {
-		log_warnx("plugin %s: refused: the file is writable by others "
-		    "(mode %04o); chmod o-w it", path,
+		refuse(path, name, "the file is writable by others "
+		    "(mode %04o); chmod o-w it",
 		    (unsigned)(sb.st_mode & 07777));
 		return -1;
 	}
 	if ((dl = dlopen(path, RTLD_NOW | RTLD_LOCAL)) == NULL) {
-		log_warnx("plugin %s: refused: cannot load: %s", path,
-		    dlerror());
+		refuse(path, name, "cannot load: %s", dlerror());
 		return -1;
 	}
 	info = dlsym(dl, EFP_PLUGIN_SYMBOL);
 	if (info == NULL) {
-		log_warnx("plugin %s: refused: no entry point \"%s\" (not an "
-		    "eventfold plugin? define it with EFP_PLUGIN())", path,
+		refuse(path, name, "no entry point \"%s\" (not an "
+		    "eventfold plugin? define it with EFP_PLUGIN())",
 		    EFP_PLUGIN_SYMBOL);
 		goto fail;
 	}
 	if (info->abi_version != EFP_ABI_VERSION) {
-		log_warnx("plugin %s: refused: built for plugin ABI %u, this "
+		refuse(path, name, "built for plugin ABI %u, this "
 		    "eventfold-runnerd speaks ABI %u; rebuild it against this "
-		    "<eventfold/plugin.h>", path, info->abi_version,
+		    "<eventfold/plugin.h>", info->abi_version,
 		    EFP_ABI_VERSION);
 		goto fail;
 	}
 	if (info->info_size != sizeof(struct efp_plugin_info)) {
-		log_warnx("plugin %s: refused: plugin info of %u bytes, "
-		    "expected %zu (ABI mismatch)", path, info->info_size,
+		refuse(path, name, "plugin info of %u bytes, "
+		    "expected %zu (ABI mismatch)", info->info_size,
 		    sizeof(struct efp_plugin_info));
 		goto fail;
 	}
 	if (info->init == NULL || !name_ok(info->name) ||
 	    info->version == NULL) {
-		log_warnx("plugin %s: refused: missing entry point init() or "
-		    "an invalid name or version", path);
+		refuse(path, name, "missing entry point init() or "
+		    "an invalid name or version");
 		goto fail;
 	}
 	if (plugin_name_taken(info->name)) {
-		log_warnx("plugin %s: refused: duplicate plugin name \"%s\"",
-		    path, info->name);
+		refuse(path, name, "duplicate plugin name \"%s\"",
+		    info->name);
 		goto fail;
 	}
 	if ((pl = calloc(1, sizeof(*pl))) == NULL)
@@ -777,7 +820,7 @@ plugin_load(const char *dir, const char *name)
 	rc = info->init(&plugin_host, &reg);
 	reg.open = 0;
 	if (rc != EFP_OK) {
-		log_warnx("plugin %s: refused: init() failed with %d%s", path,
+		refuse(path, name, "init() failed with %d%s",
 		    rc, rc == EFP_EEXIST ? " (a name it registers is "
 		    "taken: duplicate name)" : rc == EFP_EINVAL ?
 		    " (invalid registration)" : "");

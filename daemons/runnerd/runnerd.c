@@ -29,6 +29,7 @@
 #include "conf.h"
 #include "env.h"
 #include "log.h"
+#include "probe.h"
 #include "runnerd.h"
 
 #ifndef EF_PLUGIN_DIR
@@ -72,6 +73,9 @@ static const struct conf_key runner_keys[] = {
 	    "aggregate writer while busy (a quiet fold commits at once)" },
 	{ "page", CONF_U64, OFF(page), "4096",
 	    "events per catch-up read from stored" },
+	{ "store_wait_s", CONF_U64, OFF(store_wait_s), "10",
+	    "at start, seconds to wait for stored before exiting (0: "
+	    "forever)" },
 	{ NULL, 0, 0, NULL, NULL },
 };
 
@@ -121,6 +125,51 @@ nap_ms(uint64_t ms)
 		nanosleep(&ts, NULL);
 	}
 	return rd.stopping != 0;
+}
+
+int
+store_connected(uint64_t wait_ms)
+{
+	uint64_t end = now_ms() + wait_ms;
+	struct timespec ts = { 0, 10 * 1000 * 1000 };
+
+	while (dialer_pipes(&rd.store.dialer) == 0) {
+		/*
+		 * No call goes out to notice a dialer nng 1.5 stopped
+		 * (guard.h), so say it is suspect, as an unanswered call
+		 * would; the guard re-dials it only if it stays still.
+		 */
+		dialer_kick(&rd.store.dialer);
+		if (now_ms() >= end || rd.stopping)
+			return 0;
+		nanosleep(&ts, NULL);
+	}
+	return 1;
+}
+
+/*
+ * At start, a store that is not there is most likely a wrong
+ * --runtime-dir or store_url (eventfold-plugin(7)'s second runnerd):
+ * wait store_wait_s for it (stored may be starting too), then refuse to
+ * run, naming the URL, instead of serving folds that never move.
+ */
+static void
+store_wait_start(void)
+{
+	char why[4400];
+	uint64_t s = rd.conf.store_wait_s;
+
+	if (s == 0 || store_connected(1000))
+		return;
+	log_warnx("waiting up to %" PRIu64 " s for eventfold-stored at %s",
+	    s, rd.store_url);
+	if (store_connected(s * 1000 - 1000))
+		return;
+	if (probe_rep(rd.store_url, 1000, why, sizeof(why)) > PROBE_NOT_IPC)
+		fatalx("no eventfold-stored at %s after %" PRIu64 " s: %s (set "
+		    "--runtime-dir or --store-url)", rd.store_url, s, why);
+	fatalx("no eventfold-stored answers at %s after %" PRIu64 " s (set "
+	    "--runtime-dir or --store-url)", rd.store_url, s);
 }
 
 void
@@ -229,6 +278,7 @@ main(int argc, char **argv)
 	if (client_open(&rd.store, rd.store_url, 5000) != 0 ||
 	    pipeline_open(&rd.appends, rd.store_url, 5000) != 0)
 		fatalx("bad store URL %s", rd.store_url);
+	store_wait_start();
 	if (aggregate_start() != 0)
 		fatalx("cannot start the aggregate writer");
 	if (fold_start_all() != 0)

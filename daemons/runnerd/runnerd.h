@@ -50,6 +50,7 @@ struct runner_conf {
 	uint64_t fold_batch;     /* most events in one fold transaction */
 	uint64_t commit_interval_ms; /* least time between busy commits */
 	uint64_t page;           /* events per catch-up read */
+	uint64_t store_wait_s;   /* at start: wait for stored, then exit */
 };
 
 /* plugin.c */
@@ -156,6 +157,10 @@ struct agg_type *plugin_aggregate(const char *type, size_t len);
 extern const struct efp_host plugin_host;
 /* For PLUGINS and RUNNER_STATUS. */
 struct plugin *plugin_list(void);
+/* Files of the plugin directory refused at start: the file name (and
+ * *why, the reason), valid for the daemon's life. */
+size_t plugin_nrefused(void);
+const char *plugin_refused_at(size_t i, const char **why);
 size_t plugin_naggs(void);
 struct agg_type *plugin_agg_at(size_t i);
 
@@ -359,5 +364,13 @@ void commit_pace(uint64_t since, const volatile int *f1,
     const volatile int *f2);
 /* Sleeps ms, waking early (returning 1) if the daemon is stopping. */
 int nap_ms(uint64_t ms);
+/*
+ * Whether runnerd has a connection to stored, waiting up to wait_ms for
+ * one (a restarting stored is back within that). Requests that need the
+ * store are refused at once, naming it, rather than waiting out the
+ * client's timeout (runnerd.c).
+ */
+int store_connected(uint64_t wait_ms);
+#define STORE_WAIT_MS 1000
 
 #endif

@@ -997,3 +997,21 @@ h_ctl_at(const struct h_stored *s, const char *const *args, char **out,
 	argv[n] = NULL;
 	return h_ctl(s->dir, argv, NULL, 0, 300000, out, err);
 }
+
+int
+h_wait_for_text(const char *path, const char *needle, int timeout_ms)
+{
+	uint64_t deadline = h_now_ms() + (uint64_t)timeout_ms;
+	char *s;
+
+	while (h_now_ms() < deadline) {
+		s = h_read_file(path, NULL);
+		if (s != NULL && strstr(s, needle) != NULL) {
+			free(s);
+			return 0;
+		}
+		free(s);
+		h_sleep_ms(5);
+	}
+	return -1;
+}

@@ -82,6 +82,9 @@ int h_stored_stop(struct h_stored *s, int sig, int timeout_ms);
 /* Waits for pid to exit; the wait status, or -1 on timeout. */
 int h_wait_pid(pid_t pid, int timeout_ms);
 
+/* Waits until file path contains needle (0) or timeout_ms passes (-1). */
+int h_wait_for_text(const char *path, const char *needle, int timeout_ms);
+
 /* Reads a whole file into a NUL-terminated malloc'd buffer (or NULL). */
 char *h_read_file(const char *path, size_t *len);
 /* Writes len bytes to path (truncating). 0 or -1. */

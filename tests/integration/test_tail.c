@@ -59,25 +59,6 @@ writer_main(void *arg)
 	return NULL;
 }
 
-/* Waits until file path contains needle (0) or the deadline passes. */
-static int
-wait_for_text(const char *path, const char *needle, int timeout_ms)
-{
-	uint64_t deadline = h_now_ms() + (uint64_t)timeout_ms;
-	char *s;
-
-	while (h_now_ms() < deadline) {
-		s = h_read_file(path, NULL);
-		if (s != NULL && strstr(s, needle) != NULL) {
-			free(s);
-			return 0;
-		}
-		free(s);
-		h_sleep_ms(5);
-	}
-	return -1;
-}
-
 /* Reads fd to EOF (or the deadline) into a malloc'd buffer. */
 static char *
 read_all_fd(int fd, size_t *lenp, int timeout_ms)
@@ -146,7 +127,7 @@ Test(tail, burst_without_gap_duplicate_or_reordering)
 	snprintf(errpath, sizeof(errpath), "%s/tail.err", sd.dir);
 	tail = h_ctl_spawn((const char *const[]){ "--runtime-dir", sd.run_dir,
 	    "tail", "all", "--json", "--count", count, NULL }, &fd, errpath);
-	cr_assert_eq(wait_for_text(errpath, "caught up", 15000), 0,
+	cr_assert_eq(h_wait_for_text(errpath, "caught up", 15000), 0,
 	    "tail did not catch up on an empty store");
 
 	/*

@@ -18,15 +18,16 @@
 
 TestSuite(plugins, .timeout = 60);
 
+/* The loaded plugins' names into names; *refused: files refused. */
 static int
-list_plugins(struct rh *h, char *names, size_t len)
+list_plugins(struct rh *h, char *names, size_t len, uint32_t *refused)
 {
 	struct client_reply cr;
 	struct ipc_plugin_info p;
 	struct ipc_out o;
 	const msgpack_object *list;
 	const char *why;
-	uint32_t n, i;
+	uint32_t n, i, nrefused = 0;
 	int st;
 
 	names[0] = '\0';
@@ -40,12 +41,21 @@ list_plugins(struct rh *h, char *names, size_t len)
 	for (i = 0; i < n; i++) {
 		cr_assert(ipc_plugin_info_decode(&list->via.array.ptr[i], &p,
 		    &why) == 0);
+		if (p.refused.ptr != NULL) {
+			/* refused files follow the loaded plugins */
+			cr_assert_eq(p.name.len, 0);
+			cr_assert_gt(p.refused.len, 0);
+			nrefused++;
+			continue;
+		}
+		cr_assert_eq(nrefused, 0, "a plugin listed after a refusal");
 		cr_assert_eq(p.abi, EFP_ABI_VERSION);
 		snprintf(names + strlen(names), len - strlen(names), "%.*s ",
 		    (int)p.name.len, p.name.ptr);
 	}
 	client_reply_free(&cr);
-	return (int)n;
+	*refused = nrefused;
+	return (int)(n - nrefused);
 }
 
 Test(plugins, examples_load_and_are_listed)
@@ -54,11 +64,13 @@ Test(plugins, examples_load_and_are_listed)
 		"orders.so", NULL };
 	struct rh h;
 	char names[256];
+	uint32_t refused;
 
 	rh_init(&h, pl);
 	rh_start_stored(&h);
 	rh_start_runnerd(&h);
-	cr_assert_eq(list_plugins(&h, names, sizeof(names)), 3);
+	cr_assert_eq(list_plugins(&h, names, sizeof(names), &refused), 3);
+	cr_assert_eq(refused, 0);
 	cr_assert(strstr(names, "todo ") && strstr(names, "counter ") &&
 	    strstr(names, "orders "), "%s", names);
 	rh_stop(&h);
@@ -70,6 +82,7 @@ Test(plugins, bad_plugins_are_refused_by_name)
 		"no_entry.so", "dup_name.so", "dup_agg.so", NULL };
 	struct rh h;
 	char names[256], path[RH_PATH + 64], msg[1024];
+	uint32_t refused;
 
 	rh_init(&h, pl);
 	rh_add_plugin(&h, "todo.so", path);
@@ -79,8 +92,11 @@ Test(plugins, bad_plugins_are_refused_by_name)
 	cr_assert(chmod(msg, 0757) == 0);
 	rh_start_stored(&h);
 	rh_start_runnerd(&h);
-	cr_assert_eq(list_plugins(&h, names, sizeof(names)), 1, "%s", names);
+	cr_assert_eq(list_plugins(&h, names, sizeof(names), &refused), 1,
+	    "%s", names);
 	cr_assert_str_eq(names, "counter ");
+	/* and the five refused files are in the reply too, with a reason */
+	cr_assert_eq(refused, 5);
 	cr_assert(rh_log_contains(h.runnerd_log, "bad_abi.so: refused: built "
 	    "for plugin ABI 19700101"));
 	cr_assert(rh_log_contains(h.runnerd_log, "no_entry.so: refused: no "
