@@ -242,13 +242,15 @@ dialer_check(struct guard_entry *g, nng_stat *stats, uint64_t now)
 	    DIALER_STUCK_MS))
 		return;
 	/*
-	 * The old dialer is left as it is, not closed: in nng 1.5.2 closing
-	 * a dialer in this state wedges the process's reaper thread for
-	 * good, so that the next nng_close() of any socket hangs (seen: 1
-	 * test in 7 right after a re-dial under load; nng #1543, #1813).
-	 * A stopped dialer costs a few hundred bytes; one that was only
-	 * slow may still connect, and a second pipe is harmless to req.
+	 * Closing a dialer ends only its own connection attempt. (Leaving
+	 * the old one open instead was tried: under load a live dialer is
+	 * sometimes taken for a stopped one, and every such re-dial then
+	 * left one more dialer retrying, until a gateway spun at 100% CPU
+	 * with 1,483 of them against a missing runner.sock. Closing a truly
+	 * stopped dialer can wedge nng 1.5.2's reaper (guard.h), which
+	 * nngx_close() bounds.)
 	 */
+	nng_dialer_close(ed->d);
 	ed->other = ed->activity = 0;
 	ed->suspect = 0;
 	ed->still_since = now;

@@ -26,9 +26,10 @@
  *     backstop, probes ipc:// listeners every GUARD_PROBE_MS: listen.h);
  *   - re-dials a dialer whose "other" counter moved and that has had
  *     neither a pipe nor any further attempt for DIALER_STILL_MS (guard.c
- *     says why it waits). The old dialer is left open: closing a
- *     stopped dialer wedges nng 1.5.2's reaper thread, after which every
- *     nng_close() in the process hangs (nng #1543).
+ *     says why it waits). The old dialer is closed; closing a stopped
+ *     one can wedge nng 1.5.2's reaper thread, after which every
+ *     nng_close() in the process would hang (nng #1543): nngx_close()
+ *     below bounds that wait.
  * Re-creating a listener closes the pipes it accepted; their clients
  * redial and resend (client.c), so no call fails for it.
  *
