@@ -1015,3 +1015,50 @@ h_wait_for_text(const char *path, const char *needle, int timeout_ms)
 	}
 	return -1;
 }
+
+void
+h_stored_stop_ok(struct h_stored *s, struct ef_client *c, int sig)
+{
+	int st;
+
+	client_close(c);
+	st = h_stored_stop(s, sig, 15000);
+	if (sig == SIGTERM)
+		cr_assert(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+		    "SIGTERM: wait status 0x%x", st);
+	else
+		cr_assert(st != -1 && WIFSIGNALED(st), "wait status 0x%x", st);
+}
+
+struct ipc_status_rep
+h_status(struct ef_client *c)
+{
+	struct client_reply rep;
+	struct ipc_status_rep st;
+
+	cr_assert_eq(client_status(c, &rep, &st), EF_S_OK);
+	client_reply_free(&rep);
+	return st;
+}
+
+void
+h_flip(const char *path, uint64_t at)
+{
+	size_t size;
+	uint8_t *img = (uint8_t *)h_read_file(path, &size);
+
+	cr_assert_not_null(img);
+	cr_assert_lt(at, size);
+	img[at] ^= 0x04;
+	cr_assert_eq(h_write_file(path, img, size), 0);
+	free(img);
+}
+
+void
+h_rm_index(const struct h_stored *s)
+{
+	char cmd[H_PATH + 64];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s/index'", s->data_dir);
+	cr_assert_eq(system(cmd), 0);
+}

@@ -78,6 +78,11 @@ void h_stored_start(struct h_stored *s);
  * status, or -1 on timeout (the daemon is then killed with SIGKILL).
  */
 int h_stored_stop(struct h_stored *s, int sig, int timeout_ms);
+/*
+ * Closes c, then stops s with sig and fails the test unless it exited
+ * cleanly (SIGTERM) or died of sig (any other signal).
+ */
+void h_stored_stop_ok(struct h_stored *s, struct ef_client *c, int sig);
 
 /* Waits for pid to exit; the wait status, or -1 on timeout. */
 int h_wait_pid(pid_t pid, int timeout_ms);
@@ -170,6 +175,12 @@ int h_append1(struct ef_client *c, const char *stream, int kind,
 
 /* STATUS head, or UINT64_MAX if the call failed (any thread). */
 uint64_t h_head(struct ef_client *c);
+/* STATUS (fails the test if the call does). */
+struct ipc_status_rep h_status(struct ef_client *c);
+/* Flips one bit of the byte at `at` of the file path. */
+void h_flip(const char *path, uint64_t at);
+/* Deletes s's LMDB index (s stopped): the next start rebuilds it. */
+void h_rm_index(const struct h_stored *s);
 
 /*
  * Reads the whole log forward from position from, paging, into a

@@ -37,62 +37,18 @@ static void wait_archived(uint64_t n);
 static void check_files(void);
 
 static void
-stop(int sig)
-{
-	int st;
-
-	client_close(&cl);
-	st = h_stored_stop(&sd, sig, 15000);
-	if (sig == SIGTERM)
-		cr_assert(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
-		    "SIGTERM: wait status 0x%x", st);
-	else
-		cr_assert(st != -1 && WIFSIGNALED(st), "wait status 0x%x", st);
-}
-
-static void
 start(void)
 {
 	h_stored_start(&sd);
 	h_client(&cl, &sd, 10000);
 }
 
-static struct ipc_status_rep
-status(void)
-{
-	struct client_reply rep;
-	struct ipc_status_rep st;
-
-	cr_assert_eq(client_status(&cl, &rep, &st), EF_S_OK);
-	client_reply_free(&rep);
-	return st;
-}
-
-/* Runs eventfoldctl against sd; returns its exit code, *out malloc'd. */
-static int
-ctl(const char *const *args, char **out)
-{
-	const char *argv[16];
-	char *err = NULL;
-	int n = 0, i, rc;
-
-	argv[n++] = "--runtime-dir";
-	argv[n++] = sd.run_dir;
-	argv[n++] = "--data-dir";
-	argv[n++] = sd.data_dir;
-	for (i = 0; args[i] != NULL && n < 15; i++)
-		argv[n++] = args[i];
-	argv[n] = NULL;
-	rc = h_ctl(sd.dir, argv, NULL, 0, 20000, out, &err);
-	free(err);
-	return rc;
-}
-
 static void
 rotate(void)
 {
 	char *out = NULL;
-	int rc = ctl((const char *const[]){ "rotate", NULL }, &out);
+	int rc = h_ctl_at(&sd,
+	    (const char *const[]){ "rotate", NULL }, &out, NULL);
 
 	cr_assert_eq(rc, 0, "eventfoldctl rotate: %d %s", rc, out);
 	free(out);
@@ -114,7 +70,8 @@ segments(struct seginfo *segs, size_t max, uint64_t head)
 	uint64_t next = 0;
 	int rc;
 
-	rc = ctl((const char *const[]){ "segments", "--json", NULL }, &out);
+	rc = h_ctl_at(&sd,
+	    (const char *const[]){ "segments", "--json", NULL }, &out, NULL);
 	cr_assert_eq(rc, 0, "eventfoldctl segments: %d", rc);
 	for (line = strtok_r(out, "\n", &save); line != NULL;
 	    line = strtok_r(NULL, "\n", &save)) {
@@ -167,7 +124,8 @@ static void
 verify_ok(uint64_t events)
 {
 	char *out = NULL, want[96];
-	int rc = ctl((const char *const[]){ "verify", NULL }, &out);
+	int rc = h_ctl_at(&sd,
+	    (const char *const[]){ "verify", NULL }, &out, NULL);
 
 	cr_assert_eq(rc, 0, "eventfoldctl verify: %d\n%s", rc, out);
 	snprintf(want, sizeof(want), ": OK: %llu events in ",
@@ -279,40 +237,17 @@ read_everything(void)
 		}
 	}
 }
-/* Flips one bit of the byte at `at` of path. */
-static void
-flip(const char *path, uint64_t at)
-{
-	size_t size;
-	uint8_t *img = (uint8_t *)h_read_file(path, &size);
-
-	cr_assert_not_null(img);
-	cr_assert_lt(at, size);
-	img[at] ^= 0x04;
-	cr_assert_eq(h_write_file(path, img, size), 0);
-	free(img);
-}
-
 /* Polls STATUS until positions below `to` are indexed on disk. */
 static void
 wait_indexed(uint64_t to)
 {
 	uint64_t deadline = h_now_ms() + 30000;
 
-	while (status().indexed_to < to) {
+	while (h_status(&cl).indexed_to < to) {
 		cr_assert_lt(h_now_ms(), deadline, "positions below %llu were "
 		    "not indexed", (unsigned long long)to);
 		h_sleep_ms(20);
 	}
-}
-
-static void
-rm_index(void)
-{
-	char cmd[H_PATH + 64];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s/index'", sd.data_dir);
-	cr_assert_eq(system(cmd), 0);
 }
 
 /* Polls STATUS until n segments are archived. */
@@ -321,7 +256,7 @@ wait_archived(uint64_t n)
 {
 	uint64_t deadline = h_now_ms() + 60000;
 
-	while (status().archived_segments < n) {
+	while (h_status(&cl).archived_segments < n) {
 		cr_assert_lt(h_now_ms(), deadline, "%llu segments were not "
 		    "archived", (unsigned long long)n);
 		h_sleep_ms(20);
@@ -430,30 +365,30 @@ Test(archiver, reads_across_hot_sealed_and_archived_segments)
 	cr_assert(!file_exists(sd.data_dir, "seg-00000000000000000000.log"));
 	cr_assert(file_exists(sd.data_dir, "seg-00000000000000000000.log.zst"));
 	read_everything();
-	st = status();
+	st = h_status(&cl);
 	cr_assert_eq(st.archived_segments, narc);
 	cr_assert_gt(st.cache_misses, 0);
 	cr_assert_gt(st.archived_raw, st.archived_bytes);
-	stop(SIGTERM);
+	h_stored_stop_ok(&sd, &cl, SIGTERM);
 	/* a restart reads only the hot segment: 3 events */
 	start();
-	st = status();
+	st = h_status(&cl);
 	cr_assert_eq(st.recovered_events, RB_STREAMS);
 	cr_assert_eq(st.archived_segments, narc);
 	cr_assert_eq(segments(segs, 256, rb_n), nseg);
 	cr_assert_eq(count_archived(segs, nseg), narc);
 	read_everything();
 	/* and with a cache: the second pass is served from it */
-	stop(SIGTERM);
+	h_stored_stop_ok(&sd, &cl, SIGTERM);
 	sd.extra[5] = "64";
 	start();
 	read_everything();
-	st = status();
+	st = h_status(&cl);
 	cr_assert_gt(st.cache_hits, 0);
-	stop(SIGTERM);
+	h_stored_stop_ok(&sd, &cl, SIGTERM);
 	/* the index deleted: rebuilt from the archives (decompressed for
 	 * the pass, then read through them again) */
-	rm_index();
+	h_rm_index(&sd);
 	start();
 	read_everything();
 	wait_indexed(rb_n - RB_STREAMS);
@@ -461,7 +396,7 @@ Test(archiver, reads_across_hot_sealed_and_archived_segments)
 	cr_assert_eq(count_archived(segs, segments(segs, 256, rb_n)), narc);
 	read_everything();
 	check_files();
-	stop(SIGTERM);
+	h_stored_stop_ok(&sd, &cl, SIGTERM);
 	verify_ok(rb_n);
 }
 
@@ -525,7 +460,7 @@ Test(archiver, idempotency_and_versions_in_archived_segments)
 	    "Cold", "{}", &r), EF_S_OK, "%s", r.msg);
 	cr_assert_eq(r.rep.first_version, 2);
 	/* the same after a restart (tail only) */
-	stop(SIGTERM);
+	h_stored_stop_ok(&sd, &cl, SIGTERM);
 	start();
 	evs[1].payload = (const uint8_t *)"{\"k\":1}";
 	cr_assert_eq(h_append(&cl, cold, EF_EXPECT_NO_STREAM, 0, evs, 2,
@@ -534,7 +469,7 @@ Test(archiver, idempotency_and_versions_in_archived_segments)
 	cr_assert_eq(h_append1(&cl, cold, EF_EXPECT_EXACT, 1, h_uuid(fresh),
 	    "Cold", "{}", &r), EF_S_VERSION_CONFLICT);
 	cr_assert(r.has_conflict && r.conflict.actual == 2);
-	stop(SIGTERM);
+	h_stored_stop_ok(&sd, &cl, SIGTERM);
 }
 
 /* The file offset of the first zstd frame's compressed data: past the
@@ -556,7 +491,7 @@ Test(archiver, flipped_byte_in_an_archived_frame)
 	write_book();
 	wait_indexed(rb_n - RB_STREAMS);
 	wait_archived(3);
-	stop(SIGTERM);
+	h_stored_stop_ok(&sd, &cl, SIGTERM);
 	verify_ok(rb_n);
 	snprintf(path, sizeof(path), "%s/seg-00000000000000000000.log.zst",
 	    sd.data_dir);
@@ -564,8 +499,8 @@ Test(archiver, flipped_byte_in_an_archived_frame)
 	cr_assert_not_null(img);
 	cr_assert_gt(size, FRAME0_DATA + 8);
 	free(img);
-	flip(path, FRAME0_DATA);
-	rc = ctl((const char *const[]){ "verify", NULL }, &out);
+	h_flip(path, FRAME0_DATA);
+	rc = h_ctl_at(&sd, (const char *const[]){ "verify", NULL }, &out, NULL);
 	cr_assert_eq(rc, 5, "verify exit %d: %s", rc, out);
 	cr_assert(strstr(out, path) != NULL && strstr(out, "CORRUPT at file "
 	    "offset 0 (frame 0") != NULL, "verify did not name %s frame 0:\n"
@@ -575,7 +510,7 @@ Test(archiver, flipped_byte_in_an_archived_frame)
 	/* the start does not read archives: it serves, and the damaged
 	 * frame's events are refused with DATA_LOSS naming the file */
 	start();
-	cr_assert_eq(status().recovered_events, RB_STREAMS);
+	cr_assert_eq(h_status(&cl).recovered_events, RB_STREAMS);
 	cr_assert_eq(client_read_all(&cl, 0, 1, EF_FORWARD, &rep, &rr),
 	    EF_S_DATA_LOSS);
 	cr_assert(strstr(rep.in.message.ptr, "seg-00000000000000000000.log"
@@ -600,7 +535,7 @@ Test(archiver, flipped_byte_in_an_archived_frame)
 		    "Boundary", "{}", &r), EF_S_DATA_LOSS, "%s", r.msg);
 		cr_assert(strstr(r.msg, ".zst: damaged at file offset 0") !=
 		    NULL, "%s", r.msg);
-		cr_assert_eq(status().head, rb_n);
+		cr_assert_eq(h_status(&cl).head, rb_n);
 	}
 	/* segment 0 holds position 0 only */
 	cr_assert_eq(client_read_all(&cl, 1, 1, EF_FORWARD, &rep, &rr),
@@ -618,13 +553,13 @@ Test(archiver, flipped_byte_in_an_archived_frame)
 		rb[rb_n].version = rb[rb_n - 2].version + 1;
 		rb_n++;
 	}
-	cr_assert_eq(status().head, rb_n);
-	stop(SIGTERM);
+	cr_assert_eq(h_status(&cl).head, rb_n);
+	h_stored_stop_ok(&sd, &cl, SIGTERM);
 	/* undone: every event reads again */
-	flip(path, FRAME0_DATA);
+	h_flip(path, FRAME0_DATA);
 	start();
 	read_everything();
-	stop(SIGTERM);
+	h_stored_stop_ok(&sd, &cl, SIGTERM);
 }
 
 /* No segment both plain and archived, no temporary file left. */
@@ -668,29 +603,31 @@ Test(archiver, archive_verb_and_segments)
 	write_book();
 	wait_indexed(rb_n - RB_STREAMS);
 	/* nothing is eligible with 1000 kept plain */
-	rc = ctl((const char *const[]){ "archive", NULL }, &out);
+	rc = h_ctl_at(&sd,
+	    (const char *const[]){ "archive", NULL }, &out, NULL);
 	cr_assert_eq(rc, 0, "archive: %d %s", rc, out);
 	cr_assert(strstr(out, "0 segments archived") != NULL, "%s", out);
 	free(out);
-	stop(SIGTERM);
+	h_stored_stop_ok(&sd, &cl, SIGTERM);
 	/* restarted keeping 2 plain: the verb archives the rest now */
 	sd.extra[1] = "2";
 	start();
 	n = segments(segs, 256, rb_n);
-	rc = ctl((const char *const[]){ "archive", NULL }, &out);
+	rc = h_ctl_at(&sd,
+	    (const char *const[]){ "archive", NULL }, &out, NULL);
 	cr_assert_eq(rc, 0, "archive: %d %s", rc, out);
 	cr_assert(strstr(out, "segments archived") != NULL, "%s", out);
 	free(out);
 	wait_archived(n - 3);
 	cr_assert_eq(count_archived(segs, segments(segs, 256, rb_n)), n - 3);
-	rc = ctl((const char *const[]){ "status", NULL }, &out);
+	rc = h_ctl_at(&sd, (const char *const[]){ "status", NULL }, &out, NULL);
 	cr_assert_eq(rc, 0);
 	cr_assert(strstr(out, "archived ") != NULL && strstr(out,
 	    "frame cache") != NULL, "%s", out);
 	free(out);
 	read_everything();
 	check_files();
-	stop(SIGTERM);
+	h_stored_stop_ok(&sd, &cl, SIGTERM);
 	verify_ok(rb_n);
 }
 
@@ -754,7 +691,7 @@ Test(archiver, killed_at_every_archiving_crash_point, .timeout = 900)
 			cr_assert_eq(load.t[i].errors, 0, "%s",
 			    load.t[i].error);
 		head = h_load_verify(&load, &cl);
-		stop(SIGTERM);
+		h_stored_stop_ok(&sd, &cl, SIGTERM);
 		check_files();
 		verify_ok(head);
 		fprintf(stderr, "# %s: %llu events after the restart\n",

@@ -28,35 +28,10 @@ static struct h_stored sd;
 static struct ef_client cl;
 
 static void
-stop(int sig)
-{
-	int st;
-
-	client_close(&cl);
-	st = h_stored_stop(&sd, sig, 15000);
-	if (sig == SIGTERM)
-		cr_assert(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
-		    "SIGTERM: wait status 0x%x", st);
-	else
-		cr_assert(st != -1 && WIFSIGNALED(st), "wait status 0x%x", st);
-}
-
-static void
 start(void)
 {
 	h_stored_start(&sd);
 	h_client(&cl, &sd, 10000);
-}
-
-static struct ipc_status_rep
-status(void)
-{
-	struct client_reply rep;
-	struct ipc_status_rep st;
-
-	cr_assert_eq(client_status(&cl, &rep, &st), EF_S_OK);
-	client_reply_free(&rep);
-	return st;
 }
 
 static void
@@ -82,10 +57,10 @@ wait_indexed(uint64_t to)
 {
 	uint64_t deadline = h_now_ms() + 60000;
 
-	while (status().indexed_to < to) {
+	while (h_status(&cl).indexed_to < to) {
 		cr_assert_lt(h_now_ms(), deadline, "positions below %llu were "
 		    "not indexed (%llu)", (unsigned long long)to,
-		    (unsigned long long)status().indexed_to);
+		    (unsigned long long)h_status(&cl).indexed_to);
 		h_sleep_ms(20);
 	}
 }
@@ -148,7 +123,7 @@ check_history(uint64_t extra_events)
 	struct h_event *evs;
 	struct h_result r;
 	const char *why;
-	uint64_t head = status().head;
+	uint64_t head = h_status(&cl).head;
 	size_t n, total;
 	int i, k, page;
 
@@ -181,7 +156,7 @@ check_history(uint64_t extra_events)
 		cr_assert_eq(h_append(&cl, streams[0], EF_EXPECT_ANY, 0, evs2,
 		    2, &r), EF_S_EVENT_ID_REUSED, "%s", r.msg);
 	}
-	cr_assert_eq(status().head, head, "a retry wrote something");
+	cr_assert_eq(h_status(&cl).head, head, "a retry wrote something");
 
 	/* expected versions: wrong ones refused with the actual version */
 	for (i = 0; i < NS; i++) {
@@ -245,7 +220,7 @@ check_history(uint64_t extra_events)
 	}
 	ipc_out_free(&o);
 	cr_assert_eq(total, NS);
-	cr_assert_eq(status().streams, NS);
+	cr_assert_eq(h_status(&cl).streams, NS);
 }
 
 Test(diskindex, streams_and_ids_only_in_sealed_segments)
@@ -260,7 +235,7 @@ Test(diskindex, streams_and_ids_only_in_sealed_segments)
 	start();
 	write_history();
 	rotate();
-	head = status().head;
+	head = h_status(&cl).head;
 	wait_indexed(head);
 	/* now nothing of the history is in RAM any more */
 	check_history(0);
@@ -270,9 +245,9 @@ Test(diskindex, streams_and_ids_only_in_sealed_segments)
 	cr_assert_eq(r.rep.first_version, 2);
 	cr_assert_eq(r.rep.first_pos, head);
 
-	stop(SIGTERM);
+	h_stored_stop_ok(&sd, &cl, SIGTERM);
 	start();
-	st = status();
+	st = h_status(&cl);
 	cr_assert_eq(st.head, head + 1);
 	cr_assert_eq(st.recovered_events, 1, "the start read %llu events",
 	    (unsigned long long)st.recovered_events);
@@ -294,7 +269,7 @@ Test(diskindex, restart_reads_only_the_tail)
 	cr_assert_eq(h_load_wait_acked(&load, 3000, 60000), 0);
 	h_load_stop(&load);
 	head = h_load_verify(&load, &cl);
-	st = status();
+	st = h_status(&cl);
 	cr_assert_gt(st.segments, 10);
 	/* the hot segment's first position */
 	sealed = head;
@@ -307,9 +282,9 @@ Test(diskindex, restart_reads_only_the_tail)
 		    h_uuid(id), "Tail", "{}", &r), EF_S_OK);
 	}
 	wait_indexed(sealed);
-	stop(SIGTERM);
+	h_stored_stop_ok(&sd, &cl, SIGTERM);
 	start();
-	st = status();
+	st = h_status(&cl);
 	cr_assert_eq(st.head, head + 1);
 	cr_assert_eq(st.indexed_to, sealed);
 	cr_assert_eq(st.recovered_events, 1, "the start read %llu of %llu "
@@ -337,10 +312,10 @@ Test(diskindex, deleted_then_rebuilt)
 	start();
 	write_history();
 	rotate();
-	head = status().head;
+	head = h_status(&cl).head;
 	wait_indexed(head);
 	cr_assert_eq(h_read_all(&cl, 0, &before, &n), EF_S_OK);
-	stop(SIGTERM);
+	h_stored_stop_ok(&sd, &cl, SIGTERM);
 
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s/index'", sd.data_dir);
 	cr_assert_eq(system(cmd), 0);
@@ -348,7 +323,7 @@ Test(diskindex, deleted_then_rebuilt)
 	setenv("EVENTFOLD_INDEX_CHUNK", "5", 1);
 	start();
 	unsetenv("EVENTFOLD_INDEX_CHUNK");
-	st = status();
+	st = h_status(&cl);
 	cr_assert_eq(st.recovered_events, head, "without an index the start "
 	    "reads everything");
 	wait_indexed(head);
@@ -367,9 +342,9 @@ Test(diskindex, deleted_then_rebuilt)
 	h_events_free(after, m);
 	check_history(0);
 	/* the rebuilt index serves the next start */
-	stop(SIGTERM);
+	h_stored_stop_ok(&sd, &cl, SIGTERM);
 	start();
-	cr_assert_eq(status().recovered_events, 0);
+	cr_assert_eq(h_status(&cl).recovered_events, 0);
 	check_history(0);
 }
 
@@ -415,7 +390,7 @@ Test(diskindex, killed_at_every_indexing_crash_point, .timeout = 400)
 		cr_assert_geq(head, acked);
 		/* a stream is counted once, even one that a partly indexed
 		 * segment already put on disk */
-		cr_assert_eq(status().streams, load.nthreads);
+		cr_assert_eq(h_status(&cl).streams, load.nthreads);
 		h_load_retry_pending(&load, &cl);
 		h_load_start(&load);
 		cr_assert_eq(h_load_wait_acked(&load, acked + 500, 60000), 0);
@@ -429,13 +404,13 @@ Test(diskindex, killed_at_every_indexing_crash_point, .timeout = 400)
 		wait_indexed(head);
 		/* the ids the index holds still make retries idempotent */
 		h_load_retry_pending(&load, &cl);
-		cr_assert_eq(status().head, head);
-		stop(SIGTERM);
+		cr_assert_eq(h_status(&cl).head, head);
+		h_stored_stop_ok(&sd, &cl, SIGTERM);
 		start();
 		cr_assert_eq(h_load_verify(&load, &cl), head);
-		cr_assert_eq(status().recovered_events, 0);
-		cr_assert_eq(status().streams, load.nthreads);
-		stop(SIGTERM);
+		cr_assert_eq(h_status(&cl).recovered_events, 0);
+		cr_assert_eq(h_status(&cl).streams, load.nthreads);
+		h_stored_stop_ok(&sd, &cl, SIGTERM);
 		h_load_free(&load);
 	}
 }
@@ -452,9 +427,9 @@ Test(diskindex, a_sealed_segment_changed_behind_its_back)
 	start();
 	write_history();
 	rotate();
-	head = status().head;
+	head = h_status(&cl).head;
 	wait_indexed(head);
-	stop(SIGTERM);
+	h_stored_stop_ok(&sd, &cl, SIGTERM);
 	/* bytes appended to the first sealed (and indexed) segment: the
 	 * index no longer matches, every segment is read, and that one is
 	 * found corrupt where the appended bytes begin */
@@ -512,7 +487,7 @@ Test(diskindex, index_read_errors_are_error_replies)
 	unsetenv("EVENTFOLD_FAULT_FILE");
 	write_history();
 	rotate();
-	head = status().head;
+	head = h_status(&cl).head;
 	wait_indexed(head);
 	/* a stream that lives in the tail (RAM) */
 	cr_assert_eq(h_append1(&cl, h_uuid(tail), EF_EXPECT_NO_STREAM, 0,
@@ -547,7 +522,7 @@ Test(diskindex, index_read_errors_are_error_replies)
 	cr_assert_eq(h_append1(&cl, streams[5], EF_EXPECT_EXACT, 1,
 	    h_uuid(id), "More", "{}", &r), EF_S_INTERNAL, "expected "
 	    "version: %s", r.msg);
-	cr_assert_eq(status().head, head + 1, "a refused append wrote");
+	cr_assert_eq(h_status(&cl).head, head + 1, "a refused append wrote");
 	/* what does not need the index goes on */
 	cr_assert_eq(h_append1(&cl, tail, EF_EXPECT_EXACT, 0, h_uuid(id),
 	    "Tail", "{}", &r), EF_S_OK, "%s", r.msg);
@@ -563,7 +538,7 @@ Test(diskindex, index_read_errors_are_error_replies)
 	cr_assert_eq(n, head + 3);
 	h_events_free(evs, n);
 	cr_assert_eq(waitpid(sd.pid, &st, WNOHANG), 0, "stored exited");
-	stop(SIGTERM);
+	h_stored_stop_ok(&sd, &cl, SIGTERM);
 }
 
 /*
@@ -635,7 +610,7 @@ Test(diskindex, map_grows_under_lookups)
 	unsetenv("EVENTFOLD_INDEX_CHUNK");
 	write_history();
 	rotate();
-	wait_indexed(status().head);
+	wait_indexed(h_status(&cl).head);
 	memset(lk, 0, sizeof(lk));
 	for (i = 0; i < 2; i++)
 		cr_assert_eq(pthread_create(&lk[i].thr, NULL, looker_main,
@@ -660,9 +635,9 @@ Test(diskindex, map_grows_under_lookups)
 	}
 	h_load_retry_pending(&load, &cl);
 	rotate();
-	wait_indexed(status().head);
+	wait_indexed(h_status(&cl).head);
 	cr_assert(log_has("map grown"), "the map never grew");
 	h_load_verify(&load, &cl);
 	h_load_free(&load);
-	stop(SIGTERM);
+	h_stored_stop_ok(&sd, &cl, SIGTERM);
 }

@@ -35,20 +35,6 @@ start_new(const char *const *extra)
 }
 
 static void
-stop(int sig)
-{
-	int st;
-
-	client_close(&cl);
-	st = h_stored_stop(&sd, sig, 15000);
-	if (sig == SIGTERM)
-		cr_assert(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
-		    "SIGTERM: wait status 0x%x", st);
-	else
-		cr_assert(st != -1 && WIFSIGNALED(st), "wait status 0x%x", st);
-}
-
-static void
 start_again(void)
 {
 	h_stored_start(&sd);
@@ -76,17 +62,6 @@ assert_events_eq(const struct h_event *a, const struct h_event *b, size_t n)
 		cr_assert_arr_eq(a[i].payload, b[i].payload, a[i].payload_len,
 		    "payload of event %zu", i);
 	}
-}
-
-static struct ipc_status_rep
-status(void)
-{
-	struct client_reply rep;
-	struct ipc_status_rep st;
-
-	cr_assert_eq(client_status(&cl, &rep, &st), EF_S_OK);
-	client_reply_free(&rep);
-	return st;
 }
 
 /* Appends n events in n appends to streams[i % ns]; small payloads. */
@@ -141,9 +116,9 @@ Test(recovery, everything_persists_across_restarts)
 	cr_assert_eq(h_read_all(&cl, 0, &before, &n), EF_S_OK);
 	cr_assert_eq(n, 200);
 
-	stop(SIGTERM);
+	h_stored_stop_ok(&sd, &cl, SIGTERM);
 	start_again();
-	st = status();
+	st = h_status(&cl);
 	cr_assert_eq(st.head, 200);
 	cr_assert_eq(st.recovered_events, 200);
 	cr_assert_eq(st.streams, 10);
@@ -155,7 +130,7 @@ Test(recovery, everything_persists_across_restarts)
 	/* acknowledged means durable: kill -9 loses nothing */
 	append_some(7, streams, 10, 0);
 	cr_assert_eq(h_read_all(&cl, 0, &before, &n), EF_S_OK);
-	stop(SIGKILL);
+	h_stored_stop_ok(&sd, &cl, SIGKILL);
 	start_again();
 	cr_assert_eq(h_read_all(&cl, 0, &after, &m), EF_S_OK);
 	cr_assert_eq(m, 207);
@@ -220,7 +195,7 @@ Test(recovery, torn_tail_at_every_offset_of_the_last_record,
 	    "L", "x", &r), EF_S_OK);
 	cr_assert_eq(h_read_all(&cl, 0, &orig, &n), EF_S_OK);
 	cr_assert_eq(n, 6);
-	stop(SIGTERM);
+	h_stored_stop_ok(&sd, &cl, SIGTERM);
 
 	img = (uint8_t *)h_read_file(log_path(path, sizeof(path)), &size);
 	cr_assert_not_null(img);
@@ -231,7 +206,7 @@ Test(recovery, torn_tail_at_every_offset_of_the_last_record,
 	for (cut = off[5]; cut < size; cut++) {
 		cr_assert_eq(h_write_file(path, img, cut), 0);
 		start_again();
-		st = status();
+		st = h_status(&cl);
 		cr_assert_eq(st.head, 5, "cut at %zu of %zu: head %llu", cut,
 		    size, (unsigned long long)st.head);
 		cr_assert_eq(st.log_bytes, off[5], "cut at %zu: the torn tail "
@@ -245,7 +220,7 @@ Test(recovery, torn_tail_at_every_offset_of_the_last_record,
 		    h_uuid(id), "After", "{}", &r), EF_S_OK, "cut at %zu: %s",
 		    cut, r.msg);
 		cr_assert_eq(r.rep.first_pos, 5);
-		stop(SIGKILL);
+		h_stored_stop_ok(&sd, &cl, SIGKILL);
 		cuts++;
 	}
 	cr_assert_eq(cuts, size - off[5]);
@@ -262,20 +237,6 @@ Test(recovery, torn_tail_at_every_offset_of_the_last_record,
 	    "the cut was not logged");
 	free(log);
 	h_events_free(orig, n);
-	free(img);
-}
-
-/* Flips one bit of byte at in the log file. */
-static void
-flip(const char *path, uint64_t at)
-{
-	size_t size;
-	uint8_t *img = (uint8_t *)h_read_file(path, &size);
-
-	cr_assert_not_null(img);
-	cr_assert_lt(at, size);
-	img[at] ^= 0x04;
-	cr_assert_eq(h_write_file(path, img, size), 0);
 	free(img);
 }
 
@@ -314,7 +275,7 @@ Test(recovery, flipped_byte_before_the_tail)
 	h_uuid(streams[1]);
 	h_uuid(streams[2]);
 	append_some(10, streams, 3, 0);
-	stop(SIGTERM);
+	h_stored_stop_ok(&sd, &cl, SIGTERM);
 	log_path(path, sizeof(path));
 	img = (uint8_t *)h_read_file(path, &size);
 	nb = batch_offsets(img, size, off, 16);
@@ -337,7 +298,7 @@ Test(recovery, flipped_byte_before_the_tail)
 		    off[4] + BATCH_HDR + RECORD_HDR + 6 : off[0] + 9;
 		uint64_t where = target == 0 ? off[4] : off[0];
 
-		flip(path, at);
+		h_flip(path, at);
 		log = start_refused();
 		snprintf(want, sizeof(want), "corrupt at offset %llu",
 		    (unsigned long long)where);
@@ -355,7 +316,7 @@ Test(recovery, flipped_byte_before_the_tail)
 		free(out);
 		free(err);
 		if (target == 0)
-			flip(path, at); /* undo, then break the first batch */
+			h_flip(path, at); /* undo, then break the first batch */
 	}
 
 	/* the explicit repair cuts the log there and starts */
@@ -364,14 +325,14 @@ Test(recovery, flipped_byte_before_the_tail)
 	sd.extra[2] = NULL;
 	start_again();
 	cr_assert_eq(h_head(&cl), 0, "repair kept events after the cut");
-	stop(SIGTERM);
+	h_stored_stop_ok(&sd, &cl, SIGTERM);
 	sd.extra[0] = NULL;
 	start_again();
 	cr_assert_eq(h_read_all(&cl, 0, &got, &m), EF_S_OK);
 	cr_assert_eq(m, 0);
 	h_events_free(got, m);
 	append_some(2, streams, 3, 100);
-	stop(SIGTERM);
+	h_stored_stop_ok(&sd, &cl, SIGTERM);
 	rc = h_ctl(sd.dir, verify, NULL, 0, 10000, &out, &err);
 	cr_assert_eq(rc, 0, "verify after repair: %s", out);
 	free(out);
@@ -392,12 +353,12 @@ Test(recovery, flipped_byte_in_the_last_batch_is_a_torn_tail)
 	h_uuid(streams[0]);
 	append_some(4, streams, 1, 0);
 	cr_assert_eq(h_read_all(&cl, 0, &orig, &n), EF_S_OK);
-	stop(SIGTERM);
+	h_stored_stop_ok(&sd, &cl, SIGTERM);
 	log_path(path, sizeof(path));
 	img = (uint8_t *)h_read_file(path, &size);
 	cr_assert_eq(batch_offsets(img, size, off, 16), 4);
 	free(img);
-	flip(path, size - 2);
+	h_flip(path, size - 2);
 	/* verify calls it a torn tail, not corruption */
 	rc = h_ctl(sd.dir, (const char *const[]){ "--data-dir", sd.data_dir,
 	    "verify", NULL }, NULL, 0, 10000, &out, &err);
@@ -468,7 +429,7 @@ Test(recovery, sigterm_during_load)
 	cr_assert_eq(h_load_wait_acked(&load, 500, 30000), 0,
 	    "the load does not get going");
 	h_sleep_ms(300);
-	stop(SIGTERM);
+	h_stored_stop_ok(&sd, &cl, SIGTERM);
 	h_load_stop(&load);
 	start_again();
 	n = h_load_verify(&load, &cl);

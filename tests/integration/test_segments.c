@@ -36,62 +36,18 @@ static struct ef_client cl;
 static void wait_indexed(uint64_t to);
 
 static void
-stop(int sig)
-{
-	int st;
-
-	client_close(&cl);
-	st = h_stored_stop(&sd, sig, 15000);
-	if (sig == SIGTERM)
-		cr_assert(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
-		    "SIGTERM: wait status 0x%x", st);
-	else
-		cr_assert(st != -1 && WIFSIGNALED(st), "wait status 0x%x", st);
-}
-
-static void
 start(void)
 {
 	h_stored_start(&sd);
 	h_client(&cl, &sd, 10000);
 }
 
-static struct ipc_status_rep
-status(void)
-{
-	struct client_reply rep;
-	struct ipc_status_rep st;
-
-	cr_assert_eq(client_status(&cl, &rep, &st), EF_S_OK);
-	client_reply_free(&rep);
-	return st;
-}
-
-/* Runs eventfoldctl against sd; returns its exit code, *out malloc'd. */
-static int
-ctl(const char *const *args, char **out)
-{
-	const char *argv[16];
-	char *err = NULL;
-	int n = 0, i, rc;
-
-	argv[n++] = "--runtime-dir";
-	argv[n++] = sd.run_dir;
-	argv[n++] = "--data-dir";
-	argv[n++] = sd.data_dir;
-	for (i = 0; args[i] != NULL && n < 15; i++)
-		argv[n++] = args[i];
-	argv[n] = NULL;
-	rc = h_ctl(sd.dir, argv, NULL, 0, 20000, out, &err);
-	free(err);
-	return rc;
-}
-
 static void
 rotate(void)
 {
 	char *out = NULL;
-	int rc = ctl((const char *const[]){ "rotate", NULL }, &out);
+	int rc = h_ctl_at(&sd,
+	    (const char *const[]){ "rotate", NULL }, &out, NULL);
 
 	cr_assert_eq(rc, 0, "eventfoldctl rotate: %d %s", rc, out);
 	free(out);
@@ -113,7 +69,8 @@ segments(struct seginfo *segs, size_t max, uint64_t head)
 	uint64_t next = 0;
 	int rc;
 
-	rc = ctl((const char *const[]){ "segments", "--json", NULL }, &out);
+	rc = h_ctl_at(&sd,
+	    (const char *const[]){ "segments", "--json", NULL }, &out, NULL);
 	cr_assert_eq(rc, 0, "eventfoldctl segments: %d", rc);
 	for (line = strtok_r(out, "\n", &save); line != NULL;
 	    line = strtok_r(NULL, "\n", &save)) {
@@ -156,7 +113,8 @@ static void
 verify_ok(uint64_t events)
 {
 	char *out = NULL, want[96];
-	int rc = ctl((const char *const[]){ "verify", NULL }, &out);
+	int rc = h_ctl_at(&sd,
+	    (const char *const[]){ "verify", NULL }, &out, NULL);
 
 	cr_assert_eq(rc, 0, "eventfoldctl verify: %d\n%s", rc, out);
 	snprintf(want, sizeof(want), ": OK: %llu events in ",
@@ -207,7 +165,7 @@ Test(segments, rotation_under_load)
 	    (unsigned long long)head);
 	for (i = 0; i + 1 < n; i++)
 		sealed += segs[i].bytes;
-	st = status();
+	st = h_status(&cl);
 	cr_assert_eq(st.segments, n);
 	cr_assert_eq(st.sealed_bytes, sealed);
 	cr_assert_eq(st.log_bytes, sealed + segs[n - 1].bytes);
@@ -215,7 +173,7 @@ Test(segments, rotation_under_load)
 	    (unsigned long long)head, n);
 
 	/* the same after a restart, which reads every segment */
-	stop(SIGTERM);
+	h_stored_stop_ok(&sd, &cl, SIGTERM);
 	verify_ok(head);
 	start();
 	cr_assert_eq(h_load_verify(&load, &cl), head);
@@ -391,7 +349,7 @@ Test(segments, reads_across_every_boundary)
 	nseg = segments(segs, 256, rb_n);
 	cr_assert_geq(nseg, 20, "%zu segments", nseg);
 	read_everything();
-	stop(SIGTERM);
+	h_stored_stop_ok(&sd, &cl, SIGTERM);
 	start();
 	cr_assert_eq(segments(segs, 256, rb_n), nseg);
 	read_everything();
@@ -505,7 +463,7 @@ Test(segments, takeover_of_a_single_file_data_dir)
 	free(log);
 	/* the 13 KB file was over segment_size: sealed at start */
 	cr_assert_eq(segments(segs, 64, n), 2);
-	cr_assert_eq(status().streams, 2);
+	cr_assert_eq(h_status(&cl).streams, 2);
 	/* streams go on where they were */
 	uuid_format(sids[1], sid_txt);
 	cr_assert_eq(h_append1(&cl, sid_txt, EF_EXPECT_EXACT,
@@ -513,11 +471,11 @@ Test(segments, takeover_of_a_single_file_data_dir)
 	    "%s", r.msg);
 	cr_assert_eq(r.rep.first_pos, n);
 	cr_assert_eq(r.rep.first_version, legacy_versions[1]);
-	stop(SIGKILL);
+	h_stored_stop_ok(&sd, &cl, SIGKILL);
 	verify_ok(n + 1);
 	start();
 	check_legacy_events(ids, n);
-	cr_assert_eq(status().head, n + 1);
+	cr_assert_eq(h_status(&cl).head, n + 1);
 }
 
 Test(segments, takeover_killed_at_each_step)
@@ -550,8 +508,8 @@ Test(segments, takeover_killed_at_each_step)
 		    p == 0, "%s", points[p]);
 		start();
 		check_legacy_events(ids, n);
-		cr_assert_eq(status().head, n);
-		stop(SIGTERM);
+		cr_assert_eq(h_status(&cl).head, n);
+		h_stored_stop_ok(&sd, &cl, SIGTERM);
 		verify_ok(n);
 	}
 }
@@ -611,7 +569,7 @@ Test(segments, torn_tail_in_the_last_segment)
 	size_t size, m, cut;
 
 	three_segments(stream);
-	stop(SIGTERM);
+	h_stored_stop_ok(&sd, &cl, SIGTERM);
 	seg_file(path, sizeof(path), 10);
 	img = (uint8_t *)h_read_file(path, &size);
 	cr_assert_not_null(img);
@@ -619,36 +577,23 @@ Test(segments, torn_tail_in_the_last_segment)
 	/* cuts through the last batch (every 5th byte) */
 	for (cut = off[2] + 1; cut < size; cut += 5) {
 		cr_assert_eq(h_write_file(path, img, cut), 0);
-		cr_assert_eq(ctl((const char *const[]){ "verify", NULL }, &out),
+		cr_assert_eq(h_ctl_at(&sd,
+		    (const char *const[]){ "verify", NULL }, &out, NULL),
 		    0, "%s", out);
 		cr_assert(strstr(out, "torn tail") != NULL, "%s", out);
 		free(out);
 		start();
-		cr_assert_eq(status().head, 12, "cut at %zu", cut);
+		cr_assert_eq(h_status(&cl).head, 12, "cut at %zu", cut);
 		cr_assert_eq(h_read_all(&cl, 0, &evs, &m), EF_S_OK);
 		cr_assert_eq(m, 12);
 		h_events_free(evs, m);
 		/* appends go on right after the good data */
 		cr_assert_eq(append_n(stream, 1), 12);
-		stop(SIGKILL);
+		h_stored_stop_ok(&sd, &cl, SIGKILL);
 	}
 	start();
-	cr_assert_eq(status().head, 13);
-	cr_assert_eq(status().segments, 3);
-	free(img);
-}
-
-/* Flips one bit of the byte at `at` of path. */
-static void
-flip(const char *path, uint64_t at)
-{
-	size_t size;
-	uint8_t *img = (uint8_t *)h_read_file(path, &size);
-
-	cr_assert_not_null(img);
-	cr_assert_lt(at, size);
-	img[at] ^= 0x04;
-	cr_assert_eq(h_write_file(path, img, size), 0);
+	cr_assert_eq(h_status(&cl).head, 13);
+	cr_assert_eq(h_status(&cl).segments, 3);
 	free(img);
 }
 
@@ -658,20 +603,11 @@ wait_indexed(uint64_t to)
 {
 	uint64_t deadline = h_now_ms() + 30000;
 
-	while (status().indexed_to < to) {
+	while (h_status(&cl).indexed_to < to) {
 		cr_assert_lt(h_now_ms(), deadline, "positions below %llu were "
 		    "not indexed", (unsigned long long)to);
 		h_sleep_ms(20);
 	}
-}
-
-static void
-rm_index(void)
-{
-	char cmd[H_PATH + 64];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s/index'", sd.data_dir);
-	cr_assert_eq(system(cmd), 0);
 }
 
 Test(segments, flipped_byte_in_a_sealed_segment)
@@ -687,15 +623,15 @@ Test(segments, flipped_byte_in_a_sealed_segment)
 
 	three_segments(stream);
 	wait_indexed(10);
-	stop(SIGTERM);
+	h_stored_stop_ok(&sd, &cl, SIGTERM);
 	verify_ok(13);
 	seg_file(path, sizeof(path), 5);
 	img = (uint8_t *)h_read_file(path, &size);
 	cr_assert_eq(batch_offsets(img, size, off, 8), 5);
 	free(img);
 	/* the last batch of a sealed segment: never a torn tail */
-	flip(path, off[4] + BATCH_HDR + RECORD_HDR + 3);
-	rc = ctl((const char *const[]){ "verify", NULL }, &out);
+	h_flip(path, off[4] + BATCH_HDR + RECORD_HDR + 3);
+	rc = h_ctl_at(&sd, (const char *const[]){ "verify", NULL }, &out, NULL);
 	cr_assert_eq(rc, 5, "verify exit %d: %s", rc, out);
 	snprintf(want, sizeof(want), "%s: CORRUPT at offset %llu", path,
 	    (unsigned long long)off[4]);
@@ -705,17 +641,17 @@ Test(segments, flipped_byte_in_a_sealed_segment)
 	/* indexed on disk: the start reads only the tail, and a read of the
 	 * damaged event is refused */
 	start();
-	cr_assert_eq(status().recovered_events, 3);
+	cr_assert_eq(h_status(&cl).recovered_events, 3);
 	cr_assert_eq(client_read_all(&cl, 9, 1, EF_FORWARD, &rep, &rr),
 	    EF_S_DATA_LOSS);
 	client_reply_free(&rep);
 	cr_assert_eq(client_read_all(&cl, 8, 1, EF_FORWARD, &rep, &rr),
 	    EF_S_OK);
 	client_reply_free(&rep);
-	stop(SIGTERM);
+	h_stored_stop_ok(&sd, &cl, SIGTERM);
 
 	/* without the index every segment is read: the start refuses */
-	rm_index();
+	h_rm_index(&sd);
 	h_stored_spawn(&sd);
 	cr_assert_eq(h_stored_wait_ready(&sd, 15000), -1, "stored started "
 	    "on a corrupt sealed segment");
@@ -727,22 +663,22 @@ Test(segments, flipped_byte_in_a_sealed_segment)
 	free(log);
 
 	/* undone: starts with everything */
-	flip(path, off[4] + BATCH_HDR + RECORD_HDR + 3);
+	h_flip(path, off[4] + BATCH_HDR + RECORD_HDR + 3);
 	start();
-	cr_assert_eq(status().head, 13);
-	stop(SIGTERM);
+	cr_assert_eq(h_status(&cl).head, 13);
+	h_stored_stop_ok(&sd, &cl, SIGTERM);
 
 	/* --repair yes cuts there: the segment after goes, 9 events stay */
-	flip(path, off[4] + BATCH_HDR + RECORD_HDR + 3);
-	rm_index();
+	h_flip(path, off[4] + BATCH_HDR + RECORD_HDR + 3);
+	h_rm_index(&sd);
 	sd.extra[0] = "--repair";
 	sd.extra[1] = "yes";
 	sd.extra[2] = NULL;
 	start();
-	cr_assert_eq(status().head, 9);
-	cr_assert_eq(status().segments, 2);
+	cr_assert_eq(h_status(&cl).head, 9);
+	cr_assert_eq(h_status(&cl).segments, 2);
 	cr_assert_eq(append_n(stream, 1), 9);
-	stop(SIGTERM);
+	h_stored_stop_ok(&sd, &cl, SIGTERM);
 	cr_assert(!file_exists(sd.data_dir, "seg-00000000000000000010.log"));
 	verify_ok(10);
 }
@@ -803,7 +739,7 @@ Test(segments, killed_at_every_rotation_crash_point, .timeout = 560)
 			cr_assert_eq(load.t[i].errors, 0, "%s",
 			    load.t[i].error);
 		head = h_load_verify(&load, &cl);
-		stop(SIGTERM);
+		h_stored_stop_ok(&sd, &cl, SIGTERM);
 		verify_ok(head);
 		fprintf(stderr, "# %s: %llu events after the restart\n",
 		    points[p], (unsigned long long)head);
