@@ -1062,3 +1062,90 @@ h_rm_index(const struct h_stored *s)
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s/index'", s->data_dir);
 	cr_assert_eq(system(cmd), 0);
 }
+
+/* Checks a read reply's events against b (positions want[0..n)). */
+static void
+book_check_page(const struct h_book *b, const struct ipc_read_rep *rr,
+    const uint64_t *want, uint32_t n, const char *what)
+{
+	struct ef_event ev;
+	const char *why = "";
+	uint8_t sid[UUID_LEN];
+	uint32_t i;
+
+	cr_assert_eq(rr->nevents, n, "%s: %u events, expected %u", what,
+	    rr->nevents, n);
+	for (i = 0; i < n; i++) {
+		cr_assert_eq(ipc_event_decode(&rr->events->via.array.ptr[i],
+		    &ev, &why), 0, "%s", why);
+		cr_assert_eq(ev.global_position, want[i], "%s: event %u at "
+		    "position %llu, expected %llu", what, i,
+		    (unsigned long long)ev.global_position,
+		    (unsigned long long)want[i]);
+		cr_assert_arr_eq(ev.event_id, b->ev[want[i]].id, UUID_LEN,
+		    "%s", what);
+		uuid_parse(b->streams[b->ev[want[i]].stream], 36, sid);
+		cr_assert_arr_eq(ev.stream_id, sid, UUID_LEN);
+		cr_assert_eq(ev.stream_version, b->ev[want[i]].version);
+	}
+}
+
+void
+h_book_read(struct ef_client *c, const struct h_book *b)
+{
+	struct client_reply rep;
+	struct ipc_read_rep rr;
+	uint64_t want[8], from, pos[H_BOOK_MAX], np, k;
+	uint32_t page, m;
+	char what[96];
+	int s, dir;
+
+	for (page = 1; page <= 7; page++) {
+		for (dir = 0; dir < 2; dir++) {
+			/* ReadAll */
+			from = dir == EF_FORWARD ? 0 : EF_FROM_END;
+			for (k = 0; k < b->n; k += m) {
+				m = (uint32_t)(b->n - k < page ? b->n - k :
+				    page);
+				for (uint32_t i = 0; i < m; i++)
+					want[i] = dir == EF_FORWARD ? k + i :
+					    b->n - 1 - k - i;
+				cr_assert_eq(client_read_all(c, from, page,
+				    dir, &rep, &rr), EF_S_OK);
+				snprintf(what, sizeof(what), "read_all page %u "
+				    "dir %d at %llu", page, dir,
+				    (unsigned long long)k);
+				book_check_page(b, &rr, want, m, what);
+				client_reply_free(&rep);
+				from = dir == EF_FORWARD ? want[m - 1] + 1 :
+				    want[m - 1] - 1;
+			}
+			/* ReadStream of each stream */
+			for (s = 0; s < H_BOOK_STREAMS; s++) {
+				for (np = 0, k = 0; k < b->n; k++)
+					if (b->ev[k].stream == s)
+						pos[np++] = k;
+				from = dir == EF_FORWARD ? 0 : EF_FROM_END;
+				for (k = 0; k < np; k += m) {
+					m = (uint32_t)(np - k < page ? np - k :
+					    page);
+					for (uint32_t i = 0; i < m; i++)
+						want[i] = dir == EF_FORWARD ?
+						    pos[k + i] :
+						    pos[np - 1 - k - i];
+					cr_assert_eq(client_read_stream(c,
+					    b->streams[s], from, page, dir,
+					    &rep, &rr), EF_S_OK);
+					snprintf(what, sizeof(what), "stream "
+					    "%d page %u dir %d at %llu", s,
+					    page, dir, (unsigned long long)k);
+					book_check_page(b, &rr, want, m, what);
+					client_reply_free(&rep);
+					from = b->ev[want[m - 1]].version +
+					    (dir == EF_FORWARD ? 1 : 0) -
+					    (dir == EF_FORWARD ? 0 : 1);
+				}
+			}
+		}
+	}
+}

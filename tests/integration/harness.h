@@ -183,6 +183,25 @@ void h_flip(const char *path, uint64_t at);
 void h_rm_index(const struct h_stored *s);
 
 /*
+ * A small log written by a test (its events' ids, streams and versions,
+ * in position order), and the check that reads it back every way:
+ * every page size from 1 to 7, forward and backward, ReadAll and each
+ * stream's ReadStream, every event where it belongs.
+ */
+#define H_BOOK_STREAMS 3
+#define H_BOOK_MAX     200
+struct h_book {
+	struct {
+		uint8_t id[UUID_LEN];
+		int stream;
+		uint64_t version;
+	} ev[H_BOOK_MAX];
+	uint64_t n;
+	char streams[H_BOOK_STREAMS][UUID_STR_LEN];
+};
+void h_book_read(struct ef_client *c, const struct h_book *b);
+
+/*
  * Reads the whole log forward from position from, paging, into a
  * malloc'd array of owned events (*n of them). Returns the status of the
  * first failing read or EF_S_OK. Free with h_events_free.

@@ -137,106 +137,7 @@ verify_ok(uint64_t events)
 
 /* ------------------------------------------------------------------ */
 
-#define RB_STREAMS 3
-#define RB_MAX     200
-
-struct rb_event {
-	uint8_t id[UUID_LEN];
-	int stream;
-	uint64_t version;
-};
-
-static struct rb_event rb[RB_MAX];
-static uint64_t rb_n;
-static char rb_streams[RB_STREAMS][UUID_STR_LEN];
-
-/* Checks a read reply's events against rb (positions want[0..n)). */
-static void
-check_page(const struct ipc_read_rep *rr, const uint64_t *want, uint32_t n,
-    const char *what)
-{
-	struct ef_event ev;
-	const char *why = "";
-	uint8_t sid[UUID_LEN];
-	uint32_t i;
-
-	cr_assert_eq(rr->nevents, n, "%s: %u events, expected %u", what,
-	    rr->nevents, n);
-	for (i = 0; i < n; i++) {
-		cr_assert_eq(ipc_event_decode(&rr->events->via.array.ptr[i],
-		    &ev, &why), 0, "%s", why);
-		cr_assert_eq(ev.global_position, want[i], "%s: event %u at "
-		    "position %llu, expected %llu", what, i,
-		    (unsigned long long)ev.global_position,
-		    (unsigned long long)want[i]);
-		cr_assert_arr_eq(ev.event_id, rb[want[i]].id, UUID_LEN, "%s",
-		    what);
-		uuid_parse(rb_streams[rb[want[i]].stream], 36, sid);
-		cr_assert_arr_eq(ev.stream_id, sid, UUID_LEN);
-		cr_assert_eq(ev.stream_version, rb[want[i]].version);
-	}
-}
-
-/* Every page size, both directions, ReadAll and each ReadStream. */
-static void
-read_everything(void)
-{
-	struct client_reply rep;
-	struct ipc_read_rep rr;
-	uint64_t want[8], from, pos[RB_MAX], np, k;
-	uint32_t page, m;
-	char what[96];
-	int s, dir;
-
-	for (page = 1; page <= 7; page++) {
-		for (dir = 0; dir < 2; dir++) {
-			/* ReadAll */
-			from = dir == EF_FORWARD ? 0 : EF_FROM_END;
-			for (k = 0; k < rb_n; k += m) {
-				m = (uint32_t)(rb_n - k < page ? rb_n - k :
-				    page);
-				for (uint32_t i = 0; i < m; i++)
-					want[i] = dir == EF_FORWARD ? k + i :
-					    rb_n - 1 - k - i;
-				cr_assert_eq(client_read_all(&cl, from, page,
-				    dir, &rep, &rr), EF_S_OK);
-				snprintf(what, sizeof(what), "read_all page %u "
-				    "dir %d at %llu", page, dir,
-				    (unsigned long long)k);
-				check_page(&rr, want, m, what);
-				client_reply_free(&rep);
-				from = dir == EF_FORWARD ? want[m - 1] + 1 :
-				    want[m - 1] - 1;
-			}
-			/* ReadStream of each stream */
-			for (s = 0; s < RB_STREAMS; s++) {
-				for (np = 0, k = 0; k < rb_n; k++)
-					if (rb[k].stream == s)
-						pos[np++] = k;
-				from = dir == EF_FORWARD ? 0 : EF_FROM_END;
-				for (k = 0; k < np; k += m) {
-					m = (uint32_t)(np - k < page ? np - k :
-					    page);
-					for (uint32_t i = 0; i < m; i++)
-						want[i] = dir == EF_FORWARD ?
-						    pos[k + i] :
-						    pos[np - 1 - k - i];
-					cr_assert_eq(client_read_stream(&cl,
-					    rb_streams[s], from, page, dir,
-					    &rep, &rr), EF_S_OK);
-					snprintf(what, sizeof(what), "stream "
-					    "%d page %u dir %d at %llu", s,
-					    page, dir, (unsigned long long)k);
-					check_page(&rr, want, m, what);
-					client_reply_free(&rep);
-					from = rb[want[m - 1]].version +
-					    (dir == EF_FORWARD ? 1 : 0) -
-					    (dir == EF_FORWARD ? 0 : 1);
-				}
-			}
-		}
-	}
-}
+static struct h_book book;
 /* Polls STATUS until positions below `to` are indexed on disk. */
 static void
 wait_indexed(uint64_t to)
@@ -283,24 +184,24 @@ count_archived(const struct seginfo *segs, size_t n)
 	return c;
 }
 
-/* The record book of rb: 60 appends of 1..3 events over 3 streams with
+/* The record book: 60 appends of 1..3 events over 3 streams with
  * rotations after many batch sizes, then one event per stream hot. */
 static void
 write_book(void)
 {
 	struct ipc_proposed evs[3];
 	char ids[3][UUID_STR_LEN];
-	uint64_t versions[RB_STREAMS] = { 0 };
+	uint64_t versions[H_BOOK_STREAMS] = { 0 };
 	struct h_result r;
 	uint32_t k, n;
 	int a, s;
 
-	for (s = 0; s < RB_STREAMS; s++)
-		h_uuid(rb_streams[s]);
-	rb_n = 0;
+	for (s = 0; s < H_BOOK_STREAMS; s++)
+		h_uuid(book.streams[s]);
+	book.n = 0;
 	for (a = 0; a < 60; a++) {
 		n = 1 + (uint32_t)(a * 7 % 3);
-		s = a * 5 % RB_STREAMS;
+		s = a * 5 % H_BOOK_STREAMS;
 		memset(evs, 0, sizeof(evs));
 		for (k = 0; k < n; k++) {
 			evs[k].event_id.ptr = h_uuid(ids[k]);
@@ -311,31 +212,31 @@ write_book(void)
 			    "0123456789012345678901234567890123456789\"}";
 			evs[k].payload_len = 60;
 		}
-		cr_assert_eq(h_append(&cl, rb_streams[s], EF_EXPECT_ANY, 0, evs,
-		    n, &r), EF_S_OK, "%s", r.msg);
-		cr_assert_eq(r.rep.first_pos, rb_n);
+		cr_assert_eq(h_append(&cl, book.streams[s], EF_EXPECT_ANY, 0,
+		    evs, n, &r), EF_S_OK, "%s", r.msg);
+		cr_assert_eq(r.rep.first_pos, book.n);
 		for (k = 0; k < n; k++) {
-			uuid_parse(ids[k], 36, rb[rb_n].id);
-			rb[rb_n].stream = s;
-			rb[rb_n].version = versions[s]++;
-			rb_n++;
+			uuid_parse(ids[k], 36, book.ev[book.n].id);
+			book.ev[book.n].stream = s;
+			book.ev[book.n].version = versions[s]++;
+			book.n++;
 		}
 		if (a % 4 == 0 || a % 7 == 3)
 			rotate();
 	}
 	rotate();
-	for (s = 0; s < RB_STREAMS; s++) {
+	for (s = 0; s < H_BOOK_STREAMS; s++) {
 		memset(evs, 0, sizeof(evs));
 		evs[0].event_id.ptr = h_uuid(ids[0]);
 		evs[0].event_id.len = 36;
 		evs[0].type.ptr = "Hot";
 		evs[0].type.len = 3;
-		cr_assert_eq(h_append(&cl, rb_streams[s], EF_EXPECT_ANY, 0, evs,
-		    1, &r), EF_S_OK, "%s", r.msg);
-		uuid_parse(ids[0], 36, rb[rb_n].id);
-		rb[rb_n].stream = s;
-		rb[rb_n].version = versions[s]++;
-		rb_n++;
+		cr_assert_eq(h_append(&cl, book.streams[s], EF_EXPECT_ANY, 0,
+		    evs, 1, &r), EF_S_OK, "%s", r.msg);
+		uuid_parse(ids[0], 36, book.ev[book.n].id);
+		book.ev[book.n].stream = s;
+		book.ev[book.n].version = versions[s]++;
+		book.n++;
 	}
 }
 
@@ -352,19 +253,19 @@ Test(archiver, reads_across_hot_sealed_and_archived_segments)
 	h_stored_init(&sd, h_tmpdir(), extra);
 	start();
 	write_book();
-	wait_indexed(rb_n - RB_STREAMS);
-	nseg = segments(segs, 256, rb_n);
+	wait_indexed(book.n - H_BOOK_STREAMS);
+	nseg = segments(segs, 256, book.n);
 	cr_assert_geq(nseg, 20, "%zu segments", nseg);
 	/* all but the newest 3 sealed ones, and the hot one */
 	wait_archived(nseg - 4);
-	nseg = segments(segs, 256, rb_n);
+	nseg = segments(segs, 256, book.n);
 	narc = count_archived(segs, nseg);
 	cr_assert_eq(narc, nseg - 4);
 	cr_assert(!segs[nseg - 2].archived && segs[nseg - 2].sealed);
 	cr_assert(segs[nseg - 5].archived);
 	cr_assert(!file_exists(sd.data_dir, "seg-00000000000000000000.log"));
 	cr_assert(file_exists(sd.data_dir, "seg-00000000000000000000.log.zst"));
-	read_everything();
+	h_book_read(&cl, &book);
 	st = h_status(&cl);
 	cr_assert_eq(st.archived_segments, narc);
 	cr_assert_gt(st.cache_misses, 0);
@@ -373,16 +274,16 @@ Test(archiver, reads_across_hot_sealed_and_archived_segments)
 	/* a restart reads only the hot segment: 3 events */
 	start();
 	st = h_status(&cl);
-	cr_assert_eq(st.recovered_events, RB_STREAMS);
+	cr_assert_eq(st.recovered_events, H_BOOK_STREAMS);
 	cr_assert_eq(st.archived_segments, narc);
-	cr_assert_eq(segments(segs, 256, rb_n), nseg);
+	cr_assert_eq(segments(segs, 256, book.n), nseg);
 	cr_assert_eq(count_archived(segs, nseg), narc);
-	read_everything();
+	h_book_read(&cl, &book);
 	/* and with a cache: the second pass is served from it */
 	h_stored_stop_ok(&sd, &cl, SIGTERM);
 	sd.extra[5] = "64";
 	start();
-	read_everything();
+	h_book_read(&cl, &book);
 	st = h_status(&cl);
 	cr_assert_gt(st.cache_hits, 0);
 	h_stored_stop_ok(&sd, &cl, SIGTERM);
@@ -390,14 +291,14 @@ Test(archiver, reads_across_hot_sealed_and_archived_segments)
 	 * the pass, then read through them again) */
 	h_rm_index(&sd);
 	start();
-	read_everything();
-	wait_indexed(rb_n - RB_STREAMS);
+	h_book_read(&cl, &book);
+	wait_indexed(book.n - H_BOOK_STREAMS);
 	wait_archived(narc);
-	cr_assert_eq(count_archived(segs, segments(segs, 256, rb_n)), narc);
-	read_everything();
+	cr_assert_eq(count_archived(segs, segments(segs, 256, book.n)), narc);
+	h_book_read(&cl, &book);
 	check_files();
 	h_stored_stop_ok(&sd, &cl, SIGTERM);
-	verify_ok(rb_n);
+	verify_ok(book.n);
 }
 
 Test(archiver, idempotency_and_versions_in_archived_segments)
@@ -489,10 +390,10 @@ Test(archiver, flipped_byte_in_an_archived_frame)
 	h_stored_init(&sd, h_tmpdir(), extra);
 	start();
 	write_book();
-	wait_indexed(rb_n - RB_STREAMS);
+	wait_indexed(book.n - H_BOOK_STREAMS);
 	wait_archived(3);
 	h_stored_stop_ok(&sd, &cl, SIGTERM);
-	verify_ok(rb_n);
+	verify_ok(book.n);
 	snprintf(path, sizeof(path), "%s/seg-00000000000000000000.log.zst",
 	    sd.data_dir);
 	img = (uint8_t *)h_read_file(path, &size);
@@ -510,18 +411,18 @@ Test(archiver, flipped_byte_in_an_archived_frame)
 	/* the start does not read archives: it serves, and the damaged
 	 * frame's events are refused with DATA_LOSS naming the file */
 	start();
-	cr_assert_eq(h_status(&cl).recovered_events, RB_STREAMS);
+	cr_assert_eq(h_status(&cl).recovered_events, H_BOOK_STREAMS);
 	cr_assert_eq(client_read_all(&cl, 0, 1, EF_FORWARD, &rep, &rr),
 	    EF_S_DATA_LOSS);
 	cr_assert(strstr(rep.in.message.ptr, "seg-00000000000000000000.log"
 	    ".zst: damaged at file offset 0") != NULL, "%.*s",
 	    (int)rep.in.message.len, rep.in.message.ptr);
 	client_reply_free(&rep);
-	cr_assert_eq(client_read_stream(&cl, rb_streams[0], 0, 5, EF_FORWARD,
+	cr_assert_eq(client_read_stream(&cl, book.streams[0], 0, 5, EF_FORWARD,
 	    &rep, &rr), EF_S_DATA_LOSS);
 	client_reply_free(&rep);
 	/* still serving: the other segments and the hot one */
-	cr_assert_eq(client_read_all(&cl, rb_n - 1, 1, EF_FORWARD, &rep, &rr),
+	cr_assert_eq(client_read_all(&cl, book.n - 1, 1, EF_FORWARD, &rep, &rr),
 	    EF_S_OK);
 	client_reply_free(&rep);
 	/* a retry of the damaged event's id cannot be checked: DATA_LOSS
@@ -530,12 +431,12 @@ Test(archiver, flipped_byte_in_an_archived_frame)
 		char id[UUID_STR_LEN];
 		struct h_result r;
 
-		uuid_format(rb[0].id, id);
-		cr_assert_eq(h_append1(&cl, rb_streams[0], EF_EXPECT_ANY, 0, id,
-		    "Boundary", "{}", &r), EF_S_DATA_LOSS, "%s", r.msg);
+		uuid_format(book.ev[0].id, id);
+		cr_assert_eq(h_append1(&cl, book.streams[0], EF_EXPECT_ANY, 0,
+		    id, "Boundary", "{}", &r), EF_S_DATA_LOSS, "%s", r.msg);
 		cr_assert(strstr(r.msg, ".zst: damaged at file offset 0") !=
 		    NULL, "%s", r.msg);
-		cr_assert_eq(h_status(&cl).head, rb_n);
+		cr_assert_eq(h_status(&cl).head, book.n);
 	}
 	/* segment 0 holds position 0 only */
 	cr_assert_eq(client_read_all(&cl, 1, 1, EF_FORWARD, &rep, &rr),
@@ -545,20 +446,20 @@ Test(archiver, flipped_byte_in_an_archived_frame)
 		char id[UUID_STR_LEN];
 		struct h_result r;
 
-		cr_assert_eq(h_append1(&cl, rb_streams[1], EF_EXPECT_ANY, 0,
+		cr_assert_eq(h_append1(&cl, book.streams[1], EF_EXPECT_ANY, 0,
 		    h_uuid(id), "After", "{}", &r), EF_S_OK, "%s", r.msg);
-		cr_assert_eq(r.rep.first_pos, rb_n);
-		uuid_parse(id, 36, rb[rb_n].id);
-		rb[rb_n].stream = 1;
-		rb[rb_n].version = rb[rb_n - 2].version + 1;
-		rb_n++;
+		cr_assert_eq(r.rep.first_pos, book.n);
+		uuid_parse(id, 36, book.ev[book.n].id);
+		book.ev[book.n].stream = 1;
+		book.ev[book.n].version = book.ev[book.n - 2].version + 1;
+		book.n++;
 	}
-	cr_assert_eq(h_status(&cl).head, rb_n);
+	cr_assert_eq(h_status(&cl).head, book.n);
 	h_stored_stop_ok(&sd, &cl, SIGTERM);
 	/* undone: every event reads again */
 	h_flip(path, FRAME0_DATA);
 	start();
-	read_everything();
+	h_book_read(&cl, &book);
 	h_stored_stop_ok(&sd, &cl, SIGTERM);
 }
 
@@ -601,7 +502,7 @@ Test(archiver, archive_verb_and_segments)
 	h_stored_init(&sd, h_tmpdir(), extra);
 	start();
 	write_book();
-	wait_indexed(rb_n - RB_STREAMS);
+	wait_indexed(book.n - H_BOOK_STREAMS);
 	/* nothing is eligible with 1000 kept plain */
 	rc = h_ctl_at(&sd,
 	    (const char *const[]){ "archive", NULL }, &out, NULL);
@@ -612,23 +513,23 @@ Test(archiver, archive_verb_and_segments)
 	/* restarted keeping 2 plain: the verb archives the rest now */
 	sd.extra[1] = "2";
 	start();
-	n = segments(segs, 256, rb_n);
+	n = segments(segs, 256, book.n);
 	rc = h_ctl_at(&sd,
 	    (const char *const[]){ "archive", NULL }, &out, NULL);
 	cr_assert_eq(rc, 0, "archive: %d %s", rc, out);
 	cr_assert(strstr(out, "segments archived") != NULL, "%s", out);
 	free(out);
 	wait_archived(n - 3);
-	cr_assert_eq(count_archived(segs, segments(segs, 256, rb_n)), n - 3);
+	cr_assert_eq(count_archived(segs, segments(segs, 256, book.n)), n - 3);
 	rc = h_ctl_at(&sd, (const char *const[]){ "status", NULL }, &out, NULL);
 	cr_assert_eq(rc, 0);
 	cr_assert(strstr(out, "archived ") != NULL && strstr(out,
 	    "frame cache") != NULL, "%s", out);
 	free(out);
-	read_everything();
+	h_book_read(&cl, &book);
 	check_files();
 	h_stored_stop_ok(&sd, &cl, SIGTERM);
-	verify_ok(rb_n);
+	verify_ok(book.n);
 }
 
 Test(archiver, killed_at_every_archiving_crash_point, .timeout = 900)

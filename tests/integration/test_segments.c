@@ -183,113 +183,14 @@ Test(segments, rotation_under_load)
 
 /* ------------------------------------------------------------------ */
 
-#define RB_STREAMS 3
-#define RB_MAX     200
-
-struct rb_event {
-	uint8_t id[UUID_LEN];
-	int stream;
-	uint64_t version;
-};
-
-static struct rb_event rb[RB_MAX];
-static uint64_t rb_n;
-static char rb_streams[RB_STREAMS][UUID_STR_LEN];
-
-/* Checks a read reply's events against rb (positions want[0..n)). */
-static void
-check_page(const struct ipc_read_rep *rr, const uint64_t *want, uint32_t n,
-    const char *what)
-{
-	struct ef_event ev;
-	const char *why = "";
-	uint8_t sid[UUID_LEN];
-	uint32_t i;
-
-	cr_assert_eq(rr->nevents, n, "%s: %u events, expected %u", what,
-	    rr->nevents, n);
-	for (i = 0; i < n; i++) {
-		cr_assert_eq(ipc_event_decode(&rr->events->via.array.ptr[i],
-		    &ev, &why), 0, "%s", why);
-		cr_assert_eq(ev.global_position, want[i], "%s: event %u at "
-		    "position %llu, expected %llu", what, i,
-		    (unsigned long long)ev.global_position,
-		    (unsigned long long)want[i]);
-		cr_assert_arr_eq(ev.event_id, rb[want[i]].id, UUID_LEN, "%s",
-		    what);
-		uuid_parse(rb_streams[rb[want[i]].stream], 36, sid);
-		cr_assert_arr_eq(ev.stream_id, sid, UUID_LEN);
-		cr_assert_eq(ev.stream_version, rb[want[i]].version);
-	}
-}
-
-/* Every page size, both directions, ReadAll and each ReadStream. */
-static void
-read_everything(void)
-{
-	struct client_reply rep;
-	struct ipc_read_rep rr;
-	uint64_t want[8], from, pos[RB_MAX], np, k;
-	uint32_t page, m;
-	char what[96];
-	int s, dir;
-
-	for (page = 1; page <= 7; page++) {
-		for (dir = 0; dir < 2; dir++) {
-			/* ReadAll */
-			from = dir == EF_FORWARD ? 0 : EF_FROM_END;
-			for (k = 0; k < rb_n; k += m) {
-				m = (uint32_t)(rb_n - k < page ? rb_n - k :
-				    page);
-				for (uint32_t i = 0; i < m; i++)
-					want[i] = dir == EF_FORWARD ? k + i :
-					    rb_n - 1 - k - i;
-				cr_assert_eq(client_read_all(&cl, from, page,
-				    dir, &rep, &rr), EF_S_OK);
-				snprintf(what, sizeof(what), "read_all page %u "
-				    "dir %d at %llu", page, dir,
-				    (unsigned long long)k);
-				check_page(&rr, want, m, what);
-				client_reply_free(&rep);
-				from = dir == EF_FORWARD ? want[m - 1] + 1 :
-				    want[m - 1] - 1;
-			}
-			/* ReadStream of each stream */
-			for (s = 0; s < RB_STREAMS; s++) {
-				for (np = 0, k = 0; k < rb_n; k++)
-					if (rb[k].stream == s)
-						pos[np++] = k;
-				from = dir == EF_FORWARD ? 0 : EF_FROM_END;
-				for (k = 0; k < np; k += m) {
-					m = (uint32_t)(np - k < page ? np - k :
-					    page);
-					for (uint32_t i = 0; i < m; i++)
-						want[i] = dir == EF_FORWARD ?
-						    pos[k + i] :
-						    pos[np - 1 - k - i];
-					cr_assert_eq(client_read_stream(&cl,
-					    rb_streams[s], from, page, dir,
-					    &rep, &rr), EF_S_OK);
-					snprintf(what, sizeof(what), "stream "
-					    "%d page %u dir %d at %llu", s,
-					    page, dir, (unsigned long long)k);
-					check_page(&rr, want, m, what);
-					client_reply_free(&rep);
-					from = rb[want[m - 1]].version +
-					    (dir == EF_FORWARD ? 1 : 0) -
-					    (dir == EF_FORWARD ? 0 : 1);
-				}
-			}
-		}
-	}
-}
+static struct h_book book;
 
 Test(segments, reads_across_every_boundary)
 {
 	static struct seginfo segs[256];
 	struct ipc_proposed evs[3];
 	char ids[3][UUID_STR_LEN];
-	uint64_t versions[RB_STREAMS] = { 0 };
+	uint64_t versions[H_BOOK_STREAMS] = { 0 };
 	struct h_result r;
 	uint32_t k, n;
 	int a, s;
@@ -297,15 +198,15 @@ Test(segments, reads_across_every_boundary)
 
 	h_stored_init(&sd, h_tmpdir(), NULL);
 	start();
-	for (s = 0; s < RB_STREAMS; s++)
-		h_uuid(rb_streams[s]);
-	rb_n = 0;
+	for (s = 0; s < H_BOOK_STREAMS; s++)
+		h_uuid(book.streams[s]);
+	book.n = 0;
 	/* 60 appends of 1..3 events; a rotation after appends 0, 2, 5,
 	 * 9, ... so that boundaries fall after every batch size, twice in
 	 * a row (an empty hot segment: nothing to seal) included */
 	for (a = 0; a < 60; a++) {
 		n = 1 + (uint32_t)(a * 7 % 3);
-		s = a * 5 % RB_STREAMS;
+		s = a * 5 % H_BOOK_STREAMS;
 		memset(evs, 0, sizeof(evs));
 		for (k = 0; k < n; k++) {
 			evs[k].event_id.ptr = h_uuid(ids[k]);
@@ -315,14 +216,14 @@ Test(segments, reads_across_every_boundary)
 			evs[k].payload = (const uint8_t *)"{}";
 			evs[k].payload_len = 2;
 		}
-		cr_assert_eq(h_append(&cl, rb_streams[s], EF_EXPECT_ANY, 0, evs,
-		    n, &r), EF_S_OK, "%s", r.msg);
-		cr_assert_eq(r.rep.first_pos, rb_n);
+		cr_assert_eq(h_append(&cl, book.streams[s], EF_EXPECT_ANY, 0,
+		    evs, n, &r), EF_S_OK, "%s", r.msg);
+		cr_assert_eq(r.rep.first_pos, book.n);
 		for (k = 0; k < n; k++) {
-			uuid_parse(ids[k], 36, rb[rb_n].id);
-			rb[rb_n].stream = s;
-			rb[rb_n].version = versions[s]++;
-			rb_n++;
+			uuid_parse(ids[k], 36, book.ev[book.n].id);
+			book.ev[book.n].stream = s;
+			book.ev[book.n].version = versions[s]++;
+			book.n++;
 		}
 		if (a % 4 == 0 || a % 7 == 3)
 			rotate();
@@ -332,28 +233,28 @@ Test(segments, reads_across_every_boundary)
 	/* every stream also in the hot segment, the older versions in
 	 * sealed segments indexed on disk: reads cross that boundary too */
 	rotate();
-	for (s = 0; s < RB_STREAMS; s++) {
+	for (s = 0; s < H_BOOK_STREAMS; s++) {
 		memset(evs, 0, sizeof(evs));
 		evs[0].event_id.ptr = h_uuid(ids[0]);
 		evs[0].event_id.len = 36;
 		evs[0].type.ptr = "Hot";
 		evs[0].type.len = 3;
-		cr_assert_eq(h_append(&cl, rb_streams[s], EF_EXPECT_ANY, 0, evs,
-		    1, &r), EF_S_OK, "%s", r.msg);
-		uuid_parse(ids[0], 36, rb[rb_n].id);
-		rb[rb_n].stream = s;
-		rb[rb_n].version = versions[s]++;
-		rb_n++;
+		cr_assert_eq(h_append(&cl, book.streams[s], EF_EXPECT_ANY, 0,
+		    evs, 1, &r), EF_S_OK, "%s", r.msg);
+		uuid_parse(ids[0], 36, book.ev[book.n].id);
+		book.ev[book.n].stream = s;
+		book.ev[book.n].version = versions[s]++;
+		book.n++;
 	}
-	wait_indexed(rb_n - RB_STREAMS);
-	nseg = segments(segs, 256, rb_n);
+	wait_indexed(book.n - H_BOOK_STREAMS);
+	nseg = segments(segs, 256, book.n);
 	cr_assert_geq(nseg, 20, "%zu segments", nseg);
-	read_everything();
+	h_book_read(&cl, &book);
 	h_stored_stop_ok(&sd, &cl, SIGTERM);
 	start();
-	cr_assert_eq(segments(segs, 256, rb_n), nseg);
-	read_everything();
-	verify_ok(rb_n);
+	cr_assert_eq(segments(segs, 256, book.n), nseg);
+	h_book_read(&cl, &book);
+	verify_ok(book.n);
 }
 
 /* ------------------------------------------------------------------ */
