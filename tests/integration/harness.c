@@ -1149,3 +1149,30 @@ h_book_read(struct ef_client *c, const struct h_book *b)
 		}
 	}
 }
+
+void
+h_wait_indexed(struct ef_client *c, uint64_t to, int timeout_ms)
+{
+	uint64_t deadline = h_now_ms() + (uint64_t)timeout_ms;
+
+	while (h_status(c).indexed_to < to) {
+		cr_assert_lt(h_now_ms(), deadline, "positions below %llu were "
+		    "not indexed (%llu)", (unsigned long long)to,
+		    (unsigned long long)h_status(c).indexed_to);
+		h_sleep_ms(20);
+	}
+}
+
+void
+h_verify_ok(const struct h_stored *s, uint64_t events)
+{
+	char *out = NULL, want[96];
+	int rc = h_ctl_at(s, (const char *const[]){ "verify", NULL }, &out,
+	    NULL);
+
+	cr_assert_eq(rc, 0, "eventfoldctl verify: %d\n%s", rc, out);
+	snprintf(want, sizeof(want), ": OK: %llu events in ",
+	    (unsigned long long)events);
+	cr_assert(strstr(out, want) != NULL, "%s", out);
+	free(out);
+}

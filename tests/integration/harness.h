@@ -179,6 +179,11 @@ uint64_t h_head(struct ef_client *c);
 struct ipc_status_rep h_status(struct ef_client *c);
 /* Flips one bit of the byte at `at` of the file path. */
 void h_flip(const char *path, uint64_t at);
+/* Polls STATUS until positions below `to` are indexed on disk (fails
+ * the test after timeout_ms). */
+void h_wait_indexed(struct ef_client *c, uint64_t to, int timeout_ms);
+/* `eventfoldctl verify` on s passes and counts `events` events. */
+void h_verify_ok(const struct h_stored *s, uint64_t events);
 /* Deletes s's LMDB index (s stopped): the next start rebuilds it. */
 void h_rm_index(const struct h_stored *s);
 

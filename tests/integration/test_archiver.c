@@ -32,7 +32,6 @@ TestSuite(archiver, .fini = h_cleanup, .timeout = 300);
 static struct h_stored sd;
 static struct ef_client cl;
 
-static void wait_indexed(uint64_t to);
 static void wait_archived(uint64_t n);
 static void check_files(void);
 
@@ -120,37 +119,10 @@ segments(struct seginfo *segs, size_t max, uint64_t head)
 	return n;
 }
 
-static void
-verify_ok(uint64_t events)
-{
-	char *out = NULL, want[96];
-	int rc = h_ctl_at(&sd,
-	    (const char *const[]){ "verify", NULL }, &out, NULL);
-
-	cr_assert_eq(rc, 0, "eventfoldctl verify: %d\n%s", rc, out);
-	snprintf(want, sizeof(want), ": OK: %llu events in ",
-	    (unsigned long long)events);
-	cr_assert(strstr(out, want) != NULL, "%s", out);
-	free(out);
-}
-
 
 /* ------------------------------------------------------------------ */
 
 static struct h_book book;
-/* Polls STATUS until positions below `to` are indexed on disk. */
-static void
-wait_indexed(uint64_t to)
-{
-	uint64_t deadline = h_now_ms() + 30000;
-
-	while (h_status(&cl).indexed_to < to) {
-		cr_assert_lt(h_now_ms(), deadline, "positions below %llu were "
-		    "not indexed", (unsigned long long)to);
-		h_sleep_ms(20);
-	}
-}
-
 /* Polls STATUS until n segments are archived. */
 static void
 wait_archived(uint64_t n)
@@ -253,7 +225,7 @@ Test(archiver, reads_across_hot_sealed_and_archived_segments)
 	h_stored_init(&sd, h_tmpdir(), extra);
 	start();
 	write_book();
-	wait_indexed(book.n - H_BOOK_STREAMS);
+	h_wait_indexed(&cl, book.n - H_BOOK_STREAMS, 30000);
 	nseg = segments(segs, 256, book.n);
 	cr_assert_geq(nseg, 20, "%zu segments", nseg);
 	/* all but the newest 3 sealed ones, and the hot one */
@@ -292,13 +264,13 @@ Test(archiver, reads_across_hot_sealed_and_archived_segments)
 	h_rm_index(&sd);
 	start();
 	h_book_read(&cl, &book);
-	wait_indexed(book.n - H_BOOK_STREAMS);
+	h_wait_indexed(&cl, book.n - H_BOOK_STREAMS, 30000);
 	wait_archived(narc);
 	cr_assert_eq(count_archived(segs, segments(segs, 256, book.n)), narc);
 	h_book_read(&cl, &book);
 	check_files();
 	h_stored_stop_ok(&sd, &cl, SIGTERM);
-	verify_ok(book.n);
+	h_verify_ok(&sd, book.n);
 }
 
 Test(archiver, idempotency_and_versions_in_archived_segments)
@@ -333,7 +305,7 @@ Test(archiver, idempotency_and_versions_in_archived_segments)
 	rotate();
 	cr_assert_eq(h_append1(&cl, other, EF_EXPECT_ANY, 0, h_uuid(warm),
 	    "Warm", "{}", &again), EF_S_OK);
-	wait_indexed(first + 2);
+	h_wait_indexed(&cl, first + 2, 30000);
 	wait_archived(1);
 	cr_assert(file_exists(sd.data_dir,
 	    "seg-00000000000000000000.log.zst"));
@@ -390,10 +362,10 @@ Test(archiver, flipped_byte_in_an_archived_frame)
 	h_stored_init(&sd, h_tmpdir(), extra);
 	start();
 	write_book();
-	wait_indexed(book.n - H_BOOK_STREAMS);
+	h_wait_indexed(&cl, book.n - H_BOOK_STREAMS, 30000);
 	wait_archived(3);
 	h_stored_stop_ok(&sd, &cl, SIGTERM);
-	verify_ok(book.n);
+	h_verify_ok(&sd, book.n);
 	snprintf(path, sizeof(path), "%s/seg-00000000000000000000.log.zst",
 	    sd.data_dir);
 	img = (uint8_t *)h_read_file(path, &size);
@@ -502,7 +474,7 @@ Test(archiver, archive_verb_and_segments)
 	h_stored_init(&sd, h_tmpdir(), extra);
 	start();
 	write_book();
-	wait_indexed(book.n - H_BOOK_STREAMS);
+	h_wait_indexed(&cl, book.n - H_BOOK_STREAMS, 30000);
 	/* nothing is eligible with 1000 kept plain */
 	rc = h_ctl_at(&sd,
 	    (const char *const[]){ "archive", NULL }, &out, NULL);
@@ -529,7 +501,7 @@ Test(archiver, archive_verb_and_segments)
 	h_book_read(&cl, &book);
 	check_files();
 	h_stored_stop_ok(&sd, &cl, SIGTERM);
-	verify_ok(book.n);
+	h_verify_ok(&sd, book.n);
 }
 
 Test(archiver, killed_at_every_archiving_crash_point, .timeout = 900)
@@ -583,7 +555,8 @@ Test(archiver, killed_at_every_archiving_crash_point, .timeout = 900)
 		n = segments(segs, 4096, head);
 		cr_assert_geq(n, 2);
 		/* archiving goes on: what was interrupted is redone */
-		wait_indexed(segs[n - 2].first + segs[n - 2].events);
+		h_wait_indexed(&cl, segs[n - 2].first + segs[n - 2].events,
+		    30000);
 		wait_archived(n - 1);
 		h_load_start(&load);
 		cr_assert_eq(h_load_wait_acked(&load, acked + 500, 60000), 0);
@@ -594,7 +567,7 @@ Test(archiver, killed_at_every_archiving_crash_point, .timeout = 900)
 		head = h_load_verify(&load, &cl);
 		h_stored_stop_ok(&sd, &cl, SIGTERM);
 		check_files();
-		verify_ok(head);
+		h_verify_ok(&sd, head);
 		fprintf(stderr, "# %s: %llu events after the restart\n",
 		    points[p], (unsigned long long)head);
 		h_load_free(&load);

@@ -51,20 +51,6 @@ rotate(void)
 	ipc_out_free(&o);
 }
 
-/* Polls STATUS until positions below `to` are indexed on disk. */
-static void
-wait_indexed(uint64_t to)
-{
-	uint64_t deadline = h_now_ms() + 60000;
-
-	while (h_status(&cl).indexed_to < to) {
-		cr_assert_lt(h_now_ms(), deadline, "positions below %llu were "
-		    "not indexed (%llu)", (unsigned long long)to,
-		    (unsigned long long)h_status(&cl).indexed_to);
-		h_sleep_ms(20);
-	}
-}
-
 static int
 log_has(const char *needle)
 {
@@ -236,7 +222,7 @@ Test(diskindex, streams_and_ids_only_in_sealed_segments)
 	write_history();
 	rotate();
 	head = h_status(&cl).head;
-	wait_indexed(head);
+	h_wait_indexed(&cl, head, 60000);
 	/* now nothing of the history is in RAM any more */
 	check_history(0);
 	/* appends go on where the streams were */
@@ -281,7 +267,7 @@ Test(diskindex, restart_reads_only_the_tail)
 		cr_assert_eq(h_append1(&cl, h_uuid(other), EF_EXPECT_ANY, 0,
 		    h_uuid(id), "Tail", "{}", &r), EF_S_OK);
 	}
-	wait_indexed(sealed);
+	h_wait_indexed(&cl, sealed, 60000);
 	h_stored_stop_ok(&sd, &cl, SIGTERM);
 	start();
 	st = h_status(&cl);
@@ -313,7 +299,7 @@ Test(diskindex, deleted_then_rebuilt)
 	write_history();
 	rotate();
 	head = h_status(&cl).head;
-	wait_indexed(head);
+	h_wait_indexed(&cl, head, 60000);
 	cr_assert_eq(h_read_all(&cl, 0, &before, &n), EF_S_OK);
 	h_stored_stop_ok(&sd, &cl, SIGTERM);
 
@@ -326,7 +312,7 @@ Test(diskindex, deleted_then_rebuilt)
 	st = h_status(&cl);
 	cr_assert_eq(st.recovered_events, head, "without an index the start "
 	    "reads everything");
-	wait_indexed(head);
+	h_wait_indexed(&cl, head, 60000);
 	cr_assert(log_has("empty index"), "the rebuild was not logged");
 	cr_assert(log_has("segments to index"), "no rebuild progress logged");
 	cr_assert(log_has(" indexed ("), "no rebuild progress logged");
@@ -401,7 +387,7 @@ Test(diskindex, killed_at_every_indexing_crash_point, .timeout = 400)
 		h_load_retry_pending(&load, &cl);
 		rotate();
 		head = h_load_verify(&load, &cl);
-		wait_indexed(head);
+		h_wait_indexed(&cl, head, 60000);
 		/* the ids the index holds still make retries idempotent */
 		h_load_retry_pending(&load, &cl);
 		cr_assert_eq(h_status(&cl).head, head);
@@ -428,7 +414,7 @@ Test(diskindex, a_sealed_segment_changed_behind_its_back)
 	write_history();
 	rotate();
 	head = h_status(&cl).head;
-	wait_indexed(head);
+	h_wait_indexed(&cl, head, 60000);
 	h_stored_stop_ok(&sd, &cl, SIGTERM);
 	/* bytes appended to the first sealed (and indexed) segment: the
 	 * index no longer matches, every segment is read, and that one is
@@ -453,7 +439,7 @@ Test(diskindex, a_sealed_segment_changed_behind_its_back)
 	cr_assert_eq(h_write_file(path, img, size), 0);
 	free(img);
 	start();
-	wait_indexed(head);
+	h_wait_indexed(&cl, head, 60000);
 	check_history(0);
 }
 
@@ -488,7 +474,7 @@ Test(diskindex, index_read_errors_are_error_replies)
 	write_history();
 	rotate();
 	head = h_status(&cl).head;
-	wait_indexed(head);
+	h_wait_indexed(&cl, head, 60000);
 	/* a stream that lives in the tail (RAM) */
 	cr_assert_eq(h_append1(&cl, h_uuid(tail), EF_EXPECT_NO_STREAM, 0,
 	    h_uuid(id), "Tail", "{}", &r), EF_S_OK, "%s", r.msg);
@@ -610,7 +596,7 @@ Test(diskindex, map_grows_under_lookups)
 	unsetenv("EVENTFOLD_INDEX_CHUNK");
 	write_history();
 	rotate();
-	wait_indexed(h_status(&cl).head);
+	h_wait_indexed(&cl, h_status(&cl).head, 60000);
 	memset(lk, 0, sizeof(lk));
 	for (i = 0; i < 2; i++)
 		cr_assert_eq(pthread_create(&lk[i].thr, NULL, looker_main,
@@ -635,7 +621,7 @@ Test(diskindex, map_grows_under_lookups)
 	}
 	h_load_retry_pending(&load, &cl);
 	rotate();
-	wait_indexed(h_status(&cl).head);
+	h_wait_indexed(&cl, h_status(&cl).head, 60000);
 	cr_assert(log_has("map grown"), "the map never grew");
 	h_load_verify(&load, &cl);
 	h_load_free(&load);

@@ -33,7 +33,6 @@ TestSuite(segments, .fini = h_cleanup, .timeout = 300);
 static struct h_stored sd;
 static struct ef_client cl;
 
-static void wait_indexed(uint64_t to);
 
 static void
 start(void)
@@ -109,20 +108,6 @@ segments(struct seginfo *segs, size_t max, uint64_t head)
 	return n;
 }
 
-static void
-verify_ok(uint64_t events)
-{
-	char *out = NULL, want[96];
-	int rc = h_ctl_at(&sd,
-	    (const char *const[]){ "verify", NULL }, &out, NULL);
-
-	cr_assert_eq(rc, 0, "eventfoldctl verify: %d\n%s", rc, out);
-	snprintf(want, sizeof(want), ": OK: %llu events in ",
-	    (unsigned long long)events);
-	cr_assert(strstr(out, want) != NULL, "%s", out);
-	free(out);
-}
-
 static char *
 seg_file(char *buf, size_t len, uint64_t base)
 {
@@ -174,7 +159,7 @@ Test(segments, rotation_under_load)
 
 	/* the same after a restart, which reads every segment */
 	h_stored_stop_ok(&sd, &cl, SIGTERM);
-	verify_ok(head);
+	h_verify_ok(&sd, head);
 	start();
 	cr_assert_eq(h_load_verify(&load, &cl), head);
 	cr_assert_eq(segments(segs, 4096, head), n);
@@ -246,7 +231,7 @@ Test(segments, reads_across_every_boundary)
 		book.ev[book.n].version = versions[s]++;
 		book.n++;
 	}
-	wait_indexed(book.n - H_BOOK_STREAMS);
+	h_wait_indexed(&cl, book.n - H_BOOK_STREAMS, 30000);
 	nseg = segments(segs, 256, book.n);
 	cr_assert_geq(nseg, 20, "%zu segments", nseg);
 	h_book_read(&cl, &book);
@@ -254,7 +239,7 @@ Test(segments, reads_across_every_boundary)
 	start();
 	cr_assert_eq(segments(segs, 256, book.n), nseg);
 	h_book_read(&cl, &book);
-	verify_ok(book.n);
+	h_verify_ok(&sd, book.n);
 }
 
 /* ------------------------------------------------------------------ */
@@ -373,7 +358,7 @@ Test(segments, takeover_of_a_single_file_data_dir)
 	cr_assert_eq(r.rep.first_pos, n);
 	cr_assert_eq(r.rep.first_version, legacy_versions[1]);
 	h_stored_stop_ok(&sd, &cl, SIGKILL);
-	verify_ok(n + 1);
+	h_verify_ok(&sd, n + 1);
 	start();
 	check_legacy_events(ids, n);
 	cr_assert_eq(h_status(&cl).head, n + 1);
@@ -411,7 +396,7 @@ Test(segments, takeover_killed_at_each_step)
 		check_legacy_events(ids, n);
 		cr_assert_eq(h_status(&cl).head, n);
 		h_stored_stop_ok(&sd, &cl, SIGTERM);
-		verify_ok(n);
+		h_verify_ok(&sd, n);
 	}
 }
 
@@ -498,19 +483,6 @@ Test(segments, torn_tail_in_the_last_segment)
 	free(img);
 }
 
-/* Polls STATUS until positions below `to` are indexed on disk. */
-static void
-wait_indexed(uint64_t to)
-{
-	uint64_t deadline = h_now_ms() + 30000;
-
-	while (h_status(&cl).indexed_to < to) {
-		cr_assert_lt(h_now_ms(), deadline, "positions below %llu were "
-		    "not indexed", (unsigned long long)to);
-		h_sleep_ms(20);
-	}
-}
-
 Test(segments, flipped_byte_in_a_sealed_segment)
 {
 	char stream[UUID_STR_LEN], path[H_PATH + 64], want[H_PATH + 128];
@@ -523,9 +495,9 @@ Test(segments, flipped_byte_in_a_sealed_segment)
 	int rc;
 
 	three_segments(stream);
-	wait_indexed(10);
+	h_wait_indexed(&cl, 10, 30000);
 	h_stored_stop_ok(&sd, &cl, SIGTERM);
-	verify_ok(13);
+	h_verify_ok(&sd, 13);
 	seg_file(path, sizeof(path), 5);
 	img = (uint8_t *)h_read_file(path, &size);
 	cr_assert_eq(batch_offsets(img, size, off, 8), 5);
@@ -581,7 +553,7 @@ Test(segments, flipped_byte_in_a_sealed_segment)
 	cr_assert_eq(append_n(stream, 1), 9);
 	h_stored_stop_ok(&sd, &cl, SIGTERM);
 	cr_assert(!file_exists(sd.data_dir, "seg-00000000000000000010.log"));
-	verify_ok(10);
+	h_verify_ok(&sd, 10);
 }
 
 /* ------------------------------------------------------------------ */
@@ -641,7 +613,7 @@ Test(segments, killed_at_every_rotation_crash_point, .timeout = 560)
 			    load.t[i].error);
 		head = h_load_verify(&load, &cl);
 		h_stored_stop_ok(&sd, &cl, SIGTERM);
-		verify_ok(head);
+		h_verify_ok(&sd, head);
 		fprintf(stderr, "# %s: %llu events after the restart\n",
 		    points[p], (unsigned long long)head);
 		h_load_free(&load);
