@@ -290,6 +290,38 @@ feed_fill(struct ef_client *cl, struct ipc_out *o, struct pbuf *pb,
 	}
 }
 
+/*
+ * A ring that has seen no batch yet starts at stored's head: the batches
+ * published before the feed's socket (re)connected are lost, and the
+ * subscriptions parked on an empty ring would otherwise wait for the next
+ * publish forever (seen: a restart of stored whose appends all came
+ * before the feed redialed). Those below the head read it from stored.
+ */
+static void
+feed_init(struct ef_client *cl, struct ipc_out *o)
+{
+	struct ipc_read_all_req r = { 0, 0, EF_FORWARD };
+	struct client_reply rep;
+	struct ipc_read_rep rr;
+	struct sub *w = NULL;
+	const char *why;
+
+	ipc_out_reset(o);
+	ipc_request_begin(o, EF_OP_READ_ALL, 0);
+	ipc_read_all_req_encode(o, &r);
+	if (client_call(cl, o, &rep) == EF_S_OK && rep.in.body != NULL &&
+	    ipc_read_rep_decode(rep.in.body, &rr, &why) == 0) {
+		pthread_mutex_lock(&ring_mu);
+		if (!ring_init) {
+			ring_reset(rr.head);
+			w = ring_take_waiters();
+		}
+		pthread_mutex_unlock(&ring_mu);
+		wake(w);
+	}
+	client_reply_free(&rep);
+}
+
 static void *
 feed_main(void *arg)
 {
@@ -325,9 +357,11 @@ feed_main(void *arg)
 			init = ring_init;
 			pthread_mutex_unlock(&ring_mu);
 			/* quiet: was the last batch lost? */
-			if (init && gw_mono_ns() - quiet >
-			    FEED_IDLE_MS * 1000000ull) {
-				feed_fill(&cl, &o, &pb, UINT64_MAX);
+			if (gw_mono_ns() - quiet > FEED_IDLE_MS * 1000000ull) {
+				if (init)
+					feed_fill(&cl, &o, &pb, UINT64_MAX);
+				else
+					feed_init(&cl, &o);
 				quiet = gw_mono_ns();
 			}
 			continue;

@@ -264,6 +264,33 @@ class RestartTest(unittest.TestCase):
         col_all.cancel()
         col_st.cancel()
 
+    def test_live_without_a_single_publish(self):
+        # The feed's publish socket reaches nobody here, as when every
+        # batch is published before it (re)connects (appends right after
+        # stored restarts): the subscribers, parked on a ring that has
+        # never seen a batch, still get what is appended, from stored.
+        nowhere = "ipc://%s/nobody-publishes-here.sock" % self.cl.dir
+        cl = h.Cluster(gw_args=["--events-url", nowhere])
+        try:
+            c = cl.client()
+            sid = h.new_id()
+            head = c.append(sid, h.no_stream(),
+                            h.events(3)).first_global_position
+            col_all = Collector(c.subscribe_all(head))
+            col_st = Collector(c.subscribe_stream(sid, 0))
+            col_all.wait(lambda it: "caught_up" in it, what="caught_up")
+            col_st.wait(lambda it: "caught_up" in it, what="caught_up")
+            for v in range(2, 7):
+                c.append(sid, h.exact(v), h.events(1))
+            evs = col_all.wait_events(8, timeout=30)
+            self.assertEqual(positions(evs), list(range(head, head + 8)))
+            evs = col_st.wait_events(8, timeout=30)
+            self.assertEqual([e.stream_version for e in evs],
+                             list(range(8)))
+            col_all.cancel()
+            col_st.cancel()
+        finally:
+            cl.close()
 
 if __name__ == "__main__":
     h.main()
