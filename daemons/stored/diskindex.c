@@ -148,10 +148,15 @@ bloom_new(uint64_t nitems)
 	return b;
 }
 
-void
-bloom_add(struct bloom *b, const uint8_t id[UUID_LEN])
+XXH128_hash_t
+bloom_hash(const uint8_t id[UUID_LEN])
 {
-	XXH128_hash_t h = XXH3_128bits(id, UUID_LEN);
+	return XXH3_128bits(id, UUID_LEN);
+}
+
+void
+bloom_add(struct bloom *b, XXH128_hash_t h)
+{
 	uint64_t i, bit;
 
 	for (i = 0; i < BLOOM_K; i++) {
@@ -161,9 +166,8 @@ bloom_add(struct bloom *b, const uint8_t id[UUID_LEN])
 }
 
 int
-bloom_maybe(const struct bloom *b, const uint8_t id[UUID_LEN])
+bloom_maybe(const struct bloom *b, XXH128_hash_t h)
 {
-	XXH128_hash_t h = XXH3_128bits(id, UUID_LEN);
 	uint64_t i, bit;
 
 	for (i = 0; i < BLOOM_K; i++) {
@@ -331,6 +335,7 @@ diskindex_open(struct diskindex *d, const char *data_dir)
 	pthread_rwlockattr_setkind_np(&ra,
 	    PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
 	pthread_rwlock_init(&d->grow_lock, &ra);
+	pthread_rwlock_init(&d->filter_lock, &ra);
 	pthread_rwlockattr_destroy(&ra);
 	snprintf(dir, sizeof(dir), "%s/index", data_dir);
 	if (mkdir(dir, 0750) != 0 && errno != EEXIST)
@@ -413,6 +418,8 @@ diskindex_close(struct diskindex *d)
 	if (d->env != NULL)
 		mdb_env_close(d->env);
 	d->env = NULL;
+	free(d->filter);
+	d->filter = NULL;
 }
 
 /* ---- indexing a sealed segment --------------------------------------- */
@@ -455,6 +462,7 @@ put_batches(struct diskindex *d, MDB_txn *t, const struct segment *s,
 	MDB_val k, v;
 	struct batch_hdr h;
 	struct ef_event ev;
+	XXH128_hash_t ih;
 	uint64_t off = *offp, p, len, n = 0, max = chunk_events();
 	size_t rlen;
 	uint32_t i;
@@ -491,7 +499,10 @@ put_batches(struct diskindex *d, MDB_txn *t, const struct segment *s,
 			v = (MDB_val){ 8, vb + 8 };
 			if ((rc = mdb_put(t, d->streams, &k, &v, 0)) != 0)
 				return mdb_err(rc);
-			bloom_add(bl, ev.event_id);
+			ih = bloom_hash(ev.event_id);
+			bloom_add(bl, ih);
+			if (d->filter != NULL)
+				idfilter_add(d->filter, ih);
 			p += rlen;
 		}
 		n += h.count;
@@ -575,6 +586,11 @@ diskindex_add_segment(struct diskindex *d, struct segment *s)
 		crashpoint("index.between_chunks");
 	}
 	crashpoint("index.after_commit");
+	if (d->filter != NULL) {
+		d->filter->n += s->next - s->base;
+		__atomic_store_n(&d->filter->covers, s->next,
+		    __ATOMIC_RELEASE);
+	}
 	__atomic_store_n(&s->bloom, bl, __ATOMIC_RELEASE);
 	d->last_base = s->base;
 	d->last_bytes = s->end;
@@ -726,6 +742,79 @@ diskindex_event(struct diskindex *d, const uint8_t id[UUID_LEN],
     uint64_t *pos)
 {
 	return get_u64(d, d->ids, id, UUID_LEN, pos);
+}
+
+/* ---- the filter over every indexed id (idfilter.c) -------------------- */
+
+#define FILTER_MIN_IDS (1u << 20)
+
+int
+diskindex_filter_build(struct diskindex *d)
+{
+	struct idfilter *f, *old;
+	MDB_cursor *c;
+	MDB_stat st;
+	MDB_val k, v;
+	MDB_txn *t;
+	uint64_t t0 = mono_ms(), n, cap;
+	int rc;
+
+	/* only this thread (the indexer) writes: the ids table and
+	 * indexed_to cannot move while it reads them */
+	if ((rc = read_begin_nofault(d, &t)) != 0)
+		return mdb_err(rc);
+	if ((rc = mdb_stat(t, d->ids, &st)) != 0 ||
+	    (rc = mdb_cursor_open(t, d->ids, &c)) != 0) {
+		read_end(d, t);
+		return mdb_err(rc);
+	}
+	n = st.ms_entries;
+	cap = n + n / 2 > FILTER_MIN_IDS ? n + n / 2 : FILTER_MIN_IDS;
+	f = idfilter_new(cap);
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+	    rc = mdb_cursor_get(c, &k, &v, MDB_NEXT))
+		if (k.mv_size == UUID_LEN)
+			idfilter_add(f, bloom_hash(k.mv_data));
+	mdb_cursor_close(c);
+	read_end(d, t);
+	if (rc != MDB_NOTFOUND) {
+		free(f);
+		return mdb_err(rc);
+	}
+	f->n = n;
+	f->covers = __atomic_load_n(&d->indexed_to, __ATOMIC_ACQUIRE);
+	pthread_rwlock_wrlock(&d->filter_lock);
+	old = d->filter;
+	d->filter = f;
+	pthread_rwlock_unlock(&d->filter_lock);
+	free(old);
+	__atomic_store_n(&d->filter_bytes, idfilter_bytes(f),
+	    __ATOMIC_RELAXED);
+	log_info("index: filter over %" PRIu64 " event ids built in %" PRIu64
+	    " ms (%" PRIu64 " KiB, room for %" PRIu64 ")", n, mono_ms() - t0,
+	    idfilter_bytes(f) >> 10, cap);
+	return 0;
+}
+
+bool
+diskindex_filter_full(struct diskindex *d)
+{
+	return d->filter == NULL || d->filter->n > d->filter->cap;
+}
+
+int
+diskindex_filter_maybe(struct diskindex *d, XXH128_hash_t h, uint64_t floor)
+{
+	const struct idfilter *f;
+	int r = -1;
+
+	pthread_rwlock_rdlock(&d->filter_lock);
+	f = d->filter;
+	if (f != NULL && __atomic_load_n(&f->covers, __ATOMIC_ACQUIRE) >=
+	    floor)
+		r = idfilter_maybe(f, h);
+	pthread_rwlock_unlock(&d->filter_lock);
+	return r;
 }
 
 uint64_t

@@ -242,6 +242,7 @@ index_event(const struct index *ix, const uint8_t id[UUID_LEN])
 	uint64_t h = id_hash(id), mask = ix->etab_cap - 1, i = h & mask;
 	uint64_t fp = h >> POS_BITS, slot, n, k, pos;
 	const struct bloom *bl;
+	XXH128_hash_t bh;
 	int rc;
 
 	while ((slot = ix->etab[i]) != 0) {
@@ -252,18 +253,25 @@ index_event(const struct index *ix, const uint8_t id[UUID_LEN])
 	}
 	if (ix->disk == NULL || ix->floor == 0)
 		return -1;
-	/* below the floor: a new id is turned away by the filters */
-	n = journal_nsegs(ix->journal);
-	for (k = 0; k < n; k++) {
-		bl = __atomic_load_n(&ix->journal->segs[k]->bloom,
-		    __ATOMIC_ACQUIRE);
-		if (bl == NULL)
-			break;
-		if (bloom_maybe(bl, id))
-			break;
-	}
-	if (k == n || bl == NULL)
+	/* below the floor: a new id is turned away by the filter over all
+	 * indexed ids or, until it is built, by the segments' filters */
+	bh = bloom_hash(id);
+	rc = diskindex_filter_maybe(ix->disk, bh, ix->floor);
+	if (rc == 0)
 		return -1;
+	if (rc < 0) {
+		n = journal_nsegs(ix->journal);
+		for (k = 0; k < n; k++) {
+			bl = __atomic_load_n(&ix->journal->segs[k]->bloom,
+			    __ATOMIC_ACQUIRE);
+			if (bl == NULL)
+				break;
+			if (bloom_maybe(bl, bh))
+				break;
+		}
+		if (k == n || bl == NULL)
+			return -1;
+	}
 	rc = diskindex_event(ix->disk, id, &pos);
 	if (rc == -ENOENT)
 		return -1;
@@ -550,7 +558,8 @@ index_measure(struct index *ix)
 	for (i = 0; i < ix->nstreams; i++)
 		b += sizeof(struct stream) + ix->order[i]->cap *
 		    sizeof(uint64_t);
-	ix->bytes = b + ix->bloom_bytes;
+	ix->bytes = b + ix->bloom_bytes + (ix->disk != NULL ?
+	    __atomic_load_n(&ix->disk->filter_bytes, __ATOMIC_RELAXED) : 0);
 }
 
 void

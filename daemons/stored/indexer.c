@@ -54,6 +54,24 @@ unindexed(struct stored *sd)
 	return c;
 }
 
+/*
+ * (Re)builds the filter over every indexed id (idfilter.c) when there is
+ * none yet (start) or it holds more ids than it was sized for. Until it
+ * is built, lookups ask each segment's filter; a failed build is logged
+ * and tried again after the next segment.
+ */
+static void
+filter_grow(struct stored *sd)
+{
+	int rc;
+
+	if (!diskindex_filter_full(&sd->disk))
+		return;
+	if ((rc = diskindex_filter_build(&sd->disk)) != 0)
+		log_warnx("index: cannot build the filter over event ids: %s",
+		    strerror(-rc));
+}
+
 static void *
 indexer_main(void *arg)
 {
@@ -66,6 +84,7 @@ indexer_main(void *arg)
 	if (total > 1)
 		log_info("index: %" PRIu64 " sealed segments to index",
 		    total);
+	filter_grow(sd);
 	for (;;) {
 		pthread_mutex_lock(&sd->imu);
 		while (!sd->indexer_exit && (s = next_sealed(sd)) == NULL)
@@ -100,6 +119,7 @@ indexer_main(void *arg)
 		index_trim(&sd->index, s->next, diskindex_nstreams(&sd->disk));
 		journal_unpin();
 		archiver_wake(sd);
+		filter_grow(sd);
 		done++;
 		if (total > 1)
 			log_info("index: %s indexed (%" PRIu64 " events in %"

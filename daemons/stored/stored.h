@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include <lmdb.h>
+#include <xxhash.h>
 #include <nng/nng.h>
 
 #include "ipc.h"
@@ -65,6 +66,20 @@ struct bloom {
 	uint64_t nbits;
 	uint64_t bits[];
 };
+
+/* One filter over the ids of every indexed segment (idfilter.c). */
+#define IDF_BITS 12 /* per id at capacity */
+struct idfilter {
+	uint64_t nblocks;   /* 512-bit blocks */
+	uint64_t cap;       /* ids it is sized for */
+	uint64_t n;         /* ids in it (the indexer's count) */
+	uint64_t covers;    /* atomic: the ids of positions below are in it */
+	uint64_t words[];
+};
+struct idfilter *idfilter_new(uint64_t cap);
+uint64_t idfilter_bytes(const struct idfilter *f);
+void idfilter_add(struct idfilter *f, XXH128_hash_t h);
+int idfilter_maybe(const struct idfilter *f, XXH128_hash_t h);
 
 struct segment {
 	struct bloom *bloom; /* once indexed on disk (atomic), else NULL */
@@ -245,6 +260,12 @@ struct diskindex {
 	uint64_t last_base;    /* the last segment indexed ... */
 	uint64_t last_bytes;   /* ... and its size */
 	int has_last;
+	/* the filter over every indexed id: built, grown and filled by the
+	 * indexer thread, read by lookups under filter_lock (shared); NULL
+	 * until the first build */
+	pthread_rwlock_t filter_lock;
+	struct idfilter *filter;
+	uint64_t filter_bytes; /* atomic */
 };
 
 /* Opens (creating) data_dir/index; empties it if it does not match the
@@ -269,14 +290,25 @@ int diskindex_stream_range(struct diskindex *d, const uint8_t sid[UUID_LEN],
     uint64_t from, uint64_t n, int backward, uint64_t *out);
 int diskindex_event(struct diskindex *d, const uint8_t id[UUID_LEN],
     uint64_t *pos);
+/* Indexer: (re)builds the filter over every indexed id from the ids
+ * table, sized for 1.5 times their number; 0 or -errno. */
+int diskindex_filter_build(struct diskindex *d);
+/* Whether the filter must grow (more ids than it was sized for). */
+bool diskindex_filter_full(struct diskindex *d);
+/* Is the id with hash h (bloom_hash) maybe below floor? 1 maybe, 0 no,
+ * -1 the filter does not cover floor yet (ask the segments' filters). */
+int diskindex_filter_maybe(struct diskindex *d, XXH128_hash_t h,
+    uint64_t floor);
 uint64_t diskindex_nstreams(struct diskindex *d);
 /* Up to max streams with id > after (or from the first), sorted. */
 int diskindex_list(struct diskindex *d, const uint8_t *after, uint64_t max,
     struct ipc_stream_info *out, uint64_t *n);
 
 struct bloom *bloom_new(uint64_t nitems);
-void bloom_add(struct bloom *b, const uint8_t id[UUID_LEN]);
-int bloom_maybe(const struct bloom *b, const uint8_t id[UUID_LEN]);
+/* The hash the filters take: computed once per id. */
+XXH128_hash_t bloom_hash(const uint8_t id[UUID_LEN]);
+void bloom_add(struct bloom *b, XXH128_hash_t h);
+int bloom_maybe(const struct bloom *b, XXH128_hash_t h);
 
 /*
  * index.c: locations only, never event bodies. Two tiers: positions at
