@@ -24,6 +24,7 @@
  * which the indexer stores (release) after the segment's ids are in.
  */
 #include <stdlib.h>
+#include <string.h>
 
 #include "log.h"
 #include "stored.h"
