@@ -548,13 +548,16 @@ encode_positions(struct worker *w, const uint64_t *pos, uint64_t n,
 	ipc_reply_begin(&w->out, EF_S_OK, "ok");
 	ipc_read_rep_begin(&w->out, (uint32_t)keep);
 	for (i = 0; !bad && i < keep; i++) {
-		const uint8_t *rec = journal_at(&sd->journal, w->loc[i]);
+		bool checked;
+		const uint8_t *rec = journal_at_checked(&sd->journal,
+		    w->loc[i], &checked);
 
 		if (rec == NULL) {
 			bad = 2;
 			break;
 		}
-		if (record_decode(rec, RECORD_MAX, &ev, &len, 1) != REC_OK) {
+		if (record_decode(rec, RECORD_MAX, &ev, &len, !checked) !=
+		    REC_OK) {
 			bad = 1;
 			break;
 		}
