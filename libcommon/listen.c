@@ -132,7 +132,7 @@ listener_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
  * Guard tick. A moved "other" counter on the current generation is an
  * accept that ended with an error nng does not recover from (the
  * handshake bug, or resource exhaustion): a new generation takes the
- * name. Old generations go once their last client has.
+ * name. Old generations go LISTEN_DRAIN_MS after their last client.
  */
 static void
 listener_check(struct guard_entry *ge, nng_stat *stats, uint64_t now)
@@ -142,7 +142,6 @@ listener_check(struct guard_entry *ge, nng_stat *stats, uint64_t now)
 	int ngone = 0, i, rv, wedged = 0;
 	uint64_t other;
 
-	(void)now;
 	pthread_mutex_lock(&el->mu);
 	for (i = 0; i < el->ngens; i++) {
 		struct listen_gen *g = &el->gens[i];
@@ -175,9 +174,16 @@ listener_check(struct guard_entry *ge, nng_stat *stats, uint64_t now)
 		}
 	}
 	for (i = 0; i < el->ngens;) {
-		if (!el->gens[i].current && el->gens[i].ps.n == 0) {
-			gone[ngone++] = el->gens[i].l;
-			el->gens[i] = el->gens[--el->ngens];
+		struct listen_gen *g = &el->gens[i];
+
+		if (g->current || g->ps.n > 0)
+			g->empty_since = 0;
+		else if (g->empty_since == 0)
+			g->empty_since = now;
+		if (g->empty_since != 0 &&
+		    now - g->empty_since >= LISTEN_DRAIN_MS) {
+			gone[ngone++] = g->l;
+			*g = el->gens[--el->ngens];
 		} else
 			i++;
 	}

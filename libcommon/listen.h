@@ -20,7 +20,11 @@
  *
  * and a wedged generation is replaced by a new one behind the public
  * name (a new symlink renamed over the old: atomic). The old generation
- * keeps serving the clients it accepted and is closed once it has none.
+ * keeps serving the clients it accepted and is closed once it has had
+ * none for LISTEN_DRAIN_MS: a connection it accepted just before the
+ * swap is counted only when nng's ADD_POST callback runs, which may be
+ * after a request on it was read, and closing the generation then would
+ * lose that request's reply (the client resends: executed twice).
  * RUN/store.sock.lock (flock) keeps a second daemon off the public name;
  * the holder removes leftovers of a dead predecessor at start.
  *
@@ -41,6 +45,7 @@
 #include "guard.h"
 
 #define LISTEN_GENS 64 /* generations alive at once (old ones with clients) */
+#define LISTEN_DRAIN_MS 1000 /* an old generation closes after this long empty */
 
 struct ef_listener {
 	struct guard_entry g;
@@ -56,6 +61,7 @@ struct ef_listener {
 		uint32_t id;
 		struct pipeset ps; /* its pipes, by id (guard.h) */
 		uint64_t other;
+		uint64_t empty_since; /* old and without pipes since (ms), or 0 */
 		int current;
 	} gens[LISTEN_GENS];
 	int ngens;
