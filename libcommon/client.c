@@ -396,6 +396,13 @@ int
 client_status(struct ef_client *c, struct client_reply *rep,
     struct ipc_status_rep *st)
 {
+	return client_status_within(c, (uint64_t)c->timeout_ms, rep, st);
+}
+
+int
+client_status_within(struct ef_client *c, uint64_t wait_ms,
+    struct client_reply *rep, struct ipc_status_rep *st)
+{
 	struct ipc_out o;
 	const char *why;
 	int s;
@@ -403,7 +410,7 @@ client_status(struct ef_client *c, struct client_reply *rep,
 	ipc_out_init(&o);
 	ipc_request_begin(&o, EF_OP_STATUS, client_request_id(c));
 	ipc_nil(&o);
-	s = client_call(c, &o, rep);
+	s = client_call_wait(c, &o, wait_ms, rep);
 	ipc_out_free(&o);
 	if (s == EF_S_OK && ipc_status_rep_decode(rep->in.body, st, &why) != 0)
 		return client_fail(rep, EF_S_INTERNAL, "malformed status reply");

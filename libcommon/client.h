@@ -92,7 +92,8 @@ void client_reply_free(struct client_reply *rep);
 /*
  * client_call for a request that may take long to answer (a backup): it
  * must reach the daemon within the client's timeout, as client_call's,
- * and the reply may take up to wait_ms.
+ * and the reply may take up to wait_ms. A wait_ms below the timeout
+ * bounds the whole call.
  */
 int client_call_wait(struct ef_client *c, const struct ipc_out *req,
     uint64_t wait_ms, struct client_reply *rep);
@@ -118,6 +119,10 @@ int client_read_stream(struct ef_client *c, const char *stream_id,
     struct ipc_read_rep *rr);
 int client_status(struct ef_client *c, struct client_reply *rep,
     struct ipc_status_rep *st);
+/* client_status that gives up after wait_ms (below the client's timeout:
+ * a status that only decorates another answer) */
+int client_status_within(struct ef_client *c, uint64_t wait_ms,
+    struct client_reply *rep, struct ipc_status_rep *st);
 
 /*
  * Subscription: catch-up then live, in order, without gaps or repeats.

@@ -19,6 +19,9 @@
 
 #include <nng/protocol/reqrep0/rep.h>
 
+/* longest RUNNER_STATUS waits for the store's head (then: no lag) */
+#define RUNNER_STATUS_HEAD_MS 500
+
 struct worker {
 	nng_ctx ctx;
 	nng_aio *aio;
@@ -200,8 +203,12 @@ handle_runner_status(struct worker *w, const struct ipc_in *in)
 
 	(void)in;
 	memset(&cr, 0, sizeof(cr));
+	/* the head only decorates the answer: a store that is slow to
+	 * answer (restarting, or a connection being re-made) must not make
+	 * RUNNER_STATUS outlive its callers' deadlines */
 	has_head = store_connected(0) &&
-	    client_status(&rd.store, &cr, &sr) == EF_S_OK;
+	    client_status_within(&rd.store, RUNNER_STATUS_HEAD_MS, &cr,
+	    &sr) == EF_S_OK;
 	if (has_head)
 		head = sr.head;
 	client_reply_free(&cr);
