@@ -516,6 +516,21 @@ Test(ctl, runner_verbs_name_the_daemon_that_is_down)
 	    strstr(err, "store.sock"), "exec: %s", err);
 	free(out);
 	free(err);
+	/* what needs the store now is refused too, not started silently */
+	rc = ctl_in(dir, s.run_dir, ARGS("rebuild", "todo_list"), &out, &err);
+	cr_expect_eq(rc, 2, "rebuild: %d %s", rc, err);
+	cr_expect(err && strstr(err, "eventfold-stored is unreachable at") &&
+	    strstr(err, "store.sock"), "rebuild: %s", err);
+	cr_expect(out && !strstr(out, "started"), "rebuild: %s", out);
+	free(out);
+	free(err);
+	rc = ctl_in(dir, s.run_dir, ARGS("replay", "todo_list", "--until",
+	    "1"), &out, &err);
+	cr_expect_eq(rc, 2, "replay: %d %s", rc, err);
+	cr_expect(err && strstr(err, "eventfold-stored is unreachable at") &&
+	    strstr(err, "store.sock"), "replay: %s", err);
+	free(out);
+	free(err);
 	rc = ctl_in(dir, s.run_dir, ARGS("projections"), &out, &err);
 	cr_expect_eq(rc, 0, "projections: %d %s", rc, err);
 	cr_expect(out && strstr(out, "waiting-for-store") &&
