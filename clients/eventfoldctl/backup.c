@@ -92,6 +92,8 @@ cmd_backup(struct ctl *c, int argc, char **argv)
 	if (absolute_dir(target, dir, sizeof(dir)) != 0)
 		return ctl_err(CTL_USAGE, "%s: its parent directory must "
 		    "exist", target);
+	if ((rc = ctl_reach(c, CTL_STORED)) != 0)
+		return rc;
 	if (client_open(&cl, c->store_url, (int)c->conf.timeout_ms) != 0)
 		return ctl_err(CTL_USAGE, "bad store URL %s", c->store_url);
 	ipc_out_init(&o);

@@ -456,6 +456,9 @@ cmd_export(struct ctl *c, int argc, char **argv)
 
 	if ((rc = export_parse(argc, argv, &o)) != CTL_OK)
 		return rc;
+	/* before the output file is created: nothing to clean up */
+	if ((rc = ctl_reach(c, CTL_STORED)) != 0)
+		return rc;
 	if ((rc = sink_open(&s, &o, tmp, sizeof(tmp))) != CTL_OK)
 		return rc;
 	memset(&r, 0, sizeof(r));

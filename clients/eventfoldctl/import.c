@@ -1035,6 +1035,8 @@ cmd_import(struct ctl *c, int argc, char **argv)
 		goto out;
 	}
 	got = S_ISDIR(sb.st_mode) ? 0 : pread(fd, head, sizeof(head), 0);
+	if ((rc = ctl_reach(c, CTL_STORED)) != 0)
+		goto out;
 	if (client_open(&im.cl, c->store_url, (int)c->conf.timeout_ms) != 0) {
 		rc = ctl_err(CTL_USAGE, "bad store URL %s", c->store_url);
 		goto out;

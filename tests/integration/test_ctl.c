@@ -130,6 +130,8 @@ static const char *const *dialing[] = {
 	ARGS("deadletters"), ARGS("rebuild", "todo_list"),
 	ARGS("reset", "todo_list"), ARGS("replay", "todo_list", "--until",
 	    "1"),
+	ARGS("backup", "/tmp/eventfoldctl-test-no-backup"),
+	ARGS("export", "--quiet"), ARGS("import", "/dev/null"),
 };
 
 static int
