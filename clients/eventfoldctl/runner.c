@@ -679,8 +679,9 @@ cmd_replay(struct ctl *c, int argc, char **argv)
 	if (name == NULL || until == NULL ||
 	    ctl_parse_u64(until, &r.until) != 0)
 		return ctl_usage("replay");
+	/* 0 on the wire means "the default": refuse it here, as query does */
 	if (limit != NULL && (ctl_parse_u64(limit, &r.limit) != 0 ||
-	    r.limit > IPC_QUERY_LIMIT))
+	    r.limit == 0 || r.limit > IPC_QUERY_LIMIT))
 		return ctl_err(CTL_USAGE, "--limit: 1..%u", IPC_QUERY_LIMIT);
 	r.projection = ipc_cstr(name);
 	ipc_out_init(&o);

@@ -304,10 +304,19 @@ Test(ctl, global_option_after_the_command)
 Test(ctl, count_zero_refused_before_dialling)
 {
 	const char *dir = h_tmpdir();
-	const char *const *cases[] = {
-		ARGS("read", "all", "--count", "0"),
-		ARGS("streams", "--count", "0"),
-		ARGS("tail", "--count", "0"),
+	const struct {
+		const char *const *args;
+		const char *says;
+	} cases[] = {
+		{ ARGS("read", "all", "--count", "0"), "--count: a number "
+		    "above 0" },
+		{ ARGS("streams", "--count", "0"), "--count: a number above 0" },
+		{ ARGS("tail", "--count", "0"), "--count: a number above 0" },
+		{ ARGS("replay", "todo_list", "--until", "1", "--limit", "0"),
+		    "--limit: 1.." },
+		{ ARGS("query", "todo_list", "--limit", "0"), "--limit: 1.." },
+		{ ARGS("backup", "/tmp/eventfoldctl-test-no-backup", "--wait",
+		    "0"), "--wait: a number of seconds, at least 1" },
 	};
 	char run[H_PATH], *err;
 	size_t i;
@@ -317,10 +326,11 @@ Test(ctl, count_zero_refused_before_dialling)
 	 * nothing was dialled */
 	snprintf(run, sizeof(run), "%s/none", dir);
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		rc = ctl_in(dir, run, cases[i], NULL, &err);
-		cr_expect_eq(rc, 1, "%s: exit %d: %s", cases[i][0], rc, err);
-		cr_expect(err && strstr(err, "--count: a number above 0"),
-		    "%s: %s", cases[i][0], err);
+		rc = ctl_in(dir, run, cases[i].args, NULL, &err);
+		cr_expect_eq(rc, 1, "%s: exit %d: %s", cases[i].args[0], rc,
+		    err);
+		cr_expect(err && strstr(err, cases[i].says), "%s: %s",
+		    cases[i].args[0], err);
 		free(err);
 	}
 }
