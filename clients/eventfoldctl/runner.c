@@ -135,8 +135,8 @@ cmd_exec(struct ctl *c, int argc, char **argv)
 	r.instance_id = ipc_cstr(pos[1]);
 	r.type = ipc_cstr(pos[2]);
 	if (np == 4 && !strcmp(pos[3], "-")) {
-		if ((in = ctl_read_stdin(&plen, IPC_PAYLOAD_MAX * 2, &why)) ==
-		    NULL)
+		if ((in = ctl_read_stdin(&plen, IPC_PAYLOAD_MAX,
+		    "a command's payload", &why)) == NULL)
 			return ctl_err(CTL_USAGE, "cannot read the payload "
 			    "from stdin: %s", why);
 		r.payload = in;

@@ -350,8 +350,37 @@ Test(ctl, oversized_stdin_says_why)
 	free(big);
 	cr_expect_eq(rc, 1, "exit %d: %s", rc, err);
 	cr_expect(err && strstr(err, "cannot read the payload from stdin: "
-	    "more than 64 MiB"), "stderr: %s", err);
+	    "more than 64 MiB (the most one request holds)"), "stderr: %s",
+	    err);
 	free(err);
+}
+
+Test(ctl, oversized_exec_stdin_says_why)
+{
+	const char *dir = h_tmpdir();
+	char run[H_PATH], *big, *err;
+	size_t len = (64u << 20) + 1;
+	int rc;
+
+	/* over 64 MiB, and just over a command's 64 KiB: the same reason,
+	 * said before anything is dialled (no daemon: exit 1, not 2) */
+	snprintf(run, sizeof(run), "%s/none", dir);
+	big = malloc(len);
+	cr_assert_not_null(big);
+	memset(big, 'x', len);
+	rc = h_ctl(dir, ARGS("--runtime-dir", run, "exec", "todo", "l1",
+	    "Add", "-"), big, len, 60000, NULL, &err);
+	cr_expect_eq(rc, 1, "exit %d: %s", rc, err);
+	cr_expect(err && strstr(err, "cannot read the payload from stdin: "
+	    "more than 64 KiB (the most a command's payload holds)"),
+	    "stderr: %s", err);
+	free(err);
+	rc = h_ctl(dir, ARGS("--runtime-dir", run, "exec", "todo", "l1",
+	    "Add", "-"), big, 65537, 60000, NULL, &err);
+	cr_expect_eq(rc, 1, "exit %d: %s", rc, err);
+	cr_expect(err && strstr(err, "more than 64 KiB"), "stderr: %s", err);
+	free(err);
+	free(big);
 }
 
 Test(ctl, not_json_said_on_stderr_and_empty_results)
