@@ -761,3 +761,39 @@ Test(ctl, deadletters_columns_fit_their_values)
 	free(err);
 	kill_runnerd();
 }
+
+/* -n is the client's config check: a good file says so, a bad one is
+ * named with its line; -nv prints what the options and file add up to.
+ * No daemon is needed (--runtime-dir names nothing). */
+Test(ctl, n_checks_the_client_config)
+{
+	const char *dir = h_tmpdir();
+	char good[H_PATH + 16], bad[H_PATH + 16], want[H_PATH + 64];
+	char *out, *err;
+	int rc;
+
+	snprintf(good, sizeof(good), "%s/good.conf", dir);
+	snprintf(bad, sizeof(bad), "%s/bad.conf", dir);
+	cr_assert_eq(h_write_file(good, "[ctl]\ntimeout_ms = 700\n", 22), 0);
+	cr_assert_eq(h_write_file(bad, "[ctl]\ntimeout_ms = 700\nbogus = 1\n",
+	    32), 0);
+	rc = h_ctl(dir, ARGS("-n", "-f", good), NULL, 0, QUICK, &out, &err);
+	cr_expect(rc == 0 && out && !strcmp(out, "configuration OK\n"),
+	    "-n good: %d [%s] [%s]", rc, out, err);
+	free(out);
+	free(err);
+	rc = h_ctl(dir, ARGS("-n", "-f", bad), NULL, 0, QUICK, &out, &err);
+	snprintf(want, sizeof(want), "%s:3: unknown key \"bogus\" in [ctl]",
+	    bad);
+	cr_expect(rc == 1 && out && *out == '\0' && err && strstr(err, want),
+	    "-n bad: %d [%s] [%s]", rc, out, err);
+	free(out);
+	free(err);
+	rc = h_ctl(dir, ARGS("-nv", "-f", good, "--runtime-dir", "/nowhere"),
+	    NULL, 0, QUICK, &out, &err);
+	cr_expect(rc == 0 && out && strstr(out, "timeout_ms = 700\n") &&
+	    strstr(out, "runtime_dir = /nowhere\n"), "-nv: %d [%s] [%s]", rc,
+	    out, err);
+	free(out);
+	free(err);
+}
