@@ -87,8 +87,7 @@ cmd_backup(struct ctl *c, int argc, char **argv)
 			target = NULL, i = argc + 1;
 	}
 	if (target == NULL || i > argc)
-		return ctl_err(CTL_USAGE, "usage: backup DIR [--wait SECONDS] "
-		    "[--json]");
+		return ctl_usage("backup");
 	if (absolute_dir(target, dir, sizeof(dir)) != 0)
 		return ctl_err(CTL_USAGE, "%s: its parent directory must "
 		    "exist", target);

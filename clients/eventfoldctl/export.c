@@ -404,9 +404,7 @@ export_parse(int argc, char **argv, struct export_opts *o)
 			o->out = v;
 			i++;
 		} else
-			return ctl_err(CTL_USAGE, "usage: export [--from P] "
-			    "[--to P] [--stream ID] [--zstd] [-o FILE] "
-			    "[--quiet]");
+			return ctl_usage("export");
 	}
 	return CTL_OK;
 }

@@ -981,10 +981,10 @@ out:
 }
 
 const struct ctl_cmd ctl_runner_cmds[] = {
-	{ "exec", cmd_exec, "exec AGGREGATE_TYPE INSTANCE_ID COMMAND "
+	{ "exec", cmd_exec, "exec TYPE ID COMMAND "
 	    "[PAYLOAD|-] [--command-id ID] [--actor A] [--correlation-id C] "
 	    "[--causation-id C] [--source-device D]" },
-	{ "state", cmd_state, "state AGGREGATE_TYPE INSTANCE_ID" },
+	{ "state", cmd_state, "state TYPE ID" },
 	{ "query", cmd_query, "query PROJECTION [KEY | --prefix P | [--range] "
 	    "[--from K] [--to K]] [--after K] [--limit N] [--all] "
 	    "[--min-position P [--wait MS]]" },
