@@ -637,6 +637,14 @@ Test(ctl, runner_verbs_name_the_daemon_that_is_down)
 	    strstr(err, "store.sock"), "replay: %s", err);
 	free(out);
 	free(err);
+	rc = ctl_in(dir, s.run_dir, ARGS("reset", "todo_list"), &out, &err);
+	cr_expect_eq(rc, 2, "reset: %d %s", rc, err);
+	cr_expect(err && strstr(err, "eventfold-stored is unreachable at") &&
+	    strstr(err, "store.sock"), "reset: %s", err);
+	cr_expect(out && !strstr(out, "reset to position 0"), "reset: %s",
+	    out);
+	free(out);
+	free(err);
 	rc = ctl_in(dir, s.run_dir, ARGS("projections"), &out, &err);
 	cr_expect_eq(rc, 0, "projections: %d %s", rc, err);
 	cr_expect(out && strstr(out, "waiting-for-store") &&
