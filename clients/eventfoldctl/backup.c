@@ -87,11 +87,12 @@ cmd_backup(struct ctl *c, int argc, char **argv)
 			target = NULL, i = argc + 1;
 	}
 	if (target == NULL || i > argc)
-		return ctl_err(CTL_USAGE, "usage: backup DIR [--wait SECONDS] "
-		    "[--json]");
+		return ctl_usage("backup");
 	if (absolute_dir(target, dir, sizeof(dir)) != 0)
 		return ctl_err(CTL_USAGE, "%s: its parent directory must "
 		    "exist", target);
+	if ((rc = ctl_reach(c, CTL_STORED)) != 0)
+		return rc;
 	if (client_open(&cl, c->store_url, (int)c->conf.timeout_ms) != 0)
 		return ctl_err(CTL_USAGE, "bad store URL %s", c->store_url);
 	ipc_out_init(&o);

@@ -74,9 +74,12 @@ int ctl_call_exit(const struct ctl *c, enum ctl_daemon d, int status,
     const struct client_reply *cr);
 /* Maps a reply status to an exit code and prints its message. */
 int ctl_status_exit(int status, const struct ipc_str *msg);
-/* Reads all of stdin (at most max bytes) into a malloc'd buffer; NULL
- * on error or if it is larger, with *why saying which. */
-uint8_t *ctl_read_stdin(size_t *len, size_t max, const char **why);
+/* Reads all of stdin (at most max bytes, a whole number of KiB) into a
+ * malloc'd buffer; NULL on error or if it is larger, with *why saying
+ * which: "more than N MiB|KiB (the most WHAT holds)" for the latter.
+ * *why stays valid until the next call. */
+uint8_t *ctl_read_stdin(size_t *len, size_t max, const char *what,
+    const char **why);
 /* Says on stderr that what (payload, metadata) is not JSON and goes as
  * bytes, when p (len bytes, len > 0) does not parse as JSON; key: the
  * JSON output key that will show it (NULL if it is not stored). */

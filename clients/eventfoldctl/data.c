@@ -13,7 +13,8 @@
 const struct ctl_cmd ctl_data_cmds[] = {
 	{ "backup", cmd_backup, "backup DIR [--wait SECONDS] [--json]   "
 	    "(online consistent copy; prints its position)" },
-	{ "export", cmd_export, "export [--from P] [--to P] [--stream ID] "
+	{ "export", cmd_export, "export [--from POSITION] [--to POSITION] "
+	    "[--stream UUID] "
 	    "[--zstd] [-o FILE] [--quiet]   (JSON lines, consistent "
 	    "snapshot)" },
 	{ "import", cmd_import, "import FILE|DIR [--stream UUID | "

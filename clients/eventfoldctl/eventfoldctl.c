@@ -308,9 +308,6 @@ main(int argc, char **argv)
 	int i, gargc = 1, cmd = -1, rc;
 
 	log_init("eventfoldctl", 0);
-	for (i = 1; i < argc && argv[i][0] == '-'; i++)
-		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help"))
-			return help(NULL);
 	/* Global options come before the command word. */
 	gargv = calloc((size_t)argc + 1, sizeof(char *));
 	if (gargv == NULL)
@@ -322,6 +319,11 @@ main(int argc, char **argv)
 		if (!strcmp(a, "--json") || !strcmp(a, "-j")) {
 			c.json = 1;
 			continue;
+		}
+		/* among the options, whatever they are (-f FILE --help) */
+		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+			free(gargv);
+			return help(NULL);
 		}
 		if (a[0] != '-') {
 			cmd = i;

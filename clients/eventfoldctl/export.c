@@ -404,9 +404,7 @@ export_parse(int argc, char **argv, struct export_opts *o)
 			o->out = v;
 			i++;
 		} else
-			return ctl_err(CTL_USAGE, "usage: export [--from P] "
-			    "[--to P] [--stream ID] [--zstd] [-o FILE] "
-			    "[--quiet]");
+			return ctl_usage("export");
 	}
 	return CTL_OK;
 }
@@ -455,6 +453,9 @@ cmd_export(struct ctl *c, int argc, char **argv)
 	int rc, more = 1, started = 0;
 
 	if ((rc = export_parse(argc, argv, &o)) != CTL_OK)
+		return rc;
+	/* before the output file is created: nothing to clean up */
+	if ((rc = ctl_reach(c, CTL_STORED)) != 0)
 		return rc;
 	if ((rc = sink_open(&s, &o, tmp, sizeof(tmp))) != CTL_OK)
 		return rc;

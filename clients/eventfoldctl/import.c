@@ -46,9 +46,6 @@
 #include "data.h"
 #include "uuid5.h"
 
-#define IMPORT_USAGE "usage: import FILE|DIR [--stream UUID | --stream-name " \
-	"NAME] [--quiet]"
-
 #define BATCH_EVENTS 4096        /* events per IMPORT from an export */
 #define BATCH_BYTES  (4u << 20)  /* and record bytes */
 #define EFDB_HDR     8
@@ -1017,10 +1014,10 @@ cmd_import(struct ctl *c, int argc, char **argv)
 		} else if (argv[i][0] != '-' && file == NULL)
 			file = argv[i];
 		else
-			return ctl_err(CTL_USAGE, "%s", IMPORT_USAGE);
+			return ctl_usage("import");
 	}
 	if (file == NULL)
-		return ctl_err(CTL_USAGE, "%s", IMPORT_USAGE);
+		return ctl_usage("import");
 	im.c = c;
 	im.file = file;
 	if ((fd = open(file, O_RDONLY | O_CLOEXEC)) < 0 ||
@@ -1035,6 +1032,8 @@ cmd_import(struct ctl *c, int argc, char **argv)
 		goto out;
 	}
 	got = S_ISDIR(sb.st_mode) ? 0 : pread(fd, head, sizeof(head), 0);
+	if ((rc = ctl_reach(c, CTL_STORED)) != 0)
+		goto out;
 	if (client_open(&im.cl, c->store_url, (int)c->conf.timeout_ms) != 0) {
 		rc = ctl_err(CTL_USAGE, "bad store URL %s", c->store_url);
 		goto out;

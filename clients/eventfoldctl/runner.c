@@ -135,8 +135,8 @@ cmd_exec(struct ctl *c, int argc, char **argv)
 	r.instance_id = ipc_cstr(pos[1]);
 	r.type = ipc_cstr(pos[2]);
 	if (np == 4 && !strcmp(pos[3], "-")) {
-		if ((in = ctl_read_stdin(&plen, IPC_PAYLOAD_MAX * 2, &why)) ==
-		    NULL)
+		if ((in = ctl_read_stdin(&plen, IPC_PAYLOAD_MAX,
+		    "a command's payload", &why)) == NULL)
 			return ctl_err(CTL_USAGE, "cannot read the payload "
 			    "from stdin: %s", why);
 		r.payload = in;
@@ -679,8 +679,9 @@ cmd_replay(struct ctl *c, int argc, char **argv)
 	if (name == NULL || until == NULL ||
 	    ctl_parse_u64(until, &r.until) != 0)
 		return ctl_usage("replay");
+	/* 0 on the wire means "the default": refuse it here, as query does */
 	if (limit != NULL && (ctl_parse_u64(limit, &r.limit) != 0 ||
-	    r.limit > IPC_QUERY_LIMIT))
+	    r.limit == 0 || r.limit > IPC_QUERY_LIMIT))
 		return ctl_err(CTL_USAGE, "--limit: 1..%u", IPC_QUERY_LIMIT);
 	r.projection = ipc_cstr(name);
 	ipc_out_init(&o);
@@ -980,10 +981,10 @@ out:
 }
 
 const struct ctl_cmd ctl_runner_cmds[] = {
-	{ "exec", cmd_exec, "exec AGGREGATE_TYPE INSTANCE_ID COMMAND "
+	{ "exec", cmd_exec, "exec TYPE ID COMMAND "
 	    "[PAYLOAD|-] [--command-id ID] [--actor A] [--correlation-id C] "
 	    "[--causation-id C] [--source-device D]" },
-	{ "state", cmd_state, "state AGGREGATE_TYPE INSTANCE_ID" },
+	{ "state", cmd_state, "state TYPE ID" },
 	{ "query", cmd_query, "query PROJECTION [KEY | --prefix P | [--range] "
 	    "[--from K] [--to K]] [--after K] [--limit N] [--all] "
 	    "[--min-position P [--wait MS]]" },

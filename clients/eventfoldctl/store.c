@@ -22,8 +22,9 @@
 #include "segfile.h"
 
 uint8_t *
-ctl_read_stdin(size_t *len, size_t max, const char **why)
+ctl_read_stdin(size_t *len, size_t max, const char *what, const char **why)
 {
+	static char too_big[160];
 	size_t cap = 4096, n = 0;
 	uint8_t *buf = malloc(cap), *nb;
 	ssize_t r;
@@ -35,9 +36,15 @@ ctl_read_stdin(size_t *len, size_t max, const char **why)
 	while ((r = read(STDIN_FILENO, buf + n, cap - n)) > 0) {
 		n += (size_t)r;
 		if (n > max) {
-			*why = max == (64u << 20) ? "more than 64 MiB (the "
-			    "most one request carries)" : "larger than the "
-			    "most one request carries";
+			if (max % (1u << 20) == 0)
+				snprintf(too_big, sizeof(too_big), "more than "
+				    "%zu MiB (the most %s holds)", max >> 20,
+				    what);
+			else
+				snprintf(too_big, sizeof(too_big), "more than "
+				    "%zu KiB (the most %s holds)", max >> 10,
+				    what);
+			*why = too_big;
 			free(buf);
 			return NULL;
 		}
@@ -139,8 +146,8 @@ cmd_append(struct ctl *c, int argc, char **argv)
 	if (stream == NULL || type == NULL)
 		return ctl_usage("append");
 	if (payload != NULL && !strcmp(payload, "-")) {
-		if ((stdin_buf = ctl_read_stdin(&plen, 64u << 20, &why)) ==
-		    NULL)
+		if ((stdin_buf = ctl_read_stdin(&plen, 64u << 20,
+		    "one request", &why)) == NULL)
 			return ctl_err(CTL_USAGE, "cannot read the payload "
 			    "from stdin: %s", why);
 		ev.payload = stdin_buf;

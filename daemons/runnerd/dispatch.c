@@ -425,7 +425,15 @@ dispatch_one(struct worker *w, nng_msg *m)
 		reply_error(w, EF_S_UNAVAILABLE, "runnerd is shutting down");
 		goto out;
 	}
-	if ((in.op == EF_OP_EXECUTE || in.op == EF_OP_GET_STATE) &&
+	/*
+	 * What needs the store now is refused, naming it, when it is down:
+	 * a rebuild or replay accepted then would only stall or fail later,
+	 * out of the operator's sight, and a reset would empty a read model
+	 * that nothing can refold until the store is back.
+	 */
+	if ((in.op == EF_OP_EXECUTE || in.op == EF_OP_GET_STATE ||
+	    in.op == EF_OP_REBUILD || in.op == EF_OP_REPLAY ||
+	    in.op == EF_OP_RESET) &&
 	    !store_connected(STORE_WAIT_MS)) {
 		reply_error(w, EF_S_UNAVAILABLE, "eventfold-stored is "
 		    "unreachable at %s (runnerd keeps trying to connect)",

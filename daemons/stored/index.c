@@ -81,8 +81,13 @@ index_free(struct index *ix)
 {
 	uint64_t i;
 
+	/*
+	 * Only the chunks that can be held: the table is 32 MiB of calloc'd
+	 * address space, and reading all of it faulted in 8192 pages, which
+	 * made an idle stored's exit on SIGTERM take hundreds of ms.
+	 */
 	if (ix->chunks != NULL)
-		for (i = 0; i < MAX_CHUNKS; i++)
+		for (i = ix->floor >> CHUNK_BITS; i < ix->chunks_hi; i++)
 			free(ix->chunks[i]);
 	free(ix->chunks);
 	for (i = 0; i < ix->nstreams; i++) {
@@ -383,6 +388,8 @@ index_add(struct index *ix, const struct ef_event *ev, uint64_t off)
 		if (ix->chunks[c] == NULL)
 			fatal("malloc");
 		ix->bytes += CHUNK_SIZE * sizeof(uint64_t);
+		if (c >= ix->chunks_hi)
+			ix->chunks_hi = c + 1;
 	}
 	ix->chunks[c][pos & (CHUNK_SIZE - 1)] = off;
 	ix->added = pos + 1;
@@ -550,7 +557,7 @@ index_measure(struct index *ix)
 {
 	uint64_t b = 0, i;
 
-	for (i = 0; i < MAX_CHUNKS; i++)
+	for (i = ix->floor >> CHUNK_BITS; i < ix->chunks_hi; i++)
 		if (ix->chunks[i] != NULL)
 			b += CHUNK_SIZE * sizeof(uint64_t);
 	b += ix->stab_cap * sizeof(*ix->stab) + ix->order_cap *

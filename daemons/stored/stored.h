@@ -356,6 +356,9 @@ struct index {
 	uint64_t new_streams;    /* streams here with base 0 */
 	uint64_t bloom_bytes;
 	uint64_t **chunks;       /* position -> journal location */
+	uint64_t chunks_hi;      /* chunks[] at or above are unused: those
+	                          * below floor >> 16 are freed, so only
+	                          * [floor >> 16, chunks_hi) is ever held */
 	uint64_t head;           /* next position; atomic, release/acquire */
 	uint64_t added;          /* next position index_add() will see */
 	/* streams by id (open addressing), and in creation order */

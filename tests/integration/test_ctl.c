@@ -130,6 +130,8 @@ static const char *const *dialing[] = {
 	ARGS("deadletters"), ARGS("rebuild", "todo_list"),
 	ARGS("reset", "todo_list"), ARGS("replay", "todo_list", "--until",
 	    "1"),
+	ARGS("backup", "/tmp/eventfoldctl-test-no-backup"),
+	ARGS("export", "--quiet"), ARGS("import", "/dev/null"),
 };
 
 static int
@@ -229,52 +231,117 @@ help_verbs(const char *help, char verbs[][32], size_t max)
 	return n;
 }
 
+/* A listening unix socket at path, non-blocking: a client that dials it
+ * is left in its backlog, where accept() finds it. */
+static int
+listen_at(const char *path)
+{
+	struct sockaddr_un sa;
+	int fd;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	cr_assert_lt(strlen(path), sizeof(sa.sun_path));
+	memcpy(sa.sun_path, path, strlen(path));
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0, "%s",
+	    path);
+	cr_assert_eq(listen(fd, 128), 0);
+	return fd;
+}
+
+/*
+ * Help needs no daemon: run with no daemon anywhere (--runtime-dir is a
+ * directory where only our own listening sockets sit, and -f /dev/null
+ * keeps the system config out), every `VERB --help`, `VERB x -h` and
+ * `help VERB` exits 0 with its usage on stdout, nothing on stderr, and
+ * nobody connected to store.sock, store-events.sock or runner.sock.
+ */
 Test(ctl, every_command_answers_help)
 {
 	const char *dir = h_tmpdir();
-	char verbs[64][32], want[128], *out, *err, *help;
+	static const char *const socks[] = { "store.sock",
+	    "store-events.sock", "runner.sock" };
+	char verbs[64][32], want[128], run[H_PATH], path[H_PATH + 32];
+	char *out, *err, *help;
+	int fds[3], rc, k;
 	size_t n, i;
-	int rc;
 
-	rc = h_ctl(dir, ARGS("--help"), NULL, 0, QUICK, &help, NULL);
+	snprintf(run, sizeof(run), "%s/run", dir);
+	cr_assert_eq(mkdir(run, 0755), 0);
+	for (k = 0; k < 3; k++) {
+		snprintf(path, sizeof(path), "%s/%s", run, socks[k]);
+		fds[k] = listen_at(path);
+	}
+#define HELP_ARGS(...) ARGS("-f", "/dev/null", "--runtime-dir", run, \
+	__VA_ARGS__)
+	rc = h_ctl(dir, HELP_ARGS("--help"), NULL, 0, QUICK, &help, NULL);
 	cr_assert_eq(rc, 0);
 	/* a client's help has no daemon flags */
 	cr_expect_null(strstr(help, "  -d "), "--help lists -d: %s", help);
 	cr_expect_null(strstr(help, "foreground"), "--help: %s", help);
 	cr_expect(strstr(help, "--runtime-dir"), "--help: %s", help);
 	n = help_verbs(help, verbs, 64);
-	cr_assert_geq(n, 18, "only %zu commands in --help", n);
+	cr_assert_geq(n, 21, "only %zu commands in --help", n);
 	for (i = 0; i < n; i++) {
 		snprintf(want, sizeof(want), "usage: eventfoldctl [options] "
 		    "%s", verbs[i]);
-		rc = h_ctl(dir, ARGS(verbs[i], "--help"), NULL, 0, QUICK,
+		rc = h_ctl(dir, HELP_ARGS(verbs[i], "--help"), NULL, 0, QUICK,
 		    &out, &err);
 		cr_expect_eq(rc, 0, "%s --help: exit %d, %s", verbs[i], rc,
 		    err);
-		cr_expect(out && strstr(out, want), "%s --help: %s",
-		    verbs[i], out);
+		cr_expect(out && !strncmp(out, want, strlen(want)),
+		    "%s --help: %s", verbs[i], out);
+		cr_expect(err && *err == '\0', "%s --help: stderr %s",
+		    verbs[i], err);
 		free(out);
 		free(err);
 		/* after other arguments too, and as `help VERB` */
-		rc = h_ctl(dir, ARGS(verbs[i], "x", "-h"), NULL, 0, QUICK,
-		    &out, NULL);
-		cr_expect(rc == 0 && out && strstr(out, want), "%s x -h: %d "
-		    "%s", verbs[i], rc, out);
+		rc = h_ctl(dir, HELP_ARGS(verbs[i], "x", "-h"), NULL, 0, QUICK,
+		    &out, &err);
+		cr_expect(rc == 0 && out && strstr(out, want) && err &&
+		    *err == '\0', "%s x -h: %d %s %s", verbs[i], rc, out, err);
 		free(out);
-		rc = h_ctl(dir, ARGS("help", verbs[i]), NULL, 0, QUICK, &out,
-		    NULL);
-		cr_expect(rc == 0 && out && strstr(out, want), "help %s: %d "
-		    "%s", verbs[i], rc, out);
+		free(err);
+		rc = h_ctl(dir, HELP_ARGS("help", verbs[i]), NULL, 0, QUICK,
+		    &out, &err);
+		cr_expect(rc == 0 && out && strstr(out, want) && err &&
+		    *err == '\0', "help %s: %d %s %s", verbs[i], rc, out, err);
 		free(out);
+		free(err);
 	}
-	rc = h_ctl(dir, ARGS("help"), NULL, 0, QUICK, &out, NULL);
+	rc = h_ctl(dir, HELP_ARGS("help"), NULL, 0, QUICK, &out, NULL);
 	cr_expect(rc == 0 && out && !strcmp(out, help), "help: %d", rc);
 	free(out);
-	rc = h_ctl(dir, ARGS("help", "nosuch"), NULL, 0, QUICK, NULL, &err);
+	rc = h_ctl(dir, HELP_ARGS("help", "nosuch"), NULL, 0, QUICK, NULL,
+	    &err);
 	cr_expect(rc == 1 && err && strstr(err, "unknown command"),
 	    "help nosuch: %d %s", rc, err);
 	free(err);
 	free(help);
+#undef HELP_ARGS
+	for (k = 0; k < 3; k++) {
+		int c = accept(fds[k], NULL, NULL);
+
+		cr_expect(c < 0 && (errno == EAGAIN || errno == EWOULDBLOCK),
+		    "something dialled %s while asking for help", socks[k]);
+		if (c >= 0)
+			close(c);
+		close(fds[k]);
+	}
+	/* the check can fail: a command that dials is seen */
+	unlink(path); /* runner.sock, listened on again */
+	fds[0] = listen_at(path);
+	rc = h_ctl(dir, ARGS("--timeout-ms", "300", "--runtime-dir", run,
+	    "plugins"), NULL, 0, QUICK, NULL, NULL);
+	cr_expect_neq(rc, 0);
+	k = accept(fds[0], NULL, NULL);
+	cr_expect_geq(k, 0, "plugins did not dial runner.sock: the check "
+	    "above proves nothing");
+	if (k >= 0)
+		close(k);
+	close(fds[0]);
 }
 
 Test(ctl, global_option_after_the_command)
@@ -302,10 +369,19 @@ Test(ctl, global_option_after_the_command)
 Test(ctl, count_zero_refused_before_dialling)
 {
 	const char *dir = h_tmpdir();
-	const char *const *cases[] = {
-		ARGS("read", "all", "--count", "0"),
-		ARGS("streams", "--count", "0"),
-		ARGS("tail", "--count", "0"),
+	const struct {
+		const char *const *args;
+		const char *says;
+	} cases[] = {
+		{ ARGS("read", "all", "--count", "0"), "--count: a number "
+		    "above 0" },
+		{ ARGS("streams", "--count", "0"), "--count: a number above 0" },
+		{ ARGS("tail", "--count", "0"), "--count: a number above 0" },
+		{ ARGS("replay", "todo_list", "--until", "1", "--limit", "0"),
+		    "--limit: 1.." },
+		{ ARGS("query", "todo_list", "--limit", "0"), "--limit: 1.." },
+		{ ARGS("backup", "/tmp/eventfoldctl-test-no-backup", "--wait",
+		    "0"), "--wait: a number of seconds, at least 1" },
 	};
 	char run[H_PATH], *err;
 	size_t i;
@@ -315,10 +391,11 @@ Test(ctl, count_zero_refused_before_dialling)
 	 * nothing was dialled */
 	snprintf(run, sizeof(run), "%s/none", dir);
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		rc = ctl_in(dir, run, cases[i], NULL, &err);
-		cr_expect_eq(rc, 1, "%s: exit %d: %s", cases[i][0], rc, err);
-		cr_expect(err && strstr(err, "--count: a number above 0"),
-		    "%s: %s", cases[i][0], err);
+		rc = ctl_in(dir, run, cases[i].args, NULL, &err);
+		cr_expect_eq(rc, 1, "%s: exit %d: %s", cases[i].args[0], rc,
+		    err);
+		cr_expect(err && strstr(err, cases[i].says), "%s: %s",
+		    cases[i].args[0], err);
 		free(err);
 	}
 }
@@ -338,8 +415,37 @@ Test(ctl, oversized_stdin_says_why)
 	free(big);
 	cr_expect_eq(rc, 1, "exit %d: %s", rc, err);
 	cr_expect(err && strstr(err, "cannot read the payload from stdin: "
-	    "more than 64 MiB"), "stderr: %s", err);
+	    "more than 64 MiB (the most one request holds)"), "stderr: %s",
+	    err);
 	free(err);
+}
+
+Test(ctl, oversized_exec_stdin_says_why)
+{
+	const char *dir = h_tmpdir();
+	char run[H_PATH], *big, *err;
+	size_t len = (64u << 20) + 1;
+	int rc;
+
+	/* over 64 MiB, and just over a command's 64 KiB: the same reason,
+	 * said before anything is dialled (no daemon: exit 1, not 2) */
+	snprintf(run, sizeof(run), "%s/none", dir);
+	big = malloc(len);
+	cr_assert_not_null(big);
+	memset(big, 'x', len);
+	rc = h_ctl(dir, ARGS("--runtime-dir", run, "exec", "todo", "l1",
+	    "Add", "-"), big, len, 60000, NULL, &err);
+	cr_expect_eq(rc, 1, "exit %d: %s", rc, err);
+	cr_expect(err && strstr(err, "cannot read the payload from stdin: "
+	    "more than 64 KiB (the most a command's payload holds)"),
+	    "stderr: %s", err);
+	free(err);
+	rc = h_ctl(dir, ARGS("--runtime-dir", run, "exec", "todo", "l1",
+	    "Add", "-"), big, 65537, 60000, NULL, &err);
+	cr_expect_eq(rc, 1, "exit %d: %s", rc, err);
+	cr_expect(err && strstr(err, "more than 64 KiB"), "stderr: %s", err);
+	free(err);
+	free(big);
 }
 
 Test(ctl, not_json_said_on_stderr_and_empty_results)
@@ -516,6 +622,29 @@ Test(ctl, runner_verbs_name_the_daemon_that_is_down)
 	    strstr(err, "store.sock"), "exec: %s", err);
 	free(out);
 	free(err);
+	/* what needs the store now is refused too, not started silently */
+	rc = ctl_in(dir, s.run_dir, ARGS("rebuild", "todo_list"), &out, &err);
+	cr_expect_eq(rc, 2, "rebuild: %d %s", rc, err);
+	cr_expect(err && strstr(err, "eventfold-stored is unreachable at") &&
+	    strstr(err, "store.sock"), "rebuild: %s", err);
+	cr_expect(out && !strstr(out, "started"), "rebuild: %s", out);
+	free(out);
+	free(err);
+	rc = ctl_in(dir, s.run_dir, ARGS("replay", "todo_list", "--until",
+	    "1"), &out, &err);
+	cr_expect_eq(rc, 2, "replay: %d %s", rc, err);
+	cr_expect(err && strstr(err, "eventfold-stored is unreachable at") &&
+	    strstr(err, "store.sock"), "replay: %s", err);
+	free(out);
+	free(err);
+	rc = ctl_in(dir, s.run_dir, ARGS("reset", "todo_list"), &out, &err);
+	cr_expect_eq(rc, 2, "reset: %d %s", rc, err);
+	cr_expect(err && strstr(err, "eventfold-stored is unreachable at") &&
+	    strstr(err, "store.sock"), "reset: %s", err);
+	cr_expect(out && !strstr(out, "reset to position 0"), "reset: %s",
+	    out);
+	free(out);
+	free(err);
 	rc = ctl_in(dir, s.run_dir, ARGS("projections"), &out, &err);
 	cr_expect_eq(rc, 0, "projections: %d %s", rc, err);
 	cr_expect(out && strstr(out, "waiting-for-store") &&
@@ -639,4 +768,40 @@ Test(ctl, deadletters_columns_fit_their_values)
 	free(out);
 	free(err);
 	kill_runnerd();
+}
+
+/* -n is the client's config check: a good file says so, a bad one is
+ * named with its line; -nv prints what the options and file add up to.
+ * No daemon is needed (--runtime-dir names nothing). */
+Test(ctl, n_checks_the_client_config)
+{
+	const char *dir = h_tmpdir();
+	char good[H_PATH + 16], bad[H_PATH + 16], want[H_PATH + 64];
+	char *out, *err;
+	int rc;
+
+	snprintf(good, sizeof(good), "%s/good.conf", dir);
+	snprintf(bad, sizeof(bad), "%s/bad.conf", dir);
+	cr_assert_eq(h_write_file(good, "[ctl]\ntimeout_ms = 700\n", 22), 0);
+	cr_assert_eq(h_write_file(bad, "[ctl]\ntimeout_ms = 700\nbogus = 1\n",
+	    32), 0);
+	rc = h_ctl(dir, ARGS("-n", "-f", good), NULL, 0, QUICK, &out, &err);
+	cr_expect(rc == 0 && out && !strcmp(out, "configuration OK\n"),
+	    "-n good: %d [%s] [%s]", rc, out, err);
+	free(out);
+	free(err);
+	rc = h_ctl(dir, ARGS("-n", "-f", bad), NULL, 0, QUICK, &out, &err);
+	snprintf(want, sizeof(want), "%s:3: unknown key \"bogus\" in [ctl]",
+	    bad);
+	cr_expect(rc == 1 && out && *out == '\0' && err && strstr(err, want),
+	    "-n bad: %d [%s] [%s]", rc, out, err);
+	free(out);
+	free(err);
+	rc = h_ctl(dir, ARGS("-nv", "-f", good, "--runtime-dir", "/nowhere"),
+	    NULL, 0, QUICK, &out, &err);
+	cr_expect(rc == 0 && out && strstr(out, "timeout_ms = 700\n") &&
+	    strstr(out, "runtime_dir = /nowhere\n"), "-nv: %d [%s] [%s]", rc,
+	    out, err);
+	free(out);
+	free(err);
 }
