@@ -243,7 +243,7 @@ random_commands(struct model *m, unsigned *seed, int n)
 			st = rh_exec(&h, "todo", id, "Add", payload, NULL,
 			    NULL, NULL, 0);
 			cr_assert_eq(st, m->exists[k] ? EF_S_REJECTED :
-			    EF_S_OK);
+			    EF_S_OK, "%s Add: %s", id, ipc_status_name(st));
 			if (!m->exists[k]) {
 				m->exists[k] = 1;
 				snprintf(m->title[k], sizeof(m->title[k]),
@@ -254,10 +254,13 @@ random_commands(struct model *m, unsigned *seed, int n)
 			st = rh_exec(&h, "todo", id, "Toggle", NULL, NULL,
 			    NULL, NULL, 0);
 			if (!m->exists[k] || m->deleted[k]) {
-				cr_assert_eq(st, EF_S_REJECTED);
+				cr_assert_eq(st, EF_S_REJECTED, "%s %s: %s",
+				    id, op == 1 ? "Toggle" : "Delete",
+				    ipc_status_name(st));
 				continue;
 			}
-			cr_assert_eq(st, EF_S_OK);
+			cr_assert_eq(st, EF_S_OK, "%s %s: %s", id, op == 1 ?
+			    "Toggle" : "Delete", ipc_status_name(st));
 			m->completed[k] = !m->completed[k];
 			if (m->completed[k])
 				m->ncompleted++;
@@ -265,10 +268,13 @@ random_commands(struct model *m, unsigned *seed, int n)
 			st = rh_exec(&h, "todo", id, "Delete", NULL, NULL,
 			    NULL, NULL, 0);
 			if (!m->exists[k] || m->deleted[k]) {
-				cr_assert_eq(st, EF_S_REJECTED);
+				cr_assert_eq(st, EF_S_REJECTED, "%s %s: %s",
+				    id, op == 1 ? "Toggle" : "Delete",
+				    ipc_status_name(st));
 				continue;
 			}
-			cr_assert_eq(st, EF_S_OK);
+			cr_assert_eq(st, EF_S_OK, "%s %s: %s", id, op == 1 ?
+			    "Toggle" : "Delete", ipc_status_name(st));
 			m->deleted[k] = 1;
 			m->ndeleted++;
 		}
