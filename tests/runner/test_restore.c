@@ -115,3 +115,158 @@ Test(restore, projection_rebuilds_after_an_older_log)
 	cr_assert_eq(f.position, 55);
 	rh_stop(&h);
 }
+
+/* The count in a counter state (8 bytes little-endian, cut at the first
+ * zero byte by rh_state: only counts without a zero byte below their
+ * top one are read right, as those used here are). */
+static uint64_t
+count_of(const char *state)
+{
+	uint64_t v = 0;
+	size_t i, n = strlen(state);
+
+	for (i = n; i > 0; i--)
+		v = v << 8 | (uint8_t)state[i - 1];
+	return v;
+}
+
+static void
+increments(struct rh *h, const char *inst, int n)
+{
+	struct ipc_exec_rep rep;
+	char msg[256];
+
+	for (int i = 0; i < n; i++)
+		cr_assert_eq(rh_exec(h, "counter", inst, "Increment", NULL,
+		    NULL, &rep, msg, sizeof(msg)), EF_S_OK, "%s: %s", inst,
+		    msg);
+}
+
+static void
+expect_state(struct rh *h, const char *inst, bool exists, uint64_t version,
+    uint64_t count)
+{
+	char *state = NULL;
+	uint64_t v = 0;
+	bool e = false;
+
+	cr_assert_eq(rh_state(h, "counter", inst, &state, &v, &e), EF_S_OK,
+	    "%s", inst);
+	cr_assert_eq(e, exists, "%s: exists %d", inst, e);
+	if (exists) {
+		cr_assert_eq(v, version, "%s: version %lu, not %lu", inst,
+		    (unsigned long)v, (unsigned long)version);
+		cr_assert_eq(count_of(state), count, "%s: count %lu, not %lu",
+		    inst, (unsigned long)count_of(state),
+		    (unsigned long)count);
+	}
+	free(state);
+}
+
+/*
+ * The log restored from an older backup and then written past runnerd's
+ * checkpoint by others (what a repair or a second writer leaves): the
+ * checkpoints are now inside the log but at other events, and the
+ * aggregate snapshots are beyond their streams' ends, at other events,
+ * or of streams the log does not hold. Projection, process manager and
+ * every aggregate instance must notice, say so, and fold again; none may
+ * resume from what it kept.
+ */
+Test(restore, repaired_log_rebuilds_folds_and_aggregate_snapshots)
+{
+	static const char *const plugins[] = { "testplug.so", "counter.so",
+		NULL };
+	struct rh h;
+	struct rh_fold f;
+	struct ipc_exec_rep rep;
+	uint8_t sid[UUID_LEN];
+	char bk[RH_PATH + 16], old[RH_PATH + 16], from[RH_PATH + 32];
+	char to[RH_PATH + 32], msg[256], amount[32];
+	uint64_t pos, head;
+	int status;
+
+	rh_init(&h, plugins);
+	rh_start_stored(&h);
+	rh_start_runnerd(&h);
+	memset(sid, 0x43, sizeof(sid));
+	sid[6] = 0x40;
+	sid[8] = 0x80;
+	increments(&h, "c-old", 10);
+	increments(&h, "c-rep", 10);
+	cr_assert_eq(rh_append_batch(&h, sid, 50, plain, NULL), EF_S_OK);
+	cr_assert(rh_wait_fold(&h, "strict", 70, 10000));
+
+	snprintf(bk, sizeof(bk), "%s/bk", h.dir);
+	backup(&h, bk, &pos);
+	cr_assert_eq(pos, 70);
+	/* snapshots (every 16 events) at version 15 of each counter */
+	increments(&h, "c-old", 10);
+	increments(&h, "c-rep", 10);
+	increments(&h, "c-new", 20);
+	expect_state(&h, "c-old", true, 19, 20);
+	expect_state(&h, "c-rep", true, 19, 20);
+	expect_state(&h, "c-new", true, 19, 20);
+	cr_assert_eq(rh_append_batch(&h, sid, 30, plain, NULL), EF_S_OK);
+	cr_assert(rh_wait_fold(&h, "strict", 140, 10000));
+	cr_assert(rh_wait_fold(&h, "tally", 140, 10000));
+
+	/* stop both (runnerd's writer commits the snapshots on the way
+	 * out); the log goes back to the backup, runnerd's state stays */
+	rh_kill_runnerd(&h, SIGTERM);
+	kill(h.stored, SIGTERM);
+	waitpid(h.stored, &status, 0);
+	h.stored = 0;
+	snprintf(from, sizeof(from), "%s/runner", h.data);
+	snprintf(to, sizeof(to), "%s/runner", bk);
+	cr_assert_eq(rename(from, to), 0, "move %s", from);
+	snprintf(old, sizeof(old), "%s/old", h.dir);
+	cr_assert_eq(rename(h.data, old), 0);
+	cr_assert_eq(rename(bk, h.data), 0);
+
+	/* others write while runnerd is away: c-rep gets other events at
+	 * versions 10..19, the log grows past runnerd's checkpoint (140) */
+	rh_start_stored(&h);
+	for (int i = 0; i < 10; i++) {
+		snprintf(amount, sizeof(amount), "{\"amount\":%d}", 100);
+		cr_assert_eq(rh_append_es(&h, "counter", "c-rep", "Added",
+		    amount, EF_EXPECT_EXACT, 9 + (uint64_t)i), EF_S_OK);
+	}
+	cr_assert_eq(rh_append_batch(&h, sid, 80, plain, NULL), EF_S_OK);
+	head = rh_head(&h);
+	cr_assert_eq(head, 160);
+
+	rh_start_runnerd(&h);
+	cr_assert(rh_wait_fold(&h, "strict", head, 10000));
+	cr_assert(rh_wait_fold(&h, "tally", head, 10000));
+	cr_assert_eq(rh_fold(&h, "strict", &f), EF_S_OK);
+	cr_assert(!f.has_error, "strict failed: %s", f.error);
+	cr_assert_eq(f.position, head);
+	cr_assert_eq(rh_fold(&h, "tally", &f), EF_S_OK);
+	cr_assert(!f.has_error, "tally failed: %s", f.error);
+	cr_assert(rh_log_contains(h.runnerd_log, "projection strict: the "
+	    "event at position 139 is"), "strict: no word of the mismatch");
+	cr_assert(rh_log_contains(h.runnerd_log, "process manager tally: the "
+	    "event at position 139 is"), "tally: no word of the mismatch");
+
+	/* the log's counts, not the snapshots' (16 at version 15) */
+	expect_state(&h, "c-old", true, 9, 10);
+	expect_state(&h, "c-rep", true, 19, 1010);
+	expect_state(&h, "c-new", false, 0, 0);
+	cr_assert(rh_log_contains(h.runnerd_log, "snapshot at version 15 is "
+	    "beyond the end of the stream"), "c-old: no word of it");
+	cr_assert(rh_log_contains(h.runnerd_log, "snapshot at version 15 was "
+	    "taken after event"), "c-rep: no word of it");
+	cr_assert(rh_log_contains(h.runnerd_log, "snapshot at version 15 is "
+	    "of a stream the log does not hold"), "c-new: no word of it");
+
+	/* commands are decided on the log's state from now on */
+	cr_assert_eq(rh_exec(&h, "counter", "c-old", "Increment", NULL, NULL,
+	    &rep, msg, sizeof(msg)), EF_S_OK, "%s", msg);
+	cr_assert_eq(rep.version, 10);
+	cr_assert_eq(rh_exec(&h, "counter", "c-new", "Increment", NULL, NULL,
+	    &rep, msg, sizeof(msg)), EF_S_OK, "%s", msg);
+	cr_assert_eq(rep.version, 0);
+	expect_state(&h, "c-old", true, 10, 11);
+	expect_state(&h, "c-new", true, 0, 1);
+	rh_stop(&h);
+}
