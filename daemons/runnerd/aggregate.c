@@ -716,6 +716,46 @@ out:
 	return s;
 }
 
+/*
+ * Is a command's kept result backed by the log? Its first event must be
+ * at the kept position with the id derived from the command id. After a
+ * restore to an older backup (or a repair) it may not be: answering
+ * "duplicate" then would drop the command silently. 1 backed, 0 not
+ * (logged), -1 stored did not answer. A position stored cannot read
+ * (DATA_LOSS) counts as backed: running the command twice is worse.
+ */
+static int
+cmd_backed(const char *cmd, const uint8_t val[CMD_VAL])
+{
+	struct client_reply cr;
+	struct ipc_read_rep rr;
+	struct ef_event ev;
+	uint8_t id[UUID_LEN];
+	char sid[UUID_STR_LEN];
+	const char *why;
+	uint64_t pos = get_le64(val + 24);
+	int st, ok;
+
+	st = client_read_all(&rd.store, pos, 1, EF_FORWARD, &cr, &rr);
+	if (st != EF_S_OK) {
+		client_reply_free(&cr);
+		/* damage there is not proof that the command is lost */
+		return st == EF_S_UNAVAILABLE || st == EF_S_DEADLINE ? -1 : 1;
+	}
+	event_id_for(cmd, 0, id);
+	ok = rr.nevents == 1 && ipc_event_decode(&rr.events->via.array.ptr[0],
+	    &ev, &why) == 0 && ev.global_position == pos &&
+	    !memcmp(ev.event_id, id, UUID_LEN) &&
+	    !memcmp(ev.stream_id, val, UUID_LEN);
+	client_reply_free(&cr);
+	if (!ok)
+		log_warnx("command %s: its result (stream %s, position %" PRIu64
+		    ") is not in the log (restored from an older backup, or "
+		    "repaired?): executing it again", cmd, uuid_format(val,
+		    sid), pos);
+	return ok;
+}
+
 static int
 reply_duplicate(const uint8_t val[CMD_VAL], const uint8_t sid[UUID_LEN],
     const char *cmd, struct ipc_exec_rep *rep, char *msg, size_t ml)
@@ -888,6 +928,12 @@ aggregate_execute(const struct exec_cmd *c, struct ipc_exec_rep *rep,
 		if (found < 0) {
 			snprintf(msg, ml, "command table unreadable");
 			s = EF_S_INTERNAL;
+			break;
+		}
+		if (found && !memcmp(val, sid, UUID_LEN) &&
+		    (found = cmd_backed(c->command_id, val)) < 0) {
+			snprintf(msg, ml, "stored did not answer");
+			s = EF_S_UNAVAILABLE;
 			break;
 		}
 		if (found) {

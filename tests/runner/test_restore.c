@@ -203,12 +203,15 @@ Test(restore, repaired_log_rebuilds_folds_and_aggregate_snapshots)
 	increments(&h, "c-old", 10);
 	increments(&h, "c-rep", 10);
 	increments(&h, "c-new", 20);
+	/* a command whose events the restore takes away */
+	cr_assert_eq(rh_exec(&h, "counter", "c-late", "Increment", NULL,
+	    "after-backup", &rep, msg, sizeof(msg)), EF_S_OK, "%s", msg);
 	expect_state(&h, "c-old", true, 19, 20);
 	expect_state(&h, "c-rep", true, 19, 20);
 	expect_state(&h, "c-new", true, 19, 20);
 	cr_assert_eq(rh_append_batch(&h, sid, 30, plain, NULL), EF_S_OK);
-	cr_assert(rh_wait_fold(&h, "strict", 140, 10000));
-	cr_assert(rh_wait_fold(&h, "tally", 140, 10000));
+	cr_assert(rh_wait_fold(&h, "strict", 141, 10000));
+	cr_assert(rh_wait_fold(&h, "tally", 141, 10000));
 
 	/* stop both (runnerd's writer commits the snapshots on the way
 	 * out); the log goes back to the backup, runnerd's state stays */
@@ -224,7 +227,7 @@ Test(restore, repaired_log_rebuilds_folds_and_aggregate_snapshots)
 	cr_assert_eq(rename(bk, h.data), 0);
 
 	/* others write while runnerd is away: c-rep gets other events at
-	 * versions 10..19, the log grows past runnerd's checkpoint (140) */
+	 * versions 10..19, the log grows past runnerd's checkpoint (141) */
 	rh_start_stored(&h);
 	for (int i = 0; i < 10; i++) {
 		snprintf(amount, sizeof(amount), "{\"amount\":%d}", 100);
@@ -244,9 +247,9 @@ Test(restore, repaired_log_rebuilds_folds_and_aggregate_snapshots)
 	cr_assert_eq(rh_fold(&h, "tally", &f), EF_S_OK);
 	cr_assert(!f.has_error, "tally failed: %s", f.error);
 	cr_assert(rh_log_contains(h.runnerd_log, "projection strict: the "
-	    "event at position 139 is"), "strict: no word of the mismatch");
+	    "event at position 140 is"), "strict: no word of the mismatch");
 	cr_assert(rh_log_contains(h.runnerd_log, "process manager tally: the "
-	    "event at position 139 is"), "tally: no word of the mismatch");
+	    "event at position 140 is"), "tally: no word of the mismatch");
 
 	/* the log's counts, not the snapshots' (16 at version 15) */
 	expect_state(&h, "c-old", true, 9, 10);
@@ -268,5 +271,18 @@ Test(restore, repaired_log_rebuilds_folds_and_aggregate_snapshots)
 	cr_assert_eq(rep.version, 0);
 	expect_state(&h, "c-old", true, 10, 11);
 	expect_state(&h, "c-new", true, 0, 1);
+	/* runnerd kept its result, but the log lost its event: a retry must
+	 * run it again, not answer "duplicate" */
+	cr_assert_eq(rh_exec(&h, "counter", "c-late", "Increment", NULL,
+	    "after-backup", &rep, msg, sizeof(msg)), EF_S_OK, "%s", msg);
+	cr_assert(!rep.duplicate, "a lost command answered as a duplicate");
+	cr_assert_eq(rep.version, 0);
+	expect_state(&h, "c-late", true, 0, 1);
+	cr_assert(rh_log_contains(h.runnerd_log, "command after-backup: its "
+	    "result"), "no word of the lost command");
+	cr_assert_eq(rh_exec(&h, "counter", "c-late", "Increment", NULL,
+	    "after-backup", &rep, msg, sizeof(msg)), EF_S_OK, "%s", msg);
+	cr_assert(rep.duplicate, "the re-run command ran twice");
+	expect_state(&h, "c-late", true, 0, 1);
 	rh_stop(&h);
 }
