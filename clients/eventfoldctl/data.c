@@ -11,8 +11,9 @@
 #include "guard.h"
 
 const struct ctl_cmd ctl_data_cmds[] = {
-	{ "backup", cmd_backup, "backup DIR [--wait SECONDS] [--json]   "
-	    "(online consistent copy; prints its position)" },
+	{ "backup", cmd_backup, "backup DIR [--runner] [--wait SECONDS] "
+	    "[--json]   (online consistent copy; prints its position; "
+	    "--runner: runnerd's state too)" },
 	{ "export", cmd_export, "export [--from P] [--to P] [--stream ID] "
 	    "[--zstd] [-o FILE] [--quiet]   (JSON lines, consistent "
 	    "snapshot)" },

@@ -7,7 +7,10 @@
  * DEAD_LETTERS, PLUGINS). A malformed request gets an error reply
  * naming what was wrong; no input makes a worker stop.
  */
+#include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -385,6 +388,51 @@ handle_plugins(struct worker *w, const struct ipc_in *in)
 	}
 }
 
+/* One copy at a time: two would only compete for the disk. */
+static pthread_mutex_t backup_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void
+handle_runner_backup(struct worker *w, const struct ipc_in *in)
+{
+	struct ipc_backup_req r;
+	char dir[PATH_MAX], why[PATH_MAX + 128];
+	const char *bad = "";
+	uint64_t bytes;
+	int rc;
+
+	if (ipc_backup_req_decode(in->body, &r, &bad) != 0) {
+		reply_error(w, EF_S_BAD_REQUEST, "runner_backup: bad field: %s",
+		    bad);
+		return;
+	}
+	if (r.dir.len == 0 || r.dir.len >= sizeof(dir) ||
+	    memchr(r.dir.ptr, '\0', r.dir.len) != NULL) {
+		reply_error(w, EF_S_INVALID, "runner_backup: the directory "
+		    "must be an absolute path");
+		return;
+	}
+	memcpy(dir, r.dir.ptr, r.dir.len);
+	dir[r.dir.len] = '\0';
+	if (pthread_mutex_trylock(&backup_mu) != 0) {
+		reply_error(w, EF_S_ABORTED, "another backup of runnerd's "
+		    "state is running");
+		return;
+	}
+	rc = state_backup(dir, &bytes, why, sizeof(why));
+	pthread_mutex_unlock(&backup_mu);
+	if (rc != 0) {
+		log_warnx("backup of runnerd's state: %s", why);
+		reply_error(w, rc == -EINVAL || rc == -EEXIST ||
+		    rc == -ENOENT ? EF_S_INVALID : EF_S_INTERNAL, "%s", why);
+		return;
+	}
+	log_info("runnerd's state copied into %s (%" PRIu64 " bytes)", dir,
+	    bytes);
+	ipc_out_reset(&w->out);
+	ipc_reply_begin(&w->out, EF_S_OK, "ok");
+	ipc_counts_encode(&w->out, &bytes, 1);
+}
+
 static const struct {
 	int op;
 	handler_fn fn;
@@ -398,6 +446,7 @@ static const struct {
 	{ EF_OP_REPLAY, handle_replay },
 	{ EF_OP_DEAD_LETTERS, handle_dead_letters },
 	{ EF_OP_PLUGINS, handle_plugins },
+	{ EF_OP_RUNNER_BACKUP, handle_runner_backup },
 };
 
 static void

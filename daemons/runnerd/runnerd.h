@@ -181,6 +181,12 @@ int state_dbi(const char *name, int create, MDB_dbi *dbi);
 /* Empties (del 0) or deletes (del 1) a database in its own transaction. */
 int state_drop(MDB_dbi dbi, int del);
 int state_begin(int rdonly, MDB_txn **txn);
+/*
+ * Copies the environment into dir (absolute, must not exist), compacted,
+ * fsynced, dir's parent too. 0 (*bytes set) or -errno / an LMDB code
+ * with why filled; a failed copy leaves no dir behind.
+ */
+int state_backup(const char *dir, uint64_t *bytes, char *why, size_t whylen);
 /* Commit; a failure is logged with what. 0 or the LMDB error. */
 int state_commit(MDB_txn *txn, const char *what);
 /*

@@ -10,11 +10,15 @@
  * "strict" projection (which fails unless it sees every position once,
  * in order) ends at exactly N, then applies new events from N on.
  */
+#include <dirent.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <criterion/criterion.h>
 
@@ -284,5 +288,118 @@ Test(restore, repaired_log_rebuilds_folds_and_aggregate_snapshots)
 	    "after-backup", &rep, msg, sizeof(msg)), EF_S_OK, "%s", msg);
 	cr_assert(rep.duplicate, "the re-run command ran twice");
 	expect_state(&h, "c-late", true, 0, 1);
+	rh_stop(&h);
+}
+
+/* Runs eventfoldctl against h's daemons; its stdout into out. Returns
+ * its exit status. */
+static int
+ctl(struct rh *h, char *out, size_t outlen, const char *a1, const char *a2,
+    const char *a3)
+{
+	char bin[RH_PATH + 64], file[RH_PATH + 32], *text;
+	const char *b = getenv("EF_BUILD_ROOT");
+	int status, fd;
+	pid_t pid;
+
+	snprintf(bin, sizeof(bin), "%s/clients/eventfoldctl/eventfoldctl",
+	    b ? b : ".");
+	snprintf(file, sizeof(file), "%s/ctl.out", h->dir);
+	if ((pid = fork()) == 0) {
+		fd = open(file, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		dup2(fd, 1);
+		execl(bin, bin, "--runtime-dir", h->run, a1, a2, a3,
+		    (char *)NULL);
+		_exit(127);
+	}
+	cr_assert(pid > 0);
+	waitpid(pid, &status, 0);
+	text = rh_read_file(file);
+	snprintf(out, outlen, "%s", text ? text : "");
+	free(text);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/*
+ * `eventfoldctl backup DIR --runner`: runnerd's state is copied too,
+ * before the log, into DIR/runner. Restored, runnerd resumes from the
+ * copied checkpoints and snapshots (nothing beyond the log, so nothing
+ * to rebuild) and the events after the backup's position are not there.
+ */
+Test(restore, backup_with_runner_state_resumes_without_rebuilding)
+{
+	static const char *const plugins[] = { "testplug.so", "counter.so",
+		NULL };
+	struct rh h;
+	struct rh_fold f;
+	struct stat sb;
+	uint8_t sid[UUID_LEN];
+	char bk[RH_PATH + 16], old[RH_PATH + 16], file[RH_PATH + 64];
+	char out[2048], want[RH_PATH + 128];
+	int status;
+
+	rh_init(&h, plugins);
+	rh_start_stored(&h);
+	rh_start_runnerd(&h);
+	memset(sid, 0x44, sizeof(sid));
+	sid[6] = 0x40;
+	sid[8] = 0x80;
+	increments(&h, "c-1", 20);
+	expect_state(&h, "c-1", true, 19, 20);
+	cr_assert_eq(rh_append_batch(&h, sid, 50, plain, NULL), EF_S_OK);
+	cr_assert(rh_wait_fold(&h, "strict", 70, 10000));
+	cr_assert(rh_wait_fold(&h, "tally", 70, 10000));
+
+	snprintf(bk, sizeof(bk), "%s/bk", h.dir);
+	cr_assert_eq(ctl(&h, out, sizeof(out), "backup", bk, "--runner"), 0,
+	    "backup --runner: %s", out);
+	snprintf(want, sizeof(want), "backup %s: consistent at position 70 ",
+	    bk);
+	cr_assert(strstr(out, want) != NULL, "%s", out);
+	snprintf(want, sizeof(want), "backup %s/runner: runnerd's state, ",
+	    bk);
+	cr_assert(strstr(out, want) != NULL, "%s", out);
+	snprintf(file, sizeof(file), "%s/runner/data.mdb", bk);
+	cr_assert(stat(file, &sb) == 0 && sb.st_size > 0, "no %s", file);
+	/* a second backup into the same DIR is refused; nothing is left */
+	cr_assert_eq(ctl(&h, out, sizeof(out), "backup", bk, "--runner"), 3);
+	{
+		DIR *d = opendir(h.dir);
+		struct dirent *de;
+
+		cr_assert(d != NULL);
+		while ((de = readdir(d)) != NULL)
+			cr_assert(strstr(de->d_name, "bk.runner-") == NULL,
+			    "left behind: %s", de->d_name);
+		closedir(d);
+	}
+
+	/* after the backup: not in it */
+	increments(&h, "c-1", 3);
+	cr_assert_eq(rh_append_batch(&h, sid, 10, plain, NULL), EF_S_OK);
+	cr_assert(rh_wait_fold(&h, "strict", 83, 10000));
+
+	rh_kill_runnerd(&h, SIGTERM);
+	kill(h.stored, SIGTERM);
+	waitpid(h.stored, &status, 0);
+	h.stored = 0;
+	snprintf(old, sizeof(old), "%s/old", h.dir);
+	cr_assert_eq(rename(h.data, old), 0);
+	cr_assert_eq(rename(bk, h.data), 0);
+	cr_assert_eq(truncate(h.runnerd_log, 0), 0);
+	rh_start_stored(&h);
+	cr_assert_eq(rh_head(&h), 70);
+	rh_start_runnerd(&h);
+
+	cr_assert(rh_log_contains(h.runnerd_log, "projection strict: starting "
+	    "at position 70"), "strict did not resume from the copy");
+	cr_assert(rh_log_contains(h.runnerd_log, "process manager tally: "
+	    "starting at position 70"), "tally did not resume from the copy");
+	cr_assert(!rh_log_contains(h.runnerd_log, "rebuilding"));
+	cr_assert(!rh_log_contains(h.runnerd_log, "snapshot at version"));
+	expect_state(&h, "c-1", true, 19, 20);
+	cr_assert_eq(rh_fold(&h, "strict", &f), EF_S_OK);
+	cr_assert(!f.has_error, "strict failed: %s", f.error);
+	cr_assert_eq(f.position, 70);
 	rh_stop(&h);
 }
