@@ -68,7 +68,7 @@ struct instance {
 	uint64_t snap_version;
 	uint8_t last_id[UUID_LEN]; /* of the event at version */
 	int has_id;
-	int verify; /* state from a snapshot the log has not backed yet */
+	int from_snap; /* state as a snapshot gave it, nothing applied */
 };
 
 enum { WOP_CMD = 1, WOP_SNAP, WOP_SNAP_DEL };
@@ -375,7 +375,7 @@ inst_initial(struct instance *in)
 	in->exists = 0;
 	in->version = 0;
 	in->has_id = 0;
-	in->verify = 0;
+	in->from_snap = 0;
 }
 
 /*
@@ -405,7 +405,7 @@ inst_load(struct instance *in)
 				if ((in->has_id = hdr == SNAP_HDR))
 					memcpy(in->last_id, p + SNAP_HDR1,
 					    UUID_LEN);
-				in->verify = 1;
+				in->from_snap = 1;
 				buf_set(&in->state, p + hdr, v.mv_size - hdr);
 			}
 		}
@@ -417,16 +417,18 @@ inst_load(struct instance *in)
 }
 
 /*
- * The snapshot does not match the log (restored from an older backup,
- * or repaired): deciding on it would silently skip or misapply events.
- * The instance is folded again from version 0 and the snapshot dropped.
+ * The state (from a snapshot, or held in memory while stored was
+ * restored or repaired underneath) does not match the log: deciding on
+ * it would silently skip or misapply events. The instance is folded
+ * again from version 0 and the snapshot dropped.
  */
 static void
 inst_discard(struct instance *in, const char *sid, const char *why)
 {
-	log_warnx("aggregate %s stream %s: its snapshot at version %" PRIu64
-	    " %s; folding it again from version 0", in->type->desc->type,
-	    sid, in->version, why);
+	log_warnx("aggregate %s stream %s: its state at version %" PRIu64
+	    " (%s) %s; folding it again from version 0", in->type->desc->type,
+	    sid, in->version, in->from_snap ? "a snapshot" : "held in memory",
+	    why);
 	inst_initial(in);
 	in->snap_exists = 0;
 	in->snap_version = 0;
@@ -562,11 +564,13 @@ recovery_see(struct recovery *r, const struct ef_event *ev,
 }
 
 /*
- * Reads and applies the events newer than the instance's version. A
- * state from a snapshot (in->verify) is first checked: the read starts
- * at the snapshot's own version, whose event must be there and carry
- * the id kept with the snapshot; if not, the snapshot is dropped and
- * the stream folded from version 0.
+ * Reads and applies the events newer than the instance's version. The
+ * state is first checked against the log, whether it came from a
+ * snapshot or is held in memory (stored may have been restored or
+ * repaired since): the read starts at the instance's own version, whose
+ * event must be there and carry the id kept with the state; if not, the
+ * snapshot is dropped and the stream folded from version 0. One event
+ * more per read.
  */
 static int
 inst_catch_up(struct instance *in, char *msg, size_t ml)
@@ -580,18 +584,18 @@ inst_catch_up(struct instance *in, char *msg, size_t ml)
 	const char *why;
 	uint64_t from;
 	uint32_t i;
-	int st_, rc = EF_S_OK;
+	int st_, rc = EF_S_OK, check = 1;
 
 	memset(&rec, 0, sizeof(rec));
 	uuid_format(in->stream, sid);
 	for (;;) {
-		from = in->verify ? in->version : in->exists ?
-		    in->version + 1 : 0;
+		check = check && in->exists;
+		from = check ? in->version : in->exists ? in->version + 1 : 0;
 		st_ = client_read_stream(&rd.store, sid, from, READ_PAGE,
 		    EF_FORWARD, &rep, &rr);
 		if (st_ == EF_S_STREAM_NOT_FOUND) {
 			client_reply_free(&rep);
-			if (in->verify) {
+			if (check) {
 				inst_discard(in, sid, "is of a stream the "
 				    "log does not hold");
 				continue;
@@ -614,7 +618,7 @@ inst_catch_up(struct instance *in, char *msg, size_t ml)
 			    EF_S_INTERNAL;
 			break;
 		}
-		if (in->verify) {
+		if (check) {
 			why_buf[0] = '\0';
 			if (rr.nevents == 0 || ipc_event_decode(
 			    &rr.events->via.array.ptr[0], &ev, &why) != 0 ||
@@ -626,8 +630,8 @@ inst_catch_up(struct instance *in, char *msg, size_t ml)
 				    rr.last_version : 0);
 			else if (in->has_id && memcmp(ev.event_id,
 			    in->last_id, UUID_LEN) != 0)
-				snprintf(why_buf, sizeof(why_buf), "was taken "
-				    "after event %s, but the log holds %s there "
+				snprintf(why_buf, sizeof(why_buf), "follows "
+				    "event %s, but the log holds %s there "
 				    "(repaired or replaced?)",
 				    uuid_format(in->last_id, want),
 				    uuid_format(ev.event_id, got));
@@ -639,7 +643,7 @@ inst_catch_up(struct instance *in, char *msg, size_t ml)
 			/* a format 1 snapshot: the id is the log's */
 			memcpy(in->last_id, ev.event_id, UUID_LEN);
 			in->has_id = 1;
-			in->verify = 0;
+			check = 0;
 			from = in->version + 1;
 		}
 		for (i = 0; i < rr.nevents; i++) {
@@ -659,6 +663,7 @@ inst_catch_up(struct instance *in, char *msg, size_t ml)
 			in->version = ev.stream_version;
 			memcpy(in->last_id, ev.event_id, UUID_LEN);
 			in->has_id = 1;
+			in->from_snap = 0;
 			from++;
 		}
 		i = rr.nevents;

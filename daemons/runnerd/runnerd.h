@@ -262,6 +262,12 @@ struct pipe {
 	uint64_t from;
 	uint64_t delivered; /* next position enqueued (atomic) */
 	int caught_up;      /* atomic */
+	/* the id of the event at delivered - 1 (pipe thread only), checked
+	 * against the log on each catch-up read when check and has_id */
+	uint8_t last_id[UUID_LEN];
+	int has_id;
+	int check;          /* the fold's own pipe, not a rebuild's */
+	int changed;        /* atomic: the log changed underneath */
 };
 
 enum fold_req {
