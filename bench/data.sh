@@ -14,9 +14,9 @@
 #   bench/data.sh BUILD_DIR            (N events, default 2000000)
 #
 # Env: N (events), PAYLOAD (bytes per payload, default 200), TMPDIR,
-# TIMEOUT_MS (eventfoldctl --timeout-ms, default 60000: on a machine
-# loaded by other jobs one 4096-event IMPORT can take stored longer than
-# eventfoldctl's default 5 s, and the import then stops UNAVAILABLE).
+# TIMEOUT_MS (eventfoldctl --timeout-ms, default 60000; an eventfoldctl
+# from before import waited up to 120 s per batch stopped UNAVAILABLE
+# when one 4096-event IMPORT took stored over its default 5 s).
 # Cleans up its temp dir and the stores it started.
 set -uo pipefail
 if [ $# -lt 1 ]; then

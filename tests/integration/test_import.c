@@ -24,7 +24,9 @@
  *     id), ids kept when they are UUIDs and derived the same way again
  *     otherwise (a re-run imports nothing), other fields in metadata;
  *   - a file of no known format and an EventfoldDB header of version 7:
- *     refused by file name, nothing written.
+ *     refused by file name, nothing written;
+ *   - a store on a slow disk (slowsync.c) answering each batch after
+ *     --timeout-ms: the import waits and completes.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -729,4 +731,52 @@ Test(import, unknown_format_and_wrong_version)
 	free(err);
 	cr_assert_eq(h_head(&c), 0, "something was written");
 	client_close(&c);
+}
+
+/*
+ * A store on a slow disk (every fsync 1.5 s longer, through the
+ * slowsync LD_PRELOAD shim) answers each IMPORT batch later than
+ * eventfoldctl's --timeout-ms (here 500 ms): the import must wait for
+ * the batch, as stored is alive and working, not stop UNAVAILABLE
+ * halfway (as it did on a loaded machine with the default 5 s).
+ */
+Test(import, waits_for_a_slow_store)
+{
+	struct h_stored a, b;
+	struct ef_client ca, cb;
+	char pa[H_PATH + 32], pb[H_PATH + 32];
+	char *fa, *fb, *out = NULL, *err = NULL;
+	const char *shim = getenv("EF_SLOWSYNC");
+	int rc;
+
+	cr_assert(shim != NULL, "EF_SLOWSYNC is not set");
+	start(&a, &ca);
+	fill(&a, &ca, 3000);
+	snprintf(pa, sizeof(pa), "%s/a.jsonl", a.dir);
+	fa = export_all(&a, pa);
+
+	setenv("LD_PRELOAD", shim, 1);
+	setenv("EF_SLOW_SYNC_MS", "1500", 1);
+	h_stored_init(&b, h_tmpdir(), NULL);
+	h_stored_start(&b);
+	unsetenv("LD_PRELOAD");
+	unsetenv("EF_SLOW_SYNC_MS");
+	h_client(&cb, &b, 20000);
+	{
+		const char *args[] = { "--runtime-dir", b.run_dir,
+			"--timeout-ms", "500", "import", pa, NULL };
+
+		rc = h_ctl(b.dir, args, NULL, 0, 120000, &out, &err);
+	}
+	cr_assert_eq(rc, 0, "the import stopped: exit %d: %s", rc, err);
+	cr_assert(strstr(out, "positions kept") != NULL, "%s", out);
+	free(out);
+	free(err);
+	snprintf(pb, sizeof(pb), "%s/b.jsonl", b.dir);
+	fb = export_all(&b, pb);
+	cr_assert_str_eq(fa, fb);
+	free(fa);
+	free(fb);
+	client_close(&ca);
+	client_close(&cb);
 }
