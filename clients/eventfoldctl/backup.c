@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,6 +63,44 @@ absolute_dir(const char *dir, char *out, size_t len)
 	}
 	free(copy);
 	return 0;
+}
+
+/*
+ * While stored copies, a terminal sees how long it has been: stored
+ * answers BACKUP once, at the end, so there are no events or bytes to
+ * show before then (the last line has them).
+ */
+struct ticker {
+	struct progress *pr;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int done;
+};
+
+static void *
+ticker_main(void *arg)
+{
+	struct ticker *t = arg;
+	struct timespec ts;
+
+	pthread_mutex_lock(&t->mu);
+	while (!t->done) {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 500000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&t->cv, &t->mu, &ts);
+		if (t->done)
+			break;
+		fprintf(stderr, "\rbackup: stored is copying, %.0f s   ",
+		    (double)(guard_now_ms() - t->pr->start_ms) / 1000.0);
+		fflush(stderr);
+		t->pr->shown = 1;
+	}
+	pthread_mutex_unlock(&t->mu);
+	return NULL;
 }
 
 /*
@@ -143,13 +182,18 @@ cmd_backup(struct ctl *c, int argc, char **argv)
 	struct ipc_out o;
 	char tmp[PATH_MAX + 32];
 	uint64_t wait_s = BACKUP_WAIT_S, runner_bytes = 0;
-	int i, st, runner = 0, rc = CTL_OK;
+	struct progress pr;
+	struct ticker tk;
+	pthread_t tk_thr;
+	int i, st, runner = 0, quiet = 0, ticking = 0, rc = CTL_OK;
 
 	for (i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--json"))
 			c->json = 1;
 		else if (!strcmp(argv[i], "--runner"))
 			runner = 1;
+		else if (!strcmp(argv[i], "--quiet") || !strcmp(argv[i], "-q"))
+			quiet = 1;
 		else if (!strcmp(argv[i], "--wait") && i + 1 < argc) {
 			if (ctl_parse_u64(argv[++i], &wait_s) != 0 ||
 			    wait_s == 0)
@@ -162,10 +206,11 @@ cmd_backup(struct ctl *c, int argc, char **argv)
 	}
 	if (target == NULL || i > argc)
 		return ctl_err(CTL_USAGE, "usage: backup DIR [--runner] "
-		    "[--wait SECONDS] [--json]");
+		    "[--wait SECONDS] [--json] [--quiet]");
 	if (absolute_dir(target, dir, sizeof(dir)) != 0)
 		return ctl_err(CTL_USAGE, "%s: its parent directory must "
 		    "exist", target);
+	progress_init(&pr, "backup", quiet || c->json);
 	/*
 	 * runnerd's state first: what it holds was read from the log
 	 * before the log's copy is taken, so its checkpoints and snapshots
@@ -195,7 +240,22 @@ cmd_backup(struct ctl *c, int argc, char **argv)
 	 * the second is refused ("another backup is running") and the
 	 * first goes on; stored's log says how it ended.
 	 */
+	if (pr.on) {
+		tk.pr = &pr;
+		tk.done = 0;
+		pthread_mutex_init(&tk.mu, NULL);
+		pthread_cond_init(&tk.cv, NULL);
+		ticking = pthread_create(&tk_thr, NULL, ticker_main, &tk) == 0;
+	}
 	st = client_call_wait(&cl, &o, wait_s * 1000, &cr);
+	if (ticking) {
+		pthread_mutex_lock(&tk.mu);
+		tk.done = 1;
+		pthread_cond_signal(&tk.cv);
+		pthread_mutex_unlock(&tk.mu);
+		pthread_join(tk_thr, NULL);
+	}
+	progress_clear(&pr);
 	if (runner && st != EF_S_OK)
 		runner_discard(tmp);
 	if (runner && st == EF_S_OK && (rc = runner_place(tmp, dir)) != 0)
@@ -211,7 +271,10 @@ cmd_backup(struct ctl *c, int argc, char **argv)
 	else if (ipc_backup_rep_decode(cr.in.body, &br, &why) != 0)
 		rc = ctl_err(CTL_INTERNAL, "malformed reply: %s", why);
 	else if (c->json) {
-		json_t *j = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I}",
+		json_t *j;
+		char *txt;
+
+		j = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I}",
 		    "dir", dir, "position", (json_int_t)br.position,
 		    "segments", (json_int_t)br.segments, "linked",
 		    (json_int_t)br.linked, "copied", (json_int_t)br.copied,
@@ -221,8 +284,8 @@ cmd_backup(struct ctl *c, int argc, char **argv)
 		if (j != NULL && runner)
 			json_object_set_new(j, "runner_bytes",
 			    json_integer((json_int_t)runner_bytes));
-		char *txt = j ? json_dumps(j, JSON_COMPACT |
-		    JSON_PRESERVE_ORDER) : NULL;
+		txt = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) :
+		    NULL;
 
 		if (txt != NULL)
 			printf("%s\n", txt);
@@ -235,6 +298,11 @@ cmd_backup(struct ctl *c, int argc, char **argv)
 		    PRIu64 " bytes)\n", dir, br.position, br.position,
 		    br.segments, br.linked, br.copied, br.bytes,
 		    br.index_bytes);
+	if (rc == CTL_OK && st == EF_S_OK) {
+		fflush(stdout);
+		progress(&pr, br.position, br.bytes + br.index_bytes +
+		    runner_bytes, 1);
+	}
 	if (rc == CTL_OK && runner && !c->json)
 		printf("backup %s/runner: runnerd's state, %" PRIu64 " bytes, "
 		    "taken before the log (its checkpoints are at or below "

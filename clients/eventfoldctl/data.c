@@ -12,8 +12,8 @@
 
 const struct ctl_cmd ctl_data_cmds[] = {
 	{ "backup", cmd_backup, "backup DIR [--runner] [--wait SECONDS] "
-	    "[--json]   (online consistent copy; prints its position; "
-	    "--runner: runnerd's state too)" },
+	    "[--json] [--quiet]   (online consistent copy; prints its "
+	    "position; --runner: runnerd's state too)" },
 	{ "export", cmd_export, "export [--from P] [--to P] [--stream ID] "
 	    "[--zstd] [-o FILE] [--quiet]   (JSON lines, consistent "
 	    "snapshot)" },

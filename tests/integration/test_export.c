@@ -329,8 +329,8 @@ ctl_on_tty(const struct h_stored *sd, const char *const *args, int *code)
 }
 
 /*
- * On a terminal, export, import and verify show their progress (events,
- * bytes, rate) on stderr; --quiet silences it, and what the verb prints
+ * On a terminal, export, import, verify and backup show their progress
+ * (events, bytes, rate) on stderr; --quiet silences it, and what the verb prints
  * on stdout is unchanged.
  */
 Test(export, progress_on_a_terminal_and_quiet)
@@ -338,7 +338,7 @@ Test(export, progress_on_a_terminal_and_quiet)
 	struct h_stored sd, sd2;
 	struct ef_client cl;
 	char s1[UUID_STR_LEN], s2[UUID_STR_LEN], path[H_PATH + 32];
-	char *t;
+	char bk[H_PATH + 32], *t;
 	int rc;
 
 	h_stored_init(&sd, h_tmpdir(), NULL);
@@ -370,6 +370,22 @@ Test(export, progress_on_a_terminal_and_quiet)
 	cr_assert_eq(rc, 0, "%s", t);
 	cr_assert(strstr(t, "events/s") == NULL, "verify --quiet: %s", t);
 	cr_assert(strstr(t, ": OK: ") != NULL, "%s", t);
+	free(t);
+
+	snprintf(bk, sizeof(bk), "%s/bk1", sd.dir);
+	t = ctl_on_tty(&sd, (const char *const[]){ "backup", bk, NULL }, &rc);
+	cr_assert_eq(rc, 0, "%s", t);
+	cr_assert(strstr(t, "backup: 15 events, ") != NULL && strstr(t,
+	    " events/s") != NULL, "no progress from backup on a terminal: %s",
+	    t);
+	cr_assert(strstr(t, ": consistent at position 15 ") != NULL, "%s", t);
+	free(t);
+	snprintf(bk, sizeof(bk), "%s/bk2", sd.dir);
+	t = ctl_on_tty(&sd, (const char *const[]){ "backup", bk, "--quiet",
+	    NULL }, &rc);
+	cr_assert_eq(rc, 0, "%s", t);
+	cr_assert(strstr(t, "events/s") == NULL, "backup --quiet: %s", t);
+	cr_assert(strstr(t, ": consistent at position 15 ") != NULL, "%s", t);
 	free(t);
 
 	h_stored_init(&sd2, h_tmpdir(), NULL);
