@@ -321,6 +321,25 @@ ctl(struct rh *h, char *out, size_t outlen, const char *a1, const char *a2,
 	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+/* Is there an entry of dir whose name starts with prefix? Its name in
+ * name if so. */
+static bool
+left_behind(const char *dir, const char *prefix, char *name, size_t len)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	bool found = false;
+
+	cr_assert(d != NULL);
+	while (!found && (de = readdir(d)) != NULL)
+		if (!strncmp(de->d_name, prefix, strlen(prefix))) {
+			snprintf(name, len, "%s", de->d_name);
+			found = true;
+		}
+	closedir(d);
+	return found;
+}
+
 /*
  * `eventfoldctl backup DIR --runner`: runnerd's state is copied too,
  * before the log, into DIR/runner. Restored, runnerd resumes from the
@@ -364,16 +383,8 @@ Test(restore, backup_with_runner_state_resumes_without_rebuilding)
 	cr_assert(stat(file, &sb) == 0 && sb.st_size > 0, "no %s", file);
 	/* a second backup into the same DIR is refused; nothing is left */
 	cr_assert_eq(ctl(&h, out, sizeof(out), "backup", bk, "--runner"), 3);
-	{
-		DIR *d = opendir(h.dir);
-		struct dirent *de;
-
-		cr_assert(d != NULL);
-		while ((de = readdir(d)) != NULL)
-			cr_assert(strstr(de->d_name, "bk.runner-") == NULL,
-			    "left behind: %s", de->d_name);
-		closedir(d);
-	}
+	cr_assert(!left_behind(h.dir, "bk.runner-", file, sizeof(file)),
+	    "left behind: %s", file);
 
 	/* after the backup: not in it */
 	increments(&h, "c-1", 3);
