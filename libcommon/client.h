@@ -135,7 +135,16 @@ int client_status_within(struct ef_client *c, uint64_t wait_ms,
  * its events, a quiet period, or a store restart) is filled by reading
  * again. Returns when a callback returns non-zero (that value), when
  * *stop becomes non-zero (0), or on a fatal error (negative).
+ *
+ * With check_log (whole log only), every catch-up read starts one event
+ * early and checks that the last event delivered (at first: from_id,
+ * the id of the event at from - 1, if not NULL) is still there, with
+ * its id, and that the head has not gone below the next position. A log that shrank or changed under the
+ * subscription (stored restored from an older backup, or repaired,
+ * while the subscriber kept running) returns SUB_LOG_CHANGED instead
+ * of silently waiting for positions it already saw.
  */
+#define SUB_LOG_CHANGED (-3000)
 struct sub_params {
 	const char *store_url;
 	const char *events_url;
@@ -148,6 +157,8 @@ struct sub_params {
 	int (*on_caught_up)(void *arg);
 	void *arg;
 	volatile int *stop;
+	int check_log;          /* see above */
+	const uint8_t *from_id; /* NULL: checks start after one event */
 };
 
 int sub_run(const struct sub_params *p);

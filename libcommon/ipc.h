@@ -58,7 +58,8 @@
 	X(RESET, 37, "reset")                                                 \
 	X(REPLAY, 38, "replay")                                               \
 	X(DEAD_LETTERS, 39, "dead_letters")                                   \
-	X(PLUGINS, 40, "plugins")
+	X(PLUGINS, 40, "plugins")                                             \
+	X(RUNNER_BACKUP, 41, "runner_backup")
 
 enum ef_op {
 #define X(name, num, str) EF_OP_##name = num,

@@ -250,6 +250,14 @@ struct ipc_plugin_info {
 	struct ipc_str refused;     /* ptr NULL: loaded */
 };
 
+/*
+ * RUNNER_BACKUP body: [dir str], as BACKUP's (struct ipc_backup_req):
+ * an absolute path on runnerd's host that does not exist yet. runnerd
+ * copies its LMDB environment there with LMDB's compacting copy (one
+ * read transaction: consistent). Reply body: [bytes] (ipc_counts_*,
+ * n = 1), the size of the copy.
+ */
+
 /* Decoders: 0 or EF_S_BAD_REQUEST with *why set. */
 int ipc_exec_req_decode(const msgpack_object *b, struct ipc_exec_req *r,
     const char **why);

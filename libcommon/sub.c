@@ -5,6 +5,7 @@
  * what is delivered always follows the next expected position, and
  * anything the hint skipped is read again over req/rep.
  */
+#include <inttypes.h>
 #include <string.h>
 
 #include "client.h"
@@ -26,6 +27,9 @@ struct sub_state {
 	uint64_t next_ver;    /* next stream version (stream mode) */
 	uint64_t seen_global; /* stream mode: all positions < this seen */
 	uint8_t stream[UUID_LEN];
+	int check;            /* last_id is the event at next - 1 */
+	int want_check;       /* p->check_log, whole log */
+	uint8_t last_id[UUID_LEN];
 };
 
 static int
@@ -48,17 +52,37 @@ sub_catch_up(struct sub_state *s)
 	struct ef_event ev;
 	const char *why;
 	uint32_t page = p->page ? p->page : 1000, i;
-	int st, rc;
+	int st, rc, check;
 
 	for (;;) {
 		if (stopped(p))
 			return 1;
+		check = s->check && s->next > 0 && p->stream_id == NULL;
 		if (p->stream_id != NULL)
 			st = client_read_stream(&s->store, p->stream_id,
 			    s->next_ver, page, EF_FORWARD, &rep, &rr);
 		else
-			st = client_read_all(&s->store, s->next, page,
-			    EF_FORWARD, &rep, &rr);
+			st = client_read_all(&s->store, s->next - (uint64_t)check,
+			    page, EF_FORWARD, &rep, &rr);
+		if (check && st == EF_S_DATA_LOSS) {
+			/* the event behind us cannot be read: go on unchecked
+			 * rather than stop at damage already passed */
+			client_reply_free(&rep);
+			s->check = 0; /* until the next delivery */
+			continue;
+		}
+		if (check && st == EF_S_OK && (rr.head < s->next ||
+		    rr.nevents == 0 || ipc_event_decode(
+		    &rr.events->via.array.ptr[0], &ev, &why) != 0 ||
+		    ev.global_position != s->next - 1 ||
+		    memcmp(ev.event_id, s->last_id, UUID_LEN) != 0)) {
+			log_warnx("subscription: the log changed underneath: "
+			    "head %" PRIu64 ", %s at position %" PRIu64,
+			    rr.head, rr.head < s->next ? "nothing" :
+			    "another event", s->next - 1);
+			client_reply_free(&rep);
+			return SUB_LOG_CHANGED;
+		}
 		if (st != EF_S_OK && !(st == EF_S_STREAM_NOT_FOUND &&
 		    rep.in.body != NULL)) {
 			log_debug("subscription read: %.*s",
@@ -80,6 +104,8 @@ sub_catch_up(struct sub_state *s)
 				if (ev.global_position != s->next)
 					continue;
 				s->next++;
+				memcpy(s->last_id, ev.event_id, UUID_LEN);
+				s->check = s->want_check;
 			}
 			if ((rc = p->on_event(p->arg, &ev)) != 0) {
 				client_reply_free(&rep);
@@ -133,6 +159,8 @@ sub_deliver_pub(struct sub_state *s, const struct ipc_pub *pub)
 			if (ev.global_position != s->next)
 				continue;
 			s->next++;
+			memcpy(s->last_id, ev.event_id, UUID_LEN);
+			s->check = s->want_check;
 		}
 		if ((rc = p->on_event(p->arg, &ev)) != 0)
 			return rc;
@@ -161,8 +189,13 @@ sub_run(const struct sub_params *p)
 		if (uuid_parse(p->stream_id, strlen(p->stream_id), s.stream))
 			return -EF_S_BAD_UUID;
 		s.next_ver = p->from;
-	} else
+	} else {
 		s.next = p->from;
+		s.want_check = p->check_log;
+		if ((s.check = p->check_log && p->from_id != NULL &&
+		    p->from > 0))
+			memcpy(s.last_id, p->from_id, UUID_LEN);
+	}
 	if (nng_sub0_open(&sub) != 0)
 		return -EF_S_INTERNAL;
 	nng_socket_set(sub, NNG_OPT_SUB_SUBSCRIBE, "", 0);
@@ -187,6 +220,8 @@ sub_run(const struct sub_params *p)
 	while (!stopped(p)) {
 		if (need_read) {
 			rc = sub_catch_up(&s);
+			if (rc == SUB_LOG_CHANGED)
+				break;
 			if (rc < 0) {
 				/* store away: retry, keep our position */
 				nng_msleep(SUB_RETRY_MS);

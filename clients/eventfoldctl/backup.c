@@ -3,11 +3,15 @@
  * backup.c - eventfoldctl's data-in-and-out commands: `backup` (an
  * online, consistent copy taken by eventfold-stored itself, BACKUP in
  * proto/IPC.md; the copying is done in daemons/stored/backup.c because
- * only stored knows its committed position and its segments).
+ * only stored knows its committed position and its segments), with
+ * --runner runnerd's state too (RUNNER_BACKUP, copied by runnerd first,
+ * so that its checkpoints are at or below the log's position).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +22,7 @@
 #include "ctl.h"
 #include "data.h"
 #include "guard.h"
+#include "ipc_runner.h"
 
 #define BACKUP_WAIT_S 3600 /* default --wait */
 
@@ -60,6 +65,111 @@ absolute_dir(const char *dir, char *out, size_t len)
 	return 0;
 }
 
+/*
+ * While stored copies, a terminal sees how long it has been: stored
+ * answers BACKUP once, at the end, so there are no events or bytes to
+ * show before then (the last line has them).
+ */
+struct ticker {
+	struct progress *pr;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int done;
+};
+
+static void *
+ticker_main(void *arg)
+{
+	struct ticker *t = arg;
+	struct timespec ts;
+
+	pthread_mutex_lock(&t->mu);
+	while (!t->done) {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 500000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&t->cv, &t->mu, &ts);
+		if (t->done)
+			break;
+		fprintf(stderr, "\rbackup: stored is copying, %.0f s   ",
+		    (double)(guard_now_ms() - t->pr->start_ms) / 1000.0);
+		fflush(stderr);
+		t->pr->shown = 1;
+	}
+	pthread_mutex_unlock(&t->mu);
+	return NULL;
+}
+
+/*
+ * runnerd copies its state into tmp (RUNNER_BACKUP). 0 with *bytes set,
+ * else the exit code after saying why.
+ */
+static int
+runner_backup(struct ctl *c, const char *tmp, uint64_t *bytes)
+{
+	struct ipc_backup_req r;
+	struct client_reply cr;
+	struct ef_client cl;
+	struct ipc_out o;
+	const char *why = "";
+	int st, rc = CTL_OK;
+
+	if (ctl_reach(c, CTL_RUNNERD) != 0)
+		return CTL_UNAVAILABLE;
+	if (client_open(&cl, c->runner_url, (int)c->conf.timeout_ms) != 0)
+		return ctl_err(CTL_USAGE, "bad runner URL %s", c->runner_url);
+	ipc_out_init(&o);
+	ipc_request_begin(&o, EF_OP_RUNNER_BACKUP, client_request_id(&cl));
+	r.dir.ptr = tmp;
+	r.dir.len = (uint32_t)strlen(tmp);
+	ipc_backup_req_encode(&o, &r);
+	st = client_call_wait(&cl, &o, (uint64_t)BACKUP_WAIT_S * 1000, &cr);
+	if (st != EF_S_OK)
+		rc = ctl_call_exit(c, CTL_RUNNERD, st, &cr);
+	else if (ipc_counts_decode(cr.in.body, bytes, 1, &why) != 0)
+		rc = ctl_err(CTL_INTERNAL, "malformed reply from runnerd: %s",
+		    why);
+	client_reply_free(&cr);
+	ipc_out_free(&o);
+	client_close(&cl);
+	return rc;
+}
+
+/* Removes what runner_backup() left in tmp. */
+static void
+runner_discard(const char *tmp)
+{
+	char file[PATH_MAX + 16];
+
+	snprintf(file, sizeof(file), "%s/data.mdb", tmp);
+	unlink(file);
+	rmdir(tmp);
+}
+
+/* Moves the runner copy into DIR/runner and makes the move durable. */
+static int
+runner_place(const char *tmp, const char *dir)
+{
+	char to[PATH_MAX + 16];
+	int fd, rc = 0;
+
+	snprintf(to, sizeof(to), "%s/runner", dir);
+	if (rename(tmp, to) != 0)
+		return ctl_err(CTL_INTERNAL, "rename %s to %s: %s (runnerd's "
+		    "state is in %s: move it there by hand)", tmp, to,
+		    strerror(errno), tmp);
+	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 ||
+	    fsync(fd) != 0)
+		rc = ctl_err(CTL_INTERNAL, "fsync %s: %s", dir,
+		    strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}
+
 int
 cmd_backup(struct ctl *c, int argc, char **argv)
 {
@@ -70,12 +180,20 @@ cmd_backup(struct ctl *c, int argc, char **argv)
 	struct client_reply cr;
 	struct ef_client cl;
 	struct ipc_out o;
-	uint64_t wait_s = BACKUP_WAIT_S;
-	int i, st, rc = CTL_OK;
+	char tmp[PATH_MAX + 32];
+	uint64_t wait_s = BACKUP_WAIT_S, runner_bytes = 0;
+	struct progress pr;
+	struct ticker tk;
+	pthread_t tk_thr;
+	int i, st, runner = 0, quiet = 0, ticking = 0, rc = CTL_OK;
 
 	for (i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--json"))
 			c->json = 1;
+		else if (!strcmp(argv[i], "--runner"))
+			runner = 1;
+		else if (!strcmp(argv[i], "--quiet") || !strcmp(argv[i], "-q"))
+			quiet = 1;
 		else if (!strcmp(argv[i], "--wait") && i + 1 < argc) {
 			if (ctl_parse_u64(argv[++i], &wait_s) != 0 ||
 			    wait_s == 0)
@@ -93,8 +211,23 @@ cmd_backup(struct ctl *c, int argc, char **argv)
 		    "exist", target);
 	if ((rc = ctl_reach(c, CTL_STORED)) != 0)
 		return rc;
-	if (client_open(&cl, c->store_url, (int)c->conf.timeout_ms) != 0)
+	progress_init(&pr, "backup", quiet || c->json);
+	/*
+	 * runnerd's state first: what it holds was read from the log
+	 * before the log's copy is taken, so its checkpoints and snapshots
+	 * are at or below the position the log's copy is consistent at.
+	 */
+	if (runner) {
+		snprintf(tmp, sizeof(tmp), "%s.runner-%ld", dir,
+		    (long)getpid());
+		if ((rc = runner_backup(c, tmp, &runner_bytes)) != CTL_OK)
+			return rc;
+	}
+	if (client_open(&cl, c->store_url, (int)c->conf.timeout_ms) != 0) {
+		if (runner)
+			runner_discard(tmp);
 		return ctl_err(CTL_USAGE, "bad store URL %s", c->store_url);
+	}
 	ipc_out_init(&o);
 	ipc_request_begin(&o, EF_OP_BACKUP, client_request_id(&cl));
 	r.dir.ptr = dir;
@@ -108,7 +241,26 @@ cmd_backup(struct ctl *c, int argc, char **argv)
 	 * the second is refused ("another backup is running") and the
 	 * first goes on; stored's log says how it ended.
 	 */
+	if (pr.on) {
+		tk.pr = &pr;
+		tk.done = 0;
+		pthread_mutex_init(&tk.mu, NULL);
+		pthread_cond_init(&tk.cv, NULL);
+		ticking = pthread_create(&tk_thr, NULL, ticker_main, &tk) == 0;
+	}
 	st = client_call_wait(&cl, &o, wait_s * 1000, &cr);
+	if (ticking) {
+		pthread_mutex_lock(&tk.mu);
+		tk.done = 1;
+		pthread_cond_signal(&tk.cv);
+		pthread_mutex_unlock(&tk.mu);
+		pthread_join(tk_thr, NULL);
+	}
+	progress_clear(&pr);
+	if (runner && st != EF_S_OK)
+		runner_discard(tmp);
+	if (runner && st == EF_S_OK && (rc = runner_place(tmp, dir)) != 0)
+		goto out;
 	if (st == EF_S_UNAVAILABLE && cr.msg == NULL) {
 		rc = ctl_err(CTL_UNAVAILABLE, "UNAVAILABLE: %.*s (the backup "
 		    "may still be running: see stored's log)",
@@ -120,14 +272,21 @@ cmd_backup(struct ctl *c, int argc, char **argv)
 	else if (ipc_backup_rep_decode(cr.in.body, &br, &why) != 0)
 		rc = ctl_err(CTL_INTERNAL, "malformed reply: %s", why);
 	else if (c->json) {
-		json_t *j = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I}",
+		json_t *j;
+		char *txt;
+
+		j = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I}",
 		    "dir", dir, "position", (json_int_t)br.position,
 		    "segments", (json_int_t)br.segments, "linked",
 		    (json_int_t)br.linked, "copied", (json_int_t)br.copied,
 		    "bytes", (json_int_t)br.bytes, "index_bytes",
 		    (json_int_t)br.index_bytes);
-		char *txt = j ? json_dumps(j, JSON_COMPACT |
-		    JSON_PRESERVE_ORDER) : NULL;
+
+		if (j != NULL && runner)
+			json_object_set_new(j, "runner_bytes",
+			    json_integer((json_int_t)runner_bytes));
+		txt = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) :
+		    NULL;
 
 		if (txt != NULL)
 			printf("%s\n", txt);
@@ -140,6 +299,15 @@ cmd_backup(struct ctl *c, int argc, char **argv)
 		    PRIu64 " bytes)\n", dir, br.position, br.position,
 		    br.segments, br.linked, br.copied, br.bytes,
 		    br.index_bytes);
+	if (rc == CTL_OK && st == EF_S_OK) {
+		fflush(stdout);
+		progress(&pr, br.position, br.bytes + br.index_bytes +
+		    runner_bytes, 1);
+	}
+	if (rc == CTL_OK && runner && !c->json)
+		printf("backup %s/runner: runnerd's state, %" PRIu64 " bytes, "
+		    "taken before the log (its checkpoints are at or below "
+		    "position %" PRIu64 ")\n", dir, runner_bytes, br.position);
 out:
 	client_reply_free(&cr);
 	ipc_out_free(&o);

@@ -11,8 +11,9 @@
 #include "guard.h"
 
 const struct ctl_cmd ctl_data_cmds[] = {
-	{ "backup", cmd_backup, "backup DIR [--wait SECONDS] [--json]   "
-	    "(online consistent copy; prints its position)" },
+	{ "backup", cmd_backup, "backup DIR [--runner] [--wait SECONDS] "
+	    "[--json] [--quiet]   (online consistent copy; prints its "
+	    "position; --runner: runnerd's state too)" },
 	{ "export", cmd_export, "export [--from POSITION] [--to POSITION] "
 	    "[--stream UUID] "
 	    "[--zstd] [-o FILE] [--quiet]   (JSON lines, consistent "
@@ -31,6 +32,18 @@ progress_init(struct progress *p, const char *what, int quiet)
 	p->start_ms = guard_now_ms();
 	p->next_ms = p->start_ms + 500;
 	p->total = 0;
+	p->total_bytes = 0;
+	p->shown = 0;
+}
+
+void
+progress_clear(struct progress *p)
+{
+	if (!p->on || !p->shown)
+		return;
+	fputs("\r\033[K", stderr);
+	fflush(stderr);
+	p->shown = 0;
 }
 
 void
@@ -49,6 +62,10 @@ progress(struct progress *p, uint64_t events, uint64_t bytes, int last)
 	if (p->total > events && rate > 0)
 		fprintf(stderr, ", ETA %.0f s", (double)(p->total - events) /
 		    rate);
+	else if (p->total_bytes > bytes && bytes > 0 && el > 0)
+		fprintf(stderr, ", ETA %.0f s", (double)(p->total_bytes -
+		    bytes) * (double)el / 1000.0 / (double)bytes);
 	fputs(last ? "\n" : "   ", stderr);
+	p->shown = !last;
 	fflush(stderr);
 }

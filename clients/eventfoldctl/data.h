@@ -29,14 +29,17 @@ void export_line(struct obuf *b, const struct ef_event *ev);
 /*
  * Progress on stderr, at most twice a second, only when stderr is a
  * terminal and not --quiet: events, bytes, rate, and an ETA when total
- * (events expected) is known.
+ * (events expected) or total_bytes (bytes expected) is known.
  */
 struct progress {
 	int on;
 	const char *what;
-	uint64_t start_ms, next_ms, total;
+	uint64_t start_ms, next_ms, total, total_bytes;
+	int shown; /* a line without its newline is on the terminal */
 };
 void progress_init(struct progress *p, const char *what, int quiet);
 void progress(struct progress *p, uint64_t events, uint64_t bytes, int last);
+/* Erases a progress line still shown, before other output. */
+void progress_clear(struct progress *p);
 
 #endif

@@ -52,6 +52,13 @@
 #define EFDB_BHDR    16
 #define EFDB_BFTR    8
 #define EFDB_REC_MIN 74
+/*
+ * How long one IMPORT may take stored to answer (or --timeout-ms if
+ * longer): a whole batch written, indexed and fsynced, on a disk or a
+ * machine that may be busy. The request itself must still reach stored
+ * within --timeout-ms, and a stored that died is noticed at once.
+ */
+#define IMPORT_WAIT_MS 120000
 
 /* ---- the destination ---- */
 
@@ -125,7 +132,8 @@ send_batch(struct importer *im, const struct ef_event *evs, size_t n,
 	ipc_import_req_begin(&im->o, im->keep, (uint32_t)n);
 	for (i = 0; i < n; i++)
 		ipc_event_encode(&im->o, &evs[i]);
-	st = client_call(&im->cl, &im->o, &cr);
+	st = client_call_wait(&im->cl, &im->o, im->c->conf.timeout_ms >
+	    IMPORT_WAIT_MS ? im->c->conf.timeout_ms : IMPORT_WAIT_MS, &cr);
 	if (st != EF_S_OK) {
 		fflush(stdout);
 		fprintf(stderr, "eventfoldctl: %s: %s: %s: %.*s\n", im->file,

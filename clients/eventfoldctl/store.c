@@ -18,6 +18,7 @@
 #include <jansson.h>
 
 #include "ctl.h"
+#include "data.h"
 #include "archive.h"
 #include "segfile.h"
 
@@ -566,7 +567,8 @@ struct vres {
  */
 static void
 verify_file(const char *path, uint64_t expect_base, int check_base,
-    int last, struct vres *v)
+    int last, struct vres *v, struct progress *pr, uint64_t ev0,
+    uint64_t by0)
 {
 	struct stat sb;
 	const uint8_t *img;
@@ -620,8 +622,10 @@ verify_file(const char *path, uint64_t expect_base, int check_base,
 			break;
 		pos += get_le32(img + off + 8);
 		v->batches++;
+		progress(pr, ev0 + pos - v->base, by0 + off + len, 0);
 	}
 	v->next = pos;
+	progress_clear(pr);
 	if (off == size) {
 		printf("%s: OK: %" PRIu64 " events in %" PRIu64 " batches, %"
 		    PRIu64 " bytes\n", path, pos - v->base, v->batches, size);
@@ -696,15 +700,21 @@ static int
 cmd_verify(struct ctl *c, int argc, char **argv)
 {
 	char path[4200], name[SEGFILE_NAME_MAX];
-	uint64_t *bases = NULL, events = 0, bytes = 0, pos = 0;
+	uint64_t *bases = NULL, events = 0, bytes = 0, pos = 0, done = 0;
 	uint8_t *arcs = NULL;
 	size_t n = 0, i;
+	struct progress pr;
 	struct vres v;
 	struct stat sb;
-	int legacy, bad = 0, rc;
+	int legacy, bad = 0, quiet = 0, rc;
 
-	if (argc > 1)
-		return ctl_usage("verify");
+	for (i = 1; i < (size_t)argc; i++) {
+		if (!strcmp(argv[i], "--quiet") || !strcmp(argv[i], "-q"))
+			quiet = 1;
+		else
+			return ctl_usage("verify");
+	}
+	progress_init(&pr, "verify", quiet);
 	snprintf(path, sizeof(path), "%s/%s", c->conf.data_dir,
 	    LEGACY_LOG_NAME);
 	legacy = stat(path, &sb) == 0;
@@ -722,7 +732,8 @@ cmd_verify(struct ctl *c, int argc, char **argv)
 	if (legacy) {
 		free(arcs);
 		/* a release before segments; stored takes it over */
-		verify_file(path, 0, 0, 1, &v);
+		verify_file(path, 0, 0, 1, &v, &pr, 0, 0);
+		progress(&pr, v.next - v.base, v.size, 1);
 		return v.corrupt ? CTL_CORRUPT : CTL_OK;
 	}
 	if (n == 0) {
@@ -731,10 +742,19 @@ cmd_verify(struct ctl *c, int argc, char **argv)
 		return ctl_err(CTL_NOT_FOUND, "%s: no segment files (no log "
 		    "here)", c->conf.data_dir);
 	}
+	/* bytes on disk, for the ETA: segment files and archives */
+	for (i = 0; i < n; i++) {
+		snprintf(path, sizeof(path), "%s/%s%s", c->conf.data_dir,
+		    segfile_name(name, sizeof(name), bases[i]), arcs[i] ?
+		    ARCHIVE_SUFFIX : "");
+		if (stat(path, &sb) == 0)
+			pr.total_bytes += (uint64_t)sb.st_size;
+	}
 	for (i = 0; i < n; i++) {
 		snprintf(path, sizeof(path), "%s/%s", c->conf.data_dir,
 		    segfile_name(name, sizeof(name), bases[i]));
 		if (i > 0 && !bad && bases[i] != pos) {
+			progress_clear(&pr);
 			printf("%s: CORRUPT at offset 0: starts at position %"
 			    PRIu64 " but the previous segment ends before %"
 			    PRIu64 "\n", path, bases[i], pos);
@@ -742,20 +762,29 @@ cmd_verify(struct ctl *c, int argc, char **argv)
 			continue;
 		}
 		if (arcs[i]) {
+			progress_clear(&pr);
 			verify_archive(path, bases[i], i + 1 < n ?
 			    bases[i + 1] : bases[i], i == n - 1, &v);
 			bad |= v.corrupt;
 			events += v.next - v.base;
 			bytes += v.size;
 			pos = v.next;
+			snprintf(path, sizeof(path), "%s/%s%s",
+			    c->conf.data_dir, name, ARCHIVE_SUFFIX);
+			if (stat(path, &sb) == 0)
+				done += (uint64_t)sb.st_size;
+			progress(&pr, events, done, 0);
 			continue;
 		}
-		verify_file(path, bases[i], 1, i == n - 1, &v);
+		verify_file(path, bases[i], 1, i == n - 1, &v, &pr, events,
+		    done);
 		bad |= v.corrupt;
 		events += v.next - v.base;
 		bytes += v.size;
+		done += v.size;
 		pos = v.next;
 	}
+	progress(&pr, events, done, 1);
 	free(bases);
 	free(arcs);
 	if (bad) {
@@ -983,7 +1012,7 @@ const struct ctl_cmd ctl_store_cmds[] = {
 	    "eligible sealed segment now, with progress)" },
 	{ "rotate", cmd_rotate, "rotate [--json]   (seal the segment being "
 	    "written now)" },
-	{ "verify", cmd_verify, "verify   (offline check of every segment of "
-	    "--data-dir's log)" },
+	{ "verify", cmd_verify, "verify [--quiet]   (offline check of every "
+	    "segment of --data-dir's log; progress on a terminal)" },
 	{ NULL, NULL, NULL },
 };

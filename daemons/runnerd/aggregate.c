@@ -18,6 +18,12 @@
  * id that produced events returns its first result, without handle(),
  * whatever crashed when.
  *
+ * A snapshot keeps the id of the event at its version. Loaded, it is
+ * checked against the log before use: a log restored from an older
+ * backup, or repaired, would otherwise have commands decided on a state
+ * it does not back. A snapshot that does not match is dropped (logged)
+ * and the instance folded from version 0.
+ *
  * Locking: the instance table has one mutex; each instance has its own,
  * held for a whole EXECUTE (commands on one instance are serialised;
  * distinct instances run in parallel). The writer has its own mutex.
@@ -36,7 +42,15 @@
 #define NBUCKETS  4096
 #define NPENDING  1024
 #define CMD_VAL   48 /* stream, first_ver, first_pos, last_ver, last_pos */
-#define SNAP_HDR  13 /* state_version u32, exists u8, version u64 */
+/*
+ * A snapshot: state_version u32, format u8, version u64, then (format 2)
+ * the id of the event at that version, then the state. Format 1 (no id)
+ * is what runnerd wrote before the id was kept; it is still read.
+ */
+#define SNAP_HDR1 13
+#define SNAP_HDR  29
+#define SNAP_V1   1
+#define SNAP_V2   2
 #define READ_PAGE 1000
 
 struct instance {
@@ -52,9 +66,12 @@ struct instance {
 	struct buf state;
 	int snap_exists;
 	uint64_t snap_version;
+	uint8_t last_id[UUID_LEN]; /* of the event at version */
+	int has_id;
+	int from_snap; /* state as a snapshot gave it, nothing applied */
 };
 
-enum { WOP_CMD = 1, WOP_SNAP };
+enum { WOP_CMD = 1, WOP_SNAP, WOP_SNAP_DEL };
 
 struct wop {
 	struct wop *next;
@@ -130,8 +147,13 @@ writer_main(void *arg)
 				k.mv_data = w->key;
 				v.mv_size = w->vlen;
 				v.mv_data = w->val;
-				rc = mdb_put(txn, w->kind == WOP_CMD ? st.cmds :
-				    st.snaps, &k, &v, 0);
+				if (w->kind == WOP_SNAP_DEL) {
+					rc = mdb_del(txn, st.snaps, &k, NULL);
+					if (rc == MDB_NOTFOUND)
+						rc = 0;
+				} else
+					rc = mdb_put(txn, w->kind == WOP_CMD ?
+					    st.cmds : st.snaps, &k, &v, 0);
 			}
 			if (rc != 0) {
 				log_warnx("aggregate writer: put: %s",
@@ -343,7 +365,24 @@ aggregate_evict(uint64_t now)
 		log_debug("evicted %" PRIu64 " idle aggregate instances", n);
 }
 
-/* Starts from the snapshot, if any fits, else the initial state. */
+static void
+inst_initial(struct instance *in)
+{
+	const struct efp_aggregate *d = in->type->desc;
+
+	buf_set(&in->state, d->initial_state, d->initial_state ?
+	    d->initial_len : 0);
+	in->exists = 0;
+	in->version = 0;
+	in->has_id = 0;
+	in->from_snap = 0;
+}
+
+/*
+ * Starts from the snapshot, if any fits, else the initial state. A
+ * state from a snapshot is checked against the log by inst_catch_up
+ * before anything is decided on it.
+ */
 static void
 inst_load(struct instance *in)
 {
@@ -351,20 +390,23 @@ inst_load(struct instance *in)
 	MDB_txn *txn;
 	MDB_val k = { UUID_LEN, in->stream }, v;
 	const uint8_t *p;
+	size_t hdr;
 
-	buf_set(&in->state, d->initial_state, d->initial_state ?
-	    d->initial_len : 0);
-	in->exists = 0;
-	in->version = 0;
+	inst_initial(in);
 	if (state_begin(1, &txn) == 0) {
 		if (mdb_get(txn, st.snaps, &k, &v) == 0 &&
-		    v.mv_size >= SNAP_HDR) {
+		    v.mv_size >= SNAP_HDR1) {
 			p = v.mv_data;
-			if (get_le32(p) == d->state_version) {
-				in->exists = p[4];
+			hdr = p[4] == SNAP_V2 ? SNAP_HDR : SNAP_HDR1;
+			if (get_le32(p) == d->state_version &&
+			    v.mv_size >= hdr) {
+				in->exists = 1;
 				in->version = get_le64(p + 5);
-				buf_set(&in->state, p + SNAP_HDR,
-				    v.mv_size - SNAP_HDR);
+				if ((in->has_id = hdr == SNAP_HDR))
+					memcpy(in->last_id, p + SNAP_HDR1,
+					    UUID_LEN);
+				in->from_snap = 1;
+				buf_set(&in->state, p + hdr, v.mv_size - hdr);
 			}
 		}
 		mdb_txn_abort(txn);
@@ -374,13 +416,32 @@ inst_load(struct instance *in)
 	in->loaded = 1;
 }
 
+/*
+ * The state (from a snapshot, or held in memory while stored was
+ * restored or repaired underneath) does not match the log: deciding on
+ * it would silently skip or misapply events. The instance is folded
+ * again from version 0 and the snapshot dropped.
+ */
+static void
+inst_discard(struct instance *in, const char *sid, const char *why)
+{
+	log_warnx("aggregate %s stream %s: its state at version %" PRIu64
+	    " (%s) %s; folding it again from version 0", in->type->desc->type,
+	    sid, in->version, in->from_snap ? "a snapshot" : "held in memory",
+	    why);
+	inst_initial(in);
+	in->snap_exists = 0;
+	in->snap_version = 0;
+	writer_push(WOP_SNAP_DEL, in->stream, UUID_LEN, NULL, 0);
+}
+
 static void
 inst_snapshot(struct instance *in)
 {
 	uint8_t *val;
 	size_t vlen = SNAP_HDR + in->state.len;
 
-	if (!in->exists || rd.conf.snapshot_every == 0)
+	if (!in->exists || !in->has_id || rd.conf.snapshot_every == 0)
 		return;
 	if (in->snap_exists && in->version - in->snap_version <
 	    rd.conf.snapshot_every)
@@ -390,8 +451,9 @@ inst_snapshot(struct instance *in)
 	if ((val = malloc(vlen)) == NULL)
 		fatal("malloc");
 	put_le32(val, in->type->desc->state_version);
-	val[4] = 1;
+	val[4] = SNAP_V2;
 	put_le64(val + 5, in->version);
+	memcpy(val + SNAP_HDR1, in->last_id, UUID_LEN);
 	if (in->state.len)
 		memcpy(val + SNAP_HDR, in->state.p, in->state.len);
 	writer_push(WOP_SNAP, in->stream, UUID_LEN, val, vlen);
@@ -501,7 +563,15 @@ recovery_see(struct recovery *r, const struct ef_event *ev,
 	r->first_pos = r->last_pos = ev->global_position;
 }
 
-/* Reads and applies the events newer than the instance's version. */
+/*
+ * Reads and applies the events newer than the instance's version. The
+ * state is first checked against the log, whether it came from a
+ * snapshot or is held in memory (stored may have been restored or
+ * repaired since): the read starts at the instance's own version, whose
+ * event must be there and carry the id kept with the state; if not, the
+ * snapshot is dropped and the stream folded from version 0. One event
+ * more per read.
+ */
 static int
 inst_catch_up(struct instance *in, char *msg, size_t ml)
 {
@@ -509,20 +579,27 @@ inst_catch_up(struct instance *in, char *msg, size_t ml)
 	struct ipc_read_rep rr;
 	struct ef_event ev;
 	struct recovery rec;
-	char sid[UUID_STR_LEN];
+	char sid[UUID_STR_LEN], got[UUID_STR_LEN], want[UUID_STR_LEN];
+	char why_buf[160];
 	const char *why;
 	uint64_t from;
 	uint32_t i;
-	int st_, rc = EF_S_OK;
+	int st_, rc = EF_S_OK, check = 1;
 
 	memset(&rec, 0, sizeof(rec));
 	uuid_format(in->stream, sid);
 	for (;;) {
-		from = in->exists ? in->version + 1 : 0;
+		check = check && in->exists;
+		from = check ? in->version : in->exists ? in->version + 1 : 0;
 		st_ = client_read_stream(&rd.store, sid, from, READ_PAGE,
 		    EF_FORWARD, &rep, &rr);
 		if (st_ == EF_S_STREAM_NOT_FOUND) {
 			client_reply_free(&rep);
+			if (check) {
+				inst_discard(in, sid, "is of a stream the "
+				    "log does not hold");
+				continue;
+			}
 			if (in->exists) {
 				snprintf(msg, ml, "stream %s has events in "
 				    "runnerd's snapshot but not in stored (a "
@@ -541,6 +618,34 @@ inst_catch_up(struct instance *in, char *msg, size_t ml)
 			    EF_S_INTERNAL;
 			break;
 		}
+		if (check) {
+			why_buf[0] = '\0';
+			if (rr.nevents == 0 || ipc_event_decode(
+			    &rr.events->via.array.ptr[0], &ev, &why) != 0 ||
+			    ev.stream_version != in->version)
+				snprintf(why_buf, sizeof(why_buf), "is beyond "
+				    "the end of the stream in the log (version "
+				    "%" PRIu64 "; restored from an older "
+				    "backup?)", rr.has_last_version ?
+				    rr.last_version : 0);
+			else if (in->has_id && memcmp(ev.event_id,
+			    in->last_id, UUID_LEN) != 0)
+				snprintf(why_buf, sizeof(why_buf), "follows "
+				    "event %s, but the log holds %s there "
+				    "(repaired or replaced?)",
+				    uuid_format(in->last_id, want),
+				    uuid_format(ev.event_id, got));
+			if (why_buf[0] != '\0') {
+				client_reply_free(&rep);
+				inst_discard(in, sid, why_buf);
+				continue;
+			}
+			/* a format 1 snapshot: the id is the log's */
+			memcpy(in->last_id, ev.event_id, UUID_LEN);
+			in->has_id = 1;
+			check = 0;
+			from = in->version + 1;
+		}
 		for (i = 0; i < rr.nevents; i++) {
 			if (ipc_event_decode(&rr.events->via.array.ptr[i], &ev,
 			    &why) != 0) {
@@ -556,6 +661,9 @@ inst_catch_up(struct instance *in, char *msg, size_t ml)
 			recovery_see(&rec, &ev, in->stream);
 			in->exists = 1;
 			in->version = ev.stream_version;
+			memcpy(in->last_id, ev.event_id, UUID_LEN);
+			in->has_id = 1;
+			in->from_snap = 0;
 			from++;
 		}
 		i = rr.nevents;
@@ -611,6 +719,46 @@ metadata_json(const struct exec_cmd *c)
 out:
 	json_decref(m);
 	return s;
+}
+
+/*
+ * Is a command's kept result backed by the log? Its first event must be
+ * at the kept position with the id derived from the command id. After a
+ * restore to an older backup (or a repair) it may not be: answering
+ * "duplicate" then would drop the command silently. 1 backed, 0 not
+ * (logged), -1 stored did not answer. A position stored cannot read
+ * (DATA_LOSS) counts as backed: running the command twice is worse.
+ */
+static int
+cmd_backed(const char *cmd, const uint8_t val[CMD_VAL])
+{
+	struct client_reply cr;
+	struct ipc_read_rep rr;
+	struct ef_event ev;
+	uint8_t id[UUID_LEN];
+	char sid[UUID_STR_LEN];
+	const char *why;
+	uint64_t pos = get_le64(val + 24);
+	int st, ok;
+
+	st = client_read_all(&rd.store, pos, 1, EF_FORWARD, &cr, &rr);
+	if (st != EF_S_OK) {
+		client_reply_free(&cr);
+		/* damage there is not proof that the command is lost */
+		return st == EF_S_UNAVAILABLE || st == EF_S_DEADLINE ? -1 : 1;
+	}
+	event_id_for(cmd, 0, id);
+	ok = rr.nevents == 1 && ipc_event_decode(&rr.events->via.array.ptr[0],
+	    &ev, &why) == 0 && ev.global_position == pos &&
+	    !memcmp(ev.event_id, id, UUID_LEN) &&
+	    !memcmp(ev.stream_id, val, UUID_LEN);
+	client_reply_free(&cr);
+	if (!ok)
+		log_warnx("command %s: its result (stream %s, position %" PRIu64
+		    ") is not in the log (restored from an older backup, or "
+		    "repaired?): executing it again", cmd, uuid_format(val,
+		    sid), pos);
+	return ok;
 }
 
 static int
@@ -785,6 +933,12 @@ aggregate_execute(const struct exec_cmd *c, struct ipc_exec_rep *rep,
 		if (found < 0) {
 			snprintf(msg, ml, "command table unreadable");
 			s = EF_S_INTERNAL;
+			break;
+		}
+		if (found && !memcmp(val, sid, UUID_LEN) &&
+		    (found = cmd_backed(c->command_id, val)) < 0) {
+			snprintf(msg, ml, "stored did not answer");
+			s = EF_S_UNAVAILABLE;
 			break;
 		}
 		if (found) {

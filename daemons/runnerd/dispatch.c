@@ -7,11 +7,15 @@
  * DEAD_LETTERS, PLUGINS). A malformed request gets an error reply
  * naming what was wrong; no input makes a worker stop.
  */
+#include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "listen.h"
 #include "log.h"
@@ -392,6 +396,93 @@ handle_plugins(struct worker *w, const struct ipc_in *in)
 	}
 }
 
+/*
+ * One copy at a time: two would only compete for the disk. A request
+ * for the directory being copied is a resend of the same request (the
+ * client re-dials a broken connection and sends again, and only the
+ * reply on the new connection reaches it): it waits for that copy and
+ * gets its outcome, rather than ABORTED while its copy goes on (or
+ * "exists" once it is done).
+ */
+static struct {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int running;
+	char dir[PATH_MAX];   /* of the running or the last copy */
+	int rc;               /* the last copy's outcome */
+	uint64_t bytes;
+	char why[PATH_MAX + 128];
+} bk = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, "", 0, 0,
+	"" };
+
+static void
+handle_runner_backup(struct worker *w, const struct ipc_in *in)
+{
+	struct ipc_backup_req r;
+	char dir[PATH_MAX], why[PATH_MAX + 128];
+	const char *bad = "";
+	uint64_t bytes;
+	int rc;
+
+	if (ipc_backup_req_decode(in->body, &r, &bad) != 0) {
+		reply_error(w, EF_S_BAD_REQUEST, "runner_backup: bad field: %s",
+		    bad);
+		return;
+	}
+	if (r.dir.len == 0 || r.dir.len >= sizeof(dir) ||
+	    memchr(r.dir.ptr, '\0', r.dir.len) != NULL) {
+		reply_error(w, EF_S_INVALID, "runner_backup: the directory "
+		    "must be an absolute path");
+		return;
+	}
+	memcpy(dir, r.dir.ptr, r.dir.len);
+	dir[r.dir.len] = '\0';
+	pthread_mutex_lock(&bk.mu);
+	if (bk.running && strcmp(bk.dir, dir) != 0) {
+		pthread_mutex_unlock(&bk.mu);
+		reply_error(w, EF_S_ABORTED, "another backup of runnerd's "
+		    "state is running");
+		return;
+	}
+	if (bk.running || (bk.rc == 0 && !strcmp(bk.dir, dir) &&
+	    access(dir, F_OK) == 0)) {
+		/* the same request again (running, or done and there): its
+		 * outcome */
+		while (bk.running)
+			pthread_cond_wait(&bk.cv, &bk.mu);
+		rc = bk.rc;
+		bytes = bk.bytes;
+		snprintf(why, sizeof(why), "%s", bk.why);
+		pthread_mutex_unlock(&bk.mu);
+	} else {
+		bk.running = 1;
+		snprintf(bk.dir, sizeof(bk.dir), "%s", dir);
+		pthread_mutex_unlock(&bk.mu);
+		why[0] = '\0';
+		rc = state_backup(dir, &bytes, why, sizeof(why));
+		if (rc != 0)
+			log_warnx("backup of runnerd's state: %s", why);
+		else
+			log_info("runnerd's state copied into %s (%" PRIu64
+			    " bytes)", dir, bytes);
+		pthread_mutex_lock(&bk.mu);
+		bk.running = 0;
+		bk.rc = rc;
+		bk.bytes = bytes;
+		snprintf(bk.why, sizeof(bk.why), "%s", why);
+		pthread_cond_broadcast(&bk.cv);
+		pthread_mutex_unlock(&bk.mu);
+	}
+	if (rc != 0) {
+		reply_error(w, rc == -EINVAL || rc == -EEXIST ||
+		    rc == -ENOENT ? EF_S_INVALID : EF_S_INTERNAL, "%s", why);
+		return;
+	}
+	ipc_out_reset(&w->out);
+	ipc_reply_begin(&w->out, EF_S_OK, "ok");
+	ipc_counts_encode(&w->out, &bytes, 1);
+}
+
 static const struct {
 	int op;
 	handler_fn fn;
@@ -405,6 +496,7 @@ static const struct {
 	{ EF_OP_REPLAY, handle_replay },
 	{ EF_OP_DEAD_LETTERS, handle_dead_letters },
 	{ EF_OP_PLUGINS, handle_plugins },
+	{ EF_OP_RUNNER_BACKUP, handle_runner_backup },
 };
 
 static void

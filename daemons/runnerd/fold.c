@@ -170,6 +170,8 @@ pipe_on_event(void *arg, const struct ef_event *ev)
 
 	if (evq_push(&p->q, ev, &p->stop))
 		return 1;
+	memcpy(p->last_id, ev->event_id, UUID_LEN);
+	p->has_id = 1;
 	__atomic_store_n(&p->delivered, ev->global_position + 1,
 	    __ATOMIC_RELEASE);
 	return 0;
@@ -201,7 +203,16 @@ pipe_main(void *arg)
 	sp.stop = &p->stop;
 	while (!__atomic_load_n(&p->stop, __ATOMIC_RELAXED)) {
 		sp.from = __atomic_load_n(&p->delivered, __ATOMIC_ACQUIRE);
+		/* the fold's own pipe only: a rebuild starts at 0 on the
+		 * log as it is */
+		sp.check_log = p->check;
+		sp.from_id = p->has_id ? p->last_id : NULL;
 		rc = sub_run(&sp);
+		if (rc == SUB_LOG_CHANGED) {
+			/* the fold thread checks its checkpoint again */
+			__atomic_store_n(&p->changed, 1, __ATOMIC_RELEASE);
+			break;
+		}
 		if (rc == 0 || rc == 1)
 			continue;
 		log_warnx("%s: subscription failed (%d), retrying",
@@ -211,14 +222,21 @@ pipe_main(void *arg)
 	return NULL;
 }
 
+/* from_id: the id of the event at from - 1 (NULL: unknown); check: the
+ * log is checked against the last event delivered (not in a rebuild). */
 static void
-pipe_start(struct pipe *p, struct fold *f, uint64_t from)
+pipe_start(struct pipe *p, struct fold *f, uint64_t from,
+    const uint8_t *from_id, int check)
 {
 	p->f = f;
 	p->stop = 0;
 	p->from = from;
 	p->delivered = from;
 	p->caught_up = 0;
+	p->changed = 0;
+	p->check = check;
+	if ((p->has_id = from_id != NULL))
+		memcpy(p->last_id, from_id, UUID_LEN);
 	evq_clear(&p->q);
 	if (pthread_create(&p->thr, NULL, pipe_main, p) != 0)
 		fatal("pthread_create");
@@ -679,11 +697,23 @@ fold_main(void *arg)
 		pthread_mutex_lock(&f->mu);
 		f->live = 0;
 		pthread_mutex_unlock(&f->mu);
-		pipe_start(&f->pipe, f, f->next);
+		pipe_start(&f->pipe, f, f->next, f->has_id && f->next > 0 ?
+		    f->last_id : NULL, 1);
 		for (;;) {
 			if (__atomic_load_n(&f->req, __ATOMIC_ACQUIRE) !=
 			    REQ_NONE)
 				break;
+			if (__atomic_load_n(&f->pipe.changed,
+			    __ATOMIC_ACQUIRE)) {
+				/* stored restored or repaired while we ran:
+				 * check the checkpoint again, as at start */
+				log_warnx("%s: the log changed underneath the "
+				    "subscription; checking the checkpoint "
+				    "(position %" PRIu64 ") again", f->name,
+				    f->next);
+				f->checked = 0;
+				break;
+			}
 			if (!f->live && __atomic_load_n(&f->pipe.caught_up,
 			    __ATOMIC_ACQUIRE) &&
 			    __atomic_load_n(&f->pipe.q.n, __ATOMIC_RELAXED) ==
@@ -854,7 +884,7 @@ rebuild_main(void *arg)
 	uint64_t next = 0, fpos, caught;
 	int failed = 0;
 
-	pipe_start(p, f, 0);
+	pipe_start(p, f, 0, NULL, 0);
 	for (;;) {
 		if (__atomic_load_n(&f->rb_stop, __ATOMIC_RELAXED))
 			break;

@@ -181,6 +181,12 @@ int state_dbi(const char *name, int create, MDB_dbi *dbi);
 /* Empties (del 0) or deletes (del 1) a database in its own transaction. */
 int state_drop(MDB_dbi dbi, int del);
 int state_begin(int rdonly, MDB_txn **txn);
+/*
+ * Copies the environment into dir (absolute, must not exist), compacted,
+ * fsynced, dir's parent too. 0 (*bytes set) or -errno / an LMDB code
+ * with why filled; a failed copy leaves no dir behind.
+ */
+int state_backup(const char *dir, uint64_t *bytes, char *why, size_t whylen);
 /* Commit; a failure is logged with what. 0 or the LMDB error. */
 int state_commit(MDB_txn *txn, const char *what);
 /*
@@ -256,6 +262,12 @@ struct pipe {
 	uint64_t from;
 	uint64_t delivered; /* next position enqueued (atomic) */
 	int caught_up;      /* atomic */
+	/* the id of the event at delivered - 1 (pipe thread only), checked
+	 * against the log on each catch-up read when check and has_id */
+	uint8_t last_id[UUID_LEN];
+	int has_id;
+	int check;          /* the fold's own pipe, not a rebuild's */
+	int changed;        /* atomic: the log changed underneath */
 };
 
 enum fold_req {

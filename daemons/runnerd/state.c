@@ -13,9 +13,12 @@
  * default sync): callers batch their writes.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "runnerd.h"
@@ -167,4 +170,63 @@ state_checkpoint_put(MDB_txn *txn, const char *name, uint64_t gen,
 	else
 		memset(val + 16, 0, UUID_LEN);
 	return mdb_put(txn, st.meta, &k, &v, 0);
+}
+
+static int
+fsync_path(const char *path, int dir)
+{
+	int fd, rc = 0;
+
+	fd = open(path, (dir ? O_RDONLY | O_DIRECTORY : O_RDONLY) | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fsync(fd) != 0)
+		rc = -errno;
+	close(fd);
+	return rc;
+}
+
+int
+state_backup(const char *dir, uint64_t *bytes, char *why, size_t whylen)
+{
+	char file[PATH_MAX + 16], parent[PATH_MAX], *slash;
+	struct stat sb;
+	int rc;
+
+	*bytes = 0;
+	if (dir[0] != '/' || strlen(dir) > PATH_MAX - 16 ||
+	    strstr(dir, "/../") != NULL) {
+		snprintf(why, whylen, "%s: the backup directory must be an "
+		    "absolute path without \"..\"", dir);
+		return -EINVAL;
+	}
+	if (mkdir(dir, 0750) != 0) {
+		rc = -errno;
+		snprintf(why, whylen, "mkdir %s: %s", dir, strerror(errno));
+		return rc;
+	}
+	snprintf(file, sizeof(file), "%s/data.mdb", dir);
+	if ((rc = mdb_env_copy2(st.env, dir, MDB_CP_COMPACT)) != 0) {
+		snprintf(why, whylen, "copy of runnerd's state into %s: %s",
+		    dir, mdb_strerror(rc));
+		rc = rc > 0 ? -rc : -EIO;
+		goto fail;
+	}
+	/* mdb_env_copy2 does not fsync what it wrote */
+	snprintf(parent, sizeof(parent), "%s", dir);
+	if ((slash = strrchr(parent, '/')) != NULL)
+		slash[slash == parent] = '\0';
+	if ((rc = fsync_path(file, 0)) != 0 || (rc = fsync_path(dir, 1)) != 0 ||
+	    (rc = fsync_path(parent, 1)) != 0) {
+		snprintf(why, whylen, "fsync of the copy in %s: %s", dir,
+		    strerror(-rc));
+		goto fail;
+	}
+	if (stat(file, &sb) == 0)
+		*bytes = (uint64_t)sb.st_size;
+	return 0;
+fail:
+	unlink(file);
+	rmdir(dir);
+	return rc;
 }

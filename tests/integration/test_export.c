@@ -12,10 +12,12 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <pty.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <criterion/criterion.h>
@@ -276,6 +278,124 @@ Test(export, zstd_and_output_file)
 	cr_assert_eq(rc, 1);
 	free(out);
 	free(err);
+	client_close(&cl);
+}
+
+/*
+ * Runs eventfoldctl on a pseudo-terminal (stdout and stderr both), as
+ * an operator at a shell would; returns what the terminal got
+ * (malloc'd) and the exit code in *code.
+ */
+static char *
+ctl_on_tty(const struct h_stored *sd, const char *const *args, int *code)
+{
+	const char *argv[24], *bin = getenv("EF_CTL");
+	char *buf = NULL;
+	size_t len = 0, cap = 0;
+	ssize_t r;
+	pid_t pid;
+	int fd, n = 0, st;
+
+	cr_assert(bin != NULL, "EF_CTL is not set");
+	argv[n++] = bin;
+	argv[n++] = "--runtime-dir";
+	argv[n++] = sd->run_dir;
+	argv[n++] = "--data-dir";
+	argv[n++] = sd->data_dir;
+	while (*args != NULL && n < 23)
+		argv[n++] = *args++;
+	argv[n] = NULL;
+	pid = forkpty(&fd, NULL, NULL, NULL);
+	cr_assert(pid >= 0, "forkpty: %s", strerror(errno));
+	if (pid == 0) {
+		execv(bin, (char *const *)argv);
+		_exit(127);
+	}
+	for (;;) {
+		if (len + 4096 + 1 > cap) {
+			cap = (len + 4096 + 1) * 2;
+			cr_assert((buf = realloc(buf, cap)) != NULL);
+		}
+		r = read(fd, buf + len, cap - len - 1);
+		if (r <= 0)
+			break; /* EIO once the child has gone */
+		len += (size_t)r;
+	}
+	buf[len] = '\0';
+	close(fd);
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	*code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	return buf;
+}
+
+/*
+ * On a terminal, export, import, verify and backup show their progress
+ * (events, bytes, rate) on stderr; --quiet silences it, and what the verb prints
+ * on stdout is unchanged.
+ */
+Test(export, progress_on_a_terminal_and_quiet)
+{
+	struct h_stored sd, sd2;
+	struct ef_client cl;
+	char s1[UUID_STR_LEN], s2[UUID_STR_LEN], path[H_PATH + 32];
+	char bk[H_PATH + 32], *t;
+	int rc;
+
+	h_stored_init(&sd, h_tmpdir(), NULL);
+	h_stored_start(&sd);
+	h_client(&cl, &sd, 10000);
+	append_variety(&cl, h_uuid(s1), h_uuid(s2));
+	snprintf(path, sizeof(path), "%s/x.jsonl", sd.dir);
+
+	t = ctl_on_tty(&sd, (const char *const[]){ "export", "-o", path,
+	    NULL }, &rc);
+	cr_assert_eq(rc, 0, "%s", t);
+	cr_assert(strstr(t, "export: ") != NULL && strstr(t, " events/s") !=
+	    NULL, "no progress from export on a terminal: %s", t);
+	free(t);
+	t = ctl_on_tty(&sd, (const char *const[]){ "export", "-o", path,
+	    "--quiet", NULL }, &rc);
+	cr_assert_eq(rc, 0, "%s", t);
+	cr_assert(strstr(t, "events/s") == NULL, "export --quiet: %s", t);
+	free(t);
+
+	t = ctl_on_tty(&sd, (const char *const[]){ "verify", NULL }, &rc);
+	cr_assert_eq(rc, 0, "%s", t);
+	cr_assert(strstr(t, "verify: ") != NULL && strstr(t, " events/s") !=
+	    NULL, "no progress from verify on a terminal: %s", t);
+	cr_assert(strstr(t, ": OK: ") != NULL, "%s", t);
+	free(t);
+	t = ctl_on_tty(&sd, (const char *const[]){ "verify", "--quiet", NULL },
+	    &rc);
+	cr_assert_eq(rc, 0, "%s", t);
+	cr_assert(strstr(t, "events/s") == NULL, "verify --quiet: %s", t);
+	cr_assert(strstr(t, ": OK: ") != NULL, "%s", t);
+	free(t);
+
+	snprintf(bk, sizeof(bk), "%s/bk1", sd.dir);
+	t = ctl_on_tty(&sd, (const char *const[]){ "backup", bk, NULL }, &rc);
+	cr_assert_eq(rc, 0, "%s", t);
+	cr_assert(strstr(t, "backup: 15 events, ") != NULL && strstr(t,
+	    " events/s") != NULL, "no progress from backup on a terminal: %s",
+	    t);
+	cr_assert(strstr(t, ": consistent at position 15 ") != NULL, "%s", t);
+	free(t);
+	snprintf(bk, sizeof(bk), "%s/bk2", sd.dir);
+	t = ctl_on_tty(&sd, (const char *const[]){ "backup", bk, "--quiet",
+	    NULL }, &rc);
+	cr_assert_eq(rc, 0, "%s", t);
+	cr_assert(strstr(t, "events/s") == NULL, "backup --quiet: %s", t);
+	cr_assert(strstr(t, ": consistent at position 15 ") != NULL, "%s", t);
+	free(t);
+
+	h_stored_init(&sd2, h_tmpdir(), NULL);
+	h_stored_start(&sd2);
+	t = ctl_on_tty(&sd2, (const char *const[]){ "import", path, NULL },
+	    &rc);
+	cr_assert_eq(rc, 0, "%s", t);
+	cr_assert(strstr(t, "import: ") != NULL && strstr(t, " events/s") !=
+	    NULL, "no progress from import on a terminal: %s", t);
+	free(t);
 	client_close(&cl);
 }
 

@@ -7,7 +7,8 @@
  *     the offset reported, and a re-run imports nothing either;
  *   - stored killed with SIGKILL in the middle of a large import: after
  *     a restart a re-run completes it and the export is identical to
- *     the source's (nothing lost, nothing twice);
+ *     the source's (nothing lost, nothing twice); the same with the
+ *     importer killed with SIGKILL instead;
  *   - EventfoldDB data files (format 3) written here by a generator that
  *     follows ../shared/formats/eventfolddb.md: positions, streams,
  *     versions, ids, recorded_at and bytes preserved; damaged copies (a
@@ -21,7 +22,11 @@
  *     ends with (a rotation cut short) and ending with a torn line: every
  *     event once, in order, in one stream (--stream-name: eventfold-es's
  *     id), ids kept when they are UUIDs and derived the same way again
- *     otherwise (a re-run imports nothing), other fields in metadata.
+ *     otherwise (a re-run imports nothing), other fields in metadata;
+ *   - a file of no known format and an EventfoldDB header of version 7:
+ *     refused by file name, nothing written;
+ *   - a store on a slow disk (slowsync.c) answering each batch after
+ *     --timeout-ms: the import waits and completes.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -223,6 +228,67 @@ Test(import, sigkill_mid_import_then_rerun)
 	cr_assert_eq(memcmp(fa, fb, strlen(fa)), 0, "after kill -9 and a "
 	    "re-run the store differs from the source (head at restart %"
 	    PRIu64 ")", head);
+	free(fa);
+	free(fb);
+	client_close(&ca);
+	client_close(&cb);
+}
+
+/*
+ * The importer itself killed with SIGKILL in the middle (an operator's
+ * kill -9, an OOM kill): every IMPORT is committed whole or not at all,
+ * so a re-run finds a prefix of whole batches, skips it and completes
+ * the rest; the result is the source, nothing lost, nothing twice.
+ */
+Test(import, importer_killed_mid_import_then_rerun)
+{
+	struct h_stored a, b;
+	struct ef_client ca, cb;
+	char pa[H_PATH + 32], pb[H_PATH + 32], errp[H_PATH + 32];
+	char *fa, *fb, *out, *err;
+	const char *args[8];
+	uint64_t head, deadline;
+	pid_t pid;
+	int fd, st, rc;
+
+	start(&a, &ca);
+	fill(&a, &ca, 40000);
+	snprintf(pa, sizeof(pa), "%s/a.jsonl", a.dir);
+	fa = export_all(&a, pa);
+
+	start(&b, &cb);
+	args[0] = "--runtime-dir";
+	args[1] = b.run_dir;
+	args[2] = "import";
+	args[3] = pa;
+	args[4] = NULL;
+	snprintf(errp, sizeof(errp), "%s/import.err", b.dir);
+	pid = h_ctl_spawn(args, &fd, errp);
+	deadline = h_now_ms() + 60000;
+	while (((head = h_head(&cb)) == 0 || head == UINT64_MAX) &&
+	    h_now_ms() < deadline)
+		h_sleep_ms(1);
+	cr_assert(head > 0 && head != UINT64_MAX, "the import did not start");
+	kill(pid, SIGKILL);
+	st = h_wait_pid(pid, 60000);
+	close(fd);
+	cr_assert(st != -1 && WIFSIGNALED(st),
+	    "the import ended before the kill (status 0x%x): make the "
+	    "source larger", st);
+	head = h_head(&cb);
+
+	rc = h_ctl_at(&b, (const char *const[]){ "import", pa, NULL }, &out,
+	    &err);
+	cr_assert_eq(rc, 0, "re-run: %s", err);
+	cr_assert(strstr(out, "already there, skipped") != NULL, "%s", out);
+	free(out);
+	free(err);
+	snprintf(pb, sizeof(pb), "%s/b.jsonl", b.dir);
+	fb = export_all(&b, pb);
+	cr_assert_eq(strlen(fb), strlen(fa), "after kill -9 of the importer "
+	    "(head %" PRIu64 ") and a re-run the store differs from the "
+	    "source", head);
+	cr_assert_eq(memcmp(fa, fb, strlen(fa)), 0);
 	free(fa);
 	free(fb);
 	client_close(&ca);
@@ -625,4 +691,92 @@ Test(import, eventfold_directory)
 	free(out);
 	cr_assert_eq(h_head(&c), 6);
 	client_close(&c);
+}
+
+/*
+ * Files that are none of the three formats, and an EventfoldDB header of
+ * a version other than 2 or 3: refused by name before anything is
+ * written, and stored goes on serving.
+ */
+Test(import, unknown_format_and_wrong_version)
+{
+	static const uint8_t v7[8] = { 'E', 'F', 'D', 'B', 7, 0, 0, 0 };
+	struct h_stored s;
+	struct ef_client c;
+	char path[H_PATH + 32], want[H_PATH + 96], junk[3000];
+	char *out, *err;
+	int rc;
+
+	start(&s, &c);
+	for (size_t i = 0; i < sizeof(junk); i++)
+		junk[i] = (char)(i * 131 + 7);
+	snprintf(path, sizeof(path), "%s/junk.bin", s.dir);
+	cr_assert_eq(h_write_file(path, junk, sizeof(junk)), 0);
+	rc = h_ctl_at(&s, (const char *const[]){ "import", path, NULL }, &out,
+	    &err);
+	cr_assert_eq(rc, 3, "exit %d: %s", rc, err);
+	snprintf(want, sizeof(want), "%s: unknown format", path);
+	cr_assert(strstr(err, want) != NULL, "%s", err);
+	free(out);
+	free(err);
+
+	snprintf(path, sizeof(path), "%s/v7.dat", s.dir);
+	cr_assert_eq(h_write_file(path, v7, sizeof(v7)), 0);
+	rc = h_ctl_at(&s, (const char *const[]){ "import", path, NULL }, &out,
+	    &err);
+	cr_assert_eq(rc, 3, "exit %d: %s", rc, err);
+	snprintf(want, sizeof(want), "%s: EventfoldDB format version 7", path);
+	cr_assert(strstr(err, want) != NULL, "%s", err);
+	free(out);
+	free(err);
+	cr_assert_eq(h_head(&c), 0, "something was written");
+	client_close(&c);
+}
+
+/*
+ * A store on a slow disk (every fsync 1.5 s longer, through the
+ * slowsync LD_PRELOAD shim) answers each IMPORT batch later than
+ * eventfoldctl's --timeout-ms (here 500 ms): the import must wait for
+ * the batch, as stored is alive and working, not stop UNAVAILABLE
+ * halfway (as it did on a loaded machine with the default 5 s).
+ */
+Test(import, waits_for_a_slow_store)
+{
+	struct h_stored a, b;
+	struct ef_client ca, cb;
+	char pa[H_PATH + 32], pb[H_PATH + 32];
+	char *fa, *fb, *out = NULL, *err = NULL;
+	const char *shim = getenv("EF_SLOWSYNC");
+	int rc;
+
+	cr_assert(shim != NULL, "EF_SLOWSYNC is not set");
+	start(&a, &ca);
+	fill(&a, &ca, 3000);
+	snprintf(pa, sizeof(pa), "%s/a.jsonl", a.dir);
+	fa = export_all(&a, pa);
+
+	setenv("LD_PRELOAD", shim, 1);
+	setenv("EF_SLOW_SYNC_MS", "1500", 1);
+	h_stored_init(&b, h_tmpdir(), NULL);
+	h_stored_start(&b);
+	unsetenv("LD_PRELOAD");
+	unsetenv("EF_SLOW_SYNC_MS");
+	h_client(&cb, &b, 20000);
+	{
+		const char *args[] = { "--runtime-dir", b.run_dir,
+			"--timeout-ms", "500", "import", pa, NULL };
+
+		rc = h_ctl(b.dir, args, NULL, 0, 120000, &out, &err);
+	}
+	cr_assert_eq(rc, 0, "the import stopped: exit %d: %s", rc, err);
+	cr_assert(strstr(out, "positions kept") != NULL, "%s", out);
+	free(out);
+	free(err);
+	snprintf(pb, sizeof(pb), "%s/b.jsonl", b.dir);
+	fb = export_all(&b, pb);
+	cr_assert_str_eq(fa, fb);
+	free(fa);
+	free(fb);
+	client_close(&ca);
+	client_close(&cb);
 }

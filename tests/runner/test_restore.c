@@ -10,11 +10,15 @@
  * "strict" projection (which fails unless it sees every position once,
  * in order) ends at exactly N, then applies new events from N on.
  */
+#include <dirent.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <criterion/criterion.h>
 
@@ -113,5 +117,393 @@ Test(restore, projection_rebuilds_after_an_older_log)
 	cr_assert_eq(rh_fold(&h, "strict", &f), EF_S_OK);
 	cr_assert(!f.has_error, "strict failed: %s", f.error);
 	cr_assert_eq(f.position, 55);
+	rh_stop(&h);
+}
+
+/* The count in a counter state (8 bytes little-endian, cut at the first
+ * zero byte by rh_state: only counts without a zero byte below their
+ * top one are read right, as those used here are). */
+static uint64_t
+count_of(const char *state)
+{
+	uint64_t v = 0;
+	size_t i, n = strlen(state);
+
+	for (i = n; i > 0; i--)
+		v = v << 8 | (uint8_t)state[i - 1];
+	return v;
+}
+
+static void
+increments(struct rh *h, const char *inst, int n)
+{
+	struct ipc_exec_rep rep;
+	char msg[256];
+
+	for (int i = 0; i < n; i++)
+		cr_assert_eq(rh_exec(h, "counter", inst, "Increment", NULL,
+		    NULL, &rep, msg, sizeof(msg)), EF_S_OK, "%s: %s", inst,
+		    msg);
+}
+
+static void
+expect_state(struct rh *h, const char *inst, bool exists, uint64_t version,
+    uint64_t count)
+{
+	char *state = NULL;
+	uint64_t v = 0;
+	bool e = false;
+
+	cr_assert_eq(rh_state(h, "counter", inst, &state, &v, &e), EF_S_OK,
+	    "%s", inst);
+	cr_assert_eq(e, exists, "%s: exists %d", inst, e);
+	if (exists) {
+		cr_assert_eq(v, version, "%s: version %lu, not %lu", inst,
+		    (unsigned long)v, (unsigned long)version);
+		cr_assert_eq(count_of(state), count, "%s: count %lu, not %lu",
+		    inst, (unsigned long)count_of(state),
+		    (unsigned long)count);
+	}
+	free(state);
+}
+
+/*
+ * The log restored from an older backup and then written past runnerd's
+ * checkpoint by others (what a repair or a second writer leaves): the
+ * checkpoints are now inside the log but at other events, and the
+ * aggregate snapshots are beyond their streams' ends, at other events,
+ * or of streams the log does not hold. Projection, process manager and
+ * every aggregate instance must notice, say so, and fold again; none may
+ * resume from what it kept.
+ */
+Test(restore, repaired_log_rebuilds_folds_and_aggregate_snapshots)
+{
+	static const char *const plugins[] = { "testplug.so", "counter.so",
+		NULL };
+	struct rh h;
+	struct rh_fold f;
+	struct ipc_exec_rep rep;
+	uint8_t sid[UUID_LEN];
+	char bk[RH_PATH + 16], old[RH_PATH + 16], from[RH_PATH + 32];
+	char to[RH_PATH + 32], msg[256], amount[32];
+	uint64_t pos, head;
+	int status;
+
+	rh_init(&h, plugins);
+	rh_start_stored(&h);
+	rh_start_runnerd(&h);
+	memset(sid, 0x43, sizeof(sid));
+	sid[6] = 0x40;
+	sid[8] = 0x80;
+	increments(&h, "c-old", 10);
+	increments(&h, "c-rep", 10);
+	cr_assert_eq(rh_append_batch(&h, sid, 50, plain, NULL), EF_S_OK);
+	cr_assert(rh_wait_fold(&h, "strict", 70, 10000));
+
+	snprintf(bk, sizeof(bk), "%s/bk", h.dir);
+	backup(&h, bk, &pos);
+	cr_assert_eq(pos, 70);
+	/* snapshots (every 16 events) at version 15 of each counter */
+	increments(&h, "c-old", 10);
+	increments(&h, "c-rep", 10);
+	increments(&h, "c-new", 20);
+	/* a command whose events the restore takes away */
+	cr_assert_eq(rh_exec(&h, "counter", "c-late", "Increment", NULL,
+	    "after-backup", &rep, msg, sizeof(msg)), EF_S_OK, "%s", msg);
+	expect_state(&h, "c-old", true, 19, 20);
+	expect_state(&h, "c-rep", true, 19, 20);
+	expect_state(&h, "c-new", true, 19, 20);
+	cr_assert_eq(rh_append_batch(&h, sid, 30, plain, NULL), EF_S_OK);
+	cr_assert(rh_wait_fold(&h, "strict", 141, 10000));
+	cr_assert(rh_wait_fold(&h, "tally", 141, 10000));
+
+	/* stop both (runnerd's writer commits the snapshots on the way
+	 * out); the log goes back to the backup, runnerd's state stays */
+	rh_kill_runnerd(&h, SIGTERM);
+	kill(h.stored, SIGTERM);
+	waitpid(h.stored, &status, 0);
+	h.stored = 0;
+	snprintf(from, sizeof(from), "%s/runner", h.data);
+	snprintf(to, sizeof(to), "%s/runner", bk);
+	cr_assert_eq(rename(from, to), 0, "move %s", from);
+	snprintf(old, sizeof(old), "%s/old", h.dir);
+	cr_assert_eq(rename(h.data, old), 0);
+	cr_assert_eq(rename(bk, h.data), 0);
+
+	/* others write while runnerd is away: c-rep gets other events at
+	 * versions 10..19, the log grows past runnerd's checkpoint (141) */
+	rh_start_stored(&h);
+	for (int i = 0; i < 10; i++) {
+		snprintf(amount, sizeof(amount), "{\"amount\":%d}", 100);
+		cr_assert_eq(rh_append_es(&h, "counter", "c-rep", "Added",
+		    amount, EF_EXPECT_EXACT, 9 + (uint64_t)i), EF_S_OK);
+	}
+	cr_assert_eq(rh_append_batch(&h, sid, 80, plain, NULL), EF_S_OK);
+	head = rh_head(&h);
+	cr_assert_eq(head, 160);
+
+	rh_start_runnerd(&h);
+	cr_assert(rh_wait_fold(&h, "strict", head, 10000));
+	cr_assert(rh_wait_fold(&h, "tally", head, 10000));
+	cr_assert_eq(rh_fold(&h, "strict", &f), EF_S_OK);
+	cr_assert(!f.has_error, "strict failed: %s", f.error);
+	cr_assert_eq(f.position, head);
+	cr_assert_eq(rh_fold(&h, "tally", &f), EF_S_OK);
+	cr_assert(!f.has_error, "tally failed: %s", f.error);
+	cr_assert(rh_log_contains(h.runnerd_log, "projection strict: the "
+	    "event at position 140 is"), "strict: no word of the mismatch");
+	cr_assert(rh_log_contains(h.runnerd_log, "process manager tally: the "
+	    "event at position 140 is"), "tally: no word of the mismatch");
+
+	/* the log's counts, not the snapshots' (16 at version 15) */
+	expect_state(&h, "c-old", true, 9, 10);
+	expect_state(&h, "c-rep", true, 19, 1010);
+	expect_state(&h, "c-new", false, 0, 0);
+	cr_assert(rh_log_contains(h.runnerd_log, "state at version 15 (a "
+	    "snapshot) is beyond the end of the stream"), "c-old: no word");
+	cr_assert(rh_log_contains(h.runnerd_log, "state at version 15 (a "
+	    "snapshot) follows event"), "c-rep: no word of it");
+	cr_assert(rh_log_contains(h.runnerd_log, "state at version 15 (a "
+	    "snapshot) is of a stream the log does not hold"), "c-new: no "
+	    "word of it");
+
+	/* commands are decided on the log's state from now on */
+	cr_assert_eq(rh_exec(&h, "counter", "c-old", "Increment", NULL, NULL,
+	    &rep, msg, sizeof(msg)), EF_S_OK, "%s", msg);
+	cr_assert_eq(rep.version, 10);
+	cr_assert_eq(rh_exec(&h, "counter", "c-new", "Increment", NULL, NULL,
+	    &rep, msg, sizeof(msg)), EF_S_OK, "%s", msg);
+	cr_assert_eq(rep.version, 0);
+	expect_state(&h, "c-old", true, 10, 11);
+	expect_state(&h, "c-new", true, 0, 1);
+	/* runnerd kept its result, but the log lost its event: a retry must
+	 * run it again, not answer "duplicate" */
+	cr_assert_eq(rh_exec(&h, "counter", "c-late", "Increment", NULL,
+	    "after-backup", &rep, msg, sizeof(msg)), EF_S_OK, "%s", msg);
+	cr_assert(!rep.duplicate, "a lost command answered as a duplicate");
+	cr_assert_eq(rep.version, 0);
+	expect_state(&h, "c-late", true, 0, 1);
+	cr_assert(rh_log_contains(h.runnerd_log, "command after-backup: its "
+	    "result"), "no word of the lost command");
+	cr_assert_eq(rh_exec(&h, "counter", "c-late", "Increment", NULL,
+	    "after-backup", &rep, msg, sizeof(msg)), EF_S_OK, "%s", msg);
+	cr_assert(rep.duplicate, "the re-run command ran twice");
+	expect_state(&h, "c-late", true, 0, 1);
+	rh_stop(&h);
+}
+
+/* Runs eventfoldctl against h's daemons; its stdout into out. Returns
+ * its exit status. */
+static int
+ctl(struct rh *h, char *out, size_t outlen, const char *a1, const char *a2,
+    const char *a3)
+{
+	char bin[RH_PATH + 64], file[RH_PATH + 32], *text;
+	const char *b = getenv("EF_BUILD_ROOT");
+	int status, fd;
+	pid_t pid;
+
+	snprintf(bin, sizeof(bin), "%s/clients/eventfoldctl/eventfoldctl",
+	    b ? b : ".");
+	snprintf(file, sizeof(file), "%s/ctl.out", h->dir);
+	if ((pid = fork()) == 0) {
+		fd = open(file, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		dup2(fd, 1);
+		execl(bin, bin, "--runtime-dir", h->run, a1, a2, a3,
+		    (char *)NULL);
+		_exit(127);
+	}
+	cr_assert(pid > 0);
+	waitpid(pid, &status, 0);
+	text = rh_read_file(file);
+	snprintf(out, outlen, "%s", text ? text : "");
+	free(text);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* Is there an entry of dir whose name starts with prefix? Its name in
+ * name if so. */
+static bool
+left_behind(const char *dir, const char *prefix, char *name, size_t len)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	bool found = false;
+
+	cr_assert(d != NULL);
+	while (!found && (de = readdir(d)) != NULL)
+		if (!strncmp(de->d_name, prefix, strlen(prefix))) {
+			snprintf(name, len, "%s", de->d_name);
+			found = true;
+		}
+	closedir(d);
+	return found;
+}
+
+/*
+ * `eventfoldctl backup DIR --runner`: runnerd's state is copied too,
+ * before the log, into DIR/runner. Restored, runnerd resumes from the
+ * copied checkpoints and snapshots (nothing beyond the log, so nothing
+ * to rebuild) and the events after the backup's position are not there.
+ */
+Test(restore, backup_with_runner_state_resumes_without_rebuilding)
+{
+	static const char *const plugins[] = { "testplug.so", "counter.so",
+		NULL };
+	struct rh h;
+	struct rh_fold f;
+	struct stat sb;
+	uint8_t sid[UUID_LEN];
+	char bk[RH_PATH + 16], old[RH_PATH + 16], file[RH_PATH + 64];
+	char out[2048], want[RH_PATH + 128];
+	int status;
+
+	rh_init(&h, plugins);
+	rh_start_stored(&h);
+	rh_start_runnerd(&h);
+	memset(sid, 0x44, sizeof(sid));
+	sid[6] = 0x40;
+	sid[8] = 0x80;
+	increments(&h, "c-1", 20);
+	expect_state(&h, "c-1", true, 19, 20);
+	cr_assert_eq(rh_append_batch(&h, sid, 50, plain, NULL), EF_S_OK);
+	cr_assert(rh_wait_fold(&h, "strict", 70, 10000));
+	cr_assert(rh_wait_fold(&h, "tally", 70, 10000));
+
+	snprintf(bk, sizeof(bk), "%s/bk", h.dir);
+	cr_assert_eq(ctl(&h, out, sizeof(out), "backup", bk, "--runner"), 0,
+	    "backup --runner: %s", out);
+	snprintf(want, sizeof(want), "backup %s: consistent at position 70 ",
+	    bk);
+	cr_assert(strstr(out, want) != NULL, "%s", out);
+	snprintf(want, sizeof(want), "backup %s/runner: runnerd's state, ",
+	    bk);
+	cr_assert(strstr(out, want) != NULL, "%s", out);
+	snprintf(file, sizeof(file), "%s/runner/data.mdb", bk);
+	cr_assert(stat(file, &sb) == 0 && sb.st_size > 0, "no %s", file);
+	/* a second backup into the same DIR is refused; nothing is left */
+	cr_assert_eq(ctl(&h, out, sizeof(out), "backup", bk, "--runner"), 3);
+	cr_assert(!left_behind(h.dir, "bk.runner-", file, sizeof(file)),
+	    "left behind: %s", file);
+
+	/* after the backup: not in it */
+	increments(&h, "c-1", 3);
+	cr_assert_eq(rh_append_batch(&h, sid, 10, plain, NULL), EF_S_OK);
+	cr_assert(rh_wait_fold(&h, "strict", 83, 10000));
+
+	rh_kill_runnerd(&h, SIGTERM);
+	kill(h.stored, SIGTERM);
+	waitpid(h.stored, &status, 0);
+	h.stored = 0;
+	snprintf(old, sizeof(old), "%s/old", h.dir);
+	cr_assert_eq(rename(h.data, old), 0);
+	cr_assert_eq(rename(bk, h.data), 0);
+	cr_assert_eq(truncate(h.runnerd_log, 0), 0);
+	rh_start_stored(&h);
+	cr_assert_eq(rh_head(&h), 70);
+	rh_start_runnerd(&h);
+
+	cr_assert(rh_log_contains(h.runnerd_log, "projection strict: starting "
+	    "at position 70"), "strict did not resume from the copy");
+	cr_assert(rh_log_contains(h.runnerd_log, "process manager tally: "
+	    "starting at position 70"), "tally did not resume from the copy");
+	cr_assert(!rh_log_contains(h.runnerd_log, "rebuilding"));
+	cr_assert(!rh_log_contains(h.runnerd_log, "folding it again"));
+	expect_state(&h, "c-1", true, 19, 20);
+	cr_assert_eq(rh_fold(&h, "strict", &f), EF_S_OK);
+	cr_assert(!f.has_error, "strict failed: %s", f.error);
+	cr_assert_eq(f.position, 70);
+	rh_stop(&h);
+}
+
+/* Waits until projection proj holds key with value want; false after ms. */
+static bool
+wait_value(struct rh *h, const char *proj, const char *key, const char *want,
+    int ms, char *last, size_t lastlen)
+{
+	char *v;
+
+	for (int waited = 0; waited < ms; waited += 20) {
+		v = NULL;
+		rh_get(h, proj, key, &v);
+		snprintf(last, lastlen, "%s", v ? v : "(none)");
+		free(v);
+		if (!strcmp(last, want))
+			return true;
+		rh_ms(20);
+	}
+	return false;
+}
+
+/*
+ * stored restored from an older backup while runnerd keeps running (the
+ * operator restarts only the store). The subscriptions reconnect and
+ * would wait at their old positions, skipping what the restored log gets
+ * there next; and the aggregate instances held in memory would answer
+ * from a state the log no longer backs. runnerd must notice on its
+ * next read, say so, and fold again.
+ */
+Test(restore, stored_restored_under_a_running_runnerd)
+{
+	static const char *const plugins[] = { "testplug.so", "counter.so",
+		NULL };
+	struct rh h;
+	struct rh_fold f;
+	uint8_t sid[UUID_LEN];
+	char bk[RH_PATH + 16], old[RH_PATH + 16], last[64];
+	uint64_t pos, head;
+	int status;
+
+	rh_init(&h, plugins);
+	rh_start_stored(&h);
+	rh_start_runnerd(&h);
+	memset(sid, 0x45, sizeof(sid));
+	sid[6] = 0x40;
+	sid[8] = 0x80;
+	increments(&h, "c-1", 10);
+	cr_assert_eq(rh_append_batch(&h, sid, 50, plain, NULL), EF_S_OK);
+	cr_assert(rh_wait_fold(&h, "counters", 60, 10000));
+	snprintf(bk, sizeof(bk), "%s/bk", h.dir);
+	backup(&h, bk, &pos);
+	cr_assert_eq(pos, 60);
+	increments(&h, "c-1", 10);
+	expect_state(&h, "c-1", true, 19, 20);
+	cr_assert_eq(rh_append_batch(&h, sid, 20, plain, NULL), EF_S_OK);
+	cr_assert(rh_wait_fold(&h, "counters", 90, 10000));
+	cr_assert(rh_wait_fold(&h, "strict", 90, 10000));
+	cr_assert(wait_value(&h, "counters", "c-1", "20", 10000, last,
+	    sizeof(last)), "counters c-1 = %s before the restore", last);
+
+	/* only stored goes back to the backup; runnerd runs on (its state
+	 * moves with the directory, its files stay open) */
+	kill(h.stored, SIGTERM);
+	waitpid(h.stored, &status, 0);
+	h.stored = 0;
+	snprintf(old, sizeof(old), "%s/old", h.dir);
+	cr_assert_eq(rename(h.data, old), 0);
+	cr_assert_eq(rename(bk, h.data), 0);
+	rh_start_stored(&h);
+	/* the restored log gets other events where runnerd had been */
+	for (int i = 0; i < 5; i++)
+		cr_assert_eq(rh_append_es(&h, "counter", "c-1", "Added",
+		    "{\"amount\":100}", EF_EXPECT_EXACT, 9 + (uint64_t)i),
+		    EF_S_OK);
+	cr_assert_eq(rh_append_batch(&h, sid, 40, plain, NULL), EF_S_OK);
+	head = rh_head(&h);
+	cr_assert_eq(head, 105);
+
+	/* the log's count: 10 increments and 5 x 100, not 20 */
+	cr_assert(wait_value(&h, "counters", "c-1", "510", 20000, last,
+	    sizeof(last)), "counters c-1 = %s after the restore, not 510",
+	    last);
+	cr_assert(rh_wait_fold(&h, "strict", head, 10000));
+	cr_assert_eq(rh_fold(&h, "strict", &f), EF_S_OK);
+	cr_assert(!f.has_error, "strict failed: %s", f.error);
+	cr_assert(rh_log_contains(h.runnerd_log, "counters: the log changed "
+	    "underneath"), "counters: no word of it");
+	expect_state(&h, "c-1", true, 14, 510);
+	cr_assert(rh_log_contains(h.runnerd_log, "its state at version 19 "
+	    "(held in memory) is beyond the end of the stream"),
+	    "c-1: no word of it");
 	rh_stop(&h);
 }
