@@ -122,9 +122,12 @@ writer_main(void *arg)
 		pthread_mutex_unlock(&w_mu);
 		if (list == NULL)
 			break;
-		if ((rc = state_begin(0, &txn)) != 0) {
-			log_warnx("aggregate writer: %s", mdb_strerror(rc));
-		} else {
+		do {
+			if ((rc = state_begin(0, &txn)) != 0) {
+				log_warnx("aggregate writer: %s",
+				    mdb_strerror(rc));
+				break;
+			}
 			for (w = list; w != NULL && rc == 0; w = w->next) {
 				k.mv_size = w->klen;
 				k.mv_data = w->key;
@@ -134,13 +137,15 @@ writer_main(void *arg)
 				    st.snaps, &k, &v, 0);
 			}
 			if (rc != 0) {
-				log_warnx("aggregate writer: put: %s",
-				    mdb_strerror(rc));
-				mdb_txn_abort(txn);
+				if (rc != MDB_MAP_FULL)
+					log_warnx("aggregate writer: put: %s",
+					    mdb_strerror(rc));
+				state_abort(txn);
 			} else
-				state_commit(txn, "aggregate writer");
-			last_commit = now_ms();
-		}
+				rc = state_commit(txn, "aggregate writer");
+		} while (rc == MDB_MAP_FULL &&
+		    state_grow("aggregate writer") == 0);
+		last_commit = now_ms();
 		/* committed (or lost, and then recovered from the events) */
 		pthread_mutex_lock(&w_mu);
 		for (w = list; w != NULL; w = w->next) {
@@ -225,7 +230,7 @@ cmd_lookup(const char *id, size_t idlen, uint8_t val[CMD_VAL])
 		memcpy(val, v.mv_data, CMD_VAL);
 		found = 1;
 	}
-	mdb_txn_abort(txn);
+	state_abort(txn);
 	if (rc != 0 && rc != MDB_NOTFOUND)
 		return -1;
 	return found;
@@ -367,7 +372,7 @@ inst_load(struct instance *in)
 				    v.mv_size - SNAP_HDR);
 			}
 		}
-		mdb_txn_abort(txn);
+		state_abort(txn);
 	}
 	in->snap_exists = in->exists;
 	in->snap_version = in->version;

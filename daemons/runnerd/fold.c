@@ -356,8 +356,12 @@ again:
 			rc = -1;
 		} else
 			rc = projection_apply(f, txn, dbi, &e->ev, msg, ml);
+		if (rc == MDB_MAP_FULL) {
+			state_abort(txn);
+			goto grow;
+		}
 		if (rc != 0) {
-			mdb_txn_abort(txn);
+			state_abort(txn);
 			*failed = 1;
 			*fpos = next + k;
 			if (k == 0)
@@ -368,21 +372,33 @@ again:
 	}
 	if (ckpt && (rc = state_checkpoint_put(txn, f->name, gen,
 	    next + limit, last->ev.event_id)) != 0) {
-		mdb_txn_abort(txn);
+		state_abort(txn);
+		if (rc == MDB_MAP_FULL)
+			goto grow;
 		snprintf(msg, ml, "LMDB checkpoint: %s", mdb_strerror(rc));
 		*failed = 1;
 		*fpos = next;
 		return 0;
 	}
 	if ((rc = state_commit(txn, f->name)) != 0) {
-		snprintf(msg, ml, "LMDB commit: %s%s", mdb_strerror(rc),
-		    rc == MDB_MAP_FULL ? " (raise map_size)" : "");
+		if (rc == MDB_MAP_FULL)
+			goto grow;
+		snprintf(msg, ml, "LMDB commit: %s", mdb_strerror(rc));
 		*failed = 1;
 		*fpos = next;
 		return 0;
 	}
 	memcpy(last_id, last->ev.event_id, UUID_LEN);
 	return limit;
+grow:
+	/* the whole batch again, into a map twice the size */
+	if ((rc = state_grow(f->name)) == 0)
+		goto again;
+	snprintf(msg, ml, "LMDB map full and it cannot grow: %s",
+	    mdb_strerror(rc));
+	*failed = 1;
+	*fpos = next;
+	return 0;
 }
 
 static int
@@ -391,13 +407,16 @@ mgr_checkpoint(struct fold *f, uint64_t next, const uint8_t id[UUID_LEN])
 	MDB_txn *txn;
 	int rc;
 
-	if ((rc = state_begin(0, &txn)) != 0)
-		return rc;
-	if ((rc = state_checkpoint_put(txn, f->name, f->gen, next, id)) != 0) {
-		mdb_txn_abort(txn);
-		return rc;
-	}
-	return state_commit(txn, f->name);
+	do {
+		if ((rc = state_begin(0, &txn)) != 0)
+			return rc;
+		if ((rc = state_checkpoint_put(txn, f->name, f->gen, next,
+		    id)) != 0)
+			state_abort(txn);
+		else
+			rc = state_commit(txn, f->name);
+	} while (rc == MDB_MAP_FULL && state_grow(f->name) == 0);
+	return rc;
 }
 
 /* Managers: one event at a time; the checkpoint once per batch. */
@@ -453,21 +472,23 @@ fold_load(struct fold *f)
 	MDB_dbi old;
 	int rc;
 
-	if ((rc = state_begin(0, &txn)) != 0)
-		return rc;
-	rc = state_checkpoint_get(txn, f->name, &f->gen, &f->next,
-	    f->last_id, &f->has_id);
-	if (rc == MDB_NOTFOUND) {
-		f->gen = 0;
-		f->next = 0;
-		f->has_id = 0;
-		rc = state_checkpoint_put(txn, f->name, 0, 0, NULL);
-	}
-	if (rc != 0) {
-		mdb_txn_abort(txn);
-		return rc;
-	}
-	if ((rc = state_commit(txn, f->name)) != 0)
+	do {
+		if ((rc = state_begin(0, &txn)) != 0)
+			return rc;
+		rc = state_checkpoint_get(txn, f->name, &f->gen, &f->next,
+		    f->last_id, &f->has_id);
+		if (rc == MDB_NOTFOUND) {
+			f->gen = 0;
+			f->next = 0;
+			f->has_id = 0;
+			rc = state_checkpoint_put(txn, f->name, 0, 0, NULL);
+		}
+		if (rc != 0)
+			state_abort(txn);
+		else
+			rc = state_commit(txn, f->name);
+	} while (rc == MDB_MAP_FULL && state_grow(f->name) == 0);
+	if (rc != 0)
 		return rc;
 	if (f->kind == EF_FOLD_PROJECTION) {
 		gen_name(name, sizeof(name), f, f->gen);
@@ -488,7 +509,9 @@ fold_do_reset(struct fold *f)
 	int rc;
 
 	pthread_rwlock_wrlock(&f->dbi_lock);
-	if ((rc = state_begin(0, &txn)) == 0) {
+	do {
+		if ((rc = state_begin(0, &txn)) != 0)
+			break;
 		if (f->kind == EF_FOLD_PROJECTION)
 			rc = mdb_drop(txn, f->dbi, 0);
 		if (rc == 0)
@@ -497,8 +520,8 @@ fold_do_reset(struct fold *f)
 		if (rc == 0)
 			rc = state_commit(txn, f->name);
 		else
-			mdb_txn_abort(txn);
-	}
+			state_abort(txn);
+	} while (rc == MDB_MAP_FULL && state_grow(f->name) == 0);
 	pthread_rwlock_unlock(&f->dbi_lock);
 	if (rc != 0)
 		return rc;
@@ -535,7 +558,9 @@ fold_do_swap(struct fold *f)
 
 	rb_reap(f);
 	pthread_rwlock_wrlock(&f->dbi_lock);
-	if ((rc = state_begin(0, &txn)) == 0) {
+	do {
+		if ((rc = state_begin(0, &txn)) != 0)
+			break;
 		rc = state_checkpoint_put(txn, f->name, f->gen + 1,
 		    f->rb_next, f->rb_next ? f->rb_last_id : NULL);
 		if (rc == 0)
@@ -543,8 +568,8 @@ fold_do_swap(struct fold *f)
 		if (rc == 0)
 			rc = state_commit(txn, f->name);
 		else
-			mdb_txn_abort(txn);
-	}
+			state_abort(txn);
+	} while (rc == MDB_MAP_FULL && state_grow(f->name) == 0);
 	if (rc == 0) {
 		pthread_mutex_lock(&f->mu);
 		f->dbi = f->rb_dbi;

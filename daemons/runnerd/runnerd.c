@@ -55,7 +55,8 @@ static const struct conf_key runner_keys[] = {
 	{ "workers", CONF_U64, OFF(workers), "16",
 	    "request contexts (threads) serving clients" },
 	{ "map_size", CONF_SIZE, OFF(map_size), "16G",
-	    "LMDB map size (reserved, sparse)" },
+	    "LMDB map size at the first start (reserved, sparse; doubles "
+	    "when full)" },
 	{ "max_retries", CONF_U64, OFF(max_retries), "10",
 	    "EXECUTE retries after a version conflict before ABORTED" },
 	{ "snapshot_every", CONF_U64, OFF(snapshot_every), "16",

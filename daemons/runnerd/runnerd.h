@@ -117,6 +117,7 @@ struct efp_ctx {
 	MDB_dbi dbi;
 	int in_iter;
 	int io_err; /* an LMDB failure, reported as an error */
+	int io_rc;  /* its LMDB code (MDB_MAP_FULL: grow and redo) */
 	/* CTX_REACT */
 	struct sent *cmds;
 	size_t ncmds;
@@ -172,6 +173,10 @@ struct state {
 	MDB_dbi snaps; /* "snaps": stream id -> snapshot */
 	MDB_dbi dead;  /* "dead": manager NUL command id -> dead letter */
 	pthread_mutex_t dbi_mu;
+	/* Held shared by every open transaction (state_begin to
+	 * state_commit or state_abort), exclusive by state_grow. */
+	pthread_rwlock_t grow_lock;
+	uint64_t map_size; /* current; changed under grow_lock */
 };
 
 int state_open(const char *dir, uint64_t map_size);
@@ -180,9 +185,22 @@ void state_close(void);
 int state_dbi(const char *name, int create, MDB_dbi *dbi);
 /* Empties (del 0) or deletes (del 1) a database in its own transaction. */
 int state_drop(MDB_dbi dbi, int del);
+/*
+ * Every transaction on the environment starts with state_begin and ends
+ * with state_commit or state_abort (never mdb_txn_commit/abort): they
+ * hold grow_lock shared for its life.
+ */
 int state_begin(int rdonly, MDB_txn **txn);
 /* Commit; a failure is logged with what. 0 or the LMDB error. */
 int state_commit(MDB_txn *txn, const char *what);
+void state_abort(MDB_txn *txn);
+/*
+ * After MDB_MAP_FULL, with this thread's transaction ended: doubles the
+ * map (unless another thread grew it since this thread's last
+ * state_begin) and logs it with what; the caller then redoes its work.
+ * 0, or an LMDB error (the map could not grow: the caller stops).
+ */
+int state_grow(const char *what);
 /*
  * Fold checkpoint record under "fold/NAME": [gen u64][next u64]
  * [last_id 16]: the event id at position next - 1 (zeros when next is
@@ -325,7 +343,9 @@ int projection_query(struct fold *f, const struct ipc_query_req *q,
     struct ipc_out *out, char *msg, size_t msglen);
 int projection_replay(struct fold *f, uint64_t until, uint64_t limit,
     struct ipc_out *out, char *msg, size_t msglen);
-/* Applies one event to a projection in txn/dbi. EFP_OK or an error. */
+/* Applies one event to a projection in txn/dbi. 0; MDB_MAP_FULL (txn
+ * must be aborted, the map grown and the event applied again); or -1
+ * with msg (the plugin failed). */
 int projection_apply(struct fold *f, MDB_txn *txn, MDB_dbi dbi,
     const struct ef_event *ev, char *msg, size_t msglen);
 

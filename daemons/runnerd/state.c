@@ -6,13 +6,21 @@
  * and one per projection and generation ("fold/NAME/GEN").
  *
  * Caveats: open the environment after any fork, never before. The map
- * is reserved once, large and sparse (map_size); MDB_MAP_FULL is
- * reported to the caller, which stops what it was doing and says to
- * raise map_size. Named databases are opened under dbi_mu, in their own
+ * starts at map_size (reserved, sparse) and grows: a transaction that
+ * meets MDB_MAP_FULL is aborted, state_grow doubles the map and the
+ * caller redoes the same work, so a projection never stops because the
+ * map is full. LMDB allows mdb_env_set_mapsize only with no transaction
+ * open in the process: every transaction holds grow_lock shared from
+ * state_begin to its end, state_grow takes it exclusive. The lock
+ * prefers readers (glibc's default), so a thread may begin a second
+ * transaction while it holds one; growing waits for a quiet moment.
+ * An environment that grew reopens at its file's size, whatever
+ * map_size says. Named databases are opened under dbi_mu, in their own
  * write transaction, as LMDB requires. Every commit is durable (LMDB's
  * default sync): callers batch their writes.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -21,6 +29,9 @@
 #include "runnerd.h"
 
 struct state st;
+
+/* The map size this thread's last state_begin ran under. */
+static __thread uint64_t begun_map;
 
 int
 state_open(const char *dir, uint64_t map_size)
@@ -33,6 +44,7 @@ state_open(const char *dir, uint64_t map_size)
 		return -1;
 	}
 	pthread_mutex_init(&st.dbi_mu, NULL);
+	pthread_rwlock_init(&st.grow_lock, NULL);
 	if ((rc = mdb_env_create(&st.env)) != 0 ||
 	    (rc = mdb_env_set_maxdbs(st.env, 4096)) != 0 ||
 	    (rc = mdb_env_set_maxreaders(st.env, 512)) != 0 ||
@@ -40,6 +52,13 @@ state_open(const char *dir, uint64_t map_size)
 		goto fail;
 	if ((rc = mdb_env_open(st.env, dir, MDB_NOTLS, 0640)) != 0)
 		goto fail;
+	{
+		MDB_envinfo info;
+
+		/* the file's size, if it grew past map_size before */
+		mdb_env_info(st.env, &info);
+		st.map_size = info.me_mapsize;
+	}
 	if ((rc = mdb_txn_begin(st.env, NULL, 0, &txn)) != 0)
 		goto fail;
 	if ((rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &st.meta)) != 0 ||
@@ -77,13 +96,15 @@ state_dbi(const char *name, int create, MDB_dbi *dbi)
 	int rc;
 
 	pthread_mutex_lock(&st.dbi_mu);
-	if ((rc = mdb_txn_begin(st.env, NULL, 0, &txn)) == 0) {
+	do {
+		if ((rc = state_begin(0, &txn)) != 0)
+			break;
 		rc = mdb_dbi_open(txn, name, create ? MDB_CREATE : 0, dbi);
 		if (rc == 0)
-			rc = mdb_txn_commit(txn);
+			rc = state_commit(txn, name);
 		else
-			mdb_txn_abort(txn);
-	}
+			state_abort(txn);
+	} while (rc == MDB_MAP_FULL && state_grow(name) == 0);
 	pthread_mutex_unlock(&st.dbi_mu);
 	return rc;
 }
@@ -95,12 +116,14 @@ state_drop(MDB_dbi dbi, int del)
 	int rc;
 
 	pthread_mutex_lock(&st.dbi_mu);
-	if ((rc = mdb_txn_begin(st.env, NULL, 0, &txn)) == 0) {
+	do {
+		if ((rc = state_begin(0, &txn)) != 0)
+			break;
 		if ((rc = mdb_drop(txn, dbi, del)) == 0)
-			rc = mdb_txn_commit(txn);
+			rc = state_commit(txn, "drop");
 		else
-			mdb_txn_abort(txn);
-	}
+			state_abort(txn);
+	} while (rc == MDB_MAP_FULL && state_grow("drop") == 0);
 	pthread_mutex_unlock(&st.dbi_mu);
 	return rc;
 }
@@ -108,7 +131,14 @@ state_drop(MDB_dbi dbi, int del)
 int
 state_begin(int rdonly, MDB_txn **txn)
 {
-	return mdb_txn_begin(st.env, NULL, rdonly ? MDB_RDONLY : 0, txn);
+	int rc;
+
+	pthread_rwlock_rdlock(&st.grow_lock);
+	begun_map = st.map_size;
+	rc = mdb_txn_begin(st.env, NULL, rdonly ? MDB_RDONLY : 0, txn);
+	if (rc != 0)
+		pthread_rwlock_unlock(&st.grow_lock);
+	return rc;
 }
 
 int
@@ -116,9 +146,42 @@ state_commit(MDB_txn *txn, const char *what)
 {
 	int rc;
 
-	if ((rc = mdb_txn_commit(txn)) != 0)
-		log_warnx("%s: LMDB commit: %s%s", what, mdb_strerror(rc),
-		    rc == MDB_MAP_FULL ? " (raise map_size)" : "");
+	rc = mdb_txn_commit(txn);
+	pthread_rwlock_unlock(&st.grow_lock);
+	/* MDB_MAP_FULL: the caller grows the map and says so */
+	if (rc != 0 && rc != MDB_MAP_FULL)
+		log_warnx("%s: LMDB commit: %s", what, mdb_strerror(rc));
+	return rc;
+}
+
+void
+state_abort(MDB_txn *txn)
+{
+	mdb_txn_abort(txn);
+	pthread_rwlock_unlock(&st.grow_lock);
+}
+
+int
+state_grow(const char *what)
+{
+	uint64_t to;
+	int rc = 0;
+
+	pthread_rwlock_wrlock(&st.grow_lock);
+	if (st.map_size != begun_map)
+		goto out; /* another thread grew it meanwhile: just retry */
+	to = st.map_size * 2;
+	if ((rc = mdb_env_set_mapsize(st.env, (size_t)to)) != 0) {
+		log_warnx("%s: LMDB map full at %" PRIu64 " bytes and it "
+		    "cannot grow to %" PRIu64 ": %s", what, st.map_size, to,
+		    mdb_strerror(rc));
+		goto out;
+	}
+	log_info("%s: LMDB map full: grown from %" PRIu64 " to %" PRIu64
+	    " bytes, retrying", what, st.map_size, to);
+	st.map_size = to;
+out:
+	pthread_rwlock_unlock(&st.grow_lock);
 	return rc;
 }
 
