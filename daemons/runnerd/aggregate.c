@@ -18,6 +18,16 @@
  * id that produced events returns its first result, without handle(),
  * whatever crashed when.
  *
+ * Retention. Results are kept command_retention_s seconds after their
+ * events were recorded, and only the newest command_retention of them
+ * (0: no bound). "cmdage" orders them: [recorded_at ms, big-endian][C]
+ * -> nothing. The writer prunes, oldest first, in the transaction that
+ * adds results and once a second when idle, at most PRUNE_MAX a
+ * transaction. A forgotten id runs handle() again; its derived event
+ * ids are those of the first run, so stored still never stores its
+ * events twice (the append is answered as a retry when they are
+ * identical, refused as a reused id when not).
+ *
  * Locking: the instance table has one mutex; each instance has its own,
  * held for a whole EXECUTE (commands on one instance are serialised;
  * distinct instances run in parallel). The writer has its own mutex.
@@ -26,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <jansson.h>
 
@@ -38,6 +49,7 @@
 #define CMD_VAL   48 /* stream, first_ver, first_pos, last_ver, last_pos */
 #define SNAP_HDR  13 /* state_version u32, exists u8, version u64 */
 #define READ_PAGE 1000
+#define PRUNE_MAX 10000 /* results forgotten in one transaction */
 
 struct instance {
 	struct instance *hnext;
@@ -64,6 +76,7 @@ struct wop {
 	size_t klen;
 	uint8_t *val;
 	size_t vlen;
+	uint64_t at; /* WOP_CMD: recorded_at of its events, Unix ms */
 };
 
 static pthread_mutex_t tab_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -100,26 +113,140 @@ wop_free(struct wop *w)
 	free(w);
 }
 
+static void
+be64_put(uint8_t *p, uint64_t v)
+{
+	int i;
+
+	for (i = 7; i >= 0; i--, v >>= 8)
+		p[i] = (uint8_t)v;
+}
+
+static uint64_t
+be64_get(const uint8_t *p)
+{
+	uint64_t v = 0;
+	int i;
+
+	for (i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+/* Adds C to "cmdage" at time at. 0 or an LMDB error. */
+static int
+cmdage_put(MDB_txn *txn, const void *id, size_t idlen, uint64_t at)
+{
+	uint8_t key[8 + IPC_ID_MAX];
+	MDB_val k = { 8 + idlen, key }, v = { 0, "" };
+
+	if (idlen > IPC_ID_MAX)
+		return MDB_BAD_VALSIZE;
+	be64_put(key, at);
+	memcpy(key + 8, id, idlen);
+	return mdb_put(txn, st.cmdage, &k, &v, 0);
+}
+
+/*
+ * Forgets the oldest results while there are more than command_retention
+ * or they are older than command_retention_s, at most PRUNE_MAX. Sets
+ * *n to the number forgotten. 0 or an LMDB error.
+ */
+static int
+cmds_prune(MDB_txn *txn, size_t *n)
+{
+	MDB_cursor *cur;
+	MDB_stat ms;
+	MDB_val k, v, id;
+	uint64_t max = rd.conf.command_retention, entries, cutoff = 0;
+	int rc;
+
+	*n = 0;
+	if (rd.conf.command_retention_s > 0 &&
+	    wall_ms() > rd.conf.command_retention_s * 1000)
+		cutoff = wall_ms() - rd.conf.command_retention_s * 1000;
+	if ((rc = mdb_stat(txn, st.cmds, &ms)) != 0)
+		return rc;
+	entries = ms.ms_entries;
+	if ((rc = mdb_cursor_open(txn, st.cmdage, &cur)) != 0)
+		return rc;
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0 &&
+	    *n < PRUNE_MAX; rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST)) {
+		if (k.mv_size < 8)
+			break; /* not ours: leave it */
+		if (!(max > 0 && entries > max) &&
+		    !(cutoff > 0 && be64_get(k.mv_data) < cutoff))
+			break;
+		id.mv_size = k.mv_size - 8;
+		id.mv_data = (uint8_t *)k.mv_data + 8;
+		rc = mdb_del(txn, st.cmds, &id, NULL);
+		if (rc == 0 && entries > 0)
+			entries--;
+		else if (rc != MDB_NOTFOUND)
+			break;
+		if ((rc = mdb_cursor_del(cur, 0)) != 0)
+			break;
+		(*n)++;
+	}
+	mdb_cursor_close(cur);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* The idle prune: a transaction committed only if it forgot some. */
+static void
+writer_prune(void)
+{
+	MDB_txn *txn;
+	size_t n;
+	int rc;
+
+	do {
+		if ((rc = state_begin(0, &txn)) != 0)
+			break;
+		if ((rc = cmds_prune(txn, &n)) != 0 || n == 0)
+			state_abort(txn);
+		else
+			rc = state_commit(txn, "command results");
+	} while (rc == MDB_MAP_FULL && state_grow("command results") == 0);
+	if (rc != 0 && rc != MDB_MAP_FULL)
+		log_warnx("command results: pruning: %s", mdb_strerror(rc));
+}
+
 static void *
 writer_main(void *arg)
 {
 	struct wop *list, *w, **pp;
+	struct timespec ts;
 	MDB_txn *txn;
 	MDB_val k, v;
+	size_t pruned;
 	int rc;
 
-	uint64_t last_commit = 0;
+	uint64_t last_commit = 0, last_prune = 0;
 
 	(void)arg;
 	for (;;) {
 		/* let a busy stream of results share one commit */
 		commit_pace(last_commit, &w_stop, NULL);
 		pthread_mutex_lock(&w_mu);
-		while (w_head == NULL && !w_stop)
-			pthread_cond_wait(&w_cv, &w_mu);
+		while (w_head == NULL && !w_stop) {
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_sec += 1;
+			if (pthread_cond_timedwait(&w_cv, &w_mu, &ts) != 0 &&
+			    w_head == NULL && !w_stop)
+				break;
+		}
 		list = w_head;
 		w_head = w_tail = NULL;
 		pthread_mutex_unlock(&w_mu);
+		if (list == NULL && !w_stop) {
+			/* idle: forget what retention says, once a second */
+			if (now_ms() - last_prune >= 1000) {
+				writer_prune();
+				last_prune = now_ms();
+			}
+			continue;
+		}
 		if (list == NULL)
 			break;
 		do {
@@ -135,7 +262,12 @@ writer_main(void *arg)
 				v.mv_data = w->val;
 				rc = mdb_put(txn, w->kind == WOP_CMD ? st.cmds :
 				    st.snaps, &k, &v, 0);
+				if (rc == 0 && w->kind == WOP_CMD)
+					rc = cmdage_put(txn, w->key, w->klen,
+					    w->at);
 			}
+			if (rc == 0)
+				rc = cmds_prune(txn, &pruned);
 			if (rc != 0) {
 				if (rc != MDB_MAP_FULL)
 					log_warnx("aggregate writer: put: %s",
@@ -169,7 +301,7 @@ writer_main(void *arg)
 
 static void
 writer_push(int kind, const void *key, size_t klen, const void *val,
-    size_t vlen)
+    size_t vlen, uint64_t at)
 {
 	struct wop *w;
 	uint32_t h;
@@ -179,6 +311,7 @@ writer_push(int kind, const void *key, size_t klen, const void *val,
 	    (w->val = malloc(vlen ? vlen : 1)) == NULL)
 		fatal("malloc");
 	w->kind = kind;
+	w->at = at;
 	memcpy(w->key, key, klen);
 	w->klen = klen;
 	if (vlen)
@@ -399,7 +532,7 @@ inst_snapshot(struct instance *in)
 	put_le64(val + 5, in->version);
 	if (in->state.len)
 		memcpy(val + SNAP_HDR, in->state.p, in->state.len);
-	writer_push(WOP_SNAP, in->stream, UUID_LEN, val, vlen);
+	writer_push(WOP_SNAP, in->stream, UUID_LEN, val, vlen, 0);
 	free(val);
 	in->snap_exists = 1;
 	in->snap_version = in->version;
@@ -443,6 +576,7 @@ struct recovery {
 	char cmd[IPC_ID_MAX + 1];
 	uint64_t count;
 	uint64_t first_ver, first_pos, last_ver, last_pos;
+	uint64_t at; /* recorded_at of its first event */
 };
 
 static void
@@ -471,7 +605,7 @@ recovery_flush(struct recovery *r, const uint8_t stream[UUID_LEN])
 	    r->last_pos);
 	log_info("command %s: result recovered from the log (versions %"
 	    PRIu64 "..%" PRIu64 ")", r->cmd, r->first_ver, r->last_ver);
-	writer_push(WOP_CMD, r->cmd, len, val, CMD_VAL);
+	writer_push(WOP_CMD, r->cmd, len, val, CMD_VAL, r->at);
 }
 
 static void
@@ -504,6 +638,7 @@ recovery_see(struct recovery *r, const struct ef_event *ev,
 	r->count = 1;
 	r->first_ver = r->last_ver = ev->stream_version;
 	r->first_pos = r->last_pos = ev->global_position;
+	r->at = ev->recorded_at;
 }
 
 /* Reads and applies the events newer than the instance's version. */
@@ -727,7 +862,7 @@ exec_attempt(struct instance *in, const struct exec_cmd *c, const char *meta,
 			cmd_encode(val, in->stream, ok.first_version,
 			    ok.first_pos, ok.last_version, ok.last_pos);
 			writer_push(WOP_CMD, c->command_id,
-			    strlen(c->command_id), val, CMD_VAL);
+			    strlen(c->command_id), val, CMD_VAL, wall_ms());
 			rep->exists = true;
 			rep->version = ok.last_version;
 			rep->count = ok.last_version - ok.first_version + 1;

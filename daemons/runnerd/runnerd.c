@@ -59,6 +59,12 @@ static const struct conf_key runner_keys[] = {
 	    "when full)" },
 	{ "max_retries", CONF_U64, OFF(max_retries), "10",
 	    "EXECUTE retries after a version conflict before ABORTED" },
+	{ "command_retention", CONF_U64, OFF(command_retention), "1000000",
+	    "command results (EXECUTE's command ids) remembered, newest "
+	    "first (0: no bound)" },
+	{ "command_retention_s", CONF_U64, OFF(command_retention_s),
+	    "604800", "seconds a command id is remembered after its events "
+	    "(0: no bound)" },
 	{ "snapshot_every", CONF_U64, OFF(snapshot_every), "16",
 	    "events between snapshots of an aggregate instance (0: never)" },
 	{ "idle_evict_s", CONF_U64, OFF(idle_evict_s), "300",

@@ -44,6 +44,8 @@ struct runner_conf {
 	uint64_t map_size;
 	uint64_t max_retries;    /* EXECUTE retries after a version conflict */
 	uint64_t snapshot_every; /* events between aggregate snapshots */
+	uint64_t command_retention;   /* results kept (0: no bound) */
+	uint64_t command_retention_s; /* their age bound (0: none) */
 	uint64_t idle_evict_s;   /* drop cached instances idle this long */
 	uint64_t pm_retries;     /* attempts of a manager's command */
 	uint64_t pm_backoff_ms;  /* first backoff; doubles, max 5 s */
@@ -170,6 +172,7 @@ struct state {
 	MDB_env *env;
 	MDB_dbi meta;  /* "meta": fold checkpoints */
 	MDB_dbi cmds;  /* "cmds": command id -> result */
+	MDB_dbi cmdage; /* "cmdage": [recorded ms BE][command id] -> "" */
 	MDB_dbi snaps; /* "snaps": stream id -> snapshot */
 	MDB_dbi dead;  /* "dead": manager NUL command id -> dead letter */
 	pthread_mutex_t dbi_mu;

@@ -2,8 +2,9 @@
 /*
  * state.c - runnerd's LMDB environment (DATA_DIR/runner/): one
  * environment, named databases for fold checkpoints ("meta"), command
- * results ("cmds"), aggregate snapshots ("snaps"), dead letters ("dead")
- * and one per projection and generation ("fold/NAME/GEN").
+ * results ("cmds") and their ages ("cmdage", see aggregate.c), aggregate
+ * snapshots ("snaps"), dead letters ("dead") and one per projection and
+ * generation ("fold/NAME/GEN").
  *
  * Caveats: open the environment after any fork, never before. The map
  * starts at map_size (reserved, sparse) and grows: a transaction that
@@ -32,6 +33,49 @@ struct state st;
 
 /* The map size this thread's last state_begin ran under. */
 static __thread uint64_t begun_map;
+
+/*
+ * Results from before "cmdage" existed get an age of now, so retention
+ * reaches them too (once: when "cmdage" is empty and "cmds" is not).
+ */
+static int
+cmdage_migrate(MDB_txn *txn)
+{
+	MDB_stat a, c;
+	MDB_cursor *cur;
+	MDB_val k, v, ak, av = { 0, "" };
+	uint8_t key[8 + IPC_ID_MAX];
+	uint64_t now = wall_ms(), t;
+	size_t n = 0;
+	int rc, i;
+
+	if ((rc = mdb_stat(txn, st.cmdage, &a)) != 0 ||
+	    (rc = mdb_stat(txn, st.cmds, &c)) != 0)
+		return rc;
+	if (a.ms_entries > 0 || c.ms_entries == 0)
+		return 0;
+	if ((rc = mdb_cursor_open(txn, st.cmds, &cur)) != 0)
+		return rc;
+	for (t = now, i = 7; i >= 0; i--, t >>= 8)
+		key[i] = (uint8_t)t;
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+	    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		if (k.mv_size > IPC_ID_MAX)
+			continue;
+		memcpy(key + 8, k.mv_data, k.mv_size);
+		ak.mv_size = 8 + k.mv_size;
+		ak.mv_data = key;
+		if ((rc = mdb_put(txn, st.cmdage, &ak, &av, 0)) != 0)
+			break;
+		n++;
+	}
+	mdb_cursor_close(cur);
+	if (rc != MDB_NOTFOUND)
+		return rc;
+	log_info("command results: %zu from before their ages were kept "
+	    "are remembered from now on", n);
+	return 0;
+}
 
 int
 state_open(const char *dir, uint64_t map_size)
@@ -63,8 +107,13 @@ state_open(const char *dir, uint64_t map_size)
 		goto fail;
 	if ((rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &st.meta)) != 0 ||
 	    (rc = mdb_dbi_open(txn, "cmds", MDB_CREATE, &st.cmds)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "cmdage", MDB_CREATE, &st.cmdage)) != 0 ||
 	    (rc = mdb_dbi_open(txn, "snaps", MDB_CREATE, &st.snaps)) != 0 ||
 	    (rc = mdb_dbi_open(txn, "dead", MDB_CREATE, &st.dead)) != 0) {
+		mdb_txn_abort(txn);
+		goto fail;
+	}
+	if ((rc = cmdage_migrate(txn)) != 0) {
 		mdb_txn_abort(txn);
 		goto fail;
 	}
