@@ -18,6 +18,14 @@
  * second pipe and applier into generation gen + 1 until it has caught
  * up with the log, then asks for the swap: one transaction points the
  * checkpoint at the new generation and drops the old database.
+ *
+ * A rebuild survives a restart by starting over. REBUILD records
+ * "rebuild/NAME" in "meta" before it starts; the swap transaction
+ * deletes it, and so does a rebuild that failed (its error is shown;
+ * another REBUILD retries). At start, generation gen + 1 is always
+ * dropped (it is never half-swapped: the old generation serves until
+ * the one swap transaction), and a fold whose record is there rebuilds
+ * again from position 0 as soon as it runs.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -464,6 +472,40 @@ mgr_batch(struct fold *f, struct qev *list, size_t n, uint64_t next,
 	return k;
 }
 
+/* Records (on) or deletes the "a rebuild is under way" mark in txn. */
+static int
+rb_mark(MDB_txn *txn, const char *name, int on)
+{
+	char key[IPC_NAME_MAX + 16];
+	MDB_val k, v = { 1, "1" };
+	int rc;
+
+	k.mv_size = (size_t)snprintf(key, sizeof(key), "rebuild/%s", name);
+	k.mv_data = key;
+	if (on)
+		return mdb_put(txn, st.meta, &k, &v, 0);
+	rc = mdb_del(txn, st.meta, &k, NULL);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* rb_mark in a transaction of its own. */
+static int
+rb_mark_commit(const char *name, int on)
+{
+	MDB_txn *txn;
+	int rc;
+
+	do {
+		if ((rc = state_begin(0, &txn)) != 0)
+			break;
+		if ((rc = rb_mark(txn, name, on)) == 0)
+			rc = state_commit(txn, name);
+		else
+			state_abort(txn);
+	} while (rc == MDB_MAP_FULL && state_grow(name) == 0);
+	return rc;
+}
+
 static int
 fold_load(struct fold *f)
 {
@@ -477,6 +519,18 @@ fold_load(struct fold *f)
 			return rc;
 		rc = state_checkpoint_get(txn, f->name, &f->gen, &f->next,
 		    f->last_id, &f->has_id);
+		if (rc == 0 || rc == MDB_NOTFOUND) {
+			MDB_val k, v;
+			char key[IPC_NAME_MAX + 16];
+			int mrc;
+
+			k.mv_size = (size_t)snprintf(key, sizeof(key),
+			    "rebuild/%s", f->name);
+			k.mv_data = key;
+			mrc = mdb_get(txn, st.meta, &k, &v);
+			f->rb_resume = mrc == 0 && f->kind ==
+			    EF_FOLD_PROJECTION;
+		}
 		if (rc == MDB_NOTFOUND) {
 			f->gen = 0;
 			f->next = 0;
@@ -563,6 +617,8 @@ fold_do_swap(struct fold *f)
 			break;
 		rc = state_checkpoint_put(txn, f->name, f->gen + 1,
 		    f->rb_next, f->rb_next ? f->rb_last_id : NULL);
+		if (rc == 0)
+			rc = rb_mark(txn, f->name, 0);
 		if (rc == 0)
 			rc = mdb_drop(txn, old, 1);
 		if (rc == 0)
@@ -795,6 +851,17 @@ fold_start_all(void)
 		if (pthread_create(&folds[i]->thr, NULL, fold_main,
 		    folds[i]) != 0)
 			fatal("pthread_create");
+	for (i = 0; i < nfolds; i++) {
+		char msg[512];
+
+		if (!folds[i]->rb_resume)
+			continue;
+		folds[i]->rb_resume = 0;
+		log_info("%s: a rebuild was under way when runnerd stopped; "
+		    "starting it over", folds[i]->name);
+		if (fold_rebuild(folds[i], msg, sizeof(msg)) != EF_S_OK)
+			log_warnx("%s: rebuild: %s", folds[i]->name, msg);
+	}
 	ret = 0;
 out:
 	if (opened)
@@ -904,9 +971,12 @@ rebuild_main(void *arg)
 	}
 	pipe_stop(p);
 	if (failed || __atomic_load_n(&f->rb_stop, __ATOMIC_RELAXED)) {
-		if (failed)
+		if (failed) {
 			log_warnx("%s: rebuild failed at position %" PRIu64
 			    ": %s", f->name, fpos, msg);
+			/* not again at the next start: the error says it */
+			rb_mark_commit(f->name, 0);
+		}
 		state_drop(f->rb_dbi, 1);
 		pthread_mutex_lock(&f->mu);
 		if (failed) {
@@ -958,7 +1028,8 @@ fold_rebuild(struct fold *f, char *msg, size_t ml)
 	pthread_mutex_unlock(&f->mu);
 	rb_reap(f); /* the previous, failed, rebuild */
 	gen_name(name, sizeof(name), f, f->gen + 1);
-	if ((rc = state_dbi(name, 1, &f->rb_dbi)) != 0 ||
+	if ((rc = rb_mark_commit(f->name, 1)) != 0 ||
+	    (rc = state_dbi(name, 1, &f->rb_dbi)) != 0 ||
 	    (rc = state_drop(f->rb_dbi, 0)) != 0) {
 		pthread_mutex_lock(&f->mu);
 		f->rebuilding = 0;

@@ -316,6 +316,7 @@ struct fold {
 
 	/* rebuild: a second pipe folding into generation gen + 1 */
 	int rebuilding;
+	int rb_resume;      /* a rebuild was under way at the last stop */
 	uint64_t rb_next;
 	uint8_t rb_last_id[UUID_LEN];
 	MDB_dbi rb_dbi;
