@@ -40,6 +40,7 @@
 
 #include <jansson.h>
 
+#include "crashpoint.h"
 #include "log.h"
 #include "runnerd.h"
 #include "uuid5.h"
@@ -88,6 +89,7 @@ static struct wop *w_head, *w_tail;
 static struct wop *pending[NPENDING];
 static int w_stop, w_running;
 static pthread_t w_thr;
+static uint64_t w_beat; /* atomic: now_ms() at the writer's last round */
 
 static uint32_t
 hash_bytes(const void *p, size_t len)
@@ -226,6 +228,7 @@ writer_main(void *arg)
 
 	(void)arg;
 	for (;;) {
+		__atomic_store_n(&w_beat, now_ms(), __ATOMIC_RELAXED);
 		/* let a busy stream of results share one commit */
 		commit_pace(last_commit, &w_stop, NULL);
 		pthread_mutex_lock(&w_mu);
@@ -235,6 +238,15 @@ writer_main(void *arg)
 			if (pthread_cond_timedwait(&w_cv, &w_mu, &ts) != 0 &&
 			    w_head == NULL && !w_stop)
 				break;
+		}
+		if (w_head != NULL && faultpoint("runner.writer.stall")) {
+			/* tests: work waits, the writer makes no progress
+			 * (the watchdog must stop, runnerd.c) */
+			pthread_mutex_unlock(&w_mu);
+			while (faultpoint("runner.writer.stall") &&
+			    !__atomic_load_n(&w_stop, __ATOMIC_RELAXED))
+				nap_ms(20);
+			pthread_mutex_lock(&w_mu);
 		}
 		list = w_head;
 		w_head = w_tail = NULL;
@@ -379,6 +391,18 @@ cmd_encode(uint8_t val[CMD_VAL], const uint8_t stream[UUID_LEN],
 	put_le64(val + 24, first_pos);
 	put_le64(val + 32, last_ver);
 	put_le64(val + 40, last_pos);
+}
+
+int
+aggregate_alive(uint64_t limit_ms)
+{
+	uint64_t beat = __atomic_load_n(&w_beat, __ATOMIC_RELAXED);
+	int waiting;
+
+	pthread_mutex_lock(&w_mu);
+	waiting = w_head != NULL;
+	pthread_mutex_unlock(&w_mu);
+	return !waiting || beat == 0 || now_ms() - beat < limit_ms;
 }
 
 int

@@ -303,7 +303,7 @@ main(int argc, char **argv)
 		if (wd_usec && wd_usec / 2 < 500000)
 			ts.tv_nsec = (long)(wd_usec / 2) * 1000;
 		sig = sigtimedwait(&set, NULL, &ts);
-		if (wd_usec)
+		if (wd_usec && aggregate_alive(wd_usec / 2000))
 			sd_notify(0, "WATCHDOG=1");
 		if (sig == SIGTERM || sig == SIGINT)
 			break;

@@ -234,6 +234,9 @@ struct exec_cmd {
 };
 
 int aggregate_start(void);
+/* 0 when results have waited over limit_ms with the writer not coming
+ * round (the watchdog is then withheld); 1 otherwise. */
+int aggregate_alive(uint64_t limit_ms);
 void aggregate_stop(void);
 /*
  * Runs one command (see EXECUTE in ipc_runner.h). Returns an EF_S_*

@@ -34,6 +34,7 @@
 #include <time.h>
 #include <xxhash.h>
 
+#include "crashpoint.h"
 #include "log.h"
 #include "stored.h"
 #include "utf8.h"
@@ -727,6 +728,14 @@ writer_main(void *arg)
 		if (sd->qhead == NULL && sd->writer_exit) {
 			pthread_mutex_unlock(&sd->qmu);
 			break;
+		}
+		if (faultpoint("writer.stall")) {
+			/* tests: a writer that makes no progress, with work
+			 * waiting (the watchdog must stop, stored.c) */
+			pthread_mutex_unlock(&sd->qmu);
+			nanosleep(&(struct timespec){ 0, 20 * 1000 * 1000 },
+			    NULL);
+			continue;
 		}
 		gather(sd, want, wait_us);
 		jobs = sd->qhead;

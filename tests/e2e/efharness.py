@@ -159,6 +159,12 @@ class Client:
             stream_id=stream_id, expected_version=expected, events=evs),
             timeout=timeout, metadata=self.metadata)
 
+    def append_future(self, stream_id, expected, evs, timeout=60):
+        """The append as a grpc future (result() waits for it)."""
+        return self._append.future(pb.AppendRequest(
+            stream_id=stream_id, expected_version=expected, events=evs),
+            timeout=timeout, metadata=self.metadata)
+
     def append_raw(self, req, timeout=10):
         return self._append(req, timeout=timeout, metadata=self.metadata)
 
@@ -237,10 +243,12 @@ class Cluster:
     def _log(self, name):
         return open(os.path.join(self.dir, name + ".log"), "ab")
 
-    def start_stored(self):
+    def start_stored(self, env=None, args=()):
+        """env: variables added to this one start; args: extra flags."""
         self.stored = subprocess.Popen(
             [STORED, "-d", "-f", self.conf, "--data-dir", self.data,
-             "--runtime-dir", self.run],
+             "--runtime-dir", self.run] + list(args),
+            env=dict(os.environ, **(env or {})),
             stdout=self._log("stored"), stderr=subprocess.STDOUT)
         wait_for(lambda: os.path.exists(os.path.join(self.run, "store.sock")),
                  what="store.sock")
@@ -251,12 +259,14 @@ class Cluster:
             self.stored.wait(30)
             self.stored = None
 
-    def start_runnerd(self):
-        """eventfold-runnerd with the example plugins (todo, ...)."""
+    def start_runnerd(self, env=None, args=()):
+        """eventfold-runnerd with the example plugins (todo, ...); env:
+        variables added to this one start; args: extra flags."""
         sock = os.path.join(self.run, "runner.sock")
         self.runnerd = subprocess.Popen(
             [RUNNERD, "-d", "-f", self.conf, "--data-dir", self.data,
-             "--runtime-dir", self.run, "--plugin-dir", PLUGINS],
+             "--runtime-dir", self.run, "--plugin-dir", PLUGINS] +
+            list(args), env=dict(os.environ, **(env or {})),
             stdout=self._log("runnerd"), stderr=subprocess.STDOUT)
 
         def up():
