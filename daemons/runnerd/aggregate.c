@@ -287,8 +287,9 @@ writer_main(void *arg)
 				state_abort(txn);
 			} else
 				rc = state_commit(txn, "aggregate writer");
-		} while (rc == MDB_MAP_FULL &&
-		    state_grow("aggregate writer") == 0);
+		} while ((rc == MDB_MAP_FULL &&
+		    state_grow("aggregate writer") == 0) ||
+		    state_wait_space("aggregate writer", rc, &w_stop));
 		last_commit = now_ms();
 		/* committed (or lost, and then recovered from the events) */
 		pthread_mutex_lock(&w_mu);

@@ -391,6 +391,10 @@ again:
 	if ((rc = state_commit(txn, f->name)) != 0) {
 		if (rc == MDB_MAP_FULL)
 			goto grow;
+		/* a full disk: the same batch again once there is space */
+		if (state_wait_space(f->name, rc, ckpt ?
+		    (volatile int *)&f->req : &f->rb_stop))
+			goto again;
 		snprintf(msg, ml, "LMDB commit: %s", mdb_strerror(rc));
 		*failed = 1;
 		*fpos = next;
@@ -423,7 +427,8 @@ mgr_checkpoint(struct fold *f, uint64_t next, const uint8_t id[UUID_LEN])
 			state_abort(txn);
 		else
 			rc = state_commit(txn, f->name);
-	} while (rc == MDB_MAP_FULL && state_grow(f->name) == 0);
+	} while ((rc == MDB_MAP_FULL && state_grow(f->name) == 0) ||
+	    state_wait_space(f->name, rc, NULL));
 	return rc;
 }
 

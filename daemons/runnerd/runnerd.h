@@ -205,6 +205,13 @@ void state_abort(MDB_txn *txn);
  */
 int state_grow(const char *what);
 /*
+ * After a commit failed with rc: if it is a full disk (ENOSPC, EDQUOT,
+ * or EIO with under 1 MiB free) and neither runnerd nor *stop (may be NULL) is stopping, logs it (at
+ * most every 10 s), waits 500 ms and returns 1: the caller redoes its
+ * work. 0 otherwise.
+ */
+int state_wait_space(const char *what, int rc, const volatile int *stop);
+/*
  * Fold checkpoint record under "fold/NAME": [gen u64][next u64]
  * [last_id 16]: the event id at position next - 1 (zeros when next is
  * 0), so that a log that is not the one the fold was applied to (an

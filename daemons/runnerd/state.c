@@ -16,7 +16,11 @@
  * prefers readers (glibc's default), so a thread may begin a second
  * transaction while it holds one; growing waits for a quiet moment.
  * An environment that grew reopens at its file's size, whatever
- * map_size says. Named databases are opened under dbi_mu, in their own
+ * map_size says. A commit that fails for a full disk (ENOSPC, EDQUOT,
+ * or EIO with under 1 MiB free: a short write; the commit's pages are
+ * not referenced by any meta page, so nothing of it counts) is retried every 500 ms by the caller
+ * (state_wait_space) until there is space or runnerd stops: a full
+ * disk pauses the folds and the results writer, it never stops them. Named databases are opened under dbi_mu, in their own
  * write transaction, as LMDB requires. Every commit is durable (LMDB's
  * default sync): callers batch their writes.
  */
@@ -25,11 +29,16 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #include "log.h"
 #include "runnerd.h"
 
 struct state st;
+
+static char env_dir[4096]; /* the environment's directory */
+
+static int disk_full(int rc);
 
 /* The map size this thread's last state_begin ran under. */
 static __thread uint64_t begun_map;
@@ -89,6 +98,7 @@ state_open(const char *dir, uint64_t map_size)
 	}
 	pthread_mutex_init(&st.dbi_mu, NULL);
 	pthread_rwlock_init(&st.grow_lock, NULL);
+	snprintf(env_dir, sizeof(env_dir), "%s", dir);
 	if ((rc = mdb_env_create(&st.env)) != 0 ||
 	    (rc = mdb_env_set_maxdbs(st.env, 4096)) != 0 ||
 	    (rc = mdb_env_set_maxreaders(st.env, 512)) != 0 ||
@@ -197,8 +207,9 @@ state_commit(MDB_txn *txn, const char *what)
 
 	rc = mdb_txn_commit(txn);
 	pthread_rwlock_unlock(&st.grow_lock);
-	/* MDB_MAP_FULL: the caller grows the map and says so */
-	if (rc != 0 && rc != MDB_MAP_FULL)
+	/* MDB_MAP_FULL: the caller grows the map and says so; a full disk:
+	 * state_wait_space says so */
+	if (rc != 0 && rc != MDB_MAP_FULL && !disk_full(rc))
 		log_warnx("%s: LMDB commit: %s", what, mdb_strerror(rc));
 	return rc;
 }
@@ -208,6 +219,41 @@ state_abort(MDB_txn *txn)
 {
 	mdb_txn_abort(txn);
 	pthread_rwlock_unlock(&st.grow_lock);
+}
+
+/*
+ * Is rc, from a commit, a full disk? ENOSPC and EDQUOT are; so is EIO
+ * when the filesystem has less than 1 MiB left: LMDB reports a short
+ * write, which is how a full disk usually ends a page write, as EIO.
+ */
+static int
+disk_full(int rc)
+{
+	struct statvfs sv;
+
+	if (rc == ENOSPC || rc == EDQUOT)
+		return 1;
+	return rc == EIO && statvfs(env_dir, &sv) == 0 &&
+	    (uint64_t)sv.f_bavail * sv.f_frsize < (1u << 20);
+}
+
+int
+state_wait_space(const char *what, int rc, const volatile int *stop)
+{
+	static uint64_t last_log; /* atomic */
+	uint64_t now = now_ms(), prev;
+
+	if (!disk_full(rc))
+		return 0;
+	if (rd.stopping || (stop != NULL && *stop))
+		return 0;
+	prev = __atomic_load_n(&last_log, __ATOMIC_RELAXED);
+	if (now - prev >= 10000 && __atomic_compare_exchange_n(&last_log,
+	    &prev, now, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+		log_warnx("%s: LMDB commit: %s; the disk is full, retrying "
+		    "until there is space", what, mdb_strerror(rc));
+	nap_ms(500);
+	return !rd.stopping && (stop == NULL || !*stop);
 }
 
 int
