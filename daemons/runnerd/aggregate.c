@@ -262,6 +262,9 @@ writer_main(void *arg)
 		if (list == NULL)
 			break;
 		do {
+			/* waiting for disk space is not being wedged: the
+			 * watchdog goes on (aggregate_alive) */
+			__atomic_store_n(&w_beat, now_ms(), __ATOMIC_RELAXED);
 			if ((rc = state_begin(0, &txn)) != 0) {
 				log_warnx("aggregate writer: %s",
 				    mdb_strerror(rc));

@@ -7,6 +7,9 @@
  * alive, the full disk logged), an EXECUTE meanwhile still answers, and
  * once the ballast is deleted the projection reaches the head with every
  * value intact and the command's result is committed, with no restart.
+ * Meanwhile runnerd keeps pinging the watchdog (a fake NOTIFY_SOCKET):
+ * waiting for space is not being wedged, and systemd must not restart
+ * it for that.
  *
  * Mounting needs root: otherwise the test is skipped, saying so.
  */
@@ -16,7 +19,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <criterion/criterion.h>
@@ -51,6 +56,22 @@ bulky(uint32_t i, char *type, char *meta, char *payload, void *arg)
 	sprintf(payload, "{\"i\":%u}", i);
 }
 
+/* WATCHDOG=1 datagrams waiting on fd. */
+static int
+pings(int fd)
+{
+	char buf[512];
+	ssize_t n;
+	int count = 0;
+
+	while ((n = recv(fd, buf, sizeof(buf) - 1, MSG_DONTWAIT)) >= 0) {
+		buf[n] = '\0';
+		if (strstr(buf, "WATCHDOG=1") != NULL)
+			count++;
+	}
+	return count;
+}
+
 Test(diskfull, projection_pauses_and_resumes)
 {
 	static const char *const plugins[] = { "testplug.so", NULL };
@@ -60,8 +81,9 @@ Test(diskfull, projection_pauses_and_resumes)
 	char msg[1024], key[32], *val;
 	uint8_t sid[UUID_LEN];
 	uint64_t head, p;
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	FILE *fp;
-	int k, waited;
+	int k, waited, nfd;
 
 	if (geteuid() != 0)
 		cr_skip_test("mounting a small tmpfs needs root; run the "
@@ -84,7 +106,15 @@ Test(diskfull, projection_pauses_and_resumes)
 	snprintf(link, sizeof(link), "%s/runner", h.data);
 	cr_assert_eq(symlink(target, link), 0, "%s: %s", link,
 	    strerror(errno));
+	cr_assert_lt(snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/notify",
+	    h.dir), (int)sizeof(sa.sun_path));
+	cr_assert((nfd = socket(AF_UNIX, SOCK_DGRAM, 0)) >= 0);
+	cr_assert_eq(bind(nfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	setenv("NOTIFY_SOCKET", sa.sun_path, 1);
+	setenv("WATCHDOG_USEC", "400000", 1);
 	rh_start_runnerd(&h);
+	unsetenv("NOTIFY_SOCKET");
+	unsetenv("WATCHDOG_USEC");
 
 	memset(sid, 0x51, sizeof(sid));
 	sid[6] = 0x40;
@@ -102,16 +132,24 @@ Test(diskfull, projection_pauses_and_resumes)
 	cr_assert_eq(rh_fold(&h, "bulky", &f), EF_S_OK);
 	cr_assert_lt(f.position, head);
 	cr_assert(!f.has_error, "bulky stopped on a full disk: %s", f.error);
-	/* commands still answer; their result waits for space */
+	/* commands still answer; their results wait for space, and the
+	 * watchdog goes on */
 	cr_assert_eq(rh_exec(&h, "slow", "s-1", "Inc", NULL, "full-1", &rep,
 	    msg, sizeof(msg)), EF_S_OK, "%s", msg);
+	rh_ms(300);
+	cr_assert_eq(rh_exec(&h, "slow", "s-1", "Inc", NULL, "full-2",
+	    &again, msg, sizeof(msg)), EF_S_OK, "%s", msg);
+	rh_ms(500);
+	(void)pings(nfd);
 	rh_ms(1500);
+	cr_assert_geq(pings(nfd), 3, "no WATCHDOG=1 while waiting for disk "
+	    "space: systemd would restart runnerd");
 	cr_assert_eq(rh_fold(&h, "bulky", &f), EF_S_OK);
 	cr_assert(!f.has_error, "bulky stopped on a full disk: %s", f.error);
 	cr_assert_eq(kill(h.runnerd, 0), 0, "runnerd died");
 
 	cr_assert_eq(unlink(ballast), 0);
-	cr_assert(rh_wait_fold(&h, "bulky", head + 1, 60000), "bulky did not "
+	cr_assert(rh_wait_fold(&h, "bulky", head + 2, 60000), "bulky did not "
 	    "resume once there was space");
 	cr_assert_eq(rh_fold(&h, "bulky", &f), EF_S_OK);
 	cr_assert(!f.has_error, "%s", f.error);
@@ -132,8 +170,9 @@ Test(diskfull, projection_pauses_and_resumes)
 	cr_assert_eq(again.version, rep.version);
 	cr_assert(!rh_log_contains(h.runnerd_log, "command full-1: result "
 	    "recovered"), "the result was lost on the full disk");
-	cr_assert(rh_wait_fold(&h, "bulky", head + 1, 60000));
+	cr_assert(rh_wait_fold(&h, "bulky", head + 2, 60000));
 	rh_kill_runnerd(&h, SIGTERM);
+	close(nfd);
 	down();
 	rh_stop(&h);
 }
