@@ -86,12 +86,10 @@ class Notify:
 class NotifyTest(unittest.TestCase):
     def setUp(self):
         self.cl = h.Cluster(start=False)
+        self.addCleanup(self.cl.close)  # also if setUp fails
         self.n = Notify(os.path.join(self.cl.dir, "notify.sock"))
+        self.addCleanup(self.n.close)
         self.fault = os.path.join(self.cl.dir, "fault")
-
-    def tearDown(self):
-        self.cl.close()
-        self.n.close()
 
     def pings(self, seconds=1.2):
         """WATCHDOG=1 messages in the next seconds."""

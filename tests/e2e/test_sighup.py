@@ -16,14 +16,11 @@ class SighupTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.cl = h.Cluster(start=False)
+        cls.addClassCleanup(cls.cl.close)  # also if setUpClass fails
         cls.cl.start_stored()
         cls.cl.start_runnerd()
         cls.cl.start_gateway()
         cls.c = cls.cl.client()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.cl.close()
 
     def test_gatewayd(self):
         gw = self.cl.gateway

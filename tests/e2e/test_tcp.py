@@ -24,6 +24,9 @@ class TcpTest(unittest.TestCase):
         self.cl = h.Cluster(start=False, gw_args=[
             "--store-url", self.store, "--events-url", self.events,
             "--runner-url", self.runner])
+        # also when setUp fails (tearDown would not run): no daemon is
+        # left behind
+        self.addCleanup(self.cl.close)
         self.cl.start_stored(args=["--store-url", self.store,
                                    "--events-url", self.events])
         self.cl.start_runnerd(args=["--store-url", self.store,
@@ -31,9 +34,6 @@ class TcpTest(unittest.TestCase):
                                     "--runner-url", self.runner])
         self.cl.start_gateway()
         self.c = self.cl.client()
-
-    def tearDown(self):
-        self.cl.close()
 
     def execute(self, inst, title):
         req = h.rpb.ExecuteRequest(
