@@ -34,7 +34,9 @@
  * named by the environment variable EVENTFOLD_FAULT_FILE exists and
  * contains NAME, so that a test can make an operation fail and recover
  * in a running daemon. Names in use: index.read (stored's LMDB lookups
- * fail with EIO).
+ * fail with EIO), writer.stall (stored's writer takes no job while it
+ * holds), runner.writer.stall (runnerd's command-results writer
+ * likewise).
  */
 #ifdef EF_CRASHPOINTS
 void crashpoint(const char *name);

@@ -28,9 +28,9 @@
 
 #include "record.h"
 
-#define EF_PROTO_VERSION 4
+#define EF_PROTO_VERSION 5
 #define EF_XSTR(x) #x
-#define EF_STR(x)  EF_XSTR(x) /* EF_STR(EF_PROTO_VERSION) is "4" */
+#define EF_STR(x)  EF_XSTR(x) /* EF_STR(EF_PROTO_VERSION) is "5" */
 
 /* Bounds enforced by every decoder. */
 #define IPC_MAX_MSG      (64u << 20) /* a whole message */
@@ -93,7 +93,8 @@ enum ef_op {
 	X(ABORTED, 18, 10, "aborted")                                         \
 	X(REJECTED, 19, 9, "rejected")                                        \
 	X(INVALID, 20, 3, "invalid argument")                                 \
-	X(DEADLINE, 21, 4, "deadline exceeded")
+	X(DEADLINE, 21, 4, "deadline exceeded")                               \
+	X(RESOURCE_EXHAUSTED, 22, 8, "disk full")
 
 enum ef_status {
 #define X(name, num, grpc, str) EF_S_##name = num,

@@ -152,12 +152,20 @@ listener_check(struct guard_entry *ge, nng_stat *stats, uint64_t now)
 			wedged = 1;
 		g->other = other;
 	}
-	if (wedged) {
-		if (el->path[0] == '\0') {
-			/* tcp: close and listen again, clients reconnect */
-			gone[ngone++] = el->gens[0].l;
-			el->ngens = 0;
-		} else if (el->ngens == LISTEN_GENS) {
+	if (wedged && el->path[0] == '\0') {
+		/*
+		 * tcp: the old listener holds the address, so it is closed
+		 * first (below, without el->mu: closing runs the pipe
+		 * callbacks) and the new one started at the next tick, and
+		 * at every tick after until the address is free again.
+		 */
+		gone[ngone++] = el->gens[0].l;
+		el->ngens = 0;
+		el->relisten = 1;
+		log_debug("%s: a peer hung up during the handshake, which "
+		    "stops nng 1.5's listener; listening again", el->url);
+	} else if (wedged) {
+		if (el->ngens == LISTEN_GENS) {
 			/* too many old ones: the oldest goes with its clients */
 			gone[ngone++] = el->gens[0].l;
 			memmove(&el->gens[0], &el->gens[1],
@@ -172,6 +180,16 @@ listener_check(struct guard_entry *ge, nng_stat *stats, uint64_t now)
 			    "which stops nng 1.5's listener; a new one took "
 			    "its name", el->url);
 		}
+	} else if (el->relisten) {
+		if ((rv = gen_start(el)) == 0) {
+			el->relisten = 0;
+			__atomic_add_fetch(&el->restarts, 1, __ATOMIC_RELAXED);
+			if (el->relisten_failed)
+				log_info("%s: listening again", el->url);
+			el->relisten_failed = 0;
+		} else if (!el->relisten_failed++)
+			log_warnx("%s: cannot listen again yet: %s; retrying",
+			    el->url, nng_strerror(rv));
 	}
 	for (i = 0; i < el->ngens;) {
 		struct listen_gen *g = &el->gens[i];

@@ -29,7 +29,9 @@
  * the holder removes leftovers of a dead predecessor at start.
  *
  * tcp:// listeners cannot be swapped under a name: a wedged one is
- * closed and created again (its clients reconnect and resend).
+ * closed, and a new one listens on the address at the next guard tick,
+ * and at every tick after until the address is free (the old one may
+ * hold it a little longer); its clients reconnect and resend.
  *
  * The listener owns the socket's NNG_PIPE_EV_ADD_POST and _REM_POST
  * notifications.
@@ -55,6 +57,8 @@ struct ef_listener {
 	int perms;          /* ipc file mode, 0 to leave it */
 	int lockfd;
 	uint64_t next_gen;
+	int relisten;        /* tcp: closed when wedged, to listen again */
+	int relisten_failed; /* failed tries since (logged once) */
 	pthread_mutex_t mu; /* gens, against the pipe callbacks */
 	struct listen_gen {
 		nng_listener l;

@@ -24,6 +24,16 @@
  * it does not back. A snapshot that does not match is dropped (logged)
  * and the instance folded from version 0.
  *
+ * Retention. Results are kept command_retention_s seconds after their
+ * events were recorded, and only the newest command_retention of them
+ * (0: no bound). "cmdage" orders them: [recorded_at ms, big-endian][C]
+ * -> nothing. The writer prunes, oldest first, in the transaction that
+ * adds results and once a second when idle, at most PRUNE_MAX a
+ * transaction. A forgotten id runs handle() again; its derived event
+ * ids are those of the first run, so stored still never stores its
+ * events twice (the append is answered as a retry when they are
+ * identical, refused as a reused id when not).
+ *
  * Locking: the instance table has one mutex; each instance has its own,
  * held for a whole EXECUTE (commands on one instance are serialised;
  * distinct instances run in parallel). The writer has its own mutex.
@@ -32,9 +42,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <jansson.h>
 
+#include "crashpoint.h"
 #include "log.h"
 #include "runnerd.h"
 #include "uuid5.h"
@@ -52,6 +64,7 @@
 #define SNAP_V1   1
 #define SNAP_V2   2
 #define READ_PAGE 1000
+#define PRUNE_MAX 10000 /* results forgotten in one transaction */
 
 struct instance {
 	struct instance *hnext;
@@ -81,6 +94,7 @@ struct wop {
 	size_t klen;
 	uint8_t *val;
 	size_t vlen;
+	uint64_t at; /* WOP_CMD: recorded_at of its events, Unix ms */
 };
 
 static pthread_mutex_t tab_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -92,6 +106,7 @@ static struct wop *w_head, *w_tail;
 static struct wop *pending[NPENDING];
 static int w_stop, w_running;
 static pthread_t w_thr;
+static uint64_t w_beat; /* atomic: now_ms() at the writer's last round */
 
 static uint32_t
 hash_bytes(const void *p, size_t len)
@@ -117,31 +132,161 @@ wop_free(struct wop *w)
 	free(w);
 }
 
+static void
+be64_put(uint8_t *p, uint64_t v)
+{
+	int i;
+
+	for (i = 7; i >= 0; i--, v >>= 8)
+		p[i] = (uint8_t)v;
+}
+
+static uint64_t
+be64_get(const uint8_t *p)
+{
+	uint64_t v = 0;
+	int i;
+
+	for (i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+/* Adds C to "cmdage" at time at. 0 or an LMDB error. */
+static int
+cmdage_put(MDB_txn *txn, const void *id, size_t idlen, uint64_t at)
+{
+	uint8_t key[8 + IPC_ID_MAX];
+	MDB_val k = { 8 + idlen, key }, v = { 0, "" };
+
+	if (idlen > IPC_ID_MAX)
+		return MDB_BAD_VALSIZE;
+	be64_put(key, at);
+	memcpy(key + 8, id, idlen);
+	return mdb_put(txn, st.cmdage, &k, &v, 0);
+}
+
+/*
+ * Forgets the oldest results while there are more than command_retention
+ * or they are older than command_retention_s, at most PRUNE_MAX. Sets
+ * *n to the number forgotten. 0 or an LMDB error.
+ */
+static int
+cmds_prune(MDB_txn *txn, size_t *n)
+{
+	MDB_cursor *cur;
+	MDB_stat ms;
+	MDB_val k, v, id;
+	uint64_t max = rd.conf.command_retention, entries, cutoff = 0;
+	int rc;
+
+	*n = 0;
+	if (rd.conf.command_retention_s > 0 &&
+	    wall_ms() > rd.conf.command_retention_s * 1000)
+		cutoff = wall_ms() - rd.conf.command_retention_s * 1000;
+	if ((rc = mdb_stat(txn, st.cmds, &ms)) != 0)
+		return rc;
+	entries = ms.ms_entries;
+	if ((rc = mdb_cursor_open(txn, st.cmdage, &cur)) != 0)
+		return rc;
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0 &&
+	    *n < PRUNE_MAX; rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST)) {
+		if (k.mv_size < 8)
+			break; /* not ours: leave it */
+		if (!(max > 0 && entries > max) &&
+		    !(cutoff > 0 && be64_get(k.mv_data) < cutoff))
+			break;
+		id.mv_size = k.mv_size - 8;
+		id.mv_data = (uint8_t *)k.mv_data + 8;
+		rc = mdb_del(txn, st.cmds, &id, NULL);
+		if (rc == 0 && entries > 0)
+			entries--;
+		else if (rc != MDB_NOTFOUND)
+			break;
+		if ((rc = mdb_cursor_del(cur, 0)) != 0)
+			break;
+		(*n)++;
+	}
+	mdb_cursor_close(cur);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* The idle prune: a transaction committed only if it forgot some. */
+static void
+writer_prune(void)
+{
+	MDB_txn *txn;
+	size_t n;
+	int rc;
+
+	do {
+		if ((rc = state_begin(0, &txn)) != 0)
+			break;
+		if ((rc = cmds_prune(txn, &n)) != 0 || n == 0)
+			state_abort(txn);
+		else
+			rc = state_commit(txn, "command results");
+	} while (rc == MDB_MAP_FULL && state_grow("command results") == 0);
+	if (rc != 0 && rc != MDB_MAP_FULL)
+		log_warnx("command results: pruning: %s", mdb_strerror(rc));
+}
+
 static void *
 writer_main(void *arg)
 {
 	struct wop *list, *w, **pp;
+	struct timespec ts;
 	MDB_txn *txn;
 	MDB_val k, v;
+	size_t pruned;
 	int rc;
 
-	uint64_t last_commit = 0;
+	uint64_t last_commit = 0, last_prune = 0;
 
 	(void)arg;
 	for (;;) {
+		__atomic_store_n(&w_beat, now_ms(), __ATOMIC_RELAXED);
 		/* let a busy stream of results share one commit */
 		commit_pace(last_commit, &w_stop, NULL);
 		pthread_mutex_lock(&w_mu);
-		while (w_head == NULL && !w_stop)
-			pthread_cond_wait(&w_cv, &w_mu);
+		while (w_head == NULL && !w_stop) {
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_sec += 1;
+			if (pthread_cond_timedwait(&w_cv, &w_mu, &ts) != 0 &&
+			    w_head == NULL && !w_stop)
+				break;
+		}
+		if (w_head != NULL && faultpoint("runner.writer.stall")) {
+			/* tests: work waits, the writer makes no progress
+			 * (the watchdog must stop, runnerd.c) */
+			pthread_mutex_unlock(&w_mu);
+			while (faultpoint("runner.writer.stall") &&
+			    !__atomic_load_n(&w_stop, __ATOMIC_RELAXED))
+				nap_ms(20);
+			pthread_mutex_lock(&w_mu);
+		}
 		list = w_head;
 		w_head = w_tail = NULL;
 		pthread_mutex_unlock(&w_mu);
+		if (list == NULL && !w_stop) {
+			/* idle: forget what retention says, once a second */
+			if (now_ms() - last_prune >= 1000) {
+				writer_prune();
+				last_prune = now_ms();
+			}
+			continue;
+		}
 		if (list == NULL)
 			break;
-		if ((rc = state_begin(0, &txn)) != 0) {
-			log_warnx("aggregate writer: %s", mdb_strerror(rc));
-		} else {
+		do {
+			/* waiting for disk space is not being wedged: the
+			 * watchdog goes on (aggregate_alive) */
+			__atomic_store_n(&w_beat, now_ms(), __ATOMIC_RELAXED);
+			if ((rc = state_begin(0, &txn)) != 0) {
+				log_warnx("aggregate writer: %s",
+				    mdb_strerror(rc));
+				break;
+			}
 			for (w = list; w != NULL && rc == 0; w = w->next) {
 				k.mv_size = w->klen;
 				k.mv_data = w->key;
@@ -154,15 +299,23 @@ writer_main(void *arg)
 				} else
 					rc = mdb_put(txn, w->kind == WOP_CMD ?
 					    st.cmds : st.snaps, &k, &v, 0);
+				if (rc == 0 && w->kind == WOP_CMD)
+					rc = cmdage_put(txn, w->key, w->klen,
+					    w->at);
 			}
+			if (rc == 0)
+				rc = cmds_prune(txn, &pruned);
 			if (rc != 0) {
-				log_warnx("aggregate writer: put: %s",
-				    mdb_strerror(rc));
-				mdb_txn_abort(txn);
+				if (rc != MDB_MAP_FULL)
+					log_warnx("aggregate writer: put: %s",
+					    mdb_strerror(rc));
+				state_abort(txn);
 			} else
-				state_commit(txn, "aggregate writer");
-			last_commit = now_ms();
-		}
+				rc = state_commit(txn, "aggregate writer");
+		} while ((rc == MDB_MAP_FULL &&
+		    state_grow("aggregate writer") == 0) ||
+		    state_wait_space("aggregate writer", rc, &w_stop));
+		last_commit = now_ms();
 		/* committed (or lost, and then recovered from the events) */
 		pthread_mutex_lock(&w_mu);
 		for (w = list; w != NULL; w = w->next) {
@@ -186,7 +339,7 @@ writer_main(void *arg)
 
 static void
 writer_push(int kind, const void *key, size_t klen, const void *val,
-    size_t vlen)
+    size_t vlen, uint64_t at)
 {
 	struct wop *w;
 	uint32_t h;
@@ -196,6 +349,7 @@ writer_push(int kind, const void *key, size_t klen, const void *val,
 	    (w->val = malloc(vlen ? vlen : 1)) == NULL)
 		fatal("malloc");
 	w->kind = kind;
+	w->at = at;
 	memcpy(w->key, key, klen);
 	w->klen = klen;
 	if (vlen)
@@ -247,7 +401,7 @@ cmd_lookup(const char *id, size_t idlen, uint8_t val[CMD_VAL])
 		memcpy(val, v.mv_data, CMD_VAL);
 		found = 1;
 	}
-	mdb_txn_abort(txn);
+	state_abort(txn);
 	if (rc != 0 && rc != MDB_NOTFOUND)
 		return -1;
 	return found;
@@ -263,6 +417,18 @@ cmd_encode(uint8_t val[CMD_VAL], const uint8_t stream[UUID_LEN],
 	put_le64(val + 24, first_pos);
 	put_le64(val + 32, last_ver);
 	put_le64(val + 40, last_pos);
+}
+
+int
+aggregate_alive(uint64_t limit_ms)
+{
+	uint64_t beat = __atomic_load_n(&w_beat, __ATOMIC_RELAXED);
+	int waiting;
+
+	pthread_mutex_lock(&w_mu);
+	waiting = w_head != NULL;
+	pthread_mutex_unlock(&w_mu);
+	return !waiting || beat == 0 || now_ms() - beat < limit_ms;
 }
 
 int
@@ -409,7 +575,7 @@ inst_load(struct instance *in)
 				buf_set(&in->state, p + hdr, v.mv_size - hdr);
 			}
 		}
-		mdb_txn_abort(txn);
+		state_abort(txn);
 	}
 	in->snap_exists = in->exists;
 	in->snap_version = in->version;
@@ -432,7 +598,7 @@ inst_discard(struct instance *in, const char *sid, const char *why)
 	inst_initial(in);
 	in->snap_exists = 0;
 	in->snap_version = 0;
-	writer_push(WOP_SNAP_DEL, in->stream, UUID_LEN, NULL, 0);
+	writer_push(WOP_SNAP_DEL, in->stream, UUID_LEN, NULL, 0, 0);
 }
 
 static void
@@ -456,7 +622,7 @@ inst_snapshot(struct instance *in)
 	memcpy(val + SNAP_HDR1, in->last_id, UUID_LEN);
 	if (in->state.len)
 		memcpy(val + SNAP_HDR, in->state.p, in->state.len);
-	writer_push(WOP_SNAP, in->stream, UUID_LEN, val, vlen);
+	writer_push(WOP_SNAP, in->stream, UUID_LEN, val, vlen, 0);
 	free(val);
 	in->snap_exists = 1;
 	in->snap_version = in->version;
@@ -500,6 +666,7 @@ struct recovery {
 	char cmd[IPC_ID_MAX + 1];
 	uint64_t count;
 	uint64_t first_ver, first_pos, last_ver, last_pos;
+	uint64_t at; /* recorded_at of its first event */
 };
 
 static void
@@ -528,7 +695,7 @@ recovery_flush(struct recovery *r, const uint8_t stream[UUID_LEN])
 	    r->last_pos);
 	log_info("command %s: result recovered from the log (versions %"
 	    PRIu64 "..%" PRIu64 ")", r->cmd, r->first_ver, r->last_ver);
-	writer_push(WOP_CMD, r->cmd, len, val, CMD_VAL);
+	writer_push(WOP_CMD, r->cmd, len, val, CMD_VAL, r->at);
 }
 
 static void
@@ -561,6 +728,7 @@ recovery_see(struct recovery *r, const struct ef_event *ev,
 	r->count = 1;
 	r->first_ver = r->last_ver = ev->stream_version;
 	r->first_pos = r->last_pos = ev->global_position;
+	r->at = ev->recorded_at;
 }
 
 /*
@@ -870,7 +1038,7 @@ exec_attempt(struct instance *in, const struct exec_cmd *c, const char *meta,
 			cmd_encode(val, in->stream, ok.first_version,
 			    ok.first_pos, ok.last_version, ok.last_pos);
 			writer_push(WOP_CMD, c->command_id,
-			    strlen(c->command_id), val, CMD_VAL);
+			    strlen(c->command_id), val, CMD_VAL, wall_ms());
 			rep->exists = true;
 			rep->version = ok.last_version;
 			rep->count = ok.last_version - ok.first_version + 1;

@@ -18,6 +18,14 @@
  * second pipe and applier into generation gen + 1 until it has caught
  * up with the log, then asks for the swap: one transaction points the
  * checkpoint at the new generation and drops the old database.
+ *
+ * A rebuild survives a restart by starting over. REBUILD records
+ * "rebuild/NAME" in "meta" before it starts; the swap transaction
+ * deletes it, and so does a rebuild that failed (its error is shown;
+ * another REBUILD retries). At start, generation gen + 1 is always
+ * dropped (it is never half-swapped: the old generation serves until
+ * the one swap transaction), and a fold whose record is there rebuilds
+ * again from position 0 as soon as it runs.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -374,8 +382,12 @@ again:
 			rc = -1;
 		} else
 			rc = projection_apply(f, txn, dbi, &e->ev, msg, ml);
+		if (rc == MDB_MAP_FULL) {
+			state_abort(txn);
+			goto grow;
+		}
 		if (rc != 0) {
-			mdb_txn_abort(txn);
+			state_abort(txn);
 			*failed = 1;
 			*fpos = next + k;
 			if (k == 0)
@@ -386,21 +398,37 @@ again:
 	}
 	if (ckpt && (rc = state_checkpoint_put(txn, f->name, gen,
 	    next + limit, last->ev.event_id)) != 0) {
-		mdb_txn_abort(txn);
+		state_abort(txn);
+		if (rc == MDB_MAP_FULL)
+			goto grow;
 		snprintf(msg, ml, "LMDB checkpoint: %s", mdb_strerror(rc));
 		*failed = 1;
 		*fpos = next;
 		return 0;
 	}
 	if ((rc = state_commit(txn, f->name)) != 0) {
-		snprintf(msg, ml, "LMDB commit: %s%s", mdb_strerror(rc),
-		    rc == MDB_MAP_FULL ? " (raise map_size)" : "");
+		if (rc == MDB_MAP_FULL)
+			goto grow;
+		/* a full disk: the same batch again once there is space */
+		if (state_wait_space(f->name, rc, ckpt ?
+		    (volatile int *)&f->req : &f->rb_stop))
+			goto again;
+		snprintf(msg, ml, "LMDB commit: %s", mdb_strerror(rc));
 		*failed = 1;
 		*fpos = next;
 		return 0;
 	}
 	memcpy(last_id, last->ev.event_id, UUID_LEN);
 	return limit;
+grow:
+	/* the whole batch again, into a map twice the size */
+	if ((rc = state_grow(f->name)) == 0)
+		goto again;
+	snprintf(msg, ml, "LMDB map full and it cannot grow: %s",
+	    mdb_strerror(rc));
+	*failed = 1;
+	*fpos = next;
+	return 0;
 }
 
 static int
@@ -409,13 +437,17 @@ mgr_checkpoint(struct fold *f, uint64_t next, const uint8_t id[UUID_LEN])
 	MDB_txn *txn;
 	int rc;
 
-	if ((rc = state_begin(0, &txn)) != 0)
-		return rc;
-	if ((rc = state_checkpoint_put(txn, f->name, f->gen, next, id)) != 0) {
-		mdb_txn_abort(txn);
-		return rc;
-	}
-	return state_commit(txn, f->name);
+	do {
+		if ((rc = state_begin(0, &txn)) != 0)
+			return rc;
+		if ((rc = state_checkpoint_put(txn, f->name, f->gen, next,
+		    id)) != 0)
+			state_abort(txn);
+		else
+			rc = state_commit(txn, f->name);
+	} while ((rc == MDB_MAP_FULL && state_grow(f->name) == 0) ||
+	    state_wait_space(f->name, rc, NULL));
+	return rc;
 }
 
 /* Managers: one event at a time; the checkpoint once per batch. */
@@ -463,6 +495,40 @@ mgr_batch(struct fold *f, struct qev *list, size_t n, uint64_t next,
 	return k;
 }
 
+/* Records (on) or deletes the "a rebuild is under way" mark in txn. */
+static int
+rb_mark(MDB_txn *txn, const char *name, int on)
+{
+	char key[IPC_NAME_MAX + 16];
+	MDB_val k, v = { 1, "1" };
+	int rc;
+
+	k.mv_size = (size_t)snprintf(key, sizeof(key), "rebuild/%s", name);
+	k.mv_data = key;
+	if (on)
+		return mdb_put(txn, st.meta, &k, &v, 0);
+	rc = mdb_del(txn, st.meta, &k, NULL);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* rb_mark in a transaction of its own. */
+static int
+rb_mark_commit(const char *name, int on)
+{
+	MDB_txn *txn;
+	int rc;
+
+	do {
+		if ((rc = state_begin(0, &txn)) != 0)
+			break;
+		if ((rc = rb_mark(txn, name, on)) == 0)
+			rc = state_commit(txn, name);
+		else
+			state_abort(txn);
+	} while (rc == MDB_MAP_FULL && state_grow(name) == 0);
+	return rc;
+}
+
 static int
 fold_load(struct fold *f)
 {
@@ -471,21 +537,35 @@ fold_load(struct fold *f)
 	MDB_dbi old;
 	int rc;
 
-	if ((rc = state_begin(0, &txn)) != 0)
-		return rc;
-	rc = state_checkpoint_get(txn, f->name, &f->gen, &f->next,
-	    f->last_id, &f->has_id);
-	if (rc == MDB_NOTFOUND) {
-		f->gen = 0;
-		f->next = 0;
-		f->has_id = 0;
-		rc = state_checkpoint_put(txn, f->name, 0, 0, NULL);
-	}
-	if (rc != 0) {
-		mdb_txn_abort(txn);
-		return rc;
-	}
-	if ((rc = state_commit(txn, f->name)) != 0)
+	do {
+		if ((rc = state_begin(0, &txn)) != 0)
+			return rc;
+		rc = state_checkpoint_get(txn, f->name, &f->gen, &f->next,
+		    f->last_id, &f->has_id);
+		if (rc == 0 || rc == MDB_NOTFOUND) {
+			MDB_val k, v;
+			char key[IPC_NAME_MAX + 16];
+			int mrc;
+
+			k.mv_size = (size_t)snprintf(key, sizeof(key),
+			    "rebuild/%s", f->name);
+			k.mv_data = key;
+			mrc = mdb_get(txn, st.meta, &k, &v);
+			f->rb_resume = mrc == 0 && f->kind ==
+			    EF_FOLD_PROJECTION;
+		}
+		if (rc == MDB_NOTFOUND) {
+			f->gen = 0;
+			f->next = 0;
+			f->has_id = 0;
+			rc = state_checkpoint_put(txn, f->name, 0, 0, NULL);
+		}
+		if (rc != 0)
+			state_abort(txn);
+		else
+			rc = state_commit(txn, f->name);
+	} while (rc == MDB_MAP_FULL && state_grow(f->name) == 0);
+	if (rc != 0)
 		return rc;
 	if (f->kind == EF_FOLD_PROJECTION) {
 		gen_name(name, sizeof(name), f, f->gen);
@@ -506,7 +586,9 @@ fold_do_reset(struct fold *f)
 	int rc;
 
 	pthread_rwlock_wrlock(&f->dbi_lock);
-	if ((rc = state_begin(0, &txn)) == 0) {
+	do {
+		if ((rc = state_begin(0, &txn)) != 0)
+			break;
 		if (f->kind == EF_FOLD_PROJECTION)
 			rc = mdb_drop(txn, f->dbi, 0);
 		if (rc == 0)
@@ -515,8 +597,8 @@ fold_do_reset(struct fold *f)
 		if (rc == 0)
 			rc = state_commit(txn, f->name);
 		else
-			mdb_txn_abort(txn);
-	}
+			state_abort(txn);
+	} while (rc == MDB_MAP_FULL && state_grow(f->name) == 0);
 	pthread_rwlock_unlock(&f->dbi_lock);
 	if (rc != 0)
 		return rc;
@@ -553,16 +635,20 @@ fold_do_swap(struct fold *f)
 
 	rb_reap(f);
 	pthread_rwlock_wrlock(&f->dbi_lock);
-	if ((rc = state_begin(0, &txn)) == 0) {
+	do {
+		if ((rc = state_begin(0, &txn)) != 0)
+			break;
 		rc = state_checkpoint_put(txn, f->name, f->gen + 1,
 		    f->rb_next, f->rb_next ? f->rb_last_id : NULL);
+		if (rc == 0)
+			rc = rb_mark(txn, f->name, 0);
 		if (rc == 0)
 			rc = mdb_drop(txn, old, 1);
 		if (rc == 0)
 			rc = state_commit(txn, f->name);
 		else
-			mdb_txn_abort(txn);
-	}
+			state_abort(txn);
+	} while (rc == MDB_MAP_FULL && state_grow(f->name) == 0);
 	if (rc == 0) {
 		pthread_mutex_lock(&f->mu);
 		f->dbi = f->rb_dbi;
@@ -800,6 +886,17 @@ fold_start_all(void)
 		if (pthread_create(&folds[i]->thr, NULL, fold_main,
 		    folds[i]) != 0)
 			fatal("pthread_create");
+	for (i = 0; i < nfolds; i++) {
+		char msg[512];
+
+		if (!folds[i]->rb_resume)
+			continue;
+		folds[i]->rb_resume = 0;
+		log_info("%s: a rebuild was under way when runnerd stopped; "
+		    "starting it over", folds[i]->name);
+		if (fold_rebuild(folds[i], msg, sizeof(msg)) != EF_S_OK)
+			log_warnx("%s: rebuild: %s", folds[i]->name, msg);
+	}
 	ret = 0;
 out:
 	if (opened)
@@ -909,9 +1006,12 @@ rebuild_main(void *arg)
 	}
 	pipe_stop(p);
 	if (failed || __atomic_load_n(&f->rb_stop, __ATOMIC_RELAXED)) {
-		if (failed)
+		if (failed) {
 			log_warnx("%s: rebuild failed at position %" PRIu64
 			    ": %s", f->name, fpos, msg);
+			/* not again at the next start: the error says it */
+			rb_mark_commit(f->name, 0);
+		}
 		state_drop(f->rb_dbi, 1);
 		pthread_mutex_lock(&f->mu);
 		if (failed) {
@@ -963,7 +1063,8 @@ fold_rebuild(struct fold *f, char *msg, size_t ml)
 	pthread_mutex_unlock(&f->mu);
 	rb_reap(f); /* the previous, failed, rebuild */
 	gen_name(name, sizeof(name), f, f->gen + 1);
-	if ((rc = state_dbi(name, 1, &f->rb_dbi)) != 0 ||
+	if ((rc = rb_mark_commit(f->name, 1)) != 0 ||
+	    (rc = state_dbi(name, 1, &f->rb_dbi)) != 0 ||
 	    (rc = state_drop(f->rb_dbi, 0)) != 0) {
 		pthread_mutex_lock(&f->mu);
 		f->rebuilding = 0;

@@ -491,8 +491,8 @@ static int
 lmdb_err(struct efp_ctx *c, int rc)
 {
 	c->io_err = 1;
-	snprintf(c->err, sizeof(c->err), "LMDB: %s%s", mdb_strerror(rc),
-	    rc == MDB_MAP_FULL ? " (raise map_size)" : "");
+	c->io_rc = rc;
+	snprintf(c->err, sizeof(c->err), "LMDB: %s", mdb_strerror(rc));
 	c->has_err = 1;
 	return EFP_EIO;
 }

@@ -99,12 +99,14 @@ dl_put(const struct ipc_dead_letter *d, const char *corr, const char *caus)
 	k.mv_data = key;
 	v.mv_size = o.len;
 	v.mv_data = o.buf;
-	if ((rc = state_begin(0, &txn)) == 0) {
+	do {
+		if ((rc = state_begin(0, &txn)) != 0)
+			break;
 		if ((rc = mdb_put(txn, st.dead, &k, &v, 0)) == 0)
 			rc = state_commit(txn, "dead letter");
 		else
-			mdb_txn_abort(txn);
-	}
+			state_abort(txn);
+	} while (rc == MDB_MAP_FULL && state_grow("dead letter") == 0);
 	ipc_out_free(&o);
 	return rc;
 }
@@ -299,7 +301,7 @@ procmgr_count_dead(const char *manager)
 		}
 		mdb_cursor_close(cur);
 	}
-	mdb_txn_abort(txn);
+	state_abort(txn);
 	return n;
 }
 
@@ -334,7 +336,7 @@ dl_collect(const struct ipc_dl_req *r, struct dl_list *l)
 	if ((rc = state_begin(1, &txn)) != 0)
 		return rc;
 	if ((rc = mdb_cursor_open(txn, st.dead, &cur)) != 0) {
-		mdb_txn_abort(txn);
+		state_abort(txn);
 		return rc;
 	}
 	k.mv_size = plen;
@@ -359,7 +361,7 @@ dl_collect(const struct ipc_dl_req *r, struct dl_list *l)
 		l->n++;
 	}
 	mdb_cursor_close(cur);
-	mdb_txn_abort(txn);
+	state_abort(txn);
 	return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
@@ -383,12 +385,15 @@ dl_delete(const struct buf *key)
 	MDB_val k = { key->len, key->p };
 	int rc;
 
-	if ((rc = state_begin(0, &txn)) != 0)
-		return rc;
-	rc = mdb_del(txn, st.dead, &k, NULL);
-	if (rc == 0 || rc == MDB_NOTFOUND)
-		return state_commit(txn, "dead letter");
-	mdb_txn_abort(txn);
+	do {
+		if ((rc = state_begin(0, &txn)) != 0)
+			return rc;
+		rc = mdb_del(txn, st.dead, &k, NULL);
+		if (rc == 0 || rc == MDB_NOTFOUND)
+			rc = state_commit(txn, "dead letter");
+		else
+			state_abort(txn);
+	} while (rc == MDB_MAP_FULL && state_grow("dead letter") == 0);
 	return rc;
 }
 

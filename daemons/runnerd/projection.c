@@ -35,6 +35,11 @@ projection_apply(struct fold *f, MDB_txn *txn, MDB_dbi dbi,
 	c.dbi = dbi;
 	event_view(ev, &v, &vb);
 	rc = f->proj->apply(&c, &v);
+	if (c.io_err && c.io_rc == MDB_MAP_FULL) {
+		/* not the plugin's failure: the caller grows the map */
+		ctx_free(&c);
+		return MDB_MAP_FULL;
+	}
 	if (rc != EFP_OK || c.io_err) {
 		snprintf(msg, ml, "apply of %s at position %" PRIu64
 		    " failed: %s", vb.type, ev->global_position,
@@ -203,7 +208,7 @@ out:
 	if (cur != NULL)
 		mdb_cursor_close(cur);
 	if (txn != NULL)
-		mdb_txn_abort(txn);
+		state_abort(txn);
 	pthread_rwlock_unlock(&f->dbi_lock);
 	free(ks);
 	free(vs);
@@ -236,9 +241,9 @@ projection_replay(struct fold *f, uint64_t until, uint64_t limit,
 	MDB_cursor *cur = NULL;
 	MDB_dbi dbi;
 	MDB_val k, v;
-	uint64_t next = 0, n = 0, i;
+	uint64_t next = 0, n = 0, i, page_start, map;
 	uint32_t j;
-	int rc, s = EF_S_OK, done = 0, truncated = 0;
+	int rc, s = EF_S_OK, done = 0, truncated = 0, full;
 
 	if (f->kind != EF_FOLD_PROJECTION) {
 		snprintf(msg, ml, "%s is a process manager: replaying it "
@@ -253,8 +258,10 @@ projection_replay(struct fold *f, uint64_t until, uint64_t limit,
 		snprintf(msg, ml, "mkdtemp %s: %s", dir, strerror(errno));
 		return EF_S_INTERNAL;
 	}
+	/* the scratch map starts at map_size and grows like the live one */
+	map = rd.conf.map_size;
 	if ((rc = mdb_env_create(&env)) != 0 ||
-	    (rc = mdb_env_set_mapsize(env, (size_t)rd.conf.map_size)) != 0 ||
+	    (rc = mdb_env_set_mapsize(env, (size_t)map)) != 0 ||
 	    (rc = mdb_env_open(env, dir, MDB_NOSYNC | MDB_NOTLS, 0600)) != 0)
 		goto lmdb_fail;
 	if ((rc = mdb_txn_begin(env, NULL, 0, &txn)) != 0 ||
@@ -275,6 +282,8 @@ projection_replay(struct fold *f, uint64_t until, uint64_t limit,
 		}
 		if (rr.nevents == 0)
 			done = 1;
+		page_start = next;
+		full = 0;
 		if ((rc = mdb_txn_begin(env, NULL, 0, &txn)) != 0) {
 			client_reply_free(&rep);
 			goto lmdb_fail;
@@ -291,22 +300,39 @@ projection_replay(struct fold *f, uint64_t until, uint64_t limit,
 				done = 1;
 				break;
 			}
-			if (projection_apply(f, txn, dbi, &ev, msg, ml) != 0) {
+			if ((rc = projection_apply(f, txn, dbi, &ev, msg,
+			    ml)) == MDB_MAP_FULL) {
+				full = 1;
+				break;
+			} else if (rc != 0) {
 				s = EF_S_ABORTED;
 				break;
 			}
 			next++;
 		}
 		client_reply_free(&rep);
-		if (s != EF_S_OK) {
+		if (s != EF_S_OK || full) {
 			mdb_txn_abort(txn);
 			txn = NULL;
-			goto out;
+			if (s != EF_S_OK)
+				goto out;
+		} else {
+			rc = mdb_txn_commit(txn);
+			txn = NULL;
+			if (rc == MDB_MAP_FULL)
+				full = 1;
+			else if (rc != 0)
+				goto lmdb_fail;
 		}
-		rc = mdb_txn_commit(txn);
-		txn = NULL;
-		if (rc != 0)
-			goto lmdb_fail;
+		if (full) {
+			/* no transaction open: grow, read the page again */
+			map *= 2;
+			if ((rc = mdb_env_set_mapsize(env, (size_t)map)) != 0)
+				goto lmdb_fail;
+			next = page_start;
+			done = 0;
+			continue;
+		}
 		if (next >= rr.head)
 			done = 1;
 	}

@@ -55,9 +55,16 @@ static const struct conf_key runner_keys[] = {
 	{ "workers", CONF_U64, OFF(workers), "16",
 	    "request contexts (threads) serving clients" },
 	{ "map_size", CONF_SIZE, OFF(map_size), "16G",
-	    "LMDB map size (reserved, sparse)" },
+	    "LMDB map size at the first start (reserved, sparse; doubles "
+	    "when full)" },
 	{ "max_retries", CONF_U64, OFF(max_retries), "10",
 	    "EXECUTE retries after a version conflict before ABORTED" },
+	{ "command_retention", CONF_U64, OFF(command_retention), "1000000",
+	    "command results (EXECUTE's command ids) remembered, newest "
+	    "first (0: no bound)" },
+	{ "command_retention_s", CONF_U64, OFF(command_retention_s),
+	    "604800", "seconds a command id is remembered after its events "
+	    "(0: no bound)" },
 	{ "snapshot_every", CONF_U64, OFF(snapshot_every), "16",
 	    "events between snapshots of an aggregate instance (0: never)" },
 	{ "idle_evict_s", CONF_U64, OFF(idle_evict_s), "300",
@@ -296,7 +303,7 @@ main(int argc, char **argv)
 		if (wd_usec && wd_usec / 2 < 500000)
 			ts.tv_nsec = (long)(wd_usec / 2) * 1000;
 		sig = sigtimedwait(&set, NULL, &ts);
-		if (wd_usec)
+		if (wd_usec && aggregate_alive(wd_usec / 2000))
 			sd_notify(0, "WATCHDOG=1");
 		if (sig == SIGTERM || sig == SIGINT)
 			break;

@@ -44,6 +44,8 @@ struct runner_conf {
 	uint64_t map_size;
 	uint64_t max_retries;    /* EXECUTE retries after a version conflict */
 	uint64_t snapshot_every; /* events between aggregate snapshots */
+	uint64_t command_retention;   /* results kept (0: no bound) */
+	uint64_t command_retention_s; /* their age bound (0: none) */
 	uint64_t idle_evict_s;   /* drop cached instances idle this long */
 	uint64_t pm_retries;     /* attempts of a manager's command */
 	uint64_t pm_backoff_ms;  /* first backoff; doubles, max 5 s */
@@ -117,6 +119,7 @@ struct efp_ctx {
 	MDB_dbi dbi;
 	int in_iter;
 	int io_err; /* an LMDB failure, reported as an error */
+	int io_rc;  /* its LMDB code (MDB_MAP_FULL: grow and redo) */
 	/* CTX_REACT */
 	struct sent *cmds;
 	size_t ncmds;
@@ -169,9 +172,14 @@ struct state {
 	MDB_env *env;
 	MDB_dbi meta;  /* "meta": fold checkpoints */
 	MDB_dbi cmds;  /* "cmds": command id -> result */
+	MDB_dbi cmdage; /* "cmdage": [recorded ms BE][command id] -> "" */
 	MDB_dbi snaps; /* "snaps": stream id -> snapshot */
 	MDB_dbi dead;  /* "dead": manager NUL command id -> dead letter */
 	pthread_mutex_t dbi_mu;
+	/* Held shared by every open transaction (state_begin to
+	 * state_commit or state_abort), exclusive by state_grow. */
+	pthread_rwlock_t grow_lock;
+	uint64_t map_size; /* current; changed under grow_lock */
 };
 
 int state_open(const char *dir, uint64_t map_size);
@@ -180,6 +188,11 @@ void state_close(void);
 int state_dbi(const char *name, int create, MDB_dbi *dbi);
 /* Empties (del 0) or deletes (del 1) a database in its own transaction. */
 int state_drop(MDB_dbi dbi, int del);
+/*
+ * Every transaction on the environment starts with state_begin and ends
+ * with state_commit or state_abort (never mdb_txn_commit/abort): they
+ * hold grow_lock shared for its life.
+ */
 int state_begin(int rdonly, MDB_txn **txn);
 /*
  * Copies the environment into dir (absolute, must not exist), compacted,
@@ -189,6 +202,21 @@ int state_begin(int rdonly, MDB_txn **txn);
 int state_backup(const char *dir, uint64_t *bytes, char *why, size_t whylen);
 /* Commit; a failure is logged with what. 0 or the LMDB error. */
 int state_commit(MDB_txn *txn, const char *what);
+void state_abort(MDB_txn *txn);
+/*
+ * After MDB_MAP_FULL, with this thread's transaction ended: doubles the
+ * map (unless another thread grew it since this thread's last
+ * state_begin) and logs it with what; the caller then redoes its work.
+ * 0, or an LMDB error (the map could not grow: the caller stops).
+ */
+int state_grow(const char *what);
+/*
+ * After a commit failed with rc: if it is a full disk (ENOSPC, EDQUOT,
+ * or EIO with under 1 MiB free) and neither runnerd nor *stop (may be NULL) is stopping, logs it (at
+ * most every 10 s), waits 500 ms and returns 1: the caller redoes its
+ * work. 0 otherwise.
+ */
+int state_wait_space(const char *what, int rc, const volatile int *stop);
 /*
  * Fold checkpoint record under "fold/NAME": [gen u64][next u64]
  * [last_id 16]: the event id at position next - 1 (zeros when next is
@@ -219,6 +247,9 @@ struct exec_cmd {
 };
 
 int aggregate_start(void);
+/* 0 when results have waited over limit_ms with the writer not coming
+ * round (the watchdog is then withheld); 1 otherwise. */
+int aggregate_alive(uint64_t limit_ms);
 void aggregate_stop(void);
 /*
  * Runs one command (see EXECUTE in ipc_runner.h). Returns an EF_S_*
@@ -307,6 +338,7 @@ struct fold {
 
 	/* rebuild: a second pipe folding into generation gen + 1 */
 	int rebuilding;
+	int rb_resume;      /* a rebuild was under way at the last stop */
 	uint64_t rb_next;
 	uint8_t rb_last_id[UUID_LEN];
 	MDB_dbi rb_dbi;
@@ -337,7 +369,9 @@ int projection_query(struct fold *f, const struct ipc_query_req *q,
     struct ipc_out *out, char *msg, size_t msglen);
 int projection_replay(struct fold *f, uint64_t until, uint64_t limit,
     struct ipc_out *out, char *msg, size_t msglen);
-/* Applies one event to a projection in txn/dbi. EFP_OK or an error. */
+/* Applies one event to a projection in txn/dbi. 0; MDB_MAP_FULL (txn
+ * must be aborted, the map grown and the event applied again); or -1
+ * with msg (the plugin failed). */
 int projection_apply(struct fold *f, MDB_txn *txn, MDB_dbi dbi,
     const struct ef_event *ev, char *msg, size_t msglen);
 

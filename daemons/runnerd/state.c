@@ -2,28 +2,92 @@
 /*
  * state.c - runnerd's LMDB environment (DATA_DIR/runner/): one
  * environment, named databases for fold checkpoints ("meta"), command
- * results ("cmds"), aggregate snapshots ("snaps"), dead letters ("dead")
- * and one per projection and generation ("fold/NAME/GEN").
+ * results ("cmds") and their ages ("cmdage", see aggregate.c), aggregate
+ * snapshots ("snaps"), dead letters ("dead") and one per projection and
+ * generation ("fold/NAME/GEN").
  *
  * Caveats: open the environment after any fork, never before. The map
- * is reserved once, large and sparse (map_size); MDB_MAP_FULL is
- * reported to the caller, which stops what it was doing and says to
- * raise map_size. Named databases are opened under dbi_mu, in their own
+ * starts at map_size (reserved, sparse) and grows: a transaction that
+ * meets MDB_MAP_FULL is aborted, state_grow doubles the map and the
+ * caller redoes the same work, so a projection never stops because the
+ * map is full. LMDB allows mdb_env_set_mapsize only with no transaction
+ * open in the process: every transaction holds grow_lock shared from
+ * state_begin to its end, state_grow takes it exclusive. The lock
+ * prefers readers (glibc's default), so a thread may begin a second
+ * transaction while it holds one; growing waits for a quiet moment.
+ * An environment that grew reopens at its file's size, whatever
+ * map_size says. A commit that fails for a full disk (ENOSPC, EDQUOT,
+ * or EIO with under 1 MiB free: a short write; the commit's pages are
+ * not referenced by any meta page, so nothing of it counts) is retried every 500 ms by the caller
+ * (state_wait_space) until there is space or runnerd stops: a full
+ * disk pauses the folds and the results writer, it never stops them. Named databases are opened under dbi_mu, in their own
  * write transaction, as LMDB requires. Every commit is durable (LMDB's
  * default sync): callers batch their writes.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "log.h"
 #include "runnerd.h"
 
 struct state st;
+
+static char env_dir[4096]; /* the environment's directory */
+
+static int disk_full(int rc);
+
+/* The map size this thread's last state_begin ran under. */
+static __thread uint64_t begun_map;
+
+/*
+ * Results from before "cmdage" existed get an age of now, so retention
+ * reaches them too (once: when "cmdage" is empty and "cmds" is not).
+ */
+static int
+cmdage_migrate(MDB_txn *txn)
+{
+	MDB_stat a, c;
+	MDB_cursor *cur;
+	MDB_val k, v, ak, av = { 0, "" };
+	uint8_t key[8 + IPC_ID_MAX];
+	uint64_t now = wall_ms(), t;
+	size_t n = 0;
+	int rc, i;
+
+	if ((rc = mdb_stat(txn, st.cmdage, &a)) != 0 ||
+	    (rc = mdb_stat(txn, st.cmds, &c)) != 0)
+		return rc;
+	if (a.ms_entries > 0 || c.ms_entries == 0)
+		return 0;
+	if ((rc = mdb_cursor_open(txn, st.cmds, &cur)) != 0)
+		return rc;
+	for (t = now, i = 7; i >= 0; i--, t >>= 8)
+		key[i] = (uint8_t)t;
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+	    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		if (k.mv_size > IPC_ID_MAX)
+			continue;
+		memcpy(key + 8, k.mv_data, k.mv_size);
+		ak.mv_size = 8 + k.mv_size;
+		ak.mv_data = key;
+		if ((rc = mdb_put(txn, st.cmdage, &ak, &av, 0)) != 0)
+			break;
+		n++;
+	}
+	mdb_cursor_close(cur);
+	if (rc != MDB_NOTFOUND)
+		return rc;
+	log_info("command results: %zu from before their ages were kept "
+	    "are remembered from now on", n);
+	return 0;
+}
 
 int
 state_open(const char *dir, uint64_t map_size)
@@ -36,6 +100,8 @@ state_open(const char *dir, uint64_t map_size)
 		return -1;
 	}
 	pthread_mutex_init(&st.dbi_mu, NULL);
+	pthread_rwlock_init(&st.grow_lock, NULL);
+	snprintf(env_dir, sizeof(env_dir), "%s", dir);
 	if ((rc = mdb_env_create(&st.env)) != 0 ||
 	    (rc = mdb_env_set_maxdbs(st.env, 4096)) != 0 ||
 	    (rc = mdb_env_set_maxreaders(st.env, 512)) != 0 ||
@@ -43,12 +109,24 @@ state_open(const char *dir, uint64_t map_size)
 		goto fail;
 	if ((rc = mdb_env_open(st.env, dir, MDB_NOTLS, 0640)) != 0)
 		goto fail;
+	{
+		MDB_envinfo info;
+
+		/* the file's size, if it grew past map_size before */
+		mdb_env_info(st.env, &info);
+		st.map_size = info.me_mapsize;
+	}
 	if ((rc = mdb_txn_begin(st.env, NULL, 0, &txn)) != 0)
 		goto fail;
 	if ((rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &st.meta)) != 0 ||
 	    (rc = mdb_dbi_open(txn, "cmds", MDB_CREATE, &st.cmds)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "cmdage", MDB_CREATE, &st.cmdage)) != 0 ||
 	    (rc = mdb_dbi_open(txn, "snaps", MDB_CREATE, &st.snaps)) != 0 ||
 	    (rc = mdb_dbi_open(txn, "dead", MDB_CREATE, &st.dead)) != 0) {
+		mdb_txn_abort(txn);
+		goto fail;
+	}
+	if ((rc = cmdage_migrate(txn)) != 0) {
 		mdb_txn_abort(txn);
 		goto fail;
 	}
@@ -80,13 +158,15 @@ state_dbi(const char *name, int create, MDB_dbi *dbi)
 	int rc;
 
 	pthread_mutex_lock(&st.dbi_mu);
-	if ((rc = mdb_txn_begin(st.env, NULL, 0, &txn)) == 0) {
+	do {
+		if ((rc = state_begin(0, &txn)) != 0)
+			break;
 		rc = mdb_dbi_open(txn, name, create ? MDB_CREATE : 0, dbi);
 		if (rc == 0)
-			rc = mdb_txn_commit(txn);
+			rc = state_commit(txn, name);
 		else
-			mdb_txn_abort(txn);
-	}
+			state_abort(txn);
+	} while (rc == MDB_MAP_FULL && state_grow(name) == 0);
 	pthread_mutex_unlock(&st.dbi_mu);
 	return rc;
 }
@@ -98,12 +178,14 @@ state_drop(MDB_dbi dbi, int del)
 	int rc;
 
 	pthread_mutex_lock(&st.dbi_mu);
-	if ((rc = mdb_txn_begin(st.env, NULL, 0, &txn)) == 0) {
+	do {
+		if ((rc = state_begin(0, &txn)) != 0)
+			break;
 		if ((rc = mdb_drop(txn, dbi, del)) == 0)
-			rc = mdb_txn_commit(txn);
+			rc = state_commit(txn, "drop");
 		else
-			mdb_txn_abort(txn);
-	}
+			state_abort(txn);
+	} while (rc == MDB_MAP_FULL && state_grow("drop") == 0);
 	pthread_mutex_unlock(&st.dbi_mu);
 	return rc;
 }
@@ -111,7 +193,14 @@ state_drop(MDB_dbi dbi, int del)
 int
 state_begin(int rdonly, MDB_txn **txn)
 {
-	return mdb_txn_begin(st.env, NULL, rdonly ? MDB_RDONLY : 0, txn);
+	int rc;
+
+	pthread_rwlock_rdlock(&st.grow_lock);
+	begun_map = st.map_size;
+	rc = mdb_txn_begin(st.env, NULL, rdonly ? MDB_RDONLY : 0, txn);
+	if (rc != 0)
+		pthread_rwlock_unlock(&st.grow_lock);
+	return rc;
 }
 
 int
@@ -119,9 +208,78 @@ state_commit(MDB_txn *txn, const char *what)
 {
 	int rc;
 
-	if ((rc = mdb_txn_commit(txn)) != 0)
-		log_warnx("%s: LMDB commit: %s%s", what, mdb_strerror(rc),
-		    rc == MDB_MAP_FULL ? " (raise map_size)" : "");
+	rc = mdb_txn_commit(txn);
+	pthread_rwlock_unlock(&st.grow_lock);
+	/* MDB_MAP_FULL: the caller grows the map and says so; a full disk:
+	 * state_wait_space says so */
+	if (rc != 0 && rc != MDB_MAP_FULL && !disk_full(rc))
+		log_warnx("%s: LMDB commit: %s", what, mdb_strerror(rc));
+	return rc;
+}
+
+void
+state_abort(MDB_txn *txn)
+{
+	mdb_txn_abort(txn);
+	pthread_rwlock_unlock(&st.grow_lock);
+}
+
+/*
+ * Is rc, from a commit, a full disk? ENOSPC and EDQUOT are; so is EIO
+ * when the filesystem has less than 1 MiB left: LMDB reports a short
+ * write, which is how a full disk usually ends a page write, as EIO.
+ */
+static int
+disk_full(int rc)
+{
+	struct statvfs sv;
+
+	if (rc == ENOSPC || rc == EDQUOT)
+		return 1;
+	return rc == EIO && statvfs(env_dir, &sv) == 0 &&
+	    (uint64_t)sv.f_bavail * sv.f_frsize < (1u << 20);
+}
+
+int
+state_wait_space(const char *what, int rc, const volatile int *stop)
+{
+	static uint64_t last_log; /* atomic */
+	uint64_t now = now_ms(), prev;
+
+	if (!disk_full(rc))
+		return 0;
+	if (rd.stopping || (stop != NULL && *stop))
+		return 0;
+	prev = __atomic_load_n(&last_log, __ATOMIC_RELAXED);
+	if (now - prev >= 10000 && __atomic_compare_exchange_n(&last_log,
+	    &prev, now, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+		log_warnx("%s: LMDB commit: %s; the disk is full, retrying "
+		    "until there is space", what, mdb_strerror(rc));
+	nap_ms(500);
+	return !rd.stopping && (stop == NULL || !*stop);
+}
+
+int
+state_grow(const char *what)
+{
+	uint64_t to;
+	int rc = 0;
+
+	pthread_rwlock_wrlock(&st.grow_lock);
+	if (st.map_size != begun_map)
+		goto out; /* another thread grew it meanwhile: just retry */
+	to = st.map_size * 2;
+	if ((rc = mdb_env_set_mapsize(st.env, (size_t)to)) != 0) {
+		log_warnx("%s: LMDB map full at %" PRIu64 " bytes and it "
+		    "cannot grow to %" PRIu64 ": %s", what, st.map_size, to,
+		    mdb_strerror(rc));
+		goto out;
+	}
+	log_info("%s: LMDB map full: grown from %" PRIu64 " to %" PRIu64
+	    " bytes, retrying", what, st.map_size, to);
+	st.map_size = to;
+out:
+	pthread_rwlock_unlock(&st.grow_lock);
 	return rc;
 }
 

@@ -201,25 +201,42 @@ reload(const char *file, int argc, char **argv)
 		conf_free(stored_keys, &nc);
 		return;
 	}
-	sd.conf.max_read_count = nc.max_read_count ? nc.max_read_count : 1;
-	sd.conf.max_read_bytes = nc.max_read_bytes;
-	sd.conf.max_append_bytes = nc.max_append_bytes;
-	sd.conf.max_pub_bytes = nc.max_pub_bytes;
-	if (nc.segment_size >= SEGMENT_SIZE_MIN &&
-	    nc.segment_size <= JOURNAL_OFF_MASK / 2)
-		__atomic_store_n(&sd.journal.segment_size, nc.segment_size,
-		    __ATOMIC_RELAXED);
-	if (archive_conf_check(&nc, NULL) == 0) {
-		__atomic_store_n(&sd.conf.hot_segments, nc.hot_segments,
-		    __ATOMIC_RELAXED);
-		__atomic_store_n(&sd.conf.archive_level, nc.archive_level,
-		    __ATOMIC_RELAXED);
-		__atomic_store_n(&sd.conf.archive_frame_size,
-		    nc.archive_frame_size, __ATOMIC_RELAXED);
+	/* all or nothing: one bad value keeps every current one */
+	if (nc.segment_size < SEGMENT_SIZE_MIN ||
+	    nc.segment_size > JOURNAL_OFF_MASK / 2 ||
+	    archive_conf_check(&nc, NULL) != 0) {
+		log_warnx("reload: configuration has errors, keeping the "
+		    "current one (%s)", nc.segment_size < SEGMENT_SIZE_MIN ||
+		    nc.segment_size > JOURNAL_OFF_MASK / 2 ?
+		    "segment_size is out of range" : "an archive key or "
+		    "hot_segments is out of range");
+		conf_free(stored_keys, &nc);
+		return;
 	}
-	log_info("reload: limits, segment_size, hot_segments and archive "
-	    "settings updated (directories, URLs, workers and "
-	    "archive_cache_mb need a restart)");
+	__atomic_store_n(&sd.conf.max_read_count, nc.max_read_count ?
+	    nc.max_read_count : 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&sd.conf.max_read_bytes, nc.max_read_bytes,
+	    __ATOMIC_RELAXED);
+	__atomic_store_n(&sd.conf.max_append_bytes, nc.max_append_bytes,
+	    __ATOMIC_RELAXED);
+	__atomic_store_n(&sd.conf.max_pub_bytes, nc.max_pub_bytes,
+	    __ATOMIC_RELAXED);
+	__atomic_store_n(&sd.journal.segment_size, nc.segment_size,
+	    __ATOMIC_RELAXED);
+	__atomic_store_n(&sd.conf.hot_segments, nc.hot_segments,
+	    __ATOMIC_RELAXED);
+	__atomic_store_n(&sd.conf.archive_level, nc.archive_level,
+	    __ATOMIC_RELAXED);
+	__atomic_store_n(&sd.conf.archive_frame_size, nc.archive_frame_size,
+	    __ATOMIC_RELAXED);
+	log_info("reload: max_read_count %" PRIu64 ", max_read_bytes %"
+	    PRIu64 ", max_append_bytes %" PRIu64 ", max_pub_bytes %" PRIu64
+	    ", segment_size %" PRIu64 ", hot_segments %" PRIu64
+	    ", archive_level %" PRIu64 ", archive_frame_size %" PRIu64
+	    " (directories, URLs, workers, repair and archive_cache_mb need "
+	    "a restart)", sd.conf.max_read_count, nc.max_read_bytes,
+	    nc.max_append_bytes, nc.max_pub_bytes, nc.segment_size,
+	    nc.hot_segments, nc.archive_level, nc.archive_frame_size);
 	conf_free(stored_keys, &nc);
 }
 

@@ -11,8 +11,11 @@
  * every job and publishes the batch on the pub socket. Nothing is
  * answered before it is durable.
  *
- * A write that fails (disk full) is cut back and every job of the batch
- * gets an error; a failed fdatasync is fatal, since the state of the page
+ * A write that fails is cut back and every job of the batch gets an
+ * error: RESOURCE_EXHAUSTED when the disk is full (ENOSPC, EDQUOT), so
+ * that clients can tell it from a fault; reads go on, and the next batch
+ * tries again, so appends are accepted once there is space, without a
+ * restart. A failed fdatasync is fatal, since the state of the page
  * cache can no longer be trusted: recovery on restart decides.
  *
  * Segments: between two batches, never inside one, the writer seals the
@@ -31,6 +34,7 @@
 #include <time.h>
 #include <xxhash.h>
 
+#include "crashpoint.h"
 #include "log.h"
 #include "stored.h"
 #include "utf8.h"
@@ -561,6 +565,13 @@ writer_publish(struct stored *sd, struct wbatch *b)
 	ipc_out_free(&o);
 }
 
+/* A negative errno that means "no space": the client may retry later. */
+static int
+disk_full(int rc)
+{
+	return rc == -ENOSPC || rc == -EDQUOT;
+}
+
 static void
 writer_commit(struct stored *sd, struct wbatch *b, struct append_job *jobs)
 {
@@ -607,8 +618,9 @@ writer_commit(struct stored *sd, struct wbatch *b, struct append_job *jobs)
 			continue; /* answered after the rotation */
 		if (rc != 0 && j->status == EF_S_OK &&
 		    j->rep.first_pos >= b->first_pos) {
-			job_fail(j, EF_S_INTERNAL, "write failed: %s",
-			    strerror(-rc));
+			job_fail(j, disk_full(rc) ? EF_S_RESOURCE_EXHAUSTED :
+			    EF_S_INTERNAL, "write failed: %s; nothing of this "
+			    "append was stored", strerror(-rc));
 		} else if (j->status == EF_S_OK && !j->replay)
 			__atomic_add_fetch(&sd->stats.commits, 1,
 			    __ATOMIC_RELAXED);
@@ -652,8 +664,9 @@ writer_after(struct stored *sd, struct append_job *jobs)
 		memset(&j->rot, 0, sizeof(j->rot));
 		j->rot.hot_base = journal_hot(&sd->journal)->base;
 		if (rc < 0) {
-			job_fail(j, EF_S_INTERNAL, "cannot start a new "
-			    "segment: %s", strerror(-rc));
+			job_fail(j, disk_full(rc) ? EF_S_RESOURCE_EXHAUSTED :
+			    EF_S_INTERNAL, "cannot start a new segment: %s",
+			    strerror(-rc));
 		} else {
 			j->status = EF_S_OK;
 			j->rot.rotated = rc == 1;
@@ -715,6 +728,14 @@ writer_main(void *arg)
 		if (sd->qhead == NULL && sd->writer_exit) {
 			pthread_mutex_unlock(&sd->qmu);
 			break;
+		}
+		if (faultpoint("writer.stall")) {
+			/* tests: a writer that makes no progress, with work
+			 * waiting (the watchdog must stop, stored.c) */
+			pthread_mutex_unlock(&sd->qmu);
+			nanosleep(&(struct timespec){ 0, 20 * 1000 * 1000 },
+			    NULL);
+			continue;
 		}
 		gather(sd, want, wait_us);
 		jobs = sd->qhead;

@@ -159,6 +159,12 @@ class Client:
             stream_id=stream_id, expected_version=expected, events=evs),
             timeout=timeout, metadata=self.metadata)
 
+    def append_future(self, stream_id, expected, evs, timeout=60):
+        """The append as a grpc future (result() waits for it)."""
+        return self._append.future(pb.AppendRequest(
+            stream_id=stream_id, expected_version=expected, events=evs),
+            timeout=timeout, metadata=self.metadata)
+
     def append_raw(self, req, timeout=10):
         return self._append(req, timeout=timeout, metadata=self.metadata)
 
@@ -210,6 +216,35 @@ class Client:
         return call(payload, timeout=timeout, metadata=self.metadata)
 
 
+def _flag(args, name):
+    """The value after flag name in args, or None."""
+    args = list(args)
+    return args[args.index(name) + 1] if name in args else None
+
+
+def tcp_url():
+    return "tcp://127.0.0.1:%d" % free_port()
+
+
+def wait_url(url, proc, path, before, name):
+    """Until proc logs (in path) that it serves url once more than the
+    before times counted at its start. Not by dialling it: a probe that
+    hangs up is a rude peer to nng 1.5 (libcommon/listen.h)."""
+    def up():
+        if proc.poll() is not None:
+            raise RuntimeError("%s exited with %s" % (name, proc.returncode))
+        return _count(path, "serving " + url) > before
+    wait_for(up, what=url)
+
+
+def _count(path, text):
+    try:
+        with open(path, "rb") as f:
+            return f.read().decode(errors="replace").count(text)
+    except OSError:
+        return 0
+
+
 class Cluster:
     """A real eventfold-stored and eventfold-gatewayd in a temp dir."""
 
@@ -237,11 +272,19 @@ class Cluster:
     def _log(self, name):
         return open(os.path.join(self.dir, name + ".log"), "ab")
 
-    def start_stored(self):
+    def start_stored(self, env=None, args=()):
+        """env: variables added to this one start; args: extra flags."""
+        url = _flag(args, "--store-url")
+        path = os.path.join(self.dir, "stored.log")
+        before = _count(path, "serving %s" % url)
         self.stored = subprocess.Popen(
             [STORED, "-d", "-f", self.conf, "--data-dir", self.data,
-             "--runtime-dir", self.run],
+             "--runtime-dir", self.run] + list(args),
+            env=dict(os.environ, **(env or {})),
             stdout=self._log("stored"), stderr=subprocess.STDOUT)
+        if url is not None:
+            wait_url(url, self.stored, path, before, "stored")
+            return
         wait_for(lambda: os.path.exists(os.path.join(self.run, "store.sock")),
                  what="store.sock")
 
@@ -251,13 +294,21 @@ class Cluster:
             self.stored.wait(30)
             self.stored = None
 
-    def start_runnerd(self):
-        """eventfold-runnerd with the example plugins (todo, ...)."""
+    def start_runnerd(self, env=None, args=()):
+        """eventfold-runnerd with the example plugins (todo, ...); env:
+        variables added to this one start; args: extra flags."""
         sock = os.path.join(self.run, "runner.sock")
+        url = _flag(args, "--runner-url")
+        path = os.path.join(self.dir, "runnerd.log")
+        before = _count(path, "serving %s" % url)
         self.runnerd = subprocess.Popen(
             [RUNNERD, "-d", "-f", self.conf, "--data-dir", self.data,
-             "--runtime-dir", self.run, "--plugin-dir", PLUGINS],
+             "--runtime-dir", self.run, "--plugin-dir", PLUGINS] +
+            list(args), env=dict(os.environ, **(env or {})),
             stdout=self._log("runnerd"), stderr=subprocess.STDOUT)
+        if url is not None:
+            wait_url(url, self.runnerd, path, before, "runnerd")
+            return
 
         def up():
             if self.runnerd.poll() is not None:

@@ -123,7 +123,7 @@ class RunTest(unittest.TestCase):
                      h.rpb.ListProjectionsResponse)
         self.assertGreater(len(r.projections), 0)
         self.proc.send_signal(signal.SIGHUP)
-        h.wait_for(lambda: "reload: limits" in self.log() and
+        h.wait_for(lambda: "reload: max_read_count" in self.log() and
                    "gateway has nothing to reload" in self.log() and
                    "SIGHUP: nothing to reload" in self.log(),
                    what="SIGHUP in all three daemons")

@@ -506,6 +506,7 @@ rh_fold(struct rh *h, const char *name, struct rh_fold *out)
 		snprintf(out->error, sizeof(out->error), "%.*s",
 		    (int)f.error.len, f.error.ptr ? f.error.ptr : "");
 		out->rebuilding = f.rebuilding;
+		out->rebuild_position = f.rebuilding ? f.rebuild_position : 0;
 		out->dead_letters = f.dead_letters;
 		out->events_per_s = f.events_per_s;
 		out->has_lag = f.has_lag;

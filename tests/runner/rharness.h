@@ -79,6 +79,7 @@ struct rh_fold {
 	uint64_t error_position;
 	char error[512];
 	bool rebuilding;
+	uint64_t rebuild_position;
 	uint64_t dead_letters;
 	uint64_t events_per_s;
 	bool has_lag;

@@ -5,7 +5,10 @@
  * every event exactly once ("strict" fails on a repeat or a gap), and
  * the read model equals a replay and a rebuild from scratch. And a
  * process manager killed while it dispatches: each event's command
- * applied exactly once (counted in the target streams in stored).
+ * applied exactly once (counted in the target streams in stored). And
+ * a rebuild stopped halfway, by kill -9 and by SIGTERM, starts over at
+ * the next start: the old model serves whole meanwhile, "strict" (which
+ * fails on a repeat or a gap) ends rebuilt at the head.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -185,5 +188,100 @@ Test(crash, manager_applies_each_command_once_under_kill9)
 		client_reply_free(&cr);
 	}
 	cr_assert_eq(total, 1500);
+	rh_stop(&h);
+}
+
+static int
+count(const char *s, const char *needle)
+{
+	int n = 0;
+
+	while (s != NULL && (s = strstr(s, needle)) != NULL) {
+		n++;
+		s += strlen(needle);
+	}
+	return n;
+}
+
+/* Starts a rebuild of "strict" and of "counters", waits until each has
+ * applied some events but not all, then stops runnerd with sig. */
+static void
+stop_halfway_through_rebuilds(struct rh *h, uint64_t head, int sig)
+{
+	static const char *const projs[] = { "strict", "counters" };
+	struct rh_fold f;
+	char msg[512];
+	int waited, p;
+
+	for (p = 0; p < 2; p++)
+		cr_assert_eq(rh_name_op(h, EF_OP_REBUILD, projs[p], msg,
+		    sizeof(msg)), EF_S_OK, "%s", msg);
+	for (p = 0; p < 2; p++) {
+		for (waited = 0; waited < 60000; waited += 2) {
+			cr_assert_eq(rh_fold(h, projs[p], &f), EF_S_OK);
+			cr_assert(f.rebuilding, "%s: the rebuild ended before "
+			    "it could be interrupted", projs[p]);
+			if (f.rebuild_position > 0)
+				break;
+			rh_ms(2);
+		}
+		cr_assert_gt(f.rebuild_position, 0);
+		cr_assert_lt(f.rebuild_position, head);
+	}
+	rh_kill_runnerd(h, sig);
+}
+
+Test(crash, rebuild_survives_a_restart)
+{
+	static const char *const pl[] = { "counter.so", "testplug.so", NULL };
+	struct rh h;
+	struct rh_fold f;
+	char *live, *now, *val, *log, head_s[32];
+	uint64_t head, pos;
+	int round;
+	static const int sigs[] = { SIGKILL, SIGTERM };
+
+	rh_init(&h, pl);
+	h.extra[0] = "--fold-batch";
+	h.extra[1] = "512";
+	rh_start_stored(&h);
+	fill(&h, 100, 1000, 50, "counter", counter_event);
+	head = rh_head(&h);
+	snprintf(head_s, sizeof(head_s), "%llu", (unsigned long long)head);
+	rh_start_runnerd(&h);
+	cr_assert(rh_wait_fold(&h, "strict", head, 120000));
+	cr_assert(rh_wait_fold(&h, "counters", head, 120000));
+	cr_assert_eq(rh_dump(&h, "counters", 1000, &live, &pos), EF_S_OK);
+	for (round = 0; round < 2; round++) {
+		stop_halfway_through_rebuilds(&h, head, sigs[round]);
+		rh_start_runnerd(&h);
+		/* the old generation serves, whole, until the swap */
+		cr_assert_eq(rh_get(&h, "strict", "next", &val), EF_S_OK);
+		cr_assert_str_eq(val, head_s);
+		free(val);
+		cr_assert_eq(rh_dump(&h, "counters", 1000, &now, &pos),
+		    EF_S_OK);
+		cr_assert_str_eq(now, live);
+		free(now);
+		cr_assert(rh_wait_fold(&h, "strict", head, 120000));
+		cr_assert(rh_wait_fold(&h, "counters", head, 120000));
+		cr_assert_eq(rh_fold(&h, "strict", &f), EF_S_OK);
+		cr_assert(!f.has_error, "strict: %s", f.error);
+		cr_assert_eq(rh_get(&h, "strict", "next", &val), EF_S_OK);
+		cr_assert_str_eq(val, head_s);
+		free(val);
+		cr_assert_eq(rh_dump(&h, "counters", 1000, &now, &pos),
+		    EF_S_OK);
+		cr_assert_str_eq(now, live);
+		free(now);
+	}
+	/* every rebuild was interrupted: each swap is one started over */
+	log = rh_read_file(h.runnerd_log);
+	cr_assert_eq(count(log, "strict: a rebuild was under way when "
+	    "runnerd stopped; starting it over"), 2);
+	cr_assert_eq(count(log, "strict: rebuild swapped in"), 2);
+	cr_assert_eq(count(log, "counters: rebuild swapped in"), 2);
+	free(log);
+	free(live);
 	rh_stop(&h);
 }

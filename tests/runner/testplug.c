@@ -3,9 +3,11 @@
  * testplug.c - a plugin for the runner tests: aggregate "slow" (its
  * handle sleeps, to let a test append behind its back), projection
  * "strict" (fails unless every event arrives exactly once and in
- * order), projection "poisoned" (fails at events of type Poison) and
- * process manager "tally" (each Tick of aggregate "ticker" increments
- * counter "tally-N", N = position % 4).
+ * order), projection "poisoned" (fails at events of type Poison),
+ * projection "bulky" (each Bulky event stores BULKY_BYTES under its
+ * position, to fill an LMDB map fast) and process manager "tally" (each
+ * Tick of aggregate "ticker" increments counter "tally-N", N = position
+ * % 4).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -114,6 +116,24 @@ poisoned_apply(struct efp_ctx *ctx, const struct efp_event *ev)
 	return host->kv_put(ctx, "count", 5, buf, strlen(buf));
 }
 
+#define BULKY_BYTES 8192
+
+/* Key "b-%08llu" (position), value BULKY_BYTES of 'a' + position % 26. */
+static int
+bulky_apply(struct efp_ctx *ctx, const struct efp_event *ev)
+{
+	static __thread char val[BULKY_BYTES];
+	char key[32];
+	int klen;
+
+	if (strcmp(ev->type, "Bulky") != 0)
+		return EFP_OK;
+	klen = snprintf(key, sizeof(key), "b-%08llu",
+	    (unsigned long long)ev->global_position);
+	memset(val, 'a' + (int)(ev->global_position % 26), sizeof(val));
+	return host->kv_put(ctx, key, (size_t)klen, val, sizeof(val));
+}
+
 static int
 tally_react(struct efp_ctx *ctx, const struct efp_event *ev)
 {
@@ -130,6 +150,7 @@ tally_react(struct efp_ctx *ctx, const struct efp_event *ev)
 static const struct efp_projection strict = { "strict", strict_apply };
 static const struct efp_projection poisoned = { "poisoned",
 	poisoned_apply };
+static const struct efp_projection bulky = { "bulky", bulky_apply };
 static const struct efp_manager tally = { "tally", tally_react };
 
 static int
@@ -141,6 +162,7 @@ test_init(const struct efp_host *h, struct efp_registry *reg)
 	if ((rc = h->register_aggregate(reg, &slow)) != EFP_OK ||
 	    (rc = h->register_projection(reg, &strict)) != EFP_OK ||
 	    (rc = h->register_projection(reg, &poisoned)) != EFP_OK ||
+	    (rc = h->register_projection(reg, &bulky)) != EFP_OK ||
 	    (rc = h->register_manager(reg, &tally)) != EFP_OK)
 		return rc;
 	return EFP_OK;

@@ -385,6 +385,7 @@ Test(ipc, op_and_status_tables)
 	cr_assert_eq(ipc_status_grpc(EF_S_REJECTED), 9);
 	cr_assert_eq(ipc_status_grpc(EF_S_INVALID), 3);
 	cr_assert_eq(ipc_status_grpc(EF_S_DEADLINE), 4);
+	cr_assert_eq(ipc_status_grpc(EF_S_RESOURCE_EXHAUSTED), 8);
 	cr_assert_eq(ipc_status_grpc(-1), 2);
 	cr_assert_eq(ipc_status_grpc(EF_S__COUNT), 2);
 }
