@@ -193,6 +193,8 @@ dialer_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 	struct ef_dialer *ed = arg;
 	int n;
 
+	if (ev == NNG_PIPE_EV_ADD_POST)
+		__atomic_add_fetch(&ed->added, 1, __ATOMIC_RELEASE);
 	pthread_mutex_lock(&ed->mu);
 	n = pipeset_note(&ed->ps, (uint32_t)nng_pipe_id(p),
 	    ev == NNG_PIPE_EV_ADD_POST);
@@ -303,6 +305,12 @@ int
 dialer_pipes(const struct ef_dialer *ed)
 {
 	return __atomic_load_n(&ed->pipes, __ATOMIC_RELAXED);
+}
+
+uint64_t
+dialer_added(const struct ef_dialer *ed)
+{
+	return __atomic_load_n(&ed->added, __ATOMIC_ACQUIRE);
 }
 
 void

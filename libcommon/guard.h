@@ -118,6 +118,7 @@ struct ef_dialer {
 	uint64_t still_since; /* when activity last moved */
 	int suspect;        /* "other" moved (or kicked) since a pipe */
 	uint64_t redials;   /* times re-dialed (atomic) */
+	uint64_t added;     /* pipes ever added (atomic) */
 	int kick;           /* suspect it at the next tick (atomic) */
 };
 
@@ -130,6 +131,8 @@ int dialer_open(struct ef_dialer *ed, nng_socket sock, const char *url);
 void dialer_close(struct ef_dialer *ed);
 /* Pipes connected now. */
 int dialer_pipes(const struct ef_dialer *ed);
+/* Connections ever made: a change means the peer may be a new process. */
+uint64_t dialer_added(const struct ef_dialer *ed);
 /*
  * Treats the dialer as suspect (re-dialed if it stays without a pipe and
  * still): a caller whose call went unanswered without nng saying why.

@@ -156,6 +156,13 @@ sub_deliver_pub(struct sub_state *s, const struct ipc_pub *pub)
 				return SUB_GAP; /* missed some: read them */
 			s->next_ver++;
 		} else {
+			/* the batch holds the event last delivered, and it
+			 * is another: a restored store; the read that follows
+			 * checks it and says so */
+			if (s->check && s->next > 0 &&
+			    ev.global_position == s->next - 1 &&
+			    memcmp(ev.event_id, s->last_id, UUID_LEN) != 0)
+				return SUB_GAP;
 			if (ev.global_position != s->next)
 				continue;
 			s->next++;
@@ -181,7 +188,7 @@ sub_run(const struct sub_params *p)
 	struct ipc_pub pub;
 	const char *why;
 	int rc, rv, caught_up = 0, need_read = 1;
-	uint64_t have, quiet_since = 0;
+	uint64_t have, quiet_since = 0, conns = 0;
 
 	memset(&s, 0, sizeof(s));
 	s.p = p;
@@ -218,6 +225,16 @@ sub_run(const struct sub_params *p)
 	}
 	rc = 0;
 	while (!stopped(p)) {
+		/*
+		 * A new connection to the publisher may be to another stored
+		 * (restarted, perhaps on a restored data directory): what it
+		 * publishes next cannot show a change below it, so read (and
+		 * check, with check_log) before taking its batches.
+		 */
+		if (dialer_added(&dialer) != conns) {
+			conns = dialer_added(&dialer);
+			need_read = 1;
+		}
 		if (need_read) {
 			rc = sub_catch_up(&s);
 			if (rc == SUB_LOG_CHANGED)
@@ -250,6 +267,10 @@ sub_run(const struct sub_params *p)
 		if (rv != 0) {
 			rc = -EF_S_INTERNAL;
 			break;
+		}
+		if (dialer_added(&dialer) != conns) {
+			nng_msg_free(m);
+			continue; /* read first (above) */
 		}
 		rv = ipc_pub_open(&in, nng_msg_body(m), nng_msg_len(m), &pub,
 		    &why);
