@@ -124,7 +124,7 @@ listener_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 	pthread_mutex_lock(&el->mu);
 	if ((g = gen_find(el, id)) != NULL)
 		(void)pipeset_note(&g->ps, (uint32_t)nng_pipe_id(p),
-		    ev == NNG_PIPE_EV_ADD_POST);
+		    ev != NNG_PIPE_EV_REM_POST);
 	pthread_mutex_unlock(&el->mu);
 }
 
@@ -271,6 +271,7 @@ listener_open(struct ef_listener *el, nng_socket sock, const char *url,
 	pthread_mutex_init(&el->mu, NULL);
 	if (el->path[0] != '\0' && (rv = listener_claim(el)) != 0)
 		return rv;
+	nng_pipe_notify(sock, NNG_PIPE_EV_ADD_PRE, listener_pipe_cb, el);
 	nng_pipe_notify(sock, NNG_PIPE_EV_ADD_POST, listener_pipe_cb, el);
 	nng_pipe_notify(sock, NNG_PIPE_EV_REM_POST, listener_pipe_cb, el);
 	pthread_mutex_lock(&el->mu);
@@ -290,6 +291,7 @@ listener_close(struct ef_listener *el)
 		return;
 	guard_remove(&el->g);
 	el->g.check = NULL;
+	nng_pipe_notify(el->sock, NNG_PIPE_EV_ADD_PRE, NULL, NULL);
 	nng_pipe_notify(el->sock, NNG_PIPE_EV_ADD_POST, NULL, NULL);
 	nng_pipe_notify(el->sock, NNG_PIPE_EV_REM_POST, NULL, NULL);
 	/* new clients find no name and fail at once; the generations go

@@ -21,10 +21,10 @@
  * and a wedged generation is replaced by a new one behind the public
  * name (a new symlink renamed over the old: atomic). The old generation
  * keeps serving the clients it accepted and is closed once it has had
- * none for LISTEN_DRAIN_MS: a connection it accepted just before the
- * swap is counted only when nng's ADD_POST callback runs, which may be
- * after a request on it was read, and closing the generation then would
- * lose that request's reply (the client resends: executed twice).
+ * none for LISTEN_DRAIN_MS. A connection is counted from nng's ADD_PRE
+ * callback, before the protocol can read a request from it (counted at
+ * ADD_POST, a request could be read first, and closing the generation
+ * then lost its reply: the client resent it and it ran twice).
  * RUN/store.sock.lock (flock) keeps a second daemon off the public name;
  * the holder removes leftovers of a dead predecessor at start.
  *
@@ -33,8 +33,8 @@
  * and at every tick after until the address is free (the old one may
  * hold it a little longer); its clients reconnect and resend.
  *
- * The listener owns the socket's NNG_PIPE_EV_ADD_POST and _REM_POST
- * notifications.
+ * The listener owns the socket's NNG_PIPE_EV_ADD_PRE, _ADD_POST and
+ * _REM_POST notifications.
  */
 #ifndef EF_LISTEN_H
 #define EF_LISTEN_H
