@@ -28,9 +28,9 @@
 
 #include "record.h"
 
-#define EF_PROTO_VERSION 5
+#define EF_PROTO_VERSION 6
 #define EF_XSTR(x) #x
-#define EF_STR(x)  EF_XSTR(x) /* EF_STR(EF_PROTO_VERSION) is "5" */
+#define EF_STR(x)  EF_XSTR(x) /* EF_STR(EF_PROTO_VERSION) is "6" */
 
 /* Bounds enforced by every decoder. */
 #define IPC_MAX_MSG      (64u << 20) /* a whole message */

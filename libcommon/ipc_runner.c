@@ -262,7 +262,7 @@ int
 ipc_runner_status_rep_decode(const msgpack_object *b,
     struct ipc_runner_status_rep *r, const char **why)
 {
-	FIELD(ipcf_array(b, 4, "runner status", why));
+	FIELD(ipcf_array(b, 6, "runner status", why));
 	FIELD(ipcf_u64(F(b, 0), &r->uptime_ms, "uptime_ms", why));
 	FIELD(get_optu64(F(b, 1), &r->has_head, &r->head, "head", why));
 	FIELD(ipcf_list(F(b, 2), 65536, "folds", why));
@@ -271,6 +271,8 @@ ipc_runner_status_rep_decode(const msgpack_object *b,
 	FIELD(ipcf_list(F(b, 3), 65536, "aggregates", why));
 	r->aggs = F(b, 3);
 	r->naggs = r->aggs->via.array.size;
+	FIELD(ipcf_u64(F(b, 4), &r->lmdb_map_bytes, "lmdb_map_bytes", why));
+	FIELD(ipcf_u64(F(b, 5), &r->lmdb_map_grows, "lmdb_map_grows", why));
 	return 0;
 }
 
@@ -556,7 +558,7 @@ void
 ipc_runner_status_begin(struct ipc_out *o, uint64_t uptime_ms, bool has_head,
     uint64_t head, uint32_t nfolds)
 {
-	msgpack_pack_array(&o->pk, 4);
+	msgpack_pack_array(&o->pk, 6);
 	msgpack_pack_uint64(&o->pk, uptime_ms);
 	pack_optu64(&o->pk, has_head, head);
 	msgpack_pack_array(&o->pk, nfolds);
@@ -588,6 +590,14 @@ void
 ipc_runner_status_aggs(struct ipc_out *o, uint32_t naggs)
 {
 	msgpack_pack_array(&o->pk, naggs);
+}
+
+void
+ipc_runner_status_end(struct ipc_out *o, uint64_t lmdb_map_bytes,
+    uint64_t lmdb_map_grows)
+{
+	msgpack_pack_uint64(&o->pk, lmdb_map_bytes);
+	msgpack_pack_uint64(&o->pk, lmdb_map_grows);
 }
 
 void

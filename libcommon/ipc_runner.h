@@ -130,12 +130,17 @@ struct ipc_query_rep {
 #define EF_FOLD_MANAGER    1
 
 /*
- * RUNNER_STATUS reply body: [uptime_ms, head u|nil, [fold...], [agg...]]
+ * RUNNER_STATUS reply body: [uptime_ms, head u|nil, [fold...], [agg...],
+ *   lmdb_map_bytes, lmdb_map_grows]
  * fold: [name, plugin, kind, state, position, lag u|nil, events_per_s,
  *   error_position u|nil, error str|nil, rebuild_position u|nil,
  *   dead_letters]
  * agg: [type, plugin, cached_instances, commands]
  * head is nil when stored did not answer; lag likewise.
+ * lmdb_map_bytes: the current map size of runnerd's LMDB environment;
+ * lmdb_map_grows: the times since runnerd started that a full map was
+ * doubled (that environment's and REPLAY's scratch ones). Both were
+ * added in protocol version 6.
  */
 struct ipc_fold_info {
 	struct ipc_str name;
@@ -170,6 +175,8 @@ struct ipc_runner_status_rep {
 	uint32_t nfolds;
 	const msgpack_object *aggs;  /* ipc_agg_info_decode */
 	uint32_t naggs;
+	uint64_t lmdb_map_bytes;
+	uint64_t lmdb_map_grows;
 };
 
 /* REBUILD and RESET body: [name] ; reply body nil. */
@@ -317,6 +324,9 @@ void ipc_runner_status_begin(struct ipc_out *o, uint64_t uptime_ms,
 void ipc_fold_info_encode(struct ipc_out *o, const struct ipc_fold_info *f);
 void ipc_runner_status_aggs(struct ipc_out *o, uint32_t naggs);
 void ipc_agg_info_encode(struct ipc_out *o, const struct ipc_agg_info *a);
+/* After the aggregates: the last two fields. */
+void ipc_runner_status_end(struct ipc_out *o, uint64_t lmdb_map_bytes,
+    uint64_t lmdb_map_grows);
 void ipc_name_req_encode(struct ipc_out *o, const struct ipc_name_req *r);
 void ipc_replay_req_encode(struct ipc_out *o, const struct ipc_replay_req *r);
 void ipc_dl_req_encode(struct ipc_out *o, const struct ipc_dl_req *r);

@@ -106,6 +106,10 @@ struct metrics {
 	uint64_t cache_misses;
 	uint64_t cache_bytes;
 	uint64_t store_up;
+	/* from runnerd's RUNNER_STATUS at each scrape (shown once known) */
+	uint64_t runner_known;
+	uint64_t runner_map_bytes;
+	uint64_t runner_map_grows;
 };
 
 struct method;

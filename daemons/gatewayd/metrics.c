@@ -25,7 +25,9 @@
  * log's: eventfold_segments, eventfold_index_lag_events (events not yet
  * indexed on disk), eventfold_archived_segments,
  * eventfold_archived_bytes, eventfold_archive_cache_{hits,misses}_total,
- * eventfold_archive_cache_bytes.
+ * eventfold_archive_cache_bytes; and runnerd's, once it has answered:
+ * eventfold_runner_lmdb_map_bytes and eventfold_runner_lmdb_map_grows_total
+ * (its LMDB map size and the times a full map was doubled).
  *
  * Whole store, current at the scrape: the appends and events counters
  * and every figure of the log are stored's own (its STATUS), asked for
@@ -33,6 +35,8 @@
  * eventfoldctl's appends, and a dashboard that reads them right after an
  * Append returns sees that Append. If stored does not answer within
  * METRICS_STATUS_MS, the last figures the health poll got are served.
+ * runnerd's figures are asked for likewise (RUNNER_STATUS); if it does
+ * not answer, its last figures are served.
  * The durations and read and subscription counts are this gateway's.
  *
  * A metrics address that cannot be bound is logged and the gateway goes
@@ -51,6 +55,7 @@
 #include <microhttpd.h>
 
 #include "gatewayd.h"
+#include "ipc_runner.h"
 #include "log.h"
 
 static const double bucket_le[METRICS_BUCKETS] = {
@@ -135,6 +140,37 @@ metrics_refresh(struct gw *gw)
 	memset(&st, 0, sizeof(st));
 	if (client_status(&cl, &rep, &st) == EF_S_OK)
 		metrics_status(gw, &st);
+	client_reply_free(&rep);
+}
+
+/* runnerd's figures for a scrape (the MHD thread, one at once). */
+static void
+metrics_refresh_runner(struct gw *gw)
+{
+	static struct ef_client cl;
+	struct metrics *mx = &gw->mx;
+	struct ipc_runner_status_rep sr;
+	struct client_reply rep;
+	struct ipc_out o;
+	const char *why;
+
+	if (!runner_up(gw))
+		return;
+	cl.sock = gw->runner;
+	cl.timeout_ms = METRICS_STATUS_MS;
+	if (cl.next_id == 0)
+		cl.next_id = 1;
+	ipc_out_init(&o);
+	ipc_request_begin(&o, EF_OP_RUNNER_STATUS, client_request_id(&cl));
+	ipc_nil(&o);
+	memset(&sr, 0, sizeof(sr));
+	if (client_call(&cl, &o, &rep) == EF_S_OK &&
+	    ipc_runner_status_rep_decode(rep.in.body, &sr, &why) == 0) {
+		ST(mx->runner_map_bytes, sr.lmdb_map_bytes);
+		ST(mx->runner_map_grows, sr.lmdb_map_grows);
+		ST(mx->runner_known, 1);
+	}
+	ipc_out_free(&o);
 	client_reply_free(&rep);
 }
 
@@ -307,6 +343,14 @@ metrics_render(struct gw *gw, size_t *len)
 	metric(&t, "eventfold_archive_cache_bytes", "gauge",
 	    "Decompressed archive frames held in memory.",
 	    LD(mx->cache_bytes));
+	if (LD(mx->runner_known)) {
+		metric(&t, "eventfold_runner_lmdb_map_bytes", "gauge",
+		    "Map size of eventfold-runnerd's LMDB environment.",
+		    LD(mx->runner_map_bytes));
+		metric(&t, "eventfold_runner_lmdb_map_grows_total", "counter",
+		    "Times eventfold-runnerd doubled a full LMDB map.",
+		    LD(mx->runner_map_grows));
+	}
 	*len = t.len;
 	return t.buf;
 }
@@ -342,6 +386,7 @@ metrics_handler(void *cls, struct MHD_Connection *conn, const char *url,
 		return ret;
 	}
 	metrics_refresh(gw);
+	metrics_refresh_runner(gw);
 	body = metrics_render(gw, &len);
 	r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
 	MHD_add_response_header(r, "Content-Type",

@@ -202,7 +202,7 @@ handle_runner_status(struct worker *w, const struct ipc_in *in)
 	const char *state;
 	char err[512];
 	bool has_head;
-	uint64_t head = 0;
+	uint64_t head = 0, map_bytes, grows;
 	size_t i, n;
 
 	(void)in;
@@ -258,6 +258,8 @@ handle_runner_status(struct worker *w, const struct ipc_in *in)
 		ai.commands = __atomic_load_n(&t->commands, __ATOMIC_RELAXED);
 		ipc_agg_info_encode(&w->out, &ai);
 	}
+	state_map_figures(&map_bytes, &grows);
+	ipc_runner_status_end(&w->out, map_bytes, grows);
 }
 
 static void

@@ -329,6 +329,7 @@ projection_replay(struct fold *f, uint64_t until, uint64_t limit,
 			map *= 2;
 			if ((rc = mdb_env_set_mapsize(env, (size_t)map)) != 0)
 				goto lmdb_fail;
+			state_count_grow();
 			next = page_start;
 			done = 0;
 			continue;

@@ -180,6 +180,8 @@ struct state {
 	 * state_commit or state_abort), exclusive by state_grow. */
 	pthread_rwlock_t grow_lock;
 	uint64_t map_size; /* current; changed under grow_lock */
+	/* doublings of this map and of REPLAY's scratch maps (atomic) */
+	uint64_t grows;
 };
 
 int state_open(const char *dir, uint64_t map_size);
@@ -210,6 +212,10 @@ void state_abort(MDB_txn *txn);
  * 0, or an LMDB error (the map could not grow: the caller stops).
  */
 int state_grow(const char *what);
+/* For RUNNER_STATUS: the map's current size, and the growths counted. */
+void state_map_figures(uint64_t *map_bytes, uint64_t *grows);
+/* Counts a growth of a map other than the environment's (REPLAY's). */
+void state_count_grow(void);
 /*
  * After a commit failed with rc: if it is a full disk (ENOSPC, EDQUOT,
  * or EIO with under 1 MiB free) and neither runnerd nor *stop (may be NULL) is stopping, logs it (at

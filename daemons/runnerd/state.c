@@ -278,9 +278,25 @@ state_grow(const char *what)
 	log_info("%s: LMDB map full: grown from %" PRIu64 " to %" PRIu64
 	    " bytes, retrying", what, st.map_size, to);
 	st.map_size = to;
+	state_count_grow();
 out:
 	pthread_rwlock_unlock(&st.grow_lock);
 	return rc;
+}
+
+void
+state_count_grow(void)
+{
+	__atomic_add_fetch(&st.grows, 1, __ATOMIC_RELAXED);
+}
+
+void
+state_map_figures(uint64_t *map_bytes, uint64_t *grows)
+{
+	pthread_rwlock_rdlock(&st.grow_lock);
+	*map_bytes = st.map_size;
+	pthread_rwlock_unlock(&st.grow_lock);
+	*grows = __atomic_load_n(&st.grows, __ATOMIC_RELAXED);
 }
 
 int

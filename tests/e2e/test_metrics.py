@@ -9,7 +9,10 @@
 # stored, replays and refusals not counted); the gauges are current
 # right after an Append returns (the health poll is made slow here, so
 # only the scrape's own question to stored can make them so); a metrics
-# address that cannot be bound is logged and gRPC keeps serving.
+# address that cannot be bound is logged and gRPC keeps serving;
+# runnerd's LMDB map figures appear once runnerd answers and the growth
+# counter moves when its (64 KiB) map fills.
+import json
 import os
 import socket
 import subprocess
@@ -156,6 +159,46 @@ class MetricsTest(unittest.TestCase):
             gw.terminate()
             self.assertEqual(gw.wait(30), 0)
             busy.close()
+
+    def test_5_runner_lmdb_map(self):
+        v, _ = self.scrape()
+        self.assertNotIn("eventfold_runner_lmdb_map_bytes", v,
+                         "runner figures shown before runnerd answered")
+        self.cl.start_runnerd(args=["--map-size", "64K"])
+        try:
+            h.wait_for(lambda: "eventfold_runner_lmdb_map_bytes" in
+                       self.scrape()[0], timeout=30,
+                       what="runnerd's figures in /metrics")
+            v, t = self.scrape()
+            self.assertEqual(t["eventfold_runner_lmdb_map_bytes"], "gauge")
+            self.assertEqual(t["eventfold_runner_lmdb_map_grows_total"],
+                             "counter")
+            m0 = v["eventfold_runner_lmdb_map_bytes"]
+            g0 = v["eventfold_runner_lmdb_map_grows_total"]
+            self.assertLess(m0, 1 << 20)
+            # about 240 KiB of todo titles (each also a command result
+            # and an event): a 64 KiB map must double at least twice
+            last = None
+            for i in range(120):
+                last = self.c.runner("Execute", h.rpb.ExecuteRequest(
+                    aggregate_type="todo", instance_id="m-%d" % i,
+                    command_type="Add",
+                    payload=json.dumps({"title": "x" * 2000}).encode(),
+                    command_id=h.new_id()), h.rpb.ExecuteResponse,
+                    timeout=30)
+            self.c.runner("Query", h.rpb.QueryRequest(
+                projection="todo_list", key=b"m-119",
+                min_position=last.last_position, wait_ms=20000),
+                h.rpb.QueryResponse, timeout=30)
+            v, _ = self.scrape()
+            self.assertGreaterEqual(v["eventfold_runner_lmdb_map_grows_total"],
+                                    g0 + 2)
+            self.assertGreaterEqual(v["eventfold_runner_lmdb_map_bytes"],
+                                    m0 * 4)
+            self.assertIn("LMDB map full: grown from",
+                          self.cl.log("runnerd"))
+        finally:
+            self.cl.stop_runnerd()
 
 
 if __name__ == "__main__":

@@ -517,6 +517,28 @@ rh_fold(struct rh *h, const char *name, struct rh_fold *out)
 	return st;
 }
 
+void
+rh_lmdb_map(struct rh *h, uint64_t *bytes, uint64_t *grows)
+{
+	struct ipc_runner_status_rep sr;
+	struct client_reply cr;
+	struct ipc_out o;
+	const char *why = "";
+	int st;
+
+	ipc_out_init(&o);
+	ipc_request_begin(&o, EF_OP_RUNNER_STATUS, 1);
+	ipc_nil(&o);
+	st = client_call(&h->runner, &o, &cr);
+	ipc_out_free(&o);
+	cr_assert_eq(st, EF_S_OK, "RUNNER_STATUS: %d", st);
+	cr_assert(ipc_runner_status_rep_decode(cr.in.body, &sr, &why) == 0,
+	    "RUNNER_STATUS: %s", why);
+	*bytes = sr.lmdb_map_bytes;
+	*grows = sr.lmdb_map_grows;
+	client_reply_free(&cr);
+}
+
 bool
 rh_wait_fold(struct rh *h, const char *name, uint64_t pos, int ms)
 {

@@ -87,6 +87,8 @@ struct rh_fold {
 };
 
 int rh_fold(struct rh *h, const char *name, struct rh_fold *f);
+/* RUNNER_STATUS's LMDB map size and growth count (asserts it answers). */
+void rh_lmdb_map(struct rh *h, uint64_t *bytes, uint64_t *grows);
 /* Waits until fold name has position >= pos (true) or timeout. */
 bool rh_wait_fold(struct rh *h, const char *name, uint64_t pos, int ms);
 uint64_t rh_head(struct rh *h);

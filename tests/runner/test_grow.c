@@ -8,7 +8,9 @@
  * reported as a failure; after a restart with the same small map_size
  * the environment reopens at its grown size and carries on; REPLAY (a
  * scratch environment) grows too and equals the live model; command ids
- * committed while the map grew are still remembered.
+ * committed while the map grew are still remembered. RUNNER_STATUS
+ * reports the map's size and counts the doublings (the gateway's
+ * eventfold_runner_lmdb_map_* metrics).
  */
 #include <signal.h>
 #include <stdio.h>
@@ -76,7 +78,7 @@ Test(grow, map_doubles_when_full)
 	struct rh_fold f;
 	struct ipc_exec_rep rep[50], again;
 	char msg[1024], id[32], *live, *replayed;
-	uint64_t head, pos;
+	uint64_t head, pos, map0, grows0, map, grows, map2, grows2;
 	int i;
 
 	rh_init(&h, plugins);
@@ -84,6 +86,10 @@ Test(grow, map_doubles_when_full)
 	h.extra[1] = "64K";
 	rh_start_stored(&h);
 	rh_start_runnerd(&h);
+	rh_lmdb_map(&h, &map0, &grows0);
+	cr_assert_eq(grows0, 0);
+	cr_assert(map0 >= 65536 && map0 < 1024 * 1024, "map %llu at start",
+	    (unsigned long long)map0);
 
 	append_bulky(&h, 0x41, 3);
 	for (i = 0; i < 50; i++) {
@@ -106,6 +112,13 @@ Test(grow, map_doubles_when_full)
 	    "no growth logged");
 	cr_assert(!rh_log_contains(h.runnerd_log, "mapsize limit reached"),
 	    "MDB_MAP_FULL reported as a failure");
+	/* 650 events of 8 KiB: several doublings, each counted */
+	rh_lmdb_map(&h, &map, &grows);
+	cr_assert(grows >= 5, "%llu growths counted",
+	    (unsigned long long)grows);
+	cr_assert_eq(map, map0 << grows, "map %llu, started at %llu, %llu "
+	    "growths", (unsigned long long)map, (unsigned long long)map0,
+	    (unsigned long long)grows);
 
 	/* a restart with the same small map_size reopens at the file's size */
 	rh_kill_runnerd(&h, SIGTERM);
@@ -123,6 +136,12 @@ Test(grow, map_doubles_when_full)
 	cr_assert_eq(rh_fold(&h, "bulky", &f), EF_S_OK);
 	cr_assert(!f.has_error, "bulky stopped: %s", f.error);
 	check_values(&h, head);
+	/* the count is since the start; the size is the grown one */
+	rh_lmdb_map(&h, &map2, &grows2);
+	cr_assert(map2 >= map, "map %llu after the restart, %llu before",
+	    (unsigned long long)map2, (unsigned long long)map);
+	cr_assert(grows2 == 0 || map2 > map, "map %llu, %llu growths",
+	    (unsigned long long)map2, (unsigned long long)grows2);
 
 	/* the scratch environment of REPLAY starts small too and grows */
 	cr_assert_eq(rh_dump(&h, "bulky", 100, &live, &pos), EF_S_OK);
@@ -132,6 +151,11 @@ Test(grow, map_doubles_when_full)
 	cr_assert_eq(pos, head);
 	cr_assert_eq(strlen(replayed), strlen(live));
 	cr_assert(strcmp(replayed, live) == 0, "replay differs from live");
+	/* REPLAY's growths count too; the environment's size is unchanged */
+	rh_lmdb_map(&h, &map, &grows);
+	cr_assert(grows >= grows2 + 5, "%llu growths after REPLAY, %llu "
+	    "before", (unsigned long long)grows, (unsigned long long)grows2);
+	cr_assert_eq(map, map2);
 	cr_assert(!rh_log_contains(h.runnerd_log, "mapsize limit reached"),
 	    "MDB_MAP_FULL reported as a failure");
 	free(live);
