@@ -34,6 +34,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "fsync.h"
 #include "log.h"
 #include "runnerd.h"
 
@@ -344,20 +345,6 @@ state_checkpoint_put(MDB_txn *txn, const char *name, uint64_t gen,
 	else
 		memset(val + 16, 0, UUID_LEN);
 	return mdb_put(txn, st.meta, &k, &v, 0);
-}
-
-static int
-fsync_path(const char *path, int dir)
-{
-	int fd, rc = 0;
-
-	fd = open(path, (dir ? O_RDONLY | O_DIRECTORY : O_RDONLY) | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	if (fsync(fd) != 0)
-		rc = -errno;
-	close(fd);
-	return rc;
 }
 
 int

@@ -44,6 +44,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fsync.h"
 #include "log.h"
 #include "segfile.h"
 #include "stored.h"
@@ -75,20 +76,6 @@ static int
 stopping(const struct stored *sd)
 {
 	return __atomic_load_n(&sd->stopping, __ATOMIC_RELAXED);
-}
-
-static int
-fsync_path(const char *path, int dir)
-{
-	int fd, rc = 0;
-
-	fd = open(path, (dir ? O_RDONLY | O_DIRECTORY : O_RDONLY) | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	if (fsync(fd) != 0)
-		rc = -errno;
-	close(fd);
-	return rc;
 }
 
 /*
