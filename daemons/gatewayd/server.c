@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -795,7 +796,7 @@ slot_init(struct gw *gw, struct call *c, const struct method *m,
 int
 server_start(struct gw *gw, char *err, size_t errlen)
 {
-	grpc_arg args[3];
+	grpc_arg args[4];
 	grpc_channel_args ca;
 	grpc_server_credentials *creds;
 	char *addrs = NULL, *addr, *save = NULL;
@@ -812,7 +813,21 @@ server_start(struct gw *gw, char *err, size_t errlen)
 	args[2].type = GRPC_ARG_INTEGER;
 	args[2].key = (char *)GRPC_ARG_MAX_SEND_MESSAGE_LENGTH;
 	args[2].value.integer = -1;
-	ca.num_args = 3;
+	/*
+	 * gRPC core sets TCP_USER_TIMEOUT (20 s) on every connection it
+	 * accepts unless keepalive pings are off: a client that stops
+	 * reading its socket for 20 s (a paused process, a consumer busy
+	 * with one long event) then has its connection aborted by the
+	 * kernel while data waits in a zero window, and every subscription
+	 * on it ends with UNAVAILABLE. Subscribers are never cut off here
+	 * (a slow one reads what it missed from the log), so the server
+	 * sends no keepalive pings, which turns that timeout off. Dead
+	 * peers are still found by TCP itself and by the client's pings.
+	 */
+	args[3].type = GRPC_ARG_INTEGER;
+	args[3].key = (char *)GRPC_ARG_KEEPALIVE_TIME_MS;
+	args[3].value.integer = INT_MAX;
+	ca.num_args = 4;
 	ca.args = args;
 
 	/* the peer sockets first: slots open contexts on them */
