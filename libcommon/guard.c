@@ -171,6 +171,14 @@ guard_shutdown(void)
  * generation: listen.h): give up on it and dial again.
  */
 #define DIALER_STUCK_MS 500
+/*
+ * A connection that ended (a counter moved, no pipe was removed in the
+ * same tick) and whose pipe nng has still not removed after this long:
+ * nng's reaper is stuck (guard.h). A slow reaper on a busy machine
+ * takes milliseconds; it is given far more before the socket is made
+ * to dial again on its own.
+ */
+#define DIALER_ENDED_MS 500
 
 int
 pipeset_note(struct pipeset *ps, uint32_t id, int add)
@@ -195,6 +203,8 @@ dialer_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 
 	if (ev == NNG_PIPE_EV_ADD_POST)
 		__atomic_add_fetch(&ed->added, 1, __ATOMIC_RELEASE);
+	else
+		__atomic_add_fetch(&ed->removed, 1, __ATOMIC_RELEASE);
 	pthread_mutex_lock(&ed->mu);
 	n = pipeset_note(&ed->ps, (uint32_t)nng_pipe_id(p),
 	    ev == NNG_PIPE_EV_ADD_POST);
@@ -216,45 +226,24 @@ dialer_activity(nng_stat *ds)
 	return sum;
 }
 
+/*
+ * Closes the dialer and dials again. Closing a dialer ends only its own
+ * connection attempt. (Leaving the old one open instead was tried: under
+ * load a live dialer is sometimes taken for a stopped one, and every
+ * such re-dial then left one more dialer retrying, until a gateway spun
+ * at 100% CPU with 1,483 of them against a missing runner.sock. Closing
+ * a truly stopped dialer can wedge nng 1.5.2's reaper (guard.h), which
+ * nngx_close() bounds.)
+ */
 static void
-dialer_check(struct guard_entry *g, nng_stat *stats, uint64_t now)
+dialer_redial(struct ef_dialer *ed, uint64_t now)
 {
-	struct ef_dialer *ed = (struct ef_dialer *)g;
-	nng_stat *ds;
-	uint64_t other, activity;
 	int rv;
 
-	ds = guard_find(stats, "dialer", (uint64_t)nng_dialer_id(ed->d));
-	other = guard_counter(ds, "other");
-	activity = dialer_activity(ds);
-	if (__atomic_exchange_n(&ed->kick, 0, __ATOMIC_RELAXED))
-		ed->suspect = 1;
-	if (other != ed->other)
-		ed->suspect = 1;
-	if (activity != ed->activity || other != ed->other ||
-	    __atomic_load_n(&ed->pipes, __ATOMIC_RELAXED) > 0)
-		ed->still_since = now;
-	ed->activity = activity;
-	ed->other = other;
-	if (__atomic_load_n(&ed->pipes, __ATOMIC_RELAXED) > 0) {
-		ed->suspect = 0;
-		return;
-	}
-	if (now - ed->still_since < (ed->suspect ? DIALER_STILL_MS :
-	    DIALER_STUCK_MS))
-		return;
-	/*
-	 * Closing a dialer ends only its own connection attempt. (Leaving
-	 * the old one open instead was tried: under load a live dialer is
-	 * sometimes taken for a stopped one, and every such re-dial then
-	 * left one more dialer retrying, until a gateway spun at 100% CPU
-	 * with 1,483 of them against a missing runner.sock. Closing a truly
-	 * stopped dialer can wedge nng 1.5.2's reaper (guard.h), which
-	 * nngx_close() bounds.)
-	 */
 	nng_dialer_close(ed->d);
-	ed->other = ed->activity = 0;
+	ed->other = ed->activity = ed->ended = 0;
 	ed->suspect = 0;
+	ed->ended_at = 0;
 	ed->still_since = now;
 	if ((rv = nng_dial(ed->sock, ed->url, &ed->d,
 	    NNG_FLAG_NONBLOCK)) != 0) {
@@ -264,6 +253,80 @@ dialer_check(struct guard_entry *g, nng_stat *stats, uint64_t now)
 		return;
 	}
 	__atomic_add_fetch(&ed->redials, 1, __ATOMIC_RELAXED);
+}
+
+/*
+ * Watches for a connection that ended while its pipe stays counted
+ * (guard.h): 1 when the dialer must dial again. An end is explained by
+ * any pipe removed or added since it was seen.
+ */
+static int
+dialer_ended_unremoved(struct ef_dialer *ed, uint64_t ended, int pipes,
+    uint64_t now)
+{
+	uint64_t added = __atomic_load_n(&ed->added, __ATOMIC_ACQUIRE);
+	uint64_t removed = __atomic_load_n(&ed->removed, __ATOMIC_ACQUIRE);
+	int moved = ended != ed->ended;
+
+	ed->ended = ended;
+	if (moved && pipes > 0 && removed == ed->seen_removed &&
+	    ed->ended_at == 0) {
+		ed->ended_at = now;
+		ed->ended_added = added;
+		ed->ended_removed = removed;
+	}
+	ed->seen_removed = removed;
+	if (ed->ended_at == 0)
+		return 0;
+	if (pipes == 0 || added != ed->ended_added ||
+	    removed != ed->ended_removed) {
+		ed->ended_at = 0;
+		return 0;
+	}
+	return now - ed->ended_at >= DIALER_ENDED_MS;
+}
+
+static void
+dialer_check(struct guard_entry *g, nng_stat *stats, uint64_t now)
+{
+	struct ef_dialer *ed = (struct ef_dialer *)g;
+	nng_stat *ds;
+	uint64_t other, activity, ended;
+	int pipes;
+
+	ds = guard_find(stats, "dialer", (uint64_t)nng_dialer_id(ed->d));
+	other = guard_counter(ds, "other");
+	ended = guard_counter(ds, "disconnect") + other;
+	activity = dialer_activity(ds);
+	pipes = __atomic_load_n(&ed->pipes, __ATOMIC_RELAXED);
+	if (dialer_ended_unremoved(ed, ended, pipes, now)) {
+		log_warnx("%s: the connection ended but nng 1.5 has not "
+		    "removed it for %d ms (its reaper thread is stuck); "
+		    "dialing again", ed->url, DIALER_ENDED_MS);
+		/* the stuck pipe's removal, when it comes, finds no id */
+		pthread_mutex_lock(&ed->mu);
+		ed->ps.n = 0;
+		pthread_mutex_unlock(&ed->mu);
+		__atomic_store_n(&ed->pipes, 0, __ATOMIC_RELAXED);
+		dialer_redial(ed, now);
+		return;
+	}
+	if (__atomic_exchange_n(&ed->kick, 0, __ATOMIC_RELAXED))
+		ed->suspect = 1;
+	if (other != ed->other)
+		ed->suspect = 1;
+	if (activity != ed->activity || other != ed->other || pipes > 0)
+		ed->still_since = now;
+	ed->activity = activity;
+	ed->other = other;
+	if (pipes > 0) {
+		ed->suspect = 0;
+		return;
+	}
+	if (now - ed->still_since < (ed->suspect ? DIALER_STILL_MS :
+	    DIALER_STUCK_MS))
+		return;
+	dialer_redial(ed, now);
 	log_debug("%s: connection attempts stopped after nng 1.5's "
 	    "handshake bug; dialing again", ed->url);
 }

@@ -26,7 +26,17 @@
  *     backstop, probes ipc:// listeners every GUARD_PROBE_MS: listen.h);
  *   - re-dials a dialer whose "other" counter moved and that has had
  *     neither a pipe nor any further attempt for DIALER_STILL_MS (guard.c
- *     says why it waits). The old dialer is closed; closing a stopped
+ *     says why it waits);
+ *   - re-dials a dialer whose connection ended (its "disconnect" or
+ *     "other" counter moved) while nng has not removed the pipe for
+ *     DIALER_ENDED_MS. nng 1.5.2 removes pipes, and dials again after a
+ *     lost connection, on its single reaper thread; under load that
+ *     thread was seen blocked for tens of seconds (runnerd's pipe to a
+ *     killed stored was removed 42 s after the kill), and meanwhile the
+ *     socket has no usable pipe and makes no attempt, so every call
+ *     times out in its send. This was the call "blocked forever" after
+ *     a restart under a busy machine.
+ *   The old dialer is closed; closing a stopped
  *     one can wedge nng 1.5.2's reaper thread, after which every
  *     nng_close() in the process would hang (nng #1543): nngx_close()
  *     below bounds that wait.
@@ -119,6 +129,11 @@ struct ef_dialer {
 	int suspect;        /* "other" moved (or kicked) since a pipe */
 	uint64_t redials;   /* times re-dialed (atomic) */
 	uint64_t added;     /* pipes ever added (atomic) */
+	uint64_t removed;   /* pipes ever removed (atomic) */
+	uint64_t ended;     /* last seen "disconnect" + "other" of d */
+	uint64_t seen_removed; /* removed at the last check */
+	uint64_t ended_at;  /* when a connection's end went unremoved, or 0 */
+	uint64_t ended_added, ended_removed; /* added, removed then */
 	int kick;           /* suspect it at the next tick (atomic) */
 };
 

@@ -50,6 +50,15 @@ MARGIN_S = 0.5
 # yet (issue 7 stays open for it). The suite enforces five call timeouts
 # plus 1 s, which still catches a client that never recovers, and
 # prints the spread against the goal.
+# One cause found since (session 7): nng 1.5.2 removes a lost pipe, and
+# only then dials again, on its single reaper thread, which a busy
+# process was seen to hold for tens of seconds; the socket meanwhile
+# has no usable pipe and every call times out in its send. The guard
+# now re-dials such a socket after 500 ms (guard.h). With it, at
+# EF_RESTARTS=150 beside ten busy loops (load 25-30): 1,050 recoveries,
+# p50 0.000 s, p99 2.5 s, 22 over 1 s, one direct STATUS client without
+# a success for the whole 11 s window; the same as before the change at
+# that load, so the rest of the spread is not this.
 RECOVER_GOAL_S = 1.0
 RECOVER_LIMIT_S = 5 * CALL_TIMEOUT_MS / 1000.0 + 1.0
 CALLER = os.path.join(h.BUILD, "tests", "tools", "ef-caller")
