@@ -41,6 +41,15 @@
  * gRPC 1.51 hinted messages were lost or held back (a subscriber missed
  * events, or got none) - checked with the e2e tests.
  *
+ * Catch-up pages: a full page of SubscribeAll catch-up read from stored
+ * is kept, encoded, in a small shared cache (PAGES_N pages, PAGES_BYTES
+ * at most, least recently used out first), so that subscriptions that
+ * need the same page (many starting from 0, or slow ones fallen behind
+ * the ring together) take slice refs instead of a read and an encoding
+ * of every event each. Events never change once written, so an entry is
+ * never stale; only full pages are kept, so a page from the cache never
+ * decides caught_up (the next read from stored does).
+ *
  * stored restarting: reads fail and are retried every RETRY_MS, the
  * feed's socket redials and the gap is filled; subscriptions resume
  * where they were. Ending: the client cancelling (RECV_CLOSE_ON_SERVER,
@@ -63,6 +72,8 @@
 #define SUB_SCAN   8192u  /* ring entries a stream subscription scans */
 #define RETRY_MS   200    /* between reads while stored is away */
 #define FEED_IDLE_MS 1000 /* a quiet feed checks stored for a lost batch */
+#define PAGES_N    32u          /* catch-up pages kept */
+#define PAGES_BYTES (32u << 20) /* their encoded bytes at most */
 
 enum sub_mode { MODE_STORE, MODE_LIVE };
 enum { STAGE_SEND = 1, STAGE_RECV, STAGE_SLEEP };
@@ -126,6 +137,18 @@ static int subs_stopping; /* atomic */
 static pthread_t feed_thr;
 static bool feed_started;
 static int feed_stop; /* atomic */
+
+/* Catch-up pages (pages_mu). */
+struct page {
+	uint64_t from;     /* its first global position */
+	uint64_t used;     /* pages_clock when last taken or kept */
+	size_t bytes;
+	grpc_slice *msgs;  /* SUB_PAGE events, or NULL: a free slot */
+};
+static pthread_mutex_t pages_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct page pages[PAGES_N];
+static size_t pages_bytes;
+static uint64_t pages_clock;
 
 static void sub_pump(struct sub *s);
 static void sub_send_done(struct gw_tag *t, int ok);
@@ -447,6 +470,84 @@ sub_queue(struct sub *s, grpc_slice msg)
 	s->q[s->qn++] = msg;
 }
 
+/* Catch-up pages (pages_mu held) */
+
+static void
+page_drop(struct page *p)
+{
+	uint32_t i;
+
+	for (i = 0; i < SUB_PAGE; i++)
+		grpc_slice_unref(p->msgs[i]);
+	free(p->msgs);
+	pages_bytes -= p->bytes;
+	memset(p, 0, sizeof(*p));
+}
+
+/* Queues the kept page that starts at s->next_pos: true if there was one. */
+static bool
+page_take(struct sub *s)
+{
+	struct page *p;
+	uint32_t i;
+
+	pthread_mutex_lock(&pages_mu);
+	for (p = pages; p < pages + PAGES_N; p++)
+		if (p->msgs != NULL && p->from == s->next_pos)
+			break;
+	if (p == pages + PAGES_N) {
+		pthread_mutex_unlock(&pages_mu);
+		return false;
+	}
+	for (i = 0; i < SUB_PAGE; i++)
+		sub_queue(s, grpc_slice_ref(p->msgs[i]));
+	p->used = ++pages_clock;
+	__atomic_store_n(&s->next_pos, s->next_pos + SUB_PAGE,
+	    __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&pages_mu);
+	return true;
+}
+
+/* Keeps a full page (its SUB_PAGE messages are referenced, not taken). */
+static void
+page_keep(uint64_t from, const grpc_slice *msgs)
+{
+	struct page *p, *slot, *lru;
+	size_t bytes = 0;
+	uint32_t i;
+
+	for (i = 0; i < SUB_PAGE; i++)
+		bytes += GRPC_SLICE_LENGTH(msgs[i]);
+	if (bytes > PAGES_BYTES / 4)
+		return;
+	pthread_mutex_lock(&pages_mu);
+	for (;;) {
+		slot = lru = NULL;
+		for (p = pages; p < pages + PAGES_N; p++) {
+			if (p->msgs == NULL) {
+				if (slot == NULL)
+					slot = p;
+			} else if (p->from == from) {
+				pthread_mutex_unlock(&pages_mu);
+				return; /* another subscription kept it */
+			} else if (lru == NULL || p->used < lru->used)
+				lru = p;
+		}
+		if (slot != NULL && pages_bytes + bytes <= PAGES_BYTES)
+			break;
+		page_drop(lru); /* not NULL: no slot, or bytes are kept */
+	}
+	if ((slot->msgs = calloc(SUB_PAGE, sizeof(*slot->msgs))) != NULL) {
+		for (i = 0; i < SUB_PAGE; i++)
+			slot->msgs[i] = grpc_slice_ref(msgs[i]);
+		slot->from = from;
+		slot->bytes = bytes;
+		slot->used = ++pages_clock;
+		pages_bytes += bytes;
+	}
+	pthread_mutex_unlock(&pages_mu);
+}
+
 static void
 sub_caught_up(struct sub *s)
 {
@@ -599,6 +700,8 @@ sub_page(struct sub *s, struct client_reply *rep)
 	struct ipc_read_rep rr;
 	struct ef_event ev;
 	const char *why;
+	uint64_t from = s->next_pos;
+	size_t q0 = s->qn;
 	uint32_t i;
 	int st = rep->in.status;
 
@@ -639,6 +742,9 @@ sub_page(struct sub *s, struct client_reply *rep)
 		}
 		sub_queue(s, event_slice(&s->pb, &ev));
 	}
+	if (!s->is_stream && !s->failed && s->next_pos - from == SUB_PAGE &&
+	    s->qn - q0 == SUB_PAGE)
+		page_keep(from, &s->q[q0]);
 	if (s->is_stream) {
 		/* one snapshot: every version up to its last is below head */
 		if (rr.nevents == 0 || !rr.has_last_version ||
@@ -771,6 +877,8 @@ sub_pump(struct sub *s)
 			s->qcap = 0;
 		}
 		if (s->mode == MODE_STORE) {
+			if (!s->is_stream && page_take(s))
+				continue;
 			sub_read(s);
 			return;
 		}

@@ -203,6 +203,31 @@ class SubscribeTest(unittest.TestCase):
         self.assertLess(rss, 512 * 1024, "gatewayd RSS %d kB" % rss)
         col.cancel()
 
+    def test_catch_up_pages_shared_by_many(self):
+        # Subscriptions reading the same catch-up pages take them from
+        # the gateway's shared page cache after the first: each must
+        # still get every position once, in order, then live events.
+        head = self.head()
+        sid = h.new_id()
+        for _ in range(6):
+            self.c.append(sid, h.any_(), h.events(500))
+        upto = head + 3000
+        cols = []
+        for i in range(12):
+            cols.append(Collector(self.c.subscribe_all(head)))
+            if i % 4 == 3:
+                cols[-1].wait(lambda it: "caught_up" in it, timeout=60,
+                              what="caught_up")
+        for col in cols:
+            col.wait(lambda it: "caught_up" in it, timeout=60,
+                     what="caught_up")
+        self.c.append(sid, h.any_(), h.events(5))
+        for col in cols:
+            evs = col.wait_events(3005, timeout=60)
+            self.assertEqual(positions(evs), list(range(head, upto + 5)))
+            self.assertEqual(col.items.count("caught_up"), 1)
+            col.cancel()
+
     def test_200_concurrent_subscribers(self):
         head = self.head()
         chans = [self.cl.client() for _ in range(10)]
