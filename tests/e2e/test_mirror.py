@@ -1,0 +1,145 @@
+# SPDX-License-Identifier: MIT
+#
+# test_mirror.py - eventfold-mirrord between a real eventfold-stored (and
+# gatewayd, to append and read) and a real nats-server with JetStream:
+# every committed event lands in the stream exactly once, in order, at
+# sequence position + 1, with the log's event id; through kill -9 of
+# mirrord under load (MIRROR_KILLS times), NATS stopped for 10 s under
+# load, and a kill -9 and restart of stored under mirrord.
+import os
+import random
+import signal
+import threading
+import time
+import unittest
+import uuid
+
+import efharness as h
+import jsharness as js
+
+MIRROR_KILLS = int(os.environ.get("EF_MIRROR_KILLS", "10"))
+
+
+class Writer(threading.Thread):
+    """Appends batches of 20 events to 8 streams until stopped; counts
+    the events whose append succeeded (failed appends are retried with
+    the same ids, so each batch is in the log once)."""
+
+    def __init__(self, client, pause=0.005):
+        super().__init__(daemon=True)
+        self.client = client
+        self.pause = pause
+        self.stop = threading.Event()
+        self.appended = 0
+        self.streams = [str(uuid.uuid4()) for _ in range(8)]
+
+    def run(self):
+        while not self.stop.is_set():
+            evs = h.events(20, etype="Mirrored")
+            sid = random.choice(self.streams)
+            while True:
+                try:
+                    self.client.append(sid, h.any_(), evs, timeout=10)
+                    break
+                except Exception:  # noqa: BLE001 - stored restarting
+                    if self.stop.is_set():
+                        return
+                    time.sleep(0.1)
+            self.appended += len(evs)
+            time.sleep(self.pause)
+
+    def finish(self):
+        self.stop.set()
+        self.join(60)
+
+
+class MirrorTest(unittest.TestCase):
+    def setUp(self):
+        self.c = h.Cluster()
+        self.nats = js.NatsNode(self.c.dir)
+        self.nats.start()
+        self.m = js.Mirrord(self.c, [self.nats.url])
+        self.client = self.c.client()
+
+    def tearDown(self):
+        self.m.stop(signal.SIGKILL)
+        self.nats.stop()
+        self.c.close()
+
+    def head(self):
+        return len(js.log_ids(self.client, 10 ** 9))
+
+    def test_1_in_order_exactly_once(self):
+        sids = [str(uuid.uuid4()) for _ in range(5)]
+        for i in range(40):
+            self.client.append(sids[i % 5], h.any_(),
+                               h.events(50, etype="Catchup"))
+        self.m.start()  # catch-up from an empty stream
+        self.m.wait_position(2000)
+        for i in range(20):  # live
+            self.client.append(sids[i % 5], h.any_(),
+                               h.events(10, etype="Live"))
+        self.m.wait_position(2200)
+        js.check_exactly_once(self, self.client, self.nats.url, 2200)
+        mx = self.m.metrics()
+        self.assertEqual(mx["eventfold_mirror_errors_total"], 0)
+        # a restart resumes after the stream's last sequence
+        self.m.stop()
+        self.client.append(sids[0], h.any_(), h.events(5))
+        self.m.start()
+        self.m.wait_position(2205)
+        js.check_exactly_once(self, self.client, self.nats.url, 2205)
+
+    def test_2_kill9_under_load(self):
+        w = Writer(self.client)
+        w.start()
+        self.m.start()
+        try:
+            for _ in range(MIRROR_KILLS):
+                time.sleep(random.uniform(0.2, 0.8))
+                self.m.stop(signal.SIGKILL)
+                self.m.start()
+        finally:
+            w.finish()
+        head = self.head()
+        self.assertGreater(head, 0)
+        self.m.wait_position(head, timeout=120)
+        js.check_exactly_once(self, self.client, self.nats.url, head)
+
+    def test_3_nats_down_10s(self):
+        w = Writer(self.client)
+        w.start()
+        self.m.start()
+        try:
+            time.sleep(1)
+            self.nats.stop()
+            time.sleep(10)
+            self.nats.start()
+            time.sleep(1)
+        finally:
+            w.finish()
+        head = self.head()
+        self.m.wait_position(head, timeout=120)
+        js.check_exactly_once(self, self.client, self.nats.url, head)
+        self.assertGreater(self.m.metrics()["eventfold_mirror_errors_total"],
+                           0)
+
+    def test_4_stored_restart(self):
+        w = Writer(self.client)
+        w.start()
+        self.m.start()
+        try:
+            time.sleep(1)
+            self.c.stop_stored(signal.SIGKILL)
+            time.sleep(0.5)
+            self.c.start_stored()
+            time.sleep(1)
+        finally:
+            w.finish()
+        head = self.head()
+        self.m.wait_position(head, timeout=120)
+        js.check_exactly_once(self, self.client, self.nats.url, head)
+
+
+if __name__ == "__main__":
+    h.main()
