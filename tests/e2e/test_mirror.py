@@ -6,8 +6,10 @@
 # sequence position + 1, with the log's event id; through kill -9 of
 # mirrord under load (MIRROR_KILLS times), NATS stopped for 10 s under
 # load, and a kill -9 and restart of stored under mirrord.
+import json
 import os
 import random
+import subprocess
 import signal
 import threading
 import time
@@ -18,6 +20,7 @@ import efharness as h
 import jsharness as js
 
 MIRROR_KILLS = int(os.environ.get("EF_MIRROR_KILLS", "10"))
+CTL = os.path.join(h.BUILD, "clients", "eventfoldctl", "eventfoldctl")
 
 
 class Writer(threading.Thread):
@@ -83,6 +86,24 @@ class MirrorTest(unittest.TestCase):
         js.check_exactly_once(self, self.client, self.nats.url, 2200)
         mx = self.m.metrics()
         self.assertEqual(mx["eventfold_mirror_errors_total"], 0)
+        # eventfoldctl mirror shows the same, from the same page (the
+        # stream's state as mirrord last asked for it, every second)
+
+        def ctl_json():
+            out = subprocess.run(
+                [CTL, "-j", "--mirror-metrics",
+                 "127.0.0.1:%d" % self.m.mport, "mirror"], check=True,
+                stdout=subprocess.PIPE).stdout
+            st = json.loads(out)
+            return st if st.get("stream_last_seq") == 2200 else None
+        st = h.wait_for(ctl_json, what="eventfoldctl mirror: last seq 2200")
+        self.assertEqual((st["position"], st["stream_last_seq"],
+                          st["stream_messages"], st["stream"], st["nats_up"]),
+                         (2200, 2200, 2200, "EVENTFOLD", 1))
+        txt = subprocess.run(
+            [CTL, "--mirror-metrics", "127.0.0.1:%d" % self.m.mport,
+             "mirror"], check=True, stdout=subprocess.PIPE).stdout.decode()
+        self.assertIn("mirrored position  2200 of ", txt)
         # a restart resumes after the stream's last sequence
         self.m.stop()
         self.client.append(sids[0], h.any_(), h.events(5))
