@@ -24,6 +24,7 @@
 #include "log.h"
 #include "mirrord.h"
 #include "pbevent.h"
+#include "urllist.h"
 
 #define HDR_POS     "Eventfold-Position"
 #define HDR_SID     "Eventfold-Stream-Id"
@@ -113,9 +114,19 @@ js_open(char *err, size_t errlen)
 	natsOptions *o = NULL;
 	jsOptions jo;
 	natsStatus s;
+	char **urls = NULL;
+	int n;
 
+	/* libnats 3.4 takes one URL per string: split the list */
+	if ((n = urllist_split(md.conf.nats_url, &urls)) <= 0) {
+		snprintf(err, errlen, "nats_url \"%s\": no URL",
+		    md.conf.nats_url);
+		urllist_free(urls);
+		return -1;
+	}
 	if ((s = natsOptions_Create(&o)) != NATS_OK ||
-	    (s = natsOptions_SetURL(o, md.conf.nats_url)) != NATS_OK ||
+	    (s = natsOptions_SetServers(o, (const char **)urls, n)) !=
+	    NATS_OK ||
 	    (s = natsOptions_SetName(o, "eventfold-mirrord")) != NATS_OK ||
 	    (s = natsOptions_SetMaxReconnect(o, -1)) != NATS_OK ||
 	    (s = natsOptions_SetReconnectWait(o, 250)) != NATS_OK ||
@@ -142,11 +153,13 @@ js_open(char *err, size_t errlen)
 	if ((s = natsConnection_JetStream(&md.js, md.nc, &jo)) != NATS_OK)
 		goto fail;
 	natsOptions_Destroy(o);
+	urllist_free(urls);
 	return 0;
 fail:
 	snprintf(err, errlen, "NATS %s: %s", md.conf.nats_url,
 	    natsStatus_GetText(s));
 	natsOptions_Destroy(o);
+	urllist_free(urls);
 	return -1;
 }
 

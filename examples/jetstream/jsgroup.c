@@ -5,6 +5,7 @@
  * RecordedEvent protobuf (proto/eventfold.proto, protobuf-c).
  *
  *   eventfold-jsgroup work NATS_URL STREAM GROUP NAME [options]
+ *	(NATS_URL: one server; libnats learns the others of a cluster)
  *	One worker of a consumer group: the durable pull consumer GROUP,
  *	shared by every worker started with the same GROUP. JetStream
  *	gives each event to one worker; an event a worker does not

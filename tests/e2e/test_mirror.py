@@ -5,7 +5,9 @@
 # every committed event lands in the stream exactly once, in order, at
 # sequence position + 1, with the log's event id; through kill -9 of
 # mirrord under load (MIRROR_KILLS times), NATS stopped for 10 s under
-# load, and a kill -9 and restart of stored under mirrord.
+# load, a kill -9 and restart of stored under mirrord, and one of three
+# routed nats-servers holding a 3-replica stream killed with kill -9
+# under load and restarted.
 import json
 import os
 import random
@@ -160,6 +162,35 @@ class MirrorTest(unittest.TestCase):
         head = self.head()
         self.m.wait_position(head, timeout=120)
         js.check_exactly_once(self, self.client, self.nats.url, head)
+
+    def test_5_r3_node_killed(self):
+        """A 3-replica stream on three routed nats-servers; one is
+        killed with kill -9 under load and restarted: nothing lost."""
+        self.nats.stop()
+        nodes = js.nats_cluster(self.c.dir, 3)
+        try:
+            self.m = js.Mirrord(self.c, [n.url for n in nodes],
+                                ["--replicas", "3"])
+            w = Writer(self.client)
+            w.start()
+            self.m.start()
+            try:
+                self.m.wait_position(200, timeout=120)
+                nodes[1].stop(signal.SIGKILL)
+                time.sleep(3)
+                nodes[1].start()
+                time.sleep(2)
+            finally:
+                w.finish()
+            head = self.head()
+            self.m.wait_position(head, timeout=180)
+            js.check_exactly_once(self, self.client, nodes[0].url, head)
+            self.assertEqual(
+                self.m.metrics()["eventfold_mirror_stream_replicas"], 3)
+        finally:
+            self.m.stop(signal.SIGKILL)
+            for n in nodes:
+                n.stop()
 
 
 if __name__ == "__main__":
