@@ -209,7 +209,16 @@ int
 js_check_conf(char *err, size_t errlen)
 {
 	jsRetentionPolicy p;
+	char **urls = NULL;
+	int n;
 
+	n = urllist_split(md.conf.nats_url, &urls);
+	urllist_free(urls);
+	if (n <= 0) {
+		snprintf(err, errlen, "nats_url \"%s\": no URL (nats://HOST:"
+		    "PORT, comma-separated)", md.conf.nats_url);
+		return -1;
+	}
 	if (parse_retention(md.conf.retention, &p) != 0) {
 		snprintf(err, errlen, "retention %s: not limits, interest or "
 		    "workqueue", md.conf.retention);
@@ -221,18 +230,18 @@ js_check_conf(char *err, size_t errlen)
 		return -1;
 	}
 	if (*md.conf.subject_prefix == '\0' ||
-	    strpbrk(md.conf.subject_prefix, " \t*>") != NULL ||
+	    strpbrk(md.conf.subject_prefix, " \t*>\"\\") != NULL ||
 	    md.conf.subject_prefix[strlen(md.conf.subject_prefix) - 1] ==
 	    '.') {
 		snprintf(err, errlen, "subject_prefix \"%s\": a subject "
-		    "without spaces, wildcards or a trailing dot",
+		    "without spaces, wildcards, quotes or a trailing dot",
 		    md.conf.subject_prefix);
 		return -1;
 	}
 	if (*md.conf.stream == '\0' ||
-	    strpbrk(md.conf.stream, " \t.*>/\\") != NULL) {
+	    strpbrk(md.conf.stream, " \t.*>/\\\"") != NULL) {
 		snprintf(err, errlen, "stream \"%s\": a JetStream stream name "
-		    "has no spaces, dots, wildcards or slashes",
+		    "has no spaces, dots, wildcards, slashes or quotes",
 		    md.conf.stream);
 		return -1;
 	}

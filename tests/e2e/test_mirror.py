@@ -71,6 +71,19 @@ class MirrorTest(unittest.TestCase):
         self.nats.stop()
         self.c.close()
 
+    def test_0_bad_settings(self):
+        """Bad settings: a clear message naming the setting, exit 1."""
+        for args, says in ((["--retention", "forever"], "retention forever"),
+                           (["--stream", "a.b"], 'stream "a.b"'),
+                           (["--replicas", "7"], "replicas 7"),
+                           (["--subject-prefix", "ef."], "subject_prefix"),
+                           (["--nats-url", " , "], "nats_url")):
+            p = subprocess.run([js.MIRRORD, "-f", self.c.conf] + args,
+                               stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, timeout=30)
+            self.assertEqual(p.returncode, 1, args)
+            self.assertIn(says, p.stdout.decode(), args)
+
     def head(self):
         return len(js.log_ids(self.client, 10 ** 9))
 
