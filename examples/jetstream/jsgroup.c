@@ -16,7 +16,8 @@
  *	(5000, when the consumer is created), --hold-after N (test aid:
  *	after N events, fetch one more batch, print "holding POSITION"
  *	for each and never acknowledge them), --idle-exit-ms MS (exit 0
- *	after that long without an event; 0: never).
+ *	after that long without an event; 0: never). Once subscribed it
+ *	prints "ready NAME GROUP".
  *
  *   eventfold-jsgroup dump NATS_URL STREAM
  *	Every message of the stream in sequence order:
@@ -165,8 +166,8 @@ work(int argc, char **argv)
 	if ((s = js_PullSubscribe(&sub, js, ">", group, NULL, &so, &je)) !=
 	    NATS_OK)
 		die("pull subscribe", s, je);
-	fprintf(stderr, "eventfold-jsgroup: %s working in group %s\n", name,
-	    group);
+	printf("ready %s %s\n", name, group);
+	fflush(stdout);
 	for (;;) {
 		s = natsSubscription_Fetch(&l, sub, (int)batch, 1000, &je);
 		if (s == NATS_TIMEOUT) {

@@ -4,9 +4,9 @@
 # fills: three eventfold-jsgroup workers (examples/jetstream/jsgroup.c)
 # share the durable pull consumer "billing". Each committed event is
 # handled (acknowledged) by exactly one worker; the third worker takes
-# a batch, never acknowledges it and is killed with kill -9: those
-# events are delivered again, to the other two. Real nats-server,
-# stored, gatewayd and mirrord.
+# a batch after its first 20 events, never acknowledges it and is
+# killed with kill -9: those events are delivered again, to the other
+# two. Real nats-server, stored, gatewayd and mirrord.
 import os
 import signal
 import subprocess
@@ -69,16 +69,22 @@ class GroupTest(unittest.TestCase):
                                h.events(50, etype="Invoiced"))
 
     def test_one_worker_per_event_redelivery_on_death(self):
-        self.append(600)
-        self.m.wait_position(600)
-        # the first worker creates the durable consumer; the dying one
-        # takes 20 events, then holds a batch unacknowledged
+        # all three fetch before the events come, so that each gets a
+        # share; the dying one takes 20 events, then holds a batch
+        # unacknowledged
         w1 = Worker(self.c, self.nats.url, "w1")
         self.workers.append(w1)
+        h.wait_for(lambda: w1.lines("ready"), timeout=60,
+                   what="w1 subscribed (the durable consumer created)")
         dying = Worker(self.c, self.nats.url, "w3", ["--hold-after", "20"])
         self.workers.append(dying)
         w2 = Worker(self.c, self.nats.url, "w2")
         self.workers.append(w2)
+        for w in (dying, w2):
+            h.wait_for(lambda: w.lines("ready"), timeout=60,
+                       what=w.name + " subscribed")
+        self.append(600)
+        self.m.wait_position(600)
         h.wait_for(lambda: dying.lines("holding"), timeout=60,
                    what="the third worker holding a batch")
         held = sorted(int(p[1]) for p in dying.lines("holding"))
@@ -106,7 +112,7 @@ class GroupTest(unittest.TestCase):
             name, delivery = seen[p]
             self.assertIn(name, ("w1", "w2"))
             self.assertGreaterEqual(delivery, 2, "position %d" % p)
-        self.assertEqual(len(dying.handled()), 20)
+        self.assertGreaterEqual(len(dying.handled()), 20)  # whole fetches
         self.assertGreater(len(w1.handled()), 0)
         self.assertGreater(len(w2.handled()), 0)
 
