@@ -29,6 +29,7 @@ struct ctl_conf {
 	char *events_url;
 	char *runner_url;
 	uint64_t timeout_ms;
+	char *mirror_metrics;
 };
 
 struct ctl {
@@ -59,6 +60,8 @@ extern const struct ctl_cmd ctl_store_cmds[];
 extern const struct ctl_cmd ctl_runner_cmds[];
 /* backup, export, import (backup.c, ...) */
 extern const struct ctl_cmd ctl_data_cmds[];
+/* mirror (mirror.c): eventfold-mirrord's state */
+extern const struct ctl_cmd ctl_mirror_cmds[];
 
 /* Prints "eventfoldctl: msg" to stderr and returns code. */
 int ctl_err(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

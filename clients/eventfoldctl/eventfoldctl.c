@@ -31,6 +31,8 @@ static const struct conf_key ctl_keys[] = {
 	    "nng URL of runnerd's request socket" },
 	{ "timeout_ms", CONF_U64, OFF(timeout_ms), "5000",
 	    "how long to wait for a daemon's reply" },
+	{ "mirror_metrics", CONF_STR, OFF(mirror_metrics), "127.0.0.1:9091",
+	    "HOST:PORT of eventfold-mirrord's /metrics (for mirror)" },
 	{ NULL, 0, 0, NULL, NULL },
 };
 
@@ -168,6 +170,9 @@ find_cmd(const char *name)
 	for (k = ctl_data_cmds; k->name; k++)
 		if (!strcmp(k->name, name))
 			return k;
+	for (k = ctl_mirror_cmds; k->name; k++)
+		if (!strcmp(k->name, name))
+			return k;
 	return NULL;
 }
 
@@ -192,6 +197,8 @@ usage_cmds(FILE *fp)
 	for (k = ctl_runner_cmds; k->name; k++)
 		fprintf(fp, "  %s\n", k->usage);
 	for (k = ctl_data_cmds; k->name; k++)
+		fprintf(fp, "  %s\n", k->usage);
+	for (k = ctl_mirror_cmds; k->name; k++)
 		fprintf(fp, "  %s\n", k->usage);
 	fprintf(fp, "\nexit status: 0 ok, 1 usage, 2 daemon unreachable, "
 	    "3 refused, 4 not found,\n5 data corruption, 6 internal "

@@ -55,6 +55,7 @@
 #include <microhttpd.h>
 
 #include "gatewayd.h"
+#include "hostport.h"
 #include "ipc_runner.h"
 #include "log.h"
 
@@ -396,29 +397,6 @@ metrics_handler(void *cls, struct MHD_Connection *conn, const char *url,
 	return ret;
 }
 
-/* Splits "host:port", "[v6]:port" or ":port" into its parts. */
-static int
-split_hostport(const char *s, char *host, size_t hostlen, char *port,
-    size_t portlen)
-{
-	const char *colon;
-
-	if (*s == '[') {
-		const char *end = strchr(s, ']');
-
-		if (end == NULL || end[1] != ':')
-			return -1;
-		snprintf(host, hostlen, "%.*s", (int)(end - s - 1), s + 1);
-		snprintf(port, portlen, "%s", end + 2);
-		return 0;
-	}
-	if ((colon = strrchr(s, ':')) == NULL)
-		return -1;
-	snprintf(host, hostlen, "%.*s", (int)(colon - s), s);
-	snprintf(port, portlen, "%s", colon + 1);
-	return 0;
-}
-
 int
 metrics_start(struct gw *gw, char *err, size_t errlen)
 {
@@ -433,7 +411,7 @@ metrics_start(struct gw *gw, char *err, size_t errlen)
 		log_info("metrics endpoint disabled");
 		return 0;
 	}
-	if (split_hostport(gw->conf.metrics_listen, host, sizeof(host), port,
+	if (hostport_split(gw->conf.metrics_listen, host, sizeof(host), port,
 	    sizeof(port)) != 0 || *port == '\0') {
 		snprintf(err, errlen, "metrics_listen %s: expected HOST:PORT",
 		    gw->conf.metrics_listen);

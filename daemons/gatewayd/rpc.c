@@ -21,6 +21,7 @@
 
 #include "eventfold.pb-c.h"
 #include "gatewayd.h"
+#include "pbevent.h"
 #include "log.h"
 
 static int
@@ -46,30 +47,16 @@ int
 rpc_pack_event(struct pbuf *pb, uint32_t field, const struct ef_event *ev,
     size_t limit)
 {
-	Eventfold__RecordedEvent re = EVENTFOLD__RECORDED_EVENT__INIT;
-	char eid[UUID_STR_LEN], sid[UUID_STR_LEN], type[RECORD_TYPE_MAX + 1];
-	size_t sz, n;
+	struct pbevent pe;
+	size_t sz;
 
-	n = ev->type_len > RECORD_TYPE_MAX ? RECORD_TYPE_MAX : ev->type_len;
-	memcpy(type, ev->type, n);
-	type[n] = '\0';
-	re.event_id = uuid_format(ev->event_id, eid);
-	re.stream_id = uuid_format(ev->stream_id, sid);
-	re.stream_version = ev->stream_version;
-	re.global_position = ev->global_position;
-	re.event_type = type;
-	re.metadata.data = (uint8_t *)ev->metadata;
-	re.metadata.len = ev->metadata_len;
-	re.payload.data = (uint8_t *)ev->payload;
-	re.payload.len = ev->payload_len;
-	re.recorded_at = ev->recorded_at;
-	sz = eventfold__recorded_event__get_packed_size(&re);
+	sz = pbevent_init(&pe, ev);
 	if (limit != 0 && pb->len > 0 && pb->len + sz + 11 > limit)
 		return 1;
 	if (field != 0)
 		pbuf_field(pb, field, sz);
 	pbuf_reserve(pb, sz);
-	pb->len += eventfold__recorded_event__pack(&re, pb->buf + pb->len);
+	pb->len += pbevent_pack(&pe, pb->buf + pb->len);
 	return 0;
 }
 

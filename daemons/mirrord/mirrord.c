@@ -1,0 +1,218 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * mirrord.c - eventfold-mirrord: main, configuration, lifecycle and
+ * signals.
+ *
+ * Start: parse config and flags, connect to NATS (retrying in the
+ * background: NATS may come later), open /metrics, start the follower
+ * (follow.c), tell systemd READY=1. The main thread then waits for
+ * signals and, every second, asks stored for its head and JetStream for
+ * the stream's state, and computes the rate. SIGTERM/SIGINT: stop the
+ * follower, wait up to ack_wait_ms for the publishes in flight, exit 0.
+ * See eventfold-mirrord(8).
+ */
+#include <inttypes.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <systemd/sd-daemon.h>
+
+#include "conf.h"
+#include "env.h"
+#include "log.h"
+#include "mirrord.h"
+
+#define OFF(f) offsetof(struct mirror_conf, f)
+
+static const struct conf_key mirror_keys[] = {
+	{ "runtime_dir", CONF_STR, OFF(runtime_dir), "/run/eventfold",
+	    "directory of stored's IPC sockets" },
+	{ "store_url", CONF_STR, OFF(store_url), "",
+	    "nng URL of stored's request socket" },
+	{ "events_url", CONF_STR, OFF(events_url), "",
+	    "nng URL of stored's publish socket" },
+	{ "nats_url", CONF_STR, OFF(nats_url), "nats://127.0.0.1:4222",
+	    "NATS servers, comma-separated" },
+	{ "stream", CONF_STR, OFF(stream), "EVENTFOLD",
+	    "JetStream stream the log is mirrored into" },
+	{ "subject_prefix", CONF_STR, OFF(subject_prefix), "eventfold",
+	    "events go to PREFIX.<stream id>" },
+	{ "replicas", CONF_U64, OFF(replicas), "1",
+	    "replicas of the stream when mirrord creates it (1 to 5)" },
+	{ "retention", CONF_STR, OFF(retention), "limits",
+	    "retention of the stream when mirrord creates it: limits, "
+	    "interest or workqueue" },
+	{ "max_age_s", CONF_U64, OFF(max_age_s), "0",
+	    "seconds JetStream keeps a message (0: no bound)" },
+	{ "max_bytes", CONF_SIZE, OFF(max_bytes), "0",
+	    "bytes the stream keeps, oldest dropped first (0: no bound)" },
+	{ "dup_window_s", CONF_U64, OFF(dup_window_s), "120",
+	    "JetStream's duplicate window for event ids" },
+	{ "max_inflight", CONF_U64, OFF(max_inflight), "4096",
+	    "publishes awaiting their acknowledgement at most" },
+	{ "ack_wait_ms", CONF_U64, OFF(ack_wait_ms), "5000",
+	    "how long an acknowledgement may take before a resync" },
+	{ "page", CONF_U64, OFF(page), "4096",
+	    "events per catch-up read from stored" },
+	{ "metrics_listen", CONF_STR, OFF(metrics_listen), "127.0.0.1:9091",
+	    "HOST:PORT of /metrics, which eventfoldctl mirror reads (\"\": "
+	    "none)" },
+	{ NULL, 0, 0, NULL, NULL },
+};
+
+static const char usage[] =
+    "usage: eventfold-mirrord [-dnv] [-f file] [--key value ...]\n"
+    "Mirrors eventfold's committed log, in order and exactly once, into a "
+    "NATS\nJetStream stream (sequence N = log position N - 1).\n"
+    "Environment: EVENTFOLD_LOG_LEVEL or RUST_LOG (error, warn, info, "
+    "debug).\n\n";
+
+struct mirror md;
+
+uint64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+int
+nap_ms(uint64_t ms)
+{
+	uint64_t end = now_ms() + ms;
+	struct timespec ts;
+
+	while (!md.stopping && now_ms() < end) {
+		ts.tv_sec = 0;
+		ts.tv_nsec = 20 * 1000 * 1000;
+		nanosleep(&ts, NULL);
+	}
+	return md.stopping != 0;
+}
+
+/* Every second: the log's head, the stream's state, the rate. */
+static void
+housekeeping(uint64_t *prev_acked, uint64_t *prev_ms)
+{
+	struct client_reply rep;
+	struct ipc_status_rep st;
+	uint64_t t = now_ms(), a;
+
+	if (client_status_within(&md.store, 500, &rep, &st) == EF_S_OK) {
+		__atomic_store_n(&md.head, st.head, __ATOMIC_RELAXED);
+		__atomic_store_n(&md.store_up, 1, __ATOMIC_RELAXED);
+	} else
+		__atomic_store_n(&md.store_up, 0, __ATOMIC_RELAXED);
+	client_reply_free(&rep);
+	js_refresh();
+	a = __atomic_load_n(&md.acked, __ATOMIC_RELAXED);
+	if (t > *prev_ms && a >= *prev_acked)
+		__atomic_store_n(&md.rate,
+		    (a - *prev_acked) * 1000 / (t - *prev_ms),
+		    __ATOMIC_RELAXED);
+	*prev_acked = a;
+	*prev_ms = t;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct conf_opts opts;
+	char err[1200];
+	uint64_t prev_acked = 0, prev_ms, last = 0, t;
+	sigset_t set;
+	struct timespec ts = { 0, 250 * 1000 * 1000 };
+	int sig;
+
+	log_init("eventfold-mirrord", 0);
+	if (conf_load(mirror_keys, "mirrord", &md.conf, &argc, argv, &opts,
+	    usage) != 0)
+		return 1;
+	if (log_level_from_env() != 0)
+		return 1;
+	if (argc > 1) {
+		fprintf(stderr, "eventfold-mirrord: unexpected argument %s "
+		    "(see --help)\n", argv[1]);
+		return 1;
+	}
+	if (js_check_conf(err, sizeof(err)) != 0) {
+		fprintf(stderr, "eventfold-mirrord: %s\n", err);
+		return 1;
+	}
+	if (md.conf.max_inflight == 0)
+		md.conf.max_inflight = 1;
+	if (md.conf.ack_wait_ms < 100)
+		md.conf.ack_wait_ms = 100;
+	if (md.conf.page == 0)
+		md.conf.page = 1000;
+	if (opts.check) {
+		if (opts.verbose)
+			conf_print(stdout, mirror_keys, "mirrord", &md.conf);
+		else
+			printf("configuration OK\n");
+		return 0;
+	}
+	if (opts.verbose)
+		log_setverbose(1);
+	md.start_ms = now_ms();
+	pthread_mutex_init(&md.mu, NULL);
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	client_url(md.store_url, sizeof(md.store_url), md.conf.runtime_dir,
+	    STORE_SOCK, md.conf.store_url);
+	client_url(md.events_url, sizeof(md.events_url), md.conf.runtime_dir,
+	    STORE_EVENTS_SOCK, md.conf.events_url);
+	if (client_open(&md.store, md.store_url, 5000) != 0)
+		fatalx("bad store URL %s", md.store_url);
+	if (metrics_start(err, sizeof(err)) != 0)
+		fatalx("%s", err);
+	if (js_open(err, sizeof(err)) != 0)
+		fatalx("%s", err);
+	follow_start();
+	log_info("mirroring %s into stream %s (%s.<stream id>) at %s",
+	    md.store_url, md.conf.stream, md.conf.subject_prefix,
+	    md.conf.nats_url);
+	sd_notify(0, "READY=1");
+
+	prev_ms = now_ms();
+	for (;;) {
+		sig = sigtimedwait(&set, NULL, &ts);
+		if (sig == SIGTERM || sig == SIGINT)
+			break;
+		if (sig == SIGHUP)
+			log_info("SIGHUP: nothing to reload (restart for new "
+			    "settings)");
+		t = now_ms();
+		if (t - last >= 1000) {
+			housekeeping(&prev_acked, &prev_ms);
+			sd_notifyf(0, "STATUS=mirrored %" PRIu64 " of %" PRIu64,
+			    __atomic_load_n(&md.acked, __ATOMIC_RELAXED),
+			    __atomic_load_n(&md.head, __ATOMIC_RELAXED));
+			last = t;
+		}
+	}
+	log_info("stopping");
+	sd_notify(0, "STOPPING=1");
+	md.stopping = 1;
+	__atomic_store_n(&md.failed, 1, __ATOMIC_RELEASE);
+	follow_stop();
+	metrics_stop();
+	js_close();
+	client_close(&md.store);
+	log_info("stopped at position %" PRIu64, md.acked);
+	conf_free(mirror_keys, &md.conf);
+	nngx_fini();
+	return 0;
+}
