@@ -138,7 +138,7 @@ procmgr_event(struct fold *f, const struct ef_event *ev, char *msg,
 		return 1;
 	}
 	uuid_format(ev->event_id, eid);
-	if (ev->metadata_len == 0 || json_get_str(ev->metadata,
+	if (ev->metadata_len == 0 || meta_get_str(ev->metadata,
 	    ev->metadata_len, "correlation_id", corr, sizeof(corr)) <= 0)
 		snprintf(corr, sizeof(corr), "%s", eid);
 	for (i = 0; i < c.ncmds; i++) {

@@ -146,12 +146,13 @@ void event_view(const struct ef_event *ev, struct efp_event *out,
     struct view_buf *vb);
 
 /*
- * Finds key at the top level of the JSON object in p (len bytes) and,
- * if its value is a string, writes it (unescaped, NUL-terminated) to
- * out. Returns its length, or -1 if absent, not a string, too long or
- * p is not an object.
+ * Finds key at the top level of the JSON object in p (len bytes, parsed
+ * with jansson) and, if its value is a string, writes it (unescaped,
+ * NUL-terminated) to out. Returns its length, or -1 if absent, not a
+ * string, holding U+0000, too long for outsz, or p is not one valid JSON
+ * object.
  */
-int json_get_str(const uint8_t *p, size_t len, const char *key, char *out,
+int meta_get_str(const uint8_t *p, size_t len, const char *key, char *out,
     size_t outsz);
 
 int plugin_load_dir(const char *dir);
