@@ -18,6 +18,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "errors.h"
 #include "log.h"
 #include "pipeline.h"
 
@@ -430,7 +431,7 @@ pipeline_setup(struct pipeline *p, nng_socket sock, uint64_t timeout_ms)
 	return 0;
 fail:
 	pipeline_fini(p, false);
-	return rv == NNG_ENOMEM ? -ENOMEM : -EIO;
+	return ef_err_from_nng(rv);
 }
 
 int

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "errors.h"
 #include "listen.h"
 #include "log.h"
 #include "runnerd.h"
@@ -589,7 +590,7 @@ dispatch_start(const char *url, uint64_t n)
 	int rv;
 
 	if ((rv = nng_rep0_open(&rep_sock)) != 0)
-		return rv;
+		return ef_err_from_nng(rv);
 	nng_socket_set_size(rep_sock, NNG_OPT_RECVMAXSZ, IPC_MAX_MSG);
 	if ((rv = listener_open(&rep_listener, rep_sock, url, 0660)) != 0)
 		return rv;
@@ -602,7 +603,7 @@ dispatch_start(const char *url, uint64_t n)
 		ipc_out_init(&w->out);
 		pthread_mutex_init(&w->mu, NULL);
 		if ((rv = nng_ctx_open(&w->ctx, rep_sock)) != 0)
-			return rv;
+			return ef_err_from_nng(rv);
 		if (nng_aio_alloc(&w->aio, NULL, NULL) != 0)
 			fatal("nng_aio_alloc");
 		if (pthread_create(&w->thr, NULL, worker_main, w) != 0)

@@ -291,7 +291,7 @@ main(int argc, char **argv)
 	if (fold_start_all() != 0)
 		fatalx("cannot start the projections and process managers");
 	if ((rc = dispatch_start(rd.runner_url, rd.conf.workers)) != 0)
-		fatalx("listen %s: %s", rd.runner_url, nng_strerror(rc));
+		fatalx("listen %s: %s", rd.runner_url, strerror(-rc));
 	log_info("serving %s (store %s)", rd.runner_url, rd.store_url);
 	sd_notifyf(0, "READY=1\nSTATUS=serving, %d plugins", nplugins);
 

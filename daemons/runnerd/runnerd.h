@@ -168,7 +168,13 @@ const char *plugin_refused_at(size_t i, const char **why);
 size_t plugin_naggs(void);
 struct agg_type *plugin_agg_at(size_t i);
 
-/* state.c: the LMDB environment. */
+/*
+ * state.c: the LMDB environment. The one exception to errors.h's rule
+ * 2: the transaction functions below and their callers in fold.c,
+ * aggregate.c, projection.c and procmgr.c pass LMDB's own codes
+ * (MDB_MAP_FULL drives the grow-and-retry loops); what leaves runnerd
+ * through state_backup is a negative errno (ef_err_from_mdb).
+ */
 struct state {
 	MDB_env *env;
 	MDB_dbi meta;  /* "meta": fold checkpoints */
@@ -391,6 +397,7 @@ int procmgr_dead_letters(const struct ipc_dl_req *r, struct ipc_out *out,
 uint64_t procmgr_count_dead(const char *manager);
 
 /* dispatch.c */
+/* 0 or a negative errno (-EADDRINUSE: the name is another's). */
 int dispatch_start(const char *url, uint64_t workers);
 void dispatch_stop(void);
 

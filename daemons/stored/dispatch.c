@@ -25,6 +25,7 @@
 
 #include "archive.h"
 #include "client.h"
+#include "errors.h"
 #include "ipc_many.h"
 #include "listen.h"
 #include "log.h"
@@ -240,11 +241,10 @@ append_check(struct stored *sd, const msgpack_object *body,
 	char ebuf[UUID_STR_LEN];
 	uint64_t total = 0;
 	uint32_t i;
+	int st;
 
-	if (ipc_append_req_decode(body, req, &why) != 0) {
-		job_fail(job, strcmp(why, "expected kind") == 0 ?
-		    EF_S_BAD_EXPECTED_VERSION : EF_S_BAD_REQUEST,
-		    "append: bad field: %s", why);
+	if ((st = ipc_append_req_decode(body, req, &why)) != 0) {
+		job_fail(job, st, "append: bad field: %s", why);
 		return -1;
 	}
 	if (uuid_parse(req->stream_id.ptr, req->stream_id.len,
@@ -1095,7 +1095,7 @@ dispatch_start(struct stored *sd, const char *url)
 	int rv;
 
 	if ((rv = nng_rep0_open(&rep_sock)) != 0)
-		return rv;
+		return ef_err_from_nng(rv);
 	nng_socket_set_size(rep_sock, NNG_OPT_RECVMAXSZ, IPC_MAX_MSG);
 	nworkers = sd->conf.workers ? sd->conf.workers : 1;
 	if ((workers = calloc(nworkers, sizeof(*workers))) == NULL)
@@ -1105,10 +1105,9 @@ dispatch_start(struct stored *sd, const char *url)
 
 		w->sd = sd;
 		ipc_out_init(&w->out);
-		if ((rv = nng_ctx_open(&w->ctx, rep_sock)) != 0)
-			return rv;
-		if ((rv = nng_aio_alloc(&w->aio, rctx_cb, w)) != 0)
-			return rv;
+		if ((rv = nng_ctx_open(&w->ctx, rep_sock)) != 0 ||
+		    (rv = nng_aio_alloc(&w->aio, rctx_cb, w)) != 0)
+			return ef_err_from_nng(rv);
 	}
 	if ((rv = listener_open(&rep_listener, rep_sock, url, 0660)) != 0)
 		return rv;

@@ -395,9 +395,9 @@ main(int argc, char **argv)
 		fatalx("cannot open the publish socket");
 	nng_socket_set_int(sd.pub, NNG_OPT_SENDBUF, 8192);
 	if ((rc = listener_open(&pl, sd.pub, events_url, 0660)) != 0)
-		fatalx("listen %s: %s", events_url, nng_strerror(rc));
+		fatalx("listen %s: %s", events_url, strerror(-rc));
 	if ((rc = dispatch_start(&sd, store_url)) != 0)
-		fatalx("listen %s: %s", store_url, nng_strerror(rc));
+		fatalx("listen %s: %s", store_url, strerror(-rc));
 	log_info("serving %s, publishing on %s", store_url, events_url);
 	sd_notifyf(0, "READY=1\nSTATUS=serving, %" PRIu64 " events",
 	    sd.index.head);
