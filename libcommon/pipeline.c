@@ -21,6 +21,7 @@
 #include "errors.h"
 #include "log.h"
 #include "pipeline.h"
+#include "trace.h"
 
 enum { STAGE_SEND = 1, STAGE_RECV, STAGE_PAUSE };
 
@@ -125,14 +126,18 @@ static void
 slot_encode(struct pipeline *p, struct pipeline_slot *s)
 {
 	struct pipeline_req *rq;
+	uint64_t rid = trace_id_new();
+	uint32_t i = 0;
 
 	__atomic_add_fetch(&p->messages, 1, __ATOMIC_RELAXED);
 	ipc_out_reset(&s->msg);
-	ipc_request_begin(&s->msg, EF_OP_APPEND_MANY,
-	    __atomic_add_fetch(&p->next_id, 1, __ATOMIC_RELAXED));
+	ipc_request_begin(&s->msg, EF_OP_APPEND_MANY, rid);
 	ipc_many_begin(&s->msg, s->n);
-	for (rq = s->reqs; rq != NULL; rq = rq->next)
+	for (rq = s->reqs; rq != NULL; rq = rq->next) {
+		rq->rid = rid;
+		rq->entry = i++;
 		ipc_out_raw(&s->msg, rq->body, rq->len);
+	}
 }
 
 /* Sends s->msg by the trip's deadline; a resend must find a connection
@@ -296,6 +301,8 @@ pipeline_submit(struct pipeline *p, struct pipeline_req *rq)
 
 	rq->deadline = guard_now_ms() + p->timeout_ms;
 	rq->next = NULL;
+	rq->rid = 0; /* not sent (yet) */
+	rq->entry = 0;
 	pthread_mutex_lock(&p->mu);
 	if (p->closing) {
 		pthread_mutex_unlock(&p->mu);

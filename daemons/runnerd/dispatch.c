@@ -21,6 +21,7 @@
 #include "listen.h"
 #include "log.h"
 #include "runnerd.h"
+#include "trace.h"
 
 #include <nng/protocol/reqrep0/rep.h>
 
@@ -34,6 +35,8 @@ struct worker {
 	struct ipc_out out;
 	pthread_mutex_t mu; /* receiving, against dispatch_stop() */
 	int receiving;      /* waiting for a request: may be cancelled */
+	uint64_t rid;       /* the request's id and op, for the log */
+	int op;
 };
 
 static nng_socket rep_sock;
@@ -57,6 +60,7 @@ reply_error(struct worker *w, int status, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	trace_reply(w->rid, w->op, NULL, status, msg);
 	ipc_out_reset(&w->out);
 	ipc_reply_begin(&w->out, status, msg);
 	ipc_nil(&w->out);
@@ -511,6 +515,8 @@ dispatch_one(struct worker *w, nng_msg *m)
 	int rc;
 
 	rc = ipc_request_open(&in, nng_msg_body(m), nng_msg_len(m), &why);
+	w->rid = in.request_id;
+	w->op = (int)in.op;
 	if (rc != 0) {
 		reply_error(w, rc, "%s%s", why, rc == EF_S_BAD_VERSION ?
 		    " (this runnerd speaks version " EF_STR(EF_PROTO_VERSION) ")" : "");

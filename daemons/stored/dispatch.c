@@ -30,6 +30,7 @@
 #include "listen.h"
 #include "log.h"
 #include "stored.h"
+#include "trace.h"
 #include "utf8.h"
 
 #include <nng/protocol/reqrep0/rep.h>
@@ -90,6 +91,7 @@ reply_error(struct worker *w, int status, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	trace_reply(w->in.request_id, (int)w->in.op, NULL, status, msg);
 	ipc_out_reset(&w->out);
 	ipc_reply_begin(&w->out, status, msg);
 	ipc_nil(&w->out);
@@ -177,7 +179,8 @@ job_reply(struct append_job *job)
 	    job->msg);
 	append_result_body(&w->out, job);
 	if (job->status != EF_S_OK)
-		log_debug("%s refused: %s", ipc_op_name(job->op), job->msg);
+		trace_reply(w->in.request_id, job->op, NULL, job->status,
+		    job->msg);
 	if (job->op == EF_OP_IMPORT) {
 		free((void *)job->imp);
 		job->imp = NULL;
@@ -201,8 +204,11 @@ rotate_done(struct append_job *job)
 	    job->msg);
 	if (job->status == EF_S_OK)
 		ipc_rotate_rep_encode(&w->out, &job->rot);
-	else
+	else {
+		trace_reply(w->in.request_id, EF_OP_ROTATE, NULL, job->status,
+		    job->msg);
 		ipc_nil(&w->out);
+	}
 	rctx_send(w);
 	__atomic_sub_fetch(&inflight, 1, __ATOMIC_SEQ_CST);
 }
@@ -339,11 +345,15 @@ many_reply(struct worker *w)
 	ipc_many_begin(&w->out, w->nmany);
 	for (i = 0; i < w->nmany; i++) {
 		struct many_entry *e = &w->many[i];
+		char what[32];
 
 		ipc_result_begin(&w->out, e->job.status, e->job.status ==
 		    EF_S_OK ? "ok" : e->job.msg);
-		if (e->job.status != EF_S_OK)
-			log_debug("append refused: %s", e->job.msg);
+		if (e->job.status != EF_S_OK) {
+			snprintf(what, sizeof(what), "entry %" PRIu32, i);
+			trace_reply(w->in.request_id, EF_OP_APPEND, what,
+			    e->job.status, e->job.msg);
+		}
 		append_result_body(&w->out, &e->job);
 		free(e->job.ids);
 		e->job.ids = NULL;
