@@ -18,6 +18,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "errors.h"
 #include "log.h"
 #include "pipeline.h"
@@ -488,12 +489,7 @@ sweeper_main(void *arg)
 
 	pthread_mutex_lock(&p->smu);
 	while (!p->closing) {
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += SWEEP_MS * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		clock_deadline_ms(&ts, SWEEP_MS);
 		pthread_cond_timedwait(&p->scv, &p->smu, &ts);
 		pipeline_sweep(p);
 	}

@@ -31,6 +31,7 @@
 #include <grpc/support/time.h>
 #include <grpc/byte_buffer_reader.h>
 
+#include "clock.h"
 #include "gatewayd.h"
 #include "log.h"
 #include "trace.h"
@@ -950,13 +951,7 @@ server_stop(struct gw *gw)
 	/* end the streams cleanly, then wait for every call to finish */
 	subscribe_stop_all();
 	health_stop(gw);
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += (time_t)(gw->conf.shutdown_grace_ms / 1000);
-	ts.tv_nsec += (long)(gw->conf.shutdown_grace_ms % 1000) * 1000000;
-	if (ts.tv_nsec >= 1000000000) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000;
-	}
+	clock_deadline_ms(&ts, gw->conf.shutdown_grace_ms);
 	pthread_mutex_lock(&sdw.mu);
 	while (!sdw.done && !timed_out)
 		timed_out = pthread_cond_timedwait(&sdw.cv, &sdw.mu, &ts) ==

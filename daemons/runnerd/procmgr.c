@@ -21,6 +21,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "log.h"
 #include "runnerd.h"
 
@@ -33,13 +34,7 @@ mgr_nap(struct fold *f, uint64_t ms)
 	struct timespec ts;
 	int r;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += (time_t)(ms / 1000);
-	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	clock_deadline_ms(&ts, ms);
 	pthread_mutex_lock(&f->mu);
 	while (f->req == REQ_NONE &&
 	    pthread_cond_timedwait(&f->cv, &f->mu, &ts) == 0)
