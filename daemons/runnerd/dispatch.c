@@ -267,51 +267,32 @@ handle_runner_status(struct worker *w, const struct ipc_in *in)
 	ipc_runner_status_end(&w->out, map_bytes, grows);
 }
 
+/* REBUILD and RESET: the same body, a fold's name. */
 static void
-handle_rebuild(struct worker *w, const struct ipc_in *in)
+handle_rebuild_reset(struct worker *w, const struct ipc_in *in)
 {
 	struct ipc_name_req r;
 	struct fold *f;
 	char msg[1024];
 	const char *why = "";
-	int s;
+	int reset = in->op == EF_OP_RESET, s;
 
 	if (ipc_name_req_decode(in->body, &r, &why) != 0) {
-		reply_error(w, EF_S_BAD_REQUEST, "rebuild: bad field: %s", why);
+		reply_error(w, EF_S_BAD_REQUEST, "%s: bad field: %s",
+		    ipc_op_name((int)in->op), why);
 		return;
 	}
 	if ((f = find_fold(w, &r.name)) == NULL)
 		return;
-	if ((s = fold_rebuild(f, msg, sizeof(msg))) != EF_S_OK) {
+	s = reset ? fold_request(f, REQ_RESET, msg, sizeof(msg)) :
+	    fold_rebuild(f, msg, sizeof(msg));
+	if (s != EF_S_OK) {
 		reply_error(w, s, "%s", msg);
 		return;
 	}
 	ipc_out_reset(&w->out);
-	ipc_reply_begin(&w->out, EF_S_OK, "rebuild started");
-	ipc_nil(&w->out);
-}
-
-static void
-handle_reset(struct worker *w, const struct ipc_in *in)
-{
-	struct ipc_name_req r;
-	struct fold *f;
-	char msg[1024];
-	const char *why = "";
-	int s;
-
-	if (ipc_name_req_decode(in->body, &r, &why) != 0) {
-		reply_error(w, EF_S_BAD_REQUEST, "reset: bad field: %s", why);
-		return;
-	}
-	if ((f = find_fold(w, &r.name)) == NULL)
-		return;
-	if ((s = fold_request(f, REQ_RESET, msg, sizeof(msg))) != EF_S_OK) {
-		reply_error(w, s, "%s", msg);
-		return;
-	}
-	ipc_out_reset(&w->out);
-	ipc_reply_begin(&w->out, EF_S_OK, "reset to position 0");
+	ipc_reply_begin(&w->out, EF_S_OK, reset ? "reset to position 0" :
+	    "rebuild started");
 	ipc_nil(&w->out);
 }
 
@@ -498,8 +479,8 @@ static const struct {
 	{ EF_OP_GET_STATE, handle_get_state },
 	{ EF_OP_QUERY, handle_query },
 	{ EF_OP_RUNNER_STATUS, handle_runner_status },
-	{ EF_OP_REBUILD, handle_rebuild },
-	{ EF_OP_RESET, handle_reset },
+	{ EF_OP_REBUILD, handle_rebuild_reset },
+	{ EF_OP_RESET, handle_rebuild_reset },
 	{ EF_OP_REPLAY, handle_replay },
 	{ EF_OP_DEAD_LETTERS, handle_dead_letters },
 	{ EF_OP_PLUGINS, handle_plugins },
