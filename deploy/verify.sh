@@ -6,12 +6,14 @@
 # DEPLOY_DIR and fails if it prints anything or exits non-zero: unknown
 # keys and bad values are only warnings on stderr with exit 0.
 #
-# The units name their programs as installed, /usr/sbin/NAME, and verify
-# insists that every Exec*= binary exists. So that the check runs in CI on
-# a machine where nothing is installed, the units are copied to a temporary
-# directory and each /usr/sbin/NAME whose NAME is the file name of one of
-# the BINARY arguments (the programs just built) is replaced by that
-# binary's path. Nothing else is changed, and a unit naming a program the
+# DEPLOY_DIR is the build's deploy directory: the units as meson generated
+# them from deploy/*.service.in. They name their programs as installed,
+# SBINDIR/NAME (the configured sbindir, /usr/local/sbin by default), and
+# verify insists that every Exec*= binary exists. So that the check runs
+# in CI on a machine where nothing is installed, the units are copied to a
+# temporary directory and each absolute /.../NAME whose NAME is the file
+# name of one of the BINARY arguments (the programs just built) is
+# replaced by that binary's path. Nothing else is changed, and a unit naming a program the
 # build did not produce still fails. (`--root=` is no help here: it would
 # look for /bin/kill and for sysinit.target, basic.target... inside the
 # root too.) Units referenced by Wants= that are not written yet are not
@@ -57,8 +59,9 @@ for bin in "$@"; do
 	fi
 	name=$(basename "$bin")
 	for unit in "$tmp"/units/*; do
-		# whole words only: /usr/sbin/NAME followed by a blank or EOL
-		sed -i -E "s#/usr/sbin/${name}([[:space:]]|\$)#${bin}\\1#g" \
+		# whole words only: /DIR/NAME after "=" or a blank and
+		# followed by a blank or EOL
+		sed -i -E "s#([=[:space:]])/[^[:space:]]*/${name}([[:space:]]|\$)#\\1${bin}\\2#g" \
 		    "$unit" || exit 1
 	done
 done

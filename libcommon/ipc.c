@@ -420,10 +420,12 @@ ipc_append_req_decode(const msgpack_object *b, struct ipc_append_req *r,
 	FIELD(ipcf_array(b, 4, "append body", why));
 	FIELD(ipcf_str(&b->via.array.ptr[0], &r->stream_id, IPC_MAX_STRLEN,
 	    "stream_id", why));
-	FIELD(ipcf_u64(&b->via.array.ptr[1], &kind, "expected kind", why));
+	/* a bad kind is a bad expectation, a status of its own */
+	if (ipcf_u64(&b->via.array.ptr[1], &kind, "expected kind", why) != 0)
+		return EF_S_BAD_EXPECTED_VERSION;
 	if (kind > EF_EXPECT_EXACT) {
 		*why = "expected kind";
-		return EF_S_BAD_REQUEST;
+		return EF_S_BAD_EXPECTED_VERSION;
 	}
 	r->kind = (uint8_t)kind;
 	FIELD(ipcf_u64(&b->via.array.ptr[2], &r->version, "expected version",

@@ -370,7 +370,12 @@ int ipc_pub_open(struct ipc_in *in, const void *buf, size_t len,
     struct ipc_pub *pub, const char **why);
 void ipc_in_close(struct ipc_in *in);
 
-/* Body decoders: 0 or EF_S_BAD_REQUEST with *why set. */
+/*
+ * Body decoders: 0 or EF_S_BAD_REQUEST with *why set (naming the field,
+ * for people: callers never compare it). ipc_append_req_decode returns
+ * EF_S_BAD_EXPECTED_VERSION where the expected kind is ill-typed or out
+ * of range.
+ */
 int ipc_append_req_decode(const msgpack_object *body, struct ipc_append_req *r,
     const char **why);
 void ipc_append_req_free(struct ipc_append_req *r);

@@ -16,6 +16,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include "errors.h"
 #include "listen.h"
 #include "log.h"
 
@@ -59,7 +60,7 @@ gen_publish(struct ef_listener *el, uint64_t gen)
 
 /*
  * Under el->mu: starts a new current generation (ipc), or the one
- * listener (other schemes). 0 or an nng error.
+ * listener (other schemes). 0 or a negative errno.
  */
 static int
 gen_start(struct ef_listener *el)
@@ -71,25 +72,25 @@ gen_start(struct ef_listener *el)
 	int rv, i;
 
 	if (el->ngens == LISTEN_GENS)
-		return NNG_ENOMEM;
+		return -ENOMEM;
 	if (el->path[0] != '\0') {
 		gen_path(el, gen, priv, sizeof(priv), 0);
 		snprintf(url, sizeof(url), "ipc://%s", priv);
 	} else
 		snprintf(url, sizeof(url), "%s", el->url);
 	if ((rv = nng_listener_create(&l, el->sock, url)) != 0)
-		return rv;
+		return ef_err_from_nng(rv);
 	if (el->perms && el->path[0] != '\0')
 		nng_listener_set_int(l, NNG_OPT_IPC_PERMISSIONS, el->perms);
 	if ((rv = nng_listener_start(l, 0)) != 0) {
 		nng_listener_close(l);
-		return rv;
+		return ef_err_from_nng(rv);
 	}
 	if (el->path[0] != '\0' && (rv = gen_publish(el, gen)) != 0) {
 		log_warnx("%s: cannot point %s at %s: %s", el->url, el->path,
 		    priv, strerror(-rv));
 		nng_listener_close(l);
-		return NNG_EADDRINUSE;
+		return -EADDRINUSE;
 	}
 	for (i = 0; i < el->ngens; i++)
 		el->gens[i].current = 0;
@@ -173,7 +174,7 @@ listener_check(struct guard_entry *ge, nng_stat *stats, uint64_t now)
 		}
 		if ((rv = gen_start(el)) != 0)
 			log_warnx("%s: cannot listen again: %s", el->url,
-			    nng_strerror(rv));
+			    strerror(-rv));
 		else {
 			__atomic_add_fetch(&el->restarts, 1, __ATOMIC_RELAXED);
 			log_debug("%s: a peer hung up during the handshake, "
@@ -189,7 +190,7 @@ listener_check(struct guard_entry *ge, nng_stat *stats, uint64_t now)
 			el->relisten_failed = 0;
 		} else if (!el->relisten_failed++)
 			log_warnx("%s: cannot listen again yet: %s; retrying",
-			    el->url, nng_strerror(rv));
+			    el->url, strerror(-rv));
 	}
 	for (i = 0; i < el->ngens;) {
 		struct listen_gen *g = &el->gens[i];
@@ -224,11 +225,11 @@ listener_claim(struct ef_listener *el)
 
 	snprintf(lock, sizeof(lock), "%s.lock", el->path);
 	if ((el->lockfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0660)) < 0)
-		return NNG_EPERM;
+		return -errno;
 	if (flock(el->lockfd, LOCK_EX | LOCK_NB) != 0) {
 		close(el->lockfd);
 		el->lockfd = -1;
-		return NNG_EADDRINUSE;
+		return -EADDRINUSE;
 	}
 	(void)unlink(el->path);
 	snprintf(d, sizeof(d), "%s", el->path);
@@ -280,7 +281,7 @@ listener_open(struct ef_listener *el, nng_socket sock, const char *url,
 	if (rv != 0)
 		return rv;
 	if (guard_add(&el->g) != 0)
-		return NNG_ENOMEM;
+		return -ENOMEM;
 	return 0;
 }
 

@@ -74,8 +74,8 @@ struct ef_listener {
 };
 
 /*
- * Creates and starts the listener and guards it. 0 or an nng error
- * (NNG_EADDRINUSE: another process holds the name).
+ * Creates and starts the listener and guards it. 0 or a negative errno
+ * (-EADDRINUSE: another process holds the name).
  */
 int listener_open(struct ef_listener *el, nng_socket sock, const char *url,
     int perms);

@@ -18,8 +18,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
+#include "errors.h"
 #include "log.h"
 #include "pipeline.h"
+#include "trace.h"
 
 enum { STAGE_SEND = 1, STAGE_RECV, STAGE_PAUSE };
 
@@ -124,14 +127,18 @@ static void
 slot_encode(struct pipeline *p, struct pipeline_slot *s)
 {
 	struct pipeline_req *rq;
+	uint64_t rid = trace_id_new();
+	uint32_t i = 0;
 
 	__atomic_add_fetch(&p->messages, 1, __ATOMIC_RELAXED);
 	ipc_out_reset(&s->msg);
-	ipc_request_begin(&s->msg, EF_OP_APPEND_MANY,
-	    __atomic_add_fetch(&p->next_id, 1, __ATOMIC_RELAXED));
+	ipc_request_begin(&s->msg, EF_OP_APPEND_MANY, rid);
 	ipc_many_begin(&s->msg, s->n);
-	for (rq = s->reqs; rq != NULL; rq = rq->next)
+	for (rq = s->reqs; rq != NULL; rq = rq->next) {
+		rq->rid = rid;
+		rq->entry = i++;
 		ipc_out_raw(&s->msg, rq->body, rq->len);
+	}
 }
 
 /* Sends s->msg by the trip's deadline; a resend must find a connection
@@ -295,6 +302,8 @@ pipeline_submit(struct pipeline *p, struct pipeline_req *rq)
 
 	rq->deadline = guard_now_ms() + p->timeout_ms;
 	rq->next = NULL;
+	rq->rid = 0; /* not sent (yet) */
+	rq->entry = 0;
 	pthread_mutex_lock(&p->mu);
 	if (p->closing) {
 		pthread_mutex_unlock(&p->mu);
@@ -430,7 +439,7 @@ pipeline_setup(struct pipeline *p, nng_socket sock, uint64_t timeout_ms)
 	return 0;
 fail:
 	pipeline_fini(p, false);
-	return rv == NNG_ENOMEM ? -ENOMEM : -EIO;
+	return ef_err_from_nng(rv);
 }
 
 int
@@ -480,12 +489,7 @@ sweeper_main(void *arg)
 
 	pthread_mutex_lock(&p->smu);
 	while (!p->closing) {
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += SWEEP_MS * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		clock_deadline_ms(&ts, SWEEP_MS);
 		pthread_cond_timedwait(&p->scv, &p->smu, &ts);
 		pipeline_sweep(p);
 	}

@@ -73,6 +73,10 @@ struct pipeline_req {
 	/* the pipeline's */
 	struct pipeline_req *next;
 	uint64_t deadline;
+	/* set when sent, for the caller's log in done: the APPEND_MANY's
+	 * request id (trace.h; 0 if never sent) and this append's entry */
+	uint64_t rid;
+	uint32_t entry;
 };
 
 struct pipeline_slot {
@@ -95,7 +99,6 @@ struct pipeline {
 	uint32_t nbusy;
 	bool closing;
 	uint64_t timeout_ms;
-	uint64_t next_id;
 	uint64_t messages;        /* APPEND_MANY messages sent (atomic) */
 	struct pipeline_slot slots[PIPELINE_SLOTS];
 	/* pipeline_open() only */

@@ -20,6 +20,7 @@
 #include <jansson.h>
 
 #include "ctl.h"
+#include "clock.h"
 #include "data.h"
 #include "guard.h"
 #include "ipc_runner.h"
@@ -85,12 +86,7 @@ ticker_main(void *arg)
 
 	pthread_mutex_lock(&t->mu);
 	while (!t->done) {
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 500000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		clock_deadline_ms(&ts, 500);
 		pthread_cond_timedwait(&t->cv, &t->mu, &ts);
 		if (t->done)
 			break;

@@ -25,6 +25,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "conf.h"
+#include "daemon.h"
 #include "env.h"
 #include "gatewayd.h"
 #include "log.h"
@@ -153,23 +154,11 @@ main(int argc, char **argv)
 		gw->conf.max_request_bytes = 64u << 20;
 	if (gw->conf.store_timeout_ms == 0)
 		gw->conf.store_timeout_ms = 5000;
-	if (opts.check) {
-		if (opts.verbose)
-			conf_print(stdout, gw_keys, "gatewayd", &gw->conf);
-		else
-			printf("configuration OK\n");
+	if (daemon_conf_check(&opts, gw_keys, "gatewayd", &gw->conf))
 		return 0;
-	}
-	if (opts.verbose)
-		log_setverbose(1);
 
 	/* Signals are taken synchronously by the main thread only. */
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	daemon_signals(&set);
 
 	client_url(gw->store_url, sizeof(gw->store_url), gw->conf.runtime_dir,
 	    STORE_SOCK, gw->conf.store_url);

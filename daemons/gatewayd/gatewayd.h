@@ -162,6 +162,7 @@ struct call {
 	struct pbuf out;
 	/* per-RPC progress */
 	uint64_t from, remaining, t0;
+	uint64_t rid; /* the request id of its IPC requests (trace.h) */
 	char stream_id[UUID_STR_LEN];
 	char after[UUID_STR_LEN];
 	bool has_after;

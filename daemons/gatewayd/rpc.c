@@ -248,7 +248,7 @@ static void
 read_next(struct call *c, int op)
 {
 	ipc_out_reset(&c->req);
-	ipc_request_begin(&c->req, op, 0);
+	ipc_request_begin(&c->req, op, c->rid);
 	if (op == EF_OP_READ_ALL) {
 		struct ipc_read_all_req r = { c->from, c->remaining,
 		    EF_FORWARD };
@@ -382,7 +382,7 @@ list_next(struct call *c)
 	}
 	r.max_count = 4096;
 	ipc_out_reset(&c->req);
-	ipc_request_begin(&c->req, EF_OP_LIST_STREAMS, 0);
+	ipc_request_begin(&c->req, EF_OP_LIST_STREAMS, c->rid);
 	ipc_list_req_encode(&c->req, &r);
 	call_store(c, list_done);
 }

@@ -158,7 +158,7 @@ runner_execute(struct call *c, const uint8_t *buf, size_t len)
 		er.payload_len = (uint32_t)r->payload.len;
 	}
 	ipc_out_reset(&c->req);
-	ipc_request_begin(&c->req, EF_OP_EXECUTE, 0);
+	ipc_request_begin(&c->req, EF_OP_EXECUTE, c->rid);
 	ipc_exec_req_encode(&c->req, &er);
 	eventfold__execute_request__free_unpacked(r, NULL);
 	call_peer(c, execute_done, c->gw->conf.store_timeout_ms);
@@ -217,7 +217,7 @@ runner_get_state(struct call *c, const uint8_t *buf, size_t len)
 		return;
 	}
 	ipc_out_reset(&c->req);
-	ipc_request_begin(&c->req, EF_OP_GET_STATE, 0);
+	ipc_request_begin(&c->req, EF_OP_GET_STATE, c->rid);
 	ipc_state_req_encode(&c->req, &sr);
 	eventfold__get_state_request__free_unpacked(r, NULL);
 	call_peer(c, get_state_done, c->gw->conf.store_timeout_ms);
@@ -354,7 +354,7 @@ runner_query(struct call *c, const uint8_t *buf, size_t len)
 		q.wait_ms = wait;
 	}
 	ipc_out_reset(&c->req);
-	ipc_request_begin(&c->req, EF_OP_QUERY, 0);
+	ipc_request_begin(&c->req, EF_OP_QUERY, c->rid);
 	ipc_query_req_encode(&c->req, &q);
 	eventfold__query_request__free_unpacked(r, NULL);
 	call_peer(c, query_done, c->gw->conf.store_timeout_ms + wait);
@@ -460,7 +460,7 @@ runner_list_projections(struct call *c, const uint8_t *buf, size_t len)
 	}
 	eventfold__list_projections_request__free_unpacked(r, NULL);
 	ipc_out_reset(&c->req);
-	ipc_request_begin(&c->req, EF_OP_RUNNER_STATUS, 0);
+	ipc_request_begin(&c->req, EF_OP_RUNNER_STATUS, c->rid);
 	ipc_nil(&c->req);
 	call_peer(c, list_projections_done, c->gw->conf.store_timeout_ms);
 }

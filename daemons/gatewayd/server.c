@@ -32,8 +32,10 @@
 #include <grpc/support/time.h>
 #include <grpc/byte_buffer_reader.h>
 
+#include "clock.h"
 #include "gatewayd.h"
 #include "log.h"
+#include "trace.h"
 
 #include <nng/protocol/reqrep0/req.h>
 
@@ -292,12 +294,32 @@ call_reset(struct call *c)
 	call_arm(c);
 }
 
+/*
+ * A call ending in an error, with its request id (trace.h): a warning,
+ * or a debug line for what a correct client meets in normal use
+ * (cancelled, not found, a failed precondition).
+ */
+static void
+call_log_error(const struct call *c, int code, const char *msg)
+{
+#define CALL_LINE "call " TRACE_FMT " %s: gRPC status %d: %s", c->rid, \
+	c->m != NULL ? c->m->path : "?", code, msg ? msg : ""
+	if (code == GW_CANCELLED || code == GW_NOT_FOUND ||
+	    code == GW_FAILED_PRECONDITION)
+		log_debug(CALL_LINE);
+	else
+		log_warnx(CALL_LINE);
+#undef CALL_LINE
+}
+
 void
 call_finish(struct call *c, int code, const char *msg)
 {
 	grpc_op ops[4], *op = ops;
 	grpc_call_error err;
 
+	if (code != GW_OK)
+		call_log_error(c, code, msg);
 	memset(ops, 0, sizeof(ops));
 	op->op = GRPC_OP_SEND_INITIAL_METADATA;
 	op++;
@@ -451,7 +473,8 @@ store_cb(void *arg)
 	    nng_msg_len(rep.msg), &why) != 0) {
 		ipc_in_close(&rep.in);
 		nng_msg_free(rep.msg);
-		log_warnx("malformed reply from %s: %s", peer_name(c), why);
+		log_warnx("call " TRACE_FMT ": malformed reply from %s: %s",
+		    c->rid, peer_name(c), why);
 		snprintf(msg, sizeof(msg), "malformed reply from %s",
 		    peer_name(c));
 		store_fail(c, EF_S_INTERNAL, msg);
@@ -471,6 +494,18 @@ append_result(struct pipeline_req *rq, const struct ipc_result *res)
 	    offsetof(struct call, preq));
 	struct client_reply rep;
 
+	if (res->status != EF_S_OK) {
+		/* links the call's id to the id stored logs it under */
+#define APPEND_LINE "call " TRACE_FMT ": append went as request " \
+	TRACE_FMT " entry %" PRIu32 ": %s: %.*s", c->rid, rq->rid, \
+	rq->entry, ipc_status_name(res->status), (int)res->message.len, \
+	res->message.ptr
+		if (trace_is_outcome(res->status))
+			log_debug(APPEND_LINE);
+		else
+			log_warnx(APPEND_LINE);
+#undef APPEND_LINE
+	}
 	memset(&rep, 0, sizeof(rep));
 	rep.in.status = res->status;
 	rep.in.message = res->message;
@@ -603,6 +638,7 @@ call_begin(struct call *c)
 		return;
 	}
 	c->t0 = gw_mono_ns();
+	c->rid = trace_id_new();
 	c->m->begin(c, GRPC_SLICE_START_PTR(s), GRPC_SLICE_LENGTH(s));
 	grpc_slice_unref(s);
 }
@@ -930,13 +966,7 @@ server_stop(struct gw *gw)
 	/* end the streams cleanly, then wait for every call to finish */
 	subscribe_stop_all();
 	health_stop(gw);
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += (time_t)(gw->conf.shutdown_grace_ms / 1000);
-	ts.tv_nsec += (long)(gw->conf.shutdown_grace_ms % 1000) * 1000000;
-	if (ts.tv_nsec >= 1000000000) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000;
-	}
+	clock_deadline_ms(&ts, gw->conf.shutdown_grace_ms);
 	pthread_mutex_lock(&sdw.mu);
 	while (!sdw.done && !timed_out)
 		timed_out = pthread_cond_timedwait(&sdw.cv, &sdw.mu, &ts) ==

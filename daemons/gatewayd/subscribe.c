@@ -64,6 +64,7 @@
 #include "eventfold.pb-c.h"
 #include "gatewayd.h"
 #include "log.h"
+#include "trace.h"
 
 #include <nng/protocol/pubsub0/sub.h>
 
@@ -114,6 +115,7 @@ struct sub {
 	nng_aio *aio;
 	int stage;
 	struct ipc_out req;
+	uint64_t rid; /* the subscribe call's request id (trace.h) */
 	struct pbuf pb;
 	struct sub *prev, *nextsub; /* subs_mu */
 	struct sub *wnext;          /* ring_mu: waiter list */
@@ -288,7 +290,7 @@ feed_fill(struct ef_client *cl, struct ipc_out *o, struct pbuf *pb,
 		r.max_count = to - hi < 1000 ? to - hi : 1000;
 		r.direction = EF_FORWARD;
 		ipc_out_reset(o);
-		ipc_request_begin(o, EF_OP_READ_ALL, 0);
+		ipc_request_begin(o, EF_OP_READ_ALL, trace_id_new());
 		ipc_read_all_req_encode(o, &r);
 		st = client_call(cl, o, &rep);
 		if (st != EF_S_OK || rep.in.body == NULL ||
@@ -330,7 +332,7 @@ feed_init(struct ef_client *cl, struct ipc_out *o)
 	const char *why;
 
 	ipc_out_reset(o);
-	ipc_request_begin(o, EF_OP_READ_ALL, 0);
+	ipc_request_begin(o, EF_OP_READ_ALL, trace_id_new());
 	ipc_read_all_req_encode(o, &r);
 	if (client_call(cl, o, &rep) == EF_S_OK && rep.in.body != NULL &&
 	    ipc_read_rep_decode(rep.in.body, &rr, &why) == 0) {
@@ -668,13 +670,13 @@ sub_read(struct sub *s)
 		r.from = s->next_ver;
 		r.max_count = SUB_PAGE;
 		r.direction = EF_FORWARD;
-		ipc_request_begin(&s->req, EF_OP_READ_STREAM, 0);
+		ipc_request_begin(&s->req, EF_OP_READ_STREAM, s->rid);
 		ipc_read_stream_req_encode(&s->req, &r);
 	} else {
 		struct ipc_read_all_req r = { s->next_pos, SUB_PAGE,
 		    EF_FORWARD };
 
-		ipc_request_begin(&s->req, EF_OP_READ_ALL, 0);
+		ipc_request_begin(&s->req, EF_OP_READ_ALL, s->rid);
 		ipc_read_all_req_encode(&s->req, &r);
 	}
 	if (nng_msg_alloc(&m, 0) != 0 ||
@@ -713,8 +715,8 @@ sub_page(struct sub *s, struct client_reply *rep)
 			sub_retry(s);
 			return;
 		}
-		log_warnx("subscription ended: %s: %.*s",
-		    ipc_status_name(st), (int)rep->in.message.len,
+		log_warnx("call " TRACE_FMT ": subscription ended: %s: %.*s",
+		    s->rid, ipc_status_name(st), (int)rep->in.message.len,
 		    rep->in.message.ptr);
 		s->end_code = ipc_status_grpc(st);
 		s->end_msg = ipc_status_text(st);
@@ -790,7 +792,8 @@ sub_store_cb(void *arg)
 	rep.msg = nng_aio_get_msg(s->aio);
 	if (ipc_reply_open(&rep.in, nng_msg_body(rep.msg),
 	    nng_msg_len(rep.msg), &why) != 0) {
-		log_warnx("malformed reply from eventfold-stored: %s", why);
+		log_warnx("call " TRACE_FMT ": malformed reply from "
+		    "eventfold-stored: %s", s->rid, why);
 		client_reply_free(&rep);
 		sub_retry(s);
 		return;
@@ -937,6 +940,7 @@ sub_start(struct call *c, bool is_stream, const uint8_t *sid,
 	s->close_tag.fn = sub_close_done;
 	s->refs = 2;
 	s->is_stream = is_stream;
+	s->rid = c->rid;
 	if (is_stream) {
 		memcpy(s->sid, sid, UUID_LEN);
 		uuid_format(sid, s->stream_id);

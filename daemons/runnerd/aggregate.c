@@ -705,7 +705,7 @@ recovery_see(struct recovery *r, const struct ef_event *ev,
 	char cmd[IPC_ID_MAX + 1];
 	uint8_t id[UUID_LEN];
 
-	if (ev->metadata_len == 0 || json_get_str(ev->metadata,
+	if (ev->metadata_len == 0 || meta_get_str(ev->metadata,
 	    ev->metadata_len, "command_id", cmd, sizeof(cmd)) <= 0) {
 		recovery_flush(r, stream);
 		return;

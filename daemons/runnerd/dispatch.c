@@ -17,9 +17,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "errors.h"
 #include "listen.h"
 #include "log.h"
 #include "runnerd.h"
+#include "trace.h"
 
 #include <nng/protocol/reqrep0/rep.h>
 
@@ -33,6 +35,8 @@ struct worker {
 	struct ipc_out out;
 	pthread_mutex_t mu; /* receiving, against dispatch_stop() */
 	int receiving;      /* waiting for a request: may be cancelled */
+	uint64_t rid;       /* the request's id and op, for the log */
+	int op;
 };
 
 static nng_socket rep_sock;
@@ -56,6 +60,7 @@ reply_error(struct worker *w, int status, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	trace_reply(w->rid, w->op, NULL, status, msg);
 	ipc_out_reset(&w->out);
 	ipc_reply_begin(&w->out, status, msg);
 	ipc_nil(&w->out);
@@ -262,51 +267,32 @@ handle_runner_status(struct worker *w, const struct ipc_in *in)
 	ipc_runner_status_end(&w->out, map_bytes, grows);
 }
 
+/* REBUILD and RESET: the same body, a fold's name. */
 static void
-handle_rebuild(struct worker *w, const struct ipc_in *in)
+handle_rebuild_reset(struct worker *w, const struct ipc_in *in)
 {
 	struct ipc_name_req r;
 	struct fold *f;
 	char msg[1024];
 	const char *why = "";
-	int s;
+	int reset = in->op == EF_OP_RESET, s;
 
 	if (ipc_name_req_decode(in->body, &r, &why) != 0) {
-		reply_error(w, EF_S_BAD_REQUEST, "rebuild: bad field: %s", why);
+		reply_error(w, EF_S_BAD_REQUEST, "%s: bad field: %s",
+		    ipc_op_name((int)in->op), why);
 		return;
 	}
 	if ((f = find_fold(w, &r.name)) == NULL)
 		return;
-	if ((s = fold_rebuild(f, msg, sizeof(msg))) != EF_S_OK) {
+	s = reset ? fold_request(f, REQ_RESET, msg, sizeof(msg)) :
+	    fold_rebuild(f, msg, sizeof(msg));
+	if (s != EF_S_OK) {
 		reply_error(w, s, "%s", msg);
 		return;
 	}
 	ipc_out_reset(&w->out);
-	ipc_reply_begin(&w->out, EF_S_OK, "rebuild started");
-	ipc_nil(&w->out);
-}
-
-static void
-handle_reset(struct worker *w, const struct ipc_in *in)
-{
-	struct ipc_name_req r;
-	struct fold *f;
-	char msg[1024];
-	const char *why = "";
-	int s;
-
-	if (ipc_name_req_decode(in->body, &r, &why) != 0) {
-		reply_error(w, EF_S_BAD_REQUEST, "reset: bad field: %s", why);
-		return;
-	}
-	if ((f = find_fold(w, &r.name)) == NULL)
-		return;
-	if ((s = fold_request(f, REQ_RESET, msg, sizeof(msg))) != EF_S_OK) {
-		reply_error(w, s, "%s", msg);
-		return;
-	}
-	ipc_out_reset(&w->out);
-	ipc_reply_begin(&w->out, EF_S_OK, "reset to position 0");
+	ipc_reply_begin(&w->out, EF_S_OK, reset ? "reset to position 0" :
+	    "rebuild started");
 	ipc_nil(&w->out);
 }
 
@@ -493,8 +479,8 @@ static const struct {
 	{ EF_OP_GET_STATE, handle_get_state },
 	{ EF_OP_QUERY, handle_query },
 	{ EF_OP_RUNNER_STATUS, handle_runner_status },
-	{ EF_OP_REBUILD, handle_rebuild },
-	{ EF_OP_RESET, handle_reset },
+	{ EF_OP_REBUILD, handle_rebuild_reset },
+	{ EF_OP_RESET, handle_rebuild_reset },
 	{ EF_OP_REPLAY, handle_replay },
 	{ EF_OP_DEAD_LETTERS, handle_dead_letters },
 	{ EF_OP_PLUGINS, handle_plugins },
@@ -510,6 +496,8 @@ dispatch_one(struct worker *w, nng_msg *m)
 	int rc;
 
 	rc = ipc_request_open(&in, nng_msg_body(m), nng_msg_len(m), &why);
+	w->rid = in.request_id;
+	w->op = (int)in.op;
 	if (rc != 0) {
 		reply_error(w, rc, "%s%s", why, rc == EF_S_BAD_VERSION ?
 		    " (this runnerd speaks version " EF_STR(EF_PROTO_VERSION) ")" : "");
@@ -589,7 +577,7 @@ dispatch_start(const char *url, uint64_t n)
 	int rv;
 
 	if ((rv = nng_rep0_open(&rep_sock)) != 0)
-		return rv;
+		return ef_err_from_nng(rv);
 	nng_socket_set_size(rep_sock, NNG_OPT_RECVMAXSZ, IPC_MAX_MSG);
 	if ((rv = listener_open(&rep_listener, rep_sock, url, 0660)) != 0)
 		return rv;
@@ -602,7 +590,7 @@ dispatch_start(const char *url, uint64_t n)
 		ipc_out_init(&w->out);
 		pthread_mutex_init(&w->mu, NULL);
 		if ((rv = nng_ctx_open(&w->ctx, rep_sock)) != 0)
-			return rv;
+			return ef_err_from_nng(rv);
 		if (nng_aio_alloc(&w->aio, NULL, NULL) != 0)
 			fatal("nng_aio_alloc");
 		if (pthread_create(&w->thr, NULL, worker_main, w) != 0)

@@ -33,6 +33,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "log.h"
 #include "runnerd.h"
 
@@ -75,18 +76,6 @@ evq_clear(struct evq *q)
 	pthread_mutex_unlock(&q->mu);
 }
 
-static void
-abs_deadline(struct timespec *ts, uint64_t ms)
-{
-	clock_gettime(CLOCK_REALTIME, ts);
-	ts->tv_sec += (time_t)(ms / 1000);
-	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts->tv_nsec >= 1000000000L) {
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000L;
-	}
-}
-
 /* Copies ev into the queue; waits while it is full. 1 if stopped. */
 static int
 evq_push(struct evq *q, const struct ef_event *ev, volatile int *stop)
@@ -115,7 +104,7 @@ evq_push(struct evq *q, const struct ef_event *ev, volatile int *stop)
 	pthread_mutex_lock(&q->mu);
 	while ((q->n >= Q_MAX_EVENTS || q->bytes >= Q_MAX_BYTES) &&
 	    !__atomic_load_n(stop, __ATOMIC_RELAXED)) {
-		abs_deadline(&ts, 100);
+		clock_deadline_ms(&ts, 100);
 		pthread_cond_timedwait(&q->cv_put, &q->mu, &ts);
 	}
 	if (__atomic_load_n(stop, __ATOMIC_RELAXED)) {
@@ -146,7 +135,7 @@ evq_take(struct evq *q, size_t max, uint64_t ms, size_t *n)
 	*n = 0;
 	pthread_mutex_lock(&q->mu);
 	if (q->head == NULL) {
-		abs_deadline(&ts, ms);
+		clock_deadline_ms(&ts, ms);
 		pthread_cond_timedwait(&q->cv_get, &q->mu, &ts);
 	}
 	head = q->head;

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "log.h"
 #include "runnerd.h"
 
@@ -33,13 +34,7 @@ mgr_nap(struct fold *f, uint64_t ms)
 	struct timespec ts;
 	int r;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += (time_t)(ms / 1000);
-	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	clock_deadline_ms(&ts, ms);
 	pthread_mutex_lock(&f->mu);
 	while (f->req == REQ_NONE &&
 	    pthread_cond_timedwait(&f->cv, &f->mu, &ts) == 0)
@@ -138,7 +133,7 @@ procmgr_event(struct fold *f, const struct ef_event *ev, char *msg,
 		return 1;
 	}
 	uuid_format(ev->event_id, eid);
-	if (ev->metadata_len == 0 || json_get_str(ev->metadata,
+	if (ev->metadata_len == 0 || meta_get_str(ev->metadata,
 	    ev->metadata_len, "correlation_id", corr, sizeof(corr)) <= 0)
 		snprintf(corr, sizeof(corr), "%s", eid);
 	for (i = 0; i < c.ncmds; i++) {

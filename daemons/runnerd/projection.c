@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 #include "runnerd.h"
 
@@ -59,13 +60,7 @@ query_wait(struct fold *f, uint64_t pos, uint64_t wait_ms, char *msg,
 	struct timespec ts;
 	int rc = EF_S_OK;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += (time_t)(wait_ms / 1000);
-	ts.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	clock_deadline_ms(&ts, wait_ms);
 	pthread_mutex_lock(&f->mu);
 	if (f->next <= pos)
 		__atomic_store_n(&f->hurry, 1, __ATOMIC_RELAXED);

@@ -26,7 +26,9 @@
 
 #include <systemd/sd-daemon.h>
 
+#include "clock.h"
 #include "conf.h"
+#include "daemon.h"
 #include "env.h"
 #include "log.h"
 #include "probe.h"
@@ -105,19 +107,13 @@ struct runner rd;
 uint64_t
 now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return clock_mono_ms();
 }
 
 uint64_t
 wall_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return clock_wall_ms();
 }
 
 int
@@ -191,25 +187,6 @@ commit_pace(uint64_t since, const volatile int *f1, const volatile int *f2)
 		nanosleep(&ts, NULL);
 }
 
-static int
-mkdir_p(const char *dir, mode_t last)
-{
-	char buf[4096], *p;
-
-	snprintf(buf, sizeof(buf), "%s", dir);
-	for (p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-			return -1;
-		*p = '/';
-	}
-	if (mkdir(buf, last) != 0 && errno != EEXIST)
-		return -1;
-	return 0;
-}
-
 int
 main(int argc, char **argv)
 {
@@ -246,23 +223,11 @@ main(int argc, char **argv)
 		rd.conf.page = 1000;
 	if (rd.conf.pm_retries == 0)
 		rd.conf.pm_retries = 1;
-	if (opts.check) {
-		if (opts.verbose)
-			conf_print(stdout, runner_keys, "runnerd", &rd.conf);
-		else
-			printf("configuration OK\n");
+	if (daemon_conf_check(&opts, runner_keys, "runnerd", &rd.conf))
 		return 0;
-	}
-	if (opts.verbose)
-		log_setverbose(1);
 	rd.start_ms = now_ms();
 
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	daemon_signals(&set);
 
 	client_url(rd.store_url, sizeof(rd.store_url), rd.conf.runtime_dir,
 	    STORE_SOCK, rd.conf.store_url);
@@ -270,11 +235,13 @@ main(int argc, char **argv)
 	    STORE_EVENTS_SOCK, rd.conf.events_url);
 	client_url(rd.runner_url, sizeof(rd.runner_url), rd.conf.runtime_dir,
 	    RUNNER_SOCK, rd.conf.runner_url);
-	if (!*rd.conf.runner_url && mkdir_p(rd.conf.runtime_dir, 0750) != 0)
-		fatal("runtime dir %s", rd.conf.runtime_dir);
+	if (!*rd.conf.runner_url &&
+	    (rc = daemon_mkdir_p(rd.conf.runtime_dir, 0750)) != 0)
+		fatalx("runtime dir %s: %s", rd.conf.runtime_dir,
+		    strerror(-rc));
 	snprintf(dir, sizeof(dir), "%s/runner", rd.conf.data_dir);
-	if (mkdir_p(dir, 0750) != 0)
-		fatal("data dir %s", dir);
+	if ((rc = daemon_mkdir_p(dir, 0750)) != 0)
+		fatalx("data dir %s: %s", dir, strerror(-rc));
 
 	nplugins = plugin_load_dir(rd.conf.plugin_dir);
 	log_info("%d plugins loaded from %s", nplugins, rd.conf.plugin_dir);
@@ -291,7 +258,7 @@ main(int argc, char **argv)
 	if (fold_start_all() != 0)
 		fatalx("cannot start the projections and process managers");
 	if ((rc = dispatch_start(rd.runner_url, rd.conf.workers)) != 0)
-		fatalx("listen %s: %s", rd.runner_url, nng_strerror(rc));
+		fatalx("listen %s: %s", rd.runner_url, strerror(-rc));
 	log_info("serving %s (store %s)", rd.runner_url, rd.store_url);
 	sd_notifyf(0, "READY=1\nSTATUS=serving, %d plugins", nplugins);
 

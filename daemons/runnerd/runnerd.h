@@ -146,12 +146,13 @@ void event_view(const struct ef_event *ev, struct efp_event *out,
     struct view_buf *vb);
 
 /*
- * Finds key at the top level of the JSON object in p (len bytes) and,
- * if its value is a string, writes it (unescaped, NUL-terminated) to
- * out. Returns its length, or -1 if absent, not a string, too long or
- * p is not an object.
+ * Finds key at the top level of the JSON object in p (len bytes, parsed
+ * with jansson) and, if its value is a string, writes it (unescaped,
+ * NUL-terminated) to out. Returns its length, or -1 if absent, not a
+ * string, holding U+0000, too long for outsz, or p is not one valid JSON
+ * object.
  */
-int json_get_str(const uint8_t *p, size_t len, const char *key, char *out,
+int meta_get_str(const uint8_t *p, size_t len, const char *key, char *out,
     size_t outsz);
 
 int plugin_load_dir(const char *dir);
@@ -167,7 +168,13 @@ const char *plugin_refused_at(size_t i, const char **why);
 size_t plugin_naggs(void);
 struct agg_type *plugin_agg_at(size_t i);
 
-/* state.c: the LMDB environment. */
+/*
+ * state.c: the LMDB environment. The one exception to errors.h's rule
+ * 2: the transaction functions below and their callers in fold.c,
+ * aggregate.c, projection.c and procmgr.c pass LMDB's own codes
+ * (MDB_MAP_FULL drives the grow-and-retry loops); what leaves runnerd
+ * through state_backup is a negative errno (ef_err_from_mdb).
+ */
 struct state {
 	MDB_env *env;
 	MDB_dbi meta;  /* "meta": fold checkpoints */
@@ -390,6 +397,7 @@ int procmgr_dead_letters(const struct ipc_dl_req *r, struct ipc_out *out,
 uint64_t procmgr_count_dead(const char *manager);
 
 /* dispatch.c */
+/* 0 or a negative errno (-EADDRINUSE: the name is another's). */
 int dispatch_start(const char *url, uint64_t workers);
 void dispatch_stop(void);
 

@@ -34,6 +34,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "errors.h"
 #include "fsync.h"
 #include "log.h"
 #include "runnerd.h"
@@ -370,7 +371,7 @@ state_backup(const char *dir, uint64_t *bytes, char *why, size_t whylen)
 	if ((rc = mdb_env_copy2(st.env, dir, MDB_CP_COMPACT)) != 0) {
 		snprintf(why, whylen, "copy of runnerd's state into %s: %s",
 		    dir, mdb_strerror(rc));
-		rc = rc > 0 ? -rc : -EIO;
+		rc = ef_err_from_mdb(rc);
 		goto fail;
 	}
 	/* mdb_env_copy2 does not fsync what it wrote */

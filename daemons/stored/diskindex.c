@@ -48,6 +48,7 @@
 #include <xxhash.h>
 
 #include "crashpoint.h"
+#include "errors.h"
 #include "log.h"
 #include "segfile.h"
 #include "stored.h"
@@ -56,27 +57,11 @@
 #define BLOOM_BITS    10 /* per event: about 1% false positives */
 #define BLOOM_K       7
 
-/* Translates an LMDB code into a negative errno (once, here). */
-static int
+/* LMDB's codes become negative errnos here, once (errors.h). */
+static inline int
 mdb_err(int rc)
 {
-	switch (rc) {
-	case MDB_SUCCESS:
-		return 0;
-	case MDB_NOTFOUND:
-		return -ENOENT;
-	case MDB_MAP_FULL:
-		return -ENOSPC;
-	case MDB_CORRUPTED:
-	case MDB_PAGE_NOTFOUND:
-	case MDB_INVALID:
-	case MDB_VERSION_MISMATCH:
-		return -EBADMSG;
-	case MDB_READERS_FULL:
-		return -EAGAIN;
-	default:
-		return rc > 0 ? -rc : -EIO;
-	}
+	return ef_err_from_mdb(rc);
 }
 
 /*

@@ -25,10 +25,12 @@
 
 #include "archive.h"
 #include "client.h"
+#include "errors.h"
 #include "ipc_many.h"
 #include "listen.h"
 #include "log.h"
 #include "stored.h"
+#include "trace.h"
 #include "utf8.h"
 
 #include <nng/protocol/reqrep0/rep.h>
@@ -89,6 +91,7 @@ reply_error(struct worker *w, int status, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	trace_reply(w->in.request_id, (int)w->in.op, NULL, status, msg);
 	ipc_out_reset(&w->out);
 	ipc_reply_begin(&w->out, status, msg);
 	ipc_nil(&w->out);
@@ -176,7 +179,8 @@ job_reply(struct append_job *job)
 	    job->msg);
 	append_result_body(&w->out, job);
 	if (job->status != EF_S_OK)
-		log_debug("%s refused: %s", ipc_op_name(job->op), job->msg);
+		trace_reply(w->in.request_id, job->op, NULL, job->status,
+		    job->msg);
 	if (job->op == EF_OP_IMPORT) {
 		free((void *)job->imp);
 		job->imp = NULL;
@@ -200,8 +204,11 @@ rotate_done(struct append_job *job)
 	    job->msg);
 	if (job->status == EF_S_OK)
 		ipc_rotate_rep_encode(&w->out, &job->rot);
-	else
+	else {
+		trace_reply(w->in.request_id, EF_OP_ROTATE, NULL, job->status,
+		    job->msg);
 		ipc_nil(&w->out);
+	}
 	rctx_send(w);
 	__atomic_sub_fetch(&inflight, 1, __ATOMIC_SEQ_CST);
 }
@@ -240,11 +247,10 @@ append_check(struct stored *sd, const msgpack_object *body,
 	char ebuf[UUID_STR_LEN];
 	uint64_t total = 0;
 	uint32_t i;
+	int st;
 
-	if (ipc_append_req_decode(body, req, &why) != 0) {
-		job_fail(job, strcmp(why, "expected kind") == 0 ?
-		    EF_S_BAD_EXPECTED_VERSION : EF_S_BAD_REQUEST,
-		    "append: bad field: %s", why);
+	if ((st = ipc_append_req_decode(body, req, &why)) != 0) {
+		job_fail(job, st, "append: bad field: %s", why);
 		return -1;
 	}
 	if (uuid_parse(req->stream_id.ptr, req->stream_id.len,
@@ -339,11 +345,15 @@ many_reply(struct worker *w)
 	ipc_many_begin(&w->out, w->nmany);
 	for (i = 0; i < w->nmany; i++) {
 		struct many_entry *e = &w->many[i];
+		char what[32];
 
 		ipc_result_begin(&w->out, e->job.status, e->job.status ==
 		    EF_S_OK ? "ok" : e->job.msg);
-		if (e->job.status != EF_S_OK)
-			log_debug("append refused: %s", e->job.msg);
+		if (e->job.status != EF_S_OK) {
+			snprintf(what, sizeof(what), "entry %" PRIu32, i);
+			trace_reply(w->in.request_id, EF_OP_APPEND, what,
+			    e->job.status, e->job.msg);
+		}
 		append_result_body(&w->out, &e->job);
 		free(e->job.ids);
 		e->job.ids = NULL;
@@ -1095,7 +1105,7 @@ dispatch_start(struct stored *sd, const char *url)
 	int rv;
 
 	if ((rv = nng_rep0_open(&rep_sock)) != 0)
-		return rv;
+		return ef_err_from_nng(rv);
 	nng_socket_set_size(rep_sock, NNG_OPT_RECVMAXSZ, IPC_MAX_MSG);
 	nworkers = sd->conf.workers ? sd->conf.workers : 1;
 	if ((workers = calloc(nworkers, sizeof(*workers))) == NULL)
@@ -1105,10 +1115,9 @@ dispatch_start(struct stored *sd, const char *url)
 
 		w->sd = sd;
 		ipc_out_init(&w->out);
-		if ((rv = nng_ctx_open(&w->ctx, rep_sock)) != 0)
-			return rv;
-		if ((rv = nng_aio_alloc(&w->aio, rctx_cb, w)) != 0)
-			return rv;
+		if ((rv = nng_ctx_open(&w->ctx, rep_sock)) != 0 ||
+		    (rv = nng_aio_alloc(&w->aio, rctx_cb, w)) != 0)
+			return ef_err_from_nng(rv);
 	}
 	if ((rv = listener_open(&rep_listener, rep_sock, url, 0660)) != 0)
 		return rv;

@@ -23,6 +23,7 @@
 
 #include "client.h"
 #include "conf.h"
+#include "daemon.h"
 #include "env.h"
 #include "listen.h"
 #include "log.h"
@@ -116,52 +117,6 @@ writer_alive(uint64_t limit_ms)
 	if (waiting == 0 || beat == 0)
 		return 1;
 	return mono_ms() - beat < limit_ms;
-}
-
-/*
- * Creates dir and its missing parents. A directory created here is made
- * durable in its parent (fsync of the parent) before anything is written
- * in it: otherwise a power cut can take the data directory, and every
- * acknowledged event in it, away (found by tests/powerloss).
- */
-static int
-mkdir_durable(const char *path, mode_t mode)
-{
-	char parent[4096], *slash;
-	int fd, rc = 0;
-
-	if (mkdir(path, mode) != 0)
-		return errno == EEXIST ? 0 : -1;
-	snprintf(parent, sizeof(parent), "%s", path);
-	if ((slash = strrchr(parent, '/')) == NULL)
-		snprintf(parent, sizeof(parent), ".");
-	else if (slash == parent)
-		parent[1] = '\0';
-	else
-		*slash = '\0';
-	if ((fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
-		return -1;
-	if (fsync(fd) != 0)
-		rc = -1;
-	close(fd);
-	return rc;
-}
-
-static int
-mkdir_p(const char *dir)
-{
-	char buf[4096], *p;
-
-	snprintf(buf, sizeof(buf), "%s", dir);
-	for (p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir_durable(buf, 0755) != 0)
-			return -1;
-		*p = '/';
-	}
-	return mkdir_durable(buf, 0750);
 }
 
 /* 0 if the archive keys are in range, else -1 (said on f if not NULL). */
@@ -289,37 +244,26 @@ main(int argc, char **argv)
 	}
 	if (archive_conf_check(&sd.conf, stderr) != 0)
 		return 1;
-	if (opts.check) {
-		if (opts.verbose)
-			conf_print(stdout, stored_keys, "stored", &sd.conf);
-		else
-			printf("configuration OK\n");
+	if (daemon_conf_check(&opts, stored_keys, "stored", &sd.conf))
 		return 0;
-	}
-	if (opts.verbose)
-		log_setverbose(1);
 	if ((v = getenv("EVENTFOLD_DEDUP_CAPACITY")) != NULL)
 		log_info("EVENTFOLD_DEDUP_CAPACITY=%s is not needed: eventfold "
 		    "recognises a retried append by its event ids for the "
 		    "whole log, not for the last N of them", v);
 
 	/* Signals are taken synchronously by the main thread only. */
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	daemon_signals(&set);
 
 	client_url(store_url, sizeof(store_url), sd.conf.runtime_dir,
 	    STORE_SOCK, sd.conf.store_url);
 	client_url(events_url, sizeof(events_url), sd.conf.runtime_dir,
 	    STORE_EVENTS_SOCK, sd.conf.events_url);
 	if ((!*sd.conf.store_url || !*sd.conf.events_url) &&
-	    mkdir_p(sd.conf.runtime_dir) != 0)
-		fatal("runtime dir %s", sd.conf.runtime_dir);
-	if (mkdir_p(sd.conf.data_dir) != 0)
-		fatal("data dir %s", sd.conf.data_dir);
+	    (rc = daemon_mkdir_p(sd.conf.runtime_dir, 0750)) != 0)
+		fatalx("runtime dir %s: %s", sd.conf.runtime_dir,
+		    strerror(-rc));
+	if ((rc = daemon_mkdir_p(sd.conf.data_dir, 0750)) != 0)
+		fatalx("data dir %s: %s", sd.conf.data_dir, strerror(-rc));
 
 	sd.stats.start_ms = mono_ms();
 	t0 = mono_ms();
@@ -395,9 +339,9 @@ main(int argc, char **argv)
 		fatalx("cannot open the publish socket");
 	nng_socket_set_int(sd.pub, NNG_OPT_SENDBUF, 8192);
 	if ((rc = listener_open(&pl, sd.pub, events_url, 0660)) != 0)
-		fatalx("listen %s: %s", events_url, nng_strerror(rc));
+		fatalx("listen %s: %s", events_url, strerror(-rc));
 	if ((rc = dispatch_start(&sd, store_url)) != 0)
-		fatalx("listen %s: %s", store_url, nng_strerror(rc));
+		fatalx("listen %s: %s", store_url, strerror(-rc));
 	log_info("serving %s, publishing on %s", store_url, events_url);
 	sd_notifyf(0, "READY=1\nSTATUS=serving, %" PRIu64 " events",
 	    sd.index.head);

@@ -604,6 +604,7 @@ void job_fail(struct append_job *job, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* dispatch.c: contexts on the rep socket. */
+/* 0 or a negative errno (-EADDRINUSE: the name is another's). */
 int dispatch_start(struct stored *sd, const char *url);
 void dispatch_stop(struct stored *sd);
 

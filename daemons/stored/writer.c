@@ -34,6 +34,7 @@
 #include <time.h>
 #include <xxhash.h>
 
+#include "clock.h"
 #include "crashpoint.h"
 #include "log.h"
 #include "stored.h"
@@ -119,19 +120,13 @@ struct wbatch {
 uint64_t
 now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return clock_wall_ms();
 }
 
 uint64_t
 mono_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return clock_mono_ms();
 }
 
 static void
@@ -701,12 +696,7 @@ gather(struct stored *sd, uint64_t want, uint64_t wait_us)
 
 	if (want <= 1 || sd->qlen >= want || wait_us == 0)
 		return;
-	clock_gettime(CLOCK_REALTIME, &dl);
-	dl.tv_nsec += (long)wait_us * 1000;
-	while (dl.tv_nsec >= 1000000000L) {
-		dl.tv_sec++;
-		dl.tv_nsec -= 1000000000L;
-	}
+	clock_deadline_us(&dl, wait_us);
 	while (sd->qlen < want && !sd->writer_exit)
 		if (pthread_cond_timedwait(&sd->qcv, &sd->qmu, &dl) != 0)
 			break;

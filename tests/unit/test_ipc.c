@@ -1607,8 +1607,14 @@ Test(ipc, values_out_of_range)
 	v.via.u64 = EF_EXPECT_EXACT + 1;
 	m = with_field(b, 1, &v);
 	why = NULL;
-	cr_assert_eq(d_append(&m, &why), EF_S_BAD_REQUEST);
+	cr_assert_eq(d_append(&m, &why), EF_S_BAD_EXPECTED_VERSION);
 	cr_assert_str_eq(why, "expected kind");
+	free(m.via.array.ptr);
+	/* an expected kind that is not a number: the same status */
+	m = with_field(b, 1, &wrong[5]);
+	why = NULL;
+	cr_assert_eq(d_append(&m, &why), EF_S_BAD_EXPECTED_VERSION);
+	cr_assert(strstr(why, "expected kind") != NULL, "%s", why);
 	free(m.via.array.ptr);
 	/* a stream id over IPC_MAX_STRLEN */
 	v = wrong[5];

@@ -1,0 +1,76 @@
+/* SPDX-License-Identifier: MIT */
+/* daemon.c - see daemon.h. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "daemon.h"
+#include "fsync.h"
+#include "log.h"
+
+int
+daemon_conf_check(const struct conf_opts *o, const struct conf_key *keys,
+    const char *section, const void *conf)
+{
+	if (o->check) {
+		if (o->verbose)
+			conf_print(stdout, keys, section, conf);
+		else
+			printf("configuration OK\n");
+		return 1;
+	}
+	if (o->verbose)
+		log_setverbose(1);
+	return 0;
+}
+
+void
+daemon_signals(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+/* mkdir(2) of path, made durable in its parent; 0 if it exists. */
+static int
+mkdir_durable(const char *path, mode_t mode)
+{
+	char parent[4096], *slash;
+
+	if (mkdir(path, mode) != 0)
+		return errno == EEXIST ? 0 : -errno;
+	snprintf(parent, sizeof(parent), "%s", path);
+	if ((slash = strrchr(parent, '/')) == NULL)
+		snprintf(parent, sizeof(parent), ".");
+	else if (slash == parent)
+		parent[1] = '\0';
+	else
+		*slash = '\0';
+	return fsync_path(parent, 1);
+}
+
+int
+daemon_mkdir_p(const char *dir, mode_t mode)
+{
+	char buf[4096], *p;
+	int rc;
+
+	if (strlen(dir) >= sizeof(buf))
+		return -ENAMETOOLONG;
+	snprintf(buf, sizeof(buf), "%s", dir);
+	for (p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if ((rc = mkdir_durable(buf, 0755)) != 0)
+			return rc;
+		*p = '/';
+	}
+	return mkdir_durable(buf, mode);
+}
