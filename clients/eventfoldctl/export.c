@@ -35,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -409,14 +410,27 @@ export_parse(int argc, char **argv, struct export_opts *o)
 	return CTL_OK;
 }
 
-/* Opens the sink: FILE.partial (renamed at the end) or stdout. */
+/*
+ * Opens the sink: FILE.partial (renamed at the end) or stdout. FILE
+ * that exists and is not a regular file (/dev/null, a FIFO, a
+ * terminal) is written as it is: a rename over it would replace the
+ * device with a regular file.
+ */
 static int
 sink_open(struct sink *s, const struct export_opts *o, char *tmp,
     size_t tmplen)
 {
+	struct stat sb;
+
 	memset(s, 0, sizeof(*s));
 	s->fd = STDOUT_FILENO;
-	if (o->out != NULL && strcmp(o->out, "-") != 0) {
+	if (o->out != NULL && strcmp(o->out, "-") != 0 &&
+	    stat(o->out, &sb) == 0 && !S_ISREG(sb.st_mode)) {
+		s->fd = open(o->out, O_WRONLY | O_CLOEXEC);
+		if (s->fd < 0)
+			return ctl_err(CTL_USAGE, "%s: %s", o->out,
+			    strerror(errno));
+	} else if (o->out != NULL && strcmp(o->out, "-") != 0) {
 		snprintf(tmp, tmplen, "%s.partial", o->out);
 		s->fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
 		    0644);
