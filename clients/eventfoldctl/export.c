@@ -70,17 +70,18 @@ obuf_grow(struct obuf *b, size_t more)
 	b->cap = cap;
 }
 
-static void
+static inline void
 obuf_put(struct obuf *b, const void *p, size_t n)
 {
-	obuf_grow(b, n);
+	if (b->cap - b->len < n)
+		obuf_grow(b, n);
 	memcpy(b->p + b->len, p, n);
 	b->len += n;
 }
 
 #define OBUF_LIT(b, s) obuf_put((b), (s), sizeof(s) - 1)
 
-static void
+static inline void
 obuf_u64(struct obuf *b, uint64_t v)
 {
 	char tmp[24];
@@ -93,15 +94,26 @@ obuf_u64(struct obuf *b, uint64_t v)
 	obuf_put(b, tmp + i, sizeof(tmp) - (size_t)i);
 }
 
-static void
+/* "uuid", as uuid_format() writes it, straight into b. */
+static inline void
 obuf_uuid(struct obuf *b, const uint8_t u[UUID_LEN])
 {
-	char s[UUID_STR_LEN];
+	static const char hex[] = "0123456789abcdef";
+	char *o;
+	int i;
 
-	uuid_format(u, s);
-	obuf_put(b, "\"", 1);
-	obuf_put(b, s, 36);
-	obuf_put(b, "\"", 1);
+	if (b->cap - b->len < 38)
+		obuf_grow(b, 38);
+	o = b->p + b->len;
+	*o++ = '"';
+	for (i = 0; i < UUID_LEN; i++) {
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			*o++ = '-';
+		*o++ = hex[u[i] >> 4];
+		*o++ = hex[u[i] & 15];
+	}
+	*o++ = '"';
+	b->len += 38;
 }
 
 /*
