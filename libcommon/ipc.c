@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <nng/nng.h>
+
 #include "ipc.h"
 #include "ipc_field.h"
 #include "log.h"
@@ -717,7 +719,11 @@ ipc_out_write(void *data, const char *buf, size_t len)
 		ncap = o->cap ? o->cap : 256;
 		while (ncap < o->len + len)
 			ncap *= 2;
-		if ((nb = realloc(o->buf, ncap)) == NULL)
+		if (o->msg != NULL) {
+			if (nng_msg_realloc(o->msg, ncap) != 0)
+				fatalx("nng_msg_realloc: out of memory");
+			nb = nng_msg_body(o->msg);
+		} else if ((nb = realloc(o->buf, ncap)) == NULL)
 			fatal("realloc");
 		o->buf = nb;
 		o->cap = ncap;
@@ -741,12 +747,38 @@ ipc_out_reset(struct ipc_out *o)
 }
 
 void
+ipc_out_msg_begin(struct ipc_out *o, struct nng_msg *m)
+{
+	o->own = o->buf;
+	o->own_cap = o->cap;
+	o->msg = m;
+	o->buf = nng_msg_body(m);
+	o->cap = nng_msg_len(m);
+	o->len = 0;
+}
+
+struct nng_msg *
+ipc_out_msg_end(struct ipc_out *o)
+{
+	struct nng_msg *m = o->msg;
+
+	if (nng_msg_realloc(m, o->len) != 0) /* shrinks: cannot fail */
+		fatalx("nng_msg_realloc");
+	o->msg = NULL;
+	o->buf = o->own;
+	o->cap = o->own_cap;
+	o->len = 0;
+	return m;
+}
+
+void
 ipc_out_free(struct ipc_out *o)
 {
 	if (o == NULL)
 		return;
-	free(o->buf);
-	o->buf = NULL;
+	free(o->msg != NULL ? o->own : o->buf); /* a message is the caller's */
+	o->buf = o->own = NULL;
+	o->msg = NULL;
 	o->len = o->cap = 0;
 }
 
@@ -872,6 +904,29 @@ ipc_read_rep_begin(struct ipc_out *o, uint32_t nevents)
 {
 	msgpack_pack_array(&o->pk, 3);
 	msgpack_pack_array(&o->pk, nevents);
+}
+
+size_t
+ipc_read_rep_begin_open(struct ipc_out *o)
+{
+	static const char arr32[5] = { (char)0xdd, 0, 0, 0, 0 };
+	size_t at;
+
+	msgpack_pack_array(&o->pk, 3);
+	at = o->len;
+	ipc_out_write(o, arr32, sizeof(arr32));
+	return at;
+}
+
+void
+ipc_read_rep_count(struct ipc_out *o, size_t at, uint32_t nevents)
+{
+	uint8_t *p = (uint8_t *)o->buf + at + 1;
+
+	p[0] = (uint8_t)(nevents >> 24);
+	p[1] = (uint8_t)(nevents >> 16);
+	p[2] = (uint8_t)(nevents >> 8);
+	p[3] = (uint8_t)nevents;
 }
 
 void

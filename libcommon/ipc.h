@@ -424,16 +424,35 @@ int ipc_import_rep_decode(const msgpack_object *body,
  * ipc_out_free() releases it. Packing never fails short of ENOMEM, which
  * is fatal.
  */
+struct nng_msg;
+
+/*
+ * An encoder's output: a buffer of its own (ipc_out_init), or the body
+ * of an nng message (ipc_out_msg_begin), so that a large reply is built
+ * where it is sent from, with no copy.
+ */
 struct ipc_out {
 	char *buf;
 	size_t len;
 	size_t cap;
 	msgpack_packer pk;
+	struct nng_msg *msg; /* non-NULL: buf is its body ... */
+	char *own;           /* ... and these are o's own buffer */
+	size_t own_cap;
 };
 
 void ipc_out_init(struct ipc_out *o);
 void ipc_out_reset(struct ipc_out *o);
 void ipc_out_free(struct ipc_out *o);
+/*
+ * Encodes into m's body from now on (its length is the room first
+ * held; it grows as needed), in place of o's own buffer, which is kept.
+ * ipc_out_msg_end() sets the body's length to what was encoded and
+ * gives m back: the caller owns it, as before. A failure to grow m is
+ * fatal, as one of o's own buffer is.
+ */
+void ipc_out_msg_begin(struct ipc_out *o, struct nng_msg *m);
+struct nng_msg *ipc_out_msg_end(struct ipc_out *o);
 
 void ipc_request_begin(struct ipc_out *o, int op, uint64_t request_id);
 void ipc_reply_begin(struct ipc_out *o, int status, const char *message);
@@ -449,6 +468,13 @@ void ipc_read_all_req_encode(struct ipc_out *o,
     const struct ipc_read_all_req *r);
 /* A read reply: begin with the count, pack that many events, then end. */
 void ipc_read_rep_begin(struct ipc_out *o, uint32_t nevents);
+/*
+ * The same, for a count known only once the events are packed: returns
+ * where the count is (a 32-bit array header), to be set with
+ * ipc_read_rep_count() before the reply is sent.
+ */
+size_t ipc_read_rep_begin_open(struct ipc_out *o);
+void ipc_read_rep_count(struct ipc_out *o, size_t at, uint32_t nevents);
 void ipc_event_encode(struct ipc_out *o, const struct ef_event *ev);
 void ipc_read_rep_end(struct ipc_out *o, uint64_t head, bool has_last,
     uint64_t last_version);

@@ -35,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -69,17 +70,18 @@ obuf_grow(struct obuf *b, size_t more)
 	b->cap = cap;
 }
 
-static void
+static inline void
 obuf_put(struct obuf *b, const void *p, size_t n)
 {
-	obuf_grow(b, n);
+	if (b->cap - b->len < n)
+		obuf_grow(b, n);
 	memcpy(b->p + b->len, p, n);
 	b->len += n;
 }
 
 #define OBUF_LIT(b, s) obuf_put((b), (s), sizeof(s) - 1)
 
-static void
+static inline void
 obuf_u64(struct obuf *b, uint64_t v)
 {
 	char tmp[24];
@@ -92,15 +94,26 @@ obuf_u64(struct obuf *b, uint64_t v)
 	obuf_put(b, tmp + i, sizeof(tmp) - (size_t)i);
 }
 
-static void
+/* "uuid", as uuid_format() writes it, straight into b. */
+static inline void
 obuf_uuid(struct obuf *b, const uint8_t u[UUID_LEN])
 {
-	char s[UUID_STR_LEN];
+	static const char hex[] = "0123456789abcdef";
+	char *o;
+	int i;
 
-	uuid_format(u, s);
-	obuf_put(b, "\"", 1);
-	obuf_put(b, s, 36);
-	obuf_put(b, "\"", 1);
+	if (b->cap - b->len < 38)
+		obuf_grow(b, 38);
+	o = b->p + b->len;
+	*o++ = '"';
+	for (i = 0; i < UUID_LEN; i++) {
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			*o++ = '-';
+		*o++ = hex[u[i] >> 4];
+		*o++ = hex[u[i] & 15];
+	}
+	*o++ = '"';
+	b->len += 38;
 }
 
 /*
@@ -409,14 +422,27 @@ export_parse(int argc, char **argv, struct export_opts *o)
 	return CTL_OK;
 }
 
-/* Opens the sink: FILE.partial (renamed at the end) or stdout. */
+/*
+ * Opens the sink: FILE.partial (renamed at the end) or stdout. FILE
+ * that exists and is not a regular file (/dev/null, a FIFO, a
+ * terminal) is written as it is: a rename over it would replace the
+ * device with a regular file.
+ */
 static int
 sink_open(struct sink *s, const struct export_opts *o, char *tmp,
     size_t tmplen)
 {
+	struct stat sb;
+
 	memset(s, 0, sizeof(*s));
 	s->fd = STDOUT_FILENO;
-	if (o->out != NULL && strcmp(o->out, "-") != 0) {
+	if (o->out != NULL && strcmp(o->out, "-") != 0 &&
+	    stat(o->out, &sb) == 0 && !S_ISREG(sb.st_mode)) {
+		s->fd = open(o->out, O_WRONLY | O_CLOEXEC);
+		if (s->fd < 0)
+			return ctl_err(CTL_USAGE, "%s: %s", o->out,
+			    strerror(errno));
+	} else if (o->out != NULL && strcmp(o->out, "-") != 0) {
 		snprintf(tmp, tmplen, "%s.partial", o->out);
 		s->fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
 		    0644);

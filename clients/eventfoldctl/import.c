@@ -30,6 +30,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,7 +73,25 @@ struct importer {
 	uint64_t dst_first;     /* where it went */
 	uint64_t imported, skipped, batches, bytes;
 	struct progress pr;
-	struct ipc_out o;
+	/*
+	 * Pipelining: the next IMPORT is encoded into one buffer while the
+	 * sender thread has the other one in flight. One request at a time
+	 * still, in order: a batch is handed over only once the one before
+	 * it is answered, so stored sees the same sequence of IMPORTs as
+	 * before, and one that fails stops everything after it.
+	 */
+	struct ipc_out o[2];
+	int cur;                /* the buffer being encoded */
+	pthread_t thr;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct ipc_out *job;    /* handed to the sender, not yet answered */
+	int started, stop;
+	int done;               /* the sender's result below is unread */
+	int st;                 /* its status, and on success ... */
+	struct ipc_import_rep ir; /* ... the reply */
+	char where[96];         /* the batch's source, for an error */
+	char msg[512];          /* stored's message on an error */
 };
 
 /* Keep positions? Decided once, from the first event (top comment). */
@@ -109,52 +128,135 @@ decide(struct importer *im, const struct ef_event *first)
 	return CTL_OK;
 }
 
+/* The sender thread: each IMPORT handed over, its reply kept. */
+static void *
+sender_main(void *arg)
+{
+	struct importer *im = arg;
+	struct client_reply cr;
+	struct ipc_out *o;
+	const char *why = "";
+	int st;
+
+	pthread_mutex_lock(&im->mu);
+	for (;;) {
+		while (im->job == NULL && !im->stop)
+			pthread_cond_wait(&im->cv, &im->mu);
+		if (im->job == NULL)
+			break;
+		o = im->job;
+		pthread_mutex_unlock(&im->mu);
+		st = client_call_wait(&im->cl, o, im->c->conf.timeout_ms >
+		    IMPORT_WAIT_MS ? im->c->conf.timeout_ms : IMPORT_WAIT_MS,
+		    &cr);
+		pthread_mutex_lock(&im->mu);
+		im->msg[0] = '\0';
+		if (st != EF_S_OK)
+			snprintf(im->msg, sizeof(im->msg), "%.*s",
+			    (int)cr.in.message.len, cr.in.message.ptr ?
+			    cr.in.message.ptr : "");
+		else if (ipc_import_rep_decode(cr.in.body, &im->ir, &why) !=
+		    0) {
+			st = -1;
+			snprintf(im->msg, sizeof(im->msg), "%s", why);
+		}
+		client_reply_free(&cr);
+		im->st = st;
+		im->done = 1;
+		im->job = NULL;
+		pthread_cond_broadcast(&im->cv);
+	}
+	pthread_mutex_unlock(&im->mu);
+	return NULL;
+}
+
 /*
- * Sends events[0..n-1] as one IMPORT. where names the source of the
- * batch for an error message. CTL_OK or an exit code (printed).
+ * Waits for the IMPORT in flight, if any, and takes its outcome: the
+ * counts, progress, or the error (printed). CTL_OK or an exit code.
+ */
+static int
+import_wait(struct importer *im)
+{
+	int st, rc = CTL_OK;
+
+	if (!im->started)
+		return CTL_OK;
+	pthread_mutex_lock(&im->mu);
+	while (im->job != NULL)
+		pthread_cond_wait(&im->cv, &im->mu);
+	if (!im->done)
+		goto out;
+	im->done = 0;
+	st = im->st;
+	if (st == -1) {
+		rc = ctl_err(CTL_INTERNAL, "malformed reply: %s", im->msg);
+		goto out;
+	}
+	if (st != EF_S_OK) {
+		fflush(stdout);
+		fprintf(stderr, "eventfoldctl: %s: %s: %s: %s\n", im->file,
+		    im->where, ipc_status_name(st), im->msg);
+		rc = st == EF_S_UNAVAILABLE || st == EF_S_DEADLINE ?
+		    CTL_UNAVAILABLE : st == EF_S_INTERNAL ? CTL_INTERNAL :
+		    CTL_REFUSED;
+		goto out;
+	}
+	if (im->batches++ == 0)
+		im->dst_first = im->ir.first_pos;
+	im->imported += im->ir.count;
+	im->skipped += im->ir.skipped;
+	progress(&im->pr, im->imported + im->skipped, im->bytes, 0);
+out:
+	pthread_mutex_unlock(&im->mu);
+	return rc;
+}
+
+/*
+ * Sends events[0..n-1] as one IMPORT: encoded now (the events may be
+ * reused once this returns), sent once the one in flight is answered.
+ * where names the source of the batch for an error message. CTL_OK or
+ * an exit code (printed) if this or the batch before failed; the
+ * outcome of the last batch comes from import_wait().
  */
 static int
 send_batch(struct importer *im, const struct ef_event *evs, size_t n,
     const char *where)
 {
-	struct ipc_import_rep ir;
-	struct client_reply cr;
-	const char *why = "";
+	struct ipc_out *o;
 	size_t i;
-	int st, rc;
+	int rc;
 
 	if (n == 0)
 		return CTL_OK;
 	if (!im->decided && (rc = decide(im, &evs[0])) != CTL_OK)
 		return rc;
-	ipc_out_reset(&im->o);
-	ipc_request_begin(&im->o, EF_OP_IMPORT, client_request_id(&im->cl));
-	ipc_import_req_begin(&im->o, im->keep, (uint32_t)n);
+	if (!im->started) {
+		if (pthread_create(&im->thr, NULL, sender_main, im) != 0)
+			return ctl_err(CTL_INTERNAL, "cannot start a thread");
+		im->started = 1;
+	}
+	o = &im->o[im->cur];
+	ipc_out_reset(o);
+	ipc_request_begin(o, EF_OP_IMPORT, client_request_id(&im->cl));
+	ipc_import_req_begin(o, im->keep, (uint32_t)n);
 	for (i = 0; i < n; i++)
-		ipc_event_encode(&im->o, &evs[i]);
-	st = client_call_wait(&im->cl, &im->o, im->c->conf.timeout_ms >
-	    IMPORT_WAIT_MS ? im->c->conf.timeout_ms : IMPORT_WAIT_MS, &cr);
-	if (st != EF_S_OK) {
-		fflush(stdout);
-		fprintf(stderr, "eventfoldctl: %s: %s: %s: %.*s\n", im->file,
-		    where, ipc_status_name(st), (int)cr.in.message.len,
-		    cr.in.message.ptr ? cr.in.message.ptr : "");
-		client_reply_free(&cr);
-		return st == EF_S_UNAVAILABLE || st == EF_S_DEADLINE ?
-		    CTL_UNAVAILABLE : st == EF_S_INTERNAL ? CTL_INTERNAL :
-		    CTL_REFUSED;
-	}
-	if (ipc_import_rep_decode(cr.in.body, &ir, &why) != 0) {
-		client_reply_free(&cr);
-		return ctl_err(CTL_INTERNAL, "malformed reply: %s", why);
-	}
-	client_reply_free(&cr);
-	if (im->batches++ == 0)
-		im->dst_first = ir.first_pos;
-	im->imported += ir.count;
-	im->skipped += ir.skipped;
-	progress(&im->pr, im->imported + im->skipped, im->bytes, 0);
+		ipc_event_encode(o, &evs[i]);
+	if ((rc = import_wait(im)) != CTL_OK)
+		return rc;
+	pthread_mutex_lock(&im->mu);
+	snprintf(im->where, sizeof(im->where), "%s", where);
+	im->job = o;
+	pthread_cond_broadcast(&im->cv);
+	pthread_mutex_unlock(&im->mu);
+	im->cur ^= 1;
 	return CTL_OK;
+}
+
+/* Sends the last batch before an error and waits for it. */
+static int
+send_final(struct importer *im, int rc)
+{
+	return rc != CTL_OK ? rc : import_wait(im);
 }
 
 /* ---- our own export: JSON lines, maybe zstd ---- */
@@ -495,7 +597,8 @@ import_jsonl(struct importer *im, int fd, int zstd)
 		bad = parse_line(&b, s, len);
 		if (bad != NULL) {
 			/* what came before is whole: import it, then stop */
-			if ((rc = jbatch_send(im, &b, l.line - 1)) != CTL_OK)
+			if ((rc = send_final(im, jbatch_send(im, &b,
+			    l.line - 1))) != CTL_OK)
 				goto out;
 			rc = ctl_err(CTL_CORRUPT, "%s: line %" PRIu64 " (byte "
 			    "offset %" PRIu64 "): %s%s; the %" PRIu64 " events "
@@ -513,7 +616,7 @@ import_jsonl(struct importer *im, int fd, int zstd)
 		rc = ctl_err(CTL_CORRUPT, "%s: after line %" PRIu64 ": %s",
 		    im->file, l.line - 1, err == -EBADMSG ? "damaged zstd "
 		    "data" : strerror(-err));
-		(void)jbatch_send(im, &b, l.line - 1);
+		(void)send_final(im, jbatch_send(im, &b, l.line - 1));
 		goto out;
 	}
 	if (l.z != NULL && l.in_pos < l.in_len) {
@@ -710,7 +813,7 @@ import_efdb(struct importer *im, const uint8_t *f, size_t size)
 	rc = efdb_flush(im, evs, &n, gstart);
 	goto out;
 torn:
-	if ((rc = efdb_flush(im, evs, &n, gstart)) != CTL_OK)
+	if ((rc = send_final(im, efdb_flush(im, evs, &n, gstart))) != CTL_OK)
 		goto out;
 	fprintf(stderr, "eventfoldctl: %s: warning: the file ends inside the "
 	    "batch at byte offset %" PRIu64 " (%" PRIu64 " bytes): a torn "
@@ -718,7 +821,7 @@ torn:
 	    bstart, (uint64_t)(size - bstart));
 	goto out;
 bad:
-	if ((rc = efdb_flush(im, evs, &n, gstart)) != CTL_OK)
+	if ((rc = send_final(im, efdb_flush(im, evs, &n, gstart))) != CTL_OK)
 		goto out;
 	rc = ctl_err(CTL_CORRUPT, "%s: byte offset %" PRIu64 " (batch at %"
 	    PRIu64 "): %s; the %" PRIu64 " events before it are imported, "
@@ -962,7 +1065,8 @@ import_efdir(struct importer *im, const char *dir, const uint8_t sid[UUID_LEN])
 			continue;
 		im->bytes += ln->len + 1;
 		if ((bad = ef_line(&b, ln, sid, ord)) != NULL) {
-			if ((rc = jbatch_send(im, &b, i)) != CTL_OK)
+			if ((rc = send_final(im, jbatch_send(im, &b, i))) !=
+			    CTL_OK)
 				goto out;
 			rc = ctl_err(CTL_CORRUPT, "%s/%s: line %zu: %s; the %"
 			    PRIu64 " events before it are imported, nothing "
@@ -1046,7 +1150,10 @@ cmd_import(struct ctl *c, int argc, char **argv)
 		rc = ctl_err(CTL_USAGE, "bad store URL %s", c->store_url);
 		goto out;
 	}
-	ipc_out_init(&im.o);
+	ipc_out_init(&im.o[0]);
+	ipc_out_init(&im.o[1]);
+	pthread_mutex_init(&im.mu, NULL);
+	pthread_cond_init(&im.cv, NULL);
 	progress_init(&im.pr, "import", im.quiet);
 	if (S_ISDIR(sb.st_mode)) {
 		rc = import_efdir(&im, file, sid);
@@ -1073,6 +1180,18 @@ cmd_import(struct ctl *c, int argc, char **argv)
 		    "eventfoldctl export, plain or zstd, nor an EventfoldDB "
 		    "data file)", file);
 	}
+	/* the last batch's outcome, whatever stopped the import */
+	if (rc == CTL_OK)
+		rc = import_wait(&im);
+	else
+		(void)import_wait(&im);
+	if (im.started) {
+		pthread_mutex_lock(&im.mu);
+		im.stop = 1;
+		pthread_cond_broadcast(&im.cv);
+		pthread_mutex_unlock(&im.mu);
+		pthread_join(im.thr, NULL);
+	}
 	progress(&im.pr, im.imported + im.skipped, im.bytes, 1);
 	if (im.batches > 0 && !im.quiet) {
 		printf("imported %" PRIu64 " events from %s (%" PRIu64
@@ -1085,7 +1204,10 @@ cmd_import(struct ctl *c, int argc, char **argv)
 			    im.src_first, im.dst_first, (int64_t)(im.dst_first -
 			    im.src_first));
 	}
-	ipc_out_free(&im.o);
+	ipc_out_free(&im.o[0]);
+	ipc_out_free(&im.o[1]);
+	pthread_mutex_destroy(&im.mu);
+	pthread_cond_destroy(&im.cv);
 	client_close(&im.cl);
 out:
 	if (map != NULL)

@@ -10,6 +10,35 @@
 
 #include "jsonplain.h"
 
+#define ONES  0x0101010101010101ull
+#define HIGHS 0x8080808080808080ull
+
+/*
+ * The first byte from p on that is '"' or that a plain string may not
+ * hold (a control byte, a byte >= 0x80, a backslash), or end. Eight
+ * bytes at a time while none of them is one (payloads are mostly long
+ * strings): a byte >= 0x80 has its high bit; one below 0x20, or equal
+ * to '"' or '\\' once xored with it (then 0), borrows into it.
+ */
+static const uint8_t *
+str_scan(const uint8_t *p, const uint8_t *end)
+{
+	uint64_t w, q, bs;
+
+	while (end - p >= 8) {
+		memcpy(&w, p, 8);
+		q = w ^ (ONES * '"');
+		bs = w ^ (ONES * '\\');
+		if (((w | ((w - ONES * 0x20) & ~w) | ((q - ONES) & ~q) |
+		    ((bs - ONES) & ~bs)) & HIGHS) != 0)
+			break;
+		p += 8;
+	}
+	while (p < end && *p != '"' && *p >= 0x20 && *p < 0x80 && *p != '\\')
+		p++;
+	return p;
+}
+
 /*
  * The fast path of put_bytes(): 1 if p is JSON that jansson would parse
  * and dump (JSON_COMPACT | JSON_PRESERVE_ORDER) as exactly these bytes,
@@ -42,12 +71,8 @@ json_plain(const uint8_t *p, size_t n)
 			if (*p != '"')
 				return 0;
 			k = ++p;
-			while (p < end && *p != '"') {
-				if (*p < 0x20 || *p >= 0x80 || *p == '\\')
-					return 0;
-				p++;
-			}
-			if (p >= end || nkeys[depth - 1] == 16)
+			p = str_scan(p, end);
+			if (p >= end || *p != '"' || nkeys[depth - 1] == 16)
 				return 0;
 			for (i = 0; i < nkeys[depth - 1]; i++)
 				if (klen[depth - 1][i] == (size_t)(p - k) &&
@@ -79,13 +104,8 @@ json_plain(const uint8_t *p, size_t n)
 			want_key = kind[depth - 1] == '{';
 			continue;
 		case '"':
-			p++;
-			while (p < end && *p != '"') {
-				if (*p < 0x20 || *p >= 0x80 || *p == '\\')
-					return 0;
-				p++;
-			}
-			if (p >= end)
+			p = str_scan(p + 1, end);
+			if (p >= end || *p != '"')
 				return 0;
 			p++;
 			break;

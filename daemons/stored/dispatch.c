@@ -22,6 +22,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "archive.h"
 #include "client.h"
@@ -53,6 +55,7 @@ struct worker {
 	nng_aio *aio;
 	int state;
 	nng_msg *msg;            /* the request, reused for the reply */
+	nng_msg *reply;          /* a reply built in a message of its own */
 	struct ipc_in in;        /* decoded request, valid with msg */
 	struct ipc_append_req req;
 	struct append_job job;
@@ -513,15 +516,96 @@ read_cap(const struct stored *sd, uint64_t max)
 	return max < sd->conf.max_read_count ? max : sd->conf.max_read_count;
 }
 
-/* Encodes the events at positions pos[0..n) (offsets looked up). */
+/*
+ * Makes the pages of [lo, hi) of a mapped segment present with one
+ * madvise instead of a page fault every few pages as the records are
+ * first touched (a quarter of a ReadAll's CPU was in the kernel). Each
+ * segment remembers how far from its start it was populated, so a
+ * forward read of the log populates each page once. Best effort: pages
+ * the kernel drops later are faulted in again as before. Under the
+ * journal pin, the segment not archived.
+ */
+static void
+segment_populate(struct segment *s, uint64_t lo, uint64_t hi)
+{
+	static uintptr_t pgsz;
+	uint64_t done = __atomic_load_n(&s->populated, __ATOMIC_RELAXED);
+	uintptr_t a, b;
+
+	if (hi <= done)
+		return;
+	if (pgsz == 0)
+		pgsz = (uintptr_t)sysconf(_SC_PAGESIZE);
+	if (lo < done)
+		lo = done;
+	a = ((uintptr_t)s->map + lo) & ~(pgsz - 1);
+	b = ((uintptr_t)s->map + hi + pgsz - 1) & ~(pgsz - 1);
+	(void)madvise((void *)a, b - a, MADV_POPULATE_READ);
+	if (lo == done)
+		(void)__atomic_compare_exchange_n(&s->populated, &done, hi, 0,
+		    __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+}
+
+/* segment_populate() for the records at loc[0..n), by segment. */
+static void
+populate_locations(struct journal *j, const uint64_t *loc, uint64_t n)
+{
+	struct segment *s;
+	uint64_t i, k, lo, hi, off, end;
+
+	journal_pin(j);
+	for (i = 0; i < n; i = k) {
+		lo = hi = loc[i] & JOURNAL_OFF_MASK;
+		for (k = i + 1; k < n && loc[k] >> JOURNAL_OFF_BITS ==
+		    loc[i] >> JOURNAL_OFF_BITS; k++) {
+			off = loc[k] & JOURNAL_OFF_MASK;
+			lo = off < lo ? off : lo;
+			hi = off > hi ? off : hi;
+		}
+		if (loc[i] == JOURNAL_LOC_BAD)
+			continue;
+		s = j->segs[loc[i] >> JOURNAL_OFF_BITS];
+		if (__atomic_load_n(&s->arc, __ATOMIC_ACQUIRE) != NULL)
+			continue;
+		/* the last record's header at least; committed bytes only */
+		end = __atomic_load_n(&s->end, __ATOMIC_ACQUIRE);
+		hi = hi + RECORD_MAX < end ? hi + RECORD_MAX : end;
+		segment_populate(s, lo, hi);
+	}
+}
+
+#define PREFETCH 4 /* records ahead */
+
+/* Starts loading the first lines of a mapped record into the cache. */
+static inline void
+prefetch_location(const struct journal *j, uint64_t loc)
+{
+	struct segment *s = j->segs[loc >> JOURNAL_OFF_BITS];
+	const uint8_t *p;
+
+	if (__atomic_load_n(&s->arc, __ATOMIC_RELAXED) != NULL)
+		return;
+	p = s->map + (loc & JOURNAL_OFF_MASK);
+	__builtin_prefetch(p);
+	__builtin_prefetch(p + 64);
+	__builtin_prefetch(p + 128);
+	__builtin_prefetch(p + 192);
+}
+
+/*
+ * Encodes the events at positions pos[0..n) (offsets looked up) into a
+ * reply message of their size (w->reply), sent as it is: no buffer in
+ * between and no copy.
+ */
 static void
 encode_positions(struct worker *w, const uint64_t *pos, uint64_t n,
     uint64_t head, bool has_last, uint64_t last)
 {
 	struct stored *sd = w->sd;
 	struct ef_event ev;
+	nng_msg *m;
 	uint64_t i, bytes = 0, keep = 0;
-	size_t len;
+	size_t len, at;
 	int bad = 0;
 
 	/* positions to locations, under the lock (the tail's offsets may be
@@ -534,61 +618,70 @@ encode_positions(struct worker *w, const uint64_t *pos, uint64_t n,
 			break;
 		}
 	pthread_rwlock_unlock(&sd->index.lock);
-	/* whole events only, up to max_read_bytes (at least one). Records
-	 * of archived segments come from pinned frames: unpinned as we go
-	 * (what is encoded is copied), so a read holds few frames at once */
+	populate_locations(&sd->journal, w->loc, n);
+	if (nng_msg_alloc(&m, n * 512 < sd->conf.max_read_bytes ? n * 512 :
+	    sd->conf.max_read_bytes + 4096) != 0) {
+		reply_error(w, EF_S_UNAVAILABLE, "out of memory for a reply");
+		return;
+	}
+	/*
+	 * One pass: whole events only, up to max_read_bytes (at least one),
+	 * the count set at the end. Records of archived segments come from
+	 * pinned frames: unpinned as we go (what is encoded is copied), so
+	 * a read holds few frames at once. The records a few ahead are
+	 * prefetched: the first touch of each was a third of the time.
+	 */
+	ipc_out_msg_begin(&w->out, m);
+	ipc_reply_begin(&w->out, EF_S_OK, "ok");
+	at = ipc_read_rep_begin_open(&w->out);
 	for (i = 0; i < n; i++) {
-		const uint8_t *rec = journal_at(&sd->journal, w->loc[i]);
+		bool checked;
+		const uint8_t *rec;
 		uint64_t sz;
 
-		if (rec == NULL) {
+		if (i + PREFETCH < n && w->loc[i + PREFETCH] !=
+		    JOURNAL_LOC_BAD)
+			prefetch_location(&sd->journal, w->loc[i + PREFETCH]);
+		if ((rec = journal_at_checked(&sd->journal, w->loc[i],
+		    &checked)) == NULL) {
 			bad = 2;
 			break;
 		}
+		/* >= the event's encoded size (ipc_event_wire_size) */
 		sz = record_len(rec, RECORD_HDR) + 64;
 		if (keep > 0 && bytes + sz > sd->conf.max_read_bytes)
 			break;
-		bytes += sz;
-		keep++;
-		if (journal_pinned() > 4)
-			journal_unpin();
-	}
-	journal_unpin();
-	ipc_out_reset(&w->out);
-	ipc_reply_begin(&w->out, EF_S_OK, "ok");
-	ipc_read_rep_begin(&w->out, (uint32_t)keep);
-	for (i = 0; !bad && i < keep; i++) {
-		bool checked;
-		const uint8_t *rec = journal_at_checked(&sd->journal,
-		    w->loc[i], &checked);
-
-		if (rec == NULL) {
-			bad = 2;
-			break;
-		}
 		if (record_decode(rec, RECORD_MAX, &ev, &len, !checked) !=
 		    REC_OK) {
 			bad = 1;
 			break;
 		}
 		ipc_event_encode(&w->out, &ev);
+		bytes += sz;
+		keep++;
 		if (journal_pinned() > 4)
 			journal_unpin();
 	}
 	journal_unpin();
+	ipc_read_rep_count(&w->out, at, (uint32_t)keep);
+	if (!bad)
+		ipc_read_rep_end(&w->out, head, has_last, last);
+	m = ipc_out_msg_end(&w->out);
 	if (bad == 2) {
+		nng_msg_free(m);
 		reply_error(w, EF_S_DATA_LOSS, "reading position %" PRIu64
 		    ": %s", pos[i], journal_fault());
 		return;
 	}
 	if (bad) {
+		nng_msg_free(m);
 		log_warnx("journal: checksum mismatch at position %" PRIu64,
 		    pos[i]);
 		reply_error(w, EF_S_DATA_LOSS, "checksum mismatch reading "
 		    "position %" PRIu64, pos[i]);
 		return;
 	}
-	ipc_read_rep_end(&w->out, head, has_last, last);
+	w->reply = m;
 }
 
 static uint64_t *
@@ -1041,7 +1134,7 @@ rctx_recv(struct worker *w)
 	nng_ctx_recv(w->ctx, w->aio);
 }
 
-/* Sends w->out as the reply, reusing the request message. */
+/* Sends w->reply, or w->out in the request message reused. */
 static void
 rctx_send(struct worker *w)
 {
@@ -1049,11 +1142,18 @@ rctx_send(struct worker *w)
 
 	ipc_in_close(&w->in);
 	w->msg = NULL;
-	nng_msg_clear(m);
-	if (nng_msg_append(m, w->out.buf, w->out.len) != 0) {
+	if (w->reply != NULL) {
+		/* a read: built in its own message (encode_positions) */
 		nng_msg_free(m);
-		rctx_recv(w);
-		return;
+		m = w->reply;
+		w->reply = NULL;
+	} else {
+		nng_msg_clear(m);
+		if (nng_msg_append(m, w->out.buf, w->out.len) != 0) {
+			nng_msg_free(m);
+			rctx_recv(w);
+			return;
+		}
 	}
 	if (w->out.cap > (8u << 20)) {
 		/* do not keep a huge buffer per context */

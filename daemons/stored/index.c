@@ -7,9 +7,10 @@
  *                                never move, so readers need no lock
  *   stream id -> its positions   hash of struct stream, 8 bytes an event
  *   event id -> position         open addressing, one 8-byte slot holding
- *                                a 24-bit fingerprint and the position;
- *                                a fingerprint match is confirmed
- *                                against the event id in the journal
+ *                                a 32-bit fingerprint and the position
+ *                                above floor; a fingerprint match is
+ *                                confirmed against the event id in the
+ *                                journal
  *
  * That is about 8 + 8 + 8/load bytes an event, plus each stream's
  * header, for the tail only: positions at or above `floor`. Below it,
@@ -34,8 +35,16 @@
 #define CHUNK_BITS 16
 #define CHUNK_SIZE (1u << CHUNK_BITS)
 #define MAX_CHUNKS (1u << 22) /* 2^38 events */
-#define POS_BITS   40
-#define POS_MASK   ((1ull << POS_BITS) - 1)
+/*
+ * The event table's slot: the top 32 bits of the id's hash (the
+ * fingerprint) above position - floor + 1 (0 is an empty slot). The
+ * home slot is the fingerprint's top bits, so the table doubles (or is
+ * rebuilt for a new floor) from its own slots: no event id is read back
+ * from the journal and hashed again, which made every doubling cost a
+ * random read of each record in the tail.
+ */
+#define FP_BITS    32
+#define REL_MASK   ((1ull << FP_BITS) - 1)
 
 static void *
 xcalloc(size_t n, size_t sz)
@@ -232,6 +241,13 @@ stream_create(struct index *ix, const uint8_t id[UUID_LEN])
 	return s;
 }
 
+/* The home slot of fingerprint fp in a table of cap (a power of 2). */
+static inline uint64_t
+etab_home(uint64_t fp, uint64_t cap)
+{
+	return fp >> (FP_BITS - (unsigned)__builtin_ctzll(cap));
+}
+
 static int
 event_matches(const struct index *ix, uint64_t pos,
     const uint8_t id[UUID_LEN])
@@ -244,16 +260,16 @@ event_matches(const struct index *ix, uint64_t pos,
 int64_t
 index_event(const struct index *ix, const uint8_t id[UUID_LEN])
 {
-	uint64_t h = id_hash(id), mask = ix->etab_cap - 1, i = h & mask;
-	uint64_t fp = h >> POS_BITS, slot, n, k, pos;
+	uint64_t fp = id_hash(id) >> FP_BITS, mask = ix->etab_cap - 1;
+	uint64_t i = etab_home(fp, ix->etab_cap), slot, n, k, pos;
 	const struct bloom *bl;
 	XXH128_hash_t bh;
 	int rc;
 
 	while ((slot = ix->etab[i]) != 0) {
-		if (slot >> POS_BITS == fp &&
-		    event_matches(ix, (slot & POS_MASK) - 1, id))
-			return (int64_t)((slot & POS_MASK) - 1);
+		pos = ix->floor + (slot & REL_MASK) - 1;
+		if (slot >> FP_BITS == fp && event_matches(ix, pos, id))
+			return (int64_t)pos;
 		i = (i + 1) & mask;
 	}
 	if (ix->disk == NULL || ix->floor == 0)
@@ -344,30 +360,63 @@ index_nstreams(const struct index *ix)
 	return ix->disk_streams + ix->new_streams;
 }
 
+/* Puts a slot (fingerprint and relative position) into tab. */
 static void
-etab_put(uint64_t *tab, uint64_t cap, uint64_t h, uint64_t pos)
+etab_put(uint64_t *tab, uint64_t cap, uint64_t slot)
 {
-	uint64_t mask = cap - 1, i = h & mask;
+	uint64_t mask = cap - 1, i = etab_home(slot >> FP_BITS, cap);
 
 	while (tab[i] != 0)
 		i = (i + 1) & mask;
-	tab[i] = (h >> POS_BITS) << POS_BITS | (pos + 1);
+	tab[i] = slot;
+}
+
+/* The slot of an event id at position pos. */
+static uint64_t
+etab_slot(const struct index *ix, const uint8_t id[UUID_LEN], uint64_t pos)
+{
+	uint64_t rel = pos - ix->floor + 1;
+
+	if (rel > REL_MASK)
+		fatalx("index: more than %llu events above the on-disk index",
+		    (unsigned long long)REL_MASK - 1);
+	return id_hash(id) >> FP_BITS << FP_BITS | rel;
+}
+
+/*
+ * A table of cap slots holding the slots of ix->etab whose positions
+ * are at or above new_floor, made relative to it; rebuilt from the
+ * fingerprints alone. cap is a power of 2 with room for all of them,
+ * at most 2^32 (one home slot per fingerprint).
+ */
+static uint64_t *
+etab_rebuild(struct index *ix, uint64_t cap, uint64_t new_floor,
+    uint64_t *kept)
+{
+	uint64_t *ntab, i, slot, rel, drop = new_floor - ix->floor;
+
+	if (cap > (1ull << FP_BITS))
+		fatalx("index: event table over 2^32 slots");
+	ntab = xcalloc(cap, sizeof(*ntab));
+	*kept = 0;
+	for (i = 0; i < ix->etab_cap; i++) {
+		if ((slot = ix->etab[i]) == 0)
+			continue;
+		rel = slot & REL_MASK;
+		if (rel <= drop)
+			continue;
+		etab_put(ntab, cap, (slot & ~REL_MASK) | (rel - drop));
+		(*kept)++;
+	}
+	return ntab;
 }
 
 static void
 etab_grow(struct index *ix)
 {
-	uint64_t ncap = ix->etab_cap * 2, *ntab, i, slot, pos;
-	const uint8_t *rec;
+	uint64_t ncap = ix->etab_cap * 2, *ntab, kept;
 
-	ntab = xcalloc(ncap, sizeof(*ntab));
-	for (i = 0; i < ix->etab_cap; i++) {
-		if ((slot = ix->etab[i]) == 0)
-			continue;
-		pos = (slot & POS_MASK) - 1;
-		rec = journal_at(ix->journal, index_offset(ix, pos));
-		etab_put(ntab, ncap, id_hash(rec + 48), pos);
-	}
+	ntab = etab_rebuild(ix, ncap, ix->floor, &kept);
 	free(ix->etab);
 	ix->bytes += (ncap - ix->etab_cap) * sizeof(*ntab);
 	ix->etab = ntab;
@@ -420,7 +469,7 @@ index_add(struct index *ix, const struct ef_event *ev, uint64_t off)
 		return;
 	if ((ix->etab_n + 1) * 4 > ix->etab_cap * 3)
 		etab_grow(ix);
-	etab_put(ix->etab, ix->etab_cap, id_hash(ev->event_id), pos);
+	etab_put(ix->etab, ix->etab_cap, etab_slot(ix, ev->event_id, pos));
 	ix->etab_n++;
 }
 
@@ -439,6 +488,8 @@ index_bulk_end(struct index *ix, uint64_t head)
 	ix->bulk = 0;
 	while ((head - ix->floor + 1) * 4 > cap * 3)
 		cap *= 2;
+	if (cap > (1ull << FP_BITS))
+		fatalx("index: event table over 2^32 slots");
 	if (cap != ix->etab_cap) {
 		free(ix->etab);
 		ix->etab = xcalloc(cap, sizeof(*ix->etab));
@@ -447,7 +498,7 @@ index_bulk_end(struct index *ix, uint64_t head)
 	}
 	for (pos = ix->floor; pos < head; pos++) {
 		rec = journal_at(ix->journal, index_offset(ix, pos));
-		etab_put(ix->etab, ix->etab_cap, id_hash(rec + 48), pos);
+		etab_put(ix->etab, ix->etab_cap, etab_slot(ix, rec + 48, pos));
 	}
 	ix->etab_n = head > ix->floor ? head - ix->floor : 0;
 }
@@ -573,8 +624,7 @@ void
 index_trim(struct index *ix, uint64_t new_floor, uint64_t disk_streams)
 {
 	struct stream *s;
-	uint64_t c, i, k, kept = 0, cap, pos, head;
-	const uint8_t *rec;
+	uint64_t c, i, k, kept = 0, cap, head, *etab;
 
 	pthread_mutex_lock(&ix->sort_lock);
 	pthread_rwlock_wrlock(&ix->lock);
@@ -587,6 +637,15 @@ index_trim(struct index *ix, uint64_t new_floor, uint64_t disk_streams)
 		free(ix->chunks[c]);
 		ix->chunks[c] = NULL;
 	}
+	/* event ids of the tail only, from the table's own slots (they are
+	 * relative to the floor) */
+	cap = 1u << 16;
+	while ((head - new_floor + 1) * 4 > cap * 3)
+		cap *= 2;
+	etab = etab_rebuild(ix, cap, new_floor, &ix->etab_n);
+	free(ix->etab);
+	ix->etab = etab;
+	ix->etab_cap = cap;
 	ix->floor = new_floor;
 	ix->disk_streams = disk_streams;
 	/* streams: keep the tail versions of those that have any */
@@ -613,18 +672,6 @@ index_trim(struct index *ix, uint64_t new_floor, uint64_t disk_streams)
 	free(ix->sorted);
 	ix->sorted = NULL;
 	ix->nsorted = 0;
-	/* event ids of the tail only */
-	cap = 1u << 16;
-	while ((head - new_floor + 1) * 4 > cap * 3)
-		cap *= 2;
-	free(ix->etab);
-	ix->etab = xcalloc(cap, sizeof(*ix->etab));
-	ix->etab_cap = cap;
-	for (pos = new_floor; pos < head; pos++) {
-		rec = journal_at(ix->journal, index_offset(ix, pos));
-		etab_put(ix->etab, ix->etab_cap, id_hash(rec + 48), pos);
-	}
-	ix->etab_n = head - new_floor;
 	index_measure(ix);
 out:
 	pthread_rwlock_unlock(&ix->lock);

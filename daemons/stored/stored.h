@@ -90,6 +90,8 @@ struct segment {
 	int fd;             /* the hot segment's, -1 once sealed */
 	const uint8_t *map; /* PROT_READ view; valid bytes are [0, end) */
 	uint64_t map_cap;   /* size of the mapping */
+	uint64_t populated; /* atomic: pages of [0, populated) were made
+	                     * present for readers (dispatch.c) */
 	char *path;
 	/* archiver.c: once set (under journal.maplock, write), the segment
 	 * is read through its archive and map is NULL. zst_only: the plain
