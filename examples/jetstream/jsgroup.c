@@ -16,8 +16,9 @@
  *	(5000, when the consumer is created), --hold-after N (test aid:
  *	after N events, fetch one more batch, print "holding POSITION"
  *	for each and never acknowledge them), --idle-exit-ms MS (exit 0
- *	after that long without an event; 0: never). Once subscribed it
- *	prints "ready NAME GROUP".
+ *	after that long without an event; 0: never). A worker started
+ *	before the stream exists waits for it. Once subscribed it prints
+ *	"ready NAME GROUP".
  *
  *   eventfold-jsgroup dump NATS_URL STREAM
  *	Every message of the stream in sequence order:
@@ -139,7 +140,7 @@ work(int argc, char **argv)
 	natsStatus s;
 	int64_t batch = 16, ack_wait = 5000, hold = -1, idle_exit = 0;
 	int64_t count = 0, idle = 0;
-	int i;
+	int i, waited = 0;
 
 	for (i = 4; i < argc; i++) {
 		if (i + 1 >= argc)
@@ -163,9 +164,17 @@ work(int argc, char **argv)
 	so.Config.AckPolicy = js_AckExplicit;
 	so.Config.AckWait = ack_wait * 1000000;
 	so.Config.DeliverPolicy = js_DeliverAll;
-	if ((s = js_PullSubscribe(&sub, js, ">", group, NULL, &so, &je)) !=
-	    NATS_OK)
-		die("pull subscribe", s, je);
+	/* a worker may start before eventfold-mirrord has made the stream */
+	while ((s = js_PullSubscribe(&sub, js, ">", group, NULL, &so,
+	    &je)) != NATS_OK) {
+		if (je != JSStreamNotFoundErr)
+			die("pull subscribe", s, je);
+		if (!waited)
+			fprintf(stderr, "eventfold-jsgroup: no stream %s yet; "
+			    "waiting for it\n", stream);
+		waited = 1;
+		usleep(200000);
+	}
 	printf("ready %s %s\n", name, group);
 	fflush(stdout);
 	for (;;) {
