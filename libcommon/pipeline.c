@@ -3,9 +3,9 @@
  * pipeline.c - asynchronous appends coalesced into APPEND_MANY messages
  * (pipeline.h has the rules).
  *
- * Each message slot is a small state machine on its aio, as the request
- * server's contexts are: send, receive, and on a broken connection a
- * pause and the same message again. When a slot's trip ends it first
+ * Each message slot makes its trips with an acall (acall.h): send,
+ * receive, and on a broken connection a pause and the same message
+ * again, unless the pipeline is closing. When a slot's trip ends it first
  * takes what waits and sends it (stored can work on the next message
  * while this one's callbacks run), then hands the reply out. One mutex
  * guards the queue and which slots are busy; a busy slot's list and
@@ -19,23 +19,11 @@
 #include <time.h>
 
 #include "clock.h"
-#include "errors.h"
 #include "log.h"
 #include "pipeline.h"
 #include "trace.h"
 
-enum { STAGE_SEND = 1, STAGE_RECV, STAGE_PAUSE };
-
 #define SWEEP_MS 50
-
-static void slot_cb(void *arg);
-
-static bool
-connection_lost(int rv)
-{
-	return rv == NNG_ECONNRESET || rv == NNG_ECONNSHUT ||
-	    rv == NNG_ECONNREFUSED || rv == NNG_ECONNABORTED;
-}
 
 /*
  * Under p->mu: moves waiting appends into s, in order: at most
@@ -67,7 +55,7 @@ slot_take(struct pipeline *p, struct pipeline_slot *s)
 	}
 	if (p->head == NULL)
 		p->tail = &p->head;
-	__atomic_store_n(&s->deadline, dl, __ATOMIC_RELAXED);
+	s->deadline = dl;
 }
 
 /*
@@ -93,17 +81,6 @@ slot_pick(struct pipeline *p)
 	return NULL;
 }
 
-static nng_duration
-slot_ms_left(struct pipeline_slot *s)
-{
-	uint64_t now = guard_now_ms();
-	uint64_t dl = __atomic_load_n(&s->deadline, __ATOMIC_RELAXED);
-
-	if (dl <= now)
-		return 1;
-	return dl - now > INT32_MAX ? INT32_MAX : (nng_duration)(dl - now);
-}
-
 /* Ends every append of list with status and why (body NULL). */
 static void
 fail_all(struct pipeline_req *list, int status, const char *why)
@@ -122,9 +99,9 @@ fail_all(struct pipeline_req *list, int status, const char *why)
 	}
 }
 
-/* Encodes s's appends as one APPEND_MANY. */
+/* Sends s's appends as one APPEND_MANY. */
 static void
-slot_encode(struct pipeline *p, struct pipeline_slot *s)
+slot_send(struct pipeline *p, struct pipeline_slot *s)
 {
 	struct pipeline_req *rq;
 	uint64_t rid = trace_id_new();
@@ -139,73 +116,40 @@ slot_encode(struct pipeline *p, struct pipeline_slot *s)
 		rq->entry = i++;
 		ipc_out_raw(&s->msg, rq->body, rq->len);
 	}
+	acall_start(&s->ac, s->msg.buf, s->msg.len, rid, s->deadline);
 }
 
-/* Sends s->msg by the trip's deadline; a resend must find a connection
- * within CLIENT_RECONNECT_MS. */
+/* Hands the reply (or the failure err) out to list, n appends. */
 static void
-slot_send(struct pipeline_slot *s, bool resend)
-{
-	nng_duration left = slot_ms_left(s);
-	nng_msg *m = NULL;
-
-	if (nng_msg_alloc(&m, 0) != 0 ||
-	    nng_msg_append(m, s->msg.buf, s->msg.len) != 0) {
-		nng_msg_free(m);
-		/* end the trip through the callback: no reply, rv 0 */
-		s->stage = STAGE_RECV;
-		nng_aio_set_msg(s->aio, NULL);
-		nng_sleep_aio(0, s->aio);
-		return;
-	}
-	s->stage = STAGE_SEND;
-	nng_aio_set_msg(s->aio, m);
-	nng_aio_set_timeout(s->aio, resend && left > CLIENT_RECONNECT_MS ?
-	    CLIENT_RECONNECT_MS : left);
-	nng_ctx_send(s->ctx, s->aio);
-}
-
-/* Hands the reply m (or the failure rv) out to list, n appends. */
-static void
-deliver(struct pipeline_req *list, uint32_t n, int rv, nng_msg *m)
+deliver(struct pipeline_req *list, uint32_t n, int err,
+    struct client_reply *rep)
 {
 	char msg[IPC_MAX_STRLEN + 1];
 	struct ipc_result res;
-	struct ipc_in in;
 	struct pipeline_req *rq, *next;
 	const char *why = "";
 	uint32_t i;
 
-	if (rv != 0 || m == NULL) {
-		fail_all(list, EF_S_UNAVAILABLE, rv == NNG_ETIMEDOUT ||
-		    rv == NNG_ECANCELED ? "eventfold-stored did not answer in "
-		    "time" : rv == NNG_ECLOSED ? "pipeline closed" : rv == 0 ?
-		    "out of memory" : "eventfold-stored is unreachable");
-		return;
-	}
-	if (ipc_reply_open(&in, nng_msg_body(m), nng_msg_len(m), &why) != 0 ||
-	    (in.status == EF_S_OK && ipc_many_rep_open(in.body, n,
-	    &why) != 0)) {
+	if (err == 0 && rep->in.status == EF_S_OK &&
+	    ipc_many_rep_open(rep->in.body, n, &why) != 0) {
 		log_warnx("malformed append_many reply: %s", why);
-		ipc_in_close(&in);
 		fail_all(list, EF_S_INTERNAL, "malformed reply from "
 		    "eventfold-stored");
 		return;
 	}
-	if (in.status != EF_S_OK) {
-		/* the whole message was refused (stored shutting down) */
-		int st = in.status;
-
-		snprintf(msg, sizeof(msg), "%.*s", (int)in.message.len,
-		    in.message.ptr);
-		ipc_in_close(&in);
-		fail_all(list, st, msg);
+	if (err != 0 || rep->in.status != EF_S_OK) {
+		/* the message failed, or was refused whole (stored shutting
+		 * down) */
+		snprintf(msg, sizeof(msg), "%.*s", (int)rep->in.message.len,
+		    rep->in.message.ptr);
+		fail_all(list, rep->in.status, err == -EBADF ?
+		    "pipeline closed" : msg);
 		return;
 	}
 	for (rq = list, i = 0; rq != NULL; rq = next, i++) {
 		next = rq->next;
 		rq->next = NULL;
-		if (ipc_result_decode(&in.body->via.array.ptr[i], &res,
+		if (ipc_result_decode(&rep->in.body->via.array.ptr[i], &res,
 		    &why) != 0) {
 			fail_all(rq, EF_S_INTERNAL, "malformed reply from "
 			    "eventfold-stored");
@@ -213,19 +157,18 @@ deliver(struct pipeline_req *list, uint32_t n, int rv, nng_msg *m)
 		}
 		rq->done(rq, &res);
 	}
-	ipc_in_close(&in);
 }
 
-/* The trip of s ended (rv): send what waits, then answer its appends. */
+/* The trip of s ended: send what waits, then answer its appends. */
 static void
-slot_done(struct pipeline_slot *s, int rv, nng_msg *m)
+slot_done(void *arg, int err, struct client_reply *rep)
 {
+	struct pipeline_slot *s = arg;
 	struct pipeline *p = s->p;
 	struct pipeline_req *list = s->reqs;
 	uint32_t n = s->n;
 	bool next = false, drop;
 
-	__atomic_store_n(&s->deadline, 0, __ATOMIC_RELAXED);
 	s->reqs = NULL;
 	s->n = 0;
 	pthread_mutex_lock(&p->mu);
@@ -239,50 +182,10 @@ slot_done(struct pipeline_slot *s, int rv, nng_msg *m)
 		p->nbusy--;
 	}
 	pthread_mutex_unlock(&p->mu);
-	if (next) {
-		slot_encode(p, s);
-		slot_send(s, false);
-	}
+	if (next)
+		slot_send(p, s);
 	if (!drop)
-		deliver(list, n, rv, m);
-	nng_msg_free(m);
-}
-
-static void
-slot_cb(void *arg)
-{
-	struct pipeline_slot *s = arg;
-	int rv = nng_aio_result(s->aio);
-
-	switch (s->stage) {
-	case STAGE_PAUSE:
-		if (rv == 0) {
-			slot_send(s, true);
-			return;
-		}
-		break; /* cancelled during the pause */
-	case STAGE_SEND:
-		if (rv != 0) {
-			nng_msg_free(nng_aio_get_msg(s->aio));
-			nng_aio_set_msg(s->aio, NULL);
-			break;
-		}
-		s->stage = STAGE_RECV;
-		nng_aio_set_timeout(s->aio, slot_ms_left(s));
-		nng_ctx_recv(s->ctx, s->aio);
-		return;
-	default:
-		break;
-	}
-	if (connection_lost(rv) && slot_ms_left(s) > 5 &&
-	    !__atomic_load_n(&s->p->closing, __ATOMIC_RELAXED)) {
-		/* the connection broke under the message: send it again on
-		 * the next one, after a pause for the dialer */
-		s->stage = STAGE_PAUSE;
-		nng_sleep_aio(2, s->aio);
-		return;
-	}
-	slot_done(s, rv, rv == 0 ? nng_aio_get_msg(s->aio) : NULL);
+		deliver(list, n, err, rep);
 }
 
 void
@@ -321,10 +224,8 @@ pipeline_submit(struct pipeline *p, struct pipeline_req *rq)
 	if ((s = slot_pick(p)) != NULL)
 		slot_take(p, s);
 	pthread_mutex_unlock(&p->mu);
-	if (s != NULL) {
-		slot_encode(p, s);
-		slot_send(s, false);
-	}
+	if (s != NULL)
+		slot_send(p, s);
 }
 
 /* pipeline_append_wait(): the result, copied out of the callback. */
@@ -399,19 +300,14 @@ pipeline_append_wait(struct pipeline *p, const struct ipc_append_req *r,
 void
 pipeline_sweep(struct pipeline *p)
 {
-	uint64_t now = guard_now_ms(), dl;
+	uint64_t now = guard_now_ms(), late;
 	size_t i;
 
-	for (i = 0; i < PIPELINE_SLOTS; i++) {
-		struct pipeline_slot *s = &p->slots[i];
-
-		dl = __atomic_load_n(&s->deadline, __ATOMIC_RELAXED);
-		if (dl != 0 && now > dl + CLIENT_GRACE_MS) {
+	for (i = 0; i < PIPELINE_SLOTS; i++)
+		if ((late = acall_sweep(&p->slots[i].ac, now,
+		    CLIENT_GRACE_MS)) != 0)
 			log_warnx("append_many: a message outlived its "
-			    "deadline by %" PRIu64 " ms; cancelled", now - dl);
-			nng_aio_cancel(s->aio);
-		}
-	}
+			    "deadline by %" PRIu64 " ms; cancelled", late);
 }
 
 /* Opens the slots' contexts on sock; p is zeroed but for cl. */
@@ -419,7 +315,7 @@ static int
 pipeline_setup(struct pipeline *p, nng_socket sock, uint64_t timeout_ms)
 {
 	size_t i;
-	int rv;
+	int rc;
 
 	pthread_mutex_init(&p->mu, NULL);
 	p->tail = &p->head;
@@ -429,17 +325,16 @@ pipeline_setup(struct pipeline *p, nng_socket sock, uint64_t timeout_ms)
 
 		s->p = p;
 		ipc_out_init(&s->msg);
-		if ((rv = nng_ctx_open(&s->ctx, sock)) != 0)
+		if ((rc = acall_init(&s->ac, sock, "eventfold-stored",
+		    slot_done, s)) != 0)
 			goto fail;
-		if ((rv = nng_aio_alloc(&s->aio, slot_cb, s)) != 0) {
-			nng_ctx_close(s->ctx);
-			goto fail;
-		}
+		s->ac.resend = true;
+		s->ac.halt = &p->closing;
 	}
 	return 0;
 fail:
 	pipeline_fini(p, false);
-	return ef_err_from_nng(rv);
+	return rc;
 }
 
 int
@@ -469,13 +364,8 @@ pipeline_fini(struct pipeline *p, bool deliver_all)
 	for (i = 0; i < PIPELINE_SLOTS; i++) {
 		struct pipeline_slot *s = &p->slots[i];
 
-		if (s->aio != NULL) {
-			/* cancels the trip and waits for its callback */
-			nng_aio_stop(s->aio);
-			nng_aio_free(s->aio);
-			s->aio = NULL;
-			nng_ctx_close(s->ctx);
-		}
+		/* cancels the trip and waits for its callback */
+		acall_fini(&s->ac);
 		ipc_out_free(&s->msg);
 	}
 	pthread_mutex_destroy(&p->mu);

@@ -40,6 +40,7 @@
 
 #include <nng/nng.h>
 
+#include "acall.h"
 #include "client.h"
 #include "ipc.h"
 #include "ipc_many.h"
@@ -81,13 +82,11 @@ struct pipeline_req {
 
 struct pipeline_slot {
 	struct pipeline *p;
-	nng_ctx ctx;
-	nng_aio *aio;
-	int stage;
+	struct acall ac;          /* its trips to stored (acall.h) */
 	bool busy;                /* under p->mu */
 	struct pipeline_req *reqs; /* in submission order */
 	uint32_t n;
-	uint64_t deadline;        /* atomic: guard_now_ms, 0 when idle */
+	uint64_t deadline;        /* the latest of reqs' (guard_now_ms) */
 	struct ipc_out msg;
 };
 

@@ -5,13 +5,13 @@
  *
  * Threads: `threads` completion-queue threads (server.c) run every gRPC
  * event; unary EventStore calls go to eventfold-stored over nng req/rep
- * asynchronously (each call slot owns one nng context and aio, so the
- * slots are the pool of contexts), and their replies are finished from
- * nng's callback threads. The eventfold.Runner calls (runner.c) work
- * the same way against eventfold-runnerd's runner.sock. Appends are
- * the exception: they are coalesced into APPEND_MANY messages by one
- * pipeline (libcommon/pipeline.h) on a few contexts of its own, behind
- * one short-held mutex.
+ * asynchronously (each call slot owns one round trip, acall.h, with its
+ * nng context, so the slots are the pool of contexts), and their
+ * replies are finished from nng's callback threads. The eventfold.Runner
+ * calls (runner.c) work the same way against eventfold-runnerd's
+ * runner.sock. Appends are the exception: they are coalesced into
+ * APPEND_MANY messages by one pipeline (libcommon/pipeline.h) on a few
+ * contexts of its own, behind one short-held mutex.
  * Subscriptions (subscribe.c) share one feed thread on stored's publish
  * socket and a ring of recent events; each is a state machine on the
  * completion queues and its own nng context, with no thread of its
@@ -32,6 +32,7 @@
 #include <grpc/slice.h>
 #include <nng/nng.h>
 
+#include "acall.h"
 #include "client.h"
 #include "ipc.h"
 #include "pipeline.h"
@@ -148,11 +149,8 @@ struct call {
 	grpc_byte_buffer *resp;
 	grpc_slice details_slice;
 	int cancelled;
-	/* store round trip */
-	nng_ctx ctx;
-	nng_aio *aio;
-	int aio_stage;
-	uint64_t peer_deadline; /* atomic: mono ms, 0 when no trip runs */
+	/* round trip to stored or runnerd (on the peer's socket) */
+	struct acall ac;
 	enum call_peer peer;
 	void (*store_done)(struct call *, struct client_reply *);
 	struct ipc_out req;

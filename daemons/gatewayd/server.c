@@ -47,22 +47,18 @@ enum call_state {
 	CALL_DEAD,
 };
 
-enum { STAGE_SEND = 1, STAGE_RECV = 2, STAGE_PAUSE = 3 };
-
 /*
- * Round trips to stored and runnerd end by their deadline: nng's aio
- * timeout is set to what is left, a connection that breaks (a daemon
- * restart, a listener re-created after nng 1.5's handshake bug) makes
- * the request go again on the next connection if one comes within
- * PEER_RECONNECT_MS and time is left (every request is idempotent), and server_sweep() cancels a trip nng has not
- * ended PEER_GRACE_MS after its deadline. A peer without a connection
- * for PEER_DOWN_MS fails calls at once instead of queueing them.
- * Appends go through a pipeline (libcommon/pipeline.h) that coalesces
- * them into APPEND_MANY messages under the same rules.
+ * Round trips to stored and runnerd are acall.h's: they end by their
+ * deadline, a request whose connection breaks (a daemon restart, a
+ * listener re-created after nng 1.5's handshake bug) goes again on the
+ * next connection, and server_sweep() cancels a trip nng has not ended
+ * PEER_GRACE_MS after its deadline. A peer without a connection for
+ * PEER_DOWN_MS fails calls at once instead of queueing them. Appends go
+ * through a pipeline (libcommon/pipeline.h) that coalesces them into
+ * APPEND_MANY messages under the same rules.
  */
 #define PEER_GRACE_MS     250
 #define PEER_DOWN_MS      2000
-#define PEER_RECONNECT_MS 1000
 
 static struct method methods[] = {
 	{ "/eventfold.EventStore/Append", KIND_UNARY, true, PEER_STORE,
@@ -156,21 +152,16 @@ runner_up(struct gw *gw)
 void
 server_sweep(struct gw *gw)
 {
-	uint64_t now = guard_now_ms(), dl;
+	uint64_t now = guard_now_ms(), late;
 	size_t i;
 
 	for (i = 0; i < gw->ncalls; i++) {
 		struct call *c = &gw->calls[i];
 
-		if (c->aio == NULL)
-			continue;
-		dl = __atomic_load_n(&c->peer_deadline, __ATOMIC_RELAXED);
-		if (dl != 0 && now > dl + PEER_GRACE_MS) {
+		if ((late = acall_sweep(&c->ac, now, PEER_GRACE_MS)) != 0)
 			log_warnx("%s: a call outlived its deadline by %" PRIu64
 			    " ms; cancelled", c->m != NULL ? c->m->path : "?",
-			    now - dl);
-			nng_aio_cancel(c->aio);
-		}
+			    late);
 	}
 	pipeline_sweep(&gw->appends);
 }
@@ -384,106 +375,14 @@ peer_name(const struct call *c)
 	    "eventfold-stored";
 }
 
-static int
-connection_lost(int rv)
-{
-	return rv == NNG_ECONNRESET || rv == NNG_ECONNSHUT ||
-	    rv == NNG_ECONNREFUSED || rv == NNG_ECONNABORTED;
-}
-
-static nng_duration
-peer_ms_left(const struct call *c)
-{
-	uint64_t now = guard_now_ms();
-	uint64_t dl = __atomic_load_n(&c->peer_deadline, __ATOMIC_RELAXED);
-
-	if (dl <= now)
-		return 1;
-	return dl - now > INT32_MAX ? INT32_MAX : (nng_duration)(dl - now);
-}
-
-/*
- * Sends c->req on the call's context, by the trip's deadline; a resend
- * must find a connection within PEER_RECONNECT_MS.
- */
+/* The end of a round trip (acall.h): the reply, or the failure as one. */
 static void
-peer_send(struct call *c, bool resend)
-{
-	nng_duration left = peer_ms_left(c);
-	nng_msg *m = NULL;
-
-	if (nng_msg_alloc(&m, 0) != 0 ||
-	    nng_msg_append(m, c->req.buf, c->req.len) != 0) {
-		nng_msg_free(m);
-		__atomic_store_n(&c->peer_deadline, 0, __ATOMIC_RELAXED);
-		store_fail(c, EF_S_INTERNAL, "out of memory");
-		return;
-	}
-	c->aio_stage = STAGE_SEND;
-	nng_aio_set_msg(c->aio, m);
-	nng_aio_set_timeout(c->aio, resend && left > PEER_RECONNECT_MS ?
-	    PEER_RECONNECT_MS : left);
-	nng_ctx_send(c->ctx, c->aio);
-}
-
-static void
-store_cb(void *arg)
+peer_done(void *arg, int err, struct client_reply *rep)
 {
 	struct call *c = arg;
-	struct client_reply rep;
-	const char *why = NULL;
-	char msg[128];
-	int rv = nng_aio_result(c->aio);
 
-	switch (c->aio_stage) {
-	case STAGE_PAUSE:
-		peer_send(c, true);
-		return;
-	case STAGE_SEND:
-		if (rv != 0) {
-			nng_msg_free(nng_aio_get_msg(c->aio));
-			nng_aio_set_msg(c->aio, NULL);
-			break;
-		}
-		c->aio_stage = STAGE_RECV;
-		nng_aio_set_timeout(c->aio, peer_ms_left(c));
-		nng_ctx_recv(c->ctx, c->aio);
-		return;
-	default:
-		break;
-	}
-	if (connection_lost(rv) && peer_ms_left(c) > 5) {
-		/* the connection broke under the request: send it again on
-		 * the next one, after a pause for the dialer */
-		c->aio_stage = STAGE_PAUSE;
-		nng_sleep_aio(2, c->aio);
-		return;
-	}
-	__atomic_store_n(&c->peer_deadline, 0, __ATOMIC_RELAXED);
-	if (rv != 0) {
-		snprintf(msg, sizeof(msg), rv == NNG_ETIMEDOUT ||
-		    rv == NNG_ECANCELED ? "%s did not answer in time" :
-		    "%s is unreachable", peer_name(c));
-		store_fail(c, EF_S_UNAVAILABLE, msg);
-		return;
-	}
-	memset(&rep, 0, sizeof(rep));
-	rep.msg = nng_aio_get_msg(c->aio);
-	if (ipc_reply_open(&rep.in, nng_msg_body(rep.msg),
-	    nng_msg_len(rep.msg), &why) != 0) {
-		ipc_in_close(&rep.in);
-		nng_msg_free(rep.msg);
-		log_warnx("call " TRACE_FMT ": malformed reply from %s: %s",
-		    c->rid, peer_name(c), why);
-		snprintf(msg, sizeof(msg), "malformed reply from %s",
-		    peer_name(c));
-		store_fail(c, EF_S_INTERNAL, msg);
-		return;
-	}
-	/* done may start the next round trip on this aio: free first what
-	 * it no longer needs only after it returns */
-	c->store_done(c, &rep);
-	client_reply_free(&rep);
+	(void)err; /* rep says it: EF_S_UNAVAILABLE or EF_S_INTERNAL */
+	c->store_done(c, rep);
 }
 
 /* Pipeline callback: one Append's own result, as a reply to store_done. */
@@ -550,9 +449,8 @@ call_peer(struct call *c, void (*done)(struct call *, struct client_reply *),
 	}
 	if (timeout_ms > INT32_MAX)
 		timeout_ms = INT32_MAX;
-	__atomic_store_n(&c->peer_deadline, guard_now_ms() + timeout_ms,
-	    __ATOMIC_RELAXED);
-	peer_send(c, false);
+	acall_start(&c->ac, c->req.buf, c->req.len, c->rid,
+	    guard_now_ms() + timeout_ms);
 }
 
 static void
@@ -822,10 +720,11 @@ slot_init(struct gw *gw, struct call *c, const struct method *m,
 	ipc_out_init(&c->req);
 	c->peer = m != NULL && m->kind == KIND_UNARY ? m->peer : PEER_NONE;
 	if (c->peer != PEER_NONE) {
-		if (nng_ctx_open(&c->ctx, c->peer == PEER_RUNNER ? gw->runner :
-		    gw->store) != 0 || nng_aio_alloc(&c->aio, store_cb, c) != 0)
+		if (acall_init(&c->ac, c->peer == PEER_RUNNER ? gw->runner :
+		    gw->store, peer_name(c), peer_done, c) != 0)
 			fatalx("cannot open an nng context to %s",
 			    peer_name(c));
+		c->ac.resend = true;
 	}
 }
 
@@ -992,6 +891,8 @@ server_stop(struct gw *gw)
 	}
 	/* every call has ended: nobody is left to answer */
 	pipeline_fini(&gw->appends, false);
+	for (i = 0; i < gw->ncalls; i++)
+		acall_fini(&gw->calls[i].ac);
 	dialer_close(&gw->store_dialer);
 	dialer_close(&gw->runner_dialer);
 	nngx_close(gw->store);
@@ -999,8 +900,6 @@ server_stop(struct gw *gw)
 	for (i = 0; i < gw->ncalls; i++) {
 		struct call *c = &gw->calls[i];
 
-		if (c->aio != NULL)
-			nng_aio_free(c->aio);
 		if (c->call != NULL)
 			grpc_call_unref(c->call);
 		if (c->payload != NULL)

@@ -77,7 +77,6 @@
 #define PAGES_BYTES (32u << 20) /* their encoded bytes at most */
 
 enum sub_mode { MODE_STORE, MODE_LIVE };
-enum { STAGE_SEND = 1, STAGE_RECV, STAGE_SLEEP };
 
 struct ring_ent {
 	uint64_t pos;
@@ -110,10 +109,8 @@ struct sub {
 	size_t qi, qn, qcap;
 	grpc_byte_buffer *bb;  /* the message in flight */
 	grpc_slice details;
-	/* reads from stored */
-	nng_ctx ctx;
-	nng_aio *aio;
-	int stage;
+	/* reads from stored (acall.h), and the pause before another */
+	struct acall ac;
 	struct ipc_out req;
 	uint64_t rid; /* the subscribe call's request id (trace.h) */
 	struct pbuf pb;
@@ -445,8 +442,7 @@ sub_unref(struct sub *s)
 		grpc_byte_buffer_destroy(s->bb);
 	grpc_call_unref(s->call);
 	grpc_slice_unref(s->details);
-	nng_ctx_close(s->ctx);
-	nng_aio_reap(s->aio); /* this may run on its callback */
+	acall_reap(&s->ac); /* this may run on its callback */
 	ipc_out_free(&s->req);
 	free(s->pb.buf);
 	free(s->q);
@@ -659,8 +655,6 @@ sub_close_done(struct gw_tag *t, int ok)
 static void
 sub_read(struct sub *s)
 {
-	nng_msg *m = NULL;
-
 	ipc_out_reset(&s->req);
 	if (s->is_stream) {
 		struct ipc_read_stream_req r;
@@ -679,20 +673,20 @@ sub_read(struct sub *s)
 		ipc_request_begin(&s->req, EF_OP_READ_ALL, s->rid);
 		ipc_read_all_req_encode(&s->req, &r);
 	}
-	if (nng_msg_alloc(&m, 0) != 0 ||
-	    nng_msg_append(m, s->req.buf, s->req.len) != 0)
-		fatal("nng_msg_alloc");
-	s->stage = STAGE_SEND;
-	nng_aio_set_msg(s->aio, m);
-	nng_aio_set_timeout(s->aio, (nng_duration)s->gw->conf.store_timeout_ms);
-	nng_ctx_send(s->ctx, s->aio);
+	acall_start(&s->ac, s->req.buf, s->req.len, s->rid, guard_now_ms() +
+	    s->gw->conf.store_timeout_ms);
+}
+
+static void
+sub_woken(void *arg)
+{
+	sub_pump(arg);
 }
 
 static void
 sub_retry(struct sub *s)
 {
-	s->stage = STAGE_SLEEP;
-	nng_sleep_aio(RETRY_MS, s->aio);
+	acall_sleep(&s->ac, RETRY_MS, sub_woken);
 }
 
 /* A page from stored: queue what comes next, decide the mode. */
@@ -760,46 +754,17 @@ sub_page(struct sub *s, struct client_reply *rep)
 	sub_pump(s);
 }
 
+/* A read ended: stored away or not answering (err) means try again. */
 static void
-sub_store_cb(void *arg)
+sub_read_done(void *arg, int err, struct client_reply *rep)
 {
 	struct sub *s = arg;
-	struct client_reply rep;
-	const char *why = NULL;
-	int rv = nng_aio_result(s->aio);
 
-	switch (s->stage) {
-	case STAGE_SEND:
-		if (rv != 0) {
-			nng_msg_free(nng_aio_get_msg(s->aio));
-			sub_retry(s);
-			return;
-		}
-		s->stage = STAGE_RECV;
-		nng_ctx_recv(s->ctx, s->aio);
-		return;
-	case STAGE_SLEEP:
-		sub_pump(s);
-		return;
-	default:
-		break;
-	}
-	if (rv != 0) {
+	if (err != 0) {
 		sub_retry(s);
 		return;
 	}
-	memset(&rep, 0, sizeof(rep));
-	rep.msg = nng_aio_get_msg(s->aio);
-	if (ipc_reply_open(&rep.in, nng_msg_body(rep.msg),
-	    nng_msg_len(rep.msg), &why) != 0) {
-		log_warnx("call " TRACE_FMT ": malformed reply from "
-		    "eventfold-stored: %s", s->rid, why);
-		client_reply_free(&rep);
-		sub_retry(s);
-		return;
-	}
-	sub_page(s, &rep);
-	client_reply_free(&rep);
+	sub_page(s, rep);
 }
 
 enum take { TAKE_AGAIN, TAKE_PARKED, TAKE_BEHIND };
@@ -932,8 +897,8 @@ sub_start(struct call *c, bool is_stream, const uint8_t *sid,
 			fatal("pthread_create");
 		feed_started = true;
 	}
-	if (nng_ctx_open(&s->ctx, gw->store) != 0 ||
-	    nng_aio_alloc(&s->aio, sub_store_cb, s) != 0)
+	if (acall_init(&s->ac, gw->store, "eventfold-stored", sub_read_done,
+	    s) != 0)
 		fatalx("cannot open an nng context to stored");
 	s->gw = gw;
 	s->send_tag.fn = sub_send_done;
