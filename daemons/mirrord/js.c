@@ -338,15 +338,15 @@ header_text(char *s)
 }
 
 int
-js_publish(const struct ef_event *ev)
+js_message(const struct ef_event *ev, natsMsg **mp)
 {
 	struct pbevent pe;
-	jsPubOptions po;
 	natsMsg *m = NULL;
 	natsStatus s;
 	char subj[320], num[24], ver[24];
 	size_t sz;
 
+	*mp = NULL;
 	sz = pbevent_init(&pe, ev);
 	if (sz > pbuf_cap) {
 		free(pbuf);
@@ -367,8 +367,22 @@ js_publish(const struct ef_event *ev)
 	    (s = natsMsgHeader_Set(m, HDR_POS, num)) != NATS_OK ||
 	    (s = natsMsgHeader_Set(m, HDR_SID, pe.sid)) != NATS_OK ||
 	    (s = natsMsgHeader_Set(m, HDR_VERSION, ver)) != NATS_OK ||
-	    (s = natsMsgHeader_Set(m, HDR_TYPE, pe.type)) != NATS_OK)
-		goto fail;
+	    (s = natsMsgHeader_Set(m, HDR_TYPE, pe.type)) != NATS_OK) {
+		fail_once("publish of position %" PRIu64 ": %s; resyncing",
+		    ev->global_position, natsStatus_GetText(s));
+		natsMsg_Destroy(m);
+		return 1;
+	}
+	*mp = m;
+	return 0;
+}
+
+int
+js_send(natsMsg *m, uint64_t position)
+{
+	jsPubOptions po;
+	natsStatus s;
+
 	jsPubOptions_Init(&po);
 	po.MaxWait = (int64_t)md.conf.ack_wait_ms;
 	for (;;) {
@@ -383,12 +397,11 @@ js_publish(const struct ef_event *ev)
 		if (s != NATS_TIMEOUT) /* NATS_TIMEOUT: max_inflight reached */
 			goto fail;
 	}
-	__atomic_store_n(&md.published, ev->global_position + 1,
-	    __ATOMIC_RELEASE);
+	__atomic_store_n(&md.published, position + 1, __ATOMIC_RELEASE);
 	return 0;
 fail:
 	fail_once("publish of position %" PRIu64 ": %s; resyncing",
-	    ev->global_position, natsStatus_GetText(s));
+	    position, natsStatus_GetText(s));
 	natsMsg_Destroy(m);
 	return 1;
 }

@@ -57,7 +57,8 @@ static const struct conf_key mirror_keys[] = {
 	{ "ack_wait_ms", CONF_U64, OFF(ack_wait_ms), "5000",
 	    "how long an acknowledgement may take before a resync" },
 	{ "page", CONF_U64, OFF(page), "4096",
-	    "events per catch-up read from stored" },
+	    "events per catch-up read from stored; up to two pages are "
+	    "queued ahead of the publisher" },
 	{ "metrics_listen", CONF_STR, OFF(metrics_listen), "127.0.0.1:9091",
 	    "HOST:PORT of /metrics, which eventfoldctl mirror reads (\"\": "
 	    "none)" },

@@ -3,9 +3,12 @@
  * mirrord.h - private structures of eventfold-mirrord.
  *
  * Threads: the follower (follow.c) runs the catch-up-then-live
- * subscription to stored (sub_run, libcommon) and publishes each event
- * to JetStream asynchronously; libnats's threads call the ack handler
- * (js.c); libmicrohttpd's thread serves /metrics (metrics.c); the main
+ * subscription to stored (sub_run, libcommon) and queues each event's
+ * message; the publisher (follow.c, one per round) takes them in order
+ * and publishes them to JetStream asynchronously, so that reading the
+ * next page overlaps publishing this one; libnats's threads call the
+ * ack handler (js.c); libmicrohttpd's thread serves /metrics
+ * (metrics.c); the main
  * thread takes signals and, every second, asks stored for its head and
  * JetStream for the stream's state (mirrord.c).
  *
@@ -103,9 +106,18 @@ void js_close(void);
  */
 int js_resume(uint64_t *last_seq, uint8_t id[16], int *has_id, char *err,
     size_t errlen);
-/* Publishes ev at sequence position + 1. 0; 1 when a failure or a stop
- * is pending (the follower must drain and resync); -1 on error. */
-int js_publish(const struct ef_event *ev);
+/*
+ * Builds the message of ev (payload and headers) into *mp, the
+ * caller's until js_send. 0; 1 on a failure (counted, md.failed set).
+ * Not thread-safe: one encoding buffer, the reader's.
+ */
+int js_message(const struct ef_event *ev, natsMsg **mp);
+/*
+ * Publishes m, the event at position, at sequence position + 1,
+ * asynchronously; takes m in every case. 0; 1 when a failure or a stop
+ * is pending (the follower must drain and resync).
+ */
+int js_send(natsMsg *m, uint64_t position);
 /* Waits up to ack_wait_ms for the publishes in flight; drops the rest. */
 void js_drain(void);
 /* Checks the stream settings of the configuration. 0 or -1 with err. */
