@@ -21,7 +21,9 @@
 
 #include <systemd/sd-daemon.h>
 
+#include "clock.h"
 #include "conf.h"
+#include "daemon.h"
 #include "env.h"
 #include "log.h"
 #include "mirrord.h"
@@ -74,22 +76,13 @@ static const char usage[] =
 
 struct mirror md;
 
-uint64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 int
 nap_ms(uint64_t ms)
 {
-	uint64_t end = now_ms() + ms;
+	uint64_t end = clock_mono_ms() + ms;
 	struct timespec ts;
 
-	while (!md.stopping && now_ms() < end) {
+	while (!md.stopping && clock_mono_ms() < end) {
 		ts.tv_sec = 0;
 		ts.tv_nsec = 20 * 1000 * 1000;
 		nanosleep(&ts, NULL);
@@ -103,7 +96,7 @@ housekeeping(uint64_t *prev_acked, uint64_t *prev_ms)
 {
 	struct client_reply rep;
 	struct ipc_status_rep st;
-	uint64_t t = now_ms(), a;
+	uint64_t t = clock_mono_ms(), a;
 
 	if (client_status_within(&md.store, 500, &rep, &st) == EF_S_OK) {
 		__atomic_store_n(&md.head, st.head, __ATOMIC_RELAXED);
@@ -152,24 +145,12 @@ main(int argc, char **argv)
 		md.conf.ack_wait_ms = 100;
 	if (md.conf.page == 0)
 		md.conf.page = 1000;
-	if (opts.check) {
-		if (opts.verbose)
-			conf_print(stdout, mirror_keys, "mirrord", &md.conf);
-		else
-			printf("configuration OK\n");
+	if (daemon_conf_check(&opts, mirror_keys, "mirrord", &md.conf))
 		return 0;
-	}
-	if (opts.verbose)
-		log_setverbose(1);
-	md.start_ms = now_ms();
+	md.start_ms = clock_mono_ms();
 	pthread_mutex_init(&md.mu, NULL);
 
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	daemon_signals(&set);
 
 	client_url(md.store_url, sizeof(md.store_url), md.conf.runtime_dir,
 	    STORE_SOCK, md.conf.store_url);
@@ -187,7 +168,7 @@ main(int argc, char **argv)
 	    md.conf.nats_url);
 	sd_notify(0, "READY=1");
 
-	prev_ms = now_ms();
+	prev_ms = clock_mono_ms();
 	for (;;) {
 		sig = sigtimedwait(&set, NULL, &ts);
 		if (sig == SIGTERM || sig == SIGINT)
@@ -195,7 +176,7 @@ main(int argc, char **argv)
 		if (sig == SIGHUP)
 			log_info("SIGHUP: nothing to reload (restart for new "
 			    "settings)");
-		t = now_ms();
+		t = clock_mono_ms();
 		if (t - last >= 1000) {
 			housekeeping(&prev_acked, &prev_ms);
 			sd_notifyf(0, "STATUS=mirrored %" PRIu64 " of %" PRIu64,

@@ -90,7 +90,6 @@ struct mirror {
 
 extern struct mirror md;
 
-uint64_t now_ms(void);
 /* Sleeps ms, waking early (returning 1) if the daemon is stopping. */
 int nap_ms(uint64_t ms);
 
