@@ -58,6 +58,7 @@
 #include "hostport.h"
 #include "ipc_runner.h"
 #include "log.h"
+#include "text.h"
 
 static const double bucket_le[METRICS_BUCKETS] = {
 	0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
@@ -183,41 +184,6 @@ ns_cmp(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-struct text {
-	char *buf;
-	size_t len, cap;
-};
-
-static void text_printf(struct text *t, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void
-text_printf(struct text *t, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	for (;;) {
-		va_start(ap, fmt);
-		n = vsnprintf(t->buf + t->len, t->cap - t->len, fmt, ap);
-		va_end(ap);
-		if (n >= 0 && (size_t)n < t->cap - t->len) {
-			t->len += (size_t)n;
-			return;
-		}
-		t->cap = t->cap * 2 + (size_t)(n > 0 ? n : 0) + 256;
-		if ((t->buf = realloc(t->buf, t->cap)) == NULL)
-			fatal("realloc");
-	}
-}
-
-static void
-metric(struct text *t, const char *name, const char *type, const char *help,
-    uint64_t v)
-{
-	text_printf(t, "# HELP %s %s\n# TYPE %s %s\n%s %" PRIu64 "\n", name,
-	    help, name, type, name, v);
-}
 
 /*
  * eventfold_append_duration_seconds as EventfoldDB's summary: quantile q
@@ -261,18 +227,16 @@ static char *
 metrics_render(struct gw *gw, size_t *len)
 {
 	struct metrics *mx = &gw->mx;
-	struct text t = { NULL, 0, 0 };
+	struct text t;
 	uint64_t cum = 0, head;
 	int64_t subs;
 	int i;
 
-	t.cap = 4096;
-	if ((t.buf = malloc(t.cap)) == NULL)
-		fatal("malloc");
-	metric(&t, "eventfold_appends_total", "counter",
+	text_init(&t, 4096);
+	text_metric(&t, "eventfold_appends_total", "counter",
 	    "Appends that wrote (replays excluded), whole store.",
 	    LD(mx->appends_total));
-	metric(&t, "eventfold_events_total", "counter",
+	text_metric(&t, "eventfold_events_total", "counter",
 	    "Events written by those appends, whole store.",
 	    LD(mx->events_total));
 	render_summary(&t, mx);
@@ -297,20 +261,20 @@ metrics_render(struct gw *gw, size_t *len)
 	    "eventfold_reads_total{rpc=\"read_all\"} %" PRIu64 "\n",
 	    LD(mx->reads_read_stream), LD(mx->reads_read_all));
 	subs = LD(mx->subscriptions_active);
-	metric(&t, "eventfold_subscriptions_active", "gauge",
+	text_metric(&t, "eventfold_subscriptions_active", "gauge",
 	    "Open SubscribeAll and SubscribeStream calls.",
 	    subs > 0 ? (uint64_t)subs : 0);
 	head = LD(mx->global_position);
-	metric(&t, "eventfold_global_position", "gauge",
+	text_metric(&t, "eventfold_global_position", "gauge",
 	    "Next global position to be written (events in the log).", head);
-	metric(&t, "eventfold_streams_total", "gauge", "Streams in the log.",
+	text_metric(&t, "eventfold_streams_total", "gauge", "Streams in the log.",
 	    LD(mx->streams_total));
-	metric(&t, "eventfold_log_bytes", "gauge",
+	text_metric(&t, "eventfold_log_bytes", "gauge",
 	    "Bytes of the active log file.", LD(mx->log_bytes));
-	metric(&t, "eventfold_fsyncs_total", "counter",
+	text_metric(&t, "eventfold_fsyncs_total", "counter",
 	    "Group commits of eventfold-stored (one fdatasync each).",
 	    LD(mx->fsyncs_total));
-	metric(&t, "eventfold_append_messages_total", "counter",
+	text_metric(&t, "eventfold_append_messages_total", "counter",
 	    "Messages that carried Appends to eventfold-stored.",
 	    LD(gw->appends.messages));
 	text_printf(&t, "# HELP eventfold_batch_size_events Events per group "
@@ -318,37 +282,37 @@ metrics_render(struct gw *gw, size_t *len)
 	    "# TYPE eventfold_batch_size_events gauge\n"
 	    "eventfold_batch_size_events %.3f\n",
 	    (double)LD(mx->batch_size_milli) / 1000.0);
-	metric(&t, "eventfold_subscriber_lag_events", "gauge",
+	text_metric(&t, "eventfold_subscriber_lag_events", "gauge",
 	    "Events the furthest-behind SubscribeAll stream has yet to get.",
 	    subscribe_max_lag(head));
-	metric(&t, "eventfold_store_up", "gauge",
+	text_metric(&t, "eventfold_store_up", "gauge",
 	    "1 while eventfold-stored answers, else 0.", LD(mx->store_up));
-	metric(&t, "eventfold_segments", "gauge",
+	text_metric(&t, "eventfold_segments", "gauge",
 	    "Segment files of the log, the one being written included.",
 	    LD(mx->segments));
-	metric(&t, "eventfold_index_lag_events", "gauge",
+	text_metric(&t, "eventfold_index_lag_events", "gauge",
 	    "Events not yet indexed on disk (the hot tail).",
 	    LD(mx->index_lag));
-	metric(&t, "eventfold_archived_segments", "gauge",
+	text_metric(&t, "eventfold_archived_segments", "gauge",
 	    "Sealed segments held in the cold archive (zstd).",
 	    LD(mx->archived_segments));
-	metric(&t, "eventfold_archived_bytes", "gauge",
+	text_metric(&t, "eventfold_archived_bytes", "gauge",
 	    "Bytes on disk of the archived segments.",
 	    LD(mx->archived_bytes));
-	metric(&t, "eventfold_archive_cache_hits_total", "counter",
+	text_metric(&t, "eventfold_archive_cache_hits_total", "counter",
 	    "Reads of archived events served from the frame cache.",
 	    LD(mx->cache_hits));
-	metric(&t, "eventfold_archive_cache_misses_total", "counter",
+	text_metric(&t, "eventfold_archive_cache_misses_total", "counter",
 	    "Reads of archived events that decompressed a frame.",
 	    LD(mx->cache_misses));
-	metric(&t, "eventfold_archive_cache_bytes", "gauge",
+	text_metric(&t, "eventfold_archive_cache_bytes", "gauge",
 	    "Decompressed archive frames held in memory.",
 	    LD(mx->cache_bytes));
 	if (LD(mx->runner_known)) {
-		metric(&t, "eventfold_runner_lmdb_map_bytes", "gauge",
+		text_metric(&t, "eventfold_runner_lmdb_map_bytes", "gauge",
 		    "Map size of eventfold-runnerd's LMDB environment.",
 		    LD(mx->runner_map_bytes));
-		metric(&t, "eventfold_runner_lmdb_map_grows_total", "counter",
+		text_metric(&t, "eventfold_runner_lmdb_map_grows_total", "counter",
 		    "Times eventfold-runnerd doubled a full LMDB map.",
 		    LD(mx->runner_map_grows));
 	}

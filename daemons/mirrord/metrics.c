@@ -33,45 +33,10 @@
 #include "hostport.h"
 #include "log.h"
 #include "mirrord.h"
+#include "text.h"
 
 static struct MHD_Daemon *mhd;
 
-struct text {
-	char *p;
-	size_t len;
-	size_t cap;
-};
-
-static void text_printf(struct text *t, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void
-text_printf(struct text *t, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	for (;;) {
-		va_start(ap, fmt);
-		n = vsnprintf(t->p + t->len, t->cap - t->len, fmt, ap);
-		va_end(ap);
-		if (n >= 0 && (size_t)n < t->cap - t->len) {
-			t->len += (size_t)n;
-			return;
-		}
-		t->cap = t->cap * 2 + (size_t)n;
-		if ((t->p = realloc(t->p, t->cap)) == NULL)
-			fatal("realloc");
-	}
-}
-
-static void
-gauge(struct text *t, const char *name, const char *type, const char *help,
-    uint64_t v)
-{
-	text_printf(t, "# HELP %s %s\n# TYPE %s %s\n%s %" PRIu64 "\n", name,
-	    help, name, type, name, v);
-}
 
 /* A label value: no quote, backslash or newline. */
 static void
@@ -85,59 +50,58 @@ label(char *s)
 static char *
 render(size_t *len)
 {
-	struct text t = { NULL, 0, 4096 };
+	struct text t;
 	struct stream_state ss;
 	uint64_t pos, head;
 	char nats[256];
 
-	if ((t.p = malloc(t.cap)) == NULL)
-		fatal("malloc");
+	text_init(&t, 4096);
 	pthread_mutex_lock(&md.mu);
 	ss = md.ss;
 	pthread_mutex_unlock(&md.mu);
 	pos = __atomic_load_n(&md.acked, __ATOMIC_RELAXED);
 	head = __atomic_load_n(&md.head, __ATOMIC_RELAXED);
-	gauge(&t, "eventfold_mirror_position", "gauge",
+	text_metric(&t, "eventfold_mirror_position", "gauge",
 	    "Log positions below this are in the JetStream stream", pos);
-	gauge(&t, "eventfold_mirror_store_head", "gauge",
+	text_metric(&t, "eventfold_mirror_store_head", "gauge",
 	    "The log's next position, as last seen", head);
-	gauge(&t, "eventfold_mirror_lag_events", "gauge",
+	text_metric(&t, "eventfold_mirror_lag_events", "gauge",
 	    "Events committed but not yet in JetStream",
 	    head > pos ? head - pos : 0);
-	gauge(&t, "eventfold_mirror_rate_events", "gauge",
+	text_metric(&t, "eventfold_mirror_rate_events", "gauge",
 	    "Events mirrored per second over the last second",
 	    __atomic_load_n(&md.rate, __ATOMIC_RELAXED));
-	gauge(&t, "eventfold_mirror_inflight", "gauge",
+	text_metric(&t, "eventfold_mirror_inflight", "gauge",
 	    "Publishes awaiting their acknowledgement", js_inflight());
-	gauge(&t, "eventfold_mirror_errors_total", "counter",
+	text_metric(&t, "eventfold_mirror_errors_total", "counter",
 	    "Failed publishes and JetStream requests",
 	    __atomic_load_n(&md.errors, __ATOMIC_RELAXED));
-	gauge(&t, "eventfold_mirror_resyncs_total", "counter",
+	text_metric(&t, "eventfold_mirror_resyncs_total", "counter",
 	    "Restarts after the stream's last sequence",
 	    __atomic_load_n(&md.resyncs, __ATOMIC_RELAXED));
-	gauge(&t, "eventfold_mirror_duplicates_total", "counter",
+	text_metric(&t, "eventfold_mirror_duplicates_total", "counter",
 	    "Publishes JetStream already held (acknowledged as duplicates)",
 	    __atomic_load_n(&md.duplicates, __ATOMIC_RELAXED));
-	gauge(&t, "eventfold_mirror_nats_up", "gauge",
+	text_metric(&t, "eventfold_mirror_nats_up", "gauge",
 	    "1 if connected to a NATS server", (uint64_t)js_connected());
-	gauge(&t, "eventfold_mirror_store_up", "gauge",
+	text_metric(&t, "eventfold_mirror_store_up", "gauge",
 	    "1 if eventfold-stored answered last",
 	    (uint64_t)__atomic_load_n(&md.store_up, __ATOMIC_RELAXED));
-	gauge(&t, "eventfold_mirror_stale", "gauge",
+	text_metric(&t, "eventfold_mirror_stale", "gauge",
 	    "1 if the stream does not end with this log's events",
 	    (uint64_t)__atomic_load_n(&md.stale, __ATOMIC_RELAXED));
 	if (ss.known) {
-		gauge(&t, "eventfold_mirror_stream_messages", "gauge",
+		text_metric(&t, "eventfold_mirror_stream_messages", "gauge",
 		    "Messages in the stream", ss.msgs);
-		gauge(&t, "eventfold_mirror_stream_bytes", "gauge",
+		text_metric(&t, "eventfold_mirror_stream_bytes", "gauge",
 		    "Bytes in the stream", ss.bytes);
-		gauge(&t, "eventfold_mirror_stream_first_seq", "gauge",
+		text_metric(&t, "eventfold_mirror_stream_first_seq", "gauge",
 		    "The stream's first sequence", ss.first_seq);
-		gauge(&t, "eventfold_mirror_stream_last_seq", "gauge",
+		text_metric(&t, "eventfold_mirror_stream_last_seq", "gauge",
 		    "The stream's last sequence", ss.last_seq);
-		gauge(&t, "eventfold_mirror_stream_replicas", "gauge",
+		text_metric(&t, "eventfold_mirror_stream_replicas", "gauge",
 		    "The stream's replicas", ss.replicas);
-		gauge(&t, "eventfold_mirror_stream_consumers", "gauge",
+		text_metric(&t, "eventfold_mirror_stream_consumers", "gauge",
 		    "The stream's consumers", ss.consumers);
 	}
 	snprintf(nats, sizeof(nats), "%s", md.conf.nats_url);
@@ -153,7 +117,7 @@ render(size_t *len)
 	    md.conf.stream, ss.subjects, ss.cluster, ss.leader, nats,
 	    ss.error);
 	*len = t.len;
-	return t.p;
+	return t.buf;
 }
 
 static enum MHD_Result
