@@ -24,6 +24,8 @@
  *	Every message of the stream in sequence order:
  *	  SEQUENCE POSITION EVENT_ID SUBJECT
  *	(a check that sequence N holds position N - 1, exactly once).
+ *	A stream electing its leader (a node just restarted) is waited
+ *	for, up to a minute, rather than reported as an error.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -68,6 +70,20 @@ dial(const char *url, natsConnection **nc, jsCtx **js)
 	natsOptions_Destroy(o);
 }
 
+/*
+ * A stream whose leader is being elected (a node was just restarted)
+ * answers "temporarily unavailable" or not at all for a few seconds;
+ * dump waits that out rather than reporting a stream it cannot read.
+ */
+static int
+transient(natsStatus s, jsErrCode je)
+{
+	return s == NATS_TIMEOUT || s == NATS_NO_RESPONDERS ||
+	    je == JSClusterNotAvailErr;
+}
+
+#define DUMP_PATIENCE 600 /* tries, 100 ms apart */
+
 static int
 dump(const char *url, const char *stream)
 {
@@ -79,14 +95,26 @@ dump(const char *url, const char *stream)
 	natsStatus s;
 	const char *pos, *id;
 	uint64_t seq;
+	int tries = 0;
 
 	dial(url, &nc, &js);
-	if ((s = js_GetStreamInfo(&si, js, stream, NULL, &je)) != NATS_OK)
-		die(stream, s, je);
+	while ((s = js_GetStreamInfo(&si, js, stream, NULL, &je)) != NATS_OK) {
+		if (!transient(s, je) || ++tries == DUMP_PATIENCE)
+			die(stream, s, je);
+		je = 0;
+		usleep(100 * 1000);
+	}
 	for (seq = si->State.FirstSeq; seq != 0 && seq <= si->State.LastSeq;
 	    seq++) {
 		m = NULL;
+		je = 0;
 		s = js_GetMsg(&m, js, stream, seq, NULL, &je);
+		if (s != NATS_OK && transient(s, je) &&
+		    ++tries < DUMP_PATIENCE) {
+			usleep(100 * 1000);
+			seq--; /* the same sequence again */
+			continue;
+		}
 		if (s == NATS_NOT_FOUND)
 			continue; /* deleted */
 		if (s != NATS_OK)
