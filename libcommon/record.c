@@ -1,18 +1,24 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * record.c - encode and verify log records, batch headers and the file
- * header (format in record.h). Checksums come from zlib.
+ * header (format in record.h). Checksums are zlib's crc32 (the same
+ * polynomial, reflected, initial 0), computed by ISA-L's crc32_gzip_refl:
+ * with PCLMULQDQ it is several times faster than zlib's table-driven
+ * crc32 (a quarter of a ReadAll's CPU in stored, and of an import's in
+ * eventfoldctl, went to zlib's), and it gives the same value for the
+ * same bytes (tests/unit/test_record.c), so the format is unchanged.
  */
 #include <string.h>
 #include <sys/types.h>
-#include <zlib.h>
+
+#include <isa-l/crc.h>
 
 #include "record.h"
 
 uint32_t
 ef_crc32(const void *p, size_t len)
 {
-	return (uint32_t)crc32_z(0L, p, len);
+	return crc32_gzip_refl(0, p, (uint64_t)len);
 }
 
 size_t
