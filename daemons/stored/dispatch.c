@@ -595,11 +595,13 @@ prefetch_location(const struct journal *j, uint64_t loc)
 /*
  * Encodes the events at positions pos[0..n) (offsets looked up) into a
  * reply message of their size (w->reply), sent as it is: no buffer in
- * between and no copy.
+ * between and no copy. seq: the positions run forward through the log
+ * (a forward ReadAll), so plain segments are read with pread() through
+ * this thread's window (readwin.c) rather than through the mapping.
  */
 static void
 encode_positions(struct worker *w, const uint64_t *pos, uint64_t n,
-    uint64_t head, bool has_last, uint64_t last)
+    uint64_t head, bool has_last, uint64_t last, bool seq)
 {
 	struct stored *sd = w->sd;
 	struct ef_event ev;
@@ -618,7 +620,8 @@ encode_positions(struct worker *w, const uint64_t *pos, uint64_t n,
 			break;
 		}
 	pthread_rwlock_unlock(&sd->index.lock);
-	populate_locations(&sd->journal, w->loc, n);
+	if (!seq)
+		populate_locations(&sd->journal, w->loc, n);
 	if (nng_msg_alloc(&m, n * 512 < sd->conf.max_read_bytes ? n * 512 :
 	    sd->conf.max_read_bytes + 4096) != 0) {
 		reply_error(w, EF_S_UNAVAILABLE, "out of memory for a reply");
@@ -639,11 +642,17 @@ encode_positions(struct worker *w, const uint64_t *pos, uint64_t n,
 		const uint8_t *rec;
 		uint64_t sz;
 
-		if (i + PREFETCH < n && w->loc[i + PREFETCH] !=
+		rec = NULL;
+		checked = false;
+		if (seq && w->loc[i] != JOURNAL_LOC_BAD) {
+			journal_pin(&sd->journal);
+			rec = readwin_at(sd->journal.segs[w->loc[i] >>
+			    JOURNAL_OFF_BITS], w->loc[i] & JOURNAL_OFF_MASK);
+		} else if (i + PREFETCH < n && w->loc[i + PREFETCH] !=
 		    JOURNAL_LOC_BAD)
 			prefetch_location(&sd->journal, w->loc[i + PREFETCH]);
-		if ((rec = journal_at_checked(&sd->journal, w->loc[i],
-		    &checked)) == NULL) {
+		if (rec == NULL && (rec = journal_at_checked(&sd->journal,
+		    w->loc[i], &checked)) == NULL) {
 			bad = 2;
 			break;
 		}
@@ -662,6 +671,7 @@ encode_positions(struct worker *w, const uint64_t *pos, uint64_t n,
 		if (journal_pinned() > 4)
 			journal_unpin();
 	}
+	readwin_done();
 	journal_unpin();
 	ipc_read_rep_count(&w->out, at, (uint32_t)keep);
 	if (!bad)
@@ -727,7 +737,8 @@ handle_read_all(struct worker *w, const struct ipc_in *in)
 		for (i = 0; i < n; i++)
 			pos[i] = from - i;
 	}
-	encode_positions(w, pos, n, head, false, 0);
+	encode_positions(w, pos, n, head, false, 0,
+	    r.direction == EF_FORWARD);
 	return HANDLED;
 }
 
@@ -798,7 +809,7 @@ handle_read_stream(struct worker *w, const struct ipc_in *in)
 		ipc_read_rep_end(&w->out, head, false, 0);
 		return HANDLED;
 	}
-	encode_positions(w, pos, n, head, true, last);
+	encode_positions(w, pos, n, head, true, last, false);
 	return HANDLED;
 }
 

@@ -268,6 +268,20 @@ journal_at_checked(const struct journal *j, uint64_t loc, bool *checked)
 void journal_close(struct journal *j);
 
 /*
+ * readwin.c: forward reads of a plain segment through pread() into this
+ * thread's window instead of first touches of the mapping (why, and the
+ * rules, at the top of readwin.c). readwin_at() returns the record at
+ * segment offset off, whole (its length checked against RECORD_MAX and
+ * the committed end, nothing else), valid until the next readwin_at()
+ * or readwin_done() of this thread; NULL if the segment is archived or
+ * cannot be read so: the caller then uses journal_at_checked(). Call
+ * under the journal pin; readwin_done() when the read is over (closes
+ * the file).
+ */
+const uint8_t *readwin_at(struct segment *s, uint64_t off);
+void readwin_done(void);
+
+/*
  * diskindex.c: the index of sealed segments in LMDB (data_dir/index).
  * Lookups open their own read transaction and may run on any thread;
  * only the indexer thread writes. Functions return 0 or a negative
