@@ -238,8 +238,46 @@ struct sink {
 	ZSTD_CCtx *z;
 	char *zbuf;
 	size_t zcap;
-	uint64_t bytes; /* written to fd */
+	uint64_t bytes;   /* written to fd */
+	int regular;      /* fd is a regular file: write it back as we go */
+	uint64_t started; /* writeback started below this offset ... */
+	uint64_t dropped; /* ... and done, pages dropped, below this one */
 };
+
+/*
+ * The output file (FILE.partial, ours) is written back while the export runs, not all
+ * at the fsync that ends it, and its pages leave the page cache once on
+ * disk: every WRITEBACK bytes, writeback of what is new starts
+ * (sync_file_range, asynchronous) and the chunk before it, whose
+ * writeback has had a chunk's time to finish, is waited for and
+ * dropped (POSIX_FADV_DONTNEED). Why: the final fsync of a 400 MB
+ * export took a quarter of its time, and an export of a large log
+ * would otherwise push the store's own pages out of the cache with
+ * ones nobody reads again; reused page-cache pages are also cheaper to
+ * write into than fresh ones on a VM. Best effort: a failure here
+ * leaves the work to the fsync at the end, which reports errors.
+ */
+#define WRITEBACK (8u << 20)
+
+static void
+sink_writeback(struct sink *s)
+{
+	if (!s->regular || s->bytes - s->started < WRITEBACK)
+		return;
+	if (s->started > s->dropped &&
+	    sync_file_range(s->fd, (off_t)s->dropped,
+	    (off_t)(s->started - s->dropped), SYNC_FILE_RANGE_WAIT_BEFORE |
+	    SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER) == 0) {
+		(void)posix_fadvise(s->fd, (off_t)s->dropped,
+		    (off_t)(s->started - s->dropped), POSIX_FADV_DONTNEED);
+		s->dropped = s->started;
+	}
+	if (sync_file_range(s->fd, (off_t)s->started,
+	    (off_t)(s->bytes - s->started), SYNC_FILE_RANGE_WRITE) == 0)
+		s->started = s->bytes;
+	else
+		s->regular = 0;
+}
 
 static int
 write_all(struct sink *s, const char *p, size_t n)
@@ -256,6 +294,7 @@ write_all(struct sink *s, const char *p, size_t n)
 		n -= (size_t)w;
 		s->bytes += (uint64_t)w;
 	}
+	sink_writeback(s);
 	return 0;
 }
 
@@ -449,6 +488,7 @@ sink_open(struct sink *s, const struct export_opts *o, char *tmp,
 		if (s->fd < 0)
 			return ctl_err(CTL_USAGE, "%s: %s", tmp,
 			    strerror(errno));
+		s->regular = 1; /* ours, written from offset 0 */
 	}
 	if (o->zstd) {
 		s->z = ZSTD_createCCtx();
