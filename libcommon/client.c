@@ -277,13 +277,14 @@ client_call(struct ef_client *c, const struct ipc_out *req,
 	return client_call_wait(c, req, (uint64_t)c->timeout_ms, rep);
 }
 
-int
-client_call_wait(struct ef_client *c, const struct ipc_out *req,
-    uint64_t wait_ms, struct client_reply *rep)
+/* client_call_wait() up to the reply's message: 0 with rep->msg set,
+ * its bytes not looked at, or a failed call's status */
+static int
+call_msg(struct ef_client *c, const struct ipc_out *req, uint64_t wait_ms,
+    struct client_reply *rep)
 {
 	uint64_t now = guard_now_ms(), deadline = now + wait_ms;
 	uint64_t send_by = now + (uint64_t)c->timeout_ms;
-	const char *why = NULL;
 	int rv;
 
 	memset(rep, 0, sizeof(*rep));
@@ -306,6 +307,25 @@ client_call_wait(struct ef_client *c, const struct ipc_out *req,
 		    rv == NNG_ETIMEDOUT ? "daemon did not answer in time" :
 		    rv == NNG_ECLOSED ? "client closed" :
 		    "daemon unreachable (connection lost)");
+	return 0;
+}
+
+int
+client_call_raw(struct ef_client *c, const struct ipc_out *req,
+    struct client_reply *rep)
+{
+	return call_msg(c, req, (uint64_t)c->timeout_ms, rep);
+}
+
+int
+client_call_wait(struct ef_client *c, const struct ipc_out *req,
+    uint64_t wait_ms, struct client_reply *rep)
+{
+	const char *why = NULL;
+	int rv;
+
+	if ((rv = call_msg(c, req, wait_ms, rep)) != 0)
+		return rv;
 	rv = ipc_reply_open(&rep->in, nng_msg_body(rep->msg),
 	    nng_msg_len(rep->msg), &why);
 	if (rv != 0) {

@@ -97,6 +97,16 @@ void client_reply_free(struct client_reply *rep);
  */
 int client_call_wait(struct ef_client *c, const struct ipc_out *req,
     uint64_t wait_ms, struct client_reply *rep);
+/*
+ * client_call whose reply is left as the caller's message, not decoded
+ * (for a caller with a decoder of its own, e.g. export's of READ
+ * replies, that must check every byte itself): 0 and rep->msg set, or
+ * the status of a call that failed (UNAVAILABLE, BAD_REQUEST) with
+ * rep->in.message saying why. client_reply_free(rep) whatever the
+ * result; ipc_reply_open() on rep->msg gives the usual decoding.
+ */
+int client_call_raw(struct ef_client *c, const struct ipc_out *req,
+    struct client_reply *rep);
 
 /*
  * Synchronous send and receive on an nng context (nng 1.5 has only the
