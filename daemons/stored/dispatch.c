@@ -592,12 +592,112 @@ prefetch_location(const struct journal *j, uint64_t loc)
 	__builtin_prefetch(p + 192);
 }
 
+/* The location of pos from the index (under its lock), or
+ * JOURNAL_LOC_BAD. */
+static uint64_t
+lookup_location(struct stored *sd, uint64_t pos)
+{
+	uint64_t loc;
+
+	pthread_rwlock_rdlock(&sd->index.lock);
+	loc = index_offset(&sd->index, pos);
+	pthread_rwlock_unlock(&sd->index.lock);
+	return loc;
+}
+
+/*
+ * A forward read: the location of pos, the position after the record of
+ * len bytes at loc, walked through this thread's window: the next record
+ * of the same batch or, when a batch header follows, the first record
+ * of that batch, which must start at pos. JOURNAL_LOC_BAD where the walk
+ * cannot go (the segment's end, an archived segment): the caller looks
+ * pos up in the index. Why: the index finds a sealed position by its
+ * batch in LMDB and then walks the record headers before it through the
+ * mapping (index.c), page by page on first touch; that walk was a third
+ * of stored's CPU in an export once the records themselves came from
+ * the window. A batch header cannot be taken for a record: its magic is
+ * over RECORD_MAX, where a record starts with its length.
+ */
+static uint64_t
+walk_next(struct journal *j, uint64_t loc, uint64_t len, uint64_t pos)
+{
+	struct segment *s = j->segs[loc >> JOURNAL_OFF_BITS];
+	uint64_t off = (loc & JOURNAL_OFF_MASK) + len;
+	struct batch_hdr h;
+	const uint8_t *p;
+
+	if ((p = readwin_peek(s, off, 4)) == NULL)
+		return JOURNAL_LOC_BAD;
+	if (get_le32(p) == BATCH_MAGIC) {
+		if ((p = readwin_peek(s, off, BATCH_HDR)) == NULL ||
+		    batch_hdr_decode(p, BATCH_HDR, &h) != REC_OK ||
+		    h.first_pos != pos)
+			return JOURNAL_LOC_BAD;
+		off += BATCH_HDR;
+	}
+	return (loc & ~JOURNAL_OFF_MASK) | off;
+}
+
+/*
+ * Where the last forward reads stopped: the location and length of the
+ * record before `pos`, so that the next page's first location is walked
+ * too (the index would walk from the start of its batch, up to 4096
+ * records through the mapping, on whichever thread answers). A few
+ * slots for a few readers at once; a position's location never changes
+ * while stored runs, so a hint is either for pos[0] or not used.
+ */
+#define HINTS 8
+static struct {
+	uint64_t pos, loc, len;
+} hints[HINTS];
+static unsigned hint_next;
+static pthread_mutex_t hint_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static uint64_t
+hint_take(struct journal *j, uint64_t pos)
+{
+	uint64_t loc = JOURNAL_LOC_BAD, prev = 0, len = 0;
+	unsigned k;
+
+	pthread_mutex_lock(&hint_mu);
+	for (k = 0; k < HINTS; k++)
+		if (hints[k].len != 0 && hints[k].pos == pos) {
+			prev = hints[k].loc;
+			len = hints[k].len;
+			break;
+		}
+	pthread_mutex_unlock(&hint_mu);
+	if (len != 0)
+		loc = walk_next(j, prev, len, pos);
+	return loc;
+}
+
+/* The hint for pos; replaces the one for was (this read's first). */
+static void
+hint_put(uint64_t was, uint64_t pos, uint64_t loc, uint64_t len)
+{
+	unsigned k;
+
+	pthread_mutex_lock(&hint_mu);
+	for (k = 0; k < HINTS; k++)
+		if (hints[k].pos == was && hints[k].len != 0)
+			break;
+	if (k == HINTS)
+		k = hint_next++ % HINTS;
+	hints[k].pos = pos;
+	hints[k].loc = loc;
+	hints[k].len = len;
+	pthread_mutex_unlock(&hint_mu);
+}
+
 /*
  * Encodes the events at positions pos[0..n) (offsets looked up) into a
  * reply message of their size (w->reply), sent as it is: no buffer in
  * between and no copy. seq: the positions run forward through the log
- * (a forward ReadAll), so plain segments are read with pread() through
- * this thread's window (readwin.c) rather than through the mapping.
+ * one by one (a forward ReadAll), so plain segments are read with
+ * pread() through this thread's window (readwin.c) rather than through
+ * the mapping, and each location after the first is walked from the
+ * record before it (walk_next) rather than looked up.
  */
 static void
 encode_positions(struct worker *w, const uint64_t *pos, uint64_t n,
@@ -607,13 +707,13 @@ encode_positions(struct worker *w, const uint64_t *pos, uint64_t n,
 	struct ef_event ev;
 	nng_msg *m;
 	uint64_t i, bytes = 0, keep = 0;
-	size_t len, at;
+	size_t len = 0, at;
 	int bad = 0;
 
 	/* positions to locations, under the lock (the tail's offsets may be
 	 * trimmed meanwhile); locations stay valid */
 	pthread_rwlock_rdlock(&sd->index.lock);
-	for (i = 0; i < n; i++)
+	for (i = 0; i < n && !seq; i++)
 		if ((w->loc[i] = index_offset(&sd->index, pos[i])) ==
 		    JOURNAL_LOC_BAD) {
 			n = i + 1; /* the reply is an error about this one */
@@ -644,10 +744,21 @@ encode_positions(struct worker *w, const uint64_t *pos, uint64_t n,
 
 		rec = NULL;
 		checked = false;
-		if (seq && w->loc[i] != JOURNAL_LOC_BAD) {
+		if (seq) {
 			journal_pin(&sd->journal);
-			rec = readwin_at(sd->journal.segs[w->loc[i] >>
-			    JOURNAL_OFF_BITS], w->loc[i] & JOURNAL_OFF_MASK);
+			w->loc[i] = i > 0 ? walk_next(&sd->journal,
+			    w->loc[i - 1], len, pos[i]) :
+			    hint_take(&sd->journal, pos[0]);
+			if (w->loc[i] == JOURNAL_LOC_BAD) {
+				/* not under the pin: the index pins itself */
+				journal_unpin();
+				w->loc[i] = lookup_location(sd, pos[i]);
+				journal_pin(&sd->journal);
+			}
+			if (w->loc[i] != JOURNAL_LOC_BAD)
+				rec = readwin_at(sd->journal.segs[w->loc[i] >>
+				    JOURNAL_OFF_BITS], w->loc[i] &
+				    JOURNAL_OFF_MASK);
 		} else if (i + PREFETCH < n && w->loc[i + PREFETCH] !=
 		    JOURNAL_LOC_BAD)
 			prefetch_location(&sd->journal, w->loc[i + PREFETCH]);
@@ -665,12 +776,19 @@ encode_positions(struct worker *w, const uint64_t *pos, uint64_t n,
 			bad = 1;
 			break;
 		}
+		if (seq && ev.global_position != pos[i]) {
+			bad = 3; /* a walk or the index led elsewhere */
+			break;
+		}
 		ipc_event_encode(&w->out, &ev);
 		bytes += sz;
 		keep++;
 		if (journal_pinned() > 4)
 			journal_unpin();
 	}
+	if (seq && !bad && keep > 0)
+		hint_put(pos[0], pos[keep - 1] + 1, w->loc[keep - 1],
+		    len); /* len: record keep - 1's */
 	readwin_done();
 	journal_unpin();
 	ipc_read_rep_count(&w->out, at, (uint32_t)keep);
@@ -681,6 +799,15 @@ encode_positions(struct worker *w, const uint64_t *pos, uint64_t n,
 		nng_msg_free(m);
 		reply_error(w, EF_S_DATA_LOSS, "reading position %" PRIu64
 		    ": %s", pos[i], journal_fault());
+		return;
+	}
+	if (bad == 3) {
+		nng_msg_free(m);
+		log_warnx("journal: the record read for position %" PRIu64
+		    " holds position %" PRIu64, pos[i], ev.global_position);
+		reply_error(w, EF_S_DATA_LOSS, "reading position %" PRIu64
+		    ": the log holds position %" PRIu64 " there", pos[i],
+		    ev.global_position);
 		return;
 	}
 	if (bad) {

@@ -72,39 +72,64 @@ window_fill(uint64_t off, uint64_t end)
 	return 0;
 }
 
-const uint8_t *
-readwin_at(struct segment *s, uint64_t off)
+/* Opens s for this thread's window if it is not the one open. 0 or -1
+ * (archived, no path, or open failed: use the mapping). */
+static int
+window_open(struct segment *s)
 {
-	uint64_t end, len;
-
 	if (__atomic_load_n(&s->arc, __ATOMIC_ACQUIRE) != NULL ||
 	    s->path == NULL)
-		return NULL;
+		return -1;
 	if (rw.seg != s) {
 		readwin_done();
 		rw.seg = s;
 		if (rw.buf == NULL && (rw.buf = malloc(WINDOW)) == NULL) {
 			rw.failed = 1;
-			return NULL;
+			return -1;
 		}
 		rw.fd = open(s->path, O_RDONLY | O_CLOEXEC);
 		rw.failed = rw.fd < 0;
 	}
-	if (rw.failed)
+	return rw.failed ? -1 : 0;
+}
+
+/* [off, off + n) of the window (read if need be), n <= WINDOW, all below
+ * the committed end; NULL if not. */
+static const uint8_t *
+window_bytes(uint64_t off, uint64_t n, uint64_t end)
+{
+	if (off + n > end)
 		return NULL;
-	end = __atomic_load_n(&s->end, __ATOMIC_ACQUIRE);
-	if (off < rw.lo || off + RECORD_HDR > rw.hi) {
-		if (off + RECORD_HDR > end || window_fill(off, end) != 0 ||
-		    off + RECORD_HDR > rw.hi)
-			return NULL;
-	}
-	len = get_le32(rw.buf + (off - rw.lo));
-	if (len < RECORD_HDR || len > RECORD_MAX || off + len > end)
-		return NULL; /* the mapping's read reports it */
-	if (off + len > rw.hi &&
-	    (window_fill(off, end) != 0 || off + len > rw.hi))
+	if ((off < rw.lo || off + n > rw.hi) &&
+	    (window_fill(off, end) != 0 || off + n > rw.hi))
 		return NULL;
 	return rw.buf + (off - rw.lo);
+}
+
+const uint8_t *
+readwin_peek(struct segment *s, uint64_t off, size_t n)
+{
+	if (n > WINDOW || window_open(s) != 0)
+		return NULL;
+	return window_bytes(off, n, __atomic_load_n(&s->end,
+	    __ATOMIC_ACQUIRE));
+}
+
+const uint8_t *
+readwin_at(struct segment *s, uint64_t off)
+{
+	const uint8_t *p;
+	uint64_t end, len;
+
+	if (window_open(s) != 0)
+		return NULL;
+	end = __atomic_load_n(&s->end, __ATOMIC_ACQUIRE);
+	if ((p = window_bytes(off, RECORD_HDR, end)) == NULL)
+		return NULL;
+	len = get_le32(p);
+	if (len < RECORD_HDR || len > RECORD_MAX)
+		return NULL; /* the mapping's read reports it */
+	return window_bytes(off, len, end);
 }
 
 void

@@ -279,6 +279,8 @@ void journal_close(struct journal *j);
  * the file).
  */
 const uint8_t *readwin_at(struct segment *s, uint64_t off);
+/* n (<= 256 KiB) committed bytes at off through the window, or NULL. */
+const uint8_t *readwin_peek(struct segment *s, uint64_t off, size_t n);
 void readwin_done(void);
 
 /*
