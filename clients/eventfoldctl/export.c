@@ -457,7 +457,7 @@ read_reply_decode(struct cur *c, struct ef_event **evp, uint64_t *np,
 	if (cur_array(c, &n) != 0 || n != 3 || cur_array(c, &n) != 0 ||
 	    n > (uint64_t)(c->end - c->p) / EVENT_MIN_WIRE)
 		return -1;
-	if ((ev = *evp = calloc(n ? n : 1, sizeof(*ev))) == NULL) {
+	if ((ev = *evp = malloc((n ? n : 1) * sizeof(*ev))) == NULL) {
 		*why = "out of memory";
 		return -1;
 	}
