@@ -1117,12 +1117,23 @@ int
 ipc_import_req_decode(const msgpack_object *b, struct ipc_import_req *r,
     const char **why)
 {
-	FIELD(ipcf_array(b, 2, "import body", why));
+	r->run = r->seq = 0;
+	/* [keep, events] or [keep, events, run, seq] (ipc.h) */
+	if (ipcf_array(b, 2, "import body", why) != 0)
+		FIELD(ipcf_array(b, 4, "import body", why));
 	FIELD(ipcf_bool(&b->via.array.ptr[0], &r->keep_positions,
 	    "keep_positions", why));
 	FIELD(ipcf_list(&b->via.array.ptr[1], IPC_MAX_EVENTS, "events", why));
 	r->events = &b->via.array.ptr[1];
 	r->nevents = r->events->via.array.size;
+	if (b->via.array.size == 4) {
+		FIELD(ipcf_u64(&b->via.array.ptr[2], &r->run, "run", why));
+		FIELD(ipcf_u64(&b->via.array.ptr[3], &r->seq, "seq", why));
+		if (r->run == 0) {
+			*why = "run (0 is the short body's)";
+			return EF_S_BAD_REQUEST;
+		}
+	}
 	return 0;
 }
 
@@ -1140,14 +1151,23 @@ ipc_import_rep_decode(const msgpack_object *b, struct ipc_import_rep *r,
 
 void
 ipc_import_req_begin(struct ipc_out *o, bool keep_positions,
-    uint32_t nevents)
+    uint32_t nevents, uint64_t run)
 {
-	msgpack_pack_array(&o->pk, 2);
+	msgpack_pack_array(&o->pk, run != 0 ? 4 : 2);
 	if (keep_positions)
 		msgpack_pack_true(&o->pk);
 	else
 		msgpack_pack_false(&o->pk);
 	msgpack_pack_array(&o->pk, nevents);
+}
+
+void
+ipc_import_req_end(struct ipc_out *o, uint64_t run, uint64_t seq)
+{
+	if (run == 0)
+		return;
+	msgpack_pack_uint64(&o->pk, run);
+	msgpack_pack_uint64(&o->pk, seq);
 }
 
 void

@@ -28,9 +28,9 @@
 
 #include "record.h"
 
-#define EF_PROTO_VERSION 6
+#define EF_PROTO_VERSION 7
 #define EF_XSTR(x) #x
-#define EF_STR(x)  EF_XSTR(x) /* EF_STR(EF_PROTO_VERSION) is "6" */
+#define EF_STR(x)  EF_XSTR(x) /* EF_STR(EF_PROTO_VERSION) is "7" */
 
 /* Bounds enforced by every decoder. */
 #define IPC_MAX_MSG      (64u << 20) /* a whole message */
@@ -311,11 +311,25 @@ struct ipc_backup_rep {
  * a prefix of the batch (a re-run), are not written again: `skipped`
  * counts them; first_position is then the first one's.
  * Reply body: [first_position, count, skipped].
+ *
+ * Several in flight: the body may carry two more fields, [keep, events,
+ * run uint, seq uint]: run (nonzero, the client's random id for one
+ * import) and seq (0, 1, 2, ... within it). stored commits the IMPORTs
+ * of a run strictly in seq order whatever order they reach its writer
+ * in (one that comes early waits for its predecessor, and they share a
+ * group commit when they wait together); once one fails, every later
+ * one of the run is refused ABORTED, so the log never holds a gap. The
+ * client sends seq 0 alone and the rest only once it is answered: a run
+ * stored does not know, past seq 0, is refused ABORTED (stored
+ * restarted), and a re-run skips what is stored. run 0 or the short
+ * body: no ordering, as before.
  */
 struct ipc_import_req {
 	bool keep_positions;
 	const msgpack_object *events; /* array; use ipc_event_decode */
 	uint32_t nevents;
+	uint64_t run;  /* 0: not part of an ordered run */
+	uint64_t seq;
 };
 
 struct ipc_import_rep {
@@ -495,9 +509,12 @@ void ipc_segment_info_encode(struct ipc_out *o,
 void ipc_segments_rep_end(struct ipc_out *o, bool more);
 void ipc_backup_req_encode(struct ipc_out *o, const struct ipc_backup_req *r);
 void ipc_backup_rep_encode(struct ipc_out *o, const struct ipc_backup_rep *r);
-/* An import request: begin with the count, pack that many events. */
+/* An import request: begin with the count, pack that many events. run 0
+ * packs the short body (no ordering); else the body ends with run and
+ * seq, packed by ipc_import_req_end() after the events. */
+void ipc_import_req_end(struct ipc_out *o, uint64_t run, uint64_t seq);
 void ipc_import_req_begin(struct ipc_out *o, bool keep_positions,
-    uint32_t nevents);
+    uint32_t nevents, uint64_t run);
 void ipc_import_rep_encode(struct ipc_out *o, const struct ipc_import_rep *r);
 void ipc_nil(struct ipc_out *o);
 

@@ -19,8 +19,9 @@ const struct ctl_cmd ctl_data_cmds[] = {
 	    "[--zstd] [-o FILE] [--quiet]   (JSON lines, consistent "
 	    "snapshot)" },
 	{ "import", cmd_import, "import FILE|DIR [--stream UUID | "
-	    "--stream-name NAME] [--quiet]   (an export, plain or zstd, an "
-	    "EventfoldDB data file, or an eventfold directory)" },
+	    "--stream-name NAME] [--in-flight N] [--quiet]   (an export, "
+	    "plain or zstd, an EventfoldDB data file, or an eventfold "
+	    "directory; N batches with the store at once, default 2)" },
 	{ NULL, NULL, NULL },
 };
 

@@ -35,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -60,6 +61,8 @@
  * within --timeout-ms, and a stored that died is noticed at once.
  */
 #define IMPORT_WAIT_MS 120000
+#define INFLIGHT_MAX     8 /* --in-flight bound */
+#define INFLIGHT_DEFAULT 2
 
 /* ---- the destination ---- */
 
@@ -74,24 +77,37 @@ struct importer {
 	uint64_t imported, skipped, batches, bytes;
 	struct progress pr;
 	/*
-	 * Pipelining: the next IMPORT is encoded into one buffer while the
-	 * sender thread has the other one in flight. One request at a time
-	 * still, in order: a batch is handed over only once the one before
-	 * it is answered, so stored sees the same sequence of IMPORTs as
-	 * before, and one that fails stops everything after it.
+	 * Several IMPORTs in flight (--in-flight N): batches are encoded
+	 * into a ring of N + 1 buffers, the next one while up to N are
+	 * with stored, sent by N sender threads; their outcomes are read
+	 * in order. With N > 1 each IMPORT carries this run's random id
+	 * and its seq (libcommon/ipc.h), and stored commits them in seq
+	 * order whatever order they reach its writer in, several in one
+	 * group commit when they wait together. The first goes alone, so
+	 * that stored knows the run before the rest come. One that fails
+	 * stops the import: stored refuses the ones after it (no gap in
+	 * the log) and nothing more is sent.
 	 */
-	struct ipc_out o[2];
-	int cur;                /* the buffer being encoded */
-	pthread_t thr;
+	int inflight;           /* N */
+	int nslots;             /* N + 1 */
+	uint64_t run;           /* 0 when N is 1: the short IMPORT */
+	struct slot {
+		struct ipc_out o;
+		char where[96]; /* the batch's source, for an error */
+		int done;       /* the outcome below is in, unread */
+		int st;         /* its status, and on success ... */
+		struct ipc_import_rep ir; /* ... the reply */
+		char msg[512];  /* stored's message on an error */
+	} slots[INFLIGHT_MAX + 1];
+	pthread_t thr[INFLIGHT_MAX];
+	int nthr;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	struct ipc_out *job;    /* handed to the sender, not yet answered */
-	int started, stop;
-	int done;               /* the sender's result below is unread */
-	int st;                 /* its status, and on success ... */
-	struct ipc_import_rep ir; /* ... the reply */
-	char where[96];         /* the batch's source, for an error */
-	char msg[512];          /* stored's message on an error */
+	uint64_t queued;        /* seqs below were handed to the senders */
+	uint64_t taken;         /* seqs below were taken by a sender */
+	uint64_t seen;          /* seqs below had their outcome read */
+	int stop;
+	int rc;                 /* CTL_OK, or the first failure's exit code */
 };
 
 /* Keep positions? Decided once, from the first event (top comment). */
@@ -128,42 +144,41 @@ decide(struct importer *im, const struct ef_event *first)
 	return CTL_OK;
 }
 
-/* The sender thread: each IMPORT handed over, its reply kept. */
+/* A sender thread: takes the IMPORTs in seq order, keeps each reply. */
 static void *
 sender_main(void *arg)
 {
 	struct importer *im = arg;
 	struct client_reply cr;
-	struct ipc_out *o;
+	struct slot *sl;
 	const char *why = "";
 	int st;
 
 	pthread_mutex_lock(&im->mu);
 	for (;;) {
-		while (im->job == NULL && !im->stop)
+		while (im->taken == im->queued && !im->stop)
 			pthread_cond_wait(&im->cv, &im->mu);
-		if (im->job == NULL)
+		if (im->taken == im->queued)
 			break;
-		o = im->job;
+		sl = &im->slots[im->taken++ % (uint64_t)im->nslots];
 		pthread_mutex_unlock(&im->mu);
-		st = client_call_wait(&im->cl, o, im->c->conf.timeout_ms >
+		st = client_call_wait(&im->cl, &sl->o, im->c->conf.timeout_ms >
 		    IMPORT_WAIT_MS ? im->c->conf.timeout_ms : IMPORT_WAIT_MS,
 		    &cr);
 		pthread_mutex_lock(&im->mu);
-		im->msg[0] = '\0';
+		sl->msg[0] = '\0';
 		if (st != EF_S_OK)
-			snprintf(im->msg, sizeof(im->msg), "%.*s",
+			snprintf(sl->msg, sizeof(sl->msg), "%.*s",
 			    (int)cr.in.message.len, cr.in.message.ptr ?
 			    cr.in.message.ptr : "");
-		else if (ipc_import_rep_decode(cr.in.body, &im->ir, &why) !=
+		else if (ipc_import_rep_decode(cr.in.body, &sl->ir, &why) !=
 		    0) {
 			st = -1;
-			snprintf(im->msg, sizeof(im->msg), "%s", why);
+			snprintf(sl->msg, sizeof(sl->msg), "%s", why);
 		}
 		client_reply_free(&cr);
-		im->st = st;
-		im->done = 1;
-		im->job = NULL;
+		sl->st = st;
+		sl->done = 1;
 		pthread_cond_broadcast(&im->cv);
 	}
 	pthread_mutex_unlock(&im->mu);
@@ -171,58 +186,87 @@ sender_main(void *arg)
 }
 
 /*
- * Waits for the IMPORT in flight, if any, and takes its outcome: the
- * counts, progress, or the error (printed). CTL_OK or an exit code.
+ * With im->mu held: reads the outcomes that are in, in seq order: the
+ * counts, progress, or the first error (printed; after it the rest are
+ * stored's refusals of what followed, not printed). im->rc.
+ */
+static int
+take_done(struct importer *im)
+{
+	struct slot *sl;
+	int st;
+
+	while (im->seen < im->queued &&
+	    (sl = &im->slots[im->seen % (uint64_t)im->nslots])->done) {
+		sl->done = 0;
+		im->seen++;
+		if (im->rc != CTL_OK)
+			continue;
+		st = sl->st;
+		if (st == -1) {
+			im->rc = ctl_err(CTL_INTERNAL, "malformed reply: %s",
+			    sl->msg);
+			continue;
+		}
+		if (st != EF_S_OK) {
+			fflush(stdout);
+			fprintf(stderr, "eventfoldctl: %s: %s: %s: %s\n",
+			    im->file, sl->where, ipc_status_name(st), sl->msg);
+			im->rc = st == EF_S_UNAVAILABLE || st == EF_S_DEADLINE ?
+			    CTL_UNAVAILABLE : st == EF_S_INTERNAL ?
+			    CTL_INTERNAL : CTL_REFUSED;
+			continue;
+		}
+		if (im->batches++ == 0)
+			im->dst_first = sl->ir.first_pos;
+		im->imported += sl->ir.count;
+		im->skipped += sl->ir.skipped;
+		progress(&im->pr, im->imported + im->skipped, im->bytes, 0);
+	}
+	return im->rc;
+}
+
+/* With im->mu held: reads outcomes until fewer than limit are out. */
+static int
+wait_below(struct importer *im, uint64_t limit)
+{
+	for (;;) {
+		(void)take_done(im);
+		if (im->queued - im->seen < limit)
+			return im->rc;
+		pthread_cond_wait(&im->cv, &im->mu);
+	}
+}
+
+/*
+ * Waits for every IMPORT in flight and reads their outcomes. CTL_OK or
+ * the exit code of the first that failed (printed).
  */
 static int
 import_wait(struct importer *im)
 {
-	int st, rc = CTL_OK;
+	int rc;
 
-	if (!im->started)
-		return CTL_OK;
 	pthread_mutex_lock(&im->mu);
-	while (im->job != NULL)
-		pthread_cond_wait(&im->cv, &im->mu);
-	if (!im->done)
-		goto out;
-	im->done = 0;
-	st = im->st;
-	if (st == -1) {
-		rc = ctl_err(CTL_INTERNAL, "malformed reply: %s", im->msg);
-		goto out;
-	}
-	if (st != EF_S_OK) {
-		fflush(stdout);
-		fprintf(stderr, "eventfoldctl: %s: %s: %s: %s\n", im->file,
-		    im->where, ipc_status_name(st), im->msg);
-		rc = st == EF_S_UNAVAILABLE || st == EF_S_DEADLINE ?
-		    CTL_UNAVAILABLE : st == EF_S_INTERNAL ? CTL_INTERNAL :
-		    CTL_REFUSED;
-		goto out;
-	}
-	if (im->batches++ == 0)
-		im->dst_first = im->ir.first_pos;
-	im->imported += im->ir.count;
-	im->skipped += im->ir.skipped;
-	progress(&im->pr, im->imported + im->skipped, im->bytes, 0);
-out:
+	rc = wait_below(im, 1);
 	pthread_mutex_unlock(&im->mu);
 	return rc;
 }
 
 /*
  * Sends events[0..n-1] as one IMPORT: encoded now (the events may be
- * reused once this returns), sent once the one in flight is answered.
- * where names the source of the batch for an error message. CTL_OK or
- * an exit code (printed) if this or the batch before failed; the
- * outcome of the last batch comes from import_wait().
+ * reused once this returns), sent once fewer than --in-flight are with
+ * stored (the first alone). where names the source of the batch for
+ * an error message. CTL_OK or an exit code (printed) if this or an
+ * earlier batch failed; the outcome of the last ones comes from
+ * import_wait().
  */
 static int
 send_batch(struct importer *im, const struct ef_event *evs, size_t n,
     const char *where)
 {
-	struct ipc_out *o;
+	struct slot *sl;
+	uint64_t seq;
 	size_t i;
 	int rc;
 
@@ -230,26 +274,35 @@ send_batch(struct importer *im, const struct ef_event *evs, size_t n,
 		return CTL_OK;
 	if (!im->decided && (rc = decide(im, &evs[0])) != CTL_OK)
 		return rc;
-	if (!im->started) {
-		if (pthread_create(&im->thr, NULL, sender_main, im) != 0)
+	while (im->nthr < im->inflight) {
+		if (pthread_create(&im->thr[im->nthr], NULL, sender_main,
+		    im) != 0)
 			return ctl_err(CTL_INTERNAL, "cannot start a thread");
-		im->started = 1;
+		im->nthr++;
 	}
-	o = &im->o[im->cur];
-	ipc_out_reset(o);
-	ipc_request_begin(o, EF_OP_IMPORT, client_request_id(&im->cl));
-	ipc_import_req_begin(o, im->keep, (uint32_t)n);
-	for (i = 0; i < n; i++)
-		ipc_event_encode(o, &evs[i]);
-	if ((rc = import_wait(im)) != CTL_OK)
-		return rc;
+	/* a free buffer: the oldest outcome read if all are in use */
 	pthread_mutex_lock(&im->mu);
-	snprintf(im->where, sizeof(im->where), "%s", where);
-	im->job = o;
-	pthread_cond_broadcast(&im->cv);
+	rc = wait_below(im, (uint64_t)im->nslots);
+	seq = im->queued;
 	pthread_mutex_unlock(&im->mu);
-	im->cur ^= 1;
-	return CTL_OK;
+	if (rc != CTL_OK)
+		return rc;
+	sl = &im->slots[seq % (uint64_t)im->nslots];
+	ipc_out_reset(&sl->o);
+	ipc_request_begin(&sl->o, EF_OP_IMPORT, client_request_id(&im->cl));
+	ipc_import_req_begin(&sl->o, im->keep, (uint32_t)n, im->run);
+	for (i = 0; i < n; i++)
+		ipc_event_encode(&sl->o, &evs[i]);
+	ipc_import_req_end(&sl->o, im->run, seq);
+	snprintf(sl->where, sizeof(sl->where), "%s", where);
+	pthread_mutex_lock(&im->mu);
+	rc = wait_below(im, im->seen == 0 ? 1 : (uint64_t)im->inflight);
+	if (rc == CTL_OK) {
+		im->queued++;
+		pthread_cond_broadcast(&im->cv);
+	}
+	pthread_mutex_unlock(&im->mu);
+	return rc;
 }
 
 /* Sends the last batch before an error and waits for it. */
@@ -1123,11 +1176,33 @@ cmd_import(struct ctl *c, int argc, char **argv)
 			uuid_v5(uuid_ns_stream, v, strlen(v), sid);
 			has_sid = 1;
 			i++;
+		} else if (!strcmp(argv[i], "--in-flight") && v != NULL) {
+			char *end;
+			long k;
+
+			errno = 0;
+			k = strtol(v, &end, 10);
+			if (errno != 0 || end == v || *end != '\0' || k < 1 ||
+			    k > INFLIGHT_MAX)
+				return ctl_err(CTL_USAGE, "--in-flight: \"%s\" "
+				    "is not a number of requests from 1 to %d", v,
+				    INFLIGHT_MAX);
+			im.inflight = (int)k;
+			i++;
 		} else if (argv[i][0] != '-' && file == NULL)
 			file = argv[i];
 		else
 			return ctl_usage("import");
 	}
+	if (im.inflight == 0)
+		im.inflight = INFLIGHT_DEFAULT;
+	im.nslots = im.inflight + 1;
+	/* a run id for ordered IMPORTs: random, never 0 */
+	while (im.inflight > 1 && im.run == 0)
+		if (getrandom(&im.run, sizeof(im.run), 0) !=
+		    (ssize_t)sizeof(im.run))
+			return ctl_err(CTL_INTERNAL, "getrandom: %s",
+			    strerror(errno));
 	if (file == NULL)
 		return ctl_usage("import");
 	im.c = c;
@@ -1150,8 +1225,8 @@ cmd_import(struct ctl *c, int argc, char **argv)
 		rc = ctl_err(CTL_USAGE, "bad store URL %s", c->store_url);
 		goto out;
 	}
-	ipc_out_init(&im.o[0]);
-	ipc_out_init(&im.o[1]);
+	for (i = 0; i < im.nslots; i++)
+		ipc_out_init(&im.slots[i].o);
 	pthread_mutex_init(&im.mu, NULL);
 	pthread_cond_init(&im.cv, NULL);
 	progress_init(&im.pr, "import", im.quiet);
@@ -1185,13 +1260,12 @@ cmd_import(struct ctl *c, int argc, char **argv)
 		rc = import_wait(&im);
 	else
 		(void)import_wait(&im);
-	if (im.started) {
-		pthread_mutex_lock(&im.mu);
-		im.stop = 1;
-		pthread_cond_broadcast(&im.cv);
-		pthread_mutex_unlock(&im.mu);
-		pthread_join(im.thr, NULL);
-	}
+	pthread_mutex_lock(&im.mu);
+	im.stop = 1;
+	pthread_cond_broadcast(&im.cv);
+	pthread_mutex_unlock(&im.mu);
+	for (i = 0; i < im.nthr; i++)
+		pthread_join(im.thr[i], NULL);
 	progress(&im.pr, im.imported + im.skipped, im.bytes, 1);
 	if (im.batches > 0 && !im.quiet) {
 		printf("imported %" PRIu64 " events from %s (%" PRIu64
@@ -1204,8 +1278,8 @@ cmd_import(struct ctl *c, int argc, char **argv)
 			    im.src_first, im.dst_first, (int64_t)(im.dst_first -
 			    im.src_first));
 	}
-	ipc_out_free(&im.o[0]);
-	ipc_out_free(&im.o[1]);
+	for (i = 0; i < im.nslots; i++)
+		ipc_out_free(&im.slots[i].o);
 	pthread_mutex_destroy(&im.mu);
 	pthread_cond_destroy(&im.cv);
 	client_close(&im.cl);

@@ -433,7 +433,38 @@ handle_append_many(struct worker *w, const struct ipc_in *in)
  * needs no state is checked here, as for APPEND: the shape of every
  * event, types, sizes, ids unique in the request; the writer checks
  * versions, positions and ids against the log (writer_import).
+ *
+ * An IMPORT of an ordered run (ipc.h: run, seq) that fails these checks
+ * still goes to the writer, refused: the writer must know that the run
+ * failed at this seq, so that it refuses the ones after it (no gap).
  */
+static int
+import_refuse(struct worker *w, int status, const char *fmt, ...)
+    EF_PRINTF(3, 4);
+
+static int
+import_refuse(struct worker *w, int status, const char *fmt, ...)
+{
+	struct append_job *job = &w->job;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(job->msg, sizeof(job->msg), fmt, ap);
+	va_end(ap);
+	job->status = status;
+	free((void *)job->imp);
+	job->imp = NULL;
+	free(w->sorted);
+	w->sorted = NULL;
+	if (job->run == 0) {
+		reply_error(w, status, "%s", job->msg);
+		return HANDLED;
+	}
+	job->complete = job_reply;
+	writer_submit(w->sd, job);
+	return PENDING;
+}
+
 static int
 handle_import(struct worker *w, const struct ipc_in *in)
 {
@@ -452,62 +483,49 @@ handle_import(struct worker *w, const struct ipc_in *in)
 		reply_error(w, EF_S_BAD_REQUEST, "import: bad field: %s", why);
 		return HANDLED;
 	}
-	if (r.nevents == 0) {
-		reply_error(w, EF_S_EMPTY_BATCH, "import: no events in batch");
-		return HANDLED;
-	}
+	job->run = r.run;
+	job->seq = r.seq;
+	if (r.nevents == 0)
+		return import_refuse(w, EF_S_EMPTY_BATCH, "import: no events "
+		    "in batch");
 	if ((evs = calloc(r.nevents, sizeof(*evs))) == NULL ||
 	    (w->sorted = calloc(r.nevents, UUID_LEN)) == NULL)
 		fatal("calloc");
+	job->imp = evs;
 	for (i = 0; i < r.nevents; i++) {
 		if (ipc_event_decode(&r.events->via.array.ptr[i], &evs[i],
-		    &why) != 0) {
-			reply_error(w, EF_S_BAD_REQUEST, "import: event %u: "
-			    "bad field: %s", i, why);
-			goto refused;
-		}
+		    &why) != 0)
+			return import_refuse(w, EF_S_BAD_REQUEST, "import: "
+			    "event %u: bad field: %s", i, why);
 		if (evs[i].type_len < 1 || evs[i].type_len > RECORD_TYPE_MAX ||
-		    !utf8_valid(evs[i].type, evs[i].type_len)) {
-			reply_error(w, EF_S_BAD_EVENT_TYPE, "event %u: event "
-			    "type must be 1..%d bytes of UTF-8 (got %u bytes)",
-			    i, RECORD_TYPE_MAX, evs[i].type_len);
-			goto refused;
-		}
+		    !utf8_valid(evs[i].type, evs[i].type_len))
+			return import_refuse(w, EF_S_BAD_EVENT_TYPE, "event %u: "
+			    "event type must be 1..%d bytes of UTF-8 (got %u "
+			    "bytes)", i, RECORD_TYPE_MAX, evs[i].type_len);
 		sz = record_size(evs[i].type_len, evs[i].metadata_len,
 		    evs[i].payload_len);
-		if (sz > RECORD_MAX) {
-			reply_error(w, EF_S_RECORD_TOO_LARGE, "event %u: record "
-			    "of %" PRIu64 " bytes is over the %d-byte limit", i,
-			    sz, RECORD_MAX);
-			goto refused;
-		}
+		if (sz > RECORD_MAX)
+			return import_refuse(w, EF_S_RECORD_TOO_LARGE, "event %u: "
+			    "record of %" PRIu64 " bytes is over the %d-byte "
+			    "limit", i, sz, RECORD_MAX);
 		total += sz;
 		memcpy(w->sorted[i], evs[i].event_id, UUID_LEN);
 	}
 	qsort(w->sorted, r.nevents, UUID_LEN, ids_cmp);
 	for (i = 1; i < r.nevents; i++)
-		if (memcmp(w->sorted[i - 1], w->sorted[i], UUID_LEN) == 0) {
-			reply_error(w, EF_S_DUPLICATE_EVENT_ID, "duplicate event "
-			    "id %s in batch", uuid_format(w->sorted[i], ebuf));
-			goto refused;
-		}
-	if (total > sd->conf.max_append_bytes) {
-		reply_error(w, EF_S_BATCH_TOO_LARGE, "import of %" PRIu64
-		    " bytes is over max_append_bytes %" PRIu64, total,
+		if (memcmp(w->sorted[i - 1], w->sorted[i], UUID_LEN) == 0)
+			return import_refuse(w, EF_S_DUPLICATE_EVENT_ID,
+			    "duplicate event id %s in batch",
+			    uuid_format(w->sorted[i], ebuf));
+	if (total > sd->conf.max_append_bytes)
+		return import_refuse(w, EF_S_BATCH_TOO_LARGE, "import of %"
+		    PRIu64 " bytes is over max_append_bytes %" PRIu64, total,
 		    sd->conf.max_append_bytes);
-		goto refused;
-	}
-	job->imp = evs;
 	job->nimp = r.nevents;
 	job->keep_positions = r.keep_positions;
 	job->complete = job_reply;
 	writer_submit(sd, job);
 	return PENDING;
-refused:
-	free(evs);
-	free(w->sorted);
-	w->sorted = NULL;
-	return HANDLED;
 }
 
 static uint64_t

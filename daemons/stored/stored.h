@@ -497,6 +497,12 @@ struct append_job {
 	uint32_t nimp;
 	bool keep_positions;
 	struct ipc_import_rep irep;
+	/* an IMPORT of an ordered run (ipc.h; run 0: none): committed in
+	 * seq order; a job that arrives early waits in the writer (since
+	 * held_ms). A job refused before the writer still comes to it,
+	 * with its status set, so that the run knows it failed. */
+	uint64_t run, seq;
+	uint64_t held_ms;
 	struct {                   /* EF_OP_BACKUP: the log between batches */
 		uint64_t head;     /* positions below are committed */
 		uint64_t nsegs;    /* segments then, the hot one last */

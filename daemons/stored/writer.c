@@ -25,6 +25,21 @@
  * durable before any batch goes into it). A rotation that fails before
  * its file exists (disk full) leaves the hot segment hot; it is tried
  * again after the next batch.
+ *
+ * Ordered imports: a client may keep several IMPORTs of one run in
+ * flight (ipc.h: run, seq), and the dispatcher hands them to this
+ * thread in whatever order its contexts finish decoding them. The
+ * writer commits them strictly in seq order: one that comes before its
+ * predecessor is held (set aside, answered later) and taken into the
+ * batch right after its predecessor, so IMPORTs that wait together
+ * share one group commit. Once one fails (refused here or before, or
+ * its write failed), every later one of the run is refused ABORTED, so
+ * the log never holds a gap. A held one whose predecessor does not
+ * come within HOLD_MS, or when stored stops, is refused ABORTED too.
+ * The runs are a small table on this thread (RUNS_MAX, the least
+ * recently used one goes); a seq past 0 of a run it does not know is
+ * refused at once (stored restarted in the middle: the client sends
+ * seq 0 alone, so its run is known before the rest come).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -42,6 +57,9 @@
 
 #define BATCH_SOFT_MAX (32u << 20) /* stop taking jobs past this */
 #define GATHER_MAX_US  1000        /* longest wait for more callers */
+#define HOLD_MS        10000       /* longest wait for a predecessor */
+#define RUNS_MAX       64          /* ordered import runs remembered */
+#define SEQ_NONE       UINT64_MAX
 
 /* Small per-batch map from a 16-byte id to a value. */
 struct bmap {
@@ -532,6 +550,206 @@ job_finish(struct append_job *job)
 	job->complete(job);
 }
 
+/* ---- ordered import runs (top comment); writer thread only ---- */
+
+struct import_run {
+	uint64_t id;        /* the client's run id; 0: a free slot */
+	uint64_t next;      /* the seq it commits next */
+	uint64_t failed_at; /* the first seq that failed, or SEQ_NONE */
+	uint64_t used_ms;
+};
+
+static struct import_run runs[RUNS_MAX];
+static struct append_job *held; /* jobs that came early, linked by next */
+
+enum { SEQ_GO, SEQ_HOLD, SEQ_DONE };
+
+static struct import_run *
+run_find(uint64_t id)
+{
+	int i;
+
+	for (i = 0; i < RUNS_MAX; i++)
+		if (runs[i].id == id)
+			return &runs[i];
+	return NULL;
+}
+
+/* A new run in a free slot, or in the least recently used one's. */
+static struct import_run *
+run_new(uint64_t id)
+{
+	struct import_run *r = &runs[0];
+	int i;
+
+	for (i = 0; i < RUNS_MAX; i++) {
+		if (runs[i].id == 0) {
+			r = &runs[i];
+			break;
+		}
+		if (runs[i].used_ms < r->used_ms)
+			r = &runs[i];
+	}
+	r->id = id;
+	r->next = 0;
+	r->failed_at = SEQ_NONE;
+	r->used_ms = mono_ms();
+	return r;
+}
+
+static void
+job_fail_unknown(struct append_job *job)
+{
+	job_fail(job, EF_S_ABORTED, "import run %016" PRIx64 " is not known "
+	    "here (stored restarted?): nothing of its request %" PRIu64
+	    " was written; run the import again (what is stored is skipped)",
+	    job->run, job->seq);
+}
+
+static void
+job_fail_after(struct append_job *job, const struct import_run *r)
+{
+	if (job->status == EF_S_OK)
+		job_fail(job, EF_S_ABORTED, "import request %" PRIu64 " of "
+		    "this run failed: nothing of request %" PRIu64 " (after "
+		    "it) was written", r->failed_at, job->seq);
+}
+
+/*
+ * Where an IMPORT of an ordered run stands: SEQ_GO, process it now (its
+ * turn, or a repeat of one already processed: a client's resend, which
+ * the re-run rule of writer_import makes harmless); SEQ_HOLD, its
+ * predecessor has not been processed; SEQ_DONE, refused here.
+ */
+static int
+run_admit(struct append_job *job)
+{
+	struct import_run *r = run_find(job->run);
+
+	if (r == NULL && job->seq == 0)
+		r = run_new(job->run);
+	if (r == NULL) {
+		job_fail_unknown(job);
+		return SEQ_DONE;
+	}
+	r->used_ms = mono_ms();
+	if (r->failed_at != SEQ_NONE && job->seq > r->failed_at) {
+		job_fail_after(job, r);
+		if (job->seq == r->next)
+			r->next++;
+		return SEQ_DONE;
+	}
+	return job->seq > r->next ? SEQ_HOLD : SEQ_GO;
+}
+
+/* After a job of a run was processed (or refused): its successor's turn. */
+static void
+run_done(struct append_job *job)
+{
+	struct import_run *r = run_find(job->run);
+
+	if (r == NULL || job->seq != r->next)
+		return; /* a repeat */
+	if (job->status != EF_S_OK && r->failed_at == SEQ_NONE)
+		r->failed_at = job->seq;
+	r->next++;
+}
+
+/* The write of a batch failed: each import of a run in it failed. */
+static void
+run_write_failed(struct append_job *job)
+{
+	struct import_run *r = run_find(job->run);
+
+	if (r != NULL && (r->failed_at == SEQ_NONE || job->seq < r->failed_at))
+		r->failed_at = job->seq;
+}
+
+/*
+ * Moves the held jobs of at's run that may go now (the next in seq, or
+ * every later one once the run failed) into the batch, right after at:
+ * the loop of writer_main comes to them next.
+ */
+static void
+run_release(struct append_job *at)
+{
+	struct import_run *r = run_find(at->run);
+	struct append_job **hp, *h;
+
+	if (r == NULL)
+		return;
+	for (hp = &held; (h = *hp) != NULL;) {
+		if (h->run != at->run || (h->seq != r->next &&
+		    (r->failed_at == SEQ_NONE || h->seq <= r->failed_at))) {
+			hp = &h->next;
+			continue;
+		}
+		*hp = h->next;
+		h->next = at->next;
+		at->next = h;
+	}
+}
+
+/*
+ * An IMPORT of an ordered run, in the batch being checked: processed in
+ * its turn (then the held one after it is let in), held (SEQ_HOLD: the
+ * caller sets it aside) or refused.
+ */
+static int
+writer_import_run(struct stored *sd, struct wbatch *b, struct append_job *j)
+{
+	int a = run_admit(j);
+
+	if (a == SEQ_HOLD)
+		return a;
+	if (a == SEQ_GO) {
+		if (j->status == EF_S_OK)
+			writer_import(sd, b, j);
+		run_done(j);
+	}
+	run_release(j);
+	return a;
+}
+
+/*
+ * Refuses the held jobs that can wait no longer: their run failed or was
+ * forgotten, their predecessor is over HOLD_MS late (the run then fails
+ * from the missing one on), or stored is stopping.
+ */
+static void
+held_expire(struct stored *sd)
+{
+	struct append_job **hp, *h;
+	struct import_run *r;
+	uint64_t now = mono_ms();
+
+	for (hp = &held; (h = *hp) != NULL;) {
+		r = run_find(h->run);
+		if (r == NULL)
+			job_fail_unknown(h);
+		else if (r->failed_at != SEQ_NONE && h->seq > r->failed_at)
+			job_fail_after(h, r);
+		else if (__atomic_load_n(&sd->stopping, __ATOMIC_RELAXED) ||
+		    sd->writer_exit)
+			job_fail(h, EF_S_UNAVAILABLE, "stored is shutting down: "
+			    "nothing of import request %" PRIu64 " was written",
+			    h->seq);
+		else if (now - h->held_ms >= HOLD_MS) {
+			job_fail(h, EF_S_ABORTED, "import request %" PRIu64
+			    " waited %d ms for request %" PRIu64 " of its run, "
+			    "which did not come: nothing of it was written",
+			    h->seq, HOLD_MS, r->next);
+			if (r->failed_at == SEQ_NONE)
+				r->failed_at = r->next;
+		} else {
+			hp = &h->next;
+			continue;
+		}
+		*hp = h->next;
+		job_finish(h);
+	}
+}
+
 static void
 writer_publish(struct stored *sd, struct wbatch *b)
 {
@@ -616,6 +834,8 @@ writer_commit(struct stored *sd, struct wbatch *b, struct append_job *jobs)
 			job_fail(j, disk_full(rc) ? EF_S_RESOURCE_EXHAUSTED :
 			    EF_S_INTERNAL, "write failed: %s; nothing of this "
 			    "append was stored", strerror(-rc));
+			if (j->op == EF_OP_IMPORT && j->run != 0)
+				run_write_failed(j);
 		} else if (j->status == EF_S_OK && !j->replay)
 			__atomic_add_fetch(&sd->stats.commits, 1,
 			    __ATOMIC_RELAXED);
@@ -706,18 +926,32 @@ static void *
 writer_main(void *arg)
 {
 	struct stored *sd = arg;
-	struct append_job *jobs, *j, *last, *rot, **rtail, **jp;
+	struct append_job *jobs, *j, *rot, **rtail, **jp;
 	struct wbatch b;
 	uint64_t nev, taken = 0, want = 0, wait_us = 0, t0, t1;
 
 	memset(&b, 0, sizeof(b));
 	for (;;) {
+		if (held != NULL)
+			held_expire(sd);
 		pthread_mutex_lock(&sd->qmu);
-		while (sd->qhead == NULL && !sd->writer_exit)
-			pthread_cond_wait(&sd->qcv, &sd->qmu);
-		if (sd->qhead == NULL && sd->writer_exit) {
+		while (sd->qhead == NULL && !sd->writer_exit) {
+			struct timespec dl;
+
+			if (held == NULL) {
+				pthread_cond_wait(&sd->qcv, &sd->qmu);
+				continue;
+			}
+			/* held jobs: come back to expire them */
+			clock_deadline_us(&dl, 50000);
+			if (pthread_cond_timedwait(&sd->qcv, &sd->qmu, &dl) != 0)
+				break;
+		}
+		if (sd->qhead == NULL) {
 			pthread_mutex_unlock(&sd->qmu);
-			break;
+			if (sd->writer_exit && held == NULL)
+				break;
+			continue;
 		}
 		if (faultpoint("writer.stall")) {
 			/* tests: a writer that makes no progress, with work
@@ -751,11 +985,12 @@ writer_main(void *arg)
 		/* the indexer may trim the index meanwhile: read under the lock
 		 * (what is read stays true: trimming moves, never changes) */
 		pthread_rwlock_rdlock(&sd->index.lock);
-		for (j = jobs, last = NULL; j != NULL; last = j, j = j->next) {
+		jp = &jobs;
+		while ((j = *jp) != NULL) {
 			if (b.len > BATCH_SOFT_MAX) {
 				/* put the rest back at the front */
 				pthread_mutex_lock(&sd->qmu);
-				last->next = NULL;
+				*jp = NULL;
 				struct append_job *t = j;
 				while (t->next != NULL)
 					t = t->next;
@@ -772,8 +1007,18 @@ writer_main(void *arg)
 			}
 			if (j->op == EF_OP_APPEND)
 				writer_process(sd, &b, j);
-			else if (j->op == EF_OP_IMPORT)
+			else if (j->op == EF_OP_IMPORT && j->run == 0)
 				writer_import(sd, &b, j);
+			else if (j->op == EF_OP_IMPORT &&
+			    writer_import_run(sd, &b, j) == SEQ_HOLD) {
+				/* out of the batch until its turn */
+				*jp = j->next;
+				j->held_ms = mono_ms();
+				j->next = held;
+				held = j;
+				continue;
+			}
+			jp = &j->next;
 		}
 		pthread_rwlock_unlock(&sd->index.lock);
 		/* records read for the checks are no longer needed */

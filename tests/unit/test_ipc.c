@@ -104,7 +104,7 @@ struct sample_msg {
 	struct ipc_out out;
 };
 
-#define NSAMPLES 22
+#define NSAMPLES 23
 static struct sample_msg samples[NSAMPLES];
 
 static void
@@ -293,8 +293,21 @@ build_samples(void)
 		ev.type = "T";
 		ev.type_len = 1;
 		ipc_request_begin(o, EF_OP_IMPORT, 13);
-		ipc_import_req_begin(o, true, 1);
+		ipc_import_req_begin(o, true, 1, 0);
 		ipc_event_encode(o, &ev);
+	}
+	{
+		/* one of an ordered run (several in flight) */
+		struct ipc_out *o = NEXT("import request (run)", M_REQUEST);
+		struct ef_event ev;
+
+		memset(&ev, 0, sizeof(ev));
+		ev.type = "T";
+		ev.type_len = 1;
+		ipc_request_begin(o, EF_OP_IMPORT, 14);
+		ipc_import_req_begin(o, false, 1, 0x1234567890ull);
+		ipc_event_encode(o, &ev);
+		ipc_import_req_end(o, 0x1234567890ull, 3);
 	}
 	{
 		struct ipc_out *o = NEXT("import reply", M_REPLY);
@@ -1544,6 +1557,29 @@ Test(ipc, every_field_of_every_body)
 	b = sample_body(sample_index("import request"), &in);
 	check_schema("import", d_import_req, b, (const unsigned[]){ T_BOOL,
 	    A }, (const char *const[]){ "keep_positions", "events" });
+	ipc_in_close(&in);
+
+	b = sample_body(sample_index("import request (run)"), &in);
+	check_schema("import (run)", d_import_req, b, (const unsigned[]){
+	    T_BOOL, A, U, U }, (const char *const[]){ "keep_positions",
+	    "events", "run", "seq" });
+	{
+		struct ipc_import_req r;
+		const char *why = NULL;
+		msgpack_object m;
+
+		cr_assert_eq(ipc_import_req_decode(b, &r, &why), 0);
+		cr_assert_eq(r.run, 0x1234567890ull);
+		cr_assert_eq(r.seq, 3);
+		cr_assert_eq(r.nevents, 1);
+		/* run 0 belongs to the short body */
+		m = with_field(b, 2, &wrong[0]);
+		m.via.array.ptr[2].type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+		m.via.array.ptr[2].via.u64 = 0;
+		cr_assert_neq(ipc_import_req_decode(&m, &r, &why), 0);
+		cr_assert(strstr(why, "run") != NULL, "%s", why);
+		free(m.via.array.ptr);
+	}
 	ipc_in_close(&in);
 
 	b = sample_body(sample_index("import reply"), &in);
