@@ -85,6 +85,8 @@ struct trip {
 	int abandoned;
 	int rv;
 	nng_msg *reply;
+	uint64_t t0, sent_at; /* for the trace (guard.h) */
+	int send_rv;
 };
 
 static nng_duration
@@ -115,6 +117,8 @@ trip_cb(void *arg)
 	int rv = nng_aio_result(t->aio), abandoned;
 
 	if (t->stage == 0) {
+		t->sent_at = guard_now_ms();
+		t->send_rv = rv;
 		if (rv == 0) {
 			t->stage = 1;
 			nng_aio_set_timeout(t->aio, ms_until(t->deadline));
@@ -139,6 +143,30 @@ trip_cb(void *arg)
 	}
 }
 
+static void
+trip_trace(struct ef_client *c, const struct trip *t)
+{
+	nng_pipe p = NNG_PIPE_INITIALIZER;
+
+	if (t->reply != NULL)
+		p = nng_msg_get_pipe(t->reply);
+	guard_trace("trip ctx %u: %s after %llu ms; send %s at %lld ms; "
+	    "reply pipe %d; dialer %d, pipes %d, added %llu, removed %llu, "
+	    "redials %llu", (unsigned)nng_ctx_id(t->ctx),
+	    t->rv == 0 ? "ok" : nng_strerror(t->rv),
+	    (unsigned long long)(guard_now_ms() - t->t0),
+	    t->sent_at == 0 ? "-" : t->send_rv == 0 ? "ok" :
+	    nng_strerror(t->send_rv),
+	    t->sent_at == 0 ? -1LL : (long long)(t->sent_at - t->t0),
+	    nng_pipe_id(p), nng_dialer_id(c->dialer.d),
+	    dialer_pipes(&c->dialer),
+	    (unsigned long long)dialer_added(&c->dialer),
+	    (unsigned long long)__atomic_load_n(&c->dialer.removed,
+	    __ATOMIC_RELAXED),
+	    (unsigned long long)__atomic_load_n(&c->dialer.redials,
+	    __ATOMIC_RELAXED));
+}
+
 int
 client_roundtrip(struct ef_client *c, const void *req, size_t len,
     uint64_t send_by, uint64_t deadline, nng_msg **reply)
@@ -159,6 +187,7 @@ client_roundtrip(struct ef_client *c, const void *req, size_t len,
 	pthread_cond_init(&t->cv, &ca);
 	pthread_condattr_destroy(&ca);
 	t->deadline = deadline;
+	t->t0 = guard_now_ms();
 	if ((rv = nng_aio_alloc(&t->aio, trip_cb, t)) != 0) {
 		trip_free(t);
 		return rv;
@@ -206,6 +235,10 @@ client_roundtrip(struct ef_client *c, const void *req, size_t len,
 		 * to its callback, and re-dial in case the socket is stuck */
 		t->abandoned = 1;
 		pthread_mutex_unlock(&t->mu);
+		guard_trace("trip ctx %u: abandoned after %llu ms in stage %d; "
+		    "pipes %d", (unsigned)nng_ctx_id(t->ctx),
+		    (unsigned long long)(guard_now_ms() - t->t0), t->stage,
+		    dialer_pipes(&c->dialer));
 		nng_aio_cancel(t->aio);
 		__atomic_add_fetch(&c->abandoned, 1, __ATOMIC_RELAXED);
 		dialer_kick(&c->dialer);
@@ -213,6 +246,8 @@ client_roundtrip(struct ef_client *c, const void *req, size_t len,
 	}
 	pthread_mutex_unlock(&t->mu);
 	rv = t->rv;
+	if (guard_tracing())
+		trip_trace(c, t);
 	*reply = t->reply;
 	t->reply = NULL;
 	nng_ctx_close(t->ctx);

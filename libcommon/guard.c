@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <stdlib.h>
@@ -33,6 +34,37 @@ guard_now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static int trace_on = -1; /* -1: not looked at yet */
+
+int
+guard_tracing(void)
+{
+	int on = __atomic_load_n(&trace_on, __ATOMIC_RELAXED);
+
+	if (on < 0) {
+		on = getenv("EF_NNG_TRACE") != NULL;
+		__atomic_store_n(&trace_on, on, __ATOMIC_RELAXED);
+	}
+	return on;
+}
+
+void
+guard_trace(const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+	int n;
+
+	if (!guard_tracing())
+		return;
+	n = snprintf(line, sizeof(line), "trace %llu ",
+	    (unsigned long long)guard_now_ms());
+	va_start(ap, fmt);
+	vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "%s\n", line);
 }
 
 uint64_t
@@ -73,10 +105,17 @@ guard_main(void *arg)
 	nng_stat *stats;
 
 	(void)arg;
+	uint64_t last = guard_now_ms();
+
 	pthread_mutex_lock(&guard_mu);
 	while (!guard_stopping && guard_list != NULL) {
 		if (nng_stats_get(&stats) == 0) {
 			uint64_t now = guard_now_ms();
+
+			if (now - last > 10 * GUARD_TICK_MS)
+				guard_trace("guard: tick %llu ms after the "
+				    "last", (unsigned long long)(now - last));
+			last = now;
 
 			for (e = guard_list; e != NULL; e = e->next)
 				e->check(e, stats, now);
@@ -210,6 +249,9 @@ dialer_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 	    ev == NNG_PIPE_EV_ADD_POST);
 	pthread_mutex_unlock(&ed->mu);
 	__atomic_store_n(&ed->pipes, n, __ATOMIC_RELAXED);
+	guard_trace("pipe %s id %u dialer %d: pipes %d",
+	    ev == NNG_PIPE_EV_ADD_POST ? "added" : "removed",
+	    (unsigned)nng_pipe_id(p), nng_dialer_id(nng_pipe_dialer(p)), n);
 }
 
 /* Sum of the dialer's counters: any attempt moves it. */
@@ -252,6 +294,7 @@ dialer_redial(struct ef_dialer *ed, uint64_t now)
 		ed->suspect = 1;
 		return;
 	}
+	guard_trace("dialer %d: dialing (re-dial)", nng_dialer_id(ed->d));
 	__atomic_add_fetch(&ed->redials, 1, __ATOMIC_RELAXED);
 }
 
@@ -286,6 +329,26 @@ dialer_ended_unremoved(struct ef_dialer *ed, uint64_t ended, int pipes,
 	return now - ed->ended_at >= DIALER_ENDED_MS;
 }
 
+/* The trace of a dialer whose counters moved: each non-zero counter. */
+static void
+dialer_trace_counters(struct ef_dialer *ed, nng_stat *ds, int pipes)
+{
+	char buf[400];
+	size_t n = 0;
+	nng_stat *c;
+
+	buf[0] = '\0';
+	for (c = ds != NULL ? nng_stat_child(ds) : NULL; c != NULL &&
+	    n < sizeof(buf) - 40; c = nng_stat_next(c))
+		if (nng_stat_type(c) == NNG_STAT_COUNTER &&
+		    nng_stat_value(c) != 0)
+			n += (size_t)snprintf(buf + n, sizeof(buf) - n,
+			    " %s=%llu", nng_stat_name(c),
+			    (unsigned long long)nng_stat_value(c));
+	guard_trace("dialer %d%s: pipes %d, counters%s",
+	    nng_dialer_id(ed->d), ds == NULL ? " (no stats)" : "", pipes, buf);
+}
+
 static void
 dialer_check(struct guard_entry *g, nng_stat *stats, uint64_t now)
 {
@@ -308,13 +371,20 @@ dialer_check(struct guard_entry *g, nng_stat *stats, uint64_t now)
 		ed->ps.n = 0;
 		pthread_mutex_unlock(&ed->mu);
 		__atomic_store_n(&ed->pipes, 0, __ATOMIC_RELAXED);
+		guard_trace("dialer %d: ended, unremoved: re-dial",
+		    nng_dialer_id(ed->d));
 		dialer_redial(ed, now);
 		return;
 	}
-	if (__atomic_exchange_n(&ed->kick, 0, __ATOMIC_RELAXED))
+	if (__atomic_exchange_n(&ed->kick, 0, __ATOMIC_RELAXED)) {
+		guard_trace("dialer %d: kicked, pipes %d", nng_dialer_id(ed->d),
+		    pipes);
 		ed->suspect = 1;
+	}
 	if (other != ed->other)
 		ed->suspect = 1;
+	if (activity != ed->activity && guard_tracing())
+		dialer_trace_counters(ed, ds, pipes);
 	if (activity != ed->activity || other != ed->other || pipes > 0)
 		ed->still_since = now;
 	ed->activity = activity;
@@ -326,6 +396,9 @@ dialer_check(struct guard_entry *g, nng_stat *stats, uint64_t now)
 	if (now - ed->still_since < (ed->suspect ? DIALER_STILL_MS :
 	    DIALER_STUCK_MS))
 		return;
+	guard_trace("dialer %d: still %llu ms%s: re-dial",
+	    nng_dialer_id(ed->d), (unsigned long long)(now - ed->still_since),
+	    ed->suspect ? " (suspect)" : "");
 	dialer_redial(ed, now);
 	log_debug("%s: connection attempts stopped after nng 1.5's "
 	    "handshake bug; dialing again", ed->url);

@@ -94,6 +94,13 @@ uint64_t guard_counter(nng_stat *s, const char *name);
 
 /* Monotonic milliseconds. */
 uint64_t guard_now_ms(void);
+/*
+ * A debugging trace of the client side of nng (dialers, pipes, round
+ * trips), on when EF_NNG_TRACE is set in the environment: one line per
+ * event on stderr, "trace MONOTONIC_MS what". Off, it costs a load.
+ */
+int guard_tracing(void);
+void guard_trace(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /*
  * The pipes of an endpoint, by id. nng 1.5 can report a pipe's removal

@@ -22,6 +22,7 @@
 # tests/integration/test_handshake.c).
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -68,12 +69,18 @@ CTL = os.path.join(h.BUILD, "clients", "eventfoldctl", "eventfoldctl")
 class Caller:
     """An ef-caller process; its lines are (start, duration, status)."""
 
-    def __init__(self, name, url, op):
+    def __init__(self, name, url, op, trace_dir):
         self.name = name
-        self.proc = subprocess.Popen(
-            [CALLER, url, op, str(CALL_TIMEOUT_MS), "2"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL, text=True)
+        self.url, self.op = url, op
+        # libcommon's nng trace (guard.h), shown for a client that did
+        # not recover
+        self.trace = os.path.join(trace_dir, "caller-%s.trace" % name)
+        with open(self.trace, "wb") as err:
+            self.proc = subprocess.Popen(
+                [CALLER, url, op, str(CALL_TIMEOUT_MS), "2"],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                stderr=err, text=True,
+                env=dict(os.environ, EF_NNG_TRACE="1"))
         self.calls = []
         self.thr = threading.Thread(target=self._read, daemon=True)
         self.thr.start()
@@ -88,12 +95,35 @@ class Caller:
         self.proc.wait(30)
         self.thr.join(30)
 
+    def fresh_probe(self):
+        """Whether a new client of the same kind succeeds within 3 s:
+        tells a stuck client from a daemon that does not answer."""
+        p = subprocess.Popen([CALLER, self.url, self.op,
+                              str(CALL_TIMEOUT_MS), "2"],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, text=True)
+        time.sleep(3)
+        out, _ = p.communicate(timeout=30)
+        return any(l.split()[-1] == "OK" for l in out.splitlines() if l)
+
+    def trace_between(self, t0, t1):
+        """The trace lines stamped from t0 to t1 (monotonic seconds)."""
+        out = []
+        with open(self.trace, errors="replace") as f:
+            for line in f:
+                w = line.split()
+                if (len(w) > 1 and w[0] == "trace" and w[1].isdigit()
+                        and t0 <= int(w[1]) / 1000.0 <= t1):
+                    out.append(line.rstrip("\n"))
+        return out
+
 
 class GrpcCaller:
     """A thread calling one gRPC method in a loop."""
 
     def __init__(self, name, fn):
         self.name = name
+        self.trace = None
         self.fn = fn
         self.calls = []
         self.stopping = False
@@ -147,6 +177,13 @@ class RestartTest(unittest.TestCase):
                 print("# --- the end of %s.log ---" % name)
                 for l in self.cl.log(name).splitlines()[-15:]:
                     print("# " + l)
+        keep = os.environ.get("EF_RESTARTS_KEEP")
+        if keep:
+            # the callers' nng traces, for a closer look
+            os.makedirs(keep, exist_ok=True)
+            for f in os.listdir(self.cl.dir):
+                if f.endswith(".trace") or f.endswith(".log"):
+                    shutil.copy(os.path.join(self.cl.dir, f), keep)
         self.cl.close()
 
     def status_ok(self):
@@ -164,7 +201,7 @@ class RestartTest(unittest.TestCase):
     def restart(self, which, clients):
         """kill -9, start again, wait until it answers a new client, then
         until every long-lived client has succeeded; returns how long each
-        took (RECOVER_LIMIT_S when it did not)."""
+        took (RECOVER_LIMIT_S when it did not) and when the kill was."""
         killed = time.monotonic()
         if which == "stored":
             self.cl.stop_stored(signal.SIGKILL)
@@ -188,7 +225,13 @@ class RestartTest(unittest.TestCase):
             end = first_success_end(c.calls, killed)
             took[c.name] = (max(0.0, end - ready) if end is not None
                             else RECOVER_LIMIT_S)
-        return took
+            if end is None and isinstance(c, Caller):
+                print("# %s without a success %.1f s after %s answered; "
+                      "a new client of its kind: %s" % (
+                          c.name, RECOVER_LIMIT_S, which,
+                          "succeeds" if c.fresh_probe() else "fails too"),
+                      flush=True)
+        return took, killed
 
     def test_kill9_restarts_under_callers(self):
         r = h.rpb
@@ -214,12 +257,12 @@ class RestartTest(unittest.TestCase):
             target=lambda: tail_lines.extend(tail.stdout), daemon=True)
         tail_thr.start()
         store_clients = [
-            Caller("status", self.store_url, "status"),
-            Caller("append", self.store_url, "append"),
+            Caller("status", self.store_url, "status", self.cl.dir),
+            Caller("append", self.store_url, "append", self.cl.dir),
             GrpcCaller("grpc-append", grpc_append),
         ]
         runner_clients = [
-            Caller("runner", self.runner_url, "runner"),
+            Caller("runner", self.runner_url, "runner", self.cl.dir),
             GrpcCaller("grpc-execute", grpc_execute),
         ]
         everyone = store_clients + runner_clients
@@ -228,8 +271,9 @@ class RestartTest(unittest.TestCase):
             for which, clients in (("stored", store_clients + runner_clients),
                                    ("runnerd", runner_clients)):
                 for i in range(RESTARTS):
-                    for name, t in self.restart(which, clients).items():
-                        recover.append((t, name, which, i))
+                    took, killed = self.restart(which, clients)
+                    for name, t in took.items():
+                        recover.append((t, name, which, i, killed))
         finally:
             for c in everyone:
                 c.stop()
@@ -238,9 +282,14 @@ class RestartTest(unittest.TestCase):
               "s, max %.3f s (%s), %d over %.1f s" % (
                   len(recover), recover[len(recover) // 2][0],
                   recover[len(recover) * 99 // 100][0], recover[-1][0],
-                  "%s after %s#%d" % recover[-1][1:],
+                  "%s after %s#%d" % recover[-1][1:4],
                   sum(1 for r in recover if r[0] > RECOVER_GOAL_S),
                   RECOVER_GOAL_S), flush=True)
+        # each slow one, in order: which clients a slow restart touched
+        for (t, name, which, i, killed) in sorted(recover,
+                                                  key=lambda r: r[4]):
+            if t > RECOVER_GOAL_S:
+                print("# slow: %s after %s#%d: %.3f s" % (name, which, i, t))
         for c in everyone:
             d = sorted(x[1] for x in c.calls)
             print("# %s: %d calls, %d ok, longest %.3f s" % (
@@ -254,9 +303,17 @@ class RestartTest(unittest.TestCase):
                              "deadline (%d calls)" % (c.name, len(c.calls)))
             self.assertGreater(successes_after(c.calls, 0), RESTARTS,
                                c.name)
+        for (t, name, which, i, killed) in recover:
+            c = next(c for c in everyone if c.name == name)
+            if t >= RECOVER_LIMIT_S and c.trace is not None:
+                print("# the nng trace of %s after %s#%d (killed at %d):"
+                      % (name, which, i, killed * 1000), flush=True)
+                for l in c.trace_between(killed - 0.5, killed + 2 *
+                                         RECOVER_LIMIT_S):
+                    print("# " + l)
         self.assertLess(recover[-1][0], RECOVER_LIMIT_S, "a client without "
                         "a successful call %.1f s after a restart: %s after "
-                        "%s#%d" % ((RECOVER_LIMIT_S,) + recover[-1][1:]))
+                        "%s#%d" % ((RECOVER_LIMIT_S,) + recover[-1][1:4]))
         # the tail saw the whole log once, in order
         out = subprocess.run([CTL, "--runtime-dir", self.cl.run, "--json",
                               "status"], capture_output=True, text=True,
@@ -285,7 +342,8 @@ class RestartTest(unittest.TestCase):
                 command_type="Add", payload=b'{"title":"x"}',
                 command_id=h.new_id()), r.ExecuteResponse, timeout=timeout)
 
-        clients = [Caller("runner", self.runner_url, "runner"),
+        clients = [Caller("runner", self.runner_url, "runner",
+                          self.cl.dir),
                    GrpcCaller("grpc-execute", grpc_execute)]
         path = os.path.join(self.cl.run, "runner.sock")
         try:

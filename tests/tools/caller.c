@@ -11,6 +11,10 @@
  * event to stored), "runner" (RUNNER_STATUS to runnerd).
  *
  *     ef-caller URL OP TIMEOUT_MS [PAUSE_MS]
+ *
+ * With EF_NNG_TRACE set, stderr has libcommon's trace of every round
+ * trip, pipe and re-dial (guard.h) and a line per call, to show what a
+ * client that goes without a success is doing.
  */
 #include <poll.h>
 #include <stdio.h>
@@ -98,6 +102,9 @@ main(int argc, char **argv)
 		printf("%llu %llu %s\n", (unsigned long long)t0,
 		    (unsigned long long)(guard_now_ms() - t0),
 		    ipc_status_name(s));
+		guard_trace("call started at %llu: %s after %llu ms",
+		    (unsigned long long)t0, ipc_status_name(s),
+		    (unsigned long long)(guard_now_ms() - t0));
 	}
 	client_close(&c);
 	nngx_fini();
