@@ -105,8 +105,8 @@ static const struct env_flag gw_env[] = {
 	{ NULL, NULL },
 };
 
+/* main's: every other file is handed the pointer it needs. */
 static struct gw gateway;
-struct gw *gw_global = &gateway;
 
 int
 main(int argc, char **argv)

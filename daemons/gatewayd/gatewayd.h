@@ -212,8 +212,6 @@ struct gw {
 	size_t jwt_secret_len;
 };
 
-extern struct gw *gw_global;
-
 /* server.c */
 int server_start(struct gw *gw, char *err, size_t errlen);
 void server_stop(struct gw *gw);

@@ -50,6 +50,7 @@ struct watcher {
 	grpc_byte_buffer *bb;
 	grpc_slice details;
 	struct watcher *prev, *next;
+	struct gw *gw;  /* the gateway whose health it watches */
 };
 
 static pthread_mutex_t watch_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -190,7 +191,7 @@ watch_send_done(struct gw_tag *t, int ok)
 	w->bb = NULL;
 	if (!ok)
 		w->ended = 1; /* the client is gone */
-	watcher_kick(w, gw_global);
+	watcher_kick(w, w->gw);
 	watcher_release(w);
 }
 
@@ -231,6 +232,7 @@ health_watch(struct call *c, const uint8_t *buf, size_t len)
 	w->sent = -1;
 	w->details = grpc_empty_slice();
 	pthread_mutex_init(&w->mu, NULL);
+	w->gw = c->gw;
 	w->call = call_detach(c);
 
 	w->refs = 2; /* the close batch, and this function until it ends */
@@ -254,7 +256,7 @@ health_watch(struct call *c, const uint8_t *buf, size_t len)
 		w->closed = 1;
 		w->refs--;
 	}
-	watcher_kick(w, c->gw);
+	watcher_kick(w, w->gw);
 	watcher_release(w);
 }
 
