@@ -54,8 +54,8 @@ auth_check(struct gw *gw, const grpc_metadata_array *md, char *why,
 			break;
 		}
 	n = auth == NULL ? 0 : GRPC_SLICE_LENGTH(auth->value);
-	if (n < 8 || memcmp(GRPC_SLICE_START_PTR(auth->value), "Bearer ",
-	    7) != 0) {
+	if (n < 8 ||
+	    memcmp(GRPC_SLICE_START_PTR(auth->value), "Bearer ", 7) != 0) {
 		snprintf(why, whylen, "missing authorization token");
 		return rc;
 	}
@@ -71,7 +71,8 @@ auth_check(struct gw *gw, const grpc_metadata_array *md, char *why,
 		return rc;
 	}
 	if (jwt_decode(&jwt, token, (const unsigned char *)gw->jwt_secret,
-	    (int)gw->jwt_secret_len) != 0 || jwt == NULL) {
+	        (int)gw->jwt_secret_len) != 0 ||
+	    jwt == NULL) {
 		/* well-formed without the key: the signature is wrong
 		 * (libjwt says alg none of a token read without a key,
 		 * hence the header) */

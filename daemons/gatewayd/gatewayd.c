@@ -105,8 +105,8 @@ static const struct env_flag gw_env[] = {
 	{ NULL, NULL },
 };
 
+/* main's: every other file is handed the pointer it needs. */
 static struct gw gateway;
-struct gw *gw_global = &gateway;
 
 int
 main(int argc, char **argv)
@@ -123,21 +123,24 @@ main(int argc, char **argv)
 	/* EventfoldDB's variables as flags before ours: they override the
 	 * file and the command line overrides them */
 	av = env_argv(gw_env, argc, argv, &ac);
-	if (conf_load(gw_keys, "gatewayd", &gw->conf, &ac, av, &opts,
-	    usage) != 0)
+	if (conf_load(gw_keys, "gatewayd", &gw->conf, &ac, av, &opts, usage) !=
+	    0)
 		return 1;
 	if (log_level_from_env() != 0)
 		return 1;
 	if (gw->conf.live_ring_events < 64 ||
 	    gw->conf.live_ring_events > (16u << 20)) {
-		fprintf(stderr, "eventfold-gatewayd: live_ring_events %llu is "
+		fprintf(stderr,
+		    "eventfold-gatewayd: live_ring_events %llu is "
 		    "out of range (64 .. 16777216)\n",
 		    (unsigned long long)gw->conf.live_ring_events);
 		return 1;
 	}
 	if (ac > 1) {
-		fprintf(stderr, "eventfold-gatewayd: unexpected argument %s "
-		    "(see --help)\n", av[1]);
+		fprintf(stderr,
+		    "eventfold-gatewayd: unexpected argument %s "
+		    "(see --help)\n",
+		    av[1]);
 		return 1;
 	}
 	if (gw->conf.threads == 0) {
@@ -181,7 +184,8 @@ main(int argc, char **argv)
 	log_info("live ring of %llu events for subscribers",
 	    (unsigned long long)gw->conf.live_ring_events);
 	log_info("serving eventfold.EventStore for %s and eventfold.Runner "
-	    "for %s (%llu threads%s)", gw->store_url, gw->runner_url,
+	         "for %s (%llu threads%s)",
+	    gw->store_url, gw->runner_url,
 	    (unsigned long long)gw->conf.threads,
 	    gw->jwt_secret ? ", JWT required" : "");
 	sd_notify(0, "READY=1\nSTATUS=listening");
@@ -192,7 +196,7 @@ main(int argc, char **argv)
 		sig = sigtimedwait(&set, NULL, &ts);
 		if (sig == SIGHUP) {
 			log_info("SIGHUP: the gateway has nothing to reload; "
-			    "restart it to change its configuration");
+			         "restart it to change its configuration");
 			continue;
 		}
 		if (sig == SIGTERM || sig == SIGINT)

@@ -52,7 +52,7 @@
 #define GW_UNAUTHENTICATED     16
 
 struct gw_conf {
-	char *data_dir;       /* accepted, unused: no durable state */
+	char *data_dir; /* accepted, unused: no durable state */
 	char *runtime_dir;
 	char *store_url;
 	char *events_url;
@@ -61,10 +61,10 @@ struct gw_conf {
 	char *metrics_listen; /* "" disables /metrics */
 	char *tls_cert;
 	char *tls_key;
-	char *tls_ca;         /* set: clients must present a cert (mTLS) */
-	char *jwt_secret;     /* set: HS256 bearer tokens required */
-	uint64_t threads;     /* completion queues, one thread each */
-	uint64_t slots;       /* outstanding calls per method and queue */
+	char *tls_ca;     /* set: clients must present a cert (mTLS) */
+	char *jwt_secret; /* set: HS256 bearer tokens required */
+	uint64_t threads; /* completion queues, one thread each */
+	uint64_t slots;   /* outstanding calls per method and queue */
 	uint64_t max_request_bytes;
 	uint64_t max_response_bytes;
 	uint64_t store_timeout_ms;
@@ -83,7 +83,7 @@ struct gw_tag {
 #define DURATION_WINDOW 4096
 
 struct metrics {
-	uint64_t appends_total;    /* from stored's STATUS: whole store */
+	uint64_t appends_total; /* from stored's STATUS: whole store */
 	uint64_t events_total;
 	uint64_t append_buckets[METRICS_BUCKETS + 1]; /* last: +Inf */
 	uint64_t append_sum_ns;
@@ -103,7 +103,7 @@ struct metrics {
 	uint64_t index_lag;        /* head - indexed_to */
 	uint64_t archived_segments;
 	uint64_t archived_bytes;
-	uint64_t cache_hits;       /* archive frame cache */
+	uint64_t cache_hits; /* archive frame cache */
 	uint64_t cache_misses;
 	uint64_t cache_bytes;
 	uint64_t store_up;
@@ -174,7 +174,7 @@ enum call_kind {
 struct method {
 	const char *path;
 	enum call_kind kind;
-	bool auth;   /* JWT required when configured */
+	bool auth; /* JWT required when configured */
 	enum call_peer peer;
 	void (*begin)(struct call *c, const uint8_t *req, size_t len);
 	void *handle; /* from grpc_server_register_method */
@@ -188,21 +188,21 @@ struct gw {
 	grpc_server *server;
 	grpc_completion_queue **cqs;
 	pthread_t *cq_threads;
-	struct call *calls;     /* every slot */
+	struct call *calls; /* every slot */
 	size_t ncalls;
 	grpc_completion_queue *shutdown_cq;
-	int stopping;           /* atomic */
+	int stopping; /* atomic */
 	/* store */
 	nng_socket store;
 	struct ef_dialer store_dialer;
 	struct pipeline appends; /* Appends, coalesced (pipeline.h) */
-	uint64_t store_down_ms; /* atomic: since when stored has no pipe */
+	uint64_t store_down_ms;  /* atomic: since when stored has no pipe */
 	/* runner */
 	nng_socket runner;
 	struct ef_dialer runner_dialer;
 	uint64_t runner_down_ms;
 	/* health */
-	int serving;            /* atomic: stored answered the last poll */
+	int serving; /* atomic: stored answered the last poll */
 	pthread_t health_thr;
 	/* metrics */
 	struct metrics mx;
@@ -211,8 +211,6 @@ struct gw {
 	const char *jwt_secret;
 	size_t jwt_secret_len;
 };
-
-extern struct gw *gw_global;
 
 /* server.c */
 int server_start(struct gw *gw, char *err, size_t errlen);
@@ -277,8 +275,7 @@ int rpc_pack_event(struct pbuf *pb, uint32_t field, const struct ef_event *ev,
 void runner_execute(struct call *c, const uint8_t *req, size_t len);
 void runner_get_state(struct call *c, const uint8_t *req, size_t len);
 void runner_query(struct call *c, const uint8_t *req, size_t len);
-void runner_list_projections(struct call *c, const uint8_t *req,
-    size_t len);
+void runner_list_projections(struct call *c, const uint8_t *req, size_t len);
 
 /* subscribe.c */
 void subscribe_all(struct call *c, const uint8_t *req, size_t len);

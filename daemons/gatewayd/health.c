@@ -37,12 +37,12 @@ struct watcher {
 	struct gw_tag close_tag;
 	grpc_call *call;
 	pthread_mutex_t mu;
-	int known;      /* service name known */
-	int sent;       /* last status sent, -1 none */
-	int sending;    /* a batch is in flight */
-	int ending;     /* send the final status when idle */
-	int ended;      /* final status sent */
-	int closed;     /* RECV_CLOSE completed */
+	int known;   /* service name known */
+	int sent;    /* last status sent, -1 none */
+	int sending; /* a batch is in flight */
+	int ending;  /* send the final status when idle */
+	int ended;   /* final status sent */
+	int closed;  /* RECV_CLOSE completed */
 	int cancelled;
 	int refs;
 	int dead;
@@ -50,12 +50,13 @@ struct watcher {
 	grpc_byte_buffer *bb;
 	grpc_slice details;
 	struct watcher *prev, *next;
+	struct gw *gw; /* the gateway whose health it watches */
 };
 
 static pthread_mutex_t watch_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct watcher *watchers;
-static int health_down;      /* shutdown: NOT_SERVING for good */
-static int health_stopping;  /* poll thread: exit */
+static int health_down;     /* shutdown: NOT_SERVING for good */
+static int health_stopping; /* poll thread: exit */
 static pthread_mutex_t poll_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t poll_cv = PTHREAD_COND_INITIALIZER;
 /* how often the health thread sweeps for overdue peer calls */
@@ -67,7 +68,8 @@ health_status(struct gw *gw)
 	if (__atomic_load_n(&health_down, __ATOMIC_ACQUIRE))
 		return HS_NOT_SERVING;
 	return __atomic_load_n(&gw->serving, __ATOMIC_ACQUIRE) ?
-	    HS_SERVING : HS_NOT_SERVING;
+	    HS_SERVING :
+	    HS_NOT_SERVING;
 }
 
 static int
@@ -84,7 +86,8 @@ status_buffer(int status)
 	uint8_t buf[16];
 	size_t n;
 
-	r.status = (Grpc__Health__V1__HealthCheckResponse__ServingStatus)status;
+	r.status = (Grpc__Health__V1__HealthCheckResponse__ServingStatus)
+	    status;
 	n = grpc__health__v1__health_check_response__pack(&r, buf);
 	return buffer_from(buf, n);
 }
@@ -96,8 +99,9 @@ health_check(struct call *c, const uint8_t *buf, size_t len)
 	int known;
 
 	if ((r = grpc__health__v1__health_check_request__unpack(NULL, len,
-	    buf)) == NULL) {
-		call_finish(c, GW_INVALID_ARGUMENT, "malformed "
+	         buf)) == NULL) {
+		call_finish(c, GW_INVALID_ARGUMENT,
+		    "malformed "
 		    "HealthCheckRequest");
 		return;
 	}
@@ -190,7 +194,7 @@ watch_send_done(struct gw_tag *t, int ok)
 	w->bb = NULL;
 	if (!ok)
 		w->ended = 1; /* the client is gone */
-	watcher_kick(w, gw_global);
+	watcher_kick(w, w->gw);
 	watcher_release(w);
 }
 
@@ -214,8 +218,9 @@ health_watch(struct call *c, const uint8_t *buf, size_t len)
 	grpc_op ops[2];
 
 	if ((r = grpc__health__v1__health_check_request__unpack(NULL, len,
-	    buf)) == NULL) {
-		call_finish(c, GW_INVALID_ARGUMENT, "malformed "
+	         buf)) == NULL) {
+		call_finish(c, GW_INVALID_ARGUMENT,
+		    "malformed "
 		    "HealthCheckRequest");
 		return;
 	}
@@ -231,6 +236,7 @@ health_watch(struct call *c, const uint8_t *buf, size_t len)
 	w->sent = -1;
 	w->details = grpc_empty_slice();
 	pthread_mutex_init(&w->mu, NULL);
+	w->gw = c->gw;
 	w->call = call_detach(c);
 
 	w->refs = 2; /* the close batch, and this function until it ends */
@@ -254,7 +260,7 @@ health_watch(struct call *c, const uint8_t *buf, size_t len)
 		w->closed = 1;
 		w->refs--;
 	}
-	watcher_kick(w, c->gw);
+	watcher_kick(w, w->gw);
 	watcher_release(w);
 }
 
@@ -285,10 +291,11 @@ health_set(struct gw *gw, int serving)
 	    __ATOMIC_RELAXED);
 	if (old == serving)
 		return;
-	log_info("eventfold-stored %s: health %s", serving ? "answers" :
-	    "does not answer", serving ? "SERVING" : "NOT_SERVING");
-	sd_notifyf(0, "STATUS=%s", serving ? "serving" :
-	    "eventfold-stored unreachable");
+	log_info("eventfold-stored %s: health %s",
+	    serving ? "answers" : "does not answer",
+	    serving ? "SERVING" : "NOT_SERVING");
+	sd_notifyf(0, "STATUS=%s",
+	    serving ? "serving" : "eventfold-stored unreachable");
 	health_notify(gw, 0);
 }
 
@@ -312,7 +319,8 @@ health_poll(struct gw *gw, struct ef_client *cl)
 	if (st.fsyncs > last_fsyncs && st.events_written >= last_events)
 		__atomic_store_n(&mx->batch_size_milli,
 		    (st.events_written - last_events) * 1000 /
-		    (st.fsyncs - last_fsyncs), __ATOMIC_RELAXED);
+		        (st.fsyncs - last_fsyncs),
+		    __ATOMIC_RELAXED);
 	last_fsyncs = st.fsyncs;
 	last_events = st.events_written;
 	health_set(gw, 1);
@@ -325,7 +333,8 @@ health_main(void *arg)
 	struct ef_client cl;
 	struct timespec ts;
 	uint64_t iv = gw->conf.health_interval_ms ?
-	    gw->conf.health_interval_ms : 500;
+	    gw->conf.health_interval_ms :
+	    500;
 	uint64_t wd_usec = 0, last_wd = 0, last_poll = 0, now;
 
 	if (sd_watchdog_enabled(0, &wd_usec) <= 0)
@@ -367,7 +376,8 @@ int
 health_start(struct gw *gw)
 {
 	return pthread_create(&gw->health_thr, NULL, health_main, gw) == 0 ?
-	    0 : -1;
+	    0 :
+	    -1;
 }
 
 /* Shutdown, first step: NOT_SERVING for good, told to every watcher. */

@@ -60,17 +60,15 @@
 #include "log.h"
 #include "text.h"
 
-static const double bucket_le[METRICS_BUCKETS] = {
-	0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-	0.1, 0.25, 0.5, 1.0, 2.5,
-};
+static const double bucket_le[METRICS_BUCKETS] = { 0.0001, 0.00025, 0.0005,
+	0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5 };
 
 #define METRICS_STATUS_MS 1000
 
 /* EventfoldDB's summary quantiles. */
 static const double quantiles[] = { 0, 0.5, 0.9, 0.95, 0.99, 0.999, 1 };
 
-#define LD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
+#define LD(x)    __atomic_load_n(&(x), __ATOMIC_RELAXED)
 #define ST(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
 
 static void
@@ -78,8 +76,9 @@ max_store(uint64_t *p, uint64_t v)
 {
 	uint64_t cur = LD(*p);
 
-	while (v > cur && !__atomic_compare_exchange_n(p, &cur, v, 0,
-	    __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+	while (v > cur &&
+	    !__atomic_compare_exchange_n(p, &cur, v, 0, __ATOMIC_RELAXED,
+	        __ATOMIC_RELAXED))
 		;
 }
 
@@ -115,8 +114,8 @@ metrics_status(struct gw *gw, const struct ipc_status_rep *st)
 	ST(mx->fsyncs_total, st->fsyncs);
 	ST(mx->store_events_written, st->events_written);
 	ST(mx->segments, st->segments);
-	ST(mx->index_lag, st->head > st->indexed_to ? st->head -
-	    st->indexed_to : 0);
+	ST(mx->index_lag,
+	    st->head > st->indexed_to ? st->head - st->indexed_to : 0);
 	ST(mx->archived_segments, st->archived_segments);
 	ST(mx->archived_bytes, st->archived_bytes);
 	ST(mx->cache_hits, st->cache_hits);
@@ -184,7 +183,6 @@ ns_cmp(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-
 /*
  * eventfold_append_duration_seconds as EventfoldDB's summary: quantile q
  * is the ceil(q * n)-th smallest of the last n <= DURATION_WINDOW
@@ -202,12 +200,15 @@ render_summary(struct text *t, struct metrics *mx)
 	for (i = 0; i < n; i++)
 		sorted[i] = LD(mx->recent_ns[i]);
 	qsort(sorted, n, sizeof(sorted[0]), ns_cmp);
-	text_printf(t, "# HELP eventfold_append_duration_seconds Append "
+	text_printf(t,
+	    "# HELP eventfold_append_duration_seconds Append "
 	    "latency through eventfold-stored (durable commit included).\n"
 	    "# TYPE eventfold_append_duration_seconds summary\n");
 	for (q = 0; q < sizeof(quantiles) / sizeof(quantiles[0]); q++) {
-		text_printf(t, "eventfold_append_duration_seconds{quantile=\""
-		    "%g\"} ", quantiles[q]);
+		text_printf(t,
+		    "eventfold_append_duration_seconds{quantile=\""
+		    "%g\"} ",
+		    quantiles[q]);
 		if (n == 0) {
 			text_printf(t, "NaN\n");
 			continue;
@@ -218,7 +219,8 @@ render_summary(struct text *t, struct metrics *mx)
 		k = k == 0 ? 0 : k - 1;
 		text_printf(t, "%.9f\n", (double)sorted[k] / 1e9);
 	}
-	text_printf(t, "eventfold_append_duration_seconds_sum %.9f\n"
+	text_printf(t,
+	    "eventfold_append_duration_seconds_sum %.9f\n"
 	    "eventfold_append_duration_seconds_count %" PRIu64 "\n",
 	    (double)LD(mx->append_sum_ns) / 1e9, count);
 }
@@ -240,22 +242,28 @@ metrics_render(struct gw *gw, size_t *len)
 	    "Events written by those appends, whole store.",
 	    LD(mx->events_total));
 	render_summary(&t, mx);
-	text_printf(&t, "# HELP eventfold_append_latency_seconds Append "
+	text_printf(&t,
+	    "# HELP eventfold_append_latency_seconds Append "
 	    "latency through eventfold-stored (durable commit included).\n"
 	    "# TYPE eventfold_append_latency_seconds histogram\n");
 	for (i = 0; i < METRICS_BUCKETS; i++) {
 		cum += LD(mx->append_buckets[i]);
-		text_printf(&t, "eventfold_append_latency_seconds_bucket"
-		    "{le=\"%g\"} %" PRIu64 "\n", bucket_le[i], cum);
+		text_printf(&t,
+		    "eventfold_append_latency_seconds_bucket"
+		    "{le=\"%g\"} %" PRIu64 "\n",
+		    bucket_le[i], cum);
 	}
 	cum += LD(mx->append_buckets[METRICS_BUCKETS]);
-	text_printf(&t, "eventfold_append_latency_seconds_bucket{le=\"+Inf\"} "
-	    "%" PRIu64 "\n", cum);
+	text_printf(&t,
+	    "eventfold_append_latency_seconds_bucket{le=\"+Inf\"} "
+	    "%" PRIu64 "\n",
+	    cum);
 	text_printf(&t, "eventfold_append_latency_seconds_sum %.9f\n",
 	    (double)LD(mx->append_sum_ns) / 1e9);
-	text_printf(&t, "eventfold_append_latency_seconds_count %" PRIu64
-	    "\n", cum);
-	text_printf(&t, "# HELP eventfold_reads_total Read calls by RPC.\n"
+	text_printf(&t, "eventfold_append_latency_seconds_count %" PRIu64 "\n",
+	    cum);
+	text_printf(&t,
+	    "# HELP eventfold_reads_total Read calls by RPC.\n"
 	    "# TYPE eventfold_reads_total counter\n"
 	    "eventfold_reads_total{rpc=\"read_stream\"} %" PRIu64 "\n"
 	    "eventfold_reads_total{rpc=\"read_all\"} %" PRIu64 "\n",
@@ -267,8 +275,8 @@ metrics_render(struct gw *gw, size_t *len)
 	head = LD(mx->global_position);
 	text_metric(&t, "eventfold_global_position", "gauge",
 	    "Next global position to be written (events in the log).", head);
-	text_metric(&t, "eventfold_streams_total", "gauge", "Streams in the log.",
-	    LD(mx->streams_total));
+	text_metric(&t, "eventfold_streams_total", "gauge",
+	    "Streams in the log.", LD(mx->streams_total));
 	text_metric(&t, "eventfold_log_bytes", "gauge",
 	    "Bytes of the active log file.", LD(mx->log_bytes));
 	text_metric(&t, "eventfold_fsyncs_total", "counter",
@@ -277,7 +285,8 @@ metrics_render(struct gw *gw, size_t *len)
 	text_metric(&t, "eventfold_append_messages_total", "counter",
 	    "Messages that carried Appends to eventfold-stored.",
 	    LD(gw->appends.messages));
-	text_printf(&t, "# HELP eventfold_batch_size_events Events per group "
+	text_printf(&t,
+	    "# HELP eventfold_batch_size_events Events per group "
 	    "commit over the last health interval.\n"
 	    "# TYPE eventfold_batch_size_events gauge\n"
 	    "eventfold_batch_size_events %.3f\n",
@@ -297,8 +306,7 @@ metrics_render(struct gw *gw, size_t *len)
 	    "Sealed segments held in the cold archive (zstd).",
 	    LD(mx->archived_segments));
 	text_metric(&t, "eventfold_archived_bytes", "gauge",
-	    "Bytes on disk of the archived segments.",
-	    LD(mx->archived_bytes));
+	    "Bytes on disk of the archived segments.", LD(mx->archived_bytes));
 	text_metric(&t, "eventfold_archive_cache_hits_total", "counter",
 	    "Reads of archived events served from the frame cache.",
 	    LD(mx->cache_hits));
@@ -312,7 +320,8 @@ metrics_render(struct gw *gw, size_t *len)
 		text_metric(&t, "eventfold_runner_lmdb_map_bytes", "gauge",
 		    "Map size of eventfold-runnerd's LMDB environment.",
 		    LD(mx->runner_map_bytes));
-		text_metric(&t, "eventfold_runner_lmdb_map_grows_total", "counter",
+		text_metric(&t, "eventfold_runner_lmdb_map_grows_total",
+		    "counter",
 		    "Times eventfold-runnerd doubled a full LMDB map.",
 		    LD(mx->runner_map_grows));
 	}
@@ -344,8 +353,8 @@ metrics_handler(void *cls, struct MHD_Connection *conn, const char *url,
 		return ret;
 	}
 	if (strcmp(url, "/metrics") != 0) {
-		r = MHD_create_response_from_buffer(sizeof(nf) - 1,
-		    (void *)nf, MHD_RESPMEM_PERSISTENT);
+		r = MHD_create_response_from_buffer(sizeof(nf) - 1, (void *)nf,
+		    MHD_RESPMEM_PERSISTENT);
 		ret = MHD_queue_response(conn, MHD_HTTP_NOT_FOUND, r);
 		MHD_destroy_response(r);
 		return ret;
@@ -376,7 +385,8 @@ metrics_start(struct gw *gw, char *err, size_t errlen)
 		return 0;
 	}
 	if (hostport_split(gw->conf.metrics_listen, host, sizeof(host), port,
-	    sizeof(port)) != 0 || *port == '\0') {
+	        sizeof(port)) != 0 ||
+	    *port == '\0') {
 		snprintf(err, errlen, "metrics_listen %s: expected HOST:PORT",
 		    gw->conf.metrics_listen);
 		return -1;
@@ -402,8 +412,10 @@ metrics_start(struct gw *gw, char *err, size_t errlen)
 	freeaddrinfo(ai);
 	if (gw->mhd == NULL) {
 		/* EventfoldDB's rule: gRPC matters more than /metrics */
-		log_warnx("cannot listen on %s for /metrics (in use?); serving "
-		    "gRPC without metrics", gw->conf.metrics_listen);
+		log_warnx(
+		    "cannot listen on %s for /metrics (in use?); serving "
+		    "gRPC without metrics",
+		    gw->conf.metrics_listen);
 		return 0;
 	}
 	log_info("metrics on http://%s/metrics", gw->conf.metrics_listen);

@@ -41,7 +41,8 @@ static const struct {
 	    &eventfold__subscribe_all_request__descriptor },
 	{ "/eventfold.EventStore/SubscribeStream",
 	    &eventfold__subscribe_stream_request__descriptor },
-	{ "/eventfold.Runner/Execute", &eventfold__execute_request__descriptor },
+	{ "/eventfold.Runner/Execute",
+	    &eventfold__execute_request__descriptor },
 	{ "/eventfold.Runner/GetState",
 	    &eventfold__get_state_request__descriptor },
 	{ "/eventfold.Runner/Query", &eventfold__query_request__descriptor },
@@ -108,16 +109,17 @@ walk(const ProtobufCMessageDescriptor *desc, const uint8_t *p,
 		}
 		if (varint(&p, end, &len) != 0 || len > (uint64_t)(end - p))
 			return 0;
-		f = key >> 3 > UINT32_MAX ? NULL :
+		f = key >> 3 > UINT32_MAX ?
+		    NULL :
 		    protobuf_c_message_descriptor_get_field(desc,
-		    (unsigned)(key >> 3));
+		        (unsigned)(key >> 3));
 		if (f != NULL) {
 			idx = (unsigned)(f - desc->fields);
 			at = strlen(why);
 			if (f->label == PROTOBUF_C_LABEL_REPEATED)
 				snprintf(why + at, whylen - at, "%s%s[%u]",
-				    at ? "." : "", f->name, idx < 32 ?
-				    seen[idx]++ : 0);
+				    at ? "." : "", f->name,
+				    idx < 32 ? seen[idx]++ : 0);
 			else
 				snprintf(why + at, whylen - at, "%s%s",
 				    at ? "." : "", f->name);
@@ -125,8 +127,9 @@ walk(const ProtobufCMessageDescriptor *desc, const uint8_t *p,
 			    memchr(p, '\0', (size_t)len) != NULL)
 				return 1;
 			if (f->type == PROTOBUF_C_TYPE_MESSAGE &&
-			    depth < PB_DEPTH_MAX && walk(f->descriptor, p,
-			    p + len, depth + 1, why, whylen))
+			    depth < PB_DEPTH_MAX &&
+			    walk(f->descriptor, p, p + len, depth + 1, why,
+			        whylen))
 				return 1;
 			why[at] = '\0';
 		}
@@ -148,7 +151,8 @@ pbcheck_nul(const char *path, const uint8_t *buf, size_t len, char *why,
 		if (!walk(requests[i].desc, buf, buf + len, 0, why, whylen))
 			return 0;
 		at = strlen(why);
-		snprintf(why + at, whylen - at, ": a string must not contain "
+		snprintf(why + at, whylen - at,
+		    ": a string must not contain "
 		    "a NUL byte");
 		return 1;
 	}

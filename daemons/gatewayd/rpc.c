@@ -75,7 +75,8 @@ append_done(struct call *c, struct client_reply *rep)
 	}
 	if (rep->in.body == NULL ||
 	    ipc_append_rep_decode(rep->in.body, &ar, &why) != 0) {
-		call_finish(c, GW_INTERNAL, "malformed append reply from "
+		call_finish(c, GW_INTERNAL,
+		    "malformed append reply from "
 		    "eventfold-stored");
 		return;
 	}
@@ -105,40 +106,49 @@ rpc_append(struct call *c, const uint8_t *buf, size_t len)
 		return;
 	}
 	if (!utf8_valid(r->stream_id, strlen(r->stream_id))) {
-		call_finish(c, GW_INVALID_ARGUMENT, "invalid stream_id: "
+		call_finish(c, GW_INVALID_ARGUMENT,
+		    "invalid stream_id: "
 		    "invalid UTF-8");
 		goto out;
 	}
 	for (i = 0; i < r->n_events; i++)
 		if (!utf8_valid(r->events[i]->event_id,
-		    strlen(r->events[i]->event_id)) ||
+		        strlen(r->events[i]->event_id)) ||
 		    !utf8_valid(r->events[i]->event_type,
-		    strlen(r->events[i]->event_type))) {
-			call_errorf(c, GW_INVALID_ARGUMENT, "event %zu: invalid "
-			    "UTF-8 in a string field", i);
+		        strlen(r->events[i]->event_type))) {
+			call_errorf(c, GW_INVALID_ARGUMENT,
+			    "event %zu: invalid "
+			    "UTF-8 in a string field",
+			    i);
 			goto out;
 		}
 	/* 1. stream id; 2. expected version; the rest is stored's, in the
 	 * contract's order */
 	if (uuid_parse(r->stream_id, strlen(r->stream_id), sid) != 0) {
-		call_errorf(c, GW_INVALID_ARGUMENT, "invalid stream_id: "
-		    "malformed uuid \"%.64s\"", r->stream_id);
+		call_errorf(c, GW_INVALID_ARGUMENT,
+		    "invalid stream_id: "
+		    "malformed uuid \"%.64s\"",
+		    r->stream_id);
 		goto out;
 	}
 	if (r->expected_version == NULL) {
-		call_finish(c, GW_INVALID_ARGUMENT, "expected_version is "
+		call_finish(c, GW_INVALID_ARGUMENT,
+		    "expected_version is "
 		    "required");
 		goto out;
 	}
 	if (r->expected_version->kind_case ==
 	    EVENTFOLD__EXPECTED_VERSION__KIND__NOT_SET) {
-		call_finish(c, GW_INVALID_ARGUMENT, "expected_version.kind is "
+		call_finish(c, GW_INVALID_ARGUMENT,
+		    "expected_version.kind is "
 		    "required");
 		goto out;
 	}
 	if (r->n_events > IPC_MAX_EVENTS) {
-		call_errorf(c, GW_INVALID_ARGUMENT, "at most %u events per "
-		    "append", IPC_MAX_EVENTS);
+		call_errorf(c, GW_INVALID_ARGUMENT,
+		    "at most %u events per "
+		    "append",
+		    IPC_MAX_EVENTS);
 		goto out;
 	}
 	ar.stream_id.ptr = r->stream_id;
@@ -203,29 +213,33 @@ read_page_done(struct call *c, struct client_reply *rep, int op)
 	}
 	if (rep->in.body == NULL ||
 	    ipc_read_rep_decode(rep->in.body, &rr, &why) != 0) {
-		call_finish(c, GW_INTERNAL, "malformed read reply from "
+		call_finish(c, GW_INTERNAL,
+		    "malformed read reply from "
 		    "eventfold-stored");
 		return;
 	}
 	for (i = 0; i < rr.nevents && c->remaining > 0; i++) {
 		if (ipc_event_decode(&rr.events->via.array.ptr[i], &ev,
-		    &why) != 0) {
-			call_finish(c, GW_INTERNAL, "malformed event from "
+		        &why) != 0) {
+			call_finish(c, GW_INTERNAL,
+			    "malformed event from "
 			    "eventfold-stored");
 			return;
 		}
-		if (rpc_pack_event(&c->out, 1, &ev, c->gw->conf.max_response_bytes)) {
+		if (rpc_pack_event(&c->out, 1, &ev,
+		        c->gw->conf.max_response_bytes)) {
 			full = 1;
 			break;
 		}
 		c->remaining--;
 		c->from = (op == EF_OP_READ_ALL ? ev.global_position :
-		    ev.stream_version) + 1;
+		                                  ev.stream_version) +
+		    1;
 	}
 	if (full || c->remaining == 0 || rr.nevents == 0 ||
 	    (op == EF_OP_READ_ALL && c->from >= rr.head) ||
-	    (op == EF_OP_READ_STREAM && (!rr.has_last_version ||
-	    c->from > rr.last_version))) {
+	    (op == EF_OP_READ_STREAM &&
+	        (!rr.has_last_version || c->from > rr.last_version))) {
 		call_reply(c);
 		return;
 	}
@@ -251,7 +265,7 @@ read_next(struct call *c, int op)
 	ipc_request_begin(&c->req, op, c->rid);
 	if (op == EF_OP_READ_ALL) {
 		struct ipc_read_all_req r = { c->from, c->remaining,
-		    EF_FORWARD };
+			EF_FORWARD };
 
 		ipc_read_all_req_encode(&c->req, &r);
 		call_store(c, read_all_done);
@@ -275,16 +289,19 @@ rpc_read_stream(struct call *c, const uint8_t *buf, size_t len)
 	uint8_t sid[UUID_LEN];
 
 	__atomic_add_fetch(&c->gw->mx.reads_read_stream, 1, __ATOMIC_RELAXED);
-	if ((r = eventfold__read_stream_request__unpack(NULL, len,
-	    buf)) == NULL) {
-		call_finish(c, GW_INVALID_ARGUMENT, "malformed "
+	if ((r = eventfold__read_stream_request__unpack(NULL, len, buf)) ==
+	    NULL) {
+		call_finish(c, GW_INVALID_ARGUMENT,
+		    "malformed "
 		    "ReadStreamRequest");
 		return;
 	}
 	if (!utf8_valid(r->stream_id, strlen(r->stream_id)) ||
 	    uuid_parse(r->stream_id, strlen(r->stream_id), sid) != 0) {
-		call_errorf(c, GW_INVALID_ARGUMENT, "invalid stream_id: "
-		    "malformed uuid \"%.64s\"", r->stream_id);
+		call_errorf(c, GW_INVALID_ARGUMENT,
+		    "invalid stream_id: "
+		    "malformed uuid \"%.64s\"",
+		    r->stream_id);
 		eventfold__read_stream_request__free_unpacked(r, NULL);
 		return;
 	}
@@ -305,7 +322,8 @@ rpc_read_all(struct call *c, const uint8_t *buf, size_t len)
 	__atomic_add_fetch(&c->gw->mx.reads_read_all, 1, __ATOMIC_RELAXED);
 	if ((r = eventfold__read_all_request__unpack(NULL, len, buf)) ==
 	    NULL) {
-		call_finish(c, GW_INVALID_ARGUMENT, "malformed ReadAllRequest");
+		call_finish(c, GW_INVALID_ARGUMENT,
+		    "malformed ReadAllRequest");
 		return;
 	}
 	c->from = r->from_position;
@@ -340,14 +358,16 @@ list_done(struct call *c, struct client_reply *rep)
 	}
 	if (rep->in.body == NULL ||
 	    ipc_list_rep_decode(rep->in.body, &lr, &why) != 0) {
-		call_finish(c, GW_INTERNAL, "malformed list reply from "
+		call_finish(c, GW_INTERNAL,
+		    "malformed list reply from "
 		    "eventfold-stored");
 		return;
 	}
 	for (i = 0; i < lr.nstreams; i++) {
-		if (ipc_stream_info_decode(&lr.streams->via.array.ptr[i], &info,
-		    &why) != 0) {
-			call_finish(c, GW_INTERNAL, "malformed stream info "
+		if (ipc_stream_info_decode(&lr.streams->via.array.ptr[i],
+		        &info, &why) != 0) {
+			call_finish(c, GW_INTERNAL,
+			    "malformed stream info "
 			    "from eventfold-stored");
 			return;
 		}
@@ -394,7 +414,8 @@ rpc_list_streams(struct call *c, const uint8_t *buf, size_t len)
 
 	if ((r = eventfold__list_streams_request__unpack(NULL, len, buf)) ==
 	    NULL) {
-		call_finish(c, GW_INVALID_ARGUMENT, "malformed "
+		call_finish(c, GW_INVALID_ARGUMENT,
+		    "malformed "
 		    "ListStreamsRequest");
 		return;
 	}

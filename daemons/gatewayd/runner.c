@@ -79,12 +79,13 @@ str_arg(struct call *c, const char *field, const char *s, size_t max,
 }
 
 /* Packs a protobuf message into c->out and replies OK. */
-#define REPLY_PB(c, type, msg) do {                                   \
-	(c)->out.len = 0;                                              \
-	pbuf_reserve(&(c)->out, type##__get_packed_size(msg));         \
-	(c)->out.len = type##__pack((msg), (c)->out.buf);              \
-	call_reply(c);                                                 \
-} while (0)
+#define REPLY_PB(c, type, msg)                                                \
+	do {                                                                  \
+		(c)->out.len = 0;                                             \
+		pbuf_reserve(&(c)->out, type##__get_packed_size(msg));        \
+		(c)->out.len = type##__pack((msg), (c)->out.buf);             \
+		call_reply(c);                                                \
+	} while (0)
 
 /* Execute */
 
@@ -102,7 +103,8 @@ execute_done(struct call *c, struct client_reply *rep)
 	}
 	if (rep->in.body == NULL ||
 	    ipc_exec_rep_decode(rep->in.body, &er, &why) != 0) {
-		call_finish(c, GW_INTERNAL, "malformed execute reply from "
+		call_finish(c, GW_INTERNAL,
+		    "malformed execute reply from "
 		    "eventfold-runnerd");
 		return;
 	}
@@ -127,30 +129,29 @@ runner_execute(struct call *c, const uint8_t *buf, size_t len)
 	struct ipc_exec_req er;
 
 	memset(&er, 0, sizeof(er));
-	if ((r = eventfold__execute_request__unpack(NULL, len, buf)) ==
-	    NULL) {
-		call_finish(c, GW_INVALID_ARGUMENT, "malformed ExecuteRequest");
+	if ((r = eventfold__execute_request__unpack(NULL, len, buf)) == NULL) {
+		call_finish(c, GW_INVALID_ARGUMENT,
+		    "malformed ExecuteRequest");
 		return;
 	}
-	if (str_arg(c, "aggregate_type", r->aggregate_type, IPC_NAME_MAX,
-	    true, &er.aggregate_type) ||
+	if (str_arg(c, "aggregate_type", r->aggregate_type, IPC_NAME_MAX, true,
+	        &er.aggregate_type) ||
 	    str_arg(c, "instance_id", r->instance_id, IPC_ID_MAX, true,
-	    &er.instance_id) ||
-	    str_arg(c, "command_type", r->command_type, 256, true,
-	    &er.type) ||
+	        &er.instance_id) ||
+	    str_arg(c, "command_type", r->command_type, 256, true, &er.type) ||
 	    str_arg(c, "command_id", r->command_id, IPC_ID_MAX, true,
-	    &er.command_id) ||
+	        &er.command_id) ||
 	    str_arg(c, "actor", r->actor, IPC_ID_MAX, false, &er.actor) ||
 	    str_arg(c, "correlation_id", r->correlation_id, IPC_ID_MAX, false,
-	    &er.correlation_id) ||
+	        &er.correlation_id) ||
 	    str_arg(c, "causation_id", r->causation_id, IPC_ID_MAX, false,
-	    &er.causation_id) ||
+	        &er.causation_id) ||
 	    str_arg(c, "source_device", r->source_device, IPC_ID_MAX, false,
-	    &er.source_device))
+	        &er.source_device))
 		goto out;
 	if (r->payload.len > IPC_PAYLOAD_MAX) {
-		call_errorf(c, GW_INVALID_ARGUMENT, "payload: at most %u bytes",
-		    IPC_PAYLOAD_MAX);
+		call_errorf(c, GW_INVALID_ARGUMENT,
+		    "payload: at most %u bytes", IPC_PAYLOAD_MAX);
 		goto out;
 	}
 	if (r->payload.len > 0) {
@@ -183,7 +184,8 @@ get_state_done(struct call *c, struct client_reply *rep)
 	}
 	if (rep->in.body == NULL ||
 	    ipc_state_rep_decode(rep->in.body, &sr, &why) != 0) {
-		call_finish(c, GW_INTERNAL, "malformed get_state reply from "
+		call_finish(c, GW_INTERNAL,
+		    "malformed get_state reply from "
 		    "eventfold-runnerd");
 		return;
 	}
@@ -205,14 +207,15 @@ runner_get_state(struct call *c, const uint8_t *buf, size_t len)
 
 	if ((r = eventfold__get_state_request__unpack(NULL, len, buf)) ==
 	    NULL) {
-		call_finish(c, GW_INVALID_ARGUMENT, "malformed "
+		call_finish(c, GW_INVALID_ARGUMENT,
+		    "malformed "
 		    "GetStateRequest");
 		return;
 	}
-	if (str_arg(c, "aggregate_type", r->aggregate_type, IPC_NAME_MAX,
-	    true, &sr.aggregate_type) ||
+	if (str_arg(c, "aggregate_type", r->aggregate_type, IPC_NAME_MAX, true,
+	        &sr.aggregate_type) ||
 	    str_arg(c, "instance_id", r->instance_id, IPC_ID_MAX, true,
-	    &sr.instance_id)) {
+	        &sr.instance_id)) {
 		eventfold__get_state_request__free_unpacked(r, NULL);
 		return;
 	}
@@ -242,7 +245,8 @@ query_done(struct call *c, struct client_reply *rep)
 	}
 	if (rep->in.body == NULL ||
 	    ipc_query_rep_decode(rep->in.body, &qr, &why) != 0) {
-		call_finish(c, GW_INTERNAL, "malformed query reply from "
+		call_finish(c, GW_INTERNAL,
+		    "malformed query reply from "
 		    "eventfold-runnerd");
 		return;
 	}
@@ -257,8 +261,9 @@ query_done(struct call *c, struct client_reply *rep)
 	c->out.len = eventfold__query_response__pack(&r, c->out.buf);
 	for (i = 0; i < qr.nitems; i++) {
 		if (ipc_kv_decode(&qr.items->via.array.ptr[i], &k, &kl, &v,
-		    &vl, &why) != 0) {
-			call_finish(c, GW_INTERNAL, "malformed item from "
+		        &vl, &why) != 0) {
+			call_finish(c, GW_INTERNAL,
+			    "malformed item from "
 			    "eventfold-runnerd");
 			return;
 		}
@@ -269,8 +274,8 @@ query_done(struct call *c, struct client_reply *rep)
 		sz = eventfold__item__get_packed_size(&it);
 		pbuf_field(&c->out, 2, sz);
 		pbuf_reserve(&c->out, sz);
-		c->out.len += eventfold__item__pack(&it, c->out.buf +
-		    c->out.len);
+		c->out.len += eventfold__item__pack(&it,
+		    c->out.buf + c->out.len);
 	}
 	call_reply(c);
 }
@@ -288,7 +293,7 @@ runner_query(struct call *c, const uint8_t *buf, size_t len)
 		return;
 	}
 	if (str_arg(c, "projection", r->projection, IPC_NAME_MAX, true,
-	    &q.projection))
+	        &q.projection))
 		goto out;
 	if (r->limit > IPC_QUERY_LIMIT) {
 		call_errorf(c, GW_INVALID_ARGUMENT, "limit: at most %u",
@@ -333,8 +338,8 @@ runner_query(struct call *c, const uint8_t *buf, size_t len)
 	if ((q.has_key && q.key_len > IPC_KEY_MAX) ||
 	    (q.has_end && q.end_len > IPC_KEY_MAX) ||
 	    r->after.len > IPC_KEY_MAX) {
-		call_errorf(c, GW_INVALID_ARGUMENT, "keys are at most %u bytes",
-		    IPC_KEY_MAX);
+		call_errorf(c, GW_INVALID_ARGUMENT,
+		    "keys are at most %u bytes", IPC_KEY_MAX);
 		goto out;
 	}
 	if (r->after.len > 0) {
@@ -384,7 +389,8 @@ list_projections_done(struct call *c, struct client_reply *rep)
 	}
 	if (rep->in.body == NULL ||
 	    ipc_runner_status_rep_decode(rep->in.body, &sr, &why) != 0) {
-		call_finish(c, GW_INTERNAL, "malformed runner_status reply "
+		call_finish(c, GW_INTERNAL,
+		    "malformed runner_status reply "
 		    "from eventfold-runnerd");
 		return;
 	}
@@ -398,12 +404,15 @@ list_projections_done(struct call *c, struct client_reply *rep)
 	    eventfold__list_projections_response__get_packed_size(&r));
 	c->out.len = eventfold__list_projections_response__pack(&r,
 	    c->out.buf);
-#define CSTR(dst, s) snprintf((dst), sizeof(dst), "%.*s",              \
-	(int)((s).ptr != NULL ? (s).len : 0), (s).ptr != NULL ? (s).ptr : "")
+#define CSTR(dst, s)                                                          \
+	snprintf((dst), sizeof(dst), "%.*s",                                  \
+	    (int)((s).ptr != NULL ? (s).len : 0),                             \
+	    (s).ptr != NULL ? (s).ptr : "")
 	for (i = 0; i < sr.nfolds; i++) {
 		if (ipc_fold_info_decode(&sr.folds->via.array.ptr[i], &fi,
-		    &why) != 0) {
-			call_finish(c, GW_INTERNAL, "malformed fold status "
+		        &why) != 0) {
+			call_finish(c, GW_INTERNAL,
+			    "malformed fold status "
 			    "from eventfold-runnerd");
 			return;
 		}
@@ -453,8 +462,9 @@ runner_list_projections(struct call *c, const uint8_t *buf, size_t len)
 	Eventfold__ListProjectionsRequest *r;
 
 	if ((r = eventfold__list_projections_request__unpack(NULL, len,
-	    buf)) == NULL) {
-		call_finish(c, GW_INVALID_ARGUMENT, "malformed "
+	         buf)) == NULL) {
+		call_finish(c, GW_INVALID_ARGUMENT,
+		    "malformed "
 		    "ListProjectionsRequest");
 		return;
 	}

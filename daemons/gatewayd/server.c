@@ -57,8 +57,8 @@ enum call_state {
  * through a pipeline (libcommon/pipeline.h) that coalesces them into
  * APPEND_MANY messages under the same rules.
  */
-#define PEER_GRACE_MS     250
-#define PEER_DOWN_MS      2000
+#define PEER_GRACE_MS 250
+#define PEER_DOWN_MS  2000
 
 static struct method methods[] = {
 	{ "/eventfold.EventStore/Append", KIND_UNARY, true, PEER_STORE,
@@ -86,7 +86,7 @@ static struct method methods[] = {
 	{ "/grpc.health.v1.Health/Watch", KIND_STREAM, false, PEER_NONE,
 	    health_watch, NULL },
 };
-#define NMETHODS (sizeof(methods) / sizeof(methods[0]))
+#define NMETHODS      (sizeof(methods) / sizeof(methods[0]))
 #define STREAM_SLOTS  4 /* streaming slots re-arm at once: few suffice */
 #define GENERIC_SLOTS 2
 
@@ -113,7 +113,6 @@ gw_mono_ns(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
-
 
 /*
  * Up: connected, or disconnected for less than PEER_DOWN_MS (a restart
@@ -159,9 +158,10 @@ server_sweep(struct gw *gw)
 		struct call *c = &gw->calls[i];
 
 		if ((late = acall_sweep(&c->ac, now, PEER_GRACE_MS)) != 0)
-			log_warnx("%s: a call outlived its deadline by %" PRIu64
-			    " ms; cancelled", c->m != NULL ? c->m->path : "?",
-			    late);
+			log_warnx(
+			    "%s: a call outlived its deadline by %" PRIu64
+			    " ms; cancelled",
+			    c->m != NULL ? c->m->path : "?", late);
 	}
 	pipeline_sweep(&gw->appends);
 }
@@ -235,12 +235,14 @@ pbuf_field(struct pbuf *pb, uint32_t field, size_t len)
 
 	pbuf_reserve(pb, 20);
 	do {
-		pb->buf[pb->len++] = (uint8_t)(v & 0x7f) | (v > 0x7f ? 0x80 : 0);
+		pb->buf[pb->len++] = (uint8_t)(v & 0x7f) |
+		    (v > 0x7f ? 0x80 : 0);
 		v >>= 7;
 	} while (v != 0);
 	v = len;
 	do {
-		pb->buf[pb->len++] = (uint8_t)(v & 0x7f) | (v > 0x7f ? 0x80 : 0);
+		pb->buf[pb->len++] = (uint8_t)(v & 0x7f) |
+		    (v > 0x7f ? 0x80 : 0);
 		v >>= 7;
 	} while (v != 0);
 }
@@ -293,8 +295,9 @@ call_reset(struct call *c)
 static void
 call_log_error(const struct call *c, int code, const char *msg)
 {
-#define CALL_LINE "call " TRACE_FMT " %s: gRPC status %d: %s", c->rid, \
-	c->m != NULL ? c->m->path : "?", code, msg ? msg : ""
+#define CALL_LINE                                                             \
+	"call " TRACE_FMT " %s: gRPC status %d: %s", c->rid,                  \
+	    c->m != NULL ? c->m->path : "?", code, msg ? msg : ""
 	if (code == GW_CANCELLED || code == GW_NOT_FOUND ||
 	    code == GW_FAILED_PRECONDITION)
 		log_debug(CALL_LINE);
@@ -372,7 +375,7 @@ static const char *
 peer_name(const struct call *c)
 {
 	return c->peer == PEER_RUNNER ? "eventfold-runnerd" :
-	    "eventfold-stored";
+	                                "eventfold-stored";
 }
 
 /* The end of a round trip (acall.h): the reply, or the failure as one. */
@@ -395,10 +398,11 @@ append_result(struct pipeline_req *rq, const struct ipc_result *res)
 
 	if (res->status != EF_S_OK) {
 		/* links the call's id to the id stored logs it under */
-#define APPEND_LINE "call " TRACE_FMT ": append went as request " \
-	TRACE_FMT " entry %" PRIu32 ": %s: %.*s", c->rid, rq->rid, \
-	rq->entry, ipc_status_name(res->status), (int)res->message.len, \
-	res->message.ptr
+#define APPEND_LINE                                                           \
+	"call " TRACE_FMT ": append went as request " TRACE_FMT               \
+	" entry %" PRIu32 ": %s: %.*s",                                       \
+	    c->rid, rq->rid, rq->entry, ipc_status_name(res->status),         \
+	    (int)res->message.len, res->message.ptr
 		if (trace_is_outcome(res->status))
 			log_debug(APPEND_LINE);
 		else
@@ -418,7 +422,8 @@ call_store_append(struct call *c,
 {
 	c->store_done = done;
 	if (!store_up(c->gw)) {
-		store_fail(c, EF_S_UNAVAILABLE, "eventfold-stored is "
+		store_fail(c, EF_S_UNAVAILABLE,
+		    "eventfold-stored is "
 		    "unreachable");
 		return;
 	}
@@ -441,8 +446,8 @@ call_peer(struct call *c, void (*done)(struct call *, struct client_reply *),
 	char msg[128];
 
 	c->store_done = done;
-	if (c->peer == PEER_NONE || !(c->peer == PEER_RUNNER ?
-	    runner_up(c->gw) : store_up(c->gw))) {
+	if (c->peer == PEER_NONE ||
+	    !(c->peer == PEER_RUNNER ? runner_up(c->gw) : store_up(c->gw))) {
 		snprintf(msg, sizeof(msg), "%s is unreachable", peer_name(c));
 		store_fail(c, EF_S_UNAVAILABLE, msg);
 		return;
@@ -523,14 +528,15 @@ call_begin(struct call *c)
 		return;
 	}
 	if (!grpc_byte_buffer_reader_init(&r, c->payload)) {
-		call_finish(c, GW_INVALID_ARGUMENT, "cannot read request "
+		call_finish(c, GW_INVALID_ARGUMENT,
+		    "cannot read request "
 		    "message");
 		return;
 	}
 	s = grpc_byte_buffer_reader_readall(&r);
 	grpc_byte_buffer_reader_destroy(&r);
 	if (pbcheck_nul(c->m->path, GRPC_SLICE_START_PTR(s),
-	    GRPC_SLICE_LENGTH(s), why, sizeof(why))) {
+	        GRPC_SLICE_LENGTH(s), why, sizeof(why))) {
 		grpc_slice_unref(s);
 		call_finish(c, GW_INVALID_ARGUMENT, why);
 		return;
@@ -636,7 +642,8 @@ server_creds(struct gw *gw, char *err, size_t errlen)
 
 	if (*cf->tls_cert == '\0' && *cf->tls_key == '\0') {
 		if (*cf->tls_ca != '\0') {
-			snprintf(err, errlen, "tls_ca needs tls_cert and "
+			snprintf(err, errlen,
+			    "tls_ca needs tls_cert and "
 			    "tls_key");
 			return NULL;
 		}
@@ -654,9 +661,11 @@ server_creds(struct gw *gw, char *err, size_t errlen)
 		goto fail;
 	pair.private_key = key;
 	pair.cert_chain = cert;
-	cr = grpc_ssl_server_credentials_create_ex(ca, &pair, 1, ca != NULL ?
-	    GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY :
-	    GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE, NULL);
+	cr = grpc_ssl_server_credentials_create_ex(ca, &pair, 1,
+	    ca != NULL ?
+	        GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY :
+	        GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE,
+	    NULL);
 	if (cr == NULL)
 		snprintf(err, errlen, "cannot build TLS credentials");
 fail:
@@ -687,8 +696,10 @@ unix_lock(const char *addr, char *err, size_t errlen)
 		return -1;
 	}
 	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-		snprintf(err, errlen, "%s is in use by another "
-		    "eventfold-gatewayd (lock held on %s)", path, lock);
+		snprintf(err, errlen,
+		    "%s is in use by another "
+		    "eventfold-gatewayd (lock held on %s)",
+		    path, lock);
 		close(fd);
 		return -1;
 	}
@@ -720,8 +731,9 @@ slot_init(struct gw *gw, struct call *c, const struct method *m,
 	ipc_out_init(&c->req);
 	c->peer = m != NULL && m->kind == KIND_UNARY ? m->peer : PEER_NONE;
 	if (c->peer != PEER_NONE) {
-		if (acall_init(&c->ac, c->peer == PEER_RUNNER ? gw->runner :
-		    gw->store, peer_name(c), peer_done, c) != 0)
+		if (acall_init(&c->ac,
+		        c->peer == PEER_RUNNER ? gw->runner : gw->store,
+		        peer_name(c), peer_done, c) != 0)
 			fatalx("cannot open an nng context to %s",
 			    peer_name(c));
 		c->ac.resend = true;
@@ -767,11 +779,12 @@ server_start(struct gw *gw, char *err, size_t errlen)
 
 	/* the peer sockets first: slots open contexts on them */
 	if (peer_open(&gw->store, gw->store_url, &gw->store_dialer, err,
-	    errlen) != 0 || peer_open(&gw->runner, gw->runner_url,
-	    &gw->runner_dialer, err, errlen) != 0)
+	        errlen) != 0 ||
+	    peer_open(&gw->runner, gw->runner_url, &gw->runner_dialer, err,
+	        errlen) != 0)
 		return -1;
 	if (pipeline_init(&gw->appends, gw->store,
-	    gw->conf.store_timeout_ms) != 0) {
+	        gw->conf.store_timeout_ms) != 0) {
 		snprintf(err, errlen, "cannot open nng contexts to %s",
 		    gw->store_url);
 		return -1;
@@ -800,26 +813,30 @@ server_start(struct gw *gw, char *err, size_t errlen)
 	if ((addrs = strdup(gw->conf.listen)) == NULL)
 		fatal("strdup");
 	for (addr = strtok_r(addrs, ",", &save); addr != NULL;
-	    addr = strtok_r(NULL, ",", &save)) {
+	     addr = strtok_r(NULL, ",", &save)) {
 		while (*addr == ' ')
 			addr++;
 		if (strncmp(addr, "unix:", 5) == 0 &&
 		    unix_lock(addr, err, errlen) != 0)
 			goto fail;
 		if (grpc_server_add_http2_port(gw->server, addr, creds) == 0) {
-			snprintf(err, errlen, "cannot listen on %s (in use, or "
-			    "not an address?)", addr);
+			snprintf(err, errlen,
+			    "cannot listen on %s (in use, or "
+			    "not an address?)",
+			    addr);
 			goto fail;
 		}
-		log_info("listening on %s%s", addr, *gw->conf.tls_cert ?
-		    (*gw->conf.tls_ca ? " (mTLS)" : " (TLS)") : "");
+		log_info("listening on %s%s", addr,
+		    *gw->conf.tls_cert ?
+		        (*gw->conf.tls_ca ? " (mTLS)" : " (TLS)") :
+		        "");
 	}
 	grpc_server_start(gw->server);
 
 	nslots = 0;
 	for (i = 0; i < NMETHODS; i++)
 		nslots += methods[i].kind == KIND_UNARY ? gw->conf.slots :
-		    STREAM_SLOTS;
+		                                          STREAM_SLOTS;
 	nslots += GENERIC_SLOTS;
 	gw->ncalls = nslots * n;
 	if ((gw->calls = calloc(gw->ncalls, sizeof(*gw->calls))) == NULL)
@@ -827,8 +844,10 @@ server_start(struct gw *gw, char *err, size_t errlen)
 	k = 0;
 	for (i = 0; i < n; i++) {
 		for (j = 0; j < NMETHODS; j++) {
-			size_t s, ns = methods[j].kind == KIND_UNARY ?
-			    gw->conf.slots : STREAM_SLOTS;
+			size_t s,
+			    ns = methods[j].kind == KIND_UNARY ?
+			    gw->conf.slots :
+			    STREAM_SLOTS;
 
 			for (s = 0; s < ns; s++)
 				slot_init(gw, &gw->calls[k++], &methods[j],
@@ -841,7 +860,7 @@ server_start(struct gw *gw, char *err, size_t errlen)
 		call_arm(&gw->calls[k]);
 	for (i = 0; i < n; i++)
 		if (pthread_create(&gw->cq_threads[i], NULL, cq_main,
-		    gw->cqs[i]) != 0)
+		        gw->cqs[i]) != 0)
 			fatal("pthread_create");
 	rc = 0;
 fail:

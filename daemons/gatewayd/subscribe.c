@@ -68,13 +68,13 @@
 
 #include <nng/protocol/pubsub0/sub.h>
 
-#define SUB_PAGE   512u   /* events per catch-up read */
-#define SUB_TAKE   256u   /* events taken from the ring per lock */
-#define SUB_SCAN   8192u  /* ring entries a stream subscription scans */
-#define RETRY_MS   200    /* between reads while stored is away */
-#define FEED_IDLE_MS 1000 /* a quiet feed checks stored for a lost batch */
-#define PAGES_N    32u          /* catch-up pages kept */
-#define PAGES_BYTES (32u << 20) /* their encoded bytes at most */
+#define SUB_PAGE     512u  /* events per catch-up read */
+#define SUB_TAKE     256u  /* events taken from the ring per lock */
+#define SUB_SCAN     8192u /* ring entries a stream subscription scans */
+#define RETRY_MS     200   /* between reads while stored is away */
+#define FEED_IDLE_MS 1000  /* a quiet feed checks stored for a lost batch */
+#define PAGES_N      32u   /* catch-up pages kept */
+#define PAGES_BYTES  (32u << 20) /* their encoded bytes at most */
 
 enum sub_mode { MODE_STORE, MODE_LIVE };
 
@@ -90,10 +90,10 @@ struct sub {
 	grpc_call *call;
 	struct gw_tag send_tag;
 	struct gw_tag close_tag;
-	int refs;              /* atomic: the activity, the close op */
+	int refs; /* atomic: the activity, the close op */
 	int cancelled;
-	bool closed;           /* ring_mu: RECV_CLOSE came */
-	bool parked;           /* ring_mu: on the waiter list */
+	bool closed; /* ring_mu: RECV_CLOSE came */
+	bool parked; /* ring_mu: on the waiter list */
 	bool md_sent, ending, failed;
 	int end_code;
 	const char *end_msg;
@@ -102,12 +102,12 @@ struct sub {
 	char stream_id[UUID_STR_LEN];
 	enum sub_mode mode;
 	bool caught_up_sent;
-	uint64_t next_pos;     /* atomic: next global position to look at */
-	uint64_t next_ver;     /* stream: next version to deliver */
+	uint64_t next_pos; /* atomic: next global position to look at */
+	uint64_t next_ver; /* stream: next version to deliver */
 	/* messages to send, q[qi..qn) */
 	grpc_slice *q;
 	size_t qi, qn, qcap;
-	grpc_byte_buffer *bb;  /* the message in flight */
+	grpc_byte_buffer *bb; /* the message in flight */
 	grpc_slice details;
 	/* reads from stored (acall.h), and the pause before another */
 	struct acall ac;
@@ -121,7 +121,7 @@ struct sub {
 /* The ring and its waiters. */
 static pthread_mutex_t ring_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct ring_ent *ring;
-static uint64_t ring_cap;     /* set once, before the feed starts */
+static uint64_t ring_cap; /* set once, before the feed starts */
 static uint64_t ring_lo, ring_hi;
 static bool ring_init;
 static struct sub *waiters;
@@ -139,10 +139,10 @@ static int feed_stop; /* atomic */
 
 /* Catch-up pages (pages_mu). */
 struct page {
-	uint64_t from;     /* its first global position */
-	uint64_t used;     /* pages_clock when last taken or kept */
+	uint64_t from; /* its first global position */
+	uint64_t used; /* pages_clock when last taken or kept */
 	size_t bytes;
-	grpc_slice *msgs;  /* SUB_PAGE events, or NULL: a free slot */
+	grpc_slice *msgs; /* SUB_PAGE events, or NULL: a free slot */
 };
 static pthread_mutex_t pages_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct page pages[PAGES_N];
@@ -231,8 +231,10 @@ ring_add(const msgpack_object *arr, uint32_t n, struct pbuf *pb)
 		fatal("calloc");
 	for (i = 0; i < n; i++) {
 		if (ipc_event_decode(&arr->via.array.ptr[i], &ev, &why) != 0) {
-			log_warnx("feed: malformed event from eventfold-stored: "
-			    "%s", why);
+			log_warnx(
+			    "feed: malformed event from eventfold-stored: "
+			    "%s",
+			    why);
 			n = i;
 			break;
 		}
@@ -292,14 +294,14 @@ feed_fill(struct ef_client *cl, struct ipc_out *o, struct pbuf *pb,
 		st = client_call(cl, o, &rep);
 		if (st != EF_S_OK || rep.in.body == NULL ||
 		    ipc_read_rep_decode(rep.in.body, &rr, &why) != 0 ||
-		    rr.nevents == 0 || ring_add(rr.events, rr.nevents,
-		    pb) == 0) {
+		    rr.nevents == 0 ||
+		    ring_add(rr.events, rr.nevents, pb) == 0) {
 			client_reply_free(&rep);
 			if (to == UINT64_MAX)
 				return;
 			log_debug("feed: cannot fill %llu..%llu from stored: "
-			    "restarting the ring", (unsigned long long)hi,
-			    (unsigned long long)to);
+			          "restarting the ring",
+			    (unsigned long long)hi, (unsigned long long)to);
 			pthread_mutex_lock(&ring_mu);
 			if (ring_hi < to)
 				ring_reset(to);
@@ -363,7 +365,8 @@ feed_main(void *arg)
 
 	ipc_out_init(&o);
 	if (client_open(&cl, gw->store_url, (int)gw->conf.store_timeout_ms) !=
-	    0 || nng_sub0_open(&sock) != 0)
+	        0 ||
+	    nng_sub0_open(&sock) != 0)
 		fatalx("feed: cannot open the sockets to eventfold-stored");
 	nng_socket_set(sock, NNG_OPT_SUB_SUBSCRIBE, "", 0);
 	nng_socket_set_int(sock, NNG_OPT_RECVBUF, 8192);
@@ -391,7 +394,7 @@ feed_main(void *arg)
 		quiet = gw_mono_ns();
 		memset(&in, 0, sizeof(in));
 		if (ipc_pub_open(&in, nng_msg_body(m), nng_msg_len(m), &pub,
-		    &why) != 0) {
+		        &why) != 0) {
 			log_warnx("feed: malformed publish message: %s", why);
 			ipc_in_close(&in);
 			nng_msg_free(m);
@@ -552,8 +555,9 @@ sub_caught_up(struct sub *s)
 	static const uint8_t msg[2] = { 2 << 3 | 2, 0 }; /* caught_up {} */
 
 	if (!s->caught_up_sent) {
-		sub_queue(s, grpc_slice_from_copied_buffer((const char *)msg,
-		    sizeof(msg)));
+		sub_queue(s,
+		    grpc_slice_from_copied_buffer((const char *)msg,
+		        sizeof(msg)));
 		s->caught_up_sent = true;
 	}
 	s->mode = MODE_LIVE;
@@ -572,14 +576,15 @@ sub_end(struct sub *s)
 		op++;
 		s->md_sent = true;
 	}
-	s->details = grpc_slice_from_copied_string(s->end_msg ? s->end_msg :
-	    "");
+	s->details = grpc_slice_from_copied_string(
+	    s->end_msg ? s->end_msg : "");
 	op->op = GRPC_OP_SEND_STATUS_FROM_SERVER;
-	op->data.send_status_from_server.status = (grpc_status_code)s->end_code;
+	op->data.send_status_from_server.status = (grpc_status_code)
+	                                              s->end_code;
 	op->data.send_status_from_server.status_details = &s->details;
 	op++;
 	if (grpc_call_start_batch(s->call, ops, (size_t)(op - ops),
-	    &s->send_tag, NULL) != GRPC_CALL_OK)
+	        &s->send_tag, NULL) != GRPC_CALL_OK)
 		sub_unref(s);
 }
 
@@ -599,7 +604,7 @@ sub_send_next(struct sub *s)
 	op->data.send_message.send_message = s->bb;
 	op++;
 	if (grpc_call_start_batch(s->call, ops, (size_t)(op - ops),
-	    &s->send_tag, NULL) != GRPC_CALL_OK) {
+	        &s->send_tag, NULL) != GRPC_CALL_OK) {
 		s->failed = true;
 		sub_send_done(&s->send_tag, 0);
 	}
@@ -668,13 +673,13 @@ sub_read(struct sub *s)
 		ipc_read_stream_req_encode(&s->req, &r);
 	} else {
 		struct ipc_read_all_req r = { s->next_pos, SUB_PAGE,
-		    EF_FORWARD };
+			EF_FORWARD };
 
 		ipc_request_begin(&s->req, EF_OP_READ_ALL, s->rid);
 		ipc_read_all_req_encode(&s->req, &r);
 	}
-	acall_start(&s->ac, s->req.buf, s->req.len, s->rid, guard_now_ms() +
-	    s->gw->conf.store_timeout_ms);
+	acall_start(&s->ac, s->req.buf, s->req.len, s->rid,
+	    guard_now_ms() + s->gw->conf.store_timeout_ms);
 }
 
 static void
@@ -701,8 +706,9 @@ sub_page(struct sub *s, struct client_reply *rep)
 	uint32_t i;
 	int st = rep->in.status;
 
-	if ((st != EF_S_OK && !(s->is_stream && st ==
-	    EF_S_STREAM_NOT_FOUND && rep->in.body != NULL)) ||
+	if ((st != EF_S_OK &&
+	        !(s->is_stream && st == EF_S_STREAM_NOT_FOUND &&
+	            rep->in.body != NULL)) ||
 	    rep->in.body == NULL ||
 	    ipc_read_rep_decode(rep->in.body, &rr, &why) != 0) {
 		if (st == EF_S_OK || st == EF_S_UNAVAILABLE) {
@@ -720,7 +726,7 @@ sub_page(struct sub *s, struct client_reply *rep)
 	}
 	for (i = 0; i < rr.nevents; i++) {
 		if (ipc_event_decode(&rr.events->via.array.ptr[i], &ev,
-		    &why) != 0) {
+		        &why) != 0) {
 			s->end_code = GW_INTERNAL;
 			s->end_msg = "malformed event from eventfold-stored";
 			s->failed = true;
@@ -794,7 +800,7 @@ sub_take(struct sub *s)
 		return TAKE_PARKED;
 	}
 	end = ring_hi - s->next_pos > SUB_SCAN ? s->next_pos + SUB_SCAN :
-	    ring_hi;
+	                                         ring_hi;
 	for (p = s->next_pos; p < end && n < SUB_TAKE; p++) {
 		e = &ring[p % ring_cap];
 		if (s->is_stream) {
@@ -825,12 +831,13 @@ static void
 sub_pump(struct sub *s)
 {
 	for (;;) {
-		if (s->failed || __atomic_load_n(&s->closed, __ATOMIC_ACQUIRE) ||
+		if (s->failed ||
+		    __atomic_load_n(&s->closed, __ATOMIC_ACQUIRE) ||
 		    __atomic_load_n(&subs_stopping, __ATOMIC_RELAXED)) {
-			if (!s->failed && !__atomic_load_n(&s->closed,
-			    __ATOMIC_ACQUIRE))
+			if (!s->failed &&
+			    !__atomic_load_n(&s->closed, __ATOMIC_ACQUIRE))
 				s->end_msg = "eventfold-gatewayd is shutting "
-				    "down";
+				             "down";
 			sub_end(s);
 			return;
 		}
@@ -863,15 +870,15 @@ sub_pump(struct sub *s)
 }
 
 static void
-sub_start(struct call *c, bool is_stream, const uint8_t *sid,
-    uint64_t from)
+sub_start(struct call *c, bool is_stream, const uint8_t *sid, uint64_t from)
 {
 	struct gw *gw = c->gw;
 	grpc_op op;
 	struct sub *s;
 
 	if (!store_up(gw)) {
-		call_finish(c, GW_UNAVAILABLE, "eventfold-stored is "
+		call_finish(c, GW_UNAVAILABLE,
+		    "eventfold-stored is "
 		    "unreachable");
 		return;
 	}
@@ -883,7 +890,8 @@ sub_start(struct call *c, bool is_stream, const uint8_t *sid,
 	if (__atomic_load_n(&subs_stopping, __ATOMIC_RELAXED)) {
 		pthread_mutex_unlock(&subs_mu);
 		free(s);
-		call_finish(c, GW_UNAVAILABLE, "eventfold-gatewayd is "
+		call_finish(c, GW_UNAVAILABLE,
+		    "eventfold-gatewayd is "
 		    "shutting down");
 		return;
 	}
@@ -898,7 +906,7 @@ sub_start(struct call *c, bool is_stream, const uint8_t *sid,
 		feed_started = true;
 	}
 	if (acall_init(&s->ac, gw->store, "eventfold-stored", sub_read_done,
-	    s) != 0)
+	        s) != 0)
 		fatalx("cannot open an nng context to stored");
 	s->gw = gw;
 	s->send_tag.fn = sub_send_done;
@@ -943,7 +951,8 @@ subscribe_all(struct call *c, const uint8_t *buf, size_t len)
 
 	if ((r = eventfold__subscribe_all_request__unpack(NULL, len, buf)) ==
 	    NULL) {
-		call_finish(c, GW_INVALID_ARGUMENT, "malformed "
+		call_finish(c, GW_INVALID_ARGUMENT,
+		    "malformed "
 		    "SubscribeAllRequest");
 		return;
 	}
@@ -960,15 +969,18 @@ subscribe_stream(struct call *c, const uint8_t *buf, size_t len)
 	uint64_t from;
 
 	if ((r = eventfold__subscribe_stream_request__unpack(NULL, len,
-	    buf)) == NULL) {
-		call_finish(c, GW_INVALID_ARGUMENT, "malformed "
+	         buf)) == NULL) {
+		call_finish(c, GW_INVALID_ARGUMENT,
+		    "malformed "
 		    "SubscribeStreamRequest");
 		return;
 	}
 	if (!utf8_valid(r->stream_id, strlen(r->stream_id)) ||
 	    uuid_parse(r->stream_id, strlen(r->stream_id), sid) != 0) {
-		call_errorf(c, GW_INVALID_ARGUMENT, "invalid stream_id: "
-		    "malformed uuid \"%.64s\"", r->stream_id);
+		call_errorf(c, GW_INVALID_ARGUMENT,
+		    "invalid stream_id: "
+		    "malformed uuid \"%.64s\"",
+		    r->stream_id);
 		eventfold__subscribe_stream_request__free_unpacked(r, NULL);
 		return;
 	}
