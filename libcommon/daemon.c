@@ -5,9 +5,11 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "daemon.h"
 #include "fsync.h"
+#include "guard.h"
 #include "log.h"
 
 int
@@ -73,4 +75,11 @@ daemon_mkdir_p(const char *dir, mode_t mode)
 		*p = '/';
 	}
 	return mkdir_durable(buf, mode);
+}
+
+void
+daemon_exit(int status)
+{
+	guard_shutdown();
+	_exit(status);
 }

@@ -38,4 +38,14 @@ void daemon_signals(sigset_t *set);
  */
 int daemon_mkdir_p(const char *dir, mode_t mode);
 
+/*
+ * The last step of a daemon's shutdown, once what is durable is closed:
+ * stops the guard thread (guard.h) and leaves with _exit(status). The
+ * request server's socket is never closed (server.h, shutdown policy),
+ * so nng's threads still run: exit()'s library teardown, or nng_fini(),
+ * would run under their feet (a SIGTERM exit of stored was seen dying
+ * of SIGSEGV in an nng task thread) or wait on them forever.
+ */
+void daemon_exit(int status) __attribute__((noreturn));
+
 #endif

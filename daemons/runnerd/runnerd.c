@@ -295,7 +295,6 @@ main(int argc, char **argv)
 	state_close();
 	plugin_unload_all();
 	conf_free(runner_keys, &rd.conf);
-	nngx_fini();
 	log_info("stopped");
-	return 0;
+	daemon_exit(0); /* runner.sock stays open: server.h */
 }
