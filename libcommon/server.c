@@ -302,7 +302,8 @@ srv_start(const struct srv_conf *conf, struct srv **sp)
 	for (; s->nthr < conf->threads; s->nthr++)
 		if (pthread_create(&s->thr[s->nthr], NULL, pool_main, s) != 0)
 			fatal("pthread_create");
-	if ((rv = listener_open(&s->l, s->sock, conf->url, conf->perms)) != 0)
+	if ((rv = listener_open(&s->l, s->sock, conf->url, conf->perms ?
+	    conf->perms : 0660)) != 0)
 		goto fail;
 	s->listening = 1;
 	for (i = 0; i < s->n; i++)

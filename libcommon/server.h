@@ -90,13 +90,13 @@ struct srv_op {
 struct srv_conf {
 	const char *name;  /* "eventfold-runnerd": messages and the log */
 	const char *url;   /* to listen on (listen.h) */
-	int perms;         /* ipc:// file mode; 0 leaves it */
-	const struct srv_op *ops; /* the table; stays valid until srv_stop */
+	int perms;         /* ipc:// file mode; 0 for 0660 (STYLE.md) */
+	const struct srv_op *ops; /* SRV_TABLE; valid until srv_stop */
 	size_t nops;
 	uint64_t contexts; /* requests served at once; 0 means 1 */
 	uint64_t threads;  /* handler threads; 0: on nng's callback threads */
 	size_t max_msg;    /* largest request in bytes; 0: IPC_MAX_MSG */
-	nng_duration send_ms; /* a reply not taken by then is dropped; 0: no bound */
+	nng_duration send_ms; /* a reply not sent by then is dropped; 0: none */
 	/*
 	 * Optional, called before the handler (on the handler's thread):
 	 * 0 to go on, or an error reply made with srv_error() and nonzero.
@@ -113,6 +113,9 @@ struct srv_conf {
 	size_t data_size;
 	void *arg;         /* srv_arg() */
 };
+
+/* In a struct srv_conf initializer: the op table t, an array. */
+#define SRV_TABLE(t) .ops = (t), .nops = sizeof(t) / sizeof((t)[0])
 
 /*
  * Opens the socket, its contexts and its listener, and starts serving.

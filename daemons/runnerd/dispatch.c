@@ -488,9 +488,7 @@ dispatch_start(const char *url, uint64_t n)
 	struct srv_conf c = {
 		.name = "eventfold-runnerd",
 		.url = url,
-		.perms = 0660,
-		.ops = handlers,
-		.nops = sizeof(handlers) / sizeof(handlers[0]),
+		SRV_TABLE(handlers),
 		.contexts = n ? n : 1,
 		.threads = n ? n : 1,
 		.send_ms = 5000,

@@ -101,9 +101,7 @@ start(uint64_t contexts, uint64_t threads, size_t max_msg)
 	struct srv_conf c = {
 		.name = "test-server",
 		.url = url,
-		.perms = 0660,
-		.ops = ops,
-		.nops = sizeof(ops) / sizeof(ops[0]),
+		SRV_TABLE(ops),
 		.contexts = contexts,
 		.threads = threads,
 		.max_msg = max_msg,
