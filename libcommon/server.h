@@ -32,8 +32,11 @@
  * Checks. A request over max_msg bytes is refused by nng itself
  * (NNG_OPT_RECVMAXSZ): it never reaches a handler and its connection is
  * closed (nng cannot read past a length it refuses, so no reply is
- * possible; clients check the bound before sending). Access to an
- * ipc:// socket is its file mode (perms, 0660: the eventfold group).
+ * possible; client.c refuses such a request before sending it, with
+ * EF_S_BATCH_TOO_LARGE). Peers: access to an ipc:// socket is its file
+ * mode (perms, 0660: the eventfold group), not a credential check here;
+ * what a daemon must know of its own state before serving an op (runnerd:
+ * is stored connected?) is its admit hook, from the op's flags.
  * A malformed or foreign-version request gets an error reply naming
  * what was wrong; no input stops a context.
  *
