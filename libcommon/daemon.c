@@ -5,9 +5,13 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include <systemd/sd-daemon.h>
 
 #include "daemon.h"
 #include "fsync.h"
+#include "guard.h"
 #include "log.h"
 
 int
@@ -73,4 +77,45 @@ daemon_mkdir_p(const char *dir, mode_t mode)
 		*p = '/';
 	}
 	return mkdir_durable(buf, mode);
+}
+
+void
+daemon_watchdog_init(struct daemon_watchdog *wd)
+{
+	if (sd_watchdog_enabled(0, &wd->usec) <= 0)
+		wd->usec = 0;
+}
+
+struct timespec
+daemon_watchdog_wait(const struct daemon_watchdog *wd)
+{
+	struct timespec ts = { 0, 500 * 1000 * 1000 };
+
+	if (wd->usec > 0 && wd->usec / 2 < 500000)
+		ts.tv_nsec = (long)(wd->usec / 2) * 1000;
+	return ts;
+}
+
+void
+daemon_watchdog_tick(const struct daemon_watchdog *wd,
+    int (*alive)(uint64_t limit_ms))
+{
+	if (wd->usec > 0 && alive(wd->usec / 2000))
+		sd_notify(0, "WATCHDOG=1");
+}
+
+int
+daemon_progress(uint64_t waiting, uint64_t beat_ms, uint64_t now_ms,
+    uint64_t limit_ms)
+{
+	if (waiting == 0 || beat_ms == 0)
+		return 1;
+	return now_ms <= beat_ms || now_ms - beat_ms < limit_ms;
+}
+
+void
+daemon_exit(int status)
+{
+	guard_shutdown();
+	_exit(status);
 }

@@ -48,6 +48,7 @@
 
 #include "crashpoint.h"
 #include "log.h"
+#include "daemon.h"
 #include "runnerd.h"
 #include "uuid5.h"
 
@@ -428,7 +429,7 @@ aggregate_alive(uint64_t limit_ms)
 	pthread_mutex_lock(&w_mu);
 	waiting = w_head != NULL;
 	pthread_mutex_unlock(&w_mu);
-	return !waiting || beat == 0 || now_ms() - beat < limit_ms;
+	return daemon_progress((uint64_t)waiting, beat, now_ms(), limit_ms);
 }
 
 int

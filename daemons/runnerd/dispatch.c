@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * dispatch.c - the request side of eventfold-runnerd: worker threads,
- * one nng context each on the rep socket (runner.sock), decode a
- * request, check its version and shape, and call the handler for its
- * op (EXECUTE, GET_STATE, QUERY, RUNNER_STATUS, REBUILD, RESET, REPLAY,
- * DEAD_LETTERS, PLUGINS). A malformed request gets an error reply
- * naming what was wrong; no input makes a worker stop.
+ * dispatch.c - the request side of eventfold-runnerd: the handlers of
+ * its ops (EXECUTE, GET_STATE, QUERY, RUNNER_STATUS, REBUILD, RESET,
+ * REPLAY, DEAD_LETTERS, PLUGINS, RUNNER_BACKUP) on libcommon's request
+ * server (server.h), which listens on runner.sock, checks version and
+ * shape, and runs them on a pool of `workers` threads: they block
+ * (EXECUTE calls stored). A malformed request gets an error reply
+ * naming what was wrong; no input stops the server.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -18,53 +19,18 @@
 #include <unistd.h>
 
 #include "errors.h"
-#include "listen.h"
 #include "log.h"
 #include "runnerd.h"
+#include "server.h"
 #include "trace.h"
-
-#include <nng/protocol/reqrep0/rep.h>
 
 /* longest RUNNER_STATUS waits for the store's head (then: no lag) */
 #define RUNNER_STATUS_HEAD_MS 500
 
-struct worker {
-	nng_ctx ctx;
-	nng_aio *aio;
-	pthread_t thr;
-	struct ipc_out out;
-	pthread_mutex_t mu; /* receiving, against dispatch_stop() */
-	int receiving;      /* waiting for a request: may be cancelled */
-	uint64_t rid;       /* the request's id and op, for the log */
-	int op;
-};
+/* An op that needs stored now (admit): refused at once when it is down. */
+#define NEEDS_STORE 1u
 
-static nng_socket rep_sock;
-static struct ef_listener rep_listener;
-static struct worker *workers;
-static uint64_t nworkers;
-static volatile int dispatch_stopping;
-
-typedef void (*handler_fn)(struct worker *, const struct ipc_in *);
-
-static void
-reply_error(struct worker *w, int status, const char *fmt, ...)
-    EF_PRINTF(3, 4);
-
-static void
-reply_error(struct worker *w, int status, const char *fmt, ...)
-{
-	char msg[1024];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	trace_reply(w->rid, w->op, NULL, status, msg);
-	ipc_out_reset(&w->out);
-	ipc_reply_begin(&w->out, status, msg);
-	ipc_nil(&w->out);
-}
+static struct srv *server;
 
 /* NUL-terminated copy of an optional string; -1 if it holds a NUL. */
 static int
@@ -82,8 +48,8 @@ cstr(char *dst, size_t dlen, const struct ipc_str *s, const char **out)
 	return 0;
 }
 
-static void
-handle_execute(struct worker *w, const struct ipc_in *in)
+static int
+handle_execute(struct srv_req *rq, const struct ipc_in *in)
 {
 	struct ipc_exec_req r;
 	struct ipc_exec_rep rep;
@@ -95,8 +61,8 @@ handle_execute(struct worker *w, const struct ipc_in *in)
 	int s;
 
 	if (ipc_exec_req_decode(in->body, &r, &why) != 0) {
-		reply_error(w, EF_S_BAD_REQUEST, "execute: bad field: %s", why);
-		return;
+		srv_error(rq, EF_S_BAD_REQUEST, "execute: bad field: %s", why);
+		return SRV_DONE;
 	}
 	memset(&c, 0, sizeof(c));
 	if (cstr(agg, sizeof(agg), &r.aggregate_type, &c.aggregate_type) ||
@@ -107,9 +73,9 @@ handle_execute(struct worker *w, const struct ipc_in *in)
 	    cstr(corr, sizeof(corr), &r.correlation_id, &c.correlation_id) ||
 	    cstr(caus, sizeof(caus), &r.causation_id, &c.causation_id) ||
 	    cstr(dev, sizeof(dev), &r.source_device, &c.source_device)) {
-		reply_error(w, EF_S_INVALID, "execute: a string field holds a "
+		srv_error(rq, EF_S_INVALID, "execute: a string field holds a "
 		    "NUL byte");
-		return;
+		return SRV_DONE;
 	}
 	c.payload = r.payload;
 	c.payload_len = r.payload_len;
@@ -117,17 +83,18 @@ handle_execute(struct worker *w, const struct ipc_in *in)
 	if (s != EF_S_OK) {
 		log_debug("execute %s/%s %s (%s): %s: %s", agg, inst, type, cmd,
 		    ipc_status_name(s), msg);
-		reply_error(w, s, "%s", msg);
-		return;
+		srv_error(rq, s, "%s", msg);
+		return SRV_DONE;
 	}
-	ipc_out_reset(&w->out);
-	ipc_reply_begin(&w->out, EF_S_OK, rep.duplicate ? "duplicate "
+	ipc_out_reset(srv_out(rq));
+	ipc_reply_begin(srv_out(rq), EF_S_OK, rep.duplicate ? "duplicate "
 	    "command id: the first result" : "ok");
-	ipc_exec_rep_encode(&w->out, &rep);
+	ipc_exec_rep_encode(srv_out(rq), &rep);
+	return SRV_DONE;
 }
 
-static void
-handle_get_state(struct worker *w, const struct ipc_in *in)
+static int
+handle_get_state(struct srv_req *rq, const struct ipc_in *in)
 {
 	struct ipc_state_req r;
 	struct ipc_state_rep rep;
@@ -138,45 +105,46 @@ handle_get_state(struct worker *w, const struct ipc_in *in)
 	int s;
 
 	if (ipc_state_req_decode(in->body, &r, &why) != 0) {
-		reply_error(w, EF_S_BAD_REQUEST, "get_state: bad field: %s",
+		srv_error(rq, EF_S_BAD_REQUEST, "get_state: bad field: %s",
 		    why);
-		return;
+		return SRV_DONE;
 	}
 	if (cstr(agg, sizeof(agg), &r.aggregate_type, &a) ||
 	    cstr(inst, sizeof(inst), &r.instance_id, &i)) {
-		reply_error(w, EF_S_INVALID, "get_state: a string field holds "
+		srv_error(rq, EF_S_INVALID, "get_state: a string field holds "
 		    "a NUL byte");
-		return;
+		return SRV_DONE;
 	}
 	memset(&rep, 0, sizeof(rep));
 	s = aggregate_get_state(agg, inst, rep.stream_id, &rep.exists,
 	    &rep.version, &state, &len, msg, sizeof(msg));
 	if (s != EF_S_OK) {
-		reply_error(w, s, "%s", msg);
-		return;
+		srv_error(rq, s, "%s", msg);
+		return SRV_DONE;
 	}
 	rep.state = state;
 	rep.state_len = (uint32_t)len;
-	ipc_out_reset(&w->out);
-	ipc_reply_begin(&w->out, EF_S_OK, rep.exists ? "ok" :
+	ipc_out_reset(srv_out(rq));
+	ipc_reply_begin(srv_out(rq), EF_S_OK, rep.exists ? "ok" :
 	    "no events yet: the initial state");
-	ipc_state_rep_encode(&w->out, &rep);
+	ipc_state_rep_encode(srv_out(rq), &rep);
 	free(state);
+	return SRV_DONE;
 }
 
 static struct fold *
-find_fold(struct worker *w, const struct ipc_str *name)
+find_fold(struct srv_req *rq, const struct ipc_str *name)
 {
 	struct fold *f = fold_find(name->ptr, name->len);
 
 	if (f == NULL)
-		reply_error(w, EF_S_NOT_FOUND, "no projection or process "
+		srv_error(rq, EF_S_NOT_FOUND, "no projection or process "
 		    "manager \"%.*s\" is loaded", (int)name->len, name->ptr);
 	return f;
 }
 
-static void
-handle_query(struct worker *w, const struct ipc_in *in)
+static int
+handle_query(struct srv_req *rq, const struct ipc_in *in)
 {
 	struct ipc_query_req r;
 	struct fold *f;
@@ -185,18 +153,19 @@ handle_query(struct worker *w, const struct ipc_in *in)
 	int s;
 
 	if (ipc_query_req_decode(in->body, &r, &why) != 0) {
-		reply_error(w, EF_S_BAD_REQUEST, "query: bad field: %s", why);
-		return;
+		srv_error(rq, EF_S_BAD_REQUEST, "query: bad field: %s", why);
+		return SRV_DONE;
 	}
-	if ((f = find_fold(w, &r.projection)) == NULL)
-		return;
-	if ((s = projection_query(f, &r, &w->out, msg, sizeof(msg))) !=
+	if ((f = find_fold(rq, &r.projection)) == NULL)
+		return SRV_DONE;
+	if ((s = projection_query(f, &r, srv_out(rq), msg, sizeof(msg))) !=
 	    EF_S_OK)
-		reply_error(w, s, "%s", msg);
+		srv_error(rq, s, "%s", msg);
+	return SRV_DONE;
 }
 
-static void
-handle_runner_status(struct worker *w, const struct ipc_in *in)
+static int
+handle_runner_status(struct srv_req *rq, const struct ipc_in *in)
 {
 	struct client_reply cr;
 	struct ipc_status_rep sr;
@@ -222,9 +191,9 @@ handle_runner_status(struct worker *w, const struct ipc_in *in)
 		head = sr.head;
 	client_reply_free(&cr);
 	n = fold_count();
-	ipc_out_reset(&w->out);
-	ipc_reply_begin(&w->out, EF_S_OK, "ok");
-	ipc_runner_status_begin(&w->out, now_ms() - rd.start_ms, has_head,
+	ipc_out_reset(srv_out(rq));
+	ipc_reply_begin(srv_out(rq), EF_S_OK, "ok");
+	ipc_runner_status_begin(srv_out(rq), now_ms() - rd.start_ms, has_head,
 	    head, (uint32_t)n);
 	for (i = 0; i < n; i++) {
 		f = fold_at(i);
@@ -251,25 +220,26 @@ handle_runner_status(struct worker *w, const struct ipc_in *in)
 		fi.lag = head > fi.position ? head - fi.position : 0;
 		if (f->kind == EF_FOLD_MANAGER)
 			fi.dead_letters = procmgr_count_dead(f->name);
-		ipc_fold_info_encode(&w->out, &fi);
+		ipc_fold_info_encode(srv_out(rq), &fi);
 	}
 	n = plugin_naggs();
-	ipc_runner_status_aggs(&w->out, (uint32_t)n);
+	ipc_runner_status_aggs(srv_out(rq), (uint32_t)n);
 	for (i = 0; i < n; i++) {
 		t = plugin_agg_at(i);
 		ai.type = ipc_cstr(t->desc->type);
 		ai.plugin = ipc_cstr(t->plugin->file);
 		ai.cached = __atomic_load_n(&t->cached, __ATOMIC_RELAXED);
 		ai.commands = __atomic_load_n(&t->commands, __ATOMIC_RELAXED);
-		ipc_agg_info_encode(&w->out, &ai);
+		ipc_agg_info_encode(srv_out(rq), &ai);
 	}
 	state_map_figures(&map_bytes, &grows);
-	ipc_runner_status_end(&w->out, map_bytes, grows);
+	ipc_runner_status_end(srv_out(rq), map_bytes, grows);
+	return SRV_DONE;
 }
 
 /* REBUILD and RESET: the same body, a fold's name. */
-static void
-handle_rebuild_reset(struct worker *w, const struct ipc_in *in)
+static int
+handle_rebuild_reset(struct srv_req *rq, const struct ipc_in *in)
 {
 	struct ipc_name_req r;
 	struct fold *f;
@@ -278,26 +248,27 @@ handle_rebuild_reset(struct worker *w, const struct ipc_in *in)
 	int reset = in->op == EF_OP_RESET, s;
 
 	if (ipc_name_req_decode(in->body, &r, &why) != 0) {
-		reply_error(w, EF_S_BAD_REQUEST, "%s: bad field: %s",
+		srv_error(rq, EF_S_BAD_REQUEST, "%s: bad field: %s",
 		    ipc_op_name((int)in->op), why);
-		return;
+		return SRV_DONE;
 	}
-	if ((f = find_fold(w, &r.name)) == NULL)
-		return;
+	if ((f = find_fold(rq, &r.name)) == NULL)
+		return SRV_DONE;
 	s = reset ? fold_request(f, REQ_RESET, msg, sizeof(msg)) :
 	    fold_rebuild(f, msg, sizeof(msg));
 	if (s != EF_S_OK) {
-		reply_error(w, s, "%s", msg);
-		return;
+		srv_error(rq, s, "%s", msg);
+		return SRV_DONE;
 	}
-	ipc_out_reset(&w->out);
-	ipc_reply_begin(&w->out, EF_S_OK, reset ? "reset to position 0" :
+	ipc_out_reset(srv_out(rq));
+	ipc_reply_begin(srv_out(rq), EF_S_OK, reset ? "reset to position 0" :
 	    "rebuild started");
-	ipc_nil(&w->out);
+	ipc_nil(srv_out(rq));
+	return SRV_DONE;
 }
 
-static void
-handle_replay(struct worker *w, const struct ipc_in *in)
+static int
+handle_replay(struct srv_req *rq, const struct ipc_in *in)
 {
 	struct ipc_replay_req r;
 	struct fold *f;
@@ -306,18 +277,19 @@ handle_replay(struct worker *w, const struct ipc_in *in)
 	int s;
 
 	if (ipc_replay_req_decode(in->body, &r, &why) != 0) {
-		reply_error(w, EF_S_BAD_REQUEST, "replay: bad field: %s", why);
-		return;
+		srv_error(rq, EF_S_BAD_REQUEST, "replay: bad field: %s", why);
+		return SRV_DONE;
 	}
-	if ((f = find_fold(w, &r.projection)) == NULL)
-		return;
-	if ((s = projection_replay(f, r.until, r.limit, &w->out, msg,
+	if ((f = find_fold(rq, &r.projection)) == NULL)
+		return SRV_DONE;
+	if ((s = projection_replay(f, r.until, r.limit, srv_out(rq), msg,
 	    sizeof(msg))) != EF_S_OK)
-		reply_error(w, s, "%s", msg);
+		srv_error(rq, s, "%s", msg);
+	return SRV_DONE;
 }
 
-static void
-handle_dead_letters(struct worker *w, const struct ipc_in *in)
+static int
+handle_dead_letters(struct srv_req *rq, const struct ipc_in *in)
 {
 	struct ipc_dl_req r;
 	char msg[1024];
@@ -325,17 +297,18 @@ handle_dead_letters(struct worker *w, const struct ipc_in *in)
 	int s;
 
 	if (ipc_dl_req_decode(in->body, &r, &why) != 0) {
-		reply_error(w, EF_S_BAD_REQUEST, "dead_letters: bad field: %s",
+		srv_error(rq, EF_S_BAD_REQUEST, "dead_letters: bad field: %s",
 		    why);
-		return;
+		return SRV_DONE;
 	}
-	if ((s = procmgr_dead_letters(&r, &w->out, msg, sizeof(msg))) !=
+	if ((s = procmgr_dead_letters(&r, srv_out(rq), msg, sizeof(msg))) !=
 	    EF_S_OK)
-		reply_error(w, s, "%s", msg);
+		srv_error(rq, s, "%s", msg);
+	return SRV_DONE;
 }
 
-static void
-handle_plugins(struct worker *w, const struct ipc_in *in)
+static int
+handle_plugins(struct srv_req *rq, const struct ipc_in *in)
 {
 	struct plugin *p;
 	struct agg_type *t;
@@ -346,42 +319,43 @@ handle_plugins(struct worker *w, const struct ipc_in *in)
 	(void)in;
 	for (p = plugin_list(); p != NULL; p = p->next)
 		n++;
-	ipc_out_reset(&w->out);
-	ipc_reply_begin(&w->out, EF_S_OK, "ok");
-	ipc_plugins_rep_begin(&w->out, n + (uint32_t)plugin_nrefused());
+	ipc_out_reset(srv_out(rq));
+	ipc_reply_begin(srv_out(rq), EF_S_OK, "ok");
+	ipc_plugins_rep_begin(srv_out(rq), n + (uint32_t)plugin_nrefused());
 	for (p = plugin_list(); p != NULL; p = p->next) {
-		ipc_plugin_info_begin(&w->out, p->file, p->info->name,
+		ipc_plugin_info_begin(srv_out(rq), p->file, p->info->name,
 		    p->info->version, p->info->abi_version);
 		for (k = 0, i = 0; i < plugin_naggs(); i++)
 			k += plugin_agg_at(i)->plugin == p;
-		ipc_str_list_begin(&w->out, k);
+		ipc_str_list_begin(srv_out(rq), k);
 		for (i = 0; i < plugin_naggs(); i++)
 			if ((t = plugin_agg_at(i))->plugin == p)
-				ipc_str_encode(&w->out, t->desc->type,
+				ipc_str_encode(srv_out(rq), t->desc->type,
 				    strlen(t->desc->type));
 		for (int kind = EF_FOLD_PROJECTION; kind <= EF_FOLD_MANAGER;
 		    kind++) {
 			for (k = 0, i = 0; i < fold_count(); i++)
 				k += fold_at(i)->plugin == p &&
 				    fold_at(i)->kind == kind;
-			ipc_str_list_begin(&w->out, k);
+			ipc_str_list_begin(srv_out(rq), k);
 			for (i = 0; i < fold_count(); i++)
 				if ((f = fold_at(i))->plugin == p &&
 				    f->kind == kind)
-					ipc_str_encode(&w->out, f->name,
+					ipc_str_encode(srv_out(rq), f->name,
 					    strlen(f->name));
 		}
-		ipc_plugin_info_end(&w->out, NULL);
+		ipc_plugin_info_end(srv_out(rq), NULL);
 	}
 	for (i = 0; i < plugin_nrefused(); i++) {
 		const char *file, *why;
 
 		file = plugin_refused_at(i, &why);
-		ipc_plugin_info_begin(&w->out, file, "", "", 0);
+		ipc_plugin_info_begin(srv_out(rq), file, "", "", 0);
 		for (k = 0; k < 3; k++)
-			ipc_str_list_begin(&w->out, 0);
-		ipc_plugin_info_end(&w->out, why);
+			ipc_str_list_begin(srv_out(rq), 0);
+		ipc_plugin_info_end(srv_out(rq), why);
 	}
+	return SRV_DONE;
 }
 
 /*
@@ -403,8 +377,8 @@ static struct {
 } bk = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, "", 0, 0,
 	"" };
 
-static void
-handle_runner_backup(struct worker *w, const struct ipc_in *in)
+static int
+handle_runner_backup(struct srv_req *rq, const struct ipc_in *in)
 {
 	struct ipc_backup_req r;
 	char dir[PATH_MAX], why[PATH_MAX + 128];
@@ -413,24 +387,24 @@ handle_runner_backup(struct worker *w, const struct ipc_in *in)
 	int rc;
 
 	if (ipc_backup_req_decode(in->body, &r, &bad) != 0) {
-		reply_error(w, EF_S_BAD_REQUEST, "runner_backup: bad field: %s",
+		srv_error(rq, EF_S_BAD_REQUEST, "runner_backup: bad field: %s",
 		    bad);
-		return;
+		return SRV_DONE;
 	}
 	if (r.dir.len == 0 || r.dir.len >= sizeof(dir) ||
 	    memchr(r.dir.ptr, '\0', r.dir.len) != NULL) {
-		reply_error(w, EF_S_INVALID, "runner_backup: the directory "
+		srv_error(rq, EF_S_INVALID, "runner_backup: the directory "
 		    "must be an absolute path");
-		return;
+		return SRV_DONE;
 	}
 	memcpy(dir, r.dir.ptr, r.dir.len);
 	dir[r.dir.len] = '\0';
 	pthread_mutex_lock(&bk.mu);
 	if (bk.running && strcmp(bk.dir, dir) != 0) {
 		pthread_mutex_unlock(&bk.mu);
-		reply_error(w, EF_S_ABORTED, "another backup of runnerd's "
+		srv_error(rq, EF_S_ABORTED, "another backup of runnerd's "
 		    "state is running");
-		return;
+		return SRV_DONE;
 	}
 	if (bk.running || (bk.rc == 0 && !strcmp(bk.dir, dir) &&
 	    access(dir, F_OK) == 0)) {
@@ -462,170 +436,72 @@ handle_runner_backup(struct worker *w, const struct ipc_in *in)
 		pthread_mutex_unlock(&bk.mu);
 	}
 	if (rc != 0) {
-		reply_error(w, rc == -EINVAL || rc == -EEXIST ||
+		srv_error(rq, rc == -EINVAL || rc == -EEXIST ||
 		    rc == -ENOENT ? EF_S_INVALID : EF_S_INTERNAL, "%s", why);
-		return;
+		return SRV_DONE;
 	}
-	ipc_out_reset(&w->out);
-	ipc_reply_begin(&w->out, EF_S_OK, "ok");
-	ipc_counts_encode(&w->out, &bytes, 1);
+	ipc_out_reset(srv_out(rq));
+	ipc_reply_begin(srv_out(rq), EF_S_OK, "ok");
+	ipc_counts_encode(srv_out(rq), &bytes, 1);
+	return SRV_DONE;
 }
 
-static const struct {
-	int op;
-	handler_fn fn;
-} handlers[] = {
-	{ EF_OP_EXECUTE, handle_execute },
-	{ EF_OP_GET_STATE, handle_get_state },
-	{ EF_OP_QUERY, handle_query },
-	{ EF_OP_RUNNER_STATUS, handle_runner_status },
-	{ EF_OP_REBUILD, handle_rebuild_reset },
-	{ EF_OP_RESET, handle_rebuild_reset },
-	{ EF_OP_REPLAY, handle_replay },
-	{ EF_OP_DEAD_LETTERS, handle_dead_letters },
-	{ EF_OP_PLUGINS, handle_plugins },
-	{ EF_OP_RUNNER_BACKUP, handle_runner_backup },
+static const struct srv_op handlers[] = {
+	{ EF_OP_EXECUTE, handle_execute, NEEDS_STORE },
+	{ EF_OP_GET_STATE, handle_get_state, NEEDS_STORE },
+	{ EF_OP_QUERY, handle_query, 0 },
+	{ EF_OP_RUNNER_STATUS, handle_runner_status, 0 },
+	{ EF_OP_REBUILD, handle_rebuild_reset, NEEDS_STORE },
+	{ EF_OP_RESET, handle_rebuild_reset, NEEDS_STORE },
+	{ EF_OP_REPLAY, handle_replay, NEEDS_STORE },
+	{ EF_OP_DEAD_LETTERS, handle_dead_letters, 0 },
+	{ EF_OP_PLUGINS, handle_plugins, 0 },
+	{ EF_OP_RUNNER_BACKUP, handle_runner_backup, 0 },
 };
 
-static void
-dispatch_one(struct worker *w, nng_msg *m)
+/*
+ * What needs the store now is refused, naming it, when it is down: a
+ * rebuild or replay accepted then would only stall or fail later, out
+ * of the operator's sight, and a reset would empty a read model that
+ * nothing can refold until the store is back.
+ */
+static int
+admit(struct srv_req *rq, const struct ipc_in *in, unsigned flags)
 {
-	struct ipc_in in;
-	const char *why = "";
-	size_t i;
-	int rc;
-
-	rc = ipc_request_open(&in, nng_msg_body(m), nng_msg_len(m), &why);
-	w->rid = in.request_id;
-	w->op = (int)in.op;
-	if (rc != 0) {
-		reply_error(w, rc, "%s%s", why, rc == EF_S_BAD_VERSION ?
-		    " (this runnerd speaks version " EF_STR(EF_PROTO_VERSION) ")" : "");
-		goto out;
-	}
+	(void)in;
 	if (rd.stopping) {
-		reply_error(w, EF_S_UNAVAILABLE, "runnerd is shutting down");
-		goto out;
+		srv_error(rq, EF_S_UNAVAILABLE, "runnerd is shutting down");
+		return 1;
 	}
-	/*
-	 * What needs the store now is refused, naming it, when it is down:
-	 * a rebuild or replay accepted then would only stall or fail later,
-	 * out of the operator's sight, and a reset would empty a read model
-	 * that nothing can refold until the store is back.
-	 */
-	if ((in.op == EF_OP_EXECUTE || in.op == EF_OP_GET_STATE ||
-	    in.op == EF_OP_REBUILD || in.op == EF_OP_REPLAY ||
-	    in.op == EF_OP_RESET) &&
-	    !store_connected(STORE_WAIT_MS)) {
-		reply_error(w, EF_S_UNAVAILABLE, "eventfold-stored is "
+	if ((flags & NEEDS_STORE) && !store_connected(STORE_WAIT_MS)) {
+		srv_error(rq, EF_S_UNAVAILABLE, "eventfold-stored is "
 		    "unreachable at %s (runnerd keeps trying to connect)",
 		    rd.store_url);
-		goto out;
+		return 1;
 	}
-	for (i = 0; i < sizeof(handlers) / sizeof(handlers[0]); i++)
-		if (handlers[i].op == (int)in.op) {
-			handlers[i].fn(w, &in);
-			goto out;
-		}
-	reply_error(w, EF_S_UNKNOWN_OP, "unknown operation %u (%s) on "
-	    "runner.sock", in.op, ipc_op_name((int)in.op));
-out:
-	ipc_in_close(&in);
-}
-
-static void *
-worker_main(void *arg)
-{
-	struct worker *w = arg;
-	nng_msg *m;
-	int rv;
-
-	for (;;) {
-		pthread_mutex_lock(&w->mu);
-		w->receiving = !dispatch_stopping;
-		pthread_mutex_unlock(&w->mu);
-		if (!w->receiving)
-			break;
-		rv = nngx_recv(w->ctx, w->aio, &m, 100);
-		pthread_mutex_lock(&w->mu);
-		w->receiving = 0;
-		pthread_mutex_unlock(&w->mu);
-		if (rv == NNG_ETIMEDOUT)
-			continue;
-		if (rv != 0)
-			break;
-		dispatch_one(w, m);
-		nng_msg_clear(m);
-		if (nng_msg_append(m, w->out.buf, w->out.len) != 0) {
-			nng_msg_free(m);
-			continue;
-		}
-		if (nngx_send(w->ctx, w->aio, m, 5000) != 0)
-			nng_msg_free(m);
-		if (w->out.cap > (8u << 20)) {
-			ipc_out_free(&w->out);
-			ipc_out_init(&w->out);
-		}
-	}
-	return NULL;
+	return 0;
 }
 
 int
 dispatch_start(const char *url, uint64_t n)
 {
-	uint64_t i;
-	int rv;
+	struct srv_conf c = {
+		.name = "eventfold-runnerd",
+		.url = url,
+		SRV_TABLE(handlers),
+		.contexts = n ? n : 1,
+		.threads = n ? n : 1,
+		.send_ms = 5000,
+		.admit = admit,
+	};
 
-	if ((rv = nng_rep0_open(&rep_sock)) != 0)
-		return ef_err_from_nng(rv);
-	nng_socket_set_size(rep_sock, NNG_OPT_RECVMAXSZ, IPC_MAX_MSG);
-	if ((rv = listener_open(&rep_listener, rep_sock, url, 0660)) != 0)
-		return rv;
-	nworkers = n ? n : 1;
-	if ((workers = calloc(nworkers, sizeof(*workers))) == NULL)
-		fatal("calloc");
-	for (i = 0; i < nworkers; i++) {
-		struct worker *w = &workers[i];
-
-		ipc_out_init(&w->out);
-		pthread_mutex_init(&w->mu, NULL);
-		if ((rv = nng_ctx_open(&w->ctx, rep_sock)) != 0)
-			return ef_err_from_nng(rv);
-		if (nng_aio_alloc(&w->aio, NULL, NULL) != 0)
-			fatal("nng_aio_alloc");
-		if (pthread_create(&w->thr, NULL, worker_main, w) != 0)
-			fatal("pthread_create");
-	}
-	return 0;
+	return srv_start(&c, &server);
 }
 
 void
 dispatch_stop(void)
 {
-	uint64_t i;
-
-	/*
-	 * A worker waiting for a request stops now; one busy with a request
-	 * finishes it, reply included (its send is never cancelled: it can
-	 * only be cancelled while receiving, under its lock).
-	 */
-	for (i = 0; i < nworkers; i++) {
-		pthread_mutex_lock(&workers[i].mu);
-		dispatch_stopping = 1;
-		if (workers[i].receiving)
-			nng_aio_cancel(workers[i].aio);
-		pthread_mutex_unlock(&workers[i].mu);
-	}
-	for (i = 0; i < nworkers; i++)
-		pthread_join(workers[i].thr, NULL);
-	listener_close(&rep_listener);
-	nngx_close(rep_sock);
-	for (i = 0; i < nworkers; i++) {
-		ipc_out_free(&workers[i].out);
-		nng_aio_free(workers[i].aio);
-		pthread_mutex_destroy(&workers[i].mu);
-	}
-	free(workers);
-	workers = NULL;
-	nworkers = 0;
+	/* requests in flight finish, replies included (server.h) */
+	srv_stop(server, NULL);
+	server = NULL;
 }

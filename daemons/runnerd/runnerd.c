@@ -193,8 +193,9 @@ main(int argc, char **argv)
 	struct conf_opts opts;
 	const char *envdir;
 	char dir[4200], err[1200];
-	uint64_t wd_usec = 0, last_evict = 0, t;
+	uint64_t last_evict = 0, t;
 	sigset_t set;
+	struct daemon_watchdog wd;
 	struct timespec ts;
 	int rc, sig, nplugins;
 
@@ -262,16 +263,11 @@ main(int argc, char **argv)
 	log_info("serving %s (store %s)", rd.runner_url, rd.store_url);
 	sd_notifyf(0, "READY=1\nSTATUS=serving, %d plugins", nplugins);
 
-	if (sd_watchdog_enabled(0, &wd_usec) <= 0)
-		wd_usec = 0;
+	daemon_watchdog_init(&wd);
 	for (;;) {
-		ts.tv_sec = 0;
-		ts.tv_nsec = 500 * 1000 * 1000;
-		if (wd_usec && wd_usec / 2 < 500000)
-			ts.tv_nsec = (long)(wd_usec / 2) * 1000;
+		ts = daemon_watchdog_wait(&wd);
 		sig = sigtimedwait(&set, NULL, &ts);
-		if (wd_usec && aggregate_alive(wd_usec / 2000))
-			sd_notify(0, "WATCHDOG=1");
+		daemon_watchdog_tick(&wd, aggregate_alive);
 		if (sig == SIGTERM || sig == SIGINT)
 			break;
 		if (sig == SIGHUP)
@@ -295,7 +291,6 @@ main(int argc, char **argv)
 	state_close();
 	plugin_unload_all();
 	conf_free(runner_keys, &rd.conf);
-	nngx_fini();
 	log_info("stopped");
-	return 0;
+	daemon_exit(0); /* runner.sock stays open: server.h */
 }

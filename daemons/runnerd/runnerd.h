@@ -2,8 +2,9 @@
 /*
  * runnerd.h - private structures of eventfold-runnerd.
  *
- * Threads: IPC workers (dispatch.c), one nng context each, run EXECUTE,
- * GET_STATE, QUERY and the admin ops; every projection and process
+ * Threads: libcommon's request server (server.h) runs EXECUTE,
+ * GET_STATE, QUERY and the admin ops on a pool of `workers` threads
+ * (dispatch.c); every projection and process
  * manager (a "fold") has a subscription thread that copies events from
  * stored into a bounded queue and a fold thread that applies them in
  * LMDB transactions together with the checkpoint (fold.c, projection.c,

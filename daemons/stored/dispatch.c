@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * dispatch.c - the request side of eventfold-stored. Each of `workers`
- * nng contexts on the rep socket is a small state machine driven by its
- * aio callback (as in nng's demo/async server): receive, decode, check
- * version and shape, call the handler for the op, send, receive again.
- * Reads are answered in the callback, straight from the mapped journal
- * or from archive frames (archiver.c), which the callback unpins once
- * the reply is encoded.
+ * dispatch.c - the request side of eventfold-stored: the handlers of
+ * its ops on libcommon's request server (server.h), `workers` nng
+ * contexts on store.sock whose aio callbacks receive, check version and
+ * shape, call the handler for the op, and send. Handlers run on nng's
+ * callback threads (none waits for nng). Reads are answered there,
+ * straight from the mapped journal or from archive frames (archiver.c),
+ * unpinned once the reply is encoded.
  * Appends are validated (the checks that need no state) and queued for
  * the writer, whose completion callback sends the reply: no thread waits
  * for an fsync, and a request costs no thread hand-offs beyond nng's own
@@ -29,16 +29,11 @@
 #include "client.h"
 #include "errors.h"
 #include "ipc_many.h"
-#include "listen.h"
 #include "log.h"
+#include "server.h"
 #include "stored.h"
 #include "trace.h"
 #include "utf8.h"
-
-#include <nng/protocol/reqrep0/rep.h>
-#include <nng/supplemental/util/platform.h>
-
-enum { RC_RECV, RC_SEND };
 
 struct worker;
 
@@ -49,17 +44,13 @@ struct many_entry {
 	struct append_job job;
 };
 
+/* A context's data (srv_data): what its request holds until answered. */
 struct worker {
 	struct stored *sd;
-	nng_ctx ctx;
-	nng_aio *aio;
-	int state;
-	nng_msg *msg;            /* the request, reused for the reply */
-	nng_msg *reply;          /* a reply built in a message of its own */
-	struct ipc_in in;        /* decoded request, valid with msg */
+	struct srv_req *r;       /* the request being served */
+	struct ipc_out *out;     /* srv_out(r) */
 	struct ipc_append_req req;
 	struct append_job job;
-	struct ipc_out out;
 	uint8_t (*sorted)[UUID_LEN]; /* IMPORT: its event ids, sorted */
 	struct many_entry *many; /* APPEND_MANY: one per entry */
 	uint32_t nmany, many_cap;
@@ -69,36 +60,10 @@ struct worker {
 	uint64_t pos_cap;
 };
 
-#define HANDLED 0
-#define PENDING 1 /* queued for the writer; it sends the reply */
+/* An op that writes (admit): refused once stored is stopping. */
+#define WRITES 1u
 
-static nng_socket rep_sock;
-static struct ef_listener rep_listener;
-static struct worker *workers;
-static uint64_t nworkers;
-static int closing;
-static uint64_t inflight; /* appends queued and not yet answered */
-
-typedef int (*handler_fn)(struct worker *, const struct ipc_in *);
-
-static void
-reply_error(struct worker *w, int status, const char *fmt, ...)
-    EF_PRINTF(3, 4);
-
-static void
-reply_error(struct worker *w, int status, const char *fmt, ...)
-{
-	char msg[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	trace_reply(w->in.request_id, (int)w->in.op, NULL, status, msg);
-	ipc_out_reset(&w->out);
-	ipc_reply_begin(&w->out, status, msg);
-	ipc_nil(&w->out);
-}
+static struct srv *server;
 
 static int
 ids_cmp(const void *a, const void *b)
@@ -150,8 +115,6 @@ append_free(struct worker *w)
 	ipc_append_req_free(&w->req);
 }
 
-static void rctx_send(struct worker *w);
-
 /* Packs an append's or import's outcome: the positions, the conflict,
  * or nil. */
 static void
@@ -177,12 +140,12 @@ job_reply(struct append_job *job)
 	struct worker *w = (struct worker *)((char *)job -
 	    offsetof(struct worker, job));
 
-	ipc_out_reset(&w->out);
-	ipc_reply_begin(&w->out, job->status, job->status == EF_S_OK ? "ok" :
+	ipc_out_reset(w->out);
+	ipc_reply_begin(w->out, job->status, job->status == EF_S_OK ? "ok" :
 	    job->msg);
-	append_result_body(&w->out, job);
+	append_result_body(w->out, job);
 	if (job->status != EF_S_OK)
-		trace_reply(w->in.request_id, job->op, NULL, job->status,
+		trace_reply(srv_request_id(w->r), job->op, NULL, job->status,
 		    job->msg);
 	if (job->op == EF_OP_IMPORT) {
 		free((void *)job->imp);
@@ -191,8 +154,7 @@ job_reply(struct append_job *job)
 		w->sorted = NULL;
 	} else
 		append_free(w);
-	rctx_send(w);
-	__atomic_sub_fetch(&inflight, 1, __ATOMIC_SEQ_CST);
+	srv_reply(w->r);
 }
 
 /* Writer thread: the rotation is done or failed; send the reply. */
@@ -202,18 +164,17 @@ rotate_done(struct append_job *job)
 	struct worker *w = (struct worker *)((char *)job -
 	    offsetof(struct worker, job));
 
-	ipc_out_reset(&w->out);
-	ipc_reply_begin(&w->out, job->status, job->status == EF_S_OK ? "ok" :
+	ipc_out_reset(w->out);
+	ipc_reply_begin(w->out, job->status, job->status == EF_S_OK ? "ok" :
 	    job->msg);
 	if (job->status == EF_S_OK)
-		ipc_rotate_rep_encode(&w->out, &job->rot);
+		ipc_rotate_rep_encode(w->out, &job->rot);
 	else {
-		trace_reply(w->in.request_id, EF_OP_ROTATE, NULL, job->status,
-		    job->msg);
-		ipc_nil(&w->out);
+		trace_reply(srv_request_id(w->r), EF_OP_ROTATE, NULL,
+		    job->status, job->msg);
+		ipc_nil(w->out);
 	}
-	rctx_send(w);
-	__atomic_sub_fetch(&inflight, 1, __ATOMIC_SEQ_CST);
+	srv_reply(w->r);
 }
 
 /* ROTATE: the writer seals the hot segment between two batches. */
@@ -223,15 +184,15 @@ handle_rotate(struct worker *w, const struct ipc_in *in)
 	struct append_job *job = &w->job;
 
 	if (in->body->type != MSGPACK_OBJECT_NIL) {
-		reply_error(w, EF_S_BAD_REQUEST, "rotate: the body must be "
+		srv_error(w->r, EF_S_BAD_REQUEST, "rotate: the body must be "
 		    "nil");
-		return HANDLED;
+		return SRV_DONE;
 	}
 	memset(job, 0, sizeof(*job));
 	job->op = EF_OP_ROTATE;
 	job->complete = rotate_done;
 	writer_submit(w->sd, job);
-	return PENDING;
+	return SRV_DEFERRED;
 }
 
 /*
@@ -323,12 +284,12 @@ handle_append(struct worker *w, const struct ipc_in *in)
 	memset(job, 0, sizeof(*job));
 	job->op = EF_OP_APPEND;
 	if (append_check(w->sd, in->body, &w->req, job) != 0) {
-		reply_error(w, job->status, "%s", job->msg);
-		return HANDLED;
+		srv_error(w->r, job->status, "%s", job->msg);
+		return SRV_DONE;
 	}
 	job->complete = job_reply;
 	writer_submit(w->sd, job);
-	return PENDING;
+	return SRV_DEFERRED;
 }
 
 /*
@@ -343,21 +304,21 @@ many_reply(struct worker *w)
 {
 	uint32_t i;
 
-	ipc_out_reset(&w->out);
-	ipc_reply_begin(&w->out, EF_S_OK, "ok");
-	ipc_many_begin(&w->out, w->nmany);
+	ipc_out_reset(w->out);
+	ipc_reply_begin(w->out, EF_S_OK, "ok");
+	ipc_many_begin(w->out, w->nmany);
 	for (i = 0; i < w->nmany; i++) {
 		struct many_entry *e = &w->many[i];
 		char what[32];
 
-		ipc_result_begin(&w->out, e->job.status, e->job.status ==
+		ipc_result_begin(w->out, e->job.status, e->job.status ==
 		    EF_S_OK ? "ok" : e->job.msg);
 		if (e->job.status != EF_S_OK) {
 			snprintf(what, sizeof(what), "entry %" PRIu32, i);
-			trace_reply(w->in.request_id, EF_OP_APPEND, what,
+			trace_reply(srv_request_id(w->r), EF_OP_APPEND, what,
 			    e->job.status, e->job.msg);
 		}
-		append_result_body(&w->out, &e->job);
+		append_result_body(w->out, &e->job);
 		free(e->job.ids);
 		e->job.ids = NULL;
 		ipc_append_req_free(&e->req);
@@ -381,8 +342,7 @@ many_done(struct append_job *job)
 	if (__atomic_sub_fetch(&w->many_left, 1, __ATOMIC_ACQ_REL) > 0)
 		return;
 	many_reply(w);
-	rctx_send(w);
-	__atomic_sub_fetch(&inflight, 1, __ATOMIC_SEQ_CST);
+	srv_reply(w->r);
 }
 
 static int
@@ -394,8 +354,8 @@ handle_append_many(struct worker *w, const struct ipc_in *in)
 	int rc;
 
 	if ((rc = ipc_many_req_open(in->body, &n, &why)) != 0) {
-		reply_error(w, rc, "%s", why);
-		return HANDLED;
+		srv_error(w->r, rc, "%s", why);
+		return SRV_DONE;
 	}
 	if (n > w->many_cap) {
 		free(w->many);
@@ -420,12 +380,12 @@ handle_append_many(struct worker *w, const struct ipc_in *in)
 	}
 	if (queued == 0) {
 		many_reply(w);
-		return HANDLED;
+		return SRV_DONE;
 	}
 	/* before the writer can finish any of them */
 	__atomic_store_n(&w->many_left, queued, __ATOMIC_RELEASE);
 	writer_submit_list(w->sd, first, queued);
-	return PENDING;
+	return SRV_DEFERRED;
 }
 
 /*
@@ -457,12 +417,12 @@ import_refuse(struct worker *w, int status, const char *fmt, ...)
 	free(w->sorted);
 	w->sorted = NULL;
 	if (job->run == 0) {
-		reply_error(w, status, "%s", job->msg);
-		return HANDLED;
+		srv_error(w->r, status, "%s", job->msg);
+		return SRV_DONE;
 	}
 	job->complete = job_reply;
 	writer_submit(w->sd, job);
-	return PENDING;
+	return SRV_DEFERRED;
 }
 
 static int
@@ -480,8 +440,8 @@ handle_import(struct worker *w, const struct ipc_in *in)
 	memset(job, 0, sizeof(*job));
 	job->op = EF_OP_IMPORT;
 	if (ipc_import_req_decode(in->body, &r, &why) != 0) {
-		reply_error(w, EF_S_BAD_REQUEST, "import: bad field: %s", why);
-		return HANDLED;
+		srv_error(w->r, EF_S_BAD_REQUEST, "import: bad field: %s", why);
+		return SRV_DONE;
 	}
 	job->run = r.run;
 	job->seq = r.seq;
@@ -525,7 +485,7 @@ handle_import(struct worker *w, const struct ipc_in *in)
 	job->keep_positions = r.keep_positions;
 	job->complete = job_reply;
 	writer_submit(sd, job);
-	return PENDING;
+	return SRV_DEFERRED;
 }
 
 static uint64_t
@@ -710,7 +670,7 @@ hint_put(uint64_t was, uint64_t pos, uint64_t loc, uint64_t len)
 
 /*
  * Encodes the events at positions pos[0..n) (offsets looked up) into a
- * reply message of their size (w->reply), sent as it is: no buffer in
+ * reply message of their size (srv_reply_msg), sent as it is: no buffer in
  * between and no copy. seq: the positions run forward through the log
  * one by one (a forward ReadAll), so plain segments are read with
  * pread() through this thread's window (readwin.c) rather than through
@@ -742,7 +702,7 @@ encode_positions(struct worker *w, const uint64_t *pos, uint64_t n,
 		populate_locations(&sd->journal, w->loc, n);
 	if (nng_msg_alloc(&m, n * 512 < sd->conf.max_read_bytes ? n * 512 :
 	    sd->conf.max_read_bytes + 4096) != 0) {
-		reply_error(w, EF_S_UNAVAILABLE, "out of memory for a reply");
+		srv_error(w->r, EF_S_UNAVAILABLE, "out of memory for a reply");
 		return;
 	}
 	/*
@@ -752,9 +712,9 @@ encode_positions(struct worker *w, const uint64_t *pos, uint64_t n,
 	 * a read holds few frames at once. The records a few ahead are
 	 * prefetched: the first touch of each was a third of the time.
 	 */
-	ipc_out_msg_begin(&w->out, m);
-	ipc_reply_begin(&w->out, EF_S_OK, "ok");
-	at = ipc_read_rep_begin_open(&w->out);
+	ipc_out_msg_begin(w->out, m);
+	ipc_reply_begin(w->out, EF_S_OK, "ok");
+	at = ipc_read_rep_begin_open(w->out);
 	for (i = 0; i < n; i++) {
 		bool checked;
 		const uint8_t *rec;
@@ -798,7 +758,7 @@ encode_positions(struct worker *w, const uint64_t *pos, uint64_t n,
 			bad = 3; /* a walk or the index led elsewhere */
 			break;
 		}
-		ipc_event_encode(&w->out, &ev);
+		ipc_event_encode(w->out, &ev);
 		bytes += sz;
 		keep++;
 		if (journal_pinned() > 4)
@@ -809,13 +769,13 @@ encode_positions(struct worker *w, const uint64_t *pos, uint64_t n,
 		    len); /* len: record keep - 1's */
 	readwin_done();
 	journal_unpin();
-	ipc_read_rep_count(&w->out, at, (uint32_t)keep);
+	ipc_read_rep_count(w->out, at, (uint32_t)keep);
 	if (!bad)
-		ipc_read_rep_end(&w->out, head, has_last, last);
-	m = ipc_out_msg_end(&w->out);
+		ipc_read_rep_end(w->out, head, has_last, last);
+	m = ipc_out_msg_end(w->out);
 	if (bad == 2) {
 		nng_msg_free(m);
-		reply_error(w, EF_S_DATA_LOSS, "reading position %" PRIu64
+		srv_error(w->r, EF_S_DATA_LOSS, "reading position %" PRIu64
 		    ": %s", pos[i], journal_fault());
 		return;
 	}
@@ -823,7 +783,7 @@ encode_positions(struct worker *w, const uint64_t *pos, uint64_t n,
 		nng_msg_free(m);
 		log_warnx("journal: the record read for position %" PRIu64
 		    " holds position %" PRIu64, pos[i], ev.global_position);
-		reply_error(w, EF_S_DATA_LOSS, "reading position %" PRIu64
+		srv_error(w->r, EF_S_DATA_LOSS, "reading position %" PRIu64
 		    ": the log holds position %" PRIu64 " there", pos[i],
 		    ev.global_position);
 		return;
@@ -832,11 +792,11 @@ encode_positions(struct worker *w, const uint64_t *pos, uint64_t n,
 		nng_msg_free(m);
 		log_warnx("journal: checksum mismatch at position %" PRIu64,
 		    pos[i]);
-		reply_error(w, EF_S_DATA_LOSS, "checksum mismatch reading "
+		srv_error(w->r, EF_S_DATA_LOSS, "checksum mismatch reading "
 		    "position %" PRIu64, pos[i]);
 		return;
 	}
-	w->reply = m;
+	srv_reply_msg(w->r, m);
 }
 
 static uint64_t *
@@ -861,9 +821,9 @@ handle_read_all(struct worker *w, const struct ipc_in *in)
 	uint64_t head, n = 0, i, from, *pos;
 
 	if (ipc_read_all_req_decode(in->body, &r, &why) != 0) {
-		reply_error(w, EF_S_BAD_REQUEST, "read_all: bad field: %s",
+		srv_error(w->r, EF_S_BAD_REQUEST, "read_all: bad field: %s",
 		    why);
-		return HANDLED;
+		return SRV_DONE;
 	}
 	head = index_head(&w->sd->index);
 	r.max_count = read_cap(w->sd, r.max_count);
@@ -884,7 +844,7 @@ handle_read_all(struct worker *w, const struct ipc_in *in)
 	}
 	encode_positions(w, pos, n, head, false, 0,
 	    r.direction == EF_FORWARD);
-	return HANDLED;
+	return SRV_DONE;
 }
 
 static int
@@ -899,15 +859,15 @@ handle_read_stream(struct worker *w, const struct ipc_in *in)
 	int err = 0;
 
 	if (ipc_read_stream_req_decode(in->body, &r, &why) != 0) {
-		reply_error(w, EF_S_BAD_REQUEST, "read_stream: bad field: %s",
+		srv_error(w->r, EF_S_BAD_REQUEST, "read_stream: bad field: %s",
 		    why);
-		return HANDLED;
+		return SRV_DONE;
 	}
 	if (uuid_parse(r.stream_id.ptr, r.stream_id.len, sid) != 0) {
-		reply_error(w, EF_S_BAD_UUID, "invalid stream_id: malformed "
+		srv_error(w->r, EF_S_BAD_UUID, "invalid stream_id: malformed "
 		    "uuid \"%.*s\"", (int)(r.stream_id.len > 64 ? 64 :
 		    r.stream_id.len), r.stream_id.ptr);
-		return HANDLED;
+		return SRV_DONE;
 	}
 	r.max_count = read_cap(sd, r.max_count);
 	pos = scratch(w, r.max_count ? r.max_count : 1);
@@ -934,28 +894,28 @@ handle_read_stream(struct worker *w, const struct ipc_in *in)
 	}
 	pthread_rwlock_unlock(&sd->index.lock);
 	if (err != 0) {
-		reply_error(w, EF_S_INTERNAL, "read_stream: %s",
+		srv_error(w->r, EF_S_INTERNAL, "read_stream: %s",
 		    journal_fault());
-		return HANDLED;
+		return SRV_DONE;
 	}
 	if (cnt == 0) {
 		char ubuf[UUID_STR_LEN];
 
-		ipc_out_reset(&w->out);
+		ipc_out_reset(w->out);
 		snprintf(ubuf, sizeof(ubuf), "%s", "");
 		{
 			char msg[128];
 
 			snprintf(msg, sizeof(msg), "stream not found: %s",
 			    uuid_format(sid, ubuf));
-			ipc_reply_begin(&w->out, EF_S_STREAM_NOT_FOUND, msg);
+			ipc_reply_begin(w->out, EF_S_STREAM_NOT_FOUND, msg);
 		}
-		ipc_read_rep_begin(&w->out, 0);
-		ipc_read_rep_end(&w->out, head, false, 0);
-		return HANDLED;
+		ipc_read_rep_begin(w->out, 0);
+		ipc_read_rep_end(w->out, head, false, 0);
+		return SRV_DONE;
 	}
 	encode_positions(w, pos, n, head, true, last, false);
-	return HANDLED;
+	return SRV_DONE;
 }
 
 static int
@@ -969,13 +929,13 @@ handle_list_streams(struct worker *w, const struct ipc_in *in)
 	bool more;
 
 	if (ipc_list_req_decode(in->body, &r, &why) != 0) {
-		reply_error(w, EF_S_BAD_REQUEST, "list_streams: bad field: %s",
+		srv_error(w->r, EF_S_BAD_REQUEST, "list_streams: bad field: %s",
 		    why);
-		return HANDLED;
+		return SRV_DONE;
 	}
 	if (r.has_after && uuid_parse(r.after.ptr, r.after.len, after) != 0) {
-		reply_error(w, EF_S_BAD_UUID, "after: malformed uuid");
-		return HANDLED;
+		srv_error(w->r, EF_S_BAD_UUID, "after: malformed uuid");
+		return SRV_DONE;
 	}
 	max = read_cap(w->sd, r.max_count);
 	if ((out = calloc(max ? max : 1, sizeof(*out))) == NULL)
@@ -984,18 +944,18 @@ handle_list_streams(struct worker *w, const struct ipc_in *in)
 	    &more);
 	if (n == INDEX_ERR) {
 		free(out);
-		reply_error(w, EF_S_INTERNAL, "list_streams: %s",
+		srv_error(w->r, EF_S_INTERNAL, "list_streams: %s",
 		    journal_fault());
-		return HANDLED;
+		return SRV_DONE;
 	}
-	ipc_out_reset(&w->out);
-	ipc_reply_begin(&w->out, EF_S_OK, "ok");
-	ipc_list_rep_begin(&w->out, (uint32_t)n);
+	ipc_out_reset(w->out);
+	ipc_reply_begin(w->out, EF_S_OK, "ok");
+	ipc_list_rep_begin(w->out, (uint32_t)n);
 	for (i = 0; i < n; i++)
-		ipc_stream_info_encode(&w->out, &out[i]);
-	ipc_list_rep_end(&w->out, more);
+		ipc_stream_info_encode(w->out, &out[i]);
+	ipc_list_rep_end(w->out, more);
 	free(out);
-	return HANDLED;
+	return SRV_DONE;
 }
 
 static int
@@ -1038,10 +998,10 @@ handle_status(struct worker *w, const struct ipc_in *in)
 		st.cache_misses = cs.misses;
 		st.cache_bytes = cs.bytes;
 	}
-	ipc_out_reset(&w->out);
-	ipc_reply_begin(&w->out, EF_S_OK, "ok");
-	ipc_status_rep_encode(&w->out, &st);
-	return HANDLED;
+	ipc_out_reset(w->out);
+	ipc_reply_begin(w->out, EF_S_OK, "ok");
+	ipc_status_rep_encode(w->out, &st);
+	return SRV_DONE;
 }
 
 /* SEGMENTS: each segment's range, size and state, oldest first. */
@@ -1056,9 +1016,9 @@ handle_segments(struct worker *w, const struct ipc_in *in)
 	uint64_t n = journal_nsegs(j), lo = 0, hi = n, mid, max, cnt, i;
 
 	if (ipc_segments_req_decode(in->body, &r, &why) != 0) {
-		reply_error(w, EF_S_BAD_REQUEST, "segments: bad field: %s",
+		srv_error(w->r, EF_S_BAD_REQUEST, "segments: bad field: %s",
 		    why);
-		return HANDLED;
+		return SRV_DONE;
 	}
 	while (lo < hi) {
 		mid = lo + (hi - lo) / 2;
@@ -1069,9 +1029,9 @@ handle_segments(struct worker *w, const struct ipc_in *in)
 	}
 	max = read_cap(w->sd, r.max_count);
 	cnt = n - lo < max ? n - lo : max;
-	ipc_out_reset(&w->out);
-	ipc_reply_begin(&w->out, EF_S_OK, "ok");
-	ipc_segments_rep_begin(&w->out, (uint32_t)cnt);
+	ipc_out_reset(w->out);
+	ipc_reply_begin(w->out, EF_S_OK, "ok");
+	ipc_segments_rep_begin(w->out, (uint32_t)cnt);
 	for (i = lo; i < lo + cnt; i++) {
 		s = j->segs[i];
 		/* the writer may be appending: next before end, both read
@@ -1088,10 +1048,10 @@ handle_segments(struct worker *w, const struct ipc_in *in)
 			si.state.ptr = __atomic_load_n(&s->sealed,
 			    __ATOMIC_ACQUIRE) ? "sealed" : "hot";
 		si.state.len = (uint32_t)strlen(si.state.ptr);
-		ipc_segment_info_encode(&w->out, &si);
+		ipc_segment_info_encode(w->out, &si);
 	}
-	ipc_segments_rep_end(&w->out, lo + cnt < n);
-	return HANDLED;
+	ipc_segments_rep_end(w->out, lo + cnt < n);
+	return SRV_DONE;
 }
 
 /*
@@ -1106,19 +1066,19 @@ handle_archive(struct worker *w, const struct ipc_in *in)
 	int rc;
 
 	if (in->body->type != MSGPACK_OBJECT_NIL) {
-		reply_error(w, EF_S_BAD_REQUEST, "archive: body must be nil");
-		return HANDLED;
+		srv_error(w->r, EF_S_BAD_REQUEST, "archive: body must be nil");
+		return SRV_DONE;
 	}
 	if ((rc = archiver_step(w->sd, &rep)) != 0) {
-		reply_error(w, rc == -ECANCELED ? EF_S_UNAVAILABLE :
+		srv_error(w->r, rc == -ECANCELED ? EF_S_UNAVAILABLE :
 		    EF_S_INTERNAL, "archive: %s", rc == -ECANCELED ?
 		    "stored is shutting down" : strerror(-rc));
-		return HANDLED;
+		return SRV_DONE;
 	}
-	ipc_out_reset(&w->out);
-	ipc_reply_begin(&w->out, EF_S_OK, "ok");
-	ipc_archive_rep_encode(&w->out, &rep);
-	return HANDLED;
+	ipc_out_reset(w->out);
+	ipc_reply_begin(w->out, EF_S_OK, "ok");
+	ipc_archive_rep_encode(w->out, &rep);
+	return SRV_DONE;
 }
 
 /*
@@ -1148,10 +1108,10 @@ backup_main(void *arg)
 
 	why[0] = '\0';
 	rc = backup_run(w->sd, ba->dir, &rep, why, sizeof(why));
-	ipc_out_reset(&w->out);
+	ipc_out_reset(w->out);
 	if (rc == 0) {
-		ipc_reply_begin(&w->out, EF_S_OK, "ok");
-		ipc_backup_rep_encode(&w->out, &rep);
+		ipc_reply_begin(w->out, EF_S_OK, "ok");
+		ipc_backup_rep_encode(w->out, &rep);
 	} else {
 		switch (rc) {
 		case -EINVAL:
@@ -1171,11 +1131,10 @@ backup_main(void *arg)
 		default:
 			st = EF_S_INTERNAL;
 		}
-		reply_error(w, st, "backup: %s", why);
+		srv_error(w->r, st, "backup: %s", why);
 	}
 	free(ba);
-	rctx_send(w);
-	__atomic_sub_fetch(&inflight, 1, __ATOMIC_SEQ_CST);
+	srv_reply(w->r);
 	pthread_mutex_lock(&backup_mu);
 	backups--;
 	pthread_cond_broadcast(&backup_cv);
@@ -1194,17 +1153,17 @@ handle_backup(struct worker *w, const struct ipc_in *in)
 	int rc;
 
 	if (ipc_backup_req_decode(in->body, &r, &why) != 0) {
-		reply_error(w, EF_S_BAD_REQUEST, "backup: bad field: %s", why);
-		return HANDLED;
+		srv_error(w->r, EF_S_BAD_REQUEST, "backup: bad field: %s", why);
+		return SRV_DONE;
 	}
 	if (r.dir.len == 0 || memchr(r.dir.ptr, '\0', r.dir.len) != NULL) {
-		reply_error(w, EF_S_INVALID, "backup: the directory must be "
+		srv_error(w->r, EF_S_INVALID, "backup: the directory must be "
 		    "a non-empty path");
-		return HANDLED;
+		return SRV_DONE;
 	}
 	if ((ba = calloc(1, sizeof(*ba))) == NULL) {
-		reply_error(w, EF_S_INTERNAL, "backup: out of memory");
-		return HANDLED;
+		srv_error(w->r, EF_S_INTERNAL, "backup: out of memory");
+		return SRV_DONE;
 	}
 	ba->w = w;
 	memcpy(ba->dir, r.dir.ptr, r.dir.len);
@@ -1218,210 +1177,116 @@ handle_backup(struct worker *w, const struct ipc_in *in)
 	pthread_attr_destroy(&attr);
 	if (rc != 0) {
 		free(ba);
-		reply_error(w, EF_S_INTERNAL, "backup: no thread: %s",
+		srv_error(w->r, EF_S_INTERNAL, "backup: no thread: %s",
 		    strerror(rc));
-		return HANDLED;
+		return SRV_DONE;
 	}
-	return PENDING;
+	return SRV_DEFERRED;
 }
 
-static const struct {
-	int op;
-	handler_fn fn;
-} handlers[] = {
-	{ EF_OP_ARCHIVE, handle_archive },
-	{ EF_OP_SEGMENTS, handle_segments },
-	{ EF_OP_READ_STREAM, handle_read_stream },
-	{ EF_OP_READ_ALL, handle_read_all },
-	{ EF_OP_LIST_STREAMS, handle_list_streams },
-	{ EF_OP_STATUS, handle_status },
+/* The server's handlers: each takes its context's worker. */
+#define SRV_HANDLER(name)                                                     \
+	static int name##_srv(struct srv_req *r, const struct ipc_in *in)    \
+	{                                                                     \
+		struct worker *w = srv_data(r);                               \
+                                                                              \
+		w->sd = srv_arg(r);                                           \
+		w->r = r;                                                     \
+		w->out = srv_out(r);                                          \
+		return name(w, in);                                           \
+	}
+SRV_HANDLER(handle_append)
+SRV_HANDLER(handle_append_many)
+SRV_HANDLER(handle_import)
+SRV_HANDLER(handle_rotate)
+SRV_HANDLER(handle_backup)
+SRV_HANDLER(handle_archive)
+SRV_HANDLER(handle_segments)
+SRV_HANDLER(handle_read_stream)
+SRV_HANDLER(handle_read_all)
+SRV_HANDLER(handle_list_streams)
+SRV_HANDLER(handle_status)
+
+static const struct srv_op handlers[] = {
+	{ EF_OP_APPEND, handle_append_srv, WRITES },
+	{ EF_OP_APPEND_MANY, handle_append_many_srv, WRITES },
+	{ EF_OP_IMPORT, handle_import_srv, WRITES },
+	{ EF_OP_ROTATE, handle_rotate_srv, WRITES },
+	{ EF_OP_BACKUP, handle_backup_srv, WRITES },
+	{ EF_OP_ARCHIVE, handle_archive_srv, 0 },
+	{ EF_OP_SEGMENTS, handle_segments_srv, 0 },
+	{ EF_OP_READ_STREAM, handle_read_stream_srv, 0 },
+	{ EF_OP_READ_ALL, handle_read_all_srv, 0 },
+	{ EF_OP_LIST_STREAMS, handle_list_streams_srv, 0 },
+	{ EF_OP_STATUS, handle_status_srv, 0 },
 };
 
-/* Decodes and handles the request in w->msg; HANDLED or PENDING. */
+/*
+ * Once `stopping` is set (SIGTERM), what would write is refused; reads
+ * go on until the server stops. What was queued before is committed and
+ * answered: srv_stop waits for it.
+ */
 static int
-dispatch_one(struct worker *w)
+admit(struct srv_req *r, const struct ipc_in *in, unsigned flags)
 {
-	const char *why = "";
-	size_t i;
-	int rc;
+	struct stored *sd = srv_arg(r);
 
-	rc = ipc_request_open(&w->in, nng_msg_body(w->msg),
-	    nng_msg_len(w->msg), &why);
-	if (rc != 0) {
-		reply_error(w, rc, "%s%s", why, rc == EF_S_BAD_VERSION ?
-		    " (this stored speaks version " EF_STR(EF_PROTO_VERSION)
-		    ")" : "");
-		return HANDLED;
+	(void)in;
+	if ((flags & WRITES) &&
+	    __atomic_load_n(&sd->stopping, __ATOMIC_SEQ_CST)) {
+		srv_error(r, EF_S_UNAVAILABLE, "stored is shutting down");
+		return 1;
 	}
-	if (w->in.op == EF_OP_APPEND || w->in.op == EF_OP_APPEND_MANY ||
-	    w->in.op == EF_OP_ROTATE || w->in.op == EF_OP_BACKUP ||
-	    w->in.op == EF_OP_IMPORT) {
-		/* counted before `stopping` is read, so dispatch_stop(),
-		 * which sets `stopping` and then waits for the count to
-		 * drop, cannot miss an append that is being queued */
-		__atomic_add_fetch(&inflight, 1, __ATOMIC_SEQ_CST);
-		if (__atomic_load_n(&w->sd->stopping, __ATOMIC_SEQ_CST)) {
-			__atomic_sub_fetch(&inflight, 1, __ATOMIC_SEQ_CST);
-			reply_error(w, EF_S_UNAVAILABLE,
-			    "stored is shutting down");
-			return HANDLED;
-		}
-		if ((w->in.op == EF_OP_APPEND ? handle_append(w, &w->in) :
-		    w->in.op == EF_OP_APPEND_MANY ?
-		    handle_append_many(w, &w->in) :
-		    w->in.op == EF_OP_IMPORT ? handle_import(w, &w->in) :
-		    w->in.op == EF_OP_ROTATE ? handle_rotate(w, &w->in) :
-		    handle_backup(w, &w->in)) == PENDING)
-			return PENDING;
-		__atomic_sub_fetch(&inflight, 1, __ATOMIC_SEQ_CST);
-		return HANDLED;
-	}
-	for (i = 0; i < sizeof(handlers) / sizeof(handlers[0]); i++)
-		if (handlers[i].op == (int)w->in.op)
-			return handlers[i].fn(w, &w->in);
-	reply_error(w, EF_S_UNKNOWN_OP, "unknown operation %u", w->in.op);
-	return HANDLED;
+	return 0;
+}
+
+/* After each handler: the reply is encoded (copied), what reads pinned
+ * goes. */
+static void
+after(void *arg)
+{
+	(void)arg;
+	journal_unpin();
 }
 
 static void
-rctx_recv(struct worker *w)
+worker_fini(void *data)
 {
-	w->state = RC_RECV;
-	nng_ctx_recv(w->ctx, w->aio);
-}
+	struct worker *w = data;
 
-/* Sends w->reply, or w->out in the request message reused. */
-static void
-rctx_send(struct worker *w)
-{
-	nng_msg *m = w->msg;
-
-	ipc_in_close(&w->in);
-	w->msg = NULL;
-	if (w->reply != NULL) {
-		/* a read: built in its own message (encode_positions) */
-		nng_msg_free(m);
-		m = w->reply;
-		w->reply = NULL;
-	} else {
-		nng_msg_clear(m);
-		if (nng_msg_append(m, w->out.buf, w->out.len) != 0) {
-			nng_msg_free(m);
-			rctx_recv(w);
-			return;
-		}
-	}
-	if (w->out.cap > (8u << 20)) {
-		/* do not keep a huge buffer per context */
-		ipc_out_free(&w->out);
-		ipc_out_init(&w->out);
-	}
-	w->state = RC_SEND;
-	nng_aio_set_msg(w->aio, m);
-	nng_ctx_send(w->ctx, w->aio);
-}
-
-static void
-rctx_cb(void *arg)
-{
-	struct worker *w = arg;
-	int rv = nng_aio_result(w->aio);
-
-	switch (w->state) {
-	case RC_RECV:
-		if (rv != 0) {
-			if (rv == NNG_ECLOSED || rv == NNG_ECANCELED ||
-			    __atomic_load_n(&closing, __ATOMIC_RELAXED))
-				return;
-			rctx_recv(w);
-			return;
-		}
-		w->msg = nng_aio_get_msg(w->aio);
-		rv = dispatch_one(w);
-		/* the reply is encoded (copied): what reads pinned goes */
-		journal_unpin();
-		if (rv == PENDING)
-			return;
-		rctx_send(w);
-		return;
-	case RC_SEND:
-		if (rv != 0)
-			nng_msg_free(nng_aio_get_msg(w->aio));
-		if (__atomic_load_n(&closing, __ATOMIC_RELAXED))
-			return;
-		rctx_recv(w);
-		return;
-	}
+	free(w->pos);
+	free(w->loc);
+	free(w->many);
 }
 
 int
 dispatch_start(struct stored *sd, const char *url)
 {
-	uint64_t i;
-	int rv;
+	struct srv_conf c = {
+		.name = "eventfold-stored",
+		.url = url,
+		SRV_TABLE(handlers),
+		.contexts = sd->conf.workers ? sd->conf.workers : 1,
+		.admit = admit,
+		.after = after,
+		.data_size = sizeof(struct worker),
+		.arg = sd,
+	};
 
-	if ((rv = nng_rep0_open(&rep_sock)) != 0)
-		return ef_err_from_nng(rv);
-	nng_socket_set_size(rep_sock, NNG_OPT_RECVMAXSZ, IPC_MAX_MSG);
-	nworkers = sd->conf.workers ? sd->conf.workers : 1;
-	if ((workers = calloc(nworkers, sizeof(*workers))) == NULL)
-		fatal("calloc");
-	for (i = 0; i < nworkers; i++) {
-		struct worker *w = &workers[i];
-
-		w->sd = sd;
-		ipc_out_init(&w->out);
-		if ((rv = nng_ctx_open(&w->ctx, rep_sock)) != 0 ||
-		    (rv = nng_aio_alloc(&w->aio, rctx_cb, w)) != 0)
-			return ef_err_from_nng(rv);
-	}
-	if ((rv = listener_open(&rep_listener, rep_sock, url, 0660)) != 0)
-		return rv;
-	for (i = 0; i < nworkers; i++)
-		rctx_recv(&workers[i]);
-	return 0;
+	return srv_start(&c, &server);
 }
 
 void
 dispatch_stop(struct stored *sd)
 {
-	uint64_t i;
-	int waited;
-
 	(void)sd;
-	/* `stopping` is set: new appends are refused. Let the queued ones
-	 * be committed and answered before the socket goes. */
-	for (waited = 0; waited < 30000 &&
-	    __atomic_load_n(&inflight, __ATOMIC_SEQ_CST) > 0; waited++)
-		nng_msleep(1);
+	/* `stopping` is set: new appends are refused; the queued ones are
+	 * committed and answered before the server stops (server.h) */
+	srv_stop(server, worker_fini);
+	server = NULL;
 	/* a backup sees `stopping` and ends soon; its reply is sent */
 	pthread_mutex_lock(&backup_mu);
 	while (backups > 0)
 		pthread_cond_wait(&backup_cv, &backup_mu);
 	pthread_mutex_unlock(&backup_mu);
-	__atomic_store_n(&closing, 1, __ATOMIC_RELAXED);
-	listener_close(&rep_listener);
-	for (i = 0; i < nworkers; i++) {
-		struct worker *w = &workers[i];
-
-		/* cancel, and wait for a running callback; it re-arms nothing
-		 * once `closing` is set */
-		nng_aio_stop(w->aio);
-		nng_ctx_close(w->ctx);
-		nng_aio_free(w->aio);
-		if (w->msg != NULL)
-			nng_msg_free(w->msg);
-		ipc_in_close(&w->in);
-		ipc_out_free(&w->out);
-		free(w->pos);
-		free(w->loc);
-		free(w->many);
-	}
-	/*
-	 * The socket itself is left to process exit: nng 1.5.2's nng_close()
-	 * can deadlock while peers are still connected (nng issues #1543,
-	 * #1813), and nothing durable depends on it.
-	 */
-	free(workers);
-	workers = NULL;
 }

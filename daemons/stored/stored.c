@@ -108,15 +108,13 @@ visit(void *arg, const struct ef_event *ev, uint64_t loc)
 static int
 writer_alive(uint64_t limit_ms)
 {
-	uint64_t waiting, beat;
+	uint64_t waiting;
 
 	pthread_mutex_lock(&sd.qmu);
 	waiting = sd.qlen;
 	pthread_mutex_unlock(&sd.qmu);
-	beat = __atomic_load_n(&sd.writer_beat, __ATOMIC_RELAXED);
-	if (waiting == 0 || beat == 0)
-		return 1;
-	return mono_ms() - beat < limit_ms;
+	return daemon_progress(waiting, __atomic_load_n(&sd.writer_beat,
+	    __ATOMIC_RELAXED), mono_ms(), limit_ms);
 }
 
 /* 0 if the archive keys are in range, else -1 (said on f if not NULL). */
@@ -200,10 +198,11 @@ main(int argc, char **argv)
 {
 	struct conf_opts opts;
 	char store_url[4200], events_url[4200], **argv_copy;
-	uint64_t t0, wd_usec = 0;
+	uint64_t t0;
 	struct journal_bad bad;
 	struct ef_listener pl;
 	sigset_t set;
+	struct daemon_watchdog wd;
 	struct timespec ts;
 	const char *envdir, *v;
 	char err[1200];
@@ -346,22 +345,11 @@ main(int argc, char **argv)
 	sd_notifyf(0, "READY=1\nSTATUS=serving, %" PRIu64 " events",
 	    sd.index.head);
 
-	if (sd_watchdog_enabled(0, &wd_usec) <= 0)
-		wd_usec = 0;
+	daemon_watchdog_init(&wd);
 	for (;;) {
-		ts.tv_sec = 0;
-		ts.tv_nsec = 500 * 1000 * 1000;
-		if (wd_usec) {
-			uint64_t half = wd_usec / 2;
-
-			if (half < 500000) {
-				ts.tv_sec = 0;
-				ts.tv_nsec = (long)half * 1000;
-			}
-		}
+		ts = daemon_watchdog_wait(&wd);
 		sig = sigtimedwait(&set, NULL, &ts);
-		if (wd_usec && writer_alive(wd_usec / 2000))
-			sd_notify(0, "WATCHDOG=1");
+		daemon_watchdog_tick(&wd, writer_alive);
 		if (sig == SIGHUP) {
 			reload(opts.file, orig_argc, argv_copy);
 			continue;
@@ -378,18 +366,13 @@ main(int argc, char **argv)
 	writer_stop(&sd);
 	archiver_stop(&sd);
 	indexer_stop(&sd);
-	/* sockets are not closed: see dispatch_stop() */
+	/* sockets are not closed: server.h, shutdown policy */
 	index_free(&sd.index);
 	journal_close(&sd.journal);
 	diskindex_close(&sd.disk);
 	conf_free(stored_keys, &sd.conf);
 	free(argv_copy);
 	log_info("stopped");
-	/*
-	 * Everything durable is closed. The nng sockets are not (see
-	 * dispatch_stop), so nng's task threads still run: leave without
-	 * exit()'s library teardown under their feet (a SIGTERM exit was
-	 * seen dying of SIGSEGV in an nng task thread, once in ~100 runs).
-	 */
-	_exit(0);
+	/* everything durable is closed; store.sock is not (server.h) */
+	daemon_exit(0);
 }
