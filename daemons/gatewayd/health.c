@@ -98,11 +98,10 @@ health_check(struct call *c, const uint8_t *buf, size_t len)
 	Grpc__Health__V1__HealthCheckRequest *r;
 	int known;
 
-	if ((r = grpc__health__v1__health_check_request__unpack(NULL, len,
-	         buf)) == NULL) {
+	r = grpc__health__v1__health_check_request__unpack(NULL, len, buf);
+	if (r == NULL) {
 		call_finish(c, GW_INVALID_ARGUMENT,
-		    "malformed "
-		    "HealthCheckRequest");
+		    "malformed HealthCheckRequest");
 		return;
 	}
 	known = service_known(r->service);
@@ -217,11 +216,10 @@ health_watch(struct call *c, const uint8_t *buf, size_t len)
 	struct watcher *w;
 	grpc_op ops[2];
 
-	if ((r = grpc__health__v1__health_check_request__unpack(NULL, len,
-	         buf)) == NULL) {
+	r = grpc__health__v1__health_check_request__unpack(NULL, len, buf);
+	if (r == NULL) {
 		call_finish(c, GW_INVALID_ARGUMENT,
-		    "malformed "
-		    "HealthCheckRequest");
+		    "malformed HealthCheckRequest");
 		return;
 	}
 	if ((w = calloc(1, sizeof(*w))) == NULL) {

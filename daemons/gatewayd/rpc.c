@@ -232,9 +232,10 @@ read_page_done(struct call *c, struct client_reply *rep, int op)
 			break;
 		}
 		c->remaining--;
-		c->from = (op == EF_OP_READ_ALL ? ev.global_position :
-		                                  ev.stream_version) +
-		    1;
+		if (op == EF_OP_READ_ALL)
+			c->from = ev.global_position + 1;
+		else
+			c->from = ev.stream_version + 1;
 	}
 	if (full || c->remaining == 0 || rr.nevents == 0 ||
 	    (op == EF_OP_READ_ALL && c->from >= rr.head) ||
@@ -292,8 +293,7 @@ rpc_read_stream(struct call *c, const uint8_t *buf, size_t len)
 	if ((r = eventfold__read_stream_request__unpack(NULL, len, buf)) ==
 	    NULL) {
 		call_finish(c, GW_INVALID_ARGUMENT,
-		    "malformed "
-		    "ReadStreamRequest");
+		    "malformed ReadStreamRequest");
 		return;
 	}
 	if (!utf8_valid(r->stream_id, strlen(r->stream_id)) ||
@@ -415,8 +415,7 @@ rpc_list_streams(struct call *c, const uint8_t *buf, size_t len)
 	if ((r = eventfold__list_streams_request__unpack(NULL, len, buf)) ==
 	    NULL) {
 		call_finish(c, GW_INVALID_ARGUMENT,
-		    "malformed "
-		    "ListStreamsRequest");
+		    "malformed ListStreamsRequest");
 		return;
 	}
 	eventfold__list_streams_request__free_unpacked(r, NULL);

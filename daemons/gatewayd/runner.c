@@ -208,8 +208,7 @@ runner_get_state(struct call *c, const uint8_t *buf, size_t len)
 	if ((r = eventfold__get_state_request__unpack(NULL, len, buf)) ==
 	    NULL) {
 		call_finish(c, GW_INVALID_ARGUMENT,
-		    "malformed "
-		    "GetStateRequest");
+		    "malformed GetStateRequest");
 		return;
 	}
 	if (str_arg(c, "aggregate_type", r->aggregate_type, IPC_NAME_MAX, true,
@@ -461,11 +460,10 @@ runner_list_projections(struct call *c, const uint8_t *buf, size_t len)
 {
 	Eventfold__ListProjectionsRequest *r;
 
-	if ((r = eventfold__list_projections_request__unpack(NULL, len,
-	         buf)) == NULL) {
+	r = eventfold__list_projections_request__unpack(NULL, len, buf);
+	if (r == NULL) {
 		call_finish(c, GW_INVALID_ARGUMENT,
-		    "malformed "
-		    "ListProjectionsRequest");
+		    "malformed ListProjectionsRequest");
 		return;
 	}
 	eventfold__list_projections_request__free_unpacked(r, NULL);

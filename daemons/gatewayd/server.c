@@ -374,8 +374,9 @@ store_fail(struct call *c, int status, const char *why)
 static const char *
 peer_name(const struct call *c)
 {
-	return c->peer == PEER_RUNNER ? "eventfold-runnerd" :
-	                                "eventfold-stored";
+	if (c->peer == PEER_RUNNER)
+		return "eventfold-runnerd";
+	return "eventfold-stored";
 }
 
 /* The end of a round trip (acall.h): the reply, or the failure as one. */

@@ -952,8 +952,7 @@ subscribe_all(struct call *c, const uint8_t *buf, size_t len)
 	if ((r = eventfold__subscribe_all_request__unpack(NULL, len, buf)) ==
 	    NULL) {
 		call_finish(c, GW_INVALID_ARGUMENT,
-		    "malformed "
-		    "SubscribeAllRequest");
+		    "malformed SubscribeAllRequest");
 		return;
 	}
 	from = r->from_position;
@@ -968,11 +967,10 @@ subscribe_stream(struct call *c, const uint8_t *buf, size_t len)
 	uint8_t sid[UUID_LEN];
 	uint64_t from;
 
-	if ((r = eventfold__subscribe_stream_request__unpack(NULL, len,
-	         buf)) == NULL) {
+	r = eventfold__subscribe_stream_request__unpack(NULL, len, buf);
+	if (r == NULL) {
 		call_finish(c, GW_INVALID_ARGUMENT,
-		    "malformed "
-		    "SubscribeStreamRequest");
+		    "malformed SubscribeStreamRequest");
 		return;
 	}
 	if (!utf8_valid(r->stream_id, strlen(r->stream_id)) ||
