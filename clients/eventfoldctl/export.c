@@ -25,8 +25,9 @@
  *
  * Speed: lines are built by hand into one buffer (jansson only parses
  * and re-encodes payloads), and the next page is read while this one is
- * written (a reader thread), so the store's reads and our formatting
- * overlap.
+ * written (a reader thread, which also decodes each READ reply in place:
+ * readrep.c), so the store's reads and our formatting overlap; the
+ * output file is written back as it grows (sink_writeback).
  */
 #include <errno.h>
 #include <fcntl.h>
