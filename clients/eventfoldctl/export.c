@@ -25,8 +25,9 @@
  *
  * Speed: lines are built by hand into one buffer (jansson only parses
  * and re-encodes payloads), and the next page is read while this one is
- * written (a reader thread), so the store's reads and our formatting
- * overlap.
+ * written (a reader thread, which also decodes each READ reply in place:
+ * readrep.c), so the store's reads and our formatting overlap; the
+ * output file is written back as it grows (sink_writeback).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -46,6 +47,7 @@
 #include "ctl.h"
 #include "data.h"
 #include "jsonplain.h"
+#include "readrep.h"
 
 #define OUT_FLUSH   (1u << 20)
 #define PAGE_EVENTS 65536 /* asked for; stored caps it (max_read_count) */
@@ -327,188 +329,6 @@ sink_put(struct sink *s, struct obuf *b, int end)
 	return 0;
 }
 
-/* ---- READ replies decoded in place ---- */
-
-/*
- * A READ reply is decoded here, straight from the message's bytes into
- * event views, rather than by ipc_reply_open() (a well-formedness pass,
- * then msgpack objects for every field of every event, then
- * ipc_event_decode()): that was a fifth of export's CPU. The same
- * checks: the envelope [status, message, [events, head, last]], each
- * event [event_id, stream_id, stream_version, global_position,
- * event_type, metadata, payload, recorded_at] with uuids of 16 bytes,
- * a type of at most RECORD_TYPE_MAX bytes, metadata and payload bin or
- * nil of at most RECORD_MAX, every length checked against the bytes
- * left, nothing after the reply. Integers are the unsigned encodings
- * stored writes (msgpack_pack_uint64). A reply that is not OK goes
- * through ipc_reply_open() for its status and message.
- */
-struct cur {
-	const uint8_t *p, *end;
-};
-
-static inline int
-cur_be(struct cur *c, unsigned n, uint64_t *v)
-{
-	unsigned i;
-
-	if ((size_t)(c->end - c->p) < n)
-		return -1;
-	*v = 0;
-	for (i = 0; i < n; i++)
-		*v = *v << 8 | c->p[i];
-	c->p += n;
-	return 0;
-}
-
-static int
-cur_array(struct cur *c, uint64_t *n)
-{
-	uint8_t b;
-
-	if (c->p >= c->end)
-		return -1;
-	b = *c->p++;
-	if ((b & 0xf0) == 0x90) {
-		*n = b & 0x0f;
-		return 0;
-	}
-	return b == 0xdc ? cur_be(c, 2, n) : b == 0xdd ? cur_be(c, 4, n) : -1;
-}
-
-static inline int
-cur_u64(struct cur *c, uint64_t *v)
-{
-	uint8_t b;
-
-	if (c->p >= c->end)
-		return -1;
-	b = *c->p++;
-	if (b <= 0x7f) {
-		*v = b;
-		return 0;
-	}
-	if (b < 0xcc || b > 0xcf)
-		return -1;
-	return cur_be(c, 1u << (b - 0xcc), v);
-}
-
-/* A str (str set) or bin of at most max bytes; nil as no bytes if
- * nil_ok. */
-static inline int
-cur_bytes(struct cur *c, int str, int nil_ok, uint64_t max,
-    const uint8_t **p, uint32_t *n)
-{
-	uint64_t len;
-	uint8_t b;
-
-	if (c->p >= c->end)
-		return -1;
-	b = *c->p++;
-	if (b == 0xc0 && nil_ok) {
-		*p = NULL;
-		*n = 0;
-		return 0;
-	}
-	if (str && (b & 0xe0) == 0xa0)
-		len = b & 0x1f;
-	else if (str && b >= 0xd9 && b <= 0xdb) {
-		if (cur_be(c, 1u << (b - 0xd9), &len) != 0)
-			return -1;
-	} else if (!str && b >= 0xc4 && b <= 0xc6) {
-		if (cur_be(c, 1u << (b - 0xc4), &len) != 0)
-			return -1;
-	} else
-		return -1;
-	if (len > max || (uint64_t)(c->end - c->p) < len)
-		return -1;
-	*p = c->p;
-	*n = (uint32_t)len;
-	c->p += len;
-	return 0;
-}
-
-static int
-cur_uuid(struct cur *c, uint8_t out[UUID_LEN])
-{
-	const uint8_t *p;
-	uint32_t n;
-
-	if (cur_bytes(c, 0, 0, UUID_LEN, &p, &n) != 0 || n != UUID_LEN)
-		return -1;
-	memcpy(out, p, UUID_LEN);
-	return 0;
-}
-
-#define EVENT_MIN_WIRE 44 /* the smallest event on the wire, in bytes */
-
-/* The events of an OK reply into ev[0..*n) (views into the message),
- * and its head. 0, or -1 naming the bad part in *why. */
-static int
-read_reply_decode(struct cur *c, struct ef_event **evp, uint64_t *np,
-    uint64_t *head, const char **why)
-{
-	struct ef_event *ev;
-	const uint8_t *p;
-	uint64_t n, k, f, last;
-	uint32_t len;
-
-	*why = "read reply";
-	if (cur_array(c, &n) != 0 || n != 3 || cur_array(c, &n) != 0 ||
-	    n > (uint64_t)(c->end - c->p) / EVENT_MIN_WIRE)
-		return -1;
-	if ((ev = *evp = malloc((n ? n : 1) * sizeof(*ev))) == NULL) {
-		*why = "out of memory";
-		return -1;
-	}
-	for (k = 0; k < n; k++, ev++) {
-		*why = "event";
-		if (cur_array(c, &f) != 0 || f != 8)
-			return -1;
-		*why = "event_id";
-		if (cur_uuid(c, ev->event_id) != 0)
-			return -1;
-		*why = "stream_id";
-		if (cur_uuid(c, ev->stream_id) != 0)
-			return -1;
-		*why = "stream_version";
-		if (cur_u64(c, &ev->stream_version) != 0)
-			return -1;
-		*why = "global_position";
-		if (cur_u64(c, &ev->global_position) != 0)
-			return -1;
-		*why = "event_type";
-		if (cur_bytes(c, 1, 0, RECORD_TYPE_MAX, &p, &len) != 0)
-			return -1;
-		ev->type = (const char *)p;
-		ev->type_len = len;
-		*why = "metadata";
-		if (cur_bytes(c, 0, 1, RECORD_MAX, &ev->metadata,
-		    &ev->metadata_len) != 0)
-			return -1;
-		*why = "payload";
-		if (cur_bytes(c, 0, 1, RECORD_MAX, &ev->payload,
-		    &ev->payload_len) != 0)
-			return -1;
-		*why = "recorded_at";
-		if (cur_u64(c, &ev->recorded_at) != 0)
-			return -1;
-	}
-	*why = "head";
-	if (cur_u64(c, head) != 0)
-		return -1;
-	*why = "last_version";
-	if (c->p < c->end && *c->p == 0xc0)
-		c->p++;
-	else if (cur_u64(c, &last) != 0)
-		return -1;
-	*why = "bytes after the reply";
-	if (c->p != c->end)
-		return -1;
-	*np = n;
-	return 0;
-}
-
 /* ---- reading pages ahead ---- */
 
 struct page {
@@ -543,11 +363,8 @@ static void
 reader_fetch(struct reader *r, struct page *pg)
 {
 	struct ipc_out o;
-	struct cur c;
 	const char *why = "";
-	uint64_t st, n;
-	const uint8_t *msg;
-	uint32_t len;
+	int rc;
 
 	memset(pg, 0, sizeof(*pg));
 	ipc_out_init(&o);
@@ -574,17 +391,14 @@ reader_fetch(struct reader *r, struct page *pg)
 	ipc_out_free(&o);
 	if (pg->st != EF_S_OK)
 		return;
-	c.p = nng_msg_body(pg->rep.msg);
-	c.end = c.p + nng_msg_len(pg->rep.msg);
-	if (cur_array(&c, &n) == 0 && n == 3 && cur_u64(&c, &st) == 0 &&
-	    st == EF_S_OK && cur_bytes(&c, 1, 0, IPC_MAX_STRLEN, &msg,
-	    &len) == 0) {
-		if (read_reply_decode(&c, &pg->ev, &pg->n, &pg->head,
-		    &why) == 0)
-			return;
+	rc = readrep_decode(nng_msg_body(pg->rep.msg),
+	    nng_msg_len(pg->rep.msg), &pg->ev, &pg->n, &pg->head, &why);
+	if (rc == 0)
+		return;
+	if (rc < 0)
 		snprintf(pg->why, sizeof(pg->why), "malformed read reply: %s",
 		    why);
-	} else {
+	else {
 		/* not OK (or not a reply): the usual decoding says which */
 		if (ipc_reply_open(&pg->rep.in, nng_msg_body(pg->rep.msg),
 		    nng_msg_len(pg->rep.msg), &why) == 0 &&
