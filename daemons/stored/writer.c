@@ -61,14 +61,21 @@
 #define RUNS_MAX       64          /* ordered import runs remembered */
 #define SEQ_NONE       UINT64_MAX
 
-/* Small per-batch map from a 16-byte id to a value. */
+/*
+ * Small per-batch map from a 16-byte id to a value. A slot is in use when
+ * its gen is the map's: emptying the map for the next batch bumps gen
+ * instead of clearing every slot (that memset was 5% of stored's
+ * instructions on an import: a 4096-event batch sizes the map at 16k
+ * slots, three maps per batch).
+ */
 struct bmap {
 	struct bslot {
 		uint8_t id[UUID_LEN];
 		uint64_t val;
-		int used;
+		uint32_t gen;
 	} *slots;
 	uint64_t cap, n;
+	uint32_t gen;
 };
 
 static void
@@ -83,8 +90,12 @@ bmap_reset(struct bmap *m, uint64_t want)
 		if ((m->slots = calloc(cap, sizeof(*m->slots))) == NULL)
 			fatal("calloc");
 		m->cap = cap;
-	} else if (m->n > 0)
+		m->gen = 1;
+	} else if (m->n > 0 && ++m->gen == 0) {
+		/* wrapped: once in 4 billion batches */
 		memset(m->slots, 0, m->cap * sizeof(*m->slots));
+		m->gen = 1;
+	}
 	m->n = 0;
 }
 
@@ -93,7 +104,7 @@ bmap_find(struct bmap *m, const uint8_t id[UUID_LEN], int create)
 {
 	uint64_t mask = m->cap - 1, i = XXH3_64bits(id, UUID_LEN) & mask;
 
-	while (m->slots[i].used) {
+	while (m->slots[i].gen == m->gen) {
 		if (memcmp(m->slots[i].id, id, UUID_LEN) == 0)
 			return &m->slots[i];
 		i = (i + 1) & mask;
@@ -107,7 +118,7 @@ bmap_find(struct bmap *m, const uint8_t id[UUID_LEN], int create)
 
 		bmap_reset(&nm, m->cap);
 		for (j = 0; j < m->cap; j++)
-			if (m->slots[j].used) {
+			if (m->slots[j].gen == m->gen) {
 				struct bslot *s = bmap_find(&nm,
 				    m->slots[j].id, 1);
 
@@ -118,7 +129,7 @@ bmap_find(struct bmap *m, const uint8_t id[UUID_LEN], int create)
 		return bmap_find(m, id, 1);
 	}
 	memcpy(m->slots[i].id, id, UUID_LEN);
-	m->slots[i].used = 1;
+	m->slots[i].gen = m->gen;
 	m->slots[i].val = 0;
 	m->n++;
 	return &m->slots[i];
