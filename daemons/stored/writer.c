@@ -53,7 +53,6 @@
 #include "crashpoint.h"
 #include "log.h"
 #include "stored.h"
-#include "utf8.h"
 
 #define BATCH_SOFT_MAX (32u << 20) /* stop taking jobs past this */
 #define GATHER_MAX_US  1000        /* longest wait for more callers */
@@ -381,34 +380,12 @@ writer_process(struct stored *sd, struct wbatch *b, struct append_job *job)
 		return;
 	}
 
-	/* 3. type and size, event by event, in EventfoldDB's words; the
-	 * size counted as EventfoldDB counts its record (RECORD_API_MAX) */
-	for (i = 0; i < n; i++) {
-		const struct ipc_proposed *p = &r->events[i];
-		size_t sz = record_api_size(p->type.len, p->metadata_len,
-		    p->payload_len);
-
-		if (p->type.len < 1) {
-			job_fail(job, EF_S_BAD_EVENT_TYPE, "event type must "
-			    "not be empty");
-			return;
-		}
-		if (p->type.len > RECORD_TYPE_MAX) {
-			job_fail(job, EF_S_BAD_EVENT_TYPE, "event type exceeds "
-			    "%d byte limit: %u bytes", RECORD_TYPE_MAX,
-			    p->type.len);
-			return;
-		}
-		if (!utf8_valid(p->type.ptr, p->type.len)) {
-			job_fail(job, EF_S_BAD_EVENT_TYPE, "event type is not "
-			    "valid UTF-8 (event %" PRIu64 ")", i);
-			return;
-		}
-		if (sz > RECORD_MAX) {
-			job_fail(job, EF_S_RECORD_TOO_LARGE, "event too large: "
-			    "%zu bytes exceeds %d byte limit", sz, RECORD_MAX);
-			return;
-		}
+	/* 3. type and size: checked before the writer (dispatch.c's
+	 * append_check), reported here, after the checks above, as the
+	 * contract orders them */
+	if (job->late_status != EF_S_OK) {
+		job_fail(job, job->late_status, "%s", job->late_msg);
+		return;
 	}
 
 	/* 4. accept: assign positions, encode */
