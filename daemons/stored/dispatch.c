@@ -195,6 +195,22 @@ handle_rotate(struct worker *w, const struct ipc_in *in)
 	return SRV_DEFERRED;
 }
 
+/* Sets the error the writer reports after its own checks (printf-style). */
+static void
+late_fail(struct append_job *job, int status, const char *fmt, ...)
+    EF_PRINTF(3, 4);
+
+static void
+late_fail(struct append_job *job, int status, const char *fmt, ...)
+{
+	va_list ap;
+
+	job->late_status = status;
+	va_start(ap, fmt);
+	vsnprintf(job->late_msg, sizeof(job->late_msg), fmt, ap);
+	va_end(ap);
+}
+
 /*
  * The checks of one append that need no state, in the contract's order
  * (proto/IPC.md): stream id, events non-empty, event ids, duplicates,
@@ -265,6 +281,32 @@ append_check(struct stored *sd, const msgpack_object *body,
 		    " bytes is over max_append_bytes %" PRIu64, total,
 		    sd->conf.max_append_bytes);
 		goto refused;
+	}
+	/* type and size, event by event, in EventfoldDB's words; the size
+	 * counted as EventfoldDB counts its record (RECORD_API_MAX). Found
+	 * here, reported by the writer after the replay and expected
+	 * version checks (the contract's order). */
+	for (i = 0; i < req->nevents; i++) {
+		const struct ipc_proposed *p = &req->events[i];
+		size_t sz = record_api_size(p->type.len, p->metadata_len,
+		    p->payload_len);
+
+		if (p->type.len < 1)
+			late_fail(job, EF_S_BAD_EVENT_TYPE, "event type must "
+			    "not be empty");
+		else if (p->type.len > RECORD_TYPE_MAX)
+			late_fail(job, EF_S_BAD_EVENT_TYPE, "event type exceeds "
+			    "%d byte limit: %u bytes", RECORD_TYPE_MAX,
+			    p->type.len);
+		else if (!utf8_valid(p->type.ptr, p->type.len))
+			late_fail(job, EF_S_BAD_EVENT_TYPE, "event type is not "
+			    "valid UTF-8 (event %u)", i);
+		else if (sz > RECORD_MAX)
+			late_fail(job, EF_S_RECORD_TOO_LARGE, "event too large: "
+			    "%zu bytes exceeds %d byte limit", sz, RECORD_MAX);
+		else
+			continue;
+		break;
 	}
 	job->req = req;
 	return 0;

@@ -485,6 +485,11 @@ struct append_job {
 	const struct ipc_append_req *req;
 	uint8_t stream_id[UUID_LEN];
 	uint8_t (*ids)[UUID_LEN];
+	/* in: the first event type or size error of the request, found
+	 * before the writer and reported by it after the replay and
+	 * expected-version checks (the contract's order); EF_S_OK if none */
+	int late_status;
+	char late_msg[256];
 	/* out */
 	int status;
 	bool replay;       /* OK without writing: the ids were stored */

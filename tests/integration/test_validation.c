@@ -228,6 +228,34 @@ Test(validation, duplicate_event_id_in_a_batch)
 	ASSERT_HEAD(2);
 }
 
+/*
+ * The contract's order: type and size are checked before stored's writer
+ * now, but reported after the replay and expected-version checks, as
+ * before: a request with a bad type and a wrong expected version gets
+ * VERSION_CONFLICT; with the right one, BAD_EVENT_TYPE; a stored id
+ * re-sent with a bad type, EVENT_ID_REUSED.
+ */
+Test(validation, type_errors_come_after_the_version_check)
+{
+	char sid[UUID_STR_LEN], id[UUID_STR_LEN], id0[UUID_STR_LEN];
+	struct h_result r;
+
+	start(NULL);
+	h_uuid(sid);
+	cr_assert_eq(h_append1(&cl, sid, EF_EXPECT_ANY, 0, h_uuid(id0), "T",
+	    "{}", &r), EF_S_OK, "%s", r.msg);
+	cr_assert_eq(h_append1(&cl, sid, EF_EXPECT_EXACT, 5, h_uuid(id), "",
+	    "{}", &r), EF_S_VERSION_CONFLICT, "%d %s", r.status, r.msg);
+	cr_assert_eq(h_append1(&cl, sid, EF_EXPECT_NO_STREAM, 0, id, "",
+	    "{}", &r), EF_S_VERSION_CONFLICT, "%d %s", r.status, r.msg);
+	cr_assert_eq(h_append1(&cl, sid, EF_EXPECT_EXACT, 0, id, "",
+	    "{}", &r), EF_S_BAD_EVENT_TYPE, "%d %s", r.status, r.msg);
+	cr_assert_str_eq(r.msg, "event type must not be empty");
+	cr_assert_eq(h_append1(&cl, sid, EF_EXPECT_ANY, 0, id0, "",
+	    "{}", &r), EF_S_EVENT_ID_REUSED, "%d %s", r.status, r.msg);
+	cr_assert_eq(h_head(&cl), 1);
+}
+
 Test(validation, event_type_length_and_encoding)
 {
 	char type[400], sid[UUID_STR_LEN], id[UUID_STR_LEN];
