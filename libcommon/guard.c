@@ -450,6 +450,42 @@ dialer_added(const struct ef_dialer *ed)
 }
 
 void
+dialer_answered(struct ef_dialer *ed, nng_pipe p)
+{
+	if (nng_pipe_id(p) > 0)
+		__atomic_store_n(&ed->answered, (uint32_t)nng_pipe_id(p),
+		    __ATOMIC_RELAXED);
+}
+
+int
+dialer_drop_unanswered(struct ef_dialer *ed)
+{
+	uint32_t ids[PIPESET_MAX], answered;
+	int i, n = 0;
+
+	answered = __atomic_load_n(&ed->answered, __ATOMIC_RELAXED);
+	pthread_mutex_lock(&ed->mu);
+	for (i = 0; i < ed->ps.n; i++)
+		if (ed->ps.ids[i] != answered)
+			ids[n++] = ed->ps.ids[i];
+	pthread_mutex_unlock(&ed->mu);
+	for (i = 0; i < n; i++) {
+		nng_pipe p = { ids[i] };
+
+		/* an id already gone makes nng_pipe_close fail: harmless */
+		if (nng_pipe_close(p) == 0) {
+			__atomic_add_fetch(&ed->dropped, 1, __ATOMIC_RELAXED);
+			guard_trace("pipe %u: connected but never answered: "
+			    "closed", (unsigned)ids[i]);
+			log_debug("%s: a connection that never brought a reply "
+			    "(a listener that stopped accepting, nng 1.5): "
+			    "closed; connecting again", ed->url);
+		}
+	}
+	return n;
+}
+
+void
 dialer_kick(struct ef_dialer *ed)
 {
 	__atomic_store_n(&ed->kick, 1, __ATOMIC_RELAXED);
