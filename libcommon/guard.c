@@ -247,6 +247,10 @@ dialer_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 	pthread_mutex_lock(&ed->mu);
 	n = pipeset_note(&ed->ps, (uint32_t)nng_pipe_id(p),
 	    ev == NNG_PIPE_EV_ADD_POST);
+	if (ev == NNG_PIPE_EV_ADD_POST) {
+		ed->newest = (uint32_t)nng_pipe_id(p);
+		ed->newest_at = guard_now_ms();
+	}
 	pthread_mutex_unlock(&ed->mu);
 	__atomic_store_n(&ed->pipes, n, __ATOMIC_RELAXED);
 	guard_trace("pipe %s id %u dialer %d: pipes %d",
@@ -461,12 +465,14 @@ int
 dialer_drop_unanswered(struct ef_dialer *ed)
 {
 	uint32_t ids[PIPESET_MAX], answered;
+	uint64_t now = guard_now_ms();
 	int i, n = 0;
 
 	answered = __atomic_load_n(&ed->answered, __ATOMIC_RELAXED);
 	pthread_mutex_lock(&ed->mu);
 	for (i = 0; i < ed->ps.n; i++)
-		if (ed->ps.ids[i] != answered)
+		if (ed->ps.ids[i] != answered && (ed->ps.ids[i] !=
+		    ed->newest || now - ed->newest_at >= DIALER_ORPHAN_MS))
 			ids[n++] = ed->ps.ids[i];
 	pthread_mutex_unlock(&ed->mu);
 	for (i = 0; i < n; i++) {

@@ -143,6 +143,8 @@ struct ef_dialer {
 	uint64_t ended_added, ended_removed; /* added, removed then */
 	int kick;           /* suspect it at the next tick (atomic) */
 	uint32_t answered;  /* the last pipe a reply came on (atomic) */
+	uint32_t newest;    /* the last pipe added (under mu) ... */
+	uint64_t newest_at; /* ... and when */
 	uint64_t dropped;   /* pipes closed for never answering (atomic) */
 };
 
@@ -171,8 +173,14 @@ uint64_t dialer_added(const struct ef_dialer *ed);
  * has never brought a reply: dialer_answered() records the pipe of
  * every reply, and a call that timed out after its request was sent
  * calls dialer_drop_unanswered(), which closes the dialer's pipes that
- * never answered (the dialer connects again). Returns how many.
+ * never answered and have been connected for DIALER_ORPHAN_MS (the
+ * dialer connects again). Returns how many. The age keeps a daemon that
+ * is merely slow to answer its first requests (just restarted, a busy
+ * machine) from losing every new connection to callers with short
+ * deadlines (runnerd asks stored for its head within 500 ms): seen in
+ * e2e_restarts before the age was required.
  */
+#define DIALER_ORPHAN_MS 1500
 void dialer_answered(struct ef_dialer *ed, nng_pipe p);
 int dialer_drop_unanswered(struct ef_dialer *ed);
 /*
