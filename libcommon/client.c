@@ -120,7 +120,7 @@ trip_cb(void *arg)
 		t->sent_at = guard_now_ms();
 		t->send_rv = rv;
 		if (rv == 0) {
-			t->stage = 1;
+			__atomic_store_n(&t->stage, 1, __ATOMIC_RELAXED);
 			nng_aio_set_timeout(t->aio, ms_until(t->deadline));
 			nng_ctx_recv(t->ctx, t->aio);
 			return;
@@ -176,7 +176,7 @@ client_roundtrip(struct ef_client *c, const void *req, size_t len,
 	pthread_condattr_t ca;
 	nng_msg *m = NULL;
 	uint64_t wait_end = deadline + CLIENT_GRACE_MS, kick_at;
-	int rv;
+	int rv, sent;
 
 	*reply = NULL;
 	if ((t = calloc(1, sizeof(*t))) == NULL)
@@ -234,20 +234,31 @@ client_roundtrip(struct ef_client *c, const void *req, size_t len,
 		/* nng did not end the call by its deadline: give the trip
 		 * to its callback, and re-dial in case the socket is stuck */
 		t->abandoned = 1;
-		pthread_mutex_unlock(&t->mu);
+		sent = __atomic_load_n(&t->stage, __ATOMIC_RELAXED) == 1;
 		guard_trace("trip ctx %u: abandoned after %llu ms in stage %d; "
 		    "pipes %d", (unsigned)nng_ctx_id(t->ctx),
-		    (unsigned long long)(guard_now_ms() - t->t0), t->stage,
+		    (unsigned long long)(guard_now_ms() - t->t0), sent,
 		    dialer_pipes(&c->dialer));
+		/* under t->mu: from the unlock on, the callback may free t
+		 * (nng runs it on its own thread, never inside the cancel) */
 		nng_aio_cancel(t->aio);
+		pthread_mutex_unlock(&t->mu);
 		__atomic_add_fetch(&c->abandoned, 1, __ATOMIC_RELAXED);
 		dialer_kick(&c->dialer);
+		if (sent)
+			(void)dialer_drop_unanswered(&c->dialer);
 		return NNG_ETIMEDOUT;
 	}
 	pthread_mutex_unlock(&t->mu);
 	rv = t->rv;
 	if (guard_tracing())
 		trip_trace(c, t);
+	if (rv == 0 && t->reply != NULL)
+		dialer_answered(&c->dialer, nng_msg_get_pipe(t->reply));
+	else if (rv == NNG_ETIMEDOUT && t->stage == 1)
+		/* sent, and no reply by the deadline: on a pipe that never
+		 * answered, the daemon may never have taken it (guard.h) */
+		(void)dialer_drop_unanswered(&c->dialer);
 	*reply = t->reply;
 	t->reply = NULL;
 	nng_ctx_close(t->ctx);

@@ -247,6 +247,10 @@ dialer_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 	pthread_mutex_lock(&ed->mu);
 	n = pipeset_note(&ed->ps, (uint32_t)nng_pipe_id(p),
 	    ev == NNG_PIPE_EV_ADD_POST);
+	if (ev == NNG_PIPE_EV_ADD_POST) {
+		ed->newest = (uint32_t)nng_pipe_id(p);
+		ed->newest_at = guard_now_ms();
+	}
 	pthread_mutex_unlock(&ed->mu);
 	__atomic_store_n(&ed->pipes, n, __ATOMIC_RELAXED);
 	guard_trace("pipe %s id %u dialer %d: pipes %d",
@@ -447,6 +451,44 @@ uint64_t
 dialer_added(const struct ef_dialer *ed)
 {
 	return __atomic_load_n(&ed->added, __ATOMIC_ACQUIRE);
+}
+
+void
+dialer_answered(struct ef_dialer *ed, nng_pipe p)
+{
+	if (nng_pipe_id(p) > 0)
+		__atomic_store_n(&ed->answered, (uint32_t)nng_pipe_id(p),
+		    __ATOMIC_RELAXED);
+}
+
+int
+dialer_drop_unanswered(struct ef_dialer *ed)
+{
+	uint32_t ids[PIPESET_MAX], answered;
+	uint64_t now = guard_now_ms();
+	int i, n = 0;
+
+	answered = __atomic_load_n(&ed->answered, __ATOMIC_RELAXED);
+	pthread_mutex_lock(&ed->mu);
+	for (i = 0; i < ed->ps.n; i++)
+		if (ed->ps.ids[i] != answered && (ed->ps.ids[i] !=
+		    ed->newest || now - ed->newest_at >= DIALER_ORPHAN_MS))
+			ids[n++] = ed->ps.ids[i];
+	pthread_mutex_unlock(&ed->mu);
+	for (i = 0; i < n; i++) {
+		nng_pipe p = { ids[i] };
+
+		/* an id already gone makes nng_pipe_close fail: harmless */
+		if (nng_pipe_close(p) == 0) {
+			__atomic_add_fetch(&ed->dropped, 1, __ATOMIC_RELAXED);
+			guard_trace("pipe %u: connected but never answered: "
+			    "closed", (unsigned)ids[i]);
+			log_debug("%s: a connection that never brought a reply "
+			    "(a listener that stopped accepting, nng 1.5): "
+			    "closed; connecting again", ed->url);
+		}
+	}
+	return n;
 }
 
 void

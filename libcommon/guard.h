@@ -142,6 +142,10 @@ struct ef_dialer {
 	uint64_t ended_at;  /* when a connection's end went unremoved, or 0 */
 	uint64_t ended_added, ended_removed; /* added, removed then */
 	int kick;           /* suspect it at the next tick (atomic) */
+	uint32_t answered;  /* the last pipe a reply came on (atomic) */
+	uint32_t newest;    /* the last pipe added (under mu) ... */
+	uint64_t newest_at; /* ... and when */
+	uint64_t dropped;   /* pipes closed for never answering (atomic) */
 };
 
 /* Dials url without blocking and guards the dialer. 0 or an nng error. */
@@ -155,6 +159,30 @@ void dialer_close(struct ef_dialer *ed);
 int dialer_pipes(const struct ef_dialer *ed);
 /* Connections ever made: a change means the peer may be a new process. */
 uint64_t dialer_added(const struct ef_dialer *ed);
+/*
+ * Orphaned connections. In nng 1.5.2 an ipc or tcp listener keeps
+ * accepting connections and completing their SP handshake after its
+ * accept callback has stopped (the handshake bug above): the dialing
+ * side sees a connected pipe and sends on it, but the listening socket
+ * never takes the pipe, and no request on it is ever read or answered.
+ * The pipe stays until the daemon closes that listener, which with
+ * listener generations (listen.h) is when the generation's last real
+ * client goes: seen for 12 s and more under load, while other clients
+ * of the same daemon were answered (e2e_restarts, bench/RESULTS.md).
+ * A client cannot tell such a pipe from a slow daemon, except that it
+ * has never brought a reply: dialer_answered() records the pipe of
+ * every reply, and a call that timed out after its request was sent
+ * calls dialer_drop_unanswered(), which closes the dialer's pipes that
+ * never answered and have been connected for DIALER_ORPHAN_MS (the
+ * dialer connects again). Returns how many. The age keeps a daemon that
+ * is merely slow to answer its first requests (just restarted, a busy
+ * machine) from losing every new connection to callers with short
+ * deadlines (runnerd asks stored for its head within 500 ms): seen in
+ * e2e_restarts before the age was required.
+ */
+#define DIALER_ORPHAN_MS 1500
+void dialer_answered(struct ef_dialer *ed, nng_pipe p);
+int dialer_drop_unanswered(struct ef_dialer *ed);
 /*
  * Treats the dialer as suspect (re-dialed if it stays without a pipe and
  * still): a caller whose call went unanswered without nng saying why.
