@@ -733,19 +733,48 @@ diskindex_event(struct diskindex *d, const uint8_t id[UUID_LEN],
 
 #define FILTER_MIN_IDS (1u << 20)
 
-int
-diskindex_filter_build(struct diskindex *d)
+static void
+filter_path(const struct diskindex *d, char *path, size_t size)
 {
-	struct idfilter *f, *old;
+	snprintf(path, size, "%s/idfilter", d->dir);
+}
+
+static void
+filter_install(struct diskindex *d, struct idfilter *f)
+{
+	struct idfilter *old;
+
+	pthread_rwlock_wrlock(&d->filter_lock);
+	old = d->filter;
+	d->filter = f;
+	pthread_rwlock_unlock(&d->filter_lock);
+	free(old);
+	__atomic_store_n(&d->filter_bytes, idfilter_bytes(f),
+	    __ATOMIC_RELAXED);
+}
+
+int
+diskindex_filter_build(struct diskindex *d, const int *stop)
+{
+	struct idfilter *f;
 	MDB_cursor *c;
 	MDB_stat st;
 	MDB_val k, v;
 	MDB_txn *t;
-	uint64_t t0 = mono_ms(), n, cap;
+	uint64_t t0 = mono_ms(), n, cap, seen = 0;
+	char path[4300];
 	int rc;
 
 	/* only this thread (the indexer) writes: the ids table and
 	 * indexed_to cannot move while it reads them */
+	filter_path(d, path, sizeof(path));
+	if (d->filter == NULL && (f = idfilter_load(path,
+	    __atomic_load_n(&d->indexed_to, __ATOMIC_ACQUIRE))) != NULL) {
+		filter_install(d, f);
+		log_info("index: filter over %" PRIu64 " event ids read back "
+		    "in %" PRIu64 " ms", f->n, mono_ms() - t0);
+		return 0;
+	}
 	if ((rc = read_begin_nofault(d, &t)) != 0)
 		return mdb_err(rc);
 	if ((rc = mdb_stat(t, d->ids, &st)) != 0 ||
@@ -757,28 +786,46 @@ diskindex_filter_build(struct diskindex *d)
 	cap = n + n / 2 > FILTER_MIN_IDS ? n + n / 2 : FILTER_MIN_IDS;
 	f = idfilter_new(cap);
 	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
-	    rc = mdb_cursor_get(c, &k, &v, MDB_NEXT))
+	    rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
 		if (k.mv_size == UUID_LEN)
 			idfilter_add(f, bloom_hash(k.mv_data));
+		/* a stop does not wait for a scan of every id */
+		if ((++seen & 0xffff) == 0 &&
+		    __atomic_load_n(stop, __ATOMIC_RELAXED)) {
+			rc = -ECANCELED;
+			break;
+		}
+	}
 	mdb_cursor_close(c);
 	read_end(d, t);
 	if (rc != MDB_NOTFOUND) {
 		free(f);
-		return mdb_err(rc);
+		return rc == -ECANCELED ? rc : mdb_err(rc);
 	}
 	f->n = n;
 	f->covers = __atomic_load_n(&d->indexed_to, __ATOMIC_ACQUIRE);
-	pthread_rwlock_wrlock(&d->filter_lock);
-	old = d->filter;
-	d->filter = f;
-	pthread_rwlock_unlock(&d->filter_lock);
-	free(old);
-	__atomic_store_n(&d->filter_bytes, idfilter_bytes(f),
-	    __ATOMIC_RELAXED);
+	filter_install(d, f);
 	log_info("index: filter over %" PRIu64 " event ids built in %" PRIu64
 	    " ms (%" PRIu64 " KiB, room for %" PRIu64 ")", n, mono_ms() - t0,
 	    idfilter_bytes(f) >> 10, cap);
 	return 0;
+}
+
+void
+diskindex_filter_keep(struct diskindex *d)
+{
+	char path[4300];
+	int rc;
+
+	/* the indexer has stopped: nothing adds to it now */
+	if (d->filter == NULL || d->filter->covers !=
+	    __atomic_load_n(&d->indexed_to, __ATOMIC_ACQUIRE))
+		return;
+	filter_path(d, path, sizeof(path));
+	if ((rc = idfilter_save(d->filter, path)) != 0)
+		log_warnx("index: cannot keep the filter over event ids in "
+		    "%s: %s (it is built again at the next start)", path,
+		    strerror(-rc));
 }
 
 bool

@@ -67,7 +67,10 @@ filter_grow(struct stored *sd)
 
 	if (!diskindex_filter_full(&sd->disk))
 		return;
-	if ((rc = diskindex_filter_build(&sd->disk)) != 0)
+	if ((rc = diskindex_filter_build(&sd->disk, &sd->indexer_exit)) ==
+	    -ECANCELED)
+		return;
+	if (rc != 0)
 		log_warnx("index: cannot build the filter over event ids: %s",
 		    strerror(-rc));
 }
@@ -90,8 +93,10 @@ indexer_main(void *arg)
 		while (!sd->indexer_exit && (s = next_sealed(sd)) == NULL)
 			pthread_cond_wait(&sd->icv, &sd->imu);
 		pthread_mutex_unlock(&sd->imu);
-		if (sd->indexer_exit)
+		if (sd->indexer_exit) {
+			diskindex_filter_keep(&sd->disk);
 			break;
+		}
 		t0 = mono_ms();
 		rc = diskindex_add_segment(&sd->disk, s);
 		if (rc != 0) {

@@ -80,6 +80,10 @@ struct idfilter *idfilter_new(uint64_t cap);
 uint64_t idfilter_bytes(const struct idfilter *f);
 void idfilter_add(struct idfilter *f, XXH128_hash_t h);
 int idfilter_maybe(const struct idfilter *f, XXH128_hash_t h);
+/* Kept across a clean stop (index/idfilter); load takes it back only if
+ * it covers exactly `covers`, and removes the file in any case. */
+int idfilter_save(const struct idfilter *f, const char *path);
+struct idfilter *idfilter_load(const char *path, uint64_t covers);
 
 struct segment {
 	struct bloom *bloom; /* once indexed on disk (atomic), else NULL */
@@ -332,8 +336,12 @@ int diskindex_stream_range(struct diskindex *d, const uint8_t sid[UUID_LEN],
 int diskindex_event(struct diskindex *d, const uint8_t id[UUID_LEN],
     uint64_t *pos);
 /* Indexer: (re)builds the filter over every indexed id from the ids
- * table, sized for 1.5 times their number; 0 or -errno. */
-int diskindex_filter_build(struct diskindex *d);
+ * table, sized for 1.5 times their number (or, at start, takes back the
+ * one kept at the last clean stop); 0, -ECANCELED once *stop is set, or
+ * -errno. */
+int diskindex_filter_build(struct diskindex *d, const int *stop);
+/* At a clean stop: keeps the filter for the next start (idfilter_save). */
+void diskindex_filter_keep(struct diskindex *d);
 /* Whether the filter must grow (more ids than it was sized for). */
 bool diskindex_filter_full(struct diskindex *d);
 /* Is the id with hash h (bloom_hash) maybe below floor? 1 maybe, 0 no,

@@ -240,6 +240,78 @@ Test(diskindex, streams_and_ids_only_in_sealed_segments)
 	check_history(1);
 }
 
+/* Waits until the log holds needle at least n times; 0 or -1. */
+static int
+log_count_at_least(const char *needle, int n, int timeout_ms)
+{
+	int waited, k;
+	char *log, *p;
+
+	for (waited = 0; waited < timeout_ms; waited += 50) {
+		k = 0;
+		if ((log = h_read_file(sd.log, NULL)) != NULL)
+			for (p = log; (p = strstr(p, needle)) != NULL; p++)
+				k++;
+		free(log);
+		if (k >= n)
+			return 0;
+		usleep(50 * 1000);
+	}
+	return -1;
+}
+
+/*
+ * The filter over every indexed id is kept across a clean stop and taken
+ * back at the next start, but only when it covers exactly what the index
+ * holds: an older one (the index moved on, then a kill -9) is refused and
+ * built again. Either way every stored id is still known.
+ */
+Test(diskindex, id_filter_kept_across_a_clean_stop)
+{
+	const char *const extra[] = { "--segment-size", "4K", NULL };
+	char path[H_PATH + 32], id[UUID_STR_LEN], *old;
+	struct h_result r;
+	size_t old_len;
+	uint64_t head;
+
+	h_stored_init(&sd, h_tmpdir(), extra);
+	snprintf(path, sizeof(path), "%s/index/idfilter", sd.data_dir);
+	start();
+	write_history();
+	rotate();
+	head = h_status(&cl).head;
+	h_wait_indexed(&cl, head, 60000);
+	cr_assert_eq(log_count_at_least("event ids built", 1, 30000), 0);
+	h_stored_stop_ok(&sd, &cl, SIGTERM);
+	cr_assert_not_null(old = h_read_file(path, &old_len),
+	    "no %s after a clean stop", path);
+
+	start();
+	cr_assert_eq(h_wait_for_text(sd.log, "event ids read back", 30000), 0,
+	    "the kept filter was not taken back");
+	cr_assert_null(h_read_file(path, NULL), "%s is still there", path);
+	check_history(0);
+
+	/* the index moves on, stored is killed: the file put back covers
+	 * less than the index and must not be used */
+	cr_assert_eq(h_append1(&cl, streams[1], EF_EXPECT_ANY, 0, h_uuid(id),
+	    "More", "{}", &r), EF_S_OK, "%s", r.msg);
+	rotate();
+	h_wait_indexed(&cl, head + 1, 60000);
+	h_stored_stop_ok(&sd, &cl, SIGKILL);
+	cr_assert_eq(h_write_file(path, old, old_len), 0);
+	free(old);
+	start();
+	cr_assert_eq(h_wait_for_text(sd.log, "does not match the index",
+	    30000), 0, "an older filter was taken back");
+	cr_assert_eq(log_count_at_least("event ids built", 2, 30000), 0,
+	    "the filter was not built again");
+	check_history(1);
+	cr_assert_eq(h_append1(&cl, streams[1], EF_EXPECT_ANY, 0, id, "More",
+	    "{}", &r), EF_S_OK, "%s", r.msg);
+	cr_assert_eq(r.rep.first_pos, head, "the last id was not known");
+}
+
 Test(diskindex, restart_reads_only_the_tail)
 {
 	static struct h_load load;
