@@ -67,13 +67,13 @@ static const char *types[] = { "OrderPlaced", "OrderPaid", "ItemAdded",
 	"OrderCancelled" };
 static const char *statuses[] = { "new", "paid", "packed", "shipped",
 	"delivered", "cancelled" };
-static const char *cities[] = { "Berlin", "Lyon", "Porto", "Gdansk",
-	"Utrecht", "Bologna", "Tampere", "Graz" };
+static const char *cities[] = { "Berlin", "Lyon", "Porto", "Gdansk", "Utrecht",
+	"Bologna", "Tampere", "Graz" };
 
 /* One JSON-ish payload and metadata of a few hundred bytes. */
 static void
-make_event(struct ef_event *ev, uint64_t pos, char *pl, size_t plcap,
-    char *md, size_t mdcap)
+make_event(struct ef_event *ev, uint64_t pos, char *pl, size_t plcap, char *md,
+    size_t mdcap)
 {
 	uint64_t cust = rnd() % 20000, order = pos / 3 + rnd() % 50;
 	int items = 1 + (int)(rnd() % 4), i, n;
@@ -90,24 +90,29 @@ make_event(struct ef_event *ev, uint64_t pos, char *pl, size_t plcap,
 	ev->recorded_at = 1764547200000ull + pos * 3 + rnd() % 3;
 	ev->type = t;
 	ev->type_len = (uint32_t)strlen(t);
-	n = snprintf(pl, plcap, "{\"orderId\":\"ord-%08" PRIu64 "\","
+	n = snprintf(pl, plcap,
+	    "{\"orderId\":\"ord-%08" PRIu64 "\","
 	    "\"customer\":{\"id\":\"cust-%05" PRIu64 "\",\"city\":\"%s\","
-	    "\"tier\":%d},\"status\":\"%s\",\"items\":[", order, cust,
-	    cities[cust % 8], (int)(cust % 3), statuses[rnd() % 6]);
+	    "\"tier\":%d},\"status\":\"%s\",\"items\":[",
+	    order, cust, cities[cust % 8], (int)(cust % 3),
+	    statuses[rnd() % 6]);
 	for (i = 0; i < items; i++)
 		n += snprintf(pl + n, plcap - (size_t)n,
 		    "%s{\"sku\":\"SKU-%05d\","
-		    "\"qty\":%d,\"price\":%d.%02d}", i ? "," : "",
-		    (int)(rnd() % 30000), 1 + (int)(rnd() % 5),
+		    "\"qty\":%d,\"price\":%d.%02d}",
+		    i ? "," : "", (int)(rnd() % 30000), 1 + (int)(rnd() % 5),
 		    (int)(rnd() % 300), (int)(rnd() % 100));
-	n += snprintf(pl + n, plcap - (size_t)n, "],\"total\":%d.%02d,"
-	    "\"currency\":\"EUR\",\"note\":\"%s\"}", (int)(rnd() % 2000),
-	    (int)(rnd() % 100), rnd() % 4 ? "" : "leave at the door please");
+	n += snprintf(pl + n, plcap - (size_t)n,
+	    "],\"total\":%d.%02d,"
+	    "\"currency\":\"EUR\",\"note\":\"%s\"}",
+	    (int)(rnd() % 2000), (int)(rnd() % 100),
+	    rnd() % 4 ? "" : "leave at the door please");
 	ev->payload = (const uint8_t *)pl;
 	ev->payload_len = (uint32_t)n;
-	n = snprintf(md, mdcap, "{\"correlationId\":\"%016" PRIx64 "%016"
-	    PRIx64 "\",\"user\":\"u-%04d\",\"client\":\"web/2.%d\"}", rnd(),
-	    rnd(), (int)(cust % 4000), (int)(rnd() % 9));
+	n = snprintf(md, mdcap,
+	    "{\"correlationId\":\"%016" PRIx64 "%016" PRIx64
+	    "\",\"user\":\"u-%04d\",\"client\":\"web/2.%d\"}",
+	    rnd(), rnd(), (int)(cust % 4000), (int)(rnd() % 9));
 	ev->metadata = (const uint8_t *)md;
 	ev->metadata_len = (uint32_t)n;
 }
@@ -190,7 +195,7 @@ random_reads(const char *zpath, struct archive_cache *c, const uint64_t *offs,
 		if ((rc = archive_get(a, d, &fr, NULL)) != 0)
 			die("archive_get", rc);
 		if (record_decode(fr->data + (d - fr->doff),
-		    fr->len - (d - fr->doff), &ev, &rlen, 1) != REC_OK)
+		        fr->len - (d - fr->doff), &ev, &rlen, 1) != REC_OK)
 			die("record_decode", -EBADMSG);
 		archive_frame_release(a, fr);
 		lat[i] = now() - t;
@@ -203,7 +208,7 @@ random_reads(const char *zpath, struct archive_cache *c, const uint64_t *offs,
 		printf(" cache_mib=%.0f hit_rate=%.3f",
 		    (double)cs.budget / (1 << 20),
 		    (double)(cs.hits - cs0.hits) /
-		    (double)(cs.hits + cs.misses - cs0.hits - cs0.misses));
+		        (double)(cs.hits + cs.misses - cs0.hits - cs0.misses));
 	}
 	printf("\n");
 	archive_close(a);
@@ -255,7 +260,8 @@ main(int argc, char **argv)
 			keep = 1;
 			break;
 		default:
-			fprintf(stderr, "usage: eventfold-archive-bench"
+			fprintf(stderr,
+			    "usage: eventfold-archive-bench"
 			    " [-n events] [-f frame_bytes] [-l level]"
 			    " [-c cache_mib] [-r random_reads] [-d dir]"
 			    " [-k]\n");
@@ -273,8 +279,9 @@ main(int argc, char **argv)
 
 	size = build_segment(seg, nev, &offs);
 	printf("segment      events=%" PRIu64 " bytes=%" PRIu64 " frame=%u "
-	    "level=%d\n", nev, size, o.frame_size ? o.frame_size :
-	    ARCHIVE_FRAME_SIZE, o.level ? o.level : ARCHIVE_LEVEL);
+	       "level=%d\n",
+	    nev, size, o.frame_size ? o.frame_size : ARCHIVE_FRAME_SIZE,
+	    o.level ? o.level : ARCHIVE_LEVEL);
 
 	t0 = now();
 	if ((rc = archive_write(dfd, "segment", &o, &st, NULL)) != 0)
@@ -282,11 +289,12 @@ main(int argc, char **argv)
 	t = now() - t0;
 	snprintf(cmd, sizeof(cmd), "zstd -%d -q -c '%s' | wc -c",
 	    o.level ? o.level : ARCHIVE_LEVEL, seg);
-	if ((p = popen(cmd, "r")) == NULL || fscanf(p, "%" SCNu64, &zbytes)
-	    != 1 || pclose(p) != 0 || zbytes == 0)
+	if ((p = popen(cmd, "r")) == NULL ||
+	    fscanf(p, "%" SCNu64, &zbytes) != 1 || pclose(p) != 0 ||
+	    zbytes == 0)
 		die("running the zstd binary", -EIO);
 	printf("ratio        archive_bytes=%" PRIu64 " zstd_bytes=%" PRIu64
-	    " archive/zstd=%.4f segment/archive=%.2f frames=%u\n",
+	       " archive/zstd=%.4f segment/archive=%.2f frames=%u\n",
 	    st.comp_bytes, zbytes, (double)st.comp_bytes / (double)zbytes,
 	    (double)size / (double)st.comp_bytes, st.frames);
 	printf("compress     mb_per_s=%.1f seconds=%.3f\n",
@@ -304,14 +312,15 @@ main(int argc, char **argv)
 			die("archive_read_frame", rc);
 		off = k == 0 ? LOGFILE_HDR : 0;
 		while (off < fr->len) {
-			if (batch_hdr_decode(fr->data + off, fr->len - off, &h)
-			    != REC_OK)
+			if (batch_hdr_decode(fr->data + off, fr->len - off,
+			        &h) != REC_OK)
 				die("batch_hdr_decode", -EBADMSG);
 			blen = BATCH_HDR + h.body_len;
 			off += BATCH_HDR;
 			while (h.count-- > 0) {
-				if (record_decode(fr->data + off, fr->len - off,
-				    &ev, &rlen, 1) != REC_OK)
+				if (record_decode(fr->data + off,
+				        fr->len - off, &ev, &rlen,
+				        1) != REC_OK)
 					die("record_decode", -EBADMSG);
 				off += rlen;
 				n++;
@@ -323,8 +332,8 @@ main(int argc, char **argv)
 	t = now() - t0;
 	if (n != nev)
 		die("read-all count", -EIO);
-	printf("seq_frames   events_per_s=%.0f mb_per_s=%.1f\n",
-	    (double)n / t, (double)size / 1e6 / t);
+	printf("seq_frames   events_per_s=%.0f mb_per_s=%.1f\n", (double)n / t,
+	    (double)size / 1e6 / t);
 	archive_close(a);
 
 	/* read-all, one lookup per record */
@@ -335,7 +344,8 @@ main(int argc, char **argv)
 		if ((rc = archive_get(a, offs[i], &fr, NULL)) != 0)
 			die("archive_get", rc);
 		if (record_decode(fr->data + (offs[i] - fr->doff),
-		    fr->len - (offs[i] - fr->doff), &ev, &rlen, 1) != REC_OK)
+		        fr->len - (offs[i] - fr->doff), &ev, &rlen,
+		        1) != REC_OK)
 			die("record_decode", -EBADMSG);
 		archive_frame_release(a, fr);
 	}

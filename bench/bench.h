@@ -40,11 +40,11 @@ struct lat {
 };
 
 /* util.c */
-uint64_t now_ns(void);                /* CLOCK_MONOTONIC, ns */
-void sleep_ms(unsigned ms);           /* returns early on a signal */
+uint64_t now_ns(void);      /* CLOCK_MONOTONIC, ns */
+void sleep_ms(unsigned ms); /* returns early on a signal */
 void sleep_s(double s);
 uint64_t splitmix64(uint64_t *state);
-uint64_t seed(void);                  /* from getrandom(2) */
+uint64_t seed(void); /* from getrandom(2) */
 /* A random version 4 UUID as lowercase text, from *rng. */
 void rand_uuid_str(uint64_t *rng, char out[UUID_STR_LEN]);
 

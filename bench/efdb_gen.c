@@ -65,7 +65,8 @@ main(int argc, char **argv)
 	FILE *f;
 
 	if (argc < 3) {
-		fprintf(stderr, "usage: eventfold-efdb-gen FILE N [B [S [P]]]\n");
+		fprintf(stderr,
+		    "usage: eventfold-efdb-gen FILE N [B [S [P]]]\n");
 		return 2;
 	}
 	n = strtoull(argv[2], NULL, 10);

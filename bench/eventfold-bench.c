@@ -253,7 +253,7 @@ struct appender {
 	const struct opts *o;
 	const char *url;
 	struct ef_client *shared;
-	int status_only;   /* STATUS round trips instead of appends */
+	int status_only; /* STATUS round trips instead of appends */
 	int *phase;
 	pthread_barrier_t *start;
 	uint64_t rng;
@@ -279,8 +279,9 @@ appender_main(void *arg)
 	}
 	appendreq_init(&a, t->o->batch, t->o->payload, &t->rng);
 	pthread_barrier_wait(t->start);
-	while ((ph = __atomic_load_n(t->phase, __ATOMIC_ACQUIRE)) !=
-	    PHASE_STOP && !interrupted) {
+	while (
+	    (ph = __atomic_load_n(t->phase, __ATOMIC_ACQUIRE)) != PHASE_STOP &&
+	    !interrupted) {
 		if (t->status_only) {
 			struct ipc_status_rep st;
 
@@ -300,7 +301,8 @@ appender_main(void *arg)
 		client_reply_free(&rep);
 		/* counted if it completed inside the measured window */
 		if (__atomic_load_n(t->phase, __ATOMIC_ACQUIRE) !=
-		    PHASE_MEASURE || ph != PHASE_MEASURE)
+		        PHASE_MEASURE ||
+		    ph != PHASE_MEASURE)
 			continue;
 		t->requests++;
 		if (rc == EF_S_OK) {
@@ -380,15 +382,15 @@ cmd_append(const struct opts *o, int status_only)
 		requests += th[i].requests;
 		errors += th[i].errors;
 		if (th[i].errors)
-			log_warnx("client %u: %" PRIu64 " errors, first: %s", i,
-			    th[i].errors, th[i].lasterr);
+			log_warnx("client %u: %" PRIu64 " errors, first: %s",
+			    i, th[i].errors, th[i].lasterr);
 		lat_merge(&all, &th[i].lat);
 		lat_free(&th[i].lat);
 	}
 	secs = (double)(t1 - t0) / 1e9;
-	printf("%s events_per_s=%.0f p50_us=%.0f p99_us=%.0f clients=%u",
-	    name, (double)events / secs, lat_pct(&all, 0.50),
-	    lat_pct(&all, 0.99), o->clients);
+	printf("%s events_per_s=%.0f p50_us=%.0f p99_us=%.0f clients=%u", name,
+	    (double)events / secs, lat_pct(&all, 0.50), lat_pct(&all, 0.99),
+	    o->clients);
 	if (!status_only)
 		printf(" batch=%u payload=%u", o->batch, o->payload);
 	printf(" requests=%" PRIu64 " errors=%" PRIu64, requests, errors);
@@ -399,7 +401,7 @@ cmd_append(const struct opts *o, int status_only)
 		printf(" fsyncs_per_s=%.0f events_per_fsync=%.1f",
 		    (double)f / secs,
 		    (double)(st1.events_written - st0.events_written) /
-		    (double)f);
+		        (double)f);
 	}
 	if (s && cpu0 >= 0 && cpu1 >= 0)
 		printf(" stored_cpu_pct=%.0f", 100 * (cpu1 - cpu0) / secs);
@@ -427,10 +429,10 @@ cmd_append(const struct opts *o, int status_only)
  */
 struct pctx {
 	struct pipeline p;
-	int phase;               /* atomic */
+	int phase; /* atomic */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	unsigned outstanding;    /* slots not yet stopped */
+	unsigned outstanding; /* slots not yet stopped */
 	struct lat lat;
 	uint64_t events, requests, errors;
 	char lasterr[160];
@@ -441,7 +443,7 @@ struct pslot {
 	struct appendreq a;
 	struct pctx *ctx;
 	uint64_t t0, rng;
-	int ph0;                 /* phase at submission */
+	int ph0; /* phase at submission */
 };
 
 static void
@@ -547,11 +549,11 @@ cmd_pipeline(const struct opts *o)
 		    x->lasterr);
 	secs = (double)(t1 - t0) / 1e9;
 	printf("%s events_per_s=%.0f p50_us=%.0f p99_us=%.0f inflight=%u "
-	    "batch=%u payload=%u requests=%" PRIu64 " errors=%" PRIu64
-	    " messages_per_s=%.0f", name, (double)x->events / secs,
-	    lat_pct(&x->lat, 0.50), lat_pct(&x->lat, 0.99), o->inflight,
-	    o->batch, o->payload, x->requests, x->errors,
-	    (double)(m1 - m0) / secs);
+	       "batch=%u payload=%u requests=%" PRIu64 " errors=%" PRIu64
+	       " messages_per_s=%.0f",
+	    name, (double)x->events / secs, lat_pct(&x->lat, 0.50),
+	    lat_pct(&x->lat, 0.99), o->inflight, o->batch, o->payload,
+	    x->requests, x->errors, (double)(m1 - m0) / secs);
 	if (s && cpu0 >= 0 && cpu1 >= 0)
 		printf(" stored_cpu_pct=%.0f", 100 * (cpu1 - cpu0) / secs);
 	printf(" bench_cpu_pct=%.0f secs=%.1f\n", 100 * (self1 - self0) / secs,
@@ -619,8 +621,9 @@ loader_main(void *arg)
 		rc = client_append(&c, &a.req, &rep);
 		/* a slow fdatasync (other writers on the disk) is not a
 		 * failure of the load: the same ids again are idempotent */
-		for (tries = 0; rc == EF_S_UNAVAILABLE && tries < 5 &&
-		    !interrupted; tries++) {
+		for (tries = 0;
+		     rc == EF_S_UNAVAILABLE && tries < 5 && !interrupted;
+		     tries++) {
 			log_warnx("load: append: %.*s; sending it again",
 			    (int)rep.in.message.len, rep.in.message.ptr);
 			client_reply_free(&rep);
@@ -649,7 +652,7 @@ static double
 load(const char *url, uint64_t n, unsigned nstreams, unsigned batch,
     unsigned payload, unsigned threads, struct lat *lat)
 {
-	char (*streams)[UUID_STR_LEN];
+	char(*streams)[UUID_STR_LEN];
 	struct loader *th;
 	uint64_t left = n, rng = seed(), t0;
 	double secs;
@@ -736,15 +739,17 @@ reader_main(void *arg)
 
 	if (client_open(&c, t->url, CALL_TIMEOUT_MS) != 0)
 		fatalx("client_open %s", t->url);
-	for (base = (uint64_t)t->k * t->page; base < t->head && !t->bad &&
-	    !interrupted; base += (uint64_t)t->nreaders * t->page) {
+	for (base = (uint64_t)t->k * t->page;
+	     base < t->head && !t->bad && !interrupted;
+	     base += (uint64_t)t->nreaders * t->page) {
 		end = base + t->page < t->head ? base + t->page : t->head;
 		for (from = base; from < end && !interrupted;) {
 			p0 = now_ns();
 			rc = client_read_all(&c, from, end - from, EF_FORWARD,
 			    &rep, &rr);
 			if (rc != EF_S_OK || rr.nevents == 0) {
-				log_warnx("READ_ALL from %" PRIu64 ": %s: %.*s",
+				log_warnx("READ_ALL from %" PRIu64
+				          ": %s: %.*s",
 				    from, ipc_status_name(rc),
 				    (int)rep.in.message.len,
 				    rep.in.message.ptr);
@@ -754,11 +759,13 @@ reader_main(void *arg)
 			}
 			/* decode every event fully, and check the order */
 			for (i = 0; i < rr.nevents; i++) {
-				if (ipc_event_decode(&rr.events->via.array.ptr[i],
-				    &ev, &why) != 0 ||
+				if (ipc_event_decode(&rr.events->via.array
+				                          .ptr[i],
+				        &ev, &why) != 0 ||
 				    ev.global_position != from + i) {
-					log_warnx("READ_ALL: bad event at %"
-					    PRIu64, from + i);
+					log_warnx(
+					    "READ_ALL: bad event at %" PRIu64,
+					    from + i);
 					t->bad = 1;
 					break;
 				}
@@ -826,7 +833,7 @@ cmd_read_all(const struct opts *o)
 			rd[k].k = k;
 			rd[k].nreaders = o->readers;
 			if (pthread_create(&rd[k].thr, NULL, reader_main,
-			    &rd[k]) != 0)
+			        &rd[k]) != 0)
 				fatal("pthread_create");
 		}
 		got = 0;
@@ -864,10 +871,11 @@ cmd_read_all(const struct opts *o)
 		    "%u", o->readers);
 	/* events_per_s: median pass; p50/p99: per READ_ALL request */
 	printf("%s events_per_s=%.0f p50_us=%.0f p99_us=%.0f events=%" PRIu64
-	    " page=%u readers=%u passes=%zu best_events_per_s=%.0f "
-	    "mb_per_s=%.0f", name, lat_pct(&passes, 0.5),
-	    lat_pct(&pages, 0.5), lat_pct(&pages, 0.99), head, o->page,
-	    o->readers, passes.n, best, (double)bytes / rtime / 1e6);
+	       " page=%u readers=%u passes=%zu best_events_per_s=%.0f "
+	       "mb_per_s=%.0f",
+	    name, lat_pct(&passes, 0.5), lat_pct(&pages, 0.5),
+	    lat_pct(&pages, 0.99), head, o->page, o->readers, passes.n, best,
+	    (double)bytes / rtime / 1e6);
 	if (s && cpu0 >= 0 && cpu1 >= 0)
 		printf(" stored_cpu_pct=%.0f", 100 * (cpu1 - cpu0) / rtime);
 	printf(" bench_cpu_pct=%.0f", 100 * (self1 - self0) / rtime);
@@ -909,7 +917,8 @@ evict_log(const char *data_dir)
 			continue;
 		}
 		(void)fdatasync(fd);
-		if ((errno = posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED)) != 0)
+		if ((errno = posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED)) !=
+		    0)
 			log_warn("posix_fadvise %s", path);
 		close(fd);
 	}
@@ -937,8 +946,8 @@ recover_case(struct server *s, const struct opts *o, uint64_t n, int cold,
 		lat_add(&rec, (double)st.recover_ms);
 		if (st.recovered_events != n || st.head != n)
 			log_warnx("recovered %" PRIu64 " events, head %" PRIu64
-			    ", expected %" PRIu64, st.recovered_events, st.head,
-			    n);
+			          ", expected %" PRIu64,
+			    st.recovered_events, st.head, n);
 		server_stop(s);
 	}
 	if (wall.n == 0)
@@ -951,9 +960,9 @@ recover_case(struct server *s, const struct opts *o, uint64_t n, int cold,
 		    short_count(n, cnt), cold ? "_cold" : "");
 	/* p50/p99 here: median and worst of the restarts */
 	printf("%s events_per_s=%.0f p50_us=%.0f p99_us=%.0f events=%" PRIu64
-	    " open_s=%.3f recover_ms=%.0f restarts=%zu log_mb=%.0f "
-	    "page_cache=%s build_events_per_s=%.0f\n", name,
-	    (double)n / (lat_pct(&wall, 0.5) / 1e6), lat_pct(&wall, 0.5),
+	       " open_s=%.3f recover_ms=%.0f restarts=%zu log_mb=%.0f "
+	       "page_cache=%s build_events_per_s=%.0f\n",
+	    name, (double)n / (lat_pct(&wall, 0.5) / 1e6), lat_pct(&wall, 0.5),
 	    lat_pct(&wall, 1.0), n, lat_pct(&wall, 0.5) / 1e6,
 	    lat_pct(&rec, 0.5), wall.n, (double)log_bytes / 1e6,
 	    cold ? "cold" : "warm", build_rate);
@@ -1043,8 +1052,7 @@ rm_index(const char *data_dir)
 static uint64_t rss_empty; /* of a stored with an empty log */
 
 static int
-restart_case(struct server *s, const struct opts *o, uint64_t n,
-    int baseline)
+restart_case(struct server *s, const struct opts *o, uint64_t n, int baseline)
 {
 	struct lat wall = { 0 };
 	struct ipc_status_rep st;
@@ -1069,18 +1077,19 @@ restart_case(struct server *s, const struct opts *o, uint64_t n,
 	}
 	if (wall.n == 0)
 		return -1;
-	snprintf(name, sizeof(name), "%s_%s", o->name ? o->name :
-	    "stored_restart", baseline ? "noindex" : "sealed");
+	snprintf(name, sizeof(name), "%s_%s",
+	    o->name ? o->name : "stored_restart",
+	    baseline ? "noindex" : "sealed");
 	(void)cnt;
 	printf("%s_%s first_status_ms_p50=%.1f first_status_ms_max=%.1f "
-	    "events=%" PRIu64 " read_from_log=%" PRIu64 " restarts=%zu "
-	    "rss_mb=%.1f rss_empty_mb=%.1f rss_bytes_per_event=%.2f "
-	    "index_bytes=%" PRIu64 " index_bytes_per_event=%.2f\n", name,
-	    short_count(n, cnt), lat_pct(&wall, 0.5) / 1e3,
+	       "events=%" PRIu64 " read_from_log=%" PRIu64 " restarts=%zu "
+	       "rss_mb=%.1f rss_empty_mb=%.1f rss_bytes_per_event=%.2f "
+	       "index_bytes=%" PRIu64 " index_bytes_per_event=%.2f\n",
+	    name, short_count(n, cnt), lat_pct(&wall, 0.5) / 1e3,
 	    lat_pct(&wall, 1.0) / 1e3, n, read, wall.n, (double)rss / 1e6,
-	    (double)rss_empty / 1e6, n && rss > rss_empty ?
-	    (double)(rss - rss_empty) / (double)n : 0.0, ixb,
-	    n ? (double)ixb / (double)n : 0.0);
+	    (double)rss_empty / 1e6,
+	    n && rss > rss_empty ? (double)(rss - rss_empty) / (double)n : 0.0,
+	    ixb, n ? (double)ixb / (double)n : 0.0);
 	fflush(stdout);
 	lat_free(&wall);
 	return 0;
@@ -1102,7 +1111,7 @@ cmd_restart(const struct opts *o, const char *segment_size)
 	rss_empty = proc_status_bytes(srv.pid, "VmRSS");
 	if (st.head < o->events &&
 	    load(srv.url, o->events - st.head, o->streams, 2048, o->payload, 2,
-	    NULL) < 0)
+	        NULL) < 0)
 		goto out;
 	if (seal_and_index(srv.url, &st) != 0)
 		goto out;
@@ -1147,13 +1156,15 @@ wait_archived(const char *url, unsigned hot, struct ipc_status_rep *st)
 		if (st->archived_segments + hot + 1 >= st->segments)
 			break;
 		if (st->archived_segments != last)
-			log_info("archived %" PRIu64 " of %" PRIu64 " segments",
+			log_info("archived %" PRIu64 " of %" PRIu64
+			         " segments",
 			    st->archived_segments, st->segments - 1 - hot);
 		last = st->archived_segments;
 		sleep_ms(500);
 	}
 	log_info("archived %" PRIu64 " segments (%.0f MB as %.0f MB) in "
-	    "%.1f s", st->archived_segments, (double)st->archived_raw / 1e6,
+	         "%.1f s",
+	    st->archived_segments, (double)st->archived_raw / 1e6,
 	    (double)st->archived_bytes / 1e6, (double)(now_ns() - t0) / 1e9);
 	return 0;
 }
@@ -1181,7 +1192,8 @@ list_stream_ids(const char *url, char (*ids)[UUID_STR_LEN], size_t max,
 	while (more && n < max && !interrupted) {
 		lr.max_count = 1000;
 		ipc_out_init(&o);
-		ipc_request_begin(&o, EF_OP_LIST_STREAMS, client_request_id(&c));
+		ipc_request_begin(&o, EF_OP_LIST_STREAMS,
+		    client_request_id(&c));
 		ipc_list_req_encode(&o, &lr);
 		if (client_call(&c, &o, &rep) != EF_S_OK ||
 		    ipc_list_rep_decode(rep.in.body, &lp, &why) != 0) {
@@ -1192,8 +1204,8 @@ list_stream_ids(const char *url, char (*ids)[UUID_STR_LEN], size_t max,
 		ipc_out_free(&o);
 		more = lp.more && lp.nstreams > 0;
 		for (i = 0; i < lp.nstreams; i++) {
-			if (ipc_stream_info_decode(&lp.streams->via.array.ptr[i],
-			    &si, &why) != 0)
+			if (ipc_stream_info_decode(
+			        &lp.streams->via.array.ptr[i], &si, &why) != 0)
 				break;
 			uuid_format(si.stream_id, after);
 			if (si.event_count >= min_count && n < max)
@@ -1212,7 +1224,7 @@ list_stream_ids(const char *url, char (*ids)[UUID_STR_LEN], size_t max,
 static int
 read_streams(const char *url, const char *name, unsigned count)
 {
-	char (*ids)[UUID_STR_LEN];
+	char(*ids)[UUID_STR_LEN];
 	struct ef_client c;
 	struct client_reply rep;
 	struct ipc_read_rep rr;
@@ -1238,7 +1250,7 @@ read_streams(const char *url, const char *name, unsigned count)
 		t0 = now_ns();
 		for (from = 0, got = 1; got > 0 && from < 1000; from += got) {
 			if (client_read_stream(&c, sid, from, 1000 - from,
-			    EF_FORWARD, &rep, &rr) != EF_S_OK) {
+			        EF_FORWARD, &rep, &rr) != EF_S_OK) {
 				log_warnx("read-stream %s: %.*s", sid,
 				    (int)rep.in.message.len,
 				    rep.in.message.ptr);
@@ -1249,7 +1261,8 @@ read_streams(const char *url, const char *name, unsigned count)
 			client_reply_free(&rep);
 		}
 		if (from != 1000) {
-			log_warnx("read-stream %s: %" PRIu64 " events, not 1000",
+			log_warnx("read-stream %s: %" PRIu64
+			          " events, not 1000",
 			    sid, from);
 			goto out;
 		}
@@ -1259,9 +1272,10 @@ read_streams(const char *url, const char *name, unsigned count)
 	(void)status_of(url, &st1);
 	/* p50/p99: one whole 1000-event stream, all its requests */
 	printf("%s p50_us=%.0f p99_us=%.0f max_us=%.0f streams_read=%zu "
-	    "events=%" PRIu64 " cache_hits=%" PRIu64 " cache_misses=%" PRIu64
-	    "\n", name, lat_pct(&lat, 0.5), lat_pct(&lat, 0.99),
-	    lat_pct(&lat, 1.0), lat.n, total, st1.cache_hits - st0.cache_hits,
+	       "events=%" PRIu64 " cache_hits=%" PRIu64
+	       " cache_misses=%" PRIu64 "\n",
+	    name, lat_pct(&lat, 0.5), lat_pct(&lat, 0.99), lat_pct(&lat, 1.0),
+	    lat.n, total, st1.cache_hits - st0.cache_hits,
 	    st1.cache_misses - st0.cache_misses);
 	fflush(stdout);
 	rc = 0;
@@ -1297,22 +1311,24 @@ cmd_history(const struct opts *o, const char *segment_size)
 	streams = target / 1000 > 0 ? target / 1000 : 1;
 	if (st.head + HISTORY_TAIL < target) {
 		log_info("building %" PRIu64 " events over %" PRIu64
-		    " streams", target - HISTORY_TAIL - st.head, streams);
+		         " streams",
+		    target - HISTORY_TAIL - st.head, streams);
 		if (load(srv.url, target - HISTORY_TAIL - st.head,
-		    (unsigned)streams, 50, o->payload, 2, NULL) < 0)
+		        (unsigned)streams, 50, o->payload, 2, NULL) < 0)
 			goto out;
 	}
 	if (seal_and_index(srv.url, &st) != 0 ||
 	    wait_archived(srv.url, o->hot_segments, &st) != 0)
 		goto out;
-	if (st.head < target && load(srv.url, target - st.head,
-	    (unsigned)streams, 50, o->payload, 2, NULL) < 0)
+	if (st.head < target &&
+	    load(srv.url, target - st.head, (unsigned)streams, 50, o->payload,
+	        2, NULL) < 0)
 		goto out;
 	if (status_of(srv.url, &st) != 0)
 		goto out;
 	log_info("store: %" PRIu64 " events, %" PRIu64 " segments, %" PRIu64
-	    " archived, indexed to %" PRIu64, st.head, st.segments,
-	    st.archived_segments, st.indexed_to);
+	         " archived, indexed to %" PRIu64,
+	    st.head, st.segments, st.archived_segments, st.indexed_to);
 	server_stop(&srv);
 	if (restart_case(&srv, o, st.head, 0) != 0)
 		goto out;
@@ -1397,11 +1413,12 @@ cmd_index_mem(const struct opts *o)
 		snprintf(name, sizeof(name), "stored_index_mem_%s",
 		    short_count(n, cnt));
 	/* events_per_s and latency: of the bulk load (appends of 500) */
-	printf("%s events_per_s=%.0f p50_us=%.0f p99_us=%.0f events=%" PRIu64
+	printf(
+	    "%s events_per_s=%.0f p50_us=%.0f p99_us=%.0f events=%" PRIu64
 	    " streams=%u rss_bytes_per_event=%.1f anon_bytes_per_event=%.1f "
 	    "index_bytes_per_event=%.1f rss_mb=%.0f anon_mb=%.0f "
-	    "index_mb=%.0f\n", name, rate, lat_pct(&lat, 0.5),
-	    lat_pct(&lat, 0.99), n, o->streams,
+	    "index_mb=%.0f\n",
+	    name, rate, lat_pct(&lat, 0.5), lat_pct(&lat, 0.99), n, o->streams,
 	    ((double)rss1 - (double)rss0) / (double)n,
 	    ((double)anon1 - (double)anon0) / (double)n,
 	    ((double)st1.index_bytes - (double)st0.index_bytes) / (double)n,
@@ -1415,7 +1432,8 @@ out:
 	return rc;
 }
 
-/* ---- main ---------------------------------------------------------------- */
+/* ---- main ----------------------------------------------------------------
+ */
 
 static uint64_t
 parse_u64(const char *flag, const char *v)
@@ -1444,10 +1462,27 @@ parse_secs(const char *flag, const char *v)
 int
 main(int argc, char **argv)
 {
-	enum { O_CLIENTS = 256, O_BATCH, O_PAYLOAD, O_SECONDS, O_WARMUP,
-	    O_RUNTIME, O_DATA, O_STORED, O_EVENTS, O_STREAMS, O_REPEAT,
-	    O_PAGE, O_NAME, O_SHARED, O_READERS, O_SEGMENT, O_HOT,
-	    O_BASELINE, O_INFLIGHT };
+	enum {
+		O_CLIENTS = 256,
+		O_BATCH,
+		O_PAYLOAD,
+		O_SECONDS,
+		O_WARMUP,
+		O_RUNTIME,
+		O_DATA,
+		O_STORED,
+		O_EVENTS,
+		O_STREAMS,
+		O_REPEAT,
+		O_PAGE,
+		O_NAME,
+		O_SHARED,
+		O_READERS,
+		O_SEGMENT,
+		O_HOT,
+		O_BASELINE,
+		O_INFLIGHT
+	};
 	static const struct option longopts[] = {
 		{ "clients", required_argument, NULL, O_CLIENTS },
 		{ "batch", required_argument, NULL, O_BATCH },
@@ -1472,9 +1507,17 @@ main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct opts o = {
-		.clients = 1, .batch = 1, .payload = 200, .seconds = 5,
-		.warmup = 0.5, .streams = 1000, .repeat = 3, .page = 4096,
-		.readers = 1, .hot_segments = 1, .inflight = 32,
+		.clients = 1,
+		.batch = 1,
+		.payload = 200,
+		.seconds = 5,
+		.warmup = 0.5,
+		.streams = 1000,
+		.repeat = 3,
+		.page = 4096,
+		.readers = 1,
+		.hot_segments = 1,
+		.inflight = 32,
 	};
 	struct sigaction sa;
 	const char *cmd, *segment_size = NULL;
@@ -1557,7 +1600,8 @@ main(int argc, char **argv)
 	}
 	cmd = argv[optind];
 	if (optind + 1 < argc)
-		fatalx("unexpected argument %s (see --help)", argv[optind + 1]);
+		fatalx("unexpected argument %s (see --help)",
+		    argv[optind + 1]);
 	if (o.clients < 1 || o.clients > 4096 || o.batch < 1 ||
 	    o.batch > IPC_MAX_EVENTS || o.payload > 60000 || o.streams < 1 ||
 	    o.repeat < 1 || o.page < 1 || o.readers < 1 || o.readers > 64 ||
@@ -1604,8 +1648,8 @@ main(int argc, char **argv)
 			fatalx("index-mem: --events must be at least 1");
 		rc = cmd_index_mem(&o);
 	} else {
-		fprintf(stderr, "eventfold-bench: unknown command %s\n\n%s", cmd,
-		    usage_text);
+		fprintf(stderr, "eventfold-bench: unknown command %s\n\n%s",
+		    cmd, usage_text);
 		rc = 2;
 	}
 	server_cleanup();

@@ -122,7 +122,8 @@ unary(grpc_channel *ch, grpc_completion_queue *cq, void *method,
 	call = grpc_channel_create_registered_call(ch, NULL,
 	    GRPC_PROPAGATE_DEFAULTS, cq, method,
 	    gpr_time_add(gpr_now(GPR_CLOCK_REALTIME),
-	    gpr_time_from_seconds(30, GPR_TIMESPAN)), NULL);
+	        gpr_time_from_seconds(30, GPR_TIMESPAN)),
+	    NULL);
 	memset(ops, 0, sizeof(ops));
 	op->op = GRPC_OP_SEND_INITIAL_METADATA;
 	op++;
@@ -218,7 +219,7 @@ pct(uint64_t *v, size_t n, double p)
 
 struct appender {
 	pthread_t thr;
-	int check;      /* Health/Check instead of Append */
+	int check; /* Health/Check instead of Append */
 	uint64_t *lat;
 	size_t n, cap;
 	int errors;
@@ -232,8 +233,9 @@ append_main(void *arg)
 	grpc_channel *ch = bench_channel();
 	grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(
 	    NULL);
-	void *m = grpc_channel_register_call(ch, a->check ?
-	    "/grpc.health.v1.Health/Check" : "/eventfold.EventStore/Append",
+	void *m = grpc_channel_register_call(ch,
+	    a->check ? "/grpc.health.v1.Health/Check" :
+	               "/eventfold.EventStore/Append",
 	    NULL, NULL);
 	uint8_t payload[PAYLOAD_LEN], *req = NULL, u[UUID_LEN];
 	char sid[UUID_STR_LEN];
@@ -244,8 +246,9 @@ append_main(void *arg)
 	uuid_random(u);
 	uuid_format(u, sid);
 	while ((t0 = now_ns()) < a->deadline) {
-		len = a->check ? 0 : append_req(&req, sid, 1, payload,
-		    sizeof(payload));
+		len = a->check ?
+		    0 :
+		    append_req(&req, sid, 1, payload, sizeof(payload));
 		t0 = now_ns();
 		if (unary(ch, cq, m, req, len, NULL) != 0) {
 			a->errors++;
@@ -260,8 +263,8 @@ append_main(void *arg)
 	free(req);
 	grpc_completion_queue_shutdown(cq);
 	while (grpc_completion_queue_pluck(cq, NULL,
-	    gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
-	    GRPC_QUEUE_SHUTDOWN)
+	           gpr_inf_future(GPR_CLOCK_REALTIME), NULL)
+	           .type != GRPC_QUEUE_SHUTDOWN)
 		;
 	grpc_completion_queue_destroy(cq);
 	grpc_channel_destroy(ch);
@@ -293,8 +296,9 @@ bench_append(int clients, int check)
 	}
 	elapsed = now_ns() - start;
 	qsort(all, n, sizeof(*all), cmp_u64);
-	printf("grpc_%s_c%d events_per_s=%.0f p50_us=%" PRIu64 " p99_us=%"
-	    PRIu64 " calls=%zu errors=%d\n", check ? "check" : "append", clients,
+	printf("grpc_%s_c%d events_per_s=%.0f p50_us=%" PRIu64
+	       " p99_us=%" PRIu64 " calls=%zu errors=%d\n",
+	    check ? "check" : "append", clients,
 	    (double)n * 1e9 / (double)elapsed, pct(all, n, 0.50),
 	    pct(all, n, 0.99), n, errors);
 	fflush(stdout);
@@ -304,10 +308,10 @@ bench_append(int clients, int check)
 
 /* subscription latency mode */
 
-static uint64_t *ack_ns;       /* by position - base: commit ack time */
+static uint64_t *ack_ns; /* by position - base: commit ack time */
 static uint64_t ack_base, ack_cap;
 static uint64_t last_pos_written; /* + 1; 0 = none; atomic */
-static int appenders_done;         /* atomic */
+static int appenders_done;        /* atomic */
 
 struct subscriber {
 	pthread_t thr;
@@ -326,7 +330,8 @@ sub_main(void *arg)
 	grpc_channel *ch = bench_channel();
 	grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(
 	    NULL);
-	Eventfold__SubscribeAllRequest r = EVENTFOLD__SUBSCRIBE_ALL_REQUEST__INIT;
+	Eventfold__SubscribeAllRequest r =
+	    EVENTFOLD__SUBSCRIBE_ALL_REQUEST__INIT;
 	Eventfold__SubscribeResponse *m;
 	grpc_metadata_array imd, tmd;
 	grpc_byte_buffer *sendbb, *recvbb;
@@ -344,7 +349,8 @@ sub_main(void *arg)
 	r.from_position = s->from;
 	sendbb = bb_from(buf, eventfold__subscribe_all_request__pack(&r, buf));
 	call = grpc_channel_create_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq,
-	    grpc_slice_from_static_string("/eventfold.EventStore/SubscribeAll"),
+	    grpc_slice_from_static_string(
+	        "/eventfold.EventStore/SubscribeAll"),
 	    NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
 	memset(ops, 0, sizeof(ops));
 	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
@@ -363,8 +369,10 @@ sub_main(void *arg)
 		ops[0].data.recv_message.recv_message = &recvbb;
 		grpc_call_start_batch(call, ops, 1, &tag, NULL);
 		if (!grpc_completion_queue_pluck(cq, &tag,
-		    gpr_time_add(gpr_now(GPR_CLOCK_REALTIME),
-		    gpr_time_from_seconds(10, GPR_TIMESPAN)), NULL).success ||
+		        gpr_time_add(gpr_now(GPR_CLOCK_REALTIME),
+		            gpr_time_from_seconds(10, GPR_TIMESPAN)),
+		        NULL)
+		         .success ||
 		    recvbb == NULL)
 			break;
 		t = now_ns();
@@ -423,8 +431,8 @@ sub_main(void *arg)
 	grpc_call_unref(call);
 	grpc_completion_queue_shutdown(cq);
 	while (grpc_completion_queue_pluck(cq, NULL,
-	    gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
-	    GRPC_QUEUE_SHUTDOWN)
+	           gpr_inf_future(GPR_CLOCK_REALTIME), NULL)
+	           .type != GRPC_QUEUE_SHUTDOWN)
 		;
 	grpc_completion_queue_destroy(cq);
 	grpc_channel_destroy(ch);
@@ -481,16 +489,19 @@ paced_main(void *arg)
 		grpc_slice_unref(sl);
 		if (r != NULL) {
 			for (pos = r->first_global_position;
-			    pos <= r->last_global_position; pos++)
-				if (pos >= ack_base && pos - ack_base < ack_cap)
-					__atomic_store_n(&ack_ns[pos -
-					    ack_base], t, __ATOMIC_RELEASE);
+			     pos <= r->last_global_position; pos++)
+				if (pos >= ack_base &&
+				    pos - ack_base < ack_cap)
+					__atomic_store_n(
+					    &ack_ns[pos - ack_base], t,
+					    __ATOMIC_RELEASE);
 			last = r->last_global_position + 1;
 			cur = __atomic_load_n(&last_pos_written,
 			    __ATOMIC_RELAXED);
-			while (last > cur && !__atomic_compare_exchange_n(
-			    &last_pos_written, &cur, last, 0, __ATOMIC_RELAXED,
-			    __ATOMIC_RELAXED))
+			while (last > cur &&
+			    !__atomic_compare_exchange_n(&last_pos_written,
+			        &cur, last, 0, __ATOMIC_RELAXED,
+			        __ATOMIC_RELAXED))
 				;
 			eventfold__append_response__free_unpacked(r, NULL);
 		}
@@ -499,8 +510,8 @@ paced_main(void *arg)
 	free(req);
 	grpc_completion_queue_shutdown(cq);
 	while (grpc_completion_queue_pluck(cq, NULL,
-	    gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
-	    GRPC_QUEUE_SHUTDOWN)
+	           gpr_inf_future(GPR_CLOCK_REALTIME), NULL)
+	           .type != GRPC_QUEUE_SHUTDOWN)
 		;
 	grpc_completion_queue_destroy(cq);
 	grpc_channel_destroy(ch);
@@ -583,8 +594,9 @@ bench_sub(int nsubs, double rate)
 	elapsed = now_ns() - start;
 	qsort(all, n, sizeof(*all), cmp_u64);
 	printf("grpc_sub_%dx%.0f events_per_s=%.0f p50_us=%" PRIu64
-	    " p99_us=%" PRIu64 " written=%" PRIu64 " delivered=%" PRIu64
-	    " errors=%d\n", nsubs, rate, (double)got * 1e9 / (double)elapsed,
+	       " p99_us=%" PRIu64 " written=%" PRIu64 " delivered=%" PRIu64
+	       " errors=%d\n",
+	    nsubs, rate, (double)got * 1e9 / (double)elapsed,
 	    pct(all, n, 0.50), pct(all, n, 0.99),
 	    last_pos_written > head ? last_pos_written - head : 0, got,
 	    errors);
@@ -594,8 +606,8 @@ bench_sub(int nsubs, double rate)
 	free(ack_ns);
 	grpc_completion_queue_shutdown(cq);
 	while (grpc_completion_queue_pluck(cq, NULL,
-	    gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
-	    GRPC_QUEUE_SHUTDOWN)
+	           gpr_inf_future(GPR_CLOCK_REALTIME), NULL)
+	           .type != GRPC_QUEUE_SHUTDOWN)
 		;
 	grpc_completion_queue_destroy(cq);
 	grpc_channel_destroy(ch);
@@ -604,7 +616,8 @@ bench_sub(int nsubs, double rate)
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: grpc_bench [-t ADDR] [-s SECS] "
+	fprintf(stderr,
+	    "usage: grpc_bench [-t ADDR] [-s SECS] "
 	    "[append N ...] [check N ...] [sub SUBS RATE ...]\n");
 	exit(2);
 }

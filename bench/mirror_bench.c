@@ -78,7 +78,7 @@ dial(const char *url, natsConnection **nc, jsCtx **js, int64_t pending)
 	jo.Wait = 10000;
 	if ((s = natsOptions_Create(&o)) != NATS_OK ||
 	    (s = natsOptions_SetServers(o, (const char **)urls, n)) !=
-	    NATS_OK ||
+	        NATS_OK ||
 	    (s = natsConnection_Connect(nc, o)) != NATS_OK ||
 	    (s = natsConnection_JetStream(js, *nc, &jo)) != NATS_OK)
 		die_nats(url, s);
@@ -209,8 +209,10 @@ cmd_plain(const struct opts *o)
 	cfg.Storage = js_FileStorage;
 	cfg.Replicas = (int64_t)o->replicas;
 	/* a new cluster may not have elected its meta leader yet */
-	for (tries = 0; (s = js_AddStream(&si, js, &cfg, NULL, &je)) !=
-	    NATS_OK && tries < 60; tries++)
+	for (tries = 0;
+	     (s = js_AddStream(&si, js, &cfg, NULL, &je)) != NATS_OK &&
+	     tries < 60;
+	     tries++)
 		sleep(1);
 	if (s != NATS_OK)
 		die_nats("add stream", s);
@@ -246,7 +248,7 @@ cmd_plain(const struct opts *o)
 		snprintf(num, sizeof(num), "%" PRIu64, i);
 		m = NULL;
 		if ((s = natsMsg_Create(&m, subj, NULL, (char *)buf,
-		    (int)sz)) != NATS_OK)
+		         (int)sz)) != NATS_OK)
 			die_nats("msg", s);
 		free(buf);
 		natsMsgHeader_Set(m, "Nats-Msg-Id", pe.eid);
@@ -264,8 +266,9 @@ cmd_plain(const struct opts *o)
 		die_nats("complete", s);
 	t1 = now_ns();
 	printf("plain_publisher replicas=%" PRIu64 " events=%" PRIu64
-	    " failed=%" PRIu64 " events_per_s=%.0f\n", o->replicas,
-	    acked_plain, failed_plain, o->events / ((t1 - t0) / 1e9));
+	       " failed=%" PRIu64 " events_per_s=%.0f\n",
+	    o->replicas, acked_plain, failed_plain,
+	    o->events / ((t1 - t0) / 1e9));
 	js_DeleteStream(js, o->stream, NULL, NULL);
 	jsCtx_Destroy(js);
 	natsConnection_Destroy(nc);
@@ -309,8 +312,7 @@ static uint64_t *t_commit, *t_visible, lat_base;
 static uint64_t nvisible;
 
 static void
-on_visible(natsConnection *nc, natsSubscription *sub, natsMsg *m,
-    void *arg)
+on_visible(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *arg)
 {
 	const struct opts *o = arg;
 	const char *v = NULL;
@@ -369,7 +371,7 @@ cmd_latency(const struct opts *o)
 	so.Ordered = true;
 	so.Config.DeliverPolicy = js_DeliverNew;
 	if ((s = js_Subscribe(&sub, js, ">", on_visible, (void *)o, NULL, &so,
-	    &je)) != NATS_OK)
+	         &je)) != NATS_OK)
 		die_nats("subscribe", s);
 	rand_uuid_str(&rng, sid);
 	t0 = now_ns();
@@ -401,9 +403,9 @@ cmd_latency(const struct opts *o)
 	if (n == 0)
 		fatalx("no event seen in JetStream");
 	printf("commit_to_visible rate=%" PRIu64 " events=%" PRIu64
-	    " seen=%" PRIu64 " p50_us=%" PRIu64 " p99_us=%" PRIu64
-	    " max_us=%" PRIu64 " before_reply=%" PRIu64 "\n", o->rate,
-	    o->events, n, lat[n / 2] / 1000, lat[n * 99 / 100] / 1000,
+	       " seen=%" PRIu64 " p50_us=%" PRIu64 " p99_us=%" PRIu64
+	       " max_us=%" PRIu64 " before_reply=%" PRIu64 "\n",
+	    o->rate, o->events, n, lat[n / 2] / 1000, lat[n * 99 / 100] / 1000,
 	    lat[n - 1] / 1000, early);
 	natsSubscription_Destroy(sub);
 	jsCtx_Destroy(js);
@@ -415,7 +417,8 @@ cmd_latency(const struct opts *o)
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: eventfold-mirror-bench preload|plain|wait|"
+	fprintf(stderr,
+	    "usage: eventfold-mirror-bench preload|plain|wait|"
 	    "latency [--runtime-dir DIR] [--nats URL]\n"
 	    "       [--stream S] [--events N] [--payload B] [--rate R] "
 	    "[--replicas R]\n(see bench/mirror_bench.c)\n");
@@ -426,7 +429,7 @@ int
 main(int argc, char **argv)
 {
 	struct opts o = { "var/run", "nats://127.0.0.1:4222", "EVENTFOLD",
-	    10000, 200, 1000, 1 };
+		10000, 200, 1000, 1 };
 	int i;
 
 	log_init("eventfold-mirror-bench", 0);

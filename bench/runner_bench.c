@@ -162,7 +162,8 @@ counters_position(struct ef_client *c)
 	    ipc_runner_status_rep_decode(cr.in.body, &sr, &why) == 0)
 		for (i = 0; i < sr.nfolds; i++)
 			if (ipc_fold_info_decode(&sr.folds->via.array.ptr[i],
-			    &f, &why) == 0 && f.name.len == 8 &&
+			        &f, &why) == 0 &&
+			    f.name.len == 8 &&
 			    !memcmp(f.name.ptr, "counters", 8))
 				pos = (int64_t)f.position;
 	ipc_out_free(&o);
@@ -171,19 +172,20 @@ counters_position(struct ef_client *c)
 }
 
 static int
-append_one(struct ef_client *c, const char *sid, const char *inst,
-    uint32_t n)
+append_one(struct ef_client *c, const char *sid, const char *inst, uint32_t n)
 {
 	struct ipc_append_req r;
 	struct ipc_proposed *ev = calloc(n, sizeof(*ev));
-	char (*ids)[UUID_STR_LEN] = calloc(n, UUID_STR_LEN), meta[200];
+	char(*ids)[UUID_STR_LEN] = calloc(n, UUID_STR_LEN), meta[200];
 	struct client_reply cr;
 	uint8_t e[UUID_LEN];
 	uint32_t i;
 	int st;
 
-	snprintf(meta, sizeof(meta), "{\"aggregate_type\":\"counter\","
-	    "\"instance_id\":\"%s\"}", inst);
+	snprintf(meta, sizeof(meta),
+	    "{\"aggregate_type\":\"counter\","
+	    "\"instance_id\":\"%s\"}",
+	    inst);
 	for (i = 0; i < n; i++) {
 		uuid_random(e);
 		ev[i].event_id = ipc_cstr(uuid_format(e, ids[i]));
@@ -299,8 +301,8 @@ run_load(int clients, int execute, double seconds)
 		k += ls[i].n;
 		free(ls[i].lat);
 	}
-	snprintf(name, sizeof(name), "%s_c%d", execute ? "execute" :
-	    "stored_append", clients);
+	snprintf(name, sizeof(name), "%s_c%d",
+	    execute ? "execute" : "stored_append", clients);
 	report(name, (double)total * 1e6 / (double)(t1 - t0), all, total);
 	free(all);
 	free(ls);
@@ -330,7 +332,8 @@ main(int argc, char **argv)
 		else if (!strcmp(argv[k], "--clients") && k + 1 < argc)
 			clients = argv[++k];
 		else {
-			fprintf(stderr, "usage: eventfold-runner-bench [--build "
+			fprintf(stderr,
+			    "usage: eventfold-runner-bench [--build "
 			    "DIR] [--events N] [--seconds S] [--clients "
 			    "1,8,32]\n");
 			return 1;
@@ -423,8 +426,8 @@ main(int argc, char **argv)
 		client_reply_free(&cr);
 		lat[nlat++] = now_us() - s;
 	}
-	report("projection_live", 2000.0 * 1e6 / (double)(now_us() - t0),
-	    lat, nlat);
+	report("projection_live", 2000.0 * 1e6 / (double)(now_us() - t0), lat,
+	    nlat);
 	free(lat);
 	list = strdup(clients);
 	for (tok = strtok(list, ","); tok != NULL; tok = strtok(NULL, ",")) {

@@ -27,8 +27,8 @@
 #define READY_TIMEOUT_S 300 /* recovery of a big log, on a busy machine */
 #define STOP_TIMEOUT_S  30
 
-static char tmp_root[PATH_MAX];   /* "" until created */
-static struct server *live;       /* the running server, for cleanup */
+static char tmp_root[PATH_MAX]; /* "" until created */
+static struct server *live;     /* the running server, for cleanup */
 static char stored_bin[PATH_MAX];
 
 static int
@@ -47,8 +47,7 @@ server_find_stored(const char *given)
 {
 	static const char *rel[] = {
 		"../daemons/stored/eventfold-stored", /* build tree */
-		"eventfold-stored",
-		"../sbin/eventfold-stored",           /* installed */
+		"eventfold-stored", "../sbin/eventfold-stored", /* installed */
 	};
 	char exe[PATH_MAX], *slash;
 	ssize_t n;
@@ -104,8 +103,8 @@ server_init(struct server *s, const char *name, const char *data_dir)
 	else
 		snprintf(s->data_dir, sizeof(s->data_dir), "%s/%s-data",
 		    tmp_root, name);
-	snprintf(s->runtime_dir, sizeof(s->runtime_dir), "%s/%s-run",
-	    tmp_root, name);
+	snprintf(s->runtime_dir, sizeof(s->runtime_dir), "%s/%s-run", tmp_root,
+	    name);
 	snprintf(s->log, sizeof(s->log), "%s/%s-stored.log", tmp_root, name);
 	client_url(s->url, sizeof(s->url), s->runtime_dir, STORE_SOCK, NULL);
 }
@@ -131,7 +130,8 @@ server_spawn(struct server *s)
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		if (getppid() != parent)
 			_exit(1);
-		if ((fd = open(s->log, O_WRONLY | O_CREAT | O_APPEND, 0640)) >= 0) {
+		if ((fd = open(s->log, O_WRONLY | O_CREAT | O_APPEND, 0640)) >=
+		    0) {
 			dup2(fd, STDOUT_FILENO);
 			dup2(fd, STDERR_FILENO);
 			close(fd);
@@ -198,7 +198,8 @@ server_wait_ready(struct server *s, struct ipc_status_rep *st)
 	while (!interrupted && now_ns() < deadline) {
 		if (waitpid(s->pid, &status, WNOHANG) == s->pid) {
 			log_warnx("%s exited (status %d) before it was ready; "
-			    "its log:", stored_bin, status);
+			          "its log:",
+			    stored_bin, status);
 			s->pid = 0;
 			live = NULL;
 			server_log_tail(s);
@@ -240,10 +241,12 @@ server_stop(struct server *s)
 		if (rc == s->pid || (rc < 0 && errno != EINTR))
 			break;
 		if (now_ns() > deadline) {
-			log_warnx("stored %d ignored SIGTERM for %d s; killing",
+			log_warnx(
+			    "stored %d ignored SIGTERM for %d s; killing",
 			    (int)s->pid, STOP_TIMEOUT_S);
 			kill(s->pid, SIGKILL);
-			while (waitpid(s->pid, &status, 0) < 0 && errno == EINTR)
+			while (
+			    waitpid(s->pid, &status, 0) < 0 && errno == EINTR)
 				;
 			break;
 		}

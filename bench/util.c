@@ -184,8 +184,10 @@ proc_cpu_s(pid_t pid)
 	buf[n] = '\0';
 	/* fields after the command name: state is field 3, utime 14 */
 	if ((p = strrchr(buf, ')')) == NULL ||
-	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu "
-	    "%llu", &ut, &st) != 2)
+	    sscanf(p + 2,
+	        "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu "
+	        "%llu",
+	        &ut, &st) != 2)
 		return -1;
 	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }

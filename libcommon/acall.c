@@ -99,8 +99,8 @@ acall_send(struct acall *a, bool again)
 	}
 	a->stage = STAGE_SEND;
 	nng_aio_set_msg(a->aio, m);
-	nng_aio_set_timeout(a->aio, again && left > CLIENT_RECONNECT_MS ?
-	    CLIENT_RECONNECT_MS : left);
+	nng_aio_set_timeout(a->aio,
+	    again && left > CLIENT_RECONNECT_MS ? CLIENT_RECONNECT_MS : left);
 	nng_ctx_send(a->ctx, a->aio);
 }
 
@@ -150,8 +150,9 @@ acall_end(struct acall *a, int err, nng_msg *m)
 	a->stage = STAGE_IDLE;
 	memset(&rep, 0, sizeof(rep));
 	rep.msg = m;
-	if (err == 0 && ipc_reply_open(&rep.in, nng_msg_body(m),
-	    nng_msg_len(m), &why) != 0) {
+	if (err == 0 &&
+	    ipc_reply_open(&rep.in, nng_msg_body(m), nng_msg_len(m), &why) !=
+	        0) {
 		log_warnx("call " TRACE_FMT ": malformed reply from %s: %s",
 		    a->rid, a->peer, why);
 		client_reply_free(&rep);
@@ -168,9 +169,11 @@ acall_end(struct acall *a, int err, nng_msg *m)
 		else if (err == -ENOMEM)
 			snprintf(msg, sizeof(msg), "out of memory");
 		else
-			snprintf(msg, sizeof(msg), err == -ETIMEDOUT ||
-			    err == -ECANCELED ? "%s did not answer in time" :
-			    "%s is unreachable", a->peer);
+			snprintf(msg, sizeof(msg),
+			    err == -ETIMEDOUT || err == -ECANCELED ?
+			        "%s did not answer in time" :
+			        "%s is unreachable",
+			    a->peer);
 		rep.in.message.ptr = msg;
 		rep.in.message.len = (uint32_t)strlen(msg);
 	}
@@ -220,6 +223,6 @@ acall_cb(void *arg)
 		nng_sleep_aio(2, a->aio);
 		return;
 	}
-	acall_end(a, ef_err_from_nng(rv), rv == 0 ?
-	    nng_aio_get_msg(a->aio) : NULL);
+	acall_end(a, ef_err_from_nng(rv),
+	    rv == 0 ? nng_aio_get_msg(a->aio) : NULL);
 }

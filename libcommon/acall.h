@@ -47,18 +47,18 @@ struct acall {
 	nng_ctx ctx;
 	nng_aio *aio;
 	int stage;
-	uint64_t deadline;  /* atomic: guard_now_ms, 0 when no trip runs */
-	uint64_t rid;       /* the request's id, for the log (trace.h) */
-	const void *req;    /* the caller's, until done */
+	uint64_t deadline; /* atomic: guard_now_ms, 0 when no trip runs */
+	uint64_t rid;      /* the request's id, for the log (trace.h) */
+	const void *req;   /* the caller's, until done */
 	size_t len;
 	/* set by acall_init */
-	const char *peer;   /* "eventfold-stored", for messages */
+	const char *peer; /* "eventfold-stored", for messages */
 	acall_done_fn done;
 	void (*woken)(void *arg); /* acall_sleep's */
 	void *arg;
 	/* options, the owner's to set after acall_init */
-	bool resend;        /* a request whose connection broke goes again */
-	const bool *halt;   /* if set: no resend once *halt (atomic) */
+	bool resend;      /* a request whose connection broke goes again */
+	const bool *halt; /* if set: no resend once *halt (atomic) */
 };
 
 /*

@@ -80,7 +80,7 @@ struct trip {
 	nng_ctx ctx;
 	nng_aio *aio;
 	uint64_t deadline;
-	int stage;          /* 0 send, 1 receive */
+	int stage; /* 0 send, 1 receive */
 	int done;
 	int abandoned;
 	int rv;
@@ -97,7 +97,7 @@ ms_until(uint64_t deadline)
 	if (now >= deadline)
 		return 1; /* nng: 0 would mean "no timeout" on some paths */
 	return deadline - now > INT32_MAX ? INT32_MAX :
-	    (nng_duration)(deadline - now);
+	                                    (nng_duration)(deadline - now);
 }
 
 static void
@@ -150,21 +150,24 @@ trip_trace(struct ef_client *c, const struct trip *t)
 
 	if (t->reply != NULL)
 		p = nng_msg_get_pipe(t->reply);
-	guard_trace("trip ctx %u: %s after %llu ms; send %s at %lld ms; "
+	guard_trace(
+	    "trip ctx %u: %s after %llu ms; send %s at %lld ms; "
 	    "reply pipe %d; dialer %d, pipes %d, added %llu, removed %llu, "
-	    "redials %llu", (unsigned)nng_ctx_id(t->ctx),
+	    "redials %llu",
+	    (unsigned)nng_ctx_id(t->ctx),
 	    t->rv == 0 ? "ok" : nng_strerror(t->rv),
 	    (unsigned long long)(guard_now_ms() - t->t0),
-	    t->sent_at == 0 ? "-" : t->send_rv == 0 ? "ok" :
-	    nng_strerror(t->send_rv),
+	    t->sent_at == 0     ? "-" :
+	        t->send_rv == 0 ? "ok" :
+	                          nng_strerror(t->send_rv),
 	    t->sent_at == 0 ? -1LL : (long long)(t->sent_at - t->t0),
 	    nng_pipe_id(p), nng_dialer_id(c->dialer.d),
 	    dialer_pipes(&c->dialer),
 	    (unsigned long long)dialer_added(&c->dialer),
 	    (unsigned long long)__atomic_load_n(&c->dialer.removed,
-	    __ATOMIC_RELAXED),
+	        __ATOMIC_RELAXED),
 	    (unsigned long long)__atomic_load_n(&c->dialer.redials,
-	    __ATOMIC_RELAXED));
+	        __ATOMIC_RELAXED));
 }
 
 int
@@ -206,8 +209,8 @@ client_roundtrip(struct ef_client *c, const void *req, size_t len,
 		return rv;
 	}
 	nng_aio_set_msg(t->aio, m);
-	nng_aio_set_timeout(t->aio, ms_until(send_by < deadline ? send_by :
-	    deadline));
+	nng_aio_set_timeout(t->aio,
+	    ms_until(send_by < deadline ? send_by : deadline));
 	nng_ctx_send(t->ctx, t->aio);
 
 	/* a request still waiting for a connection after CLIENT_KICK_MS
@@ -217,12 +220,14 @@ client_roundtrip(struct ef_client *c, const void *req, size_t len,
 	pthread_mutex_lock(&t->mu);
 	while (!t->done) {
 		uint64_t until_ms = kick_at != 0 && kick_at < wait_end ?
-		    kick_at : wait_end;
+		    kick_at :
+		    wait_end;
 
 		until.tv_sec = (time_t)(until_ms / 1000);
 		until.tv_nsec = (long)(until_ms % 1000) * 1000000L;
 		if (pthread_cond_timedwait(&t->cv, &t->mu, &until) !=
-		    ETIMEDOUT || t->done)
+		        ETIMEDOUT ||
+		    t->done)
 			continue;
 		if (until_ms == wait_end)
 			break;
@@ -235,8 +240,10 @@ client_roundtrip(struct ef_client *c, const void *req, size_t len,
 		 * to its callback, and re-dial in case the socket is stuck */
 		t->abandoned = 1;
 		sent = __atomic_load_n(&t->stage, __ATOMIC_RELAXED) == 1;
-		guard_trace("trip ctx %u: abandoned after %llu ms in stage %d; "
-		    "pipes %d", (unsigned)nng_ctx_id(t->ctx),
+		guard_trace(
+		    "trip ctx %u: abandoned after %llu ms in stage %d; "
+		    "pipes %d",
+		    (unsigned)nng_ctx_id(t->ctx),
 		    (unsigned long long)(guard_now_ms() - t->t0), sent,
 		    dialer_pipes(&c->dialer));
 		/* under t->mu: from the unlock on, the callback may free t
@@ -300,7 +307,6 @@ client_fail(struct client_reply *rep, int status, const char *why)
 	return status;
 }
 
-
 /* A failure after which the same request may go again on a new pipe. */
 static int
 connection_lost(int rv)
@@ -337,11 +343,12 @@ call_msg(struct ef_client *c, const struct ipc_out *req, uint64_t wait_ms,
 	/* the daemon would hang up on it, and in nng 1.5.2 a pipe closed in
 	 * the middle of a large send can wedge this process's nng (guard.h) */
 	if (req->len > IPC_MAX_MSG - 64)
-		return client_fail(rep, EF_S_BATCH_TOO_LARGE, "request over "
+		return client_fail(rep, EF_S_BATCH_TOO_LARGE,
+		    "request over "
 		    "the 64 MiB message bound: send it in smaller batches");
 	for (;;) {
-		rv = client_roundtrip(c, req->buf, req->len, send_by,
-		    deadline, &rep->msg);
+		rv = client_roundtrip(c, req->buf, req->len, send_by, deadline,
+		    &rep->msg);
 		if (!connection_lost(rv) || guard_now_ms() + 5 >= deadline)
 			break;
 		__atomic_add_fetch(&c->resends, 1, __ATOMIC_RELAXED);
@@ -350,9 +357,11 @@ call_msg(struct ef_client *c, const struct ipc_out *req, uint64_t wait_ms,
 	}
 	if (rv != 0)
 		return client_fail(rep, EF_S_UNAVAILABLE,
-		    rv == NNG_ETIMEDOUT ? "daemon did not answer in time" :
-		    rv == NNG_ECLOSED ? "client closed" :
-		    "daemon unreachable (connection lost)");
+		    rv == NNG_ETIMEDOUT ?
+		        "daemon did not answer in time" :
+		        rv == NNG_ECLOSED ?
+		        "client closed" :
+		        "daemon unreachable (connection lost)");
 	return 0;
 }
 
@@ -479,6 +488,7 @@ client_status_within(struct ef_client *c, uint64_t wait_ms,
 	s = client_call_wait(c, &o, wait_ms, rep);
 	ipc_out_free(&o);
 	if (s == EF_S_OK && ipc_status_rep_decode(rep->in.body, st, &why) != 0)
-		return client_fail(rep, EF_S_INTERNAL, "malformed status reply");
+		return client_fail(rep, EF_S_INTERNAL,
+		    "malformed status reply");
 	return s;
 }

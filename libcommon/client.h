@@ -36,15 +36,15 @@
 
 #define CLIENT_GRACE_MS     250  /* past the deadline: abandon the call */
 #define CLIENT_RECONNECT_MS 1000 /* resend only if reconnected by then */
-#define CLIENT_KICK_MS      300  /* no connection by then: suspect the dialer */
+#define CLIENT_KICK_MS      300 /* no connection by then: suspect the dialer */
 
 struct ef_client {
 	nng_socket sock;
 	struct ef_dialer dialer;
 	int timeout_ms;
 	uint64_t next_id;
-	uint64_t resends;    /* requests sent again after a lost pipe */
-	uint64_t abandoned;  /* calls nng did not end by their deadline */
+	uint64_t resends;   /* requests sent again after a lost pipe */
+	uint64_t abandoned; /* calls nng did not end by their deadline */
 };
 
 /*
@@ -149,20 +149,20 @@ int client_status_within(struct ef_client *c, uint64_t wait_ms,
  * With check_log (whole log only), every catch-up read starts one event
  * early and checks that the last event delivered (at first: from_id,
  * the id of the event at from - 1, if not NULL) is still there, with
- * its id, and that the head has not gone below the next position. A log that shrank or changed under the
- * subscription (stored restored from an older backup, or repaired,
- * while the subscriber kept running) returns SUB_LOG_CHANGED instead
- * of silently waiting for positions it already saw.
+ * its id, and that the head has not gone below the next position. A log that
+ * shrank or changed under the subscription (stored restored from an older
+ * backup, or repaired, while the subscriber kept running) returns
+ * SUB_LOG_CHANGED instead of silently waiting for positions it already saw.
  */
 #define SUB_LOG_CHANGED (-3000)
 struct sub_params {
 	const char *store_url;
 	const char *events_url;
-	const char *stream_id;  /* NULL: the whole log */
-	uint64_t from;          /* first position (or stream version) */
-	uint32_t page;          /* events per catch-up read; 0: 1000 */
-	int timeout_ms;         /* per store request; 0: 2000 */
-	int recv_buf;           /* messages the sub socket queues; 0: 8192 */
+	const char *stream_id; /* NULL: the whole log */
+	uint64_t from;         /* first position (or stream version) */
+	uint32_t page;         /* events per catch-up read; 0: 1000 */
+	int timeout_ms;        /* per store request; 0: 2000 */
+	int recv_buf;          /* messages the sub socket queues; 0: 8192 */
 	int (*on_event)(void *arg, const struct ef_event *ev);
 	int (*on_caught_up)(void *arg);
 	void *arg;

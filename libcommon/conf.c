@@ -38,10 +38,17 @@ conf_set(const struct conf_key *k, void *dst, const char *val, char *err,
 			goto badnum;
 		if (k->type == CONF_SIZE && *end != '\0') {
 			switch (toupper((unsigned char)*end)) {
-			case 'K': mul = 1ull << 10; break;
-			case 'M': mul = 1ull << 20; break;
-			case 'G': mul = 1ull << 30; break;
-			default: goto badnum;
+			case 'K':
+				mul = 1ull << 10;
+				break;
+			case 'M':
+				mul = 1ull << 20;
+				break;
+			case 'G':
+				mul = 1ull << 30;
+				break;
+			default:
+				goto badnum;
 			}
 			end++;
 			if (toupper((unsigned char)*end) == 'I' &&
@@ -63,8 +70,10 @@ conf_set(const struct conf_key *k, void *dst, const char *val, char *err,
 		    !strcasecmp(val, "off") || !strcmp(val, "0"))
 			*bp = 0;
 		else {
-			snprintf(err, errlen, "%s: expected yes or no, got "
-			    "\"%s\"", k->name, val);
+			snprintf(err, errlen,
+			    "%s: expected yes or no, got "
+			    "\"%s\"",
+			    k->name, val);
 			return -1;
 		}
 		return 0;
@@ -77,8 +86,7 @@ badnum:
 }
 
 static const struct conf_key *
-conf_find(const struct conf_key *keys, const char *name, size_t len,
-    int flag)
+conf_find(const struct conf_key *keys, const char *name, size_t len, int flag)
 {
 	const struct conf_key *k;
 	size_t i;
@@ -181,12 +189,13 @@ conf_file(const struct conf_key *keys, const char *section, void *dst,
 void
 conf_usage(FILE *fp, const struct conf_key *keys)
 {
-	fprintf(fp, "  -d                  run in the foreground, verbose\n"
-		    "  -v                  verbose (debug) logging\n"
-		    "  -f FILE             config file (default %s)\n"
-		    "  -n                  check the configuration and exit "
-		    "(-nv: print it)\n"
-		    "  -h, --help          this help\n",
+	fprintf(fp,
+	    "  -d                  run in the foreground, verbose\n"
+	    "  -v                  verbose (debug) logging\n"
+	    "  -f FILE             config file (default %s)\n"
+	    "  -n                  check the configuration and exit "
+	    "(-nv: print it)\n"
+	    "  -h, --help          this help\n",
 	    CONF_DEFAULT_FILE);
 	conf_usage_keys(fp, keys);
 }
@@ -200,8 +209,9 @@ conf_usage_keys(FILE *fp, const struct conf_key *keys)
 
 	for (k = keys; k->name != NULL; k++) {
 		snprintf(flag, sizeof(flag), "--%s %s", k->name,
-		    k->type == CONF_BOOL ? "yes|no" :
-		    k->type == CONF_STR ? "STR" : "N");
+		    k->type == CONF_BOOL    ? "yes|no" :
+		        k->type == CONF_STR ? "STR" :
+		                              "N");
 		for (i = 2; flag[i] != ' '; i++)
 			if (flag[i] == '_')
 				flag[i] = '-';
@@ -223,8 +233,8 @@ conf_load(const struct conf_key *keys, const char *section, void *dst,
 
 	memset(opts, 0, sizeof(*opts));
 	for (k = keys; k->name != NULL; k++)
-		if (k->def != NULL && conf_set(k, dst, k->def, err,
-		    sizeof(err)) != 0) {
+		if (k->def != NULL &&
+		    conf_set(k, dst, k->def, err, sizeof(err)) != 0) {
 			fprintf(stderr, "default %s\n", err);
 			errors++;
 		}
@@ -273,20 +283,23 @@ conf_load(const struct conf_key *keys, const char *section, void *dst,
 				else if (*c == 'n')
 					opts->check = 1;
 				else {
-					fprintf(stderr, "unknown flag -%c "
-					    "(see --help)\n", *c);
+					fprintf(stderr,
+					    "unknown flag -%c "
+					    "(see --help)\n",
+					    *c);
 					errors++;
 				}
 			}
 			continue;
 		}
 		if (a[0] == '-' && a[1] == '-') {
-			const char *name = a + 2, *val, *eq = strchr(name, '=');
+			const char *name = a + 2, *val,
+			           *eq = strchr(name, '=');
 			size_t len = eq ? (size_t)(eq - name) : strlen(name);
 
 			if ((k = conf_find(keys, name, len, 1)) == NULL) {
-				fprintf(stderr, "unknown flag %s (see --help)\n",
-				    a);
+				fprintf(stderr,
+				    "unknown flag %s (see --help)\n", a);
 				errors++;
 				continue;
 			}

@@ -30,10 +30,10 @@ enum conf_type {
 };
 
 struct conf_key {
-	const char *name;    /* key in the file; flag is --name with '-' */
+	const char *name; /* key in the file; flag is --name with '-' */
 	enum conf_type type;
-	size_t off;          /* offset of the field in the config struct */
-	const char *def;     /* default, as text; NULL for none */
+	size_t off;      /* offset of the field in the config struct */
+	const char *def; /* default, as text; NULL for none */
 	const char *help;
 };
 

@@ -43,8 +43,8 @@ void crashpoint(const char *name);
 int faultpoint(const char *name);
 #define CRASHPOINTS_ENABLED 1
 #else
-#define crashpoint(name) ((void)0)
-#define faultpoint(name) 0
+#define crashpoint(name)    ((void)0)
+#define faultpoint(name)    0
 #define CRASHPOINTS_ENABLED 0
 #endif
 

@@ -50,7 +50,7 @@ int daemon_mkdir_p(const char *dir, mode_t mode);
  * An idle daemon is fed; nothing feeds it unconditionally.
  */
 struct daemon_watchdog {
-	uint64_t usec;  /* systemd's WATCHDOG_USEC; 0 when off */
+	uint64_t usec; /* systemd's WATCHDOG_USEC; 0 when off */
 };
 
 /* Reads whether systemd wants a watchdog, and its period. */

@@ -86,7 +86,8 @@ env_data_dir(const char *runtime_dir, const char **dir, char *err,
 		close(fd);
 	}
 	if (version < 0) {
-		snprintf(err, errlen, "EVENTFOLD_DATA=%s is a file, and not an "
+		snprintf(err, errlen,
+		    "EVENTFOLD_DATA=%s is a file, and not an "
 		    "EventfoldDB data file: eventfold keeps its log in a data "
 		    "directory; point EVENTFOLD_DATA (or --data-dir) at one",
 		    v);
@@ -94,13 +95,17 @@ env_data_dir(const char *runtime_dir, const char **dir, char *err,
 	}
 	if (realpath(v, abs) != NULL)
 		v = abs; /* the command must work from any directory */
-	snprintf(err, errlen, "EVENTFOLD_DATA=%s is an EventfoldDB data file "
+	snprintf(err, errlen,
+	    "EVENTFOLD_DATA=%s is an EventfoldDB data file "
 	    "(format version %ld)%s; eventfold keeps its log in a data "
 	    "directory and does not open that file. Point EVENTFOLD_DATA "
 	    "(or --data-dir) at a new directory, start eventfold, then "
 	    "import the file with:\n"
 	    "    eventfoldctl --runtime-dir %s import %s",
-	    v, version, version == 3 ? "" : ", which EventfoldDB itself "
-	    "refuses: only version 3 imports", runtime_dir, v);
+	    v, version,
+	    version == 3 ? "" :
+	                   ", which EventfoldDB itself "
+	                   "refuses: only version 3 imports",
+	    runtime_dir, v);
 	return -1;
 }

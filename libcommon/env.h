@@ -27,8 +27,7 @@ struct env_flag {
  * (terminated by a NULL env) that is set, then argv[1..]. *nargc is its
  * length.
  */
-char **env_argv(const struct env_flag *tab, int argc, char **argv,
-    int *nargc);
+char **env_argv(const struct env_flag *tab, int argc, char **argv, int *nargc);
 
 /*
  * EVENTFOLD_DATA, EventfoldDB's data file. Its nearest meaning here is

@@ -114,7 +114,8 @@ guard_main(void *arg)
 
 			if (now - last > 10 * GUARD_TICK_MS)
 				guard_trace("guard: tick %llu ms after the "
-				    "last", (unsigned long long)(now - last));
+				            "last",
+				    (unsigned long long)(now - last));
 			last = now;
 
 			for (e = guard_list; e != NULL; e = e->next)
@@ -266,7 +267,7 @@ dialer_activity(nng_stat *ds)
 	uint64_t sum = 0;
 
 	for (c = ds != NULL ? nng_stat_child(ds) : NULL; c != NULL;
-	    c = nng_stat_next(c))
+	     c = nng_stat_next(c))
 		if (nng_stat_type(c) == NNG_STAT_COUNTER)
 			sum += nng_stat_value(c);
 	return sum;
@@ -291,8 +292,8 @@ dialer_redial(struct ef_dialer *ed, uint64_t now)
 	ed->suspect = 0;
 	ed->ended_at = 0;
 	ed->still_since = now;
-	if ((rv = nng_dial(ed->sock, ed->url, &ed->d,
-	    NNG_FLAG_NONBLOCK)) != 0) {
+	if ((rv = nng_dial(ed->sock, ed->url, &ed->d, NNG_FLAG_NONBLOCK)) !=
+	    0) {
 		log_warnx("%s: cannot dial again: %s", ed->url,
 		    nng_strerror(rv));
 		ed->suspect = 1;
@@ -342,15 +343,15 @@ dialer_trace_counters(struct ef_dialer *ed, nng_stat *ds, int pipes)
 	nng_stat *c;
 
 	buf[0] = '\0';
-	for (c = ds != NULL ? nng_stat_child(ds) : NULL; c != NULL &&
-	    n < sizeof(buf) - 40; c = nng_stat_next(c))
+	for (c = ds != NULL ? nng_stat_child(ds) : NULL;
+	     c != NULL && n < sizeof(buf) - 40; c = nng_stat_next(c))
 		if (nng_stat_type(c) == NNG_STAT_COUNTER &&
 		    nng_stat_value(c) != 0)
 			n += (size_t)snprintf(buf + n, sizeof(buf) - n,
 			    " %s=%llu", nng_stat_name(c),
 			    (unsigned long long)nng_stat_value(c));
-	guard_trace("dialer %d%s: pipes %d, counters%s",
-	    nng_dialer_id(ed->d), ds == NULL ? " (no stats)" : "", pipes, buf);
+	guard_trace("dialer %d%s: pipes %d, counters%s", nng_dialer_id(ed->d),
+	    ds == NULL ? " (no stats)" : "", pipes, buf);
 }
 
 static void
@@ -368,8 +369,9 @@ dialer_check(struct guard_entry *g, nng_stat *stats, uint64_t now)
 	pipes = __atomic_load_n(&ed->pipes, __ATOMIC_RELAXED);
 	if (dialer_ended_unremoved(ed, ended, pipes, now)) {
 		log_warnx("%s: the connection ended but nng 1.5 has not "
-		    "removed it for %d ms (its reaper thread is stuck); "
-		    "dialing again", ed->url, DIALER_ENDED_MS);
+		          "removed it for %d ms (its reaper thread is stuck); "
+		          "dialing again",
+		    ed->url, DIALER_ENDED_MS);
 		/* the stuck pipe's removal, when it comes, finds no id */
 		pthread_mutex_lock(&ed->mu);
 		ed->ps.n = 0;
@@ -381,8 +383,8 @@ dialer_check(struct guard_entry *g, nng_stat *stats, uint64_t now)
 		return;
 	}
 	if (__atomic_exchange_n(&ed->kick, 0, __ATOMIC_RELAXED)) {
-		guard_trace("dialer %d: kicked, pipes %d", nng_dialer_id(ed->d),
-		    pipes);
+		guard_trace("dialer %d: kicked, pipes %d",
+		    nng_dialer_id(ed->d), pipes);
 		ed->suspect = 1;
 	}
 	if (other != ed->other)
@@ -397,15 +399,16 @@ dialer_check(struct guard_entry *g, nng_stat *stats, uint64_t now)
 		ed->suspect = 0;
 		return;
 	}
-	if (now - ed->still_since < (ed->suspect ? DIALER_STILL_MS :
-	    DIALER_STUCK_MS))
+	if (now - ed->still_since <
+	    (ed->suspect ? DIALER_STILL_MS : DIALER_STUCK_MS))
 		return;
 	guard_trace("dialer %d: still %llu ms%s: re-dial",
 	    nng_dialer_id(ed->d), (unsigned long long)(now - ed->still_since),
 	    ed->suspect ? " (suspect)" : "");
 	dialer_redial(ed, now);
 	log_debug("%s: connection attempts stopped after nng 1.5's "
-	    "handshake bug; dialing again", ed->url);
+	          "handshake bug; dialing again",
+	    ed->url);
 }
 
 int
@@ -471,8 +474,9 @@ dialer_drop_unanswered(struct ef_dialer *ed)
 	answered = __atomic_load_n(&ed->answered, __ATOMIC_RELAXED);
 	pthread_mutex_lock(&ed->mu);
 	for (i = 0; i < ed->ps.n; i++)
-		if (ed->ps.ids[i] != answered && (ed->ps.ids[i] !=
-		    ed->newest || now - ed->newest_at >= DIALER_ORPHAN_MS))
+		if (ed->ps.ids[i] != answered &&
+		    (ed->ps.ids[i] != ed->newest ||
+		        now - ed->newest_at >= DIALER_ORPHAN_MS))
 			ids[n++] = ed->ps.ids[i];
 	pthread_mutex_unlock(&ed->mu);
 	for (i = 0; i < n; i++) {
@@ -482,10 +486,13 @@ dialer_drop_unanswered(struct ef_dialer *ed)
 		if (nng_pipe_close(p) == 0) {
 			__atomic_add_fetch(&ed->dropped, 1, __ATOMIC_RELAXED);
 			guard_trace("pipe %u: connected but never answered: "
-			    "closed", (unsigned)ids[i]);
-			log_debug("%s: a connection that never brought a reply "
+			            "closed",
+			    (unsigned)ids[i]);
+			log_debug(
+			    "%s: a connection that never brought a reply "
 			    "(a listener that stopped accepting, nng 1.5): "
-			    "closed; connecting again", ed->url);
+			    "closed; connecting again",
+			    ed->url);
 		}
 	}
 	return n;
@@ -567,7 +574,8 @@ nngx_close(nng_socket s)
 	pthread_mutex_lock(&c->mu);
 	while (!c->done)
 		if (pthread_cond_timedwait(&c->cv, &c->mu, &until) ==
-		    ETIMEDOUT && !c->done)
+		        ETIMEDOUT &&
+		    !c->done)
 			break;
 	if (!c->done) {
 		c->abandoned = 1;
@@ -580,7 +588,7 @@ nngx_close(nng_socket s)
 	}
 	__atomic_add_fetch(&closes_hung, 1, __ATOMIC_RELAXED);
 	log_warnx("nng did not close a socket in %d ms (nng 1.5's reaper "
-	    "is stuck); leaving it to the process's exit",
+	          "is stuck); leaving it to the process's exit",
 	    NNGX_CLOSE_WAIT_MS);
 	return rc;
 }

@@ -129,17 +129,17 @@ struct ef_dialer {
 	char url[4200];
 	pthread_mutex_t mu; /* pipeset */
 	struct pipeset ps;
-	int pipes;          /* connected pipes (atomic) */
-	uint64_t other;     /* last seen "other" counter of d */
-	uint64_t activity;  /* last seen sum of d's counters */
-	uint64_t still_since; /* when activity last moved */
-	int suspect;        /* "other" moved (or kicked) since a pipe */
-	uint64_t redials;   /* times re-dialed (atomic) */
-	uint64_t added;     /* pipes ever added (atomic) */
-	uint64_t removed;   /* pipes ever removed (atomic) */
-	uint64_t ended;     /* last seen "disconnect" + "other" of d */
+	int pipes;             /* connected pipes (atomic) */
+	uint64_t other;        /* last seen "other" counter of d */
+	uint64_t activity;     /* last seen sum of d's counters */
+	uint64_t still_since;  /* when activity last moved */
+	int suspect;           /* "other" moved (or kicked) since a pipe */
+	uint64_t redials;      /* times re-dialed (atomic) */
+	uint64_t added;        /* pipes ever added (atomic) */
+	uint64_t removed;      /* pipes ever removed (atomic) */
+	uint64_t ended;        /* last seen "disconnect" + "other" of d */
 	uint64_t seen_removed; /* removed at the last check */
-	uint64_t ended_at;  /* when a connection's end went unremoved, or 0 */
+	uint64_t ended_at; /* when a connection's end went unremoved, or 0 */
 	uint64_t ended_added, ended_removed; /* added, removed then */
 	int kick;           /* suspect it at the next tick (atomic) */
 	uint32_t answered;  /* the last pipe a reply came on (atomic) */

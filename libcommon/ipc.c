@@ -110,39 +110,98 @@ ipc_precheck(const uint8_t *buf, size_t len, size_t *used)
 			skip = b & 0x1f;
 		} else {
 			switch (b) {
-			case 0xc4: case 0xd9:
-				NEED(1); skip = buf[off]; off += 1; break;
-			case 0xc5: case 0xda:
-				NEED(2); skip = (uint64_t)buf[off] << 8 | buf[off + 1];
-				off += 2; break;
-			case 0xc6: case 0xdb:
-				NEED(4); skip = get_be32(buf + off); off += 4; break;
+			case 0xc4:
+			case 0xd9:
+				NEED(1);
+				skip = buf[off];
+				off += 1;
+				break;
+			case 0xc5:
+			case 0xda:
+				NEED(2);
+				skip = (uint64_t)buf[off] << 8 | buf[off + 1];
+				off += 2;
+				break;
+			case 0xc6:
+			case 0xdb:
+				NEED(4);
+				skip = get_be32(buf + off);
+				off += 4;
+				break;
 			case 0xc7:
-				NEED(1); skip = 1u + buf[off]; off += 1; break;
+				NEED(1);
+				skip = 1u + buf[off];
+				off += 1;
+				break;
 			case 0xc8:
-				NEED(2); skip = 1u + ((uint64_t)buf[off] << 8 | buf[off + 1]);
-				off += 2; break;
+				NEED(2);
+				skip = 1u +
+				    ((uint64_t)buf[off] << 8 | buf[off + 1]);
+				off += 2;
+				break;
 			case 0xc9:
-				NEED(4); skip = 1u + (uint64_t)get_be32(buf + off); off += 4; break;
-			case 0xca: skip = 4; break;
-			case 0xcb: skip = 8; break;
-			case 0xcc: case 0xd0: skip = 1; break;
-			case 0xcd: case 0xd1: skip = 2; break;
-			case 0xce: case 0xd2: skip = 4; break;
-			case 0xcf: case 0xd3: skip = 8; break;
-			case 0xd4: skip = 2; break;
-			case 0xd5: skip = 3; break;
-			case 0xd6: skip = 5; break;
-			case 0xd7: skip = 9; break;
-			case 0xd8: skip = 17; break;
+				NEED(4);
+				skip = 1u + (uint64_t)get_be32(buf + off);
+				off += 4;
+				break;
+			case 0xca:
+				skip = 4;
+				break;
+			case 0xcb:
+				skip = 8;
+				break;
+			case 0xcc:
+			case 0xd0:
+				skip = 1;
+				break;
+			case 0xcd:
+			case 0xd1:
+				skip = 2;
+				break;
+			case 0xce:
+			case 0xd2:
+				skip = 4;
+				break;
+			case 0xcf:
+			case 0xd3:
+				skip = 8;
+				break;
+			case 0xd4:
+				skip = 2;
+				break;
+			case 0xd5:
+				skip = 3;
+				break;
+			case 0xd6:
+				skip = 5;
+				break;
+			case 0xd7:
+				skip = 9;
+				break;
+			case 0xd8:
+				skip = 17;
+				break;
 			case 0xdc:
-				NEED(2); n = (uint64_t)buf[off] << 8 | buf[off + 1]; off += 2; break;
+				NEED(2);
+				n = (uint64_t)buf[off] << 8 | buf[off + 1];
+				off += 2;
+				break;
 			case 0xdd:
-				NEED(4); n = get_be32(buf + off); off += 4; break;
+				NEED(4);
+				n = get_be32(buf + off);
+				off += 4;
+				break;
 			case 0xde:
-				NEED(2); n = 2u * ((uint64_t)buf[off] << 8 | buf[off + 1]); off += 2; break;
+				NEED(2);
+				n = 2u *
+				    ((uint64_t)buf[off] << 8 | buf[off + 1]);
+				off += 2;
+				break;
 			case 0xdf:
-				NEED(4); n = 2u * (uint64_t)get_be32(buf + off); off += 4; break;
+				NEED(4);
+				n = 2u * (uint64_t)get_be32(buf + off);
+				off += 4;
+				break;
 			default:
 				return -1; /* 0xc1 */
 			}
@@ -244,8 +303,7 @@ get_str(const msgpack_object *o, struct ipc_str *s, uint32_t max,
 		*why = name;
 		return -1;
 	}
-	if (!nul_ok && memchr(o->via.str.ptr, '\0', o->via.str.size) !=
-	    NULL) {
+	if (!nul_ok && memchr(o->via.str.ptr, '\0', o->via.str.size) != NULL) {
 		/* valid until this thread's next decode */
 		snprintf(nulwhy, sizeof(nulwhy), "%s (contains a NUL byte)",
 		    name);
@@ -475,8 +533,8 @@ ipc_append_rep_decode(const msgpack_object *b, struct ipc_append_rep *r,
     const char **why)
 {
 	FIELD(ipcf_array(b, 4, "append reply", why));
-	FIELD(ipcf_u64(&b->via.array.ptr[0], &r->first_version, "first_version",
-	    why));
+	FIELD(ipcf_u64(&b->via.array.ptr[0], &r->first_version,
+	    "first_version", why));
 	FIELD(ipcf_u64(&b->via.array.ptr[1], &r->last_version, "last_version",
 	    why));
 	FIELD(ipcf_u64(&b->via.array.ptr[2], &r->first_pos, "first_position",
@@ -559,7 +617,8 @@ ipc_event_decode(const msgpack_object *e, struct ef_event *ev,
 
 	FIELD(ipcf_array(e, 8, "event", why));
 	FIELD(ipcf_uuid(&e->via.array.ptr[0], ev->event_id, "event_id", why));
-	FIELD(ipcf_uuid(&e->via.array.ptr[1], ev->stream_id, "stream_id", why));
+	FIELD(
+	    ipcf_uuid(&e->via.array.ptr[1], ev->stream_id, "stream_id", why));
 	FIELD(ipcf_u64(&e->via.array.ptr[2], &ev->stream_version,
 	    "stream_version", why));
 	FIELD(ipcf_u64(&e->via.array.ptr[3], &ev->global_position,
@@ -599,7 +658,8 @@ ipc_list_rep_decode(const msgpack_object *b, struct ipc_list_rep *r,
     const char **why)
 {
 	FIELD(ipcf_array(b, 2, "list_streams reply", why));
-	FIELD(ipcf_list(&b->via.array.ptr[0], IPC_MAX_OBJECTS, "streams", why));
+	FIELD(
+	    ipcf_list(&b->via.array.ptr[0], IPC_MAX_OBJECTS, "streams", why));
 	r->streams = &b->via.array.ptr[0];
 	r->nstreams = r->streams->via.array.size;
 	FIELD(ipcf_bool(&b->via.array.ptr[1], &r->more, "more", why));
@@ -620,10 +680,24 @@ ipc_stream_info_decode(const msgpack_object *o, struct ipc_stream_info *s,
 }
 
 #define STATUS_FIELDS(X)                                                      \
-	X(head) X(streams) X(log_bytes) X(uptime_ms) X(commits) X(fsyncs)     \
-	X(events_written) X(recover_ms) X(recovered_events) X(index_bytes)     \
-	X(segments) X(sealed_bytes) X(indexed_to) X(archived_segments)        \
-	X(archived_bytes) X(archived_raw) X(cache_hits) X(cache_misses)       \
+	X(head)                                                               \
+	X(streams)                                                            \
+	X(log_bytes)                                                          \
+	X(uptime_ms)                                                          \
+	X(commits)                                                            \
+	X(fsyncs)                                                             \
+	X(events_written)                                                     \
+	X(recover_ms)                                                         \
+	X(recovered_events)                                                   \
+	X(index_bytes)                                                        \
+	X(segments)                                                           \
+	X(sealed_bytes)                                                       \
+	X(indexed_to)                                                         \
+	X(archived_segments)                                                  \
+	X(archived_bytes)                                                     \
+	X(archived_raw)                                                       \
+	X(cache_hits)                                                         \
+	X(cache_misses)                                                       \
 	X(cache_bytes)
 #define STATUS_NFIELDS 19
 
@@ -662,8 +736,8 @@ ipc_archive_rep_decode(const msgpack_object *b, struct ipc_archive_rep *r,
 	FIELD(ipcf_bool(&b->via.array.ptr[0], &r->archived, "archived", why));
 	FIELD(ipcf_u64(&b->via.array.ptr[1], &r->base, "base", why));
 	FIELD(ipcf_u64(&b->via.array.ptr[2], &r->raw_bytes, "raw_bytes", why));
-	FIELD(ipcf_u64(&b->via.array.ptr[3], &r->comp_bytes, "comp_bytes",
-	    why));
+	FIELD(
+	    ipcf_u64(&b->via.array.ptr[3], &r->comp_bytes, "comp_bytes", why));
 	FIELD(ipcf_u64(&b->via.array.ptr[4], &r->left, "left", why));
 	return 0;
 }
@@ -683,8 +757,8 @@ ipc_segments_rep_decode(const msgpack_object *b, struct ipc_segments_rep *r,
     const char **why)
 {
 	FIELD(ipcf_array(b, 2, "segments reply", why));
-	FIELD(ipcf_list(&b->via.array.ptr[0], IPC_MAX_OBJECTS, "segments",
-	    why));
+	FIELD(
+	    ipcf_list(&b->via.array.ptr[0], IPC_MAX_OBJECTS, "segments", why));
 	r->segments = &b->via.array.ptr[0];
 	r->nsegments = r->segments->via.array.size;
 	FIELD(ipcf_bool(&b->via.array.ptr[1], &r->more, "more", why));
@@ -1150,8 +1224,8 @@ ipc_import_rep_decode(const msgpack_object *b, struct ipc_import_rep *r,
 }
 
 void
-ipc_import_req_begin(struct ipc_out *o, bool keep_positions,
-    uint32_t nevents, uint64_t run)
+ipc_import_req_begin(struct ipc_out *o, bool keep_positions, uint32_t nevents,
+    uint64_t run)
 {
 	msgpack_pack_array(&o->pk, run != 0 ? 4 : 2);
 	if (keep_positions)

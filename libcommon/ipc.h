@@ -29,13 +29,13 @@
 #include "record.h"
 
 #define EF_PROTO_VERSION 7
-#define EF_XSTR(x) #x
-#define EF_STR(x)  EF_XSTR(x) /* EF_STR(EF_PROTO_VERSION) is "7" */
+#define EF_XSTR(x)       #x
+#define EF_STR(x)        EF_XSTR(x) /* EF_STR(EF_PROTO_VERSION) is "7" */
 
 /* Bounds enforced by every decoder. */
-#define IPC_MAX_MSG      (64u << 20) /* a whole message */
-#define IPC_MAX_EVENTS   65536u      /* events in one APPEND or reply */
-#define IPC_MAX_STRLEN   4096u       /* uuids, names, messages */
+#define IPC_MAX_MSG    (64u << 20) /* a whole message */
+#define IPC_MAX_EVENTS 65536u      /* events in one APPEND or reply */
+#define IPC_MAX_STRLEN 4096u       /* uuids, names, messages */
 
 /* Operations: name, number, wire name. Runner ops start at 32. */
 #define EF_OPS(X)                                                             \
@@ -74,16 +74,16 @@ enum ef_op {
 #define EF_STATUSES(X)                                                        \
 	X(OK, 0, 0, "ok")                                                     \
 	X(BAD_REQUEST, 1, 3, "malformed request")                             \
-	X(BAD_VERSION, 2, 12, "protocol version mismatch")                   \
+	X(BAD_VERSION, 2, 12, "protocol version mismatch")                    \
 	X(UNKNOWN_OP, 3, 12, "unknown operation")                             \
 	X(BAD_UUID, 4, 3, "malformed uuid")                                   \
 	X(EMPTY_BATCH, 5, 3, "empty batch")                                   \
 	X(DUPLICATE_EVENT_ID, 6, 3, "duplicate event id in batch")            \
-	X(BAD_EVENT_TYPE, 7, 3, "event type must be 1..256 bytes")           \
+	X(BAD_EVENT_TYPE, 7, 3, "event type must be 1..256 bytes")            \
 	X(RECORD_TOO_LARGE, 8, 3, "record over 64 KiB")                       \
-	X(BAD_EXPECTED_VERSION, 9, 3, "expected version missing or invalid") \
+	X(BAD_EXPECTED_VERSION, 9, 3, "expected version missing or invalid")  \
 	X(VERSION_CONFLICT, 10, 9, "wrong expected version")                  \
-	X(EVENT_ID_REUSED, 11, 6, "event id already used by another event")  \
+	X(EVENT_ID_REUSED, 11, 6, "event id already used by another event")   \
 	X(STREAM_NOT_FOUND, 12, 5, "stream not found")                        \
 	X(BATCH_TOO_LARGE, 13, 3, "batch too large")                          \
 	X(DATA_LOSS, 14, 15, "data corruption")                               \
@@ -100,10 +100,10 @@ enum ef_status {
 #define X(name, num, grpc, str) EF_S_##name = num,
 	EF_STATUSES(X)
 #undef X
-	EF_S__COUNT
+	    EF_S__COUNT
 };
 
-const char *ipc_op_name(int op);        /* "?" if unknown */
+const char *ipc_op_name(int op);         /* "?" if unknown */
 const char *ipc_status_name(int status); /* "OK", "VERSION_CONFLICT", ... */
 const char *ipc_status_text(int status); /* default human text */
 int ipc_status_grpc(int status);         /* gRPC code; 2 (UNKNOWN) if bad */
@@ -135,7 +135,8 @@ struct ipc_proposed {
 	uint32_t payload_len;
 };
 
-/* APPEND body: [stream_id str, kind uint, version uint, [[id, type, md, payload]...]] */
+/* APPEND body: [stream_id str, kind uint, version uint, [[id, type, md,
+ * payload]...]] */
 struct ipc_append_req {
 	struct ipc_str stream_id;
 	uint8_t kind;
@@ -210,25 +211,25 @@ struct ipc_list_rep {
 
 /* STATUS reply body: array of the fields below, in this order. */
 struct ipc_status_rep {
-	uint64_t head;          /* next global position */
+	uint64_t head; /* next global position */
 	uint64_t streams;
 	uint64_t log_bytes;
 	uint64_t uptime_ms;
-	uint64_t commits;       /* appends that wrote (replays excluded) */
-	uint64_t fsyncs;        /* group commits (one fdatasync each) */
+	uint64_t commits; /* appends that wrote (replays excluded) */
+	uint64_t fsyncs;  /* group commits (one fdatasync each) */
 	uint64_t events_written;
-	uint64_t recover_ms;    /* time the last start spent in recovery */
+	uint64_t recover_ms; /* time the last start spent in recovery */
 	uint64_t recovered_events;
-	uint64_t index_bytes;   /* memory held by the index */
-	uint64_t segments;      /* segment files, the hot one included */
-	uint64_t sealed_bytes;  /* bytes in sealed segments */
-	uint64_t indexed_to;    /* positions below are indexed on disk */
+	uint64_t index_bytes;       /* memory held by the index */
+	uint64_t segments;          /* segment files, the hot one included */
+	uint64_t sealed_bytes;      /* bytes in sealed segments */
+	uint64_t indexed_to;        /* positions below are indexed on disk */
 	uint64_t archived_segments; /* sealed segments held as archives */
 	uint64_t archived_bytes;    /* their .zst files' bytes */
 	uint64_t archived_raw;      /* the segment bytes they hold */
 	uint64_t cache_hits;        /* archive frame cache */
 	uint64_t cache_misses;
-	uint64_t cache_bytes;       /* decompressed bytes held */
+	uint64_t cache_bytes; /* decompressed bytes held */
 };
 
 /* ROTATE body: nil (no fields). */
@@ -258,9 +259,9 @@ struct ipc_segments_req {
  * "archived"), stored_bytes].
  */
 struct ipc_segment_info {
-	uint64_t base;       /* its first global position (its name) */
-	uint64_t events;     /* positions base .. base + events - 1 */
-	uint64_t bytes;      /* segment bytes (decompressed if archived) */
+	uint64_t base;   /* its first global position (its name) */
+	uint64_t events; /* positions base .. base + events - 1 */
+	uint64_t bytes;  /* segment bytes (decompressed if archived) */
 	struct ipc_str state;
 	uint64_t stored_bytes; /* on disk: the .zst's size if archived */
 };
@@ -328,7 +329,7 @@ struct ipc_import_req {
 	bool keep_positions;
 	const msgpack_object *events; /* array; use ipc_event_decode */
 	uint32_t nevents;
-	uint64_t run;  /* 0: not part of an ordered run */
+	uint64_t run; /* 0: not part of an ordered run */
 	uint64_t seq;
 };
 
@@ -423,14 +424,14 @@ int ipc_segments_rep_decode(const msgpack_object *body,
     struct ipc_segments_rep *r, const char **why);
 int ipc_segment_info_decode(const msgpack_object *o,
     struct ipc_segment_info *s, const char **why);
-int ipc_backup_req_decode(const msgpack_object *body,
-    struct ipc_backup_req *r, const char **why);
-int ipc_backup_rep_decode(const msgpack_object *body,
-    struct ipc_backup_rep *r, const char **why);
-int ipc_import_req_decode(const msgpack_object *body,
-    struct ipc_import_req *r, const char **why);
-int ipc_import_rep_decode(const msgpack_object *body,
-    struct ipc_import_rep *r, const char **why);
+int ipc_backup_req_decode(const msgpack_object *body, struct ipc_backup_req *r,
+    const char **why);
+int ipc_backup_rep_decode(const msgpack_object *body, struct ipc_backup_rep *r,
+    const char **why);
+int ipc_import_req_decode(const msgpack_object *body, struct ipc_import_req *r,
+    const char **why);
+int ipc_import_rep_decode(const msgpack_object *body, struct ipc_import_rep *r,
+    const char **why);
 
 /*
  * Building messages. ipc_out packs straight into a growing buffer that

@@ -18,9 +18,9 @@
 #include "ipc.h"
 
 int ipcf_array(const msgpack_object *o, uint32_t want, const char *name,
-    const char **why);  /* an array of exactly want elements */
+    const char **why); /* an array of exactly want elements */
 int ipcf_list(const msgpack_object *o, uint32_t max, const char *name,
-    const char **why);  /* an array of at most max elements */
+    const char **why); /* an array of at most max elements */
 int ipcf_u64(const msgpack_object *o, uint64_t *v, const char *name,
     const char **why);
 int ipcf_bool(const msgpack_object *o, bool *v, const char *name,
@@ -28,8 +28,8 @@ int ipcf_bool(const msgpack_object *o, bool *v, const char *name,
 /* A str of at most max bytes, none of them NUL (*why then says so). */
 int ipcf_str(const msgpack_object *o, struct ipc_str *s, uint32_t max,
     const char *name, const char **why);
-int ipcf_uuid(const msgpack_object *o, uint8_t out[UUID_LEN],
-    const char *name, const char **why); /* a 16-byte bin */
+int ipcf_uuid(const msgpack_object *o, uint8_t out[UUID_LEN], const char *name,
+    const char **why); /* a 16-byte bin */
 
 void ipcf_pack_str(msgpack_packer *pk, const char *s, size_t len);
 void ipcf_pack_bin(msgpack_packer *pk, const void *p, size_t len);

@@ -105,13 +105,13 @@ ipc_exec_req_decode(const msgpack_object *b, struct ipc_exec_req *r,
 	FIELD(get_name(F(b, 2), &r->type, 256, "command_type", why));
 	FIELD(get_optbin(F(b, 3), &has, &r->payload, &r->payload_len,
 	    IPC_PAYLOAD_MAX, "payload", why));
-	FIELD(get_name(F(b, 4), &r->command_id, IPC_ID_MAX, "command_id",
-	    why));
+	FIELD(
+	    get_name(F(b, 4), &r->command_id, IPC_ID_MAX, "command_id", why));
 	FIELD(get_optstr(F(b, 5), &r->actor, IPC_ID_MAX, "actor", why));
 	FIELD(get_optstr(F(b, 6), &r->correlation_id, IPC_ID_MAX,
 	    "correlation_id", why));
-	FIELD(get_optstr(F(b, 7), &r->causation_id, IPC_ID_MAX,
-	    "causation_id", why));
+	FIELD(get_optstr(F(b, 7), &r->causation_id, IPC_ID_MAX, "causation_id",
+	    why));
 	FIELD(get_optstr(F(b, 8), &r->source_device, IPC_ID_MAX,
 	    "source_device", why));
 	return 0;
@@ -337,7 +337,8 @@ ipc_dead_letter_decode(const msgpack_object *o, struct ipc_dead_letter *d,
 {
 	FIELD(ipcf_array(o, 10, "dead letter", why));
 	FIELD(ipcf_str(F(o, 0), &d->manager, IPC_NAME_MAX, "manager", why));
-	FIELD(ipcf_str(F(o, 1), &d->command_id, IPC_ID_MAX, "command_id", why));
+	FIELD(
+	    ipcf_str(F(o, 1), &d->command_id, IPC_ID_MAX, "command_id", why));
 	FIELD(ipcf_str(F(o, 2), &d->aggregate_type, IPC_NAME_MAX,
 	    "aggregate_type", why));
 	FIELD(ipcf_str(F(o, 3), &d->instance_id, IPC_ID_MAX, "instance_id",
@@ -396,8 +397,8 @@ ipc_plugin_info_decode(const msgpack_object *o, struct ipc_plugin_info *p,
 	p->aggs = F(o, 4);
 	p->projs = F(o, 5);
 	p->mgrs = F(o, 6);
-	FIELD(get_optstr(F(o, 7), &p->refused, IPC_MAX_STRLEN, "refused",
-	    why));
+	FIELD(
+	    get_optstr(F(o, 7), &p->refused, IPC_MAX_STRLEN, "refused", why));
 	return 0;
 }
 

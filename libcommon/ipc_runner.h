@@ -19,12 +19,12 @@
 
 #include "ipc.h"
 
-#define IPC_NAME_MAX    128      /* aggregate types, projection names */
-#define IPC_ID_MAX      256      /* instance ids, command ids, contexts */
-#define IPC_KEY_MAX     511      /* projection keys (LMDB's bound) */
-#define IPC_PAYLOAD_MAX 65536u   /* command payloads */
-#define IPC_QUERY_LIMIT 10000u   /* items in one QUERY or REPLAY reply */
-#define IPC_WAIT_MAX_MS 60000u   /* longest QUERY wait */
+#define IPC_NAME_MAX    128    /* aggregate types, projection names */
+#define IPC_ID_MAX      256    /* instance ids, command ids, contexts */
+#define IPC_KEY_MAX     511    /* projection keys (LMDB's bound) */
+#define IPC_PAYLOAD_MAX 65536u /* command payloads */
+#define IPC_QUERY_LIMIT 10000u /* items in one QUERY or REPLAY reply */
+#define IPC_WAIT_MAX_MS 60000u /* longest QUERY wait */
 
 /*
  * EXECUTE body: [aggregate_type, instance_id, command_type,
@@ -81,7 +81,8 @@ struct ipc_state_rep {
 enum ipc_query_mode {
 	EF_QUERY_KEY = 0,    /* key: exactly that key */
 	EF_QUERY_PREFIX = 1, /* key: every key starting with it */
-	EF_QUERY_RANGE = 2,  /* key <= k < end (nil key: first, nil end: last) */
+	EF_QUERY_RANGE =
+	    2, /* key <= k < end (nil key: first, nil end: last) */
 };
 
 /*
@@ -147,7 +148,7 @@ struct ipc_fold_info {
 	struct ipc_str plugin;
 	uint8_t kind;
 	struct ipc_str state; /* "catching-up", "live", "stopped",
-				 "waiting-for-store" */
+	                         "waiting-for-store" */
 	uint64_t position;
 	bool has_lag;
 	uint64_t lag;
@@ -173,7 +174,7 @@ struct ipc_runner_status_rep {
 	uint64_t head;
 	const msgpack_object *folds; /* ipc_fold_info_decode */
 	uint32_t nfolds;
-	const msgpack_object *aggs;  /* ipc_agg_info_decode */
+	const msgpack_object *aggs; /* ipc_agg_info_decode */
 	uint32_t naggs;
 	uint64_t lmdb_map_bytes;
 	uint64_t lmdb_map_grows;
@@ -254,7 +255,7 @@ struct ipc_plugin_info {
 	const msgpack_object *aggs; /* arrays of str */
 	const msgpack_object *projs;
 	const msgpack_object *mgrs;
-	struct ipc_str refused;     /* ptr NULL: loaded */
+	struct ipc_str refused; /* ptr NULL: loaded */
 };
 
 /*
@@ -303,8 +304,8 @@ int ipc_counts_decode(const msgpack_object *b, uint64_t *v, uint32_t n,
     const char **why);
 int ipc_plugin_info_decode(const msgpack_object *o, struct ipc_plugin_info *p,
     const char **why);
-int ipc_plugins_rep_decode(const msgpack_object *b, const msgpack_object **list,
-    uint32_t *n, const char **why);
+int ipc_plugins_rep_decode(const msgpack_object *b,
+    const msgpack_object **list, uint32_t *n, const char **why);
 
 /* Encoders (never fail; see ipc_out in ipc.h). */
 void ipc_exec_req_encode(struct ipc_out *o, const struct ipc_exec_req *r);
@@ -331,7 +332,8 @@ void ipc_name_req_encode(struct ipc_out *o, const struct ipc_name_req *r);
 void ipc_replay_req_encode(struct ipc_out *o, const struct ipc_replay_req *r);
 void ipc_dl_req_encode(struct ipc_out *o, const struct ipc_dl_req *r);
 void ipc_dl_list_begin(struct ipc_out *o, uint32_t n);
-void ipc_dead_letter_encode(struct ipc_out *o, const struct ipc_dead_letter *d);
+void ipc_dead_letter_encode(struct ipc_out *o,
+    const struct ipc_dead_letter *d);
 void ipc_counts_encode(struct ipc_out *o, const uint64_t *v, uint32_t n);
 void ipc_plugins_rep_begin(struct ipc_out *o, uint32_t n);
 /* One plugin: its fields, then three name lists via ipc_str_list_*, then

@@ -164,10 +164,12 @@ listener_check(struct guard_entry *ge, nng_stat *stats, uint64_t now)
 		el->ngens = 0;
 		el->relisten = 1;
 		log_debug("%s: a peer hung up during the handshake, which "
-		    "stops nng 1.5's listener; listening again", el->url);
+		          "stops nng 1.5's listener; listening again",
+		    el->url);
 	} else if (wedged) {
 		if (el->ngens == LISTEN_GENS) {
-			/* too many old ones: the oldest goes with its clients */
+			/* too many old ones: the oldest goes with its clients
+			 */
 			gone[ngone++] = el->gens[0].l;
 			memmove(&el->gens[0], &el->gens[1],
 			    sizeof(el->gens[0]) * (size_t)--el->ngens);
@@ -177,9 +179,11 @@ listener_check(struct guard_entry *ge, nng_stat *stats, uint64_t now)
 			    strerror(-rv));
 		else {
 			__atomic_add_fetch(&el->restarts, 1, __ATOMIC_RELAXED);
-			log_debug("%s: a peer hung up during the handshake, "
+			log_debug(
+			    "%s: a peer hung up during the handshake, "
 			    "which stops nng 1.5's listener; a new one took "
-			    "its name", el->url);
+			    "its name",
+			    el->url);
 		}
 	} else if (el->relisten) {
 		if ((rv = gen_start(el)) == 0) {

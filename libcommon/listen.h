@@ -46,31 +46,34 @@
 
 #include "guard.h"
 
-#define LISTEN_GENS 64 /* generations alive at once (old ones with clients) */
-#define LISTEN_DRAIN_MS 1000 /* an old generation closes after this long empty */
+/* generations alive at once (old ones with clients) */
+#define LISTEN_GENS 64
+/* an old generation closes after this long empty */
+#define LISTEN_DRAIN_MS 1000
 
 struct ef_listener {
 	struct guard_entry g;
 	nng_socket sock;
-	char url[4200];     /* as configured */
-	char path[4096];    /* ipc: the public path; "" for other schemes */
-	int perms;          /* ipc file mode, 0 to leave it */
+	char url[4200];  /* as configured */
+	char path[4096]; /* ipc: the public path; "" for other schemes */
+	int perms;       /* ipc file mode, 0 to leave it */
 	int lockfd;
 	uint64_t next_gen;
 	int relisten;        /* tcp: closed when wedged, to listen again */
 	int relisten_failed; /* failed tries since (logged once) */
-	pthread_mutex_t mu; /* gens, against the pipe callbacks */
+	pthread_mutex_t mu;  /* gens, against the pipe callbacks */
 	struct listen_gen {
 		nng_listener l;
 		uint32_t id;
 		struct pipeset ps; /* its pipes, by id (guard.h) */
 		uint64_t other;
-		uint64_t empty_since; /* old and without pipes since (ms), or 0 */
+		uint64_t
+		    empty_since; /* old and without pipes since (ms), or 0 */
 		int current;
 	} gens[LISTEN_GENS];
 	int ngens;
-	uint64_t added;     /* pipes added to the socket (atomic) */
-	uint64_t restarts;  /* generations replaced (atomic) */
+	uint64_t added;    /* pipes added to the socket (atomic) */
+	uint64_t restarts; /* generations replaced (atomic) */
 };
 
 /*

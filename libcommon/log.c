@@ -14,7 +14,7 @@
 
 static const char *log_prog = "eventfold";
 static int log_verbose;
-static int log_max = 6;     /* the least urgent priority written */
+static int log_max = 6;      /* the least urgent priority written */
 static int log_journal = -1; /* stderr is the journal: use <N> prefixes */
 
 void
@@ -63,8 +63,13 @@ static const struct {
 	const char *name;
 	int max;
 } log_levels[] = {
-	{ "error", 3 }, { "off", 3 }, { "warn", 4 }, { "warning", 4 },
-	{ "info", 6 }, { "debug", 7 }, { "trace", 7 },
+	{ "error", 3 },
+	{ "off", 3 },
+	{ "warn", 4 },
+	{ "warning", 4 },
+	{ "info", 6 },
+	{ "debug", 7 },
+	{ "trace", 7 },
 };
 
 static int
@@ -102,12 +107,13 @@ log_rust_level(const char *v)
 		end = p + strcspn(p, ",");
 		lvl = memchr(p, '=', (size_t)(end - p));
 		lvl = lvl != NULL ? lvl + 1 : p;
-		if (end > lvl && (m = log_level_named(lvl,
-		    (size_t)(end - lvl))) >= 0) {
+		if (end > lvl &&
+		    (m = log_level_named(lvl, (size_t)(end - lvl))) >= 0) {
 			if (m > best)
 				best = m;
 		} else if (end > p)
-			log_warnx("RUST_LOG: skipping \"%.*s\" (no level in it)",
+			log_warnx(
+			    "RUST_LOG: skipping \"%.*s\" (no level in it)",
 			    (int)(end - p), p);
 		p = *end == ',' ? end + 1 : end;
 	}
@@ -122,8 +128,10 @@ log_level_from_env(void)
 
 	if (v != NULL && *v != '\0') {
 		if ((m = log_level_named(v, strlen(v))) < 0) {
-			fprintf(stderr, "%s: EVENTFOLD_LOG_LEVEL=%s: not a "
-			    "level (error, warn, info, debug)\n", log_prog, v);
+			fprintf(stderr,
+			    "%s: EVENTFOLD_LOG_LEVEL=%s: not a "
+			    "level (error, warn, info, debug)\n",
+			    log_prog, v);
 			return -1;
 		}
 		log_setlevel(m);

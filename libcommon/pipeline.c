@@ -39,8 +39,8 @@ slot_take(struct pipeline *p, struct pipeline_slot *s)
 	size_t bytes = 0;
 
 	s->n = 0;
-	while (p->head != NULL && s->n < IPC_MAX_MANY && (s->n == 0 ||
-	    bytes + p->head->len <= PIPELINE_MAX_BYTES)) {
+	while (p->head != NULL && s->n < IPC_MAX_MANY &&
+	    (s->n == 0 || bytes + p->head->len <= PIPELINE_MAX_BYTES)) {
 		rq = p->head;
 		bytes += rq->len;
 		p->head = rq->next;
@@ -133,7 +133,8 @@ deliver(struct pipeline_req *list, uint32_t n, int err,
 	if (err == 0 && rep->in.status == EF_S_OK &&
 	    ipc_many_rep_open(rep->in.body, n, &why) != 0) {
 		log_warnx("malformed append_many reply: %s", why);
-		fail_all(list, EF_S_INTERNAL, "malformed reply from "
+		fail_all(list, EF_S_INTERNAL,
+		    "malformed reply from "
 		    "eventfold-stored");
 		return;
 	}
@@ -142,16 +143,17 @@ deliver(struct pipeline_req *list, uint32_t n, int err,
 		 * down) */
 		snprintf(msg, sizeof(msg), "%.*s", (int)rep->in.message.len,
 		    rep->in.message.ptr);
-		fail_all(list, rep->in.status, err == -EBADF ?
-		    "pipeline closed" : msg);
+		fail_all(list, rep->in.status,
+		    err == -EBADF ? "pipeline closed" : msg);
 		return;
 	}
 	for (rq = list, i = 0; rq != NULL; rq = next, i++) {
 		next = rq->next;
 		rq->next = NULL;
 		if (ipc_result_decode(&rep->in.body->via.array.ptr[i], &res,
-		    &why) != 0) {
-			fail_all(rq, EF_S_INTERNAL, "malformed reply from "
+		        &why) != 0) {
+			fail_all(rq, EF_S_INTERNAL,
+			    "malformed reply from "
 			    "eventfold-stored");
 			continue;
 		}
@@ -282,7 +284,7 @@ pipeline_append_wait(struct pipeline *p, const struct ipc_append_req *r,
 	if (nng_msg_alloc(&rep->msg, 0) != 0 ||
 	    nng_msg_append(rep->msg, w.copy.buf, w.copy.len) != 0 ||
 	    ipc_reply_open(&rep->in, nng_msg_body(rep->msg),
-	    nng_msg_len(rep->msg), &why) != 0) {
+	        nng_msg_len(rep->msg), &why) != 0) {
 		client_reply_free(rep);
 		memset(rep, 0, sizeof(*rep));
 		rep->in.status = rc = EF_S_INTERNAL;
@@ -305,9 +307,10 @@ pipeline_sweep(struct pipeline *p)
 
 	for (i = 0; i < PIPELINE_SLOTS; i++)
 		if ((late = acall_sweep(&p->slots[i].ac, now,
-		    CLIENT_GRACE_MS)) != 0)
+		         CLIENT_GRACE_MS)) != 0)
 			log_warnx("append_many: a message outlived its "
-			    "deadline by %" PRIu64 " ms; cancelled", late);
+			          "deadline by %" PRIu64 " ms; cancelled",
+			    late);
 }
 
 /* Opens the slots' contexts on sock; p is zeroed but for cl. */
@@ -326,7 +329,7 @@ pipeline_setup(struct pipeline *p, nng_socket sock, uint64_t timeout_ms)
 		s->p = p;
 		ipc_out_init(&s->msg);
 		if ((rc = acall_init(&s->ac, sock, "eventfold-stored",
-		    slot_done, s)) != 0)
+		         slot_done, s)) != 0)
 			goto fail;
 		s->ac.resend = true;
 		s->ac.halt = &p->closing;
@@ -396,8 +399,8 @@ pipeline_open(struct pipeline *p, const char *url, int timeout_ms)
 	/* in place: the dialer's guard keeps a pointer into p->cl */
 	if ((rc = client_open(&p->cl, url, timeout_ms)) != 0)
 		return rc;
-	if ((rc = pipeline_setup(p, p->cl.sock,
-	    (uint64_t)p->cl.timeout_ms)) != 0) {
+	if ((rc = pipeline_setup(p, p->cl.sock, (uint64_t)p->cl.timeout_ms)) !=
+	    0) {
 		client_close(&p->cl);
 		return rc;
 	}

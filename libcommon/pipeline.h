@@ -11,8 +11,9 @@
  * one APPEND_MANY, when its reply comes back. A queue that passes
  * PIPELINE_MAX_BYTES (or IPC_MAX_MANY appends) goes at once on another of
  * PIPELINE_SLOTS message slots; no message carries more than that (but
- * at least one append), the rest waits for the next. Threads that share a pipeline share its
- * messages. eventfold-gatewayd puts its gRPC Appends through one.
+ * at least one append), the rest waits for the next. Threads that share a
+ * pipeline share its messages. eventfold-gatewayd puts its gRPC Appends
+ * through one.
  *
  * Every append ends: its callback runs exactly once, with its own result
  * (entry i of a reply belongs to the i-th append of that message, so a
@@ -45,9 +46,9 @@
 #include "ipc.h"
 #include "ipc_many.h"
 
-#define PIPELINE_SLOTS     4
-#define PIPELINE_MAX_BYTES (4u << 20) /* a queue this large goes at once,
-                                         and a message takes no more */
+#define PIPELINE_SLOTS 4
+/* a queue this large goes at once, and a message takes no more */
+#define PIPELINE_MAX_BYTES (4u << 20)
 
 struct pipeline_req;
 
@@ -57,8 +58,8 @@ struct pipeline_req;
  * EF_S_INTERNAL with body NULL when the message failed. res and what it
  * points to are valid only during the call; rq is the caller's again.
  */
-typedef void (*pipeline_done_fn)(struct pipeline_req *rq,
-    const struct ipc_result *res);
+typedef void (
+    *pipeline_done_fn)(struct pipeline_req *rq, const struct ipc_result *res);
 
 /*
  * One append, owned by the caller and left untouched until its callback.
@@ -70,7 +71,7 @@ struct pipeline_req {
 	size_t len;
 	pipeline_done_fn done;
 	void *arg;
-	struct ipc_out out;      /* optional home for body */
+	struct ipc_out out; /* optional home for body */
 	/* the pipeline's */
 	struct pipeline_req *next;
 	uint64_t deadline;
@@ -82,11 +83,11 @@ struct pipeline_req {
 
 struct pipeline_slot {
 	struct pipeline *p;
-	struct acall ac;          /* its trips to stored (acall.h) */
-	bool busy;                /* under p->mu */
+	struct acall ac;           /* its trips to stored (acall.h) */
+	bool busy;                 /* under p->mu */
 	struct pipeline_req *reqs; /* in submission order */
 	uint32_t n;
-	uint64_t deadline;        /* the latest of reqs' (guard_now_ms) */
+	uint64_t deadline; /* the latest of reqs' (guard_now_ms) */
 	struct ipc_out msg;
 };
 
@@ -98,7 +99,7 @@ struct pipeline {
 	uint32_t nbusy;
 	bool closing;
 	uint64_t timeout_ms;
-	uint64_t messages;        /* APPEND_MANY messages sent (atomic) */
+	uint64_t messages; /* APPEND_MANY messages sent (atomic) */
 	struct pipeline_slot slots[PIPELINE_SLOTS];
 	/* pipeline_open() only */
 	struct ef_client cl;

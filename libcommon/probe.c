@@ -67,7 +67,8 @@ probe_rep(const char *url, int timeout_ms, char *why, size_t len)
 	for (try = 0; try < PROBE_TRIES; try++) {
 		if (try > 0)
 			nanosleep(&pause, NULL);
-		if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0) {
+		if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) <
+		    0) {
 			snprintf(why, len, "socket: %s", strerror(errno));
 			return PROBE_ERROR;
 		}
@@ -85,8 +86,10 @@ probe_rep(const char *url, int timeout_ms, char *why, size_t len)
 			return PROBE_NO_FILE;
 		}
 		if (err == ECONNREFUSED) {
-			snprintf(why, len, "nobody listens on %s (a socket "
-			    "left by a daemon that stopped)", path);
+			snprintf(why, len,
+			    "nobody listens on %s (a socket "
+			    "left by a daemon that stopped)",
+			    path);
 			return PROBE_REFUSED;
 		}
 		snprintf(why, len, "cannot connect to %s: %s", path,

@@ -18,11 +18,11 @@
 #include <stddef.h>
 
 /* What probe_rep() found. */
-#define PROBE_OK       0 /* a rep0 socket answered the handshake */
-#define PROBE_NOT_IPC  1 /* not an ipc:// URL: nothing checked */
-#define PROBE_NO_FILE  2 /* no socket file at the path */
-#define PROBE_REFUSED  3 /* the file is there, nobody listens */
-#define PROBE_ERROR    4 /* another error (permissions, not a socket) */
+#define PROBE_OK      0 /* a rep0 socket answered the handshake */
+#define PROBE_NOT_IPC 1 /* not an ipc:// URL: nothing checked */
+#define PROBE_NO_FILE 2 /* no socket file at the path */
+#define PROBE_REFUSED 3 /* the file is there, nobody listens */
+#define PROBE_ERROR   4 /* another error (permissions, not a socket) */
 
 /*
  * Probes the ipc:// URL url, waiting at most timeout_ms for the

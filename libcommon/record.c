@@ -112,8 +112,8 @@ batch_hdr_decode(const uint8_t *buf, size_t avail, struct batch_hdr *h)
 	h->count = get_le32(buf + 8);
 	h->body_len = get_le32(buf + 12);
 	h->first_pos = get_le64(buf + 16);
-	if (h->count == 0 || (uint64_t)h->body_len <
-	    (uint64_t)h->count * (RECORD_HDR + 1))
+	if (h->count == 0 ||
+	    (uint64_t)h->body_len < (uint64_t)h->count * (RECORD_HDR + 1))
 		return REC_BADLEN;
 	return REC_OK;
 }
@@ -162,8 +162,8 @@ batch_verify(const uint8_t *map, uint64_t size, uint64_t off,
 	p = off + BATCH_HDR;
 	end = p + h.body_len;
 	for (i = 0; i < h.count; i++) {
-		if (p >= end || record_decode(map + p, end - p, &ev, &rlen, 1) !=
-		    REC_OK)
+		if (p >= end ||
+		    record_decode(map + p, end - p, &ev, &rlen, 1) != REC_OK)
 			return -1;
 		if (ev.global_position != h.first_pos + i)
 			return -1;
@@ -186,11 +186,10 @@ batch_find_after(const uint8_t *map, uint64_t size, uint64_t off)
 		p = memmem(p, (size_t)(end - p), magic, sizeof(magic));
 		if (p == NULL)
 			return 0;
-		if (batch_verify(map, size, (uint64_t)(p - map), 0, 0,
-		    &len) == 0)
+		if (batch_verify(map, size, (uint64_t)(p - map), 0, 0, &len) ==
+		    0)
 			return 1;
 		p++;
 	}
 	return 0;
 }
-

@@ -36,14 +36,14 @@
 
 #include "uuid.h"
 
-#define RECORD_HDR       72
-#define RECORD_MAX       65536 /* a whole record, header included */
-#define RECORD_TYPE_MAX  256
-#define BATCH_HDR        32
-#define BATCH_MAGIC      0xEFBA7C01u
-#define LOGFILE_HDR      64
-#define LOGFILE_MAGIC    "EVFOLDLG"
-#define LOGFILE_VERSION  1
+#define RECORD_HDR      72
+#define RECORD_MAX      65536 /* a whole record, header included */
+#define RECORD_TYPE_MAX 256
+#define BATCH_HDR       32
+#define BATCH_MAGIC     0xEFBA7C01u
+#define LOGFILE_HDR     64
+#define LOGFILE_MAGIC   "EVFOLDLG"
+#define LOGFILE_VERSION 1
 
 /*
  * One event. As a view from record_decode(), the type, metadata and

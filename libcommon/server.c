@@ -38,12 +38,12 @@ struct srv_req {
 	nng_ctx ctx;
 	nng_aio *aio;
 	int state;
-	nng_msg *msg;       /* the request, reused for the reply */
-	nng_msg *reply;     /* srv_reply_msg's, sent instead */
-	struct ipc_in in;   /* decoded from msg */
+	nng_msg *msg;     /* the request, reused for the reply */
+	nng_msg *reply;   /* srv_reply_msg's, sent instead */
+	struct ipc_in in; /* decoded from msg */
 	struct ipc_out out;
 	struct srv_req *qnext; /* in the pool's queue */
-	void *data;         /* the daemon's (data_size bytes) */
+	void *data;            /* the daemon's (data_size bytes) */
 };
 
 struct srv {
@@ -56,14 +56,14 @@ struct srv {
 	pthread_t *thr;
 	uint64_t nthr;
 	pthread_mutex_t mu;
-	pthread_cond_t work;  /* the queue has a request, or quit */
-	pthread_cond_t idle;  /* busy fell to 0 */
+	pthread_cond_t work; /* the queue has a request, or quit */
+	pthread_cond_t idle; /* busy fell to 0 */
 	struct srv_req *qhead, *qtail;
 	uint64_t busy;
 	int closing;
 	int quit;
-	int stopping;         /* atomic */
-	uint64_t served;      /* atomic */
+	int stopping;    /* atomic */
+	uint64_t served; /* atomic */
 };
 
 static void
@@ -123,8 +123,8 @@ send_reply(struct srv_req *r)
 	}
 	r->state = ST_SEND;
 	pthread_mutex_unlock(&s->mu);
-	nng_aio_set_timeout(r->aio, s->c.send_ms > 0 ? s->c.send_ms :
-	    NNG_DURATION_INFINITE);
+	nng_aio_set_timeout(r->aio,
+	    s->c.send_ms > 0 ? s->c.send_ms : NNG_DURATION_INFINITE);
 	nng_aio_set_msg(r->aio, m);
 	nng_ctx_send(r->ctx, r->aio);
 }
@@ -155,16 +155,20 @@ handle(struct srv_req *r)
 	rc = ipc_request_open(&r->in, nng_msg_body(r->msg),
 	    nng_msg_len(r->msg), &why);
 	if (rc != 0)
-		srv_error(r, rc, "%s%s%s%s", why, rc == EF_S_BAD_VERSION ?
-		    " (this " : "", rc == EF_S_BAD_VERSION ? s->c.name : "",
-		    rc == EF_S_BAD_VERSION ? " speaks version "
-		    EF_STR(EF_PROTO_VERSION) ")" : "");
+		srv_error(r, rc, "%s%s%s%s", why,
+		    rc == EF_S_BAD_VERSION ? " (this " : "",
+		    rc == EF_S_BAD_VERSION ? s->c.name : "",
+		    rc == EF_S_BAD_VERSION ?
+		        " speaks version " EF_STR(EF_PROTO_VERSION) ")" :
+		        "");
 	else if (__atomic_load_n(&s->stopping, __ATOMIC_SEQ_CST))
 		srv_error(r, EF_S_UNAVAILABLE, "%s is shutting down",
 		    s->c.name);
 	else if ((op = find_op(s, r->in.op)) == NULL)
-		srv_error(r, EF_S_UNKNOWN_OP, "unknown operation %u (%s) for "
-		    "%s", r->in.op, ipc_op_name((int)r->in.op), s->c.name);
+		srv_error(r, EF_S_UNKNOWN_OP,
+		    "unknown operation %u (%s) for "
+		    "%s",
+		    r->in.op, ipc_op_name((int)r->in.op), s->c.name);
 	else if (s->c.admit == NULL || s->c.admit(r, &r->in, op->flags) == 0) {
 		/* deferred: r may be answered, even re-armed, already */
 		rc = op->fn(r, &r->in);
@@ -280,8 +284,8 @@ srv_start(const struct srv_conf *conf, struct srv **sp)
 	pthread_cond_init(&s->idle, NULL);
 	if ((rv = nng_rep0_open(&s->sock)) != 0)
 		goto fail_nng;
-	nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ, conf->max_msg ?
-	    conf->max_msg : IPC_MAX_MSG);
+	nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ,
+	    conf->max_msg ? conf->max_msg : IPC_MAX_MSG);
 	if ((s->reqs = calloc(s->n, sizeof(*s->reqs))) == NULL)
 		fatal("calloc");
 	for (i = 0; i < s->n; i++) {
@@ -297,13 +301,13 @@ srv_start(const struct srv_conf *conf, struct srv **sp)
 			goto fail_nng;
 	}
 	if ((s->thr = calloc(conf->threads ? conf->threads : 1,
-	    sizeof(*s->thr))) == NULL)
+	         sizeof(*s->thr))) == NULL)
 		fatal("calloc");
 	for (; s->nthr < conf->threads; s->nthr++)
 		if (pthread_create(&s->thr[s->nthr], NULL, pool_main, s) != 0)
 			fatal("pthread_create");
-	if ((rv = listener_open(&s->l, s->sock, conf->url, conf->perms ?
-	    conf->perms : 0660)) != 0)
+	if ((rv = listener_open(&s->l, s->sock, conf->url,
+	         conf->perms ? conf->perms : 0660)) != 0)
 		goto fail;
 	s->listening = 1;
 	for (i = 0; i < s->n; i++)
@@ -350,7 +354,8 @@ srv_stop(struct srv *s, void (*fini)(void *data))
 	/* the socket is never closed: server.h, shutdown policy, step 4 */
 	if (left > 0) {
 		log_warnx("%s: %" PRIu64 " requests still unanswered after "
-		    "%d ms; left to the exit", s->c.name, left, SRV_DRAIN_MS);
+		          "%d ms; left to the exit",
+		    s->c.name, left, SRV_DRAIN_MS);
 		return;
 	}
 	for (i = 0; s->reqs != NULL && i < s->n; i++) {

@@ -85,21 +85,22 @@ struct srv_req; /* one context, serving one request at a time */
 typedef int (*srv_handler_fn)(struct srv_req *r, const struct ipc_in *in);
 
 struct srv_op {
-	int op;            /* EF_OP_* */
+	int op; /* EF_OP_* */
 	srv_handler_fn fn;
-	unsigned flags;    /* the daemon's, passed to admit */
+	unsigned flags; /* the daemon's, passed to admit */
 };
 
 struct srv_conf {
-	const char *name;  /* "eventfold-runnerd": messages and the log */
-	const char *url;   /* to listen on (listen.h) */
-	int perms;         /* ipc:// file mode; 0 for 0660 (STYLE.md) */
+	const char *name; /* "eventfold-runnerd": messages and the log */
+	const char *url;  /* to listen on (listen.h) */
+	int perms;        /* ipc:// file mode; 0 for 0660 (STYLE.md) */
 	const struct srv_op *ops; /* SRV_TABLE; valid until srv_stop */
 	size_t nops;
 	uint64_t contexts; /* requests served at once; 0 means 1 */
 	uint64_t threads;  /* handler threads; 0: on nng's callback threads */
 	size_t max_msg;    /* largest request in bytes; 0: IPC_MAX_MSG */
-	nng_duration send_ms; /* a reply not sent by then is dropped; 0: none */
+	nng_duration
+	    send_ms; /* a reply not sent by then is dropped; 0: none */
 	/*
 	 * Optional, called before the handler (on the handler's thread):
 	 * 0 to go on, or an error reply made with srv_error() and nonzero.
@@ -114,7 +115,7 @@ struct srv_conf {
 	void (*after)(void *arg);
 	/* Bytes of per-context data for the daemon (srv_data), zeroed. */
 	size_t data_size;
-	void *arg;         /* srv_arg() */
+	void *arg; /* srv_arg() */
 };
 
 /* In a struct srv_conf initializer: the op table t, an array. */

@@ -14,9 +14,10 @@
 #include <nng/supplemental/util/platform.h>
 #include "log.h"
 
-#define SUB_IDLE_MS  250 /* poll the store after this long without news */
-#define SUB_SLICE_MS 20  /* ...waiting in slices this long, so that *stop
-			    ends an idle subscription at once */
+#define SUB_IDLE_MS 250 /* poll the store after this long without news */
+/* ...waiting in slices this long, so that *stop ends an idle
+ * subscription at once */
+#define SUB_SLICE_MS 20
 #define SUB_RETRY_MS 100
 #define SUB_GAP      (-1000) /* internal: re-read from the store */
 
@@ -27,8 +28,8 @@ struct sub_state {
 	uint64_t next_ver;    /* next stream version (stream mode) */
 	uint64_t seen_global; /* stream mode: all positions < this seen */
 	uint8_t stream[UUID_LEN];
-	int check;            /* last_id is the event at next - 1 */
-	int want_check;       /* p->check_log, whole log */
+	int check;      /* last_id is the event at next - 1 */
+	int want_check; /* p->check_log, whole log */
 	uint8_t last_id[UUID_LEN];
 };
 
@@ -62,8 +63,9 @@ sub_catch_up(struct sub_state *s)
 			st = client_read_stream(&s->store, p->stream_id,
 			    s->next_ver, page, EF_FORWARD, &rep, &rr);
 		else
-			st = client_read_all(&s->store, s->next - (uint64_t)check,
-			    page, EF_FORWARD, &rep, &rr);
+			st = client_read_all(&s->store,
+			    s->next - (uint64_t)check, page, EF_FORWARD, &rep,
+			    &rr);
 		if (check && st == EF_S_DATA_LOSS) {
 			/* the event behind us cannot be read: go on unchecked
 			 * rather than stop at damage already passed */
@@ -71,20 +73,22 @@ sub_catch_up(struct sub_state *s)
 			s->check = 0; /* until the next delivery */
 			continue;
 		}
-		if (check && st == EF_S_OK && (rr.head < s->next ||
-		    rr.nevents == 0 || ipc_event_decode(
-		    &rr.events->via.array.ptr[0], &ev, &why) != 0 ||
-		    ev.global_position != s->next - 1 ||
-		    memcmp(ev.event_id, s->last_id, UUID_LEN) != 0)) {
+		if (check && st == EF_S_OK &&
+		    (rr.head < s->next || rr.nevents == 0 ||
+		        ipc_event_decode(&rr.events->via.array.ptr[0], &ev,
+		            &why) != 0 ||
+		        ev.global_position != s->next - 1 ||
+		        memcmp(ev.event_id, s->last_id, UUID_LEN) != 0)) {
 			log_warnx("subscription: the log changed underneath: "
-			    "head %" PRIu64 ", %s at position %" PRIu64,
-			    rr.head, rr.head < s->next ? "nothing" :
-			    "another event", s->next - 1);
+			          "head %" PRIu64 ", %s at position %" PRIu64,
+			    rr.head,
+			    rr.head < s->next ? "nothing" : "another event",
+			    s->next - 1);
 			client_reply_free(&rep);
 			return SUB_LOG_CHANGED;
 		}
-		if (st != EF_S_OK && !(st == EF_S_STREAM_NOT_FOUND &&
-		    rep.in.body != NULL)) {
+		if (st != EF_S_OK &&
+		    !(st == EF_S_STREAM_NOT_FOUND && rep.in.body != NULL)) {
 			log_debug("subscription read: %.*s",
 			    (int)rep.in.message.len, rep.in.message.ptr);
 			client_reply_free(&rep);
@@ -92,7 +96,7 @@ sub_catch_up(struct sub_state *s)
 		}
 		for (i = 0; i < rr.nevents; i++) {
 			if (ipc_event_decode(&rr.events->via.array.ptr[i], &ev,
-			    &why) != 0) {
+			        &why) != 0) {
 				client_reply_free(&rep);
 				return -EF_S_INTERNAL;
 			}
@@ -144,7 +148,7 @@ sub_deliver_pub(struct sub_state *s, const struct ipc_pub *pub)
 
 	for (i = 0; i < pub->nevents; i++) {
 		if (ipc_event_decode(&pub->events->via.array.ptr[i], &ev,
-		    &why) != 0)
+		        &why) != 0)
 			return -EF_S_INTERNAL;
 		if (p->stream_id != NULL) {
 			if (ev.global_position < s->seen_global ||
@@ -200,14 +204,14 @@ sub_run(const struct sub_params *p)
 		s.next = p->from;
 		s.want_check = p->check_log;
 		if ((s.check = p->check_log && p->from_id != NULL &&
-		    p->from > 0))
+		            p->from > 0))
 			memcpy(s.last_id, p->from_id, UUID_LEN);
 	}
 	if (nng_sub0_open(&sub) != 0)
 		return -EF_S_INTERNAL;
 	nng_socket_set(sub, NNG_OPT_SUB_SUBSCRIBE, "", 0);
-	nng_socket_set_int(sub, NNG_OPT_RECVBUF, p->recv_buf > 0 ?
-	    p->recv_buf : 8192);
+	nng_socket_set_int(sub, NNG_OPT_RECVBUF,
+	    p->recv_buf > 0 ? p->recv_buf : 8192);
 	nng_socket_set_size(sub, NNG_OPT_RECVMAXSZ, IPC_MAX_MSG);
 	nng_socket_set_ms(sub, NNG_OPT_RECVTIMEO, SUB_SLICE_MS);
 	nng_socket_set_ms(sub, NNG_OPT_RECONNMINT, 10);
@@ -217,8 +221,8 @@ sub_run(const struct sub_params *p)
 		nngx_close(sub);
 		return -EF_S_INVALID;
 	}
-	if (client_open(&s.store, p->store_url, p->timeout_ms > 0 ?
-	    p->timeout_ms : 2000) != 0) {
+	if (client_open(&s.store, p->store_url,
+	        p->timeout_ms > 0 ? p->timeout_ms : 2000) != 0) {
 		dialer_close(&dialer);
 		nngx_close(sub);
 		return -EF_S_INVALID;
@@ -275,7 +279,8 @@ sub_run(const struct sub_params *p)
 		rv = ipc_pub_open(&in, nng_msg_body(m), nng_msg_len(m), &pub,
 		    &why);
 		if (rv != 0) {
-			log_warnx("subscription: bad publish message: %s", why);
+			log_warnx("subscription: bad publish message: %s",
+			    why);
 			ipc_in_close(&in);
 			nng_msg_free(m);
 			need_read = 1;

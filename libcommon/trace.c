@@ -43,9 +43,10 @@ void
 trace_reply(uint64_t rid, int op, const char *what, int status,
     const char *msg)
 {
-#define TRACE_LINE "%s refused (request " TRACE_FMT "%s%s): %s: %s", \
-	ipc_op_name(op), rid, what ? " " : "", what ? what : "", \
-	ipc_status_name(status), msg
+#define TRACE_LINE                                                            \
+	"%s refused (request " TRACE_FMT "%s%s): %s: %s", ipc_op_name(op),    \
+	    rid, what ? " " : "", what ? what : "", ipc_status_name(status),  \
+	    msg
 	if (trace_is_outcome(status))
 		log_debug(TRACE_LINE);
 	else

@@ -40,12 +40,14 @@
 enum { STORED, RUNNERD, GATEWAYD, NDAEMONS };
 
 static const char *const names[NDAEMONS] = {
-	"eventfold-stored", "eventfold-runnerd", "eventfold-gatewayd",
+	"eventfold-stored",
+	"eventfold-runnerd",
+	"eventfold-gatewayd",
 };
 
 struct daemon {
-	pid_t pid;    /* 0: not running */
-	int status;   /* wait status once it ended */
+	pid_t pid;  /* 0: not running */
+	int status; /* wait status once it ended */
 };
 
 static struct daemon d[NDAEMONS];
@@ -162,11 +164,11 @@ forward(int sig)
 /*
  * Waits up to the deadline for daemons from..to to end, reaping; other
  * signals that come meanwhile are forwarded; a second SIGTERM, SIGINT
- * or SIGQUIT makes the wait end at once (and what runs is killed). 0 if they all ended.
+ * or SIGQUIT makes the wait end at once (and what runs is killed). 0 if they
+ * all ended.
  */
 static int
-wait_ended(const sigset_t *set, int from, int to, time_t deadline,
-    int *first)
+wait_ended(const sigset_t *set, int from, int to, time_t deadline, int *first)
 {
 	struct timespec ts;
 	siginfo_t si;
@@ -198,7 +200,8 @@ stop(const sigset_t *set, int *first)
 	if (wait_ended(set, RUNNERD, GATEWAYD, deadline, first) != 0) {
 		log_warnx("gatewayd or runnerd did not stop: killing them");
 		signal_all(RUNNERD, GATEWAYD, SIGKILL);
-		(void)wait_ended(set, RUNNERD, GATEWAYD, time(NULL) + 5, first);
+		(void)wait_ended(set, RUNNERD, GATEWAYD, time(NULL) + 5,
+		    first);
 	}
 	signal_all(STORED, STORED, SIGTERM);
 	if (wait_ended(set, STORED, STORED, deadline, first) != 0) {

@@ -48,8 +48,8 @@ absolute_dir(const char *dir, char *out, size_t len)
 		base = copy;
 	} else {
 		*slash = '\0';
-		snprintf(parent, sizeof(parent), "%s", slash == copy ? "/" :
-		    copy);
+		snprintf(parent, sizeof(parent), "%s",
+		    slash == copy ? "/" : copy);
 		base = slash + 1;
 	}
 	if (!strcmp(base, ".") || !strcmp(base, "..") || *base == '\0' ||
@@ -58,7 +58,7 @@ absolute_dir(const char *dir, char *out, size_t len)
 		return -ENOENT;
 	}
 	if ((size_t)snprintf(out, len, "%s/%s", strcmp(real, "/") ? real : "",
-	    base) >= len) {
+	        base) >= len) {
 		free(copy);
 		return -ENAMETOOLONG;
 	}
@@ -154,9 +154,10 @@ runner_place(const char *tmp, const char *dir)
 
 	snprintf(to, sizeof(to), "%s/runner", dir);
 	if (rename(tmp, to) != 0)
-		return ctl_err(CTL_INTERNAL, "rename %s to %s: %s (runnerd's "
-		    "state is in %s: move it there by hand)", tmp, to,
-		    strerror(errno), tmp);
+		return ctl_err(CTL_INTERNAL,
+		    "rename %s to %s: %s (runnerd's "
+		    "state is in %s: move it there by hand)",
+		    tmp, to, strerror(errno), tmp);
 	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 ||
 	    fsync(fd) != 0)
 		rc = ctl_err(CTL_INTERNAL, "fsync %s: %s", dir,
@@ -193,7 +194,8 @@ cmd_backup(struct ctl *c, int argc, char **argv)
 		else if (!strcmp(argv[i], "--wait") && i + 1 < argc) {
 			if (ctl_parse_u64(argv[++i], &wait_s) != 0 ||
 			    wait_s == 0)
-				return ctl_err(CTL_USAGE, "--wait: a number of "
+				return ctl_err(CTL_USAGE,
+				    "--wait: a number of "
 				    "seconds, at least 1");
 		} else if (argv[i][0] != '-' && target == NULL)
 			target = argv[i];
@@ -203,8 +205,10 @@ cmd_backup(struct ctl *c, int argc, char **argv)
 	if (target == NULL || i > argc)
 		return ctl_usage("backup");
 	if (absolute_dir(target, dir, sizeof(dir)) != 0)
-		return ctl_err(CTL_USAGE, "%s: its parent directory must "
-		    "exist", target);
+		return ctl_err(CTL_USAGE,
+		    "%s: its parent directory must "
+		    "exist",
+		    target);
 	if ((rc = ctl_reach(c, CTL_STORED)) != 0)
 		return rc;
 	progress_init(&pr, "backup", quiet || c->json);
@@ -258,7 +262,8 @@ cmd_backup(struct ctl *c, int argc, char **argv)
 	if (runner && st == EF_S_OK && (rc = runner_place(tmp, dir)) != 0)
 		goto out;
 	if (st == EF_S_UNAVAILABLE && cr.msg == NULL) {
-		rc = ctl_err(CTL_UNAVAILABLE, "UNAVAILABLE: %.*s (the backup "
+		rc = ctl_err(CTL_UNAVAILABLE,
+		    "UNAVAILABLE: %.*s (the backup "
 		    "may still be running: see stored's log)",
 		    (int)cr.in.message.len, cr.in.message.ptr);
 		goto out;
@@ -271,39 +276,40 @@ cmd_backup(struct ctl *c, int argc, char **argv)
 		json_t *j;
 		char *txt;
 
-		j = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I}",
-		    "dir", dir, "position", (json_int_t)br.position,
-		    "segments", (json_int_t)br.segments, "linked",
-		    (json_int_t)br.linked, "copied", (json_int_t)br.copied,
-		    "bytes", (json_int_t)br.bytes, "index_bytes",
+		j = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "dir",
+		    dir, "position", (json_int_t)br.position, "segments",
+		    (json_int_t)br.segments, "linked", (json_int_t)br.linked,
+		    "copied", (json_int_t)br.copied, "bytes",
+		    (json_int_t)br.bytes, "index_bytes",
 		    (json_int_t)br.index_bytes);
 
 		if (j != NULL && runner)
 			json_object_set_new(j, "runner_bytes",
 			    json_integer((json_int_t)runner_bytes));
 		txt = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) :
-		    NULL;
+		          NULL;
 
 		if (txt != NULL)
 			printf("%s\n", txt);
 		free(txt);
 		json_decref(j);
 	} else
-		printf("backup %s: consistent at position %" PRIu64 " (%"
-		    PRIu64 " events; %" PRIu64 " segments: %" PRIu64
-		    " linked, %" PRIu64 " copied, %" PRIu64 " bytes; index %"
-		    PRIu64 " bytes)\n", dir, br.position, br.position,
-		    br.segments, br.linked, br.copied, br.bytes,
-		    br.index_bytes);
+		printf("backup %s: consistent at position %" PRIu64
+		       " (%" PRIu64 " events; %" PRIu64 " segments: %" PRIu64
+		       " linked, %" PRIu64 " copied, %" PRIu64
+		       " bytes; index %" PRIu64 " bytes)\n",
+		    dir, br.position, br.position, br.segments, br.linked,
+		    br.copied, br.bytes, br.index_bytes);
 	if (rc == CTL_OK && st == EF_S_OK) {
 		fflush(stdout);
-		progress(&pr, br.position, br.bytes + br.index_bytes +
-		    runner_bytes, 1);
+		progress(&pr, br.position,
+		    br.bytes + br.index_bytes + runner_bytes, 1);
 	}
 	if (rc == CTL_OK && runner && !c->json)
 		printf("backup %s/runner: runnerd's state, %" PRIu64 " bytes, "
-		    "taken before the log (its checkpoints are at or below "
-		    "position %" PRIu64 ")\n", dir, runner_bytes, br.position);
+		       "taken before the log (its checkpoints are at or below "
+		       "position %" PRIu64 ")\n",
+		    dir, runner_bytes, br.position);
 out:
 	client_reply_free(&cr);
 	ipc_out_free(&o);

@@ -64,7 +64,8 @@ extern const struct ctl_cmd ctl_data_cmds[];
 extern const struct ctl_cmd ctl_mirror_cmds[];
 
 /* Prints "eventfoldctl: msg" to stderr and returns code. */
-int ctl_err(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int ctl_err(int code, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 /* Prints "usage: eventfoldctl [options] USAGE" of command name;
  * returns CTL_USAGE. */
 int ctl_usage(const char *name);
@@ -100,7 +101,7 @@ void ctl_empty(const struct ctl *c, const char *what);
 #define TBL_MAXCOLS 12
 struct tbl {
 	int ncols;
-	char align[TBL_MAXCOLS];   /* 'l' or 'r' per column */
+	char align[TBL_MAXCOLS]; /* 'l' or 'r' per column */
 	const char *hdr[TBL_MAXCOLS];
 	char ***rows;
 	size_t n, cap;

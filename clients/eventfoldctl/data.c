@@ -11,14 +11,17 @@
 #include "guard.h"
 
 const struct ctl_cmd ctl_data_cmds[] = {
-	{ "backup", cmd_backup, "backup DIR [--runner] [--wait SECONDS] "
+	{ "backup", cmd_backup,
+	    "backup DIR [--runner] [--wait SECONDS] "
 	    "[--json] [--quiet]   (online consistent copy; prints its "
 	    "position; --runner: runnerd's state too)" },
-	{ "export", cmd_export, "export [--from POSITION] [--to POSITION] "
+	{ "export", cmd_export,
+	    "export [--from POSITION] [--to POSITION] "
 	    "[--stream UUID] "
 	    "[--zstd] [-o FILE] [--quiet]   (JSON lines, consistent "
 	    "snapshot)" },
-	{ "import", cmd_import, "import FILE|DIR [--stream UUID | "
+	{ "import", cmd_import,
+	    "import FILE|DIR [--stream UUID | "
 	    "--stream-name NAME] [--in-flight N] [--quiet]   (an export, "
 	    "plain or zstd, an EventfoldDB data file, or an eventfold "
 	    "directory; N batches with the store at once, default 2)" },
@@ -61,11 +64,12 @@ progress(struct progress *p, uint64_t events, uint64_t bytes, int last)
 	fprintf(stderr, "\r%s: %" PRIu64 " events, %.1f MiB, %.0f events/s",
 	    p->what, events, (double)bytes / 1048576.0, rate);
 	if (p->total > events && rate > 0)
-		fprintf(stderr, ", ETA %.0f s", (double)(p->total - events) /
-		    rate);
+		fprintf(stderr, ", ETA %.0f s",
+		    (double)(p->total - events) / rate);
 	else if (p->total_bytes > bytes && bytes > 0 && el > 0)
-		fprintf(stderr, ", ETA %.0f s", (double)(p->total_bytes -
-		    bytes) * (double)el / 1000.0 / (double)bytes);
+		fprintf(stderr, ", ETA %.0f s",
+		    (double)(p->total_bytes - bytes) * (double)el / 1000.0 /
+		        (double)bytes);
 	fputs(last ? "\n" : "   ", stderr);
 	p->shown = !last;
 	fflush(stderr);

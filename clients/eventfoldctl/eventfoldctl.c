@@ -92,7 +92,7 @@ ctl_reach(const struct ctl *c, enum ctl_daemon d)
 	const char *url = d == CTL_STORED ? c->store_url : c->runner_url;
 	const char *key = d == CTL_STORED ? "store_url" : "runner_url";
 	const char *set = d == CTL_STORED ? c->conf.store_url :
-	    c->conf.runner_url;
+	                                    c->conf.runner_url;
 	char why[4400], flag[32];
 	size_t i;
 	int rc;
@@ -105,13 +105,16 @@ ctl_reach(const struct ctl *c, enum ctl_daemon d)
 		if (flag[i] == '_')
 			flag[i] = '-';
 	if (set != NULL && *set != '\0')
-		return ctl_err(CTL_UNAVAILABLE, "UNAVAILABLE: %s: is %s "
+		return ctl_err(CTL_UNAVAILABLE,
+		    "UNAVAILABLE: %s: is %s "
 		    "running? The URL comes from %s (%s in eventfold.conf)",
 		    why, ctl_daemon_name(d), flag, key);
-	return ctl_err(CTL_UNAVAILABLE, "UNAVAILABLE: %s: is %s running "
+	return ctl_err(CTL_UNAVAILABLE,
+	    "UNAVAILABLE: %s: is %s running "
 	    "with runtime directory %s? Choose the directory with "
 	    "--runtime-dir DIR (runtime_dir in eventfold.conf), or the URL "
-	    "with %s", why, ctl_daemon_name(d), c->conf.runtime_dir, flag);
+	    "with %s",
+	    why, ctl_daemon_name(d), c->conf.runtime_dir, flag);
 }
 
 const char *
@@ -130,8 +133,9 @@ ctl_call_exit(const struct ctl *c, enum ctl_daemon d, int status,
 {
 	if (cr->msg == NULL && status == EF_S_UNAVAILABLE)
 		return ctl_err(CTL_UNAVAILABLE, "UNAVAILABLE: %s at %s: %.*s",
-		    ctl_daemon_name(d), d == CTL_STORED ? c->store_url :
-		    c->runner_url, (int)cr->in.message.len,
+		    ctl_daemon_name(d),
+		    d == CTL_STORED ? c->store_url : c->runner_url,
+		    (int)cr->in.message.len,
 		    cr->in.message.ptr ? cr->in.message.ptr : "");
 	return ctl_status_exit(status, &cr->in.message);
 }
@@ -190,7 +194,8 @@ usage_cmds(FILE *fp)
 {
 	const struct ctl_cmd *k;
 
-	fprintf(fp, "\ncommands (eventfoldctl help COMMAND, or COMMAND --help, "
+	fprintf(fp,
+	    "\ncommands (eventfoldctl help COMMAND, or COMMAND --help, "
 	    "for one):\n");
 	for (k = ctl_store_cmds; k->name; k++)
 		fprintf(fp, "  %s\n", k->usage);
@@ -200,7 +205,8 @@ usage_cmds(FILE *fp)
 		fprintf(fp, "  %s\n", k->usage);
 	for (k = ctl_mirror_cmds; k->name; k++)
 		fprintf(fp, "  %s\n", k->usage);
-	fprintf(fp, "\nexit status: 0 ok, 1 usage, 2 daemon unreachable, "
+	fprintf(fp,
+	    "\nexit status: 0 ok, 1 usage, 2 daemon unreachable, "
 	    "3 refused, 4 not found,\n5 data corruption, 6 internal "
 	    "error. See eventfoldctl(8).\n");
 }
@@ -212,14 +218,16 @@ usage_cmds(FILE *fp)
 static void
 usage_opts(FILE *fp)
 {
-	fprintf(fp, "  -j, --json          JSON lines instead of tables\n"
-		    "  -v                  verbose (debug) logging\n"
-		    "  -f FILE             config file, its [ctl] and [global] "
-		    "sections\n"
-		    "                      (default %s)\n"
-		    "  -n                  check that config file and exit "
-		    "(-nv: print it)\n"
-		    "  -h, --help          this help\n", CONF_DEFAULT_FILE);
+	fprintf(fp,
+	    "  -j, --json          JSON lines instead of tables\n"
+	    "  -v                  verbose (debug) logging\n"
+	    "  -f FILE             config file, its [ctl] and [global] "
+	    "sections\n"
+	    "                      (default %s)\n"
+	    "  -n                  check that config file and exit "
+	    "(-nv: print it)\n"
+	    "  -h, --help          this help\n",
+	    CONF_DEFAULT_FILE);
 	conf_usage_keys(fp, ctl_keys);
 }
 
@@ -247,11 +255,12 @@ help(const char *name)
 		return CTL_OK;
 	}
 	if ((k = find_cmd(name)) == NULL)
-		return ctl_err(CTL_USAGE, "unknown command \"%s\" (see --help)",
-		    name);
+		return ctl_err(CTL_USAGE,
+		    "unknown command \"%s\" (see --help)", name);
 	printf("usage: eventfoldctl [options] %s\n"
-	    "Options (eventfoldctl --help) go before the command word; "
-	    "see eventfoldctl(8).\n", k->usage);
+	       "Options (eventfoldctl --help) go before the command word; "
+	       "see eventfoldctl(8).\n",
+	    k->usage);
 	return CTL_OK;
 }
 
@@ -296,8 +305,9 @@ misplaced_option(const struct ctl_cmd *cmd, int argc, char **argv)
 			for (i = 2; i < n; i++)
 				if (flag[i] == '_')
 					flag[i] = '-';
-			if (!strncmp(argv[a], flag, n) && (argv[a][n] == '\0' ||
-			    argv[a][n] == '=') && !usage_has(cmd->usage, flag))
+			if (!strncmp(argv[a], flag, n) &&
+			    (argv[a][n] == '\0' || argv[a][n] == '=') &&
+			    !usage_has(cmd->usage, flag))
 				return argv[a];
 		}
 	}
@@ -337,8 +347,10 @@ main(int argc, char **argv)
 			break;
 		}
 		gargv[gargc++] = argv[i];
-		if ((!strcmp(a, "-f") || (a[1] == '-' && !strchr(a, '=') &&
-		    strcmp(a, "--help"))) && i + 1 < argc)
+		if ((!strcmp(a, "-f") ||
+		        (a[1] == '-' && !strchr(a, '=') &&
+		            strcmp(a, "--help"))) &&
+		    i + 1 < argc)
 			gargv[gargc++] = argv[++i];
 	}
 	if (cmd >= 0 && !strcmp(argv[cmd], "help")) {
@@ -352,8 +364,8 @@ main(int argc, char **argv)
 				free(gargv);
 				return help(k->name);
 			}
-	if (conf_load(ctl_keys, "ctl", &c.conf, &gargc, gargv, &opts, usage)
-	    != 0) {
+	if (conf_load(ctl_keys, "ctl", &c.conf, &gargc, gargv, &opts, usage) !=
+	    0) {
 		fputs("(eventfoldctl --help lists the options)\n", stderr);
 		free(gargv);
 		return CTL_USAGE;
@@ -385,7 +397,8 @@ main(int argc, char **argv)
 		goto out;
 	}
 	if ((bad = misplaced_option(k, argc - cmd, argv + cmd)) != NULL) {
-		rc = ctl_err(CTL_USAGE, "%s after the command: options go "
+		rc = ctl_err(CTL_USAGE,
+		    "%s after the command: options go "
 		    "before the command word (eventfoldctl [options] %s ...)",
 		    bad, k->name);
 		goto out;

@@ -143,11 +143,21 @@ obuf_jstr(struct obuf *b, const char *s, size_t n)
 		} else if (c < 0x20) {
 			*o++ = '\\';
 			switch (c) {
-			case '\n': *o++ = 'n'; break;
-			case '\r': *o++ = 'r'; break;
-			case '\t': *o++ = 't'; break;
-			case '\b': *o++ = 'b'; break;
-			case '\f': *o++ = 'f'; break;
+			case '\n':
+				*o++ = 'n';
+				break;
+			case '\r':
+				*o++ = 'r';
+				break;
+			case '\t':
+				*o++ = 't';
+				break;
+			case '\b':
+				*o++ = 'b';
+				break;
+			case '\f':
+				*o++ = 'f';
+				break;
 			default:
 				*o++ = 'u';
 				*o++ = '0';
@@ -194,14 +204,15 @@ put_bytes(struct obuf *b, const char *key, const uint8_t *p, size_t n)
 		obuf_put(b, "_base64\":\"", 10);
 		obuf_grow(b, 4 * ((n + 2) / 3) + 2);
 		b->len += (size_t)EVP_EncodeBlock((unsigned char *)b->p +
-		    b->len, p, (int)n);
+		        b->len,
+		    p, (int)n);
 		obuf_put(b, "\"", 1);
 		return;
 	}
 	obuf_put(b, "\":", 2);
 	at = b->len;
-	json_dump_callback(v, dump_cb, b, JSON_COMPACT | JSON_ENCODE_ANY |
-	    JSON_PRESERVE_ORDER);
+	json_dump_callback(v, dump_cb, b,
+	    JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
 	/* null alone stands for no bytes: the text "null" needs _text */
 	is_null = json_is_null(v);
 	json_decref(v);
@@ -247,9 +258,9 @@ struct sink {
 };
 
 /*
- * The output file (FILE.partial, ours) is written back while the export runs, not all
- * at the fsync that ends it, and its pages leave the page cache once on
- * disk: every WRITEBACK bytes, writeback of what is new starts
+ * The output file (FILE.partial, ours) is written back while the export runs,
+ * not all at the fsync that ends it, and its pages leave the page cache once
+ * on disk: every WRITEBACK bytes, writeback of what is new starts
  * (sync_file_range, asynchronous) and the chunk before it, whose
  * writeback has had a chunk's time to finish, is waited for and
  * dropped (POSIX_FADV_DONTNEED). Why: the final fsync of a 400 MB
@@ -268,14 +279,15 @@ sink_writeback(struct sink *s)
 		return;
 	if (s->started > s->dropped &&
 	    sync_file_range(s->fd, (off_t)s->dropped,
-	    (off_t)(s->started - s->dropped), SYNC_FILE_RANGE_WAIT_BEFORE |
-	    SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER) == 0) {
+	        (off_t)(s->started - s->dropped),
+	        SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+	            SYNC_FILE_RANGE_WAIT_AFTER) == 0) {
 		(void)posix_fadvise(s->fd, (off_t)s->dropped,
 		    (off_t)(s->started - s->dropped), POSIX_FADV_DONTNEED);
 		s->dropped = s->started;
 	}
 	if (sync_file_range(s->fd, (off_t)s->started,
-	    (off_t)(s->bytes - s->started), SYNC_FILE_RANGE_WRITE) == 0)
+	        (off_t)(s->bytes - s->started), SYNC_FILE_RANGE_WRITE) == 0)
 		s->started = s->bytes;
 	else
 		s->regular = 0;
@@ -318,8 +330,8 @@ sink_put(struct sink *s, struct obuf *b, int end)
 		out.dst = s->zbuf;
 		out.size = s->zcap;
 		out.pos = 0;
-		left = ZSTD_compressStream2(s->z, &out, &in, end ?
-		    ZSTD_e_end : ZSTD_e_continue);
+		left = ZSTD_compressStream2(s->z, &out, &in,
+		    end ? ZSTD_e_end : ZSTD_e_continue);
 		if (ZSTD_isError(left))
 			return -EIO;
 		if ((rc = write_all(s, s->zbuf, out.pos)) != 0)
@@ -349,8 +361,8 @@ page_free(struct page *pg)
 
 struct reader {
 	struct ef_client cl;
-	const char *stream;   /* NULL: the whole log */
-	uint64_t from;        /* next position (or stream version) */
+	const char *stream; /* NULL: the whole log */
+	uint64_t from;      /* next position (or stream version) */
 	pthread_t thr;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
@@ -401,7 +413,7 @@ reader_fetch(struct reader *r, struct page *pg)
 	else {
 		/* not OK (or not a reply): the usual decoding says which */
 		if (ipc_reply_open(&pg->rep.in, nng_msg_body(pg->rep.msg),
-		    nng_msg_len(pg->rep.msg), &why) == 0 &&
+		        nng_msg_len(pg->rep.msg), &why) == 0 &&
 		    pg->rep.in.status != EF_S_OK) {
 			pg->st = pg->rep.in.status;
 			return;
@@ -484,7 +496,8 @@ export_parse(int argc, char **argv, struct export_opts *o)
 
 	memset(o, 0, sizeof(*o));
 	for (i = 1; i < argc; i++) {
-		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+		const char *a = argv[i],
+		           *v = i + 1 < argc ? argv[i + 1] : NULL;
 
 		if (!strcmp(a, "--zstd"))
 			o->zstd = 1;
@@ -492,7 +505,8 @@ export_parse(int argc, char **argv, struct export_opts *o)
 			o->quiet = 1;
 		else if (!strcmp(a, "--from") && v != NULL) {
 			if (ctl_parse_u64(v, &o->from) != 0)
-				return ctl_err(CTL_USAGE, "--from: a position");
+				return ctl_err(CTL_USAGE,
+				    "--from: a position");
 			i++;
 		} else if (!strcmp(a, "--to") && v != NULL) {
 			if (ctl_parse_u64(v, &o->to) != 0)
@@ -501,8 +515,10 @@ export_parse(int argc, char **argv, struct export_opts *o)
 			i++;
 		} else if (!strcmp(a, "--stream") && v != NULL) {
 			if (uuid_parse(v, strlen(v), u) != 0)
-				return ctl_err(CTL_USAGE, "--stream: malformed "
-				    "stream id \"%s\"", v);
+				return ctl_err(CTL_USAGE,
+				    "--stream: malformed "
+				    "stream id \"%s\"",
+				    v);
 			o->stream = v;
 			i++;
 		} else if (!strcmp(a, "-o") && v != NULL) {
@@ -622,8 +638,8 @@ cmd_export(struct ctl *c, int argc, char **argv)
 				continue;
 			export_line(&b, ev);
 			n++;
-			if (b.len >= OUT_FLUSH && (rc = sink_put(&s, &b, 0)) !=
-			    0) {
+			if (b.len >= OUT_FLUSH &&
+			    (rc = sink_put(&s, &b, 0)) != 0) {
 				page_free(&pg);
 				rc = ctl_err(CTL_INTERNAL, "write: %s",
 				    strerror(-rc));
@@ -654,9 +670,10 @@ cmd_export(struct ctl *c, int argc, char **argv)
 	}
 	progress(&pr, n, s.bytes, 1);
 	if (!o.quiet)
-		fprintf(stderr, "eventfoldctl: exported %" PRIu64 " events "
-		    "(positions below %" PRIu64 ")%s%s\n", n, head,
-		    o.out ? " to " : "", o.out ? o.out : "");
+		fprintf(stderr,
+		    "eventfoldctl: exported %" PRIu64 " events "
+		    "(positions below %" PRIu64 ")%s%s\n",
+		    n, head, o.out ? " to " : "", o.out ? o.out : "");
 	rc = CTL_OK;
 out:
 	if (started) {

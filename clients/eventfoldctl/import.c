@@ -48,8 +48,8 @@
 #include "data.h"
 #include "uuid5.h"
 
-#define BATCH_EVENTS 4096        /* events per IMPORT from an export */
-#define BATCH_BYTES  (4u << 20)  /* and record bytes */
+#define BATCH_EVENTS 4096       /* events per IMPORT from an export */
+#define BATCH_BYTES  (4u << 20) /* and record bytes */
 #define EFDB_HDR     8
 #define EFDB_BHDR    16
 #define EFDB_BFTR    8
@@ -60,7 +60,7 @@
  * machine that may be busy. The request itself must still reach stored
  * within --timeout-ms, and a stored that died is noticed at once.
  */
-#define IMPORT_WAIT_MS 120000
+#define IMPORT_WAIT_MS   120000
 #define INFLIGHT_MAX     8 /* --in-flight bound */
 #define INFLIGHT_DEFAULT 2
 
@@ -71,9 +71,9 @@ struct importer {
 	struct ef_client cl;
 	const char *file;
 	int quiet, decided, keep;
-	uint64_t head0;         /* the store's head at start */
-	uint64_t src_first;     /* the source's first position */
-	uint64_t dst_first;     /* where it went */
+	uint64_t head0;     /* the store's head at start */
+	uint64_t src_first; /* the source's first position */
+	uint64_t dst_first; /* where it went */
 	uint64_t imported, skipped, batches, bytes;
 	struct progress pr;
 	/*
@@ -88,26 +88,26 @@ struct importer {
 	 * stops the import: stored refuses the ones after it (no gap in
 	 * the log) and nothing more is sent.
 	 */
-	int inflight;           /* N */
-	int nslots;             /* N + 1 */
-	uint64_t run;           /* 0 when N is 1: the short IMPORT */
+	int inflight; /* N */
+	int nslots;   /* N + 1 */
+	uint64_t run; /* 0 when N is 1: the short IMPORT */
 	struct slot {
 		struct ipc_out o;
 		char where[96]; /* the batch's source, for an error */
 		int done;       /* the outcome below is in, unread */
 		int st;         /* its status, and on success ... */
 		struct ipc_import_rep ir; /* ... the reply */
-		char msg[512];  /* stored's message on an error */
+		char msg[512];            /* stored's message on an error */
 	} slots[INFLIGHT_MAX + 1];
 	pthread_t thr[INFLIGHT_MAX];
 	int nthr;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	uint64_t queued;        /* seqs below were handed to the senders */
-	uint64_t taken;         /* seqs below were taken by a sender */
-	uint64_t seen;          /* seqs below had their outcome read */
+	uint64_t queued; /* seqs below were handed to the senders */
+	uint64_t taken;  /* seqs below were taken by a sender */
+	uint64_t seen;   /* seqs below had their outcome read */
 	int stop;
-	int rc;                 /* CTL_OK, or the first failure's exit code */
+	int rc; /* CTL_OK, or the first failure's exit code */
 };
 
 /* Keep positions? Decided once, from the first event (top comment). */
@@ -135,8 +135,8 @@ decide(struct importer *im, const struct ef_event *first)
 		    EF_FORWARD, &cr, &rr);
 		if (s == EF_S_OK && rr.nevents == 1 &&
 		    ipc_event_decode(&rr.events->via.array.ptr[0], &ev,
-		    &why) == 0 && memcmp(ev.event_id, first->event_id,
-		    UUID_LEN) == 0)
+		        &why) == 0 &&
+		    memcmp(ev.event_id, first->event_id, UUID_LEN) == 0)
 			im->keep = 1; /* resuming a kept-positions import */
 		client_reply_free(&cr);
 	}
@@ -162,15 +162,17 @@ sender_main(void *arg)
 			break;
 		sl = &im->slots[im->taken++ % (uint64_t)im->nslots];
 		pthread_mutex_unlock(&im->mu);
-		st = client_call_wait(&im->cl, &sl->o, im->c->conf.timeout_ms >
-		    IMPORT_WAIT_MS ? im->c->conf.timeout_ms : IMPORT_WAIT_MS,
+		st = client_call_wait(&im->cl, &sl->o,
+		    im->c->conf.timeout_ms > IMPORT_WAIT_MS ?
+		        im->c->conf.timeout_ms :
+		        IMPORT_WAIT_MS,
 		    &cr);
 		pthread_mutex_lock(&im->mu);
 		sl->msg[0] = '\0';
 		if (st != EF_S_OK)
 			snprintf(sl->msg, sizeof(sl->msg), "%.*s",
-			    (int)cr.in.message.len, cr.in.message.ptr ?
-			    cr.in.message.ptr : "");
+			    (int)cr.in.message.len,
+			    cr.in.message.ptr ? cr.in.message.ptr : "");
 		else if (ipc_import_rep_decode(cr.in.body, &sl->ir, &why) !=
 		    0) {
 			st = -1;
@@ -212,9 +214,11 @@ take_done(struct importer *im)
 			fflush(stdout);
 			fprintf(stderr, "eventfoldctl: %s: %s: %s: %s\n",
 			    im->file, sl->where, ipc_status_name(st), sl->msg);
-			im->rc = st == EF_S_UNAVAILABLE || st == EF_S_DEADLINE ?
-			    CTL_UNAVAILABLE : st == EF_S_INTERNAL ?
-			    CTL_INTERNAL : CTL_REFUSED;
+			im->rc = st == EF_S_UNAVAILABLE ||
+			        st == EF_S_DEADLINE ?
+			    CTL_UNAVAILABLE :
+			    st == EF_S_INTERNAL ? CTL_INTERNAL :
+			                          CTL_REFUSED;
 			continue;
 		}
 		if (im->batches++ == 0)
@@ -276,7 +280,7 @@ send_batch(struct importer *im, const struct ef_event *evs, size_t n,
 		return rc;
 	while (im->nthr < im->inflight) {
 		if (pthread_create(&im->thr[im->nthr], NULL, sender_main,
-		    im) != 0)
+		        im) != 0)
 			return ctl_err(CTL_INTERNAL, "cannot start a thread");
 		im->nthr++;
 	}
@@ -410,7 +414,7 @@ lines_next(struct lines *l, size_t *len, int *torn, int *err)
 /* Events of one batch parsed from lines: bytes in an arena (offsets). */
 struct jbatch {
 	struct ef_event *ev;
-	size_t *off;      /* 3 per event: type, metadata, payload */
+	size_t *off; /* 3 per event: type, metadata, payload */
 	size_t n, cap;
 	struct obuf arena;
 	uint64_t first_line;
@@ -476,8 +480,9 @@ line_bytes(struct jbatch *b, json_t *o, const char *key, size_t *at,
 
 	snprintf(k, sizeof(k), "%s_base64", key);
 	if ((v = json_object_get(o, k)) != NULL) {
-		if (!json_is_string(v) || b64_decode(b, json_string_value(v),
-		    json_string_length(v), at, len) != 0)
+		if (!json_is_string(v) ||
+		    b64_decode(b, json_string_value(v), json_string_length(v),
+		        at, len) != 0)
 			return "bad base64";
 		return NULL;
 	}
@@ -499,8 +504,8 @@ line_bytes(struct jbatch *b, json_t *o, const char *key, size_t *at,
 		return NULL;
 	}
 	{
-		char *d = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY |
-		    JSON_PRESERVE_ORDER);
+		char *d = json_dumps(j,
+		    JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
 
 		if (d == NULL)
 			return "cannot encode";
@@ -516,8 +521,11 @@ uuid_field(json_t *o, const char *key, uint8_t out[UUID_LEN])
 {
 	json_t *v = json_object_get(o, key);
 
-	return json_is_string(v) && uuid_parse(json_string_value(v),
-	    json_string_length(v), out) == 0 ? 0 : -1;
+	return json_is_string(v) &&
+	        uuid_parse(json_string_value(v), json_string_length(v), out) ==
+	            0 ?
+	    0 :
+	    -1;
 }
 
 static int
@@ -569,11 +577,11 @@ parse_line(struct jbatch *b, const char *s, size_t len)
 		ev->type_len = (uint32_t)json_string_length(t);
 		off[0] = arena_put(b, json_string_value(t), ev->type_len);
 		if ((bad = line_bytes(b, o, "metadata", &off[1],
-		    &ev->metadata_len)) != NULL) {
+		         &ev->metadata_len)) != NULL) {
 			snprintf(msg, sizeof(msg), "metadata: %s", bad);
 			bad = msg;
 		} else if ((bad = line_bytes(b, o, "payload", &off[2],
-		    &ev->payload_len)) != NULL) {
+		                &ev->payload_len)) != NULL) {
 			snprintf(msg, sizeof(msg), "payload: %s", bad);
 			bad = msg;
 		}
@@ -650,14 +658,17 @@ import_jsonl(struct importer *im, int fd, int zstd)
 		bad = parse_line(&b, s, len);
 		if (bad != NULL) {
 			/* what came before is whole: import it, then stop */
-			if ((rc = send_final(im, jbatch_send(im, &b,
-			    l.line - 1))) != CTL_OK)
+			if ((rc = send_final(im,
+			         jbatch_send(im, &b, l.line - 1))) != CTL_OK)
 				goto out;
-			rc = ctl_err(CTL_CORRUPT, "%s: line %" PRIu64 " (byte "
-			    "offset %" PRIu64 "): %s%s; the %" PRIu64 " events "
-			    "before it are imported, nothing after it", im->file,
-			    l.line, l.off, torn ? "the file ends inside it: " :
-			    "", bad, im->imported + im->skipped);
+			rc = ctl_err(CTL_CORRUPT,
+			    "%s: line %" PRIu64 " (byte "
+			    "offset %" PRIu64 "): %s%s; the %" PRIu64
+			    " events "
+			    "before it are imported, nothing after it",
+			    im->file, l.line, l.off,
+			    torn ? "the file ends inside it: " : "", bad,
+			    im->imported + im->skipped);
 			goto out;
 		}
 		l.off += len + 1;
@@ -667,8 +678,10 @@ import_jsonl(struct importer *im, int fd, int zstd)
 	}
 	if (err != 0) {
 		rc = ctl_err(CTL_CORRUPT, "%s: after line %" PRIu64 ": %s",
-		    im->file, l.line - 1, err == -EBADMSG ? "damaged zstd "
-		    "data" : strerror(-err));
+		    im->file, l.line - 1,
+		    err == -EBADMSG ? "damaged zstd "
+		                      "data" :
+		                      strerror(-err));
 		(void)send_final(im, jbatch_send(im, &b, l.line - 1));
 		goto out;
 	}
@@ -723,8 +736,8 @@ efdb_record(const uint8_t *p, size_t avail, struct ef_event *ev,
 		*why = "impossible record length";
 		return 0;
 	}
-	if (le32(p + size - 4) != (uint32_t)crc32(0L, p + 4,
-	    (uInt)(size - 8))) {
+	if (le32(p + size - 4) !=
+	    (uint32_t)crc32(0L, p + 4, (uInt)(size - 8))) {
 		*why = "record CRC mismatch";
 		return 0;
 	}
@@ -796,7 +809,8 @@ import_efdb(struct importer *im, const uint8_t *f, size_t size)
 
 	version = le32(f + 4);
 	if (version != 3) {
-		return ctl_err(CTL_REFUSED, "%s: EventfoldDB format version %u"
+		return ctl_err(CTL_REFUSED,
+		    "%s: EventfoldDB format version %u"
 		    " (only 3 is read; EventfoldDB itself refuses %u)",
 		    im->file, version, version);
 	}
@@ -824,11 +838,11 @@ import_efdb(struct importer *im, const uint8_t *f, size_t size)
 				why = "impossible record length";
 				goto bad;
 			}
-			if (size - off < 4 || (uint64_t)le32(f + off) + 4 >
-			    size - off)
+			if (size - off < 4 ||
+			    (uint64_t)le32(f + off) + 4 > size - off)
 				goto torn; /* the file ends in this batch */
 			if ((rs = efdb_record(f + off, size - off, &evs[n + k],
-			    &why)) == 0)
+			         &why)) == 0)
 				goto bad;
 			if (first && k == 0)
 				expect_pos = evs[n].global_position;
@@ -844,8 +858,8 @@ import_efdb(struct importer *im, const uint8_t *f, size_t size)
 			why = "no batch footer (EFBF)";
 			goto bad;
 		}
-		if (le32(f + off + 4) != (uint32_t)crc32(0L, f + bstart,
-		    (uInt)(off - bstart))) {
+		if (le32(f + off + 4) !=
+		    (uint32_t)crc32(0L, f + bstart, (uInt)(off - bstart))) {
 			why = "batch CRC mismatch";
 			goto bad;
 		}
@@ -868,18 +882,20 @@ import_efdb(struct importer *im, const uint8_t *f, size_t size)
 torn:
 	if ((rc = send_final(im, efdb_flush(im, evs, &n, gstart))) != CTL_OK)
 		goto out;
-	fprintf(stderr, "eventfoldctl: %s: warning: the file ends inside the "
+	fprintf(stderr,
+	    "eventfoldctl: %s: warning: the file ends inside the "
 	    "batch at byte offset %" PRIu64 " (%" PRIu64 " bytes): a torn "
-	    "last write, skipped as EventfoldDB's recovery would\n", im->file,
-	    bstart, (uint64_t)(size - bstart));
+	    "last write, skipped as EventfoldDB's recovery would\n",
+	    im->file, bstart, (uint64_t)(size - bstart));
 	goto out;
 bad:
 	if ((rc = send_final(im, efdb_flush(im, evs, &n, gstart))) != CTL_OK)
 		goto out;
-	rc = ctl_err(CTL_CORRUPT, "%s: byte offset %" PRIu64 " (batch at %"
-	    PRIu64 "): %s; the %" PRIu64 " events before it are imported, "
-	    "nothing after it", im->file, off, bstart, why,
-	    im->imported + im->skipped);
+	rc = ctl_err(CTL_CORRUPT,
+	    "%s: byte offset %" PRIu64 " (batch at %" PRIu64
+	    "): %s; the %" PRIu64 " events before it are imported, "
+	    "nothing after it",
+	    im->file, off, bstart, why, im->imported + im->skipped);
 out:
 	free(evs);
 	return rc;
@@ -965,8 +981,9 @@ ef_line(struct jbatch *b, const struct span *ln, const uint8_t sid[UUID_LEN],
     uint64_t k)
 {
 	static const uint8_t ns[UUID_LEN] = { /* eventfoldctl import ids */
-		0x3c, 0x0f, 0x6a, 0x52, 0x9d, 0x41, 0x4e, 0x7b,
-		0xa8, 0x2e, 0x51, 0x6f, 0x0c, 0x93, 0xd4, 0x17 };
+		0x3c, 0x0f, 0x6a, 0x52, 0x9d, 0x41, 0x4e, 0x7b, 0xa8, 0x2e,
+		0x51, 0x6f, 0x0c, 0x93, 0xd4, 0x17
+	};
 	struct ef_event *ev;
 	json_error_t je;
 	json_t *o, *t, *ts, *id, *rest;
@@ -1004,8 +1021,9 @@ ef_line(struct jbatch *b, const struct span *ln, const uint8_t sid[UUID_LEN],
 	ev->stream_version = k;
 	ev->global_position = k;
 	ev->recorded_at = (uint64_t)json_integer_value(ts);
-	id_used = json_is_string(id) && uuid_parse(json_string_value(id),
-	    json_string_length(id), ev->event_id) == 0;
+	id_used = json_is_string(id) &&
+	    uuid_parse(json_string_value(id), json_string_length(id),
+	        ev->event_id) == 0;
 	if (!id_used) {
 		int nl = snprintf(name, sizeof(name), "%" PRIu64 ":", k);
 		char *nm = malloc((size_t)nl + ln->len);
@@ -1021,8 +1039,8 @@ ef_line(struct jbatch *b, const struct span *ln, const uint8_t sid[UUID_LEN],
 	}
 	ev->type_len = (uint32_t)json_string_length(t);
 	off[0] = arena_put(b, json_string_value(t), ev->type_len);
-	d = json_dumps(json_object_get(o, "data"), JSON_COMPACT |
-	    JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
+	d = json_dumps(json_object_get(o, "data"),
+	    JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
 	if (d == NULL) {
 		json_decref(o);
 		return "data: cannot encode";
@@ -1031,7 +1049,8 @@ ef_line(struct jbatch *b, const struct span *ln, const uint8_t sid[UUID_LEN],
 	off[2] = arena_put(b, d, ev->payload_len);
 	free(d);
 	rest = json_object();
-	json_object_foreach_safe(o, tmp, key, t) {
+	json_object_foreach_safe(o, tmp, key, t)
+	{
 		/* an id that is not a UUID is kept, in the metadata */
 		if (strcmp(key, "type") && strcmp(key, "data") &&
 		    strcmp(key, "ts") && (strcmp(key, "id") || !id_used))
@@ -1068,8 +1087,8 @@ import_efdir(struct importer *im, const char *dir, const uint8_t sid[UUID_LEN])
 	memset(&b, 0, sizeof(b));
 	snprintf(path, sizeof(path), "%s/archive.jsonl.zst", dir);
 	if ((arc = slurp(path, 1, &alen)) == NULL && errno != ENOENT) {
-		rc = ctl_err(CTL_CORRUPT, "%s: %s", path, errno == EBADMSG ?
-		    "damaged zstd data" : strerror(errno));
+		rc = ctl_err(CTL_CORRUPT, "%s: %s", path,
+		    errno == EBADMSG ? "damaged zstd data" : strerror(errno));
 		goto out;
 	}
 	snprintf(path, sizeof(path), "%s/app.jsonl", dir);
@@ -1078,8 +1097,10 @@ import_efdir(struct importer *im, const char *dir, const uint8_t sid[UUID_LEN])
 		goto out;
 	}
 	if (arc == NULL && app == NULL) {
-		rc = ctl_err(CTL_REFUSED, "%s: neither archive.jsonl.zst nor "
-		    "app.jsonl (not an eventfold directory)", dir);
+		rc = ctl_err(CTL_REFUSED,
+		    "%s: neither archive.jsonl.zst nor "
+		    "app.jsonl (not an eventfold directory)",
+		    dir);
 		goto out;
 	}
 	if ((arc && (al = split_lines(arc, alen, &na, &torn_a)) == NULL) ||
@@ -1088,8 +1109,10 @@ import_efdir(struct importer *im, const char *dir, const uint8_t sid[UUID_LEN])
 		goto out;
 	}
 	if (torn_a) {
-		rc = ctl_err(CTL_CORRUPT, "%s/archive.jsonl.zst: its last "
-		    "line has no newline (a damaged archive)", dir);
+		rc = ctl_err(CTL_CORRUPT,
+		    "%s/archive.jsonl.zst: its last "
+		    "line has no newline (a damaged archive)",
+		    dir);
 		goto out;
 	}
 	/* a rotation cut by a crash: the archive's last lines again at the
@@ -1104,12 +1127,16 @@ import_efdir(struct importer *im, const char *dir, const uint8_t sid[UUID_LEN])
 			dup = k;
 	}
 	if (dup > 0 && !im->quiet)
-		fprintf(stderr, "eventfoldctl: %s: the first %zu lines of "
+		fprintf(stderr,
+		    "eventfoldctl: %s: the first %zu lines of "
 		    "app.jsonl repeat the end of the archive (a rotation cut "
-		    "short); imported once\n", dir, dup);
+		    "short); imported once\n",
+		    dir, dup);
 	if (torn_p && !im->quiet)
-		fprintf(stderr, "eventfoldctl: %s/app.jsonl: its last line has "
-		    "no newline (a torn write): skipped\n", dir);
+		fprintf(stderr,
+		    "eventfoldctl: %s/app.jsonl: its last line has "
+		    "no newline (a torn write): skipped\n",
+		    dir);
 	b.first_line = 1;
 	for (i = 0; i < na + np; i++) {
 		const struct span *ln = i < na ? &al[i] : &pl[i - na];
@@ -1121,10 +1148,12 @@ import_efdir(struct importer *im, const char *dir, const uint8_t sid[UUID_LEN])
 			if ((rc = send_final(im, jbatch_send(im, &b, i))) !=
 			    CTL_OK)
 				goto out;
-			rc = ctl_err(CTL_CORRUPT, "%s/%s: line %zu: %s; the %"
-			    PRIu64 " events before it are imported, nothing "
-			    "after it", dir, i < na ? "archive.jsonl.zst" :
-			    "app.jsonl", i < na ? i + 1 : i - na + 1, bad,
+			rc = ctl_err(CTL_CORRUPT,
+			    "%s/%s: line %zu: %s; the %" PRIu64
+			    " events before it are imported, nothing "
+			    "after it",
+			    dir, i < na ? "archive.jsonl.zst" : "app.jsonl",
+			    i < na ? i + 1 : i - na + 1, bad,
 			    im->imported + im->skipped);
 			goto out;
 		}
@@ -1167,8 +1196,10 @@ cmd_import(struct ctl *c, int argc, char **argv)
 			im.quiet = 1;
 		else if (!strcmp(argv[i], "--stream") && v != NULL) {
 			if (uuid_parse(v, strlen(v), sid) != 0)
-				return ctl_err(CTL_USAGE, "--stream: malformed "
-				    "stream id \"%s\"", v);
+				return ctl_err(CTL_USAGE,
+				    "--stream: malformed "
+				    "stream id \"%s\"",
+				    v);
 			has_sid = 1;
 			i++;
 		} else if (!strcmp(argv[i], "--stream-name") && v != NULL) {
@@ -1184,9 +1215,10 @@ cmd_import(struct ctl *c, int argc, char **argv)
 			k = strtol(v, &end, 10);
 			if (errno != 0 || end == v || *end != '\0' || k < 1 ||
 			    k > INFLIGHT_MAX)
-				return ctl_err(CTL_USAGE, "--in-flight: \"%s\" "
-				    "is not a number of requests from 1 to %d", v,
-				    INFLIGHT_MAX);
+				return ctl_err(CTL_USAGE,
+				    "--in-flight: \"%s\" "
+				    "is not a number of requests from 1 to %d",
+				    v, INFLIGHT_MAX);
 			im.inflight = (int)k;
 			i++;
 		} else if (argv[i][0] != '-' && file == NULL)
@@ -1213,9 +1245,11 @@ cmd_import(struct ctl *c, int argc, char **argv)
 		goto out;
 	}
 	if (S_ISDIR(sb.st_mode) && !has_sid) {
-		rc = ctl_err(CTL_USAGE, "%s: an eventfold directory: its events "
+		rc = ctl_err(CTL_USAGE,
+		    "%s: an eventfold directory: its events "
 		    "go to one stream: give --stream UUID or --stream-name "
-		    "NAME", file);
+		    "NAME",
+		    file);
 		goto out;
 	}
 	got = S_ISDIR(sb.st_mode) ? 0 : pread(fd, head, sizeof(head), 0);
@@ -1251,9 +1285,11 @@ cmd_import(struct ctl *c, int argc, char **argv)
 	} else if (got == 0) {
 		rc = ctl_err(CTL_REFUSED, "%s: empty file", file);
 	} else {
-		rc = ctl_err(CTL_REFUSED, "%s: unknown format (not an "
+		rc = ctl_err(CTL_REFUSED,
+		    "%s: unknown format (not an "
 		    "eventfoldctl export, plain or zstd, nor an EventfoldDB "
-		    "data file)", file);
+		    "data file)",
+		    file);
 	}
 	/* the last batch's outcome, whatever stopped the import */
 	if (rc == CTL_OK)
@@ -1269,14 +1305,16 @@ cmd_import(struct ctl *c, int argc, char **argv)
 	progress(&im.pr, im.imported + im.skipped, im.bytes, 1);
 	if (im.batches > 0 && !im.quiet) {
 		printf("imported %" PRIu64 " events from %s (%" PRIu64
-		    " already there, skipped)", im.imported, file, im.skipped);
+		       " already there, skipped)",
+		    im.imported, file, im.skipped);
 		if (im.keep)
 			printf("; positions kept\n");
 		else
-			printf("; source positions from %" PRIu64 " are at %"
-			    PRIu64 " here (offset %+" PRId64 ")\n",
-			    im.src_first, im.dst_first, (int64_t)(im.dst_first -
-			    im.src_first));
+			printf("; source positions from %" PRIu64
+			       " are at %" PRIu64 " here (offset %+" PRId64
+			       ")\n",
+			    im.src_first, im.dst_first,
+			    (int64_t)(im.dst_first - im.src_first));
 	}
 	for (i = 0; i < im.nslots; i++)
 		ipc_out_free(&im.slots[i].o);

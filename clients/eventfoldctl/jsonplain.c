@@ -30,7 +30,8 @@ str_scan(const uint8_t *p, const uint8_t *end)
 		q = w ^ (ONES * '"');
 		bs = w ^ (ONES * '\\');
 		if (((w | ((w - ONES * 0x20) & ~w) | ((q - ONES) & ~q) |
-		    ((bs - ONES) & ~bs)) & HIGHS) != 0)
+		         ((bs - ONES) & ~bs)) &
+		        HIGHS) != 0)
 			break;
 		p += 8;
 	}
@@ -77,7 +78,7 @@ json_plain(const uint8_t *p, size_t n)
 			for (i = 0; i < nkeys[depth - 1]; i++)
 				if (klen[depth - 1][i] == (size_t)(p - k) &&
 				    memcmp(keys[depth - 1][i], k,
-				    (size_t)(p - k)) == 0)
+				        (size_t)(p - k)) == 0)
 					return 0;
 			keys[depth - 1][nkeys[depth - 1]] = k;
 			klen[depth - 1][nkeys[depth - 1]++] = (size_t)(p - k);
@@ -95,8 +96,8 @@ json_plain(const uint8_t *p, size_t n)
 			kind[depth] = *p;
 			nkeys[depth++] = 0;
 			p++;
-			if (p < end && *p == (kind[depth - 1] == '{' ? '}' :
-			    ']')) {
+			if (p < end &&
+			    *p == (kind[depth - 1] == '{' ? '}' : ']')) {
 				p++;
 				depth--;
 				goto after;
@@ -133,8 +134,8 @@ json_plain(const uint8_t *p, size_t n)
 			while (p < end && *p >= '0' && *p <= '9')
 				p++;
 			/* "-0" is dumped as "0"; "01" is not JSON */
-			if (p == d || p - d > 18 || (*d == '0' && (p - d > 1 ||
-			    neg)))
+			if (p == d || p - d > 18 ||
+			    (*d == '0' && (p - d > 1 || neg)))
 				return 0;
 			if (p < end && (*p == '.' || *p == 'e' || *p == 'E'))
 				return 0;

@@ -34,16 +34,17 @@ fetch(const char *addr, uint64_t timeout_ms, char *why, size_t whylen)
 	int fd = -1, rc;
 
 	if (hostport_split(addr, host, sizeof(host), port, sizeof(port)) !=
-	    0 || *port == '\0') {
-		snprintf(why, whylen, "--mirror-metrics %s: expected HOST:PORT",
-		    addr);
+	        0 ||
+	    *port == '\0') {
+		snprintf(why, whylen,
+		    "--mirror-metrics %s: expected HOST:PORT", addr);
 		return NULL;
 	}
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_NUMERICSERV;
 	if ((rc = getaddrinfo(*host ? host : "127.0.0.1", port, &hints,
-	    &ai)) != 0) {
+	         &ai)) != 0) {
 		snprintf(why, whylen, "%s: %s", addr, gai_strerror(rc));
 		return NULL;
 	}
@@ -63,9 +64,10 @@ fetch(const char *addr, uint64_t timeout_ms, char *why, size_t whylen)
 	}
 	freeaddrinfo(ai);
 	if (fd < 0) {
-		snprintf(why, whylen, "no eventfold-mirrord answers at "
-		    "http://%s/metrics: %s (set --mirror-metrics)", addr,
-		    strerror(errno));
+		snprintf(why, whylen,
+		    "no eventfold-mirrord answers at "
+		    "http://%s/metrics: %s (set --mirror-metrics)",
+		    addr, strerror(errno));
 		return NULL;
 	}
 	snprintf(req, sizeof(req), "GET /metrics HTTP/1.0\r\nHost: %s\r\n\r\n",
@@ -74,23 +76,27 @@ fetch(const char *addr, uint64_t timeout_ms, char *why, size_t whylen)
 		goto ioerr;
 	if ((buf = malloc(PAGE_MAX + 1)) == NULL)
 		goto ioerr;
-	while (len < PAGE_MAX &&
-	    (n = read(fd, buf + len, PAGE_MAX - len)) > 0)
+	while (len < PAGE_MAX && (n = read(fd, buf + len, PAGE_MAX - len)) > 0)
 		len += (size_t)n;
 	buf[len] = '\0';
 	close(fd);
-	if (strncmp(buf, "HTTP/1.", 7) != 0 || strncmp(buf + 8, " 200", 4) !=
-	    0 || (body = strstr(buf, "\r\n\r\n")) == NULL) {
-		snprintf(why, whylen, "http://%s/metrics: not eventfold-mirrord's "
-		    "metrics page (%.40s)", addr, buf);
+	if (strncmp(buf, "HTTP/1.", 7) != 0 ||
+	    strncmp(buf + 8, " 200", 4) != 0 ||
+	    (body = strstr(buf, "\r\n\r\n")) == NULL) {
+		snprintf(why, whylen,
+		    "http://%s/metrics: not eventfold-mirrord's "
+		    "metrics page (%.40s)",
+		    addr, buf);
 		free(buf);
 		return NULL;
 	}
 	memmove(buf, body + 4, strlen(body + 4) + 1);
 	if (strstr(buf, "eventfold_mirror_position ") == NULL) {
-		snprintf(why, whylen, "http://%s/metrics is not "
+		snprintf(why, whylen,
+		    "http://%s/metrics is not "
 		    "eventfold-mirrord's (no eventfold_mirror_position): "
-		    "another daemon's metrics address?", addr);
+		    "another daemon's metrics address?",
+		    addr);
 		free(buf);
 		return NULL;
 	}
@@ -128,8 +134,8 @@ info_label(const char *page, const char *key, char *out, size_t outlen)
 	if (p == NULL)
 		return;
 	snprintf(pat, sizeof(pat), "%s=\"", key);
-	if ((p = strstr(p, pat)) == NULL || (e = strchr(p + strlen(pat),
-	    '"')) == NULL)
+	if ((p = strstr(p, pat)) == NULL ||
+	    (e = strchr(p + strlen(pat), '"')) == NULL)
 		return;
 	p += strlen(pat);
 	snprintf(out, outlen, "%.*s", (int)(e - p), p);
@@ -158,7 +164,7 @@ static const struct {
 	{ "stream_consumers", "eventfold_mirror_stream_consumers" },
 };
 static const char *labels[] = { "stream", "subjects", "cluster", "leader",
-    "nats", "error" };
+	"nats", "error" };
 #define NFIELDS (sizeof(fields) / sizeof(fields[0]))
 #define NLABELS (sizeof(labels) / sizeof(labels[0]))
 
@@ -173,7 +179,7 @@ cmd_mirror(struct ctl *c, int argc, char **argv)
 	if (argc != 1)
 		return ctl_usage("mirror");
 	if ((page = fetch(c->conf.mirror_metrics, c->conf.timeout_ms, why,
-	    sizeof(why))) == NULL)
+	         sizeof(why))) == NULL)
 		return ctl_err(CTL_UNAVAILABLE, "%s", why);
 	for (i = 0; i < NFIELDS; i++)
 		v[i] = metric(page, fields[i].metric);
@@ -212,20 +218,23 @@ cmd_mirror(struct ctl *c, int argc, char **argv)
 	printf("\n");
 	if (v[11] >= 0)
 		printf("  messages         %" PRId64 "  bytes %" PRId64
-		    "  sequences %" PRId64 "..%" PRId64 "  consumers %"
-		    PRId64 "\n", v[11], v[12], v[13], v[14], v[16]);
+		       "  sequences %" PRId64 "..%" PRId64
+		       "  consumers %" PRId64 "\n",
+		    v[11], v[12], v[13], v[14], v[16]);
 	if (*lab[5])
 		printf("  JetStream says   %s\n", lab[5]);
 	if (v[10] == 1)
 		printf("  NOT THIS LOG'S MIRROR: the stream's last message is "
-		    "not this log's event; see eventfold-mirrord(8)\n");
+		       "not this log's event; see eventfold-mirrord(8)\n");
 	printf("errors             %" PRId64 "  (resyncs %" PRId64
-	    ", duplicates acknowledged %" PRId64 ")\n", v[5], v[6], v[7]);
+	       ", duplicates acknowledged %" PRId64 ")\n",
+	    v[5], v[6], v[7]);
 	return CTL_OK;
 }
 
 const struct ctl_cmd ctl_mirror_cmds[] = {
-	{ "mirror", cmd_mirror, "mirror   (eventfold-mirrord: position "
+	{ "mirror", cmd_mirror,
+	    "mirror   (eventfold-mirrord: position "
 	    "mirrored into JetStream, lag, rate, the stream's state; from "
 	    "its /metrics at --mirror-metrics)" },
 	{ NULL, NULL, NULL },

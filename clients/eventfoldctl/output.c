@@ -104,22 +104,25 @@ out_event(const struct ctl *c, const struct ef_event *ev)
 	    ev->global_position, sid, ev->stream_version, (int)ev->type_len,
 	    ev->type, ts);
 	{
-		json_t *v = ev->payload_len ? json_loadb((const char *)ev->payload,
-		    ev->payload_len, JSON_DECODE_ANY, NULL) : NULL;
+		json_t *v = ev->payload_len ?
+		    json_loadb((const char *)ev->payload, ev->payload_len,
+		        JSON_DECODE_ANY, NULL) :
+		    NULL;
 
 		if (v != NULL) {
-			char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY |
-			    JSON_PRESERVE_ORDER);
+			char *s = json_dumps(v,
+			    JSON_COMPACT | JSON_ENCODE_ANY |
+			        JSON_PRESERVE_ORDER);
 
-			printf("%.80s%s\n", s ? s : "", s && strlen(s) > 80 ?
-			    "..." : "");
+			printf("%.80s%s\n", s ? s : "",
+			    s && strlen(s) > 80 ? "..." : "");
 			free(s);
 			json_decref(v);
 		} else if (ev->payload_len == 0) {
 			printf("-\n");
 		} else {
-			char *b = base64(ev->payload, ev->payload_len > 60 ?
-			    60 : ev->payload_len);
+			char *b = base64(ev->payload,
+			    ev->payload_len > 60 ? 60 : ev->payload_len);
 
 			printf("base64:%s%s\n", b ? b : "",
 			    ev->payload_len > 60 ? "..." : "");

@@ -77,8 +77,8 @@ cur_u64(struct cur *c, uint64_t *v)
 /* A str (str set) or bin of at most max bytes; nil as no bytes if
  * nil_ok. */
 static inline int
-cur_bytes(struct cur *c, int str, int nil_ok, uint64_t max,
-    const uint8_t **p, uint32_t *n)
+cur_bytes(struct cur *c, int str, int nil_ok, uint64_t max, const uint8_t **p,
+    uint32_t *n)
 {
 	uint64_t len;
 	uint8_t b;
@@ -126,8 +126,8 @@ cur_uuid(struct cur *c, uint8_t out[UUID_LEN])
 /* The body of an OK reply: its events into ev[0..*n) (views into the
  * message) and its head. 0, or -1 naming the bad part in *why. */
 static int
-body_decode(struct cur *c, struct ef_event **evp, uint64_t *np,
-    uint64_t *head, const char **why)
+body_decode(struct cur *c, struct ef_event **evp, uint64_t *np, uint64_t *head,
+    const char **why)
 {
 	struct ef_event *ev;
 	const uint8_t *p;
@@ -165,11 +165,11 @@ body_decode(struct cur *c, struct ef_event **evp, uint64_t *np,
 		ev->type_len = len;
 		*why = "metadata";
 		if (cur_bytes(c, 0, 1, RECORD_MAX, &ev->metadata,
-		    &ev->metadata_len) != 0)
+		        &ev->metadata_len) != 0)
 			return -1;
 		*why = "payload";
 		if (cur_bytes(c, 0, 1, RECORD_MAX, &ev->payload,
-		    &ev->payload_len) != 0)
+		        &ev->payload_len) != 0)
 			return -1;
 		*why = "recorded_at";
 		if (cur_u64(c, &ev->recorded_at) != 0)
@@ -191,8 +191,8 @@ body_decode(struct cur *c, struct ef_event **evp, uint64_t *np,
 }
 
 int
-readrep_decode(const void *buf, size_t len, struct ef_event **ev,
-    uint64_t *n, uint64_t *head, const char **why)
+readrep_decode(const void *buf, size_t len, struct ef_event **ev, uint64_t *n,
+    uint64_t *head, const char **why)
 {
 	struct cur c = { buf, (const uint8_t *)buf + len };
 	const uint8_t *msg;
@@ -202,8 +202,8 @@ readrep_decode(const void *buf, size_t len, struct ef_event **ev,
 	*ev = NULL;
 	*n = 0;
 	if (cur_array(&c, &f) != 0 || f != 3 || cur_u64(&c, &st) != 0 ||
-	    st != EF_S_OK || cur_bytes(&c, 1, 0, IPC_MAX_STRLEN, &msg,
-	    &mlen) != 0)
+	    st != EF_S_OK ||
+	    cur_bytes(&c, 1, 0, IPC_MAX_STRLEN, &msg, &mlen) != 0)
 		return 1;
 	if (body_decode(&c, ev, n, head, why) != 0) {
 		free(*ev);

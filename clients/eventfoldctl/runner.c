@@ -25,8 +25,9 @@ json_value(json_t *obj, const char *key, const uint8_t *p, size_t len)
 	char k64[64], *b;
 	json_t *v;
 
-	if (len > 0 && (v = json_loadb((const char *)p, len,
-	    JSON_DECODE_ANY, NULL)) != NULL) {
+	if (len > 0 &&
+	    (v = json_loadb((const char *)p, len, JSON_DECODE_ANY, NULL)) !=
+	        NULL) {
 		json_object_set_new(obj, key, v);
 		return;
 	}
@@ -53,7 +54,6 @@ json_print(json_t *o)
 	json_decref(o);
 }
 
-
 /*
  * Opens a client to runnerd and makes the call. Returns the reply's
  * status, or minus the exit code after printing why no call was made
@@ -69,8 +69,8 @@ runner_call(struct ctl *c, const struct ipc_out *req, struct client_reply *cr,
 	memset(cr, 0, sizeof(*cr));
 	if (ctl_reach(c, CTL_RUNNERD) != 0)
 		return -CTL_UNAVAILABLE;
-	if (client_open(&cl, c->runner_url, (int)(c->conf.timeout_ms +
-	    extra_ms)) != 0) {
+	if (client_open(&cl, c->runner_url,
+	        (int)(c->conf.timeout_ms + extra_ms)) != 0) {
 		ctl_err(CTL_USAGE, "bad runner URL %s", c->runner_url);
 		return -CTL_USAGE;
 	}
@@ -100,7 +100,7 @@ cmd_exec(struct ctl *c, int argc, char **argv)
 	struct client_reply cr;
 	struct ipc_out o;
 	const char *pos[4] = { 0 }, *cmd_id = NULL, *actor = NULL,
-	    *corr = NULL, *caus = NULL, *dev = NULL, *why;
+	           *corr = NULL, *caus = NULL, *dev = NULL, *why;
 	char idbuf[UUID_STR_LEN], sid[UUID_STR_LEN];
 	uint8_t id[UUID_LEN], *in = NULL;
 	size_t plen = 0;
@@ -111,7 +111,7 @@ cmd_exec(struct ctl *c, int argc, char **argv)
 		if ((t = take_opt(&i, argc, argv, "--command-id", &cmd_id)) ||
 		    (t = take_opt(&i, argc, argv, "--actor", &actor)) ||
 		    (t = take_opt(&i, argc, argv, "--correlation-id",
-		    &corr)) ||
+		         &corr)) ||
 		    (t = take_opt(&i, argc, argv, "--causation-id", &caus)) ||
 		    (t = take_opt(&i, argc, argv, "--source-device", &dev))) {
 			if (t < 0)
@@ -136,9 +136,11 @@ cmd_exec(struct ctl *c, int argc, char **argv)
 	r.type = ipc_cstr(pos[2]);
 	if (np == 4 && !strcmp(pos[3], "-")) {
 		if ((in = ctl_read_stdin(&plen, IPC_PAYLOAD_MAX,
-		    "a command's payload", &why)) == NULL)
-			return ctl_err(CTL_USAGE, "cannot read the payload "
-			    "from stdin: %s", why);
+		         "a command's payload", &why)) == NULL)
+			return ctl_err(CTL_USAGE,
+			    "cannot read the payload "
+			    "from stdin: %s",
+			    why);
 		r.payload = in;
 		r.payload_len = (uint32_t)plen;
 	} else if (np == 4) {
@@ -175,14 +177,17 @@ cmd_exec(struct ctl *c, int argc, char **argv)
 	if (c->json) {
 		j = json_pack("{s:s,s:s}", "command_id", cmd_id, "stream_id",
 		    sid);
-		json_object_set_new(j, "version", rep.exists ?
-		    json_integer((json_int_t)rep.version) : json_null());
+		json_object_set_new(j, "version",
+		    rep.exists ? json_integer((json_int_t)rep.version) :
+		                 json_null());
 		json_object_set_new(j, "event_count",
 		    json_integer((json_int_t)rep.count));
-		json_object_set_new(j, "first_position", rep.count ?
-		    json_integer((json_int_t)rep.first_pos) : json_null());
-		json_object_set_new(j, "last_position", rep.count ?
-		    json_integer((json_int_t)rep.last_pos) : json_null());
+		json_object_set_new(j, "first_position",
+		    rep.count ? json_integer((json_int_t)rep.first_pos) :
+		                json_null());
+		json_object_set_new(j, "last_position",
+		    rep.count ? json_integer((json_int_t)rep.last_pos) :
+		                json_null());
 		json_object_set_new(j, "duplicate",
 		    json_boolean(rep.duplicate));
 		json_print(j);
@@ -190,11 +195,12 @@ cmd_exec(struct ctl *c, int argc, char **argv)
 		printf("command %s: no events (stream %s, version %s)\n",
 		    cmd_id, sid, rep.exists ? "unchanged" : "none");
 	else
-		printf("command %s: %" PRIu64 " event%s, stream %s version %"
-		    PRIu64 ", positions %" PRIu64 "..%" PRIu64 "%s\n", cmd_id,
-		    rep.count, rep.count == 1 ? "" : "s", sid, rep.version,
-		    rep.first_pos, rep.last_pos, rep.duplicate ?
-		    " (duplicate: the first result)" : "");
+		printf("command %s: %" PRIu64
+		       " event%s, stream %s version %" PRIu64
+		       ", positions %" PRIu64 "..%" PRIu64 "%s\n",
+		    cmd_id, rep.count, rep.count == 1 ? "" : "s", sid,
+		    rep.version, rep.first_pos, rep.last_pos,
+		    rep.duplicate ? " (duplicate: the first result)" : "");
 	rc = CTL_OK;
 out:
 	client_reply_free(&cr);
@@ -245,8 +251,8 @@ cmd_state(struct ctl *c, int argc, char **argv)
 	}
 	uuid_format(rep.stream_id, sid);
 	j = json_pack("{s:s}", "stream_id", sid);
-	json_object_set_new(j, "version", rep.exists ?
-	    json_integer((json_int_t)rep.version) : json_null());
+	json_object_set_new(j, "version",
+	    rep.exists ? json_integer((json_int_t)rep.version) : json_null());
 	json_value(j, "state", rep.state, rep.state_len);
 	if (c->json)
 		json_print(j);
@@ -259,9 +265,9 @@ cmd_state(struct ctl *c, int argc, char **argv)
 		else
 			printf("stream %s, no events yet\n", sid);
 		s = json_dumps(json_object_get(j, "state") ?
-		    json_object_get(j, "state") : json_object_get(j,
-		    "state_base64"), JSON_INDENT(2) | JSON_ENCODE_ANY |
-		    JSON_PRESERVE_ORDER);
+		        json_object_get(j, "state") :
+		        json_object_get(j, "state_base64"),
+		    JSON_INDENT(2) | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
 		printf("%s\n", s ? s : "");
 		free(s);
 		json_decref(j);
@@ -282,7 +288,7 @@ print_items(const struct ctl *c, const msgpack_object *items, uint32_t n)
 
 	for (i = 0; i < n; i++) {
 		if (ipc_kv_decode(&items->via.array.ptr[i], &k, &kl, &v, &vl,
-		    &why) != 0)
+		        &why) != 0)
 			continue;
 		if (c->json) {
 			j = json_object();
@@ -306,8 +312,8 @@ cmd_query(struct ctl *c, int argc, char **argv)
 	struct client_reply cr;
 	struct ipc_out o;
 	const char *name = NULL, *key = NULL, *prefix = NULL, *from = NULL,
-	    *to = NULL, *after = NULL, *limit = NULL, *minpos = NULL,
-	    *wait = NULL, *why;
+	           *to = NULL, *after = NULL, *limit = NULL, *minpos = NULL,
+	           *wait = NULL, *why;
 	uint8_t cursor[IPC_KEY_MAX];
 	uint32_t cursor_len = 0;
 	uint64_t v, shown = 0;
@@ -321,7 +327,7 @@ cmd_query(struct ctl *c, int argc, char **argv)
 		    (t = take_opt(&i, argc, argv, "--after", &after)) ||
 		    (t = take_opt(&i, argc, argv, "--limit", &limit)) ||
 		    (t = take_opt(&i, argc, argv, "--min-position",
-		    &minpos)) ||
+		         &minpos)) ||
 		    (t = take_opt(&i, argc, argv, "--wait", &wait))) {
 			if (t < 0)
 				return CTL_USAGE;
@@ -385,7 +391,8 @@ cmd_query(struct ctl *c, int argc, char **argv)
 	}
 	if (minpos != NULL) {
 		if (ctl_parse_u64(minpos, &r.min_position) != 0)
-			return ctl_err(CTL_USAGE, "--min-position: a position");
+			return ctl_err(CTL_USAGE,
+			    "--min-position: a position");
 		r.has_min_position = true;
 		r.wait_ms = 5000;
 	}
@@ -420,10 +427,10 @@ cmd_query(struct ctl *c, int argc, char **argv)
 		shown += rep.nitems;
 		if (!rep.has_next || !all || r.mode == EF_QUERY_KEY) {
 			if (rep.has_next && !c->json)
-				fprintf(stderr, "eventfoldctl: more; next page "
+				fprintf(stderr,
+				    "eventfoldctl: more; next page "
 				    "with --after '%.*s' (or --all)\n",
-				    (int)rep.next_len,
-				    (const char *)rep.next);
+				    (int)rep.next_len, (const char *)rep.next);
 			client_reply_free(&cr);
 			break;
 		}
@@ -489,29 +496,33 @@ cmd_projections(struct ctl *c, int argc, char **argv)
 	    "EV/S", "DEAD", "ERROR");
 	for (i = 0; i < sr.nfolds; i++) {
 		if (ipc_fold_info_decode(&sr.folds->via.array.ptr[i], &f,
-		    &why) != 0)
+		        &why) != 0)
 			continue;
 		if (c->json) {
 			j = json_pack("{s:s%,s:s%,s:s,s:s%,s:I}", "name",
 			    f.name.ptr, (size_t)f.name.len, "plugin",
 			    f.plugin.ptr, (size_t)f.plugin.len, "kind",
 			    f.kind == EF_FOLD_PROJECTION ? "projection" :
-			    "manager", "state", f.state.ptr,
-			    (size_t)f.state.len, "position",
-			    (json_int_t)f.position);
-			json_object_set_new(j, "lag", f.has_lag ?
-			    json_integer((json_int_t)f.lag) : json_null());
+			                                   "manager",
+			    "state", f.state.ptr, (size_t)f.state.len,
+			    "position", (json_int_t)f.position);
+			json_object_set_new(j, "lag",
+			    f.has_lag ? json_integer((json_int_t)f.lag) :
+			                json_null());
 			json_object_set_new(j, "events_per_s",
 			    json_integer((json_int_t)f.events_per_s));
-			json_object_set_new(j, "error_position", f.has_error ?
-			    json_integer((json_int_t)f.error_position) :
-			    json_null());
-			json_object_set_new(j, "error", f.error.ptr ?
-			    json_stringn(f.error.ptr, f.error.len) :
-			    json_null());
+			json_object_set_new(j, "error_position",
+			    f.has_error ?
+			        json_integer((json_int_t)f.error_position) :
+			        json_null());
+			json_object_set_new(j, "error",
+			    f.error.ptr ?
+			        json_stringn(f.error.ptr, f.error.len) :
+			        json_null());
 			json_object_set_new(j, "rebuild_position",
-			    f.rebuilding ? json_integer((json_int_t)
-			    f.rebuild_position) : json_null());
+			    f.rebuilding ?
+			        json_integer((json_int_t)f.rebuild_position) :
+			        json_null());
 			json_object_set_new(j, "dead_letters",
 			    json_integer((json_int_t)f.dead_letters));
 			json_print(j);
@@ -535,10 +546,11 @@ cmd_projections(struct ctl *c, int argc, char **argv)
 			    f.error_position, (int)f.error.len, f.error.ptr);
 		if (f.rebuilding && n >= 0 && (size_t)n < sizeof(err))
 			snprintf(err + n, sizeof(err) - (size_t)n,
-			    "%srebuilding (%" PRIu64 ")", f.has_error ? "; " :
-			    "", f.rebuild_position);
-		tbl_row(&t, name, f.kind == EF_FOLD_PROJECTION ? "projection" :
-		    "manager", state, pos, lag, rate, dead, err);
+			    "%srebuilding (%" PRIu64 ")",
+			    f.has_error ? "; " : "", f.rebuild_position);
+		tbl_row(&t, name,
+		    f.kind == EF_FOLD_PROJECTION ? "projection" : "manager",
+		    state, pos, lag, rate, dead, err);
 	}
 	if (!c->json && tbl_rows(&t) == 0)
 		ctl_empty(c, "no projections or process managers");
@@ -606,7 +618,8 @@ cmd_rebuild(struct ctl *c, int argc, char **argv)
 		busy = 0;
 		for (i = 0; i < sr.nfolds; i++) {
 			if (ipc_fold_info_decode(&sr.folds->via.array.ptr[i],
-			    &f, &why) != 0 || f.name.len != strlen(name) ||
+			        &f, &why) != 0 ||
+			    f.name.len != strlen(name) ||
 			    memcmp(f.name.ptr, name, f.name.len) != 0)
 				continue;
 			if (f.rebuilding)
@@ -619,7 +632,8 @@ cmd_rebuild(struct ctl *c, int argc, char **argv)
 				return rc;
 			} else
 				printf("rebuild of %s done: position %" PRIu64
-				    "\n", name, f.position);
+				       "\n",
+				    name, f.position);
 		}
 		client_reply_free(&cr);
 		if (!busy)
@@ -674,14 +688,16 @@ cmd_replay(struct ctl *c, int argc, char **argv)
 			return ctl_err(CTL_USAGE, "replay: unknown option %s",
 			    argv[i]);
 		else
-			return ctl_err(CTL_USAGE, "replay: too many arguments");
+			return ctl_err(CTL_USAGE,
+			    "replay: too many arguments");
 	}
 	if (name == NULL || until == NULL ||
 	    ctl_parse_u64(until, &r.until) != 0)
 		return ctl_usage("replay");
 	/* 0 on the wire means "the default": refuse it here, as query does */
-	if (limit != NULL && (ctl_parse_u64(limit, &r.limit) != 0 ||
-	    r.limit == 0 || r.limit > IPC_QUERY_LIMIT))
+	if (limit != NULL &&
+	    (ctl_parse_u64(limit, &r.limit) != 0 || r.limit == 0 ||
+	        r.limit > IPC_QUERY_LIMIT))
 		return ctl_err(CTL_USAGE, "--limit: 1..%u", IPC_QUERY_LIMIT);
 	r.projection = ipc_cstr(name);
 	ipc_out_init(&o);
@@ -701,9 +717,10 @@ cmd_replay(struct ctl *c, int argc, char **argv)
 	}
 	print_items(c, rep.items, rep.nitems);
 	if (!c->json)
-		fprintf(stderr, "eventfoldctl: %s as of position %" PRIu64
-		    " (%" PRIu64 " events folded)%s\n", name,
-		    rep.position ? rep.position - 1 : 0, rep.position,
+		fprintf(stderr,
+		    "eventfoldctl: %s as of position %" PRIu64 " (%" PRIu64
+		    " events folded)%s\n",
+		    name, rep.position ? rep.position - 1 : 0, rep.position,
 		    rep.truncated ? "; more keys than --limit" : "");
 	rc = CTL_OK;
 out:
@@ -729,8 +746,9 @@ cmd_deadletters(struct ctl *c, int argc, char **argv)
 	for (k = 1; k < argc; k++) {
 		if (!strcmp(argv[k], "--json"))
 			c->json = 1;
-		else if (k == 1 && (!strcmp(argv[k], "list") ||
-		    !strcmp(argv[k], "retry") || !strcmp(argv[k], "drop")))
+		else if (k == 1 &&
+		    (!strcmp(argv[k], "list") || !strcmp(argv[k], "retry") ||
+		        !strcmp(argv[k], "drop")))
 			action = argv[k];
 		else if (argv[k][0] != '-' && np < 2)
 			pos[np++] = argv[k];
@@ -739,7 +757,8 @@ cmd_deadletters(struct ctl *c, int argc, char **argv)
 	}
 	memset(&r, 0, sizeof(r));
 	r.action = !strcmp(action, "list") ? EF_DL_LIST :
-	    !strcmp(action, "retry") ? EF_DL_RETRY : EF_DL_DROP;
+	    !strcmp(action, "retry")       ? EF_DL_RETRY :
+	                                     EF_DL_DROP;
 	if (r.action != EF_DL_LIST && pos[0] == NULL)
 		return ctl_err(CTL_USAGE, "deadletters %s: which manager?",
 		    action);
@@ -768,15 +787,15 @@ cmd_deadletters(struct ctl *c, int argc, char **argv)
 		    "ATTEMPTS", "ERROR");
 		for (i = 0; i < n; i++) {
 			if (ipc_dead_letter_decode(&list->via.array.ptr[i], &d,
-			    &why) != 0)
+			        &why) != 0)
 				continue;
 			if (!c->json) {
 				char target[400], mgr[IPC_NAME_MAX + 1],
 				    cid[IPC_NAME_MAX + 1], att[32], *e;
 
-				snprintf(target, sizeof(target), "%.*s %.*s/%.*s",
-				    (int)d.type.len, d.type.ptr,
-				    (int)d.aggregate_type.len,
+				snprintf(target, sizeof(target),
+				    "%.*s %.*s/%.*s", (int)d.type.len,
+				    d.type.ptr, (int)d.aggregate_type.len,
 				    d.aggregate_type.ptr,
 				    (int)d.instance_id.len, d.instance_id.ptr);
 				snprintf(mgr, sizeof(mgr), "%.*s",
@@ -800,8 +819,8 @@ cmd_deadletters(struct ctl *c, int argc, char **argv)
 			    d.instance_id.ptr, (size_t)d.instance_id.len,
 			    "type", d.type.ptr, (size_t)d.type.len);
 			json_value(j, "payload", d.payload, d.payload_len);
-			json_object_set_new(j, "error", json_stringn(
-			    d.error.ptr, d.error.len));
+			json_object_set_new(j, "error",
+			    json_stringn(d.error.ptr, d.error.len));
 			json_object_set_new(j, "attempts",
 			    json_integer((json_int_t)d.attempts));
 			json_object_set_new(j, "event_position",
@@ -820,13 +839,16 @@ cmd_deadletters(struct ctl *c, int argc, char **argv)
 			goto out;
 		}
 		printf("retried: %" PRIu64 " succeeded, %" PRIu64
-		    " still failing\n", counts[0], counts[1]);
+		       " still failing\n",
+		    counts[0], counts[1]);
 		if (counts[1] > 0)
-			rc = ctl_err(CTL_REFUSED, "%" PRIu64 " dead letter%s "
-			    "still failing%s%.*s", counts[1], counts[1] == 1 ?
-			    "" : "s", cr.in.message.len > 2 ? ": " : "",
-			    cr.in.message.len > 2 ? (int)cr.in.message.len :
-			    0, cr.in.message.ptr);
+			rc = ctl_err(CTL_REFUSED,
+			    "%" PRIu64 " dead letter%s "
+			    "still failing%s%.*s",
+			    counts[1], counts[1] == 1 ? "" : "s",
+			    cr.in.message.len > 2 ? ": " : "",
+			    cr.in.message.len > 2 ? (int)cr.in.message.len : 0,
+			    cr.in.message.ptr);
 	} else {
 		if (ipc_counts_decode(cr.in.body, counts, 1, &why) != 0) {
 			rc = ctl_err(CTL_INTERNAL, "malformed reply: %s", why);
@@ -851,8 +873,8 @@ print_names(const msgpack_object *a, json_t *arr, char *buf, size_t len)
 		const msgpack_object *s = &a->via.array.ptr[i];
 
 		if (arr != NULL)
-			json_array_append_new(arr, json_stringn(s->via.str.ptr,
-			    s->via.str.size));
+			json_array_append_new(arr,
+			    json_stringn(s->via.str.ptr, s->via.str.size));
 		else if (at < len)
 			at += (size_t)snprintf(buf + at, len - at, "%s%.*s",
 			    i ? "," : "", (int)s->via.str.size,
@@ -911,7 +933,7 @@ cmd_plugins(struct ctl *c, int argc, char **argv)
 	    "AGGREGATES / PROJECTIONS / MANAGERS");
 	for (i = 0; i < n; i++) {
 		if (ipc_plugin_info_decode(&list->via.array.ptr[i], &p,
-		    &why) != 0)
+		        &why) != 0)
 			continue;
 		if (p.refused.ptr != NULL) {
 			nrefused++;
@@ -955,7 +977,8 @@ cmd_plugins(struct ctl *c, int argc, char **argv)
 	tbl_init(&t, "ll", "REFUSED", "REASON");
 	for (i = 0; nrefused > 0 && i < n; i++) {
 		if (ipc_plugin_info_decode(&list->via.array.ptr[i], &p,
-		    &why) != 0 || p.refused.ptr == NULL)
+		        &why) != 0 ||
+		    p.refused.ptr == NULL)
 			continue;
 		if (c->json) {
 			j = json_pack("{s:s%,s:s%}", "file", p.file.ptr,
@@ -981,20 +1004,25 @@ out:
 }
 
 const struct ctl_cmd ctl_runner_cmds[] = {
-	{ "exec", cmd_exec, "exec TYPE ID COMMAND "
+	{ "exec", cmd_exec,
+	    "exec TYPE ID COMMAND "
 	    "[PAYLOAD|-] [--command-id ID] [--actor A] [--correlation-id C] "
 	    "[--causation-id C] [--source-device D]" },
 	{ "state", cmd_state, "state TYPE ID" },
-	{ "query", cmd_query, "query PROJECTION [KEY | --prefix P | [--range] "
+	{ "query", cmd_query,
+	    "query PROJECTION [KEY | --prefix P | [--range] "
 	    "[--from K] [--to K]] [--after K] [--limit N] [--all] "
 	    "[--min-position P [--wait MS]]" },
-	{ "projections", cmd_projections, "projections   (status of "
+	{ "projections", cmd_projections,
+	    "projections   (status of "
 	    "projections and process managers)" },
 	{ "rebuild", cmd_rebuild, "rebuild PROJECTION [--wait]" },
 	{ "reset", cmd_reset, "reset NAME" },
-	{ "replay", cmd_replay, "replay PROJECTION --until POSITION "
+	{ "replay", cmd_replay,
+	    "replay PROJECTION --until POSITION "
 	    "[--limit N]" },
-	{ "deadletters", cmd_deadletters, "deadletters [list [MANAGER] | "
+	{ "deadletters", cmd_deadletters,
+	    "deadletters [list [MANAGER] | "
 	    "retry MANAGER [ID] | drop MANAGER [ID]]" },
 	{ "plugins", cmd_plugins, "plugins" },
 	{ NULL, NULL, NULL },

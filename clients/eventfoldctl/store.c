@@ -38,13 +38,15 @@ ctl_read_stdin(size_t *len, size_t max, const char *what, const char **why)
 		n += (size_t)r;
 		if (n > max) {
 			if (max % (1u << 20) == 0)
-				snprintf(too_big, sizeof(too_big), "more than "
-				    "%zu MiB (the most %s holds)", max >> 20,
-				    what);
+				snprintf(too_big, sizeof(too_big),
+				    "more than "
+				    "%zu MiB (the most %s holds)",
+				    max >> 20, what);
 			else
-				snprintf(too_big, sizeof(too_big), "more than "
-				    "%zu KiB (the most %s holds)", max >> 10,
-				    what);
+				snprintf(too_big, sizeof(too_big),
+				    "more than "
+				    "%zu KiB (the most %s holds)",
+				    max >> 10, what);
 			*why = too_big;
 			free(buf);
 			return NULL;
@@ -87,12 +89,16 @@ ctl_note_not_json(const char *what, const char *key, const uint8_t *p,
 		if ((unsigned char)e.text[i] < 0x20 || e.text[i] == 0x7f)
 			e.text[i] = '?';
 	if (key != NULL)
-		fprintf(stderr, "eventfoldctl: note: the %s is not JSON (%s, "
+		fprintf(stderr,
+		    "eventfoldctl: note: the %s is not JSON (%s, "
 		    "at byte %d): stored as given; JSON output shows it "
-		    "base64-encoded as %s\n", what, e.text, e.position, key);
+		    "base64-encoded as %s\n",
+		    what, e.text, e.position, key);
 	else
-		fprintf(stderr, "eventfoldctl: note: the %s is not JSON (%s, "
-		    "at byte %d): sent as given\n", what, e.text, e.position);
+		fprintf(stderr,
+		    "eventfoldctl: note: the %s is not JSON (%s, "
+		    "at byte %d): sent as given\n",
+		    what, e.text, e.position);
 }
 
 static int
@@ -119,12 +125,14 @@ cmd_append(struct ctl *c, int argc, char **argv)
 
 			if (!strcmp(e, "any"))
 				r.kind = EF_EXPECT_ANY;
-			else if (!strcmp(e, "no-stream") || !strcmp(e, "no_stream"))
+			else if (!strcmp(e, "no-stream") ||
+			    !strcmp(e, "no_stream"))
 				r.kind = EF_EXPECT_NO_STREAM;
 			else if (ctl_parse_u64(e, &r.version) == 0)
 				r.kind = EF_EXPECT_EXACT;
 			else
-				return ctl_err(CTL_USAGE, "--expect: any, "
+				return ctl_err(CTL_USAGE,
+				    "--expect: any, "
 				    "no-stream or a version number");
 		} else if (!strcmp(argv[i], "--event-id") && i + 1 < argc)
 			eid = argv[++i];
@@ -142,15 +150,18 @@ cmd_append(struct ctl *c, int argc, char **argv)
 		else if (pos == 2)
 			payload = argv[i], pos++;
 		else
-			return ctl_err(CTL_USAGE, "append: too many arguments");
+			return ctl_err(CTL_USAGE,
+			    "append: too many arguments");
 	}
 	if (stream == NULL || type == NULL)
 		return ctl_usage("append");
 	if (payload != NULL && !strcmp(payload, "-")) {
 		if ((stdin_buf = ctl_read_stdin(&plen, 64u << 20,
-		    "one request", &why)) == NULL)
-			return ctl_err(CTL_USAGE, "cannot read the payload "
-			    "from stdin: %s", why);
+		         "one request", &why)) == NULL)
+			return ctl_err(CTL_USAGE,
+			    "cannot read the payload "
+			    "from stdin: %s",
+			    why);
 		ev.payload = stdin_buf;
 	} else if (payload != NULL) {
 		ev.payload = (const uint8_t *)payload;
@@ -193,14 +204,15 @@ cmd_append(struct ctl *c, int argc, char **argv)
 	}
 	if (c->json)
 		printf("{\"event_id\":\"%s\",\"first_stream_version\":%" PRIu64
-		    ",\"last_stream_version\":%" PRIu64 ",\"first_global_"
-		    "position\":%" PRIu64 ",\"last_global_position\":%" PRIu64
-		    "}\n", eid, rep.first_version, rep.last_version,
-		    rep.first_pos, rep.last_pos);
+		       ",\"last_stream_version\":%" PRIu64 ",\"first_global_"
+		       "position\":%" PRIu64
+		       ",\"last_global_position\":%" PRIu64 "}\n",
+		    eid, rep.first_version, rep.last_version, rep.first_pos,
+		    rep.last_pos);
 	else
 		printf("appended event %s: stream version %" PRIu64
-		    ", global position %" PRIu64 "\n", eid, rep.last_version,
-		    rep.last_pos);
+		       ", global position %" PRIu64 "\n",
+		    eid, rep.last_version, rep.last_pos);
 	rc = CTL_OK;
 out:
 	client_reply_free(&cr);
@@ -225,9 +237,12 @@ cmd_read(struct ctl *c, int argc, char **argv)
 			if (ctl_parse_u64(argv[++i], &from) != 0)
 				return ctl_err(CTL_USAGE, "--from: a number");
 			from_set = 1;
-		} else if (!strcmp(argv[i], "--count") && i + 1 < (uint64_t)argc) {
-			if (ctl_parse_u64(argv[++i], &count) != 0 || count == 0)
-				return ctl_err(CTL_USAGE, "--count: a number "
+		} else if (!strcmp(argv[i], "--count") &&
+		    i + 1 < (uint64_t)argc) {
+			if (ctl_parse_u64(argv[++i], &count) != 0 ||
+			    count == 0)
+				return ctl_err(CTL_USAGE,
+				    "--count: a number "
 				    "above 0");
 		} else if (!strcmp(argv[i], "--backward"))
 			backward = 1;
@@ -252,7 +267,8 @@ cmd_read(struct ctl *c, int argc, char **argv)
 	while (done < count) {
 		page = count - done;
 		if (!strcmp(target, "all"))
-			st = client_read_all(&cl, from, page, backward, &cr, &rr);
+			st = client_read_all(&cl, from, page, backward, &cr,
+			    &rr);
 		else
 			st = client_read_stream(&cl, target, from, page,
 			    backward, &cr, &rr);
@@ -268,9 +284,9 @@ cmd_read(struct ctl *c, int argc, char **argv)
 		}
 		for (i = 0; i < rr.nevents; i++) {
 			if (ipc_event_decode(&rr.events->via.array.ptr[i], &ev,
-			    &why) != 0) {
-				rc = ctl_err(CTL_INTERNAL, "malformed event: %s",
-				    why);
+			        &why) != 0) {
+				rc = ctl_err(CTL_INTERNAL,
+				    "malformed event: %s", why);
 				break;
 			}
 			out_event(c, &ev);
@@ -350,8 +366,10 @@ cmd_tail(struct ctl *c, int argc, char **argv)
 			if (ctl_parse_u64(argv[++i], &from) != 0)
 				return ctl_err(CTL_USAGE, "--from: a number");
 		} else if (!strcmp(argv[i], "--count") && i + 1 < argc) {
-			if (ctl_parse_u64(argv[++i], &count) != 0 || count == 0)
-				return ctl_err(CTL_USAGE, "--count: a number "
+			if (ctl_parse_u64(argv[++i], &count) != 0 ||
+			    count == 0)
+				return ctl_err(CTL_USAGE,
+				    "--count: a number "
 				    "above 0");
 		} else if (!strcmp(argv[i], "--json"))
 			c->json = 1;
@@ -367,8 +385,10 @@ cmd_tail(struct ctl *c, int argc, char **argv)
 		uint8_t u[UUID_LEN];
 
 		if (uuid_parse(stream, strlen(stream), u) != 0)
-			return ctl_err(CTL_REFUSED, "BAD_UUID: malformed stream "
-			    "id \"%s\"", stream);
+			return ctl_err(CTL_REFUSED,
+			    "BAD_UUID: malformed stream "
+			    "id \"%s\"",
+			    stream);
 	}
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
@@ -387,7 +407,8 @@ cmd_tail(struct ctl *c, int argc, char **argv)
 	p.stop = &tail_stop;
 	/* a follower waits for its store: say so, then keep trying */
 	if (ctl_reach(c, CTL_STORED) != 0)
-		fprintf(stderr, "eventfoldctl: tail: the store is unreachable; "
+		fprintf(stderr,
+		    "eventfoldctl: tail: the store is unreachable; "
 		    "retrying until it answers (Ctrl-C to stop)\n");
 	rc = sub_run(&p);
 	fflush(stdout);
@@ -421,8 +442,10 @@ cmd_streams(struct ctl *c, int argc, char **argv)
 			snprintf(after, sizeof(after), "%s", argv[++i]);
 			r.has_after = true;
 		} else if (!strcmp(argv[i], "--count") && i + 1 < argc) {
-			if (ctl_parse_u64(argv[++i], &count) != 0 || count == 0)
-				return ctl_err(CTL_USAGE, "--count: a number "
+			if (ctl_parse_u64(argv[++i], &count) != 0 ||
+			    count == 0)
+				return ctl_err(CTL_USAGE,
+				    "--count: a number "
 				    "above 0");
 		} else if (!strcmp(argv[i], "--json"))
 			c->json = 1;
@@ -439,7 +462,8 @@ cmd_streams(struct ctl *c, int argc, char **argv)
 		r.after.len = r.has_after ? (uint32_t)strlen(after) : 0;
 		r.max_count = count - done;
 		ipc_out_reset(&o);
-		ipc_request_begin(&o, EF_OP_LIST_STREAMS, client_request_id(&cl));
+		ipc_request_begin(&o, EF_OP_LIST_STREAMS,
+		    client_request_id(&cl));
 		ipc_list_req_encode(&o, &r);
 		st = client_call(&cl, &o, &cr);
 		if (st != EF_S_OK) {
@@ -453,16 +477,17 @@ cmd_streams(struct ctl *c, int argc, char **argv)
 			break;
 		}
 		for (k = 0; k < lr.nstreams; k++) {
-			if (ipc_stream_info_decode(&lr.streams->via.array.ptr[k],
-			    &si, &why) != 0)
+			if (ipc_stream_info_decode(
+			        &lr.streams->via.array.ptr[k], &si, &why) != 0)
 				break;
 			uuid_format(si.stream_id, sid);
 			if (!c->json && done == 0)
 				printf("%-36s %12s %14s\n", "STREAM", "EVENTS",
 				    "LATEST_VERSION");
 			if (c->json)
-				printf("{\"stream_id\":\"%s\",\"event_count\":%"
-				    PRIu64 ",\"latest_version\":%" PRIu64 "}\n",
+				printf("{\"stream_id\":\"%s\",\"event_count\":"
+				       "%" PRIu64
+				       ",\"latest_version\":%" PRIu64 "}\n",
 				    sid, si.event_count, si.latest_version);
 			else
 				printf("%-36s %12" PRIu64 " %14" PRIu64 "\n",
@@ -503,20 +528,24 @@ cmd_status(struct ctl *c, int argc, char **argv)
 		rc = ctl_call_exit(c, CTL_STORED, st, &cr);
 	} else if (c->json) {
 		printf("{\"head\":%" PRIu64 ",\"streams\":%" PRIu64
-		    ",\"log_bytes\":%" PRIu64 ",\"uptime_ms\":%" PRIu64
-		    ",\"commits\":%" PRIu64 ",\"fsyncs\":%" PRIu64
-		    ",\"events_written\":%" PRIu64 ",\"avg_batch\":%.2f"
-		    ",\"recover_ms\":%" PRIu64 ",\"recovered_events\":%" PRIu64
-		    ",\"index_bytes\":%" PRIu64 ",\"segments\":%" PRIu64
-		    ",\"sealed_bytes\":%" PRIu64 ",\"indexed_to\":%" PRIu64
-		    ",\"archived_segments\":%" PRIu64 ",\"archived_bytes\":%"
-		    PRIu64 ",\"archived_raw\":%" PRIu64 ",\"cache_hits\":%"
-		    PRIu64 ",\"cache_misses\":%" PRIu64 ",\"cache_bytes\":%"
-		    PRIu64 "}\n", s.head, s.streams,
-		    s.log_bytes, s.uptime_ms, s.commits, s.fsyncs,
-		    s.events_written, s.fsyncs ? (double)s.events_written /
-		    (double)s.fsyncs : 0.0, s.recover_ms, s.recovered_events,
-		    s.index_bytes, s.segments, s.sealed_bytes, s.indexed_to,
+		       ",\"log_bytes\":%" PRIu64 ",\"uptime_ms\":%" PRIu64
+		       ",\"commits\":%" PRIu64 ",\"fsyncs\":%" PRIu64
+		       ",\"events_written\":%" PRIu64 ",\"avg_batch\":%.2f"
+		       ",\"recover_ms\":%" PRIu64
+		       ",\"recovered_events\":%" PRIu64
+		       ",\"index_bytes\":%" PRIu64 ",\"segments\":%" PRIu64
+		       ",\"sealed_bytes\":%" PRIu64 ",\"indexed_to\":%" PRIu64
+		       ",\"archived_segments\":%" PRIu64
+		       ",\"archived_bytes\":%" PRIu64
+		       ",\"archived_raw\":%" PRIu64 ",\"cache_hits\":%" PRIu64
+		       ",\"cache_misses\":%" PRIu64 ",\"cache_bytes\":%" PRIu64
+		       "}\n",
+		    s.head, s.streams, s.log_bytes, s.uptime_ms, s.commits,
+		    s.fsyncs, s.events_written,
+		    s.fsyncs ? (double)s.events_written / (double)s.fsyncs :
+		               0.0,
+		    s.recover_ms, s.recovered_events, s.index_bytes,
+		    s.segments, s.sealed_bytes, s.indexed_to,
 		    s.archived_segments, s.archived_bytes, s.archived_raw,
 		    s.cache_hits, s.cache_misses, s.cache_bytes);
 	} else {
@@ -528,23 +557,28 @@ cmd_status(struct ctl *c, int argc, char **argv)
 		       "fsyncs            %" PRIu64 "\n"
 		       "events written    %" PRIu64 "\n"
 		       "average batch     %.2f events per fsync\n"
-		       "recovery          %" PRIu64 " events in %" PRIu64 " ms\n"
+		       "recovery          %" PRIu64 " events in %" PRIu64
+		       " ms\n"
 		       "index memory      %" PRIu64 " bytes\n"
-		       "segments          %" PRIu64 " (%" PRIu64 " bytes sealed)\n"
+		       "segments          %" PRIu64 " (%" PRIu64
+		       " bytes sealed)\n"
 		       "indexed on disk   below position %" PRIu64 "\n"
 		       "archived          %" PRIu64 " segments, %" PRIu64
 		       " bytes holding %" PRIu64 " (ratio %.2f)\n"
-		       "frame cache       %" PRIu64 " hits, %" PRIu64 " misses, %"
-		       PRIu64 " bytes\n",
-		    s.head, s.streams, s.log_bytes, (double)s.uptime_ms / 1000.0,
-		    s.commits, s.fsyncs, s.events_written, s.fsyncs ?
-		    (double)s.events_written / (double)s.fsyncs : 0.0,
+		       "frame cache       %" PRIu64 " hits, %" PRIu64
+		       " misses, %" PRIu64 " bytes\n",
+		    s.head, s.streams, s.log_bytes,
+		    (double)s.uptime_ms / 1000.0, s.commits, s.fsyncs,
+		    s.events_written,
+		    s.fsyncs ? (double)s.events_written / (double)s.fsyncs :
+		               0.0,
 		    s.recovered_events, s.recover_ms, s.index_bytes,
 		    s.segments, s.sealed_bytes, s.indexed_to,
 		    s.archived_segments, s.archived_bytes, s.archived_raw,
-		    s.archived_bytes ? (double)s.archived_raw /
-		    (double)s.archived_bytes : 0.0, s.cache_hits,
-		    s.cache_misses, s.cache_bytes);
+		    s.archived_bytes ?
+		        (double)s.archived_raw / (double)s.archived_bytes :
+		        0.0,
+		    s.cache_hits, s.cache_misses, s.cache_bytes);
 	}
 	client_reply_free(&cr);
 	client_close(&cl);
@@ -553,8 +587,8 @@ cmd_status(struct ctl *c, int argc, char **argv)
 
 /* What verify_file() found in one segment file. */
 struct vres {
-	uint64_t base;    /* from the header */
-	uint64_t next;    /* position after the last intact event */
+	uint64_t base; /* from the header */
+	uint64_t next; /* position after the last intact event */
 	uint64_t batches;
 	uint64_t size;
 	int corrupt;
@@ -566,9 +600,8 @@ struct vres {
  * sealed segment any damage is corruption. Prints one line.
  */
 static void
-verify_file(const char *path, uint64_t expect_base, int check_base,
-    int last, struct vres *v, struct progress *pr, uint64_t ev0,
-    uint64_t by0)
+verify_file(const char *path, uint64_t expect_base, int check_base, int last,
+    struct vres *v, struct progress *pr, uint64_t ev0, uint64_t by0)
 {
 	struct stat sb;
 	const uint8_t *img;
@@ -578,7 +611,8 @@ verify_file(const char *path, uint64_t expect_base, int check_base,
 	memset(v, 0, sizeof(*v));
 	v->base = v->next = expect_base;
 	if ((fd = open(path, O_RDONLY)) < 0 || fstat(fd, &sb) != 0) {
-		printf("%s: CORRUPT: cannot read: %s\n", path, strerror(errno));
+		printf("%s: CORRUPT: cannot read: %s\n", path,
+		    strerror(errno));
 		if (fd >= 0)
 			close(fd);
 		v->corrupt = 1;
@@ -590,13 +624,16 @@ verify_file(const char *path, uint64_t expect_base, int check_base,
 		if (last) {
 			/* an older stored's creation was interrupted: it
 			 * writes the header again */
-			printf("%s: OK: no events (%" PRIu64 " bytes, shorter "
+			printf(
+			    "%s: OK: no events (%" PRIu64 " bytes, shorter "
 			    "than the header: an interrupted creation stored "
-			    "redoes on start)\n", path, size);
+			    "redoes on start)\n",
+			    path, size);
 			return;
 		}
 		printf("%s: CORRUPT at offset 0: %" PRIu64 " bytes, shorter "
-		    "than the file header, in a sealed segment\n", path, size);
+		       "than the file header, in a sealed segment\n",
+		    path, size);
 		v->corrupt = 1;
 		return;
 	}
@@ -610,8 +647,8 @@ verify_file(const char *path, uint64_t expect_base, int check_base,
 	if (logfile_hdr_decode(img, size, &v->base) != REC_OK ||
 	    (check_base && v->base != expect_base)) {
 		printf("%s: CORRUPT at offset 0: bad file header (not a "
-		    "segment starting at position %" PRIu64 ")\n", path,
-		    expect_base);
+		       "segment starting at position %" PRIu64 ")\n",
+		    path, expect_base);
 		v->corrupt = 1;
 		munmap((void *)img, size);
 		return;
@@ -627,20 +664,23 @@ verify_file(const char *path, uint64_t expect_base, int check_base,
 	v->next = pos;
 	progress_clear(pr);
 	if (off == size) {
-		printf("%s: OK: %" PRIu64 " events in %" PRIu64 " batches, %"
-		    PRIu64 " bytes\n", path, pos - v->base, v->batches, size);
+		printf("%s: OK: %" PRIu64 " events in %" PRIu64
+		       " batches, %" PRIu64 " bytes\n",
+		    path, pos - v->base, v->batches, size);
 	} else if (last && !batch_find_after(img, size, off)) {
 		printf("%s: OK: %" PRIu64 " events in %" PRIu64 " batches; "
-		    "torn tail of %" PRIu64 " bytes at offset %" PRIu64
-		    " (an unacknowledged write; stored truncates it on "
-		    "start)\n", path, pos - v->base, v->batches, size - off,
-		    off);
+		       "torn tail of %" PRIu64 " bytes at offset %" PRIu64
+		       " (an unacknowledged write; stored truncates it on "
+		       "start)\n",
+		    path, pos - v->base, v->batches, size - off, off);
 	} else {
-		printf("%s: CORRUPT at offset %" PRIu64 " (after %" PRIu64
+		printf(
+		    "%s: CORRUPT at offset %" PRIu64 " (after %" PRIu64
 		    " intact events)%s. Start stored with --repair yes to cut "
 		    "the log there (drops %" PRIu64 " bytes%s), or restore "
-		    "from a backup.\n", path, off, pos - v->base, last ?
-		    "; intact data follows" : " in a sealed segment",
+		    "from a backup.\n",
+		    path, off, pos - v->base,
+		    last ? "; intact data follows" : " in a sealed segment",
 		    size - off, last ? "" : " and every later segment");
 		v->corrupt = 1;
 	}
@@ -653,8 +693,8 @@ verify_file(const char *path, uint64_t expect_base, int check_base,
  * it. Its events are next_base - base (the next segment's name).
  */
 static void
-verify_archive(const char *path, uint64_t base, uint64_t next_base,
-    int last, struct vres *v)
+verify_archive(const char *path, uint64_t base, uint64_t next_base, int last,
+    struct vres *v)
 {
 	char ap[4300];
 	struct archive_stats st;
@@ -667,7 +707,8 @@ verify_archive(const char *path, uint64_t base, uint64_t next_base,
 	v->base = v->next = base;
 	snprintf(ap, sizeof(ap), "%s%s", path, ARCHIVE_SUFFIX);
 	if (last) {
-		printf("%s: CORRUPT: the last segment exists only as an archive "
+		printf(
+		    "%s: CORRUPT: the last segment exists only as an archive "
 		    "(its plain file, the one being written, is missing)\n",
 		    ap);
 		v->corrupt = 1;
@@ -676,8 +717,10 @@ verify_archive(const char *path, uint64_t base, uint64_t next_base,
 	rc = archive_verify(ap, &st, &f);
 	if (rc == -EBADMSG) {
 		printf("%s: CORRUPT at file offset %" PRIu64 " (frame %" PRIu32
-		    ", segment offset %" PRIu64 "): %s. Restore this archive "
-		    "from a backup.\n", ap, f.file_off, f.frame, f.doff,
+		       ", segment offset %" PRIu64
+		       "): %s. Restore this archive "
+		       "from a backup.\n",
+		    ap, f.file_off, f.frame, f.doff,
 		    f.what ? f.what : "damaged");
 		v->corrupt = 1;
 		return;
@@ -689,11 +732,12 @@ verify_archive(const char *path, uint64_t base, uint64_t next_base,
 	}
 	v->next = next_base;
 	v->size = st.raw_bytes;
-	printf("%s: OK: archived, %" PRIu64 " events, %" PRIu64 " bytes in %"
-	    PRIu32 " frames, %" PRIu64 " on disk (ratio %.2f)\n", ap,
-	    next_base - base, st.raw_bytes, st.frames, st.comp_bytes,
+	printf("%s: OK: archived, %" PRIu64 " events, %" PRIu64
+	       " bytes in %" PRIu32 " frames, %" PRIu64
+	       " on disk (ratio %.2f)\n",
+	    ap, next_base - base, st.raw_bytes, st.frames, st.comp_bytes,
 	    st.comp_bytes ? (double)st.raw_bytes / (double)st.comp_bytes :
-	    0.0);
+	                    0.0);
 }
 
 static int
@@ -725,7 +769,7 @@ cmd_verify(struct ctl *c, int argc, char **argv)
 		free(bases);
 		free(arcs);
 		printf("%s: CORRUPT: both %s and segment files are present "
-		    "(stored will not start; which is the log?)\n",
+		       "(stored will not start; which is the log?)\n",
 		    c->conf.data_dir, LEGACY_LOG_NAME);
 		return CTL_CORRUPT;
 	}
@@ -739,14 +783,16 @@ cmd_verify(struct ctl *c, int argc, char **argv)
 	if (n == 0) {
 		free(bases);
 		free(arcs);
-		return ctl_err(CTL_NOT_FOUND, "%s: no segment files (no log "
-		    "here)", c->conf.data_dir);
+		return ctl_err(CTL_NOT_FOUND,
+		    "%s: no segment files (no log "
+		    "here)",
+		    c->conf.data_dir);
 	}
 	/* bytes on disk, for the ETA: segment files and archives */
 	for (i = 0; i < n; i++) {
 		snprintf(path, sizeof(path), "%s/%s%s", c->conf.data_dir,
-		    segfile_name(name, sizeof(name), bases[i]), arcs[i] ?
-		    ARCHIVE_SUFFIX : "");
+		    segfile_name(name, sizeof(name), bases[i]),
+		    arcs[i] ? ARCHIVE_SUFFIX : "");
 		if (stat(path, &sb) == 0)
 			pr.total_bytes += (uint64_t)sb.st_size;
 	}
@@ -755,16 +801,19 @@ cmd_verify(struct ctl *c, int argc, char **argv)
 		    segfile_name(name, sizeof(name), bases[i]));
 		if (i > 0 && !bad && bases[i] != pos) {
 			progress_clear(&pr);
-			printf("%s: CORRUPT at offset 0: starts at position %"
-			    PRIu64 " but the previous segment ends before %"
-			    PRIu64 "\n", path, bases[i], pos);
+			printf("%s: CORRUPT at offset 0: starts at position "
+			       "%" PRIu64
+			       " but the previous segment ends before %" PRIu64
+			       "\n",
+			    path, bases[i], pos);
 			bad = 1;
 			continue;
 		}
 		if (arcs[i]) {
 			progress_clear(&pr);
-			verify_archive(path, bases[i], i + 1 < n ?
-			    bases[i + 1] : bases[i], i == n - 1, &v);
+			verify_archive(path, bases[i],
+			    i + 1 < n ? bases[i + 1] : bases[i], i == n - 1,
+			    &v);
 			bad |= v.corrupt;
 			events += v.next - v.base;
 			bytes += v.size;
@@ -792,7 +841,8 @@ cmd_verify(struct ctl *c, int argc, char **argv)
 		return CTL_CORRUPT;
 	}
 	printf("%s: OK: %" PRIu64 " events in %zu segments, %" PRIu64
-	    " bytes\n", c->conf.data_dir, events, n, bytes);
+	       " bytes\n",
+	    c->conf.data_dir, events, n, bytes);
 	return CTL_OK;
 }
 
@@ -825,15 +875,16 @@ cmd_rotate(struct ctl *c, int argc, char **argv)
 		rc = ctl_err(CTL_INTERNAL, "malformed reply: %s", why);
 	else if (c->json)
 		printf("{\"rotated\":%s,\"sealed_base\":%" PRIu64
-		    ",\"sealed_events\":%" PRIu64 ",\"hot_base\":%" PRIu64
-		    "}\n", rr.rotated ? "true" : "false", rr.sealed_base,
+		       ",\"sealed_events\":%" PRIu64 ",\"hot_base\":%" PRIu64
+		       "}\n",
+		    rr.rotated ? "true" : "false", rr.sealed_base,
 		    rr.sealed_events, rr.hot_base);
 	else if (rr.rotated)
 		printf("sealed %s (positions %" PRIu64 "..%" PRIu64 "); "
-		    "writing %s\n", segfile_name(sealed, sizeof(sealed),
-		    rr.sealed_base), rr.sealed_base, rr.sealed_base +
-		    rr.sealed_events - 1, segfile_name(hot, sizeof(hot),
-		    rr.hot_base));
+		       "writing %s\n",
+		    segfile_name(sealed, sizeof(sealed), rr.sealed_base),
+		    rr.sealed_base, rr.sealed_base + rr.sealed_events - 1,
+		    segfile_name(hot, sizeof(hot), rr.hot_base));
 	else
 		printf("nothing to seal: %s holds no event yet\n",
 		    segfile_name(hot, sizeof(hot), rr.hot_base));
@@ -889,10 +940,13 @@ cmd_segments(struct ctl *c, int argc, char **argv)
 			break;
 		}
 		for (k = 0; k < sr.nsegments; k++) {
-			if (ipc_segment_info_decode(&sr.segments->via.array.ptr[k],
-			    &si, &why) != 0) {
-				rc = ctl_err(CTL_INTERNAL, "malformed reply: "
-				    "%s", why);
+			if (ipc_segment_info_decode(&sr.segments->via.array
+			                                 .ptr[k],
+			        &si, &why) != 0) {
+				rc = ctl_err(CTL_INTERNAL,
+				    "malformed reply: "
+				    "%s",
+				    why);
 				break;
 			}
 			segfile_name(name, sizeof(name), si.base);
@@ -900,24 +954,26 @@ cmd_segments(struct ctl *c, int argc, char **argv)
 				snprintf(last, sizeof(last), "%" PRIu64,
 				    si.base + si.events - 1);
 			else
-				snprintf(last, sizeof(last), c->json ? "null" :
-				    "-");
+				snprintf(last, sizeof(last),
+				    c->json ? "null" : "-");
 			/* ratio: segment bytes per byte on disk */
-			ratio = si.stored_bytes ? (double)si.bytes /
-			    (double)si.stored_bytes : 1.0;
+			ratio = si.stored_bytes ?
+			    (double)si.bytes / (double)si.stored_bytes :
+			    1.0;
 			if (c->json)
 				printf("{\"segment\":\"%s\",\"first\":%" PRIu64
-				    ",\"last\":%s,\"events\":%" PRIu64
-				    ",\"bytes\":%" PRIu64 ",\"stored_bytes\":%"
-				    PRIu64 ",\"ratio\":%.2f,\"state\":\"%.*s\"}\n",
+				       ",\"last\":%s,\"events\":%" PRIu64
+				       ",\"bytes\":%" PRIu64
+				       ",\"stored_bytes\":%" PRIu64
+				       ",\"ratio\":%.2f,\"state\":\"%.*s\"}\n",
 				    name, si.base, last, si.events, si.bytes,
 				    si.stored_bytes, ratio, (int)si.state.len,
 				    si.state.ptr);
 			else
 				printf("%-28s %20" PRIu64 " %20s %12" PRIu64
-				    " %8.*s %6.2f\n", name, si.base, last,
-				    si.bytes, (int)si.state.len, si.state.ptr,
-				    ratio);
+				       " %8.*s %6.2f\n",
+				    name, si.base, last, si.bytes,
+				    (int)si.state.len, si.state.ptr, ratio);
 			r.from = si.base + 1;
 		}
 		client_reply_free(&cr);
@@ -978,13 +1034,16 @@ cmd_archive(struct ctl *c, int argc, char **argv)
 		segfile_name(name, sizeof(name), ar.base);
 		if (c->json)
 			printf("{\"segment\":\"%s\",\"bytes\":%" PRIu64
-			    ",\"stored_bytes\":%" PRIu64 ",\"left\":%" PRIu64
-			    "}\n", name, ar.raw_bytes, ar.comp_bytes, ar.left);
+			       ",\"stored_bytes\":%" PRIu64
+			       ",\"left\":%" PRIu64 "}\n",
+			    name, ar.raw_bytes, ar.comp_bytes, ar.left);
 		else
 			printf("archived %s: %" PRIu64 " -> %" PRIu64 " bytes "
-			    "(ratio %.2f); %" PRIu64 " left\n", name,
-			    ar.raw_bytes, ar.comp_bytes, ar.comp_bytes ?
-			    (double)ar.raw_bytes / (double)ar.comp_bytes : 0.0,
+			       "(ratio %.2f); %" PRIu64 " left\n",
+			    name, ar.raw_bytes, ar.comp_bytes,
+			    ar.comp_bytes ?
+			        (double)ar.raw_bytes / (double)ar.comp_bytes :
+			        0.0,
 			    ar.left);
 		fflush(stdout);
 		if (ar.left == 0)
@@ -992,27 +1051,34 @@ cmd_archive(struct ctl *c, int argc, char **argv)
 	}
 	if (rc == CTL_OK && !c->json)
 		printf("%" PRIu64 " segments archived (%" PRIu64 " -> %" PRIu64
-		    " bytes)\n", n, raw, comp);
+		       " bytes)\n",
+		    n, raw, comp);
 	ipc_out_free(&o);
 	client_close(&cl);
 	return rc;
 }
 
 const struct ctl_cmd ctl_store_cmds[] = {
-	{ "append", cmd_append, "append STREAM TYPE [PAYLOAD|-] [--expect "
+	{ "append", cmd_append,
+	    "append STREAM TYPE [PAYLOAD|-] [--expect "
 	    "any|no-stream|N] [--event-id UUID] [--metadata TEXT]" },
-	{ "read", cmd_read, "read all|STREAM [--from N] [--count N] "
+	{ "read", cmd_read,
+	    "read all|STREAM [--from N] [--count N] "
 	    "[--backward]" },
 	{ "tail", cmd_tail, "tail [all|STREAM] [--from N] [--count N]" },
 	{ "streams", cmd_streams, "streams [--after UUID] [--count N]" },
 	{ "status", cmd_status, "status" },
-	{ "segments", cmd_segments, "segments [--json]   (each segment's "
+	{ "segments", cmd_segments,
+	    "segments [--json]   (each segment's "
 	    "positions, bytes, state, compression ratio)" },
-	{ "archive", cmd_archive, "archive [--json]   (compress every "
+	{ "archive", cmd_archive,
+	    "archive [--json]   (compress every "
 	    "eligible sealed segment now, with progress)" },
-	{ "rotate", cmd_rotate, "rotate [--json]   (seal the segment being "
+	{ "rotate", cmd_rotate,
+	    "rotate [--json]   (seal the segment being "
 	    "written now)" },
-	{ "verify", cmd_verify, "verify [--quiet]   (offline check of every "
+	{ "verify", cmd_verify,
+	    "verify [--quiet]   (offline check of every "
 	    "segment of --data-dir's log; progress on a terminal)" },
 	{ NULL, NULL, NULL },
 };

@@ -85,8 +85,9 @@ tbl_print(struct tbl *t)
 		for (i = 0, at = 0; i < t->ncols; i++) {
 			const char *s = r == 0 ? t->hdr[i] : t->rows[r - 1][i];
 
-			at += (size_t)sprintf(line + at, t->align[i] == 'r' ?
-			    "%*s " : "%-*s ", (int)w[i], s);
+			at += (size_t)sprintf(line + at,
+			    t->align[i] == 'r' ? "%*s " : "%-*s ", (int)w[i],
+			    s);
 		}
 		/* an empty last cell leaves no trailing blanks */
 		while (at > 0 && line[at - 1] == ' ')

@@ -256,7 +256,8 @@ follow_main(void *arg)
 		if (rc == SUB_LOG_CHANGED) {
 			__atomic_store_n(&md.stale, 1, __ATOMIC_RELEASE);
 			__atomic_add_fetch(&md.errors, 1, __ATOMIC_RELAXED);
-			log_warnx("stream %s does not end with this log's "
+			log_warnx(
+			    "stream %s does not end with this log's "
 			    "event at position %" PRIu64 ": it mirrors "
 			    "another log (or this one was restored from an "
 			    "older backup); not publishing, checking again "
@@ -270,7 +271,8 @@ follow_main(void *arg)
 			break;
 		if (rc < 0)
 			log_warnx("subscription to the log failed (%d), "
-			    "retrying", rc);
+			          "retrying",
+			    rc);
 		__atomic_add_fetch(&md.resyncs, 1, __ATOMIC_RELAXED);
 		if (__atomic_load_n(&md.acked, __ATOMIC_ACQUIRE) > before)
 			backoff = 100;

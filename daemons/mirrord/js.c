@@ -31,11 +31,11 @@
 #define HDR_VERSION "Eventfold-Stream-Version"
 #define HDR_TYPE    "Eventfold-Type"
 
-static uint8_t *pbuf;   /* the follower's encoding buffer */
+static uint8_t *pbuf; /* the follower's encoding buffer */
 static size_t pbuf_cap;
 
-static void
-fail_once(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void fail_once(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
 
 /* Counts an error; logs only the first of a round (before a resync). */
 static void
@@ -64,28 +64,29 @@ msg_position(natsMsg *m)
 }
 
 static void
-ack_handler(jsCtx *js, natsMsg *m, jsPubAck *pa, jsPubAckErr *pae,
-    void *arg)
+ack_handler(jsCtx *js, natsMsg *m, jsPubAck *pa, jsPubAckErr *pae, void *arg)
 {
 	uint64_t pos = msg_position(m), cur;
 
 	if (pa != NULL && pa->Sequence == pos + 1) {
 		cur = __atomic_load_n(&md.acked, __ATOMIC_RELAXED);
-		while (cur < pa->Sequence && !__atomic_compare_exchange_n(
-		    &md.acked, &cur, pa->Sequence, 0, __ATOMIC_RELEASE,
-		    __ATOMIC_RELAXED))
+		while (cur < pa->Sequence &&
+		    !__atomic_compare_exchange_n(&md.acked, &cur, pa->Sequence,
+		        0, __ATOMIC_RELEASE, __ATOMIC_RELAXED))
 			;
 		if (pa->Duplicate)
 			__atomic_add_fetch(&md.duplicates, 1,
 			    __ATOMIC_RELAXED);
 	} else if (pa != NULL) {
-		fail_once("position %" PRIu64 " was stored at sequence %"
-		    PRIu64 " of stream %s: another publisher writes to it? "
-		    "resyncing", pos, pa->Sequence, md.conf.stream);
+		fail_once("position %" PRIu64
+		          " was stored at sequence %" PRIu64
+		          " of stream %s: another publisher writes to it? "
+		          "resyncing",
+		    pos, pa->Sequence, md.conf.stream);
 	} else if (pae != NULL) {
 		fail_once("publish of position %" PRIu64 " failed: %s "
-		    "(%s, JetStream error %d); resyncing", pos,
-		    pae->ErrText != NULL ? pae->ErrText : "",
+		          "(%s, JetStream error %d); resyncing",
+		    pos, pae->ErrText != NULL ? pae->ErrText : "",
 		    natsStatus_GetText(pae->Err), (int)pae->ErrCode);
 	}
 	natsMsg_Destroy(m);
@@ -126,16 +127,16 @@ js_open(char *err, size_t errlen)
 	}
 	if ((s = natsOptions_Create(&o)) != NATS_OK ||
 	    (s = natsOptions_SetServers(o, (const char **)urls, n)) !=
-	    NATS_OK ||
+	        NATS_OK ||
 	    (s = natsOptions_SetName(o, "eventfold-mirrord")) != NATS_OK ||
 	    (s = natsOptions_SetMaxReconnect(o, -1)) != NATS_OK ||
 	    (s = natsOptions_SetReconnectWait(o, 250)) != NATS_OK ||
 	    (s = natsOptions_SetRetryOnFailedConnect(o, true, on_reconnected,
-	    NULL)) != NATS_OK ||
+	         NULL)) != NATS_OK ||
 	    (s = natsOptions_SetDisconnectedCB(o, on_disconnected, NULL)) !=
-	    NATS_OK ||
+	        NATS_OK ||
 	    (s = natsOptions_SetReconnectedCB(o, on_reconnected, NULL)) !=
-	    NATS_OK)
+	        NATS_OK)
 		goto fail;
 	s = natsConnection_Connect(&md.nc, o);
 	if (s == NATS_OK)
@@ -215,32 +216,40 @@ js_check_conf(char *err, size_t errlen)
 	n = urllist_split(md.conf.nats_url, &urls);
 	urllist_free(urls);
 	if (n <= 0) {
-		snprintf(err, errlen, "nats_url \"%s\": no URL (nats://HOST:"
-		    "PORT, comma-separated)", md.conf.nats_url);
+		snprintf(err, errlen,
+		    "nats_url \"%s\": no URL (nats://HOST:"
+		    "PORT, comma-separated)",
+		    md.conf.nats_url);
 		return -1;
 	}
 	if (parse_retention(md.conf.retention, &p) != 0) {
-		snprintf(err, errlen, "retention %s: not limits, interest or "
-		    "workqueue", md.conf.retention);
+		snprintf(err, errlen,
+		    "retention %s: not limits, interest or "
+		    "workqueue",
+		    md.conf.retention);
 		return -1;
 	}
 	if (md.conf.replicas < 1 || md.conf.replicas > 5) {
-		snprintf(err, errlen, "replicas %" PRIu64 ": JetStream takes "
-		    "1 to 5", md.conf.replicas);
+		snprintf(err, errlen,
+		    "replicas %" PRIu64 ": JetStream takes "
+		    "1 to 5",
+		    md.conf.replicas);
 		return -1;
 	}
 	if (*md.conf.subject_prefix == '\0' ||
 	    strpbrk(md.conf.subject_prefix, " \t*>\"\\") != NULL ||
 	    md.conf.subject_prefix[strlen(md.conf.subject_prefix) - 1] ==
-	    '.') {
-		snprintf(err, errlen, "subject_prefix \"%s\": a subject "
+	        '.') {
+		snprintf(err, errlen,
+		    "subject_prefix \"%s\": a subject "
 		    "without spaces, wildcards, quotes or a trailing dot",
 		    md.conf.subject_prefix);
 		return -1;
 	}
 	if (*md.conf.stream == '\0' ||
 	    strpbrk(md.conf.stream, " \t.*>/\\\"") != NULL) {
-		snprintf(err, errlen, "stream \"%s\": a JetStream stream name "
+		snprintf(err, errlen,
+		    "stream \"%s\": a JetStream stream name "
 		    "has no spaces, dots, wildcards, slashes or quotes",
 		    md.conf.stream);
 		return -1;
@@ -287,14 +296,15 @@ js_resume(uint64_t *last_seq, uint8_t id[16], int *has_id, char *err,
 	if (s == NATS_NOT_FOUND || je == JSStreamNotFoundErr) {
 		je = 0;
 		if ((s = stream_create(&si, &je)) != NATS_OK) {
-			snprintf(err, errlen, "cannot create stream %s: %s "
-			    "(JetStream error %d)", md.conf.stream,
-			    nats_GetLastError(NULL), (int)je);
+			snprintf(err, errlen,
+			    "cannot create stream %s: %s "
+			    "(JetStream error %d)",
+			    md.conf.stream, nats_GetLastError(NULL), (int)je);
 			goto out;
 		}
 		log_info("created stream %s (subjects %s.>, %" PRIu64
-		    " replicas, retention %s)", md.conf.stream,
-		    md.conf.subject_prefix, md.conf.replicas,
+		         " replicas, retention %s)",
+		    md.conf.stream, md.conf.subject_prefix, md.conf.replicas,
 		    md.conf.retention);
 	} else if (s != NATS_OK) {
 		snprintf(err, errlen, "stream %s: %s (JetStream error %d)",
@@ -316,8 +326,8 @@ js_resume(uint64_t *last_seq, uint8_t id[16], int *has_id, char *err,
 		    md.conf.stream, *last_seq, natsStatus_GetText(s));
 		goto out;
 	}
-	if (natsMsgHeader_Get(m, "Nats-Msg-Id", &v) == NATS_OK &&
-	    v != NULL && uuid_parse(v, strlen(v), id) == 0)
+	if (natsMsgHeader_Get(m, "Nats-Msg-Id", &v) == NATS_OK && v != NULL &&
+	    uuid_parse(v, strlen(v), id) == 0)
 		*has_id = 1;
 	rc = 0;
 out:
@@ -360,10 +370,10 @@ js_message(const struct ef_event *ev, natsMsg **mp)
 	snprintf(ver, sizeof(ver), "%" PRIu64, ev->stream_version);
 	header_text(pe.type);
 	if ((s = natsMsg_Create(&m, subj, NULL, (const char *)pbuf,
-	    (int)sz)) != NATS_OK ||
+	         (int)sz)) != NATS_OK ||
 	    (s = natsMsgHeader_Set(m, "Nats-Msg-Id", pe.eid)) != NATS_OK ||
 	    (s = natsMsgHeader_Set(m, "Nats-Expected-Last-Sequence", num)) !=
-	    NATS_OK ||
+	        NATS_OK ||
 	    (s = natsMsgHeader_Set(m, HDR_POS, num)) != NATS_OK ||
 	    (s = natsMsgHeader_Set(m, HDR_SID, pe.sid)) != NATS_OK ||
 	    (s = natsMsgHeader_Set(m, HDR_VERSION, ver)) != NATS_OK ||
@@ -400,8 +410,8 @@ js_send(natsMsg *m, uint64_t position)
 	__atomic_store_n(&md.published, position + 1, __ATOMIC_RELEASE);
 	return 0;
 fail:
-	fail_once("publish of position %" PRIu64 ": %s; resyncing",
-	    position, natsStatus_GetText(s));
+	fail_once("publish of position %" PRIu64 ": %s; resyncing", position,
+	    natsStatus_GetText(s));
 	natsMsg_Destroy(m);
 	return 1;
 }
@@ -436,8 +446,8 @@ js_refresh(void)
 	s = js_GetStreamInfo(&si, md.js, md.conf.stream, NULL, &je);
 	if (s != NATS_OK) {
 		snprintf(ss.error, sizeof(ss.error), "%s%s",
-		    natsStatus_GetText(s), je == JSStreamNotFoundErr ?
-		    " (no such stream yet)" : "");
+		    natsStatus_GetText(s),
+		    je == JSStreamNotFoundErr ? " (no such stream yet)" : "");
 		goto out;
 	}
 	ss.known = 1;
@@ -448,8 +458,9 @@ js_refresh(void)
 	ss.consumers = (uint64_t)si->State.Consumers;
 	if (si->Config != NULL) {
 		ss.replicas = (uint64_t)si->Config->Replicas;
-		for (i = 0; i < si->Config->SubjectsLen &&
-		    off < sizeof(ss.subjects); i++)
+		for (i = 0;
+		     i < si->Config->SubjectsLen && off < sizeof(ss.subjects);
+		     i++)
 			off += (size_t)snprintf(ss.subjects + off,
 			    sizeof(ss.subjects) - off, "%s%s", i ? "," : "",
 			    si->Config->Subjects[i]);

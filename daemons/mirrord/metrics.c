@@ -37,7 +37,6 @@
 
 static struct MHD_Daemon *mhd;
 
-
 /* A label value: no quote, backslash or newline. */
 static void
 label(char *s)
@@ -110,7 +109,8 @@ render(size_t *len)
 	label(ss.cluster);
 	label(ss.leader);
 	label(ss.error);
-	text_printf(&t, "# HELP eventfold_mirror_info The mirror's stream "
+	text_printf(&t,
+	    "# HELP eventfold_mirror_info The mirror's stream "
 	    "and NATS servers\n# TYPE eventfold_mirror_info gauge\n"
 	    "eventfold_mirror_info{stream=\"%s\",subjects=\"%s\",cluster="
 	    "\"%s\",leader=\"%s\",nats=\"%s\",error=\"%s\"} 1\n",
@@ -137,8 +137,8 @@ handler(void *cls, struct MHD_Connection *conn, const char *url,
 		    MHD_RESPMEM_PERSISTENT);
 		code = MHD_HTTP_METHOD_NOT_ALLOWED;
 	} else if (strcmp(url, "/metrics") != 0) {
-		r = MHD_create_response_from_buffer(sizeof(nf) - 1,
-		    (void *)nf, MHD_RESPMEM_PERSISTENT);
+		r = MHD_create_response_from_buffer(sizeof(nf) - 1, (void *)nf,
+		    MHD_RESPMEM_PERSISTENT);
 		code = MHD_HTTP_NOT_FOUND;
 	} else {
 		body = render(&len);
@@ -164,7 +164,8 @@ metrics_start(char *err, size_t errlen)
 	if (*md.conf.metrics_listen == '\0')
 		return 0;
 	if (hostport_split(md.conf.metrics_listen, host, sizeof(host), port,
-	    sizeof(port)) != 0 || *port == '\0') {
+	        sizeof(port)) != 0 ||
+	    *port == '\0') {
 		snprintf(err, errlen, "metrics_listen %s: expected HOST:PORT",
 		    md.conf.metrics_listen);
 		return -1;
@@ -185,8 +186,10 @@ metrics_start(char *err, size_t errlen)
 	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)10, MHD_OPTION_END);
 	freeaddrinfo(ai);
 	if (mhd == NULL) {
-		snprintf(err, errlen, "cannot listen on %s for /metrics (in "
-		    "use?)", md.conf.metrics_listen);
+		snprintf(err, errlen,
+		    "cannot listen on %s for /metrics (in "
+		    "use?)",
+		    md.conf.metrics_listen);
 		return -1;
 	}
 	log_info("metrics on http://%s/metrics", md.conf.metrics_listen);

@@ -126,13 +126,15 @@ main(int argc, char **argv)
 
 	log_init("eventfold-mirrord", 0);
 	if (conf_load(mirror_keys, "mirrord", &md.conf, &argc, argv, &opts,
-	    usage) != 0)
+	        usage) != 0)
 		return 1;
 	if (log_level_from_env() != 0)
 		return 1;
 	if (argc > 1) {
-		fprintf(stderr, "eventfold-mirrord: unexpected argument %s "
-		    "(see --help)\n", argv[1]);
+		fprintf(stderr,
+		    "eventfold-mirrord: unexpected argument %s "
+		    "(see --help)\n",
+		    argv[1]);
 		return 1;
 	}
 	if (js_check_conf(err, sizeof(err)) != 0) {
@@ -175,11 +177,12 @@ main(int argc, char **argv)
 			break;
 		if (sig == SIGHUP)
 			log_info("SIGHUP: nothing to reload (restart for new "
-			    "settings)");
+			         "settings)");
 		t = clock_mono_ms();
 		if (t - last >= 1000) {
 			housekeeping(&prev_acked, &prev_ms);
-			sd_notifyf(0, "STATUS=mirrored %" PRIu64 " of %" PRIu64,
+			sd_notifyf(0,
+			    "STATUS=mirrored %" PRIu64 " of %" PRIu64,
 			    __atomic_load_n(&md.acked, __ATOMIC_RELAXED),
 			    __atomic_load_n(&md.head, __ATOMIC_RELAXED));
 			last = t;

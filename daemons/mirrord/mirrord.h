@@ -36,9 +36,9 @@ struct mirror_conf {
 	char *stream;         /* JetStream stream name */
 	char *subject_prefix; /* subjects PREFIX.<stream id> */
 	uint64_t replicas;
-	char *retention;      /* limits, interest or workqueue */
-	uint64_t max_age_s;   /* 0: no bound */
-	uint64_t max_bytes;   /* 0: no bound */
+	char *retention;    /* limits, interest or workqueue */
+	uint64_t max_age_s; /* 0: no bound */
+	uint64_t max_bytes; /* 0: no bound */
 	uint64_t dup_window_s;
 	uint64_t max_inflight; /* publishes awaiting their ack */
 	uint64_t ack_wait_ms;
@@ -79,8 +79,9 @@ struct mirror {
 	uint64_t duplicates; /* publishes JetStream had already (acked) */
 	uint64_t rate;       /* events/s acked over the last interval */
 	int store_up;
-	volatile int failed; /* a publish failed (or stopping): drain, resync */
-	int stale;           /* the stream is not this log's mirror */
+	volatile int
+	    failed; /* a publish failed (or stopping): drain, resync */
+	int stale;  /* the stream is not this log's mirror */
 	volatile int stopping;
 
 	pthread_mutex_t mu;

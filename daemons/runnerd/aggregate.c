@@ -52,9 +52,9 @@
 #include "runnerd.h"
 #include "uuid5.h"
 
-#define NBUCKETS  4096
-#define NPENDING  1024
-#define CMD_VAL   48 /* stream, first_ver, first_pos, last_ver, last_pos */
+#define NBUCKETS 4096
+#define NPENDING 1024
+#define CMD_VAL  48 /* stream, first_ver, first_pos, last_ver, last_pos */
 /*
  * A snapshot: state_version u32, format u8, version u64, then (format 2)
  * the id of the event at that version, then the state. Format 1 (no id)
@@ -190,8 +190,9 @@ cmds_prune(MDB_txn *txn, size_t *n)
 	entries = ms.ms_entries;
 	if ((rc = mdb_cursor_open(txn, st.cmdage, &cur)) != 0)
 		return rc;
-	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0 &&
-	    *n < PRUNE_MAX; rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST)) {
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+	     rc == 0 && *n < PRUNE_MAX;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST)) {
 		if (k.mv_size < 8)
 			break; /* not ours: leave it */
 		if (!(max > 0 && entries > max) &&
@@ -298,8 +299,10 @@ writer_main(void *arg)
 					if (rc == MDB_NOTFOUND)
 						rc = 0;
 				} else
-					rc = mdb_put(txn, w->kind == WOP_CMD ?
-					    st.cmds : st.snaps, &k, &v, 0);
+					rc = mdb_put(txn,
+					    w->kind == WOP_CMD ? st.cmds :
+					                         st.snaps,
+					    &k, &v, 0);
 				if (rc == 0 && w->kind == WOP_CMD)
 					rc = cmdage_put(txn, w->key, w->klen,
 					    w->at);
@@ -314,7 +317,7 @@ writer_main(void *arg)
 			} else
 				rc = state_commit(txn, "aggregate writer");
 		} while ((rc == MDB_MAP_FULL &&
-		    state_grow("aggregate writer") == 0) ||
+		             state_grow("aggregate writer") == 0) ||
 		    state_wait_space("aggregate writer", rc, &w_stop));
 		last_commit = now_ms();
 		/* committed (or lost, and then recovered from the events) */
@@ -386,7 +389,7 @@ cmd_lookup(const char *id, size_t idlen, uint8_t val[CMD_VAL])
 
 	pthread_mutex_lock(&w_mu);
 	for (w = pending[hash_bytes(id, idlen) % NPENDING]; w != NULL;
-	    w = w->hnext)
+	     w = w->hnext)
 		if (w->klen == idlen && !memcmp(w->key, id, idlen)) {
 			memcpy(val, w->val, CMD_VAL);
 			found = 1;
@@ -537,8 +540,8 @@ inst_initial(struct instance *in)
 {
 	const struct efp_aggregate *d = in->type->desc;
 
-	buf_set(&in->state, d->initial_state, d->initial_state ?
-	    d->initial_len : 0);
+	buf_set(&in->state, d->initial_state,
+	    d->initial_state ? d->initial_len : 0);
 	in->exists = 0;
 	in->version = 0;
 	in->has_id = 0;
@@ -593,9 +596,9 @@ static void
 inst_discard(struct instance *in, const char *sid, const char *why)
 {
 	log_warnx("aggregate %s stream %s: its state at version %" PRIu64
-	    " (%s) %s; folding it again from version 0", in->type->desc->type,
-	    sid, in->version, in->from_snap ? "a snapshot" : "held in memory",
-	    why);
+	          " (%s) %s; folding it again from version 0",
+	    in->type->desc->type, sid, in->version,
+	    in->from_snap ? "a snapshot" : "held in memory", why);
 	inst_initial(in);
 	in->snap_exists = 0;
 	in->snap_version = 0;
@@ -610,8 +613,8 @@ inst_snapshot(struct instance *in)
 
 	if (!in->exists || !in->has_id || rd.conf.snapshot_every == 0)
 		return;
-	if (in->snap_exists && in->version - in->snap_version <
-	    rd.conf.snapshot_every)
+	if (in->snap_exists &&
+	    in->version - in->snap_version < rd.conf.snapshot_every)
 		return;
 	if (!in->snap_exists && in->version + 1 < rd.conf.snapshot_every)
 		return;
@@ -644,10 +647,11 @@ inst_apply(struct instance *in, const struct ef_event *ev, char *msg,
 	event_view(ev, &v, &vb);
 	rc = d->apply(&c, in->state.p, in->state.len, &v);
 	if (rc != EFP_OK) {
-		snprintf(msg, ml, "aggregate %s: apply failed at stream "
-		    "version %" PRIu64 " (%s): %s", d->type,
-		    ev->stream_version, vb.type, c.has_err ? c.err :
-		    "error without message");
+		snprintf(msg, ml,
+		    "aggregate %s: apply failed at stream "
+		    "version %" PRIu64 " (%s): %s",
+		    d->type, ev->stream_version, vb.type,
+		    c.has_err ? c.err : "error without message");
 		ctx_free(&c);
 		in->loaded = 0;
 		return EF_S_INTERNAL;
@@ -694,8 +698,9 @@ recovery_flush(struct recovery *r, const uint8_t stream[UUID_LEN])
 		return;
 	cmd_encode(val, stream, r->first_ver, r->first_pos, r->last_ver,
 	    r->last_pos);
-	log_info("command %s: result recovered from the log (versions %"
-	    PRIu64 "..%" PRIu64 ")", r->cmd, r->first_ver, r->last_ver);
+	log_info("command %s: result recovered from the log (versions %" PRIu64
+	         "..%" PRIu64 ")",
+	    r->cmd, r->first_ver, r->last_ver);
 	writer_push(WOP_CMD, r->cmd, len, val, CMD_VAL, r->at);
 }
 
@@ -706,8 +711,9 @@ recovery_see(struct recovery *r, const struct ef_event *ev,
 	char cmd[IPC_ID_MAX + 1];
 	uint8_t id[UUID_LEN];
 
-	if (ev->metadata_len == 0 || meta_get_str(ev->metadata,
-	    ev->metadata_len, "command_id", cmd, sizeof(cmd)) <= 0) {
+	if (ev->metadata_len == 0 ||
+	    meta_get_str(ev->metadata, ev->metadata_len, "command_id", cmd,
+	        sizeof(cmd)) <= 0) {
 		recovery_flush(r, stream);
 		return;
 	}
@@ -765,41 +771,49 @@ inst_catch_up(struct instance *in, char *msg, size_t ml)
 		if (st_ == EF_S_STREAM_NOT_FOUND) {
 			client_reply_free(&rep);
 			if (check) {
-				inst_discard(in, sid, "is of a stream the "
+				inst_discard(in, sid,
+				    "is of a stream the "
 				    "log does not hold");
 				continue;
 			}
 			if (in->exists) {
-				snprintf(msg, ml, "stream %s has events in "
+				snprintf(msg, ml,
+				    "stream %s has events in "
 				    "runnerd's snapshot but not in stored (a "
-				    "different store?)", sid);
+				    "different store?)",
+				    sid);
 				in->loaded = 0;
 				rc = EF_S_INTERNAL;
 			}
 			break;
 		}
 		if (st_ != EF_S_OK) {
-			snprintf(msg, ml, "reading stream %s from stored: "
-			    "%.*s", sid, (int)rep.in.message.len,
-			    rep.in.message.ptr);
+			snprintf(msg, ml,
+			    "reading stream %s from stored: "
+			    "%.*s",
+			    sid, (int)rep.in.message.len, rep.in.message.ptr);
 			client_reply_free(&rep);
 			rc = st_ == EF_S_UNAVAILABLE ? EF_S_UNAVAILABLE :
-			    EF_S_INTERNAL;
+			                               EF_S_INTERNAL;
 			break;
 		}
 		if (check) {
 			why_buf[0] = '\0';
-			if (rr.nevents == 0 || ipc_event_decode(
-			    &rr.events->via.array.ptr[0], &ev, &why) != 0 ||
+			if (rr.nevents == 0 ||
+			    ipc_event_decode(&rr.events->via.array.ptr[0], &ev,
+			        &why) != 0 ||
 			    ev.stream_version != in->version)
-				snprintf(why_buf, sizeof(why_buf), "is beyond "
-				    "the end of the stream in the log (version "
+				snprintf(why_buf, sizeof(why_buf),
+				    "is beyond "
+				    "the end of the stream in the log "
+				    "(version "
 				    "%" PRIu64 "; restored from an older "
-				    "backup?)", rr.has_last_version ?
-				    rr.last_version : 0);
-			else if (in->has_id && memcmp(ev.event_id,
-			    in->last_id, UUID_LEN) != 0)
-				snprintf(why_buf, sizeof(why_buf), "follows "
+				    "backup?)",
+				    rr.has_last_version ? rr.last_version : 0);
+			else if (in->has_id &&
+			    memcmp(ev.event_id, in->last_id, UUID_LEN) != 0)
+				snprintf(why_buf, sizeof(why_buf),
+				    "follows "
 				    "event %s, but the log holds %s there "
 				    "(repaired or replaced?)",
 				    uuid_format(in->last_id, want),
@@ -817,9 +831,11 @@ inst_catch_up(struct instance *in, char *msg, size_t ml)
 		}
 		for (i = 0; i < rr.nevents; i++) {
 			if (ipc_event_decode(&rr.events->via.array.ptr[i], &ev,
-			    &why) != 0) {
-				snprintf(msg, ml, "stored sent a malformed "
-				    "event: %s", why);
+			        &why) != 0) {
+				snprintf(msg, ml,
+				    "stored sent a malformed "
+				    "event: %s",
+				    why);
 				rc = EF_S_INTERNAL;
 				break;
 			}
@@ -917,16 +933,17 @@ cmd_backed(const char *cmd, const uint8_t val[CMD_VAL])
 		return st == EF_S_UNAVAILABLE || st == EF_S_DEADLINE ? -1 : 1;
 	}
 	event_id_for(cmd, 0, id);
-	ok = rr.nevents == 1 && ipc_event_decode(&rr.events->via.array.ptr[0],
-	    &ev, &why) == 0 && ev.global_position == pos &&
-	    !memcmp(ev.event_id, id, UUID_LEN) &&
+	ok = rr.nevents == 1 &&
+	    ipc_event_decode(&rr.events->via.array.ptr[0], &ev, &why) == 0 &&
+	    ev.global_position == pos && !memcmp(ev.event_id, id, UUID_LEN) &&
 	    !memcmp(ev.stream_id, val, UUID_LEN);
 	client_reply_free(&cr);
 	if (!ok)
-		log_warnx("command %s: its result (stream %s, position %" PRIu64
+		log_warnx(
+		    "command %s: its result (stream %s, position %" PRIu64
 		    ") is not in the log (restored from an older backup, or "
-		    "repaired?): executing it again", cmd, uuid_format(val,
-		    sid), pos);
+		    "repaired?): executing it again",
+		    cmd, uuid_format(val, sid), pos);
 	return ok;
 }
 
@@ -937,8 +954,10 @@ reply_duplicate(const uint8_t val[CMD_VAL], const uint8_t sid[UUID_LEN],
 	char other[UUID_STR_LEN];
 
 	if (memcmp(val, sid, UUID_LEN) != 0) {
-		snprintf(msg, ml, "command id %s was already used for another "
-		    "aggregate (stream %s)", cmd, uuid_format(val, other));
+		snprintf(msg, ml,
+		    "command id %s was already used for another "
+		    "aggregate (stream %s)",
+		    cmd, uuid_format(val, other));
 		return EF_S_INVALID;
 	}
 	memcpy(rep->stream_id, sid, UUID_LEN);
@@ -986,14 +1005,14 @@ exec_attempt(struct instance *in, const struct exec_cmd *c, const char *meta,
 	rc = d->handle(&ctx, in->state.p, in->state.len, &cmd);
 	if (rc != EFP_OK) {
 		snprintf(msg, ml, "aggregate %s: handle(%s) failed: %s",
-		    d->type, c->type, ctx.has_err ? ctx.err :
-		    "error without message");
+		    d->type, c->type,
+		    ctx.has_err ? ctx.err : "error without message");
 		s = EF_S_INTERNAL;
 		goto out;
 	}
 	if (ctx.rejected) {
-		snprintf(msg, ml, "%s", ctx.reject_msg ? ctx.reject_msg :
-		    "rejected");
+		snprintf(msg, ml, "%s",
+		    ctx.reject_msg ? ctx.reject_msg : "rejected");
 		s = EF_S_REJECTED;
 		goto out;
 	}
@@ -1032,8 +1051,10 @@ exec_attempt(struct instance *in, const struct exec_cmd *c, const char *meta,
 	s = pipeline_append_wait(&rd.appends, &ar, &cr);
 	if (s == EF_S_OK) {
 		if (ipc_append_rep_decode(cr.in.body, &ok, &why) != 0) {
-			snprintf(msg, ml, "stored sent a malformed append "
-			    "reply: %s", why);
+			snprintf(msg, ml,
+			    "stored sent a malformed append "
+			    "reply: %s",
+			    why);
 			s = EF_S_INTERNAL;
 		} else {
 			cmd_encode(val, in->stream, ok.first_version,
@@ -1048,9 +1069,11 @@ exec_attempt(struct instance *in, const struct exec_cmd *c, const char *meta,
 			rep->duplicate = false;
 		}
 	} else if (s == EF_S_EVENT_ID_REUSED) {
-		snprintf(msg, ml, "command id %s: its event ids are already "
+		snprintf(msg, ml,
+		    "command id %s: its event ids are already "
 		    "used by events of another stream (command id reused for "
-		    "another aggregate?)", c->command_id);
+		    "another aggregate?)",
+		    c->command_id);
 		s = EF_S_INVALID;
 	} else if (s != EF_S_VERSION_CONFLICT) {
 		snprintf(msg, ml, "append to stored: %s: %.*s",
@@ -1078,13 +1101,14 @@ aggregate_execute(const struct exec_cmd *c, struct ipc_exec_rep *rep,
 
 	memset(rep, 0, sizeof(*rep));
 	if ((t = plugin_aggregate(c->aggregate_type,
-	    strlen(c->aggregate_type))) == NULL) {
+	         strlen(c->aggregate_type))) == NULL) {
 		snprintf(msg, ml, "no aggregate type \"%s\" is loaded",
 		    c->aggregate_type);
 		return EF_S_NOT_FOUND;
 	}
 	if ((meta = metadata_json(c)) == NULL) {
-		snprintf(msg, ml, "the command's ids and context must be "
+		snprintf(msg, ml,
+		    "the command's ids and context must be "
 		    "valid UTF-8");
 		return EF_S_INVALID;
 	}
@@ -1122,9 +1146,10 @@ aggregate_execute(const struct exec_cmd *c, struct ipc_exec_rep *rep,
 		    c->command_id, c->aggregate_type, c->instance_id);
 	}
 	if (s == EF_S_VERSION_CONFLICT) {
-		snprintf(msg, ml, "gave up after %" PRIu64 " version "
-		    "conflicts (max_retries %" PRIu64 ")", attempt,
-		    rd.conf.max_retries);
+		snprintf(msg, ml,
+		    "gave up after %" PRIu64 " version "
+		    "conflicts (max_retries %" PRIu64 ")",
+		    attempt, rd.conf.max_retries);
 		s = EF_S_ABORTED;
 	}
 	pthread_mutex_unlock(&in->mu);
@@ -1134,9 +1159,9 @@ aggregate_execute(const struct exec_cmd *c, struct ipc_exec_rep *rep,
 }
 
 int
-aggregate_get_state(const char *type, const char *inst,
-    uint8_t sid[UUID_LEN], bool *exists, uint64_t *version, uint8_t **state,
-    size_t *len, char *msg, size_t ml)
+aggregate_get_state(const char *type, const char *inst, uint8_t sid[UUID_LEN],
+    bool *exists, uint64_t *version, uint8_t **state, size_t *len, char *msg,
+    size_t ml)
 {
 	struct agg_type *t;
 	struct instance *in;

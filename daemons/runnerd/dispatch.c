@@ -73,7 +73,8 @@ handle_execute(struct srv_req *rq, const struct ipc_in *in)
 	    cstr(corr, sizeof(corr), &r.correlation_id, &c.correlation_id) ||
 	    cstr(caus, sizeof(caus), &r.causation_id, &c.causation_id) ||
 	    cstr(dev, sizeof(dev), &r.source_device, &c.source_device)) {
-		srv_error(rq, EF_S_INVALID, "execute: a string field holds a "
+		srv_error(rq, EF_S_INVALID,
+		    "execute: a string field holds a "
 		    "NUL byte");
 		return SRV_DONE;
 	}
@@ -81,14 +82,16 @@ handle_execute(struct srv_req *rq, const struct ipc_in *in)
 	c.payload_len = r.payload_len;
 	s = aggregate_execute(&c, &rep, msg, sizeof(msg));
 	if (s != EF_S_OK) {
-		log_debug("execute %s/%s %s (%s): %s: %s", agg, inst, type, cmd,
-		    ipc_status_name(s), msg);
+		log_debug("execute %s/%s %s (%s): %s: %s", agg, inst, type,
+		    cmd, ipc_status_name(s), msg);
 		srv_error(rq, s, "%s", msg);
 		return SRV_DONE;
 	}
 	ipc_out_reset(srv_out(rq));
-	ipc_reply_begin(srv_out(rq), EF_S_OK, rep.duplicate ? "duplicate "
-	    "command id: the first result" : "ok");
+	ipc_reply_begin(srv_out(rq), EF_S_OK,
+	    rep.duplicate ? "duplicate "
+	                    "command id: the first result" :
+	                    "ok");
 	ipc_exec_rep_encode(srv_out(rq), &rep);
 	return SRV_DONE;
 }
@@ -111,7 +114,8 @@ handle_get_state(struct srv_req *rq, const struct ipc_in *in)
 	}
 	if (cstr(agg, sizeof(agg), &r.aggregate_type, &a) ||
 	    cstr(inst, sizeof(inst), &r.instance_id, &i)) {
-		srv_error(rq, EF_S_INVALID, "get_state: a string field holds "
+		srv_error(rq, EF_S_INVALID,
+		    "get_state: a string field holds "
 		    "a NUL byte");
 		return SRV_DONE;
 	}
@@ -125,8 +129,8 @@ handle_get_state(struct srv_req *rq, const struct ipc_in *in)
 	rep.state = state;
 	rep.state_len = (uint32_t)len;
 	ipc_out_reset(srv_out(rq));
-	ipc_reply_begin(srv_out(rq), EF_S_OK, rep.exists ? "ok" :
-	    "no events yet: the initial state");
+	ipc_reply_begin(srv_out(rq), EF_S_OK,
+	    rep.exists ? "ok" : "no events yet: the initial state");
 	ipc_state_rep_encode(srv_out(rq), &rep);
 	free(state);
 	return SRV_DONE;
@@ -138,8 +142,10 @@ find_fold(struct srv_req *rq, const struct ipc_str *name)
 	struct fold *f = fold_find(name->ptr, name->len);
 
 	if (f == NULL)
-		srv_error(rq, EF_S_NOT_FOUND, "no projection or process "
-		    "manager \"%.*s\" is loaded", (int)name->len, name->ptr);
+		srv_error(rq, EF_S_NOT_FOUND,
+		    "no projection or process "
+		    "manager \"%.*s\" is loaded",
+		    (int)name->len, name->ptr);
 	return f;
 }
 
@@ -185,8 +191,8 @@ handle_runner_status(struct srv_req *rq, const struct ipc_in *in)
 	 * answer (restarting, or a connection being re-made) must not make
 	 * RUNNER_STATUS outlive its callers' deadlines */
 	has_head = store_connected(0) &&
-	    client_status_within(&rd.store, RUNNER_STATUS_HEAD_MS, &cr,
-	    &sr) == EF_S_OK;
+	    client_status_within(&rd.store, RUNNER_STATUS_HEAD_MS, &cr, &sr) ==
+	        EF_S_OK;
 	if (has_head)
 		head = sr.head;
 	client_reply_free(&cr);
@@ -204,8 +210,10 @@ handle_runner_status(struct srv_req *rq, const struct ipc_in *in)
 		pthread_mutex_lock(&f->mu);
 		fi.position = f->next;
 		/* a fold without its store is not live, whatever it was */
-		state = f->stopped ? "stopped" : !has_head ?
-		    "waiting-for-store" : f->live ? "live" : "catching-up";
+		state = f->stopped ? "stopped" :
+		    !has_head      ? "waiting-for-store" :
+		    f->live        ? "live" :
+		                     "catching-up";
 		fi.events_per_s = f->rate;
 		fi.has_error = f->stopped || f->err[0] != '\0';
 		fi.error_position = f->err_pos;
@@ -255,14 +263,14 @@ handle_rebuild_reset(struct srv_req *rq, const struct ipc_in *in)
 	if ((f = find_fold(rq, &r.name)) == NULL)
 		return SRV_DONE;
 	s = reset ? fold_request(f, REQ_RESET, msg, sizeof(msg)) :
-	    fold_rebuild(f, msg, sizeof(msg));
+	            fold_rebuild(f, msg, sizeof(msg));
 	if (s != EF_S_OK) {
 		srv_error(rq, s, "%s", msg);
 		return SRV_DONE;
 	}
 	ipc_out_reset(srv_out(rq));
-	ipc_reply_begin(srv_out(rq), EF_S_OK, reset ? "reset to position 0" :
-	    "rebuild started");
+	ipc_reply_begin(srv_out(rq), EF_S_OK,
+	    reset ? "reset to position 0" : "rebuild started");
 	ipc_nil(srv_out(rq));
 	return SRV_DONE;
 }
@@ -283,7 +291,7 @@ handle_replay(struct srv_req *rq, const struct ipc_in *in)
 	if ((f = find_fold(rq, &r.projection)) == NULL)
 		return SRV_DONE;
 	if ((s = projection_replay(f, r.until, r.limit, srv_out(rq), msg,
-	    sizeof(msg))) != EF_S_OK)
+	         sizeof(msg))) != EF_S_OK)
 		srv_error(rq, s, "%s", msg);
 	return SRV_DONE;
 }
@@ -333,7 +341,7 @@ handle_plugins(struct srv_req *rq, const struct ipc_in *in)
 				ipc_str_encode(srv_out(rq), t->desc->type,
 				    strlen(t->desc->type));
 		for (int kind = EF_FOLD_PROJECTION; kind <= EF_FOLD_MANAGER;
-		    kind++) {
+		     kind++) {
 			for (k = 0, i = 0; i < fold_count(); i++)
 				k += fold_at(i)->plugin == p &&
 				    fold_at(i)->kind == kind;
@@ -370,8 +378,8 @@ static struct {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	int running;
-	char dir[PATH_MAX];   /* of the running or the last copy */
-	int rc;               /* the last copy's outcome */
+	char dir[PATH_MAX]; /* of the running or the last copy */
+	int rc;             /* the last copy's outcome */
 	uint64_t bytes;
 	char why[PATH_MAX + 128];
 } bk = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, "", 0, 0,
@@ -393,7 +401,8 @@ handle_runner_backup(struct srv_req *rq, const struct ipc_in *in)
 	}
 	if (r.dir.len == 0 || r.dir.len >= sizeof(dir) ||
 	    memchr(r.dir.ptr, '\0', r.dir.len) != NULL) {
-		srv_error(rq, EF_S_INVALID, "runner_backup: the directory "
+		srv_error(rq, EF_S_INVALID,
+		    "runner_backup: the directory "
 		    "must be an absolute path");
 		return SRV_DONE;
 	}
@@ -402,12 +411,13 @@ handle_runner_backup(struct srv_req *rq, const struct ipc_in *in)
 	pthread_mutex_lock(&bk.mu);
 	if (bk.running && strcmp(bk.dir, dir) != 0) {
 		pthread_mutex_unlock(&bk.mu);
-		srv_error(rq, EF_S_ABORTED, "another backup of runnerd's "
+		srv_error(rq, EF_S_ABORTED,
+		    "another backup of runnerd's "
 		    "state is running");
 		return SRV_DONE;
 	}
-	if (bk.running || (bk.rc == 0 && !strcmp(bk.dir, dir) &&
-	    access(dir, F_OK) == 0)) {
+	if (bk.running ||
+	    (bk.rc == 0 && !strcmp(bk.dir, dir) && access(dir, F_OK) == 0)) {
 		/* the same request again (running, or done and there): its
 		 * outcome */
 		while (bk.running)
@@ -426,7 +436,8 @@ handle_runner_backup(struct srv_req *rq, const struct ipc_in *in)
 			log_warnx("backup of runnerd's state: %s", why);
 		else
 			log_info("runnerd's state copied into %s (%" PRIu64
-			    " bytes)", dir, bytes);
+			         " bytes)",
+			    dir, bytes);
 		pthread_mutex_lock(&bk.mu);
 		bk.running = 0;
 		bk.rc = rc;
@@ -436,8 +447,11 @@ handle_runner_backup(struct srv_req *rq, const struct ipc_in *in)
 		pthread_mutex_unlock(&bk.mu);
 	}
 	if (rc != 0) {
-		srv_error(rq, rc == -EINVAL || rc == -EEXIST ||
-		    rc == -ENOENT ? EF_S_INVALID : EF_S_INTERNAL, "%s", why);
+		srv_error(rq,
+		    rc == -EINVAL || rc == -EEXIST || rc == -ENOENT ?
+		        EF_S_INVALID :
+		        EF_S_INTERNAL,
+		    "%s", why);
 		return SRV_DONE;
 	}
 	ipc_out_reset(srv_out(rq));
@@ -474,7 +488,8 @@ admit(struct srv_req *rq, const struct ipc_in *in, unsigned flags)
 		return 1;
 	}
 	if ((flags & NEEDS_STORE) && !store_connected(STORE_WAIT_MS)) {
-		srv_error(rq, EF_S_UNAVAILABLE, "eventfold-stored is "
+		srv_error(rq, EF_S_UNAVAILABLE,
+		    "eventfold-stored is "
 		    "unreachable at %s (runnerd keeps trying to connect)",
 		    rd.store_url);
 		return 1;

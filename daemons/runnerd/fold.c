@@ -212,8 +212,8 @@ pipe_main(void *arg)
 		}
 		if (rc == 0 || rc == 1)
 			continue;
-		log_warnx("%s: subscription failed (%d), retrying",
-		    p->f->name, rc);
+		log_warnx("%s: subscription failed (%d), retrying", p->f->name,
+		    rc);
 		nap_ms(500);
 	}
 	return NULL;
@@ -365,8 +365,9 @@ again:
 	for (k = 0, e = list; k < limit; k++, e = e->next) {
 		last = e;
 		if (e->ev.global_position != next + k) {
-			snprintf(msg, ml, "internal: event at position %"
-			    PRIu64 " where %" PRIu64 " was expected",
+			snprintf(msg, ml,
+			    "internal: event at position %" PRIu64
+			    " where %" PRIu64 " was expected",
 			    e->ev.global_position, next + k);
 			rc = -1;
 		} else
@@ -385,8 +386,9 @@ again:
 			goto again;
 		}
 	}
-	if (ckpt && (rc = state_checkpoint_put(txn, f->name, gen,
-	    next + limit, last->ev.event_id)) != 0) {
+	if (ckpt &&
+	    (rc = state_checkpoint_put(txn, f->name, gen, next + limit,
+	         last->ev.event_id)) != 0) {
 		state_abort(txn);
 		if (rc == MDB_MAP_FULL)
 			goto grow;
@@ -399,8 +401,8 @@ again:
 		if (rc == MDB_MAP_FULL)
 			goto grow;
 		/* a full disk: the same batch again once there is space */
-		if (state_wait_space(f->name, rc, ckpt ?
-		    (volatile int *)&f->req : &f->rb_stop))
+		if (state_wait_space(f->name, rc,
+		        ckpt ? (volatile int *)&f->req : &f->rb_stop))
 			goto again;
 		snprintf(msg, ml, "LMDB commit: %s", mdb_strerror(rc));
 		*failed = 1;
@@ -430,7 +432,7 @@ mgr_checkpoint(struct fold *f, uint64_t next, const uint8_t id[UUID_LEN])
 		if ((rc = state_begin(0, &txn)) != 0)
 			return rc;
 		if ((rc = state_checkpoint_put(txn, f->name, f->gen, next,
-		    id)) != 0)
+		         id)) != 0)
 			state_abort(txn);
 		else
 			rc = state_commit(txn, f->name);
@@ -453,8 +455,9 @@ mgr_batch(struct fold *f, struct qev *list, size_t n, uint64_t next,
 	*interrupted = 0;
 	for (k = 0, e = list; k < n; k++, e = e->next) {
 		if (e->ev.global_position != next + k) {
-			snprintf(msg, ml, "internal: event at position %"
-			    PRIu64 " where %" PRIu64 " was expected",
+			snprintf(msg, ml,
+			    "internal: event at position %" PRIu64
+			    " where %" PRIu64 " was expected",
 			    e->ev.global_position, next + k);
 			*failed = 1;
 			*fpos = next + k;
@@ -472,8 +475,8 @@ mgr_batch(struct fold *f, struct qev *list, size_t n, uint64_t next,
 		}
 		last = e;
 	}
-	if (k > 0 && (rc = mgr_checkpoint(f, next + k, last->ev.event_id)) !=
-	    0) {
+	if (k > 0 &&
+	    (rc = mgr_checkpoint(f, next + k, last->ev.event_id)) != 0) {
 		snprintf(msg, ml, "LMDB checkpoint: %s", mdb_strerror(rc));
 		*failed = 1;
 		*fpos = next;
@@ -540,8 +543,8 @@ fold_load(struct fold *f)
 			    "rebuild/%s", f->name);
 			k.mv_data = key;
 			mrc = mdb_get(txn, st.meta, &k, &v);
-			f->rb_resume = mrc == 0 && f->kind ==
-			    EF_FOLD_PROJECTION;
+			f->rb_resume = mrc == 0 &&
+			    f->kind == EF_FOLD_PROJECTION;
 		}
 		if (rc == MDB_NOTFOUND) {
 			f->gen = 0;
@@ -627,8 +630,8 @@ fold_do_swap(struct fold *f)
 	do {
 		if ((rc = state_begin(0, &txn)) != 0)
 			break;
-		rc = state_checkpoint_put(txn, f->name, f->gen + 1,
-		    f->rb_next, f->rb_next ? f->rb_last_id : NULL);
+		rc = state_checkpoint_put(txn, f->name, f->gen + 1, f->rb_next,
+		    f->rb_next ? f->rb_last_id : NULL);
 		if (rc == 0)
 			rc = rb_mark(txn, f->name, 0);
 		if (rc == 0)
@@ -653,7 +656,8 @@ fold_do_swap(struct fold *f)
 	pthread_rwlock_unlock(&f->dbi_lock);
 	if (rc == 0)
 		log_info("%s: rebuild swapped in at position %" PRIu64
-		    " (generation %" PRIu64 ")", f->name, f->next, f->gen);
+		         " (generation %" PRIu64 ")",
+		    f->name, f->next, f->gen);
 	else
 		log_warnx("%s: rebuild swap failed: %s", f->name,
 		    mdb_strerror(rc));
@@ -687,8 +691,9 @@ fold_check(struct fold *f, struct ef_client *store)
 	struct ipc_read_rep rr;
 	struct ef_event ev;
 	char want[UUID_STR_LEN], got[UUID_STR_LEN];
-	const char *why = "", *what = f->kind == EF_FOLD_PROJECTION ?
-	    "projection" : "process manager";
+	const char *why = "",
+	           *what = f->kind == EF_FOLD_PROJECTION ? "projection" :
+	                                                   "process manager";
 	int st, rc = 0;
 
 	if (f->next == 0)
@@ -699,27 +704,37 @@ fold_check(struct fold *f, struct ef_client *store)
 		return -1;
 	}
 	if (st != EF_S_OK) {
-		log_warnx("%s %s: cannot check the checkpoint at position %"
-		    PRIu64 " against the log: %s: %.*s", what, f->name,
-		    f->next, ipc_status_name(st), (int)cr.in.message.len,
+		log_warnx(
+		    "%s %s: cannot check the checkpoint at position %" PRIu64
+		    " against the log: %s: %.*s",
+		    what, f->name, f->next, ipc_status_name(st),
+		    (int)cr.in.message.len,
 		    cr.in.message.ptr ? cr.in.message.ptr : "");
 		client_reply_free(&cr);
 		return 0;
 	}
 	if (rr.head < f->next) {
-		log_warnx("%s %s: its checkpoint (position %" PRIu64 ") is "
-		    "beyond the log's head (%" PRIu64 "): the log is older than "
+		log_warnx(
+		    "%s %s: its checkpoint (position %" PRIu64 ") is "
+		    "beyond the log's head (%" PRIu64
+		    "): the log is older than "
 		    "the state (restored from a backup?); rebuilding from "
-		    "position 0", what, f->name, f->next, rr.head);
+		    "position 0",
+		    what, f->name, f->next, rr.head);
 		rc = 1;
-	} else if (f->has_id && (rr.nevents != 1 ||
-	    ipc_event_decode(&rr.events->via.array.ptr[0], &ev, &why) != 0 ||
-	    memcmp(ev.event_id, f->last_id, UUID_LEN) != 0)) {
-		log_warnx("%s %s: the event at position %" PRIu64 " is %s, not "
+	} else if (f->has_id &&
+	    (rr.nevents != 1 ||
+	        ipc_event_decode(&rr.events->via.array.ptr[0], &ev, &why) !=
+	            0 ||
+	        memcmp(ev.event_id, f->last_id, UUID_LEN) != 0)) {
+		log_warnx(
+		    "%s %s: the event at position %" PRIu64 " is %s, not "
 		    "%s, the last one it applied: the log was repaired or "
-		    "replaced; rebuilding from position 0", what, f->name,
-		    f->next - 1, rr.nevents == 1 ? uuid_format(ev.event_id,
-		    got) : "missing", uuid_format(f->last_id, want));
+		    "replaced; rebuilding from position 0",
+		    what, f->name, f->next - 1,
+		    rr.nevents == 1 ? uuid_format(ev.event_id, got) :
+		                      "missing",
+		    uuid_format(f->last_id, want));
 		rc = 1;
 	}
 	client_reply_free(&cr);
@@ -747,7 +762,7 @@ fold_main(void *arg)
 			break;
 		if (req != REQ_NONE) {
 			rc = req == REQ_RESET ? fold_do_reset(f) :
-			    fold_do_swap(f);
+			                        fold_do_swap(f);
 			pthread_mutex_lock(&f->mu);
 			f->req = REQ_NONE;
 			f->req_done++;
@@ -766,33 +781,36 @@ fold_main(void *arg)
 			}
 			f->checked = 1;
 			if (rc > 0 && fold_do_reset(f) != 0)
-				log_warnx("%s: reset after the mismatch failed",
+				log_warnx(
+				    "%s: reset after the mismatch failed",
 				    f->name);
 		}
 		pthread_mutex_lock(&f->mu);
 		f->live = 0;
 		pthread_mutex_unlock(&f->mu);
-		pipe_start(&f->pipe, f, f->next, f->has_id && f->next > 0 ?
-		    f->last_id : NULL, 1);
+		pipe_start(&f->pipe, f, f->next,
+		    f->has_id && f->next > 0 ? f->last_id : NULL, 1);
 		for (;;) {
 			if (__atomic_load_n(&f->req, __ATOMIC_ACQUIRE) !=
 			    REQ_NONE)
 				break;
 			if (__atomic_load_n(&f->pipe.changed,
-			    __ATOMIC_ACQUIRE)) {
+			        __ATOMIC_ACQUIRE)) {
 				/* stored restored or repaired while we ran:
 				 * check the checkpoint again, as at start */
-				log_warnx("%s: the log changed underneath the "
+				log_warnx(
+				    "%s: the log changed underneath the "
 				    "subscription; checking the checkpoint "
-				    "(position %" PRIu64 ") again", f->name,
-				    f->next);
+				    "(position %" PRIu64 ") again",
+				    f->name, f->next);
 				f->checked = 0;
 				break;
 			}
-			if (!f->live && __atomic_load_n(&f->pipe.caught_up,
-			    __ATOMIC_ACQUIRE) &&
+			if (!f->live &&
+			    __atomic_load_n(&f->pipe.caught_up,
+			        __ATOMIC_ACQUIRE) &&
 			    __atomic_load_n(&f->pipe.q.n, __ATOMIC_RELAXED) ==
-			    0) {
+			        0) {
 				pthread_mutex_lock(&f->mu);
 				f->live = 1;
 				pthread_mutex_unlock(&f->mu);
@@ -869,11 +887,12 @@ fold_start_all(void)
 		}
 		log_info("%s %s: starting at position %" PRIu64,
 		    folds[i]->kind == EF_FOLD_PROJECTION ? "projection" :
-		    "process manager", folds[i]->name, folds[i]->next);
+		                                           "process manager",
+		    folds[i]->name, folds[i]->next);
 	}
 	for (i = 0; i < nfolds; i++)
 		if (pthread_create(&folds[i]->thr, NULL, fold_main,
-		    folds[i]) != 0)
+		        folds[i]) != 0)
 			fatal("pthread_create");
 	for (i = 0; i < nfolds; i++) {
 		char msg[512];
@@ -882,7 +901,8 @@ fold_start_all(void)
 			continue;
 		folds[i]->rb_resume = 0;
 		log_info("%s: a rebuild was under way when runnerd stopped; "
-		    "starting it over", folds[i]->name);
+		         "starting it over",
+		    folds[i]->name);
 		if (fold_rebuild(folds[i], msg, sizeof(msg)) != EF_S_OK)
 			log_warnx("%s: rebuild: %s", folds[i]->name, msg);
 	}
@@ -938,8 +958,10 @@ fold_request(struct fold *f, int req, char *msg, size_t ml)
 	pthread_mutex_lock(&f->mu);
 	if (f->rebuilding) {
 		pthread_mutex_unlock(&f->mu);
-		snprintf(msg, ml, "%s is being rebuilt; try again when it is "
-		    "done", f->name);
+		snprintf(msg, ml,
+		    "%s is being rebuilt; try again when it is "
+		    "done",
+		    f->name);
 		return EF_S_ABORTED;
 	}
 	while (f->req != REQ_NONE)
@@ -988,8 +1010,8 @@ rebuild_main(void *arg)
 		if (__atomic_load_n(&p->caught_up, __ATOMIC_ACQUIRE)) {
 			caught = __atomic_load_n(&p->delivered,
 			    __ATOMIC_ACQUIRE);
-			if (next >= caught && __atomic_load_n(&p->q.n,
-			    __ATOMIC_RELAXED) == 0)
+			if (next >= caught &&
+			    __atomic_load_n(&p->q.n, __ATOMIC_RELAXED) == 0)
 				break;
 		}
 	}
@@ -997,15 +1019,18 @@ rebuild_main(void *arg)
 	if (failed || __atomic_load_n(&f->rb_stop, __ATOMIC_RELAXED)) {
 		if (failed) {
 			log_warnx("%s: rebuild failed at position %" PRIu64
-			    ": %s", f->name, fpos, msg);
+			          ": %s",
+			    f->name, fpos, msg);
 			/* not again at the next start: the error says it */
 			rb_mark_commit(f->name, 0);
 		}
 		state_drop(f->rb_dbi, 1);
 		pthread_mutex_lock(&f->mu);
 		if (failed) {
-			snprintf(f->err, sizeof(f->err), "rebuild failed at "
-			    "position %" PRIu64 ": %.400s", fpos, msg);
+			snprintf(f->err, sizeof(f->err),
+			    "rebuild failed at "
+			    "position %" PRIu64 ": %.400s",
+			    fpos, msg);
 			f->err_pos = fpos;
 		}
 		f->rebuilding = 0;
@@ -1036,8 +1061,10 @@ fold_rebuild(struct fold *f, char *msg, size_t ml)
 	int rc;
 
 	if (f->kind != EF_FOLD_PROJECTION) {
-		snprintf(msg, ml, "%s is a process manager: it has no read "
-		    "model to rebuild (reset re-reacts from 0)", f->name);
+		snprintf(msg, ml,
+		    "%s is a process manager: it has no read "
+		    "model to rebuild (reset re-reacts from 0)",
+		    f->name);
 		return EF_S_INVALID;
 	}
 	pthread_mutex_lock(&f->mu);

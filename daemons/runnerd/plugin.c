@@ -162,8 +162,8 @@ meta_str(const json_t *o, const char *key, char *out, size_t outsz)
 	    !json_is_string(v))
 		return -1;
 	n = json_string_length(v);
-	if (n >= outsz || n > INT_MAX || memchr(json_string_value(v), '\0',
-	    n) != NULL)
+	if (n >= outsz || n > INT_MAX ||
+	    memchr(json_string_value(v), '\0', n) != NULL)
 		return -1;
 	memcpy(out, json_string_value(v), n + 1);
 	return (int)n;
@@ -188,7 +188,7 @@ meta_get_str(const uint8_t *p, size_t len, const char *key, char *out,
 #define VIEW_MEMO_MAX 1024
 static __thread struct {
 	uint8_t meta[VIEW_MEMO_MAX];
-	size_t len;     /* 0: empty */
+	size_t len; /* 0: empty */
 	int found;
 	char agg[IPC_NAME_MAX + 1];
 	char inst[IPC_ID_MAX + 1];
@@ -215,8 +215,8 @@ event_view(const struct ef_event *ev, struct efp_event *o, struct view_buf *vb)
 	o->payload_len = ev->payload_len;
 	o->aggregate_type = NULL;
 	o->instance_id = NULL;
-	if (ev->metadata_len == 0 || !meta_may_hold(ev->metadata,
-	    ev->metadata_len, "aggregate_type"))
+	if (ev->metadata_len == 0 ||
+	    !meta_may_hold(ev->metadata, ev->metadata_len, "aggregate_type"))
 		return;
 	if (memo.len == ev->metadata_len &&
 	    memcmp(memo.meta, ev->metadata, memo.len) == 0) {
@@ -230,8 +230,9 @@ event_view(const struct ef_event *ev, struct efp_event *o, struct view_buf *vb)
 			found = 0;
 		else {
 			found = meta_str(m, "aggregate_type", vb->agg,
-			    sizeof(vb->agg)) > 0 && meta_str(m, "instance_id",
-			    vb->inst, sizeof(vb->inst)) > 0;
+			            sizeof(vb->agg)) > 0 &&
+			    meta_str(m, "instance_id", vb->inst,
+			        sizeof(vb->inst)) > 0;
 			json_decref(m);
 		}
 		memo.len = 0;
@@ -265,8 +266,8 @@ name_ok(const char *s)
 		char c = s[i];
 
 		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		    (c >= '0' && c <= '9') || c == '_' || c == '-' ||
-		    c == '.'))
+		        (c >= '0' && c <= '9') || c == '_' || c == '-' ||
+		        c == '.'))
 			return 0;
 	}
 	return 1;
@@ -317,8 +318,7 @@ reg_fold_taken(struct efp_registry *reg, const char *name)
 }
 
 static int
-h_register_projection(struct efp_registry *reg,
-    const struct efp_projection *p)
+h_register_projection(struct efp_registry *reg, const struct efp_projection *p)
 {
 	if (reg == NULL || !reg->open)
 		return EFP_ESTATE;
@@ -508,9 +508,9 @@ h_kv_iter(struct efp_ctx *c, const void *start, size_t slen,
 		op = MDB_FIRST;
 	c->in_iter++;
 	for (rc = mdb_cursor_get(cur, &k, &v, op); rc == 0;
-	    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
 		if ((r = fn(arg, k.mv_data, k.mv_size, v.mv_data,
-		    v.mv_size)) != 0)
+		         v.mv_size)) != 0)
 			break;
 	}
 	c->in_iter--;
@@ -529,10 +529,10 @@ h_send(struct efp_ctx *c, const char *agg, const char *inst, const char *type,
 
 	if (c == NULL || c->kind != CTX_REACT)
 		return EFP_ESTATE;
-	if (!name_ok(agg) || inst == NULL || (il = strnlen(inst,
-	    IPC_ID_MAX + 1)) == 0 || il > IPC_ID_MAX || !type_ok(type) ||
-	    (len > 0 && payload == NULL) || len > IPC_PAYLOAD_MAX ||
-	    c->ncmds >= EFP_COMMANDS_MAX)
+	if (!name_ok(agg) || inst == NULL ||
+	    (il = strnlen(inst, IPC_ID_MAX + 1)) == 0 || il > IPC_ID_MAX ||
+	    !type_ok(type) || (len > 0 && payload == NULL) ||
+	    len > IPC_PAYLOAD_MAX || c->ncmds >= EFP_COMMANDS_MAX)
 		return EFP_EINVAL;
 	if ((ns = realloc(c->cmds, (c->ncmds + 1) * sizeof(*ns))) == NULL)
 		return EFP_ENOMEM;
@@ -637,7 +637,7 @@ plugin_name_taken(const char *name)
 static struct refusal {
 	char *file;
 	char *why;
-} *refusals;
+} * refusals;
 static size_t nrefusals;
 
 size_t
@@ -697,7 +697,8 @@ plugin_load(const char *dir, const char *name)
 		return -1;
 	}
 	if (sb.st_mode & S_IWOTH) {
-		refuse(path, name, "the file is writable by others "
+		refuse(path, name,
+		    "the file is writable by others "
 		    "(mode %04o); chmod o-w it",
 		    (unsigned)(sb.st_mode & 07777));
 		return -1;
@@ -708,33 +709,36 @@ plugin_load(const char *dir, const char *name)
 	}
 	info = dlsym(dl, EFP_PLUGIN_SYMBOL);
 	if (info == NULL) {
-		refuse(path, name, "no entry point \"%s\" (not an "
+		refuse(path, name,
+		    "no entry point \"%s\" (not an "
 		    "eventfold plugin? define it with EFP_PLUGIN())",
 		    EFP_PLUGIN_SYMBOL);
 		goto fail;
 	}
 	if (info->abi_version != EFP_ABI_VERSION) {
-		refuse(path, name, "built for plugin ABI %u, this "
+		refuse(path, name,
+		    "built for plugin ABI %u, this "
 		    "eventfold-runnerd speaks ABI %u; rebuild it against this "
-		    "<eventfold/plugin.h>", info->abi_version,
-		    EFP_ABI_VERSION);
+		    "<eventfold/plugin.h>",
+		    info->abi_version, EFP_ABI_VERSION);
 		goto fail;
 	}
 	if (info->info_size != sizeof(struct efp_plugin_info)) {
-		refuse(path, name, "plugin info of %u bytes, "
-		    "expected %zu (ABI mismatch)", info->info_size,
-		    sizeof(struct efp_plugin_info));
+		refuse(path, name,
+		    "plugin info of %u bytes, "
+		    "expected %zu (ABI mismatch)",
+		    info->info_size, sizeof(struct efp_plugin_info));
 		goto fail;
 	}
 	if (info->init == NULL || !name_ok(info->name) ||
 	    info->version == NULL) {
-		refuse(path, name, "missing entry point init() or "
+		refuse(path, name,
+		    "missing entry point init() or "
 		    "an invalid name or version");
 		goto fail;
 	}
 	if (plugin_name_taken(info->name)) {
-		refuse(path, name, "duplicate plugin name \"%s\"",
-		    info->name);
+		refuse(path, name, "duplicate plugin name \"%s\"", info->name);
 		goto fail;
 	}
 	if ((pl = calloc(1, sizeof(*pl))) == NULL)
@@ -749,10 +753,11 @@ plugin_load(const char *dir, const char *name)
 	rc = info->init(&plugin_host, &reg);
 	reg.open = 0;
 	if (rc != EFP_OK) {
-		refuse(path, name, "init() failed with %d%s",
-		    rc, rc == EFP_EEXIST ? " (a name it registers is "
-		    "taken: duplicate name)" : rc == EFP_EINVAL ?
-		    " (invalid registration)" : "");
+		refuse(path, name, "init() failed with %d%s", rc,
+		    rc == EFP_EEXIST     ? " (a name it registers is "
+		                           "taken: duplicate name)" :
+		        rc == EFP_EINVAL ? " (invalid registration)" :
+		                           "");
 		goto fail;
 	}
 	/* commit what it registered */
@@ -776,8 +781,8 @@ plugin_load(const char *dir, const char *name)
 	pl->next = plugins;
 	plugins = pl;
 	log_info("plugin %s: loaded \"%s\" %s: %zu aggregates, %zu "
-	    "projections, %zu process managers", path, info->name,
-	    info->version, reg.naggs, reg.nprojs, reg.nmgrs);
+	         "projections, %zu process managers",
+	    path, info->name, info->version, reg.naggs, reg.nprojs, reg.nmgrs);
 	return 0;
 fail:
 	if (pl != NULL) {
@@ -808,7 +813,8 @@ plugin_load_dir(const char *dir)
 	if (stat(dir, &sb) != 0) {
 		if (errno == ENOENT) {
 			log_warnx("plugin directory %s does not exist: no "
-			    "plugins loaded", dir);
+			          "plugins loaded",
+			    dir);
 			return 0;
 		}
 		fatal("plugin directory %s", dir);
@@ -816,9 +822,10 @@ plugin_load_dir(const char *dir)
 	if (!S_ISDIR(sb.st_mode))
 		fatalx("plugin directory %s is not a directory", dir);
 	if (sb.st_mode & S_IWOTH)
-		fatalx("plugin directory %s is writable by others (mode %04o): "
-		    "refusing to load plugins from it; chmod o-w it", dir,
-		    (unsigned)(sb.st_mode & 07777));
+		fatalx(
+		    "plugin directory %s is writable by others (mode %04o): "
+		    "refusing to load plugins from it; chmod o-w it",
+		    dir, (unsigned)(sb.st_mode & 07777));
 	if ((d = opendir(dir)) == NULL)
 		fatal("plugin directory %s", dir);
 	while ((de = readdir(d)) != NULL) {

@@ -107,8 +107,7 @@ dl_put(const struct ipc_dead_letter *d, const char *corr, const char *caus)
 }
 
 int
-procmgr_event(struct fold *f, const struct ef_event *ev, char *msg,
-    size_t ml)
+procmgr_event(struct fold *f, const struct ef_event *ev, char *msg, size_t ml)
 {
 	struct efp_ctx c;
 	struct efp_event v;
@@ -126,15 +125,17 @@ procmgr_event(struct fold *f, const struct ef_event *ev, char *msg,
 	event_view(ev, &v, &vb);
 	rc = f->mgr->react(&c, &v);
 	if (rc != EFP_OK) {
-		snprintf(msg, ml, "react to %s at position %" PRIu64
-		    " failed: %s", vb.type, ev->global_position,
+		snprintf(msg, ml,
+		    "react to %s at position %" PRIu64 " failed: %s", vb.type,
+		    ev->global_position,
 		    c.has_err ? c.err : "error without message");
 		ctx_free(&c);
 		return 1;
 	}
 	uuid_format(ev->event_id, eid);
-	if (ev->metadata_len == 0 || meta_get_str(ev->metadata,
-	    ev->metadata_len, "correlation_id", corr, sizeof(corr)) <= 0)
+	if (ev->metadata_len == 0 ||
+	    meta_get_str(ev->metadata, ev->metadata_len, "correlation_id",
+	        corr, sizeof(corr)) <= 0)
 		snprintf(corr, sizeof(corr), "%s", eid);
 	for (i = 0; i < c.ncmds; i++) {
 		const struct sent *sc = &c.cmds[i];
@@ -156,23 +157,26 @@ procmgr_event(struct fold *f, const struct ef_event *ev, char *msg,
 			if (s == EF_S_OK || permanent(s) ||
 			    attempt >= rd.conf.pm_retries)
 				break;
-			log_debug("%s: command %s failed (%s: %s), retry %"
-			    PRIu64 " in %" PRIu64 " ms", f->name, cmd_id,
-			    ipc_status_name(s), emsg, attempt, backoff);
+			log_debug(
+			    "%s: command %s failed (%s: %s), retry %" PRIu64
+			    " in %" PRIu64 " ms",
+			    f->name, cmd_id, ipc_status_name(s), emsg, attempt,
+			    backoff);
 			if (mgr_nap(f, backoff)) {
 				ret = -1;
 				goto out;
 			}
 			backoff = backoff * 2 > BACKOFF_MAX_MS ?
-			    BACKOFF_MAX_MS : backoff * 2;
+			    BACKOFF_MAX_MS :
+			    backoff * 2;
 		}
 		if (s == EF_S_OK)
 			continue;
 		snprintf(err, sizeof(err), "%s: %s", ipc_status_name(s), emsg);
 		log_warnx("%s: command %s (%s to %s/%s) parked as a dead "
-		    "letter after %" PRIu64 " attempts: %s", f->name, cmd_id,
-		    sc->type, sc->aggregate_type, sc->instance_id, attempt,
-		    err);
+		          "letter after %" PRIu64 " attempts: %s",
+		    f->name, cmd_id, sc->type, sc->aggregate_type,
+		    sc->instance_id, attempt, err);
 		memset(&d, 0, sizeof(d));
 		d.manager = ipc_cstr(f->name);
 		d.command_id = ipc_cstr(cmd_id);
@@ -228,8 +232,7 @@ dl_decode(const void *buf, size_t len, struct dl_rec *r)
 
 	memset(r, 0, sizeof(*r));
 	msgpack_unpacked_init(&up);
-	if (msgpack_unpack_next(&up, buf, len, &off) !=
-	    MSGPACK_UNPACK_SUCCESS)
+	if (msgpack_unpack_next(&up, buf, len, &off) != MSGPACK_UNPACK_SUCCESS)
 		goto out;
 	a = &up.data;
 	if (a->type != MSGPACK_OBJECT_ARRAY || a->via.array.size != 3 ||
@@ -289,7 +292,7 @@ procmgr_count_dead(const char *manager)
 		k.mv_size = ml;
 		k.mv_data = (void *)manager; /* includes the NUL */
 		for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
-		    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
 			if (k.mv_size < ml || memcmp(k.mv_data, manager, ml))
 				break;
 			n++;
@@ -336,8 +339,9 @@ dl_collect(const struct ipc_dl_req *r, struct dl_list *l)
 	}
 	k.mv_size = plen;
 	k.mv_data = prefix;
-	for (rc = mdb_cursor_get(cur, &k, &v, plen ? MDB_SET_RANGE :
-	    MDB_FIRST); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+	for (rc =
+	         mdb_cursor_get(cur, &k, &v, plen ? MDB_SET_RANGE : MDB_FIRST);
+	     rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
 		if (k.mv_size < plen || memcmp(k.mv_data, prefix, plen) != 0)
 			break;
 		if (r->command_id.ptr != NULL && k.mv_size != plen)
@@ -408,8 +412,9 @@ procmgr_dead_letters(const struct ipc_dl_req *r, struct ipc_out *out,
 	int rc, s;
 
 	(void)in;
-	if (r->manager.ptr != NULL && ((f = fold_find(r->manager.ptr,
-	    r->manager.len)) == NULL || f->kind != EF_FOLD_MANAGER)) {
+	if (r->manager.ptr != NULL &&
+	    ((f = fold_find(r->manager.ptr, r->manager.len)) == NULL ||
+	        f->kind != EF_FOLD_MANAGER)) {
 		snprintf(msg, ml, "no process manager \"%.*s\"",
 		    (int)r->manager.len, r->manager.ptr);
 		return EF_S_NOT_FOUND;
@@ -430,7 +435,8 @@ procmgr_dead_letters(const struct ipc_dl_req *r, struct ipc_out *out,
 		ipc_reply_begin(out, EF_S_OK, "ok");
 		ipc_dl_list_begin(out, (uint32_t)l.n);
 		for (i = 0; i < l.n; i++) {
-			/* re-encode from the stored record: its first element */
+			/* re-encode from the stored record: its first element
+			 */
 			msgpack_unpacked up;
 			struct ipc_dead_letter d;
 			const char *why;
@@ -438,11 +444,12 @@ procmgr_dead_letters(const struct ipc_dl_req *r, struct ipc_out *out,
 
 			msgpack_unpacked_init(&up);
 			if (msgpack_unpack_next(&up, (const char *)l.vals[i].p,
-			    l.vals[i].len, &off) == MSGPACK_UNPACK_SUCCESS &&
+			        l.vals[i].len,
+			        &off) == MSGPACK_UNPACK_SUCCESS &&
 			    up.data.type == MSGPACK_OBJECT_ARRAY &&
 			    up.data.via.array.size == 3 &&
 			    ipc_dead_letter_decode(&up.data.via.array.ptr[0],
-			    &d, &why) == 0)
+			        &d, &why) == 0)
 				ipc_dead_letter_encode(out, &d);
 			else {
 				memset(&d, 0, sizeof(d));

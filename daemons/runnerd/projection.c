@@ -42,8 +42,9 @@ projection_apply(struct fold *f, MDB_txn *txn, MDB_dbi dbi,
 		return MDB_MAP_FULL;
 	}
 	if (rc != EFP_OK || c.io_err) {
-		snprintf(msg, ml, "apply of %s at position %" PRIu64
-		    " failed: %s", vb.type, ev->global_position,
+		snprintf(msg, ml,
+		    "apply of %s at position %" PRIu64 " failed: %s", vb.type,
+		    ev->global_position,
 		    c.has_err ? c.err : "error without message");
 		ctx_free(&c);
 		return -1;
@@ -66,18 +67,21 @@ query_wait(struct fold *f, uint64_t pos, uint64_t wait_ms, char *msg,
 		__atomic_store_n(&f->hurry, 1, __ATOMIC_RELAXED);
 	while (f->next <= pos) {
 		if (f->stopped) {
-			snprintf(msg, ml, "projection %s stopped at position %"
-			    PRIu64 " before %" PRIu64 ": %s", f->name,
-			    f->err_pos, pos, f->err);
+			snprintf(msg, ml,
+			    "projection %s stopped at position %" PRIu64
+			    " before %" PRIu64 ": %s",
+			    f->name, f->err_pos, pos, f->err);
 			rc = EF_S_ABORTED;
 			break;
 		}
 		__atomic_store_n(&f->hurry, 1, __ATOMIC_RELAXED);
 		if (pthread_cond_timedwait(&f->cv, &f->mu, &ts) != 0 &&
 		    f->next <= pos) {
-			snprintf(msg, ml, "projection %s has applied %" PRIu64
-			    " events, not yet position %" PRIu64 " (waited %"
-			    PRIu64 " ms)", f->name, f->next, pos, wait_ms);
+			snprintf(msg, ml,
+			    "projection %s has applied %" PRIu64
+			    " events, not yet position %" PRIu64
+			    " (waited %" PRIu64 " ms)",
+			    f->name, f->next, pos, wait_ms);
 			rc = EF_S_DEADLINE;
 			break;
 		}
@@ -114,7 +118,7 @@ projection_query(struct fold *f, const struct ipc_query_req *q,
 	}
 	if (q->has_min_position &&
 	    (s = query_wait(f, q->min_position, q->wait_ms, msg, ml)) !=
-	    EF_S_OK)
+	        EF_S_OK)
 		return s;
 	limit = q->limit ? q->limit : QUERY_DEFAULT;
 	if ((ks = calloc(limit, sizeof(*ks))) == NULL ||
@@ -123,7 +127,7 @@ projection_query(struct fold *f, const struct ipc_query_req *q,
 	pthread_rwlock_rdlock(&f->dbi_lock);
 	if ((rc = state_begin(1, &txn)) != 0 ||
 	    (rc = state_checkpoint_get(txn, f->name, &gen, &next, NULL,
-	    NULL)) != 0 ||
+	         NULL)) != 0 ||
 	    (rc = mdb_cursor_open(txn, f->dbi, &cur)) != 0) {
 		snprintf(msg, ml, "LMDB: %s", mdb_strerror(rc));
 		s = EF_S_INTERNAL;
@@ -154,8 +158,9 @@ projection_query(struct fold *f, const struct ipc_query_req *q,
 		k.mv_data = (void *)q->key;
 		op = MDB_SET_RANGE;
 	}
-	if (q->has_after && (op == MDB_FIRST || key_cmp(q->after,
-	    q->after_len, q->key, q->key_len) >= 0)) {
+	if (q->has_after &&
+	    (op == MDB_FIRST ||
+	        key_cmp(q->after, q->after_len, q->key, q->key_len) >= 0)) {
 		k.mv_size = q->after_len;
 		k.mv_data = (void *)q->after;
 		op = MDB_SET_RANGE;
@@ -163,18 +168,20 @@ projection_query(struct fold *f, const struct ipc_query_req *q,
 	if (op == MDB_SET_RANGE && k.mv_size == 0)
 		op = MDB_FIRST;
 	rc = mdb_cursor_get(cur, &k, &v, op);
-	if (rc == 0 && q->has_after && key_cmp(k.mv_data, k.mv_size,
-	    q->after, q->after_len) <= 0)
+	if (rc == 0 && q->has_after &&
+	    key_cmp(k.mv_data, k.mv_size, q->after, q->after_len) <= 0)
 		rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
 	for (; rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		if (q->mode == EF_QUERY_PREFIX && (k.mv_size < q->key_len ||
-		    memcmp(k.mv_data, q->key, q->key_len) != 0))
+		if (q->mode == EF_QUERY_PREFIX &&
+		    (k.mv_size < q->key_len ||
+		        memcmp(k.mv_data, q->key, q->key_len) != 0))
 			break;
 		if (q->mode == EF_QUERY_RANGE && q->has_end &&
 		    key_cmp(k.mv_data, k.mv_size, q->end, q->end_len) >= 0)
 			break;
-		if (n == limit || (n > 0 && bytes + k.mv_size + v.mv_size >
-		    QUERY_MAX_BYTES)) {
+		if (n == limit ||
+		    (n > 0 &&
+		        bytes + k.mv_size + v.mv_size > QUERY_MAX_BYTES)) {
 			more = 1;
 			break;
 		}
@@ -241,8 +248,10 @@ projection_replay(struct fold *f, uint64_t until, uint64_t limit,
 	int rc, s = EF_S_OK, done = 0, truncated = 0, full;
 
 	if (f->kind != EF_FOLD_PROJECTION) {
-		snprintf(msg, ml, "%s is a process manager: replaying it "
-		    "would send commands", f->name);
+		snprintf(msg, ml,
+		    "%s is a process manager: replaying it "
+		    "would send commands",
+		    f->name);
 		return EF_S_INVALID;
 	}
 	if (limit == 0)
@@ -285,8 +294,10 @@ projection_replay(struct fold *f, uint64_t until, uint64_t limit,
 		}
 		for (j = 0; j < rr.nevents && !done; j++) {
 			if (ipc_event_decode(&rr.events->via.array.ptr[j], &ev,
-			    &why) != 0 || ev.global_position != next) {
-				snprintf(msg, ml, "stored sent an unexpected "
+			        &why) != 0 ||
+			    ev.global_position != next) {
+				snprintf(msg, ml,
+				    "stored sent an unexpected "
 				    "event");
 				s = EF_S_INTERNAL;
 				break;
@@ -296,7 +307,7 @@ projection_replay(struct fold *f, uint64_t until, uint64_t limit,
 				break;
 			}
 			if ((rc = projection_apply(f, txn, dbi, &ev, msg,
-			    ml)) == MDB_MAP_FULL) {
+			         ml)) == MDB_MAP_FULL) {
 				full = 1;
 				break;
 			} else if (rc != 0) {
@@ -336,7 +347,7 @@ projection_replay(struct fold *f, uint64_t until, uint64_t limit,
 	    (rc = mdb_cursor_open(txn, dbi, &cur)) != 0)
 		goto lmdb_fail;
 	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-	    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
 		n++;
 	if (n > limit) {
 		n = limit;

@@ -64,8 +64,8 @@ static const struct conf_key runner_keys[] = {
 	{ "command_retention", CONF_U64, OFF(command_retention), "1000000",
 	    "command results (EXECUTE's command ids) remembered, newest "
 	    "first (0: no bound)" },
-	{ "command_retention_s", CONF_U64, OFF(command_retention_s),
-	    "604800", "seconds a command id is remembered after its events "
+	{ "command_retention_s", CONF_U64, OFF(command_retention_s), "604800",
+	    "seconds a command id is remembered after its events "
 	    "(0: no bound)" },
 	{ "snapshot_every", CONF_U64, OFF(snapshot_every), "16",
 	    "events between snapshots of an aggregate instance (0: never)" },
@@ -164,15 +164,18 @@ store_wait_start(void)
 
 	if (s == 0 || store_connected(1000))
 		return;
-	log_warnx("waiting up to %" PRIu64 " s for eventfold-stored at %s",
-	    s, rd.store_url);
+	log_warnx("waiting up to %" PRIu64 " s for eventfold-stored at %s", s,
+	    rd.store_url);
 	if (store_connected(s * 1000 - 1000))
 		return;
 	if (probe_rep(rd.store_url, 1000, why, sizeof(why)) > PROBE_NOT_IPC)
-		fatalx("no eventfold-stored at %s after %" PRIu64 " s: %s (set "
-		    "--runtime-dir or --store-url)", rd.store_url, s, why);
+		fatalx("no eventfold-stored at %s after %" PRIu64
+		       " s: %s (set "
+		       "--runtime-dir or --store-url)",
+		    rd.store_url, s, why);
 	fatalx("no eventfold-stored answers at %s after %" PRIu64 " s (set "
-	    "--runtime-dir or --store-url)", rd.store_url, s);
+	       "--runtime-dir or --store-url)",
+	    rd.store_url, s);
 }
 
 void
@@ -204,7 +207,7 @@ main(int argc, char **argv)
 		runner_env[0].env = NULL;
 	argv = env_argv(runner_env, argc, argv, &argc);
 	if (conf_load(runner_keys, "runnerd", &rd.conf, &argc, argv, &opts,
-	    usage) != 0)
+	        usage) != 0)
 		return 1;
 	if (log_level_from_env() != 0)
 		return 1;
@@ -214,8 +217,10 @@ main(int argc, char **argv)
 		return 1;
 	}
 	if (argc > 1) {
-		fprintf(stderr, "eventfold-runnerd: unexpected argument %s "
-		    "(see --help)\n", argv[1]);
+		fprintf(stderr,
+		    "eventfold-runnerd: unexpected argument %s "
+		    "(see --help)\n",
+		    argv[1]);
 		return 1;
 	}
 	if (rd.conf.fold_batch == 0)
@@ -272,7 +277,7 @@ main(int argc, char **argv)
 			break;
 		if (sig == SIGHUP)
 			log_info("SIGHUP: nothing to reload (restart to load "
-			    "new plugins or settings)");
+			         "new plugins or settings)");
 		t = now_ms();
 		fold_rates(t);
 		if (t - last_evict >= 5000) {

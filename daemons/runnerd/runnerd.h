@@ -47,13 +47,13 @@ struct runner_conf {
 	uint64_t snapshot_every; /* events between aggregate snapshots */
 	uint64_t command_retention;   /* results kept (0: no bound) */
 	uint64_t command_retention_s; /* their age bound (0: none) */
-	uint64_t idle_evict_s;   /* drop cached instances idle this long */
-	uint64_t pm_retries;     /* attempts of a manager's command */
-	uint64_t pm_backoff_ms;  /* first backoff; doubles, max 5 s */
-	uint64_t fold_batch;     /* most events in one fold transaction */
+	uint64_t idle_evict_s;       /* drop cached instances idle this long */
+	uint64_t pm_retries;         /* attempts of a manager's command */
+	uint64_t pm_backoff_ms;      /* first backoff; doubles, max 5 s */
+	uint64_t fold_batch;         /* most events in one fold transaction */
 	uint64_t commit_interval_ms; /* least time between busy commits */
-	uint64_t page;           /* events per catch-up read */
-	uint64_t store_wait_s;   /* at start: wait for stored, then exit */
+	uint64_t page;               /* events per catch-up read */
+	uint64_t store_wait_s;       /* at start: wait for stored, then exit */
 };
 
 /* plugin.c */
@@ -178,11 +178,11 @@ struct agg_type *plugin_agg_at(size_t i);
  */
 struct state {
 	MDB_env *env;
-	MDB_dbi meta;  /* "meta": fold checkpoints */
-	MDB_dbi cmds;  /* "cmds": command id -> result */
+	MDB_dbi meta;   /* "meta": fold checkpoints */
+	MDB_dbi cmds;   /* "cmds": command id -> result */
 	MDB_dbi cmdage; /* "cmdage": [recorded ms BE][command id] -> "" */
-	MDB_dbi snaps; /* "snaps": stream id -> snapshot */
-	MDB_dbi dead;  /* "dead": manager NUL command id -> dead letter */
+	MDB_dbi snaps;  /* "snaps": stream id -> snapshot */
+	MDB_dbi dead;   /* "dead": manager NUL command id -> dead letter */
 	pthread_mutex_t dbi_mu;
 	/* Held shared by every open transaction (state_begin to
 	 * state_commit or state_abort), exclusive by state_grow. */
@@ -226,9 +226,9 @@ void state_map_figures(uint64_t *map_bytes, uint64_t *grows);
 void state_count_grow(void);
 /*
  * After a commit failed with rc: if it is a full disk (ENOSPC, EDQUOT,
- * or EIO with under 1 MiB free) and neither runnerd nor *stop (may be NULL) is stopping, logs it (at
- * most every 10 s), waits 500 ms and returns 1: the caller redoes its
- * work. 0 otherwise.
+ * or EIO with under 1 MiB free) and neither runnerd nor *stop (may be NULL) is
+ * stopping, logs it (at most every 10 s), waits 500 ms and returns 1: the
+ * caller redoes its work. 0 otherwise.
  */
 int state_wait_space(const char *what, int rc, const volatile int *stop);
 /*
@@ -254,7 +254,7 @@ struct exec_cmd {
 	const uint8_t *payload;
 	size_t payload_len;
 	const char *command_id;
-	const char *actor;          /* NULL when absent, as the others */
+	const char *actor; /* NULL when absent, as the others */
 	const char *correlation_id;
 	const char *causation_id;
 	const char *source_device;
@@ -273,8 +273,8 @@ int aggregate_execute(const struct exec_cmd *c, struct ipc_exec_rep *rep,
     char *msg, size_t msglen);
 /* The current state of an instance; *state is malloc'd (caller frees). */
 int aggregate_get_state(const char *type, const char *inst,
-    uint8_t sid[UUID_LEN], bool *exists, uint64_t *version,
-    uint8_t **state, size_t *len, char *msg, size_t msglen);
+    uint8_t sid[UUID_LEN], bool *exists, uint64_t *version, uint8_t **state,
+    size_t *len, char *msg, size_t msglen);
 void aggregate_evict(uint64_t now_ms);
 
 /* fold.c: projections and process managers. */
@@ -311,8 +311,8 @@ struct pipe {
 	 * against the log on each catch-up read when check and has_id */
 	uint8_t last_id[UUID_LEN];
 	int has_id;
-	int check;          /* the fold's own pipe, not a rebuild's */
-	int changed;        /* atomic: the log changed underneath */
+	int check;   /* the fold's own pipe, not a rebuild's */
+	int changed; /* atomic: the log changed underneath */
 };
 
 enum fold_req {
@@ -330,34 +330,34 @@ struct fold {
 	struct plugin *plugin;
 
 	pthread_mutex_t mu;
-	pthread_cond_t cv;  /* progress, requests, their completion */
-	uint64_t next;      /* committed checkpoint: events applied */
+	pthread_cond_t cv;         /* progress, requests, their completion */
+	uint64_t next;             /* committed checkpoint: events applied */
 	uint8_t last_id[UUID_LEN]; /* event id at next - 1, if has_id */
 	int has_id;
-	int checked;        /* the checkpoint was checked against the log */
-	uint64_t gen;       /* generation of the data database */
+	int checked;  /* the checkpoint was checked against the log */
+	uint64_t gen; /* generation of the data database */
 	MDB_dbi dbi;
-	int live;           /* caught up since the last (re)start */
-	int stopped;        /* an apply failed */
+	int live;    /* caught up since the last (re)start */
+	int stopped; /* an apply failed */
 	uint64_t err_pos;
 	char err[512];
-	int req;            /* enum fold_req being asked for */
-	int hurry;          /* a reader waits: commit without pacing */
-	uint64_t req_done;  /* counts requests completed */
-	uint64_t applied;   /* events applied since start (stats) */
-	uint64_t rate;      /* events/s over the last interval */
+	int req;           /* enum fold_req being asked for */
+	int hurry;         /* a reader waits: commit without pacing */
+	uint64_t req_done; /* counts requests completed */
+	uint64_t applied;  /* events applied since start (stats) */
+	uint64_t rate;     /* events/s over the last interval */
 	uint64_t rate_prev;
 	uint64_t rate_ms;
 	uint64_t dead_letters;
 
 	/* rebuild: a second pipe folding into generation gen + 1 */
 	int rebuilding;
-	int rb_resume;      /* a rebuild was under way at the last stop */
+	int rb_resume; /* a rebuild was under way at the last stop */
 	uint64_t rb_next;
 	uint8_t rb_last_id[UUID_LEN];
 	MDB_dbi rb_dbi;
 	pthread_t rb_thr;
-	int rb_joinable;    /* rb_thr to be joined (fold thread only) */
+	int rb_joinable; /* rb_thr to be joined (fold thread only) */
 	struct pipe rb_pipe;
 	volatile int rb_stop;
 
@@ -416,8 +416,8 @@ struct runner {
 
 extern struct runner rd;
 
-uint64_t now_ms(void);   /* CLOCK_MONOTONIC */
-uint64_t wall_ms(void);  /* CLOCK_REALTIME */
+uint64_t now_ms(void);  /* CLOCK_MONOTONIC */
+uint64_t wall_ms(void); /* CLOCK_REALTIME */
 /* Waits until `since` + commit_interval_ms (monotonic ms) unless *f1 or
  * *f2 (either may be NULL) becomes non-zero; returns at once if that
  * time has passed. */

@@ -18,11 +18,12 @@
  * An environment that grew reopens at its file's size, whatever
  * map_size says. A commit that fails for a full disk (ENOSPC, EDQUOT,
  * or EIO with under 1 MiB free: a short write; the commit's pages are
- * not referenced by any meta page, so nothing of it counts) is retried every 500 ms by the caller
- * (state_wait_space) until there is space or runnerd stops: a full
- * disk pauses the folds and the results writer, it never stops them. Named databases are opened under dbi_mu, in their own
- * write transaction, as LMDB requires. Every commit is durable (LMDB's
- * default sync): callers batch their writes.
+ * not referenced by any meta page, so nothing of it counts) is retried every
+ * 500 ms by the caller (state_wait_space) until there is space or runnerd
+ * stops: a full disk pauses the folds and the results writer, it never stops
+ * them. Named databases are opened under dbi_mu, in their own write
+ * transaction, as LMDB requires. Every commit is durable (LMDB's default
+ * sync): callers batch their writes.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -73,7 +74,7 @@ cmdage_migrate(MDB_txn *txn)
 	for (t = now, i = 7; i >= 0; i--, t >>= 8)
 		key[i] = (uint8_t)t;
 	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-	    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
 		if (k.mv_size > IPC_ID_MAX)
 			continue;
 		memcpy(key + 8, k.mv_data, k.mv_size);
@@ -87,7 +88,8 @@ cmdage_migrate(MDB_txn *txn)
 	if (rc != MDB_NOTFOUND)
 		return rc;
 	log_info("command results: %zu from before their ages were kept "
-	    "are remembered from now on", n);
+	         "are remembered from now on",
+	    n);
 	return 0;
 }
 
@@ -253,10 +255,12 @@ state_wait_space(const char *what, int rc, const volatile int *stop)
 	if (rd.stopping || (stop != NULL && *stop))
 		return 0;
 	prev = __atomic_load_n(&last_log, __ATOMIC_RELAXED);
-	if (now - prev >= 10000 && __atomic_compare_exchange_n(&last_log,
-	    &prev, now, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+	if (now - prev >= 10000 &&
+	    __atomic_compare_exchange_n(&last_log, &prev, now, 0,
+	        __ATOMIC_RELAXED, __ATOMIC_RELAXED))
 		log_warnx("%s: LMDB commit: %s; the disk is full, retrying "
-		    "until there is space", what, mdb_strerror(rc));
+		          "until there is space",
+		    what, mdb_strerror(rc));
 	nap_ms(500);
 	return !rd.stopping && (stop == NULL || !*stop);
 }
@@ -273,12 +277,13 @@ state_grow(const char *what)
 	to = st.map_size * 2;
 	if ((rc = mdb_env_set_mapsize(st.env, (size_t)to)) != 0) {
 		log_warnx("%s: LMDB map full at %" PRIu64 " bytes and it "
-		    "cannot grow to %" PRIu64 ": %s", what, st.map_size, to,
-		    mdb_strerror(rc));
+		          "cannot grow to %" PRIu64 ": %s",
+		    what, st.map_size, to, mdb_strerror(rc));
 		goto out;
 	}
 	log_info("%s: LMDB map full: grown from %" PRIu64 " to %" PRIu64
-	    " bytes, retrying", what, st.map_size, to);
+	         " bytes, retrying",
+	    what, st.map_size, to);
 	st.map_size = to;
 	state_count_grow();
 out:
@@ -358,8 +363,10 @@ state_backup(const char *dir, uint64_t *bytes, char *why, size_t whylen)
 	*bytes = 0;
 	if (dir[0] != '/' || strlen(dir) > PATH_MAX - 16 ||
 	    strstr(dir, "/../") != NULL) {
-		snprintf(why, whylen, "%s: the backup directory must be an "
-		    "absolute path without \"..\"", dir);
+		snprintf(why, whylen,
+		    "%s: the backup directory must be an "
+		    "absolute path without \"..\"",
+		    dir);
 		return -EINVAL;
 	}
 	if (mkdir(dir, 0750) != 0) {
@@ -378,7 +385,8 @@ state_backup(const char *dir, uint64_t *bytes, char *why, size_t whylen)
 	snprintf(parent, sizeof(parent), "%s", dir);
 	if ((slash = strrchr(parent, '/')) != NULL)
 		slash[slash == parent] = '\0';
-	if ((rc = fsync_path(file, 0)) != 0 || (rc = fsync_path(dir, 1)) != 0 ||
+	if ((rc = fsync_path(file, 0)) != 0 ||
+	    (rc = fsync_path(dir, 1)) != 0 ||
 	    (rc = fsync_path(parent, 1)) != 0) {
 		snprintf(why, whylen, "fsync of the copy in %s: %s", dir,
 		    strerror(-rc));

@@ -53,10 +53,10 @@
 struct cframe {
 	struct archive_frame pub; /* first: handles are cast back */
 	struct archive *a;
-	uint32_t refs;            /* the cache's (while cached) + readers' */
-	int cached;               /* in the LRU */
-	int loading;              /* in its slot, being decompressed */
-	int err;                  /* the load failed: waiters return it */
+	uint32_t refs; /* the cache's (while cached) + readers' */
+	int cached;    /* in the LRU */
+	int loading;   /* in its slot, being decompressed */
+	int err;       /* the load failed: waiters return it */
 	struct archive_fault fault;
 	TAILQ_ENTRY(cframe) lru;
 	uint8_t *buf;
@@ -65,8 +65,8 @@ TAILQ_HEAD(cframe_list, cframe);
 
 struct archive_cache {
 	pthread_mutex_t mtx;
-	pthread_cond_t cv;        /* a load finished */
-	struct cframe_list lru;   /* most recently used first */
+	pthread_cond_t cv;      /* a load finished */
+	struct cframe_list lru; /* most recently used first */
 	uint64_t budget;
 	uint64_t bytes;
 	uint64_t entries;
@@ -79,10 +79,11 @@ struct archive_cache {
 
 void (*archive_crash_point)(const char *name);
 
-#define CRASH_POINT(name) do {						\
-	if (archive_crash_point != NULL)				\
-		archive_crash_point(name);				\
-} while (0)
+#define CRASH_POINT(name)                                                     \
+	do {                                                                  \
+		if (archive_crash_point != NULL)                              \
+			archive_crash_point(name);                            \
+	} while (0)
 
 struct archive {
 	int fd;
@@ -201,7 +202,7 @@ writer_frame(struct writer *w, const uint8_t *src, size_t len)
 	}
 	if (w->table_len + ARCHIVE_ENTRY > w->table_cap) {
 		size_t cap = w->table_cap ? w->table_cap * 2 :
-		    64 * ARCHIVE_ENTRY;
+		                            64 * ARCHIVE_ENTRY;
 
 		if ((p = realloc(w->table, cap)) == NULL)
 			return -ENOMEM;
@@ -267,9 +268,9 @@ archive_write(int dirfd, const char *plain, const struct archive_opts *o,
 	    level > ZSTD_maxCLevel())
 		return -EINVAL;
 	if ((size_t)snprintf(name, sizeof(name), "%s%s", plain,
-	    ARCHIVE_SUFFIX) >= sizeof(name) ||
+	        ARCHIVE_SUFFIX) >= sizeof(name) ||
 	    (size_t)snprintf(tmp, sizeof(tmp), "%s%s", plain,
-	    ARCHIVE_TMP_SUFFIX) >= sizeof(tmp))
+	        ARCHIVE_TMP_SUFFIX) >= sizeof(tmp))
 		return -ENAMETOOLONG;
 
 	if ((src = openat(dirfd, plain, O_RDONLY | O_CLOEXEC)) < 0) {
@@ -306,11 +307,11 @@ archive_write(int dirfd, const char *plain, const struct archive_opts *o,
 		goto fail;
 	}
 	if (ZSTD_isError(r = ZSTD_CCtx_setParameter(w.cctx,
-	    ZSTD_c_compressionLevel, level)) ||
+	                     ZSTD_c_compressionLevel, level)) ||
+	    ZSTD_isError(
+	        r = ZSTD_CCtx_setParameter(w.cctx, ZSTD_c_checksumFlag, 1)) ||
 	    ZSTD_isError(r = ZSTD_CCtx_setParameter(w.cctx,
-	    ZSTD_c_checksumFlag, 1)) ||
-	    ZSTD_isError(r = ZSTD_CCtx_setParameter(w.cctx,
-	    ZSTD_c_contentSizeFlag, 1))) {
+	                     ZSTD_c_contentSizeFlag, 1))) {
 		rc = zstd_errno(r);
 		goto fail;
 	}
@@ -339,7 +340,7 @@ archive_write(int dirfd, const char *plain, const struct archive_opts *o,
 		off += len;
 		if (off - start >= frame_size) {
 			if ((rc = writer_frame(&w, map + start,
-			    (size_t)(off - start))) != 0)
+			         (size_t)(off - start))) != 0)
 				goto fail;
 			start = off;
 		}
@@ -464,7 +465,7 @@ archive_openfd(int fd, struct archive_cache *cache, struct archive **ap,
 	    (a->dstart = calloc(n + 1, sizeof(*a->dstart))) == NULL ||
 	    (a->csum = calloc(n, sizeof(*a->csum))) == NULL ||
 	    (cache != NULL &&
-	    (a->slot = calloc(n, sizeof(*a->slot))) == NULL)) {
+	        (a->slot = calloc(n, sizeof(*a->slot))) == NULL)) {
 		rc = -ENOMEM;
 		goto fail;
 	}
@@ -694,8 +695,8 @@ cache_take(struct archive_cache *c, struct cframe *e,
 }
 
 int
-archive_read_frame(struct archive *a, uint32_t idx,
-    struct archive_frame **fp, struct archive_fault *fault)
+archive_read_frame(struct archive *a, uint32_t idx, struct archive_frame **fp,
+    struct archive_fault *fault)
 {
 	struct archive_cache *c = a->cache;
 	struct cframe *e = NULL, *old, *t, *dead = NULL;
@@ -782,8 +783,8 @@ archive_read_frame(struct archive *a, uint32_t idx,
 	c->entries++;
 	/* may evict e itself when one frame exceeds the budget: the
 	 * caller's reference keeps it alive until released */
-	while (c->bytes > c->budget && (t = TAILQ_LAST(&c->lru,
-	    cframe_list)) != NULL) {
+	while (c->bytes > c->budget &&
+	    (t = TAILQ_LAST(&c->lru, cframe_list)) != NULL) {
 		c->evictions++;
 		if (cache_unlink(c, t) != NULL)
 			TAILQ_INSERT_TAIL(&evicted, t, lru);
@@ -989,8 +990,8 @@ cleanup_pair(int dirfd, const char *zname, int *removed)
 		rc = unlinkat(dirfd, plain, 0) == 0 ? 0 : -errno;
 	} else if (rc == 0 || rc == -EBADMSG) {
 		log_warnx("archive %s does not match plain %s (%s); removing "
-		    "the archive", zname, plain,
-		    rc == 0 ? "size differs" : f.what);
+		          "the archive",
+		    zname, plain, rc == 0 ? "size differs" : f.what);
 		rc = unlinkat(dirfd, zname, 0) == 0 ? 0 : -errno;
 	}
 	if (rc == 0)
@@ -1036,7 +1037,7 @@ archive_cleanup(int dirfd, int *removedp)
 			removed++;
 		} else if (has_suffix(de->d_name, ARCHIVE_SUFFIX)) {
 			if ((p = reallocarray(pairs, npairs + 1,
-			    sizeof(*pairs))) == NULL) {
+			         sizeof(*pairs))) == NULL) {
 				rc = -ENOMEM;
 				goto fail;
 			}

@@ -59,16 +59,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define ARCHIVE_SUFFIX       ".zst"
-#define ARCHIVE_TMP_SUFFIX   ".zst.tmp"
-#define ARCHIVE_FRAME_SIZE   (256u * 1024)   /* default frame input */
-#define ARCHIVE_LEVEL        3               /* default zstd level */
-#define ARCHIVE_FRAMES_MAX   (1u << 24)      /* frames in one archive */
-#define ARCHIVE_DFRAME_MAX   (256u << 20)    /* decompressed frame bytes */
-#define ARCHIVE_SEEK_MAGIC   0x8F92EAB1u
-#define ARCHIVE_SKIP_MAGIC   0x184D2A5Eu
-#define ARCHIVE_FOOTER       9
-#define ARCHIVE_ENTRY        12              /* with checksum */
+#define ARCHIVE_SUFFIX     ".zst"
+#define ARCHIVE_TMP_SUFFIX ".zst.tmp"
+#define ARCHIVE_FRAME_SIZE (256u * 1024) /* default frame input */
+#define ARCHIVE_LEVEL      3             /* default zstd level */
+#define ARCHIVE_FRAMES_MAX (1u << 24)    /* frames in one archive */
+#define ARCHIVE_DFRAME_MAX (256u << 20)  /* decompressed frame bytes */
+#define ARCHIVE_SEEK_MAGIC 0x8F92EAB1u
+#define ARCHIVE_SKIP_MAGIC 0x184D2A5Eu
+#define ARCHIVE_FOOTER     9
+#define ARCHIVE_ENTRY      12 /* with checksum */
 
 struct archive;
 struct archive_cache;
@@ -94,7 +94,7 @@ struct archive_stats {
 
 struct archive_cache_stats {
 	uint64_t budget;
-	uint64_t bytes;     /* decompressed bytes held by the cache */
+	uint64_t bytes; /* decompressed bytes held by the cache */
 	uint64_t entries;
 	uint64_t hits;
 	uint64_t misses;

@@ -67,7 +67,7 @@ struct pin {
 };
 
 static __thread struct {
-	struct journal *j;   /* pinned (maplock held for read), or NULL */
+	struct journal *j; /* pinned (maplock held for read), or NULL */
 	struct pin *v;
 	size_t n, cap;
 	char fault[512];
@@ -143,15 +143,19 @@ segment_arc_at(const struct journal *j, struct segment *s, uint64_t off)
 	memset(&fault, 0, sizeof(fault));
 	if ((rc = archive_get(a, off, &f, &fault)) != 0) {
 		if (rc == -EBADMSG)
-			snprintf(tp.fault, sizeof(tp.fault), "%s%s: damaged at "
-			    "file offset %" PRIu64 " (frame %" PRIu32 ", segment "
-			    "offset %" PRIu64 "): %s", s->path, ARCHIVE_SUFFIX,
-			    fault.file_off, fault.frame, off, fault.what ?
-			    fault.what : "bad frame");
+			snprintf(tp.fault, sizeof(tp.fault),
+			    "%s%s: damaged at "
+			    "file offset %" PRIu64 " (frame %" PRIu32
+			    ", segment "
+			    "offset %" PRIu64 "): %s",
+			    s->path, ARCHIVE_SUFFIX, fault.file_off,
+			    fault.frame, off,
+			    fault.what ? fault.what : "bad frame");
 		else
-			snprintf(tp.fault, sizeof(tp.fault), "%s%s: reading "
-			    "segment offset %" PRIu64 ": %s", s->path,
-			    ARCHIVE_SUFFIX, off, strerror(-rc));
+			snprintf(tp.fault, sizeof(tp.fault),
+			    "%s%s: reading "
+			    "segment offset %" PRIu64 ": %s",
+			    s->path, ARCHIVE_SUFFIX, off, strerror(-rc));
 		log_warnx("archive: %s", tp.fault);
 		return NULL;
 	}
@@ -181,7 +185,8 @@ archiver_cleanup(const char *data_dir)
 	close(dfd);
 	if (rc == 0 && removed > 0)
 		log_warnx("%s: %d leftover file(s) of interrupted archiving "
-		    "removed", data_dir, removed);
+		          "removed",
+		    data_dir, removed);
 	return rc;
 }
 
@@ -237,8 +242,8 @@ expand(struct segment *s, struct journal_bad *bad)
 	archive_stat(s->arc, &st);
 	if (st.raw_bytes == 0)
 		return -EBADMSG;
-	m = mmap(NULL, st.raw_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE |
-	    MAP_ANONYMOUS, -1, 0);
+	m = mmap(NULL, st.raw_bytes, PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (m == MAP_FAILED)
 		return -ENOMEM;
 	for (i = 0; i < st.frames; i++) {
@@ -301,8 +306,8 @@ archiver_load(struct journal *j, uint64_t base, int expand_it,
 			snprintf(bad->file, sizeof(bad->file), "%s", ap);
 			bad->off = fault.file_off;
 		}
-		log_warnx("%s: cannot open the archive: %s", ap, rc ==
-		    -EBADMSG && fault.what ? fault.what : strerror(-rc));
+		log_warnx("%s: cannot open the archive: %s", ap,
+		    rc == -EBADMSG && fault.what ? fault.what : strerror(-rc));
 		goto fail;
 	}
 	archive_stat(s->arc, &st);
@@ -399,7 +404,7 @@ archive_one(struct stored *sd, struct segment *s, struct archive_stats *st)
 		rc = archive_write(j->dirfd, name, &o, st, &bad_off);
 		if (rc == -EBADMSG)
 			log_warnx("archive: %s is damaged at offset %" PRIu64
-			    "; not archived (see eventfoldctl verify)",
+			          "; not archived (see eventfoldctl verify)",
 			    s->path, bad_off);
 		if (rc != 0)
 			goto fail;
@@ -410,7 +415,8 @@ archive_one(struct stored *sd, struct segment *s, struct archive_stats *st)
 	archive_stat(a, st);
 	if (st->raw_bytes != s->end) {
 		log_warnx("archive: %s holds %" PRIu64 " bytes, the segment "
-		    "%" PRIu64, ap, st->raw_bytes, s->end);
+		          "%" PRIu64,
+		    ap, st->raw_bytes, s->end);
 		rc = -EBADMSG;
 		goto fail;
 	}
@@ -432,7 +438,8 @@ archive_one(struct stored *sd, struct segment *s, struct archive_stats *st)
 		if (unlinkat(j->dirfd, name, 0) != 0) {
 			rc = -errno;
 			log_warn("archive: unlink %s (the archive is in use; "
-			    "startup removes the plain copy)", s->path);
+			         "startup removes the plain copy)",
+			    s->path);
 			goto fail;
 		}
 		crashpoint("archiver.after_unlink");
@@ -482,9 +489,9 @@ lower_priority(void)
 }
 
 struct arun {
-	uint64_t seq, done;   /* requests asked, answered */
+	uint64_t seq, done; /* requests asked, answered */
 	int rc;
-	uint64_t archived;    /* by the last request */
+	uint64_t archived; /* by the last request */
 	struct archive_stats st;
 	uint64_t base, left;
 };
@@ -533,10 +540,11 @@ archiver_main(void *arg)
 				failed = 1;
 			} else {
 				left--;
-				log_info("archive: %s archived (%" PRIu64 " -> %"
-				    PRIu64 " bytes in %" PRIu64 " ms); %" PRIu64
-				    " eligible left", s->path, st.raw_bytes,
-				    st.comp_bytes, mono_ms() - t0, left);
+				log_info("archive: %s archived (%" PRIu64
+				         " -> %" PRIu64 " bytes in %" PRIu64
+				         " ms); %" PRIu64 " eligible left",
+				    s->path, st.raw_bytes, st.comp_bytes,
+				    mono_ms() - t0, left);
 			}
 		}
 		if (req) {

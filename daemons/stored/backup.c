@@ -106,8 +106,8 @@ copy_file(const struct stored *sd, const char *src, const char *dst,
 		rc = -EIO; /* a committed byte would be missing */
 		goto out;
 	}
-	if ((out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
-	    0640)) < 0) {
+	if ((out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640)) <
+	    0) {
 		rc = -errno;
 		goto out;
 	}
@@ -122,13 +122,15 @@ copy_file(const struct stored *sd, const char *src, const char *dst,
 
 			n = copy_file_range(in, &off, out, NULL, (size_t)want,
 			    0);
-			if (n < 0 && (errno == EXDEV || errno == ENOSYS ||
-			    errno == EINVAL || errno == EOPNOTSUPP)) {
+			if (n < 0 &&
+			    (errno == EXDEV || errno == ENOSYS ||
+			        errno == EINVAL || errno == EOPNOTSUPP)) {
 				kernel = 0;
 				continue;
 			}
 		} else {
-			if (buf == NULL && (buf = malloc(COPY_CHUNK)) == NULL) {
+			if (buf == NULL &&
+			    (buf = malloc(COPY_CHUNK)) == NULL) {
 				rc = -ENOMEM;
 				goto out;
 			}
@@ -174,8 +176,8 @@ remove_partial(const char *tmp)
 		if ((d = opendir(dir)) == NULL)
 			continue;
 		while ((de = readdir(d)) != NULL) {
-			if (!strcmp(de->d_name, ".") || !strcmp(de->d_name,
-			    ".."))
+			if (!strcmp(de->d_name, ".") ||
+			    !strcmp(de->d_name, ".."))
 				continue;
 			snprintf(file, sizeof(file), "%s/%s", dir, de->d_name);
 			if (unlink(file) != 0 && errno == EISDIR)
@@ -197,8 +199,10 @@ check_target(const char *dir, char *why, size_t whylen)
 
 	if (dir[0] != '/' || strlen(dir) > PATH_MAX - 64 ||
 	    strstr(dir, "/../") != NULL) {
-		snprintf(why, whylen, "%s: the backup directory must be an "
-		    "absolute path without \"..\"", dir);
+		snprintf(why, whylen,
+		    "%s: the backup directory must be an "
+		    "absolute path without \"..\"",
+		    dir);
 		return -EINVAL;
 	}
 	if (stat(dir, &sb) != 0) {
@@ -208,8 +212,7 @@ check_target(const char *dir, char *why, size_t whylen)
 		return -errno;
 	}
 	if (!S_ISDIR(sb.st_mode) || (d = opendir(dir)) == NULL) {
-		snprintf(why, whylen, "%s exists and is not a directory",
-		    dir);
+		snprintf(why, whylen, "%s exists and is not a directory", dir);
 		return -EEXIST;
 	}
 	while ((de = readdir(d)) != NULL)
@@ -239,8 +242,8 @@ parent_of(const char *path, char *buf, size_t len)
 
 /* Step 2: the LMDB index, compacted, into tmp/index. */
 static int
-backup_index(struct stored *sd, const char *tmp, uint64_t *bytes,
-    char *why, size_t whylen)
+backup_index(struct stored *sd, const char *tmp, uint64_t *bytes, char *why,
+    size_t whylen)
 {
 	char dir[PATH_MAX + 16], file[PATH_MAX + 32];
 	struct stat sb;
@@ -294,8 +297,8 @@ backup_snapshot(struct stored *sd, struct snap_wait *sw)
  * plain file, or its archive if it has no plain file any more.
  */
 static int
-backup_sealed(struct stored *sd, const char *tmp, uint64_t base,
-    int same_fs, struct ipc_backup_rep *rep, char *why, size_t whylen)
+backup_sealed(struct stored *sd, const char *tmp, uint64_t base, int same_fs,
+    struct ipc_backup_rep *rep, char *why, size_t whylen)
 {
 	char name[SEGFILE_NAME_MAX], src[PATH_MAX + 64], dst[PATH_MAX + 64];
 	const char *suffix = "";
@@ -362,17 +365,17 @@ backup_segments(struct stored *sd, const char *tmp, const struct snap_wait *sw,
 			return -ECANCELED;
 		}
 		if ((rc = backup_sealed(sd, tmp, sd->journal.segs[k]->base,
-		    same_fs, rep, why, whylen)) != 0)
+		         same_fs, rep, why, whylen)) != 0)
 			return rc;
 	}
 	hot = sd->journal.segs[sw->job.snap.nsegs - 1];
-	snprintf(dst, sizeof(dst), "%s/%s", tmp, segfile_name(name,
-	    sizeof(name), hot->base));
-	if ((rc = copy_file(sd, hot->path, dst, sw->job.snap.hot_end,
-	    &n)) != 0) {
+	snprintf(dst, sizeof(dst), "%s/%s", tmp,
+	    segfile_name(name, sizeof(name), hot->base));
+	if ((rc = copy_file(sd, hot->path, dst, sw->job.snap.hot_end, &n)) !=
+	    0) {
 		snprintf(why, whylen, "copy %s to %s: %s", hot->path, dst,
 		    rc == -ECANCELED ? "stored is shutting down" :
-		    strerror(-rc));
+		                       strerror(-rc));
 		return rc;
 	}
 	rep->copied++;
@@ -410,7 +413,8 @@ backup_run(struct stored *sd, const char *dir, struct ipc_backup_rep *rep,
 	made = 1;
 	(void)chmod(tmp, 0750);
 	pthread_mutex_lock(&sd->ahold);
-	if ((rc = backup_index(sd, tmp, &rep->index_bytes, why, whylen)) == 0) {
+	if ((rc = backup_index(sd, tmp, &rep->index_bytes, why, whylen)) ==
+	    0) {
 		backup_snapshot(sd, &sw);
 		rep->position = sw.job.snap.head;
 		rc = backup_segments(sd, tmp, &sw, rep, why, whylen);
@@ -432,9 +436,9 @@ backup_run(struct stored *sd, const char *dir, struct ipc_backup_rep *rep,
 		goto out;
 	}
 	log_info("backup: %s holds positions below %" PRIu64 " (%" PRIu64
-	    " segments: %" PRIu64 " linked, %" PRIu64 " copied, %" PRIu64
-	    " bytes; index %" PRIu64 " bytes) in %" PRIu64 " ms", dir,
-	    rep->position, rep->segments, rep->linked, rep->copied,
+	         " segments: %" PRIu64 " linked, %" PRIu64 " copied, %" PRIu64
+	         " bytes; index %" PRIu64 " bytes) in %" PRIu64 " ms",
+	    dir, rep->position, rep->segments, rep->linked, rep->copied,
 	    rep->bytes, rep->index_bytes, mono_ms() - t0);
 out:
 	if (made)

@@ -53,9 +53,9 @@
 #include "segfile.h"
 #include "stored.h"
 
-#define MAP_INITIAL   (1ull << 30)
-#define BLOOM_BITS    10 /* per event: about 1% false positives */
-#define BLOOM_K       7
+#define MAP_INITIAL (1ull << 30)
+#define BLOOM_BITS  10 /* per event: about 1% false positives */
+#define BLOOM_K     7
 
 /* LMDB's codes become negative errnos here, once (errors.h). */
 static inline int
@@ -270,8 +270,8 @@ matches_log(struct diskindex *d, const char *data_dir)
 	}
 	for (i = 0; i + 1 < n && bases[i] < d->indexed_to; i++, seen++) {
 		snprintf(path, sizeof(path), "%s/%s%s", data_dir,
-		    segfile_name(name, sizeof(name), bases[i]), arcs[i] ?
-		    SEGFILE_ZST_SUFFIX : "");
+		    segfile_name(name, sizeof(name), bases[i]),
+		    arcs[i] ? SEGFILE_ZST_SUFFIX : "");
 		be64(kb, bases[i]);
 		if (mdb_get(t, d->blooms, &k, &v) != 0 || v.mv_size < 24 ||
 		    archiver_segment_size(data_dir, bases[i], &size) != 0 ||
@@ -335,7 +335,7 @@ diskindex_open(struct diskindex *d, const char *data_dir)
 	    (rc = mdb_env_set_maxreaders(d->env, 1024)) != 0 ||
 	    (rc = mdb_env_set_mapsize(d->env, (size_t)d->map_size)) != 0 ||
 	    (rc = mdb_env_open(d->env, dir, MDB_NOTLS | MDB_NORDAHEAD,
-	    0640)) != 0) {
+	         0640)) != 0) {
 		rc = mdb_err(rc);
 		goto fail;
 	}
@@ -350,16 +350,19 @@ diskindex_open(struct diskindex *d, const char *data_dir)
 	if ((rc = open_dbs(d)) != 0)
 		goto fail;
 	if (d->has_last && !matches_log(d, data_dir)) {
-		log_warnx("%s: the index does not match the log (indexed up to "
-		    "position %" PRIu64 ", the last segment at %" PRIu64 " with %"
-		    PRIu64 " bytes); rebuilding it from the segments", dir,
-		    d->indexed_to, d->last_base, d->last_bytes);
+		log_warnx(
+		    "%s: the index does not match the log (indexed up to "
+		    "position %" PRIu64 ", the last segment at %" PRIu64
+		    " with %" PRIu64
+		    " bytes); rebuilding it from the segments",
+		    dir, d->indexed_to, d->last_base, d->last_bytes);
 		if ((rc = reset(d)) != 0)
 			goto fail;
 	}
 	if (!d->has_last)
 		log_info("%s: empty index; sealed segments are indexed in the "
-		    "background", dir);
+		         "background",
+		    dir);
 	return 0;
 fail:
 	mdb_env_close(d->env);
@@ -702,11 +705,11 @@ diskindex_stream_range(struct diskindex *d, const uint8_t sid[UUID_LEN],
 		return mdb_err(rc);
 	}
 	rc = mdb_cursor_get(c, &k, &v, MDB_SET_KEY);
-	for (i = 0; rc == 0; ) {
+	for (i = 0; rc == 0;) {
 		if (k.mv_size != sizeof(kb) || v.mv_size != 8 ||
 		    memcmp(k.mv_data, sid, UUID_LEN) != 0 ||
 		    get_be64((const uint8_t *)k.mv_data + UUID_LEN) !=
-		    (backward ? from - i : from + i)) {
+		        (backward ? from - i : from + i)) {
 			rc = MDB_CORRUPTED; /* a version is missing */
 			break;
 		}
@@ -723,8 +726,7 @@ diskindex_stream_range(struct diskindex *d, const uint8_t sid[UUID_LEN],
 }
 
 int
-diskindex_event(struct diskindex *d, const uint8_t id[UUID_LEN],
-    uint64_t *pos)
+diskindex_event(struct diskindex *d, const uint8_t id[UUID_LEN], uint64_t *pos)
 {
 	return get_u64(d, d->ids, id, UUID_LEN, pos);
 }
@@ -768,11 +770,13 @@ diskindex_filter_build(struct diskindex *d, const int *stop)
 	/* only this thread (the indexer) writes: the ids table and
 	 * indexed_to cannot move while it reads them */
 	filter_path(d, path, sizeof(path));
-	if (d->filter == NULL && (f = idfilter_load(path,
-	    __atomic_load_n(&d->indexed_to, __ATOMIC_ACQUIRE))) != NULL) {
+	if (d->filter == NULL &&
+	    (f = idfilter_load(path,
+	         __atomic_load_n(&d->indexed_to, __ATOMIC_ACQUIRE))) != NULL) {
 		filter_install(d, f);
 		log_info("index: filter over %" PRIu64 " event ids read back "
-		    "in %" PRIu64 " ms", f->n, mono_ms() - t0);
+		         "in %" PRIu64 " ms",
+		    f->n, mono_ms() - t0);
 		return 0;
 	}
 	if ((rc = read_begin_nofault(d, &t)) != 0)
@@ -786,7 +790,7 @@ diskindex_filter_build(struct diskindex *d, const int *stop)
 	cap = n + n / 2 > FILTER_MIN_IDS ? n + n / 2 : FILTER_MIN_IDS;
 	f = idfilter_new(cap);
 	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
-	    rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
 		if (k.mv_size == UUID_LEN)
 			idfilter_add(f, bloom_hash(k.mv_data));
 		/* a stop does not wait for a scan of every id */
@@ -806,8 +810,8 @@ diskindex_filter_build(struct diskindex *d, const int *stop)
 	f->covers = __atomic_load_n(&d->indexed_to, __ATOMIC_ACQUIRE);
 	filter_install(d, f);
 	log_info("index: filter over %" PRIu64 " event ids built in %" PRIu64
-	    " ms (%" PRIu64 " KiB, room for %" PRIu64 ")", n, mono_ms() - t0,
-	    idfilter_bytes(f) >> 10, cap);
+	         " ms (%" PRIu64 " KiB, room for %" PRIu64 ")",
+	    n, mono_ms() - t0, idfilter_bytes(f) >> 10, cap);
 	return 0;
 }
 
@@ -818,14 +822,15 @@ diskindex_filter_keep(struct diskindex *d)
 	int rc;
 
 	/* the indexer has stopped: nothing adds to it now */
-	if (d->filter == NULL || d->filter->covers !=
-	    __atomic_load_n(&d->indexed_to, __ATOMIC_ACQUIRE))
+	if (d->filter == NULL ||
+	    d->filter->covers !=
+	        __atomic_load_n(&d->indexed_to, __ATOMIC_ACQUIRE))
 		return;
 	filter_path(d, path, sizeof(path));
 	if ((rc = idfilter_save(d->filter, path)) != 0)
 		log_warnx("index: cannot keep the filter over event ids in "
-		    "%s: %s (it is built again at the next start)", path,
-		    strerror(-rc));
+		          "%s: %s (it is built again at the next start)",
+		    path, strerror(-rc));
 }
 
 bool
@@ -842,8 +847,8 @@ diskindex_filter_maybe(struct diskindex *d, XXH128_hash_t h, uint64_t floor)
 
 	pthread_rwlock_rdlock(&d->filter_lock);
 	f = d->filter;
-	if (f != NULL && __atomic_load_n(&f->covers, __ATOMIC_ACQUIRE) >=
-	    floor)
+	if (f != NULL &&
+	    __atomic_load_n(&f->covers, __ATOMIC_ACQUIRE) >= floor)
 		r = idfilter_maybe(f, h);
 	pthread_rwlock_unlock(&d->filter_lock);
 	return r;

@@ -47,16 +47,16 @@ struct many_entry {
 /* A context's data (srv_data): what its request holds until answered. */
 struct worker {
 	struct stored *sd;
-	struct srv_req *r;       /* the request being served */
-	struct ipc_out *out;     /* srv_out(r) */
+	struct srv_req *r;   /* the request being served */
+	struct ipc_out *out; /* srv_out(r) */
 	struct ipc_append_req req;
 	struct append_job job;
 	uint8_t (*sorted)[UUID_LEN]; /* IMPORT: its event ids, sorted */
-	struct many_entry *many; /* APPEND_MANY: one per entry */
+	struct many_entry *many;     /* APPEND_MANY: one per entry */
 	uint32_t nmany, many_cap;
-	uint32_t many_left;      /* entries the writer has not finished */
-	uint64_t *pos;           /* scratch for reads: positions ... */
-	uint64_t *loc;           /* ... and their locations */
+	uint32_t many_left; /* entries the writer has not finished */
+	uint64_t *pos;      /* scratch for reads: positions ... */
+	uint64_t *loc;      /* ... and their locations */
 	uint64_t pos_cap;
 };
 
@@ -77,8 +77,7 @@ ids_cmp(const void *a, const void *b)
  * sorted holds the same n ids sorted; at least one repeats.
  */
 static const uint8_t *
-first_repeat(uint8_t (*ids)[UUID_LEN], uint8_t (*sorted)[UUID_LEN],
-    uint32_t n)
+first_repeat(uint8_t (*ids)[UUID_LEN], uint8_t (*sorted)[UUID_LEN], uint32_t n)
 {
 	const uint8_t *hit = ids[n - 1];
 	uint8_t *seen;
@@ -141,8 +140,8 @@ job_reply(struct append_job *job)
 	    offsetof(struct worker, job));
 
 	ipc_out_reset(w->out);
-	ipc_reply_begin(w->out, job->status, job->status == EF_S_OK ? "ok" :
-	    job->msg);
+	ipc_reply_begin(w->out, job->status,
+	    job->status == EF_S_OK ? "ok" : job->msg);
 	append_result_body(w->out, job);
 	if (job->status != EF_S_OK)
 		trace_reply(srv_request_id(w->r), job->op, NULL, job->status,
@@ -165,8 +164,8 @@ rotate_done(struct append_job *job)
 	    offsetof(struct worker, job));
 
 	ipc_out_reset(w->out);
-	ipc_reply_begin(w->out, job->status, job->status == EF_S_OK ? "ok" :
-	    job->msg);
+	ipc_reply_begin(w->out, job->status,
+	    job->status == EF_S_OK ? "ok" : job->msg);
 	if (job->status == EF_S_OK)
 		ipc_rotate_rep_encode(w->out, &job->rot);
 	else {
@@ -184,7 +183,8 @@ handle_rotate(struct worker *w, const struct ipc_in *in)
 	struct append_job *job = &w->job;
 
 	if (in->body->type != MSGPACK_OBJECT_NIL) {
-		srv_error(w->r, EF_S_BAD_REQUEST, "rotate: the body must be "
+		srv_error(w->r, EF_S_BAD_REQUEST,
+		    "rotate: the body must be "
 		    "nil");
 		return SRV_DONE;
 	}
@@ -196,8 +196,7 @@ handle_rotate(struct worker *w, const struct ipc_in *in)
 }
 
 /* Sets the error the writer reports after its own checks (printf-style). */
-static void
-late_fail(struct append_job *job, int status, const char *fmt, ...)
+static void late_fail(struct append_job *job, int status, const char *fmt, ...)
     EF_PRINTF(3, 4);
 
 static void
@@ -222,7 +221,7 @@ static int
 append_check(struct stored *sd, const msgpack_object *body,
     struct ipc_append_req *req, struct append_job *job)
 {
-	uint8_t (*sorted)[UUID_LEN] = NULL;
+	uint8_t(*sorted)[UUID_LEN] = NULL;
 	const char *why = "";
 	char ebuf[UUID_STR_LEN];
 	uint64_t total = 0;
@@ -234,10 +233,12 @@ append_check(struct stored *sd, const msgpack_object *body,
 		return -1;
 	}
 	if (uuid_parse(req->stream_id.ptr, req->stream_id.len,
-	    job->stream_id) != 0) {
-		job_fail(job, EF_S_BAD_UUID, "invalid stream_id: malformed "
-		    "uuid \"%.*s\"", (int)(req->stream_id.len > 64 ? 64 :
-		    req->stream_id.len), req->stream_id.ptr);
+	        job->stream_id) != 0) {
+		job_fail(job, EF_S_BAD_UUID,
+		    "invalid stream_id: malformed "
+		    "uuid \"%.*s\"",
+		    (int)(req->stream_id.len > 64 ? 64 : req->stream_id.len),
+		    req->stream_id.ptr);
 		goto refused;
 	}
 	if (req->nevents == 0) {
@@ -250,8 +251,9 @@ append_check(struct stored *sd, const msgpack_object *body,
 		const struct ipc_proposed *p = &req->events[i];
 
 		if (uuid_parse(p->event_id.ptr, p->event_id.len,
-		    job->ids[i]) != 0) {
-			job_fail(job, EF_S_BAD_UUID, "invalid event_id: "
+		        job->ids[i]) != 0) {
+			job_fail(job, EF_S_BAD_UUID,
+			    "invalid event_id: "
 			    "malformed uuid \"%.*s\" (event %u)",
 			    (int)(p->event_id.len > 64 ? 64 : p->event_id.len),
 			    p->event_id.ptr, i);
@@ -269,17 +271,19 @@ append_check(struct stored *sd, const msgpack_object *body,
 			if (memcmp(sorted[i - 1], sorted[i], UUID_LEN) == 0) {
 				job_fail(job, EF_S_DUPLICATE_EVENT_ID,
 				    "duplicate event_id %s within batch",
-				    uuid_format(first_repeat(job->ids,
-				    sorted, req->nevents), ebuf));
+				    uuid_format(first_repeat(job->ids, sorted,
+				                    req->nevents),
+				        ebuf));
 				goto refused;
 			}
 		free(sorted);
 		sorted = NULL;
 	}
 	if (total > sd->conf.max_append_bytes) {
-		job_fail(job, EF_S_BATCH_TOO_LARGE, "append of %" PRIu64
-		    " bytes is over max_append_bytes %" PRIu64, total,
-		    sd->conf.max_append_bytes);
+		job_fail(job, EF_S_BATCH_TOO_LARGE,
+		    "append of %" PRIu64
+		    " bytes is over max_append_bytes %" PRIu64,
+		    total, sd->conf.max_append_bytes);
 		goto refused;
 	}
 	/* type and size, event by event, in EventfoldDB's words; the size
@@ -292,18 +296,24 @@ append_check(struct stored *sd, const msgpack_object *body,
 		    p->payload_len);
 
 		if (p->type.len < 1)
-			late_fail(job, EF_S_BAD_EVENT_TYPE, "event type must "
+			late_fail(job, EF_S_BAD_EVENT_TYPE,
+			    "event type must "
 			    "not be empty");
 		else if (p->type.len > RECORD_TYPE_MAX)
-			late_fail(job, EF_S_BAD_EVENT_TYPE, "event type exceeds "
-			    "%d byte limit: %u bytes", RECORD_TYPE_MAX,
-			    p->type.len);
+			late_fail(job, EF_S_BAD_EVENT_TYPE,
+			    "event type exceeds "
+			    "%d byte limit: %u bytes",
+			    RECORD_TYPE_MAX, p->type.len);
 		else if (!utf8_valid(p->type.ptr, p->type.len))
-			late_fail(job, EF_S_BAD_EVENT_TYPE, "event type is not "
-			    "valid UTF-8 (event %u)", i);
+			late_fail(job, EF_S_BAD_EVENT_TYPE,
+			    "event type is not "
+			    "valid UTF-8 (event %u)",
+			    i);
 		else if (sz > RECORD_MAX)
-			late_fail(job, EF_S_RECORD_TOO_LARGE, "event too large: "
-			    "%zu bytes exceeds %d byte limit", sz, RECORD_MAX);
+			late_fail(job, EF_S_RECORD_TOO_LARGE,
+			    "event too large: "
+			    "%zu bytes exceeds %d byte limit",
+			    sz, RECORD_MAX);
 		else
 			continue;
 		break;
@@ -353,8 +363,8 @@ many_reply(struct worker *w)
 		struct many_entry *e = &w->many[i];
 		char what[32];
 
-		ipc_result_begin(w->out, e->job.status, e->job.status ==
-		    EF_S_OK ? "ok" : e->job.msg);
+		ipc_result_begin(w->out, e->job.status,
+		    e->job.status == EF_S_OK ? "ok" : e->job.msg);
 		if (e->job.status != EF_S_OK) {
 			snprintf(what, sizeof(what), "entry %" PRIu32, i);
 			trace_reply(srv_request_id(w->r), EF_OP_APPEND, what,
@@ -413,7 +423,7 @@ handle_append_many(struct worker *w, const struct ipc_in *in)
 		e->w = w;
 		e->job.op = EF_OP_APPEND;
 		if (append_check(w->sd, &in->body->via.array.ptr[i], &e->req,
-		    &e->job) != 0)
+		        &e->job) != 0)
 			continue;
 		e->job.complete = many_done;
 		*tail = &e->job;
@@ -440,8 +450,7 @@ handle_append_many(struct worker *w, const struct ipc_in *in)
  * still goes to the writer, refused: the writer must know that the run
  * failed at this seq, so that it refuses the ones after it (no gap).
  */
-static int
-import_refuse(struct worker *w, int status, const char *fmt, ...)
+static int import_refuse(struct worker *w, int status, const char *fmt, ...)
     EF_PRINTF(3, 4);
 
 static int
@@ -482,13 +491,15 @@ handle_import(struct worker *w, const struct ipc_in *in)
 	memset(job, 0, sizeof(*job));
 	job->op = EF_OP_IMPORT;
 	if (ipc_import_req_decode(in->body, &r, &why) != 0) {
-		srv_error(w->r, EF_S_BAD_REQUEST, "import: bad field: %s", why);
+		srv_error(w->r, EF_S_BAD_REQUEST, "import: bad field: %s",
+		    why);
 		return SRV_DONE;
 	}
 	job->run = r.run;
 	job->seq = r.seq;
 	if (r.nevents == 0)
-		return import_refuse(w, EF_S_EMPTY_BATCH, "import: no events "
+		return import_refuse(w, EF_S_EMPTY_BATCH,
+		    "import: no events "
 		    "in batch");
 	if ((evs = calloc(r.nevents, sizeof(*evs))) == NULL ||
 	    (w->sorted = calloc(r.nevents, UUID_LEN)) == NULL)
@@ -496,20 +507,26 @@ handle_import(struct worker *w, const struct ipc_in *in)
 	job->imp = evs;
 	for (i = 0; i < r.nevents; i++) {
 		if (ipc_event_decode(&r.events->via.array.ptr[i], &evs[i],
-		    &why) != 0)
-			return import_refuse(w, EF_S_BAD_REQUEST, "import: "
-			    "event %u: bad field: %s", i, why);
+		        &why) != 0)
+			return import_refuse(w, EF_S_BAD_REQUEST,
+			    "import: "
+			    "event %u: bad field: %s",
+			    i, why);
 		if (evs[i].type_len < 1 || evs[i].type_len > RECORD_TYPE_MAX ||
 		    !utf8_valid(evs[i].type, evs[i].type_len))
-			return import_refuse(w, EF_S_BAD_EVENT_TYPE, "event %u: "
+			return import_refuse(w, EF_S_BAD_EVENT_TYPE,
+			    "event %u: "
 			    "event type must be 1..%d bytes of UTF-8 (got %u "
-			    "bytes)", i, RECORD_TYPE_MAX, evs[i].type_len);
+			    "bytes)",
+			    i, RECORD_TYPE_MAX, evs[i].type_len);
 		sz = record_size(evs[i].type_len, evs[i].metadata_len,
 		    evs[i].payload_len);
 		if (sz > RECORD_MAX)
-			return import_refuse(w, EF_S_RECORD_TOO_LARGE, "event %u: "
+			return import_refuse(w, EF_S_RECORD_TOO_LARGE,
+			    "event %u: "
 			    "record of %" PRIu64 " bytes is over the %d-byte "
-			    "limit", i, sz, RECORD_MAX);
+			    "limit",
+			    i, sz, RECORD_MAX);
 		total += sz;
 		memcpy(w->sorted[i], evs[i].event_id, UUID_LEN);
 	}
@@ -520,9 +537,10 @@ handle_import(struct worker *w, const struct ipc_in *in)
 			    "duplicate event id %s in batch",
 			    uuid_format(w->sorted[i], ebuf));
 	if (total > sd->conf.max_append_bytes)
-		return import_refuse(w, EF_S_BATCH_TOO_LARGE, "import of %"
-		    PRIu64 " bytes is over max_append_bytes %" PRIu64, total,
-		    sd->conf.max_append_bytes);
+		return import_refuse(w, EF_S_BATCH_TOO_LARGE,
+		    "import of %" PRIu64
+		    " bytes is over max_append_bytes %" PRIu64,
+		    total, sd->conf.max_append_bytes);
 	job->nimp = r.nevents;
 	job->keep_positions = r.keep_positions;
 	job->complete = job_reply;
@@ -576,8 +594,9 @@ populate_locations(struct journal *j, const uint64_t *loc, uint64_t n)
 	journal_pin(j);
 	for (i = 0; i < n; i = k) {
 		lo = hi = loc[i] & JOURNAL_OFF_MASK;
-		for (k = i + 1; k < n && loc[k] >> JOURNAL_OFF_BITS ==
-		    loc[i] >> JOURNAL_OFF_BITS; k++) {
+		for (k = i + 1; k < n &&
+		     loc[k] >> JOURNAL_OFF_BITS == loc[i] >> JOURNAL_OFF_BITS;
+		     k++) {
 			off = loc[k] & JOURNAL_OFF_MASK;
 			lo = off < lo ? off : lo;
 			hi = off > hi ? off : hi;
@@ -742,8 +761,10 @@ encode_positions(struct worker *w, const uint64_t *pos, uint64_t n,
 	pthread_rwlock_unlock(&sd->index.lock);
 	if (!seq)
 		populate_locations(&sd->journal, w->loc, n);
-	if (nng_msg_alloc(&m, n * 512 < sd->conf.max_read_bytes ? n * 512 :
-	    sd->conf.max_read_bytes + 4096) != 0) {
+	if (nng_msg_alloc(&m,
+	        n * 512 < sd->conf.max_read_bytes ?
+	            n * 512 :
+	            sd->conf.max_read_bytes + 4096) != 0) {
 		srv_error(w->r, EF_S_UNAVAILABLE, "out of memory for a reply");
 		return;
 	}
@@ -767,8 +788,8 @@ encode_positions(struct worker *w, const uint64_t *pos, uint64_t n,
 		if (seq) {
 			journal_pin(&sd->journal);
 			w->loc[i] = i > 0 ? walk_next(&sd->journal,
-			    w->loc[i - 1], len, pos[i]) :
-			    hint_take(&sd->journal, pos[0]);
+			                        w->loc[i - 1], len, pos[i]) :
+			                    hint_take(&sd->journal, pos[0]);
 			if (w->loc[i] == JOURNAL_LOC_BAD) {
 				/* not under the pin: the index pins itself */
 				journal_unpin();
@@ -777,13 +798,14 @@ encode_positions(struct worker *w, const uint64_t *pos, uint64_t n,
 			}
 			if (w->loc[i] != JOURNAL_LOC_BAD)
 				rec = readwin_at(sd->journal.segs[w->loc[i] >>
-				    JOURNAL_OFF_BITS], w->loc[i] &
-				    JOURNAL_OFF_MASK);
-		} else if (i + PREFETCH < n && w->loc[i + PREFETCH] !=
-		    JOURNAL_LOC_BAD)
+				                     JOURNAL_OFF_BITS],
+				    w->loc[i] & JOURNAL_OFF_MASK);
+		} else if (i + PREFETCH < n &&
+		    w->loc[i + PREFETCH] != JOURNAL_LOC_BAD)
 			prefetch_location(&sd->journal, w->loc[i + PREFETCH]);
-		if (rec == NULL && (rec = journal_at_checked(&sd->journal,
-		    w->loc[i], &checked)) == NULL) {
+		if (rec == NULL &&
+		    (rec = journal_at_checked(&sd->journal, w->loc[i],
+		         &checked)) == NULL) {
 			bad = 2;
 			break;
 		}
@@ -817,25 +839,30 @@ encode_positions(struct worker *w, const uint64_t *pos, uint64_t n,
 	m = ipc_out_msg_end(w->out);
 	if (bad == 2) {
 		nng_msg_free(m);
-		srv_error(w->r, EF_S_DATA_LOSS, "reading position %" PRIu64
-		    ": %s", pos[i], journal_fault());
+		srv_error(w->r, EF_S_DATA_LOSS,
+		    "reading position %" PRIu64 ": %s", pos[i],
+		    journal_fault());
 		return;
 	}
 	if (bad == 3) {
 		nng_msg_free(m);
 		log_warnx("journal: the record read for position %" PRIu64
-		    " holds position %" PRIu64, pos[i], ev.global_position);
-		srv_error(w->r, EF_S_DATA_LOSS, "reading position %" PRIu64
-		    ": the log holds position %" PRIu64 " there", pos[i],
-		    ev.global_position);
+		          " holds position %" PRIu64,
+		    pos[i], ev.global_position);
+		srv_error(w->r, EF_S_DATA_LOSS,
+		    "reading position %" PRIu64
+		    ": the log holds position %" PRIu64 " there",
+		    pos[i], ev.global_position);
 		return;
 	}
 	if (bad) {
 		nng_msg_free(m);
 		log_warnx("journal: checksum mismatch at position %" PRIu64,
 		    pos[i]);
-		srv_error(w->r, EF_S_DATA_LOSS, "checksum mismatch reading "
-		    "position %" PRIu64, pos[i]);
+		srv_error(w->r, EF_S_DATA_LOSS,
+		    "checksum mismatch reading "
+		    "position %" PRIu64,
+		    pos[i]);
 		return;
 	}
 	srv_reply_msg(w->r, m);
@@ -872,7 +899,7 @@ handle_read_all(struct worker *w, const struct ipc_in *in)
 	if (r.direction == EF_FORWARD) {
 		if (r.from < head)
 			n = head - r.from < r.max_count ? head - r.from :
-			    r.max_count;
+			                                  r.max_count;
 		pos = scratch(w, n ? n : 1);
 		for (i = 0; i < n; i++)
 			pos[i] = r.from + i;
@@ -884,8 +911,7 @@ handle_read_all(struct worker *w, const struct ipc_in *in)
 		for (i = 0; i < n; i++)
 			pos[i] = from - i;
 	}
-	encode_positions(w, pos, n, head, false, 0,
-	    r.direction == EF_FORWARD);
+	encode_positions(w, pos, n, head, false, 0, r.direction == EF_FORWARD);
 	return SRV_DONE;
 }
 
@@ -906,9 +932,11 @@ handle_read_stream(struct worker *w, const struct ipc_in *in)
 		return SRV_DONE;
 	}
 	if (uuid_parse(r.stream_id.ptr, r.stream_id.len, sid) != 0) {
-		srv_error(w->r, EF_S_BAD_UUID, "invalid stream_id: malformed "
-		    "uuid \"%.*s\"", (int)(r.stream_id.len > 64 ? 64 :
-		    r.stream_id.len), r.stream_id.ptr);
+		srv_error(w->r, EF_S_BAD_UUID,
+		    "invalid stream_id: malformed "
+		    "uuid \"%.*s\"",
+		    (int)(r.stream_id.len > 64 ? 64 : r.stream_id.len),
+		    r.stream_id.ptr);
 		return SRV_DONE;
 	}
 	r.max_count = read_cap(sd, r.max_count);
@@ -923,8 +951,8 @@ handle_read_stream(struct worker *w, const struct ipc_in *in)
 		last = cnt - 1;
 		if (r.direction == EF_FORWARD) {
 			if (r.from < cnt)
-				n = cnt - r.from < r.max_count ?
-				    cnt - r.from : r.max_count;
+				n = cnt - r.from < r.max_count ? cnt - r.from :
+				                                 r.max_count;
 			err = index_stream_positions(&sd->index, s, sid,
 			    r.from, n, 0, pos);
 		} else {
@@ -971,8 +999,8 @@ handle_list_streams(struct worker *w, const struct ipc_in *in)
 	bool more;
 
 	if (ipc_list_req_decode(in->body, &r, &why) != 0) {
-		srv_error(w->r, EF_S_BAD_REQUEST, "list_streams: bad field: %s",
-		    why);
+		srv_error(w->r, EF_S_BAD_REQUEST,
+		    "list_streams: bad field: %s", why);
 		return SRV_DONE;
 	}
 	if (r.has_after && uuid_parse(r.after.ptr, r.after.len, after) != 0) {
@@ -1030,8 +1058,7 @@ handle_status(struct worker *w, const struct ipc_in *in)
 	    __ATOMIC_RELAXED);
 	st.archived_bytes = __atomic_load_n(&sd->archived_bytes,
 	    __ATOMIC_RELAXED);
-	st.archived_raw = __atomic_load_n(&sd->archived_raw,
-	    __ATOMIC_RELAXED);
+	st.archived_raw = __atomic_load_n(&sd->archived_raw, __ATOMIC_RELAXED);
 	{
 		struct archive_cache_stats cs;
 
@@ -1088,7 +1115,9 @@ handle_segments(struct worker *w, const struct ipc_in *in)
 			si.stored_bytes = s->arc_bytes;
 		} else
 			si.state.ptr = __atomic_load_n(&s->sealed,
-			    __ATOMIC_ACQUIRE) ? "sealed" : "hot";
+			                   __ATOMIC_ACQUIRE) ?
+			    "sealed" :
+			    "hot";
 		si.state.len = (uint32_t)strlen(si.state.ptr);
 		ipc_segment_info_encode(w->out, &si);
 	}
@@ -1112,9 +1141,11 @@ handle_archive(struct worker *w, const struct ipc_in *in)
 		return SRV_DONE;
 	}
 	if ((rc = archiver_step(w->sd, &rep)) != 0) {
-		srv_error(w->r, rc == -ECANCELED ? EF_S_UNAVAILABLE :
-		    EF_S_INTERNAL, "archive: %s", rc == -ECANCELED ?
-		    "stored is shutting down" : strerror(-rc));
+		srv_error(w->r,
+		    rc == -ECANCELED ? EF_S_UNAVAILABLE : EF_S_INTERNAL,
+		    "archive: %s",
+		    rc == -ECANCELED ? "stored is shutting down" :
+		                       strerror(-rc));
 		return SRV_DONE;
 	}
 	ipc_out_reset(w->out);
@@ -1195,11 +1226,13 @@ handle_backup(struct worker *w, const struct ipc_in *in)
 	int rc;
 
 	if (ipc_backup_req_decode(in->body, &r, &why) != 0) {
-		srv_error(w->r, EF_S_BAD_REQUEST, "backup: bad field: %s", why);
+		srv_error(w->r, EF_S_BAD_REQUEST, "backup: bad field: %s",
+		    why);
 		return SRV_DONE;
 	}
 	if (r.dir.len == 0 || memchr(r.dir.ptr, '\0', r.dir.len) != NULL) {
-		srv_error(w->r, EF_S_INVALID, "backup: the directory must be "
+		srv_error(w->r, EF_S_INVALID,
+		    "backup: the directory must be "
 		    "a non-empty path");
 		return SRV_DONE;
 	}
@@ -1228,7 +1261,7 @@ handle_backup(struct worker *w, const struct ipc_in *in)
 
 /* The server's handlers: each takes its context's worker. */
 #define SRV_HANDLER(name)                                                     \
-	static int name##_srv(struct srv_req *r, const struct ipc_in *in)    \
+	static int name##_srv(struct srv_req *r, const struct ipc_in *in)     \
 	{                                                                     \
 		struct worker *w = srv_data(r);                               \
                                                                               \

@@ -44,8 +44,9 @@ idfilter_new(uint64_t cap)
 
 	if (nblocks == 0)
 		nblocks = 1;
-	if ((f = aligned_alloc(64, (sizeof(*f) + nblocks * IDF_WORDS * 8 +
-	    63) / 64 * 64)) == NULL)
+	if ((f = aligned_alloc(64,
+	         (sizeof(*f) + nblocks * IDF_WORDS * 8 + 63) / 64 * 64)) ==
+	    NULL)
 		fatal("aligned_alloc");
 	f->nblocks = nblocks;
 	f->cap = cap;
@@ -94,7 +95,8 @@ idfilter_maybe(const struct idfilter *f, XXH128_hash_t h)
 	for (i = 0; i < IDF_K; i++, bits >>= 9) {
 		bit = (unsigned)(bits & 511);
 		if (!(__atomic_load_n(&blk[bit / 64], __ATOMIC_RELAXED) >>
-		    (bit % 64) & 1))
+		            (bit % 64) &
+		        1))
 			return 0;
 	}
 	return 1;
@@ -136,8 +138,8 @@ idfilter_save(const struct idfilter *f, const char *path)
 	h.covers = __atomic_load_n(&f->covers, __ATOMIC_ACQUIRE);
 	h.sum = XXH64(f->words, len, 0);
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-	    0640)) < 0)
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640)) <
+	    0)
 		return -errno;
 	if (write(fd, &h, sizeof(h)) != (ssize_t)sizeof(h) ||
 	    write(fd, f->words, len) != (ssize_t)len)
@@ -178,7 +180,8 @@ idfilter_load(const char *path, uint64_t covers)
 	return f;
 bad:
 	log_info("index: %s does not match the index; the filter over "
-	    "event ids is built again", path);
+	         "event ids is built again",
+	    path);
 	free(f);
 	close(fd);
 	return NULL;

@@ -43,8 +43,8 @@
  * from the journal and hashed again, which made every doubling cost a
  * random read of each record in the tail.
  */
-#define FP_BITS    32
-#define REL_MASK   ((1ull << FP_BITS) - 1)
+#define FP_BITS  32
+#define REL_MASK ((1ull << FP_BITS) - 1)
 
 static void *
 xcalloc(size_t n, size_t sz)
@@ -72,7 +72,8 @@ index_init(struct index *ix, const struct journal *j, struct diskindex *disk)
 	ix->disk = disk;
 	if (disk != NULL) {
 		ix->floor = ix->head = ix->added = disk->indexed_to;
-		ix->disk_streams = disk->indexed_to ? diskindex_nstreams(disk) :
+		ix->disk_streams = disk->indexed_to ?
+		    diskindex_nstreams(disk) :
 		    0;
 	}
 	/* virtual until touched: calloc of a large block maps zero pages */
@@ -135,7 +136,8 @@ disk_offset(const struct index *ix, uint64_t pos)
 
 	if (!dcache.valid || pos < dcache.first ||
 	    pos >= dcache.first + dcache.count) {
-		if ((rc = diskindex_batch_of(ix->disk, pos, &base, &off)) != 0) {
+		if ((rc = diskindex_batch_of(ix->disk, pos, &base, &off)) !=
+		    0) {
 			journal_set_fault("index: position %" PRIu64 ": %s",
 			    pos, strerror(-rc));
 			dcache.valid = 0;
@@ -151,9 +153,12 @@ disk_offset(const struct index *ix, uint64_t pos)
 		if (batch_hdr_decode(p, BATCH_HDR, &h) != REC_OK ||
 		    pos < h.first_pos || pos >= h.first_pos + h.count) {
 			/* the index disagrees with the log */
-			journal_set_fault("index: batch at %" PRIu64 ":%" PRIu64
-			    " does not hold position %" PRIu64 " (delete the "
-			    "index to rebuild it)", base, off, pos);
+			journal_set_fault("index: batch at %" PRIu64
+			                  ":%" PRIu64
+			                  " does not hold position %" PRIu64
+			                  " (delete the "
+			                  "index to rebuild it)",
+			    base, off, pos);
 			dcache.valid = 0;
 			return JOURNAL_LOC_BAD;
 		}
@@ -249,8 +254,7 @@ etab_home(uint64_t fp, uint64_t cap)
 }
 
 static int
-event_matches(const struct index *ix, uint64_t pos,
-    const uint8_t id[UUID_LEN])
+event_matches(const struct index *ix, uint64_t pos, const uint8_t id[UUID_LEN])
 {
 	const uint8_t *rec = journal_at(ix->journal, index_offset(ix, pos));
 
@@ -335,14 +339,17 @@ index_stream_positions(const struct index *ix, const struct stream *s,
 		nd = from >= base ? 0 : (base - from < n ? base - from : n);
 		v0 = from;
 	} else {
-		nd = from < base ? n : (from - base + 1 < n ?
-		    n - (from - base + 1) : 0);
+		nd = from < base ?
+		    n :
+		    (from - base + 1 < n ? n - (from - base + 1) : 0);
 		v0 = from - (n - nd);
 	}
-	if (nd > 0 && (rc = diskindex_stream_range(ix->disk, id, v0, nd,
-	    backward, backward ? out + (n - nd) : out)) != 0) {
+	if (nd > 0 &&
+	    (rc = diskindex_stream_range(ix->disk, id, v0, nd, backward,
+	         backward ? out + (n - nd) : out)) != 0) {
 		journal_set_fault("index: versions %" PRIu64 ".. of a stream: "
-		    "%s", v0, strerror(-rc));
+		                  "%s",
+		    v0, strerror(-rc));
 		return -1;
 	}
 	for (i = 0; i < n; i++) {
@@ -449,9 +456,11 @@ index_add(struct index *ix, const struct ef_event *ev, uint64_t off)
 		 * counted unless a partly indexed segment (a crash while it
 		 * was being indexed) already put it there */
 		s->base = s->n = ev->stream_version;
-		if (s->base == 0 && (ix->disk == NULL ||
-		    diskindex_stream_count(ix->disk, ev->stream_id, &on_disk)
-		    != 0 || on_disk == 0))
+		if (s->base == 0 &&
+		    (ix->disk == NULL ||
+		        diskindex_stream_count(ix->disk, ev->stream_id,
+		            &on_disk) != 0 ||
+		        on_disk == 0))
 			ix->new_streams++; /* a count only: an error counts */
 	}
 	if (s->n - s->base == s->cap) {
@@ -531,7 +540,8 @@ index_sort(struct index *ix, uint64_t n)
 	merged = xcalloc(n, sizeof(*merged));
 	while (i < ix->nsorted && j < k)
 		merged[o++] = stream_cmp(&ix->sorted[i], &tail[j]) < 0 ?
-		    ix->sorted[i++] : tail[j++];
+		    ix->sorted[i++] :
+		    tail[j++];
 	while (i < ix->nsorted)
 		merged[o++] = ix->sorted[i++];
 	while (j < k)
@@ -571,7 +581,7 @@ index_list(struct index *ix, const uint8_t *after, uint64_t max,
 		if ((disk = calloc(max + 1, sizeof(*disk))) == NULL)
 			fatal("calloc");
 		if ((rc = diskindex_list(ix->disk, after, max + 1, disk,
-		    &nd)) != 0) {
+		         &nd)) != 0) {
 			pthread_rwlock_unlock(&ix->lock);
 			pthread_mutex_unlock(&ix->sort_lock);
 			free(disk);
@@ -582,8 +592,9 @@ index_list(struct index *ix, const uint8_t *after, uint64_t max,
 	}
 	while (n < max && (lo < ix->nsorted || di < nd)) {
 		s = lo < ix->nsorted ? ix->sorted[lo] : NULL;
-		c = s == NULL ? 1 : di == nd ? -1 :
-		    memcmp(s->id, disk[di].stream_id, UUID_LEN);
+		c = s == NULL ? 1 :
+		    di == nd  ? -1 :
+		                memcmp(s->id, disk[di].stream_id, UUID_LEN);
 		if (c <= 0) {
 			memcpy(out[n].stream_id, s->id, UUID_LEN);
 			out[n].event_count = s->n;
@@ -611,13 +622,16 @@ index_measure(struct index *ix)
 	for (i = ix->floor >> CHUNK_BITS; i < ix->chunks_hi; i++)
 		if (ix->chunks[i] != NULL)
 			b += CHUNK_SIZE * sizeof(uint64_t);
-	b += ix->stab_cap * sizeof(*ix->stab) + ix->order_cap *
-	    sizeof(*ix->order) + ix->etab_cap * sizeof(*ix->etab);
+	b += ix->stab_cap * sizeof(*ix->stab) +
+	    ix->order_cap * sizeof(*ix->order) +
+	    ix->etab_cap * sizeof(*ix->etab);
 	for (i = 0; i < ix->nstreams; i++)
-		b += sizeof(struct stream) + ix->order[i]->cap *
-		    sizeof(uint64_t);
-	ix->bytes = b + ix->bloom_bytes + (ix->disk != NULL ?
-	    __atomic_load_n(&ix->disk->filter_bytes, __ATOMIC_RELAXED) : 0);
+		b += sizeof(struct stream) +
+		    ix->order[i]->cap * sizeof(uint64_t);
+	ix->bytes = b + ix->bloom_bytes +
+	    (ix->disk != NULL ? __atomic_load_n(&ix->disk->filter_bytes,
+	                            __ATOMIC_RELAXED) :
+	                        0);
 }
 
 void
@@ -633,7 +647,7 @@ index_trim(struct index *ix, uint64_t new_floor, uint64_t disk_streams)
 	head = ix->added;
 	/* offsets: whole chunks below the new floor */
 	for (c = ix->floor >> CHUNK_BITS; (c + 1) << CHUNK_BITS <= new_floor;
-	    c++) {
+	     c++) {
 		free(ix->chunks[c]);
 		ix->chunks[c] = NULL;
 	}
@@ -660,8 +674,8 @@ index_trim(struct index *ix, uint64_t new_floor, uint64_t disk_streams)
 			free(s);
 			continue;
 		}
-		memmove(s->pos, s->pos + k, (s->n - s->base - k) *
-		    sizeof(*s->pos));
+		memmove(s->pos, s->pos + k,
+		    (s->n - s->base - k) * sizeof(*s->pos));
 		s->base += k;
 		if (s->base == 0)
 			ix->new_streams++;

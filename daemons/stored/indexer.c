@@ -49,7 +49,7 @@ unindexed(struct stored *sd)
 	for (k = 0; k < n; k++)
 		if (sd->journal.segs[k]->bloom == NULL &&
 		    __atomic_load_n(&sd->journal.segs[k]->sealed,
-		    __ATOMIC_ACQUIRE))
+		        __ATOMIC_ACQUIRE))
 			c++;
 	return c;
 }
@@ -85,8 +85,7 @@ indexer_main(void *arg)
 	int rc;
 
 	if (total > 1)
-		log_info("index: %" PRIu64 " sealed segments to index",
-		    total);
+		log_info("index: %" PRIu64 " sealed segments to index", total);
 	filter_grow(sd);
 	for (;;) {
 		pthread_mutex_lock(&sd->imu);
@@ -106,12 +105,13 @@ indexer_main(void *arg)
 			clock_gettime(CLOCK_REALTIME, &dl);
 			dl.tv_sec += RETRY_MS / 1000;
 			if (!sd->indexer_exit)
-				pthread_cond_timedwait(&sd->icv, &sd->imu, &dl);
+				pthread_cond_timedwait(&sd->icv, &sd->imu,
+				    &dl);
 			pthread_mutex_unlock(&sd->imu);
 			continue;
 		}
-		__atomic_add_fetch(&sd->index.bloom_bytes, s->bloom->nbits / 8 +
-		    sizeof(*s->bloom), __ATOMIC_RELAXED);
+		__atomic_add_fetch(&sd->index.bloom_bytes,
+		    s->bloom->nbits / 8 + sizeof(*s->bloom), __ATOMIC_RELAXED);
 		/* the pass mapped the whole segment into our resident set:
 		 * give the pages back (they stay in the page cache); pinned,
 		 * since the archiver may take the segment (and its map) as
@@ -127,14 +127,15 @@ indexer_main(void *arg)
 		filter_grow(sd);
 		done++;
 		if (total > 1)
-			log_info("index: %s indexed (%" PRIu64 " events in %"
-			    PRIu64 " ms); %" PRIu64 " of %" PRIu64 " segments",
+			log_info("index: %s indexed (%" PRIu64
+			         " events in %" PRIu64 " ms); %" PRIu64
+			         " of %" PRIu64 " segments",
 			    s->path, s->next - s->base, mono_ms() - t0, done,
 			    total);
 		else
-			log_debug("index: %s indexed (%" PRIu64 " events in %"
-			    PRIu64 " ms)", s->path, s->next - s->base,
-			    mono_ms() - t0);
+			log_debug("index: %s indexed (%" PRIu64
+			          " events in %" PRIu64 " ms)",
+			    s->path, s->next - s->base, mono_ms() - t0);
 		if (done >= total)
 			total = 0; /* caught up: quieter from now on */
 	}

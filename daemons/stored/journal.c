@@ -182,8 +182,8 @@ segment_create(struct journal *j, uint64_t base)
 		goto fail;
 	}
 	logfile_hdr_encode(hdr, base);
-	if ((fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC,
-	    0640)) < 0) {
+	if ((fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0640)) <
+	    0) {
 		rc = -errno;
 		goto fail;
 	}
@@ -203,8 +203,10 @@ segment_create(struct journal *j, uint64_t base)
 	}
 	crashpoint("rotate.after_create");
 	if (fsync_dirfd(j) != 0)
-		fatal("journal: fsync of %s after creating %s (directory state "
-		    "unknown, restarting through recovery)", j->dir, final);
+		fatal(
+		    "journal: fsync of %s after creating %s (directory state "
+		    "unknown, restarting through recovery)",
+		    j->dir, final);
 	crashpoint("rotate.after_dirsync");
 	free(tmp);
 	free(final);
@@ -232,13 +234,13 @@ remove_leftovers(struct journal *j)
 	while ((de = readdir(d)) != NULL) {
 		n = strlen(de->d_name);
 		if (strncmp(de->d_name, SEGFILE_PREFIX,
-		    strlen(SEGFILE_PREFIX)) != 0 || n <= sl ||
-		    strcmp(de->d_name + n - sl, TMP_SUFFIX) != 0)
+		        strlen(SEGFILE_PREFIX)) != 0 ||
+		    n <= sl || strcmp(de->d_name + n - sl, TMP_SUFFIX) != 0)
 			continue;
 		if (unlinkat(j->dirfd, de->d_name, 0) == 0)
 			log_warnx("%s/%s: removed (a segment creation that a "
-			    "crash interrupted; it held no event)", j->dir,
-			    de->d_name);
+			          "crash interrupted; it held no event)",
+			    j->dir, de->d_name);
 	}
 	closedir(d);
 }
@@ -261,7 +263,8 @@ takeover(struct journal *j, size_t nsegs)
 	if (nsegs > 0) {
 		close(fd);
 		log_warnx("%s: both %s and segment files are present; which "
-		    "is the log? Move one away", j->dir, LEGACY_LOG_NAME);
+		          "is the log? Move one away",
+		    j->dir, LEGACY_LOG_NAME);
 		return -ENOTUNIQ;
 	}
 	if (pread(fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr) ||
@@ -308,8 +311,8 @@ rewrite_header(struct segment *s)
  * them that are loaded (below *n, which becomes from).
  */
 static int
-drop_from(struct journal *j, const uint64_t *bases, uint64_t from,
-    uint64_t nb, uint64_t *n)
+drop_from(struct journal *j, const uint64_t *bases, uint64_t from, uint64_t nb,
+    uint64_t *n)
 {
 	uint64_t i;
 	char *path;
@@ -356,9 +359,9 @@ journal_find(const struct journal *j, uint64_t base)
 }
 
 int
-journal_open(struct journal *j, const char *data_dir,
-    uint64_t segment_size, int repair, uint64_t skip_to,
-    journal_visit_fn visit, void *arg, struct journal_bad *bad)
+journal_open(struct journal *j, const char *data_dir, uint64_t segment_size,
+    int repair, uint64_t skip_to, journal_visit_fn visit, void *arg,
+    struct journal_bad *bad)
 {
 	char path[4200];
 	struct batch_hdr h;
@@ -390,16 +393,16 @@ journal_open(struct journal *j, const char *data_dir,
 		rc = errno == EWOULDBLOCK ? -EEXIST : -errno;
 		goto fail;
 	}
-	if ((j->dirfd = open(data_dir, O_RDONLY | O_DIRECTORY |
-	    O_CLOEXEC)) < 0) {
+	if ((j->dirfd = open(data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) <
+	    0) {
 		rc = -errno;
 		goto fail;
 	}
 	/* a reservation of zero pages, touched only as segments come (not
 	 * malloc: MALLOC_PERTURB_ would fill all of it on free) */
 	j->segs = mmap(NULL, JOURNAL_MAX_SEGS * sizeof(*j->segs),
-	    PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS |
-	    MAP_NORESERVE, -1, 0);
+	    PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (j->segs == MAP_FAILED) {
 		j->segs = NULL;
 		rc = -ENOMEM;
@@ -432,27 +435,29 @@ journal_open(struct journal *j, const char *data_dir,
 		last = i == nb - 1;
 		if (arcs[i] && last) {
 			/* the hot segment is never archived */
-			snprintf(bad->file, sizeof(bad->file), "%s/%s%s", j->dir,
-			    segfile_name(path, sizeof(path), bases[i]),
+			snprintf(bad->file, sizeof(bad->file), "%s/%s%s",
+			    j->dir, segfile_name(path, sizeof(path), bases[i]),
 			    SEGFILE_ZST_SUFFIX);
 			bad->off = 0;
 			log_warnx("%s: the last segment exists only as an "
-			    "archive; its plain file is missing", bad->file);
+			          "archive; its plain file is missing",
+			    bad->file);
 			rc = -EBADMSG;
 			goto fail;
 		}
 		/* an archive (archiver.c) is opened, not read, when indexed;
 		 * else decompressed into memory and recovered like a file */
-		rc = arcs[i] ? archiver_load(j, bases[i], bases[i + 1] >
-		    skip_to, &s, &size, bad) : segment_load(j, bases[i], &s,
-		    &size);
+		rc = arcs[i] ? archiver_load(j, bases[i],
+		                   bases[i + 1] > skip_to, &s, &size, bad) :
+		               segment_load(j, bases[i], &s, &size);
 		if (rc != 0)
 			goto fail;
 		j->segs[n++] = s;
 		if (!last && bases[i + 1] <= skip_to && size >= LOGFILE_HDR) {
 			/* indexed on disk: checked when it was indexed; the
 			 * start reads only the tail */
-			if (s->fd >= 0 && (rc = segment_map(j, s, size, 0)) != 0)
+			if (s->fd >= 0 &&
+			    (rc = segment_map(j, s, size, 0)) != 0)
 				goto fail;
 			s->end = size;
 			s->next = pos = bases[i + 1];
@@ -476,21 +481,23 @@ journal_open(struct journal *j, const char *data_dir,
 			note_bad(bad, s, 0);
 			if (!repair || size < LOGFILE_HDR) {
 				log_warnx("%s: bad file header (not a segment "
-				    "starting at position %" PRIu64 ")",
+				          "starting at position %" PRIu64 ")",
 				    s->path, s->base);
 				rc = -EBADMSG;
 				goto fail;
 			}
 			if ((rc = rewrite_header(s)) != 0)
 				goto fail;
-			log_warnx("%s: REPAIR: bad file header rewritten (base "
-			    "position %" PRIu64 ")", s->path, s->base);
+			log_warnx(
+			    "%s: REPAIR: bad file header rewritten (base "
+			    "position %" PRIu64 ")",
+			    s->path, s->base);
 		}
 		if (i > 0 && s->base != pos) {
 			note_bad(bad, s, 0);
 			log_warnx("%s: starts at position %" PRIu64 " but the "
-			    "previous segment ends before %" PRIu64, s->path,
-			    s->base, pos);
+			          "previous segment ends before %" PRIu64,
+			    s->path, s->base, pos);
 			if (!repair) {
 				rc = -EBADMSG;
 				goto fail;
@@ -527,27 +534,33 @@ journal_open(struct journal *j, const char *data_dir,
 			continue;
 		note_bad(bad, s, off);
 		if (last && !batch_find_after(s->map, size, off)) {
-			log_warnx("%s: torn tail at offset %" PRIu64 " (%"
-			    PRIu64 " bytes of an unacknowledged write) "
-			    "truncated", s->path, off, size - off);
+			log_warnx("%s: torn tail at offset %" PRIu64
+			          " (%" PRIu64
+			          " bytes of an unacknowledged write) "
+			          "truncated",
+			    s->path, off, size - off);
 		} else if (!repair) {
-			log_warnx("%s: corrupt batch at offset %" PRIu64 "%s; "
+			log_warnx(
+			    "%s: corrupt batch at offset %" PRIu64 "%s; "
 			    "refusing to start (see eventfoldctl verify, or "
-			    "--repair yes to cut the log there)", s->path,
-			    off, last ? " with intact data after it" :
-			    " of a sealed segment");
+			    "--repair yes to cut the log there)",
+			    s->path, off,
+			    last ? " with intact data after it" :
+			           " of a sealed segment");
 			rc = -EBADMSG;
 			goto fail;
 		} else {
 			log_warnx("%s: REPAIR: cutting the log at corrupt "
-			    "offset %" PRIu64 ", dropping %" PRIu64 " bytes%s",
-			    s->path, off, size - off, last ? "" :
-			    " and every later segment");
+			          "offset %" PRIu64 ", dropping %" PRIu64
+			          " bytes%s",
+			    s->path, off, size - off,
+			    last ? "" : " and every later segment");
 			if ((rc = drop_from(j, bases, i + 1, nb, &n)) != 0)
 				goto fail;
 			cut = 1;
 		}
-		if (ftruncate(s->fd, (off_t)off) != 0 || fdatasync(s->fd) != 0) {
+		if (ftruncate(s->fd, (off_t)off) != 0 ||
+		    fdatasync(s->fd) != 0) {
 			rc = -errno;
 			goto fail;
 		}
@@ -614,7 +627,7 @@ journal_append(struct journal *j, const void *buf, size_t len)
 	}
 	if (fdatasync(s->fd) != 0)
 		fatal("journal: fdatasync (page cache state unknown, "
-		    "restarting through recovery)");
+		      "restarting through recovery)");
 	__atomic_store_n(&s->end, s->end + len, __ATOMIC_RELEASE);
 	__atomic_store_n(&s->next, s->next + h.count, __ATOMIC_RELEASE);
 	__atomic_add_fetch(&j->bytes, len, __ATOMIC_RELAXED);
@@ -646,7 +659,8 @@ journal_rotate(struct journal *j)
 	keep = (old->end + 4095) & ~4095ull;
 	if (keep < old->map_cap &&
 	    (m = mremap((void *)old->map, old->map_cap, keep, 0)) !=
-	    MAP_FAILED && m == old->map)
+	        MAP_FAILED &&
+	    m == old->map)
 		old->map_cap = keep;
 	close(old->fd);
 	old->fd = -1;
@@ -655,8 +669,8 @@ journal_rotate(struct journal *j)
 	__atomic_add_fetch(&j->bytes, size, __ATOMIC_RELAXED);
 	__atomic_store_n(&j->nsegs, n + 1, __ATOMIC_RELEASE);
 	log_info("sealed %s (positions %" PRIu64 "..%" PRIu64 ", %" PRIu64
-	    " bytes); writing %s", old->path, old->base, old->next - 1,
-	    old->end, s->path);
+	         " bytes); writing %s",
+	    old->path, old->base, old->next - 1, old->end, s->path);
 	return 1;
 }
 

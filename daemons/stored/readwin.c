@@ -111,8 +111,8 @@ readwin_peek(struct segment *s, uint64_t off, size_t n)
 {
 	if (n > WINDOW || window_open(s) != 0)
 		return NULL;
-	return window_bytes(off, n, __atomic_load_n(&s->end,
-	    __ATOMIC_ACQUIRE));
+	return window_bytes(off, n,
+	    __atomic_load_n(&s->end, __ATOMIC_ACQUIRE));
 }
 
 const uint8_t *

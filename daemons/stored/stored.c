@@ -113,8 +113,9 @@ writer_alive(uint64_t limit_ms)
 	pthread_mutex_lock(&sd.qmu);
 	waiting = sd.qlen;
 	pthread_mutex_unlock(&sd.qmu);
-	return daemon_progress(waiting, __atomic_load_n(&sd.writer_beat,
-	    __ATOMIC_RELAXED), mono_ms(), limit_ms);
+	return daemon_progress(waiting,
+	    __atomic_load_n(&sd.writer_beat, __ATOMIC_RELAXED), mono_ms(),
+	    limit_ms);
 }
 
 /* 0 if the archive keys are in range, else -1 (said on f if not NULL). */
@@ -150,7 +151,7 @@ reload(const char *file, int argc, char **argv)
 	memset(&nc, 0, sizeof(nc));
 	if (conf_load(stored_keys, "stored", &nc, &ac, av, &o, usage) != 0) {
 		log_warnx("reload: configuration has errors, keeping the "
-		    "current one");
+		          "current one");
 		conf_free(stored_keys, &nc);
 		return;
 	}
@@ -159,15 +160,17 @@ reload(const char *file, int argc, char **argv)
 	    nc.segment_size > JOURNAL_OFF_MASK / 2 ||
 	    archive_conf_check(&nc, NULL) != 0) {
 		log_warnx("reload: configuration has errors, keeping the "
-		    "current one (%s)", nc.segment_size < SEGMENT_SIZE_MIN ||
-		    nc.segment_size > JOURNAL_OFF_MASK / 2 ?
-		    "segment_size is out of range" : "an archive key or "
-		    "hot_segments is out of range");
+		          "current one (%s)",
+		    nc.segment_size < SEGMENT_SIZE_MIN ||
+		            nc.segment_size > JOURNAL_OFF_MASK / 2 ?
+		        "segment_size is out of range" :
+		        "an archive key or "
+		        "hot_segments is out of range");
 		conf_free(stored_keys, &nc);
 		return;
 	}
-	__atomic_store_n(&sd.conf.max_read_count, nc.max_read_count ?
-	    nc.max_read_count : 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&sd.conf.max_read_count,
+	    nc.max_read_count ? nc.max_read_count : 1, __ATOMIC_RELAXED);
 	__atomic_store_n(&sd.conf.max_read_bytes, nc.max_read_bytes,
 	    __ATOMIC_RELAXED);
 	__atomic_store_n(&sd.conf.max_append_bytes, nc.max_append_bytes,
@@ -182,14 +185,16 @@ reload(const char *file, int argc, char **argv)
 	    __ATOMIC_RELAXED);
 	__atomic_store_n(&sd.conf.archive_frame_size, nc.archive_frame_size,
 	    __ATOMIC_RELAXED);
-	log_info("reload: max_read_count %" PRIu64 ", max_read_bytes %"
-	    PRIu64 ", max_append_bytes %" PRIu64 ", max_pub_bytes %" PRIu64
+	log_info(
+	    "reload: max_read_count %" PRIu64 ", max_read_bytes %" PRIu64
+	    ", max_append_bytes %" PRIu64 ", max_pub_bytes %" PRIu64
 	    ", segment_size %" PRIu64 ", hot_segments %" PRIu64
 	    ", archive_level %" PRIu64 ", archive_frame_size %" PRIu64
 	    " (directories, URLs, workers, repair and archive_cache_mb need "
-	    "a restart)", sd.conf.max_read_count, nc.max_read_bytes,
-	    nc.max_append_bytes, nc.max_pub_bytes, nc.segment_size,
-	    nc.hot_segments, nc.archive_level, nc.archive_frame_size);
+	    "a restart)",
+	    sd.conf.max_read_count, nc.max_read_bytes, nc.max_append_bytes,
+	    nc.max_pub_bytes, nc.segment_size, nc.hot_segments,
+	    nc.archive_level, nc.archive_frame_size);
 	conf_free(stored_keys, &nc);
 }
 
@@ -218,7 +223,7 @@ main(int argc, char **argv)
 		stored_env[0].env = NULL;
 	argv = env_argv(stored_env, argc, argv, &argc);
 	if (conf_load(stored_keys, "stored", &sd.conf, &argc, argv, &opts,
-	    usage) != 0)
+	        usage) != 0)
 		return 1;
 	if (log_level_from_env() != 0)
 		return 1;
@@ -228,17 +233,21 @@ main(int argc, char **argv)
 		return 1;
 	}
 	if (argc > 1) {
-		fprintf(stderr, "eventfold-stored: unexpected argument %s "
-		    "(see --help)\n", argv[1]);
+		fprintf(stderr,
+		    "eventfold-stored: unexpected argument %s "
+		    "(see --help)\n",
+		    argv[1]);
 		return 1;
 	}
 	if (sd.conf.max_read_count == 0)
 		sd.conf.max_read_count = 1;
 	if (sd.conf.segment_size < SEGMENT_SIZE_MIN ||
 	    sd.conf.segment_size > JOURNAL_OFF_MASK / 2) {
-		fprintf(stderr, "eventfold-stored: segment_size %" PRIu64
-		    " is out of range (%u .. %llu)\n", sd.conf.segment_size,
-		    SEGMENT_SIZE_MIN, JOURNAL_OFF_MASK / 2);
+		fprintf(stderr,
+		    "eventfold-stored: segment_size %" PRIu64
+		    " is out of range (%u .. %llu)\n",
+		    sd.conf.segment_size, SEGMENT_SIZE_MIN,
+		    JOURNAL_OFF_MASK / 2);
 		return 1;
 	}
 	if (archive_conf_check(&sd.conf, stderr) != 0)
@@ -246,9 +255,11 @@ main(int argc, char **argv)
 	if (daemon_conf_check(&opts, stored_keys, "stored", &sd.conf))
 		return 0;
 	if ((v = getenv("EVENTFOLD_DEDUP_CAPACITY")) != NULL)
-		log_info("EVENTFOLD_DEDUP_CAPACITY=%s is not needed: eventfold "
+		log_info(
+		    "EVENTFOLD_DEDUP_CAPACITY=%s is not needed: eventfold "
 		    "recognises a retried append by its event ids for the "
-		    "whole log, not for the last N of them", v);
+		    "whole log, not for the last N of them",
+		    v);
 
 	/* Signals are taken synchronously by the main thread only. */
 	daemon_signals(&set);
@@ -278,7 +289,8 @@ main(int argc, char **argv)
 	if ((rc = diskindex_open(&sd.disk, sd.conf.data_dir)) != 0) {
 		errno = -rc;
 		fatal("open the index in %s/index (delete that directory to "
-		    "rebuild it)", sd.conf.data_dir);
+		      "rebuild it)",
+		    sd.conf.data_dir);
 	}
 	index_init(&sd.index, &sd.journal, &sd.disk);
 	index_bulk_begin(&sd.index);
@@ -286,11 +298,14 @@ main(int argc, char **argv)
 	    sd.conf.repair, sd.disk.indexed_to, visit, &sd.index, &bad);
 	if (rc == -EEXIST)
 		fatalx("%s is in use by another eventfold-stored (lock held "
-		    "on %s/LOCK)", sd.conf.data_dir, sd.conf.data_dir);
+		       "on %s/LOCK)",
+		    sd.conf.data_dir, sd.conf.data_dir);
 	if (rc == -EBADMSG)
-		fatalx("%s: corrupt at offset %" PRIu64 "; not starting (run "
+		fatalx(
+		    "%s: corrupt at offset %" PRIu64 "; not starting (run "
 		    "eventfoldctl verify, or start with --repair yes to cut "
-		    "the log there)", bad.file, bad.off);
+		    "the log there)",
+		    bad.file, bad.off);
 	if (rc == -ENOTUNIQ)
 		fatalx("%s holds both %s and segment files; not starting",
 		    sd.conf.data_dir, LEGACY_LOG_NAME);
@@ -301,13 +316,15 @@ main(int argc, char **argv)
 	index_bulk_end(&sd.index, sd.index.head);
 	journal_unpin(); /* what recovery read */
 	for (i = 0; (uint64_t)i < journal_nsegs(&sd.journal) &&
-	    sd.journal.segs[i]->sealed &&
-	    sd.journal.segs[i]->next <= sd.disk.indexed_to; i++) {
+	     sd.journal.segs[i]->sealed &&
+	     sd.journal.segs[i]->next <= sd.disk.indexed_to;
+	     i++) {
 		if ((rc = diskindex_load_bloom(&sd.disk,
-		    sd.journal.segs[i])) != 0)
+		         sd.journal.segs[i])) != 0)
 			fatalx("%s/index: no filter for %s (%s); delete that "
-			    "directory to rebuild the index", sd.conf.data_dir,
-			    sd.journal.segs[i]->path, strerror(-rc));
+			       "directory to rebuild the index",
+			    sd.conf.data_dir, sd.journal.segs[i]->path,
+			    strerror(-rc));
 		sd.index.bloom_bytes += sd.journal.segs[i]->bloom->nbits / 8 +
 		    sizeof(struct bloom);
 	}
@@ -322,11 +339,11 @@ main(int argc, char **argv)
 	}
 	sd.stats.recover_ms = mono_ms() - t0;
 	sd.stats.recovered_events = sd.index.head - sd.index.floor;
-	log_info("recovered %" PRIu64 " events (%" PRIu64 " bytes in %"
-	    PRIu64 " segments) in %" PRIu64 " ms; read %" PRIu64 " from the "
-	    "log, %" PRIu64 " are indexed on disk", sd.index.head,
-	    sd.journal.bytes, journal_nsegs(&sd.journal), sd.stats.recover_ms,
-	    sd.stats.recovered_events, sd.index.floor);
+	log_info("recovered %" PRIu64 " events (%" PRIu64 " bytes in %" PRIu64
+	         " segments) in %" PRIu64 " ms; read %" PRIu64 " from the "
+	         "log, %" PRIu64 " are indexed on disk",
+	    sd.index.head, sd.journal.bytes, journal_nsegs(&sd.journal),
+	    sd.stats.recover_ms, sd.stats.recovered_events, sd.index.floor);
 
 	if (indexer_start(&sd) != 0)
 		fatalx("cannot start the indexer thread");

@@ -7,9 +7,9 @@
  * callbacks (dispatch.c), one state machine per nng context: reads are
  * served straight from the mapped journal (or from decompressed frames
  * of archived segments, archiver.c); appends are handed to the
- * writer, which sends their replies itself once they are durable. Readers see only what is committed:
- * index.head is published (release) after the batch is durable and the
- * index updated.
+ * writer, which sends their replies itself once they are durable. Readers see
+ * only what is committed: index.head is published (release) after the batch is
+ * durable and the index updated.
  */
 #ifndef EF_STORED_H
 #define EF_STORED_H
@@ -31,8 +31,8 @@ struct archive_cache;
 struct stored_conf {
 	char *data_dir;
 	char *runtime_dir;
-	char *store_url;   /* overrides runtime_dir/store.sock */
-	char *events_url;  /* overrides runtime_dir/store-events.sock */
+	char *store_url;  /* overrides runtime_dir/store.sock */
+	char *events_url; /* overrides runtime_dir/store-events.sock */
 	uint64_t workers;
 	uint64_t max_read_count;
 	uint64_t max_read_bytes;
@@ -43,7 +43,7 @@ struct stored_conf {
 	uint64_t hot_segments;       /* sealed segments kept plain */
 	uint64_t archive_frame_size; /* zstd frame input (archive.h) */
 	uint64_t archive_level;
-	uint64_t archive_cache_mb;   /* decompressed frame cache budget */
+	uint64_t archive_cache_mb; /* decompressed frame cache budget */
 };
 
 /*
@@ -70,10 +70,10 @@ struct bloom {
 /* One filter over the ids of every indexed segment (idfilter.c). */
 #define IDF_BITS 12 /* per id at capacity */
 struct idfilter {
-	uint64_t nblocks;   /* 512-bit blocks */
-	uint64_t cap;       /* ids it is sized for */
-	uint64_t n;         /* ids in it (the indexer's count) */
-	uint64_t covers;    /* atomic: the ids of positions below are in it */
+	uint64_t nblocks; /* 512-bit blocks */
+	uint64_t cap;     /* ids it is sized for */
+	uint64_t n;       /* ids in it (the indexer's count) */
+	uint64_t covers;  /* atomic: the ids of positions below are in it */
 	uint64_t words[];
 };
 struct idfilter *idfilter_new(uint64_t cap);
@@ -87,11 +87,11 @@ struct idfilter *idfilter_load(const char *path, uint64_t covers);
 
 struct segment {
 	struct bloom *bloom; /* once indexed on disk (atomic), else NULL */
-	uint64_t base;      /* global position of its first event (its name) */
-	uint64_t end;       /* committed bytes; atomic, written by the writer */
-	uint64_t next;      /* position after its last event; atomic */
-	int sealed;         /* atomic; set once, never cleared */
-	int fd;             /* the hot segment's, -1 once sealed */
+	uint64_t base; /* global position of its first event (its name) */
+	uint64_t end;  /* committed bytes; atomic, written by the writer */
+	uint64_t next; /* position after its last event; atomic */
+	int sealed;    /* atomic; set once, never cleared */
+	int fd;        /* the hot segment's, -1 once sealed */
 	const uint8_t *map; /* PROT_READ view; valid bytes are [0, end) */
 	uint64_t map_cap;   /* size of the mapping */
 	uint64_t populated; /* atomic: pages of [0, populated) were made
@@ -102,7 +102,7 @@ struct segment {
 	 * file is gone; map, if set, is the archive decompressed in memory
 	 * for a rebuild of the index. */
 	struct archive *arc;
-	uint64_t arc_bytes;  /* size of the .zst file */
+	uint64_t arc_bytes; /* size of the .zst file */
 	int zst_only;
 };
 
@@ -135,8 +135,8 @@ struct journal_bad {
  * Called by journal_open() for every intact record, in order, with its
  * location; the index is built from these.
  */
-typedef void (*journal_visit_fn)(void *arg, const struct ef_event *ev,
-    uint64_t loc);
+typedef void (
+    *journal_visit_fn)(void *arg, const struct ef_event *ev, uint64_t loc);
 
 /*
  * Opens (creating if needed) data_dir's log, takes the lock file, takes
@@ -301,9 +301,9 @@ struct diskindex {
 	/* read transactions hold it shared; growing the map takes it
 	 * exclusive (LMDB: no transaction may be open in the process) */
 	pthread_rwlock_t grow_lock;
-	uint64_t indexed_to;   /* positions below are indexed (atomic) */
-	uint64_t last_base;    /* the last segment indexed ... */
-	uint64_t last_bytes;   /* ... and its size */
+	uint64_t indexed_to; /* positions below are indexed (atomic) */
+	uint64_t last_base;  /* the last segment indexed ... */
+	uint64_t last_bytes; /* ... and its size */
 	int has_last;
 	/* the filter over every indexed id: built, grown and filled by the
 	 * indexer thread, read by lookups under filter_lock (shared); NULL
@@ -325,8 +325,8 @@ int diskindex_add_segment(struct diskindex *d, struct segment *s);
 /* Start: reads s's Bloom filter back into s->bloom. */
 int diskindex_load_bloom(struct diskindex *d, struct segment *s);
 /* The batch holding pos: its segment's base and frame offset. */
-int diskindex_batch_of(struct diskindex *d, uint64_t pos,
-    uint64_t *seg_base, uint64_t *off);
+int diskindex_batch_of(struct diskindex *d, uint64_t pos, uint64_t *seg_base,
+    uint64_t *off);
 /* Events of a stream on disk into *n (0 if none); 0 or -errno. */
 int diskindex_stream_count(struct diskindex *d, const uint8_t sid[UUID_LEN],
     uint64_t *n);
@@ -368,25 +368,25 @@ int bloom_maybe(const struct bloom *b, XXH128_hash_t h);
  */
 struct stream {
 	uint8_t id[UUID_LEN];
-	uint64_t n;        /* events; version of the last is n - 1 */
-	uint64_t base;     /* versions below are on disk */
+	uint64_t n;    /* events; version of the last is n - 1 */
+	uint64_t base; /* versions below are on disk */
 	uint64_t cap;
-	uint64_t *pos;     /* global position of versions base .. n - 1 */
+	uint64_t *pos; /* global position of versions base .. n - 1 */
 };
 
 struct index {
-	pthread_rwlock_t lock;   /* streams, and offsets below head */
-	struct diskindex *disk;  /* NULL: everything in RAM */
-	uint64_t floor;          /* positions below are on disk */
-	uint64_t disk_streams;   /* streams on disk at floor */
-	uint64_t new_streams;    /* streams here with base 0 */
+	pthread_rwlock_t lock;  /* streams, and offsets below head */
+	struct diskindex *disk; /* NULL: everything in RAM */
+	uint64_t floor;         /* positions below are on disk */
+	uint64_t disk_streams;  /* streams on disk at floor */
+	uint64_t new_streams;   /* streams here with base 0 */
 	uint64_t bloom_bytes;
-	uint64_t **chunks;       /* position -> journal location */
-	uint64_t chunks_hi;      /* chunks[] at or above are unused: those
-	                          * below floor >> 16 are freed, so only
-	                          * [floor >> 16, chunks_hi) is ever held */
-	uint64_t head;           /* next position; atomic, release/acquire */
-	uint64_t added;          /* next position index_add() will see */
+	uint64_t **chunks;  /* position -> journal location */
+	uint64_t chunks_hi; /* chunks[] at or above are unused: those
+	                     * below floor >> 16 are freed, so only
+	                     * [floor >> 16, chunks_hi) is ever held */
+	uint64_t head;      /* next position; atomic, release/acquire */
+	uint64_t added;     /* next position index_add() will see */
 	/* streams by id (open addressing), and in creation order */
 	struct stream **stab;
 	uint64_t stab_cap;
@@ -397,8 +397,8 @@ struct index {
 	uint64_t *etab;
 	uint64_t etab_cap;
 	uint64_t etab_n;
-	uint64_t bytes;          /* memory held, for STATUS */
-	int bulk;                /* recovery: event ids indexed at the end */
+	uint64_t bytes; /* memory held, for STATUS */
+	int bulk;       /* recovery: event ids indexed at the end */
 	/* sorted view of streams for LIST_STREAMS */
 	pthread_mutex_t sort_lock;
 	struct stream **sorted;
@@ -487,8 +487,8 @@ uint64_t index_list(struct index *ix, const uint8_t *after, uint64_t max,
 
 /* writer.c: group commit. */
 struct append_job {
-	int op;            /* EF_OP_APPEND or _IMPORT, or EF_OP_ROTATE/BACKUP
-	                      (no req) */
+	int op; /* EF_OP_APPEND or _IMPORT, or EF_OP_ROTATE/BACKUP
+	           (no req) */
 	/* in: validated request (pointers valid until the reply is sent) */
 	const struct ipc_append_req *req;
 	uint8_t stream_id[UUID_LEN];
@@ -500,7 +500,7 @@ struct append_job {
 	char late_msg[256];
 	/* out */
 	int status;
-	bool replay;       /* OK without writing: the ids were stored */
+	bool replay; /* OK without writing: the ids were stored */
 	char msg[256];
 	struct ipc_append_rep rep;
 	struct ipc_conflict conflict;
@@ -516,10 +516,10 @@ struct append_job {
 	 * with its status set, so that the run knows it failed. */
 	uint64_t run, seq;
 	uint64_t held_ms;
-	struct {                   /* EF_OP_BACKUP: the log between batches */
-		uint64_t head;     /* positions below are committed */
-		uint64_t nsegs;    /* segments then, the hot one last */
-		uint64_t hot_end;  /* its committed bytes */
+	struct {                  /* EF_OP_BACKUP: the log between batches */
+		uint64_t head;    /* positions below are committed */
+		uint64_t nsegs;   /* segments then, the hot one last */
+		uint64_t hot_end; /* its committed bytes */
 	} snap;
 	/* called by the writer thread once the job is committed or refused;
 	 * the writer touches the job no more after it */
@@ -529,7 +529,7 @@ struct append_job {
 };
 
 struct stats {
-	uint64_t commits;          /* appends that wrote; replays are not */
+	uint64_t commits; /* appends that wrote; replays are not */
 	uint64_t fsyncs;
 	uint64_t events_written;
 	uint64_t recover_ms;
@@ -547,10 +547,10 @@ struct stored {
 	pthread_mutex_t qmu;
 	pthread_cond_t qcv;
 	struct append_job *qhead, **qtail;
-	uint64_t qlen;     /* callers (messages) in the queue */
+	uint64_t qlen;        /* callers (messages) in the queue */
 	uint64_t writer_beat; /* mono_ms() of the writer's last commit */
-	int stopping;      /* no new requests */
-	int writer_exit;   /* writer: drain and exit */
+	int stopping;         /* no new requests */
+	int writer_exit;      /* writer: drain and exit */
 	pthread_t writer;
 	/* publish socket, used by the writer only */
 	nng_socket pub;
@@ -569,11 +569,11 @@ struct stored {
 	/* held by the archiver while it archives a segment, and by a
 	 * backup from start to end (backup.c): no segment changes form */
 	pthread_mutex_t ahold;
-	uint64_t archive_now;      /* ARCHIVE requests not yet served */
-	uint64_t archive_done;     /* ARCHIVE passes finished */
-	uint64_t archived_segs;    /* atomic, for STATUS */
-	uint64_t archived_bytes;   /* .zst bytes; atomic */
-	uint64_t archived_raw;     /* segment bytes they hold; atomic */
+	uint64_t archive_now;    /* ARCHIVE requests not yet served */
+	uint64_t archive_done;   /* ARCHIVE passes finished */
+	uint64_t archived_segs;  /* atomic, for STATUS */
+	uint64_t archived_bytes; /* .zst bytes; atomic */
+	uint64_t archived_raw;   /* segment bytes they hold; atomic */
 };
 
 /*
@@ -582,7 +582,7 @@ struct stored {
  * comment for the durability rule).
  */
 int archiver_start(struct stored *sd);
-void archiver_wake(struct stored *sd);  /* a segment was indexed */
+void archiver_wake(struct stored *sd); /* a segment was indexed */
 void archiver_stop(struct stored *sd);
 /* ARCHIVE: archives the oldest eligible segment now (the caller loops
  * for all, reporting progress); blocks until done. 0 (rep->archived is

@@ -72,7 +72,7 @@ struct bmap {
 		uint8_t id[UUID_LEN];
 		uint64_t val;
 		uint32_t gen;
-	} *slots;
+	} * slots;
 	uint64_t cap, n;
 	uint32_t gen;
 };
@@ -145,7 +145,7 @@ struct wbatch {
 		uint64_t version;
 		uint8_t id[UUID_LEN];
 		uint8_t sid[UUID_LEN];
-	} *rec;
+	} * rec;
 	uint64_t nrec, rec_cap;
 	struct bmap ids;     /* event id -> position, this batch */
 	struct bmap streams; /* stream id -> event count after batch */
@@ -229,12 +229,12 @@ writer_rotate(struct stored *sd, int force)
 		return 0;
 	if ((rc = journal_rotate(&sd->journal)) < 0)
 		log_warnx("journal: cannot start a new segment after %s: %s; "
-		    "writing on in it", hot->path, strerror(-rc));
+		          "writing on in it",
+		    hot->path, strerror(-rc));
 	if (rc == 1)
 		indexer_wake(sd);
 	return rc;
 }
-
 
 void
 job_fail(struct append_job *job, int status, const char *fmt, ...)
@@ -293,10 +293,11 @@ writer_process(struct stored *sd, struct wbatch *b, struct append_job *job)
 	/* 1. idempotent replay */
 	for (i = 0; i < n; i++) {
 		bs = bmap_find(&b->ids, job->ids[i], 0);
-		pos = bs ? (int64_t)bs->val : index_event(&sd->index,
-		    job->ids[i]);
+		pos = bs ? (int64_t)bs->val :
+		           index_event(&sd->index, job->ids[i]);
 		if (pos == -2) {
-			job_fail(job, EF_S_INTERNAL, "checking event id %s: %s",
+			job_fail(job, EF_S_INTERNAL,
+			    "checking event id %s: %s",
 			    uuid_format(job->ids[i], ebuf), journal_fault());
 			return;
 		}
@@ -305,7 +306,8 @@ writer_process(struct stored *sd, struct wbatch *b, struct append_job *job)
 		if (found != i) {
 			job_fail(job, EF_S_EVENT_ID_REUSED,
 			    "batch mixes stored and new event ids (%s is "
-			    "already stored)", uuid_format(job->ids[i], ebuf));
+			    "already stored)",
+			    uuid_format(job->ids[i], ebuf));
 			return;
 		}
 		if (i == 0)
@@ -313,16 +315,18 @@ writer_process(struct stored *sd, struct wbatch *b, struct append_job *job)
 		if ((uint64_t)pos == first + i &&
 		    (rec = record_of(sd, b, (uint64_t)pos)) == NULL) {
 			/* a damaged archive frame (archiver.c) */
-			job_fail(job, EF_S_DATA_LOSS, "checking event id %s: "
-			    "%s", uuid_format(job->ids[i], ebuf),
-			    journal_fault());
+			job_fail(job, EF_S_DATA_LOSS,
+			    "checking event id %s: "
+			    "%s",
+			    uuid_format(job->ids[i], ebuf), journal_fault());
 			return;
 		}
 		if ((uint64_t)pos != first + i ||
 		    !same_event(rec, job->stream_id, &r->events[i])) {
 			job_fail(job, EF_S_EVENT_ID_REUSED,
 			    "event id %s was already used for a different "
-			    "event", uuid_format(job->ids[i], ebuf));
+			    "event",
+			    uuid_format(job->ids[i], ebuf));
 			return;
 		}
 		found++;
@@ -331,8 +335,9 @@ writer_process(struct stored *sd, struct wbatch *b, struct append_job *job)
 		size_t len;
 
 		if ((rec = record_of(sd, b, first)) == NULL) {
-			job_fail(job, EF_S_DATA_LOSS, "replaying position %"
-			    PRIu64 ": %s", first, journal_fault());
+			job_fail(job, EF_S_DATA_LOSS,
+			    "replaying position %" PRIu64 ": %s", first,
+			    journal_fault());
 			return;
 		}
 		(void)record_decode(rec, RECORD_MAX, &ev, &len, 0);
@@ -347,15 +352,18 @@ writer_process(struct stored *sd, struct wbatch *b, struct append_job *job)
 	if (found > 0) {
 		job_fail(job, EF_S_EVENT_ID_REUSED,
 		    "batch mixes stored and new event ids (%s is already "
-		    "stored)", uuid_format(job->ids[0], ebuf));
+		    "stored)",
+		    uuid_format(job->ids[0], ebuf));
 		return;
 	}
 
 	/* 2. expected version */
 	count = stream_count(sd, b, job->stream_id);
 	if (count == INDEX_ERR) {
-		job_fail(job, EF_S_INTERNAL, "checking the expected version: "
-		    "%s", journal_fault());
+		job_fail(job, EF_S_INTERNAL,
+		    "checking the expected version: "
+		    "%s",
+		    journal_fault());
 		return;
 	}
 	if ((r->kind == EF_EXPECT_NO_STREAM && count != 0) ||
@@ -370,11 +378,13 @@ writer_process(struct stored *sd, struct wbatch *b, struct append_job *job)
 		if (r->kind == EF_EXPECT_NO_STREAM)
 			job_fail(job, EF_S_VERSION_CONFLICT,
 			    "wrong expected version: expected NoStream, "
-			    "actual %s", abuf);
+			    "actual %s",
+			    abuf);
 		else
 			job_fail(job, EF_S_VERSION_CONFLICT,
 			    "wrong expected version: expected %" PRIu64
-			    ", actual %s", r->version, abuf);
+			    ", actual %s",
+			    r->version, abuf);
 		job->conflict.exists = count != 0;
 		job->conflict.actual = count ? count - 1 : 0;
 		return;
@@ -409,8 +419,8 @@ writer_process(struct stored *sd, struct wbatch *b, struct append_job *job)
 		ev.metadata_len = p->metadata_len;
 		ev.payload = p->payload;
 		ev.payload_len = p->payload_len;
-		wb_reserve(b, record_size(ev.type_len, ev.metadata_len,
-		    ev.payload_len));
+		wb_reserve(b,
+		    record_size(ev.type_len, ev.metadata_len, ev.payload_len));
 		wb_rec(b, &ev);
 		bmap_find(&b->ids, job->ids[i], 1)->val = b->next_pos;
 		b->next_pos++;
@@ -430,8 +440,7 @@ same_import(const uint8_t *rec, const struct ef_event *ev, int keep)
 	return memcmp(s.stream_id, ev->stream_id, UUID_LEN) == 0 &&
 	    s.stream_version == ev->stream_version &&
 	    (!keep || s.global_position == ev->global_position) &&
-	    s.recorded_at == ev->recorded_at &&
-	    s.type_len == ev->type_len &&
+	    s.recorded_at == ev->recorded_at && s.type_len == ev->type_len &&
 	    memcmp(s.type, ev->type, ev->type_len) == 0 &&
 	    s.metadata_len == ev->metadata_len &&
 	    (ev->metadata_len == 0 ||
@@ -468,12 +477,13 @@ writer_import(struct stored *sd, struct wbatch *b, struct append_job *job)
 	for (i = 0; i < n; i++) {
 		ev = &job->imp[i];
 		bs = bmap_find(&b->ids, ev->event_id, 0);
-		pos = bs ? (int64_t)bs->val : index_event(&sd->index,
-		    ev->event_id);
+		pos = bs ? (int64_t)bs->val :
+		           index_event(&sd->index, ev->event_id);
 		if (pos < 0)
 			continue;
 		if (found != i) {
-			job_fail(job, EF_S_EVENT_ID_REUSED, "import mixes "
+			job_fail(job, EF_S_EVENT_ID_REUSED,
+			    "import mixes "
 			    "stored and new event ids (%s is already stored)",
 			    uuid_format(ev->event_id, ebuf));
 			return;
@@ -481,13 +491,15 @@ writer_import(struct stored *sd, struct wbatch *b, struct append_job *job)
 		if (i == 0)
 			first = (uint64_t)pos;
 		if ((rec = record_of(sd, b, (uint64_t)pos)) == NULL) {
-			job_fail(job, EF_S_DATA_LOSS, "checking event id %s: "
-			    "%s", uuid_format(ev->event_id, ebuf),
-			    journal_fault());
+			job_fail(job, EF_S_DATA_LOSS,
+			    "checking event id %s: "
+			    "%s",
+			    uuid_format(ev->event_id, ebuf), journal_fault());
 			return;
 		}
 		if (!same_import(rec, ev, job->keep_positions)) {
-			job_fail(job, EF_S_EVENT_ID_REUSED, "event id %s is "
+			job_fail(job, EF_S_EVENT_ID_REUSED,
+			    "event id %s is "
 			    "already stored as a different event",
 			    uuid_format(ev->event_id, ebuf));
 			return;
@@ -507,21 +519,23 @@ writer_import(struct stored *sd, struct wbatch *b, struct append_job *job)
 	bmap_reset(&imp_streams, n);
 	for (i = found; i < n; i++) {
 		ev = &job->imp[i];
-		if (job->keep_positions && ev->global_position !=
-		    b->next_pos + i - found) {
-			job_fail(job, EF_S_INVALID, "event %" PRIu64 ": position "
-			    "%" PRIu64 ", but the log's next position is %"
-			    PRIu64, i, ev->global_position,
-			    b->next_pos + i - found);
+		if (job->keep_positions &&
+		    ev->global_position != b->next_pos + i - found) {
+			job_fail(job, EF_S_INVALID,
+			    "event %" PRIu64 ": position "
+			    "%" PRIu64
+			    ", but the log's next position is %" PRIu64,
+			    i, ev->global_position, b->next_pos + i - found);
 			return;
 		}
 		bs = bmap_find(&imp_streams, ev->stream_id, 0);
 		count = bs ? bs->val : stream_count(sd, b, ev->stream_id);
 		if (ev->stream_version != count) {
-			job_fail(job, EF_S_VERSION_CONFLICT, "event %" PRIu64
-			    ": stream %s version %" PRIu64 ", but the stream's "
-			    "next version is %" PRIu64, i,
-			    uuid_format(ev->stream_id, ebuf),
+			job_fail(job, EF_S_VERSION_CONFLICT,
+			    "event %" PRIu64 ": stream %s version %" PRIu64
+			    ", but the stream's "
+			    "next version is %" PRIu64,
+			    i, uuid_format(ev->stream_id, ebuf),
 			    ev->stream_version, count);
 			job->conflict.exists = count != 0;
 			job->conflict.actual = count ? count - 1 : 0;
@@ -541,8 +555,8 @@ writer_import(struct stored *sd, struct wbatch *b, struct append_job *job)
 		struct ef_event e = job->imp[i];
 
 		e.global_position = b->next_pos;
-		wb_reserve(b, record_size(e.type_len, e.metadata_len,
-		    e.payload_len));
+		wb_reserve(b,
+		    record_size(e.type_len, e.metadata_len, e.payload_len));
 		wb_rec(b, &e);
 		bmap_find(&b->ids, e.event_id, 1)->val = b->next_pos;
 		bmap_find(&b->streams, e.stream_id, 1)->val =
@@ -609,7 +623,8 @@ job_fail_unknown(struct append_job *job)
 {
 	if (job->status != EF_S_OK)
 		return; /* refused before the writer: that error it keeps */
-	job_fail(job, EF_S_ABORTED, "import run %016" PRIx64 " is not known "
+	job_fail(job, EF_S_ABORTED,
+	    "import run %016" PRIx64 " is not known "
 	    "here (stored restarted?): nothing of its request %" PRIu64
 	    " was written; run the import again (what is stored is skipped)",
 	    job->run, job->seq);
@@ -619,9 +634,11 @@ static void
 job_fail_after(struct append_job *job, const struct import_run *r)
 {
 	if (job->status == EF_S_OK)
-		job_fail(job, EF_S_ABORTED, "import request %" PRIu64 " of "
+		job_fail(job, EF_S_ABORTED,
+		    "import request %" PRIu64 " of "
 		    "this run failed: nothing of request %" PRIu64 " (after "
-		    "it) was written", r->failed_at, job->seq);
+		    "it) was written",
+		    r->failed_at, job->seq);
 }
 
 /*
@@ -688,8 +705,10 @@ run_release(struct append_job *at)
 	if (r == NULL)
 		return;
 	for (hp = &held; (h = *hp) != NULL;) {
-		if (h->run != at->run || (h->seq != r->next &&
-		    (r->failed_at == SEQ_NONE || h->seq <= r->failed_at))) {
+		if (h->run != at->run ||
+		    (h->seq != r->next &&
+		        (r->failed_at == SEQ_NONE ||
+		            h->seq <= r->failed_at))) {
 			hp = &h->next;
 			continue;
 		}
@@ -740,12 +759,16 @@ held_expire(struct stored *sd)
 			job_fail_after(h, r);
 		else if (__atomic_load_n(&sd->stopping, __ATOMIC_RELAXED) ||
 		    sd->writer_exit)
-			job_fail(h, EF_S_UNAVAILABLE, "stored is shutting down: "
-			    "nothing of import request %" PRIu64 " was written",
+			job_fail(h, EF_S_UNAVAILABLE,
+			    "stored is shutting down: "
+			    "nothing of import request %" PRIu64
+			    " was written",
 			    h->seq);
 		else if (now - h->held_ms >= HOLD_MS) {
-			job_fail(h, EF_S_ABORTED, "import request %" PRIu64
-			    " waited %d ms for request %" PRIu64 " of its run, "
+			job_fail(h, EF_S_ABORTED,
+			    "import request %" PRIu64
+			    " waited %d ms for request %" PRIu64
+			    " of its run, "
 			    "which did not come: nothing of it was written",
 			    h->seq, HOLD_MS, r->next);
 			if (r->failed_at == SEQ_NONE)
@@ -819,12 +842,14 @@ writer_commit(struct stored *sd, struct wbatch *b, struct append_job *jobs)
 			pthread_rwlock_wrlock(&sd->index.lock);
 			memset(&ev, 0, sizeof(ev));
 			for (i = 0; i < b->nrec; i++) {
-				/* what index_add reads: ids, version, position */
+				/* what index_add reads: ids, version, position
+				 */
 				memcpy(ev.event_id, b->rec[i].id, UUID_LEN);
 				memcpy(ev.stream_id, b->rec[i].sid, UUID_LEN);
 				ev.stream_version = b->rec[i].version;
 				ev.global_position = b->first_pos + i;
-				index_add(&sd->index, &ev, off + b->rec[i].off);
+				index_add(&sd->index, &ev,
+				    off + b->rec[i].off);
 			}
 			pthread_rwlock_unlock(&sd->index.lock);
 			index_publish(&sd->index, b->next_pos);
@@ -834,7 +859,8 @@ writer_commit(struct stored *sd, struct wbatch *b, struct append_job *jobs)
 			    __ATOMIC_RELAXED);
 		} else
 			log_warnx("journal: write of %zu bytes failed: %s; "
-			    "batch refused", b->len, strerror(-rc));
+			          "batch refused",
+			    b->len, strerror(-rc));
 	}
 	for (j = jobs; j != NULL; j = next) {
 		next = j->next;
@@ -842,9 +868,12 @@ writer_commit(struct stored *sd, struct wbatch *b, struct append_job *jobs)
 			continue; /* answered after the rotation */
 		if (rc != 0 && j->status == EF_S_OK &&
 		    j->rep.first_pos >= b->first_pos) {
-			job_fail(j, disk_full(rc) ? EF_S_RESOURCE_EXHAUSTED :
-			    EF_S_INTERNAL, "write failed: %s; nothing of this "
-			    "append was stored", strerror(-rc));
+			job_fail(j,
+			    disk_full(rc) ? EF_S_RESOURCE_EXHAUSTED :
+			                    EF_S_INTERNAL,
+			    "write failed: %s; nothing of this "
+			    "append was stored",
+			    strerror(-rc));
 			if (j->op == EF_OP_IMPORT && j->run != 0)
 				run_write_failed(j);
 		} else if (j->status == EF_S_OK && !j->replay)
@@ -890,9 +919,10 @@ writer_after(struct stored *sd, struct append_job *jobs)
 		memset(&j->rot, 0, sizeof(j->rot));
 		j->rot.hot_base = journal_hot(&sd->journal)->base;
 		if (rc < 0) {
-			job_fail(j, disk_full(rc) ? EF_S_RESOURCE_EXHAUSTED :
-			    EF_S_INTERNAL, "cannot start a new segment: %s",
-			    strerror(-rc));
+			job_fail(j,
+			    disk_full(rc) ? EF_S_RESOURCE_EXHAUSTED :
+			                    EF_S_INTERNAL,
+			    "cannot start a new segment: %s", strerror(-rc));
 		} else {
 			j->status = EF_S_OK;
 			j->rot.rotated = rc == 1;
@@ -955,7 +985,8 @@ writer_main(void *arg)
 			}
 			/* held jobs: come back to expire them */
 			clock_deadline_us(&dl, 50000);
-			if (pthread_cond_timedwait(&sd->qcv, &sd->qmu, &dl) != 0)
+			if (pthread_cond_timedwait(&sd->qcv, &sd->qmu, &dl) !=
+			    0)
 				break;
 		}
 		if (sd->qhead == NULL) {
@@ -993,8 +1024,9 @@ writer_main(void *arg)
 		b.recorded_at = now_ms();
 		bmap_reset(&b.ids, nev);
 		bmap_reset(&b.streams, nev);
-		/* the indexer may trim the index meanwhile: read under the lock
-		 * (what is read stays true: trimming moves, never changes) */
+		/* the indexer may trim the index meanwhile: read under the
+		 * lock (what is read stays true: trimming moves, never
+		 * changes) */
 		pthread_rwlock_rdlock(&sd->index.lock);
 		jp = &jobs;
 		while ((j = *jp) != NULL) {
@@ -1055,7 +1087,8 @@ writer_main(void *arg)
 		writer_after(sd, rot);
 		journal_unpin();
 		t1 = mono_us();
-		__atomic_store_n(&sd->writer_beat, t1 / 1000, __ATOMIC_RELAXED);
+		__atomic_store_n(&sd->writer_beat, t1 / 1000,
+		    __ATOMIC_RELAXED);
 		/* Concurrency estimate for the next batch: the callers just
 		 * answered (they come back within a round trip) plus those
 		 * already waiting. */
@@ -1063,7 +1096,7 @@ writer_main(void *arg)
 		want = taken + sd->qlen;
 		pthread_mutex_unlock(&sd->qmu);
 		wait_us = (t1 - t0) / 2 < GATHER_MAX_US ? (t1 - t0) / 2 :
-		    GATHER_MAX_US;
+		                                          GATHER_MAX_US;
 	}
 	free(b.buf);
 	free(b.rec);

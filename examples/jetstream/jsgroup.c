@@ -48,7 +48,8 @@ die(const char *what, natsStatus s, jsErrCode je)
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: eventfold-jsgroup work NATS_URL STREAM GROUP "
+	fprintf(stderr,
+	    "usage: eventfold-jsgroup work NATS_URL STREAM GROUP "
 	    "NAME [--batch N] [--ack-wait-ms MS]\n"
 	    "                         [--hold-after N] [--idle-exit-ms MS]\n"
 	    "       eventfold-jsgroup dump NATS_URL STREAM\n");
@@ -105,7 +106,7 @@ dump(const char *url, const char *stream)
 		usleep(100 * 1000);
 	}
 	for (seq = si->State.FirstSeq; seq != 0 && seq <= si->State.LastSeq;
-	    seq++) {
+	     seq++) {
 		m = NULL;
 		je = 0;
 		s = js_GetMsg(&m, js, stream, seq, NULL, &je);
@@ -193,13 +194,15 @@ work(int argc, char **argv)
 	so.Config.AckWait = ack_wait * 1000000;
 	so.Config.DeliverPolicy = js_DeliverAll;
 	/* a worker may start before eventfold-mirrord has made the stream */
-	while ((s = js_PullSubscribe(&sub, js, ">", group, NULL, &so,
-	    &je)) != NATS_OK) {
+	while ((s = js_PullSubscribe(&sub, js, ">", group, NULL, &so, &je)) !=
+	    NATS_OK) {
 		if (je != JSStreamNotFoundErr)
 			die("pull subscribe", s, je);
 		if (!waited)
-			fprintf(stderr, "eventfold-jsgroup: no stream %s yet; "
-			    "waiting for it\n", stream);
+			fprintf(stderr,
+			    "eventfold-jsgroup: no stream %s yet; "
+			    "waiting for it\n",
+			    stream);
 		waited = 1;
 		usleep(200000);
 	}
@@ -221,7 +224,8 @@ work(int argc, char **argv)
 		}
 		idle = 0;
 		if (hold >= 0 && count >= hold) {
-			/* the test's dying worker: these stay unacknowledged */
+			/* the test's dying worker: these stay unacknowledged
+			 */
 			for (i = 0; i < l.Count; i++) {
 				const char *p = "-";
 

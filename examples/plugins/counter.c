@@ -120,8 +120,8 @@ counters_apply(struct efp_ctx *ctx, const struct efp_event *ev)
 	int64_t d;
 	int rc;
 
-	if (ev->aggregate_type == NULL || strcmp(ev->aggregate_type,
-	    "counter") != 0 || (d = delta(ev)) == 0)
+	if (ev->aggregate_type == NULL ||
+	    strcmp(ev->aggregate_type, "counter") != 0 || (d = delta(ev)) == 0)
 		return EFP_OK;
 	rc = host->kv_get(ctx, id, strlen(id), &v, &vlen);
 	if (rc == EFP_OK && vlen < sizeof(buf)) {

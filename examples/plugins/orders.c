@@ -72,8 +72,10 @@ order_apply(struct efp_ctx *ctx, const void *state, size_t len,
 	if (!strcmp(ev->type, "OrderPlaced")) {
 		p = parse_obj(ev->payload, ev->payload_len);
 		json_object_set_new(st, "placed", json_true());
-		json_object_set(st, "address", json_object_get(p, "address") ?
-		    json_object_get(p, "address") : json_null());
+		json_object_set(st, "address",
+		    json_object_get(p, "address") ?
+		        json_object_get(p, "address") :
+		        json_null());
 		json_decref(p);
 	} else if (!strcmp(ev->type, "OrderCancelled"))
 		json_object_set_new(st, "cancelled", json_true());
@@ -96,7 +98,8 @@ order_handle(struct efp_ctx *ctx, const void *state, size_t len,
 		p = parse_obj(cmd->payload, cmd->payload_len);
 		if (!json_is_string(json_object_get(p, "address"))) {
 			json_decref(p);
-			return host->reject(ctx, "Place needs {\"address\": "
+			return host->reject(ctx,
+			    "Place needs {\"address\": "
 			    "\"...\"}");
 		}
 		rc = emit_json(ctx, "OrderPlaced", p);
@@ -121,8 +124,10 @@ shipment_apply(struct efp_ctx *ctx, const void *state, size_t len,
 	else if (!strcmp(ev->type, "ShipmentHeld")) {
 		p = parse_obj(ev->payload, ev->payload_len);
 		json_object_set_new(st, "held", json_true());
-		json_object_set(st, "reason", json_object_get(p, "reason") ?
-		    json_object_get(p, "reason") : json_null());
+		json_object_set(st, "reason",
+		    json_object_get(p, "reason") ?
+		        json_object_get(p, "reason") :
+		        json_null());
 		json_decref(p);
 	} else if (!strcmp(ev->type, "ShipmentReleased"))
 		json_object_set_new(st, "held", json_false());
@@ -139,9 +144,10 @@ shipment_handle(struct efp_ctx *ctx, const void *state, size_t len,
 	char msg[300];
 
 	snprintf(msg, sizeof(msg), "shipment %s is on hold: %s",
-	    cmd->instance_id, json_string_value(json_object_get(st,
-	    "reason")) ? json_string_value(json_object_get(st, "reason")) :
-	    "no reason given");
+	    cmd->instance_id,
+	    json_string_value(json_object_get(st, "reason")) ?
+	        json_string_value(json_object_get(st, "reason")) :
+	        "no reason given");
 	json_decref(st);
 	if (!strcmp(cmd->type, "Create")) {
 		if (created)
@@ -171,8 +177,9 @@ shipping_react(struct efp_ctx *ctx, const struct efp_event *ev)
 	char *s;
 	int rc;
 
-	if (ev->aggregate_type == NULL || strcmp(ev->aggregate_type,
-	    "order") != 0 || strcmp(ev->type, "OrderPlaced") != 0)
+	if (ev->aggregate_type == NULL ||
+	    strcmp(ev->aggregate_type, "order") != 0 ||
+	    strcmp(ev->type, "OrderPlaced") != 0)
 		return EFP_OK;
 	p = parse_obj(ev->payload, ev->payload_len);
 	cmd = json_pack("{s:s,s:O?}", "order_id", ev->instance_id, "address",

@@ -49,8 +49,8 @@ static int
 todo_apply(struct efp_ctx *ctx, const void *state, size_t len,
     const struct efp_event *ev)
 {
-	json_t *st = parse(state, len), *p = parse(ev->payload,
-	    ev->payload_len);
+	json_t *st = parse(state, len),
+	       *p = parse(ev->payload, ev->payload_len);
 
 	if (st == NULL || !json_is_object(st)) {
 		json_decref(st);
@@ -59,13 +59,14 @@ todo_apply(struct efp_ctx *ctx, const void *state, size_t len,
 	if (!strcmp(ev->type, "Added")) {
 		json_t *t = json_object_get(p, "title");
 
-		json_object_set_new(st, "title", t ? json_incref(t) :
-		    json_string(""));
+		json_object_set_new(st, "title",
+		    t ? json_incref(t) : json_string(""));
 		json_object_set_new(st, "completed", json_false());
 		json_object_set_new(st, "deleted", json_false());
 	} else if (!strcmp(ev->type, "Toggled")) {
-		json_object_set_new(st, "completed", json_boolean(
-		    json_is_true(json_object_get(p, "completed"))));
+		json_object_set_new(st, "completed",
+		    json_boolean(
+		        json_is_true(json_object_get(p, "completed"))));
 	} else if (!strcmp(ev->type, "Deleted")) {
 		json_object_set_new(st, "deleted", json_true());
 	}
@@ -103,7 +104,8 @@ todo_handle(struct efp_ctx *ctx, const void *state, size_t len,
 		if (exists)
 			rc = host->reject(ctx, "todo already exists");
 		else if (title == NULL || *title == '\0')
-			rc = host->reject(ctx, "Add needs {\"title\": "
+			rc = host->reject(ctx,
+			    "Add needs {\"title\": "
 			    "\"...\"}");
 		else
 			rc = emit_json(ctx, "Added",
@@ -112,8 +114,8 @@ todo_handle(struct efp_ctx *ctx, const void *state, size_t len,
 		return rc;
 	}
 	if (!exists || deleted)
-		return host->reject(ctx, deleted ? "todo was deleted" :
-		    "no such todo");
+		return host->reject(ctx,
+		    deleted ? "todo was deleted" : "no such todo");
 	if (!strcmp(cmd->type, "Toggle"))
 		return emit_json(ctx, "Toggled",
 		    json_pack("{s:b}", "completed", !completed));
@@ -159,14 +161,15 @@ list_apply(struct efp_ctx *ctx, const struct efp_event *ev)
 		item = json_pack("{s:O?,s:b}", "title",
 		    json_object_get(p, "title"), "completed", 0);
 	} else if (!strcmp(ev->type, "Toggled")) {
-		if ((rc = host->kv_get(ctx, id, strlen(id), &old, &oldlen))
-		    != EFP_OK) {
+		if ((rc = host->kv_get(ctx, id, strlen(id), &old, &oldlen)) !=
+		    EFP_OK) {
 			json_decref(p);
 			return rc == EFP_ENOTFOUND ? EFP_OK : rc;
 		}
 		item = parse(old, oldlen);
-		json_object_set_new(item, "completed", json_boolean(
-		    json_is_true(json_object_get(p, "completed"))));
+		json_object_set_new(item, "completed",
+		    json_boolean(
+		        json_is_true(json_object_get(p, "completed"))));
 	} else {
 		json_decref(p);
 		return EFP_OK;

@@ -37,8 +37,8 @@ bodies(const msgpack_object *b)
 	(void)ipc_read_all_req_decode(b, &ra, &why);
 	if (ipc_read_rep_decode(b, &rr, &why) == 0)
 		for (i = 0; i < rr.nevents; i++)
-			(void)ipc_event_decode(&rr.events->via.array.ptr[i], &ev,
-			    &why);
+			(void)ipc_event_decode(&rr.events->via.array.ptr[i],
+			    &ev, &why);
 	(void)ipc_list_req_decode(b, &lq, &why);
 	if (ipc_list_rep_decode(b, &lr, &why) == 0)
 		for (i = 0; i < lr.nstreams; i++)
@@ -48,7 +48,7 @@ bodies(const msgpack_object *b)
 	if (ipc_many_req_open(b, &n, &why) == 0)
 		for (i = 0; i < n; i++)
 			if (ipc_append_req_decode(&b->via.array.ptr[i], &ar,
-			    &why) == 0)
+			        &why) == 0)
 				ipc_append_req_free(&ar);
 	if (b->type == MSGPACK_OBJECT_ARRAY &&
 	    ipc_many_rep_open(b, b->via.array.size, &why) == 0)

@@ -158,8 +158,8 @@ spawn_fd(const char *path, char *const argv[], int in_fd, int out_fd,
 		if (getppid() != parent)
 			_exit(127);
 		sigprocmask(SIG_SETMASK, &none, NULL);
-		if (dup2(in_fd >= 0 ? in_fd : nfd, 0) < 0 || dup2(ofd, 1) < 0 ||
-		    dup2(efd, 2) < 0)
+		if (dup2(in_fd >= 0 ? in_fd : nfd, 0) < 0 ||
+		    dup2(ofd, 1) < 0 || dup2(efd, 2) < 0)
 			_exit(127);
 		close_range(3, ~0u, 0);
 		execv(path, argv);
@@ -265,9 +265,10 @@ h_stored_wait_ready(struct h_stored *s, int timeout_ms)
 			return -1;
 		}
 		if (!opened) {
-			if (stat(path, &sb) != 0 || (sb.st_ino == s->sock_ino &&
-			    sb.st_ctim.tv_sec == s->sock_ctime.tv_sec &&
-			    sb.st_ctim.tv_nsec == s->sock_ctime.tv_nsec)) {
+			if (stat(path, &sb) != 0 ||
+			    (sb.st_ino == s->sock_ino &&
+			        sb.st_ctim.tv_sec == s->sock_ctime.tv_sec &&
+			        sb.st_ctim.tv_nsec == s->sock_ctime.tv_nsec)) {
 				h_sleep_ms(2);
 				continue;
 			}
@@ -314,8 +315,8 @@ h_stored_start(struct h_stored *s)
 	log = h_read_file(s->log, &len);
 	tail = log == NULL ? "" : len > 600 ? log + len - 600 : log;
 	cr_assert_fail("eventfold-stored did not become ready (%s, wait "
-	    "status 0x%x); the end of %s:\n%s", rc == -1 ? "it exited" :
-	    "timeout", s->status, s->log, tail);
+	               "status 0x%x); the end of %s:\n%s",
+	    rc == -1 ? "it exited" : "timeout", s->status, s->log, tail);
 	free(log);
 }
 
@@ -405,8 +406,8 @@ h_write_file(const char *path, const void *buf, size_t len)
 	ssize_t n;
 	int fd;
 
-	if ((fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-	    0640)) < 0)
+	if ((fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640)) <
+	    0)
 		return -1;
 	while (len > 0) {
 		n = write(fd, p, len);
@@ -423,8 +424,8 @@ h_write_file(const char *path, const void *buf, size_t len)
 }
 
 int
-h_ctl(const char *dir, const char *const *args, const void *in,
-    size_t inlen, int timeout_ms, char **out, char **err)
+h_ctl(const char *dir, const char *const *args, const void *in, size_t inlen,
+    int timeout_ms, char **out, char **err)
 {
 	char opath[H_PATH + 16], epath[H_PATH + 16], ipath[H_PATH + 16];
 	char *argv[32];
@@ -504,9 +505,8 @@ h_client(struct ef_client *c, const struct h_stored *s, int timeout_ms)
 }
 
 int
-h_append(struct ef_client *c, const char *stream, int kind,
-    uint64_t version, const struct ipc_proposed *evs, uint32_t n,
-    struct h_result *res)
+h_append(struct ef_client *c, const char *stream, int kind, uint64_t version,
+    const struct ipc_proposed *evs, uint32_t n, struct h_result *res)
 {
 	struct ipc_append_req r;
 	struct client_reply rep;
@@ -525,8 +525,9 @@ h_append(struct ef_client *c, const char *stream, int kind,
 	res->status = st;
 	snprintf(res->msg, sizeof(res->msg), "%.*s", (int)rep.in.message.len,
 	    rep.in.message.ptr ? rep.in.message.ptr : "");
-	if (st == EF_S_OK && (rep.in.body == NULL ||
-	    ipc_append_rep_decode(rep.in.body, &res->rep, &why) != 0)) {
+	if (st == EF_S_OK &&
+	    (rep.in.body == NULL ||
+	        ipc_append_rep_decode(rep.in.body, &res->rep, &why) != 0)) {
 		res->status = st = EF_S_INTERNAL;
 		snprintf(res->msg, sizeof(res->msg), "bad append reply body");
 	}
@@ -553,9 +554,9 @@ h_proposed(const char *event_id, const char *type, const char *payload)
 }
 
 int
-h_append1(struct ef_client *c, const char *stream, int kind,
-    uint64_t version, const char *event_id, const char *type,
-    const char *payload, struct h_result *res)
+h_append1(struct ef_client *c, const char *stream, int kind, uint64_t version,
+    const char *event_id, const char *type, const char *payload,
+    struct h_result *res)
 {
 	struct ipc_proposed p = h_proposed(event_id, type, payload);
 
@@ -598,7 +599,7 @@ take_events(const struct ipc_read_rep *rr, struct h_event **evs, size_t *n,
 		struct h_event *h;
 
 		if (ipc_event_decode(&rr->events->via.array.ptr[i], &ev,
-		    &why) != 0)
+		        &why) != 0)
 			return EF_S_INTERNAL;
 		if (*n == *cap) {
 			*cap = *cap ? *cap * 2 : 1024;
@@ -614,7 +615,7 @@ take_events(const struct ipc_read_rep *rr, struct h_event **evs, size_t *n,
 		h->pos = ev.global_position;
 		h->recorded_at = ev.recorded_at;
 		h->type_len = ev.type_len > RECORD_TYPE_MAX ? RECORD_TYPE_MAX :
-		    ev.type_len;
+		                                              ev.type_len;
 		memcpy(h->type, ev.type, h->type_len);
 		h->md = dup_bytes(ev.metadata, ev.metadata_len);
 		h->md_len = ev.metadata_len;
@@ -625,8 +626,7 @@ take_events(const struct ipc_read_rep *rr, struct h_event **evs, size_t *n,
 }
 
 int
-h_read_all(struct ef_client *c, uint64_t from, struct h_event **evs,
-    size_t *n)
+h_read_all(struct ef_client *c, uint64_t from, struct h_event **evs, size_t *n)
 {
 	struct client_reply rep;
 	struct ipc_read_rep rr;
@@ -662,8 +662,8 @@ h_read_stream(struct ef_client *c, const char *stream, uint64_t from,
 	*evs = NULL;
 	*n = 0;
 	for (;;) {
-		st = client_read_stream(c, stream, from, 4096, EF_FORWARD, &rep,
-		    &rr);
+		st = client_read_stream(c, stream, from, 4096, EF_FORWARD,
+		    &rep, &rr);
 		if (st == EF_S_OK)
 			st = take_events(&rr, evs, n, &cap);
 		client_reply_free(&rep);
@@ -704,8 +704,8 @@ h_uuid(char buf[UUID_STR_LEN])
 #define LOAD_TYPE "LoadEvent"
 
 static size_t
-load_payload(char *buf, size_t cap, uint32_t thread, uint32_t seq,
-    uint32_t k, uint32_t pad)
+load_payload(char *buf, size_t cap, uint32_t thread, uint32_t seq, uint32_t k,
+    uint32_t pad)
 {
 	int n = snprintf(buf, cap, "{\"t\":%u,\"s\":%u,\"k\":%u,\"pad\":\"",
 	    thread, seq, k);
@@ -746,11 +746,12 @@ load_send(struct h_load *l, struct h_load_thread *t, struct ef_client *c,
 		return st;
 	if (res->rep.last_pos - res->rep.first_pos != t->pending_n - 1 ||
 	    res->rep.last_version - res->rep.first_version !=
-	    t->pending_n - 1) {
-		snprintf(res->msg, sizeof(res->msg), "append of %u events "
+	        t->pending_n - 1) {
+		snprintf(res->msg, sizeof(res->msg),
+		    "append of %u events "
 		    "acknowledged as positions %llu..%llu, versions "
-		    "%llu..%llu", t->pending_n,
-		    (unsigned long long)res->rep.first_pos,
+		    "%llu..%llu",
+		    t->pending_n, (unsigned long long)res->rep.first_pos,
 		    (unsigned long long)res->rep.last_pos,
 		    (unsigned long long)res->rep.first_version,
 		    (unsigned long long)res->rep.last_version);
@@ -801,8 +802,10 @@ load_main(void *arg)
 		if (st == EF_S_OK)
 			continue;
 		if (st != EF_S_UNAVAILABLE && t->errors++ == 0)
-			snprintf(t->error, sizeof(t->error), "thread %u: %s: "
-			    "%s", t->idx, ipc_status_name(st), res.msg);
+			snprintf(t->error, sizeof(t->error),
+			    "thread %u: %s: "
+			    "%s",
+			    t->idx, ipc_status_name(st), res.msg);
 		break;
 	}
 	return NULL;
@@ -836,7 +839,8 @@ h_load_start(struct h_load *l)
 	for (i = 0; i < l->nthreads; i++) {
 		h_client(&l->t[i].client, l->stored, 20000);
 		cr_assert_eq(pthread_create(&l->t[i].thr, NULL, load_main,
-		    &l->t[i]), 0);
+		                 &l->t[i]),
+		    0);
 	}
 }
 
@@ -883,8 +887,10 @@ h_load_retry_pending(struct h_load *l, struct ef_client *c)
 		if (!t->pending)
 			continue;
 		st = load_send(l, t, c, &res);
-		cr_assert_eq(st, EF_S_OK, "retry of thread %u's unanswered "
-		    "append: %s: %s", i, ipc_status_name(st), res.msg);
+		cr_assert_eq(st, EF_S_OK,
+		    "retry of thread %u's unanswered "
+		    "append: %s: %s",
+		    i, ipc_status_name(st), res.msg);
 	}
 }
 
@@ -898,7 +904,7 @@ uint64_t
 h_load_verify(struct h_load *l, struct ef_client *c)
 {
 	struct h_event *evs;
-	uint8_t (*ids)[UUID_LEN], sids[H_LOAD_MAX + 64][UUID_LEN];
+	uint8_t(*ids)[UUID_LEN], sids[H_LOAD_MAX + 64][UUID_LEN];
 	uint64_t counts[H_LOAD_MAX + 64];
 	char payload[PAYLOAD_CAP];
 	size_t n, i, j, nsids = 0;
@@ -911,8 +917,10 @@ h_load_verify(struct h_load *l, struct ef_client *c)
 	ids = calloc(n ? n : 1, UUID_LEN);
 	cr_assert_not_null(ids);
 	for (i = 0; i < n; i++) {
-		cr_assert_eq(evs[i].pos, i, "position %zu holds %llu: a gap or "
-		    "a reordering", i, (unsigned long long)evs[i].pos);
+		cr_assert_eq(evs[i].pos, i,
+		    "position %zu holds %llu: a gap or "
+		    "a reordering",
+		    i, (unsigned long long)evs[i].pos);
 		memcpy(ids[i], evs[i].event_id, UUID_LEN);
 		for (j = 0; j < nsids; j++)
 			if (!memcmp(sids[j], evs[i].stream_id, UUID_LEN))
@@ -922,9 +930,10 @@ h_load_verify(struct h_load *l, struct ef_client *c)
 			memcpy(sids[nsids], evs[i].stream_id, UUID_LEN);
 			counts[nsids++] = 0;
 		}
-		cr_assert_eq(evs[i].version, counts[j], "position %zu: stream "
-		    "version %llu, expected %llu", i,
-		    (unsigned long long)evs[i].version,
+		cr_assert_eq(evs[i].version, counts[j],
+		    "position %zu: stream "
+		    "version %llu, expected %llu",
+		    i, (unsigned long long)evs[i].version,
 		    (unsigned long long)counts[j]);
 		counts[j]++;
 	}
@@ -943,21 +952,25 @@ h_load_verify(struct h_load *l, struct ef_client *c)
 			const struct h_event *e;
 			size_t plen;
 
-			cr_assert_lt(a->pos, n, "acknowledged position %llu is "
-			    "missing (head %zu)", (unsigned long long)a->pos,
-			    n);
+			cr_assert_lt(a->pos, n,
+			    "acknowledged position %llu is "
+			    "missing (head %zu)",
+			    (unsigned long long)a->pos, n);
 			e = &evs[a->pos];
 			cr_assert_arr_eq(e->event_id, a->event_id, UUID_LEN,
 			    "position %llu holds another event than the one "
-			    "acknowledged there", (unsigned long long)a->pos);
+			    "acknowledged there",
+			    (unsigned long long)a->pos);
 			cr_assert_arr_eq(e->stream_id, sid, UUID_LEN);
 			cr_assert_eq(e->version, a->version);
 			cr_assert_eq(e->type_len, strlen(LOAD_TYPE));
 			cr_assert_arr_eq(e->type, LOAD_TYPE, e->type_len);
-			plen = load_payload(payload, sizeof(payload), a->thread,
-			    a->seq, a->k, l->payload_pad);
-			cr_assert_eq(e->payload_len, plen, "payload length at "
-			    "%llu", (unsigned long long)a->pos);
+			plen = load_payload(payload, sizeof(payload),
+			    a->thread, a->seq, a->k, l->payload_pad);
+			cr_assert_eq(e->payload_len, plen,
+			    "payload length at "
+			    "%llu",
+			    (unsigned long long)a->pos);
 			cr_assert_arr_eq(e->payload, payload, plen,
 			    "payload at %llu", (unsigned long long)a->pos);
 			cr_assert_eq(e->md_len, 0);
@@ -1077,10 +1090,12 @@ book_check_page(const struct h_book *b, const struct ipc_read_rep *rr,
 	    rr->nevents, n);
 	for (i = 0; i < n; i++) {
 		cr_assert_eq(ipc_event_decode(&rr->events->via.array.ptr[i],
-		    &ev, &why), 0, "%s", why);
-		cr_assert_eq(ev.global_position, want[i], "%s: event %u at "
-		    "position %llu, expected %llu", what, i,
-		    (unsigned long long)ev.global_position,
+		                 &ev, &why),
+		    0, "%s", why);
+		cr_assert_eq(ev.global_position, want[i],
+		    "%s: event %u at "
+		    "position %llu, expected %llu",
+		    what, i, (unsigned long long)ev.global_position,
 		    (unsigned long long)want[i]);
 		cr_assert_arr_eq(ev.event_id, b->ev[want[i]].id, UUID_LEN,
 		    "%s", what);
@@ -1106,19 +1121,22 @@ h_book_read(struct ef_client *c, const struct h_book *b)
 			from = dir == EF_FORWARD ? 0 : EF_FROM_END;
 			for (k = 0; k < b->n; k += m) {
 				m = (uint32_t)(b->n - k < page ? b->n - k :
-				    page);
+				                                 page);
 				for (uint32_t i = 0; i < m; i++)
-					want[i] = dir == EF_FORWARD ? k + i :
+					want[i] = dir == EF_FORWARD ?
+					    k + i :
 					    b->n - 1 - k - i;
 				cr_assert_eq(client_read_all(c, from, page,
-				    dir, &rep, &rr), EF_S_OK);
-				snprintf(what, sizeof(what), "read_all page %u "
-				    "dir %d at %llu", page, dir,
-				    (unsigned long long)k);
+				                 dir, &rep, &rr),
+				    EF_S_OK);
+				snprintf(what, sizeof(what),
+				    "read_all page %u "
+				    "dir %d at %llu",
+				    page, dir, (unsigned long long)k);
 				book_check_page(b, &rr, want, m, what);
 				client_reply_free(&rep);
 				from = dir == EF_FORWARD ? want[m - 1] + 1 :
-				    want[m - 1] - 1;
+				                           want[m - 1] - 1;
 			}
 			/* ReadStream of each stream */
 			for (s = 0; s < H_BOOK_STREAMS; s++) {
@@ -1128,17 +1146,20 @@ h_book_read(struct ef_client *c, const struct h_book *b)
 				from = dir == EF_FORWARD ? 0 : EF_FROM_END;
 				for (k = 0; k < np; k += m) {
 					m = (uint32_t)(np - k < page ? np - k :
-					    page);
+					                               page);
 					for (uint32_t i = 0; i < m; i++)
 						want[i] = dir == EF_FORWARD ?
 						    pos[k + i] :
 						    pos[np - 1 - k - i];
 					cr_assert_eq(client_read_stream(c,
-					    b->streams[s], from, page, dir,
-					    &rep, &rr), EF_S_OK);
-					snprintf(what, sizeof(what), "stream "
-					    "%d page %u dir %d at %llu", s,
-					    page, dir, (unsigned long long)k);
+					                 b->streams[s], from,
+					                 page, dir, &rep, &rr),
+					    EF_S_OK);
+					snprintf(what, sizeof(what),
+					    "stream "
+					    "%d page %u dir %d at %llu",
+					    s, page, dir,
+					    (unsigned long long)k);
 					book_check_page(b, &rr, want, m, what);
 					client_reply_free(&rep);
 					from = b->ev[want[m - 1]].version +
@@ -1156,8 +1177,10 @@ h_wait_indexed(struct ef_client *c, uint64_t to, int timeout_ms)
 	uint64_t deadline = h_now_ms() + (uint64_t)timeout_ms;
 
 	while (h_status(c).indexed_to < to) {
-		cr_assert_lt(h_now_ms(), deadline, "positions below %llu were "
-		    "not indexed (%llu)", (unsigned long long)to,
+		cr_assert_lt(h_now_ms(), deadline,
+		    "positions below %llu were "
+		    "not indexed (%llu)",
+		    (unsigned long long)to,
 		    (unsigned long long)h_status(c).indexed_to);
 		h_sleep_ms(20);
 	}

@@ -36,17 +36,17 @@
 
 /* One eventfold-stored: its directories, its process, its log. */
 struct h_stored {
-	char dir[H_PATH];      /* the test's temporary directory */
+	char dir[H_PATH]; /* the test's temporary directory */
 	char data_dir[H_PATH];
 	char run_dir[H_PATH];
-	char log[H_PATH];      /* the daemon's stderr and stdout, appended */
+	char log[H_PATH]; /* the daemon's stderr and stdout, appended */
 	char store_url[H_PATH + 32];
 	char events_url[H_PATH + 32];
 	const char *extra[16]; /* extra flags for every start, NULL-ended */
 	pid_t pid;             /* 0 when not running */
 	ino_t sock_ino;        /* store.sock before the last spawn */
 	struct timespec sock_ctime;
-	int status;            /* wait status of the last exit */
+	int status; /* wait status of the last exit */
 };
 
 /* Creates a fresh temporary directory (removed by h_cleanup), under
@@ -116,8 +116,7 @@ int h_ctl_at(const struct h_stored *s, const char *const *args, char **out,
  * its stdout is the read end returned in *out_fd (close it when done),
  * its stderr goes to err_path. Returns the pid (reap with h_wait_pid).
  */
-pid_t h_ctl_spawn(const char *const *args, int *out_fd,
-    const char *err_path);
+pid_t h_ctl_spawn(const char *const *args, int *out_fd, const char *err_path);
 
 /* Kills what is still running, removes the temporary directories. */
 void h_cleanup(void);
@@ -128,8 +127,7 @@ uint64_t h_now_ms(void);
 void h_sleep_ms(int ms);
 
 /* Opens a client on s's store socket (fails the test on error). */
-void h_client(struct ef_client *c, const struct h_stored *s,
-    int timeout_ms);
+void h_client(struct ef_client *c, const struct h_stored *s, int timeout_ms);
 
 /* An owned copy of one event. */
 struct h_event {
@@ -150,7 +148,7 @@ struct h_event {
 struct h_result {
 	int status;
 	char msg[512];
-	struct ipc_append_rep rep;   /* with EF_S_OK */
+	struct ipc_append_rep rep;    /* with EF_S_OK */
 	struct ipc_conflict conflict; /* with EF_S_VERSION_CONFLICT */
 	bool has_conflict;
 };
@@ -233,8 +231,8 @@ struct h_ack {
 	uint64_t pos;
 	uint64_t version;
 	uint32_t thread;
-	uint32_t seq;  /* the append's sequence number in its thread */
-	uint32_t k;    /* index in the append */
+	uint32_t seq; /* the append's sequence number in its thread */
+	uint32_t k;   /* index in the append */
 };
 
 struct h_load_thread {
@@ -243,7 +241,7 @@ struct h_load_thread {
 	uint32_t idx;
 	struct ef_client client;
 	char stream[UUID_STR_LEN];
-	uint32_t seq;            /* next append */
+	uint32_t seq; /* next append */
 	struct h_ack *acks;
 	size_t nacks, cap;
 	/* the append in flight when the thread stopped, if unanswered */
@@ -259,9 +257,9 @@ struct h_load_thread {
 struct h_load {
 	const struct h_stored *stored;
 	uint32_t nthreads;
-	int stop;                /* atomic */
-	uint64_t acked;          /* events acknowledged, atomic */
-	uint32_t payload_pad;    /* extra payload bytes per event */
+	int stop;             /* atomic */
+	uint64_t acked;       /* events acknowledged, atomic */
+	uint32_t payload_pad; /* extra payload bytes per event */
 	struct h_load_thread t[H_LOAD_MAX];
 };
 

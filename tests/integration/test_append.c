@@ -110,7 +110,8 @@ Test(append, idempotent_retry_before_and_after_restart)
 		/* the identical batch, even with an expected version that
 		 * would now fail, returns the original result */
 		cr_assert_eq(h_append(&cl, sid, EF_EXPECT_NO_STREAM, 0, evs, 3,
-		    &r), EF_S_OK, "round %d: %s", round, r.msg);
+		                 &r),
+		    EF_S_OK, "round %d: %s", round, r.msg);
 		assert_same_rep(&r, &orig, "retry");
 		cr_assert_eq(h_append(&cl, sid, EF_EXPECT_ANY, 0, evs, 3, &r),
 		    EF_S_OK);
@@ -125,10 +126,13 @@ Test(append, idempotent_retry_before_and_after_restart)
 		batch[1].event_id.ptr = upper;
 		batch[2] = evs[2];
 		cr_assert_eq(h_append(&cl, sid, EF_EXPECT_EXACT, 99, batch, 3,
-		    &r), EF_S_OK, "%s", r.msg);
+		                 &r),
+		    EF_S_OK, "%s", r.msg);
 		assert_same_rep(&r, &orig, "retry, upper-case id");
-		cr_assert_eq(h_head(&cl), 4, "round %d: a retry was written "
-		    "again", round);
+		cr_assert_eq(h_head(&cl), 4,
+		    "round %d: a retry was written "
+		    "again",
+		    round);
 
 		/* a batch mixing stored and new ids */
 		h_uuid(fresh);
@@ -144,24 +148,33 @@ Test(append, idempotent_retry_before_and_after_restart)
 		batch[0] = evs[1];
 		batch[1] = evs[0];
 		batch[2] = evs[2];
-		cr_assert_eq(h_append(&cl, sid, EF_EXPECT_ANY, 0, batch, 3, &r),
+		cr_assert_eq(h_append(&cl, sid, EF_EXPECT_ANY, 0, batch, 3,
+		                 &r),
 		    EF_S_EVENT_ID_REUSED, "reordered: %s", r.msg);
 		/* an id reused for another event: other payload, type,
 		 * metadata, stream */
-		batch[0] = ev(ids[0], "Opened", "{\"by\":\"me\"}", "{\"n\":9}");
-		cr_assert_eq(h_append(&cl, sid, EF_EXPECT_ANY, 0, batch, 1, &r),
+		batch[0] = ev(ids[0], "Opened", "{\"by\":\"me\"}",
+		    "{\"n\":9}");
+		cr_assert_eq(h_append(&cl, sid, EF_EXPECT_ANY, 0, batch, 1,
+		                 &r),
 		    EF_S_EVENT_ID_REUSED, "other payload: %s", r.msg);
-		batch[0] = ev(ids[0], "Closed", "{\"by\":\"me\"}", "{\"n\":0}");
-		cr_assert_eq(h_append(&cl, sid, EF_EXPECT_ANY, 0, batch, 1, &r),
+		batch[0] = ev(ids[0], "Closed", "{\"by\":\"me\"}",
+		    "{\"n\":0}");
+		cr_assert_eq(h_append(&cl, sid, EF_EXPECT_ANY, 0, batch, 1,
+		                 &r),
 		    EF_S_EVENT_ID_REUSED, "other type");
 		batch[0] = ev(ids[0], "Opened", NULL, "{\"n\":0}");
-		cr_assert_eq(h_append(&cl, sid, EF_EXPECT_ANY, 0, batch, 1, &r),
+		cr_assert_eq(h_append(&cl, sid, EF_EXPECT_ANY, 0, batch, 1,
+		                 &r),
 		    EF_S_EVENT_ID_REUSED, "other metadata");
 		batch[0] = evs[0];
 		cr_assert_eq(h_append(&cl, other, EF_EXPECT_ANY, 0, batch, 1,
-		    &r), EF_S_EVENT_ID_REUSED, "other stream");
-		cr_assert_eq(h_head(&cl), 4, "round %d: a refused append wrote "
-		    "something", round);
+		                 &r),
+		    EF_S_EVENT_ID_REUSED, "other stream");
+		cr_assert_eq(h_head(&cl), 4,
+		    "round %d: a refused append wrote "
+		    "something",
+		    round);
 	}
 	/* the new id of the refused mix was never written: it can go now */
 	cr_assert_eq(h_append(&cl, sid, EF_EXPECT_EXACT, 2, mix, 1, &r),
@@ -211,8 +224,10 @@ racer_main(void *arg)
 		rc->exists[k] = r.conflict.exists;
 		rc->got_version[k] = r.rep.first_version;
 		if (r.status != EF_S_OK && r.status != EF_S_VERSION_CONFLICT)
-			snprintf(rc->error, sizeof(rc->error), "round %d: %s: "
-			    "%s", k, ipc_status_name(r.status), r.msg);
+			snprintf(rc->error, sizeof(rc->error),
+			    "round %d: %s: "
+			    "%s",
+			    k, ipc_status_name(r.status), r.msg);
 		/* the round is over for everyone before the next starts */
 		pthread_barrier_wait(rc->bar);
 	}
@@ -232,7 +247,8 @@ Test(append, racing_exact_version_one_winner_per_version)
 	start();
 	h_uuid(sid);
 	cr_assert_eq(h_append1(&cl, sid, EF_EXPECT_NO_STREAM, 0, h_uuid(id),
-	    "Created", "{}", &r), EF_S_OK);
+	                 "Created", "{}", &r),
+	    EF_S_OK);
 	pthread_barrier_init(&bar, NULL, RACERS);
 	for (i = 0; i < RACERS; i++) {
 		memset(&rc[i], 0, sizeof(rc[i]));
@@ -242,7 +258,8 @@ Test(append, racing_exact_version_one_winner_per_version)
 		rc[i].rounds = rounds;
 		h_client(&rc[i].c, &sd, 10000);
 		cr_assert_eq(pthread_create(&rc[i].thr, NULL, racer_main,
-		    &rc[i]), 0);
+		                 &rc[i]),
+		    0);
 	}
 	for (i = 0; i < RACERS; i++)
 		pthread_join(rc[i].thr, NULL);
@@ -290,7 +307,7 @@ struct runner {
 	struct ef_client c;
 	const char *stream;
 	uint64_t target;
-	uint64_t won[512];  /* versions this client wrote */
+	uint64_t won[512]; /* versions this client wrote */
 	char ids[512][UUID_STR_LEN];
 	int nwon;
 	int conflicts;
@@ -308,7 +325,7 @@ runner_main(void *arg)
 	while (v + 1 < ru->target && ru->nwon < 512) {
 		h_uuid(id);
 		if (h_append1(&ru->c, ru->stream, EF_EXPECT_EXACT, v, id,
-		    "Ran", "{}", &r) == EF_S_OK) {
+		        "Ran", "{}", &r) == EF_S_OK) {
 			if (r.rep.first_version != v + 1) {
 				snprintf(ru->error, sizeof(ru->error),
 				    "exact(%llu) wrote version %llu",
@@ -353,7 +370,8 @@ Test(append, racing_exact_version_free_running)
 	start();
 	h_uuid(sid);
 	cr_assert_eq(h_append1(&cl, sid, EF_EXPECT_NO_STREAM, 0, h_uuid(id),
-	    "Created", "{}", &r), EF_S_OK);
+	                 "Created", "{}", &r),
+	    EF_S_OK);
 	for (i = 0; i < RACERS; i++) {
 		memset(&ru[i], 0, sizeof(ru[i]));
 		ru[i].idx = i;
@@ -361,7 +379,8 @@ Test(append, racing_exact_version_free_running)
 		ru[i].target = target;
 		h_client(&ru[i].c, &sd, 10000);
 		cr_assert_eq(pthread_create(&ru[i].thr, NULL, runner_main,
-		    &ru[i]), 0);
+		                 &ru[i]),
+		    0);
 	}
 	for (i = 0; i < RACERS; i++)
 		pthread_join(ru[i].thr, NULL);
@@ -376,18 +395,23 @@ Test(append, racing_exact_version_free_running)
 			uint8_t u[UUID_LEN];
 
 			cr_assert_lt(v, target);
-			cr_assert_eq(owner[v], 0, "version %llu acknowledged "
-			    "to two clients", (unsigned long long)v);
+			cr_assert_eq(owner[v], 0,
+			    "version %llu acknowledged "
+			    "to two clients",
+			    (unsigned long long)v);
 			owner[v] = (int8_t)(i + 1);
 			uuid_parse(ru[i].ids[k], 36, u);
 			cr_assert_arr_eq(evs[v].event_id, u, UUID_LEN,
 			    "version %llu holds another event than the one "
-			    "acknowledged", (unsigned long long)v);
+			    "acknowledged",
+			    (unsigned long long)v);
 		}
 	}
 	for (k = 1; k < (int)target; k++)
-		cr_assert_neq(owner[k], 0, "version %d was written by nobody "
-		    "who was told so", k);
+		cr_assert_neq(owner[k], 0,
+		    "version %d was written by nobody "
+		    "who was told so",
+		    k);
 	free(owner);
 	h_events_free(evs, n);
 	for (i = 0; i < RACERS; i++)
@@ -427,7 +451,7 @@ batcher_main(void *arg)
 			    payload[j]);
 		}
 		if (h_append(&b->c, b->stream, EF_EXPECT_ANY, 0, evs, BATCH_N,
-		    &r) != EF_S_OK) {
+		        &r) != EF_S_OK) {
 			snprintf(b->error, sizeof(b->error), "%s: %s",
 			    ipc_status_name(r.status), r.msg);
 			return NULL;
@@ -456,12 +480,14 @@ Test(append, multi_event_batches_are_atomic_and_contiguous)
 		b[i].nbatches = 40;
 		h_client(&b[i].c, &sd, 10000);
 		cr_assert_eq(pthread_create(&b[i].thr, NULL, batcher_main,
-		    &b[i]), 0);
+		                 &b[i]),
+		    0);
 	}
 	/* single events in between, from here */
 	for (k = 0; k < 50; k++)
 		cr_assert_eq(h_append1(&cl, k % 2 ? sid : other, EF_EXPECT_ANY,
-		    0, h_uuid(id), "Single", "{}", &r), EF_S_OK);
+		                 0, h_uuid(id), "Single", "{}", &r),
+		    EF_S_OK);
 	for (i = 0; i < BATCHERS; i++)
 		pthread_join(b[i].thr, NULL);
 
@@ -472,7 +498,8 @@ Test(append, multi_event_batches_are_atomic_and_contiguous)
 		for (k = 0; k < 40; k++) {
 			const struct ipc_append_rep *rp = &b[i].rep[k];
 
-			cr_assert_eq(rp->last_pos - rp->first_pos, BATCH_N - 1);
+			cr_assert_eq(rp->last_pos - rp->first_pos,
+			    BATCH_N - 1);
 			cr_assert_eq(rp->last_version - rp->first_version,
 			    BATCH_N - 1);
 			for (j = 0; j < BATCH_N; j++) {
@@ -483,8 +510,9 @@ Test(append, multi_event_batches_are_atomic_and_contiguous)
 				uuid_parse(b[i].ids[k][j], 36, u);
 				cr_assert_arr_eq(e->event_id, u, UUID_LEN,
 				    "batch %d/%d event %d is not at position "
-				    "%llu", i, k, j, (unsigned long long)(
-				    rp->first_pos + j));
+				    "%llu",
+				    i, k, j,
+				    (unsigned long long)(rp->first_pos + j));
 				cr_assert_eq(e->version, rp->first_version + j,
 				    "versions of a batch are contiguous");
 			}
@@ -547,7 +575,8 @@ Test(append, concurrent_identical_retries_are_written_once)
 			t[i].stream = sid;
 			h_client(&t[i].c, &sd, 10000);
 			cr_assert_eq(pthread_create(&t[i].thr, NULL,
-			    retrier_main, &t[i]), 0);
+			                 retrier_main, &t[i]),
+			    0);
 		}
 		for (i = 0; i < RETRIERS; i++)
 			pthread_join(t[i].thr, NULL);
@@ -556,8 +585,8 @@ Test(append, concurrent_identical_retries_are_written_once)
 			cr_assert_eq(t[i].r.status, EF_S_OK, "round %d: %s",
 			    round, t[i].r.msg);
 			cr_assert_eq(t[i].r.rep.first_pos, (uint64_t)round * 3,
-			    "round %d sender %d got positions %llu..", round, i,
-			    (unsigned long long)t[i].r.rep.first_pos);
+			    "round %d sender %d got positions %llu..", round,
+			    i, (unsigned long long)t[i].r.rep.first_pos);
 			cr_assert_eq(t[i].r.rep.first_version,
 			    (uint64_t)round * 3);
 			client_close(&t[i].c);

@@ -46,8 +46,8 @@ static void
 rotate(void)
 {
 	char *out = NULL;
-	int rc = h_ctl_at(&sd,
-	    (const char *const[]){ "rotate", NULL }, &out, NULL);
+	int rc = h_ctl_at(&sd, (const char *const[]){ "rotate", NULL }, &out,
+	    NULL);
 
 	cr_assert_eq(rc, 0, "eventfoldctl rotate: %d %s", rc, out);
 	free(out);
@@ -69,38 +69,45 @@ segments(struct seginfo *segs, size_t max, uint64_t head)
 	uint64_t next = 0;
 	int rc;
 
-	rc = h_ctl_at(&sd,
-	    (const char *const[]){ "segments", "--json", NULL }, &out, NULL);
+	rc = h_ctl_at(&sd, (const char *const[]){ "segments", "--json", NULL },
+	    &out, NULL);
 	cr_assert_eq(rc, 0, "eventfoldctl segments: %d", rc);
 	for (line = strtok_r(out, "\n", &save); line != NULL;
-	    line = strtok_r(NULL, "\n", &save)) {
+	     line = strtok_r(NULL, "\n", &save)) {
 		cr_assert_lt(n, max);
 		j = json_loads(line, 0, NULL);
 		cr_assert_not_null(j, "not JSON: %s", line);
-		segs[n].first = json_integer_value(json_object_get(j, "first"));
-		segs[n].events = json_integer_value(json_object_get(j,
-		    "events"));
-		segs[n].bytes = json_integer_value(json_object_get(j, "bytes"));
-		segs[n].archived = strcmp(json_string_value(json_object_get(j,
-		    "state")), "archived") == 0;
+		segs[n].first = json_integer_value(
+		    json_object_get(j, "first"));
+		segs[n].events = json_integer_value(
+		    json_object_get(j, "events"));
+		segs[n].bytes = json_integer_value(
+		    json_object_get(j, "bytes"));
+		segs[n].archived = strcmp(json_string_value(
+		                              json_object_get(j, "state")),
+		                       "archived") == 0;
 		segs[n].sealed = segs[n].archived ||
 		    strcmp(json_string_value(json_object_get(j, "state")),
-		    "sealed") == 0;
+		        "sealed") == 0;
 		if (segs[n].archived) {
 			/* a ratio is shown, from the bytes on disk */
-			cr_assert_gt(json_integer_value(json_object_get(j,
-			    "stored_bytes")), 0, "%s", line);
-			cr_assert_gt(json_real_value(json_object_get(j,
-			    "ratio")), 1.0, "%s", line);
+			cr_assert_gt(json_integer_value(
+			                 json_object_get(j, "stored_bytes")),
+			    0, "%s", line);
+			cr_assert_gt(json_real_value(
+			                 json_object_get(j, "ratio")),
+			    1.0, "%s", line);
 		}
 		last = json_object_get(j, "last");
 		if (segs[n].events > 0)
-			cr_assert_eq(json_integer_value(last), segs[n].first +
-			    segs[n].events - 1, "%s", line);
+			cr_assert_eq(json_integer_value(last),
+			    segs[n].first + segs[n].events - 1, "%s", line);
 		else
 			cr_assert(json_is_null(last), "%s", line);
-		cr_assert_eq(segs[n].first, next, "segment %zu starts at %llu, "
-		    "expected %llu", n, (unsigned long long)segs[n].first,
+		cr_assert_eq(segs[n].first, next,
+		    "segment %zu starts at %llu, "
+		    "expected %llu",
+		    n, (unsigned long long)segs[n].first,
 		    (unsigned long long)next);
 		next = segs[n].first + segs[n].events;
 		json_decref(j);
@@ -119,7 +126,6 @@ segments(struct seginfo *segs, size_t max, uint64_t head)
 	return n;
 }
 
-
 /* ------------------------------------------------------------------ */
 
 static struct h_book book;
@@ -130,8 +136,10 @@ wait_archived(uint64_t n)
 	uint64_t deadline = h_now_ms() + 60000;
 
 	while (h_status(&cl).archived_segments < n) {
-		cr_assert_lt(h_now_ms(), deadline, "%llu segments were not "
-		    "archived", (unsigned long long)n);
+		cr_assert_lt(h_now_ms(), deadline,
+		    "%llu segments were not "
+		    "archived",
+		    (unsigned long long)n);
 		h_sleep_ms(20);
 	}
 }
@@ -180,12 +188,15 @@ write_book(void)
 			evs[k].event_id.len = 36;
 			evs[k].type.ptr = "Boundary";
 			evs[k].type.len = 8;
-			evs[k].payload = (const uint8_t *)"{\"pad\":\"0123456789"
-			    "0123456789012345678901234567890123456789\"}";
+			evs[k].payload =
+			    (const uint8_t *)"{\"pad\":\"0123456789"
+			                     "01234567890123456789012345678901"
+			                     "23456789\"}";
 			evs[k].payload_len = 60;
 		}
 		cr_assert_eq(h_append(&cl, book.streams[s], EF_EXPECT_ANY, 0,
-		    evs, n, &r), EF_S_OK, "%s", r.msg);
+		                 evs, n, &r),
+		    EF_S_OK, "%s", r.msg);
 		cr_assert_eq(r.rep.first_pos, book.n);
 		for (k = 0; k < n; k++) {
 			uuid_parse(ids[k], 36, book.ev[book.n].id);
@@ -204,7 +215,8 @@ write_book(void)
 		evs[0].type.ptr = "Hot";
 		evs[0].type.len = 3;
 		cr_assert_eq(h_append(&cl, book.streams[s], EF_EXPECT_ANY, 0,
-		    evs, 1, &r), EF_S_OK, "%s", r.msg);
+		                 evs, 1, &r),
+		    EF_S_OK, "%s", r.msg);
 		uuid_parse(ids[0], 36, book.ev[book.n].id);
 		book.ev[book.n].stream = s;
 		book.ev[book.n].version = versions[s]++;
@@ -218,7 +230,8 @@ Test(archiver, reads_across_hot_sealed_and_archived_segments)
 {
 	static struct seginfo segs[256];
 	const char *const extra[] = { "--hot-segments", "3",
-		"--archive-frame-size", "4K", "--archive-cache-mb", "0", NULL };
+		"--archive-frame-size", "4K", "--archive-cache-mb", "0",
+		NULL };
 	struct ipc_status_rep st;
 	size_t nseg, narc;
 
@@ -236,7 +249,8 @@ Test(archiver, reads_across_hot_sealed_and_archived_segments)
 	cr_assert(!segs[nseg - 2].archived && segs[nseg - 2].sealed);
 	cr_assert(segs[nseg - 5].archived);
 	cr_assert(!file_exists(sd.data_dir, "seg-00000000000000000000.log"));
-	cr_assert(file_exists(sd.data_dir, "seg-00000000000000000000.log.zst"));
+	cr_assert(
+	    file_exists(sd.data_dir, "seg-00000000000000000000.log.zst"));
 	h_book_read(&cl, &book);
 	st = h_status(&cl);
 	cr_assert_eq(st.archived_segments, narc);
@@ -297,23 +311,26 @@ Test(archiver, idempotency_and_versions_in_archived_segments)
 		evs[k].payload_len = 7;
 	}
 	cr_assert_eq(h_append1(&cl, other, EF_EXPECT_ANY, 0, h_uuid(warm),
-	    "Warm", "{}", &r), EF_S_OK, "%s", r.msg);
+	                 "Warm", "{}", &r),
+	    EF_S_OK, "%s", r.msg);
 	/* the cold stream's two events, then sealed and archived */
 	cr_assert_eq(h_append(&cl, cold, EF_EXPECT_NO_STREAM, 0, evs, 2, &r),
 	    EF_S_OK, "%s", r.msg);
 	first = r.rep.first_pos;
 	rotate();
 	cr_assert_eq(h_append1(&cl, other, EF_EXPECT_ANY, 0, h_uuid(warm),
-	    "Warm", "{}", &again), EF_S_OK);
+	                 "Warm", "{}", &again),
+	    EF_S_OK);
 	h_wait_indexed(&cl, first + 2, 30000);
 	wait_archived(1);
-	cr_assert(file_exists(sd.data_dir,
-	    "seg-00000000000000000000.log.zst"));
+	cr_assert(
+	    file_exists(sd.data_dir, "seg-00000000000000000000.log.zst"));
 	cr_assert(!file_exists(sd.data_dir, "seg-00000000000000000000.log"));
 
 	/* the same append again: the same positions, nothing written */
 	cr_assert_eq(h_append(&cl, cold, EF_EXPECT_NO_STREAM, 0, evs, 2,
-	    &again), EF_S_OK, "%s", again.msg);
+	                 &again),
+	    EF_S_OK, "%s", again.msg);
 	cr_assert_eq(again.rep.first_pos, first);
 	cr_assert_eq(again.rep.last_pos, first + 1);
 	cr_assert_eq(again.rep.first_version, 0);
@@ -324,23 +341,28 @@ Test(archiver, idempotency_and_versions_in_archived_segments)
 	    EF_S_EVENT_ID_REUSED, "%s", r.msg);
 	/* expected versions of a stream that lives only in the archive */
 	cr_assert_eq(h_append1(&cl, cold, EF_EXPECT_EXACT, 0, h_uuid(fresh),
-	    "Cold", "{}", &r), EF_S_VERSION_CONFLICT);
-	cr_assert(r.has_conflict && r.conflict.exists &&
-	    r.conflict.actual == 1);
+	                 "Cold", "{}", &r),
+	    EF_S_VERSION_CONFLICT);
+	cr_assert(
+	    r.has_conflict && r.conflict.exists && r.conflict.actual == 1);
 	cr_assert_eq(h_append1(&cl, cold, EF_EXPECT_NO_STREAM, 0,
-	    h_uuid(fresh), "Cold", "{}", &r), EF_S_VERSION_CONFLICT);
+	                 h_uuid(fresh), "Cold", "{}", &r),
+	    EF_S_VERSION_CONFLICT);
 	cr_assert_eq(h_append1(&cl, cold, EF_EXPECT_EXACT, 1, h_uuid(fresh),
-	    "Cold", "{}", &r), EF_S_OK, "%s", r.msg);
+	                 "Cold", "{}", &r),
+	    EF_S_OK, "%s", r.msg);
 	cr_assert_eq(r.rep.first_version, 2);
 	/* the same after a restart (tail only) */
 	h_stored_stop_ok(&sd, &cl, SIGTERM);
 	start();
 	evs[1].payload = (const uint8_t *)"{\"k\":1}";
 	cr_assert_eq(h_append(&cl, cold, EF_EXPECT_NO_STREAM, 0, evs, 2,
-	    &again), EF_S_OK, "%s", again.msg);
+	                 &again),
+	    EF_S_OK, "%s", again.msg);
 	cr_assert_eq(again.rep.first_pos, first);
 	cr_assert_eq(h_append1(&cl, cold, EF_EXPECT_EXACT, 1, h_uuid(fresh),
-	    "Cold", "{}", &r), EF_S_VERSION_CONFLICT);
+	                 "Cold", "{}", &r),
+	    EF_S_VERSION_CONFLICT);
 	cr_assert(r.has_conflict && r.conflict.actual == 2);
 	h_stored_stop_ok(&sd, &cl, SIGTERM);
 }
@@ -373,11 +395,16 @@ Test(archiver, flipped_byte_in_an_archived_frame)
 	cr_assert_gt(size, FRAME0_DATA + 8);
 	free(img);
 	h_flip(path, FRAME0_DATA);
-	rc = h_ctl_at(&sd, (const char *const[]){ "verify", NULL }, &out, NULL);
+	rc = h_ctl_at(&sd, (const char *const[]){ "verify", NULL }, &out,
+	    NULL);
 	cr_assert_eq(rc, 5, "verify exit %d: %s", rc, out);
-	cr_assert(strstr(out, path) != NULL && strstr(out, "CORRUPT at file "
-	    "offset 0 (frame 0") != NULL, "verify did not name %s frame 0:\n"
-	    "%s", path, out);
+	cr_assert(strstr(out, path) != NULL &&
+	        strstr(out,
+	            "CORRUPT at file "
+	            "offset 0 (frame 0") != NULL,
+	    "verify did not name %s frame 0:\n"
+	    "%s",
+	    path, out);
 	free(out);
 
 	/* the start does not read archives: it serves, and the damaged
@@ -386,15 +413,18 @@ Test(archiver, flipped_byte_in_an_archived_frame)
 	cr_assert_eq(h_status(&cl).recovered_events, H_BOOK_STREAMS);
 	cr_assert_eq(client_read_all(&cl, 0, 1, EF_FORWARD, &rep, &rr),
 	    EF_S_DATA_LOSS);
-	cr_assert(strstr(rep.in.message.ptr, "seg-00000000000000000000.log"
-	    ".zst: damaged at file offset 0") != NULL, "%.*s",
-	    (int)rep.in.message.len, rep.in.message.ptr);
+	cr_assert(strstr(rep.in.message.ptr,
+	              "seg-00000000000000000000.log"
+	              ".zst: damaged at file offset 0") != NULL,
+	    "%.*s", (int)rep.in.message.len, rep.in.message.ptr);
 	client_reply_free(&rep);
 	cr_assert_eq(client_read_stream(&cl, book.streams[0], 0, 5, EF_FORWARD,
-	    &rep, &rr), EF_S_DATA_LOSS);
+	                 &rep, &rr),
+	    EF_S_DATA_LOSS);
 	client_reply_free(&rep);
 	/* still serving: the other segments and the hot one */
-	cr_assert_eq(client_read_all(&cl, book.n - 1, 1, EF_FORWARD, &rep, &rr),
+	cr_assert_eq(client_read_all(&cl, book.n - 1, 1, EF_FORWARD, &rep,
+	                 &rr),
 	    EF_S_OK);
 	client_reply_free(&rep);
 	/* a retry of the damaged event's id cannot be checked: DATA_LOSS
@@ -405,9 +435,11 @@ Test(archiver, flipped_byte_in_an_archived_frame)
 
 		uuid_format(book.ev[0].id, id);
 		cr_assert_eq(h_append1(&cl, book.streams[0], EF_EXPECT_ANY, 0,
-		    id, "Boundary", "{}", &r), EF_S_DATA_LOSS, "%s", r.msg);
+		                 id, "Boundary", "{}", &r),
+		    EF_S_DATA_LOSS, "%s", r.msg);
 		cr_assert(strstr(r.msg, ".zst: damaged at file offset 0") !=
-		    NULL, "%s", r.msg);
+		        NULL,
+		    "%s", r.msg);
 		cr_assert_eq(h_status(&cl).head, book.n);
 	}
 	/* segment 0 holds position 0 only */
@@ -419,7 +451,8 @@ Test(archiver, flipped_byte_in_an_archived_frame)
 		struct h_result r;
 
 		cr_assert_eq(h_append1(&cl, book.streams[1], EF_EXPECT_ANY, 0,
-		    h_uuid(id), "After", "{}", &r), EF_S_OK, "%s", r.msg);
+		                 h_uuid(id), "After", "{}", &r),
+		    EF_S_OK, "%s", r.msg);
 		cr_assert_eq(r.rep.first_pos, book.n);
 		uuid_parse(id, 36, book.ev[book.n].id);
 		book.ev[book.n].stream = 1;
@@ -451,8 +484,8 @@ check_files(void)
 		if (!arcs[i])
 			continue;
 		segfile_name(name, sizeof(name), bases[i]);
-		cr_assert(!file_exists(sd.data_dir, name), "%s and its archive",
-		    name);
+		cr_assert(!file_exists(sd.data_dir, name),
+		    "%s and its archive", name);
 	}
 	free(bases);
 	free(arcs);
@@ -476,8 +509,8 @@ Test(archiver, archive_verb_and_segments)
 	write_book();
 	h_wait_indexed(&cl, book.n - H_BOOK_STREAMS, 30000);
 	/* nothing is eligible with 1000 kept plain */
-	rc = h_ctl_at(&sd,
-	    (const char *const[]){ "archive", NULL }, &out, NULL);
+	rc = h_ctl_at(&sd, (const char *const[]){ "archive", NULL }, &out,
+	    NULL);
 	cr_assert_eq(rc, 0, "archive: %d %s", rc, out);
 	cr_assert(strstr(out, "0 segments archived") != NULL, "%s", out);
 	free(out);
@@ -486,17 +519,19 @@ Test(archiver, archive_verb_and_segments)
 	sd.extra[1] = "2";
 	start();
 	n = segments(segs, 256, book.n);
-	rc = h_ctl_at(&sd,
-	    (const char *const[]){ "archive", NULL }, &out, NULL);
+	rc = h_ctl_at(&sd, (const char *const[]){ "archive", NULL }, &out,
+	    NULL);
 	cr_assert_eq(rc, 0, "archive: %d %s", rc, out);
 	cr_assert(strstr(out, "segments archived") != NULL, "%s", out);
 	free(out);
 	wait_archived(n - 3);
 	cr_assert_eq(count_archived(segs, segments(segs, 256, book.n)), n - 3);
-	rc = h_ctl_at(&sd, (const char *const[]){ "status", NULL }, &out, NULL);
+	rc = h_ctl_at(&sd, (const char *const[]){ "status", NULL }, &out,
+	    NULL);
 	cr_assert_eq(rc, 0);
-	cr_assert(strstr(out, "archived ") != NULL && strstr(out,
-	    "frame cache") != NULL, "%s", out);
+	cr_assert(strstr(out, "archived ") != NULL &&
+	        strstr(out, "frame cache") != NULL,
+	    "%s", out);
 	free(out);
 	h_book_read(&cl, &book);
 	check_files();
@@ -520,7 +555,7 @@ Test(archiver, killed_at_every_archiving_crash_point, .timeout = 900)
 	int st;
 
 	if (strcmp(getenv("EF_CRASHPOINTS") ? getenv("EF_CRASHPOINTS") : "",
-	    "1") != 0)
+	        "1") != 0)
 		cr_skip_test("built without -Dcrashpoints=true");
 	for (p = 0; p < sizeof(points) / sizeof(points[0]); p++) {
 		h_stored_init(&sd, h_tmpdir(), extra);
@@ -533,8 +568,10 @@ Test(archiver, killed_at_every_archiving_crash_point, .timeout = 900)
 		st = h_wait_pid(sd.pid, 120000);
 		sd.pid = 0;
 		cr_assert(st != -1 && WIFSIGNALED(st) &&
-		    WTERMSIG(st) == SIGKILL, "%s: stored was not killed there "
-		    "(0x%x)", points[p], st);
+		        WTERMSIG(st) == SIGKILL,
+		    "%s: stored was not killed there "
+		    "(0x%x)",
+		    points[p], st);
 		h_load_stop(&load);
 		acked = __atomic_load_n(&load.acked, __ATOMIC_RELAXED);
 		cr_assert_gt(acked, 0);

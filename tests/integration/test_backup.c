@@ -48,15 +48,16 @@ backup(const struct h_stored *s, const char *dir)
 	struct bk b;
 	int rc;
 
-	rc = h_ctl_at(s, (const char *const[]){ "backup", dir, "--json", NULL },
-	    &out, &err);
+	rc = h_ctl_at(s,
+	    (const char *const[]){ "backup", dir, "--json", NULL }, &out,
+	    &err);
 	cr_assert_eq(rc, 0, "backup %s: exit %d: %s%s", dir, rc, out, err);
 	j = json_loads(out, 0, &je);
 	cr_assert_not_null(j, "backup output is not JSON: %s", out);
-	b.position = (uint64_t)json_integer_value(json_object_get(j,
-	    "position"));
-	b.segments = (uint64_t)json_integer_value(json_object_get(j,
-	    "segments"));
+	b.position = (uint64_t)json_integer_value(
+	    json_object_get(j, "position"));
+	b.segments = (uint64_t)json_integer_value(
+	    json_object_get(j, "segments"));
 	b.linked = (uint64_t)json_integer_value(json_object_get(j, "linked"));
 	b.copied = (uint64_t)json_integer_value(json_object_get(j, "copied"));
 	cr_assert_str_eq(json_string_value(json_object_get(j, "dir")), dir);
@@ -71,7 +72,8 @@ static void
 verify_ok(const struct h_stored *s)
 {
 	char *out = NULL, *err = NULL;
-	int rc = h_ctl_at(s, (const char *const[]){ "verify", NULL }, &out, &err);
+	int rc = h_ctl_at(s, (const char *const[]){ "verify", NULL }, &out,
+	    &err);
 
 	cr_assert_eq(rc, 0, "verify %s: exit %d: %s%s", s->data_dir, rc, out,
 	    err);
@@ -86,15 +88,15 @@ verify_ok(const struct h_stored *s)
  * acknowledged below pos.
  */
 static void
-check_restored(struct h_load *l, struct ef_client *orig,
-    struct ef_client *rs, uint64_t pos)
+check_restored(struct h_load *l, struct ef_client *orig, struct ef_client *rs,
+    uint64_t pos)
 {
 	struct h_event *a = NULL, *b = NULL;
 	size_t na = 0, nb = 0, i, t, acked_below = 0;
 
 	cr_assert_eq(h_read_all(rs, 0, &b, &nb), EF_S_OK);
-	cr_assert_eq(nb, pos, "the backup holds %zu events, its position is %"
-	    PRIu64, nb, pos);
+	cr_assert_eq(nb, pos,
+	    "the backup holds %zu events, its position is %" PRIu64, nb, pos);
 	cr_assert_eq(h_read_all(orig, 0, &a, &na), EF_S_OK);
 	cr_assert_geq(na, pos);
 	for (i = 0; i < nb; i++) {
@@ -107,7 +109,8 @@ check_restored(struct h_load *l, struct ef_client *orig,
 		cr_assert_eq(a[i].recorded_at, b[i].recorded_at);
 		cr_assert_eq(a[i].payload_len, b[i].payload_len);
 		cr_assert_eq(memcmp(a[i].payload, b[i].payload,
-		    a[i].payload_len), 0);
+		                 a[i].payload_len),
+		    0);
 	}
 	for (t = 0; t < l->nthreads; t++)
 		for (i = 0; i < l->t[t].nacks; i++) {
@@ -117,8 +120,11 @@ check_restored(struct h_load *l, struct ef_client *orig,
 				continue;
 			acked_below++;
 			cr_assert_eq(memcmp(b[k->pos].event_id, k->event_id,
-			    UUID_LEN), 0, "acknowledged event at %" PRIu64
-			    " missing from the backup", k->pos);
+			                 UUID_LEN),
+			    0,
+			    "acknowledged event at %" PRIu64
+			    " missing from the backup",
+			    k->pos);
 		}
 	cr_assert_gt(acked_below, 0);
 	h_events_free(a, na);
@@ -172,7 +178,8 @@ under_load(const char *other_base)
 	cr_assert_eq(h_load_wait_acked(&load, 3000, 60000), 0);
 
 	/* some segments archived for sure (the rest may be meanwhile) */
-	rc = h_ctl_at(&sd, (const char *const[]){ "archive", NULL }, &out, &err);
+	rc = h_ctl_at(&sd, (const char *const[]){ "archive", NULL }, &out,
+	    &err);
 	cr_assert_eq(rc, 0, "archive: %d %s", rc, err);
 	free(out);
 	free(err);
@@ -193,13 +200,16 @@ under_load(const char *other_base)
 		cr_assert_eq(b.copied, b.segments);
 	}
 	/* the load goes on past the backup */
-	cr_assert_eq(h_load_wait_acked(&load, __atomic_load_n(&load.acked,
-	    __ATOMIC_RELAXED) + 500, 60000), 0);
+	cr_assert_eq(h_load_wait_acked(&load,
+	                 __atomic_load_n(&load.acked, __ATOMIC_RELAXED) + 500,
+	                 60000),
+	    0);
 	h_load_stop(&load);
 	head = h_load_verify(&load, &cl);
 	cr_assert_gt(head, b.position);
 
-	cr_assert_gt(count_zst(rs.data_dir), 0, "no archived segment in "
+	cr_assert_gt(count_zst(rs.data_dir), 0,
+	    "no archived segment in "
 	    "the backup");
 	verify_ok(&rs);
 	h_stored_start(&rs);
@@ -208,10 +218,12 @@ under_load(const char *other_base)
 
 	/* both take appends; neither sees the other's */
 	cr_assert_eq(h_append1(&rcl, h_uuid(st), EF_EXPECT_NO_STREAM, 0,
-	    h_uuid(ev), "Restored", "{}", &res), EF_S_OK, "%s", res.msg);
+	                 h_uuid(ev), "Restored", "{}", &res),
+	    EF_S_OK, "%s", res.msg);
 	cr_assert_eq(res.rep.first_pos, b.position);
 	cr_assert_eq(h_append1(&cl, h_uuid(st), EF_EXPECT_NO_STREAM, 0,
-	    h_uuid(ev), "Original", "{}", &res), EF_S_OK, "%s", res.msg);
+	                 h_uuid(ev), "Original", "{}", &res),
+	    EF_S_OK, "%s", res.msg);
 	cr_assert_eq(res.rep.first_pos, head);
 	head2 = h_load_verify(&load, &cl);
 	cr_assert_eq(head2, head + 1);
@@ -281,7 +293,8 @@ Test(backup, bad_targets)
 	h_stored_start(&sd);
 	h_client(&cl, &sd, 10000);
 	cr_assert_eq(h_append1(&cl, h_uuid(st), EF_EXPECT_ANY, 0, h_uuid(ev),
-	    "T", "{}", &res), EF_S_OK);
+	                 "T", "{}", &res),
+	    EF_S_OK);
 
 	/* not empty */
 	snprintf(path, sizeof(path), "%s/full", tmp);

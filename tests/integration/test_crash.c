@@ -48,9 +48,10 @@ Test(crash, kill9_during_load_ten_cycles)
 		h_stored_start(&s);
 		h_client(&c, &s, 10000);
 		n = h_load_verify(&load, &c);
-		cr_assert_geq(n, head, "cycle %d: the log shrank from %llu to "
-		    "%llu events", cycle, (unsigned long long)head,
-		    (unsigned long long)n);
+		cr_assert_geq(n, head,
+		    "cycle %d: the log shrank from %llu to "
+		    "%llu events",
+		    cycle, (unsigned long long)head, (unsigned long long)n);
 		pending = 0;
 		for (i = 0; i < load.nthreads; i++)
 			pending += load.t[i].pending;
@@ -67,14 +68,17 @@ Test(crash, kill9_during_load_ten_cycles)
 		h_sleep_ms(300 + (cycle * 397) % 900);
 		st = h_stored_stop(&s, SIGKILL, 10000);
 		cr_assert(st != -1 && WIFSIGNALED(st) &&
-		    WTERMSIG(st) == SIGKILL, "cycle %d: wait status 0x%x",
-		    cycle, st);
+		        WTERMSIG(st) == SIGKILL,
+		    "cycle %d: wait status 0x%x", cycle, st);
 		h_load_stop(&load);
 		client_close(&c);
-		fprintf(stderr, "# cycle %d: %llu events acknowledged so far, "
-		    "%llu appends were unanswered last time\n", cycle,
+		fprintf(stderr,
+		    "# cycle %d: %llu events acknowledged so far, "
+		    "%llu appends were unanswered last time\n",
+		    cycle,
 		    (unsigned long long)__atomic_load_n(&load.acked,
-		    __ATOMIC_RELAXED), (unsigned long long)pending);
+		        __ATOMIC_RELAXED),
+		    (unsigned long long)pending);
 	}
 	/* a clean stop after all that */
 	n = h_load_verify(&load, &c);
@@ -82,8 +86,9 @@ Test(crash, kill9_during_load_ten_cycles)
 	st = h_stored_stop(&s, SIGTERM, 10000);
 	cr_assert(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
 	    "SIGTERM: wait status 0x%x", st);
-	fprintf(stderr, "# %llu events in the log; recovery cut %d torn "
-	    "tails\n", (unsigned long long)n, count_in_file(s.log,
-	    "torn tail"));
+	fprintf(stderr,
+	    "# %llu events in the log; recovery cut %d torn "
+	    "tails\n",
+	    (unsigned long long)n, count_in_file(s.log, "torn tail"));
 	h_load_free(&load);
 }

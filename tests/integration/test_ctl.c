@@ -31,8 +31,8 @@
 
 TestSuite(ctl, .fini = h_cleanup, .timeout = 240);
 
-#define SLOW "60000" /* a --timeout-ms no test may wait out */
-#define QUICK 20000  /* what h_ctl allows a command that must not wait */
+#define SLOW  "60000" /* a --timeout-ms no test may wait out */
+#define QUICK 20000   /* what h_ctl allows a command that must not wait */
 
 static pid_t runnerd_pid;
 
@@ -73,8 +73,8 @@ runnerd_spawn_in(const struct h_stored *s, const char *run_dir,
 	for (i = 0; extra != NULL && extra[i] != NULL && n < 31; i++)
 		argv[n++] = (char *)extra[i];
 	argv[n] = NULL;
-	if ((fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
-	    0644)) < 0)
+	if ((fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644)) <
+	    0)
 		cr_assert_fail("open %s: %s", log, strerror(errno));
 	fflush(NULL);
 	if ((pid = fork()) < 0)
@@ -122,24 +122,33 @@ ctl_in(const char *dir, const char *run_dir, const char *const *args,
 
 /* Every command that dials a request socket, with valid arguments. */
 static const char *const *dialing[] = {
-	ARGS("status"), ARGS("read", "all"), ARGS("streams"),
-	ARGS("segments"), ARGS("rotate"), ARGS("archive"),
+	ARGS("status"),
+	ARGS("read", "all"),
+	ARGS("streams"),
+	ARGS("segments"),
+	ARGS("rotate"),
+	ARGS("archive"),
 	ARGS("append", "0b4e2f8a-5c1d-4e7b-9a3f-2d6c8e1f0a47", "T", "{}"),
-	ARGS("exec", "todo", "l1", "Add", "{}"), ARGS("state", "todo", "l1"),
-	ARGS("query", "todo_list"), ARGS("projections"), ARGS("plugins"),
-	ARGS("deadletters"), ARGS("rebuild", "todo_list"),
-	ARGS("reset", "todo_list"), ARGS("replay", "todo_list", "--until",
-	    "1"),
+	ARGS("exec", "todo", "l1", "Add", "{}"),
+	ARGS("state", "todo", "l1"),
+	ARGS("query", "todo_list"),
+	ARGS("projections"),
+	ARGS("plugins"),
+	ARGS("deadletters"),
+	ARGS("rebuild", "todo_list"),
+	ARGS("reset", "todo_list"),
+	ARGS("replay", "todo_list", "--until", "1"),
 	ARGS("backup", "/tmp/eventfoldctl-test-no-backup"),
-	ARGS("export", "--quiet"), ARGS("import", "/dev/null"),
+	ARGS("export", "--quiet"),
+	ARGS("import", "/dev/null"),
 };
 
 static int
 is_runner_cmd(const char *name)
 {
 	static const char *const r[] = { "exec", "state", "query",
-	    "projections", "plugins", "deadletters", "rebuild", "reset",
-	    "replay", NULL };
+		"projections", "plugins", "deadletters", "rebuild", "reset",
+		"replay", NULL };
 	int i;
 
 	for (i = 0; r[i] != NULL; i++)
@@ -163,13 +172,21 @@ Test(ctl, no_daemon_fails_at_once_naming_path_and_flag)
 		snprintf(sock, sizeof(sock), "no socket at %s/%s", run,
 		    is_runner_cmd(verb) ? "runner.sock" : "store.sock");
 		cr_expect_eq(rc, 2, "%s: exit %d, stderr: %s", verb, rc, err);
-		cr_expect(err && strstr(err, sock), "%s: stderr does not say "
-		    "\"%s\": %s", verb, sock, err);
-		cr_expect(err && strstr(err, "--runtime-dir"), "%s: stderr "
-		    "does not name --runtime-dir: %s", verb, err);
-		cr_expect(err && strstr(err, is_runner_cmd(verb) ?
-		    "eventfold-runnerd" : "eventfold-stored"), "%s: stderr "
-		    "does not name the daemon: %s", verb, err);
+		cr_expect(err && strstr(err, sock),
+		    "%s: stderr does not say "
+		    "\"%s\": %s",
+		    verb, sock, err);
+		cr_expect(err && strstr(err, "--runtime-dir"),
+		    "%s: stderr "
+		    "does not name --runtime-dir: %s",
+		    verb, err);
+		cr_expect(err &&
+		        strstr(err,
+		            is_runner_cmd(verb) ? "eventfold-runnerd" :
+		                                  "eventfold-stored"),
+		    "%s: stderr "
+		    "does not name the daemon: %s",
+		    verb, err);
 		cr_expect(out && *out == '\0', "%s: stdout: %s", verb, out);
 		free(out);
 		free(err);
@@ -197,17 +214,18 @@ Test(ctl, stale_socket_and_configured_url)
 	rc = ctl_in(dir, run, ARGS("status"), NULL, &err);
 	cr_expect_eq(rc, 2, "exit %d: %s", rc, err);
 	cr_expect(err && strstr(err, "nobody listens on") &&
-	    strstr(err, sa.sun_path), "stderr: %s", err);
+	        strstr(err, sa.sun_path),
+	    "stderr: %s", err);
 	free(err);
 
 	/* a configured URL: the message names --store-url, not the dir */
-	snprintf(url, sizeof(url), "--store-url=ipc://%s/elsewhere.sock",
-	    dir);
+	snprintf(url, sizeof(url), "--store-url=ipc://%s/elsewhere.sock", dir);
 	rc = h_ctl(dir, ARGS("--timeout-ms", SLOW, url, "status"), NULL, 0,
 	    QUICK, NULL, &err);
 	cr_expect_eq(rc, 2, "exit %d: %s", rc, err);
 	cr_expect(err && strstr(err, "elsewhere.sock") &&
-	    strstr(err, "--store-url"), "stderr: %s", err);
+	        strstr(err, "--store-url"),
+	    "stderr: %s", err);
 	free(err);
 }
 
@@ -261,8 +279,8 @@ listen_at(const char *path)
 Test(ctl, every_command_answers_help)
 {
 	const char *dir = h_tmpdir();
-	static const char *const socks[] = { "store.sock",
-	    "store-events.sock", "runner.sock" };
+	static const char *const socks[] = { "store.sock", "store-events.sock",
+		"runner.sock" };
 	char verbs[64][32], want[128], run[H_PATH], path[H_PATH + 32];
 	char *out, *err, *help;
 	int fds[3], rc, k;
@@ -274,8 +292,8 @@ Test(ctl, every_command_answers_help)
 		snprintf(path, sizeof(path), "%s/%s", run, socks[k]);
 		fds[k] = listen_at(path);
 	}
-#define HELP_ARGS(...) ARGS("-f", "/dev/null", "--runtime-dir", run, \
-	__VA_ARGS__)
+#define HELP_ARGS(...)                                                        \
+	ARGS("-f", "/dev/null", "--runtime-dir", run, __VA_ARGS__)
 	rc = h_ctl(dir, HELP_ARGS("--help"), NULL, 0, QUICK, &help, NULL);
 	cr_assert_eq(rc, 0);
 	/* a client's help has no daemon flags */
@@ -285,8 +303,10 @@ Test(ctl, every_command_answers_help)
 	n = help_verbs(help, verbs, 64);
 	cr_assert_geq(n, 21, "only %zu commands in --help", n);
 	for (i = 0; i < n; i++) {
-		snprintf(want, sizeof(want), "usage: eventfoldctl [options] "
-		    "%s", verbs[i]);
+		snprintf(want, sizeof(want),
+		    "usage: eventfoldctl [options] "
+		    "%s",
+		    verbs[i]);
 		rc = h_ctl(dir, HELP_ARGS(verbs[i], "--help"), NULL, 0, QUICK,
 		    &out, &err);
 		cr_expect_eq(rc, 0, "%s --help: exit %d, %s", verbs[i], rc,
@@ -301,13 +321,15 @@ Test(ctl, every_command_answers_help)
 		rc = h_ctl(dir, HELP_ARGS(verbs[i], "x", "-h"), NULL, 0, QUICK,
 		    &out, &err);
 		cr_expect(rc == 0 && out && strstr(out, want) && err &&
-		    *err == '\0', "%s x -h: %d %s %s", verbs[i], rc, out, err);
+		        *err == '\0',
+		    "%s x -h: %d %s %s", verbs[i], rc, out, err);
 		free(out);
 		free(err);
 		rc = h_ctl(dir, HELP_ARGS("help", verbs[i]), NULL, 0, QUICK,
 		    &out, &err);
 		cr_expect(rc == 0 && out && strstr(out, want) && err &&
-		    *err == '\0', "help %s: %d %s %s", verbs[i], rc, out, err);
+		        *err == '\0',
+		    "help %s: %d %s %s", verbs[i], rc, out, err);
 		free(out);
 		free(err);
 	}
@@ -333,11 +355,13 @@ Test(ctl, every_command_answers_help)
 	/* the check can fail: a command that dials is seen */
 	unlink(path); /* runner.sock, listened on again */
 	fds[0] = listen_at(path);
-	rc = h_ctl(dir, ARGS("--timeout-ms", "300", "--runtime-dir", run,
-	    "plugins"), NULL, 0, QUICK, NULL, NULL);
+	rc = h_ctl(dir,
+	    ARGS("--timeout-ms", "300", "--runtime-dir", run, "plugins"), NULL,
+	    0, QUICK, NULL, NULL);
 	cr_expect_neq(rc, 0);
 	k = accept(fds[0], NULL, NULL);
-	cr_expect_geq(k, 0, "plugins did not dial runner.sock: the check "
+	cr_expect_geq(k, 0,
+	    "plugins did not dial runner.sock: the check "
 	    "above proves nothing");
 	if (k >= 0)
 		close(k);
@@ -360,8 +384,11 @@ Test(ctl, global_option_after_the_command)
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		rc = h_ctl(dir, cases[i], NULL, 0, QUICK, NULL, &err);
 		cr_expect_eq(rc, 1, "%s: exit %d", cases[i][0], rc);
-		cr_expect(err && strstr(err, "options go before the command "
-		    "word"), "%s: %s", cases[i][0], err);
+		cr_expect(err &&
+		        strstr(err,
+		            "options go before the command "
+		            "word"),
+		    "%s: %s", cases[i][0], err);
 		free(err);
 	}
 }
@@ -373,15 +400,18 @@ Test(ctl, count_zero_refused_before_dialling)
 		const char *const *args;
 		const char *says;
 	} cases[] = {
-		{ ARGS("read", "all", "--count", "0"), "--count: a number "
+		{ ARGS("read", "all", "--count", "0"),
+		    "--count: a number "
 		    "above 0" },
-		{ ARGS("streams", "--count", "0"), "--count: a number above 0" },
+		{ ARGS("streams", "--count", "0"),
+		    "--count: a number above 0" },
 		{ ARGS("tail", "--count", "0"), "--count: a number above 0" },
 		{ ARGS("replay", "todo_list", "--until", "1", "--limit", "0"),
 		    "--limit: 1.." },
 		{ ARGS("query", "todo_list", "--limit", "0"), "--limit: 1.." },
 		{ ARGS("backup", "/tmp/eventfoldctl-test-no-backup", "--wait",
-		    "0"), "--wait: a number of seconds, at least 1" },
+		      "0"),
+		    "--wait: a number of seconds, at least 1" },
 	};
 	char run[H_PATH], *err;
 	size_t i;
@@ -409,14 +439,17 @@ Test(ctl, oversized_stdin_says_why)
 
 	cr_assert_not_null(big);
 	memset(big, 'x', len);
-	rc = h_ctl(dir, ARGS("--runtime-dir", dir, "append",
-	    "0b4e2f8a-5c1d-4e7b-9a3f-2d6c8e1f0a47", "Big", "-"), big, len,
-	    60000, NULL, &err);
+	rc = h_ctl(dir,
+	    ARGS("--runtime-dir", dir, "append",
+	        "0b4e2f8a-5c1d-4e7b-9a3f-2d6c8e1f0a47", "Big", "-"),
+	    big, len, 60000, NULL, &err);
 	free(big);
 	cr_expect_eq(rc, 1, "exit %d: %s", rc, err);
-	cr_expect(err && strstr(err, "cannot read the payload from stdin: "
-	    "more than 64 MiB (the most one request holds)"), "stderr: %s",
-	    err);
+	cr_expect(err &&
+	        strstr(err,
+	            "cannot read the payload from stdin: "
+	            "more than 64 MiB (the most one request holds)"),
+	    "stderr: %s", err);
 	free(err);
 }
 
@@ -433,15 +466,19 @@ Test(ctl, oversized_exec_stdin_says_why)
 	big = malloc(len);
 	cr_assert_not_null(big);
 	memset(big, 'x', len);
-	rc = h_ctl(dir, ARGS("--runtime-dir", run, "exec", "todo", "l1",
-	    "Add", "-"), big, len, 60000, NULL, &err);
+	rc = h_ctl(dir,
+	    ARGS("--runtime-dir", run, "exec", "todo", "l1", "Add", "-"), big,
+	    len, 60000, NULL, &err);
 	cr_expect_eq(rc, 1, "exit %d: %s", rc, err);
-	cr_expect(err && strstr(err, "cannot read the payload from stdin: "
-	    "more than 64 KiB (the most a command's payload holds)"),
+	cr_expect(err &&
+	        strstr(err,
+	            "cannot read the payload from stdin: "
+	            "more than 64 KiB (the most a command's payload holds)"),
 	    "stderr: %s", err);
 	free(err);
-	rc = h_ctl(dir, ARGS("--runtime-dir", run, "exec", "todo", "l1",
-	    "Add", "-"), big, 65537, 60000, NULL, &err);
+	rc = h_ctl(dir,
+	    ARGS("--runtime-dir", run, "exec", "todo", "l1", "Add", "-"), big,
+	    65537, 60000, NULL, &err);
 	cr_expect_eq(rc, 1, "exit %d: %s", rc, err);
 	cr_expect(err && strstr(err, "more than 64 KiB"), "stderr: %s", err);
 	free(err);
@@ -466,13 +503,11 @@ Test(ctl, not_json_said_on_stderr_and_empty_results)
 	free(out);
 	free(err);
 	rc = ctl_in(dir, s.run_dir, ARGS("streams"), &out, &err);
-	cr_expect(rc == 0 && out && *out == '\0', "streams: %d [%s]", rc,
-	    out);
+	cr_expect(rc == 0 && out && *out == '\0', "streams: %d [%s]", rc, out);
 	cr_expect(err && strstr(err, "no streams"), "streams: %s", err);
 	free(out);
 	free(err);
-	rc = ctl_in(dir, s.run_dir, ARGS("--json", "read", "all"), &out,
-	    &err);
+	rc = ctl_in(dir, s.run_dir, ARGS("--json", "read", "all"), &out, &err);
 	cr_expect(rc == 0 && out && *out == '\0' && err && *err == '\0',
 	    "read --json: %d [%s] [%s]", rc, out, err);
 	free(out);
@@ -483,26 +518,27 @@ Test(ctl, not_json_said_on_stderr_and_empty_results)
 	    &out, &err);
 	cr_expect_eq(rc, 0, "append: %d %s", rc, err);
 	cr_expect(err && strstr(err, "payload is not JSON") &&
-	    strstr(err, "payload_base64"), "append: %s", err);
+	        strstr(err, "payload_base64"),
+	    "append: %s", err);
 	free(out);
 	free(err);
 	rc = ctl_in(dir, s.run_dir, ARGS("append", sid, "Json", "{\"a\":1}"),
 	    &out, &err);
-	cr_expect(rc == 0 && err && *err == '\0', "append JSON: %d [%s]",
-	    rc, err);
+	cr_expect(rc == 0 && err && *err == '\0', "append JSON: %d [%s]", rc,
+	    err);
 	free(out);
 	free(err);
-	rc = ctl_in(dir, s.run_dir, ARGS("--json", "read", "all"), &out,
-	    &err);
+	rc = ctl_in(dir, s.run_dir, ARGS("--json", "read", "all"), &out, &err);
 	cr_expect_eq(rc, 0);
 	cr_expect(out && strstr(out, "\"payload_base64\":\"bm90IGpzb24=\"") &&
-	    strstr(out, "\"payload\":{\"a\":1}"), "read: %s", out);
+	        strstr(out, "\"payload\":{\"a\":1}"),
+	    "read: %s", out);
 	free(out);
 	free(err);
 	/* with rows, the table has its header */
 	rc = ctl_in(dir, s.run_dir, ARGS("read", "all"), &out, &err);
-	cr_expect(rc == 0 && out && !strncmp(out, "POSITION", 8),
-	    "read: %s", out);
+	cr_expect(rc == 0 && out && !strncmp(out, "POSITION", 8), "read: %s",
+	    out);
 	free(out);
 	free(err);
 	h_stored_stop(&s, SIGTERM, 10000);
@@ -522,17 +558,19 @@ Test(ctl, tail_says_store_unreachable_and_keeps_trying)
 	h_stored_init(&s, dir, NULL);
 	snprintf(errp, sizeof(errp), "%s/tail.err", dir);
 	tail = h_ctl_spawn(ARGS("--runtime-dir", s.run_dir, "--json", "tail",
-	    "--count", "1"), &fd, errp);
-	cr_assert_eq(h_wait_for_text(errp, "the store is unreachable; retrying",
-	    QUICK), 0, "tail did not say the store is unreachable");
+	                       "--count", "1"),
+	    &fd, errp);
+	cr_assert_eq(h_wait_for_text(errp,
+	                 "the store is unreachable; retrying", QUICK),
+	    0, "tail did not say the store is unreachable");
 	/* the store comes: tail finds it by itself */
 	h_stored_start(&s);
 	rc = ctl_in(dir, s.run_dir, ARGS("append", sid, "Late", "{}"), &out,
 	    NULL);
 	cr_assert_eq(rc, 0);
 	free(out);
-	while (n < sizeof(buf) - 1 && (r = read(fd, buf + n,
-	    sizeof(buf) - 1 - n)) > 0)
+	while (n < sizeof(buf) - 1 &&
+	    (r = read(fd, buf + n, sizeof(buf) - 1 - n)) > 0)
 		n += (size_t)r;
 	buf[n] = '\0';
 	close(fd);
@@ -567,9 +605,11 @@ check_aligned(const char *table, int ncols, unsigned mask)
 		for (k = 1; k < (size_t)ncols; k++) {
 			if (line + off[k] >= nl)
 				break; /* an empty last cell */
-			cr_expect(line[off[k] - 1] == ' ' && (!(mask & 1u << k)
-			    || line[off[k]] != ' '), "column %zu out of line "
-			    "in:\n%s", k, table);
+			cr_expect(line[off[k] - 1] == ' ' &&
+			        (!(mask & 1u << k) || line[off[k]] != ' '),
+			    "column %zu out of line "
+			    "in:\n%s",
+			    k, table);
 		}
 	}
 }
@@ -615,32 +655,37 @@ Test(ctl, runner_verbs_name_the_daemon_that_is_down)
 
 	/* stored down: runnerd says so, at once */
 	h_stored_stop(&s, SIGTERM, 10000);
-	rc = ctl_in(dir, s.run_dir, ARGS("exec", "todo", "l1", "Add",
-	    "{\"title\":\"milk\"}"), &out, &err);
+	rc = ctl_in(dir, s.run_dir,
+	    ARGS("exec", "todo", "l1", "Add", "{\"title\":\"milk\"}"), &out,
+	    &err);
 	cr_expect_eq(rc, 2, "exec: %d %s", rc, err);
 	cr_expect(err && strstr(err, "eventfold-stored is unreachable at") &&
-	    strstr(err, "store.sock"), "exec: %s", err);
+	        strstr(err, "store.sock"),
+	    "exec: %s", err);
 	free(out);
 	free(err);
 	/* what needs the store now is refused too, not started silently */
 	rc = ctl_in(dir, s.run_dir, ARGS("rebuild", "todo_list"), &out, &err);
 	cr_expect_eq(rc, 2, "rebuild: %d %s", rc, err);
 	cr_expect(err && strstr(err, "eventfold-stored is unreachable at") &&
-	    strstr(err, "store.sock"), "rebuild: %s", err);
+	        strstr(err, "store.sock"),
+	    "rebuild: %s", err);
 	cr_expect(out && !strstr(out, "started"), "rebuild: %s", out);
 	free(out);
 	free(err);
-	rc = ctl_in(dir, s.run_dir, ARGS("replay", "todo_list", "--until",
-	    "1"), &out, &err);
+	rc = ctl_in(dir, s.run_dir,
+	    ARGS("replay", "todo_list", "--until", "1"), &out, &err);
 	cr_expect_eq(rc, 2, "replay: %d %s", rc, err);
 	cr_expect(err && strstr(err, "eventfold-stored is unreachable at") &&
-	    strstr(err, "store.sock"), "replay: %s", err);
+	        strstr(err, "store.sock"),
+	    "replay: %s", err);
 	free(out);
 	free(err);
 	rc = ctl_in(dir, s.run_dir, ARGS("reset", "todo_list"), &out, &err);
 	cr_expect_eq(rc, 2, "reset: %d %s", rc, err);
 	cr_expect(err && strstr(err, "eventfold-stored is unreachable at") &&
-	    strstr(err, "store.sock"), "reset: %s", err);
+	        strstr(err, "store.sock"),
+	    "reset: %s", err);
 	cr_expect(out && !strstr(out, "reset to position 0"), "reset: %s",
 	    out);
 	free(out);
@@ -648,7 +693,8 @@ Test(ctl, runner_verbs_name_the_daemon_that_is_down)
 	rc = ctl_in(dir, s.run_dir, ARGS("projections"), &out, &err);
 	cr_expect_eq(rc, 0, "projections: %d %s", rc, err);
 	cr_expect(out && strstr(out, "waiting-for-store") &&
-	    !strstr(out, " live "), "projections: %s", out);
+	        !strstr(out, " live "),
+	    "projections: %s", out);
 	free(out);
 	free(err);
 
@@ -657,7 +703,8 @@ Test(ctl, runner_verbs_name_the_daemon_that_is_down)
 	rc = ctl_in(dir, s.run_dir, ARGS("projections"), &out, &err);
 	cr_expect_eq(rc, 2);
 	cr_expect(err && strstr(err, "eventfold-runnerd") &&
-	    strstr(err, "runner.sock"), "projections: %s", err);
+	        strstr(err, "runner.sock"),
+	    "projections: %s", err);
 	free(out);
 	free(err);
 }
@@ -677,8 +724,10 @@ Test(ctl, runnerd_refuses_a_store_that_is_not_there)
 	runnerd_pid = 0;
 	cr_expect(WIFEXITED(st) && WEXITSTATUS(st) != 0, "status %d", st);
 	snprintf(log, sizeof(log), "%s/runnerd.log", dir);
-	snprintf(url, sizeof(url), "no eventfold-stored at ipc://%s/"
-	    "store.sock", run);
+	snprintf(url, sizeof(url),
+	    "no eventfold-stored at ipc://%s/"
+	    "store.sock",
+	    run);
 	text = h_read_file(log, NULL);
 	cr_expect(text && strstr(text, url), "runnerd.log: %s", text);
 	free(text);
@@ -717,13 +766,16 @@ Test(ctl, plugins_shows_refused_files_and_why)
 	}
 	cr_assert_eq(rc, 0, "runnerd did not come up");
 	cr_expect(strstr(out, "todo.so") && strstr(out, "REFUSED") &&
-	    strstr(out, "broken.so") && strstr(out, "cannot load"),
+	        strstr(out, "broken.so") && strstr(out, "cannot load"),
 	    "plugins: %s", out);
 	free(out);
 	free(err);
 	rc = ctl_in(dir, s.run_dir, ARGS("--json", "plugins"), &out, &err);
-	cr_expect(rc == 0 && strstr(out, "{\"file\":\"broken.so\","
-	    "\"refused\":\"cannot load: "), "plugins --json: %s", out);
+	cr_expect(rc == 0 &&
+	        strstr(out,
+	            "{\"file\":\"broken.so\","
+	            "\"refused\":\"cannot load: "),
+	    "plugins --json: %s", out);
 	free(out);
 	free(err);
 	kill_runnerd();
@@ -738,8 +790,8 @@ Test(ctl, deadletters_columns_fit_their_values)
 
 	h_stored_init(&s, dir, NULL);
 	h_stored_start(&s);
-	runnerd_pid = runnerd_spawn(&s, s.run_dir, ARGS("--pm-retries", "1",
-	    "--pm-backoff-ms", "10"));
+	runnerd_pid = runnerd_spawn(&s, s.run_dir,
+	    ARGS("--pm-retries", "1", "--pm-backoff-ms", "10"));
 	for (i = 0; i < 200; i++) {
 		rc = ctl_in(dir, s.run_dir, ARGS("plugins"), NULL, NULL);
 		if (rc == 0)
@@ -749,11 +801,17 @@ Test(ctl, deadletters_columns_fit_their_values)
 	cr_assert_eq(rc, 0, "runnerd did not come up");
 	/* a shipment on hold refuses the manager's Create: a dead letter
 	 * whose command id is longer than a UUID */
-	cr_assert_eq(ctl_in(dir, s.run_dir, ARGS("exec", "shipment", "o-1",
-	    "Hold", "{\"reason\":\"address check\"}"), NULL, NULL), 0);
-	cr_assert_eq(ctl_in(dir, s.run_dir, ARGS("exec", "order", "o-1",
-	    "Place", "{\"address\":\"1 Main St\",\"items\":[\"tea\"]}"),
-	    NULL, NULL), 0);
+	cr_assert_eq(ctl_in(dir, s.run_dir,
+	                 ARGS("exec", "shipment", "o-1", "Hold",
+	                     "{\"reason\":\"address check\"}"),
+	                 NULL, NULL),
+	    0);
+	cr_assert_eq(
+	    ctl_in(dir, s.run_dir,
+	        ARGS("exec", "order", "o-1", "Place",
+	            "{\"address\":\"1 Main St\",\"items\":[\"tea\"]}"),
+	        NULL, NULL),
+	    0);
 	for (i = 0; i < 300; i++) {
 		free(out);
 		free(err);
@@ -762,8 +820,10 @@ Test(ctl, deadletters_columns_fit_their_values)
 			break;
 		h_sleep_ms(50);
 	}
-	cr_assert(rc == 0 && strstr(out, "order_shipping"), "deadletters: "
-	    "%d [%s] [%s]", rc, out, err);
+	cr_assert(rc == 0 && strstr(out, "order_shipping"),
+	    "deadletters: "
+	    "%d [%s] [%s]",
+	    rc, out, err);
 	check_aligned(out, 5, 0x17);
 	free(out);
 	free(err);
@@ -784,7 +844,8 @@ Test(ctl, n_checks_the_client_config)
 	snprintf(bad, sizeof(bad), "%s/bad.conf", dir);
 	cr_assert_eq(h_write_file(good, "[ctl]\ntimeout_ms = 700\n", 22), 0);
 	cr_assert_eq(h_write_file(bad, "[ctl]\ntimeout_ms = 700\nbogus = 1\n",
-	    32), 0);
+	                 32),
+	    0);
 	rc = h_ctl(dir, ARGS("-n", "-f", good), NULL, 0, QUICK, &out, &err);
 	cr_expect(rc == 0 && out && !strcmp(out, "configuration OK\n"),
 	    "-n good: %d [%s] [%s]", rc, out, err);
@@ -800,8 +861,8 @@ Test(ctl, n_checks_the_client_config)
 	rc = h_ctl(dir, ARGS("-nv", "-f", good, "--runtime-dir", "/nowhere"),
 	    NULL, 0, QUICK, &out, &err);
 	cr_expect(rc == 0 && out && strstr(out, "timeout_ms = 700\n") &&
-	    strstr(out, "runtime_dir = /nowhere\n"), "-nv: %d [%s] [%s]", rc,
-	    out, err);
+	        strstr(out, "runtime_dir = /nowhere\n"),
+	    "-nv: %d [%s] [%s]", rc, out, err);
 	free(out);
 	free(err);
 }

@@ -71,13 +71,15 @@ Test(diskfull, refused_then_accepted_again_without_restart)
 
 	if (geteuid() != 0)
 		cr_skip_test("mounting a small tmpfs needs root; run the "
-		    "integration suite as root to test a full disk");
+		             "integration suite as root to test a full disk");
 	snprintf(mnt, sizeof(mnt), "%s/ef-diskfull.XXXXXX",
 	    tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp");
 	cr_assert(mkdtemp(mnt) != NULL, "mkdtemp: %s", strerror(errno));
 	if (mount("tmpfs", mnt, "tmpfs", 0, "size=6m,mode=0755") != 0)
-		cr_skip_test("cannot mount a tmpfs at %s (%s): no full disk to "
-		    "test", mnt, strerror(errno));
+		cr_skip_test(
+		    "cannot mount a tmpfs at %s (%s): no full disk to "
+		    "test",
+		    mnt, strerror(errno));
 	mounted = 1;
 	snprintf(ballast, sizeof(ballast), "%s/ballast", mnt);
 	cr_assert((f = fopen(ballast, "w")) != NULL);
@@ -98,9 +100,10 @@ Test(diskfull, refused_then_accepted_again_without_restart)
 
 	while (ok < 1000 && append_big(&c, stream, payload, &res) == EF_S_OK)
 		ok++;
-	cr_assert_eq(res.status, EF_S_RESOURCE_EXHAUSTED, "append %llu: "
-	    "%s: %s", (unsigned long long)ok, ipc_status_name(res.status),
-	    res.msg);
+	cr_assert_eq(res.status, EF_S_RESOURCE_EXHAUSTED,
+	    "append %llu: "
+	    "%s: %s",
+	    (unsigned long long)ok, ipc_status_name(res.status), res.msg);
 	cr_assert(strstr(res.msg, strerror(ENOSPC)) != NULL, "%s", res.msg);
 	cr_assert_gt(ok, 10, "the disk was full from the start");
 	cr_assert_lt(ok, 1000, "the disk never filled");

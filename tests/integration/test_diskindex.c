@@ -89,10 +89,12 @@ write_history(void)
 			if (k > i % 4)
 				continue;
 			snprintf(payload, sizeof(payload), "\"%d/%d\"", i, k);
-			cr_assert_eq(h_append1(&cl, streams[i], k == 0 ?
-			    EF_EXPECT_NO_STREAM : EF_EXPECT_EXACT,
-			    (uint64_t)k - 1, h_uuid(ids[i][k]), "Hist", payload,
-			    &r), EF_S_OK, "%s", r.msg);
+			cr_assert_eq(h_append1(&cl, streams[i],
+			                 k == 0 ? EF_EXPECT_NO_STREAM :
+			                          EF_EXPECT_EXACT,
+			                 (uint64_t)k - 1, h_uuid(ids[i][k]),
+			                 "Hist", payload, &r),
+			    EF_S_OK, "%s", r.msg);
 		}
 }
 
@@ -119,12 +121,13 @@ check_history(uint64_t extra_events)
 		for (k = 0; k <= i % 4; k++) {
 			snprintf(payload, sizeof(payload), "\"%d/%d\"", i, k);
 			cr_assert_eq(h_append1(&cl, streams[i], EF_EXPECT_ANY,
-			    0, ids[i][k], "Hist", payload, &r), EF_S_OK,
-			    "retry %d/%d: %s", i, k, r.msg);
+			                 0, ids[i][k], "Hist", payload, &r),
+			    EF_S_OK, "retry %d/%d: %s", i, k, r.msg);
 			cr_assert_eq(r.rep.first_version, (uint64_t)k);
 			cr_assert_lt(r.rep.first_pos, head);
 			cr_assert_eq(h_append1(&cl, streams[i], EF_EXPECT_ANY,
-			    0, ids[i][k], "Hist", "\"other\"", &r),
+			                 0, ids[i][k], "Hist", "\"other\"",
+			                 &r),
 			    EF_S_EVENT_ID_REUSED, "%d/%d: %s", i, k, r.msg);
 		}
 	{
@@ -140,21 +143,24 @@ check_history(uint64_t extra_events)
 		evs2[0].payload = (const uint8_t *)"\"0/0\"";
 		evs2[0].payload_len = 5;
 		cr_assert_eq(h_append(&cl, streams[0], EF_EXPECT_ANY, 0, evs2,
-		    2, &r), EF_S_EVENT_ID_REUSED, "%s", r.msg);
+		                 2, &r),
+		    EF_S_EVENT_ID_REUSED, "%s", r.msg);
 	}
 	cr_assert_eq(h_status(&cl).head, head, "a retry wrote something");
 
 	/* expected versions: wrong ones refused with the actual version */
 	for (i = 0; i < NS; i++) {
 		cr_assert_eq(h_append1(&cl, streams[i], EF_EXPECT_NO_STREAM, 0,
-		    h_uuid(id), "No", "{}", &r), EF_S_VERSION_CONFLICT);
+		                 h_uuid(id), "No", "{}", &r),
+		    EF_S_VERSION_CONFLICT);
 		cr_assert(r.has_conflict && r.conflict.exists);
-		cr_assert_eq(r.conflict.actual, (uint64_t)(i % 4) +
-		    (i == 1 ? extra_events : 0),
+		cr_assert_eq(r.conflict.actual,
+		    (uint64_t)(i % 4) + (i == 1 ? extra_events : 0),
 		    "stream %d: actual %llu", i,
 		    (unsigned long long)r.conflict.actual);
 		cr_assert_eq(h_append1(&cl, streams[i], EF_EXPECT_EXACT,
-		    (uint64_t)(i % 4) + 7, h_uuid(id), "No", "{}", &r),
+		                 (uint64_t)(i % 4) + 7, h_uuid(id), "No", "{}",
+		                 &r),
 		    EF_S_VERSION_CONFLICT);
 	}
 
@@ -162,8 +168,9 @@ check_history(uint64_t extra_events)
 	for (i = 0; i < NS; i++) {
 		cr_assert_eq(h_read_stream(&cl, streams[i], 0, &evs, &n),
 		    EF_S_OK);
-		cr_assert_eq(n, (size_t)(i % 4 + 1) + (i == 1 ? extra_events :
-		    0), "stream %d: %zu events", i, n);
+		cr_assert_eq(n,
+		    (size_t)(i % 4 + 1) + (i == 1 ? extra_events : 0),
+		    "stream %d: %zu events", i, n);
 		for (k = 0; k <= i % 4; k++) {
 			snprintf(payload, sizeof(payload), "\"%d/%d\"", i, k);
 			cr_assert_eq(evs[k].version, (uint64_t)k);
@@ -188,14 +195,18 @@ check_history(uint64_t extra_events)
 		cr_assert_eq(client_call(&cl, &o, &rep), EF_S_OK);
 		cr_assert_eq(ipc_list_rep_decode(rep.in.body, &lr, &why), 0);
 		for (k = 0; k < (int)lr.nstreams; k++, total++) {
-			cr_assert_eq(ipc_stream_info_decode(
-			    &lr.streams->via.array.ptr[k], &si, &why), 0);
+			cr_assert_eq(ipc_stream_info_decode(&lr.streams->via
+			                                         .array.ptr[k],
+			                 &si, &why),
+			    0);
 			uuid_format(si.stream_id, id);
 			cr_assert_str_eq(id, sorted[total]);
 			for (i = 0; i < NS && strcmp(streams[i], id); i++)
 				;
-			cr_assert_eq(si.event_count, (uint64_t)(i % 4 + 1) +
-			    (i == 1 ? extra_events : 0), "%s", id);
+			cr_assert_eq(si.event_count,
+			    (uint64_t)(i % 4 + 1) +
+			        (i == 1 ? extra_events : 0),
+			    "%s", id);
 		}
 		lq.has_after = true;
 		lq.after.ptr = sorted[total - 1];
@@ -227,7 +238,8 @@ Test(diskindex, streams_and_ids_only_in_sealed_segments)
 	check_history(0);
 	/* appends go on where the streams were */
 	cr_assert_eq(h_append1(&cl, streams[1], EF_EXPECT_EXACT, 1, h_uuid(id),
-	    "More", "{}", &r), EF_S_OK, "%s", r.msg);
+	                 "More", "{}", &r),
+	    EF_S_OK, "%s", r.msg);
 	cr_assert_eq(r.rep.first_version, 2);
 	cr_assert_eq(r.rep.first_pos, head);
 
@@ -295,7 +307,8 @@ Test(diskindex, id_filter_kept_across_a_clean_stop)
 	/* the index moves on, stored is killed: the file put back covers
 	 * less than the index and must not be used */
 	cr_assert_eq(h_append1(&cl, streams[1], EF_EXPECT_ANY, 0, h_uuid(id),
-	    "More", "{}", &r), EF_S_OK, "%s", r.msg);
+	                 "More", "{}", &r),
+	    EF_S_OK, "%s", r.msg);
 	rotate();
 	h_wait_indexed(&cl, head + 1, 60000);
 	h_stored_stop_ok(&sd, &cl, SIGKILL);
@@ -303,12 +316,14 @@ Test(diskindex, id_filter_kept_across_a_clean_stop)
 	free(old);
 	start();
 	cr_assert_eq(h_wait_for_text(sd.log, "does not match the index",
-	    30000), 0, "an older filter was taken back");
+	                 30000),
+	    0, "an older filter was taken back");
 	cr_assert_eq(log_count_at_least("event ids built", 2, 30000), 0,
 	    "the filter was not built again");
 	check_history(1);
 	cr_assert_eq(h_append1(&cl, streams[1], EF_EXPECT_ANY, 0, id, "More",
-	    "{}", &r), EF_S_OK, "%s", r.msg);
+	                 "{}", &r),
+	    EF_S_OK, "%s", r.msg);
 	cr_assert_eq(r.rep.first_pos, head, "the last id was not known");
 }
 
@@ -337,7 +352,8 @@ Test(diskindex, restart_reads_only_the_tail)
 
 		rotate();
 		cr_assert_eq(h_append1(&cl, h_uuid(other), EF_EXPECT_ANY, 0,
-		    h_uuid(id), "Tail", "{}", &r), EF_S_OK);
+		                 h_uuid(id), "Tail", "{}", &r),
+		    EF_S_OK);
 	}
 	h_wait_indexed(&cl, sealed, 60000);
 	h_stored_stop_ok(&sd, &cl, SIGTERM);
@@ -345,11 +361,15 @@ Test(diskindex, restart_reads_only_the_tail)
 	st = h_status(&cl);
 	cr_assert_eq(st.head, head + 1);
 	cr_assert_eq(st.indexed_to, sealed);
-	cr_assert_eq(st.recovered_events, 1, "the start read %llu of %llu "
-	    "events", (unsigned long long)st.recovered_events,
+	cr_assert_eq(st.recovered_events, 1,
+	    "the start read %llu of %llu "
+	    "events",
+	    (unsigned long long)st.recovered_events,
 	    (unsigned long long)st.head);
-	snprintf(want, sizeof(want), "read 1 from the log, %llu are indexed "
-	    "on disk", (unsigned long long)sealed);
+	snprintf(want, sizeof(want),
+	    "read 1 from the log, %llu are indexed "
+	    "on disk",
+	    (unsigned long long)sealed);
 	cr_assert(log_has(want), "no \"%s\" in the log", want);
 	/* and everything reads back */
 	cr_assert_geq(h_load_verify(&load, &cl), head);
@@ -382,7 +402,8 @@ Test(diskindex, deleted_then_rebuilt)
 	start();
 	unsetenv("EVENTFOLD_INDEX_CHUNK");
 	st = h_status(&cl);
-	cr_assert_eq(st.recovered_events, head, "without an index the start "
+	cr_assert_eq(st.recovered_events, head,
+	    "without an index the start "
 	    "reads everything");
 	h_wait_indexed(&cl, head, 60000);
 	cr_assert(log_has("empty index"), "the rebuild was not logged");
@@ -418,7 +439,7 @@ streams_in_log(void)
 	for (i = 0; i < count; i++) {
 		for (j = 0; j < i; j++)
 			if (memcmp(evs[j].stream_id, evs[i].stream_id,
-			    UUID_LEN) == 0)
+			        UUID_LEN) == 0)
 				break;
 		if (j == i)
 			n++;
@@ -438,7 +459,7 @@ Test(diskindex, killed_at_every_indexing_crash_point, .timeout = 400)
 	int st;
 
 	if (strcmp(getenv("EF_CRASHPOINTS") ? getenv("EF_CRASHPOINTS") : "",
-	    "1") != 0)
+	        "1") != 0)
 		cr_skip_test("built without -Dcrashpoints=true");
 	for (p = 0; p < 3; p++) {
 		char env[64];
@@ -456,8 +477,10 @@ Test(diskindex, killed_at_every_indexing_crash_point, .timeout = 400)
 		st = h_wait_pid(sd.pid, 60000);
 		sd.pid = 0;
 		cr_assert(st != -1 && WIFSIGNALED(st) &&
-		    WTERMSIG(st) == SIGKILL, "%s: stored was not killed there "
-		    "(0x%x)", points[p], st);
+		        WTERMSIG(st) == SIGKILL,
+		    "%s: stored was not killed there "
+		    "(0x%x)",
+		    points[p], st);
 		h_load_stop(&load);
 		acked = __atomic_load_n(&load.acked, __ATOMIC_RELAXED);
 		cr_assert(log_has(points[p]), "not killed at %s", points[p]);
@@ -524,12 +547,13 @@ Test(diskindex, a_sealed_segment_changed_behind_its_back)
 	cr_assert_eq(h_write_file(path, img, size + 100), 0);
 	h_stored_spawn(&sd);
 	cr_assert_eq(h_stored_wait_ready(&sd, 15000), -1, "stored started");
-	cr_assert(log_has("does not match the log"), "the mismatch was not "
+	cr_assert(log_has("does not match the log"),
+	    "the mismatch was not "
 	    "noticed");
 	snprintf(want, sizeof(want), "%s: corrupt at offset %zu", path, size);
 	log = h_read_file(sd.log, NULL);
-	cr_assert(log != NULL && strstr(log, want) != NULL, "no \"%s\" in:\n%s",
-	    want, log);
+	cr_assert(log != NULL && strstr(log, want) != NULL,
+	    "no \"%s\" in:\n%s", want, log);
 	free(log);
 	/* put back as it was: starts, rebuilds, answers as before */
 	cr_assert_eq(h_write_file(path, img, size), 0);
@@ -560,7 +584,7 @@ Test(diskindex, index_read_errors_are_error_replies)
 	int st;
 
 	if (strcmp(getenv("EF_CRASHPOINTS") ? getenv("EF_CRASHPOINTS") : "",
-	    "1") != 0)
+	        "1") != 0)
 		cr_skip_test("built without -Dcrashpoints=true");
 	h_stored_init(&sd, h_tmpdir(), extra);
 	snprintf(fault, sizeof(fault), "%s/fault", sd.dir);
@@ -573,7 +597,8 @@ Test(diskindex, index_read_errors_are_error_replies)
 	h_wait_indexed(&cl, head, 60000);
 	/* a stream that lives in the tail (RAM) */
 	cr_assert_eq(h_append1(&cl, h_uuid(tail), EF_EXPECT_NO_STREAM, 0,
-	    h_uuid(id), "Tail", "{}", &r), EF_S_OK, "%s", r.msg);
+	                 h_uuid(id), "Tail", "{}", &r),
+	    EF_S_OK, "%s", r.msg);
 
 	cr_assert_eq(h_write_file(fault, "index.read\n", 11), 0);
 	/* reads of sealed history: an error with the reason */
@@ -592,30 +617,37 @@ Test(diskindex, index_read_errors_are_error_replies)
 	st = client_call(&cl, &o, &rep);
 	cr_assert_eq(st, EF_S_INTERNAL, "list_streams: %s",
 	    ipc_status_name(st));
-	cr_assert(rep.in.message.len > 0 && memmem(rep.in.message.ptr,
-	    rep.in.message.len, "index", 5) != NULL, "reason: %.*s",
-	    (int)rep.in.message.len, rep.in.message.ptr);
+	cr_assert(rep.in.message.len > 0 &&
+	        memmem(rep.in.message.ptr, rep.in.message.len, "index", 5) !=
+	            NULL,
+	    "reason: %.*s", (int)rep.in.message.len, rep.in.message.ptr);
 	client_reply_free(&rep);
 	ipc_out_free(&o);
 	/* appends that must look into the index: refused, nothing written */
 	cr_assert_eq(h_append1(&cl, streams[2], EF_EXPECT_ANY, 0, ids[2][0],
-	    "Hist", "\"2/0\"", &r), EF_S_INTERNAL, "replay: %s", r.msg);
+	                 "Hist", "\"2/0\"", &r),
+	    EF_S_INTERNAL, "replay: %s", r.msg);
 	cr_assert(strstr(r.msg, "index") != NULL, "%s", r.msg);
-	cr_assert_eq(h_append1(&cl, streams[5], EF_EXPECT_EXACT, 1,
-	    h_uuid(id), "More", "{}", &r), EF_S_INTERNAL, "expected "
-	    "version: %s", r.msg);
+	cr_assert_eq(h_append1(&cl, streams[5], EF_EXPECT_EXACT, 1, h_uuid(id),
+	                 "More", "{}", &r),
+	    EF_S_INTERNAL,
+	    "expected "
+	    "version: %s",
+	    r.msg);
 	cr_assert_eq(h_status(&cl).head, head + 1, "a refused append wrote");
 	/* what does not need the index goes on */
 	cr_assert_eq(h_append1(&cl, tail, EF_EXPECT_EXACT, 0, h_uuid(id),
-	    "Tail", "{}", &r), EF_S_OK, "%s", r.msg);
+	                 "Tail", "{}", &r),
+	    EF_S_OK, "%s", r.msg);
 	cr_assert_eq(h_read_stream(&cl, tail, 0, &evs, &n), EF_S_OK);
 	cr_assert_eq(n, 2);
 	h_events_free(evs, n);
 
 	/* the index reads again: everything as before */
 	cr_assert_eq(unlink(fault), 0);
-	cr_assert_eq(h_append1(&cl, streams[5], EF_EXPECT_EXACT, 1,
-	    h_uuid(id), "More", "{}", &r), EF_S_OK, "%s", r.msg);
+	cr_assert_eq(h_append1(&cl, streams[5], EF_EXPECT_EXACT, 1, h_uuid(id),
+	                 "More", "{}", &r),
+	    EF_S_OK, "%s", r.msg);
 	cr_assert_eq(h_read_all(&cl, 0, &evs, &n), EF_S_OK);
 	cr_assert_eq(n, head + 3);
 	h_events_free(evs, n);
@@ -632,7 +664,7 @@ Test(diskindex, index_read_errors_are_error_replies)
  */
 struct looker {
 	pthread_t thr;
-	int stop;     /* atomic */
+	int stop; /* atomic */
 	uint64_t calls;
 	int errors;
 	char error[600];
@@ -667,8 +699,10 @@ looker_main(void *arg)
 		}
 		lk->calls++;
 		if (st != EF_S_OK && lk->errors++ == 0)
-			snprintf(lk->error, sizeof(lk->error), "stream %d: "
-			    "status %d: %s", s, st, r.msg);
+			snprintf(lk->error, sizeof(lk->error),
+			    "stream %d: "
+			    "status %d: %s",
+			    s, st, r.msg);
 	}
 	client_close(&c);
 	return NULL;
@@ -682,7 +716,7 @@ Test(diskindex, map_grows_under_lookups)
 	int i, st;
 
 	if (strcmp(getenv("EF_CRASHPOINTS") ? getenv("EF_CRASHPOINTS") : "",
-	    "1") != 0)
+	        "1") != 0)
 		cr_skip_test("built without -Dcrashpoints=true");
 	h_stored_init(&sd, h_tmpdir(), extra);
 	setenv("EVENTFOLD_INDEX_MAP_KB", "64", 1);
@@ -696,24 +730,28 @@ Test(diskindex, map_grows_under_lookups)
 	memset(lk, 0, sizeof(lk));
 	for (i = 0; i < 2; i++)
 		cr_assert_eq(pthread_create(&lk[i].thr, NULL, looker_main,
-		    &lk[i]), 0);
+		                 &lk[i]),
+		    0);
 	h_load_init(&load, &sd, 4, 200);
 	h_load_start(&load);
 	cr_assert_eq(h_load_wait_acked(&load, 8000, 120000), 0,
 	    "the load stalled at %llu events",
 	    (unsigned long long)__atomic_load_n(&load.acked,
-	    __ATOMIC_RELAXED));
+	        __ATOMIC_RELAXED));
 	h_load_stop(&load);
 	for (i = 0; i < 2; i++) {
 		__atomic_store_n(&lk[i].stop, 1, __ATOMIC_RELAXED);
 		pthread_join(lk[i].thr, NULL);
 	}
-	cr_assert_eq(waitpid(sd.pid, &st, WNOHANG), 0, "stored died (wait "
-	    "status 0x%x)", st);
+	cr_assert_eq(waitpid(sd.pid, &st, WNOHANG), 0,
+	    "stored died (wait "
+	    "status 0x%x)",
+	    st);
 	for (i = 0; i < 2; i++) {
 		cr_assert_gt(lk[i].calls, 0);
-		cr_assert_eq(lk[i].errors, 0, "looker %d: %d errors, first: %s",
-		    i, lk[i].errors, lk[i].error);
+		cr_assert_eq(lk[i].errors, 0,
+		    "looker %d: %d errors, first: %s", i, lk[i].errors,
+		    lk[i].error);
 	}
 	h_load_retry_pending(&load, &cl);
 	rotate();

@@ -30,7 +30,6 @@
 
 TestSuite(export, .fini = h_cleanup, .timeout = 300);
 
-
 /* The bytes a line holds under key (the rule of export.c); malloc'd. */
 static uint8_t *
 line_bytes(json_t *o, const char *key, size_t *len)
@@ -56,8 +55,8 @@ line_bytes(json_t *o, const char *key, size_t *len)
 
 		cr_assert_null(json_object_get(o, key));
 		b = malloc(n + 4);
-		r = EVP_DecodeBlock(b, (const unsigned char *)
-		    json_string_value(v), (int)n);
+		r = EVP_DecodeBlock(b,
+		    (const unsigned char *)json_string_value(v), (int)n);
 		cr_assert_geq(r, 0);
 		*len = (size_t)r;
 		if (n >= 1 && json_string_value(v)[n - 1] == '=')
@@ -72,8 +71,8 @@ line_bytes(json_t *o, const char *key, size_t *len)
 		*len = 0;
 		return malloc(1);
 	}
-	b = (uint8_t *)json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY |
-	    JSON_PRESERVE_ORDER);
+	b = (uint8_t *)json_dumps(v,
+	    JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
 	*len = strlen((char *)b);
 	return b;
 }
@@ -95,23 +94,31 @@ check_lines(const char *out, const struct h_event *evs, size_t n)
 		cr_assert_lt(i, n, "more lines than events");
 		o = json_loadb(p, (size_t)(nl - p), 0, &je);
 		cr_assert_not_null(o, "line %zu: %s", i + 1, je.text);
-		cr_assert_eq(json_integer_value(json_object_get(o,
-		    "global_position")), (json_int_t)evs[i].pos);
+		cr_assert_eq(json_integer_value(
+		                 json_object_get(o, "global_position")),
+		    (json_int_t)evs[i].pos);
 		uuid_format(evs[i].stream_id, sid);
 		uuid_format(evs[i].event_id, eid);
-		cr_assert_str_eq(json_string_value(json_object_get(o,
-		    "stream_id")), sid);
-		cr_assert_str_eq(json_string_value(json_object_get(o,
-		    "event_id")), eid);
-		cr_assert_eq(json_integer_value(json_object_get(o,
-		    "stream_version")), (json_int_t)evs[i].version);
-		cr_assert_eq(json_integer_value(json_object_get(o,
-		    "recorded_at")), (json_int_t)evs[i].recorded_at);
-		cr_assert_str_eq(json_string_value(json_object_get(o,
-		    "event_type")), evs[i].type);
+		cr_assert_str_eq(json_string_value(
+		                     json_object_get(o, "stream_id")),
+		    sid);
+		cr_assert_str_eq(json_string_value(
+		                     json_object_get(o, "event_id")),
+		    eid);
+		cr_assert_eq(json_integer_value(
+		                 json_object_get(o, "stream_version")),
+		    (json_int_t)evs[i].version);
+		cr_assert_eq(json_integer_value(
+		                 json_object_get(o, "recorded_at")),
+		    (json_int_t)evs[i].recorded_at);
+		cr_assert_str_eq(json_string_value(
+		                     json_object_get(o, "event_type")),
+		    evs[i].type);
 		b = line_bytes(o, "payload", &len);
-		cr_assert_eq(len, evs[i].payload_len, "line %zu: payload of "
-		    "%zu bytes, stored %u", i + 1, len, evs[i].payload_len);
+		cr_assert_eq(len, evs[i].payload_len,
+		    "line %zu: payload of "
+		    "%zu bytes, stored %u",
+		    i + 1, len, evs[i].payload_len);
 		cr_assert_eq(memcmp(b, evs[i].payload, len), 0,
 		    "line %zu: payload differs", i + 1);
 		free(b);
@@ -151,18 +158,26 @@ static void
 append_variety(struct ef_client *c, const char *s1, const char *s2)
 {
 	static const char *payloads[] = { "{\"hello\":\"world\"}",
-		"{\"a\": 1, \"b\": [1, 2]}", "null", "1.50", "-0", "\"caf\xc3\xa9\"",
+		"{\"a\": 1, \"b\": [1, 2]}", "null", "1.50", "-0",
+		"\"caf\xc3\xa9\"",
 		"{\"k\":\"with \\\"quotes\\\" and \\\\ \\n\"}", "[]", "true",
-		"{\"a\":1,\"a\":2}", "not json", "{\"n\":12345678901234567890}",
-		"\"tab\there\"", NULL };
+		"{\"a\":1,\"a\":2}", "not json",
+		"{\"n\":12345678901234567890}", "\"tab\there\"", NULL };
 	static const uint8_t bin[] = { 0, 1, 2, 0xff, 0xfe, '{' };
 	int i;
 
 	for (i = 0; payloads[i] != NULL; i++)
-		append_raw(c, i % 2 ? s1 : s2, i % 3 ? "Type" : "We\"ird\ttype",
-		    i % 4 == 1 ? "{\"actor\":\"alice\"}" : i % 4 == 2 ? "null" :
-		    i % 4 == 3 ? "\x01\x02" : "", i % 4 == 1 ? 17 : i % 4 == 2 ?
-		    4 : i % 4 == 3 ? 2 : 0, payloads[i], strlen(payloads[i]));
+		append_raw(c, i % 2 ? s1 : s2,
+		    i % 3 ? "Type" : "We\"ird\ttype",
+		    i % 4 == 1     ? "{\"actor\":\"alice\"}" :
+		        i % 4 == 2 ? "null" :
+		        i % 4 == 3 ? "\x01\x02" :
+		                     "",
+		    i % 4 == 1     ? 17 :
+		        i % 4 == 2 ? 4 :
+		        i % 4 == 3 ? 2 :
+		                     0,
+		    payloads[i], strlen(payloads[i]));
 	append_raw(c, s1, "Binary", NULL, 0, bin, sizeof(bin));
 	append_raw(c, s2, "Empty", NULL, 0, NULL, 0);
 }
@@ -183,7 +198,8 @@ Test(export, every_form_of_bytes_is_exact)
 	cr_assert_eq(h_read_all(&cl, 0, &evs, &n), EF_S_OK);
 	cr_assert_eq(n, 15);
 
-	rc = h_ctl_at(&sd, (const char *const[]){ "export", NULL }, &out, &err);
+	rc = h_ctl_at(&sd, (const char *const[]){ "export", NULL }, &out,
+	    &err);
 	cr_assert_eq(rc, 0, "export: %d %s", rc, err);
 	check_lines(out, evs, n);
 	cr_assert(strstr(err, "exported 15 events") != NULL, "%s", err);
@@ -193,8 +209,10 @@ Test(export, every_form_of_bytes_is_exact)
 	free(err);
 
 	/* bounds: positions 3 .. 9 */
-	rc = h_ctl_at(&sd, (const char *const[]){ "export", "--from", "3", "--to",
-	    "10", "--quiet", NULL }, &out, &err);
+	rc = h_ctl_at(&sd,
+	    (const char *const[]){ "export", "--from", "3", "--to", "10",
+	        "--quiet", NULL },
+	    &out, &err);
 	cr_assert_eq(rc, 0, "%s", err);
 	check_lines(out, evs + 3, 7);
 	cr_assert_str_eq(err, "");
@@ -202,8 +220,10 @@ Test(export, every_form_of_bytes_is_exact)
 	free(err);
 
 	/* one stream, within bounds */
-	rc = h_ctl_at(&sd, (const char *const[]){ "export", "--stream", s1,
-	    "--from", "2", "--quiet", NULL }, &out, &err);
+	rc = h_ctl_at(&sd,
+	    (const char *const[]){ "export", "--stream", s1, "--from", "2",
+	        "--quiet", NULL },
+	    &out, &err);
 	cr_assert_eq(rc, 0, "%s", err);
 	{
 		struct h_event sub[15];
@@ -242,14 +262,16 @@ Test(export, zstd_and_output_file)
 	append_variety(&cl, h_uuid(s1), h_uuid(s2));
 	snprintf(path, sizeof(path), "%s/x.jsonl.zst", sd.dir);
 	snprintf(plain, sizeof(plain), "%s/x.jsonl", sd.dir);
-	rc = h_ctl_at(&sd, (const char *const[]){ "export", "--zstd", "-o", path,
-	    NULL }, &out, &err);
+	rc = h_ctl_at(&sd,
+	    (const char *const[]){ "export", "--zstd", "-o", path, NULL },
+	    &out, &err);
 	cr_assert_eq(rc, 0, "%s", err);
 	cr_assert_str_eq(out, "");
 	free(out);
 	free(err);
-	rc = h_ctl_at(&sd, (const char *const[]){ "export", "-o", plain, "--quiet",
-	    NULL }, &out, &err);
+	rc = h_ctl_at(&sd,
+	    (const char *const[]){ "export", "-o", plain, "--quiet", NULL },
+	    &out, &err);
 	cr_assert_eq(rc, 0, "%s", err);
 	free(out);
 	free(err);
@@ -280,8 +302,10 @@ Test(export, zstd_and_output_file)
 		fd = open(fifo, O_RDONLY | O_NONBLOCK);
 		cr_assert_geq(fd, 0);
 		cr_assert_lt(plen, 65536);
-		rc = h_ctl_at(&sd, (const char *const[]){ "export", "-o", fifo,
-		    "--quiet", NULL }, &out, &err);
+		rc = h_ctl_at(&sd,
+		    (const char *const[]){ "export", "-o", fifo, "--quiet",
+		        NULL },
+		    &out, &err);
 		cr_assert_eq(rc, 0, "%s", err);
 		free(out);
 		free(err);
@@ -299,14 +323,15 @@ Test(export, zstd_and_output_file)
 	free(p);
 
 	/* bad arguments are refused before anything is written */
-	rc = h_ctl_at(&sd, (const char *const[]){ "export", "--stream", "nope",
-	    NULL }, &out, &err);
+	rc = h_ctl_at(&sd,
+	    (const char *const[]){ "export", "--stream", "nope", NULL }, &out,
+	    &err);
 	cr_assert_eq(rc, 1);
 	cr_assert(strstr(err, "malformed stream id") != NULL, "%s", err);
 	free(out);
 	free(err);
-	rc = h_ctl_at(&sd, (const char *const[]){ "export", "--to", "x", NULL },
-	    &out, &err);
+	rc = h_ctl_at(&sd,
+	    (const char *const[]){ "export", "--to", "x", NULL }, &out, &err);
 	cr_assert_eq(rc, 1);
 	free(out);
 	free(err);
@@ -362,8 +387,8 @@ ctl_on_tty(const struct h_stored *sd, const char *const *args, int *code)
 
 /*
  * On a terminal, export, import, verify and backup show their progress
- * (events, bytes, rate) on stderr; --quiet silences it, and what the verb prints
- * on stdout is unchanged.
+ * (events, bytes, rate) on stderr; --quiet silences it, and what the verb
+ * prints on stdout is unchanged.
  */
 Test(export, progress_on_a_terminal_and_quiet)
 {
@@ -379,22 +404,25 @@ Test(export, progress_on_a_terminal_and_quiet)
 	append_variety(&cl, h_uuid(s1), h_uuid(s2));
 	snprintf(path, sizeof(path), "%s/x.jsonl", sd.dir);
 
-	t = ctl_on_tty(&sd, (const char *const[]){ "export", "-o", path,
-	    NULL }, &rc);
+	t = ctl_on_tty(&sd,
+	    (const char *const[]){ "export", "-o", path, NULL }, &rc);
 	cr_assert_eq(rc, 0, "%s", t);
-	cr_assert(strstr(t, "export: ") != NULL && strstr(t, " events/s") !=
-	    NULL, "no progress from export on a terminal: %s", t);
+	cr_assert(strstr(t, "export: ") != NULL &&
+	        strstr(t, " events/s") != NULL,
+	    "no progress from export on a terminal: %s", t);
 	free(t);
-	t = ctl_on_tty(&sd, (const char *const[]){ "export", "-o", path,
-	    "--quiet", NULL }, &rc);
+	t = ctl_on_tty(&sd,
+	    (const char *const[]){ "export", "-o", path, "--quiet", NULL },
+	    &rc);
 	cr_assert_eq(rc, 0, "%s", t);
 	cr_assert(strstr(t, "events/s") == NULL, "export --quiet: %s", t);
 	free(t);
 
 	t = ctl_on_tty(&sd, (const char *const[]){ "verify", NULL }, &rc);
 	cr_assert_eq(rc, 0, "%s", t);
-	cr_assert(strstr(t, "verify: ") != NULL && strstr(t, " events/s") !=
-	    NULL, "no progress from verify on a terminal: %s", t);
+	cr_assert(strstr(t, "verify: ") != NULL &&
+	        strstr(t, " events/s") != NULL,
+	    "no progress from verify on a terminal: %s", t);
 	cr_assert(strstr(t, ": OK: ") != NULL, "%s", t);
 	free(t);
 	t = ctl_on_tty(&sd, (const char *const[]){ "verify", "--quiet", NULL },
@@ -407,14 +435,14 @@ Test(export, progress_on_a_terminal_and_quiet)
 	snprintf(bk, sizeof(bk), "%s/bk1", sd.dir);
 	t = ctl_on_tty(&sd, (const char *const[]){ "backup", bk, NULL }, &rc);
 	cr_assert_eq(rc, 0, "%s", t);
-	cr_assert(strstr(t, "backup: 15 events, ") != NULL && strstr(t,
-	    " events/s") != NULL, "no progress from backup on a terminal: %s",
-	    t);
+	cr_assert(strstr(t, "backup: 15 events, ") != NULL &&
+	        strstr(t, " events/s") != NULL,
+	    "no progress from backup on a terminal: %s", t);
 	cr_assert(strstr(t, ": consistent at position 15 ") != NULL, "%s", t);
 	free(t);
 	snprintf(bk, sizeof(bk), "%s/bk2", sd.dir);
-	t = ctl_on_tty(&sd, (const char *const[]){ "backup", bk, "--quiet",
-	    NULL }, &rc);
+	t = ctl_on_tty(&sd,
+	    (const char *const[]){ "backup", bk, "--quiet", NULL }, &rc);
 	cr_assert_eq(rc, 0, "%s", t);
 	cr_assert(strstr(t, "events/s") == NULL, "backup --quiet: %s", t);
 	cr_assert(strstr(t, ": consistent at position 15 ") != NULL, "%s", t);
@@ -425,8 +453,9 @@ Test(export, progress_on_a_terminal_and_quiet)
 	t = ctl_on_tty(&sd2, (const char *const[]){ "import", path, NULL },
 	    &rc);
 	cr_assert_eq(rc, 0, "%s", t);
-	cr_assert(strstr(t, "import: ") != NULL && strstr(t, " events/s") !=
-	    NULL, "no progress from import on a terminal: %s", t);
+	cr_assert(strstr(t, "import: ") != NULL &&
+	        strstr(t, " events/s") != NULL,
+	    "no progress from import on a terminal: %s", t);
 	free(t);
 	client_close(&cl);
 }
@@ -463,7 +492,8 @@ Test(export, consistent_under_load)
 	cr_assert_not_null(f);
 	for (p = f; *p; p++)
 		lines += *p == '\n';
-	cr_assert_geq(lines, head0, "the export stopped before the head it "
+	cr_assert_geq(lines, head0,
+	    "the export stopped before the head it "
 	    "started at");
 	cr_assert_eq(h_read_all(&cl, 0, &evs, &n), EF_S_OK);
 	cr_assert_geq(n, lines);

@@ -36,8 +36,7 @@ static struct h_stored sd;
  * sends len bytes, and hangs up.
  */
 static void
-raw_connect(const char *path, int wait_header, const void *bytes,
-    size_t len)
+raw_connect(const char *path, int wait_header, const void *bytes, size_t len)
 {
 	struct sockaddr_un sa;
 	char hdr[8];
@@ -121,7 +120,7 @@ new_subscriber_served(void)
 	/* pub/sub has no "connected" signal: publish until one arrives */
 	while (!got && h_now_ms() < deadline) {
 		if (h_append1(&c, sid, EF_EXPECT_ANY, 0, h_uuid(id), "Ping",
-		    "{}", &r) != EF_S_OK)
+		        "{}", &r) != EF_S_OK)
 			break;
 		if (nng_recvmsg(sub, &m, 0) == 0) {
 			nng_msg_free(m);
@@ -138,10 +137,12 @@ Test(handshake, store_socket_after_rude_peers)
 {
 	h_stored_init(&sd, h_tmpdir(), NULL);
 	h_stored_start(&sd);
-	cr_assert(new_client_answered(), "no answer before the test even "
+	cr_assert(new_client_answered(),
+	    "no answer before the test even "
 	    "began");
 	rude_peers("store.sock");
-	cr_assert(new_client_answered(), "a new client gets no answer after "
+	cr_assert(new_client_answered(),
+	    "a new client gets no answer after "
 	    "peers left store.sock during the SP handshake (nng 1.5.2: nng "
 	    "issue #1518)");
 }
@@ -150,10 +151,12 @@ Test(handshake, events_socket_after_rude_peers)
 {
 	h_stored_init(&sd, h_tmpdir(), NULL);
 	h_stored_start(&sd);
-	cr_assert(new_subscriber_served(), "no publish message before the "
+	cr_assert(new_subscriber_served(),
+	    "no publish message before the "
 	    "test even began");
 	rude_peers("store-events.sock");
-	cr_assert(new_subscriber_served(), "a new subscriber gets nothing "
+	cr_assert(new_subscriber_served(),
+	    "a new subscriber gets nothing "
 	    "after peers left store-events.sock during the SP handshake "
 	    "(nng 1.5.2: nng issue #1518)");
 }
@@ -175,9 +178,11 @@ Test(handshake, second_stored_on_the_same_sockets)
 	two.pid = 0;
 	cr_assert(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) != 0,
 	    "the second stored did not fail (0x%x)", st);
-	cr_assert(new_client_answered(), "the first stored no longer takes "
+	cr_assert(new_client_answered(),
+	    "the first stored no longer takes "
 	    "new clients");
-	cr_assert(new_subscriber_served(), "the first stored no longer takes "
+	cr_assert(new_subscriber_served(),
+	    "the first stored no longer takes "
 	    "new subscribers after a second one probed its socket (nng 1.5.2: "
 	    "nng issue #1518)");
 }
@@ -189,8 +194,8 @@ Test(handshake, second_stored_on_the_same_sockets)
  * they reconnect and resend), the subscriber must see every event once
  * and in order, and a new client is answered as soon as the storm ends.
  */
-#define RUDE_N   1000
-#define CALLERS  4
+#define RUDE_N  1000
+#define CALLERS 4
 
 struct caller {
 	pthread_t thr;
@@ -286,7 +291,8 @@ Test(handshake, rude_storm_while_clients_call)
 		h_client(&cl[i].c, &sd, 5000);
 		cl[i].stop = &stop;
 		cr_assert_eq(pthread_create(&cl[i].thr, NULL, caller_main,
-		    &cl[i]), 0);
+		                 &cl[i]),
+		    0);
 	}
 	/* the clients are connected and calling before the storm; a new
 	 * client is tried after it */
@@ -303,8 +309,10 @@ Test(handshake, rude_storm_while_clients_call)
 		pthread_join(cl[i].thr, NULL);
 		client_close(&cl[i].c);
 		ok += cl[i].ok;
-		cr_expect_eq(cl[i].failed, 0, "caller %d: %llu of %llu calls "
-		    "failed, first: %s", i, (unsigned long long)cl[i].failed,
+		cr_expect_eq(cl[i].failed, 0,
+		    "caller %d: %llu of %llu calls "
+		    "failed, first: %s",
+		    i, (unsigned long long)cl[i].failed,
 		    (unsigned long long)(cl[i].failed + cl[i].ok), cl[i].why);
 	}
 	cr_assert_gt(ok, 0, "no call succeeded during the storm");
@@ -313,15 +321,17 @@ Test(handshake, rude_storm_while_clients_call)
 	t0 = h_now_ms();
 	h_client(&c, &sd, 5000);
 	head = h_head(&c);
-	fprintf(stderr, "# %llu appends during %d rude peers per socket; "
+	fprintf(stderr,
+	    "# %llu appends during %d rude peers per socket; "
 	    "a new client after one more was answered in %llu ms\n",
 	    (unsigned long long)ok, RUDE_N,
 	    (unsigned long long)(h_now_ms() - t0));
 	cr_assert_neq(head, UINT64_MAX, "a new client gets no answer");
 	client_close(&c);
-	cr_assert_eq(head, ok, "the log holds %llu events, %llu appends "
-	    "were acknowledged", (unsigned long long)head,
-	    (unsigned long long)ok);
+	cr_assert_eq(head, ok,
+	    "the log holds %llu events, %llu appends "
+	    "were acknowledged",
+	    (unsigned long long)head, (unsigned long long)ok);
 	/* the subscriber: every event once, in order */
 	t0 = h_now_ms();
 	while (__atomic_load_n(&sub_next, __ATOMIC_RELAXED) < head &&
@@ -331,6 +341,8 @@ Test(handshake, rude_storm_while_clients_call)
 	pthread_join(subthr, NULL);
 	cr_assert_eq(sub_next, head, "the subscriber reached %llu of %llu",
 	    (unsigned long long)sub_next, (unsigned long long)head);
-	cr_assert_eq(sub_bad, 0, "the subscriber saw %llu events out of "
-	    "order", (unsigned long long)sub_bad);
+	cr_assert_eq(sub_bad, 0,
+	    "the subscriber saw %llu events out of "
+	    "order",
+	    (unsigned long long)sub_bad);
 }

@@ -46,7 +46,6 @@
 
 TestSuite(import, .fini = h_cleanup, .timeout = 600);
 
-
 /* Runs ctl, which must succeed; its stdout (malloc'd). */
 static char *
 ctl_ok(const struct h_stored *s, const char *const *args)
@@ -65,8 +64,8 @@ export_all(const struct h_stored *s, const char *path)
 	size_t len;
 	char *f;
 
-	free(ctl_ok(s, (const char *const[]){ "export", "--quiet", "-o", path,
-	    NULL }));
+	free(ctl_ok(s,
+	    (const char *const[]){ "export", "--quiet", "-o", path, NULL }));
 	f = h_read_file(path, &len);
 	cr_assert_not_null(f);
 	return f;
@@ -94,9 +93,11 @@ fill(struct h_stored *s, struct ef_client *c, uint64_t events)
 	h_load_stop(&load);
 	h_load_free(&load);
 	cr_assert_eq(h_append1(c, h_uuid(st), EF_EXPECT_ANY, 0, h_uuid(id),
-	    "Spaced", "{\"a\": 1,  \"b\" : [ 1.50 ]}", &res), EF_S_OK);
+	                 "Spaced", "{\"a\": 1,  \"b\" : [ 1.50 ]}", &res),
+	    EF_S_OK);
 	cr_assert_eq(h_append1(c, st, EF_EXPECT_ANY, 0, h_uuid(id), "Null",
-	    "null", &res), EF_S_OK);
+	                 "null", &res),
+	    EF_S_OK);
 }
 
 Test(import, export_round_trip_and_rerun)
@@ -104,7 +105,8 @@ Test(import, export_round_trip_and_rerun)
 	struct h_stored a, b, m;
 	struct ef_client ca, cb, cm;
 	struct h_result res;
-	char pa[H_PATH + 32], pz[H_PATH + 32], pb[H_PATH + 32], pm[H_PATH + 32];
+	char pa[H_PATH + 32], pz[H_PATH + 32], pb[H_PATH + 32],
+	    pm[H_PATH + 32];
 	char id[UUID_STR_LEN], st[UUID_STR_LEN], *fa, *fb, *out;
 	size_t la, lines = 0;
 
@@ -113,8 +115,9 @@ Test(import, export_round_trip_and_rerun)
 	snprintf(pa, sizeof(pa), "%s/a.jsonl", a.dir);
 	snprintf(pz, sizeof(pz), "%s/a.jsonl.zst", a.dir);
 	fa = export_all(&a, pa);
-	free(ctl_ok(&a, (const char *const[]){ "export", "--quiet", "--zstd",
-	    "-o", pz, NULL }));
+	free(ctl_ok(&a,
+	    (const char *const[]){ "export", "--quiet", "--zstd", "-o", pz,
+	        NULL }));
 	la = strlen(fa);
 	for (size_t i = 0; i < la; i++)
 		lines += fa[i] == '\n';
@@ -127,7 +130,8 @@ Test(import, export_round_trip_and_rerun)
 	snprintf(pb, sizeof(pb), "%s/b.jsonl", b.dir);
 	fb = export_all(&b, pb);
 	cr_assert_eq(strlen(fb), la);
-	cr_assert_eq(memcmp(fa, fb, la), 0, "export -> import -> export "
+	cr_assert_eq(memcmp(fa, fb, la), 0,
+	    "export -> import -> export "
 	    "differs");
 	free(fb);
 	/* again, and from the zstd copy: nothing new */
@@ -139,7 +143,8 @@ Test(import, export_round_trip_and_rerun)
 	/* into a store with other events: appended, offset reported */
 	start(&m, &cm);
 	cr_assert_eq(h_append1(&cm, h_uuid(st), EF_EXPECT_ANY, 0, h_uuid(id),
-	    "Before", "{}", &res), EF_S_OK);
+	                 "Before", "{}", &res),
+	    EF_S_OK);
 	out = ctl_ok(&m, (const char *const[]){ "import", pz, NULL });
 	cr_assert(strstr(out, "offset +1") != NULL, "%s", out);
 	free(out);
@@ -148,8 +153,9 @@ Test(import, export_round_trip_and_rerun)
 	free(out);
 	cr_assert_eq(h_head(&cm), lines + 1);
 	snprintf(pm, sizeof(pm), "%s/m.jsonl", m.dir);
-	free(ctl_ok(&m, (const char *const[]){ "export", "--quiet", "--from",
-	    "1", "-o", pm, NULL }));
+	free(ctl_ok(&m,
+	    (const char *const[]){ "export", "--quiet", "--from", "1", "-o",
+	        pm, NULL }));
 	{
 		/* the same events, each position one further */
 		struct h_event *ea = NULL, *em = NULL;
@@ -161,12 +167,14 @@ Test(import, export_round_trip_and_rerun)
 		for (i = 0; i < na; i++) {
 			cr_assert_eq(em[i].pos, ea[i].pos + 1);
 			cr_assert_eq(memcmp(em[i].event_id, ea[i].event_id,
-			    UUID_LEN), 0);
+			                 UUID_LEN),
+			    0);
 			cr_assert_eq(em[i].version, ea[i].version);
 			cr_assert_eq(em[i].recorded_at, ea[i].recorded_at);
 			cr_assert_eq(em[i].payload_len, ea[i].payload_len);
 			cr_assert_eq(memcmp(em[i].payload, ea[i].payload,
-			    ea[i].payload_len), 0);
+			                 ea[i].payload_len),
+			    0);
 		}
 		h_events_free(ea, na);
 		h_events_free(em, nm);
@@ -217,7 +225,8 @@ Test(import, sigkill_mid_import_then_rerun)
 	h_stored_start(&b);
 	h_client(&cb, &b, 20000);
 	head = h_head(&cb);
-	rc = h_ctl_at(&b, (const char *const[]){ "import", pa, NULL }, &out, &err);
+	rc = h_ctl_at(&b, (const char *const[]){ "import", pa, NULL }, &out,
+	    &err);
 	cr_assert_eq(rc, 0, "re-run: %s", err);
 	cr_assert(strstr(out, "already there, skipped") != NULL, "%s", out);
 	free(out);
@@ -225,9 +234,11 @@ Test(import, sigkill_mid_import_then_rerun)
 	snprintf(pb, sizeof(pb), "%s/b.jsonl", b.dir);
 	fb = export_all(&b, pb);
 	cr_assert_eq(strlen(fb), strlen(fa));
-	cr_assert_eq(memcmp(fa, fb, strlen(fa)), 0, "after kill -9 and a "
-	    "re-run the store differs from the source (head at restart %"
-	    PRIu64 ")", head);
+	cr_assert_eq(memcmp(fa, fb, strlen(fa)), 0,
+	    "after kill -9 and a "
+	    "re-run the store differs from the source (head at restart "
+	    "%" PRIu64 ")",
+	    head);
 	free(fa);
 	free(fb);
 	client_close(&ca);
@@ -274,7 +285,8 @@ Test(import, importer_killed_mid_import_then_rerun)
 	close(fd);
 	cr_assert(st != -1 && WIFSIGNALED(st),
 	    "the import ended before the kill (status 0x%x): make the "
-	    "source larger", st);
+	    "source larger",
+	    st);
 	head = h_head(&cb);
 
 	rc = h_ctl_at(&b, (const char *const[]){ "import", pa, NULL }, &out,
@@ -285,9 +297,11 @@ Test(import, importer_killed_mid_import_then_rerun)
 	free(err);
 	snprintf(pb, sizeof(pb), "%s/b.jsonl", b.dir);
 	fb = export_all(&b, pb);
-	cr_assert_eq(strlen(fb), strlen(fa), "after kill -9 of the importer "
+	cr_assert_eq(strlen(fb), strlen(fa),
+	    "after kill -9 of the importer "
 	    "(head %" PRIu64 ") and a re-run the store differs from the "
-	    "source", head);
+	    "source",
+	    head);
 	cr_assert_eq(memcmp(fa, fb, strlen(fa)), 0);
 	free(fa);
 	free(fb);
@@ -300,9 +314,9 @@ Test(import, importer_killed_mid_import_then_rerun)
 struct efdb {
 	uint8_t *buf;
 	size_t len, cap;
-	uint64_t pos;                 /* next global position */
-	uint64_t vers[4];             /* next version of each stream */
-	size_t batch_off[64];         /* where each batch starts */
+	uint64_t pos;         /* next global position */
+	uint64_t vers[4];     /* next version of each stream */
+	size_t batch_off[64]; /* where each batch starts */
 	size_t nbatches;
 };
 
@@ -367,8 +381,9 @@ efdb_batch(struct efdb *f, int s, uint32_t n)
 	put64(f, f->pos);
 	for (i = 0; i < n; i++) {
 		snprintf(type, sizeof(type), "Type%u", i % 3);
-		snprintf(payload, sizeof(payload), i % 4 == 3 ? "\x01\x02%"
-		    PRIu64 : "{\"n\": %" PRIu64 "}", f->pos);
+		snprintf(payload, sizeof(payload),
+		    i % 4 == 3 ? "\x01\x02%" PRIu64 : "{\"n\": %" PRIu64 "}",
+		    f->pos);
 		t = (uint32_t)strlen(type);
 		p = (uint32_t)strlen(payload);
 		rec = f->len;
@@ -387,8 +402,9 @@ efdb_batch(struct efdb *f, int s, uint32_t n)
 			put(f, "{\"m\":1}", 7);
 		put32(f, p);
 		put(f, payload, p);
-		put32(f, (uint32_t)crc32(0L, f->buf + rec + 4,
-		    (uInt)(f->len - rec - 4)));
+		put32(f,
+		    (uint32_t)crc32(0L, f->buf + rec + 4,
+		        (uInt)(f->len - rec - 4)));
 		f->pos++;
 	}
 	rec = f->len; /* the CRC covers the header and records only */
@@ -434,8 +450,11 @@ check_efdb(struct ef_client *c, const struct efdb *f, uint64_t n)
 		cr_assert_eq(memcmp(e[i].event_id, u, 16), 0);
 		cr_assert_eq(e[i].recorded_at, 1700000000000ull + i);
 		cr_assert_eq(strncmp(e[i].type, "Type", 4), 0);
-		snprintf(want, sizeof(want), e[i].payload_len > 0 &&
-		    e[i].payload[0] == 1 ? "\x01\x02%zu" : "{\"n\": %zu}", i);
+		snprintf(want, sizeof(want),
+		    e[i].payload_len > 0 && e[i].payload[0] == 1 ?
+		        "\x01\x02%zu" :
+		        "{\"n\": %zu}",
+		    i);
 		cr_assert_eq(e[i].payload_len, strlen(want));
 		cr_assert_eq(memcmp(e[i].payload, want, strlen(want)), 0);
 	}
@@ -483,7 +502,8 @@ Test(import, eventfolddb_file_and_damaged_copies)
 	start(&s, &c);
 	snprintf(path, sizeof(path), "%s/torn.dat", s.dir);
 	cr_assert_eq(h_write_file(path, f.buf, f.batch_off[39] + 30), 0);
-	rc = h_ctl_at(&s, (const char *const[]){ "import", path, NULL }, &out, &err);
+	rc = h_ctl_at(&s, (const char *const[]){ "import", path, NULL }, &out,
+	    &err);
 	cr_assert_eq(rc, 0, "%s", err);
 	cr_assert(strstr(err, "torn last write") != NULL, "%s", err);
 	free(out);
@@ -502,14 +522,16 @@ Test(import, eventfolddb_file_and_damaged_copies)
 		cr_assert_eq(h_write_file(path, copy, f.len), 0);
 		free(copy);
 	}
-	rc = h_ctl_at(&s, (const char *const[]){ "import", path, NULL }, &out, &err);
+	rc = h_ctl_at(&s, (const char *const[]){ "import", path, NULL }, &out,
+	    &err);
 	cr_assert_eq(rc, 5, "exit %d: %s", rc, err);
 	cr_assert(strstr(err, "batch CRC mismatch") != NULL, "%s", err);
 	{
 		char want[64];
 
 		snprintf(want, sizeof(want), "batch at %zu", f.batch_off[20]);
-		cr_assert(strstr(err, want) != NULL, "%s (want %s)", err, want);
+		cr_assert(strstr(err, want) != NULL, "%s (want %s)", err,
+		    want);
 	}
 	free(out);
 	free(err);
@@ -523,11 +545,13 @@ Test(import, eventfolddb_file_and_damaged_copies)
 		uint8_t *copy = malloc(f.len);
 
 		memcpy(copy, f.buf, f.len);
-		copy[f.batch_off[5] + 16 + 30] ^= 1; /* inside its first record */
+		copy[f.batch_off[5] + 16 + 30] ^=
+		    1; /* inside its first record */
 		cr_assert_eq(h_write_file(path, copy, f.len), 0);
 		free(copy);
 	}
-	rc = h_ctl_at(&s, (const char *const[]){ "import", path, NULL }, &out, &err);
+	rc = h_ctl_at(&s, (const char *const[]){ "import", path, NULL }, &out,
+	    &err);
 	cr_assert_eq(rc, 5, "exit %d: %s", rc, err);
 	cr_assert(strstr(err, "record CRC mismatch") != NULL, "%s", err);
 	free(out);
@@ -539,7 +563,8 @@ Test(import, eventfolddb_file_and_damaged_copies)
 	f.buf[4] = 2;
 	cr_assert_eq(h_write_file(path, f.buf, f.len), 0);
 	f.buf[4] = 3;
-	rc = h_ctl_at(&s, (const char *const[]){ "import", path, NULL }, &out, &err);
+	rc = h_ctl_at(&s, (const char *const[]){ "import", path, NULL }, &out,
+	    &err);
 	cr_assert_eq(rc, 3, "exit %d: %s", rc, err);
 	cr_assert(strstr(err, "format version 2") != NULL, "%s", err);
 	free(out);
@@ -579,7 +604,8 @@ Test(import, bad_json_line)
 	len = strlen(fa);
 	cr_assert_eq(h_write_file(pa, fa, len), 0);
 	start(&b, &cb);
-	rc = h_ctl_at(&b, (const char *const[]){ "import", pa, NULL }, &out, &err);
+	rc = h_ctl_at(&b, (const char *const[]){ "import", pa, NULL }, &out,
+	    &err);
 	cr_assert_eq(rc, 5, "exit %d: %s", rc, err);
 	cr_assert(strstr(err, "line 11 (byte offset") != NULL, "%s", err);
 	cr_assert(strstr(err, "invalid JSON") != NULL, "%s", err);
@@ -613,29 +639,37 @@ Test(import, eventfold_directory)
 	cr_assert_eq(mkdir(dir, 0755), 0);
 	snprintf(p1, sizeof(p1), "%s/p1", s.dir);
 	snprintf(p2, sizeof(p2), "%s/p2", s.dir);
-	write_text(p1, "{\"type\":\"A\",\"data\":{\"n\":1},\"ts\":1000}\n"
+	write_text(p1,
+	    "{\"type\":\"A\",\"data\":{\"n\":1},\"ts\":1000}\n"
 	    "{\"type\":\"B\",\"data\":[1, 2],\"ts\":1001,\"id\":"
 	    "\"5f0c6a52-7d3e-4b8a-9c1f-0e2d4a6b8c9d\",\"actor\":\"bob\"}\n");
-	write_text(p2, "{\"type\":\"C\",\"data\":\"x\",\"ts\":1002,\"id\":"
+	write_text(p2,
+	    "{\"type\":\"C\",\"data\":\"x\",\"ts\":1002,\"id\":"
 	    "\"not-a-uuid\",\"meta\":{\"k\":1},\"extra\":true}\n"
 	    "{\"type\":\"D\",\"data\":null,\"ts\":1003}\n");
 	/* two frames, as two rotations leave them */
-	snprintf(cmd, sizeof(cmd), "zstd -q -c %s > %s/archive.jsonl.zst && "
-	    "zstd -q -c %s >> %s/archive.jsonl.zst", p1, dir, p2, dir);
+	snprintf(cmd, sizeof(cmd),
+	    "zstd -q -c %s > %s/archive.jsonl.zst && "
+	    "zstd -q -c %s >> %s/archive.jsonl.zst",
+	    p1, dir, p2, dir);
 	cr_assert_eq(system(cmd), 0, "%s", cmd);
 	snprintf(app, sizeof(app), "%s/app.jsonl", dir);
-	write_text(app, "{\"type\":\"C\",\"data\":\"x\",\"ts\":1002,\"id\":"
+	write_text(app,
+	    "{\"type\":\"C\",\"data\":\"x\",\"ts\":1002,\"id\":"
 	    "\"not-a-uuid\",\"meta\":{\"k\":1},\"extra\":true}\n"
 	    "{\"type\":\"D\",\"data\":null,\"ts\":1003}\n"
 	    "{\"type\":\"E\",\"data\":{},\"ts\":1004}\n{\"type\":\"F\",\"da");
 
 	/* a stream is needed */
-	rc = h_ctl_at(&s, (const char *const[]){ "import", dir, NULL }, &out, &err);
+	rc = h_ctl_at(&s, (const char *const[]){ "import", dir, NULL }, &out,
+	    &err);
 	cr_assert_eq(rc, 1, "%s", err);
 	free(out);
 	free(err);
-	rc = h_ctl_at(&s, (const char *const[]){ "import", dir, "--stream-name",
-	    "todo/1", NULL }, &out, &err);
+	rc = h_ctl_at(&s,
+	    (const char *const[]){ "import", dir, "--stream-name", "todo/1",
+	        NULL },
+	    &out, &err);
 	cr_assert_eq(rc, 0, "%s", err);
 	cr_assert(strstr(out, "imported 5 events") != NULL, "%s", out);
 	cr_assert(strstr(err, "repeat the end of the archive") != NULL, "%s",
@@ -649,8 +683,8 @@ Test(import, eventfold_directory)
 	{
 		uint8_t sid[UUID_LEN];
 		static const char *types[] = { "A", "B", "C", "D", "E" };
-		static const char *payloads[] = { "{\"n\":1}", "[1,2]", "\"x\"",
-			"null", "{}" };
+		static const char *payloads[] = { "{\"n\":1}", "[1,2]",
+			"\"x\"", "null", "{}" };
 		size_t i;
 
 		uuid_stream_id("todo", 4, "1", 1, sid);
@@ -661,32 +695,40 @@ Test(import, eventfold_directory)
 			cr_assert_str_eq(e[i].type, types[i]);
 			cr_assert_eq(e[i].payload_len, strlen(payloads[i]));
 			cr_assert_eq(memcmp(e[i].payload, payloads[i],
-			    e[i].payload_len), 0, "payload %zu", i);
+			                 e[i].payload_len),
+			    0, "payload %zu", i);
 		}
 		cr_assert_str_eq(uuid_format(e[1].event_id, id),
 		    "5f0c6a52-7d3e-4b8a-9c1f-0e2d4a6b8c9d");
 		cr_assert_eq(e[1].md_len, strlen("{\"actor\":\"bob\"}"));
-		cr_assert_eq(memcmp(e[2].md, "{\"id\":\"not-a-uuid\",\"meta\":"
-		    "{\"k\":1},\"extra\":true}", e[2].md_len), 0);
+		cr_assert_eq(memcmp(e[2].md,
+		                 "{\"id\":\"not-a-uuid\",\"meta\":"
+		                 "{\"k\":1},\"extra\":true}",
+		                 e[2].md_len),
+		    0);
 		cr_assert_eq(e[0].md_len, 0);
 	}
 	h_events_free(e, n);
 
 	/* again: the derived ids are the same, nothing is imported */
-	rc = h_ctl_at(&s, (const char *const[]){ "import", dir, "--stream-name",
-	    "todo/1", "--quiet", NULL }, &out, &err);
+	rc = h_ctl_at(&s,
+	    (const char *const[]){ "import", dir, "--stream-name", "todo/1",
+	        "--quiet", NULL },
+	    &out, &err);
 	cr_assert_eq(rc, 0, "%s", err);
 	free(out);
 	free(err);
 	cr_assert_eq(h_head(&c), 5);
 	/* after the torn line is completed and more is appended: only those */
-	write_text(app, "{\"type\":\"C\",\"data\":\"x\",\"ts\":1002,\"id\":"
+	write_text(app,
+	    "{\"type\":\"C\",\"data\":\"x\",\"ts\":1002,\"id\":"
 	    "\"not-a-uuid\",\"meta\":{\"k\":1},\"extra\":true}\n"
 	    "{\"type\":\"D\",\"data\":null,\"ts\":1003}\n"
 	    "{\"type\":\"E\",\"data\":{},\"ts\":1004}\n"
 	    "{\"type\":\"F\",\"data\":1,\"ts\":1005}\n");
-	out = ctl_ok(&s, (const char *const[]){ "import", dir, "--stream-name",
-	    "todo/1", NULL });
+	out = ctl_ok(&s,
+	    (const char *const[]){ "import", dir, "--stream-name", "todo/1",
+	        NULL });
 	cr_assert(strstr(out, "imported 1 events") != NULL, "%s", out);
 	free(out);
 	cr_assert_eq(h_head(&c), 6);

@@ -34,7 +34,7 @@ struct call {
 	struct ef_client *c;
 	struct ipc_out o;
 	pthread_t thr;
-	int done;  /* atomic */
+	int done; /* atomic */
 	int status;
 	char msg[512];
 	struct ipc_import_rep ir;
@@ -128,8 +128,8 @@ start_held(struct call *k)
 	call_start(k);
 	h_sleep_ms(300);
 	cr_assert_eq(__atomic_load_n(&k->done, __ATOMIC_ACQUIRE), 0,
-	    "a request before its predecessor was answered: %d %s",
-	    k->status, k->msg);
+	    "a request before its predecessor was answered: %d %s", k->status,
+	    k->msg);
 }
 
 Test(import_order, held_until_its_predecessor_commits)
@@ -199,16 +199,16 @@ failing_first_stops_the_next(int bad_type)
 	start_held(&k2);
 	/* seq 1: version 7 (the stream's next is 1), or an empty type */
 	call_init(&k1, &c, run, 1, sid, bad_type ? 1 : 7, 1, bad_type);
-	cr_assert_eq(call_now(&k1), bad_type ? EF_S_BAD_EVENT_TYPE :
-	    EF_S_VERSION_CONFLICT, "%d %s", k1.status, k1.msg);
+	cr_assert_eq(call_now(&k1),
+	    bad_type ? EF_S_BAD_EVENT_TYPE : EF_S_VERSION_CONFLICT, "%d %s",
+	    k1.status, k1.msg);
 	call_join(&k2);
 	cr_assert_eq(k2.status, EF_S_ABORTED, "%d %s", k2.status, k2.msg);
 	cr_assert(strstr(k2.msg, "request 1 ") != NULL, "%s", k2.msg);
 	/* valid on its own (version 1 is the stream's next), but after a
 	 * failed one of its run */
 	call_init(&k3, &c, run, 3, sid, 1, 1, 0);
-	cr_assert_eq(call_now(&k3), EF_S_ABORTED, "%d %s", k3.status,
-	    k3.msg);
+	cr_assert_eq(call_now(&k3), EF_S_ABORTED, "%d %s", k3.status, k3.msg);
 	cr_assert_eq(h_head(&c), 1, "something after the failure was written");
 	/* the store goes on serving imports of other runs */
 	call_init(&k0, &c, new_run(), 0, sid, 1, 1, 0);
@@ -263,8 +263,8 @@ export_all(const struct h_stored *s, const char *path)
 	size_t len;
 	char *f;
 
-	free(ctl_ok(s, (const char *const[]){ "export", "--quiet", "-o", path,
-	    NULL }));
+	free(ctl_ok(s,
+	    (const char *const[]){ "export", "--quiet", "-o", path, NULL }));
 	f = h_read_file(path, &len);
 	cr_assert_not_null(f);
 	return f;
@@ -294,24 +294,28 @@ Test(import_order, eventfoldctl_in_flight)
 	for (k = 0; k < 2; k++) {
 		h_stored_init(&b, h_tmpdir(), NULL);
 		h_stored_start(&b);
-		out = ctl_ok(&b, (const char *const[]){ "import", pa,
-		    "--in-flight", nflight[k], NULL });
+		out = ctl_ok(&b,
+		    (const char *const[]){ "import", pa, "--in-flight",
+		        nflight[k], NULL });
 		cr_assert(strstr(out, "positions kept") != NULL, "%s", out);
 		free(out);
 		snprintf(pb, sizeof(pb), "%s/b.jsonl", b.dir);
 		fb = export_all(&b, pb);
 		cr_assert_str_eq(fa, fb, "--in-flight %s", nflight[k]);
 		free(fb);
-		out = ctl_ok(&b, (const char *const[]){ "import", pa,
-		    "--in-flight", nflight[k], NULL });
+		out = ctl_ok(&b,
+		    (const char *const[]){ "import", pa, "--in-flight",
+		        nflight[k], NULL });
 		cr_assert(strstr(out, "imported 0 events") != NULL, "%s", out);
 		free(out);
 		h_stored_stop(&b, SIGTERM, 20000);
 	}
 	{
 		char *err = NULL;
-		int rc = h_ctl_at(&a, (const char *const[]){ "import", pa,
-		    "--in-flight", "0", NULL }, &out, &err);
+		int rc = h_ctl_at(&a,
+		    (const char *const[]){ "import", pa, "--in-flight", "0",
+		        NULL },
+		    &out, &err);
 
 		cr_assert_neq(rc, 0);
 		cr_assert(strstr(err, "--in-flight") != NULL, "%s", err);

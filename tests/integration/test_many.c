@@ -81,16 +81,19 @@ send_many(struct ipc_out *o, uint32_t want, struct h_result *res)
 
 		memset(r, 0, sizeof(*r));
 		cr_assert_eq(ipc_result_decode(&rep.in.body->via.array.ptr[i],
-		    &ir, &why), 0, "result %u: %s", i, why);
+		                 &ir, &why),
+		    0, "result %u: %s", i, why);
 		r->status = ir.status;
 		snprintf(r->msg, sizeof(r->msg), "%.*s", (int)ir.message.len,
 		    ir.message.ptr);
 		if (ir.status == EF_S_OK)
 			cr_assert_eq(ipc_append_rep_decode(ir.body, &r->rep,
-			    &why), 0, "result %u: %s", i, why);
+			                 &why),
+			    0, "result %u: %s", i, why);
 		else if (ir.status == EF_S_VERSION_CONFLICT) {
-			cr_assert_eq(ipc_conflict_decode(ir.body,
-			    &r->conflict, &why), 0, "result %u: %s", i, why);
+			cr_assert_eq(ipc_conflict_decode(ir.body, &r->conflict,
+			                 &why),
+			    0, "result %u: %s", i, why);
 			r->has_conflict = true;
 		} else
 			cr_assert_eq(ir.body->type, MSGPACK_OBJECT_NIL);
@@ -119,8 +122,8 @@ ok_at(const struct h_result *r, uint64_t pos, uint64_t ver, uint64_t n,
 	cr_assert_eq(r->rep.first_pos, pos, "%s: first_pos %llu", what,
 	    (unsigned long long)r->rep.first_pos);
 	cr_assert_eq(r->rep.last_pos, pos + n - 1, "%s", what);
-	cr_assert_eq(r->rep.first_version, ver, "%s: first_version %llu",
-	    what, (unsigned long long)r->rep.first_version);
+	cr_assert_eq(r->rep.first_version, ver, "%s: first_version %llu", what,
+	    (unsigned long long)r->rep.first_version);
 	cr_assert_eq(r->rep.last_version, ver + n - 1, "%s", what);
 }
 
@@ -155,16 +158,16 @@ Test(many, mixed_results_each_append_alone)
 	f0 = fsyncs();
 
 	begin(&o, 9);
-	add(&o, a, EF_EXPECT_NO_STREAM, 0, &e0, 1);       /* 0: ok, pos 0 */
-	add(&o, b, EF_EXPECT_EXACT, 5, &e1, 1);           /* 1: conflict */
-	add(&o, b, EF_EXPECT_NO_STREAM, 0, &e1, 1);       /* 2: ok, pos 1 */
-	msgpack_pack_str(&o.pk, 3);                       /* 3: not a body */
+	add(&o, a, EF_EXPECT_NO_STREAM, 0, &e0, 1); /* 0: ok, pos 0 */
+	add(&o, b, EF_EXPECT_EXACT, 5, &e1, 1);     /* 1: conflict */
+	add(&o, b, EF_EXPECT_NO_STREAM, 0, &e1, 1); /* 2: ok, pos 1 */
+	msgpack_pack_str(&o.pk, 3);                 /* 3: not a body */
 	msgpack_pack_str_body(&o.pk, "bad", 3);
-	add(&o, "nope", EF_EXPECT_ANY, 0, &e3, 1);        /* 4: bad uuid */
-	add(&o, a, EF_EXPECT_ANY, 0, e2, 2);              /* 5: duplicate */
-	add(&o, a, EF_EXPECT_ANY, 0, e4, 2);              /* 6: bad event id */
-	add(&o, a, EF_EXPECT_ANY, 0, &big, 1);            /* 7: too large */
-	add(&o, b, EF_EXPECT_EXACT, 0, &e3, 1);           /* 8: ok, pos 2 */
+	add(&o, "nope", EF_EXPECT_ANY, 0, &e3, 1); /* 4: bad uuid */
+	add(&o, a, EF_EXPECT_ANY, 0, e2, 2);       /* 5: duplicate */
+	add(&o, a, EF_EXPECT_ANY, 0, e4, 2);       /* 6: bad event id */
+	add(&o, a, EF_EXPECT_ANY, 0, &big, 1);     /* 7: too large */
+	add(&o, b, EF_EXPECT_EXACT, 0, &e3, 1);    /* 8: ok, pos 2 */
 	cr_assert_eq(send_many(&o, 9, res), EF_S_OK);
 	free(payload);
 
@@ -173,8 +176,7 @@ Test(many, mixed_results_each_append_alone)
 	cr_assert(res[1].has_conflict && !res[1].conflict.exists);
 	ok_at(&res[2], 1, 0, 1, "append after a conflict");
 	cr_assert_eq(res[3].status, EF_S_BAD_REQUEST, "%s", res[3].msg);
-	cr_assert(strstr(res[3].msg, "append body") != NULL, "%s",
-	    res[3].msg);
+	cr_assert(strstr(res[3].msg, "append body") != NULL, "%s", res[3].msg);
 	cr_assert_eq(res[4].status, EF_S_BAD_UUID, "%s", res[4].msg);
 	cr_assert_eq(res[5].status, EF_S_DUPLICATE_EVENT_ID, "%s", res[5].msg);
 	cr_assert_eq(res[6].status, EF_S_BAD_UUID, "%s", res[6].msg);

@@ -34,7 +34,7 @@ static struct pipeline pl;
 struct job {
 	struct pipeline_req rq;
 	sem_t done;
-	int calls;   /* atomic: callbacks run */
+	int calls; /* atomic: callbacks run */
 	int status;
 	char msg[256];
 	struct ipc_append_rep rep;
@@ -43,16 +43,16 @@ struct job {
 struct worker {
 	pthread_t thr;
 	int idx;
-	int n;                 /* appends to make (0: until stop) */
+	int n; /* appends to make (0: until stop) */
 	volatile int *stop;
 	char stream[UUID_STR_LEN];
 	/* what came back */
 	int ok, unavailable, other, lost, twice;
 	char error[256];
-	uint64_t *pos;         /* first position of each OK append */
+	uint64_t *pos; /* first position of each OK append */
 	char (*ids)[UUID_STR_LEN];
 	int nok;
-	uint64_t last;         /* the stream's last version + 1 */
+	uint64_t last; /* the stream's last version + 1 */
 };
 
 static void
@@ -64,8 +64,9 @@ job_done(struct pipeline_req *rq, const struct ipc_result *res)
 	j->status = res->status;
 	snprintf(j->msg, sizeof(j->msg), "%.*s", (int)res->message.len,
 	    res->message.ptr ? res->message.ptr : "");
-	if (res->status == EF_S_OK && (res->body == NULL ||
-	    ipc_append_rep_decode(res->body, &j->rep, &why) != 0))
+	if (res->status == EF_S_OK &&
+	    (res->body == NULL ||
+	        ipc_append_rep_decode(res->body, &j->rep, &why) != 0))
 		j->status = -1;
 	__atomic_add_fetch(&j->calls, 1, __ATOMIC_SEQ_CST);
 	sem_post(&j->done);
@@ -121,12 +122,16 @@ worker_main(void *arg)
 	for (k = 0; w->n == 0 ? !*w->stop : k < w->n; k++) {
 		h_uuid(id);
 		/* exact versions where the stream's state is known */
-		if (one(w, &j, id, w->stop ? EF_EXPECT_ANY : w->last ?
-		    EF_EXPECT_EXACT : EF_EXPECT_NO_STREAM,
-		    w->last ? w->last - 1 : 0) != 0) {
+		if (one(w, &j, id,
+		        w->stop     ? EF_EXPECT_ANY :
+		            w->last ? EF_EXPECT_EXACT :
+		                      EF_EXPECT_NO_STREAM,
+		        w->last ? w->last - 1 : 0) != 0) {
 			w->lost++;
-			snprintf(w->error, sizeof(w->error), "append %d: no "
-			    "callback in 30 s", k);
+			snprintf(w->error, sizeof(w->error),
+			    "append %d: no "
+			    "callback in 30 s",
+			    k);
 			break;
 		}
 		if (j.status == EF_S_OK) {
@@ -138,8 +143,10 @@ worker_main(void *arg)
 			w->unavailable++;
 		else {
 			w->other++;
-			snprintf(w->error, sizeof(w->error), "append %d: %s: "
-			    "%.200s", k, ipc_status_name(j.status), j.msg);
+			snprintf(w->error, sizeof(w->error),
+			    "append %d: %s: "
+			    "%.200s",
+			    k, ipc_status_name(j.status), j.msg);
 		}
 	}
 	/* a second callback would come now or never */
@@ -167,7 +174,8 @@ run(int n, volatile int *stop, int cap)
 		ws[i].pos = calloc((size_t)cap, sizeof(*ws[i].pos));
 		ws[i].ids = calloc((size_t)cap, UUID_STR_LEN);
 		cr_assert_eq(pthread_create(&ws[i].thr, NULL, worker_main,
-		    &ws[i]), 0);
+		                 &ws[i]),
+		    0);
 	}
 }
 
@@ -185,7 +193,8 @@ join_and_check(void)
 		struct worker *w = &ws[i];
 
 		cr_assert_eq(w->lost, 0, "thread %d: %s", i, w->error);
-		cr_assert_eq(w->twice, 0, "thread %d: a callback ran twice", i);
+		cr_assert_eq(w->twice, 0, "thread %d: a callback ran twice",
+		    i);
 		cr_assert_eq(w->other, 0, "thread %d: %s", i, w->error);
 		for (k = 0; k < w->nok; k++) {
 			uint8_t u[UUID_LEN];
@@ -194,8 +203,8 @@ join_and_check(void)
 			uuid_parse(w->ids[k], 36, u);
 			cr_assert_arr_eq(evs[w->pos[k]].event_id, u, UUID_LEN,
 			    "thread %d append %d: position %llu holds "
-			    "another's event", i, k,
-			    (unsigned long long)w->pos[k]);
+			    "another's event",
+			    i, k, (unsigned long long)w->pos[k]);
 		}
 		free(w->pos);
 		free(w->ids);

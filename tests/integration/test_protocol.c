@@ -42,9 +42,12 @@ assert_alive(void)
 {
 	int st;
 
-	cr_assert_eq(waitpid(sd.pid, &st, WNOHANG), 0, "stored exited "
-	    "(wait status 0x%x)", st);
-	cr_assert_neq(h_head(&cl), UINT64_MAX, "stored does not answer "
+	cr_assert_eq(waitpid(sd.pid, &st, WNOHANG), 0,
+	    "stored exited "
+	    "(wait status 0x%x)",
+	    st);
+	cr_assert_neq(h_head(&cl), UINT64_MAX,
+	    "stored does not answer "
 	    "STATUS any more");
 }
 
@@ -154,8 +157,9 @@ static const struct bad bads[] = {
 	    EF_S_BAD_REQUEST, "event" },
 	{ "read_stream, nil body", { 0x94, V, 2, 1, 0xc0 }, 5,
 	    EF_S_BAD_REQUEST, "read_stream" },
-	{ "read_stream, direction 7", { 0x94, V, 2, 1, 0x94, 0xa1, 'x', 0, 1,
-	    7 }, 10, EF_S_BAD_REQUEST, "direction" },
+	{ "read_stream, direction 7",
+	    { 0x94, V, 2, 1, 0x94, 0xa1, 'x', 0, 1, 7 }, 10, EF_S_BAD_REQUEST,
+	    "direction" },
 	{ "read_all, string body", { 0x94, V, 3, 1, 0xa1, 'x' }, 6,
 	    EF_S_BAD_REQUEST, "read_all" },
 	{ "read_all, negative count", { 0x94, V, 3, 1, 0x93, 0, 0xff, 0 }, 8,
@@ -178,8 +182,10 @@ check_bad(struct ef_client *c, const struct bad *b)
 	cr_assert_str_neq(msg, "", "%s: no reason given", b->what);
 	cr_assert(nil, "%s: an error reply has a nil body", b->what);
 	if (b->says != NULL)
-		cr_assert(strstr(msg, b->says) != NULL, "%s: reason \"%s\" "
-		    "does not mention \"%s\"", b->what, msg, b->says);
+		cr_assert(strstr(msg, b->says) != NULL,
+		    "%s: reason \"%s\" "
+		    "does not mention \"%s\"",
+		    b->what, msg, b->says);
 }
 
 Test(protocol, malformed_requests_get_error_replies)
@@ -195,7 +201,8 @@ Test(protocol, malformed_requests_get_error_replies)
 		check_bad(&cl, &bads[i]);
 		/* a valid request right after each one */
 		cr_assert_eq(send_raw(&cl, ok.buf, ok.len, msg, sizeof(msg),
-		    NULL), EF_S_OK, "after %s: %s", bads[i].what, msg);
+		                 NULL),
+		    EF_S_OK, "after %s: %s", bads[i].what, msg);
 		ipc_out_free(&ok);
 		valid_append(&ok);
 	}
@@ -296,9 +303,9 @@ Test(protocol, mutated_requests_are_all_answered)
 				buf[at] = (uint8_t)(r >> 40);
 				break;
 			case 2:
-				buf[at] = (const uint8_t[]){ 0xdd, 0xdf,
-				    0xdb, 0xc6, 0xc1, 0xff, 0x00,
-				    0xc0 }[(r >> 32) % 8];
+				buf[at] = (const uint8_t[]){ 0xdd, 0xdf, 0xdb,
+					0xc6, 0xc1, 0xff, 0x00,
+					0xc0 }[(r >> 32) % 8];
 				break;
 			default:
 				len = at + 1;
@@ -306,7 +313,7 @@ Test(protocol, mutated_requests_are_all_answered)
 		}
 		st = send_raw(&cl, buf, len, msg, sizeof(msg), NULL);
 		cr_assert(st >= 0 && st < EF_S__COUNT &&
-		    st != EF_S_UNAVAILABLE && st != EF_S_INTERNAL,
+		        st != EF_S_UNAVAILABLE && st != EF_S_INTERNAL,
 		    "round %d: %s (%s)", round, ipc_status_name(st), msg);
 		if (st != EF_S_OK)
 			cr_assert_str_neq(msg, "", "round %d: no reason",
@@ -341,9 +348,10 @@ sender_main(void *arg)
 			st = send_raw(&s->c, bads[i].bytes, bads[i].len, msg,
 			    sizeof(msg), NULL);
 			if (st != bads[i].status) {
-				snprintf(s->error, sizeof(s->error), "%s: %s "
-				    "(%s)", bads[i].what, ipc_status_name(st),
-				    msg);
+				snprintf(s->error, sizeof(s->error),
+				    "%s: %s "
+				    "(%s)",
+				    bads[i].what, ipc_status_name(st), msg);
 				return NULL;
 			}
 			if ((i + (size_t)s->idx) % 7 != 0)
@@ -375,18 +383,21 @@ Test(protocol, malformed_requests_from_many_clients_at_once)
 		s[i].idx = i;
 		h_client(&s[i].c, &sd, 10000);
 		cr_assert_eq(pthread_create(&s[i].thr, NULL, sender_main,
-		    &s[i]), 0);
+		                 &s[i]),
+		    0);
 	}
 	for (i = 0; i < SENDERS; i++)
 		pthread_join(s[i].thr, NULL);
 	for (i = 0; i < SENDERS; i++) {
-		cr_assert_str_empty(s[i].error, "sender %d: %s", i, s[i].error);
+		cr_assert_str_empty(s[i].error, "sender %d: %s", i,
+		    s[i].error);
 		total += (uint64_t)s[i].appended;
 		client_close(&s[i].c);
 	}
 	cr_assert_gt(total, 0);
 	assert_alive();
-	cr_assert_eq(h_head(&cl), total, "head %llu, %llu appends acknowledged",
+	cr_assert_eq(h_head(&cl), total,
+	    "head %llu, %llu appends acknowledged",
 	    (unsigned long long)h_head(&cl), (unsigned long long)total);
 }
 
@@ -439,7 +450,7 @@ send_oversized(const char *path, uint64_t len, int *replied)
 	chunk[12] = (uint8_t)(len - 13);
 	while (sent < len) {
 		size_t want = len - sent < sizeof(chunk) ? len - sent :
-		    sizeof(chunk);
+		                                           sizeof(chunk);
 
 		n = send(fd, chunk, want, MSG_NOSIGNAL);
 		if (n <= 0)
@@ -466,8 +477,10 @@ Test(protocol, message_over_the_size_bound)
 	snprintf(path, sizeof(path), "%s/store.sock", sd.run_dir);
 	sent = send_oversized(path, len, &replied);
 	cr_assert_not(replied, "an oversized message was answered");
-	cr_assert_lt(sent, len, "stored read all %llu bytes of a message "
-	    "over its bound before hanging up", (unsigned long long)len);
+	cr_assert_lt(sent, len,
+	    "stored read all %llu bytes of a message "
+	    "over its bound before hanging up",
+	    (unsigned long long)len);
 	/* the daemon did not take it in and keeps serving */
 	assert_alive();
 	{

@@ -75,7 +75,8 @@ append_some(int n, char (*streams)[UUID_STR_LEN], int ns, int first)
 	for (i = 0; i < n; i++) {
 		snprintf(payload, sizeof(payload), "{\"i\":%d}", first + i);
 		cr_assert_eq(h_append1(&cl, streams[i % ns], EF_EXPECT_ANY, 0,
-		    h_uuid(id), "Some", payload, &r), EF_S_OK, "%s", r.msg);
+		                 h_uuid(id), "Some", payload, &r),
+		    EF_S_OK, "%s", r.msg);
 	}
 }
 
@@ -106,12 +107,14 @@ Test(recovery, everything_persists_across_restarts)
 			evs[i].type.ptr = i % 2 ? "Odd" : "EvenTypeName";
 			evs[i].type.len = (uint32_t)strlen(evs[i].type.ptr);
 			evs[i].metadata = (const uint8_t *)md;
-			evs[i].metadata_len = i == 4 ? 0 : (uint32_t)strlen(md);
+			evs[i].metadata_len = i == 4 ? 0 :
+			                               (uint32_t)strlen(md);
 			evs[i].payload = bin;
 			evs[i].payload_len = (uint32_t)((k * 5 + i) % 300);
 		}
 		cr_assert_eq(h_append(&cl, streams[k % 10], EF_EXPECT_ANY, 0,
-		    evs, 5, &r), EF_S_OK, "%s", r.msg);
+		                 evs, 5, &r),
+		    EF_S_OK, "%s", r.msg);
 	}
 	cr_assert_eq(h_read_all(&cl, 0, &before, &n), EF_S_OK);
 	cr_assert_eq(n, 200);
@@ -140,8 +143,10 @@ Test(recovery, everything_persists_across_restarts)
 	h_events_free(before, n);
 
 	/* the CLI sees the same */
-	rc = h_ctl(sd.dir, (const char *const[]){ "--runtime-dir", sd.run_dir,
-	    "status", "--json", NULL }, NULL, 0, 10000, &out, &err);
+	rc = h_ctl(sd.dir,
+	    (const char *const[]){ "--runtime-dir", sd.run_dir, "status",
+	        "--json", NULL },
+	    NULL, 0, 10000, &out, &err);
 	cr_assert_eq(rc, 0, "%s", err);
 	cr_assert(strstr(out, "\"head\":207,\"streams\":10") != NULL, "%s",
 	    out);
@@ -174,8 +179,7 @@ log_path(char *buf, size_t len)
 	return buf;
 }
 
-Test(recovery, torn_tail_at_every_offset_of_the_last_record,
-    .timeout = 240)
+Test(recovery, torn_tail_at_every_offset_of_the_last_record, .timeout = 240)
 {
 	char streams[2][UUID_STR_LEN], path[H_PATH + 32], id[UUID_STR_LEN];
 	struct h_event *orig, *got;
@@ -192,7 +196,8 @@ Test(recovery, torn_tail_at_every_offset_of_the_last_record,
 	append_some(5, streams, 2, 0);
 	/* the last record: one small event in its own batch */
 	cr_assert_eq(h_append1(&cl, streams[0], EF_EXPECT_ANY, 0, h_uuid(id),
-	    "L", "x", &r), EF_S_OK);
+	                 "L", "x", &r),
+	    EF_S_OK);
 	cr_assert_eq(h_read_all(&cl, 0, &orig, &n), EF_S_OK);
 	cr_assert_eq(n, 6);
 	h_stored_stop_ok(&sd, &cl, SIGTERM);
@@ -209,16 +214,18 @@ Test(recovery, torn_tail_at_every_offset_of_the_last_record,
 		st = h_status(&cl);
 		cr_assert_eq(st.head, 5, "cut at %zu of %zu: head %llu", cut,
 		    size, (unsigned long long)st.head);
-		cr_assert_eq(st.log_bytes, off[5], "cut at %zu: the torn tail "
-		    "was not truncated", cut);
+		cr_assert_eq(st.log_bytes, off[5],
+		    "cut at %zu: the torn tail "
+		    "was not truncated",
+		    cut);
 		cr_assert_eq(h_read_all(&cl, 0, &got, &m), EF_S_OK);
 		cr_assert_eq(m, 5);
 		assert_events_eq(orig, got, 5);
 		h_events_free(got, m);
 		/* the store takes new appends, right after the good data */
 		cr_assert_eq(h_append1(&cl, streams[1], EF_EXPECT_EXACT, 1,
-		    h_uuid(id), "After", "{}", &r), EF_S_OK, "cut at %zu: %s",
-		    cut, r.msg);
+		                 h_uuid(id), "After", "{}", &r),
+		    EF_S_OK, "cut at %zu: %s", cut, r.msg);
 		cr_assert_eq(r.rep.first_pos, 5);
 		h_stored_stop_ok(&sd, &cl, SIGKILL);
 		cuts++;
@@ -283,8 +290,9 @@ Test(recovery, flipped_byte_before_the_tail)
 	free(img);
 
 	/* intact: verify says OK */
-	rc = h_ctl(sd.dir, (const char *const[]){ "--data-dir", sd.data_dir,
-	    "verify", NULL }, NULL, 0, 10000, &out, &err);
+	rc = h_ctl(sd.dir,
+	    (const char *const[]){ "--data-dir", sd.data_dir, "verify", NULL },
+	    NULL, 0, 10000, &out, &err);
 	cr_assert_eq(rc, 0, "verify of an intact log: %d %s %s", rc, out, err);
 	cr_assert(strstr(out, "OK: 10 events in 10 batches") != NULL, "%s",
 	    out);
@@ -295,15 +303,18 @@ Test(recovery, flipped_byte_before_the_tail)
 	 * first: both are corruption before the tail */
 	for (target = 0; target < 2; target++) {
 		uint64_t at = target == 0 ?
-		    off[4] + BATCH_HDR + RECORD_HDR + 6 : off[0] + 9;
+		    off[4] + BATCH_HDR + RECORD_HDR + 6 :
+		    off[0] + 9;
 		uint64_t where = target == 0 ? off[4] : off[0];
 
 		h_flip(path, at);
 		log = start_refused();
 		snprintf(want, sizeof(want), "corrupt at offset %llu",
 		    (unsigned long long)where);
-		cr_assert(strstr(log, want) != NULL, "the message does not "
-		    "name offset %llu:\n%s", (unsigned long long)where, log);
+		cr_assert(strstr(log, want) != NULL,
+		    "the message does not "
+		    "name offset %llu:\n%s",
+		    (unsigned long long)where, log);
 		free(log);
 		free(h_read_file(path, &size2));
 		cr_assert_eq(size2, size, "stored changed a corrupt log");
@@ -316,7 +327,8 @@ Test(recovery, flipped_byte_before_the_tail)
 		free(out);
 		free(err);
 		if (target == 0)
-			h_flip(path, at); /* undo, then break the first batch */
+			h_flip(path,
+			    at); /* undo, then break the first batch */
 	}
 
 	/* the explicit repair cuts the log there and starts */
@@ -360,8 +372,9 @@ Test(recovery, flipped_byte_in_the_last_batch_is_a_torn_tail)
 	free(img);
 	h_flip(path, size - 2);
 	/* verify calls it a torn tail, not corruption */
-	rc = h_ctl(sd.dir, (const char *const[]){ "--data-dir", sd.data_dir,
-	    "verify", NULL }, NULL, 0, 10000, &out, &err);
+	rc = h_ctl(sd.dir,
+	    (const char *const[]){ "--data-dir", sd.data_dir, "verify", NULL },
+	    NULL, 0, 10000, &out, &err);
 	cr_assert_eq(rc, 0, "%s", out);
 	cr_assert(strstr(out, "torn tail") != NULL, "%s", out);
 	free(out);
@@ -393,10 +406,15 @@ Test(recovery, second_stored_on_the_same_data_dir)
 	cr_assert(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) != 0,
 	    "the second stored did not exit with an error (0x%x)", st);
 	log = h_read_file(two.log, NULL);
-	cr_assert(log != NULL && strstr(log, "in use by another "
-	    "eventfold-stored") != NULL, "no clear message:\n%s", log);
-	cr_assert(strstr(log, sd.data_dir) != NULL, "the message does not "
-	    "name the directory:\n%s", log);
+	cr_assert(log != NULL &&
+	        strstr(log,
+	            "in use by another "
+	            "eventfold-stored") != NULL,
+	    "no clear message:\n%s", log);
+	cr_assert(strstr(log, sd.data_dir) != NULL,
+	    "the message does not "
+	    "name the directory:\n%s",
+	    log);
 	free(log);
 	/* the first one is unharmed */
 	append_some(2, streams, 1, 3);

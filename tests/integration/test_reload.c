@@ -109,7 +109,7 @@ Test(reload, sighup_reloads_what_the_manual_says)
 	snprintf(conf, sizeof(conf), "%s/eventfold.conf", dir);
 	{
 		const char *first = "[stored]\nmax_read_count = 1000\n"
-		    "workers = 4\nmax_pub_bytes = 512K\n";
+		                    "workers = 4\nmax_pub_bytes = 512K\n";
 
 		cr_assert_eq(h_write_file(conf, first, strlen(first)), 0);
 	}
@@ -122,32 +122,41 @@ Test(reload, sighup_reloads_what_the_manual_says)
 	for (i = 0; i < 20; i++) {
 		uuid_random(u);
 		cr_assert_eq(h_append1(&c, stream, EF_EXPECT_ANY, 0,
-		    uuid_format(u, id), "Small", "{}", &res), EF_S_OK);
+		                 uuid_format(u, id), "Small", "{}", &res),
+		    EF_S_OK);
 	}
 	cr_assert_eq(read_n(&c), 20);
 	cr_assert_eq(append_200k(&c, stream), EF_S_OK);
 	segs = h_status(&c).segments;
 
 	/* the limits and segment_size at once; workers not */
-	reload(&s, conf, "[stored]\nmax_read_count = 5\n"
+	reload(&s, conf,
+	    "[stored]\nmax_read_count = 5\n"
 	    "max_append_bytes = 100K\nsegment_size = 4K\nworkers = 8\n"
-	    "max_pub_bytes = 512K\n", "reload: max_read_count 5,", 1);
+	    "max_pub_bytes = 512K\n",
+	    "reload: max_read_count 5,", 1);
 	log = h_read_file(s.log, NULL);
-	cr_assert(strstr(log, "max_append_bytes 102400, max_pub_bytes "
-	    "2097152, segment_size 4096,") != NULL, "the flags given at "
-	    "start are not on top:\n%s", log);
-	cr_assert(strstr(log, "workers, repair and archive_cache_mb need a "
-	    "restart") != NULL);
+	cr_assert(strstr(log,
+	              "max_append_bytes 102400, max_pub_bytes "
+	              "2097152, segment_size 4096,") != NULL,
+	    "the flags given at "
+	    "start are not on top:\n%s",
+	    log);
+	cr_assert(strstr(log,
+	              "workers, repair and archive_cache_mb need a "
+	              "restart") != NULL);
 	free(log);
 	cr_assert_eq(read_n(&c), 5, "max_read_count not reloaded");
 	cr_assert_eq(append_200k(&c, stream), EF_S_BATCH_TOO_LARGE,
 	    "max_append_bytes not reloaded");
 	uuid_random(u);
 	cr_assert_eq(h_append1(&c, stream, EF_EXPECT_ANY, 0,
-	    uuid_format(u, id), "Small", "{}", &res), EF_S_OK);
+	                 uuid_format(u, id), "Small", "{}", &res),
+	    EF_S_OK);
 	for (i = 0; i < 250 && h_status(&c).segments == segs; i++)
 		h_sleep_ms(20);
-	cr_assert_eq(h_status(&c).segments, segs + 1, "segment_size not "
+	cr_assert_eq(h_status(&c).segments, segs + 1,
+	    "segment_size not "
 	    "reloaded: the hot segment was not sealed");
 
 	/* a bad file, then one value out of range: nothing changes */

@@ -11,8 +11,8 @@
  * last segment is cut; a flipped byte in a sealed segment refuses start
  * and `eventfoldctl verify` names the file and offset (and --repair yes
  * cuts there), and once indexed a read onto it, single or a forward
- * page, answers DATA_LOSS; and stored killed at every rotation crash point under
- * load comes back with every acknowledged event, exactly once, in order,
+ * page, answers DATA_LOSS; and stored killed at every rotation crash point
+ * under load comes back with every acknowledged event, exactly once, in order,
  * with verify agreeing.
  */
 #include <dirent.h>
@@ -34,7 +34,6 @@ TestSuite(segments, .fini = h_cleanup, .timeout = 300);
 static struct h_stored sd;
 static struct ef_client cl;
 
-
 static void
 start(void)
 {
@@ -46,8 +45,8 @@ static void
 rotate(void)
 {
 	char *out = NULL;
-	int rc = h_ctl_at(&sd,
-	    (const char *const[]){ "rotate", NULL }, &out, NULL);
+	int rc = h_ctl_at(&sd, (const char *const[]){ "rotate", NULL }, &out,
+	    NULL);
 
 	cr_assert_eq(rc, 0, "eventfoldctl rotate: %d %s", rc, out);
 	free(out);
@@ -69,28 +68,33 @@ segments(struct seginfo *segs, size_t max, uint64_t head)
 	uint64_t next = 0;
 	int rc;
 
-	rc = h_ctl_at(&sd,
-	    (const char *const[]){ "segments", "--json", NULL }, &out, NULL);
+	rc = h_ctl_at(&sd, (const char *const[]){ "segments", "--json", NULL },
+	    &out, NULL);
 	cr_assert_eq(rc, 0, "eventfoldctl segments: %d", rc);
 	for (line = strtok_r(out, "\n", &save); line != NULL;
-	    line = strtok_r(NULL, "\n", &save)) {
+	     line = strtok_r(NULL, "\n", &save)) {
 		cr_assert_lt(n, max);
 		j = json_loads(line, 0, NULL);
 		cr_assert_not_null(j, "not JSON: %s", line);
-		segs[n].first = json_integer_value(json_object_get(j, "first"));
-		segs[n].events = json_integer_value(json_object_get(j,
-		    "events"));
-		segs[n].bytes = json_integer_value(json_object_get(j, "bytes"));
-		segs[n].sealed = strcmp(json_string_value(json_object_get(j,
-		    "state")), "sealed") == 0;
+		segs[n].first = json_integer_value(
+		    json_object_get(j, "first"));
+		segs[n].events = json_integer_value(
+		    json_object_get(j, "events"));
+		segs[n].bytes = json_integer_value(
+		    json_object_get(j, "bytes"));
+		segs[n].sealed = strcmp(json_string_value(
+		                            json_object_get(j, "state")),
+		                     "sealed") == 0;
 		last = json_object_get(j, "last");
 		if (segs[n].events > 0)
-			cr_assert_eq(json_integer_value(last), segs[n].first +
-			    segs[n].events - 1, "%s", line);
+			cr_assert_eq(json_integer_value(last),
+			    segs[n].first + segs[n].events - 1, "%s", line);
 		else
 			cr_assert(json_is_null(last), "%s", line);
-		cr_assert_eq(segs[n].first, next, "segment %zu starts at %llu, "
-		    "expected %llu", n, (unsigned long long)segs[n].first,
+		cr_assert_eq(segs[n].first, next,
+		    "segment %zu starts at %llu, "
+		    "expected %llu",
+		    n, (unsigned long long)segs[n].first,
 		    (unsigned long long)next);
 		next = segs[n].first + segs[n].events;
 		json_decref(j);
@@ -114,8 +118,8 @@ seg_file(char *buf, size_t len, uint64_t base)
 {
 	char name[SEGFILE_NAME_MAX];
 
-	snprintf(buf, len, "%s/%s", sd.data_dir, segfile_name(name,
-	    sizeof(name), base));
+	snprintf(buf, len, "%s/%s", sd.data_dir,
+	    segfile_name(name, sizeof(name), base));
 	return buf;
 }
 
@@ -138,7 +142,8 @@ Test(segments, rotation_under_load)
 	/* rotations asked for by the operator, between size rotations */
 	for (r = 0; r < 5; r++) {
 		cr_assert_eq(h_load_wait_acked(&load, 600 * (uint64_t)(r + 1),
-		    60000), 0, "the load does not get going");
+		                 60000),
+		    0, "the load does not get going");
 		rotate();
 	}
 	cr_assert_eq(h_load_wait_acked(&load, 4000, 60000), 0);
@@ -203,7 +208,8 @@ Test(segments, reads_across_every_boundary)
 			evs[k].payload_len = 2;
 		}
 		cr_assert_eq(h_append(&cl, book.streams[s], EF_EXPECT_ANY, 0,
-		    evs, n, &r), EF_S_OK, "%s", r.msg);
+		                 evs, n, &r),
+		    EF_S_OK, "%s", r.msg);
 		cr_assert_eq(r.rep.first_pos, book.n);
 		for (k = 0; k < n; k++) {
 			uuid_parse(ids[k], 36, book.ev[book.n].id);
@@ -226,7 +232,8 @@ Test(segments, reads_across_every_boundary)
 		evs[0].type.ptr = "Hot";
 		evs[0].type.len = 3;
 		cr_assert_eq(h_append(&cl, book.streams[s], EF_EXPECT_ANY, 0,
-		    evs, 1, &r), EF_S_OK, "%s", r.msg);
+		                 evs, 1, &r),
+		    EF_S_OK, "%s", r.msg);
 		uuid_parse(ids[0], 36, book.ev[book.n].id);
 		book.ev[book.n].stream = s;
 		book.ev[book.n].version = versions[s]++;
@@ -354,8 +361,9 @@ Test(segments, takeover_of_a_single_file_data_dir)
 	/* streams go on where they were */
 	uuid_format(sids[1], sid_txt);
 	cr_assert_eq(h_append1(&cl, sid_txt, EF_EXPECT_EXACT,
-	    legacy_versions[1] - 1, h_uuid(id), "After", "{}", &r), EF_S_OK,
-	    "%s", r.msg);
+	                 legacy_versions[1] - 1, h_uuid(id), "After", "{}",
+	                 &r),
+	    EF_S_OK, "%s", r.msg);
 	cr_assert_eq(r.rep.first_pos, n);
 	cr_assert_eq(r.rep.first_version, legacy_versions[1]);
 	h_stored_stop_ok(&sd, &cl, SIGKILL);
@@ -376,7 +384,7 @@ Test(segments, takeover_killed_at_each_step)
 	int st;
 
 	if (strcmp(getenv("EF_CRASHPOINTS") ? getenv("EF_CRASHPOINTS") : "",
-	    "1") != 0)
+	        "1") != 0)
 		cr_skip_test("built without -Dcrashpoints=true");
 	for (p = 0; p < 2; p++) {
 		h_stored_init(&sd, h_tmpdir(), NULL);
@@ -389,10 +397,12 @@ Test(segments, takeover_killed_at_each_step)
 		st = h_wait_pid(sd.pid, 15000);
 		sd.pid = 0;
 		cr_assert(st != -1 && WIFSIGNALED(st) &&
-		    WTERMSIG(st) == SIGKILL, "%s: stored was not killed there "
-		    "(0x%x)", points[p], st);
-		cr_assert_eq(file_exists(sd.data_dir, LEGACY_LOG_NAME),
-		    p == 0, "%s", points[p]);
+		        WTERMSIG(st) == SIGKILL,
+		    "%s: stored was not killed there "
+		    "(0x%x)",
+		    points[p], st);
+		cr_assert_eq(file_exists(sd.data_dir, LEGACY_LOG_NAME), p == 0,
+		    "%s", points[p]);
 		start();
 		check_legacy_events(ids, n);
 		cr_assert_eq(h_status(&cl).head, n);
@@ -412,8 +422,10 @@ append_n(const char *stream, int n)
 	int i;
 
 	for (i = 0; i < n; i++)
-		cr_assert_eq(h_append1(&cl, stream, EF_EXPECT_ANY, 0, h_uuid(id),
-		    "E", "{\"x\":\"0123456789\"}", &r), EF_S_OK, "%s", r.msg);
+		cr_assert_eq(h_append1(&cl, stream, EF_EXPECT_ANY, 0,
+		                 h_uuid(id), "E", "{\"x\":\"0123456789\"}",
+		                 &r),
+		    EF_S_OK, "%s", r.msg);
 	return r.rep.last_pos;
 }
 
@@ -465,7 +477,8 @@ Test(segments, torn_tail_in_the_last_segment)
 	for (cut = off[2] + 1; cut < size; cut += 5) {
 		cr_assert_eq(h_write_file(path, img, cut), 0);
 		cr_assert_eq(h_ctl_at(&sd,
-		    (const char *const[]){ "verify", NULL }, &out, NULL),
+		                 (const char *const[]){ "verify", NULL }, &out,
+		                 NULL),
 		    0, "%s", out);
 		cr_assert(strstr(out, "torn tail") != NULL, "%s", out);
 		free(out);
@@ -505,7 +518,8 @@ Test(segments, flipped_byte_in_a_sealed_segment)
 	free(img);
 	/* the last batch of a sealed segment: never a torn tail */
 	h_flip(path, off[4] + BATCH_HDR + RECORD_HDR + 3);
-	rc = h_ctl_at(&sd, (const char *const[]){ "verify", NULL }, &out, NULL);
+	rc = h_ctl_at(&sd, (const char *const[]){ "verify", NULL }, &out,
+	    NULL);
 	cr_assert_eq(rc, 5, "verify exit %d: %s", rc, out);
 	snprintf(want, sizeof(want), "%s: CORRUPT at offset %llu", path,
 	    (unsigned long long)off[4]);
@@ -540,13 +554,14 @@ Test(segments, flipped_byte_in_a_sealed_segment)
 	/* without the index every segment is read: the start refuses */
 	h_rm_index(&sd);
 	h_stored_spawn(&sd);
-	cr_assert_eq(h_stored_wait_ready(&sd, 15000), -1, "stored started "
+	cr_assert_eq(h_stored_wait_ready(&sd, 15000), -1,
+	    "stored started "
 	    "on a corrupt sealed segment");
 	log = h_read_file(sd.log, NULL);
 	snprintf(want, sizeof(want), "%s: corrupt at offset %llu", path,
 	    (unsigned long long)off[4]);
-	cr_assert(log != NULL && strstr(log, want) != NULL, "no \"%s\" in:\n%s",
-	    want, log);
+	cr_assert(log != NULL && strstr(log, want) != NULL,
+	    "no \"%s\" in:\n%s", want, log);
 	free(log);
 
 	/* undone: starts with everything */
@@ -584,15 +599,17 @@ Test(segments, killed_at_every_rotation_crash_point, .timeout = 560)
 	int st;
 
 	if (strcmp(getenv("EF_CRASHPOINTS") ? getenv("EF_CRASHPOINTS") : "",
-	    "1") != 0)
+	        "1") != 0)
 		cr_skip_test("built without -Dcrashpoints=true");
 	for (p = 0; p < 3; p++) {
 		h_stored_init(&sd, h_tmpdir(), extra);
 		h_load_init(&load, &sd, 8, 200);
 		/* the third rotation, under load */
-		setenv("EVENTFOLD_CRASHPOINT", p == 0 ?
-		    "rotate.before_create:3" : p == 1 ?
-		    "rotate.after_create:3" : "rotate.after_dirsync:3", 1);
+		setenv("EVENTFOLD_CRASHPOINT",
+		    p == 0     ? "rotate.before_create:3" :
+		        p == 1 ? "rotate.after_create:3" :
+		                 "rotate.after_dirsync:3",
+		    1);
 		h_stored_spawn(&sd);
 		unsetenv("EVENTFOLD_CRASHPOINT");
 		cr_assert_eq(h_stored_wait_ready(&sd, 15000), 0);
@@ -600,15 +617,18 @@ Test(segments, killed_at_every_rotation_crash_point, .timeout = 560)
 		st = h_wait_pid(sd.pid, 60000);
 		sd.pid = 0;
 		cr_assert(st != -1 && WIFSIGNALED(st) &&
-		    WTERMSIG(st) == SIGKILL, "%s: stored was not killed there "
-		    "(0x%x)", points[p], st);
+		        WTERMSIG(st) == SIGKILL,
+		    "%s: stored was not killed there "
+		    "(0x%x)",
+		    points[p], st);
 		h_load_stop(&load);
 		acked = __atomic_load_n(&load.acked, __ATOMIC_RELAXED);
 		cr_assert_gt(acked, 0);
 		{
 			char *log = h_read_file(sd.log, NULL);
 
-			cr_assert(log != NULL && strstr(log, points[p]) != NULL,
+			cr_assert(log != NULL &&
+			        strstr(log, points[p]) != NULL,
 			    "not killed at %s:\n%s", points[p], log);
 			free(log);
 		}

@@ -26,7 +26,7 @@
 
 TestSuite(tail, .fini = h_cleanup, .timeout = 240);
 
-#define WRITERS 16
+#define WRITERS    16
 #define PER_WRITER 8000
 
 struct writer {
@@ -48,7 +48,7 @@ writer_main(void *arg)
 	for (k = 0; k < PER_WRITER; k++) {
 		snprintf(payload, sizeof(payload), "{\"k\":%d}", k);
 		if (h_append1(&w->c, w->stream, EF_EXPECT_ANY, 0, h_uuid(id),
-		    "Burst", payload, &r) != EF_S_OK) {
+		        "Burst", payload, &r) != EF_S_OK) {
 			snprintf(w->error, sizeof(w->error),
 			    "append %d: %s: %s", k, ipc_status_name(r.status),
 			    r.msg);
@@ -117,16 +117,21 @@ Test(tail, burst_without_gap_duplicate_or_reordering)
 	{
 		struct stat sb;
 
-		h_stored_init(&sd, stat("/dev/shm", &sb) == 0 &&
-		    S_ISDIR(sb.st_mode) && access("/dev/shm", W_OK) == 0 ?
-		    h_tmpdir_in("/dev/shm") : h_tmpdir(), NULL);
+		h_stored_init(&sd,
+		    stat("/dev/shm", &sb) == 0 && S_ISDIR(sb.st_mode) &&
+		            access("/dev/shm", W_OK) == 0 ?
+		        h_tmpdir_in("/dev/shm") :
+		        h_tmpdir(),
+		    NULL);
 	}
 	h_stored_start(&sd);
 	h_client(&cl, &sd, 10000);
 	snprintf(count, sizeof(count), "%llu", (unsigned long long)total);
 	snprintf(errpath, sizeof(errpath), "%s/tail.err", sd.dir);
 	tail = h_ctl_spawn((const char *const[]){ "--runtime-dir", sd.run_dir,
-	    "tail", "all", "--json", "--count", count, NULL }, &fd, errpath);
+	                       "tail", "all", "--json", "--count", count,
+	                       NULL },
+	    &fd, errpath);
 	cr_assert_eq(h_wait_for_text(errpath, "caught up", 15000), 0,
 	    "tail did not catch up on an empty store");
 
@@ -143,18 +148,21 @@ Test(tail, burst_without_gap_duplicate_or_reordering)
 		h_uuid(w[i].stream);
 		h_client(&w[i].c, &sd, 20000);
 		cr_assert_eq(pthread_create(&w[i].thr, NULL, writer_main,
-		    &w[i]), 0);
+		                 &w[i]),
+		    0);
 	}
 	for (i = 0; i < WRITERS; i++)
 		pthread_join(w[i].thr, NULL);
 	for (i = 0; i < WRITERS; i++) {
-		cr_assert_str_empty(w[i].error, "writer %d: %s", i, w[i].error);
+		cr_assert_str_empty(w[i].error, "writer %d: %s", i,
+		    w[i].error);
 		client_close(&w[i].c);
 	}
 	cr_assert_eq(h_head(&cl), total);
 	cr_assert_eq(client_status(&cl, &rep, &st), EF_S_OK);
 	client_reply_free(&rep);
-	fprintf(stderr, "# %llu events in %llu published batches (more than "
+	fprintf(stderr,
+	    "# %llu events in %llu published batches (more than "
 	    "~8200 cannot all be queued for a stopped subscriber)\n",
 	    (unsigned long long)st.events_written,
 	    (unsigned long long)st.fsyncs);
@@ -191,17 +199,20 @@ Test(tail, burst_without_gap_duplicate_or_reordering)
 		    (unsigned long long)total);
 		cr_assert_eq((uint64_t)json_integer_value(v), expect,
 		    "line %llu has position %lld: a gap, a duplicate or a "
-		    "reordering", (unsigned long long)expect,
+		    "reordering",
+		    (unsigned long long)expect,
 		    (long long)json_integer_value(v));
 		uuid_format(evs[expect].event_id, eid);
 		uuid_format(evs[expect].stream_id, sid);
-		cr_assert_str_eq(json_string_value(json_object_get(o,
-		    "event_id")), eid, "position %llu",
-		    (unsigned long long)expect);
-		cr_assert_str_eq(json_string_value(json_object_get(o,
-		    "stream_id")), sid);
-		cr_assert_eq((uint64_t)json_integer_value(json_object_get(o,
-		    "stream_version")), evs[expect].version);
+		cr_assert_str_eq(json_string_value(
+		                     json_object_get(o, "event_id")),
+		    eid, "position %llu", (unsigned long long)expect);
+		cr_assert_str_eq(json_string_value(
+		                     json_object_get(o, "stream_id")),
+		    sid);
+		cr_assert_eq((uint64_t)json_integer_value(
+		                 json_object_get(o, "stream_version")),
+		    evs[expect].version);
 		json_decref(o);
 		expect++;
 	}

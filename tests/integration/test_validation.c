@@ -30,7 +30,8 @@ start(const char *const *extra)
 }
 
 #define ASSERT_HEAD(n)                                                        \
-	cr_assert_eq(h_head(&cl), (uint64_t)(n), "head moved: something "      \
+	cr_assert_eq(h_head(&cl), (uint64_t)(n),                              \
+	    "head moved: something "                                          \
 	    "was written")
 
 static struct ipc_proposed
@@ -76,7 +77,9 @@ pack_append1(struct ipc_out *o, const char *sid, uint32_t sidlen, int kind,
 Test(validation, malformed_uuids)
 {
 	static const char *const bad[] = {
-		"", "not-a-uuid", "67e55044-10b1-426f-9247-bb680e5fe0c",
+		"",
+		"not-a-uuid",
+		"67e55044-10b1-426f-9247-bb680e5fe0c",
 		"67e55044-10b1-426f-9247-bb680e5fe0c8a",
 		"67e55044-10b1-426f-9247-bb680e5fe0g8",
 		"{67e55044-10b1-426f-9247-bb680e5fe0c8",
@@ -90,13 +93,13 @@ Test(validation, malformed_uuids)
 	h_uuid(sid);
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		cr_assert_eq(h_append1(&cl, bad[i], EF_EXPECT_ANY, 0,
-		    h_uuid(id), "T", "{}", &r), EF_S_BAD_UUID,
-		    "stream \"%s\": %s %s", bad[i], ipc_status_name(r.status),
-		    r.msg);
+		                 h_uuid(id), "T", "{}", &r),
+		    EF_S_BAD_UUID, "stream \"%s\": %s %s", bad[i],
+		    ipc_status_name(r.status), r.msg);
 		cr_assert(strstr(r.msg, "stream_id") != NULL, "%s", r.msg);
 		cr_assert_eq(h_append1(&cl, sid, EF_EXPECT_ANY, 0, bad[i], "T",
-		    "{}", &r), EF_S_BAD_UUID, "event id \"%s\": %s", bad[i],
-		    r.msg);
+		                 "{}", &r),
+		    EF_S_BAD_UUID, "event id \"%s\": %s", bad[i], r.msg);
 		cr_assert(strstr(r.msg, "event_id") != NULL, "%s", r.msg);
 	}
 	/* the second event of a batch: the whole batch is refused */
@@ -117,7 +120,8 @@ Test(validation, malformed_uuids)
 		struct ipc_read_rep rr;
 
 		cr_assert_eq(client_read_stream(&cl, "nope", 0, 10, EF_FORWARD,
-		    &rep, &rr), EF_S_BAD_UUID);
+		                 &rep, &rr),
+		    EF_S_BAD_UUID);
 		client_reply_free(&rep);
 	}
 }
@@ -142,11 +146,13 @@ Test(validation, every_uuid_form_names_the_same_stream_and_event)
 	uuid_parse(forms[0], strlen(forms[0]), want);
 	for (i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
 		cr_assert_eq(h_append1(&cl, forms[i], EF_EXPECT_EXACT, i - 1,
-		    h_uuid(id), "T", "{}", &r), i == 0 ? EF_S_VERSION_CONFLICT :
-		    EF_S_OK, "%s: %s", forms[i], r.msg);
+		                 h_uuid(id), "T", "{}", &r),
+		    i == 0 ? EF_S_VERSION_CONFLICT : EF_S_OK, "%s: %s",
+		    forms[i], r.msg);
 		if (i == 0)
 			cr_assert_eq(h_append1(&cl, forms[i],
-			    EF_EXPECT_NO_STREAM, 0, id, "T", "{}", &r),
+			                 EF_EXPECT_NO_STREAM, 0, id, "T", "{}",
+			                 &r),
 			    EF_S_OK);
 		cr_assert_eq(r.rep.first_version, i, "%s is another stream",
 		    forms[i]);
@@ -169,11 +175,14 @@ Test(validation, every_uuid_form_names_the_same_stream_and_event)
 			if (urn[i] >= 'a' && urn[i] <= 'f')
 				urn[i] = (char)(urn[i] - 'a' + 'A');
 		cr_assert_eq(h_append1(&cl, forms[2], EF_EXPECT_ANY, 0, urn,
-		    "T", "{}", &r), EF_S_OK);
+		                 "T", "{}", &r),
+		    EF_S_OK);
 		/* and the same event in another form is the same event */
-		cr_assert_eq(h_append1(&cl, forms[3], EF_EXPECT_ANY, 0, id, "T",
-		    "{}", &r), EF_S_OK, "%s", r.msg);
-		cr_assert_eq(r.rep.first_pos, 6, "an idempotent retry was "
+		cr_assert_eq(h_append1(&cl, forms[3], EF_EXPECT_ANY, 0, id,
+		                 "T", "{}", &r),
+		    EF_S_OK, "%s", r.msg);
+		cr_assert_eq(r.rep.first_pos, 6,
+		    "an idempotent retry was "
 		    "written again");
 	}
 	cr_assert_eq(h_read_all(&cl, 6, &evs, &n), EF_S_OK);
@@ -223,8 +232,8 @@ Test(validation, duplicate_event_id_in_a_batch)
 	    EF_S_DUPLICATE_EVENT_ID);
 	ASSERT_HEAD(0);
 	/* without the duplicate it goes through */
-	cr_assert_eq(h_append(&cl, sid, EF_EXPECT_ANY, 0, evs, 2, &r),
-	    EF_S_OK, "%s", r.msg);
+	cr_assert_eq(h_append(&cl, sid, EF_EXPECT_ANY, 0, evs, 2, &r), EF_S_OK,
+	    "%s", r.msg);
 	ASSERT_HEAD(2);
 }
 
@@ -243,16 +252,19 @@ Test(validation, type_errors_come_after_the_version_check)
 	start(NULL);
 	h_uuid(sid);
 	cr_assert_eq(h_append1(&cl, sid, EF_EXPECT_ANY, 0, h_uuid(id0), "T",
-	    "{}", &r), EF_S_OK, "%s", r.msg);
+	                 "{}", &r),
+	    EF_S_OK, "%s", r.msg);
 	cr_assert_eq(h_append1(&cl, sid, EF_EXPECT_EXACT, 5, h_uuid(id), "",
-	    "{}", &r), EF_S_VERSION_CONFLICT, "%d %s", r.status, r.msg);
-	cr_assert_eq(h_append1(&cl, sid, EF_EXPECT_NO_STREAM, 0, id, "",
-	    "{}", &r), EF_S_VERSION_CONFLICT, "%d %s", r.status, r.msg);
-	cr_assert_eq(h_append1(&cl, sid, EF_EXPECT_EXACT, 0, id, "",
-	    "{}", &r), EF_S_BAD_EVENT_TYPE, "%d %s", r.status, r.msg);
+	                 "{}", &r),
+	    EF_S_VERSION_CONFLICT, "%d %s", r.status, r.msg);
+	cr_assert_eq(h_append1(&cl, sid, EF_EXPECT_NO_STREAM, 0, id, "", "{}",
+	                 &r),
+	    EF_S_VERSION_CONFLICT, "%d %s", r.status, r.msg);
+	cr_assert_eq(h_append1(&cl, sid, EF_EXPECT_EXACT, 0, id, "", "{}", &r),
+	    EF_S_BAD_EVENT_TYPE, "%d %s", r.status, r.msg);
 	cr_assert_str_eq(r.msg, "event type must not be empty");
-	cr_assert_eq(h_append1(&cl, sid, EF_EXPECT_ANY, 0, id0, "",
-	    "{}", &r), EF_S_EVENT_ID_REUSED, "%d %s", r.status, r.msg);
+	cr_assert_eq(h_append1(&cl, sid, EF_EXPECT_ANY, 0, id0, "", "{}", &r),
+	    EF_S_EVENT_ID_REUSED, "%d %s", r.status, r.msg);
 	cr_assert_eq(h_head(&cl), 1);
 }
 
@@ -267,19 +279,24 @@ Test(validation, event_type_length_and_encoding)
 	start(NULL);
 	h_uuid(sid);
 	cr_assert_eq(h_append1(&cl, sid, EF_EXPECT_ANY, 0, h_uuid(id), "",
-	    "{}", &r), EF_S_BAD_EVENT_TYPE, "%s", r.msg);
+	                 "{}", &r),
+	    EF_S_BAD_EVENT_TYPE, "%s", r.msg);
 	memset(type, 'x', sizeof(type));
 	type[257] = '\0';
 	cr_assert_eq(h_append1(&cl, sid, EF_EXPECT_ANY, 0, h_uuid(id), type,
-	    "{}", &r), EF_S_BAD_EVENT_TYPE, "257 bytes: %s", r.msg);
+	                 "{}", &r),
+	    EF_S_BAD_EVENT_TYPE, "257 bytes: %s", r.msg);
 	type[300] = 'x';
 	type[399] = '\0';
 	cr_assert_eq(h_append1(&cl, sid, EF_EXPECT_ANY, 0, h_uuid(id), type,
-	    "{}", &r), EF_S_BAD_EVENT_TYPE, "399 bytes: %s", r.msg);
+	                 "{}", &r),
+	    EF_S_BAD_EVENT_TYPE, "399 bytes: %s", r.msg);
 	cr_assert_eq(h_append1(&cl, sid, EF_EXPECT_ANY, 0, h_uuid(id),
-	    "Bad\xff\xfeUTF8", "{}", &r), EF_S_BAD_EVENT_TYPE);
+	                 "Bad\xff\xfeUTF8", "{}", &r),
+	    EF_S_BAD_EVENT_TYPE);
 	cr_assert_eq(h_append1(&cl, sid, EF_EXPECT_ANY, 0, h_uuid(id),
-	    "Half\xc3", "{}", &r), EF_S_BAD_EVENT_TYPE);
+	                 "Half\xc3", "{}", &r),
+	    EF_S_BAD_EVENT_TYPE);
 	/* a bad type in the last event of a batch: nothing of it lands */
 	{
 		char a[UUID_STR_LEN], b[UUID_STR_LEN], c[UUID_STR_LEN];
@@ -297,17 +314,20 @@ Test(validation, event_type_length_and_encoding)
 		struct ipc_read_rep rr;
 
 		cr_assert_eq(client_read_stream(&cl, sid, 0, 10, EF_FORWARD,
-		    &rep, &rr), EF_S_STREAM_NOT_FOUND, "a refused batch "
+		                 &rep, &rr),
+		    EF_S_STREAM_NOT_FOUND,
+		    "a refused batch "
 		    "created its stream");
 		client_reply_free(&rep);
 	}
 	/* exactly 256 bytes, and multi-byte UTF-8, are fine */
 	type[256] = '\0';
 	cr_assert_eq(h_append1(&cl, sid, EF_EXPECT_ANY, 0, h_uuid(id), type,
-	    "{}", &r), EF_S_OK, "%s", r.msg);
+	                 "{}", &r),
+	    EF_S_OK, "%s", r.msg);
 	cr_assert_eq(h_append1(&cl, sid, EF_EXPECT_ANY, 0, h_uuid(id),
-	    "Caf\xc3\xa9\xe2\x9c\x93\xf0\x9f\x8e\x89", "{}", &r), EF_S_OK,
-	    "%s", r.msg);
+	                 "Caf\xc3\xa9\xe2\x9c\x93\xf0\x9f\x8e\x89", "{}", &r),
+	    EF_S_OK, "%s", r.msg);
 	cr_assert_eq(h_read_stream(&cl, sid, 0, &got, &n), EF_S_OK);
 	cr_assert_eq(n, 2);
 	cr_assert_eq(got[0].type_len, 256);
@@ -366,7 +386,8 @@ Test(validation, record_over_64k)
 
 Test(validation, batch_over_max_append_bytes)
 {
-	static const char *const extra[] = { "--max-append-bytes", "1K", NULL };
+	static const char *const extra[] = { "--max-append-bytes", "1K",
+		NULL };
 	struct ipc_proposed evs[3];
 	struct h_result r;
 	char sid[UUID_STR_LEN], a[3][UUID_STR_LEN], payload[400];
@@ -380,8 +401,8 @@ Test(validation, batch_over_max_append_bytes)
 	cr_assert_eq(h_append(&cl, sid, EF_EXPECT_ANY, 0, evs, 3, &r),
 	    EF_S_BATCH_TOO_LARGE, "%s", r.msg);
 	ASSERT_HEAD(0);
-	cr_assert_eq(h_append(&cl, sid, EF_EXPECT_ANY, 0, evs, 2, &r),
-	    EF_S_OK, "%s", r.msg);
+	cr_assert_eq(h_append(&cl, sid, EF_EXPECT_ANY, 0, evs, 2, &r), EF_S_OK,
+	    "%s", r.msg);
 	ASSERT_HEAD(2);
 }
 
@@ -397,23 +418,29 @@ Test(validation, expected_version)
 	h_uuid(other);
 	/* exact(n) and no_stream on a missing stream */
 	cr_assert_eq(h_append1(&cl, sid, EF_EXPECT_EXACT, 0, h_uuid(id), "T",
-	    "{}", &r), EF_S_VERSION_CONFLICT);
+	                 "{}", &r),
+	    EF_S_VERSION_CONFLICT);
 	cr_assert(r.has_conflict, "no conflict body");
 	cr_assert_eq(r.conflict.exists, false);
-	cr_assert_str_eq(r.msg, "wrong expected version: expected 0, actual "
+	cr_assert_str_eq(r.msg,
+	    "wrong expected version: expected 0, actual "
 	    "NoStream");
 	ASSERT_HEAD(0);
 
-	cr_assert_eq(h_append1(&cl, sid, EF_EXPECT_NO_STREAM, 0, id, "T",
-	    "{}", &r), EF_S_OK, "%s", r.msg);
+	cr_assert_eq(h_append1(&cl, sid, EF_EXPECT_NO_STREAM, 0, id, "T", "{}",
+	                 &r),
+	    EF_S_OK, "%s", r.msg);
 	cr_assert_eq(r.rep.first_version, 0);
 	cr_assert_eq(h_append1(&cl, sid, EF_EXPECT_EXACT, 0, h_uuid(id), "T",
-	    "{}", &r), EF_S_OK);
+	                 "{}", &r),
+	    EF_S_OK);
 	cr_assert_eq(h_append1(&cl, sid, EF_EXPECT_EXACT, 1, h_uuid(id), "T",
-	    "{}", &r), EF_S_OK);
+	                 "{}", &r),
+	    EF_S_OK);
 	cr_assert_eq(r.rep.last_version, 2);
 	cr_assert_eq(h_append1(&cl, other, EF_EXPECT_ANY, 0, h_uuid(id), "T",
-	    "{}", &r), EF_S_OK);
+	                 "{}", &r),
+	    EF_S_OK);
 	ASSERT_HEAD(4);
 
 	/* wrong: too high, too low, no_stream on an existing stream */
@@ -422,8 +449,10 @@ Test(validation, expected_version)
 			int kind;
 			uint64_t v;
 		} wrong[] = {
-			{ EF_EXPECT_EXACT, 5 }, { EF_EXPECT_EXACT, 3 },
-			{ EF_EXPECT_EXACT, 1 }, { EF_EXPECT_EXACT, 0 },
+			{ EF_EXPECT_EXACT, 5 },
+			{ EF_EXPECT_EXACT, 3 },
+			{ EF_EXPECT_EXACT, 1 },
+			{ EF_EXPECT_EXACT, 0 },
 			{ EF_EXPECT_EXACT, UINT64_MAX },
 			{ EF_EXPECT_NO_STREAM, 0 },
 		};
@@ -431,14 +460,14 @@ Test(validation, expected_version)
 
 		for (i = 0; i < sizeof(wrong) / sizeof(wrong[0]); i++) {
 			cr_assert_eq(h_append1(&cl, sid, wrong[i].kind,
-			    wrong[i].v, h_uuid(id), "T", "{}", &r),
+			                 wrong[i].v, h_uuid(id), "T", "{}",
+			                 &r),
 			    EF_S_VERSION_CONFLICT, "case %zu: %s", i, r.msg);
 			cr_assert(r.has_conflict);
 			cr_assert_eq(r.conflict.exists, true);
 			cr_assert_eq(r.conflict.actual, 2, "case %zu", i);
 			cr_assert(strstr(r.msg, "actual 2") != NULL,
-			    "the message names the actual version: %s",
-			    r.msg);
+			    "the message names the actual version: %s", r.msg);
 		}
 	}
 	/* a two-event batch with a wrong version writes neither */
@@ -455,7 +484,8 @@ Test(validation, expected_version)
 	cr_assert_eq(r.rep.last_pos, 5);
 	/* any always works */
 	cr_assert_eq(h_append1(&cl, sid, EF_EXPECT_ANY, 0, h_uuid(id), "T",
-	    "{}", &r), EF_S_OK);
+	                 "{}", &r),
+	    EF_S_OK);
 	cr_assert_eq(r.rep.first_version, 5);
 	ASSERT_HEAD(7);
 }
@@ -531,16 +561,17 @@ Test(validation, nul_in_strings_is_refused)
 	msgpack_pack_uint8(&o.pk, EF_FORWARD);
 	st = client_call(&cl, &o, &rep);
 	cr_assert_eq(st, EF_S_BAD_REQUEST, "%s", ipc_status_name(st));
-	cr_assert(rep.in.message.len > 0 && memmem(rep.in.message.ptr,
-	    rep.in.message.len, "NUL", 3) != NULL, "%.*s",
-	    (int)rep.in.message.len, rep.in.message.ptr);
+	cr_assert(rep.in.message.len > 0 &&
+	        memmem(rep.in.message.ptr, rep.in.message.len, "NUL", 3) !=
+	            NULL,
+	    "%.*s", (int)rep.in.message.len, rep.in.message.ptr);
 	client_reply_free(&rep);
 	ipc_out_free(&o);
 	ASSERT_HEAD(0);
 	/* the same without the NUL is fine */
 	sid[36] = '\0';
-	cr_assert_eq(h_append(&cl, sid, EF_EXPECT_ANY, 0, &p, 1, &r),
-	    EF_S_OK, "%s", r.msg);
+	cr_assert_eq(h_append(&cl, sid, EF_EXPECT_ANY, 0, &p, 1, &r), EF_S_OK,
+	    "%s", r.msg);
 	ASSERT_HEAD(1);
 }
 
@@ -562,8 +593,8 @@ fill(int nstreams, int per_stream, char sids[][UUID_STR_LEN])
 			snprintf(payload, sizeof(payload),
 			    "{\"s\":%d,\"k\":%d}", s, k);
 			cr_assert_eq(h_append1(&cl, sids[s], EF_EXPECT_ANY, 0,
-			    h_uuid(id), "Filled", payload, &r), EF_S_OK, "%s",
-			    r.msg);
+			                 h_uuid(id), "Filled", payload, &r),
+			    EF_S_OK, "%s", r.msg);
 		}
 }
 
@@ -572,22 +603,26 @@ Test(validation, read_stream_not_found)
 	struct client_reply rep;
 	struct ipc_read_rep rr;
 	char sids[1][UUID_STR_LEN], missing[UUID_STR_LEN], *out = NULL,
-	    *err = NULL;
+	                                                   *err = NULL;
 	int rc;
 
 	start(NULL);
 	fill(1, 3, sids);
 	cr_assert_eq(client_read_stream(&cl, h_uuid(missing), 0, 10,
-	    EF_FORWARD, &rep, &rr), EF_S_STREAM_NOT_FOUND);
+	                 EF_FORWARD, &rep, &rr),
+	    EF_S_STREAM_NOT_FOUND);
 	cr_assert_eq(rr.nevents, 0);
 	cr_assert_eq(rr.head, 3, "the reply still carries the head");
 	client_reply_free(&rep);
 	cr_assert_eq(client_read_stream(&cl, missing, EF_FROM_END, 10,
-	    EF_BACKWARD, &rep, &rr), EF_S_STREAM_NOT_FOUND);
+	                 EF_BACKWARD, &rep, &rr),
+	    EF_S_STREAM_NOT_FOUND);
 	client_reply_free(&rep);
 	/* and through the CLI: exit status 4 */
-	rc = h_ctl(sd.dir, (const char *const[]){ "--runtime-dir", sd.run_dir,
-	    "read", missing, NULL }, NULL, 0, 10000, &out, &err);
+	rc = h_ctl(sd.dir,
+	    (const char *const[]){ "--runtime-dir", sd.run_dir, "read",
+	        missing, NULL },
+	    NULL, 0, 10000, &out, &err);
 	cr_assert_eq(rc, 4, "eventfoldctl read of a missing stream: %d (%s)",
 	    rc, err);
 	cr_assert(strstr(err, "STREAM_NOT_FOUND") != NULL, "%s", err);
@@ -609,17 +644,20 @@ Test(validation, max_count_zero_returns_nothing)
 	cr_assert_eq(rr.head, 6);
 	client_reply_free(&rep);
 	cr_assert_eq(client_read_all(&cl, EF_FROM_END, 0, EF_BACKWARD, &rep,
-	    &rr), EF_S_OK);
+	                 &rr),
+	    EF_S_OK);
 	cr_assert_eq(rr.nevents, 0);
 	client_reply_free(&rep);
 	cr_assert_eq(client_read_stream(&cl, sids[1], 0, 0, EF_FORWARD, &rep,
-	    &rr), EF_S_OK);
+	                 &rr),
+	    EF_S_OK);
 	cr_assert_eq(rr.nevents, 0);
 	cr_assert(rr.has_last_version);
 	cr_assert_eq(rr.last_version, 2);
 	client_reply_free(&rep);
 	cr_assert_eq(client_read_stream(&cl, sids[1], EF_FROM_END, 0,
-	    EF_BACKWARD, &rep, &rr), EF_S_OK);
+	                 EF_BACKWARD, &rep, &rr),
+	    EF_S_OK);
 	cr_assert_eq(rr.nevents, 0);
 	client_reply_free(&rep);
 }
@@ -637,11 +675,12 @@ page(int all, const char *sid, uint64_t from, uint64_t max, int dir,
 	int st;
 
 	st = all ? client_read_all(&cl, from, max, dir, &rep, &rr) :
-	    client_read_stream(&cl, sid, from, max, dir, &rep, &rr);
+	           client_read_stream(&cl, sid, from, max, dir, &rep, &rr);
 	cr_assert_eq(st, EF_S_OK, "%s", ipc_status_name(st));
 	for (i = 0; i < rr.nevents; i++) {
 		cr_assert_eq(ipc_event_decode(&rr.events->via.array.ptr[i], &e,
-		    &why), 0);
+		                 &why),
+		    0);
 		out[i] = all ? e.global_position : e.stream_version;
 	}
 	*head = rr.head;
@@ -669,7 +708,8 @@ Test(validation, server_caps_the_count_and_clients_page)
 		cr_assert_leq(n, 10, "the cap was not applied");
 		cr_assert_eq(n, seen + 10 <= 36 ? 10 : 36 - seen);
 		for (i = 0; i < n; i++)
-			cr_assert_eq(got[i], seen + i, "position out of order");
+			cr_assert_eq(got[i], seen + i,
+			    "position out of order");
 		seen += n;
 	}
 	cr_assert_eq(seen, 36);
@@ -699,8 +739,10 @@ Test(validation, server_caps_the_count_and_clients_page)
 	cr_assert_eq(page(0, sids[1], 12, 10, EF_FORWARD, got, &head), 0);
 
 	/* eventfoldctl pages through the cap by itself */
-	rc = h_ctl(sd.dir, (const char *const[]){ "--runtime-dir", sd.run_dir,
-	    "read", "all", "--json", NULL }, NULL, 0, 10000, &out, &err);
+	rc = h_ctl(sd.dir,
+	    (const char *const[]){ "--runtime-dir", sd.run_dir, "read", "all",
+	        "--json", NULL },
+	    NULL, 0, 10000, &out, &err);
 	cr_assert_eq(rc, 0, "%s", err);
 	for (lines = 0, p = out; (p = strchr(p, '\n')) != NULL; p++)
 		lines++;
@@ -708,9 +750,10 @@ Test(validation, server_caps_the_count_and_clients_page)
 	    lines);
 	free(out);
 	free(err);
-	rc = h_ctl(sd.dir, (const char *const[]){ "--runtime-dir", sd.run_dir,
-	    "read", sids[2], "--backward", "--json", NULL }, NULL, 0, 10000,
-	    &out, &err);
+	rc = h_ctl(sd.dir,
+	    (const char *const[]){ "--runtime-dir", sd.run_dir, "read",
+	        sids[2], "--backward", "--json", NULL },
+	    NULL, 0, 10000, &out, &err);
 	cr_assert_eq(rc, 0, "%s", err);
 	for (lines = 0, p = out; (p = strchr(p, '\n')) != NULL; p++)
 		lines++;
@@ -738,7 +781,8 @@ Test(validation, server_caps_the_bytes_but_returns_at_least_one)
 		memset(payload, 'a' + k, (size_t)len);
 		payload[len] = '\0';
 		cr_assert_eq(h_append1(&cl, sid, EF_EXPECT_ANY, 0, h_uuid(id),
-		    "Big", payload, &r), EF_S_OK);
+		                 "Big", payload, &r),
+		    EF_S_OK);
 	}
 	/* about 1 KiB per reply: two or three 300-byte events */
 	n = page(1, NULL, 0, 100, EF_FORWARD, got, &head);
@@ -765,15 +809,18 @@ Test(validation, list_streams)
 
 	start(NULL);
 	fill(5, 2, sids);
-	rc = h_ctl(sd.dir, (const char *const[]){ "--runtime-dir", sd.run_dir,
-	    "streams", "--json", NULL }, NULL, 0, 10000, &out, &err);
+	rc = h_ctl(sd.dir,
+	    (const char *const[]){ "--runtime-dir", sd.run_dir, "streams",
+	        "--json", NULL },
+	    NULL, 0, 10000, &out, &err);
 	cr_assert_eq(rc, 0, "%s", err);
 	for (lines = 0, p = out; (p = strchr(p, '\n')) != NULL; p++)
 		lines++;
 	cr_assert_eq(lines, 5, "%s", out);
 	for (int s = 0; s < 5; s++)
 		cr_assert(strstr(out, sids[s]) != NULL, "%s missing", sids[s]);
-	cr_assert(strstr(out, "\"event_count\":2,\"latest_version\":1") != NULL,
+	cr_assert(strstr(out, "\"event_count\":2,\"latest_version\":1") !=
+	        NULL,
 	    "%s", out);
 	/* sorted by id */
 	{

@@ -130,16 +130,17 @@ ctl_text(char *buf, size_t cap)
 {
 	return snprintf(buf, cap,
 	    "writes %" PRIu64 "\nwrite_bytes %" PRIu64 "\nfsyncs %" PRIu64
-	    "\ndirsyncs %" PRIu64 "\nkilled_syncs %" PRIu64 "\ncuts %"
-	    PRIu64 "\nnodes %" PRIu64
-	    "\npages %" PRIu64 "\nlast_mode %s\nlast_seed %u\n"
+	    "\ndirsyncs %" PRIu64 "\nkilled_syncs %" PRIu64 "\ncuts %" PRIu64
+	    "\nnodes %" PRIu64 "\npages %" PRIu64
+	    "\nlast_mode %s\nlast_seed %u\n"
 	    "last_lost_pages %" PRIu64 "\nlast_kept_pages %" PRIu64
 	    "\nlast_resized %" PRIu64 "\nlast_reverted_dirs %" PRIu64
-	    "\nlast_kept_dirs %" PRIu64 "\n", stats.writes, stats.write_bytes,
-	    stats.fsyncs, stats.dirsyncs, stats.killed_syncs, stats.cuts, stats.nodes,
-	    stats.pages,
+	    "\nlast_kept_dirs %" PRIu64 "\n",
+	    stats.writes, stats.write_bytes, stats.fsyncs, stats.dirsyncs,
+	    stats.killed_syncs, stats.cuts, stats.nodes, stats.pages,
 	    stats.mode[0] ? stats.mode : "none", stats.seed, stats.lost_pages,
-	    stats.kept_pages, stats.resized, stats.reverted_dirs, stats.kept_dirs);
+	    stats.kept_pages, stats.resized, stats.reverted_dirs,
+	    stats.kept_dirs);
 }
 
 static int
@@ -160,8 +161,10 @@ ctl_command(const char *buf, size_t len)
 	else if (sscanf(cmd, "fsync_delay_us %u", &seed) == 1)
 		fsync_delay_us = seed;
 	else {
-		fprintf(stderr, "plfs: unknown command \"%s\" (cut, cut "
-		    "drop, cut torn SEED, fsync_delay_us N)\n", cmd);
+		fprintf(stderr,
+		    "plfs: unknown command \"%s\" (cut, cut "
+		    "drop, cut torn SEED, fsync_delay_us N)\n",
+		    cmd);
 		return -EINVAL;
 	}
 	return (int)len;
@@ -462,8 +465,8 @@ pl_fallocate(const char *path, int mode, off_t off, off_t len,
 		rc = -EBADF;
 	else if ((uint64_t)(off + len) > n->cur.size) {
 		/* allocation is a size change; the new bytes are zeros */
-		content_resize(&n->cur, (size_t)(((uint64_t)(off + len) +
-		    PG - 1) / PG));
+		content_resize(&n->cur,
+		    (size_t)(((uint64_t)(off + len) + PG - 1) / PG));
 		n->cur.size = (uint64_t)(off + len);
 		touch(n);
 	}
@@ -485,7 +488,7 @@ being_killed(pid_t tid)
 		return true; /* gone already */
 	while (fgets(line, sizeof(line), f) != NULL)
 		if ((sscanf(line, "SigPnd: %llx", &mask) == 1 ||
-		    sscanf(line, "ShdPnd: %llx", &mask) == 1) &&
+		        sscanf(line, "ShdPnd: %llx", &mask) == 1) &&
 		    (mask & (1ull << (SIGKILL - 1))))
 			killed = true;
 	fclose(f);
@@ -760,8 +763,10 @@ main(int argc, char **argv)
 	rc = fuse_main(n, args, &pl_ops, NULL);
 	if (rc == 3 || rc == 4) {
 		/* fuse_main: 3 = setup failed, 4 = mount failed */
-		fprintf(stderr, "plfs: cannot mount %s (is FUSE available "
-		    "here? /dev/fuse, and root or fusermount3)\n", argv[1]);
+		fprintf(stderr,
+		    "plfs: cannot mount %s (is FUSE available "
+		    "here? /dev/fuse, and root or fusermount3)\n",
+		    argv[1]);
 		return EXIT_SKIP;
 	}
 	return rc;

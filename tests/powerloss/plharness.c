@@ -25,11 +25,12 @@ static char mnt[H_PATH - 16]; /* so that mnt/data fits a data_dir */
 static pid_t plfs_pid;
 
 /* Skips the test, saying why on stderr; .fini does not run then. */
-#define SKIP(...) do {                                                 \
-		fprintf(stderr, "# skip: " __VA_ARGS__);                 \
-		fprintf(stderr, "\n");                                    \
-		h_cleanup();                                             \
-		cr_skip_test(__VA_ARGS__);                               \
+#define SKIP(...)                                                             \
+	do {                                                                  \
+		fprintf(stderr, "# skip: " __VA_ARGS__);                      \
+		fprintf(stderr, "\n");                                        \
+		h_cleanup();                                                  \
+		cr_skip_test(__VA_ARGS__);                                    \
 	} while (0)
 
 /* The first line of what plfs said on stderr, for a skip message. */
@@ -54,7 +55,7 @@ pl_mount(const char *dir)
 
 	if (bin == NULL || *bin == '\0')
 		SKIP("plfs was not built (libfuse3-dev missing when meson "
-		    "configured)");
+		     "configured)");
 	if (access("/dev/fuse", R_OK | W_OK) != 0)
 		SKIP("no usable /dev/fuse: %s", strerror(errno));
 	cr_assert_lt(strlen(dir) + 4, sizeof(mnt), "%s: too long", dir);
@@ -63,8 +64,8 @@ pl_mount(const char *dir)
 	snprintf(ctl, sizeof(ctl), "%s/.plfs", mnt);
 	cr_assert_eq(mkdir(mnt, 0755), 0, "mkdir %s: %s", mnt,
 	    strerror(errno));
-	if ((fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-	    0644)) < 0)
+	if ((fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) <
+	    0)
 		cr_assert_fail("open %s: %s", log, strerror(errno));
 	if ((plfs_pid = fork()) == 0) {
 		/* SIGTERM makes libfuse unmount on the way out */

@@ -393,11 +393,13 @@ power_cut(bool torn, unsigned seed)
 	}
 	stats.cuts++;
 	collect();
-	fprintf(stderr, "plfs: cut %" PRIu64 " (%s, seed %u): %" PRIu64
+	fprintf(stderr,
+	    "plfs: cut %" PRIu64 " (%s, seed %u): %" PRIu64
 	    " unsynced pages lost, %" PRIu64 " kept, %" PRIu64 " sizes "
 	    "changed, %" PRIu64 " directories reverted, %" PRIu64 " kept\n",
-	    stats.cuts, stats.mode, stats.seed, stats.lost_pages, stats.kept_pages,
-	    stats.resized, stats.reverted_dirs, stats.kept_dirs);
+	    stats.cuts, stats.mode, stats.seed, stats.lost_pages,
+	    stats.kept_pages, stats.resized, stats.reverted_dirs,
+	    stats.kept_dirs);
 }
 
 /* Writes len bytes at off into n's current contents. */
@@ -421,4 +423,3 @@ node_write(struct node *n, const char *buf, size_t len, uint64_t off)
 	stats.writes++;
 	stats.write_bytes += len;
 }
-

@@ -47,13 +47,13 @@ struct dents {
 
 struct node {
 	struct node *next, *prev; /* every node, for cuts and collection */
-	mode_t mode;               /* S_IFREG or S_IFDIR, and permissions */
+	mode_t mode;              /* S_IFREG or S_IFDIR, and permissions */
 	uint64_t ino;
 	unsigned opens;
 	bool mark;
 	struct timespec mtime, ctime;
-	struct content cur, dur;   /* files */
-	struct dents ents, dents;  /* directories: current, durable */
+	struct content cur, dur;  /* files */
+	struct dents ents, dents; /* directories: current, durable */
 };
 
 /* Counters, for the control file and the cut log line. */
@@ -79,8 +79,7 @@ void content_share(struct content *dst, const struct content *src);
 /* Directory entries: names are copied; nodes are not owned. */
 void dents_add(struct dents *d, const char *name, struct node *n);
 void dents_copy(struct dents *dst, const struct dents *src);
-struct dent *dents_find(const struct dents *d, const char *name,
-    size_t len);
+struct dent *dents_find(const struct dents *d, const char *name, size_t len);
 void dents_del(struct dents *d, struct dent *e);
 
 /* A new node (mode: S_IFREG or S_IFDIR and permissions), on the list. */

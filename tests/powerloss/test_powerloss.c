@@ -59,7 +59,7 @@
 /* a disk flush of 1 ms: many kills land inside one, so about half the
  * cuts find an unsynced batch to lose or tear (with no delay almost none
  * would, and the test would only ever cut between batches) */
-#define PL_FSYNC_US  1000
+#define PL_FSYNC_US 1000
 /* longer than a client's longest wait between two dials (client.c) */
 #define PL_RECONNECT_MS 400
 
@@ -110,12 +110,15 @@ verify_offline(int cycle, bool may_be_empty)
 	char *out = NULL, *err = NULL;
 	int rc;
 
-	rc = h_ctl(s.dir, (const char *const[]){ "--data-dir", s.data_dir,
-	    "verify", NULL }, NULL, 0, 30000, &out, &err);
+	rc = h_ctl(s.dir,
+	    (const char *const[]){ "--data-dir", s.data_dir, "verify", NULL },
+	    NULL, 0, 30000, &out, &err);
 	if (may_be_empty && rc == 4) /* CTL_NOT_FOUND */
 		rc = 0;
-	cr_assert_eq(rc, 0, "cycle %d: eventfoldctl verify exits %d after "
-	    "the power cut:\n%s%s", cycle, rc, out ? out : "", err ? err : "");
+	cr_assert_eq(rc, 0,
+	    "cycle %d: eventfoldctl verify exits %d after "
+	    "the power cut:\n%s%s",
+	    cycle, rc, out ? out : "", err ? err : "");
 	free(out);
 	free(err);
 }
@@ -224,7 +227,8 @@ Test(powerloss, plfs_forgets_what_was_not_synced)
 	map = mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, 0);
 	cr_assert_neq(map, MAP_FAILED, "mmap: %s", strerror(errno));
 	file_put(fd, " two", 3);
-	cr_assert_eq(memcmp(map, "one two", 7), 0, "mmap does not see the "
+	cr_assert_eq(memcmp(map, "one two", 7), 0,
+	    "mmap does not see the "
 	    "pwrite");
 	close(fd);
 	/* entries: only what a directory fsync covered survives */
@@ -238,14 +242,14 @@ Test(powerloss, plfs_forgets_what_was_not_synced)
 	file_put(fd, "synced, but its entry is not", 0);
 	cr_assert_eq(fsync(fd), 0);
 	close(fd);
-	cr_assert_eq(rename(mnt_path("d/renamed"), mnt_path("d/renamed2")),
-	    0);
+	cr_assert_eq(rename(mnt_path("d/renamed"), mnt_path("d/renamed2")), 0);
 	cr_assert_eq(unlink(mnt_path("d/unlinked")), 0);
 	cr_assert_eq(rename(mnt_path("d/final"), mnt_path("d/final2")), 0);
 
 	pl_command("cut drop\n");
 	expect("d/a", "one"); /* through the open: stale pages dropped */
-	cr_assert_eq(memcmp(map, "one\0", 4), 0, "a mapping made before the "
+	cr_assert_eq(memcmp(map, "one\0", 4), 0,
+	    "a mapping made before the "
 	    "cut still shows dropped data");
 	munmap(map, 4096);
 	expect("d/new", NULL);
@@ -279,15 +283,19 @@ Test(powerloss, plfs_forgets_what_was_not_synced)
 		img = h_read_file(mnt_path("d/x"), &len);
 		cr_assert(len == 8192 || len == 12288, "torn size %zu", len);
 		for (i = 0; i < len; i += 4096) {
-			char was = i < 8192 ? 'A' : '\0', now = "BBC"[i / 4096];
+			char was = i < 8192 ? 'A' : '\0',
+			     now = "BBC"[i / 4096];
 			size_t k;
 
 			for (k = 1; k < 4096; k++)
-				cr_assert_eq(img[i + k], img[i], "page %zu is "
+				cr_assert_eq(img[i + k], img[i],
+				    "page %zu is "
 				    "mixed: a page is kept or lost whole",
 				    i / 4096);
-			cr_assert(img[i] == was || img[i] == now, "page %zu "
-			    "holds '%c'", i / 4096, img[i]);
+			cr_assert(img[i] == was || img[i] == now,
+			    "page %zu "
+			    "holds '%c'",
+			    i / 4096, img[i]);
 			kept[i / 4096] += img[i] == now;
 		}
 		grew += len == 12288;
@@ -295,9 +303,12 @@ Test(powerloss, plfs_forgets_what_was_not_synced)
 	}
 	cr_assert(kept[0] > 0 && kept[0] < 24 && kept[1] > 0 && kept[1] < 24,
 	    "torn cuts should keep some unsynced pages and lose others "
-	    "(%d, %d of 24 kept)", kept[0], kept[1]);
-	cr_assert(grew > 0 && grew < 24, "torn cuts should keep the new "
-	    "size sometimes (%d of 24)", grew);
+	    "(%d, %d of 24 kept)",
+	    kept[0], kept[1]);
+	cr_assert(grew > 0 && grew < 24,
+	    "torn cuts should keep the new "
+	    "size sometimes (%d of 24)",
+	    grew);
 
 	/* O_DSYNC writes are durable (the kernel fsyncs after each) */
 	fd = file_open("d/a", O_RDWR | O_DSYNC);
@@ -324,7 +335,8 @@ Test(powerloss, plfs_forgets_what_was_not_synced)
 			kill(pid, SIGKILL);
 		st = h_wait_pid(pid, 5000);
 		cr_assert(seed ? WIFEXITED(st) && WEXITSTATUS(st) == 0 :
-		    WIFSIGNALED(st), "fsync child: status 0x%x", st);
+		                 WIFSIGNALED(st),
+		    "fsync child: status 0x%x", st);
 		close(fd);
 		pl_command("cut drop\n");
 		expect("d/a", seed ? "ONE" : "one");
@@ -345,12 +357,14 @@ cut_during_start(unsigned cycle, unsigned ms_max)
 	h_stored_spawn(&s);
 	h_sleep_ms((int)((unsigned)rand() % (ms_max + 1)));
 	st = h_stored_stop(&s, SIGKILL, 10000);
-	cr_assert(st != -1 && WIFSIGNALED(st), "cycle %u: stored exited "
-	    "while starting (wait status 0x%x); see %s", cycle, st, s.log);
+	cr_assert(st != -1 && WIFSIGNALED(st),
+	    "cycle %u: stored exited "
+	    "while starting (wait status 0x%x); see %s",
+	    cycle, st, s.log);
 	snprintf(cmd, sizeof(cmd), "cut torn %u\n", (unsigned)rand());
 	pl_command(cmd);
-	verify_offline((int)cycle, __atomic_load_n(&load.acked,
-	    __ATOMIC_RELAXED) == 0);
+	verify_offline((int)cycle,
+	    __atomic_load_n(&load.acked, __ATOMIC_RELAXED) == 0);
 }
 
 static unsigned
@@ -366,7 +380,7 @@ Test(powerloss, cut_power_under_append_load)
 	/* small segments, and every sealed one archived as soon as it is
 	 * indexed: cuts land in rotation, indexing and archiving too */
 	static const char *const seg[] = { "--segment-size", "65536",
-	    "--hot-segments", "0", "--archive-frame-size", "4K", NULL };
+		"--hot-segments", "0", "--archive-frame-size", "4K", NULL };
 	const char *dir = h_tmpdir();
 	unsigned cycles = env_uint("EF_PL_CYCLES", PL_CYCLES);
 	unsigned seed = env_uint("EF_PL_SEED", (unsigned)time(NULL));
@@ -385,20 +399,23 @@ Test(powerloss, cut_power_under_append_load)
 	pl_command(cmd);
 	h_load_init(&load, &s, PL_THREADS, PL_PAD);
 	srand(seed);
-	fprintf(stderr, "# seed %u (EF_PL_SEED to replay), up to %u cycles, "
-	    "segments %s\n", seed, cycles, s.extra[0] ? "65536 B" : "no");
+	fprintf(stderr,
+	    "# seed %u (EF_PL_SEED to replay), up to %u cycles, "
+	    "segments %s\n",
+	    seed, cycles, s.extra[0] ? "65536 B" : "no");
 	cut_during_start(0, 20); /* the very first start creates the log */
 	h_stored_start(&s);
 	for (cycle = 0;; cycle++) {
 		h_client(&c, &s, 10000);
 		n = h_load_verify(&load, &c);
-		cr_assert_geq(n, head, "cycle %u: the log shrank from %llu to "
-		    "%llu events: acknowledged events were lost", cycle,
-		    (unsigned long long)head, (unsigned long long)n);
+		cr_assert_geq(n, head,
+		    "cycle %u: the log shrank from %llu to "
+		    "%llu events: acknowledged events were lost",
+		    cycle, (unsigned long long)head, (unsigned long long)n);
 		h_load_retry_pending(&load, &c);
 		head = h_head(&c);
-		if (cycle == cycles || (cycle >= 10 &&
-		    h_now_ms() - start > PL_BUDGET_MS))
+		if (cycle == cycles ||
+		    (cycle >= 10 && h_now_ms() - start > PL_BUDGET_MS))
 			break;
 
 		acked = __atomic_load_n(&load.acked, __ATOMIC_RELAXED);
@@ -409,8 +426,8 @@ Test(powerloss, cut_power_under_append_load)
 		h_sleep_ms((int)wait_ms);
 		st = h_stored_stop(&s, SIGKILL, 10000);
 		cr_assert(st != -1 && WIFSIGNALED(st) &&
-		    WTERMSIG(st) == SIGKILL, "cycle %u: wait status 0x%x",
-		    cycle, st);
+		        WTERMSIG(st) == SIGKILL,
+		    "cycle %u: wait status 0x%x", cycle, st);
 		client_close(&c);
 		/* stored is gone: nothing can be written after the cut */
 		if (cycle % 2 == 0)
@@ -423,7 +440,8 @@ Test(powerloss, cut_power_under_append_load)
 		cut_kept = pl_stat("last_kept_pages");
 		lost += cut_lost;
 		hit += cut_lost + cut_kept > 0;
-		cr_assert_gt(pl_stat("fsyncs"), 0, "stored's fsyncs do not "
+		cr_assert_gt(pl_stat("fsyncs"), 0,
+		    "stored's fsyncs do not "
 		    "reach plfs: is the data directory on it?");
 		verify_offline((int)cycle, false);
 		if (cycle % 4 == 3)
@@ -440,14 +458,15 @@ Test(powerloss, cut_power_under_append_load)
 		h_stored_start(&s);
 		h_sleep_ms(PL_RECONNECT_MS);
 		h_load_stop(&load);
-		fprintf(stderr, "# cycle %u at %llu ms: %s after %u ms of "
+		fprintf(stderr,
+		    "# cycle %u at %llu ms: %s after %u ms of "
 		    "load: %llu unsynced pages lost, %llu kept; %llu events "
-		    "acknowledged so far\n", cycle,
-		    (unsigned long long)(h_now_ms() - start),
+		    "acknowledged so far\n",
+		    cycle, (unsigned long long)(h_now_ms() - start),
 		    cycle % 2 ? "cut torn" : "cut drop", wait_ms,
 		    (unsigned long long)cut_lost, (unsigned long long)cut_kept,
 		    (unsigned long long)__atomic_load_n(&load.acked,
-		    __ATOMIC_RELAXED));
+		        __ATOMIC_RELAXED));
 	}
 	/* a test whose cuts never find anything unsynced tests nothing */
 	cr_assert_gt(hit, 0, "no power cut in %u landed on unsynced data",
@@ -466,13 +485,14 @@ Test(powerloss, cut_power_under_append_load)
 	cr_assert(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
 	    "SIGTERM: wait status 0x%x", st);
 	verify_offline((int)cycle, false);
-	fprintf(stderr, "# %u power cuts in %llu ms: %llu events in the log, "
+	fprintf(stderr,
+	    "# %u power cuts in %llu ms: %llu events in the log, "
 	    "%llu cuts found unsynced data, %llu pages of it dropped in all; "
 	    "plfs saw %llu writes, %llu fsyncs (%llu cut short by the kill), "
-	    "%llu directory fsyncs\n", cycle,
-	    (unsigned long long)(h_now_ms() - start), (unsigned long long)n,
-	    (unsigned long long)hit, (unsigned long long)lost,
-	    (unsigned long long)pl_stat("writes"),
+	    "%llu directory fsyncs\n",
+	    cycle, (unsigned long long)(h_now_ms() - start),
+	    (unsigned long long)n, (unsigned long long)hit,
+	    (unsigned long long)lost, (unsigned long long)pl_stat("writes"),
 	    (unsigned long long)pl_stat("fsyncs"),
 	    (unsigned long long)pl_stat("killed_syncs"),
 	    (unsigned long long)pl_stat("dirsyncs"));

@@ -12,6 +12,6 @@ bad_init(const struct efp_host *h, struct efp_registry *reg)
 	return EFP_OK;
 }
 
-__attribute__((visibility("default"))) const struct efp_plugin_info
-    eventfold_plugin_info = { 19700101u, sizeof(struct efp_plugin_info),
-	    "bad_abi", "0", bad_init, NULL };
+__attribute__((visibility("default")))
+const struct efp_plugin_info eventfold_plugin_info = { 19700101u,
+	sizeof(struct efp_plugin_info), "bad_abi", "0", bad_init, NULL };

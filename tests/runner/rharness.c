@@ -211,8 +211,10 @@ void
 rh_start_runnerd(struct rh *h)
 {
 	rh_spawn_runnerd(h);
-	cr_assert(rh_wait_runnerd(h, 10000) == 0, "runnerd did not start "
-	    "(see %s)", h->runnerd_log);
+	cr_assert(rh_wait_runnerd(h, 10000) == 0,
+	    "runnerd did not start "
+	    "(see %s)",
+	    h->runnerd_log);
 }
 
 void
@@ -335,8 +337,7 @@ rh_state(struct rh *h, const char *agg, const char *inst, char **state,
 }
 
 static void
-append_items(char **out, size_t *len, const msgpack_object *items,
-    uint32_t n)
+append_items(char **out, size_t *len, const msgpack_object *items, uint32_t n)
 {
 	const uint8_t *k, *v;
 	uint32_t kl, vl, i;
@@ -348,7 +349,7 @@ append_items(char **out, size_t *len, const msgpack_object *items,
 	fp = open_memstream(&buf, &blen);
 	for (i = 0; i < n; i++) {
 		cr_assert(ipc_kv_decode(&items->via.array.ptr[i], &k, &kl, &v,
-		    &vl, &why) == 0);
+		              &vl, &why) == 0);
 		fprintf(fp, "%.*s=%.*s\n", (int)kl, k, (int)vl, v);
 	}
 	fclose(fp);
@@ -462,7 +463,7 @@ rh_get(struct rh *h, const char *proj, const char *key, char **val)
 		cr_assert(ipc_query_rep_decode(cr.in.body, &rep, &why) == 0);
 		cr_assert(rep.nitems == 1);
 		cr_assert(ipc_kv_decode(&rep.items->via.array.ptr[0], &k, &kl,
-		    &v, &vl, &why) == 0);
+		              &v, &vl, &why) == 0);
 		*val = strndup((const char *)v, vl);
 	}
 	client_reply_free(&cr);
@@ -494,7 +495,8 @@ rh_fold(struct rh *h, const char *name, struct rh_fold *out)
 	st = EF_S_NOT_FOUND;
 	for (i = 0; i < sr.nfolds; i++) {
 		cr_assert(ipc_fold_info_decode(&sr.folds->via.array.ptr[i], &f,
-		    &why) == 0, "fold info: %s", why);
+		              &why) == 0,
+		    "fold info: %s", why);
 		if (f.name.len != strlen(name) ||
 		    memcmp(f.name.ptr, name, f.name.len) != 0)
 			continue;
@@ -604,8 +606,8 @@ rh_raw(struct rh *h, const void *buf, size_t len, char *msg, size_t ml)
 }
 
 int
-rh_append_es(struct rh *h, const char *agg, const char *inst,
-    const char *type, const char *payload, int kind, uint64_t version)
+rh_append_es(struct rh *h, const char *agg, const char *inst, const char *type,
+    const char *payload, int kind, uint64_t version)
 {
 	struct ipc_append_req r;
 	struct ipc_proposed ev;
@@ -616,8 +618,10 @@ rh_append_es(struct rh *h, const char *agg, const char *inst,
 
 	uuid_stream_id(agg, strlen(agg), inst, strlen(inst), s);
 	uuid_random(e);
-	snprintf(meta, sizeof(meta), "{\"aggregate_type\":\"%s\","
-	    "\"instance_id\":\"%s\"}", agg, inst);
+	snprintf(meta, sizeof(meta),
+	    "{\"aggregate_type\":\"%s\","
+	    "\"instance_id\":\"%s\"}",
+	    agg, inst);
 	memset(&ev, 0, sizeof(ev));
 	ev.event_id = ipc_cstr(uuid_format(e, eid));
 	ev.type = ipc_cstr(type);

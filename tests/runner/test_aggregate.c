@@ -20,8 +20,8 @@
 
 TestSuite(aggregate, .timeout = 120);
 
-static const char *const examples[] = { "todo.so", "counter.so",
-	"orders.so", "testplug.so", NULL };
+static const char *const examples[] = { "todo.so", "counter.so", "orders.so",
+	"testplug.so", NULL };
 
 static struct rh h;
 
@@ -52,13 +52,14 @@ Test(aggregate, todo_add_toggle_delete, .init = up, .fini = down)
 	cr_assert(!exists);
 	cr_assert_str_eq(state, "{}");
 	free(state);
-	cr_assert_eq(rh_exec(&h, "todo", "t1", "Add",
-	    "{\"title\":\"milk\"}", "c-add", &rep, msg, sizeof(msg)), EF_S_OK,
-	    "%s", msg);
+	cr_assert_eq(rh_exec(&h, "todo", "t1", "Add", "{\"title\":\"milk\"}",
+	                 "c-add", &rep, msg, sizeof(msg)),
+	    EF_S_OK, "%s", msg);
 	cr_assert(rep.exists && rep.version == 0 && rep.count == 1 &&
 	    !rep.duplicate);
-	cr_assert_eq(rh_exec(&h, "todo", "t1", "Toggle", NULL, NULL, &rep,
-	    msg, sizeof(msg)), EF_S_OK);
+	cr_assert_eq(rh_exec(&h, "todo", "t1", "Toggle", NULL, NULL, &rep, msg,
+	                 sizeof(msg)),
+	    EF_S_OK);
 	cr_assert_eq(rep.version, 1);
 	cr_assert_eq(rh_state(&h, "todo", "t1", &state, &version, &exists),
 	    EF_S_OK);
@@ -70,19 +71,24 @@ Test(aggregate, todo_add_toggle_delete, .init = up, .fini = down)
 	    "milk");
 	json_decref(j);
 	free(state);
-	cr_assert_eq(rh_exec(&h, "todo", "t1", "Delete", NULL, NULL, &rep,
-	    msg, sizeof(msg)), EF_S_OK);
-	cr_assert_eq(rh_exec(&h, "todo", "t1", "Toggle", NULL, NULL, &rep,
-	    msg, sizeof(msg)), EF_S_REJECTED);
+	cr_assert_eq(rh_exec(&h, "todo", "t1", "Delete", NULL, NULL, &rep, msg,
+	                 sizeof(msg)),
+	    EF_S_OK);
+	cr_assert_eq(rh_exec(&h, "todo", "t1", "Toggle", NULL, NULL, &rep, msg,
+	                 sizeof(msg)),
+	    EF_S_REJECTED);
 	cr_assert_str_eq(msg, "todo was deleted");
 	cr_assert_eq(rh_exec(&h, "todo", "t2", "Add", "{}", NULL, &rep, msg,
-	    sizeof(msg)), EF_S_REJECTED);
+	                 sizeof(msg)),
+	    EF_S_REJECTED);
 	cr_assert_eq(rh_exec(&h, "nosuch", "x", "Do", NULL, NULL, &rep, msg,
-	    sizeof(msg)), EF_S_NOT_FOUND);
+	                 sizeof(msg)),
+	    EF_S_NOT_FOUND);
 	cr_assert(strstr(msg, "nosuch") != NULL);
 	/* a plugin error is an internal error, not a crash */
 	cr_assert_eq(rh_exec(&h, "slow", "s", "Fail", NULL, NULL, &rep, msg,
-	    sizeof(msg)), EF_S_INTERNAL);
+	                 sizeof(msg)),
+	    EF_S_INTERNAL);
 	cr_assert(strstr(msg, "asked to fail") != NULL, "%s", msg);
 	cr_assert_eq(rh_head(&h), 3);
 }
@@ -94,22 +100,26 @@ Test(aggregate, command_id_is_applied_once, .init = up, .fini = down)
 	uint64_t head;
 
 	cr_assert_eq(rh_exec(&h, "counter", "c-1", "Increment", NULL, "once",
-	    &rep, msg, sizeof(msg)), EF_S_OK);
+	                 &rep, msg, sizeof(msg)),
+	    EF_S_OK);
 	head = rh_head(&h);
 	cr_assert_eq(rh_exec(&h, "counter", "c-1", "Increment", NULL, "once",
-	    &again, msg, sizeof(msg)), EF_S_OK);
+	                 &again, msg, sizeof(msg)),
+	    EF_S_OK);
 	cr_assert(again.duplicate);
 	cr_assert_eq(again.version, rep.version);
 	cr_assert_eq(again.first_pos, rep.first_pos);
 	cr_assert_eq(rh_head(&h), head);
 	/* the same id for another aggregate is refused */
 	cr_assert_eq(rh_exec(&h, "counter", "c-2", "Increment", NULL, "once",
-	    &again, msg, sizeof(msg)), EF_S_INVALID);
+	                 &again, msg, sizeof(msg)),
+	    EF_S_INVALID);
 	/* after kill -9 */
 	rh_kill_runnerd(&h, SIGKILL);
 	rh_start_runnerd(&h);
 	cr_assert_eq(rh_exec(&h, "counter", "c-1", "Increment", NULL, "once",
-	    &again, msg, sizeof(msg)), EF_S_OK);
+	                 &again, msg, sizeof(msg)),
+	    EF_S_OK);
 	cr_assert(again.duplicate && again.first_pos == rep.first_pos);
 	/* with runnerd's whole LMDB gone: recovered from the log */
 	rh_kill_runnerd(&h, SIGKILL);
@@ -117,7 +127,8 @@ Test(aggregate, command_id_is_applied_once, .init = up, .fini = down)
 	cr_assert(system(cmd) == 0);
 	rh_start_runnerd(&h);
 	cr_assert_eq(rh_exec(&h, "counter", "c-1", "Increment", NULL, "once",
-	    &again, msg, sizeof(msg)), EF_S_OK);
+	                 &again, msg, sizeof(msg)),
+	    EF_S_OK);
 	cr_assert(again.duplicate, "re-ran a command whose events exist");
 	cr_assert_eq(again.first_pos, rep.first_pos);
 	cr_assert_eq(rh_head(&h), head);
@@ -150,24 +161,27 @@ Test(aggregate, eventfold_es_conventions, .init = up, .fini = down)
 	cr_assert_eq(rh_exec_ctx(&h, &r, &rep, msg, sizeof(msg)), EF_S_OK);
 	cr_assert(memcmp(rep.stream_id, id, UUID_LEN) == 0);
 	cr_assert_eq(client_read_stream(&h.store, sid, 0, 10, EF_FORWARD, &cr,
-	    &rr), EF_S_OK);
+	                 &rr),
+	    EF_S_OK);
 	cr_assert_eq(rr.nevents, 1);
-	cr_assert(ipc_event_decode(&rr.events->via.array.ptr[0], &ev,
-	    &why) == 0);
+	cr_assert(
+	    ipc_event_decode(&rr.events->via.array.ptr[0], &ev, &why) == 0);
 	cr_assert(ev.type_len == 11 && !memcmp(ev.type, "Incremented", 11));
 	cr_assert(ev.payload_len == 4 && !memcmp(ev.payload, "null", 4));
 	m = json_loadb((const char *)ev.metadata, ev.metadata_len, 0, NULL);
 	cr_assert(m != NULL);
 	cr_assert_eq(json_object_size(m), 5, "%.*s", (int)ev.metadata_len,
 	    ev.metadata);
-	cr_assert_str_eq(json_string_value(json_object_get(m,
-	    "aggregate_type")), "counter");
+	cr_assert_str_eq(json_string_value(
+	                     json_object_get(m, "aggregate_type")),
+	    "counter");
 	cr_assert_str_eq(json_string_value(json_object_get(m, "instance_id")),
 	    "c-1");
 	cr_assert_str_eq(json_string_value(json_object_get(m, "actor")),
 	    "alice");
-	cr_assert_str_eq(json_string_value(json_object_get(m,
-	    "correlation_id")), "corr-9");
+	cr_assert_str_eq(json_string_value(
+	                     json_object_get(m, "correlation_id")),
+	    "corr-9");
 	cr_assert_str_eq(json_string_value(json_object_get(m, "command_id")),
 	    "cmd-1");
 	cr_assert_null(json_object_get(m, "source_device"));
@@ -175,12 +189,14 @@ Test(aggregate, eventfold_es_conventions, .init = up, .fini = down)
 	/* the key order eventfold-es writes */
 	cr_assert(!strncmp((const char *)ev.metadata,
 	    "{\"aggregate_type\":\"counter\",\"instance_id\":\"c-1\","
-	    "\"actor\":\"alice\",\"correlation_id\":\"corr-9\"", 78));
+	    "\"actor\":\"alice\",\"correlation_id\":\"corr-9\"",
+	    78));
 	json_decref(m);
 	client_reply_free(&cr);
 	/* events written by eventfold-es (other ids) fold in too */
 	cr_assert_eq(rh_append_es(&h, "counter", "c-1", "Added",
-	    "{\"amount\":5}", EF_EXPECT_EXACT, 0), EF_S_OK);
+	                 "{\"amount\":5}", EF_EXPECT_EXACT, 0),
+	    EF_S_OK);
 	{
 		char *state;
 		uint64_t v;
@@ -216,8 +232,8 @@ bg_exec(void *arg)
 {
 	struct bg *b = arg;
 
-	b->st = rh_exec(b->h, "slow", "s-1", "Add", b->payload, NULL,
-	    &b->rep, b->msg, sizeof(b->msg));
+	b->st = rh_exec(b->h, "slow", "s-1", "Add", b->payload, NULL, &b->rep,
+	    b->msg, sizeof(b->msg));
 	return NULL;
 }
 
@@ -230,15 +246,18 @@ Test(aggregate, external_append_forces_a_retry, .init = up, .fini = down)
 	bool e;
 
 	cr_assert_eq(rh_exec(&h, "slow", "s-1", "Add", "{\"sleep_ms\":0}",
-	    NULL, NULL, NULL, 0), EF_S_OK);
+	                 NULL, NULL, NULL, 0),
+	    EF_S_OK);
 	pthread_create(&t, NULL, bg_exec, &b);
 	rh_ms(150);
 	/* while handle() sleeps: someone else appends at version 1 */
 	cr_assert_eq(rh_append_es(&h, "slow", "s-1", "Incremented", NULL,
-	    EF_EXPECT_EXACT, 0), EF_S_OK);
+	                 EF_EXPECT_EXACT, 0),
+	    EF_S_OK);
 	pthread_join(t, NULL);
 	cr_assert_eq(b.st, EF_S_OK, "%s", b.msg);
-	cr_assert_eq(b.rep.version, 2, "the retry went after the external "
+	cr_assert_eq(b.rep.version, 2,
+	    "the retry went after the external "
 	    "event");
 	cr_assert_eq(rh_state(&h, "slow", "s-1", &state, &v, &e), EF_S_OK);
 	cr_assert_str_eq(state, "3");
@@ -256,12 +275,14 @@ Test(aggregate, retries_are_bounded)
 	h.extra[1] = "0";
 	rh_start_stored(&h);
 	rh_start_runnerd(&h);
-	cr_assert_eq(rh_exec(&h, "slow", "s-1", "Add", NULL, NULL, NULL,
-	    NULL, 0), EF_S_OK);
+	cr_assert_eq(rh_exec(&h, "slow", "s-1", "Add", NULL, NULL, NULL, NULL,
+	                 0),
+	    EF_S_OK);
 	pthread_create(&t, NULL, bg_exec, &b);
 	rh_ms(150);
 	cr_assert_eq(rh_append_es(&h, "slow", "s-1", "Incremented", NULL,
-	    EF_EXPECT_EXACT, 0), EF_S_OK);
+	                 EF_EXPECT_EXACT, 0),
+	    EF_S_OK);
 	pthread_join(t, NULL);
 	cr_assert_eq(b.st, EF_S_ABORTED, "%d %s", b.st, b.msg);
 	cr_assert(strstr(b.msg, "version conflict") != NULL, "%s", b.msg);
@@ -271,9 +292,8 @@ Test(aggregate, retries_are_bounded)
 /* Every op with a body of the wrong shape, and envelope errors. */
 Test(aggregate, malformed_requests_get_errors, .init = up, .fini = down)
 {
-	static const int ops[] = { EF_OP_EXECUTE, EF_OP_GET_STATE,
-		EF_OP_QUERY, EF_OP_REBUILD, EF_OP_RESET, EF_OP_REPLAY,
-		EF_OP_DEAD_LETTERS };
+	static const int ops[] = { EF_OP_EXECUTE, EF_OP_GET_STATE, EF_OP_QUERY,
+		EF_OP_REBUILD, EF_OP_RESET, EF_OP_REPLAY, EF_OP_DEAD_LETTERS };
 	struct ipc_out o;
 	char msg[1024];
 	size_t i;
@@ -311,18 +331,21 @@ Test(aggregate, malformed_requests_get_errors, .init = up, .fini = down)
 		memset(longid, 'x', sizeof(longid) - 1);
 		longid[sizeof(longid) - 1] = '\0';
 		cr_assert_eq(rh_exec(&h, "todo", "", "Add", NULL, NULL, NULL,
-		    msg, sizeof(msg)), EF_S_BAD_REQUEST);
+		                 msg, sizeof(msg)),
+		    EF_S_BAD_REQUEST);
 		cr_assert_eq(rh_exec(&h, "todo", "t", "Add", NULL, longid,
-		    NULL, msg, sizeof(msg)), EF_S_BAD_REQUEST);
+		                 NULL, msg, sizeof(msg)),
+		    EF_S_BAD_REQUEST);
 		cr_assert(strstr(msg, "command_id") != NULL, "%s", msg);
 	}
 	/* unknown names */
-	cr_assert_eq(rh_name_op(&h, EF_OP_REBUILD, "nosuch", msg,
-	    sizeof(msg)), EF_S_NOT_FOUND);
+	cr_assert_eq(rh_name_op(&h, EF_OP_REBUILD, "nosuch", msg, sizeof(msg)),
+	    EF_S_NOT_FOUND);
 	cr_assert_eq(rh_name_op(&h, EF_OP_RESET, "nosuch", msg, sizeof(msg)),
 	    EF_S_NOT_FOUND);
 	cr_assert_eq(rh_name_op(&h, EF_OP_REBUILD, "order_shipping", msg,
-	    sizeof(msg)), EF_S_INVALID);
+	                 sizeof(msg)),
+	    EF_S_INVALID);
 	{
 		char *out;
 
@@ -339,6 +362,7 @@ Test(aggregate, malformed_requests_get_errors, .init = up, .fini = down)
 		    EF_S_NOT_FOUND);
 	}
 	/* the daemon is still fine */
-	cr_assert_eq(rh_exec(&h, "counter", "c", "Increment", NULL, NULL,
-	    NULL, msg, sizeof(msg)), EF_S_OK);
+	cr_assert_eq(rh_exec(&h, "counter", "c", "Increment", NULL, NULL, NULL,
+	                 msg, sizeof(msg)),
+	    EF_S_OK);
 }

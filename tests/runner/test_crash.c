@@ -30,8 +30,10 @@ counter_event(uint32_t i, char *type, char *meta, char *payload, void *arg)
 
 	(void)i;
 	strcpy(type, "Incremented");
-	snprintf(meta, 256, "{\"aggregate_type\":\"counter\","
-	    "\"instance_id\":\"%s\"}", inst);
+	snprintf(meta, 256,
+	    "{\"aggregate_type\":\"counter\","
+	    "\"instance_id\":\"%s\"}",
+	    inst);
 	strcpy(payload, "null");
 }
 
@@ -42,8 +44,10 @@ tick_event(uint32_t i, char *type, char *meta, char *payload, void *arg)
 
 	(void)i;
 	strcpy(type, "Tick");
-	snprintf(meta, 256, "{\"aggregate_type\":\"ticker\","
-	    "\"instance_id\":\"%s\"}", inst);
+	snprintf(meta, 256,
+	    "{\"aggregate_type\":\"ticker\","
+	    "\"instance_id\":\"%s\"}",
+	    inst);
 	strcpy(payload, "{}");
 }
 
@@ -56,8 +60,8 @@ fill(struct rh *h, uint32_t batches, uint32_t per, uint32_t streams,
 	uint32_t b;
 
 	for (b = 0; b < batches; b++) {
-		snprintf(inst, sizeof(inst), "%s-%u", agg[0] == 'c' ? "c" :
-		    "t", b % streams);
+		snprintf(inst, sizeof(inst), "%s-%u",
+		    agg[0] == 'c' ? "c" : "t", b % streams);
 		uuid_stream_id(agg, strlen(agg), inst, strlen(inst), sid);
 		cr_assert_eq(rh_append_batch(h, sid, per, fn, inst), EF_S_OK);
 	}
@@ -85,7 +89,8 @@ Test(crash, kill9_during_catch_up_of_200k_events)
 		rh_kill_runnerd(&h, SIGKILL);
 		rh_start_runnerd(&h);
 	}
-	cr_assert(rh_wait_fold(&h, "strict", head, 120000), "strict did not "
+	cr_assert(rh_wait_fold(&h, "strict", head, 120000),
+	    "strict did not "
 	    "finish");
 	cr_assert(rh_wait_fold(&h, "counters", head, 120000));
 	cr_assert(rh_wait_fold(&h, "poisoned", head, 120000));
@@ -132,7 +137,8 @@ Test(crash, kill9_during_catch_up_of_200k_events)
 	    EF_S_OK);
 	cr_assert_str_eq(replayed, live);
 	cr_assert_eq(rh_name_op(&h, EF_OP_REBUILD, "counters", msg,
-	    sizeof(msg)), EF_S_OK, "%s", msg);
+	                 sizeof(msg)),
+	    EF_S_OK, "%s", msg);
 	cr_assert(rh_wait_fold(&h, "counters", head, 120000));
 	cr_assert_eq(rh_dump(&h, "counters", 1000, &rebuilt, &pos), EF_S_OK);
 	cr_assert_str_eq(rebuilt, live);
@@ -169,7 +175,8 @@ Test(crash, manager_applies_each_command_once_under_kill9)
 		rh_kill_runnerd(&h, SIGKILL);
 		rh_start_runnerd(&h);
 	}
-	cr_assert(rh_wait_fold(&h, "tally", head, 120000), "tally did not "
+	cr_assert(rh_wait_fold(&h, "tally", head, 120000),
+	    "tally did not "
 	    "finish");
 	cr_assert_eq(rh_fold(&h, "tally", &f), EF_S_OK);
 	cr_assert(!f.has_error, "%s", f.error);
@@ -178,7 +185,8 @@ Test(crash, manager_applies_each_command_once_under_kill9)
 		snprintf(inst, sizeof(inst), "tally-%d", k);
 		uuid_stream_id("counter", 7, inst, strlen(inst), id);
 		cr_assert_eq(client_read_stream(&h.store, uuid_format(id, sid),
-		    0, 1, EF_FORWARD, &cr, &rr), EF_S_OK);
+		                 0, 1, EF_FORWARD, &cr, &rr),
+		    EF_S_OK);
 		cr_assert(rr.has_last_version);
 		cr_assert_eq(rr.last_version + 1, expect[k],
 		    "tally-%d: %llu events for %llu ticks", k,
@@ -215,12 +223,15 @@ stop_halfway_through_rebuilds(struct rh *h, uint64_t head, int sig)
 
 	for (p = 0; p < 2; p++)
 		cr_assert_eq(rh_name_op(h, EF_OP_REBUILD, projs[p], msg,
-		    sizeof(msg)), EF_S_OK, "%s", msg);
+		                 sizeof(msg)),
+		    EF_S_OK, "%s", msg);
 	for (p = 0; p < 2; p++) {
 		for (waited = 0; waited < 60000; waited += 2) {
 			cr_assert_eq(rh_fold(h, projs[p], &f), EF_S_OK);
-			cr_assert(f.rebuilding, "%s: the rebuild ended before "
-			    "it could be interrupted", projs[p]);
+			cr_assert(f.rebuilding,
+			    "%s: the rebuild ended before "
+			    "it could be interrupted",
+			    projs[p]);
 			if (f.rebuild_position > 0)
 				break;
 			rh_ms(2);
@@ -277,8 +288,10 @@ Test(crash, rebuild_survives_a_restart)
 	}
 	/* every rebuild was interrupted: each swap is one started over */
 	log = rh_read_file(h.runnerd_log);
-	cr_assert_eq(count(log, "strict: a rebuild was under way when "
-	    "runnerd stopped; starting it over"), 2);
+	cr_assert_eq(count(log,
+	                 "strict: a rebuild was under way when "
+	                 "runnerd stopped; starting it over"),
+	    2);
 	cr_assert_eq(count(log, "strict: rebuild swapped in"), 2);
 	cr_assert_eq(count(log, "counters: rebuild swapped in"), 2);
 	free(log);

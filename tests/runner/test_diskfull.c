@@ -87,13 +87,15 @@ Test(diskfull, projection_pauses_and_resumes)
 
 	if (geteuid() != 0)
 		cr_skip_test("mounting a small tmpfs needs root; run the "
-		    "runner suite as root to test a full disk");
+		             "runner suite as root to test a full disk");
 	rh_init(&h, plugins);
 	snprintf(mnt, sizeof(mnt), "%s/small", h.dir);
 	cr_assert_eq(mkdir(mnt, 0755), 0);
 	if (mount("tmpfs", mnt, "tmpfs", 0, "size=8m,mode=0755") != 0)
-		cr_skip_test("cannot mount a tmpfs at %s (%s): no full disk to "
-		    "test", mnt, strerror(errno));
+		cr_skip_test(
+		    "cannot mount a tmpfs at %s (%s): no full disk to "
+		    "test",
+		    mnt, strerror(errno));
 	mounted = 1;
 	snprintf(ballast, sizeof(ballast), "%s/ballast", mnt);
 	cr_assert((fp = fopen(ballast, "w")) != NULL);
@@ -107,7 +109,8 @@ Test(diskfull, projection_pauses_and_resumes)
 	cr_assert_eq(symlink(target, link), 0, "%s: %s", link,
 	    strerror(errno));
 	cr_assert_lt(snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/notify",
-	    h.dir), (int)sizeof(sa.sun_path));
+	                 h.dir),
+	    (int)sizeof(sa.sun_path));
 	cr_assert((nfd = socket(AF_UNIX, SOCK_DGRAM, 0)) >= 0);
 	cr_assert_eq(bind(nfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
 	setenv("NOTIFY_SOCKET", sa.sun_path, 1);
@@ -124,38 +127,46 @@ Test(diskfull, projection_pauses_and_resumes)
 		    EF_S_OK);
 	head = rh_head(&h);
 	cr_assert_eq(head, 300);
-	for (waited = 0; waited < 30000 && !rh_log_contains(h.runnerd_log,
-	    "the disk is full, retrying"); waited += 50)
+	for (waited = 0; waited < 30000 &&
+	     !rh_log_contains(h.runnerd_log, "the disk is full, retrying");
+	     waited += 50)
 		rh_ms(50);
-	cr_assert(rh_log_contains(h.runnerd_log, "the disk is full, "
-	    "retrying"), "the disk never filled");
+	cr_assert(rh_log_contains(h.runnerd_log,
+	              "the disk is full, "
+	              "retrying"),
+	    "the disk never filled");
 	cr_assert_eq(rh_fold(&h, "bulky", &f), EF_S_OK);
 	cr_assert_lt(f.position, head);
 	cr_assert(!f.has_error, "bulky stopped on a full disk: %s", f.error);
 	/* commands still answer; their results wait for space, and the
 	 * watchdog goes on */
 	cr_assert_eq(rh_exec(&h, "slow", "s-1", "Inc", NULL, "full-1", &rep,
-	    msg, sizeof(msg)), EF_S_OK, "%s", msg);
+	                 msg, sizeof(msg)),
+	    EF_S_OK, "%s", msg);
 	rh_ms(300);
-	cr_assert_eq(rh_exec(&h, "slow", "s-1", "Inc", NULL, "full-2",
-	    &again, msg, sizeof(msg)), EF_S_OK, "%s", msg);
+	cr_assert_eq(rh_exec(&h, "slow", "s-1", "Inc", NULL, "full-2", &again,
+	                 msg, sizeof(msg)),
+	    EF_S_OK, "%s", msg);
 	rh_ms(500);
 	(void)pings(nfd);
 	rh_ms(1500);
-	cr_assert_geq(pings(nfd), 3, "no WATCHDOG=1 while waiting for disk "
+	cr_assert_geq(pings(nfd), 3,
+	    "no WATCHDOG=1 while waiting for disk "
 	    "space: systemd would restart runnerd");
 	cr_assert_eq(rh_fold(&h, "bulky", &f), EF_S_OK);
 	cr_assert(!f.has_error, "bulky stopped on a full disk: %s", f.error);
 	cr_assert_eq(kill(h.runnerd, 0), 0, "runnerd died");
 
 	cr_assert_eq(unlink(ballast), 0);
-	cr_assert(rh_wait_fold(&h, "bulky", head + 2, 60000), "bulky did not "
+	cr_assert(rh_wait_fold(&h, "bulky", head + 2, 60000),
+	    "bulky did not "
 	    "resume once there was space");
 	cr_assert_eq(rh_fold(&h, "bulky", &f), EF_S_OK);
 	cr_assert(!f.has_error, "%s", f.error);
 	for (p = 0; p < 300; p += 29) {
 		snprintf(key, sizeof(key), "b-%08llu", (unsigned long long)p);
-		cr_assert_eq(rh_get(&h, "bulky", key, &val), EF_S_OK, "%s", key);
+		cr_assert_eq(rh_get(&h, "bulky", key, &val), EF_S_OK, "%s",
+		    key);
 		cr_assert_eq(strlen(val), 8192);
 		cr_assert_eq(val[0], 'a' + (int)(p % 26));
 		free(val);
@@ -165,11 +176,14 @@ Test(diskfull, projection_pauses_and_resumes)
 	rh_kill_runnerd(&h, SIGTERM);
 	rh_start_runnerd(&h);
 	cr_assert_eq(rh_exec(&h, "slow", "s-1", "Inc", NULL, "full-1", &again,
-	    msg, sizeof(msg)), EF_S_OK, "%s", msg);
+	                 msg, sizeof(msg)),
+	    EF_S_OK, "%s", msg);
 	cr_assert(again.duplicate);
 	cr_assert_eq(again.version, rep.version);
-	cr_assert(!rh_log_contains(h.runnerd_log, "command full-1: result "
-	    "recovered"), "the result was lost on the full disk");
+	cr_assert(!rh_log_contains(h.runnerd_log,
+	              "command full-1: result "
+	              "recovered"),
+	    "the result was lost on the full disk");
 	cr_assert(rh_wait_fold(&h, "bulky", head + 2, 60000));
 	rh_kill_runnerd(&h, SIGTERM);
 	close(nfd);

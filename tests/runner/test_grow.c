@@ -61,7 +61,8 @@ check_values(struct rh *h, uint64_t head)
 		if (p >= 300 && p < 350)
 			continue;
 		snprintf(key, sizeof(key), "b-%08llu", (unsigned long long)p);
-		cr_assert_eq(rh_get(h, "bulky", key, &val), EF_S_OK, "%s", key);
+		cr_assert_eq(rh_get(h, "bulky", key, &val), EF_S_OK, "%s",
+		    key);
 		cr_assert_eq(strlen(val), BULKY_BYTES, "%s", key);
 		for (i = 0; i < BULKY_BYTES; i++)
 			if (val[i] != 'a' + (int)(p % 26))
@@ -95,13 +96,16 @@ Test(grow, map_doubles_when_full)
 	for (i = 0; i < 50; i++) {
 		snprintf(id, sizeof(id), "grow-cmd-%d", i);
 		cr_assert_eq(rh_exec(&h, "slow", "s-1", "Inc", NULL, id,
-		    &rep[i], msg, sizeof(msg)), EF_S_OK, "%s", msg);
+		                 &rep[i], msg, sizeof(msg)),
+		    EF_S_OK, "%s", msg);
 	}
 	append_bulky(&h, 0x42, 3);
 	head = rh_head(&h);
 	cr_assert_eq(head, 650);
-	cr_assert(rh_wait_fold(&h, "bulky", head, 60000), "bulky did not "
-	    "reach %llu", (unsigned long long)head);
+	cr_assert(rh_wait_fold(&h, "bulky", head, 60000),
+	    "bulky did not "
+	    "reach %llu",
+	    (unsigned long long)head);
 	cr_assert_eq(rh_fold(&h, "bulky", &f), EF_S_OK);
 	cr_assert(!f.has_error, "bulky stopped: %s", f.error);
 	cr_assert(rh_wait_fold(&h, "strict", head, 60000));
@@ -116,8 +120,10 @@ Test(grow, map_doubles_when_full)
 	rh_lmdb_map(&h, &map, &grows);
 	cr_assert(grows >= 5, "%llu growths counted",
 	    (unsigned long long)grows);
-	cr_assert_eq(map, map0 << grows, "map %llu, started at %llu, %llu "
-	    "growths", (unsigned long long)map, (unsigned long long)map0,
+	cr_assert_eq(map, map0 << grows,
+	    "map %llu, started at %llu, %llu "
+	    "growths",
+	    (unsigned long long)map, (unsigned long long)map0,
 	    (unsigned long long)grows);
 
 	/* a restart with the same small map_size reopens at the file's size */
@@ -126,7 +132,8 @@ Test(grow, map_doubles_when_full)
 	for (i = 0; i < 50; i++) {
 		snprintf(id, sizeof(id), "grow-cmd-%d", i);
 		cr_assert_eq(rh_exec(&h, "slow", "s-1", "Inc", NULL, id,
-		    &again, msg, sizeof(msg)), EF_S_OK, "%s", msg);
+		                 &again, msg, sizeof(msg)),
+		    EF_S_OK, "%s", msg);
 		cr_assert(again.duplicate, "%s ran twice", id);
 		cr_assert_eq(again.version, rep[i].version);
 	}
@@ -153,8 +160,10 @@ Test(grow, map_doubles_when_full)
 	cr_assert(strcmp(replayed, live) == 0, "replay differs from live");
 	/* REPLAY's growths count too; the environment's size is unchanged */
 	rh_lmdb_map(&h, &map, &grows);
-	cr_assert(grows >= grows2 + 5, "%llu growths after REPLAY, %llu "
-	    "before", (unsigned long long)grows, (unsigned long long)grows2);
+	cr_assert(grows >= grows2 + 5,
+	    "%llu growths after REPLAY, %llu "
+	    "before",
+	    (unsigned long long)grows, (unsigned long long)grows2);
 	cr_assert_eq(map, map2);
 	cr_assert(!rh_log_contains(h.runnerd_log, "mapsize limit reached"),
 	    "MDB_MAP_FULL reported as a failure");

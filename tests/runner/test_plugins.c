@@ -40,7 +40,7 @@ list_plugins(struct rh *h, char *names, size_t len, uint32_t *refused)
 	cr_assert(ipc_plugins_rep_decode(cr.in.body, &list, &n, &why) == 0);
 	for (i = 0; i < n; i++) {
 		cr_assert(ipc_plugin_info_decode(&list->via.array.ptr[i], &p,
-		    &why) == 0);
+		              &why) == 0);
 		if (p.refused.ptr != NULL) {
 			/* refused files follow the loaded plugins */
 			cr_assert_eq(p.name.len, 0);
@@ -60,8 +60,8 @@ list_plugins(struct rh *h, char *names, size_t len, uint32_t *refused)
 
 Test(plugins, examples_load_and_are_listed)
 {
-	static const char *const pl[] = { "todo.so", "counter.so",
-		"orders.so", NULL };
+	static const char *const pl[] = { "todo.so", "counter.so", "orders.so",
+		NULL };
 	struct rh h;
 	char names[256];
 	uint32_t refused;
@@ -72,7 +72,8 @@ Test(plugins, examples_load_and_are_listed)
 	cr_assert_eq(list_plugins(&h, names, sizeof(names), &refused), 3);
 	cr_assert_eq(refused, 0);
 	cr_assert(strstr(names, "todo ") && strstr(names, "counter ") &&
-	    strstr(names, "orders "), "%s", names);
+	        strstr(names, "orders "),
+	    "%s", names);
 	rh_stop(&h);
 }
 
@@ -92,27 +93,34 @@ Test(plugins, bad_plugins_are_refused_by_name)
 	cr_assert(chmod(msg, 0757) == 0);
 	rh_start_stored(&h);
 	rh_start_runnerd(&h);
-	cr_assert_eq(list_plugins(&h, names, sizeof(names), &refused), 1,
-	    "%s", names);
+	cr_assert_eq(list_plugins(&h, names, sizeof(names), &refused), 1, "%s",
+	    names);
 	cr_assert_str_eq(names, "counter ");
 	/* and the five refused files are in the reply too, with a reason */
 	cr_assert_eq(refused, 5);
-	cr_assert(rh_log_contains(h.runnerd_log, "bad_abi.so: refused: built "
+	cr_assert(rh_log_contains(h.runnerd_log,
+	    "bad_abi.so: refused: built "
 	    "for plugin ABI 19700101"));
-	cr_assert(rh_log_contains(h.runnerd_log, "no_entry.so: refused: no "
+	cr_assert(rh_log_contains(h.runnerd_log,
+	    "no_entry.so: refused: no "
 	    "entry point"));
-	cr_assert(rh_log_contains(h.runnerd_log, "dup_name.so: refused: "
+	cr_assert(rh_log_contains(h.runnerd_log,
+	    "dup_name.so: refused: "
 	    "duplicate plugin name \"counter\""));
-	cr_assert(rh_log_contains(h.runnerd_log, "dup_agg.so: refused: "
+	cr_assert(rh_log_contains(h.runnerd_log,
+	    "dup_agg.so: refused: "
 	    "init() failed"));
 	cr_assert(rh_log_contains(h.runnerd_log, "duplicate name"));
-	cr_assert(rh_log_contains(h.runnerd_log, "zz_writable.so: refused: "
+	cr_assert(rh_log_contains(h.runnerd_log,
+	    "zz_writable.so: refused: "
 	    "the file is writable by others"));
 	/* the good one works */
 	cr_assert_eq(rh_exec(&h, "counter", "c-1", "Increment", NULL, NULL,
-	    NULL, msg, sizeof(msg)), EF_S_OK, "%s", msg);
+	                 NULL, msg, sizeof(msg)),
+	    EF_S_OK, "%s", msg);
 	cr_assert_eq(rh_exec(&h, "todo", "t1", "Add", "{\"title\":\"x\"}",
-	    NULL, NULL, msg, sizeof(msg)), EF_S_NOT_FOUND);
+	                 NULL, NULL, msg, sizeof(msg)),
+	    EF_S_NOT_FOUND);
 	rh_stop(&h);
 }
 
@@ -126,8 +134,8 @@ Test(plugins, directory_writable_by_others_is_fatal)
 	rh_start_stored(&h);
 	rh_spawn_runnerd(&h);
 	cr_assert_eq(rh_wait_runnerd(&h, 5000), -1);
-	cr_assert(WIFEXITED(h.runnerd_status) &&
-	    WEXITSTATUS(h.runnerd_status) == 1);
+	cr_assert(
+	    WIFEXITED(h.runnerd_status) && WEXITSTATUS(h.runnerd_status) == 1);
 	cr_assert(rh_log_contains(h.runnerd_log, "is writable by others"));
 	cr_assert(rh_log_contains(h.runnerd_log, h.plugins));
 	rh_stop(&h);

@@ -72,11 +72,12 @@ dead_letters(int action, const char *mgr, const char *cmd, struct dl *out,
 		return -st;
 	}
 	if (action == EF_DL_LIST) {
-		cr_assert(ipc_dl_list_decode(cr.in.body, &list, &n, &why) ==
-		    0);
+		cr_assert(
+		    ipc_dl_list_decode(cr.in.body, &list, &n, &why) == 0);
 		for (i = 0; i < n && (int)i < max; i++) {
-			cr_assert(ipc_dead_letter_decode(
-			    &list->via.array.ptr[i], &d, &why) == 0);
+			cr_assert(
+			    ipc_dead_letter_decode(&list->via.array.ptr[i], &d,
+			        &why) == 0);
 			snprintf(out[i].cmd, sizeof(out[i].cmd), "%.*s",
 			    (int)d.command_id.len, d.command_id.ptr);
 			snprintf(out[i].target, sizeof(out[i].target),
@@ -89,7 +90,7 @@ dead_letters(int action, const char *mgr, const char *cmd, struct dl *out,
 		}
 	} else
 		cr_assert(ipc_counts_decode(cr.in.body, counts,
-		    action == EF_DL_RETRY ? 2 : 1, &why) == 0);
+		              action == EF_DL_RETRY ? 2 : 1, &why) == 0);
 	client_reply_free(&cr);
 	return (int)n;
 }
@@ -117,20 +118,27 @@ Test(procmgr, dead_letter_retry_and_drop, .init = up, .fini = down)
 
 	/* the happy path */
 	cr_assert_eq(rh_exec(&h, "order", "o-1", "Place",
-	    "{\"address\":\"1 Main St\"}", NULL, NULL, msg, sizeof(msg)),
+	                 "{\"address\":\"1 Main St\"}", NULL, NULL, msg,
+	                 sizeof(msg)),
 	    EF_S_OK, "%s", msg);
 	/* two orders whose shipments are on hold */
 	cr_assert_eq(rh_exec(&h, "shipment", "o-2", "Hold",
-	    "{\"reason\":\"address check\"}", NULL, NULL, NULL, 0), EF_S_OK);
+	                 "{\"reason\":\"address check\"}", NULL, NULL, NULL,
+	                 0),
+	    EF_S_OK);
 	cr_assert_eq(rh_exec(&h, "shipment", "o-3", "Hold",
-	    "{\"reason\":\"fraud check\"}", NULL, NULL, NULL, 0), EF_S_OK);
+	                 "{\"reason\":\"fraud check\"}", NULL, NULL, NULL, 0),
+	    EF_S_OK);
 	cr_assert_eq(rh_exec(&h, "order", "o-2", "Place",
-	    "{\"address\":\"2 Main St\"}", NULL, NULL, NULL, 0), EF_S_OK);
+	                 "{\"address\":\"2 Main St\"}", NULL, NULL, NULL, 0),
+	    EF_S_OK);
 	cr_assert_eq(rh_exec(&h, "order", "o-3", "Place",
-	    "{\"address\":\"3 Main St\"}", NULL, NULL, NULL, 0), EF_S_OK);
+	                 "{\"address\":\"3 Main St\"}", NULL, NULL, NULL, 0),
+	    EF_S_OK);
 	/* and a later one, which must not wait for them */
 	cr_assert_eq(rh_exec(&h, "order", "o-4", "Place",
-	    "{\"address\":\"4 Main St\"}", NULL, NULL, NULL, 0), EF_S_OK);
+	                 "{\"address\":\"4 Main St\"}", NULL, NULL, NULL, 0),
+	    EF_S_OK);
 	head = rh_head(&h);
 	cr_assert(rh_wait_fold(&h, "order_shipping", head, 10000));
 	cr_assert(shipment_created("o-1"));
@@ -150,23 +158,29 @@ Test(procmgr, dead_letter_retry_and_drop, .init = up, .fini = down)
 			break;
 	cr_assert(i < 2);
 	cr_assert_eq(dead_letters(EF_DL_RETRY, "order_shipping", d[i].cmd,
-	    NULL, 0, counts), 0);
+	                 NULL, 0, counts),
+	    0);
 	cr_assert(counts[0] == 0 && counts[1] == 1);
 	/* fix the cause, retry: applied */
 	cr_assert_eq(rh_exec(&h, "shipment", "o-2", "Release", NULL, NULL,
-	    NULL, NULL, 0), EF_S_OK);
+	                 NULL, NULL, 0),
+	    EF_S_OK);
 	cr_assert_eq(dead_letters(EF_DL_RETRY, "order_shipping", d[i].cmd,
-	    NULL, 0, counts), 0);
+	                 NULL, 0, counts),
+	    0);
 	cr_assert(counts[0] == 1 && counts[1] == 0);
 	cr_assert(shipment_created("o-2"));
 	/* a retry of what was done is gone: NOT_FOUND */
 	cr_assert_eq(dead_letters(EF_DL_RETRY, "order_shipping", d[i].cmd,
-	    NULL, 0, counts), -EF_S_NOT_FOUND);
+	                 NULL, 0, counts),
+	    -EF_S_NOT_FOUND);
 	/* drop the other */
 	cr_assert_eq(dead_letters(EF_DL_LIST, "order_shipping", NULL, d, 4,
-	    NULL), 1);
-	cr_assert_eq(dead_letters(EF_DL_DROP, "order_shipping", d[0].cmd,
-	    NULL, 0, counts), 0);
+	                 NULL),
+	    1);
+	cr_assert_eq(dead_letters(EF_DL_DROP, "order_shipping", d[0].cmd, NULL,
+	                 0, counts),
+	    0);
 	cr_assert_eq(counts[0], 1);
 	cr_assert_eq(dead_letters(EF_DL_LIST, NULL, NULL, d, 4, NULL), 0);
 	cr_assert(!shipment_created("o-3"));

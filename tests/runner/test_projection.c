@@ -18,8 +18,8 @@
 
 TestSuite(projection, .timeout = 180);
 
-static const char *const examples[] = { "todo.so", "counter.so",
-	"testplug.so", NULL };
+static const char *const examples[] = { "todo.so", "counter.so", "testplug.so",
+	NULL };
 
 static struct rh h;
 
@@ -59,7 +59,7 @@ query(const struct ipc_query_req *q, char **out, bool *more, char *next)
 		cr_assert(ipc_query_rep_decode(cr.in.body, &rep, &why) == 0);
 		for (i = 0; i < rep.nitems; i++) {
 			cr_assert(ipc_kv_decode(&rep.items->via.array.ptr[i],
-			    &k, &kl, &v, &vl, &why) == 0);
+			              &k, &kl, &v, &vl, &why) == 0);
 			len += (size_t)snprintf(*out + len, 4096 - len,
 			    "%.*s=%.*s ", (int)kl, k, (int)vl, v);
 		}
@@ -84,7 +84,8 @@ Test(projection, query_modes_and_paging, .init = up, .fini = down)
 
 	for (i = 0; i < 6; i++)
 		cr_assert_eq(rh_exec(&h, "counter", ids[i], "Increment", NULL,
-		    NULL, &rep, NULL, 0), EF_S_OK);
+		                 NULL, &rep, NULL, 0),
+		    EF_S_OK);
 	/* read-your-writes: wait for the last position */
 	memset(&q, 0, sizeof(q));
 	q.projection = ipc_cstr("counters");
@@ -145,20 +146,22 @@ Test(projection, query_modes_and_paging, .init = up, .fini = down)
 	free(out);
 }
 
-Test(projection, status_and_a_failing_projection, .init = up,
-    .fini = down)
+Test(projection, status_and_a_failing_projection, .init = up, .fini = down)
 {
 	struct rh_fold f;
 	char msg[1024], *val;
 	uint64_t head;
 	int waited;
 
-	cr_assert_eq(rh_exec(&h, "counter", "x", "Increment", NULL, NULL,
-	    NULL, NULL, 0), EF_S_OK);
+	cr_assert_eq(rh_exec(&h, "counter", "x", "Increment", NULL, NULL, NULL,
+	                 NULL, 0),
+	    EF_S_OK);
 	cr_assert_eq(rh_append_es(&h, "other", "o", "Poison", NULL,
-	    EF_EXPECT_ANY, 0), EF_S_OK);
-	cr_assert_eq(rh_exec(&h, "counter", "x", "Increment", NULL, NULL,
-	    NULL, NULL, 0), EF_S_OK);
+	                 EF_EXPECT_ANY, 0),
+	    EF_S_OK);
+	cr_assert_eq(rh_exec(&h, "counter", "x", "Increment", NULL, NULL, NULL,
+	                 NULL, 0),
+	    EF_S_OK);
 	head = rh_head(&h);
 	cr_assert(rh_wait_fold(&h, "counters", head, 5000));
 	cr_assert(rh_wait_fold(&h, "strict", head, 5000));
@@ -212,8 +215,8 @@ Test(projection, status_and_a_failing_projection, .init = up,
 	cr_assert_str_eq(f.state, "stopped");
 	cr_assert_eq(f.position, 1);
 	/* reset empties counters and refolds from 0 */
-	cr_assert_eq(rh_name_op(&h, EF_OP_RESET, "counters", msg,
-	    sizeof(msg)), EF_S_OK, "%s", msg);
+	cr_assert_eq(rh_name_op(&h, EF_OP_RESET, "counters", msg, sizeof(msg)),
+	    EF_S_OK, "%s", msg);
 	cr_assert(rh_wait_fold(&h, "counters", head, 5000));
 	cr_assert_eq(rh_get(&h, "counters", "x", &val), EF_S_OK);
 	cr_assert_str_eq(val, "2");
@@ -242,8 +245,9 @@ random_commands(struct model *m, unsigned *seed, int n)
 			    "{\"title\":\"item %d\"}", i);
 			st = rh_exec(&h, "todo", id, "Add", payload, NULL,
 			    NULL, NULL, 0);
-			cr_assert_eq(st, m->exists[k] ? EF_S_REJECTED :
-			    EF_S_OK, "%s Add: %s", id, ipc_status_name(st));
+			cr_assert_eq(st,
+			    m->exists[k] ? EF_S_REJECTED : EF_S_OK,
+			    "%s Add: %s", id, ipc_status_name(st));
 			if (!m->exists[k]) {
 				m->exists[k] = 1;
 				snprintf(m->title[k], sizeof(m->title[k]),
@@ -259,8 +263,9 @@ random_commands(struct model *m, unsigned *seed, int n)
 				    ipc_status_name(st));
 				continue;
 			}
-			cr_assert_eq(st, EF_S_OK, "%s %s: %s", id, op == 1 ?
-			    "Toggle" : "Delete", ipc_status_name(st));
+			cr_assert_eq(st, EF_S_OK, "%s %s: %s", id,
+			    op == 1 ? "Toggle" : "Delete",
+			    ipc_status_name(st));
 			m->completed[k] = !m->completed[k];
 			if (m->completed[k])
 				m->ncompleted++;
@@ -273,8 +278,9 @@ random_commands(struct model *m, unsigned *seed, int n)
 				    ipc_status_name(st));
 				continue;
 			}
-			cr_assert_eq(st, EF_S_OK, "%s %s: %s", id, op == 1 ?
-			    "Toggle" : "Delete", ipc_status_name(st));
+			cr_assert_eq(st, EF_S_OK, "%s %s: %s", id,
+			    op == 1 ? "Toggle" : "Delete",
+			    ipc_status_name(st));
 			m->deleted[k] = 1;
 			m->ndeleted++;
 		}
@@ -342,16 +348,19 @@ Test(projection, rebuild_equals_incremental_equals_model, .init = up,
 			cr_assert_str_eq(live, want, "round %d %s", round,
 			    projs[p]);
 			cr_assert_eq(rh_replay(&h, projs[p], head - 1,
-			    &replayed, &pos), EF_S_OK);
+			                 &replayed, &pos),
+			    EF_S_OK);
 			cr_assert_eq(pos, head);
 			cr_assert_str_eq(replayed, live);
 			cr_assert_eq(rh_name_op(&h, EF_OP_REBUILD, projs[p],
-			    msg, sizeof(msg)), EF_S_OK, "%s", msg);
+			                 msg, sizeof(msg)),
+			    EF_S_OK, "%s", msg);
 			cr_assert(rh_wait_fold(&h, projs[p], head, 20000));
 			cr_assert_eq(rh_dump(&h, projs[p], 1000, &rebuilt,
-			    NULL), EF_S_OK);
-			cr_assert_str_eq(rebuilt, live, "round %d %s",
-			    round, projs[p]);
+			                 NULL),
+			    EF_S_OK);
+			cr_assert_str_eq(rebuilt, live, "round %d %s", round,
+			    projs[p]);
 			free(live);
 			free(rebuilt);
 			free(replayed);
@@ -367,11 +376,14 @@ Test(projection, replay_is_time_travel, .init = up, .fini = down)
 	uint64_t pos;
 
 	cr_assert_eq(rh_exec(&h, "todo", "t1", "Add", "{\"title\":\"a\"}",
-	    NULL, &r1, NULL, 0), EF_S_OK);
-	cr_assert_eq(rh_exec(&h, "todo", "t1", "Toggle", NULL, NULL, &r2,
-	    NULL, 0), EF_S_OK);
+	                 NULL, &r1, NULL, 0),
+	    EF_S_OK);
+	cr_assert_eq(rh_exec(&h, "todo", "t1", "Toggle", NULL, NULL, &r2, NULL,
+	                 0),
+	    EF_S_OK);
 	cr_assert_eq(rh_exec(&h, "todo", "t1", "Delete", NULL, NULL, NULL,
-	    NULL, 0), EF_S_OK);
+	                 NULL, 0),
+	    EF_S_OK);
 	cr_assert(rh_wait_fold(&h, "todo_list", 3, 5000));
 	cr_assert_eq(rh_replay(&h, "todo_list", r1.last_pos, &out, &pos),
 	    EF_S_OK);
@@ -383,8 +395,7 @@ Test(projection, replay_is_time_travel, .init = up, .fini = down)
 	cr_assert_str_eq(out, "t1={\"title\":\"a\",\"completed\":true}\n");
 	free(out);
 	/* past the head: everything there is */
-	cr_assert_eq(rh_replay(&h, "todo_list", 1000000, &out, &pos),
-	    EF_S_OK);
+	cr_assert_eq(rh_replay(&h, "todo_list", 1000000, &out, &pos), EF_S_OK);
 	cr_assert_str_eq(out, "");
 	cr_assert_eq(pos, 3);
 	free(out);

@@ -142,8 +142,8 @@ increments(struct rh *h, const char *inst, int n)
 
 	for (int i = 0; i < n; i++)
 		cr_assert_eq(rh_exec(h, "counter", inst, "Increment", NULL,
-		    NULL, &rep, msg, sizeof(msg)), EF_S_OK, "%s: %s", inst,
-		    msg);
+		                 NULL, &rep, msg, sizeof(msg)),
+		    EF_S_OK, "%s: %s", inst, msg);
 }
 
 static void
@@ -209,7 +209,8 @@ Test(restore, repaired_log_rebuilds_folds_and_aggregate_snapshots)
 	increments(&h, "c-new", 20);
 	/* a command whose events the restore takes away */
 	cr_assert_eq(rh_exec(&h, "counter", "c-late", "Increment", NULL,
-	    "after-backup", &rep, msg, sizeof(msg)), EF_S_OK, "%s", msg);
+	                 "after-backup", &rep, msg, sizeof(msg)),
+	    EF_S_OK, "%s", msg);
 	expect_state(&h, "c-old", true, 19, 20);
 	expect_state(&h, "c-rep", true, 19, 20);
 	expect_state(&h, "c-new", true, 19, 20);
@@ -236,7 +237,8 @@ Test(restore, repaired_log_rebuilds_folds_and_aggregate_snapshots)
 	for (int i = 0; i < 10; i++) {
 		snprintf(amount, sizeof(amount), "{\"amount\":%d}", 100);
 		cr_assert_eq(rh_append_es(&h, "counter", "c-rep", "Added",
-		    amount, EF_EXPECT_EXACT, 9 + (uint64_t)i), EF_S_OK);
+		                 amount, EF_EXPECT_EXACT, 9 + (uint64_t)i),
+		    EF_S_OK);
 	}
 	cr_assert_eq(rh_append_batch(&h, sid, 80, plain, NULL), EF_S_OK);
 	head = rh_head(&h);
@@ -250,43 +252,59 @@ Test(restore, repaired_log_rebuilds_folds_and_aggregate_snapshots)
 	cr_assert_eq(f.position, head);
 	cr_assert_eq(rh_fold(&h, "tally", &f), EF_S_OK);
 	cr_assert(!f.has_error, "tally failed: %s", f.error);
-	cr_assert(rh_log_contains(h.runnerd_log, "projection strict: the "
-	    "event at position 140 is"), "strict: no word of the mismatch");
-	cr_assert(rh_log_contains(h.runnerd_log, "process manager tally: the "
-	    "event at position 140 is"), "tally: no word of the mismatch");
+	cr_assert(rh_log_contains(h.runnerd_log,
+	              "projection strict: the "
+	              "event at position 140 is"),
+	    "strict: no word of the mismatch");
+	cr_assert(rh_log_contains(h.runnerd_log,
+	              "process manager tally: the "
+	              "event at position 140 is"),
+	    "tally: no word of the mismatch");
 
 	/* the log's counts, not the snapshots' (16 at version 15) */
 	expect_state(&h, "c-old", true, 9, 10);
 	expect_state(&h, "c-rep", true, 19, 1010);
 	expect_state(&h, "c-new", false, 0, 0);
-	cr_assert(rh_log_contains(h.runnerd_log, "state at version 15 (a "
-	    "snapshot) is beyond the end of the stream"), "c-old: no word");
-	cr_assert(rh_log_contains(h.runnerd_log, "state at version 15 (a "
-	    "snapshot) follows event"), "c-rep: no word of it");
-	cr_assert(rh_log_contains(h.runnerd_log, "state at version 15 (a "
-	    "snapshot) is of a stream the log does not hold"), "c-new: no "
+	cr_assert(rh_log_contains(h.runnerd_log,
+	              "state at version 15 (a "
+	              "snapshot) is beyond the end of the stream"),
+	    "c-old: no word");
+	cr_assert(rh_log_contains(h.runnerd_log,
+	              "state at version 15 (a "
+	              "snapshot) follows event"),
+	    "c-rep: no word of it");
+	cr_assert(rh_log_contains(h.runnerd_log,
+	              "state at version 15 (a "
+	              "snapshot) is of a stream the log does not hold"),
+	    "c-new: no "
 	    "word of it");
 
 	/* commands are decided on the log's state from now on */
 	cr_assert_eq(rh_exec(&h, "counter", "c-old", "Increment", NULL, NULL,
-	    &rep, msg, sizeof(msg)), EF_S_OK, "%s", msg);
+	                 &rep, msg, sizeof(msg)),
+	    EF_S_OK, "%s", msg);
 	cr_assert_eq(rep.version, 10);
 	cr_assert_eq(rh_exec(&h, "counter", "c-new", "Increment", NULL, NULL,
-	    &rep, msg, sizeof(msg)), EF_S_OK, "%s", msg);
+	                 &rep, msg, sizeof(msg)),
+	    EF_S_OK, "%s", msg);
 	cr_assert_eq(rep.version, 0);
 	expect_state(&h, "c-old", true, 10, 11);
 	expect_state(&h, "c-new", true, 0, 1);
 	/* runnerd kept its result, but the log lost its event: a retry must
 	 * run it again, not answer "duplicate" */
 	cr_assert_eq(rh_exec(&h, "counter", "c-late", "Increment", NULL,
-	    "after-backup", &rep, msg, sizeof(msg)), EF_S_OK, "%s", msg);
+	                 "after-backup", &rep, msg, sizeof(msg)),
+	    EF_S_OK, "%s", msg);
 	cr_assert(!rep.duplicate, "a lost command answered as a duplicate");
 	cr_assert_eq(rep.version, 0);
 	expect_state(&h, "c-late", true, 0, 1);
-	cr_assert(rh_log_contains(h.runnerd_log, "command after-backup: its "
-	    "result"), "no word of the lost command");
+	cr_assert(rh_log_contains(h.runnerd_log,
+	              "command after-backup: its "
+	              "result"),
+	    "no word of the lost command");
 	cr_assert_eq(rh_exec(&h, "counter", "c-late", "Increment", NULL,
-	    "after-backup", &rep, msg, sizeof(msg)), EF_S_OK, "%s", msg);
+	                 "after-backup", &rep, msg, sizeof(msg)),
+	    EF_S_OK, "%s", msg);
 	cr_assert(rep.duplicate, "the re-run command ran twice");
 	expect_state(&h, "c-late", true, 0, 1);
 	rh_stop(&h);
@@ -403,10 +421,14 @@ Test(restore, backup_with_runner_state_resumes_without_rebuilding)
 	cr_assert_eq(rh_head(&h), 70);
 	rh_start_runnerd(&h);
 
-	cr_assert(rh_log_contains(h.runnerd_log, "projection strict: starting "
-	    "at position 70"), "strict did not resume from the copy");
-	cr_assert(rh_log_contains(h.runnerd_log, "process manager tally: "
-	    "starting at position 70"), "tally did not resume from the copy");
+	cr_assert(rh_log_contains(h.runnerd_log,
+	              "projection strict: starting "
+	              "at position 70"),
+	    "strict did not resume from the copy");
+	cr_assert(rh_log_contains(h.runnerd_log,
+	              "process manager tally: "
+	              "starting at position 70"),
+	    "tally did not resume from the copy");
 	cr_assert(!rh_log_contains(h.runnerd_log, "rebuilding"));
 	cr_assert(!rh_log_contains(h.runnerd_log, "folding it again"));
 	expect_state(&h, "c-1", true, 19, 20);
@@ -472,7 +494,8 @@ Test(restore, stored_restored_under_a_running_runnerd)
 	cr_assert(rh_wait_fold(&h, "counters", 90, 10000));
 	cr_assert(rh_wait_fold(&h, "strict", 90, 10000));
 	cr_assert(wait_value(&h, "counters", "c-1", "20", 10000, last,
-	    sizeof(last)), "counters c-1 = %s before the restore", last);
+	              sizeof(last)),
+	    "counters c-1 = %s before the restore", last);
 
 	/* only stored goes back to the backup; runnerd runs on (its state
 	 * moves with the directory, its files stay open) */
@@ -486,7 +509,8 @@ Test(restore, stored_restored_under_a_running_runnerd)
 	/* the restored log gets other events where runnerd had been */
 	for (int i = 0; i < 5; i++)
 		cr_assert_eq(rh_append_es(&h, "counter", "c-1", "Added",
-		    "{\"amount\":100}", EF_EXPECT_EXACT, 9 + (uint64_t)i),
+		                 "{\"amount\":100}", EF_EXPECT_EXACT,
+		                 9 + (uint64_t)i),
 		    EF_S_OK);
 	cr_assert_eq(rh_append_batch(&h, sid, 40, plain, NULL), EF_S_OK);
 	head = rh_head(&h);
@@ -494,16 +518,19 @@ Test(restore, stored_restored_under_a_running_runnerd)
 
 	/* the log's count: 10 increments and 5 x 100, not 20 */
 	cr_assert(wait_value(&h, "counters", "c-1", "510", 20000, last,
-	    sizeof(last)), "counters c-1 = %s after the restore, not 510",
-	    last);
+	              sizeof(last)),
+	    "counters c-1 = %s after the restore, not 510", last);
 	cr_assert(rh_wait_fold(&h, "strict", head, 10000));
 	cr_assert_eq(rh_fold(&h, "strict", &f), EF_S_OK);
 	cr_assert(!f.has_error, "strict failed: %s", f.error);
-	cr_assert(rh_log_contains(h.runnerd_log, "counters: the log changed "
-	    "underneath"), "counters: no word of it");
+	cr_assert(rh_log_contains(h.runnerd_log,
+	              "counters: the log changed "
+	              "underneath"),
+	    "counters: no word of it");
 	expect_state(&h, "c-1", true, 14, 510);
-	cr_assert(rh_log_contains(h.runnerd_log, "its state at version 19 "
-	    "(held in memory) is beyond the end of the stream"),
+	cr_assert(rh_log_contains(h.runnerd_log,
+	              "its state at version 19 "
+	              "(held in memory) is beyond the end of the stream"),
 	    "c-1: no word of it");
 	rh_stop(&h);
 }

@@ -66,7 +66,8 @@ exec_ok(struct rh *h, const char *id, struct ipc_exec_rep *rep)
 	char msg[1024];
 
 	cr_assert_eq(rh_exec(h, "slow", "r-1", "Inc", NULL, id, rep, msg,
-	    sizeof(msg)), EF_S_OK, "%s: %s", id, msg);
+	                 sizeof(msg)),
+	    EF_S_OK, "%s: %s", id, msg);
 }
 
 Test(retention, by_count)
@@ -95,8 +96,10 @@ Test(retention, by_count)
 			cr_assert_eq(ages, 100);
 		}
 	}
-	cr_assert(wait_results(&h, 100, 5000, &cmds, &ages), "%zu results "
-	    "kept with command_retention 100", cmds);
+	cr_assert(wait_results(&h, 100, 5000, &cmds, &ages),
+	    "%zu results "
+	    "kept with command_retention 100",
+	    cmds);
 	cr_assert_eq(ages, 100);
 	head = rh_head(&h);
 	cr_assert_eq(head, 300);
@@ -109,7 +112,8 @@ Test(retention, by_count)
 	/* the oldest is forgotten, and still not stored twice */
 	exec_ok(&h, "keep-0", &again);
 	cr_assert(!again.duplicate, "keep-0 still remembered");
-	cr_assert_eq(rh_head(&h), head, "a forgotten command id appended "
+	cr_assert_eq(rh_head(&h), head,
+	    "a forgotten command id appended "
 	    "its events again");
 	rh_stop(&h);
 }
@@ -138,8 +142,10 @@ Test(retention, by_age)
 	exec_ok(&h, "old-3", &rep);
 	cr_assert(rep.duplicate, "forgotten before command_retention_s");
 	/* no new command: the idle writer forgets them */
-	cr_assert(wait_results(&h, 0, 15000, &cmds, &ages), "%zu results "
-	    "left after command_retention_s", cmds);
+	cr_assert(wait_results(&h, 0, 15000, &cmds, &ages),
+	    "%zu results "
+	    "left after command_retention_s",
+	    cmds);
 	cr_assert_eq(ages, 0);
 	exec_ok(&h, "new-0", &rep);
 	cr_assert(!rep.duplicate);

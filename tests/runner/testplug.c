@@ -52,8 +52,8 @@ slow_handle(struct efp_ctx *ctx, const void *state, size_t len,
 
 	(void)state;
 	(void)len;
-	if (cmd->payload_len > 0 && (p = memchr(cmd->payload, ':',
-	    cmd->payload_len)) != NULL)
+	if (cmd->payload_len > 0 &&
+	    (p = memchr(cmd->payload, ':', cmd->payload_len)) != NULL)
 		ms = strtol(p + 1, NULL, 10);
 	ts.tv_sec = ms / 1000;
 	ts.tv_nsec = (ms % 1000) * 1000000L;
@@ -139,8 +139,9 @@ tally_react(struct efp_ctx *ctx, const struct efp_event *ev)
 {
 	char inst[32];
 
-	if (ev->aggregate_type == NULL || strcmp(ev->aggregate_type,
-	    "ticker") != 0 || strcmp(ev->type, "Tick") != 0)
+	if (ev->aggregate_type == NULL ||
+	    strcmp(ev->aggregate_type, "ticker") != 0 ||
+	    strcmp(ev->type, "Tick") != 0)
 		return EFP_OK;
 	snprintf(inst, sizeof(inst), "tally-%llu",
 	    (unsigned long long)(ev->global_position % 4));
@@ -148,8 +149,7 @@ tally_react(struct efp_ctx *ctx, const struct efp_event *ev)
 }
 
 static const struct efp_projection strict = { "strict", strict_apply };
-static const struct efp_projection poisoned = { "poisoned",
-	poisoned_apply };
+static const struct efp_projection poisoned = { "poisoned", poisoned_apply };
 static const struct efp_projection bulky = { "bulky", bulky_apply };
 static const struct efp_manager tally = { "tally", tally_react };
 

@@ -82,7 +82,8 @@ main(int argc, char **argv)
 	int s, pause_ms;
 
 	if (argc < 4) {
-		fprintf(stderr, "usage: ef-caller URL status|append|runner "
+		fprintf(stderr,
+		    "usage: ef-caller URL status|append|runner "
 		    "TIMEOUT_MS [PAUSE_MS]\n");
 		return 1;
 	}

@@ -120,10 +120,11 @@ seg_build(struct seg *s, uint64_t base, const uint32_t *sizes, size_t nb,
 			ev.type_len = (uint32_t)strlen(type);
 			plen = payload / 2 + (payload ? rnd() % payload : 0);
 			plen = snprintf(pl, sizeof(pl),
-			    "{\"n\":%llu,\"pad\":\"",
-			    (unsigned long long)pos) + plen;
+			           "{\"n\":%llu,\"pad\":\"",
+			           (unsigned long long)pos) +
+			    plen;
 			for (j = strlen(pl); j < plen && j < sizeof(pl) - 3;
-			    j++)
+			     j++)
 				pl[j] = "abcdefgh"[rnd() % 8];
 			pl[j++] = '"';
 			pl[j++] = '}';
@@ -246,7 +247,8 @@ archive_and_check(const struct seg *s, const char *name, uint32_t frame_size)
 			/* without its last batch it was short, unless that
 			 * batch is its only one */
 			cr_assert(prev - fi.doff < frame_size ||
-			    prev == fi.doff || (k == 0 && prev == LOGFILE_HDR),
+			        prev == fi.doff ||
+			        (k == 0 && prev == LOGFILE_HDR),
 			    "frame %u did not close at frame_size", k);
 		}
 	}
@@ -259,10 +261,10 @@ archive_and_check(const struct seg *s, const char *name, uint32_t frame_size)
 		cr_assert_eq(archive_get(a, doff, &fr, &f), 0);
 		cr_assert_leq(fr->doff, doff);
 		cr_assert_eq(record_decode(fr->data + (doff - fr->doff),
-		    fr->len - (doff - fr->doff), &ev, &rlen, 1), REC_OK,
-		    "record %zu not whole in its frame", i);
-		cr_assert_arr_eq(fr->data + (doff - fr->doff),
-		    s->img + doff, rlen);
+		                 fr->len - (doff - fr->doff), &ev, &rlen, 1),
+		    REC_OK, "record %zu not whole in its frame", i);
+		cr_assert_arr_eq(fr->data + (doff - fr->doff), s->img + doff,
+		    rlen);
 		archive_frame_release(a, fr);
 	}
 	cr_assert_eq(archive_get(a, s->len, &fr, &f), -ERANGE);
@@ -286,7 +288,8 @@ zstd_d_matches(const char *zname, const struct seg *s)
 	cr_assert_eq(archive_open(path(zname), NULL, &a, NULL), 0);
 	for (k = 0; archive_frame_info(a, k, &fi) == 0; k++) {
 		cr_assert_eq(ZSTD_getFrameHeader(&zfh, z + fi.file_off,
-		    fi.comp_len), 0);
+		                 fi.comp_len),
+		    0);
 		cr_assert_eq(zfh.frameType, ZSTD_frame);
 		cr_assert_eq(zfh.checksumFlag, 1);
 		cr_assert_eq(zfh.frameContentSize, fi.len);
@@ -295,8 +298,8 @@ zstd_d_matches(const char *zname, const struct seg *s)
 	archive_close(a);
 	free(z);
 
-	snprintf(cmd, sizeof(cmd), "zstd -d -q -c '%s' > '%s'",
-	    path(zname), path("zstd-out"));
+	snprintf(cmd, sizeof(cmd), "zstd -d -q -c '%s' > '%s'", path(zname),
+	    path("zstd-out"));
 	cr_assert_eq(system(cmd), 0, "the zstd binary failed: %s", cmd);
 	out = read_file("zstd-out", &n);
 	cr_assert_eq(n, s->len);
@@ -307,7 +310,7 @@ zstd_d_matches(const char *zname, const struct seg *s)
 Test(archive, round_trip_many_batch_sizes)
 {
 	static const uint32_t frame_sizes[] = { 1, 700, 4096, 65536,
-	    ARCHIVE_FRAME_SIZE };
+		ARCHIVE_FRAME_SIZE };
 	uint32_t sizes[300];
 	struct seg s;
 	size_t i, fs;
@@ -385,8 +388,8 @@ Test(archive, options_checked)
 
 Test(archive, damaged_segment_is_not_archived)
 {
-	uint32_t sizes[20] = { 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
-	    3, 3, 3, 3, 3 };
+	uint32_t sizes[20] = { 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
+		3, 3, 3, 3 };
 	struct seg s;
 	uint64_t bad;
 
@@ -451,9 +454,10 @@ reader(void *p)
 			continue;
 		}
 		if (record_decode(fr->data + (doff - fr->doff),
-		    fr->len - (doff - fr->doff), &ev, &rlen, 1) != REC_OK ||
+		        fr->len - (doff - fr->doff), &ev, &rlen,
+		        1) != REC_OK ||
 		    memcmp(fr->data + (doff - fr->doff), r->s->img + doff,
-		    rlen) != 0)
+		        rlen) != 0)
 			r->bad++;
 		if (k % 3 == 0)
 			sched_yield(); /* hold it across others' evictions */
@@ -486,7 +490,7 @@ lru_run(uint64_t budget)
 	cr_assert_eq(archive_open(path("l.zst"), c, &a, NULL), 0);
 	for (i = 0; i < 4; i++) {
 		args[i] = (struct reader_arg){ a, &s, 0x1234567ull * (i + 1),
-		    5000, 0 };
+			5000, 0 };
 		cr_assert_eq(pthread_create(&t[i], NULL, reader, &args[i]), 0);
 	}
 	for (i = 0; i < 4; i++) {
@@ -599,7 +603,8 @@ flight_run(const char *zname, struct archive_cache *c, struct flight_arg *args)
 	for (i = 0; i < 4; i++) {
 		args[i] = (struct flight_arg){ a, &bar, st.frames, 0, 0, 0 };
 		cr_assert_eq(pthread_create(&t[i], NULL, flight_reader,
-		    &args[i]), 0);
+		                 &args[i]),
+		    0);
 	}
 	for (i = 0; i < 4; i++)
 		pthread_join(t[i], NULL);
@@ -711,8 +716,8 @@ Test(archive, flipped_byte_in_each_frame)
 			cr_assert_eq(archive_open(path("w.zst"), NULL, &a, &f),
 			    0, "frame damage is not the table's business");
 			rc = archive_read_frame(a, k, &fr, &f);
-			cr_assert_eq(rc, -EBADMSG, "frame %u byte %llu: %d",
-			    k, (unsigned long long)at[j], rc);
+			cr_assert_eq(rc, -EBADMSG, "frame %u byte %llu: %d", k,
+			    (unsigned long long)at[j], rc);
 			cr_assert_eq(f.frame, k);
 			cr_assert_eq(f.file_off, fi.file_off);
 			cr_assert_eq(f.doff, fi.doff);
@@ -807,7 +812,7 @@ Test(archive, bad_seek_tables_and_footers)
 	size_t n, foot, tab, ent;
 	uint32_t frames, k;
 	static const uint32_t counts[] = { 0, 1, 2, 0x7fffffff, 0xffffffff,
-	    0x15555556, ARCHIVE_FRAMES_MAX + 1 };
+		0x15555556, ARCHIVE_FRAMES_MAX + 1 };
 
 	img = small_archive(&s, &n, &frames);
 	foot = n - ARCHIVE_FOOTER;
@@ -1076,10 +1081,10 @@ Test(archive, crash_at_every_step)
 		cr_assert_eq(archive_cleanup(dirfd_, &removed), 0);
 		cr_assert_eq(removed, 1, "%s", steps[i].point);
 		cr_assert_not(exists("c.zst.tmp"));
-		cr_assert_eq(exists("c.zst"), steps[i].archive_stays,
-		    "%s", steps[i].point);
-		cr_assert_eq(exists("c"), !steps[i].archive_stays,
-		    "%s", steps[i].point);
+		cr_assert_eq(exists("c.zst"), steps[i].archive_stays, "%s",
+		    steps[i].point);
+		cr_assert_eq(exists("c"), !steps[i].archive_stays, "%s",
+		    steps[i].point);
 		if (steps[i].archive_stays) {
 			cr_assert_eq(archive_verify(path("c.zst"), &st, NULL),
 			    0);
@@ -1128,7 +1133,8 @@ Test(archive, killed_mid_write_leaves_one_whole_copy, .timeout = 60)
 		write_file("c", s.img, s.len);
 		if ((pid = fork()) == 0)
 			_exit(archive_write(dirfd_, "c", &o, NULL, NULL) == 0 ?
-			    0 : 1);
+			        0 :
+			        1);
 		cr_assert_gt(pid, 0);
 		usleep((useconds_t)(full * 1.2e6 * (double)(rnd() % 1000) /
 		    1000.0));
@@ -1160,6 +1166,7 @@ Test(archive, killed_mid_write_leaves_one_whole_copy, .timeout = 60)
 		archive_close(a);
 	}
 	cr_log_info("killed 40 times: %d left the plain segment, %d the "
-	    "archive", kept_plain, kept_archive);
+	            "archive",
+	    kept_plain, kept_archive);
 	seg_free(&s);
 }

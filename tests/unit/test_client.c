@@ -96,7 +96,8 @@ listener_other(nng_listener l)
 
 	cr_assert_eq(nng_stats_get(&st), 0);
 	v = guard_counter(guard_find(st, "listener",
-	    (uint64_t)nng_listener_id(l)), "other");
+	                      (uint64_t)nng_listener_id(l)),
+	    "other");
 	nng_stats_free(st);
 	return v;
 }
@@ -182,10 +183,12 @@ Test(client, orphaned_connection)
 		end = guard_now_ms() + 5000;
 		while (dialer_pipes(&cl.dialer) == 0 && guard_now_ms() < end)
 			nng_msleep(5);
-		cr_assert_eq(dialer_pipes(&cl.dialer), 1, "the client did "
+		cr_assert_eq(dialer_pipes(&cl.dialer), 1,
+		    "the client did "
 		    "not connect to listener a");
 		t0 = guard_now_ms();
-		rv = client_roundtrip(&cl, "ping", 4, t0 + 300, t0 + 300, &rep);
+		rv = client_roundtrip(&cl, "ping", 4, t0 + 300, t0 + 300,
+		    &rep);
 		if (rv == 0) {
 			nng_msg_free(rep);
 			client_close(&cl);
@@ -195,7 +198,8 @@ Test(client, orphaned_connection)
 		cr_assert_eq(rv, NNG_ETIMEDOUT, "%s", nng_strerror(rv));
 		orphaned = 1;
 	}
-	cr_assert(orphaned, "no rude peer stopped the listener in %d tries: "
+	cr_assert(orphaned,
+	    "no rude peer stopped the listener in %d tries: "
 	    "is this nng newer than 1.5 (then the test has nothing to show)?",
 	    tries);
 	/* the name goes to a listener that works (listen.c does so) */
@@ -206,7 +210,8 @@ Test(client, orphaned_connection)
 	end = guard_now_ms() + 5000;
 	while (!ok && guard_now_ms() < end) {
 		t0 = guard_now_ms();
-		rv = client_roundtrip(&cl, "ping", 4, t0 + 400, t0 + 400, &rep);
+		rv = client_roundtrip(&cl, "ping", 4, t0 + 400, t0 + 400,
+		    &rep);
 		if (rv == 0) {
 			cr_assert_eq(nng_msg_len(rep), 4);
 			cr_assert_eq(memcmp(nng_msg_body(rep), "ping", 4), 0);
@@ -216,13 +221,16 @@ Test(client, orphaned_connection)
 			timeouts++;
 		nng_msleep(5);
 	}
-	cr_assert(ok, "every call for 5 s timed out (%d): the client kept "
-	    "the connection the wedged listener never took", timeouts);
-	cr_assert_geq(__atomic_load_n(&cl.dialer.dropped, __ATOMIC_RELAXED),
-	    1, "answered without closing the orphaned connection?");
+	cr_assert(ok,
+	    "every call for 5 s timed out (%d): the client kept "
+	    "the connection the wedged listener never took",
+	    timeouts);
+	cr_assert_geq(__atomic_load_n(&cl.dialer.dropped, __ATOMIC_RELAXED), 1,
+	    "answered without closing the orphaned connection?");
 	/* and it stays answered */
 	t0 = guard_now_ms();
 	cr_assert_eq(client_roundtrip(&cl, "pong", 4, t0 + 1000, t0 + 1000,
-	    &rep), 0);
+	                 &rep),
+	    0);
 	nng_msg_free(rep);
 }

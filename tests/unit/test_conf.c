@@ -134,8 +134,10 @@ Test(conf, defaults)
 	char *argv[8];
 	int argc;
 
-	cr_assert_eq(load(&c, &o, &argc, argv, (const char *const[]){ "prog",
-	    "-f", "/dev/null", NULL }), 0);
+	cr_assert_eq(load(&c, &o, &argc, argv,
+	                 (const char *const[]){ "prog", "-f", "/dev/null",
+	                     NULL }),
+	    0);
 	cr_assert_str_eq(c.data_dir, "/var/lib/test");
 	cr_assert_null(c.name);
 	cr_assert_eq(c.workers, 4);
@@ -171,8 +173,9 @@ Test(conf, file_sections)
 	    "[test]\n"
 	    "data_dir = /srv/test\n");
 
-	cr_assert_eq(load(&c, &o, &argc, argv, (const char *const[]){ "prog",
-	    "-f", path, NULL }), 0);
+	cr_assert_eq(load(&c, &o, &argc, argv,
+	                 (const char *const[]){ "prog", "-f", path, NULL }),
+	    0);
 	cr_assert_str_eq(c.data_dir, "/srv/test");
 	cr_assert_str_eq(c.name, "a=b");
 	cr_assert_eq(c.workers, 8);
@@ -188,12 +191,14 @@ Test(conf, flags_win_over_file)
 	char *argv[16];
 	int argc;
 	const char *path = write_cfg("[test]\nworkers = 8\nname = file\n"
-	    "enabled = yes\ndata_dir = /from/file\n");
+	                             "enabled = yes\ndata_dir = /from/file\n");
 
 	/* -f after the flags still applies first */
-	cr_assert_eq(load(&c, &o, &argc, argv, (const char *const[]){ "prog",
-	    "--workers", "16", "--name=flag", "--enabled", "off", "-f", path,
-	    NULL }), 0);
+	cr_assert_eq(load(&c, &o, &argc, argv,
+	                 (const char *const[]){ "prog", "--workers", "16",
+	                     "--name=flag", "--enabled", "off", "-f", path,
+	                     NULL }),
+	    0);
 	cr_assert_eq(c.workers, 16);
 	cr_assert_str_eq(c.name, "flag");
 	cr_assert_eq(c.enabled, 0);
@@ -201,8 +206,10 @@ Test(conf, flags_win_over_file)
 	conf_free(keys, &c);
 
 	/* dashes and underscores both name the key */
-	cr_assert_eq(load(&c, &o, &argc, argv, (const char *const[]){ "prog",
-	    "-f", path, "--data-dir", "/a", "--max_size", "2G", NULL }), 0);
+	cr_assert_eq(load(&c, &o, &argc, argv,
+	                 (const char *const[]){ "prog", "-f", path,
+	                     "--data-dir", "/a", "--max_size", "2G", NULL }),
+	    0);
 	cr_assert_str_eq(c.data_dir, "/a");
 	cr_assert_eq(c.max_size, 2ull << 30);
 	conf_free(keys, &c);
@@ -215,9 +222,11 @@ Test(conf, positional_arguments_and_short_flags)
 	char *argv[16];
 	int argc;
 
-	cr_assert_eq(load(&c, &o, &argc, argv, (const char *const[]){ "prog",
-	    "-f", "/dev/null", "first", "-dn", "--workers", "3", "second",
-	    "--", "--workers", "-v", NULL }), 0);
+	cr_assert_eq(load(&c, &o, &argc, argv,
+	                 (const char *const[]){ "prog", "-f", "/dev/null",
+	                     "first", "-dn", "--workers", "3", "second", "--",
+	                     "--workers", "-v", NULL }),
+	    0);
 	cr_assert_eq(argc, 5);
 	cr_assert_str_eq(argv[0], "prog");
 	cr_assert_str_eq(argv[1], "first");
@@ -231,8 +240,10 @@ Test(conf, positional_arguments_and_short_flags)
 	cr_assert_eq(o.check, 1);
 	conf_free(keys, &c);
 
-	cr_assert_eq(load(&c, &o, &argc, argv, (const char *const[]){ "prog",
-	    "-f", "/dev/null", "-v", NULL }), 0);
+	cr_assert_eq(load(&c, &o, &argc, argv,
+	                 (const char *const[]){ "prog", "-f", "/dev/null",
+	                     "-v", NULL }),
+	    0);
 	cr_assert_eq(o.foreground, 0);
 	cr_assert_eq(o.verbose, 1);
 	conf_free(keys, &c);
@@ -291,8 +302,9 @@ Test(conf, value_types)
 
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		capture_begin();
-		rc = load(&c, &o, &argc, argv, (const char *const[]){ "prog",
-		    "-f", "/dev/null", cases[i].flag, cases[i].val, NULL });
+		rc = load(&c, &o, &argc, argv,
+		    (const char *const[]){ "prog", "-f", "/dev/null",
+		        cases[i].flag, cases[i].val, NULL });
 		err = capture_end();
 		if (cases[i].ok) {
 			cr_assert_eq(rc, 0, "%s %s: %s", cases[i].flag,
@@ -301,8 +313,8 @@ Test(conf, value_types)
 			if (!strcmp(cases[i].flag, "--workers"))
 				cr_assert_eq(c.workers, cases[i].want);
 			else if (!strcmp(cases[i].flag, "--max-size"))
-				cr_assert_eq(c.max_size, cases[i].want,
-				    "%s", cases[i].val);
+				cr_assert_eq(c.max_size, cases[i].want, "%s",
+				    cases[i].val);
 			else
 				cr_assert_eq((uint64_t)c.enabled,
 				    cases[i].want);
@@ -310,8 +322,10 @@ Test(conf, value_types)
 			cr_assert_eq(rc, -1, "%s \"%s\" accepted",
 			    cases[i].flag, cases[i].val);
 			cr_assert(strncmp(err, "flag ", 5) == 0 &&
-			    strstr(err, cases[i].flag) != NULL, "message "
-			    "does not name the flag: %s", err);
+			        strstr(err, cases[i].flag) != NULL,
+			    "message "
+			    "does not name the flag: %s",
+			    err);
 			cr_assert_eq(count_lines(err), 1, "%s", err);
 		}
 		free(err);
@@ -326,22 +340,22 @@ Test(conf, file_errors_name_file_and_line_all_of_them)
 	char *argv[8], *err, want[128];
 	int argc, rc, i;
 	const char *path = write_cfg(
-	    "[test]\n"                      /* 1 */
-	    "bogus = 1\n"                   /* 2 unknown key */
-	    "workers = 5\n"                 /* 3 fine */
-	    "[test\n"                       /* 4 malformed section */
-	    "no equals sign here\n"         /* 5 */
-	    "workers = lots\n"              /* 6 */
-	    "max_size = 12X\n"              /* 7 */
-	    "enabled = maybe\n"             /* 8 */
-	    "[test] x\n"                    /* 9 malformed section */
+	    "[test]\n"                         /* 1 */
+	    "bogus = 1\n"                      /* 2 unknown key */
+	    "workers = 5\n"                    /* 3 fine */
+	    "[test\n"                          /* 4 malformed section */
+	    "no equals sign here\n"            /* 5 */
+	    "workers = lots\n"                 /* 6 */
+	    "max_size = 12X\n"                 /* 7 */
+	    "enabled = maybe\n"                /* 8 */
+	    "[test] x\n"                       /* 9 malformed section */
 	    "workers = 99999999999999999999\n" /* 10 */
-	    "[other]\n"                     /* 11 */
-	    "bogus = fine, not our section\n" /* 12 */
-	    "[global]\n"                    /* 13 */
-	    "bogus = fine in global\n"      /* 14 */
-	    "[test]\n"                      /* 15 */
-	    "= no key\n");                  /* 16 */
+	    "[other]\n"                        /* 11 */
+	    "bogus = fine, not our section\n"  /* 12 */
+	    "[global]\n"                       /* 13 */
+	    "bogus = fine in global\n"         /* 14 */
+	    "[test]\n"                         /* 15 */
+	    "= no key\n");                     /* 16 */
 	static const struct {
 		int line;
 		const char *text;
@@ -358,8 +372,8 @@ Test(conf, file_errors_name_file_and_line_all_of_them)
 	};
 
 	capture_begin();
-	rc = load(&c, &o, &argc, argv, (const char *const[]){ "prog", "-f",
-	    path, NULL });
+	rc = load(&c, &o, &argc, argv,
+	    (const char *const[]){ "prog", "-f", path, NULL });
 	err = capture_end();
 	cr_assert_eq(rc, -1);
 	for (i = 0; i < (int)(sizeof(errs) / sizeof(errs[0])); i++) {
@@ -394,15 +408,17 @@ Test(conf, flag_errors_all_reported)
 	int argc, rc;
 
 	capture_begin();
-	rc = load(&c, &o, &argc, argv, (const char *const[]){ "prog", "-f",
-	    "/dev/null", "--bogus", "1", "-x", "--workers", "abc",
-	    "--enabled", NULL });
+	rc = load(&c, &o, &argc, argv,
+	    (const char *const[]){ "prog", "-f", "/dev/null", "--bogus", "1",
+	        "-x", "--workers", "abc", "--enabled", NULL });
 	err = capture_end();
 	cr_assert_eq(rc, -1);
 	cr_assert(strstr(err, "unknown flag --bogus") != NULL, "%s", err);
 	cr_assert(strstr(err, "unknown flag -x") != NULL, "%s", err);
-	cr_assert(strstr(err, "flag --workers: workers: expected a number, "
-	    "got \"abc\"") != NULL, "%s", err);
+	cr_assert(strstr(err,
+	              "flag --workers: workers: expected a number, "
+	              "got \"abc\"") != NULL,
+	    "%s", err);
 	cr_assert(strstr(err, "flag --enabled: needs a value") != NULL, "%s",
 	    err);
 	cr_assert_eq(count_lines(err), 4, "%s", err);
@@ -418,19 +434,21 @@ Test(conf, missing_file)
 	int argc, rc;
 
 	capture_begin();
-	rc = load(&c, &o, &argc, argv, (const char *const[]){ "prog", "-f",
-	    "/nonexistent/eventfold.conf", NULL });
+	rc = load(&c, &o, &argc, argv,
+	    (const char *const[]){ "prog", "-f", "/nonexistent/eventfold.conf",
+	        NULL });
 	err = capture_end();
 	cr_assert_eq(rc, -1);
-	cr_assert(strstr(err, "/nonexistent/eventfold.conf: No such file")
-	    != NULL, "%s", err);
+	cr_assert(strstr(err, "/nonexistent/eventfold.conf: No such file") !=
+	        NULL,
+	    "%s", err);
 	free(err);
 	conf_free(keys, &c);
 
 	/* -f without its file */
 	capture_begin();
-	rc = load(&c, &o, &argc, argv, (const char *const[]){ "prog", "-f",
-	    NULL });
+	rc = load(&c, &o, &argc, argv,
+	    (const char *const[]){ "prog", "-f", NULL });
 	err = capture_end();
 	cr_assert_eq(rc, -1);
 	cr_assert(strstr(err, "-f") != NULL, "%s", err);
@@ -446,13 +464,16 @@ Test(conf, print_and_usage)
 	int argc;
 	FILE *fp;
 
-	cr_assert_eq(load(&c, &o, &argc, argv, (const char *const[]){ "prog",
-	    "-f", "/dev/null", "--name", "x y", "--enabled", "1", NULL }), 0);
+	cr_assert_eq(load(&c, &o, &argc, argv,
+	                 (const char *const[]){ "prog", "-f", "/dev/null",
+	                     "--name", "x y", "--enabled", "1", NULL }),
+	    0);
 	fp = fmemopen(buf, sizeof(buf), "w");
 	cr_assert_not_null(fp);
 	conf_print(fp, keys, "test", &c);
 	fclose(fp);
-	cr_assert_str_eq(buf, "[test]\n"
+	cr_assert_str_eq(buf,
+	    "[test]\n"
 	    "data_dir = /var/lib/test\n"
 	    "name = x y\n"
 	    "workers = 4\n"
@@ -478,7 +499,8 @@ Test(conf, help_exits_zero, .exit_code = 0)
 	int argc;
 
 	/* prints usage on stdout and exits 0: never returns */
-	load(&c, &o, &argc, argv, (const char *const[]){ "prog", "-f",
-	    "/dev/null", "--help", NULL });
+	load(&c, &o, &argc, argv,
+	    (const char *const[]){ "prog", "-f", "/dev/null", "--help",
+	        NULL });
 	cr_assert_fail("conf_load returned on --help");
 }

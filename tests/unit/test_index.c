@@ -155,7 +155,8 @@ write_batch(uint32_t n, const uint32_t *streams)
 	pthread_rwlock_wrlock(&ix.lock);
 	for (k = 0; k < n; k++) {
 		cr_assert_eq(record_decode(buf + rec_off[k], len - rec_off[k],
-		    &ev, &rlen, 1), REC_OK);
+		                 &ev, &rlen, 1),
+		    REC_OK);
 		index_add(&ix, &ev, off + rec_off[k]);
 	}
 	pthread_rwlock_unlock(&ix.lock);
@@ -192,9 +193,9 @@ check_index(uint32_t nstreams)
 		uint64_t off = index_offset(&ix, p);
 
 		cr_assert_lt(off, journal_hot(&jr)->end);
-		cr_assert_eq(record_decode(journal_at(&jr, off), journal_hot(&jr)->end - off,
-		    &ev, &len, 1), REC_OK, "position %llu",
-		    (unsigned long long)p);
+		cr_assert_eq(record_decode(journal_at(&jr, off),
+		                 journal_hot(&jr)->end - off, &ev, &len, 1),
+		    REC_OK, "position %llu", (unsigned long long)p);
 		cr_assert_eq(ev.global_position, p);
 		event_id(id, p);
 		cr_assert_arr_eq(ev.event_id, id, UUID_LEN);
@@ -270,7 +271,7 @@ Test(index, empty)
 Test(index, small_log_and_reopen)
 {
 	static const uint32_t b1[] = { 0, 1, 0 }, b2[] = { 2 },
-	    b3[] = { 1, 0, 0, 2, 1 };
+	                      b3[] = { 1, 0, 0, 2, 1 };
 
 	index_init(&ix, &jr, NULL);
 	ix_live = 1;
@@ -358,8 +359,8 @@ Test(index, list_sorted_and_paged)
 	memcpy(after, want[9].stream_id, UUID_LEN);
 	after[15] ^= 0x01;
 	n = index_list(&ix, after, NS, page, &more);
-	cr_assert_eq(n, memcmp(after, want[9].stream_id, UUID_LEN) < 0 ?
-	    NS - 9 : NS - 10);
+	cr_assert_eq(n,
+	    memcmp(after, want[9].stream_id, UUID_LEN) < 0 ? NS - 9 : NS - 10);
 	/* streams created after a listing are merged in order */
 	for (k = NS; k < NS + 5; k++) {
 		uint32_t s = (uint32_t)k;
@@ -373,7 +374,8 @@ Test(index, list_sorted_and_paged)
 		cr_assert_eq(n, NS + 5);
 		for (k = 1; k < n; k++)
 			cr_assert_lt(memcmp(more_all[k - 1].stream_id,
-			    more_all[k].stream_id, UUID_LEN), 0);
+			                 more_all[k].stream_id, UUID_LEN),
+			    0);
 	}
 }
 
@@ -490,12 +492,14 @@ Test(journal, torn_tail_is_cut)
 		cr_assert_geq(fd, 0);
 		cr_assert_eq(write(fd, orig, cut), (ssize_t)cut);
 		close(fd);
-		cr_assert_eq(journal_open(&jr, dir, 0, 0, 0, count_visit, &cnt, &bad),
+		cr_assert_eq(journal_open(&jr, dir, 0, 0, 0, count_visit, &cnt,
+		                 &bad),
 		    0, "cut at %llu", (unsigned long long)cut);
 		cr_assert_eq(journal_hot(&jr)->end, off[2]);
 		cr_assert_eq(cnt.n, 5);
 		cr_assert_eq(cnt.bad, 0);
-		cr_assert_eq(file_size("seg-00000000000000000000.log"), off[2]);
+		cr_assert_eq(file_size("seg-00000000000000000000.log"),
+		    off[2]);
 		journal_close(&jr);
 	}
 	free(orig);
@@ -521,9 +525,11 @@ Test(journal, corruption_before_the_tail_is_refused)
 
 	index_init(&ix, &jr, NULL);
 	ix_live = 1;
-	cr_assert_eq(journal_open(&jr, dir, 0, 0, 0, visit, &ix, &bad), -EBADMSG);
+	cr_assert_eq(journal_open(&jr, dir, 0, 0, 0, visit, &ix, &bad),
+	    -EBADMSG);
 	cr_assert_eq(bad.off, off[1]);
-	cr_assert_eq(file_size("seg-00000000000000000000.log"), off[3], "nothing was cut");
+	cr_assert_eq(file_size("seg-00000000000000000000.log"), off[3],
+	    "nothing was cut");
 	index_free(&ix);
 
 	/* the explicit repair cuts there */
@@ -543,7 +549,8 @@ Test(journal, lock_is_exclusive)
 	index_init(&ix, &jr, NULL);
 	ix_live = 1;
 	open_fresh();
-	cr_assert_eq(journal_open(&other, dir, 0, 0, 0, visit, &ix, &bad), -EEXIST);
+	cr_assert_eq(journal_open(&other, dir, 0, 0, 0, visit, &ix, &bad),
+	    -EEXIST);
 	journal_close(&jr);
 	cr_assert_eq(journal_open(&other, dir, 0, 0, 0, visit, &ix, &bad), 0);
 	journal_close(&other);
@@ -564,7 +571,8 @@ Test(journal, bad_or_short_file_header)
 	close(fd);
 	index_init(&ix, &jr, NULL);
 	ix_live = 1;
-	cr_assert_eq(journal_open(&jr, dir, 0, 0, 0, visit, &ix, &bad), -EBADMSG);
+	cr_assert_eq(journal_open(&jr, dir, 0, 0, 0, visit, &ix, &bad),
+	    -EBADMSG);
 	cr_assert_eq(bad.off, 0);
 
 	/* shorter than a header: a creation that never finished */

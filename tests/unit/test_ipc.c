@@ -34,12 +34,40 @@ TestSuite(ipc, .init = cap_memory);
 /* Building messages. */
 
 static const uint8_t sid_bytes[UUID_LEN] = {
-	0x67, 0xe5, 0x50, 0x44, 0x10, 0xb1, 0x42, 0x6f,
-	0x92, 0x47, 0xbb, 0x68, 0x0e, 0x5f, 0xe0, 0xc8,
+	0x67,
+	0xe5,
+	0x50,
+	0x44,
+	0x10,
+	0xb1,
+	0x42,
+	0x6f,
+	0x92,
+	0x47,
+	0xbb,
+	0x68,
+	0x0e,
+	0x5f,
+	0xe0,
+	0xc8,
 };
 static const uint8_t eid_bytes[UUID_LEN] = {
-	0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x47, 0x08,
-	0x89, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f, 0x10,
+	0x01,
+	0x02,
+	0x03,
+	0x04,
+	0x05,
+	0x06,
+	0x47,
+	0x08,
+	0x89,
+	0x0a,
+	0x0b,
+	0x0c,
+	0x0d,
+	0x0e,
+	0x0f,
+	0x10,
 };
 static const uint8_t bin_payload[] = { 0, 1, 2, 0xff, 0, 0x80, '{', '}' };
 
@@ -117,14 +145,15 @@ build_samples(void)
 	struct ipc_read_all_req ra = { 5, 100, EF_BACKWARD };
 	struct ipc_list_req lr;
 	struct ipc_stream_info si;
-	struct ipc_status_rep st = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13 };
+	struct ipc_status_rep st = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
+		13 };
 	struct ef_event ev;
 	int i = 0, k;
 
 	for (k = 0; k < NSAMPLES; k++)
 		ipc_out_init(&samples[k].out);
-#define NEXT(n, kd) (samples[i].name = (n), samples[i].kind = (kd), \
-	    &samples[i++].out)
+#define NEXT(n, kd)                                                           \
+	(samples[i].name = (n), samples[i].kind = (kd), &samples[i++].out)
 	{
 		struct ipc_out *o = NEXT("append request", M_REQUEST);
 
@@ -174,7 +203,8 @@ build_samples(void)
 	{
 		struct ipc_out *o = NEXT("conflict reply", M_REPLY);
 
-		ipc_reply_begin(o, EF_S_VERSION_CONFLICT, "wrong expected "
+		ipc_reply_begin(o, EF_S_VERSION_CONFLICT,
+		    "wrong expected "
 		    "version: expected 3, actual 41");
 		ipc_conflict_encode(o, &conf);
 	}
@@ -253,7 +283,7 @@ build_samples(void)
 	{
 		struct ipc_out *o = NEXT("segments reply", M_REPLY);
 		struct ipc_segment_info sg = { 0, 10, 4096, { "archived", 8 },
-		    1024 };
+			1024 };
 
 		ipc_reply_begin(o, EF_S_OK, "ok");
 		ipc_segments_rep_begin(o, 2);
@@ -447,8 +477,9 @@ Test(ipc, reply_envelope_round_trip)
 		else
 			cr_assert_eq(in.message.len,
 			    strlen(ipc_status_text(s)));
-		cr_assert_arr_eq(in.message.ptr, s % 2 ? "custom message" :
-		    ipc_status_text(s), in.message.len);
+		cr_assert_arr_eq(in.message.ptr,
+		    s % 2 ? "custom message" : ipc_status_text(s),
+		    in.message.len);
 		ipc_in_close(&in);
 	}
 	ipc_out_free(&o);
@@ -527,7 +558,8 @@ Test(ipc, append_request_round_trip)
 		ipc_request_begin(&(o), (op), 1);                             \
 		encode;                                                       \
 		cr_assert_eq(ipc_request_open(&(in), (o).buf, (o).len,        \
-		    &why_), 0);                                               \
+		                 &why_),                                      \
+		    0);                                                       \
 	} while (0)
 
 Test(ipc, small_bodies_round_trip)
@@ -662,7 +694,8 @@ Test(ipc, read_reply_round_trip)
 	for (i = 0; i < 4; i++) {
 		make_event(&ev, i);
 		cr_assert_eq(ipc_event_decode(&rr.events->via.array.ptr[i],
-		    &got, &why), 0);
+		                 &got, &why),
+		    0);
 		assert_event_eq(&ev, &got);
 	}
 	ipc_in_close(&in);
@@ -670,8 +703,8 @@ Test(ipc, read_reply_round_trip)
 	make_event(&ev, 0);
 	ipc_out_reset(&o);
 	ipc_event_encode(&o, &ev);
-	cr_assert_leq(o.len, ipc_event_wire_size(ev.type_len, ev.metadata_len,
-	    ev.payload_len));
+	cr_assert_leq(o.len,
+	    ipc_event_wire_size(ev.type_len, ev.metadata_len, ev.payload_len));
 	ipc_out_free(&o);
 
 	OPEN_REPLY(o, in, {
@@ -710,7 +743,8 @@ Test(ipc, list_reply_round_trip)
 	cr_assert_eq(lr.more, false);
 	for (i = 0; i < 3; i++) {
 		cr_assert_eq(ipc_stream_info_decode(
-		    &lr.streams->via.array.ptr[i], &got, &why), 0);
+		                 &lr.streams->via.array.ptr[i], &got, &why),
+		    0);
 		cr_assert_eq(got.stream_id[3], i);
 		cr_assert_eq(got.event_count, i + 1);
 		cr_assert_eq(got.latest_version, i);
@@ -741,7 +775,8 @@ Test(ipc, publish_round_trip)
 	for (i = 0; i < 3; i++) {
 		make_event(&ev, 1000 + i);
 		cr_assert_eq(ipc_event_decode(&pub.events->via.array.ptr[i],
-		    &got, &why), 0);
+		                 &got, &why),
+		    0);
 		assert_event_eq(&ev, &got);
 	}
 	ipc_in_close(&in);
@@ -773,7 +808,8 @@ Test(ipc, every_truncation_is_refused)
 		len = samples[k].out.len;
 		why = NULL;
 		cr_assert_eq(open_any(samples[k].kind, &in, samples[k].out.buf,
-		    len, &why), 0, "%s: %s", samples[k].name, why);
+		                 len, &why),
+		    0, "%s: %s", samples[k].name, why);
 		ipc_in_close(&in);
 		for (cut = 0; cut < len; cut++) {
 			copy = malloc(cut ? cut : 1);
@@ -808,7 +844,8 @@ Test(ipc, trailing_bytes_are_refused)
 		copy[len] = 0xc0; /* a whole second object: nil */
 		why = NULL;
 		cr_assert_eq(open_any(samples[k].kind, &in, copy, len + 1,
-		    &why), EF_S_BAD_REQUEST, "%s", samples[k].name);
+		                 &why),
+		    EF_S_BAD_REQUEST, "%s", samples[k].name);
 		cr_assert_not_null(why);
 		ipc_in_close(&in);
 		free(copy);
@@ -870,9 +907,11 @@ Test(ipc, counts_and_lengths_beyond_the_message)
 		{ "fixext16 cut", { 0xd8, 1, 2 }, 3 },
 		{ "never-used byte", { 0xc1 }, 1 },
 		{ "envelope with array32 body",
-		    { 0x94, 1, 1, 1, 0xdd, 0xff, 0xff, 0xff, 0xff, 0xc0 }, 10 },
+		    { 0x94, 1, 1, 1, 0xdd, 0xff, 0xff, 0xff, 0xff, 0xc0 },
+		    10 },
 		{ "envelope with map32 body",
-		    { 0x94, 1, 1, 1, 0xdf, 0x7f, 0xff, 0xff, 0xff, 0xc0, 0xc0 },
+		    { 0x94, 1, 1, 1, 0xdf, 0x7f, 0xff, 0xff, 0xff, 0xc0,
+		        0xc0 },
 		    11 },
 		{ "empty", { 0 }, 0 },
 	};
@@ -1011,8 +1050,9 @@ Test(ipc, other_protocol_versions)
 		    EF_S_BAD_VERSION, "version %llu",
 		    (unsigned long long)versions[i]);
 		cr_assert_not_null(why);
-		cr_assert_eq(in.version, versions[i] > UINT32_MAX ?
-		    UINT32_MAX : (uint32_t)versions[i]);
+		cr_assert_eq(in.version,
+		    versions[i] > UINT32_MAX ? UINT32_MAX :
+		                               (uint32_t)versions[i]);
 		ipc_in_close(&in);
 		why = NULL;
 		cr_assert_eq(ipc_pub_open(&in, o.buf, o.len, &pub, &why),
@@ -1329,22 +1369,24 @@ check_schema(const char *what, decode_fn dec, const msgpack_object *good,
 			m = with_field(good, i, &wrong[t]);
 			why = NULL;
 			rc = dec(&m, &why);
-			cr_assert_neq(rc, 0, "%s: field %u (%s) accepted type "
-			    "%u", what, i, names[i] ? names[i] : "?", t);
+			cr_assert_neq(rc, 0,
+			    "%s: field %u (%s) accepted type "
+			    "%u",
+			    what, i, names[i] ? names[i] : "?", t);
 			cr_assert_not_null(why, "%s: no reason", what);
 			if (names[i] != NULL)
 				cr_assert(strstr(why, names[i]) != NULL,
 				    "%s: field %u of type %u: reason \"%s\" "
-				    "does not name \"%s\"", what, i, t, why,
-				    names[i]);
+				    "does not name \"%s\"",
+				    what, i, t, why, names[i]);
 			free(m.via.array.ptr);
 		}
 	for (i = 0; i < n; i++) {
 		m = with_field(good, i, NULL);
 		cr_assert_eq(m.via.array.size, n - 1);
 		why = NULL;
-		cr_assert_neq(dec(&m, &why), 0, "%s: field %u missing accepted",
-		    what, i);
+		cr_assert_neq(dec(&m, &why), 0,
+		    "%s: field %u missing accepted", what, i);
 		cr_assert_not_null(why);
 		free(m.via.array.ptr);
 	}
@@ -1358,8 +1400,10 @@ check_schema(const char *what, decode_fn dec, const msgpack_object *good,
 		if (t == 6)
 			continue;
 		why = NULL;
-		cr_assert_neq(dec(&wrong[t], &why), 0, "%s: type %u as the "
-		    "whole body", what, t);
+		cr_assert_neq(dec(&wrong[t], &why), 0,
+		    "%s: type %u as the "
+		    "whole body",
+		    what, t);
 	}
 }
 
@@ -1373,15 +1417,18 @@ sample_body(int k, struct ipc_in *in)
 	switch (samples[k].kind) {
 	case M_REQUEST:
 		cr_assert_eq(ipc_request_open(in, samples[k].out.buf,
-		    samples[k].out.len, &why), 0);
+		                 samples[k].out.len, &why),
+		    0);
 		break;
 	case M_REPLY:
 		cr_assert_eq(ipc_reply_open(in, samples[k].out.buf,
-		    samples[k].out.len, &why), 0);
+		                 samples[k].out.len, &why),
+		    0);
 		break;
 	case M_PUB:
 		cr_assert_eq(ipc_pub_open(in, samples[k].out.buf,
-		    samples[k].out.len, &pub, &why), 0);
+		                 samples[k].out.len, &pub, &why),
+		    0);
 		return &in->up.data;
 	}
 	return in->body;
@@ -1411,7 +1458,7 @@ Test(ipc, every_field_of_every_body)
 	b = sample_body(sample_index("append request"), &in);
 	check_schema("append", d_append, b, (const unsigned[]){ S, U, U, A },
 	    (const char *const[]){ "stream_id", "expected kind",
-	    "expected version", "events" });
+	        "expected version", "events" });
 	{
 		/* the fields of one proposed event, through the body */
 		const msgpack_object *ev0 =
@@ -1445,11 +1492,13 @@ Test(ipc, every_field_of_every_body)
 
 			/* missing each field, then one extra */
 			e = i < 4 ? with_field(ev0, i, NULL) :
-			    with_field(ev0, 4, &wrong[0]);
+			            with_field(ev0, 4, &wrong[0]);
 			evs = with_field(&b->via.array.ptr[3], 1, &e);
 			body = with_field(b, 3, &evs);
-			cr_assert_neq(d_append(&body, &why), 0, "event with "
-			    "field %u missing/extra accepted", i);
+			cr_assert_neq(d_append(&body, &why), 0,
+			    "event with "
+			    "field %u missing/extra accepted",
+			    i);
 			free(body.via.array.ptr);
 			free(evs.via.array.ptr);
 			free(e.via.array.ptr);
@@ -1459,87 +1508,90 @@ Test(ipc, every_field_of_every_body)
 
 	b = sample_body(sample_index("read_stream request"), &in);
 	check_schema("read_stream", d_read_stream, b,
-	    (const unsigned[]){ S, U, U, U }, (const char *const[]){
-	    "stream_id", "from_version", "max_count", "direction" });
+	    (const unsigned[]){ S, U, U, U },
+	    (const char *const[]){ "stream_id", "from_version", "max_count",
+	        "direction" });
 	ipc_in_close(&in);
 
 	b = sample_body(sample_index("read_all request"), &in);
 	check_schema("read_all", d_read_all, b, (const unsigned[]){ U, U, U },
 	    (const char *const[]){ "from_position", "max_count",
-	    "direction" });
+	        "direction" });
 	ipc_in_close(&in);
 
 	b = sample_body(sample_index("list request"), &in);
 	check_schema("list_streams", d_list, b,
-	    (const unsigned[]){ S | T_NIL, U }, (const char *const[]){
-	    "after", "max_count" });
+	    (const unsigned[]){ S | T_NIL, U },
+	    (const char *const[]){ "after", "max_count" });
 	ipc_in_close(&in);
 
 	b = sample_body(sample_index("append reply"), &in);
 	check_schema("append reply", d_append_rep, b,
-	    (const unsigned[]){ U, U, U, U }, (const char *const[]){
-	    "first_version", "last_version", "first_position",
-	    "last_position" });
+	    (const unsigned[]){ U, U, U, U },
+	    (const char *const[]){ "first_version", "last_version",
+	        "first_position", "last_position" });
 	ipc_in_close(&in);
 
 	b = sample_body(sample_index("conflict reply"), &in);
 	check_schema("conflict", d_conflict, b,
-	    (const unsigned[]){ T_BOOL, U }, (const char *const[]){ "exists",
-	    "actual" });
+	    (const unsigned[]){ T_BOOL, U },
+	    (const char *const[]){ "exists", "actual" });
 	ipc_in_close(&in);
 
 	b = sample_body(sample_index("read reply"), &in);
 	check_schema("read reply", d_read_rep, b,
-	    (const unsigned[]){ A, U, U | T_NIL }, (const char *const[]){
-	    "events", "head", "last_version" });
+	    (const unsigned[]){ A, U, U | T_NIL },
+	    (const char *const[]){ "events", "head", "last_version" });
 	check_schema("event", d_event, &b->via.array.ptr[0].via.array.ptr[0],
 	    (const unsigned[]){ T_BIN, T_BIN, U, U, S, BN, BN, U },
 	    (const char *const[]){ "event_id", "stream_id", "stream_version",
-	    "global_position", "event_type", "metadata", "payload",
-	    "recorded_at" });
+	        "global_position", "event_type", "metadata", "payload",
+	        "recorded_at" });
 	ipc_in_close(&in);
 
 	b = sample_body(sample_index("list reply"), &in);
 	check_schema("list reply", d_list_rep, b,
-	    (const unsigned[]){ A, T_BOOL }, (const char *const[]){ "streams",
-	    "more" });
+	    (const unsigned[]){ A, T_BOOL },
+	    (const char *const[]){ "streams", "more" });
 	check_schema("stream info", d_stream_info,
 	    &b->via.array.ptr[0].via.array.ptr[0],
-	    (const unsigned[]){ T_BIN, U, U }, (const char *const[]){
-	    "stream_id", "event_count", "latest_version" });
+	    (const unsigned[]){ T_BIN, U, U },
+	    (const char *const[]){ "stream_id", "event_count",
+	        "latest_version" });
 	ipc_in_close(&in);
 
 	b = sample_body(sample_index("status reply"), &in);
 	check_schema("status", d_status_rep, b,
 	    (const unsigned[]){ U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U,
-	    U, U, U },
+	        U, U, U },
 	    (const char *const[]){ "head", "streams", "log_bytes", "uptime_ms",
-	    "commits", "fsyncs", "events_written", "recover_ms",
-	    "recovered_events", "index_bytes", "segments", "sealed_bytes",
-	    "indexed_to", "archived_segments", "archived_bytes",
-	    "archived_raw", "cache_hits", "cache_misses", "cache_bytes" });
+	        "commits", "fsyncs", "events_written", "recover_ms",
+	        "recovered_events", "index_bytes", "segments", "sealed_bytes",
+	        "indexed_to", "archived_segments", "archived_bytes",
+	        "archived_raw", "cache_hits", "cache_misses", "cache_bytes" });
 	ipc_in_close(&in);
 
 	b = sample_body(sample_index("rotate reply"), &in);
 	check_schema("rotate reply", d_rotate_rep, b,
-	    (const unsigned[]){ T_BOOL, U, U, U }, (const char *const[]){
-	    "rotated", "sealed_base", "sealed_events", "hot_base" });
+	    (const unsigned[]){ T_BOOL, U, U, U },
+	    (const char *const[]){ "rotated", "sealed_base", "sealed_events",
+	        "hot_base" });
 	ipc_in_close(&in);
 
 	b = sample_body(sample_index("segments request"), &in);
-	check_schema("segments", d_segments_req, b,
-	    (const unsigned[]){ U, U }, (const char *const[]){ "from_base",
-	    "max_count" });
+	check_schema("segments", d_segments_req, b, (const unsigned[]){ U, U },
+	    (const char *const[]){ "from_base", "max_count" });
 	ipc_in_close(&in);
 
 	b = sample_body(sample_index("segments reply"), &in);
 	check_schema("segments reply", d_segments_rep, b,
-	    (const unsigned[]){ A, T_BOOL }, (const char *const[]){
-	    "segments", "more" });
+	    (const unsigned[]){ A, T_BOOL },
+	    (const char *const[]){ "segments", "more" });
 	check_schema("segment info", d_segment_info,
 	    &b->via.array.ptr[0].via.array.ptr[0],
-	    (const unsigned[]){ U, U, U, S, U }, (const char *const[]){
-	    "base", "events", "bytes", "state", "stored_bytes" });
+	    (const unsigned[]){ U, U, U, S, U },
+	    (const char *const[]){ "base", "events", "bytes", "state",
+	        "stored_bytes" });
 	ipc_in_close(&in);
 
 	b = sample_body(sample_index("backup request"), &in);
@@ -1549,20 +1601,21 @@ Test(ipc, every_field_of_every_body)
 
 	b = sample_body(sample_index("backup reply"), &in);
 	check_schema("backup reply", d_backup_rep, b,
-	    (const unsigned[]){ U, U, U, U, U, U }, (const char *const[]){
-	    "position", "segments", "linked", "copied", "bytes",
-	    "index_bytes" });
+	    (const unsigned[]){ U, U, U, U, U, U },
+	    (const char *const[]){ "position", "segments", "linked", "copied",
+	        "bytes", "index_bytes" });
 	ipc_in_close(&in);
 
 	b = sample_body(sample_index("import request"), &in);
-	check_schema("import", d_import_req, b, (const unsigned[]){ T_BOOL,
-	    A }, (const char *const[]){ "keep_positions", "events" });
+	check_schema("import", d_import_req, b,
+	    (const unsigned[]){ T_BOOL, A },
+	    (const char *const[]){ "keep_positions", "events" });
 	ipc_in_close(&in);
 
 	b = sample_body(sample_index("import request (run)"), &in);
-	check_schema("import (run)", d_import_req, b, (const unsigned[]){
-	    T_BOOL, A, U, U }, (const char *const[]){ "keep_positions",
-	    "events", "run", "seq" });
+	check_schema("import (run)", d_import_req, b,
+	    (const unsigned[]){ T_BOOL, A, U, U },
+	    (const char *const[]){ "keep_positions", "events", "run", "seq" });
 	{
 		struct ipc_import_req r;
 		const char *why = NULL;
@@ -1584,14 +1637,15 @@ Test(ipc, every_field_of_every_body)
 
 	b = sample_body(sample_index("import reply"), &in);
 	check_schema("import reply", d_import_rep, b,
-	    (const unsigned[]){ U, U, U }, (const char *const[]){
-	    "first_position", "count", "skipped" });
+	    (const unsigned[]){ U, U, U },
+	    (const char *const[]){ "first_position", "count", "skipped" });
 	ipc_in_close(&in);
 
 	b = sample_body(sample_index("archive reply"), &in);
 	check_schema("archive reply", d_archive_rep, b,
-	    (const unsigned[]){ T_BOOL, U, U, U, U }, (const char *const[]){
-	    "archived", "base", "raw_bytes", "comp_bytes", "left" });
+	    (const unsigned[]){ T_BOOL, U, U, U, U },
+	    (const char *const[]){ "archived", "base", "raw_bytes",
+	        "comp_bytes", "left" });
 	ipc_in_close(&in);
 
 	/* the envelopes themselves (their bodies may be anything) */
@@ -1600,11 +1654,12 @@ Test(ipc, every_field_of_every_body)
 		struct ipc_in in2;
 
 		cr_assert_eq(ipc_request_open(&in2, samples[0].out.buf,
-		    samples[0].out.len, &why), 0);
+		                 samples[0].out.len, &why),
+		    0);
 		check_schema("request envelope", d_request_env, &in2.up.data,
 		    (const unsigned[]){ U, U, U, T_ALL },
 		    (const char *const[]){ "version", "op", "request_id",
-		    NULL });
+		        NULL });
 		ipc_in_close(&in2);
 		b = sample_body(sample_index("error reply"), &in2);
 		check_schema("reply envelope", d_reply_env, &in2.up.data,
@@ -1615,7 +1670,7 @@ Test(ipc, every_field_of_every_body)
 		check_schema("publish", d_pub_env, b,
 		    (const unsigned[]){ U, U, U, A | T_NIL },
 		    (const char *const[]){ "version", "first", "last",
-		    "events" });
+		        "events" });
 		ipc_in_close(&in2);
 	}
 	free_samples();
@@ -1677,7 +1732,8 @@ Test(ipc, values_out_of_range)
 	/* IPC_MAX_EVENTS + 1 events (the bound itself is accepted) */
 	many.type = MSGPACK_OBJECT_ARRAY;
 	many.via.array.size = IPC_MAX_EVENTS + 1;
-	many.via.array.ptr = calloc(IPC_MAX_EVENTS + 1, sizeof(msgpack_object));
+	many.via.array.ptr = calloc(IPC_MAX_EVENTS + 1,
+	    sizeof(msgpack_object));
 	cr_assert_not_null(many.via.array.ptr);
 	for (i = 0; i <= IPC_MAX_EVENTS; i++)
 		many.via.array.ptr[i] = b->via.array.ptr[3].via.array.ptr[0];
@@ -1715,13 +1771,21 @@ Test(ipc, values_out_of_range)
 	{
 		const msgpack_object *ev0 =
 		    &b->via.array.ptr[0].via.array.ptr[0];
-		struct { uint32_t field; int type; uint32_t size; int ok; }
-		    cases[] = {
-			{ 0, 8, 15, 0 }, { 0, 8, 17, 0 }, { 1, 8, 15, 0 },
-			{ 1, 8, 0, 0 }, { 4, 5, RECORD_TYPE_MAX + 1, 0 },
+		struct {
+			uint32_t field;
+			int type;
+			uint32_t size;
+			int ok;
+		} cases[] = {
+			{ 0, 8, 15, 0 },
+			{ 0, 8, 17, 0 },
+			{ 1, 8, 15, 0 },
+			{ 1, 8, 0, 0 },
+			{ 4, 5, RECORD_TYPE_MAX + 1, 0 },
 			{ 4, 5, RECORD_TYPE_MAX, 1 },
 			{ 5, 8, RECORD_MAX + 1, 0 },
-			{ 6, 8, RECORD_MAX + 1, 0 }, { 6, 8, RECORD_MAX, 1 },
+			{ 6, 8, RECORD_MAX + 1, 0 },
+			{ 6, 8, RECORD_MAX, 1 },
 		};
 		size_t k;
 
@@ -1782,8 +1846,9 @@ Test(ipc, values_out_of_range)
 		/* publish: last before first; count not matching */
 		ipc_out_reset(&o);
 		ipc_pub_begin(&o, 10, 9, 0);
-		cr_assert_eq(ipc_pub_open(&in, o.buf, o.len, &(struct ipc_pub){
-		    0 }, &why), EF_S_BAD_REQUEST);
+		cr_assert_eq(ipc_pub_open(&in, o.buf, o.len,
+		                 &(struct ipc_pub){ 0 }, &why),
+		    EF_S_BAD_REQUEST);
 		ipc_in_close(&in);
 		ipc_out_reset(&o);
 		{
@@ -1795,8 +1860,9 @@ Test(ipc, values_out_of_range)
 			make_event(&ev, 11);
 			ipc_event_encode(&o, &ev);
 		}
-		cr_assert_eq(ipc_pub_open(&in, o.buf, o.len, &(struct ipc_pub){
-		    0 }, &why), EF_S_BAD_REQUEST);
+		cr_assert_eq(ipc_pub_open(&in, o.buf, o.len,
+		                 &(struct ipc_pub){ 0 }, &why),
+		    EF_S_BAD_REQUEST);
 		cr_assert_str_eq(why, "events");
 		ipc_in_close(&in);
 		ipc_out_free(&o);
@@ -1888,16 +1954,17 @@ Test(ipc, mutation_fuzz, .timeout = 60)
 
 				switch (r % 5) {
 				case 0: /* flip a bit */
-					buf[at] ^= (uint8_t)(1u <<
-					    (r >> 4 & 7));
+					buf[at] ^= (uint8_t)(1u
+					    << (r >> 4 & 7));
 					break;
 				case 1: /* a random byte */
 					buf[at] = (uint8_t)(r >> 40);
 					break;
 				case 2: /* an interesting byte */
-					buf[at] = (const uint8_t[]){ 0xdd, 0xdf,
-					    0xdb, 0xc6, 0xc9, 0xff, 0x00, 0x7f,
-					    0xc0, 0xc1 }[(r >> 32) % 10];
+					buf[at] = (const uint8_t[]){ 0xdd,
+						0xdf, 0xdb, 0xc6, 0xc9, 0xff,
+						0x00, 0x7f, 0xc0,
+						0xc1 }[(r >> 32) % 10];
 					break;
 				case 3: /* cut */
 					len = at + 1;
@@ -1947,8 +2014,9 @@ exec_with(struct ipc_exec_req *r, struct ipc_str *field, const char *s,
 	cr_assert_eq(ipc_exec_req_decode(in.body, &back, &why) != 0, want,
 	    "%s: %s", name, why ? why : "");
 	if (want != 0)
-		cr_assert(strstr(why, name) != NULL && strstr(why, "NUL") !=
-		    NULL, "%s", why);
+		cr_assert(strstr(why, name) != NULL &&
+		        strstr(why, "NUL") != NULL,
+		    "%s", why);
 	ipc_in_close(&in);
 	ipc_out_free(&o);
 }

@@ -39,8 +39,10 @@ static void
 check(const char *s, size_t n)
 {
 	if (json_plain((const uint8_t *)s, n))
-		cr_assert(jansson_same(s, n), "json_plain says 1 for \"%.*s\" "
-		    "but jansson disagrees", (int)n, s);
+		cr_assert(jansson_same(s, n),
+		    "json_plain says 1 for \"%.*s\" "
+		    "but jansson disagrees",
+		    (int)n, s);
 }
 
 Test(jsonplain, plain_forms_take_the_fast_path)
@@ -64,8 +66,8 @@ Test(jsonplain, everything_else_goes_to_jansson)
 		"1e3", "-0", "01", "1234567890123456789", "{\"a\":1,\"a\":2}",
 		"\"\\u00e9\"", "\"\\n\"", "\"caf\xc3\xa9\"", "[1,]", "{\"a\"}",
 		"[", "]", "{", "}", "[1", "{\"a\":1", "tru", "nul", "\"abc",
-		"[1]x", "{\"a\":1}}", "\"a\nb\"", "-", "+1", "[01]",
-		"{1:2}", "{\"a\":}", "[,1]", NULL };
+		"[1]x", "{\"a\":1}}", "\"a\nb\"", "-", "+1", "[01]", "{1:2}",
+		"{\"a\":}", "[,1]", NULL };
 	int i;
 
 	for (i = 0; no[i] != NULL; i++)

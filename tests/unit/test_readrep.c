@@ -23,8 +23,8 @@ fill(struct ef_event *ev, uint64_t i, uint8_t *md, uint8_t *pl)
 	memset(ev, 0, sizeof(*ev));
 	memset(ev->event_id, (int)(0x10 + i), UUID_LEN);
 	memset(ev->stream_id, (int)(0x80 + i), UUID_LEN);
-	ev->stream_version = i * 300;       /* fixint, uint16 forms */
-	ev->global_position = i << 33;      /* up to uint64 */
+	ev->stream_version = i * 300;  /* fixint, uint16 forms */
+	ev->global_position = i << 33; /* up to uint64 */
 	ev->recorded_at = 1764633600000ull + i;
 	ev->type = i % 2 ? "OrderPlaced" : "x";
 	ev->type_len = (uint32_t)strlen(ev->type);

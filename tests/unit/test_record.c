@@ -17,8 +17,8 @@
 #include "uuid.h"
 
 static void
-fill_event(struct ef_event *ev, uint64_t pos, const char *type,
-    const char *md, const char *payload)
+fill_event(struct ef_event *ev, uint64_t pos, const char *type, const char *md,
+    const char *payload)
 {
 	int i;
 
@@ -196,8 +196,10 @@ Test(record, every_bit_flip_is_detected)
 			memcpy(copy, buf, len);
 			copy[i] ^= (uint8_t)(1u << bit);
 			st = record_decode(copy, len, &out, &rlen, 1);
-			cr_assert_neq(st, REC_OK, "flip of byte %zu bit %d "
-			    "not detected", i, bit);
+			cr_assert_neq(st, REC_OK,
+			    "flip of byte %zu bit %d "
+			    "not detected",
+			    i, bit);
 		}
 	free(copy);
 	free(buf);
@@ -345,8 +347,8 @@ Test(logfile_hdr, round_trip_truncation_and_every_bit_flip)
 			memcpy(copy, buf, LOGFILE_HDR);
 			copy[i] ^= (uint8_t)(1u << bit);
 			st = logfile_hdr_decode(copy, LOGFILE_HDR, &base);
-			cr_assert_neq(st, REC_OK, "flip of byte %zu bit %d",
-			    i, bit);
+			cr_assert_neq(st, REC_OK, "flip of byte %zu bit %d", i,
+			    bit);
 			if (i < 8)
 				cr_assert_eq(st, REC_BADMAGIC);
 		}
@@ -421,8 +423,8 @@ Test(batch, verify_good_image)
 	off = LOGFILE_HDR;
 	for (b = 0; b < im.nbatches; b++) {
 		cr_assert_eq(off, im.batch_off[b]);
-		cr_assert_eq(batch_verify(im.buf, im.len, off, pos, 1, &len), 0,
-		    "batch %d", b);
+		cr_assert_eq(batch_verify(im.buf, im.len, off, pos, 1, &len),
+		    0, "batch %d", b);
 		pos += get_le32(im.buf + off + 8);
 		off += len;
 	}
@@ -430,9 +432,11 @@ Test(batch, verify_good_image)
 	cr_assert_eq(pos, 109);
 	/* the wrong expected position is refused only when checked */
 	cr_assert_eq(batch_verify(im.buf, im.len, im.batch_off[1], 104, 1,
-	    &len), -1);
+	                 &len),
+	    -1);
 	cr_assert_eq(batch_verify(im.buf, im.len, im.batch_off[1], 104, 0,
-	    &len), 0);
+	                 &len),
+	    0);
 	cr_assert_eq(batch_find_after(im.buf, im.len, LOGFILE_HDR), 1);
 	cr_assert_eq(batch_find_after(im.buf, im.len, im.batch_off[2]), 0);
 }
@@ -447,13 +451,15 @@ Test(batch, every_truncation_of_the_last_batch)
 	image_batch(&im, 3, -1, 0);
 	for (size = im.batch_off[1]; size < im.len; size++) {
 		cr_assert_eq(batch_verify(im.buf, size, im.batch_off[1], 2, 1,
-		    &len), -1, "size %lu", (unsigned long)size);
+		                 &len),
+		    -1, "size %lu", (unsigned long)size);
 		/* a torn tail: no intact batch after the cut point */
 		cr_assert_eq(batch_find_after(im.buf, size, im.batch_off[1]),
 		    0);
 		/* the batch before it is untouched */
 		cr_assert_eq(batch_verify(im.buf, size, im.batch_off[0], 0, 1,
-		    &len), 0);
+		                 &len),
+		    0);
 	}
 }
 
@@ -475,10 +481,12 @@ Test(batch, every_bit_flip_in_a_batch)
 			memcpy(&copy, &im, sizeof(im));
 			copy.buf[i] ^= (uint8_t)(1u << bit);
 			cr_assert_eq(batch_verify(copy.buf, copy.len, start, 2,
-			    1, &len), -1, "flip of byte %zu bit %d", i, bit);
+			                 1, &len),
+			    -1, "flip of byte %zu bit %d", i, bit);
 			/* corruption before the tail: intact data follows */
 			cr_assert_eq(batch_find_after(copy.buf, copy.len,
-			    start), 1, "byte %zu bit %d", i, bit);
+			                 start),
+			    1, "byte %zu bit %d", i, bit);
 		}
 }
 
@@ -489,8 +497,10 @@ Test(batch, positions_must_be_consecutive)
 
 	image_init(&im, 0);
 	image_batch(&im, 3, 1, 1); /* second record claims position 2 */
-	cr_assert_eq(batch_verify(im.buf, im.len, LOGFILE_HDR, 0, 1, &len), -1);
-	cr_assert_eq(batch_verify(im.buf, im.len, LOGFILE_HDR, 0, 0, &len), -1);
+	cr_assert_eq(batch_verify(im.buf, im.len, LOGFILE_HDR, 0, 1, &len),
+	    -1);
+	cr_assert_eq(batch_verify(im.buf, im.len, LOGFILE_HDR, 0, 0, &len),
+	    -1);
 }
 
 Test(batch, body_length_must_match_records)
@@ -513,11 +523,13 @@ Test(batch, body_length_must_match_records)
 	h.body_len--;
 	h.count = 3;
 	batch_hdr_encode(im.buf + LOGFILE_HDR, &h);
-	cr_assert_eq(batch_verify(im.buf, im.len, LOGFILE_HDR, 0, 1, &len), -1);
+	cr_assert_eq(batch_verify(im.buf, im.len, LOGFILE_HDR, 0, 1, &len),
+	    -1);
 	/* and fewer */
 	h.count = 1;
 	batch_hdr_encode(im.buf + LOGFILE_HDR, &h);
-	cr_assert_eq(batch_verify(im.buf, im.len, LOGFILE_HDR, 0, 1, &len), -1);
+	cr_assert_eq(batch_verify(im.buf, im.len, LOGFILE_HDR, 0, 1, &len),
+	    -1);
 }
 
 Test(batch, find_after_ignores_stray_magic)
@@ -539,5 +551,6 @@ Test(batch, find_after_ignores_stray_magic)
 	cr_assert_eq(batch_find_after(im.buf, im.len, off), 1);
 	/* starting exactly at a frame skips that frame itself */
 	cr_assert_eq(batch_find_after(im.buf, im.len,
-	    im.batch_off[im.nbatches - 1]), 0);
+	                 im.batch_off[im.nbatches - 1]),
+	    0);
 }

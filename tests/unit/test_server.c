@@ -23,10 +23,10 @@
 #include "ipc.h"
 #include "server.h"
 
-#define OP_ECHO  EF_OP_STATUS  /* answers at once */
-#define OP_LATER EF_OP_APPEND  /* deferred, answered by another thread */
-#define OP_SLOW  EF_OP_ROTATE  /* blocks its thread for a second */
-#define OP_SHUT  EF_OP_BACKUP  /* refused by the admit hook */
+#define OP_ECHO  EF_OP_STATUS /* answers at once */
+#define OP_LATER EF_OP_APPEND /* deferred, answered by another thread */
+#define OP_SLOW  EF_OP_ROTATE /* blocks its thread for a second */
+#define OP_SHUT  EF_OP_BACKUP /* refused by the admit hook */
 
 static char dir[64], url[128];
 static struct srv *srv;
@@ -216,8 +216,10 @@ Test(server, table_and_server_errors)
 	cr_assert_eq(send_req(s, 99, OP_ECHO, 0), 0);
 	cr_assert_eq(recv_rep(s, &status, msg, sizeof(msg)), 0);
 	cr_assert_eq(status, EF_S_BAD_VERSION);
-	cr_assert(strstr(msg, "this test-server speaks version "
-	    EF_STR(EF_PROTO_VERSION)) != NULL, "%s", msg);
+	cr_assert(strstr(msg,
+	              "this test-server speaks version " EF_STR(
+	                  EF_PROTO_VERSION)) != NULL,
+	    "%s", msg);
 	/* not msgpack at all */
 	cr_assert_eq(nng_send(s, "\xc1\xc1", 2, 0), 0);
 	cr_assert_eq(recv_rep(s, &status, msg, sizeof(msg)), 0);
@@ -318,7 +320,8 @@ Test(server, deferred_reply_from_another_thread)
 
 		memset(&in, 0, sizeof(in));
 		cr_assert_eq(ipc_reply_open(&in, nng_msg_body(m),
-		    nng_msg_len(m), &why), 0);
+		                 nng_msg_len(m), &why),
+		    0);
 		status = in.status;
 		snprintf(msg, sizeof(msg), "%.*s", (int)in.message.len,
 		    in.message.ptr);
@@ -379,7 +382,7 @@ stop_main(void *arg)
 Test(server, stop_answers_requests_in_flight)
 {
 	struct client slow = { .op = OP_SLOW }, held = { .op = OP_LATER },
-	    late = { .op = OP_ECHO };
+	              late = { .op = OP_ECHO };
 	pthread_t t1, t2, t3, tr, ts;
 
 	start(4, 2, 0);

@@ -26,7 +26,8 @@ Test(urllist, several_blanks_and_empty_items)
 	char **v = NULL;
 
 	cr_assert_eq(urllist_split(" nats://a:1 ,nats://b:2,, \tnats://c:3 ,",
-	    &v), 3);
+	                 &v),
+	    3);
 	cr_assert_str_eq(v[0], "nats://a:1");
 	cr_assert_str_eq(v[1], "nats://b:2");
 	cr_assert_str_eq(v[2], "nats://c:3");
@@ -51,17 +52,18 @@ Test(hostport, forms)
 	char h[64], p[16];
 
 	cr_assert_eq(hostport_split("127.0.0.1:9091", h, sizeof(h), p,
-	    sizeof(p)), 0);
+	                 sizeof(p)),
+	    0);
 	cr_assert_str_eq(h, "127.0.0.1");
 	cr_assert_str_eq(p, "9091");
-	cr_assert_eq(hostport_split("[::1]:9091", h, sizeof(h), p,
-	    sizeof(p)), 0);
+	cr_assert_eq(hostport_split("[::1]:9091", h, sizeof(h), p, sizeof(p)),
+	    0);
 	cr_assert_str_eq(h, "::1");
 	cr_assert_str_eq(p, "9091");
 	cr_assert_eq(hostport_split(":9091", h, sizeof(h), p, sizeof(p)), 0);
 	cr_assert_str_eq(h, "");
-	cr_assert_eq(hostport_split("localhost", h, sizeof(h), p,
-	    sizeof(p)), -1);
-	cr_assert_eq(hostport_split("[::1]9091", h, sizeof(h), p,
-	    sizeof(p)), -1);
+	cr_assert_eq(hostport_split("localhost", h, sizeof(h), p, sizeof(p)),
+	    -1);
+	cr_assert_eq(hostport_split("[::1]9091", h, sizeof(h), p, sizeof(p)),
+	    -1);
 }

@@ -14,8 +14,22 @@
 #include "uuid.h"
 
 static const uint8_t want[UUID_LEN] = {
-	0x67, 0xe5, 0x50, 0x44, 0x10, 0xb1, 0x42, 0x6f,
-	0x92, 0x47, 0xbb, 0x68, 0x0e, 0x5f, 0xe0, 0xc8,
+	0x67,
+	0xe5,
+	0x50,
+	0x44,
+	0x10,
+	0xb1,
+	0x42,
+	0x6f,
+	0x92,
+	0x47,
+	0xbb,
+	0x68,
+	0x0e,
+	0x5f,
+	0xe0,
+	0xc8,
 };
 
 /* Parses s from an exactly-sized heap copy, so over-reads are caught. */
@@ -74,30 +88,30 @@ Test(uuid, length_is_explicit)
 
 static const char *const bad[] = {
 	"",
-	"67e55044-10b1-426f-9247-bb680e5fe0c",     /* one digit short */
-	"67e55044-10b1-426f-9247-bb680e5fe0c8a",   /* one digit over */
-	"67e5504-410b1-426f-9247-bb680e5fe0c8",    /* hyphen moved */
-	"67e55044-10b1-426f-9247bb680e5fe0c8-",    /* hyphen moved to end */
-	"67e55044_10b1_426f_9247_bb680e5fe0c8",    /* not hyphens */
+	"67e55044-10b1-426f-9247-bb680e5fe0c",   /* one digit short */
+	"67e55044-10b1-426f-9247-bb680e5fe0c8a", /* one digit over */
+	"67e5504-410b1-426f-9247-bb680e5fe0c8",  /* hyphen moved */
+	"67e55044-10b1-426f-9247bb680e5fe0c8-",  /* hyphen moved to end */
+	"67e55044_10b1_426f_9247_bb680e5fe0c8",  /* not hyphens */
 	"67e55044 10b1 426f 9247 bb680e5fe0c8",
-	"67e55044-10b1-426f-9247-bb680e5fe0g8",    /* not hex */
+	"67e55044-10b1-426f-9247-bb680e5fe0g8", /* not hex */
 	"67e55044-10b1-426f-9247-bb680e5fe0c ",
-	" 67e55044-10b1-426f-9247-bb680e5fe0c8",   /* whitespace */
+	" 67e55044-10b1-426f-9247-bb680e5fe0c8", /* whitespace */
 	"67e55044-10b1-426f-9247-bb680e5fe0c8 ",
-	"+7e55044-10b1-426f-9247-bb680e5fe0c8",    /* sign */
+	"+7e55044-10b1-426f-9247-bb680e5fe0c8", /* sign */
 	"67e55044-+0b1-426f-9247-bb680e5fe0c8",
-	"67e5504410b1426f9247bb680e5fe0c",         /* 31 digits */
-	"67e5504410b1426f9247bb680e5fe0c8a",       /* 33 digits */
-	"67e5504410b1426f9247bb680e5fe0c80000",    /* 36 digits, no hyphens */
+	"67e5504410b1426f9247bb680e5fe0c",      /* 31 digits */
+	"67e5504410b1426f9247bb680e5fe0c8a",    /* 33 digits */
+	"67e5504410b1426f9247bb680e5fe0c80000", /* 36 digits, no hyphens */
 	"0x67e5504410b1426f9247bb680e5fe0c8",
 	"67e5504410b1426f9247bb680e5fe0cz",
-	"67e55044-10b1426f9247bb680e5fe0c8",       /* some hyphens only */
-	"{67e55044-10b1-426f-9247-bb680e5fe0c8",   /* unbalanced braces */
+	"67e55044-10b1426f9247bb680e5fe0c8",     /* some hyphens only */
+	"{67e55044-10b1-426f-9247-bb680e5fe0c8", /* unbalanced braces */
 	"67e55044-10b1-426f-9247-bb680e5fe0c8}",
 	"{67e55044-10b1-426f-9247-bb680e5fe0c8]",
 	"[67e55044-10b1-426f-9247-bb680e5fe0c8]",
 	"(67e55044-10b1-426f-9247-bb680e5fe0c8)",
-	"{67e5504410b1426f9247bb680e5fe0c8}",      /* braced simple form */
+	"{67e5504410b1426f9247bb680e5fe0c8}", /* braced simple form */
 	"{{67e55044-10b1-426f-9247-bb680e5fe0c8}}",
 	"{ 67e55044-10b1-426f-9247-bb680e5fe0c8}",
 	"urn:uuid:67e5504410b1426f9247bb680e5fe0c8", /* urn simple form */
@@ -180,7 +194,7 @@ Test(uuid, every_single_character_change_is_caught_or_exact)
 				size_t digit = i - (i > 8) - (i > 13) -
 				    (i > 18) - (i > 23);
 				int v = c <= '9' ? c - '0' :
-				    (c | 0x20) - 'a' + 10;
+				                   (c | 0x20) - 'a' + 10;
 				uint8_t *e = &expect[digit / 2];
 
 				if (digit % 2 == 0)
@@ -209,8 +223,8 @@ Test(uuid, format_is_lowercase_hyphenated)
 			cr_assert_eq(buf[i], '-');
 		else
 			cr_assert((buf[i] >= '0' && buf[i] <= '9') ||
-			    (buf[i] >= 'a' && buf[i] <= 'f'), "char %d: %c",
-			    i, buf[i]);
+			        (buf[i] >= 'a' && buf[i] <= 'f'),
+			    "char %d: %c", i, buf[i]);
 	}
 	cr_assert_eq(uuid_parse(buf, 36, back), 0);
 	cr_assert_arr_eq(back, all, UUID_LEN);
@@ -231,7 +245,7 @@ cmp16(const void *a, const void *b)
 Test(uuid, random_is_version_4_and_distinct)
 {
 	enum { N = 4096 };
-	uint8_t (*u)[UUID_LEN] = calloc(N, UUID_LEN), back[UUID_LEN];
+	uint8_t(*u)[UUID_LEN] = calloc(N, UUID_LEN), back[UUID_LEN];
 	char buf[UUID_STR_LEN];
 	int i;
 

@@ -63,11 +63,11 @@ extern "C" {
 #define EFP_EIO       (-7) /* the host's storage failed */
 
 /* Bounds checked by the host functions (EFP_EINVAL beyond them). */
-#define EFP_KEY_MAX       511         /* kv key bytes, at least 1 */
-#define EFP_VALUE_MAX     (16u << 20) /* kv value bytes */
-#define EFP_TYPE_MAX      256         /* event and command type bytes */
-#define EFP_EVENTS_MAX    1024        /* events one handle() may emit */
-#define EFP_COMMANDS_MAX  256         /* commands one react() may send */
+#define EFP_KEY_MAX      511         /* kv key bytes, at least 1 */
+#define EFP_VALUE_MAX    (16u << 20) /* kv value bytes */
+#define EFP_TYPE_MAX     256         /* event and command type bytes */
+#define EFP_EVENTS_MAX   1024        /* events one handle() may emit */
+#define EFP_COMMANDS_MAX 256         /* commands one react() may send */
 
 /* Log levels of host->log(). */
 #define EFP_LOG_DEBUG 0
@@ -224,8 +224,8 @@ struct efp_host {
 	 * command with a message for the caller (copied); events emitted
 	 * before are dropped. EFP_ESTATE after a rejection.
 	 */
-	int (*emit)(struct efp_ctx *ctx, const char *type,
-	    const void *payload, size_t len);
+	int (*emit)(struct efp_ctx *ctx, const char *type, const void *payload,
+	    size_t len);
 	int (*reject)(struct efp_ctx *ctx, const char *message);
 
 	/*
@@ -244,8 +244,9 @@ struct efp_host {
 	    const void *val, size_t vlen);
 	int (*kv_del)(struct efp_ctx *ctx, const void *key, size_t klen);
 	int (*kv_iter)(struct efp_ctx *ctx, const void *start, size_t slen,
-	    int (*fn)(void *arg, const void *key, size_t klen,
-	        const void *val, size_t vlen), void *arg);
+	    int (*fn)(void *arg, const void *key, size_t klen, const void *val,
+	        size_t vlen),
+	    void *arg);
 
 	/*
 	 * Process manager react() only: send a command to instance_id of
@@ -281,10 +282,11 @@ struct efp_plugin_info {
 
 /* Defines the exported symbol: EFP_PLUGIN("todo", "1.0", init, NULL); */
 #define EFP_PLUGIN(name, version, init, fini)                                 \
-	__attribute__((visibility("default"))) const struct efp_plugin_info  \
-	    eventfold_plugin_info = { EFP_ABI_VERSION,                        \
-		    sizeof(struct efp_plugin_info), (name), (version), (init),\
-		    (fini) }
+	__attribute__((visibility("default")))                                \
+	const struct efp_plugin_info eventfold_plugin_info = {                \
+		EFP_ABI_VERSION, sizeof(struct efp_plugin_info), (name),      \
+		(version), (init), (fini)                                     \
+	}
 
 #ifdef __cplusplus
 }
