@@ -215,6 +215,15 @@ acall_cb(void *arg)
 	default:
 		break;
 	}
+	if (a->stage == STAGE_RECV && a->dialer != NULL) {
+		if (rv == 0)
+			dialer_answered(a->dialer,
+			    nng_msg_get_pipe(nng_aio_get_msg(a->aio)));
+		else if (rv == NNG_ETIMEDOUT)
+			/* sent, and no reply by the deadline: maybe on a
+			 * connection the daemon never took */
+			(void)dialer_drop_unanswered(a->dialer);
+	}
 	if (a->resend && connection_lost(rv) && ms_left(a) > 5 &&
 	    (a->halt == NULL || !__atomic_load_n(a->halt, __ATOMIC_RELAXED))) {
 		/* the connection broke under the request: send it again on

@@ -59,6 +59,11 @@ struct acall {
 	/* options, the owner's to set after acall_init */
 	bool resend;      /* a request whose connection broke goes again */
 	const bool *halt; /* if set: no resend once *halt (atomic) */
+	/* if set: the dialer of the socket; a reply marks its connection
+	 * answered, and a trip that timed out waiting for its reply closes
+	 * the connections that never answered (guard.h,
+	 * dialer_drop_unanswered: nng 1.5's orphaned connections) */
+	struct ef_dialer *dialer;
 };
 
 /*

@@ -738,6 +738,8 @@ slot_init(struct gw *gw, struct call *c, const struct method *m,
 			fatalx("cannot open an nng context to %s",
 			    peer_name(c));
 		c->ac.resend = true;
+		c->ac.dialer = c->peer == PEER_RUNNER ? &gw->runner_dialer :
+		                                        &gw->store_dialer;
 	}
 }
 

@@ -908,6 +908,7 @@ sub_start(struct call *c, bool is_stream, const uint8_t *sid, uint64_t from)
 	if (acall_init(&s->ac, gw->store, "eventfold-stored", sub_read_done,
 	        s) != 0)
 		fatalx("cannot open an nng context to stored");
+	s->ac.dialer = &gw->store_dialer;
 	s->gw = gw;
 	s->send_tag.fn = sub_send_done;
 	s->close_tag.fn = sub_close_done;

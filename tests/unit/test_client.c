@@ -28,6 +28,7 @@
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/supplemental/util/platform.h>
 
+#include "acall.h"
 #include "client.h"
 #include "guard.h"
 
@@ -146,27 +147,22 @@ teardown(void)
 	rmdir(dir);
 }
 
-TestSuite(client, .init = setup, .fini = teardown, .timeout = 60);
-
-Test(client, orphaned_connection)
+/*
+ * Wedges listener la (nng 1.5.2, nng #1518) and connects the client cl
+ * to it through the name "sock" (url): its one connection is then one
+ * the listener never took, on which nothing is answered.
+ */
+static void
+wedge_and_connect(nng_listener la, const char *url)
 {
-	char a[300], b[300], url[320];
-	nng_listener la, lb;
+	char a[300];
 	nng_msg *rep = NULL;
 	uint64_t t0, end, other = 0;
-	int i, tries, rv, ok = 0, timeouts = 0, orphaned = 0;
+	int i, tries, rv, orphaned = 0;
 
 	path_of(a, sizeof(a), "a");
-	path_of(b, sizeof(b), "b");
-	snprintf(url, sizeof(url), "ipc://%s", a);
-	cr_assert_eq(nng_listen(srv, url, &la, 0), 0);
-	snprintf(url, sizeof(url), "ipc://%s", b);
-	cr_assert_eq(nng_listen(srv, url, &lb, 0), 0);
-	snprintf(url, sizeof(url), "ipc://%s/sock", dir);
-
 	/*
-	 * Wedge listener a (nng 1.5.2, nng #1518) and connect the client
-	 * to it through the name. Not every early hang-up stops the
+	 * Not every early hang-up stops the
 	 * listener (some errors only pause it), so the client's first call
 	 * tells: answered, the listener still works and it is tried again.
 	 */
@@ -202,6 +198,27 @@ Test(client, orphaned_connection)
 	    "no rude peer stopped the listener in %d tries: "
 	    "is this nng newer than 1.5 (then the test has nothing to show)?",
 	    tries);
+}
+
+TestSuite(client, .init = setup, .fini = teardown, .timeout = 60);
+
+Test(client, orphaned_connection)
+{
+	char a[300], b[300], url[320];
+	nng_listener la, lb;
+	nng_msg *rep = NULL;
+	uint64_t t0, end;
+	int rv, ok = 0, timeouts = 0;
+
+	path_of(a, sizeof(a), "a");
+	path_of(b, sizeof(b), "b");
+	snprintf(url, sizeof(url), "ipc://%s", a);
+	cr_assert_eq(nng_listen(srv, url, &la, 0), 0);
+	snprintf(url, sizeof(url), "ipc://%s", b);
+	cr_assert_eq(nng_listen(srv, url, &lb, 0), 0);
+	snprintf(url, sizeof(url), "ipc://%s/sock", dir);
+
+	wedge_and_connect(la, url);
 	/* the name goes to a listener that works (listen.c does so) */
 	point_at("b");
 
@@ -233,4 +250,83 @@ Test(client, orphaned_connection)
 	                 &rep),
 	    0);
 	nng_msg_free(rep);
+}
+
+/* acall's side: a trip on a socket whose dialer is given. */
+struct trip_wait {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int done, err;
+};
+
+static void
+trip_done(void *arg, int err, struct client_reply *rep)
+{
+	struct trip_wait *w = arg;
+
+	(void)rep;
+	pthread_mutex_lock(&w->mu);
+	w->err = err;
+	w->done = 1;
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+}
+
+/* One acall trip of "ping" with ms to go; its error (the echo is not
+ * an eventfold reply: -EBADMSG means answered). */
+static int
+trip(struct acall *ac, struct trip_wait *w, int ms)
+{
+	w->done = 0;
+	acall_start(ac, "ping", 4, 1, guard_now_ms() + (uint64_t)ms);
+	pthread_mutex_lock(&w->mu);
+	while (!w->done)
+		pthread_cond_wait(&w->cv, &w->mu);
+	pthread_mutex_unlock(&w->mu);
+	return w->err;
+}
+
+/*
+ * The gateway's asynchronous calls (acall.c) on an orphaned connection:
+ * with the socket's dialer given, a trip that timed out closes the
+ * connection that never answered, and later trips are answered.
+ */
+Test(client, orphaned_connection_async)
+{
+	struct trip_wait w = { PTHREAD_MUTEX_INITIALIZER,
+		PTHREAD_COND_INITIALIZER, 0, 0 };
+	char a[300], b[300], url[320];
+	nng_listener la, lb;
+	struct acall ac;
+	uint64_t end;
+	int err, ok = 0, timeouts = 0;
+
+	path_of(a, sizeof(a), "a");
+	path_of(b, sizeof(b), "b");
+	snprintf(url, sizeof(url), "ipc://%s", a);
+	cr_assert_eq(nng_listen(srv, url, &la, 0), 0);
+	snprintf(url, sizeof(url), "ipc://%s", b);
+	cr_assert_eq(nng_listen(srv, url, &lb, 0), 0);
+	snprintf(url, sizeof(url), "ipc://%s/sock", dir);
+	wedge_and_connect(la, url);
+	point_at("b");
+
+	cr_assert_eq(acall_init(&ac, cl.sock, "echo", trip_done, &w), 0);
+	ac.dialer = &cl.dialer;
+	end = guard_now_ms() + 5000;
+	while (!ok && guard_now_ms() < end) {
+		err = trip(&ac, &w, 400);
+		if (err == -EBADMSG)
+			ok = 1;
+		else if (err == -ETIMEDOUT)
+			timeouts++;
+		nng_msleep(5);
+	}
+	acall_fini(&ac);
+	cr_assert(ok,
+	    "every trip for 5 s timed out (%d): acall kept the connection "
+	    "the wedged listener never took",
+	    timeouts);
+	cr_assert_geq(__atomic_load_n(&cl.dialer.dropped, __ATOMIC_RELAXED), 1,
+	    "answered without closing the orphaned connection?");
 }
