@@ -1011,6 +1011,29 @@ h_ctl_at(const struct h_stored *s, const char *const *args, char **out,
 	return h_ctl(s->dir, argv, NULL, 0, 300000, out, err);
 }
 
+char *
+h_ctl_ok(const struct h_stored *s, const char *const *args)
+{
+	char *out = NULL, *err = NULL;
+	int rc = h_ctl_at(s, args, &out, &err);
+
+	cr_assert_eq(rc, 0, "eventfoldctl %s: exit %d: %s", args[0], rc, err);
+	free(err);
+	return out;
+}
+
+char *
+h_export_all(const struct h_stored *s, const char *path)
+{
+	char *f;
+
+	free(h_ctl_ok(s,
+	    (const char *const[]){ "export", "--quiet", "-o", path, NULL }));
+	f = h_read_file(path, NULL);
+	cr_assert_not_null(f);
+	return f;
+}
+
 int
 h_wait_for_text(const char *path, const char *needle, int timeout_ms)
 {

@@ -110,6 +110,10 @@ int h_ctl(const char *dir, const char *const *args, const void *in,
  */
 int h_ctl_at(const struct h_stored *s, const char *const *args, char **out,
     char **err);
+/* h_ctl_at that must exit 0 (else the test fails); its stdout. */
+char *h_ctl_ok(const struct h_stored *s, const char *const *args);
+/* `eventfoldctl export --quiet -o path` of s; the file's bytes. */
+char *h_export_all(const struct h_stored *s, const char *path);
 
 /*
  * Starts eventfoldctl with args (NULL-terminated) in the background:

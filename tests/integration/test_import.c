@@ -46,31 +46,6 @@
 
 TestSuite(import, .fini = h_cleanup, .timeout = 600);
 
-/* Runs ctl, which must succeed; its stdout (malloc'd). */
-static char *
-ctl_ok(const struct h_stored *s, const char *const *args)
-{
-	char *out = NULL, *err = NULL;
-	int rc = h_ctl_at(s, args, &out, &err);
-
-	cr_assert_eq(rc, 0, "eventfoldctl %s: exit %d: %s", args[0], rc, err);
-	free(err);
-	return out;
-}
-
-static char *
-export_all(const struct h_stored *s, const char *path)
-{
-	size_t len;
-	char *f;
-
-	free(ctl_ok(s,
-	    (const char *const[]){ "export", "--quiet", "-o", path, NULL }));
-	f = h_read_file(path, &len);
-	cr_assert_not_null(f);
-	return f;
-}
-
 static void
 start(struct h_stored *s, struct ef_client *c)
 {
@@ -114,8 +89,8 @@ Test(import, export_round_trip_and_rerun)
 	fill(&a, &ca, 3000);
 	snprintf(pa, sizeof(pa), "%s/a.jsonl", a.dir);
 	snprintf(pz, sizeof(pz), "%s/a.jsonl.zst", a.dir);
-	fa = export_all(&a, pa);
-	free(ctl_ok(&a,
+	fa = h_export_all(&a, pa);
+	free(h_ctl_ok(&a,
 	    (const char *const[]){ "export", "--quiet", "--zstd", "-o", pz,
 	        NULL }));
 	la = strlen(fa);
@@ -124,18 +99,18 @@ Test(import, export_round_trip_and_rerun)
 
 	/* into an empty store: the same export */
 	start(&b, &cb);
-	out = ctl_ok(&b, (const char *const[]){ "import", pa, NULL });
+	out = h_ctl_ok(&b, (const char *const[]){ "import", pa, NULL });
 	cr_assert(strstr(out, "positions kept") != NULL, "%s", out);
 	free(out);
 	snprintf(pb, sizeof(pb), "%s/b.jsonl", b.dir);
-	fb = export_all(&b, pb);
+	fb = h_export_all(&b, pb);
 	cr_assert_eq(strlen(fb), la);
 	cr_assert_eq(memcmp(fa, fb, la), 0,
 	    "export -> import -> export "
 	    "differs");
 	free(fb);
 	/* again, and from the zstd copy: nothing new */
-	out = ctl_ok(&b, (const char *const[]){ "import", pz, NULL });
+	out = h_ctl_ok(&b, (const char *const[]){ "import", pz, NULL });
 	cr_assert(strstr(out, "imported 0 events") != NULL, "%s", out);
 	free(out);
 	cr_assert_eq(h_head(&cb), lines);
@@ -145,15 +120,15 @@ Test(import, export_round_trip_and_rerun)
 	cr_assert_eq(h_append1(&cm, h_uuid(st), EF_EXPECT_ANY, 0, h_uuid(id),
 	                 "Before", "{}", &res),
 	    EF_S_OK);
-	out = ctl_ok(&m, (const char *const[]){ "import", pz, NULL });
+	out = h_ctl_ok(&m, (const char *const[]){ "import", pz, NULL });
 	cr_assert(strstr(out, "offset +1") != NULL, "%s", out);
 	free(out);
-	out = ctl_ok(&m, (const char *const[]){ "import", pa, NULL });
+	out = h_ctl_ok(&m, (const char *const[]){ "import", pa, NULL });
 	cr_assert(strstr(out, "imported 0 events") != NULL, "%s", out);
 	free(out);
 	cr_assert_eq(h_head(&cm), lines + 1);
 	snprintf(pm, sizeof(pm), "%s/m.jsonl", m.dir);
-	free(ctl_ok(&m,
+	free(h_ctl_ok(&m,
 	    (const char *const[]){ "export", "--quiet", "--from", "1", "-o",
 	        pm, NULL }));
 	{
@@ -199,7 +174,7 @@ Test(import, sigkill_mid_import_then_rerun)
 	start(&a, &ca);
 	fill(&a, &ca, 40000);
 	snprintf(pa, sizeof(pa), "%s/a.jsonl", a.dir);
-	fa = export_all(&a, pa);
+	fa = h_export_all(&a, pa);
 
 	start(&b, &cb);
 	args[0] = "--runtime-dir";
@@ -232,7 +207,7 @@ Test(import, sigkill_mid_import_then_rerun)
 	free(out);
 	free(err);
 	snprintf(pb, sizeof(pb), "%s/b.jsonl", b.dir);
-	fb = export_all(&b, pb);
+	fb = h_export_all(&b, pb);
 	cr_assert_eq(strlen(fb), strlen(fa));
 	cr_assert_eq(memcmp(fa, fb, strlen(fa)), 0,
 	    "after kill -9 and a "
@@ -265,7 +240,7 @@ Test(import, importer_killed_mid_import_then_rerun)
 	start(&a, &ca);
 	fill(&a, &ca, 40000);
 	snprintf(pa, sizeof(pa), "%s/a.jsonl", a.dir);
-	fa = export_all(&a, pa);
+	fa = h_export_all(&a, pa);
 
 	start(&b, &cb);
 	args[0] = "--runtime-dir";
@@ -296,7 +271,7 @@ Test(import, importer_killed_mid_import_then_rerun)
 	free(out);
 	free(err);
 	snprintf(pb, sizeof(pb), "%s/b.jsonl", b.dir);
-	fb = export_all(&b, pb);
+	fb = h_export_all(&b, pb);
 	cr_assert_eq(strlen(fb), strlen(fa),
 	    "after kill -9 of the importer "
 	    "(head %" PRIu64 ") and a re-run the store differs from the "
@@ -486,16 +461,16 @@ Test(import, eventfolddb_file_and_damaged_copies)
 	start(&s, &c);
 	snprintf(path, sizeof(path), "%s/efdb.dat", s.dir);
 	cr_assert_eq(h_write_file(path, f.buf, f.len), 0);
-	out = ctl_ok(&s, (const char *const[]){ "import", path, NULL });
+	out = h_ctl_ok(&s, (const char *const[]){ "import", path, NULL });
 	cr_assert(strstr(out, "positions kept") != NULL, "%s", out);
 	free(out);
 	check_efdb(&c, &f, total);
 	/* a re-run imports nothing; an export of it round-trips */
-	out = ctl_ok(&s, (const char *const[]){ "import", path, NULL });
+	out = h_ctl_ok(&s, (const char *const[]){ "import", path, NULL });
 	cr_assert(strstr(out, "imported 0 events") != NULL, "%s", out);
 	free(out);
 	snprintf(path, sizeof(path), "%s/e1.jsonl", s.dir);
-	exp1 = export_all(&s, path);
+	exp1 = h_export_all(&s, path);
 	client_close(&c);
 
 	/* torn last batch: skipped with a warning, the rest imported */
@@ -574,10 +549,10 @@ Test(import, eventfolddb_file_and_damaged_copies)
 	/* the rest of the good file goes on top of the prefix: no twice */
 	snprintf(path, sizeof(path), "%s/efdb.dat", s.dir);
 	cr_assert_eq(h_write_file(path, f.buf, f.len), 0);
-	free(ctl_ok(&s, (const char *const[]){ "import", path, NULL }));
+	free(h_ctl_ok(&s, (const char *const[]){ "import", path, NULL }));
 	check_efdb(&c, &f, total);
 	snprintf(path, sizeof(path), "%s/e2.jsonl", s.dir);
-	exp2 = export_all(&s, path);
+	exp2 = h_export_all(&s, path);
 	cr_assert_str_eq(exp1, exp2);
 	free(exp1);
 	free(exp2);
@@ -596,7 +571,7 @@ Test(import, bad_json_line)
 	start(&a, &ca);
 	fill(&a, &ca, 100);
 	snprintf(pa, sizeof(pa), "%s/a.jsonl", a.dir);
-	fa = export_all(&a, pa);
+	fa = h_export_all(&a, pa);
 	/* line 11 made invalid */
 	for (nl = fa, i = 0; i < 10; i++)
 		nl = strchr(nl, '\n') + 1;
@@ -726,7 +701,7 @@ Test(import, eventfold_directory)
 	    "{\"type\":\"D\",\"data\":null,\"ts\":1003}\n"
 	    "{\"type\":\"E\",\"data\":{},\"ts\":1004}\n"
 	    "{\"type\":\"F\",\"data\":1,\"ts\":1005}\n");
-	out = ctl_ok(&s,
+	out = h_ctl_ok(&s,
 	    (const char *const[]){ "import", dir, "--stream-name", "todo/1",
 	        NULL });
 	cr_assert(strstr(out, "imported 1 events") != NULL, "%s", out);
@@ -795,7 +770,7 @@ Test(import, waits_for_a_slow_store)
 	start(&a, &ca);
 	fill(&a, &ca, 3000);
 	snprintf(pa, sizeof(pa), "%s/a.jsonl", a.dir);
-	fa = export_all(&a, pa);
+	fa = h_export_all(&a, pa);
 
 	setenv("LD_PRELOAD", shim, 1);
 	setenv("EF_SLOW_SYNC_MS", "1500", 1);
@@ -815,7 +790,7 @@ Test(import, waits_for_a_slow_store)
 	free(out);
 	free(err);
 	snprintf(pb, sizeof(pb), "%s/b.jsonl", b.dir);
-	fb = export_all(&b, pb);
+	fb = h_export_all(&b, pb);
 	cr_assert_str_eq(fa, fb);
 	free(fa);
 	free(fb);

@@ -245,31 +245,6 @@ Test(import_order, unknown_run_refused)
 	client_close(&c);
 }
 
-/* Runs eventfoldctl at s; its exit code, and stdout (malloc'd). */
-static char *
-ctl_ok(const struct h_stored *s, const char *const *args)
-{
-	char *out = NULL, *err = NULL;
-	int rc = h_ctl_at(s, args, &out, &err);
-
-	cr_assert_eq(rc, 0, "eventfoldctl %s: exit %d: %s", args[0], rc, err);
-	free(err);
-	return out;
-}
-
-static char *
-export_all(const struct h_stored *s, const char *path)
-{
-	size_t len;
-	char *f;
-
-	free(ctl_ok(s,
-	    (const char *const[]){ "export", "--quiet", "-o", path, NULL }));
-	f = h_read_file(path, &len);
-	cr_assert_not_null(f);
-	return f;
-}
-
 Test(import_order, eventfoldctl_in_flight)
 {
 	static const char *const nflight[] = { "1", "4" };
@@ -290,20 +265,20 @@ Test(import_order, eventfoldctl_in_flight)
 	h_load_stop(&load);
 	h_load_free(&load);
 	snprintf(pa, sizeof(pa), "%s/a.jsonl", a.dir);
-	fa = export_all(&a, pa);
+	fa = h_export_all(&a, pa);
 	for (k = 0; k < 2; k++) {
 		h_stored_init(&b, h_tmpdir(), NULL);
 		h_stored_start(&b);
-		out = ctl_ok(&b,
+		out = h_ctl_ok(&b,
 		    (const char *const[]){ "import", pa, "--in-flight",
 		        nflight[k], NULL });
 		cr_assert(strstr(out, "positions kept") != NULL, "%s", out);
 		free(out);
 		snprintf(pb, sizeof(pb), "%s/b.jsonl", b.dir);
-		fb = export_all(&b, pb);
+		fb = h_export_all(&b, pb);
 		cr_assert_str_eq(fa, fb, "--in-flight %s", nflight[k]);
 		free(fb);
-		out = ctl_ok(&b,
+		out = h_ctl_ok(&b,
 		    (const char *const[]){ "import", pa, "--in-flight",
 		        nflight[k], NULL });
 		cr_assert(strstr(out, "imported 0 events") != NULL, "%s", out);
