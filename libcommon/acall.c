@@ -186,8 +186,16 @@ acall_cb(void *arg)
 {
 	struct acall *a = arg;
 	int rv = nng_aio_result(a->aio);
+	nng_msg *m;
 
 	switch (a->stage) {
+	case STAGE_IDLE:
+		/* nothing of ours is in flight: ending a trip here would
+		 * tell its owner twice */
+		log_warnx("call " TRACE_FMT ": %s: a completion with no trip "
+		          "in flight (%s); ignored",
+		    a->rid, a->peer, nng_strerror(rv));
+		return;
 	case STAGE_SLEEP:
 		a->stage = STAGE_IDLE;
 		a->woken(a->arg);
@@ -215,10 +223,22 @@ acall_cb(void *arg)
 	default:
 		break;
 	}
+	m = rv == 0 ? nng_aio_get_msg(a->aio) : NULL;
+	nng_aio_set_msg(a->aio, NULL);
+	if (rv == 0 && m == NULL) {
+		/* a gatewayd died once in nng_msg_len(NULL) on an nng
+		 * task thread (soak loop, kill -9 restarts of stored), and
+		 * acall_end is where a callback of ours reads a reply's
+		 * length: whatever nng did, such a trip fails, the daemon
+		 * does not crash */
+		log_warnx("call " TRACE_FMT ": %s: nng ended the trip (stage "
+		          "%d) without a reply message",
+		    a->rid, a->peer, a->stage);
+		rv = NNG_EINTERNAL;
+	}
 	if (a->stage == STAGE_RECV && a->dialer != NULL) {
 		if (rv == 0)
-			dialer_answered(a->dialer,
-			    nng_msg_get_pipe(nng_aio_get_msg(a->aio)));
+			dialer_answered(a->dialer, nng_msg_get_pipe(m));
 		else if (rv == NNG_ETIMEDOUT)
 			/* sent, and no reply by the deadline: maybe on a
 			 * connection the daemon never took */
@@ -232,6 +252,5 @@ acall_cb(void *arg)
 		nng_sleep_aio(2, a->aio);
 		return;
 	}
-	acall_end(a, ef_err_from_nng(rv),
-	    rv == 0 ? nng_aio_get_msg(a->aio) : NULL);
+	acall_end(a, ef_err_from_nng(rv), m);
 }
