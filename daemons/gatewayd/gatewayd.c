@@ -108,11 +108,19 @@ static const struct env_flag gw_env[] = {
 /* main's: every other file is handed the pointer it needs. */
 static struct gw gateway;
 
+/* The watchdog's test: the gRPC completion-queue loops turn. */
+static int
+gateway_alive(uint64_t limit_ms)
+{
+	return server_alive(&gateway, limit_ms);
+}
+
 int
 main(int argc, char **argv)
 {
 	struct gw *gw = &gateway;
 	struct conf_opts opts;
+	struct daemon_watchdog wd;
 	char err[512], **av;
 	sigset_t set;
 	struct timespec ts;
@@ -190,10 +198,11 @@ main(int argc, char **argv)
 	    gw->jwt_secret ? ", JWT required" : "");
 	sd_notify(0, "READY=1\nSTATUS=listening");
 
+	daemon_watchdog_init(&wd);
 	for (;;) {
-		ts.tv_sec = 1;
-		ts.tv_nsec = 0;
+		ts = daemon_watchdog_wait(&wd);
 		sig = sigtimedwait(&set, NULL, &ts);
+		daemon_watchdog_tick(&wd, gateway_alive);
 		if (sig == SIGHUP) {
 			log_info("SIGHUP: the gateway has nothing to reload; "
 			         "restart it to change its configuration");

@@ -180,15 +180,22 @@ struct method {
 	void *handle; /* from grpc_server_register_method */
 };
 
+/* One completion-queue thread and its heartbeat (server_alive). */
+struct cq_loop {
+	grpc_completion_queue *cq;
+	pthread_t thr;
+	uint64_t turn_ms; /* how often it wakes, idle or not */
+	uint64_t beat_ms; /* atomic: when it last came round (0: not yet) */
+};
+
 struct gw {
 	struct gw_conf conf;
 	char store_url[4200];
 	char events_url[4200];
 	char runner_url[4200];
 	grpc_server *server;
-	grpc_completion_queue **cqs;
-	pthread_t *cq_threads;
-	struct call *calls; /* every slot */
+	struct cq_loop *loops; /* conf.threads of them */
+	struct call *calls;    /* every slot */
 	size_t ncalls;
 	grpc_completion_queue *shutdown_cq;
 	int stopping; /* atomic */
@@ -215,6 +222,13 @@ struct gw {
 /* server.c */
 int server_start(struct gw *gw, char *err, size_t errlen);
 void server_stop(struct gw *gw);
+/*
+ * The watchdog's test (daemon.h): 0 when a completion-queue thread has
+ * not come round for limit_ms or more (each wakes every turn_ms,
+ * under half the limit, even when idle: only a stuck one stays away);
+ * 1 otherwise.
+ */
+int server_alive(struct gw *gw, uint64_t limit_ms);
 /* Sends a unary reply (resp may be NULL for an error) and re-arms. */
 void call_finish(struct call *c, int code, const char *msg);
 /* Sends c->out as the reply message, status OK. */

@@ -33,6 +33,7 @@
 #include <grpc/byte_buffer_reader.h>
 
 #include "clock.h"
+#include "daemon.h"
 #include "gatewayd.h"
 #include "log.h"
 #include "trace.h"
@@ -59,6 +60,7 @@ enum call_state {
  */
 #define PEER_GRACE_MS 250
 #define PEER_DOWN_MS  2000
+#define CQ_TURN_MS    1000 /* a completion-queue thread wakes this often */
 
 static struct method methods[] = {
 	{ "/eventfold.EventStore/Append", KIND_UNARY, true, PEER_STORE,
@@ -571,21 +573,48 @@ call_event(struct gw_tag *t, int ok)
 	}
 }
 
+/*
+ * A completion-queue thread. It wakes at least every turn_ms and notes
+ * when it came round: the watchdog is fed only while every such loop
+ * turns (server_alive).
+ */
 static void *
 cq_main(void *arg)
 {
-	grpc_completion_queue *cq = arg;
+	struct cq_loop *l = arg;
+	int64_t turn_ms = (int64_t)l->turn_ms;
 	grpc_event ev;
 
 	for (;;) {
-		ev = grpc_completion_queue_next(cq,
-		    gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
+		__atomic_store_n(&l->beat_ms, gw_mono_ns() / 1000000,
+		    __ATOMIC_RELAXED);
+		ev = grpc_completion_queue_next(l->cq,
+		    gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+		        gpr_time_from_millis(turn_ms, GPR_TIMESPAN)),
+		    NULL);
 		if (ev.type == GRPC_QUEUE_SHUTDOWN)
 			break;
 		if (ev.type == GRPC_OP_COMPLETE && ev.tag != NULL)
 			((struct gw_tag *)ev.tag)->fn(ev.tag, ev.success);
 	}
 	return NULL;
+}
+
+int
+server_alive(struct gw *gw, uint64_t limit_ms)
+{
+	size_t i, n = gw->conf.threads ? gw->conf.threads : 1;
+	uint64_t now = gw_mono_ns() / 1000000;
+
+	if (gw->loops == NULL)
+		return 1;
+	for (i = 0; i < n; i++)
+		if (!daemon_progress(1,
+		        __atomic_load_n(&gw->loops[i].beat_ms,
+		            __ATOMIC_RELAXED),
+		        now, limit_ms))
+			return 0;
+	return 1;
 }
 
 /* Opens a req socket dialing url (the daemon may come later). */
@@ -749,6 +778,7 @@ server_start(struct gw *gw, char *err, size_t errlen)
 	grpc_arg args[4];
 	grpc_channel_args ca;
 	grpc_server_credentials *creds;
+	struct daemon_watchdog wd;
 	char *addrs = NULL, *addr, *save = NULL;
 	size_t i, j, k, n, nslots;
 	int rc = -1;
@@ -802,14 +832,19 @@ server_start(struct gw *gw, char *err, size_t errlen)
 			fatalx("cannot register %s", methods[i].path);
 	}
 	n = gw->conf.threads ? gw->conf.threads : 1;
-	gw->cqs = calloc(n, sizeof(*gw->cqs));
-	gw->cq_threads = calloc(n, sizeof(*gw->cq_threads));
-	if (gw->cqs == NULL || gw->cq_threads == NULL)
+	if ((gw->loops = calloc(n, sizeof(*gw->loops))) == NULL)
 		fatal("calloc");
+	daemon_watchdog_init(&wd);
 	for (i = 0; i < n; i++) {
-		gw->cqs[i] = grpc_completion_queue_create_for_next(NULL);
-		grpc_server_register_completion_queue(gw->server, gw->cqs[i],
-		    NULL);
+		/* a quarter of the watchdog's period: under half its limit */
+		gw->loops[i].turn_ms = CQ_TURN_MS;
+		if (wd.usec > 0 && wd.usec / 4000 < CQ_TURN_MS)
+			gw->loops[i].turn_ms = wd.usec / 4000 ?
+			    wd.usec / 4000 :
+			    1;
+		gw->loops[i].cq = grpc_completion_queue_create_for_next(NULL);
+		grpc_server_register_completion_queue(gw->server,
+		    gw->loops[i].cq, NULL);
 	}
 	if ((creds = server_creds(gw, err, errlen)) == NULL)
 		return -1;
@@ -854,16 +889,16 @@ server_start(struct gw *gw, char *err, size_t errlen)
 
 			for (s = 0; s < ns; s++)
 				slot_init(gw, &gw->calls[k++], &methods[j],
-				    gw->cqs[i]);
+				    gw->loops[i].cq);
 		}
 		for (j = 0; j < GENERIC_SLOTS; j++)
-			slot_init(gw, &gw->calls[k++], NULL, gw->cqs[i]);
+			slot_init(gw, &gw->calls[k++], NULL, gw->loops[i].cq);
 	}
 	for (k = 0; k < gw->ncalls; k++)
 		call_arm(&gw->calls[k]);
 	for (i = 0; i < n; i++)
-		if (pthread_create(&gw->cq_threads[i], NULL, cq_main,
-		        gw->cqs[i]) != 0)
+		if (pthread_create(&gw->loops[i].thr, NULL, cq_main,
+		        &gw->loops[i]) != 0)
 			fatal("pthread_create");
 	rc = 0;
 fail:
@@ -883,7 +918,7 @@ server_stop(struct gw *gw)
 		return;
 	__atomic_store_n(&gw->stopping, 1, __ATOMIC_RELEASE);
 	sdw.tag.fn = shutdown_done;
-	grpc_server_shutdown_and_notify(gw->server, gw->cqs[0], &sdw.tag);
+	grpc_server_shutdown_and_notify(gw->server, gw->loops[0].cq, &sdw.tag);
 	/* end the streams cleanly, then wait for every call to finish */
 	subscribe_stop_all();
 	health_stop(gw);
@@ -906,10 +941,10 @@ server_stop(struct gw *gw)
 	grpc_server_destroy(gw->server);
 	gw->server = NULL;
 	for (i = 0; i < n; i++)
-		grpc_completion_queue_shutdown(gw->cqs[i]);
+		grpc_completion_queue_shutdown(gw->loops[i].cq);
 	for (i = 0; i < n; i++) {
-		pthread_join(gw->cq_threads[i], NULL);
-		grpc_completion_queue_destroy(gw->cqs[i]);
+		pthread_join(gw->loops[i].thr, NULL);
+		grpc_completion_queue_destroy(gw->loops[i].cq);
 	}
 	/* every call has ended: nobody is left to answer */
 	pipeline_fini(&gw->appends, false);
@@ -933,6 +968,6 @@ server_stop(struct gw *gw)
 		free(c->out.buf);
 	}
 	free(gw->calls);
-	free(gw->cqs);
-	free(gw->cq_threads);
+	free(gw->loops);
+	gw->loops = NULL;
 }
