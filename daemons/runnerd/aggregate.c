@@ -49,7 +49,10 @@
 #include "crashpoint.h"
 #include "log.h"
 #include "daemon.h"
+#include "aggregate.h"
+#include "plugin.h"
 #include "runnerd.h"
+#include "state.h"
 #include "uuid5.h"
 
 #define NBUCKETS 4096
@@ -107,6 +110,8 @@ static struct wop *w_head, *w_tail;
 static struct wop *pending[NPENDING];
 static int w_stop, w_running;
 static pthread_t w_thr;
+/* runnerd's context, from aggregate_start to aggregate_stop */
+static struct runner *rn;
 static uint64_t w_beat; /* atomic: now_ms() at the writer's last round */
 
 static uint32_t
@@ -164,7 +169,7 @@ cmdage_put(MDB_txn *txn, const void *id, size_t idlen, uint64_t at)
 		return MDB_BAD_VALSIZE;
 	be64_put(key, at);
 	memcpy(key + 8, id, idlen);
-	return mdb_put(txn, st.cmdage, &k, &v, 0);
+	return mdb_put(txn, state_db(STATE_CMDAGE), &k, &v, 0);
 }
 
 /*
@@ -178,17 +183,17 @@ cmds_prune(MDB_txn *txn, size_t *n)
 	MDB_cursor *cur;
 	MDB_stat ms;
 	MDB_val k, v, id;
-	uint64_t max = rd.conf.command_retention, entries, cutoff = 0;
+	uint64_t max = rn->conf.command_retention, entries, cutoff = 0;
 	int rc;
 
 	*n = 0;
-	if (rd.conf.command_retention_s > 0 &&
-	    wall_ms() > rd.conf.command_retention_s * 1000)
-		cutoff = wall_ms() - rd.conf.command_retention_s * 1000;
-	if ((rc = mdb_stat(txn, st.cmds, &ms)) != 0)
+	if (rn->conf.command_retention_s > 0 &&
+	    wall_ms() > rn->conf.command_retention_s * 1000)
+		cutoff = wall_ms() - rn->conf.command_retention_s * 1000;
+	if ((rc = mdb_stat(txn, state_db(STATE_CMDS), &ms)) != 0)
 		return rc;
 	entries = ms.ms_entries;
-	if ((rc = mdb_cursor_open(txn, st.cmdage, &cur)) != 0)
+	if ((rc = mdb_cursor_open(txn, state_db(STATE_CMDAGE), &cur)) != 0)
 		return rc;
 	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
 	     rc == 0 && *n < PRUNE_MAX;
@@ -200,7 +205,7 @@ cmds_prune(MDB_txn *txn, size_t *n)
 			break;
 		id.mv_size = k.mv_size - 8;
 		id.mv_data = (uint8_t *)k.mv_data + 8;
-		rc = mdb_del(txn, st.cmds, &id, NULL);
+		rc = mdb_del(txn, state_db(STATE_CMDS), &id, NULL);
 		if (rc == 0 && entries > 0)
 			entries--;
 		else if (rc != MDB_NOTFOUND)
@@ -249,7 +254,7 @@ writer_main(void *arg)
 	for (;;) {
 		__atomic_store_n(&w_beat, now_ms(), __ATOMIC_RELAXED);
 		/* let a busy stream of results share one commit */
-		commit_pace(last_commit, &w_stop, NULL);
+		runner_pace(rn, last_commit, &w_stop, NULL);
 		pthread_mutex_lock(&w_mu);
 		while (w_head == NULL && !w_stop) {
 			clock_gettime(CLOCK_REALTIME, &ts);
@@ -264,7 +269,7 @@ writer_main(void *arg)
 			pthread_mutex_unlock(&w_mu);
 			while (faultpoint("runner.writer.stall") &&
 			    !__atomic_load_n(&w_stop, __ATOMIC_RELAXED))
-				nap_ms(20);
+				runner_nap(rn, 20);
 			pthread_mutex_lock(&w_mu);
 		}
 		list = w_head;
@@ -295,13 +300,15 @@ writer_main(void *arg)
 				v.mv_size = w->vlen;
 				v.mv_data = w->val;
 				if (w->kind == WOP_SNAP_DEL) {
-					rc = mdb_del(txn, st.snaps, &k, NULL);
+					rc = mdb_del(txn,
+					    state_db(STATE_SNAPS), &k, NULL);
 					if (rc == MDB_NOTFOUND)
 						rc = 0;
 				} else
 					rc = mdb_put(txn,
-					    w->kind == WOP_CMD ? st.cmds :
-					                         st.snaps,
+					    w->kind == WOP_CMD ?
+					        state_db(STATE_CMDS) :
+					        state_db(STATE_SNAPS),
 					    &k, &v, 0);
 				if (rc == 0 && w->kind == WOP_CMD)
 					rc = cmdage_put(txn, w->key, w->klen,
@@ -318,7 +325,7 @@ writer_main(void *arg)
 				rc = state_commit(txn, "aggregate writer");
 		} while ((rc == MDB_MAP_FULL &&
 		             state_grow("aggregate writer") == 0) ||
-		    state_wait_space("aggregate writer", rc, &w_stop));
+		    state_wait_space(rn, "aggregate writer", rc, &w_stop));
 		last_commit = now_ms();
 		/* committed (or lost, and then recovered from the events) */
 		pthread_mutex_lock(&w_mu);
@@ -400,7 +407,7 @@ cmd_lookup(const char *id, size_t idlen, uint8_t val[CMD_VAL])
 		return 1;
 	if ((rc = state_begin(1, &txn)) != 0)
 		return -1;
-	rc = mdb_get(txn, st.cmds, &k, &v);
+	rc = mdb_get(txn, state_db(STATE_CMDS), &k, &v);
 	if (rc == 0 && v.mv_size == CMD_VAL) {
 		memcpy(val, v.mv_data, CMD_VAL);
 		found = 1;
@@ -436,8 +443,9 @@ aggregate_alive(uint64_t limit_ms)
 }
 
 int
-aggregate_start(void)
+aggregate_start(struct runner *r)
 {
+	rn = r;
 	w_stop = 0;
 	if (pthread_create(&w_thr, NULL, writer_main, NULL) != 0)
 		return -1;
@@ -511,7 +519,7 @@ void
 aggregate_evict(uint64_t now)
 {
 	struct instance **pp, *in;
-	uint64_t idle = rd.conf.idle_evict_s * 1000, n = 0;
+	uint64_t idle = rn->conf.idle_evict_s * 1000, n = 0;
 	size_t i;
 
 	pthread_mutex_lock(&tab_mu);
@@ -564,7 +572,7 @@ inst_load(struct instance *in)
 
 	inst_initial(in);
 	if (state_begin(1, &txn) == 0) {
-		if (mdb_get(txn, st.snaps, &k, &v) == 0 &&
+		if (mdb_get(txn, state_db(STATE_SNAPS), &k, &v) == 0 &&
 		    v.mv_size >= SNAP_HDR1) {
 			p = v.mv_data;
 			hdr = p[4] == SNAP_V2 ? SNAP_HDR : SNAP_HDR1;
@@ -611,12 +619,12 @@ inst_snapshot(struct instance *in)
 	uint8_t *val;
 	size_t vlen = SNAP_HDR + in->state.len;
 
-	if (!in->exists || !in->has_id || rd.conf.snapshot_every == 0)
+	if (!in->exists || !in->has_id || rn->conf.snapshot_every == 0)
 		return;
 	if (in->snap_exists &&
-	    in->version - in->snap_version < rd.conf.snapshot_every)
+	    in->version - in->snap_version < rn->conf.snapshot_every)
 		return;
-	if (!in->snap_exists && in->version + 1 < rd.conf.snapshot_every)
+	if (!in->snap_exists && in->version + 1 < rn->conf.snapshot_every)
 		return;
 	if ((val = malloc(vlen)) == NULL)
 		fatal("malloc");
@@ -766,7 +774,7 @@ inst_catch_up(struct instance *in, char *msg, size_t ml)
 	for (;;) {
 		check = check && in->exists;
 		from = check ? in->version : in->exists ? in->version + 1 : 0;
-		st_ = client_read_stream(&rd.store, sid, from, READ_PAGE,
+		st_ = client_read_stream(&rn->store, sid, from, READ_PAGE,
 		    EF_FORWARD, &rep, &rr);
 		if (st_ == EF_S_STREAM_NOT_FOUND) {
 			client_reply_free(&rep);
@@ -926,7 +934,7 @@ cmd_backed(const char *cmd, const uint8_t val[CMD_VAL])
 	uint64_t pos = get_le64(val + 24);
 	int st, ok;
 
-	st = client_read_all(&rd.store, pos, 1, EF_FORWARD, &cr, &rr);
+	st = client_read_all(&rn->store, pos, 1, EF_FORWARD, &cr, &rr);
 	if (st != EF_S_OK) {
 		client_reply_free(&cr);
 		/* damage there is not proof that the command is lost */
@@ -1048,7 +1056,7 @@ exec_attempt(struct instance *in, const struct exec_cmd *c, const char *meta,
 	ar.events = ev;
 	/* through the pipeline: commands executing at the same time share
 	 * APPEND_MANY messages to stored (libcommon/pipeline.h) */
-	s = pipeline_append_wait(&rd.appends, &ar, &cr);
+	s = pipeline_append_wait(&rn->appends, &ar, &cr);
 	if (s == EF_S_OK) {
 		if (ipc_append_rep_decode(cr.in.body, &ok, &why) != 0) {
 			snprintf(msg, ml,
@@ -1119,7 +1127,7 @@ aggregate_execute(const struct exec_cmd *c, struct ipc_exec_rep *rep,
 	in = inst_get(t, sid);
 	pthread_mutex_lock(&in->mu);
 	s = EF_S_ABORTED;
-	for (attempt = 0; attempt <= rd.conf.max_retries; attempt++) {
+	for (attempt = 0; attempt <= rn->conf.max_retries; attempt++) {
 		if ((s = inst_ready(in, msg, ml)) != EF_S_OK)
 			break;
 		found = cmd_lookup(c->command_id, strlen(c->command_id), val);
@@ -1149,7 +1157,7 @@ aggregate_execute(const struct exec_cmd *c, struct ipc_exec_rep *rep,
 		snprintf(msg, ml,
 		    "gave up after %" PRIu64 " version "
 		    "conflicts (max_retries %" PRIu64 ")",
-		    attempt, rd.conf.max_retries);
+		    attempt, rn->conf.max_retries);
 		s = EF_S_ABORTED;
 	}
 	pthread_mutex_unlock(&in->mu);

@@ -35,7 +35,11 @@
 
 #include "clock.h"
 #include "log.h"
+#include "fold.h"
+#include "plugin.h"
+#include "procmgr.h"
 #include "runnerd.h"
+#include "state.h"
 
 #define Q_MAX_EVENTS 65536
 #define Q_MAX_BYTES  (64u << 20)
@@ -191,9 +195,9 @@ pipe_main(void *arg)
 	int rc;
 
 	memset(&sp, 0, sizeof(sp));
-	sp.store_url = rd.store_url;
-	sp.events_url = rd.events_url;
-	sp.page = (uint32_t)rd.conf.page;
+	sp.store_url = p->f->rn->store_url;
+	sp.events_url = p->f->rn->events_url;
+	sp.page = (uint32_t)p->f->rn->conf.page;
 	sp.on_event = pipe_on_event;
 	sp.on_caught_up = pipe_on_caught_up;
 	sp.arg = p;
@@ -214,7 +218,7 @@ pipe_main(void *arg)
 			continue;
 		log_warnx("%s: subscription failed (%d), retrying", p->f->name,
 		    rc);
-		nap_ms(500);
+		runner_nap(p->f->rn, 500);
 	}
 	return NULL;
 }
@@ -401,7 +405,7 @@ again:
 		if (rc == MDB_MAP_FULL)
 			goto grow;
 		/* a full disk: the same batch again once there is space */
-		if (state_wait_space(f->name, rc,
+		if (state_wait_space(f->rn, f->name, rc,
 		        ckpt ? (volatile int *)&f->req : &f->rb_stop))
 			goto again;
 		snprintf(msg, ml, "LMDB commit: %s", mdb_strerror(rc));
@@ -437,7 +441,7 @@ mgr_checkpoint(struct fold *f, uint64_t next, const uint8_t id[UUID_LEN])
 		else
 			rc = state_commit(txn, f->name);
 	} while ((rc == MDB_MAP_FULL && state_grow(f->name) == 0) ||
-	    state_wait_space(f->name, rc, NULL));
+	    state_wait_space(f->rn, f->name, rc, NULL));
 	return rc;
 }
 
@@ -498,8 +502,8 @@ rb_mark(MDB_txn *txn, const char *name, int on)
 	k.mv_size = (size_t)snprintf(key, sizeof(key), "rebuild/%s", name);
 	k.mv_data = key;
 	if (on)
-		return mdb_put(txn, st.meta, &k, &v, 0);
-	rc = mdb_del(txn, st.meta, &k, NULL);
+		return mdb_put(txn, state_db(STATE_META), &k, &v, 0);
+	rc = mdb_del(txn, state_db(STATE_META), &k, NULL);
 	return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
@@ -542,7 +546,7 @@ fold_load(struct fold *f)
 			k.mv_size = (size_t)snprintf(key, sizeof(key),
 			    "rebuild/%s", f->name);
 			k.mv_data = key;
-			mrc = mdb_get(txn, st.meta, &k, &v);
+			mrc = mdb_get(txn, state_db(STATE_META), &k, &v);
 			f->rb_resume = mrc == 0 &&
 			    f->kind == EF_FOLD_PROJECTION;
 		}
@@ -775,7 +779,7 @@ fold_main(void *arg)
 		}
 		if (!f->checked) {
 			/* once per start, before the first event */
-			if ((rc = fold_check(f, &rd.store)) < 0) {
+			if ((rc = fold_check(f, &f->rn->store)) < 0) {
 				rd_sleep_ms(200); /* stored not there yet */
 				continue;
 			}
@@ -816,11 +820,12 @@ fold_main(void *arg)
 				pthread_mutex_unlock(&f->mu);
 			}
 			/* group commits under load, one at once when quiet */
-			if (last_n < rd.conf.fold_batch)
-				commit_pace(last_commit, &f->req, &f->hurry);
+			if (last_n < f->rn->conf.fold_batch)
+				runner_pace(f->rn, last_commit, &f->req,
+				    &f->hurry);
 			__atomic_store_n(&f->hurry, 0, __ATOMIC_RELAXED);
-			list = evq_take(&f->pipe.q, rd.conf.fold_batch, 100,
-			    &n);
+			list = evq_take(&f->pipe.q, f->rn->conf.fold_batch,
+			    100, &n);
 			if (list == NULL)
 				continue;
 			intr = 0;
@@ -857,15 +862,17 @@ fold_main(void *arg)
 }
 
 int
-fold_start_all(void)
+fold_start_all(struct runner *r)
 {
 	struct ef_client quick;
 	size_t i;
 	int rc, down, opened, ret = -1;
 
+	for (i = 0; i < nfolds; i++)
+		folds[i]->rn = r;
 	/* a short timeout: a stored that is not up yet must not hold
 	 * runnerd's start; the fold threads check once it answers */
-	opened = client_open(&quick, rd.store_url, 1000) == 0;
+	opened = client_open(&quick, r->store_url, 1000) == 0;
 	down = !opened;
 	for (i = 0; i < nfolds; i++) {
 		if ((rc = fold_load(folds[i])) != 0) {
@@ -996,7 +1003,7 @@ rebuild_main(void *arg)
 	for (;;) {
 		if (__atomic_load_n(&f->rb_stop, __ATOMIC_RELAXED))
 			break;
-		list = evq_take(&p->q, rd.conf.fold_batch, 100, &n);
+		list = evq_take(&p->q, f->rn->conf.fold_batch, 100, &n);
 		if (list != NULL) {
 			done = proj_batch(f, f->rb_dbi, f->gen + 1, 0, list, n,
 			    next, &failed, &fpos, f->rb_last_id, msg,

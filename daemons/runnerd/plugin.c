@@ -26,7 +26,9 @@
 #include <jansson.h>
 
 #include "log.h"
-#include "runnerd.h"
+#include "fold.h"
+#include "plugin.h"
+#include "state.h"
 
 struct efp_registry {
 	struct plugin *plugin;
@@ -43,14 +45,7 @@ static struct plugin *plugins;
 static struct agg_type **aggs;
 static size_t naggs;
 
-void
-buf_set(struct buf *b, const void *p, size_t len)
-{
-	b->len = 0;
-	buf_add(b, p, len);
-}
-
-void
+static void
 buf_add(struct buf *b, const void *p, size_t len)
 {
 	size_t ncap;
@@ -69,6 +64,14 @@ buf_add(struct buf *b, const void *p, size_t len)
 		memcpy(b->p + b->len, p, len);
 	b->len += len;
 }
+
+void
+buf_set(struct buf *b, const void *p, size_t len)
+{
+	b->len = 0;
+	buf_add(b, p, len);
+}
+
 
 void
 buf_free(struct buf *b)
@@ -587,7 +590,7 @@ h_log(struct efp_ctx *c, int level, const char *fmt, ...)
 		log_debug("plugin: %s", line);
 }
 
-const struct efp_host plugin_host = {
+static const struct efp_host plugin_host = {
 	.abi_version = EFP_ABI_VERSION,
 	.size = sizeof(struct efp_host),
 	.register_aggregate = h_register_aggregate,

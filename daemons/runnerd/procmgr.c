@@ -23,7 +23,12 @@
 
 #include "clock.h"
 #include "log.h"
+#include "aggregate.h"
+#include "fold.h"
+#include "plugin.h"
+#include "procmgr.h"
 #include "runnerd.h"
+#include "state.h"
 
 #define BACKOFF_MAX_MS 5000
 
@@ -97,7 +102,7 @@ dl_put(const struct ipc_dead_letter *d, const char *corr, const char *caus)
 	do {
 		if ((rc = state_begin(0, &txn)) != 0)
 			break;
-		if ((rc = mdb_put(txn, st.dead, &k, &v, 0)) == 0)
+		if ((rc = mdb_put(txn, state_db(STATE_DEAD), &k, &v, 0)) == 0)
 			rc = state_commit(txn, "dead letter");
 		else
 			state_abort(txn);
@@ -151,11 +156,11 @@ procmgr_event(struct fold *f, const struct ef_event *ev, char *msg, size_t ml)
 		ec.command_id = cmd_id;
 		ec.correlation_id = corr;
 		ec.causation_id = eid;
-		backoff = rd.conf.pm_backoff_ms;
+		backoff = f->rn->conf.pm_backoff_ms;
 		for (attempt = 1;; attempt++) {
 			s = aggregate_execute(&ec, &rep, emsg, sizeof(emsg));
 			if (s == EF_S_OK || permanent(s) ||
-			    attempt >= rd.conf.pm_retries)
+			    attempt >= f->rn->conf.pm_retries)
 				break;
 			log_debug(
 			    "%s: command %s failed (%s: %s), retry %" PRIu64
@@ -288,7 +293,7 @@ procmgr_count_dead(const char *manager)
 
 	if (state_begin(1, &txn) != 0)
 		return 0;
-	if (mdb_cursor_open(txn, st.dead, &cur) == 0) {
+	if (mdb_cursor_open(txn, state_db(STATE_DEAD), &cur) == 0) {
 		k.mv_size = ml;
 		k.mv_data = (void *)manager; /* includes the NUL */
 		for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
@@ -333,7 +338,7 @@ dl_collect(const struct ipc_dl_req *r, struct dl_list *l)
 	}
 	if ((rc = state_begin(1, &txn)) != 0)
 		return rc;
-	if ((rc = mdb_cursor_open(txn, st.dead, &cur)) != 0) {
+	if ((rc = mdb_cursor_open(txn, state_db(STATE_DEAD), &cur)) != 0) {
 		state_abort(txn);
 		return rc;
 	}
@@ -387,7 +392,7 @@ dl_delete(const struct buf *key)
 	do {
 		if ((rc = state_begin(0, &txn)) != 0)
 			return rc;
-		rc = mdb_del(txn, st.dead, &k, NULL);
+		rc = mdb_del(txn, state_db(STATE_DEAD), &k, NULL);
 		if (rc == 0 || rc == MDB_NOTFOUND)
 			rc = state_commit(txn, "dead letter");
 		else

@@ -17,7 +17,10 @@
 
 #include "clock.h"
 #include "log.h"
+#include "fold.h"
+#include "plugin.h"
 #include "runnerd.h"
+#include "state.h"
 
 #define QUERY_MAX_BYTES (4u << 20)
 #define QUERY_DEFAULT   100
@@ -257,13 +260,13 @@ projection_replay(struct fold *f, uint64_t until, uint64_t limit,
 	if (limit == 0)
 		limit = 1000;
 	snprintf(dir, sizeof(dir), "%s/runner/replay.XXXXXX",
-	    rd.conf.data_dir);
+	    f->rn->conf.data_dir);
 	if (mkdtemp(dir) == NULL) {
 		snprintf(msg, ml, "mkdtemp %s: %s", dir, strerror(errno));
 		return EF_S_INTERNAL;
 	}
 	/* the scratch map starts at map_size and grows like the live one */
-	map = rd.conf.map_size;
+	map = f->rn->conf.map_size;
 	if ((rc = mdb_env_create(&env)) != 0 ||
 	    (rc = mdb_env_set_mapsize(env, (size_t)map)) != 0 ||
 	    (rc = mdb_env_open(env, dir, MDB_NOSYNC | MDB_NOTLS, 0600)) != 0)
@@ -276,8 +279,8 @@ projection_replay(struct fold *f, uint64_t until, uint64_t limit,
 	}
 	txn = NULL;
 	while (!done && next <= until) {
-		s = client_read_all(&rd.store, next, rd.conf.page, EF_FORWARD,
-		    &rep, &rr);
+		s = client_read_all(&f->rn->store, next, f->rn->conf.page,
+		    EF_FORWARD, &rep, &rr);
 		if (s != EF_S_OK) {
 			snprintf(msg, ml, "reading from stored: %.*s",
 			    (int)rep.in.message.len, rep.in.message.ptr);

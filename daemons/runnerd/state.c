@@ -29,6 +29,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -37,10 +38,30 @@
 
 #include "errors.h"
 #include "fsync.h"
+#include "ipc_runner.h"
 #include "log.h"
 #include "runnerd.h"
+#include "state.h"
 
-struct state st;
+/* The environment, private to this file: other modules reach it through
+ * the functions of state.h. */
+struct state {
+	MDB_env *env;
+	MDB_dbi meta;   /* "meta": fold checkpoints */
+	MDB_dbi cmds;   /* "cmds": command id -> result */
+	MDB_dbi cmdage; /* "cmdage": [recorded ms BE][command id] -> "" */
+	MDB_dbi snaps;  /* "snaps": stream id -> snapshot */
+	MDB_dbi dead;   /* "dead": manager NUL command id -> dead letter */
+	pthread_mutex_t dbi_mu;
+	/* Held shared by every open transaction (state_begin to
+	 * state_commit or state_abort), exclusive by state_grow. */
+	pthread_rwlock_t grow_lock;
+	uint64_t map_size; /* current; changed under grow_lock */
+	/* doublings of this map and of REPLAY's scratch maps (atomic) */
+	uint64_t grows;
+};
+
+static struct state st;
 
 static char env_dir[4096]; /* the environment's directory */
 
@@ -244,15 +265,34 @@ disk_full(int rc)
 	    (uint64_t)sv.f_bavail * sv.f_frsize < (1u << 20);
 }
 
+MDB_dbi
+state_db(enum state_db which)
+{
+	switch (which) {
+	case STATE_META:
+		return st.meta;
+	case STATE_CMDS:
+		return st.cmds;
+	case STATE_CMDAGE:
+		return st.cmdage;
+	case STATE_SNAPS:
+		return st.snaps;
+	case STATE_DEAD:
+		break;
+	}
+	return st.dead;
+}
+
 int
-state_wait_space(const char *what, int rc, const volatile int *stop)
+state_wait_space(struct runner *r, const char *what, int rc,
+    const volatile int *stop)
 {
 	static uint64_t last_log; /* atomic */
 	uint64_t now = now_ms(), prev;
 
 	if (!disk_full(rc))
 		return 0;
-	if (rd.stopping || (stop != NULL && *stop))
+	if (r->stopping || (stop != NULL && *stop))
 		return 0;
 	prev = __atomic_load_n(&last_log, __ATOMIC_RELAXED);
 	if (now - prev >= 10000 &&
@@ -261,8 +301,8 @@ state_wait_space(const char *what, int rc, const volatile int *stop)
 		log_warnx("%s: LMDB commit: %s; the disk is full, retrying "
 		          "until there is space",
 		    what, mdb_strerror(rc));
-	nap_ms(500);
-	return !rd.stopping && (stop == NULL || !*stop);
+	runner_nap(r, 500);
+	return !r->stopping && (stop == NULL || !*stop);
 }
 
 int
