@@ -772,18 +772,14 @@ slot_init(struct gw *gw, struct call *c, const struct method *m,
 	}
 }
 
-int
-server_start(struct gw *gw, char *err, size_t errlen)
+/*
+ * The channel arguments of the server: args (4 of them) and ca are the
+ * caller's.
+ */
+static void
+server_args(const struct gw *gw, grpc_arg args[4], grpc_channel_args *ca)
 {
-	grpc_arg args[4];
-	grpc_channel_args ca;
-	grpc_server_credentials *creds;
-	struct daemon_watchdog wd;
-	char *addrs = NULL, *addr, *save = NULL;
-	size_t i, j, k, n, nslots;
-	int rc = -1;
-
-	memset(args, 0, sizeof(args));
+	memset(args, 0, 4 * sizeof(*args));
 	args[0].type = GRPC_ARG_INTEGER;
 	args[0].key = (char *)GRPC_ARG_ALLOW_REUSEPORT;
 	args[0].value.integer = 0;
@@ -807,9 +803,112 @@ server_start(struct gw *gw, char *err, size_t errlen)
 	args[3].type = GRPC_ARG_INTEGER;
 	args[3].key = (char *)GRPC_ARG_KEEPALIVE_TIME_MS;
 	args[3].value.integer = INT_MAX;
-	ca.num_args = 4;
-	ca.args = args;
+	ca->num_args = 4;
+	ca->args = args;
+}
 
+/* One completion queue per thread (n), each waking at least every
+ * quarter of the watchdog's period. */
+static void
+server_queues(struct gw *gw, size_t n)
+{
+	struct daemon_watchdog wd;
+	size_t i;
+
+	if ((gw->loops = calloc(n, sizeof(*gw->loops))) == NULL)
+		fatal("calloc");
+	daemon_watchdog_init(&wd);
+	for (i = 0; i < n; i++) {
+		/* a quarter of the watchdog's period: under half its limit */
+		gw->loops[i].turn_ms = CQ_TURN_MS;
+		if (wd.usec > 0 && wd.usec / 4000 < CQ_TURN_MS)
+			gw->loops[i].turn_ms = wd.usec / 4000 ?
+			    wd.usec / 4000 :
+			    1;
+		gw->loops[i].cq = grpc_completion_queue_create_for_next(NULL);
+		grpc_server_register_completion_queue(gw->server,
+		    gw->loops[i].cq, NULL);
+	}
+}
+
+/* Listens on every address of conf.listen. 0, or -1 with err set. */
+static int
+server_listen(struct gw *gw, grpc_server_credentials *creds, char *err,
+    size_t errlen)
+{
+	char *addrs, *addr, *save = NULL;
+	int rc = -1;
+
+	if ((addrs = strdup(gw->conf.listen)) == NULL)
+		fatal("strdup");
+	for (addr = strtok_r(addrs, ",", &save); addr != NULL;
+	     addr = strtok_r(NULL, ",", &save)) {
+		while (*addr == ' ')
+			addr++;
+		if (strncmp(addr, "unix:", 5) == 0 &&
+		    unix_lock(addr, err, errlen) != 0)
+			goto fail;
+		if (grpc_server_add_http2_port(gw->server, addr, creds) == 0) {
+			snprintf(err, errlen,
+			    "cannot listen on %s (in use, or "
+			    "not an address?)",
+			    addr);
+			goto fail;
+		}
+		log_info("listening on %s%s", addr,
+		    *gw->conf.tls_cert ?
+		        (*gw->conf.tls_ca ? " (mTLS)" : " (TLS)") :
+		        "");
+	}
+	rc = 0;
+fail:
+	free(addrs);
+	return rc;
+}
+
+/* Every call slot of every queue (n), armed, and the queues' threads. */
+static void
+server_slots(struct gw *gw, size_t n)
+{
+	size_t i, j, k, s, ns, nslots = 0;
+
+	for (i = 0; i < NMETHODS; i++)
+		nslots += methods[i].kind == KIND_UNARY ? gw->conf.slots :
+		                                          STREAM_SLOTS;
+	nslots += GENERIC_SLOTS;
+	gw->ncalls = nslots * n;
+	if ((gw->calls = calloc(gw->ncalls, sizeof(*gw->calls))) == NULL)
+		fatal("calloc");
+	k = 0;
+	for (i = 0; i < n; i++) {
+		for (j = 0; j < NMETHODS; j++) {
+			ns = methods[j].kind == KIND_UNARY ? gw->conf.slots :
+			                                     STREAM_SLOTS;
+			for (s = 0; s < ns; s++)
+				slot_init(gw, &gw->calls[k++], &methods[j],
+				    gw->loops[i].cq);
+		}
+		for (j = 0; j < GENERIC_SLOTS; j++)
+			slot_init(gw, &gw->calls[k++], NULL, gw->loops[i].cq);
+	}
+	for (k = 0; k < gw->ncalls; k++)
+		call_arm(&gw->calls[k]);
+	for (i = 0; i < n; i++)
+		if (pthread_create(&gw->loops[i].thr, NULL, cq_main,
+		        &gw->loops[i]) != 0)
+			fatal("pthread_create");
+}
+
+int
+server_start(struct gw *gw, char *err, size_t errlen)
+{
+	grpc_arg args[4];
+	grpc_channel_args ca;
+	grpc_server_credentials *creds;
+	size_t i, n;
+	int rc;
+
+	server_args(gw, args, &ca);
 	/* the peer sockets first: slots open contexts on them */
 	if (peer_open(&gw->store, gw->store_url, &gw->store_dialer, err,
 	        errlen) != 0 ||
@@ -832,77 +931,13 @@ server_start(struct gw *gw, char *err, size_t errlen)
 			fatalx("cannot register %s", methods[i].path);
 	}
 	n = gw->conf.threads ? gw->conf.threads : 1;
-	if ((gw->loops = calloc(n, sizeof(*gw->loops))) == NULL)
-		fatal("calloc");
-	daemon_watchdog_init(&wd);
-	for (i = 0; i < n; i++) {
-		/* a quarter of the watchdog's period: under half its limit */
-		gw->loops[i].turn_ms = CQ_TURN_MS;
-		if (wd.usec > 0 && wd.usec / 4000 < CQ_TURN_MS)
-			gw->loops[i].turn_ms = wd.usec / 4000 ?
-			    wd.usec / 4000 :
-			    1;
-		gw->loops[i].cq = grpc_completion_queue_create_for_next(NULL);
-		grpc_server_register_completion_queue(gw->server,
-		    gw->loops[i].cq, NULL);
-	}
+	server_queues(gw, n);
 	if ((creds = server_creds(gw, err, errlen)) == NULL)
 		return -1;
-	if ((addrs = strdup(gw->conf.listen)) == NULL)
-		fatal("strdup");
-	for (addr = strtok_r(addrs, ",", &save); addr != NULL;
-	     addr = strtok_r(NULL, ",", &save)) {
-		while (*addr == ' ')
-			addr++;
-		if (strncmp(addr, "unix:", 5) == 0 &&
-		    unix_lock(addr, err, errlen) != 0)
-			goto fail;
-		if (grpc_server_add_http2_port(gw->server, addr, creds) == 0) {
-			snprintf(err, errlen,
-			    "cannot listen on %s (in use, or "
-			    "not an address?)",
-			    addr);
-			goto fail;
-		}
-		log_info("listening on %s%s", addr,
-		    *gw->conf.tls_cert ?
-		        (*gw->conf.tls_ca ? " (mTLS)" : " (TLS)") :
-		        "");
+	if ((rc = server_listen(gw, creds, err, errlen)) == 0) {
+		grpc_server_start(gw->server);
+		server_slots(gw, n);
 	}
-	grpc_server_start(gw->server);
-
-	nslots = 0;
-	for (i = 0; i < NMETHODS; i++)
-		nslots += methods[i].kind == KIND_UNARY ? gw->conf.slots :
-		                                          STREAM_SLOTS;
-	nslots += GENERIC_SLOTS;
-	gw->ncalls = nslots * n;
-	if ((gw->calls = calloc(gw->ncalls, sizeof(*gw->calls))) == NULL)
-		fatal("calloc");
-	k = 0;
-	for (i = 0; i < n; i++) {
-		for (j = 0; j < NMETHODS; j++) {
-			size_t s,
-			    ns = methods[j].kind == KIND_UNARY ?
-			    gw->conf.slots :
-			    STREAM_SLOTS;
-
-			for (s = 0; s < ns; s++)
-				slot_init(gw, &gw->calls[k++], &methods[j],
-				    gw->loops[i].cq);
-		}
-		for (j = 0; j < GENERIC_SLOTS; j++)
-			slot_init(gw, &gw->calls[k++], NULL, gw->loops[i].cq);
-	}
-	for (k = 0; k < gw->ncalls; k++)
-		call_arm(&gw->calls[k]);
-	for (i = 0; i < n; i++)
-		if (pthread_create(&gw->loops[i].thr, NULL, cq_main,
-		        &gw->loops[i]) != 0)
-			fatal("pthread_create");
-	rc = 0;
-fail:
-	free(addrs);
 	grpc_server_credentials_release(creds);
 	return rc;
 }
