@@ -14,6 +14,7 @@
  * expected_version is set (between the stream id and the events, as
  * the contract orders the checks).
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -92,24 +93,23 @@ append_done(struct call *c, struct client_reply *rep)
 	call_reply(c);
 }
 
-void
-rpc_append(struct call *c, const uint8_t *buf, size_t len)
+/*
+ * Checks an AppendRequest in the gateway's order: UTF-8 of the strings,
+ * 1. the stream id, 2. the expected version, the count; the rest is
+ * stored's, in the contract's order. 0, or -EINVAL with the call
+ * finished.
+ */
+static int
+append_check(struct call *c, const Eventfold__AppendRequest *r)
 {
-	Eventfold__AppendRequest *r;
-	struct ipc_append_req ar;
 	uint8_t sid[UUID_LEN];
 	size_t i;
 
-	memset(&ar, 0, sizeof(ar));
-	if ((r = eventfold__append_request__unpack(NULL, len, buf)) == NULL) {
-		call_finish(c, GW_INVALID_ARGUMENT, "malformed AppendRequest");
-		return;
-	}
 	if (!utf8_valid(r->stream_id, strlen(r->stream_id))) {
 		call_finish(c, GW_INVALID_ARGUMENT,
 		    "invalid stream_id: "
 		    "invalid UTF-8");
-		goto out;
+		return -EINVAL;
 	}
 	for (i = 0; i < r->n_events; i++)
 		if (!utf8_valid(r->events[i]->event_id,
@@ -120,68 +120,96 @@ rpc_append(struct call *c, const uint8_t *buf, size_t len)
 			    "event %zu: invalid "
 			    "UTF-8 in a string field",
 			    i);
-			goto out;
+			return -EINVAL;
 		}
-	/* 1. stream id; 2. expected version; the rest is stored's, in the
-	 * contract's order */
 	if (uuid_parse(r->stream_id, strlen(r->stream_id), sid) != 0) {
 		call_errorf(c, GW_INVALID_ARGUMENT,
 		    "invalid stream_id: "
 		    "malformed uuid \"%.64s\"",
 		    r->stream_id);
-		goto out;
+		return -EINVAL;
 	}
 	if (r->expected_version == NULL) {
 		call_finish(c, GW_INVALID_ARGUMENT,
 		    "expected_version is "
 		    "required");
-		goto out;
+		return -EINVAL;
 	}
 	if (r->expected_version->kind_case ==
 	    EVENTFOLD__EXPECTED_VERSION__KIND__NOT_SET) {
 		call_finish(c, GW_INVALID_ARGUMENT,
 		    "expected_version.kind is "
 		    "required");
-		goto out;
+		return -EINVAL;
 	}
 	if (r->n_events > IPC_MAX_EVENTS) {
 		call_errorf(c, GW_INVALID_ARGUMENT,
 		    "at most %u events per "
 		    "append",
 		    IPC_MAX_EVENTS);
-		goto out;
+		return -EINVAL;
 	}
-	ar.stream_id.ptr = r->stream_id;
-	ar.stream_id.len = (uint32_t)strlen(r->stream_id);
+	return 0;
+}
+
+/*
+ * Fills ar from a checked r; ar's strings and events point into r,
+ * ar->events is malloc'd (the caller frees it). 0 or -ENOMEM.
+ */
+static int
+append_fill(struct ipc_append_req *ar, const Eventfold__AppendRequest *r)
+{
+	size_t i;
+
+	memset(ar, 0, sizeof(*ar));
+	ar->stream_id.ptr = r->stream_id;
+	ar->stream_id.len = (uint32_t)strlen(r->stream_id);
 	switch (r->expected_version->kind_case) {
 	case EVENTFOLD__EXPECTED_VERSION__KIND_NO_STREAM:
-		ar.kind = EF_EXPECT_NO_STREAM;
+		ar->kind = EF_EXPECT_NO_STREAM;
 		break;
 	case EVENTFOLD__EXPECTED_VERSION__KIND_EXACT:
-		ar.kind = EF_EXPECT_EXACT;
-		ar.version = r->expected_version->exact;
+		ar->kind = EF_EXPECT_EXACT;
+		ar->version = r->expected_version->exact;
 		break;
 	default:
-		ar.kind = EF_EXPECT_ANY;
+		ar->kind = EF_EXPECT_ANY;
 		break;
 	}
-	ar.nevents = (uint32_t)r->n_events;
-	if (ar.nevents > 0 &&
-	    (ar.events = calloc(ar.nevents, sizeof(*ar.events))) == NULL) {
-		call_finish(c, GW_INTERNAL, "out of memory");
-		goto out;
-	}
+	ar->nevents = (uint32_t)r->n_events;
+	if (ar->nevents > 0 &&
+	    (ar->events = calloc(ar->nevents, sizeof(*ar->events))) == NULL)
+		return -ENOMEM;
 	for (i = 0; i < r->n_events; i++) {
 		const Eventfold__ProposedEvent *p = r->events[i];
 
-		ar.events[i].event_id.ptr = p->event_id;
-		ar.events[i].event_id.len = (uint32_t)strlen(p->event_id);
-		ar.events[i].type.ptr = p->event_type;
-		ar.events[i].type.len = (uint32_t)strlen(p->event_type);
-		ar.events[i].metadata = p->metadata.data;
-		ar.events[i].metadata_len = (uint32_t)p->metadata.len;
-		ar.events[i].payload = p->payload.data;
-		ar.events[i].payload_len = (uint32_t)p->payload.len;
+		ar->events[i].event_id.ptr = p->event_id;
+		ar->events[i].event_id.len = (uint32_t)strlen(p->event_id);
+		ar->events[i].type.ptr = p->event_type;
+		ar->events[i].type.len = (uint32_t)strlen(p->event_type);
+		ar->events[i].metadata = p->metadata.data;
+		ar->events[i].metadata_len = (uint32_t)p->metadata.len;
+		ar->events[i].payload = p->payload.data;
+		ar->events[i].payload_len = (uint32_t)p->payload.len;
+	}
+	return 0;
+}
+
+void
+rpc_append(struct call *c, const uint8_t *buf, size_t len)
+{
+	Eventfold__AppendRequest *r;
+	struct ipc_append_req ar;
+
+	if ((r = eventfold__append_request__unpack(NULL, len, buf)) == NULL) {
+		call_finish(c, GW_INVALID_ARGUMENT, "malformed AppendRequest");
+		return;
+	}
+	if (append_check(c, r) != 0)
+		goto out;
+	if (append_fill(&ar, r) != 0) {
+		call_finish(c, GW_INTERNAL, "out of memory");
+		goto out;
 	}
 	/* the body only: the pipeline puts it in an APPEND_MANY */
 	ipc_out_reset(&c->req);
