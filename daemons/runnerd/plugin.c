@@ -72,7 +72,6 @@ buf_set(struct buf *b, const void *p, size_t len)
 	buf_add(b, p, len);
 }
 
-
 void
 buf_free(struct buf *b)
 {
@@ -678,45 +677,42 @@ refuse(const char *path, const char *file, const char *fmt, ...)
 }
 
 /* Loads one file; 0, or -1 after refuse() said why. */
+/* Checks the file at path before loading it. 0, or -EPERM refused. */
 static int
-plugin_load(const char *dir, const char *name)
+plugin_file_ok(const char *path, const char *name)
 {
-	struct efp_registry reg;
-	const struct efp_plugin_info *info;
-	struct plugin *pl = NULL;
 	struct stat sb;
-	char path[4096];
-	void *dl = NULL;
-	size_t i;
-	int rc;
 
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	if (stat(path, &sb) != 0) {
 		refuse(path, name, "stat: %s", strerror(errno));
-		return -1;
+		return -EPERM;
 	}
 	if (!S_ISREG(sb.st_mode)) {
 		refuse(path, name, "not a regular file");
-		return -1;
+		return -EPERM;
 	}
 	if (sb.st_mode & S_IWOTH) {
 		refuse(path, name,
 		    "the file is writable by others "
 		    "(mode %04o); chmod o-w it",
 		    (unsigned)(sb.st_mode & 07777));
-		return -1;
+		return -EPERM;
 	}
-	if ((dl = dlopen(path, RTLD_NOW | RTLD_LOCAL)) == NULL) {
-		refuse(path, name, "cannot load: %s", dlerror());
-		return -1;
-	}
-	info = dlsym(dl, EFP_PLUGIN_SYMBOL);
+	return 0;
+}
+
+/* Checks a loaded plugin's info (NULL: none) against the ABI. 0, or
+ * -EPERM refused. */
+static int
+plugin_info_ok(const char *path, const char *name,
+    const struct efp_plugin_info *info)
+{
 	if (info == NULL) {
 		refuse(path, name,
 		    "no entry point \"%s\" (not an "
 		    "eventfold plugin? define it with EFP_PLUGIN())",
 		    EFP_PLUGIN_SYMBOL);
-		goto fail;
+		return -EPERM;
 	}
 	if (info->abi_version != EFP_ABI_VERSION) {
 		refuse(path, name,
@@ -724,26 +720,77 @@ plugin_load(const char *dir, const char *name)
 		    "eventfold-runnerd speaks ABI %u; rebuild it against this "
 		    "<eventfold/plugin.h>",
 		    info->abi_version, EFP_ABI_VERSION);
-		goto fail;
+		return -EPERM;
 	}
 	if (info->info_size != sizeof(struct efp_plugin_info)) {
 		refuse(path, name,
 		    "plugin info of %u bytes, "
 		    "expected %zu (ABI mismatch)",
 		    info->info_size, sizeof(struct efp_plugin_info));
-		goto fail;
+		return -EPERM;
 	}
 	if (info->init == NULL || !name_ok(info->name) ||
 	    info->version == NULL) {
 		refuse(path, name,
 		    "missing entry point init() or "
 		    "an invalid name or version");
-		goto fail;
+		return -EPERM;
 	}
 	if (plugin_name_taken(info->name)) {
 		refuse(path, name, "duplicate plugin name \"%s\"", info->name);
-		goto fail;
+		return -EPERM;
 	}
+	return 0;
+}
+
+/* Commits what pl's init() registered: its aggregate types and folds. */
+static void
+plugin_commit(struct plugin *pl, const struct efp_registry *reg)
+{
+	size_t i;
+
+	for (i = 0; i < reg->naggs; i++) {
+		struct agg_type *t, **na;
+
+		if ((t = calloc(1, sizeof(*t))) == NULL ||
+		    (na = realloc(aggs, (naggs + 1) * sizeof(*na))) == NULL)
+			fatal("calloc");
+		t->desc = reg->aggs[i];
+		t->plugin = pl;
+		aggs = na;
+		aggs[naggs++] = t;
+	}
+	for (i = 0; i < reg->nprojs; i++)
+		if (fold_add_projection(reg->projs[i], pl) != 0)
+			fatalx("cannot add projection %s",
+			    reg->projs[i]->name);
+	for (i = 0; i < reg->nmgrs; i++)
+		if (fold_add_manager(reg->mgrs[i], pl) != 0)
+			fatalx("cannot add manager %s", reg->mgrs[i]->name);
+	pl->next = plugins;
+	plugins = pl;
+}
+
+static int
+plugin_load(const char *dir, const char *name)
+{
+	struct efp_registry reg;
+	const struct efp_plugin_info *info;
+	struct plugin *pl = NULL;
+	char path[4096];
+	void *dl = NULL;
+	int rc;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	if (plugin_file_ok(path, name) != 0)
+		return -1;
+	if ((dl = dlopen(path, RTLD_NOW | RTLD_LOCAL)) == NULL) {
+		refuse(path, name, "cannot load: %s", dlerror());
+		return -1;
+	}
+	info = dlsym(dl, EFP_PLUGIN_SYMBOL);
+	if (plugin_info_ok(path, name, info) != 0)
+		goto fail;
 	if ((pl = calloc(1, sizeof(*pl))) == NULL)
 		fatal("calloc");
 	pl->path = strdup(path);
@@ -763,26 +810,7 @@ plugin_load(const char *dir, const char *name)
 		                           "");
 		goto fail;
 	}
-	/* commit what it registered */
-	for (i = 0; i < reg.naggs; i++) {
-		struct agg_type *t, **na;
-
-		if ((t = calloc(1, sizeof(*t))) == NULL ||
-		    (na = realloc(aggs, (naggs + 1) * sizeof(*na))) == NULL)
-			fatal("calloc");
-		t->desc = reg.aggs[i];
-		t->plugin = pl;
-		aggs = na;
-		aggs[naggs++] = t;
-	}
-	for (i = 0; i < reg.nprojs; i++)
-		if (fold_add_projection(reg.projs[i], pl) != 0)
-			fatalx("cannot add projection %s", reg.projs[i]->name);
-	for (i = 0; i < reg.nmgrs; i++)
-		if (fold_add_manager(reg.mgrs[i], pl) != 0)
-			fatalx("cannot add manager %s", reg.mgrs[i]->name);
-	pl->next = plugins;
-	plugins = pl;
+	plugin_commit(pl, &reg);
 	log_info("plugin %s: loaded \"%s\" %s: %zu aggregates, %zu "
 	         "projections, %zu process managers",
 	    path, info->name, info->version, reg.naggs, reg.nprojs, reg.nmgrs);
