@@ -238,16 +238,123 @@ writer_prune(void)
 		log_warnx("command results: pruning: %s", mdb_strerror(rc));
 }
 
+/* Waits up to a second for results and takes them all (NULL: none). */
+static struct wop *
+writer_take(void)
+{
+	struct wop *list;
+	struct timespec ts;
+
+	pthread_mutex_lock(&w_mu);
+	while (w_head == NULL && !w_stop) {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += 1;
+		if (pthread_cond_timedwait(&w_cv, &w_mu, &ts) != 0 &&
+		    w_head == NULL && !w_stop)
+			break;
+	}
+	if (w_head != NULL && faultpoint("runner.writer.stall")) {
+		/* tests: work waits, the writer makes no progress
+		 * (the watchdog must stop, runnerd.c) */
+		pthread_mutex_unlock(&w_mu);
+		while (faultpoint("runner.writer.stall") &&
+		    !__atomic_load_n(&w_stop, __ATOMIC_RELAXED))
+			runner_nap(rn, 20);
+		pthread_mutex_lock(&w_mu);
+	}
+	list = w_head;
+	w_head = w_tail = NULL;
+	pthread_mutex_unlock(&w_mu);
+	return list;
+}
+
+/* Puts list's writes in txn, then prunes old results. 0 or LMDB's code. */
+static int
+writer_put(MDB_txn *txn, const struct wop *list)
+{
+	const struct wop *w;
+	MDB_val k, v;
+	size_t pruned;
+	int rc = 0;
+
+	for (w = list; w != NULL && rc == 0; w = w->next) {
+		k.mv_size = w->klen;
+		k.mv_data = w->key;
+		v.mv_size = w->vlen;
+		v.mv_data = w->val;
+		if (w->kind == WOP_SNAP_DEL) {
+			rc = mdb_del(txn, state_db(STATE_SNAPS), &k, NULL);
+			if (rc == MDB_NOTFOUND)
+				rc = 0;
+		} else
+			rc = mdb_put(txn,
+			    w->kind == WOP_CMD ? state_db(STATE_CMDS) :
+			                         state_db(STATE_SNAPS),
+			    &k, &v, 0);
+		if (rc == 0 && w->kind == WOP_CMD)
+			rc = cmdage_put(txn, w->key, w->klen, w->at);
+	}
+	if (rc == 0)
+		rc = cmds_prune(txn, &pruned);
+	return rc;
+}
+
+/* Commits list in one transaction, growing the map or waiting for disk
+ * space as needed; a failure is logged (the results are then recovered
+ * from the events). */
+static void
+writer_commit(const struct wop *list)
+{
+	MDB_txn *txn;
+	int rc;
+
+	do {
+		/* waiting for disk space is not being wedged: the
+		 * watchdog goes on (aggregate_alive) */
+		__atomic_store_n(&w_beat, now_ms(), __ATOMIC_RELAXED);
+		if ((rc = state_begin(0, &txn)) != 0) {
+			log_warnx("aggregate writer: %s", mdb_strerror(rc));
+			break;
+		}
+		if ((rc = writer_put(txn, list)) != 0) {
+			if (rc != MDB_MAP_FULL)
+				log_warnx("aggregate writer: put: %s",
+				    mdb_strerror(rc));
+			state_abort(txn);
+		} else
+			rc = state_commit(txn, "aggregate writer");
+	} while ((rc == MDB_MAP_FULL && state_grow("aggregate writer") == 0) ||
+	    state_wait_space(rn, "aggregate writer", rc, &w_stop));
+}
+
+/* Drops list's commands from the pending table, then frees list. */
+static void
+writer_release(struct wop *list)
+{
+	struct wop *w, **pp;
+
+	pthread_mutex_lock(&w_mu);
+	for (w = list; w != NULL; w = w->next) {
+		if (w->kind != WOP_CMD)
+			continue;
+		pp = &pending[hash_bytes(w->key, w->klen) % NPENDING];
+		while (*pp != NULL && *pp != w)
+			pp = &(*pp)->hnext;
+		if (*pp == w)
+			*pp = w->hnext;
+	}
+	pthread_mutex_unlock(&w_mu);
+	while (list != NULL) {
+		w = list->next;
+		wop_free(list);
+		list = w;
+	}
+}
+
 static void *
 writer_main(void *arg)
 {
-	struct wop *list, *w, **pp;
-	struct timespec ts;
-	MDB_txn *txn;
-	MDB_val k, v;
-	size_t pruned;
-	int rc;
-
+	struct wop *list;
 	uint64_t last_commit = 0, last_prune = 0;
 
 	(void)arg;
@@ -255,26 +362,7 @@ writer_main(void *arg)
 		__atomic_store_n(&w_beat, now_ms(), __ATOMIC_RELAXED);
 		/* let a busy stream of results share one commit */
 		runner_pace(rn, last_commit, &w_stop, NULL);
-		pthread_mutex_lock(&w_mu);
-		while (w_head == NULL && !w_stop) {
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_sec += 1;
-			if (pthread_cond_timedwait(&w_cv, &w_mu, &ts) != 0 &&
-			    w_head == NULL && !w_stop)
-				break;
-		}
-		if (w_head != NULL && faultpoint("runner.writer.stall")) {
-			/* tests: work waits, the writer makes no progress
-			 * (the watchdog must stop, runnerd.c) */
-			pthread_mutex_unlock(&w_mu);
-			while (faultpoint("runner.writer.stall") &&
-			    !__atomic_load_n(&w_stop, __ATOMIC_RELAXED))
-				runner_nap(rn, 20);
-			pthread_mutex_lock(&w_mu);
-		}
-		list = w_head;
-		w_head = w_tail = NULL;
-		pthread_mutex_unlock(&w_mu);
+		list = writer_take();
 		if (list == NULL && !w_stop) {
 			/* idle: forget what retention says, once a second */
 			if (now_ms() - last_prune >= 1000) {
@@ -285,65 +373,10 @@ writer_main(void *arg)
 		}
 		if (list == NULL)
 			break;
-		do {
-			/* waiting for disk space is not being wedged: the
-			 * watchdog goes on (aggregate_alive) */
-			__atomic_store_n(&w_beat, now_ms(), __ATOMIC_RELAXED);
-			if ((rc = state_begin(0, &txn)) != 0) {
-				log_warnx("aggregate writer: %s",
-				    mdb_strerror(rc));
-				break;
-			}
-			for (w = list; w != NULL && rc == 0; w = w->next) {
-				k.mv_size = w->klen;
-				k.mv_data = w->key;
-				v.mv_size = w->vlen;
-				v.mv_data = w->val;
-				if (w->kind == WOP_SNAP_DEL) {
-					rc = mdb_del(txn,
-					    state_db(STATE_SNAPS), &k, NULL);
-					if (rc == MDB_NOTFOUND)
-						rc = 0;
-				} else
-					rc = mdb_put(txn,
-					    w->kind == WOP_CMD ?
-					        state_db(STATE_CMDS) :
-					        state_db(STATE_SNAPS),
-					    &k, &v, 0);
-				if (rc == 0 && w->kind == WOP_CMD)
-					rc = cmdage_put(txn, w->key, w->klen,
-					    w->at);
-			}
-			if (rc == 0)
-				rc = cmds_prune(txn, &pruned);
-			if (rc != 0) {
-				if (rc != MDB_MAP_FULL)
-					log_warnx("aggregate writer: put: %s",
-					    mdb_strerror(rc));
-				state_abort(txn);
-			} else
-				rc = state_commit(txn, "aggregate writer");
-		} while ((rc == MDB_MAP_FULL &&
-		             state_grow("aggregate writer") == 0) ||
-		    state_wait_space(rn, "aggregate writer", rc, &w_stop));
+		writer_commit(list);
 		last_commit = now_ms();
 		/* committed (or lost, and then recovered from the events) */
-		pthread_mutex_lock(&w_mu);
-		for (w = list; w != NULL; w = w->next) {
-			if (w->kind != WOP_CMD)
-				continue;
-			pp = &pending[hash_bytes(w->key, w->klen) % NPENDING];
-			while (*pp != NULL && *pp != w)
-				pp = &(*pp)->hnext;
-			if (*pp == w)
-				*pp = w->hnext;
-		}
-		pthread_mutex_unlock(&w_mu);
-		while (list != NULL) {
-			w = list->next;
-			wop_free(list);
-			list = w;
-		}
+		writer_release(list);
 	}
 	return NULL;
 }
