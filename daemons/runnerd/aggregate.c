@@ -788,16 +788,90 @@ recovery_see(struct recovery *r, const struct ef_event *ev,
  * snapshot is dropped and the stream folded from version 0. One event
  * more per read.
  */
+/*
+ * Checks the first event of a page read from the snapshot's version
+ * against the snapshot: 0 when it is the snapshot's last event (its id
+ * then taken when the snapshot had none), or 1 with why (wl bytes) saying
+ * why the snapshot is not of this log.
+ */
+static int
+inst_check(struct instance *in, const struct ipc_read_rep *rr, char *why,
+    size_t wl)
+{
+	struct ef_event ev;
+	char got[UUID_STR_LEN], want[UUID_STR_LEN];
+	const char *dwhy;
+
+	why[0] = '\0';
+	if (rr->nevents == 0 ||
+	    ipc_event_decode(&rr->events->via.array.ptr[0], &ev, &dwhy) != 0 ||
+	    ev.stream_version != in->version)
+		snprintf(why, wl,
+		    "is beyond "
+		    "the end of the stream in the log "
+		    "(version "
+		    "%" PRIu64 "; restored from an older "
+		    "backup?)",
+		    rr->has_last_version ? rr->last_version : 0);
+	else if (in->has_id && memcmp(ev.event_id, in->last_id, UUID_LEN) != 0)
+		snprintf(why, wl,
+		    "follows "
+		    "event %s, but the log holds %s there "
+		    "(repaired or replaced?)",
+		    uuid_format(in->last_id, want),
+		    uuid_format(ev.event_id, got));
+	if (why[0] != '\0')
+		return 1;
+	/* a format 1 snapshot: the id is the log's */
+	memcpy(in->last_id, ev.event_id, UUID_LEN);
+	in->has_id = 1;
+	return 0;
+}
+
+/* Applies the events of a page from version from on. EF_S_OK, or
+ * another status with msg. */
+static int
+inst_apply_page(struct instance *in, const struct ipc_read_rep *rr,
+    struct recovery *rec, uint64_t from, char *msg, size_t ml)
+{
+	struct ef_event ev;
+	const char *why;
+	uint32_t i;
+	int rc = EF_S_OK;
+
+	for (i = 0; i < rr->nevents; i++) {
+		if (ipc_event_decode(&rr->events->via.array.ptr[i], &ev,
+		        &why) != 0) {
+			snprintf(msg, ml,
+			    "stored sent a malformed "
+			    "event: %s",
+			    why);
+			rc = EF_S_INTERNAL;
+			break;
+		}
+		if (ev.stream_version != from)
+			continue;
+		if ((rc = inst_apply(in, &ev, msg, ml)) != EF_S_OK)
+			break;
+		recovery_see(rec, &ev, in->stream);
+		in->exists = 1;
+		in->version = ev.stream_version;
+		memcpy(in->last_id, ev.event_id, UUID_LEN);
+		in->has_id = 1;
+		in->from_snap = 0;
+		from++;
+	}
+	return rc;
+}
+
 static int
 inst_catch_up(struct instance *in, char *msg, size_t ml)
 {
 	struct client_reply rep;
 	struct ipc_read_rep rr;
-	struct ef_event ev;
 	struct recovery rec;
-	char sid[UUID_STR_LEN], got[UUID_STR_LEN], want[UUID_STR_LEN];
+	char sid[UUID_STR_LEN];
 	char why_buf[160];
-	const char *why;
 	uint64_t from;
 	uint32_t i;
 	int st_, rc = EF_S_OK, check = 1;
@@ -839,59 +913,16 @@ inst_catch_up(struct instance *in, char *msg, size_t ml)
 			break;
 		}
 		if (check) {
-			why_buf[0] = '\0';
-			if (rr.nevents == 0 ||
-			    ipc_event_decode(&rr.events->via.array.ptr[0], &ev,
-			        &why) != 0 ||
-			    ev.stream_version != in->version)
-				snprintf(why_buf, sizeof(why_buf),
-				    "is beyond "
-				    "the end of the stream in the log "
-				    "(version "
-				    "%" PRIu64 "; restored from an older "
-				    "backup?)",
-				    rr.has_last_version ? rr.last_version : 0);
-			else if (in->has_id &&
-			    memcmp(ev.event_id, in->last_id, UUID_LEN) != 0)
-				snprintf(why_buf, sizeof(why_buf),
-				    "follows "
-				    "event %s, but the log holds %s there "
-				    "(repaired or replaced?)",
-				    uuid_format(in->last_id, want),
-				    uuid_format(ev.event_id, got));
-			if (why_buf[0] != '\0') {
+			if (inst_check(in, &rr, why_buf, sizeof(why_buf)) !=
+			    0) {
 				client_reply_free(&rep);
 				inst_discard(in, sid, why_buf);
 				continue;
 			}
-			/* a format 1 snapshot: the id is the log's */
-			memcpy(in->last_id, ev.event_id, UUID_LEN);
-			in->has_id = 1;
 			check = 0;
 			from = in->version + 1;
 		}
-		for (i = 0; i < rr.nevents; i++) {
-			if (ipc_event_decode(&rr.events->via.array.ptr[i], &ev,
-			        &why) != 0) {
-				snprintf(msg, ml,
-				    "stored sent a malformed "
-				    "event: %s",
-				    why);
-				rc = EF_S_INTERNAL;
-				break;
-			}
-			if (ev.stream_version != from)
-				continue;
-			if ((rc = inst_apply(in, &ev, msg, ml)) != EF_S_OK)
-				break;
-			recovery_see(&rec, &ev, in->stream);
-			in->exists = 1;
-			in->version = ev.stream_version;
-			memcpy(in->last_id, ev.event_id, UUID_LEN);
-			in->has_id = 1;
-			in->from_snap = 0;
-			from++;
-		}
+		rc = inst_apply_page(in, &rr, &rec, from, msg, ml);
 		i = rr.nevents;
 		client_reply_free(&rep);
 		if (rc != EF_S_OK)
