@@ -1043,22 +1043,15 @@ reply_duplicate(const uint8_t val[CMD_VAL], const uint8_t sid[UUID_LEN],
 }
 
 /* One attempt: handle and append. EF_S_VERSION_CONFLICT means retry. */
+/* Calls the plugin's handle() for c on in's state, into ctx (the
+ * caller's, initialised). EF_S_OK, or another status with msg. */
 static int
-exec_attempt(struct instance *in, const struct exec_cmd *c, const char *meta,
-    struct ipc_exec_rep *rep, char *msg, size_t ml)
+exec_handle(struct instance *in, const struct exec_cmd *c, struct efp_ctx *ctx,
+    char *msg, size_t ml)
 {
 	const struct efp_aggregate *d = in->type->desc;
 	struct efp_command cmd;
-	struct efp_ctx ctx;
-	struct ipc_append_req ar;
-	struct ipc_proposed *ev = NULL;
-	struct ipc_append_rep ok;
-	struct client_reply cr;
-	char sid[UUID_STR_LEN], (*ids)[UUID_STR_LEN] = NULL;
-	uint8_t id[UUID_LEN], val[CMD_VAL];
-	const char *why;
-	size_t i;
-	int rc, s;
+	int rc;
 
 	memset(&cmd, 0, sizeof(cmd));
 	cmd.aggregate_type = c->aggregate_type;
@@ -1073,50 +1066,62 @@ exec_attempt(struct instance *in, const struct exec_cmd *c, const char *meta,
 	cmd.source_device = c->source_device;
 	cmd.exists = in->exists;
 	cmd.version = in->version;
-	ctx_init(&ctx, CTX_HANDLE);
-	rc = d->handle(&ctx, in->state.p, in->state.len, &cmd);
+	rc = d->handle(ctx, in->state.p, in->state.len, &cmd);
 	if (rc != EFP_OK) {
 		snprintf(msg, ml, "aggregate %s: handle(%s) failed: %s",
 		    d->type, c->type,
-		    ctx.has_err ? ctx.err : "error without message");
-		s = EF_S_INTERNAL;
-		goto out;
+		    ctx->has_err ? ctx->err : "error without message");
+		return EF_S_INTERNAL;
 	}
-	if (ctx.rejected) {
+	if (ctx->rejected) {
 		snprintf(msg, ml, "%s",
-		    ctx.reject_msg ? ctx.reject_msg : "rejected");
-		s = EF_S_REJECTED;
-		goto out;
+		    ctx->reject_msg ? ctx->reject_msg : "rejected");
+		return EF_S_REJECTED;
 	}
-	memcpy(rep->stream_id, in->stream, UUID_LEN);
-	if (ctx.nevents == 0) {
-		rep->exists = in->exists;
-		rep->version = in->version;
-		rep->count = 0;
-		s = EF_S_OK;
-		goto out;
-	}
-	if ((ev = calloc(ctx.nevents, sizeof(*ev))) == NULL ||
-	    (ids = calloc(ctx.nevents, sizeof(*ids))) == NULL)
+	return EF_S_OK;
+}
+
+/*
+ * Appends the events ctx holds (one or more) to in's stream at its
+ * version, with ids derived from the command id, and records the
+ * command's result. EF_S_OK (rep filled), EF_S_VERSION_CONFLICT, or
+ * another status with msg.
+ */
+static int
+exec_append(struct instance *in, const struct exec_cmd *c, const char *meta,
+    const struct efp_ctx *ctx, struct ipc_exec_rep *rep, char *msg, size_t ml)
+{
+	struct ipc_append_req ar;
+	struct ipc_proposed *ev = NULL;
+	struct ipc_append_rep ok;
+	struct client_reply cr;
+	char sid[UUID_STR_LEN], (*ids)[UUID_STR_LEN] = NULL;
+	uint8_t id[UUID_LEN], val[CMD_VAL];
+	const char *why;
+	size_t i;
+	int s;
+
+	if ((ev = calloc(ctx->nevents, sizeof(*ev))) == NULL ||
+	    (ids = calloc(ctx->nevents, sizeof(*ids))) == NULL)
 		fatal("calloc");
-	for (i = 0; i < ctx.nevents; i++) {
+	for (i = 0; i < ctx->nevents; i++) {
 		event_id_for(c->command_id, i, id);
 		uuid_format(id, ids[i]);
 		ev[i].event_id.ptr = ids[i];
 		ev[i].event_id.len = 36;
-		ev[i].type.ptr = ctx.events[i].type;
-		ev[i].type.len = (uint32_t)strlen(ctx.events[i].type);
+		ev[i].type.ptr = ctx->events[i].type;
+		ev[i].type.len = (uint32_t)strlen(ctx->events[i].type);
 		ev[i].metadata = (const uint8_t *)meta;
 		ev[i].metadata_len = (uint32_t)strlen(meta);
-		ev[i].payload = ctx.events[i].payload;
-		ev[i].payload_len = (uint32_t)ctx.events[i].len;
+		ev[i].payload = ctx->events[i].payload;
+		ev[i].payload_len = (uint32_t)ctx->events[i].len;
 	}
 	memset(&ar, 0, sizeof(ar));
 	ar.stream_id.ptr = uuid_format(in->stream, sid);
 	ar.stream_id.len = 36;
 	ar.kind = in->exists ? EF_EXPECT_EXACT : EF_EXPECT_NO_STREAM;
 	ar.version = in->version;
-	ar.nevents = (uint32_t)ctx.nevents;
+	ar.nevents = (uint32_t)ctx->nevents;
 	ar.events = ev;
 	/* through the pipeline: commands executing at the same time share
 	 * APPEND_MANY messages to stored (libcommon/pipeline.h) */
@@ -1153,9 +1158,31 @@ exec_attempt(struct instance *in, const struct exec_cmd *c, const char *meta,
 		    cr.in.message.ptr);
 	}
 	client_reply_free(&cr);
-out:
 	free(ev);
 	free(ids);
+	return s;
+}
+
+static int
+exec_attempt(struct instance *in, const struct exec_cmd *c, const char *meta,
+    struct ipc_exec_rep *rep, char *msg, size_t ml)
+{
+	struct efp_ctx ctx;
+	int s;
+
+	ctx_init(&ctx, CTX_HANDLE);
+	if ((s = exec_handle(in, c, &ctx, msg, ml)) != EF_S_OK)
+		goto out;
+	memcpy(rep->stream_id, in->stream, UUID_LEN);
+	if (ctx.nevents == 0) {
+		rep->exists = in->exists;
+		rep->version = in->version;
+		rep->count = 0;
+		s = EF_S_OK;
+		goto out;
+	}
+	s = exec_append(in, c, meta, &ctx, rep, msg, ml);
+out:
 	ctx_free(&ctx);
 	return s;
 }
