@@ -745,16 +745,97 @@ fold_check(struct fold *f, struct ef_client *store)
 	return rc;
 }
 
+/* Runs a RESET or SWAP request and tells the asker it is done. */
+static void
+fold_serve(struct fold *f, int req)
+{
+	int rc;
+
+	rc = req == REQ_RESET ? fold_do_reset(f) : fold_do_swap(f);
+	pthread_mutex_lock(&f->mu);
+	f->req = REQ_NONE;
+	f->req_done++;
+	if (rc != 0)
+		snprintf(f->err, sizeof(f->err), "%s", mdb_strerror(rc));
+	pthread_cond_broadcast(&f->cv);
+	pthread_mutex_unlock(&f->mu);
+}
+
+/*
+ * One round of a running fold: takes a batch from its pipe (paced
+ * after *last_commit unless the last batch, *last_n, was full) and
+ * applies it. 0 to go on; 1 to leave the loop (a request, a changed log,
+ * a failure, an interrupted manager).
+ */
+static int
+fold_step(struct fold *f, uint64_t *last_commit, size_t *last_n)
+{
+	struct qev *list;
+	char msg[512];
+	uint8_t last_id[UUID_LEN];
+	size_t n, done;
+	uint64_t fpos;
+	int failed, intr;
+
+	if (__atomic_load_n(&f->req, __ATOMIC_ACQUIRE) != REQ_NONE)
+		return 1;
+	if (__atomic_load_n(&f->pipe.changed, __ATOMIC_ACQUIRE)) {
+		/* stored restored or repaired while we ran:
+		 * check the checkpoint again, as at start */
+		log_warnx("%s: the log changed underneath the "
+		          "subscription; checking the checkpoint "
+		          "(position %" PRIu64 ") again",
+		    f->name, f->next);
+		f->checked = 0;
+		return 1;
+	}
+	if (!f->live &&
+	    __atomic_load_n(&f->pipe.caught_up, __ATOMIC_ACQUIRE) &&
+	    __atomic_load_n(&f->pipe.q.n, __ATOMIC_RELAXED) == 0) {
+		pthread_mutex_lock(&f->mu);
+		f->live = 1;
+		pthread_mutex_unlock(&f->mu);
+	}
+	/* group commits under load, one at once when quiet */
+	if (*last_n < f->rn->conf.fold_batch)
+		runner_pace(f->rn, *last_commit, &f->req, &f->hurry);
+	__atomic_store_n(&f->hurry, 0, __ATOMIC_RELAXED);
+	list = evq_take(&f->pipe.q, f->rn->conf.fold_batch, 100, &n);
+	if (list == NULL)
+		return 0;
+	intr = 0;
+	if (f->kind == EF_FOLD_PROJECTION)
+		done = proj_batch(f, f->dbi, f->gen, 1, list, n, f->next,
+		    &failed, &fpos, last_id, msg, sizeof(msg));
+	else
+		done = mgr_batch(f, list, n, f->next, &failed, &fpos, &intr,
+		    last_id, msg, sizeof(msg));
+	evq_free_list(list);
+	*last_commit = now_ms();
+	*last_n = n;
+	pthread_mutex_lock(&f->mu);
+	if (done > 0) {
+		memcpy(f->last_id, last_id, UUID_LEN);
+		f->has_id = 1;
+	}
+	f->next += done;
+	f->applied += done;
+	pthread_cond_broadcast(&f->cv);
+	pthread_mutex_unlock(&f->mu);
+	if (failed) {
+		fold_set_error(f, fpos, msg);
+		return 1;
+	}
+	return intr;
+}
+
 static void *
 fold_main(void *arg)
 {
 	struct fold *f = arg;
-	struct qev *list;
-	char msg[512];
-	uint8_t last_id[UUID_LEN];
-	size_t n, done, last_n = 0;
-	uint64_t fpos, last_commit = 0;
-	int req, failed, intr, rc;
+	size_t last_n = 0;
+	uint64_t last_commit = 0;
+	int req, rc;
 
 	for (;;) {
 		pthread_mutex_lock(&f->mu);
@@ -765,16 +846,7 @@ fold_main(void *arg)
 		if (req == REQ_QUIT)
 			break;
 		if (req != REQ_NONE) {
-			rc = req == REQ_RESET ? fold_do_reset(f) :
-			                        fold_do_swap(f);
-			pthread_mutex_lock(&f->mu);
-			f->req = REQ_NONE;
-			f->req_done++;
-			if (rc != 0)
-				snprintf(f->err, sizeof(f->err), "%s",
-				    mdb_strerror(rc));
-			pthread_cond_broadcast(&f->cv);
-			pthread_mutex_unlock(&f->mu);
+			fold_serve(f, req);
 			continue;
 		}
 		if (!f->checked) {
@@ -794,67 +866,8 @@ fold_main(void *arg)
 		pthread_mutex_unlock(&f->mu);
 		pipe_start(&f->pipe, f, f->next,
 		    f->has_id && f->next > 0 ? f->last_id : NULL, 1);
-		for (;;) {
-			if (__atomic_load_n(&f->req, __ATOMIC_ACQUIRE) !=
-			    REQ_NONE)
-				break;
-			if (__atomic_load_n(&f->pipe.changed,
-			        __ATOMIC_ACQUIRE)) {
-				/* stored restored or repaired while we ran:
-				 * check the checkpoint again, as at start */
-				log_warnx(
-				    "%s: the log changed underneath the "
-				    "subscription; checking the checkpoint "
-				    "(position %" PRIu64 ") again",
-				    f->name, f->next);
-				f->checked = 0;
-				break;
-			}
-			if (!f->live &&
-			    __atomic_load_n(&f->pipe.caught_up,
-			        __ATOMIC_ACQUIRE) &&
-			    __atomic_load_n(&f->pipe.q.n, __ATOMIC_RELAXED) ==
-			        0) {
-				pthread_mutex_lock(&f->mu);
-				f->live = 1;
-				pthread_mutex_unlock(&f->mu);
-			}
-			/* group commits under load, one at once when quiet */
-			if (last_n < f->rn->conf.fold_batch)
-				runner_pace(f->rn, last_commit, &f->req,
-				    &f->hurry);
-			__atomic_store_n(&f->hurry, 0, __ATOMIC_RELAXED);
-			list = evq_take(&f->pipe.q, f->rn->conf.fold_batch,
-			    100, &n);
-			if (list == NULL)
-				continue;
-			intr = 0;
-			if (f->kind == EF_FOLD_PROJECTION)
-				done = proj_batch(f, f->dbi, f->gen, 1, list,
-				    n, f->next, &failed, &fpos, last_id, msg,
-				    sizeof(msg));
-			else
-				done = mgr_batch(f, list, n, f->next, &failed,
-				    &fpos, &intr, last_id, msg, sizeof(msg));
-			evq_free_list(list);
-			last_commit = now_ms();
-			last_n = n;
-			pthread_mutex_lock(&f->mu);
-			if (done > 0) {
-				memcpy(f->last_id, last_id, UUID_LEN);
-				f->has_id = 1;
-			}
-			f->next += done;
-			f->applied += done;
-			pthread_cond_broadcast(&f->cv);
-			pthread_mutex_unlock(&f->mu);
-			if (failed) {
-				fold_set_error(f, fpos, msg);
-				break;
-			}
-			if (intr)
-				break;
-		}
+		while (fold_step(f, &last_commit, &last_n) == 0)
+			;
 		pipe_stop(&f->pipe);
 	}
 	pipe_stop(&f->pipe);
