@@ -231,6 +231,24 @@ void server_stop(struct gw *gw);
 int server_alive(struct gw *gw, uint64_t limit_ms);
 /* Sends a unary reply (resp may be NULL for an error) and re-arms. */
 void call_finish(struct call *c, int code, const char *msg);
+/*
+ * The first step of a peer's reply handler: 0 when the peer answered OK
+ * and its body decoded (decoded); else finishes c with the peer's own
+ * status and message (-EIO), or with INTERNAL "malformed WHAT" when the
+ * body is missing or does not decode (-EPROTO).
+ */
+int call_reply_body(struct call *c, const struct client_reply *rep,
+    bool decoded, const char *what);
+/* call_reply_body, decoding rep's body with decode (an ipc_*_decode)
+ * into out only when the peer answered OK. */
+#define CALL_REPLY_DECODE(c, rep, decode, out, what)                          \
+	call_reply_body((c), (rep),                                           \
+	    (rep)->in.status == EF_S_OK && (rep)->in.body != NULL &&          \
+	        decode((rep)->in.body, (out), &(const char *){ NULL }) == 0,  \
+	    (what))
+/* Parses a stream id (s, NUL-terminated) into sid: 0, or -EINVAL with
+ * the call finished (INVALID_ARGUMENT). */
+int call_stream_id(struct call *c, const char *s, uint8_t sid[UUID_LEN]);
 /* Sends c->out as the reply message, status OK. */
 void call_reply(struct call *c);
 /*

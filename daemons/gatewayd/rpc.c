@@ -25,25 +25,6 @@
 #include "pbevent.h"
 #include "log.h"
 
-static int
-store_code(int status)
-{
-	return ipc_status_grpc(status);
-}
-
-static void
-finish_store_error(struct call *c, const struct client_reply *rep)
-{
-	char msg[IPC_MAX_STRLEN + 1];
-	uint32_t n = rep->in.message.len;
-
-	if (n > IPC_MAX_STRLEN)
-		n = IPC_MAX_STRLEN;
-	memcpy(msg, rep->in.message.ptr, n);
-	msg[n] = '\0';
-	call_finish(c, store_code(rep->in.status), msg);
-}
-
 int
 rpc_pack_event(struct pbuf *pb, uint32_t field, const struct ef_event *ev,
     size_t limit)
@@ -68,19 +49,10 @@ append_done(struct call *c, struct client_reply *rep)
 {
 	Eventfold__AppendResponse r = EVENTFOLD__APPEND_RESPONSE__INIT;
 	struct ipc_append_rep ar;
-	const char *why = NULL;
 
-	if (rep->in.status != EF_S_OK) {
-		finish_store_error(c, rep);
+	if (CALL_REPLY_DECODE(c, rep, ipc_append_rep_decode, &ar,
+	        "append reply from eventfold-stored") != 0)
 		return;
-	}
-	if (rep->in.body == NULL ||
-	    ipc_append_rep_decode(rep->in.body, &ar, &why) != 0) {
-		call_finish(c, GW_INTERNAL,
-		    "malformed append reply from "
-		    "eventfold-stored");
-		return;
-	}
 	metrics_append(c->gw, gw_mono_ns() - c->t0,
 	    ar.last_pos - ar.first_pos + 1, ar.last_pos);
 	r.first_stream_version = ar.first_version;
@@ -122,13 +94,8 @@ append_check(struct call *c, const Eventfold__AppendRequest *r)
 			    i);
 			return -EINVAL;
 		}
-	if (uuid_parse(r->stream_id, strlen(r->stream_id), sid) != 0) {
-		call_errorf(c, GW_INVALID_ARGUMENT,
-		    "invalid stream_id: "
-		    "malformed uuid \"%.64s\"",
-		    r->stream_id);
+	if (call_stream_id(c, r->stream_id, sid) != 0)
 		return -EINVAL;
-	}
 	if (r->expected_version == NULL) {
 		call_finish(c, GW_INVALID_ARGUMENT,
 		    "expected_version is "
@@ -235,17 +202,9 @@ read_page_done(struct call *c, struct client_reply *rep, int op)
 	uint32_t i;
 	int full = 0;
 
-	if (rep->in.status != EF_S_OK) {
-		finish_store_error(c, rep);
+	if (CALL_REPLY_DECODE(c, rep, ipc_read_rep_decode, &rr,
+	        "read reply from eventfold-stored") != 0)
 		return;
-	}
-	if (rep->in.body == NULL ||
-	    ipc_read_rep_decode(rep->in.body, &rr, &why) != 0) {
-		call_finish(c, GW_INTERNAL,
-		    "malformed read reply from "
-		    "eventfold-stored");
-		return;
-	}
 	for (i = 0; i < rr.nevents && c->remaining > 0; i++) {
 		if (ipc_event_decode(&rr.events->via.array.ptr[i], &ev,
 		        &why) != 0) {
@@ -324,12 +283,7 @@ rpc_read_stream(struct call *c, const uint8_t *buf, size_t len)
 		    "malformed ReadStreamRequest");
 		return;
 	}
-	if (!utf8_valid(r->stream_id, strlen(r->stream_id)) ||
-	    uuid_parse(r->stream_id, strlen(r->stream_id), sid) != 0) {
-		call_errorf(c, GW_INVALID_ARGUMENT,
-		    "invalid stream_id: "
-		    "malformed uuid \"%.64s\"",
-		    r->stream_id);
+	if (call_stream_id(c, r->stream_id, sid) != 0) {
 		eventfold__read_stream_request__free_unpacked(r, NULL);
 		return;
 	}
@@ -380,17 +334,9 @@ list_done(struct call *c, struct client_reply *rep)
 	size_t sz;
 	uint32_t i;
 
-	if (rep->in.status != EF_S_OK) {
-		finish_store_error(c, rep);
+	if (CALL_REPLY_DECODE(c, rep, ipc_list_rep_decode, &lr,
+	        "list reply from eventfold-stored") != 0)
 		return;
-	}
-	if (rep->in.body == NULL ||
-	    ipc_list_rep_decode(rep->in.body, &lr, &why) != 0) {
-		call_finish(c, GW_INTERNAL,
-		    "malformed list reply from "
-		    "eventfold-stored");
-		return;
-	}
 	for (i = 0; i < lr.nstreams; i++) {
 		if (ipc_stream_info_decode(&lr.streams->via.array.ptr[i],
 		        &info, &why) != 0) {

@@ -29,19 +29,6 @@
 #include "log.h"
 #include "runner.pb-c.h"
 
-static void
-finish_runner_error(struct call *c, const struct client_reply *rep)
-{
-	char msg[IPC_MAX_STRLEN + 1];
-	uint32_t n = rep->in.message.len;
-
-	if (n > IPC_MAX_STRLEN)
-		n = IPC_MAX_STRLEN;
-	memcpy(msg, rep->in.message.ptr, n);
-	msg[n] = '\0';
-	call_finish(c, ipc_status_grpc(rep->in.status), msg);
-}
-
 /*
  * An ipc_str of a protobuf string: NULL (nil) when empty. Fails (1,
  * error sent) when a required one is empty, or when it is over max
@@ -95,19 +82,10 @@ execute_done(struct call *c, struct client_reply *rep)
 	Eventfold__ExecuteResponse r = EVENTFOLD__EXECUTE_RESPONSE__INIT;
 	struct ipc_exec_rep er;
 	char sid[UUID_STR_LEN];
-	const char *why = NULL;
 
-	if (rep->in.status != EF_S_OK) {
-		finish_runner_error(c, rep);
+	if (CALL_REPLY_DECODE(c, rep, ipc_exec_rep_decode, &er,
+	        "execute reply from eventfold-runnerd") != 0)
 		return;
-	}
-	if (rep->in.body == NULL ||
-	    ipc_exec_rep_decode(rep->in.body, &er, &why) != 0) {
-		call_finish(c, GW_INTERNAL,
-		    "malformed execute reply from "
-		    "eventfold-runnerd");
-		return;
-	}
 	r.stream_id = uuid_format(er.stream_id, sid);
 	if (er.exists) {
 		r.stream_case = EVENTFOLD__EXECUTE_RESPONSE__STREAM_VERSION;
@@ -176,19 +154,10 @@ get_state_done(struct call *c, struct client_reply *rep)
 	Eventfold__GetStateResponse r = EVENTFOLD__GET_STATE_RESPONSE__INIT;
 	struct ipc_state_rep sr;
 	char sid[UUID_STR_LEN];
-	const char *why = NULL;
 
-	if (rep->in.status != EF_S_OK) {
-		finish_runner_error(c, rep);
+	if (CALL_REPLY_DECODE(c, rep, ipc_state_rep_decode, &sr,
+	        "get_state reply from eventfold-runnerd") != 0)
 		return;
-	}
-	if (rep->in.body == NULL ||
-	    ipc_state_rep_decode(rep->in.body, &sr, &why) != 0) {
-		call_finish(c, GW_INTERNAL,
-		    "malformed get_state reply from "
-		    "eventfold-runnerd");
-		return;
-	}
 	r.stream_id = uuid_format(sr.stream_id, sid);
 	if (sr.exists) {
 		r.stream_case = EVENTFOLD__GET_STATE_RESPONSE__STREAM_VERSION;
@@ -238,17 +207,9 @@ query_done(struct call *c, struct client_reply *rep)
 	const char *why = NULL;
 	size_t sz;
 
-	if (rep->in.status != EF_S_OK) {
-		finish_runner_error(c, rep);
+	if (CALL_REPLY_DECODE(c, rep, ipc_query_rep_decode, &qr,
+	        "query reply from eventfold-runnerd") != 0)
 		return;
-	}
-	if (rep->in.body == NULL ||
-	    ipc_query_rep_decode(rep->in.body, &qr, &why) != 0) {
-		call_finish(c, GW_INTERNAL,
-		    "malformed query reply from "
-		    "eventfold-runnerd");
-		return;
-	}
 	/* QueryResponse by hand: position (1), items (2), next (3) */
 	c->out.len = 0;
 	r.position = qr.position;
@@ -436,17 +397,9 @@ list_projections_done(struct call *c, struct client_reply *rep)
 	const char *why = NULL;
 	uint32_t i;
 
-	if (rep->in.status != EF_S_OK) {
-		finish_runner_error(c, rep);
+	if (CALL_REPLY_DECODE(c, rep, ipc_runner_status_rep_decode, &sr,
+	        "runner_status reply from eventfold-runnerd") != 0)
 		return;
-	}
-	if (rep->in.body == NULL ||
-	    ipc_runner_status_rep_decode(rep->in.body, &sr, &why) != 0) {
-		call_finish(c, GW_INTERNAL,
-		    "malformed runner_status reply "
-		    "from eventfold-runnerd");
-		return;
-	}
 	c->out.len = 0;
 	if (sr.has_head) {
 		r.head_known_case =

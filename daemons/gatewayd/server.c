@@ -37,6 +37,7 @@
 #include "gatewayd.h"
 #include "log.h"
 #include "trace.h"
+#include "utf8.h"
 
 #include <nng/protocol/reqrep0/req.h>
 
@@ -352,6 +353,39 @@ call_errorf(struct call *c, int code, const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	call_finish(c, code, msg);
+}
+
+int
+call_reply_body(struct call *c, const struct client_reply *rep, bool decoded,
+    const char *what)
+{
+	char msg[IPC_MAX_STRLEN + 1];
+	uint32_t n = rep->in.message.len;
+
+	if (decoded)
+		return 0;
+	if (rep->in.status == EF_S_OK) {
+		call_errorf(c, GW_INTERNAL, "malformed %s", what);
+		return -EPROTO;
+	}
+	if (n > IPC_MAX_STRLEN)
+		n = IPC_MAX_STRLEN;
+	memcpy(msg, rep->in.message.ptr, n);
+	msg[n] = '\0';
+	call_finish(c, ipc_status_grpc(rep->in.status), msg);
+	return -EIO;
+}
+
+int
+call_stream_id(struct call *c, const char *s, uint8_t sid[UUID_LEN])
+{
+	if (utf8_valid(s, strlen(s)) && uuid_parse(s, strlen(s), sid) == 0)
+		return 0;
+	call_errorf(c, GW_INVALID_ARGUMENT,
+	    "invalid stream_id: "
+	    "malformed uuid \"%.64s\"",
+	    s);
+	return -EINVAL;
 }
 
 void

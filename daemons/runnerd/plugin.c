@@ -319,32 +319,43 @@ reg_fold_taken(struct efp_registry *reg, const char *name)
 	return 0;
 }
 
+/*
+ * Whether a fold may be registered: EFP_ESTATE outside init(), EFP_EINVAL
+ * for an invalid one (valid 0, a bad name, or n, those registered so
+ * far, at 256), EFP_EEXIST for a name taken, else EFP_OK.
+ */
 static int
-h_register_projection(struct efp_registry *reg, const struct efp_projection *p)
+reg_fold_check(struct efp_registry *reg, int valid, const char *name, size_t n)
 {
 	if (reg == NULL || !reg->open)
 		return EFP_ESTATE;
-	if (p == NULL || !name_ok(p->name) || p->apply == NULL ||
-	    reg->nprojs == 256)
+	if (!valid || !name_ok(name) || n == 256)
 		return EFP_EINVAL;
-	if (reg_fold_taken(reg, p->name))
+	if (reg_fold_taken(reg, name))
 		return EFP_EEXIST;
-	reg->projs[reg->nprojs++] = p;
 	return EFP_OK;
+}
+
+static int
+h_register_projection(struct efp_registry *reg, const struct efp_projection *p)
+{
+	int rc = reg_fold_check(reg, p != NULL && p->apply != NULL,
+	    p != NULL ? p->name : NULL, reg != NULL ? reg->nprojs : 0);
+
+	if (rc == EFP_OK)
+		reg->projs[reg->nprojs++] = p;
+	return rc;
 }
 
 static int
 h_register_manager(struct efp_registry *reg, const struct efp_manager *m)
 {
-	if (reg == NULL || !reg->open)
-		return EFP_ESTATE;
-	if (m == NULL || !name_ok(m->name) || m->react == NULL ||
-	    reg->nmgrs == 256)
-		return EFP_EINVAL;
-	if (reg_fold_taken(reg, m->name))
-		return EFP_EEXIST;
-	reg->mgrs[reg->nmgrs++] = m;
-	return EFP_OK;
+	int rc = reg_fold_check(reg, m != NULL && m->react != NULL,
+	    m != NULL ? m->name : NULL, reg != NULL ? reg->nmgrs : 0);
+
+	if (rc == EFP_OK)
+		reg->mgrs[reg->nmgrs++] = m;
+	return rc;
 }
 
 static int

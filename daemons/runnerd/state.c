@@ -176,8 +176,38 @@ state_close(void)
 	st.env = NULL;
 }
 
-int
-state_dbi(const char *name, int create, MDB_dbi *dbi)
+struct dbi_open {
+	const char *name;
+	unsigned flags;
+	MDB_dbi *dbi;
+};
+
+struct dbi_drop {
+	MDB_dbi dbi;
+	int del;
+};
+
+static int
+dbi_open_op(MDB_txn *txn, void *arg)
+{
+	struct dbi_open *o = arg;
+
+	return mdb_dbi_open(txn, o->name, o->flags, o->dbi);
+}
+
+static int
+dbi_drop_op(MDB_txn *txn, void *arg)
+{
+	struct dbi_drop *d = arg;
+
+	return mdb_drop(txn, d->dbi, d->del);
+}
+
+/* Runs op(txn, arg) in its own write transaction under dbi_mu, as LMDB
+ * wants for opening and dropping databases; grows a full map and runs
+ * it again. 0 or the LMDB error. */
+static int
+dbi_txn(const char *what, int (*op)(MDB_txn *txn, void *arg), void *arg)
 {
 	MDB_txn *txn;
 	int rc;
@@ -186,33 +216,29 @@ state_dbi(const char *name, int create, MDB_dbi *dbi)
 	do {
 		if ((rc = state_begin(0, &txn)) != 0)
 			break;
-		rc = mdb_dbi_open(txn, name, create ? MDB_CREATE : 0, dbi);
-		if (rc == 0)
-			rc = state_commit(txn, name);
+		if ((rc = op(txn, arg)) == 0)
+			rc = state_commit(txn, what);
 		else
 			state_abort(txn);
-	} while (rc == MDB_MAP_FULL && state_grow(name) == 0);
+	} while (rc == MDB_MAP_FULL && state_grow(what) == 0);
 	pthread_mutex_unlock(&st.dbi_mu);
 	return rc;
 }
 
 int
+state_dbi(const char *name, int create, MDB_dbi *dbi)
+{
+	struct dbi_open o = { name, create ? MDB_CREATE : 0, dbi };
+
+	return dbi_txn(name, dbi_open_op, &o);
+}
+
+int
 state_drop(MDB_dbi dbi, int del)
 {
-	MDB_txn *txn;
-	int rc;
+	struct dbi_drop d = { dbi, del };
 
-	pthread_mutex_lock(&st.dbi_mu);
-	do {
-		if ((rc = state_begin(0, &txn)) != 0)
-			break;
-		if ((rc = mdb_drop(txn, dbi, del)) == 0)
-			rc = state_commit(txn, "drop");
-		else
-			state_abort(txn);
-	} while (rc == MDB_MAP_FULL && state_grow("drop") == 0);
-	pthread_mutex_unlock(&st.dbi_mu);
-	return rc;
+	return dbi_txn("drop", dbi_drop_op, &d);
 }
 
 int
