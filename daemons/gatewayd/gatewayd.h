@@ -319,6 +319,7 @@ uint64_t subscribe_max_lag(uint64_t head);
 /* health.c */
 void health_check(struct call *c, const uint8_t *req, size_t len);
 void health_watch(struct call *c, const uint8_t *req, size_t len);
+/* Starts the health thread: 0 or a negative errno. */
 int health_start(struct gw *gw);
 void health_set(struct gw *gw, int serving);
 void health_shutdown(struct gw *gw);

@@ -367,9 +367,9 @@ health_main(void *arg)
 int
 health_start(struct gw *gw)
 {
-	return pthread_create(&gw->health_thr, NULL, health_main, gw) == 0 ?
-	    0 :
-	    -1;
+	int rc = pthread_create(&gw->health_thr, NULL, health_main, gw);
+
+	return -rc;
 }
 
 /* Shutdown, first step: NOT_SERVING for good, told to every watcher. */

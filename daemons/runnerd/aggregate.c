@@ -478,10 +478,12 @@ aggregate_alive(uint64_t limit_ms)
 int
 aggregate_start(struct runner *r)
 {
+	int rc;
+
 	rn = r;
 	w_stop = 0;
-	if (pthread_create(&w_thr, NULL, writer_main, NULL) != 0)
-		return -1;
+	if ((rc = pthread_create(&w_thr, NULL, writer_main, NULL)) != 0)
+		return -rc;
 	w_running = 1;
 	return 0;
 }

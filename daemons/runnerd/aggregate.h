@@ -29,7 +29,8 @@ struct exec_cmd {
 	const char *source_device;
 };
 
-/* Starts the results writer; r stays valid until aggregate_stop. */
+/* Starts the results writer; r stays valid until aggregate_stop. 0 or
+ * a negative errno. */
 int aggregate_start(struct runner *r);
 /* 0 when results have waited over limit_ms with the writer not coming
  * round (the watchdog is then withheld); 1 otherwise. */

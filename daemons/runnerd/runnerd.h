@@ -16,6 +16,10 @@
  * command results and aggregate snapshots in batches (aggregate.c); the
  * main thread takes signals and does housekeeping (runnerd.c).
  *
+ * Errors follow errors.h's doctrine; its one exception, the LMDB codes
+ * state.c's transaction functions hand their callers, is documented in
+ * state.h.
+ *
  * Only runnerd touches its LMDB environment (DATA_DIR/runner/), and it
  * is opened after any fork. Plugins are called from several threads,
  * never concurrently for one aggregate instance or fold.

@@ -121,8 +121,9 @@ state_open(const char *dir, uint64_t map_size)
 	int rc;
 
 	if (mkdir(dir, 0750) != 0 && errno != EEXIST) {
+		rc = -errno;
 		log_warn("mkdir %s", dir);
-		return -1;
+		return rc;
 	}
 	pthread_mutex_init(&st.dbi_mu, NULL);
 	pthread_rwlock_init(&st.grow_lock, NULL);
@@ -163,7 +164,7 @@ fail:
 	if (st.env != NULL)
 		mdb_env_close(st.env);
 	st.env = NULL;
-	return -1;
+	return ef_err_from_mdb(rc);
 }
 
 void

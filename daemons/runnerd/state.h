@@ -30,6 +30,8 @@ enum state_db {
 	STATE_DEAD,   /* "dead": manager NUL command id -> dead letter */
 };
 
+/* Opens (creating) the environment in dir, its map at least map_size
+ * bytes. 0 or a negative errno (logged). */
 int state_open(const char *dir, uint64_t map_size);
 void state_close(void);
 /* One of the shared databases, open once state_open has returned 0. */
