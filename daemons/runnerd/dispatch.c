@@ -186,8 +186,6 @@ handle_runner_status(struct srv_req *rq, const struct ipc_in *in)
 	struct ipc_fold_info fi;
 	struct ipc_agg_info ai;
 	struct agg_type *t;
-	struct fold *f;
-	const char *state;
 	char err[512];
 	bool has_head;
 	uint64_t head = 0, map_bytes, grows;
@@ -210,32 +208,7 @@ handle_runner_status(struct srv_req *rq, const struct ipc_in *in)
 	ipc_runner_status_begin(srv_out(rq), now_ms() - rn->start_ms, has_head,
 	    head, (uint32_t)n);
 	for (i = 0; i < n; i++) {
-		f = fold_at(i);
-		memset(&fi, 0, sizeof(fi));
-		fi.name = ipc_cstr(f->name);
-		fi.plugin = ipc_cstr(f->plugin->file);
-		fi.kind = (uint8_t)f->kind;
-		pthread_mutex_lock(&f->mu);
-		fi.position = f->next;
-		/* a fold without its store is not live, whatever it was */
-		state = f->stopped ? "stopped" :
-		    !has_head      ? "waiting-for-store" :
-		    f->live        ? "live" :
-		                     "catching-up";
-		fi.events_per_s = f->rate;
-		fi.has_error = f->stopped || f->err[0] != '\0';
-		fi.error_position = f->err_pos;
-		snprintf(err, sizeof(err), "%s", f->err);
-		fi.rebuilding = f->rebuilding;
-		fi.rebuild_position = __atomic_load_n(&f->rb_next,
-		    __ATOMIC_RELAXED);
-		pthread_mutex_unlock(&f->mu);
-		fi.state = ipc_cstr(state);
-		fi.error = ipc_cstr(err);
-		fi.has_lag = has_head;
-		fi.lag = head > fi.position ? head - fi.position : 0;
-		if (f->kind == EF_FOLD_MANAGER)
-			fi.dead_letters = procmgr_count_dead(f->name);
+		fold_info(fold_at(i), has_head, head, &fi, err, sizeof(err));
 		ipc_fold_info_encode(srv_out(rq), &fi);
 	}
 	n = plugin_naggs();

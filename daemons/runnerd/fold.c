@@ -310,6 +310,38 @@ fold_find(const char *name, size_t len)
 	return NULL;
 }
 
+void
+fold_info(struct fold *f, bool has_head, uint64_t head,
+    struct ipc_fold_info *fi, char *err, size_t errlen)
+{
+	const char *state;
+
+	memset(fi, 0, sizeof(*fi));
+	fi->name = ipc_cstr(f->name);
+	fi->plugin = ipc_cstr(f->plugin->file);
+	fi->kind = (uint8_t)f->kind;
+	pthread_mutex_lock(&f->mu);
+	fi->position = f->next;
+	/* a fold without its store is not live, whatever it was */
+	state = f->stopped ? "stopped" :
+	    !has_head      ? "waiting-for-store" :
+	    f->live        ? "live" :
+	                     "catching-up";
+	fi->events_per_s = f->rate;
+	fi->has_error = f->stopped || f->err[0] != '\0';
+	fi->error_position = f->err_pos;
+	snprintf(err, errlen, "%s", f->err);
+	fi->rebuilding = f->rebuilding;
+	fi->rebuild_position = __atomic_load_n(&f->rb_next, __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&f->mu);
+	fi->state = ipc_cstr(state);
+	fi->error = ipc_cstr(err);
+	fi->has_lag = has_head;
+	fi->lag = head > fi->position ? head - fi->position : 0;
+	if (f->kind == EF_FOLD_MANAGER)
+		fi->dead_letters = procmgr_count_dead(f->name);
+}
+
 size_t
 fold_count(void)
 {

@@ -9,6 +9,7 @@
 #define EF_RUNNERD_FOLD_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -120,6 +121,13 @@ int fold_start_all(struct runner *r);
 void fold_stop_all(void);
 struct fold *fold_find(const char *name, size_t len);
 size_t fold_count(void);
+/*
+ * For RUNNER_STATUS: f's figures in fi, taken under its lock; head is
+ * stored's head when has_head. fi's strings point into f and into err
+ * (errlen bytes, the caller's), valid while both are.
+ */
+void fold_info(struct fold *f, bool has_head, uint64_t head,
+    struct ipc_fold_info *fi, char *err, size_t errlen);
 struct fold *fold_at(size_t i);
 void fold_rates(uint64_t now_ms);
 /* Applies events [0, n) of a batch; see fold.c. */
