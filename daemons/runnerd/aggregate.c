@@ -38,6 +38,7 @@
  * held for a whole EXECUTE (commands on one instance are serialised;
  * distinct instances run in parallel). The writer has its own mutex.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,6 +48,7 @@
 #include <jansson.h>
 
 #include "crashpoint.h"
+#include "errors.h"
 #include "log.h"
 #include "daemon.h"
 #include "aggregate.h"
@@ -417,7 +419,7 @@ writer_push(int kind, const void *key, size_t klen, const void *val,
 /*
  * Looks command id up: pending results first, then LMDB (in this order,
  * so a result being committed is never missed). 1 and val filled if
- * found, 0 if not, -1 on an LMDB error.
+ * found, 0 if not, a negative errno on an LMDB error.
  */
 static int
 cmd_lookup(const char *id, size_t idlen, uint8_t val[CMD_VAL])
@@ -439,7 +441,7 @@ cmd_lookup(const char *id, size_t idlen, uint8_t val[CMD_VAL])
 	if (found)
 		return 1;
 	if ((rc = state_begin(1, &txn)) != 0)
-		return -1;
+		return ef_err_from_mdb(rc);
 	rc = mdb_get(txn, state_db(STATE_CMDS), &k, &v);
 	if (rc == 0 && v.mv_size == CMD_VAL) {
 		memcpy(val, v.mv_data, CMD_VAL);
@@ -447,7 +449,7 @@ cmd_lookup(const char *id, size_t idlen, uint8_t val[CMD_VAL])
 	}
 	state_abort(txn);
 	if (rc != 0 && rc != MDB_NOTFOUND)
-		return -1;
+		return ef_err_from_mdb(rc);
 	return found;
 }
 
@@ -985,7 +987,7 @@ out:
  * at the kept position with the id derived from the command id. After a
  * restore to an older backup (or a repair) it may not be: answering
  * "duplicate" then would drop the command silently. 1 backed, 0 not
- * (logged), -1 stored did not answer. A position stored cannot read
+ * (logged), -EAGAIN stored did not answer. A position stored cannot read
  * (DATA_LOSS) counts as backed: running the command twice is worse.
  */
 static int
@@ -1004,7 +1006,9 @@ cmd_backed(const char *cmd, const uint8_t val[CMD_VAL])
 	if (st != EF_S_OK) {
 		client_reply_free(&cr);
 		/* damage there is not proof that the command is lost */
-		return st == EF_S_UNAVAILABLE || st == EF_S_DEADLINE ? -1 : 1;
+		return st == EF_S_UNAVAILABLE || st == EF_S_DEADLINE ?
+		    -EAGAIN :
+		    1;
 	}
 	event_id_for(cmd, 0, id);
 	ok = rr.nevents == 1 &&

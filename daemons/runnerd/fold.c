@@ -27,6 +27,7 @@
  * the one swap transaction), and a fold whose record is there rebuilds
  * again from position 0 as soon as it runs.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -716,8 +717,8 @@ rd_sleep_ms(int ms)
  * miss or misapply events, so the fold starts again from position 0
  * (the caller resets it; a process manager re-reacts, and its commands
  * carry ids derived from the events, so aggregates see repeats as
- * repeats). 0 matches, 1 does not (logged), -1 stored did not answer
- * (try again). A log that cannot be read there (DATA_LOSS) is logged
+ * repeats). 0 matches, 1 does not (logged), -EAGAIN stored did not
+ * answer (try again). A log that cannot be read there (DATA_LOSS) is logged
  * and left to the fold, which stops at the damage as it would anyway.
  */
 static int
@@ -737,7 +738,7 @@ fold_check(struct fold *f, struct ef_client *store)
 	st = client_read_all(store, f->next - 1, 1, EF_FORWARD, &cr, &rr);
 	if (st == EF_S_UNAVAILABLE || st == EF_S_DEADLINE) {
 		client_reply_free(&cr);
-		return -1;
+		return -EAGAIN;
 	}
 	if (st != EF_S_OK) {
 		log_warnx(

@@ -782,6 +782,8 @@ plugin_commit(struct plugin *pl, const struct efp_registry *reg)
 	plugins = pl;
 }
 
+/* Loads dir/name and records what it registers: 0, or -EPERM when it
+ * is refused (the reason recorded, plugin_refused_at). */
 static int
 plugin_load(const char *dir, const char *name)
 {
@@ -794,10 +796,10 @@ plugin_load(const char *dir, const char *name)
 
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	if (plugin_file_ok(path, name) != 0)
-		return -1;
+		return -EPERM;
 	if ((dl = dlopen(path, RTLD_NOW | RTLD_LOCAL)) == NULL) {
 		refuse(path, name, "cannot load: %s", dlerror());
-		return -1;
+		return -EPERM;
 	}
 	info = dlsym(dl, EFP_PLUGIN_SYMBOL);
 	if (plugin_info_ok(path, name, info) != 0)
@@ -833,7 +835,7 @@ fail:
 		free(pl);
 	}
 	dlclose(dl);
-	return -1;
+	return -EPERM;
 }
 
 static int
