@@ -108,21 +108,24 @@ static const struct env_flag gw_env[] = {
 /* main's: every other file is handed the pointer it needs. */
 static struct gw gateway;
 
-int
-main(int argc, char **argv)
+/* The watchdog's test: the gRPC completion-queue loops turn. */
+static int
+gateway_alive(uint64_t limit_ms)
 {
-	struct gw *gw = &gateway;
-	struct conf_opts opts;
-	char err[512], **av;
-	sigset_t set;
-	struct timespec ts;
-	long ncpu;
-	int ac, sig;
+	return server_alive(&gateway, limit_ms);
+}
 
-	log_init("eventfold-gatewayd", 0);
-	/* EventfoldDB's variables as flags before ours: they override the
-	 * file and the command line overrides them */
-	av = env_argv(gw_env, argc, argv, &ac);
+/*
+ * Checks and completes gw->conf, read from the file and av (ac words).
+ * Returns -1 to go on, or the exit status (after an error, --help, -n
+ * or -nv).
+ */
+static int
+gateway_configure(struct gw *gw, int ac, char **av)
+{
+	struct conf_opts opts;
+	long ncpu;
+
 	if (conf_load(gw_keys, "gatewayd", &gw->conf, &ac, av, &opts, usage) !=
 	    0)
 		return 1;
@@ -159,9 +162,15 @@ main(int argc, char **argv)
 		gw->conf.store_timeout_ms = 5000;
 	if (daemon_conf_check(&opts, gw_keys, "gatewayd", &gw->conf))
 		return 0;
+	return -1;
+}
 
-	/* Signals are taken synchronously by the main thread only. */
-	daemon_signals(&set);
+/* Start: the peer URLs, gRPC, the metrics and health threads; fatal on
+ * any failure. */
+static void
+gateway_open(struct gw *gw)
+{
+	char err[512];
 
 	client_url(gw->store_url, sizeof(gw->store_url), gw->conf.runtime_dir,
 	    STORE_SOCK, gw->conf.store_url);
@@ -188,12 +197,21 @@ main(int argc, char **argv)
 	    gw->store_url, gw->runner_url,
 	    (unsigned long long)gw->conf.threads,
 	    gw->jwt_secret ? ", JWT required" : "");
-	sd_notify(0, "READY=1\nSTATUS=listening");
+}
 
+/* Until SIGTERM or SIGINT: the watchdog; SIGHUP is only logged. */
+static void
+gateway_serve(const sigset_t *set)
+{
+	struct daemon_watchdog wd;
+	struct timespec ts;
+	int sig;
+
+	daemon_watchdog_init(&wd);
 	for (;;) {
-		ts.tv_sec = 1;
-		ts.tv_nsec = 0;
-		sig = sigtimedwait(&set, NULL, &ts);
+		ts = daemon_watchdog_wait(&wd);
+		sig = sigtimedwait(set, NULL, &ts);
+		daemon_watchdog_tick(&wd, gateway_alive);
 		if (sig == SIGHUP) {
 			log_info("SIGHUP: the gateway has nothing to reload; "
 			         "restart it to change its configuration");
@@ -202,6 +220,29 @@ main(int argc, char **argv)
 		if (sig == SIGTERM || sig == SIGINT)
 			break;
 	}
+}
+
+int
+main(int argc, char **argv)
+{
+	struct gw *gw = &gateway;
+	char **av;
+	sigset_t set;
+	int ac, rc;
+
+	log_init("eventfold-gatewayd", 0);
+	/* EventfoldDB's variables as flags before ours: they override the
+	 * file and the command line overrides them */
+	av = env_argv(gw_env, argc, argv, &ac);
+	if ((rc = gateway_configure(gw, ac, av)) >= 0)
+		return rc;
+
+	/* Signals are taken synchronously by the main thread only. */
+	daemon_signals(&set);
+	gateway_open(gw);
+	sd_notify(0, "READY=1\nSTATUS=listening");
+	gateway_serve(&set);
+
 	log_info("stopping: NOT_SERVING, ending streams");
 	sd_notify(0, "STOPPING=1");
 	health_shutdown(gw);

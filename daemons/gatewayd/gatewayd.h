@@ -180,15 +180,22 @@ struct method {
 	void *handle; /* from grpc_server_register_method */
 };
 
+/* One completion-queue thread and its heartbeat (server_alive). */
+struct cq_loop {
+	grpc_completion_queue *cq;
+	pthread_t thr;
+	uint64_t turn_ms; /* how often it wakes, idle or not */
+	uint64_t beat_ms; /* atomic: when it last came round (0: not yet) */
+};
+
 struct gw {
 	struct gw_conf conf;
 	char store_url[4200];
 	char events_url[4200];
 	char runner_url[4200];
 	grpc_server *server;
-	grpc_completion_queue **cqs;
-	pthread_t *cq_threads;
-	struct call *calls; /* every slot */
+	struct cq_loop *loops; /* conf.threads of them */
+	struct call *calls;    /* every slot */
 	size_t ncalls;
 	grpc_completion_queue *shutdown_cq;
 	int stopping; /* atomic */
@@ -215,8 +222,33 @@ struct gw {
 /* server.c */
 int server_start(struct gw *gw, char *err, size_t errlen);
 void server_stop(struct gw *gw);
+/*
+ * The watchdog's test (daemon.h): 0 when a completion-queue thread has
+ * not come round for limit_ms or more (each wakes every turn_ms,
+ * under half the limit, even when idle: only a stuck one stays away);
+ * 1 otherwise.
+ */
+int server_alive(struct gw *gw, uint64_t limit_ms);
 /* Sends a unary reply (resp may be NULL for an error) and re-arms. */
 void call_finish(struct call *c, int code, const char *msg);
+/*
+ * The first step of a peer's reply handler: 0 when the peer answered OK
+ * and its body decoded (decoded); else finishes c with the peer's own
+ * status and message (-EIO), or with INTERNAL "malformed WHAT" when the
+ * body is missing or does not decode (-EPROTO).
+ */
+int call_reply_body(struct call *c, const struct client_reply *rep,
+    bool decoded, const char *what);
+/* call_reply_body, decoding rep's body with decode (an ipc_*_decode)
+ * into out only when the peer answered OK. */
+#define CALL_REPLY_DECODE(c, rep, decode, out, what)                          \
+	call_reply_body((c), (rep),                                           \
+	    (rep)->in.status == EF_S_OK && (rep)->in.body != NULL &&          \
+	        decode((rep)->in.body, (out), &(const char *){ NULL }) == 0,  \
+	    (what))
+/* Parses a stream id (s, NUL-terminated) into sid: 0, or -EINVAL with
+ * the call finished (INVALID_ARGUMENT). */
+int call_stream_id(struct call *c, const char *s, uint8_t sid[UUID_LEN]);
 /* Sends c->out as the reply message, status OK. */
 void call_reply(struct call *c);
 /*
@@ -287,6 +319,7 @@ uint64_t subscribe_max_lag(uint64_t head);
 /* health.c */
 void health_check(struct call *c, const uint8_t *req, size_t len);
 void health_watch(struct call *c, const uint8_t *req, size_t len);
+/* Starts the health thread: 0 or a negative errno. */
 int health_start(struct gw *gw);
 void health_set(struct gw *gw, int serving);
 void health_shutdown(struct gw *gw);

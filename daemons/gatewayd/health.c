@@ -333,10 +333,8 @@ health_main(void *arg)
 	uint64_t iv = gw->conf.health_interval_ms ?
 	    gw->conf.health_interval_ms :
 	    500;
-	uint64_t wd_usec = 0, last_wd = 0, last_poll = 0, now;
+	uint64_t last_poll = 0, now;
 
-	if (sd_watchdog_enabled(0, &wd_usec) <= 0)
-		wd_usec = 0;
 	/* Poll over the gateway's own store socket: SERVING then means the
 	 * socket the calls use is connected, not just some socket. */
 	memset(&cl, 0, sizeof(cl));
@@ -352,10 +350,6 @@ health_main(void *arg)
 			last_poll = gw_mono_ns() / 1000;
 		}
 		server_sweep(gw);
-		if (wd_usec && now - last_wd >= wd_usec / 2) {
-			sd_notify(0, "WATCHDOG=1");
-			last_wd = now;
-		}
 		pthread_mutex_lock(&poll_mu);
 		if (health_stopping)
 			break;
@@ -373,9 +367,9 @@ health_main(void *arg)
 int
 health_start(struct gw *gw)
 {
-	return pthread_create(&gw->health_thr, NULL, health_main, gw) == 0 ?
-	    0 :
-	    -1;
+	int rc = pthread_create(&gw->health_thr, NULL, health_main, gw);
+
+	return -rc;
 }
 
 /* Shutdown, first step: NOT_SERVING for good, told to every watcher. */

@@ -225,14 +225,71 @@ render_summary(struct text *t, struct metrics *mx)
 	    (double)LD(mx->append_sum_ns) / 1e9, count);
 }
 
+/* The append latency histogram. */
+static void
+render_latency(struct text *t, struct metrics *mx)
+{
+	uint64_t cum = 0;
+	int i;
+
+	text_printf(t,
+	    "# HELP eventfold_append_latency_seconds Append "
+	    "latency through eventfold-stored (durable commit included).\n"
+	    "# TYPE eventfold_append_latency_seconds histogram\n");
+	for (i = 0; i < METRICS_BUCKETS; i++) {
+		cum += LD(mx->append_buckets[i]);
+		text_printf(t,
+		    "eventfold_append_latency_seconds_bucket"
+		    "{le=\"%g\"} %" PRIu64 "\n",
+		    bucket_le[i], cum);
+	}
+	cum += LD(mx->append_buckets[METRICS_BUCKETS]);
+	text_printf(t,
+	    "eventfold_append_latency_seconds_bucket{le=\"+Inf\"} "
+	    "%" PRIu64 "\n",
+	    cum);
+	text_printf(t, "eventfold_append_latency_seconds_sum %.9f\n",
+	    (double)LD(mx->append_sum_ns) / 1e9);
+	text_printf(t, "eventfold_append_latency_seconds_count %" PRIu64 "\n",
+	    cum);
+}
+
+/* The cold archive's figures, and runnerd's LMDB map once known. */
+static void
+render_archive(struct text *t, struct metrics *mx)
+{
+	text_metric(t, "eventfold_archived_segments", "gauge",
+	    "Sealed segments held in the cold archive (zstd).",
+	    LD(mx->archived_segments));
+	text_metric(t, "eventfold_archived_bytes", "gauge",
+	    "Bytes on disk of the archived segments.", LD(mx->archived_bytes));
+	text_metric(t, "eventfold_archive_cache_hits_total", "counter",
+	    "Reads of archived events served from the frame cache.",
+	    LD(mx->cache_hits));
+	text_metric(t, "eventfold_archive_cache_misses_total", "counter",
+	    "Reads of archived events that decompressed a frame.",
+	    LD(mx->cache_misses));
+	text_metric(t, "eventfold_archive_cache_bytes", "gauge",
+	    "Decompressed archive frames held in memory.",
+	    LD(mx->cache_bytes));
+	if (LD(mx->runner_known)) {
+		text_metric(t, "eventfold_runner_lmdb_map_bytes", "gauge",
+		    "Map size of eventfold-runnerd's LMDB environment.",
+		    LD(mx->runner_map_bytes));
+		text_metric(t, "eventfold_runner_lmdb_map_grows_total",
+		    "counter",
+		    "Times eventfold-runnerd doubled a full LMDB map.",
+		    LD(mx->runner_map_grows));
+	}
+}
+
 static char *
 metrics_render(struct gw *gw, size_t *len)
 {
 	struct metrics *mx = &gw->mx;
 	struct text t;
-	uint64_t cum = 0, head;
+	uint64_t head;
 	int64_t subs;
-	int i;
 
 	text_init(&t, 4096);
 	text_metric(&t, "eventfold_appends_total", "counter",
@@ -242,26 +299,7 @@ metrics_render(struct gw *gw, size_t *len)
 	    "Events written by those appends, whole store.",
 	    LD(mx->events_total));
 	render_summary(&t, mx);
-	text_printf(&t,
-	    "# HELP eventfold_append_latency_seconds Append "
-	    "latency through eventfold-stored (durable commit included).\n"
-	    "# TYPE eventfold_append_latency_seconds histogram\n");
-	for (i = 0; i < METRICS_BUCKETS; i++) {
-		cum += LD(mx->append_buckets[i]);
-		text_printf(&t,
-		    "eventfold_append_latency_seconds_bucket"
-		    "{le=\"%g\"} %" PRIu64 "\n",
-		    bucket_le[i], cum);
-	}
-	cum += LD(mx->append_buckets[METRICS_BUCKETS]);
-	text_printf(&t,
-	    "eventfold_append_latency_seconds_bucket{le=\"+Inf\"} "
-	    "%" PRIu64 "\n",
-	    cum);
-	text_printf(&t, "eventfold_append_latency_seconds_sum %.9f\n",
-	    (double)LD(mx->append_sum_ns) / 1e9);
-	text_printf(&t, "eventfold_append_latency_seconds_count %" PRIu64 "\n",
-	    cum);
+	render_latency(&t, mx);
 	text_printf(&t,
 	    "# HELP eventfold_reads_total Read calls by RPC.\n"
 	    "# TYPE eventfold_reads_total counter\n"
@@ -302,29 +340,7 @@ metrics_render(struct gw *gw, size_t *len)
 	text_metric(&t, "eventfold_index_lag_events", "gauge",
 	    "Events not yet indexed on disk (the hot tail).",
 	    LD(mx->index_lag));
-	text_metric(&t, "eventfold_archived_segments", "gauge",
-	    "Sealed segments held in the cold archive (zstd).",
-	    LD(mx->archived_segments));
-	text_metric(&t, "eventfold_archived_bytes", "gauge",
-	    "Bytes on disk of the archived segments.", LD(mx->archived_bytes));
-	text_metric(&t, "eventfold_archive_cache_hits_total", "counter",
-	    "Reads of archived events served from the frame cache.",
-	    LD(mx->cache_hits));
-	text_metric(&t, "eventfold_archive_cache_misses_total", "counter",
-	    "Reads of archived events that decompressed a frame.",
-	    LD(mx->cache_misses));
-	text_metric(&t, "eventfold_archive_cache_bytes", "gauge",
-	    "Decompressed archive frames held in memory.",
-	    LD(mx->cache_bytes));
-	if (LD(mx->runner_known)) {
-		text_metric(&t, "eventfold_runner_lmdb_map_bytes", "gauge",
-		    "Map size of eventfold-runnerd's LMDB environment.",
-		    LD(mx->runner_map_bytes));
-		text_metric(&t, "eventfold_runner_lmdb_map_grows_total",
-		    "counter",
-		    "Times eventfold-runnerd doubled a full LMDB map.",
-		    LD(mx->runner_map_grows));
-	}
+	render_archive(&t, mx);
 	*len = t.len;
 	return t.buf;
 }

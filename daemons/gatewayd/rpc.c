@@ -14,6 +14,7 @@
  * expected_version is set (between the stream id and the events, as
  * the contract orders the checks).
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,25 +24,6 @@
 #include "gatewayd.h"
 #include "pbevent.h"
 #include "log.h"
-
-static int
-store_code(int status)
-{
-	return ipc_status_grpc(status);
-}
-
-static void
-finish_store_error(struct call *c, const struct client_reply *rep)
-{
-	char msg[IPC_MAX_STRLEN + 1];
-	uint32_t n = rep->in.message.len;
-
-	if (n > IPC_MAX_STRLEN)
-		n = IPC_MAX_STRLEN;
-	memcpy(msg, rep->in.message.ptr, n);
-	msg[n] = '\0';
-	call_finish(c, store_code(rep->in.status), msg);
-}
 
 int
 rpc_pack_event(struct pbuf *pb, uint32_t field, const struct ef_event *ev,
@@ -67,19 +49,10 @@ append_done(struct call *c, struct client_reply *rep)
 {
 	Eventfold__AppendResponse r = EVENTFOLD__APPEND_RESPONSE__INIT;
 	struct ipc_append_rep ar;
-	const char *why = NULL;
 
-	if (rep->in.status != EF_S_OK) {
-		finish_store_error(c, rep);
+	if (CALL_REPLY_DECODE(c, rep, ipc_append_rep_decode, &ar,
+	        "append reply from eventfold-stored") != 0)
 		return;
-	}
-	if (rep->in.body == NULL ||
-	    ipc_append_rep_decode(rep->in.body, &ar, &why) != 0) {
-		call_finish(c, GW_INTERNAL,
-		    "malformed append reply from "
-		    "eventfold-stored");
-		return;
-	}
 	metrics_append(c->gw, gw_mono_ns() - c->t0,
 	    ar.last_pos - ar.first_pos + 1, ar.last_pos);
 	r.first_stream_version = ar.first_version;
@@ -92,24 +65,23 @@ append_done(struct call *c, struct client_reply *rep)
 	call_reply(c);
 }
 
-void
-rpc_append(struct call *c, const uint8_t *buf, size_t len)
+/*
+ * Checks an AppendRequest in the gateway's order: UTF-8 of the strings,
+ * 1. the stream id, 2. the expected version, the count; the rest is
+ * stored's, in the contract's order. 0, or -EINVAL with the call
+ * finished.
+ */
+static int
+append_check(struct call *c, const Eventfold__AppendRequest *r)
 {
-	Eventfold__AppendRequest *r;
-	struct ipc_append_req ar;
 	uint8_t sid[UUID_LEN];
 	size_t i;
 
-	memset(&ar, 0, sizeof(ar));
-	if ((r = eventfold__append_request__unpack(NULL, len, buf)) == NULL) {
-		call_finish(c, GW_INVALID_ARGUMENT, "malformed AppendRequest");
-		return;
-	}
 	if (!utf8_valid(r->stream_id, strlen(r->stream_id))) {
 		call_finish(c, GW_INVALID_ARGUMENT,
 		    "invalid stream_id: "
 		    "invalid UTF-8");
-		goto out;
+		return -EINVAL;
 	}
 	for (i = 0; i < r->n_events; i++)
 		if (!utf8_valid(r->events[i]->event_id,
@@ -120,68 +92,91 @@ rpc_append(struct call *c, const uint8_t *buf, size_t len)
 			    "event %zu: invalid "
 			    "UTF-8 in a string field",
 			    i);
-			goto out;
+			return -EINVAL;
 		}
-	/* 1. stream id; 2. expected version; the rest is stored's, in the
-	 * contract's order */
-	if (uuid_parse(r->stream_id, strlen(r->stream_id), sid) != 0) {
-		call_errorf(c, GW_INVALID_ARGUMENT,
-		    "invalid stream_id: "
-		    "malformed uuid \"%.64s\"",
-		    r->stream_id);
-		goto out;
-	}
+	if (call_stream_id(c, r->stream_id, sid) != 0)
+		return -EINVAL;
 	if (r->expected_version == NULL) {
 		call_finish(c, GW_INVALID_ARGUMENT,
 		    "expected_version is "
 		    "required");
-		goto out;
+		return -EINVAL;
 	}
 	if (r->expected_version->kind_case ==
 	    EVENTFOLD__EXPECTED_VERSION__KIND__NOT_SET) {
 		call_finish(c, GW_INVALID_ARGUMENT,
 		    "expected_version.kind is "
 		    "required");
-		goto out;
+		return -EINVAL;
 	}
 	if (r->n_events > IPC_MAX_EVENTS) {
 		call_errorf(c, GW_INVALID_ARGUMENT,
 		    "at most %u events per "
 		    "append",
 		    IPC_MAX_EVENTS);
-		goto out;
+		return -EINVAL;
 	}
-	ar.stream_id.ptr = r->stream_id;
-	ar.stream_id.len = (uint32_t)strlen(r->stream_id);
+	return 0;
+}
+
+/*
+ * Fills ar from a checked r; ar's strings and events point into r,
+ * ar->events is malloc'd (the caller frees it). 0 or -ENOMEM.
+ */
+static int
+append_fill(struct ipc_append_req *ar, const Eventfold__AppendRequest *r)
+{
+	size_t i;
+
+	memset(ar, 0, sizeof(*ar));
+	ar->stream_id.ptr = r->stream_id;
+	ar->stream_id.len = (uint32_t)strlen(r->stream_id);
 	switch (r->expected_version->kind_case) {
 	case EVENTFOLD__EXPECTED_VERSION__KIND_NO_STREAM:
-		ar.kind = EF_EXPECT_NO_STREAM;
+		ar->kind = EF_EXPECT_NO_STREAM;
 		break;
 	case EVENTFOLD__EXPECTED_VERSION__KIND_EXACT:
-		ar.kind = EF_EXPECT_EXACT;
-		ar.version = r->expected_version->exact;
+		ar->kind = EF_EXPECT_EXACT;
+		ar->version = r->expected_version->exact;
 		break;
 	default:
-		ar.kind = EF_EXPECT_ANY;
+		ar->kind = EF_EXPECT_ANY;
 		break;
 	}
-	ar.nevents = (uint32_t)r->n_events;
-	if (ar.nevents > 0 &&
-	    (ar.events = calloc(ar.nevents, sizeof(*ar.events))) == NULL) {
-		call_finish(c, GW_INTERNAL, "out of memory");
-		goto out;
-	}
+	ar->nevents = (uint32_t)r->n_events;
+	if (ar->nevents > 0 &&
+	    (ar->events = calloc(ar->nevents, sizeof(*ar->events))) == NULL)
+		return -ENOMEM;
 	for (i = 0; i < r->n_events; i++) {
 		const Eventfold__ProposedEvent *p = r->events[i];
 
-		ar.events[i].event_id.ptr = p->event_id;
-		ar.events[i].event_id.len = (uint32_t)strlen(p->event_id);
-		ar.events[i].type.ptr = p->event_type;
-		ar.events[i].type.len = (uint32_t)strlen(p->event_type);
-		ar.events[i].metadata = p->metadata.data;
-		ar.events[i].metadata_len = (uint32_t)p->metadata.len;
-		ar.events[i].payload = p->payload.data;
-		ar.events[i].payload_len = (uint32_t)p->payload.len;
+		ar->events[i].event_id.ptr = p->event_id;
+		ar->events[i].event_id.len = (uint32_t)strlen(p->event_id);
+		ar->events[i].type.ptr = p->event_type;
+		ar->events[i].type.len = (uint32_t)strlen(p->event_type);
+		ar->events[i].metadata = p->metadata.data;
+		ar->events[i].metadata_len = (uint32_t)p->metadata.len;
+		ar->events[i].payload = p->payload.data;
+		ar->events[i].payload_len = (uint32_t)p->payload.len;
+	}
+	return 0;
+}
+
+void
+rpc_append(struct call *c, const uint8_t *buf, size_t len)
+{
+	Eventfold__AppendRequest *r;
+	struct ipc_append_req ar;
+
+	if ((r = eventfold__append_request__unpack(NULL, len, buf)) == NULL) {
+		call_finish(c, GW_INVALID_ARGUMENT, "malformed AppendRequest");
+		return;
+	}
+	if (append_check(c, r) != 0)
+		goto out;
+	if (append_fill(&ar, r) != 0) {
+		call_finish(c, GW_INTERNAL, "out of memory");
+		goto out;
 	}
 	/* the body only: the pipeline puts it in an APPEND_MANY */
 	ipc_out_reset(&c->req);
@@ -207,17 +202,9 @@ read_page_done(struct call *c, struct client_reply *rep, int op)
 	uint32_t i;
 	int full = 0;
 
-	if (rep->in.status != EF_S_OK) {
-		finish_store_error(c, rep);
+	if (CALL_REPLY_DECODE(c, rep, ipc_read_rep_decode, &rr,
+	        "read reply from eventfold-stored") != 0)
 		return;
-	}
-	if (rep->in.body == NULL ||
-	    ipc_read_rep_decode(rep->in.body, &rr, &why) != 0) {
-		call_finish(c, GW_INTERNAL,
-		    "malformed read reply from "
-		    "eventfold-stored");
-		return;
-	}
 	for (i = 0; i < rr.nevents && c->remaining > 0; i++) {
 		if (ipc_event_decode(&rr.events->via.array.ptr[i], &ev,
 		        &why) != 0) {
@@ -296,12 +283,7 @@ rpc_read_stream(struct call *c, const uint8_t *buf, size_t len)
 		    "malformed ReadStreamRequest");
 		return;
 	}
-	if (!utf8_valid(r->stream_id, strlen(r->stream_id)) ||
-	    uuid_parse(r->stream_id, strlen(r->stream_id), sid) != 0) {
-		call_errorf(c, GW_INVALID_ARGUMENT,
-		    "invalid stream_id: "
-		    "malformed uuid \"%.64s\"",
-		    r->stream_id);
+	if (call_stream_id(c, r->stream_id, sid) != 0) {
 		eventfold__read_stream_request__free_unpacked(r, NULL);
 		return;
 	}
@@ -352,17 +334,9 @@ list_done(struct call *c, struct client_reply *rep)
 	size_t sz;
 	uint32_t i;
 
-	if (rep->in.status != EF_S_OK) {
-		finish_store_error(c, rep);
+	if (CALL_REPLY_DECODE(c, rep, ipc_list_rep_decode, &lr,
+	        "list reply from eventfold-stored") != 0)
 		return;
-	}
-	if (rep->in.body == NULL ||
-	    ipc_list_rep_decode(rep->in.body, &lr, &why) != 0) {
-		call_finish(c, GW_INTERNAL,
-		    "malformed list reply from "
-		    "eventfold-stored");
-		return;
-	}
 	for (i = 0; i < lr.nstreams; i++) {
 		if (ipc_stream_info_decode(&lr.streams->via.array.ptr[i],
 		        &info, &why) != 0) {

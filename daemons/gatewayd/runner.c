@@ -29,19 +29,6 @@
 #include "log.h"
 #include "runner.pb-c.h"
 
-static void
-finish_runner_error(struct call *c, const struct client_reply *rep)
-{
-	char msg[IPC_MAX_STRLEN + 1];
-	uint32_t n = rep->in.message.len;
-
-	if (n > IPC_MAX_STRLEN)
-		n = IPC_MAX_STRLEN;
-	memcpy(msg, rep->in.message.ptr, n);
-	msg[n] = '\0';
-	call_finish(c, ipc_status_grpc(rep->in.status), msg);
-}
-
 /*
  * An ipc_str of a protobuf string: NULL (nil) when empty. Fails (1,
  * error sent) when a required one is empty, or when it is over max
@@ -95,19 +82,10 @@ execute_done(struct call *c, struct client_reply *rep)
 	Eventfold__ExecuteResponse r = EVENTFOLD__EXECUTE_RESPONSE__INIT;
 	struct ipc_exec_rep er;
 	char sid[UUID_STR_LEN];
-	const char *why = NULL;
 
-	if (rep->in.status != EF_S_OK) {
-		finish_runner_error(c, rep);
+	if (CALL_REPLY_DECODE(c, rep, ipc_exec_rep_decode, &er,
+	        "execute reply from eventfold-runnerd") != 0)
 		return;
-	}
-	if (rep->in.body == NULL ||
-	    ipc_exec_rep_decode(rep->in.body, &er, &why) != 0) {
-		call_finish(c, GW_INTERNAL,
-		    "malformed execute reply from "
-		    "eventfold-runnerd");
-		return;
-	}
 	r.stream_id = uuid_format(er.stream_id, sid);
 	if (er.exists) {
 		r.stream_case = EVENTFOLD__EXECUTE_RESPONSE__STREAM_VERSION;
@@ -176,19 +154,10 @@ get_state_done(struct call *c, struct client_reply *rep)
 	Eventfold__GetStateResponse r = EVENTFOLD__GET_STATE_RESPONSE__INIT;
 	struct ipc_state_rep sr;
 	char sid[UUID_STR_LEN];
-	const char *why = NULL;
 
-	if (rep->in.status != EF_S_OK) {
-		finish_runner_error(c, rep);
+	if (CALL_REPLY_DECODE(c, rep, ipc_state_rep_decode, &sr,
+	        "get_state reply from eventfold-runnerd") != 0)
 		return;
-	}
-	if (rep->in.body == NULL ||
-	    ipc_state_rep_decode(rep->in.body, &sr, &why) != 0) {
-		call_finish(c, GW_INTERNAL,
-		    "malformed get_state reply from "
-		    "eventfold-runnerd");
-		return;
-	}
 	r.stream_id = uuid_format(sr.stream_id, sid);
 	if (sr.exists) {
 		r.stream_case = EVENTFOLD__GET_STATE_RESPONSE__STREAM_VERSION;
@@ -238,17 +207,9 @@ query_done(struct call *c, struct client_reply *rep)
 	const char *why = NULL;
 	size_t sz;
 
-	if (rep->in.status != EF_S_OK) {
-		finish_runner_error(c, rep);
+	if (CALL_REPLY_DECODE(c, rep, ipc_query_rep_decode, &qr,
+	        "query reply from eventfold-runnerd") != 0)
 		return;
-	}
-	if (rep->in.body == NULL ||
-	    ipc_query_rep_decode(rep->in.body, &qr, &why) != 0) {
-		call_finish(c, GW_INTERNAL,
-		    "malformed query reply from "
-		    "eventfold-runnerd");
-		return;
-	}
 	/* QueryResponse by hand: position (1), items (2), next (3) */
 	c->out.len = 0;
 	r.position = qr.position;
@@ -279,6 +240,42 @@ query_done(struct call *c, struct client_reply *rep)
 	call_reply(c);
 }
 
+/* The key, prefix or range of r in q; keys point into r. */
+static void
+query_selector(struct ipc_query_req *q, const Eventfold__QueryRequest *r)
+{
+	switch (r->selector_case) {
+	case EVENTFOLD__QUERY_REQUEST__SELECTOR_KEY:
+		q->mode = EF_QUERY_KEY;
+		q->has_key = true;
+		q->key = r->key.data;
+		q->key_len = (uint32_t)r->key.len;
+		break;
+	case EVENTFOLD__QUERY_REQUEST__SELECTOR_PREFIX:
+		q->mode = EF_QUERY_PREFIX;
+		q->has_key = true;
+		q->key = r->prefix.data;
+		q->key_len = (uint32_t)r->prefix.len;
+		break;
+	case EVENTFOLD__QUERY_REQUEST__SELECTOR_RANGE:
+		q->mode = EF_QUERY_RANGE;
+		if (r->range != NULL && r->range->start.len > 0) {
+			q->has_key = true;
+			q->key = r->range->start.data;
+			q->key_len = (uint32_t)r->range->start.len;
+		}
+		if (r->range != NULL && r->range->end.len > 0) {
+			q->has_end = true;
+			q->end = r->range->end.data;
+			q->end_len = (uint32_t)r->range->end.len;
+		}
+		break;
+	default:
+		q->mode = EF_QUERY_RANGE; /* every key */
+		break;
+	}
+}
+
 void
 runner_query(struct call *c, const uint8_t *buf, size_t len)
 {
@@ -304,36 +301,7 @@ runner_query(struct call *c, const uint8_t *buf, size_t len)
 		    IPC_WAIT_MAX_MS);
 		goto out;
 	}
-	switch (r->selector_case) {
-	case EVENTFOLD__QUERY_REQUEST__SELECTOR_KEY:
-		q.mode = EF_QUERY_KEY;
-		q.has_key = true;
-		q.key = r->key.data;
-		q.key_len = (uint32_t)r->key.len;
-		break;
-	case EVENTFOLD__QUERY_REQUEST__SELECTOR_PREFIX:
-		q.mode = EF_QUERY_PREFIX;
-		q.has_key = true;
-		q.key = r->prefix.data;
-		q.key_len = (uint32_t)r->prefix.len;
-		break;
-	case EVENTFOLD__QUERY_REQUEST__SELECTOR_RANGE:
-		q.mode = EF_QUERY_RANGE;
-		if (r->range != NULL && r->range->start.len > 0) {
-			q.has_key = true;
-			q.key = r->range->start.data;
-			q.key_len = (uint32_t)r->range->start.len;
-		}
-		if (r->range != NULL && r->range->end.len > 0) {
-			q.has_end = true;
-			q.end = r->range->end.data;
-			q.end_len = (uint32_t)r->range->end.len;
-		}
-		break;
-	default:
-		q.mode = EF_QUERY_RANGE; /* every key */
-		break;
-	}
+	query_selector(&q, r);
 	if ((q.has_key && q.key_len > IPC_KEY_MAX) ||
 	    (q.has_end && q.end_len > IPC_KEY_MAX) ||
 	    r->after.len > IPC_KEY_MAX) {
@@ -369,30 +337,69 @@ out:
 
 /* ListProjections */
 
+/* Appends one fold's ProjectionStatus to c->out. */
+static void
+pack_fold(struct call *c, const struct ipc_fold_info *fi)
+{
+	Eventfold__ProjectionStatus ps;
+	char name[IPC_NAME_MAX + 1], plugin[4097], state[64], err[4097];
+	size_t sz;
+
+#define CSTR(dst, s)                                                          \
+	snprintf((dst), sizeof(dst), "%.*s",                                  \
+	    (int)((s).ptr != NULL ? (s).len : 0),                             \
+	    (s).ptr != NULL ? (s).ptr : "")
+	eventfold__projection_status__init(&ps);
+	CSTR(name, fi->name);
+	CSTR(plugin, fi->plugin);
+	CSTR(state, fi->state);
+	CSTR(err, fi->error);
+	ps.name = name;
+	ps.plugin = plugin;
+	ps.kind = fi->kind == EF_FOLD_MANAGER ?
+	    EVENTFOLD__PROJECTION_STATUS__KIND__PROCESS_MANAGER :
+	    EVENTFOLD__PROJECTION_STATUS__KIND__PROJECTION;
+	ps.state = state;
+	ps.position = fi->position;
+	if (fi->has_lag) {
+		ps.lag_known_case =
+		    EVENTFOLD__PROJECTION_STATUS__LAG_KNOWN_LAG;
+		ps.lag = fi->lag;
+	}
+	ps.events_per_s = fi->events_per_s;
+	if (fi->has_error) {
+		ps.failed_case =
+		    EVENTFOLD__PROJECTION_STATUS__FAILED_ERROR_POSITION;
+		ps.error_position = fi->error_position;
+	}
+	ps.error = err;
+	if (fi->rebuilding) {
+		ps.rebuild_case =
+		    EVENTFOLD__PROJECTION_STATUS__REBUILD_REBUILD_POSITION;
+		ps.rebuild_position = fi->rebuild_position;
+	}
+	ps.dead_letters = fi->dead_letters;
+	sz = eventfold__projection_status__get_packed_size(&ps);
+	pbuf_field(&c->out, 1, sz);
+	pbuf_reserve(&c->out, sz);
+	c->out.len += eventfold__projection_status__pack(&ps,
+	    c->out.buf + c->out.len);
+#undef CSTR
+}
+
 static void
 list_projections_done(struct call *c, struct client_reply *rep)
 {
 	Eventfold__ListProjectionsResponse r =
 	    EVENTFOLD__LIST_PROJECTIONS_RESPONSE__INIT;
-	Eventfold__ProjectionStatus ps;
 	struct ipc_runner_status_rep sr;
 	struct ipc_fold_info fi;
-	char name[IPC_NAME_MAX + 1], plugin[4097], state[64], err[4097];
 	const char *why = NULL;
 	uint32_t i;
-	size_t sz;
 
-	if (rep->in.status != EF_S_OK) {
-		finish_runner_error(c, rep);
+	if (CALL_REPLY_DECODE(c, rep, ipc_runner_status_rep_decode, &sr,
+	        "runner_status reply from eventfold-runnerd") != 0)
 		return;
-	}
-	if (rep->in.body == NULL ||
-	    ipc_runner_status_rep_decode(rep->in.body, &sr, &why) != 0) {
-		call_finish(c, GW_INTERNAL,
-		    "malformed runner_status reply "
-		    "from eventfold-runnerd");
-		return;
-	}
 	c->out.len = 0;
 	if (sr.has_head) {
 		r.head_known_case =
@@ -403,10 +410,6 @@ list_projections_done(struct call *c, struct client_reply *rep)
 	    eventfold__list_projections_response__get_packed_size(&r));
 	c->out.len = eventfold__list_projections_response__pack(&r,
 	    c->out.buf);
-#define CSTR(dst, s)                                                          \
-	snprintf((dst), sizeof(dst), "%.*s",                                  \
-	    (int)((s).ptr != NULL ? (s).len : 0),                             \
-	    (s).ptr != NULL ? (s).ptr : "")
 	for (i = 0; i < sr.nfolds; i++) {
 		if (ipc_fold_info_decode(&sr.folds->via.array.ptr[i], &fi,
 		        &why) != 0) {
@@ -415,43 +418,8 @@ list_projections_done(struct call *c, struct client_reply *rep)
 			    "from eventfold-runnerd");
 			return;
 		}
-		eventfold__projection_status__init(&ps);
-		CSTR(name, fi.name);
-		CSTR(plugin, fi.plugin);
-		CSTR(state, fi.state);
-		CSTR(err, fi.error);
-		ps.name = name;
-		ps.plugin = plugin;
-		ps.kind = fi.kind == EF_FOLD_MANAGER ?
-		    EVENTFOLD__PROJECTION_STATUS__KIND__PROCESS_MANAGER :
-		    EVENTFOLD__PROJECTION_STATUS__KIND__PROJECTION;
-		ps.state = state;
-		ps.position = fi.position;
-		if (fi.has_lag) {
-			ps.lag_known_case =
-			    EVENTFOLD__PROJECTION_STATUS__LAG_KNOWN_LAG;
-			ps.lag = fi.lag;
-		}
-		ps.events_per_s = fi.events_per_s;
-		if (fi.has_error) {
-			ps.failed_case =
-			    EVENTFOLD__PROJECTION_STATUS__FAILED_ERROR_POSITION;
-			ps.error_position = fi.error_position;
-		}
-		ps.error = err;
-		if (fi.rebuilding) {
-			ps.rebuild_case =
-			    EVENTFOLD__PROJECTION_STATUS__REBUILD_REBUILD_POSITION;
-			ps.rebuild_position = fi.rebuild_position;
-		}
-		ps.dead_letters = fi.dead_letters;
-		sz = eventfold__projection_status__get_packed_size(&ps);
-		pbuf_field(&c->out, 1, sz);
-		pbuf_reserve(&c->out, sz);
-		c->out.len += eventfold__projection_status__pack(&ps,
-		    c->out.buf + c->out.len);
+		pack_fold(c, &fi);
 	}
-#undef CSTR
 	call_reply(c);
 }
 

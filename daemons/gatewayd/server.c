@@ -33,9 +33,11 @@
 #include <grpc/byte_buffer_reader.h>
 
 #include "clock.h"
+#include "daemon.h"
 #include "gatewayd.h"
 #include "log.h"
 #include "trace.h"
+#include "utf8.h"
 
 #include <nng/protocol/reqrep0/req.h>
 
@@ -59,6 +61,7 @@ enum call_state {
  */
 #define PEER_GRACE_MS 250
 #define PEER_DOWN_MS  2000
+#define CQ_TURN_MS    1000 /* a completion-queue thread wakes this often */
 
 static struct method methods[] = {
 	{ "/eventfold.EventStore/Append", KIND_UNARY, true, PEER_STORE,
@@ -352,6 +355,39 @@ call_errorf(struct call *c, int code, const char *fmt, ...)
 	call_finish(c, code, msg);
 }
 
+int
+call_reply_body(struct call *c, const struct client_reply *rep, bool decoded,
+    const char *what)
+{
+	char msg[IPC_MAX_STRLEN + 1];
+	uint32_t n = rep->in.message.len;
+
+	if (decoded)
+		return 0;
+	if (rep->in.status == EF_S_OK) {
+		call_errorf(c, GW_INTERNAL, "malformed %s", what);
+		return -EPROTO;
+	}
+	if (n > IPC_MAX_STRLEN)
+		n = IPC_MAX_STRLEN;
+	memcpy(msg, rep->in.message.ptr, n);
+	msg[n] = '\0';
+	call_finish(c, ipc_status_grpc(rep->in.status), msg);
+	return -EIO;
+}
+
+int
+call_stream_id(struct call *c, const char *s, uint8_t sid[UUID_LEN])
+{
+	if (utf8_valid(s, strlen(s)) && uuid_parse(s, strlen(s), sid) == 0)
+		return 0;
+	call_errorf(c, GW_INVALID_ARGUMENT,
+	    "invalid stream_id: "
+	    "malformed uuid \"%.64s\"",
+	    s);
+	return -EINVAL;
+}
+
 void
 call_reply(struct call *c)
 {
@@ -571,21 +607,48 @@ call_event(struct gw_tag *t, int ok)
 	}
 }
 
+/*
+ * A completion-queue thread. It wakes at least every turn_ms and notes
+ * when it came round: the watchdog is fed only while every such loop
+ * turns (server_alive).
+ */
 static void *
 cq_main(void *arg)
 {
-	grpc_completion_queue *cq = arg;
+	struct cq_loop *l = arg;
+	int64_t turn_ms = (int64_t)l->turn_ms;
 	grpc_event ev;
 
 	for (;;) {
-		ev = grpc_completion_queue_next(cq,
-		    gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
+		__atomic_store_n(&l->beat_ms, gw_mono_ns() / 1000000,
+		    __ATOMIC_RELAXED);
+		ev = grpc_completion_queue_next(l->cq,
+		    gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+		        gpr_time_from_millis(turn_ms, GPR_TIMESPAN)),
+		    NULL);
 		if (ev.type == GRPC_QUEUE_SHUTDOWN)
 			break;
 		if (ev.type == GRPC_OP_COMPLETE && ev.tag != NULL)
 			((struct gw_tag *)ev.tag)->fn(ev.tag, ev.success);
 	}
 	return NULL;
+}
+
+int
+server_alive(struct gw *gw, uint64_t limit_ms)
+{
+	size_t i, n = gw->conf.threads ? gw->conf.threads : 1;
+	uint64_t now = gw_mono_ns() / 1000000;
+
+	if (gw->loops == NULL)
+		return 1;
+	for (i = 0; i < n; i++)
+		if (!daemon_progress(1,
+		        __atomic_load_n(&gw->loops[i].beat_ms,
+		            __ATOMIC_RELAXED),
+		        now, limit_ms))
+			return 0;
+	return 1;
 }
 
 /* Opens a req socket dialing url (the daemon may come later). */
@@ -743,17 +806,14 @@ slot_init(struct gw *gw, struct call *c, const struct method *m,
 	}
 }
 
-int
-server_start(struct gw *gw, char *err, size_t errlen)
+/*
+ * The channel arguments of the server: args (4 of them) and ca are the
+ * caller's.
+ */
+static void
+server_args(const struct gw *gw, grpc_arg args[4], grpc_channel_args *ca)
 {
-	grpc_arg args[4];
-	grpc_channel_args ca;
-	grpc_server_credentials *creds;
-	char *addrs = NULL, *addr, *save = NULL;
-	size_t i, j, k, n, nslots;
-	int rc = -1;
-
-	memset(args, 0, sizeof(args));
+	memset(args, 0, 4 * sizeof(*args));
 	args[0].type = GRPC_ARG_INTEGER;
 	args[0].key = (char *)GRPC_ARG_ALLOW_REUSEPORT;
 	args[0].value.integer = 0;
@@ -777,9 +837,112 @@ server_start(struct gw *gw, char *err, size_t errlen)
 	args[3].type = GRPC_ARG_INTEGER;
 	args[3].key = (char *)GRPC_ARG_KEEPALIVE_TIME_MS;
 	args[3].value.integer = INT_MAX;
-	ca.num_args = 4;
-	ca.args = args;
+	ca->num_args = 4;
+	ca->args = args;
+}
 
+/* One completion queue per thread (n), each waking at least every
+ * quarter of the watchdog's period. */
+static void
+server_queues(struct gw *gw, size_t n)
+{
+	struct daemon_watchdog wd;
+	size_t i;
+
+	if ((gw->loops = calloc(n, sizeof(*gw->loops))) == NULL)
+		fatal("calloc");
+	daemon_watchdog_init(&wd);
+	for (i = 0; i < n; i++) {
+		/* a quarter of the watchdog's period: under half its limit */
+		gw->loops[i].turn_ms = CQ_TURN_MS;
+		if (wd.usec > 0 && wd.usec / 4000 < CQ_TURN_MS)
+			gw->loops[i].turn_ms = wd.usec / 4000 ?
+			    wd.usec / 4000 :
+			    1;
+		gw->loops[i].cq = grpc_completion_queue_create_for_next(NULL);
+		grpc_server_register_completion_queue(gw->server,
+		    gw->loops[i].cq, NULL);
+	}
+}
+
+/* Listens on every address of conf.listen. 0, or -1 with err set. */
+static int
+server_listen(struct gw *gw, grpc_server_credentials *creds, char *err,
+    size_t errlen)
+{
+	char *addrs, *addr, *save = NULL;
+	int rc = -1;
+
+	if ((addrs = strdup(gw->conf.listen)) == NULL)
+		fatal("strdup");
+	for (addr = strtok_r(addrs, ",", &save); addr != NULL;
+	     addr = strtok_r(NULL, ",", &save)) {
+		while (*addr == ' ')
+			addr++;
+		if (strncmp(addr, "unix:", 5) == 0 &&
+		    unix_lock(addr, err, errlen) != 0)
+			goto fail;
+		if (grpc_server_add_http2_port(gw->server, addr, creds) == 0) {
+			snprintf(err, errlen,
+			    "cannot listen on %s (in use, or "
+			    "not an address?)",
+			    addr);
+			goto fail;
+		}
+		log_info("listening on %s%s", addr,
+		    *gw->conf.tls_cert ?
+		        (*gw->conf.tls_ca ? " (mTLS)" : " (TLS)") :
+		        "");
+	}
+	rc = 0;
+fail:
+	free(addrs);
+	return rc;
+}
+
+/* Every call slot of every queue (n), armed, and the queues' threads. */
+static void
+server_slots(struct gw *gw, size_t n)
+{
+	size_t i, j, k, s, ns, nslots = 0;
+
+	for (i = 0; i < NMETHODS; i++)
+		nslots += methods[i].kind == KIND_UNARY ? gw->conf.slots :
+		                                          STREAM_SLOTS;
+	nslots += GENERIC_SLOTS;
+	gw->ncalls = nslots * n;
+	if ((gw->calls = calloc(gw->ncalls, sizeof(*gw->calls))) == NULL)
+		fatal("calloc");
+	k = 0;
+	for (i = 0; i < n; i++) {
+		for (j = 0; j < NMETHODS; j++) {
+			ns = methods[j].kind == KIND_UNARY ? gw->conf.slots :
+			                                     STREAM_SLOTS;
+			for (s = 0; s < ns; s++)
+				slot_init(gw, &gw->calls[k++], &methods[j],
+				    gw->loops[i].cq);
+		}
+		for (j = 0; j < GENERIC_SLOTS; j++)
+			slot_init(gw, &gw->calls[k++], NULL, gw->loops[i].cq);
+	}
+	for (k = 0; k < gw->ncalls; k++)
+		call_arm(&gw->calls[k]);
+	for (i = 0; i < n; i++)
+		if (pthread_create(&gw->loops[i].thr, NULL, cq_main,
+		        &gw->loops[i]) != 0)
+			fatal("pthread_create");
+}
+
+int
+server_start(struct gw *gw, char *err, size_t errlen)
+{
+	grpc_arg args[4];
+	grpc_channel_args ca;
+	grpc_server_credentials *creds;
+	size_t i, n;
+	int rc;
+
+	server_args(gw, args, &ca);
 	/* the peer sockets first: slots open contexts on them */
 	if (peer_open(&gw->store, gw->store_url, &gw->store_dialer, err,
 	        errlen) != 0 ||
@@ -802,72 +965,13 @@ server_start(struct gw *gw, char *err, size_t errlen)
 			fatalx("cannot register %s", methods[i].path);
 	}
 	n = gw->conf.threads ? gw->conf.threads : 1;
-	gw->cqs = calloc(n, sizeof(*gw->cqs));
-	gw->cq_threads = calloc(n, sizeof(*gw->cq_threads));
-	if (gw->cqs == NULL || gw->cq_threads == NULL)
-		fatal("calloc");
-	for (i = 0; i < n; i++) {
-		gw->cqs[i] = grpc_completion_queue_create_for_next(NULL);
-		grpc_server_register_completion_queue(gw->server, gw->cqs[i],
-		    NULL);
-	}
+	server_queues(gw, n);
 	if ((creds = server_creds(gw, err, errlen)) == NULL)
 		return -1;
-	if ((addrs = strdup(gw->conf.listen)) == NULL)
-		fatal("strdup");
-	for (addr = strtok_r(addrs, ",", &save); addr != NULL;
-	     addr = strtok_r(NULL, ",", &save)) {
-		while (*addr == ' ')
-			addr++;
-		if (strncmp(addr, "unix:", 5) == 0 &&
-		    unix_lock(addr, err, errlen) != 0)
-			goto fail;
-		if (grpc_server_add_http2_port(gw->server, addr, creds) == 0) {
-			snprintf(err, errlen,
-			    "cannot listen on %s (in use, or "
-			    "not an address?)",
-			    addr);
-			goto fail;
-		}
-		log_info("listening on %s%s", addr,
-		    *gw->conf.tls_cert ?
-		        (*gw->conf.tls_ca ? " (mTLS)" : " (TLS)") :
-		        "");
+	if ((rc = server_listen(gw, creds, err, errlen)) == 0) {
+		grpc_server_start(gw->server);
+		server_slots(gw, n);
 	}
-	grpc_server_start(gw->server);
-
-	nslots = 0;
-	for (i = 0; i < NMETHODS; i++)
-		nslots += methods[i].kind == KIND_UNARY ? gw->conf.slots :
-		                                          STREAM_SLOTS;
-	nslots += GENERIC_SLOTS;
-	gw->ncalls = nslots * n;
-	if ((gw->calls = calloc(gw->ncalls, sizeof(*gw->calls))) == NULL)
-		fatal("calloc");
-	k = 0;
-	for (i = 0; i < n; i++) {
-		for (j = 0; j < NMETHODS; j++) {
-			size_t s,
-			    ns = methods[j].kind == KIND_UNARY ?
-			    gw->conf.slots :
-			    STREAM_SLOTS;
-
-			for (s = 0; s < ns; s++)
-				slot_init(gw, &gw->calls[k++], &methods[j],
-				    gw->cqs[i]);
-		}
-		for (j = 0; j < GENERIC_SLOTS; j++)
-			slot_init(gw, &gw->calls[k++], NULL, gw->cqs[i]);
-	}
-	for (k = 0; k < gw->ncalls; k++)
-		call_arm(&gw->calls[k]);
-	for (i = 0; i < n; i++)
-		if (pthread_create(&gw->cq_threads[i], NULL, cq_main,
-		        gw->cqs[i]) != 0)
-			fatal("pthread_create");
-	rc = 0;
-fail:
-	free(addrs);
 	grpc_server_credentials_release(creds);
 	return rc;
 }
@@ -883,7 +987,7 @@ server_stop(struct gw *gw)
 		return;
 	__atomic_store_n(&gw->stopping, 1, __ATOMIC_RELEASE);
 	sdw.tag.fn = shutdown_done;
-	grpc_server_shutdown_and_notify(gw->server, gw->cqs[0], &sdw.tag);
+	grpc_server_shutdown_and_notify(gw->server, gw->loops[0].cq, &sdw.tag);
 	/* end the streams cleanly, then wait for every call to finish */
 	subscribe_stop_all();
 	health_stop(gw);
@@ -906,10 +1010,10 @@ server_stop(struct gw *gw)
 	grpc_server_destroy(gw->server);
 	gw->server = NULL;
 	for (i = 0; i < n; i++)
-		grpc_completion_queue_shutdown(gw->cqs[i]);
+		grpc_completion_queue_shutdown(gw->loops[i].cq);
 	for (i = 0; i < n; i++) {
-		pthread_join(gw->cq_threads[i], NULL);
-		grpc_completion_queue_destroy(gw->cqs[i]);
+		pthread_join(gw->loops[i].thr, NULL);
+		grpc_completion_queue_destroy(gw->loops[i].cq);
 	}
 	/* every call has ended: nobody is left to answer */
 	pipeline_fini(&gw->appends, false);
@@ -933,6 +1037,6 @@ server_stop(struct gw *gw)
 		free(c->out.buf);
 	}
 	free(gw->calls);
-	free(gw->cqs);
-	free(gw->cq_threads);
+	free(gw->loops);
+	gw->loops = NULL;
 }

@@ -974,12 +974,7 @@ subscribe_stream(struct call *c, const uint8_t *buf, size_t len)
 		    "malformed SubscribeStreamRequest");
 		return;
 	}
-	if (!utf8_valid(r->stream_id, strlen(r->stream_id)) ||
-	    uuid_parse(r->stream_id, strlen(r->stream_id), sid) != 0) {
-		call_errorf(c, GW_INVALID_ARGUMENT,
-		    "invalid stream_id: "
-		    "malformed uuid \"%.64s\"",
-		    r->stream_id);
+	if (call_stream_id(c, r->stream_id, sid) != 0) {
 		eventfold__subscribe_stream_request__free_unpacked(r, NULL);
 		return;
 	}

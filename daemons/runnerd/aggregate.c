@@ -38,6 +38,7 @@
  * held for a whole EXECUTE (commands on one instance are serialised;
  * distinct instances run in parallel). The writer has its own mutex.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,9 +48,13 @@
 #include <jansson.h>
 
 #include "crashpoint.h"
+#include "errors.h"
 #include "log.h"
 #include "daemon.h"
+#include "aggregate.h"
+#include "plugin.h"
 #include "runnerd.h"
+#include "state.h"
 #include "uuid5.h"
 
 #define NBUCKETS 4096
@@ -107,6 +112,8 @@ static struct wop *w_head, *w_tail;
 static struct wop *pending[NPENDING];
 static int w_stop, w_running;
 static pthread_t w_thr;
+/* runnerd's context, from aggregate_start to aggregate_stop */
+static struct runner *rn;
 static uint64_t w_beat; /* atomic: now_ms() at the writer's last round */
 
 static uint32_t
@@ -164,7 +171,7 @@ cmdage_put(MDB_txn *txn, const void *id, size_t idlen, uint64_t at)
 		return MDB_BAD_VALSIZE;
 	be64_put(key, at);
 	memcpy(key + 8, id, idlen);
-	return mdb_put(txn, st.cmdage, &k, &v, 0);
+	return mdb_put(txn, state_db(STATE_CMDAGE), &k, &v, 0);
 }
 
 /*
@@ -178,17 +185,17 @@ cmds_prune(MDB_txn *txn, size_t *n)
 	MDB_cursor *cur;
 	MDB_stat ms;
 	MDB_val k, v, id;
-	uint64_t max = rd.conf.command_retention, entries, cutoff = 0;
+	uint64_t max = rn->conf.command_retention, entries, cutoff = 0;
 	int rc;
 
 	*n = 0;
-	if (rd.conf.command_retention_s > 0 &&
-	    wall_ms() > rd.conf.command_retention_s * 1000)
-		cutoff = wall_ms() - rd.conf.command_retention_s * 1000;
-	if ((rc = mdb_stat(txn, st.cmds, &ms)) != 0)
+	if (rn->conf.command_retention_s > 0 &&
+	    wall_ms() > rn->conf.command_retention_s * 1000)
+		cutoff = wall_ms() - rn->conf.command_retention_s * 1000;
+	if ((rc = mdb_stat(txn, state_db(STATE_CMDS), &ms)) != 0)
 		return rc;
 	entries = ms.ms_entries;
-	if ((rc = mdb_cursor_open(txn, st.cmdage, &cur)) != 0)
+	if ((rc = mdb_cursor_open(txn, state_db(STATE_CMDAGE), &cur)) != 0)
 		return rc;
 	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
 	     rc == 0 && *n < PRUNE_MAX;
@@ -200,7 +207,7 @@ cmds_prune(MDB_txn *txn, size_t *n)
 			break;
 		id.mv_size = k.mv_size - 8;
 		id.mv_data = (uint8_t *)k.mv_data + 8;
-		rc = mdb_del(txn, st.cmds, &id, NULL);
+		rc = mdb_del(txn, state_db(STATE_CMDS), &id, NULL);
 		if (rc == 0 && entries > 0)
 			entries--;
 		else if (rc != MDB_NOTFOUND)
@@ -233,43 +240,131 @@ writer_prune(void)
 		log_warnx("command results: pruning: %s", mdb_strerror(rc));
 }
 
+/* Waits up to a second for results and takes them all (NULL: none). */
+static struct wop *
+writer_take(void)
+{
+	struct wop *list;
+	struct timespec ts;
+
+	pthread_mutex_lock(&w_mu);
+	while (w_head == NULL && !w_stop) {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += 1;
+		if (pthread_cond_timedwait(&w_cv, &w_mu, &ts) != 0 &&
+		    w_head == NULL && !w_stop)
+			break;
+	}
+	if (w_head != NULL && faultpoint("runner.writer.stall")) {
+		/* tests: work waits, the writer makes no progress
+		 * (the watchdog must stop, runnerd.c) */
+		pthread_mutex_unlock(&w_mu);
+		while (faultpoint("runner.writer.stall") &&
+		    !__atomic_load_n(&w_stop, __ATOMIC_RELAXED))
+			runner_nap(rn, 20);
+		pthread_mutex_lock(&w_mu);
+	}
+	list = w_head;
+	w_head = w_tail = NULL;
+	pthread_mutex_unlock(&w_mu);
+	return list;
+}
+
+/* Puts list's writes in txn, then prunes old results. 0 or LMDB's code. */
+static int
+writer_put(MDB_txn *txn, const struct wop *list)
+{
+	const struct wop *w;
+	MDB_val k, v;
+	size_t pruned;
+	int rc = 0;
+
+	for (w = list; w != NULL && rc == 0; w = w->next) {
+		k.mv_size = w->klen;
+		k.mv_data = w->key;
+		v.mv_size = w->vlen;
+		v.mv_data = w->val;
+		if (w->kind == WOP_SNAP_DEL) {
+			rc = mdb_del(txn, state_db(STATE_SNAPS), &k, NULL);
+			if (rc == MDB_NOTFOUND)
+				rc = 0;
+		} else
+			rc = mdb_put(txn,
+			    w->kind == WOP_CMD ? state_db(STATE_CMDS) :
+			                         state_db(STATE_SNAPS),
+			    &k, &v, 0);
+		if (rc == 0 && w->kind == WOP_CMD)
+			rc = cmdage_put(txn, w->key, w->klen, w->at);
+	}
+	if (rc == 0)
+		rc = cmds_prune(txn, &pruned);
+	return rc;
+}
+
+/* Commits list in one transaction, growing the map or waiting for disk
+ * space as needed; a failure is logged (the results are then recovered
+ * from the events). */
+static void
+writer_commit(const struct wop *list)
+{
+	MDB_txn *txn;
+	int rc;
+
+	do {
+		/* waiting for disk space is not being wedged: the
+		 * watchdog goes on (aggregate_alive) */
+		__atomic_store_n(&w_beat, now_ms(), __ATOMIC_RELAXED);
+		if ((rc = state_begin(0, &txn)) != 0) {
+			log_warnx("aggregate writer: %s", mdb_strerror(rc));
+			break;
+		}
+		if ((rc = writer_put(txn, list)) != 0) {
+			if (rc != MDB_MAP_FULL)
+				log_warnx("aggregate writer: put: %s",
+				    mdb_strerror(rc));
+			state_abort(txn);
+		} else
+			rc = state_commit(txn, "aggregate writer");
+	} while ((rc == MDB_MAP_FULL && state_grow("aggregate writer") == 0) ||
+	    state_wait_space(rn, "aggregate writer", rc, &w_stop));
+}
+
+/* Drops list's commands from the pending table, then frees list. */
+static void
+writer_release(struct wop *list)
+{
+	struct wop *w, **pp;
+
+	pthread_mutex_lock(&w_mu);
+	for (w = list; w != NULL; w = w->next) {
+		if (w->kind != WOP_CMD)
+			continue;
+		pp = &pending[hash_bytes(w->key, w->klen) % NPENDING];
+		while (*pp != NULL && *pp != w)
+			pp = &(*pp)->hnext;
+		if (*pp == w)
+			*pp = w->hnext;
+	}
+	pthread_mutex_unlock(&w_mu);
+	while (list != NULL) {
+		w = list->next;
+		wop_free(list);
+		list = w;
+	}
+}
+
 static void *
 writer_main(void *arg)
 {
-	struct wop *list, *w, **pp;
-	struct timespec ts;
-	MDB_txn *txn;
-	MDB_val k, v;
-	size_t pruned;
-	int rc;
-
+	struct wop *list;
 	uint64_t last_commit = 0, last_prune = 0;
 
 	(void)arg;
 	for (;;) {
 		__atomic_store_n(&w_beat, now_ms(), __ATOMIC_RELAXED);
 		/* let a busy stream of results share one commit */
-		commit_pace(last_commit, &w_stop, NULL);
-		pthread_mutex_lock(&w_mu);
-		while (w_head == NULL && !w_stop) {
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_sec += 1;
-			if (pthread_cond_timedwait(&w_cv, &w_mu, &ts) != 0 &&
-			    w_head == NULL && !w_stop)
-				break;
-		}
-		if (w_head != NULL && faultpoint("runner.writer.stall")) {
-			/* tests: work waits, the writer makes no progress
-			 * (the watchdog must stop, runnerd.c) */
-			pthread_mutex_unlock(&w_mu);
-			while (faultpoint("runner.writer.stall") &&
-			    !__atomic_load_n(&w_stop, __ATOMIC_RELAXED))
-				nap_ms(20);
-			pthread_mutex_lock(&w_mu);
-		}
-		list = w_head;
-		w_head = w_tail = NULL;
-		pthread_mutex_unlock(&w_mu);
+		runner_pace(rn, last_commit, &w_stop, NULL);
+		list = writer_take();
 		if (list == NULL && !w_stop) {
 			/* idle: forget what retention says, once a second */
 			if (now_ms() - last_prune >= 1000) {
@@ -280,63 +375,10 @@ writer_main(void *arg)
 		}
 		if (list == NULL)
 			break;
-		do {
-			/* waiting for disk space is not being wedged: the
-			 * watchdog goes on (aggregate_alive) */
-			__atomic_store_n(&w_beat, now_ms(), __ATOMIC_RELAXED);
-			if ((rc = state_begin(0, &txn)) != 0) {
-				log_warnx("aggregate writer: %s",
-				    mdb_strerror(rc));
-				break;
-			}
-			for (w = list; w != NULL && rc == 0; w = w->next) {
-				k.mv_size = w->klen;
-				k.mv_data = w->key;
-				v.mv_size = w->vlen;
-				v.mv_data = w->val;
-				if (w->kind == WOP_SNAP_DEL) {
-					rc = mdb_del(txn, st.snaps, &k, NULL);
-					if (rc == MDB_NOTFOUND)
-						rc = 0;
-				} else
-					rc = mdb_put(txn,
-					    w->kind == WOP_CMD ? st.cmds :
-					                         st.snaps,
-					    &k, &v, 0);
-				if (rc == 0 && w->kind == WOP_CMD)
-					rc = cmdage_put(txn, w->key, w->klen,
-					    w->at);
-			}
-			if (rc == 0)
-				rc = cmds_prune(txn, &pruned);
-			if (rc != 0) {
-				if (rc != MDB_MAP_FULL)
-					log_warnx("aggregate writer: put: %s",
-					    mdb_strerror(rc));
-				state_abort(txn);
-			} else
-				rc = state_commit(txn, "aggregate writer");
-		} while ((rc == MDB_MAP_FULL &&
-		             state_grow("aggregate writer") == 0) ||
-		    state_wait_space("aggregate writer", rc, &w_stop));
+		writer_commit(list);
 		last_commit = now_ms();
 		/* committed (or lost, and then recovered from the events) */
-		pthread_mutex_lock(&w_mu);
-		for (w = list; w != NULL; w = w->next) {
-			if (w->kind != WOP_CMD)
-				continue;
-			pp = &pending[hash_bytes(w->key, w->klen) % NPENDING];
-			while (*pp != NULL && *pp != w)
-				pp = &(*pp)->hnext;
-			if (*pp == w)
-				*pp = w->hnext;
-		}
-		pthread_mutex_unlock(&w_mu);
-		while (list != NULL) {
-			w = list->next;
-			wop_free(list);
-			list = w;
-		}
+		writer_release(list);
 	}
 	return NULL;
 }
@@ -377,7 +419,7 @@ writer_push(int kind, const void *key, size_t klen, const void *val,
 /*
  * Looks command id up: pending results first, then LMDB (in this order,
  * so a result being committed is never missed). 1 and val filled if
- * found, 0 if not, -1 on an LMDB error.
+ * found, 0 if not, a negative errno on an LMDB error.
  */
 static int
 cmd_lookup(const char *id, size_t idlen, uint8_t val[CMD_VAL])
@@ -399,15 +441,15 @@ cmd_lookup(const char *id, size_t idlen, uint8_t val[CMD_VAL])
 	if (found)
 		return 1;
 	if ((rc = state_begin(1, &txn)) != 0)
-		return -1;
-	rc = mdb_get(txn, st.cmds, &k, &v);
+		return ef_err_from_mdb(rc);
+	rc = mdb_get(txn, state_db(STATE_CMDS), &k, &v);
 	if (rc == 0 && v.mv_size == CMD_VAL) {
 		memcpy(val, v.mv_data, CMD_VAL);
 		found = 1;
 	}
 	state_abort(txn);
 	if (rc != 0 && rc != MDB_NOTFOUND)
-		return -1;
+		return ef_err_from_mdb(rc);
 	return found;
 }
 
@@ -436,11 +478,14 @@ aggregate_alive(uint64_t limit_ms)
 }
 
 int
-aggregate_start(void)
+aggregate_start(struct runner *r)
 {
+	int rc;
+
+	rn = r;
 	w_stop = 0;
-	if (pthread_create(&w_thr, NULL, writer_main, NULL) != 0)
-		return -1;
+	if ((rc = pthread_create(&w_thr, NULL, writer_main, NULL)) != 0)
+		return -rc;
 	w_running = 1;
 	return 0;
 }
@@ -511,7 +556,7 @@ void
 aggregate_evict(uint64_t now)
 {
 	struct instance **pp, *in;
-	uint64_t idle = rd.conf.idle_evict_s * 1000, n = 0;
+	uint64_t idle = rn->conf.idle_evict_s * 1000, n = 0;
 	size_t i;
 
 	pthread_mutex_lock(&tab_mu);
@@ -564,7 +609,7 @@ inst_load(struct instance *in)
 
 	inst_initial(in);
 	if (state_begin(1, &txn) == 0) {
-		if (mdb_get(txn, st.snaps, &k, &v) == 0 &&
+		if (mdb_get(txn, state_db(STATE_SNAPS), &k, &v) == 0 &&
 		    v.mv_size >= SNAP_HDR1) {
 			p = v.mv_data;
 			hdr = p[4] == SNAP_V2 ? SNAP_HDR : SNAP_HDR1;
@@ -611,12 +656,12 @@ inst_snapshot(struct instance *in)
 	uint8_t *val;
 	size_t vlen = SNAP_HDR + in->state.len;
 
-	if (!in->exists || !in->has_id || rd.conf.snapshot_every == 0)
+	if (!in->exists || !in->has_id || rn->conf.snapshot_every == 0)
 		return;
 	if (in->snap_exists &&
-	    in->version - in->snap_version < rd.conf.snapshot_every)
+	    in->version - in->snap_version < rn->conf.snapshot_every)
 		return;
-	if (!in->snap_exists && in->version + 1 < rd.conf.snapshot_every)
+	if (!in->snap_exists && in->version + 1 < rn->conf.snapshot_every)
 		return;
 	if ((val = malloc(vlen)) == NULL)
 		fatal("malloc");
@@ -747,16 +792,90 @@ recovery_see(struct recovery *r, const struct ef_event *ev,
  * snapshot is dropped and the stream folded from version 0. One event
  * more per read.
  */
+/*
+ * Checks the first event of a page read from the snapshot's version
+ * against the snapshot: 0 when it is the snapshot's last event (its id
+ * then taken when the snapshot had none), or 1 with why (wl bytes) saying
+ * why the snapshot is not of this log.
+ */
+static int
+inst_check(struct instance *in, const struct ipc_read_rep *rr, char *why,
+    size_t wl)
+{
+	struct ef_event ev;
+	char got[UUID_STR_LEN], want[UUID_STR_LEN];
+	const char *dwhy;
+
+	why[0] = '\0';
+	if (rr->nevents == 0 ||
+	    ipc_event_decode(&rr->events->via.array.ptr[0], &ev, &dwhy) != 0 ||
+	    ev.stream_version != in->version)
+		snprintf(why, wl,
+		    "is beyond "
+		    "the end of the stream in the log "
+		    "(version "
+		    "%" PRIu64 "; restored from an older "
+		    "backup?)",
+		    rr->has_last_version ? rr->last_version : 0);
+	else if (in->has_id && memcmp(ev.event_id, in->last_id, UUID_LEN) != 0)
+		snprintf(why, wl,
+		    "follows "
+		    "event %s, but the log holds %s there "
+		    "(repaired or replaced?)",
+		    uuid_format(in->last_id, want),
+		    uuid_format(ev.event_id, got));
+	if (why[0] != '\0')
+		return 1;
+	/* a format 1 snapshot: the id is the log's */
+	memcpy(in->last_id, ev.event_id, UUID_LEN);
+	in->has_id = 1;
+	return 0;
+}
+
+/* Applies the events of a page from version from on. EF_S_OK, or
+ * another status with msg. */
+static int
+inst_apply_page(struct instance *in, const struct ipc_read_rep *rr,
+    struct recovery *rec, uint64_t from, char *msg, size_t ml)
+{
+	struct ef_event ev;
+	const char *why;
+	uint32_t i;
+	int rc = EF_S_OK;
+
+	for (i = 0; i < rr->nevents; i++) {
+		if (ipc_event_decode(&rr->events->via.array.ptr[i], &ev,
+		        &why) != 0) {
+			snprintf(msg, ml,
+			    "stored sent a malformed "
+			    "event: %s",
+			    why);
+			rc = EF_S_INTERNAL;
+			break;
+		}
+		if (ev.stream_version != from)
+			continue;
+		if ((rc = inst_apply(in, &ev, msg, ml)) != EF_S_OK)
+			break;
+		recovery_see(rec, &ev, in->stream);
+		in->exists = 1;
+		in->version = ev.stream_version;
+		memcpy(in->last_id, ev.event_id, UUID_LEN);
+		in->has_id = 1;
+		in->from_snap = 0;
+		from++;
+	}
+	return rc;
+}
+
 static int
 inst_catch_up(struct instance *in, char *msg, size_t ml)
 {
 	struct client_reply rep;
 	struct ipc_read_rep rr;
-	struct ef_event ev;
 	struct recovery rec;
-	char sid[UUID_STR_LEN], got[UUID_STR_LEN], want[UUID_STR_LEN];
+	char sid[UUID_STR_LEN];
 	char why_buf[160];
-	const char *why;
 	uint64_t from;
 	uint32_t i;
 	int st_, rc = EF_S_OK, check = 1;
@@ -766,7 +885,7 @@ inst_catch_up(struct instance *in, char *msg, size_t ml)
 	for (;;) {
 		check = check && in->exists;
 		from = check ? in->version : in->exists ? in->version + 1 : 0;
-		st_ = client_read_stream(&rd.store, sid, from, READ_PAGE,
+		st_ = client_read_stream(&rn->store, sid, from, READ_PAGE,
 		    EF_FORWARD, &rep, &rr);
 		if (st_ == EF_S_STREAM_NOT_FOUND) {
 			client_reply_free(&rep);
@@ -798,59 +917,16 @@ inst_catch_up(struct instance *in, char *msg, size_t ml)
 			break;
 		}
 		if (check) {
-			why_buf[0] = '\0';
-			if (rr.nevents == 0 ||
-			    ipc_event_decode(&rr.events->via.array.ptr[0], &ev,
-			        &why) != 0 ||
-			    ev.stream_version != in->version)
-				snprintf(why_buf, sizeof(why_buf),
-				    "is beyond "
-				    "the end of the stream in the log "
-				    "(version "
-				    "%" PRIu64 "; restored from an older "
-				    "backup?)",
-				    rr.has_last_version ? rr.last_version : 0);
-			else if (in->has_id &&
-			    memcmp(ev.event_id, in->last_id, UUID_LEN) != 0)
-				snprintf(why_buf, sizeof(why_buf),
-				    "follows "
-				    "event %s, but the log holds %s there "
-				    "(repaired or replaced?)",
-				    uuid_format(in->last_id, want),
-				    uuid_format(ev.event_id, got));
-			if (why_buf[0] != '\0') {
+			if (inst_check(in, &rr, why_buf, sizeof(why_buf)) !=
+			    0) {
 				client_reply_free(&rep);
 				inst_discard(in, sid, why_buf);
 				continue;
 			}
-			/* a format 1 snapshot: the id is the log's */
-			memcpy(in->last_id, ev.event_id, UUID_LEN);
-			in->has_id = 1;
 			check = 0;
 			from = in->version + 1;
 		}
-		for (i = 0; i < rr.nevents; i++) {
-			if (ipc_event_decode(&rr.events->via.array.ptr[i], &ev,
-			        &why) != 0) {
-				snprintf(msg, ml,
-				    "stored sent a malformed "
-				    "event: %s",
-				    why);
-				rc = EF_S_INTERNAL;
-				break;
-			}
-			if (ev.stream_version != from)
-				continue;
-			if ((rc = inst_apply(in, &ev, msg, ml)) != EF_S_OK)
-				break;
-			recovery_see(&rec, &ev, in->stream);
-			in->exists = 1;
-			in->version = ev.stream_version;
-			memcpy(in->last_id, ev.event_id, UUID_LEN);
-			in->has_id = 1;
-			in->from_snap = 0;
-			from++;
-		}
+		rc = inst_apply_page(in, &rr, &rec, from, msg, ml);
 		i = rr.nevents;
 		client_reply_free(&rep);
 		if (rc != EF_S_OK)
@@ -911,7 +987,7 @@ out:
  * at the kept position with the id derived from the command id. After a
  * restore to an older backup (or a repair) it may not be: answering
  * "duplicate" then would drop the command silently. 1 backed, 0 not
- * (logged), -1 stored did not answer. A position stored cannot read
+ * (logged), -EAGAIN stored did not answer. A position stored cannot read
  * (DATA_LOSS) counts as backed: running the command twice is worse.
  */
 static int
@@ -926,11 +1002,13 @@ cmd_backed(const char *cmd, const uint8_t val[CMD_VAL])
 	uint64_t pos = get_le64(val + 24);
 	int st, ok;
 
-	st = client_read_all(&rd.store, pos, 1, EF_FORWARD, &cr, &rr);
+	st = client_read_all(&rn->store, pos, 1, EF_FORWARD, &cr, &rr);
 	if (st != EF_S_OK) {
 		client_reply_free(&cr);
 		/* damage there is not proof that the command is lost */
-		return st == EF_S_UNAVAILABLE || st == EF_S_DEADLINE ? -1 : 1;
+		return st == EF_S_UNAVAILABLE || st == EF_S_DEADLINE ?
+		    -EAGAIN :
+		    1;
 	}
 	event_id_for(cmd, 0, id);
 	ok = rr.nevents == 1 &&
@@ -971,22 +1049,15 @@ reply_duplicate(const uint8_t val[CMD_VAL], const uint8_t sid[UUID_LEN],
 }
 
 /* One attempt: handle and append. EF_S_VERSION_CONFLICT means retry. */
+/* Calls the plugin's handle() for c on in's state, into ctx (the
+ * caller's, initialised). EF_S_OK, or another status with msg. */
 static int
-exec_attempt(struct instance *in, const struct exec_cmd *c, const char *meta,
-    struct ipc_exec_rep *rep, char *msg, size_t ml)
+exec_handle(struct instance *in, const struct exec_cmd *c, struct efp_ctx *ctx,
+    char *msg, size_t ml)
 {
 	const struct efp_aggregate *d = in->type->desc;
 	struct efp_command cmd;
-	struct efp_ctx ctx;
-	struct ipc_append_req ar;
-	struct ipc_proposed *ev = NULL;
-	struct ipc_append_rep ok;
-	struct client_reply cr;
-	char sid[UUID_STR_LEN], (*ids)[UUID_STR_LEN] = NULL;
-	uint8_t id[UUID_LEN], val[CMD_VAL];
-	const char *why;
-	size_t i;
-	int rc, s;
+	int rc;
 
 	memset(&cmd, 0, sizeof(cmd));
 	cmd.aggregate_type = c->aggregate_type;
@@ -1001,54 +1072,66 @@ exec_attempt(struct instance *in, const struct exec_cmd *c, const char *meta,
 	cmd.source_device = c->source_device;
 	cmd.exists = in->exists;
 	cmd.version = in->version;
-	ctx_init(&ctx, CTX_HANDLE);
-	rc = d->handle(&ctx, in->state.p, in->state.len, &cmd);
+	rc = d->handle(ctx, in->state.p, in->state.len, &cmd);
 	if (rc != EFP_OK) {
 		snprintf(msg, ml, "aggregate %s: handle(%s) failed: %s",
 		    d->type, c->type,
-		    ctx.has_err ? ctx.err : "error without message");
-		s = EF_S_INTERNAL;
-		goto out;
+		    ctx->has_err ? ctx->err : "error without message");
+		return EF_S_INTERNAL;
 	}
-	if (ctx.rejected) {
+	if (ctx->rejected) {
 		snprintf(msg, ml, "%s",
-		    ctx.reject_msg ? ctx.reject_msg : "rejected");
-		s = EF_S_REJECTED;
-		goto out;
+		    ctx->reject_msg ? ctx->reject_msg : "rejected");
+		return EF_S_REJECTED;
 	}
-	memcpy(rep->stream_id, in->stream, UUID_LEN);
-	if (ctx.nevents == 0) {
-		rep->exists = in->exists;
-		rep->version = in->version;
-		rep->count = 0;
-		s = EF_S_OK;
-		goto out;
-	}
-	if ((ev = calloc(ctx.nevents, sizeof(*ev))) == NULL ||
-	    (ids = calloc(ctx.nevents, sizeof(*ids))) == NULL)
+	return EF_S_OK;
+}
+
+/*
+ * Appends the events ctx holds (one or more) to in's stream at its
+ * version, with ids derived from the command id, and records the
+ * command's result. EF_S_OK (rep filled), EF_S_VERSION_CONFLICT, or
+ * another status with msg.
+ */
+static int
+exec_append(struct instance *in, const struct exec_cmd *c, const char *meta,
+    const struct efp_ctx *ctx, struct ipc_exec_rep *rep, char *msg, size_t ml)
+{
+	struct ipc_append_req ar;
+	struct ipc_proposed *ev = NULL;
+	struct ipc_append_rep ok;
+	struct client_reply cr;
+	char sid[UUID_STR_LEN], (*ids)[UUID_STR_LEN] = NULL;
+	uint8_t id[UUID_LEN], val[CMD_VAL];
+	const char *why;
+	size_t i;
+	int s;
+
+	if ((ev = calloc(ctx->nevents, sizeof(*ev))) == NULL ||
+	    (ids = calloc(ctx->nevents, sizeof(*ids))) == NULL)
 		fatal("calloc");
-	for (i = 0; i < ctx.nevents; i++) {
+	for (i = 0; i < ctx->nevents; i++) {
 		event_id_for(c->command_id, i, id);
 		uuid_format(id, ids[i]);
 		ev[i].event_id.ptr = ids[i];
 		ev[i].event_id.len = 36;
-		ev[i].type.ptr = ctx.events[i].type;
-		ev[i].type.len = (uint32_t)strlen(ctx.events[i].type);
+		ev[i].type.ptr = ctx->events[i].type;
+		ev[i].type.len = (uint32_t)strlen(ctx->events[i].type);
 		ev[i].metadata = (const uint8_t *)meta;
 		ev[i].metadata_len = (uint32_t)strlen(meta);
-		ev[i].payload = ctx.events[i].payload;
-		ev[i].payload_len = (uint32_t)ctx.events[i].len;
+		ev[i].payload = ctx->events[i].payload;
+		ev[i].payload_len = (uint32_t)ctx->events[i].len;
 	}
 	memset(&ar, 0, sizeof(ar));
 	ar.stream_id.ptr = uuid_format(in->stream, sid);
 	ar.stream_id.len = 36;
 	ar.kind = in->exists ? EF_EXPECT_EXACT : EF_EXPECT_NO_STREAM;
 	ar.version = in->version;
-	ar.nevents = (uint32_t)ctx.nevents;
+	ar.nevents = (uint32_t)ctx->nevents;
 	ar.events = ev;
 	/* through the pipeline: commands executing at the same time share
 	 * APPEND_MANY messages to stored (libcommon/pipeline.h) */
-	s = pipeline_append_wait(&rd.appends, &ar, &cr);
+	s = pipeline_append_wait(&rn->appends, &ar, &cr);
 	if (s == EF_S_OK) {
 		if (ipc_append_rep_decode(cr.in.body, &ok, &why) != 0) {
 			snprintf(msg, ml,
@@ -1081,9 +1164,31 @@ exec_attempt(struct instance *in, const struct exec_cmd *c, const char *meta,
 		    cr.in.message.ptr);
 	}
 	client_reply_free(&cr);
-out:
 	free(ev);
 	free(ids);
+	return s;
+}
+
+static int
+exec_attempt(struct instance *in, const struct exec_cmd *c, const char *meta,
+    struct ipc_exec_rep *rep, char *msg, size_t ml)
+{
+	struct efp_ctx ctx;
+	int s;
+
+	ctx_init(&ctx, CTX_HANDLE);
+	if ((s = exec_handle(in, c, &ctx, msg, ml)) != EF_S_OK)
+		goto out;
+	memcpy(rep->stream_id, in->stream, UUID_LEN);
+	if (ctx.nevents == 0) {
+		rep->exists = in->exists;
+		rep->version = in->version;
+		rep->count = 0;
+		s = EF_S_OK;
+		goto out;
+	}
+	s = exec_append(in, c, meta, &ctx, rep, msg, ml);
+out:
 	ctx_free(&ctx);
 	return s;
 }
@@ -1119,7 +1224,7 @@ aggregate_execute(const struct exec_cmd *c, struct ipc_exec_rep *rep,
 	in = inst_get(t, sid);
 	pthread_mutex_lock(&in->mu);
 	s = EF_S_ABORTED;
-	for (attempt = 0; attempt <= rd.conf.max_retries; attempt++) {
+	for (attempt = 0; attempt <= rn->conf.max_retries; attempt++) {
 		if ((s = inst_ready(in, msg, ml)) != EF_S_OK)
 			break;
 		found = cmd_lookup(c->command_id, strlen(c->command_id), val);
@@ -1149,7 +1254,7 @@ aggregate_execute(const struct exec_cmd *c, struct ipc_exec_rep *rep,
 		snprintf(msg, ml,
 		    "gave up after %" PRIu64 " version "
 		    "conflicts (max_retries %" PRIu64 ")",
-		    attempt, rd.conf.max_retries);
+		    attempt, rn->conf.max_retries);
 		s = EF_S_ABORTED;
 	}
 	pthread_mutex_unlock(&in->mu);

@@ -20,7 +20,13 @@
 
 #include "errors.h"
 #include "log.h"
+#include "aggregate.h"
+#include "dispatch.h"
+#include "fold.h"
+#include "plugin.h"
+#include "procmgr.h"
 #include "runnerd.h"
+#include "state.h"
 #include "server.h"
 #include "trace.h"
 
@@ -31,6 +37,8 @@
 #define NEEDS_STORE 1u
 
 static struct srv *server;
+/* runnerd's context, from dispatch_start to dispatch_stop */
+static struct runner *rn;
 
 /* NUL-terminated copy of an optional string; -1 if it holds a NUL. */
 static int
@@ -178,8 +186,6 @@ handle_runner_status(struct srv_req *rq, const struct ipc_in *in)
 	struct ipc_fold_info fi;
 	struct ipc_agg_info ai;
 	struct agg_type *t;
-	struct fold *f;
-	const char *state;
 	char err[512];
 	bool has_head;
 	uint64_t head = 0, map_bytes, grows;
@@ -190,44 +196,19 @@ handle_runner_status(struct srv_req *rq, const struct ipc_in *in)
 	/* the head only decorates the answer: a store that is slow to
 	 * answer (restarting, or a connection being re-made) must not make
 	 * RUNNER_STATUS outlive its callers' deadlines */
-	has_head = store_connected(0) &&
-	    client_status_within(&rd.store, RUNNER_STATUS_HEAD_MS, &cr, &sr) ==
-	        EF_S_OK;
+	has_head = runner_store_connected(rn, 0) &&
+	    client_status_within(&rn->store, RUNNER_STATUS_HEAD_MS, &cr,
+	        &sr) == EF_S_OK;
 	if (has_head)
 		head = sr.head;
 	client_reply_free(&cr);
 	n = fold_count();
 	ipc_out_reset(srv_out(rq));
 	ipc_reply_begin(srv_out(rq), EF_S_OK, "ok");
-	ipc_runner_status_begin(srv_out(rq), now_ms() - rd.start_ms, has_head,
+	ipc_runner_status_begin(srv_out(rq), now_ms() - rn->start_ms, has_head,
 	    head, (uint32_t)n);
 	for (i = 0; i < n; i++) {
-		f = fold_at(i);
-		memset(&fi, 0, sizeof(fi));
-		fi.name = ipc_cstr(f->name);
-		fi.plugin = ipc_cstr(f->plugin->file);
-		fi.kind = (uint8_t)f->kind;
-		pthread_mutex_lock(&f->mu);
-		fi.position = f->next;
-		/* a fold without its store is not live, whatever it was */
-		state = f->stopped ? "stopped" :
-		    !has_head      ? "waiting-for-store" :
-		    f->live        ? "live" :
-		                     "catching-up";
-		fi.events_per_s = f->rate;
-		fi.has_error = f->stopped || f->err[0] != '\0';
-		fi.error_position = f->err_pos;
-		snprintf(err, sizeof(err), "%s", f->err);
-		fi.rebuilding = f->rebuilding;
-		fi.rebuild_position = __atomic_load_n(&f->rb_next,
-		    __ATOMIC_RELAXED);
-		pthread_mutex_unlock(&f->mu);
-		fi.state = ipc_cstr(state);
-		fi.error = ipc_cstr(err);
-		fi.has_lag = has_head;
-		fi.lag = head > fi.position ? head - fi.position : 0;
-		if (f->kind == EF_FOLD_MANAGER)
-			fi.dead_letters = procmgr_count_dead(f->name);
+		fold_info(fold_at(i), has_head, head, &fi, err, sizeof(err));
 		ipc_fold_info_encode(srv_out(rq), &fi);
 	}
 	n = plugin_naggs();
@@ -483,26 +464,28 @@ static int
 admit(struct srv_req *rq, const struct ipc_in *in, unsigned flags)
 {
 	(void)in;
-	if (rd.stopping) {
+	if (rn->stopping) {
 		srv_error(rq, EF_S_UNAVAILABLE, "runnerd is shutting down");
 		return 1;
 	}
-	if ((flags & NEEDS_STORE) && !store_connected(STORE_WAIT_MS)) {
+	if ((flags & NEEDS_STORE) &&
+	    !runner_store_connected(rn, STORE_WAIT_MS)) {
 		srv_error(rq, EF_S_UNAVAILABLE,
 		    "eventfold-stored is "
 		    "unreachable at %s (runnerd keeps trying to connect)",
-		    rd.store_url);
+		    rn->store_url);
 		return 1;
 	}
 	return 0;
 }
 
 int
-dispatch_start(const char *url, uint64_t n)
+dispatch_start(struct runner *r)
 {
+	uint64_t n = r->conf.workers;
 	struct srv_conf c = {
 		.name = "eventfold-runnerd",
-		.url = url,
+		.url = r->runner_url,
 		SRV_TABLE(handlers),
 		.contexts = n ? n : 1,
 		.threads = n ? n : 1,
@@ -510,6 +493,7 @@ dispatch_start(const char *url, uint64_t n)
 		.admit = admit,
 	};
 
+	rn = r;
 	return srv_start(&c, &server);
 }
 

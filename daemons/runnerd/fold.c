@@ -27,6 +27,7 @@
  * the one swap transaction), and a fold whose record is there rebuilds
  * again from position 0 as soon as it runs.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,7 +36,11 @@
 
 #include "clock.h"
 #include "log.h"
+#include "fold.h"
+#include "plugin.h"
+#include "procmgr.h"
 #include "runnerd.h"
+#include "state.h"
 
 #define Q_MAX_EVENTS 65536
 #define Q_MAX_BYTES  (64u << 20)
@@ -191,9 +196,9 @@ pipe_main(void *arg)
 	int rc;
 
 	memset(&sp, 0, sizeof(sp));
-	sp.store_url = rd.store_url;
-	sp.events_url = rd.events_url;
-	sp.page = (uint32_t)rd.conf.page;
+	sp.store_url = p->f->rn->store_url;
+	sp.events_url = p->f->rn->events_url;
+	sp.page = (uint32_t)p->f->rn->conf.page;
 	sp.on_event = pipe_on_event;
 	sp.on_caught_up = pipe_on_caught_up;
 	sp.arg = p;
@@ -214,7 +219,7 @@ pipe_main(void *arg)
 			continue;
 		log_warnx("%s: subscription failed (%d), retrying", p->f->name,
 		    rc);
-		nap_ms(500);
+		runner_nap(p->f->rn, 500);
 	}
 	return NULL;
 }
@@ -304,6 +309,38 @@ fold_find(const char *name, size_t len)
 		    !memcmp(folds[i]->name, name, len))
 			return folds[i];
 	return NULL;
+}
+
+void
+fold_info(struct fold *f, bool has_head, uint64_t head,
+    struct ipc_fold_info *fi, char *err, size_t errlen)
+{
+	const char *state;
+
+	memset(fi, 0, sizeof(*fi));
+	fi->name = ipc_cstr(f->name);
+	fi->plugin = ipc_cstr(f->plugin->file);
+	fi->kind = (uint8_t)f->kind;
+	pthread_mutex_lock(&f->mu);
+	fi->position = f->next;
+	/* a fold without its store is not live, whatever it was */
+	state = f->stopped ? "stopped" :
+	    !has_head      ? "waiting-for-store" :
+	    f->live        ? "live" :
+	                     "catching-up";
+	fi->events_per_s = f->rate;
+	fi->has_error = f->stopped || f->err[0] != '\0';
+	fi->error_position = f->err_pos;
+	snprintf(err, errlen, "%s", f->err);
+	fi->rebuilding = f->rebuilding;
+	fi->rebuild_position = __atomic_load_n(&f->rb_next, __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&f->mu);
+	fi->state = ipc_cstr(state);
+	fi->error = ipc_cstr(err);
+	fi->has_lag = has_head;
+	fi->lag = head > fi->position ? head - fi->position : 0;
+	if (f->kind == EF_FOLD_MANAGER)
+		fi->dead_letters = procmgr_count_dead(f->name);
 }
 
 size_t
@@ -401,7 +438,7 @@ again:
 		if (rc == MDB_MAP_FULL)
 			goto grow;
 		/* a full disk: the same batch again once there is space */
-		if (state_wait_space(f->name, rc,
+		if (state_wait_space(f->rn, f->name, rc,
 		        ckpt ? (volatile int *)&f->req : &f->rb_stop))
 			goto again;
 		snprintf(msg, ml, "LMDB commit: %s", mdb_strerror(rc));
@@ -437,7 +474,7 @@ mgr_checkpoint(struct fold *f, uint64_t next, const uint8_t id[UUID_LEN])
 		else
 			rc = state_commit(txn, f->name);
 	} while ((rc == MDB_MAP_FULL && state_grow(f->name) == 0) ||
-	    state_wait_space(f->name, rc, NULL));
+	    state_wait_space(f->rn, f->name, rc, NULL));
 	return rc;
 }
 
@@ -498,8 +535,8 @@ rb_mark(MDB_txn *txn, const char *name, int on)
 	k.mv_size = (size_t)snprintf(key, sizeof(key), "rebuild/%s", name);
 	k.mv_data = key;
 	if (on)
-		return mdb_put(txn, st.meta, &k, &v, 0);
-	rc = mdb_del(txn, st.meta, &k, NULL);
+		return mdb_put(txn, state_db(STATE_META), &k, &v, 0);
+	rc = mdb_del(txn, state_db(STATE_META), &k, NULL);
 	return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
@@ -542,7 +579,7 @@ fold_load(struct fold *f)
 			k.mv_size = (size_t)snprintf(key, sizeof(key),
 			    "rebuild/%s", f->name);
 			k.mv_data = key;
-			mrc = mdb_get(txn, st.meta, &k, &v);
+			mrc = mdb_get(txn, state_db(STATE_META), &k, &v);
 			f->rb_resume = mrc == 0 &&
 			    f->kind == EF_FOLD_PROJECTION;
 		}
@@ -680,8 +717,8 @@ rd_sleep_ms(int ms)
  * miss or misapply events, so the fold starts again from position 0
  * (the caller resets it; a process manager re-reacts, and its commands
  * carry ids derived from the events, so aggregates see repeats as
- * repeats). 0 matches, 1 does not (logged), -1 stored did not answer
- * (try again). A log that cannot be read there (DATA_LOSS) is logged
+ * repeats). 0 matches, 1 does not (logged), -EAGAIN stored did not
+ * answer (try again). A log that cannot be read there (DATA_LOSS) is logged
  * and left to the fold, which stops at the damage as it would anyway.
  */
 static int
@@ -701,7 +738,7 @@ fold_check(struct fold *f, struct ef_client *store)
 	st = client_read_all(store, f->next - 1, 1, EF_FORWARD, &cr, &rr);
 	if (st == EF_S_UNAVAILABLE || st == EF_S_DEADLINE) {
 		client_reply_free(&cr);
-		return -1;
+		return -EAGAIN;
 	}
 	if (st != EF_S_OK) {
 		log_warnx(
@@ -741,16 +778,97 @@ fold_check(struct fold *f, struct ef_client *store)
 	return rc;
 }
 
+/* Runs a RESET or SWAP request and tells the asker it is done. */
+static void
+fold_serve(struct fold *f, int req)
+{
+	int rc;
+
+	rc = req == REQ_RESET ? fold_do_reset(f) : fold_do_swap(f);
+	pthread_mutex_lock(&f->mu);
+	f->req = REQ_NONE;
+	f->req_done++;
+	if (rc != 0)
+		snprintf(f->err, sizeof(f->err), "%s", mdb_strerror(rc));
+	pthread_cond_broadcast(&f->cv);
+	pthread_mutex_unlock(&f->mu);
+}
+
+/*
+ * One round of a running fold: takes a batch from its pipe (paced
+ * after *last_commit unless the last batch, *last_n, was full) and
+ * applies it. 0 to go on; 1 to leave the loop (a request, a changed log,
+ * a failure, an interrupted manager).
+ */
+static int
+fold_step(struct fold *f, uint64_t *last_commit, size_t *last_n)
+{
+	struct qev *list;
+	char msg[512];
+	uint8_t last_id[UUID_LEN];
+	size_t n, done;
+	uint64_t fpos;
+	int failed, intr;
+
+	if (__atomic_load_n(&f->req, __ATOMIC_ACQUIRE) != REQ_NONE)
+		return 1;
+	if (__atomic_load_n(&f->pipe.changed, __ATOMIC_ACQUIRE)) {
+		/* stored restored or repaired while we ran:
+		 * check the checkpoint again, as at start */
+		log_warnx("%s: the log changed underneath the "
+		          "subscription; checking the checkpoint "
+		          "(position %" PRIu64 ") again",
+		    f->name, f->next);
+		f->checked = 0;
+		return 1;
+	}
+	if (!f->live &&
+	    __atomic_load_n(&f->pipe.caught_up, __ATOMIC_ACQUIRE) &&
+	    __atomic_load_n(&f->pipe.q.n, __ATOMIC_RELAXED) == 0) {
+		pthread_mutex_lock(&f->mu);
+		f->live = 1;
+		pthread_mutex_unlock(&f->mu);
+	}
+	/* group commits under load, one at once when quiet */
+	if (*last_n < f->rn->conf.fold_batch)
+		runner_pace(f->rn, *last_commit, &f->req, &f->hurry);
+	__atomic_store_n(&f->hurry, 0, __ATOMIC_RELAXED);
+	list = evq_take(&f->pipe.q, f->rn->conf.fold_batch, 100, &n);
+	if (list == NULL)
+		return 0;
+	intr = 0;
+	if (f->kind == EF_FOLD_PROJECTION)
+		done = proj_batch(f, f->dbi, f->gen, 1, list, n, f->next,
+		    &failed, &fpos, last_id, msg, sizeof(msg));
+	else
+		done = mgr_batch(f, list, n, f->next, &failed, &fpos, &intr,
+		    last_id, msg, sizeof(msg));
+	evq_free_list(list);
+	*last_commit = now_ms();
+	*last_n = n;
+	pthread_mutex_lock(&f->mu);
+	if (done > 0) {
+		memcpy(f->last_id, last_id, UUID_LEN);
+		f->has_id = 1;
+	}
+	f->next += done;
+	f->applied += done;
+	pthread_cond_broadcast(&f->cv);
+	pthread_mutex_unlock(&f->mu);
+	if (failed) {
+		fold_set_error(f, fpos, msg);
+		return 1;
+	}
+	return intr;
+}
+
 static void *
 fold_main(void *arg)
 {
 	struct fold *f = arg;
-	struct qev *list;
-	char msg[512];
-	uint8_t last_id[UUID_LEN];
-	size_t n, done, last_n = 0;
-	uint64_t fpos, last_commit = 0;
-	int req, failed, intr, rc;
+	size_t last_n = 0;
+	uint64_t last_commit = 0;
+	int req, rc;
 
 	for (;;) {
 		pthread_mutex_lock(&f->mu);
@@ -761,21 +879,12 @@ fold_main(void *arg)
 		if (req == REQ_QUIT)
 			break;
 		if (req != REQ_NONE) {
-			rc = req == REQ_RESET ? fold_do_reset(f) :
-			                        fold_do_swap(f);
-			pthread_mutex_lock(&f->mu);
-			f->req = REQ_NONE;
-			f->req_done++;
-			if (rc != 0)
-				snprintf(f->err, sizeof(f->err), "%s",
-				    mdb_strerror(rc));
-			pthread_cond_broadcast(&f->cv);
-			pthread_mutex_unlock(&f->mu);
+			fold_serve(f, req);
 			continue;
 		}
 		if (!f->checked) {
 			/* once per start, before the first event */
-			if ((rc = fold_check(f, &rd.store)) < 0) {
+			if ((rc = fold_check(f, &f->rn->store)) < 0) {
 				rd_sleep_ms(200); /* stored not there yet */
 				continue;
 			}
@@ -790,66 +899,8 @@ fold_main(void *arg)
 		pthread_mutex_unlock(&f->mu);
 		pipe_start(&f->pipe, f, f->next,
 		    f->has_id && f->next > 0 ? f->last_id : NULL, 1);
-		for (;;) {
-			if (__atomic_load_n(&f->req, __ATOMIC_ACQUIRE) !=
-			    REQ_NONE)
-				break;
-			if (__atomic_load_n(&f->pipe.changed,
-			        __ATOMIC_ACQUIRE)) {
-				/* stored restored or repaired while we ran:
-				 * check the checkpoint again, as at start */
-				log_warnx(
-				    "%s: the log changed underneath the "
-				    "subscription; checking the checkpoint "
-				    "(position %" PRIu64 ") again",
-				    f->name, f->next);
-				f->checked = 0;
-				break;
-			}
-			if (!f->live &&
-			    __atomic_load_n(&f->pipe.caught_up,
-			        __ATOMIC_ACQUIRE) &&
-			    __atomic_load_n(&f->pipe.q.n, __ATOMIC_RELAXED) ==
-			        0) {
-				pthread_mutex_lock(&f->mu);
-				f->live = 1;
-				pthread_mutex_unlock(&f->mu);
-			}
-			/* group commits under load, one at once when quiet */
-			if (last_n < rd.conf.fold_batch)
-				commit_pace(last_commit, &f->req, &f->hurry);
-			__atomic_store_n(&f->hurry, 0, __ATOMIC_RELAXED);
-			list = evq_take(&f->pipe.q, rd.conf.fold_batch, 100,
-			    &n);
-			if (list == NULL)
-				continue;
-			intr = 0;
-			if (f->kind == EF_FOLD_PROJECTION)
-				done = proj_batch(f, f->dbi, f->gen, 1, list,
-				    n, f->next, &failed, &fpos, last_id, msg,
-				    sizeof(msg));
-			else
-				done = mgr_batch(f, list, n, f->next, &failed,
-				    &fpos, &intr, last_id, msg, sizeof(msg));
-			evq_free_list(list);
-			last_commit = now_ms();
-			last_n = n;
-			pthread_mutex_lock(&f->mu);
-			if (done > 0) {
-				memcpy(f->last_id, last_id, UUID_LEN);
-				f->has_id = 1;
-			}
-			f->next += done;
-			f->applied += done;
-			pthread_cond_broadcast(&f->cv);
-			pthread_mutex_unlock(&f->mu);
-			if (failed) {
-				fold_set_error(f, fpos, msg);
-				break;
-			}
-			if (intr)
-				break;
-		}
+		while (fold_step(f, &last_commit, &last_n) == 0)
+			;
 		pipe_stop(&f->pipe);
 	}
 	pipe_stop(&f->pipe);
@@ -857,15 +908,17 @@ fold_main(void *arg)
 }
 
 int
-fold_start_all(void)
+fold_start_all(struct runner *r)
 {
 	struct ef_client quick;
 	size_t i;
 	int rc, down, opened, ret = -1;
 
+	for (i = 0; i < nfolds; i++)
+		folds[i]->rn = r;
 	/* a short timeout: a stored that is not up yet must not hold
 	 * runnerd's start; the fold threads check once it answers */
-	opened = client_open(&quick, rd.store_url, 1000) == 0;
+	opened = client_open(&quick, r->store_url, 1000) == 0;
 	down = !opened;
 	for (i = 0; i < nfolds; i++) {
 		if ((rc = fold_load(folds[i])) != 0) {
@@ -996,7 +1049,7 @@ rebuild_main(void *arg)
 	for (;;) {
 		if (__atomic_load_n(&f->rb_stop, __ATOMIC_RELAXED))
 			break;
-		list = evq_take(&p->q, rd.conf.fold_batch, 100, &n);
+		list = evq_take(&p->q, f->rn->conf.fold_batch, 100, &n);
 		if (list != NULL) {
 			done = proj_batch(f, f->rb_dbi, f->gen + 1, 0, list, n,
 			    next, &failed, &fpos, f->rb_last_id, msg,

@@ -26,7 +26,9 @@
 #include <jansson.h>
 
 #include "log.h"
-#include "runnerd.h"
+#include "fold.h"
+#include "plugin.h"
+#include "state.h"
 
 struct efp_registry {
 	struct plugin *plugin;
@@ -43,14 +45,7 @@ static struct plugin *plugins;
 static struct agg_type **aggs;
 static size_t naggs;
 
-void
-buf_set(struct buf *b, const void *p, size_t len)
-{
-	b->len = 0;
-	buf_add(b, p, len);
-}
-
-void
+static void
 buf_add(struct buf *b, const void *p, size_t len)
 {
 	size_t ncap;
@@ -68,6 +63,13 @@ buf_add(struct buf *b, const void *p, size_t len)
 	if (len)
 		memcpy(b->p + b->len, p, len);
 	b->len += len;
+}
+
+void
+buf_set(struct buf *b, const void *p, size_t len)
+{
+	b->len = 0;
+	buf_add(b, p, len);
 }
 
 void
@@ -317,32 +319,43 @@ reg_fold_taken(struct efp_registry *reg, const char *name)
 	return 0;
 }
 
+/*
+ * Whether a fold may be registered: EFP_ESTATE outside init(), EFP_EINVAL
+ * for an invalid one (valid 0, a bad name, or n, those registered so
+ * far, at 256), EFP_EEXIST for a name taken, else EFP_OK.
+ */
 static int
-h_register_projection(struct efp_registry *reg, const struct efp_projection *p)
+reg_fold_check(struct efp_registry *reg, int valid, const char *name, size_t n)
 {
 	if (reg == NULL || !reg->open)
 		return EFP_ESTATE;
-	if (p == NULL || !name_ok(p->name) || p->apply == NULL ||
-	    reg->nprojs == 256)
+	if (!valid || !name_ok(name) || n == 256)
 		return EFP_EINVAL;
-	if (reg_fold_taken(reg, p->name))
+	if (reg_fold_taken(reg, name))
 		return EFP_EEXIST;
-	reg->projs[reg->nprojs++] = p;
 	return EFP_OK;
+}
+
+static int
+h_register_projection(struct efp_registry *reg, const struct efp_projection *p)
+{
+	int rc = reg_fold_check(reg, p != NULL && p->apply != NULL,
+	    p != NULL ? p->name : NULL, reg != NULL ? reg->nprojs : 0);
+
+	if (rc == EFP_OK)
+		reg->projs[reg->nprojs++] = p;
+	return rc;
 }
 
 static int
 h_register_manager(struct efp_registry *reg, const struct efp_manager *m)
 {
-	if (reg == NULL || !reg->open)
-		return EFP_ESTATE;
-	if (m == NULL || !name_ok(m->name) || m->react == NULL ||
-	    reg->nmgrs == 256)
-		return EFP_EINVAL;
-	if (reg_fold_taken(reg, m->name))
-		return EFP_EEXIST;
-	reg->mgrs[reg->nmgrs++] = m;
-	return EFP_OK;
+	int rc = reg_fold_check(reg, m != NULL && m->react != NULL,
+	    m != NULL ? m->name : NULL, reg != NULL ? reg->nmgrs : 0);
+
+	if (rc == EFP_OK)
+		reg->mgrs[reg->nmgrs++] = m;
+	return rc;
 }
 
 static int
@@ -587,7 +600,7 @@ h_log(struct efp_ctx *c, int level, const char *fmt, ...)
 		log_debug("plugin: %s", line);
 }
 
-const struct efp_host plugin_host = {
+static const struct efp_host plugin_host = {
 	.abi_version = EFP_ABI_VERSION,
 	.size = sizeof(struct efp_host),
 	.register_aggregate = h_register_aggregate,
@@ -675,45 +688,42 @@ refuse(const char *path, const char *file, const char *fmt, ...)
 }
 
 /* Loads one file; 0, or -1 after refuse() said why. */
+/* Checks the file at path before loading it. 0, or -EPERM refused. */
 static int
-plugin_load(const char *dir, const char *name)
+plugin_file_ok(const char *path, const char *name)
 {
-	struct efp_registry reg;
-	const struct efp_plugin_info *info;
-	struct plugin *pl = NULL;
 	struct stat sb;
-	char path[4096];
-	void *dl = NULL;
-	size_t i;
-	int rc;
 
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	if (stat(path, &sb) != 0) {
 		refuse(path, name, "stat: %s", strerror(errno));
-		return -1;
+		return -EPERM;
 	}
 	if (!S_ISREG(sb.st_mode)) {
 		refuse(path, name, "not a regular file");
-		return -1;
+		return -EPERM;
 	}
 	if (sb.st_mode & S_IWOTH) {
 		refuse(path, name,
 		    "the file is writable by others "
 		    "(mode %04o); chmod o-w it",
 		    (unsigned)(sb.st_mode & 07777));
-		return -1;
+		return -EPERM;
 	}
-	if ((dl = dlopen(path, RTLD_NOW | RTLD_LOCAL)) == NULL) {
-		refuse(path, name, "cannot load: %s", dlerror());
-		return -1;
-	}
-	info = dlsym(dl, EFP_PLUGIN_SYMBOL);
+	return 0;
+}
+
+/* Checks a loaded plugin's info (NULL: none) against the ABI. 0, or
+ * -EPERM refused. */
+static int
+plugin_info_ok(const char *path, const char *name,
+    const struct efp_plugin_info *info)
+{
 	if (info == NULL) {
 		refuse(path, name,
 		    "no entry point \"%s\" (not an "
 		    "eventfold plugin? define it with EFP_PLUGIN())",
 		    EFP_PLUGIN_SYMBOL);
-		goto fail;
+		return -EPERM;
 	}
 	if (info->abi_version != EFP_ABI_VERSION) {
 		refuse(path, name,
@@ -721,26 +731,79 @@ plugin_load(const char *dir, const char *name)
 		    "eventfold-runnerd speaks ABI %u; rebuild it against this "
 		    "<eventfold/plugin.h>",
 		    info->abi_version, EFP_ABI_VERSION);
-		goto fail;
+		return -EPERM;
 	}
 	if (info->info_size != sizeof(struct efp_plugin_info)) {
 		refuse(path, name,
 		    "plugin info of %u bytes, "
 		    "expected %zu (ABI mismatch)",
 		    info->info_size, sizeof(struct efp_plugin_info));
-		goto fail;
+		return -EPERM;
 	}
 	if (info->init == NULL || !name_ok(info->name) ||
 	    info->version == NULL) {
 		refuse(path, name,
 		    "missing entry point init() or "
 		    "an invalid name or version");
-		goto fail;
+		return -EPERM;
 	}
 	if (plugin_name_taken(info->name)) {
 		refuse(path, name, "duplicate plugin name \"%s\"", info->name);
-		goto fail;
+		return -EPERM;
 	}
+	return 0;
+}
+
+/* Commits what pl's init() registered: its aggregate types and folds. */
+static void
+plugin_commit(struct plugin *pl, const struct efp_registry *reg)
+{
+	size_t i;
+
+	for (i = 0; i < reg->naggs; i++) {
+		struct agg_type *t, **na;
+
+		if ((t = calloc(1, sizeof(*t))) == NULL ||
+		    (na = realloc(aggs, (naggs + 1) * sizeof(*na))) == NULL)
+			fatal("calloc");
+		t->desc = reg->aggs[i];
+		t->plugin = pl;
+		aggs = na;
+		aggs[naggs++] = t;
+	}
+	for (i = 0; i < reg->nprojs; i++)
+		if (fold_add_projection(reg->projs[i], pl) != 0)
+			fatalx("cannot add projection %s",
+			    reg->projs[i]->name);
+	for (i = 0; i < reg->nmgrs; i++)
+		if (fold_add_manager(reg->mgrs[i], pl) != 0)
+			fatalx("cannot add manager %s", reg->mgrs[i]->name);
+	pl->next = plugins;
+	plugins = pl;
+}
+
+/* Loads dir/name and records what it registers: 0, or -EPERM when it
+ * is refused (the reason recorded, plugin_refused_at). */
+static int
+plugin_load(const char *dir, const char *name)
+{
+	struct efp_registry reg;
+	const struct efp_plugin_info *info;
+	struct plugin *pl = NULL;
+	char path[4096];
+	void *dl = NULL;
+	int rc;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	if (plugin_file_ok(path, name) != 0)
+		return -EPERM;
+	if ((dl = dlopen(path, RTLD_NOW | RTLD_LOCAL)) == NULL) {
+		refuse(path, name, "cannot load: %s", dlerror());
+		return -EPERM;
+	}
+	info = dlsym(dl, EFP_PLUGIN_SYMBOL);
+	if (plugin_info_ok(path, name, info) != 0)
+		goto fail;
 	if ((pl = calloc(1, sizeof(*pl))) == NULL)
 		fatal("calloc");
 	pl->path = strdup(path);
@@ -760,26 +823,7 @@ plugin_load(const char *dir, const char *name)
 		                           "");
 		goto fail;
 	}
-	/* commit what it registered */
-	for (i = 0; i < reg.naggs; i++) {
-		struct agg_type *t, **na;
-
-		if ((t = calloc(1, sizeof(*t))) == NULL ||
-		    (na = realloc(aggs, (naggs + 1) * sizeof(*na))) == NULL)
-			fatal("calloc");
-		t->desc = reg.aggs[i];
-		t->plugin = pl;
-		aggs = na;
-		aggs[naggs++] = t;
-	}
-	for (i = 0; i < reg.nprojs; i++)
-		if (fold_add_projection(reg.projs[i], pl) != 0)
-			fatalx("cannot add projection %s", reg.projs[i]->name);
-	for (i = 0; i < reg.nmgrs; i++)
-		if (fold_add_manager(reg.mgrs[i], pl) != 0)
-			fatalx("cannot add manager %s", reg.mgrs[i]->name);
-	pl->next = plugins;
-	plugins = pl;
+	plugin_commit(pl, &reg);
 	log_info("plugin %s: loaded \"%s\" %s: %zu aggregates, %zu "
 	         "projections, %zu process managers",
 	    path, info->name, info->version, reg.naggs, reg.nprojs, reg.nmgrs);
@@ -791,7 +835,7 @@ fail:
 		free(pl);
 	}
 	dlclose(dl);
-	return -1;
+	return -EPERM;
 }
 
 static int

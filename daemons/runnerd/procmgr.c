@@ -15,6 +15,7 @@
  * Dead letter record, key "MANAGER\0COMMAND_ID": msgpack
  * [dead letter (ipc_runner.h), correlation_id|nil, causation_id|nil].
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,7 +24,12 @@
 
 #include "clock.h"
 #include "log.h"
+#include "aggregate.h"
+#include "fold.h"
+#include "plugin.h"
+#include "procmgr.h"
 #include "runnerd.h"
+#include "state.h"
 
 #define BACKOFF_MAX_MS 5000
 
@@ -97,7 +103,7 @@ dl_put(const struct ipc_dead_letter *d, const char *corr, const char *caus)
 	do {
 		if ((rc = state_begin(0, &txn)) != 0)
 			break;
-		if ((rc = mdb_put(txn, st.dead, &k, &v, 0)) == 0)
+		if ((rc = mdb_put(txn, state_db(STATE_DEAD), &k, &v, 0)) == 0)
 			rc = state_commit(txn, "dead letter");
 		else
 			state_abort(txn);
@@ -106,20 +112,83 @@ dl_put(const struct ipc_dead_letter *d, const char *corr, const char *caus)
 	return rc;
 }
 
+/*
+ * Runs command i of a manager's reaction to ev, with retries; one that
+ * keeps failing is parked as a dead letter. 0; -1 when stopping; 1 with
+ * msg when the dead letter cannot be written.
+ */
+static int
+pm_command(struct fold *f, const struct ef_event *ev, const struct sent *sc,
+    size_t i, const char *eid, const char *corr, char *msg, size_t ml)
+{
+	struct exec_cmd ec;
+	struct ipc_exec_rep rep;
+	struct ipc_dead_letter d;
+	char cmd_id[IPC_ID_MAX + 1], emsg[512], err[700];
+	uint64_t attempt, backoff;
+	int rc, s;
+
+	snprintf(cmd_id, sizeof(cmd_id), "pm:%s:%s:%zu", f->name, eid, i);
+	memset(&ec, 0, sizeof(ec));
+	ec.aggregate_type = sc->aggregate_type;
+	ec.instance_id = sc->instance_id;
+	ec.type = sc->type;
+	ec.payload = sc->payload;
+	ec.payload_len = sc->len;
+	ec.command_id = cmd_id;
+	ec.correlation_id = corr;
+	ec.causation_id = eid;
+	backoff = f->rn->conf.pm_backoff_ms;
+	for (attempt = 1;; attempt++) {
+		s = aggregate_execute(&ec, &rep, emsg, sizeof(emsg));
+		if (s == EF_S_OK || permanent(s) ||
+		    attempt >= f->rn->conf.pm_retries)
+			break;
+		log_debug("%s: command %s failed (%s: %s), retry %" PRIu64
+		          " in %" PRIu64 " ms",
+		    f->name, cmd_id, ipc_status_name(s), emsg, attempt,
+		    backoff);
+		if (mgr_nap(f, backoff))
+			return -1;
+		backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS :
+		                                         backoff * 2;
+	}
+	if (s == EF_S_OK)
+		return 0;
+	snprintf(err, sizeof(err), "%s: %s", ipc_status_name(s), emsg);
+	log_warnx("%s: command %s (%s to %s/%s) parked as a dead "
+	          "letter after %" PRIu64 " attempts: %s",
+	    f->name, cmd_id, sc->type, sc->aggregate_type, sc->instance_id,
+	    attempt, err);
+	memset(&d, 0, sizeof(d));
+	d.manager = ipc_cstr(f->name);
+	d.command_id = ipc_cstr(cmd_id);
+	d.aggregate_type = ipc_cstr(sc->aggregate_type);
+	d.instance_id = ipc_cstr(sc->instance_id);
+	d.type = ipc_cstr(sc->type);
+	d.payload = sc->payload;
+	d.payload_len = (uint32_t)sc->len;
+	d.error = ipc_cstr(err);
+	d.attempts = attempt;
+	d.event_position = ev->global_position;
+	d.parked_at = wall_ms();
+	if ((rc = dl_put(&d, corr, eid)) != 0) {
+		snprintf(msg, ml, "cannot park a dead letter: %s",
+		    mdb_strerror(rc));
+		return 1;
+	}
+	return 0;
+}
+
 int
 procmgr_event(struct fold *f, const struct ef_event *ev, char *msg, size_t ml)
 {
 	struct efp_ctx c;
 	struct efp_event v;
 	struct view_buf vb;
-	struct exec_cmd ec;
-	struct ipc_exec_rep rep;
-	struct ipc_dead_letter d;
-	char eid[UUID_STR_LEN], corr[IPC_ID_MAX + 1], cmd_id[IPC_ID_MAX + 1],
-	    emsg[512], err[700];
-	uint64_t attempt, backoff;
+	char eid[UUID_STR_LEN], corr[IPC_ID_MAX + 1];
 	size_t i;
-	int rc, s = EF_S_OK, ret = 0;
+	int rc, ret = 0;
 
 	ctx_init(&c, CTX_REACT);
 	event_view(ev, &v, &vb);
@@ -138,65 +207,10 @@ procmgr_event(struct fold *f, const struct ef_event *ev, char *msg, size_t ml)
 	        corr, sizeof(corr)) <= 0)
 		snprintf(corr, sizeof(corr), "%s", eid);
 	for (i = 0; i < c.ncmds; i++) {
-		const struct sent *sc = &c.cmds[i];
-
-		snprintf(cmd_id, sizeof(cmd_id), "pm:%s:%s:%zu", f->name, eid,
-		    i);
-		memset(&ec, 0, sizeof(ec));
-		ec.aggregate_type = sc->aggregate_type;
-		ec.instance_id = sc->instance_id;
-		ec.type = sc->type;
-		ec.payload = sc->payload;
-		ec.payload_len = sc->len;
-		ec.command_id = cmd_id;
-		ec.correlation_id = corr;
-		ec.causation_id = eid;
-		backoff = rd.conf.pm_backoff_ms;
-		for (attempt = 1;; attempt++) {
-			s = aggregate_execute(&ec, &rep, emsg, sizeof(emsg));
-			if (s == EF_S_OK || permanent(s) ||
-			    attempt >= rd.conf.pm_retries)
-				break;
-			log_debug(
-			    "%s: command %s failed (%s: %s), retry %" PRIu64
-			    " in %" PRIu64 " ms",
-			    f->name, cmd_id, ipc_status_name(s), emsg, attempt,
-			    backoff);
-			if (mgr_nap(f, backoff)) {
-				ret = -1;
-				goto out;
-			}
-			backoff = backoff * 2 > BACKOFF_MAX_MS ?
-			    BACKOFF_MAX_MS :
-			    backoff * 2;
-		}
-		if (s == EF_S_OK)
-			continue;
-		snprintf(err, sizeof(err), "%s: %s", ipc_status_name(s), emsg);
-		log_warnx("%s: command %s (%s to %s/%s) parked as a dead "
-		          "letter after %" PRIu64 " attempts: %s",
-		    f->name, cmd_id, sc->type, sc->aggregate_type,
-		    sc->instance_id, attempt, err);
-		memset(&d, 0, sizeof(d));
-		d.manager = ipc_cstr(f->name);
-		d.command_id = ipc_cstr(cmd_id);
-		d.aggregate_type = ipc_cstr(sc->aggregate_type);
-		d.instance_id = ipc_cstr(sc->instance_id);
-		d.type = ipc_cstr(sc->type);
-		d.payload = sc->payload;
-		d.payload_len = (uint32_t)sc->len;
-		d.error = ipc_cstr(err);
-		d.attempts = attempt;
-		d.event_position = ev->global_position;
-		d.parked_at = wall_ms();
-		if ((rc = dl_put(&d, corr, eid)) != 0) {
-			snprintf(msg, ml, "cannot park a dead letter: %s",
-			    mdb_strerror(rc));
-			ret = 1;
-			goto out;
-		}
+		if ((ret = pm_command(f, ev, &c.cmds[i], i, eid, corr, msg,
+		         ml)) != 0)
+			break;
 	}
-out:
 	ctx_free(&c);
 	return ret;
 }
@@ -288,7 +302,7 @@ procmgr_count_dead(const char *manager)
 
 	if (state_begin(1, &txn) != 0)
 		return 0;
-	if (mdb_cursor_open(txn, st.dead, &cur) == 0) {
+	if (mdb_cursor_open(txn, state_db(STATE_DEAD), &cur) == 0) {
 		k.mv_size = ml;
 		k.mv_data = (void *)manager; /* includes the NUL */
 		for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
@@ -333,7 +347,7 @@ dl_collect(const struct ipc_dl_req *r, struct dl_list *l)
 	}
 	if ((rc = state_begin(1, &txn)) != 0)
 		return rc;
-	if ((rc = mdb_cursor_open(txn, st.dead, &cur)) != 0) {
+	if ((rc = mdb_cursor_open(txn, state_db(STATE_DEAD), &cur)) != 0) {
 		state_abort(txn);
 		return rc;
 	}
@@ -387,13 +401,83 @@ dl_delete(const struct buf *key)
 	do {
 		if ((rc = state_begin(0, &txn)) != 0)
 			return rc;
-		rc = mdb_del(txn, st.dead, &k, NULL);
+		rc = mdb_del(txn, state_db(STATE_DEAD), &k, NULL);
 		if (rc == 0 || rc == MDB_NOTFOUND)
 			rc = state_commit(txn, "dead letter");
 		else
 			state_abort(txn);
 	} while (rc == MDB_MAP_FULL && state_grow("dead letter") == 0);
 	return rc;
+}
+
+/* Encodes one stored dead letter (the first element of its record),
+ * or a placeholder for a record that cannot be read. */
+static void
+dl_encode_one(struct ipc_out *out, const struct buf *v)
+{
+	msgpack_unpacked up;
+	struct ipc_dead_letter d;
+	const char *why;
+	size_t off = 0;
+
+	msgpack_unpacked_init(&up);
+	if (msgpack_unpack_next(&up, (const char *)v->p, v->len, &off) ==
+	        MSGPACK_UNPACK_SUCCESS &&
+	    up.data.type == MSGPACK_OBJECT_ARRAY &&
+	    up.data.via.array.size == 3 &&
+	    ipc_dead_letter_decode(&up.data.via.array.ptr[0], &d, &why) == 0)
+		ipc_dead_letter_encode(out, &d);
+	else {
+		memset(&d, 0, sizeof(d));
+		d.manager = ipc_cstr("?");
+		d.command_id = ipc_cstr("?");
+		d.aggregate_type = ipc_cstr("?");
+		d.instance_id = ipc_cstr("?");
+		d.type = ipc_cstr("?");
+		d.error = ipc_cstr("unreadable record");
+		ipc_dead_letter_encode(out, &d);
+	}
+	msgpack_unpacked_destroy(&up);
+}
+
+/*
+ * Runs a dead letter's command again: on success the letter is
+ * deleted (0); on failure it is kept with the error and one more
+ * attempt (-EAGAIN), and msg gets the error when only is set.
+ */
+static int
+dl_retry(const struct buf *key, struct dl_rec *rec, int only, char *msg,
+    size_t ml)
+{
+	struct exec_cmd ec;
+	struct ipc_exec_rep rep;
+	char emsg[512], err[700];
+	int s;
+
+	memset(&ec, 0, sizeof(ec));
+	ec.aggregate_type = rec->agg;
+	ec.instance_id = rec->inst;
+	ec.type = rec->type;
+	ec.payload = rec->payload;
+	ec.payload_len = rec->d.payload_len;
+	ec.command_id = rec->cmd;
+	ec.correlation_id = rec->has_corr ? rec->corr : NULL;
+	ec.causation_id = rec->has_caus ? rec->caus : NULL;
+	s = aggregate_execute(&ec, &rep, emsg, sizeof(emsg));
+	if (s == EF_S_OK) {
+		dl_delete(key);
+		log_info("dead letter %s of %s retried: ok", rec->cmd,
+		    rec->mgr);
+		return 0;
+	}
+	snprintf(err, sizeof(err), "%s: %s", ipc_status_name(s), emsg);
+	rec->d.error = ipc_cstr(err);
+	rec->d.attempts++;
+	dl_put(&rec->d, rec->has_corr ? rec->corr : NULL,
+	    rec->has_caus ? rec->caus : NULL);
+	if (only)
+		snprintf(msg, ml, "%s", err);
+	return -EAGAIN;
 }
 
 int
@@ -403,13 +487,10 @@ procmgr_dead_letters(const struct ipc_dl_req *r, struct ipc_out *out,
 	struct dl_list l;
 	struct dl_rec rec;
 	struct ipc_in in;
-	struct exec_cmd ec;
-	struct ipc_exec_rep rep;
 	struct fold *f;
-	char emsg[512], err[700];
 	uint64_t counts[2] = { 0, 0 };
 	size_t i;
-	int rc, s;
+	int rc;
 
 	(void)in;
 	if (r->manager.ptr != NULL &&
@@ -434,35 +515,8 @@ procmgr_dead_letters(const struct ipc_dl_req *r, struct ipc_out *out,
 	if (r->action == EF_DL_LIST) {
 		ipc_reply_begin(out, EF_S_OK, "ok");
 		ipc_dl_list_begin(out, (uint32_t)l.n);
-		for (i = 0; i < l.n; i++) {
-			/* re-encode from the stored record: its first element
-			 */
-			msgpack_unpacked up;
-			struct ipc_dead_letter d;
-			const char *why;
-			size_t off = 0;
-
-			msgpack_unpacked_init(&up);
-			if (msgpack_unpack_next(&up, (const char *)l.vals[i].p,
-			        l.vals[i].len,
-			        &off) == MSGPACK_UNPACK_SUCCESS &&
-			    up.data.type == MSGPACK_OBJECT_ARRAY &&
-			    up.data.via.array.size == 3 &&
-			    ipc_dead_letter_decode(&up.data.via.array.ptr[0],
-			        &d, &why) == 0)
-				ipc_dead_letter_encode(out, &d);
-			else {
-				memset(&d, 0, sizeof(d));
-				d.manager = ipc_cstr("?");
-				d.command_id = ipc_cstr("?");
-				d.aggregate_type = ipc_cstr("?");
-				d.instance_id = ipc_cstr("?");
-				d.type = ipc_cstr("?");
-				d.error = ipc_cstr("unreadable record");
-				ipc_dead_letter_encode(out, &d);
-			}
-			msgpack_unpacked_destroy(&up);
-		}
+		for (i = 0; i < l.n; i++)
+			dl_encode_one(out, &l.vals[i]);
 		dl_list_free(&l);
 		return EF_S_OK;
 	}
@@ -476,32 +530,10 @@ procmgr_dead_letters(const struct ipc_dl_req *r, struct ipc_out *out,
 			counts[1]++;
 			continue;
 		}
-		memset(&ec, 0, sizeof(ec));
-		ec.aggregate_type = rec.agg;
-		ec.instance_id = rec.inst;
-		ec.type = rec.type;
-		ec.payload = rec.payload;
-		ec.payload_len = rec.d.payload_len;
-		ec.command_id = rec.cmd;
-		ec.correlation_id = rec.has_corr ? rec.corr : NULL;
-		ec.causation_id = rec.has_caus ? rec.caus : NULL;
-		s = aggregate_execute(&ec, &rep, emsg, sizeof(emsg));
-		if (s == EF_S_OK) {
-			dl_delete(&l.keys[i]);
+		if (dl_retry(&l.keys[i], &rec, l.n == 1, msg, ml) == 0)
 			counts[0]++;
-			log_info("dead letter %s of %s retried: ok", rec.cmd,
-			    rec.mgr);
-		} else {
-			snprintf(err, sizeof(err), "%s: %s",
-			    ipc_status_name(s), emsg);
-			rec.d.error = ipc_cstr(err);
-			rec.d.attempts++;
-			dl_put(&rec.d, rec.has_corr ? rec.corr : NULL,
-			    rec.has_caus ? rec.caus : NULL);
+		else
 			counts[1]++;
-			if (l.n == 1)
-				snprintf(msg, ml, "%s", err);
-		}
 		free(rec.payload);
 	}
 	dl_list_free(&l);

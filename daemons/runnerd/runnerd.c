@@ -31,8 +31,13 @@
 #include "daemon.h"
 #include "env.h"
 #include "log.h"
+#include "aggregate.h"
+#include "dispatch.h"
+#include "fold.h"
+#include "plugin.h"
 #include "probe.h"
 #include "runnerd.h"
+#include "state.h"
 
 #ifndef EF_PLUGIN_DIR
 #define EF_PLUGIN_DIR "/usr/lib/eventfold/plugins"
@@ -102,7 +107,8 @@ static struct env_flag runner_env[] = {
 	{ NULL, NULL },
 };
 
-struct runner rd;
+/* main's: every other module is handed the pointer it needs. */
+static struct runner rd;
 
 uint64_t
 now_ms(void)
@@ -117,33 +123,33 @@ wall_ms(void)
 }
 
 int
-nap_ms(uint64_t ms)
+runner_nap(struct runner *r, uint64_t ms)
 {
 	uint64_t end = now_ms() + ms;
 	struct timespec ts;
 
-	while (!rd.stopping && now_ms() < end) {
+	while (!r->stopping && now_ms() < end) {
 		ts.tv_sec = 0;
 		ts.tv_nsec = 20 * 1000 * 1000;
 		nanosleep(&ts, NULL);
 	}
-	return rd.stopping != 0;
+	return r->stopping != 0;
 }
 
 int
-store_connected(uint64_t wait_ms)
+runner_store_connected(struct runner *r, uint64_t wait_ms)
 {
 	uint64_t end = now_ms() + wait_ms;
 	struct timespec ts = { 0, 10 * 1000 * 1000 };
 
-	while (dialer_pipes(&rd.store.dialer) == 0) {
+	while (dialer_pipes(&r->store.dialer) == 0) {
 		/*
 		 * No call goes out to notice a dialer nng 1.5 stopped
 		 * (guard.h), so say it is suspect, as an unanswered call
 		 * would; the guard re-dials it only if it stays still.
 		 */
-		dialer_kick(&rd.store.dialer);
-		if (now_ms() >= end || rd.stopping)
+		dialer_kick(&r->store.dialer);
+		if (now_ms() >= end || r->stopping)
 			return 0;
 		nanosleep(&ts, NULL);
 	}
@@ -157,61 +163,61 @@ store_connected(uint64_t wait_ms)
  * run, naming the URL, instead of serving folds that never move.
  */
 static void
-store_wait_start(void)
+store_wait_start(struct runner *r)
 {
 	char why[4400];
-	uint64_t s = rd.conf.store_wait_s;
+	uint64_t s = r->conf.store_wait_s;
 
-	if (s == 0 || store_connected(1000))
+	if (s == 0 || runner_store_connected(r, 1000))
 		return;
 	log_warnx("waiting up to %" PRIu64 " s for eventfold-stored at %s", s,
-	    rd.store_url);
-	if (store_connected(s * 1000 - 1000))
+	    r->store_url);
+	if (runner_store_connected(r, s * 1000 - 1000))
 		return;
-	if (probe_rep(rd.store_url, 1000, why, sizeof(why)) > PROBE_NOT_IPC)
+	if (probe_rep(r->store_url, 1000, why, sizeof(why)) > PROBE_NOT_IPC)
 		fatalx("no eventfold-stored at %s after %" PRIu64
 		       " s: %s (set "
 		       "--runtime-dir or --store-url)",
-		    rd.store_url, s, why);
+		    r->store_url, s, why);
 	fatalx("no eventfold-stored answers at %s after %" PRIu64 " s (set "
 	       "--runtime-dir or --store-url)",
-	    rd.store_url, s);
+	    r->store_url, s);
 }
 
 void
-commit_pace(uint64_t since, const volatile int *f1, const volatile int *f2)
+runner_pace(struct runner *r, uint64_t since, const volatile int *f1,
+    const volatile int *f2)
 {
 	struct timespec ts = { 0, 500 * 1000 };
-	uint64_t end = since + rd.conf.commit_interval_ms;
+	uint64_t end = since + r->conf.commit_interval_ms;
 
-	while (now_ms() < end && !rd.stopping &&
+	while (now_ms() < end && !r->stopping &&
 	    (f1 == NULL || !__atomic_load_n(f1, __ATOMIC_RELAXED)) &&
 	    (f2 == NULL || !__atomic_load_n(f2, __ATOMIC_RELAXED)))
 		nanosleep(&ts, NULL);
 }
 
-int
-main(int argc, char **argv)
+/*
+ * Reads the configuration into r->conf from the file, the environment
+ * and argv. Returns -1 to go on, or the exit status (after an error,
+ * --help, -n or -nv).
+ */
+static int
+runner_configure(struct runner *r, int argc, char **argv)
 {
 	struct conf_opts opts;
 	const char *envdir;
-	char dir[4200], err[1200];
-	uint64_t last_evict = 0, t;
-	sigset_t set;
-	struct daemon_watchdog wd;
-	struct timespec ts;
-	int rc, sig, nplugins;
+	char err[1200];
 
-	log_init("eventfold-runnerd", 0);
 	if (env_data_dir("", &envdir, err, sizeof(err)) != 0 || envdir == NULL)
 		runner_env[0].env = NULL;
 	argv = env_argv(runner_env, argc, argv, &argc);
-	if (conf_load(runner_keys, "runnerd", &rd.conf, &argc, argv, &opts,
+	if (conf_load(runner_keys, "runnerd", &r->conf, &argc, argv, &opts,
 	        usage) != 0)
 		return 1;
 	if (log_level_from_env() != 0)
 		return 1;
-	if (env_data_dir(rd.conf.runtime_dir, &envdir, err, sizeof(err)) !=
+	if (env_data_dir(r->conf.runtime_dir, &envdir, err, sizeof(err)) !=
 	    0) {
 		fprintf(stderr, "eventfold-runnerd: %s\n", err);
 		return 1;
@@ -223,55 +229,75 @@ main(int argc, char **argv)
 		    argv[1]);
 		return 1;
 	}
-	if (rd.conf.fold_batch == 0)
-		rd.conf.fold_batch = 1;
-	if (rd.conf.page == 0)
-		rd.conf.page = 1000;
-	if (rd.conf.pm_retries == 0)
-		rd.conf.pm_retries = 1;
-	if (daemon_conf_check(&opts, runner_keys, "runnerd", &rd.conf))
+	if (r->conf.fold_batch == 0)
+		r->conf.fold_batch = 1;
+	if (r->conf.page == 0)
+		r->conf.page = 1000;
+	if (r->conf.pm_retries == 0)
+		r->conf.pm_retries = 1;
+	if (daemon_conf_check(&opts, runner_keys, "runnerd", &r->conf))
 		return 0;
-	rd.start_ms = now_ms();
+	return -1;
+}
 
-	daemon_signals(&set);
+/*
+ * Start: the URLs and directories, the plugins, LMDB, the connection to
+ * stored, then the aggregate writer, the folds and the request socket.
+ * Returns the number of plugins loaded; fatal on any failure.
+ */
+static int
+runner_open(struct runner *r)
+{
+	char dir[4200];
+	int rc, nplugins;
 
-	client_url(rd.store_url, sizeof(rd.store_url), rd.conf.runtime_dir,
-	    STORE_SOCK, rd.conf.store_url);
-	client_url(rd.events_url, sizeof(rd.events_url), rd.conf.runtime_dir,
-	    STORE_EVENTS_SOCK, rd.conf.events_url);
-	client_url(rd.runner_url, sizeof(rd.runner_url), rd.conf.runtime_dir,
-	    RUNNER_SOCK, rd.conf.runner_url);
-	if (!*rd.conf.runner_url &&
-	    (rc = daemon_mkdir_p(rd.conf.runtime_dir, 0750)) != 0)
-		fatalx("runtime dir %s: %s", rd.conf.runtime_dir,
+	client_url(r->store_url, sizeof(r->store_url), r->conf.runtime_dir,
+	    STORE_SOCK, r->conf.store_url);
+	client_url(r->events_url, sizeof(r->events_url), r->conf.runtime_dir,
+	    STORE_EVENTS_SOCK, r->conf.events_url);
+	client_url(r->runner_url, sizeof(r->runner_url), r->conf.runtime_dir,
+	    RUNNER_SOCK, r->conf.runner_url);
+	if (!*r->conf.runner_url &&
+	    (rc = daemon_mkdir_p(r->conf.runtime_dir, 0750)) != 0)
+		fatalx("runtime dir %s: %s", r->conf.runtime_dir,
 		    strerror(-rc));
-	snprintf(dir, sizeof(dir), "%s/runner", rd.conf.data_dir);
+	snprintf(dir, sizeof(dir), "%s/runner", r->conf.data_dir);
 	if ((rc = daemon_mkdir_p(dir, 0750)) != 0)
 		fatalx("data dir %s: %s", dir, strerror(-rc));
 
-	nplugins = plugin_load_dir(rd.conf.plugin_dir);
-	log_info("%d plugins loaded from %s", nplugins, rd.conf.plugin_dir);
+	nplugins = plugin_load_dir(r->conf.plugin_dir);
+	log_info("%d plugins loaded from %s", nplugins, r->conf.plugin_dir);
 
 	/* LMDB after any fork (there is none: -d only keeps us verbose). */
-	if (state_open(dir, rd.conf.map_size) != 0)
+	if (state_open(dir, r->conf.map_size) != 0)
 		fatalx("cannot open the LMDB environment in %s", dir);
-	if (client_open(&rd.store, rd.store_url, 5000) != 0 ||
-	    pipeline_open(&rd.appends, rd.store_url, 5000) != 0)
-		fatalx("bad store URL %s", rd.store_url);
-	store_wait_start();
-	if (aggregate_start() != 0)
+	if (client_open(&r->store, r->store_url, 5000) != 0 ||
+	    pipeline_open(&r->appends, r->store_url, 5000) != 0)
+		fatalx("bad store URL %s", r->store_url);
+	store_wait_start(r);
+	if (aggregate_start(r) != 0)
 		fatalx("cannot start the aggregate writer");
-	if (fold_start_all() != 0)
+	if (fold_start_all(r) != 0)
 		fatalx("cannot start the projections and process managers");
-	if ((rc = dispatch_start(rd.runner_url, rd.conf.workers)) != 0)
-		fatalx("listen %s: %s", rd.runner_url, strerror(-rc));
-	log_info("serving %s (store %s)", rd.runner_url, rd.store_url);
-	sd_notifyf(0, "READY=1\nSTATUS=serving, %d plugins", nplugins);
+	if ((rc = dispatch_start(r)) != 0)
+		fatalx("listen %s: %s", r->runner_url, strerror(-rc));
+	log_info("serving %s (store %s)", r->runner_url, r->store_url);
+	return nplugins;
+}
+
+/* Until SIGTERM or SIGINT: the watchdog, fold rates, evictions. */
+static void
+runner_serve(const sigset_t *set)
+{
+	struct daemon_watchdog wd;
+	struct timespec ts;
+	uint64_t last_evict = 0, t;
+	int sig;
 
 	daemon_watchdog_init(&wd);
 	for (;;) {
 		ts = daemon_watchdog_wait(&wd);
-		sig = sigtimedwait(&set, NULL, &ts);
+		sig = sigtimedwait(set, NULL, &ts);
 		daemon_watchdog_tick(&wd, aggregate_alive);
 		if (sig == SIGTERM || sig == SIGINT)
 			break;
@@ -285,17 +311,36 @@ main(int argc, char **argv)
 			last_evict = t;
 		}
 	}
+}
+
+int
+main(int argc, char **argv)
+{
+	struct runner *r = &rd;
+	sigset_t set;
+	int rc, nplugins;
+
+	log_init("eventfold-runnerd", 0);
+	if ((rc = runner_configure(r, argc, argv)) >= 0)
+		return rc;
+	r->start_ms = now_ms();
+
+	daemon_signals(&set);
+	nplugins = runner_open(r);
+	sd_notifyf(0, "READY=1\nSTATUS=serving, %d plugins", nplugins);
+	runner_serve(&set);
+
 	log_info("stopping");
 	sd_notify(0, "STOPPING=1");
-	rd.stopping = 1;
+	r->stopping = 1;
 	dispatch_stop();
 	fold_stop_all();
 	aggregate_stop();
-	pipeline_close(&rd.appends);
-	client_close(&rd.store);
+	pipeline_close(&r->appends);
+	client_close(&r->store);
 	state_close();
 	plugin_unload_all();
-	conf_free(runner_keys, &rd.conf);
+	conf_free(runner_keys, &r->conf);
 	log_info("stopped");
 	daemon_exit(0); /* runner.sock stays open: server.h */
 }

@@ -29,6 +29,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -37,10 +38,30 @@
 
 #include "errors.h"
 #include "fsync.h"
+#include "ipc_runner.h"
 #include "log.h"
 #include "runnerd.h"
+#include "state.h"
 
-struct state st;
+/* The environment, private to this file: other modules reach it through
+ * the functions of state.h. */
+struct state {
+	MDB_env *env;
+	MDB_dbi meta;   /* "meta": fold checkpoints */
+	MDB_dbi cmds;   /* "cmds": command id -> result */
+	MDB_dbi cmdage; /* "cmdage": [recorded ms BE][command id] -> "" */
+	MDB_dbi snaps;  /* "snaps": stream id -> snapshot */
+	MDB_dbi dead;   /* "dead": manager NUL command id -> dead letter */
+	pthread_mutex_t dbi_mu;
+	/* Held shared by every open transaction (state_begin to
+	 * state_commit or state_abort), exclusive by state_grow. */
+	pthread_rwlock_t grow_lock;
+	uint64_t map_size; /* current; changed under grow_lock */
+	/* doublings of this map and of REPLAY's scratch maps (atomic) */
+	uint64_t grows;
+};
+
+static struct state st;
 
 static char env_dir[4096]; /* the environment's directory */
 
@@ -100,8 +121,9 @@ state_open(const char *dir, uint64_t map_size)
 	int rc;
 
 	if (mkdir(dir, 0750) != 0 && errno != EEXIST) {
+		rc = -errno;
 		log_warn("mkdir %s", dir);
-		return -1;
+		return rc;
 	}
 	pthread_mutex_init(&st.dbi_mu, NULL);
 	pthread_rwlock_init(&st.grow_lock, NULL);
@@ -142,7 +164,7 @@ fail:
 	if (st.env != NULL)
 		mdb_env_close(st.env);
 	st.env = NULL;
-	return -1;
+	return ef_err_from_mdb(rc);
 }
 
 void
@@ -155,8 +177,38 @@ state_close(void)
 	st.env = NULL;
 }
 
-int
-state_dbi(const char *name, int create, MDB_dbi *dbi)
+struct dbi_open {
+	const char *name;
+	unsigned flags;
+	MDB_dbi *dbi;
+};
+
+struct dbi_drop {
+	MDB_dbi dbi;
+	int del;
+};
+
+static int
+dbi_open_op(MDB_txn *txn, void *arg)
+{
+	struct dbi_open *o = arg;
+
+	return mdb_dbi_open(txn, o->name, o->flags, o->dbi);
+}
+
+static int
+dbi_drop_op(MDB_txn *txn, void *arg)
+{
+	struct dbi_drop *d = arg;
+
+	return mdb_drop(txn, d->dbi, d->del);
+}
+
+/* Runs op(txn, arg) in its own write transaction under dbi_mu, as LMDB
+ * wants for opening and dropping databases; grows a full map and runs
+ * it again. 0 or the LMDB error. */
+static int
+dbi_txn(const char *what, int (*op)(MDB_txn *txn, void *arg), void *arg)
 {
 	MDB_txn *txn;
 	int rc;
@@ -165,33 +217,29 @@ state_dbi(const char *name, int create, MDB_dbi *dbi)
 	do {
 		if ((rc = state_begin(0, &txn)) != 0)
 			break;
-		rc = mdb_dbi_open(txn, name, create ? MDB_CREATE : 0, dbi);
-		if (rc == 0)
-			rc = state_commit(txn, name);
+		if ((rc = op(txn, arg)) == 0)
+			rc = state_commit(txn, what);
 		else
 			state_abort(txn);
-	} while (rc == MDB_MAP_FULL && state_grow(name) == 0);
+	} while (rc == MDB_MAP_FULL && state_grow(what) == 0);
 	pthread_mutex_unlock(&st.dbi_mu);
 	return rc;
 }
 
 int
+state_dbi(const char *name, int create, MDB_dbi *dbi)
+{
+	struct dbi_open o = { name, create ? MDB_CREATE : 0, dbi };
+
+	return dbi_txn(name, dbi_open_op, &o);
+}
+
+int
 state_drop(MDB_dbi dbi, int del)
 {
-	MDB_txn *txn;
-	int rc;
+	struct dbi_drop d = { dbi, del };
 
-	pthread_mutex_lock(&st.dbi_mu);
-	do {
-		if ((rc = state_begin(0, &txn)) != 0)
-			break;
-		if ((rc = mdb_drop(txn, dbi, del)) == 0)
-			rc = state_commit(txn, "drop");
-		else
-			state_abort(txn);
-	} while (rc == MDB_MAP_FULL && state_grow("drop") == 0);
-	pthread_mutex_unlock(&st.dbi_mu);
-	return rc;
+	return dbi_txn("drop", dbi_drop_op, &d);
 }
 
 int
@@ -244,15 +292,34 @@ disk_full(int rc)
 	    (uint64_t)sv.f_bavail * sv.f_frsize < (1u << 20);
 }
 
+MDB_dbi
+state_db(enum state_db which)
+{
+	switch (which) {
+	case STATE_META:
+		return st.meta;
+	case STATE_CMDS:
+		return st.cmds;
+	case STATE_CMDAGE:
+		return st.cmdage;
+	case STATE_SNAPS:
+		return st.snaps;
+	case STATE_DEAD:
+		break;
+	}
+	return st.dead;
+}
+
 int
-state_wait_space(const char *what, int rc, const volatile int *stop)
+state_wait_space(struct runner *r, const char *what, int rc,
+    const volatile int *stop)
 {
 	static uint64_t last_log; /* atomic */
 	uint64_t now = now_ms(), prev;
 
 	if (!disk_full(rc))
 		return 0;
-	if (rd.stopping || (stop != NULL && *stop))
+	if (r->stopping || (stop != NULL && *stop))
 		return 0;
 	prev = __atomic_load_n(&last_log, __ATOMIC_RELAXED);
 	if (now - prev >= 10000 &&
@@ -261,8 +328,8 @@ state_wait_space(const char *what, int rc, const volatile int *stop)
 		log_warnx("%s: LMDB commit: %s; the disk is full, retrying "
 		          "until there is space",
 		    what, mdb_strerror(rc));
-	nap_ms(500);
-	return !rd.stopping && (stop == NULL || !*stop);
+	runner_nap(r, 500);
+	return !r->stopping && (stop == NULL || !*stop);
 }
 
 int
