@@ -85,17 +85,47 @@ obuf_put(struct obuf *b, const void *p, size_t n)
 
 #define OBUF_LIT(b, s) obuf_put((b), (s), sizeof(s) - 1)
 
+/* "00" .. "99": two digits at a time */
+static const char digits2[] = "00010203040506070809"
+                              "10111213141516171819"
+                              "20212223242526272829"
+                              "30313233343536373839"
+                              "40414243444546474849"
+                              "50515253545556575859"
+                              "60616263646566676869"
+                              "70717273747576777879"
+                              "80818283848586878889"
+                              "90919293949596979899";
+
+/* v in decimal, as "%" PRIu64 writes it, straight into b. */
 static inline void
 obuf_u64(struct obuf *b, uint64_t v)
 {
-	char tmp[24];
-	int i = (int)sizeof(tmp);
+	static const uint64_t pow10[19] = { 10ull, 100ull, 1000ull, 10000ull,
+		100000ull, 1000000ull, 10000000ull, 100000000ull,
+		1000000000ull, 10000000000ull, 100000000000ull,
+		1000000000000ull, 10000000000000ull, 100000000000000ull,
+		1000000000000000ull, 10000000000000000ull,
+		100000000000000000ull, 1000000000000000000ull,
+		10000000000000000000ull };
+	size_t n = 1;
+	char *o;
 
-	do {
-		tmp[--i] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	obuf_put(b, tmp + i, sizeof(tmp) - (size_t)i);
+	while (n < 20 && v >= pow10[n - 1])
+		n++;
+	if (b->cap - b->len < n)
+		obuf_grow(b, n);
+	o = b->p + b->len + n;
+	b->len += n;
+	while (v >= 100) {
+		o -= 2;
+		memcpy(o, digits2 + 2 * (v % 100), 2);
+		v /= 100;
+	}
+	if (v >= 10)
+		memcpy(o - 2, digits2 + 2 * v, 2);
+	else
+		o[-1] = (char)('0' + v);
 }
 
 /* "uuid", as uuid_format() writes it, straight into b. */
@@ -103,20 +133,21 @@ static inline void
 obuf_uuid(struct obuf *b, const uint8_t u[UUID_LEN])
 {
 	static const char hex[] = "0123456789abcdef";
+	static const uint8_t at[UUID_LEN] = { 1, 3, 5, 7, 10, 12, 15, 17, 20,
+		22, 25, 27, 29, 31, 33, 35 }; /* where byte i's digits go */
 	char *o;
 	int i;
 
 	if (b->cap - b->len < 38)
 		obuf_grow(b, 38);
 	o = b->p + b->len;
-	*o++ = '"';
+	o[0] = '"';
+	o[9] = o[14] = o[19] = o[24] = '-';
+	o[37] = '"';
 	for (i = 0; i < UUID_LEN; i++) {
-		if (i == 4 || i == 6 || i == 8 || i == 10)
-			*o++ = '-';
-		*o++ = hex[u[i] >> 4];
-		*o++ = hex[u[i] & 15];
+		o[at[i]] = hex[u[i] >> 4];
+		o[at[i] + 1] = hex[u[i] & 15];
 	}
-	*o++ = '"';
 	b->len += 38;
 }
 
