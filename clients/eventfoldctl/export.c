@@ -632,10 +632,12 @@ cmd_export(struct ctl *c, int argc, char **argv)
 	/*
 	 * nng allocates each reply (a page, 1-2 MB) zeroed on its own thread
 	 * and we free it here. glibc would give such blocks back to the
-	 * kernel (an mmap of their own, or a trimmed heap), so that every
-	 * reply was zeroed and received into fresh pages, page fault by page
-	 * fault (~8% of the CPU): keep them on the heap and the heap whole.
+	 * kernel (an mmap of their own, a trimmed heap, or a thread arena's
+	 * heap unmapped once empty), so that every reply was zeroed and
+	 * received into fresh pages, page fault by page fault (~8% of the
+	 * CPU): keep them in the one untrimmed heap.
 	 */
+	(void)mallopt(M_ARENA_MAX, 1);
 	(void)mallopt(M_MMAP_THRESHOLD, 32 << 20);
 	(void)mallopt(M_TRIM_THRESHOLD, 256 << 20);
 	/* before the output file is created: nothing to clean up */
