@@ -15,6 +15,10 @@
  *   - Blocks are DW_BLOCK bytes at DW_ALIGN-aligned addresses and file
  *     offsets, written in order by the one writer thread: a block is
  *     written whole before the next one starts.
+ *   - Lines are written into the block in place (dwrite_block,
+ *     dwrite_fill) or copied (dwrite_put). In place, a line may run
+ *     past the block into its slack: that tail moves to the start of
+ *     the next block when the block is handed over.
  *   - The last, partial block is written by dwrite_finish(): its
  *     aligned part directly, the rest after O_DIRECT is cleared.
  *   - A file system that refuses O_DIRECT (fcntl fails) is not written
@@ -37,6 +41,7 @@
 #include "dwrite.h"
 
 #define DW_BLOCK (8u << 20) /* the device splits it: several in flight */
+#define DW_SLACK (1u << 20) /* past a block: lines written in place */
 #define DW_NBUF  3
 #define DW_ALIGN 4096
 #define DW_HUGE  (2u << 20) /* blocks in transparent huge pages */
@@ -137,12 +142,12 @@ dwrite_open(struct dwrite **dwp, int fd)
 	 * pages for each O_DIRECT write to pin (both were ~4% of the CPU).
 	 */
 	for (k = 0; k < DW_NBUF; k++) {
-		if (posix_memalign((void **)&dw->buf[k], DW_HUGE, DW_BLOCK) !=
-		    0) {
+		if (posix_memalign((void **)&dw->buf[k], DW_HUGE,
+		        DW_BLOCK + DW_SLACK) != 0) {
 			dwrite_free(dw);
 			return -ENOMEM;
 		}
-		(void)madvise(dw->buf[k], DW_BLOCK, MADV_HUGEPAGE);
+		(void)madvise(dw->buf[k], DW_BLOCK + DW_SLACK, MADV_HUGEPAGE);
 	}
 	pthread_mutex_init(&dw->mu, NULL);
 	pthread_cond_init(&dw->cv, NULL);
@@ -197,6 +202,32 @@ dwrite_put(struct dwrite *dw, const void *p, size_t n)
 			return rc;
 	}
 	return 0;
+}
+
+char *
+dwrite_block(struct dwrite *dw, size_t *len, size_t *cap)
+{
+	*len = dw->len;
+	*cap = DW_BLOCK + DW_SLACK;
+	return dw->buf[dw->fill];
+}
+
+int
+dwrite_fill(struct dwrite *dw, size_t len)
+{
+	unsigned was = dw->fill;
+	size_t over;
+	int rc;
+
+	dw->len = len;
+	if (len < DW_BLOCK)
+		return 0;
+	/* the writer reads only the block's first DW_BLOCK bytes */
+	over = len - DW_BLOCK;
+	rc = hand_over(dw);
+	memcpy(dw->buf[dw->fill], dw->buf[was] + DW_BLOCK, over);
+	dw->len = over;
+	return rc;
 }
 
 int

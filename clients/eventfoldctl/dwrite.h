@@ -33,6 +33,23 @@ int dwrite_open(struct dwrite **dw, int fd);
 int dwrite_put(struct dwrite *dw, const void *p, size_t n);
 
 /*
+ * The block being filled, for a caller that writes lines in place: its
+ * first *len bytes are taken, and up to *cap bytes in all (more than a
+ * block: a line may run past it) may be written, after which
+ * dwrite_fill() says how many are taken. Valid until the next call of
+ * dwrite_put() or dwrite_fill().
+ */
+char *dwrite_block(struct dwrite *dw, size_t *len, size_t *cap);
+
+/*
+ * The block being filled now holds len bytes (at most the *cap of
+ * dwrite_block). At a block or more it is handed over, the bytes past
+ * the block moved to the next one. 0 or a negative errno, as
+ * dwrite_put().
+ */
+int dwrite_fill(struct dwrite *dw, size_t len);
+
+/*
  * Writes what is left (its last partial block without O_DIRECT) and
  * waits for every write. 0 or a negative errno. fd is left without
  * O_DIRECT, at no particular offset; dwrite_put() must not follow.

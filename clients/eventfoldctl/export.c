@@ -381,6 +381,46 @@ sink_put(struct sink *s, struct obuf *b, int end)
 	return 0;
 }
 
+/*
+ * The most bytes ev's line can take: its fixed part, the type escaped
+ * (6 bytes a byte at worst), and metadata and payload each as re-encoded
+ * JSON (jansson may write a 3-byte real such as 1e5 in up to 25 bytes)
+ * followed by its _text, or as base64.
+ */
+static size_t
+line_bound(const struct ef_event *ev)
+{
+	return 1024 + 6 * (size_t)ev->type_len +
+	    16 * ((size_t)ev->metadata_len + ev->payload_len);
+}
+
+/*
+ * Adds ev's line. Plain output to a direct writer is formatted in place,
+ * in the writer's block (no copy), when the line is sure to fit there;
+ * everything else goes through b, written or compressed once it passes
+ * OUT_FLUSH. 0 or a negative errno.
+ */
+static int
+sink_line(struct sink *s, struct obuf *b, const struct ef_event *ev)
+{
+	struct obuf in;
+	size_t len;
+
+	if (s->dw != NULL && s->z == NULL) {
+		in.p = dwrite_block(s->dw, &len, &in.cap);
+		in.len = len;
+		if (in.cap - len < line_bound(ev)) {
+			export_line(b, ev);
+			return sink_put(s, b, 0);
+		}
+		export_line(&in, ev); /* never grows it: it fits */
+		s->bytes += in.len - len;
+		return dwrite_fill(s->dw, in.len);
+	}
+	export_line(b, ev);
+	return b->len >= OUT_FLUSH ? sink_put(s, b, 0) : 0;
+}
+
 /* ---- reading pages ahead ---- */
 
 struct page {
@@ -689,10 +729,8 @@ cmd_export(struct ctl *c, int argc, char **argv)
 			}
 			if (pos < o.from)
 				continue;
-			export_line(&b, ev);
 			n++;
-			if (b.len >= OUT_FLUSH &&
-			    (rc = sink_put(&s, &b, 0)) != 0) {
+			if ((rc = sink_line(&s, &b, ev)) != 0) {
 				page_free(&pg);
 				rc = ctl_err(CTL_INTERNAL, "write: %s",
 				    strerror(-rc));

@@ -3,8 +3,8 @@
  * test_dwrite.c - unit tests of eventfoldctl export's direct writer
  * (clients/eventfoldctl/dwrite.c): files of every size around its
  * alignment and its blocks, put in pieces of many sizes, read back byte
- * for byte; the flag gone after dwrite_finish; a failed write returned
- * by the calls after it.
+ * for byte; lines written in place that run past a block; the flag gone
+ * after dwrite_finish; a failed write returned by the calls after it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -46,9 +46,10 @@ byte_at(size_t i)
 }
 
 /* Writes size bytes through dwrite in pieces of piece bytes (cycling
- * through a few sizes when piece is 0) and checks the file. */
+ * through a few sizes when piece is 0; in place with dwrite_block and
+ * dwrite_fill, pieces up to 600 KiB, when inplace) and checks the file. */
 static void
-write_and_check(size_t size, size_t piece)
+write_and_check_as(size_t size, size_t piece, int inplace)
 {
 	static const size_t pieces[] = { 1, 7, 4096, 65537, 3 * MIB + 5 };
 	struct dwrite *dw;
@@ -72,9 +73,22 @@ write_and_check(size_t size, size_t piece)
 	cr_assert_eq(rc, 0, "dwrite_open: %d", rc);
 	for (at = 0; at < size; at += n) {
 		n = piece ? piece : pieces[k++ % 5];
+		if (inplace)
+			n = (k++ * 7919 * 131) % (600 << 10) + 1;
 		if (n > size - at)
 			n = size - at;
-		cr_assert_eq(dwrite_put(dw, src + at, n), 0, "put at %zu", at);
+		if (inplace && k % 3 != 0) { /* every third one copied */
+			size_t len, cap;
+			char *b = dwrite_block(dw, &len, &cap);
+
+			cr_assert(cap - len >= n, "room %zu for %zu",
+			    cap - len, n);
+			memcpy(b + len, src + at, n);
+			cr_assert_eq(dwrite_fill(dw, len + n), 0,
+			    "fill at %zu", at);
+		} else
+			cr_assert_eq(dwrite_put(dw, src + at, n), 0,
+			    "put at %zu", at);
 	}
 	cr_assert_eq(dwrite_finish(dw), 0, "finish of %zu bytes", size);
 	fl = fcntl(fd, F_GETFL);
@@ -100,6 +114,12 @@ write_and_check(size_t size, size_t piece)
 	free(back);
 }
 
+static void
+write_and_check(size_t size, size_t piece)
+{
+	write_and_check_as(size, piece, 0);
+}
+
 TestSuite(dwrite, .init = setup, .fini = teardown);
 
 Test(dwrite, sizes_around_the_alignment)
@@ -123,6 +143,14 @@ Test(dwrite, sizes_around_the_blocks)
 	write_and_check(8 * MIB + 4097, 0);
 	write_and_check(41 * MIB + 12345, MIB - 3);
 	write_and_check(16 * MIB + 100, 16 * MIB + 100); /* one put */
+}
+
+/* Lines formatted in place into the block run past its end; mixed with
+ * copied pieces as export mixes them. */
+Test(dwrite, lines_in_place_past_the_blocks)
+{
+	write_and_check_as(8 * MIB + 1, 0, 1);
+	write_and_check_as(27 * MIB + 4321, 0, 1);
 }
 
 /* A failed write (here: the fd is not open for writing) comes back from
