@@ -27,7 +27,10 @@
  * and re-encodes payloads), and the next page is read while this one is
  * written (a reader thread, which also decodes each READ reply in place:
  * readrep.c), so the store's reads and our formatting overlap; the
- * output file is written back as it grows (sink_writeback).
+ * output file is written with O_DIRECT by a writer thread, lines
+ * formatted straight into its blocks (dwrite.c, sink_line), or where
+ * the file system refuses that, written back as it grows
+ * (sink_writeback).
  */
 #include <errno.h>
 #include <fcntl.h>
