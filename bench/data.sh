@@ -4,12 +4,13 @@
 # real eventfold-stored (issue "Data in and out"): import of an
 # EventfoldDB data file, export to a file (plain, zstd) and to
 # /dev/null, import of that export into an empty store, and an online
-# backup of the result. One line per measure on stdout: wall seconds and
-# events/s, then the CPU seconds of eventfoldctl (cpu_ctl) and of the
-# store it talks to (cpu_stored) and events per CPU-second of the busier
-# of the two (events_per_cpu_s): on a machine shared with other jobs the
-# wall rate is a floor; the CPU figures say what a quiet machine with a
-# core for each side would reach.
+# backup of the result. The exports start once stored has indexed what
+# the import sealed (indexed). One line per measure on stdout: wall
+# seconds and events/s, then the CPU seconds of eventfoldctl (cpu_ctl)
+# and of the store it talks to (cpu_stored) and events per CPU-second
+# of the busier of the two (events_per_cpu_s): on a machine shared with
+# other jobs the wall rate is a floor; the CPU figures say what a quiet
+# machine with a core for each side would reach.
 #
 #   bench/data.sh BUILD_DIR            (N events, default 2000000)
 #
@@ -53,6 +54,26 @@ start() { # name
 
 now() { date +%s.%N; }
 
+# Waits until stored NAME has indexed every sealed segment (its
+# indexed_to reaches the first position of the hot segment, the newest
+# seg-*.log), so that no indexer work runs beside what is measured next:
+# right after an import of 1M events the indexer's LMDB work on the
+# sealed segment took 0.8-1 s of CPU, which ran beside the first export.
+indexed() {
+  local hot want got
+  hot=$(ls "$T/$1"/seg-*.log 2>/dev/null | sort | tail -1)
+  want=$(basename "$hot" .log)
+  want=$((10#${want#seg-}))
+  for _ in $(seq 600); do
+    got=$("$CTL" --runtime-dir "$T/$1.run" --json status 2>/dev/null |
+      sed -n 's/.*"indexed_to":\([0-9]*\).*/\1/p')
+    [ -n "$got" ] && [ "$got" -ge "$want" ] && return
+    sleep 0.5
+  done
+  echo "stored $1 did not finish indexing (at ${got:-?} of $want)" >&2
+  exit 1
+}
+
 # CPU seconds (user + system) of stored NAME so far
 cpu_of() {
   awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) / hz }' \
@@ -83,6 +104,7 @@ measure() { # label store events bytes-file command...
 start a
 measure data_import_efdb a "$N" "$T/efdb.dat" \
   "$CTL" --timeout-ms "$TIMEOUT_MS" --runtime-dir "$T/a.run" import "$T/efdb.dat" --quiet
+indexed a
 measure data_export_file a "$N" "$T/out.jsonl" \
   "$CTL" --runtime-dir "$T/a.run" export --quiet -o "$T/out.jsonl"
 measure data_export_zstd a "$N" "$T/out.jsonl.zst" \

@@ -27,11 +27,15 @@
  * and re-encodes payloads), and the next page is read while this one is
  * written (a reader thread, which also decodes each READ reply in place:
  * readrep.c), so the store's reads and our formatting overlap; the
- * output file is written back as it grows (sink_writeback).
+ * output file is written with O_DIRECT by a writer thread, lines
+ * formatted straight into its blocks (dwrite.c, sink_line), or where
+ * the file system refuses that, written back as it grows
+ * (sink_writeback).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,6 +50,7 @@
 
 #include "ctl.h"
 #include "data.h"
+#include "dwrite.h"
 #include "jsonplain.h"
 #include "readrep.h"
 
@@ -83,17 +88,47 @@ obuf_put(struct obuf *b, const void *p, size_t n)
 
 #define OBUF_LIT(b, s) obuf_put((b), (s), sizeof(s) - 1)
 
+/* "00" .. "99": two digits at a time */
+static const char digits2[] = "00010203040506070809"
+                              "10111213141516171819"
+                              "20212223242526272829"
+                              "30313233343536373839"
+                              "40414243444546474849"
+                              "50515253545556575859"
+                              "60616263646566676869"
+                              "70717273747576777879"
+                              "80818283848586878889"
+                              "90919293949596979899";
+
+/* v in decimal, as "%" PRIu64 writes it, straight into b. */
 static inline void
 obuf_u64(struct obuf *b, uint64_t v)
 {
-	char tmp[24];
-	int i = (int)sizeof(tmp);
+	static const uint64_t pow10[19] = { 10ull, 100ull, 1000ull, 10000ull,
+		100000ull, 1000000ull, 10000000ull, 100000000ull,
+		1000000000ull, 10000000000ull, 100000000000ull,
+		1000000000000ull, 10000000000000ull, 100000000000000ull,
+		1000000000000000ull, 10000000000000000ull,
+		100000000000000000ull, 1000000000000000000ull,
+		10000000000000000000ull };
+	size_t n = 1;
+	char *o;
 
-	do {
-		tmp[--i] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	obuf_put(b, tmp + i, sizeof(tmp) - (size_t)i);
+	while (n < 20 && v >= pow10[n - 1])
+		n++;
+	if (b->cap - b->len < n)
+		obuf_grow(b, n);
+	o = b->p + b->len + n;
+	b->len += n;
+	while (v >= 100) {
+		o -= 2;
+		memcpy(o, digits2 + 2 * (v % 100), 2);
+		v /= 100;
+	}
+	if (v >= 10)
+		memcpy(o - 2, digits2 + 2 * v, 2);
+	else
+		o[-1] = (char)('0' + v);
 }
 
 /* "uuid", as uuid_format() writes it, straight into b. */
@@ -101,20 +136,21 @@ static inline void
 obuf_uuid(struct obuf *b, const uint8_t u[UUID_LEN])
 {
 	static const char hex[] = "0123456789abcdef";
+	static const uint8_t at[UUID_LEN] = { 1, 3, 5, 7, 10, 12, 15, 17, 20,
+		22, 25, 27, 29, 31, 33, 35 }; /* where byte i's digits go */
 	char *o;
 	int i;
 
 	if (b->cap - b->len < 38)
 		obuf_grow(b, 38);
 	o = b->p + b->len;
-	*o++ = '"';
+	o[0] = '"';
+	o[9] = o[14] = o[19] = o[24] = '-';
+	o[37] = '"';
 	for (i = 0; i < UUID_LEN; i++) {
-		if (i == 4 || i == 6 || i == 8 || i == 10)
-			*o++ = '-';
-		*o++ = hex[u[i] >> 4];
-		*o++ = hex[u[i] & 15];
+		o[at[i]] = hex[u[i] >> 4];
+		o[at[i] + 1] = hex[u[i] & 15];
 	}
-	*o++ = '"';
 	b->len += 38;
 }
 
@@ -251,10 +287,11 @@ struct sink {
 	ZSTD_CCtx *z;
 	char *zbuf;
 	size_t zcap;
-	uint64_t bytes;   /* written to fd */
-	int regular;      /* fd is a regular file: write it back as we go */
-	uint64_t started; /* writeback started below this offset ... */
-	uint64_t dropped; /* ... and done, pages dropped, below this one */
+	uint64_t bytes;    /* written to fd */
+	struct dwrite *dw; /* fd written with O_DIRECT (dwrite.c) */
+	int regular;       /* fd is a regular file: write it back as we go */
+	uint64_t started;  /* writeback started below this offset ... */
+	uint64_t dropped;  /* ... and done, pages dropped, below this one */
 };
 
 /*
@@ -297,7 +334,13 @@ static int
 write_all(struct sink *s, const char *p, size_t n)
 {
 	ssize_t w;
+	int rc;
 
+	if (s->dw != NULL) {
+		if ((rc = dwrite_put(s->dw, p, n)) == 0)
+			s->bytes += n;
+		return rc;
+	}
 	while (n > 0) {
 		if ((w = write(s->fd, p, n)) < 0) {
 			if (errno == EINTR)
@@ -339,6 +382,46 @@ sink_put(struct sink *s, struct obuf *b, int end)
 	} while (end ? left != 0 : in.pos < in.size);
 	b->len = 0;
 	return 0;
+}
+
+/*
+ * The most bytes ev's line can take: its fixed part, the type escaped
+ * (6 bytes a byte at worst), and metadata and payload each as re-encoded
+ * JSON (jansson may write a 3-byte real such as 1e5 in up to 25 bytes)
+ * followed by its _text, or as base64.
+ */
+static size_t
+line_bound(const struct ef_event *ev)
+{
+	return 1024 + 6 * (size_t)ev->type_len +
+	    16 * ((size_t)ev->metadata_len + ev->payload_len);
+}
+
+/*
+ * Adds ev's line. Plain output to a direct writer is formatted in place,
+ * in the writer's block (no copy), when the line is sure to fit there;
+ * everything else goes through b, written or compressed once it passes
+ * OUT_FLUSH. 0 or a negative errno.
+ */
+static int
+sink_line(struct sink *s, struct obuf *b, const struct ef_event *ev)
+{
+	struct obuf in;
+	size_t len;
+
+	if (s->dw != NULL && s->z == NULL) {
+		in.p = dwrite_block(s->dw, &len, &in.cap);
+		in.len = len;
+		if (in.cap - len < line_bound(ev)) {
+			export_line(b, ev);
+			return sink_put(s, b, 0);
+		}
+		export_line(&in, ev); /* never grows it: it fits */
+		s->bytes += in.len - len;
+		return dwrite_fill(s->dw, in.len);
+	}
+	export_line(b, ev);
+	return b->len >= OUT_FLUSH ? sink_put(s, b, 0) : 0;
 }
 
 /* ---- reading pages ahead ---- */
@@ -557,7 +640,9 @@ sink_open(struct sink *s, const struct export_opts *o, char *tmp,
 		if (s->fd < 0)
 			return ctl_err(CTL_USAGE, "%s: %s", tmp,
 			    strerror(errno));
-		s->regular = 1; /* ours, written from offset 0 */
+		/* ours, written from offset 0: directly if the file system
+		 * takes it (dwrite.c), else written back as it grows */
+		s->regular = dwrite_open(&s->dw, s->fd) != 0;
 	}
 	if (o->zstd) {
 		s->z = ZSTD_createCCtx();
@@ -587,6 +672,17 @@ cmd_export(struct ctl *c, int argc, char **argv)
 
 	if ((rc = export_parse(argc, argv, &o)) != CTL_OK)
 		return rc;
+	/*
+	 * nng allocates each reply (a page, 1-2 MB) zeroed on its own thread
+	 * and we free it here. glibc would give such blocks back to the
+	 * kernel (an mmap of their own, a trimmed heap, or a thread arena's
+	 * heap unmapped once empty), so that every reply was zeroed and
+	 * received into fresh pages, page fault by page fault (~8% of the
+	 * CPU): keep them in the one untrimmed heap.
+	 */
+	(void)mallopt(M_ARENA_MAX, 1);
+	(void)mallopt(M_MMAP_THRESHOLD, 32 << 20);
+	(void)mallopt(M_TRIM_THRESHOLD, 256 << 20);
 	/* before the output file is created: nothing to clean up */
 	if ((rc = ctl_reach(c, CTL_STORED)) != 0)
 		return rc;
@@ -636,10 +732,8 @@ cmd_export(struct ctl *c, int argc, char **argv)
 			}
 			if (pos < o.from)
 				continue;
-			export_line(&b, ev);
 			n++;
-			if (b.len >= OUT_FLUSH &&
-			    (rc = sink_put(&s, &b, 0)) != 0) {
+			if ((rc = sink_line(&s, &b, ev)) != 0) {
 				page_free(&pg);
 				rc = ctl_err(CTL_INTERNAL, "write: %s",
 				    strerror(-rc));
@@ -649,7 +743,8 @@ cmd_export(struct ctl *c, int argc, char **argv)
 		page_free(&pg);
 		progress(&pr, n, s.bytes, 0);
 	}
-	if ((rc = sink_put(&s, &b, 1)) != 0) {
+	if ((rc = sink_put(&s, &b, 1)) != 0 ||
+	    (s.dw != NULL && (rc = dwrite_finish(s.dw)) != 0)) {
 		rc = ctl_err(CTL_INTERNAL, "write: %s", strerror(-rc));
 		goto out;
 	}
@@ -689,6 +784,7 @@ out:
 			page_free(&r.pg);
 		client_close(&r.cl);
 	}
+	dwrite_free(s.dw);
 	if (s.fd >= 0 && s.fd != STDOUT_FILENO)
 		close(s.fd);
 	if (tmp[0] != '\0')

@@ -3,6 +3,7 @@
  * readrep.c - export's decoder of READ replies (READ_ALL, READ_STREAM):
  * from the reply message's bytes straight to event views.
  */
+#include <endian.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,16 +29,32 @@ struct cur {
 	const uint8_t *p, *end;
 };
 
+/* n bytes (1, 2, 4 or 8: a msgpack length or integer) big-endian. */
 static inline int
 cur_be(struct cur *c, unsigned n, uint64_t *v)
 {
-	unsigned i;
+	uint64_t x8;
+	uint32_t x4;
+	uint16_t x2;
 
 	if ((size_t)(c->end - c->p) < n)
 		return -1;
-	*v = 0;
-	for (i = 0; i < n; i++)
-		*v = *v << 8 | c->p[i];
+	switch (n) {
+	case 1:
+		*v = c->p[0];
+		break;
+	case 2:
+		memcpy(&x2, c->p, 2);
+		*v = be16toh(x2);
+		break;
+	case 4:
+		memcpy(&x4, c->p, 4);
+		*v = be32toh(x4);
+		break;
+	default:
+		memcpy(&x8, c->p, 8);
+		*v = be64toh(x8);
+	}
 	c->p += n;
 	return 0;
 }
@@ -109,12 +126,19 @@ cur_bytes(struct cur *c, int str, int nil_ok, uint64_t max, const uint8_t **p,
 	return 0;
 }
 
-static int
+static inline int
 cur_uuid(struct cur *c, uint8_t out[UUID_LEN])
 {
 	const uint8_t *p;
 	uint32_t n;
 
+	/* bin 8 of 16 bytes, the form stored writes */
+	if (c->end - c->p >= 2 + UUID_LEN && c->p[0] == 0xc4 &&
+	    c->p[1] == UUID_LEN) {
+		memcpy(out, c->p + 2, UUID_LEN);
+		c->p += 2 + UUID_LEN;
+		return 0;
+	}
 	if (cur_bytes(c, 0, 0, UUID_LEN, &p, &n) != 0 || n != UUID_LEN)
 		return -1;
 	memcpy(out, p, UUID_LEN);
