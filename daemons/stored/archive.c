@@ -77,14 +77,6 @@ struct archive_cache {
 	int ndctx;
 };
 
-void (*archive_crash_point)(const char *name);
-
-#define CRASH_POINT(name)                                                     \
-	do {                                                                  \
-		if (archive_crash_point != NULL)                              \
-			archive_crash_point(name);                            \
-	} while (0)
-
 struct archive {
 	int fd;
 	struct archive_cache *cache;
@@ -171,7 +163,7 @@ zstd_errno(size_t r)
  * Writing.
  */
 
-struct writer {
+struct zwriter {
 	int fd;
 	ZSTD_CCtx *cctx;
 	uint8_t *out;
@@ -181,10 +173,17 @@ struct writer {
 	size_t table_cap;
 	uint32_t frames;
 	uint64_t comp_bytes;
+	void (*crash_point)(const char *name); /* archive_opts */
 };
 
+#define CRASH_POINT(w, name)                                                  \
+	do {                                                                  \
+		if ((w)->crash_point != NULL)                                 \
+			(w)->crash_point(name);                               \
+	} while (0)
+
 static int
-writer_frame(struct writer *w, const uint8_t *src, size_t len)
+zw_frame(struct zwriter *w, const uint8_t *src, size_t len)
 {
 	size_t bound = ZSTD_compressBound(len), r;
 	uint8_t *p;
@@ -223,12 +222,12 @@ writer_frame(struct writer *w, const uint8_t *src, size_t len)
 	w->table_len += ARCHIVE_ENTRY;
 	w->frames++;
 	w->comp_bytes += r;
-	CRASH_POINT("archive.frame");
+	CRASH_POINT(w, "archive.frame");
 	return 0;
 }
 
 static int
-writer_table(struct writer *w)
+zw_table(struct zwriter *w)
 {
 	uint8_t hdr[8], foot[ARCHIVE_FOOTER];
 	int rc;
@@ -246,24 +245,153 @@ writer_table(struct writer *w)
 	return 0;
 }
 
+/* A plain segment to archive, mapped whole. */
+struct plain_seg {
+	int fd;
+	const uint8_t *map;
+	uint64_t size;
+	uint64_t base;
+};
+
+/* Opens and maps dirfd/plain and checks its file header: 0, -EBADMSG
+ * (damaged at offset 0) or -errno. plain_unmap() in any case. */
+static int
+plain_map(struct plain_seg *p, int dirfd, const char *plain)
+{
+	struct stat sb;
+	const uint8_t *map;
+
+	if ((p->fd = openat(dirfd, plain, O_RDONLY | O_CLOEXEC)) < 0)
+		return -errno;
+	if (fstat(p->fd, &sb) != 0)
+		return -errno;
+	p->size = (uint64_t)sb.st_size;
+	if (p->size < LOGFILE_HDR)
+		return -EBADMSG;
+	map = mmap(NULL, p->size, PROT_READ, MAP_SHARED, p->fd, 0);
+	if (map == MAP_FAILED)
+		return -errno;
+	p->map = map;
+	(void)madvise((void *)map, p->size, MADV_SEQUENTIAL);
+	if (logfile_hdr_decode(map, p->size, &p->base) != REC_OK)
+		return -EBADMSG;
+	return 0;
+}
+
+static void
+plain_unmap(struct plain_seg *p)
+{
+	if (p->map != NULL)
+		munmap((void *)p->map, p->size);
+	if (p->fd >= 0)
+		close(p->fd);
+}
+
+/* The compression context at level, and dirfd/tmp created for writing. */
+static int
+zw_open(struct zwriter *w, int level, int dirfd, const char *tmp)
+{
+	size_t r;
+
+	if ((w->cctx = ZSTD_createCCtx()) == NULL)
+		return -ENOMEM;
+	if (ZSTD_isError(r = ZSTD_CCtx_setParameter(w->cctx,
+	                     ZSTD_c_compressionLevel, level)) ||
+	    ZSTD_isError(
+	        r = ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_checksumFlag, 1)) ||
+	    ZSTD_isError(r = ZSTD_CCtx_setParameter(w->cctx,
+	                     ZSTD_c_contentSizeFlag, 1)))
+		return zstd_errno(r);
+	w->fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+	    0640);
+	if (w->fd < 0)
+		return -errno;
+	return 0;
+}
+
+/*
+ * Frames of whole batches of p (the file header rides in the first),
+ * each verified on the way, then the seek table. -EBADMSG with *bad_off
+ * at the first batch that does not verify.
+ */
+static int
+zw_segment(struct zwriter *w, const struct plain_seg *p, uint32_t frame_size,
+    uint64_t *bad_off)
+{
+	struct batch_hdr h;
+	uint64_t pos = p->base, start = 0, off = LOGFILE_HDR, len;
+	int rc;
+
+	while (off < p->size) {
+		if (batch_verify(p->map, p->size, off, pos, 1, &len) != 0) {
+			*bad_off = off;
+			return -EBADMSG;
+		}
+		(void)batch_hdr_decode(p->map + off, p->size - off, &h);
+		pos += h.count;
+		off += len;
+		if (off - start >= frame_size) {
+			if ((rc = zw_frame(w, p->map + start,
+			         (size_t)(off - start))) != 0)
+				return rc;
+			start = off;
+		}
+	}
+	if (off > start &&
+	    (rc = zw_frame(w, p->map + start, (size_t)(off - start))) != 0)
+		return rc;
+	if ((rc = zw_table(w)) != 0)
+		return rc;
+	CRASH_POINT(w, "archive.table");
+	return 0;
+}
+
+/*
+ * Durable under the temp name, then under the final one. *tmp_made is
+ * cleared once tmp is renamed.
+ */
+static int
+zw_commit(struct zwriter *w, int dirfd, const char *tmp, const char *name,
+    int *tmp_made)
+{
+	int rc;
+
+	if (fsync(w->fd) != 0)
+		return -errno;
+	rc = close(w->fd);
+	w->fd = -1;
+	if (rc != 0)
+		return -errno;
+	CRASH_POINT(w, "archive.fsync");
+	if (renameat(dirfd, tmp, dirfd, name) != 0)
+		return -errno;
+	*tmp_made = 0;
+	CRASH_POINT(w, "archive.rename");
+	/* the rename may or may not survive a crash; the plain segment
+	 * must stay, and cleanup settles it at startup */
+	if (fsync(dirfd) != 0)
+		return -errno;
+	CRASH_POINT(w, "archive.dir_fsync");
+	return 0;
+}
+
 int
 archive_write(int dirfd, const char *plain, const struct archive_opts *o,
     struct archive_stats *st, uint64_t *bad_off)
 {
-	struct writer w = { .fd = -1 };
-	struct batch_hdr h;
-	struct stat sb;
+	struct zwriter w = { .fd = -1 };
+	struct plain_seg p = { .fd = -1 };
 	char name[4096], tmp[4096];
-	const uint8_t *map = NULL;
-	uint64_t size = 0, off, start, pos, len, base;
 	uint32_t frame_size = ARCHIVE_FRAME_SIZE;
-	int level = ARCHIVE_LEVEL, src = -1, rc, tmp_made = 0;
-	size_t r;
+	uint64_t bad = 0;
+	int level = ARCHIVE_LEVEL, rc, tmp_made = 0;
 
 	if (o != NULL && o->frame_size != 0)
 		frame_size = o->frame_size;
 	if (o != NULL && o->level != 0)
 		level = o->level;
+	if (o != NULL)
+		w.crash_point = o->crash_point;
 	if (frame_size > FRAME_SIZE_MAX || level < ZSTD_minCLevel() ||
 	    level > ZSTD_maxCLevel())
 		return -EINVAL;
@@ -273,117 +401,25 @@ archive_write(int dirfd, const char *plain, const struct archive_opts *o,
 	        ARCHIVE_TMP_SUFFIX) >= sizeof(tmp))
 		return -ENAMETOOLONG;
 
-	if ((src = openat(dirfd, plain, O_RDONLY | O_CLOEXEC)) < 0) {
-		rc = -errno;
+	if ((rc = plain_map(&p, dirfd, plain)) != 0)
 		goto fail;
-	}
-	if (fstat(src, &sb) != 0) {
-		rc = -errno;
+	rc = zw_open(&w, level, dirfd, tmp);
+	if (w.fd >= 0)
+		tmp_made = 1;
+	if (rc != 0)
 		goto fail;
-	}
-	size = (uint64_t)sb.st_size;
-	if (size < LOGFILE_HDR) {
-		if (bad_off != NULL)
-			*bad_off = 0;
-		rc = -EBADMSG;
+	CRASH_POINT(&w, "archive.tmp_open");
+	if ((rc = zw_segment(&w, &p, frame_size, &bad)) != 0 ||
+	    (rc = zw_commit(&w, dirfd, tmp, name, &tmp_made)) != 0)
 		goto fail;
-	}
-	map = mmap(NULL, size, PROT_READ, MAP_SHARED, src, 0);
-	if (map == MAP_FAILED) {
-		map = NULL;
-		rc = -errno;
-		goto fail;
-	}
-	(void)madvise((void *)map, size, MADV_SEQUENTIAL);
-	if (logfile_hdr_decode(map, size, &base) != REC_OK) {
-		if (bad_off != NULL)
-			*bad_off = 0;
-		rc = -EBADMSG;
-		goto fail;
-	}
-
-	if ((w.cctx = ZSTD_createCCtx()) == NULL) {
-		rc = -ENOMEM;
-		goto fail;
-	}
-	if (ZSTD_isError(r = ZSTD_CCtx_setParameter(w.cctx,
-	                     ZSTD_c_compressionLevel, level)) ||
-	    ZSTD_isError(
-	        r = ZSTD_CCtx_setParameter(w.cctx, ZSTD_c_checksumFlag, 1)) ||
-	    ZSTD_isError(r = ZSTD_CCtx_setParameter(w.cctx,
-	                     ZSTD_c_contentSizeFlag, 1))) {
-		rc = zstd_errno(r);
-		goto fail;
-	}
-	w.fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-	    0640);
-	if (w.fd < 0) {
-		rc = -errno;
-		goto fail;
-	}
-	tmp_made = 1;
-	CRASH_POINT("archive.tmp_open");
-
-	/* frames of whole batches; the file header rides in the first */
-	pos = base;
-	start = 0;
-	off = LOGFILE_HDR;
-	while (off < size) {
-		if (batch_verify(map, size, off, pos, 1, &len) != 0) {
-			if (bad_off != NULL)
-				*bad_off = off;
-			rc = -EBADMSG;
-			goto fail;
-		}
-		(void)batch_hdr_decode(map + off, size - off, &h);
-		pos += h.count;
-		off += len;
-		if (off - start >= frame_size) {
-			if ((rc = writer_frame(&w, map + start,
-			         (size_t)(off - start))) != 0)
-				goto fail;
-			start = off;
-		}
-	}
-	if (off > start &&
-	    (rc = writer_frame(&w, map + start, (size_t)(off - start))) != 0)
-		goto fail;
-	if ((rc = writer_table(&w)) != 0)
-		goto fail;
-	CRASH_POINT("archive.table");
-
-	/* durable under the temp name, then under the final one */
-	if (fsync(w.fd) != 0) {
-		rc = -errno;
-		goto fail;
-	}
-	if (close(w.fd) != 0) {
-		w.fd = -1;
-		rc = -errno;
-		goto fail;
-	}
-	w.fd = -1;
-	CRASH_POINT("archive.fsync");
-	if (renameat(dirfd, tmp, dirfd, name) != 0) {
-		rc = -errno;
-		goto fail;
-	}
-	tmp_made = 0;
-	CRASH_POINT("archive.rename");
-	if (fsync(dirfd) != 0) {
-		/* the rename may or may not survive a crash; the plain
-		 * segment must stay, and cleanup settles it at startup */
-		rc = -errno;
-		goto fail;
-	}
-	CRASH_POINT("archive.dir_fsync");
 	if (st != NULL) {
 		st->comp_bytes = w.comp_bytes;
-		st->raw_bytes = size;
+		st->raw_bytes = p.size;
 		st->frames = w.frames;
 	}
-	rc = 0;
 fail:
+	if (rc == -EBADMSG && bad_off != NULL)
+		*bad_off = bad;
 	if (w.fd >= 0)
 		close(w.fd);
 	if (tmp_made)
@@ -391,10 +427,7 @@ fail:
 	ZSTD_freeCCtx(w.cctx);
 	free(w.out);
 	free(w.table);
-	if (map != NULL)
-		munmap((void *)map, size);
-	if (src >= 0)
-		close(src);
+	plain_unmap(&p);
 	return rc;
 }
 

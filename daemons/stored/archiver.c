@@ -57,8 +57,6 @@
 
 #define RETRY_MS 5000
 
-uint64_t archiver_cache_budget = 64ull << 20;
-
 /* ---- reading: the pins of this thread ---- */
 
 struct pin {
@@ -396,6 +394,9 @@ archive_one(struct stored *sd, struct segment *s, struct archive_stats *st)
 	memset(&o, 0, sizeof(o));
 	o.frame_size = (uint32_t)sd->conf.archive_frame_size;
 	o.level = (int)sd->conf.archive_level;
+#ifdef EF_CRASHPOINTS
+	o.crash_point = crashpoint;
+#endif
 	if ((ap = arc_path(j->dir, s->base)) == NULL) {
 		rc = -ENOMEM;
 		goto fail;
@@ -602,9 +603,6 @@ archiver_start(struct stored *sd)
 {
 	int rc;
 
-#ifdef EF_CRASHPOINTS
-	archive_crash_point = crashpoint;
-#endif
 	count_archived(sd);
 	pthread_mutex_init(&sd->amu, NULL);
 	pthread_mutex_init(&sd->ahold, NULL);

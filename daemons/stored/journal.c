@@ -360,8 +360,8 @@ journal_find(const struct journal *j, uint64_t base)
 
 int
 journal_open(struct journal *j, const char *data_dir, uint64_t segment_size,
-    int repair, uint64_t skip_to, journal_visit_fn visit, void *arg,
-    struct journal_bad *bad)
+    uint64_t cache_bytes, int repair, uint64_t skip_to, journal_visit_fn visit,
+    void *arg, struct journal_bad *bad)
 {
 	char path[4200];
 	struct batch_hdr h;
@@ -378,7 +378,7 @@ journal_open(struct journal *j, const char *data_dir, uint64_t segment_size,
 	j->lockfd = j->dirfd = -1;
 	j->segment_size = segment_size ? segment_size : SEGMENT_SIZE_DEFAULT;
 	pthread_rwlock_init(&j->maplock, NULL);
-	if ((j->cache = archive_cache_new(archiver_cache_budget)) == NULL)
+	if ((j->cache = archive_cache_new(cache_bytes)) == NULL)
 		return -ENOMEM;
 	if (mkdir(data_dir, 0750) != 0 && errno != EEXIST)
 		return -errno;

@@ -283,7 +283,6 @@ main(int argc, char **argv)
 		errno = -rc;
 		fatal("clean up interrupted archives in %s", sd.conf.data_dir);
 	}
-	archiver_cache_budget = sd.conf.archive_cache_mb << 20;
 	/* the index of sealed segments: the start reads only what is past
 	 * it (LMDB is opened here, after any fork: stored never forks) */
 	if ((rc = diskindex_open(&sd.disk, sd.conf.data_dir)) != 0) {
@@ -295,7 +294,8 @@ main(int argc, char **argv)
 	index_init(&sd.index, &sd.journal, &sd.disk);
 	index_bulk_begin(&sd.index);
 	rc = journal_open(&sd.journal, sd.conf.data_dir, sd.conf.segment_size,
-	    sd.conf.repair, sd.disk.indexed_to, visit, &sd.index, &bad);
+	    sd.conf.archive_cache_mb << 20, sd.conf.repair, sd.disk.indexed_to,
+	    visit, &sd.index, &bad);
 	if (rc == -EEXIST)
 		fatalx("%s is in use by another eventfold-stored (lock held "
 		       "on %s/LOCK)",

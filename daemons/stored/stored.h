@@ -144,14 +144,17 @@ typedef void (
  * every segment, truncates a torn tail of the last one, and calls visit
  * for each event. Segments that end at or below skip_to (the on-disk
  * index covers them) are mapped but neither read nor visited.
- * segment_size 0 means the default. Returns 0; -EEXIST if
+ * segment_size 0 means the default; cache_bytes is the budget of the
+ * cache of archived segments' frames (JOURNAL_CACHE_DEFAULT if not
+ * configured). Returns 0; -EEXIST if
  * another stored holds the lock; -EBADMSG if there is corruption that is
  * not a torn tail of the last segment (bad says where) and repair is 0;
  * -ENOTUNIQ if events.log and segment files are both present; another
  * negative errno on I/O failure.
  */
+#define JOURNAL_CACHE_DEFAULT (64ull << 20)
 int journal_open(struct journal *j, const char *data_dir,
-    uint64_t segment_size, int repair, uint64_t skip_to,
+    uint64_t segment_size, uint64_t cache_bytes, int repair, uint64_t skip_to,
     journal_visit_fn visit, void *arg, struct journal_bad *bad);
 
 /* The index in segs[] of the segment named base (which must exist). */
@@ -588,8 +591,6 @@ void archiver_stop(struct stored *sd);
  * for all, reporting progress); blocks until done. 0 (rep->archived is
  * false if none was eligible) or a negative errno. */
 int archiver_step(struct stored *sd, struct ipc_archive_rep *rep);
-/* The frame cache's budget, set before journal_open() creates it. */
-extern uint64_t archiver_cache_budget;
 /* Startup, before anything lists segments: archive_cleanup(). */
 int archiver_cleanup(const char *data_dir);
 /*
