@@ -27,6 +27,7 @@
 
 struct archive;
 struct archive_cache;
+struct writer;
 
 struct stored_conf {
 	char *data_dir;
@@ -546,15 +547,8 @@ struct stored {
 	struct diskindex disk;
 	struct index index;
 	struct stats stats;
-	/* writer queue */
-	pthread_mutex_t qmu;
-	pthread_cond_t qcv;
-	struct append_job *qhead, **qtail;
-	uint64_t qlen;        /* callers (messages) in the queue */
-	uint64_t writer_beat; /* mono_ms() of the writer's last commit */
-	int stopping;         /* no new requests */
-	int writer_exit;      /* writer: drain and exit */
-	pthread_t writer;
+	struct writer *writer; /* writer.c's queue and thread */
+	int stopping;          /* atomic: no new requests */
 	/* publish socket, used by the writer only */
 	nng_socket pub;
 	/* indexer thread (indexer.c) */
@@ -622,6 +616,7 @@ int indexer_start(struct stored *sd);
 void indexer_wake(struct stored *sd); /* a segment was sealed */
 void indexer_stop(struct stored *sd);
 
+/* writer.c: group commit; 0 or a negative errno. */
 int writer_start(struct stored *sd);
 /*
  * Queues job; job->complete runs on the writer thread when it is done.
@@ -636,6 +631,10 @@ void writer_submit(struct stored *sd, struct append_job *job);
  */
 void writer_submit_list(struct stored *sd, struct append_job *first,
     uint64_t n);
+/* Callers in the queue and mono_ms() of the writer's last commit, for
+ * the watchdog (stored.c). */
+void writer_load(struct stored *sd, uint64_t *waiting, uint64_t *beat_ms);
+/* Drains the queue, stops the thread and frees the queue. */
 void writer_stop(struct stored *sd);
 /* Refuses job: its status and message (printf-style). */
 void job_fail(struct append_job *job, int status, const char *fmt, ...)
