@@ -211,40 +211,15 @@ late_fail(struct append_job *job, int status, const char *fmt, ...)
 }
 
 /*
- * The checks of one append that need no state, in the contract's order
- * (proto/IPC.md): stream id, events non-empty, event ids, duplicates,
- * size. Returns 0 with req decoded and job ready for the writer (job->ids
- * owned by job), or -1 with job->status and job->msg set and nothing
- * left to free. body is an APPEND body (alone, or an APPEND_MANY entry).
+ * Parses the event ids of req into job->ids (allocated), and adds up
+ * the records' sizes into *total. 0, or -1 with job refused.
  */
 static int
-append_check(struct stored *sd, const msgpack_object *body,
-    struct ipc_append_req *req, struct append_job *job)
+append_ids(const struct ipc_append_req *req, struct append_job *job,
+    uint64_t *total)
 {
-	uint8_t(*sorted)[UUID_LEN] = NULL;
-	const char *why = "";
-	char ebuf[UUID_STR_LEN];
-	uint64_t total = 0;
 	uint32_t i;
-	int st;
 
-	if ((st = ipc_append_req_decode(body, req, &why)) != 0) {
-		job_fail(job, st, "append: bad field: %s", why);
-		return -1;
-	}
-	if (uuid_parse(req->stream_id.ptr, req->stream_id.len,
-	        job->stream_id) != 0) {
-		job_fail(job, EF_S_BAD_UUID,
-		    "invalid stream_id: malformed "
-		    "uuid \"%.*s\"",
-		    (int)(req->stream_id.len > 64 ? 64 : req->stream_id.len),
-		    req->stream_id.ptr);
-		goto refused;
-	}
-	if (req->nevents == 0) {
-		job_fail(job, EF_S_EMPTY_BATCH, "events must not be empty");
-		goto refused;
-	}
 	if ((job->ids = calloc(req->nevents, UUID_LEN)) == NULL)
 		fatal("calloc");
 	for (i = 0; i < req->nevents; i++) {
@@ -257,39 +232,53 @@ append_check(struct stored *sd, const msgpack_object *body,
 			    "malformed uuid \"%.*s\" (event %u)",
 			    (int)(p->event_id.len > 64 ? 64 : p->event_id.len),
 			    p->event_id.ptr, i);
-			goto refused;
+			return -1;
 		}
-		total += record_size(p->type.len, p->metadata_len,
+		*total += record_size(p->type.len, p->metadata_len,
 		    p->payload_len);
 	}
-	if (req->nevents > 1) {
-		if ((sorted = calloc(req->nevents, UUID_LEN)) == NULL)
-			fatal("calloc");
-		memcpy(sorted, job->ids, (size_t)req->nevents * UUID_LEN);
-		qsort(sorted, req->nevents, UUID_LEN, ids_cmp);
-		for (i = 1; i < req->nevents; i++)
-			if (memcmp(sorted[i - 1], sorted[i], UUID_LEN) == 0) {
-				job_fail(job, EF_S_DUPLICATE_EVENT_ID,
-				    "duplicate event_id %s within batch",
-				    uuid_format(first_repeat(job->ids, sorted,
-				                    req->nevents),
-				        ebuf));
-				goto refused;
-			}
-		free(sorted);
-		sorted = NULL;
-	}
-	if (total > sd->conf.max_append_bytes) {
-		job_fail(job, EF_S_BATCH_TOO_LARGE,
-		    "append of %" PRIu64
-		    " bytes is over max_append_bytes %" PRIu64,
-		    total, sd->conf.max_append_bytes);
-		goto refused;
-	}
-	/* type and size, event by event, in EventfoldDB's words; the size
-	 * counted as EventfoldDB counts its record (RECORD_API_MAX). Found
-	 * here, reported by the writer after the replay and expected
-	 * version checks (the contract's order). */
+	return 0;
+}
+
+/* An event id twice in job's n ids: -1 with job refused, else 0. */
+static int
+append_unique(struct append_job *job, uint32_t n)
+{
+	uint8_t(*sorted)[UUID_LEN];
+	char ebuf[UUID_STR_LEN];
+	uint32_t i;
+	int rc = 0;
+
+	if (n <= 1)
+		return 0;
+	if ((sorted = calloc(n, UUID_LEN)) == NULL)
+		fatal("calloc");
+	memcpy(sorted, job->ids, (size_t)n * UUID_LEN);
+	qsort(sorted, n, UUID_LEN, ids_cmp);
+	for (i = 1; i < n; i++)
+		if (memcmp(sorted[i - 1], sorted[i], UUID_LEN) == 0) {
+			job_fail(job, EF_S_DUPLICATE_EVENT_ID,
+			    "duplicate event_id %s within batch",
+			    uuid_format(first_repeat(job->ids, sorted, n),
+			        ebuf));
+			rc = -1;
+			break;
+		}
+	free(sorted);
+	return rc;
+}
+
+/*
+ * Type and size, event by event, in EventfoldDB's words; the size
+ * counted as EventfoldDB counts its record (RECORD_API_MAX). Found here,
+ * reported by the writer after the replay and expected version checks
+ * (the contract's order).
+ */
+static void
+append_late_checks(const struct ipc_append_req *req, struct append_job *job)
+{
+	uint32_t i;
+
 	for (i = 0; i < req->nevents; i++) {
 		const struct ipc_proposed *p = &req->events[i];
 		size_t sz = record_api_size(p->type.len, p->metadata_len,
@@ -318,10 +307,54 @@ append_check(struct stored *sd, const msgpack_object *body,
 			continue;
 		break;
 	}
+}
+
+/*
+ * The checks of one append that need no state, in the contract's order
+ * (proto/IPC.md): stream id, events non-empty, event ids, duplicates,
+ * size. Returns 0 with req decoded and job ready for the writer (job->ids
+ * owned by job), or -1 with job->status and job->msg set and nothing
+ * left to free. body is an APPEND body (alone, or an APPEND_MANY entry).
+ */
+static int
+append_check(struct stored *sd, const msgpack_object *body,
+    struct ipc_append_req *req, struct append_job *job)
+{
+	const char *why = "";
+	uint64_t total = 0;
+	int st;
+
+	if ((st = ipc_append_req_decode(body, req, &why)) != 0) {
+		job_fail(job, st, "append: bad field: %s", why);
+		return -1;
+	}
+	if (uuid_parse(req->stream_id.ptr, req->stream_id.len,
+	        job->stream_id) != 0) {
+		job_fail(job, EF_S_BAD_UUID,
+		    "invalid stream_id: malformed "
+		    "uuid \"%.*s\"",
+		    (int)(req->stream_id.len > 64 ? 64 : req->stream_id.len),
+		    req->stream_id.ptr);
+		goto refused;
+	}
+	if (req->nevents == 0) {
+		job_fail(job, EF_S_EMPTY_BATCH, "events must not be empty");
+		goto refused;
+	}
+	if (append_ids(req, job, &total) != 0 ||
+	    append_unique(job, req->nevents) != 0)
+		goto refused;
+	if (total > sd->conf.max_append_bytes) {
+		job_fail(job, EF_S_BATCH_TOO_LARGE,
+		    "append of %" PRIu64
+		    " bytes is over max_append_bytes %" PRIu64,
+		    total, sd->conf.max_append_bytes);
+		goto refused;
+	}
+	append_late_checks(req, job);
 	job->req = req;
 	return 0;
 refused:
-	free(sorted);
 	free(job->ids);
 	job->ids = NULL;
 	ipc_append_req_free(req);
