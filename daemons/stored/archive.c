@@ -435,15 +435,124 @@ fail:
  * Reading.
  */
 
+/* Where the seek table is: n entries of esz bytes from toff + 8. */
+struct seek_table {
+	uint32_t n, esz;
+	uint64_t tsize; /* entries and footer */
+	uint64_t toff;  /* its skippable frame's header */
+};
+
+/* pread_all()'s short read (rc > 0) of a file of size bytes as a fault. */
+static int
+short_read(int rc, struct archive_fault *fault, uint64_t size)
+{
+	if (rc > 0)
+		rc = set_fault(fault, UINT32_MAX, size, 0, "file shrank");
+	return rc;
+}
+
+/* Reads and checks the footer and the seek table's frame header. */
+static int
+seek_table_find(struct archive *a, struct seek_table *t,
+    struct archive_fault *fault)
+{
+	uint8_t foot[ARCHIVE_FOOTER], hdr[8];
+	uint64_t size = a->file_size;
+	int rc;
+
+	if (size < 8 + ARCHIVE_FOOTER)
+		return set_fault(fault, UINT32_MAX, 0, 0,
+		    "file too short for a seek table");
+	if ((rc = pread_all(a->fd, foot, sizeof(foot), size - sizeof(foot))) !=
+	    0)
+		return short_read(rc, fault, size);
+	if (get_le32(foot + 5) != ARCHIVE_SEEK_MAGIC)
+		return set_fault(fault, UINT32_MAX, size - sizeof(foot), 0,
+		    "no seek table footer");
+	if ((foot[4] & 0x7f) != 0)
+		return set_fault(fault, UINT32_MAX, size - sizeof(foot), 0,
+		    "unknown seek table descriptor bits");
+	a->has_csum = (foot[4] & 0x80) != 0;
+	t->esz = a->has_csum ? 12 : 8;
+	t->n = get_le32(foot);
+	t->tsize = (uint64_t)t->n * t->esz + ARCHIVE_FOOTER;
+	if (t->n == 0 || t->n > ARCHIVE_FRAMES_MAX || t->tsize + 8 > size)
+		return set_fault(fault, UINT32_MAX, size - sizeof(foot), 0,
+		    "seek table frame count out of bounds");
+	t->toff = size - t->tsize - 8;
+	if ((rc = pread_all(a->fd, hdr, sizeof(hdr), t->toff)) != 0)
+		return short_read(rc, fault, size);
+	if (get_le32(hdr) != ARCHIVE_SKIP_MAGIC ||
+	    get_le32(hdr + 4) != t->tsize)
+		return set_fault(fault, UINT32_MAX, t->toff, 0,
+		    "bad seek table frame header");
+	return 0;
+}
+
+/* Reads the entries of the seek table into a's frame offsets, checked. */
+static int
+seek_table_load(struct archive *a, const struct seek_table *t,
+    struct archive_fault *fault)
+{
+	uint32_t n = t->n, i, csize, dsize;
+	uint64_t co = 0, doff = 0;
+	uint8_t *tab, *e;
+	int rc;
+
+	a->nframes = n;
+	if ((tab = malloc(t->tsize)) == NULL ||
+	    (a->coff = calloc(n + 1, sizeof(*a->coff))) == NULL ||
+	    (a->dstart = calloc(n + 1, sizeof(*a->dstart))) == NULL ||
+	    (a->csum = calloc(n, sizeof(*a->csum))) == NULL ||
+	    (a->cache != NULL &&
+	        (a->slot = calloc(n, sizeof(*a->slot))) == NULL)) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	if ((rc = pread_all(a->fd, tab, t->tsize, t->toff + 8)) != 0) {
+		rc = short_read(rc, fault, a->file_size);
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		e = tab + (uint64_t)i * t->esz;
+		csize = get_le32(e);
+		dsize = get_le32(e + 4);
+		if (csize == 0 || dsize == 0 || dsize > ARCHIVE_DFRAME_MAX ||
+		    co + csize > t->toff) {
+			rc = set_fault(fault, i,
+			    t->toff + 8 + (uint64_t)i * t->esz, doff,
+			    "bad seek table entry");
+			goto out;
+		}
+		a->coff[i] = co;
+		a->dstart[i] = doff;
+		if (a->has_csum)
+			a->csum[i] = get_le32(e + 8);
+		if (dsize > a->max_dsize)
+			a->max_dsize = dsize;
+		co += csize;
+		doff += dsize;
+	}
+	if (co != t->toff) {
+		rc = set_fault(fault, UINT32_MAX, t->toff, doff,
+		    "frames do not reach the seek table");
+		goto out;
+	}
+	a->coff[n] = co;
+	a->dstart[n] = doff;
+	rc = 0;
+out:
+	free(tab);
+	return rc;
+}
+
 static int
 archive_openfd(int fd, struct archive_cache *cache, struct archive **ap,
     struct archive_fault *fault)
 {
+	struct seek_table t;
 	struct archive *a;
 	struct stat sb;
-	uint8_t foot[ARCHIVE_FOOTER], hdr[8], *tab = NULL, *e;
-	uint64_t size, tsize, toff, co, doff;
-	uint32_t n, i, esz, csize, dsize;
 	int rc;
 
 	if ((a = calloc(1, sizeof(*a))) == NULL) {
@@ -456,89 +565,13 @@ archive_openfd(int fd, struct archive_cache *cache, struct archive **ap,
 		rc = -errno;
 		goto fail;
 	}
-	size = a->file_size = (uint64_t)sb.st_size;
-	if (size < 8 + ARCHIVE_FOOTER) {
-		rc = set_fault(fault, UINT32_MAX, 0, 0,
-		    "file too short for a seek table");
+	a->file_size = (uint64_t)sb.st_size;
+	if ((rc = seek_table_find(a, &t, fault)) != 0 ||
+	    (rc = seek_table_load(a, &t, fault)) != 0)
 		goto fail;
-	}
-	if ((rc = pread_all(fd, foot, sizeof(foot), size - sizeof(foot))) != 0)
-		goto fail_read;
-	if (get_le32(foot + 5) != ARCHIVE_SEEK_MAGIC) {
-		rc = set_fault(fault, UINT32_MAX, size - sizeof(foot), 0,
-		    "no seek table footer");
-		goto fail;
-	}
-	if ((foot[4] & 0x7f) != 0) {
-		rc = set_fault(fault, UINT32_MAX, size - sizeof(foot), 0,
-		    "unknown seek table descriptor bits");
-		goto fail;
-	}
-	a->has_csum = (foot[4] & 0x80) != 0;
-	esz = a->has_csum ? 12 : 8;
-	n = get_le32(foot);
-	tsize = (uint64_t)n * esz + ARCHIVE_FOOTER;
-	if (n == 0 || n > ARCHIVE_FRAMES_MAX || tsize + 8 > size) {
-		rc = set_fault(fault, UINT32_MAX, size - sizeof(foot), 0,
-		    "seek table frame count out of bounds");
-		goto fail;
-	}
-	toff = size - tsize - 8;
-	if ((rc = pread_all(fd, hdr, sizeof(hdr), toff)) != 0)
-		goto fail_read;
-	if (get_le32(hdr) != ARCHIVE_SKIP_MAGIC ||
-	    get_le32(hdr + 4) != tsize) {
-		rc = set_fault(fault, UINT32_MAX, toff, 0,
-		    "bad seek table frame header");
-		goto fail;
-	}
-	a->nframes = n;
-	if ((tab = malloc(tsize)) == NULL ||
-	    (a->coff = calloc(n + 1, sizeof(*a->coff))) == NULL ||
-	    (a->dstart = calloc(n + 1, sizeof(*a->dstart))) == NULL ||
-	    (a->csum = calloc(n, sizeof(*a->csum))) == NULL ||
-	    (cache != NULL &&
-	        (a->slot = calloc(n, sizeof(*a->slot))) == NULL)) {
-		rc = -ENOMEM;
-		goto fail;
-	}
-	if ((rc = pread_all(fd, tab, tsize, toff + 8)) != 0)
-		goto fail_read;
-	co = doff = 0;
-	for (i = 0; i < n; i++) {
-		e = tab + (uint64_t)i * esz;
-		csize = get_le32(e);
-		dsize = get_le32(e + 4);
-		if (csize == 0 || dsize == 0 || dsize > ARCHIVE_DFRAME_MAX ||
-		    co + csize > toff) {
-			rc = set_fault(fault, i, toff + 8 + (uint64_t)i * esz,
-			    doff, "bad seek table entry");
-			goto fail;
-		}
-		a->coff[i] = co;
-		a->dstart[i] = doff;
-		if (a->has_csum)
-			a->csum[i] = get_le32(e + 8);
-		if (dsize > a->max_dsize)
-			a->max_dsize = dsize;
-		co += csize;
-		doff += dsize;
-	}
-	if (co != toff) {
-		rc = set_fault(fault, UINT32_MAX, toff, doff,
-		    "frames do not reach the seek table");
-		goto fail;
-	}
-	a->coff[n] = co;
-	a->dstart[n] = doff;
-	free(tab);
 	*ap = a;
 	return 0;
-fail_read:
-	if (rc > 0)
-		rc = set_fault(fault, UINT32_MAX, size, 0, "file shrank");
 fail:
-	free(tab);
 	archive_close(a);
 	return rc;
 }
@@ -727,14 +760,99 @@ cache_take(struct archive_cache *c, struct cframe *e,
 	return 0;
 }
 
+/* A frame entry for frame idx of a (len bytes decompressed), one
+ * reference held; NULL if out of memory. */
+static struct cframe *
+cframe_new(struct archive *a, uint32_t idx, size_t len)
+{
+	struct cframe *e;
+
+	if ((e = calloc(1, sizeof(*e))) == NULL ||
+	    (e->buf = malloc(len)) == NULL) {
+		cframe_free(e);
+		return NULL;
+	}
+	e->a = a;
+	e->refs = 1;
+	e->pub.data = e->buf;
+	e->pub.len = len;
+	e->pub.doff = a->dstart[idx];
+	e->pub.idx = idx;
+	return e;
+}
+
+/* Decompresses frame idx into e with a pooled context (frame_load). */
+static int
+cframe_load(struct archive_cache *c, struct archive *a, uint32_t idx,
+    struct cframe *e)
+{
+	ZSTD_DCtx *dctx;
+	int rc;
+
+	if ((dctx = dctx_get(c)) == NULL)
+		return -ENOMEM;
+	rc = frame_load(a, idx, dctx, e->buf, &e->fault);
+	dctx_put(c, dctx);
+	return rc;
+}
+
+/*
+ * The loader of e (frame idx of a) is done, with rc: on success e goes
+ * into the cache (evicting the least recently used past the budget) and
+ * to the caller (*fp); on failure its waiters see the error and the
+ * next reader tries afresh. Wakes the waiters. Returns rc.
+ */
+static int
+cache_settle(struct archive_cache *c, struct archive *a, uint32_t idx,
+    struct cframe *e, int rc, struct archive_frame **fp,
+    struct archive_fault *fault)
+{
+	struct cframe_list evicted = TAILQ_HEAD_INITIALIZER(evicted);
+	struct cframe *t, *dead = NULL;
+
+	pthread_mutex_lock(&c->mtx);
+	e->loading = 0;
+	if (rc != 0) {
+		e->err = rc;
+		a->slot[idx] = NULL;
+		if (fault != NULL && rc == -EBADMSG)
+			*fault = e->fault;
+		if (--e->refs == 0)
+			dead = e;
+		pthread_cond_broadcast(&c->cv);
+		pthread_mutex_unlock(&c->mtx);
+		cframe_free(dead);
+		return rc;
+	}
+	e->refs++; /* the cache's own */
+	e->cached = 1;
+	TAILQ_INSERT_HEAD(&c->lru, e, lru);
+	c->bytes += e->pub.len;
+	c->entries++;
+	/* may evict e itself when one frame exceeds the budget: the
+	 * caller's reference keeps it alive until released */
+	while (c->bytes > c->budget &&
+	    (t = TAILQ_LAST(&c->lru, cframe_list)) != NULL) {
+		c->evictions++;
+		if (cache_unlink(c, t) != NULL)
+			TAILQ_INSERT_TAIL(&evicted, t, lru);
+	}
+	pthread_cond_broadcast(&c->cv);
+	pthread_mutex_unlock(&c->mtx);
+	while ((t = TAILQ_FIRST(&evicted)) != NULL) {
+		TAILQ_REMOVE(&evicted, t, lru);
+		cframe_free(t);
+	}
+	*fp = &e->pub;
+	return 0;
+}
+
 int
 archive_read_frame(struct archive *a, uint32_t idx, struct archive_frame **fp,
     struct archive_fault *fault)
 {
 	struct archive_cache *c = a->cache;
-	struct cframe *e = NULL, *old, *t, *dead = NULL;
-	struct cframe_list evicted = TAILQ_HEAD_INITIALIZER(evicted);
-	ZSTD_DCtx *dctx;
+	struct cframe *e = NULL, *old, *dead = NULL;
 	size_t len;
 	int rc;
 
@@ -764,69 +882,18 @@ archive_read_frame(struct archive *a, uint32_t idx, struct archive_frame **fp,
 			pthread_mutex_unlock(&c->mtx);
 		} else if (e != NULL)
 			break;
-		if ((e = calloc(1, sizeof(*e))) == NULL ||
-		    (e->buf = malloc(len)) == NULL) {
-			cframe_free(e);
+		if ((e = cframe_new(a, idx, len)) == NULL)
 			return -ENOMEM;
-		}
-		e->a = a;
-		e->refs = 1;
-		e->pub.data = e->buf;
-		e->pub.len = len;
-		e->pub.doff = a->dstart[idx];
-		e->pub.idx = idx;
 	}
 
-	if ((dctx = dctx_get(c)) == NULL)
-		rc = -ENOMEM;
-	else {
-		rc = frame_load(a, idx, dctx, e->buf, &e->fault);
-		dctx_put(c, dctx);
-	}
-	if (c == NULL) {
-		if (rc != 0) {
-			if (fault != NULL && rc == -EBADMSG)
-				*fault = e->fault;
-			cframe_free(e);
-			return rc;
-		}
-		*fp = &e->pub;
-		return 0;
-	}
-
-	pthread_mutex_lock(&c->mtx);
-	e->loading = 0;
+	rc = cframe_load(c, a, idx, e);
+	if (c != NULL)
+		return cache_settle(c, a, idx, e, rc, fp, fault);
 	if (rc != 0) {
-		/* waiters see the error; the next reader tries afresh */
-		e->err = rc;
-		a->slot[idx] = NULL;
 		if (fault != NULL && rc == -EBADMSG)
 			*fault = e->fault;
-		if (--e->refs == 0)
-			dead = e;
-		pthread_cond_broadcast(&c->cv);
-		pthread_mutex_unlock(&c->mtx);
-		cframe_free(dead);
+		cframe_free(e);
 		return rc;
-	}
-	e->refs++; /* the cache's own */
-	e->cached = 1;
-	TAILQ_INSERT_HEAD(&c->lru, e, lru);
-	c->bytes += len;
-	c->entries++;
-	/* may evict e itself when one frame exceeds the budget: the
-	 * caller's reference keeps it alive until released */
-	while (c->bytes > c->budget &&
-	    (t = TAILQ_LAST(&c->lru, cframe_list)) != NULL) {
-		c->evictions++;
-		if (cache_unlink(c, t) != NULL)
-			TAILQ_INSERT_TAIL(&evicted, t, lru);
-	}
-	pthread_cond_broadcast(&c->cv);
-	pthread_mutex_unlock(&c->mtx);
-	while ((t = TAILQ_FIRST(&evicted)) != NULL) {
-		TAILQ_REMOVE(&evicted, t, lru);
-		cframe_free(t);
 	}
 	*fp = &e->pub;
 	return 0;
