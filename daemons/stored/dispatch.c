@@ -129,12 +129,10 @@ append_result_body(struct ipc_out *o, const struct append_job *job)
 		ipc_nil(o);
 }
 
-/*
- * Writer thread: an APPEND or IMPORT is durable or refused; encode its
- * reply (into w->out), free what the request held, and send it.
- */
-static void
-job_reply(struct append_job *job)
+/* Writer thread: the worker whose job is done, its reply begun with the
+ * job's status (and message, if refused). */
+static struct worker *
+job_reply_begin(struct append_job *job)
 {
 	struct worker *w = (struct worker *)((char *)job -
 	    offsetof(struct worker, job));
@@ -142,6 +140,18 @@ job_reply(struct append_job *job)
 	ipc_out_reset(w->out);
 	ipc_reply_begin(w->out, job->status,
 	    job->status == EF_S_OK ? "ok" : job->msg);
+	return w;
+}
+
+/*
+ * Writer thread: an APPEND or IMPORT is durable or refused; encode its
+ * reply (into w->out), free what the request held, and send it.
+ */
+static void
+job_reply(struct append_job *job)
+{
+	struct worker *w = job_reply_begin(job);
+
 	append_result_body(w->out, job);
 	if (job->status != EF_S_OK)
 		trace_reply(srv_request_id(w->r), job->op, NULL, job->status,
@@ -160,12 +170,8 @@ job_reply(struct append_job *job)
 static void
 rotate_done(struct append_job *job)
 {
-	struct worker *w = (struct worker *)((char *)job -
-	    offsetof(struct worker, job));
+	struct worker *w = job_reply_begin(job);
 
-	ipc_out_reset(w->out);
-	ipc_reply_begin(w->out, job->status,
-	    job->status == EF_S_OK ? "ok" : job->msg);
 	if (job->status == EF_S_OK)
 		ipc_rotate_rep_encode(w->out, &job->rot);
 	else {
@@ -763,6 +769,96 @@ hint_put(uint64_t was, uint64_t pos, uint64_t loc, uint64_t len)
 }
 
 /*
+ * Positions to locations into w->loc, under the lock (the tail's
+ * offsets may be trimmed meanwhile; locations stay valid), and their
+ * pages made present. Returns how many to read: up to and including
+ * the first that could not be looked up (the reply is an error about
+ * it).
+ */
+static uint64_t
+locate_positions(struct worker *w, const uint64_t *pos, uint64_t n)
+{
+	struct stored *sd = w->sd;
+	uint64_t i;
+
+	pthread_rwlock_rdlock(&sd->index.lock);
+	for (i = 0; i < n; i++)
+		if ((w->loc[i] = index_offset(&sd->index, pos[i])) ==
+		    JOURNAL_LOC_BAD) {
+			n = i + 1;
+			break;
+		}
+	pthread_rwlock_unlock(&sd->index.lock);
+	populate_locations(&sd->journal, w->loc, n);
+	return n;
+}
+
+/*
+ * The record of the i-th position of a forward run (encode_positions'
+ * seq): its location walked from the one before (prev_len bytes long),
+ * or looked up, into w->loc[i]; read through this thread's window. NULL
+ * if the window cannot serve it (the caller reads it otherwise).
+ */
+static const uint8_t *
+seq_record(struct worker *w, const uint64_t *pos, uint64_t i, size_t prev_len)
+{
+	struct journal *j = &w->sd->journal;
+
+	journal_pin(j);
+	w->loc[i] = i > 0 ? walk_next(j, w->loc[i - 1], prev_len, pos[i]) :
+	                    hint_take(j, pos[0]);
+	if (w->loc[i] == JOURNAL_LOC_BAD) {
+		/* not under the pin: the index pins itself */
+		journal_unpin();
+		w->loc[i] = lookup_location(w->sd, pos[i]);
+		journal_pin(j);
+	}
+	if (w->loc[i] == JOURNAL_LOC_BAD)
+		return NULL;
+	return readwin_at(j->segs[w->loc[i] >> JOURNAL_OFF_BITS],
+	    w->loc[i] & JOURNAL_OFF_MASK);
+}
+
+/* Why encode_positions stopped short. */
+enum read_bad {
+	READ_OK,
+	READ_CHECKSUM, /* a record does not decode */
+	READ_LOST,     /* a record could not be read (journal_fault) */
+	READ_ELSEWHERE /* a walk or the index led to another position */
+};
+
+/* The error reply for a read that stopped at position pos (ev: the
+ * event read there, for READ_ELSEWHERE). */
+static void
+read_fail(struct worker *w, enum read_bad bad, uint64_t pos,
+    const struct ef_event *ev)
+{
+	uint64_t found;
+
+	if (bad == READ_LOST) {
+		srv_error(w->r, EF_S_DATA_LOSS,
+		    "reading position %" PRIu64 ": %s", pos, journal_fault());
+		return;
+	}
+	if (bad == READ_ELSEWHERE) {
+		found = ev->global_position;
+		log_warnx("journal: the record read for position %" PRIu64
+		          " holds position %" PRIu64,
+		    pos, found);
+		srv_error(w->r, EF_S_DATA_LOSS,
+		    "reading position %" PRIu64
+		    ": the log holds position %" PRIu64 " there",
+		    pos, found);
+		return;
+	}
+	log_warnx("journal: checksum mismatch at position %" PRIu64, pos);
+	srv_error(w->r, EF_S_DATA_LOSS,
+	    "checksum mismatch reading "
+	    "position %" PRIu64,
+	    pos);
+}
+
+/*
  * Encodes the events at positions pos[0..n) (offsets looked up) into a
  * reply message of their size (srv_reply_msg), sent as it is: no buffer in
  * between and no copy. seq: the positions run forward through the log
@@ -777,23 +873,13 @@ encode_positions(struct worker *w, const uint64_t *pos, uint64_t n,
 {
 	struct stored *sd = w->sd;
 	struct ef_event ev;
+	enum read_bad bad = READ_OK;
 	nng_msg *m;
 	uint64_t i, bytes = 0, keep = 0;
 	size_t len = 0, at;
-	int bad = 0;
 
-	/* positions to locations, under the lock (the tail's offsets may be
-	 * trimmed meanwhile); locations stay valid */
-	pthread_rwlock_rdlock(&sd->index.lock);
-	for (i = 0; i < n && !seq; i++)
-		if ((w->loc[i] = index_offset(&sd->index, pos[i])) ==
-		    JOURNAL_LOC_BAD) {
-			n = i + 1; /* the reply is an error about this one */
-			break;
-		}
-	pthread_rwlock_unlock(&sd->index.lock);
 	if (!seq)
-		populate_locations(&sd->journal, w->loc, n);
+		n = locate_positions(w, pos, n);
 	if (nng_msg_alloc(&m,
 	        n * 512 < sd->conf.max_read_bytes ?
 	            n * 512 :
@@ -812,34 +898,19 @@ encode_positions(struct worker *w, const uint64_t *pos, uint64_t n,
 	ipc_reply_begin(w->out, EF_S_OK, "ok");
 	at = ipc_read_rep_begin_open(w->out);
 	for (i = 0; i < n; i++) {
-		bool checked;
-		const uint8_t *rec;
+		bool checked = false;
+		const uint8_t *rec = NULL;
 		uint64_t sz;
 
-		rec = NULL;
-		checked = false;
-		if (seq) {
-			journal_pin(&sd->journal);
-			w->loc[i] = i > 0 ? walk_next(&sd->journal,
-			                        w->loc[i - 1], len, pos[i]) :
-			                    hint_take(&sd->journal, pos[0]);
-			if (w->loc[i] == JOURNAL_LOC_BAD) {
-				/* not under the pin: the index pins itself */
-				journal_unpin();
-				w->loc[i] = lookup_location(sd, pos[i]);
-				journal_pin(&sd->journal);
-			}
-			if (w->loc[i] != JOURNAL_LOC_BAD)
-				rec = readwin_at(sd->journal.segs[w->loc[i] >>
-				                     JOURNAL_OFF_BITS],
-				    w->loc[i] & JOURNAL_OFF_MASK);
-		} else if (i + PREFETCH < n &&
+		if (seq)
+			rec = seq_record(w, pos, i, len);
+		else if (i + PREFETCH < n &&
 		    w->loc[i + PREFETCH] != JOURNAL_LOC_BAD)
 			prefetch_location(&sd->journal, w->loc[i + PREFETCH]);
 		if (rec == NULL &&
 		    (rec = journal_at_checked(&sd->journal, w->loc[i],
 		         &checked)) == NULL) {
-			bad = 2;
+			bad = READ_LOST;
 			break;
 		}
 		/* >= the event's encoded size (ipc_event_wire_size) */
@@ -848,11 +919,11 @@ encode_positions(struct worker *w, const uint64_t *pos, uint64_t n,
 			break;
 		if (record_decode(rec, RECORD_MAX, &ev, &len, !checked) !=
 		    REC_OK) {
-			bad = 1;
+			bad = READ_CHECKSUM;
 			break;
 		}
 		if (seq && ev.global_position != pos[i]) {
-			bad = 3; /* a walk or the index led elsewhere */
+			bad = READ_ELSEWHERE;
 			break;
 		}
 		ipc_event_encode(w->out, &ev);
@@ -870,32 +941,9 @@ encode_positions(struct worker *w, const uint64_t *pos, uint64_t n,
 	if (!bad)
 		ipc_read_rep_end(w->out, head, has_last, last);
 	m = ipc_out_msg_end(w->out);
-	if (bad == 2) {
-		nng_msg_free(m);
-		srv_error(w->r, EF_S_DATA_LOSS,
-		    "reading position %" PRIu64 ": %s", pos[i],
-		    journal_fault());
-		return;
-	}
-	if (bad == 3) {
-		nng_msg_free(m);
-		log_warnx("journal: the record read for position %" PRIu64
-		          " holds position %" PRIu64,
-		    pos[i], ev.global_position);
-		srv_error(w->r, EF_S_DATA_LOSS,
-		    "reading position %" PRIu64
-		    ": the log holds position %" PRIu64 " there",
-		    pos[i], ev.global_position);
-		return;
-	}
 	if (bad) {
 		nng_msg_free(m);
-		log_warnx("journal: checksum mismatch at position %" PRIu64,
-		    pos[i]);
-		srv_error(w->r, EF_S_DATA_LOSS,
-		    "checksum mismatch reading "
-		    "position %" PRIu64,
-		    pos[i]);
+		read_fail(w, bad, pos[i], &ev);
 		return;
 	}
 	srv_reply_msg(w->r, m);
