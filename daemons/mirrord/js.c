@@ -15,6 +15,7 @@
  * An ack with another sequence, or any failure, marks md->failed: the
  * follower drains and resumes after the stream's last sequence.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -113,6 +114,30 @@ on_reconnected(natsConnection *nc, void *arg)
 	log_info("NATS: connected to %s", url);
 }
 
+/* NATS's status s as a negative errno (translated here, once). */
+static int
+nats_errno(natsStatus s)
+{
+	switch (s) {
+	case NATS_OK:
+		return 0;
+	case NATS_NO_MEMORY:
+		return -ENOMEM;
+	case NATS_TIMEOUT:
+		return -ETIMEDOUT;
+	case NATS_NOT_FOUND:
+		return -ENOENT;
+	case NATS_INVALID_ARG:
+		return -EINVAL;
+	case NATS_NO_SERVER:
+	case NATS_CONNECTION_CLOSED:
+	case NATS_CONNECTION_DISCONNECTED:
+		return -ENOTCONN;
+	default:
+		return -EIO;
+	}
+}
+
 int
 js_open(struct mirror *m, char *err, size_t errlen)
 {
@@ -128,7 +153,7 @@ js_open(struct mirror *m, char *err, size_t errlen)
 		snprintf(err, errlen, "nats_url \"%s\": no URL",
 		    md->conf.nats_url);
 		urllist_free(urls);
-		return -1;
+		return -EINVAL;
 	}
 	if ((s = natsOptions_Create(&o)) != NATS_OK ||
 	    (s = natsOptions_SetServers(o, (const char **)urls, n)) !=
@@ -166,7 +191,7 @@ fail:
 	    natsStatus_GetText(s));
 	natsOptions_Destroy(o);
 	urllist_free(urls);
-	return -1;
+	return nats_errno(s) != 0 ? nats_errno(s) : -EIO;
 }
 
 void
@@ -207,7 +232,7 @@ parse_retention(const char *s, jsRetentionPolicy *p)
 	else if (strcmp(s, "workqueue") == 0)
 		*p = js_WorkQueuePolicy;
 	else
-		return -1;
+		return -EINVAL;
 	return 0;
 }
 
@@ -226,21 +251,21 @@ js_check_conf(struct mirror *m, char *err, size_t errlen)
 		    "nats_url \"%s\": no URL (nats://HOST:"
 		    "PORT, comma-separated)",
 		    md->conf.nats_url);
-		return -1;
+		return -EINVAL;
 	}
 	if (parse_retention(md->conf.retention, &p) != 0) {
 		snprintf(err, errlen,
 		    "retention %s: not limits, interest or "
 		    "workqueue",
 		    md->conf.retention);
-		return -1;
+		return -EINVAL;
 	}
 	if (md->conf.replicas < 1 || md->conf.replicas > 5) {
 		snprintf(err, errlen,
 		    "replicas %" PRIu64 ": JetStream takes "
 		    "1 to 5",
 		    md->conf.replicas);
-		return -1;
+		return -EINVAL;
 	}
 	if (*md->conf.subject_prefix == '\0' ||
 	    strpbrk(md->conf.subject_prefix, " \t*>\"\\") != NULL ||
@@ -250,7 +275,7 @@ js_check_conf(struct mirror *m, char *err, size_t errlen)
 		    "subject_prefix \"%s\": a subject "
 		    "without spaces, wildcards, quotes or a trailing dot",
 		    md->conf.subject_prefix);
-		return -1;
+		return -EINVAL;
 	}
 	if (*md->conf.stream == '\0' ||
 	    strpbrk(md->conf.stream, " \t.*>/\\\"") != NULL) {
@@ -258,7 +283,7 @@ js_check_conf(struct mirror *m, char *err, size_t errlen)
 		    "stream \"%s\": a JetStream stream name "
 		    "has no spaces, dots, wildcards, slashes or quotes",
 		    md->conf.stream);
-		return -1;
+		return -EINVAL;
 	}
 	return 0;
 }
@@ -295,13 +320,14 @@ js_resume(uint64_t *last_seq, uint8_t id[16], int *has_id, char *err,
 	jsErrCode je = 0;
 	const char *v = NULL;
 	natsStatus s;
-	int rc = -1;
+	int rc = -EIO;
 
 	*has_id = 0;
 	s = js_GetStreamInfo(&si, md->js, md->conf.stream, NULL, &je);
 	if (s == NATS_NOT_FOUND || je == JSStreamNotFoundErr) {
 		je = 0;
 		if ((s = stream_create(&si, &je)) != NATS_OK) {
+			rc = nats_errno(s);
 			snprintf(err, errlen,
 			    "cannot create stream %s: %s "
 			    "(JetStream error %d)",
@@ -313,6 +339,7 @@ js_resume(uint64_t *last_seq, uint8_t id[16], int *has_id, char *err,
 		    md->conf.stream, md->conf.subject_prefix,
 		    md->conf.replicas, md->conf.retention);
 	} else if (s != NATS_OK) {
+		rc = nats_errno(s);
 		snprintf(err, errlen, "stream %s: %s (JetStream error %d)",
 		    md->conf.stream, natsStatus_GetText(s), (int)je);
 		goto out;
@@ -328,6 +355,7 @@ js_resume(uint64_t *last_seq, uint8_t id[16], int *has_id, char *err,
 		goto out;
 	}
 	if (s != NATS_OK) {
+		rc = nats_errno(s);
 		snprintf(err, errlen, "stream %s, message %" PRIu64 ": %s",
 		    md->conf.stream, *last_seq, natsStatus_GetText(s));
 		goto out;

@@ -20,6 +20,7 @@
  *   eventfold_mirror_info{stream,subjects,cluster,leader,nats} 1
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <netdb.h>
 #include <stdarg.h>
@@ -173,7 +174,7 @@ metrics_start(struct mirror *m, char *err, size_t errlen)
 	    *port == '\0') {
 		snprintf(err, errlen, "metrics_listen %s: expected HOST:PORT",
 		    md->conf.metrics_listen);
-		return -1;
+		return -EINVAL;
 	}
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_socktype = SOCK_STREAM;
@@ -181,7 +182,7 @@ metrics_start(struct mirror *m, char *err, size_t errlen)
 	if ((rc = getaddrinfo(*host ? host : NULL, port, &hints, &ai)) != 0) {
 		snprintf(err, errlen, "metrics_listen %s: %s",
 		    md->conf.metrics_listen, gai_strerror(rc));
-		return -1;
+		return -EADDRNOTAVAIL;
 	}
 	if (ai->ai_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
@@ -195,7 +196,7 @@ metrics_start(struct mirror *m, char *err, size_t errlen)
 		    "cannot listen on %s for /metrics (in "
 		    "use?)",
 		    md->conf.metrics_listen);
-		return -1;
+		return -EADDRINUSE;
 	}
 	log_info("metrics on http://%s/metrics", md->conf.metrics_listen);
 	return 0;
