@@ -247,6 +247,22 @@ job_fail(struct append_job *job, int status, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* Has stored event s this type, metadata and payload? */
+static int
+same_body(const struct ef_event *s, const void *type, uint32_t type_len,
+    const uint8_t *metadata, uint32_t metadata_len, const uint8_t *payload,
+    uint32_t payload_len)
+{
+	return s->type_len == type_len &&
+	    memcmp(s->type, type, type_len) == 0 &&
+	    s->metadata_len == metadata_len &&
+	    (metadata_len == 0 ||
+	        memcmp(s->metadata, metadata, metadata_len) == 0) &&
+	    s->payload_len == payload_len &&
+	    (payload_len == 0 ||
+	        memcmp(s->payload, payload, payload_len) == 0);
+}
+
 /* Does the stored event at rec equal proposed event p of stream sid? */
 static int
 same_event(const uint8_t *rec, const uint8_t sid[UUID_LEN],
@@ -258,14 +274,8 @@ same_event(const uint8_t *rec, const uint8_t sid[UUID_LEN],
 	if (record_decode(rec, RECORD_MAX, &ev, &len, 0) != REC_OK)
 		return 0;
 	return memcmp(ev.stream_id, sid, UUID_LEN) == 0 &&
-	    ev.type_len == p->type.len &&
-	    memcmp(ev.type, p->type.ptr, p->type.len) == 0 &&
-	    ev.metadata_len == p->metadata_len &&
-	    (p->metadata_len == 0 ||
-	        memcmp(ev.metadata, p->metadata, p->metadata_len) == 0) &&
-	    ev.payload_len == p->payload_len &&
-	    (p->payload_len == 0 ||
-	        memcmp(ev.payload, p->payload, p->payload_len) == 0);
+	    same_body(&ev, p->type.ptr, p->type.len, p->metadata,
+	        p->metadata_len, p->payload, p->payload_len);
 }
 
 static uint64_t
@@ -472,14 +482,9 @@ same_import(const uint8_t *rec, const struct ef_event *ev, int keep)
 	return memcmp(s.stream_id, ev->stream_id, UUID_LEN) == 0 &&
 	    s.stream_version == ev->stream_version &&
 	    (!keep || s.global_position == ev->global_position) &&
-	    s.recorded_at == ev->recorded_at && s.type_len == ev->type_len &&
-	    memcmp(s.type, ev->type, ev->type_len) == 0 &&
-	    s.metadata_len == ev->metadata_len &&
-	    (ev->metadata_len == 0 ||
-	        memcmp(s.metadata, ev->metadata, ev->metadata_len) == 0) &&
-	    s.payload_len == ev->payload_len &&
-	    (ev->payload_len == 0 ||
-	        memcmp(s.payload, ev->payload, ev->payload_len) == 0);
+	    s.recorded_at == ev->recorded_at &&
+	    same_body(&s, ev->type, ev->type_len, ev->metadata,
+	        ev->metadata_len, ev->payload, ev->payload_len);
 }
 
 /*
@@ -648,13 +653,11 @@ job_finish(struct append_job *job)
  */
 struct writer {
 	struct stored *sd;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
+	struct bgthread bg; /* the thread; its lock and condition guard
+	                     * the queue; bg.exit: drain and exit */
 	struct append_job *head, **tail;
 	uint64_t len;  /* callers (messages) in the queue */
 	uint64_t beat; /* mono_ms() of the last commit; atomic */
-	int exit;      /* drain and exit */
-	pthread_t thread;
 };
 
 /* ---- ordered import runs (top comment); writer thread only ---- */
@@ -845,7 +848,7 @@ held_expire(struct writer *w)
 		else if (r->failed_at != SEQ_NONE && h->seq > r->failed_at)
 			job_fail_after(h, r);
 		else if (__atomic_load_n(&sd->stopping, __ATOMIC_RELAXED) ||
-		    w->exit)
+		    w->bg.exit)
 			job_fail(h, EF_S_UNAVAILABLE,
 			    "stored is shutting down: "
 			    "nothing of import request %" PRIu64
@@ -1045,8 +1048,8 @@ gather(struct writer *w, uint64_t want, uint64_t wait_us)
 	if (want <= 1 || w->len >= want || wait_us == 0)
 		return;
 	clock_deadline_us(&dl, wait_us);
-	while (w->len < want && !w->exit)
-		if (pthread_cond_timedwait(&w->cv, &w->mu, &dl) != 0)
+	while (w->len < want && !w->bg.exit)
+		if (pthread_cond_timedwait(&w->bg.cv, &w->bg.mu, &dl) != 0)
 			break;
 }
 
@@ -1063,25 +1066,25 @@ queue_take(struct writer *w, uint64_t want, uint64_t wait_us, uint64_t *taken,
 	struct timespec dl;
 
 	*done = false;
-	pthread_mutex_lock(&w->mu);
-	while (w->head == NULL && !w->exit) {
+	pthread_mutex_lock(&w->bg.mu);
+	while (w->head == NULL && !w->bg.exit) {
 		if (held == NULL) {
-			pthread_cond_wait(&w->cv, &w->mu);
+			pthread_cond_wait(&w->bg.cv, &w->bg.mu);
 			continue;
 		}
 		clock_deadline_us(&dl, 50000);
-		if (pthread_cond_timedwait(&w->cv, &w->mu, &dl) != 0)
+		if (pthread_cond_timedwait(&w->bg.cv, &w->bg.mu, &dl) != 0)
 			break;
 	}
 	if (w->head == NULL) {
-		*done = w->exit && held == NULL;
-		pthread_mutex_unlock(&w->mu);
+		*done = w->bg.exit && held == NULL;
+		pthread_mutex_unlock(&w->bg.mu);
 		return NULL;
 	}
 	if (faultpoint("writer.stall")) {
 		/* tests: a writer that makes no progress, with work
 		 * waiting (the watchdog must stop, stored.c) */
-		pthread_mutex_unlock(&w->mu);
+		pthread_mutex_unlock(&w->bg.mu);
 		nanosleep(&(struct timespec){ 0, 20 * 1000 * 1000 }, NULL);
 		return NULL;
 	}
@@ -1091,7 +1094,7 @@ queue_take(struct writer *w, uint64_t want, uint64_t wait_us, uint64_t *taken,
 	w->head = NULL;
 	w->tail = &w->head;
 	w->len = 0;
-	pthread_mutex_unlock(&w->mu);
+	pthread_mutex_unlock(&w->bg.mu);
 	return jobs;
 }
 
@@ -1101,7 +1104,7 @@ queue_put_back(struct writer *w, struct append_job *j, uint64_t *taken)
 {
 	struct append_job *t = j;
 
-	pthread_mutex_lock(&w->mu);
+	pthread_mutex_lock(&w->bg.mu);
 	while (t->next != NULL)
 		t = t->next;
 	t->next = w->head;
@@ -1112,7 +1115,7 @@ queue_put_back(struct writer *w, struct append_job *j, uint64_t *taken)
 		w->len += (uint64_t)t->caller;
 		*taken -= (uint64_t)t->caller;
 	}
-	pthread_mutex_unlock(&w->mu);
+	pthread_mutex_unlock(&w->bg.mu);
 }
 
 /* An empty batch sized for the events of jobs, at the index's head. */
@@ -1233,9 +1236,9 @@ writer_main(void *arg)
 		/* Concurrency estimate for the next batch: the callers just
 		 * answered (they come back within a round trip) plus those
 		 * already waiting. */
-		pthread_mutex_lock(&w->mu);
+		pthread_mutex_lock(&w->bg.mu);
 		want = taken + w->len;
-		pthread_mutex_unlock(&w->mu);
+		pthread_mutex_unlock(&w->bg.mu);
 		wait_us = (t1 - t0) / 2 < GATHER_MAX_US ? (t1 - t0) / 2 :
 		                                          GATHER_MAX_US;
 	}
@@ -1255,14 +1258,12 @@ writer_start(struct stored *sd)
 	if ((w = calloc(1, sizeof(*w))) == NULL)
 		return -ENOMEM;
 	w->sd = sd;
-	pthread_mutex_init(&w->mu, NULL);
-	pthread_cond_init(&w->cv, NULL);
 	w->beat = mono_ms();
 	w->head = NULL;
 	w->tail = &w->head;
-	if ((rc = pthread_create(&w->thread, NULL, writer_main, w)) != 0) {
+	if ((rc = bgthread_start(&w->bg, writer_main, w)) != 0) {
 		free(w);
-		return -rc;
+		return rc;
 	}
 	sd->writer = w;
 	return 0;
@@ -1288,12 +1289,12 @@ writer_submit_list(struct stored *sd, struct append_job *first, uint64_t n)
 		last->caller = 0;
 	}
 	last->next = NULL;
-	pthread_mutex_lock(&w->mu);
+	pthread_mutex_lock(&w->bg.mu);
 	*w->tail = first;
 	w->tail = &last->next;
 	w->len++;
-	pthread_cond_signal(&w->cv);
-	pthread_mutex_unlock(&w->mu);
+	pthread_cond_signal(&w->bg.cv);
+	pthread_mutex_unlock(&w->bg.mu);
 }
 
 void
@@ -1301,9 +1302,9 @@ writer_load(struct stored *sd, uint64_t *waiting, uint64_t *beat_ms)
 {
 	struct writer *w = sd->writer;
 
-	pthread_mutex_lock(&w->mu);
+	pthread_mutex_lock(&w->bg.mu);
 	*waiting = w->len;
-	pthread_mutex_unlock(&w->mu);
+	pthread_mutex_unlock(&w->bg.mu);
 	*beat_ms = __atomic_load_n(&w->beat, __ATOMIC_RELAXED);
 }
 
@@ -1314,13 +1315,9 @@ writer_stop(struct stored *sd)
 
 	if (w == NULL)
 		return;
-	pthread_mutex_lock(&w->mu);
-	w->exit = 1;
-	pthread_cond_signal(&w->cv);
-	pthread_mutex_unlock(&w->mu);
-	pthread_join(w->thread, NULL);
-	pthread_mutex_destroy(&w->mu);
-	pthread_cond_destroy(&w->cv);
+	bgthread_stop(&w->bg);
+	pthread_mutex_destroy(&w->bg.mu);
+	pthread_cond_destroy(&w->bg.cv);
 	free(w);
 	sd->writer = NULL;
 }
