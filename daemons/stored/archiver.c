@@ -275,25 +275,17 @@ int
 archiver_load(struct journal *j, uint64_t base, int expand_it,
     struct segment **out, uint64_t *size, struct journal_bad *bad)
 {
-	char name[SEGFILE_NAME_MAX], *ap = NULL;
 	struct archive_fault fault;
 	struct archive_stats st;
 	struct segment *s;
 	struct stat sb;
+	char *ap = NULL;
 	int rc;
 
 	*out = NULL;
-	if ((s = calloc(1, sizeof(*s))) == NULL)
+	if ((s = segment_new(j, base)) == NULL)
 		return -ENOMEM;
-	s->fd = -1;
-	s->base = s->next = base;
 	s->zst_only = 1;
-	segfile_name(name, sizeof(name), base);
-	if (asprintf(&s->path, "%s/%s", j->dir, name) < 0) {
-		s->path = NULL;
-		rc = -ENOMEM;
-		goto fail;
-	}
 	if ((ap = arc_path(j->dir, base)) == NULL) {
 		rc = -ENOMEM;
 		goto fail;

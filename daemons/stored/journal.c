@@ -131,6 +131,22 @@ segment_map(struct journal *j, struct segment *s, uint64_t size, int hot)
 	return 0;
 }
 
+struct segment *
+segment_new(const struct journal *j, uint64_t base)
+{
+	struct segment *s;
+
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return NULL;
+	s->fd = -1;
+	s->base = s->next = base;
+	if ((s->path = seg_path(j, base, "")) == NULL) {
+		free(s);
+		return NULL;
+	}
+	return s;
+}
+
 /* Opens the segment file named base (read-write); not mapped yet. */
 static int
 segment_load(struct journal *j, uint64_t base, struct segment **out,
@@ -141,14 +157,8 @@ segment_load(struct journal *j, uint64_t base, struct segment **out,
 	int rc;
 
 	*out = NULL;
-	if ((s = calloc(1, sizeof(*s))) == NULL)
+	if ((s = segment_new(j, base)) == NULL)
 		return -ENOMEM;
-	s->fd = -1;
-	s->base = s->next = base;
-	if ((s->path = seg_path(j, base, "")) == NULL) {
-		rc = -ENOMEM;
-		goto fail;
-	}
 	if ((s->fd = open(s->path, O_RDWR | O_CLOEXEC)) < 0 ||
 	    fstat(s->fd, &sb) != 0) {
 		rc = -errno;

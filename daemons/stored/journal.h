@@ -104,6 +104,11 @@ int journal_open(struct journal *j, const char *data_dir,
     uint64_t segment_size, uint64_t cache_bytes, int repair, uint64_t skip_to,
     journal_visit_fn visit, void *arg, struct journal_bad *bad);
 
+/* A segment named base in j's directory (its path set, no file opened,
+ * fd -1), or NULL if out of memory. Freed by journal_close() once in
+ * segs[], else by free(s->path), free(s). */
+struct segment *segment_new(const struct journal *j, uint64_t base);
+
 /* The index in segs[] of the segment named base (which must exist). */
 uint64_t journal_find(const struct journal *j, uint64_t base);
 
