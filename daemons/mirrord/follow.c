@@ -11,7 +11,7 @@
  * follower waits for what is in flight (js_drain), backs off (100 ms,
  * doubling to 5 s, reset by progress) and starts the next round, which
  * again starts after the stream's last sequence. A failure stops the
- * subscription at once (md.failed is its stop flag), so an event whose
+ * subscription at once (md->failed is its stop flag), so an event whose
  * ack timed out is sent again even if no other event follows it.
  * Nothing is skipped, since the stream is the only record of what was
  * mirrored, and nothing is repeated, since every publish names the
@@ -40,13 +40,17 @@
 #include "log.h"
 #include "mirrord.h"
 
+/* The mirror this file serves, set by its start (js_check_conf,
+ * js_open, follow_start, metrics_start): mirrord.c's. */
+static struct mirror *md;
+
 /* Bounds of the queue: messages and bytes (payload + MSG_OVERHEAD). */
 #define QUEUE_MAX    (1u << 17)
 #define QUEUE_BYTES  (32u << 20)
 #define MSG_OVERHEAD 256
 /* Messages the publisher takes per lock. */
 #define QUEUE_BATCH 64
-/* Waits are sliced: libnats's threads set md.failed without a signal. */
+/* Waits are sliced: libnats's threads set md->failed without a signal. */
 #define QUEUE_SLICE_MS 20
 
 struct queued {
@@ -79,7 +83,7 @@ static int follow_running;
 static int
 given_up(void)
 {
-	return __atomic_load_n(&md.failed, __ATOMIC_ACQUIRE) || md.stopping;
+	return __atomic_load_n(&md->failed, __ATOMIC_ACQUIRE) || md->stopping;
 }
 
 /* Waits on cv (q.mu held) for one slice at most. */
@@ -202,7 +206,7 @@ static int
 on_caught_up(void *arg)
 {
 	log_debug("caught up with the log at position %" PRIu64,
-	    __atomic_load_n(&md.published, __ATOMIC_RELAXED));
+	    __atomic_load_n(&md->published, __ATOMIC_RELAXED));
 	return 0;
 }
 
@@ -216,31 +220,31 @@ follow_main(void *arg)
 	char err[512];
 	int has_id, rc, warned = 0;
 
-	while (!md.stopping) {
+	while (!md->stopping) {
 		if (js_resume(&last, id, &has_id, err, sizeof(err)) != 0) {
 			if (!warned++)
 				log_warnx("%s; retrying", err);
-			nap_ms(backoff);
+			nap_ms(md, backoff);
 			backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
 			continue;
 		}
 		if (warned)
 			log_info("stream %s: resuming after sequence %" PRIu64,
-			    md.conf.stream, last);
+			    md->conf.stream, last);
 		warned = 0;
-		__atomic_store_n(&md.acked, last, __ATOMIC_RELEASE);
-		__atomic_store_n(&md.published, last, __ATOMIC_RELEASE);
-		__atomic_store_n(&md.failed, 0, __ATOMIC_RELEASE);
+		__atomic_store_n(&md->acked, last, __ATOMIC_RELEASE);
+		__atomic_store_n(&md->published, last, __ATOMIC_RELEASE);
+		__atomic_store_n(&md->failed, 0, __ATOMIC_RELEASE);
 		before = last;
 
 		memset(&sp, 0, sizeof(sp));
-		sp.store_url = md.store_url;
-		sp.events_url = md.events_url;
-		sp.page = (uint32_t)md.conf.page;
+		sp.store_url = md->store_url;
+		sp.events_url = md->events_url;
+		sp.page = (uint32_t)md->conf.page;
 		sp.from = last;
 		sp.on_event = on_event;
 		sp.on_caught_up = on_caught_up;
-		sp.stop = &md.failed; /* set also when stopping */
+		sp.stop = &md->failed; /* set also when stopping */
 		sp.check_log = 1;
 		sp.from_id = has_id ? id : NULL;
 		if (pthread_create(&pub_thr, NULL, publish_main, NULL) != 0)
@@ -254,38 +258,39 @@ follow_main(void *arg)
 		queue_clear();
 		js_drain();
 		if (rc == SUB_LOG_CHANGED) {
-			__atomic_store_n(&md.stale, 1, __ATOMIC_RELEASE);
-			__atomic_add_fetch(&md.errors, 1, __ATOMIC_RELAXED);
+			__atomic_store_n(&md->stale, 1, __ATOMIC_RELEASE);
+			__atomic_add_fetch(&md->errors, 1, __ATOMIC_RELAXED);
 			log_warnx(
 			    "stream %s does not end with this log's "
 			    "event at position %" PRIu64 ": it mirrors "
 			    "another log (or this one was restored from an "
 			    "older backup); not publishing, checking again "
 			    "in 10 s (see eventfold-mirrord(8))",
-			    md.conf.stream, last - 1);
-			nap_ms(10000);
+			    md->conf.stream, last - 1);
+			nap_ms(md, 10000);
 			continue;
 		}
-		__atomic_store_n(&md.stale, 0, __ATOMIC_RELEASE);
-		if (md.stopping)
+		__atomic_store_n(&md->stale, 0, __ATOMIC_RELEASE);
+		if (md->stopping)
 			break;
 		if (rc < 0)
 			log_warnx("subscription to the log failed (%d), "
 			          "retrying",
 			    rc);
-		__atomic_add_fetch(&md.resyncs, 1, __ATOMIC_RELAXED);
-		if (__atomic_load_n(&md.acked, __ATOMIC_ACQUIRE) > before)
+		__atomic_add_fetch(&md->resyncs, 1, __ATOMIC_RELAXED);
+		if (__atomic_load_n(&md->acked, __ATOMIC_ACQUIRE) > before)
 			backoff = 100;
-		nap_ms(backoff);
+		nap_ms(md, backoff);
 		backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
 	}
 	return NULL;
 }
 
 void
-follow_start(void)
+follow_start(struct mirror *m)
 {
-	q.cap = md.conf.page < QUEUE_MAX / 2 ? md.conf.page * 2 : QUEUE_MAX;
+	md = m;
+	q.cap = md->conf.page < QUEUE_MAX / 2 ? md->conf.page * 2 : QUEUE_MAX;
 	if (q.cap < 1024)
 		q.cap = 1024;
 	if ((q.ring = calloc(q.cap, sizeof(*q.ring))) == NULL)

@@ -20,6 +20,7 @@
  *   eventfold_mirror_info{stream,subjects,cluster,leader,nats} 1
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <netdb.h>
 #include <stdarg.h>
@@ -34,6 +35,10 @@
 #include "log.h"
 #include "mirrord.h"
 #include "text.h"
+
+/* The mirror this file serves, set by its start (js_check_conf,
+ * js_open, follow_start, metrics_start): mirrord.c's. */
+static struct mirror *md;
 
 static struct MHD_Daemon *mhd;
 
@@ -55,11 +60,11 @@ render(size_t *len)
 	char nats[256];
 
 	text_init(&t, 4096);
-	pthread_mutex_lock(&md.mu);
-	ss = md.ss;
-	pthread_mutex_unlock(&md.mu);
-	pos = __atomic_load_n(&md.acked, __ATOMIC_RELAXED);
-	head = __atomic_load_n(&md.head, __ATOMIC_RELAXED);
+	pthread_mutex_lock(&md->mu);
+	ss = md->ss;
+	pthread_mutex_unlock(&md->mu);
+	pos = __atomic_load_n(&md->acked, __ATOMIC_RELAXED);
+	head = __atomic_load_n(&md->head, __ATOMIC_RELAXED);
 	text_metric(&t, "eventfold_mirror_position", "gauge",
 	    "Log positions below this are in the JetStream stream", pos);
 	text_metric(&t, "eventfold_mirror_store_head", "gauge",
@@ -69,26 +74,26 @@ render(size_t *len)
 	    head > pos ? head - pos : 0);
 	text_metric(&t, "eventfold_mirror_rate_events", "gauge",
 	    "Events mirrored per second over the last second",
-	    __atomic_load_n(&md.rate, __ATOMIC_RELAXED));
+	    __atomic_load_n(&md->rate, __ATOMIC_RELAXED));
 	text_metric(&t, "eventfold_mirror_inflight", "gauge",
 	    "Publishes awaiting their acknowledgement", js_inflight());
 	text_metric(&t, "eventfold_mirror_errors_total", "counter",
 	    "Failed publishes and JetStream requests",
-	    __atomic_load_n(&md.errors, __ATOMIC_RELAXED));
+	    __atomic_load_n(&md->errors, __ATOMIC_RELAXED));
 	text_metric(&t, "eventfold_mirror_resyncs_total", "counter",
 	    "Restarts after the stream's last sequence",
-	    __atomic_load_n(&md.resyncs, __ATOMIC_RELAXED));
+	    __atomic_load_n(&md->resyncs, __ATOMIC_RELAXED));
 	text_metric(&t, "eventfold_mirror_duplicates_total", "counter",
 	    "Publishes JetStream already held (acknowledged as duplicates)",
-	    __atomic_load_n(&md.duplicates, __ATOMIC_RELAXED));
+	    __atomic_load_n(&md->duplicates, __ATOMIC_RELAXED));
 	text_metric(&t, "eventfold_mirror_nats_up", "gauge",
 	    "1 if connected to a NATS server", (uint64_t)js_connected());
 	text_metric(&t, "eventfold_mirror_store_up", "gauge",
 	    "1 if eventfold-stored answered last",
-	    (uint64_t)__atomic_load_n(&md.store_up, __ATOMIC_RELAXED));
+	    (uint64_t)__atomic_load_n(&md->store_up, __ATOMIC_RELAXED));
 	text_metric(&t, "eventfold_mirror_stale", "gauge",
 	    "1 if the stream does not end with this log's events",
-	    (uint64_t)__atomic_load_n(&md.stale, __ATOMIC_RELAXED));
+	    (uint64_t)__atomic_load_n(&md->stale, __ATOMIC_RELAXED));
 	if (ss.known) {
 		text_metric(&t, "eventfold_mirror_stream_messages", "gauge",
 		    "Messages in the stream", ss.msgs);
@@ -103,7 +108,7 @@ render(size_t *len)
 		text_metric(&t, "eventfold_mirror_stream_consumers", "gauge",
 		    "The stream's consumers", ss.consumers);
 	}
-	snprintf(nats, sizeof(nats), "%s", md.conf.nats_url);
+	snprintf(nats, sizeof(nats), "%s", md->conf.nats_url);
 	label(nats);
 	label(ss.subjects);
 	label(ss.cluster);
@@ -114,7 +119,7 @@ render(size_t *len)
 	    "and NATS servers\n# TYPE eventfold_mirror_info gauge\n"
 	    "eventfold_mirror_info{stream=\"%s\",subjects=\"%s\",cluster="
 	    "\"%s\",leader=\"%s\",nats=\"%s\",error=\"%s\"} 1\n",
-	    md.conf.stream, ss.subjects, ss.cluster, ss.leader, nats,
+	    md->conf.stream, ss.subjects, ss.cluster, ss.leader, nats,
 	    ss.error);
 	*len = t.len;
 	return t.buf;
@@ -153,7 +158,7 @@ handler(void *cls, struct MHD_Connection *conn, const char *url,
 }
 
 int
-metrics_start(char *err, size_t errlen)
+metrics_start(struct mirror *m, char *err, size_t errlen)
 {
 	struct addrinfo hints, *ai = NULL;
 	char host[256], port[32];
@@ -161,22 +166,23 @@ metrics_start(char *err, size_t errlen)
 	    MHD_USE_ERROR_LOG;
 	int rc;
 
-	if (*md.conf.metrics_listen == '\0')
+	md = m;
+	if (*md->conf.metrics_listen == '\0')
 		return 0;
-	if (hostport_split(md.conf.metrics_listen, host, sizeof(host), port,
+	if (hostport_split(md->conf.metrics_listen, host, sizeof(host), port,
 	        sizeof(port)) != 0 ||
 	    *port == '\0') {
 		snprintf(err, errlen, "metrics_listen %s: expected HOST:PORT",
-		    md.conf.metrics_listen);
-		return -1;
+		    md->conf.metrics_listen);
+		return -EINVAL;
 	}
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
 	if ((rc = getaddrinfo(*host ? host : NULL, port, &hints, &ai)) != 0) {
 		snprintf(err, errlen, "metrics_listen %s: %s",
-		    md.conf.metrics_listen, gai_strerror(rc));
-		return -1;
+		    md->conf.metrics_listen, gai_strerror(rc));
+		return -EADDRNOTAVAIL;
 	}
 	if (ai->ai_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
@@ -189,10 +195,10 @@ metrics_start(char *err, size_t errlen)
 		snprintf(err, errlen,
 		    "cannot listen on %s for /metrics (in "
 		    "use?)",
-		    md.conf.metrics_listen);
-		return -1;
+		    md->conf.metrics_listen);
+		return -EADDRINUSE;
 	}
-	log_info("metrics on http://%s/metrics", md.conf.metrics_listen);
+	log_info("metrics on http://%s/metrics", md->conf.metrics_listen);
 	return 0;
 }
 

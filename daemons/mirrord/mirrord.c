@@ -74,20 +74,20 @@ static const char usage[] =
     "Environment: EVENTFOLD_LOG_LEVEL or RUST_LOG (error, warn, info, "
     "debug).\n\n";
 
-struct mirror md;
+static struct mirror md;
 
 int
-nap_ms(uint64_t ms)
+nap_ms(struct mirror *m, uint64_t ms)
 {
 	uint64_t end = clock_mono_ms() + ms;
 	struct timespec ts;
 
-	while (!md.stopping && clock_mono_ms() < end) {
+	while (!m->stopping && clock_mono_ms() < end) {
 		ts.tv_sec = 0;
 		ts.tv_nsec = 20 * 1000 * 1000;
 		nanosleep(&ts, NULL);
 	}
-	return md.stopping != 0;
+	return m->stopping != 0;
 }
 
 /* Every second: the log's head, the stream's state, the rate. */
@@ -114,30 +114,28 @@ housekeeping(uint64_t *prev_acked, uint64_t *prev_ms)
 	*prev_ms = t;
 }
 
-int
-main(int argc, char **argv)
+/*
+ * Reads the configuration into md.conf and checks it. Returns -1 to go
+ * on, else the exit status (-n, errors).
+ */
+static int
+configure(int *argc, char **argv, struct conf_opts *opts)
 {
-	struct conf_opts opts;
 	char err[1200];
-	uint64_t prev_acked = 0, prev_ms, last = 0, t;
-	sigset_t set;
-	struct timespec ts = { 0, 250 * 1000 * 1000 };
-	int sig;
 
-	log_init("eventfold-mirrord", 0);
-	if (conf_load(mirror_keys, "mirrord", &md.conf, &argc, argv, &opts,
+	if (conf_load(mirror_keys, "mirrord", &md.conf, argc, argv, opts,
 	        usage) != 0)
 		return 1;
 	if (log_level_from_env() != 0)
 		return 1;
-	if (argc > 1) {
+	if (*argc > 1) {
 		fprintf(stderr,
 		    "eventfold-mirrord: unexpected argument %s "
 		    "(see --help)\n",
 		    argv[1]);
 		return 1;
 	}
-	if (js_check_conf(err, sizeof(err)) != 0) {
+	if (js_check_conf(&md, err, sizeof(err)) != 0) {
 		fprintf(stderr, "eventfold-mirrord: %s\n", err);
 		return 1;
 	}
@@ -147,34 +145,24 @@ main(int argc, char **argv)
 		md.conf.ack_wait_ms = 100;
 	if (md.conf.page == 0)
 		md.conf.page = 1000;
-	if (daemon_conf_check(&opts, mirror_keys, "mirrord", &md.conf))
+	if (daemon_conf_check(opts, mirror_keys, "mirrord", &md.conf))
 		return 0;
-	md.start_ms = clock_mono_ms();
-	pthread_mutex_init(&md.mu, NULL);
+	return -1;
+}
 
-	daemon_signals(&set);
-
-	client_url(md.store_url, sizeof(md.store_url), md.conf.runtime_dir,
-	    STORE_SOCK, md.conf.store_url);
-	client_url(md.events_url, sizeof(md.events_url), md.conf.runtime_dir,
-	    STORE_EVENTS_SOCK, md.conf.events_url);
-	if (client_open(&md.store, md.store_url, 5000) != 0)
-		fatalx("bad store URL %s", md.store_url);
-	if (metrics_start(err, sizeof(err)) != 0)
-		fatalx("%s", err);
-	if (js_open(err, sizeof(err)) != 0)
-		fatalx("%s", err);
-	follow_start();
-	log_info("mirroring %s into stream %s (%s.<stream id>) at %s",
-	    md.store_url, md.conf.stream, md.conf.subject_prefix,
-	    md.conf.nats_url);
-	sd_notify(0, "READY=1");
+/* Until SIGTERM or SIGINT: housekeeping every second. */
+static void
+wait_for_stop(const sigset_t *set)
+{
+	uint64_t prev_acked = 0, prev_ms, last = 0, t;
+	struct timespec ts = { 0, 250 * 1000 * 1000 };
+	int sig;
 
 	prev_ms = clock_mono_ms();
 	for (;;) {
-		sig = sigtimedwait(&set, NULL, &ts);
+		sig = sigtimedwait(set, NULL, &ts);
 		if (sig == SIGTERM || sig == SIGINT)
-			break;
+			return;
 		if (sig == SIGHUP)
 			log_info("SIGHUP: nothing to reload (restart for new "
 			         "settings)");
@@ -188,6 +176,42 @@ main(int argc, char **argv)
 			last = t;
 		}
 	}
+}
+
+int
+main(int argc, char **argv)
+{
+	struct conf_opts opts;
+	char err[1200];
+	sigset_t set;
+	int rc;
+
+	log_init("eventfold-mirrord", 0);
+	if ((rc = configure(&argc, argv, &opts)) >= 0)
+		return rc;
+	md.start_ms = clock_mono_ms();
+	pthread_mutex_init(&md.mu, NULL);
+
+	daemon_signals(&set);
+
+	client_url(md.store_url, sizeof(md.store_url), md.conf.runtime_dir,
+	    STORE_SOCK, md.conf.store_url);
+	client_url(md.events_url, sizeof(md.events_url), md.conf.runtime_dir,
+	    STORE_EVENTS_SOCK, md.conf.events_url);
+	if (client_open(&md.store, md.store_url, 5000) != 0)
+		fatalx("bad store URL %s", md.store_url);
+	if (metrics_start(&md, err, sizeof(err)) != 0)
+		fatalx("%s", err);
+	if (js_open(&md, err, sizeof(err)) != 0)
+		fatalx("%s", err);
+	follow_start(&md);
+	log_info("mirroring %s into stream %s (%s.<stream id>) at %s",
+	    md.store_url, md.conf.stream, md.conf.subject_prefix,
+	    md.conf.nats_url);
+	sd_notify(0, "READY=1");
+
+	wait_for_stop(&set);
+
 	log_info("stopping");
 	sd_notify(0, "STOPPING=1");
 	md.stopping = 1;

@@ -89,26 +89,25 @@ struct mirror {
 	uint64_t start_ms;
 };
 
-extern struct mirror md;
-
 /* Sleeps ms, waking early (returning 1) if the daemon is stopping. */
-int nap_ms(uint64_t ms);
+int nap_ms(struct mirror *md, uint64_t ms);
 
 /* js.c */
-/* Connects (retrying in the background if NATS is not there yet). */
-int js_open(char *err, size_t errlen);
+/* Connects (retrying in the background if NATS is not there yet). 0,
+ * or a negative errno with err filled. */
+int js_open(struct mirror *md, char *err, size_t errlen);
 void js_close(void);
 /*
  * Finds the stream (creating it if missing) and its last message:
  * *last_seq, and the event id that message carries (*has_id 0 if none
- * or the stream is empty). 0, or -1 with err filled (NATS unreachable,
- * a refused configuration).
+ * or the stream is empty). 0, or a negative errno with err filled
+ * (NATS unreachable, a refused configuration).
  */
 int js_resume(uint64_t *last_seq, uint8_t id[16], int *has_id, char *err,
     size_t errlen);
 /*
  * Builds the message of ev (payload and headers) into *mp, the
- * caller's until js_send. 0; 1 on a failure (counted, md.failed set).
+ * caller's until js_send. 0; 1 on a failure (counted, md->failed set).
  * Not thread-safe: one encoding buffer, the reader's.
  */
 int js_message(const struct ef_event *ev, natsMsg **mp);
@@ -120,19 +119,22 @@ int js_message(const struct ef_event *ev, natsMsg **mp);
 int js_send(natsMsg *m, uint64_t position);
 /* Waits up to ack_wait_ms for the publishes in flight; drops the rest. */
 void js_drain(void);
-/* Checks the stream settings of the configuration. 0 or -1 with err. */
-int js_check_conf(char *err, size_t errlen);
-/* Refreshes md.ss from JetStream. */
+/* Checks the stream settings of the configuration. 0 or -EINVAL with
+ * err. */
+int js_check_conf(struct mirror *md, char *err, size_t errlen);
+/* Refreshes md->ss from JetStream. */
 void js_refresh(void);
 int js_connected(void);
 uint64_t js_inflight(void);
 
 /* follow.c */
-void follow_start(void);
+void follow_start(struct mirror *md);
 void follow_stop(void);
 
 /* metrics.c */
-int metrics_start(char *err, size_t errlen);
+/* Serves /metrics on metrics_listen (none if ""). 0, or -EINVAL (not
+ * HOST:PORT), -EADDRNOTAVAIL, -EADDRINUSE, with err filled. */
+int metrics_start(struct mirror *md, char *err, size_t errlen);
 void metrics_stop(void);
 
 #endif

@@ -77,14 +77,6 @@ struct archive_cache {
 	int ndctx;
 };
 
-void (*archive_crash_point)(const char *name);
-
-#define CRASH_POINT(name)                                                     \
-	do {                                                                  \
-		if (archive_crash_point != NULL)                              \
-			archive_crash_point(name);                            \
-	} while (0)
-
 struct archive {
 	int fd;
 	struct archive_cache *cache;
@@ -171,7 +163,7 @@ zstd_errno(size_t r)
  * Writing.
  */
 
-struct writer {
+struct zwriter {
 	int fd;
 	ZSTD_CCtx *cctx;
 	uint8_t *out;
@@ -181,10 +173,17 @@ struct writer {
 	size_t table_cap;
 	uint32_t frames;
 	uint64_t comp_bytes;
+	void (*crash_point)(const char *name); /* archive_opts */
 };
 
+#define CRASH_POINT(w, name)                                                  \
+	do {                                                                  \
+		if ((w)->crash_point != NULL)                                 \
+			(w)->crash_point(name);                               \
+	} while (0)
+
 static int
-writer_frame(struct writer *w, const uint8_t *src, size_t len)
+zw_frame(struct zwriter *w, const uint8_t *src, size_t len)
 {
 	size_t bound = ZSTD_compressBound(len), r;
 	uint8_t *p;
@@ -223,12 +222,12 @@ writer_frame(struct writer *w, const uint8_t *src, size_t len)
 	w->table_len += ARCHIVE_ENTRY;
 	w->frames++;
 	w->comp_bytes += r;
-	CRASH_POINT("archive.frame");
+	CRASH_POINT(w, "archive.frame");
 	return 0;
 }
 
 static int
-writer_table(struct writer *w)
+zw_table(struct zwriter *w)
 {
 	uint8_t hdr[8], foot[ARCHIVE_FOOTER];
 	int rc;
@@ -246,24 +245,153 @@ writer_table(struct writer *w)
 	return 0;
 }
 
+/* A plain segment to archive, mapped whole. */
+struct plain_seg {
+	int fd;
+	const uint8_t *map;
+	uint64_t size;
+	uint64_t base;
+};
+
+/* Opens and maps dirfd/plain and checks its file header: 0, -EBADMSG
+ * (damaged at offset 0) or -errno. plain_unmap() in any case. */
+static int
+plain_map(struct plain_seg *p, int dirfd, const char *plain)
+{
+	struct stat sb;
+	const uint8_t *map;
+
+	if ((p->fd = openat(dirfd, plain, O_RDONLY | O_CLOEXEC)) < 0)
+		return -errno;
+	if (fstat(p->fd, &sb) != 0)
+		return -errno;
+	p->size = (uint64_t)sb.st_size;
+	if (p->size < LOGFILE_HDR)
+		return -EBADMSG;
+	map = mmap(NULL, p->size, PROT_READ, MAP_SHARED, p->fd, 0);
+	if (map == MAP_FAILED)
+		return -errno;
+	p->map = map;
+	(void)madvise((void *)map, p->size, MADV_SEQUENTIAL);
+	if (logfile_hdr_decode(map, p->size, &p->base) != REC_OK)
+		return -EBADMSG;
+	return 0;
+}
+
+static void
+plain_unmap(struct plain_seg *p)
+{
+	if (p->map != NULL)
+		munmap((void *)p->map, p->size);
+	if (p->fd >= 0)
+		close(p->fd);
+}
+
+/* The compression context at level, and dirfd/tmp created for writing. */
+static int
+zw_open(struct zwriter *w, int level, int dirfd, const char *tmp)
+{
+	size_t r;
+
+	if ((w->cctx = ZSTD_createCCtx()) == NULL)
+		return -ENOMEM;
+	if (ZSTD_isError(r = ZSTD_CCtx_setParameter(w->cctx,
+	                     ZSTD_c_compressionLevel, level)) ||
+	    ZSTD_isError(
+	        r = ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_checksumFlag, 1)) ||
+	    ZSTD_isError(r = ZSTD_CCtx_setParameter(w->cctx,
+	                     ZSTD_c_contentSizeFlag, 1)))
+		return zstd_errno(r);
+	w->fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+	    0640);
+	if (w->fd < 0)
+		return -errno;
+	return 0;
+}
+
+/*
+ * Frames of whole batches of p (the file header rides in the first),
+ * each verified on the way, then the seek table. -EBADMSG with *bad_off
+ * at the first batch that does not verify.
+ */
+static int
+zw_segment(struct zwriter *w, const struct plain_seg *p, uint32_t frame_size,
+    uint64_t *bad_off)
+{
+	struct batch_hdr h;
+	uint64_t pos = p->base, start = 0, off = LOGFILE_HDR, len;
+	int rc;
+
+	while (off < p->size) {
+		if (batch_verify(p->map, p->size, off, pos, 1, &len) != 0) {
+			*bad_off = off;
+			return -EBADMSG;
+		}
+		(void)batch_hdr_decode(p->map + off, p->size - off, &h);
+		pos += h.count;
+		off += len;
+		if (off - start >= frame_size) {
+			if ((rc = zw_frame(w, p->map + start,
+			         (size_t)(off - start))) != 0)
+				return rc;
+			start = off;
+		}
+	}
+	if (off > start &&
+	    (rc = zw_frame(w, p->map + start, (size_t)(off - start))) != 0)
+		return rc;
+	if ((rc = zw_table(w)) != 0)
+		return rc;
+	CRASH_POINT(w, "archive.table");
+	return 0;
+}
+
+/*
+ * Durable under the temp name, then under the final one. *tmp_made is
+ * cleared once tmp is renamed.
+ */
+static int
+zw_commit(struct zwriter *w, int dirfd, const char *tmp, const char *name,
+    int *tmp_made)
+{
+	int rc;
+
+	if (fsync(w->fd) != 0)
+		return -errno;
+	rc = close(w->fd);
+	w->fd = -1;
+	if (rc != 0)
+		return -errno;
+	CRASH_POINT(w, "archive.fsync");
+	if (renameat(dirfd, tmp, dirfd, name) != 0)
+		return -errno;
+	*tmp_made = 0;
+	CRASH_POINT(w, "archive.rename");
+	/* the rename may or may not survive a crash; the plain segment
+	 * must stay, and cleanup settles it at startup */
+	if (fsync(dirfd) != 0)
+		return -errno;
+	CRASH_POINT(w, "archive.dir_fsync");
+	return 0;
+}
+
 int
 archive_write(int dirfd, const char *plain, const struct archive_opts *o,
     struct archive_stats *st, uint64_t *bad_off)
 {
-	struct writer w = { .fd = -1 };
-	struct batch_hdr h;
-	struct stat sb;
+	struct zwriter w = { .fd = -1 };
+	struct plain_seg p = { .fd = -1 };
 	char name[4096], tmp[4096];
-	const uint8_t *map = NULL;
-	uint64_t size = 0, off, start, pos, len, base;
 	uint32_t frame_size = ARCHIVE_FRAME_SIZE;
-	int level = ARCHIVE_LEVEL, src = -1, rc, tmp_made = 0;
-	size_t r;
+	uint64_t bad = 0;
+	int level = ARCHIVE_LEVEL, rc, tmp_made = 0;
 
 	if (o != NULL && o->frame_size != 0)
 		frame_size = o->frame_size;
 	if (o != NULL && o->level != 0)
 		level = o->level;
+	if (o != NULL)
+		w.crash_point = o->crash_point;
 	if (frame_size > FRAME_SIZE_MAX || level < ZSTD_minCLevel() ||
 	    level > ZSTD_maxCLevel())
 		return -EINVAL;
@@ -273,117 +401,25 @@ archive_write(int dirfd, const char *plain, const struct archive_opts *o,
 	        ARCHIVE_TMP_SUFFIX) >= sizeof(tmp))
 		return -ENAMETOOLONG;
 
-	if ((src = openat(dirfd, plain, O_RDONLY | O_CLOEXEC)) < 0) {
-		rc = -errno;
+	if ((rc = plain_map(&p, dirfd, plain)) != 0)
 		goto fail;
-	}
-	if (fstat(src, &sb) != 0) {
-		rc = -errno;
+	rc = zw_open(&w, level, dirfd, tmp);
+	if (w.fd >= 0)
+		tmp_made = 1;
+	if (rc != 0)
 		goto fail;
-	}
-	size = (uint64_t)sb.st_size;
-	if (size < LOGFILE_HDR) {
-		if (bad_off != NULL)
-			*bad_off = 0;
-		rc = -EBADMSG;
+	CRASH_POINT(&w, "archive.tmp_open");
+	if ((rc = zw_segment(&w, &p, frame_size, &bad)) != 0 ||
+	    (rc = zw_commit(&w, dirfd, tmp, name, &tmp_made)) != 0)
 		goto fail;
-	}
-	map = mmap(NULL, size, PROT_READ, MAP_SHARED, src, 0);
-	if (map == MAP_FAILED) {
-		map = NULL;
-		rc = -errno;
-		goto fail;
-	}
-	(void)madvise((void *)map, size, MADV_SEQUENTIAL);
-	if (logfile_hdr_decode(map, size, &base) != REC_OK) {
-		if (bad_off != NULL)
-			*bad_off = 0;
-		rc = -EBADMSG;
-		goto fail;
-	}
-
-	if ((w.cctx = ZSTD_createCCtx()) == NULL) {
-		rc = -ENOMEM;
-		goto fail;
-	}
-	if (ZSTD_isError(r = ZSTD_CCtx_setParameter(w.cctx,
-	                     ZSTD_c_compressionLevel, level)) ||
-	    ZSTD_isError(
-	        r = ZSTD_CCtx_setParameter(w.cctx, ZSTD_c_checksumFlag, 1)) ||
-	    ZSTD_isError(r = ZSTD_CCtx_setParameter(w.cctx,
-	                     ZSTD_c_contentSizeFlag, 1))) {
-		rc = zstd_errno(r);
-		goto fail;
-	}
-	w.fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-	    0640);
-	if (w.fd < 0) {
-		rc = -errno;
-		goto fail;
-	}
-	tmp_made = 1;
-	CRASH_POINT("archive.tmp_open");
-
-	/* frames of whole batches; the file header rides in the first */
-	pos = base;
-	start = 0;
-	off = LOGFILE_HDR;
-	while (off < size) {
-		if (batch_verify(map, size, off, pos, 1, &len) != 0) {
-			if (bad_off != NULL)
-				*bad_off = off;
-			rc = -EBADMSG;
-			goto fail;
-		}
-		(void)batch_hdr_decode(map + off, size - off, &h);
-		pos += h.count;
-		off += len;
-		if (off - start >= frame_size) {
-			if ((rc = writer_frame(&w, map + start,
-			         (size_t)(off - start))) != 0)
-				goto fail;
-			start = off;
-		}
-	}
-	if (off > start &&
-	    (rc = writer_frame(&w, map + start, (size_t)(off - start))) != 0)
-		goto fail;
-	if ((rc = writer_table(&w)) != 0)
-		goto fail;
-	CRASH_POINT("archive.table");
-
-	/* durable under the temp name, then under the final one */
-	if (fsync(w.fd) != 0) {
-		rc = -errno;
-		goto fail;
-	}
-	if (close(w.fd) != 0) {
-		w.fd = -1;
-		rc = -errno;
-		goto fail;
-	}
-	w.fd = -1;
-	CRASH_POINT("archive.fsync");
-	if (renameat(dirfd, tmp, dirfd, name) != 0) {
-		rc = -errno;
-		goto fail;
-	}
-	tmp_made = 0;
-	CRASH_POINT("archive.rename");
-	if (fsync(dirfd) != 0) {
-		/* the rename may or may not survive a crash; the plain
-		 * segment must stay, and cleanup settles it at startup */
-		rc = -errno;
-		goto fail;
-	}
-	CRASH_POINT("archive.dir_fsync");
 	if (st != NULL) {
 		st->comp_bytes = w.comp_bytes;
-		st->raw_bytes = size;
+		st->raw_bytes = p.size;
 		st->frames = w.frames;
 	}
-	rc = 0;
 fail:
+	if (rc == -EBADMSG && bad_off != NULL)
+		*bad_off = bad;
 	if (w.fd >= 0)
 		close(w.fd);
 	if (tmp_made)
@@ -391,10 +427,7 @@ fail:
 	ZSTD_freeCCtx(w.cctx);
 	free(w.out);
 	free(w.table);
-	if (map != NULL)
-		munmap((void *)map, size);
-	if (src >= 0)
-		close(src);
+	plain_unmap(&p);
 	return rc;
 }
 
@@ -402,15 +435,124 @@ fail:
  * Reading.
  */
 
+/* Where the seek table is: n entries of esz bytes from toff + 8. */
+struct seek_table {
+	uint32_t n, esz;
+	uint64_t tsize; /* entries and footer */
+	uint64_t toff;  /* its skippable frame's header */
+};
+
+/* pread_all()'s short read (rc > 0) of a file of size bytes as a fault. */
+static int
+short_read(int rc, struct archive_fault *fault, uint64_t size)
+{
+	if (rc > 0)
+		rc = set_fault(fault, UINT32_MAX, size, 0, "file shrank");
+	return rc;
+}
+
+/* Reads and checks the footer and the seek table's frame header. */
+static int
+seek_table_find(struct archive *a, struct seek_table *t,
+    struct archive_fault *fault)
+{
+	uint8_t foot[ARCHIVE_FOOTER], hdr[8];
+	uint64_t size = a->file_size;
+	int rc;
+
+	if (size < 8 + ARCHIVE_FOOTER)
+		return set_fault(fault, UINT32_MAX, 0, 0,
+		    "file too short for a seek table");
+	if ((rc = pread_all(a->fd, foot, sizeof(foot), size - sizeof(foot))) !=
+	    0)
+		return short_read(rc, fault, size);
+	if (get_le32(foot + 5) != ARCHIVE_SEEK_MAGIC)
+		return set_fault(fault, UINT32_MAX, size - sizeof(foot), 0,
+		    "no seek table footer");
+	if ((foot[4] & 0x7f) != 0)
+		return set_fault(fault, UINT32_MAX, size - sizeof(foot), 0,
+		    "unknown seek table descriptor bits");
+	a->has_csum = (foot[4] & 0x80) != 0;
+	t->esz = a->has_csum ? 12 : 8;
+	t->n = get_le32(foot);
+	t->tsize = (uint64_t)t->n * t->esz + ARCHIVE_FOOTER;
+	if (t->n == 0 || t->n > ARCHIVE_FRAMES_MAX || t->tsize + 8 > size)
+		return set_fault(fault, UINT32_MAX, size - sizeof(foot), 0,
+		    "seek table frame count out of bounds");
+	t->toff = size - t->tsize - 8;
+	if ((rc = pread_all(a->fd, hdr, sizeof(hdr), t->toff)) != 0)
+		return short_read(rc, fault, size);
+	if (get_le32(hdr) != ARCHIVE_SKIP_MAGIC ||
+	    get_le32(hdr + 4) != t->tsize)
+		return set_fault(fault, UINT32_MAX, t->toff, 0,
+		    "bad seek table frame header");
+	return 0;
+}
+
+/* Reads the entries of the seek table into a's frame offsets, checked. */
+static int
+seek_table_load(struct archive *a, const struct seek_table *t,
+    struct archive_fault *fault)
+{
+	uint32_t n = t->n, i, csize, dsize;
+	uint64_t co = 0, doff = 0;
+	uint8_t *tab, *e;
+	int rc;
+
+	a->nframes = n;
+	if ((tab = malloc(t->tsize)) == NULL ||
+	    (a->coff = calloc(n + 1, sizeof(*a->coff))) == NULL ||
+	    (a->dstart = calloc(n + 1, sizeof(*a->dstart))) == NULL ||
+	    (a->csum = calloc(n, sizeof(*a->csum))) == NULL ||
+	    (a->cache != NULL &&
+	        (a->slot = calloc(n, sizeof(*a->slot))) == NULL)) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	if ((rc = pread_all(a->fd, tab, t->tsize, t->toff + 8)) != 0) {
+		rc = short_read(rc, fault, a->file_size);
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		e = tab + (uint64_t)i * t->esz;
+		csize = get_le32(e);
+		dsize = get_le32(e + 4);
+		if (csize == 0 || dsize == 0 || dsize > ARCHIVE_DFRAME_MAX ||
+		    co + csize > t->toff) {
+			rc = set_fault(fault, i,
+			    t->toff + 8 + (uint64_t)i * t->esz, doff,
+			    "bad seek table entry");
+			goto out;
+		}
+		a->coff[i] = co;
+		a->dstart[i] = doff;
+		if (a->has_csum)
+			a->csum[i] = get_le32(e + 8);
+		if (dsize > a->max_dsize)
+			a->max_dsize = dsize;
+		co += csize;
+		doff += dsize;
+	}
+	if (co != t->toff) {
+		rc = set_fault(fault, UINT32_MAX, t->toff, doff,
+		    "frames do not reach the seek table");
+		goto out;
+	}
+	a->coff[n] = co;
+	a->dstart[n] = doff;
+	rc = 0;
+out:
+	free(tab);
+	return rc;
+}
+
 static int
 archive_openfd(int fd, struct archive_cache *cache, struct archive **ap,
     struct archive_fault *fault)
 {
+	struct seek_table t;
 	struct archive *a;
 	struct stat sb;
-	uint8_t foot[ARCHIVE_FOOTER], hdr[8], *tab = NULL, *e;
-	uint64_t size, tsize, toff, co, doff;
-	uint32_t n, i, esz, csize, dsize;
 	int rc;
 
 	if ((a = calloc(1, sizeof(*a))) == NULL) {
@@ -423,89 +565,13 @@ archive_openfd(int fd, struct archive_cache *cache, struct archive **ap,
 		rc = -errno;
 		goto fail;
 	}
-	size = a->file_size = (uint64_t)sb.st_size;
-	if (size < 8 + ARCHIVE_FOOTER) {
-		rc = set_fault(fault, UINT32_MAX, 0, 0,
-		    "file too short for a seek table");
+	a->file_size = (uint64_t)sb.st_size;
+	if ((rc = seek_table_find(a, &t, fault)) != 0 ||
+	    (rc = seek_table_load(a, &t, fault)) != 0)
 		goto fail;
-	}
-	if ((rc = pread_all(fd, foot, sizeof(foot), size - sizeof(foot))) != 0)
-		goto fail_read;
-	if (get_le32(foot + 5) != ARCHIVE_SEEK_MAGIC) {
-		rc = set_fault(fault, UINT32_MAX, size - sizeof(foot), 0,
-		    "no seek table footer");
-		goto fail;
-	}
-	if ((foot[4] & 0x7f) != 0) {
-		rc = set_fault(fault, UINT32_MAX, size - sizeof(foot), 0,
-		    "unknown seek table descriptor bits");
-		goto fail;
-	}
-	a->has_csum = (foot[4] & 0x80) != 0;
-	esz = a->has_csum ? 12 : 8;
-	n = get_le32(foot);
-	tsize = (uint64_t)n * esz + ARCHIVE_FOOTER;
-	if (n == 0 || n > ARCHIVE_FRAMES_MAX || tsize + 8 > size) {
-		rc = set_fault(fault, UINT32_MAX, size - sizeof(foot), 0,
-		    "seek table frame count out of bounds");
-		goto fail;
-	}
-	toff = size - tsize - 8;
-	if ((rc = pread_all(fd, hdr, sizeof(hdr), toff)) != 0)
-		goto fail_read;
-	if (get_le32(hdr) != ARCHIVE_SKIP_MAGIC ||
-	    get_le32(hdr + 4) != tsize) {
-		rc = set_fault(fault, UINT32_MAX, toff, 0,
-		    "bad seek table frame header");
-		goto fail;
-	}
-	a->nframes = n;
-	if ((tab = malloc(tsize)) == NULL ||
-	    (a->coff = calloc(n + 1, sizeof(*a->coff))) == NULL ||
-	    (a->dstart = calloc(n + 1, sizeof(*a->dstart))) == NULL ||
-	    (a->csum = calloc(n, sizeof(*a->csum))) == NULL ||
-	    (cache != NULL &&
-	        (a->slot = calloc(n, sizeof(*a->slot))) == NULL)) {
-		rc = -ENOMEM;
-		goto fail;
-	}
-	if ((rc = pread_all(fd, tab, tsize, toff + 8)) != 0)
-		goto fail_read;
-	co = doff = 0;
-	for (i = 0; i < n; i++) {
-		e = tab + (uint64_t)i * esz;
-		csize = get_le32(e);
-		dsize = get_le32(e + 4);
-		if (csize == 0 || dsize == 0 || dsize > ARCHIVE_DFRAME_MAX ||
-		    co + csize > toff) {
-			rc = set_fault(fault, i, toff + 8 + (uint64_t)i * esz,
-			    doff, "bad seek table entry");
-			goto fail;
-		}
-		a->coff[i] = co;
-		a->dstart[i] = doff;
-		if (a->has_csum)
-			a->csum[i] = get_le32(e + 8);
-		if (dsize > a->max_dsize)
-			a->max_dsize = dsize;
-		co += csize;
-		doff += dsize;
-	}
-	if (co != toff) {
-		rc = set_fault(fault, UINT32_MAX, toff, doff,
-		    "frames do not reach the seek table");
-		goto fail;
-	}
-	a->coff[n] = co;
-	a->dstart[n] = doff;
-	free(tab);
 	*ap = a;
 	return 0;
-fail_read:
-	if (rc > 0)
-		rc = set_fault(fault, UINT32_MAX, size, 0, "file shrank");
 fail:
-	free(tab);
 	archive_close(a);
 	return rc;
 }
@@ -694,14 +760,99 @@ cache_take(struct archive_cache *c, struct cframe *e,
 	return 0;
 }
 
+/* A frame entry for frame idx of a (len bytes decompressed), one
+ * reference held; NULL if out of memory. */
+static struct cframe *
+cframe_new(struct archive *a, uint32_t idx, size_t len)
+{
+	struct cframe *e;
+
+	if ((e = calloc(1, sizeof(*e))) == NULL ||
+	    (e->buf = malloc(len)) == NULL) {
+		cframe_free(e);
+		return NULL;
+	}
+	e->a = a;
+	e->refs = 1;
+	e->pub.data = e->buf;
+	e->pub.len = len;
+	e->pub.doff = a->dstart[idx];
+	e->pub.idx = idx;
+	return e;
+}
+
+/* Decompresses frame idx into e with a pooled context (frame_load). */
+static int
+cframe_load(struct archive_cache *c, struct archive *a, uint32_t idx,
+    struct cframe *e)
+{
+	ZSTD_DCtx *dctx;
+	int rc;
+
+	if ((dctx = dctx_get(c)) == NULL)
+		return -ENOMEM;
+	rc = frame_load(a, idx, dctx, e->buf, &e->fault);
+	dctx_put(c, dctx);
+	return rc;
+}
+
+/*
+ * The loader of e (frame idx of a) is done, with rc: on success e goes
+ * into the cache (evicting the least recently used past the budget) and
+ * to the caller (*fp); on failure its waiters see the error and the
+ * next reader tries afresh. Wakes the waiters. Returns rc.
+ */
+static int
+cache_settle(struct archive_cache *c, struct archive *a, uint32_t idx,
+    struct cframe *e, int rc, struct archive_frame **fp,
+    struct archive_fault *fault)
+{
+	struct cframe_list evicted = TAILQ_HEAD_INITIALIZER(evicted);
+	struct cframe *t, *dead = NULL;
+
+	pthread_mutex_lock(&c->mtx);
+	e->loading = 0;
+	if (rc != 0) {
+		e->err = rc;
+		a->slot[idx] = NULL;
+		if (fault != NULL && rc == -EBADMSG)
+			*fault = e->fault;
+		if (--e->refs == 0)
+			dead = e;
+		pthread_cond_broadcast(&c->cv);
+		pthread_mutex_unlock(&c->mtx);
+		cframe_free(dead);
+		return rc;
+	}
+	e->refs++; /* the cache's own */
+	e->cached = 1;
+	TAILQ_INSERT_HEAD(&c->lru, e, lru);
+	c->bytes += e->pub.len;
+	c->entries++;
+	/* may evict e itself when one frame exceeds the budget: the
+	 * caller's reference keeps it alive until released */
+	while (c->bytes > c->budget &&
+	    (t = TAILQ_LAST(&c->lru, cframe_list)) != NULL) {
+		c->evictions++;
+		if (cache_unlink(c, t) != NULL)
+			TAILQ_INSERT_TAIL(&evicted, t, lru);
+	}
+	pthread_cond_broadcast(&c->cv);
+	pthread_mutex_unlock(&c->mtx);
+	while ((t = TAILQ_FIRST(&evicted)) != NULL) {
+		TAILQ_REMOVE(&evicted, t, lru);
+		cframe_free(t);
+	}
+	*fp = &e->pub;
+	return 0;
+}
+
 int
 archive_read_frame(struct archive *a, uint32_t idx, struct archive_frame **fp,
     struct archive_fault *fault)
 {
 	struct archive_cache *c = a->cache;
-	struct cframe *e = NULL, *old, *t, *dead = NULL;
-	struct cframe_list evicted = TAILQ_HEAD_INITIALIZER(evicted);
-	ZSTD_DCtx *dctx;
+	struct cframe *e = NULL, *old, *dead = NULL;
 	size_t len;
 	int rc;
 
@@ -731,69 +882,18 @@ archive_read_frame(struct archive *a, uint32_t idx, struct archive_frame **fp,
 			pthread_mutex_unlock(&c->mtx);
 		} else if (e != NULL)
 			break;
-		if ((e = calloc(1, sizeof(*e))) == NULL ||
-		    (e->buf = malloc(len)) == NULL) {
-			cframe_free(e);
+		if ((e = cframe_new(a, idx, len)) == NULL)
 			return -ENOMEM;
-		}
-		e->a = a;
-		e->refs = 1;
-		e->pub.data = e->buf;
-		e->pub.len = len;
-		e->pub.doff = a->dstart[idx];
-		e->pub.idx = idx;
 	}
 
-	if ((dctx = dctx_get(c)) == NULL)
-		rc = -ENOMEM;
-	else {
-		rc = frame_load(a, idx, dctx, e->buf, &e->fault);
-		dctx_put(c, dctx);
-	}
-	if (c == NULL) {
-		if (rc != 0) {
-			if (fault != NULL && rc == -EBADMSG)
-				*fault = e->fault;
-			cframe_free(e);
-			return rc;
-		}
-		*fp = &e->pub;
-		return 0;
-	}
-
-	pthread_mutex_lock(&c->mtx);
-	e->loading = 0;
+	rc = cframe_load(c, a, idx, e);
+	if (c != NULL)
+		return cache_settle(c, a, idx, e, rc, fp, fault);
 	if (rc != 0) {
-		/* waiters see the error; the next reader tries afresh */
-		e->err = rc;
-		a->slot[idx] = NULL;
 		if (fault != NULL && rc == -EBADMSG)
 			*fault = e->fault;
-		if (--e->refs == 0)
-			dead = e;
-		pthread_cond_broadcast(&c->cv);
-		pthread_mutex_unlock(&c->mtx);
-		cframe_free(dead);
+		cframe_free(e);
 		return rc;
-	}
-	e->refs++; /* the cache's own */
-	e->cached = 1;
-	TAILQ_INSERT_HEAD(&c->lru, e, lru);
-	c->bytes += len;
-	c->entries++;
-	/* may evict e itself when one frame exceeds the budget: the
-	 * caller's reference keeps it alive until released */
-	while (c->bytes > c->budget &&
-	    (t = TAILQ_LAST(&c->lru, cframe_list)) != NULL) {
-		c->evictions++;
-		if (cache_unlink(c, t) != NULL)
-			TAILQ_INSERT_TAIL(&evicted, t, lru);
-	}
-	pthread_cond_broadcast(&c->cv);
-	pthread_mutex_unlock(&c->mtx);
-	while ((t = TAILQ_FIRST(&evicted)) != NULL) {
-		TAILQ_REMOVE(&evicted, t, lru);
-		cframe_free(t);
 	}
 	*fp = &e->pub;
 	return 0;

@@ -84,6 +84,15 @@ struct archive_fault {
 struct archive_opts {
 	uint32_t frame_size; /* 0: ARCHIVE_FRAME_SIZE; at most 64 MiB */
 	int level;           /* 0: ARCHIVE_LEVEL */
+	/*
+	 * Crash points, for failure injection: when set (tests, and stored
+	 * built with crash points), archive_write calls it with each step's
+	 * name as it passes: "archive.tmp_open", "archive.frame" (after each
+	 * frame), "archive.table", "archive.fsync", "archive.rename",
+	 * "archive.dir_fsync". A hook that _exit()s there leaves what a
+	 * crash at that step would. NULL: none.
+	 */
+	void (*crash_point)(const char *name);
 };
 
 struct archive_stats {
@@ -126,16 +135,6 @@ struct archive_frame {
  */
 int archive_write(int dirfd, const char *plain, const struct archive_opts *o,
     struct archive_stats *st, uint64_t *bad_off);
-
-/*
- * Crash points, for failure injection: when set (tests only; NULL in
- * stored), archive_write calls it with each step's name as it passes:
- * "archive.tmp_open", "archive.frame" (after each frame), "archive.table",
- * "archive.fsync", "archive.rename", "archive.dir_fsync". A hook that
- * _exit()s there leaves what a crash at that step would. Set it before
- * any archiving starts.
- */
-extern void (*archive_crash_point)(const char *name);
 
 /*
  * Removes leftovers under dirfd as described above. *removed (may be

@@ -57,8 +57,6 @@
 
 #define RETRY_MS 5000
 
-uint64_t archiver_cache_budget = 64ull << 20;
-
 /* ---- reading: the pins of this thread ---- */
 
 struct pin {
@@ -277,25 +275,17 @@ int
 archiver_load(struct journal *j, uint64_t base, int expand_it,
     struct segment **out, uint64_t *size, struct journal_bad *bad)
 {
-	char name[SEGFILE_NAME_MAX], *ap = NULL;
 	struct archive_fault fault;
 	struct archive_stats st;
 	struct segment *s;
 	struct stat sb;
+	char *ap = NULL;
 	int rc;
 
 	*out = NULL;
-	if ((s = calloc(1, sizeof(*s))) == NULL)
+	if ((s = segment_new(j, base)) == NULL)
 		return -ENOMEM;
-	s->fd = -1;
-	s->base = s->next = base;
 	s->zst_only = 1;
-	segfile_name(name, sizeof(name), base);
-	if (asprintf(&s->path, "%s/%s", j->dir, name) < 0) {
-		s->path = NULL;
-		rc = -ENOMEM;
-		goto fail;
-	}
 	if ((ap = arc_path(j->dir, base)) == NULL) {
 		rc = -ENOMEM;
 		goto fail;
@@ -396,6 +386,9 @@ archive_one(struct stored *sd, struct segment *s, struct archive_stats *st)
 	memset(&o, 0, sizeof(o));
 	o.frame_size = (uint32_t)sd->conf.archive_frame_size;
 	o.level = (int)sd->conf.archive_level;
+#ifdef EF_CRASHPOINTS
+	o.crash_point = crashpoint;
+#endif
 	if ((ap = arc_path(j->dir, s->base)) == NULL) {
 		rc = -ENOMEM;
 		goto fail;
@@ -511,20 +504,20 @@ archiver_main(void *arg)
 
 	lower_priority();
 	for (;;) {
-		pthread_mutex_lock(&sd->amu);
+		pthread_mutex_lock(&sd->archiver.mu);
 		for (;;) {
 			req = arun.done < arun.seq;
-			if (sd->archiver_exit || req ||
+			if (sd->archiver.exit || req ||
 			    (!failed && next_eligible(sd, NULL) != NULL))
 				break;
 			clock_gettime(CLOCK_REALTIME, &dl);
 			dl.tv_sec += RETRY_MS / 1000;
-			if (pthread_cond_timedwait(&sd->acv, &sd->amu, &dl) ==
-			    ETIMEDOUT)
+			if (pthread_cond_timedwait(&sd->archiver.cv,
+			        &sd->archiver.mu, &dl) == ETIMEDOUT)
 				failed = 0;
 		}
-		pthread_mutex_unlock(&sd->amu);
-		if (sd->archiver_exit)
+		pthread_mutex_unlock(&sd->archiver.mu);
+		if (sd->archiver.exit)
 			break;
 		s = next_eligible(sd, &left);
 		rc = 0;
@@ -548,26 +541,26 @@ archiver_main(void *arg)
 			}
 		}
 		if (req) {
-			pthread_mutex_lock(&sd->amu);
+			pthread_mutex_lock(&sd->archiver.mu);
 			arun.rc = rc;
 			arun.archived = s != NULL && rc == 0;
 			arun.st = st;
 			arun.base = s != NULL ? s->base : 0;
 			arun.left = left;
 			arun.done = arun.seq;
-			pthread_cond_broadcast(&sd->acv);
-			pthread_mutex_unlock(&sd->amu);
+			pthread_cond_broadcast(&sd->archiver.cv);
+			pthread_mutex_unlock(&sd->archiver.mu);
 		}
 	}
 	/* answer a request that came in as we stopped */
-	pthread_mutex_lock(&sd->amu);
+	pthread_mutex_lock(&sd->archiver.mu);
 	if (arun.done < arun.seq) {
 		arun.rc = -ECANCELED;
 		arun.archived = 0;
 		arun.done = arun.seq;
-		pthread_cond_broadcast(&sd->acv);
+		pthread_cond_broadcast(&sd->archiver.cv);
 	}
-	pthread_mutex_unlock(&sd->amu);
+	pthread_mutex_unlock(&sd->archiver.mu);
 	return NULL;
 }
 
@@ -578,21 +571,21 @@ archiver_step(struct stored *sd, struct ipc_archive_rep *rep)
 	int rc;
 
 	memset(rep, 0, sizeof(*rep));
-	if (!sd->archiver_running)
+	if (!sd->archiver.running)
 		return -ECANCELED;
 	pthread_mutex_lock(&arun_mu);
-	pthread_mutex_lock(&sd->amu);
+	pthread_mutex_lock(&sd->archiver.mu);
 	ticket = ++arun.seq;
-	pthread_cond_broadcast(&sd->acv);
+	pthread_cond_broadcast(&sd->archiver.cv);
 	while (arun.done < ticket)
-		pthread_cond_wait(&sd->acv, &sd->amu);
+		pthread_cond_wait(&sd->archiver.cv, &sd->archiver.mu);
 	rc = arun.rc;
 	rep->archived = arun.archived != 0;
 	rep->base = arun.base;
 	rep->raw_bytes = arun.st.raw_bytes;
 	rep->comp_bytes = arun.st.comp_bytes;
 	rep->left = arun.left;
-	pthread_mutex_unlock(&sd->amu);
+	pthread_mutex_unlock(&sd->archiver.mu);
 	pthread_mutex_unlock(&arun_mu);
 	return rc;
 }
@@ -600,40 +593,19 @@ archiver_step(struct stored *sd, struct ipc_archive_rep *rep)
 int
 archiver_start(struct stored *sd)
 {
-	int rc;
-
-#ifdef EF_CRASHPOINTS
-	archive_crash_point = crashpoint;
-#endif
 	count_archived(sd);
-	pthread_mutex_init(&sd->amu, NULL);
 	pthread_mutex_init(&sd->ahold, NULL);
-	pthread_cond_init(&sd->acv, NULL);
-	if ((rc = pthread_create(&sd->archiver, NULL, archiver_main, sd)) != 0)
-		return -rc;
-	sd->archiver_running = 1;
-	return 0;
+	return bgthread_start(&sd->archiver, archiver_main, sd);
 }
 
 void
 archiver_wake(struct stored *sd)
 {
-	if (!sd->archiver_running)
-		return;
-	pthread_mutex_lock(&sd->amu);
-	pthread_cond_broadcast(&sd->acv);
-	pthread_mutex_unlock(&sd->amu);
+	bgthread_wake(&sd->archiver);
 }
 
 void
 archiver_stop(struct stored *sd)
 {
-	if (!sd->archiver_running)
-		return;
-	pthread_mutex_lock(&sd->amu);
-	sd->archiver_exit = 1;
-	pthread_cond_broadcast(&sd->acv);
-	pthread_mutex_unlock(&sd->amu);
-	pthread_join(sd->archiver, NULL);
-	sd->archiver_running = 0;
+	bgthread_stop(&sd->archiver);
 }

@@ -129,12 +129,10 @@ append_result_body(struct ipc_out *o, const struct append_job *job)
 		ipc_nil(o);
 }
 
-/*
- * Writer thread: an APPEND or IMPORT is durable or refused; encode its
- * reply (into w->out), free what the request held, and send it.
- */
-static void
-job_reply(struct append_job *job)
+/* Writer thread: the worker whose job is done, its reply begun with the
+ * job's status (and message, if refused). */
+static struct worker *
+job_reply_begin(struct append_job *job)
 {
 	struct worker *w = (struct worker *)((char *)job -
 	    offsetof(struct worker, job));
@@ -142,6 +140,18 @@ job_reply(struct append_job *job)
 	ipc_out_reset(w->out);
 	ipc_reply_begin(w->out, job->status,
 	    job->status == EF_S_OK ? "ok" : job->msg);
+	return w;
+}
+
+/*
+ * Writer thread: an APPEND or IMPORT is durable or refused; encode its
+ * reply (into w->out), free what the request held, and send it.
+ */
+static void
+job_reply(struct append_job *job)
+{
+	struct worker *w = job_reply_begin(job);
+
 	append_result_body(w->out, job);
 	if (job->status != EF_S_OK)
 		trace_reply(srv_request_id(w->r), job->op, NULL, job->status,
@@ -160,12 +170,8 @@ job_reply(struct append_job *job)
 static void
 rotate_done(struct append_job *job)
 {
-	struct worker *w = (struct worker *)((char *)job -
-	    offsetof(struct worker, job));
+	struct worker *w = job_reply_begin(job);
 
-	ipc_out_reset(w->out);
-	ipc_reply_begin(w->out, job->status,
-	    job->status == EF_S_OK ? "ok" : job->msg);
 	if (job->status == EF_S_OK)
 		ipc_rotate_rep_encode(w->out, &job->rot);
 	else {
@@ -211,40 +217,15 @@ late_fail(struct append_job *job, int status, const char *fmt, ...)
 }
 
 /*
- * The checks of one append that need no state, in the contract's order
- * (proto/IPC.md): stream id, events non-empty, event ids, duplicates,
- * size. Returns 0 with req decoded and job ready for the writer (job->ids
- * owned by job), or -1 with job->status and job->msg set and nothing
- * left to free. body is an APPEND body (alone, or an APPEND_MANY entry).
+ * Parses the event ids of req into job->ids (allocated), and adds up
+ * the records' sizes into *total. 0, or -1 with job refused.
  */
 static int
-append_check(struct stored *sd, const msgpack_object *body,
-    struct ipc_append_req *req, struct append_job *job)
+append_ids(const struct ipc_append_req *req, struct append_job *job,
+    uint64_t *total)
 {
-	uint8_t(*sorted)[UUID_LEN] = NULL;
-	const char *why = "";
-	char ebuf[UUID_STR_LEN];
-	uint64_t total = 0;
 	uint32_t i;
-	int st;
 
-	if ((st = ipc_append_req_decode(body, req, &why)) != 0) {
-		job_fail(job, st, "append: bad field: %s", why);
-		return -1;
-	}
-	if (uuid_parse(req->stream_id.ptr, req->stream_id.len,
-	        job->stream_id) != 0) {
-		job_fail(job, EF_S_BAD_UUID,
-		    "invalid stream_id: malformed "
-		    "uuid \"%.*s\"",
-		    (int)(req->stream_id.len > 64 ? 64 : req->stream_id.len),
-		    req->stream_id.ptr);
-		goto refused;
-	}
-	if (req->nevents == 0) {
-		job_fail(job, EF_S_EMPTY_BATCH, "events must not be empty");
-		goto refused;
-	}
 	if ((job->ids = calloc(req->nevents, UUID_LEN)) == NULL)
 		fatal("calloc");
 	for (i = 0; i < req->nevents; i++) {
@@ -257,39 +238,53 @@ append_check(struct stored *sd, const msgpack_object *body,
 			    "malformed uuid \"%.*s\" (event %u)",
 			    (int)(p->event_id.len > 64 ? 64 : p->event_id.len),
 			    p->event_id.ptr, i);
-			goto refused;
+			return -1;
 		}
-		total += record_size(p->type.len, p->metadata_len,
+		*total += record_size(p->type.len, p->metadata_len,
 		    p->payload_len);
 	}
-	if (req->nevents > 1) {
-		if ((sorted = calloc(req->nevents, UUID_LEN)) == NULL)
-			fatal("calloc");
-		memcpy(sorted, job->ids, (size_t)req->nevents * UUID_LEN);
-		qsort(sorted, req->nevents, UUID_LEN, ids_cmp);
-		for (i = 1; i < req->nevents; i++)
-			if (memcmp(sorted[i - 1], sorted[i], UUID_LEN) == 0) {
-				job_fail(job, EF_S_DUPLICATE_EVENT_ID,
-				    "duplicate event_id %s within batch",
-				    uuid_format(first_repeat(job->ids, sorted,
-				                    req->nevents),
-				        ebuf));
-				goto refused;
-			}
-		free(sorted);
-		sorted = NULL;
-	}
-	if (total > sd->conf.max_append_bytes) {
-		job_fail(job, EF_S_BATCH_TOO_LARGE,
-		    "append of %" PRIu64
-		    " bytes is over max_append_bytes %" PRIu64,
-		    total, sd->conf.max_append_bytes);
-		goto refused;
-	}
-	/* type and size, event by event, in EventfoldDB's words; the size
-	 * counted as EventfoldDB counts its record (RECORD_API_MAX). Found
-	 * here, reported by the writer after the replay and expected
-	 * version checks (the contract's order). */
+	return 0;
+}
+
+/* An event id twice in job's n ids: -1 with job refused, else 0. */
+static int
+append_unique(struct append_job *job, uint32_t n)
+{
+	uint8_t(*sorted)[UUID_LEN];
+	char ebuf[UUID_STR_LEN];
+	uint32_t i;
+	int rc = 0;
+
+	if (n <= 1)
+		return 0;
+	if ((sorted = calloc(n, UUID_LEN)) == NULL)
+		fatal("calloc");
+	memcpy(sorted, job->ids, (size_t)n * UUID_LEN);
+	qsort(sorted, n, UUID_LEN, ids_cmp);
+	for (i = 1; i < n; i++)
+		if (memcmp(sorted[i - 1], sorted[i], UUID_LEN) == 0) {
+			job_fail(job, EF_S_DUPLICATE_EVENT_ID,
+			    "duplicate event_id %s within batch",
+			    uuid_format(first_repeat(job->ids, sorted, n),
+			        ebuf));
+			rc = -1;
+			break;
+		}
+	free(sorted);
+	return rc;
+}
+
+/*
+ * Type and size, event by event, in EventfoldDB's words; the size
+ * counted as EventfoldDB counts its record (RECORD_API_MAX). Found here,
+ * reported by the writer after the replay and expected version checks
+ * (the contract's order).
+ */
+static void
+append_late_checks(const struct ipc_append_req *req, struct append_job *job)
+{
+	uint32_t i;
+
 	for (i = 0; i < req->nevents; i++) {
 		const struct ipc_proposed *p = &req->events[i];
 		size_t sz = record_api_size(p->type.len, p->metadata_len,
@@ -318,10 +313,54 @@ append_check(struct stored *sd, const msgpack_object *body,
 			continue;
 		break;
 	}
+}
+
+/*
+ * The checks of one append that need no state, in the contract's order
+ * (proto/IPC.md): stream id, events non-empty, event ids, duplicates,
+ * size. Returns 0 with req decoded and job ready for the writer (job->ids
+ * owned by job), or -1 with job->status and job->msg set and nothing
+ * left to free. body is an APPEND body (alone, or an APPEND_MANY entry).
+ */
+static int
+append_check(struct stored *sd, const msgpack_object *body,
+    struct ipc_append_req *req, struct append_job *job)
+{
+	const char *why = "";
+	uint64_t total = 0;
+	int st;
+
+	if ((st = ipc_append_req_decode(body, req, &why)) != 0) {
+		job_fail(job, st, "append: bad field: %s", why);
+		return -1;
+	}
+	if (uuid_parse(req->stream_id.ptr, req->stream_id.len,
+	        job->stream_id) != 0) {
+		job_fail(job, EF_S_BAD_UUID,
+		    "invalid stream_id: malformed "
+		    "uuid \"%.*s\"",
+		    (int)(req->stream_id.len > 64 ? 64 : req->stream_id.len),
+		    req->stream_id.ptr);
+		goto refused;
+	}
+	if (req->nevents == 0) {
+		job_fail(job, EF_S_EMPTY_BATCH, "events must not be empty");
+		goto refused;
+	}
+	if (append_ids(req, job, &total) != 0 ||
+	    append_unique(job, req->nevents) != 0)
+		goto refused;
+	if (total > sd->conf.max_append_bytes) {
+		job_fail(job, EF_S_BATCH_TOO_LARGE,
+		    "append of %" PRIu64
+		    " bytes is over max_append_bytes %" PRIu64,
+		    total, sd->conf.max_append_bytes);
+		goto refused;
+	}
+	append_late_checks(req, job);
 	job->req = req;
 	return 0;
 refused:
-	free(sorted);
 	free(job->ids);
 	job->ids = NULL;
 	ipc_append_req_free(req);
@@ -730,6 +769,96 @@ hint_put(uint64_t was, uint64_t pos, uint64_t loc, uint64_t len)
 }
 
 /*
+ * Positions to locations into w->loc, under the lock (the tail's
+ * offsets may be trimmed meanwhile; locations stay valid), and their
+ * pages made present. Returns how many to read: up to and including
+ * the first that could not be looked up (the reply is an error about
+ * it).
+ */
+static uint64_t
+locate_positions(struct worker *w, const uint64_t *pos, uint64_t n)
+{
+	struct stored *sd = w->sd;
+	uint64_t i;
+
+	pthread_rwlock_rdlock(&sd->index.lock);
+	for (i = 0; i < n; i++)
+		if ((w->loc[i] = index_offset(&sd->index, pos[i])) ==
+		    JOURNAL_LOC_BAD) {
+			n = i + 1;
+			break;
+		}
+	pthread_rwlock_unlock(&sd->index.lock);
+	populate_locations(&sd->journal, w->loc, n);
+	return n;
+}
+
+/*
+ * The record of the i-th position of a forward run (encode_positions'
+ * seq): its location walked from the one before (prev_len bytes long),
+ * or looked up, into w->loc[i]; read through this thread's window. NULL
+ * if the window cannot serve it (the caller reads it otherwise).
+ */
+static const uint8_t *
+seq_record(struct worker *w, const uint64_t *pos, uint64_t i, size_t prev_len)
+{
+	struct journal *j = &w->sd->journal;
+
+	journal_pin(j);
+	w->loc[i] = i > 0 ? walk_next(j, w->loc[i - 1], prev_len, pos[i]) :
+	                    hint_take(j, pos[0]);
+	if (w->loc[i] == JOURNAL_LOC_BAD) {
+		/* not under the pin: the index pins itself */
+		journal_unpin();
+		w->loc[i] = lookup_location(w->sd, pos[i]);
+		journal_pin(j);
+	}
+	if (w->loc[i] == JOURNAL_LOC_BAD)
+		return NULL;
+	return readwin_at(j->segs[w->loc[i] >> JOURNAL_OFF_BITS],
+	    w->loc[i] & JOURNAL_OFF_MASK);
+}
+
+/* Why encode_positions stopped short. */
+enum read_bad {
+	READ_OK,
+	READ_CHECKSUM, /* a record does not decode */
+	READ_LOST,     /* a record could not be read (journal_fault) */
+	READ_ELSEWHERE /* a walk or the index led to another position */
+};
+
+/* The error reply for a read that stopped at position pos (ev: the
+ * event read there, for READ_ELSEWHERE). */
+static void
+read_fail(struct worker *w, enum read_bad bad, uint64_t pos,
+    const struct ef_event *ev)
+{
+	uint64_t found;
+
+	if (bad == READ_LOST) {
+		srv_error(w->r, EF_S_DATA_LOSS,
+		    "reading position %" PRIu64 ": %s", pos, journal_fault());
+		return;
+	}
+	if (bad == READ_ELSEWHERE) {
+		found = ev->global_position;
+		log_warnx("journal: the record read for position %" PRIu64
+		          " holds position %" PRIu64,
+		    pos, found);
+		srv_error(w->r, EF_S_DATA_LOSS,
+		    "reading position %" PRIu64
+		    ": the log holds position %" PRIu64 " there",
+		    pos, found);
+		return;
+	}
+	log_warnx("journal: checksum mismatch at position %" PRIu64, pos);
+	srv_error(w->r, EF_S_DATA_LOSS,
+	    "checksum mismatch reading "
+	    "position %" PRIu64,
+	    pos);
+}
+
+/*
  * Encodes the events at positions pos[0..n) (offsets looked up) into a
  * reply message of their size (srv_reply_msg), sent as it is: no buffer in
  * between and no copy. seq: the positions run forward through the log
@@ -744,23 +873,13 @@ encode_positions(struct worker *w, const uint64_t *pos, uint64_t n,
 {
 	struct stored *sd = w->sd;
 	struct ef_event ev;
+	enum read_bad bad = READ_OK;
 	nng_msg *m;
 	uint64_t i, bytes = 0, keep = 0;
 	size_t len = 0, at;
-	int bad = 0;
 
-	/* positions to locations, under the lock (the tail's offsets may be
-	 * trimmed meanwhile); locations stay valid */
-	pthread_rwlock_rdlock(&sd->index.lock);
-	for (i = 0; i < n && !seq; i++)
-		if ((w->loc[i] = index_offset(&sd->index, pos[i])) ==
-		    JOURNAL_LOC_BAD) {
-			n = i + 1; /* the reply is an error about this one */
-			break;
-		}
-	pthread_rwlock_unlock(&sd->index.lock);
 	if (!seq)
-		populate_locations(&sd->journal, w->loc, n);
+		n = locate_positions(w, pos, n);
 	if (nng_msg_alloc(&m,
 	        n * 512 < sd->conf.max_read_bytes ?
 	            n * 512 :
@@ -779,34 +898,19 @@ encode_positions(struct worker *w, const uint64_t *pos, uint64_t n,
 	ipc_reply_begin(w->out, EF_S_OK, "ok");
 	at = ipc_read_rep_begin_open(w->out);
 	for (i = 0; i < n; i++) {
-		bool checked;
-		const uint8_t *rec;
+		bool checked = false;
+		const uint8_t *rec = NULL;
 		uint64_t sz;
 
-		rec = NULL;
-		checked = false;
-		if (seq) {
-			journal_pin(&sd->journal);
-			w->loc[i] = i > 0 ? walk_next(&sd->journal,
-			                        w->loc[i - 1], len, pos[i]) :
-			                    hint_take(&sd->journal, pos[0]);
-			if (w->loc[i] == JOURNAL_LOC_BAD) {
-				/* not under the pin: the index pins itself */
-				journal_unpin();
-				w->loc[i] = lookup_location(sd, pos[i]);
-				journal_pin(&sd->journal);
-			}
-			if (w->loc[i] != JOURNAL_LOC_BAD)
-				rec = readwin_at(sd->journal.segs[w->loc[i] >>
-				                     JOURNAL_OFF_BITS],
-				    w->loc[i] & JOURNAL_OFF_MASK);
-		} else if (i + PREFETCH < n &&
+		if (seq)
+			rec = seq_record(w, pos, i, len);
+		else if (i + PREFETCH < n &&
 		    w->loc[i + PREFETCH] != JOURNAL_LOC_BAD)
 			prefetch_location(&sd->journal, w->loc[i + PREFETCH]);
 		if (rec == NULL &&
 		    (rec = journal_at_checked(&sd->journal, w->loc[i],
 		         &checked)) == NULL) {
-			bad = 2;
+			bad = READ_LOST;
 			break;
 		}
 		/* >= the event's encoded size (ipc_event_wire_size) */
@@ -815,11 +919,11 @@ encode_positions(struct worker *w, const uint64_t *pos, uint64_t n,
 			break;
 		if (record_decode(rec, RECORD_MAX, &ev, &len, !checked) !=
 		    REC_OK) {
-			bad = 1;
+			bad = READ_CHECKSUM;
 			break;
 		}
 		if (seq && ev.global_position != pos[i]) {
-			bad = 3; /* a walk or the index led elsewhere */
+			bad = READ_ELSEWHERE;
 			break;
 		}
 		ipc_event_encode(w->out, &ev);
@@ -837,32 +941,9 @@ encode_positions(struct worker *w, const uint64_t *pos, uint64_t n,
 	if (!bad)
 		ipc_read_rep_end(w->out, head, has_last, last);
 	m = ipc_out_msg_end(w->out);
-	if (bad == 2) {
-		nng_msg_free(m);
-		srv_error(w->r, EF_S_DATA_LOSS,
-		    "reading position %" PRIu64 ": %s", pos[i],
-		    journal_fault());
-		return;
-	}
-	if (bad == 3) {
-		nng_msg_free(m);
-		log_warnx("journal: the record read for position %" PRIu64
-		          " holds position %" PRIu64,
-		    pos[i], ev.global_position);
-		srv_error(w->r, EF_S_DATA_LOSS,
-		    "reading position %" PRIu64
-		    ": the log holds position %" PRIu64 " there",
-		    pos[i], ev.global_position);
-		return;
-	}
 	if (bad) {
 		nng_msg_free(m);
-		log_warnx("journal: checksum mismatch at position %" PRIu64,
-		    pos[i]);
-		srv_error(w->r, EF_S_DATA_LOSS,
-		    "checksum mismatch reading "
-		    "position %" PRIu64,
-		    pos[i]);
+		read_fail(w, bad, pos[i], &ev);
 		return;
 	}
 	srv_reply_msg(w->r, m);

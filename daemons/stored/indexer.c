@@ -67,7 +67,7 @@ filter_grow(struct stored *sd)
 
 	if (!diskindex_filter_full(&sd->disk))
 		return;
-	if ((rc = diskindex_filter_build(&sd->disk, &sd->indexer_exit)) ==
+	if ((rc = diskindex_filter_build(&sd->disk, &sd->indexer.exit)) ==
 	    -ECANCELED)
 		return;
 	if (rc != 0)
@@ -88,11 +88,11 @@ indexer_main(void *arg)
 		log_info("index: %" PRIu64 " sealed segments to index", total);
 	filter_grow(sd);
 	for (;;) {
-		pthread_mutex_lock(&sd->imu);
-		while (!sd->indexer_exit && (s = next_sealed(sd)) == NULL)
-			pthread_cond_wait(&sd->icv, &sd->imu);
-		pthread_mutex_unlock(&sd->imu);
-		if (sd->indexer_exit) {
+		pthread_mutex_lock(&sd->indexer.mu);
+		while (!sd->indexer.exit && (s = next_sealed(sd)) == NULL)
+			pthread_cond_wait(&sd->indexer.cv, &sd->indexer.mu);
+		pthread_mutex_unlock(&sd->indexer.mu);
+		if (sd->indexer.exit) {
 			diskindex_filter_keep(&sd->disk);
 			break;
 		}
@@ -101,13 +101,13 @@ indexer_main(void *arg)
 		if (rc != 0) {
 			log_warnx("index: %s: %s; retrying in %d s", s->path,
 			    strerror(-rc), RETRY_MS / 1000);
-			pthread_mutex_lock(&sd->imu);
+			pthread_mutex_lock(&sd->indexer.mu);
 			clock_gettime(CLOCK_REALTIME, &dl);
 			dl.tv_sec += RETRY_MS / 1000;
-			if (!sd->indexer_exit)
-				pthread_cond_timedwait(&sd->icv, &sd->imu,
-				    &dl);
-			pthread_mutex_unlock(&sd->imu);
+			if (!sd->indexer.exit)
+				pthread_cond_timedwait(&sd->indexer.cv,
+				    &sd->indexer.mu, &dl);
+			pthread_mutex_unlock(&sd->indexer.mu);
 			continue;
 		}
 		__atomic_add_fetch(&sd->index.bloom_bytes,
@@ -145,35 +145,17 @@ indexer_main(void *arg)
 int
 indexer_start(struct stored *sd)
 {
-	int rc;
-
-	pthread_mutex_init(&sd->imu, NULL);
-	pthread_cond_init(&sd->icv, NULL);
-	if ((rc = pthread_create(&sd->indexer, NULL, indexer_main, sd)) != 0)
-		return -rc;
-	sd->indexer_running = 1;
-	return 0;
+	return bgthread_start(&sd->indexer, indexer_main, sd);
 }
 
 void
 indexer_wake(struct stored *sd)
 {
-	if (!sd->indexer_running)
-		return;
-	pthread_mutex_lock(&sd->imu);
-	pthread_cond_signal(&sd->icv);
-	pthread_mutex_unlock(&sd->imu);
+	bgthread_wake(&sd->indexer);
 }
 
 void
 indexer_stop(struct stored *sd)
 {
-	if (!sd->indexer_running)
-		return;
-	pthread_mutex_lock(&sd->imu);
-	sd->indexer_exit = 1;
-	pthread_cond_signal(&sd->icv);
-	pthread_mutex_unlock(&sd->imu);
-	pthread_join(sd->indexer, NULL);
-	sd->indexer_running = 0;
+	bgthread_stop(&sd->indexer);
 }

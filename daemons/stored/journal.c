@@ -131,6 +131,22 @@ segment_map(struct journal *j, struct segment *s, uint64_t size, int hot)
 	return 0;
 }
 
+struct segment *
+segment_new(const struct journal *j, uint64_t base)
+{
+	struct segment *s;
+
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return NULL;
+	s->fd = -1;
+	s->base = s->next = base;
+	if ((s->path = seg_path(j, base, "")) == NULL) {
+		free(s);
+		return NULL;
+	}
+	return s;
+}
+
 /* Opens the segment file named base (read-write); not mapped yet. */
 static int
 segment_load(struct journal *j, uint64_t base, struct segment **out,
@@ -141,14 +157,8 @@ segment_load(struct journal *j, uint64_t base, struct segment **out,
 	int rc;
 
 	*out = NULL;
-	if ((s = calloc(1, sizeof(*s))) == NULL)
+	if ((s = segment_new(j, base)) == NULL)
 		return -ENOMEM;
-	s->fd = -1;
-	s->base = s->next = base;
-	if ((s->path = seg_path(j, base, "")) == NULL) {
-		rc = -ENOMEM;
-		goto fail;
-	}
 	if ((s->fd = open(s->path, O_RDWR | O_CLOEXEC)) < 0 ||
 	    fstat(s->fd, &sb) != 0) {
 		rc = -errno;
@@ -358,46 +368,20 @@ journal_find(const struct journal *j, uint64_t base)
 	return lo;
 }
 
-int
-journal_open(struct journal *j, const char *data_dir, uint64_t segment_size,
-    int repair, uint64_t skip_to, journal_visit_fn visit, void *arg,
-    struct journal_bad *bad)
+/* Takes data_dir's lock file, opens the directory, reserves segs[]. */
+static int
+journal_lock(struct journal *j, const char *data_dir)
 {
 	char path[4200];
-	struct batch_hdr h;
-	struct ef_event ev;
-	struct segment *s;
-	uint64_t *bases = NULL, off, size, len, pos = 0, p, base, i, n = 0;
-	uint8_t *arcs = NULL;
-	size_t rlen, nb = 0;
-	uint32_t k;
-	int rc, last, cut = 0;
 
-	memset(j, 0, sizeof(*j));
-	memset(bad, 0, sizeof(*bad));
-	j->lockfd = j->dirfd = -1;
-	j->segment_size = segment_size ? segment_size : SEGMENT_SIZE_DEFAULT;
-	pthread_rwlock_init(&j->maplock, NULL);
-	if ((j->cache = archive_cache_new(archiver_cache_budget)) == NULL)
-		return -ENOMEM;
-	if (mkdir(data_dir, 0750) != 0 && errno != EEXIST)
-		return -errno;
-	if ((j->dir = strdup(data_dir)) == NULL)
-		return -ENOMEM;
 	snprintf(path, sizeof(path), "%s/%s", data_dir, LOCK_NAME);
-	if ((j->lockfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640)) < 0) {
-		rc = -errno;
-		goto fail;
-	}
-	if (flock(j->lockfd, LOCK_EX | LOCK_NB) != 0) {
-		rc = errno == EWOULDBLOCK ? -EEXIST : -errno;
-		goto fail;
-	}
+	if ((j->lockfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640)) < 0)
+		return -errno;
+	if (flock(j->lockfd, LOCK_EX | LOCK_NB) != 0)
+		return errno == EWOULDBLOCK ? -EEXIST : -errno;
 	if ((j->dirfd = open(data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) <
-	    0) {
-		rc = -errno;
-		goto fail;
-	}
+	    0)
+		return -errno;
 	/* a reservation of zero pages, touched only as segments come (not
 	 * malloc: MALLOC_PERTURB_ would fill all of it on free) */
 	j->segs = mmap(NULL, JOURNAL_MAX_SEGS * sizeof(*j->segs),
@@ -405,174 +389,253 @@ journal_open(struct journal *j, const char *data_dir, uint64_t segment_size,
 	    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (j->segs == MAP_FAILED) {
 		j->segs = NULL;
-		rc = -ENOMEM;
-		goto fail;
+		return -ENOMEM;
 	}
+	return 0;
+}
+
+/* What journal_open() carries from one segment to the next. */
+struct recovery {
+	uint64_t *bases; /* of the segment files, in order */
+	uint8_t *arcs;   /* which of them exist only as an archive */
+	size_t nb;
+	uint64_t n;   /* segments loaded into segs[] */
+	uint64_t pos; /* the position the next segment must start at */
+	uint64_t skip_to;
+	int repair;
+	int cut; /* the log was cut: no segment after this one */
+	journal_visit_fn visit;
+	void *arg;
+	struct journal_bad *bad;
+};
+
+/*
+ * Lists the segment files into r (after removing leftovers and taking
+ * over an events.log), creating the first segment of a new log.
+ */
+static int
+list_segments(struct journal *j, const char *data_dir, struct recovery *r)
+{
+	int rc;
+
 	remove_leftovers(j);
-	if ((rc = segfile_list_all(data_dir, &bases, &arcs, &nb)) != 0)
-		goto fail;
-	if ((rc = takeover(j, nb)) != 0)
-		goto fail;
-	free(bases);
-	free(arcs);
-	if ((rc = segfile_list_all(data_dir, &bases, &arcs, &nb)) != 0)
-		goto fail;
-	if (nb == 0) {
+	if ((rc = segfile_list_all(data_dir, &r->bases, &r->arcs, &r->nb)) !=
+	    0)
+		return rc;
+	if ((rc = takeover(j, r->nb)) != 0)
+		return rc;
+	free(r->bases);
+	free(r->arcs);
+	r->bases = NULL;
+	r->arcs = NULL;
+	if ((rc = segfile_list_all(data_dir, &r->bases, &r->arcs, &r->nb)) !=
+	    0)
+		return rc;
+	if (r->nb == 0) {
 		/* a new log */
 		if ((rc = segment_create(j, 0)) != 0)
-			goto fail;
-		free(bases);
-		free(arcs);
-		if ((rc = segfile_list_all(data_dir, &bases, &arcs, &nb)) != 0)
-			goto fail;
+			return rc;
+		free(r->bases);
+		free(r->arcs);
+		r->bases = NULL;
+		r->arcs = NULL;
+		if ((rc = segfile_list_all(data_dir, &r->bases, &r->arcs,
+		         &r->nb)) != 0)
+			return rc;
 	}
-	if (nb > JOURNAL_MAX_SEGS) {
-		rc = -EFBIG;
-		goto fail;
-	}
+	if (r->nb > JOURNAL_MAX_SEGS)
+		return -EFBIG;
+	return 0;
+}
 
-	for (i = 0; i < nb; i++) {
-		last = i == nb - 1;
-		if (arcs[i] && last) {
-			/* the hot segment is never archived */
-			snprintf(bad->file, sizeof(bad->file), "%s/%s%s",
-			    j->dir, segfile_name(path, sizeof(path), bases[i]),
-			    SEGFILE_ZST_SUFFIX);
-			bad->off = 0;
-			log_warnx("%s: the last segment exists only as an "
-			          "archive; its plain file is missing",
-			    bad->file);
-			rc = -EBADMSG;
-			goto fail;
-		}
-		/* an archive (archiver.c) is opened, not read, when indexed;
-		 * else decompressed into memory and recovered like a file */
-		rc = arcs[i] ? archiver_load(j, bases[i],
-		                   bases[i + 1] > skip_to, &s, &size, bad) :
-		               segment_load(j, bases[i], &s, &size);
-		if (rc != 0)
-			goto fail;
-		j->segs[n++] = s;
-		if (!last && bases[i + 1] <= skip_to && size >= LOGFILE_HDR) {
-			/* indexed on disk: checked when it was indexed; the
-			 * start reads only the tail */
-			if (s->fd >= 0 &&
-			    (rc = segment_map(j, s, size, 0)) != 0)
-				goto fail;
-			s->end = size;
-			s->next = pos = bases[i + 1];
-			if (i == 0)
-				j->base = s->base;
-			continue;
-		}
-		if (size < LOGFILE_HDR && last) {
-			/* a creation (of an older release) was interrupted:
-			 * no events yet */
-			if ((rc = rewrite_header(s)) != 0)
-				goto fail;
-			size = LOGFILE_HDR;
-		}
-		if (size >= LOGFILE_HDR && s->fd >= 0 &&
-		    (rc = segment_map(j, s, size, last)) != 0)
-			goto fail;
-		if (size < LOGFILE_HDR ||
-		    logfile_hdr_decode(s->map, size, &base) != REC_OK ||
-		    base != s->base) {
-			note_bad(bad, s, 0);
-			if (!repair || size < LOGFILE_HDR) {
-				log_warnx("%s: bad file header (not a segment "
-				          "starting at position %" PRIu64 ")",
-				    s->path, s->base);
-				rc = -EBADMSG;
-				goto fail;
-			}
-			if ((rc = rewrite_header(s)) != 0)
-				goto fail;
-			log_warnx(
-			    "%s: REPAIR: bad file header rewritten (base "
-			    "position %" PRIu64 ")",
+/*
+ * Checks the file header of segment i (s, size bytes) and that it
+ * starts where the previous one ended; maps it if it has a file. 1 if
+ * the log was cut before it (repair), 0, or a negative errno.
+ */
+static int
+check_start(struct journal *j, struct recovery *r, uint64_t i,
+    struct segment *s, uint64_t *size)
+{
+	int last = i == r->nb - 1, rc;
+	uint64_t base;
+
+	if (*size < LOGFILE_HDR && last) {
+		/* a creation (of an older release) was interrupted: no
+		 * events yet */
+		if ((rc = rewrite_header(s)) != 0)
+			return rc;
+		*size = LOGFILE_HDR;
+	}
+	if (*size >= LOGFILE_HDR && s->fd >= 0 &&
+	    (rc = segment_map(j, s, *size, last)) != 0)
+		return rc;
+	if (*size < LOGFILE_HDR ||
+	    logfile_hdr_decode(s->map, *size, &base) != REC_OK ||
+	    base != s->base) {
+		note_bad(r->bad, s, 0);
+		if (!r->repair || *size < LOGFILE_HDR) {
+			log_warnx("%s: bad file header (not a segment "
+			          "starting at position %" PRIu64 ")",
 			    s->path, s->base);
+			return -EBADMSG;
 		}
-		if (i > 0 && s->base != pos) {
-			note_bad(bad, s, 0);
-			log_warnx("%s: starts at position %" PRIu64 " but the "
-			          "previous segment ends before %" PRIu64,
-			    s->path, s->base, pos);
-			if (!repair) {
-				rc = -EBADMSG;
-				goto fail;
-			}
-			/* cut before this segment */
-			if ((rc = drop_from(j, bases, i, nb, &n)) != 0)
-				goto fail;
-			cut = 1;
+		if ((rc = rewrite_header(s)) != 0)
+			return rc;
+		log_warnx("%s: REPAIR: bad file header rewritten (base "
+		          "position %" PRIu64 ")",
+		    s->path, s->base);
+	}
+	if (i > 0 && s->base != r->pos) {
+		note_bad(r->bad, s, 0);
+		log_warnx("%s: starts at position %" PRIu64 " but the "
+		          "previous segment ends before %" PRIu64,
+		    s->path, s->base, r->pos);
+		if (!r->repair)
+			return -EBADMSG;
+		/* cut before this segment */
+		if ((rc = drop_from(j, r->bases, i, r->nb, &r->n)) != 0)
+			return rc;
+		return 1;
+	}
+	return 0;
+}
+
+/*
+ * Verifies the batches of segment i (s, size bytes) in order, visiting
+ * each event, up to the first that does not verify; sets s->end and
+ * s->next there.
+ */
+static void
+replay_segment(struct recovery *r, uint64_t i, struct segment *s,
+    uint64_t size)
+{
+	struct batch_hdr h;
+	struct ef_event ev;
+	uint64_t off = LOGFILE_HDR, len, p;
+	size_t rlen;
+	uint32_t k;
+
+	madvise((void *)s->map, size, MADV_SEQUENTIAL);
+	while (off < size) {
+		if (batch_verify(s->map, size, off, r->pos, 1, &len) != 0)
 			break;
+		(void)batch_hdr_decode(s->map + off, size - off, &h);
+		p = off + BATCH_HDR;
+		for (k = 0; k < h.count; k++) {
+			(void)record_decode(s->map + p, size - p, &ev, &rlen,
+			    0);
+			r->visit(r->arg, &ev, i << JOURNAL_OFF_BITS | p);
+			p += rlen;
 		}
-		pos = s->base;
+		r->pos += h.count;
+		off += len;
+	}
+	madvise((void *)s->map, size, MADV_NORMAL);
+	s->end = off;
+	s->next = r->pos;
+}
+
+/*
+ * Segment i (s, size bytes) did not verify to its end: a torn tail of
+ * the last segment is truncated; other damage is refused (-EBADMSG)
+ * unless repair cuts the log there (r->cut).
+ */
+static int
+settle_tail(struct journal *j, struct recovery *r, uint64_t i,
+    struct segment *s, uint64_t size)
+{
+	uint64_t off = s->end;
+	int last = i == r->nb - 1, rc;
+
+	note_bad(r->bad, s, off);
+	if (last && !batch_find_after(s->map, size, off)) {
+		log_warnx("%s: torn tail at offset %" PRIu64 " (%" PRIu64
+		          " bytes of an unacknowledged write) truncated",
+		    s->path, off, size - off);
+	} else if (!r->repair) {
+		log_warnx("%s: corrupt batch at offset %" PRIu64 "%s; "
+		          "refusing to start (see eventfoldctl verify, or "
+		          "--repair yes to cut the log there)",
+		    s->path, off,
+		    last ? " with intact data after it" :
+		           " of a sealed segment");
+		return -EBADMSG;
+	} else {
+		log_warnx("%s: REPAIR: cutting the log at corrupt "
+		          "offset %" PRIu64 ", dropping %" PRIu64 " bytes%s",
+		    s->path, off, size - off,
+		    last ? "" : " and every later segment");
+		if ((rc = drop_from(j, r->bases, i + 1, r->nb, &r->n)) != 0)
+			return rc;
+		r->cut = 1;
+	}
+	if (ftruncate(s->fd, (off_t)off) != 0 || fdatasync(s->fd) != 0)
+		return -errno;
+	return 0;
+}
+
+/* Loads segment i into segs[] and recovers it (journal_open). */
+static int
+recover_segment(struct journal *j, struct recovery *r, uint64_t i)
+{
+	char path[SEGFILE_NAME_MAX];
+	const uint64_t *bases = r->bases;
+	int last = i == r->nb - 1, rc;
+	struct segment *s;
+	uint64_t size;
+
+	if (r->arcs[i] && last) {
+		/* the hot segment is never archived */
+		snprintf(r->bad->file, sizeof(r->bad->file), "%s/%s%s", j->dir,
+		    segfile_name(path, sizeof(path), bases[i]),
+		    SEGFILE_ZST_SUFFIX);
+		r->bad->off = 0;
+		log_warnx("%s: the last segment exists only as an "
+		          "archive; its plain file is missing",
+		    r->bad->file);
+		return -EBADMSG;
+	}
+	/* an archive (archiver.c) is opened, not read, when indexed; else
+	 * decompressed into memory and recovered like a file */
+	rc = r->arcs[i] ? archiver_load(j, bases[i], bases[i + 1] > r->skip_to,
+	                      &s, &size, r->bad) :
+	                  segment_load(j, bases[i], &s, &size);
+	if (rc != 0)
+		return rc;
+	j->segs[r->n++] = s;
+	if (!last && bases[i + 1] <= r->skip_to && size >= LOGFILE_HDR) {
+		/* indexed on disk: checked when it was indexed; the start
+		 * reads only the tail */
+		if (s->fd >= 0 && (rc = segment_map(j, s, size, 0)) != 0)
+			return rc;
+		s->end = size;
+		s->next = r->pos = bases[i + 1];
 		if (i == 0)
 			j->base = s->base;
-		madvise((void *)s->map, size, MADV_SEQUENTIAL);
-		off = LOGFILE_HDR;
-		while (off < size) {
-			if (batch_verify(s->map, size, off, pos, 1, &len) != 0)
-				break;
-			(void)batch_hdr_decode(s->map + off, size - off, &h);
-			p = off + BATCH_HDR;
-			for (k = 0; k < h.count; k++) {
-				(void)record_decode(s->map + p, size - p, &ev,
-				    &rlen, 0);
-				visit(arg, &ev, i << JOURNAL_OFF_BITS | p);
-				p += rlen;
-			}
-			pos += h.count;
-			off += len;
-		}
-		madvise((void *)s->map, size, MADV_NORMAL);
-		s->end = off;
-		s->next = pos;
-		if (off == size)
-			continue;
-		note_bad(bad, s, off);
-		if (last && !batch_find_after(s->map, size, off)) {
-			log_warnx("%s: torn tail at offset %" PRIu64
-			          " (%" PRIu64
-			          " bytes of an unacknowledged write) "
-			          "truncated",
-			    s->path, off, size - off);
-		} else if (!repair) {
-			log_warnx(
-			    "%s: corrupt batch at offset %" PRIu64 "%s; "
-			    "refusing to start (see eventfoldctl verify, or "
-			    "--repair yes to cut the log there)",
-			    s->path, off,
-			    last ? " with intact data after it" :
-			           " of a sealed segment");
-			rc = -EBADMSG;
-			goto fail;
-		} else {
-			log_warnx("%s: REPAIR: cutting the log at corrupt "
-			          "offset %" PRIu64 ", dropping %" PRIu64
-			          " bytes%s",
-			    s->path, off, size - off,
-			    last ? "" : " and every later segment");
-			if ((rc = drop_from(j, bases, i + 1, nb, &n)) != 0)
-				goto fail;
-			cut = 1;
-		}
-		if (ftruncate(s->fd, (off_t)off) != 0 ||
-		    fdatasync(s->fd) != 0) {
-			rc = -errno;
-			goto fail;
-		}
-		if (cut)
-			break;
+		return 0;
 	}
-	if (cut) {
-		/* the last segment kept becomes the hot one */
-		s = j->segs[n - 1];
-		if ((rc = segment_map(j, s, s->end, 1)) != 0)
-			goto fail;
+	if ((rc = check_start(j, r, i, s, &size)) != 0) {
+		if (rc == 1)
+			r->cut = 1;
+		return rc == 1 ? 0 : rc;
 	}
+	r->pos = s->base;
+	if (i == 0)
+		j->base = s->base;
+	replay_segment(r, i, s, size);
+	if (s->end == size)
+		return 0;
+	return settle_tail(j, r, i, s, size);
+}
+
+/* After recovery: every segment but the last is sealed. */
+static void
+seal_all_but_hot(struct journal *j, uint64_t n)
+{
+	struct segment *s;
+	uint64_t i;
+
 	for (i = 0; i < n; i++) {
 		s = j->segs[i];
 		j->bytes += s->end;
@@ -584,14 +647,54 @@ journal_open(struct journal *j, const char *data_dir, uint64_t segment_size,
 		s->fd = -1;
 		j->sealed_bytes += s->end;
 	}
-	__atomic_store_n(&j->nsegs, n, __ATOMIC_RELEASE);
-	free(bases);
-	free(arcs);
+}
+
+int
+journal_open(struct journal *j, const char *data_dir, uint64_t segment_size,
+    uint64_t cache_bytes, int repair, uint64_t skip_to, journal_visit_fn visit,
+    void *arg, struct journal_bad *bad)
+{
+	struct recovery r = { .skip_to = skip_to,
+		.repair = repair,
+		.visit = visit,
+		.arg = arg,
+		.bad = bad };
+	struct segment *s;
+	uint64_t i;
+	int rc;
+
+	memset(j, 0, sizeof(*j));
+	memset(bad, 0, sizeof(*bad));
+	j->lockfd = j->dirfd = -1;
+	j->segment_size = segment_size ? segment_size : SEGMENT_SIZE_DEFAULT;
+	pthread_rwlock_init(&j->maplock, NULL);
+	if ((j->cache = archive_cache_new(cache_bytes)) == NULL)
+		return -ENOMEM;
+	if (mkdir(data_dir, 0750) != 0 && errno != EEXIST)
+		return -errno;
+	if ((j->dir = strdup(data_dir)) == NULL)
+		return -ENOMEM;
+	if ((rc = journal_lock(j, data_dir)) != 0 ||
+	    (rc = list_segments(j, data_dir, &r)) != 0)
+		goto fail;
+	for (i = 0; i < r.nb && !r.cut; i++)
+		if ((rc = recover_segment(j, &r, i)) != 0)
+			goto fail;
+	if (r.cut) {
+		/* the last segment kept becomes the hot one */
+		s = j->segs[r.n - 1];
+		if ((rc = segment_map(j, s, s->end, 1)) != 0)
+			goto fail;
+	}
+	seal_all_but_hot(j, r.n);
+	__atomic_store_n(&j->nsegs, r.n, __ATOMIC_RELEASE);
+	free(r.bases);
+	free(r.arcs);
 	return 0;
 fail:
-	free(bases);
-	free(arcs);
-	j->nsegs = n;
+	free(r.bases);
+	free(r.arcs);
+	j->nsegs = r.n;
 	journal_close(j);
 	return rc;
 }

@@ -108,14 +108,10 @@ visit(void *arg, const struct ef_event *ev, uint64_t loc)
 static int
 writer_alive(uint64_t limit_ms)
 {
-	uint64_t waiting;
+	uint64_t waiting, beat;
 
-	pthread_mutex_lock(&sd.qmu);
-	waiting = sd.qlen;
-	pthread_mutex_unlock(&sd.qmu);
-	return daemon_progress(waiting,
-	    __atomic_load_n(&sd.writer_beat, __ATOMIC_RELAXED), mono_ms(),
-	    limit_ms);
+	writer_load(&sd, &waiting, &beat);
+	return daemon_progress(waiting, beat, mono_ms(), limit_ms);
 }
 
 /* 0 if the archive keys are in range, else -1 (said on f if not NULL). */
@@ -198,31 +194,21 @@ reload(const char *file, int argc, char **argv)
 	conf_free(stored_keys, &nc);
 }
 
-int
-main(int argc, char **argv)
+/*
+ * Reads the configuration (files, environment, arguments) into sd.conf
+ * and checks it. Returns -1 to go on, else the exit status (-n, errors).
+ */
+static int
+configure(int *argc, char ***argv, struct conf_opts *opts)
 {
-	struct conf_opts opts;
-	char store_url[4200], events_url[4200], **argv_copy;
-	uint64_t t0;
-	struct journal_bad bad;
-	struct ef_listener pl;
-	sigset_t set;
-	struct daemon_watchdog wd;
-	struct timespec ts;
 	const char *envdir, *v;
 	char err[1200];
-	int rc, sig, i, orig_argc = argc;
 
-	/* keep a copy of argv for SIGHUP (conf_load compacts argv) */
-	argv_copy = calloc((size_t)argc + 1, sizeof(char *));
-	for (i = 0; i < argc; i++)
-		argv_copy[i] = argv[i];
-	log_init("eventfold-stored", 0);
 	/* EVENTFOLD_DATA is a data_dir only if it is not a file */
 	if (env_data_dir("", &envdir, err, sizeof(err)) != 0 || envdir == NULL)
 		stored_env[0].env = NULL;
-	argv = env_argv(stored_env, argc, argv, &argc);
-	if (conf_load(stored_keys, "stored", &sd.conf, &argc, argv, &opts,
+	*argv = env_argv(stored_env, *argc, *argv, argc);
+	if (conf_load(stored_keys, "stored", &sd.conf, argc, *argv, opts,
 	        usage) != 0)
 		return 1;
 	if (log_level_from_env() != 0)
@@ -232,11 +218,11 @@ main(int argc, char **argv)
 		fprintf(stderr, "eventfold-stored: %s\n", err);
 		return 1;
 	}
-	if (argc > 1) {
+	if (*argc > 1) {
 		fprintf(stderr,
 		    "eventfold-stored: unexpected argument %s "
 		    "(see --help)\n",
-		    argv[1]);
+		    (*argv)[1]);
 		return 1;
 	}
 	if (sd.conf.max_read_count == 0)
@@ -252,7 +238,7 @@ main(int argc, char **argv)
 	}
 	if (archive_conf_check(&sd.conf, stderr) != 0)
 		return 1;
-	if (daemon_conf_check(&opts, stored_keys, "stored", &sd.conf))
+	if (daemon_conf_check(opts, stored_keys, "stored", &sd.conf))
 		return 0;
 	if ((v = getenv("EVENTFOLD_DEDUP_CAPACITY")) != NULL)
 		log_info(
@@ -260,42 +246,21 @@ main(int argc, char **argv)
 		    "recognises a retried append by its event ids for the "
 		    "whole log, not for the last N of them",
 		    v);
+	return -1;
+}
 
-	/* Signals are taken synchronously by the main thread only. */
-	daemon_signals(&set);
+/* Opens the journal, indexing what the on-disk index does not cover. */
+static void
+recover_journal(void)
+{
+	struct journal_bad bad;
+	int rc;
 
-	client_url(store_url, sizeof(store_url), sd.conf.runtime_dir,
-	    STORE_SOCK, sd.conf.store_url);
-	client_url(events_url, sizeof(events_url), sd.conf.runtime_dir,
-	    STORE_EVENTS_SOCK, sd.conf.events_url);
-	if ((!*sd.conf.store_url || !*sd.conf.events_url) &&
-	    (rc = daemon_mkdir_p(sd.conf.runtime_dir, 0750)) != 0)
-		fatalx("runtime dir %s: %s", sd.conf.runtime_dir,
-		    strerror(-rc));
-	if ((rc = daemon_mkdir_p(sd.conf.data_dir, 0750)) != 0)
-		fatalx("data dir %s: %s", sd.conf.data_dir, strerror(-rc));
-
-	sd.stats.start_ms = mono_ms();
-	t0 = mono_ms();
-	/* interrupted archiving settled before any segment is listed: a
-	 * segment is then either plain or archived (archiver.c) */
-	if ((rc = archiver_cleanup(sd.conf.data_dir)) != 0) {
-		errno = -rc;
-		fatal("clean up interrupted archives in %s", sd.conf.data_dir);
-	}
-	archiver_cache_budget = sd.conf.archive_cache_mb << 20;
-	/* the index of sealed segments: the start reads only what is past
-	 * it (LMDB is opened here, after any fork: stored never forks) */
-	if ((rc = diskindex_open(&sd.disk, sd.conf.data_dir)) != 0) {
-		errno = -rc;
-		fatal("open the index in %s/index (delete that directory to "
-		      "rebuild it)",
-		    sd.conf.data_dir);
-	}
 	index_init(&sd.index, &sd.journal, &sd.disk);
 	index_bulk_begin(&sd.index);
 	rc = journal_open(&sd.journal, sd.conf.data_dir, sd.conf.segment_size,
-	    sd.conf.repair, sd.disk.indexed_to, visit, &sd.index, &bad);
+	    sd.conf.archive_cache_mb << 20, sd.conf.repair, sd.disk.indexed_to,
+	    visit, &sd.index, &bad);
 	if (rc == -EEXIST)
 		fatalx("%s is in use by another eventfold-stored (lock held "
 		       "on %s/LOCK)",
@@ -315,20 +280,55 @@ main(int argc, char **argv)
 	}
 	index_bulk_end(&sd.index, sd.index.head);
 	journal_unpin(); /* what recovery read */
-	for (i = 0; (uint64_t)i < journal_nsegs(&sd.journal) &&
-	     sd.journal.segs[i]->sealed &&
-	     sd.journal.segs[i]->next <= sd.disk.indexed_to;
-	     i++) {
-		if ((rc = diskindex_load_bloom(&sd.disk,
-		         sd.journal.segs[i])) != 0)
+}
+
+/* Reads back the Bloom filters of the segments indexed on disk. */
+static void
+load_blooms(void)
+{
+	struct segment *s;
+	uint64_t i;
+	int rc;
+
+	for (i = 0; i < journal_nsegs(&sd.journal); i++) {
+		s = sd.journal.segs[i];
+		if (!s->sealed || s->next > sd.disk.indexed_to)
+			break;
+		if ((rc = diskindex_load_bloom(&sd.disk, s)) != 0)
 			fatalx("%s/index: no filter for %s (%s); delete that "
 			       "directory to rebuild the index",
-			    sd.conf.data_dir, sd.journal.segs[i]->path,
-			    strerror(-rc));
-		sd.index.bloom_bytes += sd.journal.segs[i]->bloom->nbits / 8 +
+			    sd.conf.data_dir, s->path, strerror(-rc));
+		sd.index.bloom_bytes += s->bloom->nbits / 8 +
 		    sizeof(struct bloom);
 	}
 	sd.index.bytes += sd.index.bloom_bytes;
+}
+
+/* Everything before serving: the log and its index, checked and loaded. */
+static void
+recover(void)
+{
+	uint64_t t0;
+	int rc;
+
+	sd.stats.start_ms = mono_ms();
+	t0 = mono_ms();
+	/* interrupted archiving settled before any segment is listed: a
+	 * segment is then either plain or archived (archiver.c) */
+	if ((rc = archiver_cleanup(sd.conf.data_dir)) != 0) {
+		errno = -rc;
+		fatal("clean up interrupted archives in %s", sd.conf.data_dir);
+	}
+	/* the index of sealed segments: the start reads only what is past
+	 * it (LMDB is opened here, after any fork: stored never forks) */
+	if ((rc = diskindex_open(&sd.disk, sd.conf.data_dir)) != 0) {
+		errno = -rc;
+		fatal("open the index in %s/index (delete that directory to "
+		      "rebuild it)",
+		    sd.conf.data_dir);
+	}
+	recover_journal();
+	load_blooms();
 	diskindex_release(&sd.disk);
 	/* a hot segment that passed segment_size before the restart (or a
 	 * large events.log just taken over) is sealed before serving */
@@ -344,6 +344,13 @@ main(int argc, char **argv)
 	         "log, %" PRIu64 " are indexed on disk",
 	    sd.index.head, sd.journal.bytes, journal_nsegs(&sd.journal),
 	    sd.stats.recover_ms, sd.stats.recovered_events, sd.index.floor);
+}
+
+/* The threads, the publish socket on events_url, requests on store_url. */
+static void
+serve(const char *store_url, const char *events_url, struct ef_listener *pl)
+{
+	int rc;
 
 	if (indexer_start(&sd) != 0)
 		fatalx("cannot start the indexer thread");
@@ -354,26 +361,72 @@ main(int argc, char **argv)
 	if (nng_pub0_open(&sd.pub) != 0)
 		fatalx("cannot open the publish socket");
 	nng_socket_set_int(sd.pub, NNG_OPT_SENDBUF, 8192);
-	if ((rc = listener_open(&pl, sd.pub, events_url, 0660)) != 0)
+	if ((rc = listener_open(pl, sd.pub, events_url, 0660)) != 0)
 		fatalx("listen %s: %s", events_url, strerror(-rc));
 	if ((rc = dispatch_start(&sd, store_url)) != 0)
 		fatalx("listen %s: %s", store_url, strerror(-rc));
 	log_info("serving %s, publishing on %s", store_url, events_url);
 	sd_notifyf(0, "READY=1\nSTATUS=serving, %" PRIu64 " events",
 	    sd.index.head);
+}
+
+/* Until SIGTERM or SIGINT: reloads on SIGHUP, feeds the watchdog. */
+static void
+wait_for_stop(const sigset_t *set, const char *file, int argc, char **argv)
+{
+	struct daemon_watchdog wd;
+	struct timespec ts;
+	int sig;
 
 	daemon_watchdog_init(&wd);
 	for (;;) {
 		ts = daemon_watchdog_wait(&wd);
-		sig = sigtimedwait(&set, NULL, &ts);
+		sig = sigtimedwait(set, NULL, &ts);
 		daemon_watchdog_tick(&wd, writer_alive);
 		if (sig == SIGHUP) {
-			reload(opts.file, orig_argc, argv_copy);
+			reload(file, argc, argv);
 			continue;
 		}
 		if (sig == SIGTERM || sig == SIGINT)
-			break;
+			return;
 	}
+}
+
+int
+main(int argc, char **argv)
+{
+	struct conf_opts opts;
+	char store_url[4200], events_url[4200], **argv_copy;
+	struct ef_listener pl;
+	sigset_t set;
+	int rc, i, orig_argc = argc;
+
+	/* keep a copy of argv for SIGHUP (conf_load compacts argv) */
+	argv_copy = calloc((size_t)argc + 1, sizeof(char *));
+	for (i = 0; i < argc; i++)
+		argv_copy[i] = argv[i];
+	log_init("eventfold-stored", 0);
+	if ((rc = configure(&argc, &argv, &opts)) >= 0)
+		return rc;
+
+	/* Signals are taken synchronously by the main thread only. */
+	daemon_signals(&set);
+
+	client_url(store_url, sizeof(store_url), sd.conf.runtime_dir,
+	    STORE_SOCK, sd.conf.store_url);
+	client_url(events_url, sizeof(events_url), sd.conf.runtime_dir,
+	    STORE_EVENTS_SOCK, sd.conf.events_url);
+	if ((!*sd.conf.store_url || !*sd.conf.events_url) &&
+	    (rc = daemon_mkdir_p(sd.conf.runtime_dir, 0750)) != 0)
+		fatalx("runtime dir %s: %s", sd.conf.runtime_dir,
+		    strerror(-rc));
+	if ((rc = daemon_mkdir_p(sd.conf.data_dir, 0750)) != 0)
+		fatalx("data dir %s: %s", sd.conf.data_dir, strerror(-rc));
+
+	recover();
+	serve(store_url, events_url, &pl);
+	wait_for_stop(&set, opts.file, orig_argc, argv_copy);
+
 	log_info("stopping: finishing in-flight commits");
 	sd_notify(0, "STOPPING=1");
 	__atomic_store_n(&sd.stopping, 1, __ATOMIC_RELAXED);

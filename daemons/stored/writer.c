@@ -247,6 +247,22 @@ job_fail(struct append_job *job, int status, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* Has stored event s this type, metadata and payload? */
+static int
+same_body(const struct ef_event *s, const void *type, uint32_t type_len,
+    const uint8_t *metadata, uint32_t metadata_len, const uint8_t *payload,
+    uint32_t payload_len)
+{
+	return s->type_len == type_len &&
+	    memcmp(s->type, type, type_len) == 0 &&
+	    s->metadata_len == metadata_len &&
+	    (metadata_len == 0 ||
+	        memcmp(s->metadata, metadata, metadata_len) == 0) &&
+	    s->payload_len == payload_len &&
+	    (payload_len == 0 ||
+	        memcmp(s->payload, payload, payload_len) == 0);
+}
+
 /* Does the stored event at rec equal proposed event p of stream sid? */
 static int
 same_event(const uint8_t *rec, const uint8_t sid[UUID_LEN],
@@ -258,14 +274,8 @@ same_event(const uint8_t *rec, const uint8_t sid[UUID_LEN],
 	if (record_decode(rec, RECORD_MAX, &ev, &len, 0) != REC_OK)
 		return 0;
 	return memcmp(ev.stream_id, sid, UUID_LEN) == 0 &&
-	    ev.type_len == p->type.len &&
-	    memcmp(ev.type, p->type.ptr, p->type.len) == 0 &&
-	    ev.metadata_len == p->metadata_len &&
-	    (p->metadata_len == 0 ||
-	        memcmp(ev.metadata, p->metadata, p->metadata_len) == 0) &&
-	    ev.payload_len == p->payload_len &&
-	    (p->payload_len == 0 ||
-	        memcmp(ev.payload, p->payload, p->payload_len) == 0);
+	    same_body(&ev, p->type.ptr, p->type.len, p->metadata,
+	        p->metadata_len, p->payload, p->payload_len);
 }
 
 static uint64_t
@@ -279,18 +289,23 @@ stream_count(struct stored *sd, struct wbatch *b, const uint8_t sid[UUID_LEN])
 	return index_stream_count(&sd->index, sid);
 }
 
-static void
-writer_process(struct stored *sd, struct wbatch *b, struct append_job *job)
+/*
+ * 1. Idempotent replay. Returns 1 if job is settled: every id of it is
+ * stored as given (a replay, answered OK) or it is refused; 0 if none of
+ * its ids is stored.
+ */
+static int
+append_replay(struct stored *sd, struct wbatch *b, struct append_job *job)
 {
 	const struct ipc_append_req *r = job->req;
-	char ebuf[UUID_STR_LEN], abuf[32];
-	uint64_t n = r->nevents, found = 0, i, count, first = 0;
+	char ebuf[UUID_STR_LEN];
+	uint64_t n = r->nevents, found = 0, i, first = 0;
 	int64_t pos;
 	struct bslot *bs;
 	struct ef_event ev;
 	const uint8_t *rec;
+	size_t len;
 
-	/* 1. idempotent replay */
 	for (i = 0; i < n; i++) {
 		bs = bmap_find(&b->ids, job->ids[i], 0);
 		pos = bs ? (int64_t)bs->val :
@@ -299,7 +314,7 @@ writer_process(struct stored *sd, struct wbatch *b, struct append_job *job)
 			job_fail(job, EF_S_INTERNAL,
 			    "checking event id %s: %s",
 			    uuid_format(job->ids[i], ebuf), journal_fault());
-			return;
+			return 1;
 		}
 		if (pos < 0)
 			continue;
@@ -308,7 +323,7 @@ writer_process(struct stored *sd, struct wbatch *b, struct append_job *job)
 			    "batch mixes stored and new event ids (%s is "
 			    "already stored)",
 			    uuid_format(job->ids[i], ebuf));
-			return;
+			return 1;
 		}
 		if (i == 0)
 			first = (uint64_t)pos;
@@ -319,7 +334,7 @@ writer_process(struct stored *sd, struct wbatch *b, struct append_job *job)
 			    "checking event id %s: "
 			    "%s",
 			    uuid_format(job->ids[i], ebuf), journal_fault());
-			return;
+			return 1;
 		}
 		if ((uint64_t)pos != first + i ||
 		    !same_event(rec, job->stream_id, &r->events[i])) {
@@ -327,78 +342,87 @@ writer_process(struct stored *sd, struct wbatch *b, struct append_job *job)
 			    "event id %s was already used for a different "
 			    "event",
 			    uuid_format(job->ids[i], ebuf));
-			return;
+			return 1;
 		}
 		found++;
 	}
-	if (found == n) {
-		size_t len;
-
-		if ((rec = record_of(sd, b, first)) == NULL) {
-			job_fail(job, EF_S_DATA_LOSS,
-			    "replaying position %" PRIu64 ": %s", first,
-			    journal_fault());
-			return;
-		}
-		(void)record_decode(rec, RECORD_MAX, &ev, &len, 0);
-		job->status = EF_S_OK;
-		job->replay = true;
-		job->rep.first_pos = first;
-		job->rep.last_pos = first + n - 1;
-		job->rep.first_version = ev.stream_version;
-		job->rep.last_version = ev.stream_version + n - 1;
-		return;
-	}
-	if (found > 0) {
+	if (found != n && found == 0)
+		return 0;
+	if (found != n) {
 		job_fail(job, EF_S_EVENT_ID_REUSED,
 		    "batch mixes stored and new event ids (%s is already "
 		    "stored)",
 		    uuid_format(job->ids[0], ebuf));
-		return;
+		return 1;
 	}
+	if ((rec = record_of(sd, b, first)) == NULL) {
+		job_fail(job, EF_S_DATA_LOSS,
+		    "replaying position %" PRIu64 ": %s", first,
+		    journal_fault());
+		return 1;
+	}
+	(void)record_decode(rec, RECORD_MAX, &ev, &len, 0);
+	job->status = EF_S_OK;
+	job->replay = true;
+	job->rep.first_pos = first;
+	job->rep.last_pos = first + n - 1;
+	job->rep.first_version = ev.stream_version;
+	job->rep.last_version = ev.stream_version + n - 1;
+	return 1;
+}
 
-	/* 2. expected version */
-	count = stream_count(sd, b, job->stream_id);
-	if (count == INDEX_ERR) {
+/*
+ * 2. Expected version: the stream's event count into *count. Returns 1
+ * if job is refused (a conflict, or the index could not be read).
+ */
+static int
+append_expect(struct stored *sd, struct wbatch *b, struct append_job *job,
+    uint64_t *count)
+{
+	const struct ipc_append_req *r = job->req;
+	char abuf[32];
+	uint64_t c;
+
+	c = *count = stream_count(sd, b, job->stream_id);
+	if (c == INDEX_ERR) {
 		job_fail(job, EF_S_INTERNAL,
 		    "checking the expected version: "
 		    "%s",
 		    journal_fault());
-		return;
+		return 1;
 	}
-	if ((r->kind == EF_EXPECT_NO_STREAM && count != 0) ||
-	    (r->kind == EF_EXPECT_EXACT &&
-	        (count == 0 || count - 1 != r->version))) {
-		/* EventfoldDB's words, which its clients parse: a number or
-		 * NoStream on either side */
-		if (count == 0)
-			snprintf(abuf, sizeof(abuf), "NoStream");
-		else
-			snprintf(abuf, sizeof(abuf), "%" PRIu64, count - 1);
-		if (r->kind == EF_EXPECT_NO_STREAM)
-			job_fail(job, EF_S_VERSION_CONFLICT,
-			    "wrong expected version: expected NoStream, "
-			    "actual %s",
-			    abuf);
-		else
-			job_fail(job, EF_S_VERSION_CONFLICT,
-			    "wrong expected version: expected %" PRIu64
-			    ", actual %s",
-			    r->version, abuf);
-		job->conflict.exists = count != 0;
-		job->conflict.actual = count ? count - 1 : 0;
-		return;
-	}
+	if (!((r->kind == EF_EXPECT_NO_STREAM && c != 0) ||
+	        (r->kind == EF_EXPECT_EXACT &&
+	            (c == 0 || c - 1 != r->version))))
+		return 0;
+	/* EventfoldDB's words, which its clients parse: a number or
+	 * NoStream on either side */
+	if (c == 0)
+		snprintf(abuf, sizeof(abuf), "NoStream");
+	else
+		snprintf(abuf, sizeof(abuf), "%" PRIu64, c - 1);
+	if (r->kind == EF_EXPECT_NO_STREAM)
+		job_fail(job, EF_S_VERSION_CONFLICT,
+		    "wrong expected version: expected NoStream, "
+		    "actual %s",
+		    abuf);
+	else
+		job_fail(job, EF_S_VERSION_CONFLICT,
+		    "wrong expected version: expected %" PRIu64 ", actual %s",
+		    r->version, abuf);
+	job->conflict.exists = c != 0;
+	job->conflict.actual = c ? c - 1 : 0;
+	return 1;
+}
 
-	/* 3. type and size: checked before the writer (dispatch.c's
-	 * append_check), reported here, after the checks above, as the
-	 * contract orders them */
-	if (job->late_status != EF_S_OK) {
-		job_fail(job, job->late_status, "%s", job->late_msg);
-		return;
-	}
+/* 4. Accepted: assigns positions and versions from count, encodes. */
+static void
+append_accept(struct wbatch *b, struct append_job *job, uint64_t count)
+{
+	const struct ipc_append_req *r = job->req;
+	uint64_t n = r->nevents, i;
+	struct ef_event ev;
 
-	/* 4. accept: assign positions, encode */
 	job->status = EF_S_OK;
 	job->rep.first_pos = b->next_pos;
 	job->rep.last_pos = b->next_pos + n - 1;
@@ -428,6 +452,24 @@ writer_process(struct stored *sd, struct wbatch *b, struct append_job *job)
 	bmap_find(&b->streams, job->stream_id, 1)->val = count + n;
 }
 
+/* APPEND: the checks in the contract's order, then into the batch. */
+static void
+writer_process(struct stored *sd, struct wbatch *b, struct append_job *job)
+{
+	uint64_t count;
+
+	if (append_replay(sd, b, job) || append_expect(sd, b, job, &count))
+		return;
+	/* 3. type and size: checked before the writer (dispatch.c's
+	 * append_check), reported here, after the checks above, as the
+	 * contract orders them */
+	if (job->late_status != EF_S_OK) {
+		job_fail(job, job->late_status, "%s", job->late_msg);
+		return;
+	}
+	append_accept(b, job, count);
+}
+
 /* Is the stored event at rec the imported event ev (keep: same position)? */
 static int
 same_import(const uint8_t *rec, const struct ef_event *ev, int keep)
@@ -440,14 +482,9 @@ same_import(const uint8_t *rec, const struct ef_event *ev, int keep)
 	return memcmp(s.stream_id, ev->stream_id, UUID_LEN) == 0 &&
 	    s.stream_version == ev->stream_version &&
 	    (!keep || s.global_position == ev->global_position) &&
-	    s.recorded_at == ev->recorded_at && s.type_len == ev->type_len &&
-	    memcmp(s.type, ev->type, ev->type_len) == 0 &&
-	    s.metadata_len == ev->metadata_len &&
-	    (ev->metadata_len == 0 ||
-	        memcmp(s.metadata, ev->metadata, ev->metadata_len) == 0) &&
-	    s.payload_len == ev->payload_len &&
-	    (ev->payload_len == 0 ||
-	        memcmp(s.payload, ev->payload, ev->payload_len) == 0);
+	    s.recorded_at == ev->recorded_at &&
+	    same_body(&s, ev->type, ev->type_len, ev->metadata,
+	        ev->metadata_len, ev->payload, ev->payload_len);
 }
 
 /*
@@ -463,17 +500,23 @@ same_import(const uint8_t *rec, const struct ef_event *ev, int keep)
  */
 static struct bmap imp_streams; /* writer thread only */
 
-static void
-writer_import(struct stored *sd, struct wbatch *b, struct append_job *job)
+/*
+ * 1. A re-run: the prefix of job already stored as given (*found events
+ * from position *first) is skipped. Returns 1 if job is settled: all of
+ * it was stored (answered OK) or it is refused.
+ */
+static int
+import_replay(struct stored *sd, struct wbatch *b, struct append_job *job,
+    uint64_t *found, uint64_t *first)
 {
 	char ebuf[UUID_STR_LEN];
-	uint64_t n = job->nimp, i, found = 0, count, first = 0;
+	uint64_t n = job->nimp, i;
 	const struct ef_event *ev;
 	const uint8_t *rec;
 	struct bslot *bs;
 	int64_t pos;
 
-	/* 1. a re-run: a prefix already stored as given is skipped */
+	*found = *first = 0;
 	for (i = 0; i < n; i++) {
 		ev = &job->imp[i];
 		bs = bmap_find(&b->ids, ev->event_id, 0);
@@ -481,41 +524,54 @@ writer_import(struct stored *sd, struct wbatch *b, struct append_job *job)
 		           index_event(&sd->index, ev->event_id);
 		if (pos < 0)
 			continue;
-		if (found != i) {
+		if (*found != i) {
 			job_fail(job, EF_S_EVENT_ID_REUSED,
 			    "import mixes "
 			    "stored and new event ids (%s is already stored)",
 			    uuid_format(ev->event_id, ebuf));
-			return;
+			return 1;
 		}
 		if (i == 0)
-			first = (uint64_t)pos;
+			*first = (uint64_t)pos;
 		if ((rec = record_of(sd, b, (uint64_t)pos)) == NULL) {
 			job_fail(job, EF_S_DATA_LOSS,
 			    "checking event id %s: "
 			    "%s",
 			    uuid_format(ev->event_id, ebuf), journal_fault());
-			return;
+			return 1;
 		}
 		if (!same_import(rec, ev, job->keep_positions)) {
 			job_fail(job, EF_S_EVENT_ID_REUSED,
 			    "event id %s is "
 			    "already stored as a different event",
 			    uuid_format(ev->event_id, ebuf));
-			return;
+			return 1;
 		}
-		found++;
+		(*found)++;
 	}
-	if (found == n) {
-		job->status = EF_S_OK;
-		job->irep.first_pos = first;
-		job->irep.count = 0;
-		job->irep.skipped = n;
-		job->rep.first_pos = first;
-		return;
-	}
+	if (*found != n)
+		return 0;
+	job->status = EF_S_OK;
+	job->irep.first_pos = *first;
+	job->irep.count = 0;
+	job->irep.skipped = n;
+	job->rep.first_pos = *first;
+	return 1;
+}
 
-	/* 2. positions and versions of the rest, tracked within the job */
+/*
+ * 2. Positions and versions of the events after the first found, tracked
+ * within the job. Returns 1 if job is refused.
+ */
+static int
+import_check(struct stored *sd, struct wbatch *b, struct append_job *job,
+    uint64_t found)
+{
+	char ebuf[UUID_STR_LEN];
+	uint64_t n = job->nimp, i, count;
+	const struct ef_event *ev;
+	struct bslot *bs;
+
 	bmap_reset(&imp_streams, n);
 	for (i = found; i < n; i++) {
 		ev = &job->imp[i];
@@ -526,7 +582,7 @@ writer_import(struct stored *sd, struct wbatch *b, struct append_job *job)
 			    "%" PRIu64
 			    ", but the log's next position is %" PRIu64,
 			    i, ev->global_position, b->next_pos + i - found);
-			return;
+			return 1;
 		}
 		bs = bmap_find(&imp_streams, ev->stream_id, 0);
 		count = bs ? bs->val : stream_count(sd, b, ev->stream_id);
@@ -539,12 +595,20 @@ writer_import(struct stored *sd, struct wbatch *b, struct append_job *job)
 			    ev->stream_version, count);
 			job->conflict.exists = count != 0;
 			job->conflict.actual = count ? count - 1 : 0;
-			return;
+			return 1;
 		}
 		bmap_find(&imp_streams, ev->stream_id, 1)->val = count + 1;
 	}
+	return 0;
+}
 
-	/* 3. accept */
+/* 3. Accepted: the events after the first found into the batch. */
+static void
+import_accept(struct wbatch *b, struct append_job *job, uint64_t found,
+    uint64_t first)
+{
+	uint64_t n = job->nimp, i;
+
 	job->status = EF_S_OK;
 	job->irep.first_pos = found ? first : b->next_pos;
 	job->irep.count = n - found;
@@ -566,10 +630,35 @@ writer_import(struct stored *sd, struct wbatch *b, struct append_job *job)
 }
 
 static void
+writer_import(struct stored *sd, struct wbatch *b, struct append_job *job)
+{
+	uint64_t found, first;
+
+	if (import_replay(sd, b, job, &found, &first) ||
+	    import_check(sd, b, job, found))
+		return;
+	import_accept(b, job, found, first);
+}
+
+static void
 job_finish(struct append_job *job)
 {
 	job->complete(job);
 }
+
+/*
+ * The queue of jobs, private to this file: dispatch.c and backup.c add
+ * to it through writer_submit*(), stored.c's watchdog reads its load
+ * through writer_load().
+ */
+struct writer {
+	struct stored *sd;
+	struct bgthread bg; /* the thread; its lock and condition guard
+	                     * the queue; bg.exit: drain and exit */
+	struct append_job *head, **tail;
+	uint64_t len;  /* callers (messages) in the queue */
+	uint64_t beat; /* mono_ms() of the last commit; atomic */
+};
 
 /* ---- ordered import runs (top comment); writer thread only ---- */
 
@@ -745,8 +834,9 @@ writer_import_run(struct stored *sd, struct wbatch *b, struct append_job *j)
  * from the missing one on), or stored is stopping.
  */
 static void
-held_expire(struct stored *sd)
+held_expire(struct writer *w)
 {
+	struct stored *sd = w->sd;
 	struct append_job **hp, *h;
 	struct import_run *r;
 	uint64_t now = mono_ms();
@@ -758,7 +848,7 @@ held_expire(struct stored *sd)
 		else if (r->failed_at != SEQ_NONE && h->seq > r->failed_at)
 			job_fail_after(h, r);
 		else if (__atomic_load_n(&sd->stopping, __ATOMIC_RELAXED) ||
-		    sd->writer_exit)
+		    w->bg.exit)
 			job_fail(h, EF_S_UNAVAILABLE,
 			    "stored is shutting down: "
 			    "nothing of import request %" PRIu64
@@ -943,7 +1033,7 @@ mono_us(void)
 }
 
 /*
- * Group commit's gathering step, called with qmu held and a non-empty
+ * Group commit's gathering step, called with mu held and a non-empty
  * queue. When the last batch saw more concurrent callers than are
  * queued now, wait a little (at most half the last commit's duration,
  * capped) for the ones that were just answered to come back, so that
@@ -951,150 +1041,204 @@ mono_us(void)
  * half-size groups. A single client never waits.
  */
 static void
-gather(struct stored *sd, uint64_t want, uint64_t wait_us)
+gather(struct writer *w, uint64_t want, uint64_t wait_us)
 {
 	struct timespec dl;
 
-	if (want <= 1 || sd->qlen >= want || wait_us == 0)
+	if (want <= 1 || w->len >= want || wait_us == 0)
 		return;
 	clock_deadline_us(&dl, wait_us);
-	while (sd->qlen < want && !sd->writer_exit)
-		if (pthread_cond_timedwait(&sd->qcv, &sd->qmu, &dl) != 0)
+	while (w->len < want && !w->bg.exit)
+		if (pthread_cond_timedwait(&w->bg.cv, &w->bg.mu, &dl) != 0)
 			break;
+}
+
+/*
+ * Waits for jobs (coming back every 50 ms while jobs are held, to expire
+ * them), gathers, and takes the whole queue; *taken is its callers. NULL
+ * if nothing was taken: *done then says whether the writer is to exit.
+ */
+static struct append_job *
+queue_take(struct writer *w, uint64_t want, uint64_t wait_us, uint64_t *taken,
+    bool *done)
+{
+	struct append_job *jobs;
+	struct timespec dl;
+
+	*done = false;
+	pthread_mutex_lock(&w->bg.mu);
+	while (w->head == NULL && !w->bg.exit) {
+		if (held == NULL) {
+			pthread_cond_wait(&w->bg.cv, &w->bg.mu);
+			continue;
+		}
+		clock_deadline_us(&dl, 50000);
+		if (pthread_cond_timedwait(&w->bg.cv, &w->bg.mu, &dl) != 0)
+			break;
+	}
+	if (w->head == NULL) {
+		*done = w->bg.exit && held == NULL;
+		pthread_mutex_unlock(&w->bg.mu);
+		return NULL;
+	}
+	if (faultpoint("writer.stall")) {
+		/* tests: a writer that makes no progress, with work
+		 * waiting (the watchdog must stop, stored.c) */
+		pthread_mutex_unlock(&w->bg.mu);
+		nanosleep(&(struct timespec){ 0, 20 * 1000 * 1000 }, NULL);
+		return NULL;
+	}
+	gather(w, want, wait_us);
+	jobs = w->head;
+	*taken = w->len;
+	w->head = NULL;
+	w->tail = &w->head;
+	w->len = 0;
+	pthread_mutex_unlock(&w->bg.mu);
+	return jobs;
+}
+
+/* Puts the jobs from j on back at the front of the queue. */
+static void
+queue_put_back(struct writer *w, struct append_job *j, uint64_t *taken)
+{
+	struct append_job *t = j;
+
+	pthread_mutex_lock(&w->bg.mu);
+	while (t->next != NULL)
+		t = t->next;
+	t->next = w->head;
+	if (w->head == NULL)
+		w->tail = &t->next;
+	w->head = j;
+	for (t = j; t != NULL; t = t->next) {
+		w->len += (uint64_t)t->caller;
+		*taken -= (uint64_t)t->caller;
+	}
+	pthread_mutex_unlock(&w->bg.mu);
+}
+
+/* An empty batch sized for the events of jobs, at the index's head. */
+static void
+batch_begin(struct stored *sd, struct wbatch *b, struct append_job *jobs)
+{
+	struct append_job *j;
+	uint64_t nev = 0;
+
+	for (j = jobs; j != NULL; j = j->next)
+		if (j->op == EF_OP_APPEND)
+			nev += j->req->nevents;
+		else if (j->op == EF_OP_IMPORT)
+			nev += j->nimp;
+	b->len = BATCH_HDR;
+	wb_reserve(b, 0);
+	b->nrec = 0;
+	b->first_pos = b->next_pos = index_head(&sd->index);
+	b->recorded_at = now_ms();
+	bmap_reset(&b->ids, nev);
+	bmap_reset(&b->streams, nev);
+}
+
+/*
+ * Checks the jobs and encodes the accepted ones into b, until b passes
+ * BATCH_SOFT_MAX: the rest go back to the queue. An import job early in
+ * its run leaves *jobs for the held list.
+ */
+static void
+batch_fill(struct writer *w, struct wbatch *b, struct append_job **jobs,
+    uint64_t *taken)
+{
+	struct stored *sd = w->sd;
+	struct append_job *j, **jp;
+
+	/* the indexer may trim the index meanwhile: read under the lock
+	 * (what is read stays true: trimming moves, never changes) */
+	pthread_rwlock_rdlock(&sd->index.lock);
+	jp = jobs;
+	while ((j = *jp) != NULL) {
+		if (b->len > BATCH_SOFT_MAX) {
+			*jp = NULL;
+			queue_put_back(w, j, taken);
+			break;
+		}
+		if (j->op == EF_OP_APPEND)
+			writer_process(sd, b, j);
+		else if (j->op == EF_OP_IMPORT && j->run == 0)
+			writer_import(sd, b, j);
+		else if (j->op == EF_OP_IMPORT &&
+		    writer_import_run(sd, b, j) == SEQ_HOLD) {
+			/* out of the batch until its turn */
+			*jp = j->next;
+			j->held_ms = mono_ms();
+			j->next = held;
+			held = j;
+			continue;
+		}
+		jp = &j->next;
+	}
+	pthread_rwlock_unlock(&sd->index.lock);
+}
+
+/*
+ * ROTATE and BACKUP jobs set apart from *jobs and returned: once
+ * writer_commit has answered an append, its job (next included) belongs
+ * to its context again, so writer_after must not walk past it.
+ */
+static struct append_job *
+split_after(struct append_job **jobs)
+{
+	struct append_job *rot = NULL, **rtail = &rot, **jp;
+
+	for (jp = jobs; *jp != NULL;) {
+		if ((*jp)->op != EF_OP_ROTATE && (*jp)->op != EF_OP_BACKUP) {
+			jp = &(*jp)->next;
+			continue;
+		}
+		*rtail = *jp;
+		*jp = (*jp)->next;
+		rtail = &(*rtail)->next;
+		*rtail = NULL;
+	}
+	return rot;
 }
 
 static void *
 writer_main(void *arg)
 {
-	struct stored *sd = arg;
-	struct append_job *jobs, *j, *rot, **rtail, **jp;
+	struct writer *w = arg;
+	struct stored *sd = w->sd;
+	struct append_job *jobs, *rot;
 	struct wbatch b;
-	uint64_t nev, taken = 0, want = 0, wait_us = 0, t0, t1;
+	uint64_t taken = 0, want = 0, wait_us = 0, t0, t1;
+	bool done;
 
 	memset(&b, 0, sizeof(b));
 	for (;;) {
 		if (held != NULL)
-			held_expire(sd);
-		pthread_mutex_lock(&sd->qmu);
-		while (sd->qhead == NULL && !sd->writer_exit) {
-			struct timespec dl;
-
-			if (held == NULL) {
-				pthread_cond_wait(&sd->qcv, &sd->qmu);
-				continue;
-			}
-			/* held jobs: come back to expire them */
-			clock_deadline_us(&dl, 50000);
-			if (pthread_cond_timedwait(&sd->qcv, &sd->qmu, &dl) !=
-			    0)
-				break;
-		}
-		if (sd->qhead == NULL) {
-			pthread_mutex_unlock(&sd->qmu);
-			if (sd->writer_exit && held == NULL)
+			held_expire(w);
+		jobs = queue_take(w, want, wait_us, &taken, &done);
+		if (jobs == NULL) {
+			if (done)
 				break;
 			continue;
 		}
-		if (faultpoint("writer.stall")) {
-			/* tests: a writer that makes no progress, with work
-			 * waiting (the watchdog must stop, stored.c) */
-			pthread_mutex_unlock(&sd->qmu);
-			nanosleep(&(struct timespec){ 0, 20 * 1000 * 1000 },
-			    NULL);
-			continue;
-		}
-		gather(sd, want, wait_us);
-		jobs = sd->qhead;
-		taken = sd->qlen;
-		sd->qhead = NULL;
-		sd->qtail = &sd->qhead;
-		sd->qlen = 0;
-		pthread_mutex_unlock(&sd->qmu);
-
-		nev = 0;
-		for (j = jobs; j != NULL; j = j->next)
-			if (j->op == EF_OP_APPEND)
-				nev += j->req->nevents;
-			else if (j->op == EF_OP_IMPORT)
-				nev += j->nimp;
-		b.len = BATCH_HDR;
-		wb_reserve(&b, 0);
-		b.nrec = 0;
-		b.first_pos = b.next_pos = index_head(&sd->index);
-		b.recorded_at = now_ms();
-		bmap_reset(&b.ids, nev);
-		bmap_reset(&b.streams, nev);
-		/* the indexer may trim the index meanwhile: read under the
-		 * lock (what is read stays true: trimming moves, never
-		 * changes) */
-		pthread_rwlock_rdlock(&sd->index.lock);
-		jp = &jobs;
-		while ((j = *jp) != NULL) {
-			if (b.len > BATCH_SOFT_MAX) {
-				/* put the rest back at the front */
-				pthread_mutex_lock(&sd->qmu);
-				*jp = NULL;
-				struct append_job *t = j;
-				while (t->next != NULL)
-					t = t->next;
-				t->next = sd->qhead;
-				if (sd->qhead == NULL)
-					sd->qtail = &t->next;
-				sd->qhead = j;
-				for (t = j; t != NULL; t = t->next) {
-					sd->qlen += (uint64_t)t->caller;
-					taken -= (uint64_t)t->caller;
-				}
-				pthread_mutex_unlock(&sd->qmu);
-				break;
-			}
-			if (j->op == EF_OP_APPEND)
-				writer_process(sd, &b, j);
-			else if (j->op == EF_OP_IMPORT && j->run == 0)
-				writer_import(sd, &b, j);
-			else if (j->op == EF_OP_IMPORT &&
-			    writer_import_run(sd, &b, j) == SEQ_HOLD) {
-				/* out of the batch until its turn */
-				*jp = j->next;
-				j->held_ms = mono_ms();
-				j->next = held;
-				held = j;
-				continue;
-			}
-			jp = &j->next;
-		}
-		pthread_rwlock_unlock(&sd->index.lock);
+		batch_begin(sd, &b, jobs);
+		batch_fill(w, &b, &jobs, &taken);
 		/* records read for the checks are no longer needed */
 		journal_unpin();
-		/* ROTATE and BACKUP jobs set apart: once writer_commit has
-		 * answered an append, its job (next included) belongs to
-		 * its context again, so writer_after must not walk past it */
-		rot = NULL;
-		rtail = &rot;
-		for (jp = &jobs; *jp != NULL;) {
-			if ((*jp)->op != EF_OP_ROTATE &&
-			    (*jp)->op != EF_OP_BACKUP) {
-				jp = &(*jp)->next;
-				continue;
-			}
-			*rtail = *jp;
-			*jp = (*jp)->next;
-			rtail = &(*rtail)->next;
-			*rtail = NULL;
-		}
+		rot = split_after(&jobs);
 		t0 = mono_us();
 		writer_commit(sd, &b, jobs);
 		writer_after(sd, rot);
 		journal_unpin();
 		t1 = mono_us();
-		__atomic_store_n(&sd->writer_beat, t1 / 1000,
-		    __ATOMIC_RELAXED);
+		__atomic_store_n(&w->beat, t1 / 1000, __ATOMIC_RELAXED);
 		/* Concurrency estimate for the next batch: the callers just
 		 * answered (they come back within a round trip) plus those
 		 * already waiting. */
-		pthread_mutex_lock(&sd->qmu);
-		want = taken + sd->qlen;
-		pthread_mutex_unlock(&sd->qmu);
+		pthread_mutex_lock(&w->bg.mu);
+		want = taken + w->len;
+		pthread_mutex_unlock(&w->bg.mu);
 		wait_us = (t1 - t0) / 2 < GATHER_MAX_US ? (t1 - t0) / 2 :
 		                                          GATHER_MAX_US;
 	}
@@ -1108,12 +1252,21 @@ writer_main(void *arg)
 int
 writer_start(struct stored *sd)
 {
-	pthread_mutex_init(&sd->qmu, NULL);
-	pthread_cond_init(&sd->qcv, NULL);
-	sd->writer_beat = mono_ms();
-	sd->qhead = NULL;
-	sd->qtail = &sd->qhead;
-	return -pthread_create(&sd->writer, NULL, writer_main, sd);
+	struct writer *w;
+	int rc;
+
+	if ((w = calloc(1, sizeof(*w))) == NULL)
+		return -ENOMEM;
+	w->sd = sd;
+	w->beat = mono_ms();
+	w->head = NULL;
+	w->tail = &w->head;
+	if ((rc = bgthread_start(&w->bg, writer_main, w)) != 0) {
+		free(w);
+		return rc;
+	}
+	sd->writer = w;
+	return 0;
 }
 
 void
@@ -1126,6 +1279,7 @@ writer_submit(struct stored *sd, struct append_job *job)
 void
 writer_submit_list(struct stored *sd, struct append_job *first, uint64_t n)
 {
+	struct writer *w = sd->writer;
 	struct append_job *last = first;
 	uint64_t i;
 
@@ -1135,20 +1289,35 @@ writer_submit_list(struct stored *sd, struct append_job *first, uint64_t n)
 		last->caller = 0;
 	}
 	last->next = NULL;
-	pthread_mutex_lock(&sd->qmu);
-	*sd->qtail = first;
-	sd->qtail = &last->next;
-	sd->qlen++;
-	pthread_cond_signal(&sd->qcv);
-	pthread_mutex_unlock(&sd->qmu);
+	pthread_mutex_lock(&w->bg.mu);
+	*w->tail = first;
+	w->tail = &last->next;
+	w->len++;
+	pthread_cond_signal(&w->bg.cv);
+	pthread_mutex_unlock(&w->bg.mu);
+}
+
+void
+writer_load(struct stored *sd, uint64_t *waiting, uint64_t *beat_ms)
+{
+	struct writer *w = sd->writer;
+
+	pthread_mutex_lock(&w->bg.mu);
+	*waiting = w->len;
+	pthread_mutex_unlock(&w->bg.mu);
+	*beat_ms = __atomic_load_n(&w->beat, __ATOMIC_RELAXED);
 }
 
 void
 writer_stop(struct stored *sd)
 {
-	pthread_mutex_lock(&sd->qmu);
-	sd->writer_exit = 1;
-	pthread_cond_signal(&sd->qcv);
-	pthread_mutex_unlock(&sd->qmu);
-	pthread_join(sd->writer, NULL);
+	struct writer *w = sd->writer;
+
+	if (w == NULL)
+		return;
+	bgthread_stop(&w->bg);
+	pthread_mutex_destroy(&w->bg.mu);
+	pthread_cond_destroy(&w->bg.cv);
+	free(w);
+	sd->writer = NULL;
 }

@@ -1068,7 +1068,7 @@ Test(archive, crash_at_every_step)
 		if ((pid = fork()) == 0) {
 			crash_at = steps[i].point;
 			crash_nth = steps[i].nth;
-			archive_crash_point = crash_hook;
+			o.crash_point = crash_hook;
 			(void)archive_write(dirfd_, "c", &o, NULL, NULL);
 			_exit(0);
 		}

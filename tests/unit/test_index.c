@@ -96,7 +96,9 @@ open_fresh(void)
 {
 	struct journal_bad bad;
 
-	cr_assert_eq(journal_open(&jr, dir, 0, 0, 0, visit, &ix, &bad), 0);
+	cr_assert_eq(journal_open(&jr, dir, 0, JOURNAL_CACHE_DEFAULT, 0, 0,
+	                 visit, &ix, &bad),
+	    0);
 }
 
 /*
@@ -243,7 +245,9 @@ reopen(void)
 	index_free(&ix);
 	journal_close(&jr);
 	index_init(&ix, &jr, NULL);
-	cr_assert_eq(journal_open(&jr, dir, 0, 0, 0, visit, &ix, &bad), 0);
+	cr_assert_eq(journal_open(&jr, dir, 0, JOURNAL_CACHE_DEFAULT, 0, 0,
+	                 visit, &ix, &bad),
+	    0);
 	index_publish(&ix, ix.head);
 }
 
@@ -492,8 +496,8 @@ Test(journal, torn_tail_is_cut)
 		cr_assert_geq(fd, 0);
 		cr_assert_eq(write(fd, orig, cut), (ssize_t)cut);
 		close(fd);
-		cr_assert_eq(journal_open(&jr, dir, 0, 0, 0, count_visit, &cnt,
-		                 &bad),
+		cr_assert_eq(journal_open(&jr, dir, 0, JOURNAL_CACHE_DEFAULT,
+		                 0, 0, count_visit, &cnt, &bad),
 		    0, "cut at %llu", (unsigned long long)cut);
 		cr_assert_eq(journal_hot(&jr)->end, off[2]);
 		cr_assert_eq(cnt.n, 5);
@@ -525,7 +529,8 @@ Test(journal, corruption_before_the_tail_is_refused)
 
 	index_init(&ix, &jr, NULL);
 	ix_live = 1;
-	cr_assert_eq(journal_open(&jr, dir, 0, 0, 0, visit, &ix, &bad),
+	cr_assert_eq(journal_open(&jr, dir, 0, JOURNAL_CACHE_DEFAULT, 0, 0,
+	                 visit, &ix, &bad),
 	    -EBADMSG);
 	cr_assert_eq(bad.off, off[1]);
 	cr_assert_eq(file_size("seg-00000000000000000000.log"), off[3],
@@ -534,7 +539,9 @@ Test(journal, corruption_before_the_tail_is_refused)
 
 	/* the explicit repair cuts there */
 	index_init(&ix, &jr, NULL);
-	cr_assert_eq(journal_open(&jr, dir, 0, 1, 0, visit, &ix, &bad), 0);
+	cr_assert_eq(journal_open(&jr, dir, 0, JOURNAL_CACHE_DEFAULT, 1, 0,
+	                 visit, &ix, &bad),
+	    0);
 	cr_assert_eq(bad.off, off[1]);
 	cr_assert_eq(journal_hot(&jr)->end, off[1]);
 	cr_assert_eq(ix.head, 2);
@@ -549,10 +556,13 @@ Test(journal, lock_is_exclusive)
 	index_init(&ix, &jr, NULL);
 	ix_live = 1;
 	open_fresh();
-	cr_assert_eq(journal_open(&other, dir, 0, 0, 0, visit, &ix, &bad),
+	cr_assert_eq(journal_open(&other, dir, 0, JOURNAL_CACHE_DEFAULT, 0, 0,
+	                 visit, &ix, &bad),
 	    -EEXIST);
 	journal_close(&jr);
-	cr_assert_eq(journal_open(&other, dir, 0, 0, 0, visit, &ix, &bad), 0);
+	cr_assert_eq(journal_open(&other, dir, 0, JOURNAL_CACHE_DEFAULT, 0, 0,
+	                 visit, &ix, &bad),
+	    0);
 	journal_close(&other);
 }
 
@@ -571,13 +581,16 @@ Test(journal, bad_or_short_file_header)
 	close(fd);
 	index_init(&ix, &jr, NULL);
 	ix_live = 1;
-	cr_assert_eq(journal_open(&jr, dir, 0, 0, 0, visit, &ix, &bad),
+	cr_assert_eq(journal_open(&jr, dir, 0, JOURNAL_CACHE_DEFAULT, 0, 0,
+	                 visit, &ix, &bad),
 	    -EBADMSG);
 	cr_assert_eq(bad.off, 0);
 
 	/* shorter than a header: a creation that never finished */
 	cr_assert_eq(truncate(path, 10), 0);
-	cr_assert_eq(journal_open(&jr, dir, 0, 0, 0, visit, &ix, &bad), 0);
+	cr_assert_eq(journal_open(&jr, dir, 0, JOURNAL_CACHE_DEFAULT, 0, 0,
+	                 visit, &ix, &bad),
+	    0);
 	cr_assert_eq(journal_hot(&jr)->end, LOGFILE_HDR);
 	cr_assert_eq(ix.head, 0);
 }
