@@ -117,6 +117,27 @@ ctl_reach(const struct ctl *c, enum ctl_daemon d)
 	    why, ctl_daemon_name(d), c->conf.runtime_dir, flag);
 }
 
+int
+ctl_open(const struct ctl *c, enum ctl_daemon d, struct ef_client *cl,
+    uint64_t extra_ms)
+{
+	const char *url = d == CTL_STORED ? c->store_url : c->runner_url;
+	int rc;
+
+	if ((rc = ctl_reach(c, d)) != 0)
+		return rc;
+	if (client_open(cl, url, (int)(c->conf.timeout_ms + extra_ms)) != 0)
+		return ctl_err(CTL_USAGE, "bad %s URL %s",
+		    d == CTL_STORED ? "store" : "runner", url);
+	return 0;
+}
+
+int
+ctl_malformed(const char *why)
+{
+	return ctl_err(CTL_INTERNAL, "malformed reply: %s", why);
+}
+
 const char *
 ctl_daemon_name(enum ctl_daemon d)
 {
