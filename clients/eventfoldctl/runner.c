@@ -81,10 +81,10 @@ runner_ask(struct ctl *c, struct ipc_out *o, struct client_reply *cr,
 		ipc_out_free(o);
 		return st;
 	}
-	st = client_call(&cl, o, cr);
+	st = ctl_ask(c, CTL_RUNNERD, &cl, o, cr);
 	client_close(&cl);
 	ipc_out_free(o);
-	return st == EF_S_OK ? CTL_OK : ctl_call_exit(c, CTL_RUNNERD, st, cr);
+	return st;
 }
 
 static int
