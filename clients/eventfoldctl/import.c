@@ -1176,6 +1176,140 @@ out:
 
 /* ---- the verb ---- */
 
+/* --in-flight's value v into im. */
+static int
+import_inflight(struct importer *im, const char *v)
+{
+	char *end;
+	long k;
+
+	errno = 0;
+	k = strtol(v, &end, 10);
+	if (errno != 0 || end == v || *end != '\0' || k < 1 ||
+	    k > INFLIGHT_MAX)
+		return ctl_err(CTL_USAGE,
+		    "--in-flight: \"%s\" "
+		    "is not a number of requests from 1 to %d",
+		    v, INFLIGHT_MAX);
+	im->inflight = (int)k;
+	return CTL_OK;
+}
+
+/* import's arguments: the file into *file, a stream id into sid
+ * (*has_sid), the options into im. */
+static int
+import_args(struct importer *im, int argc, char **argv, const char **file,
+    uint8_t sid[UUID_LEN], int *has_sid)
+{
+	int i, rc;
+
+	for (i = 1; i < argc; i++) {
+		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+
+		if (!strcmp(argv[i], "--quiet") || !strcmp(argv[i], "-q"))
+			im->quiet = 1;
+		else if (!strcmp(argv[i], "--stream") && v != NULL) {
+			if (uuid_parse(v, strlen(v), sid) != 0)
+				return ctl_err(CTL_USAGE,
+				    "--stream: malformed "
+				    "stream id \"%s\"",
+				    v);
+			*has_sid = 1;
+			i++;
+		} else if (!strcmp(argv[i], "--stream-name") && v != NULL) {
+			/* eventfold-es's stream id of that name */
+			uuid_v5(uuid_ns_stream, v, strlen(v), sid);
+			*has_sid = 1;
+			i++;
+		} else if (!strcmp(argv[i], "--in-flight") && v != NULL) {
+			if ((rc = import_inflight(im, v)) != CTL_OK)
+				return rc;
+			i++;
+		} else if (argv[i][0] != '-' && *file == NULL)
+			*file = argv[i];
+		else
+			return ctl_usage("import");
+	}
+	return CTL_OK;
+}
+
+/*
+ * Imports the open file fd (sb its stat, head its first got bytes) by
+ * its format: an eventfold directory into stream sid, an export (plain
+ * or zstd), or an EventfoldDB data file (mapped into *map).
+ */
+static int
+import_format(struct importer *im, int fd, const struct stat *sb,
+    const uint8_t *head, ssize_t got, const uint8_t sid[UUID_LEN],
+    const uint8_t **map)
+{
+	if (S_ISDIR(sb->st_mode))
+		return import_efdir(im, im->file, sid);
+	if (got >= 4 && le32(head) == 0xFD2FB528u)
+		return import_jsonl(im, fd, 1);
+	if (got >= 8 && memcmp(head, "EFDB", 4) == 0) {
+		*map = mmap(NULL, (size_t)sb->st_size, PROT_READ, MAP_PRIVATE,
+		    fd, 0);
+		if (*map == MAP_FAILED) {
+			*map = NULL;
+			return ctl_err(CTL_INTERNAL, "%s: mmap: %s", im->file,
+			    strerror(errno));
+		}
+		(void)madvise((void *)*map, (size_t)sb->st_size,
+		    MADV_SEQUENTIAL);
+		return import_efdb(im, *map, (size_t)sb->st_size);
+	}
+	if (got >= 1 && head[0] == '{')
+		return import_jsonl(im, fd, 0);
+	if (got == 0)
+		return ctl_err(CTL_REFUSED, "%s: empty file", im->file);
+	return ctl_err(CTL_REFUSED,
+	    "%s: unknown format (not an "
+	    "eventfoldctl export, plain or zstd, nor an EventfoldDB "
+	    "data file)",
+	    im->file);
+}
+
+/* Waits for the last batch, stops the senders, says what was done. rc:
+ * how the import went so far; returns the outcome. */
+static int
+import_finish(struct importer *im, int rc)
+{
+	int i;
+
+	/* the last batch's outcome, whatever stopped the import */
+	if (rc == CTL_OK)
+		rc = import_wait(im);
+	else
+		(void)import_wait(im);
+	pthread_mutex_lock(&im->mu);
+	im->stop = 1;
+	pthread_cond_broadcast(&im->cv);
+	pthread_mutex_unlock(&im->mu);
+	for (i = 0; i < im->nthr; i++)
+		pthread_join(im->thr[i], NULL);
+	progress(&im->pr, im->imported + im->skipped, im->bytes, 1);
+	if (im->batches > 0 && !im->quiet) {
+		printf("imported %" PRIu64 " events from %s (%" PRIu64
+		       " already there, skipped)",
+		    im->imported, im->file, im->skipped);
+		if (im->keep)
+			printf("; positions kept\n");
+		else
+			printf("; source positions from %" PRIu64
+			       " are at %" PRIu64 " here (offset %+" PRId64
+			       ")\n",
+			    im->src_first, im->dst_first,
+			    (int64_t)(im->dst_first - im->src_first));
+	}
+	for (i = 0; i < im->nslots; i++)
+		ipc_out_free(&im->slots[i].o);
+	pthread_mutex_destroy(&im->mu);
+	pthread_cond_destroy(&im->cv);
+	client_close(&im->cl);
+	return rc;
+}
+
 int
 cmd_import(struct ctl *c, int argc, char **argv)
 {
@@ -1189,43 +1323,9 @@ cmd_import(struct ctl *c, int argc, char **argv)
 	int i, fd = -1, rc, has_sid = 0;
 
 	memset(&im, 0, sizeof(im));
-	for (i = 1; i < argc; i++) {
-		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-
-		if (!strcmp(argv[i], "--quiet") || !strcmp(argv[i], "-q"))
-			im.quiet = 1;
-		else if (!strcmp(argv[i], "--stream") && v != NULL) {
-			if (uuid_parse(v, strlen(v), sid) != 0)
-				return ctl_err(CTL_USAGE,
-				    "--stream: malformed "
-				    "stream id \"%s\"",
-				    v);
-			has_sid = 1;
-			i++;
-		} else if (!strcmp(argv[i], "--stream-name") && v != NULL) {
-			/* eventfold-es's stream id of that name */
-			uuid_v5(uuid_ns_stream, v, strlen(v), sid);
-			has_sid = 1;
-			i++;
-		} else if (!strcmp(argv[i], "--in-flight") && v != NULL) {
-			char *end;
-			long k;
-
-			errno = 0;
-			k = strtol(v, &end, 10);
-			if (errno != 0 || end == v || *end != '\0' || k < 1 ||
-			    k > INFLIGHT_MAX)
-				return ctl_err(CTL_USAGE,
-				    "--in-flight: \"%s\" "
-				    "is not a number of requests from 1 to %d",
-				    v, INFLIGHT_MAX);
-			im.inflight = (int)k;
-			i++;
-		} else if (argv[i][0] != '-' && file == NULL)
-			file = argv[i];
-		else
-			return ctl_usage("import");
-	}
+	if ((rc = import_args(&im, argc, argv, &file, sid, &has_sid)) !=
+	    CTL_OK)
+		return rc;
 	if (im.inflight == 0)
 		im.inflight = INFLIGHT_DEFAULT;
 	im.nslots = im.inflight + 1;
@@ -1253,74 +1353,15 @@ cmd_import(struct ctl *c, int argc, char **argv)
 		goto out;
 	}
 	got = S_ISDIR(sb.st_mode) ? 0 : pread(fd, head, sizeof(head), 0);
-	if ((rc = ctl_reach(c, CTL_STORED)) != 0)
+	if ((rc = ctl_open(c, CTL_STORED, &im.cl, 0)) != 0)
 		goto out;
-	if (client_open(&im.cl, c->store_url, (int)c->conf.timeout_ms) != 0) {
-		rc = ctl_err(CTL_USAGE, "bad store URL %s", c->store_url);
-		goto out;
-	}
 	for (i = 0; i < im.nslots; i++)
 		ipc_out_init(&im.slots[i].o);
 	pthread_mutex_init(&im.mu, NULL);
 	pthread_cond_init(&im.cv, NULL);
 	progress_init(&im.pr, "import", im.quiet);
-	if (S_ISDIR(sb.st_mode)) {
-		rc = import_efdir(&im, file, sid);
-	} else if (got >= 4 && le32(head) == 0xFD2FB528u) {
-		rc = import_jsonl(&im, fd, 1);
-	} else if (got >= 8 && memcmp(head, "EFDB", 4) == 0) {
-		map = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE,
-		    fd, 0);
-		if (map == MAP_FAILED) {
-			map = NULL;
-			rc = ctl_err(CTL_INTERNAL, "%s: mmap: %s", file,
-			    strerror(errno));
-		} else {
-			(void)madvise((void *)map, (size_t)sb.st_size,
-			    MADV_SEQUENTIAL);
-			rc = import_efdb(&im, map, (size_t)sb.st_size);
-		}
-	} else if (got >= 1 && head[0] == '{') {
-		rc = import_jsonl(&im, fd, 0);
-	} else if (got == 0) {
-		rc = ctl_err(CTL_REFUSED, "%s: empty file", file);
-	} else {
-		rc = ctl_err(CTL_REFUSED,
-		    "%s: unknown format (not an "
-		    "eventfoldctl export, plain or zstd, nor an EventfoldDB "
-		    "data file)",
-		    file);
-	}
-	/* the last batch's outcome, whatever stopped the import */
-	if (rc == CTL_OK)
-		rc = import_wait(&im);
-	else
-		(void)import_wait(&im);
-	pthread_mutex_lock(&im.mu);
-	im.stop = 1;
-	pthread_cond_broadcast(&im.cv);
-	pthread_mutex_unlock(&im.mu);
-	for (i = 0; i < im.nthr; i++)
-		pthread_join(im.thr[i], NULL);
-	progress(&im.pr, im.imported + im.skipped, im.bytes, 1);
-	if (im.batches > 0 && !im.quiet) {
-		printf("imported %" PRIu64 " events from %s (%" PRIu64
-		       " already there, skipped)",
-		    im.imported, file, im.skipped);
-		if (im.keep)
-			printf("; positions kept\n");
-		else
-			printf("; source positions from %" PRIu64
-			       " are at %" PRIu64 " here (offset %+" PRId64
-			       ")\n",
-			    im.src_first, im.dst_first,
-			    (int64_t)(im.dst_first - im.src_first));
-	}
-	for (i = 0; i < im.nslots; i++)
-		ipc_out_free(&im.slots[i].o);
-	pthread_mutex_destroy(&im.mu);
-	pthread_cond_destroy(&im.cv);
-	client_close(&im.cl);
+	rc = import_finish(&im,
+	    import_format(&im, fd, &sb, head, got, sid, &map));
 out:
 	if (map != NULL)
 		munmap((void *)map, (size_t)sb.st_size);
