@@ -418,19 +418,35 @@ client_reply_free(struct client_reply *rep)
 	rep->msg = NULL;
 }
 
+/* Starts a request of op on c in o (initialised here) for the body to
+ * follow; returns o. */
+static struct ipc_out *
+request_begin(struct ipc_out *o, struct ef_client *c, int op)
+{
+	ipc_out_init(o);
+	ipc_request_begin(o, op, client_request_id(c));
+	return o;
+}
+
+/* Sends o (freed here) within wait_ms; the reply's status. */
+static int
+request_send(struct ef_client *c, struct ipc_out *o, uint64_t wait_ms,
+    struct client_reply *rep)
+{
+	int st = client_call_wait(c, o, wait_ms, rep);
+
+	ipc_out_free(o);
+	return st;
+}
+
 int
 client_append(struct ef_client *c, const struct ipc_append_req *r,
     struct client_reply *rep)
 {
 	struct ipc_out o;
-	int st;
 
-	ipc_out_init(&o);
-	ipc_request_begin(&o, EF_OP_APPEND, client_request_id(c));
-	ipc_append_req_encode(&o, r);
-	st = client_call(c, &o, rep);
-	ipc_out_free(&o);
-	return st;
+	ipc_append_req_encode(request_begin(&o, c, EF_OP_APPEND), r);
+	return request_send(c, &o, (uint64_t)c->timeout_ms, rep);
 }
 
 static int
@@ -452,14 +468,10 @@ client_read_all(struct ef_client *c, uint64_t from, uint64_t max,
 {
 	struct ipc_read_all_req r = { from, max, (uint8_t)direction };
 	struct ipc_out o;
-	int st;
 
-	ipc_out_init(&o);
-	ipc_request_begin(&o, EF_OP_READ_ALL, client_request_id(c));
-	ipc_read_all_req_encode(&o, &r);
-	st = client_call(c, &o, rep);
-	ipc_out_free(&o);
-	return read_reply(rep, st, rr);
+	ipc_read_all_req_encode(request_begin(&o, c, EF_OP_READ_ALL), &r);
+	return read_reply(rep,
+	    request_send(c, &o, (uint64_t)c->timeout_ms, rep), rr);
 }
 
 int
@@ -469,19 +481,16 @@ client_read_stream(struct ef_client *c, const char *stream_id, uint64_t from,
 {
 	struct ipc_read_stream_req r;
 	struct ipc_out o;
-	int st;
 
 	r.stream_id.ptr = stream_id;
 	r.stream_id.len = (uint32_t)strlen(stream_id);
 	r.from = from;
 	r.max_count = max;
 	r.direction = (uint8_t)direction;
-	ipc_out_init(&o);
-	ipc_request_begin(&o, EF_OP_READ_STREAM, client_request_id(c));
-	ipc_read_stream_req_encode(&o, &r);
-	st = client_call(c, &o, rep);
-	ipc_out_free(&o);
-	return read_reply(rep, st, rr);
+	ipc_read_stream_req_encode(request_begin(&o, c, EF_OP_READ_STREAM),
+	    &r);
+	return read_reply(rep,
+	    request_send(c, &o, (uint64_t)c->timeout_ms, rep), rr);
 }
 
 int
@@ -499,11 +508,8 @@ client_status_within(struct ef_client *c, uint64_t wait_ms,
 	const char *why;
 	int s;
 
-	ipc_out_init(&o);
-	ipc_request_begin(&o, EF_OP_STATUS, client_request_id(c));
-	ipc_nil(&o);
-	s = client_call_wait(c, &o, wait_ms, rep);
-	ipc_out_free(&o);
+	ipc_nil(request_begin(&o, c, EF_OP_STATUS));
+	s = request_send(c, &o, wait_ms, rep);
 	if (s == EF_S_OK && ipc_status_rep_decode(rep->in.body, st, &why) != 0)
 		return client_fail(rep, EF_S_INTERNAL,
 		    "malformed status reply");
