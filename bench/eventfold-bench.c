@@ -1459,53 +1459,175 @@ parse_secs(const char *flag, const char *v)
 	return x;
 }
 
+enum {
+	O_CLIENTS = 256,
+	O_BATCH,
+	O_PAYLOAD,
+	O_SECONDS,
+	O_WARMUP,
+	O_RUNTIME,
+	O_DATA,
+	O_STORED,
+	O_EVENTS,
+	O_STREAMS,
+	O_REPEAT,
+	O_PAGE,
+	O_NAME,
+	O_SHARED,
+	O_READERS,
+	O_SEGMENT,
+	O_HOT,
+	O_BASELINE,
+	O_INFLIGHT
+};
+static const struct option longopts[] = {
+	{ "clients", required_argument, NULL, O_CLIENTS },
+	{ "batch", required_argument, NULL, O_BATCH },
+	{ "payload", required_argument, NULL, O_PAYLOAD },
+	{ "seconds", required_argument, NULL, O_SECONDS },
+	{ "warmup", required_argument, NULL, O_WARMUP },
+	{ "runtime-dir", required_argument, NULL, O_RUNTIME },
+	{ "data-dir", required_argument, NULL, O_DATA },
+	{ "stored", required_argument, NULL, O_STORED },
+	{ "events", required_argument, NULL, O_EVENTS },
+	{ "streams", required_argument, NULL, O_STREAMS },
+	{ "repeat", required_argument, NULL, O_REPEAT },
+	{ "page", required_argument, NULL, O_PAGE },
+	{ "readers", required_argument, NULL, O_READERS },
+	{ "name", required_argument, NULL, O_NAME },
+	{ "shared-client", no_argument, NULL, O_SHARED },
+	{ "segment-size", required_argument, NULL, O_SEGMENT },
+	{ "hot-segments", required_argument, NULL, O_HOT },
+	{ "baseline", no_argument, NULL, O_BASELINE },
+	{ "inflight", required_argument, NULL, O_INFLIGHT },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+/* Option ch (its value in optarg) into o. -1, or the exit code (help,
+ * a bad option). */
+static int
+set_opt(int ch, struct opts *o, const char **segment_size, int *events_set)
+{
+	switch (ch) {
+	case O_CLIENTS:
+		o->clients = (unsigned)parse_u64("--clients", optarg);
+		break;
+	case O_BATCH:
+		o->batch = (unsigned)parse_u64("--batch", optarg);
+		break;
+	case O_PAYLOAD:
+		o->payload = (unsigned)parse_u64("--payload", optarg);
+		break;
+	case O_SECONDS:
+		o->seconds = parse_secs("--seconds", optarg);
+		break;
+	case O_WARMUP:
+		o->warmup = parse_secs("--warmup", optarg);
+		break;
+	case O_RUNTIME:
+		o->runtime_dir = optarg;
+		break;
+	case O_DATA:
+		o->data_dir = optarg;
+		break;
+	case O_STORED:
+		o->stored = optarg;
+		break;
+	case O_EVENTS:
+		o->events = parse_u64("--events", optarg);
+		*events_set = 1;
+		break;
+	case O_STREAMS:
+		o->streams = (unsigned)parse_u64("--streams", optarg);
+		break;
+	case O_REPEAT:
+		o->repeat = (unsigned)parse_u64("--repeat", optarg);
+		break;
+	case O_PAGE:
+		o->page = (unsigned)parse_u64("--page", optarg);
+		break;
+	case O_READERS:
+		o->readers = (unsigned)parse_u64("--readers", optarg);
+		break;
+	case O_NAME:
+		o->name = optarg;
+		break;
+	case O_SHARED:
+		o->shared = 1;
+		break;
+	case O_SEGMENT:
+		*segment_size = optarg;
+		break;
+	case O_HOT:
+		o->hot_segments = (unsigned)parse_u64("--hot-segments",
+		    optarg);
+		break;
+	case O_BASELINE:
+		o->baseline = 1;
+		break;
+	case O_INFLIGHT:
+		o->inflight = (unsigned)parse_u64("--inflight", optarg);
+		break;
+	case 'h':
+		fputs(usage_text, stdout);
+		return 0;
+	default:
+		fputs(usage_text, stderr);
+		return 2;
+	}
+	return -1;
+}
+
+/* Runs the command cmd with o; its exit code. */
+static int
+run_cmd(const char *cmd, struct opts *o, const char *segment_size,
+    int events_set)
+{
+	int rc;
+
+	if (!strcmp(cmd, "append"))
+		rc = cmd_append(o, 0);
+	else if (!strcmp(cmd, "pipeline"))
+		rc = cmd_pipeline(o);
+	else if (!strcmp(cmd, "status"))
+		rc = cmd_append(o, 1);
+	else if (!strcmp(cmd, "read-all")) {
+		if (!events_set)
+			o->events = 1000000;
+		rc = cmd_read_all(o);
+	} else if (!strcmp(cmd, "recover")) {
+		if (!events_set)
+			o->events = 5000000;
+		rc = cmd_recover(o);
+	} else if (!strcmp(cmd, "restart")) {
+		if (!events_set)
+			o->events = 5000000;
+		rc = cmd_restart(o, segment_size ? segment_size : "64M");
+	} else if (!strcmp(cmd, "history")) {
+		if (!events_set)
+			o->events = 20000000;
+		if (o->events < 2 * HISTORY_TAIL)
+			fatalx("history: --events must be at least %d",
+			    2 * HISTORY_TAIL);
+		rc = cmd_history(o, segment_size ? segment_size : "64M");
+	} else if (!strcmp(cmd, "index-mem")) {
+		if (!events_set)
+			o->events = 2000000;
+		if (o->events == 0)
+			fatalx("index-mem: --events must be at least 1");
+		rc = cmd_index_mem(o);
+	} else {
+		fprintf(stderr, "eventfold-bench: unknown command %s\n\n%s",
+		    cmd, usage_text);
+		rc = 2;
+	}
+	return rc;
+}
+
 int
 main(int argc, char **argv)
 {
-	enum {
-		O_CLIENTS = 256,
-		O_BATCH,
-		O_PAYLOAD,
-		O_SECONDS,
-		O_WARMUP,
-		O_RUNTIME,
-		O_DATA,
-		O_STORED,
-		O_EVENTS,
-		O_STREAMS,
-		O_REPEAT,
-		O_PAGE,
-		O_NAME,
-		O_SHARED,
-		O_READERS,
-		O_SEGMENT,
-		O_HOT,
-		O_BASELINE,
-		O_INFLIGHT
-	};
-	static const struct option longopts[] = {
-		{ "clients", required_argument, NULL, O_CLIENTS },
-		{ "batch", required_argument, NULL, O_BATCH },
-		{ "payload", required_argument, NULL, O_PAYLOAD },
-		{ "seconds", required_argument, NULL, O_SECONDS },
-		{ "warmup", required_argument, NULL, O_WARMUP },
-		{ "runtime-dir", required_argument, NULL, O_RUNTIME },
-		{ "data-dir", required_argument, NULL, O_DATA },
-		{ "stored", required_argument, NULL, O_STORED },
-		{ "events", required_argument, NULL, O_EVENTS },
-		{ "streams", required_argument, NULL, O_STREAMS },
-		{ "repeat", required_argument, NULL, O_REPEAT },
-		{ "page", required_argument, NULL, O_PAGE },
-		{ "readers", required_argument, NULL, O_READERS },
-		{ "name", required_argument, NULL, O_NAME },
-		{ "shared-client", no_argument, NULL, O_SHARED },
-		{ "segment-size", required_argument, NULL, O_SEGMENT },
-		{ "hot-segments", required_argument, NULL, O_HOT },
-		{ "baseline", no_argument, NULL, O_BASELINE },
-		{ "inflight", required_argument, NULL, O_INFLIGHT },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
 	struct opts o = {
 		.clients = 1,
 		.batch = 1,
@@ -1525,75 +1647,9 @@ main(int argc, char **argv)
 
 	log_init("eventfold-bench", 0);
 	/* options may come before or after the command (GNU getopt) */
-	while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-		switch (ch) {
-		case O_CLIENTS:
-			o.clients = (unsigned)parse_u64("--clients", optarg);
-			break;
-		case O_BATCH:
-			o.batch = (unsigned)parse_u64("--batch", optarg);
-			break;
-		case O_PAYLOAD:
-			o.payload = (unsigned)parse_u64("--payload", optarg);
-			break;
-		case O_SECONDS:
-			o.seconds = parse_secs("--seconds", optarg);
-			break;
-		case O_WARMUP:
-			o.warmup = parse_secs("--warmup", optarg);
-			break;
-		case O_RUNTIME:
-			o.runtime_dir = optarg;
-			break;
-		case O_DATA:
-			o.data_dir = optarg;
-			break;
-		case O_STORED:
-			o.stored = optarg;
-			break;
-		case O_EVENTS:
-			o.events = parse_u64("--events", optarg);
-			events_set = 1;
-			break;
-		case O_STREAMS:
-			o.streams = (unsigned)parse_u64("--streams", optarg);
-			break;
-		case O_REPEAT:
-			o.repeat = (unsigned)parse_u64("--repeat", optarg);
-			break;
-		case O_PAGE:
-			o.page = (unsigned)parse_u64("--page", optarg);
-			break;
-		case O_READERS:
-			o.readers = (unsigned)parse_u64("--readers", optarg);
-			break;
-		case O_NAME:
-			o.name = optarg;
-			break;
-		case O_SHARED:
-			o.shared = 1;
-			break;
-		case O_SEGMENT:
-			segment_size = optarg;
-			break;
-		case O_HOT:
-			o.hot_segments = (unsigned)parse_u64("--hot-segments",
-			    optarg);
-			break;
-		case O_BASELINE:
-			o.baseline = 1;
-			break;
-		case O_INFLIGHT:
-			o.inflight = (unsigned)parse_u64("--inflight", optarg);
-			break;
-		case 'h':
-			fputs(usage_text, stdout);
-			return 0;
-		default:
-			fputs(usage_text, stderr);
-			return 2;
-		}
-	}
+	while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1)
+		if ((rc = set_opt(ch, &o, &segment_size, &events_set)) >= 0)
+			return rc;
 	if (optind >= argc) {
 		fputs(usage_text, stderr);
 		return 2;
@@ -1616,42 +1672,7 @@ main(int argc, char **argv)
 	server_find_stored(o.stored);
 	atexit(server_cleanup);
 
-	if (!strcmp(cmd, "append"))
-		rc = cmd_append(&o, 0);
-	else if (!strcmp(cmd, "pipeline"))
-		rc = cmd_pipeline(&o);
-	else if (!strcmp(cmd, "status"))
-		rc = cmd_append(&o, 1);
-	else if (!strcmp(cmd, "read-all")) {
-		if (!events_set)
-			o.events = 1000000;
-		rc = cmd_read_all(&o);
-	} else if (!strcmp(cmd, "recover")) {
-		if (!events_set)
-			o.events = 5000000;
-		rc = cmd_recover(&o);
-	} else if (!strcmp(cmd, "restart")) {
-		if (!events_set)
-			o.events = 5000000;
-		rc = cmd_restart(&o, segment_size ? segment_size : "64M");
-	} else if (!strcmp(cmd, "history")) {
-		if (!events_set)
-			o.events = 20000000;
-		if (o.events < 2 * HISTORY_TAIL)
-			fatalx("history: --events must be at least %d",
-			    2 * HISTORY_TAIL);
-		rc = cmd_history(&o, segment_size ? segment_size : "64M");
-	} else if (!strcmp(cmd, "index-mem")) {
-		if (!events_set)
-			o.events = 2000000;
-		if (o.events == 0)
-			fatalx("index-mem: --events must be at least 1");
-		rc = cmd_index_mem(&o);
-	} else {
-		fprintf(stderr, "eventfold-bench: unknown command %s\n\n%s",
-		    cmd, usage_text);
-		rc = 2;
-	}
+	rc = run_cmd(cmd, &o, segment_size, events_set);
 	server_cleanup();
 	nngx_fini();
 	return interrupted ? 130 : rc;
