@@ -255,13 +255,45 @@ backup_print(const struct ctl *c, const char *dir,
 	json_decref(j);
 }
 
+/*
+ * What stored's reply to BACKUP of dir (status st, in cr) means, said;
+ * with the runner's share (runner_bytes) when a asked for it. The exit
+ * code.
+ */
+static int
+backup_outcome(const struct ctl *c, const char *dir, int st,
+    const struct client_reply *cr, const struct backup_args *a,
+    uint64_t runner_bytes, struct progress *pr)
+{
+	struct ipc_backup_rep br;
+	const char *why = "";
+
+	if (st == EF_S_UNAVAILABLE && cr->msg == NULL)
+		return ctl_err(CTL_UNAVAILABLE,
+		    "UNAVAILABLE: %.*s (the backup "
+		    "may still be running: see stored's log)",
+		    (int)cr->in.message.len, cr->in.message.ptr);
+	if (st != EF_S_OK)
+		return ctl_status_exit(st, &cr->in.message);
+	if (ipc_backup_rep_decode(cr->in.body, &br, &why) != 0)
+		return ctl_malformed(why);
+	backup_print(c, dir, &br, a->runner, runner_bytes);
+	fflush(stdout);
+	progress(pr, br.position, br.bytes + br.index_bytes + runner_bytes, 1);
+	if (a->runner && !c->json)
+		printf("backup %s/runner: runnerd's state, %" PRIu64 " bytes, "
+		       "taken before the log (its checkpoints are at or below "
+		       "position %" PRIu64 ")\n",
+		    dir, runner_bytes, br.position);
+	return CTL_OK;
+}
+
 int
 cmd_backup(struct ctl *c, int argc, char **argv)
 {
 	char dir[PATH_MAX];
-	const char *target, *why = "";
+	const char *target;
 	struct ipc_backup_req r;
-	struct ipc_backup_rep br;
 	struct backup_args a;
 	struct client_reply cr;
 	struct ef_client cl;
@@ -323,29 +355,7 @@ cmd_backup(struct ctl *c, int argc, char **argv)
 		runner_discard(tmp);
 	if (runner && st == EF_S_OK && (rc = runner_place(tmp, dir)) != 0)
 		goto out;
-	if (st == EF_S_UNAVAILABLE && cr.msg == NULL) {
-		rc = ctl_err(CTL_UNAVAILABLE,
-		    "UNAVAILABLE: %.*s (the backup "
-		    "may still be running: see stored's log)",
-		    (int)cr.in.message.len, cr.in.message.ptr);
-		goto out;
-	}
-	if (st != EF_S_OK)
-		rc = ctl_status_exit(st, &cr.in.message);
-	else if (ipc_backup_rep_decode(cr.in.body, &br, &why) != 0)
-		rc = ctl_malformed(why);
-	else
-		backup_print(c, dir, &br, runner, runner_bytes);
-	if (rc == CTL_OK && st == EF_S_OK) {
-		fflush(stdout);
-		progress(&pr, br.position,
-		    br.bytes + br.index_bytes + runner_bytes, 1);
-	}
-	if (rc == CTL_OK && runner && !c->json)
-		printf("backup %s/runner: runnerd's state, %" PRIu64 " bytes, "
-		       "taken before the log (its checkpoints are at or below "
-		       "position %" PRIu64 ")\n",
-		    dir, runner_bytes, br.position);
+	rc = backup_outcome(c, dir, st, &cr, &a, runner_bytes, &pr);
 out:
 	client_reply_free(&cr);
 	ipc_out_free(&o);
