@@ -39,6 +39,19 @@ stopped(const struct sub_params *p)
 	return p->stop != NULL && __atomic_load_n(p->stop, __ATOMIC_RELAXED);
 }
 
+/* Whether ev is the next event of the whole log for s: if so, s moves
+ * past it (and checks it at the next read, with check_log). */
+static int
+next_in_log(struct sub_state *s, const struct ef_event *ev)
+{
+	if (ev->global_position != s->next)
+		return 0;
+	s->next++;
+	memcpy(s->last_id, ev->event_id, UUID_LEN);
+	s->check = s->want_check;
+	return 1;
+}
+
 /*
  * With s->check, the first event of the page rr must be the one last
  * delivered (at s->next - 1, with s->last_id): 1 (said) if it is not,
@@ -81,13 +94,8 @@ deliver_page(struct sub_state *s, const struct ipc_read_rep *rr)
 			if (ev.stream_version != s->next_ver)
 				continue;
 			s->next_ver++;
-		} else {
-			if (ev.global_position != s->next)
-				continue;
-			s->next++;
-			memcpy(s->last_id, ev.event_id, UUID_LEN);
-			s->check = s->want_check;
-		}
+		} else if (!next_in_log(s, &ev))
+			continue;
 		if ((rc = p->on_event(p->arg, &ev)) != 0)
 			return rc;
 	}
@@ -192,11 +200,8 @@ sub_deliver_pub(struct sub_state *s, const struct ipc_pub *pub)
 			    ev.global_position == s->next - 1 &&
 			    memcmp(ev.event_id, s->last_id, UUID_LEN) != 0)
 				return SUB_GAP;
-			if (ev.global_position != s->next)
+			if (!next_in_log(s, &ev))
 				continue;
-			s->next++;
-			memcpy(s->last_id, ev.event_id, UUID_LEN);
-			s->check = s->want_check;
 		}
 		if ((rc = p->on_event(p->arg, &ev)) != 0)
 			return rc;
