@@ -215,26 +215,130 @@ random_reads(const char *zpath, struct archive_cache *c, const uint64_t *offs,
 	free(lat);
 }
 
+/* Archives the segment seg (size bytes) of dfd with o into *st, and
+ * compares the ratio with the zstd binary's at the same level. */
+static void
+compress_case(int dfd, const char *seg, const struct archive_opts *o,
+    uint64_t size, struct archive_stats *st)
+{
+	char cmd[8600];
+	uint64_t zbytes = 0;
+	double t0, t;
+	FILE *p;
+	int rc;
+
+	t0 = now();
+	if ((rc = archive_write(dfd, "segment", o, st, NULL)) != 0)
+		die("archive_write", rc);
+	t = now() - t0;
+	snprintf(cmd, sizeof(cmd), "zstd -%d -q -c '%s' | wc -c",
+	    o->level ? o->level : ARCHIVE_LEVEL, seg);
+	if ((p = popen(cmd, "r")) == NULL ||
+	    fscanf(p, "%" SCNu64, &zbytes) != 1 || pclose(p) != 0 ||
+	    zbytes == 0)
+		die("running the zstd binary", -EIO);
+	printf("ratio        archive_bytes=%" PRIu64 " zstd_bytes=%" PRIu64
+	       " archive/zstd=%.4f segment/archive=%.2f frames=%u\n",
+	    st->comp_bytes, zbytes, (double)st->comp_bytes / (double)zbytes,
+	    (double)size / (double)st->comp_bytes, st->frames);
+	printf("compress     mb_per_s=%.1f seconds=%.3f\n",
+	    (double)size / 1e6 / t, t);
+}
+
+/* The records of one frame fr (the first: k == 0); their count. */
+static uint64_t
+frame_records(const struct archive_frame *fr, uint32_t k)
+{
+	struct ef_event ev;
+	struct batch_hdr h;
+	uint64_t off = k == 0 ? LOGFILE_HDR : 0, n = 0;
+	size_t rlen;
+
+	while (off < fr->len) {
+		if (batch_hdr_decode(fr->data + off, fr->len - off, &h) !=
+		    REC_OK)
+			die("batch_hdr_decode", -EBADMSG);
+		off += BATCH_HDR;
+		while (h.count-- > 0) {
+			if (record_decode(fr->data + off, fr->len - off, &ev,
+			        &rlen, 1) != REC_OK)
+				die("record_decode", -EBADMSG);
+			off += rlen;
+			n++;
+		}
+	}
+	return n;
+}
+
+/* Read-all of the archive zpath (nframes frames), frame by frame. */
+static void
+seq_frames(const char *zpath, struct archive_cache *c, uint32_t nframes,
+    uint64_t nev, uint64_t size)
+{
+	struct archive_frame *fr;
+	struct archive *a;
+	uint64_t n = 0;
+	double t0, t;
+	uint32_t k;
+	int rc;
+
+	if ((rc = archive_open(zpath, c, &a, NULL)) != 0)
+		die(zpath, rc);
+	t0 = now();
+	for (k = 0; k < nframes; k++) {
+		if ((rc = archive_read_frame(a, k, &fr, NULL)) != 0)
+			die("archive_read_frame", rc);
+		n += frame_records(fr, k);
+		archive_frame_release(a, fr);
+	}
+	t = now() - t0;
+	if (n != nev)
+		die("read-all count", -EIO);
+	printf("seq_frames   events_per_s=%.0f mb_per_s=%.1f\n", (double)n / t,
+	    (double)size / 1e6 / t);
+	archive_close(a);
+}
+
+/* Read-all of the archive zpath, one lookup per record (at offs). */
+static void
+seq_records(const char *zpath, struct archive_cache *c, const uint64_t *offs,
+    uint64_t nev)
+{
+	struct archive_frame *fr;
+	struct archive *a;
+	struct ef_event ev;
+	double t0, t;
+	size_t rlen, i;
+	int rc;
+
+	if ((rc = archive_open(zpath, c, &a, NULL)) != 0)
+		die(zpath, rc);
+	t0 = now();
+	for (i = 0; i < nev; i++) {
+		if ((rc = archive_get(a, offs[i], &fr, NULL)) != 0)
+			die("archive_get", rc);
+		if (record_decode(fr->data + (offs[i] - fr->doff),
+		        fr->len - (offs[i] - fr->doff), &ev, &rlen,
+		        1) != REC_OK)
+			die("record_decode", -EBADMSG);
+		archive_frame_release(a, fr);
+	}
+	t = now() - t0;
+	printf("seq_records  events_per_s=%.0f\n", (double)nev / t);
+	archive_close(a);
+}
+
 int
 main(int argc, char **argv)
 {
 	struct archive_opts o = { 0 };
 	struct archive_stats st;
 	struct archive_cache *c;
-	struct archive_frame *fr;
-	struct archive *a;
-	struct ef_event ev;
-	struct batch_hdr h;
 	char tmpl[] = "/tmp/archive-bench.XXXXXX", seg[4200], zpath[4200];
-	char cmd[8600];
 	const char *dir = NULL;
-	uint64_t nev = 200000, size, *offs, zbytes = 0, n, off, blen;
+	uint64_t nev = 200000, size, *offs;
 	uint64_t cache_mib = 16;
-	double t0, t;
-	size_t rlen, i;
-	uint32_t k;
-	int ch, nreads = 100000, keep = 0, dfd, rc;
-	FILE *p;
+	int ch, nreads = 100000, keep = 0, dfd;
 
 	while ((ch = getopt(argc, argv, "n:f:l:c:r:d:k")) != -1) {
 		switch (ch) {
@@ -283,76 +387,11 @@ main(int argc, char **argv)
 	    nev, size, o.frame_size ? o.frame_size : ARCHIVE_FRAME_SIZE,
 	    o.level ? o.level : ARCHIVE_LEVEL);
 
-	t0 = now();
-	if ((rc = archive_write(dfd, "segment", &o, &st, NULL)) != 0)
-		die("archive_write", rc);
-	t = now() - t0;
-	snprintf(cmd, sizeof(cmd), "zstd -%d -q -c '%s' | wc -c",
-	    o.level ? o.level : ARCHIVE_LEVEL, seg);
-	if ((p = popen(cmd, "r")) == NULL ||
-	    fscanf(p, "%" SCNu64, &zbytes) != 1 || pclose(p) != 0 ||
-	    zbytes == 0)
-		die("running the zstd binary", -EIO);
-	printf("ratio        archive_bytes=%" PRIu64 " zstd_bytes=%" PRIu64
-	       " archive/zstd=%.4f segment/archive=%.2f frames=%u\n",
-	    st.comp_bytes, zbytes, (double)st.comp_bytes / (double)zbytes,
-	    (double)size / (double)st.comp_bytes, st.frames);
-	printf("compress     mb_per_s=%.1f seconds=%.3f\n",
-	    (double)size / 1e6 / t, t);
-
-	/* read-all, frame by frame */
+	compress_case(dfd, seg, &o, size, &st);
 	if ((c = archive_cache_new(cache_mib << 20)) == NULL)
 		die("archive_cache_new", -ENOMEM);
-	if ((rc = archive_open(zpath, c, &a, NULL)) != 0)
-		die(zpath, rc);
-	n = 0;
-	t0 = now();
-	for (k = 0; k < st.frames; k++) {
-		if ((rc = archive_read_frame(a, k, &fr, NULL)) != 0)
-			die("archive_read_frame", rc);
-		off = k == 0 ? LOGFILE_HDR : 0;
-		while (off < fr->len) {
-			if (batch_hdr_decode(fr->data + off, fr->len - off,
-			        &h) != REC_OK)
-				die("batch_hdr_decode", -EBADMSG);
-			blen = BATCH_HDR + h.body_len;
-			off += BATCH_HDR;
-			while (h.count-- > 0) {
-				if (record_decode(fr->data + off,
-				        fr->len - off, &ev, &rlen,
-				        1) != REC_OK)
-					die("record_decode", -EBADMSG);
-				off += rlen;
-				n++;
-			}
-			(void)blen;
-		}
-		archive_frame_release(a, fr);
-	}
-	t = now() - t0;
-	if (n != nev)
-		die("read-all count", -EIO);
-	printf("seq_frames   events_per_s=%.0f mb_per_s=%.1f\n", (double)n / t,
-	    (double)size / 1e6 / t);
-	archive_close(a);
-
-	/* read-all, one lookup per record */
-	if ((rc = archive_open(zpath, c, &a, NULL)) != 0)
-		die(zpath, rc);
-	t0 = now();
-	for (i = 0; i < nev; i++) {
-		if ((rc = archive_get(a, offs[i], &fr, NULL)) != 0)
-			die("archive_get", rc);
-		if (record_decode(fr->data + (offs[i] - fr->doff),
-		        fr->len - (offs[i] - fr->doff), &ev, &rlen,
-		        1) != REC_OK)
-			die("record_decode", -EBADMSG);
-		archive_frame_release(a, fr);
-	}
-	t = now() - t0;
-	printf("seq_records  events_per_s=%.0f\n", (double)nev / t);
-	archive_close(a);
-
+	seq_frames(zpath, c, st.frames, nev, size);
+	seq_records(zpath, c, offs, nev);
 	random_reads(zpath, c, offs, nev, nreads, "random_hot");
 	archive_cache_free(c);
 	random_reads(zpath, NULL, offs, nev, nreads / 10 ? nreads / 10 : 1,

@@ -25,6 +25,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -320,6 +321,53 @@ appender_main(void *arg)
  * append, or with status_only the same load of STATUS round trips: the
  * cost of the IPC alone, with no disk in the path.
  */
+/* The case name into name (len bytes): --name if given, else fmt's. */
+static void __attribute__((format(printf, 4, 5)))
+case_name(const struct opts *o, char *name, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (o->name != NULL) {
+		snprintf(name, len, "%s", o->name);
+		return;
+	}
+	va_start(ap, fmt);
+	vsnprintf(name, len, fmt, ap);
+	va_end(ap);
+}
+
+/* Waits for the n appenders th; their latencies into all, their
+ * counts added up. */
+static void
+appenders_join(struct appender *th, unsigned n, struct lat *all,
+    uint64_t *events, uint64_t *requests, uint64_t *errors)
+{
+	unsigned i;
+
+	for (i = 0; i < n; i++) {
+		pthread_join(th[i].thr, NULL);
+		*events += th[i].events;
+		*requests += th[i].requests;
+		*errors += th[i].errors;
+		if (th[i].errors)
+			log_warnx("client %u: %" PRIu64 " errors, first: %s",
+			    i, th[i].errors, th[i].lasterr);
+		lat_merge(all, &th[i].lat);
+		lat_free(&th[i].lat);
+	}
+}
+
+/* The case name of an append (or status) run. */
+static void
+append_name(const struct opts *o, int status_only, char *name, size_t len)
+{
+	if (status_only)
+		case_name(o, name, len, "stored_status_c%u", o->clients);
+	else
+		case_name(o, name, len, "stored_append_c%u_b%u", o->clients,
+		    o->batch);
+}
+
 static int
 cmd_append(const struct opts *o, int status_only)
 {
@@ -337,13 +385,7 @@ cmd_append(const struct opts *o, int status_only)
 
 	if (store_target(o, "append", &srv, &s, url, sizeof(url)) != 0)
 		return 1;
-	if (o->name)
-		snprintf(name, sizeof(name), "%s", o->name);
-	else if (status_only)
-		snprintf(name, sizeof(name), "stored_status_c%u", o->clients);
-	else
-		snprintf(name, sizeof(name), "stored_append_c%u_b%u",
-		    o->clients, o->batch);
+	append_name(o, status_only, name, sizeof(name));
 	payload_init(o->payload);
 	if (o->shared && client_open(&shared, url, CALL_TIMEOUT_MS) != 0)
 		fatalx("client_open %s", url);
@@ -376,17 +418,7 @@ cmd_append(const struct opts *o, int status_only)
 		cpu1 = proc_cpu_s(s->pid);
 	self1 = self_cpu_s();
 	have_status = have_status && status_of(url, &st1) == 0;
-	for (i = 0; i < o->clients; i++) {
-		pthread_join(th[i].thr, NULL);
-		events += th[i].events;
-		requests += th[i].requests;
-		errors += th[i].errors;
-		if (th[i].errors)
-			log_warnx("client %u: %" PRIu64 " errors, first: %s",
-			    i, th[i].errors, th[i].lasterr);
-		lat_merge(&all, &th[i].lat);
-		lat_free(&th[i].lat);
-	}
+	appenders_join(th, o->clients, &all, &events, &requests, &errors);
 	secs = (double)(t1 - t0) / 1e9;
 	printf("%s events_per_s=%.0f p50_us=%.0f p99_us=%.0f clients=%u", name,
 	    (double)events / secs, lat_pct(&all, 0.50), lat_pct(&all, 0.99),
@@ -500,11 +532,8 @@ cmd_pipeline(const struct opts *o)
 
 	if (store_target(o, "pipeline", &srv, &s, url, sizeof(url)) != 0)
 		return 1;
-	if (o->name)
-		snprintf(name, sizeof(name), "%s", o->name);
-	else
-		snprintf(name, sizeof(name), "stored_pipeline_n%u_b%u",
-		    o->inflight, o->batch);
+	case_name(o, name, sizeof(name), "stored_pipeline_n%u_b%u",
+	    o->inflight, o->batch);
 	payload_init(o->payload);
 	if ((x = calloc(1, sizeof(*x))) == NULL ||
 	    (ps = calloc(o->inflight, sizeof(*ps))) == NULL)
@@ -786,6 +815,55 @@ reader_main(void *arg)
 	return NULL;
 }
 
+/*
+ * One pass of o->readers readers (rd) over positions 0..head of url:
+ * their page latencies into pages, the events they got into *got, their
+ * bytes and checksum added to *bytes and *sum. Whether one went wrong.
+ */
+static int
+read_pass(const struct opts *o, const char *url, uint64_t head,
+    struct reader *rd, struct lat *pages, uint64_t *got, uint64_t *bytes,
+    uint64_t *sum)
+{
+	unsigned k;
+	int bad = 0;
+
+	for (k = 0; k < o->readers; k++) {
+		memset(&rd[k], 0, sizeof(rd[k]));
+		rd[k].url = url;
+		rd[k].head = head;
+		rd[k].page = o->page;
+		rd[k].k = k;
+		rd[k].nreaders = o->readers;
+		if (pthread_create(&rd[k].thr, NULL, reader_main, &rd[k]) != 0)
+			fatal("pthread_create");
+	}
+	*got = 0;
+	for (k = 0; k < o->readers; k++) {
+		pthread_join(rd[k].thr, NULL);
+		bad |= rd[k].bad;
+		*got += rd[k].events;
+		*bytes += rd[k].bytes;
+		*sum += rd[k].sum;
+		lat_merge(pages, &rd[k].lat);
+		lat_free(&rd[k].lat);
+	}
+	return bad;
+}
+
+/* The largest sample of l (which has one at least). */
+static double
+lat_max(const struct lat *l)
+{
+	double best = l->v[0];
+	size_t k;
+
+	for (k = 1; k < l->n; k++)
+		if (l->v[k] > best)
+			best = l->v[k];
+	return best;
+}
+
 static int
 cmd_read_all(const struct opts *o)
 {
@@ -797,7 +875,7 @@ cmd_read_all(const struct opts *o)
 	uint64_t head, t0, t1, bytes = 0, sum = 0, got;
 	double load_rate = 0, best = 0, self0, self1, cpu0 = 0, cpu1 = 0;
 	double rtime = 0;
-	unsigned r, k;
+	unsigned r;
 	int bad = 0, rc = 1;
 
 	if (o->runtime_dir != NULL)
@@ -825,27 +903,7 @@ cmd_read_all(const struct opts *o)
 		cpu0 = proc_cpu_s(s->pid);
 	for (r = 0; r < o->repeat && !interrupted && !bad; r++) {
 		t0 = now_ns();
-		for (k = 0; k < o->readers; k++) {
-			memset(&rd[k], 0, sizeof(rd[k]));
-			rd[k].url = url;
-			rd[k].head = head;
-			rd[k].page = o->page;
-			rd[k].k = k;
-			rd[k].nreaders = o->readers;
-			if (pthread_create(&rd[k].thr, NULL, reader_main,
-			        &rd[k]) != 0)
-				fatal("pthread_create");
-		}
-		got = 0;
-		for (k = 0; k < o->readers; k++) {
-			pthread_join(rd[k].thr, NULL);
-			bad |= rd[k].bad;
-			got += rd[k].events;
-			bytes += rd[k].bytes;
-			sum += rd[k].sum;
-			lat_merge(&pages, &rd[k].lat);
-			lat_free(&rd[k].lat);
-		}
+		bad = read_pass(o, url, head, rd, &pages, &got, &bytes, &sum);
 		t1 = now_ns();
 		if (bad || got != head)
 			break;
@@ -857,15 +915,9 @@ cmd_read_all(const struct opts *o)
 		cpu1 = proc_cpu_s(s->pid);
 	if (passes.n == 0 || bad)
 		goto out;
-	best = passes.v[0];
-	for (k = 1; k < passes.n; k++)
-		if (passes.v[k] > best)
-			best = passes.v[k];
-	if (o->name)
-		snprintf(name, sizeof(name), "%s", o->name);
-	else
-		snprintf(name, sizeof(name), "stored_read_all_%s%s",
-		    short_count(head, cnt), o->readers > 1 ? "_r" : "");
+	best = lat_max(&passes);
+	case_name(o, name, sizeof(name), "stored_read_all_%s%s",
+	    short_count(head, cnt), o->readers > 1 ? "_r" : "");
 	if (!o->name && o->readers > 1)
 		snprintf(name + strlen(name), sizeof(name) - strlen(name),
 		    "%u", o->readers);
@@ -1286,6 +1338,51 @@ out:
 	return rc;
 }
 
+/*
+ * Starts srv (segment_size, hot segments) and fills it with o->events
+ * events: all but the last HISTORY_TAIL sealed, indexed and archived,
+ * those in the hot segments. 0 with its status in *st, or -1.
+ */
+static int
+history_build(const struct opts *o, struct server *srv,
+    struct ipc_status_rep *st, const char *segment_size, const char *hot)
+{
+	uint64_t target = o->events, streams;
+
+	/* every load (and a later run on the same --data-dir) appends to
+	 * the same streams */
+	load_streams_seed = 0x5eed5eed5eedull;
+	server_init(srv, "history", o->data_dir);
+	srv->segment_size = segment_size;
+	srv->extra[0] = "--hot-segments";
+	srv->extra[1] = hot;
+	if (server_start(srv, st) != 0)
+		return -1;
+	rss_empty = proc_status_bytes(srv->pid, "VmRSS");
+	streams = target / 1000 > 0 ? target / 1000 : 1;
+	if (st->head + HISTORY_TAIL < target) {
+		log_info("building %" PRIu64 " events over %" PRIu64
+		         " streams",
+		    target - HISTORY_TAIL - st->head, streams);
+		if (load(srv->url, target - HISTORY_TAIL - st->head,
+		        (unsigned)streams, 50, o->payload, 2, NULL) < 0)
+			return -1;
+	}
+	if (seal_and_index(srv->url, st) != 0 ||
+	    wait_archived(srv->url, o->hot_segments, st) != 0)
+		return -1;
+	if (st->head < target &&
+	    load(srv->url, target - st->head, (unsigned)streams, 50,
+	        o->payload, 2, NULL) < 0)
+		return -1;
+	if (status_of(srv->url, st) != 0)
+		return -1;
+	log_info("store: %" PRIu64 " events, %" PRIu64 " segments, %" PRIu64
+	         " archived, indexed to %" PRIu64,
+	    st->head, st->segments, st->archived_segments, st->indexed_to);
+	return 0;
+}
+
 static int
 cmd_history(const struct opts *o, const char *segment_size)
 {
@@ -1293,42 +1390,12 @@ cmd_history(const struct opts *o, const char *segment_size)
 	struct ipc_status_rep st;
 	struct opts a = *o;
 	char hot[32];
-	uint64_t target = o->events, streams;
 	unsigned r;
 	int rc = 1;
 
 	snprintf(hot, sizeof(hot), "%u", o->hot_segments);
-	/* every load (and a later run on the same --data-dir) appends to
-	 * the same streams */
-	load_streams_seed = 0x5eed5eed5eedull;
-	server_init(&srv, "history", o->data_dir);
-	srv.segment_size = segment_size;
-	srv.extra[0] = "--hot-segments";
-	srv.extra[1] = hot;
-	if (server_start(&srv, &st) != 0)
-		return 1;
-	rss_empty = proc_status_bytes(srv.pid, "VmRSS");
-	streams = target / 1000 > 0 ? target / 1000 : 1;
-	if (st.head + HISTORY_TAIL < target) {
-		log_info("building %" PRIu64 " events over %" PRIu64
-		         " streams",
-		    target - HISTORY_TAIL - st.head, streams);
-		if (load(srv.url, target - HISTORY_TAIL - st.head,
-		        (unsigned)streams, 50, o->payload, 2, NULL) < 0)
-			goto out;
-	}
-	if (seal_and_index(srv.url, &st) != 0 ||
-	    wait_archived(srv.url, o->hot_segments, &st) != 0)
+	if (history_build(o, &srv, &st, segment_size, hot) != 0)
 		goto out;
-	if (st.head < target &&
-	    load(srv.url, target - st.head, (unsigned)streams, 50, o->payload,
-	        2, NULL) < 0)
-		goto out;
-	if (status_of(srv.url, &st) != 0)
-		goto out;
-	log_info("store: %" PRIu64 " events, %" PRIu64 " segments, %" PRIu64
-	         " archived, indexed to %" PRIu64,
-	    st.head, st.segments, st.archived_segments, st.indexed_to);
 	server_stop(&srv);
 	if (restart_case(&srv, o, st.head, 0) != 0)
 		goto out;
@@ -1407,11 +1474,8 @@ cmd_index_mem(const struct opts *o)
 	sleep_ms(200);
 	rss1 = proc_status_bytes(srv.pid, "VmRSS");
 	anon1 = proc_status_bytes(srv.pid, "RssAnon");
-	if (o->name)
-		snprintf(name, sizeof(name), "%s", o->name);
-	else
-		snprintf(name, sizeof(name), "stored_index_mem_%s",
-		    short_count(n, cnt));
+	case_name(o, name, sizeof(name), "stored_index_mem_%s",
+	    short_count(n, cnt));
 	/* events_per_s and latency: of the bulk load (appends of 500) */
 	printf(
 	    "%s events_per_s=%.0f p50_us=%.0f p99_us=%.0f events=%" PRIu64
@@ -1459,53 +1523,175 @@ parse_secs(const char *flag, const char *v)
 	return x;
 }
 
+enum {
+	O_CLIENTS = 256,
+	O_BATCH,
+	O_PAYLOAD,
+	O_SECONDS,
+	O_WARMUP,
+	O_RUNTIME,
+	O_DATA,
+	O_STORED,
+	O_EVENTS,
+	O_STREAMS,
+	O_REPEAT,
+	O_PAGE,
+	O_NAME,
+	O_SHARED,
+	O_READERS,
+	O_SEGMENT,
+	O_HOT,
+	O_BASELINE,
+	O_INFLIGHT
+};
+static const struct option longopts[] = {
+	{ "clients", required_argument, NULL, O_CLIENTS },
+	{ "batch", required_argument, NULL, O_BATCH },
+	{ "payload", required_argument, NULL, O_PAYLOAD },
+	{ "seconds", required_argument, NULL, O_SECONDS },
+	{ "warmup", required_argument, NULL, O_WARMUP },
+	{ "runtime-dir", required_argument, NULL, O_RUNTIME },
+	{ "data-dir", required_argument, NULL, O_DATA },
+	{ "stored", required_argument, NULL, O_STORED },
+	{ "events", required_argument, NULL, O_EVENTS },
+	{ "streams", required_argument, NULL, O_STREAMS },
+	{ "repeat", required_argument, NULL, O_REPEAT },
+	{ "page", required_argument, NULL, O_PAGE },
+	{ "readers", required_argument, NULL, O_READERS },
+	{ "name", required_argument, NULL, O_NAME },
+	{ "shared-client", no_argument, NULL, O_SHARED },
+	{ "segment-size", required_argument, NULL, O_SEGMENT },
+	{ "hot-segments", required_argument, NULL, O_HOT },
+	{ "baseline", no_argument, NULL, O_BASELINE },
+	{ "inflight", required_argument, NULL, O_INFLIGHT },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+/* Option ch (its value in optarg) into o. -1, or the exit code (help,
+ * a bad option). */
+static int
+set_opt(int ch, struct opts *o, const char **segment_size, int *events_set)
+{
+	switch (ch) {
+	case O_CLIENTS:
+		o->clients = (unsigned)parse_u64("--clients", optarg);
+		break;
+	case O_BATCH:
+		o->batch = (unsigned)parse_u64("--batch", optarg);
+		break;
+	case O_PAYLOAD:
+		o->payload = (unsigned)parse_u64("--payload", optarg);
+		break;
+	case O_SECONDS:
+		o->seconds = parse_secs("--seconds", optarg);
+		break;
+	case O_WARMUP:
+		o->warmup = parse_secs("--warmup", optarg);
+		break;
+	case O_RUNTIME:
+		o->runtime_dir = optarg;
+		break;
+	case O_DATA:
+		o->data_dir = optarg;
+		break;
+	case O_STORED:
+		o->stored = optarg;
+		break;
+	case O_EVENTS:
+		o->events = parse_u64("--events", optarg);
+		*events_set = 1;
+		break;
+	case O_STREAMS:
+		o->streams = (unsigned)parse_u64("--streams", optarg);
+		break;
+	case O_REPEAT:
+		o->repeat = (unsigned)parse_u64("--repeat", optarg);
+		break;
+	case O_PAGE:
+		o->page = (unsigned)parse_u64("--page", optarg);
+		break;
+	case O_READERS:
+		o->readers = (unsigned)parse_u64("--readers", optarg);
+		break;
+	case O_NAME:
+		o->name = optarg;
+		break;
+	case O_SHARED:
+		o->shared = 1;
+		break;
+	case O_SEGMENT:
+		*segment_size = optarg;
+		break;
+	case O_HOT:
+		o->hot_segments = (unsigned)parse_u64("--hot-segments",
+		    optarg);
+		break;
+	case O_BASELINE:
+		o->baseline = 1;
+		break;
+	case O_INFLIGHT:
+		o->inflight = (unsigned)parse_u64("--inflight", optarg);
+		break;
+	case 'h':
+		fputs(usage_text, stdout);
+		return 0;
+	default:
+		fputs(usage_text, stderr);
+		return 2;
+	}
+	return -1;
+}
+
+/* Runs the command cmd with o; its exit code. */
+static int
+run_cmd(const char *cmd, struct opts *o, const char *segment_size,
+    int events_set)
+{
+	int rc;
+
+	if (!strcmp(cmd, "append"))
+		rc = cmd_append(o, 0);
+	else if (!strcmp(cmd, "pipeline"))
+		rc = cmd_pipeline(o);
+	else if (!strcmp(cmd, "status"))
+		rc = cmd_append(o, 1);
+	else if (!strcmp(cmd, "read-all")) {
+		if (!events_set)
+			o->events = 1000000;
+		rc = cmd_read_all(o);
+	} else if (!strcmp(cmd, "recover")) {
+		if (!events_set)
+			o->events = 5000000;
+		rc = cmd_recover(o);
+	} else if (!strcmp(cmd, "restart")) {
+		if (!events_set)
+			o->events = 5000000;
+		rc = cmd_restart(o, segment_size ? segment_size : "64M");
+	} else if (!strcmp(cmd, "history")) {
+		if (!events_set)
+			o->events = 20000000;
+		if (o->events < 2 * HISTORY_TAIL)
+			fatalx("history: --events must be at least %d",
+			    2 * HISTORY_TAIL);
+		rc = cmd_history(o, segment_size ? segment_size : "64M");
+	} else if (!strcmp(cmd, "index-mem")) {
+		if (!events_set)
+			o->events = 2000000;
+		if (o->events == 0)
+			fatalx("index-mem: --events must be at least 1");
+		rc = cmd_index_mem(o);
+	} else {
+		fprintf(stderr, "eventfold-bench: unknown command %s\n\n%s",
+		    cmd, usage_text);
+		rc = 2;
+	}
+	return rc;
+}
+
 int
 main(int argc, char **argv)
 {
-	enum {
-		O_CLIENTS = 256,
-		O_BATCH,
-		O_PAYLOAD,
-		O_SECONDS,
-		O_WARMUP,
-		O_RUNTIME,
-		O_DATA,
-		O_STORED,
-		O_EVENTS,
-		O_STREAMS,
-		O_REPEAT,
-		O_PAGE,
-		O_NAME,
-		O_SHARED,
-		O_READERS,
-		O_SEGMENT,
-		O_HOT,
-		O_BASELINE,
-		O_INFLIGHT
-	};
-	static const struct option longopts[] = {
-		{ "clients", required_argument, NULL, O_CLIENTS },
-		{ "batch", required_argument, NULL, O_BATCH },
-		{ "payload", required_argument, NULL, O_PAYLOAD },
-		{ "seconds", required_argument, NULL, O_SECONDS },
-		{ "warmup", required_argument, NULL, O_WARMUP },
-		{ "runtime-dir", required_argument, NULL, O_RUNTIME },
-		{ "data-dir", required_argument, NULL, O_DATA },
-		{ "stored", required_argument, NULL, O_STORED },
-		{ "events", required_argument, NULL, O_EVENTS },
-		{ "streams", required_argument, NULL, O_STREAMS },
-		{ "repeat", required_argument, NULL, O_REPEAT },
-		{ "page", required_argument, NULL, O_PAGE },
-		{ "readers", required_argument, NULL, O_READERS },
-		{ "name", required_argument, NULL, O_NAME },
-		{ "shared-client", no_argument, NULL, O_SHARED },
-		{ "segment-size", required_argument, NULL, O_SEGMENT },
-		{ "hot-segments", required_argument, NULL, O_HOT },
-		{ "baseline", no_argument, NULL, O_BASELINE },
-		{ "inflight", required_argument, NULL, O_INFLIGHT },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
 	struct opts o = {
 		.clients = 1,
 		.batch = 1,
@@ -1525,75 +1711,9 @@ main(int argc, char **argv)
 
 	log_init("eventfold-bench", 0);
 	/* options may come before or after the command (GNU getopt) */
-	while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-		switch (ch) {
-		case O_CLIENTS:
-			o.clients = (unsigned)parse_u64("--clients", optarg);
-			break;
-		case O_BATCH:
-			o.batch = (unsigned)parse_u64("--batch", optarg);
-			break;
-		case O_PAYLOAD:
-			o.payload = (unsigned)parse_u64("--payload", optarg);
-			break;
-		case O_SECONDS:
-			o.seconds = parse_secs("--seconds", optarg);
-			break;
-		case O_WARMUP:
-			o.warmup = parse_secs("--warmup", optarg);
-			break;
-		case O_RUNTIME:
-			o.runtime_dir = optarg;
-			break;
-		case O_DATA:
-			o.data_dir = optarg;
-			break;
-		case O_STORED:
-			o.stored = optarg;
-			break;
-		case O_EVENTS:
-			o.events = parse_u64("--events", optarg);
-			events_set = 1;
-			break;
-		case O_STREAMS:
-			o.streams = (unsigned)parse_u64("--streams", optarg);
-			break;
-		case O_REPEAT:
-			o.repeat = (unsigned)parse_u64("--repeat", optarg);
-			break;
-		case O_PAGE:
-			o.page = (unsigned)parse_u64("--page", optarg);
-			break;
-		case O_READERS:
-			o.readers = (unsigned)parse_u64("--readers", optarg);
-			break;
-		case O_NAME:
-			o.name = optarg;
-			break;
-		case O_SHARED:
-			o.shared = 1;
-			break;
-		case O_SEGMENT:
-			segment_size = optarg;
-			break;
-		case O_HOT:
-			o.hot_segments = (unsigned)parse_u64("--hot-segments",
-			    optarg);
-			break;
-		case O_BASELINE:
-			o.baseline = 1;
-			break;
-		case O_INFLIGHT:
-			o.inflight = (unsigned)parse_u64("--inflight", optarg);
-			break;
-		case 'h':
-			fputs(usage_text, stdout);
-			return 0;
-		default:
-			fputs(usage_text, stderr);
-			return 2;
-		}
-	}
+	while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1)
+		if ((rc = set_opt(ch, &o, &segment_size, &events_set)) >= 0)
+			return rc;
 	if (optind >= argc) {
 		fputs(usage_text, stderr);
 		return 2;
@@ -1616,42 +1736,7 @@ main(int argc, char **argv)
 	server_find_stored(o.stored);
 	atexit(server_cleanup);
 
-	if (!strcmp(cmd, "append"))
-		rc = cmd_append(&o, 0);
-	else if (!strcmp(cmd, "pipeline"))
-		rc = cmd_pipeline(&o);
-	else if (!strcmp(cmd, "status"))
-		rc = cmd_append(&o, 1);
-	else if (!strcmp(cmd, "read-all")) {
-		if (!events_set)
-			o.events = 1000000;
-		rc = cmd_read_all(&o);
-	} else if (!strcmp(cmd, "recover")) {
-		if (!events_set)
-			o.events = 5000000;
-		rc = cmd_recover(&o);
-	} else if (!strcmp(cmd, "restart")) {
-		if (!events_set)
-			o.events = 5000000;
-		rc = cmd_restart(&o, segment_size ? segment_size : "64M");
-	} else if (!strcmp(cmd, "history")) {
-		if (!events_set)
-			o.events = 20000000;
-		if (o.events < 2 * HISTORY_TAIL)
-			fatalx("history: --events must be at least %d",
-			    2 * HISTORY_TAIL);
-		rc = cmd_history(&o, segment_size ? segment_size : "64M");
-	} else if (!strcmp(cmd, "index-mem")) {
-		if (!events_set)
-			o.events = 2000000;
-		if (o.events == 0)
-			fatalx("index-mem: --events must be at least 1");
-		rc = cmd_index_mem(&o);
-	} else {
-		fprintf(stderr, "eventfold-bench: unknown command %s\n\n%s",
-		    cmd, usage_text);
-		rc = 2;
-	}
+	rc = run_cmd(cmd, &o, segment_size, events_set);
 	server_cleanup();
 	nngx_fini();
 	return interrupted ? 130 : rc;

@@ -226,6 +226,19 @@ struct appender {
 	uint64_t deadline;
 };
 
+/* Shuts cq down, drains and destroys it, then the channel ch. */
+static void
+bench_close(grpc_channel *ch, grpc_completion_queue *cq)
+{
+	grpc_completion_queue_shutdown(cq);
+	while (grpc_completion_queue_pluck(cq, NULL,
+	           gpr_inf_future(GPR_CLOCK_REALTIME), NULL)
+	           .type != GRPC_QUEUE_SHUTDOWN)
+		;
+	grpc_completion_queue_destroy(cq);
+	grpc_channel_destroy(ch);
+}
+
 static void *
 append_main(void *arg)
 {
@@ -261,13 +274,7 @@ append_main(void *arg)
 		a->lat[a->n++] = (now_ns() - t0) / 1000;
 	}
 	free(req);
-	grpc_completion_queue_shutdown(cq);
-	while (grpc_completion_queue_pluck(cq, NULL,
-	           gpr_inf_future(GPR_CLOCK_REALTIME), NULL)
-	           .type != GRPC_QUEUE_SHUTDOWN)
-		;
-	grpc_completion_queue_destroy(cq);
-	grpc_channel_destroy(ch);
+	bench_close(ch, cq);
 	return NULL;
 }
 
@@ -323,6 +330,63 @@ struct subscriber {
 	volatile int *ready;
 };
 
+/*
+ * One SubscribeAll message m, which came at time t: counts a caught-up
+ * mark, or records (position, arrival) of an event (its position into
+ * *pos) whose append is tracked. The latency is computed after the run,
+ * once every ack is recorded: spinning here for the ack would starve
+ * the appenders of CPU.
+ */
+static void
+sub_record(struct subscriber *s, const Eventfold__SubscribeResponse *m,
+    uint64_t t, uint64_t *pos)
+{
+	if (m->content_case ==
+	    EVENTFOLD__SUBSCRIBE_RESPONSE__CONTENT_CAUGHT_UP) {
+		s->caught_up = 1;
+		__atomic_add_fetch(s->ready, 1, __ATOMIC_RELAXED);
+		return;
+	}
+	if (m->content_case != EVENTFOLD__SUBSCRIBE_RESPONSE__CONTENT_EVENT)
+		return;
+	*pos = m->event->global_position;
+	s->got++;
+	if (*pos < ack_base || *pos - ack_base >= ack_cap)
+		return;
+	if (s->n + 2 > s->cap) {
+		s->cap = s->cap ? s->cap * 2 : 65536;
+		s->lat = realloc(s->lat, s->cap * sizeof(*s->lat));
+	}
+	s->lat[s->n++] = *pos;
+	s->lat[s->n++] = t;
+}
+
+/* Cancels call and waits for its status; frees imd. */
+static void
+sub_end_call(grpc_call *call, grpc_completion_queue *cq,
+    grpc_metadata_array *imd)
+{
+	grpc_metadata_array tmd;
+	grpc_status_code st;
+	grpc_slice details;
+	grpc_op ops[1];
+	int tag = 1;
+
+	grpc_metadata_array_init(&tmd);
+	grpc_call_cancel(call, NULL);
+	memset(ops, 0, sizeof(ops));
+	ops[0].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+	ops[0].data.recv_status_on_client.trailing_metadata = &tmd;
+	ops[0].data.recv_status_on_client.status = &st;
+	ops[0].data.recv_status_on_client.status_details = &details;
+	grpc_call_start_batch(call, ops, 1, &tag, NULL);
+	grpc_completion_queue_pluck(cq, &tag,
+	    gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+	grpc_slice_unref(details);
+	grpc_metadata_array_destroy(imd);
+	grpc_metadata_array_destroy(&tmd);
+}
+
 static void *
 sub_main(void *arg)
 {
@@ -333,10 +397,9 @@ sub_main(void *arg)
 	Eventfold__SubscribeAllRequest r =
 	    EVENTFOLD__SUBSCRIBE_ALL_REQUEST__INIT;
 	Eventfold__SubscribeResponse *m;
-	grpc_metadata_array imd, tmd;
+	grpc_metadata_array imd;
 	grpc_byte_buffer *sendbb, *recvbb;
-	grpc_status_code st;
-	grpc_slice details, sl;
+	grpc_slice sl;
 	grpc_op ops[4];
 	grpc_call *call;
 	uint8_t buf[32];
@@ -345,7 +408,6 @@ sub_main(void *arg)
 	int tag = 1;
 
 	grpc_metadata_array_init(&imd);
-	grpc_metadata_array_init(&tmd);
 	r.from_position = s->from;
 	sendbb = bb_from(buf, eventfold__subscribe_all_request__pack(&r, buf));
 	call = grpc_channel_create_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq,
@@ -383,28 +445,7 @@ sub_main(void *arg)
 		grpc_slice_unref(sl);
 		if (m == NULL)
 			break;
-		if (m->content_case ==
-		    EVENTFOLD__SUBSCRIBE_RESPONSE__CONTENT_CAUGHT_UP) {
-			s->caught_up = 1;
-			__atomic_add_fetch(s->ready, 1, __ATOMIC_RELAXED);
-		} else if (m->content_case ==
-		    EVENTFOLD__SUBSCRIBE_RESPONSE__CONTENT_EVENT) {
-			pos = m->event->global_position;
-			s->got++;
-			if (pos >= ack_base && pos - ack_base < ack_cap) {
-				/* (position, arrival); the latency is computed
-				 * after the run, once every ack is recorded:
-				 * spinning here for the ack would starve the
-				 * appenders of CPU */
-				if (s->n + 2 > s->cap) {
-					s->cap = s->cap ? s->cap * 2 : 65536;
-					s->lat = realloc(s->lat,
-					    s->cap * sizeof(*s->lat));
-				}
-				s->lat[s->n++] = pos;
-				s->lat[s->n++] = t;
-			}
-		}
+		sub_record(s, m, t, &pos);
 		eventfold__subscribe_response__free_unpacked(m, NULL);
 		done = __atomic_load_n(&appenders_done, __ATOMIC_ACQUIRE);
 		lw = __atomic_load_n(&last_pos_written, __ATOMIC_RELAXED);
@@ -415,27 +456,10 @@ sub_main(void *arg)
 		if (drain_end && now_ns() > drain_end)
 			break;
 	}
-	grpc_call_cancel(call, NULL);
-	memset(ops, 0, sizeof(ops));
-	ops[0].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-	ops[0].data.recv_status_on_client.trailing_metadata = &tmd;
-	ops[0].data.recv_status_on_client.status = &st;
-	ops[0].data.recv_status_on_client.status_details = &details;
-	grpc_call_start_batch(call, ops, 1, &tag, NULL);
-	grpc_completion_queue_pluck(cq, &tag,
-	    gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
-	grpc_slice_unref(details);
-	grpc_metadata_array_destroy(&imd);
-	grpc_metadata_array_destroy(&tmd);
+	sub_end_call(call, cq, &imd);
 	grpc_byte_buffer_destroy(sendbb);
 	grpc_call_unref(call);
-	grpc_completion_queue_shutdown(cq);
-	while (grpc_completion_queue_pluck(cq, NULL,
-	           gpr_inf_future(GPR_CLOCK_REALTIME), NULL)
-	           .type != GRPC_QUEUE_SHUTDOWN)
-		;
-	grpc_completion_queue_destroy(cq);
-	grpc_channel_destroy(ch);
+	bench_close(ch, cq);
 	return NULL;
 }
 
@@ -508,36 +532,22 @@ paced_main(void *arg)
 		sent += SUB_BATCH;
 	}
 	free(req);
-	grpc_completion_queue_shutdown(cq);
-	while (grpc_completion_queue_pluck(cq, NULL,
-	           gpr_inf_future(GPR_CLOCK_REALTIME), NULL)
-	           .type != GRPC_QUEUE_SHUTDOWN)
-		;
-	grpc_completion_queue_destroy(cq);
-	grpc_channel_destroy(ch);
+	bench_close(ch, cq);
 	return NULL;
 }
 
-static void
-bench_sub(int nsubs, double rate)
+/* The head of the log: appends one event (on ch, cq, the Append call m)
+ * and returns the position after it; exits if it cannot. */
+static uint64_t
+bench_head(grpc_channel *ch, grpc_completion_queue *cq, void *m)
 {
-	struct subscriber *ss = calloc((size_t)nsubs, sizeof(*ss));
-	struct paced ps[APPENDERS];
-	volatile int ready = 0;
-	uint64_t head, start, elapsed, *all = NULL, got = 0, a, t;
 	uint8_t *req = NULL, payload[PAYLOAD_LEN];
-	grpc_channel *ch = bench_channel();
-	grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(
-	    NULL);
-	void *m = grpc_channel_register_call(ch,
-	    "/eventfold.EventStore/Append", NULL, NULL);
 	Eventfold__AppendResponse *r;
 	grpc_byte_buffer *resp = NULL;
 	grpc_slice sl;
-	size_t len, n = 0, k;
-	int i, errors = 0;
+	uint64_t head;
+	size_t len;
 
-	/* the head: append one event and read its position */
 	memset(payload, 'x', sizeof(payload));
 	len = append_req(&req, "00000000-0000-4000-8000-000000000001", 1,
 	    payload, sizeof(payload));
@@ -553,6 +563,25 @@ bench_sub(int nsubs, double rate)
 	head = r->last_global_position + 1;
 	eventfold__append_response__free_unpacked(r, NULL);
 	free(req);
+	return head;
+}
+
+static void
+bench_sub(int nsubs, double rate)
+{
+	struct subscriber *ss = calloc((size_t)nsubs, sizeof(*ss));
+	struct paced ps[APPENDERS];
+	volatile int ready = 0;
+	uint64_t head, start, elapsed, *all = NULL, got = 0, a, t;
+	grpc_channel *ch = bench_channel();
+	grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(
+	    NULL);
+	void *m = grpc_channel_register_call(ch,
+	    "/eventfold.EventStore/Append", NULL, NULL);
+	size_t n = 0, k;
+	int i, errors = 0;
+
+	head = bench_head(ch, cq, m);
 
 	ack_base = head;
 	ack_cap = (uint64_t)(rate * secs * 1.5) + 10000;
@@ -604,13 +633,7 @@ bench_sub(int nsubs, double rate)
 	free(all);
 	free(ss);
 	free(ack_ns);
-	grpc_completion_queue_shutdown(cq);
-	while (grpc_completion_queue_pluck(cq, NULL,
-	           gpr_inf_future(GPR_CLOCK_REALTIME), NULL)
-	           .type != GRPC_QUEUE_SHUTDOWN)
-		;
-	grpc_completion_queue_destroy(cq);
-	grpc_channel_destroy(ch);
+	bench_close(ch, cq);
 }
 
 static void

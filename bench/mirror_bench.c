@@ -179,6 +179,40 @@ plain_ack(jsCtx *js, natsMsg *m, jsPubAck *pa, jsPubAckErr *pae, void *arg)
 	natsMsg_Destroy(m);
 }
 
+/* Event number i, of ev's stream and payload, as the message
+ * eventfold-mirrord would publish for it. */
+static natsMsg *
+plain_msg(struct ef_event *ev, uint64_t i)
+{
+	struct pbevent pe;
+	char subj[128], num[24];
+	natsMsg *m = NULL;
+	natsStatus s;
+	uint8_t *buf;
+	size_t sz;
+
+	uuid_random(ev->event_id);
+	ev->global_position = i;
+	ev->stream_version = i / 16;
+	sz = pbevent_init(&pe, ev);
+	if ((buf = malloc(sz)) == NULL)
+		fatal("malloc");
+	pbevent_pack(&pe, buf);
+	snprintf(subj, sizeof(subj), "plainbench.%s", pe.sid);
+	snprintf(num, sizeof(num), "%" PRIu64, i);
+	if ((s = natsMsg_Create(&m, subj, NULL, (char *)buf, (int)sz)) !=
+	    NATS_OK)
+		die_nats("msg", s);
+	free(buf);
+	natsMsgHeader_Set(m, "Nats-Msg-Id", pe.eid);
+	natsMsgHeader_Set(m, "Nats-Expected-Last-Sequence", num);
+	natsMsgHeader_Set(m, "Eventfold-Position", num);
+	natsMsgHeader_Set(m, "Eventfold-Stream-Id", pe.sid);
+	natsMsgHeader_Set(m, "Eventfold-Stream-Version", num);
+	natsMsgHeader_Set(m, "Eventfold-Type", pe.type);
+	return m;
+}
+
 static int
 cmd_plain(const struct opts *o)
 {
@@ -191,10 +225,6 @@ cmd_plain(const struct opts *o)
 	jsErrCode je = 0;
 	natsStatus s;
 	struct ef_event ev;
-	struct pbevent pe;
-	uint8_t *buf;
-	size_t sz;
-	char subj[128], num[24];
 	const char *subjects[1] = { "plainbench.>" };
 	uint64_t i, t0, t1;
 	natsMsg *m;
@@ -237,26 +267,7 @@ cmd_plain(const struct opts *o)
 	po.MaxWait = 10000;
 	t0 = now_ns();
 	for (i = 0; i < o->events; i++) {
-		uuid_random(ev.event_id);
-		ev.global_position = i;
-		ev.stream_version = i / 16;
-		sz = pbevent_init(&pe, &ev);
-		if ((buf = malloc(sz)) == NULL)
-			fatal("malloc");
-		pbevent_pack(&pe, buf);
-		snprintf(subj, sizeof(subj), "plainbench.%s", pe.sid);
-		snprintf(num, sizeof(num), "%" PRIu64, i);
-		m = NULL;
-		if ((s = natsMsg_Create(&m, subj, NULL, (char *)buf,
-		         (int)sz)) != NATS_OK)
-			die_nats("msg", s);
-		free(buf);
-		natsMsgHeader_Set(m, "Nats-Msg-Id", pe.eid);
-		natsMsgHeader_Set(m, "Nats-Expected-Last-Sequence", num);
-		natsMsgHeader_Set(m, "Eventfold-Position", num);
-		natsMsgHeader_Set(m, "Eventfold-Stream-Id", pe.sid);
-		natsMsgHeader_Set(m, "Eventfold-Stream-Version", num);
-		natsMsgHeader_Set(m, "Eventfold-Type", pe.type);
+		m = plain_msg(&ev, i);
 		while ((s = js_PublishMsgAsync(js, &m, &po)) == NATS_TIMEOUT)
 			;
 		if (s != NATS_OK)

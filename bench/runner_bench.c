@@ -309,14 +309,90 @@ run_load(int clients, int execute, double seconds)
 	free(th);
 }
 
+/*
+ * Starts runnerd on a log of events and times the counters projection
+ * catching up: events per second, and the time per event between polls
+ * (into lat, 100000 at most).
+ */
+static void
+catchup_case(struct ef_client *runner, uint64_t events, uint64_t *lat)
+{
+	uint64_t t0, t, last_t, nlat = 0;
+	int64_t pos, last_pos = 0;
+
+	t0 = now_us();
+	start_runnerd();
+	last_t = t0;
+	for (;;) {
+		pos = counters_position(runner);
+		t = now_us();
+		if (pos > 0 && last_pos == 0) {
+			last_pos = pos; /* started: time from here */
+			last_t = t;
+		} else if (pos > last_pos && nlat < 100000) {
+			lat[nlat++] = (t - last_t) * 1000 /
+			    (uint64_t)(pos - last_pos);
+			last_pos = pos;
+			last_t = t;
+		}
+		if (pos >= (int64_t)events)
+			break;
+		sleep_ms(5);
+	}
+	report("projection_catchup", (double)events * 1e6 / (double)(t - t0),
+	    lat, nlat);
+}
+
+/* Read-your-writes latency: append, then QUERY with min_position (the
+ * log holding events before). */
+static void
+live_case(struct ef_client *store, struct ef_client *runner, uint64_t events,
+    uint64_t *lat)
+{
+	char sid[UUID_STR_LEN];
+	uint8_t id[UUID_LEN];
+	uint64_t t0, nlat = 0, i;
+
+	uuid_stream_id("counter", 7, "live", 4, id);
+	uuid_format(id, sid);
+	t0 = now_us();
+	for (i = 0; i < 2000; i++) {
+		struct ipc_query_req q;
+		struct client_reply cr;
+		struct ipc_out o;
+		uint64_t s = now_us();
+
+		append_one(store, sid, "live", 1);
+		memset(&q, 0, sizeof(q));
+		q.projection = ipc_cstr("counters");
+		q.mode = EF_QUERY_KEY;
+		q.has_key = true;
+		q.key = (const uint8_t *)"live";
+		q.key_len = 4;
+		q.has_min_position = true;
+		q.min_position = events + i;
+		q.wait_ms = 5000;
+		ipc_out_init(&o);
+		ipc_request_begin(&o, EF_OP_QUERY, 1);
+		ipc_query_req_encode(&o, &q);
+		if (client_call(runner, &o, &cr) != EF_S_OK)
+			fprintf(stderr, "query: %.*s\n",
+			    (int)cr.in.message.len, cr.in.message.ptr);
+		ipc_out_free(&o);
+		client_reply_free(&cr);
+		lat[nlat++] = now_us() - s;
+	}
+	report("projection_live", 2000.0 * 1e6 / (double)(now_us() - t0), lat,
+	    nlat);
+}
+
 int
 main(int argc, char **argv)
 {
 	struct ef_client store, runner;
 	char src[600], dst[400], sid[UUID_STR_LEN], inst[32], cmd[400];
 	const char *clients = "1,8,32";
-	uint64_t events = 200000, t0, t, last_t, *lat, nlat = 0, i;
-	int64_t pos, last_pos;
+	uint64_t events = 200000, *lat, i;
 	double seconds = 5;
 	uint8_t id[UUID_LEN];
 	char *list, *tok;
@@ -372,62 +448,10 @@ main(int argc, char **argv)
 	}
 	events = events / 1000 * 1000;
 	client_open(&runner, runner_url, 10000);
-	lat = calloc(100000, sizeof(*lat));
-	t0 = now_us();
-	start_runnerd();
-	last_t = t0;
-	last_pos = 0;
-	for (;;) {
-		pos = counters_position(&runner);
-		t = now_us();
-		if (pos > 0 && last_pos == 0) {
-			last_pos = pos; /* started: time from here */
-			last_t = t;
-		} else if (pos > last_pos && nlat < 100000) {
-			lat[nlat++] = (t - last_t) * 1000 /
-			    (uint64_t)(pos - last_pos);
-			last_pos = pos;
-			last_t = t;
-		}
-		if (pos >= (int64_t)events)
-			break;
-		sleep_ms(5);
-	}
-	report("projection_catchup", (double)events * 1e6 / (double)(t - t0),
-	    lat, nlat);
-	/* read-your-writes latency: append, then QUERY min_position */
-	nlat = 0;
-	uuid_stream_id("counter", 7, "live", 4, id);
-	uuid_format(id, sid);
-	t0 = now_us();
-	for (i = 0; i < 2000; i++) {
-		struct ipc_query_req q;
-		struct client_reply cr;
-		struct ipc_out o;
-		uint64_t s = now_us();
-
-		append_one(&store, sid, "live", 1);
-		memset(&q, 0, sizeof(q));
-		q.projection = ipc_cstr("counters");
-		q.mode = EF_QUERY_KEY;
-		q.has_key = true;
-		q.key = (const uint8_t *)"live";
-		q.key_len = 4;
-		q.has_min_position = true;
-		q.min_position = events + i;
-		q.wait_ms = 5000;
-		ipc_out_init(&o);
-		ipc_request_begin(&o, EF_OP_QUERY, 1);
-		ipc_query_req_encode(&o, &q);
-		if (client_call(&runner, &o, &cr) != EF_S_OK)
-			fprintf(stderr, "query: %.*s\n",
-			    (int)cr.in.message.len, cr.in.message.ptr);
-		ipc_out_free(&o);
-		client_reply_free(&cr);
-		lat[nlat++] = now_us() - s;
-	}
-	report("projection_live", 2000.0 * 1e6 / (double)(now_us() - t0), lat,
-	    nlat);
+	if ((lat = calloc(100000, sizeof(*lat))) == NULL)
+		return 1;
+	catchup_case(&runner, events, lat);
+	live_case(&store, &runner, events, lat);
 	free(lat);
 	list = strdup(clients);
 	for (tok = strtok(list, ","); tok != NULL; tok = strtok(NULL, ",")) {

@@ -15,6 +15,7 @@
 
 #include <nng/protocol/reqrep0/req.h>
 #include <nng/supplemental/util/platform.h>
+#include "errors.h"
 #include "log.h"
 
 const char *
@@ -170,19 +171,21 @@ trip_trace(struct ef_client *c, const struct trip *t)
 	        __ATOMIC_RELAXED));
 }
 
-int
-client_roundtrip(struct ef_client *c, const void *req, size_t len,
-    uint64_t send_by, uint64_t deadline, nng_msg **reply)
+/*
+ * A new trip for req (len bytes) on its own context of c's socket, sent
+ * (the send ends by send_by or deadline); *tp is the trip. 0 or nng's
+ * code, with nothing left to free.
+ */
+static int
+trip_start(struct ef_client *c, const void *req, size_t len, uint64_t send_by,
+    uint64_t deadline, struct trip **tp)
 {
 	struct trip *t;
-	struct timespec until;
 	pthread_condattr_t ca;
 	nng_msg *m = NULL;
-	uint64_t wait_end = deadline + CLIENT_GRACE_MS, kick_at;
-	int rv, sent;
+	int rv;
 
-	*reply = NULL;
-	if ((t = calloc(1, sizeof(*t))) == NULL)
+	if ((*tp = t = calloc(1, sizeof(*t))) == NULL)
 		return NNG_ENOMEM;
 	pthread_mutex_init(&t->mu, NULL);
 	pthread_condattr_init(&ca);
@@ -191,38 +194,44 @@ client_roundtrip(struct ef_client *c, const void *req, size_t len,
 	pthread_condattr_destroy(&ca);
 	t->deadline = deadline;
 	t->t0 = guard_now_ms();
-	if ((rv = nng_aio_alloc(&t->aio, trip_cb, t)) != 0) {
-		trip_free(t);
-		return rv;
-	}
-	if ((rv = nng_ctx_open(&t->ctx, c->sock)) != 0) {
-		nng_aio_free(t->aio);
-		trip_free(t);
-		return rv;
-	}
+	if ((rv = nng_aio_alloc(&t->aio, trip_cb, t)) != 0)
+		goto fail;
+	if ((rv = nng_ctx_open(&t->ctx, c->sock)) != 0)
+		goto fail_aio;
 	if ((rv = nng_msg_alloc(&m, 0)) != 0 ||
 	    (rv = nng_msg_append(m, req, len)) != 0) {
 		nng_msg_free(m);
 		nng_ctx_close(t->ctx);
-		nng_aio_free(t->aio);
-		trip_free(t);
-		return rv;
+		goto fail_aio;
 	}
 	nng_aio_set_msg(t->aio, m);
 	nng_aio_set_timeout(t->aio,
 	    ms_until(send_by < deadline ? send_by : deadline));
 	nng_ctx_send(t->ctx, t->aio);
+	return 0;
+fail_aio:
+	nng_aio_free(t->aio);
+fail:
+	trip_free(t);
+	return rv;
+}
 
-	/* a request still waiting for a connection after CLIENT_KICK_MS
-	 * makes the dialer suspect (guard.h): it is re-dialed if it has
-	 * stopped trying */
-	kick_at = guard_now_ms() + CLIENT_KICK_MS;
+/*
+ * Waits, under t->mu (held on return), until t is done or wait_end
+ * passes. A request still waiting for a connection after CLIENT_KICK_MS
+ * makes the dialer suspect (guard.h): it is re-dialed if it has stopped
+ * trying.
+ */
+static void
+trip_wait(struct ef_client *c, struct trip *t, uint64_t wait_end)
+{
+	struct timespec until;
+	uint64_t kick_at = guard_now_ms() + CLIENT_KICK_MS, until_ms;
+
 	pthread_mutex_lock(&t->mu);
 	while (!t->done) {
-		uint64_t until_ms = kick_at != 0 && kick_at < wait_end ?
-		    kick_at :
-		    wait_end;
-
+		until_ms = kick_at != 0 && kick_at < wait_end ? kick_at :
+		                                                wait_end;
 		until.tv_sec = (time_t)(until_ms / 1000);
 		until.tv_nsec = (long)(until_ms % 1000) * 1000000L;
 		if (pthread_cond_timedwait(&t->cv, &t->mu, &until) !=
@@ -235,27 +244,42 @@ client_roundtrip(struct ef_client *c, const void *req, size_t len,
 		if (dialer_pipes(&c->dialer) == 0)
 			dialer_kick(&c->dialer);
 	}
-	if (!t->done) {
-		/* nng did not end the call by its deadline: give the trip
-		 * to its callback, and re-dial in case the socket is stuck */
-		t->abandoned = 1;
-		sent = __atomic_load_n(&t->stage, __ATOMIC_RELAXED) == 1;
-		guard_trace(
-		    "trip ctx %u: abandoned after %llu ms in stage %d; "
-		    "pipes %d",
-		    (unsigned)nng_ctx_id(t->ctx),
-		    (unsigned long long)(guard_now_ms() - t->t0), sent,
-		    dialer_pipes(&c->dialer));
-		/* under t->mu: from the unlock on, the callback may free t
-		 * (nng runs it on its own thread, never inside the cancel) */
-		nng_aio_cancel(t->aio);
-		pthread_mutex_unlock(&t->mu);
-		__atomic_add_fetch(&c->abandoned, 1, __ATOMIC_RELAXED);
-		dialer_kick(&c->dialer);
-		if (sent)
-			(void)dialer_drop_unanswered(&c->dialer);
-		return NNG_ETIMEDOUT;
-	}
+}
+
+/*
+ * nng did not end the call by its deadline: gives the trip (t->mu held,
+ * released here) to its callback, and re-dials in case the socket is
+ * stuck.
+ */
+static void
+trip_abandon(struct ef_client *c, struct trip *t)
+{
+	int sent;
+
+	t->abandoned = 1;
+	sent = __atomic_load_n(&t->stage, __ATOMIC_RELAXED) == 1;
+	guard_trace("trip ctx %u: abandoned after %llu ms in stage %d; "
+	            "pipes %d",
+	    (unsigned)nng_ctx_id(t->ctx),
+	    (unsigned long long)(guard_now_ms() - t->t0), sent,
+	    dialer_pipes(&c->dialer));
+	/* under t->mu: from the unlock on, the callback may free t
+	 * (nng runs it on its own thread, never inside the cancel) */
+	nng_aio_cancel(t->aio);
+	pthread_mutex_unlock(&t->mu);
+	__atomic_add_fetch(&c->abandoned, 1, __ATOMIC_RELAXED);
+	dialer_kick(&c->dialer);
+	if (sent)
+		(void)dialer_drop_unanswered(&c->dialer);
+}
+
+/* The end of a trip nng has ended (t->mu held, released here): its
+ * reply into *reply, t freed. nng's code. */
+static int
+trip_end(struct ef_client *c, struct trip *t, nng_msg **reply)
+{
+	int rv;
+
 	pthread_mutex_unlock(&t->mu);
 	rv = t->rv;
 	if (guard_tracing())
@@ -275,26 +299,21 @@ client_roundtrip(struct ef_client *c, const void *req, size_t len,
 }
 
 int
-nngx_send(nng_ctx ctx, nng_aio *aio, nng_msg *m, int timeout_ms)
+client_roundtrip(struct ef_client *c, const void *req, size_t len,
+    uint64_t send_by, uint64_t deadline, nng_msg **reply)
 {
-	nng_aio_set_timeout(aio, timeout_ms);
-	nng_aio_set_msg(aio, m);
-	nng_ctx_send(ctx, aio);
-	nng_aio_wait(aio);
-	return nng_aio_result(aio);
-}
-
-int
-nngx_recv(nng_ctx ctx, nng_aio *aio, nng_msg **mp, int timeout_ms)
-{
+	struct trip *t;
 	int rv;
 
-	nng_aio_set_timeout(aio, timeout_ms);
-	nng_ctx_recv(ctx, aio);
-	nng_aio_wait(aio);
-	if ((rv = nng_aio_result(aio)) == 0)
-		*mp = nng_aio_get_msg(aio);
-	return rv;
+	*reply = NULL;
+	if ((rv = trip_start(c, req, len, send_by, deadline, &t)) != 0)
+		return ef_err_from_nng(rv);
+	trip_wait(c, t, deadline + CLIENT_GRACE_MS);
+	if (!t->done) {
+		trip_abandon(c, t);
+		return -ETIMEDOUT;
+	}
+	return ef_err_from_nng(trip_end(c, t, reply));
 }
 
 static int
@@ -311,8 +330,8 @@ client_fail(struct client_reply *rep, int status, const char *why)
 static int
 connection_lost(int rv)
 {
-	return rv == NNG_ECONNRESET || rv == NNG_ECONNSHUT ||
-	    rv == NNG_ECONNREFUSED || rv == NNG_ECONNABORTED;
+	return rv == -ECONNRESET || rv == -ESHUTDOWN || rv == -ECONNREFUSED ||
+	    rv == -ECONNABORTED;
 }
 
 /*
@@ -357,11 +376,9 @@ call_msg(struct ef_client *c, const struct ipc_out *req, uint64_t wait_ms,
 	}
 	if (rv != 0)
 		return client_fail(rep, EF_S_UNAVAILABLE,
-		    rv == NNG_ETIMEDOUT ?
-		        "daemon did not answer in time" :
-		        rv == NNG_ECLOSED ?
-		        "client closed" :
-		        "daemon unreachable (connection lost)");
+		    rv == -ETIMEDOUT ? "daemon did not answer in time" :
+		        rv == -EBADF ? "client closed" :
+		                       "daemon unreachable (connection lost)");
 	return 0;
 }
 
@@ -401,19 +418,35 @@ client_reply_free(struct client_reply *rep)
 	rep->msg = NULL;
 }
 
+/* Starts a request of op on c in o (initialised here) for the body to
+ * follow; returns o. */
+static struct ipc_out *
+request_begin(struct ipc_out *o, struct ef_client *c, int op)
+{
+	ipc_out_init(o);
+	ipc_request_begin(o, op, client_request_id(c));
+	return o;
+}
+
+/* Sends o (freed here) within wait_ms; the reply's status. */
+static int
+request_send(struct ef_client *c, struct ipc_out *o, uint64_t wait_ms,
+    struct client_reply *rep)
+{
+	int st = client_call_wait(c, o, wait_ms, rep);
+
+	ipc_out_free(o);
+	return st;
+}
+
 int
 client_append(struct ef_client *c, const struct ipc_append_req *r,
     struct client_reply *rep)
 {
 	struct ipc_out o;
-	int st;
 
-	ipc_out_init(&o);
-	ipc_request_begin(&o, EF_OP_APPEND, client_request_id(c));
-	ipc_append_req_encode(&o, r);
-	st = client_call(c, &o, rep);
-	ipc_out_free(&o);
-	return st;
+	ipc_append_req_encode(request_begin(&o, c, EF_OP_APPEND), r);
+	return request_send(c, &o, (uint64_t)c->timeout_ms, rep);
 }
 
 static int
@@ -435,14 +468,10 @@ client_read_all(struct ef_client *c, uint64_t from, uint64_t max,
 {
 	struct ipc_read_all_req r = { from, max, (uint8_t)direction };
 	struct ipc_out o;
-	int st;
 
-	ipc_out_init(&o);
-	ipc_request_begin(&o, EF_OP_READ_ALL, client_request_id(c));
-	ipc_read_all_req_encode(&o, &r);
-	st = client_call(c, &o, rep);
-	ipc_out_free(&o);
-	return read_reply(rep, st, rr);
+	ipc_read_all_req_encode(request_begin(&o, c, EF_OP_READ_ALL), &r);
+	return read_reply(rep,
+	    request_send(c, &o, (uint64_t)c->timeout_ms, rep), rr);
 }
 
 int
@@ -452,19 +481,16 @@ client_read_stream(struct ef_client *c, const char *stream_id, uint64_t from,
 {
 	struct ipc_read_stream_req r;
 	struct ipc_out o;
-	int st;
 
 	r.stream_id.ptr = stream_id;
 	r.stream_id.len = (uint32_t)strlen(stream_id);
 	r.from = from;
 	r.max_count = max;
 	r.direction = (uint8_t)direction;
-	ipc_out_init(&o);
-	ipc_request_begin(&o, EF_OP_READ_STREAM, client_request_id(c));
-	ipc_read_stream_req_encode(&o, &r);
-	st = client_call(c, &o, rep);
-	ipc_out_free(&o);
-	return read_reply(rep, st, rr);
+	ipc_read_stream_req_encode(request_begin(&o, c, EF_OP_READ_STREAM),
+	    &r);
+	return read_reply(rep,
+	    request_send(c, &o, (uint64_t)c->timeout_ms, rep), rr);
 }
 
 int
@@ -482,11 +508,8 @@ client_status_within(struct ef_client *c, uint64_t wait_ms,
 	const char *why;
 	int s;
 
-	ipc_out_init(&o);
-	ipc_request_begin(&o, EF_OP_STATUS, client_request_id(c));
-	ipc_nil(&o);
-	s = client_call_wait(c, &o, wait_ms, rep);
-	ipc_out_free(&o);
+	ipc_nil(request_begin(&o, c, EF_OP_STATUS));
+	s = request_send(c, &o, wait_ms, rep);
 	if (s == EF_S_OK && ipc_status_rep_decode(rep->in.body, st, &why) != 0)
 		return client_fail(rep, EF_S_INTERNAL,
 		    "malformed status reply");

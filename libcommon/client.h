@@ -75,8 +75,9 @@ void client_close(struct ef_client *c);
  * One round trip on an nng context by an absolute deadline (guard_now_ms()
  * clock), enforced by the caller's own clock as described above; the
  * request must have gone to a connection by send_by. On 0, *reply is
- * the caller's. Returns 0 or an nng error: NNG_ETIMEDOUT past a
- * deadline, NNG_ECONNRESET if the connection broke, ...
+ * the caller's. Returns 0 or a negative errno (nng's code translated,
+ * errors.h): -ETIMEDOUT past a deadline, -ECONNRESET or -ESHUTDOWN if
+ * the connection broke, -EBADF if the client was closed, ...
  */
 int client_roundtrip(struct ef_client *c, const void *req, size_t len,
     uint64_t send_by, uint64_t deadline, nng_msg **reply);
@@ -107,14 +108,6 @@ int client_call_wait(struct ef_client *c, const struct ipc_out *req,
  */
 int client_call_raw(struct ef_client *c, const struct ipc_out *req,
     struct client_reply *rep);
-
-/*
- * Synchronous send and receive on an nng context (nng 1.5 has only the
- * aio forms). aio is the caller's, reused between calls. On a failed
- * send the message stays the caller's. Return 0 or an nng error.
- */
-int nngx_send(nng_ctx ctx, nng_aio *aio, nng_msg *m, int timeout_ms);
-int nngx_recv(nng_ctx ctx, nng_aio *aio, nng_msg **mp, int timeout_ms);
 
 /* Next request id for this client (for ipc_request_begin). */
 uint64_t client_request_id(struct ef_client *c);

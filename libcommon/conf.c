@@ -222,16 +222,69 @@ conf_usage_keys(FILE *fp, const struct conf_key *keys)
 	}
 }
 
-int
-conf_load(const struct conf_key *keys, const char *section, void *dst,
-    int *argcp, char **argv, struct conf_opts *opts, const char *usage)
+/* The short flags of a ("-dv"): -d, -v, -n into opts. The errors. */
+static int
+short_flags(const char *a, struct conf_opts *opts)
 {
+	const char *c;
+	int errors = 0;
+
+	for (c = a + 1; *c; c++) {
+		if (*c == 'd')
+			opts->foreground = opts->verbose = 1;
+		else if (*c == 'v')
+			opts->verbose = 1;
+		else if (*c == 'n')
+			opts->check = 1;
+		else {
+			fprintf(stderr, "unknown flag -%c (see --help)\n", *c);
+			errors++;
+		}
+	}
+	return errors;
+}
+
+/* The long flag argv[*i] (--key=value or --key value) into dst. The
+ * errors. */
+static int
+long_flag(const struct conf_key *keys, void *dst, int *i, int argc,
+    char **argv)
+{
+	const char *a = argv[*i], *name = a + 2, *val, *eq = strchr(name, '=');
+	size_t len = eq ? (size_t)(eq - name) : strlen(name);
 	const struct conf_key *k;
 	char err[512];
-	int argc = *argcp, i, out = 1, errors = 0;
-	const char *file = NULL;
 
-	memset(opts, 0, sizeof(*opts));
+	if ((k = conf_find(keys, name, len, 1)) == NULL) {
+		fprintf(stderr, "unknown flag %s (see --help)\n", a);
+		return 1;
+	}
+	if (eq != NULL)
+		val = eq + 1;
+	else if (*i + 1 < argc)
+		val = argv[++*i];
+	else {
+		fprintf(stderr, "flag %s: needs a value\n", a);
+		return 1;
+	}
+	if (conf_set(k, dst, val, err, sizeof(err)) != 0) {
+		fprintf(stderr, "flag --%.*s: %s\n", (int)len, name, err);
+		return 1;
+	}
+	return 0;
+}
+
+/* The defaults, then the file (-f FILE, else the default file's if it
+ * exists) into dst. The errors. */
+static int
+load_defaults_and_file(const struct conf_key *keys, const char *section,
+    void *dst, int argc, char **argv, struct conf_opts *opts)
+{
+	const struct conf_key *k;
+	const char *file = NULL;
+	char err[512];
+	int i, errors = 0;
+
 	for (k = keys; k->name != NULL; k++)
 		if (k->def != NULL &&
 		    conf_set(k, dst, k->def, err, sizeof(err)) != 0) {
@@ -250,7 +303,17 @@ conf_load(const struct conf_key *keys, const char *section, void *dst,
 	else
 		errors += conf_file(keys, section, dst, CONF_DEFAULT_FILE, 0);
 	opts->file = file ? file : CONF_DEFAULT_FILE;
+	return errors;
+}
 
+int
+conf_load(const struct conf_key *keys, const char *section, void *dst,
+    int *argcp, char **argv, struct conf_opts *opts, const char *usage)
+{
+	int argc = *argcp, i, out = 1, errors;
+
+	memset(opts, 0, sizeof(*opts));
+	errors = load_defaults_and_file(keys, section, dst, argc, argv, opts);
 	for (i = 1; i < argc; i++) {
 		char *a = argv[i];
 
@@ -270,56 +333,12 @@ conf_load(const struct conf_key *keys, const char *section, void *dst,
 				errors++;
 			}
 			i++;
-			continue;
-		}
-		if (a[0] == '-' && a[1] != '-' && a[1] != '\0') {
-			const char *c;
-
-			for (c = a + 1; *c; c++) {
-				if (*c == 'd')
-					opts->foreground = opts->verbose = 1;
-				else if (*c == 'v')
-					opts->verbose = 1;
-				else if (*c == 'n')
-					opts->check = 1;
-				else {
-					fprintf(stderr,
-					    "unknown flag -%c "
-					    "(see --help)\n",
-					    *c);
-					errors++;
-				}
-			}
-			continue;
-		}
-		if (a[0] == '-' && a[1] == '-') {
-			const char *name = a + 2, *val,
-			           *eq = strchr(name, '=');
-			size_t len = eq ? (size_t)(eq - name) : strlen(name);
-
-			if ((k = conf_find(keys, name, len, 1)) == NULL) {
-				fprintf(stderr,
-				    "unknown flag %s (see --help)\n", a);
-				errors++;
-				continue;
-			}
-			if (eq != NULL)
-				val = eq + 1;
-			else if (i + 1 < argc)
-				val = argv[++i];
-			else {
-				fprintf(stderr, "flag %s: needs a value\n", a);
-				errors++;
-				continue;
-			}
-			if (conf_set(k, dst, val, err, sizeof(err)) != 0) {
-				fprintf(stderr, "flag --%.*s: %s\n", (int)len,
-				    name, err);
-				errors++;
-			}
-			continue;
-		}
-		argv[out++] = a;
+		} else if (a[0] == '-' && a[1] != '-' && a[1] != '\0')
+			errors += short_flags(a, opts);
+		else if (a[0] == '-' && a[1] == '-')
+			errors += long_flag(keys, dst, &i, argc, argv);
+		else
+			argv[out++] = a;
 	}
 	argv[out] = NULL;
 	*argcp = out;

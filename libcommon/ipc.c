@@ -65,11 +65,80 @@ ipc_status_grpc(int s)
 	return status_table[s].grpc;
 }
 
-static uint32_t
-get_be32(const uint8_t *p)
+/*
+ * The layout of each msgpack type byte 0xc0..0xdf after its first byte:
+ * a big-endian length field of lenb bytes (0: none), then either plus
+ * + that length bytes to skip (bin, str, ext, and the fixed-size types
+ * with lenb 0), or, when mul is set, mul * that length objects to follow
+ * (arrays 1, maps 2). valid 0: not a type byte (0xc1), or one taken
+ * before this table is read (nil, false, true).
+ */
+static const struct mp_layout {
+	uint8_t valid, lenb, plus, mul;
+} mp_layouts[32] = {
+	[0xc4 - 0xc0] = { 1, 1, 0, 0 },  /* bin 8 */
+	[0xc5 - 0xc0] = { 1, 2, 0, 0 },  /* bin 16 */
+	[0xc6 - 0xc0] = { 1, 4, 0, 0 },  /* bin 32 */
+	[0xc7 - 0xc0] = { 1, 1, 1, 0 },  /* ext 8: type byte + data */
+	[0xc8 - 0xc0] = { 1, 2, 1, 0 },  /* ext 16 */
+	[0xc9 - 0xc0] = { 1, 4, 1, 0 },  /* ext 32 */
+	[0xca - 0xc0] = { 1, 0, 4, 0 },  /* float 32 */
+	[0xcb - 0xc0] = { 1, 0, 8, 0 },  /* float 64 */
+	[0xcc - 0xc0] = { 1, 0, 1, 0 },  /* uint 8 */
+	[0xcd - 0xc0] = { 1, 0, 2, 0 },  /* uint 16 */
+	[0xce - 0xc0] = { 1, 0, 4, 0 },  /* uint 32 */
+	[0xcf - 0xc0] = { 1, 0, 8, 0 },  /* uint 64 */
+	[0xd0 - 0xc0] = { 1, 0, 1, 0 },  /* int 8 */
+	[0xd1 - 0xc0] = { 1, 0, 2, 0 },  /* int 16 */
+	[0xd2 - 0xc0] = { 1, 0, 4, 0 },  /* int 32 */
+	[0xd3 - 0xc0] = { 1, 0, 8, 0 },  /* int 64 */
+	[0xd4 - 0xc0] = { 1, 0, 2, 0 },  /* fixext 1 */
+	[0xd5 - 0xc0] = { 1, 0, 3, 0 },  /* fixext 2 */
+	[0xd6 - 0xc0] = { 1, 0, 5, 0 },  /* fixext 4 */
+	[0xd7 - 0xc0] = { 1, 0, 9, 0 },  /* fixext 8 */
+	[0xd8 - 0xc0] = { 1, 0, 17, 0 }, /* fixext 16 */
+	[0xd9 - 0xc0] = { 1, 1, 0, 0 },  /* str 8 */
+	[0xda - 0xc0] = { 1, 2, 0, 0 },  /* str 16 */
+	[0xdb - 0xc0] = { 1, 4, 0, 0 },  /* str 32 */
+	[0xdc - 0xc0] = { 1, 2, 0, 1 },  /* array 16 */
+	[0xdd - 0xc0] = { 1, 4, 0, 1 },  /* array 32 */
+	[0xde - 0xc0] = { 1, 2, 0, 2 },  /* map 16 */
+	[0xdf - 0xc0] = { 1, 4, 0, 2 },  /* map 32 */
+};
+
+/*
+ * The head of the object of type byte b (0x80..0xdf, not nil or a
+ * boolean) at *off, its first byte already read: the objects it holds
+ * into *n, the bytes to skip after its head into *skip; *off moves past
+ * its length field. -1 if b is not a type or the field is cut short.
+ */
+static int
+mp_head(const uint8_t *buf, size_t len, size_t *off, uint8_t b, uint64_t *n,
+    uint64_t *skip)
 {
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
-	    (uint32_t)p[2] << 8 | p[3];
+	const struct mp_layout *l;
+	uint64_t v = 0;
+	int i;
+
+	*n = *skip = 0;
+	if ((b & 0xf0) == 0x80) /* fixmap */
+		*n = 2u * (b & 0x0f);
+	else if ((b & 0xf0) == 0x90) /* fixarray */
+		*n = b & 0x0f;
+	else if ((b & 0xe0) == 0xa0) /* fixstr */
+		*skip = b & 0x1f;
+	if (b < 0xc0)
+		return 0;
+	l = &mp_layouts[b - 0xc0];
+	if (!l->valid || len - *off < l->lenb)
+		return -1;
+	for (i = 0; i < l->lenb; i++)
+		v = v << 8 | buf[(*off)++];
+	if (l->mul != 0)
+		*n = l->mul * v;
+	else
+		*skip = l->plus + v;
+	return 0;
 }
 
 /*
@@ -85,127 +154,18 @@ ipc_precheck(const uint8_t *buf, size_t len, size_t *used)
 	uint64_t n, skip;
 	uint8_t b;
 
-#define NEED(k)                                                               \
-	do {                                                                  \
-		if (len - off < (k))                                          \
-			return -1;                                            \
-	} while (0)
-
 	while (pending > 0) {
-		NEED(1);
+		if (off >= len)
+			return -1;
 		b = buf[off++];
 		pending--;
 		if (++objects > IPC_MAX_OBJECTS)
 			return -1;
-		n = 0;
-		skip = 0;
 		if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 ||
 		    b == 0xc3)
 			continue;
-		if ((b & 0xf0) == 0x80) {
-			n = 2u * (b & 0x0f);
-		} else if ((b & 0xf0) == 0x90) {
-			n = b & 0x0f;
-		} else if ((b & 0xe0) == 0xa0) {
-			skip = b & 0x1f;
-		} else {
-			switch (b) {
-			case 0xc4:
-			case 0xd9:
-				NEED(1);
-				skip = buf[off];
-				off += 1;
-				break;
-			case 0xc5:
-			case 0xda:
-				NEED(2);
-				skip = (uint64_t)buf[off] << 8 | buf[off + 1];
-				off += 2;
-				break;
-			case 0xc6:
-			case 0xdb:
-				NEED(4);
-				skip = get_be32(buf + off);
-				off += 4;
-				break;
-			case 0xc7:
-				NEED(1);
-				skip = 1u + buf[off];
-				off += 1;
-				break;
-			case 0xc8:
-				NEED(2);
-				skip = 1u +
-				    ((uint64_t)buf[off] << 8 | buf[off + 1]);
-				off += 2;
-				break;
-			case 0xc9:
-				NEED(4);
-				skip = 1u + (uint64_t)get_be32(buf + off);
-				off += 4;
-				break;
-			case 0xca:
-				skip = 4;
-				break;
-			case 0xcb:
-				skip = 8;
-				break;
-			case 0xcc:
-			case 0xd0:
-				skip = 1;
-				break;
-			case 0xcd:
-			case 0xd1:
-				skip = 2;
-				break;
-			case 0xce:
-			case 0xd2:
-				skip = 4;
-				break;
-			case 0xcf:
-			case 0xd3:
-				skip = 8;
-				break;
-			case 0xd4:
-				skip = 2;
-				break;
-			case 0xd5:
-				skip = 3;
-				break;
-			case 0xd6:
-				skip = 5;
-				break;
-			case 0xd7:
-				skip = 9;
-				break;
-			case 0xd8:
-				skip = 17;
-				break;
-			case 0xdc:
-				NEED(2);
-				n = (uint64_t)buf[off] << 8 | buf[off + 1];
-				off += 2;
-				break;
-			case 0xdd:
-				NEED(4);
-				n = get_be32(buf + off);
-				off += 4;
-				break;
-			case 0xde:
-				NEED(2);
-				n = 2u *
-				    ((uint64_t)buf[off] << 8 | buf[off + 1]);
-				off += 2;
-				break;
-			case 0xdf:
-				NEED(4);
-				n = 2u * (uint64_t)get_be32(buf + off);
-				off += 4;
-				break;
-			default:
-				return -1; /* 0xc1 */
-			}
-		}
+		if (mp_head(buf, len, &off, b, &n, &skip) != 0)
+			return -1;
 		if (skip > len - off)
 			return -1;
 		off += skip;
@@ -215,7 +175,6 @@ ipc_precheck(const uint8_t *buf, size_t len, size_t *used)
 	}
 	*used = off;
 	return 0;
-#undef NEED
 }
 
 static int

@@ -40,55 +40,6 @@ segfile_parse(const char *name, uint64_t *base)
 	return 0;
 }
 
-static int
-u64_cmp(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-int
-segfile_list(const char *dir, uint64_t **bases, size_t *n)
-{
-	struct dirent *de;
-	uint64_t *v = NULL, *nv, base;
-	size_t cnt = 0, cap = 0;
-	DIR *d;
-	int rc = 0;
-
-	*bases = NULL;
-	*n = 0;
-	if ((d = opendir(dir)) == NULL)
-		return -errno;
-	while ((errno = 0, de = readdir(d)) != NULL) {
-		if (segfile_parse(de->d_name, &base) != 0)
-			continue;
-		if (cnt == cap) {
-			cap = cap ? cap * 2 : 64;
-			if ((nv = realloc(v, cap * sizeof(*v))) == NULL) {
-				rc = -ENOMEM;
-				goto fail;
-			}
-			v = nv;
-		}
-		v[cnt++] = base;
-	}
-	if (errno != 0) {
-		rc = -errno;
-		goto fail;
-	}
-	closedir(d);
-	qsort(v, cnt, sizeof(*v), u64_cmp);
-	*bases = v;
-	*n = cnt;
-	return 0;
-fail:
-	closedir(d);
-	free(v);
-	return rc;
-}
-
 struct seg_ent {
 	uint64_t base;
 	uint8_t archived;
@@ -176,4 +127,22 @@ fail:
 	free(ob);
 	free(oa);
 	return rc;
+}
+
+/* The plain segments only: segfile_list_all's entries not archived. */
+int
+segfile_list(const char *dir, uint64_t **bases, size_t *n)
+{
+	uint8_t *arc;
+	size_t i, k = 0;
+	int rc;
+
+	if ((rc = segfile_list_all(dir, bases, &arc, n)) != 0)
+		return rc;
+	for (i = 0; i < *n; i++)
+		if (!arc[i])
+			(*bases)[k++] = (*bases)[i];
+	free(arc);
+	*n = k;
+	return 0;
 }

@@ -39,6 +39,88 @@ stopped(const struct sub_params *p)
 	return p->stop != NULL && __atomic_load_n(p->stop, __ATOMIC_RELAXED);
 }
 
+/* Whether ev is the next event of the whole log for s: if so, s moves
+ * past it (and checks it at the next read, with check_log). */
+static int
+next_in_log(struct sub_state *s, const struct ef_event *ev)
+{
+	if (ev->global_position != s->next)
+		return 0;
+	s->next++;
+	memcpy(s->last_id, ev->event_id, UUID_LEN);
+	s->check = s->want_check;
+	return 1;
+}
+
+/*
+ * With s->check, the first event of the page rr must be the one last
+ * delivered (at s->next - 1, with s->last_id): 1 (said) if it is not,
+ * the log having changed underneath (a restored store).
+ */
+static int
+log_changed(const struct sub_state *s, const struct ipc_read_rep *rr)
+{
+	struct ef_event ev;
+	const char *why;
+
+	if (rr->head >= s->next && rr->nevents > 0 &&
+	    ipc_event_decode(&rr->events->via.array.ptr[0], &ev, &why) == 0 &&
+	    ev.global_position == s->next - 1 &&
+	    memcmp(ev.event_id, s->last_id, UUID_LEN) == 0)
+		return 0;
+	log_warnx("subscription: the log changed underneath: "
+	          "head %" PRIu64 ", %s at position %" PRIu64,
+	    rr->head, rr->head < s->next ? "nothing" : "another event",
+	    s->next - 1);
+	return 1;
+}
+
+/* Delivers the events of the page rr that are next: 0, a callback's
+ * non-zero value, or -EF_S_INTERNAL for a malformed event. */
+static int
+deliver_page(struct sub_state *s, const struct ipc_read_rep *rr)
+{
+	const struct sub_params *p = s->p;
+	struct ef_event ev;
+	const char *why;
+	uint32_t i;
+	int rc;
+
+	for (i = 0; i < rr->nevents; i++) {
+		if (ipc_event_decode(&rr->events->via.array.ptr[i], &ev,
+		        &why) != 0)
+			return -EF_S_INTERNAL;
+		if (p->stream_id != NULL) {
+			if (ev.stream_version != s->next_ver)
+				continue;
+			s->next_ver++;
+		} else if (!next_in_log(s, &ev))
+			continue;
+		if ((rc = p->on_event(p->arg, &ev)) != 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* Whether the page rr, delivered, leaves s caught up. */
+static int
+caught_up(struct sub_state *s, const struct ipc_read_rep *rr)
+{
+	if (s->p->stream_id == NULL)
+		/* caught up (or from is past the head: wait there) */
+		return rr->nevents == 0 || s->next >= rr->head;
+	/* Each reply is one snapshot: once every version up to the
+	 * stream's last of that moment is delivered, nothing of this
+	 * stream below head is missing. */
+	if (rr->nevents == 0 || !rr->has_last_version ||
+	    s->next_ver > rr->last_version) {
+		if (rr->head > s->seen_global)
+			s->seen_global = rr->head;
+		return 1;
+	}
+	return 0;
+}
+
 /*
  * Reads pages until the head. Returns 0 when caught up, a callback's
  * non-zero value, 1 when stopped, or EF_S_UNAVAILABLE-style positive
@@ -50,14 +132,13 @@ sub_catch_up(struct sub_state *s)
 	const struct sub_params *p = s->p;
 	struct client_reply rep;
 	struct ipc_read_rep rr;
-	struct ef_event ev;
-	const char *why;
-	uint32_t page = p->page ? p->page : 1000, i;
-	int st, rc, check;
+	uint32_t page = p->page ? p->page : 1000;
+	int st, rc, check, more;
 
 	for (;;) {
 		if (stopped(p))
 			return 1;
+		more = 0;
 		check = s->check && s->next > 0 && p->stream_id == NULL;
 		if (p->stream_id != NULL)
 			st = client_read_stream(&s->store, p->stream_id,
@@ -73,66 +154,18 @@ sub_catch_up(struct sub_state *s)
 			s->check = 0; /* until the next delivery */
 			continue;
 		}
-		if (check && st == EF_S_OK &&
-		    (rr.head < s->next || rr.nevents == 0 ||
-		        ipc_event_decode(&rr.events->via.array.ptr[0], &ev,
-		            &why) != 0 ||
-		        ev.global_position != s->next - 1 ||
-		        memcmp(ev.event_id, s->last_id, UUID_LEN) != 0)) {
-			log_warnx("subscription: the log changed underneath: "
-			          "head %" PRIu64 ", %s at position %" PRIu64,
-			    rr.head,
-			    rr.head < s->next ? "nothing" : "another event",
-			    s->next - 1);
-			client_reply_free(&rep);
-			return SUB_LOG_CHANGED;
-		}
-		if (st != EF_S_OK &&
+		if (check && st == EF_S_OK && log_changed(s, &rr))
+			rc = SUB_LOG_CHANGED;
+		else if (st != EF_S_OK &&
 		    !(st == EF_S_STREAM_NOT_FOUND && rep.in.body != NULL)) {
 			log_debug("subscription read: %.*s",
 			    (int)rep.in.message.len, rep.in.message.ptr);
-			client_reply_free(&rep);
-			return -st;
-		}
-		for (i = 0; i < rr.nevents; i++) {
-			if (ipc_event_decode(&rr.events->via.array.ptr[i], &ev,
-			        &why) != 0) {
-				client_reply_free(&rep);
-				return -EF_S_INTERNAL;
-			}
-			if (p->stream_id != NULL) {
-				if (ev.stream_version != s->next_ver)
-					continue;
-				s->next_ver++;
-			} else {
-				if (ev.global_position != s->next)
-					continue;
-				s->next++;
-				memcpy(s->last_id, ev.event_id, UUID_LEN);
-				s->check = s->want_check;
-			}
-			if ((rc = p->on_event(p->arg, &ev)) != 0) {
-				client_reply_free(&rep);
-				return rc;
-			}
-		}
-		if (p->stream_id != NULL) {
-			/* Each reply is one snapshot: once every version up
-			 * to the stream's last of that moment is delivered,
-			 * nothing of this stream below head is missing. */
-			if (rr.nevents == 0 || !rr.has_last_version ||
-			    s->next_ver > rr.last_version) {
-				if (rr.head > s->seen_global)
-					s->seen_global = rr.head;
-				client_reply_free(&rep);
-				return 0;
-			}
-		} else if (rr.nevents == 0 || s->next >= rr.head) {
-			/* caught up (or from is past the head: wait there) */
-			client_reply_free(&rep);
-			return 0;
-		}
+			rc = -st;
+		} else if ((rc = deliver_page(s, &rr)) == 0)
+			more = !caught_up(s, &rr);
 		client_reply_free(&rep);
+		if (!more)
+			return rc;
 	}
 }
 
@@ -167,11 +200,8 @@ sub_deliver_pub(struct sub_state *s, const struct ipc_pub *pub)
 			    ev.global_position == s->next - 1 &&
 			    memcmp(ev.event_id, s->last_id, UUID_LEN) != 0)
 				return SUB_GAP;
-			if (ev.global_position != s->next)
+			if (!next_in_log(s, &ev))
 				continue;
-			s->next++;
-			memcpy(s->last_id, ev.event_id, UUID_LEN);
-			s->check = s->want_check;
 		}
 		if ((rc = p->on_event(p->arg, &ev)) != 0)
 			return rc;
@@ -181,6 +211,86 @@ sub_deliver_pub(struct sub_state *s, const struct ipc_pub *pub)
 	return 0;
 }
 
+/* s's starting position from p. 0 or -EF_S_BAD_UUID. */
+static int
+sub_init(struct sub_state *s, const struct sub_params *p)
+{
+	memset(s, 0, sizeof(*s));
+	s->p = p;
+	if (p->stream_id != NULL) {
+		if (uuid_parse(p->stream_id, strlen(p->stream_id), s->stream))
+			return -EF_S_BAD_UUID;
+		s->next_ver = p->from;
+		return 0;
+	}
+	s->next = p->from;
+	s->want_check = p->check_log;
+	if ((s->check = p->check_log && p->from_id != NULL && p->from > 0))
+		memcpy(s->last_id, p->from_id, UUID_LEN);
+	return 0;
+}
+
+/* The sub socket, dialled to p->events_url, and s->store to
+ * p->store_url. 0, or -EF_S_INTERNAL or -EF_S_INVALID (a bad URL). */
+static int
+sub_open(struct sub_state *s, nng_socket *sub, struct ef_dialer *dialer)
+{
+	const struct sub_params *p = s->p;
+
+	if (nng_sub0_open(sub) != 0)
+		return -EF_S_INTERNAL;
+	nng_socket_set(*sub, NNG_OPT_SUB_SUBSCRIBE, "", 0);
+	nng_socket_set_int(*sub, NNG_OPT_RECVBUF,
+	    p->recv_buf > 0 ? p->recv_buf : 8192);
+	nng_socket_set_size(*sub, NNG_OPT_RECVMAXSZ, IPC_MAX_MSG);
+	nng_socket_set_ms(*sub, NNG_OPT_RECVTIMEO, SUB_SLICE_MS);
+	nng_socket_set_ms(*sub, NNG_OPT_RECONNMINT, 10);
+	nng_socket_set_ms(*sub, NNG_OPT_RECONNMAXT, 100);
+	if (dialer_open(dialer, *sub, p->events_url) != 0 ||
+	    client_open(&s->store, p->store_url,
+	        p->timeout_ms > 0 ? p->timeout_ms : 2000) != 0) {
+		dialer_close(dialer);
+		nngx_close(*sub);
+		return -EF_S_INVALID;
+	}
+	return 0;
+}
+
+/*
+ * Takes one published message m (freed here): delivers what is new in
+ * it, or sets *need_read when what it missed must be read from the
+ * store. 0, or a callback's non-zero value to stop with.
+ */
+static int
+sub_take(struct sub_state *s, nng_msg *m, int *need_read)
+{
+	struct ipc_in in;
+	struct ipc_pub pub;
+	const char *why;
+	uint64_t have;
+	int rc = 0;
+
+	if (ipc_pub_open(&in, nng_msg_body(m), nng_msg_len(m), &pub, &why) !=
+	    0) {
+		log_warnx("subscription: bad publish message: %s", why);
+		*need_read = 1;
+		goto out;
+	}
+	have = s->p->stream_id != NULL ? s->seen_global : s->next;
+	if (pub.last_pos < have) {
+		/* already delivered */
+	} else if (pub.first_pos > have || pub.events == NULL) {
+		*need_read = 1; /* gap: fill it by reading */
+	} else if ((rc = sub_deliver_pub(s, &pub)) < 0) {
+		*need_read = 1;
+		rc = 0;
+	}
+out:
+	ipc_in_close(&in);
+	nng_msg_free(m);
+	return rc;
+}
+
 int
 sub_run(const struct sub_params *p)
 {
@@ -188,46 +298,12 @@ sub_run(const struct sub_params *p)
 	struct ef_dialer dialer;
 	nng_socket sub;
 	nng_msg *m;
-	struct ipc_in in;
-	struct ipc_pub pub;
-	const char *why;
 	int rc, rv, caught_up = 0, need_read = 1;
-	uint64_t have, quiet_since = 0, conns = 0;
+	uint64_t quiet_since = 0, conns = 0;
 
-	memset(&s, 0, sizeof(s));
-	s.p = p;
-	if (p->stream_id != NULL) {
-		if (uuid_parse(p->stream_id, strlen(p->stream_id), s.stream))
-			return -EF_S_BAD_UUID;
-		s.next_ver = p->from;
-	} else {
-		s.next = p->from;
-		s.want_check = p->check_log;
-		if ((s.check = p->check_log && p->from_id != NULL &&
-		            p->from > 0))
-			memcpy(s.last_id, p->from_id, UUID_LEN);
-	}
-	if (nng_sub0_open(&sub) != 0)
-		return -EF_S_INTERNAL;
-	nng_socket_set(sub, NNG_OPT_SUB_SUBSCRIBE, "", 0);
-	nng_socket_set_int(sub, NNG_OPT_RECVBUF,
-	    p->recv_buf > 0 ? p->recv_buf : 8192);
-	nng_socket_set_size(sub, NNG_OPT_RECVMAXSZ, IPC_MAX_MSG);
-	nng_socket_set_ms(sub, NNG_OPT_RECVTIMEO, SUB_SLICE_MS);
-	nng_socket_set_ms(sub, NNG_OPT_RECONNMINT, 10);
-	nng_socket_set_ms(sub, NNG_OPT_RECONNMAXT, 100);
-	if (dialer_open(&dialer, sub, p->events_url) != 0) {
-		dialer_close(&dialer);
-		nngx_close(sub);
-		return -EF_S_INVALID;
-	}
-	if (client_open(&s.store, p->store_url,
-	        p->timeout_ms > 0 ? p->timeout_ms : 2000) != 0) {
-		dialer_close(&dialer);
-		nngx_close(sub);
-		return -EF_S_INVALID;
-	}
-	rc = 0;
+	if ((rc = sub_init(&s, p)) != 0 ||
+	    (rc = sub_open(&s, &sub, &dialer)) != 0)
+		return rc;
 	while (!stopped(p)) {
 		/*
 		 * A new connection to the publisher may be to another stored
@@ -276,33 +352,8 @@ sub_run(const struct sub_params *p)
 			nng_msg_free(m);
 			continue; /* read first (above) */
 		}
-		rv = ipc_pub_open(&in, nng_msg_body(m), nng_msg_len(m), &pub,
-		    &why);
-		if (rv != 0) {
-			log_warnx("subscription: bad publish message: %s",
-			    why);
-			ipc_in_close(&in);
-			nng_msg_free(m);
-			need_read = 1;
-			continue;
-		}
-		have = p->stream_id != NULL ? s.seen_global : s.next;
-		if (pub.last_pos < have) {
-			/* already delivered */
-		} else if (pub.first_pos > have || pub.events == NULL) {
-			need_read = 1; /* gap: fill it by reading */
-		} else if ((rc = sub_deliver_pub(&s, &pub)) != 0) {
-			ipc_in_close(&in);
-			nng_msg_free(m);
-			if (rc < 0) {
-				need_read = 1;
-				rc = 0;
-				continue;
-			}
+		if ((rc = sub_take(&s, m, &need_read)) != 0)
 			break;
-		}
-		ipc_in_close(&in);
-		nng_msg_free(m);
 	}
 	client_close(&s.store);
 	dialer_close(&dialer);

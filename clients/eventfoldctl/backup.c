@@ -111,21 +111,19 @@ runner_backup(struct ctl *c, const char *tmp, uint64_t *bytes)
 	struct ef_client cl;
 	struct ipc_out o;
 	const char *why = "";
-	int st, rc = CTL_OK;
+	int rc;
 
-	if (ctl_reach(c, CTL_RUNNERD) != 0)
-		return CTL_UNAVAILABLE;
-	if (client_open(&cl, c->runner_url, (int)c->conf.timeout_ms) != 0)
-		return ctl_err(CTL_USAGE, "bad runner URL %s", c->runner_url);
+	if ((rc = ctl_open(c, CTL_RUNNERD, &cl, 0)) != 0)
+		return rc;
 	ipc_out_init(&o);
 	ipc_request_begin(&o, EF_OP_RUNNER_BACKUP, client_request_id(&cl));
 	r.dir.ptr = tmp;
 	r.dir.len = (uint32_t)strlen(tmp);
 	ipc_backup_req_encode(&o, &r);
-	st = client_call_wait(&cl, &o, (uint64_t)BACKUP_WAIT_S * 1000, &cr);
-	if (st != EF_S_OK)
-		rc = ctl_call_exit(c, CTL_RUNNERD, st, &cr);
-	else if (ipc_counts_decode(cr.in.body, bytes, 1, &why) != 0)
+	rc = ctl_check(c, CTL_RUNNERD,
+	    client_call_wait(&cl, &o, (uint64_t)BACKUP_WAIT_S * 1000, &cr),
+	    &cr);
+	if (rc == CTL_OK && ipc_counts_decode(cr.in.body, bytes, 1, &why) != 0)
 		rc = ctl_err(CTL_INTERNAL, "malformed reply from runnerd: %s",
 		    why);
 	client_reply_free(&cr);
@@ -167,43 +165,150 @@ runner_place(const char *tmp, const char *dir)
 	return rc;
 }
 
-int
-cmd_backup(struct ctl *c, int argc, char **argv)
+/* Starts t's thread if pr is shown; 1 if it runs. */
+static int
+ticker_start(struct ticker *t, pthread_t *thr, struct progress *pr)
 {
-	char dir[PATH_MAX];
-	const char *target = NULL, *why = "";
-	struct ipc_backup_req r;
-	struct ipc_backup_rep br;
-	struct client_reply cr;
-	struct ef_client cl;
-	struct ipc_out o;
-	char tmp[PATH_MAX + 32];
-	uint64_t wait_s = BACKUP_WAIT_S, runner_bytes = 0;
-	struct progress pr;
-	struct ticker tk;
-	pthread_t tk_thr;
-	int i, st, runner = 0, quiet = 0, ticking = 0, rc = CTL_OK;
+	if (!pr->on)
+		return 0;
+	t->pr = pr;
+	t->done = 0;
+	pthread_mutex_init(&t->mu, NULL);
+	pthread_cond_init(&t->cv, NULL);
+	return pthread_create(thr, NULL, ticker_main, t) == 0;
+}
 
+static void
+ticker_stop(struct ticker *t, pthread_t thr)
+{
+	pthread_mutex_lock(&t->mu);
+	t->done = 1;
+	pthread_cond_signal(&t->cv);
+	pthread_mutex_unlock(&t->mu);
+	pthread_join(thr, NULL);
+}
+
+/* backup's arguments: the target directory and the options. */
+struct backup_args {
+	const char *target;
+	uint64_t wait_s;
+	int runner, quiet;
+};
+
+static int
+backup_args(struct ctl *c, int argc, char **argv, struct backup_args *a)
+{
+	int i;
+
+	memset(a, 0, sizeof(*a));
+	a->wait_s = BACKUP_WAIT_S;
 	for (i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--json"))
 			c->json = 1;
 		else if (!strcmp(argv[i], "--runner"))
-			runner = 1;
+			a->runner = 1;
 		else if (!strcmp(argv[i], "--quiet") || !strcmp(argv[i], "-q"))
-			quiet = 1;
+			a->quiet = 1;
 		else if (!strcmp(argv[i], "--wait") && i + 1 < argc) {
-			if (ctl_parse_u64(argv[++i], &wait_s) != 0 ||
-			    wait_s == 0)
+			if (ctl_parse_u64(argv[++i], &a->wait_s) != 0 ||
+			    a->wait_s == 0)
 				return ctl_err(CTL_USAGE,
 				    "--wait: a number of "
 				    "seconds, at least 1");
-		} else if (argv[i][0] != '-' && target == NULL)
-			target = argv[i];
+		} else if (argv[i][0] != '-' && a->target == NULL)
+			a->target = argv[i];
 		else
-			target = NULL, i = argc + 1;
+			return ctl_usage("backup");
 	}
-	if (target == NULL || i > argc)
-		return ctl_usage("backup");
+	return a->target == NULL ? ctl_usage("backup") : CTL_OK;
+}
+
+/* What stored's BACKUP reply br says (and runnerd's share, if any). */
+static void
+backup_print(const struct ctl *c, const char *dir,
+    const struct ipc_backup_rep *br, int runner, uint64_t runner_bytes)
+{
+	json_t *j;
+	char *txt;
+
+	if (!c->json) {
+		printf("backup %s: consistent at position %" PRIu64
+		       " (%" PRIu64 " events; %" PRIu64 " segments: %" PRIu64
+		       " linked, %" PRIu64 " copied, %" PRIu64
+		       " bytes; index %" PRIu64 " bytes)\n",
+		    dir, br->position, br->position, br->segments, br->linked,
+		    br->copied, br->bytes, br->index_bytes);
+		return;
+	}
+	j = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "dir", dir,
+	    "position", (json_int_t)br->position, "segments",
+	    (json_int_t)br->segments, "linked", (json_int_t)br->linked,
+	    "copied", (json_int_t)br->copied, "bytes", (json_int_t)br->bytes,
+	    "index_bytes", (json_int_t)br->index_bytes);
+	if (j != NULL && runner)
+		json_object_set_new(j, "runner_bytes",
+		    json_integer((json_int_t)runner_bytes));
+	txt = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+	if (txt != NULL)
+		printf("%s\n", txt);
+	free(txt);
+	json_decref(j);
+}
+
+/*
+ * What stored's reply to BACKUP of dir (status st, in cr) means, said;
+ * with the runner's share (runner_bytes) when a asked for it. The exit
+ * code.
+ */
+static int
+backup_outcome(const struct ctl *c, const char *dir, int st,
+    const struct client_reply *cr, const struct backup_args *a,
+    uint64_t runner_bytes, struct progress *pr)
+{
+	struct ipc_backup_rep br;
+	const char *why = "";
+
+	if (st == EF_S_UNAVAILABLE && cr->msg == NULL)
+		return ctl_err(CTL_UNAVAILABLE,
+		    "UNAVAILABLE: %.*s (the backup "
+		    "may still be running: see stored's log)",
+		    (int)cr->in.message.len, cr->in.message.ptr);
+	if (st != EF_S_OK)
+		return ctl_status_exit(st, &cr->in.message);
+	if (ipc_backup_rep_decode(cr->in.body, &br, &why) != 0)
+		return ctl_malformed(why);
+	backup_print(c, dir, &br, a->runner, runner_bytes);
+	fflush(stdout);
+	progress(pr, br.position, br.bytes + br.index_bytes + runner_bytes, 1);
+	if (a->runner && !c->json)
+		printf("backup %s/runner: runnerd's state, %" PRIu64 " bytes, "
+		       "taken before the log (its checkpoints are at or below "
+		       "position %" PRIu64 ")\n",
+		    dir, runner_bytes, br.position);
+	return CTL_OK;
+}
+
+int
+cmd_backup(struct ctl *c, int argc, char **argv)
+{
+	char dir[PATH_MAX];
+	const char *target;
+	struct ipc_backup_req r;
+	struct backup_args a;
+	struct client_reply cr;
+	struct ef_client cl;
+	struct ipc_out o;
+	char tmp[PATH_MAX + 32];
+	uint64_t runner_bytes = 0;
+	struct progress pr;
+	struct ticker tk;
+	pthread_t tk_thr;
+	int st, runner, ticking, rc = CTL_OK;
+
+	if ((rc = backup_args(c, argc, argv, &a)) != CTL_OK)
+		return rc;
+	target = a.target;
+	runner = a.runner;
 	if (absolute_dir(target, dir, sizeof(dir)) != 0)
 		return ctl_err(CTL_USAGE,
 		    "%s: its parent directory must "
@@ -211,7 +316,7 @@ cmd_backup(struct ctl *c, int argc, char **argv)
 		    target);
 	if ((rc = ctl_reach(c, CTL_STORED)) != 0)
 		return rc;
-	progress_init(&pr, "backup", quiet || c->json);
+	progress_init(&pr, "backup", a.quiet || c->json);
 	/*
 	 * runnerd's state first: what it holds was read from the log
 	 * before the log's copy is taken, so its checkpoints and snapshots
@@ -241,75 +346,16 @@ cmd_backup(struct ctl *c, int argc, char **argv)
 	 * the second is refused ("another backup is running") and the
 	 * first goes on; stored's log says how it ended.
 	 */
-	if (pr.on) {
-		tk.pr = &pr;
-		tk.done = 0;
-		pthread_mutex_init(&tk.mu, NULL);
-		pthread_cond_init(&tk.cv, NULL);
-		ticking = pthread_create(&tk_thr, NULL, ticker_main, &tk) == 0;
-	}
-	st = client_call_wait(&cl, &o, wait_s * 1000, &cr);
-	if (ticking) {
-		pthread_mutex_lock(&tk.mu);
-		tk.done = 1;
-		pthread_cond_signal(&tk.cv);
-		pthread_mutex_unlock(&tk.mu);
-		pthread_join(tk_thr, NULL);
-	}
+	ticking = ticker_start(&tk, &tk_thr, &pr);
+	st = client_call_wait(&cl, &o, a.wait_s * 1000, &cr);
+	if (ticking)
+		ticker_stop(&tk, tk_thr);
 	progress_clear(&pr);
 	if (runner && st != EF_S_OK)
 		runner_discard(tmp);
 	if (runner && st == EF_S_OK && (rc = runner_place(tmp, dir)) != 0)
 		goto out;
-	if (st == EF_S_UNAVAILABLE && cr.msg == NULL) {
-		rc = ctl_err(CTL_UNAVAILABLE,
-		    "UNAVAILABLE: %.*s (the backup "
-		    "may still be running: see stored's log)",
-		    (int)cr.in.message.len, cr.in.message.ptr);
-		goto out;
-	}
-	if (st != EF_S_OK)
-		rc = ctl_status_exit(st, &cr.in.message);
-	else if (ipc_backup_rep_decode(cr.in.body, &br, &why) != 0)
-		rc = ctl_err(CTL_INTERNAL, "malformed reply: %s", why);
-	else if (c->json) {
-		json_t *j;
-		char *txt;
-
-		j = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "dir",
-		    dir, "position", (json_int_t)br.position, "segments",
-		    (json_int_t)br.segments, "linked", (json_int_t)br.linked,
-		    "copied", (json_int_t)br.copied, "bytes",
-		    (json_int_t)br.bytes, "index_bytes",
-		    (json_int_t)br.index_bytes);
-
-		if (j != NULL && runner)
-			json_object_set_new(j, "runner_bytes",
-			    json_integer((json_int_t)runner_bytes));
-		txt = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) :
-		          NULL;
-
-		if (txt != NULL)
-			printf("%s\n", txt);
-		free(txt);
-		json_decref(j);
-	} else
-		printf("backup %s: consistent at position %" PRIu64
-		       " (%" PRIu64 " events; %" PRIu64 " segments: %" PRIu64
-		       " linked, %" PRIu64 " copied, %" PRIu64
-		       " bytes; index %" PRIu64 " bytes)\n",
-		    dir, br.position, br.position, br.segments, br.linked,
-		    br.copied, br.bytes, br.index_bytes);
-	if (rc == CTL_OK && st == EF_S_OK) {
-		fflush(stdout);
-		progress(&pr, br.position,
-		    br.bytes + br.index_bytes + runner_bytes, 1);
-	}
-	if (rc == CTL_OK && runner && !c->json)
-		printf("backup %s/runner: runnerd's state, %" PRIu64 " bytes, "
-		       "taken before the log (its checkpoints are at or below "
-		       "position %" PRIu64 ")\n",
-		    dir, runner_bytes, br.position);
+	rc = backup_outcome(c, dir, st, &cr, &a, runner_bytes, &pr);
 out:
 	client_reply_free(&cr);
 	ipc_out_free(&o);

@@ -73,6 +73,21 @@ int ctl_usage(const char *name);
  * path and the option that sets it, and returns CTL_UNAVAILABLE. */
 int ctl_reach(const struct ctl *c, enum ctl_daemon d);
 const char *ctl_daemon_name(enum ctl_daemon d);
+/* Opens cl to d's request socket with the configured timeout plus
+ * extra_ms. 0, or the exit code after printing why (CTL_UNAVAILABLE:
+ * nobody at the socket; CTL_USAGE: a bad URL). Close cl with
+ * client_close() after a 0. */
+int ctl_open(const struct ctl *c, enum ctl_daemon d, struct ef_client *cl,
+    uint64_t extra_ms);
+/* CTL_OK if status st of a call to d is EF_S_OK, else ctl_call_exit(). */
+int ctl_check(const struct ctl *c, enum ctl_daemon d, int st,
+    const struct client_reply *cr);
+/* Sends req on cl (open to d) and ctl_check()s the status; the reply is
+ * in *cr either way, to be freed with client_reply_free(). */
+int ctl_ask(const struct ctl *c, enum ctl_daemon d, struct ef_client *cl,
+    const struct ipc_out *req, struct client_reply *cr);
+/* Prints "malformed reply: why" and returns CTL_INTERNAL. */
+int ctl_malformed(const char *why);
 /* ctl_status_exit, naming the daemon when no reply came at all. */
 int ctl_call_exit(const struct ctl *c, enum ctl_daemon d, int status,
     const struct client_reply *cr);

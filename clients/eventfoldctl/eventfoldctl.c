@@ -117,6 +117,41 @@ ctl_reach(const struct ctl *c, enum ctl_daemon d)
 	    why, ctl_daemon_name(d), c->conf.runtime_dir, flag);
 }
 
+int
+ctl_open(const struct ctl *c, enum ctl_daemon d, struct ef_client *cl,
+    uint64_t extra_ms)
+{
+	const char *url = d == CTL_STORED ? c->store_url : c->runner_url;
+	int rc;
+
+	if ((rc = ctl_reach(c, d)) != 0)
+		return rc;
+	if (client_open(cl, url, (int)(c->conf.timeout_ms + extra_ms)) != 0)
+		return ctl_err(CTL_USAGE, "bad %s URL %s",
+		    d == CTL_STORED ? "store" : "runner", url);
+	return 0;
+}
+
+int
+ctl_check(const struct ctl *c, enum ctl_daemon d, int st,
+    const struct client_reply *cr)
+{
+	return st == EF_S_OK ? CTL_OK : ctl_call_exit(c, d, st, cr);
+}
+
+int
+ctl_ask(const struct ctl *c, enum ctl_daemon d, struct ef_client *cl,
+    const struct ipc_out *req, struct client_reply *cr)
+{
+	return ctl_check(c, d, client_call(cl, req, cr), cr);
+}
+
+int
+ctl_malformed(const char *why)
+{
+	return ctl_err(CTL_INTERNAL, "malformed reply: %s", why);
+}
+
 const char *
 ctl_daemon_name(enum ctl_daemon d)
 {
@@ -314,56 +349,110 @@ misplaced_option(const struct ctl_cmd *cmd, int argc, char **argv)
 	return NULL;
 }
 
+/*
+ * Splits argv at the command word: the global options into gargv
+ * (*gargc of them, argv[0] first), the command word's index into *cmd
+ * (-1: none). 1 if -h or --help came among the options.
+ */
+static int
+global_args(struct ctl *c, int argc, char **argv, char **gargv, int *gargc,
+    int *cmd)
+{
+	int i;
+
+	*cmd = -1;
+	gargv[0] = argv[0];
+	for (i = 1; i < argc; i++) {
+		const char *a = argv[i];
+
+		if (!strcmp(a, "--json") || !strcmp(a, "-j")) {
+			c->json = 1;
+			continue;
+		}
+		/* among the options, whatever they are (-f FILE --help) */
+		if (!strcmp(a, "-h") || !strcmp(a, "--help"))
+			return 1;
+		if (a[0] != '-') {
+			*cmd = i;
+			break;
+		}
+		gargv[(*gargc)++] = argv[i];
+		if ((!strcmp(a, "-f") ||
+		        (a[1] == '-' && !strchr(a, '=') &&
+		            strcmp(a, "--help"))) &&
+		    i + 1 < argc)
+			gargv[(*gargc)++] = argv[++i];
+	}
+	return 0;
+}
+
+/*
+ * `help [COMMAND]`, or a known command with -h or --help among its
+ * arguments: the help, and its exit code; -1 if help was not asked.
+ */
+static int
+help_asked(int argc, char **argv, int cmd)
+{
+	const struct ctl_cmd *k;
+	int i;
+
+	if (cmd < 0)
+		return -1;
+	if (!strcmp(argv[cmd], "help"))
+		return help(cmd + 1 < argc ? argv[cmd + 1] : NULL);
+	if ((k = find_cmd(argv[cmd])) == NULL)
+		return -1;
+	for (i = cmd + 1; i < argc; i++)
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+			return help(k->name);
+	return -1;
+}
+
+/* Runs the command at argv[cmd] of c, once configured. */
+static int
+run_cmd(struct ctl *c, int argc, char **argv, int cmd)
+{
+	const struct ctl_cmd *k;
+	const char *bad;
+
+	client_url(c->store_url, sizeof(c->store_url), c->conf.runtime_dir,
+	    STORE_SOCK, c->conf.store_url);
+	client_url(c->events_url, sizeof(c->events_url), c->conf.runtime_dir,
+	    STORE_EVENTS_SOCK, c->conf.events_url);
+	client_url(c->runner_url, sizeof(c->runner_url), c->conf.runtime_dir,
+	    RUNNER_SOCK, c->conf.runner_url);
+	if ((k = find_cmd(argv[cmd])) == NULL)
+		return ctl_err(CTL_USAGE,
+		    "unknown command \"%s\" (see --help)", argv[cmd]);
+	if ((bad = misplaced_option(k, argc - cmd, argv + cmd)) != NULL)
+		return ctl_err(CTL_USAGE,
+		    "%s after the command: options go "
+		    "before the command word (eventfoldctl [options] %s ...)",
+		    bad, k->name);
+	return k->fn(c, argc - cmd, argv + cmd);
+}
+
 int
 main(int argc, char **argv)
 {
 	static struct ctl c;
 	struct conf_opts opts;
-	const struct ctl_cmd *k;
-	const char *bad;
 	char **gargv;
-	int i, gargc = 1, cmd = -1, rc;
+	int gargc = 1, cmd, rc;
 
 	log_init("eventfoldctl", 0);
 	/* Global options come before the command word. */
 	gargv = calloc((size_t)argc + 1, sizeof(char *));
 	if (gargv == NULL)
 		return CTL_INTERNAL;
-	gargv[0] = argv[0];
-	for (i = 1; i < argc; i++) {
-		const char *a = argv[i];
-
-		if (!strcmp(a, "--json") || !strcmp(a, "-j")) {
-			c.json = 1;
-			continue;
-		}
-		/* among the options, whatever they are (-f FILE --help) */
-		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-			free(gargv);
-			return help(NULL);
-		}
-		if (a[0] != '-') {
-			cmd = i;
-			break;
-		}
-		gargv[gargc++] = argv[i];
-		if ((!strcmp(a, "-f") ||
-		        (a[1] == '-' && !strchr(a, '=') &&
-		            strcmp(a, "--help"))) &&
-		    i + 1 < argc)
-			gargv[gargc++] = argv[++i];
-	}
-	if (cmd >= 0 && !strcmp(argv[cmd], "help")) {
+	if (global_args(&c, argc, argv, gargv, &gargc, &cmd)) {
 		free(gargv);
-		return help(cmd + 1 < argc ? argv[cmd + 1] : NULL);
+		return help(NULL);
 	}
-	if (cmd >= 0 && (k = find_cmd(argv[cmd])) != NULL)
-		for (i = cmd + 1; i < argc; i++)
-			if (!strcmp(argv[i], "--help") ||
-			    !strcmp(argv[i], "-h")) {
-				free(gargv);
-				return help(k->name);
-			}
+	if ((rc = help_asked(argc, argv, cmd)) >= 0) {
+		free(gargv);
+		return rc;
+	}
 	if (conf_load(ctl_keys, "ctl", &c.conf, &gargc, gargv, &opts, usage) !=
 	    0) {
 		fputs("(eventfoldctl --help lists the options)\n", stderr);
@@ -375,36 +464,14 @@ main(int argc, char **argv)
 			conf_print(stdout, ctl_keys, "ctl", &c.conf);
 		else
 			printf("configuration OK\n");
-		conf_free(ctl_keys, &c.conf);
-		free(gargv);
-		return CTL_OK;
-	}
-	if (cmd < 0) {
+		rc = CTL_OK;
+	} else if (cmd < 0) {
 		usage_all(stderr);
-		free(gargv);
-		return CTL_USAGE;
+		rc = CTL_USAGE;
+	} else {
+		log_setverbose(opts.verbose || opts.foreground);
+		rc = run_cmd(&c, argc, argv, cmd);
 	}
-	log_setverbose(opts.verbose || opts.foreground);
-	client_url(c.store_url, sizeof(c.store_url), c.conf.runtime_dir,
-	    STORE_SOCK, c.conf.store_url);
-	client_url(c.events_url, sizeof(c.events_url), c.conf.runtime_dir,
-	    STORE_EVENTS_SOCK, c.conf.events_url);
-	client_url(c.runner_url, sizeof(c.runner_url), c.conf.runtime_dir,
-	    RUNNER_SOCK, c.conf.runner_url);
-	if ((k = find_cmd(argv[cmd])) == NULL) {
-		rc = ctl_err(CTL_USAGE, "unknown command \"%s\" (see --help)",
-		    argv[cmd]);
-		goto out;
-	}
-	if ((bad = misplaced_option(k, argc - cmd, argv + cmd)) != NULL) {
-		rc = ctl_err(CTL_USAGE,
-		    "%s after the command: options go "
-		    "before the command word (eventfoldctl [options] %s ...)",
-		    bad, k->name);
-		goto out;
-	}
-	rc = k->fn(&c, argc - cmd, argv + cmd);
-out:
 	conf_free(ctl_keys, &c.conf);
 	free(gargv);
 	return rc;

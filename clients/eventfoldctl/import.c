@@ -796,6 +796,57 @@ efdb_flush(struct importer *im, struct ef_event *evs, size_t *n,
 	return rc;
 }
 
+/* What efdb_batch() found. */
+enum { EFDB_OK, EFDB_TORN, EFDB_BAD };
+
+/*
+ * The count records and the footer of the batch that starts at bstart,
+ * read from *off (past its header) into evs. *expect_pos: the position
+ * the first record must have (set from it when first). EFDB_OK with
+ * *off past the footer; EFDB_TORN when the file ends inside the batch;
+ * EFDB_BAD with *why, *off at the damage.
+ */
+static uint32_t
+efdb_batch(const uint8_t *f, size_t size, uint64_t bstart, uint64_t *off,
+    uint32_t count, struct ef_event *evs, int first, uint64_t *expect_pos,
+    const char **why)
+{
+	uint32_t k;
+	size_t rs;
+
+	for (k = 0; k < count; k++) {
+		if (size - *off >= 4 && le32(f + *off) > 65536) {
+			*why = "impossible record length";
+			return EFDB_BAD;
+		}
+		if (size - *off < 4 ||
+		    (uint64_t)le32(f + *off) + 4 > size - *off)
+			return EFDB_TORN; /* the file ends in this batch */
+		if ((rs = efdb_record(f + *off, size - *off, &evs[k], why)) ==
+		    0)
+			return EFDB_BAD;
+		if (first && k == 0)
+			*expect_pos = evs[0].global_position;
+		if (evs[k].global_position != *expect_pos + k) {
+			*why = "positions are not contiguous";
+			return EFDB_BAD;
+		}
+		*off += rs;
+	}
+	if (size - *off < EFDB_BFTR)
+		return EFDB_TORN;
+	if (memcmp(f + *off, "EFBF", 4) != 0) {
+		*why = "no batch footer (EFBF)";
+		return EFDB_BAD;
+	}
+	if (le32(f + *off + 4) !=
+	    (uint32_t)crc32(0L, f + bstart, (uInt)(*off - bstart))) {
+		*why = "batch CRC mismatch";
+		return EFDB_BAD;
+	}
+	return EFDB_OK;
+}
+
 static int
 import_efdb(struct importer *im, const uint8_t *f, size_t size)
 {
@@ -804,7 +855,7 @@ import_efdb(struct importer *im, const uint8_t *f, size_t size)
 	uint64_t off = EFDB_HDR, bstart = EFDB_HDR, expect_pos = 0;
 	uint64_t gstart = EFDB_HDR, gbytes = 0;
 	uint32_t count, k, version;
-	size_t cap = 0, n = 0, rs;
+	size_t cap = 0, n = 0;
 	int rc = CTL_OK, first = 1;
 
 	version = le32(f + 4);
@@ -833,36 +884,11 @@ import_efdb(struct importer *im, const uint8_t *f, size_t size)
 				return ctl_err(CTL_INTERNAL, "out of memory");
 		}
 		off += EFDB_BHDR;
-		for (k = 0; k < count; k++) {
-			if (size - off >= 4 && le32(f + off) > 65536) {
-				why = "impossible record length";
-				goto bad;
-			}
-			if (size - off < 4 ||
-			    (uint64_t)le32(f + off) + 4 > size - off)
-				goto torn; /* the file ends in this batch */
-			if ((rs = efdb_record(f + off, size - off, &evs[n + k],
-			         &why)) == 0)
-				goto bad;
-			if (first && k == 0)
-				expect_pos = evs[n].global_position;
-			if (evs[n + k].global_position != expect_pos + k) {
-				why = "positions are not contiguous";
-				goto bad;
-			}
-			off += rs;
-		}
-		if (size - off < EFDB_BFTR)
+		if ((k = efdb_batch(f, size, bstart, &off, count, evs + n,
+		         first, &expect_pos, &why)) == EFDB_TORN)
 			goto torn;
-		if (memcmp(f + off, "EFBF", 4) != 0) {
-			why = "no batch footer (EFBF)";
+		if (k == EFDB_BAD)
 			goto bad;
-		}
-		if (le32(f + off + 4) !=
-		    (uint32_t)crc32(0L, f + bstart, (uInt)(off - bstart))) {
-			why = "batch CRC mismatch";
-			goto bad;
-		}
 		off += EFDB_BFTR;
 		first = 0;
 		expect_pos += count;
@@ -970,6 +996,66 @@ split_lines(const char *buf, size_t len, size_t *n, int *torn)
 }
 
 /*
+ * ev's event id: the line's "id" if it is a UUID (1), else a UUIDv5 of
+ * the line's number k and its bytes (0), so that importing the same
+ * directory again gives the same ids. -1: out of memory.
+ */
+static int
+ef_event_id(struct ef_event *ev, json_t *id, const struct span *ln, uint64_t k)
+{
+	static const uint8_t ns[UUID_LEN] = { /* eventfoldctl import ids */
+		0x3c, 0x0f, 0x6a, 0x52, 0x9d, 0x41, 0x4e, 0x7b, 0xa8, 0x2e,
+		0x51, 0x6f, 0x0c, 0x93, 0xd4, 0x17
+	};
+	char name[32], *nm;
+	int nl;
+
+	if (json_is_string(id) &&
+	    uuid_parse(json_string_value(id), json_string_length(id),
+	        ev->event_id) == 0)
+		return 1;
+	nl = snprintf(name, sizeof(name), "%" PRIu64 ":", k);
+	if ((nm = malloc((size_t)nl + ln->len)) == NULL)
+		return -1;
+	memcpy(nm, name, (size_t)nl);
+	memcpy(nm + nl, ln->p, ln->len);
+	uuid_v5(ns, nm, (size_t)nl + ln->len, ev->event_id);
+	free(nm);
+	return 0;
+}
+
+/* ev's metadata (at off[1] of b's arena): the keys of line o other than
+ * type, data, ts and (when it was the event id) id. */
+static void
+ef_metadata(struct jbatch *b, struct ef_event *ev, size_t *off, json_t *o,
+    int id_used)
+{
+	json_t *rest = json_object(), *v;
+	const char *key;
+	void *tmp;
+	char *d;
+
+	json_object_foreach_safe(o, tmp, key, v)
+	{
+		/* an id that is not a UUID is kept, in the metadata */
+		if (strcmp(key, "type") && strcmp(key, "data") &&
+		    strcmp(key, "ts") && (strcmp(key, "id") || !id_used))
+			json_object_set(rest, key, v);
+	}
+	off[1] = b->arena.len;
+	ev->metadata_len = 0;
+	if (json_object_size(rest) > 0) {
+		d = json_dumps(rest, JSON_COMPACT | JSON_PRESERVE_ORDER);
+		if (d != NULL) {
+			ev->metadata_len = (uint32_t)strlen(d);
+			off[1] = arena_put(b, d, ev->metadata_len);
+			free(d);
+		}
+	}
+	json_decref(rest);
+}
+
+/*
  * One eventfold line as event number k of stream sid: type -> type,
  * data -> payload (compact JSON), ts -> recorded_at, id -> event id when
  * it is a UUID, else the UUIDv5 of "k:" + the line's bytes (so a re-run
@@ -980,18 +1066,13 @@ static const char *
 ef_line(struct jbatch *b, const struct span *ln, const uint8_t sid[UUID_LEN],
     uint64_t k)
 {
-	static const uint8_t ns[UUID_LEN] = { /* eventfoldctl import ids */
-		0x3c, 0x0f, 0x6a, 0x52, 0x9d, 0x41, 0x4e, 0x7b, 0xa8, 0x2e,
-		0x51, 0x6f, 0x0c, 0x93, 0xd4, 0x17
-	};
 	struct ef_event *ev;
 	json_error_t je;
-	json_t *o, *t, *ts, *id, *rest;
-	const char *key, *bad = NULL;
+	json_t *o, *t, *ts, *id;
+	const char *bad = NULL;
 	static char msg[256];
 	size_t *off;
-	char *d, name[32];
-	void *tmp;
+	char *d;
 	int id_used;
 
 	if ((ev = jbatch_slot(b, &off)) == NULL)
@@ -1021,21 +1102,9 @@ ef_line(struct jbatch *b, const struct span *ln, const uint8_t sid[UUID_LEN],
 	ev->stream_version = k;
 	ev->global_position = k;
 	ev->recorded_at = (uint64_t)json_integer_value(ts);
-	id_used = json_is_string(id) &&
-	    uuid_parse(json_string_value(id), json_string_length(id),
-	        ev->event_id) == 0;
-	if (!id_used) {
-		int nl = snprintf(name, sizeof(name), "%" PRIu64 ":", k);
-		char *nm = malloc((size_t)nl + ln->len);
-
-		if (nm == NULL) {
-			json_decref(o);
-			return "out of memory";
-		}
-		memcpy(nm, name, (size_t)nl);
-		memcpy(nm + nl, ln->p, ln->len);
-		uuid_v5(ns, nm, (size_t)nl + ln->len, ev->event_id);
-		free(nm);
+	if ((id_used = ef_event_id(ev, id, ln, k)) < 0) {
+		json_decref(o);
+		return "out of memory";
 	}
 	ev->type_len = (uint32_t)json_string_length(t);
 	off[0] = arena_put(b, json_string_value(t), ev->type_len);
@@ -1048,28 +1117,73 @@ ef_line(struct jbatch *b, const struct span *ln, const uint8_t sid[UUID_LEN],
 	ev->payload_len = (uint32_t)strlen(d);
 	off[2] = arena_put(b, d, ev->payload_len);
 	free(d);
-	rest = json_object();
-	json_object_foreach_safe(o, tmp, key, t)
-	{
-		/* an id that is not a UUID is kept, in the metadata */
-		if (strcmp(key, "type") && strcmp(key, "data") &&
-		    strcmp(key, "ts") && (strcmp(key, "id") || !id_used))
-			json_object_set(rest, key, t);
-	}
-	off[1] = b->arena.len;
-	ev->metadata_len = 0;
-	if (json_object_size(rest) > 0) {
-		d = json_dumps(rest, JSON_COMPACT | JSON_PRESERVE_ORDER);
-		if (d != NULL) {
-			ev->metadata_len = (uint32_t)strlen(d);
-			off[1] = arena_put(b, d, ev->metadata_len);
-			free(d);
-		}
-	}
-	json_decref(rest);
+	ef_metadata(b, ev, off, o, id_used);
 	json_decref(o);
 	b->n++;
 	return NULL;
+}
+
+/*
+ * A rotation cut by a crash: the archive's last lines (al, na of them)
+ * again at the start of app.jsonl (pl, np), byte for byte. The length
+ * of the longest such run, kept once.
+ */
+static size_t
+rotation_overlap(const struct span *al, size_t na, const struct span *pl,
+    size_t np)
+{
+	size_t i, k;
+
+	for (k = na < np ? na : np; k > 0; k--) {
+		for (i = 0; i < k; i++)
+			if (al[na - k + i].len != pl[i].len ||
+			    memcmp(al[na - k + i].p, pl[i].p, pl[i].len) != 0)
+				break;
+		if (i == k)
+			return k;
+	}
+	return 0;
+}
+
+/*
+ * Sends the lines of dir's archive (al, na) then of its app.jsonl (pl,
+ * np, the first dup of them skipped) to stream sid, in batches b.
+ */
+static int
+efdir_send(struct importer *im, const char *dir, const uint8_t sid[UUID_LEN],
+    const struct span *al, size_t na, const struct span *pl, size_t np,
+    size_t dup, struct jbatch *b)
+{
+	const char *bad;
+	uint64_t ord = 0;
+	size_t i;
+	int rc;
+
+	b->first_line = 1;
+	for (i = 0; i < na + np; i++) {
+		const struct span *ln = i < na ? &al[i] : &pl[i - na];
+
+		if (i >= na && i - na < dup)
+			continue;
+		im->bytes += ln->len + 1;
+		if ((bad = ef_line(b, ln, sid, ord)) != NULL) {
+			if ((rc = send_final(im, jbatch_send(im, b, i))) !=
+			    CTL_OK)
+				return rc;
+			return ctl_err(CTL_CORRUPT,
+			    "%s/%s: line %zu: %s; the %" PRIu64
+			    " events before it are imported, nothing "
+			    "after it",
+			    dir, i < na ? "archive.jsonl.zst" : "app.jsonl",
+			    i < na ? i + 1 : i - na + 1, bad,
+			    im->imported + im->skipped);
+		}
+		ord++;
+		if (b->n >= BATCH_EVENTS || b->arena.len >= BATCH_BYTES)
+			if ((rc = jbatch_send(im, b, i + 1)) != CTL_OK)
+				return rc;
+	}
+	return jbatch_send(im, b, na + np);
 }
 
 static int
@@ -1077,12 +1191,10 @@ import_efdir(struct importer *im, const char *dir, const uint8_t sid[UUID_LEN])
 {
 	char path[4200];
 	char *arc = NULL, *app = NULL;
-	size_t alen = 0, plen = 0, na = 0, np = 0, dup = 0, i, k;
+	size_t alen = 0, plen = 0, na = 0, np = 0, dup = 0;
 	struct span *al = NULL, *pl = NULL;
 	struct jbatch b;
-	const char *bad;
 	int torn_a = 0, torn_p = 0, rc = CTL_OK;
-	uint64_t ord = 0;
 
 	memset(&b, 0, sizeof(b));
 	snprintf(path, sizeof(path), "%s/archive.jsonl.zst", dir);
@@ -1115,17 +1227,7 @@ import_efdir(struct importer *im, const char *dir, const uint8_t sid[UUID_LEN])
 		    dir);
 		goto out;
 	}
-	/* a rotation cut by a crash: the archive's last lines again at the
-	 * start of app.jsonl, byte for byte; the longest such run is kept
-	 * once */
-	for (k = na < np ? na : np; k > 0 && dup == 0; k--) {
-		for (i = 0; i < k; i++)
-			if (al[na - k + i].len != pl[i].len ||
-			    memcmp(al[na - k + i].p, pl[i].p, pl[i].len) != 0)
-				break;
-		if (i == k)
-			dup = k;
-	}
+	dup = rotation_overlap(al, na, pl, np);
 	if (dup > 0 && !im->quiet)
 		fprintf(stderr,
 		    "eventfoldctl: %s: the first %zu lines of "
@@ -1137,32 +1239,7 @@ import_efdir(struct importer *im, const char *dir, const uint8_t sid[UUID_LEN])
 		    "eventfoldctl: %s/app.jsonl: its last line has "
 		    "no newline (a torn write): skipped\n",
 		    dir);
-	b.first_line = 1;
-	for (i = 0; i < na + np; i++) {
-		const struct span *ln = i < na ? &al[i] : &pl[i - na];
-
-		if (i >= na && i - na < dup)
-			continue;
-		im->bytes += ln->len + 1;
-		if ((bad = ef_line(&b, ln, sid, ord)) != NULL) {
-			if ((rc = send_final(im, jbatch_send(im, &b, i))) !=
-			    CTL_OK)
-				goto out;
-			rc = ctl_err(CTL_CORRUPT,
-			    "%s/%s: line %zu: %s; the %" PRIu64
-			    " events before it are imported, nothing "
-			    "after it",
-			    dir, i < na ? "archive.jsonl.zst" : "app.jsonl",
-			    i < na ? i + 1 : i - na + 1, bad,
-			    im->imported + im->skipped);
-			goto out;
-		}
-		ord++;
-		if (b.n >= BATCH_EVENTS || b.arena.len >= BATCH_BYTES)
-			if ((rc = jbatch_send(im, &b, i + 1)) != CTL_OK)
-				goto out;
-	}
-	rc = jbatch_send(im, &b, na + np);
+	rc = efdir_send(im, dir, sid, al, na, pl, np, dup, &b);
 out:
 	free(arc);
 	free(app);
@@ -1175,6 +1252,140 @@ out:
 }
 
 /* ---- the verb ---- */
+
+/* --in-flight's value v into im. */
+static int
+import_inflight(struct importer *im, const char *v)
+{
+	char *end;
+	long k;
+
+	errno = 0;
+	k = strtol(v, &end, 10);
+	if (errno != 0 || end == v || *end != '\0' || k < 1 ||
+	    k > INFLIGHT_MAX)
+		return ctl_err(CTL_USAGE,
+		    "--in-flight: \"%s\" "
+		    "is not a number of requests from 1 to %d",
+		    v, INFLIGHT_MAX);
+	im->inflight = (int)k;
+	return CTL_OK;
+}
+
+/* import's arguments: the file into *file, a stream id into sid
+ * (*has_sid), the options into im. */
+static int
+import_args(struct importer *im, int argc, char **argv, const char **file,
+    uint8_t sid[UUID_LEN], int *has_sid)
+{
+	int i, rc;
+
+	for (i = 1; i < argc; i++) {
+		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+
+		if (!strcmp(argv[i], "--quiet") || !strcmp(argv[i], "-q"))
+			im->quiet = 1;
+		else if (!strcmp(argv[i], "--stream") && v != NULL) {
+			if (uuid_parse(v, strlen(v), sid) != 0)
+				return ctl_err(CTL_USAGE,
+				    "--stream: malformed "
+				    "stream id \"%s\"",
+				    v);
+			*has_sid = 1;
+			i++;
+		} else if (!strcmp(argv[i], "--stream-name") && v != NULL) {
+			/* eventfold-es's stream id of that name */
+			uuid_v5(uuid_ns_stream, v, strlen(v), sid);
+			*has_sid = 1;
+			i++;
+		} else if (!strcmp(argv[i], "--in-flight") && v != NULL) {
+			if ((rc = import_inflight(im, v)) != CTL_OK)
+				return rc;
+			i++;
+		} else if (argv[i][0] != '-' && *file == NULL)
+			*file = argv[i];
+		else
+			return ctl_usage("import");
+	}
+	return CTL_OK;
+}
+
+/*
+ * Imports the open file fd (sb its stat, head its first got bytes) by
+ * its format: an eventfold directory into stream sid, an export (plain
+ * or zstd), or an EventfoldDB data file (mapped into *map).
+ */
+static int
+import_format(struct importer *im, int fd, const struct stat *sb,
+    const uint8_t *head, ssize_t got, const uint8_t sid[UUID_LEN],
+    const uint8_t **map)
+{
+	if (S_ISDIR(sb->st_mode))
+		return import_efdir(im, im->file, sid);
+	if (got >= 4 && le32(head) == 0xFD2FB528u)
+		return import_jsonl(im, fd, 1);
+	if (got >= 8 && memcmp(head, "EFDB", 4) == 0) {
+		*map = mmap(NULL, (size_t)sb->st_size, PROT_READ, MAP_PRIVATE,
+		    fd, 0);
+		if (*map == MAP_FAILED) {
+			*map = NULL;
+			return ctl_err(CTL_INTERNAL, "%s: mmap: %s", im->file,
+			    strerror(errno));
+		}
+		(void)madvise((void *)*map, (size_t)sb->st_size,
+		    MADV_SEQUENTIAL);
+		return import_efdb(im, *map, (size_t)sb->st_size);
+	}
+	if (got >= 1 && head[0] == '{')
+		return import_jsonl(im, fd, 0);
+	if (got == 0)
+		return ctl_err(CTL_REFUSED, "%s: empty file", im->file);
+	return ctl_err(CTL_REFUSED,
+	    "%s: unknown format (not an "
+	    "eventfoldctl export, plain or zstd, nor an EventfoldDB "
+	    "data file)",
+	    im->file);
+}
+
+/* Waits for the last batch, stops the senders, says what was done. rc:
+ * how the import went so far; returns the outcome. */
+static int
+import_finish(struct importer *im, int rc)
+{
+	int i;
+
+	/* the last batch's outcome, whatever stopped the import */
+	if (rc == CTL_OK)
+		rc = import_wait(im);
+	else
+		(void)import_wait(im);
+	pthread_mutex_lock(&im->mu);
+	im->stop = 1;
+	pthread_cond_broadcast(&im->cv);
+	pthread_mutex_unlock(&im->mu);
+	for (i = 0; i < im->nthr; i++)
+		pthread_join(im->thr[i], NULL);
+	progress(&im->pr, im->imported + im->skipped, im->bytes, 1);
+	if (im->batches > 0 && !im->quiet) {
+		printf("imported %" PRIu64 " events from %s (%" PRIu64
+		       " already there, skipped)",
+		    im->imported, im->file, im->skipped);
+		if (im->keep)
+			printf("; positions kept\n");
+		else
+			printf("; source positions from %" PRIu64
+			       " are at %" PRIu64 " here (offset %+" PRId64
+			       ")\n",
+			    im->src_first, im->dst_first,
+			    (int64_t)(im->dst_first - im->src_first));
+	}
+	for (i = 0; i < im->nslots; i++)
+		ipc_out_free(&im->slots[i].o);
+	pthread_mutex_destroy(&im->mu);
+	pthread_cond_destroy(&im->cv);
+	client_close(&im->cl);
+	return rc;
+}
 
 int
 cmd_import(struct ctl *c, int argc, char **argv)
@@ -1189,43 +1400,9 @@ cmd_import(struct ctl *c, int argc, char **argv)
 	int i, fd = -1, rc, has_sid = 0;
 
 	memset(&im, 0, sizeof(im));
-	for (i = 1; i < argc; i++) {
-		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-
-		if (!strcmp(argv[i], "--quiet") || !strcmp(argv[i], "-q"))
-			im.quiet = 1;
-		else if (!strcmp(argv[i], "--stream") && v != NULL) {
-			if (uuid_parse(v, strlen(v), sid) != 0)
-				return ctl_err(CTL_USAGE,
-				    "--stream: malformed "
-				    "stream id \"%s\"",
-				    v);
-			has_sid = 1;
-			i++;
-		} else if (!strcmp(argv[i], "--stream-name") && v != NULL) {
-			/* eventfold-es's stream id of that name */
-			uuid_v5(uuid_ns_stream, v, strlen(v), sid);
-			has_sid = 1;
-			i++;
-		} else if (!strcmp(argv[i], "--in-flight") && v != NULL) {
-			char *end;
-			long k;
-
-			errno = 0;
-			k = strtol(v, &end, 10);
-			if (errno != 0 || end == v || *end != '\0' || k < 1 ||
-			    k > INFLIGHT_MAX)
-				return ctl_err(CTL_USAGE,
-				    "--in-flight: \"%s\" "
-				    "is not a number of requests from 1 to %d",
-				    v, INFLIGHT_MAX);
-			im.inflight = (int)k;
-			i++;
-		} else if (argv[i][0] != '-' && file == NULL)
-			file = argv[i];
-		else
-			return ctl_usage("import");
-	}
+	if ((rc = import_args(&im, argc, argv, &file, sid, &has_sid)) !=
+	    CTL_OK)
+		return rc;
 	if (im.inflight == 0)
 		im.inflight = INFLIGHT_DEFAULT;
 	im.nslots = im.inflight + 1;
@@ -1253,74 +1430,15 @@ cmd_import(struct ctl *c, int argc, char **argv)
 		goto out;
 	}
 	got = S_ISDIR(sb.st_mode) ? 0 : pread(fd, head, sizeof(head), 0);
-	if ((rc = ctl_reach(c, CTL_STORED)) != 0)
+	if ((rc = ctl_open(c, CTL_STORED, &im.cl, 0)) != 0)
 		goto out;
-	if (client_open(&im.cl, c->store_url, (int)c->conf.timeout_ms) != 0) {
-		rc = ctl_err(CTL_USAGE, "bad store URL %s", c->store_url);
-		goto out;
-	}
 	for (i = 0; i < im.nslots; i++)
 		ipc_out_init(&im.slots[i].o);
 	pthread_mutex_init(&im.mu, NULL);
 	pthread_cond_init(&im.cv, NULL);
 	progress_init(&im.pr, "import", im.quiet);
-	if (S_ISDIR(sb.st_mode)) {
-		rc = import_efdir(&im, file, sid);
-	} else if (got >= 4 && le32(head) == 0xFD2FB528u) {
-		rc = import_jsonl(&im, fd, 1);
-	} else if (got >= 8 && memcmp(head, "EFDB", 4) == 0) {
-		map = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE,
-		    fd, 0);
-		if (map == MAP_FAILED) {
-			map = NULL;
-			rc = ctl_err(CTL_INTERNAL, "%s: mmap: %s", file,
-			    strerror(errno));
-		} else {
-			(void)madvise((void *)map, (size_t)sb.st_size,
-			    MADV_SEQUENTIAL);
-			rc = import_efdb(&im, map, (size_t)sb.st_size);
-		}
-	} else if (got >= 1 && head[0] == '{') {
-		rc = import_jsonl(&im, fd, 0);
-	} else if (got == 0) {
-		rc = ctl_err(CTL_REFUSED, "%s: empty file", file);
-	} else {
-		rc = ctl_err(CTL_REFUSED,
-		    "%s: unknown format (not an "
-		    "eventfoldctl export, plain or zstd, nor an EventfoldDB "
-		    "data file)",
-		    file);
-	}
-	/* the last batch's outcome, whatever stopped the import */
-	if (rc == CTL_OK)
-		rc = import_wait(&im);
-	else
-		(void)import_wait(&im);
-	pthread_mutex_lock(&im.mu);
-	im.stop = 1;
-	pthread_cond_broadcast(&im.cv);
-	pthread_mutex_unlock(&im.mu);
-	for (i = 0; i < im.nthr; i++)
-		pthread_join(im.thr[i], NULL);
-	progress(&im.pr, im.imported + im.skipped, im.bytes, 1);
-	if (im.batches > 0 && !im.quiet) {
-		printf("imported %" PRIu64 " events from %s (%" PRIu64
-		       " already there, skipped)",
-		    im.imported, file, im.skipped);
-		if (im.keep)
-			printf("; positions kept\n");
-		else
-			printf("; source positions from %" PRIu64
-			       " are at %" PRIu64 " here (offset %+" PRId64
-			       ")\n",
-			    im.src_first, im.dst_first,
-			    (int64_t)(im.dst_first - im.src_first));
-	}
-	for (i = 0; i < im.nslots; i++)
-		ipc_out_free(&im.slots[i].o);
-	pthread_mutex_destroy(&im.mu);
-	pthread_cond_destroy(&im.cv);
-	client_close(&im.cl);
+	rc = import_finish(&im,
+	    import_format(&im, fd, &sb, head, got, sid, &map));
 out:
 	if (map != NULL)
 		munmap((void *)map, (size_t)sb.st_size);

@@ -75,13 +75,87 @@ str_scan(const uint8_t *p, const uint8_t *end)
  * ~0 for payloads such as {"k":"v","n":1}). tests/unit/test_jsonplain.c
  * checks it against jansson.
  */
+/*
+ * The key at p (after the '"') of an object whose keys so far are keys
+ * (klen bytes each, *nkeys of them, at most 16): the key is added; the
+ * end of its ':' is returned, or NULL if it is not plain or twice.
+ */
+static const uint8_t *
+plain_key(const uint8_t *p, const uint8_t *end, const uint8_t **keys,
+    size_t *klen, int *nkeys)
+{
+	const uint8_t *k = p;
+	int i;
+
+	p = str_scan(p, end);
+	if (p >= end || *p != '"' || *nkeys == 16)
+		return NULL;
+	for (i = 0; i < *nkeys; i++)
+		if (klen[i] == (size_t)(p - k) &&
+		    memcmp(keys[i], k, (size_t)(p - k)) == 0)
+			return NULL;
+	keys[*nkeys] = k;
+	klen[(*nkeys)++] = (size_t)(p - k);
+	p++;
+	if (p >= end || *p++ != ':')
+		return NULL;
+	return p;
+}
+
+/* The end of the literal word (len bytes) at p, or NULL. */
+static const uint8_t *
+plain_word(const uint8_t *p, const uint8_t *end, const char *word, size_t len)
+{
+	if ((size_t)(end - p) < len || memcmp(p, word, len) != 0)
+		return NULL;
+	return p + len;
+}
+
+/* The end of the plain integer at p, or NULL. */
+static const uint8_t *
+plain_int(const uint8_t *p, const uint8_t *end)
+{
+	const uint8_t *d;
+	int neg = *p == '-';
+
+	p += neg;
+	d = p;
+	while (p < end && *p >= '0' && *p <= '9')
+		p++;
+	/* "-0" is dumped as "0"; "01" is not JSON */
+	if (p == d || p - d > 18 || (*d == '0' && (p - d > 1 || neg)))
+		return NULL;
+	if (p < end && (*p == '.' || *p == 'e' || *p == 'E'))
+		return NULL;
+	return p;
+}
+
+/* The end of the plain scalar (string, word, integer) at p, or NULL. */
+static const uint8_t *
+plain_scalar(const uint8_t *p, const uint8_t *end)
+{
+	switch (*p) {
+	case '"':
+		p = str_scan(p + 1, end);
+		return p >= end || *p != '"' ? NULL : p + 1;
+	case 't':
+		return plain_word(p, end, "true", 4);
+	case 'f':
+		return plain_word(p, end, "false", 5);
+	case 'n':
+		return plain_word(p, end, "null", 4);
+	default:
+		return plain_int(p, end);
+	}
+}
+
 int
 json_plain(const uint8_t *p, size_t n)
 {
 	const uint8_t *end = p + n, *keys[64][16];
 	size_t klen[64][16];
 	uint8_t kind[64]; /* '{' or '[' */
-	int nkeys[64], depth = 0, want_key = 0, i;
+	int nkeys[64], depth = 0, want_key = 0;
 
 	if (n == 4 && memcmp(p, "null", 4) == 0)
 		return 0;
@@ -90,82 +164,28 @@ json_plain(const uint8_t *p, size_t n)
 		if (p >= end)
 			return 0;
 		if (want_key) {
-			const uint8_t *k;
-
-			if (*p != '"')
-				return 0;
-			k = ++p;
-			p = str_scan(p, end);
-			if (p >= end || *p != '"' || nkeys[depth - 1] == 16)
-				return 0;
-			for (i = 0; i < nkeys[depth - 1]; i++)
-				if (klen[depth - 1][i] == (size_t)(p - k) &&
-				    memcmp(keys[depth - 1][i], k,
-				        (size_t)(p - k)) == 0)
-					return 0;
-			keys[depth - 1][nkeys[depth - 1]] = k;
-			klen[depth - 1][nkeys[depth - 1]++] = (size_t)(p - k);
-			p++;
-			if (p >= end || *p++ != ':')
+			if (*p != '"' ||
+			    (p = plain_key(p + 1, end, keys[depth - 1],
+			         klen[depth - 1], &nkeys[depth - 1])) == NULL)
 				return 0;
 			want_key = 0;
 			continue;
 		}
-		switch (*p) {
-		case '{':
-		case '[':
+		if (*p == '{' || *p == '[') {
 			if (depth == 64)
 				return 0;
 			kind[depth] = *p;
 			nkeys[depth++] = 0;
 			p++;
-			if (p < end &&
-			    *p == (kind[depth - 1] == '{' ? '}' : ']')) {
-				p++;
-				depth--;
-				goto after;
+			if (p >= end ||
+			    *p != (kind[depth - 1] == '{' ? '}' : ']')) {
+				want_key = kind[depth - 1] == '{';
+				continue;
 			}
-			want_key = kind[depth - 1] == '{';
-			continue;
-		case '"':
-			p = str_scan(p + 1, end);
-			if (p >= end || *p != '"')
-				return 0;
 			p++;
-			break;
-		case 't':
-			if (end - p < 4 || memcmp(p, "true", 4) != 0)
-				return 0;
-			p += 4;
-			break;
-		case 'f':
-			if (end - p < 5 || memcmp(p, "false", 5) != 0)
-				return 0;
-			p += 5;
-			break;
-		case 'n':
-			if (end - p < 4 || memcmp(p, "null", 4) != 0)
-				return 0;
-			p += 4;
-			break;
-		default: {
-			const uint8_t *d;
-			int neg = *p == '-';
-
-			p += neg;
-			d = p;
-			while (p < end && *p >= '0' && *p <= '9')
-				p++;
-			/* "-0" is dumped as "0"; "01" is not JSON */
-			if (p == d || p - d > 18 ||
-			    (*d == '0' && (p - d > 1 || neg)))
-				return 0;
-			if (p < end && (*p == '.' || *p == 'e' || *p == 'E'))
-				return 0;
-			break;
-		}
-		}
-after:
+			depth--;
+		} else if ((p = plain_scalar(p, end)) == NULL)
+			return 0;
 		/* after a value: a separator, a closer, or the end */
 		for (;;) {
 			if (depth == 0)

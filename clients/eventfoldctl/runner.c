@@ -54,28 +54,36 @@ json_print(json_t *o)
 	json_decref(o);
 }
 
+/* Starts a request of op in o (initialised here) for the body to follow. */
+static struct ipc_out *
+runner_request(struct ipc_out *o, int op)
+{
+	ipc_out_init(o);
+	ipc_request_begin(o, op, 1);
+	return o;
+}
+
 /*
- * Opens a client to runnerd and makes the call. Returns the reply's
- * status, or minus the exit code after printing why no call was made
- * (-CTL_USAGE: a bad URL; -CTL_UNAVAILABLE: nobody at runner.sock).
+ * Sends o to runnerd (o is freed here), waiting extra_ms beyond the
+ * timeout. 0 if the reply's status is OK, with the reply in *cr; else the
+ * exit code after printing why (no call made, or the reply's status).
+ * Free *cr with client_reply_free() either way.
  */
 static int
-runner_call(struct ctl *c, const struct ipc_out *req, struct client_reply *cr,
+runner_ask(struct ctl *c, struct ipc_out *o, struct client_reply *cr,
     uint64_t extra_ms)
 {
 	struct ef_client cl;
 	int st;
 
 	memset(cr, 0, sizeof(*cr));
-	if (ctl_reach(c, CTL_RUNNERD) != 0)
-		return -CTL_UNAVAILABLE;
-	if (client_open(&cl, c->runner_url,
-	        (int)(c->conf.timeout_ms + extra_ms)) != 0) {
-		ctl_err(CTL_USAGE, "bad runner URL %s", c->runner_url);
-		return -CTL_USAGE;
+	if ((st = ctl_open(c, CTL_RUNNERD, &cl, extra_ms)) != 0) {
+		ipc_out_free(o);
+		return st;
 	}
-	st = client_call(&cl, req, cr);
+	st = ctl_ask(c, CTL_RUNNERD, &cl, o, cr);
 	client_close(&cl);
+	ipc_out_free(o);
 	return st;
 }
 
@@ -92,28 +100,37 @@ take_opt(int *i, int argc, char **argv, const char *name, const char **v)
 	return 1;
 }
 
+/*
+ * Takes argv[*i] if it is one of the options named in names (a NULL
+ * ended list), its value into the same slot of vals. 1 taken, 0 not one
+ * of them, -1 a missing value (said).
+ */
 static int
-cmd_exec(struct ctl *c, int argc, char **argv)
+take_opts(int *i, int argc, char **argv, const char *const *names,
+    const char **vals)
 {
-	struct ipc_exec_req r;
-	struct ipc_exec_rep rep;
-	struct client_reply cr;
-	struct ipc_out o;
-	const char *pos[4] = { 0 }, *cmd_id = NULL, *actor = NULL,
-	           *corr = NULL, *caus = NULL, *dev = NULL, *why;
-	char idbuf[UUID_STR_LEN], sid[UUID_STR_LEN];
-	uint8_t id[UUID_LEN], *in = NULL;
-	size_t plen = 0;
-	int i, np = 0, st, rc, t;
-	json_t *j;
+	int k, t;
+
+	for (k = 0; names[k] != NULL; k++)
+		if ((t = take_opt(i, argc, argv, names[k], &vals[k])) != 0)
+			return t;
+	return 0;
+}
+
+/* exec's options, in the order of exec_opts[] */
+enum { EXEC_CMD_ID, EXEC_ACTOR, EXEC_CORR, EXEC_CAUS, EXEC_DEV, EXEC_NOPTS };
+static const char *const exec_opts[] = { "--command-id", "--actor",
+	"--correlation-id", "--causation-id", "--source-device", NULL };
+
+/* exec's arguments: up to 4 positional ones into pos, *np of them. */
+static int
+exec_args(struct ctl *c, int argc, char **argv, const char **pos, int *np,
+    const char **opt)
+{
+	int i, t;
 
 	for (i = 1; i < argc; i++) {
-		if ((t = take_opt(&i, argc, argv, "--command-id", &cmd_id)) ||
-		    (t = take_opt(&i, argc, argv, "--actor", &actor)) ||
-		    (t = take_opt(&i, argc, argv, "--correlation-id",
-		         &corr)) ||
-		    (t = take_opt(&i, argc, argv, "--causation-id", &caus)) ||
-		    (t = take_opt(&i, argc, argv, "--source-device", &dev))) {
+		if ((t = take_opts(&i, argc, argv, exec_opts, opt)) != 0) {
 			if (t < 0)
 				return CTL_USAGE;
 			continue;
@@ -123,13 +140,66 @@ cmd_exec(struct ctl *c, int argc, char **argv)
 		else if (argv[i][0] == '-' && argv[i][1] != '\0')
 			return ctl_err(CTL_USAGE, "exec: unknown option %s",
 			    argv[i]);
-		else if (np < 4)
-			pos[np++] = argv[i];
+		else if (*np < 4)
+			pos[(*np)++] = argv[i];
 		else
 			return ctl_err(CTL_USAGE, "exec: too many arguments");
 	}
-	if (np < 3)
-		return ctl_usage("exec");
+	return *np < 3 ? ctl_usage("exec") : CTL_OK;
+}
+
+static void
+exec_print(const struct ctl *c, const char *cmd_id,
+    const struct ipc_exec_rep *rep)
+{
+	char sid[UUID_STR_LEN];
+	json_t *j;
+
+	uuid_format(rep->stream_id, sid);
+	if (c->json) {
+		j = json_pack("{s:s,s:s}", "command_id", cmd_id, "stream_id",
+		    sid);
+		json_object_set_new(j, "version",
+		    rep->exists ? json_integer((json_int_t)rep->version) :
+		                  json_null());
+		json_object_set_new(j, "event_count",
+		    json_integer((json_int_t)rep->count));
+		json_object_set_new(j, "first_position",
+		    rep->count ? json_integer((json_int_t)rep->first_pos) :
+		                 json_null());
+		json_object_set_new(j, "last_position",
+		    rep->count ? json_integer((json_int_t)rep->last_pos) :
+		                 json_null());
+		json_object_set_new(j, "duplicate",
+		    json_boolean(rep->duplicate));
+		json_print(j);
+	} else if (rep->count == 0)
+		printf("command %s: no events (stream %s, version %s)\n",
+		    cmd_id, sid, rep->exists ? "unchanged" : "none");
+	else
+		printf("command %s: %" PRIu64
+		       " event%s, stream %s version %" PRIu64
+		       ", positions %" PRIu64 "..%" PRIu64 "%s\n",
+		    cmd_id, rep->count, rep->count == 1 ? "" : "s", sid,
+		    rep->version, rep->first_pos, rep->last_pos,
+		    rep->duplicate ? " (duplicate: the first result)" : "");
+}
+
+static int
+cmd_exec(struct ctl *c, int argc, char **argv)
+{
+	struct ipc_exec_req r;
+	struct ipc_exec_rep rep;
+	struct client_reply cr;
+	struct ipc_out o;
+	const char *pos[4] = { 0 }, *opt[EXEC_NOPTS] = { 0 }, *why;
+	char idbuf[UUID_STR_LEN];
+	uint8_t id[UUID_LEN], *in = NULL;
+	size_t plen = 0;
+	int np = 0, rc;
+
+	if ((rc = exec_args(c, argc, argv, pos, &np, opt)) != CTL_OK)
+		return rc;
 	memset(&r, 0, sizeof(r));
 	r.aggregate_type = ipc_cstr(pos[0]);
 	r.instance_id = ipc_cstr(pos[1]);
@@ -147,64 +217,58 @@ cmd_exec(struct ctl *c, int argc, char **argv)
 		r.payload = (const uint8_t *)pos[3];
 		r.payload_len = (uint32_t)strlen(pos[3]);
 	}
-	if (cmd_id == NULL) {
+	if (opt[EXEC_CMD_ID] == NULL) {
 		uuid_random(id);
-		cmd_id = uuid_format(id, idbuf);
+		opt[EXEC_CMD_ID] = uuid_format(id, idbuf);
 	}
-	r.command_id = ipc_cstr(cmd_id);
-	r.actor = ipc_cstr(actor);
-	r.correlation_id = ipc_cstr(corr);
-	r.causation_id = ipc_cstr(caus);
-	r.source_device = ipc_cstr(dev);
+	r.command_id = ipc_cstr(opt[EXEC_CMD_ID]);
+	r.actor = ipc_cstr(opt[EXEC_ACTOR]);
+	r.correlation_id = ipc_cstr(opt[EXEC_CORR]);
+	r.causation_id = ipc_cstr(opt[EXEC_CAUS]);
+	r.source_device = ipc_cstr(opt[EXEC_DEV]);
 	ctl_note_not_json("payload", NULL, r.payload, r.payload_len);
-	ipc_out_init(&o);
-	ipc_request_begin(&o, EF_OP_EXECUTE, 1);
-	ipc_exec_req_encode(&o, &r);
-	st = runner_call(c, &o, &cr, 0);
-	ipc_out_free(&o);
+	ipc_exec_req_encode(runner_request(&o, EF_OP_EXECUTE), &r);
+	rc = runner_ask(c, &o, &cr, 0);
 	free(in);
-	if (st < 0)
-		return -st;
-	if (st != EF_S_OK) {
-		rc = ctl_call_exit(c, CTL_RUNNERD, st, &cr);
+	if (rc != CTL_OK)
 		goto out;
-	}
 	if (ipc_exec_rep_decode(cr.in.body, &rep, &why) != 0) {
-		rc = ctl_err(CTL_INTERNAL, "malformed reply: %s", why);
+		rc = ctl_malformed(why);
 		goto out;
 	}
-	uuid_format(rep.stream_id, sid);
-	if (c->json) {
-		j = json_pack("{s:s,s:s}", "command_id", cmd_id, "stream_id",
-		    sid);
-		json_object_set_new(j, "version",
-		    rep.exists ? json_integer((json_int_t)rep.version) :
-		                 json_null());
-		json_object_set_new(j, "event_count",
-		    json_integer((json_int_t)rep.count));
-		json_object_set_new(j, "first_position",
-		    rep.count ? json_integer((json_int_t)rep.first_pos) :
-		                json_null());
-		json_object_set_new(j, "last_position",
-		    rep.count ? json_integer((json_int_t)rep.last_pos) :
-		                json_null());
-		json_object_set_new(j, "duplicate",
-		    json_boolean(rep.duplicate));
-		json_print(j);
-	} else if (rep.count == 0)
-		printf("command %s: no events (stream %s, version %s)\n",
-		    cmd_id, sid, rep.exists ? "unchanged" : "none");
-	else
-		printf("command %s: %" PRIu64
-		       " event%s, stream %s version %" PRIu64
-		       ", positions %" PRIu64 "..%" PRIu64 "%s\n",
-		    cmd_id, rep.count, rep.count == 1 ? "" : "s", sid,
-		    rep.version, rep.first_pos, rep.last_pos,
-		    rep.duplicate ? " (duplicate: the first result)" : "");
-	rc = CTL_OK;
+	exec_print(c, opt[EXEC_CMD_ID], &rep);
 out:
 	client_reply_free(&cr);
 	return rc;
+}
+
+static void
+state_print(const struct ctl *c, const struct ipc_state_rep *rep)
+{
+	char sid[UUID_STR_LEN], *s;
+	json_t *j;
+
+	uuid_format(rep->stream_id, sid);
+	j = json_pack("{s:s}", "stream_id", sid);
+	json_object_set_new(j, "version",
+	    rep->exists ? json_integer((json_int_t)rep->version) :
+	                  json_null());
+	json_value(j, "state", rep->state, rep->state_len);
+	if (c->json) {
+		json_print(j);
+		return;
+	}
+	if (rep->exists)
+		printf("stream %s, version %" PRIu64 "\n", sid, rep->version);
+	else
+		printf("stream %s, no events yet\n", sid);
+	s = json_dumps(json_object_get(j, "state") ?
+	        json_object_get(j, "state") :
+	        json_object_get(j, "state_base64"),
+	    JSON_INDENT(2) | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
+	printf("%s\n", s ? s : "");
+	free(s);
+	json_decref(j);
 }
 
 static int
@@ -215,9 +279,7 @@ cmd_state(struct ctl *c, int argc, char **argv)
 	struct client_reply cr;
 	struct ipc_out o;
 	const char *pos[2] = { 0 }, *why;
-	char sid[UUID_STR_LEN];
-	int i, np = 0, st, rc;
-	json_t *j;
+	int i, np = 0, rc;
 
 	for (i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--json"))
@@ -234,45 +296,14 @@ cmd_state(struct ctl *c, int argc, char **argv)
 		return ctl_usage("state");
 	r.aggregate_type = ipc_cstr(pos[0]);
 	r.instance_id = ipc_cstr(pos[1]);
-	ipc_out_init(&o);
-	ipc_request_begin(&o, EF_OP_GET_STATE, 1);
-	ipc_state_req_encode(&o, &r);
-	st = runner_call(c, &o, &cr, 0);
-	ipc_out_free(&o);
-	if (st < 0)
-		return -st;
-	if (st != EF_S_OK) {
-		rc = ctl_call_exit(c, CTL_RUNNERD, st, &cr);
+	ipc_state_req_encode(runner_request(&o, EF_OP_GET_STATE), &r);
+	if ((rc = runner_ask(c, &o, &cr, 0)) != CTL_OK)
 		goto out;
-	}
 	if (ipc_state_rep_decode(cr.in.body, &rep, &why) != 0) {
-		rc = ctl_err(CTL_INTERNAL, "malformed reply: %s", why);
+		rc = ctl_malformed(why);
 		goto out;
 	}
-	uuid_format(rep.stream_id, sid);
-	j = json_pack("{s:s}", "stream_id", sid);
-	json_object_set_new(j, "version",
-	    rep.exists ? json_integer((json_int_t)rep.version) : json_null());
-	json_value(j, "state", rep.state, rep.state_len);
-	if (c->json)
-		json_print(j);
-	else {
-		char *s;
-
-		if (rep.exists)
-			printf("stream %s, version %" PRIu64 "\n", sid,
-			    rep.version);
-		else
-			printf("stream %s, no events yet\n", sid);
-		s = json_dumps(json_object_get(j, "state") ?
-		        json_object_get(j, "state") :
-		        json_object_get(j, "state_base64"),
-		    JSON_INDENT(2) | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
-		printf("%s\n", s ? s : "");
-		free(s);
-		json_decref(j);
-	}
-	rc = CTL_OK;
+	state_print(c, &rep);
 out:
 	client_reply_free(&cr);
 	return rc;
@@ -304,31 +335,25 @@ print_items(const struct ctl *c, const msgpack_object *items, uint32_t n)
 	}
 }
 
-static int
-cmd_query(struct ctl *c, int argc, char **argv)
-{
-	struct ipc_query_req r;
-	struct ipc_query_rep rep;
-	struct client_reply cr;
-	struct ipc_out o;
-	const char *name = NULL, *key = NULL, *prefix = NULL, *from = NULL,
-	           *to = NULL, *after = NULL, *limit = NULL, *minpos = NULL,
-	           *wait = NULL, *why;
-	uint8_t cursor[IPC_KEY_MAX];
-	uint32_t cursor_len = 0;
-	uint64_t v, shown = 0;
-	int i, st, rc = CTL_OK, t, all = 0, range = 0, have_cursor = 0;
+/* query's options, in the order of query_opts[] */
+enum { Q_PREFIX, Q_FROM, Q_TO, Q_AFTER, Q_LIMIT, Q_MINPOS, Q_WAIT, Q_NOPTS };
+static const char *const query_opts[] = { "--prefix", "--from", "--to",
+	"--after", "--limit", "--min-position", "--wait", NULL };
 
-	memset(&r, 0, sizeof(r));
+/* What query was asked: the projection, a key or none, the options. */
+struct query_args {
+	const char *name, *key, *opt[Q_NOPTS];
+	int all, range;
+};
+
+static int
+query_args(struct ctl *c, int argc, char **argv, struct query_args *a)
+{
+	int i, t;
+
+	memset(a, 0, sizeof(*a));
 	for (i = 1; i < argc; i++) {
-		if ((t = take_opt(&i, argc, argv, "--prefix", &prefix)) ||
-		    (t = take_opt(&i, argc, argv, "--from", &from)) ||
-		    (t = take_opt(&i, argc, argv, "--to", &to)) ||
-		    (t = take_opt(&i, argc, argv, "--after", &after)) ||
-		    (t = take_opt(&i, argc, argv, "--limit", &limit)) ||
-		    (t = take_opt(&i, argc, argv, "--min-position",
-		         &minpos)) ||
-		    (t = take_opt(&i, argc, argv, "--wait", &wait))) {
+		if ((t = take_opts(&i, argc, argv, query_opts, a->opt)) != 0) {
 			if (t < 0)
 				return CTL_USAGE;
 			continue;
@@ -336,112 +361,158 @@ cmd_query(struct ctl *c, int argc, char **argv)
 		if (!strcmp(argv[i], "--json"))
 			c->json = 1;
 		else if (!strcmp(argv[i], "--all"))
-			all = 1;
+			a->all = 1;
 		else if (!strcmp(argv[i], "--range"))
-			range = 1;
+			a->range = 1;
 		else if (argv[i][0] == '-' && argv[i][1] != '\0')
 			return ctl_err(CTL_USAGE, "query: unknown option %s",
 			    argv[i]);
-		else if (name == NULL)
-			name = argv[i];
-		else if (key == NULL)
-			key = argv[i];
+		else if (a->name == NULL)
+			a->name = argv[i];
+		else if (a->key == NULL)
+			a->key = argv[i];
 		else
 			return ctl_err(CTL_USAGE, "query: too many arguments");
 	}
-	if (name == NULL || (key != NULL && (prefix || from || to || range)))
+	if (a->name == NULL ||
+	    (a->key != NULL &&
+	        (a->opt[Q_PREFIX] || a->opt[Q_FROM] || a->opt[Q_TO] ||
+	            a->range)))
 		return ctl_usage("query");
-	r.projection = ipc_cstr(name);
+	return CTL_OK;
+}
+
+/* The mode and keys of r: one key, a prefix, or a range. */
+static void
+query_keys(struct ipc_query_req *r, const struct query_args *a)
+{
+	const char *key = a->key ? a->key : a->opt[Q_PREFIX];
+
 	if (key != NULL) {
-		r.mode = EF_QUERY_KEY;
-		r.has_key = true;
-		r.key = (const uint8_t *)key;
-		r.key_len = (uint32_t)strlen(key);
-	} else if (prefix != NULL) {
-		r.mode = EF_QUERY_PREFIX;
-		r.has_key = true;
-		r.key = (const uint8_t *)prefix;
-		r.key_len = (uint32_t)strlen(prefix);
-	} else {
-		r.mode = EF_QUERY_RANGE;
-		if (from != NULL) {
-			r.has_key = true;
-			r.key = (const uint8_t *)from;
-			r.key_len = (uint32_t)strlen(from);
-		}
-		if (to != NULL) {
-			r.has_end = true;
-			r.end = (const uint8_t *)to;
-			r.end_len = (uint32_t)strlen(to);
-		}
+		r->mode = a->key ? EF_QUERY_KEY : EF_QUERY_PREFIX;
+		r->has_key = true;
+		r->key = (const uint8_t *)key;
+		r->key_len = (uint32_t)strlen(key);
+		return;
 	}
-	if (after != NULL) {
+	r->mode = EF_QUERY_RANGE;
+	if (a->opt[Q_FROM] != NULL) {
+		r->has_key = true;
+		r->key = (const uint8_t *)a->opt[Q_FROM];
+		r->key_len = (uint32_t)strlen(a->opt[Q_FROM]);
+	}
+	if (a->opt[Q_TO] != NULL) {
+		r->has_end = true;
+		r->end = (const uint8_t *)a->opt[Q_TO];
+		r->end_len = (uint32_t)strlen(a->opt[Q_TO]);
+	}
+}
+
+/* --limit, --min-position and --wait into r. */
+static int
+query_bounds(struct ipc_query_req *r, const struct query_args *a)
+{
+	uint64_t v;
+
+	if (a->opt[Q_LIMIT] != NULL) {
+		if (ctl_parse_u64(a->opt[Q_LIMIT], &v) != 0 || v == 0 ||
+		    v > IPC_QUERY_LIMIT)
+			return ctl_err(CTL_USAGE, "--limit: 1..%u",
+			    IPC_QUERY_LIMIT);
+		r->limit = v;
+	}
+	if (a->opt[Q_MINPOS] != NULL) {
+		if (ctl_parse_u64(a->opt[Q_MINPOS], &r->min_position) != 0)
+			return ctl_err(CTL_USAGE,
+			    "--min-position: a position");
+		r->has_min_position = true;
+		r->wait_ms = 5000;
+	}
+	if (a->opt[Q_WAIT] != NULL) {
+		if (ctl_parse_u64(a->opt[Q_WAIT], &r->wait_ms) != 0 ||
+		    r->wait_ms > IPC_WAIT_MAX_MS)
+			return ctl_err(CTL_USAGE, "--wait: 0..%u ms",
+			    IPC_WAIT_MAX_MS);
+	}
+	return CTL_OK;
+}
+
+/*
+ * One page of query r after the cursor (cursor_len bytes, if
+ * *have_cursor); prints its items, adds their count to *shown and moves
+ * the cursor past them. *more: another page is wanted.
+ */
+static int
+query_page(struct ctl *c, struct ipc_query_req *r, int all, uint8_t *cursor,
+    uint32_t *cursor_len, int *have_cursor, uint64_t *shown, int *more)
+{
+	struct ipc_query_rep rep;
+	struct client_reply cr;
+	struct ipc_out o;
+	const char *why;
+	int rc;
+
+	*more = 0;
+	r->has_after = *have_cursor;
+	r->after = cursor;
+	r->after_len = *cursor_len;
+	ipc_query_req_encode(runner_request(&o, EF_OP_QUERY), r);
+	if ((rc = runner_ask(c, &o, &cr, r->wait_ms)) != CTL_OK)
+		goto out;
+	if (ipc_query_rep_decode(cr.in.body, &rep, &why) != 0) {
+		rc = ctl_malformed(why);
+		goto out;
+	}
+	print_items(c, rep.items, rep.nitems);
+	*shown += rep.nitems;
+	if (!rep.has_next || !all || r->mode == EF_QUERY_KEY) {
+		if (rep.has_next && !c->json)
+			fprintf(stderr,
+			    "eventfoldctl: more; next page "
+			    "with --after '%.*s' (or --all)\n",
+			    (int)rep.next_len, (const char *)rep.next);
+		goto out;
+	}
+	memcpy(cursor, rep.next, rep.next_len);
+	*cursor_len = rep.next_len;
+	*have_cursor = 1;
+	r->has_min_position = false;
+	*more = 1;
+out:
+	client_reply_free(&cr);
+	return rc;
+}
+
+static int
+cmd_query(struct ctl *c, int argc, char **argv)
+{
+	struct ipc_query_req r;
+	struct query_args a;
+	const char *after;
+	uint8_t cursor[IPC_KEY_MAX];
+	uint32_t cursor_len = 0;
+	uint64_t shown = 0;
+	int rc, have_cursor = 0, more = 1;
+
+	if ((rc = query_args(c, argc, argv, &a)) != CTL_OK)
+		return rc;
+	memset(&r, 0, sizeof(r));
+	r.projection = ipc_cstr(a.name);
+	query_keys(&r, &a);
+	if ((after = a.opt[Q_AFTER]) != NULL) {
 		if (strlen(after) > IPC_KEY_MAX)
 			return ctl_err(CTL_USAGE, "--after: key too long");
 		cursor_len = (uint32_t)strlen(after);
 		memcpy(cursor, after, cursor_len);
 		have_cursor = 1;
 	}
-	if (limit != NULL) {
-		if (ctl_parse_u64(limit, &v) != 0 || v == 0 ||
-		    v > IPC_QUERY_LIMIT)
-			return ctl_err(CTL_USAGE, "--limit: 1..%u",
-			    IPC_QUERY_LIMIT);
-		r.limit = v;
-	}
-	if (minpos != NULL) {
-		if (ctl_parse_u64(minpos, &r.min_position) != 0)
-			return ctl_err(CTL_USAGE,
-			    "--min-position: a position");
-		r.has_min_position = true;
-		r.wait_ms = 5000;
-	}
-	if (wait != NULL) {
-		if (ctl_parse_u64(wait, &r.wait_ms) != 0 ||
-		    r.wait_ms > IPC_WAIT_MAX_MS)
-			return ctl_err(CTL_USAGE, "--wait: 0..%u ms",
-			    IPC_WAIT_MAX_MS);
-	}
-	for (;;) {
-		r.has_after = have_cursor;
-		r.after = cursor;
-		r.after_len = cursor_len;
-		ipc_out_init(&o);
-		ipc_request_begin(&o, EF_OP_QUERY, 1);
-		ipc_query_req_encode(&o, &r);
-		st = runner_call(c, &o, &cr, r.wait_ms);
-		ipc_out_free(&o);
-		if (st < 0)
-			return -st;
-		if (st != EF_S_OK) {
-			rc = ctl_call_exit(c, CTL_RUNNERD, st, &cr);
-			client_reply_free(&cr);
-			break;
-		}
-		if (ipc_query_rep_decode(cr.in.body, &rep, &why) != 0) {
-			rc = ctl_err(CTL_INTERNAL, "malformed reply: %s", why);
-			client_reply_free(&cr);
-			break;
-		}
-		print_items(c, rep.items, rep.nitems);
-		shown += rep.nitems;
-		if (!rep.has_next || !all || r.mode == EF_QUERY_KEY) {
-			if (rep.has_next && !c->json)
-				fprintf(stderr,
-				    "eventfoldctl: more; next page "
-				    "with --after '%.*s' (or --all)\n",
-				    (int)rep.next_len, (const char *)rep.next);
-			client_reply_free(&cr);
-			break;
-		}
-		memcpy(cursor, rep.next, rep.next_len);
-		cursor_len = rep.next_len;
-		have_cursor = 1;
-		r.has_min_position = false;
-		client_reply_free(&cr);
-	}
+	if ((rc = query_bounds(&r, &a)) != CTL_OK)
+		return rc;
+	while (more && rc == CTL_OK)
+		rc = query_page(c, &r, a.all, cursor, &cursor_len,
+		    &have_cursor, &shown, &more);
 	if (rc == CTL_OK && shown == 0)
-		ctl_empty(c, key != NULL ? "no such key" : "no keys");
+		ctl_empty(c, a.key != NULL ? "no such key" : "no keys");
 	return rc;
 }
 
@@ -451,20 +522,94 @@ fetch_status(struct ctl *c, struct client_reply *cr,
 {
 	struct ipc_out o;
 	const char *why;
-	int st;
+	int rc;
 
-	ipc_out_init(&o);
-	ipc_request_begin(&o, EF_OP_RUNNER_STATUS, 1);
-	ipc_nil(&o);
-	st = runner_call(c, &o, cr, 0);
-	ipc_out_free(&o);
-	if (st < 0)
-		return -st;
-	if (st != EF_S_OK)
-		return ctl_call_exit(c, CTL_RUNNERD, st, cr);
+	ipc_nil(runner_request(&o, EF_OP_RUNNER_STATUS));
+	if ((rc = runner_ask(c, &o, cr, 0)) != CTL_OK)
+		return rc;
 	if (ipc_runner_status_rep_decode(cr->in.body, sr, &why) != 0)
-		return ctl_err(CTL_INTERNAL, "malformed reply: %s", why);
+		return ctl_malformed(why);
 	return 0;
+}
+
+static const char *
+fold_kind(const struct ipc_fold_info *f)
+{
+	return f->kind == EF_FOLD_PROJECTION ? "projection" : "manager";
+}
+
+/* A JSON integer, or null when !has. */
+static json_t *
+json_opt_int(int has, uint64_t v)
+{
+	return has ? json_integer((json_int_t)v) : json_null();
+}
+
+static void
+fold_json(const struct ipc_fold_info *f)
+{
+	json_t *j;
+
+	j = json_pack("{s:s%,s:s%,s:s,s:s%,s:I}", "name", f->name.ptr,
+	    (size_t)f->name.len, "plugin", f->plugin.ptr,
+	    (size_t)f->plugin.len, "kind", fold_kind(f), "state", f->state.ptr,
+	    (size_t)f->state.len, "position", (json_int_t)f->position);
+	json_object_set_new(j, "lag", json_opt_int(f->has_lag, f->lag));
+	json_object_set_new(j, "events_per_s",
+	    json_integer((json_int_t)f->events_per_s));
+	json_object_set_new(j, "error_position",
+	    json_opt_int(f->has_error, f->error_position));
+	json_object_set_new(j, "error",
+	    f->error.ptr ? json_stringn(f->error.ptr, f->error.len) :
+	                   json_null());
+	json_object_set_new(j, "rebuild_position",
+	    json_opt_int(f->rebuilding, f->rebuild_position));
+	json_object_set_new(j, "dead_letters",
+	    json_integer((json_int_t)f->dead_letters));
+	json_print(j);
+}
+
+static void
+fold_row(struct tbl *t, const struct ipc_fold_info *f)
+{
+	char name[IPC_NAME_MAX + 1], state[64], pos[32], lag[32], rate[32],
+	    dead[32], err[1200];
+	int n = 0;
+
+	if (f->has_lag)
+		snprintf(lag, sizeof(lag), "%" PRIu64, f->lag);
+	else
+		snprintf(lag, sizeof(lag), "?");
+	snprintf(name, sizeof(name), "%.*s", (int)f->name.len, f->name.ptr);
+	snprintf(state, sizeof(state), "%.*s", (int)f->state.len,
+	    f->state.ptr);
+	snprintf(pos, sizeof(pos), "%" PRIu64, f->position);
+	snprintf(rate, sizeof(rate), "%" PRIu64, f->events_per_s);
+	snprintf(dead, sizeof(dead), "%" PRIu64, f->dead_letters);
+	err[0] = '\0';
+	if (f->has_error)
+		n = snprintf(err, sizeof(err), "at %" PRIu64 ": %.*s",
+		    f->error_position, (int)f->error.len, f->error.ptr);
+	if (f->rebuilding && n >= 0 && (size_t)n < sizeof(err))
+		snprintf(err + n, sizeof(err) - (size_t)n,
+		    "%srebuilding (%" PRIu64 ")", f->has_error ? "; " : "",
+		    f->rebuild_position);
+	tbl_row(t, name, fold_kind(f), state, pos, lag, rate, dead, err);
+}
+
+/* Takes only --json; else the usage of command name. */
+static int
+json_only_args(struct ctl *c, int argc, char **argv, const char *name)
+{
+	int i;
+
+	for (i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--json"))
+			c->json = 1;
+		else
+			return ctl_usage(name);
+	}
+	return CTL_OK;
 }
 
 static int
@@ -475,18 +620,11 @@ cmd_projections(struct ctl *c, int argc, char **argv)
 	struct ipc_fold_info f;
 	struct tbl t;
 	const char *why;
-	char name[IPC_NAME_MAX + 1], state[64], pos[32], lag[32], rate[32],
-	    dead[32], err[1200];
 	uint32_t i;
-	int rc, n;
-	json_t *j;
+	int rc;
 
-	for (rc = 1; rc < argc; rc++) {
-		if (!strcmp(argv[rc], "--json"))
-			c->json = 1;
-		else
-			return ctl_usage("projections");
-	}
+	if ((rc = json_only_args(c, argc, argv, "projections")) != CTL_OK)
+		return rc;
 	if ((rc = fetch_status(c, &cr, &sr)) != 0) {
 		client_reply_free(&cr);
 		return rc;
@@ -498,59 +636,10 @@ cmd_projections(struct ctl *c, int argc, char **argv)
 		if (ipc_fold_info_decode(&sr.folds->via.array.ptr[i], &f,
 		        &why) != 0)
 			continue;
-		if (c->json) {
-			j = json_pack("{s:s%,s:s%,s:s,s:s%,s:I}", "name",
-			    f.name.ptr, (size_t)f.name.len, "plugin",
-			    f.plugin.ptr, (size_t)f.plugin.len, "kind",
-			    f.kind == EF_FOLD_PROJECTION ? "projection" :
-			                                   "manager",
-			    "state", f.state.ptr, (size_t)f.state.len,
-			    "position", (json_int_t)f.position);
-			json_object_set_new(j, "lag",
-			    f.has_lag ? json_integer((json_int_t)f.lag) :
-			                json_null());
-			json_object_set_new(j, "events_per_s",
-			    json_integer((json_int_t)f.events_per_s));
-			json_object_set_new(j, "error_position",
-			    f.has_error ?
-			        json_integer((json_int_t)f.error_position) :
-			        json_null());
-			json_object_set_new(j, "error",
-			    f.error.ptr ?
-			        json_stringn(f.error.ptr, f.error.len) :
-			        json_null());
-			json_object_set_new(j, "rebuild_position",
-			    f.rebuilding ?
-			        json_integer((json_int_t)f.rebuild_position) :
-			        json_null());
-			json_object_set_new(j, "dead_letters",
-			    json_integer((json_int_t)f.dead_letters));
-			json_print(j);
-			continue;
-		}
-		if (f.has_lag)
-			snprintf(lag, sizeof(lag), "%" PRIu64, f.lag);
+		if (c->json)
+			fold_json(&f);
 		else
-			snprintf(lag, sizeof(lag), "?");
-		snprintf(name, sizeof(name), "%.*s", (int)f.name.len,
-		    f.name.ptr);
-		snprintf(state, sizeof(state), "%.*s", (int)f.state.len,
-		    f.state.ptr);
-		snprintf(pos, sizeof(pos), "%" PRIu64, f.position);
-		snprintf(rate, sizeof(rate), "%" PRIu64, f.events_per_s);
-		snprintf(dead, sizeof(dead), "%" PRIu64, f.dead_letters);
-		n = 0;
-		err[0] = '\0';
-		if (f.has_error)
-			n = snprintf(err, sizeof(err), "at %" PRIu64 ": %.*s",
-			    f.error_position, (int)f.error.len, f.error.ptr);
-		if (f.rebuilding && n >= 0 && (size_t)n < sizeof(err))
-			snprintf(err + n, sizeof(err) - (size_t)n,
-			    "%srebuilding (%" PRIu64 ")",
-			    f.has_error ? "; " : "", f.rebuild_position);
-		tbl_row(&t, name,
-		    f.kind == EF_FOLD_PROJECTION ? "projection" : "manager",
-		    state, pos, lag, rate, dead, err);
+			fold_row(&t, &f);
 	}
 	if (!c->json && tbl_rows(&t) == 0)
 		ctl_empty(c, "no projections or process managers");
@@ -560,61 +649,40 @@ cmd_projections(struct ctl *c, int argc, char **argv)
 	return CTL_OK;
 }
 
+/* Asks runnerd to do op (REBUILD, RESET) on the fold called name. */
 static int
-name_op(struct ctl *c, int op, const char *name, struct client_reply *cr)
+name_op(struct ctl *c, int op, const char *name)
 {
 	struct ipc_name_req r;
+	struct client_reply cr;
 	struct ipc_out o;
-	int st;
+	int rc;
 
 	r.name = ipc_cstr(name);
-	ipc_out_init(&o);
-	ipc_request_begin(&o, op, 1);
-	ipc_name_req_encode(&o, &r);
-	st = runner_call(c, &o, cr, 0);
-	ipc_out_free(&o);
-	return st;
+	ipc_name_req_encode(runner_request(&o, op), &r);
+	rc = runner_ask(c, &o, &cr, 0);
+	client_reply_free(&cr);
+	return rc;
 }
 
+/*
+ * Polls runnerd's status until the rebuild of name is over: CTL_OK once
+ * it is done (and said so), CTL_REFUSED if it failed.
+ */
 static int
-cmd_rebuild(struct ctl *c, int argc, char **argv)
+rebuild_wait(struct ctl *c, const char *name)
 {
 	struct client_reply cr;
 	struct ipc_runner_status_rep sr;
 	struct ipc_fold_info f;
-	const char *name = NULL, *why;
+	const char *why;
 	uint32_t i;
-	int k, st, wait = 0, rc, busy;
+	int rc, busy = 1;
 
-	for (k = 1; k < argc; k++) {
-		if (!strcmp(argv[k], "--wait"))
-			wait = 1;
-		else if (argv[k][0] != '-' && name == NULL)
-			name = argv[k];
-		else
-			return ctl_usage("rebuild");
-	}
-	if (name == NULL)
-		return ctl_usage("rebuild");
-	st = name_op(c, EF_OP_REBUILD, name, &cr);
-	if (st < 0)
-		return -st;
-	if (st != EF_S_OK) {
-		rc = ctl_call_exit(c, CTL_RUNNERD, st, &cr);
-		client_reply_free(&cr);
-		return rc;
-	}
-	client_reply_free(&cr);
-	if (!wait) {
-		printf("rebuild of %s started\n", name);
-		return CTL_OK;
-	}
-	for (;;) {
+	while (busy) {
 		usleep(100 * 1000);
-		if ((rc = fetch_status(c, &cr, &sr)) != 0) {
-			client_reply_free(&cr);
-			return rc;
-		}
+		if ((rc = fetch_status(c, &cr, &sr)) != 0)
+			goto out;
 		busy = 0;
 		for (i = 0; i < sr.nfolds; i++) {
 			if (ipc_fold_info_decode(&sr.folds->via.array.ptr[i],
@@ -628,37 +696,53 @@ cmd_rebuild(struct ctl *c, int argc, char **argv)
 			    !memcmp(f.error.ptr, "rebuild failed", 14)) {
 				rc = ctl_err(CTL_REFUSED, "%.*s",
 				    (int)f.error.len, f.error.ptr);
-				client_reply_free(&cr);
-				return rc;
+				goto out;
 			} else
 				printf("rebuild of %s done: position %" PRIu64
 				       "\n",
 				    name, f.position);
 		}
 		client_reply_free(&cr);
-		if (!busy)
-			return CTL_OK;
 	}
+	return CTL_OK;
+out:
+	client_reply_free(&cr);
+	return rc;
+}
+
+static int
+cmd_rebuild(struct ctl *c, int argc, char **argv)
+{
+	const char *name = NULL;
+	int k, wait = 0, rc;
+
+	for (k = 1; k < argc; k++) {
+		if (!strcmp(argv[k], "--wait"))
+			wait = 1;
+		else if (argv[k][0] != '-' && name == NULL)
+			name = argv[k];
+		else
+			return ctl_usage("rebuild");
+	}
+	if (name == NULL)
+		return ctl_usage("rebuild");
+	if ((rc = name_op(c, EF_OP_REBUILD, name)) != CTL_OK)
+		return rc;
+	if (wait)
+		return rebuild_wait(c, name);
+	printf("rebuild of %s started\n", name);
+	return CTL_OK;
 }
 
 static int
 cmd_reset(struct ctl *c, int argc, char **argv)
 {
-	struct client_reply cr;
-	int st, rc;
+	int rc;
 
 	if (argc != 2 || argv[1][0] == '-')
 		return ctl_usage("reset");
-	st = name_op(c, EF_OP_RESET, argv[1], &cr);
-	if (st < 0)
-		return -st;
-	if (st != EF_S_OK)
-		rc = ctl_call_exit(c, CTL_RUNNERD, st, &cr);
-	else {
+	if ((rc = name_op(c, EF_OP_RESET, argv[1])) == CTL_OK)
 		printf("%s reset to position 0\n", argv[1]);
-		rc = CTL_OK;
-	}
-	client_reply_free(&cr);
 	return rc;
 }
 
@@ -670,7 +754,7 @@ cmd_replay(struct ctl *c, int argc, char **argv)
 	struct client_reply cr;
 	struct ipc_out o;
 	const char *name = NULL, *until = NULL, *limit = NULL, *why;
-	int i, st, rc, t;
+	int i, rc, t;
 
 	memset(&r, 0, sizeof(r));
 	for (i = 1; i < argc; i++) {
@@ -700,19 +784,11 @@ cmd_replay(struct ctl *c, int argc, char **argv)
 	        r.limit > IPC_QUERY_LIMIT))
 		return ctl_err(CTL_USAGE, "--limit: 1..%u", IPC_QUERY_LIMIT);
 	r.projection = ipc_cstr(name);
-	ipc_out_init(&o);
-	ipc_request_begin(&o, EF_OP_REPLAY, 1);
-	ipc_replay_req_encode(&o, &r);
-	st = runner_call(c, &o, &cr, 60000);
-	ipc_out_free(&o);
-	if (st < 0)
-		return -st;
-	if (st != EF_S_OK) {
-		rc = ctl_call_exit(c, CTL_RUNNERD, st, &cr);
+	ipc_replay_req_encode(runner_request(&o, EF_OP_REPLAY), &r);
+	if ((rc = runner_ask(c, &o, &cr, 60000)) != CTL_OK)
 		goto out;
-	}
 	if (ipc_replay_rep_decode(cr.in.body, &rep, &why) != 0) {
-		rc = ctl_err(CTL_INTERNAL, "malformed reply: %s", why);
+		rc = ctl_malformed(why);
 		goto out;
 	}
 	print_items(c, rep.items, rep.nitems);
@@ -722,26 +798,126 @@ cmd_replay(struct ctl *c, int argc, char **argv)
 		    " events folded)%s\n",
 		    name, rep.position ? rep.position - 1 : 0, rep.position,
 		    rep.truncated ? "; more keys than --limit" : "");
-	rc = CTL_OK;
 out:
 	client_reply_free(&cr);
 	return rc;
+}
+
+static void
+dead_letter_json(const struct ipc_dead_letter *d)
+{
+	json_t *j;
+
+	j = json_pack("{s:s%,s:s%,s:s%,s:s%,s:s%}", "manager", d->manager.ptr,
+	    (size_t)d->manager.len, "command_id", d->command_id.ptr,
+	    (size_t)d->command_id.len, "aggregate_type", d->aggregate_type.ptr,
+	    (size_t)d->aggregate_type.len, "instance_id", d->instance_id.ptr,
+	    (size_t)d->instance_id.len, "type", d->type.ptr,
+	    (size_t)d->type.len);
+	json_value(j, "payload", d->payload, d->payload_len);
+	json_object_set_new(j, "error",
+	    json_stringn(d->error.ptr, d->error.len));
+	json_object_set_new(j, "attempts",
+	    json_integer((json_int_t)d->attempts));
+	json_object_set_new(j, "event_position",
+	    json_integer((json_int_t)d->event_position));
+	json_object_set_new(j, "parked_at",
+	    json_integer((json_int_t)d->parked_at));
+	json_print(j);
+}
+
+static void
+dead_letter_row(struct tbl *t, const struct ipc_dead_letter *d)
+{
+	char target[400], mgr[IPC_NAME_MAX + 1], cid[IPC_NAME_MAX + 1],
+	    att[32], *e;
+
+	snprintf(target, sizeof(target), "%.*s %.*s/%.*s", (int)d->type.len,
+	    d->type.ptr, (int)d->aggregate_type.len, d->aggregate_type.ptr,
+	    (int)d->instance_id.len, d->instance_id.ptr);
+	snprintf(mgr, sizeof(mgr), "%.*s", (int)d->manager.len,
+	    d->manager.ptr);
+	snprintf(cid, sizeof(cid), "%.*s", (int)d->command_id.len,
+	    d->command_id.ptr);
+	snprintf(att, sizeof(att), "%" PRIu64, d->attempts);
+	if ((e = strndup(d->error.ptr, d->error.len)) == NULL)
+		abort();
+	tbl_row(t, mgr, cid, target, att, e);
+	free(e);
+}
+
+/* The reply to `deadletters list`: a table, or JSON lines. */
+static int
+dl_list_print(const struct ctl *c, const struct client_reply *cr)
+{
+	struct ipc_dead_letter d;
+	const msgpack_object *list;
+	const char *why;
+	struct tbl t;
+	uint32_t n, i;
+
+	if (ipc_dl_list_decode(cr->in.body, &list, &n, &why) != 0)
+		return ctl_malformed(why);
+	tbl_init(&t, "lllrl", "MANAGER", "COMMAND_ID", "TARGET", "ATTEMPTS",
+	    "ERROR");
+	for (i = 0; i < n; i++) {
+		if (ipc_dead_letter_decode(&list->via.array.ptr[i], &d,
+		        &why) != 0)
+			continue;
+		if (c->json)
+			dead_letter_json(&d);
+		else
+			dead_letter_row(&t, &d);
+	}
+	if (!c->json && tbl_rows(&t) == 0)
+		ctl_empty(c, "no dead letters");
+	tbl_print(&t);
+	tbl_free(&t);
+	return CTL_OK;
+}
+
+/* The reply to `deadletters retry`: refused while some still fail. */
+static int
+dl_retry_print(const struct client_reply *cr)
+{
+	const struct ipc_str *m = &cr->in.message;
+	uint64_t counts[2];
+	const char *why;
+
+	if (ipc_counts_decode(cr->in.body, counts, 2, &why) != 0)
+		return ctl_malformed(why);
+	printf("retried: %" PRIu64 " succeeded, %" PRIu64 " still failing\n",
+	    counts[0], counts[1]);
+	if (counts[1] == 0)
+		return CTL_OK;
+	return ctl_err(CTL_REFUSED,
+	    "%" PRIu64 " dead letter%s "
+	    "still failing%s%.*s",
+	    counts[1], counts[1] == 1 ? "" : "s", m->len > 2 ? ": " : "",
+	    m->len > 2 ? (int)m->len : 0, m->ptr);
+}
+
+static int
+dl_drop_print(const struct client_reply *cr)
+{
+	uint64_t counts[1];
+	const char *why;
+
+	if (ipc_counts_decode(cr->in.body, counts, 1, &why) != 0)
+		return ctl_malformed(why);
+	printf("dropped %" PRIu64 " dead letter%s\n", counts[0],
+	    counts[0] == 1 ? "" : "s");
+	return CTL_OK;
 }
 
 static int
 cmd_deadletters(struct ctl *c, int argc, char **argv)
 {
 	struct ipc_dl_req r;
-	struct ipc_dead_letter d;
 	struct client_reply cr;
 	struct ipc_out o;
-	const msgpack_object *list;
-	const char *action = "list", *why, *pos[2] = { 0 };
-	uint64_t counts[2];
-	struct tbl t;
-	uint32_t n, i;
-	int k, np = 0, st, rc;
-	json_t *j;
+	const char *action = "list", *pos[2] = { 0 };
+	int k, np = 0, rc;
 
 	for (k = 1; k < argc; k++) {
 		if (!strcmp(argv[k], "--json"))
@@ -766,98 +942,11 @@ cmd_deadletters(struct ctl *c, int argc, char **argv)
 		return ctl_err(CTL_USAGE, "deadletters list [MANAGER]");
 	r.manager = ipc_cstr(pos[0]);
 	r.command_id = ipc_cstr(pos[1]);
-	ipc_out_init(&o);
-	ipc_request_begin(&o, EF_OP_DEAD_LETTERS, 1);
-	ipc_dl_req_encode(&o, &r);
-	st = runner_call(c, &o, &cr, 60000);
-	ipc_out_free(&o);
-	if (st < 0)
-		return -st;
-	if (st != EF_S_OK) {
-		rc = ctl_call_exit(c, CTL_RUNNERD, st, &cr);
-		goto out;
-	}
-	rc = CTL_OK;
-	if (r.action == EF_DL_LIST) {
-		if (ipc_dl_list_decode(cr.in.body, &list, &n, &why) != 0) {
-			rc = ctl_err(CTL_INTERNAL, "malformed reply: %s", why);
-			goto out;
-		}
-		tbl_init(&t, "lllrl", "MANAGER", "COMMAND_ID", "TARGET",
-		    "ATTEMPTS", "ERROR");
-		for (i = 0; i < n; i++) {
-			if (ipc_dead_letter_decode(&list->via.array.ptr[i], &d,
-			        &why) != 0)
-				continue;
-			if (!c->json) {
-				char target[400], mgr[IPC_NAME_MAX + 1],
-				    cid[IPC_NAME_MAX + 1], att[32], *e;
-
-				snprintf(target, sizeof(target),
-				    "%.*s %.*s/%.*s", (int)d.type.len,
-				    d.type.ptr, (int)d.aggregate_type.len,
-				    d.aggregate_type.ptr,
-				    (int)d.instance_id.len, d.instance_id.ptr);
-				snprintf(mgr, sizeof(mgr), "%.*s",
-				    (int)d.manager.len, d.manager.ptr);
-				snprintf(cid, sizeof(cid), "%.*s",
-				    (int)d.command_id.len, d.command_id.ptr);
-				snprintf(att, sizeof(att), "%" PRIu64,
-				    d.attempts);
-				if ((e = strndup(d.error.ptr, d.error.len)) ==
-				    NULL)
-					abort();
-				tbl_row(&t, mgr, cid, target, att, e);
-				free(e);
-				continue;
-			}
-			j = json_pack("{s:s%,s:s%,s:s%,s:s%,s:s%}", "manager",
-			    d.manager.ptr, (size_t)d.manager.len, "command_id",
-			    d.command_id.ptr, (size_t)d.command_id.len,
-			    "aggregate_type", d.aggregate_type.ptr,
-			    (size_t)d.aggregate_type.len, "instance_id",
-			    d.instance_id.ptr, (size_t)d.instance_id.len,
-			    "type", d.type.ptr, (size_t)d.type.len);
-			json_value(j, "payload", d.payload, d.payload_len);
-			json_object_set_new(j, "error",
-			    json_stringn(d.error.ptr, d.error.len));
-			json_object_set_new(j, "attempts",
-			    json_integer((json_int_t)d.attempts));
-			json_object_set_new(j, "event_position",
-			    json_integer((json_int_t)d.event_position));
-			json_object_set_new(j, "parked_at",
-			    json_integer((json_int_t)d.parked_at));
-			json_print(j);
-		}
-		if (!c->json && tbl_rows(&t) == 0)
-			ctl_empty(c, "no dead letters");
-		tbl_print(&t);
-		tbl_free(&t);
-	} else if (r.action == EF_DL_RETRY) {
-		if (ipc_counts_decode(cr.in.body, counts, 2, &why) != 0) {
-			rc = ctl_err(CTL_INTERNAL, "malformed reply: %s", why);
-			goto out;
-		}
-		printf("retried: %" PRIu64 " succeeded, %" PRIu64
-		       " still failing\n",
-		    counts[0], counts[1]);
-		if (counts[1] > 0)
-			rc = ctl_err(CTL_REFUSED,
-			    "%" PRIu64 " dead letter%s "
-			    "still failing%s%.*s",
-			    counts[1], counts[1] == 1 ? "" : "s",
-			    cr.in.message.len > 2 ? ": " : "",
-			    cr.in.message.len > 2 ? (int)cr.in.message.len : 0,
-			    cr.in.message.ptr);
-	} else {
-		if (ipc_counts_decode(cr.in.body, counts, 1, &why) != 0) {
-			rc = ctl_err(CTL_INTERNAL, "malformed reply: %s", why);
-			goto out;
-		}
-		printf("dropped %" PRIu64 " dead letter%s\n", counts[0],
-		    counts[0] == 1 ? "" : "s");
-	}
-out:
+	ipc_dl_req_encode(runner_request(&o, EF_OP_DEAD_LETTERS), &r);
+	if ((rc = runner_ask(c, &o, &cr, 60000)) == CTL_OK)
+		rc = r.action == EF_DL_LIST ? dl_list_print(c, &cr) :
+		    r.action == EF_DL_RETRY ? dl_retry_print(&cr) :
+		                              dl_drop_print(&cr);
 	client_reply_free(&cr);
 	return rc;
 }
@@ -893,111 +982,136 @@ append_str(char *dst, const char *src, size_t len)
 		snprintf(dst + at, len - at, "%s", src);
 }
 
-static int
-cmd_plugins(struct ctl *c, int argc, char **argv)
+/* Adds key: the names in a, as a JSON array. */
+static void
+json_names(json_t *j, const char *key, const msgpack_object *a)
 {
-	struct client_reply cr;
-	struct ipc_plugin_info p;
-	struct ipc_out o;
-	const msgpack_object *list;
-	const char *why;
+	json_t *arr = json_array();
+
+	json_object_set_new(j, key, arr);
+	print_names(a, arr, NULL, 0);
+}
+
+static void
+plugin_json(const struct ipc_plugin_info *p)
+{
+	json_t *j;
+
+	j = json_pack("{s:s%,s:s%,s:s%,s:I}", "file", p->file.ptr,
+	    (size_t)p->file.len, "name", p->name.ptr, (size_t)p->name.len,
+	    "version", p->version.ptr, (size_t)p->version.len, "abi",
+	    (json_int_t)p->abi);
+	json_names(j, "aggregates", p->aggs);
+	json_names(j, "projections", p->projs);
+	json_names(j, "managers", p->mgrs);
+	json_print(j);
+}
+
+static void
+plugin_row(struct tbl *t, const struct ipc_plugin_info *p)
+{
 	char file[IPC_MAX_STRLEN + 1], name[IPC_NAME_MAX + 1],
 	    ver[IPC_NAME_MAX + 1], abi[32], names[4096];
-	struct tbl t;
-	uint32_t n, i, nrefused = 0;
-	int st, rc;
-	json_t *j, *a;
 
-	for (rc = 1; rc < argc; rc++) {
-		if (!strcmp(argv[rc], "--json"))
-			c->json = 1;
-		else
-			return ctl_usage("plugins");
-	}
-	ipc_out_init(&o);
-	ipc_request_begin(&o, EF_OP_PLUGINS, 1);
-	ipc_nil(&o);
-	st = runner_call(c, &o, &cr, 0);
-	ipc_out_free(&o);
-	if (st < 0)
-		return -st;
-	if (st != EF_S_OK) {
-		rc = ctl_call_exit(c, CTL_RUNNERD, st, &cr);
-		goto out;
-	}
-	if (ipc_plugins_rep_decode(cr.in.body, &list, &n, &why) != 0) {
-		rc = ctl_err(CTL_INTERNAL, "malformed reply: %s", why);
-		goto out;
-	}
+	snprintf(file, sizeof(file), "%.*s", (int)p->file.len, p->file.ptr);
+	snprintf(name, sizeof(name), "%.*s", (int)p->name.len, p->name.ptr);
+	snprintf(ver, sizeof(ver), "%.*s", (int)p->version.len,
+	    p->version.ptr);
+	snprintf(abi, sizeof(abi), "%" PRIu64, p->abi);
+	names[0] = '\0';
+	print_names(p->aggs, NULL, names, sizeof(names));
+	append_str(names, " / ", sizeof(names));
+	print_names(p->projs, NULL, names, sizeof(names));
+	append_str(names, " / ", sizeof(names));
+	print_names(p->mgrs, NULL, names, sizeof(names));
+	tbl_row(t, file, name, ver, abi, names);
+}
+
+/* The loaded plugins (n in list); *nrefused: how many were refused. */
+static void
+plugins_loaded(const struct ctl *c, const msgpack_object *list, uint32_t n,
+    uint32_t *nrefused)
+{
+	struct ipc_plugin_info p;
+	const char *why;
+	struct tbl t;
+	uint32_t i;
+
 	tbl_init(&t, "lllll", "FILE", "NAME", "VERSION", "ABI",
 	    "AGGREGATES / PROJECTIONS / MANAGERS");
 	for (i = 0; i < n; i++) {
 		if (ipc_plugin_info_decode(&list->via.array.ptr[i], &p,
 		        &why) != 0)
 			continue;
-		if (p.refused.ptr != NULL) {
-			nrefused++;
-			continue;
-		}
-		if (c->json) {
-			j = json_pack("{s:s%,s:s%,s:s%,s:I}", "file",
-			    p.file.ptr, (size_t)p.file.len, "name", p.name.ptr,
-			    (size_t)p.name.len, "version", p.version.ptr,
-			    (size_t)p.version.len, "abi", (json_int_t)p.abi);
-			json_object_set_new(j, "aggregates", a = json_array());
-			print_names(p.aggs, a, NULL, 0);
-			json_object_set_new(j, "projections",
-			    a = json_array());
-			print_names(p.projs, a, NULL, 0);
-			json_object_set_new(j, "managers", a = json_array());
-			print_names(p.mgrs, a, NULL, 0);
-			json_print(j);
-			continue;
-		}
-		snprintf(file, sizeof(file), "%.*s", (int)p.file.len,
-		    p.file.ptr);
-		snprintf(name, sizeof(name), "%.*s", (int)p.name.len,
-		    p.name.ptr);
-		snprintf(ver, sizeof(ver), "%.*s", (int)p.version.len,
-		    p.version.ptr);
-		snprintf(abi, sizeof(abi), "%" PRIu64, p.abi);
-		names[0] = '\0';
-		print_names(p.aggs, NULL, names, sizeof(names));
-		append_str(names, " / ", sizeof(names));
-		print_names(p.projs, NULL, names, sizeof(names));
-		append_str(names, " / ", sizeof(names));
-		print_names(p.mgrs, NULL, names, sizeof(names));
-		tbl_row(&t, file, name, ver, abi, names);
+		if (p.refused.ptr != NULL)
+			(*nrefused)++;
+		else if (c->json)
+			plugin_json(&p);
+		else
+			plugin_row(&t, &p);
 	}
 	if (!c->json && tbl_rows(&t) == 0)
 		ctl_empty(c, "no plugins loaded");
 	tbl_print(&t);
 	tbl_free(&t);
-	/* then the files runnerd refused, with its reason */
+}
+
+/* Then the files runnerd refused, with its reason. */
+static void
+plugins_refused(const struct ctl *c, const msgpack_object *list, uint32_t n)
+{
+	struct ipc_plugin_info p;
+	char file[IPC_MAX_STRLEN + 1], why_refused[4096];
+	const char *why;
+	struct tbl t;
+	uint32_t i;
+
 	tbl_init(&t, "ll", "REFUSED", "REASON");
-	for (i = 0; nrefused > 0 && i < n; i++) {
+	for (i = 0; i < n; i++) {
 		if (ipc_plugin_info_decode(&list->via.array.ptr[i], &p,
 		        &why) != 0 ||
 		    p.refused.ptr == NULL)
 			continue;
 		if (c->json) {
-			j = json_pack("{s:s%,s:s%}", "file", p.file.ptr,
+			json_print(json_pack("{s:s%,s:s%}", "file", p.file.ptr,
 			    (size_t)p.file.len, "refused", p.refused.ptr,
-			    (size_t)p.refused.len);
-			json_print(j);
+			    (size_t)p.refused.len));
 			continue;
 		}
 		snprintf(file, sizeof(file), "%.*s", (int)p.file.len,
 		    p.file.ptr);
-		snprintf(names, sizeof(names), "%.*s", (int)p.refused.len,
-		    p.refused.ptr);
-		tbl_row(&t, file, names);
+		snprintf(why_refused, sizeof(why_refused), "%.*s",
+		    (int)p.refused.len, p.refused.ptr);
+		tbl_row(&t, file, why_refused);
 	}
 	if (tbl_rows(&t) > 0)
 		printf("\n");
 	tbl_print(&t);
 	tbl_free(&t);
-	rc = CTL_OK;
+}
+
+static int
+cmd_plugins(struct ctl *c, int argc, char **argv)
+{
+	struct client_reply cr;
+	struct ipc_out o;
+	const msgpack_object *list;
+	const char *why;
+	uint32_t n, nrefused = 0;
+	int rc;
+
+	if ((rc = json_only_args(c, argc, argv, "plugins")) != CTL_OK)
+		return rc;
+	ipc_nil(runner_request(&o, EF_OP_PLUGINS));
+	if ((rc = runner_ask(c, &o, &cr, 0)) != CTL_OK)
+		goto out;
+	if (ipc_plugins_rep_decode(cr.in.body, &list, &n, &why) != 0) {
+		rc = ctl_malformed(why);
+		goto out;
+	}
+	plugins_loaded(c, list, n, &nrefused);
+	if (nrefused > 0)
+		plugins_refused(c, list, n);
 out:
 	client_reply_free(&cr);
 	return rc;

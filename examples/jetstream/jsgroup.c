@@ -154,6 +154,83 @@ handled(natsMsg *m, const char *name, uint64_t delivery)
 	eventfold__recorded_event__free_unpacked(ev, NULL);
 }
 
+/*
+ * A pull subscription of the consumer group on stream, acknowledged
+ * explicitly (ack_wait ms). A worker may start before eventfold-mirrord
+ * has made the stream: it waits for it.
+ */
+static natsSubscription *
+subscribe(jsCtx *js, const char *stream, const char *group, int64_t ack_wait)
+{
+	natsSubscription *sub = NULL;
+	jsSubOptions so;
+	jsErrCode je = 0;
+	natsStatus s;
+	int waited = 0;
+
+	jsSubOptions_Init(&so);
+	so.Stream = stream;
+	so.Config.AckPolicy = js_AckExplicit;
+	so.Config.AckWait = ack_wait * 1000000;
+	so.Config.DeliverPolicy = js_DeliverAll;
+	while ((s = js_PullSubscribe(&sub, js, ">", group, NULL, &so, &je)) !=
+	    NATS_OK) {
+		if (je != JSStreamNotFoundErr)
+			die("pull subscribe", s, je);
+		if (!waited)
+			fprintf(stderr,
+			    "eventfold-jsgroup: no stream %s yet; "
+			    "waiting for it\n",
+			    stream);
+		waited = 1;
+		usleep(200000);
+	}
+	return sub;
+}
+
+/* The test's dying worker: says which messages of l it holds, leaves
+ * them unacknowledged and waits to be killed. */
+static void __attribute__((noreturn))
+hold_forever(natsMsgList *l, const char *name)
+{
+	int i;
+
+	for (i = 0; i < l->Count; i++) {
+		const char *p = "-";
+
+		natsMsgHeader_Get(l->Msgs[i], "Eventfold-Position", &p);
+		printf("holding %s %s\n", p, name);
+	}
+	fflush(stdout);
+	for (;;)
+		pause();
+}
+
+/* Acknowledges and handles the messages of l; how many were this
+ * worker's (acknowledged first: "handled" is printed once). */
+static int64_t
+ack_batch(natsMsgList *l, const char *name)
+{
+	jsMsgMetaData *meta;
+	jsErrCode je = 0;
+	int64_t count = 0;
+	int i;
+
+	for (i = 0; i < l->Count; i++) {
+		uint64_t d = 1;
+
+		if (natsMsg_GetMetaData(&meta, l->Msgs[i]) == NATS_OK) {
+			d = meta->NumDelivered;
+			jsMsgMetaData_Destroy(meta);
+		}
+		if (natsMsg_AckSync(l->Msgs[i], NULL, &je) != NATS_OK)
+			continue; /* redelivered to someone */
+		handled(l->Msgs[i], name, d);
+		count++;
+	}
+	return count;
+}
+
 static int
 work(int argc, char **argv)
 {
@@ -161,15 +238,13 @@ work(int argc, char **argv)
 	const char *name = argv[3];
 	natsConnection *nc = NULL;
 	jsCtx *js = NULL;
-	natsSubscription *sub = NULL;
-	jsSubOptions so;
+	natsSubscription *sub;
 	natsMsgList l;
-	jsMsgMetaData *meta;
 	jsErrCode je = 0;
 	natsStatus s;
 	int64_t batch = 16, ack_wait = 5000, hold = -1, idle_exit = 0;
 	int64_t count = 0, idle = 0;
-	int i, waited = 0;
+	int i;
 
 	for (i = 4; i < argc; i++) {
 		if (i + 1 >= argc)
@@ -188,24 +263,7 @@ work(int argc, char **argv)
 	if (batch < 1)
 		batch = 1;
 	dial(url, &nc, &js);
-	jsSubOptions_Init(&so);
-	so.Stream = stream;
-	so.Config.AckPolicy = js_AckExplicit;
-	so.Config.AckWait = ack_wait * 1000000;
-	so.Config.DeliverPolicy = js_DeliverAll;
-	/* a worker may start before eventfold-mirrord has made the stream */
-	while ((s = js_PullSubscribe(&sub, js, ">", group, NULL, &so, &je)) !=
-	    NATS_OK) {
-		if (je != JSStreamNotFoundErr)
-			die("pull subscribe", s, je);
-		if (!waited)
-			fprintf(stderr,
-			    "eventfold-jsgroup: no stream %s yet; "
-			    "waiting for it\n",
-			    stream);
-		waited = 1;
-		usleep(200000);
-	}
+	sub = subscribe(js, stream, group, ack_wait);
 	printf("ready %s %s\n", name, group);
 	fflush(stdout);
 	for (;;) {
@@ -223,33 +281,9 @@ work(int argc, char **argv)
 			continue;
 		}
 		idle = 0;
-		if (hold >= 0 && count >= hold) {
-			/* the test's dying worker: these stay unacknowledged
-			 */
-			for (i = 0; i < l.Count; i++) {
-				const char *p = "-";
-
-				natsMsgHeader_Get(l.Msgs[i],
-				    "Eventfold-Position", &p);
-				printf("holding %s %s\n", p, name);
-			}
-			fflush(stdout);
-			for (;;)
-				pause();
-		}
-		for (i = 0; i < l.Count; i++) {
-			uint64_t d = 1;
-
-			if (natsMsg_GetMetaData(&meta, l.Msgs[i]) == NATS_OK) {
-				d = meta->NumDelivered;
-				jsMsgMetaData_Destroy(meta);
-			}
-			/* acknowledged first: "handled" is printed once */
-			if (natsMsg_AckSync(l.Msgs[i], NULL, &je) != NATS_OK)
-				continue; /* redelivered to someone */
-			handled(l.Msgs[i], name, d);
-			count++;
-		}
+		if (hold >= 0 && count >= hold)
+			hold_forever(&l, name);
+		count += ack_batch(&l, name);
 		natsMsgList_Destroy(&l);
 	}
 	natsSubscription_Destroy(sub);
