@@ -106,6 +106,14 @@ int rh_append_batch(struct rh *h, const uint8_t sid[UUID_LEN], uint32_t n,
     void (*fn)(uint32_t i, char *type, char *meta, char *payload, void *),
     void *arg);
 
+/* An event generator for rh_append_batch: type arg (a string), no
+ * metadata, payload {"i":i}. */
+void rh_numbered(uint32_t i, char *type, char *meta, char *payload, void *arg);
+/* A stream id of 16 bytes fill, with the UUID version 4 and variant bits. */
+void rh_stream_id(uint8_t sid[UUID_LEN], uint8_t fill);
+/* Fold name answers and has no error (else the test fails); its
+ * position. */
+uint64_t rh_fold_ok(struct rh *h, const char *name);
 bool rh_log_contains(const char *path, const char *needle);
 char *rh_read_file(const char *path);
 void rh_ms(int ms);
