@@ -296,6 +296,24 @@ build_segment_samples(void)
 	}
 }
 
+/* An IMPORT request of one empty event of type T; run 0 gives the short
+ * body, without run and seq. */
+static void
+encode_import(struct ipc_out *o, uint64_t request_id, bool keep, uint64_t run,
+    uint64_t seq)
+{
+	struct ef_event ev;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.type = "T";
+	ev.type_len = 1;
+	ipc_request_begin(o, EF_OP_IMPORT, request_id);
+	ipc_import_req_begin(o, keep, 1, run);
+	ipc_event_encode(o, &ev);
+	if (run != 0)
+		ipc_import_req_end(o, run, seq);
+}
+
 /* Backup and import. */
 static void
 build_backup_import_samples(void)
@@ -314,30 +332,10 @@ build_backup_import_samples(void)
 		ipc_reply_begin(o, EF_S_OK, "ok");
 		ipc_backup_rep_encode(o, &br);
 	}
-	{
-		struct ipc_out *o = NEXT("import request", M_REQUEST);
-		struct ef_event ev;
-
-		memset(&ev, 0, sizeof(ev));
-		ev.type = "T";
-		ev.type_len = 1;
-		ipc_request_begin(o, EF_OP_IMPORT, 13);
-		ipc_import_req_begin(o, true, 1, 0);
-		ipc_event_encode(o, &ev);
-	}
-	{
-		/* one of an ordered run (several in flight) */
-		struct ipc_out *o = NEXT("import request (run)", M_REQUEST);
-		struct ef_event ev;
-
-		memset(&ev, 0, sizeof(ev));
-		ev.type = "T";
-		ev.type_len = 1;
-		ipc_request_begin(o, EF_OP_IMPORT, 14);
-		ipc_import_req_begin(o, false, 1, 0x1234567890ull);
-		ipc_event_encode(o, &ev);
-		ipc_import_req_end(o, 0x1234567890ull, 3);
-	}
+	encode_import(NEXT("import request", M_REQUEST), 13, true, 0, 0);
+	/* one of an ordered run (several in flight) */
+	encode_import(NEXT("import request (run)", M_REQUEST), 14, false,
+	    0x1234567890ull, 3);
 	{
 		struct ipc_out *o = NEXT("import reply", M_REPLY);
 		struct ipc_import_rep ir = { 100, 50, 0 };
