@@ -242,7 +242,14 @@ rerun_skips(const struct h_stored *b, const char *pa)
 	free(err);
 }
 
-Test(import, sigkill_mid_import_then_rerun)
+/*
+ * A large import into b killed in the middle, then re-run: it skips
+ * what is there and the result is the source, nothing lost, nothing
+ * twice. kill_stored: stored is killed (the import must stop with an
+ * error, stored is restarted); else the importer itself.
+ */
+static void
+import_killed_then_rerun(bool kill_stored)
 {
 	struct h_stored a, b;
 	struct ef_client ca, cb;
@@ -253,56 +260,52 @@ Test(import, sigkill_mid_import_then_rerun)
 
 	fa = source_export(&a, &ca, 40000, pa, sizeof(pa));
 	start(&b, &cb);
-	/* kill stored once part of the import is committed */
 	pid = import_started(&b, &cb, pa, &fd);
-	client_close(&cb);
-	cr_assert_neq(h_stored_stop(&b, SIGKILL, 10000), -1);
+	if (kill_stored) {
+		client_close(&cb);
+		cr_assert_neq(h_stored_stop(&b, SIGKILL, 10000), -1);
+	} else {
+		kill(pid, SIGKILL);
+	}
 	st = h_wait_pid(pid, 60000);
 	close(fd);
-	cr_assert(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) != 0,
-	    "the import went on without stored (status 0x%x)", st);
-
-	h_stored_start(&b);
-	h_client(&cb, &b, 20000);
+	if (kill_stored) {
+		cr_assert(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) != 0,
+		    "the import went on without stored (status 0x%x)", st);
+		h_stored_start(&b);
+		h_client(&cb, &b, 20000);
+	} else {
+		cr_assert(st != -1 && WIFSIGNALED(st),
+		    "the import ended before the kill (status 0x%x): make "
+		    "the source larger",
+		    st);
+	}
 	head = h_head(&cb);
 	rerun_skips(&b, pa);
-	export_is(&b, fa, "after kill -9 of stored and a re-run", head);
+	export_is(&b, fa,
+	    kill_stored ? "after kill -9 of stored and a re-run" :
+	                  "after kill -9 of the importer and a re-run",
+	    head);
 	free(fa);
 	client_close(&ca);
 	client_close(&cb);
+}
+
+/* stored killed with SIGKILL once part of the import is committed. */
+Test(import, sigkill_mid_import_then_rerun)
+{
+	import_killed_then_rerun(true);
 }
 
 /*
  * The importer itself killed with SIGKILL in the middle (an operator's
  * kill -9, an OOM kill): every IMPORT is committed whole or not at all,
  * so a re-run finds a prefix of whole batches, skips it and completes
- * the rest; the result is the source, nothing lost, nothing twice.
+ * the rest.
  */
 Test(import, importer_killed_mid_import_then_rerun)
 {
-	struct h_stored a, b;
-	struct ef_client ca, cb;
-	char pa[H_PATH + 32], *fa;
-	uint64_t head;
-	pid_t pid;
-	int fd, st;
-
-	fa = source_export(&a, &ca, 40000, pa, sizeof(pa));
-	start(&b, &cb);
-	pid = import_started(&b, &cb, pa, &fd);
-	kill(pid, SIGKILL);
-	st = h_wait_pid(pid, 60000);
-	close(fd);
-	cr_assert(st != -1 && WIFSIGNALED(st),
-	    "the import ended before the kill (status 0x%x): make the "
-	    "source larger",
-	    st);
-	head = h_head(&cb);
-	rerun_skips(&b, pa);
-	export_is(&b, fa, "after kill -9 of the importer and a re-run", head);
-	free(fa);
-	client_close(&ca);
-	client_close(&cb);
+	import_killed_then_rerun(false);
 }
 
 /* ---- EventfoldDB data files, from ../shared/formats/eventfolddb.md ---- */
