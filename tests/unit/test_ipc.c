@@ -20,6 +20,7 @@
 #include "eventcheck.h"
 #include "ipc.h"
 #include "ipc_runner.h"
+#include "../tools/xorshift.h"
 
 static void
 cap_memory(void)
@@ -1921,15 +1922,6 @@ Test(ipc, values_out_of_range)
 
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
 
-static uint64_t
-next_rand(void)
-{
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return rng;
-}
-
 static void
 decode_everything(const uint8_t *buf, size_t len)
 {
@@ -1992,9 +1984,9 @@ Test(ipc, mutation_fuzz, .timeout = 60)
 		for (round = 0; round < 4000; round++) {
 			len = samples[k].out.len;
 			memcpy(buf, samples[k].out.buf, len);
-			n = 1 + next_rand() % 4;
+			n = 1 + xorshift64(&rng) % 4;
 			for (j = 0; j < n; j++) {
-				uint64_t r = next_rand();
+				uint64_t r = xorshift64(&rng);
 				size_t at = (size_t)(r >> 8) % len;
 
 				switch (r % 5) {
@@ -2027,9 +2019,9 @@ Test(ipc, mutation_fuzz, .timeout = 60)
 	}
 	/* and plain noise */
 	for (round = 0; round < 20000; round++) {
-		len = next_rand() % 64;
+		len = xorshift64(&rng) % 64;
 		for (j = 0; j < len; j++)
-			buf[j] = (uint8_t)next_rand();
+			buf[j] = (uint8_t)xorshift64(&rng);
 		decode_everything(buf, len);
 	}
 	free_samples();
