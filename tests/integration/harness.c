@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -1444,4 +1445,51 @@ h_load_goes_on(struct h_load *l, struct ef_client *c, uint64_t acked)
 	for (i = 0; i < l->nthreads; i++)
 		cr_assert_eq(l->t[i].errors, 0, "%s", l->t[i].error);
 	return h_load_verify(l, c);
+}
+
+/* ------------------------------------------------------------------ */
+/* Starting, and raw sockets. */
+
+void
+h_start_fresh(struct h_stored *s, struct ef_client *c,
+    const char *const *extra, int timeout_ms)
+{
+	h_stored_init(s, h_tmpdir(), extra);
+	h_stored_start(s);
+	h_client(c, s, timeout_ms);
+}
+
+void
+h_stored_start_fails(struct h_stored *s, const char *what)
+{
+	int st;
+
+	h_stored_spawn(s);
+	st = h_wait_pid(s->pid, 15000);
+	s->pid = 0;
+	cr_assert(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) != 0,
+	    "%s did not exit with an error (0x%x)", what, st);
+}
+
+void
+h_unix_addr(struct sockaddr_un *sa, const char *path)
+{
+	memset(sa, 0, sizeof(*sa));
+	sa->sun_family = AF_UNIX;
+	cr_assert_lt(strlen(path), sizeof(sa->sun_path), "%s", path);
+	memcpy(sa->sun_path, path, strlen(path));
+}
+
+int
+h_unix_connect(const char *path)
+{
+	struct sockaddr_un sa;
+	int fd;
+
+	h_unix_addr(&sa, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0,
+	    "connect %s: %s", path, strerror(errno));
+	return fd;
 }

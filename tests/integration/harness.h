@@ -25,6 +25,7 @@
 #include <stdint.h>
 #include <pthread.h>
 #include <sys/types.h>
+#include <sys/un.h>
 #include <time.h>
 
 #include "client.h"
@@ -72,6 +73,13 @@ int h_stored_wait_ready(struct h_stored *s, int timeout_ms);
 
 /* Spawn and wait ready; fails the test if the daemon does not come up. */
 void h_stored_start(struct h_stored *s);
+/* h_stored_init in a fresh h_tmpdir with extra, h_stored_start, then
+ * h_client on c with timeout_ms. */
+void h_start_fresh(struct h_stored *s, struct ef_client *c,
+    const char *const *extra, int timeout_ms);
+/* Spawns s, which must exit with an error within 15 s (what says which
+ * stored, in the failure message). */
+void h_stored_start_fails(struct h_stored *s, const char *what);
 
 /*
  * Sends sig and waits up to timeout_ms for the exit. Returns the wait
@@ -121,6 +129,12 @@ char *h_export_all(const struct h_stored *s, const char *path);
  * its stderr goes to err_path. Returns the pid (reap with h_wait_pid).
  */
 pid_t h_ctl_spawn(const char *const *args, int *out_fd, const char *err_path);
+
+/* Fills sa with the unix socket address path (fails the test if it is
+ * too long). */
+void h_unix_addr(struct sockaddr_un *sa, const char *path);
+/* A unix stream socket connected to path (fails the test otherwise). */
+int h_unix_connect(const char *path);
 
 /* Kills what is still running, removes the temporary directories. */
 void h_cleanup(void);
