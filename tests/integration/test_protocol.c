@@ -23,7 +23,7 @@
 #include <criterion/criterion.h>
 
 #include "harness.h"
-#include "../tools/xorshift.h"
+#include "../tools/testutil.h"
 
 TestSuite(protocol, .fini = h_cleanup, .timeout = 120);
 

@@ -737,3 +737,11 @@ rh_fold_ok(struct rh *h, const char *name)
 	cr_assert(!f.has_error, "%s failed: %s", name, f.error);
 	return f.position;
 }
+
+void
+rh_up(struct rh *h, const char *const *plugins)
+{
+	rh_init(h, plugins);
+	rh_start_stored(h);
+	rh_start_runnerd(h);
+}

@@ -47,6 +47,8 @@ void rh_init(struct rh *h, const char *const *plugins);
 /* Copies a built plugin (by file name) into h->plugins; returns path. */
 const char *rh_add_plugin(struct rh *h, const char *file, char *out);
 void rh_start_stored(struct rh *h);
+/* rh_init with plugins, then stored and runnerd started. */
+void rh_up(struct rh *h, const char *const *plugins);
 pid_t rh_spawn_runnerd(struct rh *h);
 /* 0 ready; -1 exited (runnerd_status set); -2 timeout. */
 int rh_wait_runnerd(struct rh *h, int timeout_ms);

@@ -28,9 +28,7 @@ static struct rh h;
 static void
 up(void)
 {
-	rh_init(&h, examples);
-	rh_start_stored(&h);
-	rh_start_runnerd(&h);
+	rh_up(&h, examples);
 }
 
 static void

@@ -59,6 +59,25 @@ stop_stored(struct rh *h)
 	h->stored = 0;
 }
 
+/* Stops runnerd, then stored, with SIGTERM. */
+static void
+stop_both(struct rh *h)
+{
+	rh_kill_runnerd(h, SIGTERM);
+	stop_stored(h);
+}
+
+/* n "Plain" events appended to stream sid, then folded by strict up to
+ * position pos. */
+static void
+plain_folded(struct rh *h, const uint8_t sid[UUID_LEN], uint32_t n,
+    uint64_t pos)
+{
+	cr_assert_eq(rh_append_batch(h, sid, n, rh_numbered, "Plain"),
+	    EF_S_OK);
+	cr_assert(rh_wait_fold(h, "strict", pos, 10000));
+}
+
 /*
  * With both daemons stopped, the log goes back to the backup in bk:
  * h's data directory moves aside to h.dir/old and bk takes its place.
@@ -89,24 +108,17 @@ Test(restore, projection_rebuilds_after_an_older_log)
 	char bk[RH_PATH + 16];
 	uint64_t pos;
 
-	rh_init(&h, plugins);
-	rh_start_stored(&h);
-	rh_start_runnerd(&h);
+	rh_up(&h, plugins);
 	rh_stream_id(sid, 0x42);
-	cr_assert_eq(rh_append_batch(&h, sid, 50, rh_numbered, "Plain"),
-	    EF_S_OK);
-	cr_assert(rh_wait_fold(&h, "strict", 50, 10000));
+	plain_folded(&h, sid, 50, 50);
 
 	snprintf(bk, sizeof(bk), "%s/bk", h.dir);
 	backup(&h, bk, &pos);
 	cr_assert_eq(pos, 50);
-	cr_assert_eq(rh_append_batch(&h, sid, 30, rh_numbered, "Plain"),
-	    EF_S_OK);
-	cr_assert(rh_wait_fold(&h, "strict", 80, 10000));
+	plain_folded(&h, sid, 30, 80);
 
 	/* stop both; the log goes back to the backup, runnerd's state stays */
-	rh_kill_runnerd(&h, SIGTERM);
-	stop_stored(&h);
+	stop_both(&h);
 	restore_log(&h, bk, true);
 
 	rh_start_stored(&h);
@@ -126,9 +138,7 @@ Test(restore, projection_rebuilds_after_an_older_log)
 	    "runnerd did not say why it rebuilt");
 
 	/* the positions 50.. of the restored log are applied, in order */
-	cr_assert_eq(rh_append_batch(&h, sid, 5, rh_numbered, "Plain"),
-	    EF_S_OK);
-	cr_assert(rh_wait_fold(&h, "strict", 55, 10000));
+	plain_folded(&h, sid, 5, 55);
 	cr_assert_eq(rh_fold_ok(&h, "strict"), 55);
 	rh_stop(&h);
 }
@@ -193,9 +203,7 @@ history_past_the_backup(struct rh *h, const uint8_t sid[UUID_LEN],
 
 	increments(h, "c-old", 10);
 	increments(h, "c-rep", 10);
-	cr_assert_eq(rh_append_batch(h, sid, 50, rh_numbered, "Plain"),
-	    EF_S_OK);
-	cr_assert(rh_wait_fold(h, "strict", 70, 10000));
+	plain_folded(h, sid, 50, 70);
 	backup(h, bk, &pos);
 	cr_assert_eq(pos, 70);
 	/* snapshots (every 16 events) at version 15 of each counter */
@@ -209,9 +217,7 @@ history_past_the_backup(struct rh *h, const uint8_t sid[UUID_LEN],
 	expect_state(h, "c-old", true, 19, 20);
 	expect_state(h, "c-rep", true, 19, 20);
 	expect_state(h, "c-new", true, 19, 20);
-	cr_assert_eq(rh_append_batch(h, sid, 30, rh_numbered, "Plain"),
-	    EF_S_OK);
-	cr_assert(rh_wait_fold(h, "strict", 141, 10000));
+	plain_folded(h, sid, 30, 141);
 	cr_assert(rh_wait_fold(h, "tally", 141, 10000));
 }
 
@@ -307,17 +313,14 @@ Test(restore, repaired_log_rebuilds_folds_and_aggregate_snapshots)
 	char bk[RH_PATH + 16], amount[32];
 	uint64_t head;
 
-	rh_init(&h, plugins);
-	rh_start_stored(&h);
-	rh_start_runnerd(&h);
+	rh_up(&h, plugins);
 	rh_stream_id(sid, 0x43);
 	snprintf(bk, sizeof(bk), "%s/bk", h.dir);
 	history_past_the_backup(&h, sid, bk);
 
 	/* stop both (runnerd's writer commits the snapshots on the way
 	 * out); the log goes back to the backup, runnerd's state stays */
-	rh_kill_runnerd(&h, SIGTERM);
-	stop_stored(&h);
+	stop_both(&h);
 	restore_log(&h, bk, true);
 
 	/* others write while runnerd is away: c-rep gets other events at
@@ -404,15 +407,11 @@ Test(restore, backup_with_runner_state_resumes_without_rebuilding)
 	char bk[RH_PATH + 16], file[RH_PATH + 64];
 	char out[2048], want[RH_PATH + 128];
 
-	rh_init(&h, plugins);
-	rh_start_stored(&h);
-	rh_start_runnerd(&h);
+	rh_up(&h, plugins);
 	rh_stream_id(sid, 0x44);
 	increments(&h, "c-1", 20);
 	expect_state(&h, "c-1", true, 19, 20);
-	cr_assert_eq(rh_append_batch(&h, sid, 50, rh_numbered, "Plain"),
-	    EF_S_OK);
-	cr_assert(rh_wait_fold(&h, "strict", 70, 10000));
+	plain_folded(&h, sid, 50, 70);
 	cr_assert(rh_wait_fold(&h, "tally", 70, 10000));
 
 	snprintf(bk, sizeof(bk), "%s/bk", h.dir);
@@ -433,12 +432,9 @@ Test(restore, backup_with_runner_state_resumes_without_rebuilding)
 
 	/* after the backup: not in it */
 	increments(&h, "c-1", 3);
-	cr_assert_eq(rh_append_batch(&h, sid, 10, rh_numbered, "Plain"),
-	    EF_S_OK);
-	cr_assert(rh_wait_fold(&h, "strict", 83, 10000));
+	plain_folded(&h, sid, 10, 83);
 
-	rh_kill_runnerd(&h, SIGTERM);
-	stop_stored(&h);
+	stop_both(&h);
 	restore_log(&h, bk, false);
 	cr_assert_eq(truncate(h.runnerd_log, 0), 0);
 	rh_start_stored(&h);
@@ -496,9 +492,7 @@ Test(restore, stored_restored_under_a_running_runnerd)
 	char bk[RH_PATH + 16], last[64];
 	uint64_t pos, head;
 
-	rh_init(&h, plugins);
-	rh_start_stored(&h);
-	rh_start_runnerd(&h);
+	rh_up(&h, plugins);
 	rh_stream_id(sid, 0x45);
 	increments(&h, "c-1", 10);
 	cr_assert_eq(rh_append_batch(&h, sid, 50, rh_numbered, "Plain"),

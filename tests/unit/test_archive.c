@@ -28,7 +28,7 @@
 
 #include "archive.h"
 #include "record.h"
-#include "../tools/xorshift.h"
+#include "../tools/testutil.h"
 
 struct seg {
 	uint8_t *img;

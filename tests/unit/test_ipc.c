@@ -20,7 +20,7 @@
 #include "eventcheck.h"
 #include "ipc.h"
 #include "ipc_runner.h"
-#include "../tools/xorshift.h"
+#include "../tools/testutil.h"
 
 static void
 cap_memory(void)
