@@ -1493,3 +1493,16 @@ h_unix_connect(const char *path)
 	    "connect %s: %s", path, strerror(errno));
 	return fd;
 }
+
+void
+h_event_same(const struct h_event *a, const struct h_event *b,
+    const char *what, size_t i)
+{
+	cr_assert_eq(memcmp(a->event_id, b->event_id, UUID_LEN), 0,
+	    "%s %zu differs", what, i);
+	cr_assert_eq(a->version, b->version, "%s %zu", what, i);
+	cr_assert_eq(a->recorded_at, b->recorded_at, "%s %zu", what, i);
+	cr_assert_eq(a->payload_len, b->payload_len, "%s %zu", what, i);
+	cr_assert_eq(memcmp(a->payload, b->payload, a->payload_len), 0,
+	    "%s %zu", what, i);
+}

@@ -233,6 +233,11 @@ int h_read_all(struct ef_client *c, uint64_t from, struct h_event **evs,
 int h_read_stream(struct ef_client *c, const char *stream, uint64_t from,
     struct h_event **evs, size_t *n);
 void h_events_free(struct h_event *evs, size_t n);
+/* Fails the test unless a and b carry the same id (else "what %zu
+ * differs", with i), version, time and payload; positions and streams
+ * are not compared. */
+void h_event_same(const struct h_event *a, const struct h_event *b,
+    const char *what, size_t i);
 
 /*
  * Append load: n threads, each with its own client and its own stream,

@@ -101,15 +101,8 @@ check_restored(struct h_load *l, struct ef_client *orig, struct ef_client *rs,
 	cr_assert_geq(na, pos);
 	for (i = 0; i < nb; i++) {
 		cr_assert_eq(b[i].pos, i);
-		cr_assert_eq(memcmp(a[i].event_id, b[i].event_id, UUID_LEN), 0,
-		    "position %zu differs", i);
+		h_event_same(&a[i], &b[i], "position", i);
 		cr_assert_eq(memcmp(a[i].stream_id, b[i].stream_id, UUID_LEN),
-		    0);
-		cr_assert_eq(a[i].version, b[i].version);
-		cr_assert_eq(a[i].recorded_at, b[i].recorded_at);
-		cr_assert_eq(a[i].payload_len, b[i].payload_len);
-		cr_assert_eq(memcmp(a[i].payload, b[i].payload,
-		                 a[i].payload_len),
 		    0);
 	}
 	for (t = 0; t < l->nthreads; t++)

@@ -146,14 +146,7 @@ check_shifted_by_one(struct ef_client *ca, struct ef_client *cm)
 	cr_assert_eq(na, nm);
 	for (i = 0; i < na; i++) {
 		cr_assert_eq(em[i].pos, ea[i].pos + 1);
-		cr_assert_eq(memcmp(em[i].event_id, ea[i].event_id, UUID_LEN),
-		    0);
-		cr_assert_eq(em[i].version, ea[i].version);
-		cr_assert_eq(em[i].recorded_at, ea[i].recorded_at);
-		cr_assert_eq(em[i].payload_len, ea[i].payload_len);
-		cr_assert_eq(memcmp(em[i].payload, ea[i].payload,
-		                 ea[i].payload_len),
-		    0);
+		h_event_same(&em[i], &ea[i], "event", i);
 	}
 	h_events_free(ea, na);
 	h_events_free(em, nm);
