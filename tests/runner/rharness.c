@@ -739,9 +739,21 @@ rh_fold_ok(struct rh *h, const char *name)
 }
 
 void
-rh_up(struct rh *h, const char *const *plugins)
+rh_up_args(struct rh *h, const char *const *plugins, const char *const *extra)
 {
+	size_t i;
+
 	rh_init(h, plugins);
+	for (i = 0; extra != NULL && extra[i] != NULL; i++) {
+		cr_assert_lt(i + 1, sizeof(h->extra) / sizeof(h->extra[0]));
+		h->extra[i] = extra[i];
+	}
 	rh_start_stored(h);
 	rh_start_runnerd(h);
+}
+
+void
+rh_up(struct rh *h, const char *const *plugins)
+{
+	rh_up_args(h, plugins, NULL);
 }

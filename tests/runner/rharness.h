@@ -47,8 +47,11 @@ void rh_init(struct rh *h, const char *const *plugins);
 /* Copies a built plugin (by file name) into h->plugins; returns path. */
 const char *rh_add_plugin(struct rh *h, const char *file, char *out);
 void rh_start_stored(struct rh *h);
-/* rh_init with plugins, then stored and runnerd started. */
+/* rh_init with plugins, then stored and runnerd started; rh_up_args
+ * gives runnerd the extra flags (NULL-terminated, at most 23). */
 void rh_up(struct rh *h, const char *const *plugins);
+void rh_up_args(struct rh *h, const char *const *plugins,
+    const char *const *extra);
 pid_t rh_spawn_runnerd(struct rh *h);
 /* 0 ready; -1 exited (runnerd_status set); -2 timeout. */
 int rh_wait_runnerd(struct rh *h, int timeout_ms);

@@ -72,6 +72,22 @@ fill(struct rh *h, uint32_t batches, uint32_t per, uint32_t streams,
 	}
 }
 
+/* Starts runnerd, then kills it with SIGKILL and starts it again, kills
+ * times, after min_ms plus up to spread_ms each (rand_r of *seed). */
+static void
+kill9_while_folding(struct rh *h, int kills, int min_ms, int spread_ms,
+    unsigned *seed)
+{
+	int k;
+
+	rh_start_runnerd(h);
+	for (k = 0; k < kills; k++) {
+		rh_ms(min_ms + (int)(rand_r(seed) % (unsigned)spread_ms));
+		rh_kill_runnerd(h, SIGKILL);
+		rh_start_runnerd(h);
+	}
+}
+
 Test(crash, kill9_during_catch_up_of_200k_events)
 {
 	static const char *const pl[] = { "counter.so", "testplug.so", NULL };
@@ -81,19 +97,14 @@ Test(crash, kill9_during_catch_up_of_200k_events)
 	uint64_t head, pos;
 	unsigned seed = (unsigned)time(NULL);
 	size_t len = 0;
-	int cycle, k;
+	int k;
 
 	rh_init(&h, pl);
 	rh_start_stored(&h);
 	fill(&h, 200, 1000, 50, &counter);
 	head = rh_head(&h);
 	cr_assert_eq(head, 200000);
-	rh_start_runnerd(&h);
-	for (cycle = 0; cycle < 10; cycle++) {
-		rh_ms(100 + (int)(rand_r(&seed) % 500));
-		rh_kill_runnerd(&h, SIGKILL);
-		rh_start_runnerd(&h);
-	}
+	kill9_while_folding(&h, 10, 100, 500, &seed);
 	cr_assert(rh_wait_fold(&h, "strict", head, 120000),
 	    "strict did not "
 	    "finish");
@@ -164,7 +175,7 @@ Test(crash, manager_applies_each_command_once_under_kill9)
 	uint8_t id[UUID_LEN];
 	uint64_t head, expect[4] = { 0 }, total = 0;
 	unsigned seed = (unsigned)time(NULL) ^ 0x5a5a;
-	int cycle, k;
+	int k;
 
 	rh_init(&h, pl);
 	h.extra[0] = "--pm-backoff-ms";
@@ -174,12 +185,7 @@ Test(crash, manager_applies_each_command_once_under_kill9)
 	head = rh_head(&h);
 	for (k = 0; k < (int)head; k++)
 		expect[k % 4]++;
-	rh_start_runnerd(&h);
-	for (cycle = 0; cycle < 6; cycle++) {
-		rh_ms(150 + (int)(rand_r(&seed) % 400));
-		rh_kill_runnerd(&h, SIGKILL);
-		rh_start_runnerd(&h);
-	}
+	kill9_while_folding(&h, 6, 150, 400, &seed);
 	cr_assert(rh_wait_fold(&h, "tally", head, 120000),
 	    "tally did not "
 	    "finish");

@@ -138,11 +138,8 @@ Test(grow, map_doubles_when_full)
 	struct ipc_exec_rep rep[50];
 	uint64_t head, map0, grows0, map, grows, map2, grows2;
 
-	rh_init(&h, plugins);
-	h.extra[0] = "--map-size";
-	h.extra[1] = "64K";
-	rh_start_stored(&h);
-	rh_start_runnerd(&h);
+	rh_up_args(&h, plugins,
+	    (const char *const[]){ "--map-size", "64K", NULL });
 	rh_lmdb_map(&h, &map0, &grows0);
 	cr_assert_eq(grows0, 0);
 	cr_assert(map0 >= 65536 && map0 < 1024 * 1024, "map %llu at start",

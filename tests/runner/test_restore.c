@@ -26,6 +26,10 @@
 
 TestSuite(restore, .timeout = 180);
 
+/* The plugins of the tests with aggregates. */
+static const char *const with_counter[] = { "testplug.so", "counter.so",
+	NULL };
+
 static void
 backup(struct rh *h, const char *dir, uint64_t *position)
 {
@@ -306,14 +310,12 @@ commands_on_the_log_state(struct rh *h)
  */
 Test(restore, repaired_log_rebuilds_folds_and_aggregate_snapshots)
 {
-	static const char *const plugins[] = { "testplug.so", "counter.so",
-		NULL };
 	struct rh h;
 	uint8_t sid[UUID_LEN];
 	char bk[RH_PATH + 16], amount[32];
 	uint64_t head;
 
-	rh_up(&h, plugins);
+	rh_up(&h, with_counter);
 	rh_stream_id(sid, 0x43);
 	snprintf(bk, sizeof(bk), "%s/bk", h.dir);
 	history_past_the_backup(&h, sid, bk);
@@ -399,15 +401,13 @@ left_behind(const char *dir, const char *prefix, char *name, size_t len)
  */
 Test(restore, backup_with_runner_state_resumes_without_rebuilding)
 {
-	static const char *const plugins[] = { "testplug.so", "counter.so",
-		NULL };
 	struct rh h;
 	struct stat sb;
 	uint8_t sid[UUID_LEN];
 	char bk[RH_PATH + 16], file[RH_PATH + 64];
 	char out[2048], want[RH_PATH + 128];
 
-	rh_up(&h, plugins);
+	rh_up(&h, with_counter);
 	rh_stream_id(sid, 0x44);
 	increments(&h, "c-1", 20);
 	expect_state(&h, "c-1", true, 19, 20);
@@ -485,14 +485,12 @@ wait_value(struct rh *h, const char *proj, const char *key, const char *want,
  */
 Test(restore, stored_restored_under_a_running_runnerd)
 {
-	static const char *const plugins[] = { "testplug.so", "counter.so",
-		NULL };
 	struct rh h;
 	uint8_t sid[UUID_LEN];
 	char bk[RH_PATH + 16], last[64];
 	uint64_t pos, head;
 
-	rh_up(&h, plugins);
+	rh_up(&h, with_counter);
 	rh_stream_id(sid, 0x45);
 	increments(&h, "c-1", 10);
 	cr_assert_eq(rh_append_batch(&h, sid, 50, rh_numbered, "Plain"),
