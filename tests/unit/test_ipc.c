@@ -1824,6 +1824,19 @@ event_out_of_range(const msgpack_object *ev0, const char *longstr)
 	}
 }
 
+/* A reply [status, msg (len bytes), nil] packed by hand into o (reset
+ * first): an encoder would refuse what these tests send. */
+static void
+pack_reply(struct ipc_out *o, uint32_t status, const char *msg, uint32_t len)
+{
+	ipc_out_reset(o);
+	msgpack_pack_array(&o->pk, 3);
+	msgpack_pack_uint32(&o->pk, status);
+	msgpack_pack_str(&o->pk, len);
+	msgpack_pack_str_body(&o->pk, msg, len);
+	msgpack_pack_nil(&o->pk);
+}
+
 /* A reply status past the enum; a message over IPC_MAX_STRLEN, which an
  * encoder never writes (long messages are cut). longstr is 70000 bytes
  * and gets NUL-terminated. */
@@ -1835,19 +1848,11 @@ reply_out_of_range(char *longstr)
 	const char *why;
 
 	ipc_out_init(&o);
-	msgpack_pack_array(&o.pk, 3);
-	msgpack_pack_uint32(&o.pk, EF_S__COUNT);
-	msgpack_pack_str(&o.pk, 0);
-	msgpack_pack_nil(&o.pk);
+	pack_reply(&o, EF_S__COUNT, "", 0);
 	cr_assert_eq(ipc_reply_open(&in, o.buf, o.len, &why),
 	    EF_S_BAD_REQUEST);
 	ipc_in_close(&in);
-	ipc_out_reset(&o);
-	msgpack_pack_array(&o.pk, 3);
-	msgpack_pack_uint32(&o.pk, EF_S_OK);
-	msgpack_pack_str(&o.pk, IPC_MAX_STRLEN + 1);
-	msgpack_pack_str_body(&o.pk, longstr, IPC_MAX_STRLEN + 1);
-	msgpack_pack_nil(&o.pk);
+	pack_reply(&o, EF_S_OK, longstr, IPC_MAX_STRLEN + 1);
 	cr_assert_eq(ipc_reply_open(&in, o.buf, o.len, &why),
 	    EF_S_BAD_REQUEST);
 	cr_assert_str_eq(why, "message");
