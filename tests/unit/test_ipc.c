@@ -980,6 +980,23 @@ Test(ipc, deep_nesting)
 	free(buf);
 }
 
+/* A STATUS request envelope of n fields packed by hand into o (reset
+ * first): version, STATUS, request id 1, then nil for every further
+ * field (n may be short of the 4 a request has). */
+static void
+pack_status_request(struct ipc_out *o, uint32_t n, uint64_t version)
+{
+	uint32_t i;
+
+	ipc_out_reset(o);
+	msgpack_pack_array(&o->pk, n);
+	msgpack_pack_uint64(&o->pk, version);
+	msgpack_pack_uint8(&o->pk, EF_OP_STATUS);
+	msgpack_pack_uint8(&o->pk, 1);
+	for (i = 3; i < n; i++)
+		msgpack_pack_nil(&o->pk);
+}
+
 Test(ipc, not_an_envelope)
 {
 	struct ipc_out o;
@@ -1002,23 +1019,13 @@ Test(ipc, not_an_envelope)
 	assert_bad(o.buf, o.len, "scalar");
 
 	/* request envelopes of the wrong size, correct version */
-	ipc_out_reset(&o);
-	msgpack_pack_array(&o.pk, 3);
-	msgpack_pack_uint8(&o.pk, EF_PROTO_VERSION);
-	msgpack_pack_uint8(&o.pk, EF_OP_STATUS);
-	msgpack_pack_uint8(&o.pk, 1);
+	pack_status_request(&o, 3, EF_PROTO_VERSION);
 	why = NULL;
 	cr_assert_eq(ipc_request_open(&in, o.buf, o.len, &why),
 	    EF_S_BAD_REQUEST);
 	cr_assert_not_null(why);
 	ipc_in_close(&in);
-	ipc_out_reset(&o);
-	msgpack_pack_array(&o.pk, 5);
-	msgpack_pack_uint8(&o.pk, EF_PROTO_VERSION);
-	msgpack_pack_uint8(&o.pk, EF_OP_STATUS);
-	msgpack_pack_uint8(&o.pk, 1);
-	msgpack_pack_nil(&o.pk);
-	msgpack_pack_nil(&o.pk);
+	pack_status_request(&o, 5, EF_PROTO_VERSION);
 	cr_assert_eq(ipc_request_open(&in, o.buf, o.len, &why),
 	    EF_S_BAD_REQUEST);
 	ipc_in_close(&in);
@@ -1053,12 +1060,7 @@ Test(ipc, other_protocol_versions)
 
 	ipc_out_init(&o);
 	for (i = 0; i < sizeof(versions) / sizeof(versions[0]); i++) {
-		ipc_out_reset(&o);
-		msgpack_pack_array(&o.pk, 4);
-		msgpack_pack_uint64(&o.pk, versions[i]);
-		msgpack_pack_uint8(&o.pk, EF_OP_STATUS);
-		msgpack_pack_uint8(&o.pk, 1);
-		msgpack_pack_nil(&o.pk);
+		pack_status_request(&o, 4, versions[i]);
 		why = NULL;
 		cr_assert_eq(ipc_request_open(&in, o.buf, o.len, &why),
 		    EF_S_BAD_VERSION, "version %llu",
