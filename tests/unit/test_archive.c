@@ -929,33 +929,30 @@ Test(archive, bad_seek_tables_and_footers)
 	seg_free(&s);
 }
 
-Test(archive, verify_checks_batches_inside_good_frames)
+/* Writes m.zst: segment s compressed as two frames split at byte cut,
+ * with a seek table whose checksums match them (so only the batch check
+ * can see a bad byte inside). */
+static void
+write_two_frames(const struct seg *s, size_t cut)
 {
-	uint32_t sizes[10] = { 2, 2, 2, 2, 2, 2, 2, 2, 2, 2 };
-	struct archive_fault f;
-	struct seg s;
 	uint8_t *out, foot[ARCHIVE_FOOTER], hdr[8], ent[ARCHIVE_ENTRY * 2];
-	size_t cap, c0, c1, cut;
+	size_t cap, c0, c1;
 	int fd;
 
-	/* a frame with intact checksums over bad batch bytes: only the
-	 * batch check can see it */
-	seg_build(&s, 5, sizes, 10, 50);
-	s.img[s.rec_off[7] + 80] ^= 1;
-	cut = s.batch_off[5];
-	cap = ZSTD_compressBound(s.len);
+	cap = ZSTD_compressBound(s->len);
 	out = malloc(2 * cap);
-	c0 = ZSTD_compress(out, cap, s.img, cut, 3);
-	c1 = ZSTD_compress(out + c0, cap, s.img + cut, s.len - cut, 3);
+	cr_assert_not_null(out);
+	c0 = ZSTD_compress(out, cap, s->img, cut, 3);
+	c1 = ZSTD_compress(out + c0, cap, s->img + cut, s->len - cut, 3);
 	cr_assert(!ZSTD_isError(c0) && !ZSTD_isError(c1));
 	put_le32(hdr, ARCHIVE_SKIP_MAGIC);
 	put_le32(hdr + 4, 2 * ARCHIVE_ENTRY + ARCHIVE_FOOTER);
 	put_le32(ent, (uint32_t)c0);
 	put_le32(ent + 4, (uint32_t)cut);
-	put_le32(ent + 8, (uint32_t)XXH64(s.img, cut, 0));
+	put_le32(ent + 8, (uint32_t)XXH64(s->img, cut, 0));
 	put_le32(ent + 12, (uint32_t)c1);
-	put_le32(ent + 16, (uint32_t)(s.len - cut));
-	put_le32(ent + 20, (uint32_t)XXH64(s.img + cut, s.len - cut, 0));
+	put_le32(ent + 16, (uint32_t)(s->len - cut));
+	put_le32(ent + 20, (uint32_t)XXH64(s->img + cut, s->len - cut, 0));
 	put_le32(foot, 2);
 	foot[4] = 0x80;
 	put_le32(foot + 5, ARCHIVE_SEEK_MAGIC);
@@ -966,6 +963,20 @@ Test(archive, verify_checks_batches_inside_good_frames)
 	cr_assert_eq(write(fd, ent, sizeof(ent)), (ssize_t)sizeof(ent));
 	cr_assert_eq(write(fd, foot, sizeof(foot)), (ssize_t)sizeof(foot));
 	close(fd);
+	free(out);
+}
+
+Test(archive, verify_checks_batches_inside_good_frames)
+{
+	uint32_t sizes[10] = { 2, 2, 2, 2, 2, 2, 2, 2, 2, 2 };
+	struct archive_fault f;
+	struct seg s;
+
+	/* a frame with intact checksums over bad batch bytes: only the
+	 * batch check can see it */
+	seg_build(&s, 5, sizes, 10, 50);
+	s.img[s.rec_off[7] + 80] ^= 1;
+	write_two_frames(&s, s.batch_off[5]);
 	cr_assert_eq(archive_verify(path("m.zst"), NULL, &f), -EBADMSG);
 	cr_assert_eq(f.frame, 0);
 	cr_assert_eq(f.file_off, 0);
@@ -973,25 +984,10 @@ Test(archive, verify_checks_batches_inside_good_frames)
 
 	/* intact batches but one split across the two frames */
 	s.img[s.rec_off[7] + 80] ^= 1;
-	cut = s.batch_off[5] + 40;
-	c0 = ZSTD_compress(out, cap, s.img, cut, 3);
-	c1 = ZSTD_compress(out + c0, cap, s.img + cut, s.len - cut, 3);
-	put_le32(ent, (uint32_t)c0);
-	put_le32(ent + 4, (uint32_t)cut);
-	put_le32(ent + 8, (uint32_t)XXH64(s.img, cut, 0));
-	put_le32(ent + 12, (uint32_t)c1);
-	put_le32(ent + 16, (uint32_t)(s.len - cut));
-	put_le32(ent + 20, (uint32_t)XXH64(s.img + cut, s.len - cut, 0));
-	fd = openat(dirfd_, "m.zst", O_WRONLY | O_CREAT | O_TRUNC, 0640);
-	cr_assert_eq(write(fd, out, c0 + c1), (ssize_t)(c0 + c1));
-	cr_assert_eq(write(fd, hdr, 8), 8);
-	cr_assert_eq(write(fd, ent, sizeof(ent)), (ssize_t)sizeof(ent));
-	cr_assert_eq(write(fd, foot, sizeof(foot)), (ssize_t)sizeof(foot));
-	close(fd);
+	write_two_frames(&s, s.batch_off[5] + 40);
 	cr_assert_eq(archive_verify(path("m.zst"), NULL, &f), -EBADMSG);
 	cr_assert_eq(f.frame, 0);
 	cr_assert_eq(f.doff, s.batch_off[5]);
-	free(out);
 	seg_free(&s);
 }
 
