@@ -216,6 +216,19 @@ class Client:
         return call(payload, timeout=timeout, metadata=self.metadata)
 
 
+def stop_proc(proc, sig=signal.SIGTERM, timeout=30):
+    """Sends sig to proc and waits up to timeout s for it, then kills it;
+    the exit code (None if proc is None)."""
+    if proc is None:
+        return None
+    proc.send_signal(sig)
+    try:
+        return proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait()
+
+
 def _flag(args, name):
     """The value after flag name in args, or None."""
     args = list(args)
@@ -318,14 +331,8 @@ class Cluster:
         wait_for(up, what="runner.sock")
 
     def stop_runnerd(self, sig=signal.SIGTERM):
-        if self.runnerd is not None:
-            self.runnerd.send_signal(sig)
-            try:
-                self.runnerd.wait(30)
-            except subprocess.TimeoutExpired:
-                self.runnerd.kill()
-                self.runnerd.wait()
-            self.runnerd = None
+        stop_proc(self.runnerd, sig)
+        self.runnerd = None
 
     def start_gateway(self, wait=True):
         env = dict(os.environ)
@@ -425,14 +432,7 @@ class Cluster:
             return ""
 
     def stop_gateway(self, sig=signal.SIGTERM, timeout=30):
-        if self.gateway is None:
-            return None
-        self.gateway.send_signal(sig)
-        try:
-            rc = self.gateway.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.gateway.kill()
-            rc = self.gateway.wait()
+        rc = stop_proc(self.gateway, sig, timeout)
         self.gateway = None
         return rc
 
@@ -446,6 +446,26 @@ class Cluster:
                 p.wait()
         self.gateway = self.runnerd = self.stored = None
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class ClusterCase(unittest.TestCase):
+    """Tests on one stored and gateway of their own, per class: self.cl
+    (Cluster(**CLUSTER)) and self.c (a client of it); with WAIT_SERVING,
+    setUpClass also waits until the gateway reports SERVING."""
+
+    CLUSTER = {}
+    WAIT_SERVING = False
+
+    @classmethod
+    def setUpClass(cls):
+        cls.cl = Cluster(**cls.CLUSTER)
+        cls.c = cls.cl.client()
+        if cls.WAIT_SERVING:
+            cls.cl.wait_serving(cls.c)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.cl.close()
 
 
 class TapResult(unittest.TestResult):

@@ -54,14 +54,8 @@ class NatsNode:
         h.wait_port(self.port)
 
     def stop(self, sig=signal.SIGTERM):
-        if self.proc is not None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-            self.proc = None
+        h.stop_proc(self.proc, sig)
+        self.proc = None
 
 
 def nats_cluster(dir, n):
@@ -95,14 +89,8 @@ class Mirrord:
         h.wait_port(self.mport)
 
     def stop(self, sig=signal.SIGTERM):
-        if self.proc is not None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-            self.proc = None
+        h.stop_proc(self.proc, sig)
+        self.proc = None
 
     def metrics(self):
         import urllib.request

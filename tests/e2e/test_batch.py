@@ -13,7 +13,6 @@
 # carry several Appends.
 import threading
 import time
-import unittest
 
 import grpc
 
@@ -40,16 +39,8 @@ def req(stream, expected, evs):
                             events=evs)
 
 
-class BatchTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.cl = h.Cluster()
-        cls.c = cls.cl.client()
-        cls.cl.wait_serving(cls.c)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.cl.close()
+class BatchTest(h.ClusterCase):
+    WAIT_SERVING = True
 
     def check_own(self, reqs, res):
         """Every OK result's positions hold that request's events."""

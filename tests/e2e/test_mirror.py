@@ -126,55 +126,51 @@ class MirrorTest(unittest.TestCase):
         self.m.wait_position(2205)
         js.check_exactly_once(self, self.client, self.nats.url, 2205)
 
-    def test_2_kill9_under_load(self):
+    def under_writes(self, disrupt, nats_url=None, timeout=120):
+        """mirrord started while another thread writes, then disrupt();
+        once the writes stop, every event reaches the stream (on
+        nats_url, this test's server by default) exactly once. The
+        head."""
         w = Writer(self.client)
         w.start()
         self.m.start()
         try:
+            disrupt()
+        finally:
+            w.finish()
+        head = self.head()
+        self.m.wait_position(head, timeout=timeout)
+        js.check_exactly_once(self, self.client, nats_url or self.nats.url,
+                              head)
+        return head
+
+    def test_2_kill9_under_load(self):
+        def kills():
             for _ in range(MIRROR_KILLS):
                 time.sleep(random.uniform(0.2, 0.8))
                 self.m.stop(signal.SIGKILL)
                 self.m.start()
-        finally:
-            w.finish()
-        head = self.head()
-        self.assertGreater(head, 0)
-        self.m.wait_position(head, timeout=120)
-        js.check_exactly_once(self, self.client, self.nats.url, head)
+        self.assertGreater(self.under_writes(kills), 0)
 
     def test_3_nats_down_10s(self):
-        w = Writer(self.client)
-        w.start()
-        self.m.start()
-        try:
+        def nats_down():
             time.sleep(1)
             self.nats.stop()
             time.sleep(10)
             self.nats.start()
             time.sleep(1)
-        finally:
-            w.finish()
-        head = self.head()
-        self.m.wait_position(head, timeout=120)
-        js.check_exactly_once(self, self.client, self.nats.url, head)
+        self.under_writes(nats_down)
         self.assertGreater(self.m.metrics()["eventfold_mirror_errors_total"],
                            0)
 
     def test_4_stored_restart(self):
-        w = Writer(self.client)
-        w.start()
-        self.m.start()
-        try:
+        def stored_restart():
             time.sleep(1)
             self.c.stop_stored(signal.SIGKILL)
             time.sleep(0.5)
             self.c.start_stored()
             time.sleep(1)
-        finally:
-            w.finish()
-        head = self.head()
-        self.m.wait_position(head, timeout=120)
-        js.check_exactly_once(self, self.client, self.nats.url, head)
+        self.under_writes(stored_restart)
 
     def test_5_r3_node_killed(self):
         """A 3-replica stream on three routed nats-servers; one is
@@ -184,20 +180,14 @@ class MirrorTest(unittest.TestCase):
         try:
             self.m = js.Mirrord(self.c, [n.url for n in nodes],
                                 ["--replicas", "3"])
-            w = Writer(self.client)
-            w.start()
-            self.m.start()
-            try:
+
+            def node_killed():
                 self.m.wait_position(200, timeout=120)
                 nodes[1].stop(signal.SIGKILL)
                 time.sleep(3)
                 nodes[1].start()
                 time.sleep(2)
-            finally:
-                w.finish()
-            head = self.head()
-            self.m.wait_position(head, timeout=180)
-            js.check_exactly_once(self, self.client, nodes[0].url, head)
+            self.under_writes(node_killed, nodes[0].url, timeout=180)
             self.assertEqual(
                 self.m.metrics()["eventfold_mirror_stream_replicas"], 3)
         finally:

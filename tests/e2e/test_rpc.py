@@ -6,7 +6,6 @@
 # ReadStream, ReadAll, ListStreams; every status of the contract in its
 # order; idempotent retry; exact(n) races; paging; hostile input.
 import threading
-import unittest
 
 import grpc
 
@@ -16,20 +15,8 @@ from efharness import pb
 C = grpc.StatusCode
 
 
-class RpcTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.cl = h.Cluster()
-        cls.c = cls.cl.client()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.cl.close()
-
-    def status(self, fn, *a, **kw):
-        with self.assertRaises(grpc.RpcError) as cm:
-            fn(*a, **kw)
-        return cm.exception.code(), cm.exception.details()
+class RpcTest(h.ClusterCase):
+    status = staticmethod(h.rpc_status)
 
     def test_append_then_read_stream(self):
         sid = h.new_id()

@@ -132,17 +132,10 @@ class TlsTest(unittest.TestCase):
             cl.close()
 
 
-class JwtTest(unittest.TestCase):
+class JwtTest(h.ClusterCase):
     SECRET = "s3cret-for-tests"
-
-    @classmethod
-    def setUpClass(cls):
-        # the secret comes from EventfoldDB's environment variable
-        cls.cl = h.Cluster(gw_env={"EVENTFOLD_JWT_SECRET": cls.SECRET})
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.cl.close()
+    # the secret comes from EventfoldDB's environment variable
+    CLUSTER = {"gw_env": {"EVENTFOLD_JWT_SECRET": SECRET}}
 
     def client(self, auth=None):
         md = None if auth is None else [("authorization", auth)]

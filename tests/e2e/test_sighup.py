@@ -22,35 +22,32 @@ class SighupTest(unittest.TestCase):
         cls.cl.start_gateway()
         cls.c = cls.cl.client()
 
-    def test_gatewayd(self):
-        gw = self.cl.gateway
-        # a file the gateway would refuse at start: not read on SIGHUP
+    def sighup_says(self, proc, name, line):
+        """With a file that name would refuse at start (an unknown key in
+        its section), SIGHUP to proc: name logs line, does not read the
+        file and keeps running. The file is emptied after."""
         with open(self.cl.conf, "w") as f:
-            f.write("[gatewayd]\nno_such_key = 1\n")
+            f.write("[%s]\nno_such_key = 1\n" % name)
         try:
-            gw.send_signal(signal.SIGHUP)
-            h.wait_for(lambda: "SIGHUP: the gateway has nothing to "
-                       "reload; restart it to change its configuration"
-                       in self.cl.log("gatewayd"), what="gatewayd's line")
+            proc.send_signal(signal.SIGHUP)
+            h.wait_for(lambda: line in self.cl.log(name),
+                       what="%s's line" % name)
         finally:
             open(self.cl.conf, "w").close()
-        self.assertIsNone(gw.poll())
+        self.assertIsNone(proc.poll())
+
+    def test_gatewayd(self):
+        self.sighup_says(self.cl.gateway, "gatewayd",
+                         "SIGHUP: the gateway has nothing to reload; "
+                         "restart it to change its configuration")
         self.assertEqual(self.c.check(), h.SERVING)
         r = self.c.append(h.new_id(), h.no_stream(), h.events(1))
         self.assertEqual(r.first_stream_version, 0)
 
     def test_runnerd(self):
-        rd = self.cl.runnerd
-        with open(self.cl.conf, "w") as f:
-            f.write("[runnerd]\nno_such_key = 1\n")
-        try:
-            rd.send_signal(signal.SIGHUP)
-            h.wait_for(lambda: "SIGHUP: nothing to reload (restart to "
-                       "load new plugins or settings)"
-                       in self.cl.log("runnerd"), what="runnerd's line")
-        finally:
-            open(self.cl.conf, "w").close()
-        self.assertIsNone(rd.poll())
+        self.sighup_says(self.cl.runnerd, "runnerd",
+                         "SIGHUP: nothing to reload (restart to load new "
+                         "plugins or settings)")
 
         def execute():
             try:

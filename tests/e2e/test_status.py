@@ -10,7 +10,6 @@
 # string fields with a NUL byte, refused in every method, never cut
 # short (metadata and payload are bytes: NUL there is data).
 import time
-import unittest
 
 import grpc
 
@@ -23,20 +22,7 @@ C = grpc.StatusCode
 status = h.rpc_status
 
 
-class OnCluster(unittest.TestCase):
-    """Tests on one stored and gateway of their own, per class."""
-
-    @classmethod
-    def setUpClass(cls):
-        cls.cl = h.Cluster()
-        cls.c = cls.cl.client()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.cl.close()
-
-
-class StatusTest(OnCluster):
+class StatusTest(h.ClusterCase):
 
     def ev(self, eid=None, etype="T", metadata=b"", payload=b"{}"):
         return pb.ProposedEvent(event_id=eid or h.new_id(), event_type=etype,
@@ -183,7 +169,7 @@ class StatusTest(OnCluster):
         self.assertEqual(len(self.c.read_stream(sid)), 3)
 
 
-class NulTest(OnCluster):
+class NulTest(h.ClusterCase):
     """A NUL byte in a string field is refused, never cut short."""
 
     NUL_MSG = ": a string must not contain a NUL byte"
@@ -244,16 +230,9 @@ class NulTest(OnCluster):
         self.assertEqual(code, C.UNAVAILABLE)
 
 
-class AuthStatusTest(unittest.TestCase):
+class AuthStatusTest(h.ClusterCase):
     SECRET = "status-secret"
-
-    @classmethod
-    def setUpClass(cls):
-        cls.cl = h.Cluster(gw_env={"EVENTFOLD_JWT_SECRET": cls.SECRET})
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.cl.close()
+    CLUSTER = {"gw_env": {"EVENTFOLD_JWT_SECRET": SECRET}}
 
     def denied(self, auth):
         # one channel, already connected, for every token

@@ -78,16 +78,7 @@ def positions(evs):
     return [e.global_position for e in evs]
 
 
-class SubscribeTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.cl = h.Cluster()
-        cls.c = cls.cl.client()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.cl.close()
-
+class SubscribeTest(h.ClusterCase):
     def head(self):
         """Appends one event on a scratch stream: its position + 1."""
         r = self.c.append(h.new_id(), h.any_(), h.events(1))

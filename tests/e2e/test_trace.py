@@ -9,7 +9,6 @@
 # entry with the refusal. Two calls get two ids.
 import os
 import re
-import unittest
 
 import grpc
 
@@ -21,16 +20,8 @@ LINK = re.compile(r"call ([0-9a-f]{16}): append went as request "
                   r"([0-9a-f]{16}) entry (\d+): EVENT_ID_REUSED")
 
 
-class TraceTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.cl = h.Cluster()
-        cls.c = cls.cl.client()
-        cls.cl.wait_serving(cls.c)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.cl.close()
+class TraceTest(h.ClusterCase):
+    WAIT_SERVING = True
 
     def whole_log(self, name):
         with open(os.path.join(self.cl.dir, name + ".log"), "rb") as f:

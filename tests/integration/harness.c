@@ -14,12 +14,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <criterion/criterion.h>
+#include <jansson.h>
 
 #include "harness.h"
 
@@ -1221,4 +1223,286 @@ h_verify_ok(const struct h_stored *s, uint64_t events)
 	    (unsigned long long)events);
 	cr_assert(strstr(out, want) != NULL, "%s", out);
 	free(out);
+}
+
+/* ------------------------------------------------------------------ */
+/* Segments, the record book, crash points. */
+
+void
+h_rotate(const struct h_stored *s)
+{
+	char *out = NULL;
+	int rc = h_ctl_at(s, (const char *const[]){ "rotate", NULL }, &out,
+	    NULL);
+
+	cr_assert_eq(rc, 0, "eventfoldctl rotate: %d %s", rc, out);
+	free(out);
+}
+
+int
+h_file_exists(const char *dir, const char *name)
+{
+	char path[H_PATH + 64];
+	struct stat sb;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	return stat(path, &sb) == 0;
+}
+
+/* One line of `segments --json` into seg; next is where it must start. */
+static void
+segment_parse(struct h_seginfo *seg, const char *line, uint64_t next, size_t n)
+{
+	json_t *j = json_loads(line, 0, NULL), *last;
+	const char *state;
+
+	cr_assert_not_null(j, "not JSON: %s", line);
+	seg->first = json_integer_value(json_object_get(j, "first"));
+	seg->events = json_integer_value(json_object_get(j, "events"));
+	seg->bytes = json_integer_value(json_object_get(j, "bytes"));
+	state = json_string_value(json_object_get(j, "state"));
+	seg->archived = strcmp(state, "archived") == 0;
+	seg->sealed = seg->archived || strcmp(state, "sealed") == 0;
+	if (seg->archived) {
+		/* a ratio is shown, from the bytes on disk */
+		cr_assert_gt(json_integer_value(
+		                 json_object_get(j, "stored_bytes")),
+		    0, "%s", line);
+		cr_assert_gt(json_real_value(json_object_get(j, "ratio")), 1.0,
+		    "%s", line);
+	}
+	last = json_object_get(j, "last");
+	if (seg->events > 0)
+		cr_assert_eq(json_integer_value(last),
+		    seg->first + seg->events - 1, "%s", line);
+	else
+		cr_assert(json_is_null(last), "%s", line);
+	cr_assert_eq(seg->first, next,
+	    "segment %zu starts at %llu, expected %llu", n,
+	    (unsigned long long)seg->first, (unsigned long long)next);
+	json_decref(j);
+}
+
+size_t
+h_segments(const struct h_stored *s, struct h_seginfo *segs, size_t max,
+    uint64_t head)
+{
+	char *out = NULL, *line, *save = NULL;
+	size_t n = 0;
+	uint64_t next = 0;
+	int rc;
+
+	rc = h_ctl_at(s, (const char *const[]){ "segments", "--json", NULL },
+	    &out, NULL);
+	cr_assert_eq(rc, 0, "eventfoldctl segments: %d", rc);
+	for (line = strtok_r(out, "\n", &save); line != NULL;
+	     line = strtok_r(NULL, "\n", &save)) {
+		cr_assert_lt(n, max);
+		segment_parse(&segs[n], line, next, n);
+		next = segs[n].first + segs[n].events;
+		n++;
+	}
+	free(out);
+	cr_assert_gt(n, 0);
+	for (size_t i = 0; i + 1 < n; i++) {
+		cr_assert(segs[i].sealed, "segment %zu is not sealed", i);
+		cr_assert_gt(segs[i].events, 0, "sealed segment %zu is empty",
+		    i);
+	}
+	cr_assert(!segs[n - 1].sealed, "the last segment is not hot");
+	cr_assert_eq(next, head, "the segments hold %llu events, head %llu",
+	    (unsigned long long)next, (unsigned long long)head);
+	return n;
+}
+
+/* Appends n events of type to stream s of the book, and books them. */
+static void
+book_append(struct ef_client *c, struct h_book *b, int s, uint32_t n,
+    const char *type, const char *payload, uint64_t *versions)
+{
+	struct ipc_proposed evs[3];
+	char ids[3][UUID_STR_LEN];
+	struct h_result r;
+	uint64_t first = b->n;
+	uint32_t k;
+
+	memset(evs, 0, sizeof(evs));
+	for (k = 0; k < n; k++) {
+		evs[k] = h_proposed(h_uuid(ids[k]), type, payload);
+	}
+	cr_assert_eq(h_append(c, b->streams[s], EF_EXPECT_ANY, 0, evs, n, &r),
+	    EF_S_OK, "%s", r.msg);
+	cr_assert_eq(r.rep.first_pos, first);
+	for (k = 0; k < n; k++) {
+		uuid_parse(ids[k], 36, b->ev[b->n].id);
+		b->ev[b->n].stream = s;
+		b->ev[b->n].version = versions[s]++;
+		b->n++;
+	}
+}
+
+void
+h_book_write(struct ef_client *c, const struct h_stored *s, struct h_book *b,
+    const char *payload, int rotate_twice_at)
+{
+	uint64_t versions[H_BOOK_STREAMS] = { 0 };
+	int a, st;
+
+	for (st = 0; st < H_BOOK_STREAMS; st++)
+		h_uuid(b->streams[st]);
+	b->n = 0;
+	for (a = 0; a < 60; a++) {
+		book_append(c, b, a * 5 % H_BOOK_STREAMS,
+		    1 + (uint32_t)(a * 7 % 3), "Boundary", payload, versions);
+		if (a % 4 == 0 || a % 7 == 3)
+			h_rotate(s);
+		if (a == rotate_twice_at)
+			h_rotate(s); /* again: nothing to seal */
+	}
+	h_rotate(s);
+	for (st = 0; st < H_BOOK_STREAMS; st++)
+		book_append(c, b, st, 1, "Hot", NULL, versions);
+}
+
+void
+h_need_crashpoints(void)
+{
+	const char *cp = getenv("EF_CRASHPOINTS");
+
+	if (strcmp(cp ? cp : "", "1") != 0)
+		cr_skip_test("built without -Dcrashpoints=true");
+}
+
+int
+h_log_has(const struct h_stored *s, const char *needle)
+{
+	char *log = h_read_file(s->log, NULL);
+	int r = log != NULL && strstr(log, needle) != NULL;
+
+	free(log);
+	return r;
+}
+
+void
+h_stored_wait_killed(struct h_stored *s, int timeout_ms, const char *point)
+{
+	int st = h_wait_pid(s->pid, timeout_ms);
+
+	s->pid = 0;
+	cr_assert(st != -1 && WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL,
+	    "%s: stored was not killed there (0x%x)", point, st);
+}
+
+/* Fails the test unless s's log names crash point (up to any ':'). */
+static void
+log_names_point(const struct h_stored *s, const char *point)
+{
+	char name[128], *log;
+
+	snprintf(name, sizeof(name), "%s", point);
+	name[strcspn(name, ":")] = '\0';
+	log = h_read_file(s->log, NULL);
+	cr_assert(log != NULL && strstr(log, name) != NULL,
+	    "not killed at %s:\n%s", name, log);
+	free(log);
+}
+
+uint64_t
+h_load_killed_at(struct h_stored *s, struct h_load *l, const char *point,
+    int timeout_ms)
+{
+	uint64_t acked;
+
+	setenv("EVENTFOLD_CRASHPOINT", point, 1);
+	h_stored_spawn(s);
+	unsetenv("EVENTFOLD_CRASHPOINT");
+	cr_assert_eq(h_stored_wait_ready(s, 15000), 0);
+	h_load_start(l);
+	h_stored_wait_killed(s, timeout_ms, point);
+	h_load_stop(l);
+	log_names_point(s, point);
+	acked = __atomic_load_n(&l->acked, __ATOMIC_RELAXED);
+	cr_assert_gt(acked, 0);
+	return acked;
+}
+
+uint64_t
+h_load_recovered(struct h_load *l, struct ef_client *c, uint64_t acked)
+{
+	cr_assert_geq(h_load_verify(l, c), acked);
+	h_load_retry_pending(l, c);
+	return h_load_verify(l, c);
+}
+
+uint64_t
+h_load_goes_on(struct h_load *l, struct ef_client *c, uint64_t acked)
+{
+	uint32_t i;
+
+	h_load_start(l);
+	cr_assert_eq(h_load_wait_acked(l, acked + 500, 60000), 0);
+	h_load_stop(l);
+	for (i = 0; i < l->nthreads; i++)
+		cr_assert_eq(l->t[i].errors, 0, "%s", l->t[i].error);
+	return h_load_verify(l, c);
+}
+
+/* ------------------------------------------------------------------ */
+/* Starting, and raw sockets. */
+
+void
+h_start_fresh(struct h_stored *s, struct ef_client *c,
+    const char *const *extra, int timeout_ms)
+{
+	h_stored_init(s, h_tmpdir(), extra);
+	h_stored_start(s);
+	h_client(c, s, timeout_ms);
+}
+
+void
+h_stored_start_fails(struct h_stored *s, const char *what)
+{
+	int st;
+
+	h_stored_spawn(s);
+	st = h_wait_pid(s->pid, 15000);
+	s->pid = 0;
+	cr_assert(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) != 0,
+	    "%s did not exit with an error (0x%x)", what, st);
+}
+
+void
+h_unix_addr(struct sockaddr_un *sa, const char *path)
+{
+	memset(sa, 0, sizeof(*sa));
+	sa->sun_family = AF_UNIX;
+	cr_assert_lt(strlen(path), sizeof(sa->sun_path), "%s", path);
+	memcpy(sa->sun_path, path, strlen(path));
+}
+
+int
+h_unix_connect(const char *path)
+{
+	struct sockaddr_un sa;
+	int fd;
+
+	h_unix_addr(&sa, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0,
+	    "connect %s: %s", path, strerror(errno));
+	return fd;
+}
+
+void
+h_event_same(const struct h_event *a, const struct h_event *b,
+    const char *what, size_t i)
+{
+	cr_assert_eq(memcmp(a->event_id, b->event_id, UUID_LEN), 0,
+	    "%s %zu differs", what, i);
+	cr_assert_eq(a->version, b->version, "%s %zu", what, i);
+	cr_assert_eq(a->recorded_at, b->recorded_at, "%s %zu", what, i);
+	cr_assert_eq(a->payload_len, b->payload_len, "%s %zu", what, i);
+	cr_assert_eq(memcmp(a->payload, b->payload, a->payload_len), 0,
+	    "%s %zu", what, i);
 }

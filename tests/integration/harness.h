@@ -25,6 +25,7 @@
 #include <stdint.h>
 #include <pthread.h>
 #include <sys/types.h>
+#include <sys/un.h>
 #include <time.h>
 
 #include "client.h"
@@ -72,6 +73,13 @@ int h_stored_wait_ready(struct h_stored *s, int timeout_ms);
 
 /* Spawn and wait ready; fails the test if the daemon does not come up. */
 void h_stored_start(struct h_stored *s);
+/* h_stored_init in a fresh h_tmpdir with extra, h_stored_start, then
+ * h_client on c with timeout_ms. */
+void h_start_fresh(struct h_stored *s, struct ef_client *c,
+    const char *const *extra, int timeout_ms);
+/* Spawns s, which must exit with an error within 15 s (what says which
+ * stored, in the failure message). */
+void h_stored_start_fails(struct h_stored *s, const char *what);
 
 /*
  * Sends sig and waits up to timeout_ms for the exit. Returns the wait
@@ -121,6 +129,12 @@ char *h_export_all(const struct h_stored *s, const char *path);
  * its stderr goes to err_path. Returns the pid (reap with h_wait_pid).
  */
 pid_t h_ctl_spawn(const char *const *args, int *out_fd, const char *err_path);
+
+/* Fills sa with the unix socket address path (fails the test if it is
+ * too long). */
+void h_unix_addr(struct sockaddr_un *sa, const char *path);
+/* A unix stream socket connected to path (fails the test otherwise). */
+int h_unix_connect(const char *path);
 
 /* Kills what is still running, removes the temporary directories. */
 void h_cleanup(void);
@@ -219,6 +233,11 @@ int h_read_all(struct ef_client *c, uint64_t from, struct h_event **evs,
 int h_read_stream(struct ef_client *c, const char *stream, uint64_t from,
     struct h_event **evs, size_t *n);
 void h_events_free(struct h_event *evs, size_t n);
+/* Fails the test unless a and b carry the same id (else "what %zu
+ * differs", with i), version, time and payload; positions and streams
+ * are not compared. */
+void h_event_same(const struct h_event *a, const struct h_event *b,
+    const char *what, size_t i);
 
 /*
  * Append load: n threads, each with its own client and its own stream,
@@ -293,6 +312,59 @@ void h_load_retry_pending(struct h_load *l, struct ef_client *c);
  */
 uint64_t h_load_verify(struct h_load *l, struct ef_client *c);
 void h_load_free(struct h_load *l);
+
+/* `eventfoldctl rotate` on s, which must succeed. */
+void h_rotate(const struct h_stored *s);
+/* Whether dir/name exists. */
+int h_file_exists(const char *dir, const char *name);
+
+/*
+ * `eventfoldctl segments --json` of s into segs (at most max), checked:
+ * contiguous from 0 to head, every segment sealed (or archived, with a
+ * size on disk and a ratio over 1) but the last, which is hot and the
+ * only one that may be empty. Returns the count.
+ */
+struct h_seginfo {
+	uint64_t first, events, bytes;
+	int sealed, archived; /* an archived segment is sealed too */
+};
+size_t h_segments(const struct h_stored *s, struct h_seginfo *segs, size_t max,
+    uint64_t head);
+
+/*
+ * Writes b through c on s: 60 appends of 1..3 events of type "Boundary"
+ * and the given payload over H_BOOK_STREAMS new streams, with `eventfoldctl
+ * rotate` after append a when a % 4 == 0 or a % 7 == 3, so that boundaries
+ * fall after every batch size (and twice in a row after append
+ * rotate_twice_at: an empty hot segment; -1 for none); then a rotation
+ * and one "Hot" event per stream, so that each stream is in the hot
+ * segment too.
+ */
+void h_book_write(struct ef_client *c, const struct h_stored *s,
+    struct h_book *b, const char *payload, int rotate_twice_at);
+
+/* Skips the test unless stored was built with crash points. */
+void h_need_crashpoints(void);
+/* Whether s's log contains needle. */
+int h_log_has(const struct h_stored *s, const char *needle);
+/* Waits up to timeout_ms for s to die of SIGKILL at crash point point
+ * (named in the failure message); fails the test otherwise. */
+void h_stored_wait_killed(struct h_stored *s, int timeout_ms,
+    const char *point);
+/*
+ * Starts s with EVENTFOLD_CRASHPOINT=point and load l on it, waits up to
+ * timeout_ms for the kill there (the log must name point, up to any
+ * ':'), stops l. Returns the events acknowledged (more than 0).
+ */
+uint64_t h_load_killed_at(struct h_stored *s, struct h_load *l,
+    const char *point, int timeout_ms);
+/* After the restart: every acknowledged event (at least acked) is there,
+ * pending appends retried; the head. */
+uint64_t h_load_recovered(struct h_load *l, struct ef_client *c,
+    uint64_t acked);
+/* The load goes on: 500 more events acknowledged without an error, all
+ * verified; the head. */
+uint64_t h_load_goes_on(struct h_load *l, struct ef_client *c, uint64_t acked);
 
 /* A random UUID as lowercase hyphenated text into buf. */
 char *h_uuid(char buf[UUID_STR_LEN]);

@@ -25,14 +25,6 @@ static struct h_stored sd;
 static struct ef_client cl;
 
 static void
-start(void)
-{
-	h_stored_init(&sd, h_tmpdir(), NULL);
-	h_stored_start(&sd);
-	h_client(&cl, &sd, 10000);
-}
-
-static void
 restart(int sig)
 {
 	int st;
@@ -44,20 +36,14 @@ restart(int sig)
 	h_client(&cl, &sd, 10000);
 }
 
+/* h_proposed with metadata md (NULL: none). */
 static struct ipc_proposed
 ev(const char *id, const char *type, const char *md, const char *payload)
 {
-	struct ipc_proposed p;
+	struct ipc_proposed p = h_proposed(id, type, payload);
 
-	memset(&p, 0, sizeof(p));
-	p.event_id.ptr = id;
-	p.event_id.len = (uint32_t)strlen(id);
-	p.type.ptr = type;
-	p.type.len = (uint32_t)strlen(type);
 	p.metadata = (const uint8_t *)md;
 	p.metadata_len = md ? (uint32_t)strlen(md) : 0;
-	p.payload = (const uint8_t *)payload;
-	p.payload_len = payload ? (uint32_t)strlen(payload) : 0;
 	return p;
 }
 
@@ -73,16 +59,97 @@ assert_same_rep(const struct h_result *r, const struct ipc_append_rep *want,
 	cr_assert_eq(r->rep.last_version, want->last_version, "%s", what);
 }
 
+/* The identical batch evs (3 events, appended to sid as orig), even with
+ * an expected version that would now fail, returns the original
+ * result; so does one with an id in another textual form. */
+static void
+retries_answer_the_original(const char *sid, const struct ipc_proposed *evs,
+    const struct ipc_append_rep *orig, int round)
+{
+	char upper[UUID_STR_LEN];
+	struct ipc_proposed batch[3];
+	struct h_result r;
+	int i;
+
+	cr_assert_eq(h_append(&cl, sid, EF_EXPECT_NO_STREAM, 0, evs, 3, &r),
+	    EF_S_OK, "round %d: %s", round, r.msg);
+	assert_same_rep(&r, orig, "retry");
+	cr_assert_eq(h_append(&cl, sid, EF_EXPECT_ANY, 0, evs, 3, &r),
+	    EF_S_OK);
+	assert_same_rep(&r, orig, "retry with any");
+	/* ids in another textual form are the same ids */
+	snprintf(upper, sizeof(upper), "%.*s", (int)evs[1].event_id.len,
+	    evs[1].event_id.ptr);
+	for (i = 0; upper[i]; i++)
+		if (upper[i] >= 'a' && upper[i] <= 'f')
+			upper[i] = (char)(upper[i] - 32);
+	batch[0] = evs[0];
+	batch[1] = evs[1];
+	batch[1].event_id.ptr = upper;
+	batch[2] = evs[2];
+	cr_assert_eq(h_append(&cl, sid, EF_EXPECT_EXACT, 99, batch, 3, &r),
+	    EF_S_OK, "%s", r.msg);
+	assert_same_rep(&r, orig, "retry, upper-case id");
+	cr_assert_eq(h_head(&cl), 4, "round %d: a retry was written again",
+	    round);
+}
+
+/* Stored ids of evs (in sid; id0 is evs[0]'s) mixed with a new one
+ * (fresh, given a new value here), out of order, or reused for another
+ * event (other payload, type, metadata, stream): refused, nothing
+ * written. */
+static void
+reused_ids_refused(const char *sid, const char *other, const char *id0,
+    const struct ipc_proposed *evs, char *fresh, int round)
+{
+	struct ipc_proposed mix[2], batch[3];
+	struct h_result r;
+
+	/* a batch mixing stored and new ids */
+	h_uuid(fresh);
+	mix[0] = evs[0];
+	mix[1] = ev(fresh, "New", NULL, "{}");
+	cr_assert_eq(h_append(&cl, sid, EF_EXPECT_ANY, 0, mix, 2, &r),
+	    EF_S_EVENT_ID_REUSED, "%s", r.msg);
+	mix[0] = ev(fresh, "New", NULL, "{}");
+	mix[1] = evs[2];
+	cr_assert_eq(h_append(&cl, sid, EF_EXPECT_ANY, 0, mix, 2, &r),
+	    EF_S_EVENT_ID_REUSED, "%s", r.msg);
+	/* the stored ids out of order */
+	batch[0] = evs[1];
+	batch[1] = evs[0];
+	batch[2] = evs[2];
+	cr_assert_eq(h_append(&cl, sid, EF_EXPECT_ANY, 0, batch, 3, &r),
+	    EF_S_EVENT_ID_REUSED, "reordered: %s", r.msg);
+	/* an id reused for another event */
+	batch[0] = ev(id0, "Opened", "{\"by\":\"me\"}", "{\"n\":9}");
+	cr_assert_eq(h_append(&cl, sid, EF_EXPECT_ANY, 0, batch, 1, &r),
+	    EF_S_EVENT_ID_REUSED, "other payload: %s", r.msg);
+	batch[0] = ev(id0, "Closed", "{\"by\":\"me\"}", "{\"n\":0}");
+	cr_assert_eq(h_append(&cl, sid, EF_EXPECT_ANY, 0, batch, 1, &r),
+	    EF_S_EVENT_ID_REUSED, "other type");
+	batch[0] = ev(id0, "Opened", NULL, "{\"n\":0}");
+	cr_assert_eq(h_append(&cl, sid, EF_EXPECT_ANY, 0, batch, 1, &r),
+	    EF_S_EVENT_ID_REUSED, "other metadata");
+	batch[0] = evs[0];
+	cr_assert_eq(h_append(&cl, other, EF_EXPECT_ANY, 0, batch, 1, &r),
+	    EF_S_EVENT_ID_REUSED, "other stream");
+	cr_assert_eq(h_head(&cl), 4,
+	    "round %d: a refused append wrote "
+	    "something",
+	    round);
+}
+
 Test(append, idempotent_retry_before_and_after_restart)
 {
 	char sid[UUID_STR_LEN], other[UUID_STR_LEN], ids[4][UUID_STR_LEN],
-	    fresh[UUID_STR_LEN], upper[UUID_STR_LEN];
-	struct ipc_proposed evs[3], mix[2], batch[3];
+	    fresh[UUID_STR_LEN];
+	struct ipc_proposed evs[3], last;
 	struct ipc_append_rep orig;
 	struct h_result r;
 	int round, i;
 
-	start();
+	h_start_fresh(&sd, &cl, NULL, 10000);
 	h_uuid(sid);
 	h_uuid(other);
 	for (i = 0; i < 4; i++)
@@ -106,78 +173,12 @@ Test(append, idempotent_retry_before_and_after_restart)
 			restart(SIGTERM);
 		if (round == 2)
 			restart(SIGKILL);
-
-		/* the identical batch, even with an expected version that
-		 * would now fail, returns the original result */
-		cr_assert_eq(h_append(&cl, sid, EF_EXPECT_NO_STREAM, 0, evs, 3,
-		                 &r),
-		    EF_S_OK, "round %d: %s", round, r.msg);
-		assert_same_rep(&r, &orig, "retry");
-		cr_assert_eq(h_append(&cl, sid, EF_EXPECT_ANY, 0, evs, 3, &r),
-		    EF_S_OK);
-		assert_same_rep(&r, &orig, "retry with any");
-		/* ids in another textual form are the same ids */
-		snprintf(upper, sizeof(upper), "%s", ids[1]);
-		for (i = 0; upper[i]; i++)
-			if (upper[i] >= 'a' && upper[i] <= 'f')
-				upper[i] = (char)(upper[i] - 32);
-		batch[0] = evs[0];
-		batch[1] = evs[1];
-		batch[1].event_id.ptr = upper;
-		batch[2] = evs[2];
-		cr_assert_eq(h_append(&cl, sid, EF_EXPECT_EXACT, 99, batch, 3,
-		                 &r),
-		    EF_S_OK, "%s", r.msg);
-		assert_same_rep(&r, &orig, "retry, upper-case id");
-		cr_assert_eq(h_head(&cl), 4,
-		    "round %d: a retry was written "
-		    "again",
-		    round);
-
-		/* a batch mixing stored and new ids */
-		h_uuid(fresh);
-		mix[0] = evs[0];
-		mix[1] = ev(fresh, "New", NULL, "{}");
-		cr_assert_eq(h_append(&cl, sid, EF_EXPECT_ANY, 0, mix, 2, &r),
-		    EF_S_EVENT_ID_REUSED, "%s", r.msg);
-		mix[0] = ev(fresh, "New", NULL, "{}");
-		mix[1] = evs[2];
-		cr_assert_eq(h_append(&cl, sid, EF_EXPECT_ANY, 0, mix, 2, &r),
-		    EF_S_EVENT_ID_REUSED, "%s", r.msg);
-		/* the stored ids out of order */
-		batch[0] = evs[1];
-		batch[1] = evs[0];
-		batch[2] = evs[2];
-		cr_assert_eq(h_append(&cl, sid, EF_EXPECT_ANY, 0, batch, 3,
-		                 &r),
-		    EF_S_EVENT_ID_REUSED, "reordered: %s", r.msg);
-		/* an id reused for another event: other payload, type,
-		 * metadata, stream */
-		batch[0] = ev(ids[0], "Opened", "{\"by\":\"me\"}",
-		    "{\"n\":9}");
-		cr_assert_eq(h_append(&cl, sid, EF_EXPECT_ANY, 0, batch, 1,
-		                 &r),
-		    EF_S_EVENT_ID_REUSED, "other payload: %s", r.msg);
-		batch[0] = ev(ids[0], "Closed", "{\"by\":\"me\"}",
-		    "{\"n\":0}");
-		cr_assert_eq(h_append(&cl, sid, EF_EXPECT_ANY, 0, batch, 1,
-		                 &r),
-		    EF_S_EVENT_ID_REUSED, "other type");
-		batch[0] = ev(ids[0], "Opened", NULL, "{\"n\":0}");
-		cr_assert_eq(h_append(&cl, sid, EF_EXPECT_ANY, 0, batch, 1,
-		                 &r),
-		    EF_S_EVENT_ID_REUSED, "other metadata");
-		batch[0] = evs[0];
-		cr_assert_eq(h_append(&cl, other, EF_EXPECT_ANY, 0, batch, 1,
-		                 &r),
-		    EF_S_EVENT_ID_REUSED, "other stream");
-		cr_assert_eq(h_head(&cl), 4,
-		    "round %d: a refused append wrote "
-		    "something",
-		    round);
+		retries_answer_the_original(sid, evs, &orig, round);
+		reused_ids_refused(sid, other, ids[0], evs, fresh, round);
 	}
 	/* the new id of the refused mix was never written: it can go now */
-	cr_assert_eq(h_append(&cl, sid, EF_EXPECT_EXACT, 2, mix, 1, &r),
+	last = ev(fresh, "New", NULL, "{}");
+	cr_assert_eq(h_append(&cl, sid, EF_EXPECT_EXACT, 2, &last, 1, &r),
 	    EF_S_OK, "%s", r.msg);
 	cr_assert_eq(r.rep.first_pos, 4);
 	cr_assert_eq(r.rep.first_version, 3);
@@ -244,7 +245,7 @@ Test(append, racing_exact_version_one_winner_per_version)
 	size_t n;
 	int i, k, rounds = 40;
 
-	start();
+	h_start_fresh(&sd, &cl, NULL, 10000);
 	h_uuid(sid);
 	cr_assert_eq(h_append1(&cl, sid, EF_EXPECT_NO_STREAM, 0, h_uuid(id),
 	                 "Created", "{}", &r),
@@ -367,7 +368,7 @@ Test(append, racing_exact_version_free_running)
 	size_t n;
 	int i, k;
 
-	start();
+	h_start_fresh(&sd, &cl, NULL, 10000);
 	h_uuid(sid);
 	cr_assert_eq(h_append1(&cl, sid, EF_EXPECT_NO_STREAM, 0, h_uuid(id),
 	                 "Created", "{}", &r),
@@ -470,7 +471,7 @@ Test(append, multi_event_batches_are_atomic_and_contiguous)
 	size_t n, sn;
 	int i, k, j;
 
-	start();
+	h_start_fresh(&sd, &cl, NULL, 10000);
 	h_uuid(sid);
 	h_uuid(other);
 	for (i = 0; i < BATCHERS; i++) {
@@ -563,7 +564,7 @@ Test(append, concurrent_identical_retries_are_written_once)
 	char sid[UUID_STR_LEN], ids[3][UUID_STR_LEN];
 	int i, round;
 
-	start();
+	h_start_fresh(&sd, &cl, NULL, 10000);
 	h_uuid(sid);
 	for (round = 0; round < 10; round++) {
 		for (i = 0; i < 3; i++)

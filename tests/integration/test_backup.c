@@ -101,15 +101,8 @@ check_restored(struct h_load *l, struct ef_client *orig, struct ef_client *rs,
 	cr_assert_geq(na, pos);
 	for (i = 0; i < nb; i++) {
 		cr_assert_eq(b[i].pos, i);
-		cr_assert_eq(memcmp(a[i].event_id, b[i].event_id, UUID_LEN), 0,
-		    "position %zu differs", i);
+		h_event_same(&a[i], &b[i], "position", i);
 		cr_assert_eq(memcmp(a[i].stream_id, b[i].stream_id, UUID_LEN),
-		    0);
-		cr_assert_eq(a[i].version, b[i].version);
-		cr_assert_eq(a[i].recorded_at, b[i].recorded_at);
-		cr_assert_eq(a[i].payload_len, b[i].payload_len);
-		cr_assert_eq(memcmp(a[i].payload, b[i].payload,
-		                 a[i].payload_len),
 		    0);
 	}
 	for (t = 0; t < l->nthreads; t++)
@@ -150,6 +143,46 @@ count_zst(const char *dir)
 	return n;
 }
 
+/* The original (cl, at head with load) and the restored copy (rcl, at
+ * pos) both take appends; neither sees the other's. */
+static void
+both_take_appends(struct h_load *load, struct ef_client *cl,
+    struct ef_client *rcl, uint64_t head, uint64_t pos)
+{
+	char ev[UUID_STR_LEN], st[UUID_STR_LEN];
+	struct h_result res;
+
+	cr_assert_eq(h_append1(rcl, h_uuid(st), EF_EXPECT_NO_STREAM, 0,
+	                 h_uuid(ev), "Restored", "{}", &res),
+	    EF_S_OK, "%s", res.msg);
+	cr_assert_eq(res.rep.first_pos, pos);
+	cr_assert_eq(h_append1(cl, h_uuid(st), EF_EXPECT_NO_STREAM, 0,
+	                 h_uuid(ev), "Original", "{}", &res),
+	    EF_S_OK, "%s", res.msg);
+	cr_assert_eq(res.rep.first_pos, head);
+	cr_assert_eq(h_load_verify(load, cl), head + 1);
+	cr_assert_eq(h_head(rcl), pos + 1);
+}
+
+/* Both stopped (cl and rcl closed) and verified; the original restarted
+ * still holds the load's events and one more (head + 1 in all). */
+static void
+both_verify_after_a_restart(struct h_stored *sd, struct h_stored *rs,
+    struct h_load *load, struct ef_client *cl, struct ef_client *rcl,
+    uint64_t head)
+{
+	client_close(rcl);
+	cr_assert_neq(h_stored_stop(rs, SIGTERM, 15000), -1);
+	verify_ok(rs);
+	client_close(cl);
+	cr_assert_neq(h_stored_stop(sd, SIGTERM, 15000), -1);
+	verify_ok(sd);
+	h_stored_start(sd);
+	h_client(cl, sd, 10000);
+	cr_assert_eq(h_load_verify(load, cl), head + 1);
+	client_close(cl);
+}
+
 /*
  * Under load, with archiving: back up to the same filesystem and to
  * another, start on each, compare, then let both stores take appends.
@@ -162,17 +195,14 @@ under_load(const char *other_base)
 	struct h_stored sd, rs;
 	struct ef_client cl, rcl;
 	struct h_load load;
-	struct h_result res;
 	struct bk b;
-	char target[H_PATH + 16], ev[UUID_STR_LEN], st[UUID_STR_LEN];
+	char target[H_PATH + 16];
 	const char *rdir;
 	char *out = NULL, *err = NULL;
-	uint64_t head, head2;
+	uint64_t head;
 	int rc;
 
-	h_stored_init(&sd, h_tmpdir(), extra);
-	h_stored_start(&sd);
-	h_client(&cl, &sd, 10000);
+	h_start_fresh(&sd, &cl, extra, 10000);
 	h_load_init(&load, &sd, 4, 200);
 	h_load_start(&load);
 	cr_assert_eq(h_load_wait_acked(&load, 3000, 60000), 0);
@@ -216,30 +246,8 @@ under_load(const char *other_base)
 	h_client(&rcl, &rs, 10000);
 	check_restored(&load, &cl, &rcl, b.position);
 
-	/* both take appends; neither sees the other's */
-	cr_assert_eq(h_append1(&rcl, h_uuid(st), EF_EXPECT_NO_STREAM, 0,
-	                 h_uuid(ev), "Restored", "{}", &res),
-	    EF_S_OK, "%s", res.msg);
-	cr_assert_eq(res.rep.first_pos, b.position);
-	cr_assert_eq(h_append1(&cl, h_uuid(st), EF_EXPECT_NO_STREAM, 0,
-	                 h_uuid(ev), "Original", "{}", &res),
-	    EF_S_OK, "%s", res.msg);
-	cr_assert_eq(res.rep.first_pos, head);
-	head2 = h_load_verify(&load, &cl);
-	cr_assert_eq(head2, head + 1);
-	cr_assert_eq(h_head(&rcl), b.position + 1);
-
-	/* restarted, both still verify */
-	client_close(&rcl);
-	cr_assert_neq(h_stored_stop(&rs, SIGTERM, 15000), -1);
-	verify_ok(&rs);
-	client_close(&cl);
-	cr_assert_neq(h_stored_stop(&sd, SIGTERM, 15000), -1);
-	verify_ok(&sd);
-	h_stored_start(&sd);
-	h_client(&cl, &sd, 10000);
-	cr_assert_eq(h_load_verify(&load, &cl), head + 1);
-	client_close(&cl);
+	both_take_appends(&load, &cl, &rcl, head, b.position);
+	both_verify_after_a_restart(&sd, &rs, &load, &cl, &rcl, head);
 	h_load_free(&load);
 }
 

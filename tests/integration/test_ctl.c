@@ -276,12 +276,66 @@ listen_at(const char *path)
  * `help VERB` exits 0 with its usage on stdout, nothing on stderr, and
  * nobody connected to store.sock, store-events.sock or runner.sock.
  */
+#define HELP_ARGS(...)                                                        \
+	ARGS("-f", "/dev/null", "--runtime-dir", run, __VA_ARGS__)
+
+/* `VERB --help`, `VERB x -h` and `help VERB` print VERB's usage on stdout
+ * and nothing on stderr (eventfoldctl in dir, runtime dir run). */
+static void
+verb_help_answers(const char *dir, const char *run, const char *verb)
+{
+	char want[128], *out, *err;
+	int rc;
+
+	snprintf(want, sizeof(want),
+	    "usage: eventfoldctl [options] "
+	    "%s",
+	    verb);
+	rc = h_ctl(dir, HELP_ARGS(verb, "--help"), NULL, 0, QUICK, &out, &err);
+	cr_expect_eq(rc, 0, "%s --help: exit %d, %s", verb, rc, err);
+	cr_expect(out && !strncmp(out, want, strlen(want)), "%s --help: %s",
+	    verb, out);
+	cr_expect(err && *err == '\0', "%s --help: stderr %s", verb, err);
+	free(out);
+	free(err);
+	/* after other arguments too, and as `help VERB` */
+	rc = h_ctl(dir, HELP_ARGS(verb, "x", "-h"), NULL, 0, QUICK, &out,
+	    &err);
+	cr_expect(rc == 0 && out && strstr(out, want) && err && *err == '\0',
+	    "%s x -h: %d %s %s", verb, rc, out, err);
+	free(out);
+	free(err);
+	rc = h_ctl(dir, HELP_ARGS("help", verb), NULL, 0, QUICK, &out, &err);
+	cr_expect(rc == 0 && out && strstr(out, want) && err && *err == '\0',
+	    "help %s: %d %s %s", verb, rc, out, err);
+	free(out);
+	free(err);
+}
+
+/* Nothing dialled the three listening sockets fds (socks), which are
+ * closed. */
+static void
+nothing_dialled(const int *fds, const char *const *socks)
+{
+	int k;
+
+	for (k = 0; k < 3; k++) {
+		int c = accept(fds[k], NULL, NULL);
+
+		cr_expect(c < 0 && (errno == EAGAIN || errno == EWOULDBLOCK),
+		    "something dialled %s while asking for help", socks[k]);
+		if (c >= 0)
+			close(c);
+		close(fds[k]);
+	}
+}
+
 Test(ctl, every_command_answers_help)
 {
 	const char *dir = h_tmpdir();
 	static const char *const socks[] = { "store.sock", "store-events.sock",
 		"runner.sock" };
-	char verbs[64][32], want[128], run[H_PATH], path[H_PATH + 32];
+	char verbs[64][32], run[H_PATH], path[H_PATH + 32];
 	char *out, *err, *help;
 	int fds[3], rc, k;
 	size_t n, i;
@@ -292,8 +346,6 @@ Test(ctl, every_command_answers_help)
 		snprintf(path, sizeof(path), "%s/%s", run, socks[k]);
 		fds[k] = listen_at(path);
 	}
-#define HELP_ARGS(...)                                                        \
-	ARGS("-f", "/dev/null", "--runtime-dir", run, __VA_ARGS__)
 	rc = h_ctl(dir, HELP_ARGS("--help"), NULL, 0, QUICK, &help, NULL);
 	cr_assert_eq(rc, 0);
 	/* a client's help has no daemon flags */
@@ -302,37 +354,8 @@ Test(ctl, every_command_answers_help)
 	cr_expect(strstr(help, "--runtime-dir"), "--help: %s", help);
 	n = help_verbs(help, verbs, 64);
 	cr_assert_geq(n, 21, "only %zu commands in --help", n);
-	for (i = 0; i < n; i++) {
-		snprintf(want, sizeof(want),
-		    "usage: eventfoldctl [options] "
-		    "%s",
-		    verbs[i]);
-		rc = h_ctl(dir, HELP_ARGS(verbs[i], "--help"), NULL, 0, QUICK,
-		    &out, &err);
-		cr_expect_eq(rc, 0, "%s --help: exit %d, %s", verbs[i], rc,
-		    err);
-		cr_expect(out && !strncmp(out, want, strlen(want)),
-		    "%s --help: %s", verbs[i], out);
-		cr_expect(err && *err == '\0', "%s --help: stderr %s",
-		    verbs[i], err);
-		free(out);
-		free(err);
-		/* after other arguments too, and as `help VERB` */
-		rc = h_ctl(dir, HELP_ARGS(verbs[i], "x", "-h"), NULL, 0, QUICK,
-		    &out, &err);
-		cr_expect(rc == 0 && out && strstr(out, want) && err &&
-		        *err == '\0',
-		    "%s x -h: %d %s %s", verbs[i], rc, out, err);
-		free(out);
-		free(err);
-		rc = h_ctl(dir, HELP_ARGS("help", verbs[i]), NULL, 0, QUICK,
-		    &out, &err);
-		cr_expect(rc == 0 && out && strstr(out, want) && err &&
-		        *err == '\0',
-		    "help %s: %d %s %s", verbs[i], rc, out, err);
-		free(out);
-		free(err);
-	}
+	for (i = 0; i < n; i++)
+		verb_help_answers(dir, run, verbs[i]);
 	rc = h_ctl(dir, HELP_ARGS("help"), NULL, 0, QUICK, &out, NULL);
 	cr_expect(rc == 0 && out && !strcmp(out, help), "help: %d", rc);
 	free(out);
@@ -342,16 +365,7 @@ Test(ctl, every_command_answers_help)
 	    "help nosuch: %d %s", rc, err);
 	free(err);
 	free(help);
-#undef HELP_ARGS
-	for (k = 0; k < 3; k++) {
-		int c = accept(fds[k], NULL, NULL);
-
-		cr_expect(c < 0 && (errno == EAGAIN || errno == EWOULDBLOCK),
-		    "something dialled %s while asking for help", socks[k]);
-		if (c >= 0)
-			close(c);
-		close(fds[k]);
-	}
+	nothing_dialled(fds, socks);
 	/* the check can fail: a command that dials is seen */
 	unlink(path); /* runner.sock, listened on again */
 	fds[0] = listen_at(path);
@@ -367,6 +381,7 @@ Test(ctl, every_command_answers_help)
 		close(k);
 	close(fds[0]);
 }
+#undef HELP_ARGS
 
 Test(ctl, global_option_after_the_command)
 {
@@ -614,6 +629,28 @@ check_aligned(const char *table, int ncols, unsigned mask)
 	}
 }
 
+/* A verb that needs the store, asked of runnerd with stored down: exit
+ * 2, stderr naming the store's socket; stdout does not claim not_in_out
+ * (unless NULL). */
+static void
+store_unreachable(const char *dir, const char *run, const char *const *args,
+    const char *what, const char *not_in_out)
+{
+	char *out, *err;
+	int rc;
+
+	rc = ctl_in(dir, run, args, &out, &err);
+	cr_expect_eq(rc, 2, "%s: %d %s", what, rc, err);
+	cr_expect(err && strstr(err, "eventfold-stored is unreachable at") &&
+	        strstr(err, "store.sock"),
+	    "%s: %s", what, err);
+	if (not_in_out != NULL)
+		cr_expect(out && !strstr(out, not_in_out), "%s: %s", what,
+		    out);
+	free(out);
+	free(err);
+}
+
 Test(ctl, runner_verbs_name_the_daemon_that_is_down)
 {
 	const char *dir = h_tmpdir();
@@ -655,41 +692,16 @@ Test(ctl, runner_verbs_name_the_daemon_that_is_down)
 
 	/* stored down: runnerd says so, at once */
 	h_stored_stop(&s, SIGTERM, 10000);
-	rc = ctl_in(dir, s.run_dir,
-	    ARGS("exec", "todo", "l1", "Add", "{\"title\":\"milk\"}"), &out,
-	    &err);
-	cr_expect_eq(rc, 2, "exec: %d %s", rc, err);
-	cr_expect(err && strstr(err, "eventfold-stored is unreachable at") &&
-	        strstr(err, "store.sock"),
-	    "exec: %s", err);
-	free(out);
-	free(err);
+	store_unreachable(dir, s.run_dir,
+	    ARGS("exec", "todo", "l1", "Add", "{\"title\":\"milk\"}"), "exec",
+	    NULL);
 	/* what needs the store now is refused too, not started silently */
-	rc = ctl_in(dir, s.run_dir, ARGS("rebuild", "todo_list"), &out, &err);
-	cr_expect_eq(rc, 2, "rebuild: %d %s", rc, err);
-	cr_expect(err && strstr(err, "eventfold-stored is unreachable at") &&
-	        strstr(err, "store.sock"),
-	    "rebuild: %s", err);
-	cr_expect(out && !strstr(out, "started"), "rebuild: %s", out);
-	free(out);
-	free(err);
-	rc = ctl_in(dir, s.run_dir,
-	    ARGS("replay", "todo_list", "--until", "1"), &out, &err);
-	cr_expect_eq(rc, 2, "replay: %d %s", rc, err);
-	cr_expect(err && strstr(err, "eventfold-stored is unreachable at") &&
-	        strstr(err, "store.sock"),
-	    "replay: %s", err);
-	free(out);
-	free(err);
-	rc = ctl_in(dir, s.run_dir, ARGS("reset", "todo_list"), &out, &err);
-	cr_expect_eq(rc, 2, "reset: %d %s", rc, err);
-	cr_expect(err && strstr(err, "eventfold-stored is unreachable at") &&
-	        strstr(err, "store.sock"),
-	    "reset: %s", err);
-	cr_expect(out && !strstr(out, "reset to position 0"), "reset: %s",
-	    out);
-	free(out);
-	free(err);
+	store_unreachable(dir, s.run_dir, ARGS("rebuild", "todo_list"),
+	    "rebuild", "started");
+	store_unreachable(dir, s.run_dir,
+	    ARGS("replay", "todo_list", "--until", "1"), "replay", NULL);
+	store_unreachable(dir, s.run_dir, ARGS("reset", "todo_list"), "reset",
+	    "reset to position 0");
 	rc = ctl_in(dir, s.run_dir, ARGS("projections"), &out, &err);
 	cr_expect_eq(rc, 0, "projections: %d %s", rc, err);
 	cr_expect(out && strstr(out, "waiting-for-store") &&

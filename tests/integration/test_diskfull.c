@@ -54,24 +54,15 @@ append_big(struct ef_client *c, const char *stream, const char *payload,
 	    "Big", payload, res);
 }
 
-Test(diskfull, refused_then_accepted_again_without_restart)
+/* A 6 MiB tmpfs at mnt holding 1 MiB of ballast (its path into
+ * ballast); skips the test where no tmpfs can be mounted. */
+static void
+small_disk(char *ballast, size_t len)
 {
-	struct h_stored s;
-	struct ef_client c;
-	struct h_result res;
-	struct h_event *evs;
-	char ballast[H_PATH + 16], stream[UUID_STR_LEN], *payload, *log;
-	const char *tmp = getenv("TMPDIR"), *dir;
-	uint8_t sid[UUID_LEN];
-	uint64_t ok = 0, head;
-	size_t n, i;
-	pid_t pid;
+	const char *tmp = getenv("TMPDIR");
 	FILE *f;
 	int k;
 
-	if (geteuid() != 0)
-		cr_skip_test("mounting a small tmpfs needs root; run the "
-		             "integration suite as root to test a full disk");
 	snprintf(mnt, sizeof(mnt), "%s/ef-diskfull.XXXXXX",
 	    tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp");
 	cr_assert(mkdtemp(mnt) != NULL, "mkdtemp: %s", strerror(errno));
@@ -81,24 +72,24 @@ Test(diskfull, refused_then_accepted_again_without_restart)
 		    "test",
 		    mnt, strerror(errno));
 	mounted = 1;
-	snprintf(ballast, sizeof(ballast), "%s/ballast", mnt);
+	snprintf(ballast, len, "%s/ballast", mnt);
 	cr_assert((f = fopen(ballast, "w")) != NULL);
 	for (k = 0; k < 1024; k++)
 		cr_assert_eq(fwrite(mnt, 1, 1024, f), 1024);
 	cr_assert_eq(fclose(f), 0);
+}
 
-	dir = h_tmpdir_in(mnt);
-	h_stored_init(&s, dir, NULL);
-	h_stored_start(&s);
-	pid = s.pid;
-	h_client(&c, &s, 10000);
-	uuid_random(sid);
-	uuid_format(sid, stream);
-	cr_assert((payload = malloc(PAYLOAD + 1)) != NULL);
-	memset(payload, 'p', PAYLOAD);
-	payload[PAYLOAD] = '\0';
+/* Appends of payload to stream until the disk is full: refused with
+ * RESOURCE_EXHAUSTED naming ENOSPC, then five more; the head stays at
+ * the appends acknowledged, which are returned. */
+static uint64_t
+fill_the_disk(struct ef_client *c, const char *stream, const char *payload)
+{
+	struct h_result res;
+	uint64_t ok = 0, head;
+	int k;
 
-	while (ok < 1000 && append_big(&c, stream, payload, &res) == EF_S_OK)
+	while (ok < 1000 && append_big(c, stream, payload, &res) == EF_S_OK)
 		ok++;
 	cr_assert_eq(res.status, EF_S_RESOURCE_EXHAUSTED,
 	    "append %llu: "
@@ -108,24 +99,60 @@ Test(diskfull, refused_then_accepted_again_without_restart)
 	cr_assert_gt(ok, 10, "the disk was full from the start");
 	cr_assert_lt(ok, 1000, "the disk never filled");
 	for (k = 0; k < 5; k++) {
-		cr_assert_eq(append_big(&c, stream, payload, &res),
+		cr_assert_eq(append_big(c, stream, payload, &res),
 		    EF_S_RESOURCE_EXHAUSTED, "%s", res.msg);
 	}
-	head = h_head(&c);
+	head = h_head(c);
 	cr_assert_eq(head, ok, "head %llu after %llu acknowledged appends",
 	    (unsigned long long)head, (unsigned long long)ok);
+	return ok;
+}
 
-	/* reads keep serving, every event whole */
-	cr_assert_eq(h_read_all(&c, 0, &evs, &n), EF_S_OK);
+/* Reads keep serving the ok events of stream, every event whole. */
+static void
+reads_serve(struct ef_client *c, const char *stream, uint64_t ok)
+{
+	struct h_event *evs;
+	size_t n, i;
+
+	cr_assert_eq(h_read_all(c, 0, &evs, &n), EF_S_OK);
 	cr_assert_eq(n, ok);
 	for (i = 0; i < n; i++) {
 		cr_assert_eq(evs[i].pos, i);
 		cr_assert_eq(evs[i].payload_len, PAYLOAD);
 	}
 	h_events_free(evs, n);
-	cr_assert_eq(h_read_stream(&c, stream, 0, &evs, &n), EF_S_OK);
+	cr_assert_eq(h_read_stream(c, stream, 0, &evs, &n), EF_S_OK);
 	cr_assert_eq(n, ok);
 	h_events_free(evs, n);
+}
+
+Test(diskfull, refused_then_accepted_again_without_restart)
+{
+	struct h_stored s;
+	struct ef_client c;
+	struct h_result res;
+	char ballast[H_PATH + 16], stream[UUID_STR_LEN], *payload, *log;
+	uint8_t sid[UUID_LEN];
+	uint64_t ok;
+	pid_t pid;
+
+	if (geteuid() != 0)
+		cr_skip_test("mounting a small tmpfs needs root; run the "
+		             "integration suite as root to test a full disk");
+	small_disk(ballast, sizeof(ballast));
+	h_stored_init(&s, h_tmpdir_in(mnt), NULL);
+	h_stored_start(&s);
+	pid = s.pid;
+	h_client(&c, &s, 10000);
+	uuid_random(sid);
+	uuid_format(sid, stream);
+	cr_assert((payload = malloc(PAYLOAD + 1)) != NULL);
+	memset(payload, 'p', PAYLOAD);
+	payload[PAYLOAD] = '\0';
+
+	ok = fill_the_disk(&c, stream, payload);
+	reads_serve(&c, stream, ok);
 
 	/* space again: the same process accepts appends */
 	cr_assert_eq(unlink(ballast), 0);

@@ -51,16 +51,6 @@ rotate(void)
 	ipc_out_free(&o);
 }
 
-static int
-log_has(const char *needle)
-{
-	char *log = h_read_file(sd.log, NULL);
-	int r = log != NULL && strstr(log, needle) != NULL;
-
-	free(log);
-	return r;
-}
-
 /* ------------------------------------------------------------------ */
 
 #define NS 40 /* streams */
@@ -98,25 +88,16 @@ write_history(void)
 		}
 }
 
-/* Everything the store says about the history, as it must be. */
+/* Idempotent retry of every event: the original positions, nothing
+ * written; a reused id, and a mix of stored and new ids, refused. */
 static void
-check_history(uint64_t extra_events)
+check_retries(void)
 {
-	char payload[32], sorted[NS][UUID_STR_LEN], id[UUID_STR_LEN];
-	struct ipc_stream_info si;
-	struct client_reply rep;
-	struct ipc_list_rep lr;
-	struct ipc_list_req lq;
-	struct ipc_out o;
-	struct h_event *evs;
+	char payload[32], id[UUID_STR_LEN];
 	struct h_result r;
-	const char *why;
 	uint64_t head = h_status(&cl).head;
-	size_t n, total;
-	int i, k, page;
+	int i, k;
 
-	/* idempotent retry of every event: the original positions, nothing
-	 * written; a reused id, and a mix of stored and new ids, refused */
 	for (i = 0; i < NS; i++)
 		for (k = 0; k <= i % 4; k++) {
 			snprintf(payload, sizeof(payload), "\"%d/%d\"", i, k);
@@ -147,8 +128,16 @@ check_history(uint64_t extra_events)
 		    EF_S_EVENT_ID_REUSED, "%s", r.msg);
 	}
 	cr_assert_eq(h_status(&cl).head, head, "a retry wrote something");
+}
 
-	/* expected versions: wrong ones refused with the actual version */
+/* Expected versions: wrong ones refused with the actual version. */
+static void
+check_versions(uint64_t extra_events)
+{
+	char id[UUID_STR_LEN];
+	struct h_result r;
+	int i;
+
 	for (i = 0; i < NS; i++) {
 		cr_assert_eq(h_append1(&cl, streams[i], EF_EXPECT_NO_STREAM, 0,
 		                 h_uuid(id), "No", "{}", &r),
@@ -163,8 +152,17 @@ check_history(uint64_t extra_events)
 		                 &r),
 		    EF_S_VERSION_CONFLICT);
 	}
+}
 
-	/* ReadStream: every version, in order */
+/* ReadStream: every version, in order. */
+static void
+check_read_streams(uint64_t extra_events)
+{
+	char payload[32];
+	struct h_event *evs;
+	size_t n;
+	int i, k;
+
 	for (i = 0; i < NS; i++) {
 		cr_assert_eq(h_read_stream(&cl, streams[i], 0, &evs, &n),
 		    EF_S_OK);
@@ -180,8 +178,22 @@ check_history(uint64_t extra_events)
 		}
 		h_events_free(evs, n);
 	}
+}
 
-	/* ListStreams, one page of 3 at a time: sorted, exact counts */
+/* ListStreams, one page of 3 at a time: sorted, exact counts. */
+static void
+check_list_streams(uint64_t extra_events)
+{
+	char sorted[NS][UUID_STR_LEN], id[UUID_STR_LEN];
+	struct ipc_stream_info si;
+	struct client_reply rep;
+	struct ipc_list_rep lr;
+	struct ipc_list_req lq;
+	struct ipc_out o;
+	const char *why;
+	size_t total;
+	int i, k, page;
+
 	memcpy(sorted, streams, sizeof(sorted));
 	qsort(sorted, NS, UUID_STR_LEN, stream_cmp);
 	memset(&lq, 0, sizeof(lq));
@@ -218,6 +230,16 @@ check_history(uint64_t extra_events)
 	ipc_out_free(&o);
 	cr_assert_eq(total, NS);
 	cr_assert_eq(h_status(&cl).streams, NS);
+}
+
+/* Everything the store says about the history, as it must be. */
+static void
+check_history(uint64_t extra_events)
+{
+	check_retries();
+	check_versions(extra_events);
+	check_read_streams(extra_events);
+	check_list_streams(extra_events);
 }
 
 Test(diskindex, streams_and_ids_only_in_sealed_segments)
@@ -385,7 +407,7 @@ Test(diskindex, restart_reads_only_the_tail)
 	    "read 1 from the log, %llu are indexed "
 	    "on disk",
 	    (unsigned long long)sealed);
-	cr_assert(log_has(want), "no \"%s\" in the log", want);
+	cr_assert(h_log_has(&sd, want), "no \"%s\" in the log", want);
 	/* and everything reads back */
 	cr_assert_geq(h_load_verify(&load, &cl), head);
 	h_load_retry_pending(&load, &cl);
@@ -421,9 +443,10 @@ Test(diskindex, deleted_then_rebuilt)
 	    "without an index the start "
 	    "reads everything");
 	h_wait_indexed(&cl, head, 60000);
-	cr_assert(log_has("empty index"), "the rebuild was not logged");
-	cr_assert(log_has("segments to index"), "no rebuild progress logged");
-	cr_assert(log_has(" indexed ("), "no rebuild progress logged");
+	cr_assert(h_log_has(&sd, "empty index"), "the rebuild was not logged");
+	cr_assert(h_log_has(&sd, "segments to index"),
+	    "no rebuild progress logged");
+	cr_assert(h_log_has(&sd, " indexed ("), "no rebuild progress logged");
 	cr_assert_eq(h_read_all(&cl, 0, &after, &m), EF_S_OK);
 	cr_assert_eq(m, n);
 	for (i = 0; i < n; i++) {
@@ -470,35 +493,18 @@ Test(diskindex, killed_at_every_indexing_crash_point, .timeout = 400)
 	static struct h_load load;
 	const char *const extra[] = { "--segment-size", "16K", NULL };
 	uint64_t head, acked;
-	size_t p, i;
-	int st;
+	size_t p;
 
-	if (strcmp(getenv("EF_CRASHPOINTS") ? getenv("EF_CRASHPOINTS") : "",
-	        "1") != 0)
-		cr_skip_test("built without -Dcrashpoints=true");
+	h_need_crashpoints();
 	for (p = 0; p < 3; p++) {
 		char env[64];
 
 		h_stored_init(&sd, h_tmpdir(), extra);
 		h_load_init(&load, &sd, 8, 200);
 		snprintf(env, sizeof(env), "%s:3", points[p]);
-		setenv("EVENTFOLD_CRASHPOINT", env, 1);
 		/* several LMDB transactions per (16 KiB) segment */
 		setenv("EVENTFOLD_INDEX_CHUNK", "16", 1);
-		h_stored_spawn(&sd);
-		unsetenv("EVENTFOLD_CRASHPOINT");
-		cr_assert_eq(h_stored_wait_ready(&sd, 15000), 0);
-		h_load_start(&load);
-		st = h_wait_pid(sd.pid, 60000);
-		sd.pid = 0;
-		cr_assert(st != -1 && WIFSIGNALED(st) &&
-		        WTERMSIG(st) == SIGKILL,
-		    "%s: stored was not killed there "
-		    "(0x%x)",
-		    points[p], st);
-		h_load_stop(&load);
-		acked = __atomic_load_n(&load.acked, __ATOMIC_RELAXED);
-		cr_assert(log_has(points[p]), "not killed at %s", points[p]);
+		acked = h_load_killed_at(&sd, &load, env, 60000);
 		start();
 		unsetenv("EVENTFOLD_INDEX_CHUNK");
 		/* two segments were indexed before the kill; the third is
@@ -512,12 +518,7 @@ Test(diskindex, killed_at_every_indexing_crash_point, .timeout = 400)
 		    "%s: STATUS counts %llu streams", points[p],
 		    (unsigned long long)h_status(&cl).streams);
 		h_load_retry_pending(&load, &cl);
-		h_load_start(&load);
-		cr_assert_eq(h_load_wait_acked(&load, acked + 500, 60000), 0);
-		h_load_stop(&load);
-		for (i = 0; i < load.nthreads; i++)
-			cr_assert_eq(load.t[i].errors, 0, "%s",
-			    load.t[i].error);
+		h_load_goes_on(&load, &cl, acked);
 		h_load_retry_pending(&load, &cl);
 		rotate();
 		head = h_load_verify(&load, &cl);
@@ -562,7 +563,7 @@ Test(diskindex, a_sealed_segment_changed_behind_its_back)
 	cr_assert_eq(h_write_file(path, img, size + 100), 0);
 	h_stored_spawn(&sd);
 	cr_assert_eq(h_stored_wait_ready(&sd, 15000), -1, "stored started");
-	cr_assert(log_has("does not match the log"),
+	cr_assert(h_log_has(&sd, "does not match the log"),
 	    "the mismatch was not "
 	    "noticed");
 	snprintf(want, sizeof(want), "%s: corrupt at offset %zu", path, size);
@@ -585,38 +586,18 @@ Test(diskindex, a_sealed_segment_changed_behind_its_back)
  * request succeeds as before. Test builds turn the failure on and off
  * with a fault point (crashpoint.h).
  */
-Test(diskindex, index_read_errors_are_error_replies)
+/* With index reads failing: reads of sealed history are errors with the
+ * reason. */
+static void
+sealed_reads_fail(void)
 {
-	const char *const extra[] = { "--segment-size", "4K", NULL };
 	struct h_event *evs;
-	struct h_result r;
 	struct client_reply rep;
 	struct ipc_out o;
 	struct ipc_list_req lq;
-	char fault[H_PATH + 16], id[UUID_STR_LEN], tail[UUID_STR_LEN];
-	uint64_t head;
 	size_t n;
 	int st;
 
-	if (strcmp(getenv("EF_CRASHPOINTS") ? getenv("EF_CRASHPOINTS") : "",
-	        "1") != 0)
-		cr_skip_test("built without -Dcrashpoints=true");
-	h_stored_init(&sd, h_tmpdir(), extra);
-	snprintf(fault, sizeof(fault), "%s/fault", sd.dir);
-	setenv("EVENTFOLD_FAULT_FILE", fault, 1);
-	start();
-	unsetenv("EVENTFOLD_FAULT_FILE");
-	write_history();
-	rotate();
-	head = h_status(&cl).head;
-	h_wait_indexed(&cl, head, 60000);
-	/* a stream that lives in the tail (RAM) */
-	cr_assert_eq(h_append1(&cl, h_uuid(tail), EF_EXPECT_NO_STREAM, 0,
-	                 h_uuid(id), "Tail", "{}", &r),
-	    EF_S_OK, "%s", r.msg);
-
-	cr_assert_eq(h_write_file(fault, "index.read\n", 11), 0);
-	/* reads of sealed history: an error with the reason */
 	st = h_read_stream(&cl, streams[3], 0, &evs, &n);
 	cr_assert_eq(st, EF_S_INTERNAL, "read_stream: %s",
 	    ipc_status_name(st));
@@ -638,6 +619,35 @@ Test(diskindex, index_read_errors_are_error_replies)
 	    "reason: %.*s", (int)rep.in.message.len, rep.in.message.ptr);
 	client_reply_free(&rep);
 	ipc_out_free(&o);
+}
+
+Test(diskindex, index_read_errors_are_error_replies)
+{
+	const char *const extra[] = { "--segment-size", "4K", NULL };
+	struct h_event *evs;
+	struct h_result r;
+	char fault[H_PATH + 16], id[UUID_STR_LEN], tail[UUID_STR_LEN];
+	uint64_t head;
+	size_t n;
+	int st;
+
+	h_need_crashpoints();
+	h_stored_init(&sd, h_tmpdir(), extra);
+	snprintf(fault, sizeof(fault), "%s/fault", sd.dir);
+	setenv("EVENTFOLD_FAULT_FILE", fault, 1);
+	start();
+	unsetenv("EVENTFOLD_FAULT_FILE");
+	write_history();
+	rotate();
+	head = h_status(&cl).head;
+	h_wait_indexed(&cl, head, 60000);
+	/* a stream that lives in the tail (RAM) */
+	cr_assert_eq(h_append1(&cl, h_uuid(tail), EF_EXPECT_NO_STREAM, 0,
+	                 h_uuid(id), "Tail", "{}", &r),
+	    EF_S_OK, "%s", r.msg);
+
+	cr_assert_eq(h_write_file(fault, "index.read\n", 11), 0);
+	sealed_reads_fail();
 	/* appends that must look into the index: refused, nothing written */
 	cr_assert_eq(h_append1(&cl, streams[2], EF_EXPECT_ANY, 0, ids[2][0],
 	                 "Hist", "\"2/0\"", &r),
@@ -730,9 +740,7 @@ Test(diskindex, map_grows_under_lookups)
 	struct looker lk[2];
 	int i, st;
 
-	if (strcmp(getenv("EF_CRASHPOINTS") ? getenv("EF_CRASHPOINTS") : "",
-	        "1") != 0)
-		cr_skip_test("built without -Dcrashpoints=true");
+	h_need_crashpoints();
 	h_stored_init(&sd, h_tmpdir(), extra);
 	setenv("EVENTFOLD_INDEX_MAP_KB", "64", 1);
 	setenv("EVENTFOLD_INDEX_CHUNK", "300", 1);
@@ -771,7 +779,7 @@ Test(diskindex, map_grows_under_lookups)
 	h_load_retry_pending(&load, &cl);
 	rotate();
 	h_wait_indexed(&cl, h_status(&cl).head, 60000);
-	cr_assert(log_has("map grown"), "the map never grew");
+	cr_assert(h_log_has(&sd, "map grown"), "the map never grew");
 	h_load_verify(&load, &cl);
 	h_load_free(&load);
 	h_stored_stop_ok(&sd, &cl, SIGTERM);

@@ -243,6 +243,42 @@ Test(export, every_form_of_bytes_is_exact)
 	client_close(&cl);
 }
 
+/* A FIFO or a device is written as it is, never renamed over (a
+ * rename over /dev/null made it a regular file): an export of sd into a
+ * FIFO gives p (plen bytes) there. */
+static void
+export_into_a_fifo(const struct h_stored *sd, const char *p, size_t plen)
+{
+	char fifo[sizeof(sd->dir) + 8], *got, *out = NULL, *err = NULL;
+	struct stat sb;
+	ssize_t k;
+	int fd, rc;
+
+	snprintf(fifo, sizeof(fifo), "%s/fifo", sd->dir);
+	cr_assert_eq(mkfifo(fifo, 0600), 0);
+	/* opened for reading first: the export's open does not wait,
+	 * and its bytes fit the pipe */
+	fd = open(fifo, O_RDONLY | O_NONBLOCK);
+	cr_assert_geq(fd, 0);
+	cr_assert_lt(plen, 65536);
+	rc = h_ctl_at(sd,
+	    (const char *const[]){ "export", "-o", fifo, "--quiet", NULL },
+	    &out, &err);
+	cr_assert_eq(rc, 0, "%s", err);
+	free(out);
+	free(err);
+	got = malloc(plen + 1);
+	k = read(fd, got, plen + 1);
+	cr_assert_eq(k, (ssize_t)plen);
+	cr_assert_eq(memcmp(got, p, plen), 0);
+	free(got);
+	close(fd);
+	cr_assert_eq(stat(fifo, &sb), 0);
+	cr_assert(S_ISFIFO(sb.st_mode), "the FIFO was replaced");
+	/* (not tried on /dev/null itself: a regression would break
+	 * the machine's /dev/null for everyone, as it did once) */
+}
+
 Test(export, zstd_and_output_file)
 {
 	struct h_stored sd;
@@ -288,38 +324,7 @@ Test(export, zstd_and_output_file)
 	free(d);
 	free(z);
 
-	/* a FIFO or a device is written as it is, never renamed over (a
-	 * rename over /dev/null made it a regular file) */
-	{
-		char fifo[H_PATH + 32], *got;
-		ssize_t k;
-		int fd;
-
-		snprintf(fifo, sizeof(fifo), "%s/fifo", sd.dir);
-		cr_assert_eq(mkfifo(fifo, 0600), 0);
-		/* opened for reading first: the export's open does not wait,
-		 * and its bytes fit the pipe */
-		fd = open(fifo, O_RDONLY | O_NONBLOCK);
-		cr_assert_geq(fd, 0);
-		cr_assert_lt(plen, 65536);
-		rc = h_ctl_at(&sd,
-		    (const char *const[]){ "export", "-o", fifo, "--quiet",
-		        NULL },
-		    &out, &err);
-		cr_assert_eq(rc, 0, "%s", err);
-		free(out);
-		free(err);
-		got = malloc(plen + 1);
-		k = read(fd, got, plen + 1);
-		cr_assert_eq(k, (ssize_t)plen);
-		cr_assert_eq(memcmp(got, p, plen), 0);
-		free(got);
-		close(fd);
-		cr_assert_eq(stat(fifo, &sb), 0);
-		cr_assert(S_ISFIFO(sb.st_mode), "the FIFO was replaced");
-		/* (not tried on /dev/null itself: a regression would break
-		 * the machine's /dev/null for everyone, as it did once) */
-	}
+	export_into_a_fifo(&sd, p, plen);
 	free(p);
 
 	/* bad arguments are refused before anything is written */

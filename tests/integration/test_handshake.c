@@ -38,20 +38,12 @@ static struct h_stored sd;
 static void
 raw_connect(const char *path, int wait_header, const void *bytes, size_t len)
 {
-	struct sockaddr_un sa;
 	char hdr[8];
 	size_t got = 0;
 	ssize_t n;
 	int fd;
 
-	memset(&sa, 0, sizeof(sa));
-	sa.sun_family = AF_UNIX;
-	cr_assert_lt(strlen(path), sizeof(sa.sun_path));
-	memcpy(sa.sun_path, path, strlen(path));
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	cr_assert_geq(fd, 0);
-	cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0,
-	    "connect %s: %s", path, strerror(errno));
+	fd = h_unix_connect(path);
 	while (wait_header && got < sizeof(hdr)) {
 		n = read(fd, hdr + got, sizeof(hdr) - got);
 		if (n <= 0)
@@ -164,7 +156,6 @@ Test(handshake, events_socket_after_rude_peers)
 Test(handshake, second_stored_on_the_same_sockets)
 {
 	struct h_stored two;
-	int st;
 
 	h_stored_init(&sd, h_tmpdir(), NULL);
 	h_stored_start(&sd);
@@ -173,11 +164,7 @@ Test(handshake, second_stored_on_the_same_sockets)
 	 * they are alive (then hangs up) */
 	h_stored_init(&two, h_tmpdir(), NULL);
 	snprintf(two.run_dir, sizeof(two.run_dir), "%s", sd.run_dir);
-	h_stored_spawn(&two);
-	st = h_wait_pid(two.pid, 15000);
-	two.pid = 0;
-	cr_assert(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) != 0,
-	    "the second stored did not fail (0x%x)", st);
+	h_stored_start_fails(&two, "the second stored");
 	cr_assert(new_client_answered(),
 	    "the first stored no longer takes "
 	    "new clients");

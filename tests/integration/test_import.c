@@ -75,21 +75,94 @@ fill(struct h_stored *s, struct ef_client *c, uint64_t events)
 	    EF_S_OK);
 }
 
+/* A started source store a filled with events, exported to
+ * a.dir/a.jsonl (the path into pa); the export's bytes (free them). */
+static char *
+source_export(struct h_stored *a, struct ef_client *ca, uint64_t events,
+    char *pa, size_t palen)
+{
+	start(a, ca);
+	fill(a, ca, events);
+	snprintf(pa, palen, "%s/a.jsonl", a->dir);
+	return h_export_all(a, pa);
+}
+
+/* `eventfoldctl import path` on s exits want_rc, and its stderr holds
+ * needle; that stderr (free it). */
+static char *
+import_err(const struct h_stored *s, const char *path, int want_rc,
+    const char *needle)
+{
+	char *out = NULL, *err = NULL;
+	int rc;
+
+	rc = h_ctl_at(s, (const char *const[]){ "import", path, NULL }, &out,
+	    &err);
+	cr_assert_eq(rc, want_rc, "exit %d: %s", rc, err);
+	cr_assert(strstr(err, needle) != NULL, "%s", err);
+	free(out);
+	return err;
+}
+
+/* `eventfoldctl import path` on s succeeds and its stdout holds needle. */
+static void
+import_says(const struct h_stored *s, const char *path, const char *needle)
+{
+	char *out = h_ctl_ok(s, (const char *const[]){ "import", path, NULL });
+
+	cr_assert(strstr(out, needle) != NULL, "%s", out);
+	free(out);
+}
+
+/* The export of b (to b.dir/b.jsonl) is byte for byte fa; what says
+ * what happened before (with head) if it is not. */
+static void
+export_is(const struct h_stored *b, const char *fa, const char *what,
+    uint64_t head)
+{
+	char pb[H_PATH + 32], *fb;
+
+	snprintf(pb, sizeof(pb), "%s/b.jsonl", b->dir);
+	fb = h_export_all(b, pb);
+	cr_assert_eq(strlen(fb), strlen(fa),
+	    "%s (head %" PRIu64 "): the store differs from the source", what,
+	    head);
+	cr_assert_eq(memcmp(fa, fb, strlen(fa)), 0,
+	    "%s (head %" PRIu64 "): the store differs from the source", what,
+	    head);
+	free(fb);
+}
+
+/* The events of cm from position 1 are those of ca, each position one
+ * further. */
+static void
+check_shifted_by_one(struct ef_client *ca, struct ef_client *cm)
+{
+	struct h_event *ea = NULL, *em = NULL;
+	size_t na = 0, nm = 0, i;
+
+	cr_assert_eq(h_read_all(ca, 0, &ea, &na), EF_S_OK);
+	cr_assert_eq(h_read_all(cm, 1, &em, &nm), EF_S_OK);
+	cr_assert_eq(na, nm);
+	for (i = 0; i < na; i++) {
+		cr_assert_eq(em[i].pos, ea[i].pos + 1);
+		h_event_same(&em[i], &ea[i], "event", i);
+	}
+	h_events_free(ea, na);
+	h_events_free(em, nm);
+}
+
 Test(import, export_round_trip_and_rerun)
 {
 	struct h_stored a, b, m;
 	struct ef_client ca, cb, cm;
 	struct h_result res;
-	char pa[H_PATH + 32], pz[H_PATH + 32], pb[H_PATH + 32],
-	    pm[H_PATH + 32];
-	char id[UUID_STR_LEN], st[UUID_STR_LEN], *fa, *fb, *out;
+	char pa[H_PATH + 32], pz[H_PATH + 32], pm[H_PATH + 32];
+	char id[UUID_STR_LEN], st[UUID_STR_LEN], *fa;
 	size_t la, lines = 0;
 
-	start(&a, &ca);
-	fill(&a, &ca, 3000);
-	snprintf(pa, sizeof(pa), "%s/a.jsonl", a.dir);
+	fa = source_export(&a, &ca, 3000, pa, sizeof(pa));
 	snprintf(pz, sizeof(pz), "%s/a.jsonl.zst", a.dir);
-	fa = h_export_all(&a, pa);
 	free(h_ctl_ok(&a,
 	    (const char *const[]){ "export", "--quiet", "--zstd", "-o", pz,
 	        NULL }));
@@ -99,20 +172,10 @@ Test(import, export_round_trip_and_rerun)
 
 	/* into an empty store: the same export */
 	start(&b, &cb);
-	out = h_ctl_ok(&b, (const char *const[]){ "import", pa, NULL });
-	cr_assert(strstr(out, "positions kept") != NULL, "%s", out);
-	free(out);
-	snprintf(pb, sizeof(pb), "%s/b.jsonl", b.dir);
-	fb = h_export_all(&b, pb);
-	cr_assert_eq(strlen(fb), la);
-	cr_assert_eq(memcmp(fa, fb, la), 0,
-	    "export -> import -> export "
-	    "differs");
-	free(fb);
+	import_says(&b, pa, "positions kept");
+	export_is(&b, fa, "export -> import -> export", 0);
 	/* again, and from the zstd copy: nothing new */
-	out = h_ctl_ok(&b, (const char *const[]){ "import", pz, NULL });
-	cr_assert(strstr(out, "imported 0 events") != NULL, "%s", out);
-	free(out);
+	import_says(&b, pz, "imported 0 events");
 	cr_assert_eq(h_head(&cb), lines);
 
 	/* into a store with other events: appended, offset reported */
@@ -120,168 +183,122 @@ Test(import, export_round_trip_and_rerun)
 	cr_assert_eq(h_append1(&cm, h_uuid(st), EF_EXPECT_ANY, 0, h_uuid(id),
 	                 "Before", "{}", &res),
 	    EF_S_OK);
-	out = h_ctl_ok(&m, (const char *const[]){ "import", pz, NULL });
-	cr_assert(strstr(out, "offset +1") != NULL, "%s", out);
-	free(out);
-	out = h_ctl_ok(&m, (const char *const[]){ "import", pa, NULL });
-	cr_assert(strstr(out, "imported 0 events") != NULL, "%s", out);
-	free(out);
+	import_says(&m, pz, "offset +1");
+	import_says(&m, pa, "imported 0 events");
 	cr_assert_eq(h_head(&cm), lines + 1);
 	snprintf(pm, sizeof(pm), "%s/m.jsonl", m.dir);
 	free(h_ctl_ok(&m,
 	    (const char *const[]){ "export", "--quiet", "--from", "1", "-o",
 	        pm, NULL }));
-	{
-		/* the same events, each position one further */
-		struct h_event *ea = NULL, *em = NULL;
-		size_t na = 0, nm = 0, i;
-
-		cr_assert_eq(h_read_all(&ca, 0, &ea, &na), EF_S_OK);
-		cr_assert_eq(h_read_all(&cm, 1, &em, &nm), EF_S_OK);
-		cr_assert_eq(na, nm);
-		for (i = 0; i < na; i++) {
-			cr_assert_eq(em[i].pos, ea[i].pos + 1);
-			cr_assert_eq(memcmp(em[i].event_id, ea[i].event_id,
-			                 UUID_LEN),
-			    0);
-			cr_assert_eq(em[i].version, ea[i].version);
-			cr_assert_eq(em[i].recorded_at, ea[i].recorded_at);
-			cr_assert_eq(em[i].payload_len, ea[i].payload_len);
-			cr_assert_eq(memcmp(em[i].payload, ea[i].payload,
-			                 ea[i].payload_len),
-			    0);
-		}
-		h_events_free(ea, na);
-		h_events_free(em, nm);
-	}
+	/* the same events, each position one further */
+	check_shifted_by_one(&ca, &cm);
 	free(fa);
 	client_close(&ca);
 	client_close(&cb);
 	client_close(&cm);
 }
 
-Test(import, sigkill_mid_import_then_rerun)
+/* `eventfoldctl import pa` started against b in the background, left
+ * running until part of it is committed: its pid (*fd: its stdout). */
+static pid_t
+import_started(const struct h_stored *b, struct ef_client *cb, const char *pa,
+    int *fd)
 {
-	struct h_stored a, b;
-	struct ef_client ca, cb;
-	char pa[H_PATH + 32], pb[H_PATH + 32], errp[H_PATH + 32];
-	char *fa, *fb, *out, *err;
-	const char *args[8];
+	char errp[H_PATH + 32];
+	const char *args[] = { "--runtime-dir", b->run_dir, "import", pa,
+		NULL };
 	uint64_t head, deadline;
 	pid_t pid;
-	int fd, st, rc;
 
-	start(&a, &ca);
-	fill(&a, &ca, 40000);
-	snprintf(pa, sizeof(pa), "%s/a.jsonl", a.dir);
-	fa = h_export_all(&a, pa);
-
-	start(&b, &cb);
-	args[0] = "--runtime-dir";
-	args[1] = b.run_dir;
-	args[2] = "import";
-	args[3] = pa;
-	args[4] = NULL;
-	snprintf(errp, sizeof(errp), "%s/import.err", b.dir);
-	pid = h_ctl_spawn(args, &fd, errp);
-	/* kill stored once part of the import is committed */
+	snprintf(errp, sizeof(errp), "%s/import.err", b->dir);
+	pid = h_ctl_spawn(args, fd, errp);
 	deadline = h_now_ms() + 60000;
-	while (((head = h_head(&cb)) == 0 || head == UINT64_MAX) &&
+	while (((head = h_head(cb)) == 0 || head == UINT64_MAX) &&
 	    h_now_ms() < deadline)
 		h_sleep_ms(1);
 	cr_assert(head > 0 && head != UINT64_MAX, "the import did not start");
-	client_close(&cb);
-	cr_assert_neq(h_stored_stop(&b, SIGKILL, 10000), -1);
-	st = h_wait_pid(pid, 60000);
-	close(fd);
-	cr_assert(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) != 0,
-	    "the import went on without stored (status 0x%x)", st);
+	return pid;
+}
 
-	h_stored_start(&b);
-	h_client(&cb, &b, 20000);
-	head = h_head(&cb);
-	rc = h_ctl_at(&b, (const char *const[]){ "import", pa, NULL }, &out,
+/* A re-run of the import of pa into b skips what is there. */
+static void
+rerun_skips(const struct h_stored *b, const char *pa)
+{
+	char *out, *err;
+	int rc;
+
+	rc = h_ctl_at(b, (const char *const[]){ "import", pa, NULL }, &out,
 	    &err);
 	cr_assert_eq(rc, 0, "re-run: %s", err);
 	cr_assert(strstr(out, "already there, skipped") != NULL, "%s", out);
 	free(out);
 	free(err);
-	snprintf(pb, sizeof(pb), "%s/b.jsonl", b.dir);
-	fb = h_export_all(&b, pb);
-	cr_assert_eq(strlen(fb), strlen(fa));
-	cr_assert_eq(memcmp(fa, fb, strlen(fa)), 0,
-	    "after kill -9 and a "
-	    "re-run the store differs from the source (head at restart "
-	    "%" PRIu64 ")",
+}
+
+/*
+ * A large import into b killed in the middle, then re-run: it skips
+ * what is there and the result is the source, nothing lost, nothing
+ * twice. kill_stored: stored is killed (the import must stop with an
+ * error, stored is restarted); else the importer itself.
+ */
+static void
+import_killed_then_rerun(bool kill_stored)
+{
+	struct h_stored a, b;
+	struct ef_client ca, cb;
+	char pa[H_PATH + 32], *fa;
+	uint64_t head;
+	pid_t pid;
+	int fd, st;
+
+	fa = source_export(&a, &ca, 40000, pa, sizeof(pa));
+	start(&b, &cb);
+	pid = import_started(&b, &cb, pa, &fd);
+	if (kill_stored) {
+		client_close(&cb);
+		cr_assert_neq(h_stored_stop(&b, SIGKILL, 10000), -1);
+	} else {
+		kill(pid, SIGKILL);
+	}
+	st = h_wait_pid(pid, 60000);
+	close(fd);
+	if (kill_stored) {
+		cr_assert(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) != 0,
+		    "the import went on without stored (status 0x%x)", st);
+		h_stored_start(&b);
+		h_client(&cb, &b, 20000);
+	} else {
+		cr_assert(st != -1 && WIFSIGNALED(st),
+		    "the import ended before the kill (status 0x%x): make "
+		    "the source larger",
+		    st);
+	}
+	head = h_head(&cb);
+	rerun_skips(&b, pa);
+	export_is(&b, fa,
+	    kill_stored ? "after kill -9 of stored and a re-run" :
+	                  "after kill -9 of the importer and a re-run",
 	    head);
 	free(fa);
-	free(fb);
 	client_close(&ca);
 	client_close(&cb);
+}
+
+/* stored killed with SIGKILL once part of the import is committed. */
+Test(import, sigkill_mid_import_then_rerun)
+{
+	import_killed_then_rerun(true);
 }
 
 /*
  * The importer itself killed with SIGKILL in the middle (an operator's
  * kill -9, an OOM kill): every IMPORT is committed whole or not at all,
  * so a re-run finds a prefix of whole batches, skips it and completes
- * the rest; the result is the source, nothing lost, nothing twice.
+ * the rest.
  */
 Test(import, importer_killed_mid_import_then_rerun)
 {
-	struct h_stored a, b;
-	struct ef_client ca, cb;
-	char pa[H_PATH + 32], pb[H_PATH + 32], errp[H_PATH + 32];
-	char *fa, *fb, *out, *err;
-	const char *args[8];
-	uint64_t head, deadline;
-	pid_t pid;
-	int fd, st, rc;
-
-	start(&a, &ca);
-	fill(&a, &ca, 40000);
-	snprintf(pa, sizeof(pa), "%s/a.jsonl", a.dir);
-	fa = h_export_all(&a, pa);
-
-	start(&b, &cb);
-	args[0] = "--runtime-dir";
-	args[1] = b.run_dir;
-	args[2] = "import";
-	args[3] = pa;
-	args[4] = NULL;
-	snprintf(errp, sizeof(errp), "%s/import.err", b.dir);
-	pid = h_ctl_spawn(args, &fd, errp);
-	deadline = h_now_ms() + 60000;
-	while (((head = h_head(&cb)) == 0 || head == UINT64_MAX) &&
-	    h_now_ms() < deadline)
-		h_sleep_ms(1);
-	cr_assert(head > 0 && head != UINT64_MAX, "the import did not start");
-	kill(pid, SIGKILL);
-	st = h_wait_pid(pid, 60000);
-	close(fd);
-	cr_assert(st != -1 && WIFSIGNALED(st),
-	    "the import ended before the kill (status 0x%x): make the "
-	    "source larger",
-	    st);
-	head = h_head(&cb);
-
-	rc = h_ctl_at(&b, (const char *const[]){ "import", pa, NULL }, &out,
-	    &err);
-	cr_assert_eq(rc, 0, "re-run: %s", err);
-	cr_assert(strstr(out, "already there, skipped") != NULL, "%s", out);
-	free(out);
-	free(err);
-	snprintf(pb, sizeof(pb), "%s/b.jsonl", b.dir);
-	fb = h_export_all(&b, pb);
-	cr_assert_eq(strlen(fb), strlen(fa),
-	    "after kill -9 of the importer "
-	    "(head %" PRIu64 ") and a re-run the store differs from the "
-	    "source",
-	    head);
-	cr_assert_eq(memcmp(fa, fb, strlen(fa)), 0);
-	free(fa);
-	free(fb);
-	client_close(&ca);
-	client_close(&cb);
+	import_killed_then_rerun(false);
 }
 
 /* ---- EventfoldDB data files, from ../shared/formats/eventfolddb.md ---- */
@@ -448,102 +465,92 @@ events_before(const struct efdb *f, size_t k)
 	return pos;
 }
 
+/* A copy of f with the byte at `at` XORed with mask, written to path. */
+static void
+write_damaged(const char *path, const struct efdb *f, size_t at, uint8_t mask)
+{
+	uint8_t *copy = malloc(f->len);
+
+	cr_assert_not_null(copy);
+	memcpy(copy, f->buf, f->len);
+	copy[at] ^= mask;
+	cr_assert_eq(h_write_file(path, copy, f->len), 0);
+	free(copy);
+}
+
+/* The whole file f into a fresh store: every event; a re-run imports
+ * nothing. The export of the result (free it). */
+static char *
+efdb_whole(const struct efdb *f)
+{
+	struct h_stored s;
+	struct ef_client c;
+	char path[H_PATH + 32], *exp;
+
+	start(&s, &c);
+	snprintf(path, sizeof(path), "%s/efdb.dat", s.dir);
+	cr_assert_eq(h_write_file(path, f->buf, f->len), 0);
+	import_says(&s, path, "positions kept");
+	check_efdb(&c, f, f->pos);
+	/* a re-run imports nothing; an export of it round-trips */
+	import_says(&s, path, "imported 0 events");
+	snprintf(path, sizeof(path), "%s/e1.jsonl", s.dir);
+	exp = h_export_all(&s, path);
+	client_close(&c);
+	return exp;
+}
+
+/* A bad batch CRC in the middle (the footer of batch 20): an error with
+ * its offset, the batches before imported. */
+static void
+efdb_bad_batch_crc(const struct efdb *f)
+{
+	struct h_stored s;
+	struct ef_client c;
+	char path[H_PATH + 32], want[64], *err;
+
+	start(&s, &c);
+	snprintf(path, sizeof(path), "%s/badcrc.dat", s.dir);
+	write_damaged(path, f, f->batch_off[21] - 1, 0x40);
+	snprintf(want, sizeof(want), "batch at %zu", f->batch_off[20]);
+	err = import_err(&s, path, 5, "batch CRC mismatch");
+	cr_assert(strstr(err, want) != NULL, "%s (want %s)", err, want);
+	free(err);
+	check_efdb(&c, f, events_before(f, 20));
+	client_close(&c);
+}
+
 Test(import, eventfolddb_file_and_damaged_copies)
 {
 	struct h_stored s;
 	struct ef_client c;
 	struct efdb f = efdb_make();
-	char path[H_PATH + 32], *out, *err, *exp1, *exp2;
+	char path[H_PATH + 32], *exp1, *exp2;
 	uint64_t total = f.pos;
-	int rc;
 
-	/* whole */
-	start(&s, &c);
-	snprintf(path, sizeof(path), "%s/efdb.dat", s.dir);
-	cr_assert_eq(h_write_file(path, f.buf, f.len), 0);
-	out = h_ctl_ok(&s, (const char *const[]){ "import", path, NULL });
-	cr_assert(strstr(out, "positions kept") != NULL, "%s", out);
-	free(out);
-	check_efdb(&c, &f, total);
-	/* a re-run imports nothing; an export of it round-trips */
-	out = h_ctl_ok(&s, (const char *const[]){ "import", path, NULL });
-	cr_assert(strstr(out, "imported 0 events") != NULL, "%s", out);
-	free(out);
-	snprintf(path, sizeof(path), "%s/e1.jsonl", s.dir);
-	exp1 = h_export_all(&s, path);
-	client_close(&c);
+	exp1 = efdb_whole(&f);
 
 	/* torn last batch: skipped with a warning, the rest imported */
 	start(&s, &c);
 	snprintf(path, sizeof(path), "%s/torn.dat", s.dir);
 	cr_assert_eq(h_write_file(path, f.buf, f.batch_off[39] + 30), 0);
-	rc = h_ctl_at(&s, (const char *const[]){ "import", path, NULL }, &out,
-	    &err);
-	cr_assert_eq(rc, 0, "%s", err);
-	cr_assert(strstr(err, "torn last write") != NULL, "%s", err);
-	free(out);
-	free(err);
+	free(import_err(&s, path, 0, "torn last write"));
 	check_efdb(&c, &f, events_before(&f, 39));
 	client_close(&c);
 
-	/* a bad batch CRC in the middle: an error with its offset */
-	start(&s, &c);
-	snprintf(path, sizeof(path), "%s/badcrc.dat", s.dir);
-	{
-		uint8_t *copy = malloc(f.len);
+	efdb_bad_batch_crc(&f);
 
-		memcpy(copy, f.buf, f.len);
-		copy[f.batch_off[21] - 1] ^= 0x40; /* footer of batch 20 */
-		cr_assert_eq(h_write_file(path, copy, f.len), 0);
-		free(copy);
-	}
-	rc = h_ctl_at(&s, (const char *const[]){ "import", path, NULL }, &out,
-	    &err);
-	cr_assert_eq(rc, 5, "exit %d: %s", rc, err);
-	cr_assert(strstr(err, "batch CRC mismatch") != NULL, "%s", err);
-	{
-		char want[64];
-
-		snprintf(want, sizeof(want), "batch at %zu", f.batch_off[20]);
-		cr_assert(strstr(err, want) != NULL, "%s (want %s)", err,
-		    want);
-	}
-	free(out);
-	free(err);
-	check_efdb(&c, &f, events_before(&f, 20));
-	client_close(&c);
-
-	/* a bad record CRC */
+	/* a bad record CRC (inside the first record of batch 5) */
 	start(&s, &c);
 	snprintf(path, sizeof(path), "%s/badrec.dat", s.dir);
-	{
-		uint8_t *copy = malloc(f.len);
-
-		memcpy(copy, f.buf, f.len);
-		copy[f.batch_off[5] + 16 + 30] ^=
-		    1; /* inside its first record */
-		cr_assert_eq(h_write_file(path, copy, f.len), 0);
-		free(copy);
-	}
-	rc = h_ctl_at(&s, (const char *const[]){ "import", path, NULL }, &out,
-	    &err);
-	cr_assert_eq(rc, 5, "exit %d: %s", rc, err);
-	cr_assert(strstr(err, "record CRC mismatch") != NULL, "%s", err);
-	free(out);
-	free(err);
+	write_damaged(path, &f, f.batch_off[5] + 16 + 30, 1);
+	free(import_err(&s, path, 5, "record CRC mismatch"));
 	check_efdb(&c, &f, events_before(&f, 5));
 
 	/* format version 2: refused, nothing written, stored serves */
 	snprintf(path, sizeof(path), "%s/v2.dat", s.dir);
-	f.buf[4] = 2;
-	cr_assert_eq(h_write_file(path, f.buf, f.len), 0);
-	f.buf[4] = 3;
-	rc = h_ctl_at(&s, (const char *const[]){ "import", path, NULL }, &out,
-	    &err);
-	cr_assert_eq(rc, 3, "exit %d: %s", rc, err);
-	cr_assert(strstr(err, "format version 2") != NULL, "%s", err);
-	free(out);
-	free(err);
+	write_damaged(path, &f, 4, 3 ^ 2); /* version 3 -> 2 */
+	free(import_err(&s, path, 3, "format version 2"));
 	check_efdb(&c, &f, events_before(&f, 5));
 
 	/* the rest of the good file goes on top of the prefix: no twice */
@@ -564,14 +571,11 @@ Test(import, bad_json_line)
 {
 	struct h_stored a, b;
 	struct ef_client ca, cb;
-	char pa[H_PATH + 32], *fa, *nl, *out, *err;
+	char pa[H_PATH + 32], *fa, *nl, *err;
 	size_t len;
-	int rc, i;
+	int i;
 
-	start(&a, &ca);
-	fill(&a, &ca, 100);
-	snprintf(pa, sizeof(pa), "%s/a.jsonl", a.dir);
-	fa = h_export_all(&a, pa);
+	fa = source_export(&a, &ca, 100, pa, sizeof(pa));
 	/* line 11 made invalid */
 	for (nl = fa, i = 0; i < 10; i++)
 		nl = strchr(nl, '\n') + 1;
@@ -579,12 +583,8 @@ Test(import, bad_json_line)
 	len = strlen(fa);
 	cr_assert_eq(h_write_file(pa, fa, len), 0);
 	start(&b, &cb);
-	rc = h_ctl_at(&b, (const char *const[]){ "import", pa, NULL }, &out,
-	    &err);
-	cr_assert_eq(rc, 5, "exit %d: %s", rc, err);
-	cr_assert(strstr(err, "line 11 (byte offset") != NULL, "%s", err);
+	err = import_err(&b, pa, 5, "line 11 (byte offset");
 	cr_assert(strstr(err, "invalid JSON") != NULL, "%s", err);
-	free(out);
 	free(err);
 	cr_assert_eq(h_head(&cb), 10);
 	free(fa);
@@ -598,22 +598,20 @@ write_text(const char *path, const char *text)
 	cr_assert_eq(h_write_file(path, text, strlen(text)), 0, "%s", path);
 }
 
-Test(import, eventfold_directory)
+/* An eventfold directory dir (s.dir/ef, its app.jsonl in app): a
+ * two-frame archive of events A..D, as two rotations leave it, then
+ * app.jsonl repeating C and D (a rotation cut short), then E and a torn
+ * line. */
+static void
+write_eventfold_dir(const struct h_stored *s, char *dir, size_t dirlen,
+    char *app, size_t applen)
 {
-	struct h_stored s;
-	struct ef_client c;
-	struct h_event *e = NULL;
-	char dir[H_PATH + 32], p1[H_PATH + 32], p2[H_PATH + 32];
-	char app[H_PATH + 64], cmd[8 * H_PATH], id[UUID_STR_LEN];
-	char *out, *err;
-	size_t n = 0;
-	int rc;
+	char p1[H_PATH + 32], p2[H_PATH + 32], cmd[8 * H_PATH];
 
-	start(&s, &c);
-	snprintf(dir, sizeof(dir), "%s/ef", s.dir);
+	snprintf(dir, dirlen, "%s/ef", s->dir);
 	cr_assert_eq(mkdir(dir, 0755), 0);
-	snprintf(p1, sizeof(p1), "%s/p1", s.dir);
-	snprintf(p2, sizeof(p2), "%s/p2", s.dir);
+	snprintf(p1, sizeof(p1), "%s/p1", s->dir);
+	snprintf(p2, sizeof(p2), "%s/p2", s->dir);
 	write_text(p1,
 	    "{\"type\":\"A\",\"data\":{\"n\":1},\"ts\":1000}\n"
 	    "{\"type\":\"B\",\"data\":[1, 2],\"ts\":1001,\"id\":"
@@ -628,12 +626,62 @@ Test(import, eventfold_directory)
 	    "zstd -q -c %s >> %s/archive.jsonl.zst",
 	    p1, dir, p2, dir);
 	cr_assert_eq(system(cmd), 0, "%s", cmd);
-	snprintf(app, sizeof(app), "%s/app.jsonl", dir);
+	snprintf(app, applen, "%s/app.jsonl", dir);
 	write_text(app,
 	    "{\"type\":\"C\",\"data\":\"x\",\"ts\":1002,\"id\":"
 	    "\"not-a-uuid\",\"meta\":{\"k\":1},\"extra\":true}\n"
 	    "{\"type\":\"D\",\"data\":null,\"ts\":1003}\n"
 	    "{\"type\":\"E\",\"data\":{},\"ts\":1004}\n{\"type\":\"F\",\"da");
+}
+
+/* Stream todo/1 holds A..E, once each, in order: payloads, times, ids
+ * kept when they are UUIDs, other fields in metadata. */
+static void
+check_directory_events(struct ef_client *c)
+{
+	static const char *types[] = { "A", "B", "C", "D", "E" };
+	static const char *payloads[] = { "{\"n\":1}", "[1,2]", "\"x\"",
+		"null", "{}" };
+	struct h_event *e = NULL;
+	char id[UUID_STR_LEN];
+	uint8_t sid[UUID_LEN];
+	size_t n = 0, i;
+
+	cr_assert_eq(h_read_all(c, 0, &e, &n), EF_S_OK);
+	cr_assert_eq(n, 5);
+	uuid_stream_id("todo", 4, "1", 1, sid);
+	for (i = 0; i < n; i++) {
+		cr_assert_eq(memcmp(e[i].stream_id, sid, UUID_LEN), 0);
+		cr_assert_eq(e[i].version, i);
+		cr_assert_eq(e[i].recorded_at, 1000 + i);
+		cr_assert_str_eq(e[i].type, types[i]);
+		cr_assert_eq(e[i].payload_len, strlen(payloads[i]));
+		cr_assert_eq(memcmp(e[i].payload, payloads[i],
+		                 e[i].payload_len),
+		    0, "payload %zu", i);
+	}
+	cr_assert_str_eq(uuid_format(e[1].event_id, id),
+	    "5f0c6a52-7d3e-4b8a-9c1f-0e2d4a6b8c9d");
+	cr_assert_eq(e[1].md_len, strlen("{\"actor\":\"bob\"}"));
+	cr_assert_eq(memcmp(e[2].md,
+	                 "{\"id\":\"not-a-uuid\",\"meta\":"
+	                 "{\"k\":1},\"extra\":true}",
+	                 e[2].md_len),
+	    0);
+	cr_assert_eq(e[0].md_len, 0);
+	h_events_free(e, n);
+}
+
+Test(import, eventfold_directory)
+{
+	struct h_stored s;
+	struct ef_client c;
+	char dir[H_PATH + 32], app[H_PATH + 64];
+	char *out, *err;
+	int rc;
+
+	start(&s, &c);
+	write_eventfold_dir(&s, dir, sizeof(dir), app, sizeof(app));
 
 	/* a stream is needed */
 	rc = h_ctl_at(&s, (const char *const[]){ "import", dir, NULL }, &out,
@@ -653,37 +701,7 @@ Test(import, eventfold_directory)
 	free(out);
 	free(err);
 
-	cr_assert_eq(h_read_all(&c, 0, &e, &n), EF_S_OK);
-	cr_assert_eq(n, 5);
-	{
-		uint8_t sid[UUID_LEN];
-		static const char *types[] = { "A", "B", "C", "D", "E" };
-		static const char *payloads[] = { "{\"n\":1}", "[1,2]",
-			"\"x\"", "null", "{}" };
-		size_t i;
-
-		uuid_stream_id("todo", 4, "1", 1, sid);
-		for (i = 0; i < n; i++) {
-			cr_assert_eq(memcmp(e[i].stream_id, sid, UUID_LEN), 0);
-			cr_assert_eq(e[i].version, i);
-			cr_assert_eq(e[i].recorded_at, 1000 + i);
-			cr_assert_str_eq(e[i].type, types[i]);
-			cr_assert_eq(e[i].payload_len, strlen(payloads[i]));
-			cr_assert_eq(memcmp(e[i].payload, payloads[i],
-			                 e[i].payload_len),
-			    0, "payload %zu", i);
-		}
-		cr_assert_str_eq(uuid_format(e[1].event_id, id),
-		    "5f0c6a52-7d3e-4b8a-9c1f-0e2d4a6b8c9d");
-		cr_assert_eq(e[1].md_len, strlen("{\"actor\":\"bob\"}"));
-		cr_assert_eq(memcmp(e[2].md,
-		                 "{\"id\":\"not-a-uuid\",\"meta\":"
-		                 "{\"k\":1},\"extra\":true}",
-		                 e[2].md_len),
-		    0);
-		cr_assert_eq(e[0].md_len, 0);
-	}
-	h_events_free(e, n);
+	check_directory_events(&c);
 
 	/* again: the derived ids are the same, nothing is imported */
 	rc = h_ctl_at(&s,
@@ -721,31 +739,19 @@ Test(import, unknown_format_and_wrong_version)
 	struct h_stored s;
 	struct ef_client c;
 	char path[H_PATH + 32], want[H_PATH + 96], junk[3000];
-	char *out, *err;
-	int rc;
 
 	start(&s, &c);
 	for (size_t i = 0; i < sizeof(junk); i++)
 		junk[i] = (char)(i * 131 + 7);
 	snprintf(path, sizeof(path), "%s/junk.bin", s.dir);
 	cr_assert_eq(h_write_file(path, junk, sizeof(junk)), 0);
-	rc = h_ctl_at(&s, (const char *const[]){ "import", path, NULL }, &out,
-	    &err);
-	cr_assert_eq(rc, 3, "exit %d: %s", rc, err);
 	snprintf(want, sizeof(want), "%s: unknown format", path);
-	cr_assert(strstr(err, want) != NULL, "%s", err);
-	free(out);
-	free(err);
+	free(import_err(&s, path, 3, want));
 
 	snprintf(path, sizeof(path), "%s/v7.dat", s.dir);
 	cr_assert_eq(h_write_file(path, v7, sizeof(v7)), 0);
-	rc = h_ctl_at(&s, (const char *const[]){ "import", path, NULL }, &out,
-	    &err);
-	cr_assert_eq(rc, 3, "exit %d: %s", rc, err);
 	snprintf(want, sizeof(want), "%s: EventfoldDB format version 7", path);
-	cr_assert(strstr(err, want) != NULL, "%s", err);
-	free(out);
-	free(err);
+	free(import_err(&s, path, 3, want));
 	cr_assert_eq(h_head(&c), 0, "something was written");
 	client_close(&c);
 }
@@ -767,10 +773,7 @@ Test(import, waits_for_a_slow_store)
 	int rc;
 
 	cr_assert(shim != NULL, "EF_SLOWSYNC is not set");
-	start(&a, &ca);
-	fill(&a, &ca, 3000);
-	snprintf(pa, sizeof(pa), "%s/a.jsonl", a.dir);
-	fa = h_export_all(&a, pa);
+	fa = source_export(&a, &ca, 3000, pa, sizeof(pa));
 
 	setenv("LD_PRELOAD", shim, 1);
 	setenv("EF_SLOW_SYNC_MS", "1500", 1);

@@ -23,19 +23,12 @@
 #include <criterion/criterion.h>
 
 #include "harness.h"
+#include "../tools/testutil.h"
 
 TestSuite(protocol, .fini = h_cleanup, .timeout = 120);
 
 static struct h_stored sd;
 static struct ef_client cl;
-
-static void
-start(void)
-{
-	h_stored_init(&sd, h_tmpdir(), NULL);
-	h_stored_start(&sd);
-	h_client(&cl, &sd, 5000);
-}
 
 static void
 assert_alive(void)
@@ -195,7 +188,7 @@ Test(protocol, malformed_requests_get_error_replies)
 	size_t i, n = sizeof(bads) / sizeof(bads[0]) - 1;
 	char msg[600];
 
-	start();
+	h_start_fresh(&sd, &cl, NULL, 5000);
 	valid_append(&ok);
 	for (i = 0; i < n; i++) {
 		check_bad(&cl, &bads[i]);
@@ -230,7 +223,7 @@ Test(protocol, every_truncation_of_a_valid_request)
 	char msg[600];
 	int st;
 
-	start();
+	h_start_fresh(&sd, &cl, NULL, 5000);
 	valid_append(&ok);
 	for (cut = 0; cut < ok.len; cut++) {
 		st = send_raw(&cl, ok.buf, cut, msg, sizeof(msg), NULL);
@@ -246,15 +239,6 @@ Test(protocol, every_truncation_of_a_valid_request)
 
 static uint64_t rng = 0x2545f4914f6cdd1dull;
 
-static uint64_t
-next_rand(void)
-{
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return rng;
-}
-
 Test(protocol, mutated_requests_are_all_answered)
 {
 	struct ipc_out seeds[4];
@@ -265,7 +249,7 @@ Test(protocol, mutated_requests_are_all_answered)
 	char sid[UUID_STR_LEN], msg[600];
 	int k, round, st;
 
-	start();
+	h_start_fresh(&sd, &cl, NULL, 5000);
 	valid_append(&seeds[0]);
 	cr_assert_eq(send_raw(&cl, seeds[0].buf, seeds[0].len, NULL, 0, NULL),
 	    EF_S_OK);
@@ -290,9 +274,9 @@ Test(protocol, mutated_requests_are_all_answered)
 
 		cr_assert_leq(len + 16, sizeof(buf));
 		memcpy(buf, s->buf, len);
-		n = 1 + next_rand() % 3;
+		n = 1 + xorshift64(&rng) % 3;
 		for (j = 0; j < n; j++) {
-			uint64_t r = next_rand();
+			uint64_t r = xorshift64(&rng);
 			size_t at = (size_t)(r >> 8) % len;
 
 			switch (r % 4) {
@@ -377,7 +361,7 @@ Test(protocol, malformed_requests_from_many_clients_at_once)
 	uint64_t total = 0;
 	int i;
 
-	start();
+	h_start_fresh(&sd, &cl, NULL, 5000);
 	for (i = 0; i < SENDERS; i++) {
 		memset(&s[i], 0, sizeof(s[i]));
 		s[i].idx = i;
@@ -414,20 +398,12 @@ Test(protocol, malformed_requests_from_many_clients_at_once)
 static size_t
 send_oversized(const char *path, uint64_t len, int *replied)
 {
-	struct sockaddr_un sa;
 	uint8_t hdr[8], frame[9], chunk[65536];
 	uint64_t sent = 0;
 	ssize_t n;
 	int fd, i;
 
-	memset(&sa, 0, sizeof(sa));
-	sa.sun_family = AF_UNIX;
-	cr_assert_lt(strlen(path), sizeof(sa.sun_path));
-	memcpy(sa.sun_path, path, strlen(path));
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	cr_assert_geq(fd, 0);
-	cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0,
-	    "connect %s: %s", path, strerror(errno));
+	fd = h_unix_connect(path);
 	cr_assert_eq(send(fd, "\0SP\0\0\x30\0\0", 8, MSG_NOSIGNAL), 8);
 	cr_assert_eq(read(fd, hdr, 8), 8, "no SP header from stored");
 	cr_assert_eq(hdr[5], 0x31, "stored's socket is not REP");
@@ -473,7 +449,7 @@ Test(protocol, message_over_the_size_bound)
 	size_t sent;
 	int replied = 0;
 
-	start();
+	h_start_fresh(&sd, &cl, NULL, 5000);
 	snprintf(path, sizeof(path), "%s/store.sock", sd.run_dir);
 	sent = send_oversized(path, len, &replied);
 	cr_assert_not(replied, "an oversized message was answered");
@@ -502,7 +478,7 @@ Test(protocol, client_refuses_an_oversized_request)
 	int st;
 
 	cr_assert_not_null(buf);
-	start();
+	h_start_fresh(&sd, &cl, NULL, 5000);
 	st = send_raw(&cl, buf, len, msg, sizeof(msg), NULL);
 	free(buf);
 	cr_assert_eq(st, EF_S_BATCH_TOO_LARGE, "got %s (%s)",

@@ -27,14 +27,6 @@ static struct h_stored sd;
 static struct ef_client cl;
 
 static void
-start_new(const char *const *extra)
-{
-	h_stored_init(&sd, h_tmpdir(), extra);
-	h_stored_start(&sd);
-	h_client(&cl, &sd, 10000);
-}
-
-static void
 start_again(void)
 {
 	h_stored_start(&sd);
@@ -94,7 +86,7 @@ Test(recovery, everything_persists_across_restarts)
 
 	for (i = 0; i < (int)sizeof(bin); i++)
 		bin[i] = (uint8_t)(i * 7 + 3);
-	start_new(NULL);
+	h_start_fresh(&sd, &cl, NULL, 10000);
 	for (i = 0; i < 10; i++)
 		h_uuid(streams[i]);
 	/* 40 appends of 5 events: metadata, binary payloads, empty ones */
@@ -190,7 +182,7 @@ Test(recovery, torn_tail_at_every_offset_of_the_last_record, .timeout = 240)
 	size_t size, n, m, nb, cut, cuts = 0;
 	char *log;
 
-	start_new(NULL);
+	h_start_fresh(&sd, &cl, NULL, 10000);
 	h_uuid(streams[0]);
 	h_uuid(streams[1]);
 	append_some(5, streams, 2, 0);
@@ -264,20 +256,54 @@ start_refused(void)
 	return log;
 }
 
+/* The byte at `at` of the log at path flipped, in the batch at offset
+ * where: stored refuses to start, naming where, and leaves the log as
+ * it was (size bytes); `eventfoldctl verify` names it too. */
+static void
+corrupt_before_the_tail(const char *path, uint64_t at, uint64_t where,
+    size_t size)
+{
+	const char *const verify[] = { "--data-dir", sd.data_dir, "verify",
+		NULL };
+	char want[128], *out = NULL, *err = NULL, *log;
+	size_t size2;
+	int rc;
+
+	h_flip(path, at);
+	log = start_refused();
+	snprintf(want, sizeof(want), "corrupt at offset %llu",
+	    (unsigned long long)where);
+	cr_assert(strstr(log, want) != NULL,
+	    "the message does not "
+	    "name offset %llu:\n%s",
+	    (unsigned long long)where, log);
+	free(log);
+	free(h_read_file(path, &size2));
+	cr_assert_eq(size2, size, "stored changed a corrupt log");
+	rc = h_ctl(sd.dir, verify, NULL, 0, 10000, &out, &err);
+	cr_assert_eq(rc, 5, "eventfoldctl verify exit %d: %s %s", rc, out,
+	    err);
+	snprintf(want, sizeof(want), "CORRUPT at offset %llu",
+	    (unsigned long long)where);
+	cr_assert(strstr(out, want) != NULL, "%s", out);
+	free(out);
+	free(err);
+}
+
 Test(recovery, flipped_byte_before_the_tail)
 {
-	char streams[3][UUID_STR_LEN], path[H_PATH + 32], want[128];
-	char *out = NULL, *err = NULL, *log;
+	char streams[3][UUID_STR_LEN], path[H_PATH + 32];
+	char *out = NULL, *err = NULL;
 	const char *const verify[] = { "--data-dir", sd.data_dir, "verify",
 		NULL };
 	uint64_t off[16];
 	uint8_t *img;
-	size_t size, size2, nb;
+	size_t size, nb;
 	struct h_event *got;
 	size_t m;
 	int rc, target;
 
-	start_new(NULL);
+	h_start_fresh(&sd, &cl, NULL, 10000);
 	h_uuid(streams[0]);
 	h_uuid(streams[1]);
 	h_uuid(streams[2]);
@@ -305,27 +331,9 @@ Test(recovery, flipped_byte_before_the_tail)
 		uint64_t at = target == 0 ?
 		    off[4] + BATCH_HDR + RECORD_HDR + 6 :
 		    off[0] + 9;
-		uint64_t where = target == 0 ? off[4] : off[0];
 
-		h_flip(path, at);
-		log = start_refused();
-		snprintf(want, sizeof(want), "corrupt at offset %llu",
-		    (unsigned long long)where);
-		cr_assert(strstr(log, want) != NULL,
-		    "the message does not "
-		    "name offset %llu:\n%s",
-		    (unsigned long long)where, log);
-		free(log);
-		free(h_read_file(path, &size2));
-		cr_assert_eq(size2, size, "stored changed a corrupt log");
-		rc = h_ctl(sd.dir, verify, NULL, 0, 10000, &out, &err);
-		cr_assert_eq(rc, 5, "eventfoldctl verify exit %d: %s %s", rc,
-		    out, err);
-		snprintf(want, sizeof(want), "CORRUPT at offset %llu",
-		    (unsigned long long)where);
-		cr_assert(strstr(out, want) != NULL, "%s", out);
-		free(out);
-		free(err);
+		corrupt_before_the_tail(path, at,
+		    target == 0 ? off[4] : off[0], size);
 		if (target == 0)
 			h_flip(path,
 			    at); /* undo, then break the first batch */
@@ -361,7 +369,7 @@ Test(recovery, flipped_byte_in_the_last_batch_is_a_torn_tail)
 	char *out = NULL, *err = NULL;
 	int rc;
 
-	start_new(NULL);
+	h_start_fresh(&sd, &cl, NULL, 10000);
 	h_uuid(streams[0]);
 	append_some(4, streams, 1, 0);
 	cr_assert_eq(h_read_all(&cl, 0, &orig, &n), EF_S_OK);
@@ -391,20 +399,15 @@ Test(recovery, second_stored_on_the_same_data_dir)
 {
 	struct h_stored two;
 	char streams[1][UUID_STR_LEN], *log;
-	int st;
 
-	start_new(NULL);
+	h_start_fresh(&sd, &cl, NULL, 10000);
 	h_uuid(streams[0]);
 	append_some(3, streams, 1, 0);
 
 	/* same data directory, its own sockets */
 	h_stored_init(&two, h_tmpdir(), NULL);
 	snprintf(two.data_dir, sizeof(two.data_dir), "%s", sd.data_dir);
-	h_stored_spawn(&two);
-	st = h_wait_pid(two.pid, 15000);
-	two.pid = 0;
-	cr_assert(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) != 0,
-	    "the second stored did not exit with an error (0x%x)", st);
+	h_stored_start_fails(&two, "the second stored");
 	log = h_read_file(two.log, NULL);
 	cr_assert(log != NULL &&
 	        strstr(log,
@@ -423,11 +426,7 @@ Test(recovery, second_stored_on_the_same_data_dir)
 	/* same sockets, another data directory */
 	h_stored_init(&two, h_tmpdir(), NULL);
 	snprintf(two.run_dir, sizeof(two.run_dir), "%s", sd.run_dir);
-	h_stored_spawn(&two);
-	st = h_wait_pid(two.pid, 15000);
-	two.pid = 0;
-	cr_assert(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) != 0,
-	    "a second stored on the same sockets did not fail (0x%x)", st);
+	h_stored_start_fails(&two, "a second stored on the same sockets");
 	log = h_read_file(two.log, NULL);
 	cr_assert(log != NULL && strstr(log, sd.run_dir) != NULL,
 	    "the message does not name the socket:\n%s", log);
@@ -441,7 +440,7 @@ Test(recovery, sigterm_during_load)
 	static struct h_load load;
 	uint64_t n;
 
-	start_new(NULL);
+	h_start_fresh(&sd, &cl, NULL, 10000);
 	h_load_init(&load, &sd, 16, 200);
 	h_load_start(&load);
 	cr_assert_eq(h_load_wait_acked(&load, 500, 30000), 0,

@@ -17,20 +17,9 @@
 #include <criterion/criterion.h>
 
 #include "harness.h"
+#include "../tools/testutil.h"
 
 TestSuite(reload, .timeout = 120, .fini = h_cleanup);
-
-static int
-count(const char *s, const char *needle)
-{
-	int n = 0;
-
-	while (s != NULL && (s = strstr(s, needle)) != NULL) {
-		n++;
-		s += strlen(needle);
-	}
-	return n;
-}
 
 /* Writes conf, sends SIGHUP, waits for the nth line with needle. */
 static void
@@ -44,7 +33,7 @@ reload(struct h_stored *s, const char *conf, const char *text,
 	cr_assert_eq(kill(s->pid, SIGHUP), 0);
 	for (waited = 0; waited < 10000; waited += 20) {
 		log = h_read_file(s->log, NULL);
-		if (count(log, needle) >= nth) {
+		if (count_substr(log, needle) >= nth) {
 			free(log);
 			return;
 		}

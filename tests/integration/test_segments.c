@@ -41,75 +41,15 @@ start(void)
 	h_client(&cl, &sd, 10000);
 }
 
-static void
-rotate(void)
-{
-	char *out = NULL;
-	int rc = h_ctl_at(&sd, (const char *const[]){ "rotate", NULL }, &out,
-	    NULL);
-
-	cr_assert_eq(rc, 0, "eventfoldctl rotate: %d %s", rc, out);
-	free(out);
-}
-
-/* `eventfoldctl segments --json`, checked for contiguity from 0 to head:
- * every segment sealed but the last, which is hot. Returns the count. */
-struct seginfo {
-	uint64_t first, events, bytes;
-	int sealed;
-};
-
+/* h_segments, none of them archived: this stored keeps every segment
+ * plain. */
 static size_t
-segments(struct seginfo *segs, size_t max, uint64_t head)
+segments(struct h_seginfo *segs, size_t max, uint64_t head)
 {
-	char *out = NULL, *line, *save = NULL;
-	json_t *j, *last;
-	size_t n = 0;
-	uint64_t next = 0;
-	int rc;
+	size_t n = h_segments(&sd, segs, max, head), i;
 
-	rc = h_ctl_at(&sd, (const char *const[]){ "segments", "--json", NULL },
-	    &out, NULL);
-	cr_assert_eq(rc, 0, "eventfoldctl segments: %d", rc);
-	for (line = strtok_r(out, "\n", &save); line != NULL;
-	     line = strtok_r(NULL, "\n", &save)) {
-		cr_assert_lt(n, max);
-		j = json_loads(line, 0, NULL);
-		cr_assert_not_null(j, "not JSON: %s", line);
-		segs[n].first = json_integer_value(
-		    json_object_get(j, "first"));
-		segs[n].events = json_integer_value(
-		    json_object_get(j, "events"));
-		segs[n].bytes = json_integer_value(
-		    json_object_get(j, "bytes"));
-		segs[n].sealed = strcmp(json_string_value(
-		                            json_object_get(j, "state")),
-		                     "sealed") == 0;
-		last = json_object_get(j, "last");
-		if (segs[n].events > 0)
-			cr_assert_eq(json_integer_value(last),
-			    segs[n].first + segs[n].events - 1, "%s", line);
-		else
-			cr_assert(json_is_null(last), "%s", line);
-		cr_assert_eq(segs[n].first, next,
-		    "segment %zu starts at %llu, "
-		    "expected %llu",
-		    n, (unsigned long long)segs[n].first,
-		    (unsigned long long)next);
-		next = segs[n].first + segs[n].events;
-		json_decref(j);
-		n++;
-	}
-	free(out);
-	cr_assert_gt(n, 0);
-	for (size_t i = 0; i + 1 < n; i++) {
-		cr_assert(segs[i].sealed, "segment %zu is not sealed", i);
-		cr_assert_gt(segs[i].events, 0, "sealed segment %zu is empty",
-		    i);
-	}
-	cr_assert(!segs[n - 1].sealed, "the last segment is not hot");
-	cr_assert_eq(next, head, "the segments hold %llu events, head %llu",
-	    (unsigned long long)next, (unsigned long long)head);
+	for (i = 0; i < n; i++)
+		cr_assert(!segs[i].archived, "segment %zu is archived", i);
 	return n;
 }
 
@@ -128,7 +68,7 @@ seg_file(char *buf, size_t len, uint64_t base)
 Test(segments, rotation_under_load)
 {
 	static struct h_load load;
-	static struct seginfo segs[4096];
+	static struct h_seginfo segs[4096];
 	const char *const extra[] = { "--segment-size", "64K", NULL };
 	struct ipc_status_rep st;
 	uint64_t head, sealed = 0;
@@ -144,7 +84,7 @@ Test(segments, rotation_under_load)
 		cr_assert_eq(h_load_wait_acked(&load, 600 * (uint64_t)(r + 1),
 		                 60000),
 		    0, "the load does not get going");
-		rotate();
+		h_rotate(&sd);
 	}
 	cr_assert_eq(h_load_wait_acked(&load, 4000, 60000), 0);
 	h_load_stop(&load);
@@ -178,67 +118,16 @@ static struct h_book book;
 
 Test(segments, reads_across_every_boundary)
 {
-	static struct seginfo segs[256];
-	struct ipc_proposed evs[3];
-	char ids[3][UUID_STR_LEN];
-	uint64_t versions[H_BOOK_STREAMS] = { 0 };
-	struct h_result r;
-	uint32_t k, n;
-	int a, s;
+	static struct h_seginfo segs[256];
 	size_t nseg;
 
 	h_stored_init(&sd, h_tmpdir(), NULL);
 	start();
-	for (s = 0; s < H_BOOK_STREAMS; s++)
-		h_uuid(book.streams[s]);
-	book.n = 0;
-	/* 60 appends of 1..3 events; a rotation after appends 0, 2, 5,
-	 * 9, ... so that boundaries fall after every batch size, twice in
-	 * a row (an empty hot segment: nothing to seal) included */
-	for (a = 0; a < 60; a++) {
-		n = 1 + (uint32_t)(a * 7 % 3);
-		s = a * 5 % H_BOOK_STREAMS;
-		memset(evs, 0, sizeof(evs));
-		for (k = 0; k < n; k++) {
-			evs[k].event_id.ptr = h_uuid(ids[k]);
-			evs[k].event_id.len = 36;
-			evs[k].type.ptr = "Boundary";
-			evs[k].type.len = 8;
-			evs[k].payload = (const uint8_t *)"{}";
-			evs[k].payload_len = 2;
-		}
-		cr_assert_eq(h_append(&cl, book.streams[s], EF_EXPECT_ANY, 0,
-		                 evs, n, &r),
-		    EF_S_OK, "%s", r.msg);
-		cr_assert_eq(r.rep.first_pos, book.n);
-		for (k = 0; k < n; k++) {
-			uuid_parse(ids[k], 36, book.ev[book.n].id);
-			book.ev[book.n].stream = s;
-			book.ev[book.n].version = versions[s]++;
-			book.n++;
-		}
-		if (a % 4 == 0 || a % 7 == 3)
-			rotate();
-		if (a == 20)
-			rotate(); /* again: nothing to seal */
-	}
-	/* every stream also in the hot segment, the older versions in
-	 * sealed segments indexed on disk: reads cross that boundary too */
-	rotate();
-	for (s = 0; s < H_BOOK_STREAMS; s++) {
-		memset(evs, 0, sizeof(evs));
-		evs[0].event_id.ptr = h_uuid(ids[0]);
-		evs[0].event_id.len = 36;
-		evs[0].type.ptr = "Hot";
-		evs[0].type.len = 3;
-		cr_assert_eq(h_append(&cl, book.streams[s], EF_EXPECT_ANY, 0,
-		                 evs, 1, &r),
-		    EF_S_OK, "%s", r.msg);
-		uuid_parse(ids[0], 36, book.ev[book.n].id);
-		book.ev[book.n].stream = s;
-		book.ev[book.n].version = versions[s]++;
-		book.n++;
-	}
+	/* rotations after every batch size, twice in a row after append 20
+	 * (an empty hot segment: nothing to seal); every stream also in the
+	 * hot segment, the older versions in sealed segments indexed on
+	 * disk: reads cross that boundary too */
+	h_book_write(&cl, &sd, &book, "{}", 20);
 	h_wait_indexed(&cl, book.n - H_BOOK_STREAMS, 30000);
 	nseg = segments(segs, 256, book.n);
 	cr_assert_geq(nseg, 20, "%zu segments", nseg);
@@ -323,19 +212,9 @@ check_legacy_events(uint8_t (*ids)[UUID_LEN], uint64_t n)
 	h_events_free(evs, m);
 }
 
-static int
-file_exists(const char *dir, const char *name)
-{
-	char path[H_PATH + 64];
-	struct stat sb;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	return stat(path, &sb) == 0;
-}
-
 Test(segments, takeover_of_a_single_file_data_dir)
 {
-	static struct seginfo segs[64];
+	static struct h_seginfo segs[64];
 	const char *const extra[] = { "--segment-size", "4K", NULL };
 	uint8_t ids[64][UUID_LEN], sids[2][UUID_LEN];
 	char sid_txt[UUID_STR_LEN], id[UUID_STR_LEN], *log;
@@ -348,9 +227,9 @@ Test(segments, takeover_of_a_single_file_data_dir)
 	n = write_legacy(sd.data_dir, ids, sids);
 	start();
 	check_legacy_events(ids, n);
-	cr_assert(!file_exists(sd.data_dir, LEGACY_LOG_NAME),
+	cr_assert(!h_file_exists(sd.data_dir, LEGACY_LOG_NAME),
 	    "events.log is still there");
-	cr_assert(file_exists(sd.data_dir, "seg-00000000000000000000.log"));
+	cr_assert(h_file_exists(sd.data_dir, "seg-00000000000000000000.log"));
 	log = h_read_file(sd.log, NULL);
 	cr_assert(log != NULL && strstr(log, "took over events.log") != NULL,
 	    "the take-over was not logged:\n%s", log);
@@ -381,11 +260,8 @@ Test(segments, takeover_killed_at_each_step)
 	char sid_txt[UUID_STR_LEN];
 	uint64_t n;
 	size_t p;
-	int st;
 
-	if (strcmp(getenv("EF_CRASHPOINTS") ? getenv("EF_CRASHPOINTS") : "",
-	        "1") != 0)
-		cr_skip_test("built without -Dcrashpoints=true");
+	h_need_crashpoints();
 	for (p = 0; p < 2; p++) {
 		h_stored_init(&sd, h_tmpdir(), NULL);
 		uuid_parse(h_uuid(sid_txt), 36, sids[0]);
@@ -394,15 +270,9 @@ Test(segments, takeover_killed_at_each_step)
 		setenv("EVENTFOLD_CRASHPOINT", points[p], 1);
 		h_stored_spawn(&sd);
 		unsetenv("EVENTFOLD_CRASHPOINT");
-		st = h_wait_pid(sd.pid, 15000);
-		sd.pid = 0;
-		cr_assert(st != -1 && WIFSIGNALED(st) &&
-		        WTERMSIG(st) == SIGKILL,
-		    "%s: stored was not killed there "
-		    "(0x%x)",
-		    points[p], st);
-		cr_assert_eq(file_exists(sd.data_dir, LEGACY_LOG_NAME), p == 0,
-		    "%s", points[p]);
+		h_stored_wait_killed(&sd, 15000, points[p]);
+		cr_assert_eq(h_file_exists(sd.data_dir, LEGACY_LOG_NAME),
+		    p == 0, "%s", points[p]);
 		start();
 		check_legacy_events(ids, n);
 		cr_assert_eq(h_status(&cl).head, n);
@@ -437,9 +307,9 @@ three_segments(char *stream)
 	start();
 	h_uuid(stream);
 	append_n(stream, 5);
-	rotate();
+	h_rotate(&sd);
 	append_n(stream, 5);
-	rotate();
+	h_rotate(&sd);
 	append_n(stream, 3);
 }
 
@@ -497,11 +367,37 @@ Test(segments, torn_tail_in_the_last_segment)
 	free(img);
 }
 
+/* Position 9 damaged: a read of it is refused; so is a forward page that
+ * walks onto it (its locations after the first come from the record
+ * before, through stored's read window), twice: the second starts from
+ * where the first stopped. Position 8 reads. */
+static void
+position_9_is_data_loss(void)
+{
+	struct client_reply rep;
+	struct ipc_read_rep rr;
+
+	cr_assert_eq(client_read_all(&cl, 9, 1, EF_FORWARD, &rep, &rr),
+	    EF_S_DATA_LOSS);
+	client_reply_free(&rep);
+	cr_assert_eq(client_read_all(&cl, 8, 1, EF_FORWARD, &rep, &rr),
+	    EF_S_OK);
+	client_reply_free(&rep);
+	cr_assert_eq(client_read_all(&cl, 0, 100, EF_FORWARD, &rep, &rr),
+	    EF_S_DATA_LOSS);
+	client_reply_free(&rep);
+	cr_assert_eq(client_read_all(&cl, 0, 9, EF_FORWARD, &rep, &rr),
+	    EF_S_OK);
+	cr_assert_eq(rr.nevents, 9);
+	client_reply_free(&rep);
+	cr_assert_eq(client_read_all(&cl, 9, 4, EF_FORWARD, &rep, &rr),
+	    EF_S_DATA_LOSS);
+	client_reply_free(&rep);
+}
+
 Test(segments, flipped_byte_in_a_sealed_segment)
 {
 	char stream[UUID_STR_LEN], path[H_PATH + 64], want[H_PATH + 128];
-	struct client_reply rep;
-	struct ipc_read_rep rr;
 	char *out = NULL, *log;
 	uint64_t off[8];
 	uint8_t *img;
@@ -526,29 +422,10 @@ Test(segments, flipped_byte_in_a_sealed_segment)
 	cr_assert(strstr(out, want) != NULL, "no \"%s\" in:\n%s", want, out);
 	free(out);
 
-	/* indexed on disk: the start reads only the tail, and a read of the
-	 * damaged event is refused */
+	/* indexed on disk: the start reads only the tail */
 	start();
 	cr_assert_eq(h_status(&cl).recovered_events, 3);
-	cr_assert_eq(client_read_all(&cl, 9, 1, EF_FORWARD, &rep, &rr),
-	    EF_S_DATA_LOSS);
-	client_reply_free(&rep);
-	cr_assert_eq(client_read_all(&cl, 8, 1, EF_FORWARD, &rep, &rr),
-	    EF_S_OK);
-	client_reply_free(&rep);
-	/* so is a forward page that walks onto it (its locations after the
-	 * first come from the record before, through stored's read window),
-	 * twice: the second starts from where the first stopped */
-	cr_assert_eq(client_read_all(&cl, 0, 100, EF_FORWARD, &rep, &rr),
-	    EF_S_DATA_LOSS);
-	client_reply_free(&rep);
-	cr_assert_eq(client_read_all(&cl, 0, 9, EF_FORWARD, &rep, &rr),
-	    EF_S_OK);
-	cr_assert_eq(rr.nevents, 9);
-	client_reply_free(&rep);
-	cr_assert_eq(client_read_all(&cl, 9, 4, EF_FORWARD, &rep, &rr),
-	    EF_S_DATA_LOSS);
-	client_reply_free(&rep);
+	position_9_is_data_loss();
 	h_stored_stop_ok(&sd, &cl, SIGTERM);
 
 	/* without the index every segment is read: the start refuses */
@@ -581,7 +458,7 @@ Test(segments, flipped_byte_in_a_sealed_segment)
 	cr_assert_eq(h_status(&cl).segments, 2);
 	cr_assert_eq(append_n(stream, 1), 9);
 	h_stored_stop_ok(&sd, &cl, SIGTERM);
-	cr_assert(!file_exists(sd.data_dir, "seg-00000000000000000010.log"));
+	cr_assert(!h_file_exists(sd.data_dir, "seg-00000000000000000010.log"));
 	h_verify_ok(&sd, 10);
 }
 
@@ -589,63 +466,25 @@ Test(segments, flipped_byte_in_a_sealed_segment)
 
 Test(segments, killed_at_every_rotation_crash_point, .timeout = 560)
 {
-	static const char *const points[] = { "rotate.before_create",
-		"rotate.after_create", "rotate.after_dirsync" };
+	/* the third rotation, under load */
+	static const char *const points[] = { "rotate.before_create:3",
+		"rotate.after_create:3", "rotate.after_dirsync:3" };
 	static struct h_load load;
-	static struct seginfo segs[4096];
+	static struct h_seginfo segs[4096];
 	const char *const extra[] = { "--segment-size", "16K", NULL };
 	uint64_t head, acked;
-	size_t p, i;
-	int st;
+	size_t p;
 
-	if (strcmp(getenv("EF_CRASHPOINTS") ? getenv("EF_CRASHPOINTS") : "",
-	        "1") != 0)
-		cr_skip_test("built without -Dcrashpoints=true");
+	h_need_crashpoints();
 	for (p = 0; p < 3; p++) {
 		h_stored_init(&sd, h_tmpdir(), extra);
 		h_load_init(&load, &sd, 8, 200);
-		/* the third rotation, under load */
-		setenv("EVENTFOLD_CRASHPOINT",
-		    p == 0     ? "rotate.before_create:3" :
-		        p == 1 ? "rotate.after_create:3" :
-		                 "rotate.after_dirsync:3",
-		    1);
-		h_stored_spawn(&sd);
-		unsetenv("EVENTFOLD_CRASHPOINT");
-		cr_assert_eq(h_stored_wait_ready(&sd, 15000), 0);
-		h_load_start(&load);
-		st = h_wait_pid(sd.pid, 60000);
-		sd.pid = 0;
-		cr_assert(st != -1 && WIFSIGNALED(st) &&
-		        WTERMSIG(st) == SIGKILL,
-		    "%s: stored was not killed there "
-		    "(0x%x)",
-		    points[p], st);
-		h_load_stop(&load);
-		acked = __atomic_load_n(&load.acked, __ATOMIC_RELAXED);
-		cr_assert_gt(acked, 0);
-		{
-			char *log = h_read_file(sd.log, NULL);
-
-			cr_assert(log != NULL &&
-			        strstr(log, points[p]) != NULL,
-			    "not killed at %s:\n%s", points[p], log);
-			free(log);
-		}
+		acked = h_load_killed_at(&sd, &load, points[p], 60000);
 		start();
-		head = h_load_verify(&load, &cl);
-		cr_assert_geq(head, acked);
-		h_load_retry_pending(&load, &cl);
-		head = h_load_verify(&load, &cl);
+		head = h_load_recovered(&load, &cl, acked);
 		cr_assert_geq(segments(segs, 4096, head), 3);
 		/* and it goes on rotating */
-		h_load_start(&load);
-		cr_assert_eq(h_load_wait_acked(&load, acked + 500, 60000), 0);
-		h_load_stop(&load);
-		for (i = 0; i < load.nthreads; i++)
-			cr_assert_eq(load.t[i].errors, 0, "%s",
-			    load.t[i].error);
-		head = h_load_verify(&load, &cl);
+		head = h_load_goes_on(&load, &cl, acked);
 		h_stored_stop_ok(&sd, &cl, SIGTERM);
 		h_verify_ok(&sd, head);
 		fprintf(stderr, "# %s: %llu events after the restart\n",

@@ -94,59 +94,44 @@ read_all_fd(int fd, size_t *lenp, int timeout_ms)
 	return buf;
 }
 
-Test(tail, burst_without_gap_duplicate_or_reordering)
+/* A stored s on tmpfs when there is one: fdatasync is then nearly free,
+ * so the burst makes many more (smaller) batches than a disk allows,
+ * i.e. many more publish messages than nng can queue. */
+static void
+start_on_tmpfs(struct h_stored *s, struct ef_client *c)
+{
+	struct stat sb;
+
+	h_stored_init(s,
+	    stat("/dev/shm", &sb) == 0 && S_ISDIR(sb.st_mode) &&
+	            access("/dev/shm", W_OK) == 0 ?
+	        h_tmpdir_in("/dev/shm") :
+	        h_tmpdir(),
+	    NULL);
+	h_stored_start(s);
+	h_client(c, s, 10000);
+}
+
+/*
+ * The burst: WRITERS threads of PER_WRITER appends each. tail's stdout
+ * is not read meanwhile: it blocks in a write once the pipe is full,
+ * while its subscriber socket keeps taking publish messages until its
+ * queue (8192) overflows and nng drops some. Stopping it (SIGSTOP)
+ * instead would not do: tail would find the socket quiet when resumed
+ * and read everything from the store, never meeting a gap in the live
+ * messages.
+ */
+static void
+burst(struct h_stored *sd, struct ef_client *cl, uint64_t total)
 {
 	static struct writer w[WRITERS];
-	const uint64_t total = (uint64_t)WRITERS * PER_WRITER;
-	char count[32], errpath[H_PATH + 32], *out, *line, *next, *err;
-	struct h_stored sd;
-	struct ef_client cl;
 	struct client_reply rep;
 	struct ipc_status_rep st;
-	struct h_event *evs;
-	size_t len, n;
-	uint64_t expect = 0, t0, t1;
-	pid_t tail;
-	int fd, i, wst;
+	int i;
 
-	/*
-	 * On tmpfs when there is one: fdatasync is then nearly free, so
-	 * the burst makes many more (smaller) batches than a disk allows,
-	 * i.e. many more publish messages than nng can queue.
-	 */
-	{
-		struct stat sb;
-
-		h_stored_init(&sd,
-		    stat("/dev/shm", &sb) == 0 && S_ISDIR(sb.st_mode) &&
-		            access("/dev/shm", W_OK) == 0 ?
-		        h_tmpdir_in("/dev/shm") :
-		        h_tmpdir(),
-		    NULL);
-	}
-	h_stored_start(&sd);
-	h_client(&cl, &sd, 10000);
-	snprintf(count, sizeof(count), "%llu", (unsigned long long)total);
-	snprintf(errpath, sizeof(errpath), "%s/tail.err", sd.dir);
-	tail = h_ctl_spawn((const char *const[]){ "--runtime-dir", sd.run_dir,
-	                       "tail", "all", "--json", "--count", count,
-	                       NULL },
-	    &fd, errpath);
-	cr_assert_eq(h_wait_for_text(errpath, "caught up", 15000), 0,
-	    "tail did not catch up on an empty store");
-
-	/*
-	 * The burst. tail's stdout is not read meanwhile: it blocks in a
-	 * write once the pipe is full, while its subscriber socket keeps
-	 * taking publish messages until its queue (8192) overflows and nng
-	 * drops some. Stopping it (SIGSTOP) instead would not do: tail
-	 * would find the socket quiet when resumed and read everything
-	 * from the store, never meeting a gap in the live messages.
-	 */
-	t0 = h_now_ms();
 	for (i = 0; i < WRITERS; i++) {
 		h_uuid(w[i].stream);
-		h_client(&w[i].c, &sd, 20000);
+		h_client(&w[i].c, sd, 20000);
 		cr_assert_eq(pthread_create(&w[i].thr, NULL, writer_main,
 		                 &w[i]),
 		    0);
@@ -158,28 +143,27 @@ Test(tail, burst_without_gap_duplicate_or_reordering)
 		    w[i].error);
 		client_close(&w[i].c);
 	}
-	cr_assert_eq(h_head(&cl), total);
-	cr_assert_eq(client_status(&cl, &rep, &st), EF_S_OK);
+	cr_assert_eq(h_head(cl), total);
+	cr_assert_eq(client_status(cl, &rep, &st), EF_S_OK);
 	client_reply_free(&rep);
 	fprintf(stderr,
 	    "# %llu events in %llu published batches (more than "
 	    "~8200 cannot all be queued for a stopped subscriber)\n",
 	    (unsigned long long)st.events_written,
 	    (unsigned long long)st.fsyncs);
-	t1 = h_now_ms();
-	out = read_all_fd(fd, &len, 120000);
-	fprintf(stderr, "# burst %llu ms, tail done %llu ms later\n",
-	    (unsigned long long)(t1 - t0),
-	    (unsigned long long)(h_now_ms() - t1));
-	close(fd);
-	wst = h_wait_pid(tail, 20000);
-	err = h_read_file(errpath, NULL);
-	cr_assert(wst != -1 && WIFEXITED(wst) && WEXITSTATUS(wst) == 0,
-	    "tail: wait status 0x%x, stderr:\n%s", wst, err);
-	free(err);
+}
 
-	/* exactly positions 0..N-1, each the event stored there */
-	cr_assert_eq(h_read_all(&cl, 0, &evs, &n), EF_S_OK);
+/* tail's output out holds exactly positions 0..total-1, each the event
+ * stored there (read through cl); out is cut into lines. */
+static void
+check_tail_output(struct ef_client *cl, char *out, uint64_t total)
+{
+	char *line, *next;
+	struct h_event *evs;
+	uint64_t expect = 0;
+	size_t n;
+
+	cr_assert_eq(h_read_all(cl, 0, &evs, &n), EF_S_OK);
 	cr_assert_eq(n, total);
 	for (line = out; *line != '\0'; line = next) {
 		json_t *o, *v;
@@ -219,6 +203,43 @@ Test(tail, burst_without_gap_duplicate_or_reordering)
 	cr_assert_eq(expect, total, "tail printed %llu of %llu events",
 	    (unsigned long long)expect, (unsigned long long)total);
 	h_events_free(evs, n);
+}
+
+Test(tail, burst_without_gap_duplicate_or_reordering)
+{
+	const uint64_t total = (uint64_t)WRITERS * PER_WRITER;
+	char count[32], errpath[H_PATH + 32], *out, *err;
+	struct h_stored sd;
+	struct ef_client cl;
+	size_t len;
+	uint64_t t0, t1;
+	pid_t tail;
+	int fd, wst;
+
+	start_on_tmpfs(&sd, &cl);
+	snprintf(count, sizeof(count), "%llu", (unsigned long long)total);
+	snprintf(errpath, sizeof(errpath), "%s/tail.err", sd.dir);
+	tail = h_ctl_spawn((const char *const[]){ "--runtime-dir", sd.run_dir,
+	                       "tail", "all", "--json", "--count", count,
+	                       NULL },
+	    &fd, errpath);
+	cr_assert_eq(h_wait_for_text(errpath, "caught up", 15000), 0,
+	    "tail did not catch up on an empty store");
+	t0 = h_now_ms();
+	burst(&sd, &cl, total);
+	t1 = h_now_ms();
+	out = read_all_fd(fd, &len, 120000);
+	fprintf(stderr, "# burst %llu ms, tail done %llu ms later\n",
+	    (unsigned long long)(t1 - t0),
+	    (unsigned long long)(h_now_ms() - t1));
+	close(fd);
+	wst = h_wait_pid(tail, 20000);
+	err = h_read_file(errpath, NULL);
+	cr_assert(wst != -1 && WIFEXITED(wst) && WEXITSTATUS(wst) == 0,
+	    "tail: wait status 0x%x, stderr:\n%s", wst, err);
+	free(err);
+	/* exactly positions 0..N-1, each the event stored there */
+	check_tail_output(&cl, out, total);
 	free(out);
 	client_close(&cl);
 }

@@ -21,33 +21,10 @@ TestSuite(validation, .fini = h_cleanup, .timeout = 60);
 static struct h_stored sd;
 static struct ef_client cl;
 
-static void
-start(const char *const *extra)
-{
-	h_stored_init(&sd, h_tmpdir(), extra);
-	h_stored_start(&sd);
-	h_client(&cl, &sd, 5000);
-}
-
 #define ASSERT_HEAD(n)                                                        \
 	cr_assert_eq(h_head(&cl), (uint64_t)(n),                              \
 	    "head moved: something "                                          \
 	    "was written")
-
-static struct ipc_proposed
-ev(const char *id, const char *type, const char *payload)
-{
-	struct ipc_proposed p;
-
-	memset(&p, 0, sizeof(p));
-	p.event_id.ptr = id;
-	p.event_id.len = (uint32_t)strlen(id);
-	p.type.ptr = type;
-	p.type.len = (uint32_t)strlen(type);
-	p.payload = (const uint8_t *)payload;
-	p.payload_len = payload ? (uint32_t)strlen(payload) : 0;
-	return p;
-}
 
 /*
  * An APPEND of one event (id, type "T") packed by hand: the stream id
@@ -89,7 +66,7 @@ Test(validation, malformed_uuids)
 	char id[UUID_STR_LEN], sid[UUID_STR_LEN];
 	size_t i;
 
-	start(NULL);
+	h_start_fresh(&sd, &cl, NULL, 5000);
 	h_uuid(sid);
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		cr_assert_eq(h_append1(&cl, bad[i], EF_EXPECT_ANY, 0,
@@ -107,8 +84,8 @@ Test(validation, malformed_uuids)
 		struct ipc_proposed evs[2];
 		char a[UUID_STR_LEN];
 
-		evs[0] = ev(h_uuid(a), "T", "{}");
-		evs[1] = ev("nope", "T", "{}");
+		evs[0] = h_proposed(h_uuid(a), "T", "{}");
+		evs[1] = h_proposed("nope", "T", "{}");
 		cr_assert_eq(h_append(&cl, sid, EF_EXPECT_ANY, 0, evs, 2, &r),
 		    EF_S_BAD_UUID);
 		cr_assert(strstr(r.msg, "event 1") != NULL, "%s", r.msg);
@@ -142,7 +119,7 @@ Test(validation, every_uuid_form_names_the_same_stream_and_event)
 	char id[UUID_STR_LEN];
 	size_t i, n;
 
-	start(NULL);
+	h_start_fresh(&sd, &cl, NULL, 5000);
 	uuid_parse(forms[0], strlen(forms[0]), want);
 	for (i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
 		cr_assert_eq(h_append1(&cl, forms[i], EF_EXPECT_EXACT, i - 1,
@@ -197,7 +174,7 @@ Test(validation, empty_batch)
 	struct h_result r;
 	char sid[UUID_STR_LEN];
 
-	start(NULL);
+	h_start_fresh(&sd, &cl, NULL, 5000);
 	cr_assert_eq(h_append(&cl, h_uuid(sid), EF_EXPECT_ANY, 0, NULL, 0, &r),
 	    EF_S_EMPTY_BATCH);
 	cr_assert_str_neq(r.msg, "");
@@ -213,11 +190,11 @@ Test(validation, duplicate_event_id_in_a_batch)
 	char sid[UUID_STR_LEN], a[UUID_STR_LEN], b[UUID_STR_LEN], up[40];
 	size_t i;
 
-	start(NULL);
+	h_start_fresh(&sd, &cl, NULL, 5000);
 	h_uuid(sid);
-	evs[0] = ev(h_uuid(a), "T", "1");
-	evs[1] = ev(h_uuid(b), "T", "2");
-	evs[2] = ev(a, "T", "3");
+	evs[0] = h_proposed(h_uuid(a), "T", "1");
+	evs[1] = h_proposed(h_uuid(b), "T", "2");
+	evs[2] = h_proposed(a, "T", "3");
 	cr_assert_eq(h_append(&cl, sid, EF_EXPECT_ANY, 0, evs, 3, &r),
 	    EF_S_DUPLICATE_EVENT_ID, "%s", r.msg);
 	cr_assert(strstr(r.msg, a) != NULL, "the message names the id: %s",
@@ -227,7 +204,7 @@ Test(validation, duplicate_event_id_in_a_batch)
 	for (i = 0; up[i]; i++)
 		if (up[i] >= 'a' && up[i] <= 'f')
 			up[i] = (char)(up[i] - 'a' + 'A');
-	evs[2] = ev(up, "T", "3");
+	evs[2] = h_proposed(up, "T", "3");
 	cr_assert_eq(h_append(&cl, sid, EF_EXPECT_ANY, 0, evs, 3, &r),
 	    EF_S_DUPLICATE_EVENT_ID);
 	ASSERT_HEAD(0);
@@ -249,7 +226,7 @@ Test(validation, type_errors_come_after_the_version_check)
 	char sid[UUID_STR_LEN], id[UUID_STR_LEN], id0[UUID_STR_LEN];
 	struct h_result r;
 
-	start(NULL);
+	h_start_fresh(&sd, &cl, NULL, 5000);
 	h_uuid(sid);
 	cr_assert_eq(h_append1(&cl, sid, EF_EXPECT_ANY, 0, h_uuid(id0), "T",
 	                 "{}", &r),
@@ -276,7 +253,7 @@ Test(validation, event_type_length_and_encoding)
 	struct h_result r;
 	size_t n;
 
-	start(NULL);
+	h_start_fresh(&sd, &cl, NULL, 5000);
 	h_uuid(sid);
 	cr_assert_eq(h_append1(&cl, sid, EF_EXPECT_ANY, 0, h_uuid(id), "",
 	                 "{}", &r),
@@ -301,9 +278,9 @@ Test(validation, event_type_length_and_encoding)
 	{
 		char a[UUID_STR_LEN], b[UUID_STR_LEN], c[UUID_STR_LEN];
 
-		evs[0] = ev(h_uuid(a), "Good", "{}");
-		evs[1] = ev(h_uuid(b), "Good", "{}");
-		evs[2] = ev(h_uuid(c), "", "{}");
+		evs[0] = h_proposed(h_uuid(a), "Good", "{}");
+		evs[1] = h_proposed(h_uuid(b), "Good", "{}");
+		evs[2] = h_proposed(h_uuid(c), "", "{}");
 		cr_assert_eq(h_append(&cl, sid, EF_EXPECT_ANY, 0, evs, 3, &r),
 		    EF_S_BAD_EVENT_TYPE);
 		cr_assert_str_eq(r.msg, "event type must not be empty");
@@ -351,9 +328,9 @@ Test(validation, record_over_64k)
 	cr_assert_not_null(payload);
 	for (n = 0; n < plen + 2; n++)
 		payload[n] = (uint8_t)(n * 31);
-	start(NULL);
+	h_start_fresh(&sd, &cl, NULL, 5000);
 	h_uuid(sid);
-	evs[0] = ev(h_uuid(a), "T", NULL);
+	evs[0] = h_proposed(h_uuid(a), "T", NULL);
 	evs[0].payload = payload;
 	evs[0].payload_len = (uint32_t)plen + 1;
 	cr_assert_eq(h_append(&cl, sid, EF_EXPECT_ANY, 0, evs, 1, &r),
@@ -365,8 +342,8 @@ Test(validation, record_over_64k)
 	cr_assert_eq(h_append(&cl, sid, EF_EXPECT_ANY, 0, evs, 1, &r),
 	    EF_S_RECORD_TOO_LARGE);
 	/* an oversized second event refuses the first one as well */
-	evs[0] = ev(a, "T", "small");
-	evs[1] = ev(h_uuid(b), "T", NULL);
+	evs[0] = h_proposed(a, "T", "small");
+	evs[1] = h_proposed(h_uuid(b), "T", NULL);
 	evs[1].payload = payload;
 	evs[1].payload_len = (uint32_t)plen + 1;
 	cr_assert_eq(h_append(&cl, sid, EF_EXPECT_ANY, 0, evs, 2, &r),
@@ -394,10 +371,10 @@ Test(validation, batch_over_max_append_bytes)
 
 	memset(payload, 'p', sizeof(payload) - 1);
 	payload[sizeof(payload) - 1] = '\0';
-	start(extra);
+	h_start_fresh(&sd, &cl, extra, 5000);
 	h_uuid(sid);
 	for (int i = 0; i < 3; i++)
-		evs[i] = ev(h_uuid(a[i]), "T", payload);
+		evs[i] = h_proposed(h_uuid(a[i]), "T", payload);
 	cr_assert_eq(h_append(&cl, sid, EF_EXPECT_ANY, 0, evs, 3, &r),
 	    EF_S_BATCH_TOO_LARGE, "%s", r.msg);
 	ASSERT_HEAD(0);
@@ -413,7 +390,7 @@ Test(validation, expected_version)
 	char sid[UUID_STR_LEN], other[UUID_STR_LEN], a[UUID_STR_LEN],
 	    b[UUID_STR_LEN], id[UUID_STR_LEN];
 
-	start(NULL);
+	h_start_fresh(&sd, &cl, NULL, 5000);
 	h_uuid(sid);
 	h_uuid(other);
 	/* exact(n) and no_stream on a missing stream */
@@ -471,8 +448,8 @@ Test(validation, expected_version)
 		}
 	}
 	/* a two-event batch with a wrong version writes neither */
-	evs[0] = ev(h_uuid(a), "T", "{}");
-	evs[1] = ev(h_uuid(b), "T", "{}");
+	evs[0] = h_proposed(h_uuid(a), "T", "{}");
+	evs[1] = h_proposed(h_uuid(b), "T", "{}");
 	cr_assert_eq(h_append(&cl, sid, EF_EXPECT_EXACT, 7, evs, 2, &r),
 	    EF_S_VERSION_CONFLICT);
 	ASSERT_HEAD(4);
@@ -497,7 +474,7 @@ Test(validation, bad_expected_kind_is_refused)
 	char sid[UUID_STR_LEN], id[UUID_STR_LEN];
 	int st;
 
-	start(NULL);
+	h_start_fresh(&sd, &cl, NULL, 5000);
 	h_uuid(sid);
 	h_uuid(id);
 	ipc_out_init(&o);
@@ -525,17 +502,17 @@ Test(validation, nul_in_strings_is_refused)
 	char sid[UUID_STR_LEN + 2], id[UUID_STR_LEN + 2];
 	int st;
 
-	start(NULL);
+	h_start_fresh(&sd, &cl, NULL, 5000);
 	h_uuid(sid);
 	/* the type */
-	p = ev(h_uuid(id), "T", "{}");
+	p = h_proposed(h_uuid(id), "T", "{}");
 	p.type.ptr = type;
 	p.type.len = sizeof(type) - 1;
 	cr_assert_eq(h_append(&cl, sid, EF_EXPECT_ANY, 0, &p, 1, &r),
 	    EF_S_BAD_REQUEST, "%s", r.msg);
 	cr_assert(strstr(r.msg, "NUL") != NULL, "%s", r.msg);
 	/* the event id, a good uuid followed by a NUL and more */
-	p = ev(id, "T", "{}");
+	p = h_proposed(id, "T", "{}");
 	memcpy(id + 36, "\0x", 2);
 	p.event_id.len = 38;
 	cr_assert_eq(h_append(&cl, sid, EF_EXPECT_ANY, 0, &p, 1, &r),
@@ -544,7 +521,7 @@ Test(validation, nul_in_strings_is_refused)
 	ASSERT_HEAD(0);
 	/* the stream id, on APPEND and READ_STREAM */
 	h_uuid(id);
-	p = ev(id, "T", "{}");
+	p = h_proposed(id, "T", "{}");
 	memcpy(sid + 36, "\0x", 2);
 	ipc_out_init(&o);
 	pack_append1(&o, sid, 38, EF_EXPECT_ANY, id);
@@ -606,7 +583,7 @@ Test(validation, read_stream_not_found)
 	                                                   *err = NULL;
 	int rc;
 
-	start(NULL);
+	h_start_fresh(&sd, &cl, NULL, 5000);
 	fill(1, 3, sids);
 	cr_assert_eq(client_read_stream(&cl, h_uuid(missing), 0, 10,
 	                 EF_FORWARD, &rep, &rr),
@@ -636,7 +613,7 @@ Test(validation, max_count_zero_returns_nothing)
 	struct ipc_read_rep rr;
 	char sids[2][UUID_STR_LEN];
 
-	start(NULL);
+	h_start_fresh(&sd, &cl, NULL, 5000);
 	fill(2, 3, sids);
 	cr_assert_eq(client_read_all(&cl, 0, 0, EF_FORWARD, &rep, &rr),
 	    EF_S_OK);
@@ -696,7 +673,7 @@ Test(validation, server_caps_the_count_and_clients_page)
 	uint32_t n, i;
 	int rc, lines;
 
-	start(extra);
+	h_start_fresh(&sd, &cl, extra, 5000);
 	fill(3, 12, sids); /* 36 events, 12 in each stream */
 
 	/* forward over the log: pages of 10 whatever was asked */
@@ -773,7 +750,7 @@ Test(validation, server_caps_the_bytes_but_returns_at_least_one)
 	size_t total;
 	int k;
 
-	start(extra);
+	h_start_fresh(&sd, &cl, extra, 5000);
 	h_uuid(sid);
 	for (k = 0; k < 10; k++) {
 		int len = k == 5 ? 2500 : 300;
@@ -807,7 +784,7 @@ Test(validation, list_streams)
 	char sids[5][UUID_STR_LEN], *out = NULL, *err = NULL, *p;
 	int rc, lines;
 
-	start(NULL);
+	h_start_fresh(&sd, &cl, NULL, 5000);
 	fill(5, 2, sids);
 	rc = h_ctl(sd.dir,
 	    (const char *const[]){ "--runtime-dir", sd.run_dir, "streams",

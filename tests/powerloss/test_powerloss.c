@@ -210,15 +210,15 @@ make_file(const char *rel, const char *text)
  * plfs's own rules, checked on their own (a power-loss test on a
  * filesystem that forgets nothing would pass anything).
  */
-Test(powerloss, plfs_forgets_what_was_not_synced)
+/* A cut keeps data only where fdatasync covered it (also as seen
+ * through a mapping made before), entries only where a directory fsync
+ * covered them. */
+static void
+cut_drops_what_was_not_synced(void)
 {
-	char *map, *img;
-	size_t len, i;
-	int fd, seed, kept[3] = { 0, 0, 0 }, grew = 0;
+	char *map;
+	int fd;
 
-	mnt = pl_mount(h_tmpdir());
-	cr_assert_eq(mkdir(mnt_path("d"), 0750), 0);
-	dir_sync(".");
 	/* data: only what fdatasync covered survives */
 	fd = file_open("d/a", O_RDWR | O_CREAT);
 	file_put(fd, "one", 0);
@@ -259,8 +259,17 @@ Test(powerloss, plfs_forgets_what_was_not_synced)
 	expect("d/tmp", NULL);
 	expect("d/final", "t");
 	expect("d/final2", NULL);
+}
 
-	/* torn: each unsynced page old or new, the size old or new */
+/* A torn cut keeps each unsynced page old or new, whole, and the size
+ * old or new; over 24 seeds, some of each. */
+static void
+torn_cuts_keep_pages_whole(void)
+{
+	char *img;
+	size_t len, i;
+	int fd, seed, kept[3] = { 0, 0, 0 }, grew = 0;
+
 	for (seed = 1; seed <= 24; seed++) {
 		char fill[3][4097];
 
@@ -309,17 +318,29 @@ Test(powerloss, plfs_forgets_what_was_not_synced)
 	    "torn cuts should keep the new "
 	    "size sometimes (%d of 24)",
 	    grew);
+}
 
-	/* O_DSYNC writes are durable (the kernel fsyncs after each) */
+/* O_DSYNC writes are durable (the kernel fsyncs after each); d/a is
+ * "one" again after. */
+static void
+dsync_writes_are_durable(void)
+{
+	int fd;
+
 	fd = file_open("d/a", O_RDWR | O_DSYNC);
 	file_put(fd, "two", 0);
 	close(fd);
 	pl_command("cut drop\n");
 	expect("d/a", "two");
 	make_file("d/a", "one");
+}
 
-	/* a flush the power cut interrupts never happens; one that ends
-	 * does */
+/* A flush the power cut interrupts never happens; one that ends does. */
+static void
+interrupted_flush_never_happens(void)
+{
+	int fd, seed;
+
 	pl_command("fsync_delay_us 300000\n");
 	for (seed = 0; seed < 2; seed++) {
 		pid_t pid;
@@ -341,6 +362,17 @@ Test(powerloss, plfs_forgets_what_was_not_synced)
 		pl_command("cut drop\n");
 		expect("d/a", seed ? "ONE" : "one");
 	}
+}
+
+Test(powerloss, plfs_forgets_what_was_not_synced)
+{
+	mnt = pl_mount(h_tmpdir());
+	cr_assert_eq(mkdir(mnt_path("d"), 0750), 0);
+	dir_sync(".");
+	cut_drops_what_was_not_synced();
+	torn_cuts_keep_pages_whole();
+	dsync_writes_are_durable();
+	interrupted_flush_never_happens();
 }
 
 /*
@@ -375,6 +407,92 @@ env_uint(const char *name, unsigned dflt)
 	return v != NULL && *v != '\0' ? (unsigned)strtoul(v, NULL, 10) : dflt;
 }
 
+/*
+ * One power cut: load on stored s, which is killed after 10..409 ms, then
+ * the cut (drop or torn, in turn), an offline verify, sometimes a cut
+ * while starting, and a restart (c is closed). *cut_lost: the unsynced
+ * pages the cut dropped. Whether it landed on unsynced data.
+ */
+static bool
+cut_power(unsigned cycle, struct ef_client *c, uint64_t start,
+    uint64_t *cut_lost)
+{
+	uint64_t acked, cut_kept;
+	unsigned wait_ms;
+	char cmd[64];
+	int st;
+
+	acked = __atomic_load_n(&load.acked, __ATOMIC_RELAXED);
+	h_load_start(&load);
+	cr_assert_eq(h_load_wait_acked(&load, acked + 50, 30000), 0,
+	    "cycle %u: the load does not get going", cycle);
+	wait_ms = 10 + (unsigned)rand() % 400;
+	h_sleep_ms((int)wait_ms);
+	st = h_stored_stop(&s, SIGKILL, 10000);
+	cr_assert(st != -1 && WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL,
+	    "cycle %u: wait status 0x%x", cycle, st);
+	client_close(c);
+	/* stored is gone: nothing can be written after the cut */
+	if (cycle % 2 == 0)
+		snprintf(cmd, sizeof(cmd), "cut drop\n");
+	else
+		snprintf(cmd, sizeof(cmd), "cut torn %u\n", (unsigned)rand());
+	pl_command(cmd);
+	*cut_lost = pl_stat("last_lost_pages");
+	cut_kept = pl_stat("last_kept_pages");
+	cr_assert_gt(pl_stat("fsyncs"), 0,
+	    "stored's fsyncs do not "
+	    "reach plfs: is the data directory on it?");
+	verify_offline((int)cycle, false);
+	if (cycle % 4 == 3)
+		cut_during_start(cycle, 20);
+	/*
+	 * Restart before the load stops: an append that was waiting
+	 * for a connection when stored died goes to the new one
+	 * rather than waiting out its 20 s deadline (what the new
+	 * stored acknowledges is checked like the rest). Then give
+	 * every load client time to reconnect (they retry at least
+	 * every 200 ms): one closed in the middle of its handshake
+	 * would wedge stored's listener (nng 1.5, see harness.c).
+	 */
+	h_stored_start(&s);
+	h_sleep_ms(PL_RECONNECT_MS);
+	h_load_stop(&load);
+	fprintf(stderr,
+	    "# cycle %u at %llu ms: %s after %u ms of "
+	    "load: %llu unsynced pages lost, %llu kept; %llu events "
+	    "acknowledged so far\n",
+	    cycle, (unsigned long long)(h_now_ms() - start),
+	    cycle % 2 ? "cut torn" : "cut drop", wait_ms,
+	    (unsigned long long)*cut_lost, (unsigned long long)cut_kept,
+	    (unsigned long long)__atomic_load_n(&load.acked,
+	        __ATOMIC_RELAXED));
+	return *cut_lost + cut_kept > 0;
+}
+
+/* One more load with no cut, read back through the mapping stored
+ * made before it: its pwrites through plfs and its mmap reads agree;
+ * then a clean stop (c is closed). The events in the log. */
+static uint64_t
+last_load_without_a_cut(struct ef_client *c)
+{
+	uint64_t acked, n;
+	int st;
+
+	acked = __atomic_load_n(&load.acked, __ATOMIC_RELAXED);
+	h_load_start(&load);
+	cr_assert_eq(h_load_wait_acked(&load, acked + 500, 30000), 0,
+	    "the last load does not get going");
+	h_load_stop(&load);
+	h_load_retry_pending(&load, c);
+	n = h_load_verify(&load, c);
+	client_close(c);
+	st = h_stored_stop(&s, SIGTERM, 10000);
+	cr_assert(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+	    "SIGTERM: wait status 0x%x", st);
+	return n;
+}
+
 Test(powerloss, cut_power_under_append_load)
 {
 	/* small segments, and every sealed one archived as soon as it is
@@ -384,12 +502,10 @@ Test(powerloss, cut_power_under_append_load)
 	const char *dir = h_tmpdir();
 	unsigned cycles = env_uint("EF_PL_CYCLES", PL_CYCLES);
 	unsigned seed = env_uint("EF_PL_SEED", (unsigned)time(NULL));
-	uint64_t start = h_now_ms(), head = 0, n, acked, lost = 0, hit = 0;
-	uint64_t cut_lost, cut_kept;
+	uint64_t start = h_now_ms(), head = 0, n, lost = 0, hit = 0, cut_lost;
 	struct ef_client c;
 	char cmd[64];
-	unsigned cycle, wait_ms;
-	int st;
+	unsigned cycle;
 
 	mnt = pl_mount(dir);
 	h_stored_init(&s, dir, stored_has_segments() ? seg : NULL);
@@ -418,72 +534,13 @@ Test(powerloss, cut_power_under_append_load)
 		    (cycle >= 10 && h_now_ms() - start > PL_BUDGET_MS))
 			break;
 
-		acked = __atomic_load_n(&load.acked, __ATOMIC_RELAXED);
-		h_load_start(&load);
-		cr_assert_eq(h_load_wait_acked(&load, acked + 50, 30000), 0,
-		    "cycle %u: the load does not get going", cycle);
-		wait_ms = 10 + (unsigned)rand() % 400;
-		h_sleep_ms((int)wait_ms);
-		st = h_stored_stop(&s, SIGKILL, 10000);
-		cr_assert(st != -1 && WIFSIGNALED(st) &&
-		        WTERMSIG(st) == SIGKILL,
-		    "cycle %u: wait status 0x%x", cycle, st);
-		client_close(&c);
-		/* stored is gone: nothing can be written after the cut */
-		if (cycle % 2 == 0)
-			snprintf(cmd, sizeof(cmd), "cut drop\n");
-		else
-			snprintf(cmd, sizeof(cmd), "cut torn %u\n",
-			    (unsigned)rand());
-		pl_command(cmd);
-		cut_lost = pl_stat("last_lost_pages");
-		cut_kept = pl_stat("last_kept_pages");
+		hit += cut_power(cycle, &c, start, &cut_lost);
 		lost += cut_lost;
-		hit += cut_lost + cut_kept > 0;
-		cr_assert_gt(pl_stat("fsyncs"), 0,
-		    "stored's fsyncs do not "
-		    "reach plfs: is the data directory on it?");
-		verify_offline((int)cycle, false);
-		if (cycle % 4 == 3)
-			cut_during_start(cycle, 20);
-		/*
-		 * Restart before the load stops: an append that was waiting
-		 * for a connection when stored died goes to the new one
-		 * rather than waiting out its 20 s deadline (what the new
-		 * stored acknowledges is checked like the rest). Then give
-		 * every load client time to reconnect (they retry at least
-		 * every 200 ms): one closed in the middle of its handshake
-		 * would wedge stored's listener (nng 1.5, see harness.c).
-		 */
-		h_stored_start(&s);
-		h_sleep_ms(PL_RECONNECT_MS);
-		h_load_stop(&load);
-		fprintf(stderr,
-		    "# cycle %u at %llu ms: %s after %u ms of "
-		    "load: %llu unsynced pages lost, %llu kept; %llu events "
-		    "acknowledged so far\n",
-		    cycle, (unsigned long long)(h_now_ms() - start),
-		    cycle % 2 ? "cut torn" : "cut drop", wait_ms,
-		    (unsigned long long)cut_lost, (unsigned long long)cut_kept,
-		    (unsigned long long)__atomic_load_n(&load.acked,
-		        __ATOMIC_RELAXED));
 	}
 	/* a test whose cuts never find anything unsynced tests nothing */
 	cr_assert_gt(hit, 0, "no power cut in %u landed on unsynced data",
 	    cycle);
-	/* one more load with no cut, read back through the mapping stored
-	 * made before it: its pwrites through plfs and its mmap reads agree */
-	acked = __atomic_load_n(&load.acked, __ATOMIC_RELAXED);
-	h_load_start(&load);
-	cr_assert_eq(h_load_wait_acked(&load, acked + 500, 30000), 0,
-	    "the last load does not get going");
-	h_load_stop(&load);
-	h_load_retry_pending(&load, &c);
-	n = h_load_verify(&load, &c);
-	client_close(&c);
-	st = h_stored_stop(&s, SIGTERM, 10000);
-	cr_assert(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
-	    "SIGTERM: wait status 0x%x", st);
+	n = last_load_without_a_cut(&c);
 	verify_offline((int)cycle, false);
 	fprintf(stderr,
 	    "# %u power cuts in %llu ms: %llu events in the log, "

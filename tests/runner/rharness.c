@@ -711,3 +711,49 @@ rh_log_contains(const char *path, const char *needle)
 	free(s);
 	return r;
 }
+
+void
+rh_numbered(uint32_t i, char *type, char *meta, char *payload, void *arg)
+{
+	strcpy(type, arg);
+	meta[0] = '\0';
+	sprintf(payload, "{\"i\":%u}", i);
+}
+
+void
+rh_stream_id(uint8_t sid[UUID_LEN], uint8_t fill)
+{
+	memset(sid, fill, UUID_LEN);
+	sid[6] = 0x40;
+	sid[8] = 0x80;
+}
+
+uint64_t
+rh_fold_ok(struct rh *h, const char *name)
+{
+	struct rh_fold f;
+
+	cr_assert_eq(rh_fold(h, name, &f), EF_S_OK, "%s", name);
+	cr_assert(!f.has_error, "%s failed: %s", name, f.error);
+	return f.position;
+}
+
+void
+rh_up_args(struct rh *h, const char *const *plugins, const char *const *extra)
+{
+	size_t i;
+
+	rh_init(h, plugins);
+	for (i = 0; extra != NULL && extra[i] != NULL; i++) {
+		cr_assert_lt(i + 1, sizeof(h->extra) / sizeof(h->extra[0]));
+		h->extra[i] = extra[i];
+	}
+	rh_start_stored(h);
+	rh_start_runnerd(h);
+}
+
+void
+rh_up(struct rh *h, const char *const *plugins)
+{
+	rh_up_args(h, plugins, NULL);
+}

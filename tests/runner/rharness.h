@@ -47,6 +47,11 @@ void rh_init(struct rh *h, const char *const *plugins);
 /* Copies a built plugin (by file name) into h->plugins; returns path. */
 const char *rh_add_plugin(struct rh *h, const char *file, char *out);
 void rh_start_stored(struct rh *h);
+/* rh_init with plugins, then stored and runnerd started; rh_up_args
+ * gives runnerd the extra flags (NULL-terminated, at most 23). */
+void rh_up(struct rh *h, const char *const *plugins);
+void rh_up_args(struct rh *h, const char *const *plugins,
+    const char *const *extra);
 pid_t rh_spawn_runnerd(struct rh *h);
 /* 0 ready; -1 exited (runnerd_status set); -2 timeout. */
 int rh_wait_runnerd(struct rh *h, int timeout_ms);
@@ -106,6 +111,14 @@ int rh_append_batch(struct rh *h, const uint8_t sid[UUID_LEN], uint32_t n,
     void (*fn)(uint32_t i, char *type, char *meta, char *payload, void *),
     void *arg);
 
+/* An event generator for rh_append_batch: type arg (a string), no
+ * metadata, payload {"i":i}. */
+void rh_numbered(uint32_t i, char *type, char *meta, char *payload, void *arg);
+/* A stream id of 16 bytes fill, with the UUID version 4 and variant bits. */
+void rh_stream_id(uint8_t sid[UUID_LEN], uint8_t fill);
+/* Fold name answers and has no error (else the test fails); its
+ * position. */
+uint64_t rh_fold_ok(struct rh *h, const char *name);
 bool rh_log_contains(const char *path, const char *needle);
 char *rh_read_file(const char *path);
 void rh_ms(int ms);

@@ -28,9 +28,7 @@ static struct rh h;
 static void
 up(void)
 {
-	rh_init(&h, examples);
-	rh_start_stored(&h);
-	rh_start_runnerd(&h);
+	rh_up(&h, examples);
 }
 
 static void
@@ -237,24 +235,32 @@ bg_exec(void *arg)
 	return NULL;
 }
 
-Test(aggregate, external_append_forces_a_retry, .init = up, .fini = down)
+/* An Add on slow s-1 (payload first), then b's Add in another thread;
+ * while its handle() sleeps, someone else appends at version 1. */
+static void
+external_append_during(struct bg *b, const char *first)
 {
-	struct bg b = { &h, "{\"sleep_ms\":400}", 0, { { 0 } }, "" };
 	pthread_t t;
-	char *state;
-	uint64_t v;
-	bool e;
 
-	cr_assert_eq(rh_exec(&h, "slow", "s-1", "Add", "{\"sleep_ms\":0}",
-	                 NULL, NULL, NULL, 0),
+	cr_assert_eq(rh_exec(&h, "slow", "s-1", "Add", first, NULL, NULL, NULL,
+	                 0),
 	    EF_S_OK);
-	pthread_create(&t, NULL, bg_exec, &b);
+	pthread_create(&t, NULL, bg_exec, b);
 	rh_ms(150);
-	/* while handle() sleeps: someone else appends at version 1 */
 	cr_assert_eq(rh_append_es(&h, "slow", "s-1", "Incremented", NULL,
 	                 EF_EXPECT_EXACT, 0),
 	    EF_S_OK);
 	pthread_join(t, NULL);
+}
+
+Test(aggregate, external_append_forces_a_retry, .init = up, .fini = down)
+{
+	struct bg b = { &h, "{\"sleep_ms\":400}", 0, { { 0 } }, "" };
+	char *state;
+	uint64_t v;
+	bool e;
+
+	external_append_during(&b, "{\"sleep_ms\":0}");
 	cr_assert_eq(b.st, EF_S_OK, "%s", b.msg);
 	cr_assert_eq(b.rep.version, 2,
 	    "the retry went after the external "
@@ -268,22 +274,13 @@ Test(aggregate, external_append_forces_a_retry, .init = up, .fini = down)
 Test(aggregate, retries_are_bounded)
 {
 	struct bg b = { &h, "{\"sleep_ms\":400}", 0, { { 0 } }, "" };
-	pthread_t t;
 
 	rh_init(&h, examples);
 	h.extra[0] = "--max-retries";
 	h.extra[1] = "0";
 	rh_start_stored(&h);
 	rh_start_runnerd(&h);
-	cr_assert_eq(rh_exec(&h, "slow", "s-1", "Add", NULL, NULL, NULL, NULL,
-	                 0),
-	    EF_S_OK);
-	pthread_create(&t, NULL, bg_exec, &b);
-	rh_ms(150);
-	cr_assert_eq(rh_append_es(&h, "slow", "s-1", "Incremented", NULL,
-	                 EF_EXPECT_EXACT, 0),
-	    EF_S_OK);
-	pthread_join(t, NULL);
+	external_append_during(&b, NULL);
 	cr_assert_eq(b.st, EF_S_ABORTED, "%d %s", b.st, b.msg);
 	cr_assert(strstr(b.msg, "version conflict") != NULL, "%s", b.msg);
 	rh_stop(&h);

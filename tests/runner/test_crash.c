@@ -20,50 +20,71 @@
 
 #include "rharness.h"
 #include "uuid5.h"
+#include "../tools/testutil.h"
 
 TestSuite(crash, .timeout = 300);
 
+/* The events of one aggregate type as eventfold-es writes them: its
+ * instances are PREFIX-N, each event of type with payload. */
+struct es_kind {
+	const char *agg, *prefix, *type, *payload;
+};
+static const struct es_kind counter = { "counter", "c", "Incremented",
+	"null" };
+static const struct es_kind ticker = { "ticker", "t", "Tick", "{}" };
+
+/* One event of an instance (an rh_append_batch generator). */
+struct es_instance {
+	const struct es_kind *kind;
+	char inst[32];
+};
+
 static void
-counter_event(uint32_t i, char *type, char *meta, char *payload, void *arg)
+es_event(uint32_t i, char *type, char *meta, char *payload, void *arg)
 {
-	const char *inst = arg;
+	const struct es_instance *in = arg;
 
 	(void)i;
-	strcpy(type, "Incremented");
+	strcpy(type, in->kind->type);
 	snprintf(meta, 256,
-	    "{\"aggregate_type\":\"counter\","
+	    "{\"aggregate_type\":\"%s\","
 	    "\"instance_id\":\"%s\"}",
-	    inst);
-	strcpy(payload, "null");
+	    in->kind->agg, in->inst);
+	strcpy(payload, in->kind->payload);
 }
 
-static void
-tick_event(uint32_t i, char *type, char *meta, char *payload, void *arg)
-{
-	const char *inst = arg;
-
-	(void)i;
-	strcpy(type, "Tick");
-	snprintf(meta, 256,
-	    "{\"aggregate_type\":\"ticker\","
-	    "\"instance_id\":\"%s\"}",
-	    inst);
-	strcpy(payload, "{}");
-}
-
+/* batches of per events of kind k, over instances 0..streams-1 in turn. */
 static void
 fill(struct rh *h, uint32_t batches, uint32_t per, uint32_t streams,
-    const char *agg, void (*fn)(uint32_t, char *, char *, char *, void *))
+    const struct es_kind *k)
 {
-	char inst[32];
+	struct es_instance in = { k, "" };
 	uint8_t sid[UUID_LEN];
 	uint32_t b;
 
 	for (b = 0; b < batches; b++) {
-		snprintf(inst, sizeof(inst), "%s-%u",
-		    agg[0] == 'c' ? "c" : "t", b % streams);
-		uuid_stream_id(agg, strlen(agg), inst, strlen(inst), sid);
-		cr_assert_eq(rh_append_batch(h, sid, per, fn, inst), EF_S_OK);
+		snprintf(in.inst, sizeof(in.inst), "%s-%u", k->prefix,
+		    b % streams);
+		uuid_stream_id(k->agg, strlen(k->agg), in.inst,
+		    strlen(in.inst), sid);
+		cr_assert_eq(rh_append_batch(h, sid, per, es_event, &in),
+		    EF_S_OK);
+	}
+}
+
+/* Starts runnerd, then kills it with SIGKILL and starts it again, kills
+ * times, after min_ms plus up to spread_ms each (rand_r of *seed). */
+static void
+kill9_while_folding(struct rh *h, int kills, int min_ms, int spread_ms,
+    unsigned *seed)
+{
+	int k;
+
+	rh_start_runnerd(h);
+	for (k = 0; k < kills; k++) {
+		rh_ms(min_ms + (int)(rand_r(seed) % (unsigned)spread_ms));
+		rh_kill_runnerd(h, SIGKILL);
+		rh_start_runnerd(h);
 	}
 }
 
@@ -76,19 +97,14 @@ Test(crash, kill9_during_catch_up_of_200k_events)
 	uint64_t head, pos;
 	unsigned seed = (unsigned)time(NULL);
 	size_t len = 0;
-	int cycle, k;
+	int k;
 
 	rh_init(&h, pl);
 	rh_start_stored(&h);
-	fill(&h, 200, 1000, 50, "counter", counter_event);
+	fill(&h, 200, 1000, 50, &counter);
 	head = rh_head(&h);
 	cr_assert_eq(head, 200000);
-	rh_start_runnerd(&h);
-	for (cycle = 0; cycle < 10; cycle++) {
-		rh_ms(100 + (int)(rand_r(&seed) % 500));
-		rh_kill_runnerd(&h, SIGKILL);
-		rh_start_runnerd(&h);
-	}
+	kill9_while_folding(&h, 10, 100, 500, &seed);
 	cr_assert(rh_wait_fold(&h, "strict", head, 120000),
 	    "strict did not "
 	    "finish");
@@ -159,22 +175,17 @@ Test(crash, manager_applies_each_command_once_under_kill9)
 	uint8_t id[UUID_LEN];
 	uint64_t head, expect[4] = { 0 }, total = 0;
 	unsigned seed = (unsigned)time(NULL) ^ 0x5a5a;
-	int cycle, k;
+	int k;
 
 	rh_init(&h, pl);
 	h.extra[0] = "--pm-backoff-ms";
 	h.extra[1] = "10";
 	rh_start_stored(&h);
-	fill(&h, 15, 100, 5, "ticker", tick_event);
+	fill(&h, 15, 100, 5, &ticker);
 	head = rh_head(&h);
 	for (k = 0; k < (int)head; k++)
 		expect[k % 4]++;
-	rh_start_runnerd(&h);
-	for (cycle = 0; cycle < 6; cycle++) {
-		rh_ms(150 + (int)(rand_r(&seed) % 400));
-		rh_kill_runnerd(&h, SIGKILL);
-		rh_start_runnerd(&h);
-	}
+	kill9_while_folding(&h, 6, 150, 400, &seed);
 	cr_assert(rh_wait_fold(&h, "tally", head, 120000),
 	    "tally did not "
 	    "finish");
@@ -197,18 +208,6 @@ Test(crash, manager_applies_each_command_once_under_kill9)
 	}
 	cr_assert_eq(total, 1500);
 	rh_stop(&h);
-}
-
-static int
-count(const char *s, const char *needle)
-{
-	int n = 0;
-
-	while (s != NULL && (s = strstr(s, needle)) != NULL) {
-		n++;
-		s += strlen(needle);
-	}
-	return n;
 }
 
 /* Starts a rebuild of "strict" and of "counters", waits until each has
@@ -256,7 +255,7 @@ Test(crash, rebuild_survives_a_restart)
 	h.extra[0] = "--fold-batch";
 	h.extra[1] = "512";
 	rh_start_stored(&h);
-	fill(&h, 100, 1000, 50, "counter", counter_event);
+	fill(&h, 100, 1000, 50, &counter);
 	head = rh_head(&h);
 	snprintf(head_s, sizeof(head_s), "%llu", (unsigned long long)head);
 	rh_start_runnerd(&h);
@@ -288,12 +287,12 @@ Test(crash, rebuild_survives_a_restart)
 	}
 	/* every rebuild was interrupted: each swap is one started over */
 	log = rh_read_file(h.runnerd_log);
-	cr_assert_eq(count(log,
+	cr_assert_eq(count_substr(log,
 	                 "strict: a rebuild was under way when "
 	                 "runnerd stopped; starting it over"),
 	    2);
-	cr_assert_eq(count(log, "strict: rebuild swapped in"), 2);
-	cr_assert_eq(count(log, "counters: rebuild swapped in"), 2);
+	cr_assert_eq(count_substr(log, "strict: rebuild swapped in"), 2);
+	cr_assert_eq(count_substr(log, "counters: rebuild swapped in"), 2);
 	free(log);
 	free(live);
 	rh_stop(&h);

@@ -26,25 +26,15 @@ TestSuite(grow, .timeout = 180);
 #define BULKY_BYTES 8192
 
 static void
-bulky(uint32_t i, char *type, char *meta, char *payload, void *arg)
-{
-	(void)arg;
-	strcpy(type, "Bulky");
-	meta[0] = '\0';
-	sprintf(payload, "{\"i\":%u}", i);
-}
-
-static void
 append_bulky(struct rh *h, uint8_t fill, uint32_t batches)
 {
 	uint8_t sid[UUID_LEN];
 	uint32_t b;
 
-	memset(sid, fill, sizeof(sid));
-	sid[6] = 0x40;
-	sid[8] = 0x80;
+	rh_stream_id(sid, fill);
 	for (b = 0; b < batches; b++)
-		cr_assert_eq(rh_append_batch(h, sid, 100, bulky, NULL),
+		cr_assert_eq(rh_append_batch(h, sid, 100, rh_numbered,
+		                 "Bulky"),
 		    EF_S_OK);
 }
 
@@ -72,50 +62,95 @@ check_values(struct rh *h, uint64_t head)
 	}
 }
 
+/* The 50 commands grow-cmd-N on s-1: run (rep[N] their replies), or
+ * again (each answered as a duplicate of rep[N]). */
+static void
+commands(struct rh *h, struct ipc_exec_rep *rep, bool again)
+{
+	struct ipc_exec_rep r;
+	char msg[1024], id[32];
+	int i;
+
+	for (i = 0; i < 50; i++) {
+		snprintf(id, sizeof(id), "grow-cmd-%d", i);
+		cr_assert_eq(rh_exec(h, "slow", "s-1", "Inc", NULL, id,
+		                 again ? &r : &rep[i], msg, sizeof(msg)),
+		    EF_S_OK, "%s", msg);
+		if (!again)
+			continue;
+		cr_assert(r.duplicate, "%s ran twice", id);
+		cr_assert_eq(r.version, rep[i].version);
+	}
+}
+
+/* bulky and strict folded to head without an error; the values right;
+ * growth logged, never a failure. */
+static void
+folded_through_growth(struct rh *h, uint64_t head)
+{
+	cr_assert(rh_wait_fold(h, "bulky", head, 60000),
+	    "bulky did not "
+	    "reach %llu",
+	    (unsigned long long)head);
+	rh_fold_ok(h, "bulky");
+	cr_assert(rh_wait_fold(h, "strict", head, 60000));
+	rh_fold_ok(h, "strict");
+	check_values(h, head);
+	cr_assert(rh_log_contains(h->runnerd_log, "LMDB map full: grown from"),
+	    "no growth logged");
+	cr_assert(!rh_log_contains(h->runnerd_log, "mapsize limit reached"),
+	    "MDB_MAP_FULL reported as a failure");
+}
+
+/* The scratch environment of REPLAY starts small too and grows: its
+ * growths count too (over grows_before), the environment's size stays
+ * map_before. */
+static void
+replay_grows_too(struct rh *h, uint64_t head, uint64_t map_before,
+    uint64_t grows_before)
+{
+	char *live, *replayed;
+	uint64_t pos, map, grows;
+
+	cr_assert_eq(rh_dump(h, "bulky", 100, &live, &pos), EF_S_OK);
+	cr_assert_eq(pos, head);
+	cr_assert_eq(rh_replay(h, "bulky", head - 1, &replayed, &pos),
+	    EF_S_OK);
+	cr_assert_eq(pos, head);
+	cr_assert_eq(strlen(replayed), strlen(live));
+	cr_assert(strcmp(replayed, live) == 0, "replay differs from live");
+	rh_lmdb_map(h, &map, &grows);
+	cr_assert(grows >= grows_before + 5,
+	    "%llu growths after REPLAY, %llu "
+	    "before",
+	    (unsigned long long)grows, (unsigned long long)grows_before);
+	cr_assert_eq(map, map_before);
+	cr_assert(!rh_log_contains(h->runnerd_log, "mapsize limit reached"),
+	    "MDB_MAP_FULL reported as a failure");
+	free(live);
+	free(replayed);
+}
+
 Test(grow, map_doubles_when_full)
 {
 	static const char *const plugins[] = { "testplug.so", NULL };
 	struct rh h;
-	struct rh_fold f;
-	struct ipc_exec_rep rep[50], again;
-	char msg[1024], id[32], *live, *replayed;
-	uint64_t head, pos, map0, grows0, map, grows, map2, grows2;
-	int i;
+	struct ipc_exec_rep rep[50];
+	uint64_t head, map0, grows0, map, grows, map2, grows2;
 
-	rh_init(&h, plugins);
-	h.extra[0] = "--map-size";
-	h.extra[1] = "64K";
-	rh_start_stored(&h);
-	rh_start_runnerd(&h);
+	rh_up_args(&h, plugins,
+	    (const char *const[]){ "--map-size", "64K", NULL });
 	rh_lmdb_map(&h, &map0, &grows0);
 	cr_assert_eq(grows0, 0);
 	cr_assert(map0 >= 65536 && map0 < 1024 * 1024, "map %llu at start",
 	    (unsigned long long)map0);
 
 	append_bulky(&h, 0x41, 3);
-	for (i = 0; i < 50; i++) {
-		snprintf(id, sizeof(id), "grow-cmd-%d", i);
-		cr_assert_eq(rh_exec(&h, "slow", "s-1", "Inc", NULL, id,
-		                 &rep[i], msg, sizeof(msg)),
-		    EF_S_OK, "%s", msg);
-	}
+	commands(&h, rep, false);
 	append_bulky(&h, 0x42, 3);
 	head = rh_head(&h);
 	cr_assert_eq(head, 650);
-	cr_assert(rh_wait_fold(&h, "bulky", head, 60000),
-	    "bulky did not "
-	    "reach %llu",
-	    (unsigned long long)head);
-	cr_assert_eq(rh_fold(&h, "bulky", &f), EF_S_OK);
-	cr_assert(!f.has_error, "bulky stopped: %s", f.error);
-	cr_assert(rh_wait_fold(&h, "strict", head, 60000));
-	cr_assert_eq(rh_fold(&h, "strict", &f), EF_S_OK);
-	cr_assert(!f.has_error, "strict stopped: %s", f.error);
-	check_values(&h, head);
-	cr_assert(rh_log_contains(h.runnerd_log, "LMDB map full: grown from"),
-	    "no growth logged");
-	cr_assert(!rh_log_contains(h.runnerd_log, "mapsize limit reached"),
-	    "MDB_MAP_FULL reported as a failure");
+	folded_through_growth(&h, head);
 	/* 650 events of 8 KiB: several doublings, each counted */
 	rh_lmdb_map(&h, &map, &grows);
 	cr_assert(grows >= 5, "%llu growths counted",
@@ -129,19 +164,11 @@ Test(grow, map_doubles_when_full)
 	/* a restart with the same small map_size reopens at the file's size */
 	rh_kill_runnerd(&h, SIGTERM);
 	rh_start_runnerd(&h);
-	for (i = 0; i < 50; i++) {
-		snprintf(id, sizeof(id), "grow-cmd-%d", i);
-		cr_assert_eq(rh_exec(&h, "slow", "s-1", "Inc", NULL, id,
-		                 &again, msg, sizeof(msg)),
-		    EF_S_OK, "%s", msg);
-		cr_assert(again.duplicate, "%s ran twice", id);
-		cr_assert_eq(again.version, rep[i].version);
-	}
+	commands(&h, rep, true);
 	append_bulky(&h, 0x43, 2);
 	head = rh_head(&h);
 	cr_assert(rh_wait_fold(&h, "bulky", head, 60000));
-	cr_assert_eq(rh_fold(&h, "bulky", &f), EF_S_OK);
-	cr_assert(!f.has_error, "bulky stopped: %s", f.error);
+	rh_fold_ok(&h, "bulky");
 	check_values(&h, head);
 	/* the count is since the start; the size is the grown one */
 	rh_lmdb_map(&h, &map2, &grows2);
@@ -150,24 +177,6 @@ Test(grow, map_doubles_when_full)
 	cr_assert(grows2 == 0 || map2 > map, "map %llu, %llu growths",
 	    (unsigned long long)map2, (unsigned long long)grows2);
 
-	/* the scratch environment of REPLAY starts small too and grows */
-	cr_assert_eq(rh_dump(&h, "bulky", 100, &live, &pos), EF_S_OK);
-	cr_assert_eq(pos, head);
-	cr_assert_eq(rh_replay(&h, "bulky", head - 1, &replayed, &pos),
-	    EF_S_OK);
-	cr_assert_eq(pos, head);
-	cr_assert_eq(strlen(replayed), strlen(live));
-	cr_assert(strcmp(replayed, live) == 0, "replay differs from live");
-	/* REPLAY's growths count too; the environment's size is unchanged */
-	rh_lmdb_map(&h, &map, &grows);
-	cr_assert(grows >= grows2 + 5,
-	    "%llu growths after REPLAY, %llu "
-	    "before",
-	    (unsigned long long)grows, (unsigned long long)grows2);
-	cr_assert_eq(map, map2);
-	cr_assert(!rh_log_contains(h.runnerd_log, "mapsize limit reached"),
-	    "MDB_MAP_FULL reported as a failure");
-	free(live);
-	free(replayed);
+	replay_grows_too(&h, head, map2, grows2);
 	rh_stop(&h);
 }

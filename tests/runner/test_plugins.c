@@ -66,9 +66,7 @@ Test(plugins, examples_load_and_are_listed)
 	char names[256];
 	uint32_t refused;
 
-	rh_init(&h, pl);
-	rh_start_stored(&h);
-	rh_start_runnerd(&h);
+	rh_up(&h, pl);
 	cr_assert_eq(list_plugins(&h, names, sizeof(names), &refused), 3);
 	cr_assert_eq(refused, 0);
 	cr_assert(strstr(names, "todo ") && strstr(names, "counter ") &&

@@ -23,13 +23,9 @@ static struct rh h;
 static void
 up(void)
 {
-	rh_init(&h, examples);
-	h.extra[0] = "--pm-retries";
-	h.extra[1] = "3";
-	h.extra[2] = "--pm-backoff-ms";
-	h.extra[3] = "20";
-	rh_start_stored(&h);
-	rh_start_runnerd(&h);
+	rh_up_args(&h, examples,
+	    (const char *const[]){ "--pm-retries", "3", "--pm-backoff-ms",
+	        "20", NULL });
 }
 
 static void

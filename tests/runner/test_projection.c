@@ -26,9 +26,7 @@ static struct rh h;
 static void
 up(void)
 {
-	rh_init(&h, examples);
-	rh_start_stored(&h);
-	rh_start_runnerd(&h);
+	rh_up(&h, examples);
 }
 
 static void
@@ -234,6 +232,7 @@ static void
 random_commands(struct model *m, unsigned *seed, int n)
 {
 	char id[16], payload[64];
+	const char *cmd;
 	int i, k, op, st;
 
 	for (i = 0; i < n; i++) {
@@ -254,35 +253,26 @@ random_commands(struct model *m, unsigned *seed, int n)
 				    "item %d", i);
 				m->created++;
 			}
-		} else if (op == 1) {
-			st = rh_exec(&h, "todo", id, "Toggle", NULL, NULL,
-			    NULL, NULL, 0);
-			if (!m->exists[k] || m->deleted[k]) {
-				cr_assert_eq(st, EF_S_REJECTED, "%s %s: %s",
-				    id, op == 1 ? "Toggle" : "Delete",
-				    ipc_status_name(st));
-				continue;
-			}
-			cr_assert_eq(st, EF_S_OK, "%s %s: %s", id,
-			    op == 1 ? "Toggle" : "Delete",
-			    ipc_status_name(st));
-			m->completed[k] = !m->completed[k];
-			if (m->completed[k])
-				m->ncompleted++;
 		} else {
-			st = rh_exec(&h, "todo", id, "Delete", NULL, NULL,
-			    NULL, NULL, 0);
+			/* Toggle or Delete: only a live item takes either */
+			cmd = op == 1 ? "Toggle" : "Delete";
+			st = rh_exec(&h, "todo", id, cmd, NULL, NULL, NULL,
+			    NULL, 0);
 			if (!m->exists[k] || m->deleted[k]) {
 				cr_assert_eq(st, EF_S_REJECTED, "%s %s: %s",
-				    id, op == 1 ? "Toggle" : "Delete",
-				    ipc_status_name(st));
+				    id, cmd, ipc_status_name(st));
 				continue;
 			}
-			cr_assert_eq(st, EF_S_OK, "%s %s: %s", id,
-			    op == 1 ? "Toggle" : "Delete",
+			cr_assert_eq(st, EF_S_OK, "%s %s: %s", id, cmd,
 			    ipc_status_name(st));
-			m->deleted[k] = 1;
-			m->ndeleted++;
+			if (op == 1) {
+				m->completed[k] = !m->completed[k];
+				if (m->completed[k])
+					m->ncompleted++;
+			} else {
+				m->deleted[k] = 1;
+				m->ndeleted++;
+			}
 		}
 	}
 }

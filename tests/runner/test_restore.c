@@ -26,14 +26,9 @@
 
 TestSuite(restore, .timeout = 180);
 
-static void
-plain(uint32_t i, char *type, char *meta, char *payload, void *arg)
-{
-	(void)arg;
-	strcpy(type, "Plain");
-	meta[0] = '\0';
-	sprintf(payload, "{\"i\":%u}", i);
-}
+/* The plugins of the tests with aggregates. */
+static const char *const with_counter[] = { "testplug.so", "counter.so",
+	NULL };
 
 static void
 backup(struct rh *h, const char *dir, uint64_t *position)
@@ -57,43 +52,78 @@ backup(struct rh *h, const char *dir, uint64_t *position)
 	ipc_out_free(&o);
 }
 
+/* Stops h's stored with SIGTERM and reaps it. */
+static void
+stop_stored(struct rh *h)
+{
+	int status;
+
+	kill(h->stored, SIGTERM);
+	waitpid(h->stored, &status, 0);
+	h->stored = 0;
+}
+
+/* Stops runnerd, then stored, with SIGTERM. */
+static void
+stop_both(struct rh *h)
+{
+	rh_kill_runnerd(h, SIGTERM);
+	stop_stored(h);
+}
+
+/* n "Plain" events appended to stream sid, then folded by strict up to
+ * position pos. */
+static void
+plain_folded(struct rh *h, const uint8_t sid[UUID_LEN], uint32_t n,
+    uint64_t pos)
+{
+	cr_assert_eq(rh_append_batch(h, sid, n, rh_numbered, "Plain"),
+	    EF_S_OK);
+	cr_assert(rh_wait_fold(h, "strict", pos, 10000));
+}
+
+/*
+ * With both daemons stopped, the log goes back to the backup in bk:
+ * h's data directory moves aside to h.dir/old and bk takes its place.
+ * With keep_runner, runnerd's own state (data/runner) moves with it, so
+ * runnerd finds the state it had, newer than the log.
+ */
+static void
+restore_log(struct rh *h, const char *bk, bool keep_runner)
+{
+	char old[RH_PATH + 16], from[RH_PATH + 32], to[RH_PATH + 32];
+
+	if (keep_runner) {
+		snprintf(from, sizeof(from), "%s/runner", h->data);
+		snprintf(to, sizeof(to), "%s/runner", bk);
+		cr_assert_eq(rename(from, to), 0, "move %s", from);
+	}
+	snprintf(old, sizeof(old), "%s/old", h->dir);
+	cr_assert_eq(rename(h->data, old), 0);
+	cr_assert_eq(rename(bk, h->data), 0);
+}
+
 Test(restore, projection_rebuilds_after_an_older_log)
 {
 	static const char *const plugins[] = { "testplug.so", NULL };
 	struct rh h;
 	struct rh_fold f;
 	uint8_t sid[UUID_LEN];
-	char bk[RH_PATH + 16], old[RH_PATH + 16], from[RH_PATH + 32];
-	char to[RH_PATH + 32];
+	char bk[RH_PATH + 16];
 	uint64_t pos;
-	int status;
 
-	rh_init(&h, plugins);
-	rh_start_stored(&h);
-	rh_start_runnerd(&h);
-	memset(sid, 0x42, sizeof(sid));
-	sid[6] = 0x40;
-	sid[8] = 0x80;
-	cr_assert_eq(rh_append_batch(&h, sid, 50, plain, NULL), EF_S_OK);
-	cr_assert(rh_wait_fold(&h, "strict", 50, 10000));
+	rh_up(&h, plugins);
+	rh_stream_id(sid, 0x42);
+	plain_folded(&h, sid, 50, 50);
 
 	snprintf(bk, sizeof(bk), "%s/bk", h.dir);
 	backup(&h, bk, &pos);
 	cr_assert_eq(pos, 50);
-	cr_assert_eq(rh_append_batch(&h, sid, 30, plain, NULL), EF_S_OK);
-	cr_assert(rh_wait_fold(&h, "strict", 80, 10000));
+	plain_folded(&h, sid, 30, 80);
 
 	/* stop both; the log goes back to the backup, runnerd's state stays */
-	rh_kill_runnerd(&h, SIGTERM);
-	kill(h.stored, SIGTERM);
-	waitpid(h.stored, &status, 0);
-	h.stored = 0;
-	snprintf(from, sizeof(from), "%s/runner", h.data);
-	snprintf(to, sizeof(to), "%s/runner", bk);
-	cr_assert_eq(rename(from, to), 0, "move %s", from);
-	snprintf(old, sizeof(old), "%s/old", h.dir);
-	cr_assert_eq(rename(h.data, old), 0);
-	cr_assert_eq(rename(bk, h.data), 0);
+	stop_both(&h);
+	restore_log(&h, bk, true);
 
 	rh_start_stored(&h);
 	rh_start_runnerd(&h);
@@ -112,11 +142,8 @@ Test(restore, projection_rebuilds_after_an_older_log)
 	    "runnerd did not say why it rebuilt");
 
 	/* the positions 50.. of the restored log are applied, in order */
-	cr_assert_eq(rh_append_batch(&h, sid, 5, plain, NULL), EF_S_OK);
-	cr_assert(rh_wait_fold(&h, "strict", 55, 10000));
-	cr_assert_eq(rh_fold(&h, "strict", &f), EF_S_OK);
-	cr_assert(!f.has_error, "strict failed: %s", f.error);
-	cr_assert_eq(f.position, 55);
+	plain_folded(&h, sid, 5, 55);
+	cr_assert_eq(rh_fold_ok(&h, "strict"), 55);
 	rh_stop(&h);
 }
 
@@ -167,6 +194,111 @@ expect_state(struct rh *h, const char *inst, bool exists, uint64_t version,
 	free(state);
 }
 
+/* Counters c-old and c-rep at 10, 50 plain events: backed up into bk at
+ * position 70; then 10 more on each, 20 on c-new, the command
+ * after-backup on c-late and 30 plain events, all folded (141). */
+static void
+history_past_the_backup(struct rh *h, const uint8_t sid[UUID_LEN],
+    const char *bk)
+{
+	struct ipc_exec_rep rep;
+	char msg[256];
+	uint64_t pos;
+
+	increments(h, "c-old", 10);
+	increments(h, "c-rep", 10);
+	plain_folded(h, sid, 50, 70);
+	backup(h, bk, &pos);
+	cr_assert_eq(pos, 70);
+	/* snapshots (every 16 events) at version 15 of each counter */
+	increments(h, "c-old", 10);
+	increments(h, "c-rep", 10);
+	increments(h, "c-new", 20);
+	/* a command whose events the restore takes away */
+	cr_assert_eq(rh_exec(h, "counter", "c-late", "Increment", NULL,
+	                 "after-backup", &rep, msg, sizeof(msg)),
+	    EF_S_OK, "%s", msg);
+	expect_state(h, "c-old", true, 19, 20);
+	expect_state(h, "c-rep", true, 19, 20);
+	expect_state(h, "c-new", true, 19, 20);
+	plain_folded(h, sid, 30, 141);
+	cr_assert(rh_wait_fold(h, "tally", 141, 10000));
+}
+
+/* Projection, process manager and aggregates fold the log again (it
+ * holds head events), and runnerd says why for each. */
+static void
+folded_again_from_the_log(struct rh *h, uint64_t head)
+{
+	cr_assert(rh_wait_fold(h, "strict", head, 10000));
+	cr_assert(rh_wait_fold(h, "tally", head, 10000));
+	cr_assert_eq(rh_fold_ok(h, "strict"), head);
+	rh_fold_ok(h, "tally");
+	cr_assert(rh_log_contains(h->runnerd_log,
+	              "projection strict: the "
+	              "event at position 140 is"),
+	    "strict: no word of the mismatch");
+	cr_assert(rh_log_contains(h->runnerd_log,
+	              "process manager tally: the "
+	              "event at position 140 is"),
+	    "tally: no word of the mismatch");
+
+	/* the log's counts, not the snapshots' (16 at version 15) */
+	expect_state(h, "c-old", true, 9, 10);
+	expect_state(h, "c-rep", true, 19, 1010);
+	expect_state(h, "c-new", false, 0, 0);
+	cr_assert(rh_log_contains(h->runnerd_log,
+	              "state at version 15 (a "
+	              "snapshot) is beyond the end of the stream"),
+	    "c-old: no word");
+	cr_assert(rh_log_contains(h->runnerd_log,
+	              "state at version 15 (a "
+	              "snapshot) follows event"),
+	    "c-rep: no word of it");
+	cr_assert(rh_log_contains(h->runnerd_log,
+	              "state at version 15 (a "
+	              "snapshot) is of a stream the log does not hold"),
+	    "c-new: no "
+	    "word of it");
+}
+
+/* Commands are decided on the log's state; the command the restore
+ * lost runs again, once. */
+static void
+commands_on_the_log_state(struct rh *h)
+{
+	struct ipc_exec_rep rep;
+	char msg[256];
+
+	cr_assert_eq(rh_exec(h, "counter", "c-old", "Increment", NULL, NULL,
+	                 &rep, msg, sizeof(msg)),
+	    EF_S_OK, "%s", msg);
+	cr_assert_eq(rep.version, 10);
+	cr_assert_eq(rh_exec(h, "counter", "c-new", "Increment", NULL, NULL,
+	                 &rep, msg, sizeof(msg)),
+	    EF_S_OK, "%s", msg);
+	cr_assert_eq(rep.version, 0);
+	expect_state(h, "c-old", true, 10, 11);
+	expect_state(h, "c-new", true, 0, 1);
+	/* runnerd kept its result, but the log lost its event: a retry must
+	 * run it again, not answer "duplicate" */
+	cr_assert_eq(rh_exec(h, "counter", "c-late", "Increment", NULL,
+	                 "after-backup", &rep, msg, sizeof(msg)),
+	    EF_S_OK, "%s", msg);
+	cr_assert(!rep.duplicate, "a lost command answered as a duplicate");
+	cr_assert_eq(rep.version, 0);
+	expect_state(h, "c-late", true, 0, 1);
+	cr_assert(rh_log_contains(h->runnerd_log,
+	              "command after-backup: its "
+	              "result"),
+	    "no word of the lost command");
+	cr_assert_eq(rh_exec(h, "counter", "c-late", "Increment", NULL,
+	                 "after-backup", &rep, msg, sizeof(msg)),
+	    EF_S_OK, "%s", msg);
+	cr_assert(rep.duplicate, "the re-run command ran twice");
+	expect_state(h, "c-late", true, 0, 1);
+}
+
 /*
  * The log restored from an older backup and then written past runnerd's
  * checkpoint by others (what a repair or a second writer leaves): the
@@ -178,58 +310,20 @@ expect_state(struct rh *h, const char *inst, bool exists, uint64_t version,
  */
 Test(restore, repaired_log_rebuilds_folds_and_aggregate_snapshots)
 {
-	static const char *const plugins[] = { "testplug.so", "counter.so",
-		NULL };
 	struct rh h;
-	struct rh_fold f;
-	struct ipc_exec_rep rep;
 	uint8_t sid[UUID_LEN];
-	char bk[RH_PATH + 16], old[RH_PATH + 16], from[RH_PATH + 32];
-	char to[RH_PATH + 32], msg[256], amount[32];
-	uint64_t pos, head;
-	int status;
+	char bk[RH_PATH + 16], amount[32];
+	uint64_t head;
 
-	rh_init(&h, plugins);
-	rh_start_stored(&h);
-	rh_start_runnerd(&h);
-	memset(sid, 0x43, sizeof(sid));
-	sid[6] = 0x40;
-	sid[8] = 0x80;
-	increments(&h, "c-old", 10);
-	increments(&h, "c-rep", 10);
-	cr_assert_eq(rh_append_batch(&h, sid, 50, plain, NULL), EF_S_OK);
-	cr_assert(rh_wait_fold(&h, "strict", 70, 10000));
-
+	rh_up(&h, with_counter);
+	rh_stream_id(sid, 0x43);
 	snprintf(bk, sizeof(bk), "%s/bk", h.dir);
-	backup(&h, bk, &pos);
-	cr_assert_eq(pos, 70);
-	/* snapshots (every 16 events) at version 15 of each counter */
-	increments(&h, "c-old", 10);
-	increments(&h, "c-rep", 10);
-	increments(&h, "c-new", 20);
-	/* a command whose events the restore takes away */
-	cr_assert_eq(rh_exec(&h, "counter", "c-late", "Increment", NULL,
-	                 "after-backup", &rep, msg, sizeof(msg)),
-	    EF_S_OK, "%s", msg);
-	expect_state(&h, "c-old", true, 19, 20);
-	expect_state(&h, "c-rep", true, 19, 20);
-	expect_state(&h, "c-new", true, 19, 20);
-	cr_assert_eq(rh_append_batch(&h, sid, 30, plain, NULL), EF_S_OK);
-	cr_assert(rh_wait_fold(&h, "strict", 141, 10000));
-	cr_assert(rh_wait_fold(&h, "tally", 141, 10000));
+	history_past_the_backup(&h, sid, bk);
 
 	/* stop both (runnerd's writer commits the snapshots on the way
 	 * out); the log goes back to the backup, runnerd's state stays */
-	rh_kill_runnerd(&h, SIGTERM);
-	kill(h.stored, SIGTERM);
-	waitpid(h.stored, &status, 0);
-	h.stored = 0;
-	snprintf(from, sizeof(from), "%s/runner", h.data);
-	snprintf(to, sizeof(to), "%s/runner", bk);
-	cr_assert_eq(rename(from, to), 0, "move %s", from);
-	snprintf(old, sizeof(old), "%s/old", h.dir);
-	cr_assert_eq(rename(h.data, old), 0);
-	cr_assert_eq(rename(bk, h.data), 0);
+	stop_both(&h);
+	restore_log(&h, bk, true);
 
 	/* others write while runnerd is away: c-rep gets other events at
 	 * versions 10..19, the log grows past runnerd's checkpoint (141) */
@@ -240,73 +334,14 @@ Test(restore, repaired_log_rebuilds_folds_and_aggregate_snapshots)
 		                 amount, EF_EXPECT_EXACT, 9 + (uint64_t)i),
 		    EF_S_OK);
 	}
-	cr_assert_eq(rh_append_batch(&h, sid, 80, plain, NULL), EF_S_OK);
+	cr_assert_eq(rh_append_batch(&h, sid, 80, rh_numbered, "Plain"),
+	    EF_S_OK);
 	head = rh_head(&h);
 	cr_assert_eq(head, 160);
 
 	rh_start_runnerd(&h);
-	cr_assert(rh_wait_fold(&h, "strict", head, 10000));
-	cr_assert(rh_wait_fold(&h, "tally", head, 10000));
-	cr_assert_eq(rh_fold(&h, "strict", &f), EF_S_OK);
-	cr_assert(!f.has_error, "strict failed: %s", f.error);
-	cr_assert_eq(f.position, head);
-	cr_assert_eq(rh_fold(&h, "tally", &f), EF_S_OK);
-	cr_assert(!f.has_error, "tally failed: %s", f.error);
-	cr_assert(rh_log_contains(h.runnerd_log,
-	              "projection strict: the "
-	              "event at position 140 is"),
-	    "strict: no word of the mismatch");
-	cr_assert(rh_log_contains(h.runnerd_log,
-	              "process manager tally: the "
-	              "event at position 140 is"),
-	    "tally: no word of the mismatch");
-
-	/* the log's counts, not the snapshots' (16 at version 15) */
-	expect_state(&h, "c-old", true, 9, 10);
-	expect_state(&h, "c-rep", true, 19, 1010);
-	expect_state(&h, "c-new", false, 0, 0);
-	cr_assert(rh_log_contains(h.runnerd_log,
-	              "state at version 15 (a "
-	              "snapshot) is beyond the end of the stream"),
-	    "c-old: no word");
-	cr_assert(rh_log_contains(h.runnerd_log,
-	              "state at version 15 (a "
-	              "snapshot) follows event"),
-	    "c-rep: no word of it");
-	cr_assert(rh_log_contains(h.runnerd_log,
-	              "state at version 15 (a "
-	              "snapshot) is of a stream the log does not hold"),
-	    "c-new: no "
-	    "word of it");
-
-	/* commands are decided on the log's state from now on */
-	cr_assert_eq(rh_exec(&h, "counter", "c-old", "Increment", NULL, NULL,
-	                 &rep, msg, sizeof(msg)),
-	    EF_S_OK, "%s", msg);
-	cr_assert_eq(rep.version, 10);
-	cr_assert_eq(rh_exec(&h, "counter", "c-new", "Increment", NULL, NULL,
-	                 &rep, msg, sizeof(msg)),
-	    EF_S_OK, "%s", msg);
-	cr_assert_eq(rep.version, 0);
-	expect_state(&h, "c-old", true, 10, 11);
-	expect_state(&h, "c-new", true, 0, 1);
-	/* runnerd kept its result, but the log lost its event: a retry must
-	 * run it again, not answer "duplicate" */
-	cr_assert_eq(rh_exec(&h, "counter", "c-late", "Increment", NULL,
-	                 "after-backup", &rep, msg, sizeof(msg)),
-	    EF_S_OK, "%s", msg);
-	cr_assert(!rep.duplicate, "a lost command answered as a duplicate");
-	cr_assert_eq(rep.version, 0);
-	expect_state(&h, "c-late", true, 0, 1);
-	cr_assert(rh_log_contains(h.runnerd_log,
-	              "command after-backup: its "
-	              "result"),
-	    "no word of the lost command");
-	cr_assert_eq(rh_exec(&h, "counter", "c-late", "Increment", NULL,
-	                 "after-backup", &rep, msg, sizeof(msg)),
-	    EF_S_OK, "%s", msg);
-	cr_assert(rep.duplicate, "the re-run command ran twice");
-	expect_state(&h, "c-late", true, 0, 1);
+	folded_again_from_the_log(&h, head);
+	commands_on_the_log_state(&h);
 	rh_stop(&h);
 }
 
@@ -366,26 +401,17 @@ left_behind(const char *dir, const char *prefix, char *name, size_t len)
  */
 Test(restore, backup_with_runner_state_resumes_without_rebuilding)
 {
-	static const char *const plugins[] = { "testplug.so", "counter.so",
-		NULL };
 	struct rh h;
-	struct rh_fold f;
 	struct stat sb;
 	uint8_t sid[UUID_LEN];
-	char bk[RH_PATH + 16], old[RH_PATH + 16], file[RH_PATH + 64];
+	char bk[RH_PATH + 16], file[RH_PATH + 64];
 	char out[2048], want[RH_PATH + 128];
-	int status;
 
-	rh_init(&h, plugins);
-	rh_start_stored(&h);
-	rh_start_runnerd(&h);
-	memset(sid, 0x44, sizeof(sid));
-	sid[6] = 0x40;
-	sid[8] = 0x80;
+	rh_up(&h, with_counter);
+	rh_stream_id(sid, 0x44);
 	increments(&h, "c-1", 20);
 	expect_state(&h, "c-1", true, 19, 20);
-	cr_assert_eq(rh_append_batch(&h, sid, 50, plain, NULL), EF_S_OK);
-	cr_assert(rh_wait_fold(&h, "strict", 70, 10000));
+	plain_folded(&h, sid, 50, 70);
 	cr_assert(rh_wait_fold(&h, "tally", 70, 10000));
 
 	snprintf(bk, sizeof(bk), "%s/bk", h.dir);
@@ -406,16 +432,10 @@ Test(restore, backup_with_runner_state_resumes_without_rebuilding)
 
 	/* after the backup: not in it */
 	increments(&h, "c-1", 3);
-	cr_assert_eq(rh_append_batch(&h, sid, 10, plain, NULL), EF_S_OK);
-	cr_assert(rh_wait_fold(&h, "strict", 83, 10000));
+	plain_folded(&h, sid, 10, 83);
 
-	rh_kill_runnerd(&h, SIGTERM);
-	kill(h.stored, SIGTERM);
-	waitpid(h.stored, &status, 0);
-	h.stored = 0;
-	snprintf(old, sizeof(old), "%s/old", h.dir);
-	cr_assert_eq(rename(h.data, old), 0);
-	cr_assert_eq(rename(bk, h.data), 0);
+	stop_both(&h);
+	restore_log(&h, bk, false);
 	cr_assert_eq(truncate(h.runnerd_log, 0), 0);
 	rh_start_stored(&h);
 	cr_assert_eq(rh_head(&h), 70);
@@ -432,9 +452,7 @@ Test(restore, backup_with_runner_state_resumes_without_rebuilding)
 	cr_assert(!rh_log_contains(h.runnerd_log, "rebuilding"));
 	cr_assert(!rh_log_contains(h.runnerd_log, "folding it again"));
 	expect_state(&h, "c-1", true, 19, 20);
-	cr_assert_eq(rh_fold(&h, "strict", &f), EF_S_OK);
-	cr_assert(!f.has_error, "strict failed: %s", f.error);
-	cr_assert_eq(f.position, 70);
+	cr_assert_eq(rh_fold_ok(&h, "strict"), 70);
 	rh_stop(&h);
 }
 
@@ -467,30 +485,24 @@ wait_value(struct rh *h, const char *proj, const char *key, const char *want,
  */
 Test(restore, stored_restored_under_a_running_runnerd)
 {
-	static const char *const plugins[] = { "testplug.so", "counter.so",
-		NULL };
 	struct rh h;
-	struct rh_fold f;
 	uint8_t sid[UUID_LEN];
-	char bk[RH_PATH + 16], old[RH_PATH + 16], last[64];
+	char bk[RH_PATH + 16], last[64];
 	uint64_t pos, head;
-	int status;
 
-	rh_init(&h, plugins);
-	rh_start_stored(&h);
-	rh_start_runnerd(&h);
-	memset(sid, 0x45, sizeof(sid));
-	sid[6] = 0x40;
-	sid[8] = 0x80;
+	rh_up(&h, with_counter);
+	rh_stream_id(sid, 0x45);
 	increments(&h, "c-1", 10);
-	cr_assert_eq(rh_append_batch(&h, sid, 50, plain, NULL), EF_S_OK);
+	cr_assert_eq(rh_append_batch(&h, sid, 50, rh_numbered, "Plain"),
+	    EF_S_OK);
 	cr_assert(rh_wait_fold(&h, "counters", 60, 10000));
 	snprintf(bk, sizeof(bk), "%s/bk", h.dir);
 	backup(&h, bk, &pos);
 	cr_assert_eq(pos, 60);
 	increments(&h, "c-1", 10);
 	expect_state(&h, "c-1", true, 19, 20);
-	cr_assert_eq(rh_append_batch(&h, sid, 20, plain, NULL), EF_S_OK);
+	cr_assert_eq(rh_append_batch(&h, sid, 20, rh_numbered, "Plain"),
+	    EF_S_OK);
 	cr_assert(rh_wait_fold(&h, "counters", 90, 10000));
 	cr_assert(rh_wait_fold(&h, "strict", 90, 10000));
 	cr_assert(wait_value(&h, "counters", "c-1", "20", 10000, last,
@@ -499,12 +511,8 @@ Test(restore, stored_restored_under_a_running_runnerd)
 
 	/* only stored goes back to the backup; runnerd runs on (its state
 	 * moves with the directory, its files stay open) */
-	kill(h.stored, SIGTERM);
-	waitpid(h.stored, &status, 0);
-	h.stored = 0;
-	snprintf(old, sizeof(old), "%s/old", h.dir);
-	cr_assert_eq(rename(h.data, old), 0);
-	cr_assert_eq(rename(bk, h.data), 0);
+	stop_stored(&h);
+	restore_log(&h, bk, false);
 	rh_start_stored(&h);
 	/* the restored log gets other events where runnerd had been */
 	for (int i = 0; i < 5; i++)
@@ -512,7 +520,8 @@ Test(restore, stored_restored_under_a_running_runnerd)
 		                 "{\"amount\":100}", EF_EXPECT_EXACT,
 		                 9 + (uint64_t)i),
 		    EF_S_OK);
-	cr_assert_eq(rh_append_batch(&h, sid, 40, plain, NULL), EF_S_OK);
+	cr_assert_eq(rh_append_batch(&h, sid, 40, rh_numbered, "Plain"),
+	    EF_S_OK);
 	head = rh_head(&h);
 	cr_assert_eq(head, 105);
 
@@ -521,8 +530,7 @@ Test(restore, stored_restored_under_a_running_runnerd)
 	              sizeof(last)),
 	    "counters c-1 = %s after the restore, not 510", last);
 	cr_assert(rh_wait_fold(&h, "strict", head, 10000));
-	cr_assert_eq(rh_fold(&h, "strict", &f), EF_S_OK);
-	cr_assert(!f.has_error, "strict failed: %s", f.error);
+	rh_fold_ok(&h, "strict");
 	cr_assert(rh_log_contains(h.runnerd_log,
 	              "counters: the log changed "
 	              "underneath"),

@@ -80,13 +80,9 @@ Test(retention, by_count)
 	uint64_t head;
 	int i;
 
-	rh_init(&h, plugins);
-	h.extra[0] = "--command-retention";
-	h.extra[1] = "100";
-	h.extra[2] = "--command-retention-s";
-	h.extra[3] = "0";
-	rh_start_stored(&h);
-	rh_start_runnerd(&h);
+	rh_up_args(&h, plugins,
+	    (const char *const[]){ "--command-retention", "100",
+	        "--command-retention-s", "0", NULL });
 	for (i = 0; i < 300; i++) {
 		snprintf(id, sizeof(id), "keep-%d", i);
 		exec_ok(&h, id, i == 299 ? &last : &rep);
@@ -127,11 +123,8 @@ Test(retention, by_age)
 	size_t cmds, ages;
 	int i;
 
-	rh_init(&h, plugins);
-	h.extra[0] = "--command-retention-s";
-	h.extra[1] = "5";
-	rh_start_stored(&h);
-	rh_start_runnerd(&h);
+	rh_up_args(&h, plugins,
+	    (const char *const[]){ "--command-retention-s", "5", NULL });
 	for (i = 0; i < 20; i++) {
 		snprintf(id, sizeof(id), "old-%d", i);
 		exec_ok(&h, id, &rep);

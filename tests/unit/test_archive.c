@@ -28,6 +28,7 @@
 
 #include "archive.h"
 #include "record.h"
+#include "../tools/testutil.h"
 
 struct seg {
 	uint8_t *img;
@@ -42,13 +43,22 @@ static char dir[] = "/tmp/test_archive.XXXXXX";
 static int dirfd_ = -1;
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
 
-static uint64_t
-rnd(void)
+static void seg_build(struct seg *s, uint64_t base, const uint32_t *sizes,
+    size_t nb, size_t payload);
+
+/* seg_build of nb batches of 1..max_events events each, at random. */
+static void
+seg_build_random(struct seg *s, uint64_t base, size_t nb, uint32_t max_events,
+    size_t payload)
 {
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return rng;
+	uint32_t *sizes = calloc(nb, sizeof(*sizes));
+	size_t i;
+
+	cr_assert_not_null(sizes);
+	for (i = 0; i < nb; i++)
+		sizes[i] = 1 + (uint32_t)(xorshift64(&rng) % max_events);
+	seg_build(s, base, sizes, nb, payload);
+	free(sizes);
 }
 
 static void
@@ -108,7 +118,7 @@ seg_build(struct seg *s, uint64_t base, const uint32_t *sizes, size_t nb,
 		for (i = 0; i < sizes[b]; i++) {
 			memset(&ev, 0, sizeof(ev));
 			for (j = 0; j < UUID_LEN; j++) {
-				ev.event_id[j] = (uint8_t)rnd();
+				ev.event_id[j] = (uint8_t)xorshift64(&rng);
 				ev.stream_id[j] = (uint8_t)(pos % 7 + j);
 			}
 			ev.global_position = pos;
@@ -118,14 +128,15 @@ seg_build(struct seg *s, uint64_t base, const uint32_t *sizes, size_t nb,
 			    (unsigned)(pos % 5));
 			ev.type = type;
 			ev.type_len = (uint32_t)strlen(type);
-			plen = payload / 2 + (payload ? rnd() % payload : 0);
+			plen = payload / 2 +
+			    (payload ? xorshift64(&rng) % payload : 0);
 			plen = snprintf(pl, sizeof(pl),
 			           "{\"n\":%llu,\"pad\":\"",
 			           (unsigned long long)pos) +
 			    plen;
 			for (j = strlen(pl); j < plen && j < sizeof(pl) - 3;
 			     j++)
-				pl[j] = "abcdefgh"[rnd() % 8];
+				pl[j] = "abcdefgh"[xorshift64(&rng) % 8];
 			pl[j++] = '"';
 			pl[j++] = '}';
 			ev.payload = (const uint8_t *)pl;
@@ -317,7 +328,8 @@ Test(archive, round_trip_many_batch_sizes)
 	char name[32];
 
 	for (i = 0; i < 300; i++)
-		sizes[i] = 1 + (uint32_t)(rnd() % (i % 10 == 0 ? 40 : 4));
+		sizes[i] = 1 +
+		    (uint32_t)(xorshift64(&rng) % (i % 10 == 0 ? 40 : 4));
 	sizes[150] = 400; /* ~100 KiB: one batch bigger than a frame */
 	seg_build(&s, 1000, sizes, 300, 200);
 	cr_assert_gt(s.batch_off[151] - s.batch_off[150], 65536);
@@ -330,13 +342,9 @@ Test(archive, round_trip_many_batch_sizes)
 
 Test(archive, zstd_binary_gives_back_exact_bytes)
 {
-	uint32_t sizes[500];
 	struct seg s;
-	size_t i;
 
-	for (i = 0; i < 500; i++)
-		sizes[i] = 1 + (uint32_t)(rnd() % 20);
-	seg_build(&s, 0, sizes, 500, 300);
+	seg_build_random(&s, 0, 500, 20, 300);
 	archive_and_check(&s, "a", 0); /* default frame size */
 	zstd_d_matches("a.zst", &s);
 	archive_and_check(&s, "b", 3000); /* many frames */
@@ -469,7 +477,6 @@ reader(void *p)
 static void
 lru_run(uint64_t budget)
 {
-	uint32_t sizes[400];
 	struct archive_opts o = { .frame_size = 8192 };
 	struct archive_cache_stats cs;
 	struct archive_stats st;
@@ -480,9 +487,7 @@ lru_run(uint64_t budget)
 	struct seg s;
 	size_t i;
 
-	for (i = 0; i < 400; i++)
-		sizes[i] = 1 + (uint32_t)(rnd() % 8);
-	seg_build(&s, 7, sizes, 400, 250);
+	seg_build_random(&s, 7, 400, 8, 250);
 	write_file("l", s.img, s.len);
 	cr_assert_eq(archive_write(dirfd_, "l", &o, &st, NULL), 0);
 	cr_assert_gt(st.frames, 50);
@@ -616,7 +621,6 @@ flight_run(const char *zname, struct archive_cache *c, struct flight_arg *args)
  * share its failure too. */
 Test(archive, concurrent_misses_decompress_once)
 {
-	uint32_t sizes[200];
 	struct archive_opts o = { .frame_size = 4096 };
 	struct archive_cache_stats cs;
 	struct archive_stats st;
@@ -628,9 +632,7 @@ Test(archive, concurrent_misses_decompress_once)
 	uint8_t *z;
 	size_t i, n;
 
-	for (i = 0; i < 200; i++)
-		sizes[i] = 1 + (uint32_t)(rnd() % 8);
-	seg_build(&s, 0, sizes, 200, 200);
+	seg_build_random(&s, 0, 200, 8, 200);
 	write_file("f", s.img, s.len);
 	cr_assert_eq(archive_write(dirfd_, "f", &o, &st, NULL), 0);
 	cr_assert_not_null(c = archive_cache_new(1ull << 30));
@@ -802,23 +804,16 @@ bad_table(uint8_t *img, size_t n, size_t off, const void *val, size_t len,
 	cr_assert_eq(archive_verify(path("w.zst"), NULL, &f), -EBADMSG);
 }
 
-Test(archive, bad_seek_tables_and_footers)
+/* Each bad value in the footer (at foot) or the seek table (at tab, its
+ * entries at ent) of archive img (n bytes, frames frames) is refused. */
+static void
+bad_footer_and_table_values(uint8_t *img, size_t n, size_t foot, size_t tab,
+    size_t ent, uint32_t frames)
 {
-	struct archive_frame *fr;
-	struct archive_fault f;
-	struct archive *a;
-	struct seg s;
-	uint8_t *img, v[4];
-	size_t n, foot, tab, ent;
-	uint32_t frames, k;
 	static const uint32_t counts[] = { 0, 1, 2, 0x7fffffff, 0xffffffff,
 		0x15555556, ARCHIVE_FRAMES_MAX + 1 };
-
-	img = small_archive(&s, &n, &frames);
-	foot = n - ARCHIVE_FOOTER;
-	tab = foot - (size_t)frames * ARCHIVE_ENTRY - 8;
-	ent = tab + 8;
-	cr_assert_eq(get_le32(img + tab), ARCHIVE_SKIP_MAGIC);
+	uint8_t v[4];
+	uint32_t k;
 
 	put_le32(v, 0x8F92EAB0);
 	bad_table(img, n, foot + 5, v, 4, "footer magic");
@@ -852,8 +847,17 @@ Test(archive, bad_seek_tables_and_footers)
 	bad_table(img, n, ent, v, 4, "frames overrun the table");
 	put_le32(v, get_le32(img + ent) - 1);
 	bad_table(img, n, ent, v, 4, "frames fall short of the table");
+}
 
-	/* sizes that still add up but cut frames in the wrong place */
+/* Frame sizes (entries at ent of img) that still add up but cut frames in
+ * the wrong place: frames 0 and 1 are refused; img is left as it was. */
+static void
+frames_cut_in_the_wrong_place(uint8_t *img, size_t n, size_t ent)
+{
+	struct archive_frame *fr;
+	struct archive_fault f;
+	struct archive *a;
+
 	put_le32(img + ent, get_le32(img + ent) + 1);
 	put_le32(img + ent + ARCHIVE_ENTRY,
 	    get_le32(img + ent + ARCHIVE_ENTRY) - 1);
@@ -867,8 +871,17 @@ Test(archive, bad_seek_tables_and_footers)
 	put_le32(img + ent, get_le32(img + ent) - 1);
 	put_le32(img + ent + ARCHIVE_ENTRY,
 	    get_le32(img + ent + ARCHIVE_ENTRY) + 1);
+}
 
-	/* a wrong decompressed size, a wrong table checksum */
+/* A wrong decompressed size, a wrong table checksum (entries at ent of
+ * img): the frame is refused, the others read; img is left as it was. */
+static void
+wrong_size_and_checksum(uint8_t *img, size_t n, size_t ent)
+{
+	struct archive_frame *fr;
+	struct archive_fault f;
+	struct archive *a;
+
 	put_le32(img + ent + 4, get_le32(img + ent + 4) + 1);
 	write_file("w.zst", img, n);
 	put_le32(img + ent + 4, get_le32(img + ent + 4) - 1);
@@ -885,6 +898,26 @@ Test(archive, bad_seek_tables_and_footers)
 	cr_assert_eq(archive_read_frame(a, 1, &fr, &f), 0);
 	archive_frame_release(a, fr);
 	archive_close(a);
+}
+
+Test(archive, bad_seek_tables_and_footers)
+{
+	struct archive_fault f;
+	struct archive *a;
+	struct seg s;
+	uint8_t *img;
+	size_t n, foot, tab, ent;
+	uint32_t frames;
+
+	img = small_archive(&s, &n, &frames);
+	foot = n - ARCHIVE_FOOTER;
+	tab = foot - (size_t)frames * ARCHIVE_ENTRY - 8;
+	ent = tab + 8;
+	cr_assert_eq(get_le32(img + tab), ARCHIVE_SKIP_MAGIC);
+
+	bad_footer_and_table_values(img, n, foot, tab, ent, frames);
+	frames_cut_in_the_wrong_place(img, n, ent);
+	wrong_size_and_checksum(img, n, ent);
 
 	/* a footer alone, and garbage */
 	write_file("w.zst", img + foot, ARCHIVE_FOOTER);
@@ -896,33 +929,30 @@ Test(archive, bad_seek_tables_and_footers)
 	seg_free(&s);
 }
 
-Test(archive, verify_checks_batches_inside_good_frames)
+/* Writes m.zst: segment s compressed as two frames split at byte cut,
+ * with a seek table whose checksums match them (so only the batch check
+ * can see a bad byte inside). */
+static void
+write_two_frames(const struct seg *s, size_t cut)
 {
-	uint32_t sizes[10] = { 2, 2, 2, 2, 2, 2, 2, 2, 2, 2 };
-	struct archive_fault f;
-	struct seg s;
 	uint8_t *out, foot[ARCHIVE_FOOTER], hdr[8], ent[ARCHIVE_ENTRY * 2];
-	size_t cap, c0, c1, cut;
+	size_t cap, c0, c1;
 	int fd;
 
-	/* a frame with intact checksums over bad batch bytes: only the
-	 * batch check can see it */
-	seg_build(&s, 5, sizes, 10, 50);
-	s.img[s.rec_off[7] + 80] ^= 1;
-	cut = s.batch_off[5];
-	cap = ZSTD_compressBound(s.len);
+	cap = ZSTD_compressBound(s->len);
 	out = malloc(2 * cap);
-	c0 = ZSTD_compress(out, cap, s.img, cut, 3);
-	c1 = ZSTD_compress(out + c0, cap, s.img + cut, s.len - cut, 3);
+	cr_assert_not_null(out);
+	c0 = ZSTD_compress(out, cap, s->img, cut, 3);
+	c1 = ZSTD_compress(out + c0, cap, s->img + cut, s->len - cut, 3);
 	cr_assert(!ZSTD_isError(c0) && !ZSTD_isError(c1));
 	put_le32(hdr, ARCHIVE_SKIP_MAGIC);
 	put_le32(hdr + 4, 2 * ARCHIVE_ENTRY + ARCHIVE_FOOTER);
 	put_le32(ent, (uint32_t)c0);
 	put_le32(ent + 4, (uint32_t)cut);
-	put_le32(ent + 8, (uint32_t)XXH64(s.img, cut, 0));
+	put_le32(ent + 8, (uint32_t)XXH64(s->img, cut, 0));
 	put_le32(ent + 12, (uint32_t)c1);
-	put_le32(ent + 16, (uint32_t)(s.len - cut));
-	put_le32(ent + 20, (uint32_t)XXH64(s.img + cut, s.len - cut, 0));
+	put_le32(ent + 16, (uint32_t)(s->len - cut));
+	put_le32(ent + 20, (uint32_t)XXH64(s->img + cut, s->len - cut, 0));
 	put_le32(foot, 2);
 	foot[4] = 0x80;
 	put_le32(foot + 5, ARCHIVE_SEEK_MAGIC);
@@ -933,6 +963,20 @@ Test(archive, verify_checks_batches_inside_good_frames)
 	cr_assert_eq(write(fd, ent, sizeof(ent)), (ssize_t)sizeof(ent));
 	cr_assert_eq(write(fd, foot, sizeof(foot)), (ssize_t)sizeof(foot));
 	close(fd);
+	free(out);
+}
+
+Test(archive, verify_checks_batches_inside_good_frames)
+{
+	uint32_t sizes[10] = { 2, 2, 2, 2, 2, 2, 2, 2, 2, 2 };
+	struct archive_fault f;
+	struct seg s;
+
+	/* a frame with intact checksums over bad batch bytes: only the
+	 * batch check can see it */
+	seg_build(&s, 5, sizes, 10, 50);
+	s.img[s.rec_off[7] + 80] ^= 1;
+	write_two_frames(&s, s.batch_off[5]);
 	cr_assert_eq(archive_verify(path("m.zst"), NULL, &f), -EBADMSG);
 	cr_assert_eq(f.frame, 0);
 	cr_assert_eq(f.file_off, 0);
@@ -940,25 +984,10 @@ Test(archive, verify_checks_batches_inside_good_frames)
 
 	/* intact batches but one split across the two frames */
 	s.img[s.rec_off[7] + 80] ^= 1;
-	cut = s.batch_off[5] + 40;
-	c0 = ZSTD_compress(out, cap, s.img, cut, 3);
-	c1 = ZSTD_compress(out + c0, cap, s.img + cut, s.len - cut, 3);
-	put_le32(ent, (uint32_t)c0);
-	put_le32(ent + 4, (uint32_t)cut);
-	put_le32(ent + 8, (uint32_t)XXH64(s.img, cut, 0));
-	put_le32(ent + 12, (uint32_t)c1);
-	put_le32(ent + 16, (uint32_t)(s.len - cut));
-	put_le32(ent + 20, (uint32_t)XXH64(s.img + cut, s.len - cut, 0));
-	fd = openat(dirfd_, "m.zst", O_WRONLY | O_CREAT | O_TRUNC, 0640);
-	cr_assert_eq(write(fd, out, c0 + c1), (ssize_t)(c0 + c1));
-	cr_assert_eq(write(fd, hdr, 8), 8);
-	cr_assert_eq(write(fd, ent, sizeof(ent)), (ssize_t)sizeof(ent));
-	cr_assert_eq(write(fd, foot, sizeof(foot)), (ssize_t)sizeof(foot));
-	close(fd);
+	write_two_frames(&s, s.batch_off[5] + 40);
 	cr_assert_eq(archive_verify(path("m.zst"), NULL, &f), -EBADMSG);
 	cr_assert_eq(f.frame, 0);
 	cr_assert_eq(f.doff, s.batch_off[5]);
-	free(out);
 	seg_free(&s);
 }
 
@@ -1050,7 +1079,6 @@ Test(archive, crash_at_every_step)
 		{ "archive.rename", 1, 1 },
 		{ "archive.dir_fsync", 1, 1 },
 	};
-	uint32_t sizes[200];
 	struct archive_opts o = { .frame_size = 4096 };
 	struct archive_stats st;
 	struct seg s;
@@ -1059,9 +1087,7 @@ Test(archive, crash_at_every_step)
 	pid_t pid;
 	int status, removed;
 
-	for (i = 0; i < 200; i++)
-		sizes[i] = 1 + (uint32_t)(rnd() % 8);
-	seg_build(&s, 0, sizes, 200, 200);
+	seg_build_random(&s, 0, 200, 8, 200);
 	for (i = 0; i < sizeof(steps) / sizeof(*steps); i++) {
 		(void)unlinkat(dirfd_, "c.zst", 0);
 		write_file("c", s.img, s.len);
@@ -1108,7 +1134,6 @@ Test(archive, crash_at_every_step)
  */
 Test(archive, killed_mid_write_leaves_one_whole_copy, .timeout = 60)
 {
-	uint32_t sizes[3000];
 	struct archive_opts o = { .frame_size = 16384 };
 	struct archive_frame *fr;
 	struct archive_stats st;
@@ -1116,14 +1141,12 @@ Test(archive, killed_mid_write_leaves_one_whole_copy, .timeout = 60)
 	struct seg s;
 	uint8_t *back;
 	double t0, full;
-	size_t i, n;
+	size_t n;
 	pid_t pid;
 	int it, status, removed, kept_plain = 0, kept_archive = 0;
 	uint32_t k;
 
-	for (i = 0; i < 3000; i++)
-		sizes[i] = 1 + (uint32_t)(rnd() % 8);
-	seg_build(&s, 0, sizes, 3000, 300);
+	seg_build_random(&s, 0, 3000, 8, 300);
 	write_file("c", s.img, s.len);
 	t0 = now();
 	cr_assert_eq(archive_write(dirfd_, "c", &o, NULL, NULL), 0);
@@ -1136,8 +1159,8 @@ Test(archive, killed_mid_write_leaves_one_whole_copy, .timeout = 60)
 			        0 :
 			        1);
 		cr_assert_gt(pid, 0);
-		usleep((useconds_t)(full * 1.2e6 * (double)(rnd() % 1000) /
-		    1000.0));
+		usleep((useconds_t)(full * 1.2e6 *
+		    (double)(xorshift64(&rng) % 1000) / 1000.0));
 		kill(pid, SIGKILL);
 		cr_assert_eq(waitpid(pid, &status, 0), pid);
 		cr_assert(WIFSIGNALED(status) || WEXITSTATUS(status) == 0);

@@ -202,25 +202,33 @@ wedge_and_connect(nng_listener la, const char *url)
 
 TestSuite(client, .init = setup, .fini = teardown, .timeout = 60);
 
-Test(client, orphaned_connection)
+/* Listeners la and lb on the server at paths a and b; the client's name
+ * (dir/sock) is connected through la, which is wedged, then pointed at
+ * b, a listener that works (listen.c does so). */
+static void
+orphan_then_point_at_b(nng_listener *la, nng_listener *lb)
 {
 	char a[300], b[300], url[320];
+
+	path_of(a, sizeof(a), "a");
+	path_of(b, sizeof(b), "b");
+	snprintf(url, sizeof(url), "ipc://%s", a);
+	cr_assert_eq(nng_listen(srv, url, la, 0), 0);
+	snprintf(url, sizeof(url), "ipc://%s", b);
+	cr_assert_eq(nng_listen(srv, url, lb, 0), 0);
+	snprintf(url, sizeof(url), "ipc://%s/sock", dir);
+	wedge_and_connect(*la, url);
+	point_at("b");
+}
+
+Test(client, orphaned_connection)
+{
 	nng_listener la, lb;
 	nng_msg *rep = NULL;
 	uint64_t t0, end;
 	int rv, ok = 0, timeouts = 0;
 
-	path_of(a, sizeof(a), "a");
-	path_of(b, sizeof(b), "b");
-	snprintf(url, sizeof(url), "ipc://%s", a);
-	cr_assert_eq(nng_listen(srv, url, &la, 0), 0);
-	snprintf(url, sizeof(url), "ipc://%s", b);
-	cr_assert_eq(nng_listen(srv, url, &lb, 0), 0);
-	snprintf(url, sizeof(url), "ipc://%s/sock", dir);
-
-	wedge_and_connect(la, url);
-	/* the name goes to a listener that works (listen.c does so) */
-	point_at("b");
+	orphan_then_point_at_b(&la, &lb);
 
 	/* within 5 s the client must be answered again (the orphan goes
 	 * once it is DIALER_ORPHAN_MS old) */
@@ -295,21 +303,12 @@ Test(client, orphaned_connection_async)
 {
 	struct trip_wait w = { PTHREAD_MUTEX_INITIALIZER,
 		PTHREAD_COND_INITIALIZER, 0, 0 };
-	char a[300], b[300], url[320];
 	nng_listener la, lb;
 	struct acall ac;
 	uint64_t end;
 	int err, ok = 0, timeouts = 0;
 
-	path_of(a, sizeof(a), "a");
-	path_of(b, sizeof(b), "b");
-	snprintf(url, sizeof(url), "ipc://%s", a);
-	cr_assert_eq(nng_listen(srv, url, &la, 0), 0);
-	snprintf(url, sizeof(url), "ipc://%s", b);
-	cr_assert_eq(nng_listen(srv, url, &lb, 0), 0);
-	snprintf(url, sizeof(url), "ipc://%s/sock", dir);
-	wedge_and_connect(la, url);
-	point_at("b");
+	orphan_then_point_at_b(&la, &lb);
 
 	cr_assert_eq(acall_init(&ac, cl.sock, "echo", trip_done, &w), 0);
 	ac.dialer = &cl.dialer;

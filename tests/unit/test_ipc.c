@@ -17,8 +17,10 @@
 
 #include <criterion/criterion.h>
 
+#include "eventcheck.h"
 #include "ipc.h"
 #include "ipc_runner.h"
+#include "../tools/testutil.h"
 
 static void
 cap_memory(void)
@@ -33,42 +35,10 @@ TestSuite(ipc, .init = cap_memory);
 /* ------------------------------------------------------------------ */
 /* Building messages. */
 
-static const uint8_t sid_bytes[UUID_LEN] = {
-	0x67,
-	0xe5,
-	0x50,
-	0x44,
-	0x10,
-	0xb1,
-	0x42,
-	0x6f,
-	0x92,
-	0x47,
-	0xbb,
-	0x68,
-	0x0e,
-	0x5f,
-	0xe0,
-	0xc8,
-};
-static const uint8_t eid_bytes[UUID_LEN] = {
-	0x01,
-	0x02,
-	0x03,
-	0x04,
-	0x05,
-	0x06,
-	0x47,
-	0x08,
-	0x89,
-	0x0a,
-	0x0b,
-	0x0c,
-	0x0d,
-	0x0e,
-	0x0f,
-	0x10,
-};
+static const uint8_t sid_bytes[UUID_LEN] = { 0x67, 0xe5, 0x50, 0x44, 0x10,
+	0xb1, 0x42, 0x6f, 0x92, 0x47, 0xbb, 0x68, 0x0e, 0x5f, 0xe0, 0xc8 };
+static const uint8_t eid_bytes[UUID_LEN] = { 0x01, 0x02, 0x03, 0x04, 0x05,
+	0x06, 0x47, 0x08, 0x89, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f, 0x10 };
 static const uint8_t bin_payload[] = { 0, 1, 2, 0xff, 0, 0x80, '{', '}' };
 
 static struct ipc_proposed proposed[3];
@@ -135,25 +105,21 @@ struct sample_msg {
 #define NSAMPLES 23
 static struct sample_msg samples[NSAMPLES];
 
+/* Appends the next sample, named n, of kind kd; its ipc_out. */
+static int nbuilt;
+#define NEXT(n, kd)                                                           \
+	(samples[nbuilt].name = (n), samples[nbuilt].kind = (kd),             \
+	    &samples[nbuilt++].out)
+
+/* The requests stored and runnerd answer. */
 static void
-build_samples(void)
+build_requests(void)
 {
 	struct ipc_append_req ar;
-	struct ipc_append_rep rep = { 1, 3, 100, 102 };
-	struct ipc_conflict conf = { true, 41 };
 	struct ipc_read_stream_req rs;
 	struct ipc_read_all_req ra = { 5, 100, EF_BACKWARD };
 	struct ipc_list_req lr;
-	struct ipc_stream_info si;
-	struct ipc_status_rep st = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
-		13 };
-	struct ef_event ev;
-	int i = 0, k;
 
-	for (k = 0; k < NSAMPLES; k++)
-		ipc_out_init(&samples[k].out);
-#define NEXT(n, kd)                                                           \
-	(samples[i].name = (n), samples[i].kind = (kd), &samples[i++].out)
 	{
 		struct ipc_out *o = NEXT("append request", M_REQUEST);
 
@@ -194,6 +160,20 @@ build_samples(void)
 		ipc_request_begin(o, EF_OP_STATUS, 11);
 		ipc_nil(o);
 	}
+}
+
+/* Their replies, success and error. */
+static void
+build_replies(void)
+{
+	struct ipc_append_rep rep = { 1, 3, 100, 102 };
+	struct ipc_conflict conf = { true, 41 };
+	struct ipc_stream_info si;
+	struct ipc_status_rep st = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
+		13 };
+	struct ef_event ev;
+	int k;
+
 	{
 		struct ipc_out *o = NEXT("append reply", M_REPLY);
 
@@ -245,6 +225,14 @@ build_samples(void)
 		ipc_reply_begin(o, EF_S_BAD_UUID, "stream_id: malformed uuid");
 		ipc_nil(o);
 	}
+}
+
+/* Publications, and a read reply without events. */
+static void
+build_publishes(void)
+{
+	struct ef_event ev;
+
 	{
 		struct ipc_out *o = NEXT("publish", M_PUB);
 
@@ -266,6 +254,12 @@ build_samples(void)
 		ipc_read_rep_begin(o, 0);
 		ipc_read_rep_end(o, 0, false, 0);
 	}
+}
+
+/* Rotation, segments and archiving. */
+static void
+build_segment_samples(void)
+{
 	{
 		struct ipc_out *o = NEXT("rotate reply", M_REPLY);
 		struct ipc_rotate_rep rr = { true, 100, 50, 150 };
@@ -301,6 +295,30 @@ build_samples(void)
 		ipc_reply_begin(o, EF_S_OK, "ok");
 		ipc_archive_rep_encode(o, &ar);
 	}
+}
+
+/* An IMPORT request of one empty event of type T; run 0 gives the short
+ * body, without run and seq. */
+static void
+encode_import(struct ipc_out *o, uint64_t request_id, bool keep, uint64_t run,
+    uint64_t seq)
+{
+	struct ef_event ev;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.type = "T";
+	ev.type_len = 1;
+	ipc_request_begin(o, EF_OP_IMPORT, request_id);
+	ipc_import_req_begin(o, keep, 1, run);
+	ipc_event_encode(o, &ev);
+	if (run != 0)
+		ipc_import_req_end(o, run, seq);
+}
+
+/* Backup and import. */
+static void
+build_backup_import_samples(void)
+{
 	{
 		struct ipc_out *o = NEXT("backup request", M_REQUEST);
 		struct ipc_backup_req br = { { "/srv/backup", 11 } };
@@ -315,30 +333,10 @@ build_samples(void)
 		ipc_reply_begin(o, EF_S_OK, "ok");
 		ipc_backup_rep_encode(o, &br);
 	}
-	{
-		struct ipc_out *o = NEXT("import request", M_REQUEST);
-		struct ef_event ev;
-
-		memset(&ev, 0, sizeof(ev));
-		ev.type = "T";
-		ev.type_len = 1;
-		ipc_request_begin(o, EF_OP_IMPORT, 13);
-		ipc_import_req_begin(o, true, 1, 0);
-		ipc_event_encode(o, &ev);
-	}
-	{
-		/* one of an ordered run (several in flight) */
-		struct ipc_out *o = NEXT("import request (run)", M_REQUEST);
-		struct ef_event ev;
-
-		memset(&ev, 0, sizeof(ev));
-		ev.type = "T";
-		ev.type_len = 1;
-		ipc_request_begin(o, EF_OP_IMPORT, 14);
-		ipc_import_req_begin(o, false, 1, 0x1234567890ull);
-		ipc_event_encode(o, &ev);
-		ipc_import_req_end(o, 0x1234567890ull, 3);
-	}
+	encode_import(NEXT("import request", M_REQUEST), 13, true, 0, 0);
+	/* one of an ordered run (several in flight) */
+	encode_import(NEXT("import request (run)", M_REQUEST), 14, false,
+	    0x1234567890ull, 3);
 	{
 		struct ipc_out *o = NEXT("import reply", M_REPLY);
 		struct ipc_import_rep ir = { 100, 50, 0 };
@@ -346,8 +344,24 @@ build_samples(void)
 		ipc_reply_begin(o, EF_S_OK, "ok");
 		ipc_import_rep_encode(o, &ir);
 	}
+}
+
 #undef NEXT
-	cr_assert_eq(i, NSAMPLES);
+
+static void
+build_samples(void)
+{
+	int k;
+
+	for (k = 0; k < NSAMPLES; k++)
+		ipc_out_init(&samples[k].out);
+	nbuilt = 0;
+	build_requests();
+	build_replies();
+	build_publishes();
+	build_segment_samples();
+	build_backup_import_samples();
+	cr_assert_eq(nbuilt, NSAMPLES);
 }
 
 static void
@@ -562,16 +576,15 @@ Test(ipc, append_request_round_trip)
 		    0);                                                       \
 	} while (0)
 
-Test(ipc, small_bodies_round_trip)
+/* The small replies: append, conflict (both ways), status. */
+static void
+small_replies_round_trip(void)
 {
 	struct ipc_out o;
 	struct ipc_in in;
 	const char *why = NULL;
 	struct ipc_append_rep ar = { 7, 9, 1ull << 40, (1ull << 40) + 2 }, ard;
 	struct ipc_conflict c = { false, 0 }, cd;
-	struct ipc_read_stream_req rs, rsd;
-	struct ipc_read_all_req ra = { UINT64_MAX, 0, EF_FORWARD }, rad;
-	struct ipc_list_req lr, lrd;
 	struct ipc_status_rep st, std;
 	uint64_t *f = (uint64_t *)&st;
 	size_t i;
@@ -597,6 +610,27 @@ Test(ipc, small_bodies_round_trip)
 	cr_assert_eq(cd.actual, UINT64_MAX);
 	ipc_in_close(&in);
 	ipc_out_free(&o);
+
+	for (i = 0; i < sizeof(st) / sizeof(uint64_t); i++)
+		f[i] = 1000 * (i + 1) + (i == 9 ? UINT64_MAX - 20000 : 0);
+	OPEN_REPLY(o, in, ipc_status_rep_encode(&o, &st));
+	cr_assert_eq(ipc_status_rep_decode(in.body, &std, &why), 0);
+	cr_assert_eq(memcmp(&st, &std, sizeof(st)), 0);
+	ipc_in_close(&in);
+	ipc_out_free(&o);
+}
+
+/* The small requests: read_stream, read_all, list (with and without
+ * after). */
+static void
+small_requests_round_trip(void)
+{
+	struct ipc_out o;
+	struct ipc_in in;
+	const char *why = NULL;
+	struct ipc_read_stream_req rs, rsd;
+	struct ipc_read_all_req ra = { UINT64_MAX, 0, EF_FORWARD }, rad;
+	struct ipc_list_req lr, lrd;
 
 	rs.stream_id.ptr = "abc";
 	rs.stream_id.len = 3;
@@ -641,32 +675,12 @@ Test(ipc, small_bodies_round_trip)
 	cr_assert_arr_eq(lrd.after.ptr, "zz", 2);
 	ipc_in_close(&in);
 	ipc_out_free(&o);
-
-	for (i = 0; i < sizeof(st) / sizeof(uint64_t); i++)
-		f[i] = 1000 * (i + 1) + (i == 9 ? UINT64_MAX - 20000 : 0);
-	OPEN_REPLY(o, in, ipc_status_rep_encode(&o, &st));
-	cr_assert_eq(ipc_status_rep_decode(in.body, &std, &why), 0);
-	cr_assert_eq(memcmp(&st, &std, sizeof(st)), 0);
-	ipc_in_close(&in);
-	ipc_out_free(&o);
 }
 
-static void
-assert_event_eq(const struct ef_event *a, const struct ef_event *b)
+Test(ipc, small_bodies_round_trip)
 {
-	cr_assert_arr_eq(a->event_id, b->event_id, UUID_LEN);
-	cr_assert_arr_eq(a->stream_id, b->stream_id, UUID_LEN);
-	cr_assert_eq(a->stream_version, b->stream_version);
-	cr_assert_eq(a->global_position, b->global_position);
-	cr_assert_eq(a->recorded_at, b->recorded_at);
-	cr_assert_eq(a->type_len, b->type_len);
-	cr_assert_arr_eq(a->type, b->type, a->type_len);
-	cr_assert_eq(a->metadata_len, b->metadata_len);
-	if (a->metadata_len)
-		cr_assert_arr_eq(a->metadata, b->metadata, a->metadata_len);
-	cr_assert_eq(a->payload_len, b->payload_len);
-	if (a->payload_len)
-		cr_assert_arr_eq(a->payload, b->payload, a->payload_len);
+	small_replies_round_trip();
+	small_requests_round_trip();
 }
 
 Test(ipc, read_reply_round_trip)
@@ -966,6 +980,23 @@ Test(ipc, deep_nesting)
 	free(buf);
 }
 
+/* A STATUS request envelope of n fields packed by hand into o (reset
+ * first): version, STATUS, request id 1, then nil for every further
+ * field (n may be short of the 4 a request has). */
+static void
+pack_status_request(struct ipc_out *o, uint32_t n, uint64_t version)
+{
+	uint32_t i;
+
+	ipc_out_reset(o);
+	msgpack_pack_array(&o->pk, n);
+	msgpack_pack_uint64(&o->pk, version);
+	msgpack_pack_uint8(&o->pk, EF_OP_STATUS);
+	msgpack_pack_uint8(&o->pk, 1);
+	for (i = 3; i < n; i++)
+		msgpack_pack_nil(&o->pk);
+}
+
 Test(ipc, not_an_envelope)
 {
 	struct ipc_out o;
@@ -988,23 +1019,13 @@ Test(ipc, not_an_envelope)
 	assert_bad(o.buf, o.len, "scalar");
 
 	/* request envelopes of the wrong size, correct version */
-	ipc_out_reset(&o);
-	msgpack_pack_array(&o.pk, 3);
-	msgpack_pack_uint8(&o.pk, EF_PROTO_VERSION);
-	msgpack_pack_uint8(&o.pk, EF_OP_STATUS);
-	msgpack_pack_uint8(&o.pk, 1);
+	pack_status_request(&o, 3, EF_PROTO_VERSION);
 	why = NULL;
 	cr_assert_eq(ipc_request_open(&in, o.buf, o.len, &why),
 	    EF_S_BAD_REQUEST);
 	cr_assert_not_null(why);
 	ipc_in_close(&in);
-	ipc_out_reset(&o);
-	msgpack_pack_array(&o.pk, 5);
-	msgpack_pack_uint8(&o.pk, EF_PROTO_VERSION);
-	msgpack_pack_uint8(&o.pk, EF_OP_STATUS);
-	msgpack_pack_uint8(&o.pk, 1);
-	msgpack_pack_nil(&o.pk);
-	msgpack_pack_nil(&o.pk);
+	pack_status_request(&o, 5, EF_PROTO_VERSION);
 	cr_assert_eq(ipc_request_open(&in, o.buf, o.len, &why),
 	    EF_S_BAD_REQUEST);
 	ipc_in_close(&in);
@@ -1039,12 +1060,7 @@ Test(ipc, other_protocol_versions)
 
 	ipc_out_init(&o);
 	for (i = 0; i < sizeof(versions) / sizeof(versions[0]); i++) {
-		ipc_out_reset(&o);
-		msgpack_pack_array(&o.pk, 4);
-		msgpack_pack_uint64(&o.pk, versions[i]);
-		msgpack_pack_uint8(&o.pk, EF_OP_STATUS);
-		msgpack_pack_uint8(&o.pk, 1);
-		msgpack_pack_nil(&o.pk);
+		pack_status_request(&o, 4, versions[i]);
 		why = NULL;
 		cr_assert_eq(ipc_request_open(&in, o.buf, o.len, &why),
 		    EF_S_BAD_VERSION, "version %llu",
@@ -1446,253 +1462,257 @@ sample_index(const char *name)
 	return -1;
 }
 
+/* A copy of append body b whose events array has event k replaced by ev0
+ * with field i replaced by v (or removed if v is NULL, or v appended if i
+ * is past the end). Free with free_event_body. */
+struct event_body {
+	msgpack_object e, evs, body;
+};
+
+static void
+with_event_field(struct event_body *eb, const msgpack_object *b, uint32_t k,
+    uint32_t i, const msgpack_object *v)
+{
+	const msgpack_object *ev0 = &b->via.array.ptr[3].via.array.ptr[0];
+
+	eb->e = with_field(ev0, i, v);
+	eb->evs = with_field(&b->via.array.ptr[3], k, &eb->e);
+	eb->body = with_field(b, 3, &eb->evs);
+}
+
+static void
+free_event_body(struct event_body *eb)
+{
+	free(eb->body.via.array.ptr);
+	free(eb->evs.via.array.ptr);
+	free(eb->e.via.array.ptr);
+}
+
+/* The fields of one proposed event, checked through the append body b:
+ * each wrong type fails naming the field; each missing field and one
+ * extra fail. */
+static void
+check_proposed_event_schema(const msgpack_object *b)
+{
+	const unsigned S = T_STR, BN = T_BIN | T_NIL;
+	unsigned allowed[4] = { S, S, BN, BN };
+	const char *names[4] = { "event_id", "event_type", "metadata",
+		"payload" };
+	struct event_body eb;
+	const char *why;
+	uint32_t i, t;
+
+	for (i = 0; i < 4; i++)
+		for (t = 0; t < 10; t++) {
+			if (allowed[i] & (1u << t))
+				continue;
+			why = NULL;
+			with_event_field(&eb, b, 0, i, &wrong[t]);
+			cr_assert_neq(d_append(&eb.body, &why), 0,
+			    "event field %u type %u accepted", i, t);
+			cr_assert(strstr(why, names[i]) != NULL,
+			    "\"%s\" does not name %s", why, names[i]);
+			free_event_body(&eb);
+		}
+	for (i = 0; i <= 4; i++) {
+		/* missing each field, then one extra */
+		why = NULL;
+		with_event_field(&eb, b, 1, i, i < 4 ? NULL : &wrong[0]);
+		cr_assert_neq(d_append(&eb.body, &why), 0,
+		    "event with "
+		    "field %u missing/extra accepted",
+		    i);
+		free_event_body(&eb);
+	}
+}
+
+/* The short import body has no run; a run of 0 belongs to it. */
+static void
+check_import_run(const msgpack_object *b)
+{
+	struct ipc_import_req r;
+	const char *why = NULL;
+	msgpack_object m;
+
+	cr_assert_eq(ipc_import_req_decode(b, &r, &why), 0);
+	cr_assert_eq(r.run, 0x1234567890ull);
+	cr_assert_eq(r.seq, 3);
+	cr_assert_eq(r.nevents, 1);
+	m = with_field(b, 2, &wrong[0]);
+	m.via.array.ptr[2].type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+	m.via.array.ptr[2].via.u64 = 0;
+	cr_assert_neq(ipc_import_req_decode(&m, &r, &why), 0);
+	cr_assert(strstr(why, "run") != NULL, "%s", why);
+	free(m.via.array.ptr);
+}
+
+/* The envelopes themselves (their bodies may be anything). */
+static void
+check_envelope_schemas(void)
+{
+	const unsigned U = T_UINT;
+	const msgpack_object *b;
+	const char *why = NULL;
+	struct ipc_in in;
+
+	cr_assert_eq(ipc_request_open(&in, samples[0].out.buf,
+	                 samples[0].out.len, &why),
+	    0);
+	check_schema("request envelope", d_request_env, &in.up.data,
+	    (const unsigned[]){ U, U, U, T_ALL },
+	    (const char *const[]){ "version", "op", "request_id", NULL });
+	ipc_in_close(&in);
+	b = sample_body(sample_index("error reply"), &in);
+	check_schema("reply envelope", d_reply_env, &in.up.data,
+	    (const unsigned[]){ U, T_STR, T_ALL },
+	    (const char *const[]){ "status", "message", NULL });
+	ipc_in_close(&in);
+	b = sample_body(sample_index("publish"), &in);
+	check_schema("publish", d_pub_env, b,
+	    (const unsigned[]){ U, U, U, T_ARRAY | T_NIL },
+	    (const char *const[]){ "version", "first", "last", "events" });
+	ipc_in_close(&in);
+}
+
+/* One body schema: the sample it is checked on, the decoder, whether it
+ * is the body itself or the first element of the body's first array (an
+ * event, a stream, a segment), its fields (names NULL-ended), and a
+ * further check of the body, if any. */
+#define SCHEMA_FIELDS 20
+struct schema_case {
+	const char *sample;
+	const char *what;
+	decode_fn dec;
+	bool inner;
+	unsigned allowed[SCHEMA_FIELDS];
+	const char *names[SCHEMA_FIELDS];
+	void (*also)(const msgpack_object *b);
+};
+
+#define U  T_UINT
+#define S  T_STR
+#define A  T_ARRAY
+#define BN (T_BIN | T_NIL)
+static const struct schema_case schemas[] = {
+	{ "append request", "append", d_append, false, { S, U, U, A },
+	    { "stream_id", "expected kind", "expected version", "events" },
+	    check_proposed_event_schema },
+	{ "read_stream request", "read_stream", d_read_stream, false,
+	    { S, U, U, U },
+	    { "stream_id", "from_version", "max_count", "direction" } },
+	{ "read_all request", "read_all", d_read_all, false, { U, U, U },
+	    { "from_position", "max_count", "direction" } },
+	{ "list request", "list_streams", d_list, false, { S | T_NIL, U },
+	    { "after", "max_count" } },
+	{ "append reply", "append reply", d_append_rep, false, { U, U, U, U },
+	    { "first_version", "last_version", "first_position",
+	        "last_position" } },
+	{ "conflict reply", "conflict", d_conflict, false, { T_BOOL, U },
+	    { "exists", "actual" } },
+	{ "read reply", "read reply", d_read_rep, false, { A, U, U | T_NIL },
+	    { "events", "head", "last_version" } },
+	{ "read reply", "event", d_event, true,
+	    { T_BIN, T_BIN, U, U, S, BN, BN, U },
+	    { "event_id", "stream_id", "stream_version", "global_position",
+	        "event_type", "metadata", "payload", "recorded_at" } },
+	{ "list reply", "list reply", d_list_rep, false, { A, T_BOOL },
+	    { "streams", "more" } },
+	{ "list reply", "stream info", d_stream_info, true, { T_BIN, U, U },
+	    { "stream_id", "event_count", "latest_version" } },
+	{ "status reply", "status", d_status_rep, false,
+	    { U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U },
+	    { "head", "streams", "log_bytes", "uptime_ms", "commits", "fsyncs",
+	        "events_written", "recover_ms", "recovered_events",
+	        "index_bytes", "segments", "sealed_bytes", "indexed_to",
+	        "archived_segments", "archived_bytes", "archived_raw",
+	        "cache_hits", "cache_misses", "cache_bytes" } },
+	{ "rotate reply", "rotate reply", d_rotate_rep, false,
+	    { T_BOOL, U, U, U },
+	    { "rotated", "sealed_base", "sealed_events", "hot_base" } },
+	{ "segments request", "segments", d_segments_req, false, { U, U },
+	    { "from_base", "max_count" } },
+	{ "segments reply", "segments reply", d_segments_rep, false,
+	    { A, T_BOOL }, { "segments", "more" } },
+	{ "segments reply", "segment info", d_segment_info, true,
+	    { U, U, U, S, U },
+	    { "base", "events", "bytes", "state", "stored_bytes" } },
+	{ "backup request", "backup", d_backup_req, false, { S }, { "dir" } },
+	{ "backup reply", "backup reply", d_backup_rep, false,
+	    { U, U, U, U, U, U },
+	    { "position", "segments", "linked", "copied", "bytes",
+	        "index_bytes" } },
+	{ "import request", "import", d_import_req, false, { T_BOOL, A },
+	    { "keep_positions", "events" } },
+	{ "import request (run)", "import (run)", d_import_req, false,
+	    { T_BOOL, A, U, U }, { "keep_positions", "events", "run", "seq" },
+	    check_import_run },
+	{ "import reply", "import reply", d_import_rep, false, { U, U, U },
+	    { "first_position", "count", "skipped" } },
+	{ "archive reply", "archive reply", d_archive_rep, false,
+	    { T_BOOL, U, U, U, U },
+	    { "archived", "base", "raw_bytes", "comp_bytes", "left" } },
+};
+#undef U
+#undef S
+#undef A
+#undef BN
+
 Test(ipc, every_field_of_every_body)
 {
+	const struct schema_case *sc;
+	const msgpack_object *b, *good;
 	struct ipc_in in;
-	const msgpack_object *b;
-	const unsigned U = T_UINT, S = T_STR, A = T_ARRAY, BN = T_BIN | T_NIL;
+	uint32_t n;
+	size_t k;
 
 	init_wrong();
 	build_samples();
-
-	b = sample_body(sample_index("append request"), &in);
-	check_schema("append", d_append, b, (const unsigned[]){ S, U, U, A },
-	    (const char *const[]){ "stream_id", "expected kind",
-	        "expected version", "events" });
-	{
-		/* the fields of one proposed event, through the body */
-		const msgpack_object *ev0 =
-		    &b->via.array.ptr[3].via.array.ptr[0];
-		unsigned allowed[4] = { S, S, BN, BN };
-		const char *names[4] = { "event_id", "event_type", "metadata",
-			"payload" };
-		uint32_t i, t;
-
-		for (i = 0; i < 4; i++)
-			for (t = 0; t < 10; t++) {
-				msgpack_object e, evs, body;
-				const char *why = NULL;
-
-				if (allowed[i] & (1u << t))
-					continue;
-				e = with_field(ev0, i, &wrong[t]);
-				evs = with_field(&b->via.array.ptr[3], 0, &e);
-				body = with_field(b, 3, &evs);
-				cr_assert_neq(d_append(&body, &why), 0,
-				    "event field %u type %u accepted", i, t);
-				cr_assert(strstr(why, names[i]) != NULL,
-				    "\"%s\" does not name %s", why, names[i]);
-				free(body.via.array.ptr);
-				free(evs.via.array.ptr);
-				free(e.via.array.ptr);
-			}
-		for (i = 0; i <= 4; i++) {
-			msgpack_object e, evs, body;
-			const char *why = NULL;
-
-			/* missing each field, then one extra */
-			e = i < 4 ? with_field(ev0, i, NULL) :
-			            with_field(ev0, 4, &wrong[0]);
-			evs = with_field(&b->via.array.ptr[3], 1, &e);
-			body = with_field(b, 3, &evs);
-			cr_assert_neq(d_append(&body, &why), 0,
-			    "event with "
-			    "field %u missing/extra accepted",
-			    i);
-			free(body.via.array.ptr);
-			free(evs.via.array.ptr);
-			free(e.via.array.ptr);
-		}
+	for (k = 0; k < sizeof(schemas) / sizeof(schemas[0]); k++) {
+		sc = &schemas[k];
+		b = sample_body(sample_index(sc->sample), &in);
+		good = sc->inner ? &b->via.array.ptr[0].via.array.ptr[0] : b;
+		/* the table lists every field of the sample, no more */
+		n = good->via.array.size;
+		cr_assert(n > 0 && n < SCHEMA_FIELDS && sc->names[n - 1] &&
+		        !sc->names[n],
+		    "%s: the table does not list its %u fields", sc->what, n);
+		check_schema(sc->what, sc->dec, good, sc->allowed, sc->names);
+		if (sc->also != NULL)
+			sc->also(b);
+		ipc_in_close(&in);
 	}
-	ipc_in_close(&in);
-
-	b = sample_body(sample_index("read_stream request"), &in);
-	check_schema("read_stream", d_read_stream, b,
-	    (const unsigned[]){ S, U, U, U },
-	    (const char *const[]){ "stream_id", "from_version", "max_count",
-	        "direction" });
-	ipc_in_close(&in);
-
-	b = sample_body(sample_index("read_all request"), &in);
-	check_schema("read_all", d_read_all, b, (const unsigned[]){ U, U, U },
-	    (const char *const[]){ "from_position", "max_count",
-	        "direction" });
-	ipc_in_close(&in);
-
-	b = sample_body(sample_index("list request"), &in);
-	check_schema("list_streams", d_list, b,
-	    (const unsigned[]){ S | T_NIL, U },
-	    (const char *const[]){ "after", "max_count" });
-	ipc_in_close(&in);
-
-	b = sample_body(sample_index("append reply"), &in);
-	check_schema("append reply", d_append_rep, b,
-	    (const unsigned[]){ U, U, U, U },
-	    (const char *const[]){ "first_version", "last_version",
-	        "first_position", "last_position" });
-	ipc_in_close(&in);
-
-	b = sample_body(sample_index("conflict reply"), &in);
-	check_schema("conflict", d_conflict, b,
-	    (const unsigned[]){ T_BOOL, U },
-	    (const char *const[]){ "exists", "actual" });
-	ipc_in_close(&in);
-
-	b = sample_body(sample_index("read reply"), &in);
-	check_schema("read reply", d_read_rep, b,
-	    (const unsigned[]){ A, U, U | T_NIL },
-	    (const char *const[]){ "events", "head", "last_version" });
-	check_schema("event", d_event, &b->via.array.ptr[0].via.array.ptr[0],
-	    (const unsigned[]){ T_BIN, T_BIN, U, U, S, BN, BN, U },
-	    (const char *const[]){ "event_id", "stream_id", "stream_version",
-	        "global_position", "event_type", "metadata", "payload",
-	        "recorded_at" });
-	ipc_in_close(&in);
-
-	b = sample_body(sample_index("list reply"), &in);
-	check_schema("list reply", d_list_rep, b,
-	    (const unsigned[]){ A, T_BOOL },
-	    (const char *const[]){ "streams", "more" });
-	check_schema("stream info", d_stream_info,
-	    &b->via.array.ptr[0].via.array.ptr[0],
-	    (const unsigned[]){ T_BIN, U, U },
-	    (const char *const[]){ "stream_id", "event_count",
-	        "latest_version" });
-	ipc_in_close(&in);
-
-	b = sample_body(sample_index("status reply"), &in);
-	check_schema("status", d_status_rep, b,
-	    (const unsigned[]){ U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U,
-	        U, U, U },
-	    (const char *const[]){ "head", "streams", "log_bytes", "uptime_ms",
-	        "commits", "fsyncs", "events_written", "recover_ms",
-	        "recovered_events", "index_bytes", "segments", "sealed_bytes",
-	        "indexed_to", "archived_segments", "archived_bytes",
-	        "archived_raw", "cache_hits", "cache_misses", "cache_bytes" });
-	ipc_in_close(&in);
-
-	b = sample_body(sample_index("rotate reply"), &in);
-	check_schema("rotate reply", d_rotate_rep, b,
-	    (const unsigned[]){ T_BOOL, U, U, U },
-	    (const char *const[]){ "rotated", "sealed_base", "sealed_events",
-	        "hot_base" });
-	ipc_in_close(&in);
-
-	b = sample_body(sample_index("segments request"), &in);
-	check_schema("segments", d_segments_req, b, (const unsigned[]){ U, U },
-	    (const char *const[]){ "from_base", "max_count" });
-	ipc_in_close(&in);
-
-	b = sample_body(sample_index("segments reply"), &in);
-	check_schema("segments reply", d_segments_rep, b,
-	    (const unsigned[]){ A, T_BOOL },
-	    (const char *const[]){ "segments", "more" });
-	check_schema("segment info", d_segment_info,
-	    &b->via.array.ptr[0].via.array.ptr[0],
-	    (const unsigned[]){ U, U, U, S, U },
-	    (const char *const[]){ "base", "events", "bytes", "state",
-	        "stored_bytes" });
-	ipc_in_close(&in);
-
-	b = sample_body(sample_index("backup request"), &in);
-	check_schema("backup", d_backup_req, b, (const unsigned[]){ S },
-	    (const char *const[]){ "dir" });
-	ipc_in_close(&in);
-
-	b = sample_body(sample_index("backup reply"), &in);
-	check_schema("backup reply", d_backup_rep, b,
-	    (const unsigned[]){ U, U, U, U, U, U },
-	    (const char *const[]){ "position", "segments", "linked", "copied",
-	        "bytes", "index_bytes" });
-	ipc_in_close(&in);
-
-	b = sample_body(sample_index("import request"), &in);
-	check_schema("import", d_import_req, b,
-	    (const unsigned[]){ T_BOOL, A },
-	    (const char *const[]){ "keep_positions", "events" });
-	ipc_in_close(&in);
-
-	b = sample_body(sample_index("import request (run)"), &in);
-	check_schema("import (run)", d_import_req, b,
-	    (const unsigned[]){ T_BOOL, A, U, U },
-	    (const char *const[]){ "keep_positions", "events", "run", "seq" });
-	{
-		struct ipc_import_req r;
-		const char *why = NULL;
-		msgpack_object m;
-
-		cr_assert_eq(ipc_import_req_decode(b, &r, &why), 0);
-		cr_assert_eq(r.run, 0x1234567890ull);
-		cr_assert_eq(r.seq, 3);
-		cr_assert_eq(r.nevents, 1);
-		/* run 0 belongs to the short body */
-		m = with_field(b, 2, &wrong[0]);
-		m.via.array.ptr[2].type = MSGPACK_OBJECT_POSITIVE_INTEGER;
-		m.via.array.ptr[2].via.u64 = 0;
-		cr_assert_neq(ipc_import_req_decode(&m, &r, &why), 0);
-		cr_assert(strstr(why, "run") != NULL, "%s", why);
-		free(m.via.array.ptr);
-	}
-	ipc_in_close(&in);
-
-	b = sample_body(sample_index("import reply"), &in);
-	check_schema("import reply", d_import_rep, b,
-	    (const unsigned[]){ U, U, U },
-	    (const char *const[]){ "first_position", "count", "skipped" });
-	ipc_in_close(&in);
-
-	b = sample_body(sample_index("archive reply"), &in);
-	check_schema("archive reply", d_archive_rep, b,
-	    (const unsigned[]){ T_BOOL, U, U, U, U },
-	    (const char *const[]){ "archived", "base", "raw_bytes",
-	        "comp_bytes", "left" });
-	ipc_in_close(&in);
-
-	/* the envelopes themselves (their bodies may be anything) */
-	{
-		const char *why = NULL;
-		struct ipc_in in2;
-
-		cr_assert_eq(ipc_request_open(&in2, samples[0].out.buf,
-		                 samples[0].out.len, &why),
-		    0);
-		check_schema("request envelope", d_request_env, &in2.up.data,
-		    (const unsigned[]){ U, U, U, T_ALL },
-		    (const char *const[]){ "version", "op", "request_id",
-		        NULL });
-		ipc_in_close(&in2);
-		b = sample_body(sample_index("error reply"), &in2);
-		check_schema("reply envelope", d_reply_env, &in2.up.data,
-		    (const unsigned[]){ U, S, T_ALL },
-		    (const char *const[]){ "status", "message", NULL });
-		ipc_in_close(&in2);
-		b = sample_body(sample_index("publish"), &in2);
-		check_schema("publish", d_pub_env, b,
-		    (const unsigned[]){ U, U, U, A | T_NIL },
-		    (const char *const[]){ "version", "first", "last",
-		        "events" });
-		ipc_in_close(&in2);
-	}
+	check_envelope_schemas();
 	free_samples();
 }
 
 /* Bad values of the right type. */
-Test(ipc, values_out_of_range)
+
+/* A string or binary of size bytes of longstr, of the type of wrong[t]. */
+static msgpack_object
+long_value(int t, const char *longstr, uint32_t size)
 {
-	struct ipc_in in;
-	const msgpack_object *b;
-	msgpack_object v, m, e, evs, body, many;
+	msgpack_object v = wrong[t];
+
+	if (v.type == MSGPACK_OBJECT_STR) {
+		v.via.str.ptr = longstr;
+		v.via.str.size = size;
+	} else {
+		v.via.bin.ptr = longstr;
+		v.via.bin.size = size;
+	}
+	return v;
+}
+
+/* An append: an expected kind out of range, strings and an event count
+ * over their bounds (each bound itself accepted). */
+static void
+append_out_of_range(const msgpack_object *b, const char *longstr)
+{
+	struct event_body eb;
+	msgpack_object v, m, body, many;
 	const char *why;
-	char *longstr;
 	uint32_t i;
 
-	init_wrong();
-	build_samples();
-	longstr = malloc(70000);
-	cr_assert_not_null(longstr);
-	memset(longstr, 'a', 70000);
-
-	b = sample_body(sample_index("append request"), &in);
 	/* expected kind 3 */
 	v = wrong[2];
 	v.via.u64 = EF_EXPECT_EXACT + 1;
@@ -1708,9 +1728,7 @@ Test(ipc, values_out_of_range)
 	cr_assert(strstr(why, "expected kind") != NULL, "%s", why);
 	free(m.via.array.ptr);
 	/* a stream id over IPC_MAX_STRLEN */
-	v = wrong[5];
-	v.via.str.ptr = longstr;
-	v.via.str.size = IPC_MAX_STRLEN + 1;
+	v = long_value(5, longstr, IPC_MAX_STRLEN + 1);
 	m = with_field(b, 0, &v);
 	cr_assert_eq(d_append(&m, &why), EF_S_BAD_REQUEST);
 	cr_assert_str_eq(why, "stream_id");
@@ -1721,14 +1739,10 @@ Test(ipc, values_out_of_range)
 	free(m.via.array.ptr);
 	/* an event type over IPC_MAX_STRLEN */
 	v.via.str.size = IPC_MAX_STRLEN + 1;
-	e = with_field(&b->via.array.ptr[3].via.array.ptr[0], 1, &v);
-	evs = with_field(&b->via.array.ptr[3], 0, &e);
-	body = with_field(b, 3, &evs);
-	cr_assert_eq(d_append(&body, &why), EF_S_BAD_REQUEST);
+	with_event_field(&eb, b, 0, 1, &v);
+	cr_assert_eq(d_append(&eb.body, &why), EF_S_BAD_REQUEST);
 	cr_assert_str_eq(why, "event_type");
-	free(body.via.array.ptr);
-	free(evs.via.array.ptr);
-	free(e.via.array.ptr);
+	free_event_body(&eb);
 	/* IPC_MAX_EVENTS + 1 events (the bound itself is accepted) */
 	many.type = MSGPACK_OBJECT_ARRAY;
 	many.via.array.size = IPC_MAX_EVENTS + 1;
@@ -1748,9 +1762,17 @@ Test(ipc, values_out_of_range)
 	ipc_append_req_free(&s_append);
 	free(body.via.array.ptr);
 	free(many.via.array.ptr);
-	ipc_in_close(&in);
+}
 
-	/* direction 2 */
+/* Direction 2, in ReadStream and in ReadAll. */
+static void
+direction_out_of_range(void)
+{
+	struct ipc_in in;
+	const msgpack_object *b;
+	msgpack_object v, m;
+	const char *why;
+
 	b = sample_body(sample_index("read_stream request"), &in);
 	v = wrong[2];
 	v.via.u64 = 2;
@@ -1764,109 +1786,140 @@ Test(ipc, values_out_of_range)
 	cr_assert_eq(d_read_all(&m, &why), EF_S_BAD_REQUEST);
 	free(m.via.array.ptr);
 	ipc_in_close(&in);
+}
 
-	/* events: uuids of 15 and 17 bytes, a type over 256 bytes, a
-	 * payload over 64 KiB */
-	b = sample_body(sample_index("read reply"), &in);
-	{
-		const msgpack_object *ev0 =
-		    &b->via.array.ptr[0].via.array.ptr[0];
-		struct {
-			uint32_t field;
-			int type;
-			uint32_t size;
-			int ok;
-		} cases[] = {
-			{ 0, 8, 15, 0 },
-			{ 0, 8, 17, 0 },
-			{ 1, 8, 15, 0 },
-			{ 1, 8, 0, 0 },
-			{ 4, 5, RECORD_TYPE_MAX + 1, 0 },
-			{ 4, 5, RECORD_TYPE_MAX, 1 },
-			{ 5, 8, RECORD_MAX + 1, 0 },
-			{ 6, 8, RECORD_MAX + 1, 0 },
-			{ 6, 8, RECORD_MAX, 1 },
-		};
-		size_t k;
+/* Events: uuids of 15 and 17 bytes, a type over 256 bytes, a payload over
+ * 64 KiB; ev0 is an event of a read reply. */
+static void
+event_out_of_range(const msgpack_object *ev0, const char *longstr)
+{
+	struct {
+		uint32_t field;
+		int type;
+		uint32_t size;
+		int ok;
+	} cases[] = {
+		{ 0, 8, 15, 0 },
+		{ 0, 8, 17, 0 },
+		{ 1, 8, 15, 0 },
+		{ 1, 8, 0, 0 },
+		{ 4, 5, RECORD_TYPE_MAX + 1, 0 },
+		{ 4, 5, RECORD_TYPE_MAX, 1 },
+		{ 5, 8, RECORD_MAX + 1, 0 },
+		{ 6, 8, RECORD_MAX + 1, 0 },
+		{ 6, 8, RECORD_MAX, 1 },
+	};
+	msgpack_object v, m;
+	const char *why;
+	size_t k;
 
-		for (k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
-			v = wrong[cases[k].type];
-			if (v.type == MSGPACK_OBJECT_STR) {
-				v.via.str.ptr = longstr;
-				v.via.str.size = cases[k].size;
-			} else {
-				v.via.bin.ptr = longstr;
-				v.via.bin.size = cases[k].size;
-			}
-			m = with_field(ev0, cases[k].field, &v);
-			why = NULL;
-			if (cases[k].ok)
-				cr_assert_eq(d_event(&m, &why), 0, "case %zu",
-				    k);
-			else
-				cr_assert_eq(d_event(&m, &why),
-				    EF_S_BAD_REQUEST, "case %zu", k);
-			free(m.via.array.ptr);
-		}
+	for (k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+		v = long_value(cases[k].type, longstr, cases[k].size);
+		m = with_field(ev0, cases[k].field, &v);
+		why = NULL;
+		if (cases[k].ok)
+			cr_assert_eq(d_event(&m, &why), 0, "case %zu", k);
+		else
+			cr_assert_eq(d_event(&m, &why), EF_S_BAD_REQUEST,
+			    "case %zu", k);
+		free(m.via.array.ptr);
 	}
+}
+
+/* A reply [status, msg (len bytes), nil] packed by hand into o (reset
+ * first): an encoder would refuse what these tests send. */
+static void
+pack_reply(struct ipc_out *o, uint32_t status, const char *msg, uint32_t len)
+{
+	ipc_out_reset(o);
+	msgpack_pack_array(&o->pk, 3);
+	msgpack_pack_uint32(&o->pk, status);
+	msgpack_pack_str(&o->pk, len);
+	msgpack_pack_str_body(&o->pk, msg, len);
+	msgpack_pack_nil(&o->pk);
+}
+
+/* A reply status past the enum; a message over IPC_MAX_STRLEN, which an
+ * encoder never writes (long messages are cut). longstr is 70000 bytes
+ * and gets NUL-terminated. */
+static void
+reply_out_of_range(char *longstr)
+{
+	struct ipc_out o;
+	struct ipc_in in;
+	const char *why;
+
+	ipc_out_init(&o);
+	pack_reply(&o, EF_S__COUNT, "", 0);
+	cr_assert_eq(ipc_reply_open(&in, o.buf, o.len, &why),
+	    EF_S_BAD_REQUEST);
 	ipc_in_close(&in);
+	pack_reply(&o, EF_S_OK, longstr, IPC_MAX_STRLEN + 1);
+	cr_assert_eq(ipc_reply_open(&in, o.buf, o.len, &why),
+	    EF_S_BAD_REQUEST);
+	cr_assert_str_eq(why, "message");
+	ipc_in_close(&in);
+	ipc_out_reset(&o);
+	longstr[69999] = '\0';
+	ipc_reply_begin(&o, EF_S_INTERNAL, longstr);
+	ipc_nil(&o);
+	cr_assert_eq(ipc_reply_open(&in, o.buf, o.len, &why), 0);
+	cr_assert_eq(in.message.len, IPC_MAX_STRLEN);
+	ipc_in_close(&in);
+	ipc_out_free(&o);
+}
 
-	/* a reply status past the enum */
-	{
-		struct ipc_out o;
+/* A publication whose last is before its first; one whose count does
+ * not match its events. */
+static void
+publish_out_of_range(void)
+{
+	struct ipc_out o;
+	struct ipc_in in;
+	struct ef_event ev;
+	const char *why;
 
-		ipc_out_init(&o);
-		msgpack_pack_array(&o.pk, 3);
-		msgpack_pack_uint32(&o.pk, EF_S__COUNT);
-		msgpack_pack_str(&o.pk, 0);
-		msgpack_pack_nil(&o.pk);
-		cr_assert_eq(ipc_reply_open(&in, o.buf, o.len, &why),
-		    EF_S_BAD_REQUEST);
-		ipc_in_close(&in);
-		/* a message over IPC_MAX_STRLEN */
-		ipc_out_reset(&o);
-		msgpack_pack_array(&o.pk, 3);
-		msgpack_pack_uint32(&o.pk, EF_S_OK);
-		msgpack_pack_str(&o.pk, IPC_MAX_STRLEN + 1);
-		msgpack_pack_str_body(&o.pk, longstr, IPC_MAX_STRLEN + 1);
-		msgpack_pack_nil(&o.pk);
-		cr_assert_eq(ipc_reply_open(&in, o.buf, o.len, &why),
-		    EF_S_BAD_REQUEST);
-		cr_assert_str_eq(why, "message");
-		ipc_in_close(&in);
-		/* an encoder never writes one: long messages are cut */
-		ipc_out_reset(&o);
-		longstr[69999] = '\0';
-		ipc_reply_begin(&o, EF_S_INTERNAL, longstr);
-		ipc_nil(&o);
-		cr_assert_eq(ipc_reply_open(&in, o.buf, o.len, &why), 0);
-		cr_assert_eq(in.message.len, IPC_MAX_STRLEN);
-		ipc_in_close(&in);
+	ipc_out_init(&o);
+	ipc_pub_begin(&o, 10, 9, 0);
+	cr_assert_eq(ipc_pub_open(&in, o.buf, o.len, &(struct ipc_pub){ 0 },
+	                 &why),
+	    EF_S_BAD_REQUEST);
+	ipc_in_close(&in);
+	ipc_out_reset(&o);
+	ipc_pub_begin(&o, 10, 12, 2);
+	make_event(&ev, 10);
+	ipc_event_encode(&o, &ev);
+	make_event(&ev, 11);
+	ipc_event_encode(&o, &ev);
+	cr_assert_eq(ipc_pub_open(&in, o.buf, o.len, &(struct ipc_pub){ 0 },
+	                 &why),
+	    EF_S_BAD_REQUEST);
+	cr_assert_str_eq(why, "events");
+	ipc_in_close(&in);
+	ipc_out_free(&o);
+}
 
-		/* publish: last before first; count not matching */
-		ipc_out_reset(&o);
-		ipc_pub_begin(&o, 10, 9, 0);
-		cr_assert_eq(ipc_pub_open(&in, o.buf, o.len,
-		                 &(struct ipc_pub){ 0 }, &why),
-		    EF_S_BAD_REQUEST);
-		ipc_in_close(&in);
-		ipc_out_reset(&o);
-		{
-			struct ef_event ev;
+Test(ipc, values_out_of_range)
+{
+	struct ipc_in in;
+	const msgpack_object *b;
+	char *longstr;
 
-			ipc_pub_begin(&o, 10, 12, 2);
-			make_event(&ev, 10);
-			ipc_event_encode(&o, &ev);
-			make_event(&ev, 11);
-			ipc_event_encode(&o, &ev);
-		}
-		cr_assert_eq(ipc_pub_open(&in, o.buf, o.len,
-		                 &(struct ipc_pub){ 0 }, &why),
-		    EF_S_BAD_REQUEST);
-		cr_assert_str_eq(why, "events");
-		ipc_in_close(&in);
-		ipc_out_free(&o);
-	}
+	init_wrong();
+	build_samples();
+	longstr = malloc(70000);
+	cr_assert_not_null(longstr);
+	memset(longstr, 'a', 70000);
+
+	b = sample_body(sample_index("append request"), &in);
+	append_out_of_range(b, longstr);
+	ipc_in_close(&in);
+	direction_out_of_range();
+	b = sample_body(sample_index("read reply"), &in);
+	event_out_of_range(&b->via.array.ptr[0].via.array.ptr[0], longstr);
+	ipc_in_close(&in);
+	reply_out_of_range(longstr);
+	publish_out_of_range();
 	free(longstr);
 	free_samples();
 }
@@ -1875,15 +1928,6 @@ Test(ipc, values_out_of_range)
 /* Mutation fuzz: whatever the bytes, no crash and a reason on error. */
 
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
-
-static uint64_t
-next_rand(void)
-{
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return rng;
-}
 
 static void
 decode_everything(const uint8_t *buf, size_t len)
@@ -1947,9 +1991,9 @@ Test(ipc, mutation_fuzz, .timeout = 60)
 		for (round = 0; round < 4000; round++) {
 			len = samples[k].out.len;
 			memcpy(buf, samples[k].out.buf, len);
-			n = 1 + next_rand() % 4;
+			n = 1 + xorshift64(&rng) % 4;
 			for (j = 0; j < n; j++) {
-				uint64_t r = next_rand();
+				uint64_t r = xorshift64(&rng);
 				size_t at = (size_t)(r >> 8) % len;
 
 				switch (r % 5) {
@@ -1982,9 +2026,9 @@ Test(ipc, mutation_fuzz, .timeout = 60)
 	}
 	/* and plain noise */
 	for (round = 0; round < 20000; round++) {
-		len = next_rand() % 64;
+		len = xorshift64(&rng) % 64;
 		for (j = 0; j < len; j++)
-			buf[j] = (uint8_t)next_rand();
+			buf[j] = (uint8_t)xorshift64(&rng);
 		decode_everything(buf, len);
 	}
 	free_samples();
