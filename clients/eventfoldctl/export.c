@@ -657,18 +657,146 @@ sink_open(struct sink *s, const struct export_opts *o, char *tmp,
 	return CTL_OK;
 }
 
+/* Starts the thread that fetches pages ahead of the formatting. */
+static int
+reader_start(struct reader *r, struct ctl *c, const struct export_opts *o)
+{
+	memset(r, 0, sizeof(*r));
+	if (client_open(&r->cl, c->store_url, (int)c->conf.timeout_ms) != 0)
+		return ctl_err(CTL_USAGE, "bad store URL %s", c->store_url);
+	r->stream = o->stream;
+	r->from = o->stream ? 0 : o->from;
+	pthread_mutex_init(&r->mu, NULL);
+	pthread_cond_init(&r->cv, NULL);
+	r->want = 1;
+	if (pthread_create(&r->thr, NULL, reader_main, r) != 0) {
+		client_close(&r->cl);
+		return ctl_err(CTL_INTERNAL, "cannot start a thread");
+	}
+	return CTL_OK;
+}
+
+/* Stops the reader, which may be fetching: takes its page first. */
+static void
+reader_stop(struct reader *r)
+{
+	pthread_mutex_lock(&r->mu);
+	while (r->want || r->busy)
+		pthread_cond_wait(&r->cv, &r->mu);
+	r->stop = 1;
+	pthread_cond_broadcast(&r->cv);
+	pthread_mutex_unlock(&r->mu);
+	pthread_join(r->thr, NULL);
+	if (r->full)
+		page_free(&r->pg);
+	client_close(&r->cl);
+}
+
+/*
+ * Writes the events of the pages the reader fetches, from o->from up to
+ * the head of the first page (the snapshot, or o->to below it), into
+ * s; *n counts them, *head is the snapshot.
+ */
+static int
+export_pages(struct reader *r, const struct export_opts *o, struct sink *s,
+    struct obuf *b, struct progress *pr, uint64_t *n, uint64_t *head)
+{
+	struct page pg;
+	uint64_t k, pos;
+	int rc, more = 1;
+
+	while (more) {
+		reader_next(r, &pg, 1);
+		if (pg.st != EF_S_OK) {
+			if (pg.why[0] != '\0') /* pg.why moved with pg */
+				pg.rep.in.message.ptr = pg.why;
+			rc = ctl_status_exit(pg.st, &pg.rep.in.message);
+			page_free(&pg);
+			return rc;
+		}
+		if (*head == UINT64_MAX) {
+			/* the snapshot: what is committed now */
+			*head = pg.head;
+			if (o->has_to && o->to < *head)
+				*head = o->to;
+			pr->total = *head > o->from ? *head - o->from : 0;
+		}
+		if (pg.n == 0)
+			more = 0;
+		for (k = 0; k < pg.n; k++) {
+			const struct ef_event *ev = &pg.ev[k];
+
+			pos = ev->global_position;
+			if (pos >= *head) {
+				more = 0;
+				break;
+			}
+			if (pos < o->from)
+				continue;
+			(*n)++;
+			if ((rc = sink_line(s, b, ev)) != 0) {
+				page_free(&pg);
+				return ctl_err(CTL_INTERNAL, "write: %s",
+				    strerror(-rc));
+			}
+		}
+		page_free(&pg);
+		progress(pr, *n, s->bytes, 0);
+	}
+	return CTL_OK;
+}
+
+/*
+ * Writes out what the sink holds; a file is synced, closed and renamed
+ * from tmp to its name (tmp is emptied once it is).
+ */
+static int
+sink_finish(struct sink *s, struct obuf *b, const struct export_opts *o,
+    char *tmp)
+{
+	int rc;
+
+	if ((rc = sink_put(s, b, 1)) != 0 ||
+	    (s->dw != NULL && (rc = dwrite_finish(s->dw)) != 0))
+		return ctl_err(CTL_INTERNAL, "write: %s", strerror(-rc));
+	if (tmp[0] == '\0')
+		return CTL_OK;
+	if (fsync(s->fd) != 0 || close(s->fd) != 0) {
+		s->fd = -1;
+		return ctl_err(CTL_INTERNAL, "%s: %s", tmp, strerror(errno));
+	}
+	s->fd = -1;
+	if (rename(tmp, o->out) != 0)
+		return ctl_err(CTL_INTERNAL, "rename %s: %s", tmp,
+		    strerror(errno));
+	tmp[0] = '\0';
+	return CTL_OK;
+}
+
+static void
+sink_close(struct sink *s, struct obuf *b, const char *tmp)
+{
+	dwrite_free(s->dw);
+	if (s->fd >= 0 && s->fd != STDOUT_FILENO)
+		close(s->fd);
+	if (tmp[0] != '\0')
+		(void)unlink(tmp);
+	ZSTD_freeCCtx(s->z);
+	free(s->zbuf);
+	free(b->p);
+}
+
 int
 cmd_export(struct ctl *c, int argc, char **argv)
 {
 	struct export_opts o;
 	struct reader r;
-	struct page pg;
 	struct sink s;
 	struct obuf b = { 0 };
 	struct progress pr = { 0 };
 	char tmp[4200] = "";
-	uint64_t head = UINT64_MAX, n = 0, pos, k;
-	int rc, more = 1, started = 0;
+	uint64_t head = UINT64_MAX, n = 0;
+	int rc;
 
 	if ((rc = export_parse(argc, argv, &o)) != CTL_OK)
 		return rc;
@@ -686,111 +814,22 @@ cmd_export(struct ctl *c, int argc, char **argv)
 	/* before the output file is created: nothing to clean up */
 	if ((rc = ctl_reach(c, CTL_STORED)) != 0)
 		return rc;
-	if ((rc = sink_open(&s, &o, tmp, sizeof(tmp))) != CTL_OK)
+	if ((rc = sink_open(&s, &o, tmp, sizeof(tmp))) != CTL_OK ||
+	    (rc = reader_start(&r, c, &o)) != CTL_OK) {
+		sink_close(&s, &b, tmp);
 		return rc;
-	memset(&r, 0, sizeof(r));
-	if (client_open(&r.cl, c->store_url, (int)c->conf.timeout_ms) != 0) {
-		rc = ctl_err(CTL_USAGE, "bad store URL %s", c->store_url);
-		goto out;
 	}
-	r.stream = o.stream;
-	r.from = o.stream ? 0 : o.from;
-	pthread_mutex_init(&r.mu, NULL);
-	pthread_cond_init(&r.cv, NULL);
-	r.want = 1;
-	if (pthread_create(&r.thr, NULL, reader_main, &r) != 0) {
-		rc = ctl_err(CTL_INTERNAL, "cannot start a thread");
-		goto out;
-	}
-	started = 1;
 	progress_init(&pr, "export", o.quiet);
-	while (more) {
-		reader_next(&r, &pg, 1);
-		if (pg.st != EF_S_OK) {
-			if (pg.why[0] != '\0') /* pg.why moved with pg */
-				pg.rep.in.message.ptr = pg.why;
-			rc = ctl_status_exit(pg.st, &pg.rep.in.message);
-			page_free(&pg);
-			goto out;
-		}
-		if (head == UINT64_MAX) {
-			/* the snapshot: what is committed now */
-			head = pg.head;
-			if (o.has_to && o.to < head)
-				head = o.to;
-			pr.total = head > o.from ? head - o.from : 0;
-		}
-		if (pg.n == 0)
-			more = 0;
-		for (k = 0; k < pg.n; k++) {
-			const struct ef_event *ev = &pg.ev[k];
-
-			pos = ev->global_position;
-			if (pos >= head) {
-				more = 0;
-				break;
-			}
-			if (pos < o.from)
-				continue;
-			n++;
-			if ((rc = sink_line(&s, &b, ev)) != 0) {
-				page_free(&pg);
-				rc = ctl_err(CTL_INTERNAL, "write: %s",
-				    strerror(-rc));
-				goto out;
-			}
-		}
-		page_free(&pg);
-		progress(&pr, n, s.bytes, 0);
+	rc = export_pages(&r, &o, &s, &b, &pr, &n, &head);
+	reader_stop(&r);
+	if (rc == CTL_OK && (rc = sink_finish(&s, &b, &o, tmp)) == CTL_OK) {
+		progress(&pr, n, s.bytes, 1);
+		if (!o.quiet)
+			fprintf(stderr,
+			    "eventfoldctl: exported %" PRIu64 " events "
+			    "(positions below %" PRIu64 ")%s%s\n",
+			    n, head, o.out ? " to " : "", o.out ? o.out : "");
 	}
-	if ((rc = sink_put(&s, &b, 1)) != 0 ||
-	    (s.dw != NULL && (rc = dwrite_finish(s.dw)) != 0)) {
-		rc = ctl_err(CTL_INTERNAL, "write: %s", strerror(-rc));
-		goto out;
-	}
-	if (tmp[0] != '\0') {
-		if (fsync(s.fd) != 0 || close(s.fd) != 0) {
-			s.fd = -1;
-			rc = ctl_err(CTL_INTERNAL, "%s: %s", tmp,
-			    strerror(errno));
-			goto out;
-		}
-		s.fd = -1;
-		if (rename(tmp, o.out) != 0) {
-			rc = ctl_err(CTL_INTERNAL, "rename %s: %s", tmp,
-			    strerror(errno));
-			goto out;
-		}
-		tmp[0] = '\0';
-	}
-	progress(&pr, n, s.bytes, 1);
-	if (!o.quiet)
-		fprintf(stderr,
-		    "eventfoldctl: exported %" PRIu64 " events "
-		    "(positions below %" PRIu64 ")%s%s\n",
-		    n, head, o.out ? " to " : "", o.out ? o.out : "");
-	rc = CTL_OK;
-out:
-	if (started) {
-		/* the reader may be fetching: take its page and stop it */
-		pthread_mutex_lock(&r.mu);
-		while (r.want || r.busy)
-			pthread_cond_wait(&r.cv, &r.mu);
-		r.stop = 1;
-		pthread_cond_broadcast(&r.cv);
-		pthread_mutex_unlock(&r.mu);
-		pthread_join(r.thr, NULL);
-		if (r.full)
-			page_free(&r.pg);
-		client_close(&r.cl);
-	}
-	dwrite_free(s.dw);
-	if (s.fd >= 0 && s.fd != STDOUT_FILENO)
-		close(s.fd);
-	if (tmp[0] != '\0')
-		(void)unlink(tmp);
-	ZSTD_freeCCtx(s.z);
-	free(s.zbuf);
-	free(b.p);
+	sink_close(&s, &b, tmp);
 	return rc;
 }
