@@ -15,6 +15,8 @@
 #   bench/data.sh BUILD_DIR            (N events, default 2000000)
 #
 # Env: N (events), PAYLOAD (bytes per payload, default 200), TMPDIR,
+# IMPORT_ARGS (more arguments for the EventfoldDB import, e.g.
+# "--in-flight 4"),
 # TIMEOUT_MS (eventfoldctl --timeout-ms, default 60000; an eventfoldctl
 # from before import waited up to 120 s per batch stopped UNAVAILABLE
 # when one 4096-event IMPORT took stored over its default 5 s).
@@ -103,7 +105,7 @@ measure() { # label store events bytes-file command...
 "$GEN" "$T/efdb.dat" "$N" 64 1000 "$PAYLOAD" >/dev/null
 start a
 measure data_import_efdb a "$N" "$T/efdb.dat" \
-  "$CTL" --timeout-ms "$TIMEOUT_MS" --runtime-dir "$T/a.run" import "$T/efdb.dat" --quiet
+  "$CTL" --timeout-ms "$TIMEOUT_MS" --runtime-dir "$T/a.run" import "$T/efdb.dat" --quiet ${IMPORT_ARGS:-}
 indexed a
 measure data_export_file a "$N" "$T/out.jsonl" \
   "$CTL" --runtime-dir "$T/a.run" export --quiet -o "$T/out.jsonl"
