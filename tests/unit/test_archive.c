@@ -29,6 +29,7 @@
 #include "archive.h"
 #include "record.h"
 #include "../tools/testutil.h"
+#include "tmpdir.h"
 
 struct seg {
 	uint8_t *img;
@@ -72,11 +73,8 @@ setup(void)
 static void
 teardown(void)
 {
-	char cmd[256];
-
 	close(dirfd_);
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	(void)system(cmd);
+	tmpdir_remove(dir);
 }
 
 TestSuite(archive, .init = setup, .fini = teardown);
@@ -667,9 +665,16 @@ Test(archive, concurrent_misses_decompress_once)
 	seg_free(&s);
 }
 
-/* Archive "v" of a small multi-frame segment; returns its bytes. */
-static uint8_t *
-small_archive(struct seg *s, size_t *n, uint32_t *frames)
+/* Archive "v" of a small multi-frame segment. */
+struct small {
+	struct seg s;    /* the segment */
+	uint8_t *img;    /* v.zst's bytes */
+	size_t n;        /* and their count */
+	uint32_t frames; /* in v.zst, at least 5 */
+};
+
+static void
+small_archive(struct small *v)
 {
 	uint32_t sizes[60];
 	struct archive_opts o = { .frame_size = 2000 };
@@ -678,12 +683,19 @@ small_archive(struct seg *s, size_t *n, uint32_t *frames)
 
 	for (i = 0; i < 60; i++)
 		sizes[i] = 1 + (uint32_t)(i % 5);
-	seg_build(s, 0, sizes, 60, 80);
-	write_file("v", s->img, s->len);
+	seg_build(&v->s, 0, sizes, 60, 80);
+	write_file("v", v->s.img, v->s.len);
 	cr_assert_eq(archive_write(dirfd_, "v", &o, &st, NULL), 0);
-	*frames = st.frames;
+	v->frames = st.frames;
 	cr_assert_geq(st.frames, 5);
-	return read_file("v.zst", n);
+	v->img = read_file("v.zst", &v->n);
+}
+
+static void
+small_free(struct small *v)
+{
+	free(v->img);
+	seg_free(&v->s);
 }
 
 Test(archive, flipped_byte_in_each_frame)
@@ -692,15 +704,13 @@ Test(archive, flipped_byte_in_each_frame)
 	struct archive_frame *fr;
 	struct archive_fault f;
 	struct archive *a;
-	struct seg s;
-	uint8_t *img;
-	size_t n;
-	uint32_t frames, k, j, other;
+	struct small v;
+	uint32_t k, j, other;
 	uint64_t at[5];
 	int rc;
 
-	img = small_archive(&s, &n, &frames);
-	for (k = 0; k < frames; k++) {
+	small_archive(&v);
+	for (k = 0; k < v.frames; k++) {
 		cr_assert_eq(archive_open(path("v.zst"), NULL, &a, NULL), 0);
 		cr_assert_eq(archive_frame_info(a, k, &fi), 0);
 		archive_close(a);
@@ -712,9 +722,9 @@ Test(archive, flipped_byte_in_each_frame)
 		at[3] = fi.file_off + fi.comp_len - 5;
 		at[4] = fi.file_off + fi.comp_len - 1;
 		for (j = 0; j < 5; j++) {
-			img[at[j]] ^= 0x04;
-			write_file("w.zst", img, n);
-			img[at[j]] ^= 0x04;
+			v.img[at[j]] ^= 0x04;
+			write_file("w.zst", v.img, v.n);
+			v.img[at[j]] ^= 0x04;
 			cr_assert_eq(archive_open(path("w.zst"), NULL, &a, &f),
 			    0, "frame damage is not the table's business");
 			rc = archive_read_frame(a, k, &fr, &f);
@@ -725,7 +735,7 @@ Test(archive, flipped_byte_in_each_frame)
 			cr_assert_eq(f.doff, fi.doff);
 			cr_assert_not_null(f.what);
 			/* the other frames are still good */
-			other = (k + 1) % frames;
+			other = (k + 1) % v.frames;
 			cr_assert_eq(archive_read_frame(a, other, &fr, &f), 0);
 			archive_frame_release(a, fr);
 			archive_close(a);
@@ -736,30 +746,26 @@ Test(archive, flipped_byte_in_each_frame)
 			cr_assert_eq(f.file_off, fi.file_off);
 		}
 	}
-	free(img);
-	seg_free(&s);
+	small_free(&v);
 }
 
 Test(archive, every_truncation_is_an_error)
 {
 	struct archive_fault f;
 	struct archive *a;
-	struct seg s;
-	uint8_t *img;
-	size_t n, len;
-	uint32_t frames;
+	struct small v;
+	size_t len;
 
-	img = small_archive(&s, &n, &frames);
-	for (len = 0; len < n; len++) {
-		write_file("w.zst", img, len);
+	small_archive(&v);
+	for (len = 0; len < v.n; len++) {
+		write_file("w.zst", v.img, len);
 		cr_assert_eq(archive_open(path("w.zst"), NULL, &a, &f),
 		    -EBADMSG, "truncated to %zu", len);
 		cr_assert_not_null(f.what);
 		cr_assert_eq(archive_verify(path("w.zst"), NULL, &f),
 		    -EBADMSG);
 	}
-	free(img);
-	seg_free(&s);
+	small_free(&v);
 }
 
 Test(archive, file_shrinks_after_open)
@@ -767,20 +773,16 @@ Test(archive, file_shrinks_after_open)
 	struct archive_frame *fr;
 	struct archive_fault f;
 	struct archive *a;
-	struct seg s;
-	uint8_t *img;
-	size_t n;
-	uint32_t frames;
+	struct small v;
 
-	img = small_archive(&s, &n, &frames);
-	write_file("w.zst", img, n);
+	small_archive(&v);
+	write_file("w.zst", v.img, v.n);
 	cr_assert_eq(archive_open(path("w.zst"), NULL, &a, &f), 0);
 	cr_assert_eq(truncate(path("w.zst"), 100), 0);
-	cr_assert_eq(archive_read_frame(a, frames - 1, &fr, &f), -EBADMSG);
-	cr_assert_eq(f.frame, frames - 1);
+	cr_assert_eq(archive_read_frame(a, v.frames - 1, &fr, &f), -EBADMSG);
+	cr_assert_eq(f.frame, v.frames - 1);
 	archive_close(a);
-	free(img);
-	seg_free(&s);
+	small_free(&v);
 }
 
 /* Writes img with a change and expects archive_open to refuse it. */
@@ -904,29 +906,26 @@ Test(archive, bad_seek_tables_and_footers)
 {
 	struct archive_fault f;
 	struct archive *a;
-	struct seg s;
-	uint8_t *img;
-	size_t n, foot, tab, ent;
-	uint32_t frames;
+	struct small v;
+	size_t foot, tab, ent;
 
-	img = small_archive(&s, &n, &frames);
-	foot = n - ARCHIVE_FOOTER;
-	tab = foot - (size_t)frames * ARCHIVE_ENTRY - 8;
+	small_archive(&v);
+	foot = v.n - ARCHIVE_FOOTER;
+	tab = foot - (size_t)v.frames * ARCHIVE_ENTRY - 8;
 	ent = tab + 8;
-	cr_assert_eq(get_le32(img + tab), ARCHIVE_SKIP_MAGIC);
+	cr_assert_eq(get_le32(v.img + tab), ARCHIVE_SKIP_MAGIC);
 
-	bad_footer_and_table_values(img, n, foot, tab, ent, frames);
-	frames_cut_in_the_wrong_place(img, n, ent);
-	wrong_size_and_checksum(img, n, ent);
+	bad_footer_and_table_values(v.img, v.n, foot, tab, ent, v.frames);
+	frames_cut_in_the_wrong_place(v.img, v.n, ent);
+	wrong_size_and_checksum(v.img, v.n, ent);
 
 	/* a footer alone, and garbage */
-	write_file("w.zst", img + foot, ARCHIVE_FOOTER);
+	write_file("w.zst", v.img + foot, ARCHIVE_FOOTER);
 	cr_assert_eq(archive_open(path("w.zst"), NULL, &a, &f), -EBADMSG);
-	write_file("w.zst", s.img, s.len);
+	write_file("w.zst", v.s.img, v.s.len);
 	cr_assert_eq(archive_open(path("w.zst"), NULL, &a, &f), -EBADMSG);
 	cr_assert_eq(archive_open(path("absent.zst"), NULL, &a, &f), -ENOENT);
-	free(img);
-	seg_free(&s);
+	small_free(&v);
 }
 
 /* Writes m.zst: segment s compressed as two frames split at byte cut,

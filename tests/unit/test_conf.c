@@ -110,52 +110,85 @@ count_lines(const char *s)
 	return n;
 }
 
-/* Runs conf_load on a copy of args (NULL-terminated). */
+/* One conf_load: the config it filled, its options, what it left in
+ * argv. */
+struct run {
+	struct tconf c;
+	struct conf_opts o;
+	char *argv[16];
+	int argc;
+};
+
+/* Runs conf_load on a copy of args (NULL-terminated) into r. */
 static int
-load(struct tconf *c, struct conf_opts *o, int *argc, char **argv,
-    const char *const *args)
+load(struct run *r, const char *const *args)
 {
 	int n = 0;
 
 	while (args[n] != NULL) {
-		argv[n] = (char *)args[n];
+		r->argv[n] = (char *)args[n];
 		n++;
 	}
-	argv[n] = NULL;
-	*argc = n;
-	memset(c, 0, sizeof(*c));
-	return conf_load(keys, "test", c, argc, argv, o, "usage: test\n");
+	r->argv[n] = NULL;
+	r->argc = n;
+	memset(&r->c, 0, sizeof(r->c));
+	return conf_load(keys, "test", &r->c, &r->argc, r->argv, &r->o,
+	    "usage: test\n");
+}
+
+/* load with stderr captured: what it wrote into *err (free it). */
+static int
+load_quiet(struct run *r, const char *const *args, char **err)
+{
+	int rc;
+
+	capture_begin();
+	rc = load(r, args);
+	*err = capture_end();
+	return rc;
+}
+
+/* load_quiet that must fail; what it wrote (free it, with run_free). */
+static char *
+load_fails(struct run *r, const char *const *args)
+{
+	char *err;
+
+	cr_assert_eq(load_quiet(r, args, &err), -1);
+	return err;
+}
+
+/* Frees what load_quiet and load left: err and r's config. */
+static void
+run_free(struct run *r, char *err)
+{
+	free(err);
+	conf_free(keys, &r->c);
 }
 
 Test(conf, defaults)
 {
-	struct tconf c;
-	struct conf_opts o;
-	char *argv[8];
-	int argc;
+	struct run r;
 
-	cr_assert_eq(load(&c, &o, &argc, argv,
+	cr_assert_eq(load(&r,
 	                 (const char *const[]){ "prog", "-f", "/dev/null",
 	                     NULL }),
 	    0);
-	cr_assert_str_eq(c.data_dir, "/var/lib/test");
-	cr_assert_null(c.name);
-	cr_assert_eq(c.workers, 4);
-	cr_assert_eq(c.max_size, 1u << 20);
-	cr_assert_eq(c.enabled, 0);
-	cr_assert_eq(argc, 1);
-	cr_assert_str_eq(o.file, "/dev/null");
-	cr_assert_eq(o.foreground + o.verbose + o.check, 0);
-	conf_free(keys, &c);
-	cr_assert_null(c.data_dir);
+	cr_assert_str_eq(r.c.data_dir, "/var/lib/test");
+	cr_assert_null(r.c.name);
+	cr_assert_eq(r.c.workers, 4);
+	cr_assert_eq(r.c.max_size, 1u << 20);
+	cr_assert_eq(r.c.enabled, 0);
+	cr_assert_eq(r.argc, 1);
+	cr_assert_str_eq(r.o.file, "/dev/null");
+	cr_assert_eq(r.o.foreground + r.o.verbose + r.o.check, 0);
+	conf_free(keys, &r.c);
+	cr_assert_null(r.c.data_dir);
 }
 
 Test(conf, file_sections)
 {
-	struct tconf c;
-	struct conf_opts o;
-	char *argv[8];
-	int argc;
+	struct run r;
 	const char *path = write_cfg(
 	    "# a comment line\n"
 	    "\n"
@@ -173,80 +206,74 @@ Test(conf, file_sections)
 	    "[test]\n"
 	    "data_dir = /srv/test\n");
 
-	cr_assert_eq(load(&c, &o, &argc, argv,
+	cr_assert_eq(load(&r,
 	                 (const char *const[]){ "prog", "-f", path, NULL }),
 	    0);
-	cr_assert_str_eq(c.data_dir, "/srv/test");
-	cr_assert_str_eq(c.name, "a=b");
-	cr_assert_eq(c.workers, 8);
-	cr_assert_eq(c.max_size, 64u << 20);
-	cr_assert_eq(c.enabled, 1);
-	conf_free(keys, &c);
+	cr_assert_str_eq(r.c.data_dir, "/srv/test");
+	cr_assert_str_eq(r.c.name, "a=b");
+	cr_assert_eq(r.c.workers, 8);
+	cr_assert_eq(r.c.max_size, 64u << 20);
+	cr_assert_eq(r.c.enabled, 1);
+	conf_free(keys, &r.c);
 }
 
 Test(conf, flags_win_over_file)
 {
-	struct tconf c;
-	struct conf_opts o;
-	char *argv[16];
-	int argc;
+	struct run r;
 	const char *path = write_cfg("[test]\nworkers = 8\nname = file\n"
 	                             "enabled = yes\ndata_dir = /from/file\n");
 
 	/* -f after the flags still applies first */
-	cr_assert_eq(load(&c, &o, &argc, argv,
+	cr_assert_eq(load(&r,
 	                 (const char *const[]){ "prog", "--workers", "16",
 	                     "--name=flag", "--enabled", "off", "-f", path,
 	                     NULL }),
 	    0);
-	cr_assert_eq(c.workers, 16);
-	cr_assert_str_eq(c.name, "flag");
-	cr_assert_eq(c.enabled, 0);
-	cr_assert_str_eq(c.data_dir, "/from/file");
-	conf_free(keys, &c);
+	cr_assert_eq(r.c.workers, 16);
+	cr_assert_str_eq(r.c.name, "flag");
+	cr_assert_eq(r.c.enabled, 0);
+	cr_assert_str_eq(r.c.data_dir, "/from/file");
+	conf_free(keys, &r.c);
 
 	/* dashes and underscores both name the key */
-	cr_assert_eq(load(&c, &o, &argc, argv,
+	cr_assert_eq(load(&r,
 	                 (const char *const[]){ "prog", "-f", path,
 	                     "--data-dir", "/a", "--max_size", "2G", NULL }),
 	    0);
-	cr_assert_str_eq(c.data_dir, "/a");
-	cr_assert_eq(c.max_size, 2ull << 30);
-	conf_free(keys, &c);
+	cr_assert_str_eq(r.c.data_dir, "/a");
+	cr_assert_eq(r.c.max_size, 2ull << 30);
+	conf_free(keys, &r.c);
 }
 
 Test(conf, positional_arguments_and_short_flags)
 {
-	struct tconf c;
-	struct conf_opts o;
-	char *argv[16];
-	int argc;
+	struct run r;
 
-	cr_assert_eq(load(&c, &o, &argc, argv,
+	cr_assert_eq(load(&r,
 	                 (const char *const[]){ "prog", "-f", "/dev/null",
 	                     "first", "-dn", "--workers", "3", "second", "--",
 	                     "--workers", "-v", NULL }),
 	    0);
-	cr_assert_eq(argc, 5);
-	cr_assert_str_eq(argv[0], "prog");
-	cr_assert_str_eq(argv[1], "first");
-	cr_assert_str_eq(argv[2], "second");
-	cr_assert_str_eq(argv[3], "--workers");
-	cr_assert_str_eq(argv[4], "-v");
-	cr_assert_null(argv[5]);
-	cr_assert_eq(c.workers, 3);
-	cr_assert_eq(o.foreground, 1);
-	cr_assert_eq(o.verbose, 1);
-	cr_assert_eq(o.check, 1);
-	conf_free(keys, &c);
+	cr_assert_eq(r.argc, 5);
+	cr_assert_str_eq(r.argv[0], "prog");
+	cr_assert_str_eq(r.argv[1], "first");
+	cr_assert_str_eq(r.argv[2], "second");
+	cr_assert_str_eq(r.argv[3], "--workers");
+	cr_assert_str_eq(r.argv[4], "-v");
+	cr_assert_null(r.argv[5]);
+	cr_assert_eq(r.c.workers, 3);
+	cr_assert_eq(r.o.foreground, 1);
+	cr_assert_eq(r.o.verbose, 1);
+	cr_assert_eq(r.o.check, 1);
+	conf_free(keys, &r.c);
 
-	cr_assert_eq(load(&c, &o, &argc, argv,
+	cr_assert_eq(load(&r,
 	                 (const char *const[]){ "prog", "-f", "/dev/null",
 	                     "-v", NULL }),
 	    0);
-	cr_assert_eq(o.foreground, 0);
-	cr_assert_eq(o.verbose, 1);
-	conf_free(keys, &c);
+	cr_assert_eq(r.o.foreground, 0);
+	cr_assert_eq(r.o.verbose, 1);
+	conf_free(keys, &r.c);
 }
 
 Test(conf, value_types)
@@ -294,29 +321,27 @@ Test(conf, value_types)
 		{ "--enabled", "2", 0, 0 },
 		{ "--enabled", "", 0, 0 },
 	};
-	struct tconf c;
-	struct conf_opts o;
-	char *argv[16], *err;
+	struct run r;
+	char *err;
 	size_t i;
-	int argc, rc;
+	int rc;
 
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		capture_begin();
-		rc = load(&c, &o, &argc, argv,
+		rc = load_quiet(&r,
 		    (const char *const[]){ "prog", "-f", "/dev/null",
-		        cases[i].flag, cases[i].val, NULL });
-		err = capture_end();
+		        cases[i].flag, cases[i].val, NULL },
+		    &err);
 		if (cases[i].ok) {
 			cr_assert_eq(rc, 0, "%s %s: %s", cases[i].flag,
 			    cases[i].val, err);
 			cr_assert_str_empty(err);
 			if (!strcmp(cases[i].flag, "--workers"))
-				cr_assert_eq(c.workers, cases[i].want);
+				cr_assert_eq(r.c.workers, cases[i].want);
 			else if (!strcmp(cases[i].flag, "--max-size"))
-				cr_assert_eq(c.max_size, cases[i].want, "%s",
+				cr_assert_eq(r.c.max_size, cases[i].want, "%s",
 				    cases[i].val);
 			else
-				cr_assert_eq((uint64_t)c.enabled,
+				cr_assert_eq((uint64_t)r.c.enabled,
 				    cases[i].want);
 		} else {
 			cr_assert_eq(rc, -1, "%s \"%s\" accepted",
@@ -328,17 +353,15 @@ Test(conf, value_types)
 			    err);
 			cr_assert_eq(count_lines(err), 1, "%s", err);
 		}
-		free(err);
-		conf_free(keys, &c);
+		run_free(&r, err);
 	}
 }
 
 Test(conf, file_errors_name_file_and_line_all_of_them)
 {
-	struct tconf c;
-	struct conf_opts o;
-	char *argv[8], *err, want[128];
-	int argc, rc, i;
+	struct run r;
+	char *err, want[128];
+	int i;
 	const char *path = write_cfg(
 	    "[test]\n"                         /* 1 */
 	    "bogus = 1\n"                      /* 2 unknown key */
@@ -371,11 +394,8 @@ Test(conf, file_errors_name_file_and_line_all_of_them)
 		{ 16, "unknown key \"\"" },
 	};
 
-	capture_begin();
-	rc = load(&c, &o, &argc, argv,
+	err = load_fails(&r,
 	    (const char *const[]){ "prog", "-f", path, NULL });
-	err = capture_end();
-	cr_assert_eq(rc, -1);
 	for (i = 0; i < (int)(sizeof(errs) / sizeof(errs[0])); i++) {
 		snprintf(want, sizeof(want), "%s:%d: %s", path, errs[i].line,
 		    errs[i].text);
@@ -396,23 +416,17 @@ Test(conf, file_errors_name_file_and_line_all_of_them)
 			p++;
 		}
 	}
-	free(err);
-	conf_free(keys, &c);
+	run_free(&r, err);
 }
 
 Test(conf, flag_errors_all_reported)
 {
-	struct tconf c;
-	struct conf_opts o;
-	char *argv[16], *err;
-	int argc, rc;
+	struct run r;
+	char *err;
 
-	capture_begin();
-	rc = load(&c, &o, &argc, argv,
+	err = load_fails(&r,
 	    (const char *const[]){ "prog", "-f", "/dev/null", "--bogus", "1",
 	        "-x", "--workers", "abc", "--enabled", NULL });
-	err = capture_end();
-	cr_assert_eq(rc, -1);
 	cr_assert(strstr(err, "unknown flag --bogus") != NULL, "%s", err);
 	cr_assert(strstr(err, "unknown flag -x") != NULL, "%s", err);
 	cr_assert(strstr(err,
@@ -422,55 +436,41 @@ Test(conf, flag_errors_all_reported)
 	cr_assert(strstr(err, "flag --enabled: needs a value") != NULL, "%s",
 	    err);
 	cr_assert_eq(count_lines(err), 4, "%s", err);
-	free(err);
-	conf_free(keys, &c);
+	run_free(&r, err);
 }
 
 Test(conf, missing_file)
 {
-	struct tconf c;
-	struct conf_opts o;
-	char *argv[8], *err;
-	int argc, rc;
+	struct run r;
+	char *err;
 
-	capture_begin();
-	rc = load(&c, &o, &argc, argv,
+	err = load_fails(&r,
 	    (const char *const[]){ "prog", "-f", "/nonexistent/eventfold.conf",
 	        NULL });
-	err = capture_end();
-	cr_assert_eq(rc, -1);
 	cr_assert(strstr(err, "/nonexistent/eventfold.conf: No such file") !=
 	        NULL,
 	    "%s", err);
-	free(err);
-	conf_free(keys, &c);
+	run_free(&r, err);
 
 	/* -f without its file */
-	capture_begin();
-	rc = load(&c, &o, &argc, argv,
-	    (const char *const[]){ "prog", "-f", NULL });
-	err = capture_end();
-	cr_assert_eq(rc, -1);
+	err = load_fails(&r, (const char *const[]){ "prog", "-f", NULL });
 	cr_assert(strstr(err, "-f") != NULL, "%s", err);
-	free(err);
-	conf_free(keys, &c);
+	run_free(&r, err);
 }
 
 Test(conf, print_and_usage)
 {
-	struct tconf c;
-	struct conf_opts o;
-	char *argv[8], buf[4096];
-	int argc;
+	struct run r;
+	char buf[4096];
 	FILE *fp;
 
-	cr_assert_eq(load(&c, &o, &argc, argv,
+	cr_assert_eq(load(&r,
 	                 (const char *const[]){ "prog", "-f", "/dev/null",
 	                     "--name", "x y", "--enabled", "1", NULL }),
 	    0);
 	fp = fmemopen(buf, sizeof(buf), "w");
 	cr_assert_not_null(fp);
-	conf_print(fp, keys, "test", &c);
+	conf_print(fp, keys, "test", &r.c);
 	fclose(fp);
 	cr_assert_str_eq(buf,
 	    "[test]\n"
@@ -488,18 +488,15 @@ Test(conf, print_and_usage)
 	cr_assert(strstr(buf, "--max-size N") != NULL, "%s", buf);
 	cr_assert(strstr(buf, "--enabled yes|no") != NULL, "%s", buf);
 	cr_assert(strstr(buf, "-f FILE") != NULL, "%s", buf);
-	conf_free(keys, &c);
+	conf_free(keys, &r.c);
 }
 
 Test(conf, help_exits_zero, .exit_code = 0)
 {
-	struct tconf c;
-	struct conf_opts o;
-	char *argv[8];
-	int argc;
+	struct run r;
 
 	/* prints usage on stdout and exits 0: never returns */
-	load(&c, &o, &argc, argv,
+	load(&r,
 	    (const char *const[]){ "prog", "-f", "/dev/null", "--help",
 	        NULL });
 	cr_assert_fail("conf_load returned on --help");

@@ -18,6 +18,7 @@
 #include <criterion/criterion.h>
 
 #include "dwrite.h"
+#include "tmpdir.h"
 
 #define MIB (1u << 20)
 
@@ -33,10 +34,7 @@ setup(void)
 static void
 teardown(void)
 {
-	char cmd[128];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	(void)system(cmd);
+	tmpdir_remove(dir);
 }
 
 static uint8_t

@@ -12,7 +12,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,20 +21,12 @@
 #include <criterion/criterion.h>
 
 #include "stored.h"
+#include "tmpdir.h"
 
 static char dir[64];
 static struct journal jr;
 static struct index ix;
 static int ix_live;
-
-static int
-rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
 
 static void
 setup(void)
@@ -56,7 +47,7 @@ teardown(void)
 	if (ix_live)
 		index_free(&ix);
 	journal_close(&jr);
-	nftw(dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+	tmpdir_remove(dir);
 }
 
 TestSuite(index, .init = setup, .fini = teardown, .timeout = 60);
@@ -91,14 +82,27 @@ visit(void *arg, const struct ef_event *ev, uint64_t off)
 	x->head = ev->global_position + 1;
 }
 
+/* A new index (freed by teardown), and journal_open of dir into it, which
+ * must return want, with bad->off at at when it refuses. */
 static void
-open_fresh(void)
+open_index(int want, uint64_t at)
 {
 	struct journal_bad bad;
 
+	index_init(&ix, &jr, NULL);
+	ix_live = 1;
 	cr_assert_eq(journal_open(&jr, dir, 0, JOURNAL_CACHE_DEFAULT, 0, 0,
 	                 visit, &ix, &bad),
-	    0);
+	    want);
+	if (want != 0)
+		cr_assert_eq(bad.off, at);
+}
+
+/* open_index of a journal that opens. */
+static void
+open_fresh(void)
+{
+	open_index(0, 0);
 }
 
 /*
@@ -257,8 +261,6 @@ Test(index, empty)
 	struct ipc_stream_info out[4];
 	bool more = true;
 
-	index_init(&ix, &jr, NULL);
-	ix_live = 1;
 	open_fresh();
 	cr_assert_eq(journal_hot(&jr)->end, LOGFILE_HDR);
 	cr_assert_eq(jr.base, 0);
@@ -277,8 +279,6 @@ Test(index, small_log_and_reopen)
 	static const uint32_t b1[] = { 0, 1, 0 }, b2[] = { 2 },
 	                      b3[] = { 1, 0, 0, 2, 1 };
 
-	index_init(&ix, &jr, NULL);
-	ix_live = 1;
 	open_fresh();
 	write_batch(3, b1);
 	remember(3, b1);
@@ -313,8 +313,6 @@ Test(index, list_sorted_and_paged)
 	uint64_t n, got = 0, k;
 	bool more;
 
-	index_init(&ix, &jr, NULL);
-	ix_live = 1;
 	open_fresh();
 	/* stream k gets k % 3 + 1 events */
 	for (k = 0; k < NS; k++) {
@@ -394,8 +392,6 @@ Test(index, grows_past_every_table)
 	uint32_t streams[B];
 	uint64_t p = 0, k;
 
-	index_init(&ix, &jr, NULL);
-	ix_live = 1;
 	open_fresh();
 	while (p < N) {
 		for (k = 0; k < B; k++)
@@ -440,8 +436,6 @@ three_batches(uint64_t off[4])
 {
 	static const uint32_t s[] = { 0, 1, 0, 1 };
 
-	index_init(&ix, &jr, NULL);
-	ix_live = 1;
 	open_fresh();
 	off[0] = journal_hot(&jr)->end;
 	write_batch(2, s);
@@ -527,12 +521,7 @@ Test(journal, corruption_before_the_tail_is_refused)
 	cr_assert_eq(pwrite(fd, &b, 1, (off_t)(off[1] + 50)), 1);
 	close(fd);
 
-	index_init(&ix, &jr, NULL);
-	ix_live = 1;
-	cr_assert_eq(journal_open(&jr, dir, 0, JOURNAL_CACHE_DEFAULT, 0, 0,
-	                 visit, &ix, &bad),
-	    -EBADMSG);
-	cr_assert_eq(bad.off, off[1]);
+	open_index(-EBADMSG, off[1]);
 	cr_assert_eq(file_size("seg-00000000000000000000.log"), off[3],
 	    "nothing was cut");
 	index_free(&ix);
@@ -553,8 +542,6 @@ Test(journal, lock_is_exclusive)
 	struct journal other;
 	struct journal_bad bad;
 
-	index_init(&ix, &jr, NULL);
-	ix_live = 1;
 	open_fresh();
 	cr_assert_eq(journal_open(&other, dir, 0, JOURNAL_CACHE_DEFAULT, 0, 0,
 	                 visit, &ix, &bad),
@@ -579,12 +566,7 @@ Test(journal, bad_or_short_file_header)
 	cr_assert_geq(fd, 0);
 	cr_assert_eq(pwrite(fd, "X", 1, 3), 1);
 	close(fd);
-	index_init(&ix, &jr, NULL);
-	ix_live = 1;
-	cr_assert_eq(journal_open(&jr, dir, 0, JOURNAL_CACHE_DEFAULT, 0, 0,
-	                 visit, &ix, &bad),
-	    -EBADMSG);
-	cr_assert_eq(bad.off, 0);
+	open_index(-EBADMSG, 0);
 
 	/* shorter than a header: a creation that never finished */
 	cr_assert_eq(truncate(path, 10), 0);

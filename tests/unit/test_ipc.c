@@ -93,6 +93,37 @@ make_event(struct ef_event *ev, uint64_t pos)
 	ev->payload_len = sizeof(bin_payload);
 }
 
+/* Encodes the n events make_event(first), make_event(first + 1)... */
+static void
+encode_events(struct ipc_out *o, uint64_t first, uint32_t n)
+{
+	struct ef_event ev;
+	uint32_t i;
+
+	for (i = 0; i < n; i++) {
+		make_event(&ev, first + i);
+		ipc_event_encode(o, &ev);
+	}
+}
+
+/* Fails unless the msgpack array arr holds what encode_events(first, n)
+ * wrote. */
+static void
+check_events(const msgpack_object *arr, uint64_t first, uint32_t n)
+{
+	struct ef_event ev, got;
+	const char *why = NULL;
+	uint32_t i;
+
+	for (i = 0; i < n; i++) {
+		make_event(&ev, first + i);
+		cr_assert_eq(ipc_event_decode(&arr->via.array.ptr[i], &got,
+		                 &why),
+		    0);
+		assert_event_eq(&ev, &got);
+	}
+}
+
 /* The valid messages every wire-level test starts from. */
 enum msg_kind { M_REQUEST, M_REPLY, M_PUB };
 
@@ -171,7 +202,6 @@ build_replies(void)
 	struct ipc_stream_info si;
 	struct ipc_status_rep st = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
 		13 };
-	struct ef_event ev;
 	int k;
 
 	{
@@ -193,10 +223,7 @@ build_replies(void)
 
 		ipc_reply_begin(o, EF_S_OK, "ok");
 		ipc_read_rep_begin(o, 3);
-		for (k = 0; k < 3; k++) {
-			make_event(&ev, (uint64_t)k);
-			ipc_event_encode(o, &ev);
-		}
+		encode_events(o, 0, 3);
 		ipc_read_rep_end(o, 3, true, 12);
 	}
 	{
@@ -231,16 +258,11 @@ build_replies(void)
 static void
 build_publishes(void)
 {
-	struct ef_event ev;
-
 	{
 		struct ipc_out *o = NEXT("publish", M_PUB);
 
 		ipc_pub_begin(o, 40, 41, 2);
-		make_event(&ev, 40);
-		ipc_event_encode(o, &ev);
-		make_event(&ev, 41);
-		ipc_event_encode(o, &ev);
+		encode_events(o, 40, 2);
 	}
 	{
 		struct ipc_out *o = NEXT("publish without events", M_PUB);
@@ -688,16 +710,12 @@ Test(ipc, read_reply_round_trip)
 	struct ipc_out o;
 	struct ipc_in in;
 	struct ipc_read_rep rr;
-	struct ef_event ev, got;
+	struct ef_event ev;
 	const char *why = NULL;
-	uint32_t i;
 
 	OPEN_REPLY(o, in, {
 		ipc_read_rep_begin(&o, 4);
-		for (i = 0; i < 4; i++) {
-			make_event(&ev, i);
-			ipc_event_encode(&o, &ev);
-		}
+		encode_events(&o, 0, 4);
 		ipc_read_rep_end(&o, 99, true, 13);
 	});
 	cr_assert_eq(ipc_read_rep_decode(in.body, &rr, &why), 0);
@@ -705,13 +723,7 @@ Test(ipc, read_reply_round_trip)
 	cr_assert_eq(rr.head, 99);
 	cr_assert(rr.has_last_version);
 	cr_assert_eq(rr.last_version, 13);
-	for (i = 0; i < 4; i++) {
-		make_event(&ev, i);
-		cr_assert_eq(ipc_event_decode(&rr.events->via.array.ptr[i],
-		                 &got, &why),
-		    0);
-		assert_event_eq(&ev, &got);
-	}
+	check_events(rr.events, 0, 4);
 	ipc_in_close(&in);
 	/* the wire size bound holds */
 	make_event(&ev, 0);
@@ -772,27 +784,16 @@ Test(ipc, publish_round_trip)
 	struct ipc_out o;
 	struct ipc_in in;
 	struct ipc_pub pub;
-	struct ef_event ev, got;
 	const char *why = NULL;
-	uint32_t i;
 
 	ipc_out_init(&o);
 	ipc_pub_begin(&o, 1000, 1002, 3);
-	for (i = 0; i < 3; i++) {
-		make_event(&ev, 1000 + i);
-		ipc_event_encode(&o, &ev);
-	}
+	encode_events(&o, 1000, 3);
 	cr_assert_eq(ipc_pub_open(&in, o.buf, o.len, &pub, &why), 0);
 	cr_assert_eq(pub.first_pos, 1000);
 	cr_assert_eq(pub.last_pos, 1002);
 	cr_assert_eq(pub.nevents, 3);
-	for (i = 0; i < 3; i++) {
-		make_event(&ev, 1000 + i);
-		cr_assert_eq(ipc_event_decode(&pub.events->via.array.ptr[i],
-		                 &got, &why),
-		    0);
-		assert_event_eq(&ev, &got);
-	}
+	check_events(pub.events, 1000, 3);
 	ipc_in_close(&in);
 
 	ipc_out_reset(&o);
@@ -980,21 +981,41 @@ Test(ipc, deep_nesting)
 	free(buf);
 }
 
-/* A STATUS request envelope of n fields packed by hand into o (reset
- * first): version, STATUS, request id 1, then nil for every further
- * field (n may be short of the 4 a request has). */
+/* What follows the version in a STATUS request envelope of n fields
+ * packed by hand: STATUS, request id 1, then nil for every further field
+ * (n may be short of the 4 a request has). */
 static void
-pack_status_request(struct ipc_out *o, uint32_t n, uint64_t version)
+pack_status_after_version(struct ipc_out *o, uint32_t n)
 {
 	uint32_t i;
 
-	ipc_out_reset(o);
-	msgpack_pack_array(&o->pk, n);
-	msgpack_pack_uint64(&o->pk, version);
 	msgpack_pack_uint8(&o->pk, EF_OP_STATUS);
 	msgpack_pack_uint8(&o->pk, 1);
 	for (i = 3; i < n; i++)
 		msgpack_pack_nil(&o->pk);
+}
+
+/* A STATUS request envelope of n fields with version, packed by hand
+ * into o (reset first). */
+static void
+pack_status_request(struct ipc_out *o, uint32_t n, uint64_t version)
+{
+	ipc_out_reset(o);
+	msgpack_pack_array(&o->pk, n);
+	msgpack_pack_uint64(&o->pk, version);
+	pack_status_after_version(o, n);
+}
+
+/* ipc_request_open of o's bytes; its status. */
+static int
+request_status(const struct ipc_out *o)
+{
+	struct ipc_in in;
+	const char *why = NULL;
+	int st = ipc_request_open(&in, o->buf, o->len, &why);
+
+	ipc_in_close(&in);
+	return st;
 }
 
 Test(ipc, not_an_envelope)
@@ -1026,9 +1047,7 @@ Test(ipc, not_an_envelope)
 	cr_assert_not_null(why);
 	ipc_in_close(&in);
 	pack_status_request(&o, 5, EF_PROTO_VERSION);
-	cr_assert_eq(ipc_request_open(&in, o.buf, o.len, &why),
-	    EF_S_BAD_REQUEST);
-	ipc_in_close(&in);
+	cr_assert_eq(request_status(&o), EF_S_BAD_REQUEST);
 
 	/* the envelope fields read so far are kept for the error reply */
 	ipc_out_reset(&o);
@@ -1056,7 +1075,7 @@ Test(ipc, other_protocol_versions)
 	struct ipc_in in;
 	struct ipc_pub pub;
 	const char *why;
-	size_t i;
+	size_t i, k;
 
 	ipc_out_init(&o);
 	for (i = 0; i < sizeof(versions) / sizeof(versions[0]); i++) {
@@ -1080,34 +1099,22 @@ Test(ipc, other_protocol_versions)
 		ipc_out_reset(&o);
 		msgpack_pack_array(&o.pk, 6);
 		msgpack_pack_uint64(&o.pk, versions[i]);
-		msgpack_pack_nil(&o.pk);
-		msgpack_pack_nil(&o.pk);
-		msgpack_pack_nil(&o.pk);
-		msgpack_pack_nil(&o.pk);
-		msgpack_pack_nil(&o.pk);
-		cr_assert_eq(ipc_request_open(&in, o.buf, o.len, &why),
-		    EF_S_BAD_VERSION);
-		ipc_in_close(&in);
+		for (k = 1; k < 6; k++)
+			msgpack_pack_nil(&o.pk);
+		cr_assert_eq(request_status(&o), EF_S_BAD_VERSION);
 	}
 	/* a version that is not a number is malformed */
 	ipc_out_reset(&o);
 	msgpack_pack_array(&o.pk, 4);
 	msgpack_pack_str(&o.pk, 1);
 	msgpack_pack_str_body(&o.pk, "1", 1);
-	msgpack_pack_uint8(&o.pk, EF_OP_STATUS);
-	msgpack_pack_uint8(&o.pk, 1);
-	msgpack_pack_nil(&o.pk);
-	cr_assert_eq(ipc_request_open(&in, o.buf, o.len, &why),
-	    EF_S_BAD_REQUEST);
-	ipc_in_close(&in);
+	pack_status_after_version(&o, 4);
+	cr_assert_eq(request_status(&o), EF_S_BAD_REQUEST);
 	ipc_out_reset(&o);
 	msgpack_pack_array(&o.pk, 4);
 	msgpack_pack_int8(&o.pk, -1);
-	msgpack_pack_uint8(&o.pk, EF_OP_STATUS);
-	msgpack_pack_uint8(&o.pk, 1);
-	msgpack_pack_nil(&o.pk);
-	cr_assert_neq(ipc_request_open(&in, o.buf, o.len, &why), 0);
-	ipc_in_close(&in);
+	pack_status_after_version(&o, 4);
+	cr_assert_neq(request_status(&o), 0);
 	ipc_out_free(&o);
 }
 

@@ -35,39 +35,56 @@ fill(struct ef_event *ev, uint64_t i, uint8_t *md, uint8_t *pl)
 	ev->payload_len = (uint32_t)(1 + i * 5000);
 }
 
+static uint8_t md[RECORD_MAX], pl[RECORD_MAX];
+
+/* A READ reply of NEV events, and what readrep_decode made of it. */
+struct reply {
+	struct ipc_out o;
+	struct ef_event evs[NEV];
+	struct ef_event *got;
+	uint64_t n, head;
+	const char *why;
+};
+
 static void
-build(struct ipc_out *o, struct ef_event *evs, uint8_t *md, uint8_t *pl,
-    int status)
+build(struct reply *r, int status)
 {
 	uint64_t i;
 
-	ipc_out_init(o);
-	ipc_reply_begin(o, status, status == EF_S_OK ? "ok" : "no stream");
-	ipc_read_rep_begin(o, NEV);
+	memset(r, 0, sizeof(*r));
+	r->why = "";
+	ipc_out_init(&r->o);
+	ipc_reply_begin(&r->o, status, status == EF_S_OK ? "ok" : "no stream");
+	ipc_read_rep_begin(&r->o, NEV);
 	for (i = 0; i < NEV; i++) {
-		fill(&evs[i], i, md, pl);
-		ipc_event_encode(o, &evs[i]);
+		fill(&r->evs[i], i, md, pl);
+		ipc_event_encode(&r->o, &r->evs[i]);
 	}
-	ipc_read_rep_end(o, 777777, i % 2, 12);
+	ipc_read_rep_end(&r->o, 777777, i % 2, 12);
+}
+
+/* readrep_decode of len bytes of buf into r; its return. */
+static int
+decode(struct reply *r, const void *buf, size_t len)
+{
+	return readrep_decode(buf, len, &r->got, &r->n, &r->head, &r->why);
 }
 
 Test(readrep, events_as_encoded)
 {
-	static uint8_t md[RECORD_MAX], pl[RECORD_MAX];
-	struct ef_event evs[NEV], *got = NULL;
-	struct ipc_out o;
-	const char *why = "";
-	uint64_t n = 0, head = 0, i;
+	struct reply r;
+	struct ef_event *evs = r.evs, *got;
+	uint64_t i;
 
 	for (i = 0; i < sizeof(pl); i++) {
 		pl[i] = (uint8_t)(i * 7);
 		md[i] = (uint8_t)(i * 13);
 	}
-	build(&o, evs, md, pl, EF_S_OK);
-	cr_assert_eq(readrep_decode(o.buf, o.len, &got, &n, &head, &why), 0,
-	    "why: %s", why);
-	cr_assert_eq(n, NEV);
-	cr_assert_eq(head, 777777);
+	build(&r, EF_S_OK);
+	cr_assert_eq(decode(&r, r.o.buf, r.o.len), 0, "why: %s", r.why);
+	got = r.got;
+	cr_assert_eq(r.n, NEV);
+	cr_assert_eq(r.head, 777777);
 	for (i = 0; i < NEV; i++) {
 		cr_assert_arr_eq(got[i].event_id, evs[i].event_id, UUID_LEN);
 		cr_assert_arr_eq(got[i].stream_id, evs[i].stream_id, UUID_LEN);
@@ -84,51 +101,42 @@ Test(readrep, events_as_encoded)
 		cr_assert_arr_eq(got[i].payload, pl, evs[i].payload_len);
 	}
 	free(got);
-	ipc_out_free(&o);
+	ipc_out_free(&r.o);
 }
 
 Test(readrep, every_truncation_and_a_trailing_byte_are_malformed)
 {
-	static uint8_t md[RECORD_MAX], pl[RECORD_MAX];
-	struct ef_event evs[NEV], *got;
-	struct ipc_out o;
-	const char *why;
-	uint64_t n, head;
+	struct reply r;
 	uint8_t *more;
 	size_t cut;
 	int rc;
 
-	build(&o, evs, md, pl, EF_S_OK);
+	build(&r, EF_S_OK);
 	/* past the envelope's start every cut is an OK reply gone short */
-	for (cut = 0; cut < o.len; cut++) {
-		got = (struct ef_event *)1;
-		rc = readrep_decode(o.buf, cut, &got, &n, &head, &why);
+	for (cut = 0; cut < r.o.len; cut++) {
+		r.got = (struct ef_event *)1;
+		rc = decode(&r, r.o.buf, cut);
 		cr_assert_neq(rc, 0, "a reply cut at %zu of %zu decoded", cut,
-		    o.len);
-		cr_assert_null(got);
+		    r.o.len);
+		cr_assert_null(r.got);
 		if (cut > 4)
 			cr_assert_eq(rc, -1, "cut at %zu", cut);
 	}
-	more = malloc(o.len + 1);
-	memcpy(more, o.buf, o.len);
-	more[o.len] = 0xc0;
-	cr_assert_eq(readrep_decode(more, o.len + 1, &got, &n, &head, &why),
-	    -1);
-	cr_assert_str_eq(why, "bytes after the reply");
+	more = malloc(r.o.len + 1);
+	memcpy(more, r.o.buf, r.o.len);
+	more[r.o.len] = 0xc0;
+	cr_assert_eq(decode(&r, more, r.o.len + 1), -1);
+	cr_assert_str_eq(r.why, "bytes after the reply");
 	free(more);
-	ipc_out_free(&o);
+	ipc_out_free(&r.o);
 }
 
 Test(readrep, a_reply_that_is_not_ok_is_left_to_ipc_reply_open)
 {
-	static uint8_t md[RECORD_MAX], pl[RECORD_MAX];
-	struct ef_event evs[NEV], *got;
-	struct ipc_out o;
-	const char *why;
-	uint64_t n, head;
+	struct reply r;
 
-	build(&o, evs, md, pl, EF_S_STREAM_NOT_FOUND);
-	cr_assert_eq(readrep_decode(o.buf, o.len, &got, &n, &head, &why), 1);
-	cr_assert_null(got);
-	ipc_out_free(&o);
+	build(&r, EF_S_STREAM_NOT_FOUND);
+	cr_assert_eq(decode(&r, r.o.buf, r.o.len), 1);
+	cr_assert_null(r.got);
+	ipc_out_free(&r.o);
 }

@@ -22,6 +22,7 @@
 
 #include "ipc.h"
 #include "server.h"
+#include "tmpdir.h"
 
 #define OP_ECHO  EF_OP_STATUS /* answers at once */
 #define OP_LATER EF_OP_APPEND /* deferred, answered by another thread */
@@ -118,11 +119,7 @@ start(uint64_t contexts, uint64_t threads, size_t max_msg)
 static void
 cleanup(void)
 {
-	char cmd[128];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "could not remove %s\n", dir);
+	tmpdir_remove(dir);
 }
 
 static nng_socket
