@@ -298,52 +298,48 @@ pl_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 	return rc;
 }
 
+/* Opens the file (dir 0) or directory (dir 1) at path into fi. */
 static int
-pl_open(const char *path, struct fuse_file_info *fi)
+open_node(const char *path, struct fuse_file_info *fi, int dir)
 {
 	struct node *n;
 	int rc = 0;
 
-	if (strcmp(path, CTL_PATH) == 0) {
-		fi->fh = CTL_FH;
-		fi->direct_io = 1;
-		return 0;
-	}
 	pthread_mutex_lock(&lock);
 	if ((n = resolve(path)) == NULL)
 		rc = -ENOENT;
-	else if (S_ISDIR(n->mode))
-		rc = -EISDIR;
+	else if (!S_ISDIR(n->mode) != !dir) /* not the kind asked for */
+		rc = dir ? -ENOTDIR : -EISDIR;
 	else {
-		if (fi->flags & O_TRUNC) {
+		if (!dir && (fi->flags & O_TRUNC)) {
 			content_set_size(&n->cur, 0);
 			touch(n);
 		}
 		n->opens++;
 		fi->fh = (uint64_t)(uintptr_t)n;
-		fi->keep_cache = 0; /* drop the kernel's pages: see the top */
+		/* a file: drop the kernel's pages (see the top) */
+		if (!dir)
+			fi->keep_cache = 0;
 	}
 	pthread_mutex_unlock(&lock);
 	return rc;
 }
 
 static int
+pl_open(const char *path, struct fuse_file_info *fi)
+{
+	if (strcmp(path, CTL_PATH) == 0) {
+		fi->fh = CTL_FH;
+		fi->direct_io = 1;
+		return 0;
+	}
+	return open_node(path, fi, 0);
+}
+
+static int
 pl_opendir(const char *path, struct fuse_file_info *fi)
 {
-	struct node *n;
-	int rc = 0;
-
-	pthread_mutex_lock(&lock);
-	if ((n = resolve(path)) == NULL)
-		rc = -ENOENT;
-	else if (!S_ISDIR(n->mode))
-		rc = -ENOTDIR;
-	else {
-		n->opens++;
-		fi->fh = (uint64_t)(uintptr_t)n;
-	}
-	pthread_mutex_unlock(&lock);
-	return rc;
+	return open_node(path, fi, 1);
 }
 
 static int
