@@ -23,6 +23,7 @@
 #include <criterion/criterion.h>
 #include <jansson.h>
 
+#include "clock.h"
 #include "harness.h"
 
 #define MAX_TRACKED 64
@@ -34,10 +35,7 @@ static int ntmpdirs;
 uint64_t
 h_now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return clock_mono_ms();
 }
 
 void
@@ -506,16 +504,12 @@ h_client(struct ef_client *c, const struct h_stored *s, int timeout_ms)
 	cr_assert_eq(rc, 0, "client_open %s: %d", s->store_url, rc);
 }
 
-int
-h_append(struct ef_client *c, const char *stream, int kind, uint64_t version,
-    const struct ipc_proposed *evs, uint32_t n, struct h_result *res)
+struct ipc_append_req
+h_append_req(const char *stream, int kind, uint64_t version,
+    const struct ipc_proposed *evs, uint32_t n)
 {
 	struct ipc_append_req r;
-	struct client_reply rep;
-	const char *why;
-	int st;
 
-	memset(res, 0, sizeof(*res));
 	memset(&r, 0, sizeof(r));
 	r.stream_id.ptr = stream;
 	r.stream_id.len = (uint32_t)strlen(stream);
@@ -523,6 +517,19 @@ h_append(struct ef_client *c, const char *stream, int kind, uint64_t version,
 	r.version = version;
 	r.nevents = n;
 	r.events = (struct ipc_proposed *)evs;
+	return r;
+}
+
+int
+h_append(struct ef_client *c, const char *stream, int kind, uint64_t version,
+    const struct ipc_proposed *evs, uint32_t n, struct h_result *res)
+{
+	struct ipc_append_req r = h_append_req(stream, kind, version, evs, n);
+	struct client_reply rep;
+	const char *why;
+	int st;
+
+	memset(res, 0, sizeof(*res));
 	st = client_append(c, &r, &rep);
 	res->status = st;
 	snprintf(res->msg, sizeof(res->msg), "%.*s", (int)rep.in.message.len,
@@ -538,6 +545,51 @@ h_append(struct ef_client *c, const char *stream, int kind, uint64_t version,
 		res->has_conflict = true;
 	client_reply_free(&rep);
 	return st;
+}
+
+void
+h_call_refused(struct ef_client *c, const struct ipc_out *o, int want,
+    const char *needle)
+{
+	struct client_reply rep;
+	int st = client_call(c, o, &rep);
+
+	cr_assert_eq(st, want, "%s, not %s", ipc_status_name(st),
+	    ipc_status_name(want));
+	cr_assert(rep.in.message.len > 0 &&
+	        memmem(rep.in.message.ptr, rep.in.message.len, needle,
+	            strlen(needle)) != NULL,
+	    "reason: %.*s", (int)rep.in.message.len, rep.in.message.ptr);
+	client_reply_free(&rep);
+}
+
+static struct h_worker *
+worker_at(void *base, size_t size, int i)
+{
+	return (struct h_worker *)((char *)base + (size_t)i * size);
+}
+
+void
+h_workers_start(const struct h_stored *s, void *base, size_t size, int n,
+    void *(*fn)(void *), int timeout_ms)
+{
+	struct h_worker *w;
+	int i;
+
+	for (i = 0; i < n; i++) {
+		w = worker_at(base, size, i);
+		h_client(&w->c, s, timeout_ms);
+		cr_assert_eq(pthread_create(&w->thr, NULL, fn, w), 0);
+	}
+}
+
+void
+h_workers_join(void *base, size_t size, int n)
+{
+	int i;
+
+	for (i = 0; i < n; i++)
+		pthread_join(worker_at(base, size, i)->thr, NULL);
 }
 
 struct ipc_proposed
@@ -627,33 +679,12 @@ take_events(const struct ipc_read_rep *rr, struct h_event **evs, size_t *n,
 	return EF_S_OK;
 }
 
-int
-h_read_all(struct ef_client *c, uint64_t from, struct h_event **evs, size_t *n)
-{
-	struct client_reply rep;
-	struct ipc_read_rep rr;
-	size_t cap = 0;
-	int st;
-
-	*evs = NULL;
-	*n = 0;
-	for (;;) {
-		st = client_read_all(c, from, 4096, EF_FORWARD, &rep, &rr);
-		if (st == EF_S_OK)
-			st = take_events(&rr, evs, n, &cap);
-		client_reply_free(&rep);
-		if (st != EF_S_OK)
-			return st;
-		if (rr.nevents == 0)
-			return EF_S_OK;
-		from = (*evs)[*n - 1].pos + 1;
-		if (from >= rr.head)
-			return EF_S_OK;
-	}
-}
-
-int
-h_read_stream(struct ef_client *c, const char *stream, uint64_t from,
+/*
+ * Every event from `from` on, a page of 4096 at a time: of the whole log
+ * (stream NULL, from a position) or of one stream (from a version).
+ */
+static int
+read_pages(struct ef_client *c, const char *stream, uint64_t from,
     struct h_event **evs, size_t *n)
 {
 	struct client_reply rep;
@@ -664,19 +695,38 @@ h_read_stream(struct ef_client *c, const char *stream, uint64_t from,
 	*evs = NULL;
 	*n = 0;
 	for (;;) {
-		st = client_read_stream(c, stream, from, 4096, EF_FORWARD,
-		    &rep, &rr);
+		st = stream == NULL ?
+		    client_read_all(c, from, 4096, EF_FORWARD, &rep, &rr) :
+		    client_read_stream(c, stream, from, 4096, EF_FORWARD, &rep,
+		        &rr);
 		if (st == EF_S_OK)
 			st = take_events(&rr, evs, n, &cap);
 		client_reply_free(&rep);
-		if (st != EF_S_OK)
+		if (st != EF_S_OK || rr.nevents == 0)
 			return st;
-		if (rr.nevents == 0)
-			return EF_S_OK;
-		from = (*evs)[*n - 1].version + 1;
-		if (from > rr.last_version)
-			return EF_S_OK;
+		if (stream == NULL) {
+			from = (*evs)[*n - 1].pos + 1;
+			if (from >= rr.head)
+				return EF_S_OK;
+		} else {
+			from = (*evs)[*n - 1].version + 1;
+			if (from > rr.last_version)
+				return EF_S_OK;
+		}
 	}
+}
+
+int
+h_read_all(struct ef_client *c, uint64_t from, struct h_event **evs, size_t *n)
+{
+	return read_pages(c, NULL, from, evs, n);
+}
+
+int
+h_read_stream(struct ef_client *c, const char *stream, uint64_t from,
+    struct h_event **evs, size_t *n)
+{
+	return read_pages(c, stream, from, evs, n);
 }
 
 void
@@ -863,6 +913,17 @@ h_load_stop(struct h_load *l)
 		cr_assert_eq(l->t[i].errors, 0, "%s", l->t[i].error);
 }
 
+void
+h_load_running(struct h_load *l, const struct h_stored *s, uint32_t n,
+    uint32_t payload_pad, uint64_t acked, int timeout_ms)
+{
+	h_load_init(l, s, n, payload_pad);
+	h_load_start(l);
+	cr_assert_eq(h_load_wait_acked(l, acked, timeout_ms), 0,
+	    "%llu events not acknowledged in %d ms", (unsigned long long)acked,
+	    timeout_ms);
+}
+
 int
 h_load_wait_acked(struct h_load *l, uint64_t n, int timeout_ms)
 {
@@ -1022,6 +1083,20 @@ h_ctl_ok(const struct h_stored *s, const char *const *args)
 	cr_assert_eq(rc, 0, "eventfoldctl %s: exit %d: %s", args[0], rc, err);
 	free(err);
 	return out;
+}
+
+char *
+h_ctl_fails(const struct h_stored *s, const char *const *args, int want_rc,
+    const char *needle)
+{
+	char *out = NULL, *err = NULL;
+	int rc = h_ctl_at(s, args, &out, &err);
+
+	cr_assert_eq(rc, want_rc, "eventfoldctl %s: exit %d: %s", args[0], rc,
+	    err);
+	cr_assert(strstr(err, needle) != NULL, "%s", err);
+	free(out);
+	return err;
 }
 
 char *
@@ -1435,6 +1510,20 @@ h_load_recovered(struct h_load *l, struct ef_client *c, uint64_t acked)
 }
 
 uint64_t
+h_load_survived(struct h_load *l, struct ef_client *c, uint64_t head,
+    int cycle)
+{
+	uint64_t n = h_load_verify(l, c);
+
+	cr_assert_geq(n, head,
+	    "cycle %d: the log shrank from %llu to %llu events: "
+	    "acknowledged events were lost",
+	    cycle, (unsigned long long)head, (unsigned long long)n);
+	h_load_retry_pending(l, c);
+	return h_head(c);
+}
+
+uint64_t
 h_load_goes_on(struct h_load *l, struct ef_client *c, uint64_t acked)
 {
 	uint32_t i;
@@ -1449,6 +1538,13 @@ h_load_goes_on(struct h_load *l, struct ef_client *c, uint64_t acked)
 
 /* ------------------------------------------------------------------ */
 /* Starting, and raw sockets. */
+
+void
+h_start(struct h_stored *s, struct ef_client *c)
+{
+	h_stored_start(s);
+	h_client(c, s, 10000);
+}
 
 void
 h_start_fresh(struct h_stored *s, struct ef_client *c,
@@ -1481,13 +1577,18 @@ h_unix_addr(struct sockaddr_un *sa, const char *path)
 }
 
 int
+h_unix_socket(struct sockaddr_un *sa, const char *path, int flags)
+{
+	h_unix_addr(sa, path);
+	return socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | flags, 0);
+}
+
+int
 h_unix_connect(const char *path)
 {
 	struct sockaddr_un sa;
-	int fd;
+	int fd = h_unix_socket(&sa, path, 0);
 
-	h_unix_addr(&sa, path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	cr_assert_geq(fd, 0);
 	cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0,
 	    "connect %s: %s", path, strerror(errno));

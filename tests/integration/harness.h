@@ -73,6 +73,8 @@ int h_stored_wait_ready(struct h_stored *s, int timeout_ms);
 
 /* Spawn and wait ready; fails the test if the daemon does not come up. */
 void h_stored_start(struct h_stored *s);
+/* h_stored_start, then h_client on c (10 s). */
+void h_start(struct h_stored *s, struct ef_client *c);
 /* h_stored_init in a fresh h_tmpdir with extra, h_stored_start, then
  * h_client on c with timeout_ms. */
 void h_start_fresh(struct h_stored *s, struct ef_client *c,
@@ -120,6 +122,10 @@ int h_ctl_at(const struct h_stored *s, const char *const *args, char **out,
     char **err);
 /* h_ctl_at that must exit 0 (else the test fails); its stdout. */
 char *h_ctl_ok(const struct h_stored *s, const char *const *args);
+/* h_ctl_at that must exit want_rc with needle in its stderr (else the
+ * test fails); that stderr (free it). */
+char *h_ctl_fails(const struct h_stored *s, const char *const *args,
+    int want_rc, const char *needle);
 /* `eventfoldctl export --quiet -o path` of s; the file's bytes. */
 char *h_export_all(const struct h_stored *s, const char *path);
 
@@ -135,6 +141,9 @@ pid_t h_ctl_spawn(const char *const *args, int *out_fd, const char *err_path);
 void h_unix_addr(struct sockaddr_un *sa, const char *path);
 /* A unix stream socket connected to path (fails the test otherwise). */
 int h_unix_connect(const char *path);
+/* A unix stream socket (SOCK_CLOEXEC and flags) for path, whose address
+ * goes into sa (h_unix_addr); the fd, or -1 with errno. */
+int h_unix_socket(struct sockaddr_un *sa, const char *path, int flags);
 
 /* Kills what is still running, removes the temporary directories. */
 void h_cleanup(void);
@@ -171,6 +180,10 @@ struct h_result {
 	bool has_conflict;
 };
 
+/* The APPEND request of n events to stream with an expected version
+ * (kind, version); points at stream and evs. */
+struct ipc_append_req h_append_req(const char *stream, int kind,
+    uint64_t version, const struct ipc_proposed *evs, uint32_t n);
 /*
  * APPEND of n events (ids as text) to stream with an expected version;
  * never fails the test by itself (safe in any thread).
@@ -188,6 +201,31 @@ struct ipc_proposed h_proposed(const char *event_id, const char *type,
 int h_append1(struct ef_client *c, const char *stream, int kind,
     uint64_t version, const char *event_id, const char *type,
     const char *payload, struct h_result *res);
+
+/*
+ * A thread of a test with its own client: the first member of the
+ * test's own struct for the thread, so that an array of those can be
+ * started and joined here.
+ */
+struct h_worker {
+	pthread_t thr;
+	struct ef_client c; /* open while the thread runs; close it after */
+};
+
+/*
+ * For each of the n structs at base (size bytes apart, each beginning
+ * with a struct h_worker): opens its client on s (timeout_ms), then
+ * starts fn on the struct. Fails the test if a thread cannot start.
+ */
+void h_workers_start(const struct h_stored *s, void *base, size_t size, int n,
+    void *(*fn)(void *), int timeout_ms);
+/* Waits for the n threads that h_workers_start started at base. */
+void h_workers_join(void *base, size_t size, int n);
+
+/* Sends request o on c: the reply must have status want and a message
+ * that holds needle (else the test fails). */
+void h_call_refused(struct ef_client *c, const struct ipc_out *o, int want,
+    const char *needle);
 
 /* STATUS head, or UINT64_MAX if the call failed (any thread). */
 uint64_t h_head(struct ef_client *c);
@@ -289,6 +327,11 @@ struct h_load {
 /* Prepares n threads' state once (streams stay the same across runs). */
 void h_load_init(struct h_load *l, const struct h_stored *s, uint32_t n,
     uint32_t payload_pad);
+/* h_load_init of l on s (n threads, payload_pad) and h_load_start, then
+ * waits up to timeout_ms until acked events are acknowledged (else the
+ * test fails). */
+void h_load_running(struct h_load *l, const struct h_stored *s, uint32_t n,
+    uint32_t payload_pad, uint64_t acked, int timeout_ms);
 /* Starts the threads (fresh clients on the stored of h_load_init). */
 void h_load_start(struct h_load *l);
 /*
@@ -362,6 +405,11 @@ uint64_t h_load_killed_at(struct h_stored *s, struct h_load *l,
  * pending appends retried; the head. */
 uint64_t h_load_recovered(struct h_load *l, struct ef_client *c,
     uint64_t acked);
+/* After a restart in a cycle of kills: the log verified, with at least
+ * head events (none acknowledged was lost: else the test fails, naming
+ * cycle), pending appends retried; the new head. */
+uint64_t h_load_survived(struct h_load *l, struct ef_client *c, uint64_t head,
+    int cycle);
 /* The load goes on: 500 more events acknowledged without an error, all
  * verified; the head. */
 uint64_t h_load_goes_on(struct h_load *l, struct ef_client *c, uint64_t acked);

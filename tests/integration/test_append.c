@@ -189,9 +189,8 @@ Test(append, idempotent_retry_before_and_after_restart)
 #define RACERS 8
 
 struct racer {
-	pthread_t thr;
+	struct h_worker w; /* first */
 	int idx;
-	struct ef_client c;
 	pthread_barrier_t *bar;
 	const char *stream;
 	int rounds;
@@ -219,8 +218,9 @@ racer_main(void *arg)
 		h_uuid(rc->ids[k]);
 		pthread_barrier_wait(rc->bar);
 		/* everyone expects version k: the stream holds k+1 events */
-		rc->status[k] = h_append1(&rc->c, rc->stream, EF_EXPECT_EXACT,
-		    (uint64_t)k, rc->ids[k], "Raced", payload, &r);
+		rc->status[k] = h_append1(&rc->w.c, rc->stream,
+		    EF_EXPECT_EXACT, (uint64_t)k, rc->ids[k], "Raced", payload,
+		    &r);
 		rc->actual[k] = r.conflict.actual;
 		rc->exists[k] = r.conflict.exists;
 		rc->got_version[k] = r.rep.first_version;
@@ -257,13 +257,9 @@ Test(append, racing_exact_version_one_winner_per_version)
 		rc[i].bar = &bar;
 		rc[i].stream = sid;
 		rc[i].rounds = rounds;
-		h_client(&rc[i].c, &sd, 10000);
-		cr_assert_eq(pthread_create(&rc[i].thr, NULL, racer_main,
-		                 &rc[i]),
-		    0);
 	}
-	for (i = 0; i < RACERS; i++)
-		pthread_join(rc[i].thr, NULL);
+	h_workers_start(&sd, rc, sizeof(rc[0]), RACERS, racer_main, 10000);
+	h_workers_join(rc, sizeof(rc[0]), RACERS);
 	pthread_barrier_destroy(&bar);
 
 	cr_assert_eq(h_read_stream(&cl, sid, 0, &evs, &n), EF_S_OK);
@@ -297,15 +293,14 @@ Test(append, racing_exact_version_one_winner_per_version)
 	}
 	h_events_free(evs, n);
 	for (i = 0; i < RACERS; i++)
-		client_close(&rc[i].c);
+		client_close(&rc[i].w.c);
 }
 
 /* Free-running: every client loops until the stream is long enough,
  * retrying on conflict with the version the reply names. */
 struct runner {
-	pthread_t thr;
+	struct h_worker w; /* first */
 	int idx;
-	struct ef_client c;
 	const char *stream;
 	uint64_t target;
 	uint64_t won[512]; /* versions this client wrote */
@@ -325,7 +320,7 @@ runner_main(void *arg)
 
 	while (v + 1 < ru->target && ru->nwon < 512) {
 		h_uuid(id);
-		if (h_append1(&ru->c, ru->stream, EF_EXPECT_EXACT, v, id,
+		if (h_append1(&ru->w.c, ru->stream, EF_EXPECT_EXACT, v, id,
 		        "Ran", "{}", &r) == EF_S_OK) {
 			if (r.rep.first_version != v + 1) {
 				snprintf(ru->error, sizeof(ru->error),
@@ -378,13 +373,9 @@ Test(append, racing_exact_version_free_running)
 		ru[i].idx = i;
 		ru[i].stream = sid;
 		ru[i].target = target;
-		h_client(&ru[i].c, &sd, 10000);
-		cr_assert_eq(pthread_create(&ru[i].thr, NULL, runner_main,
-		                 &ru[i]),
-		    0);
 	}
-	for (i = 0; i < RACERS; i++)
-		pthread_join(ru[i].thr, NULL);
+	h_workers_start(&sd, ru, sizeof(ru[0]), RACERS, runner_main, 10000);
+	h_workers_join(ru, sizeof(ru[0]), RACERS);
 	owner = calloc(target, 1);
 	cr_assert_not_null(owner);
 	cr_assert_eq(h_read_stream(&cl, sid, 0, &evs, &n), EF_S_OK);
@@ -416,7 +407,7 @@ Test(append, racing_exact_version_free_running)
 	free(owner);
 	h_events_free(evs, n);
 	for (i = 0; i < RACERS; i++)
-		client_close(&ru[i].c);
+		client_close(&ru[i].w.c);
 }
 
 /* ------------------------------------------------------------------ */
@@ -425,9 +416,8 @@ Test(append, racing_exact_version_free_running)
 #define BATCH_N  5
 
 struct batcher {
-	pthread_t thr;
+	struct h_worker w; /* first */
 	int idx;
-	struct ef_client c;
 	const char *stream;
 	int nbatches;
 	char ids[40][BATCH_N][UUID_STR_LEN];
@@ -451,8 +441,8 @@ batcher_main(void *arg)
 			evs[j] = ev(h_uuid(b->ids[k][j]), "Part", NULL,
 			    payload[j]);
 		}
-		if (h_append(&b->c, b->stream, EF_EXPECT_ANY, 0, evs, BATCH_N,
-		        &r) != EF_S_OK) {
+		if (h_append(&b->w.c, b->stream, EF_EXPECT_ANY, 0, evs,
+		        BATCH_N, &r) != EF_S_OK) {
 			snprintf(b->error, sizeof(b->error), "%s: %s",
 			    ipc_status_name(r.status), r.msg);
 			return NULL;
@@ -479,18 +469,14 @@ Test(append, multi_event_batches_are_atomic_and_contiguous)
 		b[i].idx = i;
 		b[i].stream = i % 2 ? sid : other;
 		b[i].nbatches = 40;
-		h_client(&b[i].c, &sd, 10000);
-		cr_assert_eq(pthread_create(&b[i].thr, NULL, batcher_main,
-		                 &b[i]),
-		    0);
 	}
+	h_workers_start(&sd, b, sizeof(b[0]), BATCHERS, batcher_main, 10000);
 	/* single events in between, from here */
 	for (k = 0; k < 50; k++)
 		cr_assert_eq(h_append1(&cl, k % 2 ? sid : other, EF_EXPECT_ANY,
 		                 0, h_uuid(id), "Single", "{}", &r),
 		    EF_S_OK);
-	for (i = 0; i < BATCHERS; i++)
-		pthread_join(b[i].thr, NULL);
+	h_workers_join(b, sizeof(b[0]), BATCHERS);
 
 	cr_assert_eq(h_read_all(&cl, 0, &evs, &n), EF_S_OK);
 	cr_assert_eq(n, BATCHERS * 40 * BATCH_N + 50);
@@ -530,7 +516,7 @@ Test(append, multi_event_batches_are_atomic_and_contiguous)
 	h_events_free(sev, sn);
 	h_events_free(evs, n);
 	for (i = 0; i < BATCHERS; i++)
-		client_close(&b[i].c);
+		client_close(&b[i].w.c);
 }
 
 /* ------------------------------------------------------------------ */
@@ -538,8 +524,7 @@ Test(append, multi_event_batches_are_atomic_and_contiguous)
 #define RETRIERS 8
 
 struct retrier {
-	pthread_t thr;
-	struct ef_client c;
+	struct h_worker w; /* first */
 	pthread_barrier_t *bar;
 	const struct ipc_proposed *evs;
 	const char *stream;
@@ -552,7 +537,7 @@ retrier_main(void *arg)
 	struct retrier *t = arg;
 
 	pthread_barrier_wait(t->bar);
-	h_append(&t->c, t->stream, EF_EXPECT_ANY, 0, t->evs, 3, &t->r);
+	h_append(&t->w.c, t->stream, EF_EXPECT_ANY, 0, t->evs, 3, &t->r);
 	return NULL;
 }
 
@@ -574,13 +559,10 @@ Test(append, concurrent_identical_retries_are_written_once)
 			t[i].bar = &bar;
 			t[i].evs = evs;
 			t[i].stream = sid;
-			h_client(&t[i].c, &sd, 10000);
-			cr_assert_eq(pthread_create(&t[i].thr, NULL,
-			                 retrier_main, &t[i]),
-			    0);
 		}
-		for (i = 0; i < RETRIERS; i++)
-			pthread_join(t[i].thr, NULL);
+		h_workers_start(&sd, t, sizeof(t[0]), RETRIERS, retrier_main,
+		    10000);
+		h_workers_join(t, sizeof(t[0]), RETRIERS);
 		pthread_barrier_destroy(&bar);
 		for (i = 0; i < RETRIERS; i++) {
 			cr_assert_eq(t[i].r.status, EF_S_OK, "round %d: %s",
@@ -590,7 +572,7 @@ Test(append, concurrent_identical_retries_are_written_once)
 			    i, (unsigned long long)t[i].r.rep.first_pos);
 			cr_assert_eq(t[i].r.rep.first_version,
 			    (uint64_t)round * 3);
-			client_close(&t[i].c);
+			client_close(&t[i].w.c);
 		}
 		cr_assert_eq(h_head(&cl), (uint64_t)(round + 1) * 3,
 		    "round %d: the batch was written more than once", round);

@@ -35,13 +35,6 @@ static struct ef_client cl;
 static void wait_archived(uint64_t n);
 static void check_files(void);
 
-static void
-start(void)
-{
-	h_stored_start(&sd);
-	h_client(&cl, &sd, 10000);
-}
-
 /* ------------------------------------------------------------------ */
 
 static struct h_book book;
@@ -93,8 +86,7 @@ Test(archiver, reads_across_hot_sealed_and_archived_segments)
 	struct ipc_status_rep st;
 	size_t nseg, narc;
 
-	h_stored_init(&sd, h_tmpdir(), extra);
-	start();
+	h_start_fresh(&sd, &cl, extra, 10000);
 	write_book();
 	h_wait_indexed(&cl, book.n - H_BOOK_STREAMS, 30000);
 	nseg = h_segments(&sd, segs, 256, book.n);
@@ -116,7 +108,7 @@ Test(archiver, reads_across_hot_sealed_and_archived_segments)
 	cr_assert_gt(st.archived_raw, st.archived_bytes);
 	h_stored_stop_ok(&sd, &cl, SIGTERM);
 	/* a restart reads only the hot segment: 3 events */
-	start();
+	h_start(&sd, &cl);
 	st = h_status(&cl);
 	cr_assert_eq(st.recovered_events, H_BOOK_STREAMS);
 	cr_assert_eq(st.archived_segments, narc);
@@ -126,7 +118,7 @@ Test(archiver, reads_across_hot_sealed_and_archived_segments)
 	/* and with a cache: the second pass is served from it */
 	h_stored_stop_ok(&sd, &cl, SIGTERM);
 	sd.extra[5] = "64";
-	start();
+	h_start(&sd, &cl);
 	h_book_read(&cl, &book);
 	st = h_status(&cl);
 	cr_assert_gt(st.cache_hits, 0);
@@ -134,7 +126,7 @@ Test(archiver, reads_across_hot_sealed_and_archived_segments)
 	/* the index deleted: rebuilt from the archives (decompressed for
 	 * the pass, then read through them again) */
 	h_rm_index(&sd);
-	start();
+	h_start(&sd, &cl);
 	h_book_read(&cl, &book);
 	h_wait_indexed(&cl, book.n - H_BOOK_STREAMS, 30000);
 	wait_archived(narc);
@@ -156,8 +148,7 @@ Test(archiver, idempotency_and_versions_in_archived_segments)
 	uint64_t first;
 	int k;
 
-	h_stored_init(&sd, h_tmpdir(), extra);
-	start();
+	h_start_fresh(&sd, &cl, extra, 10000);
 	h_uuid(cold);
 	h_uuid(other);
 	memset(evs, 0, sizeof(evs));
@@ -213,7 +204,7 @@ Test(archiver, idempotency_and_versions_in_archived_segments)
 	cr_assert_eq(r.rep.first_version, 2);
 	/* the same after a restart (tail only) */
 	h_stored_stop_ok(&sd, &cl, SIGTERM);
-	start();
+	h_start(&sd, &cl);
 	evs[1].payload = (const uint8_t *)"{\"k\":1}";
 	cr_assert_eq(h_append(&cl, cold, EF_EXPECT_NO_STREAM, 0, evs, 2,
 	                 &again),
@@ -316,8 +307,7 @@ Test(archiver, flipped_byte_in_an_archived_frame)
 	size_t size;
 	uint8_t *img;
 
-	h_stored_init(&sd, h_tmpdir(), extra);
-	start();
+	h_start_fresh(&sd, &cl, extra, 10000);
 	write_book();
 	h_wait_indexed(&cl, book.n - H_BOOK_STREAMS, 30000);
 	wait_archived(3);
@@ -334,14 +324,14 @@ Test(archiver, flipped_byte_in_an_archived_frame)
 
 	/* the start does not read archives: it serves, and the damaged
 	 * frame's events are refused with DATA_LOSS naming the file */
-	start();
+	h_start(&sd, &cl);
 	cr_assert_eq(h_status(&cl).recovered_events, H_BOOK_STREAMS);
 	damaged_frame_is_data_loss();
 	append_after_damage();
 	h_stored_stop_ok(&sd, &cl, SIGTERM);
 	/* undone: every event reads again */
 	h_flip(path, FRAME0_DATA);
-	start();
+	h_start(&sd, &cl);
 	h_book_read(&cl, &book);
 	h_stored_stop_ok(&sd, &cl, SIGTERM);
 }
@@ -382,8 +372,7 @@ Test(archiver, archive_verb_and_segments)
 	size_t n;
 	int rc;
 
-	h_stored_init(&sd, h_tmpdir(), extra);
-	start();
+	h_start_fresh(&sd, &cl, extra, 10000);
 	write_book();
 	h_wait_indexed(&cl, book.n - H_BOOK_STREAMS, 30000);
 	/* nothing is eligible with 1000 kept plain */
@@ -395,7 +384,7 @@ Test(archiver, archive_verb_and_segments)
 	h_stored_stop_ok(&sd, &cl, SIGTERM);
 	/* restarted keeping 2 plain: the verb archives the rest now */
 	sd.extra[1] = "2";
-	start();
+	h_start(&sd, &cl);
 	n = h_segments(&sd, segs, 256, book.n);
 	rc = h_ctl_at(&sd, (const char *const[]){ "archive", NULL }, &out,
 	    NULL);
@@ -436,7 +425,7 @@ Test(archiver, killed_at_every_archiving_crash_point, .timeout = 900)
 		h_stored_init(&sd, h_tmpdir(), extra);
 		h_load_init(&load, &sd, 8, 200);
 		acked = h_load_killed_at(&sd, &load, points[p], 120000);
-		start();
+		h_start(&sd, &cl);
 		head = h_load_recovered(&load, &cl, acked);
 		n = h_segments(&sd, segs, 4096, head);
 		cr_assert_geq(n, 2);

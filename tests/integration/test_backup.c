@@ -203,9 +203,7 @@ under_load(const char *other_base)
 	int rc;
 
 	h_start_fresh(&sd, &cl, extra, 10000);
-	h_load_init(&load, &sd, 4, 200);
-	h_load_start(&load);
-	cr_assert_eq(h_load_wait_acked(&load, 3000, 60000), 0);
+	h_load_running(&load, &sd, 4, 200, 3000, 60000);
 
 	/* some segments archived for sure (the rest may be meanwhile) */
 	rc = h_ctl_at(&sd, (const char *const[]){ "archive", NULL }, &out,
@@ -293,54 +291,36 @@ Test(backup, bad_targets)
 	struct ef_client cl;
 	struct h_result res;
 	char path[H_PATH + 64], ev[UUID_STR_LEN], st[UUID_STR_LEN];
-	char *out = NULL, *err = NULL;
-	const char *tmp = h_tmpdir();
-	int rc;
 
-	h_stored_init(&sd, h_tmpdir(), NULL);
-	h_stored_start(&sd);
-	h_client(&cl, &sd, 10000);
+	h_start_fresh(&sd, &cl, NULL, 10000);
 	cr_assert_eq(h_append1(&cl, h_uuid(st), EF_EXPECT_ANY, 0, h_uuid(ev),
 	                 "T", "{}", &res),
 	    EF_S_OK);
 
-	/* not empty */
-	snprintf(path, sizeof(path), "%s/full", tmp);
+	/* not empty (every target is in the store's temporary directory) */
+	snprintf(path, sizeof(path), "%s/full", sd.dir);
 	cr_assert_eq(mkdir(path, 0750), 0);
-	snprintf(path, sizeof(path), "%s/full/x", tmp);
+	snprintf(path, sizeof(path), "%s/full/x", sd.dir);
 	cr_assert_eq(h_write_file(path, "x", 1), 0);
-	snprintf(path, sizeof(path), "%s/full", tmp);
-	rc = h_ctl_at(&sd, (const char *const[]){ "backup", path, NULL }, &out,
-	    &err);
-	cr_assert_eq(rc, 3, "exit %d: %s", rc, err);
-	cr_assert(strstr(err, "exists and is not empty") != NULL, "%s", err);
-	free(out);
-	free(err);
+	snprintf(path, sizeof(path), "%s/full", sd.dir);
+	free(h_ctl_fails(&sd, (const char *const[]){ "backup", path, NULL }, 3,
+	    "exists and is not empty"));
 
 	/* a file */
-	snprintf(path, sizeof(path), "%s/full/x", tmp);
-	rc = h_ctl_at(&sd, (const char *const[]){ "backup", path, NULL }, &out,
-	    &err);
-	cr_assert_eq(rc, 3, "exit %d: %s", rc, err);
-	cr_assert(strstr(err, "not a directory") != NULL, "%s", err);
-	free(out);
-	free(err);
+	snprintf(path, sizeof(path), "%s/full/x", sd.dir);
+	free(h_ctl_fails(&sd, (const char *const[]){ "backup", path, NULL }, 3,
+	    "not a directory"));
 
 	/* a missing parent: refused before asking stored */
-	snprintf(path, sizeof(path), "%s/no/such/dir", tmp);
-	rc = h_ctl_at(&sd, (const char *const[]){ "backup", path, NULL }, &out,
-	    &err);
-	cr_assert_eq(rc, 1, "exit %d: %s", rc, err);
-	cr_assert(strstr(err, "parent directory must exist") != NULL, "%s",
-	    err);
-	free(out);
-	free(err);
+	snprintf(path, sizeof(path), "%s/no/such/dir", sd.dir);
+	free(h_ctl_fails(&sd, (const char *const[]){ "backup", path, NULL }, 1,
+	    "parent directory must exist"));
 
 	/* no partial directory left next to the refused targets */
 	{
 		char cmd[H_PATH + 128];
 
-		snprintf(cmd, sizeof(cmd), "ls %s | grep -q partial", tmp);
+		snprintf(cmd, sizeof(cmd), "ls %s | grep -q partial", sd.dir);
 		cr_assert_neq(system(cmd), 0, "a .partial directory was left");
 	}
 	cr_assert_eq(h_head(&cl), 1);

@@ -28,13 +28,6 @@ static struct h_stored sd;
 static struct ef_client cl;
 
 static void
-start(void)
-{
-	h_stored_start(&sd);
-	h_client(&cl, &sd, 10000);
-}
-
-static void
 rotate(void)
 {
 	struct client_reply rep;
@@ -232,6 +225,19 @@ check_list_streams(uint64_t extra_events)
 	cr_assert_eq(h_status(&cl).streams, NS);
 }
 
+/* write_history, sealed and indexed on disk; the head. */
+static uint64_t
+indexed_history(void)
+{
+	uint64_t head;
+
+	write_history();
+	rotate();
+	head = h_status(&cl).head;
+	h_wait_indexed(&cl, head, 60000);
+	return head;
+}
+
 /* Everything the store says about the history, as it must be. */
 static void
 check_history(uint64_t extra_events)
@@ -250,12 +256,8 @@ Test(diskindex, streams_and_ids_only_in_sealed_segments)
 	char id[UUID_STR_LEN];
 	uint64_t head;
 
-	h_stored_init(&sd, h_tmpdir(), extra);
-	start();
-	write_history();
-	rotate();
-	head = h_status(&cl).head;
-	h_wait_indexed(&cl, head, 60000);
+	h_start_fresh(&sd, &cl, extra, 10000);
+	head = indexed_history();
 	/* now nothing of the history is in RAM any more */
 	check_history(0);
 	/* appends go on where the streams were */
@@ -266,7 +268,7 @@ Test(diskindex, streams_and_ids_only_in_sealed_segments)
 	cr_assert_eq(r.rep.first_pos, head);
 
 	h_stored_stop_ok(&sd, &cl, SIGTERM);
-	start();
+	h_start(&sd, &cl);
 	st = h_status(&cl);
 	cr_assert_eq(st.head, head + 1);
 	cr_assert_eq(st.recovered_events, 1, "the start read %llu events",
@@ -310,17 +312,14 @@ Test(diskindex, id_filter_kept_across_a_clean_stop)
 
 	h_stored_init(&sd, h_tmpdir(), extra);
 	snprintf(path, sizeof(path), "%s/index/idfilter", sd.data_dir);
-	start();
-	write_history();
-	rotate();
-	head = h_status(&cl).head;
-	h_wait_indexed(&cl, head, 60000);
+	h_start(&sd, &cl);
+	head = indexed_history();
 	cr_assert_eq(log_count_at_least("event ids built", 1, 30000), 0);
 	h_stored_stop_ok(&sd, &cl, SIGTERM);
 	cr_assert_not_null(old = h_read_file(path, &old_len),
 	    "no %s after a clean stop", path);
 
-	start();
+	h_start(&sd, &cl);
 	cr_assert_eq(h_wait_for_text(sd.log, "event ids read back", 30000), 0,
 	    "the kept filter was not taken back");
 	cr_assert_null(h_read_file(path, NULL), "%s is still there", path);
@@ -336,7 +335,7 @@ Test(diskindex, id_filter_kept_across_a_clean_stop)
 	h_stored_stop_ok(&sd, &cl, SIGKILL);
 	cr_assert_eq(h_write_file(path, old, old_len), 0);
 	free(old);
-	start();
+	h_start(&sd, &cl);
 	cr_assert_eq(h_wait_for_text(sd.log, "does not match the index",
 	                 30000),
 	    0, "an older filter was taken back");
@@ -357,7 +356,7 @@ Test(diskindex, id_filter_kept_across_a_clean_stop)
 	old[old_len / 2] ^= 0x5a;
 	cr_assert_eq(h_write_file(path, old, old_len), 0);
 	free(old);
-	start();
+	h_start(&sd, &cl);
 	cr_assert_eq(log_count_at_least("does not match the index", 2, 30000),
 	    0, "a damaged filter was taken back");
 	cr_assert_eq(log_count_at_least("event ids built", 3, 30000), 0);
@@ -372,11 +371,8 @@ Test(diskindex, restart_reads_only_the_tail)
 	uint64_t head, sealed;
 	char want[128];
 
-	h_stored_init(&sd, h_tmpdir(), extra);
-	start();
-	h_load_init(&load, &sd, 8, 200);
-	h_load_start(&load);
-	cr_assert_eq(h_load_wait_acked(&load, 3000, 60000), 0);
+	h_start_fresh(&sd, &cl, extra, 10000);
+	h_load_running(&load, &sd, 8, 200, 3000, 60000);
 	h_load_stop(&load);
 	head = h_load_verify(&load, &cl);
 	st = h_status(&cl);
@@ -394,7 +390,7 @@ Test(diskindex, restart_reads_only_the_tail)
 	}
 	h_wait_indexed(&cl, sealed, 60000);
 	h_stored_stop_ok(&sd, &cl, SIGTERM);
-	start();
+	h_start(&sd, &cl);
 	st = h_status(&cl);
 	cr_assert_eq(st.head, head + 1);
 	cr_assert_eq(st.indexed_to, sealed);
@@ -423,12 +419,8 @@ Test(diskindex, deleted_then_rebuilt)
 	uint64_t head;
 	size_t n, m, i;
 
-	h_stored_init(&sd, h_tmpdir(), extra);
-	start();
-	write_history();
-	rotate();
-	head = h_status(&cl).head;
-	h_wait_indexed(&cl, head, 60000);
+	h_start_fresh(&sd, &cl, extra, 10000);
+	head = indexed_history();
 	cr_assert_eq(h_read_all(&cl, 0, &before, &n), EF_S_OK);
 	h_stored_stop_ok(&sd, &cl, SIGTERM);
 
@@ -436,7 +428,7 @@ Test(diskindex, deleted_then_rebuilt)
 	cr_assert_eq(system(cmd), 0);
 	/* rebuilt in transactions of 5 events (test builds only) */
 	setenv("EVENTFOLD_INDEX_CHUNK", "5", 1);
-	start();
+	h_start(&sd, &cl);
 	unsetenv("EVENTFOLD_INDEX_CHUNK");
 	st = h_status(&cl);
 	cr_assert_eq(st.recovered_events, head,
@@ -460,7 +452,7 @@ Test(diskindex, deleted_then_rebuilt)
 	check_history(0);
 	/* the rebuilt index serves the next start */
 	h_stored_stop_ok(&sd, &cl, SIGTERM);
-	start();
+	h_start(&sd, &cl);
 	cr_assert_eq(h_status(&cl).recovered_events, 0);
 	check_history(0);
 }
@@ -505,7 +497,7 @@ Test(diskindex, killed_at_every_indexing_crash_point, .timeout = 400)
 		/* several LMDB transactions per (16 KiB) segment */
 		setenv("EVENTFOLD_INDEX_CHUNK", "16", 1);
 		acked = h_load_killed_at(&sd, &load, env, 60000);
-		start();
+		h_start(&sd, &cl);
 		unsetenv("EVENTFOLD_INDEX_CHUNK");
 		/* two segments were indexed before the kill; the third is
 		 * indexed again (before_commit) or was (after_commit) */
@@ -527,7 +519,7 @@ Test(diskindex, killed_at_every_indexing_crash_point, .timeout = 400)
 		h_load_retry_pending(&load, &cl);
 		cr_assert_eq(h_status(&cl).head, head);
 		h_stored_stop_ok(&sd, &cl, SIGTERM);
-		start();
+		h_start(&sd, &cl);
 		cr_assert_eq(h_load_verify(&load, &cl), head);
 		cr_assert_eq(h_status(&cl).recovered_events, 0);
 		cr_assert_eq(h_status(&cl).streams, load.nthreads);
@@ -544,12 +536,8 @@ Test(diskindex, a_sealed_segment_changed_behind_its_back)
 	size_t size;
 	uint8_t *img;
 
-	h_stored_init(&sd, h_tmpdir(), extra);
-	start();
-	write_history();
-	rotate();
-	head = h_status(&cl).head;
-	h_wait_indexed(&cl, head, 60000);
+	h_start_fresh(&sd, &cl, extra, 10000);
+	head = indexed_history();
 	h_stored_stop_ok(&sd, &cl, SIGTERM);
 	/* bytes appended to the first sealed (and indexed) segment: the
 	 * index no longer matches, every segment is read, and that one is
@@ -574,7 +562,7 @@ Test(diskindex, a_sealed_segment_changed_behind_its_back)
 	/* put back as it was: starts, rebuilds, answers as before */
 	cr_assert_eq(h_write_file(path, img, size), 0);
 	free(img);
-	start();
+	h_start(&sd, &cl);
 	h_wait_indexed(&cl, head, 60000);
 	check_history(0);
 }
@@ -592,7 +580,6 @@ static void
 sealed_reads_fail(void)
 {
 	struct h_event *evs;
-	struct client_reply rep;
 	struct ipc_out o;
 	struct ipc_list_req lq;
 	size_t n;
@@ -610,14 +597,7 @@ sealed_reads_fail(void)
 	ipc_out_init(&o);
 	ipc_request_begin(&o, EF_OP_LIST_STREAMS, client_request_id(&cl));
 	ipc_list_req_encode(&o, &lq);
-	st = client_call(&cl, &o, &rep);
-	cr_assert_eq(st, EF_S_INTERNAL, "list_streams: %s",
-	    ipc_status_name(st));
-	cr_assert(rep.in.message.len > 0 &&
-	        memmem(rep.in.message.ptr, rep.in.message.len, "index", 5) !=
-	            NULL,
-	    "reason: %.*s", (int)rep.in.message.len, rep.in.message.ptr);
-	client_reply_free(&rep);
+	h_call_refused(&cl, &o, EF_S_INTERNAL, "index");
 	ipc_out_free(&o);
 }
 
@@ -635,12 +615,9 @@ Test(diskindex, index_read_errors_are_error_replies)
 	h_stored_init(&sd, h_tmpdir(), extra);
 	snprintf(fault, sizeof(fault), "%s/fault", sd.dir);
 	setenv("EVENTFOLD_FAULT_FILE", fault, 1);
-	start();
+	h_start(&sd, &cl);
 	unsetenv("EVENTFOLD_FAULT_FILE");
-	write_history();
-	rotate();
-	head = h_status(&cl).head;
-	h_wait_indexed(&cl, head, 60000);
+	head = indexed_history();
 	/* a stream that lives in the tail (RAM) */
 	cr_assert_eq(h_append1(&cl, h_uuid(tail), EF_EXPECT_NO_STREAM, 0,
 	                 h_uuid(id), "Tail", "{}", &r),
@@ -744,12 +721,10 @@ Test(diskindex, map_grows_under_lookups)
 	h_stored_init(&sd, h_tmpdir(), extra);
 	setenv("EVENTFOLD_INDEX_MAP_KB", "64", 1);
 	setenv("EVENTFOLD_INDEX_CHUNK", "300", 1);
-	start();
+	h_start(&sd, &cl);
 	unsetenv("EVENTFOLD_INDEX_MAP_KB");
 	unsetenv("EVENTFOLD_INDEX_CHUNK");
-	write_history();
-	rotate();
-	h_wait_indexed(&cl, h_status(&cl).head, 60000);
+	indexed_history();
 	memset(lk, 0, sizeof(lk));
 	for (i = 0; i < 2; i++)
 		cr_assert_eq(pthread_create(&lk[i].thr, NULL, looker_main,

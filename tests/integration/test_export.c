@@ -191,9 +191,7 @@ Test(export, every_form_of_bytes_is_exact)
 	size_t n = 0;
 	int rc;
 
-	h_stored_init(&sd, h_tmpdir(), NULL);
-	h_stored_start(&sd);
-	h_client(&cl, &sd, 10000);
+	h_start_fresh(&sd, &cl, NULL, 10000);
 	append_variety(&cl, h_uuid(s1), h_uuid(s2));
 	cr_assert_eq(h_read_all(&cl, 0, &evs, &n), EF_S_OK);
 	cr_assert_eq(n, 15);
@@ -292,9 +290,7 @@ Test(export, zstd_and_output_file)
 	void *d;
 	int rc;
 
-	h_stored_init(&sd, h_tmpdir(), NULL);
-	h_stored_start(&sd);
-	h_client(&cl, &sd, 10000);
+	h_start_fresh(&sd, &cl, NULL, 10000);
 	append_variety(&cl, h_uuid(s1), h_uuid(s2));
 	snprintf(path, sizeof(path), "%s/x.jsonl.zst", sd.dir);
 	snprintf(plain, sizeof(plain), "%s/x.jsonl", sd.dir);
@@ -391,6 +387,31 @@ ctl_on_tty(const struct h_stored *sd, const char *const *args, int *code)
 }
 
 /*
+ * eventfoldctl args on sd with a terminal exits 0 and shows its progress
+ * (progress and " events/s"), or none if progress is NULL (--quiet); and
+ * what it prints holds also (when not NULL).
+ */
+static void
+on_tty(const struct h_stored *sd, const char *const *args,
+    const char *progress, const char *also)
+{
+	int rc;
+	char *t = ctl_on_tty(sd, args, &rc);
+
+	cr_assert_eq(rc, 0, "%s", t);
+	if (progress != NULL)
+		cr_assert(strstr(t, progress) != NULL &&
+		        strstr(t, " events/s") != NULL,
+		    "no progress from %s on a terminal: %s", args[0], t);
+	else
+		cr_assert(strstr(t, "events/s") == NULL, "%s --quiet: %s",
+		    args[0], t);
+	if (also != NULL)
+		cr_assert(strstr(t, also) != NULL, "%s", t);
+	free(t);
+}
+
+/*
  * On a terminal, export, import, verify and backup show their progress
  * (events, bytes, rate) on stderr; --quiet silences it, and what the verb
  * prints on stdout is unchanged.
@@ -400,68 +421,34 @@ Test(export, progress_on_a_terminal_and_quiet)
 	struct h_stored sd, sd2;
 	struct ef_client cl;
 	char s1[UUID_STR_LEN], s2[UUID_STR_LEN], path[H_PATH + 32];
-	char bk[H_PATH + 32], *t;
-	int rc;
+	char bk[H_PATH + 32];
 
-	h_stored_init(&sd, h_tmpdir(), NULL);
-	h_stored_start(&sd);
-	h_client(&cl, &sd, 10000);
+	h_start_fresh(&sd, &cl, NULL, 10000);
 	append_variety(&cl, h_uuid(s1), h_uuid(s2));
 	snprintf(path, sizeof(path), "%s/x.jsonl", sd.dir);
 
-	t = ctl_on_tty(&sd,
-	    (const char *const[]){ "export", "-o", path, NULL }, &rc);
-	cr_assert_eq(rc, 0, "%s", t);
-	cr_assert(strstr(t, "export: ") != NULL &&
-	        strstr(t, " events/s") != NULL,
-	    "no progress from export on a terminal: %s", t);
-	free(t);
-	t = ctl_on_tty(&sd,
+	on_tty(&sd, (const char *const[]){ "export", "-o", path, NULL },
+	    "export: ", NULL);
+	on_tty(&sd,
 	    (const char *const[]){ "export", "-o", path, "--quiet", NULL },
-	    &rc);
-	cr_assert_eq(rc, 0, "%s", t);
-	cr_assert(strstr(t, "events/s") == NULL, "export --quiet: %s", t);
-	free(t);
+	    NULL, NULL);
 
-	t = ctl_on_tty(&sd, (const char *const[]){ "verify", NULL }, &rc);
-	cr_assert_eq(rc, 0, "%s", t);
-	cr_assert(strstr(t, "verify: ") != NULL &&
-	        strstr(t, " events/s") != NULL,
-	    "no progress from verify on a terminal: %s", t);
-	cr_assert(strstr(t, ": OK: ") != NULL, "%s", t);
-	free(t);
-	t = ctl_on_tty(&sd, (const char *const[]){ "verify", "--quiet", NULL },
-	    &rc);
-	cr_assert_eq(rc, 0, "%s", t);
-	cr_assert(strstr(t, "events/s") == NULL, "verify --quiet: %s", t);
-	cr_assert(strstr(t, ": OK: ") != NULL, "%s", t);
-	free(t);
+	on_tty(&sd, (const char *const[]){ "verify", NULL },
+	    "verify: ", ": OK: ");
+	on_tty(&sd, (const char *const[]){ "verify", "--quiet", NULL }, NULL,
+	    ": OK: ");
 
 	snprintf(bk, sizeof(bk), "%s/bk1", sd.dir);
-	t = ctl_on_tty(&sd, (const char *const[]){ "backup", bk, NULL }, &rc);
-	cr_assert_eq(rc, 0, "%s", t);
-	cr_assert(strstr(t, "backup: 15 events, ") != NULL &&
-	        strstr(t, " events/s") != NULL,
-	    "no progress from backup on a terminal: %s", t);
-	cr_assert(strstr(t, ": consistent at position 15 ") != NULL, "%s", t);
-	free(t);
+	on_tty(&sd, (const char *const[]){ "backup", bk, NULL },
+	    "backup: 15 events, ", ": consistent at position 15 ");
 	snprintf(bk, sizeof(bk), "%s/bk2", sd.dir);
-	t = ctl_on_tty(&sd,
-	    (const char *const[]){ "backup", bk, "--quiet", NULL }, &rc);
-	cr_assert_eq(rc, 0, "%s", t);
-	cr_assert(strstr(t, "events/s") == NULL, "backup --quiet: %s", t);
-	cr_assert(strstr(t, ": consistent at position 15 ") != NULL, "%s", t);
-	free(t);
+	on_tty(&sd, (const char *const[]){ "backup", bk, "--quiet", NULL },
+	    NULL, ": consistent at position 15 ");
 
 	h_stored_init(&sd2, h_tmpdir(), NULL);
 	h_stored_start(&sd2);
-	t = ctl_on_tty(&sd2, (const char *const[]){ "import", path, NULL },
-	    &rc);
-	cr_assert_eq(rc, 0, "%s", t);
-	cr_assert(strstr(t, "import: ") != NULL &&
-	        strstr(t, " events/s") != NULL,
-	    "no progress from import on a terminal: %s", t);
-	free(t);
+	on_tty(&sd2, (const char *const[]){ "import", path, NULL },
+	    "import: ", NULL);
 	client_close(&cl);
 }
 
@@ -478,12 +465,8 @@ Test(export, consistent_under_load)
 	uint64_t head0;
 	int rc;
 
-	h_stored_init(&sd, h_tmpdir(), extra);
-	h_stored_start(&sd);
-	h_client(&cl, &sd, 10000);
-	h_load_init(&load, &sd, 4, 100);
-	h_load_start(&load);
-	cr_assert_eq(h_load_wait_acked(&load, 5000, 60000), 0);
+	h_start_fresh(&sd, &cl, extra, 10000);
+	h_load_running(&load, &sd, 4, 100, 5000, 60000);
 	head0 = h_head(&cl);
 	snprintf(path, sizeof(path), "%s/load.jsonl", sd.dir);
 	rc = h_ctl_at(&sd, (const char *const[]){ "export", "-o", path, NULL },

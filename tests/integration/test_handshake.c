@@ -185,8 +185,7 @@ Test(handshake, second_stored_on_the_same_sockets)
 #define CALLERS 4
 
 struct caller {
-	pthread_t thr;
-	struct ef_client c;
+	struct h_worker w; /* first */
 	volatile int *stop;
 	uint64_t ok, failed;
 	char why[600];
@@ -202,7 +201,7 @@ caller_main(void *arg)
 
 	h_uuid(sid);
 	while (!*cl->stop) {
-		st = h_append1(&cl->c, sid, EF_EXPECT_ANY, 0, h_uuid(id),
+		st = h_append1(&cl->w.c, sid, EF_EXPECT_ANY, 0, h_uuid(id),
 		    "Storm", "{}", &r);
 		if (st == EF_S_OK)
 			__atomic_add_fetch(&cl->ok, 1, __ATOMIC_RELAXED);
@@ -221,10 +220,7 @@ rude_connect(const char *path)
 	struct sockaddr_un sa;
 	int fd;
 
-	memset(&sa, 0, sizeof(sa));
-	sa.sun_family = AF_UNIX;
-	memcpy(sa.sun_path, path, strlen(path));
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+	if ((fd = h_unix_socket(&sa, path, 0)) < 0)
 		return;
 	(void)connect(fd, (struct sockaddr *)&sa, sizeof(sa));
 	close(fd);
@@ -274,13 +270,9 @@ Test(handshake, rude_storm_while_clients_call)
 	sp.on_event = sub_event;
 	sp.stop = &sub_stop;
 	cr_assert_eq(pthread_create(&subthr, NULL, sub_main, &sp), 0);
-	for (i = 0; i < CALLERS; i++) {
-		h_client(&cl[i].c, &sd, 5000);
+	for (i = 0; i < CALLERS; i++)
 		cl[i].stop = &stop;
-		cr_assert_eq(pthread_create(&cl[i].thr, NULL, caller_main,
-		                 &cl[i]),
-		    0);
-	}
+	h_workers_start(&sd, cl, sizeof(cl[0]), CALLERS, caller_main, 5000);
 	/* the clients are connected and calling before the storm; a new
 	 * client is tried after it */
 	for (i = 0; i < CALLERS; i++)
@@ -293,8 +285,8 @@ Test(handshake, rude_storm_while_clients_call)
 	}
 	stop = 1;
 	for (i = 0; i < CALLERS; i++) {
-		pthread_join(cl[i].thr, NULL);
-		client_close(&cl[i].c);
+		pthread_join(cl[i].w.thr, NULL);
+		client_close(&cl[i].w.c);
 		ok += cl[i].ok;
 		cr_expect_eq(cl[i].failed, 0,
 		    "caller %d: %llu of %llu calls "

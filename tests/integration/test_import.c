@@ -49,9 +49,7 @@ TestSuite(import, .fini = h_cleanup, .timeout = 600);
 static void
 start(struct h_stored *s, struct ef_client *c)
 {
-	h_stored_init(s, h_tmpdir(), NULL);
-	h_stored_start(s);
-	h_client(c, s, 20000);
+	h_start_fresh(s, c, NULL, 20000);
 }
 
 /* A source store with load from 4 threads plus odd bytes. */
@@ -62,9 +60,7 @@ fill(struct h_stored *s, struct ef_client *c, uint64_t events)
 	struct h_result res;
 	char id[UUID_STR_LEN], st[UUID_STR_LEN];
 
-	h_load_init(&load, s, 4, 64);
-	h_load_start(&load);
-	cr_assert_eq(h_load_wait_acked(&load, events, 120000), 0);
+	h_load_running(&load, s, 4, 64, events, 120000);
 	h_load_stop(&load);
 	h_load_free(&load);
 	cr_assert_eq(h_append1(c, h_uuid(st), EF_EXPECT_ANY, 0, h_uuid(id),
@@ -93,15 +89,8 @@ static char *
 import_err(const struct h_stored *s, const char *path, int want_rc,
     const char *needle)
 {
-	char *out = NULL, *err = NULL;
-	int rc;
-
-	rc = h_ctl_at(s, (const char *const[]){ "import", path, NULL }, &out,
-	    &err);
-	cr_assert_eq(rc, want_rc, "exit %d: %s", rc, err);
-	cr_assert(strstr(err, needle) != NULL, "%s", err);
-	free(out);
-	return err;
+	return h_ctl_fails(s, (const char *const[]){ "import", path, NULL },
+	    want_rc, needle);
 }
 
 /* `eventfoldctl import path` on s succeeds and its stdout holds needle. */
@@ -112,6 +101,18 @@ import_says(const struct h_stored *s, const char *path, const char *needle)
 
 	cr_assert(strstr(out, needle) != NULL, "%s", out);
 	free(out);
+}
+
+/* The export of s (to s.dir/name) is the string want. */
+static void
+export_same(const struct h_stored *s, const char *name, const char *want)
+{
+	char path[H_PATH + 32], *got;
+
+	snprintf(path, sizeof(path), "%s/%s", s->dir, name);
+	got = h_export_all(s, path);
+	cr_assert_str_eq(want, got);
+	free(got);
 }
 
 /* The export of b (to b.dir/b.jsonl) is byte for byte fa; what says
@@ -525,7 +526,7 @@ Test(import, eventfolddb_file_and_damaged_copies)
 	struct h_stored s;
 	struct ef_client c;
 	struct efdb f = efdb_make();
-	char path[H_PATH + 32], *exp1, *exp2;
+	char path[H_PATH + 32], *exp1;
 	uint64_t total = f.pos;
 
 	exp1 = efdb_whole(&f);
@@ -558,11 +559,8 @@ Test(import, eventfolddb_file_and_damaged_copies)
 	cr_assert_eq(h_write_file(path, f.buf, f.len), 0);
 	free(h_ctl_ok(&s, (const char *const[]){ "import", path, NULL }));
 	check_efdb(&c, &f, total);
-	snprintf(path, sizeof(path), "%s/e2.jsonl", s.dir);
-	exp2 = h_export_all(&s, path);
-	cr_assert_str_eq(exp1, exp2);
+	export_same(&s, "e2.jsonl", exp1);
 	free(exp1);
-	free(exp2);
 	client_close(&c);
 	free(f.buf);
 }
@@ -767,8 +765,7 @@ Test(import, waits_for_a_slow_store)
 {
 	struct h_stored a, b;
 	struct ef_client ca, cb;
-	char pa[H_PATH + 32], pb[H_PATH + 32];
-	char *fa, *fb, *out = NULL, *err = NULL;
+	char pa[H_PATH + 32], *fa, *out = NULL, *err = NULL;
 	const char *shim = getenv("EF_SLOWSYNC");
 	int rc;
 
@@ -792,11 +789,8 @@ Test(import, waits_for_a_slow_store)
 	cr_assert(strstr(out, "positions kept") != NULL, "%s", out);
 	free(out);
 	free(err);
-	snprintf(pb, sizeof(pb), "%s/b.jsonl", b.dir);
-	fb = h_export_all(&b, pb);
-	cr_assert_str_eq(fa, fb);
+	export_same(&b, "b.jsonl", fa);
 	free(fa);
-	free(fb);
 	client_close(&ca);
 	client_close(&cb);
 }

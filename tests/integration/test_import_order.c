@@ -142,9 +142,7 @@ Test(import_order, held_until_its_predecessor_commits)
 	uint64_t run = new_run(), i;
 	size_t n;
 
-	h_stored_init(&s, h_tmpdir(), NULL);
-	h_stored_start(&s);
-	h_client(&c, &s, 20000);
+	h_start_fresh(&s, &c, NULL, 20000);
 	cr_assert_eq(getrandom(sid, UUID_LEN, 0), UUID_LEN);
 
 	call_init(&k0, &c, run, 0, sid, 0, 2, 0);
@@ -188,9 +186,7 @@ failing_first_stops_the_next(int bad_type)
 	uint8_t sid[UUID_LEN];
 	uint64_t run = new_run();
 
-	h_stored_init(&s, h_tmpdir(), NULL);
-	h_stored_start(&s);
-	h_client(&c, &s, 20000);
+	h_start_fresh(&s, &c, NULL, 20000);
 	cr_assert_eq(getrandom(sid, UUID_LEN, 0), UUID_LEN);
 
 	call_init(&k0, &c, run, 0, sid, 0, 1, 0);
@@ -234,9 +230,7 @@ Test(import_order, unknown_run_refused)
 	struct call k;
 	uint8_t sid[UUID_LEN];
 
-	h_stored_init(&s, h_tmpdir(), NULL);
-	h_stored_start(&s);
-	h_client(&c, &s, 20000);
+	h_start_fresh(&s, &c, NULL, 20000);
 	cr_assert_eq(getrandom(sid, UUID_LEN, 0), UUID_LEN);
 	call_init(&k, &c, new_run(), 1, sid, 0, 1, 0);
 	cr_assert_eq(call_now(&k), EF_S_ABORTED, "%d %s", k.status, k.msg);
@@ -255,13 +249,9 @@ Test(import_order, eventfoldctl_in_flight)
 	char *fa, *fb, *out;
 	size_t k;
 
-	h_stored_init(&a, h_tmpdir(), NULL);
-	h_stored_start(&a);
-	h_client(&ca, &a, 20000);
+	h_start_fresh(&a, &ca, NULL, 20000);
 	/* more than four batches of 4096 lines */
-	h_load_init(&load, &a, 4, 64);
-	h_load_start(&load);
-	cr_assert_eq(h_load_wait_acked(&load, 20000, 120000), 0);
+	h_load_running(&load, &a, 4, 64, 20000, 120000);
 	h_load_stop(&load);
 	h_load_free(&load);
 	snprintf(pa, sizeof(pa), "%s/a.jsonl", a.dir);

@@ -29,24 +29,15 @@ start(void)
 	static const char *const extra[] = { "--max-append-bytes", "4096",
 		NULL };
 
-	h_stored_init(&sd, h_tmpdir(), extra);
-	h_stored_start(&sd);
-	h_client(&cl, &sd, 10000);
+	h_start_fresh(&sd, &cl, extra, 10000);
 }
 
 static void
 add(struct ipc_out *o, const char *stream, int kind, uint64_t version,
     struct ipc_proposed *evs, uint32_t n)
 {
-	struct ipc_append_req r;
+	struct ipc_append_req r = h_append_req(stream, kind, version, evs, n);
 
-	memset(&r, 0, sizeof(r));
-	r.stream_id.ptr = stream;
-	r.stream_id.len = (uint32_t)strlen(stream);
-	r.kind = (uint8_t)kind;
-	r.version = version;
-	r.nevents = n;
-	r.events = evs;
 	ipc_append_req_encode(o, &r);
 }
 

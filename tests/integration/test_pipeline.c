@@ -215,9 +215,7 @@ join_and_check(void)
 static void
 start(int timeout_ms)
 {
-	h_stored_init(&sd, h_tmpdir(), NULL);
-	h_stored_start(&sd);
-	h_client(&cl, &sd, 10000);
+	h_start_fresh(&sd, &cl, NULL, 10000);
 	cr_assert_eq(pipeline_open(&pl, sd.store_url, timeout_ms), 0);
 }
 

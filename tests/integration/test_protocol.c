@@ -311,9 +311,8 @@ Test(protocol, mutated_requests_are_all_answered)
 #define SENDERS 8
 
 struct sender {
-	pthread_t thr;
+	struct h_worker w; /* first */
 	int idx;
-	struct ef_client c;
 	int appended;
 	char error[1024];
 };
@@ -329,7 +328,7 @@ sender_main(void *arg)
 
 	for (k = 0; k < 20; k++)
 		for (i = 0; i < n; i++) {
-			st = send_raw(&s->c, bads[i].bytes, bads[i].len, msg,
+			st = send_raw(&s->w.c, bads[i].bytes, bads[i].len, msg,
 			    sizeof(msg), NULL);
 			if (st != bads[i].status) {
 				snprintf(s->error, sizeof(s->error),
@@ -341,8 +340,8 @@ sender_main(void *arg)
 			if ((i + (size_t)s->idx) % 7 != 0)
 				continue;
 			valid_append(&ok);
-			st = send_raw(&s->c, ok.buf, ok.len, msg, sizeof(msg),
-			    NULL);
+			st = send_raw(&s->w.c, ok.buf, ok.len, msg,
+			    sizeof(msg), NULL);
 			ipc_out_free(&ok);
 			if (st != EF_S_OK) {
 				snprintf(s->error, sizeof(s->error),
@@ -365,18 +364,14 @@ Test(protocol, malformed_requests_from_many_clients_at_once)
 	for (i = 0; i < SENDERS; i++) {
 		memset(&s[i], 0, sizeof(s[i]));
 		s[i].idx = i;
-		h_client(&s[i].c, &sd, 10000);
-		cr_assert_eq(pthread_create(&s[i].thr, NULL, sender_main,
-		                 &s[i]),
-		    0);
 	}
-	for (i = 0; i < SENDERS; i++)
-		pthread_join(s[i].thr, NULL);
+	h_workers_start(&sd, s, sizeof(s[0]), SENDERS, sender_main, 10000);
+	h_workers_join(s, sizeof(s[0]), SENDERS);
 	for (i = 0; i < SENDERS; i++) {
 		cr_assert_str_empty(s[i].error, "sender %d: %s", i,
 		    s[i].error);
 		total += (uint64_t)s[i].appended;
-		client_close(&s[i].c);
+		client_close(&s[i].w.c);
 	}
 	cr_assert_gt(total, 0);
 	assert_alive();

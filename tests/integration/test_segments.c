@@ -34,13 +34,6 @@ TestSuite(segments, .fini = h_cleanup, .timeout = 300);
 static struct h_stored sd;
 static struct ef_client cl;
 
-static void
-start(void)
-{
-	h_stored_start(&sd);
-	h_client(&cl, &sd, 10000);
-}
-
 /* h_segments, none of them archived: this stored keeps every segment
  * plain. */
 static size_t
@@ -75,8 +68,7 @@ Test(segments, rotation_under_load)
 	size_t n, i;
 	int r;
 
-	h_stored_init(&sd, h_tmpdir(), extra);
-	start();
+	h_start_fresh(&sd, &cl, extra, 10000);
 	h_load_init(&load, &sd, 8, 300);
 	h_load_start(&load);
 	/* rotations asked for by the operator, between size rotations */
@@ -106,7 +98,7 @@ Test(segments, rotation_under_load)
 	/* the same after a restart, which reads every segment */
 	h_stored_stop_ok(&sd, &cl, SIGTERM);
 	h_verify_ok(&sd, head);
-	start();
+	h_start(&sd, &cl);
 	cr_assert_eq(h_load_verify(&load, &cl), head);
 	cr_assert_eq(segments(segs, 4096, head), n);
 	h_load_free(&load);
@@ -121,8 +113,7 @@ Test(segments, reads_across_every_boundary)
 	static struct h_seginfo segs[256];
 	size_t nseg;
 
-	h_stored_init(&sd, h_tmpdir(), NULL);
-	start();
+	h_start_fresh(&sd, &cl, NULL, 10000);
 	/* rotations after every batch size, twice in a row after append 20
 	 * (an empty hot segment: nothing to seal); every stream also in the
 	 * hot segment, the older versions in sealed segments indexed on
@@ -133,7 +124,7 @@ Test(segments, reads_across_every_boundary)
 	cr_assert_geq(nseg, 20, "%zu segments", nseg);
 	h_book_read(&cl, &book);
 	h_stored_stop_ok(&sd, &cl, SIGTERM);
-	start();
+	h_start(&sd, &cl);
 	cr_assert_eq(segments(segs, 256, book.n), nseg);
 	h_book_read(&cl, &book);
 	h_verify_ok(&sd, book.n);
@@ -225,7 +216,7 @@ Test(segments, takeover_of_a_single_file_data_dir)
 	uuid_parse(h_uuid(sid_txt), 36, sids[0]);
 	uuid_parse(h_uuid(sid_txt), 36, sids[1]);
 	n = write_legacy(sd.data_dir, ids, sids);
-	start();
+	h_start(&sd, &cl);
 	check_legacy_events(ids, n);
 	cr_assert(!h_file_exists(sd.data_dir, LEGACY_LOG_NAME),
 	    "events.log is still there");
@@ -247,7 +238,7 @@ Test(segments, takeover_of_a_single_file_data_dir)
 	cr_assert_eq(r.rep.first_version, legacy_versions[1]);
 	h_stored_stop_ok(&sd, &cl, SIGKILL);
 	h_verify_ok(&sd, n + 1);
-	start();
+	h_start(&sd, &cl);
 	check_legacy_events(ids, n);
 	cr_assert_eq(h_status(&cl).head, n + 1);
 }
@@ -273,7 +264,7 @@ Test(segments, takeover_killed_at_each_step)
 		h_stored_wait_killed(&sd, 15000, points[p]);
 		cr_assert_eq(h_file_exists(sd.data_dir, LEGACY_LOG_NAME),
 		    p == 0, "%s", points[p]);
-		start();
+		h_start(&sd, &cl);
 		check_legacy_events(ids, n);
 		cr_assert_eq(h_status(&cl).head, n);
 		h_stored_stop_ok(&sd, &cl, SIGTERM);
@@ -303,8 +294,7 @@ append_n(const char *stream, int n)
 static void
 three_segments(char *stream)
 {
-	h_stored_init(&sd, h_tmpdir(), NULL);
-	start();
+	h_start_fresh(&sd, &cl, NULL, 10000);
 	h_uuid(stream);
 	append_n(stream, 5);
 	h_rotate(&sd);
@@ -352,7 +342,7 @@ Test(segments, torn_tail_in_the_last_segment)
 		    0, "%s", out);
 		cr_assert(strstr(out, "torn tail") != NULL, "%s", out);
 		free(out);
-		start();
+		h_start(&sd, &cl);
 		cr_assert_eq(h_status(&cl).head, 12, "cut at %zu", cut);
 		cr_assert_eq(h_read_all(&cl, 0, &evs, &m), EF_S_OK);
 		cr_assert_eq(m, 12);
@@ -361,7 +351,7 @@ Test(segments, torn_tail_in_the_last_segment)
 		cr_assert_eq(append_n(stream, 1), 12);
 		h_stored_stop_ok(&sd, &cl, SIGKILL);
 	}
-	start();
+	h_start(&sd, &cl);
 	cr_assert_eq(h_status(&cl).head, 13);
 	cr_assert_eq(h_status(&cl).segments, 3);
 	free(img);
@@ -423,7 +413,7 @@ Test(segments, flipped_byte_in_a_sealed_segment)
 	free(out);
 
 	/* indexed on disk: the start reads only the tail */
-	start();
+	h_start(&sd, &cl);
 	cr_assert_eq(h_status(&cl).recovered_events, 3);
 	position_9_is_data_loss();
 	h_stored_stop_ok(&sd, &cl, SIGTERM);
@@ -443,7 +433,7 @@ Test(segments, flipped_byte_in_a_sealed_segment)
 
 	/* undone: starts with everything */
 	h_flip(path, off[4] + BATCH_HDR + RECORD_HDR + 3);
-	start();
+	h_start(&sd, &cl);
 	cr_assert_eq(h_status(&cl).head, 13);
 	h_stored_stop_ok(&sd, &cl, SIGTERM);
 
@@ -453,7 +443,7 @@ Test(segments, flipped_byte_in_a_sealed_segment)
 	sd.extra[0] = "--repair";
 	sd.extra[1] = "yes";
 	sd.extra[2] = NULL;
-	start();
+	h_start(&sd, &cl);
 	cr_assert_eq(h_status(&cl).head, 9);
 	cr_assert_eq(h_status(&cl).segments, 2);
 	cr_assert_eq(append_n(stream, 1), 9);
@@ -480,7 +470,7 @@ Test(segments, killed_at_every_rotation_crash_point, .timeout = 560)
 		h_stored_init(&sd, h_tmpdir(), extra);
 		h_load_init(&load, &sd, 8, 200);
 		acked = h_load_killed_at(&sd, &load, points[p], 60000);
-		start();
+		h_start(&sd, &cl);
 		head = h_load_recovered(&load, &cl, acked);
 		cr_assert_geq(segments(segs, 4096, head), 3);
 		/* and it goes on rotating */

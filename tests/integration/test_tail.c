@@ -30,8 +30,7 @@ TestSuite(tail, .fini = h_cleanup, .timeout = 240);
 #define PER_WRITER 8000
 
 struct writer {
-	pthread_t thr;
-	struct ef_client c;
+	struct h_worker w; /* first */
 	char stream[UUID_STR_LEN];
 	int done;
 	char error[1024];
@@ -47,7 +46,7 @@ writer_main(void *arg)
 
 	for (k = 0; k < PER_WRITER; k++) {
 		snprintf(payload, sizeof(payload), "{\"k\":%d}", k);
-		if (h_append1(&w->c, w->stream, EF_EXPECT_ANY, 0, h_uuid(id),
+		if (h_append1(&w->w.c, w->stream, EF_EXPECT_ANY, 0, h_uuid(id),
 		        "Burst", payload, &r) != EF_S_OK) {
 			snprintf(w->error, sizeof(w->error),
 			    "append %d: %s: %s", k, ipc_status_name(r.status),
@@ -129,19 +128,14 @@ burst(struct h_stored *sd, struct ef_client *cl, uint64_t total)
 	struct ipc_status_rep st;
 	int i;
 
-	for (i = 0; i < WRITERS; i++) {
-		h_uuid(w[i].stream);
-		h_client(&w[i].c, sd, 20000);
-		cr_assert_eq(pthread_create(&w[i].thr, NULL, writer_main,
-		                 &w[i]),
-		    0);
-	}
 	for (i = 0; i < WRITERS; i++)
-		pthread_join(w[i].thr, NULL);
+		h_uuid(w[i].stream);
+	h_workers_start(sd, w, sizeof(w[0]), WRITERS, writer_main, 20000);
+	h_workers_join(w, sizeof(w[0]), WRITERS);
 	for (i = 0; i < WRITERS; i++) {
 		cr_assert_str_empty(w[i].error, "writer %d: %s", i,
 		    w[i].error);
-		client_close(&w[i].c);
+		client_close(&w[i].w.c);
 	}
 	cr_assert_eq(h_head(cl), total);
 	cr_assert_eq(client_status(cl, &rep, &st), EF_S_OK);
