@@ -468,6 +468,17 @@ class ClusterCase(unittest.TestCase):
         cls.cl.close()
 
 
+class FreshClusterCase(unittest.TestCase):
+    """Tests that each need a stored and gateway of their own (they kill
+    or stall them): self.cl, a Cluster() started for every test and
+    closed after it, and self.c, a client of it."""
+
+    def setUp(self):
+        self.cl = Cluster()
+        self.addCleanup(self.cl.close)  # also if setUp fails
+        self.c = self.cl.client()
+
+
 class TapResult(unittest.TestResult):
     """Prints one TAP line per test case; the plan comes at the end."""
 

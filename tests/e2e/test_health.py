@@ -12,7 +12,6 @@ import signal
 import subprocess
 import threading
 import time
-import unittest
 
 import grpc
 
@@ -54,14 +53,7 @@ class Watcher:
                 raise AssertionError("watch ended: %r" % self.end)
 
 
-class HealthTest(unittest.TestCase):
-    def setUp(self):
-        self.cl = h.Cluster()
-        self.c = self.cl.client()
-
-    def tearDown(self):
-        self.cl.close()
-
+class HealthTest(h.FreshClusterCase):
     def test_check_services(self):
         self.assertEqual(self.c.check(""), h.SERVING)
         self.assertEqual(self.c.check("eventfold.EventStore"), h.SERVING)

@@ -9,7 +9,6 @@
 import os
 import threading
 import time
-import unittest
 
 import grpc
 
@@ -242,15 +241,8 @@ class SubscribeTest(h.ClusterCase):
             what="subscriptions to end after cancel")
 
 
-class RestartTest(unittest.TestCase):
+class RestartTest(h.FreshClusterCase):
     """Kills eventfold-stored (SIGKILL) under open subscriptions."""
-
-    def setUp(self):
-        self.cl = h.Cluster()
-        self.c = self.cl.client()
-
-    def tearDown(self):
-        self.cl.close()
 
     def test_stored_restart_mid_subscription(self):
         sid = h.new_id()
