@@ -212,6 +212,34 @@ append_req(uint8_t **buf, const char *sid, int n, const uint8_t *payload,
 	return len;
 }
 
+/*
+ * The Append call of req (len bytes) on c, whose method is Append: its
+ * response (the caller frees it), or NULL on an error. *t gets the time
+ * the reply came.
+ */
+static Eventfold__AppendResponse *
+append_call(struct conn *c, const uint8_t *req, size_t len, uint64_t *t)
+{
+	Eventfold__AppendResponse *r;
+	grpc_byte_buffer *resp = NULL;
+	grpc_slice sl;
+	int st;
+
+	st = unary(c, req, len, &resp);
+	*t = now_ns();
+	if (st != 0 || resp == NULL) {
+		if (resp != NULL)
+			grpc_byte_buffer_destroy(resp);
+		return NULL;
+	}
+	sl = bb_read(resp);
+	grpc_byte_buffer_destroy(resp);
+	r = eventfold__append_response__unpack(NULL, GRPC_SLICE_LENGTH(sl),
+	    GRPC_SLICE_START_PTR(sl));
+	grpc_slice_unref(sl);
+	return r;
+}
+
 /* append mode */
 
 struct appender {
@@ -449,11 +477,9 @@ paced_main(void *arg)
 	struct paced *p = arg;
 	struct conn c;
 	Eventfold__AppendResponse *r;
-	grpc_byte_buffer *resp;
 	uint8_t payload[PAYLOAD_LEN], *req = NULL, u[UUID_LEN];
 	char sid[UUID_STR_LEN];
 	uint64_t start = now_ns(), sent = 0, due, t, pos, last, cur;
-	grpc_slice sl;
 	size_t len;
 
 	conn_open(&c, "/eventfold.EventStore/Append");
@@ -468,37 +494,22 @@ paced_main(void *arg)
 		}
 		len = append_req(&req, sid, SUB_BATCH, payload,
 		    sizeof(payload));
-		resp = NULL;
-		if (unary(&c, req, len, &resp) != 0 || resp == NULL) {
+		if ((r = append_call(&c, req, len, &t)) == NULL) {
 			p->errors++;
-			if (resp != NULL)
-				grpc_byte_buffer_destroy(resp);
 			continue;
 		}
-		t = now_ns();
-		sl = bb_read(resp);
-		grpc_byte_buffer_destroy(resp);
-		r = eventfold__append_response__unpack(NULL,
-		    GRPC_SLICE_LENGTH(sl), GRPC_SLICE_START_PTR(sl));
-		grpc_slice_unref(sl);
-		if (r != NULL) {
-			for (pos = r->first_global_position;
-			     pos <= r->last_global_position; pos++)
-				if (pos >= ack_base &&
-				    pos - ack_base < ack_cap)
-					__atomic_store_n(
-					    &ack_ns[pos - ack_base], t,
-					    __ATOMIC_RELEASE);
-			last = r->last_global_position + 1;
-			cur = __atomic_load_n(&last_pos_written,
-			    __ATOMIC_RELAXED);
-			while (last > cur &&
-			    !__atomic_compare_exchange_n(&last_pos_written,
-			        &cur, last, 0, __ATOMIC_RELAXED,
-			        __ATOMIC_RELAXED))
-				;
-			eventfold__append_response__free_unpacked(r, NULL);
-		}
+		for (pos = r->first_global_position;
+		     pos <= r->last_global_position; pos++)
+			if (pos >= ack_base && pos - ack_base < ack_cap)
+				__atomic_store_n(&ack_ns[pos - ack_base], t,
+				    __ATOMIC_RELEASE);
+		last = r->last_global_position + 1;
+		cur = __atomic_load_n(&last_pos_written, __ATOMIC_RELAXED);
+		while (last > cur &&
+		    !__atomic_compare_exchange_n(&last_pos_written, &cur, last,
+		        0, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+			;
+		eventfold__append_response__free_unpacked(r, NULL);
 		sent += SUB_BATCH;
 	}
 	free(req);
@@ -513,23 +524,16 @@ bench_head(struct conn *c)
 {
 	uint8_t *req = NULL, payload[PAYLOAD_LEN];
 	Eventfold__AppendResponse *r;
-	grpc_byte_buffer *resp = NULL;
-	grpc_slice sl;
-	uint64_t head;
+	uint64_t head, t;
 	size_t len;
 
 	memset(payload, 'x', sizeof(payload));
 	len = append_req(&req, "00000000-0000-4000-8000-000000000001", 1,
 	    payload, sizeof(payload));
-	if (unary(c, req, len, &resp) != 0 || resp == NULL) {
+	if ((r = append_call(c, req, len, &t)) == NULL) {
 		fprintf(stderr, "grpc_bench: cannot append to %s\n", target);
 		exit(1);
 	}
-	sl = bb_read(resp);
-	grpc_byte_buffer_destroy(resp);
-	r = eventfold__append_response__unpack(NULL, GRPC_SLICE_LENGTH(sl),
-	    GRPC_SLICE_START_PTR(sl));
-	grpc_slice_unref(sl);
 	head = r->last_global_position + 1;
 	eventfold__append_response__free_unpacked(r, NULL);
 	free(req);
