@@ -20,21 +20,19 @@ import efharness as h
 C = grpc.StatusCode
 
 
-class Watcher:
+class Watcher(h.StreamThread):
+    """The statuses of a Watch stream in a queue, None at its end."""
+
     def __init__(self, call):
-        self.call = call
         self.q = queue.Queue()
         self.end = None
-        self.t = threading.Thread(target=self._run, daemon=True)
-        self.t.start()
+        super().__init__(call)
 
-    def _run(self):
-        try:
-            for m in self.call:
-                self.q.put(m.status)
-            self.end = "ok"
-        except grpc.RpcError as e:
-            self.end = e.code()
+    def on_message(self, i, m):
+        self.q.put(m.status)
+
+    def on_end(self, error):
+        self.end = "ok" if error is None else error.code()
         self.q.put(None)
 
     def next(self, timeout=20):
