@@ -29,11 +29,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "archive.h"
 #include "record.h"
+#include "util.h"
 
 static uint64_t rng = 0x2545f4914f6cdd1dull;
 
@@ -46,13 +46,11 @@ rnd(void)
 	return rng;
 }
 
+/* Seconds since t0, a now_ns() time. */
 static double
-now(void)
+since(uint64_t t0)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	return (double)(now_ns() - t0) / 1e9;
 }
 
 static void
@@ -162,14 +160,6 @@ build_segment(const char *path, uint64_t nev, uint64_t **offsp)
 	return off;
 }
 
-static int
-cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
 static void
 random_reads(const char *zpath, struct archive_cache *c, const uint64_t *offs,
     uint64_t nev, int nreads, const char *name)
@@ -178,31 +168,28 @@ random_reads(const char *zpath, struct archive_cache *c, const uint64_t *offs,
 	struct archive_frame *fr;
 	struct archive *a;
 	struct ef_event ev;
-	double *lat, t;
+	struct lat lat = { 0 };
 	size_t rlen;
-	uint64_t d;
+	uint64_t d, t;
 	int i, rc;
 
-	if ((lat = malloc(nreads * sizeof(*lat))) == NULL)
-		die("malloc", -ENOMEM);
 	if ((rc = archive_open(zpath, c, &a, NULL)) != 0)
 		die(zpath, rc);
 	if (c != NULL)
 		archive_cache_stat(c, &cs0);
 	for (i = 0; i < nreads; i++) {
 		d = offs[rnd() % nev];
-		t = now();
+		t = now_ns();
 		if ((rc = archive_get(a, d, &fr, NULL)) != 0)
 			die("archive_get", rc);
 		if (record_decode(fr->data + (d - fr->doff),
 		        fr->len - (d - fr->doff), &ev, &rlen, 1) != REC_OK)
 			die("record_decode", -EBADMSG);
 		archive_frame_release(a, fr);
-		lat[i] = now() - t;
+		lat_add(&lat, (double)(now_ns() - t) / 1e3);
 	}
-	qsort(lat, nreads, sizeof(*lat), cmp_double);
 	printf("%-12s reads=%d p50_us=%.1f p99_us=%.1f", name, nreads,
-	    lat[nreads / 2] * 1e6, lat[nreads * 99 / 100] * 1e6);
+	    lat_pct(&lat, 0.50), lat_pct(&lat, 0.99));
 	if (c != NULL) {
 		archive_cache_stat(c, &cs);
 		printf(" cache_mib=%.0f hit_rate=%.3f",
@@ -212,7 +199,7 @@ random_reads(const char *zpath, struct archive_cache *c, const uint64_t *offs,
 	}
 	printf("\n");
 	archive_close(a);
-	free(lat);
+	lat_free(&lat);
 }
 
 /* Archives the segment seg (size bytes) of dfd with o into *st, and
@@ -222,15 +209,15 @@ compress_case(int dfd, const char *seg, const struct archive_opts *o,
     uint64_t size, struct archive_stats *st)
 {
 	char cmd[8600];
-	uint64_t zbytes = 0;
-	double t0, t;
+	uint64_t zbytes = 0, t0;
+	double t;
 	FILE *p;
 	int rc;
 
-	t0 = now();
+	t0 = now_ns();
 	if ((rc = archive_write(dfd, "segment", o, st, NULL)) != 0)
 		die("archive_write", rc);
-	t = now() - t0;
+	t = since(t0);
 	snprintf(cmd, sizeof(cmd), "zstd -%d -q -c '%s' | wc -c",
 	    o->level ? o->level : ARCHIVE_LEVEL, seg);
 	if ((p = popen(cmd, "r")) == NULL ||
@@ -277,21 +264,21 @@ seq_frames(const char *zpath, struct archive_cache *c, uint32_t nframes,
 {
 	struct archive_frame *fr;
 	struct archive *a;
-	uint64_t n = 0;
-	double t0, t;
+	uint64_t n = 0, t0;
+	double t;
 	uint32_t k;
 	int rc;
 
 	if ((rc = archive_open(zpath, c, &a, NULL)) != 0)
 		die(zpath, rc);
-	t0 = now();
+	t0 = now_ns();
 	for (k = 0; k < nframes; k++) {
 		if ((rc = archive_read_frame(a, k, &fr, NULL)) != 0)
 			die("archive_read_frame", rc);
 		n += frame_records(fr, k);
 		archive_frame_release(a, fr);
 	}
-	t = now() - t0;
+	t = since(t0);
 	if (n != nev)
 		die("read-all count", -EIO);
 	printf("seq_frames   events_per_s=%.0f mb_per_s=%.1f\n", (double)n / t,
@@ -307,13 +294,14 @@ seq_records(const char *zpath, struct archive_cache *c, const uint64_t *offs,
 	struct archive_frame *fr;
 	struct archive *a;
 	struct ef_event ev;
-	double t0, t;
+	uint64_t t0;
+	double t;
 	size_t rlen, i;
 	int rc;
 
 	if ((rc = archive_open(zpath, c, &a, NULL)) != 0)
 		die(zpath, rc);
-	t0 = now();
+	t0 = now_ns();
 	for (i = 0; i < nev; i++) {
 		if ((rc = archive_get(a, offs[i], &fr, NULL)) != 0)
 			die("archive_get", rc);
@@ -323,7 +311,7 @@ seq_records(const char *zpath, struct archive_cache *c, const uint64_t *offs,
 			die("record_decode", -EBADMSG);
 		archive_frame_release(a, fr);
 	}
-	t = now() - t0;
+	t = since(t0);
 	printf("seq_records  events_per_s=%.0f\n", (double)nev / t);
 	archive_close(a);
 }

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * bench.h - shared parts of eventfold-bench: the eventfold-stored the
- * bench starts and stops (server.c), and small helpers for clocks,
- * random ids, latency samples and /proc (util.c).
+ * bench starts and stops (server.c); the helpers every bench program
+ * shares are in util.h.
  *
  * Caveats: server.c keeps one temp root and one running server per
  * process, removed and stopped by server_cleanup() (also at exit).
@@ -17,10 +17,7 @@
 #include <sys/types.h>
 
 #include "ipc.h"
-#include "uuid.h"
-
-/* Set by SIGINT/SIGTERM; every loop of the bench checks it. */
-extern volatile sig_atomic_t interrupted;
+#include "util.h"
 
 /* A stored started by the bench. */
 struct server {
@@ -32,38 +29,6 @@ struct server {
 	const char *segment_size; /* --segment-size for stored, or NULL */
 	const char *extra[8];     /* more flags for stored, NULL-ended */
 };
-
-/* Latency samples in microseconds. */
-struct lat {
-	double *v;
-	size_t n, cap;
-};
-
-/* util.c */
-uint64_t now_ns(void);      /* CLOCK_MONOTONIC, ns */
-void sleep_ms(unsigned ms); /* returns early on a signal */
-void sleep_s(double s);
-uint64_t splitmix64(uint64_t *state);
-uint64_t seed(void); /* from getrandom(2) */
-/* A random version 4 UUID as lowercase text, from *rng. */
-void rand_uuid_str(uint64_t *rng, char out[UUID_STR_LEN]);
-
-void lat_add(struct lat *l, double us);
-void lat_merge(struct lat *into, const struct lat *from);
-/* Percentile p (0..1) as the peers compute it: v[n * p] of the sorted
- * samples (sorts l); 0 with no samples. */
-double lat_pct(struct lat *l, double p);
-void lat_free(struct lat *l);
-
-/* "1m", "250k", "1500": the short count used in case names; buf. */
-const char *short_count(uint64_t n, char buf[32]);
-
-/* A /proc/PID/status field ("VmRSS", "RssAnon") in bytes; 0 if absent. */
-uint64_t proc_status_bytes(pid_t pid, const char *field);
-/* CPU time (user + system) of pid, or of this process, in seconds;
- * proc_cpu_s returns -1 if unknown. */
-double proc_cpu_s(pid_t pid);
-double self_cpu_s(void);
 
 /* server.c */
 /*

@@ -22,15 +22,10 @@
 # when one 4096-event IMPORT took stored over its default 5 s).
 # Cleans up its temp dir and the stores it started.
 set -uo pipefail
-if [ $# -lt 1 ]; then
-  echo "usage: bench/data.sh BUILD_DIR" >&2
-  exit 2
-fi
-BUILD="$(cd "$1" && pwd)" || exit 2
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+bench_build data.sh "$@"
 N="${N:-2000000}"
 PAYLOAD="${PAYLOAD:-200}"
-STORED="$BUILD/daemons/stored/eventfold-stored"
-CTL="$BUILD/clients/eventfoldctl/eventfoldctl"
 TIMEOUT_MS="${TIMEOUT_MS:-60000}"
 GEN="$BUILD/bench/eventfold-efdb-gen"
 T="$(mktemp -d "${TMPDIR:-/tmp}/efdata.XXXXXX")"

@@ -26,6 +26,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,8 +124,10 @@ struct opts {
 	unsigned readers;
 	unsigned inflight;
 	int shared;
-	unsigned hot_segments; /* history: sealed segments kept plain */
-	int baseline;          /* history: also restart without the index */
+	unsigned hot_segments;    /* history: sealed segments kept plain */
+	int baseline;             /* history: also restart without the index */
+	const char *segment_size; /* restart, history: stored's */
+	int events_set;           /* --events given: not the command's */
 };
 
 static void
@@ -1148,14 +1151,14 @@ restart_case(struct server *s, const struct opts *o, uint64_t n, int baseline)
 }
 
 static int
-cmd_restart(const struct opts *o, const char *segment_size)
+cmd_restart(const struct opts *o)
 {
 	struct server srv;
 	struct ipc_status_rep st;
 	int rc = 1;
 
 	server_init(&srv, "restart", o->data_dir);
-	srv.segment_size = segment_size;
+	srv.segment_size = o->segment_size;
 	if (server_start(&srv, &st) != 0)
 		return 1;
 	/* the resident set of a store with nothing in it, for reference
@@ -1384,7 +1387,7 @@ history_build(const struct opts *o, struct server *srv,
 }
 
 static int
-cmd_history(const struct opts *o, const char *segment_size)
+cmd_history(const struct opts *o)
 {
 	struct server srv, empty;
 	struct ipc_status_rep st;
@@ -1393,8 +1396,11 @@ cmd_history(const struct opts *o, const char *segment_size)
 	unsigned r;
 	int rc = 1;
 
+	if (o->events < 2 * HISTORY_TAIL)
+		fatalx("history: --events must be at least %d",
+		    2 * HISTORY_TAIL);
 	snprintf(hot, sizeof(hot), "%u", o->hot_segments);
-	if (history_build(o, &srv, &st, segment_size, hot) != 0)
+	if (history_build(o, &srv, &st, o->segment_size, hot) != 0)
 		goto out;
 	server_stop(&srv);
 	if (restart_case(&srv, o, st.head, 0) != 0)
@@ -1413,7 +1419,7 @@ cmd_history(const struct opts *o, const char *segment_size)
 	/* appends here and on an empty store, alternated --repeat times
 	 * so that both see the same machine */
 	server_init(&empty, "history-empty", NULL);
-	empty.segment_size = segment_size;
+	empty.segment_size = o->segment_size;
 	empty.extra[0] = "--hot-segments";
 	empty.extra[1] = hot;
 	if (server_start(&empty, NULL) != 0)
@@ -1463,6 +1469,8 @@ cmd_index_mem(const struct opts *o)
 	double rate;
 	int rc = 1;
 
+	if (o->events == 0)
+		fatalx("index-mem: --events must be at least 1");
 	server_init(&srv, "indexmem", NULL);
 	if (server_start(&srv, &st0) != 0)
 		return 1;
@@ -1523,170 +1531,143 @@ parse_secs(const char *flag, const char *v)
 	return x;
 }
 
-enum {
-	O_CLIENTS = 256,
-	O_BATCH,
-	O_PAYLOAD,
-	O_SECONDS,
-	O_WARMUP,
-	O_RUNTIME,
-	O_DATA,
-	O_STORED,
-	O_EVENTS,
-	O_STREAMS,
-	O_REPEAT,
-	O_PAGE,
-	O_NAME,
-	O_SHARED,
-	O_READERS,
-	O_SEGMENT,
-	O_HOT,
-	O_BASELINE,
-	O_INFLIGHT
-};
-static const struct option longopts[] = {
-	{ "clients", required_argument, NULL, O_CLIENTS },
-	{ "batch", required_argument, NULL, O_BATCH },
-	{ "payload", required_argument, NULL, O_PAYLOAD },
-	{ "seconds", required_argument, NULL, O_SECONDS },
-	{ "warmup", required_argument, NULL, O_WARMUP },
-	{ "runtime-dir", required_argument, NULL, O_RUNTIME },
-	{ "data-dir", required_argument, NULL, O_DATA },
-	{ "stored", required_argument, NULL, O_STORED },
-	{ "events", required_argument, NULL, O_EVENTS },
-	{ "streams", required_argument, NULL, O_STREAMS },
-	{ "repeat", required_argument, NULL, O_REPEAT },
-	{ "page", required_argument, NULL, O_PAGE },
-	{ "readers", required_argument, NULL, O_READERS },
-	{ "name", required_argument, NULL, O_NAME },
-	{ "shared-client", no_argument, NULL, O_SHARED },
-	{ "segment-size", required_argument, NULL, O_SEGMENT },
-	{ "hot-segments", required_argument, NULL, O_HOT },
-	{ "baseline", no_argument, NULL, O_BASELINE },
-	{ "inflight", required_argument, NULL, O_INFLIGHT },
-	{ "help", no_argument, NULL, 'h' },
-	{ NULL, 0, NULL, 0 },
-};
+/* The long options: each sets a field of struct opts. */
+enum opt_kind { OPT_UNSIGNED, OPT_U64, OPT_SECS, OPT_STR, OPT_FLAG };
 
-/* Option ch (its value in optarg) into o. -1, or the exit code (help,
- * a bad option). */
-static int
-set_opt(int ch, struct opts *o, const char **segment_size, int *events_set)
+static const struct optspec {
+	const char *name; /* --name */
+	enum opt_kind kind;
+	size_t off; /* of its field in struct opts */
+} optspecs[] = {
+	{ "clients", OPT_UNSIGNED, offsetof(struct opts, clients) },
+	{ "batch", OPT_UNSIGNED, offsetof(struct opts, batch) },
+	{ "payload", OPT_UNSIGNED, offsetof(struct opts, payload) },
+	{ "seconds", OPT_SECS, offsetof(struct opts, seconds) },
+	{ "warmup", OPT_SECS, offsetof(struct opts, warmup) },
+	{ "runtime-dir", OPT_STR, offsetof(struct opts, runtime_dir) },
+	{ "data-dir", OPT_STR, offsetof(struct opts, data_dir) },
+	{ "stored", OPT_STR, offsetof(struct opts, stored) },
+	{ "events", OPT_U64, offsetof(struct opts, events) },
+	{ "streams", OPT_UNSIGNED, offsetof(struct opts, streams) },
+	{ "repeat", OPT_UNSIGNED, offsetof(struct opts, repeat) },
+	{ "page", OPT_UNSIGNED, offsetof(struct opts, page) },
+	{ "readers", OPT_UNSIGNED, offsetof(struct opts, readers) },
+	{ "name", OPT_STR, offsetof(struct opts, name) },
+	{ "shared-client", OPT_FLAG, offsetof(struct opts, shared) },
+	{ "segment-size", OPT_STR, offsetof(struct opts, segment_size) },
+	{ "hot-segments", OPT_UNSIGNED, offsetof(struct opts, hot_segments) },
+	{ "baseline", OPT_FLAG, offsetof(struct opts, baseline) },
+	{ "inflight", OPT_UNSIGNED, offsetof(struct opts, inflight) },
+};
+#define NOPTS (sizeof(optspecs) / sizeof(optspecs[0]))
+
+/* Sets the field of o that option s names from its value v. */
+static void
+set_opt(const struct optspec *s, struct opts *o, const char *v)
 {
-	switch (ch) {
-	case O_CLIENTS:
-		o->clients = (unsigned)parse_u64("--clients", optarg);
+	void *field = (char *)o + s->off;
+	char flag[32];
+
+	snprintf(flag, sizeof(flag), "--%s", s->name);
+	switch (s->kind) {
+	case OPT_UNSIGNED:
+		*(unsigned *)field = (unsigned)parse_u64(flag, v);
 		break;
-	case O_BATCH:
-		o->batch = (unsigned)parse_u64("--batch", optarg);
+	case OPT_U64:
+		*(uint64_t *)field = parse_u64(flag, v);
 		break;
-	case O_PAYLOAD:
-		o->payload = (unsigned)parse_u64("--payload", optarg);
+	case OPT_SECS:
+		*(double *)field = parse_secs(flag, v);
 		break;
-	case O_SECONDS:
-		o->seconds = parse_secs("--seconds", optarg);
+	case OPT_STR:
+		*(const char **)field = v;
 		break;
-	case O_WARMUP:
-		o->warmup = parse_secs("--warmup", optarg);
+	case OPT_FLAG:
+		*(int *)field = 1;
 		break;
-	case O_RUNTIME:
-		o->runtime_dir = optarg;
-		break;
-	case O_DATA:
-		o->data_dir = optarg;
-		break;
-	case O_STORED:
-		o->stored = optarg;
-		break;
-	case O_EVENTS:
-		o->events = parse_u64("--events", optarg);
-		*events_set = 1;
-		break;
-	case O_STREAMS:
-		o->streams = (unsigned)parse_u64("--streams", optarg);
-		break;
-	case O_REPEAT:
-		o->repeat = (unsigned)parse_u64("--repeat", optarg);
-		break;
-	case O_PAGE:
-		o->page = (unsigned)parse_u64("--page", optarg);
-		break;
-	case O_READERS:
-		o->readers = (unsigned)parse_u64("--readers", optarg);
-		break;
-	case O_NAME:
-		o->name = optarg;
-		break;
-	case O_SHARED:
-		o->shared = 1;
-		break;
-	case O_SEGMENT:
-		*segment_size = optarg;
-		break;
-	case O_HOT:
-		o->hot_segments = (unsigned)parse_u64("--hot-segments",
-		    optarg);
-		break;
-	case O_BASELINE:
-		o->baseline = 1;
-		break;
-	case O_INFLIGHT:
-		o->inflight = (unsigned)parse_u64("--inflight", optarg);
-		break;
-	case 'h':
-		fputs(usage_text, stdout);
-		return 0;
-	default:
-		fputs(usage_text, stderr);
-		return 2;
+	}
+	/* each command has its own default number of events */
+	if (s->off == offsetof(struct opts, events))
+		o->events_set = 1;
+}
+
+/*
+ * The options of argv into o (they may come before or after the
+ * command: GNU getopt); optind is left at the command. -1, or the exit
+ * code (--help, a bad option).
+ */
+static int
+parse_opts(int argc, char **argv, struct opts *o)
+{
+	struct option longopts[NOPTS + 2];
+	size_t i;
+	int ch;
+
+	for (i = 0; i < NOPTS; i++)
+		longopts[i] = (struct option){ optspecs[i].name,
+			optspecs[i].kind == OPT_FLAG ? no_argument :
+			                               required_argument,
+			NULL, 256 + (int)i };
+	longopts[NOPTS] = (struct option){ "help", no_argument, NULL, 'h' };
+	longopts[NOPTS + 1] = (struct option){ NULL, 0, NULL, 0 };
+	while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		if (ch == 'h') {
+			fputs(usage_text, stdout);
+			return 0;
+		}
+		if (ch < 256 || ch >= 256 + (int)NOPTS) {
+			fputs(usage_text, stderr);
+			return 2;
+		}
+		set_opt(&optspecs[ch - 256], o, optarg);
 	}
 	return -1;
 }
 
+static int
+cmd_append_only(const struct opts *o)
+{
+	return cmd_append(o, 0);
+}
+
+static int
+cmd_status(const struct opts *o)
+{
+	return cmd_append(o, 1);
+}
+
+/* The commands, with the number of events each loads by default. */
+static const struct command {
+	const char *name;
+	uint64_t events; /* default --events */
+	int (*run)(const struct opts *o);
+} commands[] = {
+	{ "append", 0, cmd_append_only },
+	{ "pipeline", 0, cmd_pipeline },
+	{ "status", 0, cmd_status },
+	{ "read-all", 1000000, cmd_read_all },
+	{ "recover", 5000000, cmd_recover },
+	{ "restart", 5000000, cmd_restart },
+	{ "history", 20000000, cmd_history },
+	{ "index-mem", 2000000, cmd_index_mem },
+};
+
 /* Runs the command cmd with o; its exit code. */
 static int
-run_cmd(const char *cmd, struct opts *o, const char *segment_size,
-    int events_set)
+run_cmd(const char *cmd, struct opts *o)
 {
-	int rc;
+	size_t i;
 
-	if (!strcmp(cmd, "append"))
-		rc = cmd_append(o, 0);
-	else if (!strcmp(cmd, "pipeline"))
-		rc = cmd_pipeline(o);
-	else if (!strcmp(cmd, "status"))
-		rc = cmd_append(o, 1);
-	else if (!strcmp(cmd, "read-all")) {
-		if (!events_set)
-			o->events = 1000000;
-		rc = cmd_read_all(o);
-	} else if (!strcmp(cmd, "recover")) {
-		if (!events_set)
-			o->events = 5000000;
-		rc = cmd_recover(o);
-	} else if (!strcmp(cmd, "restart")) {
-		if (!events_set)
-			o->events = 5000000;
-		rc = cmd_restart(o, segment_size ? segment_size : "64M");
-	} else if (!strcmp(cmd, "history")) {
-		if (!events_set)
-			o->events = 20000000;
-		if (o->events < 2 * HISTORY_TAIL)
-			fatalx("history: --events must be at least %d",
-			    2 * HISTORY_TAIL);
-		rc = cmd_history(o, segment_size ? segment_size : "64M");
-	} else if (!strcmp(cmd, "index-mem")) {
-		if (!events_set)
-			o->events = 2000000;
-		if (o->events == 0)
-			fatalx("index-mem: --events must be at least 1");
-		rc = cmd_index_mem(o);
-	} else {
-		fprintf(stderr, "eventfold-bench: unknown command %s\n\n%s",
-		    cmd, usage_text);
-		rc = 2;
+	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		if (strcmp(cmd, commands[i].name) != 0)
+			continue;
+		if (!o->events_set)
+			o->events = commands[i].events;
+		return commands[i].run(o);
 	}
-	return rc;
+	fprintf(stderr, "eventfold-bench: unknown command %s\n\n%s", cmd,
+	    usage_text);
+	return 2;
 }
 
 int
@@ -1704,16 +1685,15 @@ main(int argc, char **argv)
 		.readers = 1,
 		.hot_segments = 1,
 		.inflight = 32,
+		.segment_size = "64M",
 	};
 	struct sigaction sa;
-	const char *cmd, *segment_size = NULL;
-	int ch, rc, events_set = 0;
+	const char *cmd;
+	int rc;
 
 	log_init("eventfold-bench", 0);
-	/* options may come before or after the command (GNU getopt) */
-	while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1)
-		if ((rc = set_opt(ch, &o, &segment_size, &events_set)) >= 0)
-			return rc;
+	if ((rc = parse_opts(argc, argv, &o)) >= 0)
+		return rc;
 	if (optind >= argc) {
 		fputs(usage_text, stderr);
 		return 2;
@@ -1736,7 +1716,7 @@ main(int argc, char **argv)
 	server_find_stored(o.stored);
 	atexit(server_cleanup);
 
-	rc = run_cmd(cmd, &o, segment_size, events_set);
+	rc = run_cmd(cmd, &o);
 	server_cleanup();
 	nngx_fini();
 	return interrupted ? 130 : rc;

@@ -41,6 +41,7 @@
 #include <grpc/support/time.h>
 
 #include "eventfold.pb-c.h"
+#include "util.h"
 #include "uuid.h"
 
 #define PAYLOAD_LEN 200
@@ -50,33 +51,49 @@
 static const char *target = "127.0.0.1:2113";
 static double secs = 5.0;
 
-static uint64_t
-now_ns(void)
-{
-	struct timespec ts;
+/*
+ * What one client thread calls on: a channel of its own (no shared
+ * subchannel), a completion queue it plucks, and the method it calls,
+ * registered on the channel (NULL if none).
+ */
+struct conn {
+	grpc_channel *ch;
+	grpc_completion_queue *cq;
+	void *m;
+};
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static grpc_channel *
-bench_channel(void)
+static void
+conn_open(struct conn *c, const char *method)
 {
 	grpc_channel_credentials *cr = grpc_insecure_credentials_create();
 	grpc_arg arg;
 	grpc_channel_args args;
-	grpc_channel *ch;
 
-	/* a channel of its own per client: no shared subchannel */
 	memset(&arg, 0, sizeof(arg));
 	arg.type = GRPC_ARG_INTEGER;
 	arg.key = (char *)GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL;
 	arg.value.integer = 1;
 	args.num_args = 1;
 	args.args = &arg;
-	ch = grpc_channel_create(target, cr, &args);
+	c->ch = grpc_channel_create(target, cr, &args);
 	grpc_channel_credentials_release(cr);
-	return ch;
+	c->cq = grpc_completion_queue_create_for_pluck(NULL);
+	c->m = method != NULL ?
+	    grpc_channel_register_call(c->ch, method, NULL, NULL) :
+	    NULL;
+}
+
+/* Shuts the queue down, drains and destroys it, then the channel. */
+static void
+conn_close(struct conn *c)
+{
+	grpc_completion_queue_shutdown(c->cq);
+	while (grpc_completion_queue_pluck(c->cq, NULL,
+	           gpr_inf_future(GPR_CLOCK_REALTIME), NULL)
+	           .type != GRPC_QUEUE_SHUTDOWN)
+		;
+	grpc_completion_queue_destroy(c->cq);
+	grpc_channel_destroy(c->ch);
 }
 
 static grpc_byte_buffer *
@@ -102,12 +119,11 @@ bb_read(grpc_byte_buffer *bb)
 }
 
 /*
- * One unary call, synchronous on cq (pluck). Returns the gRPC status;
- * *resp gets the reply (caller destroys) when not NULL.
+ * One unary call of c's method, synchronous on its queue. Returns the
+ * gRPC status; *resp gets the reply (caller destroys) when not NULL.
  */
 static int
-unary(grpc_channel *ch, grpc_completion_queue *cq, void *method,
-    const uint8_t *req, size_t len, grpc_byte_buffer **resp)
+unary(struct conn *c, const uint8_t *req, size_t len, grpc_byte_buffer **resp)
 {
 	grpc_op ops[6], *op = ops;
 	grpc_metadata_array imd, tmd;
@@ -119,8 +135,8 @@ unary(grpc_channel *ch, grpc_completion_queue *cq, void *method,
 
 	grpc_metadata_array_init(&imd);
 	grpc_metadata_array_init(&tmd);
-	call = grpc_channel_create_registered_call(ch, NULL,
-	    GRPC_PROPAGATE_DEFAULTS, cq, method,
+	call = grpc_channel_create_registered_call(c->ch, NULL,
+	    GRPC_PROPAGATE_DEFAULTS, c->cq, c->m,
 	    gpr_time_add(gpr_now(GPR_CLOCK_REALTIME),
 	        gpr_time_from_seconds(30, GPR_TIMESPAN)),
 	    NULL);
@@ -144,7 +160,7 @@ unary(grpc_channel *ch, grpc_completion_queue *cq, void *method,
 	op->data.recv_status_on_client.status_details = &details;
 	op++;
 	grpc_call_start_batch(call, ops, (size_t)(op - ops), call, NULL);
-	ev = grpc_completion_queue_pluck(cq, call,
+	ev = grpc_completion_queue_pluck(c->cq, call,
 	    gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
 	if (!ev.success)
 		st = GRPC_STATUS_UNKNOWN;
@@ -196,23 +212,32 @@ append_req(uint8_t **buf, const char *sid, int n, const uint8_t *payload,
 	return len;
 }
 
-static int
-cmp_u64(const void *a, const void *b)
+/*
+ * The Append call of req (len bytes) on c, whose method is Append: its
+ * response (the caller frees it), or NULL on an error. *t gets the time
+ * the reply came.
+ */
+static Eventfold__AppendResponse *
+append_call(struct conn *c, const uint8_t *req, size_t len, uint64_t *t)
 {
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	Eventfold__AppendResponse *r;
+	grpc_byte_buffer *resp = NULL;
+	grpc_slice sl;
+	int st;
 
-	return x < y ? -1 : x > y;
-}
-
-static uint64_t
-pct(uint64_t *v, size_t n, double p)
-{
-	size_t i;
-
-	if (n == 0)
-		return 0;
-	i = (size_t)(p * (double)(n - 1) + 0.5);
-	return v[i];
+	st = unary(c, req, len, &resp);
+	*t = now_ns();
+	if (st != 0 || resp == NULL) {
+		if (resp != NULL)
+			grpc_byte_buffer_destroy(resp);
+		return NULL;
+	}
+	sl = bb_read(resp);
+	grpc_byte_buffer_destroy(resp);
+	r = eventfold__append_response__unpack(NULL, GRPC_SLICE_LENGTH(sl),
+	    GRPC_SLICE_START_PTR(sl));
+	grpc_slice_unref(sl);
+	return r;
 }
 
 /* append mode */
@@ -220,41 +245,24 @@ pct(uint64_t *v, size_t n, double p)
 struct appender {
 	pthread_t thr;
 	int check; /* Health/Check instead of Append */
-	uint64_t *lat;
-	size_t n, cap;
+	struct lat lat;
 	int errors;
 	uint64_t deadline;
 };
-
-/* Shuts cq down, drains and destroys it, then the channel ch. */
-static void
-bench_close(grpc_channel *ch, grpc_completion_queue *cq)
-{
-	grpc_completion_queue_shutdown(cq);
-	while (grpc_completion_queue_pluck(cq, NULL,
-	           gpr_inf_future(GPR_CLOCK_REALTIME), NULL)
-	           .type != GRPC_QUEUE_SHUTDOWN)
-		;
-	grpc_completion_queue_destroy(cq);
-	grpc_channel_destroy(ch);
-}
 
 static void *
 append_main(void *arg)
 {
 	struct appender *a = arg;
-	grpc_channel *ch = bench_channel();
-	grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(
-	    NULL);
-	void *m = grpc_channel_register_call(ch,
-	    a->check ? "/grpc.health.v1.Health/Check" :
-	               "/eventfold.EventStore/Append",
-	    NULL, NULL);
+	struct conn c;
 	uint8_t payload[PAYLOAD_LEN], *req = NULL, u[UUID_LEN];
 	char sid[UUID_STR_LEN];
 	uint64_t t0;
 	size_t len;
 
+	conn_open(&c,
+	    a->check ? "/grpc.health.v1.Health/Check" :
+	               "/eventfold.EventStore/Append");
 	memset(payload, 'x', sizeof(payload));
 	uuid_random(u);
 	uuid_format(u, sid);
@@ -263,18 +271,14 @@ append_main(void *arg)
 		    0 :
 		    append_req(&req, sid, 1, payload, sizeof(payload));
 		t0 = now_ns();
-		if (unary(ch, cq, m, req, len, NULL) != 0) {
+		if (unary(&c, req, len, NULL) != 0) {
 			a->errors++;
 			continue;
 		}
-		if (a->n == a->cap) {
-			a->cap = a->cap ? a->cap * 2 : 65536;
-			a->lat = realloc(a->lat, a->cap * sizeof(*a->lat));
-		}
-		a->lat[a->n++] = (now_ns() - t0) / 1000;
+		lat_add(&a->lat, (double)(now_ns() - t0) / 1e3);
 	}
 	free(req);
-	bench_close(ch, cq);
+	conn_close(&c);
 	return NULL;
 }
 
@@ -282,8 +286,8 @@ static void
 bench_append(int clients, int check)
 {
 	struct appender *as = calloc((size_t)clients, sizeof(*as));
-	uint64_t start, *all = NULL, elapsed;
-	size_t n = 0;
+	struct lat all = { 0 };
+	uint64_t start, elapsed;
 	int i, errors = 0;
 
 	/* warm up one connection and the server */
@@ -295,21 +299,18 @@ bench_append(int clients, int check)
 	}
 	for (i = 0; i < clients; i++) {
 		pthread_join(as[i].thr, NULL);
-		all = realloc(all, (n + as[i].n) * sizeof(*all) + 1);
-		memcpy(all + n, as[i].lat, as[i].n * sizeof(*all));
-		n += as[i].n;
+		lat_merge(&all, &as[i].lat);
 		errors += as[i].errors;
-		free(as[i].lat);
+		lat_free(&as[i].lat);
 	}
 	elapsed = now_ns() - start;
-	qsort(all, n, sizeof(*all), cmp_u64);
-	printf("grpc_%s_c%d events_per_s=%.0f p50_us=%" PRIu64
-	       " p99_us=%" PRIu64 " calls=%zu errors=%d\n",
+	printf("grpc_%s_c%d events_per_s=%.0f p50_us=%.0f p99_us=%.0f "
+	       "calls=%zu errors=%d\n",
 	    check ? "check" : "append", clients,
-	    (double)n * 1e9 / (double)elapsed, pct(all, n, 0.50),
-	    pct(all, n, 0.99), n, errors);
+	    (double)all.n * 1e9 / (double)elapsed, lat_pct(&all, 0.50),
+	    lat_pct(&all, 0.99), all.n, errors);
 	fflush(stdout);
-	free(all);
+	lat_free(&all);
 	free(as);
 }
 
@@ -391,9 +392,7 @@ static void *
 sub_main(void *arg)
 {
 	struct subscriber *s = arg;
-	grpc_channel *ch = bench_channel();
-	grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(
-	    NULL);
+	struct conn c;
 	Eventfold__SubscribeAllRequest r =
 	    EVENTFOLD__SUBSCRIBE_ALL_REQUEST__INIT;
 	Eventfold__SubscribeResponse *m;
@@ -407,10 +406,12 @@ sub_main(void *arg)
 	int done;
 	int tag = 1;
 
+	conn_open(&c, NULL);
 	grpc_metadata_array_init(&imd);
 	r.from_position = s->from;
 	sendbb = bb_from(buf, eventfold__subscribe_all_request__pack(&r, buf));
-	call = grpc_channel_create_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq,
+	call = grpc_channel_create_call(c.ch, NULL, GRPC_PROPAGATE_DEFAULTS,
+	    c.cq,
 	    grpc_slice_from_static_string(
 	        "/eventfold.EventStore/SubscribeAll"),
 	    NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
@@ -422,7 +423,7 @@ sub_main(void *arg)
 	ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
 	ops[3].data.recv_initial_metadata.recv_initial_metadata = &imd;
 	grpc_call_start_batch(call, ops, 4, &tag, NULL);
-	grpc_completion_queue_pluck(cq, &tag,
+	grpc_completion_queue_pluck(c.cq, &tag,
 	    gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
 	for (;;) {
 		recvbb = NULL;
@@ -430,7 +431,7 @@ sub_main(void *arg)
 		ops[0].op = GRPC_OP_RECV_MESSAGE;
 		ops[0].data.recv_message.recv_message = &recvbb;
 		grpc_call_start_batch(call, ops, 1, &tag, NULL);
-		if (!grpc_completion_queue_pluck(cq, &tag,
+		if (!grpc_completion_queue_pluck(c.cq, &tag,
 		        gpr_time_add(gpr_now(GPR_CLOCK_REALTIME),
 		            gpr_time_from_seconds(10, GPR_TIMESPAN)),
 		        NULL)
@@ -456,10 +457,10 @@ sub_main(void *arg)
 		if (drain_end && now_ns() > drain_end)
 			break;
 	}
-	sub_end_call(call, cq, &imd);
+	sub_end_call(call, c.cq, &imd);
 	grpc_byte_buffer_destroy(sendbb);
 	grpc_call_unref(call);
-	bench_close(ch, cq);
+	conn_close(&c);
 	return NULL;
 }
 
@@ -474,19 +475,14 @@ static void *
 paced_main(void *arg)
 {
 	struct paced *p = arg;
-	grpc_channel *ch = bench_channel();
-	grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(
-	    NULL);
-	void *m = grpc_channel_register_call(ch,
-	    "/eventfold.EventStore/Append", NULL, NULL);
+	struct conn c;
 	Eventfold__AppendResponse *r;
-	grpc_byte_buffer *resp;
 	uint8_t payload[PAYLOAD_LEN], *req = NULL, u[UUID_LEN];
 	char sid[UUID_STR_LEN];
 	uint64_t start = now_ns(), sent = 0, due, t, pos, last, cur;
-	grpc_slice sl;
 	size_t len;
 
+	conn_open(&c, "/eventfold.EventStore/Append");
 	memset(payload, 'x', sizeof(payload));
 	uuid_random(u);
 	uuid_format(u, sid);
@@ -498,68 +494,46 @@ paced_main(void *arg)
 		}
 		len = append_req(&req, sid, SUB_BATCH, payload,
 		    sizeof(payload));
-		resp = NULL;
-		if (unary(ch, cq, m, req, len, &resp) != 0 || resp == NULL) {
+		if ((r = append_call(&c, req, len, &t)) == NULL) {
 			p->errors++;
-			if (resp != NULL)
-				grpc_byte_buffer_destroy(resp);
 			continue;
 		}
-		t = now_ns();
-		sl = bb_read(resp);
-		grpc_byte_buffer_destroy(resp);
-		r = eventfold__append_response__unpack(NULL,
-		    GRPC_SLICE_LENGTH(sl), GRPC_SLICE_START_PTR(sl));
-		grpc_slice_unref(sl);
-		if (r != NULL) {
-			for (pos = r->first_global_position;
-			     pos <= r->last_global_position; pos++)
-				if (pos >= ack_base &&
-				    pos - ack_base < ack_cap)
-					__atomic_store_n(
-					    &ack_ns[pos - ack_base], t,
-					    __ATOMIC_RELEASE);
-			last = r->last_global_position + 1;
-			cur = __atomic_load_n(&last_pos_written,
-			    __ATOMIC_RELAXED);
-			while (last > cur &&
-			    !__atomic_compare_exchange_n(&last_pos_written,
-			        &cur, last, 0, __ATOMIC_RELAXED,
-			        __ATOMIC_RELAXED))
-				;
-			eventfold__append_response__free_unpacked(r, NULL);
-		}
+		for (pos = r->first_global_position;
+		     pos <= r->last_global_position; pos++)
+			if (pos >= ack_base && pos - ack_base < ack_cap)
+				__atomic_store_n(&ack_ns[pos - ack_base], t,
+				    __ATOMIC_RELEASE);
+		last = r->last_global_position + 1;
+		cur = __atomic_load_n(&last_pos_written, __ATOMIC_RELAXED);
+		while (last > cur &&
+		    !__atomic_compare_exchange_n(&last_pos_written, &cur, last,
+		        0, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+			;
+		eventfold__append_response__free_unpacked(r, NULL);
 		sent += SUB_BATCH;
 	}
 	free(req);
-	bench_close(ch, cq);
+	conn_close(&c);
 	return NULL;
 }
 
-/* The head of the log: appends one event (on ch, cq, the Append call m)
- * and returns the position after it; exits if it cannot. */
+/* The head of the log: appends one event (on c, its method Append) and
+ * returns the position after it; exits if it cannot. */
 static uint64_t
-bench_head(grpc_channel *ch, grpc_completion_queue *cq, void *m)
+bench_head(struct conn *c)
 {
 	uint8_t *req = NULL, payload[PAYLOAD_LEN];
 	Eventfold__AppendResponse *r;
-	grpc_byte_buffer *resp = NULL;
-	grpc_slice sl;
-	uint64_t head;
+	uint64_t head, t;
 	size_t len;
 
 	memset(payload, 'x', sizeof(payload));
 	len = append_req(&req, "00000000-0000-4000-8000-000000000001", 1,
 	    payload, sizeof(payload));
-	if (unary(ch, cq, m, req, len, &resp) != 0 || resp == NULL) {
+	if ((r = append_call(c, req, len, &t)) == NULL) {
 		fprintf(stderr, "grpc_bench: cannot append to %s\n", target);
 		exit(1);
 	}
-	sl = bb_read(resp);
-	grpc_byte_buffer_destroy(resp);
-	r = eventfold__append_response__unpack(NULL, GRPC_SLICE_LENGTH(sl),
-	    GRPC_SLICE_START_PTR(sl));
-	grpc_slice_unref(sl);
 	head = r->last_global_position + 1;
 	eventfold__append_response__free_unpacked(r, NULL);
 	free(req);
@@ -572,16 +546,14 @@ bench_sub(int nsubs, double rate)
 	struct subscriber *ss = calloc((size_t)nsubs, sizeof(*ss));
 	struct paced ps[APPENDERS];
 	volatile int ready = 0;
-	uint64_t head, start, elapsed, *all = NULL, got = 0, a, t;
-	grpc_channel *ch = bench_channel();
-	grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(
-	    NULL);
-	void *m = grpc_channel_register_call(ch,
-	    "/eventfold.EventStore/Append", NULL, NULL);
-	size_t n = 0, k;
+	struct lat all = { 0 };
+	uint64_t head, start, elapsed, got = 0, a, t;
+	struct conn c;
+	size_t k;
 	int i, errors = 0;
 
-	head = bench_head(ch, cq, m);
+	conn_open(&c, "/eventfold.EventStore/Append");
+	head = bench_head(&c);
 
 	ack_base = head;
 	ack_cap = (uint64_t)(rate * secs * 1.5) + 10000;
@@ -609,31 +581,28 @@ bench_sub(int nsubs, double rate)
 	__atomic_store_n(&appenders_done, 1, __ATOMIC_RELEASE);
 	for (i = 0; i < nsubs; i++) {
 		pthread_join(ss[i].thr, NULL);
-		all = realloc(all, (n + ss[i].n / 2) * sizeof(*all) + 1);
 		for (k = 0; k + 1 < ss[i].n; k += 2) {
 			a = ack_ns[ss[i].lat[k] - ack_base];
 			if (a == 0)
 				continue; /* the append's reply never came */
 			t = ss[i].lat[k + 1];
-			all[n++] = t > a ? (t - a) / 1000 : 0;
+			lat_add(&all, t > a ? (double)(t - a) / 1e3 : 0);
 		}
 		got += ss[i].got;
 		free(ss[i].lat);
 	}
 	elapsed = now_ns() - start;
-	qsort(all, n, sizeof(*all), cmp_u64);
-	printf("grpc_sub_%dx%.0f events_per_s=%.0f p50_us=%" PRIu64
-	       " p99_us=%" PRIu64 " written=%" PRIu64 " delivered=%" PRIu64
-	       " errors=%d\n",
+	printf("grpc_sub_%dx%.0f events_per_s=%.0f p50_us=%.0f p99_us=%.0f "
+	       "written=%" PRIu64 " delivered=%" PRIu64 " errors=%d\n",
 	    nsubs, rate, (double)got * 1e9 / (double)elapsed,
-	    pct(all, n, 0.50), pct(all, n, 0.99),
+	    lat_pct(&all, 0.50), lat_pct(&all, 0.99),
 	    last_pos_written > head ? last_pos_written - head : 0, got,
 	    errors);
 	fflush(stdout);
-	free(all);
+	lat_free(&all);
 	free(ss);
 	free(ack_ns);
-	bench_close(ch, cq);
+	conn_close(&c);
 }
 
 static void

@@ -342,14 +342,6 @@ on_visible(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *arg)
 }
 
 static int
-cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static int
 cmd_latency(const struct opts *o)
 {
 	natsConnection *nc = NULL;
@@ -362,8 +354,9 @@ cmd_latency(const struct opts *o)
 	struct client_reply rep;
 	struct ipc_status_rep st;
 	char sid[UUID_STR_LEN];
-	uint64_t rng = now_ns(), i, pos, t0, due, *lat, n = 0, early = 0;
+	uint64_t rng = now_ns(), i, pos, t0, due, early = 0;
 	uint64_t deadline;
+	struct lat lat = { 0 };
 	struct timespec ts;
 
 	store_url(o, &c);
@@ -373,8 +366,7 @@ cmd_latency(const struct opts *o)
 	client_reply_free(&rep);
 	t_commit = calloc(o->events, sizeof(*t_commit));
 	t_visible = calloc(o->events, sizeof(*t_visible));
-	lat = calloc(o->events, sizeof(*lat));
-	if (t_commit == NULL || t_visible == NULL || lat == NULL)
+	if (t_commit == NULL || t_visible == NULL)
 		fatal("calloc");
 	dial(o->nats, &nc, &js, 16);
 	jsSubOptions_Init(&so);
@@ -406,18 +398,19 @@ cmd_latency(const struct opts *o)
 			continue;
 		if (t_visible[i] < t_commit[i]) {
 			early++; /* delivered before the append's reply */
-			lat[n++] = 0;
+			lat_add(&lat, 0);
 		} else
-			lat[n++] = t_visible[i] - t_commit[i];
+			lat_add(&lat,
+			    (double)(t_visible[i] - t_commit[i]) / 1e3);
 	}
-	qsort(lat, n, sizeof(*lat), cmp_u64);
-	if (n == 0)
+	if (lat.n == 0)
 		fatalx("no event seen in JetStream");
 	printf("commit_to_visible rate=%" PRIu64 " events=%" PRIu64
-	       " seen=%" PRIu64 " p50_us=%" PRIu64 " p99_us=%" PRIu64
-	       " max_us=%" PRIu64 " before_reply=%" PRIu64 "\n",
-	    o->rate, o->events, n, lat[n / 2] / 1000, lat[n * 99 / 100] / 1000,
-	    lat[n - 1] / 1000, early);
+	       " seen=%zu p50_us=%.0f p99_us=%.0f max_us=%.0f"
+	       " before_reply=%" PRIu64 "\n",
+	    o->rate, o->events, lat.n, lat_pct(&lat, 0.50),
+	    lat_pct(&lat, 0.99), lat_pct(&lat, 1), early);
+	lat_free(&lat);
 	natsSubscription_Destroy(sub);
 	jsCtx_Destroy(js);
 	natsConnection_Destroy(nc);

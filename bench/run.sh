@@ -18,13 +18,9 @@
 # cleans up its own temp dir and processes.
 set -uo pipefail
 TOP="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-if [ $# -lt 1 ]; then
-  echo "usage: bench/run.sh BUILD_DIR" >&2
-  exit 2
-fi
-BUILD="$(cd "$1" && pwd)" || exit 2
+. "$TOP/bench/common.sh"
+bench_build run.sh "$@"
 BENCH="$BUILD/bench/eventfold-bench"
-STORED="$BUILD/daemons/stored/eventfold-stored"
 PEERS="${PEERS:-$TOP/../shared/peers}"
 RESULTS="${RESULTS:-$BUILD/bench-results.txt}"
 SECS="${SECS:-5}"

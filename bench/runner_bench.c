@@ -36,6 +36,7 @@
 
 #include "client.h"
 #include "ipc_runner.h"
+#include "util.h"
 #include "uuid5.h"
 
 #ifndef EF_BUILD_ROOT
@@ -46,23 +47,6 @@ static char dir[256], data[300], run[300], plugins[300];
 static char store_url[400], events_url[400], runner_url[400];
 static const char *build = EF_BUILD_ROOT;
 static pid_t stored_pid, runnerd_pid;
-
-static uint64_t
-now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
-
-static void
-sleep_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
-}
 
 static pid_t
 spawn(const char *log, char *const argv[])
@@ -81,27 +65,14 @@ spawn(const char *log, char *const argv[])
 	return pid;
 }
 
-static int
-cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
+/* Prints a measure's line; frees the samples lat. */
 static void
-report(const char *name, double eps, uint64_t *lat, size_t n)
+report(const char *name, double eps, struct lat *lat)
 {
-	uint64_t p50 = 0, p99 = 0;
-
-	if (n > 0) {
-		qsort(lat, n, sizeof(*lat), cmp_u64);
-		p50 = lat[n / 2];
-		p99 = lat[n * 99 / 100 < n ? n * 99 / 100 : n - 1];
-	}
-	printf("%s events_per_s=%.0f p50_us=%" PRIu64 " p99_us=%" PRIu64 "\n",
-	    name, eps, p50, p99);
+	printf("%s events_per_s=%.0f p50_us=%.0f p99_us=%.0f\n", name, eps,
+	    lat_pct(lat, 0.50), lat_pct(lat, 0.99));
 	fflush(stdout);
+	lat_free(lat);
 }
 
 static void
@@ -211,8 +182,7 @@ struct load {
 	int id;
 	int execute;
 	double seconds;
-	uint64_t *lat;
-	size_t n, cap;
+	struct lat lat;
 	volatile int *go;
 };
 
@@ -236,8 +206,8 @@ load_main(void *arg)
 	uuid_format(id, sid);
 	while (!*l->go)
 		sleep_ms(1);
-	end = now_us() + (uint64_t)(l->seconds * 1e6);
-	while ((t0 = now_us()) < end) {
+	end = now_ns() + (uint64_t)(l->seconds * 1e9);
+	while ((t0 = now_ns()) < end) {
 		if (l->execute) {
 			memset(&r, 0, sizeof(r));
 			r.aggregate_type = ipc_cstr("counter");
@@ -253,17 +223,13 @@ load_main(void *arg)
 			client_reply_free(&cr);
 		} else
 			st = append_one(&c, sid, inst, 1);
-		t = now_us();
+		t = now_ns();
 		if (st != EF_S_OK) {
 			fprintf(stderr, "load: status %s\n",
 			    ipc_status_name(st));
 			continue;
 		}
-		if (l->n == l->cap) {
-			l->cap = l->cap ? l->cap * 2 : 4096;
-			l->lat = realloc(l->lat, l->cap * sizeof(*l->lat));
-		}
-		l->lat[l->n++] = t - t0;
+		lat_add(&l->lat, (double)(t - t0) / 1e3);
 	}
 	client_close(&c);
 	return NULL;
@@ -275,8 +241,8 @@ run_load(int clients, int execute, double seconds)
 	struct load *ls = calloc((size_t)clients, sizeof(*ls));
 	pthread_t *th = calloc((size_t)clients, sizeof(*th));
 	volatile int go = 0;
-	uint64_t *all, t0, t1;
-	size_t total = 0, k = 0;
+	struct lat all = { 0 };
+	uint64_t t0, t1;
 	char name[64];
 	int i;
 
@@ -288,50 +254,47 @@ run_load(int clients, int execute, double seconds)
 		pthread_create(&th[i], NULL, load_main, &ls[i]);
 	}
 	sleep_ms(200);
-	t0 = now_us();
+	t0 = now_ns();
 	go = 1;
-	for (i = 0; i < clients; i++) {
+	for (i = 0; i < clients; i++)
 		pthread_join(th[i], NULL);
-		total += ls[i].n;
-	}
-	t1 = now_us();
-	all = calloc(total ? total : 1, sizeof(*all));
+	t1 = now_ns();
 	for (i = 0; i < clients; i++) {
-		memcpy(all + k, ls[i].lat, ls[i].n * sizeof(*all));
-		k += ls[i].n;
-		free(ls[i].lat);
+		lat_merge(&all, &ls[i].lat);
+		lat_free(&ls[i].lat);
 	}
 	snprintf(name, sizeof(name), "%s_c%d",
 	    execute ? "execute" : "stored_append", clients);
-	report(name, (double)total * 1e6 / (double)(t1 - t0), all, total);
-	free(all);
+	report(name, (double)all.n * 1e9 / (double)(t1 - t0), &all);
 	free(ls);
 	free(th);
 }
 
 /*
  * Starts runnerd on a log of events and times the counters projection
- * catching up: events per second, and the time per event between polls
- * (into lat, 100000 at most).
+ * catching up: events per second, and the time per 1000 events between
+ * polls (100000 samples at most).
  */
 static void
-catchup_case(struct ef_client *runner, uint64_t events, uint64_t *lat)
+catchup_case(struct ef_client *runner, uint64_t events)
 {
-	uint64_t t0, t, last_t, nlat = 0;
+	struct lat lat = { 0 };
+	uint64_t t0, t, last_t;
 	int64_t pos, last_pos = 0;
 
-	t0 = now_us();
+	t0 = now_ns();
 	start_runnerd();
 	last_t = t0;
 	for (;;) {
 		pos = counters_position(runner);
-		t = now_us();
+		t = now_ns();
 		if (pos > 0 && last_pos == 0) {
 			last_pos = pos; /* started: time from here */
 			last_t = t;
-		} else if (pos > last_pos && nlat < 100000) {
-			lat[nlat++] = (t - last_t) * 1000 /
-			    (uint64_t)(pos - last_pos);
+		} else if (pos > last_pos && lat.n < 100000) {
+			/* ns per event: us per 1000 events */
+			lat_add(&lat,
+			    (double)(t - last_t) / (double)(pos - last_pos));
 			last_pos = pos;
 			last_t = t;
 		}
@@ -339,28 +302,28 @@ catchup_case(struct ef_client *runner, uint64_t events, uint64_t *lat)
 			break;
 		sleep_ms(5);
 	}
-	report("projection_catchup", (double)events * 1e6 / (double)(t - t0),
-	    lat, nlat);
+	report("projection_catchup", (double)events * 1e9 / (double)(t - t0),
+	    &lat);
 }
 
 /* Read-your-writes latency: append, then QUERY with min_position (the
  * log holding events before). */
 static void
-live_case(struct ef_client *store, struct ef_client *runner, uint64_t events,
-    uint64_t *lat)
+live_case(struct ef_client *store, struct ef_client *runner, uint64_t events)
 {
+	struct lat lat = { 0 };
 	char sid[UUID_STR_LEN];
 	uint8_t id[UUID_LEN];
-	uint64_t t0, nlat = 0, i;
+	uint64_t t0, i;
 
 	uuid_stream_id("counter", 7, "live", 4, id);
 	uuid_format(id, sid);
-	t0 = now_us();
+	t0 = now_ns();
 	for (i = 0; i < 2000; i++) {
 		struct ipc_query_req q;
 		struct client_reply cr;
 		struct ipc_out o;
-		uint64_t s = now_us();
+		uint64_t s = now_ns();
 
 		append_one(store, sid, "live", 1);
 		memset(&q, 0, sizeof(q));
@@ -380,10 +343,10 @@ live_case(struct ef_client *store, struct ef_client *runner, uint64_t events,
 			    (int)cr.in.message.len, cr.in.message.ptr);
 		ipc_out_free(&o);
 		client_reply_free(&cr);
-		lat[nlat++] = now_us() - s;
+		lat_add(&lat, (double)(now_ns() - s) / 1e3);
 	}
-	report("projection_live", 2000.0 * 1e6 / (double)(now_us() - t0), lat,
-	    nlat);
+	report("projection_live", 2000.0 * 1e9 / (double)(now_ns() - t0),
+	    &lat);
 }
 
 int
@@ -392,7 +355,7 @@ main(int argc, char **argv)
 	struct ef_client store, runner;
 	char src[600], dst[400], sid[UUID_STR_LEN], inst[32], cmd[400];
 	const char *clients = "1,8,32";
-	uint64_t events = 200000, *lat, i;
+	uint64_t events = 200000, i;
 	double seconds = 5;
 	uint8_t id[UUID_LEN];
 	char *list, *tok;
@@ -448,11 +411,8 @@ main(int argc, char **argv)
 	}
 	events = events / 1000 * 1000;
 	client_open(&runner, runner_url, 10000);
-	if ((lat = calloc(100000, sizeof(*lat))) == NULL)
-		return 1;
-	catchup_case(&runner, events, lat);
-	live_case(&store, &runner, events, lat);
-	free(lat);
+	catchup_case(&runner, events);
+	live_case(&store, &runner, events);
 	list = strdup(clients);
 	for (tok = strtok(list, ","); tok != NULL; tok = strtok(NULL, ",")) {
 		run_load(atoi(tok), 0, seconds);

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * util.c - small helpers of eventfold-bench (see bench.h): clocks and
+ * util.c - small helpers of the bench programs (see util.h): clocks and
  * sleeps that give way to a signal, a cheap per-thread generator of
  * random UUIDs, latency samples and their percentiles, and what /proc
  * says about a process.
@@ -16,8 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "bench.h"
 #include "log.h"
+#include "util.h"
 
 volatile sig_atomic_t interrupted;
 

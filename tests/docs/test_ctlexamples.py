@@ -19,7 +19,6 @@ command still running then (one that waits for something that never
 comes) fails. Whatever the examples leave running is killed at the
 end (the session's process group). Prints TAP."""
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -27,43 +26,10 @@ import sys
 import tempfile
 
 from devrun import BUILD, SRC, Tap
+from manpage import examples
 
 PAGE = os.path.join(SRC, "man", "eventfoldctl.8")
 LIMIT = 150  # seconds for the whole session
-
-
-def unroff(line):
-    """The text of a line of a literal display, as the reader sees it."""
-    line = line.replace("\\-", "-").replace("\\(dq", '"')
-    line = line.replace("\\&", "")
-    return line.replace("\\e", "\\")
-
-
-def examples():
-    """[(command, [expected output lines])] of the EXAMPLES section."""
-    src = open(PAGE).read()
-    m = re.search(r"^\.Sh EXAMPLES\n(.*?)^\.Sh ", src, re.S | re.M)
-    out = []
-    inblock = cont = False
-    for raw in m.group(1).splitlines():
-        if raw.startswith(".Bd -literal"):
-            inblock = True
-            continue
-        if raw.startswith(".Ed"):
-            inblock = cont = False
-            continue
-        if not inblock:
-            continue
-        line = unroff(raw)
-        if cont:
-            out[-1][0] += "\n" + line
-        elif line.startswith("$ "):
-            out.append([line[2:], []])
-        elif out:
-            out[-1][1].append(line)
-        cont = line.endswith("\\") and out and (
-            cont or line.startswith("$ "))
-    return [(c, o) for c, o in out]
 
 
 def script(cmds, tmp):
@@ -85,7 +51,7 @@ def script(cmds, tmp):
 
 def main():
     tap = Tap()
-    cmds = examples()
+    cmds = examples(open(PAGE).read())
     tap.check(len(cmds) > 10, "EXAMPLES holds commands (%d)" % len(cmds))
     tmp = tempfile.mkdtemp(prefix="efctlex.")
     status = os.path.join(tmp, "status")

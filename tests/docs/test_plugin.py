@@ -24,41 +24,12 @@ import sys
 import time
 
 from devrun import BUILD, SRC, Dev, Tap
+from manpage import examples
 
 PRINT = "--print" in sys.argv
 PAGE = os.path.join(SRC, "man", "eventfold-plugin.7")
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-"
                   r"[0-9a-f]{12}")
-
-
-def unroff(line):
-    """A line of a literal block as the reader sees it."""
-    return line.replace("\\e", "\\").replace("\\-", "-").replace("\\&", "")
-
-
-def examples(page):
-    """The EXAMPLES section's literal blocks: [(command, [expected])]."""
-    steps, sect, lit, cont = [], None, False, False
-    for line in page.splitlines():
-        if line.startswith(".Sh "):
-            sect = line[4:].strip()
-            continue
-        if sect != "EXAMPLES":
-            continue
-        if line.startswith(".Bd -literal"):
-            lit = True
-        elif line.startswith(".Ed"):
-            lit = False
-        elif lit:
-            text = unroff(line)
-            if cont:
-                steps[-1][0] += "\n" + text
-            elif text.startswith("$ "):
-                steps.append([text[2:], []])
-            elif steps:
-                steps[-1][1].append(text)
-            cont = text.endswith("\\")
-    return steps
 
 
 def matches(got, expected):

@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 import unittest
@@ -466,6 +467,39 @@ class ClusterCase(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         cls.cl.close()
+
+
+class StreamThread:
+    """Reads the server stream call on a daemon thread, started by
+    __init__: on_message(i, m) for each message, then on_end(error),
+    error the grpc.RpcError that ended the stream or None. A subclass
+    sets what it keeps before calling this __init__."""
+
+    def __init__(self, call):
+        self.call = call
+        self.t = threading.Thread(target=self._run, daemon=True)
+        self.t.start()
+
+    def _run(self):
+        error = None
+        try:
+            for i, m in enumerate(self.call):
+                self.on_message(i, m)
+        except grpc.RpcError as e:
+            error = e
+        finally:
+            self.on_end(error)
+
+
+class FreshClusterCase(unittest.TestCase):
+    """Tests that each need a stored and gateway of their own (they kill
+    or stall them): self.cl, a Cluster() started for every test and
+    closed after it, and self.c, a client of it."""
+
+    def setUp(self):
+        self.cl = Cluster()
+        self.addCleanup(self.cl.close)  # also if setUp fails
+        self.c = self.cl.client()
 
 
 class TapResult(unittest.TestResult):

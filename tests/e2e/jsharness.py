@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import time
+import unittest
 
 import efharness as h
 
@@ -111,6 +112,24 @@ class Mirrord:
             return self.metrics()["eventfold_mirror_position"] >= n
         h.wait_for(done, timeout=timeout, interval=0.1,
                    what="mirror position %d" % n)
+
+
+class MirrorCase(unittest.TestCase):
+    """Tests on a cluster of their own (self.c; self.client, a client of
+    it), one nats-server (self.nats, started) and an eventfold-mirrord
+    between them (self.m, not started), all stopped after the test."""
+
+    def setUp(self):
+        self.c = h.Cluster()
+        self.nats = NatsNode(self.c.dir)
+        self.nats.start()
+        self.m = Mirrord(self.c, [self.nats.url])
+        self.client = self.c.client()
+
+    def tearDown(self):
+        self.m.stop(signal.SIGKILL)
+        self.nats.stop()
+        self.c.close()
 
 
 def dump(nats_url, stream="EVENTFOLD"):

@@ -12,7 +12,6 @@ import signal
 import subprocess
 import threading
 import time
-import unittest
 
 import grpc
 
@@ -21,21 +20,19 @@ import efharness as h
 C = grpc.StatusCode
 
 
-class Watcher:
+class Watcher(h.StreamThread):
+    """The statuses of a Watch stream in a queue, None at its end."""
+
     def __init__(self, call):
-        self.call = call
         self.q = queue.Queue()
         self.end = None
-        self.t = threading.Thread(target=self._run, daemon=True)
-        self.t.start()
+        super().__init__(call)
 
-    def _run(self):
-        try:
-            for m in self.call:
-                self.q.put(m.status)
-            self.end = "ok"
-        except grpc.RpcError as e:
-            self.end = e.code()
+    def on_message(self, i, m):
+        self.q.put(m.status)
+
+    def on_end(self, error):
+        self.end = "ok" if error is None else error.code()
         self.q.put(None)
 
     def next(self, timeout=20):
@@ -54,14 +51,7 @@ class Watcher:
                 raise AssertionError("watch ended: %r" % self.end)
 
 
-class HealthTest(unittest.TestCase):
-    def setUp(self):
-        self.cl = h.Cluster()
-        self.c = self.cl.client()
-
-    def tearDown(self):
-        self.cl.close()
-
+class HealthTest(h.FreshClusterCase):
     def test_check_services(self):
         self.assertEqual(self.c.check(""), h.SERVING)
         self.assertEqual(self.c.check("eventfold.EventStore"), h.SERVING)

@@ -11,7 +11,6 @@ import os
 import signal
 import subprocess
 import time
-import unittest
 import uuid
 
 import efharness as h
@@ -45,22 +44,16 @@ class Worker:
         self.proc.wait()
 
 
-class GroupTest(unittest.TestCase):
+class GroupTest(js.MirrorCase):
     def setUp(self):
-        self.c = h.Cluster()
-        self.nats = js.NatsNode(self.c.dir)
-        self.nats.start()
-        self.m = js.Mirrord(self.c, [self.nats.url])
+        super().setUp()
         self.m.start()
-        self.client = self.c.client()
         self.workers = []
 
     def tearDown(self):
         for w in self.workers:
             w.kill()
-        self.m.stop(signal.SIGKILL)
-        self.nats.stop()
-        self.c.close()
+        super().tearDown()
 
     def append(self, n):
         sids = [str(uuid.uuid4()) for _ in range(4)]

@@ -15,7 +15,6 @@ import subprocess
 import signal
 import threading
 import time
-import unittest
 import uuid
 
 import efharness as h
@@ -58,19 +57,7 @@ class Writer(threading.Thread):
         self.join(60)
 
 
-class MirrorTest(unittest.TestCase):
-    def setUp(self):
-        self.c = h.Cluster()
-        self.nats = js.NatsNode(self.c.dir)
-        self.nats.start()
-        self.m = js.Mirrord(self.c, [self.nats.url])
-        self.client = self.c.client()
-
-    def tearDown(self):
-        self.m.stop(signal.SIGKILL)
-        self.nats.stop()
-        self.c.close()
-
+class MirrorTest(js.MirrorCase):
     def test_0_bad_settings(self):
         """Bad settings: a clear message naming the setting, exit 1."""
         for args, says in ((["--retention", "forever"], "retention forever"),

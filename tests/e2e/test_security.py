@@ -81,55 +81,51 @@ class TlsTest(unittest.TestCase):
     def cert(self, n):
         return os.path.join(self.certdir, n)
 
-    def test_tls(self):
+    def tls_cluster(self, *args):
+        """A cluster whose gateway serves TLS with the server's cert and
+        key (and args), once it listens: the caller waits for SERVING with
+        a client the gateway accepts. Closed after the test."""
         cl = h.Cluster(gw_args=["--tls-cert", self.cert("server.pem"),
-                                "--tls-key", self.cert("server.key")],
-                       start=False)
-        try:
-            cl.start_stored()
-            cl.start_gateway(wait=False)
-            cl.wait_listening()
-            creds = grpc.ssl_channel_credentials(self.rd("ca.pem"))
-            c = cl.client(creds)
-            cl.wait_serving(c)
-            c.append(h.new_id(), h.any_(), h.events(2))
-            self.assertEqual(len(c.read_all(0, 10)), 2)
-            # plaintext does not get through
-            with self.assertRaises(grpc.RpcError):
-                cl.client().check(timeout=10)
-            # a client that trusts another CA does not either
-            bad = cl.client(grpc.ssl_channel_credentials(self.rd("rogue.pem")))
-            with self.assertRaises(grpc.RpcError):
-                bad.check(timeout=10)
-        finally:
-            cl.close()
+                                "--tls-key", self.cert("server.key")] +
+                       list(args), start=False)
+        self.addCleanup(cl.close)
+        cl.start_stored()
+        cl.start_gateway(wait=False)
+        cl.wait_listening()
+        return cl
+
+    def test_tls(self):
+        cl = self.tls_cluster()
+        creds = grpc.ssl_channel_credentials(self.rd("ca.pem"))
+        c = cl.client(creds)
+        cl.wait_serving(c)
+        c.append(h.new_id(), h.any_(), h.events(2))
+        self.assertEqual(len(c.read_all(0, 10)), 2)
+        # plaintext does not get through
+        with self.assertRaises(grpc.RpcError):
+            cl.client().check(timeout=10)
+        # a client that trusts another CA does not either
+        bad = cl.client(grpc.ssl_channel_credentials(self.rd("rogue.pem")))
+        with self.assertRaises(grpc.RpcError):
+            bad.check(timeout=10)
 
     def test_mtls(self):
-        cl = h.Cluster(gw_args=["--tls-cert", self.cert("server.pem"),
-                                "--tls-key", self.cert("server.key"),
-                                "--tls-ca", self.cert("ca.pem")],
-                       start=False)
-        try:
-            cl.start_stored()
-            cl.start_gateway(wait=False)
-            cl.wait_listening()
-            good = cl.client(grpc.ssl_channel_credentials(
-                self.rd("ca.pem"), self.rd("client.key"),
-                self.rd("client.pem")))
-            cl.wait_serving(good)
-            good.append(h.new_id(), h.any_(), h.events(1))
-            anon = cl.client(grpc.ssl_channel_credentials(self.rd("ca.pem")))
-            with self.assertRaises(grpc.RpcError) as cm:
-                anon.check(timeout=10)
-            self.assertEqual(cm.exception.code(), C.UNAVAILABLE)
-            rogue = cl.client(grpc.ssl_channel_credentials(
-                self.rd("ca.pem"), self.rd("rclient.key"),
-                self.rd("rclient.pem")))
-            with self.assertRaises(grpc.RpcError):
-                rogue.append(h.new_id(), h.any_(), h.events(1), timeout=10)
-            self.assertEqual(good.check(), h.SERVING)
-        finally:
-            cl.close()
+        cl = self.tls_cluster("--tls-ca", self.cert("ca.pem"))
+        good = cl.client(grpc.ssl_channel_credentials(
+            self.rd("ca.pem"), self.rd("client.key"),
+            self.rd("client.pem")))
+        cl.wait_serving(good)
+        good.append(h.new_id(), h.any_(), h.events(1))
+        anon = cl.client(grpc.ssl_channel_credentials(self.rd("ca.pem")))
+        with self.assertRaises(grpc.RpcError) as cm:
+            anon.check(timeout=10)
+        self.assertEqual(cm.exception.code(), C.UNAVAILABLE)
+        rogue = cl.client(grpc.ssl_channel_credentials(
+            self.rd("ca.pem"), self.rd("rclient.key"),
+            self.rd("rclient.pem")))
+        with self.assertRaises(grpc.RpcError):
+            rogue.append(h.new_id(), h.any_(), h.events(1), timeout=10)
+        self.assertEqual(good.check(), h.SERVING)
 
 
 class JwtTest(h.ClusterCase):

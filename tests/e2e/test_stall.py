@@ -14,7 +14,6 @@ import signal
 import subprocess
 import sys
 import time
-import unittest
 
 import efharness as h
 
@@ -62,14 +61,7 @@ sys.exit(1 if bad else 0)
 """
 
 
-class StallTest(unittest.TestCase):
-    def setUp(self):
-        self.cl = h.Cluster()
-        self.c = self.cl.client()
-
-    def tearDown(self):
-        self.cl.close()
-
+class StallTest(h.FreshClusterCase):
     def test_frozen_reader_past_tcp_user_timeout_is_not_cut_off(self):
         head = self.c.append(h.new_id(), h.any_(),
                              h.events(1)).last_global_position + 1

@@ -9,45 +9,40 @@
 import os
 import threading
 import time
-import unittest
 
 import grpc
 
 import efharness as h
 
 
-class Collector:
+class Collector(h.StreamThread):
     """Reads a server stream on a thread; the test waits on what came."""
 
     def __init__(self, call, delay=None):
-        self.call = call
         self.items = []
         self.nevents = 0  # events in items, kept so waits are O(1)
         self.error = None
         self.done = False
         self.cv = threading.Condition()
         self.delay = delay
-        self.t = threading.Thread(target=self._run, daemon=True)
-        self.t.start()
+        super().__init__(call)
 
-    def _run(self):
-        try:
-            for i, m in enumerate(self.call):
-                if self.delay is not None:
-                    self.delay(i)
-                with self.cv:
-                    if m.HasField("caught_up"):
-                        self.items.append("caught_up")
-                    else:
-                        self.items.append(m.event)
-                        self.nevents += 1
-                    self.cv.notify_all()
-        except grpc.RpcError as e:
-            self.error = e
-        finally:
-            with self.cv:
-                self.done = True
-                self.cv.notify_all()
+    def on_message(self, i, m):
+        if self.delay is not None:
+            self.delay(i)
+        with self.cv:
+            if m.HasField("caught_up"):
+                self.items.append("caught_up")
+            else:
+                self.items.append(m.event)
+                self.nevents += 1
+            self.cv.notify_all()
+
+    def on_end(self, error):
+        with self.cv:
+            self.error = error
+            self.done = True
+            self.cv.notify_all()
 
     def events(self):
         with self.cv:
@@ -242,15 +237,8 @@ class SubscribeTest(h.ClusterCase):
             what="subscriptions to end after cancel")
 
 
-class RestartTest(unittest.TestCase):
+class RestartTest(h.FreshClusterCase):
     """Kills eventfold-stored (SIGKILL) under open subscriptions."""
-
-    def setUp(self):
-        self.cl = h.Cluster()
-        self.c = self.cl.client()
-
-    def tearDown(self):
-        self.cl.close()
 
     def test_stored_restart_mid_subscription(self):
         sid = h.new_id()

@@ -68,6 +68,9 @@ rh_add_plugin(struct rh *h, const char *file, char *out)
 	return out;
 }
 
+/* The harness rh_init set up last, for rh_fini. */
+static struct rh *current;
+
 void
 rh_init(struct rh *h, const char *const *plugins)
 {
@@ -75,6 +78,7 @@ rh_init(struct rh *h, const char *const *plugins)
 	size_t i;
 
 	memset(h, 0, sizeof(*h));
+	current = h;
 	snprintf(h->dir, sizeof(h->dir), "/tmp/ef-runner-test.XXXXXX");
 	cr_assert(mkdtemp(h->dir) != NULL);
 	snprintf(h->data, sizeof(h->data), "%s/data", h->dir);
@@ -174,6 +178,23 @@ rh_spawn_runnerd(struct rh *h)
 	return h->runnerd;
 }
 
+struct ipc_out *
+rh_request(struct ipc_out *o, int op)
+{
+	ipc_out_init(o);
+	ipc_request_begin(o, op, 1);
+	return o;
+}
+
+int
+rh_call(struct ef_client *c, struct ipc_out *o, struct client_reply *cr)
+{
+	int st = client_call(c, o, cr);
+
+	ipc_out_free(o);
+	return st;
+}
+
 int
 rh_wait_runnerd(struct rh *h, int timeout_ms)
 {
@@ -190,11 +211,8 @@ rh_wait_runnerd(struct rh *h, int timeout_ms)
 			client_close(&c);
 			return -1;
 		}
-		ipc_out_init(&o);
-		ipc_request_begin(&o, EF_OP_PLUGINS, 1);
-		ipc_nil(&o);
-		st = client_call(&c, &o, &cr);
-		ipc_out_free(&o);
+		ipc_nil(rh_request(&o, EF_OP_PLUGINS));
+		st = rh_call(&c, &o, &cr);
 		client_reply_free(&cr);
 		if (st == EF_S_OK) {
 			client_close(&c);
@@ -250,6 +268,14 @@ rh_stop(struct rh *h)
 		if (system(cmd) != 0)
 			fprintf(stderr, "cannot remove %s\n", h->dir);
 	}
+}
+
+void
+rh_fini(void)
+{
+	if (current != NULL)
+		rh_stop(current);
+	current = NULL;
 }
 
 static void
@@ -319,11 +345,8 @@ rh_state(struct rh *h, const char *agg, const char *inst, char **state,
 	int st;
 
 	*state = NULL;
-	ipc_out_init(&o);
-	ipc_request_begin(&o, EF_OP_GET_STATE, 1);
-	ipc_state_req_encode(&o, &r);
-	st = client_call(&h->runner, &o, &cr);
-	ipc_out_free(&o);
+	ipc_state_req_encode(rh_request(&o, EF_OP_GET_STATE), &r);
+	st = rh_call(&h->runner, &o, &cr);
 	if (st == EF_S_OK) {
 		cr_assert(ipc_state_rep_decode(cr.in.body, &rep, &why) == 0);
 		*state = strndup((const char *)rep.state, rep.state_len);
@@ -383,11 +406,8 @@ rh_dump(struct rh *h, const char *proj, uint32_t limit, char **out,
 		q.has_after = !first;
 		q.after = cursor;
 		q.after_len = clen;
-		ipc_out_init(&o);
-		ipc_request_begin(&o, EF_OP_QUERY, 1);
-		ipc_query_req_encode(&o, &q);
-		st = client_call(&h->runner, &o, &cr);
-		ipc_out_free(&o);
+		ipc_query_req_encode(rh_request(&o, EF_OP_QUERY), &q);
+		st = rh_call(&h->runner, &o, &cr);
 		if (st != EF_S_OK) {
 			client_reply_free(&cr);
 			return st;
@@ -420,11 +440,8 @@ rh_replay(struct rh *h, const char *proj, uint64_t until, char **out,
 	int st;
 
 	*out = strdup("");
-	ipc_out_init(&o);
-	ipc_request_begin(&o, EF_OP_REPLAY, 1);
-	ipc_replay_req_encode(&o, &r);
-	st = client_call(&h->runner, &o, &cr);
-	ipc_out_free(&o);
+	ipc_replay_req_encode(rh_request(&o, EF_OP_REPLAY), &r);
+	st = rh_call(&h->runner, &o, &cr);
 	if (st == EF_S_OK) {
 		cr_assert(ipc_replay_rep_decode(cr.in.body, &rep, &why) == 0);
 		append_items(out, &len, rep.items, rep.nitems);
@@ -454,11 +471,8 @@ rh_get(struct rh *h, const char *proj, const char *key, char **val)
 	q.has_key = true;
 	q.key = (const uint8_t *)key;
 	q.key_len = (uint32_t)strlen(key);
-	ipc_out_init(&o);
-	ipc_request_begin(&o, EF_OP_QUERY, 1);
-	ipc_query_req_encode(&o, &q);
-	st = client_call(&h->runner, &o, &cr);
-	ipc_out_free(&o);
+	ipc_query_req_encode(rh_request(&o, EF_OP_QUERY), &q);
+	st = rh_call(&h->runner, &o, &cr);
 	if (st == EF_S_OK) {
 		cr_assert(ipc_query_rep_decode(cr.in.body, &rep, &why) == 0);
 		cr_assert(rep.nitems == 1);
@@ -468,6 +482,17 @@ rh_get(struct rh *h, const char *proj, const char *key, char **val)
 	}
 	client_reply_free(&cr);
 	return st;
+}
+
+void
+rh_expect_get(struct rh *h, const char *proj, const char *key,
+    const char *want)
+{
+	char *val;
+
+	cr_assert_eq(rh_get(h, proj, key, &val), EF_S_OK, "%s %s", proj, key);
+	cr_assert_str_eq(val, want, "%s %s", proj, key);
+	free(val);
 }
 
 int
@@ -482,11 +507,8 @@ rh_fold(struct rh *h, const char *name, struct rh_fold *out)
 	int st;
 
 	memset(out, 0, sizeof(*out));
-	ipc_out_init(&o);
-	ipc_request_begin(&o, EF_OP_RUNNER_STATUS, 1);
-	ipc_nil(&o);
-	st = client_call(&h->runner, &o, &cr);
-	ipc_out_free(&o);
+	ipc_nil(rh_request(&o, EF_OP_RUNNER_STATUS));
+	st = rh_call(&h->runner, &o, &cr);
 	if (st != EF_S_OK) {
 		client_reply_free(&cr);
 		return st;
@@ -528,11 +550,8 @@ rh_lmdb_map(struct rh *h, uint64_t *bytes, uint64_t *grows)
 	const char *why = "";
 	int st;
 
-	ipc_out_init(&o);
-	ipc_request_begin(&o, EF_OP_RUNNER_STATUS, 1);
-	ipc_nil(&o);
-	st = client_call(&h->runner, &o, &cr);
-	ipc_out_free(&o);
+	ipc_nil(rh_request(&o, EF_OP_RUNNER_STATUS));
+	st = rh_call(&h->runner, &o, &cr);
 	cr_assert_eq(st, EF_S_OK, "RUNNER_STATUS: %d", st);
 	cr_assert(ipc_runner_status_rep_decode(cr.in.body, &sr, &why) == 0,
 	    "RUNNER_STATUS: %s", why);
@@ -577,11 +596,8 @@ rh_name_op(struct rh *h, int op, const char *name, char *msg, size_t ml)
 	struct ipc_out o;
 	int st;
 
-	ipc_out_init(&o);
-	ipc_request_begin(&o, op, 1);
-	ipc_name_req_encode(&o, &r);
-	st = client_call(&h->runner, &o, &cr);
-	ipc_out_free(&o);
+	ipc_name_req_encode(rh_request(&o, op), &r);
+	st = rh_call(&h->runner, &o, &cr);
 	copy_msg(&cr, msg, ml);
 	client_reply_free(&cr);
 	return st;
@@ -713,6 +729,14 @@ rh_log_contains(const char *path, const char *needle)
 }
 
 void
+rh_expect_logged(struct rh *h, const char *const *said)
+{
+	for (; *said != NULL; said++)
+		cr_assert(rh_log_contains(h->runnerd_log, *said),
+		    "runnerd's log does not say \"%s\"", *said);
+}
+
+void
 rh_numbered(uint32_t i, char *type, char *meta, char *payload, void *arg)
 {
 	strcpy(type, arg);
@@ -739,7 +763,8 @@ rh_fold_ok(struct rh *h, const char *name)
 }
 
 void
-rh_up_args(struct rh *h, const char *const *plugins, const char *const *extra)
+rh_init_args(struct rh *h, const char *const *plugins,
+    const char *const *extra)
 {
 	size_t i;
 
@@ -748,6 +773,12 @@ rh_up_args(struct rh *h, const char *const *plugins, const char *const *extra)
 		cr_assert_lt(i + 1, sizeof(h->extra) / sizeof(h->extra[0]));
 		h->extra[i] = extra[i];
 	}
+}
+
+void
+rh_up_args(struct rh *h, const char *const *plugins, const char *const *extra)
+{
+	rh_init_args(h, plugins, extra);
 	rh_start_stored(h);
 	rh_start_runnerd(h);
 }

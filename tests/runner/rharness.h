@@ -44,6 +44,10 @@ struct rh {
 /* A fresh directory tree; plugins (NULL-terminated file names from the
  * examples or tests/runner builds) are copied into its plugin dir. */
 void rh_init(struct rh *h, const char *const *plugins);
+/* rh_init, and runnerd will get the extra flags (NULL-terminated, at
+ * most 23). */
+void rh_init_args(struct rh *h, const char *const *plugins,
+    const char *const *extra);
 /* Copies a built plugin (by file name) into h->plugins; returns path. */
 const char *rh_add_plugin(struct rh *h, const char *file, char *out);
 void rh_start_stored(struct rh *h);
@@ -58,6 +62,16 @@ int rh_wait_runnerd(struct rh *h, int timeout_ms);
 void rh_start_runnerd(struct rh *h);
 void rh_kill_runnerd(struct rh *h, int sig);
 void rh_stop(struct rh *h);
+/* A Criterion .fini: rh_stop of the harness rh_init set up last (each
+ * test runs in a process of its own). */
+void rh_fini(void);
+
+/* A request for op begun in o (initialised here), request id 1: its body
+ * goes next. Returns o. */
+struct ipc_out *rh_request(struct ipc_out *o, int op);
+/* Sends the request o on c and frees o; the reply in *cr (the caller
+ * frees it). Returns the reply's status. */
+int rh_call(struct ef_client *c, struct ipc_out *o, struct client_reply *cr);
 
 /* Runner calls. msg (may be NULL) gets the reply message. */
 int rh_exec(struct rh *h, const char *agg, const char *inst, const char *type,
@@ -76,6 +90,9 @@ int rh_replay(struct rh *h, const char *proj, uint64_t until, char **out,
     uint64_t *position);
 /* One value as a string, or NULL (status returned). */
 int rh_get(struct rh *h, const char *proj, const char *key, char **val);
+/* Asserts that key of projection proj is there and reads want. */
+void rh_expect_get(struct rh *h, const char *proj, const char *key,
+    const char *want);
 
 struct rh_fold {
 	char state[32];
@@ -120,6 +137,8 @@ void rh_stream_id(uint8_t sid[UUID_LEN], uint8_t fill);
  * position. */
 uint64_t rh_fold_ok(struct rh *h, const char *name);
 bool rh_log_contains(const char *path, const char *needle);
+/* Asserts that runnerd's log holds each of said (NULL-terminated). */
+void rh_expect_logged(struct rh *h, const char *const *said);
 char *rh_read_file(const char *path);
 void rh_ms(int ms);
 

@@ -31,13 +31,7 @@ up(void)
 	rh_up(&h, examples);
 }
 
-static void
-down(void)
-{
-	rh_stop(&h);
-}
-
-Test(aggregate, todo_add_toggle_delete, .init = up, .fini = down)
+Test(aggregate, todo_add_toggle_delete, .init = up, .fini = rh_fini)
 {
 	struct ipc_exec_rep rep;
 	char msg[1024], *state;
@@ -91,7 +85,7 @@ Test(aggregate, todo_add_toggle_delete, .init = up, .fini = down)
 	cr_assert_eq(rh_head(&h), 3);
 }
 
-Test(aggregate, command_id_is_applied_once, .init = up, .fini = down)
+Test(aggregate, command_id_is_applied_once, .init = up, .fini = rh_fini)
 {
 	struct ipc_exec_rep rep, again;
 	char msg[1024], cmd[700];
@@ -133,7 +127,7 @@ Test(aggregate, command_id_is_applied_once, .init = up, .fini = down)
 	cr_assert(rh_log_contains(h.runnerd_log, "result recovered"));
 }
 
-Test(aggregate, eventfold_es_conventions, .init = up, .fini = down)
+Test(aggregate, eventfold_es_conventions, .init = up, .fini = rh_fini)
 {
 	struct ipc_exec_req r;
 	struct ipc_exec_rep rep;
@@ -208,13 +202,7 @@ Test(aggregate, eventfold_es_conventions, .init = up, .fini = down)
 		free(state);
 	}
 	cr_assert(rh_wait_fold(&h, "counters", 2, 5000));
-	{
-		char *val;
-
-		cr_assert_eq(rh_get(&h, "counters", "c-1", &val), EF_S_OK);
-		cr_assert_str_eq(val, "6");
-		free(val);
-	}
+	rh_expect_get(&h, "counters", "c-1", "6");
 }
 
 struct bg {
@@ -253,7 +241,7 @@ external_append_during(struct bg *b, const char *first)
 	pthread_join(t, NULL);
 }
 
-Test(aggregate, external_append_forces_a_retry, .init = up, .fini = down)
+Test(aggregate, external_append_forces_a_retry, .init = up, .fini = rh_fini)
 {
 	struct bg b = { &h, "{\"sleep_ms\":400}", 0, { { 0 } }, "" };
 	char *state;
@@ -275,11 +263,8 @@ Test(aggregate, retries_are_bounded)
 {
 	struct bg b = { &h, "{\"sleep_ms\":400}", 0, { { 0 } }, "" };
 
-	rh_init(&h, examples);
-	h.extra[0] = "--max-retries";
-	h.extra[1] = "0";
-	rh_start_stored(&h);
-	rh_start_runnerd(&h);
+	rh_up_args(&h, examples,
+	    (const char *const[]){ "--max-retries", "0", NULL });
 	external_append_during(&b, NULL);
 	cr_assert_eq(b.st, EF_S_ABORTED, "%d %s", b.st, b.msg);
 	cr_assert(strstr(b.msg, "version conflict") != NULL, "%s", b.msg);
@@ -287,7 +272,7 @@ Test(aggregate, retries_are_bounded)
 }
 
 /* Every op with a body of the wrong shape, and envelope errors. */
-Test(aggregate, malformed_requests_get_errors, .init = up, .fini = down)
+Test(aggregate, malformed_requests_get_errors, .init = up, .fini = rh_fini)
 {
 	static const int ops[] = { EF_OP_EXECUTE, EF_OP_GET_STATE, EF_OP_QUERY,
 		EF_OP_REBUILD, EF_OP_RESET, EF_OP_REPLAY, EF_OP_DEAD_LETTERS };
@@ -296,18 +281,14 @@ Test(aggregate, malformed_requests_get_errors, .init = up, .fini = down)
 	size_t i;
 
 	for (i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
-		ipc_out_init(&o);
-		ipc_request_begin(&o, ops[i], 1);
-		msgpack_pack_array(&o.pk, 1);
+		msgpack_pack_array(&rh_request(&o, ops[i])->pk, 1);
 		msgpack_pack_int(&o.pk, -5);
 		cr_assert_eq(rh_raw(&h, o.buf, o.len, msg, sizeof(msg)),
 		    EF_S_BAD_REQUEST, "op %d", ops[i]);
 		ipc_out_free(&o);
 	}
 	/* unknown op, wrong version, garbage */
-	ipc_out_init(&o);
-	ipc_request_begin(&o, 99, 1);
-	ipc_nil(&o);
+	ipc_nil(rh_request(&o, 99));
 	cr_assert_eq(rh_raw(&h, o.buf, o.len, msg, sizeof(msg)),
 	    EF_S_UNKNOWN_OP);
 	ipc_out_reset(&o);

@@ -93,7 +93,7 @@ Test(crash, kill9_during_catch_up_of_200k_events)
 	static const char *const pl[] = { "counter.so", "testplug.so", NULL };
 	struct rh h;
 	struct rh_fold f;
-	char *live, *replayed, *rebuilt, *val, expect[4096], msg[512];
+	char *live, *replayed, *rebuilt, expect[4096], msg[512];
 	uint64_t head, pos;
 	unsigned seed = (unsigned)time(NULL);
 	size_t len = 0;
@@ -113,12 +113,8 @@ Test(crash, kill9_during_catch_up_of_200k_events)
 	cr_assert_eq(rh_fold(&h, "strict", &f), EF_S_OK);
 	cr_assert(!f.has_error, "strict: %s", f.error);
 	cr_assert_eq(f.position, head);
-	cr_assert_eq(rh_get(&h, "strict", "next", &val), EF_S_OK);
-	cr_assert_str_eq(val, "200000");
-	free(val);
-	cr_assert_eq(rh_get(&h, "poisoned", "count", &val), EF_S_OK);
-	cr_assert_str_eq(val, "200000");
-	free(val);
+	rh_expect_get(&h, "strict", "next", "200000");
+	rh_expect_get(&h, "poisoned", "count", "200000");
 	/* the counters: 4 batches of 1000 per instance */
 	for (k = 0; k < 50; k++) {
 		char key[16];
@@ -177,9 +173,8 @@ Test(crash, manager_applies_each_command_once_under_kill9)
 	unsigned seed = (unsigned)time(NULL) ^ 0x5a5a;
 	int k;
 
-	rh_init(&h, pl);
-	h.extra[0] = "--pm-backoff-ms";
-	h.extra[1] = "10";
+	rh_init_args(&h, pl,
+	    (const char *const[]){ "--pm-backoff-ms", "10", NULL });
 	rh_start_stored(&h);
 	fill(&h, 15, 100, 5, &ticker);
 	head = rh_head(&h);
@@ -241,19 +236,31 @@ stop_halfway_through_rebuilds(struct rh *h, uint64_t head, int sig)
 	rh_kill_runnerd(h, sig);
 }
 
+/* strict's next reads head_s and counters holds live, as at the start. */
+static void
+expect_models(struct rh *h, const char *head_s, const char *live)
+{
+	uint64_t pos;
+	char *now;
+
+	rh_expect_get(h, "strict", "next", head_s);
+	cr_assert_eq(rh_dump(h, "counters", 1000, &now, &pos), EF_S_OK);
+	cr_assert_str_eq(now, live);
+	free(now);
+}
+
 Test(crash, rebuild_survives_a_restart)
 {
 	static const char *const pl[] = { "counter.so", "testplug.so", NULL };
 	struct rh h;
 	struct rh_fold f;
-	char *live, *now, *val, *log, head_s[32];
+	char *live, *log, head_s[32];
 	uint64_t head, pos;
 	int round;
 	static const int sigs[] = { SIGKILL, SIGTERM };
 
-	rh_init(&h, pl);
-	h.extra[0] = "--fold-batch";
-	h.extra[1] = "512";
+	rh_init_args(&h, pl,
+	    (const char *const[]){ "--fold-batch", "512", NULL });
 	rh_start_stored(&h);
 	fill(&h, 100, 1000, 50, &counter);
 	head = rh_head(&h);
@@ -266,24 +273,12 @@ Test(crash, rebuild_survives_a_restart)
 		stop_halfway_through_rebuilds(&h, head, sigs[round]);
 		rh_start_runnerd(&h);
 		/* the old generation serves, whole, until the swap */
-		cr_assert_eq(rh_get(&h, "strict", "next", &val), EF_S_OK);
-		cr_assert_str_eq(val, head_s);
-		free(val);
-		cr_assert_eq(rh_dump(&h, "counters", 1000, &now, &pos),
-		    EF_S_OK);
-		cr_assert_str_eq(now, live);
-		free(now);
+		expect_models(&h, head_s, live);
 		cr_assert(rh_wait_fold(&h, "strict", head, 120000));
 		cr_assert(rh_wait_fold(&h, "counters", head, 120000));
 		cr_assert_eq(rh_fold(&h, "strict", &f), EF_S_OK);
 		cr_assert(!f.has_error, "strict: %s", f.error);
-		cr_assert_eq(rh_get(&h, "strict", "next", &val), EF_S_OK);
-		cr_assert_str_eq(val, head_s);
-		free(val);
-		cr_assert_eq(rh_dump(&h, "counters", 1000, &now, &pos),
-		    EF_S_OK);
-		cr_assert_str_eq(now, live);
-		free(now);
+		expect_models(&h, head_s, live);
 	}
 	/* every rebuild was interrupted: each swap is one started over */
 	log = rh_read_file(h.runnerd_log);

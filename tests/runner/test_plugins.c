@@ -31,11 +31,8 @@ list_plugins(struct rh *h, char *names, size_t len, uint32_t *refused)
 	int st;
 
 	names[0] = '\0';
-	ipc_out_init(&o);
-	ipc_request_begin(&o, EF_OP_PLUGINS, 1);
-	ipc_nil(&o);
-	st = client_call(&h->runner, &o, &cr);
-	ipc_out_free(&o);
+	ipc_nil(rh_request(&o, EF_OP_PLUGINS));
+	st = rh_call(&h->runner, &o, &cr);
 	cr_assert_eq(st, EF_S_OK);
 	cr_assert(ipc_plugins_rep_decode(cr.in.body, &list, &n, &why) == 0);
 	for (i = 0; i < n; i++) {
@@ -96,22 +93,14 @@ Test(plugins, bad_plugins_are_refused_by_name)
 	cr_assert_str_eq(names, "counter ");
 	/* and the five refused files are in the reply too, with a reason */
 	cr_assert_eq(refused, 5);
-	cr_assert(rh_log_contains(h.runnerd_log,
-	    "bad_abi.so: refused: built "
-	    "for plugin ABI 19700101"));
-	cr_assert(rh_log_contains(h.runnerd_log,
-	    "no_entry.so: refused: no "
-	    "entry point"));
-	cr_assert(rh_log_contains(h.runnerd_log,
-	    "dup_name.so: refused: "
-	    "duplicate plugin name \"counter\""));
-	cr_assert(rh_log_contains(h.runnerd_log,
-	    "dup_agg.so: refused: "
-	    "init() failed"));
-	cr_assert(rh_log_contains(h.runnerd_log, "duplicate name"));
-	cr_assert(rh_log_contains(h.runnerd_log,
-	    "zz_writable.so: refused: "
-	    "the file is writable by others"));
+	rh_expect_logged(&h,
+	    (const char *const[]){
+	        "bad_abi.so: refused: built for plugin ABI 19700101",
+	        "no_entry.so: refused: no entry point",
+	        "dup_name.so: refused: duplicate plugin name \"counter\"",
+	        "dup_agg.so: refused: init() failed", "duplicate name",
+	        "zz_writable.so: refused: the file is writable by others",
+	        NULL });
 	/* the good one works */
 	cr_assert_eq(rh_exec(&h, "counter", "c-1", "Increment", NULL, NULL,
 	                 NULL, msg, sizeof(msg)),

@@ -28,12 +28,6 @@ up(void)
 	        "20", NULL });
 }
 
-static void
-down(void)
-{
-	rh_stop(&h);
-}
-
 struct dl {
 	char cmd[300];
 	char target[300];
@@ -58,11 +52,8 @@ dead_letters(int action, const char *mgr, const char *cmd, struct dl *out,
 	r.action = (uint8_t)action;
 	r.manager = ipc_cstr(mgr);
 	r.command_id = ipc_cstr(cmd);
-	ipc_out_init(&o);
-	ipc_request_begin(&o, EF_OP_DEAD_LETTERS, 1);
-	ipc_dl_req_encode(&o, &r);
-	st = client_call(&h.runner, &o, &cr);
-	ipc_out_free(&o);
+	ipc_dl_req_encode(rh_request(&o, EF_OP_DEAD_LETTERS), &r);
+	st = rh_call(&h.runner, &o, &cr);
 	if (st != EF_S_OK) {
 		client_reply_free(&cr);
 		return -st;
@@ -104,37 +95,32 @@ shipment_created(const char *id)
 	return r;
 }
 
-Test(procmgr, dead_letter_retry_and_drop, .init = up, .fini = down)
+Test(procmgr, dead_letter_retry_and_drop, .init = up, .fini = rh_fini)
 {
+	/* aggregate, instance, command, payload */
+	static const char *const orders[][4] = {
+		/* the happy path */
+		{ "order", "o-1", "Place", "{\"address\":\"1 Main St\"}" },
+		/* two orders whose shipments are on hold */
+		{ "shipment", "o-2", "Hold",
+		    "{\"reason\":\"address check\"}" },
+		{ "shipment", "o-3", "Hold", "{\"reason\":\"fraud check\"}" },
+		{ "order", "o-2", "Place", "{\"address\":\"2 Main St\"}" },
+		{ "order", "o-3", "Place", "{\"address\":\"3 Main St\"}" },
+		/* and a later one, which must not wait for them */
+		{ "order", "o-4", "Place", "{\"address\":\"4 Main St\"}" },
+	};
 	struct dl d[4];
 	struct rh_fold f;
 	uint64_t counts[2], head;
 	char msg[1024];
 	int i;
 
-	/* the happy path */
-	cr_assert_eq(rh_exec(&h, "order", "o-1", "Place",
-	                 "{\"address\":\"1 Main St\"}", NULL, NULL, msg,
-	                 sizeof(msg)),
-	    EF_S_OK, "%s", msg);
-	/* two orders whose shipments are on hold */
-	cr_assert_eq(rh_exec(&h, "shipment", "o-2", "Hold",
-	                 "{\"reason\":\"address check\"}", NULL, NULL, NULL,
-	                 0),
-	    EF_S_OK);
-	cr_assert_eq(rh_exec(&h, "shipment", "o-3", "Hold",
-	                 "{\"reason\":\"fraud check\"}", NULL, NULL, NULL, 0),
-	    EF_S_OK);
-	cr_assert_eq(rh_exec(&h, "order", "o-2", "Place",
-	                 "{\"address\":\"2 Main St\"}", NULL, NULL, NULL, 0),
-	    EF_S_OK);
-	cr_assert_eq(rh_exec(&h, "order", "o-3", "Place",
-	                 "{\"address\":\"3 Main St\"}", NULL, NULL, NULL, 0),
-	    EF_S_OK);
-	/* and a later one, which must not wait for them */
-	cr_assert_eq(rh_exec(&h, "order", "o-4", "Place",
-	                 "{\"address\":\"4 Main St\"}", NULL, NULL, NULL, 0),
-	    EF_S_OK);
+	for (i = 0; i < (int)(sizeof(orders) / sizeof(orders[0])); i++)
+		cr_assert_eq(rh_exec(&h, orders[i][0], orders[i][1],
+		                 orders[i][2], orders[i][3], NULL, NULL, msg,
+		                 sizeof(msg)),
+		    EF_S_OK, "%s %s: %s", orders[i][0], orders[i][1], msg);
 	head = rh_head(&h);
 	cr_assert(rh_wait_fold(&h, "order_shipping", head, 10000));
 	cr_assert(shipment_created("o-1"));

@@ -29,12 +29,6 @@ up(void)
 	rh_up(&h, examples);
 }
 
-static void
-down(void)
-{
-	rh_stop(&h);
-}
-
 static int
 query(const struct ipc_query_req *q, char **out, bool *more, char *next)
 {
@@ -48,11 +42,8 @@ query(const struct ipc_query_req *q, char **out, bool *more, char *next)
 	int st;
 
 	*out = calloc(1, 4096);
-	ipc_out_init(&o);
-	ipc_request_begin(&o, EF_OP_QUERY, 1);
-	ipc_query_req_encode(&o, q);
-	st = client_call(&h.runner, &o, &cr);
-	ipc_out_free(&o);
+	ipc_query_req_encode(rh_request(&o, EF_OP_QUERY), q);
+	st = rh_call(&h.runner, &o, &cr);
 	if (st == EF_S_OK) {
 		cr_assert(ipc_query_rep_decode(cr.in.body, &rep, &why) == 0);
 		for (i = 0; i < rep.nitems; i++) {
@@ -70,7 +61,7 @@ query(const struct ipc_query_req *q, char **out, bool *more, char *next)
 	return st;
 }
 
-Test(projection, query_modes_and_paging, .init = up, .fini = down)
+Test(projection, query_modes_and_paging, .init = up, .fini = rh_fini)
 {
 	static const char *const ids[] = { "a1", "a2", "a3", "b1", "b2",
 		"c1" };
@@ -144,10 +135,10 @@ Test(projection, query_modes_and_paging, .init = up, .fini = down)
 	free(out);
 }
 
-Test(projection, status_and_a_failing_projection, .init = up, .fini = down)
+Test(projection, status_and_a_failing_projection, .init = up, .fini = rh_fini)
 {
 	struct rh_fold f;
-	char msg[1024], *val;
+	char msg[1024];
 	uint64_t head;
 	int waited;
 
@@ -176,13 +167,9 @@ Test(projection, status_and_a_failing_projection, .init = up, .fini = down)
 	cr_assert(f.has_error && f.error_position == 1);
 	cr_assert(strstr(f.error, "poison pill") != NULL, "%s", f.error);
 	cr_assert(f.has_lag && f.lag == head - 1);
-	cr_assert_eq(rh_get(&h, "poisoned", "count", &val), EF_S_OK);
-	cr_assert_str_eq(val, "1");
-	free(val);
+	rh_expect_get(&h, "poisoned", "count", "1");
 	/* the others went on */
-	cr_assert_eq(rh_get(&h, "counters", "x", &val), EF_S_OK);
-	cr_assert_str_eq(val, "2");
-	free(val);
+	rh_expect_get(&h, "counters", "x", "2");
 	cr_assert_eq(rh_fold(&h, "counters", &f), EF_S_OK);
 	cr_assert_str_eq(f.state, "live");
 	cr_assert(!f.has_error && f.lag == 0);
@@ -198,11 +185,8 @@ Test(projection, status_and_a_failing_projection, .init = up, .fini = down)
 		q.has_min_position = true;
 		q.min_position = 2;
 		q.wait_ms = 10000;
-		ipc_out_init(&o);
-		ipc_request_begin(&o, EF_OP_QUERY, 1);
-		ipc_query_req_encode(&o, &q);
-		cr_assert_eq(client_call(&h.runner, &o, &cr), EF_S_ABORTED);
-		ipc_out_free(&o);
+		ipc_query_req_encode(rh_request(&o, EF_OP_QUERY), &q);
+		cr_assert_eq(rh_call(&h.runner, &o, &cr), EF_S_ABORTED);
 		client_reply_free(&cr);
 	}
 	/* it stays stopped across a restart (same plugin, same event) */
@@ -216,9 +200,7 @@ Test(projection, status_and_a_failing_projection, .init = up, .fini = down)
 	cr_assert_eq(rh_name_op(&h, EF_OP_RESET, "counters", msg, sizeof(msg)),
 	    EF_S_OK, "%s", msg);
 	cr_assert(rh_wait_fold(&h, "counters", head, 5000));
-	cr_assert_eq(rh_get(&h, "counters", "x", &val), EF_S_OK);
-	cr_assert_str_eq(val, "2");
-	free(val);
+	rh_expect_get(&h, "counters", "x", "2");
 }
 
 /* A model of the todo app, to check the read models against. */
@@ -310,7 +292,7 @@ model_stats(const struct model *m)
 }
 
 Test(projection, rebuild_equals_incremental_equals_model, .init = up,
-    .fini = down)
+    .fini = rh_fini)
 {
 	static const char *const projs[] = { "todo_list", "todo_stats" };
 	struct model m;
@@ -359,7 +341,7 @@ Test(projection, rebuild_equals_incremental_equals_model, .init = up,
 	}
 }
 
-Test(projection, replay_is_time_travel, .init = up, .fini = down)
+Test(projection, replay_is_time_travel, .init = up, .fini = rh_fini)
 {
 	struct ipc_exec_rep r1, r2;
 	char *out, *live;

@@ -234,32 +234,24 @@ folded_again_from_the_log(struct rh *h, uint64_t head)
 	cr_assert(rh_wait_fold(h, "tally", head, 10000));
 	cr_assert_eq(rh_fold_ok(h, "strict"), head);
 	rh_fold_ok(h, "tally");
-	cr_assert(rh_log_contains(h->runnerd_log,
-	              "projection strict: the "
-	              "event at position 140 is"),
-	    "strict: no word of the mismatch");
-	cr_assert(rh_log_contains(h->runnerd_log,
-	              "process manager tally: the "
-	              "event at position 140 is"),
-	    "tally: no word of the mismatch");
+	rh_expect_logged(h,
+	    (const char *const[]){
+	        "projection strict: the event at position 140 is",
+	        "process manager tally: the event at position 140 is", NULL });
 
 	/* the log's counts, not the snapshots' (16 at version 15) */
 	expect_state(h, "c-old", true, 9, 10);
 	expect_state(h, "c-rep", true, 19, 1010);
 	expect_state(h, "c-new", false, 0, 0);
-	cr_assert(rh_log_contains(h->runnerd_log,
-	              "state at version 15 (a "
-	              "snapshot) is beyond the end of the stream"),
-	    "c-old: no word");
-	cr_assert(rh_log_contains(h->runnerd_log,
-	              "state at version 15 (a "
-	              "snapshot) follows event"),
-	    "c-rep: no word of it");
-	cr_assert(rh_log_contains(h->runnerd_log,
-	              "state at version 15 (a "
-	              "snapshot) is of a stream the log does not hold"),
-	    "c-new: no "
-	    "word of it");
+	/* c-old, c-rep, c-new */
+	rh_expect_logged(h,
+	    (const char *const[]){
+	        "state at version 15 (a snapshot) is beyond the end of the "
+	        "stream",
+	        "state at version 15 (a snapshot) follows event",
+	        "state at version 15 (a snapshot) is of a stream the log "
+	        "does not hold",
+	        NULL });
 }
 
 /* Commands are decided on the log's state; the command the restore
@@ -441,14 +433,11 @@ Test(restore, backup_with_runner_state_resumes_without_rebuilding)
 	cr_assert_eq(rh_head(&h), 70);
 	rh_start_runnerd(&h);
 
-	cr_assert(rh_log_contains(h.runnerd_log,
-	              "projection strict: starting "
-	              "at position 70"),
-	    "strict did not resume from the copy");
-	cr_assert(rh_log_contains(h.runnerd_log,
-	              "process manager tally: "
-	              "starting at position 70"),
-	    "tally did not resume from the copy");
+	/* both resume from the copy */
+	rh_expect_logged(&h,
+	    (const char *const[]){
+	        "projection strict: starting at position 70",
+	        "process manager tally: starting at position 70", NULL });
 	cr_assert(!rh_log_contains(h.runnerd_log, "rebuilding"));
 	cr_assert(!rh_log_contains(h.runnerd_log, "folding it again"));
 	expect_state(&h, "c-1", true, 19, 20);
