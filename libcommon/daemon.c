@@ -3,8 +3,10 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <systemd/sd-daemon.h>
@@ -12,6 +14,7 @@
 #include "daemon.h"
 #include "fsync.h"
 #include "guard.h"
+#include "clock.h"
 #include "log.h"
 
 int
@@ -28,6 +31,73 @@ daemon_conf_check(const struct conf_opts *o, const struct conf_key *keys,
 	if (o->verbose)
 		log_setverbose(1);
 	return 0;
+}
+
+static const struct env_flag data_env[] = {
+	{ "EVENTFOLD_DATA", "--data-dir" }, /* only if a directory */
+	{ NULL, NULL },
+};
+
+/* The string key name of conf (described by keys), or "" if none. */
+static const char *
+conf_str(const struct conf_key *keys, const void *conf, const char *name)
+{
+	for (; keys->name != NULL; keys++)
+		if (keys->type == CONF_STR && strcmp(keys->name, name) == 0)
+			return *(
+			    char *const *)((const char *)conf + keys->off);
+	return "";
+}
+
+/* EventfoldDB's variables as flags before the command line's: they
+ * override the file and the command line overrides them. */
+static void
+daemon_env(const struct daemon_def *d, int *argc, char ***argv)
+{
+	const struct env_flag *tab = d->env;
+	const char *envdir;
+	char err[1200];
+
+	if (d->data_env && env_data_dir("", &envdir, err, sizeof(err)) == 0 &&
+	    envdir != NULL)
+		tab = data_env;
+	if (tab != NULL)
+		*argv = env_argv(tab, *argc, *argv, argc);
+}
+
+int
+daemon_configure(const struct daemon_def *d, void *conf, int *argc,
+    char ***argv, struct conf_opts *opts)
+{
+	const char *envdir;
+	char usage[2048], err[1200];
+
+	log_init(d->name, 0);
+	daemon_env(d, argc, argv);
+	snprintf(usage, sizeof(usage),
+	    "usage: %s [-dnv] [-f file] [--key value ...]\n%s", d->name,
+	    d->about);
+	if (conf_load(d->keys, d->section, conf, argc, *argv, opts, usage) !=
+	    0)
+		return 1;
+	if (log_level_from_env() != 0)
+		return 1;
+	if (d->data_env &&
+	    env_data_dir(conf_str(d->keys, conf, "runtime_dir"), &envdir, err,
+	        sizeof(err)) != 0) {
+		fprintf(stderr, "%s: %s\n", d->name, err);
+		return 1;
+	}
+	if (*argc > 1) {
+		fprintf(stderr, "%s: unexpected argument %s (see --help)\n",
+		    d->name, (*argv)[1]);
+		return 1;
+	}
+	if (d->check != NULL && d->check(conf) != 0)
+		return 1;
+	if (daemon_conf_check(opts, d->keys, d->section, conf))
+		return 0;
+	return -1;
 }
 
 void
@@ -111,6 +181,51 @@ daemon_progress(uint64_t waiting, uint64_t beat_ms, uint64_t now_ms,
 	if (waiting == 0 || beat_ms == 0)
 		return 1;
 	return now_ms <= beat_ms || now_ms - beat_ms < limit_ms;
+}
+
+void
+daemon_serve(const sigset_t *set, const struct daemon_loop *loop)
+{
+	struct daemon_watchdog wd;
+	struct timespec ts;
+	int sig;
+
+	sd_notify(0, loop->ready);
+	daemon_watchdog_init(&wd);
+	for (;;) {
+		ts = daemon_watchdog_wait(&wd);
+		if (loop->wait_ms > 0) {
+			ts.tv_sec = loop->wait_ms / 1000;
+			ts.tv_nsec = loop->wait_ms % 1000 * 1000 * 1000;
+		}
+		sig = sigtimedwait(set, NULL, &ts);
+		if (loop->alive != NULL)
+			daemon_watchdog_tick(&wd, loop->alive);
+		if (sig == SIGTERM || sig == SIGINT)
+			break;
+		if (sig == SIGHUP && loop->hup != NULL)
+			loop->hup(loop->arg);
+		else if (sig == SIGHUP)
+			log_info("%s", loop->hup_msg);
+		if (loop->tick != NULL)
+			loop->tick(loop->arg);
+	}
+	log_info("%s", loop->stopping);
+	sd_notify(0, "STOPPING=1");
+}
+
+int
+daemon_nap(const volatile int *stopping, uint64_t ms)
+{
+	uint64_t end = clock_mono_ms() + ms;
+	struct timespec ts;
+
+	while (!*stopping && clock_mono_ms() < end) {
+		ts.tv_sec = 0;
+		ts.tv_nsec = 20 * 1000 * 1000;
+		nanosleep(&ts, NULL);
+	}
+	return *stopping != 0;
 }
 
 void

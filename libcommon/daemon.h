@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * daemon.h - the lifecycle steps every eventfold daemon takes the same
- * way (stored, gatewayd, runnerd): -n / -nv, the signal mask, and
- * creating the runtime and data directories (called from main() before
- * any thread starts); the watchdog rule; the last step of a shutdown.
+ * way (stored, gatewayd, runnerd, mirrord): the configuration (file,
+ * environment, flags, -n / -nv), the signal mask, and creating the
+ * runtime and data directories (called from main() before any thread
+ * starts); the watchdog rule; the main thread's signal loop with READY=1
+ * and STOPPING=1; the last step of a shutdown.
  */
 #ifndef EF_DAEMON_H
 #define EF_DAEMON_H
@@ -14,6 +16,41 @@
 #include <time.h>
 
 #include "conf.h"
+#include "env.h"
+
+/*
+ * What a daemon's configuration is: its name ("eventfold-stored", the
+ * log's and the messages' prefix), its section of the file, its keys,
+ * the text --help prints after the synopsis line (which is the same for
+ * every daemon: "usage: NAME [-dnv] [-f file] [--key value ...]"), and
+ * the environment it honours.
+ */
+struct daemon_def {
+	const char *name;
+	const char *section;
+	const struct conf_key *keys;
+	const char *about;
+	/* EventfoldDB's variables that stand for a flag (env.h), or NULL */
+	const struct env_flag *env;
+	/* EVENTFOLD_DATA is data_dir when it is not a file (env_data_dir) */
+	int data_env;
+	/* after the flags: clamps and range checks of conf; 0, or 1 after
+	 * saying why on stderr. NULL: none. */
+	int (*check)(void *conf);
+};
+
+/*
+ * Starts the log as d->name and reads the configuration into conf (the
+ * struct d->keys describe): the defaults, the file, the environment
+ * (as flags before the command line's), then *argv (*argc words,
+ * replaced by the argv that holds the environment's flags, malloc'd,
+ * when there are any). Refuses an EventfoldDB data file in
+ * EVENTFOLD_DATA and any argument that is not an option, then runs
+ * d->check and -n / -nv (daemon_conf_check). Returns -1 to go on, or
+ * the exit status: 0 after -n, 1 after an error (said on stderr).
+ */
+int daemon_configure(const struct daemon_def *d, void *conf, int *argc,
+    char ***argv, struct conf_opts *opts);
 
 /*
  * -n: prints "configuration OK", or with -v the effective configuration
@@ -69,6 +106,34 @@ void daemon_watchdog_tick(const struct daemon_watchdog *wd,
  */
 int daemon_progress(uint64_t waiting, uint64_t beat_ms, uint64_t now_ms,
     uint64_t limit_ms);
+
+/*
+ * The main thread's loop, one for every daemon: tells systemd ready
+ * (sd_notify of ready, e.g. "READY=1\nSTATUS=listening"), then until
+ * SIGTERM or SIGINT waits for a signal, at most wait_ms (0: the
+ * watchdog's wait, daemon_watchdog_wait), and after each wake-up feeds
+ * the watchdog if alive is set (daemon_watchdog_tick). SIGHUP calls
+ * hup(arg), or logs hup_msg when hup is NULL. Every wake-up that is not
+ * a stop then calls tick(arg) when set. On the stop: logs stopping and
+ * sends STOPPING=1, then returns; the caller shuts its work down.
+ */
+struct daemon_loop {
+	const char *ready;
+	const char *stopping;
+	int (*alive)(uint64_t limit_ms);
+	void (*hup)(void *arg);
+	const char *hup_msg;
+	void (*tick)(void *arg);
+	void *arg;
+	long wait_ms;
+};
+void daemon_serve(const sigset_t *set, const struct daemon_loop *loop);
+
+/*
+ * Sleeps ms in short naps, waking early when *stopping is set. 1 if
+ * stopping, else 0.
+ */
+int daemon_nap(const volatile int *stopping, uint64_t ms);
 
 /*
  * The last step of a daemon's shutdown, once what is durable is closed:
