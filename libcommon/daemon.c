@@ -69,13 +69,15 @@ int
 daemon_configure(const struct daemon_def *d, void *conf, int *argc,
     char ***argv, struct conf_opts *opts)
 {
+	static char name[64]; /* the log's, for the daemon's life */
 	const char *envdir;
 	char usage[2048], err[1200];
 
-	log_init(d->name, 0);
+	snprintf(name, sizeof(name), "eventfold-%s", d->section);
+	log_init(name, 0);
 	daemon_env(d, argc, argv);
 	snprintf(usage, sizeof(usage),
-	    "usage: %s [-dnv] [-f file] [--key value ...]\n%s", d->name,
+	    "usage: %s [-dnv] [-f file] [--key value ...]\n%s", name,
 	    d->about);
 	if (conf_load(d->keys, d->section, conf, argc, *argv, opts, usage) !=
 	    0)
@@ -85,12 +87,12 @@ daemon_configure(const struct daemon_def *d, void *conf, int *argc,
 	if (d->data_env &&
 	    env_data_dir(conf_str(d->keys, conf, "runtime_dir"), &envdir, err,
 	        sizeof(err)) != 0) {
-		fprintf(stderr, "%s: %s\n", d->name, err);
+		fprintf(stderr, "%s: %s\n", name, err);
 		return 1;
 	}
 	if (*argc > 1) {
 		fprintf(stderr, "%s: unexpected argument %s (see --help)\n",
-		    d->name, (*argv)[1]);
+		    name, (*argv)[1]);
 		return 1;
 	}
 	if (d->check != NULL && d->check(conf) != 0)
@@ -184,33 +186,34 @@ daemon_progress(uint64_t waiting, uint64_t beat_ms, uint64_t now_ms,
 }
 
 void
-daemon_serve(const sigset_t *set, const struct daemon_loop *loop)
+daemon_serve(const struct daemon_def *d, const sigset_t *set,
+    const char *ready, void *arg)
 {
 	struct daemon_watchdog wd;
 	struct timespec ts;
 	int sig;
 
-	sd_notify(0, loop->ready);
+	sd_notify(0, ready);
 	daemon_watchdog_init(&wd);
 	for (;;) {
 		ts = daemon_watchdog_wait(&wd);
-		if (loop->wait_ms > 0) {
-			ts.tv_sec = loop->wait_ms / 1000;
-			ts.tv_nsec = loop->wait_ms % 1000 * 1000 * 1000;
+		if (d->wait_ms > 0) {
+			ts.tv_sec = d->wait_ms / 1000;
+			ts.tv_nsec = d->wait_ms % 1000 * 1000 * 1000;
 		}
 		sig = sigtimedwait(set, NULL, &ts);
-		if (loop->alive != NULL)
-			daemon_watchdog_tick(&wd, loop->alive);
+		if (d->alive != NULL)
+			daemon_watchdog_tick(&wd, d->alive);
 		if (sig == SIGTERM || sig == SIGINT)
 			break;
-		if (sig == SIGHUP && loop->hup != NULL)
-			loop->hup(loop->arg);
+		if (sig == SIGHUP && d->hup != NULL)
+			d->hup(arg);
 		else if (sig == SIGHUP)
-			log_info("%s", loop->hup_msg);
-		if (loop->tick != NULL)
-			loop->tick(loop->arg);
+			log_info("%s", d->hup_msg);
+		if (d->tick != NULL)
+			d->tick(arg);
 	}
-	log_info("%s", loop->stopping);
+	log_info("%s", d->stopping);
 	sd_notify(0, "STOPPING=1");
 }
 

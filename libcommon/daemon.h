@@ -19,14 +19,15 @@
 #include "env.h"
 
 /*
- * What a daemon's configuration is: its name ("eventfold-stored", the
- * log's and the messages' prefix), its section of the file, its keys,
- * the text --help prints after the synopsis line (which is the same for
- * every daemon: "usage: NAME [-dnv] [-f file] [--key value ...]"), and
- * the environment it honours.
+ * What a daemon is, to its lifecycle. Its configuration: its section of
+ * the file (its name is "eventfold-" and the section: the log's and the
+ * messages' prefix), its keys, the text --help prints after the
+ * synopsis line (which is the same for every daemon: "usage: NAME
+ * [-dnv] [-f file] [--key value ...]"), the environment it honours and
+ * a check of its own. Its main loop (daemon_serve): what it logs when
+ * it stops, the watchdog's test, what SIGHUP does, a periodic tick.
  */
 struct daemon_def {
-	const char *name;
 	const char *section;
 	const struct conf_key *keys;
 	const char *about;
@@ -37,17 +38,24 @@ struct daemon_def {
 	/* after the flags: clamps and range checks of conf; 0, or 1 after
 	 * saying why on stderr. NULL: none. */
 	int (*check)(void *conf);
+
+	const char *stopping;            /* logged on SIGTERM / SIGINT */
+	int (*alive)(uint64_t limit_ms); /* the watchdog's test, or NULL */
+	void (*hup)(void *arg);          /* SIGHUP; NULL: log hup_msg */
+	const char *hup_msg;
+	void (*tick)(void *arg); /* after each wake-up but a stop, or NULL */
+	long wait_ms;            /* longest wait; 0: the watchdog's */
 };
 
 /*
- * Starts the log as d->name and reads the configuration into conf (the
- * struct d->keys describe): the defaults, the file, the environment
- * (as flags before the command line's), then *argv (*argc words,
- * replaced by the argv that holds the environment's flags, malloc'd,
- * when there are any). Refuses an EventfoldDB data file in
- * EVENTFOLD_DATA and any argument that is not an option, then runs
- * d->check and -n / -nv (daemon_conf_check). Returns -1 to go on, or
- * the exit status: 0 after -n, 1 after an error (said on stderr).
+ * Starts the log as the daemon's name and reads the configuration into conf
+ * (the struct d->keys describe): the defaults, the file, the environment (as
+ * flags before the command line's), then *argv (*argc words, replaced by the
+ * argv that holds the environment's flags, malloc'd, when there are any).
+ * Refuses an EventfoldDB data file in EVENTFOLD_DATA and any argument that is
+ * not an option, then runs d->check and -n / -nv (daemon_conf_check). Returns
+ * -1 to go on, or the exit status: 0 after -n, 1 after an error (said on
+ * stderr).
  */
 int daemon_configure(const struct daemon_def *d, void *conf, int *argc,
     char ***argv, struct conf_opts *opts);
@@ -110,24 +118,16 @@ int daemon_progress(uint64_t waiting, uint64_t beat_ms, uint64_t now_ms,
 /*
  * The main thread's loop, one for every daemon: tells systemd ready
  * (sd_notify of ready, e.g. "READY=1\nSTATUS=listening"), then until
- * SIGTERM or SIGINT waits for a signal, at most wait_ms (0: the
+ * SIGTERM or SIGINT waits for a signal, at most d->wait_ms (0: the
  * watchdog's wait, daemon_watchdog_wait), and after each wake-up feeds
- * the watchdog if alive is set (daemon_watchdog_tick). SIGHUP calls
- * hup(arg), or logs hup_msg when hup is NULL. Every wake-up that is not
- * a stop then calls tick(arg) when set. On the stop: logs stopping and
- * sends STOPPING=1, then returns; the caller shuts its work down.
+ * the watchdog if d->alive is set (daemon_watchdog_tick). SIGHUP calls
+ * d->hup(arg), or logs d->hup_msg when hup is NULL. Every wake-up that
+ * is not a stop then calls d->tick(arg) when set. On the stop: logs
+ * d->stopping and sends STOPPING=1, then returns; the caller shuts its
+ * work down.
  */
-struct daemon_loop {
-	const char *ready;
-	const char *stopping;
-	int (*alive)(uint64_t limit_ms);
-	void (*hup)(void *arg);
-	const char *hup_msg;
-	void (*tick)(void *arg);
-	void *arg;
-	long wait_ms;
-};
-void daemon_serve(const sigset_t *set, const struct daemon_loop *loop);
+void daemon_serve(const struct daemon_def *d, const sigset_t *set,
+    const char *ready, void *arg);
 
 /*
  * Sleeps ms in short naps, waking early when *stopping is set. 1 if

@@ -95,25 +95,6 @@ static const struct env_flag gw_env[] = {
 	{ NULL, NULL },
 };
 
-static int gateway_check(void *conf);
-
-static const struct daemon_def gw_def = {
-	.name = "eventfold-gatewayd",
-	.section = "gatewayd",
-	.keys = gw_keys,
-	.about =
-	    "The gRPC front door of eventfold (eventfold.EventStore, "
-	    "eventfold.Runner and\ngrpc.health.v1.Health).\n"
-	    "Environment overrides (below flags): EVENTFOLD_LISTEN, "
-	    "EVENTFOLD_METRICS_LISTEN,\n"
-	    "EVENTFOLD_TLS_CERT, EVENTFOLD_TLS_KEY, EVENTFOLD_TLS_CA, "
-	    "EVENTFOLD_JWT_SECRET,\nEVENTFOLD_BROKER_CAPACITY "
-	    "(live_ring_events), EVENTFOLD_LOG_LEVEL or RUST_LOG\n(error, "
-	    "warn, info, debug).\n\n",
-	.env = gw_env,
-	.check = gateway_check,
-};
-
 /* main's: every other file is handed the pointer it needs. */
 static struct gw gateway;
 
@@ -190,19 +171,31 @@ gateway_open(struct gw *gw)
 	    gw->jwt_secret ? ", JWT required" : "");
 }
 
+static const struct daemon_def gw_def = {
+	.section = "gatewayd",
+	.keys = gw_keys,
+	.about =
+	    "The gRPC front door of eventfold (eventfold.EventStore, "
+	    "eventfold.Runner and\ngrpc.health.v1.Health).\n"
+	    "Environment overrides (below flags): EVENTFOLD_LISTEN, "
+	    "EVENTFOLD_METRICS_LISTEN,\n"
+	    "EVENTFOLD_TLS_CERT, EVENTFOLD_TLS_KEY, EVENTFOLD_TLS_CA, "
+	    "EVENTFOLD_JWT_SECRET,\nEVENTFOLD_BROKER_CAPACITY "
+	    "(live_ring_events), EVENTFOLD_LOG_LEVEL or RUST_LOG\n(error, "
+	    "warn, info, debug).\n\n",
+	.env = gw_env,
+	.check = gateway_check,
+	.stopping = "stopping: NOT_SERVING, ending streams",
+	.alive = gateway_alive,
+	.hup_msg = "SIGHUP: the gateway has nothing to reload; restart it to "
+	           "change its configuration",
+};
+
 int
 main(int argc, char **argv)
 {
 	struct gw *gw = &gateway;
 	struct conf_opts opts;
-	struct daemon_loop loop = {
-		.ready = "READY=1\nSTATUS=listening",
-		.stopping = "stopping: NOT_SERVING, ending streams",
-		.alive = gateway_alive,
-		.hup_msg =
-		    "SIGHUP: the gateway has nothing to reload; restart "
-		    "it to change its configuration",
-	};
 	sigset_t set;
 	int rc;
 
@@ -213,7 +206,7 @@ main(int argc, char **argv)
 	/* Signals are taken synchronously by the main thread only. */
 	daemon_signals(&set);
 	gateway_open(gw);
-	daemon_serve(&set, &loop);
+	daemon_serve(&gw_def, &set, "READY=1\nSTATUS=listening", NULL);
 
 	health_shutdown(gw);
 	server_stop(gw);

@@ -67,20 +67,6 @@ static const struct conf_key mirror_keys[] = {
 	{ NULL, 0, 0, NULL, NULL },
 };
 
-static int mirror_check(void *conf);
-
-static const struct daemon_def mirror_def = {
-	.name = "eventfold-mirrord",
-	.section = "mirrord",
-	.keys = mirror_keys,
-	.about = "Mirrors eventfold's committed log, in order and exactly "
-	         "once, into a NATS\nJetStream stream (sequence N = log "
-	         "position N - 1).\n"
-	         "Environment: EVENTFOLD_LOG_LEVEL or RUST_LOG (error, warn, "
-	         "info, debug).\n\n",
-	.check = mirror_check,
-};
-
 static struct mirror md;
 
 int
@@ -154,20 +140,26 @@ mirror_tick(void *arg)
 	mt->last = t;
 }
 
+static const struct daemon_def mirror_def = {
+	.section = "mirrord",
+	.keys = mirror_keys,
+	.about = "Mirrors eventfold's committed log, in order and exactly "
+	         "once, into a NATS\nJetStream stream (sequence N = log "
+	         "position N - 1).\n"
+	         "Environment: EVENTFOLD_LOG_LEVEL or RUST_LOG (error, warn, "
+	         "info, debug).\n\n",
+	.check = mirror_check,
+	.stopping = "stopping",
+	.hup_msg = "SIGHUP: nothing to reload (restart for new settings)",
+	.tick = mirror_tick,
+	.wait_ms = 250,
+};
+
 int
 main(int argc, char **argv)
 {
 	struct conf_opts opts;
 	struct mirror_tick mt = { 0, 0, 0 };
-	struct daemon_loop loop = {
-		.ready = "READY=1",
-		.stopping = "stopping",
-		.hup_msg = "SIGHUP: nothing to reload (restart for new "
-		           "settings)",
-		.tick = mirror_tick,
-		.arg = &mt,
-		.wait_ms = 250,
-	};
 	char err[1200];
 	sigset_t set;
 	int rc;
@@ -195,7 +187,7 @@ main(int argc, char **argv)
 	    md.store_url, md.conf.stream, md.conf.subject_prefix,
 	    md.conf.nats_url);
 	mt.prev_ms = clock_mono_ms();
-	daemon_serve(&set, &loop);
+	daemon_serve(&mirror_def, &set, "READY=1", &mt);
 
 	md.stopping = 1;
 	__atomic_store_n(&md.failed, 1, __ATOMIC_RELEASE);

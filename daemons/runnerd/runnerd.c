@@ -93,21 +93,6 @@ static const struct conf_key runner_keys[] = {
 	{ NULL, 0, 0, NULL, NULL },
 };
 
-static int runner_check(void *conf);
-
-static const struct daemon_def runner_def = {
-	.name = "eventfold-runnerd",
-	.section = "runnerd",
-	.keys = runner_keys,
-	.about = "The eventfold runner: aggregates, projections and process "
-	         "managers from plugins,\nwith their state in LMDB.\n"
-	         "Environment (below flags): EVENTFOLD_DATA (data_dir, as for "
-	         "eventfold-stored),\nEVENTFOLD_LOG_LEVEL or RUST_LOG (error, "
-	         "warn, info, debug).\n\n",
-	.data_env = 1,
-	.check = runner_check,
-};
-
 /* main's: every other module is handed the pointer it needs. */
 static struct runner rd;
 
@@ -265,18 +250,28 @@ runner_tick(void *arg)
 	}
 }
 
+static const struct daemon_def runner_def = {
+	.section = "runnerd",
+	.keys = runner_keys,
+	.about = "The eventfold runner: aggregates, projections and process "
+	         "managers from plugins,\nwith their state in LMDB.\n"
+	         "Environment (below flags): EVENTFOLD_DATA (data_dir, as for "
+	         "eventfold-stored),\nEVENTFOLD_LOG_LEVEL or RUST_LOG (error, "
+	         "warn, info, debug).\n\n",
+	.data_env = 1,
+	.check = runner_check,
+	.stopping = "stopping",
+	.alive = aggregate_alive,
+	.hup_msg = "SIGHUP: nothing to reload (restart to load new plugins "
+	           "or settings)",
+	.tick = runner_tick,
+};
+
 int
 main(int argc, char **argv)
 {
 	struct runner *r = &rd;
 	struct conf_opts opts;
-	struct daemon_loop loop = {
-		.stopping = "stopping",
-		.alive = aggregate_alive,
-		.hup_msg = "SIGHUP: nothing to reload (restart to load new "
-		           "plugins or settings)",
-		.tick = runner_tick,
-	};
 	char ready[128];
 	sigset_t set;
 	int rc;
@@ -289,8 +284,7 @@ main(int argc, char **argv)
 	daemon_signals(&set);
 	snprintf(ready, sizeof(ready), "READY=1\nSTATUS=serving, %d plugins",
 	    runner_open(r));
-	loop.ready = ready;
-	daemon_serve(&set, &loop);
+	daemon_serve(&runner_def, &set, ready, NULL);
 
 	r->stopping = 1;
 	dispatch_stop();

@@ -74,24 +74,6 @@ static const struct conf_key stored_keys[] = {
 	{ NULL, 0, 0, NULL, NULL },
 };
 
-static int stored_check(void *conf);
-
-static const struct daemon_def stored_def = {
-	.name = "eventfold-stored",
-	.section = "stored",
-	.keys = stored_keys,
-	.about =
-	    "The eventfold storage daemon: owns the event log and serves "
-	    "it over nng.\n"
-	    "Environment (below flags): EVENTFOLD_DATA (data_dir; an "
-	    "EventfoldDB data file is\nrefused with the command that "
-	    "imports it), EVENTFOLD_DEDUP_CAPACITY (not needed:\nlogged), "
-	    "EVENTFOLD_LOG_LEVEL or RUST_LOG (error, warn, info, "
-	    "debug).\n\n",
-	.data_env = 1,
-	.check = stored_check,
-};
-
 /* What SIGHUP changes, in the order reload's log line names it; the
  * rest needs a restart. */
 static const char *const reloadable[] = { "max_read_count", "max_read_bytes",
@@ -201,8 +183,7 @@ reload(void *arg)
 	char *av[ac + 1];
 	memcpy(av, argv, sizeof(char *) * (size_t)(ac + 1));
 	memset(&nc, 0, sizeof(nc));
-	if (conf_load(stored_keys, "stored", &nc, &ac, av, &o,
-	        stored_def.about) != 0) {
+	if (conf_load(stored_keys, "stored", &nc, &ac, av, &o, "") != 0) {
 		log_warnx("reload: configuration has errors, keeping the "
 		          "current one");
 		conf_free(stored_keys, &nc);
@@ -359,6 +340,24 @@ serve(const char *store_url, const char *events_url, struct ef_listener *pl)
 	log_info("serving %s, publishing on %s", store_url, events_url);
 }
 
+static const struct daemon_def stored_def = {
+	.section = "stored",
+	.keys = stored_keys,
+	.about =
+	    "The eventfold storage daemon: owns the event log and serves "
+	    "it over nng.\n"
+	    "Environment (below flags): EVENTFOLD_DATA (data_dir; an "
+	    "EventfoldDB data file is\nrefused with the command that "
+	    "imports it), EVENTFOLD_DEDUP_CAPACITY (not needed:\nlogged), "
+	    "EVENTFOLD_LOG_LEVEL or RUST_LOG (error, warn, info, "
+	    "debug).\n\n",
+	.data_env = 1,
+	.check = stored_check,
+	.stopping = "stopping: finishing in-flight commits",
+	.alive = writer_alive,
+	.hup = reload,
+};
+
 /*
  * Reads the configuration (files, environment, arguments) into sd.conf
  * and checks it. Returns -1 to go on, else the exit status (-n, errors).
@@ -404,11 +403,6 @@ main(int argc, char **argv)
 {
 	struct conf_opts opts;
 	char store_url[4200], events_url[4200], **argv_copy, ready[128];
-	struct daemon_loop loop = {
-		.stopping = "stopping: finishing in-flight commits",
-		.alive = writer_alive,
-		.hup = reload,
-	};
 	struct ef_listener pl;
 	sigset_t set;
 	int rc, i;
@@ -427,9 +421,7 @@ main(int argc, char **argv)
 	serve(store_url, events_url, &pl);
 	snprintf(ready, sizeof(ready),
 	    "READY=1\nSTATUS=serving, %" PRIu64 " events", sd.index.head);
-	loop.ready = ready;
-	loop.arg = argv_copy;
-	daemon_serve(&set, &loop);
+	daemon_serve(&stored_def, &set, ready, argv_copy);
 
 	__atomic_store_n(&sd.stopping, 1, __ATOMIC_RELAXED);
 	dispatch_stop(&sd);
