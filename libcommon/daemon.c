@@ -38,15 +38,31 @@ static const struct env_flag data_env[] = {
 	{ NULL, NULL },
 };
 
-/* The string key name of conf (described by keys), or "" if none. */
-static const char *
-conf_str(const struct conf_key *keys, const void *conf, const char *name)
+/* The field of key name in conf (described by keys); NULL if none. */
+static void *
+conf_field(const struct conf_key *keys, void *conf, const char *name)
 {
 	for (; keys->name != NULL; keys++)
-		if (keys->type == CONF_STR && strcmp(keys->name, name) == 0)
-			return *(
-			    char *const *)((const char *)conf + keys->off);
-	return "";
+		if (strcmp(keys->name, name) == 0)
+			return (char *)conf + keys->off;
+	return NULL;
+}
+
+void
+daemon_clamp(const struct daemon_def *d, void *conf)
+{
+	const struct daemon_clamp *c;
+	uint64_t *v;
+
+	for (c = d->clamps; c != NULL && c->key != NULL; c++) {
+		v = conf_field(d->keys, conf, c->key);
+		if (*v == 0)
+			*v = c->zero;
+		if (c->min != 0 && *v < c->min)
+			*v = c->min;
+		if (c->max != 0 && *v > c->max)
+			*v = c->max;
+	}
 }
 
 /* EventfoldDB's variables as flags before the command line's: they
@@ -85,8 +101,8 @@ daemon_configure(const struct daemon_def *d, void *conf, int *argc,
 	if (log_level_from_env() != 0)
 		return 1;
 	if (d->data_env &&
-	    env_data_dir(conf_str(d->keys, conf, "runtime_dir"), &envdir, err,
-	        sizeof(err)) != 0) {
+	    env_data_dir(*(char **)conf_field(d->keys, conf, "runtime_dir"),
+	        &envdir, err, sizeof(err)) != 0) {
 		fprintf(stderr, "%s: %s\n", name, err);
 		return 1;
 	}
@@ -97,6 +113,7 @@ daemon_configure(const struct daemon_def *d, void *conf, int *argc,
 	}
 	if (d->check != NULL && d->check(conf) != 0)
 		return 1;
+	daemon_clamp(d, conf);
 	if (daemon_conf_check(opts, d->keys, d->section, conf))
 		return 0;
 	return -1;

@@ -27,6 +27,16 @@
  * a check of its own. Its main loop (daemon_serve): what it logs when
  * it stops, the watchdog's test, what SIGHUP does, a periodic tick.
  */
+/*
+ * The normal form of a number key: 0 stands for zero (when zero is not
+ * 0), then the value is kept within [min, max] (a bound of 0: none).
+ * A table of them ends with a NULL key.
+ */
+struct daemon_clamp {
+	const char *key;
+	uint64_t zero, min, max;
+};
+
 struct daemon_def {
 	const char *section;
 	const struct conf_key *keys;
@@ -38,6 +48,8 @@ struct daemon_def {
 	/* after the flags: clamps and range checks of conf; 0, or 1 after
 	 * saying why on stderr. NULL: none. */
 	int (*check)(void *conf);
+	/* then the number keys put in their normal form, or NULL */
+	const struct daemon_clamp *clamps;
 
 	const char *stopping;            /* logged on SIGTERM / SIGINT */
 	int (*alive)(uint64_t limit_ms); /* the watchdog's test, or NULL */
@@ -59,6 +71,9 @@ struct daemon_def {
  */
 int daemon_configure(const struct daemon_def *d, void *conf, int *argc,
     char ***argv, struct conf_opts *opts);
+
+/* Puts the number keys of conf in their normal form (d->clamps). */
+void daemon_clamp(const struct daemon_def *d, void *conf);
 
 /*
  * -n: prints "configuration OK", or with -v the effective configuration

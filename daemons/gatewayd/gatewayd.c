@@ -105,7 +105,7 @@ gateway_alive(uint64_t limit_ms)
 	return server_alive(&gateway, limit_ms);
 }
 
-/* The checks and clamps of a configuration past the flags
+/* live_ring_events in range; threads 0 is one per CPU
  * (daemon_def.check). */
 static int
 gateway_check(void *conf)
@@ -124,18 +124,19 @@ gateway_check(void *conf)
 		ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 		c->threads = ncpu > 0 ? (uint64_t)ncpu : 1;
 	}
-	if (c->threads > 64)
-		c->threads = 64;
-	if (c->slots == 0)
-		c->slots = 1;
-	if (c->max_response_bytes < (128u << 10))
-		c->max_response_bytes = 128u << 10;
-	if (c->max_request_bytes > (64u << 20))
-		c->max_request_bytes = 64u << 20;
-	if (c->store_timeout_ms == 0)
-		c->store_timeout_ms = 5000;
 	return 0;
 }
+
+/* Then: at most 64 threads, at least a slot, a 128K response, at most
+ * a 64M request, 0 for the store's timeout is 5 s. */
+static const struct daemon_clamp gw_clamps[] = {
+	{ "threads", 0, 0, 64 },
+	{ "slots", 1, 0, 0 },
+	{ "max_response_bytes", 0, 128u << 10, 0 },
+	{ "max_request_bytes", 0, 0, 64u << 20 },
+	{ "store_timeout_ms", 5000, 0, 0 },
+	{ NULL, 0, 0, 0 },
+};
 
 /* Start: the peer URLs, gRPC, the metrics and health threads; fatal on
  * any failure. */
@@ -185,6 +186,7 @@ static const struct daemon_def gw_def = {
 	    "warn, info, debug).\n\n",
 	.env = gw_env,
 	.check = gateway_check,
+	.clamps = gw_clamps,
 	.stopping = "stopping: NOT_SERVING, ending streams",
 	.alive = gateway_alive,
 	.hup_msg = "SIGHUP: the gateway has nothing to reload; restart it to "

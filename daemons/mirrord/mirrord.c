@@ -99,8 +99,7 @@ housekeeping(uint64_t *prev_acked, uint64_t *prev_ms)
 	*prev_ms = t;
 }
 
-/* The checks and clamps of a configuration past the flags
- * (daemon_def.check). */
+/* The stream's settings, checked (daemon_def.check). */
 static int
 mirror_check(void *conf)
 {
@@ -110,14 +109,16 @@ mirror_check(void *conf)
 		fprintf(stderr, "eventfold-mirrord: %s\n", err);
 		return 1;
 	}
-	if (md.conf.max_inflight == 0)
-		md.conf.max_inflight = 1;
-	if (md.conf.ack_wait_ms < 100)
-		md.conf.ack_wait_ms = 100;
-	if (md.conf.page == 0)
-		md.conf.page = 1000;
 	return 0;
 }
+
+/* Then: at least one publish in flight, 100 ms for an ack, a page. */
+static const struct daemon_clamp mirror_clamps[] = {
+	{ "max_inflight", 1, 0, 0 },
+	{ "ack_wait_ms", 0, 100, 0 },
+	{ "page", 1000, 0, 0 },
+	{ NULL, 0, 0, 0 },
+};
 
 /* The main loop's: the last housekeeping, and the rate's base. */
 struct mirror_tick {
@@ -149,6 +150,7 @@ static const struct daemon_def mirror_def = {
 	         "Environment: EVENTFOLD_LOG_LEVEL or RUST_LOG (error, warn, "
 	         "info, debug).\n\n",
 	.check = mirror_check,
+	.clamps = mirror_clamps,
 	.stopping = "stopping",
 	.hup_msg = "SIGHUP: nothing to reload (restart for new settings)",
 	.tick = mirror_tick,

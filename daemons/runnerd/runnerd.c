@@ -175,20 +175,13 @@ runner_pace(struct runner *r, uint64_t since, const volatile int *f1,
 		nanosleep(&ts, NULL);
 }
 
-/* The clamps of a configuration past the flags (daemon_def.check). */
-static int
-runner_check(void *conf)
-{
-	struct runner_conf *c = conf;
-
-	if (c->fold_batch == 0)
-		c->fold_batch = 1;
-	if (c->page == 0)
-		c->page = 1000;
-	if (c->pm_retries == 0)
-		c->pm_retries = 1;
-	return 0;
-}
+/* 0 in these keys: at least one batch, page and attempt. */
+static const struct daemon_clamp runner_clamps[] = {
+	{ "fold_batch", 1, 0, 0 },
+	{ "page", 1000, 0, 0 },
+	{ "pm_retries", 1, 0, 0 },
+	{ NULL, 0, 0, 0 },
+};
 
 /*
  * Start: the URLs and directories, the plugins, LMDB, the connection to
@@ -259,7 +252,7 @@ static const struct daemon_def runner_def = {
 	         "eventfold-stored),\nEVENTFOLD_LOG_LEVEL or RUST_LOG (error, "
 	         "warn, info, debug).\n\n",
 	.data_env = 1,
-	.check = runner_check,
+	.clamps = runner_clamps,
 	.stopping = "stopping",
 	.alive = aggregate_alive,
 	.hup_msg = "SIGHUP: nothing to reload (restart to load new plugins "

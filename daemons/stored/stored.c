@@ -74,6 +74,8 @@ static const struct conf_key stored_keys[] = {
 	{ NULL, 0, 0, NULL, NULL },
 };
 
+static const struct daemon_def stored_def;
+
 /* What SIGHUP changes, in the order reload's log line names it; the
  * rest needs a restart. */
 static const char *const reloadable[] = { "max_read_count", "max_read_bytes",
@@ -152,8 +154,7 @@ reload_apply(struct stored_conf *nc)
 	uint64_t v;
 	int i;
 
-	if (nc->max_read_count == 0)
-		nc->max_read_count = 1;
+	daemon_clamp(&stored_def, nc);
 	for (i = 0; reloadable[i] != NULL; i++) {
 		v = *conf_field(nc, reloadable[i]);
 		__atomic_store_n(conf_field(&sd.conf, reloadable[i]), v,
@@ -209,8 +210,6 @@ stored_check(void *conf)
 {
 	struct stored_conf *c = conf;
 
-	if (c->max_read_count == 0)
-		c->max_read_count = 1;
 	if (!segment_size_ok(c)) {
 		fprintf(stderr,
 		    "eventfold-stored: segment_size %" PRIu64
@@ -340,6 +339,12 @@ serve(const char *store_url, const char *events_url, struct ef_listener *pl)
 	log_info("serving %s, publishing on %s", store_url, events_url);
 }
 
+/* Then: a read returns one event at least. */
+static const struct daemon_clamp stored_clamps[] = {
+	{ "max_read_count", 1, 0, 0 },
+	{ NULL, 0, 0, 0 },
+};
+
 static const struct daemon_def stored_def = {
 	.section = "stored",
 	.keys = stored_keys,
@@ -353,6 +358,7 @@ static const struct daemon_def stored_def = {
 	    "debug).\n\n",
 	.data_env = 1,
 	.check = stored_check,
+	.clamps = stored_clamps,
 	.stopping = "stopping: finishing in-flight commits",
 	.alive = writer_alive,
 	.hup = reload,
