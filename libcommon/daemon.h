@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * daemon.h - the lifecycle steps every eventfold daemon takes the same
- * way (stored, gatewayd, runnerd): -n / -nv, the signal mask, and
- * creating the runtime and data directories (called from main() before
- * any thread starts); the watchdog rule; the last step of a shutdown.
+ * way (stored, gatewayd, runnerd, mirrord): the configuration (file,
+ * environment, flags, -n / -nv), the signal mask, and creating the
+ * runtime and data directories (called from main() before any thread
+ * starts); the watchdog rule; the main thread's signal loop with READY=1
+ * and STOPPING=1; the last step of a shutdown.
  */
 #ifndef EF_DAEMON_H
 #define EF_DAEMON_H
@@ -14,6 +16,64 @@
 #include <time.h>
 
 #include "conf.h"
+#include "env.h"
+
+/*
+ * What a daemon is, to its lifecycle. Its configuration: its section of
+ * the file (its name is "eventfold-" and the section: the log's and the
+ * messages' prefix), its keys, the text --help prints after the
+ * synopsis line (which is the same for every daemon: "usage: NAME
+ * [-dnv] [-f file] [--key value ...]"), the environment it honours and
+ * a check of its own. Its main loop (daemon_serve): what it logs when
+ * it stops, the watchdog's test, what SIGHUP does, a periodic tick.
+ */
+/*
+ * The normal form of a number key: 0 stands for zero (when zero is not
+ * 0), then the value is kept within [min, max] (a bound of 0: none).
+ * A table of them ends with a NULL key.
+ */
+struct daemon_clamp {
+	const char *key;
+	uint64_t zero, min, max;
+};
+
+struct daemon_def {
+	const char *section;
+	const struct conf_key *keys;
+	const char *about;
+	/* EventfoldDB's variables that stand for a flag (env.h), or NULL */
+	const struct env_flag *env;
+	/* EVENTFOLD_DATA is data_dir when it is not a file (env_data_dir) */
+	int data_env;
+	/* after the flags: clamps and range checks of conf; 0, or 1 after
+	 * saying why on stderr. NULL: none. */
+	int (*check)(void *conf);
+	/* then the number keys put in their normal form, or NULL */
+	const struct daemon_clamp *clamps;
+
+	const char *stopping;            /* logged on SIGTERM / SIGINT */
+	int (*alive)(uint64_t limit_ms); /* the watchdog's test, or NULL */
+	void (*hup)(void *arg);          /* SIGHUP; NULL: log hup_msg */
+	const char *hup_msg;
+	void (*tick)(void *arg); /* after each wake-up but a stop, or NULL */
+	long wait_ms;            /* longest wait; 0: the watchdog's */
+};
+
+/*
+ * Starts the log as the daemon's name and reads the configuration into conf
+ * (the struct d->keys describe): the defaults, the file, the environment (as
+ * flags before the command line's), then *argv (*argc words, replaced by the
+ * argv that holds the environment's flags, malloc'd, when there are any).
+ * Refuses an EventfoldDB data file in EVENTFOLD_DATA and any argument that is
+ * not an option, then runs d->check and -n / -nv (daemon_conf_check). Returns
+ * -1 to go on, or the exit status: 0 after -n, 1 after an error (said on
+ * stderr).
+ */
+int daemon_configure(const struct daemon_def *d, void *conf, int *argc,
+    char ***argv, struct conf_opts *opts);
+
+/* Puts the number keys of conf in their normal form (d->clamps). */
+void daemon_clamp(const struct daemon_def *d, void *conf);
 
 /*
  * -n: prints "configuration OK", or with -v the effective configuration
@@ -69,6 +129,26 @@ void daemon_watchdog_tick(const struct daemon_watchdog *wd,
  */
 int daemon_progress(uint64_t waiting, uint64_t beat_ms, uint64_t now_ms,
     uint64_t limit_ms);
+
+/*
+ * The main thread's loop, one for every daemon: tells systemd ready
+ * (sd_notify of ready, e.g. "READY=1\nSTATUS=listening"), then until
+ * SIGTERM or SIGINT waits for a signal, at most d->wait_ms (0: the
+ * watchdog's wait, daemon_watchdog_wait), and after each wake-up feeds
+ * the watchdog if d->alive is set (daemon_watchdog_tick). SIGHUP calls
+ * d->hup(arg), or logs d->hup_msg when hup is NULL. Every wake-up that
+ * is not a stop then calls d->tick(arg) when set. On the stop: logs
+ * d->stopping and sends STOPPING=1, then returns; the caller shuts its
+ * work down.
+ */
+void daemon_serve(const struct daemon_def *d, const sigset_t *set,
+    const char *ready, void *arg);
+
+/*
+ * Sleeps ms in short naps, waking early when *stopping is set. 1 if
+ * stopping, else 0.
+ */
+int daemon_nap(const volatile int *stopping, uint64_t ms);
 
 /*
  * The last step of a daemon's shutdown, once what is durable is closed:

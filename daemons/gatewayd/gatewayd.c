@@ -84,16 +84,6 @@ static const struct conf_key gw_keys[] = {
 	{ NULL, 0, 0, NULL, NULL },
 };
 
-static const char usage[] =
-    "usage: eventfold-gatewayd [-dnv] [-f file] [--key value ...]\n"
-    "The gRPC front door of eventfold (eventfold.EventStore, "
-    "eventfold.Runner and\ngrpc.health.v1.Health).\n"
-    "Environment overrides (below flags): EVENTFOLD_LISTEN, "
-    "EVENTFOLD_METRICS_LISTEN,\n"
-    "EVENTFOLD_TLS_CERT, EVENTFOLD_TLS_KEY, EVENTFOLD_TLS_CA, "
-    "EVENTFOLD_JWT_SECRET,\nEVENTFOLD_BROKER_CAPACITY (live_ring_events), "
-    "EVENTFOLD_LOG_LEVEL or RUST_LOG\n(error, warn, info, debug).\n\n";
-
 static const struct env_flag gw_env[] = {
 	{ "EVENTFOLD_LISTEN", "--listen" },
 	{ "EVENTFOLD_METRICS_LISTEN", "--metrics-listen" },
@@ -115,55 +105,38 @@ gateway_alive(uint64_t limit_ms)
 	return server_alive(&gateway, limit_ms);
 }
 
-/*
- * Checks and completes gw->conf, read from the file and av (ac words).
- * Returns -1 to go on, or the exit status (after an error, --help, -n
- * or -nv).
- */
+/* live_ring_events in range; threads 0 is one per CPU
+ * (daemon_def.check). */
 static int
-gateway_configure(struct gw *gw, int ac, char **av)
+gateway_check(void *conf)
 {
-	struct conf_opts opts;
+	struct gw_conf *c = conf;
 	long ncpu;
 
-	if (conf_load(gw_keys, "gatewayd", &gw->conf, &ac, av, &opts, usage) !=
-	    0)
-		return 1;
-	if (log_level_from_env() != 0)
-		return 1;
-	if (gw->conf.live_ring_events < 64 ||
-	    gw->conf.live_ring_events > (16u << 20)) {
+	if (c->live_ring_events < 64 || c->live_ring_events > (16u << 20)) {
 		fprintf(stderr,
 		    "eventfold-gatewayd: live_ring_events %llu is "
 		    "out of range (64 .. 16777216)\n",
-		    (unsigned long long)gw->conf.live_ring_events);
+		    (unsigned long long)c->live_ring_events);
 		return 1;
 	}
-	if (ac > 1) {
-		fprintf(stderr,
-		    "eventfold-gatewayd: unexpected argument %s "
-		    "(see --help)\n",
-		    av[1]);
-		return 1;
-	}
-	if (gw->conf.threads == 0) {
+	if (c->threads == 0) {
 		ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-		gw->conf.threads = ncpu > 0 ? (uint64_t)ncpu : 1;
+		c->threads = ncpu > 0 ? (uint64_t)ncpu : 1;
 	}
-	if (gw->conf.threads > 64)
-		gw->conf.threads = 64;
-	if (gw->conf.slots == 0)
-		gw->conf.slots = 1;
-	if (gw->conf.max_response_bytes < (128u << 10))
-		gw->conf.max_response_bytes = 128u << 10;
-	if (gw->conf.max_request_bytes > (64u << 20))
-		gw->conf.max_request_bytes = 64u << 20;
-	if (gw->conf.store_timeout_ms == 0)
-		gw->conf.store_timeout_ms = 5000;
-	if (daemon_conf_check(&opts, gw_keys, "gatewayd", &gw->conf))
-		return 0;
-	return -1;
+	return 0;
 }
+
+/* Then: at most 64 threads, at least a slot, a 128K response, at most
+ * a 64M request, 0 for the store's timeout is 5 s. */
+static const struct daemon_clamp gw_clamps[] = {
+	{ "threads", 0, 0, 64 },
+	{ "slots", 1, 0, 0 },
+	{ "max_response_bytes", 0, 128u << 10, 0 },
+	{ "max_request_bytes", 0, 0, 64u << 20 },
+	{ "store_timeout_ms", 5000, 0, 0 },
+	{ NULL, 0, 0, 0 },
+};
 
 /* Start: the peer URLs, gRPC, the metrics and health threads; fatal on
  * any failure. */
@@ -199,52 +172,44 @@ gateway_open(struct gw *gw)
 	    gw->jwt_secret ? ", JWT required" : "");
 }
 
-/* Until SIGTERM or SIGINT: the watchdog; SIGHUP is only logged. */
-static void
-gateway_serve(const sigset_t *set)
-{
-	struct daemon_watchdog wd;
-	struct timespec ts;
-	int sig;
-
-	daemon_watchdog_init(&wd);
-	for (;;) {
-		ts = daemon_watchdog_wait(&wd);
-		sig = sigtimedwait(set, NULL, &ts);
-		daemon_watchdog_tick(&wd, gateway_alive);
-		if (sig == SIGHUP) {
-			log_info("SIGHUP: the gateway has nothing to reload; "
-			         "restart it to change its configuration");
-			continue;
-		}
-		if (sig == SIGTERM || sig == SIGINT)
-			break;
-	}
-}
+static const struct daemon_def gw_def = {
+	.section = "gatewayd",
+	.keys = gw_keys,
+	.about =
+	    "The gRPC front door of eventfold (eventfold.EventStore, "
+	    "eventfold.Runner and\ngrpc.health.v1.Health).\n"
+	    "Environment overrides (below flags): EVENTFOLD_LISTEN, "
+	    "EVENTFOLD_METRICS_LISTEN,\n"
+	    "EVENTFOLD_TLS_CERT, EVENTFOLD_TLS_KEY, EVENTFOLD_TLS_CA, "
+	    "EVENTFOLD_JWT_SECRET,\nEVENTFOLD_BROKER_CAPACITY "
+	    "(live_ring_events), EVENTFOLD_LOG_LEVEL or RUST_LOG\n(error, "
+	    "warn, info, debug).\n\n",
+	.env = gw_env,
+	.check = gateway_check,
+	.clamps = gw_clamps,
+	.stopping = "stopping: NOT_SERVING, ending streams",
+	.alive = gateway_alive,
+	.hup_msg = "SIGHUP: the gateway has nothing to reload; restart it to "
+	           "change its configuration",
+};
 
 int
 main(int argc, char **argv)
 {
 	struct gw *gw = &gateway;
-	char **av;
+	struct conf_opts opts;
 	sigset_t set;
-	int ac, rc;
+	int rc;
 
-	log_init("eventfold-gatewayd", 0);
-	/* EventfoldDB's variables as flags before ours: they override the
-	 * file and the command line overrides them */
-	av = env_argv(gw_env, argc, argv, &ac);
-	if ((rc = gateway_configure(gw, ac, av)) >= 0)
+	if ((rc = daemon_configure(&gw_def, &gw->conf, &argc, &argv, &opts)) >=
+	    0)
 		return rc;
 
 	/* Signals are taken synchronously by the main thread only. */
 	daemon_signals(&set);
 	gateway_open(gw);
-	sd_notify(0, "READY=1\nSTATUS=listening");
-	gateway_serve(&set);
+	daemon_serve(&gw_def, &set, "READY=1\nSTATUS=listening", NULL);
 
-	log_info("stopping: NOT_SERVING, ending streams");
-	sd_notify(0, "STOPPING=1");
 	health_shutdown(gw);
 	server_stop(gw);
 	health_stop(gw);
@@ -252,7 +217,7 @@ main(int argc, char **argv)
 	grpc_shutdown();
 	nngx_fini();
 	conf_free(gw_keys, &gw->conf);
-	free(av);
+	free(argv); /* env_argv's */
 	log_info("stopped");
 	return 0;
 }

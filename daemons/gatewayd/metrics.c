@@ -43,21 +43,18 @@
  * on serving gRPC without /metrics, as EventfoldDB does. Counters are
  * relaxed atomics: the hot path never takes a lock for them.
  */
-#include <arpa/inet.h>
+#include <errno.h>
 #include <inttypes.h>
-#include <netdb.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-
-#include <microhttpd.h>
 
 #include "gatewayd.h"
-#include "hostport.h"
 #include "ipc_runner.h"
 #include "log.h"
+#include "promhttp.h"
 #include "text.h"
 
 static const double bucket_le[METRICS_BUCKETS] = { 0.0001, 0.00025, 0.0005,
@@ -123,6 +120,17 @@ metrics_status(struct gw *gw, const struct ipc_status_rep *st)
 	ST(mx->cache_bytes, st->cache_bytes);
 }
 
+/* cl, one of the MHD thread's own (one scrape at once), on sock. */
+static struct ef_client *
+scrape_client(struct ef_client *cl, nng_socket sock)
+{
+	cl->sock = sock;
+	cl->timeout_ms = METRICS_STATUS_MS;
+	if (cl->next_id == 0)
+		cl->next_id = 1;
+	return cl;
+}
+
 /* Fresh figures from stored for a scrape (the MHD thread, one at once). */
 static void
 metrics_refresh(struct gw *gw)
@@ -133,13 +141,9 @@ metrics_refresh(struct gw *gw)
 
 	if (!store_up(gw))
 		return;
-	cl.sock = gw->store;
-	cl.timeout_ms = METRICS_STATUS_MS;
-	if (cl.next_id == 0)
-		cl.next_id = 1;
 	memset(&rep, 0, sizeof(rep));
 	memset(&st, 0, sizeof(st));
-	if (client_status(&cl, &rep, &st) == EF_S_OK)
+	if (client_status(scrape_client(&cl, gw->store), &rep, &st) == EF_S_OK)
 		metrics_status(gw, &st);
 	client_reply_free(&rep);
 }
@@ -157,10 +161,7 @@ metrics_refresh_runner(struct gw *gw)
 
 	if (!runner_up(gw))
 		return;
-	cl.sock = gw->runner;
-	cl.timeout_ms = METRICS_STATUS_MS;
-	if (cl.next_id == 0)
-		cl.next_id = 1;
+	scrape_client(&cl, gw->runner);
 	ipc_out_init(&o);
 	ipc_request_begin(&o, EF_OP_RUNNER_STATUS, client_request_id(&cl));
 	ipc_nil(&o);
@@ -254,33 +255,73 @@ render_latency(struct text *t, struct metrics *mx)
 	    cum);
 }
 
-/* The cold archive's figures, and runnerd's LMDB map once known. */
-static void
-render_archive(struct text *t, struct metrics *mx)
-{
-	text_metric(t, "eventfold_archived_segments", "gauge",
+/* A figure of struct metrics, as text_metric renders it. */
+struct gauge {
+	const char *name, *type, *help;
+	size_t off; /* of its uint64_t in struct metrics */
+};
+
+#define MX(f)     offsetof(struct metrics, f)
+#define NGAUGE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* The figures the store gives, in the order the page lists them. */
+static const struct gauge store_totals[] = {
+	{ "eventfold_appends_total", "counter",
+	    "Appends that wrote (replays excluded), whole store.",
+	    MX(appends_total) },
+	{ "eventfold_events_total", "counter",
+	    "Events written by those appends, whole store.",
+	    MX(events_total) },
+};
+static const struct gauge log_figures[] = {
+	{ "eventfold_streams_total", "gauge", "Streams in the log.",
+	    MX(streams_total) },
+	{ "eventfold_log_bytes", "gauge", "Bytes of the active log file.",
+	    MX(log_bytes) },
+	{ "eventfold_fsyncs_total", "counter",
+	    "Group commits of eventfold-stored (one fdatasync each).",
+	    MX(fsyncs_total) },
+};
+/* eventfold_store_up, the segments and the cold archive. */
+static const struct gauge store_figures[] = {
+	{ "eventfold_store_up", "gauge",
+	    "1 while eventfold-stored answers, else 0.", MX(store_up) },
+	{ "eventfold_segments", "gauge",
+	    "Segment files of the log, the one being written included.",
+	    MX(segments) },
+	{ "eventfold_index_lag_events", "gauge",
+	    "Events not yet indexed on disk (the hot tail).", MX(index_lag) },
+	{ "eventfold_archived_segments", "gauge",
 	    "Sealed segments held in the cold archive (zstd).",
-	    LD(mx->archived_segments));
-	text_metric(t, "eventfold_archived_bytes", "gauge",
-	    "Bytes on disk of the archived segments.", LD(mx->archived_bytes));
-	text_metric(t, "eventfold_archive_cache_hits_total", "counter",
+	    MX(archived_segments) },
+	{ "eventfold_archived_bytes", "gauge",
+	    "Bytes on disk of the archived segments.", MX(archived_bytes) },
+	{ "eventfold_archive_cache_hits_total", "counter",
 	    "Reads of archived events served from the frame cache.",
-	    LD(mx->cache_hits));
-	text_metric(t, "eventfold_archive_cache_misses_total", "counter",
+	    MX(cache_hits) },
+	{ "eventfold_archive_cache_misses_total", "counter",
 	    "Reads of archived events that decompressed a frame.",
-	    LD(mx->cache_misses));
-	text_metric(t, "eventfold_archive_cache_bytes", "gauge",
-	    "Decompressed archive frames held in memory.",
-	    LD(mx->cache_bytes));
-	if (LD(mx->runner_known)) {
-		text_metric(t, "eventfold_runner_lmdb_map_bytes", "gauge",
-		    "Map size of eventfold-runnerd's LMDB environment.",
-		    LD(mx->runner_map_bytes));
-		text_metric(t, "eventfold_runner_lmdb_map_grows_total",
-		    "counter",
-		    "Times eventfold-runnerd doubled a full LMDB map.",
-		    LD(mx->runner_map_grows));
-	}
+	    MX(cache_misses) },
+	{ "eventfold_archive_cache_bytes", "gauge",
+	    "Decompressed archive frames held in memory.", MX(cache_bytes) },
+};
+/* runnerd's LMDB map, once known. */
+static const struct gauge runner_figures[] = {
+	{ "eventfold_runner_lmdb_map_bytes", "gauge",
+	    "Map size of eventfold-runnerd's LMDB environment.",
+	    MX(runner_map_bytes) },
+	{ "eventfold_runner_lmdb_map_grows_total", "counter",
+	    "Times eventfold-runnerd doubled a full LMDB map.",
+	    MX(runner_map_grows) },
+};
+
+static void
+render_gauges(struct text *t, struct metrics *mx, const struct gauge *g,
+    size_t n)
+{
+	for (; n > 0; n--, g++)
+		text_metric(t, g->name, g->type, g->help,
+		    LD(*(uint64_t *)((char *)mx + g->off)));
 }
 
 static char *
@@ -292,12 +333,7 @@ metrics_render(struct gw *gw, size_t *len)
 	int64_t subs;
 
 	text_init(&t, 4096);
-	text_metric(&t, "eventfold_appends_total", "counter",
-	    "Appends that wrote (replays excluded), whole store.",
-	    LD(mx->appends_total));
-	text_metric(&t, "eventfold_events_total", "counter",
-	    "Events written by those appends, whole store.",
-	    LD(mx->events_total));
+	render_gauges(&t, mx, store_totals, NGAUGE(store_totals));
 	render_summary(&t, mx);
 	render_latency(&t, mx);
 	text_printf(&t,
@@ -313,13 +349,7 @@ metrics_render(struct gw *gw, size_t *len)
 	head = LD(mx->global_position);
 	text_metric(&t, "eventfold_global_position", "gauge",
 	    "Next global position to be written (events in the log).", head);
-	text_metric(&t, "eventfold_streams_total", "gauge",
-	    "Streams in the log.", LD(mx->streams_total));
-	text_metric(&t, "eventfold_log_bytes", "gauge",
-	    "Bytes of the active log file.", LD(mx->log_bytes));
-	text_metric(&t, "eventfold_fsyncs_total", "counter",
-	    "Group commits of eventfold-stored (one fdatasync each).",
-	    LD(mx->fsyncs_total));
+	render_gauges(&t, mx, log_figures, NGAUGE(log_figures));
 	text_metric(&t, "eventfold_append_messages_total", "counter",
 	    "Messages that carried Appends to eventfold-stored.",
 	    LD(gw->appends.messages));
@@ -332,107 +362,49 @@ metrics_render(struct gw *gw, size_t *len)
 	text_metric(&t, "eventfold_subscriber_lag_events", "gauge",
 	    "Events the furthest-behind SubscribeAll stream has yet to get.",
 	    subscribe_max_lag(head));
-	text_metric(&t, "eventfold_store_up", "gauge",
-	    "1 while eventfold-stored answers, else 0.", LD(mx->store_up));
-	text_metric(&t, "eventfold_segments", "gauge",
-	    "Segment files of the log, the one being written included.",
-	    LD(mx->segments));
-	text_metric(&t, "eventfold_index_lag_events", "gauge",
-	    "Events not yet indexed on disk (the hot tail).",
-	    LD(mx->index_lag));
-	render_archive(&t, mx);
+	render_gauges(&t, mx, store_figures, NGAUGE(store_figures));
+	if (LD(mx->runner_known))
+		render_gauges(&t, mx, runner_figures, NGAUGE(runner_figures));
 	*len = t.len;
 	return t.buf;
 }
 
-static enum MHD_Result
-metrics_handler(void *cls, struct MHD_Connection *conn, const char *url,
-    const char *method, const char *version, const char *upload,
-    size_t *upload_len, void **ctx)
+/* A scrape: fresh figures from stored and runnerd, then the page. */
+static char *
+metrics_scrape(void *arg, size_t *len)
 {
-	struct gw *gw = cls;
-	struct MHD_Response *r;
-	enum MHD_Result ret;
-	static const char nf[] = "not found; try /metrics\n";
-	char *body;
-	size_t len;
+	struct gw *gw = arg;
 
-	(void)version;
-	(void)upload;
-	(void)upload_len;
-	(void)ctx;
-	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
-		r = MHD_create_response_from_buffer(0, (void *)"",
-		    MHD_RESPMEM_PERSISTENT);
-		ret = MHD_queue_response(conn, MHD_HTTP_METHOD_NOT_ALLOWED, r);
-		MHD_destroy_response(r);
-		return ret;
-	}
-	if (strcmp(url, "/metrics") != 0) {
-		r = MHD_create_response_from_buffer(sizeof(nf) - 1, (void *)nf,
-		    MHD_RESPMEM_PERSISTENT);
-		ret = MHD_queue_response(conn, MHD_HTTP_NOT_FOUND, r);
-		MHD_destroy_response(r);
-		return ret;
-	}
 	metrics_refresh(gw);
 	metrics_refresh_runner(gw);
-	body = metrics_render(gw, &len);
-	r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
-	MHD_add_response_header(r, "Content-Type",
-	    "text/plain; version=0.0.4");
-	ret = MHD_queue_response(conn, MHD_HTTP_OK, r);
-	MHD_destroy_response(r);
-	return ret;
+	return metrics_render(gw, len);
 }
 
 int
 metrics_start(struct gw *gw, char *err, size_t errlen)
 {
-	struct addrinfo hints, *ai = NULL;
-	char host[256], port[32];
-	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD |
-	    MHD_USE_ERROR_LOG;
-	struct sockaddr_in6 *sin6;
-	int rc;
+	static struct promhttp ph = {
+		.conns = 64,
+		.dual_stack = 1,
+		.not_found = "not found; try /metrics\n",
+		.render = metrics_scrape,
+	};
 
 	if (*gw->conf.metrics_listen == '\0') {
 		log_info("metrics endpoint disabled");
 		return 0;
 	}
-	if (hostport_split(gw->conf.metrics_listen, host, sizeof(host), port,
-	        sizeof(port)) != 0 ||
-	    *port == '\0') {
-		snprintf(err, errlen, "metrics_listen %s: expected HOST:PORT",
-		    gw->conf.metrics_listen);
-		return -1;
-	}
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-	if ((rc = getaddrinfo(*host ? host : NULL, port, &hints, &ai)) != 0) {
-		snprintf(err, errlen, "metrics_listen %s: %s",
-		    gw->conf.metrics_listen, gai_strerror(rc));
-		return -1;
-	}
-	if (ai->ai_family == AF_INET6) {
-		flags |= MHD_USE_IPv6;
-		sin6 = (struct sockaddr_in6 *)ai->ai_addr;
-		if (IN6_IS_ADDR_UNSPECIFIED(&sin6->sin6_addr))
-			flags |= MHD_USE_DUAL_STACK;
-	}
-	gw->mhd = MHD_start_daemon(flags, (uint16_t)atoi(port), NULL, NULL,
-	    metrics_handler, gw, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-	    MHD_OPTION_CONNECTION_LIMIT, (unsigned int)64,
-	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)10, MHD_OPTION_END);
-	freeaddrinfo(ai);
-	if (gw->mhd == NULL) {
+	ph.listen = gw->conf.metrics_listen;
+	ph.arg = gw;
+	switch (promhttp_start(&ph, &gw->mhd, err, errlen)) {
+	case 0:
+		break;
+	case -EADDRINUSE:
 		/* EventfoldDB's rule: gRPC matters more than /metrics */
-		log_warnx(
-		    "cannot listen on %s for /metrics (in use?); serving "
-		    "gRPC without metrics",
-		    gw->conf.metrics_listen);
+		log_warnx("%s; serving gRPC without metrics", err);
 		return 0;
+	default:
+		return -1;
 	}
 	log_info("metrics on http://%s/metrics", gw->conf.metrics_listen);
 	return 0;
@@ -441,7 +413,5 @@ metrics_start(struct gw *gw, char *err, size_t errlen)
 void
 metrics_stop(struct gw *gw)
 {
-	if (gw->mhd != NULL)
-		MHD_stop_daemon(gw->mhd);
-	gw->mhd = NULL;
+	promhttp_stop(&gw->mhd);
 }

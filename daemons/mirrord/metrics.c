@@ -19,28 +19,21 @@
  *     consumers}                         JetStream's stream info, last second
  *   eventfold_mirror_info{stream,subjects,cluster,leader,nats} 1
  */
-#include <arpa/inet.h>
-#include <errno.h>
 #include <inttypes.h>
-#include <netdb.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 
-#include <microhttpd.h>
-
-#include "hostport.h"
 #include "log.h"
 #include "mirrord.h"
+#include "promhttp.h"
 #include "text.h"
 
 /* The mirror this file serves, set by its start (js_check_conf,
  * js_open, follow_start, metrics_start): mirrord.c's. */
 static struct mirror *md;
-
-static struct MHD_Daemon *mhd;
 
 /* A label value: no quote, backslash or newline. */
 static void
@@ -51,6 +44,26 @@ label(char *s)
 			*s = '_';
 }
 
+#define SS(f) offsetof(struct stream_state, f)
+
+/* JetStream's stream info, once known: gauges of struct stream_state. */
+static const struct {
+	const char *name, *help;
+	size_t off;
+} stream_gauges[] = {
+	{ "eventfold_mirror_stream_messages", "Messages in the stream",
+	    SS(msgs) },
+	{ "eventfold_mirror_stream_bytes", "Bytes in the stream", SS(bytes) },
+	{ "eventfold_mirror_stream_first_seq", "The stream's first sequence",
+	    SS(first_seq) },
+	{ "eventfold_mirror_stream_last_seq", "The stream's last sequence",
+	    SS(last_seq) },
+	{ "eventfold_mirror_stream_replicas", "The stream's replicas",
+	    SS(replicas) },
+	{ "eventfold_mirror_stream_consumers", "The stream's consumers",
+	    SS(consumers) },
+};
+
 static char *
 render(size_t *len)
 {
@@ -58,6 +71,7 @@ render(size_t *len)
 	struct stream_state ss;
 	uint64_t pos, head;
 	char nats[256];
+	size_t i;
 
 	text_init(&t, 4096);
 	pthread_mutex_lock(&md->mu);
@@ -94,20 +108,13 @@ render(size_t *len)
 	text_metric(&t, "eventfold_mirror_stale", "gauge",
 	    "1 if the stream does not end with this log's events",
 	    (uint64_t)__atomic_load_n(&md->stale, __ATOMIC_RELAXED));
-	if (ss.known) {
-		text_metric(&t, "eventfold_mirror_stream_messages", "gauge",
-		    "Messages in the stream", ss.msgs);
-		text_metric(&t, "eventfold_mirror_stream_bytes", "gauge",
-		    "Bytes in the stream", ss.bytes);
-		text_metric(&t, "eventfold_mirror_stream_first_seq", "gauge",
-		    "The stream's first sequence", ss.first_seq);
-		text_metric(&t, "eventfold_mirror_stream_last_seq", "gauge",
-		    "The stream's last sequence", ss.last_seq);
-		text_metric(&t, "eventfold_mirror_stream_replicas", "gauge",
-		    "The stream's replicas", ss.replicas);
-		text_metric(&t, "eventfold_mirror_stream_consumers", "gauge",
-		    "The stream's consumers", ss.consumers);
-	}
+	for (i = 0;
+	     ss.known && i < sizeof(stream_gauges) / sizeof(stream_gauges[0]);
+	     i++)
+		text_metric(&t, stream_gauges[i].name, "gauge",
+		    stream_gauges[i].help,
+		    *(const uint64_t *)((const char *)&ss +
+		        stream_gauges[i].off));
 	snprintf(nats, sizeof(nats), "%s", md->conf.nats_url);
 	label(nats);
 	label(ss.subjects);
@@ -125,79 +132,32 @@ render(size_t *len)
 	return t.buf;
 }
 
-static enum MHD_Result
-handler(void *cls, struct MHD_Connection *conn, const char *url,
-    const char *method, const char *version, const char *upload,
-    size_t *upload_len, void **state)
+static char *
+render_page(void *arg, size_t *len)
 {
-	static const char nf[] = "not found: try /metrics\n";
-	struct MHD_Response *r;
-	enum MHD_Result ret;
-	unsigned int code = MHD_HTTP_OK;
-	size_t len;
-	char *body;
-
-	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
-		r = MHD_create_response_from_buffer(0, (void *)"",
-		    MHD_RESPMEM_PERSISTENT);
-		code = MHD_HTTP_METHOD_NOT_ALLOWED;
-	} else if (strcmp(url, "/metrics") != 0) {
-		r = MHD_create_response_from_buffer(sizeof(nf) - 1, (void *)nf,
-		    MHD_RESPMEM_PERSISTENT);
-		code = MHD_HTTP_NOT_FOUND;
-	} else {
-		body = render(&len);
-		r = MHD_create_response_from_buffer(len, body,
-		    MHD_RESPMEM_MUST_FREE);
-		MHD_add_response_header(r, "Content-Type",
-		    "text/plain; version=0.0.4");
-	}
-	ret = MHD_queue_response(conn, code, r);
-	MHD_destroy_response(r);
-	return ret;
+	(void)arg;
+	return render(len);
 }
+
+static struct promhttp ph = {
+	.conns = 16,
+	.not_found = "not found: try /metrics\n",
+	.render = render_page,
+};
+
+static void *mhd;
 
 int
 metrics_start(struct mirror *m, char *err, size_t errlen)
 {
-	struct addrinfo hints, *ai = NULL;
-	char host[256], port[32];
-	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD |
-	    MHD_USE_ERROR_LOG;
 	int rc;
 
 	md = m;
 	if (*md->conf.metrics_listen == '\0')
 		return 0;
-	if (hostport_split(md->conf.metrics_listen, host, sizeof(host), port,
-	        sizeof(port)) != 0 ||
-	    *port == '\0') {
-		snprintf(err, errlen, "metrics_listen %s: expected HOST:PORT",
-		    md->conf.metrics_listen);
-		return -EINVAL;
-	}
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-	if ((rc = getaddrinfo(*host ? host : NULL, port, &hints, &ai)) != 0) {
-		snprintf(err, errlen, "metrics_listen %s: %s",
-		    md->conf.metrics_listen, gai_strerror(rc));
-		return -EADDRNOTAVAIL;
-	}
-	if (ai->ai_family == AF_INET6)
-		flags |= MHD_USE_IPv6;
-	mhd = MHD_start_daemon(flags, (uint16_t)atoi(port), NULL, NULL,
-	    handler, NULL, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-	    MHD_OPTION_CONNECTION_LIMIT, (unsigned int)16,
-	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)10, MHD_OPTION_END);
-	freeaddrinfo(ai);
-	if (mhd == NULL) {
-		snprintf(err, errlen,
-		    "cannot listen on %s for /metrics (in "
-		    "use?)",
-		    md->conf.metrics_listen);
-		return -EADDRINUSE;
-	}
+	ph.listen = md->conf.metrics_listen;
+	if ((rc = promhttp_start(&ph, &mhd, err, errlen)) != 0)
+		return rc;
 	log_info("metrics on http://%s/metrics", md->conf.metrics_listen);
 	return 0;
 }
@@ -205,7 +165,5 @@ metrics_start(struct mirror *m, char *err, size_t errlen)
 void
 metrics_stop(void)
 {
-	if (mhd != NULL)
-		MHD_stop_daemon(mhd);
-	mhd = NULL;
+	promhttp_stop(&mhd);
 }

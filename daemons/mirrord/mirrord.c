@@ -67,27 +67,12 @@ static const struct conf_key mirror_keys[] = {
 	{ NULL, 0, 0, NULL, NULL },
 };
 
-static const char usage[] =
-    "usage: eventfold-mirrord [-dnv] [-f file] [--key value ...]\n"
-    "Mirrors eventfold's committed log, in order and exactly once, into a "
-    "NATS\nJetStream stream (sequence N = log position N - 1).\n"
-    "Environment: EVENTFOLD_LOG_LEVEL or RUST_LOG (error, warn, info, "
-    "debug).\n\n";
-
 static struct mirror md;
 
 int
 nap_ms(struct mirror *m, uint64_t ms)
 {
-	uint64_t end = clock_mono_ms() + ms;
-	struct timespec ts;
-
-	while (!m->stopping && clock_mono_ms() < end) {
-		ts.tv_sec = 0;
-		ts.tv_nsec = 20 * 1000 * 1000;
-		nanosleep(&ts, NULL);
-	}
-	return m->stopping != 0;
+	return daemon_nap(&m->stopping, ms);
 }
 
 /* Every second: the log's head, the stream's state, the rate. */
@@ -114,80 +99,75 @@ housekeeping(uint64_t *prev_acked, uint64_t *prev_ms)
 	*prev_ms = t;
 }
 
-/*
- * Reads the configuration into md.conf and checks it. Returns -1 to go
- * on, else the exit status (-n, errors).
- */
+/* The stream's settings, checked (daemon_def.check). */
 static int
-configure(int *argc, char **argv, struct conf_opts *opts)
+mirror_check(void *conf)
 {
 	char err[1200];
 
-	if (conf_load(mirror_keys, "mirrord", &md.conf, argc, argv, opts,
-	        usage) != 0)
-		return 1;
-	if (log_level_from_env() != 0)
-		return 1;
-	if (*argc > 1) {
-		fprintf(stderr,
-		    "eventfold-mirrord: unexpected argument %s "
-		    "(see --help)\n",
-		    argv[1]);
-		return 1;
-	}
 	if (js_check_conf(&md, err, sizeof(err)) != 0) {
 		fprintf(stderr, "eventfold-mirrord: %s\n", err);
 		return 1;
 	}
-	if (md.conf.max_inflight == 0)
-		md.conf.max_inflight = 1;
-	if (md.conf.ack_wait_ms < 100)
-		md.conf.ack_wait_ms = 100;
-	if (md.conf.page == 0)
-		md.conf.page = 1000;
-	if (daemon_conf_check(opts, mirror_keys, "mirrord", &md.conf))
-		return 0;
-	return -1;
+	return 0;
 }
 
-/* Until SIGTERM or SIGINT: housekeeping every second. */
+/* Then: at least one publish in flight, 100 ms for an ack, a page. */
+static const struct daemon_clamp mirror_clamps[] = {
+	{ "max_inflight", 1, 0, 0 },
+	{ "ack_wait_ms", 0, 100, 0 },
+	{ "page", 1000, 0, 0 },
+	{ NULL, 0, 0, 0 },
+};
+
+/* The main loop's: the last housekeeping, and the rate's base. */
+struct mirror_tick {
+	uint64_t prev_acked, prev_ms, last;
+};
+
+/* Every second: housekeeping, and the progress in systemd's STATUS. */
 static void
-wait_for_stop(const sigset_t *set)
+mirror_tick(void *arg)
 {
-	uint64_t prev_acked = 0, prev_ms, last = 0, t;
-	struct timespec ts = { 0, 250 * 1000 * 1000 };
-	int sig;
+	struct mirror_tick *mt = arg;
+	uint64_t t = clock_mono_ms();
 
-	prev_ms = clock_mono_ms();
-	for (;;) {
-		sig = sigtimedwait(set, NULL, &ts);
-		if (sig == SIGTERM || sig == SIGINT)
-			return;
-		if (sig == SIGHUP)
-			log_info("SIGHUP: nothing to reload (restart for new "
-			         "settings)");
-		t = clock_mono_ms();
-		if (t - last >= 1000) {
-			housekeeping(&prev_acked, &prev_ms);
-			sd_notifyf(0,
-			    "STATUS=mirrored %" PRIu64 " of %" PRIu64,
-			    __atomic_load_n(&md.acked, __ATOMIC_RELAXED),
-			    __atomic_load_n(&md.head, __ATOMIC_RELAXED));
-			last = t;
-		}
-	}
+	if (t - mt->last < 1000)
+		return;
+	housekeeping(&mt->prev_acked, &mt->prev_ms);
+	sd_notifyf(0, "STATUS=mirrored %" PRIu64 " of %" PRIu64,
+	    __atomic_load_n(&md.acked, __ATOMIC_RELAXED),
+	    __atomic_load_n(&md.head, __ATOMIC_RELAXED));
+	mt->last = t;
 }
+
+static const struct daemon_def mirror_def = {
+	.section = "mirrord",
+	.keys = mirror_keys,
+	.about = "Mirrors eventfold's committed log, in order and exactly "
+	         "once, into a NATS\nJetStream stream (sequence N = log "
+	         "position N - 1).\n"
+	         "Environment: EVENTFOLD_LOG_LEVEL or RUST_LOG (error, warn, "
+	         "info, debug).\n\n",
+	.check = mirror_check,
+	.clamps = mirror_clamps,
+	.stopping = "stopping",
+	.hup_msg = "SIGHUP: nothing to reload (restart for new settings)",
+	.tick = mirror_tick,
+	.wait_ms = 250,
+};
 
 int
 main(int argc, char **argv)
 {
 	struct conf_opts opts;
+	struct mirror_tick mt = { 0, 0, 0 };
 	char err[1200];
 	sigset_t set;
 	int rc;
 
-	log_init("eventfold-mirrord", 0);
-	if ((rc = configure(&argc, argv, &opts)) >= 0)
+	if ((rc = daemon_configure(&mirror_def, &md.conf, &argc, &argv,
+	         &opts)) >= 0)
 		return rc;
 	md.start_ms = clock_mono_ms();
 	pthread_mutex_init(&md.mu, NULL);
@@ -208,12 +188,9 @@ main(int argc, char **argv)
 	log_info("mirroring %s into stream %s (%s.<stream id>) at %s",
 	    md.store_url, md.conf.stream, md.conf.subject_prefix,
 	    md.conf.nats_url);
-	sd_notify(0, "READY=1");
+	mt.prev_ms = clock_mono_ms();
+	daemon_serve(&mirror_def, &set, "READY=1", &mt);
 
-	wait_for_stop(&set);
-
-	log_info("stopping");
-	sd_notify(0, "STOPPING=1");
 	md.stopping = 1;
 	__atomic_store_n(&md.failed, 1, __ATOMIC_RELEASE);
 	follow_stop();

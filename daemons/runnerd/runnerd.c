@@ -93,20 +93,6 @@ static const struct conf_key runner_keys[] = {
 	{ NULL, 0, 0, NULL, NULL },
 };
 
-static const char usage[] =
-    "usage: eventfold-runnerd [-dnv] [-f file] [--key value ...]\n"
-    "The eventfold runner: aggregates, projections and process managers "
-    "from plugins,\nwith their state in LMDB.\n"
-    "Environment (below flags): EVENTFOLD_DATA (data_dir, as for "
-    "eventfold-stored),\nEVENTFOLD_LOG_LEVEL or RUST_LOG (error, warn, "
-    "info, debug).\n\n";
-
-/* EventfoldDB's variables that stand for a flag of ours (env.h). */
-static struct env_flag runner_env[] = {
-	{ "EVENTFOLD_DATA", "--data-dir" }, /* only if a directory */
-	{ NULL, NULL },
-};
-
 /* main's: every other module is handed the pointer it needs. */
 static struct runner rd;
 
@@ -125,15 +111,7 @@ wall_ms(void)
 int
 runner_nap(struct runner *r, uint64_t ms)
 {
-	uint64_t end = now_ms() + ms;
-	struct timespec ts;
-
-	while (!r->stopping && now_ms() < end) {
-		ts.tv_sec = 0;
-		ts.tv_nsec = 20 * 1000 * 1000;
-		nanosleep(&ts, NULL);
-	}
-	return r->stopping != 0;
+	return daemon_nap(&r->stopping, ms);
 }
 
 int
@@ -197,48 +175,13 @@ runner_pace(struct runner *r, uint64_t since, const volatile int *f1,
 		nanosleep(&ts, NULL);
 }
 
-/*
- * Reads the configuration into r->conf from the file, the environment
- * and argv. Returns -1 to go on, or the exit status (after an error,
- * --help, -n or -nv).
- */
-static int
-runner_configure(struct runner *r, int argc, char **argv)
-{
-	struct conf_opts opts;
-	const char *envdir;
-	char err[1200];
-
-	if (env_data_dir("", &envdir, err, sizeof(err)) != 0 || envdir == NULL)
-		runner_env[0].env = NULL;
-	argv = env_argv(runner_env, argc, argv, &argc);
-	if (conf_load(runner_keys, "runnerd", &r->conf, &argc, argv, &opts,
-	        usage) != 0)
-		return 1;
-	if (log_level_from_env() != 0)
-		return 1;
-	if (env_data_dir(r->conf.runtime_dir, &envdir, err, sizeof(err)) !=
-	    0) {
-		fprintf(stderr, "eventfold-runnerd: %s\n", err);
-		return 1;
-	}
-	if (argc > 1) {
-		fprintf(stderr,
-		    "eventfold-runnerd: unexpected argument %s "
-		    "(see --help)\n",
-		    argv[1]);
-		return 1;
-	}
-	if (r->conf.fold_batch == 0)
-		r->conf.fold_batch = 1;
-	if (r->conf.page == 0)
-		r->conf.page = 1000;
-	if (r->conf.pm_retries == 0)
-		r->conf.pm_retries = 1;
-	if (daemon_conf_check(&opts, runner_keys, "runnerd", &r->conf))
-		return 0;
-	return -1;
-}
+/* 0 in these keys: at least one batch, page and attempt. */
+static const struct daemon_clamp runner_clamps[] = {
+	{ "fold_batch", 1, 0, 0 },
+	{ "page", 1000, 0, 0 },
+	{ "pm_retries", 1, 0, 0 },
+	{ NULL, 0, 0, 0 },
+};
 
 /*
  * Start: the URLs and directories, the plugins, LMDB, the connection to
@@ -285,53 +228,57 @@ runner_open(struct runner *r)
 	return nplugins;
 }
 
-/* Until SIGTERM or SIGINT: the watchdog, fold rates, evictions. */
+/* Twice a second: fold rates; every 5 s, evictions. */
 static void
-runner_serve(const sigset_t *set)
+runner_tick(void *arg)
 {
-	struct daemon_watchdog wd;
-	struct timespec ts;
-	uint64_t last_evict = 0, t;
-	int sig;
+	static uint64_t last_evict;
+	uint64_t t = now_ms();
 
-	daemon_watchdog_init(&wd);
-	for (;;) {
-		ts = daemon_watchdog_wait(&wd);
-		sig = sigtimedwait(set, NULL, &ts);
-		daemon_watchdog_tick(&wd, aggregate_alive);
-		if (sig == SIGTERM || sig == SIGINT)
-			break;
-		if (sig == SIGHUP)
-			log_info("SIGHUP: nothing to reload (restart to load "
-			         "new plugins or settings)");
-		t = now_ms();
-		fold_rates(t);
-		if (t - last_evict >= 5000) {
-			aggregate_evict(t);
-			last_evict = t;
-		}
+	(void)arg;
+	fold_rates(t);
+	if (t - last_evict >= 5000) {
+		aggregate_evict(t);
+		last_evict = t;
 	}
 }
+
+static const struct daemon_def runner_def = {
+	.section = "runnerd",
+	.keys = runner_keys,
+	.about = "The eventfold runner: aggregates, projections and process "
+	         "managers from plugins,\nwith their state in LMDB.\n"
+	         "Environment (below flags): EVENTFOLD_DATA (data_dir, as for "
+	         "eventfold-stored),\nEVENTFOLD_LOG_LEVEL or RUST_LOG (error, "
+	         "warn, info, debug).\n\n",
+	.data_env = 1,
+	.clamps = runner_clamps,
+	.stopping = "stopping",
+	.alive = aggregate_alive,
+	.hup_msg = "SIGHUP: nothing to reload (restart to load new plugins "
+	           "or settings)",
+	.tick = runner_tick,
+};
 
 int
 main(int argc, char **argv)
 {
 	struct runner *r = &rd;
+	struct conf_opts opts;
+	char ready[128];
 	sigset_t set;
-	int rc, nplugins;
+	int rc;
 
-	log_init("eventfold-runnerd", 0);
-	if ((rc = runner_configure(r, argc, argv)) >= 0)
+	if ((rc = daemon_configure(&runner_def, &r->conf, &argc, &argv,
+	         &opts)) >= 0)
 		return rc;
 	r->start_ms = now_ms();
 
 	daemon_signals(&set);
-	nplugins = runner_open(r);
-	sd_notifyf(0, "READY=1\nSTATUS=serving, %d plugins", nplugins);
-	runner_serve(&set);
+	snprintf(ready, sizeof(ready), "READY=1\nSTATUS=serving, %d plugins",
+	    runner_open(r));
+	daemon_serve(&runner_def, &set, ready, NULL);
 
-	log_info("stopping");
-	sd_notify(0, "STOPPING=1");
 	r->stopping = 1;
 	dispatch_stop();
 	fold_stop_all();

@@ -74,20 +74,13 @@ static const struct conf_key stored_keys[] = {
 	{ NULL, 0, 0, NULL, NULL },
 };
 
-static const char usage[] =
-    "usage: eventfold-stored [-dnv] [-f file] [--key value ...]\n"
-    "The eventfold storage daemon: owns the event log and serves it over "
-    "nng.\n"
-    "Environment (below flags): EVENTFOLD_DATA (data_dir; an EventfoldDB "
-    "data file is\nrefused with the command that imports it), "
-    "EVENTFOLD_DEDUP_CAPACITY (not needed:\nlogged), EVENTFOLD_LOG_LEVEL "
-    "or RUST_LOG (error, warn, info, debug).\n\n";
+static const struct daemon_def stored_def;
 
-/* EventfoldDB's variables that stand for a flag of ours (env.h). */
-static struct env_flag stored_env[] = {
-	{ "EVENTFOLD_DATA", "--data-dir" }, /* only if a directory */
-	{ NULL, NULL },
-};
+/* What SIGHUP changes, in the order reload's log line names it; the
+ * rest needs a restart. */
+static const char *const reloadable[] = { "max_read_count", "max_read_bytes",
+	"max_append_bytes", "max_pub_bytes", "segment_size", "hot_segments",
+	"archive_level", "archive_frame_size", NULL };
 
 static struct stored sd;
 
@@ -134,119 +127,97 @@ archive_conf_check(const struct stored_conf *c, FILE *f)
 	return what == NULL ? 0 : -1;
 }
 
-static void
-reload(const char *file, int argc, char **argv)
+static int
+segment_size_ok(const struct stored_conf *c)
 {
+	return c->segment_size >= SEGMENT_SIZE_MIN &&
+	    c->segment_size <= JOURNAL_OFF_MASK / 2;
+}
+
+/* The field of c that key name stands for (a key of stored_keys). */
+static uint64_t *
+conf_field(struct stored_conf *c, const char *name)
+{
+	const struct conf_key *k = stored_keys;
+
+	while (strcmp(k->name, name) != 0)
+		k++;
+	return (uint64_t *)((char *)c + k->off);
+}
+
+/* Takes the reloadable limits of nc (checked) and logs them. */
+static void
+reload_apply(struct stored_conf *nc)
+{
+	char line[1024];
+	size_t n = 0;
+	uint64_t v;
+	int i;
+
+	daemon_clamp(&stored_def, nc);
+	for (i = 0; reloadable[i] != NULL; i++) {
+		v = *conf_field(nc, reloadable[i]);
+		__atomic_store_n(conf_field(&sd.conf, reloadable[i]), v,
+		    __ATOMIC_RELAXED);
+		n += (size_t)snprintf(line + n, sizeof(line) - n,
+		    "%s%s %" PRIu64, i ? ", " : "", reloadable[i], v);
+	}
+	__atomic_store_n(&sd.journal.segment_size, nc->segment_size,
+	    __ATOMIC_RELAXED);
+	log_info("reload: %s (directories, URLs, workers, repair and "
+	         "archive_cache_mb need a restart)",
+	    line);
+}
+
+/* SIGHUP: the limits from the file and the arguments, if they parse. */
+static void
+reload(void *arg)
+{
+	char **argv = arg;
 	struct stored_conf nc;
 	struct conf_opts o;
-	char *av[argc + 1];
-	int ac = argc;
+	const char *why = NULL;
+	int ac = 0;
 
-	(void)file;
-	memcpy(av, argv, sizeof(char *) * (size_t)(argc + 1));
+	while (argv[ac] != NULL)
+		ac++;
+	char *av[ac + 1];
+	memcpy(av, argv, sizeof(char *) * (size_t)(ac + 1));
 	memset(&nc, 0, sizeof(nc));
-	if (conf_load(stored_keys, "stored", &nc, &ac, av, &o, usage) != 0) {
+	if (conf_load(stored_keys, "stored", &nc, &ac, av, &o, "") != 0) {
 		log_warnx("reload: configuration has errors, keeping the "
 		          "current one");
 		conf_free(stored_keys, &nc);
 		return;
 	}
 	/* all or nothing: one bad value keeps every current one */
-	if (nc.segment_size < SEGMENT_SIZE_MIN ||
-	    nc.segment_size > JOURNAL_OFF_MASK / 2 ||
-	    archive_conf_check(&nc, NULL) != 0) {
+	if (!segment_size_ok(&nc))
+		why = "segment_size is out of range";
+	else if (archive_conf_check(&nc, NULL) != 0)
+		why = "an archive key or hot_segments is out of range";
+	if (why != NULL)
 		log_warnx("reload: configuration has errors, keeping the "
 		          "current one (%s)",
-		    nc.segment_size < SEGMENT_SIZE_MIN ||
-		            nc.segment_size > JOURNAL_OFF_MASK / 2 ?
-		        "segment_size is out of range" :
-		        "an archive key or "
-		        "hot_segments is out of range");
-		conf_free(stored_keys, &nc);
-		return;
-	}
-	__atomic_store_n(&sd.conf.max_read_count,
-	    nc.max_read_count ? nc.max_read_count : 1, __ATOMIC_RELAXED);
-	__atomic_store_n(&sd.conf.max_read_bytes, nc.max_read_bytes,
-	    __ATOMIC_RELAXED);
-	__atomic_store_n(&sd.conf.max_append_bytes, nc.max_append_bytes,
-	    __ATOMIC_RELAXED);
-	__atomic_store_n(&sd.conf.max_pub_bytes, nc.max_pub_bytes,
-	    __ATOMIC_RELAXED);
-	__atomic_store_n(&sd.journal.segment_size, nc.segment_size,
-	    __ATOMIC_RELAXED);
-	__atomic_store_n(&sd.conf.hot_segments, nc.hot_segments,
-	    __ATOMIC_RELAXED);
-	__atomic_store_n(&sd.conf.archive_level, nc.archive_level,
-	    __ATOMIC_RELAXED);
-	__atomic_store_n(&sd.conf.archive_frame_size, nc.archive_frame_size,
-	    __ATOMIC_RELAXED);
-	log_info(
-	    "reload: max_read_count %" PRIu64 ", max_read_bytes %" PRIu64
-	    ", max_append_bytes %" PRIu64 ", max_pub_bytes %" PRIu64
-	    ", segment_size %" PRIu64 ", hot_segments %" PRIu64
-	    ", archive_level %" PRIu64 ", archive_frame_size %" PRIu64
-	    " (directories, URLs, workers, repair and archive_cache_mb need "
-	    "a restart)",
-	    sd.conf.max_read_count, nc.max_read_bytes, nc.max_append_bytes,
-	    nc.max_pub_bytes, nc.segment_size, nc.hot_segments,
-	    nc.archive_level, nc.archive_frame_size);
+		    why);
+	else
+		reload_apply(&nc);
 	conf_free(stored_keys, &nc);
 }
 
-/*
- * Reads the configuration (files, environment, arguments) into sd.conf
- * and checks it. Returns -1 to go on, else the exit status (-n, errors).
- */
+/* The checks of a configuration past the flags (daemon_def.check). */
 static int
-configure(int *argc, char ***argv, struct conf_opts *opts)
+stored_check(void *conf)
 {
-	const char *envdir, *v;
-	char err[1200];
+	struct stored_conf *c = conf;
 
-	/* EVENTFOLD_DATA is a data_dir only if it is not a file */
-	if (env_data_dir("", &envdir, err, sizeof(err)) != 0 || envdir == NULL)
-		stored_env[0].env = NULL;
-	*argv = env_argv(stored_env, *argc, *argv, argc);
-	if (conf_load(stored_keys, "stored", &sd.conf, argc, *argv, opts,
-	        usage) != 0)
-		return 1;
-	if (log_level_from_env() != 0)
-		return 1;
-	if (env_data_dir(sd.conf.runtime_dir, &envdir, err, sizeof(err)) !=
-	    0) {
-		fprintf(stderr, "eventfold-stored: %s\n", err);
-		return 1;
-	}
-	if (*argc > 1) {
-		fprintf(stderr,
-		    "eventfold-stored: unexpected argument %s "
-		    "(see --help)\n",
-		    (*argv)[1]);
-		return 1;
-	}
-	if (sd.conf.max_read_count == 0)
-		sd.conf.max_read_count = 1;
-	if (sd.conf.segment_size < SEGMENT_SIZE_MIN ||
-	    sd.conf.segment_size > JOURNAL_OFF_MASK / 2) {
+	if (!segment_size_ok(c)) {
 		fprintf(stderr,
 		    "eventfold-stored: segment_size %" PRIu64
 		    " is out of range (%u .. %llu)\n",
-		    sd.conf.segment_size, SEGMENT_SIZE_MIN,
-		    JOURNAL_OFF_MASK / 2);
+		    c->segment_size, SEGMENT_SIZE_MIN, JOURNAL_OFF_MASK / 2);
 		return 1;
 	}
-	if (archive_conf_check(&sd.conf, stderr) != 0)
-		return 1;
-	if (daemon_conf_check(opts, stored_keys, "stored", &sd.conf))
-		return 0;
-	if ((v = getenv("EVENTFOLD_DEDUP_CAPACITY")) != NULL)
-		log_info(
-		    "EVENTFOLD_DEDUP_CAPACITY=%s is not needed: eventfold "
-		    "recognises a retried append by its event ids for the "
-		    "whole log, not for the last N of them",
-		    v);
-	return -1;
+	return archive_conf_check(c, stderr) != 0;
 }
 
 /* Opens the journal, indexing what the on-disk index does not cover. */
@@ -366,69 +337,98 @@ serve(const char *store_url, const char *events_url, struct ef_listener *pl)
 	if ((rc = dispatch_start(&sd, store_url)) != 0)
 		fatalx("listen %s: %s", store_url, strerror(-rc));
 	log_info("serving %s, publishing on %s", store_url, events_url);
-	sd_notifyf(0, "READY=1\nSTATUS=serving, %" PRIu64 " events",
-	    sd.index.head);
 }
 
-/* Until SIGTERM or SIGINT: reloads on SIGHUP, feeds the watchdog. */
-static void
-wait_for_stop(const sigset_t *set, const char *file, int argc, char **argv)
+/* Then: a read returns one event at least. */
+static const struct daemon_clamp stored_clamps[] = {
+	{ "max_read_count", 1, 0, 0 },
+	{ NULL, 0, 0, 0 },
+};
+
+static const struct daemon_def stored_def = {
+	.section = "stored",
+	.keys = stored_keys,
+	.about =
+	    "The eventfold storage daemon: owns the event log and serves "
+	    "it over nng.\n"
+	    "Environment (below flags): EVENTFOLD_DATA (data_dir; an "
+	    "EventfoldDB data file is\nrefused with the command that "
+	    "imports it), EVENTFOLD_DEDUP_CAPACITY (not needed:\nlogged), "
+	    "EVENTFOLD_LOG_LEVEL or RUST_LOG (error, warn, info, "
+	    "debug).\n\n",
+	.data_env = 1,
+	.check = stored_check,
+	.clamps = stored_clamps,
+	.stopping = "stopping: finishing in-flight commits",
+	.alive = writer_alive,
+	.hup = reload,
+};
+
+/*
+ * Reads the configuration (files, environment, arguments) into sd.conf
+ * and checks it. Returns -1 to go on, else the exit status (-n, errors).
+ */
+static int
+configure(int *argc, char ***argv, struct conf_opts *opts)
 {
-	struct daemon_watchdog wd;
-	struct timespec ts;
-	int sig;
+	const char *v;
+	int rc;
 
-	daemon_watchdog_init(&wd);
-	for (;;) {
-		ts = daemon_watchdog_wait(&wd);
-		sig = sigtimedwait(set, NULL, &ts);
-		daemon_watchdog_tick(&wd, writer_alive);
-		if (sig == SIGHUP) {
-			reload(file, argc, argv);
-			continue;
-		}
-		if (sig == SIGTERM || sig == SIGINT)
-			return;
-	}
-}
-
-int
-main(int argc, char **argv)
-{
-	struct conf_opts opts;
-	char store_url[4200], events_url[4200], **argv_copy;
-	struct ef_listener pl;
-	sigset_t set;
-	int rc, i, orig_argc = argc;
-
-	/* keep a copy of argv for SIGHUP (conf_load compacts argv) */
-	argv_copy = calloc((size_t)argc + 1, sizeof(char *));
-	for (i = 0; i < argc; i++)
-		argv_copy[i] = argv[i];
-	log_init("eventfold-stored", 0);
-	if ((rc = configure(&argc, &argv, &opts)) >= 0)
+	if ((rc = daemon_configure(&stored_def, &sd.conf, argc, argv, opts)) >=
+	    0)
 		return rc;
+	if ((v = getenv("EVENTFOLD_DEDUP_CAPACITY")) != NULL)
+		log_info(
+		    "EVENTFOLD_DEDUP_CAPACITY=%s is not needed: eventfold "
+		    "recognises a retried append by its event ids for the "
+		    "whole log, not for the last N of them",
+		    v);
+	return -1;
+}
 
-	/* Signals are taken synchronously by the main thread only. */
-	daemon_signals(&set);
+/* The URLs and the directories they and the log need. */
+static void
+stored_dirs(char *store_url, char *events_url, size_t len)
+{
+	int rc;
 
-	client_url(store_url, sizeof(store_url), sd.conf.runtime_dir,
-	    STORE_SOCK, sd.conf.store_url);
-	client_url(events_url, sizeof(events_url), sd.conf.runtime_dir,
-	    STORE_EVENTS_SOCK, sd.conf.events_url);
+	client_url(store_url, len, sd.conf.runtime_dir, STORE_SOCK,
+	    sd.conf.store_url);
+	client_url(events_url, len, sd.conf.runtime_dir, STORE_EVENTS_SOCK,
+	    sd.conf.events_url);
 	if ((!*sd.conf.store_url || !*sd.conf.events_url) &&
 	    (rc = daemon_mkdir_p(sd.conf.runtime_dir, 0750)) != 0)
 		fatalx("runtime dir %s: %s", sd.conf.runtime_dir,
 		    strerror(-rc));
 	if ((rc = daemon_mkdir_p(sd.conf.data_dir, 0750)) != 0)
 		fatalx("data dir %s: %s", sd.conf.data_dir, strerror(-rc));
+}
 
+int
+main(int argc, char **argv)
+{
+	struct conf_opts opts;
+	char store_url[4200], events_url[4200], **argv_copy, ready[128];
+	struct ef_listener pl;
+	sigset_t set;
+	int rc, i;
+
+	/* keep a copy of argv for SIGHUP (conf_load compacts argv) */
+	argv_copy = calloc((size_t)argc + 1, sizeof(char *));
+	for (i = 0; i < argc; i++)
+		argv_copy[i] = argv[i];
+	if ((rc = configure(&argc, &argv, &opts)) >= 0)
+		return rc;
+
+	/* Signals are taken synchronously by the main thread only. */
+	daemon_signals(&set);
+	stored_dirs(store_url, events_url, sizeof(store_url));
 	recover();
 	serve(store_url, events_url, &pl);
-	wait_for_stop(&set, opts.file, orig_argc, argv_copy);
+	snprintf(ready, sizeof(ready),
+	    "READY=1\nSTATUS=serving, %" PRIu64 " events", sd.index.head);
+	daemon_serve(&stored_def, &set, ready, argv_copy);
 
-	log_info("stopping: finishing in-flight commits");
-	sd_notify(0, "STOPPING=1");
 	__atomic_store_n(&sd.stopping, 1, __ATOMIC_RELAXED);
 	dispatch_stop(&sd);
 	listener_close(&pl);
