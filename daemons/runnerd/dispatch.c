@@ -61,7 +61,7 @@ handle_execute(struct srv_req *rq, const struct ipc_in *in)
 {
 	struct ipc_exec_req r;
 	struct ipc_exec_rep rep;
-	struct exec_cmd c;
+	struct efp_command c;
 	char agg[IPC_NAME_MAX + 1], inst[IPC_ID_MAX + 1], type[257],
 	    cmd[IPC_ID_MAX + 1], actor[IPC_ID_MAX + 1], corr[IPC_ID_MAX + 1],
 	    caus[IPC_ID_MAX + 1], dev[IPC_ID_MAX + 1], msg[1024];

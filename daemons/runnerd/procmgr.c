@@ -121,7 +121,7 @@ static int
 pm_command(struct fold *f, const struct ef_event *ev, const struct sent *sc,
     size_t i, const char *eid, const char *corr, char *msg, size_t ml)
 {
-	struct exec_cmd ec;
+	struct efp_command ec;
 	struct ipc_exec_rep rep;
 	struct ipc_dead_letter d;
 	char cmd_id[IPC_ID_MAX + 1], emsg[512], err[700];
@@ -449,7 +449,7 @@ static int
 dl_retry(const struct buf *key, struct dl_rec *rec, int only, char *msg,
     size_t ml)
 {
-	struct exec_cmd ec;
+	struct efp_command ec;
 	struct ipc_exec_rep rep;
 	char emsg[512], err[700];
 	int s;
