@@ -47,6 +47,7 @@
 
 #include <jansson.h>
 
+#include "be64.h"
 #include "crashpoint.h"
 #include "errors.h"
 #include "log.h"
@@ -140,26 +141,6 @@ wop_free(struct wop *w)
 	free(w);
 }
 
-static void
-be64_put(uint8_t *p, uint64_t v)
-{
-	int i;
-
-	for (i = 7; i >= 0; i--, v >>= 8)
-		p[i] = (uint8_t)v;
-}
-
-static uint64_t
-be64_get(const uint8_t *p)
-{
-	uint64_t v = 0;
-	int i;
-
-	for (i = 0; i < 8; i++)
-		v = v << 8 | p[i];
-	return v;
-}
-
 /* Adds C to "cmdage" at time at. 0 or an LMDB error. */
 static int
 cmdage_put(MDB_txn *txn, const void *id, size_t idlen, uint64_t at)
@@ -169,7 +150,7 @@ cmdage_put(MDB_txn *txn, const void *id, size_t idlen, uint64_t at)
 
 	if (idlen > IPC_ID_MAX)
 		return MDB_BAD_VALSIZE;
-	be64_put(key, at);
+	put_be64(key, at);
 	memcpy(key + 8, id, idlen);
 	return mdb_put(txn, state_db(STATE_CMDAGE), &k, &v, 0);
 }
@@ -203,7 +184,7 @@ cmds_prune(MDB_txn *txn, size_t *n)
 		if (k.mv_size < 8)
 			break; /* not ours: leave it */
 		if (!(max > 0 && entries > max) &&
-		    !(cutoff > 0 && be64_get(k.mv_data) < cutoff))
+		    !(cutoff > 0 && get_be64(k.mv_data) < cutoff))
 			break;
 		id.mv_size = k.mv_size - 8;
 		id.mv_data = (uint8_t *)k.mv_data + 8;

@@ -47,6 +47,7 @@
 #include <sys/stat.h>
 #include <xxhash.h>
 
+#include "be64.h"
 #include "crashpoint.h"
 #include "errors.h"
 #include "log.h"
@@ -95,26 +96,6 @@ read_end(struct diskindex *d, MDB_txn *t)
 {
 	mdb_txn_abort(t);
 	pthread_rwlock_unlock(&d->grow_lock);
-}
-
-static void
-be64(uint8_t *p, uint64_t v)
-{
-	int i;
-
-	for (i = 7; i >= 0; i--, v >>= 8)
-		p[i] = (uint8_t)v;
-}
-
-static uint64_t
-get_be64(const uint8_t *p)
-{
-	uint64_t v = 0;
-	int i;
-
-	for (i = 0; i < 8; i++)
-		v = v << 8 | p[i];
-	return v;
 }
 
 /* ---- Bloom filters ---------------------------------------------------- */
@@ -272,7 +253,7 @@ matches_log(struct diskindex *d, const char *data_dir)
 		snprintf(path, sizeof(path), "%s/%s%s", data_dir,
 		    segfile_name(name, sizeof(name), bases[i]),
 		    arcs[i] ? SEGFILE_ZST_SUFFIX : "");
-		be64(kb, bases[i]);
+		put_be64(kb, bases[i]);
 		if (mdb_get(t, d->blooms, &k, &v) != 0 || v.mv_size < 24 ||
 		    archiver_segment_size(data_dir, bases[i], &size) != 0 ||
 		    size != get_le64(v.mv_data) ||
@@ -460,7 +441,7 @@ put_batches(struct diskindex *d, MDB_txn *t, const struct segment *s,
 		if (batch_verify(s->map, s->end, off, 0, 0, &len) != 0 ||
 		    batch_hdr_decode(s->map + off, s->end - off, &h) != REC_OK)
 			return -EBADMSG;
-		be64(kb, h.first_pos);
+		put_be64(kb, h.first_pos);
 		put_le64(vb, s->base);
 		put_le64(vb + 8, off);
 		k = (MDB_val){ 8, kb };
@@ -474,7 +455,7 @@ put_batches(struct diskindex *d, MDB_txn *t, const struct segment *s,
 			put_le64(vb, ev.global_position);
 			v = (MDB_val){ 8, vb };
 			memcpy(kb, ev.stream_id, UUID_LEN);
-			be64(kb + UUID_LEN, ev.stream_version);
+			put_be64(kb + UUID_LEN, ev.stream_version);
 			k = (MDB_val){ UUID_LEN + 8, kb };
 			if ((rc = mdb_put(t, d->sver, &k, &v, 0)) != 0)
 				return mdb_err(rc);
@@ -509,7 +490,7 @@ put_final(struct diskindex *d, MDB_txn *t, const struct segment *s,
 	MDB_val k, v;
 	int rc;
 
-	be64(kb, s->base);
+	put_be64(kb, s->base);
 	k = (MDB_val){ 8, kb };
 	v = (MDB_val){ 16 + bl->nbits / 8, NULL };
 	if ((rc = mdb_put(t, d->blooms, &k, &v, MDB_RESERVE)) != 0)
@@ -599,7 +580,7 @@ diskindex_load_bloom(struct diskindex *d, struct segment *s)
 	MDB_txn *t;
 	int rc;
 
-	be64(kb, s->base);
+	put_be64(kb, s->base);
 	if ((rc = read_begin_nofault(d, &t)) != 0)
 		return mdb_err(rc);
 	if ((rc = mdb_get(t, d->blooms, &k, &v)) != 0) {
@@ -631,7 +612,7 @@ diskindex_batch_of(struct diskindex *d, uint64_t pos, uint64_t *seg_base,
 	MDB_txn *t;
 	int rc;
 
-	be64(kb, pos);
+	put_be64(kb, pos);
 	if ((rc = read_begin(d, &t)) != 0)
 		return mdb_err(rc);
 	if ((rc = mdb_cursor_open(t, d->pos, &c)) != 0)
@@ -697,7 +678,7 @@ diskindex_stream_range(struct diskindex *d, const uint8_t sid[UUID_LEN],
 	if (n == 0)
 		return 0;
 	memcpy(kb, sid, UUID_LEN);
-	be64(kb + UUID_LEN, from);
+	put_be64(kb + UUID_LEN, from);
 	if ((rc = read_begin(d, &t)) != 0)
 		return mdb_err(rc);
 	if ((rc = mdb_cursor_open(t, d->sver, &c)) != 0) {
