@@ -40,6 +40,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -146,6 +147,22 @@ bloom_maybe(const struct bloom *b, XXH128_hash_t h)
 
 /* ---- open, check, reset ---------------------------------------------- */
 
+/* The databases (see the top of this file): open_dbs opens, reset
+ * empties them all. */
+static const struct {
+	const char *name;
+	size_t off; /* of its MDB_dbi in struct diskindex */
+} dbs[] = {
+	{ "meta", offsetof(struct diskindex, meta) },
+	{ "pos", offsetof(struct diskindex, pos) },
+	{ "sver", offsetof(struct diskindex, sver) },
+	{ "streams", offsetof(struct diskindex, streams) },
+	{ "ids", offsetof(struct diskindex, ids) },
+	{ "blooms", offsetof(struct diskindex, blooms) },
+};
+#define NDBS      (sizeof(dbs) / sizeof(dbs[0]))
+#define DBI(d, i) ((MDB_dbi *)((char *)(d) + dbs[i].off))
+
 static int
 read_meta(struct diskindex *d, MDB_txn *t)
 {
@@ -174,17 +191,15 @@ static int
 open_dbs(struct diskindex *d)
 {
 	MDB_txn *t;
+	size_t i;
 	int rc;
 
 	if ((rc = mdb_txn_begin(d->env, NULL, 0, &t)) != 0)
 		return mdb_err(rc);
-	if ((rc = mdb_dbi_open(t, "meta", MDB_CREATE, &d->meta)) != 0 ||
-	    (rc = mdb_dbi_open(t, "pos", MDB_CREATE, &d->pos)) != 0 ||
-	    (rc = mdb_dbi_open(t, "sver", MDB_CREATE, &d->sver)) != 0 ||
-	    (rc = mdb_dbi_open(t, "streams", MDB_CREATE, &d->streams)) != 0 ||
-	    (rc = mdb_dbi_open(t, "ids", MDB_CREATE, &d->ids)) != 0 ||
-	    (rc = mdb_dbi_open(t, "blooms", MDB_CREATE, &d->blooms)) != 0)
-		goto fail;
+	for (i = 0; i < NDBS; i++)
+		if ((rc = mdb_dbi_open(t, dbs[i].name, MDB_CREATE,
+		         DBI(d, i))) != 0)
+			goto fail;
 	if ((rc = read_meta(d, t)) != 0) {
 		mdb_txn_abort(t);
 		return rc;
@@ -202,19 +217,16 @@ static int
 reset(struct diskindex *d)
 {
 	MDB_txn *t;
+	size_t i;
 	int rc;
 
 	if ((rc = mdb_txn_begin(d->env, NULL, 0, &t)) != 0)
 		return mdb_err(rc);
-	if ((rc = mdb_drop(t, d->meta, 0)) != 0 ||
-	    (rc = mdb_drop(t, d->pos, 0)) != 0 ||
-	    (rc = mdb_drop(t, d->sver, 0)) != 0 ||
-	    (rc = mdb_drop(t, d->streams, 0)) != 0 ||
-	    (rc = mdb_drop(t, d->ids, 0)) != 0 ||
-	    (rc = mdb_drop(t, d->blooms, 0)) != 0) {
-		mdb_txn_abort(t);
-		return mdb_err(rc);
-	}
+	for (i = 0; i < NDBS; i++)
+		if ((rc = mdb_drop(t, *DBI(d, i), 0)) != 0) {
+			mdb_txn_abort(t);
+			return mdb_err(rc);
+		}
 	if ((rc = mdb_txn_commit(t)) != 0)
 		return mdb_err(rc);
 	d->indexed_to = d->last_base = d->last_bytes = 0;
