@@ -31,6 +31,7 @@
 #include <grpc/byte_buffer.h>
 #include <grpc/slice.h>
 #include <nng/nng.h>
+#include <protobuf-c/protobuf-c.h>
 
 #include "acall.h"
 #include "client.h"
@@ -246,6 +247,14 @@ int call_reply_body(struct call *c, const struct client_reply *rep,
 	    (rep)->in.status == EF_S_OK && (rep)->in.body != NULL &&          \
 	        decode((rep)->in.body, (out), &(const char *){ NULL }) == 0,  \
 	    (what))
+/*
+ * The first step of a handler: unpacks its request (buf, len) as a
+ * message of descriptor d. The message (the caller frees it with its
+ * __free_unpacked), or NULL with c finished (INVALID_ARGUMENT
+ * "malformed <message name>").
+ */
+void *call_unpack(struct call *c, const ProtobufCMessageDescriptor *d,
+    const uint8_t *buf, size_t len);
 /* Parses a stream id (s, NUL-terminated) into sid: 0, or -EINVAL with
  * the call finished (INVALID_ARGUMENT). */
 int call_stream_id(struct call *c, const char *s, uint8_t sid[UUID_LEN]);

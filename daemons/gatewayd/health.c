@@ -98,12 +98,10 @@ health_check(struct call *c, const uint8_t *buf, size_t len)
 	Grpc__Health__V1__HealthCheckRequest *r;
 	int known;
 
-	r = grpc__health__v1__health_check_request__unpack(NULL, len, buf);
-	if (r == NULL) {
-		call_finish(c, GW_INVALID_ARGUMENT,
-		    "malformed HealthCheckRequest");
+	r = call_unpack(c, &grpc__health__v1__health_check_request__descriptor,
+	    buf, len);
+	if (r == NULL)
 		return;
-	}
 	known = service_known(r->service);
 	grpc__health__v1__health_check_request__free_unpacked(r, NULL);
 	if (!known) {
@@ -216,12 +214,10 @@ health_watch(struct call *c, const uint8_t *buf, size_t len)
 	struct watcher *w;
 	grpc_op ops[2];
 
-	r = grpc__health__v1__health_check_request__unpack(NULL, len, buf);
-	if (r == NULL) {
-		call_finish(c, GW_INVALID_ARGUMENT,
-		    "malformed HealthCheckRequest");
+	r = call_unpack(c, &grpc__health__v1__health_check_request__descriptor,
+	    buf, len);
+	if (r == NULL)
 		return;
-	}
 	if ((w = calloc(1, sizeof(*w))) == NULL) {
 		grpc__health__v1__health_check_request__free_unpacked(r, NULL);
 		call_finish(c, GW_INTERNAL, "out of memory");

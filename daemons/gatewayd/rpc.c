@@ -168,10 +168,9 @@ rpc_append(struct call *c, const uint8_t *buf, size_t len)
 	Eventfold__AppendRequest *r;
 	struct ipc_append_req ar;
 
-	if ((r = eventfold__append_request__unpack(NULL, len, buf)) == NULL) {
-		call_finish(c, GW_INVALID_ARGUMENT, "malformed AppendRequest");
+	if ((r = call_unpack(c, &eventfold__append_request__descriptor, buf,
+	         len)) == NULL)
 		return;
-	}
 	if (append_check(c, r) != 0)
 		goto out;
 	if (append_fill(&ar, r) != 0) {
@@ -277,12 +276,9 @@ rpc_read_stream(struct call *c, const uint8_t *buf, size_t len)
 	uint8_t sid[UUID_LEN];
 
 	__atomic_add_fetch(&c->gw->mx.reads_read_stream, 1, __ATOMIC_RELAXED);
-	if ((r = eventfold__read_stream_request__unpack(NULL, len, buf)) ==
-	    NULL) {
-		call_finish(c, GW_INVALID_ARGUMENT,
-		    "malformed ReadStreamRequest");
+	if ((r = call_unpack(c, &eventfold__read_stream_request__descriptor,
+	         buf, len)) == NULL)
 		return;
-	}
 	if (call_stream_id(c, r->stream_id, sid) != 0) {
 		eventfold__read_stream_request__free_unpacked(r, NULL);
 		return;
@@ -302,12 +298,9 @@ rpc_read_all(struct call *c, const uint8_t *buf, size_t len)
 	Eventfold__ReadAllRequest *r;
 
 	__atomic_add_fetch(&c->gw->mx.reads_read_all, 1, __ATOMIC_RELAXED);
-	if ((r = eventfold__read_all_request__unpack(NULL, len, buf)) ==
-	    NULL) {
-		call_finish(c, GW_INVALID_ARGUMENT,
-		    "malformed ReadAllRequest");
+	if ((r = call_unpack(c, &eventfold__read_all_request__descriptor, buf,
+	         len)) == NULL)
 		return;
-	}
 	c->from = r->from_position;
 	c->remaining = r->max_count;
 	c->out.len = 0;
@@ -386,12 +379,9 @@ rpc_list_streams(struct call *c, const uint8_t *buf, size_t len)
 {
 	Eventfold__ListStreamsRequest *r;
 
-	if ((r = eventfold__list_streams_request__unpack(NULL, len, buf)) ==
-	    NULL) {
-		call_finish(c, GW_INVALID_ARGUMENT,
-		    "malformed ListStreamsRequest");
+	if ((r = call_unpack(c, &eventfold__list_streams_request__descriptor,
+	         buf, len)) == NULL)
 		return;
-	}
 	eventfold__list_streams_request__free_unpacked(r, NULL);
 	c->out.len = 0;
 	c->has_after = false;

@@ -107,11 +107,9 @@ runner_execute(struct call *c, const uint8_t *buf, size_t len)
 	struct ipc_exec_req er;
 
 	memset(&er, 0, sizeof(er));
-	if ((r = eventfold__execute_request__unpack(NULL, len, buf)) == NULL) {
-		call_finish(c, GW_INVALID_ARGUMENT,
-		    "malformed ExecuteRequest");
+	if ((r = call_unpack(c, &eventfold__execute_request__descriptor, buf,
+	         len)) == NULL)
 		return;
-	}
 	if (str_arg(c, "aggregate_type", r->aggregate_type, IPC_NAME_MAX, true,
 	        &er.aggregate_type) ||
 	    str_arg(c, "instance_id", r->instance_id, IPC_ID_MAX, true,
@@ -174,12 +172,9 @@ runner_get_state(struct call *c, const uint8_t *buf, size_t len)
 	Eventfold__GetStateRequest *r;
 	struct ipc_state_req sr;
 
-	if ((r = eventfold__get_state_request__unpack(NULL, len, buf)) ==
-	    NULL) {
-		call_finish(c, GW_INVALID_ARGUMENT,
-		    "malformed GetStateRequest");
+	if ((r = call_unpack(c, &eventfold__get_state_request__descriptor, buf,
+	         len)) == NULL)
 		return;
-	}
 	if (str_arg(c, "aggregate_type", r->aggregate_type, IPC_NAME_MAX, true,
 	        &sr.aggregate_type) ||
 	    str_arg(c, "instance_id", r->instance_id, IPC_ID_MAX, true,
@@ -284,10 +279,9 @@ runner_query(struct call *c, const uint8_t *buf, size_t len)
 	uint64_t left, wait = 0;
 
 	memset(&q, 0, sizeof(q));
-	if ((r = eventfold__query_request__unpack(NULL, len, buf)) == NULL) {
-		call_finish(c, GW_INVALID_ARGUMENT, "malformed QueryRequest");
+	if ((r = call_unpack(c, &eventfold__query_request__descriptor, buf,
+	         len)) == NULL)
 		return;
-	}
 	if (str_arg(c, "projection", r->projection, IPC_NAME_MAX, true,
 	        &q.projection))
 		goto out;
@@ -428,12 +422,10 @@ runner_list_projections(struct call *c, const uint8_t *buf, size_t len)
 {
 	Eventfold__ListProjectionsRequest *r;
 
-	r = eventfold__list_projections_request__unpack(NULL, len, buf);
-	if (r == NULL) {
-		call_finish(c, GW_INVALID_ARGUMENT,
-		    "malformed ListProjectionsRequest");
+	r = call_unpack(c, &eventfold__list_projections_request__descriptor,
+	    buf, len);
+	if (r == NULL)
 		return;
-	}
 	eventfold__list_projections_request__free_unpacked(r, NULL);
 	ipc_out_reset(&c->req);
 	ipc_request_begin(&c->req, EF_OP_RUNNER_STATUS, c->rid);

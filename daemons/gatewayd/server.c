@@ -376,6 +376,18 @@ call_reply_body(struct call *c, const struct client_reply *rep, bool decoded,
 	return -EIO;
 }
 
+void *
+call_unpack(struct call *c, const ProtobufCMessageDescriptor *d,
+    const uint8_t *buf, size_t len)
+{
+	ProtobufCMessage *m = protobuf_c_message_unpack(d, NULL, len, buf);
+
+	if (m == NULL)
+		call_errorf(c, GW_INVALID_ARGUMENT, "malformed %s",
+		    d->short_name);
+	return m;
+}
+
 int
 call_stream_id(struct call *c, const char *s, uint8_t sid[UUID_LEN])
 {

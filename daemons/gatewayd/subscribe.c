@@ -950,12 +950,9 @@ subscribe_all(struct call *c, const uint8_t *buf, size_t len)
 	Eventfold__SubscribeAllRequest *r;
 	uint64_t from;
 
-	if ((r = eventfold__subscribe_all_request__unpack(NULL, len, buf)) ==
-	    NULL) {
-		call_finish(c, GW_INVALID_ARGUMENT,
-		    "malformed SubscribeAllRequest");
+	if ((r = call_unpack(c, &eventfold__subscribe_all_request__descriptor,
+	         buf, len)) == NULL)
 		return;
-	}
 	from = r->from_position;
 	eventfold__subscribe_all_request__free_unpacked(r, NULL);
 	sub_start(c, false, NULL, from);
@@ -968,12 +965,10 @@ subscribe_stream(struct call *c, const uint8_t *buf, size_t len)
 	uint8_t sid[UUID_LEN];
 	uint64_t from;
 
-	r = eventfold__subscribe_stream_request__unpack(NULL, len, buf);
-	if (r == NULL) {
-		call_finish(c, GW_INVALID_ARGUMENT,
-		    "malformed SubscribeStreamRequest");
+	r = call_unpack(c, &eventfold__subscribe_stream_request__descriptor,
+	    buf, len);
+	if (r == NULL)
 		return;
-	}
 	if (call_stream_id(c, r->stream_id, sid) != 0) {
 		eventfold__subscribe_stream_request__free_unpacked(r, NULL);
 		return;
