@@ -258,6 +258,9 @@ void *call_unpack(struct call *c, const ProtobufCMessageDescriptor *d,
 /* Parses a stream id (s, NUL-terminated) into sid: 0, or -EINVAL with
  * the call finished (INVALID_ARGUMENT). */
 int call_stream_id(struct call *c, const char *s, uint8_t sid[UUID_LEN]);
+/* Empties c->req and begins a request of op in it (c's request id):
+ * the caller encodes the body next. Returns &c->req. */
+struct ipc_out *call_request(struct call *c, int op);
 /* Sends c->out as the reply message, status OK. */
 void call_reply(struct call *c);
 /*
@@ -291,6 +294,11 @@ uint64_t call_ms_left(const struct call *c);
  * length-delimited field; frees a buffer that grew past keep. */
 void pbuf_reserve(struct pbuf *pb, size_t more);
 void pbuf_field(struct pbuf *pb, uint32_t field, size_t len);
+/* Packs m into pb, replacing what pb held. */
+void pbuf_pack(struct pbuf *pb, const ProtobufCMessage *m);
+/* Appends m to pb as the embedded message of field (length-delimited). */
+void pbuf_pack_field(struct pbuf *pb, uint32_t field,
+    const ProtobufCMessage *m);
 void pbuf_trim(struct pbuf *pb, size_t keep);
 /* Makes a byte buffer of (p, len); the caller destroys it. */
 grpc_byte_buffer *buffer_from(const void *p, size_t len);

@@ -59,9 +59,7 @@ append_done(struct call *c, struct client_reply *rep)
 	r.last_stream_version = ar.last_version;
 	r.first_global_position = ar.first_pos;
 	r.last_global_position = ar.last_pos;
-	c->out.len = 0;
-	pbuf_reserve(&c->out, eventfold__append_response__get_packed_size(&r));
-	c->out.len = eventfold__append_response__pack(&r, c->out.buf);
+	pbuf_pack(&c->out, &r.base);
 	call_reply(c);
 }
 
@@ -248,8 +246,7 @@ read_stream_done(struct call *c, struct client_reply *rep)
 static void
 read_next(struct call *c, int op)
 {
-	ipc_out_reset(&c->req);
-	ipc_request_begin(&c->req, op, c->rid);
+	call_request(c, op);
 	if (op == EF_OP_READ_ALL) {
 		struct ipc_read_all_req r = { c->from, c->remaining,
 			EF_FORWARD };
@@ -324,7 +321,6 @@ list_done(struct call *c, struct client_reply *rep)
 	struct ipc_stream_info info;
 	const char *why = NULL;
 	char sid[UUID_STR_LEN];
-	size_t sz;
 	uint32_t i;
 
 	if (CALL_REPLY_DECODE(c, rep, ipc_list_rep_decode, &lr,
@@ -341,11 +337,7 @@ list_done(struct call *c, struct client_reply *rep)
 		si.stream_id = uuid_format(info.stream_id, sid);
 		si.event_count = info.event_count;
 		si.latest_version = info.latest_version;
-		sz = eventfold__stream_info__get_packed_size(&si);
-		pbuf_field(&c->out, 1, sz);
-		pbuf_reserve(&c->out, sz);
-		c->out.len += eventfold__stream_info__pack(&si,
-		    c->out.buf + c->out.len);
+		pbuf_pack_field(&c->out, 1, &si.base);
 		memcpy(c->after, sid, sizeof(c->after));
 		c->has_after = true;
 	}
@@ -368,9 +360,7 @@ list_next(struct call *c)
 		r.after.len = (uint32_t)strlen(c->after);
 	}
 	r.max_count = 4096;
-	ipc_out_reset(&c->req);
-	ipc_request_begin(&c->req, EF_OP_LIST_STREAMS, c->rid);
-	ipc_list_req_encode(&c->req, &r);
+	ipc_list_req_encode(call_request(c, EF_OP_LIST_STREAMS), &r);
 	call_store(c, list_done);
 }
 

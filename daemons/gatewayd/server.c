@@ -231,23 +231,41 @@ pbuf_reserve(struct pbuf *pb, size_t more)
 	pb->cap = ncap;
 }
 
+/* Appends v as a protobuf varint; room was reserved. */
+static void
+pbuf_varint(struct pbuf *pb, uint64_t v)
+{
+	do {
+		pb->buf[pb->len++] = (uint8_t)(v & 0x7f) |
+		    (v > 0x7f ? 0x80 : 0);
+		v >>= 7;
+	} while (v != 0);
+}
+
 void
 pbuf_field(struct pbuf *pb, uint32_t field, size_t len)
 {
-	uint64_t v = (uint64_t)field << 3 | 2;
-
 	pbuf_reserve(pb, 20);
-	do {
-		pb->buf[pb->len++] = (uint8_t)(v & 0x7f) |
-		    (v > 0x7f ? 0x80 : 0);
-		v >>= 7;
-	} while (v != 0);
-	v = len;
-	do {
-		pb->buf[pb->len++] = (uint8_t)(v & 0x7f) |
-		    (v > 0x7f ? 0x80 : 0);
-		v >>= 7;
-	} while (v != 0);
+	pbuf_varint(pb, (uint64_t)field << 3 | 2);
+	pbuf_varint(pb, len);
+}
+
+void
+pbuf_pack(struct pbuf *pb, const ProtobufCMessage *m)
+{
+	pb->len = 0;
+	pbuf_reserve(pb, protobuf_c_message_get_packed_size(m));
+	pb->len = protobuf_c_message_pack(m, pb->buf);
+}
+
+void
+pbuf_pack_field(struct pbuf *pb, uint32_t field, const ProtobufCMessage *m)
+{
+	size_t sz = protobuf_c_message_get_packed_size(m);
+
+	pbuf_field(pb, field, sz);
+	pbuf_reserve(pb, sz);
+	pb->len += protobuf_c_message_pack(m, pb->buf + pb->len);
 }
 
 void
@@ -398,6 +416,14 @@ call_stream_id(struct call *c, const char *s, uint8_t sid[UUID_LEN])
 	    "malformed uuid \"%.64s\"",
 	    s);
 	return -EINVAL;
+}
+
+struct ipc_out *
+call_request(struct call *c, int op)
+{
+	ipc_out_reset(&c->req);
+	ipc_request_begin(&c->req, op, c->rid);
+	return &c->req;
 }
 
 void
