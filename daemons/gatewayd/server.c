@@ -35,6 +35,7 @@
 #include "clock.h"
 #include "daemon.h"
 #include "gatewayd.h"
+#include "grow.h"
 #include "log.h"
 #include "trace.h"
 #include "utf8.h"
@@ -217,18 +218,8 @@ buffer_read(grpc_byte_buffer *bb, size_t *len)
 void
 pbuf_reserve(struct pbuf *pb, size_t more)
 {
-	size_t ncap;
-	uint8_t *nb;
-
-	if (pb->len + more <= pb->cap)
-		return;
-	ncap = pb->cap ? pb->cap : 4096;
-	while (ncap < pb->len + more)
-		ncap *= 2;
-	if ((nb = realloc(pb->buf, ncap)) == NULL)
-		fatal("realloc");
-	pb->buf = nb;
-	pb->cap = ncap;
+	if (pb->len + more > pb->cap)
+		pb->buf = mem_grow(pb->buf, &pb->cap, pb->len + more, 4096);
 }
 
 /* Appends v as a protobuf varint; room was reserved. */
