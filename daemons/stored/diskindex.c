@@ -147,8 +147,8 @@ bloom_maybe(const struct bloom *b, XXH128_hash_t h)
 
 /* ---- open, check, reset ---------------------------------------------- */
 
-/* The databases (see the top of this file): open_dbs opens, reset
- * empties them all. */
+/* The databases (see the top of this file): dbs_all opens them all
+ * (DBS_OPEN) or empties them all (DBS_DROP). */
 static const struct {
 	const char *name;
 	size_t off; /* of its MDB_dbi in struct diskindex */
@@ -162,6 +162,8 @@ static const struct {
 };
 #define NDBS      (sizeof(dbs) / sizeof(dbs[0]))
 #define DBI(d, i) ((MDB_dbi *)((char *)(d) + dbs[i].off))
+#define DBS_OPEN  0
+#define DBS_DROP  1
 
 static int
 read_meta(struct diskindex *d, MDB_txn *t)
@@ -187,8 +189,14 @@ read_meta(struct diskindex *d, MDB_txn *t)
 	return 0;
 }
 
+/*
+ * One transaction over every database: DBS_OPEN opens them (creating
+ * any missing) and reads the index's state; DBS_DROP empties them and
+ * the state (the index is then rebuilt from the log). 0 or a negative
+ * errno.
+ */
 static int
-open_dbs(struct diskindex *d)
+dbs_all(struct diskindex *d, int drop)
 {
 	MDB_txn *t;
 	size_t i;
@@ -196,41 +204,25 @@ open_dbs(struct diskindex *d)
 
 	if ((rc = mdb_txn_begin(d->env, NULL, 0, &t)) != 0)
 		return mdb_err(rc);
-	for (i = 0; i < NDBS; i++)
-		if ((rc = mdb_dbi_open(t, dbs[i].name, MDB_CREATE,
-		         DBI(d, i))) != 0)
-			goto fail;
-	if ((rc = read_meta(d, t)) != 0) {
+	for (i = 0; i < NDBS; i++) {
+		rc = drop ?
+		    mdb_drop(t, *DBI(d, i), 0) :
+		    mdb_dbi_open(t, dbs[i].name, MDB_CREATE, DBI(d, i));
+		if (rc != 0) {
+			mdb_txn_abort(t);
+			return mdb_err(rc);
+		}
+	}
+	if (!drop && (rc = read_meta(d, t)) != 0) {
 		mdb_txn_abort(t);
 		return rc;
 	}
 	if ((rc = mdb_txn_commit(t)) != 0)
 		return mdb_err(rc);
-	return 0;
-fail:
-	mdb_txn_abort(t);
-	return mdb_err(rc);
-}
-
-/* Empties every database (the index is rebuilt from the log). */
-static int
-reset(struct diskindex *d)
-{
-	MDB_txn *t;
-	size_t i;
-	int rc;
-
-	if ((rc = mdb_txn_begin(d->env, NULL, 0, &t)) != 0)
-		return mdb_err(rc);
-	for (i = 0; i < NDBS; i++)
-		if ((rc = mdb_drop(t, *DBI(d, i), 0)) != 0) {
-			mdb_txn_abort(t);
-			return mdb_err(rc);
-		}
-	if ((rc = mdb_txn_commit(t)) != 0)
-		return mdb_err(rc);
-	d->indexed_to = d->last_base = d->last_bytes = 0;
-	d->has_last = 0;
+	if (drop) {
+		d->indexed_to = d->last_base = d->last_bytes = 0;
+		d->has_last = 0;
+	}
 	return 0;
 }
 
@@ -340,7 +332,7 @@ diskindex_open(struct diskindex *d, const char *data_dir)
 		    info.me_mapsize > d->map_size)
 			d->map_size = info.me_mapsize;
 	}
-	if ((rc = open_dbs(d)) != 0)
+	if ((rc = dbs_all(d, DBS_OPEN)) != 0)
 		goto fail;
 	if (d->has_last && !matches_log(d, data_dir)) {
 		log_warnx(
@@ -349,7 +341,7 @@ diskindex_open(struct diskindex *d, const char *data_dir)
 		    " with %" PRIu64
 		    " bytes); rebuilding it from the segments",
 		    dir, d->indexed_to, d->last_base, d->last_bytes);
-		if ((rc = reset(d)) != 0)
+		if ((rc = dbs_all(d, DBS_DROP)) != 0)
 			goto fail;
 	}
 	if (!d->has_last)
