@@ -263,6 +263,8 @@ int call_stream_id(struct call *c, const char *s, uint8_t sid[UUID_LEN]);
 struct ipc_out *call_request(struct call *c, int op);
 /* Sends c->out as the reply message, status OK. */
 void call_reply(struct call *c);
+/* Packs m into c->out and sends it as the reply, status OK. */
+void call_reply_msg(struct call *c, const ProtobufCMessage *m);
 /*
  * For streaming handlers: takes the call over and re-arms the slot. The
  * slot's metadata and payload are released; the returned call is the

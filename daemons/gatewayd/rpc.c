@@ -59,8 +59,7 @@ append_done(struct call *c, struct client_reply *rep)
 	r.last_stream_version = ar.last_version;
 	r.first_global_position = ar.first_pos;
 	r.last_global_position = ar.last_pos;
-	pbuf_pack(&c->out, &r.base);
-	call_reply(c);
+	call_reply_msg(c, &r.base);
 }
 
 /*

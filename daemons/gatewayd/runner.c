@@ -88,8 +88,7 @@ execute_done(struct call *c, struct client_reply *rep)
 		r.last_position = er.last_pos;
 	}
 	r.duplicate = er.duplicate;
-	pbuf_pack(&c->out, &r.base);
-	call_reply(c);
+	call_reply_msg(c, &r.base);
 }
 
 void
@@ -153,8 +152,7 @@ get_state_done(struct call *c, struct client_reply *rep)
 	}
 	r.state.data = (uint8_t *)sr.state;
 	r.state.len = sr.state_len;
-	pbuf_pack(&c->out, &r.base);
-	call_reply(c);
+	call_reply_msg(c, &r.base);
 }
 
 void

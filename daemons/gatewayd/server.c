@@ -424,6 +424,13 @@ call_reply(struct call *c)
 	call_finish(c, GW_OK, "");
 }
 
+void
+call_reply_msg(struct call *c, const ProtobufCMessage *m)
+{
+	pbuf_pack(&c->out, m);
+	call_reply(c);
+}
+
 static void
 store_fail(struct call *c, int status, const char *why)
 {
