@@ -59,6 +59,19 @@ reply_ok(struct srv_req *rq, const char *msg)
 	ipc_reply_begin(srv_out(rq), EF_S_OK, msg);
 }
 
+/*
+ * The end of a handler whose op returned status s: SRV_DONE, after an
+ * error reply with msg unless s is EF_S_OK (the op's reply is then in
+ * srv_out).
+ */
+static int
+finish(struct srv_req *rq, int s, const char *msg)
+{
+	if (s != EF_S_OK)
+		srv_error(rq, s, "%s", msg);
+	return SRV_DONE;
+}
+
 /* NUL-terminated copy of an optional string; -1 if it holds a NUL. */
 static int
 cstr(char *dst, size_t dlen, const struct ipc_str *s, const char **out)
@@ -143,10 +156,8 @@ handle_get_state(struct srv_req *rq, const struct ipc_in *in)
 	memset(&rep, 0, sizeof(rep));
 	s = aggregate_get_state(agg, inst, rep.stream_id, &rep.exists,
 	    &rep.version, &state, &len, msg, sizeof(msg));
-	if (s != EF_S_OK) {
-		srv_error(rq, s, "%s", msg);
-		return SRV_DONE;
-	}
+	if (s != EF_S_OK)
+		return finish(rq, s, msg);
 	rep.state = state;
 	rep.state_len = (uint32_t)len;
 	reply_ok(rq, rep.exists ? "ok" : "no events yet: the initial state");
@@ -181,10 +192,8 @@ handle_query(struct srv_req *rq, const struct ipc_in *in)
 		return bad_body(rq, in, why);
 	if ((f = find_fold(rq, &r.projection)) == NULL)
 		return SRV_DONE;
-	if ((s = projection_query(f, &r, srv_out(rq), msg, sizeof(msg))) !=
-	    EF_S_OK)
-		srv_error(rq, s, "%s", msg);
-	return SRV_DONE;
+	s = projection_query(f, &r, srv_out(rq), msg, sizeof(msg));
+	return finish(rq, s, msg);
 }
 
 static int
@@ -250,10 +259,8 @@ handle_rebuild_reset(struct srv_req *rq, const struct ipc_in *in)
 		return SRV_DONE;
 	s = reset ? fold_request(f, REQ_RESET, msg, sizeof(msg)) :
 	            fold_rebuild(f, msg, sizeof(msg));
-	if (s != EF_S_OK) {
-		srv_error(rq, s, "%s", msg);
-		return SRV_DONE;
-	}
+	if (s != EF_S_OK)
+		return finish(rq, s, msg);
 	reply_ok(rq, reset ? "reset to position 0" : "rebuild started");
 	ipc_nil(srv_out(rq));
 	return SRV_DONE;
@@ -272,10 +279,9 @@ handle_replay(struct srv_req *rq, const struct ipc_in *in)
 		return bad_body(rq, in, why);
 	if ((f = find_fold(rq, &r.projection)) == NULL)
 		return SRV_DONE;
-	if ((s = projection_replay(f, r.until, r.limit, srv_out(rq), msg,
-	         sizeof(msg))) != EF_S_OK)
-		srv_error(rq, s, "%s", msg);
-	return SRV_DONE;
+	s = projection_replay(f, r.until, r.limit, srv_out(rq), msg,
+	    sizeof(msg));
+	return finish(rq, s, msg);
 }
 
 static int
@@ -288,10 +294,8 @@ handle_dead_letters(struct srv_req *rq, const struct ipc_in *in)
 
 	if (ipc_dl_req_decode(in->body, &r, &why) != 0)
 		return bad_body(rq, in, why);
-	if ((s = procmgr_dead_letters(&r, srv_out(rq), msg, sizeof(msg))) !=
-	    EF_S_OK)
-		srv_error(rq, s, "%s", msg);
-	return SRV_DONE;
+	s = procmgr_dead_letters(&r, srv_out(rq), msg, sizeof(msg));
+	return finish(rq, s, msg);
 }
 
 static int
