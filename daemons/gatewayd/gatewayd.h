@@ -31,6 +31,7 @@
 #include <grpc/byte_buffer.h>
 #include <grpc/slice.h>
 #include <nng/nng.h>
+#include <protobuf-c/protobuf-c.h>
 
 #include "acall.h"
 #include "client.h"
@@ -246,11 +247,24 @@ int call_reply_body(struct call *c, const struct client_reply *rep,
 	    (rep)->in.status == EF_S_OK && (rep)->in.body != NULL &&          \
 	        decode((rep)->in.body, (out), &(const char *){ NULL }) == 0,  \
 	    (what))
+/*
+ * The first step of a handler: unpacks its request (buf, len) as a
+ * message of descriptor d. The message (the caller frees it with its
+ * __free_unpacked), or NULL with c finished (INVALID_ARGUMENT
+ * "malformed <message name>").
+ */
+void *call_unpack(struct call *c, const ProtobufCMessageDescriptor *d,
+    const uint8_t *buf, size_t len);
 /* Parses a stream id (s, NUL-terminated) into sid: 0, or -EINVAL with
  * the call finished (INVALID_ARGUMENT). */
 int call_stream_id(struct call *c, const char *s, uint8_t sid[UUID_LEN]);
+/* Empties c->req and begins a request of op in it (c's request id):
+ * the caller encodes the body next. Returns &c->req. */
+struct ipc_out *call_request(struct call *c, int op);
 /* Sends c->out as the reply message, status OK. */
 void call_reply(struct call *c);
+/* Packs m into c->out and sends it as the reply, status OK. */
+void call_reply_msg(struct call *c, const ProtobufCMessage *m);
 /*
  * For streaming handlers: takes the call over and re-arms the slot. The
  * slot's metadata and payload are released; the returned call is the
@@ -282,6 +296,11 @@ uint64_t call_ms_left(const struct call *c);
  * length-delimited field; frees a buffer that grew past keep. */
 void pbuf_reserve(struct pbuf *pb, size_t more);
 void pbuf_field(struct pbuf *pb, uint32_t field, size_t len);
+/* Packs m into pb, replacing what pb held. */
+void pbuf_pack(struct pbuf *pb, const ProtobufCMessage *m);
+/* Appends m to pb as the embedded message of field (length-delimited). */
+void pbuf_pack_field(struct pbuf *pb, uint32_t field,
+    const ProtobufCMessage *m);
 void pbuf_trim(struct pbuf *pb, size_t keep);
 /* Makes a byte buffer of (p, len); the caller destroys it. */
 grpc_byte_buffer *buffer_from(const void *p, size_t len);

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <time.h>
 
 #include <systemd/sd-daemon.h>
@@ -49,12 +50,12 @@ struct watcher {
 	int linked;
 	grpc_byte_buffer *bb;
 	grpc_slice details;
-	struct watcher *prev, *next;
-	struct gw *gw; /* the gateway whose health it watches */
+	LIST_ENTRY(watcher) link; /* watch_mu */
+	struct gw *gw;            /* the gateway whose health it watches */
 };
 
 static pthread_mutex_t watch_mu = PTHREAD_MUTEX_INITIALIZER;
-static struct watcher *watchers;
+static LIST_HEAD(, watcher) watchers = LIST_HEAD_INITIALIZER(watchers);
 static int health_down;     /* shutdown: NOT_SERVING for good */
 static int health_stopping; /* poll thread: exit */
 static pthread_mutex_t poll_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -98,12 +99,10 @@ health_check(struct call *c, const uint8_t *buf, size_t len)
 	Grpc__Health__V1__HealthCheckRequest *r;
 	int known;
 
-	r = grpc__health__v1__health_check_request__unpack(NULL, len, buf);
-	if (r == NULL) {
-		call_finish(c, GW_INVALID_ARGUMENT,
-		    "malformed HealthCheckRequest");
+	r = call_unpack(c, &grpc__health__v1__health_check_request__descriptor,
+	    buf, len);
+	if (r == NULL)
 		return;
-	}
 	known = service_known(r->service);
 	grpc__health__v1__health_check_request__free_unpacked(r, NULL);
 	if (!known) {
@@ -130,14 +129,8 @@ watcher_release(struct watcher *w)
 	w->dead = 1;
 	pthread_mutex_unlock(&w->mu);
 	pthread_mutex_lock(&watch_mu);
-	if (w->linked) {
-		if (w->prev != NULL)
-			w->prev->next = w->next;
-		else
-			watchers = w->next;
-		if (w->next != NULL)
-			w->next->prev = w->prev;
-	}
+	if (w->linked)
+		LIST_REMOVE(w, link);
 	pthread_mutex_unlock(&watch_mu);
 	grpc_call_unref(w->call);
 	grpc_slice_unref(w->details);
@@ -216,12 +209,10 @@ health_watch(struct call *c, const uint8_t *buf, size_t len)
 	struct watcher *w;
 	grpc_op ops[2];
 
-	r = grpc__health__v1__health_check_request__unpack(NULL, len, buf);
-	if (r == NULL) {
-		call_finish(c, GW_INVALID_ARGUMENT,
-		    "malformed HealthCheckRequest");
+	r = call_unpack(c, &grpc__health__v1__health_check_request__descriptor,
+	    buf, len);
+	if (r == NULL)
 		return;
-	}
 	if ((w = calloc(1, sizeof(*w))) == NULL) {
 		grpc__health__v1__health_check_request__free_unpacked(r, NULL);
 		call_finish(c, GW_INTERNAL, "out of memory");
@@ -240,10 +231,7 @@ health_watch(struct call *c, const uint8_t *buf, size_t len)
 	w->refs = 2; /* the close batch, and this function until it ends */
 	pthread_mutex_lock(&watch_mu);
 	w->linked = 1;
-	w->next = watchers;
-	if (watchers != NULL)
-		watchers->prev = w;
-	watchers = w;
+	LIST_INSERT_HEAD(&watchers, w, link);
 	pthread_mutex_unlock(&watch_mu);
 
 	pthread_mutex_lock(&w->mu);
@@ -269,7 +257,8 @@ health_notify(struct gw *gw, int end)
 	struct watcher *w;
 
 	pthread_mutex_lock(&watch_mu);
-	for (w = watchers; w != NULL; w = w->next) {
+	LIST_FOREACH(w, &watchers, link)
+	{
 		/* lock order: watch_mu, then w->mu (see watcher_release) */
 		pthread_mutex_lock(&w->mu);
 		if (end)

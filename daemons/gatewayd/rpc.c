@@ -59,10 +59,7 @@ append_done(struct call *c, struct client_reply *rep)
 	r.last_stream_version = ar.last_version;
 	r.first_global_position = ar.first_pos;
 	r.last_global_position = ar.last_pos;
-	c->out.len = 0;
-	pbuf_reserve(&c->out, eventfold__append_response__get_packed_size(&r));
-	c->out.len = eventfold__append_response__pack(&r, c->out.buf);
-	call_reply(c);
+	call_reply_msg(c, &r.base);
 }
 
 /*
@@ -168,10 +165,9 @@ rpc_append(struct call *c, const uint8_t *buf, size_t len)
 	Eventfold__AppendRequest *r;
 	struct ipc_append_req ar;
 
-	if ((r = eventfold__append_request__unpack(NULL, len, buf)) == NULL) {
-		call_finish(c, GW_INVALID_ARGUMENT, "malformed AppendRequest");
+	if ((r = call_unpack(c, &eventfold__append_request__descriptor, buf,
+	         len)) == NULL)
 		return;
-	}
 	if (append_check(c, r) != 0)
 		goto out;
 	if (append_fill(&ar, r) != 0) {
@@ -249,8 +245,7 @@ read_stream_done(struct call *c, struct client_reply *rep)
 static void
 read_next(struct call *c, int op)
 {
-	ipc_out_reset(&c->req);
-	ipc_request_begin(&c->req, op, c->rid);
+	call_request(c, op);
 	if (op == EF_OP_READ_ALL) {
 		struct ipc_read_all_req r = { c->from, c->remaining,
 			EF_FORWARD };
@@ -277,12 +272,9 @@ rpc_read_stream(struct call *c, const uint8_t *buf, size_t len)
 	uint8_t sid[UUID_LEN];
 
 	__atomic_add_fetch(&c->gw->mx.reads_read_stream, 1, __ATOMIC_RELAXED);
-	if ((r = eventfold__read_stream_request__unpack(NULL, len, buf)) ==
-	    NULL) {
-		call_finish(c, GW_INVALID_ARGUMENT,
-		    "malformed ReadStreamRequest");
+	if ((r = call_unpack(c, &eventfold__read_stream_request__descriptor,
+	         buf, len)) == NULL)
 		return;
-	}
 	if (call_stream_id(c, r->stream_id, sid) != 0) {
 		eventfold__read_stream_request__free_unpacked(r, NULL);
 		return;
@@ -302,12 +294,9 @@ rpc_read_all(struct call *c, const uint8_t *buf, size_t len)
 	Eventfold__ReadAllRequest *r;
 
 	__atomic_add_fetch(&c->gw->mx.reads_read_all, 1, __ATOMIC_RELAXED);
-	if ((r = eventfold__read_all_request__unpack(NULL, len, buf)) ==
-	    NULL) {
-		call_finish(c, GW_INVALID_ARGUMENT,
-		    "malformed ReadAllRequest");
+	if ((r = call_unpack(c, &eventfold__read_all_request__descriptor, buf,
+	         len)) == NULL)
 		return;
-	}
 	c->from = r->from_position;
 	c->remaining = r->max_count;
 	c->out.len = 0;
@@ -331,7 +320,6 @@ list_done(struct call *c, struct client_reply *rep)
 	struct ipc_stream_info info;
 	const char *why = NULL;
 	char sid[UUID_STR_LEN];
-	size_t sz;
 	uint32_t i;
 
 	if (CALL_REPLY_DECODE(c, rep, ipc_list_rep_decode, &lr,
@@ -348,11 +336,7 @@ list_done(struct call *c, struct client_reply *rep)
 		si.stream_id = uuid_format(info.stream_id, sid);
 		si.event_count = info.event_count;
 		si.latest_version = info.latest_version;
-		sz = eventfold__stream_info__get_packed_size(&si);
-		pbuf_field(&c->out, 1, sz);
-		pbuf_reserve(&c->out, sz);
-		c->out.len += eventfold__stream_info__pack(&si,
-		    c->out.buf + c->out.len);
+		pbuf_pack_field(&c->out, 1, &si.base);
 		memcpy(c->after, sid, sizeof(c->after));
 		c->has_after = true;
 	}
@@ -375,9 +359,7 @@ list_next(struct call *c)
 		r.after.len = (uint32_t)strlen(c->after);
 	}
 	r.max_count = 4096;
-	ipc_out_reset(&c->req);
-	ipc_request_begin(&c->req, EF_OP_LIST_STREAMS, c->rid);
-	ipc_list_req_encode(&c->req, &r);
+	ipc_list_req_encode(call_request(c, EF_OP_LIST_STREAMS), &r);
 	call_store(c, list_done);
 }
 
@@ -386,12 +368,9 @@ rpc_list_streams(struct call *c, const uint8_t *buf, size_t len)
 {
 	Eventfold__ListStreamsRequest *r;
 
-	if ((r = eventfold__list_streams_request__unpack(NULL, len, buf)) ==
-	    NULL) {
-		call_finish(c, GW_INVALID_ARGUMENT,
-		    "malformed ListStreamsRequest");
+	if ((r = call_unpack(c, &eventfold__list_streams_request__descriptor,
+	         buf, len)) == NULL)
 		return;
-	}
 	eventfold__list_streams_request__free_unpacked(r, NULL);
 	c->out.len = 0;
 	c->has_after = false;

@@ -65,15 +65,6 @@ str_arg(struct call *c, const char *field, const char *s, size_t max,
 	return 0;
 }
 
-/* Packs a protobuf message into c->out and replies OK. */
-#define REPLY_PB(c, type, msg)                                                \
-	do {                                                                  \
-		(c)->out.len = 0;                                             \
-		pbuf_reserve(&(c)->out, type##__get_packed_size(msg));        \
-		(c)->out.len = type##__pack((msg), (c)->out.buf);             \
-		call_reply(c);                                                \
-	} while (0)
-
 /* Execute */
 
 static void
@@ -97,7 +88,7 @@ execute_done(struct call *c, struct client_reply *rep)
 		r.last_position = er.last_pos;
 	}
 	r.duplicate = er.duplicate;
-	REPLY_PB(c, eventfold__execute_response, &r);
+	call_reply_msg(c, &r.base);
 }
 
 void
@@ -107,11 +98,9 @@ runner_execute(struct call *c, const uint8_t *buf, size_t len)
 	struct ipc_exec_req er;
 
 	memset(&er, 0, sizeof(er));
-	if ((r = eventfold__execute_request__unpack(NULL, len, buf)) == NULL) {
-		call_finish(c, GW_INVALID_ARGUMENT,
-		    "malformed ExecuteRequest");
+	if ((r = call_unpack(c, &eventfold__execute_request__descriptor, buf,
+	         len)) == NULL)
 		return;
-	}
 	if (str_arg(c, "aggregate_type", r->aggregate_type, IPC_NAME_MAX, true,
 	        &er.aggregate_type) ||
 	    str_arg(c, "instance_id", r->instance_id, IPC_ID_MAX, true,
@@ -136,9 +125,7 @@ runner_execute(struct call *c, const uint8_t *buf, size_t len)
 		er.payload = r->payload.data;
 		er.payload_len = (uint32_t)r->payload.len;
 	}
-	ipc_out_reset(&c->req);
-	ipc_request_begin(&c->req, EF_OP_EXECUTE, c->rid);
-	ipc_exec_req_encode(&c->req, &er);
+	ipc_exec_req_encode(call_request(c, EF_OP_EXECUTE), &er);
 	eventfold__execute_request__free_unpacked(r, NULL);
 	call_peer(c, execute_done, c->gw->conf.store_timeout_ms);
 	return;
@@ -165,7 +152,7 @@ get_state_done(struct call *c, struct client_reply *rep)
 	}
 	r.state.data = (uint8_t *)sr.state;
 	r.state.len = sr.state_len;
-	REPLY_PB(c, eventfold__get_state_response, &r);
+	call_reply_msg(c, &r.base);
 }
 
 void
@@ -174,12 +161,9 @@ runner_get_state(struct call *c, const uint8_t *buf, size_t len)
 	Eventfold__GetStateRequest *r;
 	struct ipc_state_req sr;
 
-	if ((r = eventfold__get_state_request__unpack(NULL, len, buf)) ==
-	    NULL) {
-		call_finish(c, GW_INVALID_ARGUMENT,
-		    "malformed GetStateRequest");
+	if ((r = call_unpack(c, &eventfold__get_state_request__descriptor, buf,
+	         len)) == NULL)
 		return;
-	}
 	if (str_arg(c, "aggregate_type", r->aggregate_type, IPC_NAME_MAX, true,
 	        &sr.aggregate_type) ||
 	    str_arg(c, "instance_id", r->instance_id, IPC_ID_MAX, true,
@@ -187,9 +171,7 @@ runner_get_state(struct call *c, const uint8_t *buf, size_t len)
 		eventfold__get_state_request__free_unpacked(r, NULL);
 		return;
 	}
-	ipc_out_reset(&c->req);
-	ipc_request_begin(&c->req, EF_OP_GET_STATE, c->rid);
-	ipc_state_req_encode(&c->req, &sr);
+	ipc_state_req_encode(call_request(c, EF_OP_GET_STATE), &sr);
 	eventfold__get_state_request__free_unpacked(r, NULL);
 	call_peer(c, get_state_done, c->gw->conf.store_timeout_ms);
 }
@@ -205,20 +187,17 @@ query_done(struct call *c, struct client_reply *rep)
 	const uint8_t *k, *v;
 	uint32_t kl, vl, i;
 	const char *why = NULL;
-	size_t sz;
 
 	if (CALL_REPLY_DECODE(c, rep, ipc_query_rep_decode, &qr,
 	        "query reply from eventfold-runnerd") != 0)
 		return;
 	/* QueryResponse by hand: position (1), items (2), next (3) */
-	c->out.len = 0;
 	r.position = qr.position;
 	if (qr.has_next) {
 		r.next.data = (uint8_t *)qr.next;
 		r.next.len = qr.next_len;
 	}
-	pbuf_reserve(&c->out, eventfold__query_response__get_packed_size(&r));
-	c->out.len = eventfold__query_response__pack(&r, c->out.buf);
+	pbuf_pack(&c->out, &r.base);
 	for (i = 0; i < qr.nitems; i++) {
 		if (ipc_kv_decode(&qr.items->via.array.ptr[i], &k, &kl, &v,
 		        &vl, &why) != 0) {
@@ -231,11 +210,7 @@ query_done(struct call *c, struct client_reply *rep)
 		it.key.len = kl;
 		it.value.data = (uint8_t *)v;
 		it.value.len = vl;
-		sz = eventfold__item__get_packed_size(&it);
-		pbuf_field(&c->out, 2, sz);
-		pbuf_reserve(&c->out, sz);
-		c->out.len += eventfold__item__pack(&it,
-		    c->out.buf + c->out.len);
+		pbuf_pack_field(&c->out, 2, &it.base);
 	}
 	call_reply(c);
 }
@@ -284,10 +259,9 @@ runner_query(struct call *c, const uint8_t *buf, size_t len)
 	uint64_t left, wait = 0;
 
 	memset(&q, 0, sizeof(q));
-	if ((r = eventfold__query_request__unpack(NULL, len, buf)) == NULL) {
-		call_finish(c, GW_INVALID_ARGUMENT, "malformed QueryRequest");
+	if ((r = call_unpack(c, &eventfold__query_request__descriptor, buf,
+	         len)) == NULL)
 		return;
-	}
 	if (str_arg(c, "projection", r->projection, IPC_NAME_MAX, true,
 	        &q.projection))
 		goto out;
@@ -325,9 +299,7 @@ runner_query(struct call *c, const uint8_t *buf, size_t len)
 			wait = left;
 		q.wait_ms = wait;
 	}
-	ipc_out_reset(&c->req);
-	ipc_request_begin(&c->req, EF_OP_QUERY, c->rid);
-	ipc_query_req_encode(&c->req, &q);
+	ipc_query_req_encode(call_request(c, EF_OP_QUERY), &q);
 	eventfold__query_request__free_unpacked(r, NULL);
 	call_peer(c, query_done, c->gw->conf.store_timeout_ms + wait);
 	return;
@@ -343,7 +315,6 @@ pack_fold(struct call *c, const struct ipc_fold_info *fi)
 {
 	Eventfold__ProjectionStatus ps;
 	char name[IPC_NAME_MAX + 1], plugin[4097], state[64], err[4097];
-	size_t sz;
 
 #define CSTR(dst, s)                                                          \
 	snprintf((dst), sizeof(dst), "%.*s",                                  \
@@ -379,11 +350,7 @@ pack_fold(struct call *c, const struct ipc_fold_info *fi)
 		ps.rebuild_position = fi->rebuild_position;
 	}
 	ps.dead_letters = fi->dead_letters;
-	sz = eventfold__projection_status__get_packed_size(&ps);
-	pbuf_field(&c->out, 1, sz);
-	pbuf_reserve(&c->out, sz);
-	c->out.len += eventfold__projection_status__pack(&ps,
-	    c->out.buf + c->out.len);
+	pbuf_pack_field(&c->out, 1, &ps.base);
 #undef CSTR
 }
 
@@ -400,16 +367,12 @@ list_projections_done(struct call *c, struct client_reply *rep)
 	if (CALL_REPLY_DECODE(c, rep, ipc_runner_status_rep_decode, &sr,
 	        "runner_status reply from eventfold-runnerd") != 0)
 		return;
-	c->out.len = 0;
 	if (sr.has_head) {
 		r.head_known_case =
 		    EVENTFOLD__LIST_PROJECTIONS_RESPONSE__HEAD_KNOWN_HEAD;
 		r.head = sr.head;
 	}
-	pbuf_reserve(&c->out,
-	    eventfold__list_projections_response__get_packed_size(&r));
-	c->out.len = eventfold__list_projections_response__pack(&r,
-	    c->out.buf);
+	pbuf_pack(&c->out, &r.base);
 	for (i = 0; i < sr.nfolds; i++) {
 		if (ipc_fold_info_decode(&sr.folds->via.array.ptr[i], &fi,
 		        &why) != 0) {
@@ -428,15 +391,11 @@ runner_list_projections(struct call *c, const uint8_t *buf, size_t len)
 {
 	Eventfold__ListProjectionsRequest *r;
 
-	r = eventfold__list_projections_request__unpack(NULL, len, buf);
-	if (r == NULL) {
-		call_finish(c, GW_INVALID_ARGUMENT,
-		    "malformed ListProjectionsRequest");
+	r = call_unpack(c, &eventfold__list_projections_request__descriptor,
+	    buf, len);
+	if (r == NULL)
 		return;
-	}
 	eventfold__list_projections_request__free_unpacked(r, NULL);
-	ipc_out_reset(&c->req);
-	ipc_request_begin(&c->req, EF_OP_RUNNER_STATUS, c->rid);
-	ipc_nil(&c->req);
+	ipc_nil(call_request(c, EF_OP_RUNNER_STATUS));
 	call_peer(c, list_projections_done, c->gw->conf.store_timeout_ms);
 }

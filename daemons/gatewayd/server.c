@@ -35,6 +35,7 @@
 #include "clock.h"
 #include "daemon.h"
 #include "gatewayd.h"
+#include "grow.h"
 #include "log.h"
 #include "trace.h"
 #include "utf8.h"
@@ -217,37 +218,45 @@ buffer_read(grpc_byte_buffer *bb, size_t *len)
 void
 pbuf_reserve(struct pbuf *pb, size_t more)
 {
-	size_t ncap;
-	uint8_t *nb;
+	if (pb->len + more > pb->cap)
+		pb->buf = mem_grow(pb->buf, &pb->cap, pb->len + more, 4096);
+}
 
-	if (pb->len + more <= pb->cap)
-		return;
-	ncap = pb->cap ? pb->cap : 4096;
-	while (ncap < pb->len + more)
-		ncap *= 2;
-	if ((nb = realloc(pb->buf, ncap)) == NULL)
-		fatal("realloc");
-	pb->buf = nb;
-	pb->cap = ncap;
+/* Appends v as a protobuf varint; room was reserved. */
+static void
+pbuf_varint(struct pbuf *pb, uint64_t v)
+{
+	do {
+		pb->buf[pb->len++] = (uint8_t)(v & 0x7f) |
+		    (v > 0x7f ? 0x80 : 0);
+		v >>= 7;
+	} while (v != 0);
 }
 
 void
 pbuf_field(struct pbuf *pb, uint32_t field, size_t len)
 {
-	uint64_t v = (uint64_t)field << 3 | 2;
-
 	pbuf_reserve(pb, 20);
-	do {
-		pb->buf[pb->len++] = (uint8_t)(v & 0x7f) |
-		    (v > 0x7f ? 0x80 : 0);
-		v >>= 7;
-	} while (v != 0);
-	v = len;
-	do {
-		pb->buf[pb->len++] = (uint8_t)(v & 0x7f) |
-		    (v > 0x7f ? 0x80 : 0);
-		v >>= 7;
-	} while (v != 0);
+	pbuf_varint(pb, (uint64_t)field << 3 | 2);
+	pbuf_varint(pb, len);
+}
+
+void
+pbuf_pack(struct pbuf *pb, const ProtobufCMessage *m)
+{
+	pb->len = 0;
+	pbuf_reserve(pb, protobuf_c_message_get_packed_size(m));
+	pb->len = protobuf_c_message_pack(m, pb->buf);
+}
+
+void
+pbuf_pack_field(struct pbuf *pb, uint32_t field, const ProtobufCMessage *m)
+{
+	size_t sz = protobuf_c_message_get_packed_size(m);
+
+	pbuf_field(pb, field, sz);
+	pbuf_reserve(pb, sz);
+	pb->len += protobuf_c_message_pack(m, pb->buf + pb->len);
 }
 
 void
@@ -376,6 +385,18 @@ call_reply_body(struct call *c, const struct client_reply *rep, bool decoded,
 	return -EIO;
 }
 
+void *
+call_unpack(struct call *c, const ProtobufCMessageDescriptor *d,
+    const uint8_t *buf, size_t len)
+{
+	ProtobufCMessage *m = protobuf_c_message_unpack(d, NULL, len, buf);
+
+	if (m == NULL)
+		call_errorf(c, GW_INVALID_ARGUMENT, "malformed %s",
+		    d->short_name);
+	return m;
+}
+
 int
 call_stream_id(struct call *c, const char *s, uint8_t sid[UUID_LEN])
 {
@@ -388,11 +409,26 @@ call_stream_id(struct call *c, const char *s, uint8_t sid[UUID_LEN])
 	return -EINVAL;
 }
 
+struct ipc_out *
+call_request(struct call *c, int op)
+{
+	ipc_out_reset(&c->req);
+	ipc_request_begin(&c->req, op, c->rid);
+	return &c->req;
+}
+
 void
 call_reply(struct call *c)
 {
 	c->resp = buffer_from(c->out.buf, c->out.len);
 	call_finish(c, GW_OK, "");
+}
+
+void
+call_reply_msg(struct call *c, const ProtobufCMessage *m)
+{
+	pbuf_pack(&c->out, m);
+	call_reply(c);
 }
 
 static void

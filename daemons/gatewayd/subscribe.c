@@ -59,6 +59,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <time.h>
 
 #include "eventfold.pb-c.h"
@@ -114,8 +115,8 @@ struct sub {
 	struct ipc_out req;
 	uint64_t rid; /* the subscribe call's request id (trace.h) */
 	struct pbuf pb;
-	struct sub *prev, *nextsub; /* subs_mu */
-	struct sub *wnext;          /* ring_mu: waiter list */
+	LIST_ENTRY(sub) link; /* subs_mu */
+	struct sub *wnext;    /* ring_mu: waiter list */
 };
 
 /* The ring and its waiters. */
@@ -129,7 +130,7 @@ static struct sub *waiters;
 /* Every subscription, for shutdown and the lag metric. */
 static pthread_mutex_t subs_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t subs_cv = PTHREAD_COND_INITIALIZER;
-static struct sub *subs;
+static LIST_HEAD(, sub) subs = LIST_HEAD_INITIALIZER(subs);
 static int subs_stopping; /* atomic */
 
 /* The feed thread. */
@@ -431,12 +432,7 @@ sub_unref(struct sub *s)
 	if (__atomic_sub_fetch(&s->refs, 1, __ATOMIC_ACQ_REL) != 0)
 		return;
 	pthread_mutex_lock(&subs_mu);
-	if (s->prev != NULL)
-		s->prev->nextsub = s->nextsub;
-	else
-		subs = s->nextsub;
-	if (s->nextsub != NULL)
-		s->nextsub->prev = s->prev;
+	LIST_REMOVE(s, link);
 	pthread_cond_broadcast(&subs_cv);
 	pthread_mutex_unlock(&subs_mu);
 	for (i = s->qi; i < s->qn; i++)
@@ -926,10 +922,7 @@ sub_start(struct call *c, bool is_stream, const uint8_t *sid, uint64_t from)
 	s->details = grpc_empty_slice();
 	ipc_out_init(&s->req);
 	s->call = call_detach(c);
-	s->nextsub = subs;
-	if (subs != NULL)
-		subs->prev = s;
-	subs = s;
+	LIST_INSERT_HEAD(&subs, s, link);
 	__atomic_add_fetch(&gw->mx.subscriptions_active, 1, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&subs_mu);
 
@@ -950,12 +943,9 @@ subscribe_all(struct call *c, const uint8_t *buf, size_t len)
 	Eventfold__SubscribeAllRequest *r;
 	uint64_t from;
 
-	if ((r = eventfold__subscribe_all_request__unpack(NULL, len, buf)) ==
-	    NULL) {
-		call_finish(c, GW_INVALID_ARGUMENT,
-		    "malformed SubscribeAllRequest");
+	if ((r = call_unpack(c, &eventfold__subscribe_all_request__descriptor,
+	         buf, len)) == NULL)
 		return;
-	}
 	from = r->from_position;
 	eventfold__subscribe_all_request__free_unpacked(r, NULL);
 	sub_start(c, false, NULL, from);
@@ -968,12 +958,10 @@ subscribe_stream(struct call *c, const uint8_t *buf, size_t len)
 	uint8_t sid[UUID_LEN];
 	uint64_t from;
 
-	r = eventfold__subscribe_stream_request__unpack(NULL, len, buf);
-	if (r == NULL) {
-		call_finish(c, GW_INVALID_ARGUMENT,
-		    "malformed SubscribeStreamRequest");
+	r = call_unpack(c, &eventfold__subscribe_stream_request__descriptor,
+	    buf, len);
+	if (r == NULL)
 		return;
-	}
 	if (call_stream_id(c, r->stream_id, sid) != 0) {
 		eventfold__subscribe_stream_request__free_unpacked(r, NULL);
 		return;
@@ -1006,18 +994,18 @@ subscribe_wait_all(uint64_t timeout_ms)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	ts.tv_sec += (time_t)(timeout_ms / 1000) + 1;
 	pthread_mutex_lock(&subs_mu);
-	while (subs != NULL)
+	while (!LIST_EMPTY(&subs))
 		if (pthread_cond_timedwait(&subs_cv, &subs_mu, &ts) ==
 		    ETIMEDOUT)
 			break;
-	if (subs != NULL)
+	if (!LIST_EMPTY(&subs))
 		log_warnx("subscriptions still ending at exit");
 	pthread_mutex_unlock(&subs_mu);
 	if (feed_started) {
 		__atomic_store_n(&feed_stop, 1, __ATOMIC_RELAXED);
 		pthread_join(feed_thr, NULL);
 		feed_started = false;
-		if (subs == NULL) {
+		if (LIST_EMPTY(&subs)) {
 			for (p = ring_lo; p < ring_hi; p++)
 				grpc_slice_unref(ring[p % ring_cap].msg);
 			free(ring);
@@ -1033,7 +1021,8 @@ subscribe_max_lag(uint64_t head)
 	uint64_t lag = 0, next;
 
 	pthread_mutex_lock(&subs_mu);
-	for (s = subs; s != NULL; s = s->nextsub) {
+	LIST_FOREACH(s, &subs, link)
+	{
 		if (s->is_stream)
 			continue;
 		next = __atomic_load_n(&s->next_pos, __ATOMIC_RELAXED);

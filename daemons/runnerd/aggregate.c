@@ -47,6 +47,7 @@
 
 #include <jansson.h>
 
+#include "be64.h"
 #include "crashpoint.h"
 #include "errors.h"
 #include "log.h"
@@ -140,26 +141,6 @@ wop_free(struct wop *w)
 	free(w);
 }
 
-static void
-be64_put(uint8_t *p, uint64_t v)
-{
-	int i;
-
-	for (i = 7; i >= 0; i--, v >>= 8)
-		p[i] = (uint8_t)v;
-}
-
-static uint64_t
-be64_get(const uint8_t *p)
-{
-	uint64_t v = 0;
-	int i;
-
-	for (i = 0; i < 8; i++)
-		v = v << 8 | p[i];
-	return v;
-}
-
 /* Adds C to "cmdage" at time at. 0 or an LMDB error. */
 static int
 cmdage_put(MDB_txn *txn, const void *id, size_t idlen, uint64_t at)
@@ -169,7 +150,7 @@ cmdage_put(MDB_txn *txn, const void *id, size_t idlen, uint64_t at)
 
 	if (idlen > IPC_ID_MAX)
 		return MDB_BAD_VALSIZE;
-	be64_put(key, at);
+	put_be64(key, at);
 	memcpy(key + 8, id, idlen);
 	return mdb_put(txn, state_db(STATE_CMDAGE), &k, &v, 0);
 }
@@ -203,7 +184,7 @@ cmds_prune(MDB_txn *txn, size_t *n)
 		if (k.mv_size < 8)
 			break; /* not ours: leave it */
 		if (!(max > 0 && entries > max) &&
-		    !(cutoff > 0 && be64_get(k.mv_data) < cutoff))
+		    !(cutoff > 0 && get_be64(k.mv_data) < cutoff))
 			break;
 		id.mv_size = k.mv_size - 8;
 		id.mv_data = (uint8_t *)k.mv_data + 8;
@@ -951,7 +932,7 @@ inst_ready(struct instance *in, char *msg, size_t ml)
 
 /* The metadata of the events of command c, as eventfold-es writes it. */
 static char *
-metadata_json(const struct exec_cmd *c)
+metadata_json(const struct efp_command *c)
 {
 	json_t *m = json_object(), *v;
 	char *s = NULL;
@@ -1052,24 +1033,14 @@ reply_duplicate(const uint8_t val[CMD_VAL], const uint8_t sid[UUID_LEN],
 /* Calls the plugin's handle() for c on in's state, into ctx (the
  * caller's, initialised). EF_S_OK, or another status with msg. */
 static int
-exec_handle(struct instance *in, const struct exec_cmd *c, struct efp_ctx *ctx,
-    char *msg, size_t ml)
+exec_handle(struct instance *in, const struct efp_command *c,
+    struct efp_ctx *ctx, char *msg, size_t ml)
 {
 	const struct efp_aggregate *d = in->type->desc;
 	struct efp_command cmd;
 	int rc;
 
-	memset(&cmd, 0, sizeof(cmd));
-	cmd.aggregate_type = c->aggregate_type;
-	cmd.instance_id = c->instance_id;
-	cmd.type = c->type;
-	cmd.payload = c->payload;
-	cmd.payload_len = c->payload_len;
-	cmd.command_id = c->command_id;
-	cmd.actor = c->actor;
-	cmd.correlation_id = c->correlation_id;
-	cmd.causation_id = c->causation_id;
-	cmd.source_device = c->source_device;
+	cmd = *c;
 	cmd.exists = in->exists;
 	cmd.version = in->version;
 	rc = d->handle(ctx, in->state.p, in->state.len, &cmd);
@@ -1094,7 +1065,7 @@ exec_handle(struct instance *in, const struct exec_cmd *c, struct efp_ctx *ctx,
  * another status with msg.
  */
 static int
-exec_append(struct instance *in, const struct exec_cmd *c, const char *meta,
+exec_append(struct instance *in, const struct efp_command *c, const char *meta,
     const struct efp_ctx *ctx, struct ipc_exec_rep *rep, char *msg, size_t ml)
 {
 	struct ipc_append_req ar;
@@ -1170,8 +1141,8 @@ exec_append(struct instance *in, const struct exec_cmd *c, const char *meta,
 }
 
 static int
-exec_attempt(struct instance *in, const struct exec_cmd *c, const char *meta,
-    struct ipc_exec_rep *rep, char *msg, size_t ml)
+exec_attempt(struct instance *in, const struct efp_command *c,
+    const char *meta, struct ipc_exec_rep *rep, char *msg, size_t ml)
 {
 	struct efp_ctx ctx;
 	int s;
@@ -1194,7 +1165,7 @@ out:
 }
 
 int
-aggregate_execute(const struct exec_cmd *c, struct ipc_exec_rep *rep,
+aggregate_execute(const struct efp_command *c, struct ipc_exec_rep *rep,
     char *msg, size_t ml)
 {
 	struct agg_type *t;

@@ -14,20 +14,9 @@
 #include "ipc_runner.h"
 #include "uuid.h"
 
-struct runner;
+#include "eventfold/plugin.h"
 
-struct exec_cmd {
-	const char *aggregate_type;
-	const char *instance_id;
-	const char *type;
-	const uint8_t *payload;
-	size_t payload_len;
-	const char *command_id;
-	const char *actor; /* NULL when absent, as the others */
-	const char *correlation_id;
-	const char *causation_id;
-	const char *source_device;
-};
+struct runner;
 
 /* Starts the results writer; r stays valid until aggregate_stop. 0 or
  * a negative errno. */
@@ -37,10 +26,12 @@ int aggregate_start(struct runner *r);
 int aggregate_alive(uint64_t limit_ms);
 void aggregate_stop(void);
 /*
- * Runs one command (see EXECUTE in ipc_runner.h). Returns an EF_S_*
- * status; msg gets the text for any status but OK.
+ * Runs one command (see EXECUTE in ipc_runner.h): c is the command as
+ * the plugin's handle() gets it, its exists and version ignored (the
+ * instance's are passed). Returns an EF_S_* status; msg gets the text
+ * for any status but OK.
  */
-int aggregate_execute(const struct exec_cmd *c, struct ipc_exec_rep *rep,
+int aggregate_execute(const struct efp_command *c, struct ipc_exec_rep *rep,
     char *msg, size_t msglen);
 /* The current state of an instance; *state is malloc'd (caller frees). */
 int aggregate_get_state(const char *type, const char *inst,

@@ -40,6 +40,38 @@ static struct srv *server;
 /* runnerd's context, from dispatch_start to dispatch_stop */
 static struct runner *rn;
 
+/* The reply to a body that did not decode: BAD_REQUEST naming the op
+ * and the field (why). SRV_DONE. */
+static int
+bad_body(struct srv_req *rq, const struct ipc_in *in, const char *why)
+{
+	srv_error(rq, EF_S_BAD_REQUEST, "%s: bad field: %s",
+	    ipc_op_name((int)in->op), why);
+	return SRV_DONE;
+}
+
+/* Begins an OK reply with message msg in srv_out(rq): the handler
+ * encodes the body next. */
+static void
+reply_ok(struct srv_req *rq, const char *msg)
+{
+	ipc_out_reset(srv_out(rq));
+	ipc_reply_begin(srv_out(rq), EF_S_OK, msg);
+}
+
+/*
+ * The end of a handler whose op returned status s: SRV_DONE, after an
+ * error reply with msg unless s is EF_S_OK (the op's reply is then in
+ * srv_out).
+ */
+static int
+finish(struct srv_req *rq, int s, const char *msg)
+{
+	if (s != EF_S_OK)
+		srv_error(rq, s, "%s", msg);
+	return SRV_DONE;
+}
+
 /* NUL-terminated copy of an optional string; -1 if it holds a NUL. */
 static int
 cstr(char *dst, size_t dlen, const struct ipc_str *s, const char **out)
@@ -61,17 +93,15 @@ handle_execute(struct srv_req *rq, const struct ipc_in *in)
 {
 	struct ipc_exec_req r;
 	struct ipc_exec_rep rep;
-	struct exec_cmd c;
+	struct efp_command c;
 	char agg[IPC_NAME_MAX + 1], inst[IPC_ID_MAX + 1], type[257],
 	    cmd[IPC_ID_MAX + 1], actor[IPC_ID_MAX + 1], corr[IPC_ID_MAX + 1],
 	    caus[IPC_ID_MAX + 1], dev[IPC_ID_MAX + 1], msg[1024];
 	const char *why = "";
 	int s;
 
-	if (ipc_exec_req_decode(in->body, &r, &why) != 0) {
-		srv_error(rq, EF_S_BAD_REQUEST, "execute: bad field: %s", why);
-		return SRV_DONE;
-	}
+	if (ipc_exec_req_decode(in->body, &r, &why) != 0)
+		return bad_body(rq, in, why);
 	memset(&c, 0, sizeof(c));
 	if (cstr(agg, sizeof(agg), &r.aggregate_type, &c.aggregate_type) ||
 	    cstr(inst, sizeof(inst), &r.instance_id, &c.instance_id) ||
@@ -95,8 +125,7 @@ handle_execute(struct srv_req *rq, const struct ipc_in *in)
 		srv_error(rq, s, "%s", msg);
 		return SRV_DONE;
 	}
-	ipc_out_reset(srv_out(rq));
-	ipc_reply_begin(srv_out(rq), EF_S_OK,
+	reply_ok(rq,
 	    rep.duplicate ? "duplicate "
 	                    "command id: the first result" :
 	                    "ok");
@@ -115,11 +144,8 @@ handle_get_state(struct srv_req *rq, const struct ipc_in *in)
 	size_t len = 0;
 	int s;
 
-	if (ipc_state_req_decode(in->body, &r, &why) != 0) {
-		srv_error(rq, EF_S_BAD_REQUEST, "get_state: bad field: %s",
-		    why);
-		return SRV_DONE;
-	}
+	if (ipc_state_req_decode(in->body, &r, &why) != 0)
+		return bad_body(rq, in, why);
 	if (cstr(agg, sizeof(agg), &r.aggregate_type, &a) ||
 	    cstr(inst, sizeof(inst), &r.instance_id, &i)) {
 		srv_error(rq, EF_S_INVALID,
@@ -130,15 +156,11 @@ handle_get_state(struct srv_req *rq, const struct ipc_in *in)
 	memset(&rep, 0, sizeof(rep));
 	s = aggregate_get_state(agg, inst, rep.stream_id, &rep.exists,
 	    &rep.version, &state, &len, msg, sizeof(msg));
-	if (s != EF_S_OK) {
-		srv_error(rq, s, "%s", msg);
-		return SRV_DONE;
-	}
+	if (s != EF_S_OK)
+		return finish(rq, s, msg);
 	rep.state = state;
 	rep.state_len = (uint32_t)len;
-	ipc_out_reset(srv_out(rq));
-	ipc_reply_begin(srv_out(rq), EF_S_OK,
-	    rep.exists ? "ok" : "no events yet: the initial state");
+	reply_ok(rq, rep.exists ? "ok" : "no events yet: the initial state");
 	ipc_state_rep_encode(srv_out(rq), &rep);
 	free(state);
 	return SRV_DONE;
@@ -166,16 +188,12 @@ handle_query(struct srv_req *rq, const struct ipc_in *in)
 	const char *why = "";
 	int s;
 
-	if (ipc_query_req_decode(in->body, &r, &why) != 0) {
-		srv_error(rq, EF_S_BAD_REQUEST, "query: bad field: %s", why);
-		return SRV_DONE;
-	}
+	if (ipc_query_req_decode(in->body, &r, &why) != 0)
+		return bad_body(rq, in, why);
 	if ((f = find_fold(rq, &r.projection)) == NULL)
 		return SRV_DONE;
-	if ((s = projection_query(f, &r, srv_out(rq), msg, sizeof(msg))) !=
-	    EF_S_OK)
-		srv_error(rq, s, "%s", msg);
-	return SRV_DONE;
+	s = projection_query(f, &r, srv_out(rq), msg, sizeof(msg));
+	return finish(rq, s, msg);
 }
 
 static int
@@ -203,8 +221,7 @@ handle_runner_status(struct srv_req *rq, const struct ipc_in *in)
 		head = sr.head;
 	client_reply_free(&cr);
 	n = fold_count();
-	ipc_out_reset(srv_out(rq));
-	ipc_reply_begin(srv_out(rq), EF_S_OK, "ok");
+	reply_ok(rq, "ok");
 	ipc_runner_status_begin(srv_out(rq), now_ms() - rn->start_ms, has_head,
 	    head, (uint32_t)n);
 	for (i = 0; i < n; i++) {
@@ -236,22 +253,15 @@ handle_rebuild_reset(struct srv_req *rq, const struct ipc_in *in)
 	const char *why = "";
 	int reset = in->op == EF_OP_RESET, s;
 
-	if (ipc_name_req_decode(in->body, &r, &why) != 0) {
-		srv_error(rq, EF_S_BAD_REQUEST, "%s: bad field: %s",
-		    ipc_op_name((int)in->op), why);
-		return SRV_DONE;
-	}
+	if (ipc_name_req_decode(in->body, &r, &why) != 0)
+		return bad_body(rq, in, why);
 	if ((f = find_fold(rq, &r.name)) == NULL)
 		return SRV_DONE;
 	s = reset ? fold_request(f, REQ_RESET, msg, sizeof(msg)) :
 	            fold_rebuild(f, msg, sizeof(msg));
-	if (s != EF_S_OK) {
-		srv_error(rq, s, "%s", msg);
-		return SRV_DONE;
-	}
-	ipc_out_reset(srv_out(rq));
-	ipc_reply_begin(srv_out(rq), EF_S_OK,
-	    reset ? "reset to position 0" : "rebuild started");
+	if (s != EF_S_OK)
+		return finish(rq, s, msg);
+	reply_ok(rq, reset ? "reset to position 0" : "rebuild started");
 	ipc_nil(srv_out(rq));
 	return SRV_DONE;
 }
@@ -265,16 +275,13 @@ handle_replay(struct srv_req *rq, const struct ipc_in *in)
 	const char *why = "";
 	int s;
 
-	if (ipc_replay_req_decode(in->body, &r, &why) != 0) {
-		srv_error(rq, EF_S_BAD_REQUEST, "replay: bad field: %s", why);
-		return SRV_DONE;
-	}
+	if (ipc_replay_req_decode(in->body, &r, &why) != 0)
+		return bad_body(rq, in, why);
 	if ((f = find_fold(rq, &r.projection)) == NULL)
 		return SRV_DONE;
-	if ((s = projection_replay(f, r.until, r.limit, srv_out(rq), msg,
-	         sizeof(msg))) != EF_S_OK)
-		srv_error(rq, s, "%s", msg);
-	return SRV_DONE;
+	s = projection_replay(f, r.until, r.limit, srv_out(rq), msg,
+	    sizeof(msg));
+	return finish(rq, s, msg);
 }
 
 static int
@@ -285,15 +292,10 @@ handle_dead_letters(struct srv_req *rq, const struct ipc_in *in)
 	const char *why = "";
 	int s;
 
-	if (ipc_dl_req_decode(in->body, &r, &why) != 0) {
-		srv_error(rq, EF_S_BAD_REQUEST, "dead_letters: bad field: %s",
-		    why);
-		return SRV_DONE;
-	}
-	if ((s = procmgr_dead_letters(&r, srv_out(rq), msg, sizeof(msg))) !=
-	    EF_S_OK)
-		srv_error(rq, s, "%s", msg);
-	return SRV_DONE;
+	if (ipc_dl_req_decode(in->body, &r, &why) != 0)
+		return bad_body(rq, in, why);
+	s = procmgr_dead_letters(&r, srv_out(rq), msg, sizeof(msg));
+	return finish(rq, s, msg);
 }
 
 static int
@@ -308,8 +310,7 @@ handle_plugins(struct srv_req *rq, const struct ipc_in *in)
 	(void)in;
 	for (p = plugin_list(); p != NULL; p = p->next)
 		n++;
-	ipc_out_reset(srv_out(rq));
-	ipc_reply_begin(srv_out(rq), EF_S_OK, "ok");
+	reply_ok(rq, "ok");
 	ipc_plugins_rep_begin(srv_out(rq), n + (uint32_t)plugin_nrefused());
 	for (p = plugin_list(); p != NULL; p = p->next) {
 		ipc_plugin_info_begin(srv_out(rq), p->file, p->info->name,
@@ -375,11 +376,8 @@ handle_runner_backup(struct srv_req *rq, const struct ipc_in *in)
 	uint64_t bytes;
 	int rc;
 
-	if (ipc_backup_req_decode(in->body, &r, &bad) != 0) {
-		srv_error(rq, EF_S_BAD_REQUEST, "runner_backup: bad field: %s",
-		    bad);
-		return SRV_DONE;
-	}
+	if (ipc_backup_req_decode(in->body, &r, &bad) != 0)
+		return bad_body(rq, in, bad);
 	if (r.dir.len == 0 || r.dir.len >= sizeof(dir) ||
 	    memchr(r.dir.ptr, '\0', r.dir.len) != NULL) {
 		srv_error(rq, EF_S_INVALID,
@@ -435,8 +433,7 @@ handle_runner_backup(struct srv_req *rq, const struct ipc_in *in)
 		    "%s", why);
 		return SRV_DONE;
 	}
-	ipc_out_reset(srv_out(rq));
-	ipc_reply_begin(srv_out(rq), EF_S_OK, "ok");
+	reply_ok(rq, "ok");
 	ipc_counts_encode(srv_out(rq), &bytes, 1);
 	return SRV_DONE;
 }

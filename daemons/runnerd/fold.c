@@ -1108,18 +1108,25 @@ rebuild_main(void *arg)
 }
 
 int
+fold_need_projection(const struct fold *f, const char *why, char *msg,
+    size_t ml)
+{
+	if (f->kind == EF_FOLD_PROJECTION)
+		return EF_S_OK;
+	snprintf(msg, ml, "%s is a process manager%s", f->name, why);
+	return EF_S_INVALID;
+}
+
+int
 fold_rebuild(struct fold *f, char *msg, size_t ml)
 {
 	char name[IPC_NAME_MAX + 32];
 	int rc;
 
-	if (f->kind != EF_FOLD_PROJECTION) {
-		snprintf(msg, ml,
-		    "%s is a process manager: it has no read "
-		    "model to rebuild (reset re-reacts from 0)",
-		    f->name);
-		return EF_S_INVALID;
-	}
+	if ((rc = fold_need_projection(f,
+	         ": it has no read model to rebuild (reset re-reacts from 0)",
+	         msg, ml)) != EF_S_OK)
+		return rc;
 	pthread_mutex_lock(&f->mu);
 	if (f->rebuilding || f->req != REQ_NONE) {
 		pthread_mutex_unlock(&f->mu);

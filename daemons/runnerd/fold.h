@@ -133,6 +133,13 @@ void fold_rates(uint64_t now_ms);
 /* Applies events [0, n) of a batch; see fold.c. */
 int fold_request(struct fold *f, int req, char *msg, size_t msglen);
 int fold_rebuild(struct fold *f, char *msg, size_t msglen);
+/*
+ * For the ops only a projection has: EF_S_OK when f is one; else
+ * EF_S_INVALID with msg "<name> is a process manager" and why (", not a
+ * projection", ": replaying it would send commands").
+ */
+int fold_need_projection(const struct fold *f, const char *why, char *msg,
+    size_t msglen);
 
 /* projection.c: QUERY, REPLAY and a projection's apply. */
 int projection_query(struct fold *f, const struct ipc_query_req *q,

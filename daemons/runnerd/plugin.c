@@ -25,6 +25,7 @@
 
 #include <jansson.h>
 
+#include "grow.h"
 #include "log.h"
 #include "fold.h"
 #include "plugin.h"
@@ -48,18 +49,8 @@ static size_t naggs;
 static void
 buf_add(struct buf *b, const void *p, size_t len)
 {
-	size_t ncap;
-	uint8_t *np;
-
-	if (b->len + len > b->cap) {
-		ncap = b->cap ? b->cap : 64;
-		while (ncap < b->len + len)
-			ncap *= 2;
-		if ((np = realloc(b->p, ncap)) == NULL)
-			fatal("realloc");
-		b->p = np;
-		b->cap = ncap;
-	}
+	if (b->len + len > b->cap)
+		b->p = mem_grow(b->p, &b->cap, b->len + len, 64);
 	if (len)
 		memcpy(b->p + b->len, p, len);
 	b->len += len;

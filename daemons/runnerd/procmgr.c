@@ -113,6 +113,35 @@ dl_put(const struct ipc_dead_letter *d, const char *corr, const char *caus)
 }
 
 /*
+ * Runs command (type, payload of len bytes) on instance agg/inst once,
+ * with its ids (corr and caus may be NULL): EF_S_OK, or the status with
+ * err "<status>: <why>".
+ */
+static int
+pm_run(const char *agg, const char *inst, const char *type,
+    const uint8_t *payload, size_t len, const char *cmd_id, const char *corr,
+    const char *caus, char *err, size_t el)
+{
+	struct efp_command ec;
+	struct ipc_exec_rep rep;
+	char emsg[512];
+	int s;
+
+	memset(&ec, 0, sizeof(ec));
+	ec.aggregate_type = agg;
+	ec.instance_id = inst;
+	ec.type = type;
+	ec.payload = payload;
+	ec.payload_len = len;
+	ec.command_id = cmd_id;
+	ec.correlation_id = corr;
+	ec.causation_id = caus;
+	if ((s = aggregate_execute(&ec, &rep, emsg, sizeof(emsg))) != EF_S_OK)
+		snprintf(err, el, "%s: %s", ipc_status_name(s), emsg);
+	return s;
+}
+
+/*
  * Runs command i of a manager's reaction to ev, with retries; one that
  * keeps failing is parked as a dead letter. 0; -1 when stopping; 1 with
  * msg when the dead letter cannot be written.
@@ -121,33 +150,22 @@ static int
 pm_command(struct fold *f, const struct ef_event *ev, const struct sent *sc,
     size_t i, const char *eid, const char *corr, char *msg, size_t ml)
 {
-	struct exec_cmd ec;
-	struct ipc_exec_rep rep;
 	struct ipc_dead_letter d;
-	char cmd_id[IPC_ID_MAX + 1], emsg[512], err[700];
+	char cmd_id[IPC_ID_MAX + 1], err[700];
 	uint64_t attempt, backoff;
 	int rc, s;
 
 	snprintf(cmd_id, sizeof(cmd_id), "pm:%s:%s:%zu", f->name, eid, i);
-	memset(&ec, 0, sizeof(ec));
-	ec.aggregate_type = sc->aggregate_type;
-	ec.instance_id = sc->instance_id;
-	ec.type = sc->type;
-	ec.payload = sc->payload;
-	ec.payload_len = sc->len;
-	ec.command_id = cmd_id;
-	ec.correlation_id = corr;
-	ec.causation_id = eid;
 	backoff = f->rn->conf.pm_backoff_ms;
 	for (attempt = 1;; attempt++) {
-		s = aggregate_execute(&ec, &rep, emsg, sizeof(emsg));
+		s = pm_run(sc->aggregate_type, sc->instance_id, sc->type,
+		    sc->payload, sc->len, cmd_id, corr, eid, err, sizeof(err));
 		if (s == EF_S_OK || permanent(s) ||
 		    attempt >= f->rn->conf.pm_retries)
 			break;
-		log_debug("%s: command %s failed (%s: %s), retry %" PRIu64
+		log_debug("%s: command %s failed (%s), retry %" PRIu64
 		          " in %" PRIu64 " ms",
-		    f->name, cmd_id, ipc_status_name(s), emsg, attempt,
-		    backoff);
+		    f->name, cmd_id, err, attempt, backoff);
 		if (mgr_nap(f, backoff))
 			return -1;
 		backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS :
@@ -155,7 +173,6 @@ pm_command(struct fold *f, const struct ef_event *ev, const struct sent *sc,
 	}
 	if (s == EF_S_OK)
 		return 0;
-	snprintf(err, sizeof(err), "%s: %s", ipc_status_name(s), emsg);
 	log_warnx("%s: command %s (%s to %s/%s) parked as a dead "
 	          "letter after %" PRIu64 " attempts: %s",
 	    f->name, cmd_id, sc->type, sc->aggregate_type, sc->instance_id,
@@ -449,32 +466,21 @@ static int
 dl_retry(const struct buf *key, struct dl_rec *rec, int only, char *msg,
     size_t ml)
 {
-	struct exec_cmd ec;
-	struct ipc_exec_rep rep;
-	char emsg[512], err[700];
-	int s;
+	const char *corr = rec->has_corr ? rec->corr : NULL,
+	           *caus = rec->has_caus ? rec->caus : NULL;
+	char err[700];
 
-	memset(&ec, 0, sizeof(ec));
-	ec.aggregate_type = rec->agg;
-	ec.instance_id = rec->inst;
-	ec.type = rec->type;
-	ec.payload = rec->payload;
-	ec.payload_len = rec->d.payload_len;
-	ec.command_id = rec->cmd;
-	ec.correlation_id = rec->has_corr ? rec->corr : NULL;
-	ec.causation_id = rec->has_caus ? rec->caus : NULL;
-	s = aggregate_execute(&ec, &rep, emsg, sizeof(emsg));
-	if (s == EF_S_OK) {
+	if (pm_run(rec->agg, rec->inst, rec->type, rec->payload,
+	        rec->d.payload_len, rec->cmd, corr, caus, err,
+	        sizeof(err)) == EF_S_OK) {
 		dl_delete(key);
 		log_info("dead letter %s of %s retried: ok", rec->cmd,
 		    rec->mgr);
 		return 0;
 	}
-	snprintf(err, sizeof(err), "%s: %s", ipc_status_name(s), emsg);
 	rec->d.error = ipc_cstr(err);
 	rec->d.attempts++;
-	dl_put(&rec->d, rec->has_corr ? rec->corr : NULL,
-	    rec->has_caus ? rec->caus : NULL);
+	dl_put(&rec->d, corr, caus);
 	if (only)
 		snprintf(msg, ml, "%s", err);
 	return -EAGAIN;

@@ -169,11 +169,9 @@ projection_query(struct fold *f, const struct ipc_query_req *q,
 	uint64_t gen, next = 0, limit, n = 0;
 	int rc, s = EF_S_OK, more = 0;
 
-	if (f->kind != EF_FOLD_PROJECTION) {
-		snprintf(msg, ml, "%s is a process manager, not a projection",
-		    f->name);
-		return EF_S_INVALID;
-	}
+	if ((s = fold_need_projection(f, ", not a projection", msg, ml)) !=
+	    EF_S_OK)
+		return s;
 	if (q->has_min_position &&
 	    (s = query_wait(f, q->min_position, q->wait_ms, msg, ml)) !=
 	        EF_S_OK)
@@ -416,13 +414,9 @@ projection_replay(struct fold *f, uint64_t until, uint64_t limit,
 	char dir[4200];
 	int s;
 
-	if (f->kind != EF_FOLD_PROJECTION) {
-		snprintf(msg, ml,
-		    "%s is a process manager: replaying it "
-		    "would send commands",
-		    f->name);
-		return EF_S_INVALID;
-	}
+	if ((s = fold_need_projection(f, ": replaying it would send commands",
+	         msg, ml)) != EF_S_OK)
+		return s;
 	if (limit == 0)
 		limit = 1000;
 	snprintf(dir, sizeof(dir), "%s/runner/replay.XXXXXX",

@@ -36,6 +36,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "backupdir.h"
 #include "errors.h"
 #include "fsync.h"
 #include "ipc_runner.h"
@@ -424,45 +425,31 @@ int
 state_backup(const char *dir, uint64_t *bytes, char *why, size_t whylen)
 {
 	char file[PATH_MAX + 16], parent[PATH_MAX], *slash;
-	struct stat sb;
 	int rc;
 
 	*bytes = 0;
-	if (dir[0] != '/' || strlen(dir) > PATH_MAX - 16 ||
-	    strstr(dir, "/../") != NULL) {
-		snprintf(why, whylen,
-		    "%s: the backup directory must be an "
-		    "absolute path without \"..\"",
-		    dir);
-		return -EINVAL;
-	}
+	if ((rc = backupdir_check_name(dir, 16, why, whylen)) != 0)
+		return rc;
+	snprintf(file, sizeof(file), "%s/data.mdb", dir);
 	if (mkdir(dir, 0750) != 0) {
 		rc = -errno;
 		snprintf(why, whylen, "mkdir %s: %s", dir, strerror(errno));
 		return rc;
 	}
-	snprintf(file, sizeof(file), "%s/data.mdb", dir);
-	if ((rc = mdb_env_copy2(st.env, dir, MDB_CP_COMPACT)) != 0) {
-		snprintf(why, whylen, "copy of runnerd's state into %s: %s",
-		    dir, mdb_strerror(rc));
-		rc = ef_err_from_mdb(rc);
+	if ((rc = backupdir_copy_env(st.env, dir, "runnerd's state", bytes,
+	         why, whylen)) != 0)
 		goto fail;
-	}
-	/* mdb_env_copy2 does not fsync what it wrote */
 	snprintf(parent, sizeof(parent), "%s", dir);
 	if ((slash = strrchr(parent, '/')) != NULL)
 		slash[slash == parent] = '\0';
-	if ((rc = fsync_path(file, 0)) != 0 ||
-	    (rc = fsync_path(dir, 1)) != 0 ||
-	    (rc = fsync_path(parent, 1)) != 0) {
+	if ((rc = fsync_path(parent, 1)) != 0) {
 		snprintf(why, whylen, "fsync of the copy in %s: %s", dir,
 		    strerror(-rc));
 		goto fail;
 	}
-	if (stat(file, &sb) == 0)
-		*bytes = (uint64_t)sb.st_size;
 	return 0;
 fail:
+	*bytes = 0;
 	unlink(file);
 	rmdir(dir);
 	return rc;

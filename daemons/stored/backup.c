@@ -44,6 +44,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "backupdir.h"
 #include "fsync.h"
 #include "log.h"
 #include "segfile.h"
@@ -197,14 +198,8 @@ check_target(const char *dir, char *why, size_t whylen)
 	DIR *d;
 	int empty = 1;
 
-	if (dir[0] != '/' || strlen(dir) > PATH_MAX - 64 ||
-	    strstr(dir, "/../") != NULL) {
-		snprintf(why, whylen,
-		    "%s: the backup directory must be an "
-		    "absolute path without \"..\"",
-		    dir);
+	if (backupdir_check_name(dir, 64, why, whylen) != 0)
 		return -EINVAL;
-	}
 	if (stat(dir, &sb) != 0) {
 		if (errno == ENOENT)
 			return 0;
@@ -245,9 +240,7 @@ static int
 backup_index(struct stored *sd, const char *tmp, uint64_t *bytes, char *why,
     size_t whylen)
 {
-	char dir[PATH_MAX + 16], file[PATH_MAX + 32];
-	struct stat sb;
-	int rc;
+	char dir[PATH_MAX + 16];
 
 	*bytes = 0;
 	snprintf(dir, sizeof(dir), "%s/index", tmp);
@@ -257,21 +250,8 @@ backup_index(struct stored *sd, const char *tmp, uint64_t *bytes, char *why,
 	}
 	if (sd->disk.env == NULL)
 		return 0; /* no index yet: the restored stored builds one */
-	if ((rc = mdb_env_copy2(sd->disk.env, dir, MDB_CP_COMPACT)) != 0) {
-		snprintf(why, whylen, "copy of the index into %s: %s", dir,
-		    mdb_strerror(rc));
-		return rc > 0 ? -rc : -EIO;
-	}
-	/* mdb_env_copy2 does not fsync what it wrote */
-	snprintf(file, sizeof(file), "%s/data.mdb", dir);
-	if ((rc = fsync_path(file, 0)) != 0 ||
-	    (rc = fsync_path(dir, 1)) != 0) {
-		snprintf(why, whylen, "fsync %s: %s", file, strerror(-rc));
-		return rc;
-	}
-	if (stat(file, &sb) == 0)
-		*bytes = (uint64_t)sb.st_size;
-	return 0;
+	return backupdir_copy_env(sd->disk.env, dir, "the index", bytes, why,
+	    whylen);
 }
 
 /* Step 3: the writer's snapshot of the log. */

@@ -40,6 +40,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +48,7 @@
 #include <sys/stat.h>
 #include <xxhash.h>
 
+#include "be64.h"
 #include "crashpoint.h"
 #include "errors.h"
 #include "log.h"
@@ -97,26 +99,6 @@ read_end(struct diskindex *d, MDB_txn *t)
 	pthread_rwlock_unlock(&d->grow_lock);
 }
 
-static void
-be64(uint8_t *p, uint64_t v)
-{
-	int i;
-
-	for (i = 7; i >= 0; i--, v >>= 8)
-		p[i] = (uint8_t)v;
-}
-
-static uint64_t
-get_be64(const uint8_t *p)
-{
-	uint64_t v = 0;
-	int i;
-
-	for (i = 0; i < 8; i++)
-		v = v << 8 | p[i];
-	return v;
-}
-
 /* ---- Bloom filters ---------------------------------------------------- */
 
 struct bloom *
@@ -165,6 +147,24 @@ bloom_maybe(const struct bloom *b, XXH128_hash_t h)
 
 /* ---- open, check, reset ---------------------------------------------- */
 
+/* The databases (see the top of this file): dbs_all opens them all
+ * (DBS_OPEN) or empties them all (DBS_DROP). */
+static const struct {
+	const char *name;
+	size_t off; /* of its MDB_dbi in struct diskindex */
+} dbs[] = {
+	{ "meta", offsetof(struct diskindex, meta) },
+	{ "pos", offsetof(struct diskindex, pos) },
+	{ "sver", offsetof(struct diskindex, sver) },
+	{ "streams", offsetof(struct diskindex, streams) },
+	{ "ids", offsetof(struct diskindex, ids) },
+	{ "blooms", offsetof(struct diskindex, blooms) },
+};
+#define NDBS      (sizeof(dbs) / sizeof(dbs[0]))
+#define DBI(d, i) ((MDB_dbi *)((char *)(d) + dbs[i].off))
+#define DBS_OPEN  0
+#define DBS_DROP  1
+
 static int
 read_meta(struct diskindex *d, MDB_txn *t)
 {
@@ -189,55 +189,40 @@ read_meta(struct diskindex *d, MDB_txn *t)
 	return 0;
 }
 
+/*
+ * One transaction over every database: DBS_OPEN opens them (creating
+ * any missing) and reads the index's state; DBS_DROP empties them and
+ * the state (the index is then rebuilt from the log). 0 or a negative
+ * errno.
+ */
 static int
-open_dbs(struct diskindex *d)
+dbs_all(struct diskindex *d, int drop)
 {
 	MDB_txn *t;
+	size_t i;
 	int rc;
 
 	if ((rc = mdb_txn_begin(d->env, NULL, 0, &t)) != 0)
 		return mdb_err(rc);
-	if ((rc = mdb_dbi_open(t, "meta", MDB_CREATE, &d->meta)) != 0 ||
-	    (rc = mdb_dbi_open(t, "pos", MDB_CREATE, &d->pos)) != 0 ||
-	    (rc = mdb_dbi_open(t, "sver", MDB_CREATE, &d->sver)) != 0 ||
-	    (rc = mdb_dbi_open(t, "streams", MDB_CREATE, &d->streams)) != 0 ||
-	    (rc = mdb_dbi_open(t, "ids", MDB_CREATE, &d->ids)) != 0 ||
-	    (rc = mdb_dbi_open(t, "blooms", MDB_CREATE, &d->blooms)) != 0)
-		goto fail;
-	if ((rc = read_meta(d, t)) != 0) {
+	for (i = 0; i < NDBS; i++) {
+		rc = drop ?
+		    mdb_drop(t, *DBI(d, i), 0) :
+		    mdb_dbi_open(t, dbs[i].name, MDB_CREATE, DBI(d, i));
+		if (rc != 0) {
+			mdb_txn_abort(t);
+			return mdb_err(rc);
+		}
+	}
+	if (!drop && (rc = read_meta(d, t)) != 0) {
 		mdb_txn_abort(t);
 		return rc;
 	}
 	if ((rc = mdb_txn_commit(t)) != 0)
 		return mdb_err(rc);
-	return 0;
-fail:
-	mdb_txn_abort(t);
-	return mdb_err(rc);
-}
-
-/* Empties every database (the index is rebuilt from the log). */
-static int
-reset(struct diskindex *d)
-{
-	MDB_txn *t;
-	int rc;
-
-	if ((rc = mdb_txn_begin(d->env, NULL, 0, &t)) != 0)
-		return mdb_err(rc);
-	if ((rc = mdb_drop(t, d->meta, 0)) != 0 ||
-	    (rc = mdb_drop(t, d->pos, 0)) != 0 ||
-	    (rc = mdb_drop(t, d->sver, 0)) != 0 ||
-	    (rc = mdb_drop(t, d->streams, 0)) != 0 ||
-	    (rc = mdb_drop(t, d->ids, 0)) != 0 ||
-	    (rc = mdb_drop(t, d->blooms, 0)) != 0) {
-		mdb_txn_abort(t);
-		return mdb_err(rc);
+	if (drop) {
+		d->indexed_to = d->last_base = d->last_bytes = 0;
+		d->has_last = 0;
 	}
-	if ((rc = mdb_txn_commit(t)) != 0)
-		return mdb_err(rc);
-	d->indexed_to = d->last_base = d->last_bytes = 0;
-	d->has_last = 0;
 	return 0;
 }
 
@@ -272,7 +257,7 @@ matches_log(struct diskindex *d, const char *data_dir)
 		snprintf(path, sizeof(path), "%s/%s%s", data_dir,
 		    segfile_name(name, sizeof(name), bases[i]),
 		    arcs[i] ? SEGFILE_ZST_SUFFIX : "");
-		be64(kb, bases[i]);
+		put_be64(kb, bases[i]);
 		if (mdb_get(t, d->blooms, &k, &v) != 0 || v.mv_size < 24 ||
 		    archiver_segment_size(data_dir, bases[i], &size) != 0 ||
 		    size != get_le64(v.mv_data) ||
@@ -347,7 +332,7 @@ diskindex_open(struct diskindex *d, const char *data_dir)
 		    info.me_mapsize > d->map_size)
 			d->map_size = info.me_mapsize;
 	}
-	if ((rc = open_dbs(d)) != 0)
+	if ((rc = dbs_all(d, DBS_OPEN)) != 0)
 		goto fail;
 	if (d->has_last && !matches_log(d, data_dir)) {
 		log_warnx(
@@ -356,7 +341,7 @@ diskindex_open(struct diskindex *d, const char *data_dir)
 		    " with %" PRIu64
 		    " bytes); rebuilding it from the segments",
 		    dir, d->indexed_to, d->last_base, d->last_bytes);
-		if ((rc = reset(d)) != 0)
+		if ((rc = dbs_all(d, DBS_DROP)) != 0)
 			goto fail;
 	}
 	if (!d->has_last)
@@ -460,7 +445,7 @@ put_batches(struct diskindex *d, MDB_txn *t, const struct segment *s,
 		if (batch_verify(s->map, s->end, off, 0, 0, &len) != 0 ||
 		    batch_hdr_decode(s->map + off, s->end - off, &h) != REC_OK)
 			return -EBADMSG;
-		be64(kb, h.first_pos);
+		put_be64(kb, h.first_pos);
 		put_le64(vb, s->base);
 		put_le64(vb + 8, off);
 		k = (MDB_val){ 8, kb };
@@ -474,7 +459,7 @@ put_batches(struct diskindex *d, MDB_txn *t, const struct segment *s,
 			put_le64(vb, ev.global_position);
 			v = (MDB_val){ 8, vb };
 			memcpy(kb, ev.stream_id, UUID_LEN);
-			be64(kb + UUID_LEN, ev.stream_version);
+			put_be64(kb + UUID_LEN, ev.stream_version);
 			k = (MDB_val){ UUID_LEN + 8, kb };
 			if ((rc = mdb_put(t, d->sver, &k, &v, 0)) != 0)
 				return mdb_err(rc);
@@ -509,7 +494,7 @@ put_final(struct diskindex *d, MDB_txn *t, const struct segment *s,
 	MDB_val k, v;
 	int rc;
 
-	be64(kb, s->base);
+	put_be64(kb, s->base);
 	k = (MDB_val){ 8, kb };
 	v = (MDB_val){ 16 + bl->nbits / 8, NULL };
 	if ((rc = mdb_put(t, d->blooms, &k, &v, MDB_RESERVE)) != 0)
@@ -599,7 +584,7 @@ diskindex_load_bloom(struct diskindex *d, struct segment *s)
 	MDB_txn *t;
 	int rc;
 
-	be64(kb, s->base);
+	put_be64(kb, s->base);
 	if ((rc = read_begin_nofault(d, &t)) != 0)
 		return mdb_err(rc);
 	if ((rc = mdb_get(t, d->blooms, &k, &v)) != 0) {
@@ -631,7 +616,7 @@ diskindex_batch_of(struct diskindex *d, uint64_t pos, uint64_t *seg_base,
 	MDB_txn *t;
 	int rc;
 
-	be64(kb, pos);
+	put_be64(kb, pos);
 	if ((rc = read_begin(d, &t)) != 0)
 		return mdb_err(rc);
 	if ((rc = mdb_cursor_open(t, d->pos, &c)) != 0)
@@ -697,7 +682,7 @@ diskindex_stream_range(struct diskindex *d, const uint8_t sid[UUID_LEN],
 	if (n == 0)
 		return 0;
 	memcpy(kb, sid, UUID_LEN);
-	be64(kb + UUID_LEN, from);
+	put_be64(kb + UUID_LEN, from);
 	if ((rc = read_begin(d, &t)) != 0)
 		return mdb_err(rc);
 	if ((rc = mdb_cursor_open(t, d->sver, &c)) != 0) {

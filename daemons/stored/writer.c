@@ -51,6 +51,7 @@
 
 #include "clock.h"
 #include "crashpoint.h"
+#include "grow.h"
 #include "log.h"
 #include "stored.h"
 
@@ -167,16 +168,8 @@ mono_ms(void)
 static void
 wb_reserve(struct wbatch *b, size_t more)
 {
-	size_t ncap;
-
-	if (b->len + more <= b->cap)
-		return;
-	ncap = b->cap ? b->cap : 1u << 16;
-	while (ncap < b->len + more)
-		ncap *= 2;
-	if ((b->buf = realloc(b->buf, ncap)) == NULL)
-		fatal("realloc");
-	b->cap = ncap;
+	if (b->len + more > b->cap)
+		b->buf = mem_grow(b->buf, &b->cap, b->len + more, 1u << 16);
 }
 
 /* Room for n more record offsets. */
