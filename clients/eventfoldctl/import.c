@@ -38,7 +38,6 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include <jansson.h>
 #include <openssl/evp.h>
@@ -46,6 +45,7 @@
 
 #include "ctl.h"
 #include "data.h"
+#include "record.h"
 #include "uuid5.h"
 
 #define BATCH_EVENTS 4096       /* events per IMPORT from an export */
@@ -736,8 +736,7 @@ efdb_record(const uint8_t *p, size_t avail, struct ef_event *ev,
 		*why = "impossible record length";
 		return 0;
 	}
-	if (le32(p + size - 4) !=
-	    (uint32_t)crc32(0L, p + 4, (uInt)(size - 8))) {
+	if (le32(p + size - 4) != ef_crc32(p + 4, size - 8)) {
 		*why = "record CRC mismatch";
 		return 0;
 	}
@@ -839,8 +838,7 @@ efdb_batch(const uint8_t *f, size_t size, uint64_t bstart, uint64_t *off,
 		*why = "no batch footer (EFBF)";
 		return EFDB_BAD;
 	}
-	if (le32(f + *off + 4) !=
-	    (uint32_t)crc32(0L, f + bstart, (uInt)(*off - bstart))) {
+	if (le32(f + *off + 4) != ef_crc32(f + bstart, *off - bstart)) {
 		*why = "batch CRC mismatch";
 		return EFDB_BAD;
 	}
