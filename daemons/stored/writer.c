@@ -59,6 +59,7 @@
 #define HOLD_MS        10000       /* longest wait for a predecessor */
 #define RUNS_MAX       64          /* ordered import runs remembered */
 #define SEQ_NONE       UINT64_MAX
+#define PREFETCH_AHEAD 8 /* events ahead whose index slots are fetched */
 
 /*
  * Small per-batch map from a 16-byte id to a value. A slot is in use when
@@ -98,10 +99,14 @@ bmap_reset(struct bmap *m, uint64_t want)
 	m->n = 0;
 }
 
+static struct bslot *bmap_find(struct bmap *m, const uint8_t id[UUID_LEN],
+    int create);
+
+/* bmap_find of an id whose hash h (index_id_hash) is known */
 static struct bslot *
-bmap_find(struct bmap *m, const uint8_t id[UUID_LEN], int create)
+bmap_find_h(struct bmap *m, const uint8_t id[UUID_LEN], uint64_t h, int create)
 {
-	uint64_t mask = m->cap - 1, i = XXH3_64bits(id, UUID_LEN) & mask;
+	uint64_t mask = m->cap - 1, i = h & mask;
 
 	while (m->slots[i].gen == m->gen) {
 		if (memcmp(m->slots[i].id, id, UUID_LEN) == 0)
@@ -125,13 +130,19 @@ bmap_find(struct bmap *m, const uint8_t id[UUID_LEN], int create)
 			}
 		free(m->slots);
 		*m = nm;
-		return bmap_find(m, id, 1);
+		return bmap_find_h(m, id, h, 1);
 	}
 	memcpy(m->slots[i].id, id, UUID_LEN);
 	m->slots[i].gen = m->gen;
 	m->slots[i].val = 0;
 	m->n++;
 	return &m->slots[i];
+}
+
+static struct bslot *
+bmap_find(struct bmap *m, const uint8_t id[UUID_LEN], int create)
+{
+	return bmap_find_h(m, id, index_id_hash(id), create);
 }
 
 struct wbatch {
@@ -142,6 +153,7 @@ struct wbatch {
 	 * takes of it, kept as it was encoded (no decode on the write path) */
 	struct wrec {
 		uint64_t off;
+		uint64_t h; /* index_id_hash of id */
 		uint64_t version;
 		uint8_t id[UUID_LEN];
 		uint8_t sid[UUID_LEN];
@@ -192,14 +204,15 @@ wb_reserve_recs(struct wbatch *b, uint64_t n)
 		fatal("realloc");
 }
 
-/* Encodes ev (room reserved) as the batch's next record, and keeps what
- * the index will take of it. */
+/* Encodes ev (room reserved, its id's hash h) as the batch's next record,
+ * and keeps what the index will take of it. */
 static void
-wb_rec(struct wbatch *b, const struct ef_event *ev)
+wb_rec(struct wbatch *b, const struct ef_event *ev, uint64_t h)
 {
 	struct wrec *r = &b->rec[b->nrec++];
 
 	r->off = b->len;
+	r->h = h;
 	r->version = ev->stream_version;
 	memcpy(r->id, ev->event_id, UUID_LEN);
 	memcpy(r->sid, ev->stream_id, UUID_LEN);
@@ -431,6 +444,7 @@ append_accept(struct wbatch *b, struct append_job *job, uint64_t count)
 	wb_reserve_recs(b, n);
 	for (i = 0; i < n; i++) {
 		const struct ipc_proposed *p = &r->events[i];
+		uint64_t h = index_id_hash(job->ids[i]);
 
 		memcpy(ev.event_id, job->ids[i], UUID_LEN);
 		memcpy(ev.stream_id, job->stream_id, UUID_LEN);
@@ -445,8 +459,8 @@ append_accept(struct wbatch *b, struct append_job *job, uint64_t count)
 		ev.payload_len = p->payload_len;
 		wb_reserve(b,
 		    record_size(ev.type_len, ev.metadata_len, ev.payload_len));
-		wb_rec(b, &ev);
-		bmap_find(&b->ids, job->ids[i], 1)->val = b->next_pos;
+		wb_rec(b, &ev, h);
+		bmap_find_h(&b->ids, job->ids[i], h, 1)->val = b->next_pos;
 		b->next_pos++;
 	}
 	bmap_find(&b->streams, job->stream_id, 1)->val = count + n;
@@ -499,6 +513,38 @@ same_import(const uint8_t *rec, const struct ef_event *ev, int keep)
  * never reorders or renumbers what the source says, it refuses.
  */
 static struct bmap imp_streams; /* writer thread only */
+static uint64_t *imp_hash;      /* and the hashes of an IMPORT's ids */
+static uint64_t imp_hash_cap;
+
+/* The slots of an id of hash h, in the index and in the batch's map of
+ * ids, into the cache (a hint: a few events before they are used). */
+static void
+prefetch_id(struct stored *sd, const struct wbatch *b, uint64_t h)
+{
+	index_prefetch(&sd->index, h);
+	__builtin_prefetch(&b->ids.slots[h & (b->ids.cap - 1)]);
+}
+
+/* The ids of job hashed once, the first ones' slots fetched. */
+static void
+import_hash(struct stored *sd, const struct wbatch *b,
+    const struct append_job *job)
+{
+	uint64_t i;
+
+	if (job->nimp > imp_hash_cap) {
+		imp_hash_cap = job->nimp;
+		free(imp_hash);
+		if ((imp_hash = malloc(imp_hash_cap * sizeof(*imp_hash))) ==
+		    NULL)
+			fatal("malloc");
+	}
+	for (i = 0; i < job->nimp; i++) {
+		imp_hash[i] = index_id_hash(job->imp[i].event_id);
+		if (i < PREFETCH_AHEAD)
+			prefetch_id(sd, b, imp_hash[i]);
+	}
+}
 
 /*
  * 1. A re-run: the prefix of job already stored as given (*found events
@@ -519,9 +565,15 @@ import_replay(struct stored *sd, struct wbatch *b, struct append_job *job,
 	*found = *first = 0;
 	for (i = 0; i < n; i++) {
 		ev = &job->imp[i];
-		bs = bmap_find(&b->ids, ev->event_id, 0);
-		pos = bs ? (int64_t)bs->val :
-		           index_event(&sd->index, ev->event_id);
+		if (i + PREFETCH_AHEAD < n)
+			prefetch_id(sd, b, imp_hash[i + PREFETCH_AHEAD]);
+		/* none in the map: the batch's first job */
+		bs = b->ids.n == 0 ?
+		    NULL :
+		    bmap_find_h(&b->ids, ev->event_id, imp_hash[i], 0);
+		pos = bs ?
+		    (int64_t)bs->val :
+		    index_event_h(&sd->index, ev->event_id, imp_hash[i]);
 		if (pos < 0)
 			continue;
 		if (*found != i) {
@@ -618,11 +670,16 @@ import_accept(struct wbatch *b, struct append_job *job, uint64_t found,
 	for (i = found; i < n; i++) {
 		struct ef_event e = job->imp[i];
 
+		if (i + PREFETCH_AHEAD < n)
+			__builtin_prefetch(
+			    &b->ids.slots[imp_hash[i + PREFETCH_AHEAD] &
+			        (b->ids.cap - 1)]);
 		e.global_position = b->next_pos;
 		wb_reserve(b,
 		    record_size(e.type_len, e.metadata_len, e.payload_len));
-		wb_rec(b, &e);
-		bmap_find(&b->ids, e.event_id, 1)->val = b->next_pos;
+		wb_rec(b, &e, imp_hash[i]);
+		bmap_find_h(&b->ids, e.event_id, imp_hash[i], 1)->val =
+		    b->next_pos;
 		bmap_find(&b->streams, e.stream_id, 1)->val =
 		    e.stream_version + 1;
 		b->next_pos++;
@@ -634,6 +691,7 @@ writer_import(struct stored *sd, struct wbatch *b, struct append_job *job)
 {
 	uint64_t found, first;
 
+	import_hash(sd, b, job);
 	if (import_replay(sd, b, job, &found, &first) ||
 	    import_check(sd, b, job, found))
 		return;
@@ -931,15 +989,20 @@ writer_commit(struct stored *sd, struct wbatch *b, struct append_job *jobs)
 		if (rc == 0) {
 			pthread_rwlock_wrlock(&sd->index.lock);
 			memset(&ev, 0, sizeof(ev));
+			for (i = 0; i < b->nrec && i < PREFETCH_AHEAD; i++)
+				index_prefetch(&sd->index, b->rec[i].h);
 			for (i = 0; i < b->nrec; i++) {
+				if (i + PREFETCH_AHEAD < b->nrec)
+					index_prefetch(&sd->index,
+					    b->rec[i + PREFETCH_AHEAD].h);
 				/* what index_add reads: ids, version, position
 				 */
 				memcpy(ev.event_id, b->rec[i].id, UUID_LEN);
 				memcpy(ev.stream_id, b->rec[i].sid, UUID_LEN);
 				ev.stream_version = b->rec[i].version;
 				ev.global_position = b->first_pos + i;
-				index_add(&sd->index, &ev,
-				    off + b->rec[i].off);
+				index_add_h(&sd->index, &ev,
+				    off + b->rec[i].off, b->rec[i].h);
 			}
 			pthread_rwlock_unlock(&sd->index.lock);
 			index_publish(&sd->index, b->next_pos);
@@ -1246,6 +1309,9 @@ writer_main(void *arg)
 	free(b.rec);
 	free(b.ids.slots);
 	free(b.streams.slots);
+	free(imp_hash);
+	imp_hash = NULL;
+	imp_hash_cap = 0;
 	return NULL;
 }
 
