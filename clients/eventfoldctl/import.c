@@ -54,6 +54,7 @@
 #define EFDB_BHDR    16
 #define EFDB_BFTR    8
 #define EFDB_REC_MIN 74
+#define EFDB_AHEAD   (32u << 20) /* bytes of the file mapped ahead */
 /*
  * How long one IMPORT may take stored to answer (or --timeout-ms if
  * longer): a whole batch written, indexed and fsynced, on a disk or a
@@ -845,13 +846,32 @@ efdb_batch(const uint8_t *f, size_t size, uint64_t bstart, uint64_t *off,
 	return EFDB_OK;
 }
 
+/*
+ * Maps the next EFDB_AHEAD bytes of the file f once off comes within
+ * EFDB_AHEAD of *mapped: one madvise instead of a page fault every 64
+ * KiB (reading a 280 MB file through its mapping took 0.23 CPU s here
+ * with the faults, 0.17 s so; the faults were a fifth of eventfoldctl's
+ * samples on an import).
+ */
+static void
+efdb_ahead(const uint8_t *f, size_t size, uint64_t off, uint64_t *mapped)
+{
+	size_t len;
+
+	if (*mapped >= size || off + EFDB_AHEAD <= *mapped)
+		return;
+	len = size - *mapped < EFDB_AHEAD ? size - *mapped : EFDB_AHEAD;
+	(void)madvise((void *)(f + *mapped), len, MADV_POPULATE_READ);
+	*mapped += len;
+}
+
 static int
 import_efdb(struct importer *im, const uint8_t *f, size_t size)
 {
 	struct ef_event *evs = NULL;
 	const char *why = NULL;
 	uint64_t off = EFDB_HDR, bstart = EFDB_HDR, expect_pos = 0;
-	uint64_t gstart = EFDB_HDR, gbytes = 0;
+	uint64_t gstart = EFDB_HDR, gbytes = 0, mapped = 0;
 	uint32_t count, k, version;
 	size_t cap = 0, n = 0;
 	int rc = CTL_OK, first = 1;
@@ -865,6 +885,7 @@ import_efdb(struct importer *im, const uint8_t *f, size_t size)
 	}
 	while (off < size) {
 		bstart = off;
+		efdb_ahead(f, size, off, &mapped);
 		if (size - off < EFDB_BHDR)
 			goto torn;
 		if (memcmp(f + off, "EFBB", 4) != 0) {
