@@ -513,7 +513,11 @@ index_add_h(struct index *ix, const struct ef_event *ev, uint64_t off,
 	ix->chunks[c][pos & (CHUNK_SIZE - 1)] = off;
 	ix->added = pos + 1;
 
-	if ((s = index_stream(ix, ev->stream_id)) == NULL) {
+	/* events come in runs of one stream: the last one's first */
+	s = ix->last;
+	if (s == NULL || memcmp(s->id, ev->stream_id, UUID_LEN) != 0)
+		s = index_stream(ix, ev->stream_id);
+	if (s == NULL) {
 		s = stream_create(ix, ev->stream_id);
 		/* its older versions, if any, are on disk; a new stream is
 		 * counted unless a partly indexed segment (a crash while it
@@ -536,6 +540,7 @@ index_add_h(struct index *ix, const struct ef_event *ev, uint64_t off,
 		s->cap = ncap;
 	}
 	s->pos[s->n++ - s->base] = pos;
+	ix->last = s;
 
 	if (ix->bulk)
 		return;
@@ -728,6 +733,7 @@ index_trim(struct index *ix, uint64_t new_floor, uint64_t disk_streams)
 	ix->disk_streams = disk_streams;
 	/* streams: keep the tail versions of those that have any */
 	ix->new_streams = 0;
+	ix->last = NULL;
 	memset(ix->stab, 0, ix->stab_cap * sizeof(*ix->stab));
 	for (i = 0; i < ix->nstreams; i++) {
 		s = ix->order[i];

@@ -48,6 +48,7 @@ struct index {
 	struct stream **stab;
 	uint64_t stab_cap;
 	struct stream **order;
+	struct stream *last; /* index_add's last, or NULL */
 	uint64_t nstreams;
 	uint64_t order_cap;
 	/* event id -> position: fingerprint << 40 | (position + 1) */

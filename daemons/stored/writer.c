@@ -622,7 +622,7 @@ import_check(struct stored *sd, struct wbatch *b, struct append_job *job,
 	char ebuf[UUID_STR_LEN];
 	uint64_t n = job->nimp, i, count;
 	const struct ef_event *ev;
-	struct bslot *bs;
+	struct bslot *bs = NULL;
 
 	bmap_reset(&imp_streams, n);
 	for (i = found; i < n; i++) {
@@ -636,8 +636,12 @@ import_check(struct stored *sd, struct wbatch *b, struct append_job *job,
 			    i, ev->global_position, b->next_pos + i - found);
 			return 1;
 		}
-		bs = bmap_find(&imp_streams, ev->stream_id, 0);
-		count = bs ? bs->val : stream_count(sd, b, ev->stream_id);
+		/* the previous event's stream's slot, or its own (val 0: new
+		 * in this job; a count here is at least 1) */
+		if (bs == NULL ||
+		    memcmp(ev->stream_id, ev[-1].stream_id, UUID_LEN) != 0)
+			bs = bmap_find(&imp_streams, ev->stream_id, 1);
+		count = bs->val ? bs->val : stream_count(sd, b, ev->stream_id);
 		if (ev->stream_version != count) {
 			job_fail(job, EF_S_VERSION_CONFLICT,
 			    "event %" PRIu64 ": stream %s version %" PRIu64
@@ -649,7 +653,7 @@ import_check(struct stored *sd, struct wbatch *b, struct append_job *job,
 			job->conflict.actual = count ? count - 1 : 0;
 			return 1;
 		}
-		bmap_find(&imp_streams, ev->stream_id, 1)->val = count + 1;
+		bs->val = count + 1;
 	}
 	return 0;
 }
@@ -660,6 +664,7 @@ import_accept(struct wbatch *b, struct append_job *job, uint64_t found,
     uint64_t first)
 {
 	uint64_t n = job->nimp, i;
+	struct bslot *ss = NULL; /* the last event's stream's */
 
 	job->status = EF_S_OK;
 	job->irep.first_pos = found ? first : b->next_pos;
@@ -680,8 +685,11 @@ import_accept(struct wbatch *b, struct append_job *job, uint64_t found,
 		wb_rec(b, &e, imp_hash[i]);
 		bmap_find_h(&b->ids, e.event_id, imp_hash[i], 1)->val =
 		    b->next_pos;
-		bmap_find(&b->streams, e.stream_id, 1)->val =
-		    e.stream_version + 1;
+		if (ss == NULL ||
+		    memcmp(e.stream_id, job->imp[i - 1].stream_id, UUID_LEN) !=
+		        0)
+			ss = bmap_find(&b->streams, e.stream_id, 1);
+		ss->val = e.stream_version + 1;
 		b->next_pos++;
 	}
 }
