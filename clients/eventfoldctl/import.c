@@ -38,7 +38,6 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include <jansson.h>
 #include <openssl/evp.h>
@@ -46,6 +45,7 @@
 
 #include "ctl.h"
 #include "data.h"
+#include "record.h"
 #include "uuid5.h"
 
 #define BATCH_EVENTS 4096       /* events per IMPORT from an export */
@@ -54,6 +54,7 @@
 #define EFDB_BHDR    16
 #define EFDB_BFTR    8
 #define EFDB_REC_MIN 74
+#define EFDB_AHEAD   (32u << 20) /* bytes of the file mapped ahead */
 /*
  * How long one IMPORT may take stored to answer (or --timeout-ms if
  * longer): a whole batch written, indexed and fsynced, on a disk or a
@@ -736,8 +737,7 @@ efdb_record(const uint8_t *p, size_t avail, struct ef_event *ev,
 		*why = "impossible record length";
 		return 0;
 	}
-	if (le32(p + size - 4) !=
-	    (uint32_t)crc32(0L, p + 4, (uInt)(size - 8))) {
+	if (le32(p + size - 4) != ef_crc32(p + 4, size - 8)) {
 		*why = "record CRC mismatch";
 		return 0;
 	}
@@ -839,12 +839,30 @@ efdb_batch(const uint8_t *f, size_t size, uint64_t bstart, uint64_t *off,
 		*why = "no batch footer (EFBF)";
 		return EFDB_BAD;
 	}
-	if (le32(f + *off + 4) !=
-	    (uint32_t)crc32(0L, f + bstart, (uInt)(*off - bstart))) {
+	if (le32(f + *off + 4) != ef_crc32(f + bstart, *off - bstart)) {
 		*why = "batch CRC mismatch";
 		return EFDB_BAD;
 	}
 	return EFDB_OK;
+}
+
+/*
+ * Maps the next EFDB_AHEAD bytes of the file f once off comes within
+ * EFDB_AHEAD of *mapped: one madvise instead of a page fault every 64
+ * KiB (reading a 280 MB file through its mapping took 0.23 CPU s here
+ * with the faults, 0.17 s so; the faults were a fifth of eventfoldctl's
+ * samples on an import).
+ */
+static void
+efdb_ahead(const uint8_t *f, size_t size, uint64_t off, uint64_t *mapped)
+{
+	size_t len;
+
+	if (*mapped >= size || off + EFDB_AHEAD <= *mapped)
+		return;
+	len = size - *mapped < EFDB_AHEAD ? size - *mapped : EFDB_AHEAD;
+	(void)madvise((void *)(f + *mapped), len, MADV_POPULATE_READ);
+	*mapped += len;
 }
 
 static int
@@ -853,7 +871,7 @@ import_efdb(struct importer *im, const uint8_t *f, size_t size)
 	struct ef_event *evs = NULL;
 	const char *why = NULL;
 	uint64_t off = EFDB_HDR, bstart = EFDB_HDR, expect_pos = 0;
-	uint64_t gstart = EFDB_HDR, gbytes = 0;
+	uint64_t gstart = EFDB_HDR, gbytes = 0, mapped = 0;
 	uint32_t count, k, version;
 	size_t cap = 0, n = 0;
 	int rc = CTL_OK, first = 1;
@@ -867,6 +885,7 @@ import_efdb(struct importer *im, const uint8_t *f, size_t size)
 	}
 	while (off < size) {
 		bstart = off;
+		efdb_ahead(f, size, off, &mapped);
 		if (size - off < EFDB_BHDR)
 			goto torn;
 		if (memcmp(f + off, "EFBB", 4) != 0) {

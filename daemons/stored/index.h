@@ -48,6 +48,7 @@ struct index {
 	struct stream **stab;
 	uint64_t stab_cap;
 	struct stream **order;
+	struct stream *last; /* index_add's last, or NULL */
 	uint64_t nstreams;
 	uint64_t order_cap;
 	/* event id -> position: fingerprint << 40 | (position + 1) */
@@ -96,6 +97,19 @@ struct stream *index_stream(const struct index *ix,
  * segments, and LMDB only on a filter hit. */
 int64_t index_event(const struct index *ix, const uint8_t id[UUID_LEN]);
 
+/*
+ * The writer hashes each event id once (index_id_hash) and hands the
+ * hash to index_event_h and index_add_h (as index_event and index_add).
+ * index_prefetch(h) is a hint, under the lock as they are: the event
+ * table's slots for h into the cache, a few events before they are
+ * looked up or added (each is a cache miss in a table of 16 MiB a
+ * million events).
+ */
+uint64_t index_id_hash(const uint8_t id[UUID_LEN]);
+int64_t index_event_h(const struct index *ix, const uint8_t id[UUID_LEN],
+    uint64_t h);
+void index_prefetch(const struct index *ix, uint64_t h);
+
 /* Under ix->lock (read): a stream's events, RAM or disk (0: none), or
  * INDEX_ERR. */
 uint64_t index_stream_count(const struct index *ix,
@@ -122,6 +136,8 @@ void index_trim(struct index *ix, uint64_t new_floor, uint64_t disk_streams);
  * event at location loc. Does not publish head; index_publish() does.
  */
 void index_add(struct index *ix, const struct ef_event *ev, uint64_t loc);
+void index_add_h(struct index *ix, const struct ef_event *ev, uint64_t loc,
+    uint64_t h);
 void index_publish(struct index *ix, uint64_t head);
 
 /*

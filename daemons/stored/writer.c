@@ -60,6 +60,7 @@
 #define HOLD_MS        10000       /* longest wait for a predecessor */
 #define RUNS_MAX       64          /* ordered import runs remembered */
 #define SEQ_NONE       UINT64_MAX
+#define PREFETCH_AHEAD 8 /* events ahead whose index slots are fetched */
 
 /*
  * Small per-batch map from a 16-byte id to a value. A slot is in use when
@@ -99,10 +100,14 @@ bmap_reset(struct bmap *m, uint64_t want)
 	m->n = 0;
 }
 
+static struct bslot *bmap_find(struct bmap *m, const uint8_t id[UUID_LEN],
+    int create);
+
+/* bmap_find of an id whose hash h (index_id_hash) is known */
 static struct bslot *
-bmap_find(struct bmap *m, const uint8_t id[UUID_LEN], int create)
+bmap_find_h(struct bmap *m, const uint8_t id[UUID_LEN], uint64_t h, int create)
 {
-	uint64_t mask = m->cap - 1, i = XXH3_64bits(id, UUID_LEN) & mask;
+	uint64_t mask = m->cap - 1, i = h & mask;
 
 	while (m->slots[i].gen == m->gen) {
 		if (memcmp(m->slots[i].id, id, UUID_LEN) == 0)
@@ -126,13 +131,19 @@ bmap_find(struct bmap *m, const uint8_t id[UUID_LEN], int create)
 			}
 		free(m->slots);
 		*m = nm;
-		return bmap_find(m, id, 1);
+		return bmap_find_h(m, id, h, 1);
 	}
 	memcpy(m->slots[i].id, id, UUID_LEN);
 	m->slots[i].gen = m->gen;
 	m->slots[i].val = 0;
 	m->n++;
 	return &m->slots[i];
+}
+
+static struct bslot *
+bmap_find(struct bmap *m, const uint8_t id[UUID_LEN], int create)
+{
+	return bmap_find_h(m, id, index_id_hash(id), create);
 }
 
 struct wbatch {
@@ -143,6 +154,7 @@ struct wbatch {
 	 * takes of it, kept as it was encoded (no decode on the write path) */
 	struct wrec {
 		uint64_t off;
+		uint64_t h; /* index_id_hash of id */
 		uint64_t version;
 		uint8_t id[UUID_LEN];
 		uint8_t sid[UUID_LEN];
@@ -185,14 +197,15 @@ wb_reserve_recs(struct wbatch *b, uint64_t n)
 		fatal("realloc");
 }
 
-/* Encodes ev (room reserved) as the batch's next record, and keeps what
- * the index will take of it. */
+/* Encodes ev (room reserved, its id's hash h) as the batch's next record,
+ * and keeps what the index will take of it. */
 static void
-wb_rec(struct wbatch *b, const struct ef_event *ev)
+wb_rec(struct wbatch *b, const struct ef_event *ev, uint64_t h)
 {
 	struct wrec *r = &b->rec[b->nrec++];
 
 	r->off = b->len;
+	r->h = h;
 	r->version = ev->stream_version;
 	memcpy(r->id, ev->event_id, UUID_LEN);
 	memcpy(r->sid, ev->stream_id, UUID_LEN);
@@ -424,6 +437,7 @@ append_accept(struct wbatch *b, struct append_job *job, uint64_t count)
 	wb_reserve_recs(b, n);
 	for (i = 0; i < n; i++) {
 		const struct ipc_proposed *p = &r->events[i];
+		uint64_t h = index_id_hash(job->ids[i]);
 
 		memcpy(ev.event_id, job->ids[i], UUID_LEN);
 		memcpy(ev.stream_id, job->stream_id, UUID_LEN);
@@ -438,8 +452,8 @@ append_accept(struct wbatch *b, struct append_job *job, uint64_t count)
 		ev.payload_len = p->payload_len;
 		wb_reserve(b,
 		    record_size(ev.type_len, ev.metadata_len, ev.payload_len));
-		wb_rec(b, &ev);
-		bmap_find(&b->ids, job->ids[i], 1)->val = b->next_pos;
+		wb_rec(b, &ev, h);
+		bmap_find_h(&b->ids, job->ids[i], h, 1)->val = b->next_pos;
 		b->next_pos++;
 	}
 	bmap_find(&b->streams, job->stream_id, 1)->val = count + n;
@@ -492,6 +506,38 @@ same_import(const uint8_t *rec, const struct ef_event *ev, int keep)
  * never reorders or renumbers what the source says, it refuses.
  */
 static struct bmap imp_streams; /* writer thread only */
+static uint64_t *imp_hash;      /* and the hashes of an IMPORT's ids */
+static uint64_t imp_hash_cap;
+
+/* The slots of an id of hash h, in the index and in the batch's map of
+ * ids, into the cache (a hint: a few events before they are used). */
+static void
+prefetch_id(struct stored *sd, const struct wbatch *b, uint64_t h)
+{
+	index_prefetch(&sd->index, h);
+	__builtin_prefetch(&b->ids.slots[h & (b->ids.cap - 1)]);
+}
+
+/* The ids of job hashed once, the first ones' slots fetched. */
+static void
+import_hash(struct stored *sd, const struct wbatch *b,
+    const struct append_job *job)
+{
+	uint64_t i;
+
+	if (job->nimp > imp_hash_cap) {
+		imp_hash_cap = job->nimp;
+		free(imp_hash);
+		if ((imp_hash = malloc(imp_hash_cap * sizeof(*imp_hash))) ==
+		    NULL)
+			fatal("malloc");
+	}
+	for (i = 0; i < job->nimp; i++) {
+		imp_hash[i] = index_id_hash(job->imp[i].event_id);
+		if (i < PREFETCH_AHEAD)
+			prefetch_id(sd, b, imp_hash[i]);
+	}
+}
 
 /*
  * 1. A re-run: the prefix of job already stored as given (*found events
@@ -512,9 +558,15 @@ import_replay(struct stored *sd, struct wbatch *b, struct append_job *job,
 	*found = *first = 0;
 	for (i = 0; i < n; i++) {
 		ev = &job->imp[i];
-		bs = bmap_find(&b->ids, ev->event_id, 0);
-		pos = bs ? (int64_t)bs->val :
-		           index_event(&sd->index, ev->event_id);
+		if (i + PREFETCH_AHEAD < n)
+			prefetch_id(sd, b, imp_hash[i + PREFETCH_AHEAD]);
+		/* none in the map: the batch's first job */
+		bs = b->ids.n == 0 ?
+		    NULL :
+		    bmap_find_h(&b->ids, ev->event_id, imp_hash[i], 0);
+		pos = bs ?
+		    (int64_t)bs->val :
+		    index_event_h(&sd->index, ev->event_id, imp_hash[i]);
 		if (pos < 0)
 			continue;
 		if (*found != i) {
@@ -563,7 +615,7 @@ import_check(struct stored *sd, struct wbatch *b, struct append_job *job,
 	char ebuf[UUID_STR_LEN];
 	uint64_t n = job->nimp, i, count;
 	const struct ef_event *ev;
-	struct bslot *bs;
+	struct bslot *bs = NULL;
 
 	bmap_reset(&imp_streams, n);
 	for (i = found; i < n; i++) {
@@ -577,8 +629,12 @@ import_check(struct stored *sd, struct wbatch *b, struct append_job *job,
 			    i, ev->global_position, b->next_pos + i - found);
 			return 1;
 		}
-		bs = bmap_find(&imp_streams, ev->stream_id, 0);
-		count = bs ? bs->val : stream_count(sd, b, ev->stream_id);
+		/* the previous event's stream's slot, or its own (val 0: new
+		 * in this job; a count here is at least 1) */
+		if (bs == NULL ||
+		    memcmp(ev->stream_id, ev[-1].stream_id, UUID_LEN) != 0)
+			bs = bmap_find(&imp_streams, ev->stream_id, 1);
+		count = bs->val ? bs->val : stream_count(sd, b, ev->stream_id);
 		if (ev->stream_version != count) {
 			job_fail(job, EF_S_VERSION_CONFLICT,
 			    "event %" PRIu64 ": stream %s version %" PRIu64
@@ -590,7 +646,7 @@ import_check(struct stored *sd, struct wbatch *b, struct append_job *job,
 			job->conflict.actual = count ? count - 1 : 0;
 			return 1;
 		}
-		bmap_find(&imp_streams, ev->stream_id, 1)->val = count + 1;
+		bs->val = count + 1;
 	}
 	return 0;
 }
@@ -601,6 +657,7 @@ import_accept(struct wbatch *b, struct append_job *job, uint64_t found,
     uint64_t first)
 {
 	uint64_t n = job->nimp, i;
+	struct bslot *ss = NULL; /* the last event's stream's */
 
 	job->status = EF_S_OK;
 	job->irep.first_pos = found ? first : b->next_pos;
@@ -611,13 +668,21 @@ import_accept(struct wbatch *b, struct append_job *job, uint64_t found,
 	for (i = found; i < n; i++) {
 		struct ef_event e = job->imp[i];
 
+		if (i + PREFETCH_AHEAD < n)
+			__builtin_prefetch(
+			    &b->ids.slots[imp_hash[i + PREFETCH_AHEAD] &
+			        (b->ids.cap - 1)]);
 		e.global_position = b->next_pos;
 		wb_reserve(b,
 		    record_size(e.type_len, e.metadata_len, e.payload_len));
-		wb_rec(b, &e);
-		bmap_find(&b->ids, e.event_id, 1)->val = b->next_pos;
-		bmap_find(&b->streams, e.stream_id, 1)->val =
-		    e.stream_version + 1;
+		wb_rec(b, &e, imp_hash[i]);
+		bmap_find_h(&b->ids, e.event_id, imp_hash[i], 1)->val =
+		    b->next_pos;
+		if (ss == NULL ||
+		    memcmp(e.stream_id, job->imp[i - 1].stream_id, UUID_LEN) !=
+		        0)
+			ss = bmap_find(&b->streams, e.stream_id, 1);
+		ss->val = e.stream_version + 1;
 		b->next_pos++;
 	}
 }
@@ -627,6 +692,7 @@ writer_import(struct stored *sd, struct wbatch *b, struct append_job *job)
 {
 	uint64_t found, first;
 
+	import_hash(sd, b, job);
 	if (import_replay(sd, b, job, &found, &first) ||
 	    import_check(sd, b, job, found))
 		return;
@@ -924,15 +990,20 @@ writer_commit(struct stored *sd, struct wbatch *b, struct append_job *jobs)
 		if (rc == 0) {
 			pthread_rwlock_wrlock(&sd->index.lock);
 			memset(&ev, 0, sizeof(ev));
+			for (i = 0; i < b->nrec && i < PREFETCH_AHEAD; i++)
+				index_prefetch(&sd->index, b->rec[i].h);
 			for (i = 0; i < b->nrec; i++) {
+				if (i + PREFETCH_AHEAD < b->nrec)
+					index_prefetch(&sd->index,
+					    b->rec[i + PREFETCH_AHEAD].h);
 				/* what index_add reads: ids, version, position
 				 */
 				memcpy(ev.event_id, b->rec[i].id, UUID_LEN);
 				memcpy(ev.stream_id, b->rec[i].sid, UUID_LEN);
 				ev.stream_version = b->rec[i].version;
 				ev.global_position = b->first_pos + i;
-				index_add(&sd->index, &ev,
-				    off + b->rec[i].off);
+				index_add_h(&sd->index, &ev,
+				    off + b->rec[i].off, b->rec[i].h);
 			}
 			pthread_rwlock_unlock(&sd->index.lock);
 			index_publish(&sd->index, b->next_pos);
@@ -1239,6 +1310,9 @@ writer_main(void *arg)
 	free(b.rec);
 	free(b.ids.slots);
 	free(b.streams.slots);
+	free(imp_hash);
+	imp_hash = NULL;
+	imp_hash_cap = 0;
 	return NULL;
 }
 
