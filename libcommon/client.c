@@ -181,17 +181,12 @@ trip_start(struct ef_client *c, const void *req, size_t len, uint64_t send_by,
     uint64_t deadline, struct trip **tp)
 {
 	struct trip *t;
-	pthread_condattr_t ca;
 	nng_msg *m = NULL;
 	int rv;
 
 	if ((*tp = t = calloc(1, sizeof(*t))) == NULL)
 		return NNG_ENOMEM;
-	pthread_mutex_init(&t->mu, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&t->cv, &ca);
-	pthread_condattr_destroy(&ca);
+	guard_cond_init(&t->mu, &t->cv);
 	t->deadline = deadline;
 	t->t0 = guard_now_ms();
 	if ((rv = nng_aio_alloc(&t->aio, trip_cb, t)) != 0)
@@ -225,17 +220,13 @@ fail:
 static void
 trip_wait(struct ef_client *c, struct trip *t, uint64_t wait_end)
 {
-	struct timespec until;
 	uint64_t kick_at = guard_now_ms() + CLIENT_KICK_MS, until_ms;
 
 	pthread_mutex_lock(&t->mu);
 	while (!t->done) {
 		until_ms = kick_at != 0 && kick_at < wait_end ? kick_at :
 		                                                wait_end;
-		until.tv_sec = (time_t)(until_ms / 1000);
-		until.tv_nsec = (long)(until_ms % 1000) * 1000000L;
-		if (pthread_cond_timedwait(&t->cv, &t->mu, &until) !=
-		        ETIMEDOUT ||
+		if (guard_cond_wait(&t->cv, &t->mu, until_ms) != ETIMEDOUT ||
 		    t->done)
 			continue;
 		if (until_ms == wait_end)
