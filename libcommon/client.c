@@ -453,16 +453,41 @@ read_reply(struct client_reply *rep, int st, struct ipc_read_rep *rr)
 	return st;
 }
 
+void
+client_read_request(struct ef_client *c, struct ipc_out *o,
+    const char *stream_id, uint64_t from, uint64_t max, int direction)
+{
+	struct ipc_read_all_req a = { from, max, (uint8_t)direction };
+	struct ipc_read_stream_req r = { { stream_id, 0 }, from, max,
+		(uint8_t)direction };
+
+	if (stream_id == NULL) {
+		ipc_read_all_req_encode(request_begin(o, c, EF_OP_READ_ALL),
+		    &a);
+		return;
+	}
+	r.stream_id.len = (uint32_t)strlen(stream_id);
+	ipc_read_stream_req_encode(request_begin(o, c, EF_OP_READ_STREAM), &r);
+}
+
+/* A READ call: client_read_stream(), or client_read_all() (NULL). */
+static int
+client_read(struct ef_client *c, const char *stream_id, uint64_t from,
+    uint64_t max, int direction, struct client_reply *rep,
+    struct ipc_read_rep *rr)
+{
+	struct ipc_out o;
+
+	client_read_request(c, &o, stream_id, from, max, direction);
+	return read_reply(rep,
+	    request_send(c, &o, (uint64_t)c->timeout_ms, rep), rr);
+}
+
 int
 client_read_all(struct ef_client *c, uint64_t from, uint64_t max,
     int direction, struct client_reply *rep, struct ipc_read_rep *rr)
 {
-	struct ipc_read_all_req r = { from, max, (uint8_t)direction };
-	struct ipc_out o;
-
-	ipc_read_all_req_encode(request_begin(&o, c, EF_OP_READ_ALL), &r);
-	return read_reply(rep,
-	    request_send(c, &o, (uint64_t)c->timeout_ms, rep), rr);
+	return client_read(c, NULL, from, max, direction, rep, rr);
 }
 
 int
@@ -470,18 +495,7 @@ client_read_stream(struct ef_client *c, const char *stream_id, uint64_t from,
     uint64_t max, int direction, struct client_reply *rep,
     struct ipc_read_rep *rr)
 {
-	struct ipc_read_stream_req r;
-	struct ipc_out o;
-
-	r.stream_id.ptr = stream_id;
-	r.stream_id.len = (uint32_t)strlen(stream_id);
-	r.from = from;
-	r.max_count = max;
-	r.direction = (uint8_t)direction;
-	ipc_read_stream_req_encode(request_begin(&o, c, EF_OP_READ_STREAM),
-	    &r);
-	return read_reply(rep,
-	    request_send(c, &o, (uint64_t)c->timeout_ms, rep), rr);
+	return client_read(c, stream_id, from, max, direction, rep, rr);
 }
 
 int

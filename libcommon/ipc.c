@@ -187,18 +187,16 @@ ipc_unpack(struct ipc_in *in, const void *buf, size_t len, const char **why)
 		*why = "message too large";
 		return EF_S_BAD_REQUEST;
 	}
-	if (ipc_precheck(buf, len, &used) != 0 || used != len) {
-		*why = "not a well-formed msgpack message";
-		return EF_S_BAD_REQUEST;
-	}
+	if (ipc_precheck(buf, len, &used) != 0 || used != len)
+		goto malformed;
 	msgpack_unpacked_init(&in->up);
 	in->opened = 1;
-	if (msgpack_unpack_next(&in->up, buf, len, &off) !=
-	    MSGPACK_UNPACK_SUCCESS) {
-		*why = "not a well-formed msgpack message";
-		return EF_S_BAD_REQUEST;
-	}
-	return 0;
+	if (msgpack_unpack_next(&in->up, buf, len, &off) ==
+	    MSGPACK_UNPACK_SUCCESS)
+		return 0;
+malformed:
+	*why = "not a well-formed msgpack message";
+	return EF_S_BAD_REQUEST;
 }
 
 void
