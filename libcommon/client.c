@@ -181,17 +181,12 @@ trip_start(struct ef_client *c, const void *req, size_t len, uint64_t send_by,
     uint64_t deadline, struct trip **tp)
 {
 	struct trip *t;
-	pthread_condattr_t ca;
 	nng_msg *m = NULL;
 	int rv;
 
 	if ((*tp = t = calloc(1, sizeof(*t))) == NULL)
 		return NNG_ENOMEM;
-	pthread_mutex_init(&t->mu, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&t->cv, &ca);
-	pthread_condattr_destroy(&ca);
+	guard_cond_init(&t->mu, &t->cv);
 	t->deadline = deadline;
 	t->t0 = guard_now_ms();
 	if ((rv = nng_aio_alloc(&t->aio, trip_cb, t)) != 0)
@@ -225,17 +220,13 @@ fail:
 static void
 trip_wait(struct ef_client *c, struct trip *t, uint64_t wait_end)
 {
-	struct timespec until;
 	uint64_t kick_at = guard_now_ms() + CLIENT_KICK_MS, until_ms;
 
 	pthread_mutex_lock(&t->mu);
 	while (!t->done) {
 		until_ms = kick_at != 0 && kick_at < wait_end ? kick_at :
 		                                                wait_end;
-		until.tv_sec = (time_t)(until_ms / 1000);
-		until.tv_nsec = (long)(until_ms % 1000) * 1000000L;
-		if (pthread_cond_timedwait(&t->cv, &t->mu, &until) !=
-		        ETIMEDOUT ||
+		if (guard_cond_wait(&t->cv, &t->mu, until_ms) != ETIMEDOUT ||
 		    t->done)
 			continue;
 		if (until_ms == wait_end)
@@ -462,16 +453,41 @@ read_reply(struct client_reply *rep, int st, struct ipc_read_rep *rr)
 	return st;
 }
 
+void
+client_read_request(struct ef_client *c, struct ipc_out *o,
+    const char *stream_id, uint64_t from, uint64_t max, int direction)
+{
+	struct ipc_read_all_req a = { from, max, (uint8_t)direction };
+	struct ipc_read_stream_req r = { { stream_id, 0 }, from, max,
+		(uint8_t)direction };
+
+	if (stream_id == NULL) {
+		ipc_read_all_req_encode(request_begin(o, c, EF_OP_READ_ALL),
+		    &a);
+		return;
+	}
+	r.stream_id.len = (uint32_t)strlen(stream_id);
+	ipc_read_stream_req_encode(request_begin(o, c, EF_OP_READ_STREAM), &r);
+}
+
+/* A READ call: client_read_stream(), or client_read_all() (NULL). */
+static int
+client_read(struct ef_client *c, const char *stream_id, uint64_t from,
+    uint64_t max, int direction, struct client_reply *rep,
+    struct ipc_read_rep *rr)
+{
+	struct ipc_out o;
+
+	client_read_request(c, &o, stream_id, from, max, direction);
+	return read_reply(rep,
+	    request_send(c, &o, (uint64_t)c->timeout_ms, rep), rr);
+}
+
 int
 client_read_all(struct ef_client *c, uint64_t from, uint64_t max,
     int direction, struct client_reply *rep, struct ipc_read_rep *rr)
 {
-	struct ipc_read_all_req r = { from, max, (uint8_t)direction };
-	struct ipc_out o;
-
-	ipc_read_all_req_encode(request_begin(&o, c, EF_OP_READ_ALL), &r);
-	return read_reply(rep,
-	    request_send(c, &o, (uint64_t)c->timeout_ms, rep), rr);
+	return client_read(c, NULL, from, max, direction, rep, rr);
 }
 
 int
@@ -479,18 +495,7 @@ client_read_stream(struct ef_client *c, const char *stream_id, uint64_t from,
     uint64_t max, int direction, struct client_reply *rep,
     struct ipc_read_rep *rr)
 {
-	struct ipc_read_stream_req r;
-	struct ipc_out o;
-
-	r.stream_id.ptr = stream_id;
-	r.stream_id.len = (uint32_t)strlen(stream_id);
-	r.from = from;
-	r.max_count = max;
-	r.direction = (uint8_t)direction;
-	ipc_read_stream_req_encode(request_begin(&o, c, EF_OP_READ_STREAM),
-	    &r);
-	return read_reply(rep,
-	    request_send(c, &o, (uint64_t)c->timeout_ms, rep), rr);
+	return client_read(c, stream_id, from, max, direction, rep, rr);
 }
 
 int

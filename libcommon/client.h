@@ -111,6 +111,13 @@ int client_call_raw(struct ef_client *c, const struct ipc_out *req,
 
 /* Next request id for this client (for ipc_request_begin). */
 uint64_t client_request_id(struct ef_client *c);
+/*
+ * Builds in o (initialised here; ipc_out_free() it) the READ request of
+ * client_read_stream() (stream_id given) or client_read_all() (NULL),
+ * for a caller that sends it itself (client_call_raw).
+ */
+void client_read_request(struct ef_client *c, struct ipc_out *o,
+    const char *stream_id, uint64_t from, uint64_t max, int direction);
 
 /* Convenience wrappers; each returns the status and fills rep. */
 int client_append(struct ef_client *c, const struct ipc_append_req *r,

@@ -40,3 +40,16 @@ clock_deadline_ms(struct timespec *ts, uint64_t ms)
 {
 	clock_deadline_us(ts, ms > UINT64_MAX / 1000 ? UINT64_MAX : ms * 1000);
 }
+
+bool
+clock_nap(pthread_cond_t *cv, pthread_mutex_t *mu, uint64_t ms,
+    const bool *stop)
+{
+	struct timespec ts;
+
+	if (__atomic_load_n(stop, __ATOMIC_RELAXED))
+		return false;
+	clock_deadline_ms(&ts, ms);
+	pthread_cond_timedwait(cv, mu, &ts);
+	return !__atomic_load_n(stop, __ATOMIC_RELAXED);
+}

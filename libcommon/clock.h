@@ -7,6 +7,8 @@
 #ifndef EF_CLOCK_H
 #define EF_CLOCK_H
 
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -21,5 +23,14 @@ void clock_deadline_ms(struct timespec *ts, uint64_t ms);
 
 /* *ts = now (CLOCK_REALTIME) + us microseconds. */
 void clock_deadline_us(struct timespec *ts, uint64_t us);
+
+/*
+ * The wait of a thread that works every ms milliseconds until *stop is
+ * set (under mu, cv signalled): with mu held, waits on cv (a default,
+ * CLOCK_REALTIME one) for ms or until woken. Returns false, without
+ * waiting if it is set already, once *stop is set: the thread ends.
+ */
+bool clock_nap(pthread_cond_t *cv, pthread_mutex_t *mu, uint64_t ms,
+    const bool *stop);
 
 #endif

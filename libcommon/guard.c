@@ -36,6 +36,30 @@ guard_now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+void
+guard_cond_init(pthread_mutex_t *mu, pthread_cond_t *cv)
+{
+	pthread_condattr_t ca;
+
+	pthread_mutex_init(mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(cv, &ca);
+	pthread_condattr_destroy(&ca);
+}
+
+int
+guard_cond_wait(pthread_cond_t *cv, pthread_mutex_t *mu, uint64_t end_ms)
+{
+	struct timespec until;
+
+	until.tv_sec = (time_t)(end_ms / 1000);
+	until.tv_nsec = (long)(end_ms % 1000) * 1000000L;
+	return pthread_cond_timedwait(cv, mu, &until) == ETIMEDOUT ?
+	    ETIMEDOUT :
+	    0;
+}
+
 static int trace_on = -1; /* -1: not looked at yet */
 
 int
@@ -411,6 +435,26 @@ dialer_check(struct guard_entry *g, nng_stat *stats, uint64_t now)
 	    ed->url);
 }
 
+void
+guard_pipe_notify(nng_socket sock, int pre, nng_pipe_cb cb, void *arg)
+{
+	if (pre)
+		nng_pipe_notify(sock, NNG_PIPE_EV_ADD_PRE, cb, arg);
+	nng_pipe_notify(sock, NNG_PIPE_EV_ADD_POST, cb, arg);
+	nng_pipe_notify(sock, NNG_PIPE_EV_REM_POST, cb, arg);
+}
+
+int
+guard_end(struct guard_entry *e, nng_socket sock)
+{
+	if (e->check == NULL)
+		return 0;
+	guard_remove(e);
+	e->check = NULL;
+	guard_pipe_notify(sock, 1, NULL, NULL);
+	return 1;
+}
+
 int
 dialer_open(struct ef_dialer *ed, nng_socket sock, const char *url)
 {
@@ -422,8 +466,7 @@ dialer_open(struct ef_dialer *ed, nng_socket sock, const char *url)
 	ed->g.check = dialer_check;
 	ed->still_since = guard_now_ms();
 	snprintf(ed->url, sizeof(ed->url), "%s", url);
-	nng_pipe_notify(sock, NNG_PIPE_EV_ADD_POST, dialer_pipe_cb, ed);
-	nng_pipe_notify(sock, NNG_PIPE_EV_REM_POST, dialer_pipe_cb, ed);
+	guard_pipe_notify(sock, 0, dialer_pipe_cb, ed);
 	if ((rv = nng_dial(sock, url, &ed->d, NNG_FLAG_NONBLOCK)) != 0)
 		return rv;
 	if (guard_add(&ed->g) != 0)
@@ -434,14 +477,8 @@ dialer_open(struct ef_dialer *ed, nng_socket sock, const char *url)
 void
 dialer_close(struct ef_dialer *ed)
 {
-	if (ed == NULL || ed->g.check == NULL)
-		return;
-	guard_remove(&ed->g);
-	ed->g.check = NULL;
-	/* closing the socket next removes its pipes: their callbacks must
-	 * not reach ed, which may be gone by then */
-	nng_pipe_notify(ed->sock, NNG_PIPE_EV_ADD_POST, NULL, NULL);
-	nng_pipe_notify(ed->sock, NNG_PIPE_EV_REM_POST, NULL, NULL);
+	if (ed != NULL)
+		(void)guard_end(&ed->g, ed->sock);
 }
 
 int
@@ -544,9 +581,7 @@ int
 nngx_close(nng_socket s)
 {
 	struct closer *c;
-	pthread_condattr_t ca;
 	pthread_t thr;
-	struct timespec until;
 	uint64_t end;
 	int rc = 0;
 
@@ -556,11 +591,7 @@ nngx_close(nng_socket s)
 		nng_close(s);
 		return 0;
 	}
-	pthread_mutex_init(&c->mu, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&c->cv, &ca);
-	pthread_condattr_destroy(&ca);
+	guard_cond_init(&c->mu, &c->cv);
 	c->sock = s;
 	if (pthread_create(&thr, NULL, closer_main, c) != 0) {
 		closer_free(c);
@@ -569,12 +600,9 @@ nngx_close(nng_socket s)
 	}
 	pthread_detach(thr);
 	end = guard_now_ms() + NNGX_CLOSE_WAIT_MS;
-	until.tv_sec = (time_t)(end / 1000);
-	until.tv_nsec = (long)(end % 1000) * 1000000L;
 	pthread_mutex_lock(&c->mu);
 	while (!c->done)
-		if (pthread_cond_timedwait(&c->cv, &c->mu, &until) ==
-		        ETIMEDOUT &&
+		if (guard_cond_wait(&c->cv, &c->mu, end) == ETIMEDOUT &&
 		    !c->done)
 			break;
 	if (!c->done) {

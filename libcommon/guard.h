@@ -68,6 +68,20 @@ struct guard_entry {
 int guard_add(struct guard_entry *e);
 /* Removes e; when it returns, e is checked no more. */
 void guard_remove(struct guard_entry *e);
+/*
+ * Sets the pipe callbacks of sock that an endpoint follows: cb(pipe,
+ * event, arg) once a pipe is added and once one is removed, and with
+ * pre also before one is added.
+ */
+void guard_pipe_notify(nng_socket sock, int pre, nng_pipe_cb cb, void *arg);
+/*
+ * Ends an endpoint: e checked no more (guard_remove) and sock's pipe
+ * callbacks cleared, since closing the socket next removes its pipes and
+ * their callbacks must not reach the endpoint, which may be gone by
+ * then. Returns 0 if e was not checked (closed already, or never
+ * opened), else 1.
+ */
+int guard_end(struct guard_entry *e, nng_socket sock);
 /* Stops the thread (endpoints still added are forgotten). */
 void guard_shutdown(void);
 
@@ -94,6 +108,14 @@ uint64_t guard_counter(nng_stat *s, const char *name);
 
 /* Monotonic milliseconds. */
 uint64_t guard_now_ms(void);
+/* Initialises mu, and cv for waits timed on guard_now_ms()'s clock. */
+void guard_cond_init(pthread_mutex_t *mu, pthread_cond_t *cv);
+/*
+ * pthread_cond_timedwait() on a cv set up by guard_cond_init(), mu
+ * held, until guard_now_ms() reaches end_ms: 0 (woken, perhaps
+ * spuriously) or ETIMEDOUT.
+ */
+int guard_cond_wait(pthread_cond_t *cv, pthread_mutex_t *mu, uint64_t end_ms);
 /*
  * A debugging trace of the client side of nng (dialers, pipes, round
  * trips), on when EF_NNG_TRACE is set in the environment: one line per

@@ -187,18 +187,16 @@ ipc_unpack(struct ipc_in *in, const void *buf, size_t len, const char **why)
 		*why = "message too large";
 		return EF_S_BAD_REQUEST;
 	}
-	if (ipc_precheck(buf, len, &used) != 0 || used != len) {
-		*why = "not a well-formed msgpack message";
-		return EF_S_BAD_REQUEST;
-	}
+	if (ipc_precheck(buf, len, &used) != 0 || used != len)
+		goto malformed;
 	msgpack_unpacked_init(&in->up);
 	in->opened = 1;
-	if (msgpack_unpack_next(&in->up, buf, len, &off) !=
-	    MSGPACK_UNPACK_SUCCESS) {
-		*why = "not a well-formed msgpack message";
-		return EF_S_BAD_REQUEST;
-	}
-	return 0;
+	if (msgpack_unpack_next(&in->up, buf, len, &off) ==
+	    MSGPACK_UNPACK_SUCCESS)
+		return 0;
+malformed:
+	*why = "not a well-formed msgpack message";
+	return EF_S_BAD_REQUEST;
 }
 
 void
@@ -288,11 +286,12 @@ get_logged_str(const msgpack_object *o, struct ipc_str *s, uint32_t max,
 	return get_str(o, s, max, name, why, true);
 }
 
-static int
-get_bin(const msgpack_object *o, const uint8_t **p, uint32_t *len,
-    uint32_t max, const char *name, const char **why)
+/* A bin of at most max bytes; with nil_ok nil too, as empty bytes. */
+static inline int
+get_bin_of(const msgpack_object *o, const uint8_t **p, uint32_t *len,
+    uint32_t max, const char *name, const char **why, bool nil_ok)
 {
-	if (o->type == MSGPACK_OBJECT_NIL) {
+	if (nil_ok && o->type == MSGPACK_OBJECT_NIL) {
 		*p = NULL;
 		*len = 0;
 		return 0;
@@ -304,6 +303,14 @@ get_bin(const msgpack_object *o, const uint8_t **p, uint32_t *len,
 	*p = (const uint8_t *)o->via.bin.ptr;
 	*len = o->via.bin.size;
 	return 0;
+}
+
+/* An event's metadata or payload, or an APPEND's: nil is empty. */
+static int
+get_bin(const msgpack_object *o, const uint8_t **p, uint32_t *len,
+    uint32_t max, const char *name, const char **why)
+{
+	return get_bin_of(o, p, len, max, name, why, true);
 }
 
 int
@@ -329,11 +336,119 @@ ipcf_list(const msgpack_object *o, uint32_t max, const char *name,
 	return 0;
 }
 
-#define FIELD(x)                                                              \
-	do {                                                                  \
-		if ((x) != 0)                                                 \
-			return EF_S_BAD_REQUEST;                              \
-	} while (0)
+int
+ipcf_u64_max(const msgpack_object *o, uint64_t *v, uint64_t max,
+    const char *name, const char **why)
+{
+	if (ipcf_u64(o, v, name, why) != 0)
+		return -1;
+	if (*v > max) {
+		*why = name;
+		return -1;
+	}
+	return 0;
+}
+
+int
+ipcf_enum(const msgpack_object *o, uint8_t *v, uint8_t max, const char *name,
+    const char **why)
+{
+	uint64_t u;
+
+	if (ipcf_u64_max(o, &u, max, name, why) != 0)
+		return -1;
+	*v = (uint8_t)u;
+	return 0;
+}
+
+int
+ipcf_name(const msgpack_object *o, struct ipc_str *s, uint32_t max,
+    const char *name, const char **why)
+{
+	if (ipcf_str(o, s, max, name, why) != 0)
+		return -1; /* *why set, perhaps with the reason */
+	if (s->len == 0) {
+		*why = name;
+		return -1;
+	}
+	return 0;
+}
+
+int
+ipcf_optu64(const msgpack_object *o, bool *has, uint64_t *v, const char *name,
+    const char **why)
+{
+	*has = false;
+	*v = 0;
+	if (o->type == MSGPACK_OBJECT_NIL)
+		return 0;
+	*has = true;
+	return ipcf_u64(o, v, name, why);
+}
+
+int
+ipcf_optstr(const msgpack_object *o, struct ipc_str *s, uint32_t max,
+    const char *name, const char **why)
+{
+	s->ptr = NULL;
+	s->len = 0;
+	if (o->type == MSGPACK_OBJECT_NIL)
+		return 0;
+	return ipcf_str(o, s, max, name, why);
+}
+
+int
+ipcf_hasstr(const msgpack_object *o, bool *has, struct ipc_str *s,
+    const char *name, const char **why)
+{
+	*has = o->type != MSGPACK_OBJECT_NIL;
+	return ipcf_optstr(o, s, IPC_MAX_STRLEN, name, why);
+}
+
+int
+ipcf_list_of(const msgpack_object *o, const msgpack_object **list, uint32_t *n,
+    uint32_t max, const char *name, const char **why)
+{
+	if (ipcf_list(o, max, name, why) != 0)
+		return -1;
+	*list = o;
+	*n = o->via.array.size;
+	return 0;
+}
+
+int
+ipcf_bin(const msgpack_object *o, const uint8_t **p, uint32_t *len,
+    uint32_t max, const char *name, const char **why)
+{
+	return get_bin_of(o, p, len, max, name, why, false);
+}
+
+int
+ipcf_optbin(const msgpack_object *o, bool *has, const uint8_t **p,
+    uint32_t *len, uint32_t max, const char *name, const char **why)
+{
+	*has = false;
+	*p = NULL;
+	*len = 0;
+	if (o->type == MSGPACK_OBJECT_NIL)
+		return 0;
+	*has = true;
+	return ipcf_bin(o, p, len, max, name, why);
+}
+
+/* Parses buf as a message that is an array of n fields, *a. */
+static int
+ipc_open_array(struct ipc_in *in, const void *buf, size_t len, uint32_t n,
+    const char *what, const msgpack_object **a, const char **why)
+{
+	int rc;
+
+	if ((rc = ipc_unpack(in, buf, len, why)) != 0)
+		return rc;
+	*a = &in->up.data;
+	FIELD(ipcf_array(*a, n, what, why));
+	return 0;
+}
 
 int
 ipc_request_open(struct ipc_in *in, const void *buf, size_t len,
@@ -373,15 +488,9 @@ ipc_reply_open(struct ipc_in *in, const void *buf, size_t len,
 	uint64_t st;
 	int rc;
 
-	if ((rc = ipc_unpack(in, buf, len, why)) != 0)
+	if ((rc = ipc_open_array(in, buf, len, 3, "reply envelope", &a, why)))
 		return rc;
-	a = &in->up.data;
-	FIELD(ipcf_array(a, 3, "reply envelope", why));
-	FIELD(ipcf_u64(&a->via.array.ptr[0], &st, "status", why));
-	if (st >= EF_S__COUNT) {
-		*why = "status";
-		return EF_S_BAD_REQUEST;
-	}
+	FIELD(ipcf_u64_max(F(a, 0), &st, EF_S__COUNT - 1, "status", why));
 	in->status = (int)st;
 	FIELD(ipcf_str(&a->via.array.ptr[1], &in->message, IPC_MAX_STRLEN,
 	    "message", why));
@@ -397,10 +506,9 @@ ipc_pub_open(struct ipc_in *in, const void *buf, size_t len,
 	uint64_t v;
 	int rc;
 
-	if ((rc = ipc_unpack(in, buf, len, why)) != 0)
+	if ((rc = ipc_open_array(in, buf, len, 4, "publish envelope", &a,
+	         why)))
 		return rc;
-	a = &in->up.data;
-	FIELD(ipcf_array(a, 4, "publish envelope", why));
 	FIELD(ipcf_u64(&a->via.array.ptr[0], &v, "version", why));
 	if (v != EF_PROTO_VERSION) {
 		*why = "protocol version mismatch";
@@ -487,86 +595,107 @@ ipc_append_req_free(struct ipc_append_req *r)
 	r->nevents = 0;
 }
 
-int
-ipc_append_rep_decode(const msgpack_object *b, struct ipc_append_rep *r,
-    const char **why)
-{
-	FIELD(ipcf_array(b, 4, "append reply", why));
-	FIELD(ipcf_u64(&b->via.array.ptr[0], &r->first_version,
-	    "first_version", why));
-	FIELD(ipcf_u64(&b->via.array.ptr[1], &r->last_version, "last_version",
-	    why));
-	FIELD(ipcf_u64(&b->via.array.ptr[2], &r->first_pos, "first_position",
-	    why));
-	FIELD(ipcf_u64(&b->via.array.ptr[3], &r->last_pos, "last_position",
-	    why));
-	return 0;
-}
+/*
+ * The bodies of a fixed shape, each a list of its fields in wire order
+ * (ipc_field.h): one list gives the strict decoder and the encoder.
+ */
+#define APPEND_REP(X)                                                         \
+	X(U64, first_version, "first_version", 0)                             \
+	X(U64, last_version, "last_version", 0)                               \
+	X(U64, first_pos, "first_position", 0)                                \
+	X(U64, last_pos, "last_position", 0)
+IPCF_CODEC(append_rep, APPEND_REP, "append reply")
 
-int
-ipc_conflict_decode(const msgpack_object *b, struct ipc_conflict *c,
-    const char **why)
-{
-	FIELD(ipcf_array(b, 2, "conflict body", why));
-	FIELD(ipcf_bool(&b->via.array.ptr[0], &c->exists, "exists", why));
-	FIELD(ipcf_u64(&b->via.array.ptr[1], &c->actual, "actual", why));
-	return 0;
-}
+#define CONFLICT(X)                                                           \
+	X(BOOL, exists, "exists", 0)                                          \
+	X(U64, actual, "actual", 0)
+IPCF_CODEC(conflict, CONFLICT, "conflict body")
 
-static int
-get_direction(const msgpack_object *o, uint8_t *d, const char **why)
-{
-	uint64_t v;
+#define READ_STREAM_REQ(X)                                                    \
+	X(STR, stream_id, "stream_id", IPC_MAX_STRLEN)                        \
+	X(U64, from, "from_version", 0)                                       \
+	X(U64, max_count, "max_count", 0)                                     \
+	X(ENUM, direction, "direction", EF_BACKWARD)
+IPCF_CODEC(read_stream_req, READ_STREAM_REQ, "read_stream body")
 
-	FIELD(ipcf_u64(o, &v, "direction", why));
-	if (v > EF_BACKWARD) {
-		*why = "direction";
-		return EF_S_BAD_REQUEST;
-	}
-	*d = (uint8_t)v;
-	return 0;
-}
+#define READ_ALL_REQ(X)                                                       \
+	X(U64, from, "from_position", 0)                                      \
+	X(U64, max_count, "max_count", 0)                                     \
+	X(ENUM, direction, "direction", EF_BACKWARD)
+IPCF_CODEC(read_all_req, READ_ALL_REQ, "read_all body")
 
-int
-ipc_read_stream_req_decode(const msgpack_object *b,
-    struct ipc_read_stream_req *r, const char **why)
-{
-	FIELD(ipcf_array(b, 4, "read_stream body", why));
-	FIELD(ipcf_str(&b->via.array.ptr[0], &r->stream_id, IPC_MAX_STRLEN,
-	    "stream_id", why));
-	FIELD(ipcf_u64(&b->via.array.ptr[1], &r->from, "from_version", why));
-	FIELD(ipcf_u64(&b->via.array.ptr[2], &r->max_count, "max_count", why));
-	return get_direction(&b->via.array.ptr[3], &r->direction, why);
-}
+#define READ_REP(X)                                                           \
+	X(LIST, events, "events", IPC_MAX_OBJECTS)                            \
+	X(U64, head, "head", 0)                                               \
+	X(OPTU64, last_version, "last_version", has_last_version)
+IPCF_DECODER(read_rep, READ_REP, "read reply")
 
-int
-ipc_read_all_req_decode(const msgpack_object *b, struct ipc_read_all_req *r,
-    const char **why)
-{
-	FIELD(ipcf_array(b, 3, "read_all body", why));
-	FIELD(ipcf_u64(&b->via.array.ptr[0], &r->from, "from_position", why));
-	FIELD(ipcf_u64(&b->via.array.ptr[1], &r->max_count, "max_count", why));
-	return get_direction(&b->via.array.ptr[2], &r->direction, why);
-}
+#define LIST_REQ(X)                                                           \
+	X(HASSTR, after, "after", has_after)                                  \
+	X(U64, max_count, "max_count", 0)
+IPCF_CODEC(list_req, LIST_REQ, "list_streams body")
 
-int
-ipc_read_rep_decode(const msgpack_object *b, struct ipc_read_rep *r,
-    const char **why)
-{
-	const msgpack_object *lv;
+#define LIST_REP(X)                                                           \
+	X(LIST, streams, "streams", IPC_MAX_OBJECTS)                          \
+	X(BOOL, more, "more", 0)
+IPCF_DECODER(list_rep, LIST_REP, "list_streams reply")
 
-	FIELD(ipcf_array(b, 3, "read reply", why));
-	FIELD(ipcf_list(&b->via.array.ptr[0], IPC_MAX_OBJECTS, "events", why));
-	r->events = &b->via.array.ptr[0];
-	r->nevents = r->events->via.array.size;
-	FIELD(ipcf_u64(&b->via.array.ptr[1], &r->head, "head", why));
-	lv = &b->via.array.ptr[2];
-	r->has_last_version = lv->type != MSGPACK_OBJECT_NIL;
-	r->last_version = 0;
-	if (r->has_last_version)
-		FIELD(ipcf_u64(lv, &r->last_version, "last_version", why));
-	return 0;
-}
+#define STREAM_INFO(X)                                                        \
+	X(UUID, stream_id, "stream_id", 0)                                    \
+	X(U64, event_count, "event_count", 0)                                 \
+	X(U64, latest_version, "latest_version", 0)
+IPCF_CODEC(stream_info, STREAM_INFO, "stream info")
+
+#define ROTATE_REP(X)                                                         \
+	X(BOOL, rotated, "rotated", 0)                                        \
+	X(U64, sealed_base, "sealed_base", 0)                                 \
+	X(U64, sealed_events, "sealed_events", 0)                             \
+	X(U64, hot_base, "hot_base", 0)
+IPCF_CODEC(rotate_rep, ROTATE_REP, "rotate reply")
+
+#define ARCHIVE_REP(X)                                                        \
+	X(BOOL, archived, "archived", 0)                                      \
+	X(U64, base, "base", 0)                                               \
+	X(U64, raw_bytes, "raw_bytes", 0)                                     \
+	X(U64, comp_bytes, "comp_bytes", 0)                                   \
+	X(U64, left, "left", 0)
+IPCF_CODEC(archive_rep, ARCHIVE_REP, "archive reply")
+
+#define SEGMENTS_REQ(X)                                                       \
+	X(U64, from, "from_base", 0)                                          \
+	X(U64, max_count, "max_count", 0)
+IPCF_CODEC(segments_req, SEGMENTS_REQ, "segments body")
+
+#define SEGMENTS_REP(X)                                                       \
+	X(LIST, segments, "segments", IPC_MAX_OBJECTS)                        \
+	X(BOOL, more, "more", 0)
+IPCF_DECODER(segments_rep, SEGMENTS_REP, "segments reply")
+
+#define SEGMENT_INFO(X)                                                       \
+	X(U64, base, "base", 0)                                               \
+	X(U64, events, "events", 0)                                           \
+	X(U64, bytes, "bytes", 0)                                             \
+	X(STR, state, "state", IPC_SEGMENT_STATE_MAX)                         \
+	X(U64, stored_bytes, "stored_bytes", 0)
+IPCF_CODEC(segment_info, SEGMENT_INFO, "segment info")
+
+#define BACKUP_REQ(X) X(STR, dir, "dir", IPC_MAX_STRLEN)
+IPCF_CODEC(backup_req, BACKUP_REQ, "backup body")
+
+#define BACKUP_REP(X)                                                         \
+	X(U64, position, "position", 0)                                       \
+	X(U64, segments, "segments", 0)                                       \
+	X(U64, linked, "linked", 0)                                           \
+	X(U64, copied, "copied", 0)                                           \
+	X(U64, bytes, "bytes", 0)                                             \
+	X(U64, index_bytes, "index_bytes", 0)
+IPCF_CODEC(backup_rep, BACKUP_REP, "backup reply")
+
+#define IMPORT_REP(X)                                                         \
+	X(U64, first_pos, "first_position", 0)                                \
+	X(U64, count, "count", 0)                                             \
+	X(U64, skipped, "skipped", 0)
+IPCF_CODEC(import_rep, IMPORT_REP, "import reply")
 
 int
 ipc_event_decode(const msgpack_object *e, struct ef_event *ev,
@@ -592,49 +721,6 @@ ipc_event_decode(const msgpack_object *e, struct ef_event *ev,
 	    RECORD_MAX, "payload", why));
 	FIELD(ipcf_u64(&e->via.array.ptr[7], &ev->recorded_at, "recorded_at",
 	    why));
-	return 0;
-}
-
-int
-ipc_list_req_decode(const msgpack_object *b, struct ipc_list_req *r,
-    const char **why)
-{
-	const msgpack_object *a;
-
-	FIELD(ipcf_array(b, 2, "list_streams body", why));
-	a = &b->via.array.ptr[0];
-	r->has_after = a->type != MSGPACK_OBJECT_NIL;
-	r->after.ptr = NULL;
-	r->after.len = 0;
-	if (r->has_after)
-		FIELD(ipcf_str(a, &r->after, IPC_MAX_STRLEN, "after", why));
-	FIELD(ipcf_u64(&b->via.array.ptr[1], &r->max_count, "max_count", why));
-	return 0;
-}
-
-int
-ipc_list_rep_decode(const msgpack_object *b, struct ipc_list_rep *r,
-    const char **why)
-{
-	FIELD(ipcf_array(b, 2, "list_streams reply", why));
-	FIELD(
-	    ipcf_list(&b->via.array.ptr[0], IPC_MAX_OBJECTS, "streams", why));
-	r->streams = &b->via.array.ptr[0];
-	r->nstreams = r->streams->via.array.size;
-	FIELD(ipcf_bool(&b->via.array.ptr[1], &r->more, "more", why));
-	return 0;
-}
-
-int
-ipc_stream_info_decode(const msgpack_object *o, struct ipc_stream_info *s,
-    const char **why)
-{
-	FIELD(ipcf_array(o, 3, "stream info", why));
-	FIELD(ipcf_uuid(&o->via.array.ptr[0], s->stream_id, "stream_id", why));
-	FIELD(ipcf_u64(&o->via.array.ptr[1], &s->event_count, "event_count",
-	    why));
-	FIELD(ipcf_u64(&o->via.array.ptr[2], &s->latest_version,
-	    "latest_version", why));
 	return 0;
 }
 
@@ -670,72 +756,6 @@ ipc_status_rep_decode(const msgpack_object *b, struct ipc_status_rep *r,
 #define X(f) FIELD(ipcf_u64(&b->via.array.ptr[i++], &r->f, #f, why));
 	STATUS_FIELDS(X)
 #undef X
-	return 0;
-}
-
-int
-ipc_rotate_rep_decode(const msgpack_object *b, struct ipc_rotate_rep *r,
-    const char **why)
-{
-	FIELD(ipcf_array(b, 4, "rotate reply", why));
-	FIELD(ipcf_bool(&b->via.array.ptr[0], &r->rotated, "rotated", why));
-	FIELD(ipcf_u64(&b->via.array.ptr[1], &r->sealed_base, "sealed_base",
-	    why));
-	FIELD(ipcf_u64(&b->via.array.ptr[2], &r->sealed_events,
-	    "sealed_events", why));
-	FIELD(ipcf_u64(&b->via.array.ptr[3], &r->hot_base, "hot_base", why));
-	return 0;
-}
-
-int
-ipc_archive_rep_decode(const msgpack_object *b, struct ipc_archive_rep *r,
-    const char **why)
-{
-	FIELD(ipcf_array(b, 5, "archive reply", why));
-	FIELD(ipcf_bool(&b->via.array.ptr[0], &r->archived, "archived", why));
-	FIELD(ipcf_u64(&b->via.array.ptr[1], &r->base, "base", why));
-	FIELD(ipcf_u64(&b->via.array.ptr[2], &r->raw_bytes, "raw_bytes", why));
-	FIELD(
-	    ipcf_u64(&b->via.array.ptr[3], &r->comp_bytes, "comp_bytes", why));
-	FIELD(ipcf_u64(&b->via.array.ptr[4], &r->left, "left", why));
-	return 0;
-}
-
-int
-ipc_segments_req_decode(const msgpack_object *b, struct ipc_segments_req *r,
-    const char **why)
-{
-	FIELD(ipcf_array(b, 2, "segments body", why));
-	FIELD(ipcf_u64(&b->via.array.ptr[0], &r->from, "from_base", why));
-	FIELD(ipcf_u64(&b->via.array.ptr[1], &r->max_count, "max_count", why));
-	return 0;
-}
-
-int
-ipc_segments_rep_decode(const msgpack_object *b, struct ipc_segments_rep *r,
-    const char **why)
-{
-	FIELD(ipcf_array(b, 2, "segments reply", why));
-	FIELD(
-	    ipcf_list(&b->via.array.ptr[0], IPC_MAX_OBJECTS, "segments", why));
-	r->segments = &b->via.array.ptr[0];
-	r->nsegments = r->segments->via.array.size;
-	FIELD(ipcf_bool(&b->via.array.ptr[1], &r->more, "more", why));
-	return 0;
-}
-
-int
-ipc_segment_info_decode(const msgpack_object *o, struct ipc_segment_info *s,
-    const char **why)
-{
-	FIELD(ipcf_array(o, 5, "segment info", why));
-	FIELD(ipcf_u64(&o->via.array.ptr[0], &s->base, "base", why));
-	FIELD(ipcf_u64(&o->via.array.ptr[1], &s->events, "events", why));
-	FIELD(ipcf_u64(&o->via.array.ptr[2], &s->bytes, "bytes", why));
-	FIELD(ipcf_str(&o->via.array.ptr[3], &s->state, IPC_SEGMENT_STATE_MAX,
-	    "state", why));
-	FIELD(ipcf_u64(&o->via.array.ptr[4], &s->stored_bytes, "stored_bytes",
-	    why));
 	return 0;
 }
 
@@ -832,6 +852,48 @@ ipcf_pack_bin(msgpack_packer *pk, const void *p, size_t len)
 }
 
 void
+ipcf_pack_bool(msgpack_packer *pk, bool v)
+{
+	if (v)
+		msgpack_pack_true(pk);
+	else
+		msgpack_pack_false(pk);
+}
+
+void
+ipcf_pack_optu64(msgpack_packer *pk, bool has, uint64_t v)
+{
+	if (!has)
+		msgpack_pack_nil(pk);
+	else
+		msgpack_pack_uint64(pk, v);
+}
+
+void
+ipcf_pack_optbin(msgpack_packer *pk, bool has, const void *p, size_t len)
+{
+	if (!has)
+		msgpack_pack_nil(pk);
+	else
+		ipcf_pack_bin(pk, p, len);
+}
+
+void
+ipcf_pack_hasstr(msgpack_packer *pk, bool has, const struct ipc_str *s)
+{
+	if (!has)
+		msgpack_pack_nil(pk);
+	else
+		ipcf_pack_str(pk, s->ptr, s->len);
+}
+
+void
+ipcf_pack_optstr(msgpack_packer *pk, const struct ipc_str *s)
+{
+	ipcf_pack_hasstr(pk, s->ptr != NULL, s);
+}
+
+void
 ipc_request_begin(struct ipc_out *o, int op, uint64_t request_id)
 {
 	msgpack_pack_array(&o->pk, 4);
@@ -892,47 +954,6 @@ ipc_append_req_encode(struct ipc_out *o, const struct ipc_append_req *r)
 }
 
 void
-ipc_append_rep_encode(struct ipc_out *o, const struct ipc_append_rep *r)
-{
-	msgpack_pack_array(&o->pk, 4);
-	msgpack_pack_uint64(&o->pk, r->first_version);
-	msgpack_pack_uint64(&o->pk, r->last_version);
-	msgpack_pack_uint64(&o->pk, r->first_pos);
-	msgpack_pack_uint64(&o->pk, r->last_pos);
-}
-
-void
-ipc_conflict_encode(struct ipc_out *o, const struct ipc_conflict *c)
-{
-	msgpack_pack_array(&o->pk, 2);
-	if (c->exists)
-		msgpack_pack_true(&o->pk);
-	else
-		msgpack_pack_false(&o->pk);
-	msgpack_pack_uint64(&o->pk, c->actual);
-}
-
-void
-ipc_read_stream_req_encode(struct ipc_out *o,
-    const struct ipc_read_stream_req *r)
-{
-	msgpack_pack_array(&o->pk, 4);
-	ipcf_pack_str(&o->pk, r->stream_id.ptr, r->stream_id.len);
-	msgpack_pack_uint64(&o->pk, r->from);
-	msgpack_pack_uint64(&o->pk, r->max_count);
-	msgpack_pack_uint8(&o->pk, r->direction);
-}
-
-void
-ipc_read_all_req_encode(struct ipc_out *o, const struct ipc_read_all_req *r)
-{
-	msgpack_pack_array(&o->pk, 3);
-	msgpack_pack_uint64(&o->pk, r->from);
-	msgpack_pack_uint64(&o->pk, r->max_count);
-	msgpack_pack_uint8(&o->pk, r->direction);
-}
-
-void
 ipc_read_rep_begin(struct ipc_out *o, uint32_t nevents)
 {
 	msgpack_pack_array(&o->pk, 3);
@@ -989,46 +1010,20 @@ ipc_read_rep_end(struct ipc_out *o, uint64_t head, bool has_last,
     uint64_t last_version)
 {
 	msgpack_pack_uint64(&o->pk, head);
-	if (has_last)
-		msgpack_pack_uint64(&o->pk, last_version);
-	else
-		msgpack_pack_nil(&o->pk);
+	ipcf_pack_optu64(&o->pk, has_last, last_version);
 }
 
 void
-ipc_list_req_encode(struct ipc_out *o, const struct ipc_list_req *r)
+ipc_page_begin(struct ipc_out *o, uint32_t n)
 {
 	msgpack_pack_array(&o->pk, 2);
-	if (r->has_after)
-		ipcf_pack_str(&o->pk, r->after.ptr, r->after.len);
-	else
-		msgpack_pack_nil(&o->pk);
-	msgpack_pack_uint64(&o->pk, r->max_count);
+	msgpack_pack_array(&o->pk, n);
 }
 
 void
-ipc_list_rep_begin(struct ipc_out *o, uint32_t nstreams)
+ipc_page_end(struct ipc_out *o, bool more)
 {
-	msgpack_pack_array(&o->pk, 2);
-	msgpack_pack_array(&o->pk, nstreams);
-}
-
-void
-ipc_stream_info_encode(struct ipc_out *o, const struct ipc_stream_info *s)
-{
-	msgpack_pack_array(&o->pk, 3);
-	ipcf_pack_bin(&o->pk, s->stream_id, UUID_LEN);
-	msgpack_pack_uint64(&o->pk, s->event_count);
-	msgpack_pack_uint64(&o->pk, s->latest_version);
-}
-
-void
-ipc_list_rep_end(struct ipc_out *o, bool more)
-{
-	if (more)
-		msgpack_pack_true(&o->pk);
-	else
-		msgpack_pack_false(&o->pk);
+	ipcf_pack_bool(&o->pk, more);
 }
 
 void
@@ -1038,112 +1033,6 @@ ipc_status_rep_encode(struct ipc_out *o, const struct ipc_status_rep *r)
 #define X(f) msgpack_pack_uint64(&o->pk, r->f);
 	STATUS_FIELDS(X)
 #undef X
-}
-
-void
-ipc_rotate_rep_encode(struct ipc_out *o, const struct ipc_rotate_rep *r)
-{
-	msgpack_pack_array(&o->pk, 4);
-	if (r->rotated)
-		msgpack_pack_true(&o->pk);
-	else
-		msgpack_pack_false(&o->pk);
-	msgpack_pack_uint64(&o->pk, r->sealed_base);
-	msgpack_pack_uint64(&o->pk, r->sealed_events);
-	msgpack_pack_uint64(&o->pk, r->hot_base);
-}
-
-void
-ipc_archive_rep_encode(struct ipc_out *o, const struct ipc_archive_rep *r)
-{
-	msgpack_pack_array(&o->pk, 5);
-	if (r->archived)
-		msgpack_pack_true(&o->pk);
-	else
-		msgpack_pack_false(&o->pk);
-	msgpack_pack_uint64(&o->pk, r->base);
-	msgpack_pack_uint64(&o->pk, r->raw_bytes);
-	msgpack_pack_uint64(&o->pk, r->comp_bytes);
-	msgpack_pack_uint64(&o->pk, r->left);
-}
-
-void
-ipc_segments_req_encode(struct ipc_out *o, const struct ipc_segments_req *r)
-{
-	msgpack_pack_array(&o->pk, 2);
-	msgpack_pack_uint64(&o->pk, r->from);
-	msgpack_pack_uint64(&o->pk, r->max_count);
-}
-
-void
-ipc_segments_rep_begin(struct ipc_out *o, uint32_t nsegments)
-{
-	msgpack_pack_array(&o->pk, 2);
-	msgpack_pack_array(&o->pk, nsegments);
-}
-
-void
-ipc_segment_info_encode(struct ipc_out *o, const struct ipc_segment_info *s)
-{
-	msgpack_pack_array(&o->pk, 5);
-	msgpack_pack_uint64(&o->pk, s->base);
-	msgpack_pack_uint64(&o->pk, s->events);
-	msgpack_pack_uint64(&o->pk, s->bytes);
-	ipcf_pack_str(&o->pk, s->state.ptr, s->state.len);
-	msgpack_pack_uint64(&o->pk, s->stored_bytes);
-}
-
-void
-ipc_segments_rep_end(struct ipc_out *o, bool more)
-{
-	if (more)
-		msgpack_pack_true(&o->pk);
-	else
-		msgpack_pack_false(&o->pk);
-}
-
-int
-ipc_backup_req_decode(const msgpack_object *b, struct ipc_backup_req *r,
-    const char **why)
-{
-	FIELD(ipcf_array(b, 1, "backup body", why));
-	FIELD(ipcf_str(&b->via.array.ptr[0], &r->dir, IPC_MAX_STRLEN, "dir",
-	    why));
-	return 0;
-}
-
-int
-ipc_backup_rep_decode(const msgpack_object *b, struct ipc_backup_rep *r,
-    const char **why)
-{
-	FIELD(ipcf_array(b, 6, "backup reply", why));
-	FIELD(ipcf_u64(&b->via.array.ptr[0], &r->position, "position", why));
-	FIELD(ipcf_u64(&b->via.array.ptr[1], &r->segments, "segments", why));
-	FIELD(ipcf_u64(&b->via.array.ptr[2], &r->linked, "linked", why));
-	FIELD(ipcf_u64(&b->via.array.ptr[3], &r->copied, "copied", why));
-	FIELD(ipcf_u64(&b->via.array.ptr[4], &r->bytes, "bytes", why));
-	FIELD(ipcf_u64(&b->via.array.ptr[5], &r->index_bytes, "index_bytes",
-	    why));
-	return 0;
-}
-
-void
-ipc_backup_req_encode(struct ipc_out *o, const struct ipc_backup_req *r)
-{
-	msgpack_pack_array(&o->pk, 1);
-	ipcf_pack_str(&o->pk, r->dir.ptr, r->dir.len);
-}
-
-void
-ipc_backup_rep_encode(struct ipc_out *o, const struct ipc_backup_rep *r)
-{
-	msgpack_pack_array(&o->pk, 6);
-	msgpack_pack_uint64(&o->pk, r->position);
-	msgpack_pack_uint64(&o->pk, r->segments);
-	msgpack_pack_uint64(&o->pk, r->linked);
-	msgpack_pack_uint64(&o->pk, r->copied);
-	msgpack_pack_uint64(&o->pk, r->bytes);
-	msgpack_pack_uint64(&o->pk, r->index_bytes);
 }
 
 int
@@ -1170,27 +1059,12 @@ ipc_import_req_decode(const msgpack_object *b, struct ipc_import_req *r,
 	return 0;
 }
 
-int
-ipc_import_rep_decode(const msgpack_object *b, struct ipc_import_rep *r,
-    const char **why)
-{
-	FIELD(ipcf_array(b, 3, "import reply", why));
-	FIELD(ipcf_u64(&b->via.array.ptr[0], &r->first_pos, "first_position",
-	    why));
-	FIELD(ipcf_u64(&b->via.array.ptr[1], &r->count, "count", why));
-	FIELD(ipcf_u64(&b->via.array.ptr[2], &r->skipped, "skipped", why));
-	return 0;
-}
-
 void
 ipc_import_req_begin(struct ipc_out *o, bool keep_positions, uint32_t nevents,
     uint64_t run)
 {
 	msgpack_pack_array(&o->pk, run != 0 ? 4 : 2);
-	if (keep_positions)
-		msgpack_pack_true(&o->pk);
-	else
-		msgpack_pack_false(&o->pk);
+	ipcf_pack_bool(&o->pk, keep_positions);
 	msgpack_pack_array(&o->pk, nevents);
 }
 
@@ -1201,13 +1075,4 @@ ipc_import_req_end(struct ipc_out *o, uint64_t run, uint64_t seq)
 		return;
 	msgpack_pack_uint64(&o->pk, run);
 	msgpack_pack_uint64(&o->pk, seq);
-}
-
-void
-ipc_import_rep_encode(struct ipc_out *o, const struct ipc_import_rep *r)
-{
-	msgpack_pack_array(&o->pk, 3);
-	msgpack_pack_uint64(&o->pk, r->first_pos);
-	msgpack_pack_uint64(&o->pk, r->count);
-	msgpack_pack_uint64(&o->pk, r->skipped);
 }

@@ -494,20 +494,27 @@ void ipc_event_encode(struct ipc_out *o, const struct ef_event *ev);
 void ipc_read_rep_end(struct ipc_out *o, uint64_t head, bool has_last,
     uint64_t last_version);
 void ipc_list_req_encode(struct ipc_out *o, const struct ipc_list_req *r);
-void ipc_list_rep_begin(struct ipc_out *o, uint32_t nstreams);
+/*
+ * A page, LIST_STREAMS's reply or SEGMENTS's: begin with the count, pack
+ * that many items (ipc_stream_info_encode, ipc_segment_info_encode),
+ * then end with whether there are more.
+ */
+void ipc_page_begin(struct ipc_out *o, uint32_t n);
+void ipc_page_end(struct ipc_out *o, bool more);
+#define ipc_list_rep_begin     ipc_page_begin
+#define ipc_list_rep_end       ipc_page_end
+#define ipc_segments_rep_begin ipc_page_begin
+#define ipc_segments_rep_end   ipc_page_end
 void ipc_stream_info_encode(struct ipc_out *o,
     const struct ipc_stream_info *s);
-void ipc_list_rep_end(struct ipc_out *o, bool more);
 void ipc_status_rep_encode(struct ipc_out *o, const struct ipc_status_rep *r);
 void ipc_rotate_rep_encode(struct ipc_out *o, const struct ipc_rotate_rep *r);
 void ipc_archive_rep_encode(struct ipc_out *o,
     const struct ipc_archive_rep *r);
 void ipc_segments_req_encode(struct ipc_out *o,
     const struct ipc_segments_req *r);
-void ipc_segments_rep_begin(struct ipc_out *o, uint32_t nsegments);
 void ipc_segment_info_encode(struct ipc_out *o,
     const struct ipc_segment_info *s);
-void ipc_segments_rep_end(struct ipc_out *o, bool more);
 void ipc_backup_req_encode(struct ipc_out *o, const struct ipc_backup_req *r);
 void ipc_backup_rep_encode(struct ipc_out *o, const struct ipc_backup_rep *r);
 /* An import request: begin with the count, pack that many events. run 0

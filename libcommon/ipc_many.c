@@ -45,17 +45,13 @@ ipc_result_decode(const msgpack_object *o, struct ipc_result *r,
 	uint64_t st;
 
 	memset(r, 0, sizeof(*r));
-	if (ipcf_array(o, 3, "result", why) != 0 ||
-	    ipcf_u64(&o->via.array.ptr[0], &st, "result status", why) != 0 ||
-	    ipcf_str(&o->via.array.ptr[1], &r->message, IPC_MAX_STRLEN,
-	        "result message", why) != 0)
-		return EF_S_BAD_REQUEST;
-	if (st >= EF_S__COUNT) {
-		*why = "result status";
-		return EF_S_BAD_REQUEST;
-	}
+	FIELD(ipcf_array(o, 3, "result", why));
+	FIELD(
+	    ipcf_u64_max(F(o, 0), &st, EF_S__COUNT - 1, "result status", why));
+	FIELD(ipcf_str(F(o, 1), &r->message, IPC_MAX_STRLEN, "result message",
+	    why));
 	r->status = (int)st;
-	r->body = &o->via.array.ptr[2];
+	r->body = F(o, 2);
 	return 0;
 }
 

@@ -276,9 +276,7 @@ listener_open(struct ef_listener *el, nng_socket sock, const char *url,
 	pthread_mutex_init(&el->mu, NULL);
 	if (el->path[0] != '\0' && (rv = listener_claim(el)) != 0)
 		return rv;
-	nng_pipe_notify(sock, NNG_PIPE_EV_ADD_PRE, listener_pipe_cb, el);
-	nng_pipe_notify(sock, NNG_PIPE_EV_ADD_POST, listener_pipe_cb, el);
-	nng_pipe_notify(sock, NNG_PIPE_EV_REM_POST, listener_pipe_cb, el);
+	guard_pipe_notify(sock, 1, listener_pipe_cb, el);
 	pthread_mutex_lock(&el->mu);
 	rv = gen_start(el);
 	pthread_mutex_unlock(&el->mu);
@@ -292,13 +290,8 @@ listener_open(struct ef_listener *el, nng_socket sock, const char *url,
 void
 listener_close(struct ef_listener *el)
 {
-	if (el == NULL || el->g.check == NULL)
+	if (el == NULL || !guard_end(&el->g, el->sock))
 		return;
-	guard_remove(&el->g);
-	el->g.check = NULL;
-	nng_pipe_notify(el->sock, NNG_PIPE_EV_ADD_PRE, NULL, NULL);
-	nng_pipe_notify(el->sock, NNG_PIPE_EV_ADD_POST, NULL, NULL);
-	nng_pipe_notify(el->sock, NNG_PIPE_EV_REM_POST, NULL, NULL);
 	/* new clients find no name and fail at once; the generations go
 	 * with the socket */
 	if (el->path[0] != '\0')

@@ -378,14 +378,10 @@ static void *
 sweeper_main(void *arg)
 {
 	struct pipeline *p = arg;
-	struct timespec ts;
 
 	pthread_mutex_lock(&p->smu);
-	while (!p->closing) {
-		clock_deadline_ms(&ts, SWEEP_MS);
-		pthread_cond_timedwait(&p->scv, &p->smu, &ts);
+	while (clock_nap(&p->scv, &p->smu, SWEEP_MS, &p->closing))
 		pipeline_sweep(p);
-	}
 	pthread_mutex_unlock(&p->smu);
 	return NULL;
 }

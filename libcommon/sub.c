@@ -75,10 +75,21 @@ log_changed(const struct sub_state *s, const struct ipc_read_rep *rr)
 	return 1;
 }
 
-/* Delivers the events of the page rr that are next: 0, a callback's
- * non-zero value, or -EF_S_INTERNAL for a malformed event. */
+/*
+ * Whether the event ev is delivered: 1 if it is the next one for s (s
+ * then moves past it), 0 if it is not, or SUB_GAP to read again from
+ * the store.
+ */
+typedef int (*sub_pick)(struct sub_state *s, const struct ef_event *ev);
+
+/*
+ * Decodes the n events of list and delivers those that pick takes: 0, a
+ * callback's non-zero value, SUB_GAP from pick, or -EF_S_INTERNAL for a
+ * malformed event.
+ */
 static int
-deliver_page(struct sub_state *s, const struct ipc_read_rep *rr)
+deliver_events(struct sub_state *s, const msgpack_object *list, uint32_t n,
+    sub_pick pick)
 {
 	const struct sub_params *p = s->p;
 	struct ef_event ev;
@@ -86,20 +97,29 @@ deliver_page(struct sub_state *s, const struct ipc_read_rep *rr)
 	uint32_t i;
 	int rc;
 
-	for (i = 0; i < rr->nevents; i++) {
-		if (ipc_event_decode(&rr->events->via.array.ptr[i], &ev,
-		        &why) != 0)
+	for (i = 0; i < n; i++) {
+		if (ipc_event_decode(&list->via.array.ptr[i], &ev, &why) != 0)
 			return -EF_S_INTERNAL;
-		if (p->stream_id != NULL) {
-			if (ev.stream_version != s->next_ver)
-				continue;
-			s->next_ver++;
-		} else if (!next_in_log(s, &ev))
+		if ((rc = pick(s, &ev)) == 0)
 			continue;
+		if (rc != 1)
+			return rc;
 		if ((rc = p->on_event(p->arg, &ev)) != 0)
 			return rc;
 	}
 	return 0;
+}
+
+/* sub_pick for the events of a page read from the store. */
+static int
+pick_read(struct sub_state *s, const struct ef_event *ev)
+{
+	if (s->p->stream_id == NULL)
+		return next_in_log(s, ev);
+	if (ev->stream_version != s->next_ver)
+		return 0;
+	s->next_ver++;
+	return 1;
 }
 
 /* Whether the page rr, delivered, leaves s caught up. */
@@ -161,7 +181,8 @@ sub_catch_up(struct sub_state *s)
 			log_debug("subscription read: %.*s",
 			    (int)rep.in.message.len, rep.in.message.ptr);
 			rc = -st;
-		} else if ((rc = deliver_page(s, &rr)) == 0)
+		} else if ((rc = deliver_events(s, rr.events, rr.nevents,
+		                pick_read)) == 0)
 			more = !caught_up(s, &rr);
 		client_reply_free(&rep);
 		if (!more)
@@ -169,44 +190,37 @@ sub_catch_up(struct sub_state *s)
 	}
 }
 
+/* sub_pick for the events of a published batch. */
+static int
+pick_pub(struct sub_state *s, const struct ef_event *ev)
+{
+	if (s->p->stream_id != NULL) {
+		if (ev->global_position < s->seen_global ||
+		    memcmp(ev->stream_id, s->stream, UUID_LEN) != 0 ||
+		    ev->stream_version < s->next_ver)
+			return 0;
+		if (ev->stream_version > s->next_ver)
+			return SUB_GAP; /* missed some: read them */
+		s->next_ver++;
+		return 1;
+	}
+	/* the batch holds the event last delivered, and it is another: a
+	 * restored store; the read that follows checks it and says so */
+	if (s->check && s->next > 0 && ev->global_position == s->next - 1 &&
+	    memcmp(ev->event_id, s->last_id, UUID_LEN) != 0)
+		return SUB_GAP;
+	return next_in_log(s, ev);
+}
+
 /* Delivers the events of one published batch that are new. */
 static int
 sub_deliver_pub(struct sub_state *s, const struct ipc_pub *pub)
 {
-	const struct sub_params *p = s->p;
-	struct ef_event ev;
-	const char *why;
-	uint32_t i;
 	int rc;
 
-	for (i = 0; i < pub->nevents; i++) {
-		if (ipc_event_decode(&pub->events->via.array.ptr[i], &ev,
-		        &why) != 0)
-			return -EF_S_INTERNAL;
-		if (p->stream_id != NULL) {
-			if (ev.global_position < s->seen_global ||
-			    memcmp(ev.stream_id, s->stream, UUID_LEN) != 0)
-				continue;
-			if (ev.stream_version < s->next_ver)
-				continue;
-			if (ev.stream_version > s->next_ver)
-				return SUB_GAP; /* missed some: read them */
-			s->next_ver++;
-		} else {
-			/* the batch holds the event last delivered, and it
-			 * is another: a restored store; the read that follows
-			 * checks it and says so */
-			if (s->check && s->next > 0 &&
-			    ev.global_position == s->next - 1 &&
-			    memcmp(ev.event_id, s->last_id, UUID_LEN) != 0)
-				return SUB_GAP;
-			if (!next_in_log(s, &ev))
-				continue;
-		}
-		if ((rc = p->on_event(p->arg, &ev)) != 0)
-			return rc;
-	}
-	if (p->stream_id != NULL && pub->last_pos + 1 > s->seen_global)
+	if ((rc = deliver_events(s, pub->events, pub->nevents, pick_pub)) != 0)
+		return rc;
+	if (s->p->stream_id != NULL && pub->last_pos + 1 > s->seen_global)
 		s->seen_global = pub->last_pos + 1;
 	return 0;
 }

@@ -75,21 +75,16 @@ struct ticker {
 	struct progress *pr;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	int done;
+	bool done;
 };
 
 static void *
 ticker_main(void *arg)
 {
 	struct ticker *t = arg;
-	struct timespec ts;
 
 	pthread_mutex_lock(&t->mu);
-	while (!t->done) {
-		clock_deadline_ms(&ts, 500);
-		pthread_cond_timedwait(&t->cv, &t->mu, &ts);
-		if (t->done)
-			break;
+	while (clock_nap(&t->cv, &t->mu, 500, &t->done)) {
 		fprintf(stderr, "\rbackup: stored is copying, %.0f s   ",
 		    (double)(guard_now_ms() - t->pr->start_ms) / 1000.0);
 		fflush(stderr);
@@ -172,7 +167,7 @@ ticker_start(struct ticker *t, pthread_t *thr, struct progress *pr)
 	if (!pr->on)
 		return 0;
 	t->pr = pr;
-	t->done = 0;
+	t->done = false;
 	pthread_mutex_init(&t->mu, NULL);
 	pthread_cond_init(&t->cv, NULL);
 	return pthread_create(thr, NULL, ticker_main, t) == 0;
@@ -182,7 +177,7 @@ static void
 ticker_stop(struct ticker *t, pthread_t thr)
 {
 	pthread_mutex_lock(&t->mu);
-	t->done = 1;
+	t->done = true;
 	pthread_cond_signal(&t->cv);
 	pthread_mutex_unlock(&t->mu);
 	pthread_join(thr, NULL);

@@ -194,24 +194,25 @@ ctl_parse_u64(const char *s, uint64_t *v)
 	return (errno != 0 || *end != '\0') ? -1 : 0;
 }
 
-/* The command named name in either table, or NULL. */
+/* Every command table, in the order help lists them. */
+static const struct ctl_cmd *const cmd_tables[] = {
+	ctl_store_cmds,
+	ctl_runner_cmds,
+	ctl_data_cmds,
+	ctl_mirror_cmds,
+};
+
+/* The command named name in any table, or NULL. */
 static const struct ctl_cmd *
 find_cmd(const char *name)
 {
 	const struct ctl_cmd *k;
+	size_t i;
 
-	for (k = ctl_store_cmds; k->name; k++)
-		if (!strcmp(k->name, name))
-			return k;
-	for (k = ctl_runner_cmds; k->name; k++)
-		if (!strcmp(k->name, name))
-			return k;
-	for (k = ctl_data_cmds; k->name; k++)
-		if (!strcmp(k->name, name))
-			return k;
-	for (k = ctl_mirror_cmds; k->name; k++)
-		if (!strcmp(k->name, name))
-			return k;
+	for (i = 0; i < sizeof(cmd_tables) / sizeof(cmd_tables[0]); i++)
+		for (k = cmd_tables[i]; k->name; k++)
+			if (!strcmp(k->name, name))
+				return k;
 	return NULL;
 }
 
@@ -228,18 +229,14 @@ static void
 usage_cmds(FILE *fp)
 {
 	const struct ctl_cmd *k;
+	size_t i;
 
 	fprintf(fp,
 	    "\ncommands (eventfoldctl help COMMAND, or COMMAND --help, "
 	    "for one):\n");
-	for (k = ctl_store_cmds; k->name; k++)
-		fprintf(fp, "  %s\n", k->usage);
-	for (k = ctl_runner_cmds; k->name; k++)
-		fprintf(fp, "  %s\n", k->usage);
-	for (k = ctl_data_cmds; k->name; k++)
-		fprintf(fp, "  %s\n", k->usage);
-	for (k = ctl_mirror_cmds; k->name; k++)
-		fprintf(fp, "  %s\n", k->usage);
+	for (i = 0; i < sizeof(cmd_tables) / sizeof(cmd_tables[0]); i++)
+		for (k = cmd_tables[i]; k->name; k++)
+			fprintf(fp, "  %s\n", k->usage);
 	fprintf(fp,
 	    "\nexit status: 0 ok, 1 usage, 2 daemon unreachable, "
 	    "3 refused, 4 not found,\n5 data corruption, 6 internal "

@@ -462,26 +462,8 @@ reader_fetch(struct reader *r, struct page *pg)
 	int rc;
 
 	memset(pg, 0, sizeof(*pg));
-	ipc_out_init(&o);
-	if (r->stream != NULL) {
-		struct ipc_read_stream_req q;
-
-		q.stream_id.ptr = r->stream;
-		q.stream_id.len = (uint32_t)strlen(r->stream);
-		q.from = r->from;
-		q.max_count = PAGE_EVENTS;
-		q.direction = EF_FORWARD;
-		ipc_request_begin(&o, EF_OP_READ_STREAM,
-		    client_request_id(&r->cl));
-		ipc_read_stream_req_encode(&o, &q);
-	} else {
-		struct ipc_read_all_req q = { r->from, PAGE_EVENTS,
-			EF_FORWARD };
-
-		ipc_request_begin(&o, EF_OP_READ_ALL,
-		    client_request_id(&r->cl));
-		ipc_read_all_req_encode(&o, &q);
-	}
+	client_read_request(&r->cl, &o, r->stream, r->from, PAGE_EVENTS,
+	    EF_FORWARD);
 	pg->st = client_call_raw(&r->cl, &o, &pg->rep);
 	ipc_out_free(&o);
 	if (pg->st != EF_S_OK)
