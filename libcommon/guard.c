@@ -4,6 +4,7 @@
  * re-dial themselves (see guard.h for why).
  */
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -627,4 +628,22 @@ nngx_fini(void)
 	guard_shutdown();
 	if (__atomic_load_n(&closes_hung, __ATOMIC_RELAXED) == 0)
 		nng_fini();
+}
+
+int
+nngx_recv_wait(nng_socket s, nng_msg **m, int ms)
+{
+	struct pollfd pfd = { .events = POLLIN };
+	int rv;
+
+	rv = nng_recvmsg(s, m, NNG_FLAG_NONBLOCK);
+	if (rv != NNG_EAGAIN)
+		return rv;
+	if ((rv = nng_socket_get_int(s, NNG_OPT_RECVFD, &pfd.fd)) != 0)
+		return rv;
+	if (poll(&pfd, 1, ms) <= 0)
+		return NNG_ETIMEDOUT; /* quiet, or a signal: the caller loops
+		                       */
+	rv = nng_recvmsg(s, m, NNG_FLAG_NONBLOCK);
+	return rv == NNG_EAGAIN ? NNG_ETIMEDOUT : rv;
 }

@@ -101,6 +101,21 @@ int nngx_close(nng_socket s);
 /* guard_shutdown(), then nng_fini() unless a close has hung. */
 void nngx_fini(void);
 
+/*
+ * Receiving on a sub socket with a deadline. nng 1.5.2's sub0 races a
+ * receive timeout against a message arriving: when NNG_OPT_RECVTIMEO
+ * fires (nng's aio expire thread cancels the receive) as a batch is
+ * delivered, the expire thread can touch freed memory and the process
+ * dies (nng #1523, #1682; a runnerd core in our soak: SIGSEGV in
+ * pthread_mutex_lock under sub0's cancel, thread "nng:aio:expire").
+ * So no timeout is ever armed on a sub socket: nngx_recv_wait() takes
+ * a message without blocking (nng schedules no expiry for that), else
+ * waits up to ms on the socket's NNG_OPT_RECVFD with poll(2) and tries
+ * once more. Returns 0 with *m set, NNG_ETIMEDOUT when nothing came,
+ * or another nng error (the socket is closed).
+ */
+int nngx_recv_wait(nng_socket s, nng_msg **m, int ms);
+
 /* The scope of the endpoint ("listener" or "dialer") with this id. */
 nng_stat *guard_find(nng_stat *root, const char *kind, uint64_t id);
 /* The value of counter name in stat scope s, 0 if absent. */

@@ -257,7 +257,6 @@ sub_open(struct sub_state *s, nng_socket *sub, struct ef_dialer *dialer)
 	nng_socket_set_int(*sub, NNG_OPT_RECVBUF,
 	    p->recv_buf > 0 ? p->recv_buf : 8192);
 	nng_socket_set_size(*sub, NNG_OPT_RECVMAXSZ, IPC_MAX_MSG);
-	nng_socket_set_ms(*sub, NNG_OPT_RECVTIMEO, SUB_SLICE_MS);
 	nng_socket_set_ms(*sub, NNG_OPT_RECONNMINT, 10);
 	nng_socket_set_ms(*sub, NNG_OPT_RECONNMAXT, 100);
 	if (dialer_open(dialer, *sub, p->events_url) != 0 ||
@@ -350,7 +349,7 @@ sub_run(const struct sub_params *p)
 					break;
 			}
 		}
-		rv = nng_recvmsg(sub, &m, 0);
+		rv = nngx_recv_wait(sub, &m, SUB_SLICE_MS);
 		if (rv == NNG_ETIMEDOUT) {
 			/* quiet: check for anything dropped */
 			if (guard_now_ms() - quiet_since >= SUB_IDLE_MS)

@@ -372,13 +372,12 @@ feed_main(void *arg)
 	nng_socket_set(sock, NNG_OPT_SUB_SUBSCRIBE, "", 0);
 	nng_socket_set_int(sock, NNG_OPT_RECVBUF, 8192);
 	nng_socket_set_size(sock, NNG_OPT_RECVMAXSZ, IPC_MAX_MSG);
-	nng_socket_set_ms(sock, NNG_OPT_RECVTIMEO, 100);
 	nng_socket_set_ms(sock, NNG_OPT_RECONNMINT, 10);
 	nng_socket_set_ms(sock, NNG_OPT_RECONNMAXT, 100);
 	if ((rv = dialer_open(&dialer, sock, gw->events_url)) != 0)
 		fatalx("feed: %s: %s", gw->events_url, nng_strerror(rv));
 	while (!__atomic_load_n(&feed_stop, __ATOMIC_RELAXED)) {
-		if ((rv = nng_recvmsg(sock, &m, 0)) != 0) {
+		if ((rv = nngx_recv_wait(sock, &m, 100)) != 0) {
 			pthread_mutex_lock(&ring_mu);
 			init = ring_init;
 			pthread_mutex_unlock(&ring_mu);
